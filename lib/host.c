@@ -1,0 +1,83 @@
+#define _POSIX_C_SOURCE 200809L /* posix_memalign */
+
+#include "host.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+
+static void *default_alloc(void *user, size_t size, size_t alignment) {
+    (void)user;
+    void *ptr = NULL;
+    if (posix_memalign(&ptr, alignment, size) != 0)
+        return NULL;
+    return ptr;
+}
+
+static void default_free(void *user, void *ptr, size_t size) {
+    (void)user;
+    (void)size;
+    free(ptr);
+}
+
+void tlmi_host_init_default(tlmi_host *host) {
+    memset(host, 0, sizeof *host);
+    host->alloc_fn = default_alloc;
+    host->free_fn = default_free;
+    host->log_level = TLM_LOG_WARN;
+}
+
+void *tlmi_host_alloc(const tlmi_host *host, size_t size, size_t alignment) {
+    if (size == 0)
+        return NULL;
+    if (alignment < sizeof(void *))
+        alignment = sizeof(void *);
+    return host->alloc_fn(host->alloc_user, size, alignment);
+}
+
+void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size) {
+    if (ptr != NULL)
+        host->free_fn(host->alloc_user, ptr, size);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 0)))
+#endif
+static void host_log_v(const tlmi_host *host, int level, const char *format,
+                       va_list args) {
+    if (host == NULL || host->log_fn == NULL || level > host->log_level ||
+        level <= TLM_LOG_NONE)
+        return;
+    char message[TLMI_MESSAGE_MAX];
+    vsnprintf(message, sizeof message, format, args);
+    host->log_fn(host->log_user, level, message);
+}
+
+void tlmi_host_log(const tlmi_host *host, int level, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    host_log_v(host, level, format, args);
+    va_end(args);
+}
+
+int tlmi_fail_v(tlmi_host *host, int status, const char *format,
+                va_list args) {
+    char *thread_message = tlmi_thread_error_buffer();
+    vsnprintf(thread_message, TLMI_MESSAGE_MAX, format, args);
+    if (host != NULL) {
+        memcpy(host->last_error, thread_message, TLMI_MESSAGE_MAX);
+        if (host->log_fn != NULL && host->log_level >= TLM_LOG_ERROR)
+            host->log_fn(host->log_user, TLM_LOG_ERROR, thread_message);
+    }
+    return status;
+}
+
+int tlmi_fail(tlmi_host *host, int status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int result = tlmi_fail_v(host, status, format, args);
+    va_end(args);
+    return result;
+}

@@ -1,0 +1,39 @@
+#include "params.h"
+
+#include <string.h>
+
+/* No settings struct will ever be this large; a struct_size above it is
+ * an uninitialised struct, whose tail must not be read. */
+#define TLMI_PARAMS_MAX_SIZE 4096
+
+int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
+                      size_t library_size, const void *given) {
+    if (given == NULL)
+        return TLM_OK;
+    size_t given_size;
+    memcpy(&given_size, given, sizeof given_size);
+    if (given_size < sizeof(size_t))
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: struct_size is %zu, too small (call the "
+                         "matching *_params_init first)",
+                         what, given_size);
+    if (given_size > TLMI_PARAMS_MAX_SIZE)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: struct_size is %zu, not a plausible settings "
+                         "struct (call the matching *_params_init first)",
+                         what, given_size);
+    if (given_size > library_size) {
+        const unsigned char *extra = (const unsigned char *)given;
+        for (size_t i = library_size; i < given_size; i++)
+            if (extra[i] != 0)
+                return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                                 "%s: struct_size %zu is larger than this "
+                                 "library's %zu and sets fields it does not "
+                                 "know (byte %zu is non-zero); update libtlm",
+                                 what, given_size, library_size, i);
+        given_size = library_size;
+    }
+    memcpy(defaults, given, given_size);
+    memcpy(defaults, &library_size, sizeof library_size);
+    return TLM_OK;
+}

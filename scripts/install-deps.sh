@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian packages tlm needs, if any are missing.
+#   scripts/install-deps.sh build   what building the library and the demo needs
+#   scripts/install-deps.sh test    that, plus every test suite's tools
+# Runs apt-get as root, or through sudo when not root.
+set -eu
+
+build_packages="gcc libc6-dev meson ninja-build pkg-config"
+test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
+  valgrind clang libclang-rt-dev python3"
+
+case ${1:-build} in
+    build) wanted=$build_packages ;;
+    test) wanted=$test_packages ;;
+    *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for package in $wanted; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
+            | grep -q 'install ok installed'; then
+        missing="$missing $package"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "install-deps: installing$missing"
+if [ "$(id -u)" -eq 0 ]; then
+    as_root=""
+elif command -v sudo > /dev/null 2>&1; then
+    as_root="sudo"
+else
+    echo "install-deps: need root (or sudo) to install:$missing" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$as_root apt-get update -q
+# shellcheck disable=SC2086
+$as_root apt-get install -y -q --no-install-recommends $missing

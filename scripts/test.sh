@@ -1,0 +1,75 @@
+#!/bin/sh
+# The README's second command, and what CI runs: every test suite.
+#  1. gcc build, warnings as errors: all suites (api, headers, abi, install,
+#     docs), then the test programs again under valgrind memcheck;
+#  2. clang build with AddressSanitizer + UndefinedBehaviorSanitizer,
+#     warnings as errors: the test programs again.
+# Build trees live in build-test/. Exits non-zero if anything failed.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+sh scripts/install-deps.sh test || exit 1
+
+failed=0
+step() {
+    echo
+    echo "=== $*"
+}
+
+configure() { # DIR [meson setup options...]
+    dir=$1
+    shift
+    if [ -f "$dir/build.ninja" ]; then
+        meson setup --reconfigure "$dir" "$@" > "$dir.setup.log" 2>&1
+    else
+        mkdir -p "$(dirname "$dir")"
+        meson setup "$dir" "$@" > "$dir.setup.log" 2>&1
+    fi || { cat "$dir.setup.log"; return 1; }
+}
+
+run() { # describe, then command; records failure and continues
+    description=$1
+    shift
+    step "$description"
+    if ! "$@"; then
+        echo "FAILED: $description"
+        failed=1
+    fi
+}
+
+gcc_dir=build-test/gcc
+san_dir=build-test/clang-sanitize
+
+step "configure: gcc, -Werror, docs, ABI check"
+if CC=gcc CXX=g++ configure "$gcc_dir" --buildtype=debugoptimized \
+        -Dwerror=true -Ddocs=true -Dabi_check=enabled; then
+    run "build: gcc" meson compile -C "$gcc_dir"
+    run "test: gcc, all suites" \
+        meson test -C "$gcc_dir" --no-rebuild --print-errorlogs
+    cp "$gcc_dir/meson-logs/testlog.json" build-test/gcc.testlog.json 2>/dev/null
+    run "test: gcc, test programs under valgrind" \
+        meson test -C "$gcc_dir" --no-rebuild --print-errorlogs --setup valgrind
+    cp "$gcc_dir/meson-logs/testlog-valgrind.json" build-test/valgrind.testlog.json 2>/dev/null
+else
+    echo "FAILED: configure gcc"
+    failed=1
+fi
+
+step "configure: clang, -Werror, ASan + UBSan"
+if CC=clang CXX=clang++ configure "$san_dir" --buildtype=debugoptimized \
+        -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dabi_check=disabled; then
+    run "build: clang + sanitizers" meson compile -C "$san_dir"
+    run "test: clang + ASan + UBSan" \
+        meson test -C "$san_dir" --no-rebuild --print-errorlogs
+    cp "$san_dir/meson-logs/testlog.json" build-test/sanitize.testlog.json 2>/dev/null
+else
+    echo "FAILED: configure clang"
+    failed=1
+fi
+
+step "summary"
+python3 scripts/summarize-tests.py build-test/gcc.testlog.json \
+    build-test/valgrind.testlog.json build-test/sanitize.testlog.json || failed=1
+exit $failed

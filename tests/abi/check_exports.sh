@@ -1,0 +1,41 @@
+#!/bin/sh
+# Checks what libtlm.so exports:
+#   check_exports.sh LIBRARY.so SOVERSION BAD_ARGS_TEST.c
+# - every defined dynamic symbol starts with tlm_ (everything else hidden);
+# - the soname is libtlm.so.SOVERSION;
+# - every exported function is exercised by the bad-argument test, so no
+#   public function ships without a NULL/invalid-argument case.
+set -u
+library=$1
+soversion=$2
+bad_args_test=$3
+failed=0
+
+symbols=$(nm -D --defined-only "$library" | awk '{print $3}' | sort)
+count=$(printf '%s\n' "$symbols" | grep -c .)
+if [ "$count" -eq 0 ]; then
+    echo "check_exports: $library exports nothing"
+    exit 1
+fi
+for symbol in $symbols; do
+    case $symbol in
+        tlm_*) ;;
+        *) echo "check_exports: exported symbol without tlm_ prefix: $symbol"
+           failed=1 ;;
+    esac
+    if ! grep -q "\\<$symbol\\>" "$bad_args_test"; then
+        echo "check_exports: $symbol has no case in $(basename "$bad_args_test")"
+        failed=1
+    fi
+done
+
+soname=$(readelf -d "$library" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+if [ "$soname" != "libtlm.so.$soversion" ]; then
+    echo "check_exports: soname is '$soname', expected libtlm.so.$soversion"
+    failed=1
+fi
+
+if [ $failed -eq 0 ]; then
+    echo "check_exports: $count tlm_ symbols, soname $soname"
+fi
+exit $failed

@@ -1,0 +1,56 @@
+#!/bin/sh
+# Installs the build into a temporary root and builds examples/consumer.c
+# against it the way a user would: only through pkg-config, once linked to
+# the shared library and once to the static one, then runs both.
+#   test_install.sh BUILD_DIR CONSUMER.c VERSION CC
+set -eu
+build=$1
+consumer=$2
+version=$3
+compiler=$4
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+
+meson install -C "$build" --no-rebuild --quiet --destdir "$root" > "$root.log" 2>&1 \
+    || { cat "$root.log"; rm -f "$root.log"; echo "install: meson install failed"; exit 1; }
+rm -f "$root.log"
+
+pcfile=$(find "$root" -name tlm.pc | head -n 1)
+[ -n "$pcfile" ] || { echo "install: no tlm.pc installed"; exit 1; }
+PKG_CONFIG_PATH=$(dirname "$pcfile")
+PKG_CONFIG_SYSROOT_DIR=$root
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
+
+got=$(pkg-config --modversion tlm)
+[ "$got" = "$version" ] || { echo "install: pkg-config says $got, expected $version"; exit 1; }
+[ -f "$(find "$root" -name tlm.h | head -n 1)" ] || { echo "install: no tlm.h"; exit 1; }
+[ -n "$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)" ] \
+    || { echo "install: the tlm program was not installed"; exit 1; }
+
+cflags=$(pkg-config --cflags tlm)
+libs=$(pkg-config --libs tlm)
+libdir=$(pkg-config --variable=libdir tlm)
+case $libdir in  # pkgconf applies the sysroot to variables, pkg-config not
+    "$root"*) ;;
+    *) libdir=$root$libdir ;;
+esac
+
+# Shared: the default of a plain `pkg-config --libs`.
+# shellcheck disable=SC2086
+$compiler -o "$root/consumer_shared" "$consumer" $cflags $libs
+LD_LIBRARY_PATH=$libdir "$root/consumer_shared"
+readelf -d "$root/consumer_shared" | grep -q 'NEEDED.*libtlm\.so' \
+    || { echo "install: consumer_shared does not use libtlm.so"; exit 1; }
+
+# Static: the same flags with --static (which adds Libs.private) and the
+# linker told to take libtlm from its archive.
+static_libs=$(pkg-config --libs --static tlm | sed 's/-ltlm/-Wl,-Bstatic -ltlm -Wl,-Bdynamic/')
+# shellcheck disable=SC2086
+$compiler -o "$root/consumer_static" "$consumer" $cflags $static_libs
+if readelf -d "$root/consumer_static" | grep -q 'NEEDED.*libtlm'; then
+    echo "install: consumer_static still needs libtlm.so"; exit 1
+fi
+env -u LD_LIBRARY_PATH "$root/consumer_static"
+
+echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static, both ran"
