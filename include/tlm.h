@@ -293,6 +293,397 @@ TLM_API int tlm_context_thread_count(const tlm_context *ctx);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Tensors
+ *
+ * Tensors are n-dimensional arrays (1 to 4 dimensions, row-major,
+ * contiguous) of 32-bit floats, or of 32-bit integers for token ids and
+ * class targets. Every tensor belongs to a context.
+ *
+ * Two kinds exist:
+ * - **leaf tensors**, made by tlm_tensor_create() or tlm_tensor_from_f32()
+ *   and friends: parameters and inputs. They live until tlm_tensor_free()
+ *   or until their context is freed, and survive tlm_context_reset().
+ * - **results**, returned by the operations below. Their memory comes from
+ *   the context's arena; they stay valid until tlm_context_reset() or until
+ *   the context is freed. tlm_tensor_free() on a result does nothing.
+ *
+ * Using a freed tensor, or a result after tlm_context_reset(), returns
+ * TLM_E_STATE as long as the context has not reused its slot; do not rely
+ * on it: it is a diagnostic, not a feature.
+ *  @{ */
+
+/** Opaque tensor handle. */
+typedef struct tlm_tensor tlm_tensor;
+
+/** The most dimensions a tensor can have. */
+#define TLM_MAX_DIMS 4
+
+/** Element types (the `dtype` arguments). */
+enum tlm_dtype {
+    TLM_DTYPE_F32 = 0, /**< 32-bit IEEE float: values, parameters, gradients */
+    TLM_DTYPE_I32 = 1  /**< 32-bit signed integer: token ids, class targets */
+};
+
+/**
+ * Create a leaf tensor filled with zeros.
+ * @param[out] out   the new tensor, or NULL on failure
+ * @param ctx        the context that owns it
+ * @param dtype      a tlm_dtype
+ * @param ndim       1 to TLM_MAX_DIMS
+ * @param shape      `ndim` sizes, each at least 1
+ * @return TLM_OK, TLM_E_INVALID, TLM_E_OVERFLOW (the size does not fit in
+ *         memory arithmetic), TLM_E_NOMEM
+ */
+TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
+                              int32_t dtype, int32_t ndim,
+                              const int64_t *shape);
+
+/** Create a float leaf tensor holding a copy of `data` (numel values). */
+TLM_API int tlm_tensor_from_f32(tlm_tensor **out, tlm_context *ctx,
+                                int32_t ndim, const int64_t *shape,
+                                const float *data);
+
+/** Create an integer leaf tensor holding a copy of `data` (numel values). */
+TLM_API int tlm_tensor_from_i32(tlm_tensor **out, tlm_context *ctx,
+                                int32_t ndim, const int64_t *shape,
+                                const int32_t *data);
+
+/** Free a leaf tensor and its gradient. NULL and results are ignored. */
+TLM_API void tlm_tensor_free(tlm_tensor *tensor);
+
+/** Number of dimensions (1..TLM_MAX_DIMS), or a negative status. */
+TLM_API int32_t tlm_tensor_ndim(const tlm_tensor *tensor);
+
+/**
+ * Size of dimension `axis`; negative axes count from the end (-1 is the
+ * last). Returns a negative status for a bad tensor or axis.
+ */
+TLM_API int64_t tlm_tensor_dim(const tlm_tensor *tensor, int32_t axis);
+
+/**
+ * Copy the shape into `shape` (room for `capacity` values).
+ * @return the number of dimensions, or a negative status
+ */
+TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
+                                 int32_t capacity);
+
+/** Number of elements, or a negative status. */
+TLM_API int64_t tlm_tensor_numel(const tlm_tensor *tensor);
+
+/** The tlm_dtype of the tensor, or a negative status. */
+TLM_API int32_t tlm_tensor_dtype(const tlm_tensor *tensor);
+
+/** The context that owns the tensor, or NULL for a bad handle. */
+TLM_API tlm_context *tlm_tensor_context(const tlm_tensor *tensor);
+
+/**
+ * Copy `count` floats (must equal numel) into a float tensor. Writing
+ * into a result is allowed (tlm_context_forward() recomputes it).
+ */
+TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
+                               int64_t count);
+
+/** Copy `count` ints (must equal numel) into an integer tensor. */
+TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
+                               int64_t count);
+
+/** Copy the values of a float tensor out; `count` must equal numel. */
+TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
+                               int64_t count);
+
+/** Copy the values of an integer tensor out; `count` must equal numel. */
+TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
+                               int64_t count);
+
+/**
+ * Direct access to the values of a float tensor (numel floats, 64-byte
+ * aligned), valid as long as the tensor. NULL for a bad handle or an
+ * integer tensor.
+ */
+TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor);
+
+/** Direct access to the values of an integer tensor, or NULL. */
+TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor);
+
+/**
+ * Ask for (flag 1) or stop asking for (flag 0) the gradient of a float leaf
+ * tensor. The gradient buffer is allocated, zeroed, at the first request.
+ * Results get a gradient automatically when an input requires one.
+ */
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag);
+
+/** 1 if the tensor has a gradient, 0 if not, or a negative status. */
+TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor);
+
+/**
+ * Copy the gradient (d loss / d tensor, accumulated by tlm_backward())
+ * out; `count` must equal numel. TLM_E_STATE if the tensor has none.
+ */
+TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
+                                int64_t count);
+
+/** Direct access to the gradient buffer, or NULL when there is none. */
+TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Autodiff engine
+ *
+ * Every operation runs at once and, unless recording is off, appends a node
+ * to its context's tape. tlm_backward() walks the tape in reverse and
+ * accumulates gradients; tlm_context_forward() re-runs the whole tape with
+ * the current input values, so a graph built once serves step after step
+ * without rebuilding or allocating. See docs/autodiff.md.
+ *  @{ */
+
+/**
+ * Back-propagate from a scalar (one-element) float tensor: its gradient is
+ * taken as 1, the gradients of all results on the tape are recomputed, and
+ * the gradients of leaf tensors that require one are **accumulated** (add
+ * to what they hold; clear them with tlm_context_zero_grad()).
+ * @return TLM_OK, TLM_E_SHAPE (not a scalar), TLM_E_STATE (the tensor does
+ *         not depend on anything that requires a gradient)
+ */
+TLM_API int tlm_backward(tlm_tensor *loss);
+
+/** Zero the gradients of every tensor of the context. */
+TLM_API int tlm_context_zero_grad(tlm_context *ctx);
+
+/**
+ * Re-run every operation recorded since the last reset, in order, from the
+ * current values of their inputs. Allocates nothing.
+ */
+TLM_API int tlm_context_forward(tlm_context *ctx);
+
+/**
+ * Release every result and the tape; leaf tensors are kept. The arena's
+ * memory is kept for reuse, so a loop that builds the same graph after each
+ * reset allocates nothing after its first pass.
+ */
+TLM_API int tlm_context_reset(tlm_context *ctx);
+
+/**
+ * Turn gradient recording on (1, the default) or off (0). With recording
+ * off, operations still compute their results but record nothing for
+ * backward and allocate no gradients: use it for inference.
+ */
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled);
+
+/**
+ * Training mode (1, the default) or evaluation mode (0): dropout is active
+ * only in training mode, batch norm uses batch statistics in training mode
+ * and its running statistics in evaluation mode.
+ */
+TLM_API int tlm_context_set_training(tlm_context *ctx, int training);
+
+/**
+ * Reset the context's random number generator (used by dropout) to a
+ * state derived from `seed`. Contexts start with seed 0.
+ */
+TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed);
+
+/** Bytes the context's arena holds for results (used or not). */
+TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Operations
+ *
+ * Every operation writes its result to `*out` (NULL on failure), takes its
+ * inputs from one context, and has a backward pass. Shapes are written
+ * outermost first: [B, T, C] is batch, time, channels. Float inputs are
+ * required unless an argument says "ids" or "targets" (integer tensors).
+ * On failure the message names the operation and the shapes involved.
+ *  @{ */
+
+/** a + b. `b` has the shape of `a` or of its trailing dimensions (a
+ *  vector added to every row, for instance). */
+TLM_API int tlm_add(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b);
+
+/** a - b, with the broadcasting of tlm_add(). */
+TLM_API int tlm_sub(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b);
+
+/** a * b elementwise, with the broadcasting of tlm_add(). */
+TLM_API int tlm_mul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b);
+
+/** a * factor. */
+TLM_API int tlm_scale(tlm_tensor **out, tlm_tensor *a, float factor);
+
+/** a + value, elementwise. */
+TLM_API int tlm_add_scalar(tlm_tensor **out, tlm_tensor *a, float value);
+
+/** Flags of tlm_matmul(). */
+enum tlm_matmul_flags {
+    TLM_MATMUL_TRANSPOSE_B = 1 /**< use the transpose of b's last two dims */
+};
+
+/**
+ * Matrix product with optional bias, in the forms a transformer needs:
+ * - `a` [..., M, K] times a 2-D `b` [K, N] (or [N, K] with
+ *   TLM_MATMUL_TRANSPOSE_B): x.W or x.W^T, the leading dims of `a` act as
+ *   rows; result [..., M, N];
+ * - `a` [..., M, K] times `b` [..., K, N] (or [..., N, K] transposed) with
+ *   the same leading dims: one product per batch entry (per head), result
+ *   [..., M, N].
+ * @param bias  NULL, or [N] added to every row of the result
+ * @param flags a combination of tlm_matmul_flags
+ */
+TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
+                       tlm_tensor *bias, int32_t flags);
+
+/**
+ * The same values with another shape (same element count); a view: no
+ * copy, the result shares the input's memory.
+ */
+TLM_API int tlm_reshape(tlm_tensor **out, tlm_tensor *a, int32_t ndim,
+                        const int64_t *shape);
+
+/** Swap the last two dimensions: [..., M, N] to [..., N, M]. */
+TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a);
+
+/** [B, T, H*D] to [B, H, T, D]: one slice per attention head. */
+TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head);
+
+/** [B, H, T, D] to [B, T, H*D]: the inverse of tlm_split_heads(). */
+TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a);
+
+/**
+ * Join `count` tensors (1..16) along `axis`; all other dimensions must be
+ * equal. Negative axes count from the end.
+ */
+TLM_API int tlm_concat(tlm_tensor **out, tlm_tensor *const *inputs,
+                       int32_t count, int32_t axis);
+
+/** The `length` entries of `axis` starting at `start` (a copy). */
+TLM_API int tlm_slice(tlm_tensor **out, tlm_tensor *a, int32_t axis,
+                      int64_t start, int64_t length);
+
+/** Sum of all elements, shape [1]. */
+TLM_API int tlm_sum(tlm_tensor **out, tlm_tensor *a);
+
+/** Mean of all elements, shape [1]. */
+TLM_API int tlm_mean(tlm_tensor **out, tlm_tensor *a);
+
+/** max(0, a). */
+TLM_API int tlm_relu(tlm_tensor **out, tlm_tensor *a);
+
+/** Forms of GELU for tlm_gelu(). */
+enum tlm_gelu_form {
+    TLM_GELU_TANH = 0, /**< 0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))) */
+    TLM_GELU_EXACT = 1 /**< a Phi(a) = 0.5 a (1 + erf(a / sqrt(2))) */
+};
+
+/** GELU, in the tlm_gelu_form `form`. */
+TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form);
+
+/** SiLU (swish): a * sigmoid(a). */
+TLM_API int tlm_silu(tlm_tensor **out, tlm_tensor *a);
+
+/** SwiGLU gating: silu(gate) * up, two tensors of one shape. */
+TLM_API int tlm_swiglu(tlm_tensor **out, tlm_tensor *gate, tlm_tensor *up);
+
+/**
+ * Layer normalization over the last dimension C:
+ * (a - mean) / sqrt(var + eps) * gain + bias.
+ * @param gain NULL or [C]
+ * @param bias NULL or [C]
+ */
+TLM_API int tlm_layer_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
+                           tlm_tensor *bias, float eps);
+
+/** RMS normalization over the last dimension: a / sqrt(mean(a^2) + eps) *
+ *  gain, `gain` NULL or [C]. */
+TLM_API int tlm_rms_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
+                         float eps);
+
+/**
+ * Batch normalization of each feature (the last dimension C) over all
+ * other dimensions. In training mode it normalizes with the batch's
+ * statistics and updates `running_mean` and `running_var` ([C] each, may
+ * both be NULL) as running = (1 - momentum) running + momentum batch (the
+ * variance unbiased); in evaluation mode it normalizes with the running
+ * statistics, which are then required.
+ * @param gain NULL or [C]
+ * @param bias NULL or [C]
+ */
+TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
+                           tlm_tensor *bias, tlm_tensor *running_mean,
+                           tlm_tensor *running_var, float momentum,
+                           float eps);
+
+/** Softmax over the last dimension (numerically stable). */
+TLM_API int tlm_softmax(tlm_tensor **out, tlm_tensor *a);
+
+/** Log-softmax over the last dimension (numerically stable). */
+TLM_API int tlm_log_softmax(tlm_tensor **out, tlm_tensor *a);
+
+/**
+ * Embedding lookup: row ids[i] of `table` [V, D] for every id; ids of shape
+ * [...] give a result [..., D]. An id outside 0..V-1 is TLM_E_RANGE, with
+ * its position in the message. The backward pass accumulates into the
+ * rows that were looked up.
+ */
+TLM_API int tlm_embedding(tlm_tensor **out, tlm_tensor *table,
+                          tlm_tensor *ids);
+
+/**
+ * Add the fixed sinusoidal position encoding of "Attention Is All You
+ * Need" to `a` [..., T, D] (D even): position p = offset + t,
+ * PE[p, 2i] = sin(p / 10000^(2i/D)), PE[p, 2i+1] = cos(same).
+ */
+TLM_API int tlm_add_sinusoidal_positions(tlm_tensor **out, tlm_tensor *a,
+                                         int64_t offset);
+
+/**
+ * Rotary position embedding (RoPE) of `a` [..., T, D] (D even): each pair
+ * (a[2i], a[2i+1]) at position p = offset + t is rotated by the angle
+ * p * base^(-2i/D). Commonly base = 10000.
+ */
+TLM_API int tlm_rope(tlm_tensor **out, tlm_tensor *a, int64_t offset,
+                     float base);
+
+/** Flags of tlm_attention(). */
+enum tlm_attention_flags {
+    TLM_ATTENTION_CAUSAL = 1 /**< query i sees keys j <= i + (Tk - Tq) */
+};
+
+/**
+ * Fused scaled dot-product attention, one pass per head without a Tq x Tk
+ * matrix: softmax(q k^T / sqrt(D) + mask) v.
+ * @param q    [B, H, Tq, D]
+ * @param k    [B, H, Tk, D]
+ * @param v    [B, H, Tk, Dv]
+ * @param key_mask NULL, or [B, Tk] (float or integer): key j of batch b is
+ *             attended only where the mask is non-zero (padding mask)
+ * @param flags combination of tlm_attention_flags
+ * @return result [B, H, Tq, Dv]; a query row that can see no key gives
+ *         zeros
+ */
+TLM_API int tlm_attention(tlm_tensor **out, tlm_tensor *q, tlm_tensor *k,
+                          tlm_tensor *v, tlm_tensor *key_mask, int32_t flags);
+
+/**
+ * Dropout: in training mode each element is zeroed with probability `p`
+ * and the others scaled by 1/(1-p), from the context's seeded generator;
+ * in evaluation mode (or p = 0) the input passes unchanged. p in [0, 1).
+ */
+TLM_API int tlm_dropout(tlm_tensor **out, tlm_tensor *a, float p);
+
+/**
+ * Cross-entropy of `logits` [..., V] against class-index `targets` [...]
+ * (integer), fused with its log-softmax: the mean over positions whose
+ * target is not `ignore_index` of -log softmax(logits)[target]. Shape [1].
+ * A target outside 0..V-1 (other than ignore_index) is TLM_E_RANGE. When
+ * every position is ignored the loss is 0.
+ */
+TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
+                              tlm_tensor *targets, int32_t ignore_index);
+
+/** @} */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -5,6 +5,44 @@
 #include "cpu.h"
 #include "error.h"
 #include "params.h"
+#include "tensor.h"
+
+/* Tensor structs come from the host in chunks of this many and are never
+ * returned before the context is freed: a handle that outlived its tensor
+ * then still points at context memory, where the cleared magic number
+ * tells it apart from a live tensor. */
+#define STRUCTS_PER_CHUNK 256
+
+struct tlmi_struct_chunk {
+    tlmi_struct_chunk *next;
+    tlm_tensor tensors[STRUCTS_PER_CHUNK];
+};
+
+tlm_tensor *tlmi_context_take_struct(tlm_context *ctx) {
+    if (ctx->free_structs == NULL) {
+        tlmi_struct_chunk *chunk =
+            tlmi_host_alloc(&ctx->host, sizeof *chunk, 64);
+        if (chunk == NULL)
+            return NULL;
+        memset(chunk, 0, sizeof *chunk);
+        chunk->next = ctx->structs;
+        ctx->structs = chunk;
+        for (int i = STRUCTS_PER_CHUNK - 1; i >= 0; i--) {
+            chunk->tensors[i].next = ctx->free_structs;
+            ctx->free_structs = &chunk->tensors[i];
+        }
+    }
+    tlm_tensor *tensor = ctx->free_structs;
+    ctx->free_structs = tensor->next;
+    memset(tensor, 0, sizeof *tensor);
+    return tensor;
+}
+
+void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor) {
+    memset(tensor, 0, sizeof *tensor); /* clears the magic number */
+    tensor->next = ctx->free_structs;
+    ctx->free_structs = tensor;
+}
 
 /* Upper bound on n_threads: far above any machine, low enough that a
  * mistyped value is caught rather than spawning thousands of threads. */
@@ -70,6 +108,10 @@ TLM_API int tlm_context_create(tlm_context **out,
                                 sizeof *ctx);
     memset(ctx, 0, sizeof *ctx);
     ctx->host = host;
+    tlmi_arena_init(&ctx->arena);
+    ctx->grad_enabled = 1;
+    ctx->training = 1;
+    tlmi_rng_seed(&ctx->rng, 0);
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_cpu_core_count();
     tlmi_host_log(&ctx->host, TLM_LOG_DEBUG,
@@ -81,6 +123,14 @@ TLM_API int tlm_context_create(tlm_context **out,
 TLM_API void tlm_context_free(tlm_context *ctx) {
     if (ctx == NULL)
         return;
+    while (ctx->leaves != NULL)
+        tlm_tensor_free(ctx->leaves);
+    tlmi_arena_release(&ctx->arena, &ctx->host);
+    while (ctx->structs != NULL) {
+        tlmi_struct_chunk *chunk = ctx->structs;
+        ctx->structs = chunk->next;
+        tlmi_host_free(&ctx->host, chunk, sizeof *chunk);
+    }
     tlmi_host host = ctx->host;
     tlmi_host_free(&host, ctx, sizeof *ctx);
 }
@@ -96,4 +146,73 @@ TLM_API int tlm_context_thread_count(const tlm_context *ctx) {
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_thread_count: ctx is NULL");
     return ctx->n_threads;
+}
+
+TLM_API int tlm_context_reset(tlm_context *ctx) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_context_reset: ctx is NULL");
+    tlm_tensor *node = ctx->tape_first;
+    while (node != NULL) {
+        tlm_tensor *next = node->next;
+        tlmi_context_give_struct(ctx, node);
+        node = next;
+    }
+    ctx->tape_first = NULL;
+    ctx->tape_last = NULL;
+    ctx->generation++;
+    tlmi_arena_reset(&ctx->arena);
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_zero_grad: ctx is NULL");
+    for (tlm_tensor *leaf = ctx->leaves; leaf != NULL; leaf = leaf->next)
+        if (leaf->grad != NULL)
+            memset(leaf->grad, 0, (size_t)leaf->numel * sizeof(float));
+    for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next)
+        if (node->grad != NULL)
+            memset(node->grad, 0, (size_t)node->numel * sizeof(float));
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_set_grad_enabled: ctx is NULL");
+    if (enabled != 0 && enabled != 1)
+        return tlmi_fail(&ctx->host, TLM_E_INVALID,
+                         "tlm_context_set_grad_enabled: enabled %d is not 0 "
+                         "or 1",
+                         enabled);
+    ctx->grad_enabled = enabled;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_set_training: ctx is NULL");
+    if (training != 0 && training != 1)
+        return tlmi_fail(&ctx->host, TLM_E_INVALID,
+                         "tlm_context_set_training: training %d is not 0 or 1",
+                         training);
+    ctx->training = training;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_set_seed: ctx is NULL");
+    tlmi_rng_seed(&ctx->rng, seed);
+    return TLM_OK;
+}
+
+TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx) {
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_arena_bytes: ctx is NULL");
+    return (int64_t)ctx->arena.total_bytes;
 }

@@ -1,13 +1,40 @@
-/* The context handle: the host services (allocator, logger, error text)
- * and compute settings that every object created in it shares. */
+/*
+ * The context handle: the host services (allocator, logger, error text)
+ * every object created in it shares, the memory of its tensors (a pool of
+ * tensor structs and an arena for results) and the autodiff tape.
+ */
 #ifndef TLM_LIB_CONTEXT_H
 #define TLM_LIB_CONTEXT_H
 
+#include "arena.h"
 #include "host.h"
+#include "rng.h"
+#include "tlm.h"
+
+typedef struct tlmi_struct_chunk tlmi_struct_chunk;
 
 struct tlm_context {
     tlmi_host host;
     int n_threads; /* resolved: >= 1 */
+
+    tlmi_arena arena;            /* results' data, gradients, saved buffers */
+    tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */
+    tlm_tensor *free_structs;    /* structs ready for reuse */
+
+    tlm_tensor *leaves;          /* live leaf tensors (doubly linked) */
+    tlm_tensor *tape_first;      /* results, in creation order */
+    tlm_tensor *tape_last;
+    uint32_t generation;         /* bumped by reset: older results are dead */
+    uint32_t backward_mark;      /* bumped by each backward pass */
+
+    int grad_enabled;
+    int training;
+    tlmi_rng rng;
 };
+
+/* A tensor struct from the pool (zeroed), or NULL when out of memory. */
+tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
+/* Returns a struct to the pool; its handle becomes invalid. */
+void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
 
 #endif

@@ -1,0 +1,38 @@
+#include "matmul.h"
+
+void tlmi_gemm(float *c, const float *a, const float *b, const float *bias,
+               int64_t m, int64_t n, int64_t k, int transpose_a,
+               int transpose_b, int accumulate) {
+    for (int64_t i = 0; i < m; i++) {
+        float *c_row = c + i * n;
+        if (!accumulate)
+            for (int64_t j = 0; j < n; j++)
+                c_row[j] = 0.0f;
+        if (bias != 0)
+            for (int64_t j = 0; j < n; j++)
+                c_row[j] += bias[j];
+        if (!transpose_b) {
+            /* i-p-j order: B is read row by row. */
+            for (int64_t p = 0; p < k; p++) {
+                float a_ip = transpose_a ? a[p * m + i] : a[i * k + p];
+                const float *b_row = b + p * n;
+                for (int64_t j = 0; j < n; j++)
+                    c_row[j] += a_ip * b_row[j];
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                const float *b_row = b + j * k;
+                float sum = 0.0f;
+                for (int64_t p = 0; p < k; p++)
+                    sum += (transpose_a ? a[p * m + i] : a[i * k + p]) * b_row[p];
+                c_row[j] += sum;
+            }
+        }
+    }
+}
+
+void tlmi_bias_backward(float *dbias, const float *dc, int64_t m, int64_t n) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++)
+            dbias[j] += dc[i * n + j];
+}

@@ -1,0 +1,17 @@
+/* Reference matrix product. Row-major; op(X) is X or its transpose.
+ * C [M, N] = op(A) . op(B) (+ C when accumulate) (+ bias [N] per row).
+ * A is [M, K] (or [K, M] when transpose_a), B is [K, N] (or [N, K] when
+ * transpose_b). */
+#ifndef TLM_LIB_KERNELS_SCALAR_MATMUL_H
+#define TLM_LIB_KERNELS_SCALAR_MATMUL_H
+
+#include <stdint.h>
+
+void tlmi_gemm(float *c, const float *a, const float *b, const float *bias,
+               int64_t m, int64_t n, int64_t k, int transpose_a,
+               int transpose_b, int accumulate);
+
+/* dbias[j] += sum over rows of dc[row, j], dc [M, N] */
+void tlmi_bias_backward(float *dbias, const float *dc, int64_t m, int64_t n);
+
+#endif

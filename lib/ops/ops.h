@@ -1,0 +1,77 @@
+/*
+ * What every operation is made of: a descriptor with its forward and
+ * backward passes, and the helpers that validate inputs and create its
+ * result node. docs/autodiff.md walks through adding an operation.
+ */
+#ifndef TLM_LIB_OPS_H
+#define TLM_LIB_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context.h"
+#include "tensor.h"
+
+struct tlmi_op {
+    const char *name; /* the public function, e.g. "tlm_add" */
+    /* Computes out->data from out->src[], out->iparam/fparam and fills
+     * out->saved. Runs at creation and on every tlm_context_forward().
+     * Returns TLM_OK or a status after tlmi_fail() on out->ctx->host. */
+    int (*forward)(tlm_tensor *out);
+    /* Given out->grad, ADDS each input's share to src[i]->grad where that
+     * is not NULL (inputs used twice, or by several nodes, accumulate). */
+    void (*backward)(tlm_tensor *out);
+};
+
+/* Checks an input of operation `op` (for messages): a live tensor of
+ * `dtype` (or any dtype if dtype < 0) in the same context as *ctx; sets
+ * *ctx from the first input it sees. Messages read "tlm_add: a ...". */
+int tlmi_op_input(const char *op, const char *arg, const tlm_tensor *tensor,
+                  int32_t dtype, tlm_context **ctx);
+
+/* Records an error about operation `op` on the context (or the thread if
+ * ctx is NULL); returns status. */
+int tlmi_op_fail(tlm_context *ctx, int status, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Starts a result of `op`: a struct from the pool, its data (and its
+ * gradient when an input requires one and recording is on) from the
+ * arena, the inputs recorded. `srcs` may contain NULL for absent optional
+ * inputs. On failure *out is NULL and nothing is kept. */
+int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
+                      int32_t dtype, int32_t ndim, const int64_t *shape,
+                      tlm_tensor *const *srcs, int32_t n_src);
+
+/* The result shares `base`'s data instead of owning a copy (a view). Call
+ * between begin and finish. */
+void tlmi_result_share_data(tlm_tensor *out, tlm_tensor *base);
+
+/* Memory from the arena that lives as long as the result (saved values,
+ * backward scratch). NULL on allocation failure. */
+void *tlmi_result_alloc(tlm_tensor *out, size_t bytes);
+
+/* Runs the forward pass and puts the result on the tape. On failure the
+ * result is discarded and *out set to NULL. Always pass the status of the
+ * steps before: finish cleans up after a failed begin/alloc too. */
+int tlmi_result_finish(tlm_tensor **out, tlm_tensor *result, int status);
+
+/* True when tensor t has a gradient to accumulate into. */
+static inline int tlmi_wants_grad(const tlm_tensor *t) {
+    return t != NULL && t->requires_grad && t->grad != NULL;
+}
+
+/* Every operation's public name, for the test that each one has a gradient
+ * check. Adding an op: add it here. */
+#define TLMI_OP_LIST(X)                                                   \
+    X(tlm_add) X(tlm_sub) X(tlm_mul) X(tlm_scale) X(tlm_add_scalar)       \
+    X(tlm_matmul) X(tlm_reshape) X(tlm_transpose) X(tlm_split_heads)      \
+    X(tlm_merge_heads) X(tlm_concat) X(tlm_slice) X(tlm_sum) X(tlm_mean)  \
+    X(tlm_relu) X(tlm_gelu) X(tlm_silu) X(tlm_swiglu) X(tlm_layer_norm)   \
+    X(tlm_rms_norm) X(tlm_batch_norm) X(tlm_softmax) X(tlm_log_softmax)   \
+    X(tlm_embedding) X(tlm_add_sinusoidal_positions) X(tlm_rope)          \
+    X(tlm_attention) X(tlm_dropout) X(tlm_cross_entropy)
+
+#endif

@@ -1,0 +1,371 @@
+#include "tensor.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "context.h"
+#include "error.h"
+
+size_t tlmi_dtype_size(int32_t dtype) {
+    switch (dtype) {
+    case TLM_DTYPE_F32:
+        return sizeof(float);
+    case TLM_DTYPE_I32:
+        return sizeof(int32_t);
+    default:
+        return 0;
+    }
+}
+
+int tlmi_tensor_check(const tlm_tensor *tensor, const char *what) {
+    if (tensor == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s is NULL", what);
+    if (tensor->magic != TLMI_TENSOR_MAGIC)
+        return tlmi_fail_thread(TLM_E_STATE,
+                                "%s is not a live tensor (it was freed)",
+                                what);
+    if (!tensor->is_leaf && tensor->generation != tensor->ctx->generation)
+        return tlmi_fail(&tensor->ctx->host, TLM_E_STATE,
+                         "%s is a result from before tlm_context_reset and "
+                         "no longer valid",
+                         what);
+    return TLM_OK;
+}
+
+const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
+                              size_t size) {
+    size_t used = 0;
+    used += (size_t)snprintf(buf, size, "[");
+    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld",
+                                 i ? ", " : "", (long long)tensor->shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+    return buf;
+}
+
+int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
+                     int32_t ndim, const int64_t *shape, int64_t *numel) {
+    size_t element = tlmi_dtype_size(dtype);
+    if (element == 0)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: dtype %d is not a tlm_dtype", what, (int)dtype);
+    if (ndim < 1 || ndim > TLM_MAX_DIMS)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: ndim %d is outside 1..%d", what, (int)ndim,
+                         TLM_MAX_DIMS);
+    if (shape == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: shape is NULL", what);
+    /* Bytes must fit in an int64 and in a size_t, with room for the
+     * gradient beside it. */
+    const int64_t limit = (int64_t)((SIZE_MAX / 4 < (size_t)INT64_MAX / 4)
+                                        ? SIZE_MAX / 4
+                                        : (size_t)INT64_MAX / 4) /
+                          (int64_t)element;
+    int64_t count = 1;
+    for (int32_t i = 0; i < ndim; i++) {
+        if (shape[i] < 1)
+            return tlmi_fail(host, TLM_E_INVALID,
+                             "%s: shape[%d] is %lld; sizes must be >= 1",
+                             what, (int)i, (long long)shape[i]);
+        if (count > limit / shape[i])
+            return tlmi_fail(host, TLM_E_OVERFLOW,
+                             "%s: the shape's element count overflows "
+                             "(dimension %d = %lld)",
+                             what, (int)i, (long long)shape[i]);
+        count *= shape[i];
+    }
+    *numel = count;
+    return TLM_OK;
+}
+
+static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                       int32_t ndim, const int64_t *shape, const void *data,
+                       const char *what) {
+    if (out == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    *out = NULL;
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s: ctx is NULL", what);
+    int64_t numel = 0;
+    int status = tlmi_shape_numel(&ctx->host, what, dtype, ndim, shape, &numel);
+    if (status != TLM_OK)
+        return status;
+    size_t bytes = (size_t)numel * tlmi_dtype_size(dtype);
+    tlm_tensor *tensor = tlmi_context_take_struct(ctx);
+    void *values = tensor ? tlmi_host_alloc(&ctx->host, bytes, 64) : NULL;
+    if (values == NULL) {
+        if (tensor != NULL)
+            tlmi_context_give_struct(ctx, tensor);
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM,
+                         "%s: allocating %zu bytes failed", what, bytes);
+    }
+    if (data != NULL)
+        memcpy(values, data, bytes);
+    else
+        memset(values, 0, bytes);
+    tensor->magic = TLMI_TENSOR_MAGIC;
+    tensor->ctx = ctx;
+    tensor->dtype = dtype;
+    tensor->ndim = ndim;
+    for (int32_t i = 0; i < ndim; i++)
+        tensor->shape[i] = shape[i];
+    tensor->numel = numel;
+    tensor->data = values;
+    tensor->data_bytes = bytes;
+    tensor->is_leaf = 1;
+    tensor->next = ctx->leaves;
+    if (ctx->leaves != NULL)
+        ctx->leaves->prev = tensor;
+    ctx->leaves = tensor;
+    *out = tensor;
+    return TLM_OK;
+}
+
+TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
+                              int32_t dtype, int32_t ndim,
+                              const int64_t *shape) {
+    return create_leaf(out, ctx, dtype, ndim, shape, NULL,
+                       "tlm_tensor_create");
+}
+
+TLM_API int tlm_tensor_from_f32(tlm_tensor **out, tlm_context *ctx,
+                                int32_t ndim, const int64_t *shape,
+                                const float *data) {
+    if (data == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
+                         "tlm_tensor_from_f32: data is NULL");
+    }
+    return create_leaf(out, ctx, TLM_DTYPE_F32, ndim, shape, data,
+                       "tlm_tensor_from_f32");
+}
+
+TLM_API int tlm_tensor_from_i32(tlm_tensor **out, tlm_context *ctx,
+                                int32_t ndim, const int64_t *shape,
+                                const int32_t *data) {
+    if (data == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
+                         "tlm_tensor_from_i32: data is NULL");
+    }
+    return create_leaf(out, ctx, TLM_DTYPE_I32, ndim, shape, data,
+                       "tlm_tensor_from_i32");
+}
+
+TLM_API void tlm_tensor_free(tlm_tensor *tensor) {
+    if (tensor == NULL || tensor->magic != TLMI_TENSOR_MAGIC ||
+        !tensor->is_leaf)
+        return;
+    tlm_context *ctx = tensor->ctx;
+    if (tensor->prev != NULL)
+        tensor->prev->next = tensor->next;
+    else
+        ctx->leaves = tensor->next;
+    if (tensor->next != NULL)
+        tensor->next->prev = tensor->prev;
+    tlmi_host_free(&ctx->host, tensor->data, tensor->data_bytes);
+    if (tensor->grad != NULL)
+        tlmi_host_free(&ctx->host, tensor->grad,
+                       (size_t)tensor->numel * sizeof(float));
+    tlmi_context_give_struct(ctx, tensor);
+}
+
+TLM_API int32_t tlm_tensor_ndim(const tlm_tensor *tensor) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_ndim: tensor");
+    return status != TLM_OK ? status : tensor->ndim;
+}
+
+TLM_API int64_t tlm_tensor_dim(const tlm_tensor *tensor, int32_t axis) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_dim: tensor");
+    if (status != TLM_OK)
+        return status;
+    int32_t resolved = axis < 0 ? axis + tensor->ndim : axis;
+    if (resolved < 0 || resolved >= tensor->ndim)
+        return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
+                         "tlm_tensor_dim: axis %d is outside a %d-D tensor",
+                         (int)axis, (int)tensor->ndim);
+    return tensor->shape[resolved];
+}
+
+TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
+                                 int32_t capacity) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_shape: tensor");
+    if (status != TLM_OK)
+        return status;
+    if (shape == NULL)
+        return tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
+                         "tlm_tensor_shape: shape is NULL");
+    if (capacity < tensor->ndim)
+        return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
+                         "tlm_tensor_shape: capacity %d < ndim %d",
+                         (int)capacity, (int)tensor->ndim);
+    for (int32_t i = 0; i < tensor->ndim; i++)
+        shape[i] = tensor->shape[i];
+    return tensor->ndim;
+}
+
+TLM_API int64_t tlm_tensor_numel(const tlm_tensor *tensor) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_numel: tensor");
+    return status != TLM_OK ? status : tensor->numel;
+}
+
+TLM_API int32_t tlm_tensor_dtype(const tlm_tensor *tensor) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_dtype: tensor");
+    return status != TLM_OK ? status : tensor->dtype;
+}
+
+TLM_API tlm_context *tlm_tensor_context(const tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_context: tensor") != TLM_OK)
+        return NULL;
+    return tensor->ctx;
+}
+
+/* Shared checks of the copy functions: live tensor, right dtype, count. */
+static int check_copy(const tlm_tensor *tensor, const void *buffer,
+                      int64_t count, int32_t dtype, const char *what) {
+    char arg[96];
+    snprintf(arg, sizeof arg, "%s: tensor", what);
+    int status = tlmi_tensor_check(tensor, arg);
+    if (status != TLM_OK)
+        return status;
+    tlmi_host *host = &tensor->ctx->host;
+    if (buffer == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: data is NULL", what);
+    if (tensor->dtype != dtype)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: the tensor holds %s, not %s", what,
+                         tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32",
+                         dtype == TLM_DTYPE_F32 ? "f32" : "i32");
+    if (count != tensor->numel)
+        return tlmi_fail(host, TLM_E_SHAPE,
+                         "%s: count %lld differs from the tensor's %lld "
+                         "elements",
+                         what, (long long)count, (long long)tensor->numel);
+    return TLM_OK;
+}
+
+TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
+                               int64_t count) {
+    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
+                            "tlm_tensor_set_f32");
+    if (status == TLM_OK)
+        memcpy(tensor->data, data, (size_t)count * sizeof(float));
+    return status;
+}
+
+TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
+                               int64_t count) {
+    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
+                            "tlm_tensor_set_i32");
+    if (status == TLM_OK)
+        memcpy(tensor->data, data, (size_t)count * sizeof(int32_t));
+    return status;
+}
+
+TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
+                               int64_t count) {
+    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
+                            "tlm_tensor_get_f32");
+    if (status == TLM_OK)
+        memcpy(data, tensor->data, (size_t)count * sizeof(float));
+    return status;
+}
+
+TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
+                               int64_t count) {
+    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
+                            "tlm_tensor_get_i32");
+    if (status == TLM_OK)
+        memcpy(data, tensor->data, (size_t)count * sizeof(int32_t));
+    return status;
+}
+
+TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_data_f32: tensor") != TLM_OK)
+        return NULL;
+    if (tensor->dtype != TLM_DTYPE_F32) {
+        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
+                  "tlm_tensor_data_f32: the tensor holds i32");
+        return NULL;
+    }
+    return tensor->data;
+}
+
+TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_data_i32: tensor") != TLM_OK)
+        return NULL;
+    if (tensor->dtype != TLM_DTYPE_I32) {
+        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
+                  "tlm_tensor_data_i32: the tensor holds f32");
+        return NULL;
+    }
+    return tensor->data;
+}
+
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
+    int status = tlmi_tensor_check(tensor,
+                                   "tlm_tensor_set_requires_grad: tensor");
+    if (status != TLM_OK)
+        return status;
+    tlmi_host *host = &tensor->ctx->host;
+    if (flag != 0 && flag != 1)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_tensor_set_requires_grad: flag %d is not 0 or 1",
+                         flag);
+    if (!tensor->is_leaf)
+        return tlmi_fail(host, TLM_E_STATE,
+                         "tlm_tensor_set_requires_grad: only leaf tensors "
+                         "take the flag; results inherit it from their "
+                         "inputs");
+    if (flag && tensor->dtype != TLM_DTYPE_F32)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_tensor_set_requires_grad: an i32 tensor has no "
+                         "gradient");
+    if (flag && tensor->grad == NULL) {
+        size_t bytes = (size_t)tensor->numel * sizeof(float);
+        tensor->grad = tlmi_host_alloc(host, bytes, 64);
+        if (tensor->grad == NULL)
+            return tlmi_fail(host, TLM_E_NOMEM,
+                             "tlm_tensor_set_requires_grad: allocating the "
+                             "gradient (%zu bytes) failed",
+                             bytes);
+        memset(tensor->grad, 0, bytes);
+    }
+    tensor->requires_grad = flag;
+    return TLM_OK;
+}
+
+TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_requires_grad: tensor");
+    return status != TLM_OK ? status : tensor->requires_grad;
+}
+
+TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
+                                int64_t count) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad: tensor");
+    if (status != TLM_OK)
+        return status;
+    tlmi_host *host = &tensor->ctx->host;
+    if (grad == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "tlm_tensor_get_grad: grad is NULL");
+    if (tensor->grad == NULL || !tensor->requires_grad)
+        return tlmi_fail(host, TLM_E_STATE,
+                         "tlm_tensor_get_grad: the tensor has no gradient "
+                         "(call tlm_tensor_set_requires_grad first)");
+    if (count != tensor->numel)
+        return tlmi_fail(host, TLM_E_SHAPE,
+                         "tlm_tensor_get_grad: count %lld differs from the "
+                         "tensor's %lld elements",
+                         (long long)count, (long long)tensor->numel);
+    memcpy(grad, tensor->grad, (size_t)count * sizeof(float));
+    return TLM_OK;
+}
+
+TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_grad_f32: tensor") != TLM_OK)
+        return NULL;
+    return tensor->requires_grad ? tensor->grad : NULL;
+}
