@@ -4,6 +4,8 @@
  */
 #include "ops.h"
 
+#include <math.h>
+
 #include "kernels/scalar/elementwise.h"
 
 /* Checks a and b and that b's shape is a's or a suffix of it. */
@@ -136,6 +138,10 @@ static int affine(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
     int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
     if (status != TLM_OK)
         return status;
+    if (!isfinite(factor) || !isfinite(offset))
+        return tlmi_op_fail(ctx, TLM_E_INVALID, "%s: the %s %g is not finite",
+                            op->name, op == &scale_op ? "factor" : "value",
+                            (double)(op == &scale_op ? factor : offset));
     tlm_tensor *result = NULL;
     status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
                                a->shape, &a, 1);
