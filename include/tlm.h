@@ -557,7 +557,9 @@ TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a);
 TLM_API int tlm_concat(tlm_tensor **out, tlm_tensor *const *inputs,
                        int32_t count, int32_t axis);
 
-/** The `length` entries of `axis` starting at `start` (a copy). */
+/** The `length` entries of `axis` starting at `start` (a copy). Negative
+ *  axes count from the end; start >= 0, length >= 1 and start + length <=
+ *  the axis's size, else TLM_E_RANGE. */
 TLM_API int tlm_slice(tlm_tensor **out, tlm_tensor *a, int32_t axis,
                       int64_t start, int64_t length);
 
