@@ -1,2 +1,70 @@
-/* Placeholder: replaced by the implementation. */
-extern int tlmi_placeholder_ops_softmax;
+/*
+ * Softmax and log-softmax over the last dimension. Backward reads the
+ * forward result (out->data), which every forward run recomputes, so
+ * nothing else is saved.
+ *
+ * iparam[0] = rows (every leading dimension folded), [1] = cols (the last
+ * dimension).
+ */
+#include "ops.h"
+
+#include "kernels/scalar/softmax.h"
+
+static int softmax_forward(tlm_tensor *out) {
+    tlmi_softmax_forward(out->data, out->src[0]->data, out->iparam[0],
+                         out->iparam[1]);
+    return TLM_OK;
+}
+
+static void softmax_backward(tlm_tensor *out) {
+    tlm_tensor *a = out->src[0];
+    if (tlmi_wants_grad(a))
+        tlmi_softmax_backward(a->grad, out->grad, out->data, out->iparam[0],
+                              out->iparam[1]);
+}
+
+static int log_softmax_forward(tlm_tensor *out) {
+    tlmi_log_softmax_forward(out->data, out->src[0]->data, out->iparam[0],
+                             out->iparam[1]);
+    return TLM_OK;
+}
+
+static void log_softmax_backward(tlm_tensor *out) {
+    tlm_tensor *a = out->src[0];
+    if (tlmi_wants_grad(a))
+        tlmi_log_softmax_backward(a->grad, out->grad, out->data,
+                                  out->iparam[0], out->iparam[1]);
+}
+
+static const tlmi_op softmax_op = {"tlm_softmax", softmax_forward,
+                                   softmax_backward};
+static const tlmi_op log_softmax_op = {"tlm_log_softmax", log_softmax_forward,
+                                       log_softmax_backward};
+
+static int rowwise(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a) {
+    if (out == NULL)
+        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
+    *out = NULL;
+    tlm_context *ctx = NULL;
+    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
+    if (status != TLM_OK)
+        return status;
+    tlm_tensor *result = NULL;
+    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+                               a->shape, &a, 1);
+    if (status == TLM_OK) {
+        /* Every dimension is at least 1, so cols divides numel exactly. */
+        const int64_t cols = a->shape[a->ndim - 1];
+        result->iparam[0] = a->numel / cols;
+        result->iparam[1] = cols;
+    }
+    return tlmi_result_finish(out, result, status);
+}
+
+TLM_API int tlm_softmax(tlm_tensor **out, tlm_tensor *a) {
+    return rowwise(out, &softmax_op, a);
+}
+
+TLM_API int tlm_log_softmax(tlm_tensor **out, tlm_tensor *a) {
+    return rowwise(out, &log_softmax_op, a);
+}
