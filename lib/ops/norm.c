@@ -202,6 +202,14 @@ static int batch_norm_forward(tlm_tensor *out) {
                                        "tlm_batch_norm: running_var");
         if (status != TLM_OK)
             return status;
+        if (running_mean->dtype != TLM_DTYPE_F32 ||
+            running_var->dtype != TLM_DTYPE_F32 ||
+            running_mean->numel != cols || running_var->numel != cols)
+            return tlmi_op_fail(ctx, TLM_E_STATE,
+                                "%s: running_mean or running_var is no "
+                                "longer the [%lld] f32 tensor it was given "
+                                "as",
+                                name, (long long)cols);
     }
     char sa[64];
     if (training) {

@@ -537,6 +537,14 @@ static void batch_norm_rerun_in_unusable_mode_fails(void **state) {
     assert_int_equal(tlm_tensor_set_f32(rv, bad, 7), TLM_OK);
     assert_int_equal(tlm_context_forward(ctx), TLM_E_RANGE);
     assert_non_null(strstr(tlm_last_error(), "running_var[5]"));
+
+    /* a running statistic freed after the graph was built is noticed
+     * (they are not inputs of the tape, so batch norm checks them) */
+    assert_int_equal(tlm_tensor_set_f32(rv, ones, 7), TLM_OK);
+    assert_int_equal(tlm_context_forward(ctx), TLM_OK);
+    tlm_tensor_free(rm);
+    assert_int_equal(tlm_context_forward(ctx), TLM_E_STATE);
+    assert_non_null(strstr(tlm_last_error(), "tlm_batch_norm: running_mean"));
     tlm_context_free(ctx);
 }
 
