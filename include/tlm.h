@@ -589,15 +589,17 @@ TLM_API int tlm_swiglu(tlm_tensor **out, tlm_tensor *gate, tlm_tensor *up);
 
 /**
  * Layer normalization over the last dimension C:
- * (a - mean) / sqrt(var + eps) * gain + bias.
+ * (a - mean) / sqrt(var + eps) * gain + bias, var the biased variance (the
+ * mean of squared deviations) of each row.
  * @param gain NULL or [C]
  * @param bias NULL or [C]
+ * @param eps  finite and > 0, else TLM_E_INVALID
  */
 TLM_API int tlm_layer_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            tlm_tensor *bias, float eps);
 
 /** RMS normalization over the last dimension: a / sqrt(mean(a^2) + eps) *
- *  gain, `gain` NULL or [C]. */
+ *  gain, `gain` NULL or [C], `eps` finite and > 0 (else TLM_E_INVALID). */
 TLM_API int tlm_rms_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                          float eps);
 
@@ -608,8 +610,16 @@ TLM_API int tlm_rms_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
  * both be NULL) as running = (1 - momentum) running + momentum batch (the
  * variance unbiased); in evaluation mode it normalizes with the running
  * statistics, which are then required.
+ *
+ * The mode is read at every forward, tlm_context_forward() re-runs
+ * included. Training mode needs at least 2 values per feature (numel / C),
+ * else TLM_E_SHAPE; evaluation mode without running statistics is
+ * TLM_E_INVALID, and a running_var + eps <= 0 is TLM_E_RANGE. The running
+ * statistics are buffers updated in place, never differentiated.
  * @param gain NULL or [C]
  * @param bias NULL or [C]
+ * @param momentum in [0, 1], else TLM_E_INVALID
+ * @param eps  finite and > 0, else TLM_E_INVALID
  */
 TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            tlm_tensor *bias, tlm_tensor *running_mean,
