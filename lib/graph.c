@@ -131,6 +131,20 @@ int tlmi_result_finish(tlm_tensor **out, tlm_tensor *result, int status) {
     return TLM_OK;
 }
 
+/* A node's inputs may have been freed (leaves) since it was recorded: its
+ * structs stay in the context's pool, so the magic number can be read. */
+static int check_node_inputs(const tlm_tensor *node, const char *caller) {
+    for (int32_t i = 0; i < node->n_src; i++) {
+        const tlm_tensor *src = node->src[i];
+        if (src != NULL && src->magic != TLMI_TENSOR_MAGIC)
+            return tlmi_op_fail(node->ctx, TLM_E_STATE,
+                                "%s: input %d of a %s result was freed after "
+                                "the result was recorded",
+                                caller, (int)i, node->op->name);
+    }
+    return TLM_OK;
+}
+
 TLM_API int tlm_backward(tlm_tensor *loss) {
     int status = tlmi_tensor_check(loss, "tlm_backward: loss");
     if (status != TLM_OK)
@@ -157,6 +171,9 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
     for (tlm_tensor *node = loss; node != NULL; node = node->prev) {
         if (node->needed_mark != mark || node->grad == NULL)
             continue;
+        status = check_node_inputs(node, "tlm_backward");
+        if (status != TLM_OK)
+            return status;
         memset(node->grad, 0, (size_t)node->numel * sizeof(float));
         for (int32_t i = 0; i < node->n_src; i++) {
             tlm_tensor *src = node->src[i];
@@ -176,7 +193,9 @@ TLM_API int tlm_context_forward(tlm_context *ctx) {
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_forward: ctx is NULL");
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next) {
-        int status = node->op->forward(node);
+        int status = check_node_inputs(node, "tlm_context_forward");
+        if (status == TLM_OK)
+            status = node->op->forward(node);
         if (status != TLM_OK)
             return status;
     }

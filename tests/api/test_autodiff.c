@@ -158,6 +158,23 @@ static void failed_operation_leaves_graph_intact(void **state) {
     tlm_context_free(ctx);
 }
 
+static void freed_inputs_stop_reruns(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    const float v[2] = {1, 2};
+    tlm_tensor *x = vector(ctx, 2, v), *w = vector(ctx, 2, v), *y = NULL, *s = NULL;
+    tlm_tensor_set_requires_grad(w, 1);
+    assert_int_equal(tlm_mul(&y, x, w), TLM_OK);
+    assert_int_equal(tlm_sum(&s, y), TLM_OK);
+    tlm_tensor_free(x);
+    assert_int_equal(tlm_context_forward(ctx), TLM_E_STATE);
+    assert_non_null(strstr(tlm_last_error(), "tlm_mul"));
+    assert_int_equal(tlm_backward(s), TLM_E_STATE);
+    assert_non_null(strstr(tlm_context_last_error(ctx), "freed"));
+    tlm_context_free(ctx);
+}
+
 /* A two-layer linear model with a mean squared error:
  * loss = mean(((x W1 + b1) W2^T + b2 - target)^2). */
 typedef struct tiny_model {
@@ -287,6 +304,7 @@ int main(void) {
         cmocka_unit_test(recording_off_gives_plain_results),
         cmocka_unit_test(reset_keeps_leaves_and_their_gradients),
         cmocka_unit_test(failed_operation_leaves_graph_intact),
+        cmocka_unit_test(freed_inputs_stop_reruns),
         cmocka_unit_test(training_loop_allocates_nothing_after_first_step),
         cmocka_unit_test(runs_are_bit_identical),
     };
