@@ -645,6 +645,7 @@ TLM_API int tlm_embedding(tlm_tensor **out, tlm_tensor *table,
  * Add the fixed sinusoidal position encoding of "Attention Is All You
  * Need" to `a` [..., T, D] (D even): position p = offset + t,
  * PE[p, 2i] = sin(p / 10000^(2i/D)), PE[p, 2i+1] = cos(same).
+ * `offset` >= 0 (TLM_E_INVALID otherwise).
  */
 TLM_API int tlm_add_sinusoidal_positions(tlm_tensor **out, tlm_tensor *a,
                                          int64_t offset);
@@ -652,7 +653,8 @@ TLM_API int tlm_add_sinusoidal_positions(tlm_tensor **out, tlm_tensor *a,
 /**
  * Rotary position embedding (RoPE) of `a` [..., T, D] (D even): each pair
  * (a[2i], a[2i+1]) at position p = offset + t is rotated by the angle
- * p * base^(-2i/D). Commonly base = 10000.
+ * p * base^(-2i/D). Commonly base = 10000. `offset` >= 0 and `base`
+ * finite and > 0 (TLM_E_INVALID otherwise).
  */
 TLM_API int tlm_rope(tlm_tensor **out, tlm_tensor *a, int64_t offset,
                      float base);
@@ -688,6 +690,7 @@ TLM_API int tlm_dropout(tlm_tensor **out, tlm_tensor *a, float p);
  * Cross-entropy of `logits` [..., V] against class-index `targets` [...]
  * (integer), fused with its log-softmax: the mean over positions whose
  * target is not `ignore_index` of -log softmax(logits)[target]. Shape [1].
+ * A 1-D `logits` [V] (one position) takes `targets` [1].
  * A target outside 0..V-1 (other than ignore_index) is TLM_E_RANGE. When
  * every position is ignored the loss is 0.
  */

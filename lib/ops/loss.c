@@ -1,2 +1,130 @@
-/* Placeholder: replaced by the implementation. */
-extern int tlmi_placeholder_ops_loss;
+/*
+ * Cross-entropy fused with its log-softmax: logits [..., V] against
+ * integer targets [...] (logits' shape without its last dimension; a 1-D
+ * logits [V] takes targets [1]). Result [1]: the mean over rows whose
+ * target is not ignore_index of lse(row) - row[target]. Targets are
+ * checked by every forward pass, since they can change between re-runs.
+ *
+ * iparam[0] = rows, [1] = V, [2] = ignore_index. saved = a ce_saved.
+ */
+#include <stdio.h>
+
+#include "ops.h"
+
+#include "kernels/scalar/loss.h"
+
+typedef struct ce_saved {
+    double *lse;     /* [rows]: each valid row's log-sum-exp */
+    int64_t n_valid; /* rows whose target is not ignore_index */
+} ce_saved;
+
+/* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]". */
+static const char *index_string(const tlm_tensor *tensor, int64_t at,
+                                char *buf, size_t size) {
+    int64_t index[TLM_MAX_DIMS] = {0};
+    for (int32_t i = tensor->ndim - 1; i >= 0; i--) {
+        index[i] = at % tensor->shape[i];
+        at /= tensor->shape[i];
+    }
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "[%lld]",
+                                 (long long)index[i]);
+    return buf;
+}
+
+static int cross_entropy_forward(tlm_tensor *out) {
+    const tlm_tensor *logits = out->src[0], *targets = out->src[1];
+    const int64_t rows = out->iparam[0], v = out->iparam[1];
+    const int32_t ignore_index = (int32_t)out->iparam[2];
+    const int64_t bad = tlmi_cross_entropy_first_bad_target(
+        targets->data, rows, v, ignore_index);
+    if (bad >= 0) {
+        char where[96];
+        return tlmi_op_fail(out->ctx, TLM_E_RANGE,
+                            "tlm_cross_entropy: targets%s = %d is outside "
+                            "0..%lld and is not ignore_index (%d)",
+                            index_string(targets, bad, where, sizeof where),
+                            (int)((const int32_t *)targets->data)[bad],
+                            (long long)(v - 1), (int)ignore_index);
+    }
+    ce_saved *saved = out->saved;
+    tlmi_cross_entropy_forward(out->data, saved->lse, &saved->n_valid,
+                               logits->data, targets->data, rows, v,
+                               ignore_index);
+    return TLM_OK;
+}
+
+static void cross_entropy_backward(tlm_tensor *out) {
+    tlm_tensor *logits = out->src[0];
+    const tlm_tensor *targets = out->src[1];
+    const ce_saved *saved = out->saved;
+    if (tlmi_wants_grad(logits))
+        tlmi_cross_entropy_backward(logits->grad, out->grad[0], logits->data,
+                                    saved->lse, targets->data, saved->n_valid,
+                                    out->iparam[0], out->iparam[1],
+                                    (int32_t)out->iparam[2]);
+}
+
+static const tlmi_op cross_entropy_op = {"tlm_cross_entropy",
+                                         cross_entropy_forward,
+                                         cross_entropy_backward};
+
+TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
+                              tlm_tensor *targets, int32_t ignore_index) {
+    const char *name = cross_entropy_op.name;
+    if (out == NULL)
+        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
+    *out = NULL;
+    tlm_context *ctx = NULL;
+    int status = tlmi_op_input(name, "logits", logits, TLM_DTYPE_F32, &ctx);
+    if (status == TLM_OK)
+        status = tlmi_op_input(name, "targets", targets, TLM_DTYPE_I32, &ctx);
+    if (status != TLM_OK)
+        return status;
+    /* targets must be logits' shape without its last dimension, or [1]
+     * for a 1-D logits (a tensor has at least one dimension). */
+    const int32_t want_ndim = logits->ndim > 1 ? logits->ndim - 1 : 1;
+    int fits = targets->ndim == want_ndim;
+    for (int32_t i = 0; fits && i < want_ndim; i++)
+        fits = targets->shape[i] == (logits->ndim > 1 ? logits->shape[i] : 1);
+    if (!fits) {
+        char sl[64], st[64], want[64] = "[1]";
+        if (logits->ndim > 1) {
+            tlm_tensor view = *logits;
+            view.ndim = logits->ndim - 1;
+            tlmi_shape_string(&view, want, sizeof want);
+        }
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: targets %s must be %s (logits %s without "
+                            "its last dimension)",
+                            name, tlmi_shape_string(targets, st, sizeof st),
+                            want, tlmi_shape_string(logits, sl, sizeof sl));
+    }
+    const int64_t v = logits->shape[logits->ndim - 1];
+    const int64_t rows = logits->numel / v;
+    const int64_t shape[1] = {1};
+    tlm_tensor *srcs[2] = {logits, targets};
+    tlm_tensor *result = NULL;
+    status = tlmi_result_begin(&result, ctx, &cross_entropy_op, TLM_DTYPE_F32,
+                               1, shape, srcs, 2);
+    if (status == TLM_OK) {
+        result->iparam[0] = rows;
+        result->iparam[1] = v;
+        result->iparam[2] = ignore_index;
+        ce_saved *saved = tlmi_result_alloc(result, sizeof *saved);
+        if (saved != NULL) {
+            saved->n_valid = 0;
+            saved->lse = tlmi_result_alloc(result,
+                                           (size_t)rows * sizeof(double));
+        }
+        if (saved == NULL || saved->lse == NULL)
+            status = tlmi_op_fail(ctx, TLM_E_NOMEM,
+                                  "%s: allocating the saved log-sum-exp "
+                                  "(%lld rows) failed",
+                                  name, (long long)rows);
+        result->saved = saved;
+    }
+    return tlmi_result_finish(out, result, status);
+}
