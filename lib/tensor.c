@@ -44,6 +44,21 @@ const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
     return buf;
 }
 
+const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,
+                              size_t size) {
+    int64_t index[TLM_MAX_DIMS] = {0};
+    for (int32_t i = tensor->ndim - 1; i >= 0; i--) {
+        index[i] = at % tensor->shape[i];
+        at /= tensor->shape[i];
+    }
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "[%lld]",
+                                 (long long)index[i]);
+    return buf;
+}
+
 int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
                      int32_t ndim, const int64_t *shape, int64_t *numel) {
     size_t element = tlmi_dtype_size(dtype);

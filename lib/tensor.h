@@ -63,6 +63,11 @@ int tlmi_tensor_check(const tlm_tensor *tensor, const char *what);
 const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
                               size_t size);
 
+/* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]",
+ * for messages that point at one element. */
+const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,
+                              size_t size);
+
 /* Element count of a shape, or a negative status with a message naming
  * `what` when the shape is invalid or its byte size overflows. */
 int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,

@@ -11,22 +11,6 @@
 
 #include "kernels/scalar/embedding.h"
 
-/* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]". */
-static const char *index_string(const tlm_tensor *tensor, int64_t at,
-                                char *buf, size_t size) {
-    int64_t index[TLM_MAX_DIMS] = {0};
-    for (int32_t i = tensor->ndim - 1; i >= 0; i--) {
-        index[i] = at % tensor->shape[i];
-        at /= tensor->shape[i];
-    }
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "[%lld]",
-                                 (long long)index[i]);
-    return buf;
-}
-
 static int embedding_forward(tlm_tensor *out) {
     const tlm_tensor *table = out->src[0], *ids = out->src[1];
     const int64_t n = out->iparam[0], v = out->iparam[1], d = out->iparam[2];
@@ -36,7 +20,7 @@ static int embedding_forward(tlm_tensor *out) {
         return tlmi_op_fail(out->ctx, TLM_E_RANGE,
                             "tlm_embedding: ids%s = %d is outside 0..%lld "
                             "(the table has %lld rows)",
-                            index_string(ids, bad, where, sizeof where),
+                            tlmi_index_string(ids, bad, where, sizeof where),
                             (int)((const int32_t *)ids->data)[bad],
                             (long long)(v - 1), (long long)v);
     }

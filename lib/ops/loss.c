@@ -18,22 +18,6 @@ typedef struct ce_saved {
     int64_t n_valid; /* rows whose target is not ignore_index */
 } ce_saved;
 
-/* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]". */
-static const char *index_string(const tlm_tensor *tensor, int64_t at,
-                                char *buf, size_t size) {
-    int64_t index[TLM_MAX_DIMS] = {0};
-    for (int32_t i = tensor->ndim - 1; i >= 0; i--) {
-        index[i] = at % tensor->shape[i];
-        at /= tensor->shape[i];
-    }
-    size_t used = 0;
-    buf[0] = '\0';
-    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "[%lld]",
-                                 (long long)index[i]);
-    return buf;
-}
-
 static int cross_entropy_forward(tlm_tensor *out) {
     const tlm_tensor *logits = out->src[0], *targets = out->src[1];
     const int64_t rows = out->iparam[0], v = out->iparam[1];
@@ -45,7 +29,7 @@ static int cross_entropy_forward(tlm_tensor *out) {
         return tlmi_op_fail(out->ctx, TLM_E_RANGE,
                             "tlm_cross_entropy: targets%s = %d is outside "
                             "0..%lld and is not ignore_index (%d)",
-                            index_string(targets, bad, where, sizeof where),
+                            tlmi_index_string(targets, bad, where, sizeof where),
                             (int)((const int32_t *)targets->data)[bad],
                             (long long)(v - 1), (int)ignore_index);
     }
