@@ -1,4 +1,100 @@
-/* Gradient cases of the attention operations: filled in with the operations. */
+/* Gradient cases of the fused attention: causal and not, with and without
+ * a padding mask (f32 and i32), Tq == Tk, Tq < Tk (cross-attention, a KV
+ * cache) and Tq > Tk, key counts spanning several blocks of
+ * TLMI_ATTENTION_BLOCK (32), D != Dv, size-1 dimensions, one tensor used
+ * as q, k and v, and gradients asked of only some inputs.
+ *
+ * Inputs: in[0] = q [B, H, Tq, D], in[1] = k [B, H, Tk, D],
+ * in[2] = v [B, H, Tk, Dv], in[3] = key_mask [B, Tk] when present.
+ *
+ * Why some cases check only some inputs, and three use 3e-3: with many
+ * keys each key's softmax weight is about 1/Tk, so the gradients of k
+ * (and, when few queries share a key, of v) are small next to the
+ * outputs, while the harness's finite differences carry the float32
+ * rounding of every output a key touches (about 1e-6 absolute once divided
+ * by h). That is a floor of the method, not of the kernel (whose forward
+ * pass accumulates in double so as to reach it): emulating the harness
+ * with outputs computed exactly in double and only then rounded to float,
+ * over 30 random draws and every element, gives worst scaled errors of
+ * 1.3e-3 for k at Tq = Tk = 70, 1.4e-3 for k at Tq = Tk = 33 (D 8),
+ * 2.6e-3 for k at Tq = 16, Tk = 70, and 8.5e-3 for k at Tq = 1, Tk = 37
+ * (all causal), while the truncation error of the differences stays below 1e-6. So q and
+ * v are checked at the default bound, k with many keys (and the KV-cache
+ * case) at 3e-3, and neither k nor v where even that is out of reach (one
+ * query over 37 keys: v's gradient is then p_j dout, tiny for most j). */
 #include "grad_check.h"
 
-const grad_case_group grad_cases_attention = {"attention", 0, 0};
+/* See the comment above: the float32 rounding floor of the method. */
+#define MANY_KEYS_TOLERANCE 3e-3
+
+static int build_plain(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_attention(out, in[0], in[1], in[2], NULL, 0);
+}
+static int build_causal(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_attention(out, in[0], in[1], in[2], NULL, TLM_ATTENTION_CAUSAL);
+}
+static int build_mask(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_attention(out, in[0], in[1], in[2], in[3], 0);
+}
+static int build_mask_causal(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_attention(out, in[0], in[1], in[2], in[3], TLM_ATTENTION_CAUSAL);
+}
+/* Self-attention on one tensor: its gradient sums the q, k and v shares. */
+static int build_self_causal(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_attention(out, in[0], in[0], in[0], NULL, TLM_ATTENTION_CAUSAL);
+}
+
+static const grad_case cases[] = {
+    /* Size 1: one key, so the output is v and q, k get zero gradient. */
+    {"tlm_attention", "1x1x1x1, one key", 3,
+     {F32(1, 1, 1, 1), F32(1, 1, 1, 1), F32(1, 1, 1, 1)}, build_plain, 0, 0},
+    {"tlm_attention", "causal 1x1x1x1", 3,
+     {F32(1, 1, 1, 1), F32(1, 1, 1, 1), F32(1, 1, 1, 1)}, build_causal, 0, 0},
+    /* One block, every input checked. */
+    {"tlm_attention", "2x3x7x5, Dv 3", 3,
+     {F32(2, 3, 7, 5), F32(2, 3, 7, 5), F32(2, 3, 7, 3)}, build_plain, 0, 0},
+    {"tlm_attention", "causal 1x2x13x4, Dv 7", 3,
+     {F32(1, 2, 13, 4), F32(1, 2, 13, 4), F32(1, 2, 13, 7)}, build_causal, 0, 0},
+    {"tlm_attention", "cross Tq 5 Tk 9, f32 mask, 2x1, D 4 Dv 3", 4,
+     {F32(2, 1, 5, 4), F32(2, 1, 9, 4), F32(2, 1, 9, 3), MASK_F32(2, 9)},
+     build_mask, 0, 0},
+    {"tlm_attention", "causal Tq 6 > Tk 4 (first rows see nothing)", 3,
+     {F32(1, 2, 6, 3), F32(1, 2, 4, 3), F32(1, 2, 4, 2)}, build_causal, 0, 0},
+    {"tlm_attention", "self-attention x,x,x causal 1x2x7x4", 1,
+     {F32(1, 2, 7, 4)}, build_self_causal, 0, 0},
+    {"tlm_attention", "only q checked, 1x1x9x3, Tk 11", 3,
+     {F32(1, 1, 9, 3), F32_CONST(1, 1, 11, 3), F32_CONST(1, 1, 11, 2)},
+     build_plain, 0, 0},
+    {"tlm_attention", "only k and v checked, causal 2x1x7x3, Dv 5", 3,
+     {F32_CONST(2, 1, 7, 3), F32(2, 1, 7, 3), F32(2, 1, 7, 5)}, build_causal,
+     0, 0},
+    /* Several key blocks. */
+    {"tlm_attention", "causal + f32 mask 3x1x33x3, Dv 2, rows may see nothing", 4,
+     {F32(3, 1, 33, 3), F32(3, 1, 33, 3), F32(3, 1, 33, 2), MASK_F32(3, 33)},
+     build_mask_causal, 0, 0},
+    {"tlm_attention", "q, v of 1x2x33x8, Dv 5 (2 key blocks)", 3,
+     {F32(1, 2, 33, 8), F32_CONST(1, 2, 33, 8), F32(1, 2, 33, 5)},
+     build_plain, 0, 0},
+    {"tlm_attention", "q, v of causal 1x1x70x3, Dv 2 (3 key blocks)", 3,
+     {F32(1, 1, 70, 3), F32_CONST(1, 1, 70, 3), F32(1, 1, 70, 2)},
+     build_causal, 0, 0},
+    {"tlm_attention", "k of causal 1x1x70x3, Dv 2 (3 key blocks)", 3,
+     {F32_CONST(1, 1, 70, 3), F32(1, 1, 70, 3), F32_CONST(1, 1, 70, 2)},
+     build_causal, MANY_KEYS_TOLERANCE, 0},
+    {"tlm_attention", "k of 1x2x33x8, Dv 5 (2 key blocks)", 3,
+     {F32_CONST(1, 2, 33, 8), F32(1, 2, 33, 8), F32_CONST(1, 2, 33, 5)},
+     build_plain, MANY_KEYS_TOLERANCE, 0},
+    {"tlm_attention", "causal Tq 16 Tk 70 (KV cache), i32 mask 0..3", 4,
+     {F32(2, 1, 16, 3), F32(2, 1, 70, 3), F32(2, 1, 70, 2), IDS(0, 3, 2, 70)},
+     build_mask_causal, MANY_KEYS_TOLERANCE, 0},
+    {"tlm_attention", "q of causal Tq 3 Tk 70 (KV cache), i32 mask 0..1", 4,
+     {F32(2, 2, 3, 5), F32_CONST(2, 2, 70, 5), F32_CONST(2, 2, 70, 3),
+      IDS(0, 1, 2, 70)},
+     build_mask_causal, 0, 0},
+    {"tlm_attention", "q of causal Tq 1 Tk 37 (a decode step), D 1", 3,
+     {F32(1, 3, 1, 1), F32_CONST(1, 3, 37, 1), F32_CONST(1, 3, 37, 4)},
+     build_causal, 0, 0},
+};
+
+const grad_case_group grad_cases_attention = {"attention", cases,
+                                              sizeof cases / sizeof cases[0]};

@@ -1,2 +1,158 @@
-/* Placeholder: replaced by the implementation. */
-extern int tlmi_placeholder_kernels_scalar_attention;
+#include "attention.h"
+
+#include <math.h>
+
+void tlmi_attention_visible_f32(unsigned char *visible, const float *mask,
+                                int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        visible[i] = mask[i] != 0.0f;
+}
+
+void tlmi_attention_visible_i32(unsigned char *visible, const int32_t *mask,
+                                int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        visible[i] = mask[i] != 0;
+}
+
+int64_t tlmi_attention_key_limit(int64_t i, int64_t tq, int64_t tk,
+                                 int causal) {
+    if (!causal)
+        return tk;
+    int64_t limit = i + (tk - tq) + 1;
+    return limit < 0 ? 0 : limit > tk ? tk : limit;
+}
+
+static float dot(const float *a, const float *b, int64_t n) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += a[i] * b[i];
+    return sum;
+}
+
+static double dot_double(const float *a, const float *b, int64_t n) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)a[i] * (double)b[i];
+    return sum;
+}
+
+/* y[i] += alpha * x[i] */
+static void axpy(float *y, float alpha, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] += alpha * x[i];
+}
+
+void tlmi_attention_forward(float *out, float *lse, double *scores,
+                            double *acc, const float *q, const float *k,
+                            const float *v, const unsigned char *visible,
+                            int64_t tq, int64_t tk, int64_t dim,
+                            int64_t v_dim, int causal, int64_t block) {
+    const double scale = 1.0 / sqrt((double)dim);
+    const double masked = -(double)INFINITY;
+    for (int64_t i = 0; i < tq; i++) {
+        const float *q_i = q + i * dim;
+        /* acc = sum_j exp(s_ij - m) v_j, m the largest score so far, and
+         * l = sum_j exp(s_ij - m): out_i = acc / l once every key is in. */
+        double m = masked, l = 0.0;
+        for (int64_t c = 0; c < v_dim; c++)
+            acc[c] = 0.0;
+        const int64_t n_keys = tlmi_attention_key_limit(i, tq, tk, causal);
+        for (int64_t j0 = 0; j0 < n_keys; j0 += block) {
+            const int64_t n = n_keys - j0 < block ? n_keys - j0 : block;
+            /* This block's scores; -inf marks a masked key. */
+            double block_max = masked;
+            for (int64_t jj = 0; jj < n; jj++) {
+                const int64_t j = j0 + jj;
+                if (visible != 0 && !visible[j]) {
+                    scores[jj] = masked;
+                    continue;
+                }
+                scores[jj] = dot_double(q_i, k + j * dim, dim) * scale;
+                if (scores[jj] > block_max)
+                    block_max = scores[jj];
+            }
+            if (block_max == masked)
+                continue; /* every key of the block is masked */
+            if (block_max > m) {
+                /* The max grew: rescale what was summed relative to the
+                 * old one (exp(-inf) = 0 on the first visible block). */
+                const double correction = exp(m - block_max);
+                l *= correction;
+                for (int64_t c = 0; c < v_dim; c++)
+                    acc[c] *= correction;
+                m = block_max;
+            }
+            for (int64_t jj = 0; jj < n; jj++) {
+                if (scores[jj] == masked)
+                    continue;
+                const double p = exp(scores[jj] - m);
+                const float *v_j = v + (j0 + jj) * v_dim;
+                l += p;
+                for (int64_t c = 0; c < v_dim; c++)
+                    acc[c] += p * (double)v_j[c];
+            }
+        }
+        /* A row that sees no key (l = 0) stays zero, and so does its
+         * gradient: the backward pass finds no key to recompute. */
+        float *out_i = out + i * v_dim;
+        for (int64_t c = 0; c < v_dim; c++)
+            out_i[c] = l > 0.0 ? (float)(acc[c] / l) : 0.0f;
+        if (lse != 0)
+            lse[i] = l > 0.0 ? (float)(m + log(l)) : -INFINITY;
+    }
+}
+
+void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
+                             float *probs, const float *dout, const float *q,
+                             const float *k, const float *v, const float *out,
+                             const float *lse, const unsigned char *visible,
+                             int64_t tq, int64_t tk, int64_t dim,
+                             int64_t v_dim, int causal, int64_t block) {
+    const float scale = (float)(1.0 / sqrt((double)dim));
+    /* drow_i = dout_i . out_i = sum_j p_ij (dout_i . v_j): the softmax's
+     * backward term, computed once per row instead of per key. */
+    for (int64_t i = 0; i < tq; i++)
+        drow[i] = dot(dout + i * v_dim, out + i * v_dim, v_dim);
+    /* Key blocks outside, queries inside (FlashAttention-2): dk and dv of
+     * one block collect every query's share. */
+    for (int64_t j0 = 0; j0 < tk; j0 += block) {
+        const int64_t n = tk - j0 < block ? tk - j0 : block;
+        /* Causal: the first query that sees key j0 (earlier ones see none
+         * of this block). */
+        int64_t i_first = causal ? j0 - (tk - tq) : 0;
+        if (i_first < 0)
+            i_first = 0;
+        for (int64_t i = i_first; i < tq; i++) {
+            const int64_t limit = tlmi_attention_key_limit(i, tq, tk, causal);
+            const int64_t n_i = limit - j0 < n ? limit - j0 : n;
+            const float *q_i = q + i * dim;
+            const float *dout_i = dout + i * v_dim;
+            /* p_ij = exp(s_ij - lse_i), 0 for a masked key. */
+            for (int64_t jj = 0; jj < n_i; jj++) {
+                const int64_t j = j0 + jj;
+                probs[jj] = visible != 0 && !visible[j]
+                                ? 0.0f
+                                : expf(dot(q_i, k + j * dim, dim) * scale -
+                                       lse[i]);
+            }
+            for (int64_t jj = 0; jj < n_i; jj++) {
+                const float p = probs[jj];
+                if (p == 0.0f)
+                    continue; /* masked (or underflowed): no share */
+                const int64_t j = j0 + jj;
+                if (dv != 0)
+                    axpy(dv + j * v_dim, p, dout_i, v_dim);
+                if (dq == 0 && dk == 0)
+                    continue;
+                /* ds_ij = p_ij (dp_ij - drow_i), dp_ij = dout_i . v_j: the
+                 * gradient of the score s_ij. */
+                const float ds =
+                    p * (dot(dout_i, v + j * v_dim, v_dim) - drow[i]);
+                if (dq != 0)
+                    axpy(dq + i * dim, scale * ds, k + j * dim, dim);
+                if (dk != 0)
+                    axpy(dk + j * dim, scale * ds, q_i, dim);
+            }
+        }
+    }
+}
