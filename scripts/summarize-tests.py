@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Sums up meson test logs (testlog*.json): one line per run, the CMocka
-test cases behind them, and a closing "N passed, N failed" line."""
+test cases behind them, and a closing "N passed, N failed" line. A step of
+scripts/test.sh that failed outside the tests (a build, a configuration)
+counts as one failure each (--failed-steps)."""
 import json
 import re
 import sys
@@ -34,8 +36,14 @@ def summarize(path):
     return counts
 
 
-def main(paths):
+def main(argv):
     total = {"passed": 0, "failed": 0, "skipped": 0, "cases": 0}
+    paths = list(argv)
+    if len(paths) >= 2 and paths[0] == "--failed-steps":
+        total["failed"] += int(paths[1])
+        if int(paths[1]):
+            print(f"steps that failed outside the test runs: {paths[1]}")
+        paths = paths[2:]
     for path in paths:
         for key, value in summarize(path).items():
             total[key] += value

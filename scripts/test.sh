@@ -12,6 +12,9 @@ cd "$top"
 sh scripts/install-deps.sh test || exit 1
 
 failed=0
+failed_steps=0
+# Logs of an earlier run must not stand in for a run that did not happen.
+rm -f build-test/*.testlog.json
 step() {
     echo
     echo "=== $*"
@@ -28,6 +31,16 @@ configure() { # DIR [meson setup options...]
     fi || { cat "$dir.setup.log"; return 1; }
 }
 
+run_tests() { # like run, for meson test: its failures are in its log
+    description=$1
+    shift
+    step "$description"
+    if ! "$@"; then
+        echo "FAILED: $description"
+        failed=1
+    fi
+}
+
 run() { # describe, then command; records failure and continues
     description=$1
     shift
@@ -35,6 +48,7 @@ run() { # describe, then command; records failure and continues
     if ! "$@"; then
         echo "FAILED: $description"
         failed=1
+        failed_steps=$((failed_steps + 1))
     fi
 }
 
@@ -45,15 +59,16 @@ step "configure: gcc, -Werror, docs, ABI check"
 if CC=gcc CXX=g++ configure "$gcc_dir" --buildtype=debugoptimized \
         -Dwerror=true -Ddocs=true -Dabi_check=enabled; then
     run "build: gcc" meson compile -C "$gcc_dir"
-    run "test: gcc, all suites" \
+    run_tests "test: gcc, all suites" \
         meson test -C "$gcc_dir" --no-rebuild --print-errorlogs
     cp "$gcc_dir/meson-logs/testlog.json" build-test/gcc.testlog.json 2>/dev/null
-    run "test: gcc, test programs under valgrind" \
+    run_tests "test: gcc, test programs under valgrind" \
         meson test -C "$gcc_dir" --no-rebuild --print-errorlogs --setup valgrind
     cp "$gcc_dir/meson-logs/testlog-valgrind.json" build-test/valgrind.testlog.json 2>/dev/null
 else
     echo "FAILED: configure gcc"
     failed=1
+    failed_steps=$((failed_steps + 1))
 fi
 
 step "configure: clang, -Werror, ASan + UBSan"
@@ -61,15 +76,17 @@ if CC=clang CXX=clang++ configure "$san_dir" --buildtype=debugoptimized \
         -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
         -Dabi_check=disabled; then
     run "build: clang + sanitizers" meson compile -C "$san_dir"
-    run "test: clang + ASan + UBSan" \
+    run_tests "test: clang + ASan + UBSan" \
         meson test -C "$san_dir" --no-rebuild --print-errorlogs
     cp "$san_dir/meson-logs/testlog.json" build-test/sanitize.testlog.json 2>/dev/null
 else
     echo "FAILED: configure clang"
     failed=1
+    failed_steps=$((failed_steps + 1))
 fi
 
 step "summary"
-python3 scripts/summarize-tests.py build-test/gcc.testlog.json \
-    build-test/valgrind.testlog.json build-test/sanitize.testlog.json || failed=1
+python3 scripts/summarize-tests.py --failed-steps "$failed_steps" \
+    build-test/gcc.testlog.json build-test/valgrind.testlog.json \
+    build-test/sanitize.testlog.json || failed=1
 exit $failed
