@@ -699,6 +699,148 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Transformer model
+ *
+ * A transformer built from the operations above: token embedding, position
+ * encoding, a stack of encoder layers and/or a stack of decoder layers
+ * (self-attention, cross-attention in encoder-decoder models, feedforward,
+ * norms and residual connections), final norm and output projection. The
+ * architecture is specified in docs/model.md; every option below is
+ * described there.
+ *  @{ */
+
+/** Opaque model handle: its parameters are leaf tensors of a context. */
+typedef struct tlm_model tlm_model;
+
+/** Position encodings (tlm_model_config::position). */
+enum tlm_position {
+    TLM_POSITION_LEARNED = 0,    /**< a trained [max_context, D] table */
+    TLM_POSITION_SINUSOIDAL = 1, /**< the fixed sin/cos encoding */
+    TLM_POSITION_ROTARY = 2      /**< RoPE on queries and keys */
+};
+
+/** Normalizations (tlm_model_config::norm). */
+enum tlm_norm {
+    TLM_NORM_LAYER = 0, /**< LayerNorm */
+    TLM_NORM_RMS = 1    /**< RMSNorm */
+};
+
+/** Where the norms sit (tlm_model_config::norm_placement). */
+enum tlm_norm_placement {
+    TLM_NORM_PRE = 0, /**< x + f(norm(x)), and a final norm (GPT-2) */
+    TLM_NORM_POST = 1 /**< norm(x + f(x)) (the original transformer) */
+};
+
+/** Feedforward activations (tlm_model_config::activation). */
+enum tlm_activation {
+    TLM_ACTIVATION_GELU = 0,       /**< GELU, tanh form */
+    TLM_ACTIVATION_GELU_EXACT = 1, /**< GELU with erf */
+    TLM_ACTIVATION_RELU = 2,       /**< ReLU */
+    TLM_ACTIVATION_SWIGLU = 3      /**< SwiGLU gated unit */
+};
+
+/**
+ * The architecture of a model. Fill with tlm_model_config_init(), then set
+ * at least vocab_size. Zero-valued sizes marked "0 means" take the stated
+ * default.
+ */
+typedef struct tlm_model_config {
+    size_t struct_size;         /**< sizeof(tlm_model_config); set by init */
+    int32_t vocab_size;         /**< V, number of token ids (required) */
+    int32_t d_model;            /**< D, model width; default 128 */
+    int32_t n_heads;            /**< attention heads; default 4 */
+    int32_t head_dim;           /**< width of a head; 0 means D / n_heads */
+    int32_t d_ff;               /**< feedforward width; 0 means 4 D */
+    int32_t n_encoder_layers;   /**< encoder layers; default 0 */
+    int32_t n_decoder_layers;   /**< decoder layers; default 4 */
+    int32_t max_context;        /**< longest sequence; default 256 */
+    int32_t position;           /**< a tlm_position; default learned */
+    int32_t norm;               /**< a tlm_norm; default layer */
+    int32_t norm_placement;     /**< a tlm_norm_placement; default pre */
+    int32_t activation;         /**< a tlm_activation; default gelu */
+    int32_t bias;               /**< 1: biases in projections and LayerNorm */
+    int32_t tied_output;        /**< 1: output projection = token embedding */
+    float embedding_dropout;    /**< dropout after the input embedding */
+    float residual_dropout;     /**< dropout on each sub-layer's output */
+    float norm_eps;             /**< epsilon of the norms; default 1e-5 */
+    float rope_base;            /**< rotary base; default 10000 */
+    uint64_t init_seed;         /**< seed of the initialisation; default 0 */
+} tlm_model_config;
+
+/** Fill `config` with the defaults (a small GPT) and set its struct_size. */
+TLM_API int tlm_model_config_init(tlm_model_config *config);
+
+/**
+ * Create a model with freshly initialised parameters (GPT-2 style, from
+ * config->init_seed) as leaf tensors of `ctx` that require gradients.
+ * Every invalid combination (zero vocabulary, heads not dividing the width,
+ * no layers, ...) is TLM_E_INVALID with a message naming the field.
+ */
+TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
+                             const tlm_model_config *config);
+
+/** Free a model and its parameters. NULL is ignored. */
+TLM_API void tlm_model_free(tlm_model *model);
+
+/**
+ * Copy the model's configuration, with every default resolved (head_dim and
+ * d_ff never 0), into `config`, whose struct_size the caller sets.
+ */
+TLM_API int tlm_model_get_config(const tlm_model *model,
+                                 tlm_model_config *config);
+
+/** Total number of parameters (scalars), or a negative status. */
+TLM_API int64_t tlm_model_parameter_count(const tlm_model *model);
+
+/** Number of parameter tensors, or a negative status. */
+TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model);
+
+/**
+ * The index-th parameter tensor (0-based, in a fixed order) and its name as
+ * in docs/model.md. The name stays valid as long as the model.
+ */
+TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
+                                const char **name, tlm_tensor **tensor);
+
+/** The parameter called `name`, or TLM_E_RANGE if there is none. */
+TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
+                                     tlm_tensor **tensor);
+
+/**
+ * What one forward pass reads. Fill with tlm_batch_init(). All tensors are
+ * i32 and belong to the model's context; shapes use B (batch) and T
+ * (sequence length, at most max_context).
+ */
+typedef struct tlm_batch {
+    size_t struct_size;   /**< sizeof(tlm_batch); set by init */
+    tlm_tensor *ids;      /**< [B, T] token ids: decoder input, or the
+                               encoder input of an encoder-only model */
+    tlm_tensor *targets;  /**< [B, T] class ids, -1 ignored; or NULL */
+    tlm_tensor *mask;     /**< encoder-only: [B, T] 1 = token, 0 = padding;
+                               or NULL */
+    tlm_tensor *src_ids;  /**< encoder-decoder: [B, Ts] source ids */
+    tlm_tensor *src_mask; /**< encoder-decoder: [B, Ts] source padding mask,
+                               or NULL */
+} tlm_batch;
+
+/** Clear `batch` and set its struct_size. */
+TLM_API int tlm_batch_init(tlm_batch *batch);
+
+/**
+ * The training forward pass through the autodiff engine, in the model's
+ * context: logits [B, T, V] and, when targets are given, the mean
+ * cross-entropy loss [1], ready for tlm_backward(). Dropout follows the
+ * context's training mode.
+ * @param[out] logits the logits (required)
+ * @param[out] loss   the loss, or NULL when not wanted; set to NULL when
+ *                    the batch has no targets
+ */
+TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
+                              tlm_tensor **logits, tlm_tensor **loss);
+
+/** @} */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -1,0 +1,63 @@
+/*
+ * The transformer model: its parameters (named as in docs/model.md) and
+ * the training forward pass built from the public operations.
+ */
+#ifndef TLM_LIB_MODEL_H
+#define TLM_LIB_MODEL_H
+
+#include "host.h"
+#include "tlm.h"
+
+/* Longest parameter name, terminator included. */
+#define TLMI_PARAM_NAME_MAX 64
+
+typedef struct tlmi_norm_params {
+    tlm_tensor *weight; /* [D] */
+    tlm_tensor *bias;   /* [D], LayerNorm with bias only */
+} tlmi_norm_params;
+
+typedef struct tlmi_attention_params {
+    tlm_tensor *q_weight, *q_bias; /* [H*hd, D], [H*hd] */
+    tlm_tensor *k_weight, *k_bias; /* [H*hd, D], [H*hd] */
+    tlm_tensor *v_weight, *v_bias; /* [H*hd, D], [H*hd] */
+    tlm_tensor *o_weight, *o_bias; /* [D, H*hd], [D] */
+} tlmi_attention_params;
+
+typedef struct tlmi_ffn_params {
+    tlm_tensor *gate_weight, *gate_bias; /* [F, D], [F]: SwiGLU only */
+    tlm_tensor *up_weight, *up_bias;     /* [F, D], [F] */
+    tlm_tensor *down_weight, *down_bias; /* [D, F], [D] */
+} tlmi_ffn_params;
+
+typedef struct tlmi_layer_params {
+    tlmi_norm_params self_attn_norm;
+    tlmi_attention_params self_attn;
+    tlmi_norm_params cross_attn_norm; /* decoder layers of seq2seq models */
+    tlmi_attention_params cross_attn;
+    tlmi_norm_params ffn_norm;
+    tlmi_ffn_params ffn;
+} tlmi_layer_params;
+
+typedef struct tlmi_named_parameter {
+    char name[TLMI_PARAM_NAME_MAX];
+    tlm_tensor *tensor;
+} tlmi_named_parameter;
+
+struct tlm_model {
+    tlm_context *ctx;          /* owns the parameters; gets the errors */
+    tlm_model_config config;   /* resolved: head_dim and d_ff set */
+
+    tlm_tensor *token_embedding;    /* [V, D] */
+    tlm_tensor *position_embedding; /* [max_context, D], learned only */
+    tlmi_layer_params *encoder;     /* n_encoder_layers */
+    tlmi_layer_params *decoder;     /* n_decoder_layers */
+    tlmi_norm_params encoder_final_norm; /* pre-norm only */
+    tlmi_norm_params decoder_final_norm;
+    tlm_tensor *lm_head;            /* [V, D], untied only */
+
+    tlmi_named_parameter *parameters; /* every tensor above, named */
+    int32_t n_parameters;
+    int32_t parameters_capacity;
+};
+
+#endif

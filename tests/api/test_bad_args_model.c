@@ -1,0 +1,93 @@
+/* The model calls with NULL handles and invalid arguments. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tlm.h"
+
+static void assert_message_names(const char *function) {
+    if (strstr(tlm_last_error(), function) == NULL)
+        fail_msg("message '%s' does not name %s", tlm_last_error(), function);
+}
+
+static void model_calls_reject_null(void **state) {
+    (void)state;
+    tlm_model_config config;
+    tlm_batch batch;
+    tlm_tensor *t = NULL;
+    const char *name = NULL;
+    assert_int_equal(tlm_model_config_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_model_config_init");
+    assert_int_equal(tlm_batch_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_batch_init");
+    tlm_model_config_init(&config);
+    tlm_batch_init(&batch);
+    assert_int_equal(tlm_model_create(NULL, NULL, &config), TLM_E_INVALID);
+    assert_message_names("tlm_model_create");
+    tlm_model_free(NULL);
+    assert_int_equal(tlm_model_get_config(NULL, &config), TLM_E_INVALID);
+    assert_message_names("tlm_model_get_config");
+    assert_true(tlm_model_parameter_count(NULL) < 0);
+    assert_message_names("tlm_model_parameter_count");
+    assert_true(tlm_model_parameter_tensor_count(NULL) < 0);
+    assert_message_names("tlm_model_parameter_tensor_count");
+    assert_int_equal(tlm_model_parameter(NULL, 0, &name, &t), TLM_E_INVALID);
+    assert_message_names("tlm_model_parameter");
+    assert_int_equal(tlm_model_find_parameter(NULL, "x", &t), TLM_E_INVALID);
+    assert_message_names("tlm_model_find_parameter");
+    tlm_tensor *logits = (tlm_tensor *)&batch;
+    assert_int_equal(tlm_model_forward(NULL, &batch, &logits, NULL), TLM_E_INVALID);
+    assert_null(logits);
+    assert_message_names("tlm_model_forward");
+}
+
+static void model_calls_reject_bad_values(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    config.vocab_size = 11;
+    config.d_model = 8;
+    config.n_heads = 2;
+    config.n_decoder_layers = 1;
+    config.max_context = 4;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &config), TLM_OK);
+    tlm_tensor *t = NULL;
+    const char *name = NULL;
+    int32_t count = tlm_model_parameter_tensor_count(m);
+    assert_int_equal(tlm_model_parameter(m, -1, &name, &t), TLM_E_RANGE);
+    assert_int_equal(tlm_model_parameter(m, count, &name, &t), TLM_E_RANGE);
+    assert_message_names("index");
+    assert_int_equal(tlm_model_parameter(m, 0, NULL, NULL), TLM_OK);
+    assert_int_equal(tlm_model_find_parameter(m, NULL, &t), TLM_E_INVALID);
+    assert_int_equal(tlm_model_find_parameter(m, "nope.weight", &t), TLM_E_RANGE);
+    assert_null(t);
+    assert_message_names("nope.weight");
+    assert_int_equal(tlm_model_find_parameter(m, "token_embedding.weight", NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_model_get_config(m, NULL), TLM_E_INVALID);
+    tlm_model_config small;
+    small.struct_size = 0;
+    assert_int_equal(tlm_model_get_config(m, &small), TLM_E_INVALID);
+    assert_message_names("struct_size");
+    /* An older caller's shorter struct gets the fields it knows. */
+    small.struct_size = offsetof(tlm_model_config, n_heads);
+    assert_int_equal(tlm_model_get_config(m, &small), TLM_OK);
+    assert_int_equal(small.d_model, 8);
+    assert_int_equal(small.struct_size, offsetof(tlm_model_config, n_heads));
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(model_calls_reject_null),
+        cmocka_unit_test(model_calls_reject_bad_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
