@@ -841,6 +841,83 @@ TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/** @name Inference sessions (KV cache)
+ *
+ * A session runs a model forward without the autodiff engine, keeping the
+ * keys and values of every position it has seen (the KV cache), so that
+ * generating one more token costs one position's work. A session only
+ * reads its model: any number of sessions, in any number of threads, may
+ * share one model as long as nothing modifies the model meanwhile. One
+ * session is used by one thread at a time.
+ *  @{ */
+
+/** Opaque inference session handle. */
+typedef struct tlm_session tlm_session;
+
+/** Settings of tlm_session_create(). Fill with tlm_session_params_init(). */
+typedef struct tlm_session_params {
+    size_t struct_size;   /**< sizeof(tlm_session_params); set by init */
+    /** Most positions processed in one pass: a longer prompt is fed in
+     *  chunks of this size (the result is the same). 0 means 64. */
+    int32_t chunk_tokens;
+} tlm_session_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_session_params_init(tlm_session_params *params);
+
+/**
+ * Create a session for `model`, allocating its caches for max_context
+ * positions from the model's context's allocator. `params` may be NULL.
+ */
+TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
+                               const tlm_session_params *params);
+
+/** Free a session. NULL is ignored. */
+TLM_API void tlm_session_free(tlm_session *session);
+
+/** Forget every position (and the encoded source): start a new sequence. */
+TLM_API int tlm_session_reset(tlm_session *session);
+
+/** Positions in the decoder's cache (tokens decoded so far), or a negative
+ *  status. */
+TLM_API int32_t tlm_session_position(const tlm_session *session);
+
+/**
+ * Run the encoder over a source of `n` ids.
+ * - encoder-decoder model: the encoder output is kept (with each decoder
+ *   layer's cross-attention keys and values) for the decoding that
+ *   follows; the decoder's cache is cleared; `logits` must be NULL.
+ * - encoder-only model: `logits` [n, V] receives the output for every
+ *   position (or NULL).
+ * @param src_mask NULL, or n flags: 1 token, 0 padding (never attended)
+ * @return TLM_E_STATE for a decoder-only model; TLM_E_RANGE for an id
+ *         outside the vocabulary or n outside 1..max_context
+ */
+TLM_API int tlm_session_encode(tlm_session *session, const int32_t *src_ids,
+                               int32_t n, const int32_t *src_mask,
+                               float *logits);
+
+/**
+ * Feed `n` ids at the next positions of the decoder (a prompt, or one
+ * generated token) and compute logits.
+ * @param logits      [logits_rows, V] floats, or NULL when logits_rows is 0
+ * @param logits_rows 0: none; 1: the last position's logits only; n: every
+ *                    position's, in order
+ * @return TLM_E_RANGE when the cache would pass max_context (nothing is
+ *         consumed then: reset, or start again with a shorter window), or
+ *         for an id outside the vocabulary; TLM_E_STATE for an
+ *         encoder-only model, or an encoder-decoder model before
+ *         tlm_session_encode()
+ */
+TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
+                               int32_t n, float *logits, int32_t logits_rows);
+
+/** The detailed message of the session's last failure ("" if none). */
+TLM_API const char *tlm_session_last_error(const tlm_session *session);
+
+/** @} */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -84,10 +84,34 @@ static void model_calls_reject_bad_values(void **state) {
     tlm_context_free(ctx);
 }
 
+static void session_calls_reject_null(void **state) {
+    (void)state;
+    int32_t ids[2] = {0, 1};
+    float logits[2];
+    tlm_session *s = (tlm_session *)ids;
+    assert_int_equal(tlm_session_params_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_session_params_init");
+    assert_int_equal(tlm_session_create(&s, NULL, NULL), TLM_E_INVALID);
+    assert_null(s);
+    assert_message_names("tlm_session_create");
+    assert_int_equal(tlm_session_create(NULL, NULL, NULL), TLM_E_INVALID);
+    tlm_session_free(NULL);
+    assert_int_equal(tlm_session_reset(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_session_reset");
+    assert_true(tlm_session_position(NULL) < 0);
+    assert_message_names("tlm_session_position");
+    assert_int_equal(tlm_session_encode(NULL, ids, 2, NULL, NULL), TLM_E_INVALID);
+    assert_message_names("tlm_session_encode");
+    assert_int_equal(tlm_session_decode(NULL, ids, 2, logits, 1), TLM_E_INVALID);
+    assert_message_names("tlm_session_decode");
+    assert_non_null(strstr(tlm_session_last_error(NULL), "NULL"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(model_calls_reject_null),
         cmocka_unit_test(model_calls_reject_bad_values),
+        cmocka_unit_test(session_calls_reject_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
