@@ -918,6 +918,22 @@ TLM_API const char *tlm_session_last_error(const tlm_session *session);
 
 /** @} */
 
+/* ------------------------------------------------------------------------ */
+/* Tokenizers: their declarations go in this region. */
+/* (end of the tokenizer region) */
+
+
+/* ------------------------------------------------------------------------ */
+/* Samplers and generation: their declarations go in this region. */
+/* (end of the sampler region) */
+
+
+/* ------------------------------------------------------------------------ */
+/* Optimizers and learning-rate schedules: their declarations go in this
+ * region. */
+/* (end of the optimizer region) */
+
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

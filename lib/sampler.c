@@ -1,0 +1,2 @@
+/* Placeholder: replaced by the implementation. */
+extern int tlmi_placeholder_sampler;
