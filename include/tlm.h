@@ -807,6 +807,25 @@ TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
 TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                                      tlm_tensor **tensor);
 
+/** What tlm_model_memory_estimate() estimates. */
+enum tlm_memory_purpose {
+    TLM_MEMORY_INFERENCE = 0, /**< the model plus one tlm_session */
+    TLM_MEMORY_TRAINING = 1   /**< parameters, gradients, AdamW state and the
+                                   activations of one forward and backward */
+};
+
+/**
+ * Estimate the memory, in bytes, that the model needs for `purpose` with
+ * `batch` sequences of `context` positions (inference: batch must be 1 and
+ * context is the session's max_context; training: the batch shape).
+ * Inference is exact for the session's buffers; training counts every
+ * result and gradient the forward pass creates (within a few percent of
+ * tlm_context_arena_bytes() after a step).
+ */
+TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
+                                      int32_t batch, int32_t context,
+                                      int64_t *bytes);
+
 /**
  * What one forward pass reads. Fill with tlm_batch_init(). All tensors are
  * i32 and belong to the model's context; shapes use B (batch) and T

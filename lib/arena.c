@@ -103,3 +103,14 @@ void tlmi_arena_release(tlmi_arena *arena, const tlmi_host *host) {
     }
     tlmi_arena_init(arena);
 }
+
+size_t tlmi_arena_used_bytes(const tlmi_arena *arena) {
+    size_t used = 0;
+    for (const tlmi_arena_chunk *chunk = arena->first; chunk != NULL;
+         chunk = chunk->next) {
+        used += chunk->used;
+        if (chunk == arena->current)
+            break;
+    }
+    return used;
+}

@@ -41,6 +41,9 @@ void tlmi_arena_rewind(tlmi_arena *arena, tlmi_arena_mark mark);
 /* Everything allocated becomes free; the chunks are kept. */
 void tlmi_arena_reset(tlmi_arena *arena);
 
+/* Bytes handed out since the last reset (alignment padding included). */
+size_t tlmi_arena_used_bytes(const tlmi_arena *arena);
+
 /* Returns every chunk to the host. */
 void tlmi_arena_release(tlmi_arena *arena, const tlmi_host *host);
 

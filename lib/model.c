@@ -418,3 +418,119 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                             "parameter named '%.200s'",
                             name);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Memory estimates */
+
+/* Bytes of the results (values and gradients) and saved buffers that one
+ * attention sub-layer creates for n query rows and m key rows. */
+static double attention_bytes(const tlm_model_config *c, double n, double m,
+                              double batch, int rotary) {
+    const double d = c->d_model, inner = (double)c->n_heads * c->head_dim;
+    const double heads = c->n_heads;
+    double floats = 0;
+    floats += 2 * (n * inner + 2 * m * inner); /* q, k, v projections */
+    floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
+    if (rotary)
+        floats += 2 * (n * inner + m * inner) + (n + m) * c->head_dim;
+    floats += 2 * n * inner;              /* attention output */
+    floats += 2 * n * heads + n * heads;  /* log-sum-exp, backward scratch */
+    floats += m / batch;                  /* padding flags (bytes, rounded up) */
+    floats += 2 * n * inner;              /* merged heads */
+    floats += 2 * n * d;                  /* output projection */
+    return floats * 4;
+}
+
+static double norm_bytes(const tlm_model_config *c, double n) {
+    return (2 * n * c->d_model + 2 * n) * 4;
+}
+
+/* One residual step: dropout (when on) and the addition, values and
+ * gradients; post-norm adds its norm. */
+static double residual_bytes(const tlm_model_config *c, double n) {
+    double bytes = 2 * n * c->d_model * 4;
+    if (c->residual_dropout > 0)
+        bytes += 2 * n * c->d_model * 4 + n * c->d_model;
+    return bytes + norm_bytes(c, n);
+}
+
+static double ffn_bytes(const tlm_model_config *c, double n) {
+    const double f = c->d_ff;
+    double floats = 2 * n * f + 2 * n * f + 2 * n * c->d_model;
+    if (c->activation == TLM_ACTIVATION_SWIGLU)
+        floats += 2 * n * f;
+    return floats * 4;
+}
+
+TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
+                                      int32_t batch, int32_t context,
+                                      int64_t *bytes) {
+    if (model == NULL || bytes == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_memory_estimate: %s is NULL",
+                                model == NULL ? "model" : "bytes");
+    *bytes = 0;
+    const tlm_model_config *c = &model->config;
+    if (purpose != TLM_MEMORY_INFERENCE && purpose != TLM_MEMORY_TRAINING)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_memory_estimate: purpose %d is not a "
+                                "tlm_memory_purpose",
+                                (int)purpose);
+    if (batch < 1 || context < 1 || context > c->max_context ||
+        (purpose == TLM_MEMORY_INFERENCE && batch != 1))
+        return tlmi_fail_thread(TLM_E_RANGE,
+                                "tlm_model_memory_estimate: batch %d, context %d "
+                                "(inference: batch 1; context 1..%d)",
+                                (int)batch, (int)context, (int)c->max_context);
+    const double parameters = (double)tlm_model_parameter_count(model);
+    const double d = c->d_model, inner = (double)c->n_heads * c->head_dim;
+    const double f = c->d_ff, v = c->vocab_size, t = context;
+    double total;
+    if (purpose == TLM_MEMORY_INFERENCE) {
+        /* Parameters, the caches and the session's scratch (session.c). */
+        const double rows = c->n_encoder_layers > 0 ? c->max_context
+                            : (context < 64 ? context : 64);
+        double floats = 2.0 * c->n_decoder_layers * c->max_context * inner;
+        if (c->n_encoder_layers > 0 && c->n_decoder_layers > 0)
+            floats += 2.0 * c->n_decoder_layers * c->max_context * inner +
+                      c->max_context * d;
+        if (c->n_encoder_layers > 0)
+            floats += 2.0 * c->max_context * inner;
+        floats += rows * (4 * d + 6 * inner + 3 * f + c->head_dim + 2);
+        total = parameters * 4 + floats * 4 + c->max_context;
+    } else {
+        const double n = (double)batch * t;
+        const int rotary = c->position == TLM_POSITION_ROTARY;
+        const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
+        const int pre = c->norm_placement == TLM_NORM_PRE;
+        /* Parameters, their gradients and AdamW's two moments. */
+        total = parameters * 16;
+        double stack_bytes = 0;
+        /* Embedding, positions and embedding dropout, per stack input. */
+        double embed = 2 * n * d * 4;
+        if (c->position == TLM_POSITION_LEARNED)
+            embed += (2 * t * d + 2 * n * d) * 4;
+        else if (c->position == TLM_POSITION_SINUSOIDAL)
+            embed += 2 * n * d * 4 + t * d * 4;
+        if (c->embedding_dropout > 0)
+            embed += 2 * n * d * 4 + n * d;
+        /* A layer: two sub-layers, each with its norm (before or after)
+         * and residual addition; cross-attention adds a third. */
+        const double self_layer = attention_bytes(c, n, n, batch, rotary) +
+                                  ffn_bytes(c, n) + 2 * residual_bytes(c, n);
+        const double final_norm = pre ? norm_bytes(c, n) : 0;
+        if (c->n_encoder_layers > 0)
+            stack_bytes += embed + c->n_encoder_layers * self_layer + final_norm;
+        if (c->n_decoder_layers > 0) {
+            const double cross = seq2seq ? attention_bytes(c, n, n, batch, 0) +
+                                               residual_bytes(c, n)
+                                         : 0;
+            stack_bytes += embed + c->n_decoder_layers * (self_layer + cross) +
+                           final_norm;
+        }
+        /* Logits, values and gradients, and the loss's saved rows. */
+        total += stack_bytes + 2 * n * v * 4 + n * 8;
+    }
+    *bytes = total > 9.0e18 ? INT64_MAX : (int64_t)total;
+    return TLM_OK;
+}

@@ -39,6 +39,9 @@ static void model_calls_reject_null(void **state) {
     assert_message_names("tlm_model_parameter");
     assert_int_equal(tlm_model_find_parameter(NULL, "x", &t), TLM_E_INVALID);
     assert_message_names("tlm_model_find_parameter");
+    int64_t bytes = 0;
+    assert_int_equal(tlm_model_memory_estimate(NULL, TLM_MEMORY_TRAINING, 1, 1, &bytes), TLM_E_INVALID);
+    assert_message_names("tlm_model_memory_estimate");
     tlm_tensor *logits = (tlm_tensor *)&batch;
     assert_int_equal(tlm_model_forward(NULL, &batch, &logits, NULL), TLM_E_INVALID);
     assert_null(logits);

@@ -1,0 +1,122 @@
+/*
+ * tlm_model_memory_estimate against what is really allocated: a session's
+ * buffers (counted through the allocator hook) and the arena a training
+ * forward and backward fill (the activations).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "context.h"
+#include "counting_allocator.h"
+#include "tlm.h"
+
+static tlm_model_config variant_config(int variant) {
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = 97;
+    c.d_model = 48;
+    c.n_heads = 4;
+    c.d_ff = 136;
+    c.max_context = 32;
+    c.n_encoder_layers = variant == 1 ? 2 : (variant == 2 ? 1 : 0);
+    c.n_decoder_layers = variant == 1 ? 0 : 2;
+    c.position = variant % 3;
+    c.activation = variant == 3 ? TLM_ACTIVATION_SWIGLU : TLM_ACTIVATION_GELU;
+    c.residual_dropout = variant == 3 ? 0.1f : 0.0f;
+    return c;
+}
+
+static void inference_estimate_matches_allocations(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        counting_allocator counter = {0};
+        tlm_context_params params;
+        tlm_context_params_init(&params);
+        params.alloc_fn = counting_alloc;
+        params.free_fn = counting_free;
+        params.alloc_user = &counter;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        tlm_model_config c = variant_config(variant);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        uint64_t before_session = counter.live_bytes;
+        tlm_session *s = NULL;
+        assert_int_equal(tlm_session_create(&s, m, NULL), TLM_OK);
+        double parameters = (double)tlm_model_parameter_count(m);
+        /* The parameters' values plus what the session allocated. */
+        double actual = (double)(counter.live_bytes - before_session) + parameters * 4;
+        int64_t estimate = 0;
+        assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1,
+                                                   c.max_context, &estimate), TLM_OK);
+        printf("inference variant %d: estimate %lld, allocated %.0f\n", variant,
+               (long long)estimate, actual);
+        assert_true(fabs((double)estimate - actual) <= 0.10 * actual);
+        tlm_session_free(s);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
+static void training_estimate_matches_arena(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+        tlm_model_config c = variant_config(variant);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        const int64_t shape[2] = {3, 32};
+        tlm_batch batch;
+        tlm_batch_init(&batch);
+        assert_int_equal(tlm_tensor_create(&batch.ids, ctx, TLM_DTYPE_I32, 2, shape), TLM_OK);
+        assert_int_equal(tlm_tensor_create(&batch.targets, ctx, TLM_DTYPE_I32, 2, shape), TLM_OK);
+        if (c.n_encoder_layers > 0 && c.n_decoder_layers > 0)
+            assert_int_equal(tlm_tensor_create(&batch.src_ids, ctx, TLM_DTYPE_I32, 2, shape), TLM_OK);
+        tlm_tensor *logits = NULL, *loss = NULL;
+        assert_int_equal(tlm_model_forward(m, &batch, &logits, &loss), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        double arena = (double)tlmi_arena_used_bytes(&ctx->arena);
+        int64_t estimate = 0;
+        assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_TRAINING, 3, 32,
+                                                   &estimate), TLM_OK);
+        double activations = (double)estimate - 16.0 * (double)tlm_model_parameter_count(m);
+        printf("training variant %d: activations estimate %.0f, arena %.0f\n",
+               variant, activations, arena);
+        assert_true(fabs(activations - arena) <= 0.10 * arena);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
+static void estimate_rejects_bad_arguments(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c = variant_config(0);
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    int64_t bytes = 0;
+    assert_int_equal(tlm_model_memory_estimate(m, 7, 1, 8, &bytes), TLM_E_INVALID);
+    assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 2, 8, &bytes), TLM_E_RANGE);
+    assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_TRAINING, 2, 33, &bytes), TLM_E_RANGE);
+    assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_TRAINING, 0, 8, &bytes), TLM_E_RANGE);
+    assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_TRAINING, 2, 8, NULL), TLM_E_INVALID);
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(inference_estimate_matches_allocations),
+        cmocka_unit_test(training_estimate_matches_arena),
+        cmocka_unit_test(estimate_rejects_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
