@@ -1,0 +1,428 @@
+#define _POSIX_C_SOURCE 200809L /* open flags, fsync, mmap, strerror_r */
+
+#include "file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* The system's text for `error`, thread-safely. */
+static const char *error_text(int error, char *buf, size_t size) {
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(error, buf, size); /* the GNU variant */
+#else
+    if (strerror_r(error, buf, size) != 0)
+        snprintf(buf, size, "error %d", error);
+    return buf;
+#endif
+}
+
+/* Largest single read or write request (Linux transfers at most about
+ * 2 GiB per call anyway). */
+#define IO_CHUNK ((size_t)1 << 30)
+
+/* ------------------------------------------------------------------------
+ * Reading
+ */
+
+/* Opens `path` for reading and checks it is a regular file. O_NONBLOCK
+ * keeps open() from waiting on a FIFO; it does nothing to regular files. */
+static int open_regular(tlmi_host *host, const char *path, const char *verb,
+                        int *fd_out, struct stat *info) {
+    char reason[128];
+    if (path == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: path is NULL", verb);
+    int fd;
+    do
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+        int error = errno;
+        return tlmi_fail(host, TLM_E_IO, "%s '%s': %s", verb, path,
+                         error_text(error, reason, sizeof reason));
+    }
+    if (fstat(fd, info) != 0) {
+        int error = errno;
+        close(fd);
+        return tlmi_fail(host, TLM_E_IO, "%s '%s': %s", verb, path,
+                         error_text(error, reason, sizeof reason));
+    }
+    if (S_ISDIR(info->st_mode)) {
+        close(fd);
+        return tlmi_fail(host, TLM_E_IO, "%s '%s': it is a directory", verb,
+                         path);
+    }
+    if (!S_ISREG(info->st_mode)) {
+        close(fd);
+        return tlmi_fail(host, TLM_E_IO,
+                         "%s '%s': it is not a regular file", verb, path);
+    }
+    if (info->st_size < 0 || (uintmax_t)info->st_size > SIZE_MAX - 1) {
+        close(fd);
+        return tlmi_fail(host, TLM_E_IO,
+                         "%s '%s': its size %lld does not fit in memory",
+                         verb, path, (long long)info->st_size);
+    }
+    *fd_out = fd;
+    return TLM_OK;
+}
+
+int tlmi_file_read_all(tlmi_host *host, const char *path, size_t max_size,
+                       void **data, size_t *size) {
+    if (data == NULL || size == NULL)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "reading a file: data or size is NULL");
+    *data = NULL;
+    *size = 0;
+    int fd = -1;
+    struct stat info;
+    int status = open_regular(host, path, "reading", &fd, &info);
+    if (status != TLM_OK)
+        return status;
+    size_t expected = (size_t)info.st_size;
+    if (expected > max_size) {
+        close(fd);
+        return tlmi_fail(host, TLM_E_IO,
+                         "reading '%s': the file is %zu bytes, more than "
+                         "the limit of %zu",
+                         path, expected, max_size);
+    }
+    unsigned char *buffer = tlmi_host_alloc(host, expected + 1, 64);
+    if (buffer == NULL) {
+        close(fd);
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "reading '%s': out of memory (allocating %zu bytes)",
+                         path, expected + 1);
+    }
+    /* Read what fstat promised, then make sure nothing follows: a file
+     * that changes size while being read is an error, not a silent cut. */
+    size_t done = 0;
+    char reason[128];
+    for (;;) {
+        size_t want = expected - done;
+        unsigned char extra;
+        unsigned char *into = want > 0 ? buffer + done : &extra;
+        if (want == 0)
+            want = 1;
+        ssize_t n = read(fd, into, want < IO_CHUNK ? want : IO_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int error = errno;
+            status = tlmi_fail(host, TLM_E_IO, "reading '%s': %s", path,
+                               error_text(error, reason, sizeof reason));
+            break;
+        }
+        if (into == &extra) {
+            if (n > 0)
+                status = tlmi_fail(host, TLM_E_IO,
+                                   "reading '%s': the file grew while it "
+                                   "was read (expected %zu bytes)",
+                                   path, expected);
+            break;
+        }
+        if (n == 0) {
+            status = tlmi_fail(host, TLM_E_IO,
+                               "reading '%s': the file shrank while it was "
+                               "read (%zu of %zu bytes)",
+                               path, done, expected);
+            break;
+        }
+        done += (size_t)n;
+    }
+    close(fd);
+    if (status != TLM_OK) {
+        tlmi_host_free(host, buffer, expected + 1);
+        return status;
+    }
+    buffer[expected] = '\0';
+    *data = buffer;
+    *size = expected;
+    return TLM_OK;
+}
+
+void tlmi_file_free_contents(tlmi_host *host, void *data, size_t size) {
+    if (data != NULL)
+        tlmi_host_free(host, data, size + 1);
+}
+
+static const unsigned char empty_file[1] = {0};
+
+int tlmi_file_map_readonly(tlmi_host *host, const char *path,
+                           tlmi_file_mapping *mapping) {
+    if (mapping == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "mapping a file: mapping is NULL");
+    memset(mapping, 0, sizeof *mapping);
+    int fd = -1;
+    struct stat info;
+    int status = open_regular(host, path, "mapping", &fd, &info);
+    if (status != TLM_OK)
+        return status;
+    size_t size = (size_t)info.st_size;
+    if (size == 0) {
+        close(fd);
+        mapping->data = empty_file;
+        return TLM_OK;
+    }
+    void *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    int error = errno;
+    close(fd);
+    if (base == MAP_FAILED) {
+        char reason[128];
+        return tlmi_fail(host, TLM_E_IO, "mapping '%s': %s", path,
+                         error_text(error, reason, sizeof reason));
+    }
+    mapping->data = base;
+    mapping->size = size;
+    mapping->base = base;
+    return TLM_OK;
+}
+
+void tlmi_file_unmap(tlmi_file_mapping *mapping) {
+    if (mapping == NULL)
+        return;
+    if (mapping->base != NULL)
+        munmap(mapping->base, mapping->size);
+    memset(mapping, 0, sizeof *mapping);
+}
+
+/* ------------------------------------------------------------------------
+ * Crash-safe writing
+ */
+
+struct tlmi_file_writer {
+    tlmi_host *host;
+    int fd;          /* -1 once closed */
+    int status;      /* first failure, sticky */
+    uint64_t written;
+    size_t bytes;    /* allocated size of this struct and its strings */
+    char *path;      /* the target */
+    char *temp;      /* the temporary file beside it */
+    char *directory; /* the directory holding both, to sync */
+};
+
+/* Distinguishes temporary files of one process (several threads may
+ * write at once). */
+static atomic_ulong temp_counter;
+
+/* Closes and removes the temporary file (once). */
+static void discard_temp(tlmi_file_writer *w) {
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+        unlink(w->temp);
+    }
+}
+
+static int writer_fail_errno(tlmi_file_writer *w, int error,
+                             const char *doing) {
+    char reason[128];
+    w->status = tlmi_fail(w->host, TLM_E_IO,
+                          "writing '%s': %s the temporary file '%s': %s",
+                          w->path, doing, w->temp,
+                          error_text(error, reason, sizeof reason));
+    discard_temp(w);
+    return w->status;
+}
+
+int tlmi_file_writer_open(tlmi_host *host, const char *path,
+                          tlmi_file_writer **out) {
+    if (out == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "writing a file: out is NULL");
+    *out = NULL;
+    if (path == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is NULL");
+    size_t path_length = strlen(path);
+    if (path_length == 0)
+        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is empty");
+    if (path[path_length - 1] == '/')
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "writing '%s': the path names a directory", path);
+    /* The directory part: up to the last '/', "/" or ".". */
+    const char *slash = strrchr(path, '/');
+    size_t directory_length = slash == NULL ? 1
+                              : slash == path ? 1
+                                              : (size_t)(slash - path);
+    /* ".tmp-" + pid + "-" + counter, each number at most 20 digits. */
+    const size_t suffix_max = 5 + 20 + 1 + 20;
+    if (path_length > (SIZE_MAX - sizeof(tlmi_file_writer) - suffix_max - 3) / 3)
+        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path too long");
+    size_t bytes = sizeof(tlmi_file_writer) + (path_length + 1) +
+                   (path_length + suffix_max + 1) + (directory_length + 1);
+    tlmi_file_writer *w = tlmi_host_alloc(host, bytes, _Alignof(tlmi_file_writer));
+    if (w == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "writing '%s': out of memory (allocating %zu bytes)",
+                         path, bytes);
+    memset(w, 0, sizeof *w);
+    w->host = host;
+    w->fd = -1;
+    w->bytes = bytes;
+    w->path = (char *)(w + 1);
+    w->temp = w->path + path_length + 1;
+    w->directory = w->temp + path_length + suffix_max + 1;
+    memcpy(w->path, path, path_length + 1);
+    if (slash == NULL) {
+        memcpy(w->directory, ".", 2);
+    } else {
+        memcpy(w->directory, path, directory_length);
+        w->directory[directory_length] = '\0';
+    }
+
+    /* A name nobody else uses: O_EXCL refuses an existing file (left by a
+     * crashed process that had the same pid), and the next number is
+     * tried. */
+    int error = 0;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned long counter = atomic_fetch_add(&temp_counter, 1);
+        snprintf(w->temp, path_length + suffix_max + 1, "%s.tmp-%lld-%lu",
+                 path, (long long)getpid(), counter);
+        do
+            w->fd = open(w->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                         0666);
+        while (w->fd < 0 && errno == EINTR);
+        error = errno;
+        if (w->fd >= 0 || error != EEXIST)
+            break;
+    }
+    if (w->fd < 0) {
+        char reason[128];
+        int status = tlmi_fail(host, TLM_E_IO,
+                               "writing '%s': cannot create the temporary "
+                               "file '%s': %s",
+                               path, w->temp,
+                               error_text(error, reason, sizeof reason));
+        tlmi_host_free(host, w, w->bytes);
+        return status;
+    }
+    *out = w;
+    return TLM_OK;
+}
+
+int tlmi_file_writer_write(tlmi_file_writer *w, const void *data,
+                           size_t size) {
+    if (w == NULL)
+        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    if (w->status != TLM_OK)
+        return w->status;
+    if (data == NULL && size > 0) {
+        w->status = tlmi_fail(w->host, TLM_E_INVALID,
+                              "writing '%s': data is NULL", w->path);
+        discard_temp(w);
+        return w->status;
+    }
+    const unsigned char *bytes = data;
+    while (size > 0) {
+        ssize_t n = write(w->fd, bytes, size < IO_CHUNK ? size : IO_CHUNK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return writer_fail_errno(w, errno, "writing");
+        if (n == 0)
+            return writer_fail_errno(w, ENOSPC, "writing");
+        bytes += n;
+        size -= (size_t)n;
+        w->written += (uint64_t)n;
+    }
+    return TLM_OK;
+}
+
+uint64_t tlmi_file_writer_size(const tlmi_file_writer *writer) {
+    return writer ? writer->written : 0;
+}
+
+void tlmi_file_writer_abort(tlmi_file_writer *writer) {
+    if (writer == NULL)
+        return;
+    discard_temp(writer);
+    tlmi_host_free(writer->host, writer, writer->bytes);
+}
+
+/* fsync of the directory, so the rename itself is on the disk. File
+ * systems that cannot sync a directory say EINVAL: nothing more to do. */
+static int sync_directory(const char *directory) {
+    int fd;
+    do
+        fd = open(directory, O_RDONLY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errno;
+    int error = 0;
+    if (fsync(fd) != 0 && errno != EINVAL && errno != EROFS)
+        error = errno;
+    close(fd);
+    return error;
+}
+
+int tlmi_file_writer_commit(tlmi_file_writer *w) {
+    if (w == NULL)
+        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    int status = w->status;
+    if (status == TLM_OK) {
+        int result;
+        do
+            result = fsync(w->fd);
+        while (result != 0 && errno == EINTR);
+        if (result != 0)
+            status = writer_fail_errno(w, errno, "syncing");
+    }
+    if (status == TLM_OK) {
+        int fd = w->fd;
+        w->fd = -1;
+        if (close(fd) != 0 && errno != EINTR) {
+            int error = errno;
+            unlink(w->temp);
+            char reason[128];
+            status = tlmi_fail(w->host, TLM_E_IO,
+                               "writing '%s': closing the temporary file "
+                               "'%s': %s",
+                               w->path, w->temp,
+                               error_text(error, reason, sizeof reason));
+        }
+    }
+    if (status == TLM_OK && rename(w->temp, w->path) != 0) {
+        int error = errno;
+        unlink(w->temp);
+        char reason[128];
+        status = tlmi_fail(w->host, TLM_E_IO,
+                           "writing '%s': renaming the temporary file '%s' "
+                           "over it: %s",
+                           w->path, w->temp,
+                           error_text(error, reason, sizeof reason));
+    }
+    if (status == TLM_OK) {
+        int error = sync_directory(w->directory);
+        if (error != 0) {
+            char reason[128];
+            status = tlmi_fail(w->host, TLM_E_IO,
+                               "writing '%s': the file is in place but "
+                               "syncing its directory '%s' failed, so the "
+                               "change may not survive a crash: %s",
+                               w->path, w->directory,
+                               error_text(error, reason, sizeof reason));
+        }
+    }
+    discard_temp(w); /* after a failure: no-op if already discarded */
+    tlmi_host_free(w->host, w, w->bytes);
+    return status;
+}
+
+int tlmi_file_write_atomic(tlmi_host *host, const char *path,
+                           const void *data, size_t size) {
+    tlmi_file_writer *writer = NULL;
+    int status = tlmi_file_writer_open(host, path, &writer);
+    if (status != TLM_OK)
+        return status;
+    status = tlmi_file_writer_write(writer, data, size);
+    if (status != TLM_OK) {
+        tlmi_file_writer_abort(writer);
+        return status;
+    }
+    return tlmi_file_writer_commit(writer);
+}

@@ -1,0 +1,1256 @@
+#include "safetensors.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "file.h"
+#include "json.h"
+
+/* ------------------------------------------------------------------------
+ * Element types and byte order
+ */
+
+static const struct {
+    const char *name;
+    int32_t dtype;
+    size_t size;
+} dtypes[] = {
+    {"F32", TLMI_ST_F32, 4},
+    {"I32", TLMI_ST_I32, 4},
+    {"F16", TLMI_ST_F16, 2},
+    {"BF16", TLMI_ST_BF16, 2},
+};
+#define N_DTYPES (sizeof dtypes / sizeof dtypes[0])
+
+const char *tlmi_st_dtype_name(int32_t dtype) {
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].name;
+    return NULL;
+}
+
+size_t tlmi_st_dtype_size(int32_t dtype) {
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (dtypes[i].dtype == dtype)
+            return dtypes[i].size;
+    return 0;
+}
+
+/* The file's numbers are little-endian; on a big-endian host the copy
+ * functions and the writer reverse each element's bytes. */
+static int host_is_little_endian(void) {
+    const uint16_t probe = 1;
+    unsigned char first;
+    memcpy(&first, &probe, 1);
+    return first == 1;
+}
+
+static uint64_t read_le64(const unsigned char *p) {
+    uint64_t value = 0;
+    for (int i = 7; i >= 0; i--)
+        value = (value << 8) | p[i];
+    return value;
+}
+
+static float float_from_bits(uint32_t bits) {
+    float value;
+    memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+/* IEEE binary16 to binary32, exactly (subnormals, infinities, NaNs). */
+static float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1fu;
+    uint32_t mantissa = h & 0x3ffu;
+    if (exponent == 0x1f)
+        return float_from_bits(sign | 0x7f800000u | (mantissa << 13));
+    if (exponent != 0)
+        return float_from_bits(sign | ((exponent + 112) << 23) |
+                               (mantissa << 13));
+    if (mantissa == 0)
+        return float_from_bits(sign);
+    /* Subnormal: mantissa * 2^-24; normalise it. */
+    exponent = 113;
+    while ((mantissa & 0x400u) == 0) {
+        mantissa <<= 1;
+        exponent--;
+    }
+    return float_from_bits(sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13));
+}
+
+/* ------------------------------------------------------------------------
+ * Reader
+ */
+
+typedef struct st_metadata {
+    const char *key;
+    size_t key_length;
+    const char *value;
+    size_t value_length;
+} st_metadata;
+
+#define SOURCE_MAX 160
+
+struct tlmi_safetensors {
+    tlmi_host *host;
+    char source[SOURCE_MAX]; /* for messages: "safetensors 'path'" */
+    size_t count;
+    tlmi_safetensors_entry *entries;        /* by data offset */
+    const tlmi_safetensors_entry **by_name; /* sorted by name */
+    size_t metadata_count;
+    st_metadata *metadata; /* sorted by key */
+    char *strings;         /* names, keys and values */
+    size_t strings_bytes;
+    uint64_t unused_bytes;
+    /* What tlmi_safetensors_open read or mapped. */
+    void *buffer;
+    size_t buffer_size;
+    tlmi_file_mapping mapping;
+};
+
+/* A name for a message: at most `size` - 4 bytes, control characters as
+ * '?', "..." when cut. */
+static const char *printable(const char *s, size_t length, char *buf,
+                             size_t size) {
+    size_t n = length < size - 4 ? length : size - 4;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (n < length) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+static void make_source(char *buf, size_t size, const char *source) {
+    if (source == NULL)
+        snprintf(buf, size, "safetensors");
+    else
+        snprintf(buf, size, "safetensors '%s'", source);
+}
+
+/* Everything the parse builds, released together on failure. */
+typedef struct parse_state {
+    tlmi_host *host;
+    const char *source;
+    tlmi_safetensors *st;
+    uint64_t data_size; /* bytes after the header */
+    const unsigned char *data_start;
+    char *next_string;
+} parse_state;
+
+static void release_tables(tlmi_safetensors *st) {
+    tlmi_host *host = st->host;
+    tlmi_host_free(host, st->entries, st->count * sizeof *st->entries);
+    tlmi_host_free(host, (void *)st->by_name, st->count * sizeof *st->by_name);
+    tlmi_host_free(host, st->metadata,
+                   st->metadata_count * sizeof *st->metadata);
+    tlmi_host_free(host, st->strings, st->strings_bytes);
+}
+
+static const char *copy_string(parse_state *ps, const char *s, size_t n) {
+    char *copy = ps->next_string;
+    if (n > 0)
+        memcpy(copy, s, n);
+    copy[n] = '\0';
+    ps->next_string += n + 1;
+    return copy;
+}
+
+/* An integer >= 0 from the header, or a message about `field`. */
+static int header_count(parse_state *ps, const char *name,
+                        const char *field, const tlmi_json_value *value,
+                        uint64_t *out) {
+    if (value->type != TLMI_JSON_NUMBER)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': %s is %s %s at header byte %zu; "
+                         "expected an integer >= 0",
+                         ps->source, name, field,
+                         value->type == TLMI_JSON_ARRAY ||
+                                 value->type == TLMI_JSON_OBJECT
+                             ? "an"
+                             : "a",
+                         tlmi_json_type_name(value->type), value->offset);
+    if (!value->is_int64 || value->as.number.integer < 0)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': %s is %.17g at header byte %zu; "
+                         "expected an integer >= 0",
+                         ps->source, name, field, value->as.number.real,
+                         value->offset);
+    *out = (uint64_t)value->as.number.integer;
+    return TLM_OK;
+}
+
+static const tlmi_json_value *required_field(parse_state *ps,
+                                             const tlmi_json_value *object,
+                                             const char *name,
+                                             const char *field, int32_t type,
+                                             int *status) {
+    const tlmi_json_value *value = tlmi_json_object_get(object, field);
+    if (value == NULL) {
+        *status = tlmi_fail(ps->host, TLM_E_FORMAT,
+                            "%s: tensor '%s': the entry at header byte %zu "
+                            "has no \"%s\"",
+                            ps->source, name, object->offset, field);
+        return NULL;
+    }
+    if (value->type != type) {
+        *status = tlmi_fail(
+            ps->host, TLM_E_FORMAT,
+            "%s: tensor '%s': \"%s\" is %s %s at header byte %zu; expected "
+            "%s %s",
+            ps->source, name, field,
+            value->type == TLMI_JSON_ARRAY || value->type == TLMI_JSON_OBJECT
+                ? "an"
+                : "a",
+            tlmi_json_type_name(value->type), value->offset,
+            type == TLMI_JSON_ARRAY ? "an" : "a", tlmi_json_type_name(type));
+        return NULL;
+    }
+    *status = TLM_OK;
+    return value;
+}
+
+static void shape_text(const tlmi_safetensors_entry *e, char *buf,
+                       size_t size) {
+    size_t used = (size_t)snprintf(buf, size, "[");
+    for (int32_t i = 0; i < e->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, "%s%lld",
+                                 i ? ", " : "", (long long)e->shape[i]);
+    if (used < size)
+        snprintf(buf + used, size - used, "]");
+}
+
+static int parse_tensor(parse_state *ps, const tlmi_json_member *member,
+                        tlmi_safetensors_entry *e) {
+    char name[132];
+    printable(member->key, member->key_length, name, sizeof name);
+    const tlmi_json_value *info = &member->value;
+    int status = TLM_OK;
+    if (memchr(member->key, '\0', member->key_length) != NULL)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: the tensor name at header byte %zu contains a "
+                         "NUL character",
+                         ps->source, member->key_offset);
+    if (info->type != TLMI_JSON_OBJECT)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': the entry is %s %s at header "
+                         "byte %zu; expected an object with \"dtype\", "
+                         "\"shape\" and \"data_offsets\"",
+                         ps->source, name,
+                         info->type == TLMI_JSON_ARRAY ? "an" : "a",
+                         tlmi_json_type_name(info->type), info->offset);
+
+    /* dtype */
+    const tlmi_json_value *dtype =
+        required_field(ps, info, name, "dtype", TLMI_JSON_STRING, &status);
+    if (dtype == NULL)
+        return status;
+    e->dtype = -1;
+    size_t element = 0;
+    for (size_t i = 0; i < N_DTYPES; i++)
+        if (dtype->as.string.length == strlen(dtypes[i].name) &&
+            memcmp(dtype->as.string.bytes, dtypes[i].name,
+                   dtype->as.string.length) == 0) {
+            e->dtype = dtypes[i].dtype;
+            element = dtypes[i].size;
+        }
+    if (e->dtype < 0) {
+        char text[40];
+        return tlmi_fail(ps->host, TLM_E_UNSUPPORTED,
+                         "%s: tensor '%s': dtype \"%s\" is not supported "
+                         "(tlm reads F32, I32, F16 and BF16)",
+                         ps->source, name,
+                         printable(dtype->as.string.bytes,
+                                   dtype->as.string.length, text,
+                                   sizeof text));
+    }
+
+    /* shape */
+    const tlmi_json_value *shape =
+        required_field(ps, info, name, "shape", TLMI_JSON_ARRAY, &status);
+    if (shape == NULL)
+        return status;
+    size_t ndim = shape->as.array.count;
+    if (ndim > TLM_MAX_DIMS)
+        return tlmi_fail(ps->host, TLM_E_UNSUPPORTED,
+                         "%s: tensor '%s': the shape at header byte %zu has "
+                         "%zu dimensions; tlm tensors have at most %d",
+                         ps->source, name, shape->offset, ndim,
+                         TLM_MAX_DIMS);
+    e->ndim = (int32_t)ndim;
+    for (int i = 0; i < TLM_MAX_DIMS; i++)
+        e->shape[i] = 1;
+    /* The byte size must fit in a size_t and an int64. */
+    uint64_t limit = SIZE_MAX < (uint64_t)INT64_MAX ? (uint64_t)SIZE_MAX
+                                                     : (uint64_t)INT64_MAX;
+    uint64_t numel = 1;
+    int overflow = 0;
+    for (size_t i = 0; i < ndim; i++) {
+        char field[16];
+        snprintf(field, sizeof field, "shape[%zu]", i);
+        uint64_t dim = 0;
+        status = header_count(ps, name, field, &shape->as.array.items[i], &dim);
+        if (status != TLM_OK)
+            return status;
+        e->shape[i] = (int64_t)dim;
+        if (dim != 0 && numel > limit / element / dim)
+            overflow = 1;
+        else
+            numel *= dim;
+    }
+    if (overflow && numel != 0) {
+        char text[120];
+        shape_text(e, text, sizeof text);
+        return tlmi_fail(ps->host, TLM_E_OVERFLOW,
+                         "%s: tensor '%s': shape %s has too many elements "
+                         "(its byte size overflows)",
+                         ps->source, name, text);
+    }
+    if (overflow) /* a zero dimension makes the product 0 anyway */
+        numel = 0;
+    e->numel = (int64_t)numel;
+    e->nbytes = (size_t)(numel * element);
+
+    /* data_offsets */
+    const tlmi_json_value *offsets = required_field(
+        ps, info, name, "data_offsets", TLMI_JSON_ARRAY, &status);
+    if (offsets == NULL)
+        return status;
+    if (offsets->as.array.count != 2)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': data_offsets at header byte %zu "
+                         "has %zu numbers; expected [begin, end]",
+                         ps->source, name, offsets->offset,
+                         offsets->as.array.count);
+    status = header_count(ps, name, "data_offsets[0]",
+                          &offsets->as.array.items[0], &e->begin);
+    if (status == TLM_OK)
+        status = header_count(ps, name, "data_offsets[1]",
+                              &offsets->as.array.items[1], &e->end);
+    if (status != TLM_OK)
+        return status;
+    if (e->end < e->begin)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] end "
+                         "before they begin",
+                         ps->source, name, (unsigned long long)e->begin,
+                         (unsigned long long)e->end);
+    if (e->end > ps->data_size)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] run "
+                         "past the end of the data section (%llu bytes)",
+                         ps->source, name, (unsigned long long)e->begin,
+                         (unsigned long long)e->end,
+                         (unsigned long long)ps->data_size);
+    if (e->end - e->begin != (uint64_t)e->nbytes) {
+        char text[120];
+        shape_text(e, text, sizeof text);
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: tensor '%s': data_offsets [%llu, %llu] hold "
+                         "%llu bytes but %s %s needs %zu",
+                         ps->source, name, (unsigned long long)e->begin,
+                         (unsigned long long)e->end,
+                         (unsigned long long)(e->end - e->begin),
+                         tlmi_st_dtype_name(e->dtype), text, e->nbytes);
+    }
+    e->data = ps->data_start + e->begin;
+    e->name = copy_string(ps, member->key, member->key_length);
+    e->name_length = member->key_length;
+    return TLM_OK;
+}
+
+static int parse_metadata(parse_state *ps, const tlmi_json_value *object,
+                          st_metadata *out) {
+    if (object->type != TLMI_JSON_OBJECT)
+        return tlmi_fail(ps->host, TLM_E_FORMAT,
+                         "%s: __metadata__ is %s %s at header byte %zu; "
+                         "expected an object of strings",
+                         ps->source,
+                         object->type == TLMI_JSON_ARRAY ? "an" : "a",
+                         tlmi_json_type_name(object->type), object->offset);
+    for (size_t i = 0; i < object->as.object.count; i++) {
+        const tlmi_json_member *m = &object->as.object.members[i];
+        if (m->value.type != TLMI_JSON_STRING) {
+            char key[100];
+            return tlmi_fail(ps->host, TLM_E_FORMAT,
+                             "%s: __metadata__ key '%s' holds %s %s at "
+                             "header byte %zu; metadata values must be "
+                             "strings",
+                             ps->source,
+                             printable(m->key, m->key_length, key, sizeof key),
+                             m->value.type == TLMI_JSON_ARRAY ||
+                                     m->value.type == TLMI_JSON_OBJECT
+                                 ? "an"
+                                 : "a",
+                             tlmi_json_type_name(m->value.type),
+                             m->value.offset);
+        }
+        out[i].key = copy_string(ps, m->key, m->key_length);
+        out[i].key_length = m->key_length;
+        out[i].value = copy_string(ps, m->value.as.string.bytes,
+                                   m->value.as.string.length);
+        out[i].value_length = m->value.as.string.length;
+    }
+    return TLM_OK;
+}
+
+static int bytes_compare(const char *a, size_t an, const char *b, size_t bn) {
+    size_t n = an < bn ? an : bn;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return an < bn ? -1 : an > bn;
+}
+
+static int compare_offsets(const void *a, const void *b) {
+    const tlmi_safetensors_entry *x = a, *y = b;
+    if (x->begin != y->begin)
+        return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end)
+        return x->end < y->end ? -1 : 1;
+    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+}
+
+static int compare_names(const void *a, const void *b) {
+    const tlmi_safetensors_entry *x = *(const tlmi_safetensors_entry *const *)a;
+    const tlmi_safetensors_entry *y = *(const tlmi_safetensors_entry *const *)b;
+    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+}
+
+static int compare_metadata(const void *a, const void *b) {
+    const st_metadata *x = a, *y = b;
+    return bytes_compare(x->key, x->key_length, y->key, y->key_length);
+}
+
+/* Fills `st` from the parsed header. */
+static int build(parse_state *ps, const tlmi_json_value *root) {
+    tlmi_safetensors *st = ps->st;
+    tlmi_host *host = ps->host;
+    if (root->type != TLMI_JSON_OBJECT)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: the header is %s %s; expected an object",
+                         ps->source,
+                         root->type == TLMI_JSON_ARRAY ? "an" : "a",
+                         tlmi_json_type_name(root->type));
+    /* Count, and size the strings. Every size here is bounded by the
+     * header's, which is at most 100 MB. */
+    const tlmi_json_value *metadata = NULL;
+    size_t strings = 0;
+    for (size_t i = 0; i < root->as.object.count; i++) {
+        const tlmi_json_member *m = &root->as.object.members[i];
+        if (m->key_length == 12 && memcmp(m->key, "__metadata__", 12) == 0) {
+            metadata = &m->value;
+            for (size_t j = 0; j < tlmi_json_count(metadata); j++) {
+                const tlmi_json_member *pair = &metadata->as.object.members[j];
+                strings += pair->key_length + 1;
+                if (pair->value.type == TLMI_JSON_STRING)
+                    strings += pair->value.as.string.length + 1;
+            }
+        } else {
+            st->count++;
+            strings += m->key_length + 1;
+        }
+    }
+    size_t metadata_count = metadata ? tlmi_json_count(metadata) : 0;
+    if (st->count > 0) {
+        st->entries = tlmi_host_alloc(host, st->count * sizeof *st->entries,
+                                      _Alignof(tlmi_safetensors_entry));
+        st->by_name = st->entries ? tlmi_host_alloc(host,
+                                                    st->count * sizeof *st->by_name,
+                                                    _Alignof(void *))
+                                  : NULL;
+        if (st->by_name == NULL)
+            goto nomem;
+        memset(st->entries, 0, st->count * sizeof *st->entries);
+    }
+    if (metadata_count > 0) {
+        st->metadata = tlmi_host_alloc(host, metadata_count * sizeof *st->metadata,
+                                       _Alignof(st_metadata));
+        if (st->metadata == NULL)
+            goto nomem;
+        st->metadata_count = metadata_count;
+    }
+    if (strings > 0) {
+        st->strings = tlmi_host_alloc(host, strings, 1);
+        if (st->strings == NULL)
+            goto nomem;
+        st->strings_bytes = strings;
+    }
+    ps->next_string = st->strings;
+
+    /* Tensors and metadata, in header order so the first problem in the
+     * file is the one reported. */
+    size_t k = 0;
+    for (size_t i = 0; i < root->as.object.count; i++) {
+        const tlmi_json_member *m = &root->as.object.members[i];
+        int status = &m->value == metadata
+                         ? parse_metadata(ps, metadata, st->metadata)
+                         : parse_tensor(ps, m, &st->entries[k++]);
+        if (status != TLM_OK)
+            return status;
+    }
+
+    /* Overlaps, holes. */
+    if (st->count > 0)
+        qsort(st->entries, st->count, sizeof *st->entries, compare_offsets);
+    uint64_t covered = 0;
+    for (size_t i = 0; i < st->count; i++) {
+        const tlmi_safetensors_entry *e = &st->entries[i];
+        if (i > 0 && e->begin < st->entries[i - 1].end) {
+            const tlmi_safetensors_entry *p = &st->entries[i - 1];
+            char a[132], b[132];
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: tensors '%s' (data_offsets [%llu, %llu]) "
+                             "and '%s' ([%llu, %llu]) overlap",
+                             ps->source,
+                             printable(p->name, p->name_length, a, sizeof a),
+                             (unsigned long long)p->begin,
+                             (unsigned long long)p->end,
+                             printable(e->name, e->name_length, b, sizeof b),
+                             (unsigned long long)e->begin,
+                             (unsigned long long)e->end);
+        }
+        covered += e->end - e->begin;
+        st->by_name[i] = e;
+    }
+    st->unused_bytes = ps->data_size - covered;
+    if (st->unused_bytes > 0)
+        tlmi_host_log(host, TLM_LOG_WARN,
+                      "%s: %llu of the %llu bytes of the data section belong "
+                      "to no tensor",
+                      ps->source, (unsigned long long)st->unused_bytes,
+                      (unsigned long long)ps->data_size);
+    if (st->count > 0)
+        qsort(st->by_name, st->count, sizeof *st->by_name, compare_names);
+    if (st->metadata_count > 0)
+        qsort(st->metadata, st->metadata_count, sizeof *st->metadata,
+              compare_metadata);
+    return TLM_OK;
+
+nomem:
+    return tlmi_fail(host, TLM_E_NOMEM,
+                     "%s: out of memory (tables for %zu tensors)", ps->source,
+                     st->count);
+}
+
+int tlmi_safetensors_parse(tlmi_host *host, const char *source,
+                           const void *data, size_t size,
+                           tlmi_safetensors **out) {
+    if (out == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "safetensors: out is NULL");
+    *out = NULL;
+    if (host == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "safetensors: host is NULL");
+    if (data == NULL && size > 0)
+        return tlmi_fail(host, TLM_E_INVALID, "safetensors: data is NULL");
+    char name[SOURCE_MAX];
+    make_source(name, sizeof name, source);
+    const unsigned char *bytes = data;
+
+    if (size < 8)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: %zu bytes is too short for a safetensors file "
+                         "(the header length alone takes 8)",
+                         name, size);
+    uint64_t header = read_le64(bytes);
+    if (header > TLMI_ST_MAX_HEADER)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: the header length %llu is more than the limit "
+                         "of %llu bytes",
+                         name, (unsigned long long)header,
+                         (unsigned long long)TLMI_ST_MAX_HEADER);
+    if (header > size - 8)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: the header length %llu runs past the end of "
+                         "the data (%zu bytes follow the length)",
+                         name, (unsigned long long)header, size - 8);
+
+    tlmi_json_limits limits = {(size_t)header ? (size_t)header : 1, 64};
+    tlmi_json_doc *doc = NULL;
+    int status = tlmi_json_parse(host, (const char *)bytes + 8, (size_t)header,
+                                 &limits, &doc);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        memcpy(message, tlmi_thread_error_buffer(), sizeof message);
+        return tlmi_fail(host, status,
+                         "%s: JSON header (from file byte 8): %s", name,
+                         message);
+    }
+
+    tlmi_safetensors *st = tlmi_host_alloc(host, sizeof *st,
+                                           _Alignof(tlmi_safetensors));
+    if (st == NULL) {
+        tlmi_json_free(doc);
+        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", name);
+    }
+    memset(st, 0, sizeof *st);
+    st->host = host;
+    memcpy(st->source, name, sizeof name);
+    parse_state ps = {host, st->source, st, (uint64_t)(size - 8 - header),
+                      bytes + 8 + header, NULL};
+    status = build(&ps, tlmi_json_root(doc));
+    tlmi_json_free(doc);
+    if (status != TLM_OK) {
+        release_tables(st);
+        tlmi_host_free(host, st, sizeof *st);
+        return status;
+    }
+    *out = st;
+    return TLM_OK;
+}
+
+int tlmi_safetensors_open(tlmi_host *host, const char *path, int mode,
+                          tlmi_safetensors **out) {
+    if (out == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "safetensors: out is NULL");
+    *out = NULL;
+    if (host == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "safetensors: host is NULL");
+    if (mode != TLMI_ST_OPEN_READ && mode != TLMI_ST_OPEN_MAP)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors: open mode %d is neither READ (0) nor "
+                         "MAP (1)",
+                         mode);
+    tlmi_safetensors *st = NULL;
+    int status;
+    if (mode == TLMI_ST_OPEN_MAP) {
+        tlmi_file_mapping mapping;
+        status = tlmi_file_map_readonly(host, path, &mapping);
+        if (status != TLM_OK)
+            return status;
+        status = tlmi_safetensors_parse(host, path, mapping.data,
+                                        mapping.size, &st);
+        if (status != TLM_OK) {
+            tlmi_file_unmap(&mapping);
+            return status;
+        }
+        st->mapping = mapping;
+    } else {
+        void *buffer = NULL;
+        size_t size = 0;
+        status = tlmi_file_read_all(host, path, SIZE_MAX - 1, &buffer, &size);
+        if (status != TLM_OK)
+            return status;
+        status = tlmi_safetensors_parse(host, path, buffer, size, &st);
+        if (status != TLM_OK) {
+            tlmi_file_free_contents(host, buffer, size);
+            return status;
+        }
+        st->buffer = buffer;
+        st->buffer_size = size;
+    }
+    *out = st;
+    return TLM_OK;
+}
+
+void tlmi_safetensors_free(tlmi_safetensors *st) {
+    if (st == NULL)
+        return;
+    tlmi_host *host = st->host;
+    release_tables(st);
+    tlmi_file_free_contents(host, st->buffer, st->buffer_size);
+    tlmi_file_unmap(&st->mapping);
+    tlmi_host_free(host, st, sizeof *st);
+}
+
+size_t tlmi_safetensors_count(const tlmi_safetensors *st) {
+    return st ? st->count : 0;
+}
+
+const tlmi_safetensors_entry *tlmi_safetensors_entry_at(
+    const tlmi_safetensors *st, size_t index) {
+    if (st == NULL || index >= st->count)
+        return NULL;
+    return &st->entries[index];
+}
+
+const tlmi_safetensors_entry *tlmi_safetensors_find(
+    const tlmi_safetensors *st, const char *name) {
+    if (st == NULL || name == NULL)
+        return NULL;
+    size_t length = strlen(name);
+    size_t lo = 0, hi = st->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const tlmi_safetensors_entry *e = st->by_name[mid];
+        int c = bytes_compare(e->name, e->name_length, name, length);
+        if (c == 0)
+            return e;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const char *tlmi_safetensors_metadata(const tlmi_safetensors *st,
+                                      const char *key, size_t *length) {
+    if (st == NULL || key == NULL)
+        return NULL;
+    size_t key_length = strlen(key);
+    size_t lo = 0, hi = st->metadata_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const st_metadata *m = &st->metadata[mid];
+        int c = bytes_compare(m->key, m->key_length, key, key_length);
+        if (c == 0) {
+            if (length != NULL)
+                *length = m->value_length;
+            return m->value;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+size_t tlmi_safetensors_metadata_count(const tlmi_safetensors *st) {
+    return st ? st->metadata_count : 0;
+}
+
+int tlmi_safetensors_metadata_at(const tlmi_safetensors *st, size_t index,
+                                 const char **key, const char **value,
+                                 size_t *value_length) {
+    if (st == NULL || key == NULL || value == NULL)
+        return tlmi_fail(st ? st->host : NULL, TLM_E_INVALID,
+                         "safetensors metadata: NULL argument");
+    if (index >= st->metadata_count)
+        return tlmi_fail(st->host, TLM_E_RANGE,
+                         "%s: metadata index %zu is outside 0..%zu",
+                         st->source, index, st->metadata_count);
+    *key = st->metadata[index].key;
+    *value = st->metadata[index].value;
+    if (value_length != NULL)
+        *value_length = st->metadata[index].value_length;
+    return TLM_OK;
+}
+
+uint64_t tlmi_safetensors_unused_bytes(const tlmi_safetensors *st) {
+    return st ? st->unused_bytes : 0;
+}
+
+static int check_copy(const tlmi_safetensors *st,
+                      const tlmi_safetensors_entry *entry, const void *dst,
+                      int64_t count, const char *what) {
+    tlmi_host *host = st ? st->host : NULL;
+    if (st == NULL || entry == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: st or entry is NULL", what);
+    char name[132];
+    printable(entry->name, entry->name_length, name, sizeof name);
+    if (count != entry->numel)
+        return tlmi_fail(host, TLM_E_SHAPE,
+                         "%s: tensor '%s' has %lld values, not %lld", what,
+                         name, (long long)entry->numel, (long long)count);
+    if (dst == NULL && count > 0)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: dst is NULL", what);
+    return TLM_OK;
+}
+
+int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
+                              const tlmi_safetensors_entry *entry,
+                              float *dst, int64_t count) {
+    int status = check_copy(st, entry, dst, count, "safetensors copy_f32");
+    if (status != TLM_OK)
+        return status;
+    const unsigned char *p = entry->data;
+    size_t n = (size_t)count;
+    switch (entry->dtype) {
+    case TLMI_ST_F32:
+        if (host_is_little_endian()) {
+            if (n > 0)
+                memcpy(dst, p, n * 4);
+        } else {
+            for (size_t i = 0; i < n; i++, p += 4)
+                dst[i] = float_from_bits((uint32_t)p[0] |
+                                         (uint32_t)p[1] << 8 |
+                                         (uint32_t)p[2] << 16 |
+                                         (uint32_t)p[3] << 24);
+        }
+        return TLM_OK;
+    case TLMI_ST_F16:
+        for (size_t i = 0; i < n; i++, p += 2)
+            dst[i] = half_to_float((uint16_t)(p[0] | p[1] << 8));
+        return TLM_OK;
+    case TLMI_ST_BF16:
+        for (size_t i = 0; i < n; i++, p += 2)
+            dst[i] = float_from_bits(((uint32_t)p[0] | (uint32_t)p[1] << 8)
+                                     << 16);
+        return TLM_OK;
+    default: {
+        char name[132];
+        return tlmi_fail(st->host, TLM_E_FORMAT,
+                         "%s: tensor '%s' holds %s, not floats", st->source,
+                         printable(entry->name, entry->name_length, name,
+                                   sizeof name),
+                         tlmi_st_dtype_name(entry->dtype));
+    }
+    }
+}
+
+int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
+                              const tlmi_safetensors_entry *entry,
+                              int32_t *dst, int64_t count) {
+    int status = check_copy(st, entry, dst, count, "safetensors copy_i32");
+    if (status != TLM_OK)
+        return status;
+    if (entry->dtype != TLMI_ST_I32) {
+        char name[132];
+        return tlmi_fail(st->host, TLM_E_FORMAT,
+                         "%s: tensor '%s' holds %s, not I32", st->source,
+                         printable(entry->name, entry->name_length, name,
+                                   sizeof name),
+                         tlmi_st_dtype_name(entry->dtype));
+    }
+    const unsigned char *p = entry->data;
+    size_t n = (size_t)count;
+    if (host_is_little_endian()) {
+        if (n > 0)
+            memcpy(dst, p, n * 4);
+    } else {
+        for (size_t i = 0; i < n; i++, p += 4) {
+            uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                            (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            memcpy(&dst[i], &bits, 4);
+        }
+    }
+    return TLM_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Writer
+ */
+
+typedef struct st_item {
+    char *name; /* host memory, name_length + 1 bytes */
+    size_t name_length;
+    int32_t dtype;
+    int32_t ndim;
+    int64_t shape[TLM_MAX_DIMS];
+    const void *data;
+    size_t nbytes;
+} st_item;
+
+typedef struct st_pair {
+    char *key; /* one block: key, NUL, value, NUL */
+    size_t key_length;
+    size_t value_length;
+} st_pair;
+
+struct tlmi_safetensors_writer {
+    tlmi_host *host;
+    st_item *items;
+    size_t count, capacity;
+    st_pair *pairs;
+    size_t pair_count, pair_capacity;
+};
+
+int tlmi_safetensors_writer_create(tlmi_host *host,
+                                   tlmi_safetensors_writer **out) {
+    if (out == NULL)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: out is NULL");
+    *out = NULL;
+    if (host == NULL)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: host is NULL");
+    tlmi_safetensors_writer *w =
+        tlmi_host_alloc(host, sizeof *w, _Alignof(tlmi_safetensors_writer));
+    if (w == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "safetensors writer: out of memory");
+    memset(w, 0, sizeof *w);
+    w->host = host;
+    *out = w;
+    return TLM_OK;
+}
+
+void tlmi_safetensors_writer_free(tlmi_safetensors_writer *w) {
+    if (w == NULL)
+        return;
+    for (size_t i = 0; i < w->count; i++)
+        tlmi_host_free(w->host, w->items[i].name, w->items[i].name_length + 1);
+    for (size_t i = 0; i < w->pair_count; i++)
+        tlmi_host_free(w->host, w->pairs[i].key,
+                       w->pairs[i].key_length + w->pairs[i].value_length + 2);
+    tlmi_host_free(w->host, w->items, w->capacity * sizeof *w->items);
+    tlmi_host_free(w->host, w->pairs, w->pair_capacity * sizeof *w->pairs);
+    tlmi_host_free(w->host, w, sizeof *w);
+}
+
+/* Makes room for one more element in a growable array: on success
+ * *array and *capacity describe the (possibly new) block. */
+static int grow(tlmi_host *host, void *array, size_t *capacity, size_t count,
+                size_t element, size_t alignment, void **grown_out) {
+    *grown_out = array;
+    if (count < *capacity)
+        return TLM_OK;
+    size_t fresh = *capacity ? 2 * *capacity : 16;
+    if (fresh > SIZE_MAX / element)
+        return tlmi_fail(host, TLM_E_OVERFLOW,
+                         "safetensors writer: too many entries");
+    void *grown = tlmi_host_alloc(host, fresh * element, alignment);
+    if (grown == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "safetensors writer: out of memory (%zu entries)",
+                         fresh);
+    if (count > 0)
+        memcpy(grown, array, count * element);
+    tlmi_host_free(host, array, *capacity * element);
+    *grown_out = grown;
+    *capacity = fresh;
+    return TLM_OK;
+}
+
+static int check_utf8(tlmi_host *host, const char *what, const char *s,
+                      size_t n) {
+    size_t bad = 0;
+    if (!tlmi_json_utf8_valid(s, n, &bad))
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: %s is not valid UTF-8 (byte "
+                         "%zu)",
+                         what, bad);
+    return TLM_OK;
+}
+
+int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data) {
+    if (w == NULL)
+        return tlmi_fail(NULL, TLM_E_INVALID,
+                         "safetensors writer: writer is NULL");
+    tlmi_host *host = w->host;
+    if (name == NULL || name[0] == '\0')
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: tensor name is %s",
+                         name ? "empty" : "NULL");
+    size_t length = strlen(name);
+    char shown[132];
+    printable(name, length, shown, sizeof shown);
+    int status = check_utf8(host, "a tensor name", name, length);
+    if (status != TLM_OK)
+        return status;
+    if (strcmp(name, "__metadata__") == 0)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: \"__metadata__\" is reserved "
+                         "and cannot name a tensor");
+    for (size_t i = 0; i < w->count; i++)
+        if (w->items[i].name_length == length &&
+            memcmp(w->items[i].name, name, length) == 0)
+            return tlmi_fail(host, TLM_E_INVALID,
+                             "safetensors writer: tensor '%s' was already "
+                             "added",
+                             shown);
+    size_t element = tlmi_st_dtype_size(dtype);
+    if (element == 0)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: tensor '%s': dtype %d is not "
+                         "a tlmi_st_dtype",
+                         shown, (int)dtype);
+    if (ndim < 0 || ndim > TLM_MAX_DIMS)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: tensor '%s': ndim %d is "
+                         "outside 0..%d",
+                         shown, (int)ndim, TLM_MAX_DIMS);
+    if (shape == NULL && ndim > 0)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: tensor '%s': shape is NULL",
+                         shown);
+    uint64_t limit = SIZE_MAX < (uint64_t)INT64_MAX ? (uint64_t)SIZE_MAX
+                                                     : (uint64_t)INT64_MAX;
+    uint64_t numel = 1;
+    int overflow = 0;
+    for (int32_t i = 0; i < ndim; i++) {
+        if (shape[i] < 0)
+            return tlmi_fail(host, TLM_E_INVALID,
+                             "safetensors writer: tensor '%s': shape[%d] is "
+                             "%lld; sizes must be >= 0",
+                             shown, (int)i, (long long)shape[i]);
+        uint64_t dim = (uint64_t)shape[i];
+        if (dim != 0 && numel > limit / element / dim)
+            overflow = 1;
+        else
+            numel *= dim;
+    }
+    if (overflow && numel != 0)
+        return tlmi_fail(host, TLM_E_OVERFLOW,
+                         "safetensors writer: tensor '%s': the shape's byte "
+                         "size overflows",
+                         shown);
+    if (overflow)
+        numel = 0;
+    size_t nbytes = (size_t)(numel * element);
+    if (data == NULL && nbytes > 0)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: tensor '%s': data is NULL",
+                         shown);
+    void *items = NULL;
+    status = grow(host, w->items, &w->capacity, w->count, sizeof *w->items,
+                  _Alignof(st_item), &items);
+    w->items = items;
+    if (status != TLM_OK)
+        return status;
+    char *copy = tlmi_host_alloc(host, length + 1, 1);
+    if (copy == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "safetensors writer: tensor '%s': out of memory",
+                         shown);
+    memcpy(copy, name, length + 1);
+    st_item *item = &w->items[w->count++];
+    memset(item, 0, sizeof *item);
+    item->name = copy;
+    item->name_length = length;
+    item->dtype = dtype;
+    item->ndim = ndim;
+    for (int32_t i = 0; i < ndim; i++)
+        item->shape[i] = shape[i];
+    item->data = data;
+    item->nbytes = nbytes;
+    return TLM_OK;
+}
+
+int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
+                                         const char *key, const char *value) {
+    if (w == NULL)
+        return tlmi_fail(NULL, TLM_E_INVALID,
+                         "safetensors writer: writer is NULL");
+    tlmi_host *host = w->host;
+    if (key == NULL || value == NULL)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "safetensors writer: metadata %s is NULL",
+                         key ? "value" : "key");
+    size_t key_length = strlen(key), value_length = strlen(value);
+    char shown[100];
+    printable(key, key_length, shown, sizeof shown);
+    int status = check_utf8(host, "a metadata key", key, key_length);
+    if (status == TLM_OK)
+        status = check_utf8(host, "a metadata value", value, value_length);
+    if (status != TLM_OK)
+        return status;
+    for (size_t i = 0; i < w->pair_count; i++)
+        if (w->pairs[i].key_length == key_length &&
+            memcmp(w->pairs[i].key, key, key_length) == 0)
+            return tlmi_fail(host, TLM_E_INVALID,
+                             "safetensors writer: metadata key '%s' was "
+                             "already added",
+                             shown);
+    if (key_length > SIZE_MAX / 2 - 2 || value_length > SIZE_MAX / 2)
+        return tlmi_fail(host, TLM_E_OVERFLOW,
+                         "safetensors writer: metadata too long");
+    void *pairs = NULL;
+    status = grow(host, w->pairs, &w->pair_capacity, w->pair_count,
+                  sizeof *w->pairs, _Alignof(st_pair), &pairs);
+    w->pairs = pairs;
+    if (status != TLM_OK)
+        return status;
+    size_t bytes = key_length + value_length + 2;
+    char *block = tlmi_host_alloc(host, bytes, 1);
+    if (block == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "safetensors writer: metadata '%s': out of memory",
+                         shown);
+    memcpy(block, key, key_length + 1);
+    memcpy(block + key_length + 1, value, value_length + 1);
+    st_pair *pair = &w->pairs[w->pair_count++];
+    pair->key = block;
+    pair->key_length = key_length;
+    pair->value_length = value_length;
+    return TLM_OK;
+}
+
+/* The JSON header (unpadded) and the size of the data section. */
+static int write_header(tlmi_safetensors_writer *w, tlmi_json_writer *json,
+                        uint64_t *data_size) {
+    tlmi_json_write_object_begin(json);
+    if (w->pair_count > 0) {
+        tlmi_json_write_key(json, "__metadata__");
+        tlmi_json_write_object_begin(json);
+        for (size_t i = 0; i < w->pair_count; i++) {
+            const st_pair *pair = &w->pairs[i];
+            tlmi_json_write_key_n(json, pair->key, pair->key_length);
+            tlmi_json_write_string_n(json, pair->key + pair->key_length + 1,
+                                     pair->value_length);
+        }
+        tlmi_json_write_object_end(json);
+    }
+    uint64_t offset = 0;
+    for (size_t i = 0; i < w->count; i++) {
+        const st_item *item = &w->items[i];
+        if (item->nbytes > UINT64_MAX - offset ||
+            offset + item->nbytes > (uint64_t)INT64_MAX)
+            return tlmi_fail(w->host, TLM_E_OVERFLOW,
+                             "safetensors writer: the data section's size "
+                             "overflows");
+        tlmi_json_write_key_n(json, item->name, item->name_length);
+        tlmi_json_write_object_begin(json);
+        tlmi_json_write_key(json, "dtype");
+        tlmi_json_write_string(json, tlmi_st_dtype_name(item->dtype));
+        tlmi_json_write_key(json, "shape");
+        tlmi_json_write_array_begin(json);
+        for (int32_t d = 0; d < item->ndim; d++)
+            tlmi_json_write_int64(json, item->shape[d]);
+        tlmi_json_write_array_end(json);
+        tlmi_json_write_key(json, "data_offsets");
+        tlmi_json_write_array_begin(json);
+        tlmi_json_write_int64(json, (int64_t)offset);
+        offset += item->nbytes;
+        tlmi_json_write_int64(json, (int64_t)offset);
+        tlmi_json_write_array_end(json);
+        tlmi_json_write_object_end(json);
+    }
+    tlmi_json_write_object_end(json);
+    *data_size = offset;
+    const char *text = NULL;
+    size_t size = 0;
+    return tlmi_json_writer_result(json, &text, &size);
+}
+
+/* Where the bytes go: a file writer or a memory block. */
+typedef struct sink {
+    tlmi_file_writer *file;
+    unsigned char *memory;
+    size_t used;
+} sink;
+
+static int sink_write(sink *s, const void *data, size_t size) {
+    if (size == 0)
+        return TLM_OK;
+    if (s->file != NULL)
+        return tlmi_file_writer_write(s->file, data, size);
+    memcpy(s->memory + s->used, data, size);
+    s->used += size;
+    return TLM_OK;
+}
+
+/* A tensor's bytes in little-endian order. */
+static int sink_tensor(sink *s, const st_item *item) {
+    size_t element = tlmi_st_dtype_size(item->dtype);
+    if (host_is_little_endian() || element == 1)
+        return sink_write(s, item->data, item->nbytes);
+    unsigned char chunk[4096];
+    const unsigned char *p = item->data;
+    for (size_t done = 0; done < item->nbytes;) {
+        size_t n = item->nbytes - done < sizeof chunk ? item->nbytes - done
+                                                      : sizeof chunk;
+        for (size_t i = 0; i < n; i += element)
+            for (size_t b = 0; b < element; b++)
+                chunk[i + b] = p[done + i + element - 1 - b];
+        int status = sink_write(s, chunk, n);
+        if (status != TLM_OK)
+            return status;
+        done += n;
+    }
+    return TLM_OK;
+}
+
+/* The header (built by the caller) and the data into `s`. */
+static int emit(tlmi_safetensors_writer *w, sink *s, const char *header,
+                size_t header_length, size_t padded) {
+    unsigned char length[8];
+    for (int i = 0; i < 8; i++)
+        length[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    int status = sink_write(s, length, 8);
+    if (status == TLM_OK)
+        status = sink_write(s, header, header_length);
+    static const char spaces[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+    if (status == TLM_OK)
+        status = sink_write(s, spaces, padded - header_length);
+    for (size_t i = 0; status == TLM_OK && i < w->count; i++)
+        status = sink_tensor(s, &w->items[i]);
+    return status;
+}
+
+/* Builds the header; *padded is its length rounded up to 8, *total the
+ * file's size. */
+static int prepare(tlmi_safetensors_writer *w, tlmi_json_writer *json,
+                   size_t *padded, uint64_t *total) {
+    tlmi_json_writer_init(json, w->host);
+    uint64_t data_size = 0;
+    int status = write_header(w, json, &data_size);
+    if (status != TLM_OK)
+        return status;
+    size_t rounded = (json->size + 7) & ~(size_t)7;
+    if (rounded > TLMI_ST_MAX_HEADER)
+        return tlmi_fail(w->host, TLM_E_RANGE,
+                         "safetensors writer: the header would be %zu bytes, "
+                         "more than the format's limit of %llu",
+                         rounded, (unsigned long long)TLMI_ST_MAX_HEADER);
+    if (data_size > UINT64_MAX - 8 - rounded)
+        return tlmi_fail(w->host, TLM_E_OVERFLOW,
+                         "safetensors writer: the file's size overflows");
+    *padded = rounded;
+    *total = 8 + rounded + data_size;
+    return TLM_OK;
+}
+
+int tlmi_safetensors_writer_save(tlmi_safetensors_writer *w,
+                                 const char *path) {
+    if (w == NULL)
+        return tlmi_fail(NULL, TLM_E_INVALID,
+                         "safetensors writer: writer is NULL");
+    tlmi_json_writer json;
+    size_t padded = 0;
+    uint64_t total = 0;
+    int status = prepare(w, &json, &padded, &total);
+    tlmi_file_writer *file = NULL;
+    if (status == TLM_OK)
+        status = tlmi_file_writer_open(w->host, path, &file);
+    if (status == TLM_OK) {
+        sink s = {file, NULL, 0};
+        status = emit(w, &s, json.data, json.size, padded);
+        if (status == TLM_OK)
+            status = tlmi_file_writer_commit(file);
+        else
+            tlmi_file_writer_abort(file);
+    }
+    tlmi_json_writer_release(&json);
+    return status;
+}
+
+int tlmi_safetensors_writer_to_memory(tlmi_safetensors_writer *w,
+                                      void **data, size_t *size) {
+    if (w == NULL || data == NULL || size == NULL)
+        return tlmi_fail(w ? w->host : NULL, TLM_E_INVALID,
+                         "safetensors writer: NULL argument");
+    *data = NULL;
+    *size = 0;
+    tlmi_json_writer json;
+    size_t padded = 0;
+    uint64_t total = 0;
+    int status = prepare(w, &json, &padded, &total);
+    if (status == TLM_OK && total > SIZE_MAX)
+        status = tlmi_fail(w->host, TLM_E_OVERFLOW,
+                           "safetensors writer: %llu bytes do not fit in "
+                           "memory",
+                           (unsigned long long)total);
+    unsigned char *memory = NULL;
+    if (status == TLM_OK) {
+        memory = tlmi_host_alloc(w->host, (size_t)total, 64);
+        if (memory == NULL)
+            status = tlmi_fail(w->host, TLM_E_NOMEM,
+                               "safetensors writer: out of memory "
+                               "(allocating %llu bytes)",
+                               (unsigned long long)total);
+    }
+    if (status == TLM_OK) {
+        sink s = {NULL, memory, 0};
+        status = emit(w, &s, json.data, json.size, padded);
+    }
+    tlmi_json_writer_release(&json);
+    if (status != TLM_OK) {
+        tlmi_host_free(w->host, memory, (size_t)total);
+        return status;
+    }
+    *data = memory;
+    *size = (size_t)total;
+    return TLM_OK;
+}
