@@ -807,6 +807,29 @@ TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
 TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                                      tlm_tensor **tensor);
 
+/**
+ * Write the model's parameters to a safetensors file (F32 tensors named as
+ * in docs/model.md; the configuration as JSON in the metadata entry
+ * "tlm.config"), the format PyTorch and Hugging Face tools exchange weights
+ * in. The file is written atomically (a temporary file renamed over
+ * `path`).
+ */
+TLM_API int tlm_model_export_safetensors(const tlm_model *model,
+                                         const char *path);
+
+/**
+ * Create a model in `ctx` from a safetensors file written by
+ * tlm_model_export_safetensors() or by any tool that follows docs/model.md:
+ * the configuration comes from the "tlm.config" metadata entry, every
+ * parameter must be present with its documented shape (F32, or F16/BF16
+ * converted), and tensors that are not parameters are ignored.
+ * @return TLM_E_IO, TLM_E_FORMAT (a malformed file, a missing or misshapen
+ *         parameter, no configuration), TLM_E_UNSUPPORTED, TLM_E_NOMEM,
+ *         with a message naming the file and the tensor
+ */
+TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
+                                         const char *path);
+
 /** What tlm_model_memory_estimate() estimates. */
 enum tlm_memory_purpose {
     TLM_MEMORY_INFERENCE = 0, /**< the model plus one tlm_session */
