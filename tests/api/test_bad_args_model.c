@@ -39,6 +39,13 @@ static void model_calls_reject_null(void **state) {
     assert_message_names("tlm_model_parameter");
     assert_int_equal(tlm_model_find_parameter(NULL, "x", &t), TLM_E_INVALID);
     assert_message_names("tlm_model_find_parameter");
+    assert_int_equal(tlm_model_export_safetensors(NULL, "x.safetensors"), TLM_E_INVALID);
+    assert_message_names("tlm_model_export_safetensors");
+    tlm_model *imported = (tlm_model *)&config;
+    assert_int_equal(tlm_model_import_safetensors(&imported, NULL, "x.safetensors"), TLM_E_INVALID);
+    assert_null(imported);
+    assert_message_names("tlm_model_import_safetensors");
+    assert_int_equal(tlm_model_import_safetensors(NULL, NULL, NULL), TLM_E_INVALID);
     int64_t bytes = 0;
     assert_int_equal(tlm_model_memory_estimate(NULL, TLM_MEMORY_TRAINING, 1, 1, &bytes), TLM_E_INVALID);
     assert_message_names("tlm_model_memory_estimate");
