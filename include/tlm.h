@@ -830,6 +830,41 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path);
 
+/**
+ * Save the model as a .tlm file (docs/format.md): configuration,
+ * parameters, and a checksum per section. The save is atomic: the file is
+ * written under a temporary name in the same directory, flushed to disk and
+ * renamed over `path`, so a crash leaves the old file or the new one.
+ */
+TLM_API int tlm_model_save(const tlm_model *model, const char *path);
+
+/** Settings of tlm_model_load(). Fill with tlm_load_params_init(). */
+typedef struct tlm_load_params {
+    size_t struct_size;       /**< sizeof(tlm_load_params); set by init */
+    /** 1: map the file read-only and use the parameters in place, without
+     *  copying (the file must not change while the model lives); the
+     *  parameters are then read-only and cannot be trained. Default 0. */
+    int32_t memory_map;
+    /** 0: with memory_map, skip the checksum of the parameter data so that
+     *  loading is instant (the header, table, configuration and index are
+     *  always checked). Default 1. */
+    int32_t verify_checksums;
+} tlm_load_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_load_params_init(tlm_load_params *params);
+
+/**
+ * Load a model saved by tlm_model_save() into `ctx`. `params` may be NULL.
+ * @return TLM_E_IO (cannot open or read; a directory), TLM_E_FORMAT (not a
+ *         .tlm file, truncated, a checksum fails, a malformed configuration
+ *         or parameter index), TLM_E_VERSION (written by a newer format
+ *         version), TLM_E_NOMEM; the message names the file and what is
+ *         wrong
+ */
+TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
+                           const tlm_load_params *params);
+
 /** What tlm_model_memory_estimate() estimates. */
 enum tlm_memory_purpose {
     TLM_MEMORY_INFERENCE = 0, /**< the model plus one tlm_session */

@@ -5,9 +5,11 @@
 #include <string.h>
 
 #include "context.h"
+#include "file.h"
 #include "error.h"
 #include "params.h"
 #include "rng.h"
+#include "tensor.h"
 
 /* ---------------------------------------------------------------------- */
 /* Configuration */
@@ -134,6 +136,7 @@ typedef struct builder {
     tlm_model *model;
     tlmi_rng rng;
     int status;
+    const tlmi_parameter_source *source; /* NULL: initialise */
 } builder;
 
 /* Creates the named parameter [d0] or [d0, d1], fills it (std > 0: normal;
@@ -162,17 +165,40 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
         m->parameters_capacity = capacity;
     }
     const int64_t shape[2] = {d0, d1};
+    const int32_t ndim = d1 > 0 ? 2 : 1;
     tlm_tensor *t = NULL;
-    b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, d1 > 0 ? 2 : 1, shape);
-    if (b->status == TLM_OK)
-        b->status = tlm_tensor_set_requires_grad(t, 1);
-    if (b->status != TLM_OK) {
-        tlm_tensor_free(t);
-        return NULL;
+    if (b->source != NULL && !b->source->copy) {
+        const void *data = NULL;
+        b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        if (b->status == TLM_OK)
+            b->status = tlmi_tensor_create_borrowed(&t, m->ctx, TLM_DTYPE_F32,
+                                                    ndim, shape, data);
+        if (b->status != TLM_OK)
+            return NULL;
+    } else if (b->source != NULL) {
+        const void *data = NULL;
+        b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        if (b->status == TLM_OK)
+            b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
+        if (b->status == TLM_OK)
+            b->status = tlm_tensor_set_requires_grad(t, 1);
+        if (b->status != TLM_OK) {
+            tlm_tensor_free(t);
+            return NULL;
+        }
+        memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    } else {
+        b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
+        if (b->status == TLM_OK)
+            b->status = tlm_tensor_set_requires_grad(t, 1);
+        if (b->status != TLM_OK) {
+            tlm_tensor_free(t);
+            return NULL;
+        }
+        float *values = tlm_tensor_data_f32(t);
+        for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
+            values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;
     }
-    float *values = tlm_tensor_data_f32(t);
-    for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
-        values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;
     tlmi_named_parameter *entry = &m->parameters[m->n_parameters++];
     snprintf(entry->name, sizeof entry->name, "%s", name);
     entry->tensor = t;
@@ -274,6 +300,12 @@ static tlmi_layer_params *alloc_layers(tlm_model *m, int32_t count) {
 
 TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
                              const tlm_model_config *given) {
+    return tlmi_model_build(out, ctx, given, NULL);
+}
+
+int tlmi_model_build(tlm_model **out, tlm_context *ctx,
+                     const tlm_model_config *given,
+                     const tlmi_parameter_source *source) {
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_create: out is NULL");
     *out = NULL;
@@ -311,7 +343,7 @@ TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tlm_model_create: out of memory");
     }
 
-    builder b = {m, {{0}}, TLM_OK};
+    builder b = {m, {{0}}, TLM_OK, source};
     tlmi_rng_seed(&b.rng, config.init_seed);
     m->token_embedding = add_parameter(&b, "token_embedding.weight",
                                        config.vocab_size, config.d_model, INIT_STD, 0);
@@ -346,6 +378,10 @@ TLM_API void tlm_model_free(tlm_model *model) {
     if (model == NULL)
         return;
     free_parts(model);
+    if (model->mapping != NULL) {
+        tlmi_file_unmap(model->mapping);
+        tlmi_host_free(&model->ctx->host, model->mapping, sizeof(tlmi_file_mapping));
+    }
     tlmi_host_free(&model->ctx->host, model, sizeof *model);
 }
 

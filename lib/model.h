@@ -43,8 +43,21 @@ typedef struct tlmi_named_parameter {
     tlm_tensor *tensor;
 } tlmi_named_parameter;
 
+/* Where tlmi_model_build takes parameter values from: `lookup` returns
+ * the data of the parameter `name` with the given shape, or a status after
+ * tlmi_fail. With `copy` the parameter is an ordinary trainable tensor
+ * holding a copy; without, it borrows the data read-only. */
+typedef struct tlmi_parameter_source {
+    int (*lookup)(void *user, const char *name, int32_t ndim,
+                  const int64_t *shape, const void **data);
+    void *user;
+    int copy;
+} tlmi_parameter_source;
+
 struct tlm_model {
     tlm_context *ctx;          /* owns the parameters; gets the errors */
+    void *mapping;             /* a tlmi_file_mapping the parameters borrow
+                                  from (memory-mapped load), or NULL */
     tlm_model_config config;   /* resolved: head_dim and d_ff set */
 
     tlm_tensor *token_embedding;    /* [V, D] */
@@ -59,5 +72,11 @@ struct tlm_model {
     int32_t n_parameters;
     int32_t parameters_capacity;
 };
+
+/* tlm_model_create, with parameters initialised (source NULL) or
+ * borrowed from `source`. */
+int tlmi_model_build(tlm_model **out, tlm_context *ctx,
+                     const tlm_model_config *config,
+                     const tlmi_parameter_source *source);
 
 #endif

@@ -137,6 +137,35 @@ static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
     return TLM_OK;
 }
 
+int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data) {
+    *out = NULL;
+    int64_t numel = 0;
+    int status = tlmi_shape_numel(&ctx->host, "tensor", dtype, ndim, shape, &numel);
+    if (status != TLM_OK)
+        return status;
+    tlm_tensor *tensor = tlmi_context_take_struct(ctx);
+    if (tensor == NULL)
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tensor: out of memory");
+    tensor->magic = TLMI_TENSOR_MAGIC;
+    tensor->ctx = ctx;
+    tensor->dtype = dtype;
+    tensor->ndim = ndim;
+    for (int32_t i = 0; i < ndim; i++)
+        tensor->shape[i] = shape[i];
+    tensor->numel = numel;
+    tensor->data = (void *)(uintptr_t)data; /* never written: read_only */
+    tensor->read_only = 1;
+    tensor->is_leaf = 1;
+    tensor->next = ctx->leaves;
+    if (ctx->leaves != NULL)
+        ctx->leaves->prev = tensor;
+    ctx->leaves = tensor;
+    *out = tensor;
+    return TLM_OK;
+}
+
 TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
                               int32_t dtype, int32_t ndim,
                               const int64_t *shape) {
@@ -181,7 +210,8 @@ TLM_API void tlm_tensor_free(tlm_tensor *tensor) {
         ctx->leaves = tensor->next;
     if (tensor->next != NULL)
         tensor->next->prev = tensor->prev;
-    tlmi_host_free(&ctx->host, tensor->data, tensor->data_bytes);
+    if (tensor->data_bytes > 0)
+        tlmi_host_free(&ctx->host, tensor->data, tensor->data_bytes);
     if (tensor->grad != NULL)
         tlmi_host_free(&ctx->host, tensor->grad,
                        (size_t)tensor->numel * sizeof(float));
@@ -262,10 +292,21 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
     return TLM_OK;
 }
 
+static int check_writable(const tlm_tensor *tensor, const char *what) {
+    if (tensor->read_only)
+        return tlmi_fail(&tensor->ctx->host, TLM_E_STATE,
+                         "%s: the tensor is read-only (a parameter of a "
+                         "memory-mapped model)",
+                         what);
+    return TLM_OK;
+}
+
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
                                int64_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
                             "tlm_tensor_set_f32");
+    if (status == TLM_OK)
+        status = check_writable(tensor, "tlm_tensor_set_f32");
     if (status == TLM_OK)
         memcpy(tensor->data, data, (size_t)count * sizeof(float));
     return status;
@@ -275,6 +316,8 @@ TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
                                int64_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
                             "tlm_tensor_set_i32");
+    if (status == TLM_OK)
+        status = check_writable(tensor, "tlm_tensor_set_i32");
     if (status == TLM_OK)
         memcpy(tensor->data, data, (size_t)count * sizeof(int32_t));
     return status;
@@ -335,6 +378,8 @@ TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
                          "tlm_tensor_set_requires_grad: only leaf tensors "
                          "take the flag; results inherit it from their "
                          "inputs");
+    if (flag && tensor->read_only)
+        return check_writable(tensor, "tlm_tensor_set_requires_grad");
     if (flag && tensor->dtype != TLM_DTYPE_F32)
         return tlmi_fail(host, TLM_E_INVALID,
                          "tlm_tensor_set_requires_grad: an i32 tensor has no "

@@ -33,7 +33,9 @@ struct tlm_tensor {
     float *grad; /* numel floats, or NULL */
     int32_t is_leaf;
     int32_t requires_grad;
-    size_t data_bytes; /* leaves: size of `data` as allocated */
+    size_t data_bytes; /* leaves: size of `data` as allocated; 0 when the
+                          data is borrowed (not owned, not freed) */
+    int32_t read_only; /* borrowed read-only memory (a mapped file) */
 
     /* Results only: the node that computed this tensor. */
     const tlmi_op *op;
@@ -67,6 +69,12 @@ const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
  * for messages that point at one element. */
 const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,
                               size_t size);
+
+/* A leaf over `data` that it does not own and must not write: the
+ * parameters of a memory-mapped model. No gradient can be requested. */
+int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data);
 
 /* Element count of a shape, or a negative status with a message naming
  * `what` when the shape is invalid or its byte size overflows. */

@@ -46,6 +46,15 @@ static void model_calls_reject_null(void **state) {
     assert_null(imported);
     assert_message_names("tlm_model_import_safetensors");
     assert_int_equal(tlm_model_import_safetensors(NULL, NULL, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_model_save(NULL, "x.tlm"), TLM_E_INVALID);
+    assert_message_names("tlm_model_save");
+    assert_int_equal(tlm_load_params_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_load_params_init");
+    tlm_model *loaded = (tlm_model *)&config;
+    assert_int_equal(tlm_model_load(&loaded, NULL, "x.tlm", NULL), TLM_E_INVALID);
+    assert_null(loaded);
+    assert_message_names("tlm_model_load");
+    assert_int_equal(tlm_model_load(NULL, NULL, NULL, NULL), TLM_E_INVALID);
     int64_t bytes = 0;
     assert_int_equal(tlm_model_memory_estimate(NULL, TLM_MEMORY_TRAINING, 1, 1, &bytes), TLM_E_INVALID);
     assert_message_names("tlm_model_memory_estimate");
@@ -91,6 +100,12 @@ static void model_calls_reject_bad_values(void **state) {
     assert_int_equal(small.d_model, 8);
     assert_int_equal(small.struct_size, offsetof(tlm_model_config, n_heads));
     tlm_model_free(m);
+    tlm_load_params params;
+    tlm_load_params_init(&params);
+    params.memory_map = 2;
+    tlm_model *loaded = NULL;
+    assert_int_equal(tlm_model_load(&loaded, ctx, "x.tlm", &params), TLM_E_INVALID);
+    assert_message_names("memory_map");
     tlm_context_free(ctx);
 }
 

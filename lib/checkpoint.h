@@ -1,0 +1,76 @@
+/*
+ * The .tlm container (docs/format.md): a header, a section table and
+ * 64-byte aligned sections, each with its CRC-32. This module writes and
+ * checks the container; what the sections hold is up to their users (the
+ * model's config, tensor index and data; a tokenizer; training state).
+ */
+#ifndef TLM_LIB_CHECKPOINT_H
+#define TLM_LIB_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host.h"
+
+#define TLMI_CHECKPOINT_VERSION 1
+#define TLMI_CHECKPOINT_ALIGN 64
+#define TLMI_CHECKPOINT_MAX_SECTIONS 64
+
+/* One contiguous piece of a section being written. */
+typedef struct tlmi_checkpoint_piece {
+    const void *data;
+    uint64_t size;
+} tlmi_checkpoint_piece;
+
+/* A section to write: its pieces are laid end to end, each starting at a
+ * multiple of `piece_align` from the section's start (zero padding
+ * between; 1 for none). */
+typedef struct tlmi_checkpoint_section_spec {
+    const char *kind; /* up to 8 ASCII characters */
+    const tlmi_checkpoint_piece *pieces;
+    int32_t n_pieces;
+    uint32_t piece_align;
+} tlmi_checkpoint_section_spec;
+
+/* Writes a .tlm file crash-safely (temporary file, fsync, rename). `what`
+ * names the caller for messages. */
+int tlmi_checkpoint_write(tlmi_host *host, const char *what, const char *path,
+                          const tlmi_checkpoint_section_spec *sections,
+                          int32_t count);
+
+/* A section found in a file. */
+typedef struct tlmi_checkpoint_section {
+    char kind[9];
+    const unsigned char *data; /* inside the checked buffer */
+    uint64_t offset;           /* from the start of the file */
+    uint64_t size;
+    uint32_t crc;
+} tlmi_checkpoint_section;
+
+typedef struct tlmi_checkpoint {
+    uint32_t version;
+    int32_t count;
+    tlmi_checkpoint_section sections[TLMI_CHECKPOINT_MAX_SECTIONS];
+} tlmi_checkpoint;
+
+/* Checks the container in `buffer` (a file's `size` bytes): magic,
+ * version, sizes, table, alignment, overlaps, and every section's CRC
+ * except, when skip_crc_of is not NULL, the section of that kind. `source`
+ * names the file in messages. */
+int tlmi_checkpoint_parse(tlmi_host *host, const char *what,
+                          const char *source, const void *buffer, size_t size,
+                          const char *skip_crc_of, tlmi_checkpoint *out);
+
+/* The first section of `kind`, or NULL. */
+const tlmi_checkpoint_section *tlmi_checkpoint_find(const tlmi_checkpoint *c,
+                                                    const char *kind);
+
+/* Little-endian helpers shared by the section formats. */
+void tlmi_put_u16(unsigned char *p, uint16_t v);
+void tlmi_put_u32(unsigned char *p, uint32_t v);
+void tlmi_put_u64(unsigned char *p, uint64_t v);
+uint16_t tlmi_get_u16(const unsigned char *p);
+uint32_t tlmi_get_u32(const unsigned char *p);
+uint64_t tlmi_get_u64(const unsigned char *p);
+
+#endif
