@@ -1106,7 +1106,8 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
  * Euclidean norm of all the gradients together is computed in double;
  * when max_norm / (norm + 1e-6) is below 1 every gradient is multiplied by
  * that factor, otherwise nothing changes.
- * @param params   `count` float tensors (1 or more) that have a gradient
+ * @param params   `count` float leaf tensors (1 or more) of one context
+ *                 that have a gradient
  * @param max_norm > 0 (+infinity only measures), else TLM_E_INVALID
  * @param[out] norm the norm before clipping, or NULL when not wanted; set
  *                 also when it is not finite

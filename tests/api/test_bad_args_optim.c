@@ -180,21 +180,20 @@ static void create_rejects_bad_settings(void **state) {
     tlm_optimizer_params_init(&p, TLM_OPTIMIZER_ADAMW);
     p.struct_size = 0;
     expect_create_fails(f.params, 2, &p, TLM_E_INVALID, "struct_size");
-    unsigned char newer[sizeof(tlm_optimizer_params) + 8];
-    memset(newer, 0, sizeof newer);
-    tlm_optimizer_params_init(&p, TLM_OPTIMIZER_ADAMW);
-    p.struct_size = sizeof newer;
-    memcpy(newer, &p, sizeof p);
-    newer[sizeof p + 3] = 1;
-    expect_create_fails(f.params, 2, (const tlm_optimizer_params *)(void *)newer,
-                        TLM_E_UNSUPPORTED, "struct_size");
+    struct {
+        tlm_optimizer_params params;
+        uint64_t newer_field;
+    } newer;
+    memset(&newer, 0, sizeof newer);
+    tlm_optimizer_params_init(&newer.params, TLM_OPTIMIZER_ADAMW);
+    newer.params.struct_size = sizeof newer;
+    newer.newer_field = 1;
+    expect_create_fails(f.params, 2, &newer.params, TLM_E_UNSUPPORTED, "struct_size");
     /* The same with the unknown tail zero is accepted; so is an older,
      * shorter struct (the rest keeps the defaults). */
-    newer[sizeof p + 3] = 0;
+    newer.newer_field = 0;
     tlm_optimizer *opt = NULL;
-    assert_int_equal(tlm_optimizer_create(&opt, f.params, 2,
-                                          (const tlm_optimizer_params *)(void *)newer),
-                     TLM_OK);
+    assert_int_equal(tlm_optimizer_create(&opt, f.params, 2, &newer.params), TLM_OK);
     tlm_optimizer_free(opt);
     tlm_optimizer_params_init(&p, TLM_OPTIMIZER_SGD);
     p.struct_size = offsetof(tlm_optimizer_params, beta1);

@@ -527,10 +527,8 @@ static void malformed_states_are_rejected(void **state) {
     /* Truncated anywhere, or a byte too many. */
     const size_t cuts[] = {0, 7, 11, 12, 55, 56, 100, 56 + 3 * 48, size - 5, size - 1};
     for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++)
-        expect_rejected(target, good, cuts[c], TLM_E_FORMAT,
-                        cuts[c] < size ? "" : "", target_state, target_size);
-    expect_rejected(target, good, size - 1, TLM_E_FORMAT, "truncated", target_state,
-                    target_size);
+        expect_rejected(target, good, cuts[c], TLM_E_FORMAT, "truncated", target_state,
+                        target_size);
     memcpy(bad, good, size);
     bad[size] = 0;
     expect_rejected(target, bad, size + 1, TLM_E_FORMAT, "trailing", target_state,
@@ -563,10 +561,10 @@ static void malformed_states_are_rejected(void **state) {
     reseal(bad, size);
     expect_rejected(target, bad, size, TLM_E_FORMAT, "beta1", target_state, target_size);
     memcpy(bad, good, size);
-    put_u32_le(bad + 56 + 3 * 48 + 4 * 8, 0x7FC00000u); /* a NaN moment */
+    put_u32_le(bad + 56 + 3 * 48 + 4 * 2, 0x7FC00000u); /* a NaN m */
     reseal(bad, size);
-    expect_rejected(target, bad, size, TLM_E_FORMAT, "not finite", target_state,
-                    target_size);
+    expect_rejected(target, bad, size, TLM_E_FORMAT, "moment 2 of parameter 0 is not finite",
+                    target_state, target_size);
     memcpy(bad, good, size);
     put_u32_le(bad + 56 + 3 * 48 + 4 * 10, 0xBF800000u); /* v = -1 */
     reseal(bad, size);
