@@ -1006,8 +1006,237 @@ TLM_API const char *tlm_session_last_error(const tlm_session *session);
 
 
 /* ------------------------------------------------------------------------ */
-/* Optimizers and learning-rate schedules: their declarations go in this
- * region. */
+/** @name Optimizers and learning-rate schedules
+ *
+ * An optimizer turns the gradients of a list of parameters (float leaf
+ * tensors that require a gradient) into parameter updates: AdamW with
+ * decoupled weight decay, or SGD with optional momentum, Nesterov momentum
+ * and L2 weight decay, with PyTorch's semantics. Its state (moments, step
+ * count) lives in one block allocated at creation; a step allocates
+ * nothing, checks every gradient before touching any parameter, and the
+ * state saves to and loads from a versioned little-endian buffer so that a
+ * resumed run is bit-identical. Clipping by global norm and learning-rate
+ * schedules (warm-up, cosine decay) are plain functions. The equations,
+ * the schedules, gradient accumulation and the state format are in
+ * docs/optimizers.md.
+ *  @{ */
+
+/** Opaque optimizer handle. One thread at a time may use an optimizer. */
+typedef struct tlm_optimizer tlm_optimizer;
+
+/** Optimizer algorithms (tlm_optimizer_params::kind). */
+enum tlm_optimizer_kind {
+    TLM_OPTIMIZER_ADAMW = 0, /**< Adam with decoupled weight decay */
+    TLM_OPTIMIZER_SGD = 1    /**< stochastic gradient descent, momentum */
+};
+
+/**
+ * Settings of tlm_optimizer_create(). Fill with tlm_optimizer_params_init(),
+ * which sets the defaults of the kind asked for, then change what you need.
+ * Fields that do not belong to the kind are kept (and saved) but not used.
+ */
+typedef struct tlm_optimizer_params {
+    size_t struct_size;  /**< sizeof(tlm_optimizer_params); set by init */
+    int32_t kind;        /**< a tlm_optimizer_kind */
+    /** Learning rate used when tlm_optimizer_step() is given
+     *  TLM_OPTIMIZER_LR_DEFAULT; finite and >= 0. Default 1e-3 (AdamW),
+     *  1e-2 (SGD). */
+    float lr;
+    float beta1;         /**< AdamW: first-moment decay, in [0, 1); 0.9 */
+    float beta2;         /**< AdamW: second-moment decay, in [0, 1); 0.999 */
+    float eps;           /**< AdamW: added to sqrt(v), finite > 0; 1e-8 */
+    /** Weight decay, finite and >= 0, applied to the parameters whose decay
+     *  flag is set: decoupled for AdamW (p -= lr * weight_decay * p before
+     *  the Adam step), L2 added to the gradient for SGD
+     *  (g += weight_decay * p). Default 0.01 (AdamW), 0 (SGD). */
+    float weight_decay;
+    float momentum;      /**< SGD: momentum in [0, 1); default 0 (none) */
+    int32_t nesterov;    /**< SGD: 1 for Nesterov momentum (needs
+                              momentum > 0); default 0 */
+    /** NULL (default): weight decay applies to every parameter with 2 or
+     *  more dimensions (matrices, embeddings included) and not to 1-D ones
+     *  (biases, norm gains). Otherwise `count` flags, one per parameter
+     *  in the order given to tlm_optimizer_create(), each 0 or 1. Read
+     *  only during the create call. */
+    const int32_t *decay_flags;
+} tlm_optimizer_params;
+
+/**
+ * Fill `params` with the defaults of `kind` (a tlm_optimizer_kind) and set
+ * its struct_size. The defaults are PyTorch's, with AdamW's weight decay
+ * 0.01 and SGD's learning rate 0.01.
+ * @return TLM_OK, TLM_E_INVALID (`params` NULL or an unknown kind)
+ */
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
+                                      int32_t kind);
+
+/**
+ * Create an optimizer over `count` parameters. Each must be a live float
+ * leaf tensor of one context that requires a gradient, listed once. The
+ * state (moments, step count) is allocated here, in one block, from the
+ * context's allocator.
+ *
+ * @param[out] out       the new optimizer, or NULL on failure
+ * @param      params    `count` parameter tensors; the optimizer keeps the
+ *                       pointers, so they must outlive it
+ * @param      count     1 or more
+ * @param      settings  settings, or NULL for the AdamW defaults
+ * @return TLM_OK, TLM_E_INVALID (a bad setting, tensor or flag, with the
+ *         field or index in the message), TLM_E_STATE (a tensor that has no
+ *         gradient, or was freed), TLM_E_OVERFLOW (the state's size does not
+ *         fit in size_t), TLM_E_NOMEM
+ */
+TLM_API int tlm_optimizer_create(tlm_optimizer **out,
+                                 tlm_tensor *const *params, int32_t count,
+                                 const tlm_optimizer_params *settings);
+
+/** Free an optimizer and its state (not the parameters). NULL is ignored. */
+TLM_API void tlm_optimizer_free(tlm_optimizer *opt);
+
+/**
+ * The detailed message of the last failure of a call on `opt` ("" if
+ * none); a fixed text if `opt` is NULL. Valid until the next failing call
+ * on `opt`.
+ */
+TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt);
+
+/**
+ * Copy the optimizer's settings (as created, or as restored by
+ * tlm_optimizer_load_state()) into `params`, whose struct_size the caller
+ * sets. decay_flags is set to NULL: read the flags with
+ * tlm_optimizer_get_decay().
+ */
+TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
+                                     tlm_optimizer_params *params);
+
+/**
+ * Turn weight decay on (flag 1) or off (flag 0) for parameter `index`
+ * (0-based, in creation order), overriding the default rule, e.g. to
+ * exclude an embedding table.
+ * @return TLM_OK, TLM_E_INVALID (NULL or a flag other than 0 or 1),
+ *         TLM_E_RANGE (index outside 0..count-1)
+ */
+TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,
+                                    int32_t flag);
+
+/**
+ * Whether weight decay applies to parameter `index`: 1 or 0, or a
+ * negative status (TLM_E_INVALID for NULL, TLM_E_RANGE for a bad index).
+ */
+TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index);
+
+/** Number of steps taken (restored by tlm_optimizer_load_state()), or a
+ *  negative status. */
+TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt);
+
+/** The `lr` argument of tlm_optimizer_step() that means "the learning rate
+ *  of the settings". */
+#define TLM_OPTIMIZER_LR_DEFAULT (-1.0f)
+
+/**
+ * Update every parameter from its gradient, with learning rate `lr` for
+ * this step (so that a schedule can drive it), and count the step.
+ * Gradients are read, not cleared (tlm_context_zero_grad()). Allocates
+ * nothing.
+ *
+ * Every gradient is checked first: if any holds a NaN or an infinity the
+ * call returns TLM_E_NONFINITE, naming the parameter and element, and no
+ * parameter and no state has changed (skip the batch, or lower the lr).
+ *
+ * @param lr finite and >= 0, or any negative value such as
+ *           TLM_OPTIMIZER_LR_DEFAULT for the settings' lr
+ * @return TLM_OK, TLM_E_INVALID (NULL, NaN or infinite lr), TLM_E_STATE (a
+ *         parameter was freed or no longer requires a gradient),
+ *         TLM_E_NONFINITE
+ */
+TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr);
+
+/** The number of bytes tlm_optimizer_save_state() writes, into `*size`. */
+TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size);
+
+/**
+ * Write the optimizer's state (kind, step count, settings, each parameter's
+ * shape and decay flag, the moments, a CRC-32) into `buffer`, in the
+ * little-endian layout of docs/optimizers.md.
+ * @param size at least tlm_optimizer_state_size() bytes, else TLM_E_INVALID
+ */
+TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
+                                     size_t size);
+
+/**
+ * Restore a state written by tlm_optimizer_save_state() from an optimizer
+ * of the same kind over parameters of the same shapes: the step count,
+ * the settings and decay flags (as PyTorch's load_state_dict does) and the
+ * moments. The buffer is checked completely before anything changes, so on
+ * failure the optimizer is as it was.
+ * @param size the buffer's exact size
+ * @return TLM_OK, TLM_E_INVALID (NULL, or the state of another kind of
+ *         optimizer), TLM_E_SHAPE (another number of parameters or other
+ *         shapes), TLM_E_VERSION (written by a newer tlm), TLM_E_FORMAT
+ *         (truncated, wrong size, corrupt: bad magic, checksum or values)
+ */
+TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
+                                     size_t size);
+
+/**
+ * Clip gradients by their global norm, as PyTorch's clip_grad_norm_: the
+ * Euclidean norm of all the gradients together is computed in double;
+ * when max_norm / (norm + 1e-6) is below 1 every gradient is multiplied by
+ * that factor, otherwise nothing changes.
+ * @param params   `count` float leaf tensors (1 or more) of one context
+ *                 that have a gradient
+ * @param max_norm > 0 (+infinity only measures), else TLM_E_INVALID
+ * @param[out] norm the norm before clipping, or NULL when not wanted; set
+ *                 also when it is not finite
+ * @return TLM_OK, TLM_E_INVALID, TLM_E_STATE (a tensor without gradient),
+ *         TLM_E_NONFINITE (the norm is NaN or infinite: nothing is scaled)
+ */
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+                               float max_norm, double *norm);
+
+/** Shapes of learning-rate schedules (tlm_schedule_params::kind). */
+enum tlm_schedule_kind {
+    TLM_SCHEDULE_CONSTANT = 0, /**< warm-up, then `lr` */
+    TLM_SCHEDULE_COSINE = 1    /**< warm-up, cosine decay to `min_lr`, then
+                                    `min_lr` (nanoGPT's get_lr) */
+};
+
+/**
+ * A learning-rate schedule for tlm_schedule_lr(). Fill with
+ * tlm_schedule_params_init(). With W = warmup_steps and f =
+ * warmup_start_factor, step s < W gives lr * (f + (1 - f) * s / W).
+ */
+typedef struct tlm_schedule_params {
+    size_t struct_size;       /**< sizeof(tlm_schedule_params); set by init */
+    int32_t kind;             /**< a tlm_schedule_kind; default constant */
+    float lr;                 /**< peak lr, finite and >= 0; default 1e-3 */
+    float min_lr;             /**< cosine: final lr, in [0, lr]; default 0 */
+    float warmup_start_factor; /**< lr factor at step 0, in [0, 1];
+                                    default 0 (warm-up from 0) */
+    int64_t warmup_steps;     /**< W >= 0 steps of linear warm-up;
+                                   default 0 (none) */
+    /** Cosine: the step at which the lr reaches min_lr, counted from step
+     *  0 (warm-up included, nanoGPT's lr_decay_iters); must be greater
+     *  than warmup_steps. Default 0 (must be set for cosine). */
+    int64_t decay_end_step;
+} tlm_schedule_params;
+
+/** Fill `params` with the defaults (a constant 1e-3) and set its
+ *  struct_size. */
+TLM_API int tlm_schedule_params_init(tlm_schedule_params *params);
+
+/**
+ * The learning rate of the schedule at `step` (0-based: the lr for the
+ * step-th call of tlm_optimizer_step()), computed in double.
+ * @param step >= 0, else TLM_E_INVALID
+ * @param[out] lr the learning rate
+ * @return TLM_OK, TLM_E_INVALID (NULL, a bad setting or step, with the
+ *         field in the message)
+ */
+TLM_API int tlm_schedule_lr(const tlm_schedule_params *params, int64_t step,
+                            float *lr);
+
+/** @} */
 /* (end of the optimizer region) */
 
 

@@ -1,2 +1,509 @@
-/* Placeholder: replaced by the implementation. */
-extern int tlmi_placeholder_optim;
+/*
+ * Optimizers: AdamW (decoupled weight decay, Loshchilov & Hutter) and SGD
+ * with momentum, Nesterov momentum and L2 weight decay, with PyTorch's
+ * semantics; and clipping of gradients by their global norm. The update
+ * equations are written out in docs/optimizers.md; the state's saved
+ * layout is in optim_state.c.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "context.h"
+#include "error.h"
+#include "optim.h"
+#include "params.h"
+#include "tensor.h"
+
+/* Carved blocks start on this boundary, like tensor data. */
+#define OPTIM_ALIGN 64
+
+static size_t round_up(size_t n) {
+    return (n + (OPTIM_ALIGN - 1)) & ~(size_t)(OPTIM_ALIGN - 1);
+}
+
+int tlmi_optim_moments(int32_t kind) {
+    return kind == TLM_OPTIMIZER_ADAMW ? 2 : 1;
+}
+
+tlmi_host *tlmi_optim_host(const tlm_optimizer *opt) {
+    return (tlmi_host *)&opt->host;
+}
+
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
+                                      int32_t kind) {
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_params_init: params is NULL");
+    if (kind != TLM_OPTIMIZER_ADAMW && kind != TLM_OPTIMIZER_SGD)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_params_init: kind %d is not "
+                                "TLM_OPTIMIZER_ADAMW (0) or TLM_OPTIMIZER_SGD "
+                                "(1)",
+                                (int)kind);
+    memset(params, 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->kind = kind;
+    params->lr = kind == TLM_OPTIMIZER_ADAMW ? 1e-3f : 1e-2f;
+    params->beta1 = 0.9f;
+    params->beta2 = 0.999f;
+    params->eps = 1e-8f;
+    params->weight_decay = kind == TLM_OPTIMIZER_ADAMW ? 0.01f : 0.0f;
+    params->momentum = 0.0f;
+    params->nesterov = 0;
+    params->decay_flags = NULL;
+    return TLM_OK;
+}
+
+static int in_unit_interval(float x) { /* [0, 1) */
+    return x >= 0.0f && x < 1.0f;
+}
+
+int tlmi_optim_check_params(tlmi_host *host, int status, const char *what,
+                            const tlm_optimizer_params *p) {
+    if (p->kind != TLM_OPTIMIZER_ADAMW && p->kind != TLM_OPTIMIZER_SGD)
+        return tlmi_fail(host, status,
+                         "%s.kind %d is not TLM_OPTIMIZER_ADAMW (0) or "
+                         "TLM_OPTIMIZER_SGD (1)",
+                         what, (int)p->kind);
+    if (!isfinite(p->lr) || p->lr < 0.0f)
+        return tlmi_fail(host, status, "%s.lr %g is not finite and >= 0", what,
+                         (double)p->lr);
+    if (!isfinite(p->weight_decay) || p->weight_decay < 0.0f)
+        return tlmi_fail(host, status,
+                         "%s.weight_decay %g is not finite and >= 0", what,
+                         (double)p->weight_decay);
+    if (p->kind == TLM_OPTIMIZER_ADAMW) {
+        if (!in_unit_interval(p->beta1))
+            return tlmi_fail(host, status, "%s.beta1 %g is outside [0, 1)",
+                             what, (double)p->beta1);
+        if (!in_unit_interval(p->beta2))
+            return tlmi_fail(host, status, "%s.beta2 %g is outside [0, 1)",
+                             what, (double)p->beta2);
+        if (!isfinite(p->eps) || p->eps <= 0.0f)
+            return tlmi_fail(host, status, "%s.eps %g is not finite and > 0",
+                             what, (double)p->eps);
+    } else {
+        if (!in_unit_interval(p->momentum))
+            return tlmi_fail(host, status,
+                             "%s.momentum %g is outside [0, 1)", what,
+                             (double)p->momentum);
+        if (p->nesterov != 0 && p->nesterov != 1)
+            return tlmi_fail(host, status, "%s.nesterov %d is not 0 or 1",
+                             what, (int)p->nesterov);
+        if (p->nesterov && p->momentum == 0.0f)
+            return tlmi_fail(host, status,
+                             "%s.nesterov is 1 but momentum is 0 (Nesterov "
+                             "momentum needs momentum > 0)",
+                             what);
+    }
+    return TLM_OK;
+}
+
+TLM_API void tlm_optimizer_free(tlm_optimizer *opt) {
+    if (opt == NULL)
+        return;
+    tlmi_host host = opt->host;
+    tlmi_host_free(&host, opt, opt->block_bytes);
+}
+
+/* Checks params[index] is a float leaf of `ctx` (or of any context when
+ * *ctx is NULL, which then receives it) that has a gradient. */
+static int check_parameter(tlm_tensor *const *params, int32_t index,
+                           tlm_context **ctx, const char *fn) {
+    char what[96];
+    snprintf(what, sizeof what, "%s: params[%d]", fn, (int)index);
+    const tlm_tensor *t = params[index];
+    int status = tlmi_tensor_check(t, what);
+    if (status != TLM_OK)
+        return status;
+    if (*ctx == NULL)
+        *ctx = t->ctx;
+    tlmi_host *host = &(*ctx)->host;
+    if (t->ctx != *ctx)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s belongs to another context than params[0]", what);
+    if (!t->is_leaf)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s is the result of an operation; parameters are "
+                         "leaf tensors",
+                         what);
+    if (t->dtype != TLM_DTYPE_F32)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s is an i32 tensor; parameters are float", what);
+    if (!t->requires_grad || t->grad == NULL)
+        return tlmi_fail(host, TLM_E_STATE,
+                         "%s has no gradient (call "
+                         "tlm_tensor_set_requires_grad(tensor, 1))",
+                         what);
+    return TLM_OK;
+}
+
+TLM_API int tlm_optimizer_create(tlm_optimizer **out,
+                                 tlm_tensor *const *params, int32_t count,
+                                 const tlm_optimizer_params *given) {
+    if (out == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_create: out is NULL");
+    *out = NULL;
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_create: params is NULL");
+    if (count < 1)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_create: count %d is not "
+                                "positive",
+                                (int)count);
+    tlm_optimizer_params settings;
+    tlm_optimizer_params_init(&settings, TLM_OPTIMIZER_ADAMW);
+    int status = tlmi_params_merge(NULL, "tlm_optimizer_create: settings",
+                                   &settings, sizeof settings, given);
+    if (status != TLM_OK)
+        return status;
+    status = tlmi_optim_check_params(NULL, TLM_E_INVALID,
+                                     "tlm_optimizer_create: settings",
+                                     &settings);
+    if (status != TLM_OK)
+        return status;
+
+    /* The parameters: live float leaves of one context, with gradients,
+     * each listed once. */
+    tlm_context *ctx = NULL;
+    for (int32_t i = 0; i < count; i++) {
+        status = check_parameter(params, i, &ctx, "tlm_optimizer_create");
+        if (status != TLM_OK)
+            return status;
+        for (int32_t j = 0; j < i; j++)
+            if (params[j] == params[i])
+                return tlmi_fail(&ctx->host, TLM_E_INVALID,
+                                 "tlm_optimizer_create: params[%d] is "
+                                 "params[%d] again; list each parameter once",
+                                 (int)i, (int)j);
+    }
+    tlmi_host *ctx_host = &ctx->host;
+    if (settings.decay_flags != NULL)
+        for (int32_t i = 0; i < count; i++)
+            if (settings.decay_flags[i] != 0 && settings.decay_flags[i] != 1)
+                return tlmi_fail(ctx_host, TLM_E_INVALID,
+                                 "tlm_optimizer_create: "
+                                 "settings.decay_flags[%d] is %d, not 0 or 1",
+                                 (int)i, (int)settings.decay_flags[i]);
+
+    /* Sizes of the block, every product and sum guarded. */
+    const size_t moments = (size_t)tlmi_optim_moments(settings.kind);
+    const size_t max_floats = SIZE_MAX / sizeof(float);
+    size_t state_floats = 0;
+    for (int32_t i = 0; i < count; i++) {
+        size_t numel = (size_t)params[i]->numel;
+        if (numel > (max_floats - state_floats) / moments)
+            return tlmi_fail(ctx_host, TLM_E_OVERFLOW,
+                             "tlm_optimizer_create: the moments of %d "
+                             "parameters do not fit in memory arithmetic",
+                             (int)count);
+        state_floats += numel * moments;
+    }
+    const size_t head_bytes = round_up(sizeof(tlm_optimizer));
+    const size_t entries_bytes =
+        round_up((size_t)count * sizeof(tlmi_optim_param));
+    const size_t state_bytes = state_floats * sizeof(float);
+    const size_t saved_bytes = tlmi_optim_saved_bytes(count, state_floats);
+    if (state_bytes > SIZE_MAX - head_bytes - entries_bytes ||
+        saved_bytes == 0)
+        return tlmi_fail(ctx_host, TLM_E_OVERFLOW,
+                         "tlm_optimizer_create: the state of %zu moments "
+                         "does not fit in memory arithmetic",
+                         state_floats);
+    const size_t block_bytes = head_bytes + entries_bytes + state_bytes;
+
+    tlmi_host host = *ctx_host;
+    host.last_error[0] = '\0';
+    unsigned char *block = tlmi_host_alloc(&host, block_bytes, OPTIM_ALIGN);
+    if (block == NULL)
+        return tlmi_fail(ctx_host, TLM_E_NOMEM,
+                         "tlm_optimizer_create: allocating the state (%zu "
+                         "bytes) failed",
+                         block_bytes);
+    memset(block, 0, block_bytes);
+    tlm_optimizer *opt = (tlm_optimizer *)block;
+    opt->host = host;
+    opt->params = settings;
+    opt->params.decay_flags = NULL;
+    opt->count = count;
+    opt->entries = (tlmi_optim_param *)(block + head_bytes);
+    opt->state = (float *)(block + head_bytes + entries_bytes);
+    opt->state_floats = state_floats;
+    opt->block_bytes = block_bytes;
+    opt->saved_bytes = saved_bytes;
+    float *slice = opt->state;
+    for (int32_t i = 0; i < count; i++) {
+        tlmi_optim_param *e = &opt->entries[i];
+        const tlm_tensor *t = params[i];
+        e->tensor = params[i];
+        e->numel = t->numel;
+        e->ndim = t->ndim;
+        for (int32_t d = 0; d < t->ndim; d++)
+            e->shape[d] = t->shape[d];
+        e->decay = settings.decay_flags != NULL ? settings.decay_flags[i]
+                                                : (t->ndim >= 2);
+        e->m = slice;
+        slice += e->numel;
+        if (moments == 2) {
+            e->v = slice;
+            slice += e->numel;
+        }
+    }
+    *out = opt;
+    return TLM_OK;
+}
+
+TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt) {
+    if (opt == NULL)
+        return "tlm_optimizer_last_error: opt is NULL";
+    return opt->host.last_error;
+}
+
+TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
+                                     tlm_optimizer_params *params) {
+    if (opt == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_get_params: opt is NULL");
+    tlmi_host *host = tlmi_optim_host(opt);
+    if (params == NULL)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_optimizer_get_params: params is NULL");
+    size_t caller_size = params->struct_size;
+    if (caller_size < sizeof(size_t) || caller_size > 4096)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_optimizer_get_params: params->struct_size %zu "
+                         "is not plausible (set it to "
+                         "sizeof(tlm_optimizer_params))",
+                         caller_size);
+    size_t size = caller_size < sizeof *params ? caller_size : sizeof *params;
+    memcpy(params, &opt->params, size);
+    params->struct_size = caller_size;
+    return TLM_OK;
+}
+
+TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,
+                                    int32_t flag) {
+    if (opt == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_set_decay: opt is NULL");
+    if (index < 0 || index >= opt->count)
+        return tlmi_fail(&opt->host, TLM_E_RANGE,
+                         "tlm_optimizer_set_decay: index %d is outside 0..%d",
+                         (int)index, (int)opt->count - 1);
+    if (flag != 0 && flag != 1)
+        return tlmi_fail(&opt->host, TLM_E_INVALID,
+                         "tlm_optimizer_set_decay: flag %d is not 0 or 1",
+                         (int)flag);
+    opt->entries[index].decay = flag;
+    return TLM_OK;
+}
+
+TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index) {
+    if (opt == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_get_decay: opt is NULL");
+    if (index < 0 || index >= opt->count)
+        return tlmi_fail(tlmi_optim_host(opt), TLM_E_RANGE,
+                         "tlm_optimizer_get_decay: index %d is outside 0..%d",
+                         (int)index, (int)opt->count - 1);
+    return opt->entries[index].decay;
+}
+
+TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt) {
+    if (opt == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_step_count: opt is NULL");
+    return opt->step;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The updates. Per-step scalars are computed once in double; the loops
+ * run in float over the parameter, its gradient and its moments. */
+
+typedef struct adamw_coefficients {
+    float beta1, one_minus_beta1;
+    float beta2, one_minus_beta2;
+    float step_size;    /* lr / (1 - beta1^t) */
+    float inv_sqrt_bc2; /* 1 / sqrt(1 - beta2^t) */
+    float eps;
+    float shrink;       /* 1 - lr * weight_decay, or 1 without decay */
+} adamw_coefficients;
+
+/* m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+ * p = p (1 - lr wd) - lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) */
+static void adamw_update(float *p, const float *g, float *m, float *v,
+                         int64_t n, const adamw_coefficients *c) {
+    for (int64_t i = 0; i < n; i++) {
+        const float gi = g[i];
+        const float mi = c->beta1 * m[i] + c->one_minus_beta1 * gi;
+        const float vi = c->beta2 * v[i] + c->one_minus_beta2 * (gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        const float denom = sqrtf(vi) * c->inv_sqrt_bc2 + c->eps;
+        p[i] = p[i] * c->shrink - c->step_size * (mi / denom);
+    }
+}
+
+typedef struct sgd_coefficients {
+    float lr;
+    float weight_decay; /* 0 without decay */
+    float momentum;
+    int nesterov;
+    int first; /* the first step: the buffer starts as the gradient */
+} sgd_coefficients;
+
+/* g += wd p;  buf = momentum buf + g (buf = g at the first step);
+ * g = nesterov ? g + momentum buf : buf;  p -= lr g */
+static void sgd_update(float *p, const float *g, float *buf, int64_t n,
+                       const sgd_coefficients *c) {
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        if (c->weight_decay != 0.0f)
+            gi += c->weight_decay * p[i];
+        if (c->momentum != 0.0f) {
+            const float bi = c->first ? gi : c->momentum * buf[i] + gi;
+            buf[i] = bi;
+            gi = c->nesterov ? gi + c->momentum * bi : bi;
+        }
+        p[i] -= c->lr * gi;
+    }
+}
+
+/* Index of the first non-finite value of g[0..n), or -1. */
+static int64_t first_nonfinite(const float *g, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(g[i]))
+            return i;
+    return -1;
+}
+
+TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
+    if (opt == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_step: opt is NULL");
+    if (!isfinite(lr))
+        return tlmi_fail(&opt->host, TLM_E_INVALID,
+                         "tlm_optimizer_step: lr %g is not finite (pass "
+                         "TLM_OPTIMIZER_LR_DEFAULT for the settings' lr)",
+                         (double)lr);
+    if (opt->step == INT64_MAX)
+        return tlmi_fail(&opt->host, TLM_E_STATE,
+                         "tlm_optimizer_step: the step count would overflow");
+    const double rate = lr < 0.0f ? (double)opt->params.lr : (double)lr;
+
+    /* Everything is checked before anything changes. */
+    for (int32_t i = 0; i < opt->count; i++) {
+        const tlmi_optim_param *e = &opt->entries[i];
+        const tlm_tensor *t = e->tensor;
+        /* A freed handle's struct may have been reused: the shape check
+         * keeps the update inside the memory it then names. */
+        int same = t->magic == TLMI_TENSOR_MAGIC && t->is_leaf &&
+                   t->dtype == TLM_DTYPE_F32 && t->ndim == e->ndim &&
+                   t->numel == e->numel;
+        for (int32_t d = 0; same && d < e->ndim; d++)
+            same = t->shape[d] == e->shape[d];
+        if (!same)
+            return tlmi_fail(&opt->host, TLM_E_STATE,
+                             "tlm_optimizer_step: parameter %d was freed "
+                             "(parameters must outlive their optimizer)",
+                             (int)i);
+        if (!t->requires_grad || t->grad == NULL)
+            return tlmi_fail(&opt->host, TLM_E_STATE,
+                             "tlm_optimizer_step: parameter %d no longer "
+                             "requires a gradient",
+                             (int)i);
+    }
+    for (int32_t i = 0; i < opt->count; i++) {
+        const tlm_tensor *t = opt->entries[i].tensor;
+        int64_t at = first_nonfinite(t->grad, t->numel);
+        if (at >= 0) {
+            char index[64];
+            tlmi_index_string(t, at, index, sizeof index);
+            return tlmi_fail(&opt->host, TLM_E_NONFINITE,
+                             "tlm_optimizer_step: the gradient of parameter "
+                             "%d holds %g at %s; nothing was updated",
+                             (int)i, (double)t->grad[at], index);
+        }
+    }
+
+    const tlm_optimizer_params *p = &opt->params;
+    const double t = (double)(opt->step + 1);
+    for (int32_t i = 0; i < opt->count; i++) {
+        tlmi_optim_param *e = &opt->entries[i];
+        float *data = e->tensor->data;
+        const float *grad = e->tensor->grad;
+        const double wd = e->decay ? (double)p->weight_decay : 0.0;
+        if (p->kind == TLM_OPTIMIZER_ADAMW) {
+            const double bc1 = 1.0 - pow((double)p->beta1, t);
+            const double bc2 = 1.0 - pow((double)p->beta2, t);
+            const adamw_coefficients c = {
+                p->beta1, (float)(1.0 - (double)p->beta1),
+                p->beta2, (float)(1.0 - (double)p->beta2),
+                (float)(rate / bc1), (float)(1.0 / sqrt(bc2)),
+                p->eps, (float)(1.0 - rate * wd)};
+            adamw_update(data, grad, e->m, e->v, e->numel, &c);
+        } else {
+            const sgd_coefficients c = {(float)rate, (float)wd, p->momentum,
+                                        p->nesterov, opt->step == 0};
+            sgd_update(data, grad, e->m, e->numel, &c);
+        }
+    }
+    opt->step++;
+    return TLM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+                               float max_norm, double *norm) {
+    if (norm != NULL)
+        *norm = 0.0;
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_clip_grad_norm: params is NULL");
+    if (count < 1)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_clip_grad_norm: count %d is not positive",
+                                (int)count);
+    if (isnan(max_norm) || max_norm <= 0.0f)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_clip_grad_norm: max_norm %g is not > 0",
+                                (double)max_norm);
+    tlm_context *ctx = NULL;
+    for (int32_t i = 0; i < count; i++) {
+        int status = check_parameter(params, i, &ctx, "tlm_clip_grad_norm");
+        if (status != TLM_OK)
+            return status;
+    }
+
+    double sum = 0.0;
+    for (int32_t i = 0; i < count; i++) {
+        const float *g = params[i]->grad;
+        const int64_t n = params[i]->numel;
+        for (int64_t j = 0; j < n; j++)
+            sum += (double)g[j] * (double)g[j];
+    }
+    const double total = sqrt(sum);
+    if (norm != NULL)
+        *norm = total;
+    if (!isfinite(total))
+        return tlmi_fail(&ctx->host, TLM_E_NONFINITE,
+                         "tlm_clip_grad_norm: the gradients' norm is %g; "
+                         "nothing was scaled",
+                         total);
+    const double coefficient = (double)max_norm / (total + 1e-6);
+    if (coefficient < 1.0) {
+        const float factor = (float)coefficient;
+        for (int32_t i = 0; i < count; i++) {
+            float *g = params[i]->grad;
+            const int64_t n = params[i]->numel;
+            for (int64_t j = 0; j < n; j++)
+                g[j] *= factor;
+        }
+    }
+    return TLM_OK;
+}

@@ -1,0 +1,58 @@
+/*
+ * The optimizer handle: its settings, the parameters it updates and their
+ * state. Everything lives in one allocation, carved at creation:
+ *
+ *   [struct tlm_optimizer][tlmi_optim_param x count][moments (floats)]
+ *
+ * The moments of parameter i are one slice of `state`: AdamW keeps m then v
+ * (numel floats each), SGD keeps its momentum buffer (numel floats).
+ */
+#ifndef TLM_LIB_OPTIM_H
+#define TLM_LIB_OPTIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "host.h"
+#include "tlm.h"
+
+typedef struct tlmi_optim_param {
+    tlm_tensor *tensor;
+    int64_t numel;
+    int64_t shape[TLM_MAX_DIMS]; /* unused dimensions are 0 */
+    int32_t ndim;
+    int32_t decay; /* 1: weight decay applies */
+    float *m;      /* [numel] AdamW first moment, SGD momentum buffer */
+    float *v;      /* [numel] AdamW second moment; NULL for SGD */
+} tlmi_optim_param;
+
+struct tlm_optimizer {
+    tlmi_host host;              /* the context's hooks; own error text */
+    tlm_optimizer_params params; /* resolved; decay_flags is NULL */
+    int64_t step;                /* steps taken */
+    int32_t count;               /* parameters */
+    tlmi_optim_param *entries;   /* [count] */
+    float *state;                /* [state_floats] every moment */
+    size_t state_floats;
+    size_t block_bytes;          /* the whole allocation */
+    size_t saved_bytes;          /* tlm_optimizer_state_size() */
+};
+
+/* Moment arrays a parameter has: 2 for AdamW, 1 for SGD. */
+int tlmi_optim_moments(int32_t kind);
+
+/* Checks the settings `p` as tlm_optimizer_create() does; on failure
+ * records "<what>.field ..." with `status` on `host` and returns it. */
+int tlmi_optim_check_params(tlmi_host *host, int status, const char *what,
+                            const tlm_optimizer_params *p);
+
+/* Bytes tlm_optimizer_save_state() writes for `count` parameters with
+ * `state_floats` moments in total, or 0 when it overflows size_t. */
+size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
+
+/* The failure-recording host of a handle passed as const: the error text
+ * is the only thing a const call changes (the handle itself is never
+ * defined const: it always comes from tlm_optimizer_create). */
+tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
+
+#endif
