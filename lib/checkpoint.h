@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "endian.h"
 #include "host.h"
 
 #define TLMI_CHECKPOINT_VERSION 1
@@ -64,13 +65,5 @@ int tlmi_checkpoint_parse(tlmi_host *host, const char *what,
 /* The first section of `kind`, or NULL. */
 const tlmi_checkpoint_section *tlmi_checkpoint_find(const tlmi_checkpoint *c,
                                                     const char *kind);
-
-/* Little-endian helpers shared by the section formats. */
-void tlmi_put_u16(unsigned char *p, uint16_t v);
-void tlmi_put_u32(unsigned char *p, uint32_t v);
-void tlmi_put_u64(unsigned char *p, uint64_t v);
-uint16_t tlmi_get_u16(const unsigned char *p);
-uint32_t tlmi_get_u32(const unsigned char *p);
-uint64_t tlmi_get_u64(const unsigned char *p);
 
 #endif

@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "crc32.h"
+#include "endian.h"
 #include "optim.h"
 
 #define STATE_MAGIC "TLMOPTIM"
@@ -43,57 +45,17 @@ size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats) {
 /* ---------------------------------------------------------------------- */
 /* Little-endian fields, whatever the host's byte order. */
 
-static void put_u32(unsigned char *at, uint32_t x) {
-    for (int i = 0; i < 4; i++)
-        at[i] = (unsigned char)(x >> (8 * i));
-}
-
-static void put_u64(unsigned char *at, uint64_t x) {
-    for (int i = 0; i < 8; i++)
-        at[i] = (unsigned char)(x >> (8 * i));
-}
-
 static void put_f32(unsigned char *at, float x) {
     uint32_t bits;
     memcpy(&bits, &x, sizeof bits);
-    put_u32(at, bits);
-}
-
-static uint32_t get_u32(const unsigned char *at) {
-    uint32_t x = 0;
-    for (int i = 3; i >= 0; i--)
-        x = (x << 8) | at[i];
-    return x;
-}
-
-static uint64_t get_u64(const unsigned char *at) {
-    uint64_t x = 0;
-    for (int i = 7; i >= 0; i--)
-        x = (x << 8) | at[i];
-    return x;
+    tlmi_put_u32(at, bits);
 }
 
 static float get_f32(const unsigned char *at) {
-    uint32_t bits = get_u32(at);
+    uint32_t bits = tlmi_get_u32(at);
     float x;
     memcpy(&x, &bits, sizeof x);
     return x;
-}
-
-/* CRC-32 with the reflected polynomial 0xEDB88320 (zlib's crc32). The
- * table is built on the stack: nothing global. */
-static uint32_t crc32_of(const unsigned char *bytes, size_t n) {
-    uint32_t table[256];
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        table[i] = c;
-    }
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++)
-        crc = table[(crc ^ bytes[i]) & 0xFFu] ^ (crc >> 8);
-    return crc ^ 0xFFFFFFFFu;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -127,11 +89,11 @@ TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
     const tlm_optimizer_params *p = &opt->params;
     unsigned char *out = buffer;
     memcpy(out, STATE_MAGIC, 8);
-    put_u32(out + 8, STATE_VERSION);
-    put_u32(out + 12, (uint32_t)p->kind);
-    put_u32(out + 16, (uint32_t)opt->count);
-    put_u32(out + 20, (uint32_t)p->nesterov);
-    put_u64(out + 24, (uint64_t)opt->step);
+    tlmi_put_u32(out + 8, STATE_VERSION);
+    tlmi_put_u32(out + 12, (uint32_t)p->kind);
+    tlmi_put_u32(out + 16, (uint32_t)opt->count);
+    tlmi_put_u32(out + 20, (uint32_t)p->nesterov);
+    tlmi_put_u64(out + 24, (uint64_t)opt->step);
     put_f32(out + 32, p->lr);
     put_f32(out + 36, p->beta1);
     put_f32(out + 40, p->beta2);
@@ -141,25 +103,25 @@ TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
     unsigned char *at = out + HEADER_BYTES;
     for (int32_t i = 0; i < opt->count; i++, at += ENTRY_BYTES) {
         const tlmi_optim_param *e = &opt->entries[i];
-        put_u32(at, (uint32_t)e->ndim);
-        put_u32(at + 4, (uint32_t)e->decay);
-        put_u64(at + 8, (uint64_t)e->numel);
+        tlmi_put_u32(at, (uint32_t)e->ndim);
+        tlmi_put_u32(at + 4, (uint32_t)e->decay);
+        tlmi_put_u64(at + 8, (uint64_t)e->numel);
         for (int d = 0; d < TLM_MAX_DIMS; d++)
-            put_u64(at + 16 + 8 * d, (uint64_t)e->shape[d]);
+            tlmi_put_u64(at + 16 + 8 * d, (uint64_t)e->shape[d]);
     }
     /* The slices of `state` are in parameter order, m before v. */
     for (size_t i = 0; i < opt->state_floats; i++, at += 4)
         put_f32(at, opt->state[i]);
-    put_u32(at, crc32_of(out, opt->saved_bytes - CRC_BYTES));
+    tlmi_put_u32(at, tlmi_crc32(0, out, opt->saved_bytes - CRC_BYTES));
     return TLM_OK;
 }
 
 /* Checks the saved description of parameter `index` against `e`. */
 static int check_entry(tlmi_host *host, const unsigned char *at,
                        int32_t index, const tlmi_optim_param *e) {
-    const uint32_t ndim = get_u32(at);
-    const uint32_t decay = get_u32(at + 4);
-    const uint64_t numel = get_u64(at + 8);
+    const uint32_t ndim = tlmi_get_u32(at);
+    const uint32_t decay = tlmi_get_u32(at + 4);
+    const uint64_t numel = tlmi_get_u64(at + 8);
     if (ndim < 1 || ndim > TLM_MAX_DIMS)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "tlm_optimizer_load_state: parameter %d has %u "
@@ -172,7 +134,7 @@ static int check_entry(tlmi_host *host, const unsigned char *at,
                          (int)index, (unsigned)decay);
     uint64_t product = 1;
     for (uint32_t d = 0; d < TLM_MAX_DIMS; d++) {
-        const uint64_t size = get_u64(at + 16 + 8 * d);
+        const uint64_t size = tlmi_get_u64(at + 16 + 8 * d);
         if (d >= ndim ? size != 0
                       : (size < 1 || size > (uint64_t)INT64_MAX / product))
             return tlmi_fail(host, TLM_E_FORMAT,
@@ -191,7 +153,7 @@ static int check_entry(tlmi_host *host, const unsigned char *at,
                          (unsigned long long)product);
     int same = ndim == (uint32_t)e->ndim;
     for (int32_t d = 0; same && d < e->ndim; d++)
-        same = get_u64(at + 16 + 8 * d) == (uint64_t)e->shape[d];
+        same = tlmi_get_u64(at + 16 + 8 * d) == (uint64_t)e->shape[d];
     if (!same)
         return tlmi_fail(host, TLM_E_SHAPE,
                          "tlm_optimizer_load_state: parameter %d was saved "
@@ -222,7 +184,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                          "tlm_optimizer_load_state: the buffer does not "
                          "start with \"" STATE_MAGIC "\": not an optimizer "
                          "state");
-    const uint32_t version = get_u32(in + 8);
+    const uint32_t version = tlmi_get_u32(in + 8);
     if (version > STATE_VERSION)
         return tlmi_fail(host, TLM_E_VERSION,
                          "tlm_optimizer_load_state: state version %u is "
@@ -237,7 +199,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                          "tlm_optimizer_load_state: %zu bytes is shorter than "
                          "the %u-byte header (truncated)",
                          size, HEADER_BYTES);
-    const uint32_t kind = get_u32(in + 12);
+    const uint32_t kind = tlmi_get_u32(in + 12);
     if (kind != TLM_OPTIMIZER_ADAMW && kind != TLM_OPTIMIZER_SGD)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "tlm_optimizer_load_state: kind %u is unknown "
@@ -250,7 +212,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                          kind == TLM_OPTIMIZER_ADAMW ? "AdamW" : "SGD",
                          opt->params.kind == TLM_OPTIMIZER_ADAMW ? "AdamW"
                                                                  : "SGD");
-    const uint32_t count = get_u32(in + 16);
+    const uint32_t count = tlmi_get_u32(in + 16);
     if (count != (uint32_t)opt->count)
         return tlmi_fail(host, TLM_E_SHAPE,
                          "tlm_optimizer_load_state: the state has %u "
@@ -275,8 +237,8 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                          size, opt->saved_bytes,
                          size < opt->saved_bytes ? "truncated"
                                                  : "trailing bytes");
-    const uint32_t stored_crc = get_u32(in + size - CRC_BYTES);
-    const uint32_t crc = crc32_of(in, size - CRC_BYTES);
+    const uint32_t stored_crc = tlmi_get_u32(in + size - CRC_BYTES);
+    const uint32_t crc = tlmi_crc32(0, in, size - CRC_BYTES);
     if (stored_crc != crc)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "tlm_optimizer_load_state: checksum 0x%08x does not "
@@ -286,7 +248,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
     /* The values: settings, step, moments. */
     tlm_optimizer_params p = opt->params;
     p.kind = (int32_t)kind;
-    p.nesterov = (int32_t)get_u32(in + 20);
+    p.nesterov = (int32_t)tlmi_get_u32(in + 20);
     p.lr = get_f32(in + 32);
     p.beta1 = get_f32(in + 36);
     p.beta2 = get_f32(in + 40);
@@ -299,7 +261,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                                          &p);
     if (status != TLM_OK)
         return status;
-    const uint64_t step = get_u64(in + 24);
+    const uint64_t step = tlmi_get_u64(in + 24);
     if (step > (uint64_t)INT64_MAX)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "tlm_optimizer_load_state: step count %llu is out "
@@ -338,7 +300,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
     opt->step = (int64_t)step;
     for (int32_t i = 0; i < opt->count; i++)
         opt->entries[i].decay =
-            (int32_t)get_u32(in + HEADER_BYTES + (size_t)i * ENTRY_BYTES + 4);
+            (int32_t)tlmi_get_u32(in + HEADER_BYTES + (size_t)i * ENTRY_BYTES + 4);
     for (size_t i = 0; i < opt->state_floats; i++)
         opt->state[i] = get_f32(moments + 4 * i);
     return TLM_OK;
