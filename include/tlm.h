@@ -1239,6 +1239,151 @@ TLM_API int tlm_schedule_lr(const tlm_schedule_params *params, int64_t step,
 /** @} */
 /* (end of the optimizer region) */
 
+/* ------------------------------------------------------------------------ */
+/** @name Datasets and training
+ *
+ * A dataset holds token ids split into training and validation parts; a
+ * trainer ties a model, an AdamW or SGD optimizer, a learning-rate
+ * schedule and a dataset together and runs training steps. See
+ * docs/training.md.
+ *  @{ */
+
+/** Opaque dataset handle. */
+typedef struct tlm_dataset tlm_dataset;
+
+/** The two parts of a dataset. */
+enum tlm_split {
+    TLM_SPLIT_TRAIN = 0,     /**< the part trained on */
+    TLM_SPLIT_VALIDATION = 1 /**< the held-out part evaluated on */
+};
+
+/**
+ * A language-modelling dataset from a stream of token ids (copied): the
+ * first (1 - validation_fraction) of the stream is the training part, the
+ * rest the validation part (nanoGPT's split). Batches are windows of
+ * context + 1 consecutive ids at random positions of a part.
+ * @param validation_fraction in [0, 1)
+ */
+TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
+                                 const int32_t *ids, int64_t count,
+                                 float validation_fraction);
+
+/**
+ * A sequence-to-sequence dataset of `n_pairs` (source, target) pairs
+ * (copied), for encoder-decoder models. Pair i's source is
+ * ids[offsets[2i] .. offsets[2i+1]) and its target ids[offsets[2i+1] ..
+ * offsets[2i+2]); `offsets` has 2 * n_pairs + 1 non-decreasing entries.
+ * The last round(n_pairs * validation_fraction) pairs are the validation
+ * part. Batches pad sources (masked) and targets (ignored by the loss).
+ */
+TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
+                                   const int32_t *ids, const int64_t *offsets,
+                                   int64_t n_pairs, float validation_fraction);
+
+/** Free a dataset. NULL is ignored. */
+TLM_API void tlm_dataset_free(tlm_dataset *dataset);
+
+/** Tokens (stream) or pairs (sequence-to-sequence) in a part, or a
+ *  negative status. */
+TLM_API int64_t tlm_dataset_size(const tlm_dataset *dataset, int32_t split);
+
+/** Opaque trainer handle. */
+typedef struct tlm_trainer tlm_trainer;
+
+/** What one training step did (tlm_trainer_step()). */
+typedef struct tlm_step_info {
+    size_t struct_size;  /**< sizeof(tlm_step_info), set by the caller */
+    int64_t step;        /**< steps completed, this one included */
+    float loss;          /**< mean loss over the step's micro-batches */
+    float lr;            /**< learning rate used */
+    double grad_norm;    /**< global gradient norm before clipping */
+    int32_t skipped;     /**< 1: the update was skipped (non-finite) */
+    int64_t tokens;      /**< target tokens the step trained on */
+} tlm_step_info;
+
+/** Called after every step; a non-zero return asks the caller's loop to
+ *  stop (tlm_trainer_step() then returns TLM_E_CANCELLED). */
+typedef int (*tlm_progress_fn)(void *user, const tlm_step_info *info);
+
+/** Settings of tlm_trainer_create(). Fill with tlm_trainer_params_init(). */
+typedef struct tlm_trainer_params {
+    size_t struct_size;     /**< sizeof(tlm_trainer_params); set by init */
+    int32_t batch_size;     /**< sequences per micro-batch; default 12 */
+    int32_t context;        /**< positions per sequence; 0 means the
+                                 model's max_context */
+    int32_t accumulation;   /**< micro-batches per step; default 1 */
+    float grad_clip;        /**< clip the global norm to this; 0 = off;
+                                 default 1 */
+    uint64_t seed;          /**< batch sampling and dropout; default 1 */
+    /** NULL: AdamW with betas 0.9/0.99, weight decay 0.1 (nanoGPT's
+     *  settings). Weight decay applies to the projection matrices only, not
+     *  to embeddings, norms or biases. */
+    const tlm_optimizer_params *optimizer;
+    /** NULL: constant learning rate, the optimizer's lr. */
+    const tlm_schedule_params *schedule;
+    tlm_progress_fn progress;  /**< or NULL */
+    void *progress_user;       /**< passed to progress */
+    int32_t bos_id;  /**< sequence-to-sequence: the decoder's start id */
+    int32_t pad_id;  /**< sequence-to-sequence: id of padding positions */
+} tlm_trainer_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_trainer_params_init(tlm_trainer_params *params);
+
+/**
+ * Create a trainer for `model` on `dataset` (both stay owned by the
+ * caller and must outlive the trainer). It builds one training graph in
+ * the model's context and re-runs it every step, so steps allocate
+ * nothing; do not reset that context while the trainer lives.
+ */
+TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
+                               tlm_dataset *dataset,
+                               const tlm_trainer_params *params);
+
+/** Free a trainer. NULL is ignored. */
+TLM_API void tlm_trainer_free(tlm_trainer *trainer);
+
+/**
+ * One optimisation step: `accumulation` micro-batches sampled from the
+ * training part, forward, backward, gradient clipping, the schedule's
+ * learning rate, the optimizer update. A non-finite loss or gradient skips
+ * the update, leaves every parameter and the optimizer untouched, and
+ * returns TLM_E_NONFINITE (info->skipped = 1); training may go on.
+ * @param info NULL, or filled with what the step did
+ */
+TLM_API int tlm_trainer_step(tlm_trainer *trainer, tlm_step_info *info);
+
+/**
+ * Mean loss over `n_batches` batches of the validation part (or of the
+ * training part when `split` says so), dropout off and no gradients. The
+ * batches come from their own generator, seeded from the trainer's seed,
+ * so repeated evaluations see the same batches.
+ */
+TLM_API int tlm_trainer_evaluate(tlm_trainer *trainer, int32_t split,
+                                 int32_t n_batches, float *loss);
+
+/** Steps completed, or a negative status. */
+TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer);
+
+/**
+ * Save a checkpoint that resumes exactly: the model, the optimizer state,
+ * the step, and the generators' states (.tlm, docs/format.md). Atomic.
+ */
+TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path);
+
+/**
+ * Resume from a checkpoint written by tlm_trainer_save() for a model of
+ * the same configuration: parameters, optimizer state, step and
+ * generators are restored, so the following steps are bit-identical to an
+ * uninterrupted run.
+ */
+TLM_API int tlm_trainer_resume(tlm_trainer *trainer, const char *path);
+
+/** The detailed message of the trainer's last failure ("" if none). */
+TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer);
+
+/** @} */
+
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -188,6 +188,37 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
     return TLM_OK;
 }
 
+int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
+                             tlm_tensor *last) {
+    (void)ctx;
+    for (tlm_tensor *node = first; node != NULL; node = node->next) {
+        int status = check_node_inputs(node, "forward");
+        if (status == TLM_OK)
+            status = node->op->forward(node);
+        if (status != TLM_OK)
+            return status;
+        if (node == last)
+            break;
+    }
+    return TLM_OK;
+}
+
+void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first) {
+    tlmi_arena_mark mark = first->begin_mark;
+    tlm_tensor *before = first->prev;
+    for (tlm_tensor *node = first; node != NULL;) {
+        tlm_tensor *next = node->next;
+        tlmi_context_give_struct(ctx, node);
+        node = next;
+    }
+    ctx->tape_last = before;
+    if (before != NULL)
+        before->next = NULL;
+    else
+        ctx->tape_first = NULL;
+    tlmi_arena_rewind(&ctx->arena, mark);
+}
+
 TLM_API int tlm_context_forward(tlm_context *ctx) {
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,

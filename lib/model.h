@@ -73,6 +73,21 @@ struct tlm_model {
     int32_t parameters_capacity;
 };
 
+struct tlmi_checkpoint;
+struct tlmi_checkpoint_section_spec;
+
+/* tlm_model_save, with more sections after the model's (a trainer's
+ * optimizer and position). */
+int tlmi_model_save_with(const tlm_model *model, const char *path,
+                         const struct tlmi_checkpoint_section_spec *extra,
+                         int32_t n_extra);
+
+/* Copies the parameters of a parsed .tlm file into `model`, whose
+ * configuration must equal the file's. */
+int tlmi_model_restore_parameters(tlm_model *model, const char *what,
+                                  const char *path,
+                                  const struct tlmi_checkpoint *checkpoint);
+
 /* tlm_model_create, with parameters initialised (source NULL) or
  * borrowed from `source`. */
 int tlmi_model_build(tlm_model **out, tlm_context *ctx,

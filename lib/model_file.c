@@ -26,6 +26,12 @@ TLM_API int tlm_model_save(const tlm_model *model, const char *path) {
     if (model == NULL || path == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_save: %s is NULL",
                                 model == NULL ? "model" : "path");
+    return tlmi_model_save_with(model, path, NULL, 0);
+}
+
+int tlmi_model_save_with(const tlm_model *model, const char *path,
+                         const tlmi_checkpoint_section_spec *extra,
+                         int32_t n_extra) {
     tlmi_host *host = &model->ctx->host;
     const int32_t n = model->n_parameters;
     char *config = NULL;
@@ -75,12 +81,15 @@ TLM_API int tlm_model_save(const tlm_model *model, const char *path) {
     }
     const tlmi_checkpoint_piece config_piece = {config, config_size};
     const tlmi_checkpoint_piece index_piece = {index, index_size};
-    const tlmi_checkpoint_section_spec sections[3] = {
+    tlmi_checkpoint_section_spec sections[TLMI_CHECKPOINT_MAX_SECTIONS] = {
         {"config", &config_piece, 1, 1},
         {"tensors", &index_piece, 1, 1},
         {"data", pieces, n, TLMI_CHECKPOINT_ALIGN},
     };
-    status = tlmi_checkpoint_write(host, "tlm_model_save", path, sections, 3);
+    int32_t count = 3;
+    for (int32_t i = 0; i < n_extra && count < TLMI_CHECKPOINT_MAX_SECTIONS; i++)
+        sections[count++] = extra[i];
+    status = tlmi_checkpoint_write(host, "tlm_model_save", path, sections, count);
 done:
     if (index != NULL)
         tlmi_host_free(host, index, index_size);
@@ -196,6 +205,51 @@ static int lookup(void *user, const char *name, int32_t ndim,
     return tlmi_fail(r->host, TLM_E_FORMAT,
                      "tlm_model_load: '%s' lacks the parameter '%s'", r->path,
                      name);
+}
+
+int tlmi_model_restore_parameters(tlm_model *model, const char *what,
+                                  const char *path,
+                                  const tlmi_checkpoint *checkpoint) {
+    tlmi_host *host = &model->ctx->host;
+    const tlmi_checkpoint_section *config = tlmi_checkpoint_find(checkpoint, "config");
+    const tlmi_checkpoint_section *index = tlmi_checkpoint_find(checkpoint, "tensors");
+    const tlmi_checkpoint_section *data = tlmi_checkpoint_find(checkpoint, "data");
+    if (config == NULL || index == NULL || data == NULL)
+        return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds no model", what, path);
+    tlm_model_config saved;
+    char source[300];
+    snprintf(source, sizeof source, "%s: '%s'", what, path);
+    int status = tlmi_model_config_from_json(host, source, (const char *)config->data,
+                                             (size_t)config->size, &saved);
+    if (status != TLM_OK)
+        return status;
+    saved.struct_size = model->config.struct_size;
+    if (memcmp(&saved, &model->config, sizeof saved) != 0)
+        return tlmi_fail(host, TLM_E_STATE,
+                         "%s: '%s' was saved from a model with another "
+                         "configuration",
+                         what, path);
+    index_reader reader = {host, path, index->data, (size_t)index->size,
+                           data->data, data->size, 0, 0};
+    status = check_index(&reader);
+    if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
+        return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
+                         "model has %d", what, path, (unsigned)reader.count,
+                         (int)model->n_parameters);
+    /* Every parameter is found and checked before any is overwritten. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
+            tlm_tensor *t = model->parameters[i].tensor;
+            const void *values = NULL;
+            status = lookup(&reader, model->parameters[i].name, t->ndim, t->shape,
+                            &values);
+            if (status == TLM_OK && t->read_only)
+                return tlmi_fail(host, TLM_E_STATE, "%s: the model is read-only "
+                                 "(memory-mapped)", what);
+            if (status == TLM_OK && pass == 1)
+                memcpy(t->data, values, (size_t)t->numel * sizeof(float));
+        }
+    return status;
 }
 
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,

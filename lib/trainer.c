@@ -1,0 +1,617 @@
+/*
+ * The trainer: one training graph built in the model's context and re-run
+ * every step (no allocation after creation), micro-batches accumulated,
+ * gradients clipped, the schedule's learning rate, the optimizer update,
+ * and checkpoints that resume bit for bit.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "checkpoint.h"
+#include "context.h"
+#include "dataset.h"
+#include "error.h"
+#include "file.h"
+#include "json.h"
+#include "model.h"
+#include "params.h"
+#include "rng.h"
+#include "tensor.h"
+
+/* Seeds of the trainer's generators are derived from its seed with these
+ * constants, so that sampling, evaluation and dropout draw independent
+ * streams. */
+#define EVAL_SEED_MIX 0x6576616c75617465ull    /* "evaluate" */
+#define DROPOUT_SEED_MIX 0x64726f706f757421ull /* "dropout!" */
+
+/* Files read whole when resuming are at most this large. */
+#define MAX_CHECKPOINT_BYTES ((size_t)1 << 40)
+
+struct tlm_trainer {
+    tlmi_host host; /* the context's hooks; the trainer's own error text */
+    tlm_model *model;
+    tlm_dataset *data;
+    tlm_context *ctx;
+    tlm_trainer_params params;
+    tlm_optimizer_params optimizer_params;
+    tlm_schedule_params schedule;
+    int has_schedule;
+    tlm_optimizer *optimizer;
+    int64_t batch, length, source_length;
+    /* The graph's inputs (leaves) and outputs. */
+    tlm_tensor *ids, *targets, *source, *source_mask;
+    tlm_tensor *logits, *loss, *scaled_loss;
+    uint32_t graph_generation; /* the context's generation at the build */
+    tlm_tensor *first_node;    /* the trainer's graph on the tape: only */
+    tlm_tensor *last_node;     /* these nodes are re-run */
+    tlmi_rng rng;              /* training batches */
+    int64_t step;
+    tlm_tensor **parameters;   /* the model's, for clipping */
+    int32_t n_parameters;
+    int32_t *decay_flags;
+};
+
+TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_trainer_params_init: params is NULL");
+    memset(params, 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->batch_size = 12;
+    params->accumulation = 1;
+    params->grad_clip = 1.0f;
+    params->seed = 1;
+    return TLM_OK;
+}
+
+TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer) {
+    if (trainer == NULL)
+        return "tlm_trainer_last_error: trainer is NULL";
+    return trainer->host.last_error;
+}
+
+TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer) {
+    if (trainer == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_trainer_step_count: trainer is NULL");
+    return trainer->step;
+}
+
+static void free_buffers(tlm_trainer *t) {
+    tlm_tensor *inputs[4] = {t->ids, t->targets, t->source, t->source_mask};
+    for (int i = 0; i < 4; i++)
+        tlm_tensor_free(inputs[i]);
+    if (t->parameters != NULL)
+        tlmi_host_free(&t->host, t->parameters,
+                       (size_t)t->n_parameters * sizeof *t->parameters);
+    if (t->decay_flags != NULL)
+        tlmi_host_free(&t->host, t->decay_flags,
+                       (size_t)t->n_parameters * sizeof *t->decay_flags);
+}
+
+TLM_API void tlm_trainer_free(tlm_trainer *trainer) {
+    if (trainer == NULL)
+        return;
+    /* The graph goes with the trainer when nothing was recorded after it. */
+    if (trainer->first_node != NULL &&
+        trainer->graph_generation == trainer->ctx->generation &&
+        trainer->last_node == trainer->ctx->tape_last)
+        tlmi_graph_truncate(trainer->ctx, trainer->first_node);
+    tlm_optimizer_free(trainer->optimizer);
+    free_buffers(trainer);
+    tlmi_host host = trainer->host;
+    tlmi_host_free(&host, trainer, sizeof *trainer);
+}
+
+/* Builds the training graph: inputs -> logits -> loss -> loss / k. The
+ * batch tensors' values are filled before each re-run. */
+static int build_graph(tlm_trainer *t) {
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    batch.ids = t->ids;
+    batch.targets = t->targets;
+    batch.src_ids = t->source;
+    batch.src_mask = t->source_mask;
+    int status = tlm_context_set_grad_enabled(t->ctx, 1);
+    tlm_tensor *before = t->ctx->tape_last;
+    if (status == TLM_OK)
+        status = tlm_model_forward(t->model, &batch, &t->logits, &t->loss);
+    if (status == TLM_OK)
+        status = tlm_scale(&t->scaled_loss, t->loss,
+                           1.0f / (float)t->params.accumulation);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tlm_last_error());
+        return tlmi_fail(&t->host, status, "tlm_trainer: building the training "
+                         "graph: %s", message);
+    }
+    t->graph_generation = t->ctx->generation;
+    t->first_node = before != NULL ? before->next : t->ctx->tape_first;
+    t->last_node = t->ctx->tape_last;
+    return TLM_OK;
+}
+
+/* The graph is gone when the context was reset since it was built. */
+static int ensure_graph(tlm_trainer *t) {
+    if (t->logits != NULL && t->graph_generation == t->ctx->generation)
+        return TLM_OK;
+    return build_graph(t);
+}
+
+static void fill_batch(tlm_trainer *t, int32_t split, tlmi_rng *rng) {
+    if (t->data->kind == TLMI_DATASET_STREAM)
+        tlmi_dataset_fill_stream(t->data, split, rng, t->batch, t->length,
+                                 t->ids->data, t->targets->data);
+    else
+        tlmi_dataset_fill_pairs(t->data, split, rng, t->batch, t->source_length,
+                                t->length, t->params.bos_id, t->params.pad_id,
+                                t->source->data, t->source_mask->data,
+                                t->ids->data, t->targets->data);
+}
+
+static int check_params(tlm_trainer *t, const tlm_model_config *c) {
+    tlm_trainer_params *p = &t->params;
+    const char *what = "tlm_trainer_create";
+    if (p->batch_size < 1 || p->batch_size > (1 << 20))
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.batch_size %d is "
+                         "outside 1..1048576", what, (int)p->batch_size);
+    if (p->context < 0 || p->context > c->max_context)
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.context %d is "
+                         "outside 0..%d (max_context)", what, (int)p->context,
+                         (int)c->max_context);
+    if (p->accumulation < 1 || p->accumulation > (1 << 20))
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.accumulation %d is "
+                         "outside 1..1048576", what, (int)p->accumulation);
+    if (!(p->grad_clip >= 0.0f) || !isfinite(p->grad_clip))
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.grad_clip %g must "
+                         "be finite and >= 0", what, (double)p->grad_clip);
+    return TLM_OK;
+}
+
+/* Sizes of the batch: sequence length (and source length) from the
+ * dataset and the settings, checked against the model. */
+static int plan_batch(tlm_trainer *t) {
+    const tlm_model_config *c = &t->model->config;
+    const tlm_dataset *ds = t->data;
+    const char *what = "tlm_trainer_create";
+    const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
+    t->batch = t->params.batch_size;
+    if (ds->kind == TLMI_DATASET_STREAM) {
+        if (seq2seq || c->n_decoder_layers == 0)
+            return tlmi_fail(&t->host, TLM_E_INVALID, "%s: a stream of tokens "
+                             "trains decoder-only models; this model needs %s",
+                             what, seq2seq ? "pairs" : "its own batches");
+        t->length = t->params.context ? t->params.context : c->max_context;
+        for (int32_t split = 0; split < 2; split++) {
+            const int64_t size = tlmi_dataset_part_size(ds, split);
+            if (size < t->length + 1 && (split == TLM_SPLIT_TRAIN || size > 0))
+                return tlmi_fail(&t->host, TLM_E_RANGE, "%s: the %s part has %lld "
+                                 "tokens, fewer than context + 1 = %lld", what,
+                                 split ? "validation" : "training",
+                                 (long long)size, (long long)t->length + 1);
+        }
+        return TLM_OK;
+    }
+    if (!seq2seq)
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: pairs train "
+                         "encoder-decoder models", what);
+    t->source_length = ds->max_source;
+    t->length = ds->max_target;
+    if (t->source_length > c->max_context || t->length > c->max_context)
+        return tlmi_fail(&t->host, TLM_E_RANGE, "%s: the longest source (%lld) or "
+                         "target (%lld) exceeds max_context %d", what,
+                         (long long)t->source_length, (long long)t->length,
+                         (int)c->max_context);
+    const int32_t ids[2] = {t->params.bos_id, t->params.pad_id};
+    for (int i = 0; i < 2; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab_size)
+            return tlmi_fail(&t->host, TLM_E_RANGE, "%s: params.%s %d is outside "
+                             "the vocabulary", what, i ? "pad_id" : "bos_id",
+                             (int)ids[i]);
+    if (tlmi_dataset_part_size(ds, TLM_SPLIT_TRAIN) < 1)
+        return tlmi_fail(&t->host, TLM_E_RANGE, "%s: no training pairs", what);
+    return TLM_OK;
+}
+
+static int make_inputs(tlm_trainer *t) {
+    const int64_t shape[2] = {t->batch, t->length};
+    const int64_t source_shape[2] = {t->batch, t->source_length};
+    int status = tlm_tensor_create(&t->ids, t->ctx, TLM_DTYPE_I32, 2, shape);
+    if (status == TLM_OK)
+        status = tlm_tensor_create(&t->targets, t->ctx, TLM_DTYPE_I32, 2, shape);
+    if (status == TLM_OK && t->data->kind == TLMI_DATASET_PAIRS) {
+        status = tlm_tensor_create(&t->source, t->ctx, TLM_DTYPE_I32, 2, source_shape);
+        if (status == TLM_OK)
+            status = tlm_tensor_create(&t->source_mask, t->ctx, TLM_DTYPE_I32, 2,
+                                       source_shape);
+        if (status == TLM_OK) /* a visible position until the first fill */
+            for (int64_t i = 0; i < t->batch * t->source_length; i++)
+                ((int32_t *)t->source_mask->data)[i] = 1;
+    }
+    return status;
+}
+
+/* Weight decay on the projection matrices only: not on embeddings (a
+ * tied output projection is the token embedding) nor on 1-D tensors. */
+static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
+    tlm_model *m = t->model;
+    t->n_parameters = m->n_parameters;
+    t->parameters = tlmi_host_alloc(&t->host, (size_t)t->n_parameters *
+                                                  sizeof *t->parameters, 64);
+    t->decay_flags = tlmi_host_alloc(&t->host, (size_t)t->n_parameters *
+                                                   sizeof *t->decay_flags, 64);
+    if (t->parameters == NULL || t->decay_flags == NULL)
+        return tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_create: out of memory");
+    for (int32_t i = 0; i < t->n_parameters; i++) {
+        t->parameters[i] = m->parameters[i].tensor;
+        t->decay_flags[i] = m->parameters[i].tensor->ndim >= 2 &&
+                            strstr(m->parameters[i].name, "embedding") == NULL;
+    }
+    if (given != NULL) {
+        t->optimizer_params = *given;
+        t->optimizer_params.struct_size = sizeof t->optimizer_params;
+        if (given->struct_size < sizeof(size_t) || given->struct_size > sizeof *given)
+            return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_create: "
+                             "params.optimizer has struct_size %zu",
+                             given->struct_size);
+    } else {
+        tlm_optimizer_params_init(&t->optimizer_params, TLM_OPTIMIZER_ADAMW);
+        t->optimizer_params.beta2 = 0.99f;
+        t->optimizer_params.weight_decay = 0.1f;
+    }
+    if (t->optimizer_params.decay_flags == NULL)
+        t->optimizer_params.decay_flags = t->decay_flags;
+    int status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
+                                      &t->optimizer_params);
+    t->optimizer_params.decay_flags = NULL; /* read only during create */
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tlm_last_error());
+        return tlmi_fail(&t->host, status, "tlm_trainer_create: %s", message);
+    }
+    return TLM_OK;
+}
+
+TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
+                               tlm_dataset *dataset,
+                               const tlm_trainer_params *given) {
+    if (out == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: out is NULL");
+    *out = NULL;
+    if (model == NULL || dataset == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: %s is NULL",
+                                model == NULL ? "model" : "dataset");
+    tlmi_host host = model->ctx->host;
+    host.last_error[0] = '\0';
+    tlm_trainer *t = tlmi_host_alloc(&host, sizeof *t, 64);
+    if (t == NULL)
+        return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");
+    memset(t, 0, sizeof *t);
+    t->host = host;
+    t->model = model;
+    t->data = dataset;
+    t->ctx = model->ctx;
+    tlm_trainer_params_init(&t->params);
+    int status = tlmi_params_merge(&t->host, "tlm_trainer_create: params",
+                                   &t->params, sizeof t->params, given);
+    if (status == TLM_OK)
+        status = check_params(t, &model->config);
+    if (status == TLM_OK && t->params.schedule != NULL) {
+        tlm_schedule_params_init(&t->schedule);
+        status = tlmi_params_merge(&t->host, "tlm_trainer_create: params.schedule",
+                                   &t->schedule, sizeof t->schedule,
+                                   t->params.schedule);
+        float probe = 0;
+        if (status == TLM_OK)
+            status = tlm_schedule_lr(&t->schedule, 0, &probe);
+        t->has_schedule = 1;
+    }
+    t->params.schedule = NULL;
+    t->params.optimizer = NULL;
+    for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++)
+        if (model->parameters[i].tensor->read_only)
+            status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_create: the "
+                               "model is read-only (memory-mapped); load it "
+                               "without memory_map to train it");
+    if (status == TLM_OK)
+        status = plan_batch(t);
+    if (status == TLM_OK)
+        status = make_optimizer(t, given != NULL && given->struct_size >=
+                                           offsetof(tlm_trainer_params, schedule)
+                                       ? given->optimizer
+                                       : NULL);
+    if (status == TLM_OK)
+        status = make_inputs(t);
+    if (status == TLM_OK) {
+        tlmi_rng_seed(&t->rng, t->params.seed);
+        tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX);
+        status = build_graph(t);
+    }
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", t->host.last_error[0]
+                                                    ? t->host.last_error
+                                                    : tlm_last_error());
+        tlm_trainer_free(t);
+        return tlmi_fail(&model->ctx->host, status, "%s", message);
+    }
+    *out = t;
+    return TLM_OK;
+}
+
+/* Global gradient norm in double (grad_clip 0: measured, not clipped). */
+static double gradient_norm(const tlm_trainer *t) {
+    double sum = 0;
+    for (int32_t i = 0; i < t->n_parameters; i++) {
+        const tlm_tensor *p = t->parameters[i];
+        for (int64_t j = 0; j < p->numel; j++)
+            sum += (double)p->grad[j] * (double)p->grad[j];
+    }
+    return sqrt(sum);
+}
+
+TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
+    if (t == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
+    if (info != NULL && (info->struct_size < sizeof(size_t) ||
+                         info->struct_size > 4096))
+        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
+                         "info->struct_size %zu is not plausible (set it to "
+                         "sizeof(tlm_step_info))", info->struct_size);
+    int status = ensure_graph(t);
+    if (status != TLM_OK)
+        return status;
+    tlm_context_set_training(t->ctx, 1);
+    tlm_context_zero_grad(t->ctx);
+    double loss_sum = 0;
+    for (int32_t micro = 0; micro < t->params.accumulation; micro++) {
+        fill_batch(t, TLM_SPLIT_TRAIN, &t->rng);
+        status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
+        if (status == TLM_OK)
+            status = tlm_backward(t->scaled_loss);
+        if (status != TLM_OK) {
+            char message[TLMI_MESSAGE_MAX];
+            snprintf(message, sizeof message, "%s", tlm_last_error());
+            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
+        }
+        loss_sum += (double)((const float *)t->loss->data)[0];
+    }
+    tlm_step_info result;
+    memset(&result, 0, sizeof result);
+    result.struct_size = sizeof result;
+    result.loss = (float)(loss_sum / t->params.accumulation);
+    result.tokens = t->batch * t->length * t->params.accumulation;
+    result.grad_norm = gradient_norm(t);
+    float lr = t->optimizer_params.lr;
+    if (t->has_schedule)
+        tlm_schedule_lr(&t->schedule, t->step, &lr);
+    result.lr = lr;
+    if (!isfinite(loss_sum) || !isfinite(result.grad_norm)) {
+        result.skipped = 1;
+        result.step = t->step;
+        status = tlmi_fail(&t->host, TLM_E_NONFINITE,
+                           "tlm_trainer_step: step %lld: the %s is not finite; "
+                           "the update was skipped and the weights are untouched",
+                           (long long)t->step + 1,
+                           isfinite(loss_sum) ? "gradient" : "loss");
+    } else {
+        if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip) {
+            double norm = 0;
+            tlm_clip_grad_norm(t->parameters, t->n_parameters, t->params.grad_clip,
+                               &norm);
+        }
+        status = tlm_optimizer_step(t->optimizer, lr);
+        if (status != TLM_OK) {
+            char message[TLMI_MESSAGE_MAX];
+            snprintf(message, sizeof message, "%s", tlm_last_error());
+            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
+        }
+        t->step++;
+        result.step = t->step;
+    }
+    if (info != NULL) {
+        size_t size = info->struct_size < sizeof result ? info->struct_size : sizeof result;
+        size_t caller = info->struct_size;
+        memcpy(info, &result, size);
+        info->struct_size = caller;
+    }
+    if (t->params.progress != NULL && t->params.progress(t->params.progress_user, &result))
+        return tlmi_fail(&t->host, TLM_E_CANCELLED,
+                         "tlm_trainer_step: the progress callback asked to stop "
+                         "after step %lld", (long long)t->step);
+    return status;
+}
+
+TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
+                                 int32_t n_batches, float *loss) {
+    if (t == NULL || loss == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_evaluate: %s is NULL",
+                                t == NULL ? "trainer" : "loss");
+    if (split != TLM_SPLIT_TRAIN && split != TLM_SPLIT_VALIDATION)
+        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: split %d "
+                         "is not a tlm_split", (int)split);
+    if (n_batches < 1)
+        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: "
+                         "n_batches %d < 1", (int)n_batches);
+    const int64_t size = tlmi_dataset_part_size(t->data, split);
+    if (size < (t->data->kind == TLMI_DATASET_STREAM ? t->length + 1 : 1))
+        return tlmi_fail(&t->host, TLM_E_RANGE, "tlm_trainer_evaluate: the %s part "
+                         "is too small to evaluate on",
+                         split ? "validation" : "training");
+    int status = ensure_graph(t);
+    if (status != TLM_OK)
+        return status;
+    tlmi_rng rng;
+    tlmi_rng_seed(&rng, t->params.seed ^ EVAL_SEED_MIX ^ (uint64_t)split);
+    tlm_context_set_training(t->ctx, 0);
+    double sum = 0;
+    for (int32_t i = 0; status == TLM_OK && i < n_batches; i++) {
+        fill_batch(t, split, &rng);
+        status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
+        sum += (double)((const float *)t->loss->data)[0];
+    }
+    tlm_context_set_training(t->ctx, 1);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tlm_last_error());
+        return tlmi_fail(&t->host, status, "tlm_trainer_evaluate: %s", message);
+    }
+    *loss = (float)(sum / n_batches);
+    return TLM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Checkpoints: the model's sections, then `optim` (the optimizer's state)
+ * and `trainer` (JSON: the step and the generators' states). */
+
+static void rng_to_hex(const tlmi_rng *rng, char *text) {
+    for (int i = 0; i < 4; i++)
+        snprintf(text + 16 * i, 17, "%016llx", (unsigned long long)rng->state[i]);
+}
+
+static int rng_from_hex(const char *text, size_t length, tlmi_rng *rng) {
+    if (length != 64)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        uint64_t v = 0;
+        for (int j = 0; j < 16; j++) {
+            char c = text[16 * i + j];
+            int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (digit < 0)
+                return -1;
+            v = v << 4 | (uint64_t)digit;
+        }
+        rng->state[i] = v;
+    }
+    return 0;
+}
+
+TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
+    if (trainer == NULL || path == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_save: %s is NULL",
+                                trainer == NULL ? "trainer" : "path");
+    tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
+    size_t state_size = 0;
+    int status = tlm_optimizer_state_size(t->optimizer, &state_size);
+    void *state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
+    if (status == TLM_OK && state == NULL)
+        status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
+    if (status == TLM_OK)
+        status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+    tlmi_json_writer w;
+    tlmi_json_writer_init(&w, &t->host);
+    char sampling[65], dropout[65];
+    rng_to_hex(&t->rng, sampling);
+    rng_to_hex(&t->ctx->rng, dropout);
+    tlmi_json_write_object_begin(&w);
+    tlmi_json_write_key(&w, "step");
+    tlmi_json_write_int64(&w, t->step);
+    tlmi_json_write_key(&w, "sampling_rng");
+    tlmi_json_write_string(&w, sampling);
+    tlmi_json_write_key(&w, "dropout_rng");
+    tlmi_json_write_string(&w, dropout);
+    tlmi_json_write_object_end(&w);
+    const char *json = NULL;
+    size_t json_size = 0;
+    if (status == TLM_OK)
+        status = tlmi_json_writer_result(&w, &json, &json_size);
+    if (status == TLM_OK) {
+        const tlmi_checkpoint_piece optim_piece = {state, state_size};
+        const tlmi_checkpoint_piece trainer_piece = {json, json_size};
+        const tlmi_checkpoint_section_spec extra[2] = {
+            {"optim", &optim_piece, 1, 1},
+            {"trainer", &trainer_piece, 1, 1},
+        };
+        status = tlmi_model_save_with(t->model, path, extra, 2);
+    }
+    tlmi_json_writer_release(&w);
+    if (state != NULL)
+        tlmi_host_free(&t->host, state, state_size);
+    if (status != TLM_OK && t->host.last_error[0] == '\0') {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tlm_last_error());
+        tlmi_fail(&t->host, status, "tlm_trainer_save: %s", message);
+    }
+    return status;
+}
+
+/* Reads the `trainer` section without changing the trainer. */
+static int read_position(tlm_trainer *t, const char *path,
+                         const tlmi_checkpoint_section *section, int64_t *step_out,
+                         tlmi_rng *sampling, tlmi_rng *dropout) {
+    tlmi_json_doc *doc = NULL;
+    int status = tlmi_json_parse(&t->host, (const char *)section->data,
+                                 (size_t)section->size, NULL, &doc);
+    if (status != TLM_OK)
+        return status;
+    const tlmi_json_value *root = tlmi_json_root(doc);
+    int64_t step = 0;
+    const tlmi_json_value *step_value = tlmi_json_object_get(root, "step");
+    status = step_value == NULL
+                 ? tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' lacks "
+                             "the step", path)
+                 : tlmi_json_get_int64(&t->host, step_value, "tlm_trainer_resume: step",
+                                       0, INT64_MAX, &step);
+    const char *names[2] = {"sampling_rng", "dropout_rng"};
+    tlmi_rng *rngs[2] = {sampling, dropout};
+    for (int i = 0; status == TLM_OK && i < 2; i++) {
+        size_t length = 0;
+        const tlmi_json_value *v = tlmi_json_object_get(root, names[i]);
+        const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
+        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0)
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
+                               "has no valid %s", path, names[i]);
+    }
+    tlmi_json_free(doc);
+    *step_out = step;
+    return status;
+}
+
+TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
+    if (t == NULL || path == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_resume: %s is NULL",
+                                t == NULL ? "trainer" : "path");
+    void *contents = NULL;
+    size_t size = 0;
+    int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
+                                    &size);
+    tlmi_checkpoint checkpoint;
+    if (status == TLM_OK)
+        status = tlmi_checkpoint_parse(&t->host, "tlm_trainer_resume", path, contents,
+                                       size, NULL, &checkpoint);
+    const tlmi_checkpoint_section *optim = NULL, *position = NULL;
+    if (status == TLM_OK) {
+        optim = tlmi_checkpoint_find(&checkpoint, "optim");
+        position = tlmi_checkpoint_find(&checkpoint, "trainer");
+        if (optim == NULL || position == NULL)
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
+                               "a model, not a training checkpoint (no %s section)",
+                               path, optim == NULL ? "optim" : "trainer");
+    }
+    /* Everything that can fail is checked before anything changes, except
+     * the optimizer state, which checks itself completely before loading. */
+    int64_t step = 0;
+    tlmi_rng sampling, dropout;
+    if (status == TLM_OK)
+        status = read_position(t, path, position, &step, &sampling, &dropout);
+    if (status == TLM_OK)
+        status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
+                                               &checkpoint);
+    if (status == TLM_OK) {
+        status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
+        if (status != TLM_OK) {
+            char message[TLMI_MESSAGE_MAX];
+            snprintf(message, sizeof message, "%s", tlm_last_error());
+            tlmi_fail(&t->host, status, "tlm_trainer_resume: '%s': %s", path, message);
+        }
+    }
+    if (status == TLM_OK) {
+        t->step = step;
+        t->rng = sampling;
+        t->ctx->rng = dropout;
+    }
+    if (contents != NULL)
+        tlmi_file_free_contents(&t->host, contents, size);
+    return status;
+}
