@@ -996,7 +996,295 @@ TLM_API const char *tlm_session_last_error(const tlm_session *session);
 /** @} */
 
 /* ------------------------------------------------------------------------ */
-/* Tokenizers: their declarations go in this region. */
+/** @name Tokenizers
+ *
+ * A tokenizer turns bytes into token ids and ids back into bytes. Three
+ * kinds exist, all specified in docs/tokenizer.md:
+ * - **byte-level**: ids 0..255 are the byte values; encodes every byte
+ *   string, invalid UTF-8 included;
+ * - **character-level**: the distinct UTF-8 characters of a training
+ *   corpus, sorted (a byte that is not part of a valid UTF-8 sequence counts
+ *   as a character of its own); unseen characters encode to an unknown
+ *   token, which decodes to U+FFFD;
+ * - **byte-level BPE**: the 256 bytes plus merges learned from a corpus
+ *   (GPT-2 style): text is first split into chunks (words with their
+ *   leading space, numbers, punctuation runs, whitespace runs), then each
+ *   chunk's bytes are merged by rank.
+ *
+ * Every tokenizer ends its vocabulary with three special tokens, begin of
+ * text, end of text and padding (ids vocab_size-3, -2, -1), which encoding
+ * never produces and decoding turns into nothing. A character-level
+ * tokenizer has its unknown token just before them.
+ *
+ * decode(encode(x)) == x for every byte string x, except that a
+ * character-level tokenizer replaces characters it has not seen.
+ *
+ * A tokenizer never changes after it is created: encoding and decoding only
+ * read it, but record their failures in it, so one thread at a time uses a
+ * tokenizer. Token streams only read the tokenizer's vocabulary and may be
+ * used in other threads while it is in use.
+ *  @{ */
+
+/** Opaque tokenizer handle. */
+typedef struct tlm_tokenizer tlm_tokenizer;
+
+/** Tokenizer kinds (tlm_tokenizer_params::kind, tlm_tokenizer_kind()). */
+enum tlm_tokenizer_kind {
+    TLM_TOKENIZER_BYTE = 0, /**< 256 byte tokens, id = byte value */
+    TLM_TOKENIZER_CHAR = 1, /**< the distinct characters of a corpus */
+    TLM_TOKENIZER_BPE = 2   /**< byte-level byte-pair encoding */
+};
+
+/** Special tokens (the `which` of tlm_tokenizer_special_id()). */
+enum tlm_special_token {
+    TLM_TOKEN_BOS = 0, /**< begin of text: id vocab_size - 3 */
+    TLM_TOKEN_EOS = 1, /**< end of text: id vocab_size - 2 */
+    TLM_TOKEN_PAD = 2, /**< padding: id vocab_size - 1 */
+    TLM_TOKEN_UNK = 3  /**< unknown character: id vocab_size - 4, only in
+                            character-level tokenizers */
+};
+
+/**
+ * Settings of tlm_tokenizer_train(). Fill with tlm_tokenizer_params_init(),
+ * then change the fields you need.
+ */
+typedef struct tlm_tokenizer_params {
+    /** sizeof(tlm_tokenizer_params) as the caller compiled it; set by init. */
+    size_t struct_size;
+    /** A ::tlm_tokenizer_kind. Default TLM_TOKENIZER_BPE. */
+    int32_t kind;
+    /** BPE only: the vocabulary wanted, 256 bytes + merges + 3 special
+     *  tokens, so 259..16777216. Training stops earlier when no pair is
+     *  frequent enough (see `min_pair_count`). Default 512. */
+    int32_t vocab_size;
+    /** BPE only: merging stops when the most frequent pair occurs fewer
+     *  times than this in the corpus; at least 1. Default 2. */
+    int32_t min_pair_count;
+} tlm_tokenizer_params;
+
+/**
+ * Fill `params` with the defaults (BPE, 512 ids, pairs seen at least
+ * twice) and set its struct_size. Returns TLM_E_INVALID when `params` is
+ * NULL.
+ */
+TLM_API int tlm_tokenizer_params_init(tlm_tokenizer_params *params);
+
+/**
+ * Create a tokenizer of the kind `params->kind` from a corpus:
+ * - TLM_TOKENIZER_BYTE: the corpus is not read (it may be NULL);
+ * - TLM_TOKENIZER_CHAR: the vocabulary is the corpus's distinct characters;
+ * - TLM_TOKENIZER_BPE: merges are learned until the vocabulary reaches
+ *   `params->vocab_size` or no pair occurs `params->min_pair_count` times.
+ *
+ * Training is deterministic: the same corpus and settings give the same
+ * tokenizer on every platform.
+ * @param[out] out   the new tokenizer, or NULL on failure
+ * @param ctx        its allocator and log hooks come from this context, or
+ *                   NULL for the C library's allocator and no logging; the
+ *                   tokenizer does not keep a reference to it
+ * @param corpus     `length` bytes of training text (any bytes); may be
+ *                   NULL when `length` is 0
+ * @param length     bytes in `corpus`
+ * @param params     settings, or NULL for the defaults
+ * @return TLM_OK, TLM_E_INVALID (bad arguments or settings), TLM_E_NOMEM,
+ *         TLM_E_OVERFLOW (a corpus too large to count)
+ */
+TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
+                                const char *corpus, size_t length,
+                                const tlm_tokenizer_params *params);
+
+/** Free a tokenizer. NULL is ignored. Free its token streams first. */
+TLM_API void tlm_tokenizer_free(tlm_tokenizer *tok);
+
+/**
+ * The detailed message of the tokenizer's last failure ("" if none); a
+ * fixed text if `tok` is NULL.
+ */
+TLM_API const char *tlm_tokenizer_last_error(const tlm_tokenizer *tok);
+
+/** The ::tlm_tokenizer_kind of `tok`, or a negative status. */
+TLM_API int32_t tlm_tokenizer_kind(const tlm_tokenizer *tok);
+
+/**
+ * Number of token ids, special tokens included: 259 for byte-level,
+ * characters + 4 for character-level, 259 + merges for BPE. A negative
+ * status for a NULL tokenizer.
+ */
+TLM_API int32_t tlm_tokenizer_vocab_size(const tlm_tokenizer *tok);
+
+/**
+ * The id of a special token.
+ * @param which a ::tlm_special_token
+ * @return the id, TLM_E_RANGE when the tokenizer has no such token (only
+ *         character-level tokenizers have TLM_TOKEN_UNK), TLM_E_INVALID
+ *         for a NULL tokenizer or an unknown `which`
+ */
+TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
+
+/**
+ * The bytes token `id` decodes to: a byte, a character's UTF-8 bytes, a
+ * merged token's bytes; U+FFFD (EF BF BD) for the unknown token; nothing
+ * (length 0) for the special tokens.
+ * @param[out] bytes  receives a pointer into the tokenizer, valid as long
+ *                    as the tokenizer (not NUL-terminated)
+ * @param[out] length receives the number of bytes
+ * @return TLM_OK, TLM_E_RANGE for an id outside 0..vocab_size-1,
+ *         TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_token_bytes(const char **bytes, size_t *length,
+                                      tlm_tokenizer *tok, int32_t id);
+
+/** Number of BPE merges (0 for the other kinds), or a negative status. */
+TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
+
+/**
+ * The merge of rank `rank` (0 is learned first): tokens `left` and `right`
+ * make token 256 + rank.
+ * @return TLM_OK, TLM_E_RANGE for a rank outside 0..merge_count-1,
+ *         TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_merge(int32_t *left, int32_t *right,
+                                tlm_tokenizer *tok, int32_t rank);
+
+/**
+ * Encode `length` bytes of `text` into token ids. Encoding never fails on
+ * any input and never produces a special token; a character-level
+ * tokenizer encodes characters it does not know as TLM_TOKEN_UNK. There
+ * are never more ids than bytes, so `capacity` = `length` always suffices.
+ * @param[out] ids     room for `capacity` ids; NULL (with capacity 0) to
+ *                     only count them
+ * @param capacity     ids that fit in `ids`
+ * @param[out] n_ids   receives the number of ids the text encodes to, also
+ *                     when they do not fit
+ * @param tok          the tokenizer
+ * @param text         the bytes to encode; may be NULL when `length` is 0
+ * @param length       bytes in `text`
+ * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
+ *         `capacity` ids are written, `*n_ids` says how many are needed);
+ *         TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_encode(int32_t *ids, size_t capacity,
+                                 size_t *n_ids, tlm_tokenizer *tok,
+                                 const char *text, size_t length);
+
+/**
+ * Decode `n_ids` ids into bytes: the concatenation of each token's bytes
+ * (see tlm_tokenizer_token_bytes()). No terminator is written.
+ * @param[out] text    room for `capacity` bytes; NULL (with capacity 0) to
+ *                     only measure
+ * @param capacity     bytes that fit in `text`
+ * @param[out] length  receives the number of bytes of the decoded text,
+ *                     also when they do not fit; 0 when an id is invalid
+ * @param tok          the tokenizer
+ * @param ids          the ids; may be NULL when `n_ids` is 0
+ * @param n_ids        number of ids
+ * @return TLM_OK; TLM_E_RANGE for an id outside 0..vocab_size-1 (the
+ *         message gives its position; nothing is written) or when
+ *         `capacity` is too small (the first `capacity` bytes are
+ *         written); TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_decode(char *text, size_t capacity, size_t *length,
+                                 tlm_tokenizer *tok, const int32_t *ids,
+                                 size_t n_ids);
+
+/**
+ * Write the tokenizer to a file in the format of docs/tokenizer.md
+ * (replacing the file).
+ * @return TLM_OK, TLM_E_IO (with the system's reason), TLM_E_NOMEM,
+ *         TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path);
+
+/**
+ * Write the tokenizer's file image into a buffer.
+ * @param[out] buffer room for `capacity` bytes; NULL (with capacity 0) to
+ *                    only ask for the size
+ * @param capacity    bytes that fit in `buffer`
+ * @param[out] size   receives the image's size in bytes, also when it
+ *                    does not fit
+ * @param tok         the tokenizer
+ * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (nothing is
+ *         written); TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_save_memory(void *buffer, size_t capacity,
+                                      size_t *size, tlm_tokenizer *tok);
+
+/**
+ * Read a tokenizer from a file written by tlm_tokenizer_save().
+ * @param[out] out the tokenizer, or NULL on failure
+ * @param ctx      hooks as in tlm_tokenizer_train(), or NULL
+ * @param path     the file
+ * @return TLM_OK, TLM_E_IO, TLM_E_FORMAT and TLM_E_VERSION as for
+ *         tlm_tokenizer_load_memory(), TLM_E_NOMEM, TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
+                               const char *path);
+
+/**
+ * Read a tokenizer from a file image in memory (exactly `size` bytes).
+ * Everything is validated; any byte string is safe to pass.
+ * @param[out] out the tokenizer, or NULL on failure
+ * @param ctx      hooks as in tlm_tokenizer_train(), or NULL
+ * @param data     the image; may be NULL when `size` is 0
+ * @param size     its size in bytes
+ * @return TLM_OK; TLM_E_FORMAT for a malformed, truncated or corrupt image
+ *         (the message says what is wrong at which byte offset);
+ *         TLM_E_VERSION for an image of a newer format version;
+ *         TLM_E_NOMEM; TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
+                                      const void *data, size_t size);
+
+/**
+ * Opaque streaming decoder: ids go in one at a time, text comes out in
+ * pieces that never end inside a UTF-8 character. A stream reads its
+ * tokenizer, which must outlive it.
+ */
+typedef struct tlm_token_stream tlm_token_stream;
+
+/**
+ * Create a streaming decoder for `tok`, with the tokenizer's hooks.
+ * @param[out] out the stream, or NULL on failure
+ * @param tok      the tokenizer it decodes for
+ * @return TLM_OK, TLM_E_NOMEM, TLM_E_INVALID
+ */
+TLM_API int tlm_token_stream_create(tlm_token_stream **out,
+                                    tlm_tokenizer *tok);
+
+/** Free a token stream. NULL is ignored. */
+TLM_API void tlm_token_stream_free(tlm_token_stream *stream);
+
+/**
+ * Feed one id and receive the text that is now complete. The bytes of an
+ * unfinished UTF-8 character at the end are held back until a later id
+ * completes the character, or shows that it cannot be completed (the held
+ * bytes are then given out as they are), or until
+ * tlm_token_stream_flush(). The pieces concatenate to
+ * tlm_tokenizer_decode() of the same ids.
+ * @param[out] piece  receives a pointer to the piece (never NULL), valid
+ *                    until the next call on the stream
+ * @param[out] length receives the piece's length, possibly 0
+ * @param stream      the stream
+ * @param id          a token id
+ * @return TLM_OK; TLM_E_RANGE for an id outside the vocabulary (the
+ *         stream is unchanged and the piece empty); TLM_E_INVALID
+ */
+TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
+                                  tlm_token_stream *stream, int32_t id);
+
+/**
+ * End the text: receive the held-back bytes (an unfinished character, as
+ * it is) and start afresh. `piece` and `length` as for
+ * tlm_token_stream_push().
+ */
+TLM_API int tlm_token_stream_flush(const char **piece, size_t *length,
+                                   tlm_token_stream *stream);
+
+/** The detailed message of the stream's last failure ("" if none). */
+TLM_API const char *tlm_token_stream_last_error(
+    const tlm_token_stream *stream);
+
+/** @} */
 /* (end of the tokenizer region) */
 
 

@@ -1,0 +1,123 @@
+/*
+ * The streaming decoder (docs/tokenizer.md, "Streaming decoder"): ids in,
+ * one at a time; text out in pieces that never end inside a UTF-8
+ * character. The bytes of an unfinished character at the end of what is
+ * known so far (at most 3) are held back until the next ids finish it or
+ * show that it cannot be finished.
+ */
+#include <string.h>
+
+#include "error.h"
+#include "tokenizer.h"
+
+struct tlm_token_stream {
+    tlmi_host host;
+    const tlm_tokenizer *tok; /* read only */
+    unsigned char held[4];    /* an unfinished character's bytes */
+    size_t n_held;            /* 0..3 */
+    unsigned char *buffer;    /* the piece: held bytes + one token */
+    size_t capacity;          /* max_token_bytes + 3 */
+};
+
+TLM_API int tlm_token_stream_create(tlm_token_stream **out,
+                                    tlm_tokenizer *tok) {
+    const char *who = "tlm_token_stream_create";
+    if (out == NULL)
+        return tlmi_fail(tok != NULL ? &tok->host : NULL, TLM_E_INVALID,
+                         "%s: out is NULL", who);
+    *out = NULL;
+    if (tok == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s: tok is NULL", who);
+    tlmi_host host = tok->host;
+    host.last_error[0] = '\0';
+    tlm_token_stream *s = tlmi_host_alloc(&host, sizeof *s, 64);
+    if (s == NULL)
+        return tlmi_fail(&tok->host, TLM_E_NOMEM,
+                         "%s: out of memory for the stream (%zu bytes)", who,
+                         sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->host = host;
+    s->tok = tok;
+    s->capacity = tok->max_token_bytes + 3;
+    s->buffer = tlmi_host_alloc(&host, s->capacity, 64);
+    if (s->buffer == NULL) {
+        size_t capacity = s->capacity;
+        tlmi_host_free(&host, s, sizeof *s);
+        return tlmi_fail(&tok->host, TLM_E_NOMEM,
+                         "%s: out of memory for the stream's buffer (%zu "
+                         "bytes)",
+                         who, capacity);
+    }
+    *out = s;
+    return TLM_OK;
+}
+
+TLM_API void tlm_token_stream_free(tlm_token_stream *stream) {
+    if (stream == NULL)
+        return;
+    tlmi_host host = stream->host;
+    tlmi_host_free(&host, stream->buffer, stream->capacity);
+    tlmi_host_free(&host, stream, sizeof *stream);
+}
+
+/* Checks the output pointers of push and flush; empties them. */
+static int check_outputs(const char **piece, size_t *length,
+                         tlm_token_stream *stream, const char *who) {
+    tlmi_host *host = stream != NULL ? &stream->host : NULL;
+    if (piece != NULL)
+        *piece = "";
+    if (length != NULL)
+        *length = 0;
+    if (piece == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: piece is NULL", who);
+    if (length == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: length is NULL", who);
+    if (stream == NULL)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: stream is NULL", who);
+    return TLM_OK;
+}
+
+TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
+                                  tlm_token_stream *stream, int32_t id) {
+    const char *who = "tlm_token_stream_push";
+    int status = check_outputs(piece, length, stream, who);
+    if (status != TLM_OK)
+        return status;
+    const tlm_tokenizer *tok = stream->tok;
+    if (id < 0 || id >= tok->vocab_size)
+        return tlmi_fail(&stream->host, TLM_E_RANGE,
+                         "%s: id %d is outside the vocabulary 0..%d", who,
+                         (int)id, (int)tok->vocab_size - 1);
+    const size_t off = tok->token_offsets[id];
+    const size_t len = tok->token_offsets[id + 1] - off;
+    unsigned char *buf = stream->buffer;
+    memcpy(buf, stream->held, stream->n_held);
+    memcpy(buf + stream->n_held, tok->token_data + off, len);
+    const size_t n = stream->n_held + len;
+    const size_t keep = tlmi_utf8_unfinished_tail(buf, n);
+    memcpy(stream->held, buf + n - keep, keep);
+    stream->n_held = keep;
+    *piece = (const char *)buf;
+    *length = n - keep;
+    return TLM_OK;
+}
+
+TLM_API int tlm_token_stream_flush(const char **piece, size_t *length,
+                                   tlm_token_stream *stream) {
+    int status =
+        check_outputs(piece, length, stream, "tlm_token_stream_flush");
+    if (status != TLM_OK)
+        return status;
+    memcpy(stream->buffer, stream->held, stream->n_held);
+    *piece = (const char *)stream->buffer;
+    *length = stream->n_held;
+    stream->n_held = 0;
+    return TLM_OK;
+}
+
+TLM_API const char *tlm_token_stream_last_error(
+    const tlm_token_stream *stream) {
+    if (stream == NULL)
+        return "tlm_token_stream_last_error: stream is NULL";
+    return stream->host.last_error;
+}
