@@ -6,14 +6,16 @@
  * Everything after the input is computed in double precision, so that
  * large penalties, tiny temperatures and logits near FLT_MAX stay finite.
  *
- * The work is O(V) per call plus O(window) for the penalties; top-k is a
- * heap selection, O(V log k), and top-p without top-k pops a heap built in
- * O(V) only as far as the nucleus reaches, so no call sorts the whole
- * vocabulary. The work buffers are sized to the largest vocabulary seen
- * and reused.
+ * The work is O(V) per call plus O(window) for the penalties: top-k is a
+ * heap selection, O(V log k); top-p without top-k finds where the nucleus
+ * ends from a histogram of the probability mass over z, then a
+ * quickselect within that bucket (expected O(V), O(V log V) at worst), so
+ * no call sorts the vocabulary. The work buffers are sized to the largest
+ * vocabulary seen and reused.
  */
 #include "sampler.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -258,7 +260,7 @@ TLM_API int tlm_sampler_accept(tlm_sampler *sampler, int32_t token) {
 static int ensure_work(tlm_sampler *s, const char *fn, int32_t vocab) {
     if (vocab <= s->work_vocab)
         return TLM_OK;
-    const size_t per_id = 2 * sizeof(double) + 2 * sizeof(int32_t);
+    const size_t per_id = 2 * sizeof(double) + 3 * sizeof(int32_t);
     if ((size_t)vocab > SIZE_MAX / per_id)
         return tlmi_fail(&s->host, TLM_E_OVERFLOW,
                          "%s: a work buffer for a vocabulary of %d does not "
@@ -280,6 +282,8 @@ static int ensure_work(tlm_sampler *s, const char *fn, int32_t vocab) {
     s->ids = (int32_t *)(void *)(block + 2 * v * sizeof(double));
     s->counts = (int32_t *)(void *)(block + 2 * v * sizeof(double) +
                                     v * sizeof(int32_t));
+    s->scratch = (int32_t *)(void *)(block + 2 * v * sizeof(double) +
+                                     2 * v * sizeof(int32_t));
     memset(s->counts, 0, v * sizeof(int32_t));
     return TLM_OK;
 }
@@ -405,6 +409,152 @@ static void select_top_k(int32_t *ids, size_t n, size_t k, const double *z) {
     }
 }
 
+/* The best-ranked ids of ids[0..n) whose weights first reach `need`, by
+ * popping a max-heap: they move to ids[0..m), best first; returns m (all n
+ * when the weights never reach `need`). O(n + m log n). */
+static size_t pop_nucleus(int32_t *ids, size_t n, const double *z,
+                          const double *w, double need) {
+    make_heap(ids, n, z, 1);
+    double mass = 0.0;
+    size_t heap = n, m = 0;
+    /* The popped ids collect at the end, the best last. */
+    while (heap > 0 && mass < need) {
+        const int32_t best = ids[0];
+        mass += w[best];
+        ids[0] = ids[--heap];
+        ids[heap] = best;
+        sift_down(ids, heap, 0, z, 1);
+        m++;
+    }
+    for (size_t a = heap, b = n - 1; a < b; a++, b--) {
+        const int32_t t = ids[a];
+        ids[a] = ids[b];
+        ids[b] = t;
+    }
+    memmove(ids, ids + heap, m * sizeof *ids);
+    return m;
+}
+
+/* Partitions allowed before the heap takes over: twice the depth of a
+ * balanced recursion, plus a margin. */
+static int nucleus_budget(size_t n) {
+    int budget = 16;
+    for (size_t k = n; k > 1; k /= 2)
+        budget += 2;
+    return budget;
+}
+
+/*
+ * Top-p without a sort: moves the nucleus of ids[0..n) (the smallest set
+ * of best-ranked ids whose weights reach `target`) to ids[0..m), in no
+ * particular order, and returns m. A quickselect on the rank that carries
+ * the weight of each part: a part wholly inside the nucleus is kept
+ * without looking at its order, a part wholly outside is dropped, so the
+ * expected work is O(n) however large the nucleus. After `budget`
+ * partitions (crafted logits can make them go badly) the rest is left to
+ * pop_nucleus, O(n log n).
+ */
+size_t tlmi_sampler_select_nucleus(int32_t *ids, size_t n, const double *z,
+                                   const double *w, double target,
+                                   int budget) {
+    size_t lo = 0, hi = n; /* ids[0..lo) are in, ids[hi..n) out */
+    double need = target;  /* mass still to take from ids[lo..hi) */
+    while (need > 0.0 && lo < hi) {
+        if (hi - lo == 1)
+            return hi;
+        if (budget-- == 0)
+            return lo + pop_nucleus(ids + lo, hi - lo, z, w, need);
+        /* Median of three by rank as the pivot, moved to ids[hi - 1]. */
+        size_t a = lo, b = lo + (hi - lo) / 2, c = hi - 1, median;
+        if (ranks_before(z, ids[a], ids[b]))
+            median = ranks_before(z, ids[b], ids[c]) ? b
+                     : (ranks_before(z, ids[a], ids[c]) ? c : a);
+        else
+            median = ranks_before(z, ids[a], ids[c]) ? a
+                     : (ranks_before(z, ids[b], ids[c]) ? c : b);
+        int32_t pivot = ids[median];
+        ids[median] = ids[c];
+        ids[c] = pivot;
+        /* ids[lo..i): ranked before the pivot, with their mass. Written
+         * without branches (the comparisons are unpredictable): each id
+         * is swapped to i, which advances only past the better ones. */
+        size_t i = lo;
+        double mass = 0.0;
+        const double zp = z[pivot];
+        for (size_t j = lo; j < c; j++) {
+            const int32_t x = ids[j];
+            const double zx = z[x];
+            const int before = (zx > zp) | ((zx == zp) & (x < pivot));
+            ids[j] = ids[i];
+            ids[i] = x;
+            mass += before ? w[x] : 0.0;
+            i += (size_t)before;
+        }
+        ids[c] = ids[i];
+        ids[i] = pivot;
+        if (mass >= need) {
+            hi = i; /* the nucleus ends among the better ones */
+        } else if (mass + w[pivot] >= need) {
+            return i + 1; /* it ends with the pivot */
+        } else {
+            need -= mass + w[pivot];
+            lo = i + 1; /* they are all in; it ends further down */
+        }
+    }
+    return lo;
+}
+
+/* The widest span of z the buckets of nucleus_by_buckets() cover: tokens
+ * e^-64 (1.6e-28) times less likely than the best share the last one. */
+#define NUCLEUS_SPAN 64.0
+
+/*
+ * Top-p on unsorted candidates s->ids[0..n): the nucleus to ids[0..m),
+ * unordered; returns m. One pass adds each token's weight to the bucket
+ * of its z (buckets of equal width below zmax, so a bucket's tokens all
+ * rank before the next bucket's); the cumulative masses of the buckets
+ * locate the bucket where the nucleus ends. A second pass keeps the
+ * tokens of the buckets before it and sets aside those of that bucket,
+ * among which tlmi_sampler_select_nucleus() finds the rest. Two passes
+ * over the candidates, without branches that depend on the data.
+ */
+static size_t nucleus_by_buckets(tlm_sampler *s, size_t n, double zmax,
+                                 double zmin, double target) {
+    int32_t *ids = s->ids, *crossing = s->scratch;
+    const double *z = s->z, *w = s->w;
+    double span = zmax - zmin;
+    if (span > NUCLEUS_SPAN)
+        span = NUCLEUS_SPAN;
+    const double last = TLMI_NUCLEUS_BUCKETS - 1;
+    const double scale = span > 0.0 ? last / span : HUGE_VAL;
+    if (!isfinite(scale)) /* every z equal, or too nearly for buckets */
+        return tlmi_sampler_select_nucleus(ids, n, z, w, target,
+                                           nucleus_budget(n));
+    double *mass = s->bucket_mass;
+    memset(mass, 0, sizeof s->bucket_mass);
+    for (size_t j = 0; j < n; j++) {
+        const double d = (zmax - z[ids[j]]) * scale;
+        mass[d < last ? (size_t)d : TLMI_NUCLEUS_BUCKETS - 1] += w[ids[j]];
+    }
+    size_t end = 0; /* the bucket where the cumulative mass reaches target */
+    double before = 0.0;
+    while (end < TLMI_NUCLEUS_BUCKETS - 1 && before + mass[end] < target)
+        before += mass[end++];
+    size_t m = 0, q = 0;
+    for (size_t j = 0; j < n; j++) {
+        const int32_t x = ids[j];
+        const double d = (zmax - z[x]) * scale;
+        const size_t b = d < last ? (size_t)d : TLMI_NUCLEUS_BUCKETS - 1;
+        ids[m] = x; /* m <= j: only ids already read are overwritten */
+        m += (size_t)(b < end);
+        crossing[q] = x;
+        q += (size_t)(b == end);
+    }
+    memcpy(ids + m, crossing, q * sizeof *ids);
+    return m + tlmi_sampler_select_nucleus(ids + m, q, z, w, target - before,
+                                           nucleus_budget(q));
+}
+
 /* What the pipeline leaves for the draw: s->ids[0..n) with weights
  * s->w[id] summing to total, or, in greedy mode, one id. */
 typedef struct kept_tokens {
@@ -469,11 +619,14 @@ static int run_pipeline(tlm_sampler *s, const char *fn, const float *logits,
         n = (size_t)p->top_k;
         sorted = 1;
     }
-    double zmax = z[ids[0]];
-    if (!sorted)
-        for (size_t j = 1; j < n; j++)
-            if (z[ids[j]] > zmax)
-                zmax = z[ids[j]];
+    double zmax = z[ids[0]], zmin = z[ids[0]];
+    if (!sorted) {
+        for (size_t j = 1; j < n; j++) {
+            const double v = z[ids[j]];
+            zmax = v > zmax ? v : zmax;
+            zmin = v < zmin ? v : zmin;
+        }
+    }
     double total = 0.0;
     for (size_t j = 0; j < n; j++) {
         w[ids[j]] = exp(z[ids[j]] - zmax);
@@ -483,32 +636,15 @@ static int run_pipeline(tlm_sampler *s, const char *fn, const float *logits,
     /* 4. Top-p: the best-ranked tokens until their mass reaches top_p. */
     if (p->top_p < 1.0f) {
         const double target = (double)p->top_p * total;
-        double mass = 0.0;
-        size_t m = 0;
         if (sorted) {
+            double mass = 0.0;
+            size_t m = 0;
             while (m < n && mass < target)
                 mass += w[ids[m++]];
+            n = m;
         } else {
-            /* Pop a max-heap: the popped ids collect at the end, the best
-             * last; then they move to the front, best first. */
-            make_heap(ids, n, z, 1);
-            size_t heap = n;
-            while (heap > 0 && mass < target) {
-                const int32_t best = ids[0];
-                mass += w[best];
-                ids[0] = ids[--heap];
-                ids[heap] = best;
-                sift_down(ids, heap, 0, z, 1);
-                m++;
-            }
-            for (size_t a = heap, b = n - 1; a < b; a++, b--) {
-                const int32_t tmp = ids[a];
-                ids[a] = ids[b];
-                ids[b] = tmp;
-            }
-            memmove(ids, ids + heap, m * sizeof *ids);
+            n = nucleus_by_buckets(s, n, zmax, zmin, target);
         }
-        n = m;
     }
 
     /* 5. Min-p: p >= min_p * p_max, that is w >= min_p since the most
@@ -649,6 +785,9 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
     double sum = 0.0;
     for (int32_t i = 0; i < vocab; i++)
         sum += exp((double)logits[i] - max);
-    *logprob = (float)(((double)logits[id] - max) - log(sum));
+    const double value = ((double)logits[id] - max) - log(sum);
+    /* Below the float range (logits -FLT_MAX against FLT_MAX) is -inf,
+     * written out rather than left to the conversion. */
+    *logprob = value < -(double)FLT_MAX ? -INFINITY : (float)value;
     return TLM_OK;
 }

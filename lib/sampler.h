@@ -13,6 +13,9 @@
 #include "rng.h"
 #include "tlm.h"
 
+/* Buckets of the top-p pre-pass (lib/sampler.c, nucleus_by_buckets). */
+#define TLMI_NUCLEUS_BUCKETS 2048
+
 struct tlm_sampler {
     tlmi_host host;            /* the context's hooks; own error text */
     tlm_sampler_params params; /* validated; struct_size is the library's */
@@ -35,6 +38,8 @@ struct tlm_sampler {
     double *w;       /* [V] exp(z - zmax) of the candidates, by id */
     int32_t *ids;    /* [V] candidate ids */
     int32_t *counts; /* [V] occurrences in the window; all 0 between calls */
+    int32_t *scratch; /* [V] the ids of the bucket where top-p ends */
+    double bucket_mass[TLMI_NUCLEUS_BUCKETS]; /* top-p pre-pass */
 };
 
 /*
@@ -44,5 +49,16 @@ struct tlm_sampler {
  */
 int tlmi_sampler_penalized_logits(tlm_sampler *s, const float *logits,
                                   int32_t vocab, double *out);
+
+/*
+ * Top-p among ids[0..n) without sorting them: moves the nucleus (the
+ * smallest set of ids, best ranked first, by z and then by lower id, whose
+ * weights w[id] reach `target`) to ids[0..m), unordered, and returns m; n
+ * when the weights never reach `target`. A quickselect of at most `budget`
+ * partitions, then a heap. Exposed for tests, which force the heap.
+ */
+size_t tlmi_sampler_select_nucleus(int32_t *ids, size_t n, const double *z,
+                                   const double *w, double target,
+                                   int budget);
 
 #endif

@@ -197,11 +197,72 @@ static void allocation_failures_give_nomem(void **state) {
     assert_int_equal(failures, 5);
 }
 
+/* A brute-force nucleus: sort by (z desc, id asc), then the shortest
+ * prefix whose weights reach target. Marks members in `in`. */
+static void brute_nucleus(const double *z, const double *w, int32_t n, double target,
+                          unsigned char *in) {
+    int32_t order[256];
+    for (int32_t i = 0; i < n; i++)
+        order[i] = i;
+    for (int32_t i = 1; i < n; i++) /* insertion sort, n <= 256 */
+        for (int32_t j = i; j > 0; j--) {
+            const int32_t a = order[j - 1], b = order[j];
+            if (z[b] > z[a] || (z[b] == z[a] && b < a)) {
+                order[j - 1] = b;
+                order[j] = a;
+            } else {
+                break;
+            }
+        }
+    memset(in, 0, (size_t)n);
+    double mass = 0.0;
+    for (int32_t m = 0; m < n && mass < target; m++) {
+        in[order[m]] = 1;
+        mass += w[order[m]];
+    }
+}
+
+/* The nucleus selection without a sort, with every partition budget from
+ * 0 (the heap alone) to plenty (the quickselect alone), on random values
+ * with many ties: the same set as the brute force. */
+static void nucleus_selection_every_path(void **state) {
+    (void)state;
+    uint64_t x = 5;
+    double z[256], w[256];
+    int32_t ids[256];
+    unsigned char in[256];
+    for (int trial = 0; trial < 300; trial++) {
+        const int32_t n = 1 + (int32_t)(trial % 256);
+        double total = 0.0;
+        for (int32_t i = 0; i < n; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            z[i] = (double)((x >> 33) % 12) * 0.25; /* 12 values: ties */
+            w[i] = exp(z[i]);
+            total += w[i];
+        }
+        const double target = total * (double)(trial % 10 + 1) / 10.5;
+        brute_nucleus(z, w, n, target, in);
+        for (int budget = 0; budget <= 40; budget += budget < 4 ? 1 : 12) {
+            for (int32_t i = 0; i < n; i++)
+                ids[i] = n - 1 - i;
+            const size_t m = tlmi_sampler_select_nucleus(ids, (size_t)n, z, w, target, budget);
+            unsigned char seen[256] = {0};
+            for (size_t j = 0; j < m; j++) {
+                assert_true(ids[j] >= 0 && ids[j] < n);
+                assert_false(seen[ids[j]]);
+                seen[ids[j]] = 1;
+            }
+            assert_memory_equal(seen, in, (size_t)n);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(penalized_logits_exact),
         cmocka_unit_test(no_allocation_per_call),
         cmocka_unit_test(allocation_failures_give_nomem),
+        cmocka_unit_test(nucleus_selection_every_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
