@@ -1083,7 +1083,9 @@ TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler);
  * The log-probability of token `id` under the softmax of the raw logits,
  * log(exp(logits[id]) / sum_j exp(logits[j])), computed stably in double
  * precision: the score of a token under the model, without temperature,
- * filters or penalties. -infinity when logits[id] is -infinity.
+ * filters or penalties. -infinity when logits[id] is -infinity (or when
+ * the log-probability is below -FLT_MAX, as for logits -FLT_MAX and
+ * FLT_MAX).
  * Errors are reported through tlm_last_error().
  * @return TLM_OK; TLM_E_INVALID (NULL pointer, vocab < 1); TLM_E_RANGE
  *         (id outside 0..vocab-1); TLM_E_NONFINITE (a NaN or +infinity

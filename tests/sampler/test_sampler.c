@@ -14,6 +14,7 @@
  * reference (sampler_reference.c: full sort, then each filter as defined)
  * to 1e-6 absolute, the precision of a float probability.
  */
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +283,42 @@ static void ties_resolve_to_lowest_id(void **state) {
     assert_true(fabs((double)probs[2] - 0.5) < PROB_TOLERANCE);
     assert_true(probs[0] == 0.0f && probs[3] == 0.0f);
     tlm_sampler_free(s);
+
+    /* Ten equal logits: 0.1 each; top_p 0.35 needs four, ids 0 to 3. */
+    const float flat[10] = {0};
+    p = settings(1.0f, 0, 0.35f, 0.0f, 0);
+    s = make_sampler(&p);
+    float flat_probs[10];
+    assert_int_equal(tlm_sampler_probabilities(s, flat, 10, flat_probs), TLM_OK);
+    for (int i = 0; i < 10; i++)
+        assert_true(fabs((double)flat_probs[i] - (i < 4 ? 0.25 : 0.0)) < PROB_TOLERANCE);
+    tlm_sampler_free(s);
+
+    /* One likely token and a block of 3000 equal ones behind it (top-p
+     * ends inside the block): the lowest ids of the block are kept, as
+     * the reference says; and top-k 40 takes ids 0..38 of the block. */
+    enum { BLOCK = 3001 };
+    static float block[BLOCK];
+    static float block_probs[BLOCK];
+    static double block_d[BLOCK], expected[BLOCK];
+    for (int i = 0; i < BLOCK; i++)
+        block[i] = i == 1500 ? 6.0f : -1.0f;
+    for (int i = 0; i < BLOCK; i++)
+        block_d[i] = (double)block[i];
+    const tlm_sampler_params cases[2] = {settings(1.0f, 0, 0.6f, 0.0f, 0),
+                                         settings(1.0f, 40, 1.0f, 0.0f, 0)};
+    for (int c = 0; c < 2; c++) {
+        reference_settings r = reference_of(&cases[c]);
+        reference_probabilities(block_d, BLOCK, &r, expected);
+        s = make_sampler(&cases[c]);
+        assert_int_equal(tlm_sampler_probabilities(s, block, BLOCK, block_probs), TLM_OK);
+        for (int i = 0; i < BLOCK; i++) {
+            assert_true((block_probs[i] == 0.0f) == (expected[i] == 0.0));
+            assert_true(fabs((double)block_probs[i] - expected[i]) < PROB_TOLERANCE);
+        }
+        assert_true(block_probs[0] > 0.0f && block_probs[BLOCK - 1] == 0.0f);
+        tlm_sampler_free(s);
+    }
 }
 
 /* Ten tokens, the best first in an order that is not the id order. */
@@ -666,6 +703,106 @@ static void log_softmax_at_values(void **state) {
     tlm_sampler_free(s);
 }
 
+/* docs/sampling.md's worked example: "Every morning I go to" school, work,
+ * the, church, bed, sleep, a, my. Every table printed there, to its three
+ * decimals (tolerance 0.0005 plus float rounding). */
+static void docs_worked_example(void **state) {
+    (void)state;
+    static const float morning[8] = {3.1f, 2.9f, 2.2f, 1.4f, 0.9f, 0.5f, 0.1f, -0.4f};
+    static const struct {
+        float temperature, top_p, min_p;
+        int32_t top_k;
+        int penalized; /* history "work work the", r 1.3, freq 0.2, presence 0.1 */
+        double probs[8];
+    } rows[] = {
+        {1.0f, 1.0f, 0.0f, 0, 0, {0.374, 0.306, 0.152, 0.068, 0.041, 0.028, 0.019, 0.011}},
+        {0.0f, 1.0f, 0.0f, 0, 0, {1, 0, 0, 0, 0, 0, 0, 0}},
+        {0.2f, 1.0f, 0.0f, 0, 0, {0.725, 0.267, 0.008, 0.000, 0.000, 0.000, 0.000, 0.000}},
+        {0.8f, 1.0f, 0.0f, 0, 0, {0.423, 0.330, 0.137, 0.051, 0.027, 0.016, 0.010, 0.005}},
+        {1.5f, 1.0f, 0.0f, 0, 0, {0.295, 0.258, 0.162, 0.095, 0.068, 0.052, 0.040, 0.029}},
+        {1.0f, 1.0f, 0.0f, 3, 0, {0.449, 0.368, 0.183, 0, 0, 0, 0, 0}},
+        {1.0f, 0.85f, 0.0f, 0, 0, {0.415, 0.340, 0.169, 0.076, 0, 0, 0, 0}},
+        {1.0f, 1.0f, 0.1f, 0, 0, {0.397, 0.325, 0.161, 0.073, 0.044, 0, 0, 0}},
+        {1.0f, 1.0f, 0.0f, 0, 1, {0.531, 0.135, 0.096, 0.097, 0.059, 0.039, 0.026, 0.016}},
+        {0.8f, 0.95f, 0.05f, 40, 0, {0.437, 0.341, 0.142, 0.052, 0.028, 0, 0, 0}},
+    };
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        tlm_sampler_params p = settings(rows[r].temperature, rows[r].top_k, rows[r].top_p,
+                                        rows[r].min_p, 0);
+        if (rows[r].penalized) {
+            p.repetition_penalty = 1.3f;
+            p.frequency_penalty = 0.2f;
+            p.presence_penalty = 0.1f;
+        }
+        tlm_sampler *s = make_sampler(&p);
+        if (rows[r].penalized) {
+            assert_int_equal(tlm_sampler_accept(s, 1), TLM_OK); /* work */
+            assert_int_equal(tlm_sampler_accept(s, 1), TLM_OK); /* work */
+            assert_int_equal(tlm_sampler_accept(s, 2), TLM_OK); /* the */
+        }
+        float probs[8];
+        assert_int_equal(tlm_sampler_probabilities(s, morning, 8, probs), TLM_OK);
+        for (int i = 0; i < 8; i++) {
+            if (fabs((double)probs[i] - rows[r].probs[i]) > 0.0005 + PROB_TOLERANCE)
+                fail_msg("row %d token %d: %.4f, docs/sampling.md says %.3f", (int)r, i,
+                         (double)probs[i], rows[r].probs[i]);
+            /* A 0 in the docs (not 0.000) is a filtered token: exactly 0. */
+            if (rows[r].probs[i] == 0.0 && (rows[r].top_k || rows[r].top_p < 1.0f ||
+                                            rows[r].min_p > 0.0f || rows[r].temperature == 0.0f))
+                assert_true(probs[i] == 0.0f);
+        }
+        tlm_sampler_free(s);
+    }
+    /* The raw softmax row is also the model's own score. */
+    float lp;
+    assert_int_equal(tlm_log_softmax_at(morning, 8, 0, &lp), TLM_OK);
+    assert_true(fabs(exp((double)lp) - 0.374) < 0.0005);
+}
+
+/* Logits at +-FLT_MAX, the smallest positive temperature and the largest
+ * penalties stay finite: a valid token, finite log-probability, and
+ * probabilities that sum to 1. */
+static void extreme_values_stay_finite(void **state) {
+    (void)state;
+    const float huge[4] = {FLT_MAX, -FLT_MAX, 0.0f, FLT_MAX};
+    const float temperatures[3] = {1e-45f, 1.0f, FLT_MAX};
+    for (int t = 0; t < 3; t++) {
+        tlm_sampler_params p = settings(temperatures[t], 0, 0.5f, 0.0f, 1);
+        p.repetition_penalty = FLT_MAX;
+        p.frequency_penalty = -FLT_MAX;
+        p.presence_penalty = FLT_MAX;
+        p.penalty_window = 0;
+        tlm_sampler *s = make_sampler(&p);
+        for (int i = 0; i < 100; i++)
+            assert_int_equal(tlm_sampler_accept(s, i % 3), TLM_OK);
+        float probs[4], logprob;
+        int32_t token;
+        assert_int_equal(tlm_sampler_probabilities(s, huge, 4, probs), TLM_OK);
+        double total = 0.0;
+        for (int i = 0; i < 4; i++) {
+            assert_true(isfinite(probs[i]) && probs[i] >= 0.0f);
+            total += (double)probs[i];
+        }
+        assert_true(fabs(total - 1.0) < 1e-6);
+        for (int n = 0; n < 100; n++) {
+            assert_int_equal(tlm_sampler_sample(s, huge, 4, &token, &logprob), TLM_OK);
+            assert_true(token >= 0 && token < 4);
+            assert_true(probs[token] > 0.0f);
+            assert_true(isfinite(logprob) && logprob <= 0.0f);
+        }
+        tlm_sampler_free(s);
+    }
+    /* The model's own score: finite where representable, -inf below
+     * -FLT_MAX, never NaN. */
+    float lp;
+    assert_int_equal(tlm_log_softmax_at(huge, 4, 0, &lp), TLM_OK);
+    assert_true(fabs((double)lp - log(0.5)) < 1e-6);
+    assert_int_equal(tlm_log_softmax_at(huge, 4, 2, &lp), TLM_OK);
+    assert_true(fabs((double)lp + (double)FLT_MAX) <= (double)FLT_MAX * 1e-6);
+    assert_int_equal(tlm_log_softmax_at(huge, 4, 1, &lp), TLM_OK);
+    assert_true(isinf(lp) && lp < 0.0f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_and_get_params),
@@ -684,6 +821,8 @@ int main(void) {
         cmocka_unit_test(window_keeps_last_tokens),
         cmocka_unit_test(seeds_reproduce),
         cmocka_unit_test(log_softmax_at_values),
+        cmocka_unit_test(docs_worked_example),
+        cmocka_unit_test(extreme_values_stay_finite),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
