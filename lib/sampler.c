@@ -527,7 +527,9 @@ static size_t nucleus_by_buckets(tlm_sampler *s, size_t n, double zmax,
         span = NUCLEUS_SPAN;
     const double last = TLMI_NUCLEUS_BUCKETS - 1;
     const double scale = span > 0.0 ? last / span : HUGE_VAL;
-    if (!isfinite(scale)) /* every z equal, or too nearly for buckets */
+    /* Few candidates (fewer than buckets to clear), or every z equal or
+     * too nearly so for buckets: the quickselect alone. */
+    if (n <= TLMI_NUCLEUS_BUCKETS || !isfinite(scale))
         return tlmi_sampler_select_nucleus(ids, n, z, w, target,
                                            nucleus_budget(n));
     double *mass = s->bucket_mass;

@@ -473,7 +473,7 @@ static void large_vocabulary(void **state) {
                 worst = d;
         }
         assert_true(worst < PROB_TOLERANCE);
-        for (int n = 0; n < 100; n++) {
+        for (int n = 0; n < 20; n++) {
             int32_t token;
             assert_int_equal(tlm_sampler_sample(s, logits, V, &token, NULL), TLM_OK);
             assert_true(expected[token] > 0.0);
@@ -484,6 +484,45 @@ static void large_vocabulary(void **state) {
     free(probs);
     free(logits_d);
     free(expected);
+}
+
+/* Top-p over more candidates than the 2048 buckets of its pre-pass (the
+ * path large vocabularies take), with ties and -inf tokens, for many
+ * temperatures and top_p values: equal to the reference. */
+static void top_p_over_buckets_matches_reference(void **state) {
+    (void)state;
+    enum { V = 5000 };
+    static float logits[V], probs[V];
+    static double logits_d[V], expected[V];
+    uint64_t x = 314;
+    for (int i = 0; i < V; i++) {
+        logits[i] = test_uniform(&x, -8.0f, 8.0f);
+        if (test_random(&x) % 10 == 0 && i > 0)
+            logits[i] = logits[i - 1 - (int)(test_random(&x) % (uint64_t)i)]; /* a tie */
+        if (test_random(&x) % 20 == 0)
+            logits[i] = -INFINITY;
+        logits_d[i] = (double)logits[i];
+    }
+    const float temperatures[3] = {0.5f, 1.0f, 3.0f};
+    const float top_ps[4] = {0.2f, 0.7f, 0.95f, 0.999f};
+    const float min_ps[2] = {0.0f, 0.01f};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 2; c++) {
+                tlm_sampler_params p = settings(temperatures[a], 0, top_ps[b], min_ps[c], 9);
+                reference_settings r = reference_of(&p);
+                reference_probabilities(logits_d, V, &r, expected);
+                tlm_sampler *s = make_sampler(&p);
+                assert_int_equal(tlm_sampler_probabilities(s, logits, V, probs), TLM_OK);
+                for (int i = 0; i < V; i++) {
+                    if ((probs[i] == 0.0f) != (expected[i] == 0.0) ||
+                        fabs((double)probs[i] - expected[i]) > PROB_TOLERANCE)
+                        fail_msg("T %g top_p %g min_p %g: p[%d] = %.9g, reference %.9g",
+                                 (double)p.temperature, (double)p.top_p, (double)p.min_p, i,
+                                 (double)probs[i], expected[i]);
+                }
+                tlm_sampler_free(s);
+            }
 }
 
 /* -inf marks an impossible token: never drawn, probability 0. */
@@ -815,6 +854,7 @@ int main(void) {
         cmocka_unit_test(min_p_keeps_the_likely),
         cmocka_unit_test(probabilities_match_reference),
         cmocka_unit_test(large_vocabulary),
+        cmocka_unit_test(top_p_over_buckets_matches_reference),
         cmocka_unit_test(minus_infinity_is_never_drawn),
         cmocka_unit_test(penalties_as_specified),
         cmocka_unit_test(history_outside_vocabulary),
