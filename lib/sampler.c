@@ -47,44 +47,45 @@ TLM_API int tlm_sampler_params_init(tlm_sampler_params *params) {
 
 /* Every setting inside its domain, or TLM_E_INVALID naming the field.
  * The comparisons are written so that NaN fails them. */
-static int check_params(const tlm_sampler_params *p, const char *fn) {
+static int check_params(tlmi_host *host, const tlm_sampler_params *p,
+                        const char *fn) {
     if (!(isfinite(p->temperature) && p->temperature >= 0.0f))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.temperature %g must be finite and "
-                                ">= 0 (0 means greedy)",
-                                fn, (double)p->temperature);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.temperature %g must be finite and "
+                         ">= 0 (0 means greedy)",
+                         fn, (double)p->temperature);
     if (p->top_k < 0)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.top_k %d is negative (0 means off)",
-                                fn, (int)p->top_k);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.top_k %d is negative (0 means off)",
+                         fn, (int)p->top_k);
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.top_p %g is outside (0, 1] (1 means "
-                                "off)",
-                                fn, (double)p->top_p);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.top_p %g is outside (0, 1] (1 means "
+                         "off)",
+                         fn, (double)p->top_p);
     if (!(p->min_p >= 0.0f && p->min_p < 1.0f))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.min_p %g is outside [0, 1) (0 means "
-                                "off)",
-                                fn, (double)p->min_p);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.min_p %g is outside [0, 1) (0 means "
+                         "off)",
+                         fn, (double)p->min_p);
     if (!(isfinite(p->repetition_penalty) && p->repetition_penalty >= 1.0f))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.repetition_penalty %g must be "
-                                "finite and >= 1 (1 means off)",
-                                fn, (double)p->repetition_penalty);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.repetition_penalty %g must be "
+                         "finite and >= 1 (1 means off)",
+                         fn, (double)p->repetition_penalty);
     if (!isfinite(p->frequency_penalty))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.frequency_penalty %g must be finite",
-                                fn, (double)p->frequency_penalty);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.frequency_penalty %g must be finite",
+                         fn, (double)p->frequency_penalty);
     if (!isfinite(p->presence_penalty))
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.presence_penalty %g must be finite",
-                                fn, (double)p->presence_penalty);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.presence_penalty %g must be finite",
+                         fn, (double)p->presence_penalty);
     if (p->penalty_window < 0)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "%s: params.penalty_window %d is negative (0 "
-                                "means every accepted token)",
-                                fn, (int)p->penalty_window);
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s: params.penalty_window %d is negative (0 "
+                         "means every accepted token)",
+                         fn, (int)p->penalty_window);
     return TLM_OK;
 }
 
@@ -97,11 +98,11 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_sampler_create: ctx is NULL");
     tlm_sampler_params params;
     tlm_sampler_params_init(&params);
-    int status = tlmi_params_merge(NULL, "tlm_sampler_create: params", &params,
-                                   sizeof params, given);
+    int status = tlmi_params_merge(&ctx->host, "tlm_sampler_create: params",
+                                   &params, sizeof params, given);
     if (status != TLM_OK)
         return status;
-    status = check_params(&params, "tlm_sampler_create");
+    status = check_params(&ctx->host, &params, "tlm_sampler_create");
     if (status != TLM_OK)
         return status;
 

@@ -140,6 +140,8 @@ static void create_rejects_each_bad_setting(void **state) {
         assert_null(s);
         assert_message_names("tlm_sampler_create");
         assert_message_names(cases[i].field);
+        /* The context records it too. */
+        assert_non_null(strstr(tlm_context_last_error(ctx), cases[i].field));
     }
     /* The edges of each domain are accepted. */
     tlm_sampler_params p;
