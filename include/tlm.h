@@ -1289,7 +1289,177 @@ TLM_API const char *tlm_token_stream_last_error(
 
 
 /* ------------------------------------------------------------------------ */
-/* Samplers and generation: their declarations go in this region. */
+/** @name Samplers
+ *
+ * A sampler turns the logits a model produced for the next token into the
+ * next token. It applies, in this order:
+ *
+ * 1. **penalties** on tokens in its record of recent tokens (see
+ *    tlm_sampler_accept()): the repetition penalty r of the CTRL paper
+ *    (a positive logit is divided by r, a negative one multiplied by r),
+ *    then the frequency and presence penalties of the OpenAI API
+ *    (logit -= count * frequency_penalty + presence_penalty, where count
+ *    is how often the token occurs in the window);
+ * 2. **temperature** T: logits / T; T = 0 is greedy decoding (argmax);
+ * 3. **top-k**: only the k most probable tokens stay;
+ * 4. **top-p** (nucleus): only the smallest set of most probable tokens
+ *    whose probability mass reaches top_p stays;
+ * 5. **min-p**: only tokens whose probability is at least min_p times the
+ *    most probable token's stay;
+ * 6. the remaining probabilities are **renormalized** and one token is
+ *    **drawn** with the sampler's own generator (xoshiro256**, seeded).
+ *
+ * Ties are resolved towards the lowest token id: greedy decoding returns
+ * the lowest id among equal maxima, and top-k and top-p keep the lower id
+ * when equal probabilities straddle their boundary. A logit of -infinity
+ * marks an impossible token (it is never chosen); NaN and +infinity are
+ * errors. docs/sampling.md explains each step with a worked example.
+ *
+ * After its first call for a vocabulary size, tlm_sampler_sample() does
+ * not allocate again for that size or a smaller one. One sampler is used by
+ * one thread at a time.
+ *  @{ */
+
+/** Opaque sampler handle. */
+typedef struct tlm_sampler tlm_sampler;
+
+/**
+ * Settings of tlm_sampler_create(). Fill with tlm_sampler_params_init(),
+ * whose defaults (temperature 1, every filter and penalty off) sample from
+ * the model's softmax unchanged. Each out-of-domain value makes
+ * tlm_sampler_create() fail with TLM_E_INVALID and a message naming the
+ * field.
+ */
+typedef struct tlm_sampler_params {
+    size_t struct_size;       /**< sizeof(tlm_sampler_params); set by init */
+    /** Divides the logits: finite and >= 0; 0 means greedy (argmax, no
+     *  random draw). Default 1. */
+    float temperature;
+    /** Keep only the k most probable tokens: >= 0; 0 means off.
+     *  Default 0. */
+    int32_t top_k;
+    /** Keep the smallest set of most probable tokens whose mass is at
+     *  least top_p: in (0, 1]; 1 means off. Default 1. */
+    float top_p;
+    /** Keep tokens whose probability is at least min_p times the largest:
+     *  in [0, 1); 0 means off. Default 0. */
+    float min_p;
+    /** Repetition penalty r for tokens in the window: positive logits are
+     *  divided by r, negative ones multiplied by r. Finite and >= 1; 1
+     *  means off. Default 1. */
+    float repetition_penalty;
+    /** Subtracted from a token's logit once per occurrence in the window
+     *  (negative values encourage repetition). Finite; default 0. */
+    float frequency_penalty;
+    /** Subtracted from the logit of every token that occurs in the window
+     *  at least once. Finite; default 0. */
+    float presence_penalty;
+    /** How many of the most recently accepted tokens the penalties look
+     *  at: >= 0; 0 means all of them since the last reset. Default 64. */
+    int32_t penalty_window;
+    /** Seed of the sampler's random generator. Default 0. */
+    uint64_t seed;
+} tlm_sampler_params;
+
+/** Fill `params` with the defaults and set its struct_size. Returns
+ *  TLM_E_INVALID when `params` is NULL. */
+TLM_API int tlm_sampler_params_init(tlm_sampler_params *params);
+
+/**
+ * Create a sampler. It uses the allocator and log hooks of `ctx` (copied
+ * now: free the sampler before the context) and nothing else of it.
+ * @param[out] out    receives the new sampler, or NULL on failure
+ * @param      ctx    the context whose hooks the sampler uses
+ * @param[in]  params settings, or NULL for the defaults
+ * @return TLM_OK, TLM_E_INVALID (NULL argument, or a setting outside its
+ *         domain: the message names the field), TLM_E_UNSUPPORTED (a
+ *         newer struct sets fields this library does not know),
+ *         TLM_E_NOMEM
+ */
+TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
+                               const tlm_sampler_params *params);
+
+/** Free a sampler and its buffers. NULL is ignored. */
+TLM_API void tlm_sampler_free(tlm_sampler *sampler);
+
+/**
+ * Copy the sampler's settings into `params`, whose struct_size the caller
+ * sets (an older, shorter struct receives the fields it has); `seed` is
+ * the seed given at creation or by the last tlm_sampler_set_seed().
+ */
+TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
+                                   tlm_sampler_params *params);
+
+/**
+ * Record a token in the sampler's history: every prompt token and every
+ * token chosen, in order. tlm_sampler_sample() does not record the token
+ * it returns; the caller accepts it (and may accept another instead).
+ * Only the last `penalty_window` tokens are kept when the window is not 0.
+ * @return TLM_OK, TLM_E_INVALID (NULL sampler), TLM_E_RANGE (a negative
+ *         id), TLM_E_NOMEM (the history could not grow; it is unchanged)
+ */
+TLM_API int tlm_sampler_accept(tlm_sampler *sampler, int32_t token);
+
+/** Forget the history of accepted tokens (a new sequence begins). The
+ *  random generator is not reseeded: see tlm_sampler_set_seed(). */
+TLM_API int tlm_sampler_reset(tlm_sampler *sampler);
+
+/** Reseed the sampler's random generator: the same seed gives the same
+ *  stream of draws for the same logits and history. */
+TLM_API int tlm_sampler_set_seed(tlm_sampler *sampler, uint64_t seed);
+
+/**
+ * Choose the next token from `logits` through the pipeline above.
+ * @param sampler       the sampler; its history and settings apply
+ * @param[in]  logits   `vocab` logits; -infinity marks an impossible token
+ * @param      vocab    number of logits, >= 1
+ * @param[out] token    the chosen id, in 0..vocab-1
+ * @param[out] logprob  NULL, or the natural log of the chosen token's
+ *                      probability under the final (filtered,
+ *                      renormalized) distribution; 0 in greedy mode. For
+ *                      its probability under the model's own softmax, use
+ *                      tlm_log_softmax_at().
+ * @return TLM_OK; TLM_E_INVALID (NULL pointer, vocab < 1);
+ *         TLM_E_NONFINITE (a NaN or +infinity logit, with its position, or
+ *         every logit -infinity); TLM_E_RANGE (a token in the penalty
+ *         window is outside 0..vocab-1); TLM_E_OVERFLOW, TLM_E_NOMEM (the
+ *         work buffer for a larger vocabulary). On failure `*token` is -1.
+ */
+TLM_API int tlm_sampler_sample(tlm_sampler *sampler, const float *logits,
+                               int32_t vocab, int32_t *token,
+                               float *logprob);
+
+/**
+ * The distribution tlm_sampler_sample() would draw from: `probs[i]` is the
+ * probability of token i after penalties, temperature, filters and
+ * renormalization (0 for filtered and impossible tokens; in greedy mode 1
+ * for the argmax and 0 elsewhere). Draws no random number and leaves the
+ * history unchanged. Same arguments and statuses as tlm_sampler_sample().
+ * @param[out] probs room for `vocab` floats
+ */
+TLM_API int tlm_sampler_probabilities(tlm_sampler *sampler,
+                                      const float *logits, int32_t vocab,
+                                      float *probs);
+
+/** The detailed message of the sampler's last failure ("" if none). */
+TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler);
+
+/**
+ * The log-probability of token `id` under the softmax of the raw logits,
+ * log(exp(logits[id]) / sum_j exp(logits[j])), computed stably in double
+ * precision: the score of a token under the model, without temperature,
+ * filters or penalties. -infinity when logits[id] is -infinity (or when
+ * the log-probability is below -FLT_MAX, as for logits -FLT_MAX and
+ * FLT_MAX).
+ * Errors are reported through tlm_last_error().
+ * @return TLM_OK; TLM_E_INVALID (NULL pointer, vocab < 1); TLM_E_RANGE
+ *         (id outside 0..vocab-1); TLM_E_NONFINITE (a NaN or +infinity
+ *         logit, or every logit -infinity)
+ */
+TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab,
+                               int32_t id, float *logprob);
+
+/** @} */
 /* (end of the sampler region) */
 
 
