@@ -135,8 +135,6 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host,
                               const unsigned char *data, size_t size,
                               const char *who);
 
-/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes. */
-uint32_t tlmi_tokenizer_crc32(const unsigned char *data, size_t n);
 
 /* Growable arrays: makes room for `needed` elements of `elem` bytes in
  * *array (capacity in elements), doubling, through the host. Returns 0 on

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crc32.h"
+#include "endian.h"
 #include "context.h"
 #include "error.h"
 #include "tokenizer.h"
@@ -35,28 +37,6 @@ enum {
 #define MAX_CHARS (TLMI_LONE_BYTE + 256u)
 #define MAX_MERGES ((uint32_t)TLMI_VOCAB_MAX - 256u - TLMI_N_SPECIAL)
 
-uint32_t tlmi_tokenizer_crc32(const unsigned char *data, size_t n) {
-    uint32_t crc = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= data[i];
-        for (int k = 0; k < 8; k++)
-            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-    }
-    return ~crc;
-}
-
-static uint32_t read_u32(const unsigned char *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void write_u32(unsigned char *p, uint32_t v) {
-    p[0] = (unsigned char)v;
-    p[1] = (unsigned char)(v >> 8);
-    p[2] = (unsigned char)(v >> 16);
-    p[3] = (unsigned char)(v >> 24);
-}
-
 static size_t item_count(const tlm_tokenizer *tok) {
     if (tok->kind == TLM_TOKENIZER_CHAR)
         return (size_t)tok->n_chars;
@@ -74,29 +54,29 @@ size_t tlmi_tokenizer_image_size(const tlm_tokenizer *tok) {
 
 void tlmi_tokenizer_write_image(const tlm_tokenizer *tok, unsigned char *out) {
     memcpy(out, MAGIC, MAGIC_SIZE);
-    write_u32(out + AT_VERSION, FORMAT_VERSION);
-    write_u32(out + AT_KIND, (uint32_t)tok->kind);
-    write_u32(out + AT_VOCAB, (uint32_t)tok->vocab_size);
-    write_u32(out + AT_BOS, (uint32_t)tok->bos_id);
-    write_u32(out + AT_EOS, (uint32_t)tok->eos_id);
-    write_u32(out + AT_PAD, (uint32_t)tok->pad_id);
-    write_u32(out + AT_UNK, tok->unk_id < 0 ? NO_ID : (uint32_t)tok->unk_id);
-    write_u32(out + AT_COUNT, (uint32_t)item_count(tok));
+    tlmi_put_u32(out + AT_VERSION, FORMAT_VERSION);
+    tlmi_put_u32(out + AT_KIND, (uint32_t)tok->kind);
+    tlmi_put_u32(out + AT_VOCAB, (uint32_t)tok->vocab_size);
+    tlmi_put_u32(out + AT_BOS, (uint32_t)tok->bos_id);
+    tlmi_put_u32(out + AT_EOS, (uint32_t)tok->eos_id);
+    tlmi_put_u32(out + AT_PAD, (uint32_t)tok->pad_id);
+    tlmi_put_u32(out + AT_UNK, tok->unk_id < 0 ? NO_ID : (uint32_t)tok->unk_id);
+    tlmi_put_u32(out + AT_COUNT, (uint32_t)item_count(tok));
     unsigned char *p = out + HEADER_SIZE;
     if (tok->kind == TLM_TOKENIZER_CHAR)
         for (int32_t i = 0; i < tok->n_chars; i++, p += 4)
-            write_u32(p, tok->char_keys[i]);
+            tlmi_put_u32(p, tok->char_keys[i]);
     else
         for (size_t i = 0; i < 2 * (size_t)tok->n_merges; i++, p += 4)
-            write_u32(p, (uint32_t)tok->merges[i]);
-    write_u32(p, tlmi_tokenizer_crc32(out, (size_t)(p - out)));
+            tlmi_put_u32(p, (uint32_t)tok->merges[i]);
+    tlmi_put_u32(p, tlmi_crc32(0, out, (size_t)(p - out)));
 }
 
 /* The header's special ids must sit where docs/tokenizer.md puts them. */
 static int check_id(tlmi_host *host, const char *who,
                     const unsigned char *data, int at, const char *name,
                     uint32_t expected) {
-    uint32_t got = read_u32(data + at);
+    uint32_t got = tlmi_get_u32(data + at);
     if (got == expected)
         return TLM_OK;
     return tlmi_fail(host, TLM_E_FORMAT,
@@ -121,7 +101,7 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "%s: truncated at offset %zu: the header and "
                          "checksum need %d bytes",
                          who, size, HEADER_SIZE + CHECKSUM_SIZE);
-    uint32_t version = read_u32(data + AT_VERSION);
+    uint32_t version = tlmi_get_u32(data + AT_VERSION);
     if (version == 0)
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: format version 0 at offset %d is not valid",
@@ -131,13 +111,13 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "%s: format version %u at offset %d is newer than "
                          "this library's %u; update libtlm",
                          who, (unsigned)version, AT_VERSION, FORMAT_VERSION);
-    uint32_t kind = read_u32(data + AT_KIND);
+    uint32_t kind = tlmi_get_u32(data + AT_KIND);
     if (kind > TLM_TOKENIZER_BPE)
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: kind %u at offset %d is not a tokenizer kind "
                          "(0 byte, 1 char, 2 BPE)",
                          who, (unsigned)kind, AT_KIND);
-    uint32_t count = read_u32(data + AT_COUNT);
+    uint32_t count = tlmi_get_u32(data + AT_COUNT);
     uint32_t max_count = kind == TLM_TOKENIZER_BYTE   ? 0
                          : kind == TLM_TOKENIZER_CHAR ? MAX_CHARS
                                                       : MAX_MERGES;
@@ -162,8 +142,8 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "offset %zu",
                          who, size - expected, expected);
     const size_t at_checksum = expected - CHECKSUM_SIZE;
-    uint32_t stored = read_u32(data + at_checksum);
-    uint32_t actual = tlmi_tokenizer_crc32(data, at_checksum);
+    uint32_t stored = tlmi_get_u32(data + at_checksum);
+    uint32_t actual = tlmi_crc32(0, data, at_checksum);
     if (stored != actual)
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: checksum 0x%08X at offset %zu does not match "
@@ -200,7 +180,7 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                              "%s: out of memory reading %zu items", who,
                              n_items);
         for (size_t i = 0; i < n_items; i++)
-            items[i] = read_u32(data + HEADER_SIZE + 4 * i);
+            items[i] = tlmi_get_u32(data + HEADER_SIZE + 4 * i);
     }
     status = tlmi_tokenizer_build(out, &host, (int32_t)kind, items, n_items,
                                   who, HEADER_SIZE);
