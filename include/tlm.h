@@ -1462,6 +1462,83 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab,
 /** @} */
 /* (end of the sampler region) */
 
+/* ------------------------------------------------------------------------ */
+/** @name Generation and scoring
+ *
+ * Text in, text out: a prompt is encoded with the tokenizer, fed through a
+ * session's KV cache, and tokens are drawn by a sampler one at a time and
+ * handed to a callback as they are produced, decoded into text pieces
+ * that never split a UTF-8 character. See docs/sampling.md.
+ *  @{ */
+
+/**
+ * Receives each generated token: its id, the text it completes (`length`
+ * bytes, not NUL-terminated; empty while a UTF-8 character is incomplete)
+ * and its log-probability under the sampler's final distribution. Return
+ * 0 to go on, non-zero to stop.
+ */
+typedef int (*tlm_token_fn)(void *user, int32_t token, const char *piece,
+                            size_t length, float logprob);
+
+/** Settings of tlm_generate(). Fill with tlm_generate_params_init(). */
+typedef struct tlm_generate_params {
+    size_t struct_size;   /**< sizeof(tlm_generate_params); set by init */
+    int32_t max_tokens;   /**< tokens to generate at most; default 256 */
+    /** 1 (default): stop after the tokenizer's end-of-text token. */
+    int32_t stop_at_eos;
+    /** NUL-terminated text that ends the generation once produced (the
+     *  text up to and including it has been handed out), or NULL. */
+    const char *stop;
+    tlm_token_fn callback;  /**< or NULL */
+    void *callback_user;    /**< passed to callback */
+} tlm_generate_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_generate_params_init(tlm_generate_params *params);
+
+/**
+ * Continue `prompt` (`length` bytes, at least one token) with a
+ * decoder-only model: the session is reset, the prompt goes through as one
+ * batched forward (its last max_context - 1 tokens when longer), and then
+ * up to max_tokens tokens are sampled. When the context fills up, the
+ * session is reset and re-fed with the most recent half of the context (a
+ * sliding window), so generation can run past max_context.
+ * @param[out] n_generated receives the number of tokens generated, or NULL
+ * @return TLM_OK (also when the callback or a stop condition ended it),
+ *         TLM_E_INVALID, TLM_E_STATE (not a decoder-only model), and the
+ *         statuses of the session and the sampler
+ */
+TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
+                         tlm_tokenizer *tokenizer, const char *prompt,
+                         size_t length, const tlm_generate_params *params,
+                         int32_t *n_generated);
+
+/**
+ * Score text with a decoder-only model: the sum of log p(token | the
+ * tokens before it) over the tokens of `text` after the first (which has
+ * no context), in nats, and how many tokens were scored. The perplexity
+ * is exp(-logprob / n_scored). Text longer than the context is scored in
+ * windows that keep half a context of history.
+ */
+TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
+                           const char *text, size_t length, double *logprob,
+                           int64_t *n_scored);
+
+/**
+ * The log-probability of `continuation` following `prompt`: the sum of
+ * log p over the continuation's tokens, each given the prompt and the
+ * continuation before it (what a user compares two candidate answers
+ * with).
+ */
+TLM_API int tlm_score_continuation(tlm_session *session,
+                                   tlm_tokenizer *tokenizer,
+                                   const char *prompt, size_t prompt_length,
+                                   const char *continuation,
+                                   size_t continuation_length,
+                                   double *logprob);
+
+/** @} */
+
 
 /* ------------------------------------------------------------------------ */
 /** @name Optimizers and learning-rate schedules

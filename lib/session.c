@@ -20,6 +20,7 @@
 #include "kernels/scalar/shape.h"
 #include "model.h"
 #include "params.h"
+#include "session.h"
 #include "tensor.h"
 
 #define DEFAULT_CHUNK 64
@@ -559,3 +560,9 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, int32_t n,
     }
     return TLM_OK;
 }
+
+const tlm_model *tlmi_session_model(const tlm_session *session) {
+    return session->model;
+}
+
+tlmi_host *tlmi_session_host(tlm_session *session) { return &session->host; }
