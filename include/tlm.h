@@ -713,6 +713,9 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
 /** Opaque model handle: its parameters are leaf tensors of a context. */
 typedef struct tlm_model tlm_model;
 
+/** Opaque tokenizer handle (see the Tokenizers section). */
+typedef struct tlm_tokenizer tlm_tokenizer;
+
 /** Position encodings (tlm_model_config::position). */
 enum tlm_position {
     TLM_POSITION_LEARNED = 0,    /**< a trained [max_context, D] table */
@@ -806,6 +809,19 @@ TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
 /** The parameter called `name`, or TLM_E_RANGE if there is none. */
 TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                                      tlm_tensor **tensor);
+
+/**
+ * Attach a copy of `tokenizer` to the model (replacing any), so that it is
+ * saved in the model's .tlm file and comes back with tlm_model_load(). Its
+ * vocabulary size must equal the model's vocab_size. NULL detaches.
+ */
+TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer);
+
+/**
+ * The tokenizer attached to the model (owned by the model, valid until it
+ * is replaced or the model freed), or NULL when there is none.
+ */
+TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model);
 
 /**
  * Write the model's parameters to a safetensors file (F32 tensors named as
@@ -1025,8 +1041,8 @@ TLM_API const char *tlm_session_last_error(const tlm_session *session);
  * used in other threads while it is in use.
  *  @{ */
 
-/** Opaque tokenizer handle. */
-typedef struct tlm_tokenizer tlm_tokenizer;
+/* tlm_tokenizer, the opaque tokenizer handle, is declared with the
+ * model, which can carry one. */
 
 /** Tokenizer kinds (tlm_tokenizer_params::kind, tlm_tokenizer_kind()). */
 enum tlm_tokenizer_kind {

@@ -378,6 +378,7 @@ TLM_API void tlm_model_free(tlm_model *model) {
     if (model == NULL)
         return;
     free_parts(model);
+    tlm_tokenizer_free(model->tokenizer);
     if (model->mapping != NULL) {
         tlmi_file_unmap(model->mapping);
         tlmi_host_free(&model->ctx->host, model->mapping, sizeof(tlmi_file_mapping));
@@ -569,4 +570,82 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
     }
     *bytes = total > 9.0e18 ? INT64_MAX : (int64_t)total;
     return TLM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The attached tokenizer */
+
+int tlmi_model_attach_tokenizer_bytes(tlm_model *model, const char *what,
+                                      const void *data, size_t size) {
+    tlm_tokenizer *copy = NULL;
+    int status = tlm_tokenizer_load_memory(&copy, model->ctx, data, size);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tlm_last_error());
+        return tlmi_fail(&model->ctx->host, status, "%s: %s", what, message);
+    }
+    if (tlm_tokenizer_vocab_size(copy) != model->config.vocab_size) {
+        const int32_t vocab = tlm_tokenizer_vocab_size(copy);
+        tlm_tokenizer_free(copy);
+        return tlmi_fail(&model->ctx->host, TLM_E_INVALID,
+                         "%s: the tokenizer has %d ids, the model's vocabulary "
+                         "%d", what, (int)vocab, (int)model->config.vocab_size);
+    }
+    tlm_tokenizer_free(model->tokenizer);
+    model->tokenizer = copy;
+    return TLM_OK;
+}
+
+int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    if (model->tokenizer == NULL)
+        return TLM_OK;
+    size_t needed = 0;
+    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, model->tokenizer);
+    if (status != TLM_OK && status != TLM_E_RANGE)
+        return status;
+    void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
+    if (buffer == NULL)
+        return tlmi_fail(&model->ctx->host, TLM_E_NOMEM, "saving the tokenizer: out of memory");
+    status = tlm_tokenizer_save_memory(buffer, needed, size, model->tokenizer);
+    if (status != TLM_OK) {
+        tlmi_host_free(&model->ctx->host, buffer, needed);
+        return status;
+    }
+    *data = buffer;
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) {
+    if (model == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_set_tokenizer: model is NULL");
+    if (tokenizer == NULL) {
+        tlm_tokenizer_free(model->tokenizer);
+        model->tokenizer = NULL;
+        return TLM_OK;
+    }
+    size_t needed = 0;
+    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, tokenizer);
+    if (status != TLM_OK && status != TLM_E_RANGE)
+        return status;
+    void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
+    if (buffer == NULL)
+        return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
+                         "tlm_model_set_tokenizer: out of memory");
+    size_t size = 0;
+    status = tlm_tokenizer_save_memory(buffer, needed, &size, tokenizer);
+    if (status == TLM_OK)
+        status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_set_tokenizer",
+                                                   buffer, size);
+    tlmi_host_free(&model->ctx->host, buffer, needed);
+    return status;
+}
+
+TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model) {
+    if (model == NULL) {
+        tlmi_fail_thread(TLM_E_INVALID, "tlm_model_tokenizer: model is NULL");
+        return NULL;
+    }
+    return model->tokenizer;
 }

@@ -58,6 +58,7 @@ struct tlm_model {
     tlm_context *ctx;          /* owns the parameters; gets the errors */
     void *mapping;             /* a tlmi_file_mapping the parameters borrow
                                   from (memory-mapped load), or NULL */
+    tlm_tokenizer *tokenizer;  /* attached copy, or NULL */
     tlm_model_config config;   /* resolved: head_dim and d_ff set */
 
     tlm_tensor *token_embedding;    /* [V, D] */
@@ -87,6 +88,15 @@ int tlmi_model_save_with(const tlm_model *model, const char *path,
 int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                                   const char *path,
                                   const struct tlmi_checkpoint *checkpoint);
+
+/* Attaches the tokenizer saved in `data` (its file format). */
+int tlmi_model_attach_tokenizer_bytes(tlm_model *model, const char *what,
+                                      const void *data, size_t size);
+
+/* The attached tokenizer in its file format, in host memory (release with
+ * tlmi_host_free(&model->ctx->host, *data, size rounded as allocated: the
+ * function allocates exactly *size bytes)); NULL/0 when none. */
+int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size);
 
 /* tlm_model_create, with parameters initialised (source NULL) or
  * borrowed from `source`. */

@@ -87,9 +87,20 @@ int tlmi_model_save_with(const tlm_model *model, const char *path,
         {"data", pieces, n, TLMI_CHECKPOINT_ALIGN},
     };
     int32_t count = 3;
+    void *tokenizer = NULL;
+    size_t tokenizer_size = 0;
+    status = tlmi_model_tokenizer_bytes(model, &tokenizer, &tokenizer_size);
+    const tlmi_checkpoint_piece tokenizer_piece = {tokenizer, tokenizer_size};
+    if (status == TLM_OK && tokenizer != NULL) {
+        const tlmi_checkpoint_section_spec section = {"tokenizr", &tokenizer_piece, 1, 1};
+        sections[count++] = section;
+    }
     for (int32_t i = 0; i < n_extra && count < TLMI_CHECKPOINT_MAX_SECTIONS; i++)
         sections[count++] = extra[i];
-    status = tlmi_checkpoint_write(host, "tlm_model_save", path, sections, count);
+    if (status == TLM_OK)
+        status = tlmi_checkpoint_write(host, "tlm_model_save", path, sections, count);
+    if (tokenizer != NULL)
+        tlmi_host_free(host, tokenizer, tokenizer_size);
 done:
     if (index != NULL)
         tlmi_host_free(host, index, index_size);
@@ -330,6 +341,12 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            "tlm_model_load: '%s' holds %u tensors, the "
                            "configuration has %d parameters",
                            path, (unsigned)reader.count, (int)reader.found);
+    const tlmi_checkpoint_section *tokenizer =
+        status == TLM_OK ? tlmi_checkpoint_find(&checkpoint, "tokenizr") : NULL;
+    if (tokenizer != NULL)
+        status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_load",
+                                                   tokenizer->data,
+                                                   (size_t)tokenizer->size);
     if (contents != NULL)
         tlmi_file_free_contents(host, contents, size);
     if (status != TLM_OK) {

@@ -91,6 +91,20 @@ static void save_load_round_trips(void **state) {
         char path[600], st_path[600];
         snprintf(path, sizeof path, "%s/model%d.tlm", dir, variant);
         snprintf(st_path, sizeof st_path, "%s/model%d.safetensors", dir, variant);
+        /* Variant 1 carries a tokenizer (53 ids: 49 characters + 4). */
+        tlm_tokenizer *tok = NULL;
+        if (variant == 1) {
+            char corpus[49];
+            for (int i = 0; i < 49; i++)
+                corpus[i] = (char)('0' + i);
+            tlm_tokenizer_params tp;
+            tlm_tokenizer_params_init(&tp);
+            tp.kind = TLM_TOKENIZER_CHAR;
+            assert_int_equal(tlm_tokenizer_train(&tok, ctx, corpus, 49, &tp), TLM_OK);
+            assert_int_equal(tlm_tokenizer_vocab_size(tok), 53);
+            assert_int_equal(tlm_model_set_tokenizer(m, tok), TLM_OK);
+            tlm_tokenizer_free(tok); /* the model keeps its own copy */
+        }
         assert_int_equal(tlm_model_save(m, path), TLM_OK);
         assert_int_equal(tlm_model_export_safetensors(m, st_path), TLM_OK);
         float expected[5 * 53], got[5 * 53];
@@ -106,6 +120,18 @@ static void save_load_round_trips(void **state) {
         assert_int_equal(tlm_model_load(&fast, ctx, path, &params), TLM_OK);
         assert_int_equal(tlm_model_import_safetensors(&imported, ctx, st_path), TLM_OK);
         tlm_model *copies[4] = {loaded, mapped, fast, imported};
+        for (int i = 0; i < 3; i++) {
+            tlm_tokenizer *t = tlm_model_tokenizer(copies[i]);
+            if (variant != 1) {
+                assert_null(t);
+                continue;
+            }
+            assert_non_null(t);
+            int32_t ids[3];
+            size_t n = 0;
+            assert_int_equal(tlm_tokenizer_encode(ids, 3, &n, t, "012", 3), TLM_OK);
+            assert_int_equal(ids[2], 2);
+        }
         for (int i = 0; i < 4; i++) {
             assert_same_models(m, copies[i]);
             logits_of(copies[i], variant == 1, got);
