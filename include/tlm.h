@@ -1820,6 +1820,20 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  float validation_fraction);
 
 /**
+ * A language-modelling dataset from a text file encoded with `tokenizer`
+ * (as tlm_dataset_from_ids). The encoded ids are cached next to the file,
+ * in `<path>.tlmtok`, and reused while the text and the tokenizer are
+ * unchanged (checked by size and checksum), so a large corpus is encoded
+ * once. A cache that cannot be written (a read-only directory) is not an
+ * error; `use_cache` 0 neither reads nor writes it.
+ */
+TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
+                                       const char *path,
+                                       tlm_tokenizer *tokenizer,
+                                       float validation_fraction,
+                                       int32_t use_cache);
+
+/**
  * A sequence-to-sequence dataset of `n_pairs` (source, target) pairs
  * (copied), for encoder-decoder models. Pair i's source is
  * ids[offsets[2i] .. offsets[2i+1]) and its target ids[offsets[2i+1] ..

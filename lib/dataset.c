@@ -1,9 +1,13 @@
 #include "dataset.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "context.h"
+#include "crc32.h"
+#include "endian.h"
+#include "file.h"
 #include "error.h"
 
 static int check_fraction(tlmi_host *host, const char *what, float fraction) {
@@ -194,4 +198,145 @@ void tlmi_dataset_fill_pairs(const tlm_dataset *ds, int32_t split,
             targets[b * length + i] = i < nt ? ds->ids[o[1] + i] : -1;
         }
     }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Text files and their cache of ids: `<path>.tlmtok` holds a 40-byte
+ * header (magic "TLMTOKS\0", version 1, the text's size and CRC-32, the
+ * tokenizer's CRC-32, the id count), the ids as little-endian u32, and the
+ * CRC-32 of everything before it. */
+
+#define CACHE_MAGIC "TLMTOKS"
+#define CACHE_HEADER 40
+#define MAX_TEXT_BYTES ((size_t)1 << 36)
+
+static uint32_t tokenizer_crc(tlm_tokenizer *tok, tlmi_host *host, int *status) {
+    size_t size = 0;
+    *status = tlm_tokenizer_save_memory(NULL, 0, &size, tok);
+    if (*status != TLM_OK && *status != TLM_E_RANGE)
+        return 0;
+    void *bytes = tlmi_host_alloc(host, size, 64);
+    if (bytes == NULL) {
+        *status = tlmi_fail(host, TLM_E_NOMEM, "tlm_dataset_from_text_file: out of memory");
+        return 0;
+    }
+    *status = tlm_tokenizer_save_memory(bytes, size, &size, tok);
+    uint32_t crc = tlmi_crc32(0, bytes, size);
+    tlmi_host_free(host, bytes, size);
+    return crc;
+}
+
+/* Ids from a valid cache for this text and tokenizer, or NULL. */
+static int32_t *read_cache(tlmi_host *host, const char *cache_path, uint64_t text_size,
+                           uint32_t text_crc, uint32_t tok_crc, int64_t *count) {
+    void *data = NULL;
+    size_t size = 0;
+    tlmi_host quiet = *host;
+    quiet.log_fn = NULL; /* a missing cache is normal */
+    if (tlmi_file_read_all(&quiet, cache_path, MAX_TEXT_BYTES * 4 + 64, &data, &size) != TLM_OK)
+        return NULL;
+    const unsigned char *b = data;
+    int32_t *ids = NULL;
+    if (size >= CACHE_HEADER + 4 && memcmp(b, CACHE_MAGIC, 8) == 0 &&
+        tlmi_get_u32(b + 8) == 1 && tlmi_get_u64(b + 12) == text_size &&
+        tlmi_get_u32(b + 20) == text_crc && tlmi_get_u32(b + 24) == tok_crc) {
+        const uint64_t n = tlmi_get_u64(b + 28);
+        if (n > 0 && n <= (size - CACHE_HEADER - 4) / 4 && size == CACHE_HEADER + 4 * n + 4 &&
+            tlmi_get_u32(b + size - 4) == tlmi_crc32(0, b, size - 4)) {
+            ids = tlmi_host_alloc(host, (size_t)n * sizeof *ids, 64);
+            if (ids != NULL) {
+                for (uint64_t i = 0; i < n; i++)
+                    ids[i] = (int32_t)tlmi_get_u32(b + CACHE_HEADER + 4 * i);
+                *count = (int64_t)n;
+            }
+        }
+    }
+    tlmi_file_free_contents(host, data, size);
+    return ids;
+}
+
+static void write_cache(tlmi_host *host, const char *cache_path, uint64_t text_size,
+                        uint32_t text_crc, uint32_t tok_crc, const int32_t *ids,
+                        int64_t count) {
+    const size_t size = CACHE_HEADER + 4 * (size_t)count + 4;
+    unsigned char *b = tlmi_host_alloc(host, size, 64);
+    if (b == NULL)
+        return;
+    memset(b, 0, CACHE_HEADER);
+    memcpy(b, CACHE_MAGIC, 8);
+    tlmi_put_u32(b + 8, 1);
+    tlmi_put_u64(b + 12, text_size);
+    tlmi_put_u32(b + 20, text_crc);
+    tlmi_put_u32(b + 24, tok_crc);
+    tlmi_put_u64(b + 28, (uint64_t)count);
+    for (int64_t i = 0; i < count; i++)
+        tlmi_put_u32(b + CACHE_HEADER + 4 * i, (uint32_t)ids[i]);
+    tlmi_put_u32(b + size - 4, tlmi_crc32(0, b, size - 4));
+    tlmi_host quiet = *host;
+    char saved[TLMI_MESSAGE_MAX];
+    memcpy(saved, host->last_error, sizeof saved);
+    if (tlmi_file_write_atomic(&quiet, cache_path, b, size) != TLM_OK)
+        tlmi_host_log(host, TLM_LOG_WARN, "tlm_dataset_from_text_file: cannot write the "
+                      "cache '%s': %s", cache_path, quiet.last_error);
+    memcpy(host->last_error, saved, sizeof saved);
+    tlmi_host_free(host, b, size);
+}
+
+TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
+                                       const char *path, tlm_tokenizer *tokenizer,
+                                       float validation_fraction,
+                                       int32_t use_cache) {
+    const char *what = "tlm_dataset_from_text_file";
+    if (out == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    *out = NULL;
+    if (ctx == NULL || path == NULL || tokenizer == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
+                                ctx == NULL ? "ctx" : path == NULL ? "path" : "tokenizer");
+    if (use_cache != 0 && use_cache != 1)
+        return tlmi_fail(&ctx->host, TLM_E_INVALID, "%s: use_cache %d is not 0 or 1",
+                         what, (int)use_cache);
+    int status = check_fraction(&ctx->host, what, validation_fraction);
+    if (status != TLM_OK)
+        return status;
+    tlmi_host *host = &ctx->host;
+    void *text = NULL;
+    size_t size = 0;
+    status = tlmi_file_read_all(host, path, MAX_TEXT_BYTES, &text, &size);
+    if (status != TLM_OK)
+        return status;
+    if (size == 0) {
+        tlmi_file_free_contents(host, text, size);
+        return tlmi_fail(host, TLM_E_INVALID, "%s: '%s' is empty", what, path);
+    }
+    const uint32_t text_crc = tlmi_crc32(0, text, size);
+    const uint32_t tok_crc = tokenizer_crc(tokenizer, host, &status);
+    char cache_path[4096 + 8];
+    int have_path = use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok", path) <
+                                     (int)sizeof cache_path;
+    int64_t count = 0;
+    int32_t *ids = NULL;
+    size_t ids_bytes = 0;
+    if (status == TLM_OK && have_path)
+        ids = read_cache(host, cache_path, size, text_crc, tok_crc, &count);
+    if (status == TLM_OK && ids == NULL) {
+        ids = tlmi_host_alloc(host, size * sizeof *ids, 64);
+        if (ids == NULL)
+            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what, size);
+        size_t n = 0;
+        if (status == TLM_OK)
+            status = tlm_tokenizer_encode(ids, size, &n, tokenizer, text, size);
+        count = (int64_t)n;
+        ids_bytes = size * sizeof *ids;
+        if (status == TLM_OK && have_path)
+            write_cache(host, cache_path, size, text_crc, tok_crc, ids, count);
+    } else if (ids != NULL) {
+        ids_bytes = (size_t)count * sizeof *ids;
+    }
+    tlmi_file_free_contents(host, text, size);
+    if (status == TLM_OK)
+        status = tlm_dataset_from_ids(out, ctx, ids, count, validation_fraction);
+    if (ids != NULL)
+        tlmi_host_free(host, ids, ids_bytes);
+    return status;
 }

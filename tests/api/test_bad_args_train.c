@@ -49,6 +49,9 @@ static void dataset_calls(void **state) {
     assert_message_names("tlm_dataset_size");
     tlm_dataset_free(ds);
     tlm_dataset_free(NULL);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, NULL, "x.txt", NULL, 0.1f, 1), TLM_E_INVALID);
+    assert_message_names("tlm_dataset_from_text_file");
+    assert_int_equal(tlm_dataset_from_text_file(NULL, ctx, "x.txt", NULL, 0.1f, 1), TLM_E_INVALID);
     tlm_context_free(ctx);
 }
 
