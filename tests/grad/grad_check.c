@@ -176,7 +176,7 @@ int grad_check_run(const grad_case *test_case, uint64_t seed,
                 FAIL("forward: %s", tlm_last_error());
             /* Richardson: the h^2 error terms of the two estimates cancel. */
             double numeric = (4.0 * slope_half - slope_h) / 3.0;
-            double a = analytic[at];
+            double a = (double)analytic[at];
             double scale = fabs(a) > fabs(numeric) ? fabs(a) : fabs(numeric);
             if (scale < floor)
                 scale = floor;

@@ -50,7 +50,7 @@ static void elementwise_with_broadcast(void **state) {
     assert_int_equal(tlm_add_scalar(&shifted, a, 0.75f), TLM_OK);
     const float *x = tlm_tensor_data_f32(a), *y = tlm_tensor_data_f32(b);
     for (int64_t i = 0; i < 105; i++) {
-        double ai = x[i], bi = y[i % 35];
+        double ai = (double)x[i], bi = (double)y[i % 35];
         assert_close(ai + bi, tlm_tensor_data_f32(sum)[i], 1);
         assert_close(ai - bi, tlm_tensor_data_f32(diff)[i], 1);
         assert_close(ai * bi, tlm_tensor_data_f32(prod)[i], 1);
