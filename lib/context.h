@@ -30,11 +30,23 @@ struct tlm_context {
     int grad_enabled;
     int training;
     tlmi_rng rng;
+
+    /* Scratch memory of the kernels (GEMM packing buffers), shared by
+     * every node: grown when a node that needs more is created, never
+     * while forward or backward run, kept across resets. */
+    void *workspace;
+    size_t workspace_bytes;
 };
 
 /* A tensor struct from the pool (zeroed), or NULL when out of memory. */
 tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
 /* Returns a struct to the pool; its handle becomes invalid. */
 void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
+
+/* Makes ctx->workspace at least `bytes` long (contents not kept). On
+ * failure records "<what>: ..." and returns TLM_E_NOMEM; the old
+ * workspace stays. */
+int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
+                                   const char *what);
 
 #endif
