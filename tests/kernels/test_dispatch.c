@@ -176,6 +176,44 @@ static void mask_restricts_and_restores(void **state) {
     assert_string_equal(tlm_experimental_active_isa(), expected_isa(cpu, env));
 }
 
+/* A matrix-product node sizes the context's workspace for the kernels of
+ * its day; if the mask then brings kernels that need more, re-running it
+ * must still give the right values (the scalar reference takes over)
+ * rather than overrun the workspace. */
+static void matmul_survives_a_mask_change(void **state) {
+    (void)state;
+    enum { M = 40, K = 30, N = 50 };
+    static float a_data[M * K], b_data[K * N], want[M * N];
+    for (int i = 0; i < M * K; i++)
+        a_data[i] = (float)(i % 13) * 0.25f - 1.5f;
+    for (int i = 0; i < K * N; i++)
+        b_data[i] = (float)(i % 7) * 0.5f - 1.0f;
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double sum = 0.0;
+            for (int p = 0; p < K; p++)
+                sum += (double)a_data[i * K + p] * (double)b_data[p * N + j];
+            want[i * N + j] = (float)sum;
+        }
+
+    assert_int_equal(tlm_experimental_set_cpu_mask(0), TLM_OK); /* scalar */
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_tensor *a = NULL, *b = NULL, *c = NULL;
+    const int64_t a_shape[2] = {M, K}, b_shape[2] = {K, N};
+    assert_int_equal(tlm_tensor_from_f32(&a, ctx, 2, a_shape, a_data), TLM_OK);
+    assert_int_equal(tlm_tensor_from_f32(&b, ctx, 2, b_shape, b_data), TLM_OK);
+    assert_int_equal(tlm_matmul(&c, a, b, NULL, 0), TLM_OK);
+
+    assert_int_equal(tlm_experimental_set_cpu_mask(TLM_EXPERIMENTAL_CPU_MASK_ALL),
+                     TLM_OK);
+    assert_int_equal(tlm_context_forward(ctx), TLM_OK);
+    const float *got = tlm_tensor_data_f32(c);
+    for (int i = 0; i < M * N; i++)
+        assert_float_equal(got[i], want[i], 1e-3f);
+    tlm_context_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(environment_caps_the_process),
@@ -183,6 +221,7 @@ int main(void) {
         cmocka_unit_test(choice_rule),
         cmocka_unit_test(tables_follow_the_cpu),
         cmocka_unit_test(mask_restricts_and_restores),
+        cmocka_unit_test(matmul_survives_a_mask_change),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
