@@ -1950,6 +1950,50 @@ TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer);
 /** @} */
 
 
+
+/* ------------------------------------------------------------------------ */
+/** @name Experimental: kernel dispatch
+ *
+ * Declared only when the program defines `TLM_EXPERIMENTAL` before
+ * including tlm.h. These calls are outside the ABI promise: they may
+ * change or go away in any release (like zstd's ZSTD_STATIC_LINKING_ONLY
+ * section).
+ *
+ * The library picks its compute kernels (scalar C, AVX2, AVX-512, NEON)
+ * once, on first use, as the best instruction set the CPU supports within
+ * two limits: the mask set here, and the environment variable
+ * `TLM_CPU=scalar|avx2|avx512|neon`, read at that moment, which caps the
+ * level (scalar 0, avx2 and neon 1, avx512 2; an unknown name is ignored).
+ * An instruction set the CPU lacks is never used, whatever the mask or the
+ * environment say. Results differ between instruction sets only by
+ * floating-point rounding.
+ *  @{ */
+#ifdef TLM_EXPERIMENTAL
+
+/** Mask value for tlm_experimental_set_cpu_mask(): no restriction. */
+#define TLM_EXPERIMENTAL_CPU_MASK_ALL UINT32_MAX
+
+/**
+ * Restricts the CPU features the kernels may use to `mask`, a bitwise OR
+ * of ::tlm_cpu_feature values (0: scalar kernels only), or
+ * TLM_EXPERIMENTAL_CPU_MASK_ALL to lift the restriction. The kernels are
+ * chosen again at once, for the whole process; calls already running
+ * finish with the kernels they started with. Safe to call from any thread.
+ * @return TLM_OK, or TLM_E_INVALID when `mask` has a bit that is not a
+ *         ::tlm_cpu_feature (and is not TLM_EXPERIMENTAL_CPU_MASK_ALL);
+ *         the kernels then stay as they were
+ */
+TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask);
+
+/**
+ * Name of the instruction set the kernels use now: "scalar", "avx2",
+ * "avx512" or "neon". Static text; never NULL.
+ */
+TLM_API const char *tlm_experimental_active_isa(void);
+
+#endif /* TLM_EXPERIMENTAL */
+/** @} */
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

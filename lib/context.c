@@ -44,6 +44,21 @@ void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor) {
     ctx->free_structs = tensor;
 }
 
+int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
+                                   const char *what) {
+    if (bytes <= ctx->workspace_bytes)
+        return TLM_OK;
+    void *fresh = tlmi_host_alloc(&ctx->host, bytes, 64);
+    if (fresh == NULL)
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM,
+                         "%s: allocating %zu bytes of kernel workspace failed",
+                         what, bytes);
+    tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
+    ctx->workspace = fresh;
+    ctx->workspace_bytes = bytes;
+    return TLM_OK;
+}
+
 /* Upper bound on n_threads: far above any machine, low enough that a
  * mistyped value is caught rather than spawning thousands of threads. */
 #define TLMI_MAX_THREADS 1024
@@ -126,6 +141,7 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
     while (ctx->leaves != NULL)
         tlm_tensor_free(ctx->leaves);
     tlmi_arena_release(&ctx->arena, &ctx->host);
+    tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
     while (ctx->structs != NULL) {
         tlmi_struct_chunk *chunk = ctx->structs;
         ctx->structs = chunk->next;

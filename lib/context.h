@@ -30,6 +30,12 @@ struct tlm_context {
     int grad_enabled;
     int training;
     tlmi_rng rng;
+
+    /* Scratch memory of the kernels (GEMM packing buffers), shared by
+     * every node: grown when a node that needs more is created, never
+     * while forward or backward run, kept across resets. */
+    void *workspace;
+    size_t workspace_bytes;
 };
 
 /* A tensor struct from the pool (zeroed), or NULL when out of memory. */
@@ -45,5 +51,11 @@ int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
 /* Drops `first` and every node after it from the tape, and gives back the
  * arena memory they took (the tape must end with the dropped graph). */
 void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first);
+
+/* Makes ctx->workspace at least `bytes` long (contents not kept). On
+ * failure records "<what>: ..." and returns TLM_E_NOMEM; the old
+ * workspace stays. */
+int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
+                                   const char *what);
 
 #endif

@@ -6,8 +6,16 @@
 set -eu
 
 build_packages="gcc libc6-dev meson ninja-build pkg-config"
+# libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
 test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
-  valgrind clang libclang-rt-dev python3"
+  valgrind clang libclang-rt-dev python3 libopenblas-dev"
+# On x86-64, the NEON kernels are built with Debian's cross compiler and
+# tested under qemu's user-mode emulation (cross/aarch64-linux-gnu.ini),
+# with CMocka from the arm64 architecture (added to dpkg below).
+if [ "$(dpkg --print-architecture)" = amd64 ]; then
+    test_packages="$test_packages gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  qemu-user libcmocka-dev:arm64"
+fi
 
 case ${1:-build} in
     build) wanted=$build_packages ;;
@@ -34,6 +42,13 @@ else
     exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+case $missing in
+    *:arm64*)
+        if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+            echo "install-deps: adding the arm64 architecture to dpkg"
+            $as_root dpkg --add-architecture arm64
+        fi ;;
+esac
 $as_root apt-get update -q
 # shellcheck disable=SC2086
 $as_root apt-get install -y -q --no-install-recommends $missing

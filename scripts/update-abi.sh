@@ -14,5 +14,6 @@ library=$(find "$build/lib" -maxdepth 1 -type f -name 'libtlm.so.*.*.*' | head -
 [ -n "$library" ] || { echo "update-abi: no libtlm.so in $build/lib" >&2; exit 1; }
 abidw --no-corpus-path --no-comp-dir-path --no-show-locs \
     --headers-dir "$top/include" --drop-private-types \
+    --suppressions "$top/abi/experimental.suppr" \
     --out-file "$top/abi/libtlm.abi" "$library"
 echo "update-abi: wrote abi/libtlm.abi from $library"

@@ -5,10 +5,48 @@
  *
  * iparam[0] = batch count (1 for a shared 2-D weight), [1] = M, [2] = N,
  * [3] = K, [4] = transpose_b.
+ *
+ * The products run on the GEMM kernel dispatch chose for this CPU
+ * (kernels/dispatch.h), packing into the context's workspace. Creating the
+ * node makes the workspace large enough for its forward and backward
+ * products, so neither pass allocates.
  */
 #include "ops.h"
 
+#include "kernels/dispatch.h"
 #include "kernels/scalar/matmul.h"
+
+/* Workspace bytes the active GEMM needs for the node's products: the
+ * forward one, and the backward ones when the node has a gradient. */
+static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
+                               int64_t n, int64_t k, int transpose_b,
+                               int with_backward) {
+    size_t bytes = kernels->gemm_workspace(m, n, k, 0, transpose_b);
+    if (with_backward) {
+        size_t da = kernels->gemm_workspace(m, k, n, 0, !transpose_b);
+        size_t db = transpose_b ? kernels->gemm_workspace(n, k, m, 1, 0)
+                                : kernels->gemm_workspace(k, n, m, 1, 0);
+        bytes = da > bytes ? da : bytes;
+        bytes = db > bytes ? db : bytes;
+    }
+    return bytes;
+}
+
+/* C = op(A) . op(B) ... (see tlmi_gemm) with the dispatched kernel. Should
+ * the kernels have changed since the node was made (a new CPU mask) and
+ * need more workspace than there is, the scalar reference does it. */
+static void gemm(tlm_context *ctx, float *c, const float *a, const float *b,
+                 const float *bias, int64_t m, int64_t n, int64_t k,
+                 int transpose_a, int transpose_b, int accumulate) {
+    const tlmi_kernels *kernels = tlmi_kernels_active();
+    if (kernels->gemm_workspace(m, n, k, transpose_a, transpose_b) <=
+        ctx->workspace_bytes)
+        kernels->gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                      accumulate, ctx->workspace);
+    else
+        tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                  accumulate);
+}
 
 static int matmul_forward(tlm_tensor *out) {
     const tlm_tensor *a = out->src[0], *b = out->src[1], *bias = out->src[2];
@@ -17,7 +55,7 @@ static int matmul_forward(tlm_tensor *out) {
     const int transpose_b = (int)out->iparam[4];
     const int64_t b_stride = b->ndim == 2 ? 0 : n * k;
     for (int64_t i = 0; i < batch; i++)
-        tlmi_gemm((float *)out->data + i * m * n,
+        gemm(out->ctx, (float *)out->data + i * m * n,
                   (const float *)a->data + i * m * k,
                   (const float *)b->data + i * b_stride,
                   bias ? bias->data : 0, m, n, k, 0, transpose_b, 0);
@@ -37,14 +75,14 @@ static void matmul_backward(tlm_tensor *out) {
         const float *b_i = (const float *)b->data + i * b_stride;
         /* dA [M, K] += dC [M, N] . op(B)^T */
         if (tlmi_wants_grad(a))
-            tlmi_gemm(a->grad + i * m * k, dc_i, b_i, 0, m, k, n, 0,
+            gemm(out->ctx, a->grad + i * m * k, dc_i, b_i, 0, m, k, n, 0,
                       !transpose_b, 1);
         if (tlmi_wants_grad(b)) {
             float *db_i = b->grad + i * b_stride;
             if (transpose_b) /* dB [N, K] += dC^T [N, M] . A [M, K] */
-                tlmi_gemm(db_i, dc_i, a_i, 0, n, k, m, 1, 0, 1);
+                gemm(out->ctx, db_i, dc_i, a_i, 0, n, k, m, 1, 0, 1);
             else /* dB [K, N] += A^T [K, M] . dC [M, N] */
-                tlmi_gemm(db_i, a_i, dc_i, 0, k, n, m, 1, 0, 1);
+                gemm(out->ctx, db_i, a_i, dc_i, 0, k, n, m, 1, 0, 1);
         }
     }
     if (tlmi_wants_grad(bias))
@@ -122,6 +160,11 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
         result->iparam[2] = n;
         result->iparam[3] = k;
         result->iparam[4] = transpose_b;
+        status = tlmi_context_reserve_workspace(
+            ctx,
+            matmul_workspace(tlmi_kernels_active(), m, n, k, transpose_b,
+                             result->grad != NULL),
+            name);
     }
     return tlmi_result_finish(out, result, status);
 }

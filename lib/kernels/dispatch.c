@@ -1,0 +1,207 @@
+/*
+ * Kernel tables and the choice of the active one (see dispatch.h).
+ */
+#define TLM_EXPERIMENTAL /* this file implements the experimental calls */
+
+#include "dispatch.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "cpu.h"
+#include "error.h"
+#include "kernels/scalar/matmul.h"
+#include "tlm.h"
+
+/* ---- The scalar table: the reference kernels themselves --------------- */
+
+void tlmi_gemm_scalar(float *c, const float *a, const float *b,
+                      const float *bias, int64_t m, int64_t n, int64_t k,
+                      int transpose_a, int transpose_b, int accumulate,
+                      float *workspace) {
+    (void)workspace;
+    tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b, accumulate);
+}
+
+size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
+                                  int transpose_a, int transpose_b) {
+    (void)m, (void)n, (void)k, (void)transpose_a, (void)transpose_b;
+    return 0;
+}
+
+static const tlmi_kernels scalar_kernels = {
+    .isa = TLMI_ISA_SCALAR,
+    .name = "scalar",
+    .gemm = tlmi_gemm_scalar,
+    .gemm_workspace = tlmi_gemm_scalar_workspace,
+};
+
+#if defined(TLMI_HAVE_AVX2)
+static const tlmi_kernels avx2_kernels = {
+    .isa = TLMI_ISA_AVX2,
+    .name = "avx2",
+    .gemm = tlmi_gemm_avx2,
+    .gemm_workspace = tlmi_gemm_avx2_workspace,
+};
+#endif
+
+#if defined(TLMI_HAVE_AVX512)
+static const tlmi_kernels avx512_kernels = {
+    .isa = TLMI_ISA_AVX512,
+    .name = "avx512",
+    .gemm = tlmi_gemm_avx512,
+    .gemm_workspace = tlmi_gemm_avx512_workspace,
+};
+#endif
+
+#if defined(TLMI_HAVE_NEON)
+static const tlmi_kernels neon_kernels = {
+    .isa = TLMI_ISA_NEON,
+    .name = "neon",
+    .gemm = tlmi_gemm_neon,
+    .gemm_workspace = tlmi_gemm_neon_workspace,
+};
+#endif
+
+/* Indexed by enum tlmi_isa; NULL where this build has no kernels. */
+static const tlmi_kernels *const compiled[TLMI_ISA_COUNT] = {
+    [TLMI_ISA_SCALAR] = &scalar_kernels,
+#if defined(TLMI_HAVE_AVX2)
+    [TLMI_ISA_AVX2] = &avx2_kernels,
+#endif
+#if defined(TLMI_HAVE_AVX512)
+    [TLMI_ISA_AVX512] = &avx512_kernels,
+#endif
+#if defined(TLMI_HAVE_NEON)
+    [TLMI_ISA_NEON] = &neon_kernels,
+#endif
+};
+
+static const char *const isa_names[TLMI_ISA_COUNT] = {
+    [TLMI_ISA_SCALAR] = "scalar",
+    [TLMI_ISA_AVX2] = "avx2",
+    [TLMI_ISA_AVX512] = "avx512",
+    [TLMI_ISA_NEON] = "neon",
+};
+
+/* The level TLM_CPU caps. */
+static const int isa_levels[TLMI_ISA_COUNT] = {
+    [TLMI_ISA_SCALAR] = 0,
+    [TLMI_ISA_AVX2] = 1,
+    [TLMI_ISA_AVX512] = 2,
+    [TLMI_ISA_NEON] = 1,
+};
+
+static const uint32_t isa_needs[TLMI_ISA_COUNT] = {
+    [TLMI_ISA_SCALAR] = 0,
+    [TLMI_ISA_AVX2] = TLM_CPU_AVX | TLM_CPU_AVX2 | TLM_CPU_FMA,
+    [TLMI_ISA_AVX512] =
+        TLM_CPU_AVX | TLM_CPU_AVX2 | TLM_CPU_FMA | TLM_CPU_AVX512F,
+    [TLMI_ISA_NEON] = TLM_CPU_NEON,
+};
+
+/* Every bit of enum tlm_cpu_feature. */
+#define KNOWN_FEATURES                                                      \
+    ((uint32_t)(TLM_CPU_SSE2 | TLM_CPU_AVX | TLM_CPU_AVX2 | TLM_CPU_FMA |   \
+                TLM_CPU_F16C | TLM_CPU_AVX512F | TLM_CPU_AVX512BW |         \
+                TLM_CPU_AVX512VL | TLM_CPU_AVX512VNNI |                     \
+                TLM_CPU_AVX512BF16 | TLM_CPU_NEON | TLM_CPU_ARM_FP16 |      \
+                TLM_CPU_ARM_DOTPROD))
+
+const char *tlmi_isa_name(int isa) {
+    return isa >= 0 && isa < TLMI_ISA_COUNT ? isa_names[isa] : NULL;
+}
+
+static int lower(int ch) { return ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch; }
+
+int tlmi_isa_from_name(const char *name) {
+    if (name == NULL)
+        return -1;
+    for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
+        const char *x = isa_names[isa], *y = name;
+        while (*x != '\0' && *x == lower((unsigned char)*y))
+            x++, y++;
+        if (*x == '\0' && *y == '\0')
+            return isa;
+    }
+    return -1;
+}
+
+uint32_t tlmi_isa_features(int isa) {
+    return isa >= 0 && isa < TLMI_ISA_COUNT ? isa_needs[isa] : 0;
+}
+
+int tlmi_isa_choose(uint32_t features, const char *cap_name) {
+    int cap = TLMI_ISA_COUNT; /* above every level */
+    const int named = tlmi_isa_from_name(cap_name);
+    if (named >= 0)
+        cap = isa_levels[named];
+    int best = TLMI_ISA_SCALAR;
+    for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
+        if (compiled[isa] == NULL || isa_levels[isa] > cap ||
+            (features & isa_needs[isa]) != isa_needs[isa])
+            continue;
+        if (isa_levels[isa] > isa_levels[best])
+            best = isa;
+    }
+    return best;
+}
+
+const tlmi_kernels *tlmi_kernels_for(int isa) {
+    if (isa < 0 || isa >= TLMI_ISA_COUNT || compiled[isa] == NULL)
+        return NULL;
+    if ((tlmi_cpu_detect() & isa_needs[isa]) != isa_needs[isa])
+        return NULL;
+    return compiled[isa];
+}
+
+/* ---- The active table --------------------------------------------------
+ * Both values are only ever replaced whole, so readers need no lock; two
+ * threads choosing at the same time compute the same table. */
+
+static atomic_uint_least32_t cpu_mask = UINT32_MAX;
+static _Atomic(const tlmi_kernels *) active;
+
+static const tlmi_kernels *choose_now(uint32_t mask) {
+    return compiled[tlmi_isa_choose(tlmi_cpu_detect() & mask,
+                                    getenv("TLM_CPU"))];
+}
+
+const tlmi_kernels *tlmi_kernels_active(void) {
+    const tlmi_kernels *kernels =
+        atomic_load_explicit(&active, memory_order_acquire);
+    if (kernels != NULL)
+        return kernels;
+    kernels = choose_now((uint32_t)atomic_load(&cpu_mask));
+    /* Keep a table another thread stored meanwhile (set_cpu_mask's). */
+    const tlmi_kernels *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&active, &expected, kernels,
+                                                 memory_order_acq_rel,
+                                                 memory_order_acquire))
+        kernels = expected;
+    return kernels;
+}
+
+TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
+    if (mask != TLM_EXPERIMENTAL_CPU_MASK_ALL && (mask & ~KNOWN_FEATURES) != 0)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_experimental_set_cpu_mask: mask 0x%08x "
+                                "has bits 0x%08x that are not CPU features",
+                                (unsigned)mask,
+                                (unsigned)(mask & ~KNOWN_FEATURES));
+    atomic_store(&cpu_mask, mask);
+    /* If another thread changed the mask meanwhile, the table stored last
+     * may be for the older mask: choose again until they agree. */
+    uint32_t now = mask;
+    do {
+        mask = now;
+        atomic_store_explicit(&active, choose_now(mask), memory_order_release);
+        now = (uint32_t)atomic_load(&cpu_mask);
+    } while (now != mask);
+    return TLM_OK;
+}
+
+TLM_API const char *tlm_experimental_active_isa(void) {
+    return tlmi_kernels_active()->name;
+}

@@ -1,0 +1,63 @@
+/*
+ * Run-time kernel dispatch: one table of function pointers per instruction
+ * set (ISA), and the choice of the table the library uses.
+ *
+ * The active table is chosen once, on first use, from
+ *   - the CPU's features (tlmi_cpu_detect: CPUID + XGETBV, or HWCAP),
+ *   - a mask set by tlm_experimental_set_cpu_mask() (all features by
+ *     default),
+ *   - the environment variable TLM_CPU=scalar|avx2|avx512|neon, a cap on
+ *     the ISA level read at that moment,
+ * as the best ISA whose features are all present and allowed, at or below
+ * the cap. Levels: scalar 0, avx2 and neon 1, avx512 2. A name the library
+ * does not know leaves the level uncapped; an ISA the CPU lacks is never
+ * chosen. Changing the mask chooses again (atomically: a kernel already
+ * running finishes with the table it started with).
+ *
+ * Adding a kernel: a field in tlmi_kernels, filled in every table of
+ * dispatch.c (the scalar reference at least).
+ */
+#ifndef TLM_LIB_KERNELS_DISPATCH_H
+#define TLM_LIB_KERNELS_DISPATCH_H
+
+#include <stdint.h>
+
+#include "gemm.h"
+
+enum tlmi_isa {
+    TLMI_ISA_SCALAR = 0,
+    TLMI_ISA_AVX2 = 1,   /* x86: AVX2 + FMA */
+    TLMI_ISA_AVX512 = 2, /* x86: AVX-512F (+ AVX2, FMA) */
+    TLMI_ISA_NEON = 3,   /* AArch64 Advanced SIMD */
+    TLMI_ISA_COUNT
+};
+
+typedef struct tlmi_kernels {
+    int isa;          /* enum tlmi_isa */
+    const char *name; /* "scalar", "avx2", "avx512", "neon" */
+    tlmi_gemm_fn gemm;
+    tlmi_gemm_workspace_fn gemm_workspace;
+} tlmi_kernels;
+
+/* The table the library uses (never NULL). */
+const tlmi_kernels *tlmi_kernels_active(void);
+
+/* The table of one ISA whatever the mask, or NULL when this build has no
+ * such kernels or this CPU cannot run them. For tests and benchmarks. */
+const tlmi_kernels *tlmi_kernels_for(int isa);
+
+/* Name of an ISA ("avx2"), or NULL when isa is not an enum tlmi_isa. */
+const char *tlmi_isa_name(int isa);
+
+/* The enum tlmi_isa named `name` (any case), or -1. */
+int tlmi_isa_from_name(const char *name);
+
+/* Features an ISA needs (0 for scalar). */
+uint32_t tlmi_isa_features(int isa);
+
+/* The choice described at the top of this file, as a pure function:
+ * `features` are the usable features (detected & mask), `cap_name` the
+ * value of TLM_CPU or NULL. Only ISAs compiled into this build count. */
+int tlmi_isa_choose(uint32_t features, const char *cap_name);
+
+#endif

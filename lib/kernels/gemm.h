@@ -1,0 +1,130 @@
+/*
+ * Matrix product kernels: the signature every ISA's GEMM shares, and the
+ * blocked (BLIS-style) driver the SIMD versions plug their packing
+ * routines and micro-kernel into.
+ *
+ * Every kernel computes what the scalar reference tlmi_gemm
+ * (kernels/scalar/matmul.h) defines:
+ *   C [M, N] = op(A) . op(B) (+ C when accumulate) (+ bias [N] per row),
+ * row-major, A [M, K] (or [K, M] when transpose_a), B [K, N] (or [N, K]
+ * when transpose_b), M, N, K >= 1. The results differ from the reference
+ * only by rounding (another summation order, fused multiply-adds).
+ *
+ * Workspace: the SIMD kernels pack panels of A and B into `workspace`,
+ * which the caller owns (never a static buffer, so two threads or two
+ * contexts never share one). Ask the kernel's `gemm_workspace` for the
+ * bytes a call needs; 0 means the call needs none and workspace may be
+ * NULL. Any alignment works; 64 bytes is fastest.
+ */
+#ifndef TLM_LIB_KERNELS_GEMM_H
+#define TLM_LIB_KERNELS_GEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef void (*tlmi_gemm_fn)(float *c, const float *a, const float *b,
+                             const float *bias, int64_t m, int64_t n,
+                             int64_t k, int transpose_a, int transpose_b,
+                             int accumulate, float *workspace);
+
+/* Bytes of workspace the matching tlmi_gemm_fn needs for these sizes. */
+typedef size_t (*tlmi_gemm_workspace_fn)(int64_t m, int64_t n, int64_t k,
+                                         int transpose_a, int transpose_b);
+
+/* ---- The blocked driver ------------------------------------------------
+ *
+ * Loop nest (BLIS): for each NC-wide column block of B, for each KC-deep
+ * slice of K: pack B[KC, NC] into NR-wide panels; for each MC-tall block
+ * of A: pack A[MC, KC] into MR-tall panels; then the micro-kernel computes
+ * every MR x NR tile of C from one A panel and one B panel. The packed B
+ * panel stays in L3/L2, the packed A block in L2, one B micro-panel in L1.
+ *
+ * The driver itself is plain C: only the three routines below carry ISA
+ * code. It works on a column range [j_begin, j_end) of C, so a thread pool
+ * can later hand each thread its own range (and its own workspace).
+ */
+
+/* Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] into ceil(mc / MR) panels, one
+ * after the other, each kc x MR: ap[panel][p][r] = op(A)[i0 + panel*MR + r,
+ * p0 + p], rows past mc zero. lda is A's row stride as stored. */
+typedef void (*tlmi_pack_a_fn)(float *ap, const float *a, int64_t lda,
+                               int transpose_a, int64_t i0, int64_t p0,
+                               int64_t mc, int64_t kc);
+
+/* Packs op(B)[p0 .. p0+kc, j0 .. j0+nc] into ceil(nc / NR) panels, each
+ * kc x NR: bp[panel][p][c] = op(B)[p0 + p, j0 + panel*NR + c], columns
+ * past nc zero. ldb is B's row stride as stored. */
+typedef void (*tlmi_pack_b_fn)(float *bp, const float *b, int64_t ldb,
+                               int transpose_b, int64_t p0, int64_t j0,
+                               int64_t kc, int64_t nc);
+
+/* One MR x NR tile: T = sum over p < kc of ap[p][r] * bp[p][c]; then for
+ * r < mr, c < nr: C[r, c] = T[r, c] (+ C[r, c] when load_c) (+ bias[c]
+ * when bias is not NULL). c points at the tile, ldc is C's row stride. */
+typedef void (*tlmi_micro_fn)(int64_t kc, const float *ap, const float *bp,
+                              float *c, int64_t ldc, int mr, int nr,
+                              int load_c, const float *bias);
+
+typedef struct tlmi_gemm_blocking {
+    int mr, nr;     /* micro-tile: rows of A, columns of B */
+    /* Cache blocks. K is cut into the fewest slices of at most kc, of
+     * equal depth; the A block then gets as many rows (a multiple of mr,
+     * at most mc) as fit in a_block floats. nc % nr == 0. */
+    int64_t mc, kc, nc;
+    int64_t a_block;
+    tlmi_pack_a_fn pack_a;
+    tlmi_pack_b_fn pack_b;
+    tlmi_micro_fn micro;
+} tlmi_gemm_blocking;
+
+/* Bytes of workspace tlmi_gemm_blocked needs for these sizes (whatever the
+ * column range): one packed A block and one packed B panel, plus slack to
+ * align each to 64 bytes. */
+size_t tlmi_gemm_blocked_workspace(const tlmi_gemm_blocking *blocking,
+                                   int64_t m, int64_t n, int64_t k);
+
+/* Columns [j_begin, j_end) of C (see the top of this file for the rest). */
+void tlmi_gemm_blocked(const tlmi_gemm_blocking *blocking, float *c,
+                       const float *a, const float *b, const float *bias,
+                       int64_t m, int64_t n, int64_t k, int transpose_a,
+                       int transpose_b, int accumulate, int64_t j_begin,
+                       int64_t j_end, float *workspace);
+
+/* ---- The kernels of each ISA ----------------------------------------- */
+
+/* Scalar: the reference itself (needs no workspace). */
+void tlmi_gemm_scalar(float *c, const float *a, const float *b,
+                      const float *bias, int64_t m, int64_t n, int64_t k,
+                      int transpose_a, int transpose_b, int accumulate,
+                      float *workspace);
+size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
+                                  int transpose_a, int transpose_b);
+
+#if defined(TLMI_HAVE_AVX2)
+void tlmi_gemm_avx2(float *c, const float *a, const float *b,
+                    const float *bias, int64_t m, int64_t n, int64_t k,
+                    int transpose_a, int transpose_b, int accumulate,
+                    float *workspace);
+size_t tlmi_gemm_avx2_workspace(int64_t m, int64_t n, int64_t k,
+                                int transpose_a, int transpose_b);
+#endif
+
+#if defined(TLMI_HAVE_AVX512)
+void tlmi_gemm_avx512(float *c, const float *a, const float *b,
+                      const float *bias, int64_t m, int64_t n, int64_t k,
+                      int transpose_a, int transpose_b, int accumulate,
+                      float *workspace);
+size_t tlmi_gemm_avx512_workspace(int64_t m, int64_t n, int64_t k,
+                                  int transpose_a, int transpose_b);
+#endif
+
+#if defined(TLMI_HAVE_NEON)
+void tlmi_gemm_neon(float *c, const float *a, const float *b,
+                    const float *bias, int64_t m, int64_t n, int64_t k,
+                    int transpose_a, int transpose_b, int accumulate,
+                    float *workspace);
+size_t tlmi_gemm_neon_workspace(int64_t m, int64_t n, int64_t k,
+                                int transpose_a, int transpose_b);
+#endif
+
+#endif

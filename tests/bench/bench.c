@@ -1,0 +1,340 @@
+/*
+ * The GEMM benchmark: tlm's kernels on the matrix products of three
+ * transformer sizes, training (M = batch x context) and decoding (M = 1),
+ * against OpenBLAS's cblas_sgemm on one thread when the build found it.
+ * One JSON object per line on stdout; docs/performance.md explains them.
+ *
+ *   bench                 every SIMD ISA this CPU has, each in a child
+ *                         process whose OpenBLAS is forced to the matching
+ *                         core type (AVX2: Haswell, AVX-512: SkylakeX;
+ *                         Debian's OpenBLAS misdetects recent CPUs) and
+ *                         limited to one thread
+ *   bench --isa NAME      one ISA (scalar, avx2, avx512, neon) in this
+ *                         process, OpenBLAS as the environment set it
+ *   bench --quick         fewer and smaller shapes (a smoke run)
+ *   bench --filter TEXT   only the cases whose name contains TEXT
+ *
+ * Times are the best of several repetitions (CLOCK_MONOTONIC), tlm and
+ * OpenBLAS alternating; the machine is shared and noisy, so compare the
+ * ratios measured in one run.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kernels/dispatch.h"
+
+#if defined(TLM_BENCH_OPENBLAS)
+#include <cblas.h>
+#endif
+
+typedef struct bench_case {
+    const char *name; /* model.layer.pass */
+    int64_t m, n, k;
+    int transpose_a, transpose_b, accumulate;
+} bench_case;
+
+/* Linear layers as x [M, in] . W [in, out] (nn); their backward passes are
+ * dX = dY . W^T (nt, accumulating) and dW = X^T . dY (tn, accumulating).
+ * The GPT-2 output layer is tied to the embedding [vocab, 768]: x . E^T. */
+static const bench_case all_cases[] = {
+    /* 4 layers, 128 wide, ffn 512, vocab 65; batch 12 x context 64. */
+    {"nano.qkv.fwd", 768, 384, 128, 0, 0, 0},
+    {"nano.proj.fwd", 768, 128, 128, 0, 0, 0},
+    {"nano.fc.fwd", 768, 512, 128, 0, 0, 0},
+    {"nano.fc2.fwd", 768, 128, 512, 0, 0, 0},
+    {"nano.head.fwd", 768, 65, 128, 0, 0, 0},
+    {"nano.fc.bwd_x", 768, 128, 512, 0, 1, 1},
+    {"nano.fc.bwd_w", 128, 512, 768, 1, 0, 1},
+    {"nano.qkv.decode", 1, 384, 128, 0, 0, 0},
+    {"nano.fc.decode", 1, 512, 128, 0, 0, 0},
+    {"nano.fc2.decode", 1, 128, 512, 0, 0, 0},
+    {"nano.head.decode", 1, 65, 128, 0, 0, 0},
+    /* 6 layers, 384 wide, ffn 1536, vocab 65; batch 16 x context 256. */
+    {"l6d384.qkv.fwd", 4096, 1152, 384, 0, 0, 0},
+    {"l6d384.proj.fwd", 4096, 384, 384, 0, 0, 0},
+    {"l6d384.fc.fwd", 4096, 1536, 384, 0, 0, 0},
+    {"l6d384.fc2.fwd", 4096, 384, 1536, 0, 0, 0},
+    {"l6d384.head.fwd", 4096, 65, 384, 0, 0, 0},
+    {"l6d384.fc.bwd_x", 4096, 384, 1536, 0, 1, 1},
+    {"l6d384.fc.bwd_w", 384, 1536, 4096, 1, 0, 1},
+    {"l6d384.fc2.bwd_x", 4096, 1536, 384, 0, 1, 1},
+    {"l6d384.fc2.bwd_w", 1536, 384, 4096, 1, 0, 1},
+    {"l6d384.qkv.decode", 1, 1152, 384, 0, 0, 0},
+    {"l6d384.fc.decode", 1, 1536, 384, 0, 0, 0},
+    {"l6d384.fc2.decode", 1, 384, 1536, 0, 0, 0},
+    /* GPT-2 small: 768 wide, ffn 3072, vocab 50257; one sequence of 1024. */
+    {"gpt2.qkv.fwd", 1024, 2304, 768, 0, 0, 0},
+    {"gpt2.fc.fwd", 1024, 3072, 768, 0, 0, 0},
+    {"gpt2.fc2.fwd", 1024, 768, 3072, 0, 0, 0},
+    {"gpt2.head.fwd", 1024, 50257, 768, 0, 1, 0},
+    {"gpt2.fc.bwd_x", 1024, 768, 3072, 0, 1, 1},
+    {"gpt2.fc.bwd_w", 768, 3072, 1024, 1, 0, 1},
+    {"gpt2.qkv.decode", 1, 2304, 768, 0, 0, 0},
+    {"gpt2.fc.decode", 1, 3072, 768, 0, 0, 0},
+    {"gpt2.fc2.decode", 1, 768, 3072, 0, 0, 0},
+    {"gpt2.head.decode", 1, 50257, 768, 0, 1, 0},
+};
+#define N_CASES (sizeof all_cases / sizeof all_cases[0])
+
+static const char *form_name(const bench_case *bc) {
+    return bc->transpose_a ? "tn" : bc->transpose_b ? "nt" : "nn";
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Times `call_a` and `call_b` alternately (so that a burst of load from
+ * elsewhere on the machine hits both alike) after one warm-up call of
+ * each: at least 5 rounds and 0.5 s, at most 30 rounds or 6 s; `best_a`
+ * and `best_b` are the fastest single calls. */
+#define TIME_BOTH(best_a, call_a, best_b, call_b)                           \
+    do {                                                                    \
+        call_a;                                                             \
+        call_b;                                                             \
+        double total_ = 0.0;                                                \
+        best_a = best_b = 1e300;                                            \
+        for (int round_ = 0; round_ < 30; round_++) {                       \
+            double t0_ = now_seconds();                                     \
+            call_a;                                                         \
+            double t1_ = now_seconds();                                     \
+            call_b;                                                         \
+            double t2_ = now_seconds();                                     \
+            if (t1_ - t0_ < best_a)                                         \
+                best_a = t1_ - t0_;                                         \
+            if (t2_ - t1_ < best_b)                                         \
+                best_b = t2_ - t1_;                                         \
+            total_ += t2_ - t0_;                                            \
+            if ((round_ >= 4 && total_ > 0.5) || total_ > 6.0)              \
+                break;                                                      \
+        }                                                                   \
+    } while (0)
+
+static float *random_floats(int64_t count, uint64_t seed) {
+    float *x = malloc((size_t)count * sizeof *x);
+    if (x == NULL) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < count; i++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)((double)(seed >> 40) / (double)(1ull << 23) - 1.0);
+    }
+    return x;
+}
+
+static void *workspace_for(const tlmi_kernels *kernels, const bench_case *bc) {
+    size_t bytes = kernels->gemm_workspace(bc->m, bc->n, bc->k,
+                                           bc->transpose_a, bc->transpose_b);
+    void *ws = NULL;
+    if (bytes > 0 && posix_memalign(&ws, 64, bytes) != 0) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    return ws;
+}
+
+static const char *reference_coretype(void) {
+    const char *coretype = getenv("OPENBLAS_CORETYPE");
+    return coretype != NULL && *coretype != '\0' ? coretype : "default";
+}
+
+static int run_isa(int isa, int quick, const char *filter) {
+    const tlmi_kernels *kernels = tlmi_kernels_for(isa);
+    if (kernels == NULL) {
+        fprintf(stderr, "bench: this build or CPU has no %s kernels\n",
+                tlmi_isa_name(isa) ? tlmi_isa_name(isa) : "such");
+        return 1;
+    }
+#if defined(TLM_BENCH_OPENBLAS)
+    openblas_set_num_threads(1);
+    const char *ref_core = openblas_get_corename();
+#endif
+    /* Sums of logarithms for the geometric means: all shapes, then the
+     * training (M > 1) and decoding (M = 1) ones apart. */
+    double log_ratio = 0.0, log_gflops = 0.0, log_ref = 0.0;
+    double log_ratio_part[2] = {0.0, 0.0};
+    int counted = 0, rated = 0, rated_part[2] = {0, 0};
+    for (size_t ci = 0; ci < N_CASES; ci++) {
+        const bench_case *bc = &all_cases[ci];
+        if (filter != NULL && strstr(bc->name, filter) == NULL)
+            continue;
+        if (quick && (double)bc->m * (double)bc->n * (double)bc->k > 2e8)
+            continue;
+        const int64_t m = bc->m, n = bc->n, k = bc->k;
+        float *a = random_floats(m * k, 1 + ci);
+        float *b = random_floats(k * n, 1000 + ci);
+        float *c = random_floats(m * n, 2000 + ci);
+        void *ws = workspace_for(kernels, bc);
+        const double flops = 2.0 * (double)m * (double)n * (double)k;
+
+#if defined(TLM_BENCH_OPENBLAS)
+        const int lda = (int)(bc->transpose_a ? m : k);
+        const int ldb = (int)(bc->transpose_b ? k : n);
+#define REFERENCE_CALL                                                      \
+    cblas_sgemm(CblasRowMajor, bc->transpose_a ? CblasTrans : CblasNoTrans, \
+                bc->transpose_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, \
+                (int)k, 1.0f, a, lda, b, ldb, bc->accumulate ? 1.0f : 0.0f, \
+                c, (int)n)
+#else
+#define REFERENCE_CALL (void)0
+#endif
+        double best, ref_best;
+        TIME_BOTH(best,
+                  kernels->gemm(c, a, b, NULL, m, n, k, bc->transpose_a,
+                                bc->transpose_b, bc->accumulate, ws),
+                  ref_best, REFERENCE_CALL);
+        (void)ref_best;
+        const double gflops = flops / best * 1e-9;
+        log_gflops += log(gflops);
+        counted++;
+        printf("{\"bench\":\"gemm\",\"case\":\"%s\",\"isa\":\"%s\","
+               "\"m\":%lld,\"n\":%lld,\"k\":%lld,\"form\":\"%s\","
+               "\"threads\":1,\"gflops\":%.2f",
+               bc->name, kernels->name, (long long)m, (long long)n,
+               (long long)k, form_name(bc), gflops);
+#if defined(TLM_BENCH_OPENBLAS)
+        {
+            const double ref_gflops = flops / ref_best * 1e-9;
+            const double ratio = gflops / ref_gflops;
+            log_ratio += log(ratio);
+            log_ref += log(ref_gflops);
+            rated++;
+            log_ratio_part[m == 1] += log(ratio);
+            rated_part[m == 1]++;
+            printf(",\"ref\":\"openblas\",\"ref_coretype\":\"%s\","
+                   "\"ref_core\":\"%s\",\"ref_gflops\":%.2f,\"ratio\":%.3f",
+                   reference_coretype(), ref_core, ref_gflops, ratio);
+        }
+#else
+        printf(",\"ref\":null,\"ref_gflops\":null,\"ratio\":null");
+#endif
+        printf("}\n");
+        fflush(stdout);
+        free(a);
+        free(b);
+        free(c);
+        free(ws);
+    }
+    if (counted == 0)
+        return 0;
+    printf("{\"bench\":\"gemm_geomean\",\"isa\":\"%s\",\"shapes\":%d,"
+           "\"threads\":1,\"gflops\":%.2f",
+           kernels->name, counted, exp(log_gflops / counted));
+    if (rated > 0) {
+        printf(",\"ref\":\"openblas\",\"ref_coretype\":\"%s\","
+               "\"ref_gflops\":%.2f,\"ratio\":%.3f",
+               reference_coretype(), exp(log_ref / rated),
+               exp(log_ratio / rated));
+        for (int part = 0; part < 2; part++)
+            if (rated_part[part] > 0)
+                printf(",\"%s_shapes\":%d,\"%s_ratio\":%.3f",
+                       part ? "decode" : "train", rated_part[part],
+                       part ? "decode" : "train",
+                       exp(log_ratio_part[part] / rated_part[part]));
+    } else
+        printf(",\"ref\":null,\"ref_gflops\":null,\"ratio\":null");
+    printf("}\n");
+    fflush(stdout);
+    return 0;
+}
+
+/* Runs this program again with --isa and OpenBLAS set up for it. */
+static int run_child(const char *self, int isa, const char *coretype,
+                     int argc, char **argv) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("bench: fork");
+        return 1;
+    }
+    if (pid == 0) {
+        char *args[16];
+        int n = 0;
+        args[n++] = (char *)self;
+        args[n++] = (char *)"--isa";
+        args[n++] = (char *)tlmi_isa_name(isa);
+        for (int i = 1; i < argc && n < 15; i++)
+            args[n++] = argv[i];
+        args[n] = NULL;
+        setenv("OPENBLAS_CORETYPE", coretype, 1);
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        setenv("OMP_NUM_THREADS", "1", 1);
+        execvp(self, args);
+        perror("bench: exec");
+        _exit(127);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) < 0)
+        return 1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    int isa = -1, quick = 0;
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
+            isa = tlmi_isa_from_name(argv[++i]);
+            if (isa < 0) {
+                fprintf(stderr, "bench: unknown ISA %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
+            filter = argv[++i];
+        } else {
+            fprintf(stderr,
+                    "usage: %s [--isa scalar|avx2|avx512|neon] [--quick] "
+                    "[--filter TEXT]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    if (isa >= 0)
+        return run_isa(isa, quick, filter);
+
+    /* Every SIMD ISA of this CPU, each against its OpenBLAS core type. */
+    static const struct {
+        int isa;
+        const char *coretype;
+    } plan[] = {
+        {TLMI_ISA_AVX2, "Haswell"},
+        {TLMI_ISA_AVX512, "SkylakeX"},
+        {TLMI_ISA_NEON, "ARMV8"},
+    };
+    /* Forward only --quick and --filter to the children. */
+    char *forwarded[8];
+    int n_forwarded = 1;
+    forwarded[0] = argv[0];
+    if (quick)
+        forwarded[n_forwarded++] = (char *)"--quick";
+    if (filter != NULL) {
+        forwarded[n_forwarded++] = (char *)"--filter";
+        forwarded[n_forwarded++] = (char *)filter;
+    }
+    forwarded[n_forwarded] = NULL;
+    int failed = 0, ran = 0;
+    for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
+        if (tlmi_kernels_for(plan[i].isa) == NULL)
+            continue;
+        ran++;
+        failed |= run_child(argv[0], plan[i].isa, plan[i].coretype,
+                            n_forwarded, forwarded);
+    }
+    if (ran == 0)
+        failed |= run_isa(TLMI_ISA_SCALAR, quick, filter);
+    return failed;
+}

@@ -1,0 +1,213 @@
+/*
+ * Every GEMM kernel the machine can run (scalar always; AVX2, AVX-512,
+ * NEON when this build has them and the CPU supports them), whatever
+ * TLM_CPU or the CPU mask say, against the scalar reference tlmi_gemm:
+ * every transpose form, with and without bias and accumulate, sizes that
+ * are 1, odd, around the micro-tile sizes and across every cache block.
+ *
+ * Tolerance: both the kernel and the reference compute each element as a
+ * sum of K products plus the bias and the old C, in different orders, so
+ * each is within (K + 2) * eps of the exact value relative to
+ *   S = sum over p of |op(A)[i, p] * op(B)[p, j]| + |bias[j]| + |C0[i, j]|;
+ * the test allows their difference 2 (K + 2) eps S (eps = 2^-23), plus
+ * 1e-30 so that S = 0 compares exactly.
+ *
+ * The workspace is the size the kernel asked for, deliberately misaligned
+ * in half the calls, and followed by a guard zone that must stay intact;
+ * C has guard zones on both sides too.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/dispatch.h"
+#include "kernels/scalar/matmul.h"
+
+#define GUARD 64 /* floats */
+#define GUARD_VALUE 12345.0f
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float uniform(void) { /* in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 23) - 1.0);
+}
+
+static float *random_floats(int64_t count) {
+    float *x = malloc((size_t)count * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < count; i++)
+        x[i] = uniform();
+    return x;
+}
+
+static const char *form_name(int ta, int tb) {
+    static const char *const names[2][2] = {{"nn", "nt"}, {"tn", "tt"}};
+    return names[ta][tb];
+}
+
+/* op(A)[i, p] and op(B)[p, j] as the kernels read them. */
+static float a_at(const float *a, int64_t m, int64_t k, int ta, int64_t i,
+                  int64_t p) {
+    return ta ? a[p * m + i] : a[i * k + p];
+}
+
+static float b_at(const float *b, int64_t n, int64_t k, int tb, int64_t p,
+                  int64_t j) {
+    return tb ? b[j * k + p] : b[p * n + j];
+}
+
+/* One call of `kernels`' GEMM compared with the reference. */
+static void check_one(const tlmi_kernels *kernels, int64_t m, int64_t n,
+                      int64_t k, int ta, int tb, int with_bias,
+                      int accumulate, int misalign) {
+    float *a = random_floats(m * k);
+    float *b = random_floats(k * n);
+    float *bias = with_bias ? random_floats(n) : NULL;
+    float *c0 = random_floats(m * n);
+    float *want = malloc((size_t)(m * n) * sizeof *want);
+    float *got_block = malloc((size_t)(m * n + 2 * GUARD) * sizeof *got_block);
+    assert_non_null(want);
+    assert_non_null(got_block);
+    float *got = got_block + GUARD;
+    memcpy(want, c0, (size_t)(m * n) * sizeof *want);
+    for (int64_t i = 0; i < GUARD; i++)
+        got_block[i] = got[m * n + i] = GUARD_VALUE;
+    memcpy(got, c0, (size_t)(m * n) * sizeof *got);
+
+    const size_t ws_bytes = kernels->gemm_workspace(m, n, k, ta, tb);
+    const size_t ws_floats = ws_bytes / sizeof(float) + 1;
+    float *ws_block = malloc((ws_floats + GUARD) * sizeof(float));
+    assert_non_null(ws_block);
+    float *ws = ws_block + (misalign ? 1 : 0);
+    for (size_t i = 0; i < GUARD; i++)
+        ws_block[ws_floats + i] = GUARD_VALUE;
+
+    tlmi_gemm(want, a, b, bias, m, n, k, ta, tb, accumulate);
+    kernels->gemm(got, a, b, bias, m, n, k, ta, tb, accumulate,
+                  ws_bytes ? ws : NULL);
+
+    const double eps = (double)FLT_EPSILON;
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            double scale = 0.0;
+            for (int64_t p = 0; p < k; p++)
+                scale += fabs((double)a_at(a, m, k, ta, i, p) *
+                              (double)b_at(b, n, k, tb, p, j));
+            if (bias != NULL)
+                scale += fabs((double)bias[j]);
+            if (accumulate)
+                scale += fabs((double)c0[i * n + j]);
+            const double tolerance = 2.0 * (double)(k + 2) * eps * scale + 1e-30;
+            const double error =
+                fabs((double)got[i * n + j] - (double)want[i * n + j]);
+            if (!(error <= tolerance)) {
+                print_error("%s gemm %s m=%lld n=%lld k=%lld bias=%d "
+                            "accumulate=%d: C[%lld, %lld] = %.9g, reference "
+                            "%.9g (|difference| %.3g > tolerance %.3g)\n",
+                            kernels->name, form_name(ta, tb), (long long)m,
+                            (long long)n, (long long)k, with_bias, accumulate,
+                            (long long)i, (long long)j, (double)got[i * n + j],
+                            (double)want[i * n + j], error, tolerance);
+                fail();
+            }
+        }
+    }
+    for (int64_t i = 0; i < GUARD; i++) {
+        if (got_block[i] != GUARD_VALUE || got[m * n + i] != GUARD_VALUE) {
+            print_error("%s gemm %s m=%lld n=%lld k=%lld wrote outside C\n",
+                        kernels->name, form_name(ta, tb), (long long)m,
+                        (long long)n, (long long)k);
+            fail();
+        }
+        if (ws_block[ws_floats + (size_t)i] != GUARD_VALUE) {
+            print_error("%s gemm %s m=%lld n=%lld k=%lld wrote past its "
+                        "%zu-byte workspace\n",
+                        kernels->name, form_name(ta, tb), (long long)m,
+                        (long long)n, (long long)k, ws_bytes);
+            fail();
+        }
+    }
+    free(a);
+    free(b);
+    free(bias);
+    free(c0);
+    free(want);
+    free(got_block);
+    free(ws_block);
+}
+
+static const int64_t small_sizes[] = {1, 3, 7, 15, 16, 17, 33, 100};
+#define N_SMALL (sizeof small_sizes / sizeof small_sizes[0])
+
+/* Every (m, n, k) from small_sizes and every form; all four combinations
+ * of bias and accumulate while m n k <= 16^3, one (taken in turn) above,
+ * which keeps the run short under valgrind and qemu. */
+static void small_sizes_all_forms(void **state) {
+    const tlmi_kernels *kernels = *state;
+    int call = 0, turn = 0;
+    for (size_t im = 0; im < N_SMALL; im++)
+        for (size_t in = 0; in < N_SMALL; in++)
+            for (size_t ik = 0; ik < N_SMALL; ik++) {
+                const int64_t m = small_sizes[im], n = small_sizes[in],
+                              k = small_sizes[ik];
+                const int all_flags = m * n * k <= 16 * 16 * 16;
+                for (int form = 0; form < 4; form++) {
+                    for (int f = 0; f < (all_flags ? 4 : 1); f++, call++) {
+                        const int flags = all_flags ? f : turn++ & 3;
+                        check_one(kernels, m, n, k, form >> 1, form & 1,
+                                  flags & 1, flags >> 1, call & 1);
+                    }
+                }
+            }
+}
+
+/* Larger shapes: several micro-tiles with ragged edges, K across a KC
+ * block, N across an NC block, M across an MC block, the decode shape. */
+static void big_sizes(void **state) {
+    const tlmi_kernels *kernels = *state;
+    static const int64_t shapes[][3] = {
+        {300, 257, 129}, {1, 1000, 768}, {2, 1000, 300}, {8, 515, 200},
+        {9, 130, 70},    {61, 2100, 19}, {37, 45, 600},  {400, 40, 31},
+    };
+    int call = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int form = 0; form < 4; form++, call++)
+            check_one(kernels, shapes[s][0], shapes[s][1], shapes[s][2],
+                      form >> 1, form & 1, call & 1, (call >> 1) & 1,
+                      call & 1);
+}
+
+int main(void) {
+    struct CMUnitTest tests[2 * TLMI_ISA_COUNT];
+    static char names[2 * TLMI_ISA_COUNT][64];
+    size_t count = 0;
+    printf("test_gemm: kernels tested:");
+    for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
+        const tlmi_kernels *kernels = tlmi_kernels_for(isa);
+        if (kernels == NULL)
+            continue;
+        printf(" %s", kernels->name);
+        snprintf(names[count], sizeof names[count], "%s_small_sizes_all_forms",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], small_sizes_all_forms,
+                                           NULL, NULL, (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_big_sizes",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], big_sizes, NULL, NULL,
+                                           (void *)kernels};
+        count++;
+    }
+    printf("\n");
+    fflush(stdout);
+    return _cmocka_run_group_tests("gemm", tests, count, NULL, NULL);
+}
