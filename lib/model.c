@@ -6,6 +6,7 @@
 
 #include "context.h"
 #include "file.h"
+#include "kernels/dispatch.h"
 #include "error.h"
 #include "params.h"
 #include "rng.h"
@@ -534,7 +535,18 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
         if (c->n_encoder_layers > 0)
             floats += 2.0 * c->max_context * inner;
         floats += rows * (4 * d + 6 * inner + 3 * f + c->head_dim + 2);
-        total = parameters * 4 + floats * 4 + c->max_context;
+        /* The GEMM kernels' packing buffer for the largest product. */
+        const tlmi_kernels *kernels = tlmi_kernels_active();
+        const int64_t r = (int64_t)rows;
+        const int64_t shapes[5][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
+                                      {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
+                                      {c->vocab_size, (int64_t)d}};
+        double workspace = 0;
+        for (int i = 0; i < 5; i++) {
+            double need = (double)kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
+            workspace = need > workspace ? need : workspace;
+        }
+        total = parameters * 4 + floats * 4 + c->max_context + workspace;
     } else {
         const double n = (double)batch * t;
         const int rotary = c->position == TLM_POSITION_ROTARY;

@@ -10,6 +10,7 @@
 
 #include "context.h"
 #include "error.h"
+#include "kernels/dispatch.h"
 #include "kernels/scalar/activation.h"
 #include "kernels/scalar/attention.h"
 #include "kernels/scalar/elementwise.h"
@@ -64,6 +65,8 @@ struct tlm_session {
     float *rope_sin;   /* [rows, hd/2] */
     double *scores;    /* [TLMI_ATTENTION_BLOCK] */
     double *accumulator; /* [hd] */
+    float *workspace;  /* GEMM packing buffers for the largest product */
+    size_t workspace_bytes;
     float *branch;     /* [rows, D] a sub-layer's output */
     float *memory;     /* [max_context, D] encoder output (seq2seq) */
     kv_cache encoder_cache; /* [H, max_context, hd] the encoder's keys, values */
@@ -199,6 +202,24 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
     ALLOC(rope_sin, rows * (size_t)(c->head_dim / 2 + 1));
     ALLOC(scores, (size_t)TLMI_ATTENTION_BLOCK);
     ALLOC(accumulator, (size_t)c->head_dim);
+    if (ok) {
+        /* The largest packing buffer any product of the session needs. */
+        const tlmi_kernels *kernels = tlmi_kernels_active();
+        const int64_t r = (int64_t)rows;
+        const int64_t shapes[][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
+                                     {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
+                                     {c->vocab_size, (int64_t)d}};
+        size_t bytes = 0;
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+            size_t need = kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
+            bytes = need > bytes ? need : bytes;
+        }
+        if (bytes > 0) {
+            s->workspace = session_alloc(s, bytes);
+            ok = s->workspace != NULL;
+            s->workspace_bytes = bytes;
+        }
+    }
 #undef ALLOC
     if (!ok) {
         tlm_session_free(s);
@@ -238,11 +259,24 @@ static const float *data_of(const tlm_tensor *t) {
     return t != NULL ? (const float *)t->data : NULL;
 }
 
+/* C [m, n] = A [m, k] . B^T (+ bias) with the dispatched kernel, or the
+ * reference when the workspace is too small for it (the kernels changed
+ * since the session was made). */
+static void gemm_nt(const tlm_session *s, float *c, const float *a,
+                    const float *b, const float *bias, int64_t m, int64_t n,
+                    int64_t k) {
+    const tlmi_kernels *kernels = tlmi_kernels_active();
+    if (kernels->gemm_workspace(m, n, k, 0, 1) <= s->workspace_bytes)
+        kernels->gemm(c, a, b, bias, m, n, k, 0, 1, 0, s->workspace);
+    else
+        tlmi_gemm(c, a, b, bias, m, n, k, 0, 1, 0);
+}
+
 /* out [n, out_features] = in [n, in_features] . W^T + b */
-static void linear(float *out, const float *in, const tlm_tensor *weight,
-                   const tlm_tensor *bias, int64_t n) {
-    tlmi_gemm(out, in, data_of(weight), data_of(bias), n, weight->shape[0],
-              weight->shape[1], 0, 1, 0);
+static void linear(const tlm_session *s, float *out, const float *in,
+                   const tlm_tensor *weight, const tlm_tensor *bias, int64_t n) {
+    gemm_nt(s, out, in, data_of(weight), data_of(bias), n, weight->shape[0],
+            weight->shape[1]);
 }
 
 static void norm(const tlm_session *s, float *out, const float *in,
@@ -277,7 +311,7 @@ static void attend(tlm_session *s, float *out, const float *in,
                    const unsigned char *visible, int rotary, int64_t offset) {
     const tlm_model_config *c = &s->model->config;
     const int64_t h_count = c->n_heads, hd = c->head_dim;
-    linear(s->q, in, p->q_weight, p->q_bias, n);
+    linear(s, s->q, in, p->q_weight, p->q_bias, n);
     tlmi_split_heads_forward(s->heads, s->q, 1, n, h_count, hd); /* [H, n, hd] */
     if (rotary) {
         tlmi_rope_table(s->rope_cos, s->rope_sin, offset, n, hd, (double)c->rope_base);
@@ -290,7 +324,7 @@ static void attend(tlm_session *s, float *out, const float *in,
                                cache->v + h * capacity * hd, visible, n, tk,
                                hd, hd, causal, TLMI_ATTENTION_BLOCK);
     tlmi_merge_heads_forward(s->merged, s->attended, 1, h_count, n, hd);
-    linear(out, s->merged, p->o_weight, p->o_bias, n);
+    linear(s, out, s->merged, p->o_weight, p->o_bias, n);
 }
 
 /* New keys and values of rows `in` [n, D] into `cache` at first..first+n-1,
@@ -301,8 +335,8 @@ static void cache_keys_values(tlm_session *s, const float *in,
                               int rotary) {
     const tlm_model_config *c = &s->model->config;
     const int64_t h_count = c->n_heads, hd = c->head_dim;
-    linear(s->k, in, p->k_weight, p->k_bias, n);
-    linear(s->v, in, p->v_weight, p->v_bias, n);
+    linear(s, s->k, in, p->k_weight, p->k_bias, n);
+    linear(s, s->v, in, p->v_weight, p->v_bias, n);
     store_heads(cache->k, s->k, n, first, capacity, h_count, hd);
     store_heads(cache->v, s->v, n, first, capacity, h_count, hd);
     if (rotary) {
@@ -318,10 +352,10 @@ static void feedforward(tlm_session *s, float *out, const float *in,
                         const tlmi_ffn_params *p, int64_t n) {
     const tlm_model_config *c = &s->model->config;
     const int64_t count = n * c->d_ff;
-    linear(s->up, in, p->up_weight, p->up_bias, n);
+    linear(s, s->up, in, p->up_weight, p->up_bias, n);
     switch (c->activation) {
     case TLM_ACTIVATION_SWIGLU:
-        linear(s->gate, in, p->gate_weight, p->gate_bias, n);
+        linear(s, s->gate, in, p->gate_weight, p->gate_bias, n);
         tlmi_swiglu_forward(s->hidden, s->gate, s->up, count);
         break;
     case TLM_ACTIVATION_RELU:
@@ -333,7 +367,7 @@ static void feedforward(tlm_session *s, float *out, const float *in,
     default:
         tlmi_gelu_tanh_forward(s->hidden, s->up, count);
     }
-    linear(out, s->hidden, p->down_weight, p->down_bias, n);
+    linear(s, out, s->hidden, p->down_weight, p->down_bias, n);
 }
 
 /* x = x + f, then the post-norm when that is the placement. */
@@ -374,8 +408,8 @@ static void project(tlm_session *s, float *logits, const float *y, int64_t n,
                     int64_t rows) {
     const tlm_model *m = s->model;
     const tlm_tensor *head = m->config.tied_output ? m->token_embedding : m->lm_head;
-    tlmi_gemm(logits, y + (n - rows) * m->config.d_model, data_of(head), NULL,
-              rows, m->config.vocab_size, m->config.d_model, 0, 1, 0);
+    gemm_nt(s, logits, y + (n - rows) * m->config.d_model, data_of(head), NULL,
+            rows, m->config.vocab_size, m->config.d_model);
 }
 
 static int check_ids(tlm_session *s, const char *what, const int32_t *ids,
