@@ -13,6 +13,7 @@
  * - a beam wide enough to keep every hypothesis finds the best of all of
  *   them (enumerated by brute force), with and without length penalty;
  * - end id and max_length; ties go to the lower id (a uniform model);
+ *   non-finite logits are TLM_E_NONFINITE;
  * - a caller's session pool gives the same results as sessions made by
  *   the call; every allocation failure is TLM_E_NOMEM and leaks nothing.
  */
@@ -397,6 +398,15 @@ static void end_id_max_length_and_ties(void **state) {
                          TLM_OK);
         assert_int_equal(n_ids, CTX);
     }
+    /* Logits that are not finite: a status, not a result. */
+    tlm_beam_params p;
+    tlm_beam_params_init(&p);
+    p.bos_id = BOS;
+    tlm_tensor_data_f32(head)[3] = NAN;
+    int32_t ids[CTX], n_ids = -1;
+    assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, NULL, s, src, 2, NULL, &p),
+                     TLM_E_NONFINITE);
+    assert_non_null(strstr(tlm_session_last_error(s), "not finite"));
     tlm_session_free(s);
     tlm_model_free(m);
     tlm_context_free(ctx);
