@@ -81,7 +81,7 @@ static double length_factor(double alpha, int32_t length) {
 
 /* out[v] = x[v] - log(sum exp x), in double; 0 or TLM_E_NONFINITE. */
 static int log_softmax(double *out, const float *x, int32_t n) {
-    double top = -INFINITY;
+    double top = (double)-INFINITY;
     for (int32_t i = 0; i < n; i++) {
         if (!isfinite(x[i]))
             return TLM_E_NONFINITE;

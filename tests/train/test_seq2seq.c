@@ -80,7 +80,7 @@ static double length_factor(double alpha, int scored) {
 
 /* Log-softmax of one row of logits, in double. */
 static void log_softmax(double *out, const float *x, int n) {
-    double top = -INFINITY, sum = 0;
+    double top = (double)-INFINITY, sum = 0;
     for (int i = 0; i < n; i++)
         top = (double)x[i] > top ? (double)x[i] : top;
     for (int i = 0; i < n; i++)
@@ -293,7 +293,7 @@ static void wide_beam_is_exhaustive(void **state) {
             const double alpha = a ? 1.0 : 0.0;
             /* Brute force: prefixes of 0..L-1 non-end ids then the end id,
              * and every L non-end ids. */
-            double best = -INFINITY;
+            double best = (double)-INFINITY;
             const int32_t letters[4] = {0, 1, 2, 4};
             for (int length = 0; length <= L; length++) {
                 int combos = 1;
