@@ -28,7 +28,7 @@ enum {
     MAX_LENGTH = 8,
     TRAIN_PAIRS = 6000,
     HELD_OUT = 400,
-    STEPS = 350,
+    STEPS = 300,
     BATCH = 32
 };
 
@@ -114,13 +114,13 @@ static void reversal_is_learned(void **state) {
     params.pad_id = PAD;
     tlm_optimizer_params optimizer;
     tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
-    optimizer.lr = 3e-3f;
+    optimizer.lr = 6e-3f;
     optimizer.weight_decay = 0.0f;
     params.optimizer = &optimizer;
     tlm_schedule_params schedule;
     tlm_schedule_params_init(&schedule);
     schedule.kind = TLM_SCHEDULE_COSINE;
-    schedule.lr = 3e-3f;
+    schedule.lr = 6e-3f;
     schedule.min_lr = 1e-4f;
     schedule.warmup_steps = 30;
     schedule.decay_end_step = STEPS;
