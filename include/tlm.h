@@ -972,6 +972,17 @@ TLM_API void tlm_session_free(tlm_session *session);
 /** Forget every position (and the encoded source): start a new sequence. */
 TLM_API int tlm_session_reset(tlm_session *session);
 
+/**
+ * Make `dst` continue exactly where `src` is: its positions, the decoder's
+ * keys and values up to the position and, for an encoder-decoder model, the
+ * encoded source with every decoder layer's cross-attention keys and
+ * values. Decoding the same ids in both then gives the same logits. Both
+ * sessions must run the same model (else TLM_E_INVALID); `src` is only
+ * read. Allocates nothing; costs a copy of the filled part of the caches.
+ * Beam search keeps one session per hypothesis this way.
+ */
+TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src);
+
 /** Positions in the decoder's cache (tokens decoded so far), or a negative
  *  status. */
 TLM_API int32_t tlm_session_position(const tlm_session *session);
@@ -1008,6 +1019,85 @@ TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
 
 /** The detailed message of the session's last failure ("" if none). */
 TLM_API const char *tlm_session_last_error(const tlm_session *session);
+
+/**
+ * Settings of tlm_beam_search(). Fill with tlm_beam_params_init(), then set
+ * at least bos_id and eos_id.
+ */
+typedef struct tlm_beam_params {
+    size_t struct_size;   /**< sizeof(tlm_beam_params); set by init */
+    /** Hypotheses kept at each step, 1..256; 1 is greedy decoding.
+     *  Default 4. */
+    int32_t beam_width;
+    /** Most tokens generated, the end id included: 1..max_context; 0
+     *  means max_context (the decoder sees bos and max_length - 1 more
+     *  ids). Default 0. */
+    int32_t max_length;
+    int32_t bos_id;       /**< the decoder's start id; default 0 */
+    /** The end id: a hypothesis that produces it is finished (the end id
+     *  is scored but not returned); -1: none, hypotheses end at
+     *  max_length. Default -1. */
+    int32_t eos_id;
+    /** GNMT's length penalty alpha, >= 0: a finished hypothesis of `len`
+     *  scored tokens (its ids, plus the end id if it ended on it) scores
+     *  logprob / ((5 + len) / 6)^alpha; 0: the plain log-probability.
+     *  Default 0. */
+    float length_penalty;
+    /** NULL, or beam_width - 1 (or more) sessions of the same model, all
+     *  distinct and distinct from the main session, used as the other
+     *  hypotheses' KV caches (their contents are replaced). NULL: the call
+     *  creates beam_width - 1 sessions and frees them before it returns. */
+    tlm_session *const *sessions;
+    int32_t n_sessions;   /**< entries in `sessions` */
+} tlm_beam_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_beam_params_init(tlm_beam_params *params);
+
+/**
+ * Decode a source with an encoder-decoder model by beam search (greedy
+ * when params->beam_width is 1); docs/seq2seq.md describes it.
+ *
+ * The source is encoded once, in `session`; the decoder starts from
+ * bos_id. At each step every live hypothesis's next-token log-probabilities
+ * (log-softmax of the logits) extend it; of all extensions, ranked by
+ * log-probability (ties: lower token id, then the better parent), the
+ * end id among the first beam_width finishes a hypothesis, and the best
+ * beam_width others stay live. A hypothesis also finishes when it reaches
+ * max_length tokens. The search stops when no hypothesis is live, when
+ * beam_width have finished, or when no live one can still beat the best
+ * finished one. The result is the finished hypothesis with the best score
+ * (ties: the first found). Deterministic.
+ *
+ * Memory: beam_width sessions (`session` and beam_width - 1 from
+ * params->sessions, or created for the call: each the size of
+ * tlm_model_memory_estimate()'s inference figure minus the parameters),
+ * plus about beam_width * (vocab_size + 2 max_length) * 4 bytes for the
+ * call, from the model's context's allocator.
+ *
+ * @param[out] ids      the best hypothesis's ids, without bos and eos
+ * @param capacity      entries in `ids`; max_length is always enough
+ * @param[out] n_ids    number of ids; < max_length exactly when the
+ *                      hypothesis ended on eos_id
+ * @param[out] score    its score (length-penalised log-probability), or
+ *                      NULL
+ * @param session       a session of an encoder-decoder model; its
+ *                      contents are replaced; its last error records
+ *                      failures
+ * @param src_ids       the source, `n_src` ids (1..max_context)
+ * @param src_mask      NULL, or n_src flags: 1 token, 0 padding
+ * @param params        NULL: the defaults
+ * @return TLM_E_STATE for a model that is not encoder-decoder;
+ *         TLM_E_INVALID for bad settings or a pool that does not fit;
+ *         TLM_E_RANGE for an id outside the vocabulary, or when the result
+ *         needs more than `capacity` ids (n_ids then says how many);
+ *         TLM_E_NOMEM
+ */
+TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
+                            double *score, tlm_session *session,
+                            const int32_t *src_ids, int32_t n_src,
+                            const int32_t *src_mask,
+                            const tlm_beam_params *params);
 
 /** @} */
 

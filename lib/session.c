@@ -600,3 +600,48 @@ const tlm_model *tlmi_session_model(const tlm_session *session) {
 }
 
 tlmi_host *tlmi_session_host(tlm_session *session) { return &session->host; }
+
+/* Copies rows 0..rows-1 of every head of a [H, capacity, hd] cache. */
+static void copy_cache_rows(float *dst, const float *src, int64_t rows,
+                            int64_t capacity, int64_t n_heads, int64_t head_dim) {
+    for (int64_t h = 0; h < n_heads; h++)
+        memcpy(dst + h * capacity * head_dim, src + h * capacity * head_dim,
+               (size_t)(rows * head_dim) * sizeof(float));
+}
+
+TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src) {
+    if (dst == NULL || src == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_copy: %s is NULL",
+                                dst == NULL ? "dst" : "src");
+    if (dst->model != src->model)
+        return tlmi_fail(&dst->host, TLM_E_INVALID,
+                         "tlm_session_copy: dst and src run different models");
+    if (dst == src)
+        return TLM_OK;
+    const tlm_model_config *c = &src->model->config;
+    const int64_t h_count = c->n_heads, hd = c->head_dim, capacity = c->max_context;
+    /* The decoder's keys and values of the positions seen so far. */
+    for (int32_t l = 0; l < c->n_decoder_layers; l++) {
+        copy_cache_rows(dst->self_cache[l].k, src->self_cache[l].k, src->position,
+                        capacity, h_count, hd);
+        copy_cache_rows(dst->self_cache[l].v, src->self_cache[l].v, src->position,
+                        capacity, h_count, hd);
+    }
+    /* The encoded source: its output, padding flags and the cross-attention
+     * keys and values every decoder layer computed from it. */
+    if (src->cross_cache != NULL && src->source_length > 0) {
+        const int64_t n = src->source_length;
+        for (int32_t l = 0; l < c->n_decoder_layers; l++) {
+            copy_cache_rows(dst->cross_cache[l].k, src->cross_cache[l].k, n,
+                            capacity, h_count, hd);
+            copy_cache_rows(dst->cross_cache[l].v, src->cross_cache[l].v, n,
+                            capacity, h_count, hd);
+        }
+        memcpy(dst->memory, src->memory, (size_t)(n * c->d_model) * sizeof(float));
+        memcpy(dst->source_visible, src->source_visible, (size_t)n);
+    }
+    dst->has_source_mask = src->has_source_mask;
+    dst->source_length = src->source_length;
+    dst->position = src->position;
+    return TLM_OK;
+}
