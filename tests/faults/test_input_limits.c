@@ -99,7 +99,7 @@ static void token_ids_out_of_range(void **state) {
     (void)state;
     tlm_session *s = NULL;
     assert_int_equal(tlm_session_create(&s, model, NULL), TLM_OK);
-    float logits[259];
+    float logits[259] = {0};
     const int32_t bad[3][2] = {{1, -1}, {1, 259}, {INT32_MAX, 2}};
     for (int i = 0; i < 3; i++)
         EXPECT(tlm_session_decode(s, bad[i], 2, logits, 1), TLM_E_RANGE,
