@@ -1294,8 +1294,9 @@ TLM_API int tlm_tokenizer_decode(char *text, size_t capacity, size_t *length,
                                  size_t n_ids);
 
 /**
- * Write the tokenizer to a file in the format of docs/tokenizer.md
- * (replacing the file).
+ * Write the tokenizer to a file in the format of docs/tokenizer.md,
+ * replacing the file atomically as tlm_model_save() does (a temporary file
+ * in the same directory, flushed and renamed over `path`).
  * @return TLM_OK, TLM_E_IO (with the system's reason), TLM_E_NOMEM,
  *         TLM_E_INVALID
  */

@@ -200,11 +200,13 @@ int tlmi_model_config_from_json(tlmi_host *host, const char *what,
             known |= strlen(known_fields[k]) == member->key_length &&
                      memcmp(known_fields[k], member->key, member->key_length) == 0;
         if (!known) {
+            /* The key lives in the document: report before freeing it. */
+            status = tlmi_fail(host, TLM_E_FORMAT,
+                               "%s: unknown configuration field \"%.60s\" "
+                               "(written by a newer tlm?)",
+                               what, member->key);
             tlmi_json_free(doc);
-            return tlmi_fail(host, TLM_E_FORMAT,
-                             "%s: unknown configuration field \"%.60s\" (written "
-                             "by a newer tlm?)",
-                             what, member->key);
+            return status;
         }
     }
     tlm_model_config_init(c);

@@ -4,7 +4,6 @@
  * CRC-32 of everything before it. Reading validates every field and names
  * the byte offset of what is wrong; any byte string is safe to read.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,12 +11,16 @@
 #include "endian.h"
 #include "context.h"
 #include "error.h"
+#include "file.h"
 #include "tokenizer.h"
 
 #define MAGIC "TLMTOKEN"
 #define MAGIC_SIZE 8
 #define FORMAT_VERSION 1u
 #define HEADER_SIZE 40
+/* Largest tokenizer file read (16M ids of at most a few bytes each fit
+ * far below it). */
+#define MAX_FILE_BYTES ((size_t)1 << 30)
 #define CHECKSUM_SIZE 4
 #define NO_ID 0xFFFFFFFFu
 
@@ -228,23 +231,12 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
                          "%s: out of memory for the %zu-byte image", who,
                          size);
     tlmi_tokenizer_write_image(tok, image);
-    int status = TLM_OK;
-    FILE *file = fopen(path, "wb");
-    if (file == NULL) {
-        status = tlmi_fail(&tok->host, TLM_E_IO,
-                           "%s: cannot open '%.200s' for writing: %s", who,
-                           path, strerror(errno));
-    } else {
-        size_t written = fwrite(image, 1, size, file);
-        int write_error = written != size ? errno : 0;
-        if (fclose(file) != 0 && written == size)
-            write_error = errno != 0 ? errno : EIO;
-        if (written != size || write_error != 0)
-            status = tlmi_fail(&tok->host, TLM_E_IO,
-                               "%s: writing '%.200s' failed after %zu of %zu "
-                               "bytes: %s",
-                               who, path, written, size,
-                               strerror(write_error != 0 ? write_error : EIO));
+    /* Crash-safe: a temporary file renamed over the target (lib/file.h). */
+    int status = tlmi_file_write_atomic(&tok->host, path, image, size);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", tok->host.last_error);
+        status = tlmi_fail(&tok->host, status, "%s: %s", who, message);
     }
     tlmi_host_free(&tok->host, image, size);
     return status;
@@ -280,34 +272,17 @@ TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
                          "tlm_tokenizer_load: path is NULL");
     char who[256];
     snprintf(who, sizeof who, "tlm_tokenizer_load: '%.200s'", path);
-    FILE *file = fopen(path, "rb");
-    if (file == NULL)
-        return tlmi_fail(&host, TLM_E_IO, "%s: cannot open: %s", who,
-                         strerror(errno));
-    unsigned char *data = NULL;
-    size_t capacity = 0, size = 0;
-    int status = TLM_OK;
-    for (;;) {
-        if (tlmi_tokenizer_grow(&host, (void **)&data, &capacity, 1,
-                                size + 4096) != 0) {
-            status = tlmi_fail(&host, TLM_E_NOMEM,
-                               "%s: out of memory reading the file (%zu "
-                               "bytes so far)",
-                               who, size);
-            break;
-        }
-        size_t got = fread(data + size, 1, capacity - size, file);
-        size += got;
-        if (got == 0) {
-            if (ferror(file))
-                status = tlmi_fail(&host, TLM_E_IO, "%s: reading failed: %s",
-                                   who, strerror(errno));
-            break;
-        }
+    /* Regular files only (a directory or a FIFO is refused, not read). */
+    void *data = NULL;
+    size_t size = 0;
+    int status = tlmi_file_read_all(&host, path, MAX_FILE_BYTES, &data, &size);
+    if (status != TLM_OK) {
+        char message[TLMI_MESSAGE_MAX];
+        snprintf(message, sizeof message, "%s", host.last_error);
+        return tlmi_fail(&host, status, "tlm_tokenizer_load: %s", message);
     }
-    fclose(file);
     if (status == TLM_OK)
         status = tlmi_tokenizer_read_image(out, &host, data, size, who);
-    tlmi_host_free(&host, data, capacity);
+    tlmi_file_free_contents(&host, data, size);
     return status;
 }

@@ -4,7 +4,11 @@
 #     docs), then the test programs again under valgrind memcheck;
 #  2. clang build with AddressSanitizer + UndefinedBehaviorSanitizer,
 #     warnings as errors: the test programs again;
-#  3. on x86-64: an aarch64 cross build (Debian's cross gcc), whose kernels
+#  3. clang fuzz build (libFuzzer + ASan + UBSan): suite fuzz, each target
+#     for fuzz_seconds (20 s), in parallel;
+#  4. clang build with ThreadSanitizer: suite faults (the shared-model
+#     thread test and the other cheap fault tests; not the slow ones);
+#  5. on x86-64: an aarch64 cross build (Debian's cross gcc), whose kernels
 #     and api suites run under qemu-aarch64, so the NEON kernels are tested
 #     too (tests that start threads are left out: qemu-user hangs there).
 # Build trees live in build-test/. Exits non-zero if anything failed.
@@ -57,6 +61,8 @@ run() { # describe, then command; records failure and continues
 
 gcc_dir=build-test/gcc
 san_dir=build-test/clang-sanitize
+fuzz_dir=build-test/fuzz
+tsan_dir=build-test/clang-tsan
 
 step "configure: gcc, -Werror, docs, ABI check"
 if CC=gcc CXX=g++ configure "$gcc_dir" --buildtype=debugoptimized \
@@ -77,7 +83,7 @@ fi
 step "configure: clang, -Werror, ASan + UBSan"
 if CC=clang CXX=clang++ configure "$san_dir" --buildtype=debugoptimized \
         -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
-        -Dabi_check=disabled; then
+        -Dabi_check=disabled -Dfuzz=disabled; then
     run "build: clang + sanitizers" meson compile -C "$san_dir"
     run_tests "test: clang + ASan + UBSan" \
         meson test -C "$san_dir" --no-rebuild --print-errorlogs
@@ -88,8 +94,38 @@ else
     failed_steps=$((failed_steps + 1))
 fi
 
+step "configure: clang, libFuzzer + ASan + UBSan"
+if CC=clang CXX=clang++ configure "$fuzz_dir" --buildtype=debugoptimized \
+        -Dwerror=true -Dfuzz=enabled -Dabi_check=disabled -Dexamples=false; then
+    run "build: clang fuzz targets" meson compile -C "$fuzz_dir"
+    run_tests "test: fuzz (each target for a bounded time)" \
+        meson test -C "$fuzz_dir" --no-rebuild --print-errorlogs --suite fuzz
+    cp "$fuzz_dir/meson-logs/testlog.json" build-test/fuzz.testlog.json 2>/dev/null
+    grep -h 'stat::number_of_executed_units' "$fuzz_dir/meson-logs/testlog.txt"
+else
+    echo "FAILED: configure fuzz"
+    failed=1
+    failed_steps=$((failed_steps + 1))
+fi
+
+step "configure: clang, -Werror, ThreadSanitizer"
+if CC=clang CXX=clang++ configure "$tsan_dir" --buildtype=debugoptimized \
+        -Dwerror=true -Db_sanitize=thread -Db_lundef=false \
+        -Dabi_check=disabled -Dfuzz=disabled -Dexamples=false; then
+    run "build: clang + TSan" meson compile -C "$tsan_dir"
+    run_tests "test: clang + TSan, suite faults" \
+        env TSAN_OPTIONS=halt_on_error=1 meson test -C "$tsan_dir" \
+        --no-rebuild --print-errorlogs --suite faults --no-suite slow
+    cp "$tsan_dir/meson-logs/testlog.json" build-test/tsan.testlog.json 2>/dev/null
+else
+    echo "FAILED: configure tsan"
+    failed=1
+    failed_steps=$((failed_steps + 1))
+fi
+
 logs="build-test/gcc.testlog.json build-test/valgrind.testlog.json
-  build-test/sanitize.testlog.json"
+  build-test/sanitize.testlog.json build-test/fuzz.testlog.json
+  build-test/tsan.testlog.json"
 
 if [ "$(uname -m)" = x86_64 ]; then
     arm_dir=build-test/aarch64

@@ -1,0 +1,32 @@
+/* Fuzz target: the .tlm loader (lib/model_file.c, lib/checkpoint.c),
+ * through the file: read into memory (memory_map 0) and mapped
+ * (memory_map 1). A loaded model must be usable: a session decodes one
+ * token. */
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *path = fuzz_write_temp(data, size);
+    tlm_context *ctx = fuzz_context();
+    for (int map = 0; map < 2; map++) {
+        tlm_load_params params;
+        tlm_load_params_init(&params);
+        params.memory_map = map;
+        tlm_model *model = NULL;
+        int status = tlm_model_load(&model, ctx, path, &params);
+        fuzz_check((status == TLM_OK) == (model != NULL),
+                   "tlm_model_load: model set exactly on success");
+        if (status != TLM_OK) {
+            fuzz_check(tlm_context_last_error(ctx)[0] != '\0',
+                       "tlm_model_load: a failure has a message");
+            continue;
+        }
+        tlm_session *session = NULL;
+        if (tlm_session_create(&session, model, NULL) == TLM_OK) {
+            int32_t id = 0;
+            tlm_session_decode(session, &id, 1, NULL, 0);
+            tlm_session_free(session);
+        }
+        tlm_model_free(model);
+    }
+    return 0;
+}

@@ -1,0 +1,173 @@
+/*
+ * Writes the fuzz targets' seed corpora: tests/fuzz/corpus/<target>/, a
+ * few small valid inputs each (tiny models as .tlm and safetensors files,
+ * tokenizer images, texts, JSON documents, configurations). The files are
+ * committed; run this again (fuzz builds build it as make_fuzz_corpus)
+ * after a format change:  make_fuzz_corpus tests/fuzz/corpus
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "context.h"
+#include "model.h"
+#include "model_config.h"
+#include "tlm.h"
+
+static const char *root;
+
+static void check(int status, const char *what) {
+    if (status != TLM_OK) {
+        fprintf(stderr, "make_corpus: %s: %s\n", what, tlm_last_error());
+        exit(1);
+    }
+}
+
+static const char *path_of(const char *target, const char *name) {
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", root, target);
+    mkdir(path, 0777);
+    snprintf(path, sizeof path, "%s/%s/%s", root, target, name);
+    return path;
+}
+
+static void write_file(const char *target, const char *name, const void *data,
+                       size_t size) {
+    FILE *file = fopen(path_of(target, name), "wb");
+    if (file == NULL || fwrite(data, 1, size, file) != size || fclose(file) != 0) {
+        perror(name);
+        exit(1);
+    }
+}
+
+static void copy_file(const char *from, const char *target, const char *name,
+                      size_t keep) {
+    FILE *file = fopen(from, "rb");
+    static unsigned char buffer[1 << 20];
+    size_t size = file ? fread(buffer, 1, sizeof buffer, file) : 0;
+    if (file == NULL) {
+        perror(from);
+        exit(1);
+    }
+    fclose(file);
+    write_file(target, name, buffer, keep > 0 && keep < size ? keep : size);
+}
+
+static tlm_model *tiny_model(tlm_context *ctx, int variant) {
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = 24; /* the character tokenizer's: 20 + 4 */
+    c.d_model = 8;
+    c.n_heads = 2;
+    c.d_ff = 8;
+    c.n_encoder_layers = variant == 2 ? 1 : 0;
+    c.n_decoder_layers = 1;
+    c.max_context = 4;
+    c.position = variant % 3;
+    c.norm = variant == 1 ? TLM_NORM_RMS : TLM_NORM_LAYER;
+    c.activation = variant == 1 ? TLM_ACTIVATION_SWIGLU : TLM_ACTIVATION_GELU;
+    c.bias = variant != 1;
+    c.tied_output = variant != 2;
+    c.init_seed = (uint64_t)variant + 1;
+    tlm_model *m = NULL;
+    check(tlm_model_create(&m, ctx, &c), "model");
+    if (variant == 0) {
+        tlm_tokenizer_params tp;
+        tlm_tokenizer_params_init(&tp);
+        tp.kind = TLM_TOKENIZER_CHAR;
+        tlm_tokenizer *tok = NULL;
+        check(tlm_tokenizer_train(&tok, ctx, "abcdefghijklmnopqrst", 20, &tp),
+              "character tokenizer");
+        check(tlm_model_set_tokenizer(m, tok), "attach");
+        tlm_tokenizer_free(tok);
+    }
+    return m;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    root = argv[1];
+    mkdir(root, 0777);
+    tlm_context *ctx = NULL;
+    check(tlm_context_create(&ctx, NULL), "context");
+    char scratch[4096];
+    for (int variant = 0; variant < 3; variant++) {
+        tlm_model *m = tiny_model(ctx, variant);
+        char name[64];
+        snprintf(scratch, sizeof scratch, "%s/scratch.tlm", root);
+        check(tlm_model_save(m, scratch), "save");
+        snprintf(name, sizeof name, "tiny-%d.tlm", variant);
+        copy_file(scratch, "model_load", name, 0);
+        if (variant == 0)
+            copy_file(scratch, "model_load", "truncated.tlm", 300);
+        remove(scratch);
+        snprintf(scratch, sizeof scratch, "%s/scratch.safetensors", root);
+        check(tlm_model_export_safetensors(m, scratch), "export");
+        snprintf(name, sizeof name, "tiny-%d.safetensors", variant);
+        copy_file(scratch, "safetensors_import", name, 0);
+        copy_file(scratch, "safetensors_parse", name, 0);
+        remove(scratch);
+        char *json = NULL;
+        size_t size = 0;
+        check(tlmi_model_config_to_json(&ctx->host, &m->config, &json, &size),
+              "config");
+        snprintf(name, sizeof name, "config-%d.json", variant);
+        write_file("model_config", name, json, size);
+        write_file("json", name, json, size);
+        tlmi_host_free(&ctx->host, json, size + 1);
+        tlm_model_free(m);
+    }
+    /* A hand-made safetensors file: 8-byte header length, JSON, data. */
+    static const char header[] =
+        "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+        "\"__metadata__\":{\"k\":\"v\"}}";
+    unsigned char st_small[8 + sizeof header - 1 + 8];
+    memset(st_small, 0, sizeof st_small);
+    st_small[0] = (unsigned char)(sizeof header - 1);
+    memcpy(st_small + 8, header, sizeof header - 1);
+    const float values[2] = {1.0f, 2.0f};
+    memcpy(st_small + 8 + sizeof header - 1, values, sizeof values);
+    write_file("safetensors_parse", "handmade.safetensors", st_small,
+               sizeof st_small);
+
+    static const char corpus[] =
+        "the quick brown fox jumps over the lazy dog. The dog sleeps; the fox "
+        "runs away!! 1234 5678 \xc3\xa9t\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac";
+    const int kinds[3] = {TLM_TOKENIZER_BYTE, TLM_TOKENIZER_CHAR, TLM_TOKENIZER_BPE};
+    const char *names[3] = {"byte.tok", "char.tok", "bpe.tok"};
+    for (int k = 0; k < 3; k++) {
+        tlm_tokenizer_params tp;
+        tlm_tokenizer_params_init(&tp);
+        tp.kind = kinds[k];
+        tp.vocab_size = 300;
+        tlm_tokenizer *tok = NULL;
+        check(tlm_tokenizer_train(&tok, ctx, corpus, sizeof corpus - 1, &tp), "tok");
+        static unsigned char image[1 << 16];
+        size_t size = 0;
+        check(tlm_tokenizer_save_memory(image, sizeof image, &size, tok), "image");
+        write_file("tokenizer_load", names[k], image, size);
+        tlm_tokenizer_free(tok);
+    }
+    write_file("bpe", "text.txt", corpus, sizeof corpus - 1);
+    write_file("bpe", "spaces.txt", "  a  bb\t\n\n 12 345 don't", 23);
+    write_file("bpe", "binary.bin", "\xff\xfe\x00\x01\xc3\x28\xf0\x9f\x99", 9);
+
+    static const char *json[] = {
+        "{}", "[]", "[1, -2.5e3, true, false, null, \"x\\u00e9\\ud83d\\ude42\"]",
+        "{\"a\": {\"b\": [[], {}]}, \"c\": \"\\n\\t\\\"\"}",
+        "123456789012345678901234567890", "\"\\ud800\"", "[1,2,",
+    };
+    for (size_t i = 0; i < sizeof json / sizeof json[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "snippet-%zu.json", i);
+        write_file("json", name, json[i], strlen(json[i]));
+    }
+    tlm_context_free(ctx);
+    return 0;
+}
