@@ -79,6 +79,32 @@ check "--time-limit stops early and still saves" sh -c "
     '$tlm' train --data corpus.txt $tiny --steps 100000 --time-limit 1 --out timed.tlm > timed.out &&
     grep -q 'time limit' timed.out && test -s timed.tlm"
 
+# Ctrl-C: the step finishes, a resumable checkpoint is saved, status 130
+# and one line saying how to continue. SIGINT is sent until the program
+# exits (it may arrive before the handler is installed; --time-limit is
+# the safety net).
+"$tlm" train --data corpus.txt $tiny --steps 100000 --time-limit 30 --out interrupted.tlm \
+    > interrupted.out 2> interrupted.err &
+pid=$!
+tries=0
+while kill -0 "$pid" 2> /dev/null && [ $tries -lt 40 ]; do
+    sleep 0.5
+    kill -INT "$pid" 2> /dev/null
+    tries=$((tries + 1))
+done
+wait "$pid"
+status=$?
+if [ "$status" -eq 130 ] && grep -q 'interrupted at step' interrupted.err &&
+        [ "$(grep -c 'interrupted' interrupted.err)" -eq 1 ] &&
+        grep -q -- '--resume interrupted.tlm' interrupted.err; then
+    pass "Ctrl-C saves a checkpoint and exits with status 130"
+else
+    fail "Ctrl-C saves a checkpoint and exits with status 130 (status $status)"
+    sed 's/^/#   /' interrupted.err
+fi
+check "the interrupted checkpoint resumes" "$tlm" train --data corpus.txt $tiny \
+    --steps 100000 --time-limit 1 --resume interrupted.tlm --out interrupted.tlm
+
 # --- generate, eval, info --------------------------------------------------
 check "generate streams text after the prompt" sh -c "
     '$tlm' generate model.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen.txt &&
