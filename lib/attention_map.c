@@ -93,7 +93,7 @@ static void self_attention(map_work *w, float *out, const float *in,
         const float *qh = w->qh + h * n * hd, *kh = w->kh + h * n * hd;
         for (int64_t i = 0; i < n; i++) {
             float *row = probs + (h * n + i) * n;
-            double max = -INFINITY;
+            double max = -(double)INFINITY;
             for (int64_t j = 0; j <= i; j++) {
                 double dot = 0.0;
                 for (int64_t d = 0; d < hd; d++)

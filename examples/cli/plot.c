@@ -92,7 +92,7 @@ static void polyline(FILE *out, const frame *f, const series *s, const char *id,
 }
 
 static void write_svg(FILE *out, const series *train, const series *val, const char *title) {
-    frame f = {INFINITY, -INFINITY, INFINITY, -INFINITY};
+    frame f = {(double)INFINITY, -(double)INFINITY, (double)INFINITY, -(double)INFINITY};
     const series *all[2] = {train, val};
     for (int k = 0; k < 2; k++)
         for (size_t i = 0; i < all[k]->n; i++) {

@@ -96,7 +96,7 @@ static void reference(tlm_model *m, int rotary, double *probs) {
     }
     for (int h = 0; h < H; h++)
         for (int i = 0; i < N; i++) {
-            double *row = probs + (h * N + i) * N, max = -INFINITY, sum = 0;
+            double *row = probs + (h * N + i) * N, max = -(double)INFINITY, sum = 0;
             for (int j = 0; j < N; j++) {
                 row[j] = 0;
                 if (j > i)
