@@ -1099,6 +1099,27 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
                             const int32_t *src_mask,
                             const tlm_beam_params *params);
 
+/**
+ * The attention probabilities of decoder layer `layer`'s self-attention
+ * for the sequence `ids` (positions 0..n-1, causal), for looking at what a
+ * model attends to: weights[(h * n + i) * n + j] is how much query
+ * position i of head h attends to key position j; each row sums to 1 and
+ * j > i is 0. Computed in float from the model's parameters, without a
+ * session (the layers below `layer` run in full); dropout is not applied.
+ * Only reads the model.
+ * @param model   a decoder-only model
+ * @param ids     `n` token ids in 0..vocab_size-1
+ * @param n       1..max_context
+ * @param layer   0..n_decoder_layers-1
+ * @param[out] weights room for n_heads * n * n floats
+ * @return TLM_OK, TLM_E_INVALID (NULL pointers), TLM_E_STATE (not a
+ *         decoder-only model), TLM_E_RANGE (n, layer or an id out of
+ *         range), TLM_E_OVERFLOW, TLM_E_NOMEM
+ */
+TLM_API int tlm_model_attention_weights(const tlm_model *model,
+                                        const int32_t *ids, int32_t n,
+                                        int32_t layer, float *weights);
+
 /** @} */
 
 /* ------------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
 #!/bin/sh
-# The README's first command: installs what the build needs, builds tlm in
+# The README's first command: installs what the build needs (the fortunes
+# packages too: the demo's corpus), builds tlm in
 # build/ (optimised), and runs the main job, `tlm demo`.
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -5,7 +5,7 @@
 # Runs apt-get as root, or through sudo when not root.
 set -eu
 
-build_packages="gcc libc6-dev meson ninja-build pkg-config"
+build_packages="gcc libc6-dev meson ninja-build pkg-config fortunes fortunes-min"
 # libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
 test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
   valgrind clang libclang-rt-dev python3 libopenblas-dev"

@@ -1,0 +1,65 @@
+/*
+ * The subcommands of the tlm program (one file each) and the pieces the
+ * demo reuses: training from settings, the loss plot, sampling a text.
+ */
+#ifndef TLM_CLI_COMMANDS_H
+#define TLM_CLI_COMMANDS_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tlm.h>
+
+/* Entry points: argv[0] is the subcommand's name; return the exit status. */
+int cmd_train(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+int cmd_attention(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Everything `tlm train` can be told. */
+typedef struct train_settings {
+    const char *data;       /* text file (required) */
+    const char *text;       /* or the text itself (the demo), with text_length */
+    size_t text_length;
+    const char *tokenizer;  /* "byte", "char" or "bpe:N" */
+    int32_t layers, encoder_layers, decoder_layers;
+    int32_t heads, dim, ffn, context;
+    int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;
+    float lr, min_lr, weight_decay, dropout, grad_clip, time_limit;
+    uint64_t seed;
+    const char *out;    /* default model.tlm */
+    const char *resume; /* or NULL */
+    const char *log;    /* JSONL or NULL */
+    const char *cmd;    /* name in error messages: "train" or "demo" */
+    int quiet_summary;  /* 1: no closing summary line (the demo prints its own) */
+} train_settings;
+
+/* The defaults of `tlm train`. */
+void train_settings_init(train_settings *s);
+
+/* Runs a training job. Returns an exit status (0, 1, 130 after Ctrl-C). */
+int train_run(const train_settings *s);
+
+/* Writes the SVG loss plot of a JSONL training log. Returns an exit status
+ * (errors printed under `cmd`). */
+int plot_write(const char *cmd, const char *log_path, const char *svg_path,
+               const char *title);
+
+/* Streams a completion of `prompt` from a loaded model to stdout. */
+int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
+                    int32_t tokens, const tlm_sampler_params *sampling,
+                    const char *stop);
+
+/* Set by the SIGINT handler: finish the current step, save, stop. */
+extern volatile sig_atomic_t cli_interrupted;
+
+/* Installs the SIGINT handler that sets cli_interrupted. */
+void cli_catch_interrupt(void);
+
+#endif

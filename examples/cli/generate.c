@@ -1,0 +1,155 @@
+/*
+ * tlm generate: stream a completion of a prompt from a trained model, the
+ * text appearing as it is produced; --interactive reads one prompt per
+ * line from stdin.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "options.h"
+
+/* Each piece goes out at once, so the text streams. */
+static int print_piece(void *user, int32_t token, const char *piece,
+                       size_t length, float logprob) {
+    (void)user;
+    (void)token;
+    (void)logprob;
+    if (length > 0) {
+        fwrite(piece, 1, length, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
+                    int32_t tokens, const tlm_sampler_params *sampling,
+                    const char *stop) {
+    tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    tlm_context *ctx = NULL;
+    if (cli_context(cmd, 1, &ctx) != 0)
+        return CLI_EXIT_RUNTIME;
+    tlm_session *session = NULL;
+    tlm_sampler *sampler = NULL;
+    int status = CLI_EXIT_OK;
+    if (tlm_session_create(&session, model, NULL) != TLM_OK ||
+        tlm_sampler_create(&sampler, ctx, sampling) != TLM_OK) {
+        status = cli_error(CLI_EXIT_RUNTIME, cmd, "%s", tlm_last_error());
+    } else {
+        tlm_generate_params gp;
+        tlm_generate_params_init(&gp);
+        gp.max_tokens = tokens;
+        gp.stop = stop;
+        gp.callback = print_piece;
+        fputs(prompt, stdout);
+        fflush(stdout);
+        if (tlm_generate(session, sampler, tok, prompt, strlen(prompt), &gp, NULL) != TLM_OK) {
+            fputc('\n', stdout);
+            status = cli_error(CLI_EXIT_RUNTIME, cmd, "%s", tlm_last_error());
+        }
+    }
+    tlm_sampler_free(sampler);
+    tlm_session_free(session);
+    tlm_context_free(ctx);
+    return status;
+}
+
+/* "\n" when the tokenizer knows it, else the text of its first token. */
+static const char *default_prompt(tlm_tokenizer *tok, char *buf, size_t size) {
+    int32_t id = -1;
+    size_t n = 0;
+    const int32_t unk = tlm_tokenizer_kind(tok) == TLM_TOKENIZER_CHAR
+                            ? tlm_tokenizer_special_id(tok, TLM_TOKEN_UNK)
+                            : -1;
+    if (tlm_tokenizer_encode(&id, 1, &n, tok, "\n", 1) == TLM_OK && n == 1 && id != unk)
+        return "\n";
+    const char *bytes = NULL;
+    size_t length = 0;
+    if (tlm_tokenizer_token_bytes(&bytes, &length, tok, 0) != TLM_OK || length == 0 ||
+        length >= size)
+        return "\n";
+    memcpy(buf, bytes, length);
+    buf[length] = '\0';
+    return buf;
+}
+
+int cmd_generate(int argc, char **argv) {
+    const char *prompt = NULL, *stop = NULL;
+    int32_t tokens = 200, top_k = 0;
+    float temperature = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat = 1.0f;
+    uint64_t seed = 0;
+    int interactive = 0;
+    cli_option options[] = {
+        {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline)", 0},
+        {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
+        {"temperature", 't', CLI_FLOAT, &temperature, 0, 100, "X", "0 = greedy; higher = more random (default 0.8)", 0},
+        {"top-k", 0, CLI_INT, &top_k, 0, 2000000000, "N", "keep the N most probable tokens; 0 = off", 0},
+        {"top-p", 0, CLI_FLOAT, &top_p, 1e-6, 1, "X", "nucleus: keep the top mass X; 1 = off", 0},
+        {"min-p", 0, CLI_FLOAT, &min_p, 0, 0.999999, "X", "drop tokens below X times the best; 0 = off", 0},
+        {"repeat-penalty", 0, CLI_FLOAT, &repeat, 1, 100, "X", "penalise recent tokens; 1 = off", 0},
+        {"seed", 's', CLI_U64, &seed, 0, 0, "N", "sampling seed (default 0)", 0},
+        {"stop", 0, CLI_STRING, &stop, 0, 0, "TEXT", "stop once TEXT has been produced", 0},
+        {"interactive", 'i', CLI_FLAG, &interactive, 0, 0, NULL, "read prompts from stdin, one per line", 0},
+    };
+    cli_command cmd = {"generate", "MODEL [options]",
+                       "Generate text from a model written by tlm train (or imported), streaming\n"
+                       "it to stdout as it is produced.",
+                       options, (int)(sizeof options / sizeof options[0]), 1, 1, "MODEL"};
+    const char *positional[1];
+    int n_positional = 0;
+    int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    tlm_context *ctx = NULL;
+    tlm_model *model = NULL;
+    if (cli_load_model("generate", positional[0], 1, &ctx, &model) != 0)
+        return CLI_EXIT_RUNTIME;
+    tlm_sampler_params sp;
+    tlm_sampler_params_init(&sp);
+    sp.temperature = temperature;
+    sp.top_k = top_k;
+    sp.top_p = top_p;
+    sp.min_p = min_p;
+    sp.repetition_penalty = repeat;
+    sp.seed = seed;
+    char first[64];
+    if (prompt == NULL)
+        prompt = default_prompt(tlm_model_tokenizer(model), first, sizeof first);
+    if (prompt[0] == '\0')
+        status = cli_error(CLI_EXIT_USAGE, "generate", "--prompt is empty");
+    else if (!interactive) {
+        status = generate_stream("generate", model, prompt, tokens, &sp, stop);
+        if (status == 0)
+            fputc('\n', stdout);
+    } else {
+        char *line = NULL;
+        size_t capacity = 0;
+        const int show = isatty(fileno(stdin));
+        for (;;) {
+            if (show) {
+                fputs("> ", stderr);
+                fflush(stderr);
+            }
+            const ssize_t got = getline(&line, &capacity, stdin);
+            if (got < 0)
+                break;
+            if (got > 0 && line[got - 1] == '\n')
+                line[got - 1] = '\0';
+            if (line[0] == '\0')
+                continue;
+            status = generate_stream("generate", model, line, tokens, &sp, stop);
+            fputc('\n', stdout);
+            fflush(stdout);
+            if (status != 0)
+                break;
+        }
+        free(line);
+    }
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    return status;
+}

@@ -1,0 +1,123 @@
+/*
+ * tlm info: what a model file holds: its architecture, parameter count,
+ * tokenizer and vocabulary, and how much memory inference and training
+ * need.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "options.h"
+
+static const char *name_of(int32_t value, const char *const *names, int32_t count) {
+    return value >= 0 && value < count ? names[value] : "?";
+}
+
+static void print_bytes(const char *label, int64_t bytes) {
+    printf("%-28s %.1f MiB (%lld bytes)\n", label, (double)bytes / (1024.0 * 1024.0),
+           (long long)bytes);
+}
+
+/* The vocabulary, each token's text quoted with escapes; long ones cut. */
+static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
+    const int32_t v = tlm_tokenizer_vocab_size(tok);
+    static const char *const specials[] = {"<bos>", "<eos>", "<pad>", "<unk>"};
+    printf("vocabulary:");
+    for (int32_t id = 0; id < v && id < limit; id++) {
+        const char *special = NULL;
+        for (int32_t which = 0; which < 4; which++)
+            if (tlm_tokenizer_special_id(tok, which) == id)
+                special = specials[which];
+        if (special != NULL) {
+            printf(" %s", special);
+            continue;
+        }
+        const char *bytes = NULL;
+        size_t length = 0;
+        tlm_tokenizer_token_bytes(&bytes, &length, tok, id);
+        fputs(" \"", stdout);
+        for (size_t i = 0; i < length; i++) {
+            const unsigned char c = (unsigned char)bytes[i];
+            if (c == '\n')
+                fputs("\\n", stdout);
+            else if (c == '\t')
+                fputs("\\t", stdout);
+            else if (c == '"' || c == '\\')
+                printf("\\%c", c);
+            else if (c < 0x20 || c == 0x7F)
+                printf("\\x%02x", (unsigned)c);
+            else
+                fputc(c, stdout);
+        }
+        fputc('"', stdout);
+    }
+    if (v > limit)
+        printf(" ... (%d more, the last 3 special)", (int)(v - limit));
+    fputc('\n', stdout);
+}
+
+int cmd_info(int argc, char **argv) {
+    int32_t batch = 12;
+    cli_option options[] = {
+        {"batch", 0, CLI_INT, &batch, 1, 1 << 16, "N", "batch size of the training memory estimate (default 12)", 0},
+    };
+    cli_command cmd = {"info", "MODEL",
+                       "Print a model's configuration, parameter count, tokenizer and memory\n"
+                       "estimates.",
+                       options, 1, 1, 1, "MODEL"};
+    const char *positional[1];
+    int n_positional = 0;
+    int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    tlm_context *ctx = NULL;
+    tlm_model *model = NULL;
+    if (cli_load_model("info", positional[0], 0, &ctx, &model) != 0)
+        return CLI_EXIT_RUNTIME;
+    tlm_model_config c;
+    memset(&c, 0, sizeof c);
+    c.struct_size = sizeof c;
+    tlm_model_get_config(model, &c);
+    static const char *const positions[] = {"learned", "sinusoidal", "rotary"};
+    static const char *const norms[] = {"layer", "rms"};
+    static const char *const placements[] = {"pre", "post"};
+    static const char *const activations[] = {"gelu", "gelu-exact", "relu", "swiglu"};
+    static const char *const kinds[] = {"byte", "char", "bpe"};
+    printf("model: %s\n", positional[0]);
+    printf("kind: %s\n", c.n_encoder_layers == 0 ? "decoder-only"
+                         : c.n_decoder_layers == 0 ? "encoder-only" : "encoder-decoder");
+    printf("vocab_size: %d\nd_model: %d\nn_heads: %d\nhead_dim: %d\nd_ff: %d\n",
+           (int)c.vocab_size, (int)c.d_model, (int)c.n_heads, (int)c.head_dim, (int)c.d_ff);
+    printf("encoder_layers: %d\ndecoder_layers: %d\nmax_context: %d\n",
+           (int)c.n_encoder_layers, (int)c.n_decoder_layers, (int)c.max_context);
+    printf("position: %s\nnorm: %s (%s-norm)\nactivation: %s\nbias: %s\ntied_output: %s\n",
+           name_of(c.position, positions, 3), name_of(c.norm, norms, 2),
+           name_of(c.norm_placement, placements, 2), name_of(c.activation, activations, 4),
+           c.bias ? "yes" : "no", c.tied_output ? "yes" : "no");
+    printf("dropout: embedding %g, residual %g\n", (double)c.embedding_dropout,
+           (double)c.residual_dropout);
+    printf("parameters: %lld in %d tensors\n", (long long)tlm_model_parameter_count(model),
+           (int)tlm_model_parameter_tensor_count(model));
+    tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    if (tok == NULL) {
+        printf("tokenizer: none\n");
+    } else {
+        printf("tokenizer: %s, %d ids (%d BPE merges)\n",
+               name_of(tlm_tokenizer_kind(tok), kinds, 3), (int)tlm_tokenizer_vocab_size(tok),
+               (int)tlm_tokenizer_merge_count(tok));
+        print_vocabulary(tok, 300);
+    }
+    int64_t inference = 0, training = 0;
+    if (tlm_model_memory_estimate(model, TLM_MEMORY_INFERENCE, 1, c.max_context, &inference) != TLM_OK ||
+        tlm_model_memory_estimate(model, TLM_MEMORY_TRAINING, batch, c.max_context, &training) != TLM_OK) {
+        status = cli_error(CLI_EXIT_RUNTIME, "info", "%s", tlm_context_last_error(ctx));
+    } else {
+        print_bytes("memory, inference:", inference);
+        char label[64];
+        snprintf(label, sizeof label, "memory, training (batch %d):", (int)batch);
+        print_bytes(label, training);
+    }
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    return status;
+}

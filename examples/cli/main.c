@@ -1,0 +1,94 @@
+/*
+ * The tlm command-line program: one subcommand per job a user has, each
+ * in its own file, all on the public API of tlm only.
+ *
+ *   tlm train      train a model of a text file
+ *   tlm generate   sample text from a model
+ *   tlm eval       loss and perplexity of a model on a text
+ *   tlm info       what a model file holds
+ *   tlm export     a model's weights to safetensors
+ *   tlm import     safetensors to a model file
+ *   tlm plot       the loss curves of a training log, as SVG
+ *   tlm attention  attention heat maps for a prompt, as SVG
+ *   tlm demo       the README's main job
+ *   tlm version    library version and CPU features
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <tlm.h>
+
+#include "commands.h"
+#include "options.h"
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} command;
+
+static void print_cpu_features(FILE *out) {
+    uint32_t features = tlm_cpu_features();
+    fputs("cpu features:", out);
+    if (features == 0)
+        fputs(" none detected (portable scalar code only)", out);
+    for (int bit = 0; bit < 32; bit++) {
+        const char *name = tlm_cpu_feature_name(features & (1u << bit));
+        if (name != NULL)
+            fprintf(out, " %s", name);
+    }
+    fputc('\n', out);
+}
+
+static int cmd_version(int argc, char **argv) {
+    (void)argv;
+    if (argc > 1) {
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+            printf("usage: tlm version\n\nPrint the version and the CPU features tlm will use.\n");
+            return 0;
+        }
+        return cli_error(CLI_EXIT_USAGE, "version", "unexpected argument '%s'", argv[1]);
+    }
+    printf("tlm %s (library %s)\n", TLM_VERSION_STRING, tlm_version_string());
+    print_cpu_features(stdout);
+    return 0;
+}
+
+static const command commands[] = {
+    {"train", "train a model of a text file", cmd_train},
+    {"generate", "generate text from a model", cmd_generate},
+    {"eval", "loss and perplexity of a model on a text file", cmd_eval},
+    {"info", "configuration, size, tokenizer and memory of a model", cmd_info},
+    {"export", "write a model's weights as safetensors", cmd_export},
+    {"import", "make a model file from safetensors", cmd_import},
+    {"plot", "draw a training log's loss curves as SVG", cmd_plot},
+    {"attention", "draw a layer's attention for a prompt as SVG", cmd_attention},
+    {"demo", "train on the fortunes corpus and sample (the README's main job)", cmd_demo},
+    {"version", "print the version and the CPU features tlm will use", cmd_version},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_usage(FILE *out) {
+    fputs("usage: tlm COMMAND [OPTIONS]\n\ncommands:\n", out);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fputs("\nrun 'tlm COMMAND --help' for a command's options\n", out);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(1, argv + 1);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    return cli_error(CLI_EXIT_USAGE, NULL, "unknown command '%s' (see 'tlm --help')", argv[1]);
+}

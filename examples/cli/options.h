@@ -1,0 +1,104 @@
+/*
+ * What every subcommand of the tlm program shares: a table-driven option
+ * parser with strict number parsing, one-line error reporting, file
+ * reading, model loading and small text helpers. Only the public API of
+ * tlm is used here, so the program doubles as an example to copy.
+ */
+#ifndef TLM_CLI_OPTIONS_H
+#define TLM_CLI_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <tlm.h>
+
+/* Exit statuses. */
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_RUNTIME 1 /* the job failed: a file, the library, ... */
+#define CLI_EXIT_USAGE 2   /* the command line is wrong */
+
+/* Kinds of option values. */
+enum cli_option_kind {
+    CLI_FLAG,   /* no value: sets an int to 1 */
+    CLI_STRING, /* const char * */
+    CLI_INT,    /* int32_t in [min, max] */
+    CLI_U64,    /* uint64_t (seeds) */
+    CLI_FLOAT   /* float in [min, max] */
+};
+
+typedef struct cli_option {
+    const char *name;  /* long name without "--", e.g. "steps" */
+    char short_name;   /* e.g. 'o' for -o, or 0 */
+    int kind;          /* a cli_option_kind */
+    void *target;      /* int *, const char **, int32_t *, uint64_t *, float * */
+    double min, max;   /* CLI_INT and CLI_FLOAT: the accepted range */
+    const char *value; /* the value's name in the help, e.g. "N" */
+    const char *help;  /* one line */
+    int seen;          /* set by the parser when given */
+} cli_option;
+
+/* A subcommand's description for the parser and its --help. */
+typedef struct cli_command {
+    const char *name;      /* "train" */
+    const char *usage;     /* "--data FILE [options]" */
+    const char *summary;   /* one paragraph */
+    cli_option *options;
+    int n_options;
+    int min_positional;
+    int max_positional;
+    const char *positional_name; /* "MODEL" */
+} cli_command;
+
+/* Parses argv[1..argc-1] (argv[0] is the subcommand's name). Fills the
+ * targets, marks options seen, stores positional arguments. Returns -1
+ * after printing --help (the caller exits 0), 0 on success, or
+ * CLI_EXIT_USAGE after printing one line to stderr. */
+int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
+              int *n_positional);
+
+/* Prints the command's help to `out`. */
+void cli_print_help(const cli_command *cmd, FILE *out);
+
+/* The option called `name` in the command's table (NULL if none). */
+cli_option *cli_find_option(cli_command *cmd, const char *name);
+
+/* Strict number parsing: the whole string, in range. 0 or -1. */
+int cli_parse_int(const char *text, double min, double max, int32_t *value);
+int cli_parse_u64(const char *text, uint64_t *value);
+int cli_parse_float(const char *text, double min, double max, float *value);
+
+/* Prints "tlm CMD: message" as one line to stderr and returns `status`. */
+int cli_error(int status, const char *cmd, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Reads a whole file into memory (malloc'd, NUL-terminated; *size
+ * excludes the terminator). Refuses directories. On failure prints the
+ * error line and returns CLI_EXIT_RUNTIME. */
+int cli_read_file(const char *cmd, const char *path, char **data, size_t *size);
+
+/* Creates a context with `threads` compute threads (0: one per core). */
+int cli_context(const char *cmd, int32_t threads, tlm_context **ctx);
+
+/* Loads a .tlm model into a new context. With `need_tokenizer` a model
+ * without a tokenizer is an error. On failure prints the error line and
+ * returns CLI_EXIT_RUNTIME; *ctx and *model are then NULL. */
+int cli_load_model(const char *cmd, const char *path, int need_tokenizer,
+                   tlm_context **ctx, tlm_model **model);
+
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+
+/* Writes `length` bytes of text into `out` so that it is valid XML
+ * character data in UTF-8: &, <, >, " escaped; invalid UTF-8 and control
+ * characters written as \xNN; with `visible_space`, a space shows as
+ * U+2423 and a newline as U+21B5. */
+void cli_xml_text(FILE *out, const char *text, size_t length, int visible_space);
+
+/* Formats seconds as "1h02m", "3m05s" or "12s" into buf. */
+void cli_format_duration(char *buf, size_t size, double seconds);
+
+#endif

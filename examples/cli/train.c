@@ -1,0 +1,438 @@
+/*
+ * tlm train: a character-level (or byte, or BPE) decoder-only model of a
+ * text file. Reads the text, trains the tokenizer, splits the ids 90/10,
+ * creates the model, and runs the trainer (AdamW, warm-up and cosine decay)
+ * with evaluations and resumable checkpoints, a progress line and a JSONL
+ * log. Ctrl-C finishes the current step, saves and stops.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "options.h"
+#include "progress.h"
+
+volatile sig_atomic_t cli_interrupted = 0;
+
+static void on_interrupt(int signal_number) {
+    (void)signal_number;
+    cli_interrupted = 1; /* nothing else is safe here */
+}
+
+void cli_catch_interrupt(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_interrupt;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, NULL);
+}
+
+void train_settings_init(train_settings *s) {
+    memset(s, 0, sizeof *s);
+    s->tokenizer = "char";
+    s->layers = 4;
+    s->decoder_layers = -1; /* -1: take --layers */
+    s->heads = 4;
+    s->dim = 128;
+    s->ffn = 0;
+    s->context = 64;
+    s->batch = 12;
+    s->steps = 1000;
+    s->warmup = -1;     /* -1: min(100, steps / 10) */
+    s->accum = 1;
+    s->eval_every = 0;  /* 0: steps / 10 */
+    s->eval_batches = 8;
+    s->lr = 1e-3f;
+    s->min_lr = -1.0f;  /* -1: lr / 10 */
+    s->weight_decay = 0.1f;
+    s->grad_clip = 1.0f;
+    s->seed = 1;
+    s->out = "model.tlm";
+    s->cmd = "train";
+}
+
+/* "byte", "char" or "bpe:N" into tokenizer settings; -1 if malformed. */
+static int parse_tokenizer(const char *text, tlm_tokenizer_params *p) {
+    tlm_tokenizer_params_init(p);
+    if (strcmp(text, "byte") == 0) {
+        p->kind = TLM_TOKENIZER_BYTE;
+        return 0;
+    }
+    if (strcmp(text, "char") == 0) {
+        p->kind = TLM_TOKENIZER_CHAR;
+        return 0;
+    }
+    if (strncmp(text, "bpe:", 4) == 0) {
+        p->kind = TLM_TOKENIZER_BPE;
+        return cli_parse_int(text + 4, 259, 1 << 20, &p->vocab_size);
+    }
+    return -1;
+}
+
+typedef struct job {
+    const train_settings *s;
+    tlm_context *ctx;
+    tlm_model *model;
+    tlm_tokenizer *trained; /* the tokenizer we trained (the model holds a copy) */
+    tlm_dataset *data;
+    tlm_trainer *trainer;
+    char *text;             /* owned file contents, or NULL */
+    int32_t *ids;
+    FILE *log;
+} job;
+
+static void job_free(job *j) {
+    if (j->log != NULL)
+        fclose(j->log);
+    tlm_trainer_free(j->trainer);
+    tlm_dataset_free(j->data);
+    tlm_model_free(j->model);
+    tlm_tokenizer_free(j->trained);
+    tlm_context_free(j->ctx);
+    free(j->ids);
+    free(j->text);
+}
+
+/* The model: from the checkpoint when resuming, else a new one. */
+static int make_model(job *j, const char *text, size_t length) {
+    const train_settings *s = j->s;
+    if (s->resume != NULL) {
+        if (tlm_model_load(&j->model, j->ctx, s->resume, NULL) != TLM_OK)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+        if (tlm_model_tokenizer(j->model) == NULL)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                             "'%s' has no tokenizer: it was not written by tlm train",
+                             s->resume);
+        tlm_model_config c;
+        memset(&c, 0, sizeof c);
+        c.struct_size = sizeof c;
+        tlm_model_get_config(j->model, &c);
+        if (c.n_encoder_layers != 0)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                             "'%s' is not a decoder-only model", s->resume);
+        return 0;
+    }
+    tlm_tokenizer_params tp;
+    if (parse_tokenizer(s->tokenizer, &tp) != 0)
+        return cli_error(CLI_EXIT_USAGE, s->cmd,
+                         "--tokenizer expects byte, char or bpe:N (N in "
+                         "259..1048576), not '%s'",
+                         s->tokenizer);
+    if (tlm_tokenizer_train(&j->trained, j->ctx, text, length, &tp) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = tlm_tokenizer_vocab_size(j->trained);
+    c.d_model = s->dim;
+    c.n_heads = s->heads;
+    c.d_ff = s->ffn;
+    c.n_encoder_layers = 0;
+    c.n_decoder_layers = s->decoder_layers >= 0 ? s->decoder_layers : s->layers;
+    c.max_context = s->context;
+    c.embedding_dropout = s->dropout;
+    c.residual_dropout = s->dropout;
+    c.init_seed = s->seed;
+    if (tlm_model_create(&j->model, j->ctx, &c) != TLM_OK)
+        return cli_error(CLI_EXIT_USAGE, s->cmd, "%s", tlm_last_error());
+    if (tlm_model_set_tokenizer(j->model, j->trained) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    return 0;
+}
+
+static void log_number(FILE *f, const char *key, double value) {
+    if (isfinite(value))
+        fprintf(f, ",\"%s\":%.6g", key, value);
+    else
+        fprintf(f, ",\"%s\":null", key);
+}
+
+static void log_step(FILE *f, const tlm_step_info *info, double val_loss,
+                     double tokens_per_s, double elapsed) {
+    fprintf(f, "{\"step\":%lld", (long long)info->step);
+    log_number(f, "loss", (double)info->loss);
+    if (val_loss >= 0)
+        log_number(f, "val_loss", val_loss);
+    else
+        fputs(",\"val_loss\":null", f);
+    log_number(f, "lr", (double)info->lr);
+    log_number(f, "grad_norm", info->grad_norm);
+    log_number(f, "tokens_per_s", tokens_per_s);
+    log_number(f, "elapsed", elapsed);
+    if (info->skipped)
+        fputs(",\"skipped\":true", f);
+    fputs("}\n", f);
+    fflush(f);
+}
+
+static int evaluate_and_save(job *j, float *val) {
+    const train_settings *s = j->s;
+    if (tlm_trainer_evaluate(j->trainer, TLM_SPLIT_VALIDATION, s->eval_batches,
+                             val) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
+                         tlm_trainer_last_error(j->trainer));
+    if (tlm_trainer_save(j->trainer, s->out) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
+                         tlm_trainer_last_error(j->trainer));
+    return 0;
+}
+
+static int run_job(job *j) {
+    const train_settings *s = j->s;
+    const char *text = s->text;
+    size_t length = s->text_length;
+    if (text == NULL) {
+        if (cli_read_file(s->cmd, s->data, &j->text, &length) != 0)
+            return CLI_EXIT_RUNTIME;
+        text = j->text;
+    }
+    if (length == 0)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "'%s' is empty",
+                         s->data ? s->data : "the corpus");
+    if (cli_context(s->cmd, s->threads, &j->ctx) != 0)
+        return CLI_EXIT_RUNTIME;
+    int status = make_model(j, text, length);
+    if (status != 0)
+        return status;
+    tlm_tokenizer *tok = tlm_model_tokenizer(j->model);
+    tlm_model_config config;
+    memset(&config, 0, sizeof config);
+    config.struct_size = sizeof config;
+    tlm_model_get_config(j->model, &config);
+
+    /* Encode; there are never more ids than bytes. */
+    if (length > SIZE_MAX / sizeof *j->ids)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "the text is too large");
+    j->ids = malloc(length * sizeof *j->ids);
+    if (j->ids == NULL)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "out of memory for %zu ids", length);
+    size_t n_ids = 0;
+    if (tlm_tokenizer_encode(j->ids, length, &n_ids, tok, text, length) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
+    /* 90/10 split; both parts need a window of context + 1 tokens. */
+    const int64_t need = (int64_t)config.max_context + 1;
+    const int64_t n_val = (int64_t)n_ids - (int64_t)((double)n_ids * 0.9);
+    if ((int64_t)n_ids - n_val < need || n_val < need)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                         "the text has %zu tokens: too few for a context of %d "
+                         "(each part of the 90/10 split needs %lld tokens; "
+                         "use a smaller --context or more text)",
+                         n_ids, (int)config.max_context, (long long)need);
+    if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, (int64_t)n_ids, 0.1f) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+
+    /* Optimizer and schedule. */
+    const int32_t steps = s->steps;
+    int32_t warmup = s->warmup >= 0 ? s->warmup : (steps / 10 < 100 ? steps / 10 : 100);
+    if (warmup >= steps)
+        return cli_error(CLI_EXIT_USAGE, s->cmd, "--warmup %d must be below --steps %d",
+                         (int)warmup, (int)steps);
+    const float min_lr = s->min_lr >= 0 ? s->min_lr : s->lr / 10;
+    if (min_lr > s->lr)
+        return cli_error(CLI_EXIT_USAGE, s->cmd, "--min-lr %g is above --lr %g",
+                         (double)min_lr, (double)s->lr);
+    tlm_optimizer_params opt;
+    tlm_optimizer_params_init(&opt, TLM_OPTIMIZER_ADAMW);
+    opt.lr = s->lr;
+    opt.beta1 = 0.9f;
+    opt.beta2 = 0.99f;
+    opt.weight_decay = s->weight_decay;
+    tlm_schedule_params schedule;
+    tlm_schedule_params_init(&schedule);
+    schedule.kind = TLM_SCHEDULE_COSINE;
+    schedule.lr = s->lr;
+    schedule.min_lr = min_lr;
+    schedule.warmup_steps = warmup;
+    schedule.decay_end_step = steps;
+    tlm_trainer_params tp;
+    tlm_trainer_params_init(&tp);
+    tp.batch_size = s->batch;
+    tp.accumulation = s->accum;
+    tp.grad_clip = s->grad_clip;
+    tp.seed = s->seed;
+    tp.optimizer = &opt;
+    tp.schedule = &schedule;
+    if (tlm_trainer_create(&j->trainer, j->model, j->data, &tp) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    if (s->resume != NULL && tlm_trainer_resume(j->trainer, s->resume) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
+                         tlm_trainer_last_error(j->trainer));
+    const int64_t first_step = tlm_trainer_step_count(j->trainer);
+    if (first_step >= steps)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                         "'%s' is already at step %lld of --steps %d: nothing to do",
+                         s->resume, (long long)first_step, (int)steps);
+    if (s->log != NULL) {
+        j->log = fopen(s->log, s->resume != NULL ? "a" : "w");
+        if (j->log == NULL)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "cannot write the log '%s'", s->log);
+    }
+    const int32_t eval_every = s->eval_every > 0 ? s->eval_every
+                               : (steps / 10 > 0 ? steps / 10 : 1);
+    if (s->resume != NULL)
+        fprintf(stderr, "tlm %s: resuming '%s' at step %lld\n", s->cmd, s->resume,
+                (long long)first_step);
+    fprintf(stderr,
+            "tlm %s: %lld parameters (%d layers, %d heads, width %d, context %d), "
+            "vocabulary %d, %zu tokens (%lld train, %lld validation)\n",
+            s->cmd, (long long)tlm_model_parameter_count(j->model),
+            (int)config.n_decoder_layers, (int)config.n_heads, (int)config.d_model,
+            (int)config.max_context, (int)config.vocab_size, n_ids,
+            (long long)tlm_dataset_size(j->data, TLM_SPLIT_TRAIN),
+            (long long)tlm_dataset_size(j->data, TLM_SPLIT_VALIDATION));
+
+    /* The loop. */
+    progress bar;
+    progress_init(&bar, steps);
+    cli_catch_interrupt();
+    const double start = cli_now();
+    int64_t tokens = 0, step = first_step;
+    tlm_step_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    float val = -1.0f;
+    int evaluated_last = 0, stopped_by_time = 0;
+    while (step < steps) {
+        if (cli_interrupted)
+            break;
+        if (s->time_limit > 0 && cli_now() - start >= (double)s->time_limit) {
+            stopped_by_time = 1;
+            break;
+        }
+        status = tlm_trainer_step(j->trainer, &info);
+        if (status != TLM_OK && status != TLM_E_NONFINITE) {
+            progress_break(&bar);
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
+                             tlm_trainer_last_error(j->trainer));
+        }
+        step = info.step;
+        tokens += info.tokens;
+        const double elapsed = cli_now() - start;
+        const double rate = elapsed > 0 ? (double)tokens / elapsed : 0.0;
+        const double per_step = elapsed / (double)(step - first_step);
+        double eta = per_step * (double)(steps - step);
+        if (s->time_limit > 0 && (double)s->time_limit - elapsed < eta)
+            eta = (double)s->time_limit - elapsed;
+        double val_loss = -1.0;
+        evaluated_last = step % eval_every == 0 || step == steps;
+        if (evaluated_last) {
+            status = evaluate_and_save(j, &val);
+            if (status != 0) {
+                progress_break(&bar);
+                return status;
+            }
+            val_loss = (double)val;
+        }
+        if (j->log != NULL)
+            log_step(j->log, &info, val_loss, rate, elapsed);
+        if (info.skipped) {
+            progress_break(&bar);
+            fprintf(stderr, "tlm %s: step %lld skipped (non-finite loss or gradient)\n",
+                    s->cmd, (long long)step);
+        }
+        progress_update(&bar, step, (double)info.loss, val_loss, rate, eta);
+    }
+    progress_break(&bar);
+    if (!evaluated_last && step > first_step) {
+        status = evaluate_and_save(j, &val);
+        if (status != 0)
+            return status;
+        if (j->log != NULL) {
+            const double elapsed = cli_now() - start;
+            log_step(j->log, &info, (double)val, (double)tokens / elapsed, elapsed);
+        }
+    }
+    if (cli_interrupted) {
+        if (step == first_step && tlm_trainer_save(j->trainer, s->out) != TLM_OK)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
+                             tlm_trainer_last_error(j->trainer));
+        cli_error(0, s->cmd,
+                  "interrupted at step %lld; checkpoint saved to '%s' (continue "
+                  "with --resume %s)",
+                  (long long)step, s->out, s->out);
+        return 130;
+    }
+    if (!s->quiet_summary) {
+        printf("trained to step %lld of %d in %.1fs: loss %.4f, validation loss %.4f%s; "
+               "saved %s\n",
+               (long long)step, (int)steps, cli_now() - start, (double)info.loss,
+               (double)val, stopped_by_time ? " (time limit reached)" : "", s->out);
+    }
+    return 0;
+}
+
+int train_run(const train_settings *s) {
+    job j;
+    memset(&j, 0, sizeof j);
+    j.s = s;
+    const int status = run_job(&j);
+    job_free(&j);
+    return status;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_settings s;
+    train_settings_init(&s);
+    cli_option options[] = {
+        {"data", 0, CLI_STRING, &s.data, 0, 0, "FILE", "the text to train on (required)", 0},
+        {"tokenizer", 0, CLI_STRING, &s.tokenizer, 0, 0, "KIND", "byte, char (default) or bpe:N (N ids)", 0},
+        {"layers", 0, CLI_INT, &s.layers, 1, 256, "N", "decoder layers (default 4)", 0},
+        {"encoder-layers", 0, CLI_INT, &s.encoder_layers, 0, 256, "N", "must be 0: a text file trains a decoder-only model", 0},
+        {"decoder-layers", 0, CLI_INT, &s.decoder_layers, 1, 256, "N", "decoder layers (same as --layers)", 0},
+        {"heads", 0, CLI_INT, &s.heads, 1, 256, "N", "attention heads (default 4)", 0},
+        {"dim", 0, CLI_INT, &s.dim, 1, 65536, "N", "model width (default 128)", 0},
+        {"ffn", 0, CLI_INT, &s.ffn, 0, 1 << 20, "N", "feedforward width (default 4 x dim)", 0},
+        {"context", 0, CLI_INT, &s.context, 1, 1 << 16, "N", "positions per sequence (default 64)", 0},
+        {"batch", 0, CLI_INT, &s.batch, 1, 1 << 16, "N", "sequences per micro-batch (default 12)", 0},
+        {"steps", 0, CLI_INT, &s.steps, 1, 2000000000, "N", "optimisation steps in all (default 1000)", 0},
+        {"lr", 0, CLI_FLOAT, &s.lr, 0, 10, "X", "peak learning rate (default 1e-3)", 0},
+        {"warmup", 0, CLI_INT, &s.warmup, 0, 2000000000, "N", "warm-up steps (default min(100, steps/10))", 0},
+        {"min-lr", 0, CLI_FLOAT, &s.min_lr, 0, 10, "X", "final learning rate of the cosine decay (default lr/10)", 0},
+        {"weight-decay", 0, CLI_FLOAT, &s.weight_decay, 0, 10, "X", "AdamW weight decay (default 0.1)", 0},
+        {"dropout", 0, CLI_FLOAT, &s.dropout, 0, 0.99, "X", "dropout probability (default 0)", 0},
+        {"grad-clip", 0, CLI_FLOAT, &s.grad_clip, 0, 1e9, "X", "clip the gradient norm to X; 0 = off (default 1)", 0},
+        {"accum", 0, CLI_INT, &s.accum, 1, 65536, "N", "micro-batches per step (default 1)", 0},
+        {"eval-every", 0, CLI_INT, &s.eval_every, 1, 2000000000, "N", "evaluate and save every N steps (default steps/10)", 0},
+        {"eval-batches", 0, CLI_INT, &s.eval_batches, 1, 65536, "N", "validation batches per evaluation (default 8)", 0},
+        {"threads", 0, CLI_INT, &s.threads, 0, 1024, "N", "compute threads; 0 = one per core (default)", 0},
+        {"seed", 0, CLI_U64, &s.seed, 0, 0, "N", "seed of initialisation, batches and dropout (default 1)", 0},
+        {"out", 'o', CLI_STRING, &s.out, 0, 0, "FILE", "checkpoint to write (default model.tlm)", 0},
+        {"resume", 0, CLI_STRING, &s.resume, 0, 0, "FILE", "continue from a checkpoint of tlm train", 0},
+        {"log", 0, CLI_STRING, &s.log, 0, 0, "FILE", "JSON lines log, one object per step", 0},
+        {"time-limit", 0, CLI_FLOAT, &s.time_limit, 0, 1e9, "SECONDS", "stop (and save) after this long", 0},
+    };
+    cli_command cmd = {"train", "--data FILE [options]",
+                       "Train a decoder-only model of a text file: the tokenizer is learned\n"
+                       "from the text, 90% trains and 10% validates, checkpoints (with the\n"
+                       "tokenizer inside) are written at every evaluation and at the end.\n"
+                       "Ctrl-C saves a checkpoint that --resume continues.",
+                       options, (int)(sizeof options / sizeof options[0]), 0, 0, NULL};
+    const char *positional[1];
+    int n_positional = 0;
+    int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
+    if (status != 0)
+        return status < 0 ? 0 : status;
+    if (s.data == NULL)
+        return cli_error(CLI_EXIT_USAGE, "train", "missing --data FILE (see 'tlm train --help')");
+    if (s.encoder_layers > 0)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--encoder-layers %d: a text file trains a decoder-only "
+                         "model; encoder-decoder models are trained on (source, "
+                         "target) pairs through the API (tlm_dataset_from_pairs)",
+                         (int)s.encoder_layers);
+    if (cli_find_option(&cmd, "layers")->seen && cli_find_option(&cmd, "decoder-layers")->seen &&
+        s.layers != s.decoder_layers)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--layers %d and --decoder-layers %d disagree",
+                         (int)s.layers, (int)s.decoder_layers);
+    tlm_tokenizer_params tp;
+    if (parse_tokenizer(s.tokenizer, &tp) != 0)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--tokenizer expects byte, char or bpe:N (N in 259..1048576), not '%s'",
+                         s.tokenizer);
+    return train_run(&s);
+}

@@ -1,0 +1,249 @@
+#!/bin/sh
+# Suite "cli": the tlm program end to end on a small generated corpus.
+#   run_cli_tests.sh TLM_PROGRAM
+# train (a tiny model, a few steps) -> generate -> eval -> export -> import
+# -> info -> plot -> attention; the SVGs parse as XML and hold the expected
+# series and labels; the JSONL log parses with the named fields; --resume
+# continues from the saved step; bad inputs give exactly one line on stderr
+# and a non-zero status; `tlm demo` runs in a few seconds on a given corpus
+# (and on the fortunes when installed). Prints one line per check; exits 1
+# if any failed. Uses python3 only to parse XML and JSON.
+set -u
+case $1 in
+    /*) tlm=$1 ;;
+    *) tlm=$(pwd)/$1 ;;
+esac
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-cli-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+failures=0
+checks=0
+
+pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
+check() { # description command...
+    description=$1
+    shift
+    if "$@" > check.out 2> check.err; then
+        pass "$description"
+    else
+        fail "$description"
+        sed 's/^/#   /' check.out check.err
+    fi
+}
+
+# A corpus with structure a tiny model can start to learn: 600 lines of
+# short sentences from a few words (deterministic).
+python3 - <<'EOF'
+words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
+lines = []
+state = 7
+for i in range(600):
+    line = []
+    for j in range(8):
+        state = (state * 1103515245 + 12345) % 2147483648
+        line.append(words[state % len(words)])
+    lines.append(" ".join(line) + ".")
+lines.append('the cat & the dog <said> "hi".')
+open("corpus.txt", "w").write("\n".join(lines) + "\n")
+EOF
+
+tiny="--layers 2 --heads 2 --dim 32 --context 32 --batch 8 --threads 1"
+
+# --- train, with a log, then resume ----------------------------------------
+check "train runs" "$tlm" train --data corpus.txt $tiny --steps 30 --eval-every 10 \
+    --lr 3e-3 --log train.jsonl --out model.tlm --seed 3
+check "train wrote the model" test -s model.tlm
+check "the log is JSON lines with the named fields" python3 - <<'EOF'
+import json
+lines = [json.loads(l) for l in open("train.jsonl")]
+assert len(lines) == 30, len(lines)
+for i, o in enumerate(lines):
+    for k in ("step", "loss", "val_loss", "lr", "grad_norm", "tokens_per_s", "elapsed"):
+        assert k in o, (k, o)
+    assert o["step"] == i + 1
+evals = [o for o in lines if o["val_loss"] is not None]
+assert [o["step"] for o in evals] == [10, 20, 30], evals
+assert lines[-1]["loss"] < lines[0]["loss"], (lines[0], lines[-1])
+EOF
+check "resume continues from the saved step" sh -c "
+    '$tlm' train --data corpus.txt $tiny --steps 40 --eval-every 10 --lr 3e-3 \
+        --log train.jsonl --out model.tlm --resume model.tlm --seed 3 2> resume.err &&
+    grep -q 'at step 30' resume.err &&
+    python3 -c '
+import json
+steps = [json.loads(l)[\"step\"] for l in open(\"train.jsonl\")]
+assert steps == list(range(1, 41)), steps
+'"
+check "--time-limit stops early and still saves" sh -c "
+    '$tlm' train --data corpus.txt $tiny --steps 100000 --time-limit 1 --out timed.tlm > timed.out &&
+    grep -q 'time limit' timed.out && test -s timed.tlm"
+
+# Ctrl-C: the step finishes, a resumable checkpoint is saved, status 130
+# and one line saying how to continue. SIGINT is sent until the program
+# exits (it may arrive before the handler is installed; --time-limit is
+# the safety net).
+"$tlm" train --data corpus.txt $tiny --steps 100000 --time-limit 30 --out interrupted.tlm \
+    > interrupted.out 2> interrupted.err &
+pid=$!
+tries=0
+while kill -0 "$pid" 2> /dev/null && [ $tries -lt 40 ]; do
+    sleep 0.5
+    kill -INT "$pid" 2> /dev/null
+    tries=$((tries + 1))
+done
+wait "$pid"
+status=$?
+if [ "$status" -eq 130 ] && grep -q 'interrupted at step' interrupted.err &&
+        [ "$(grep -c 'interrupted' interrupted.err)" -eq 1 ] &&
+        grep -q -- '--resume interrupted.tlm' interrupted.err; then
+    pass "Ctrl-C saves a checkpoint and exits with status 130"
+else
+    fail "Ctrl-C saves a checkpoint and exits with status 130 (status $status)"
+    sed 's/^/#   /' interrupted.err
+fi
+check "the interrupted checkpoint resumes" "$tlm" train --data corpus.txt $tiny \
+    --steps 100000 --time-limit 1 --resume interrupted.tlm --out interrupted.tlm
+
+# --- generate, eval, info --------------------------------------------------
+check "generate streams text after the prompt" sh -c "
+    '$tlm' generate model.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen.txt &&
+    head -c 4 gen.txt | grep -q '^the ' && test \$(wc -c < gen.txt) -gt 5"
+check "generate is reproducible with a seed" sh -c "
+    '$tlm' generate model.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen2.txt &&
+    cmp gen.txt gen2.txt"
+check "generate --interactive answers each line" sh -c "
+    printf 'the\nbirds\n' | '$tlm' generate model.tlm --interactive --tokens 10 > inter.txt &&
+    grep -q '^the' inter.txt && grep -q '^birds' inter.txt"
+check "generate with the default prompt and filters" "$tlm" generate model.tlm --tokens 20 \
+    --top-k 5 --top-p 0.9 --min-p 0.05 --repeat-penalty 1.1 --stop .
+check "eval prints loss and perplexity" sh -c "
+    '$tlm' eval model.tlm --data corpus.txt > eval.txt &&
+    grep -q '^loss: [0-9.]* nats/token' eval.txt && grep -q '^perplexity: [0-9.]*' eval.txt"
+check "info shows configuration, tokenizer and memory" sh -c "
+    '$tlm' info model.tlm > info.txt && grep -q '^decoder_layers: 2' info.txt &&
+    grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
+    grep -q '^memory, inference:' info.txt && grep -q '^memory, training' info.txt"
+
+# --- export and import -----------------------------------------------------
+check "export writes safetensors" "$tlm" export model.tlm --safetensors model.safetensors
+check "import with the tokenizer" "$tlm" import model.safetensors --out imported.tlm \
+    --tokenizer-from model.tlm
+check "the imported model generates the same text" sh -c "
+    '$tlm' generate imported.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen3.txt &&
+    cmp gen.txt gen3.txt"
+check "the imported model has the same info" sh -c "
+    '$tlm' info imported.tlm | grep -v '^model:' > info2.txt && grep -v '^model:' info.txt | cmp - info2.txt"
+
+# --- plot --------------------------------------------------------------------
+check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
+check "the loss SVG parses and holds both series, axes, legend, title" python3 - <<'EOF'
+import xml.etree.ElementTree as E
+ns = "{http://www.w3.org/2000/svg}"
+root = E.parse("loss.svg").getroot()
+ids = {e.get("id") for e in root.iter()}
+for i in ("train-loss", "validation-loss", "x-axis", "y-axis", "legend", "title", "x-label", "y-label"):
+    assert i in ids, i
+train = [e for e in root.iter(ns + "polyline") if e.get("id") == "train-loss"][0]
+assert len(train.get("points").split()) == 40
+texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
+for word in ("train loss", "validation loss", "step", "loss"):
+    assert word in texts, word
+EOF
+head -n 5 train.jsonl | sed 's/"val_loss":[^,]*/"val_loss":null/' > train_only.jsonl
+check "plot handles a log with only train points" sh -c "
+    '$tlm' plot train_only.jsonl -o train_only.svg && python3 -c '
+import xml.etree.ElementTree as E
+r = E.parse(\"train_only.svg\").getroot()
+ids = {e.get(\"id\") for e in r.iter()}
+assert \"train-loss\" in ids and \"validation-loss\" not in ids
+'"
+
+# --- attention ---------------------------------------------------------------
+check "attention writes an SVG" "$tlm" attention model.tlm --prompt 'the cat & <dog>' --layer 1 -o attn.svg
+check "the attention SVG parses, one grid per head, token labels escaped" python3 - <<'EOF'
+import xml.etree.ElementTree as E
+ns = "{http://www.w3.org/2000/svg}"
+root = E.parse("attn.svg").getroot()
+heads = [g for g in root.iter(ns + "g") if (g.get("id") or "").startswith("head-")]
+assert len(heads) == 2, len(heads)
+n = len("the cat & <dog>")
+for g in heads:
+    cells = [r for r in g.iter(ns + "rect") if r.find(ns + "title") is not None]
+    assert len(cells) == n * n, len(cells)
+    labels = [t.text for t in g.iter(ns + "text") if t.get("class") == "token"]
+    assert len(labels) == 2 * n
+    for ch in ("&", "<", ">", "t", "\u2423"):
+        assert ch in labels, ch
+    # causal: the first query row sees only itself
+    first = [float(r.find(ns + "title").text) for r in cells[:n]]
+    assert abs(first[0] - 1.0) < 1e-3 and max(first[1:]) == 0.0, first
+EOF
+
+# --- demo, quick mode ----------------------------------------------------------
+head -n 300 corpus.txt > small.txt
+check "demo runs on a given corpus in a few seconds" sh -c "
+    '$tlm' demo --corpus small.txt --seconds 3 --out-dir demo_out --threads 1 > demo.txt &&
+    test -s demo_out/model.tlm && test -s demo_out/train.jsonl && test -s demo_out/loss.svg &&
+    grep -q 'temperature 0.2' demo.txt && grep -q 'temperature 0.8' demo.txt &&
+    grep -q 'temperature 1.5' demo.txt &&
+    python3 -c 'import xml.etree.ElementTree as E; E.parse(\"demo_out/loss.svg\")'"
+if [ -d /usr/share/games/fortunes ]; then
+    check "demo runs on the fortunes corpus" sh -c "
+        '$tlm' demo --seconds 3 --out-dir demo_fortunes --threads 1 > demo2.txt &&
+        grep -q 'corpus: /usr/share/games/fortunes' demo2.txt && test -s demo_fortunes/loss.svg"
+else
+    echo "ok - demo on the fortunes corpus # SKIP /usr/share/games/fortunes is absent"
+fi
+
+# --- bad inputs: exactly one line on stderr, a non-zero status ---------------
+printf 'this is not a model' > corrupt.tlm
+head -c 100 model.tlm > truncated.tlm
+mkdir -p a_directory
+bad() { # expected-status description arguments...
+    expected=$1
+    description=$2
+    shift 2
+    "$tlm" "$@" > bad.out 2> bad.err
+    status=$?
+    lines=$(wc -l < bad.err)
+    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" bad.err; then
+        pass "$description: status $status, one line"
+    else
+        fail "$description: status $status (wanted $expected), $lines lines on stderr"
+        sed 's/^/#   /' bad.err
+    fi
+}
+bad 1 "train, missing data file" train --data missing.txt
+bad 1 "train, a directory as data" train --data a_directory
+bad 2 "train, bad number" train --data corpus.txt --steps 12abc
+bad 2 "train, number out of range" train --data corpus.txt --lr -1
+bad 2 "train, unknown flag" train --data corpus.txt --frobnicate
+bad 2 "train, missing required flag" train
+bad 2 "train, flag without its value" train --data
+bad 2 "train, bad tokenizer" train --data corpus.txt --tokenizer bpe:12
+bad 2 "train, encoder layers" train --data corpus.txt --encoder-layers 1
+bad 1 "train, context too long for the text" train --data small.txt --context 30000 --steps 1
+bad 1 "generate, corrupt model file" generate corrupt.tlm
+bad 1 "generate, truncated model file" generate truncated.tlm
+bad 1 "generate, missing model" generate missing.tlm
+bad 1 "generate, a directory as model" generate a_directory
+bad 2 "generate, bad temperature" generate model.tlm --temperature hot
+bad 2 "generate, missing model argument" generate
+bad 2 "eval, missing required flag" eval model.tlm
+bad 1 "eval, missing data file" eval model.tlm --data missing.txt
+bad 1 "info, corrupt model file" info corrupt.tlm
+bad 2 "export, missing required flag" export model.tlm
+bad 1 "import, not safetensors" import corpus.txt --out x.tlm
+bad 1 "plot, missing log" plot missing.jsonl -o x.svg
+bad 1 "plot, not a log" plot corpus.txt -o x.svg
+bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9 -o x.svg
+bad 2 "attention, missing prompt" attention model.tlm -o x.svg
+bad 1 "demo, missing corpus" demo --corpus missing.txt --seconds 1
+bad 2 "unknown command" frobnicate
+for command in train generate eval info export import plot attention demo version; do
+    check "$command --help" sh -c "'$tlm' $command --help | grep -q '^usage: tlm $command'"
+done
+
+echo "$checks checks, $failures failed"
+[ "$failures" -eq 0 ]
