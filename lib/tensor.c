@@ -94,6 +94,27 @@ int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
     return TLM_OK;
 }
 
+/* Fills a fresh struct as a leaf over `values` and puts it on the
+ * context's leaf list. */
+static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
+                      int32_t ndim, const int64_t *shape, int64_t numel,
+                      void *values, size_t owned_bytes) {
+    tensor->magic = TLMI_TENSOR_MAGIC;
+    tensor->ctx = ctx;
+    tensor->dtype = dtype;
+    tensor->ndim = ndim;
+    for (int32_t i = 0; i < ndim; i++)
+        tensor->shape[i] = shape[i];
+    tensor->numel = numel;
+    tensor->data = values;
+    tensor->data_bytes = owned_bytes;
+    tensor->is_leaf = 1;
+    tensor->next = ctx->leaves;
+    if (ctx->leaves != NULL)
+        ctx->leaves->prev = tensor;
+    ctx->leaves = tensor;
+}
+
 static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
                        int32_t ndim, const int64_t *shape, const void *data,
                        const char *what) {
@@ -119,20 +140,7 @@ static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
         memcpy(values, data, bytes);
     else
         memset(values, 0, bytes);
-    tensor->magic = TLMI_TENSOR_MAGIC;
-    tensor->ctx = ctx;
-    tensor->dtype = dtype;
-    tensor->ndim = ndim;
-    for (int32_t i = 0; i < ndim; i++)
-        tensor->shape[i] = shape[i];
-    tensor->numel = numel;
-    tensor->data = values;
-    tensor->data_bytes = bytes;
-    tensor->is_leaf = 1;
-    tensor->next = ctx->leaves;
-    if (ctx->leaves != NULL)
-        ctx->leaves->prev = tensor;
-    ctx->leaves = tensor;
+    init_leaf(ctx, tensor, dtype, ndim, shape, numel, values, bytes);
     *out = tensor;
     return TLM_OK;
 }
@@ -148,20 +156,9 @@ int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
     tlm_tensor *tensor = tlmi_context_take_struct(ctx);
     if (tensor == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tensor: out of memory");
-    tensor->magic = TLMI_TENSOR_MAGIC;
-    tensor->ctx = ctx;
-    tensor->dtype = dtype;
-    tensor->ndim = ndim;
-    for (int32_t i = 0; i < ndim; i++)
-        tensor->shape[i] = shape[i];
-    tensor->numel = numel;
-    tensor->data = (void *)(uintptr_t)data; /* never written: read_only */
+    /* Never written through: read_only, and not owned (0 bytes). */
+    init_leaf(ctx, tensor, dtype, ndim, shape, numel, (void *)(uintptr_t)data, 0);
     tensor->read_only = 1;
-    tensor->is_leaf = 1;
-    tensor->next = ctx->leaves;
-    if (ctx->leaves != NULL)
-        ctx->leaves->prev = tensor;
-    ctx->leaves = tensor;
     *out = tensor;
     return TLM_OK;
 }
