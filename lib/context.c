@@ -129,6 +129,13 @@ TLM_API int tlm_context_create(tlm_context **out,
     tlmi_rng_seed(&ctx->rng, 0);
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_cpu_core_count();
+    status = tlmi_pool_create(&ctx->pool, &ctx->host, ctx->n_threads,
+                              "tlm_context_create");
+    if (status != TLM_OK) {
+        tlmi_host_free(&host, ctx, sizeof *ctx);
+        return tlmi_fail_thread(status, "tlm_context_create: allocating the "
+                                "thread pool failed");
+    }
     tlmi_host_log(&ctx->host, TLM_LOG_DEBUG,
                   "tlm_context_create: %d compute thread(s)", ctx->n_threads);
     *out = ctx;
@@ -142,6 +149,7 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
         tlm_tensor_free(ctx->leaves);
     tlmi_arena_release(&ctx->arena, &ctx->host);
     tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
+    tlmi_pool_free(ctx->pool);
     while (ctx->structs != NULL) {
         tlmi_struct_chunk *chunk = ctx->structs;
         ctx->structs = chunk->next;

@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "host.h"
+#include "pool.h"
 #include "rng.h"
 #include "tlm.h"
 
@@ -16,6 +17,7 @@ typedef struct tlmi_struct_chunk tlmi_struct_chunk;
 struct tlm_context {
     tlmi_host host;
     int n_threads; /* resolved: >= 1 */
+    tlmi_pool *pool; /* n_threads compute threads (the caller is one) */
 
     tlmi_arena arena;            /* results' data, gradients, saved buffers */
     tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */
