@@ -1974,7 +1974,9 @@ typedef struct tlm_step_info {
     float loss;          /**< mean loss over the step's micro-batches */
     float lr;            /**< learning rate used */
     double grad_norm;    /**< global gradient norm before clipping */
-    int32_t skipped;     /**< 1: the update was skipped (non-finite) */
+    /** 1: the update was skipped: the loss or gradient was not finite,
+     *  or the gradient norm was above tlm_trainer_params::max_grad_norm */
+    int32_t skipped;
     int64_t tokens;      /**< target tokens the step trained on */
 } tlm_step_info;
 
@@ -2002,6 +2004,11 @@ typedef struct tlm_trainer_params {
     void *progress_user;       /**< passed to progress */
     int32_t bos_id;  /**< sequence-to-sequence: the decoder's start id */
     int32_t pad_id;  /**< sequence-to-sequence: id of padding positions */
+    /** A step whose global gradient norm (before clipping) is above this
+     *  is treated as an exploding gradient: skipped like a non-finite one
+     *  (weights and optimizer untouched) and reported with TLM_E_RANGE.
+     *  Finite and >= 0; 0 = off (default: clipping alone tames spikes). */
+    float max_grad_norm;
 } tlm_trainer_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
@@ -2025,7 +2032,10 @@ TLM_API void tlm_trainer_free(tlm_trainer *trainer);
  * training part, forward, backward, gradient clipping, the schedule's
  * learning rate, the optimizer update. A non-finite loss or gradient skips
  * the update, leaves every parameter and the optimizer untouched, and
- * returns TLM_E_NONFINITE (info->skipped = 1); training may go on.
+ * returns TLM_E_NONFINITE (info->skipped = 1); a gradient norm above
+ * `max_grad_norm` (when set) does the same and returns TLM_E_RANGE. The
+ * step count does not advance on a skipped step; training may go on (the
+ * next step samples new batches).
  * @param info NULL, or filled with what the step did
  */
 TLM_API int tlm_trainer_step(tlm_trainer *trainer, tlm_step_info *info);

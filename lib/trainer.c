@@ -166,6 +166,10 @@ static int check_params(tlm_trainer *t, const tlm_model_config *c) {
     if (!(p->grad_clip >= 0.0f) || !isfinite(p->grad_clip))
         return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.grad_clip %g must "
                          "be finite and >= 0", what, (double)p->grad_clip);
+    if (!(p->max_grad_norm >= 0.0f) || !isfinite(p->max_grad_norm))
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.max_grad_norm %g "
+                         "must be finite and >= 0 (0 = off)", what,
+                         (double)p->max_grad_norm);
     return TLM_OK;
 }
 
@@ -395,6 +399,16 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                            "the update was skipped and the weights are untouched",
                            (long long)t->step + 1,
                            isfinite(loss_sum) ? "gradient" : "loss");
+    } else if (t->params.max_grad_norm > 0 &&
+               result.grad_norm > (double)t->params.max_grad_norm) {
+        result.skipped = 1;
+        result.step = t->step;
+        status = tlmi_fail(&t->host, TLM_E_RANGE,
+                           "tlm_trainer_step: step %lld: the gradient norm %g is "
+                           "above max_grad_norm %g; the update was skipped and "
+                           "the weights are untouched",
+                           (long long)t->step + 1, result.grad_norm,
+                           (double)t->params.max_grad_norm);
     } else {
         if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip) {
             double norm = 0;

@@ -31,7 +31,8 @@ typedef struct train_settings {
     int32_t layers, encoder_layers, decoder_layers;
     int32_t heads, dim, ffn, context;
     int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;
-    float lr, min_lr, weight_decay, dropout, grad_clip, time_limit;
+    int32_t max_bad_steps; /* stop after this many consecutive skipped steps */
+    float lr, min_lr, weight_decay, dropout, grad_clip, max_grad_norm, time_limit;
     uint64_t seed;
     const char *out;    /* default model.tlm */
     const char *resume; /* or NULL */

@@ -51,6 +51,8 @@ void train_settings_init(train_settings *s) {
     s->min_lr = -1.0f;  /* -1: lr / 10 */
     s->weight_decay = 0.1f;
     s->grad_clip = 1.0f;
+    s->max_bad_steps = 10;
+    s->max_grad_norm = 0.0f; /* off */
     s->seed = 1;
     s->out = "model.tlm";
     s->cmd = "train";
@@ -253,6 +255,7 @@ static int run_job(job *j) {
     tp.batch_size = s->batch;
     tp.accumulation = s->accum;
     tp.grad_clip = s->grad_clip;
+    tp.max_grad_norm = s->max_grad_norm;
     tp.seed = s->seed;
     tp.optimizer = &opt;
     tp.schedule = &schedule;
@@ -296,6 +299,8 @@ static int run_job(job *j) {
     info.struct_size = sizeof info;
     float val = -1.0f;
     int evaluated_last = 0, stopped_by_time = 0;
+    int32_t bad_streak = 0;
+    int64_t saved_step = s->resume != NULL ? first_step : -1;
     while (step < steps) {
         if (cli_interrupted)
             break;
@@ -304,7 +309,7 @@ static int run_job(job *j) {
             break;
         }
         status = tlm_trainer_step(j->trainer, &info);
-        if (status != TLM_OK && status != TLM_E_NONFINITE) {
+        if (status != TLM_OK && !info.skipped) {
             progress_break(&bar);
             return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
                              tlm_trainer_last_error(j->trainer));
@@ -313,12 +318,16 @@ static int run_job(job *j) {
         tokens += info.tokens;
         const double elapsed = cli_now() - start;
         const double rate = elapsed > 0 ? (double)tokens / elapsed : 0.0;
-        const double per_step = elapsed / (double)(step - first_step);
+        const double per_step =
+            step > first_step ? elapsed / (double)(step - first_step) : 0.0;
         double eta = per_step * (double)(steps - step);
         if (s->time_limit > 0 && (double)s->time_limit - elapsed < eta)
             eta = (double)s->time_limit - elapsed;
         double val_loss = -1.0;
-        evaluated_last = step % eval_every == 0 || step == steps;
+        /* A skipped step leaves the step count (and the weights) where the
+         * last good step left them: nothing new to evaluate or save. */
+        bad_streak = info.skipped ? bad_streak + 1 : 0;
+        evaluated_last = !info.skipped && (step % eval_every == 0 || step == steps);
         if (evaluated_last) {
             status = evaluate_and_save(j, &val);
             if (status != 0) {
@@ -326,13 +335,33 @@ static int run_job(job *j) {
                 return status;
             }
             val_loss = (double)val;
+            saved_step = step;
         }
         if (j->log != NULL)
             log_step(j->log, &info, val_loss, rate, elapsed);
         if (info.skipped) {
             progress_break(&bar);
-            fprintf(stderr, "tlm %s: step %lld skipped (non-finite loss or gradient)\n",
-                    s->cmd, (long long)step);
+            fprintf(stderr, "tlm %s: step %lld skipped (%s)\n", s->cmd,
+                    (long long)step + 1,
+                    status == TLM_E_NONFINITE
+                        ? "non-finite loss or gradient"
+                        : "gradient norm above --max-grad-norm");
+            if (bad_streak >= s->max_bad_steps) {
+                /* The weights are still those of the last good step; the
+                 * checkpoint on disk (if any) is that of the last good
+                 * evaluation, and it is left as it is. */
+                if (saved_step >= 0)
+                    return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                                     "stopped after %d consecutive bad steps "
+                                     "(after step %lld); the last good checkpoint "
+                                     "is '%s' (step %lld)",
+                                     (int)bad_streak, (long long)step, s->out,
+                                     (long long)saved_step);
+                return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                                 "stopped after %d consecutive bad steps (after "
+                                 "step %lld); no checkpoint was written",
+                                 (int)bad_streak, (long long)step);
+            }
         }
         progress_update(&bar, step, (double)info.loss, val_loss, rate, eta);
     }
@@ -395,6 +424,8 @@ int cmd_train(int argc, char **argv) {
         {"weight-decay", 0, CLI_FLOAT, &s.weight_decay, 0, 10, "X", "AdamW weight decay (default 0.1)", 0},
         {"dropout", 0, CLI_FLOAT, &s.dropout, 0, 0.99, "X", "dropout probability (default 0)", 0},
         {"grad-clip", 0, CLI_FLOAT, &s.grad_clip, 0, 1e9, "X", "clip the gradient norm to X; 0 = off (default 1)", 0},
+        {"max-grad-norm", 0, CLI_FLOAT, &s.max_grad_norm, 0, 1e30, "X", "skip a step whose gradient norm is above X; 0 = off (default)", 0},
+        {"max-bad-steps", 0, CLI_INT, &s.max_bad_steps, 1, 2000000000, "N", "stop after N consecutive skipped steps (default 10)", 0},
         {"accum", 0, CLI_INT, &s.accum, 1, 65536, "N", "micro-batches per step (default 1)", 0},
         {"eval-every", 0, CLI_INT, &s.eval_every, 1, 2000000000, "N", "evaluate and save every N steps (default steps/10)", 0},
         {"eval-batches", 0, CLI_INT, &s.eval_batches, 1, 65536, "N", "validation batches per evaluation (default 8)", 0},

@@ -98,6 +98,12 @@ static void trainer_calls(void **state) {
     p.grad_clip = -1;
     assert_int_equal(tlm_trainer_create(&t, m, ds, &p), TLM_E_INVALID);
     tlm_trainer_params_init(&p);
+    p.max_grad_norm = -1;
+    assert_int_equal(tlm_trainer_create(&t, m, ds, &p), TLM_E_INVALID);
+    assert_message_names("max_grad_norm");
+    p.max_grad_norm = NAN;
+    assert_int_equal(tlm_trainer_create(&t, m, ds, &p), TLM_E_INVALID);
+    tlm_trainer_params_init(&p);
     p.accumulation = 0;
     assert_int_equal(tlm_trainer_create(&t, m, ds, &p), TLM_E_INVALID);
     assert_null(t);

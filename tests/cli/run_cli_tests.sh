@@ -79,6 +79,29 @@ check "--time-limit stops early and still saves" sh -c "
     '$tlm' train --data corpus.txt $tiny --steps 100000 --time-limit 1 --out timed.tlm > timed.out &&
     grep -q 'time limit' timed.out && test -s timed.tlm"
 
+# Bad steps: every step's gradient norm is above --max-grad-norm, so every
+# step is skipped; after --max-bad-steps in a row training stops with
+# status 1 and leaves the last good checkpoint as it was.
+cp model.tlm guarded.tlm
+"$tlm" train --data corpus.txt $tiny --steps 60 --eval-every 1 --out guarded.tlm \
+    --resume guarded.tlm --max-grad-norm 1e-9 --max-bad-steps 3 \
+    --log guarded.jsonl > guarded.out 2> guarded.err
+status=$?
+if [ "$status" -eq 1 ] &&
+    grep -q "stopped after 3 consecutive bad steps (after step 40); the last good checkpoint is 'guarded.tlm' (step 40)" guarded.err &&
+    [ "$(grep -c 'step 41 skipped (gradient norm above --max-grad-norm)' guarded.err)" -eq 3 ] &&
+    cmp -s model.tlm guarded.tlm &&
+    python3 -c '
+import json
+lines = [json.loads(l) for l in open("guarded.jsonl")]
+assert len(lines) == 3 and all(o["skipped"] is True and o["step"] == 40 for o in lines), lines
+'; then
+    pass "consecutive bad steps stop training and keep the last good checkpoint"
+else
+    fail "consecutive bad steps stop training and keep the last good checkpoint (status $status)"
+    cat guarded.err
+fi
+
 # Ctrl-C: the step finishes, a resumable checkpoint is saved, status 130
 # and one line saying how to continue. SIGINT is sent until the program
 # exits (it may arrive before the handler is installed; --time-limit is
@@ -218,6 +241,8 @@ bad 1 "train, missing data file" train --data missing.txt
 bad 1 "train, a directory as data" train --data a_directory
 bad 2 "train, bad number" train --data corpus.txt --steps 12abc
 bad 2 "train, number out of range" train --data corpus.txt --lr -1
+bad 2 "train, negative --max-grad-norm" train --data corpus.txt --max-grad-norm -1
+bad 2 "train, zero --max-bad-steps" train --data corpus.txt --max-bad-steps 0
 bad 2 "train, unknown flag" train --data corpus.txt --frobnicate
 bad 2 "train, missing required flag" train
 bad 2 "train, flag without its value" train --data

@@ -57,7 +57,8 @@ typedef struct run {
     int64_t total;
 } run;
 
-static void start(run *r, int sgd, float lr, int tied) {
+static void start_guarded(run *r, int sgd, float lr, int tied,
+                          float max_grad_norm) {
     memset(r, 0, sizeof *r);
     assert_int_equal(tlm_context_create(&r->ctx, NULL), TLM_OK);
     tlm_model_config c;
@@ -79,6 +80,7 @@ static void start(run *r, int sgd, float lr, int tied) {
     tlm_trainer_params_init(&params);
     params.batch_size = 4;
     params.grad_clip = 0; /* measure the norm, do not clip it */
+    params.max_grad_norm = max_grad_norm;
     params.progress = on_progress;
     params.progress_user = &r->log;
     tlm_optimizer_params opt;
@@ -90,6 +92,10 @@ static void start(run *r, int sgd, float lr, int tied) {
     r->total = tlm_model_parameter_count(r->model);
     r->snapshot = malloc((size_t)r->total * sizeof(float));
     assert_non_null(r->snapshot);
+}
+
+static void start(run *r, int sgd, float lr, int tied) {
+    start_guarded(r, sgd, lr, tied, 0.0f);
 }
 
 static void stop(run *r) {
@@ -250,11 +256,50 @@ static void exploding_weights_are_skipped(void **state) {
     stop(&r);
 }
 
+/* A finite gradient norm above max_grad_norm is an exploding gradient:
+ * the step is skipped with TLM_E_RANGE, reported, weights untouched. The
+ * threshold sits between the norms of two weight scales: the model as
+ * initialised trains, the same model with its output projection scaled up
+ * 1000x does not. */
+static void exploding_gradient_norm_skips_the_step(void **state) {
+    (void)state;
+    run r;
+    start_guarded(&r, 0, 1e-3f, 0, 50.0f);
+    good_step(&r);
+    const double calm = r.log.last_norm;
+    assert_true(calm < 50.0);
+    tlm_tensor *head = NULL;
+    assert_int_equal(tlm_model_find_parameter(r.model, "lm_head.weight", &head),
+                     TLM_OK);
+    float *w = tlm_tensor_data_f32(head);
+    for (int64_t i = 0; i < tlm_tensor_numel(head); i++)
+        w[i] *= 1000.0f;
+    weights(&r, r.snapshot, 0);
+    int64_t steps = tlm_trainer_step_count(r.trainer);
+    tlm_step_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_E_RANGE);
+    printf("gradient norm %g at step 1, %g after scaling the head\n", calm,
+           info.grad_norm);
+    assert_int_equal(info.skipped, 1);
+    assert_int_equal(info.step, steps);
+    assert_int_equal(r.log.skipped, 1);
+    assert_true(isfinite(info.grad_norm) && info.grad_norm > 50.0);
+    assert_int_equal(tlm_trainer_step_count(r.trainer), steps);
+    assert_non_null(strstr(tlm_trainer_last_error(r.trainer), "above max_grad_norm"));
+    assert_true(weights(&r, r.snapshot, 1));
+    for (int64_t i = 0; i < tlm_tensor_numel(head); i++)
+        w[i] /= 1000.0f;
+    stop(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(poisoned_weight_skips_the_step),
         cmocka_unit_test(overflowing_gradient_skips_the_step),
         cmocka_unit_test(exploding_weights_are_skipped),
+        cmocka_unit_test(exploding_gradient_norm_skips_the_step),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
