@@ -1903,6 +1903,75 @@ TLM_API int tlm_schedule_lr(const tlm_schedule_params *params, int64_t step,
 /* (end of the optimizer region) */
 
 /* ------------------------------------------------------------------------ */
+/** @name Distributed training (MPI)
+ *
+ * Data-parallel training over processes and hosts with MPI (OpenMPI or any
+ * MPI library tlm was built with; Meson option `mpi`). tlm.h has no MPI
+ * types: a communicator is an opaque handle over a duplicate of
+ * MPI_COMM_WORLD. These functions exist in every build; in a build
+ * without MPI, tlm_comm_create_world() returns TLM_E_UNSUPPORTED and
+ * tlm_comm_available() returns 0. See docs/distributed.md.
+ *  @{ */
+
+/** Opaque communicator handle: the ranks that train together. */
+typedef struct tlm_comm tlm_comm;
+
+/** Settings of tlm_comm_create_world(). Fill with tlm_comm_params_init(). */
+typedef struct tlm_comm_params {
+    size_t struct_size;   /**< sizeof(tlm_comm_params); set by init */
+    /** 1 (default): initialise MPI (MPI_Init_thread, serialized threads)
+     *  when the program has not; 0: fail with TLM_E_STATE instead. */
+    int32_t init_mpi;
+    /** 1 (default): when this communicator initialised MPI,
+     *  tlm_comm_free() finalises it (MPI cannot be initialised again in
+     *  the process after that); 0: leave MPI running. */
+    int32_t finalize_mpi;
+    /** Gradients are averaged in buckets of at most this many bytes, one
+     *  allreduce each; default 4 MiB (4194304), 4..2^31-4. */
+    int64_t bucket_bytes;
+} tlm_comm_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_comm_params_init(tlm_comm_params *params);
+
+/** 1 when this build of tlm has MPI support, 0 when it has not. */
+TLM_API int tlm_comm_available(void);
+
+/**
+ * A communicator over every process of the MPI job (MPI_COMM_WORLD,
+ * duplicated so tlm's messages never mix with the program's), with MPI
+ * errors returned instead of aborting. Initialises MPI when needed (see
+ * tlm_comm_params::init_mpi). Create one per process, from the thread
+ * that calls every trainer function.
+ * @return TLM_OK; TLM_E_UNSUPPORTED in a build without MPI; TLM_E_STATE
+ *         when MPI is finalised or not initialised and init_mpi is 0
+ */
+TLM_API int tlm_comm_create_world(tlm_comm **out,
+                                  const tlm_comm_params *params);
+
+/** Free a communicator (finalising MPI if it initialised it and
+ *  finalize_mpi is 1). NULL is ignored. */
+TLM_API void tlm_comm_free(tlm_comm *comm);
+
+/** This process's rank, 0..size-1, or a negative status. */
+TLM_API int32_t tlm_comm_rank(const tlm_comm *comm);
+
+/** Number of ranks, or a negative status. */
+TLM_API int32_t tlm_comm_size(const tlm_comm *comm);
+
+/**
+ * Collective: `*any` becomes 1 on every rank when `flag` is non-zero on
+ * at least one rank, else 0. Lets ranks agree to stop together (an
+ * interrupt, a time limit) so that none waits forever in the next step.
+ */
+TLM_API int tlm_comm_any(tlm_comm *comm, int32_t flag, int32_t *any);
+
+/** The detailed message of the communicator's last failure ("" if none). */
+TLM_API const char *tlm_comm_last_error(const tlm_comm *comm);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
 /** @name Datasets and training
  *
  * A dataset holds token ids split into training and validation parts; a
@@ -1977,7 +2046,8 @@ typedef struct tlm_step_info {
     /** 1: the update was skipped: the loss or gradient was not finite,
      *  or the gradient norm was above tlm_trainer_params::max_grad_norm */
     int32_t skipped;
-    int64_t tokens;      /**< target tokens the step trained on */
+    int64_t tokens;      /**< target tokens the step trained on (on all
+                              ranks, with tlm_trainer_params::comm) */
 } tlm_step_info;
 
 /** Called after every step; a non-zero return asks the caller's loop to
@@ -2009,6 +2079,18 @@ typedef struct tlm_trainer_params {
      *  (weights and optimizer untouched) and reported with TLM_E_RANGE.
      *  Finite and >= 0; 0 = off (default: clipping alone tames spikes). */
     float max_grad_norm;
+    /** NULL (default): train in this process alone. A communicator from
+     *  tlm_comm_create_world(): data-parallel training over its ranks,
+     *  each with batch_size sequences of one global batch of batch_size x
+     *  ranks (every rank draws the same windows and keeps its slice, so N
+     *  ranks with batch B/N match one process with batch B); rank 0's
+     *  weights are copied to all at creation; gradients, loss and
+     *  evaluations are averaged over the ranks. tlm_trainer_create(),
+     *  _step(), _evaluate(), _save() and _resume() are then collective:
+     *  every rank calls them in the same order. Only rank 0 writes
+     *  checkpoints; a checkpoint resumes only with the same number of
+     *  ranks. See docs/distributed.md. It must outlive the trainer. */
+    tlm_comm *comm;
 } tlm_trainer_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
@@ -2068,6 +2150,15 @@ TLM_API int tlm_trainer_resume(tlm_trainer *trainer, const char *path);
 
 /** The detailed message of the trainer's last failure ("" if none). */
 TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer);
+
+/**
+ * Time spent averaging the gradients across the ranks of
+ * tlm_trainer_params::comm (packing, allreduce, unpacking): in the last
+ * step (`last_ms`) and in all steps of this trainer (`total_ms`), in
+ * milliseconds; both 0 without a communicator. Either pointer may be NULL.
+ */
+TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
+                                       double *last_ms, double *total_ms);
 
 /** @} */
 

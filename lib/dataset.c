@@ -167,11 +167,15 @@ static int64_t uniform_below(tlmi_rng *rng, int64_t n) {
 
 void tlmi_dataset_fill_stream(const tlm_dataset *ds, int32_t split,
                               tlmi_rng *rng, int64_t batch, int64_t length,
+                              int64_t first_row, int64_t total,
                               int32_t *ids, int32_t *targets) {
     const int64_t first = split == TLM_SPLIT_TRAIN ? 0 : ds->train_end;
     const int64_t size = tlmi_dataset_part_size(ds, split);
-    for (int64_t b = 0; b < batch; b++) {
+    for (int64_t row = 0; row < total; row++) {
         const int64_t start = first + uniform_below(rng, size - length);
+        const int64_t b = row - first_row;
+        if (b < 0 || b >= batch)
+            continue; /* another rank's row */
         memcpy(ids + b * length, ds->ids + start, (size_t)length * sizeof *ids);
         memcpy(targets + b * length, ds->ids + start + 1,
                (size_t)length * sizeof *targets);
@@ -179,14 +183,18 @@ void tlmi_dataset_fill_stream(const tlm_dataset *ds, int32_t split,
 }
 
 void tlmi_dataset_fill_pairs(const tlm_dataset *ds, int32_t split,
-                             tlmi_rng *rng, int64_t batch, int64_t source_length,
+                             tlmi_rng *rng, int64_t batch, int64_t first_row,
+                             int64_t total, int64_t source_length,
                              int64_t length, int32_t bos_id, int32_t pad_id,
                              int32_t *source, int32_t *source_mask,
                              int32_t *ids, int32_t *targets) {
     const int64_t first = split == TLM_SPLIT_TRAIN ? 0 : ds->train_pairs;
     const int64_t size = tlmi_dataset_part_size(ds, split);
-    for (int64_t b = 0; b < batch; b++) {
+    for (int64_t row = 0; row < total; row++) {
         const int64_t pair = first + uniform_below(rng, size);
+        const int64_t b = row - first_row;
+        if (b < 0 || b >= batch)
+            continue; /* another rank's row */
         const int64_t *o = ds->offsets + 2 * pair;
         const int64_t ns = o[1] - o[0], nt = o[2] - o[1];
         for (int64_t i = 0; i < source_length; i++) {

@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "context.h"
 #include "dataset.h"
+#include "dist.h"
 #include "error.h"
 #include "file.h"
 #include "json.h"
@@ -24,6 +25,9 @@
  * streams. */
 #define EVAL_SEED_MIX 0x6576616c75617465ull    /* "evaluate" */
 #define DROPOUT_SEED_MIX 0x64726f706f757421ull /* "dropout!" */
+/* Data parallelism: each rank's dropout stream is also mixed with its rank
+ * (rank 0's is the single-process stream). */
+#define RANK_SEED_MIX 0x9e3779b97f4a7c15ull
 
 /* Files read whole when resuming are at most this large. */
 #define MAX_CHECKPOINT_BYTES ((size_t)1 << 40)
@@ -50,6 +54,13 @@ struct tlm_trainer {
     tlm_tensor **parameters;   /* the model's, for clipping */
     int32_t n_parameters;
     int32_t *decay_flags;
+    /* Data parallelism (params.comm): this rank, the number of ranks, and
+     * the flat buffer the gradients are averaged in (NULL alone). */
+    tlm_comm *comm;
+    int32_t rank, ranks;
+    float *grad_buffer;
+    int64_t grad_floats;
+    double allreduce_last_ms, allreduce_total_ms;
 };
 
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
@@ -71,6 +82,18 @@ TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer) {
     return trainer->host.last_error;
 }
 
+TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
+                                       double *last_ms, double *total_ms) {
+    if (trainer == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_trainer_allreduce_time: trainer is NULL");
+    if (last_ms != NULL)
+        *last_ms = trainer->allreduce_last_ms;
+    if (total_ms != NULL)
+        *total_ms = trainer->allreduce_total_ms;
+    return TLM_OK;
+}
+
 TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer) {
     if (trainer == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
@@ -88,6 +111,9 @@ static void free_buffers(tlm_trainer *t) {
     if (t->decay_flags != NULL)
         tlmi_host_free(&t->host, t->decay_flags,
                        (size_t)t->n_parameters * sizeof *t->decay_flags);
+    if (t->grad_buffer != NULL)
+        tlmi_host_free(&t->host, t->grad_buffer,
+                       (size_t)t->grad_floats * sizeof *t->grad_buffer);
 }
 
 TLM_API void tlm_trainer_free(tlm_trainer *trainer) {
@@ -139,12 +165,20 @@ static int ensure_graph(tlm_trainer *t) {
     return build_graph(t);
 }
 
+/* This rank's slice of one global batch of batch x ranks rows: every rank
+ * draws the same rows from the same generator and keeps rows rank x batch
+ * .. (rank + 1) x batch - 1. N ranks with batch B/N thus train on exactly
+ * the windows one process with batch B would, and the generator's state is
+ * the same on every rank (one checkpoint resumes them all). */
 static void fill_batch(tlm_trainer *t, int32_t split, tlmi_rng *rng) {
+    const int64_t first = (int64_t)t->rank * t->batch;
+    const int64_t total = (int64_t)t->ranks * t->batch;
     if (t->data->kind == TLMI_DATASET_STREAM)
-        tlmi_dataset_fill_stream(t->data, split, rng, t->batch, t->length,
-                                 t->ids->data, t->targets->data);
+        tlmi_dataset_fill_stream(t->data, split, rng, t->batch, t->length, first,
+                                 total, t->ids->data, t->targets->data);
     else
-        tlmi_dataset_fill_pairs(t->data, split, rng, t->batch, t->source_length,
+        tlmi_dataset_fill_pairs(t->data, split, rng, t->batch, first, total,
+                                t->source_length,
                                 t->length, t->params.bos_id, t->params.pad_id,
                                 t->source->data, t->source_mask->data,
                                 t->ids->data, t->targets->data);
@@ -277,6 +311,46 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
     return TLM_OK;
 }
 
+/* Data parallelism: the rank and size, the gradient buffer, and rank 0's
+ * parameters copied to every rank, so all start from the same weights
+ * whatever each process initialised. */
+static int setup_ranks(tlm_trainer *t) {
+    t->comm = t->params.comm;
+    t->rank = 0;
+    t->ranks = 1;
+    if (t->comm == NULL)
+        return TLM_OK;
+    t->rank = tlmi_dist_rank(t->comm);
+    t->ranks = tlmi_dist_size(t->comm);
+    if (t->ranks == 1)
+        return TLM_OK;
+    int64_t total = 0;
+    for (int32_t i = 0; i < t->n_parameters; i++) {
+        if (t->parameters[i]->grad == NULL)
+            return tlmi_fail(&t->host, TLM_E_INTERNAL, "tlm_trainer_create: "
+                             "parameter %d has no gradient", (int)i);
+        total += t->parameters[i]->numel;
+    }
+    if (total < 1 || (uint64_t)total > SIZE_MAX / sizeof(float))
+        return tlmi_fail(&t->host, TLM_E_OVERFLOW, "tlm_trainer_create: %lld "
+                         "gradient floats do not fit in memory", (long long)total);
+    t->grad_buffer = tlmi_host_alloc(&t->host, (size_t)total * sizeof(float), 64);
+    if (t->grad_buffer == NULL)
+        return tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_create: out of "
+                         "memory for the %lld-float gradient buffer of %d ranks",
+                         (long long)total, (int)t->ranks);
+    t->grad_floats = total;
+    for (int32_t i = 0; i < t->n_parameters; i++) {
+        int status = tlmi_dist_broadcast_f32(t->comm, &t->host, "tlm_trainer_create: "
+                                             "copying rank 0's parameters",
+                                             t->parameters[i]->data,
+                                             t->parameters[i]->numel);
+        if (status != TLM_OK)
+            return status;
+    }
+    return TLM_OK;
+}
+
 TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,
                                const tlm_trainer_params *given) {
@@ -327,9 +401,12 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                        : NULL);
     if (status == TLM_OK)
         status = make_inputs(t);
+    if (status == TLM_OK)
+        status = setup_ranks(t);
     if (status == TLM_OK) {
         tlmi_rng_seed(&t->rng, t->params.seed);
-        tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX);
+        tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX ^
+                                         ((uint64_t)t->rank * RANK_SEED_MIX));
         status = build_graph(t);
     }
     if (status != TLM_OK) {
@@ -384,8 +461,23 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     tlm_step_info result;
     memset(&result, 0, sizeof result);
     result.struct_size = sizeof result;
+    if (t->ranks > 1) {
+        /* The mean gradient and loss over the ranks, before clipping: a
+         * non-finite value on any rank reaches every rank, so all skip the
+         * update or none does, and the optimizers stay identical. */
+        status = tlmi_dist_average_gradients(t->comm, &t->host, t->parameters,
+                                             t->n_parameters, t->grad_buffer,
+                                             &t->allreduce_last_ms);
+        t->allreduce_total_ms += t->allreduce_last_ms;
+        if (status == TLM_OK)
+            status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_step: "
+                                       "summing the loss", &loss_sum, 1);
+        if (status != TLM_OK)
+            return status;
+        loss_sum /= t->ranks;
+    }
     result.loss = (float)(loss_sum / t->params.accumulation);
-    result.tokens = t->batch * t->length * t->params.accumulation;
+    result.tokens = t->batch * t->length * t->params.accumulation * t->ranks;
     result.grad_norm = gradient_norm(t);
     float lr = t->optimizer_params.lr;
     if (t->has_schedule)
@@ -471,6 +563,13 @@ TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
         snprintf(message, sizeof message, "%s", tlm_last_error());
         return tlmi_fail(&t->host, status, "tlm_trainer_evaluate: %s", message);
     }
+    if (t->ranks > 1) { /* each rank evaluated its slice of the batches */
+        status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_evaluate",
+                                   &sum, 1);
+        if (status != TLM_OK)
+            return status;
+        sum /= t->ranks;
+    }
     *loss = (float)(sum / n_batches);
     return TLM_OK;
 }
@@ -501,11 +600,71 @@ static int rng_from_hex(const char *text, size_t length, tlmi_rng *rng) {
     return 0;
 }
 
+/* Data parallelism: every rank's dropout generator, gathered on rank 0
+ * (as ranks x 64 hex digits), so the checkpoint resumes every rank. */
+static int gather_dropout(tlm_trainer *t, char **hex, size_t *hex_size) {
+    *hex = NULL;
+    *hex_size = 0;
+    const size_t n = (size_t)t->ranks;
+    uint64_t *all = tlmi_host_alloc(&t->host, n * 4 * sizeof *all, 64);
+    char *text = tlmi_host_alloc(&t->host, n * 64 + 1, 64);
+    int status = all == NULL || text == NULL
+                     ? tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory")
+                     : TLM_OK;
+    /* Collective even when this rank is out of memory: the others wait. */
+    uint64_t fallback[4] = {0, 0, 0, 0};
+    int gathered = tlmi_dist_gather_u64(t->comm, &t->host, "tlm_trainer_save: "
+                                        "gathering the dropout generators",
+                                        t->ctx->rng.state, 4,
+                                        all != NULL ? all : fallback);
+    if (status == TLM_OK)
+        status = gathered;
+    if (status == TLM_OK && t->rank == 0) {
+        for (size_t r = 0; r < n; r++) {
+            tlmi_rng rng;
+            memcpy(rng.state, all + 4 * r, sizeof rng.state);
+            rng_to_hex(&rng, text + 64 * r);
+        }
+        *hex = text;
+        *hex_size = n * 64 + 1;
+        text = NULL;
+    }
+    if (all != NULL)
+        tlmi_host_free(&t->host, all, n * 4 * sizeof *all);
+    if (text != NULL)
+        tlmi_host_free(&t->host, text, n * 64 + 1);
+    return status;
+}
+
+static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs);
+
 TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
     if (trainer == NULL || path == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_save: %s is NULL",
                                 trainer == NULL ? "trainer" : "path");
     tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
+    if (t->ranks == 1)
+        return save_checkpoint(t, path, NULL);
+    /* Collective: the dropout generators are gathered, rank 0 writes, and
+     * every rank returns rank 0's status. */
+    char *hex = NULL;
+    size_t hex_size = 0;
+    int status = gather_dropout(t, &hex, &hex_size);
+    if (status == TLM_OK && t->rank == 0)
+        status = save_checkpoint(t, path, hex);
+    if (hex != NULL)
+        tlmi_host_free(&t->host, hex, hex_size);
+    double failed = status != TLM_OK;
+    int agreed = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_save", &failed, 1);
+    if (status == TLM_OK && agreed != TLM_OK)
+        status = agreed;
+    if (status == TLM_OK && failed > 0)
+        status = tlmi_fail(&t->host, TLM_E_IO, "tlm_trainer_save: rank 0 (or another "
+                           "rank) could not write '%s'", path);
+    return status;
+}
+
+static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs) {
     size_t state_size = 0;
     int status = tlm_optimizer_state_size(t->optimizer, &state_size);
     void *state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
@@ -525,6 +684,12 @@ TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
     tlmi_json_write_string(&w, sampling);
     tlmi_json_write_key(&w, "dropout_rng");
     tlmi_json_write_string(&w, dropout);
+    tlmi_json_write_key(&w, "ranks");
+    tlmi_json_write_int64(&w, t->ranks);
+    if (rank_rngs != NULL) {
+        tlmi_json_write_key(&w, "rank_dropout_rngs");
+        tlmi_json_write_string(&w, rank_rngs);
+    }
     tlmi_json_write_object_end(&w);
     const char *json = NULL;
     size_t json_size = 0;
@@ -577,6 +742,28 @@ static int read_position(tlm_trainer *t, const char *path,
             status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
                                "has no valid %s", path, names[i]);
     }
+    /* Data parallelism: the same number of ranks, each with its own
+     * dropout generator (a checkpoint without "ranks" is from one). */
+    int64_t ranks = 1;
+    const tlmi_json_value *ranks_value = tlmi_json_object_get(root, "ranks");
+    if (status == TLM_OK && ranks_value != NULL)
+        status = tlmi_json_get_int64(&t->host, ranks_value, "tlm_trainer_resume: ranks",
+                                     1, INT32_MAX, &ranks);
+    if (status == TLM_OK && ranks != t->ranks)
+        status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: '%s' was "
+                           "written by a run of %lld rank(s); resume it with the "
+                           "same number (this run has %d)", path, (long long)ranks,
+                           (int)t->ranks);
+    if (status == TLM_OK && ranks > 1) {
+        size_t length = 0;
+        const tlmi_json_value *v = tlmi_json_object_get(root, "rank_dropout_rngs");
+        const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
+        if (text == NULL || length != (size_t)ranks * 64 ||
+            rng_from_hex(text + (size_t)t->rank * 64, 64, dropout) != 0)
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
+                               "has no valid rank_dropout_rngs for %lld ranks",
+                               path, (long long)ranks);
+    }
     tlmi_json_free(doc);
     *step_out = step;
     return status;
@@ -627,5 +814,15 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     }
     if (contents != NULL)
         tlmi_file_free_contents(&t->host, contents, size);
+    if (t->ranks > 1) { /* all ranks resume, or all report a failure */
+        double failed = status != TLM_OK;
+        int agreed = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_resume",
+                                       &failed, 1);
+        if (status == TLM_OK && agreed != TLM_OK)
+            status = agreed;
+        if (status == TLM_OK && failed > 0)
+            status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: another "
+                               "rank could not resume from '%s'", path);
+    }
     return status;
 }

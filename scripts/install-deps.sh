@@ -8,7 +8,9 @@ set -eu
 build_packages="gcc libc6-dev meson ninja-build pkg-config fortunes fortunes-min"
 # libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
 test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
-  valgrind clang libclang-rt-dev python3 libopenblas-dev"
+  valgrind clang libclang-rt-dev python3 libopenblas-dev
+  libopenmpi-dev openmpi-bin"
+# libopenmpi-dev, openmpi-bin: the data-parallel build and its suite "mpi".
 # On x86-64, the NEON kernels are built with Debian's cross compiler and
 # tested under qemu's user-mode emulation (cross/aarch64-linux-gnu.ini),
 # with CMocka from the arm64 architecture (added to dpkg below).

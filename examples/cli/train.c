@@ -86,6 +86,8 @@ typedef struct job {
     char *text;             /* owned file contents, or NULL */
     int32_t *ids;
     FILE *log;
+    tlm_comm *comm;         /* under mpirun: all the job's processes */
+    int rank;               /* only rank 0 prints and writes files */
 } job;
 
 static void job_free(job *j) {
@@ -98,6 +100,42 @@ static void job_free(job *j) {
     tlm_context_free(j->ctx);
     free(j->ids);
     free(j->text);
+    tlm_comm_free(j->comm); /* finalises MPI when it initialised it */
+}
+
+/* Processes started by mpirun (OpenMPI, MPICH, or a PMI/PMIx launcher):
+ * the number of processes of the job, or 0 when not started so. */
+static long mpi_world_size(void) {
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
+                           "MPI_LOCALNRANKS"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *value = getenv(names[i]);
+        if (value != NULL && *value != '\0')
+            return strtol(value, NULL, 10);
+    }
+    return getenv("PMIX_RANK") != NULL ? 1 : 0;
+}
+
+/* Under mpirun, data-parallel training over every process of the job
+ * (docs/distributed.md); alone, nothing. */
+static int join_mpi_job(job *j) {
+    const train_settings *s = j->s;
+    const long size = mpi_world_size();
+    if (size <= 0)
+        return 0;
+    if (!tlm_comm_available()) {
+        if (size == 1)
+            return 0;
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                         "started by mpirun with %ld processes, but this tlm was "
+                         "built without MPI: they would all train alone and "
+                         "overwrite each other's files (rebuild with "
+                         "-Dmpi=enabled, or run one process)", size);
+    }
+    if (tlm_comm_create_world(&j->comm, NULL) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    j->rank = tlm_comm_rank(j->comm);
+    return 0;
 }
 
 /* The model: from the checkpoint when resuming, else a new one. */
@@ -171,6 +209,15 @@ static void log_step(FILE *f, const tlm_step_info *info, double val_loss,
     fflush(f);
 }
 
+/* Under mpirun: whether any rank wants to stop, so that all stop at the
+ * same step (a rank alone in the next step would wait forever). */
+static int agree(job *j, int stop) {
+    int32_t any = stop;
+    if (j->comm != NULL && tlm_comm_any(j->comm, stop, &any) != TLM_OK)
+        return 1;
+    return any != 0;
+}
+
 static int evaluate_and_save(job *j, float *val) {
     const train_settings *s = j->s;
     if (tlm_trainer_evaluate(j->trainer, TLM_SPLIT_VALIDATION, s->eval_batches,
@@ -197,7 +244,11 @@ static int run_job(job *j) {
                          s->data ? s->data : "the corpus");
     if (cli_context(s->cmd, s->threads, &j->ctx) != 0)
         return CLI_EXIT_RUNTIME;
-    int status = make_model(j, text, length);
+    int status = join_mpi_job(j);
+    if (status != 0)
+        return status;
+    const int talk = j->rank == 0; /* only rank 0 prints and writes */
+    status = make_model(j, text, length);
     if (status != 0)
         return status;
     tlm_tokenizer *tok = tlm_model_tokenizer(j->model);
@@ -259,6 +310,7 @@ static int run_job(job *j) {
     tp.seed = s->seed;
     tp.optimizer = &opt;
     tp.schedule = &schedule;
+    tp.comm = j->comm;
     if (tlm_trainer_create(&j->trainer, j->model, j->data, &tp) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
     if (s->resume != NULL && tlm_trainer_resume(j->trainer, s->resume) != TLM_OK)
@@ -269,16 +321,21 @@ static int run_job(job *j) {
         return cli_error(CLI_EXIT_RUNTIME, s->cmd,
                          "'%s' is already at step %lld of --steps %d: nothing to do",
                          s->resume, (long long)first_step, (int)steps);
-    if (s->log != NULL) {
+    if (s->log != NULL && talk) {
         j->log = fopen(s->log, s->resume != NULL ? "a" : "w");
         if (j->log == NULL)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd, "cannot write the log '%s'", s->log);
     }
     const int32_t eval_every = s->eval_every > 0 ? s->eval_every
                                : (steps / 10 > 0 ? steps / 10 : 1);
-    if (s->resume != NULL)
+    if (s->resume != NULL && talk)
         fprintf(stderr, "tlm %s: resuming '%s' at step %lld\n", s->cmd, s->resume,
                 (long long)first_step);
+    if (j->comm != NULL && talk)
+        fprintf(stderr, "tlm %s: data-parallel over %d MPI ranks, %d sequences "
+                "per rank and step\n", s->cmd, (int)tlm_comm_size(j->comm),
+                (int)s->batch);
+    if (talk)
     fprintf(stderr,
             "tlm %s: %lld parameters (%d layers, %d heads, width %d, context %d), "
             "vocabulary %d, %zu tokens (%lld train, %lld validation)\n",
@@ -302,9 +359,12 @@ static int run_job(job *j) {
     int32_t bad_streak = 0;
     int64_t saved_step = s->resume != NULL ? first_step : -1;
     while (step < steps) {
-        if (cli_interrupted)
+        if (agree(j, cli_interrupted)) { /* here or on another rank */
+            cli_interrupted = 1;
             break;
-        if (s->time_limit > 0 && cli_now() - start >= (double)s->time_limit) {
+        }
+        if (agree(j, s->time_limit > 0 &&
+                         cli_now() - start >= (double)s->time_limit)) {
             stopped_by_time = 1;
             break;
         }
@@ -339,7 +399,7 @@ static int run_job(job *j) {
         }
         if (j->log != NULL)
             log_step(j->log, &info, val_loss, rate, elapsed);
-        if (info.skipped) {
+        if (info.skipped && talk) {
             progress_break(&bar);
             fprintf(stderr, "tlm %s: step %lld skipped (%s)\n", s->cmd,
                     (long long)step + 1,
@@ -363,7 +423,8 @@ static int run_job(job *j) {
                                  (int)bad_streak, (long long)step);
             }
         }
-        progress_update(&bar, step, (double)info.loss, val_loss, rate, eta);
+        if (talk)
+            progress_update(&bar, step, (double)info.loss, val_loss, rate, eta);
     }
     progress_break(&bar);
     if (!evaluated_last && step > first_step) {
@@ -379,13 +440,14 @@ static int run_job(job *j) {
         if (step == first_step && tlm_trainer_save(j->trainer, s->out) != TLM_OK)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s",
                              tlm_trainer_last_error(j->trainer));
-        cli_error(0, s->cmd,
+        if (talk)
+            cli_error(0, s->cmd,
                   "interrupted at step %lld; checkpoint saved to '%s' (continue "
                   "with --resume %s)",
                   (long long)step, s->out, s->out);
         return 130;
     }
-    if (!s->quiet_summary) {
+    if (!s->quiet_summary && talk) {
         printf("trained to step %lld of %d in %.1fs: loss %.4f, validation loss %.4f%s; "
                "saved %s\n",
                (long long)step, (int)steps, cli_now() - start, (double)info.loss,
