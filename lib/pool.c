@@ -292,7 +292,8 @@ int64_t tlmi_pool_parts(const tlmi_pool *pool, int64_t n, int64_t grain) {
         return 0;
     if (grain < 1)
         grain = 1;
-    const int64_t chunks = n / grain + (n % grain != 0);
+    /* Every range at least `grain` items: at most n / grain of them. */
+    const int64_t chunks = n / grain > 1 ? n / grain : 1;
     const int threads = tlmi_pool_threads(pool);
     return chunks < threads ? chunks : threads;
 }
