@@ -11,12 +11,17 @@
  * steal the time the other threads need.
  *
  * One job at a time: the caller writes the job (task, argument, size,
- * split), then bumps `generation` (release); a worker that sees a new
- * generation (acquire) runs its range, if it has one, and counts itself
- * off `pending` (release). The caller writes the next job only after
- * `pending` reached 0 (acquire), so the job fields need no lock. Every
- * worker counts itself off, even one with no range, so none can still be
- * reading a job when the next one is written.
+ * split) and its `ticket` (generation, number of ranges, next range to
+ * take), then bumps `generation`. Ranges are taken in order by a
+ * compare-and-swap on the ticket, by the caller as much as by the workers:
+ * on a loaded machine a worker that is not scheduled in time simply finds
+ * every range taken, and the caller has done the work alone (two threads
+ * are then not much slower than one). Who computes a range does not
+ * matter: range t is always the same items, computed by one call with
+ * thread index t, so results are the same whatever thread ran it. A
+ * worker reads the job fields only after taking a range, and the caller
+ * writes the next job only after every range is done (`remaining` = 0),
+ * so the fields need no lock.
  *
  * Should a worker fail to start, the pool logs it, keeps the threads it
  * has and runs on with them; a pool with no workers runs every loop in
@@ -66,11 +71,13 @@ struct tlmi_pool {
 
     pthread_mutex_t mutex;
     pthread_cond_t wake; /* a new generation (or stop) for the workers */
-    pthread_cond_t done; /* pending reached 0, for the caller */
+    pthread_cond_t done; /* remaining reached 0, for the caller */
     int sync_ready;      /* mutex and conditions initialised */
 
     atomic_uint_fast64_t generation; /* one per job */
-    atomic_int pending;              /* workers yet to finish the job */
+    /* generation (low 32 bits) << 32 | ranges << 16 | next range */
+    atomic_uint_fast64_t ticket;
+    atomic_int remaining;            /* ranges of the job not yet done */
     atomic_int sleepers;             /* workers parked on `wake` */
     atomic_int stop;
 
@@ -124,6 +131,32 @@ static uint_fast64_t spin_for_job(tlmi_pool *pool, uint_fast64_t seen) {
     }
 }
 
+/* Takes and runs ranges of job `g` until none is left; returns how many
+ * this thread ran. */
+static int run_ranges(tlmi_pool *pool, uint32_t g) {
+    int ran = 0;
+    uint_fast64_t ticket =
+        atomic_load_explicit(&pool->ticket, memory_order_acquire);
+    for (;;) {
+        if ((uint32_t)(ticket >> 32) != g)
+            return ran; /* that job is over */
+        const int64_t parts = (int64_t)((ticket >> 16) & 0xffff);
+        const int64_t t = (int64_t)(ticket & 0xffff);
+        if (t >= parts)
+            return ran;
+        if (!atomic_compare_exchange_weak_explicit(
+                &pool->ticket, &ticket, ticket + 1, memory_order_acq_rel,
+                memory_order_acquire))
+            continue;
+        int64_t begin, end;
+        range_of(pool->n, parts, t, &begin, &end);
+        pool->task(pool->arg, begin, end, (int)t);
+        atomic_fetch_sub_explicit(&pool->remaining, 1, memory_order_acq_rel);
+        ran++;
+        ticket = atomic_load_explicit(&pool->ticket, memory_order_acquire);
+    }
+}
+
 static void *worker_main(void *arg) {
     worker *self = arg;
     tlmi_pool *pool = self->pool;
@@ -142,14 +175,9 @@ static void *worker_main(void *arg) {
         if (atomic_load(&pool->stop))
             return NULL;
         seen = g;
-        if (self->index < pool->parts) {
-            int64_t begin, end;
-            range_of(pool->n, pool->parts, self->index, &begin, &end);
-            pool->task(pool->arg, begin, end, self->index);
-        }
-        if (atomic_fetch_sub_explicit(&pool->pending, 1,
-                                      memory_order_acq_rel) == 1) {
-            /* The last one: the caller may be parked. */
+        if (run_ranges(pool, (uint32_t)g) > 0 &&
+            atomic_load_explicit(&pool->remaining, memory_order_acquire) == 0) {
+            /* Possibly the last range: the caller may be parked. */
             pthread_mutex_lock(&pool->mutex);
             pthread_cond_signal(&pool->done);
             pthread_mutex_unlock(&pool->mutex);
@@ -174,7 +202,8 @@ int tlmi_pool_create(tlmi_pool **out, tlmi_host *host, int n_threads,
     pool->host = host;
     pool->n_threads = n_threads;
     atomic_init(&pool->generation, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->ticket, 0);
+    atomic_init(&pool->remaining, 0);
     atomic_init(&pool->sleepers, 0);
     atomic_init(&pool->stop, 0);
     if (n_threads > 1) {
@@ -327,34 +356,34 @@ void tlmi_parallel_for(tlmi_pool *pool, int64_t n, int64_t grain,
     pool->arg = arg;
     pool->n = n;
     pool->parts = parts;
-    atomic_store_explicit(&pool->pending, workers, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pool->generation, 1, memory_order_seq_cst);
+    atomic_store_explicit(&pool->remaining, (int)parts, memory_order_relaxed);
+    const uint_fast64_t g =
+        atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&pool->ticket,
+                          (uint_fast64_t)(uint32_t)g << 32 |
+                              (uint_fast64_t)parts << 16,
+                          memory_order_release);
+    atomic_store_explicit(&pool->generation, g, memory_order_seq_cst);
     if (atomic_load(&pool->sleepers) > 0) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_broadcast(&pool->wake);
         pthread_mutex_unlock(&pool->mutex);
     }
-
-    /* Thread 0's range, and those of workers that could not start. */
-    int64_t begin, end;
-    range_of(n, parts, 0, &begin, &end);
-    task(arg, begin, end, 0);
-    for (int64_t t = workers + 1; t < parts; t++) {
-        range_of(n, parts, t, &begin, &end);
-        task(arg, begin, end, (int)t);
-    }
+    /* The caller takes ranges too, from the first. */
+    run_ranges(pool, (uint32_t)g);
 
     /* Wait: spin a little, then park. */
     int64_t deadline = -1;
     for (int i = 1;
-         atomic_load_explicit(&pool->pending, memory_order_acquire) != 0; i++) {
+         atomic_load_explicit(&pool->remaining, memory_order_acquire) != 0;
+         i++) {
         if (i % SPIN_CHECK == 0) {
             const int64_t t = now_ns();
             if (deadline < 0) {
                 deadline = t + SPIN_NS;
             } else if (t >= deadline) {
                 pthread_mutex_lock(&pool->mutex);
-                while (atomic_load(&pool->pending) != 0)
+                while (atomic_load(&pool->remaining) != 0)
                     pthread_cond_wait(&pool->done, &pool->mutex);
                 pthread_mutex_unlock(&pool->mutex);
                 break;

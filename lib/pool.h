@@ -10,7 +10,9 @@
  * whatever the range is (no sums across items that the split would cut
  * differently), so that results are bitwise identical for any number of
  * threads. Per-thread scratch is indexed by the `thread` argument, which
- * is in [0, tlmi_pool_threads(pool)).
+ * is in [0, tlmi_pool_threads(pool)): it is the index of the range (two
+ * ranges running at once never share it), not of the OS thread running
+ * it, since the caller takes the ranges a busy worker has not started.
  *
  * A NULL pool runs everything in the calling thread.
  *
