@@ -252,8 +252,15 @@ typedef struct tlm_context_params {
     /** Deliver messages at this ::tlm_log_level and more severe.
      *  Default TLM_LOG_WARN. */
     int32_t log_level;
-    /** Worker threads for compute; 0 means one per available core.
-     *  Default 0. */
+    /** Compute threads, the calling thread included (so n - 1 workers),
+     *  0..1024. 0 means the environment variable TLM_THREADS when it holds
+     *  a positive number, else one per core this process may run on.
+     *  Default 0. Results are bitwise the same for any value: every loop
+     *  is split into ranges that depend only on its size, and each result
+     *  is computed by one thread in a fixed order. The workers start on
+     *  the first loop worth splitting, spin a few tens of microseconds
+     *  after each loop and then sleep; they run only for calls made on
+     *  this context, from the one thread using it. */
     int32_t n_threads;
 } tlm_context_params;
 
@@ -286,8 +293,8 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx);
 
 /**
  * The number of compute threads the context uses (its `n_threads` setting
- * with 0 resolved to the number of available cores), or a negative status
- * if `ctx` is NULL.
+ * with 0 resolved to TLM_THREADS or the number of available cores), or a
+ * negative status if `ctx` is NULL.
  */
 TLM_API int tlm_context_thread_count(const tlm_context *ctx);
 
@@ -892,7 +899,9 @@ enum tlm_memory_purpose {
  * Estimate the memory, in bytes, that the model needs for `purpose` with
  * `batch` sequences of `context` positions (inference: batch must be 1 and
  * context is the session's max_context; training: the batch shape).
- * Inference is exact for the session's buffers; training counts every
+ * Inference is exact for the session's buffers (a session with the
+ * context's thread count: its GEMM packing space grows with the threads);
+ * training counts every
  * result and gradient the forward pass creates (within a few percent of
  * tlm_context_arena_bytes() after a step).
  */
@@ -943,6 +952,11 @@ TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
  * reads its model: any number of sessions, in any number of threads, may
  * share one model as long as nothing modifies the model meanwhile. One
  * session is used by one thread at a time.
+ *
+ * Each session has its own pool of compute threads (`n_threads` in its
+ * settings), started on its first product large enough to split and used
+ * only by calls on that session: sessions in different threads never
+ * share workers, and the model's context's pool is not touched.
  *  @{ */
 
 /** Opaque inference session handle. */
@@ -954,6 +968,11 @@ typedef struct tlm_session_params {
     /** Most positions processed in one pass: a longer prompt is fed in
      *  chunks of this size (the result is the same). 0 means 64. */
     int32_t chunk_tokens;
+    /** Compute threads of the session's own pool (the calling thread is
+     *  one of them), 0..1024; 0 means the thread count of the model's
+     *  context (tlm_context_thread_count()). The logits are bitwise the
+     *  same for any value. Default 0. */
+    int32_t n_threads;
 } tlm_session_params;
 
 /** Fill `params` with the defaults and set its struct_size. */

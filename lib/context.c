@@ -128,7 +128,7 @@ TLM_API int tlm_context_create(tlm_context **out,
     ctx->training = 1;
     tlmi_rng_seed(&ctx->rng, 0);
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
-                                          : tlmi_cpu_core_count();
+                                          : tlmi_default_thread_count();
     status = tlmi_pool_create(&ctx->pool, &ctx->host, ctx->n_threads,
                               "tlm_context_create");
     if (status != TLM_OK) {

@@ -8,6 +8,7 @@
 #include "file.h"
 #include "kernels/dispatch.h"
 #include "error.h"
+#include "gemm_parallel.h"
 #include "params.h"
 #include "rng.h"
 #include "tensor.h"
@@ -546,6 +547,12 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
             double need = (double)kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
             workspace = need > workspace ? need : workspace;
         }
+        /* One packing slot per thread of a session's pool (as many as
+         * the context's threads by default), and the pool itself. */
+        const int threads = model->ctx->n_threads;
+        workspace = (double)tlmi_gemm_parallel_workspace((size_t)workspace,
+                                                         threads);
+        workspace += 512.0 + (threads - 1) * 64.0;
         total = parameters * 4 + floats * 4 + c->max_context + workspace;
     } else {
         const double n = (double)batch * t;

@@ -10,9 +10,16 @@
  * whatever the range is (no sums across items that the split would cut
  * differently), so that results are bitwise identical for any number of
  * threads. Per-thread scratch is indexed by the `thread` argument, which
- * is in [0, tlmi_pool_threads(pool)).
+ * is in [0, tlmi_pool_threads(pool)): it is the index of the range (two
+ * ranges running at once never share it), not of the OS thread running
+ * it, since the caller takes the ranges a busy worker has not started.
  *
  * A NULL pool runs everything in the calling thread.
+ *
+ * Ownership: a pool belongs to the thread that uses its handle (the
+ * context's, the session's); one loop at a time, from that thread only.
+ * The workers start on the first loop that splits, spin for a few tens of
+ * microseconds after each loop, then park on a condition variable.
  */
 #ifndef TLM_LIB_POOL_H
 #define TLM_LIB_POOL_H
@@ -28,11 +35,30 @@ typedef void (*tlmi_task_fn)(void *arg, int64_t begin, int64_t end,
                              int thread);
 
 /* A pool of n_threads compute threads, the calling thread counting as one
- * (so n_threads - 1 workers are started; n_threads = 1 starts none). On
- * failure records "<what>: ..." in `host` and returns TLM_E_NOMEM (or
- * TLM_E_IO when a thread cannot be started); *out stays NULL. */
+ * (so n_threads - 1 workers, started by the first loop that splits;
+ * n_threads = 1 has none). On failure records "<what>: ..." in `host` and
+ * returns TLM_E_NOMEM (or TLM_E_THREAD when a mutex or condition variable
+ * cannot be made); *out stays NULL. `host` must outlive the pool. */
 int tlmi_pool_create(tlmi_pool **out, tlmi_host *host, int n_threads,
                      const char *what);
+
+/* Starts the workers now rather than on the first split loop. A worker
+ * that cannot start is logged and the pool runs on with fewer threads
+ * (same split, same results); this call also records "<what>: ..." and
+ * returns TLM_E_THREAD then. NULL or a 1-thread pool: TLM_OK. */
+int tlmi_pool_start(tlmi_pool *pool, const char *what);
+
+/* The thread count `n_threads = 0` means: the environment variable
+ * TLM_THREADS when it holds a positive number (at most 1024), else the
+ * cores this process may run on. (Under qemu-user, which hangs in
+ * pthread_create, the tests set TLM_THREADS=1.) */
+int tlmi_default_thread_count(void);
+
+/* The number of ranges tlmi_parallel_for cuts [0, n) into, and range t of
+ * them: for callers that size per-range scratch or check a split. */
+int64_t tlmi_pool_parts(const tlmi_pool *pool, int64_t n, int64_t grain);
+void tlmi_pool_range(int64_t n, int64_t parts, int64_t t, int64_t *begin,
+                     int64_t *end);
 
 /* Stops and joins the workers and frees the pool. NULL is ignored. */
 void tlmi_pool_free(tlmi_pool *pool);

@@ -5,11 +5,13 @@
  * forward's; only what is computed once per position differs.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "context.h"
 #include "error.h"
+#include "gemm_parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/scalar/activation.h"
 #include "kernels/scalar/attention.h"
@@ -65,8 +67,10 @@ struct tlm_session {
     float *rope_sin;   /* [rows, hd/2] */
     double *scores;    /* [TLMI_ATTENTION_BLOCK] */
     double *accumulator; /* [hd] */
-    float *workspace;  /* GEMM packing buffers for the largest product */
+    float *workspace;  /* GEMM packing buffers for the largest product,
+                          one slot per thread of the pool */
     size_t workspace_bytes;
+    tlmi_pool *pool;   /* the session's own compute threads */
     float *branch;     /* [rows, D] a sub-layer's output */
     float *memory;     /* [max_context, D] encoder output (seq2seq) */
     kv_cache encoder_cache; /* [H, max_context, hd] the encoder's keys, values */
@@ -102,6 +106,7 @@ TLM_API void tlm_session_free(tlm_session *session) {
     if (session == NULL)
         return;
     tlmi_host host = session->host;
+    tlmi_pool_free(session->pool);
     for (int i = session->n_blocks - 1; i >= 0; i--)
         tlmi_host_free(&host, session->blocks[i], session->block_sizes[i]);
     tlmi_host_free(&host, session, sizeof *session);
@@ -126,6 +131,14 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                 "tlm_session_create: params.chunk_tokens %d is "
                                 "negative",
                                 (int)params.chunk_tokens);
+    if (params.n_threads < 0 || params.n_threads > 1024)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_session_create: params.n_threads %d is "
+                                "outside 0..1024 (0 means the context's "
+                                "thread count)",
+                                (int)params.n_threads);
+    const int threads = params.n_threads > 0 ? (int)params.n_threads
+                                             : model->ctx->n_threads;
     int32_t chunk = params.chunk_tokens ? params.chunk_tokens : DEFAULT_CHUNK;
     if (chunk > c->max_context)
         chunk = c->max_context;
@@ -214,8 +227,9 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
             size_t need = kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
             bytes = need > bytes ? need : bytes;
         }
+        bytes = tlmi_gemm_parallel_workspace(bytes, threads);
         if (bytes > 0) {
-            s->workspace = session_alloc(s, bytes);
+            s->workspace = bytes < SIZE_MAX ? session_alloc(s, bytes) : NULL;
             ok = s->workspace != NULL;
             s->workspace_bytes = bytes;
         }
@@ -226,6 +240,14 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
                          "tlm_session_create: allocating the caches and "
                          "buffers failed");
+    }
+    status = tlmi_pool_create(&s->pool, &s->host, threads,
+                              "tlm_session_create");
+    if (status != TLM_OK) {
+        tlm_session_free(s);
+        return tlmi_fail(&model->ctx->host, status,
+                         "tlm_session_create: creating the session's pool "
+                         "of %d threads failed", threads);
     }
     *out = s;
     return TLM_OK;
@@ -259,17 +281,16 @@ static const float *data_of(const tlm_tensor *t) {
     return t != NULL ? (const float *)t->data : NULL;
 }
 
-/* C [m, n] = A [m, k] . B^T (+ bias) with the dispatched kernel, or the
- * reference when the workspace is too small for it (the kernels changed
- * since the session was made). */
+/* C [m, n] = A [m, k] . B^T (+ bias) with the dispatched kernel over the
+ * session's threads (each a range of B's rows: decoding is reading the
+ * weights, and the threads share that out), or the reference when the
+ * workspace is too small for it (the kernels changed since the session
+ * was made). */
 static void gemm_nt(const tlm_session *s, float *c, const float *a,
                     const float *b, const float *bias, int64_t m, int64_t n,
                     int64_t k) {
-    const tlmi_kernels *kernels = tlmi_kernels_active();
-    if (kernels->gemm_workspace(m, n, k, 0, 1) <= s->workspace_bytes)
-        kernels->gemm(c, a, b, bias, m, n, k, 0, 1, 0, s->workspace);
-    else
-        tlmi_gemm(c, a, b, bias, m, n, k, 0, 1, 0);
+    tlmi_gemm_parallel(s->pool, tlmi_kernels_active(), c, a, b, bias, m, n,
+                       k, 0, 1, 0, s->workspace, s->workspace_bytes);
 }
 
 /* out [n, out_features] = in [n, in_features] . W^T + b */

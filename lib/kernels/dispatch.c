@@ -24,6 +24,15 @@ void tlmi_gemm_scalar(float *c, const float *a, const float *b,
     tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b, accumulate);
 }
 
+void tlmi_gemm_scalar_cols(float *c, const float *a, const float *b,
+                           const float *bias, int64_t m, int64_t n, int64_t k,
+                           int transpose_a, int transpose_b, int accumulate,
+                           int64_t j_begin, int64_t j_end, float *workspace) {
+    (void)workspace;
+    tlmi_gemm_cols(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                   accumulate, j_begin, j_end);
+}
+
 size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
                                   int transpose_a, int transpose_b) {
     (void)m, (void)n, (void)k, (void)transpose_a, (void)transpose_b;
@@ -35,6 +44,8 @@ static const tlmi_kernels scalar_kernels = {
     .name = "scalar",
     .gemm = tlmi_gemm_scalar,
     .gemm_workspace = tlmi_gemm_scalar_workspace,
+    .gemm_cols = tlmi_gemm_scalar_cols,
+    .gemm_col_align = 1,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -43,6 +54,8 @@ static const tlmi_kernels avx2_kernels = {
     .name = "avx2",
     .gemm = tlmi_gemm_avx2,
     .gemm_workspace = tlmi_gemm_avx2_workspace,
+    .gemm_cols = tlmi_gemm_avx2_cols,
+    .gemm_col_align = 16, /* the micro-tile's width (small M: 8) */
 };
 #endif
 
@@ -52,6 +65,8 @@ static const tlmi_kernels avx512_kernels = {
     .name = "avx512",
     .gemm = tlmi_gemm_avx512,
     .gemm_workspace = tlmi_gemm_avx512_workspace,
+    .gemm_cols = tlmi_gemm_avx512_cols,
+    .gemm_col_align = 32, /* the micro-tile's width (small M: 16) */
 };
 #endif
 
@@ -61,6 +76,8 @@ static const tlmi_kernels neon_kernels = {
     .name = "neon",
     .gemm = tlmi_gemm_neon,
     .gemm_workspace = tlmi_gemm_neon_workspace,
+    .gemm_cols = tlmi_gemm_neon_cols,
+    .gemm_col_align = 12, /* the micro-tile's width (small M: 4) */
 };
 #endif
 

@@ -37,6 +37,10 @@ typedef struct tlmi_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     tlmi_gemm_fn gemm;
     tlmi_gemm_workspace_fn gemm_workspace;
+    /* Column ranges of a product, for the thread pool (see gemm.h): split
+     * points at multiples of gemm_col_align give bitwise the same C. */
+    tlmi_gemm_cols_fn gemm_cols;
+    int gemm_col_align;
 } tlmi_kernels;
 
 /* The table the library uses (never NULL). */

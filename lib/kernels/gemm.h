@@ -27,6 +27,19 @@ typedef void (*tlmi_gemm_fn)(float *c, const float *a, const float *b,
                              int64_t k, int transpose_a, int transpose_b,
                              int accumulate, float *workspace);
 
+/* The columns [j_begin, j_end) of the same product (0 <= j_begin <
+ * j_end <= N; other columns of C are not touched), for a thread pool that
+ * gives each thread its own range and its own workspace (as large as
+ * gemm_workspace says for the whole product). Every element of C gets
+ * exactly the operations the whole product gives it, bit for bit, when
+ * j_begin and j_end are multiples of the table's gemm_col_align (j_end may
+ * also be N): then any split of the columns gives the same result. */
+typedef void (*tlmi_gemm_cols_fn)(float *c, const float *a, const float *b,
+                                  const float *bias, int64_t m, int64_t n,
+                                  int64_t k, int transpose_a, int transpose_b,
+                                  int accumulate, int64_t j_begin,
+                                  int64_t j_end, float *workspace);
+
 /* Bytes of workspace the matching tlmi_gemm_fn needs for these sizes. */
 typedef size_t (*tlmi_gemm_workspace_fn)(int64_t m, int64_t n, int64_t k,
                                          int transpose_a, int transpose_b);
@@ -99,6 +112,10 @@ void tlmi_gemm_scalar(float *c, const float *a, const float *b,
                       float *workspace);
 size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
                                   int transpose_a, int transpose_b);
+void tlmi_gemm_scalar_cols(float *c, const float *a, const float *b,
+                           const float *bias, int64_t m, int64_t n, int64_t k,
+                           int transpose_a, int transpose_b, int accumulate,
+                           int64_t j_begin, int64_t j_end, float *workspace);
 
 #if defined(TLMI_HAVE_AVX2)
 void tlmi_gemm_avx2(float *c, const float *a, const float *b,
@@ -107,6 +124,10 @@ void tlmi_gemm_avx2(float *c, const float *a, const float *b,
                     float *workspace);
 size_t tlmi_gemm_avx2_workspace(int64_t m, int64_t n, int64_t k,
                                 int transpose_a, int transpose_b);
+void tlmi_gemm_avx2_cols(float *c, const float *a, const float *b,
+                         const float *bias, int64_t m, int64_t n, int64_t k,
+                         int transpose_a, int transpose_b, int accumulate,
+                         int64_t j_begin, int64_t j_end, float *workspace);
 #endif
 
 #if defined(TLMI_HAVE_AVX512)
@@ -116,6 +137,10 @@ void tlmi_gemm_avx512(float *c, const float *a, const float *b,
                       float *workspace);
 size_t tlmi_gemm_avx512_workspace(int64_t m, int64_t n, int64_t k,
                                   int transpose_a, int transpose_b);
+void tlmi_gemm_avx512_cols(float *c, const float *a, const float *b,
+                           const float *bias, int64_t m, int64_t n, int64_t k,
+                           int transpose_a, int transpose_b, int accumulate,
+                           int64_t j_begin, int64_t j_end, float *workspace);
 #endif
 
 #if defined(TLMI_HAVE_NEON)
@@ -125,6 +150,10 @@ void tlmi_gemm_neon(float *c, const float *a, const float *b,
                     float *workspace);
 size_t tlmi_gemm_neon_workspace(int64_t m, int64_t n, int64_t k,
                                 int transpose_a, int transpose_b);
+void tlmi_gemm_neon_cols(float *c, const float *a, const float *b,
+                         const float *bias, int64_t m, int64_t n, int64_t k,
+                         int transpose_a, int transpose_b, int accumulate,
+                         int64_t j_begin, int64_t j_end, float *workspace);
 #endif
 
 #endif

@@ -7,12 +7,16 @@
  * [3] = K, [4] = transpose_b.
  *
  * The products run on the GEMM kernel dispatch chose for this CPU
- * (kernels/dispatch.h), packing into the context's workspace. Creating the
- * node makes the workspace large enough for its forward and backward
- * products, so neither pass allocates.
+ * (kernels/dispatch.h), over the context's thread pool: each thread
+ * computes a range of C's columns (or, for batched products, whole
+ * products of the batch), packing into its own slot of the context's
+ * workspace, so the results are the same for any number of threads.
+ * Creating the node makes the workspace large enough for its forward and
+ * backward products on every thread, so neither pass allocates.
  */
 #include "ops.h"
 
+#include "gemm_parallel.h"
 #include "kernels/dispatch.h"
 #include "kernels/scalar/matmul.h"
 
@@ -32,20 +36,78 @@ static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
     return bytes;
 }
 
-/* C = op(A) . op(B) ... (see tlmi_gemm) with the dispatched kernel. Should
- * the kernels have changed since the node was made (a new CPU mask) and
- * need more workspace than there is, the scalar reference does it. */
+/* C = op(A) . op(B) ... (see tlmi_gemm) with the dispatched kernel over
+ * the context's threads. Should the kernels have changed since the node
+ * was made (a new CPU mask) and need more workspace than there is, the
+ * scalar reference does it. */
 static void gemm(tlm_context *ctx, float *c, const float *a, const float *b,
                  const float *bias, int64_t m, int64_t n, int64_t k,
                  int transpose_a, int transpose_b, int accumulate) {
+    tlmi_gemm_parallel(ctx->pool, tlmi_kernels_active(), c, a, b, bias, m, n,
+                       k, transpose_a, transpose_b, accumulate,
+                       ctx->workspace, ctx->workspace_bytes);
+}
+
+/* A batch of products, whole products per thread: item i is
+ * C_i = op(A_i) . op(B_i) (+ C_i) (+ bias), A_i at a + i * a_stride ... */
+typedef struct batch_job {
+    tlm_context *ctx;
+    const tlmi_kernels *kernels;
+    float *c;
+    const float *a, *b, *bias;
+    int64_t c_stride, a_stride, b_stride;
+    int64_t m, n, k;
+    int transpose_a, transpose_b, accumulate;
+    size_t slot; /* workspace bytes per thread */
+} batch_job;
+
+static void batch_task(void *arg, int64_t begin, int64_t end, int thread) {
+    const batch_job *job = arg;
+    float *workspace =
+        job->slot > 0 ? (float *)(void *)((char *)job->ctx->workspace +
+                                          (size_t)thread * job->slot)
+                      : NULL;
+    for (int64_t i = begin; i < end; i++)
+        job->kernels->gemm(job->c + i * job->c_stride,
+                           job->a + i * job->a_stride,
+                           job->b + i * job->b_stride, job->bias, job->m,
+                           job->n, job->k, job->transpose_a, job->transpose_b,
+                           job->accumulate, workspace);
+}
+
+/* `batch` products (see batch_job): over the threads by whole products
+ * when there are at least as many as threads, else each one split by
+ * columns. Both give every element of C the same operations. */
+static void gemm_batch(tlm_context *ctx, int64_t batch, float *c,
+                       int64_t c_stride, const float *a, int64_t a_stride,
+                       const float *b, int64_t b_stride, const float *bias,
+                       int64_t m, int64_t n, int64_t k, int transpose_a,
+                       int transpose_b, int accumulate) {
     const tlmi_kernels *kernels = tlmi_kernels_active();
-    if (kernels->gemm_workspace(m, n, k, transpose_a, transpose_b) <=
-        ctx->workspace_bytes)
-        kernels->gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                      accumulate, ctx->workspace);
-    else
-        tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                  accumulate);
+    const int threads = tlmi_pool_threads(ctx->pool);
+    const size_t need =
+        kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
+    const size_t slot = tlmi_gemm_parallel_workspace(need, 1);
+    if (batch >= threads && threads > 1 &&
+        tlmi_gemm_parallel_workspace(need, threads) <= ctx->workspace_bytes) {
+        batch_job job = {
+            .ctx = ctx, .kernels = kernels, .c = c, .a = a, .b = b,
+            .bias = bias, .c_stride = c_stride, .a_stride = a_stride,
+            .b_stride = b_stride, .m = m, .n = n, .k = k,
+            .transpose_a = transpose_a, .transpose_b = transpose_b,
+            .accumulate = accumulate, .slot = slot,
+        };
+        const double flops = 2.0 * (double)m * (double)n * (double)k;
+        int64_t grain = 1;
+        if (flops < (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD)
+            grain = (int64_t)((double)TLMI_GEMM_MIN_FLOPS_PER_THREAD /
+                              (flops > 1.0 ? flops : 1.0)) + 1;
+        tlmi_parallel_for(ctx->pool, batch, grain, batch_task, &job);
+        return;
+    }
+    for (int64_t i = 0; i < batch; i++)
+        gemm(ctx, c + i * c_stride, a + i * a_stride, b + i * b_stride, bias,
+             m, n, k, transpose_a, transpose_b, accumulate);
 }
 
 static int matmul_forward(tlm_tensor *out) {
@@ -54,11 +116,9 @@ static int matmul_forward(tlm_tensor *out) {
                   n = out->iparam[2], k = out->iparam[3];
     const int transpose_b = (int)out->iparam[4];
     const int64_t b_stride = b->ndim == 2 ? 0 : n * k;
-    for (int64_t i = 0; i < batch; i++)
-        gemm(out->ctx, (float *)out->data + i * m * n,
-                  (const float *)a->data + i * m * k,
-                  (const float *)b->data + i * b_stride,
-                  bias ? bias->data : 0, m, n, k, 0, transpose_b, 0);
+    gemm_batch(out->ctx, batch, (float *)out->data, m * n,
+               (const float *)a->data, m * k, (const float *)b->data,
+               b_stride, bias ? bias->data : 0, m, n, k, 0, transpose_b, 0);
     return TLM_OK;
 }
 
@@ -69,21 +129,28 @@ static void matmul_backward(tlm_tensor *out) {
     const int transpose_b = (int)out->iparam[4];
     const int64_t b_stride = b->ndim == 2 ? 0 : n * k;
     const float *dc = out->grad;
-    for (int64_t i = 0; i < batch; i++) {
-        const float *dc_i = dc + i * m * n;
-        const float *a_i = (const float *)a->data + i * m * k;
-        const float *b_i = (const float *)b->data + i * b_stride;
-        /* dA [M, K] += dC [M, N] . op(B)^T */
-        if (tlmi_wants_grad(a))
-            gemm(out->ctx, a->grad + i * m * k, dc_i, b_i, 0, m, k, n, 0,
-                      !transpose_b, 1);
-        if (tlmi_wants_grad(b)) {
-            float *db_i = b->grad + i * b_stride;
-            if (transpose_b) /* dB [N, K] += dC^T [N, M] . A [M, K] */
-                gemm(out->ctx, db_i, dc_i, a_i, 0, n, k, m, 1, 0, 1);
-            else /* dB [K, N] += A^T [K, M] . dC [M, N] */
-                gemm(out->ctx, db_i, a_i, dc_i, 0, k, n, m, 1, 0, 1);
-        }
+    tlm_context *ctx = out->ctx;
+    /* dA [M, K] += dC [M, N] . op(B)^T */
+    if (tlmi_wants_grad(a))
+        gemm_batch(ctx, batch, a->grad, m * k, dc, m * n,
+                   (const float *)b->data, b_stride, 0, m, k, n, 0,
+                   !transpose_b, 1);
+    if (tlmi_wants_grad(b)) {
+        /* dB [N, K] += dC^T [N, M] . A [M, K], or
+         * dB [K, N] += A^T [K, M] . dC [M, N]. A weight shared by the
+         * batch sums its items' products in batch order. */
+        const float *x = transpose_b ? dc : (const float *)a->data;
+        const float *y = transpose_b ? (const float *)a->data : dc;
+        const int64_t x_stride = transpose_b ? m * n : m * k;
+        const int64_t y_stride = transpose_b ? m * k : m * n;
+        const int64_t rows = transpose_b ? n : k, cols = transpose_b ? k : n;
+        if (b_stride != 0)
+            gemm_batch(ctx, batch, b->grad, b_stride, x, x_stride, y,
+                       y_stride, 0, rows, cols, m, 1, 0, 1);
+        else
+            for (int64_t i = 0; i < batch; i++)
+                gemm(ctx, b->grad, x + i * x_stride, y + i * y_stride, 0,
+                     rows, cols, m, 1, 0, 1);
     }
     if (tlmi_wants_grad(bias))
         tlmi_bias_backward(bias->grad, dc, batch * m, n);
@@ -162,8 +229,10 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
         result->iparam[4] = transpose_b;
         status = tlmi_context_reserve_workspace(
             ctx,
-            matmul_workspace(tlmi_kernels_active(), m, n, k, transpose_b,
-                             result->grad != NULL),
+            tlmi_gemm_parallel_workspace(
+                matmul_workspace(tlmi_kernels_active(), m, n, k, transpose_b,
+                                 result->grad != NULL),
+                tlmi_pool_threads(ctx->pool)),
             name);
     }
     return tlmi_result_finish(out, result, status);

@@ -13,6 +13,12 @@
  *                         process, OpenBLAS as the environment set it
  *   bench --quick         fewer and smaller shapes (a smoke run)
  *   bench --filter TEXT   only the cases whose name contains TEXT
+ *   bench --threads N     also time each product split over N threads
+ *                         (default 2; 1 turns it off): a line with
+ *                         "threads":N per case, with "speedup", its
+ *                         throughput over the 1-thread run measured
+ *                         alternately with it, and a geometric mean line
+ *                         "gemm_threads_geomean"
  *
  * Times are the best of several repetitions (CLOCK_MONOTONIC), tlm and
  * OpenBLAS alternating; the machine is shared and noisy, so compare the
@@ -31,7 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gemm_parallel.h"
+#include "host.h"
 #include "kernels/dispatch.h"
+#include "pool.h"
 
 #if defined(TLM_BENCH_OPENBLAS)
 #include <cblas.h>
@@ -151,7 +160,7 @@ static const char *reference_coretype(void) {
     return coretype != NULL && *coretype != '\0' ? coretype : "default";
 }
 
-static int run_isa(int isa, int quick, const char *filter) {
+static int run_isa(int isa, int quick, const char *filter, int threads) {
     const tlmi_kernels *kernels = tlmi_kernels_for(isa);
     if (kernels == NULL) {
         fprintf(stderr, "bench: this build or CPU has no %s kernels\n",
@@ -167,6 +176,17 @@ static int run_isa(int isa, int quick, const char *filter) {
     double log_ratio = 0.0, log_gflops = 0.0, log_ref = 0.0;
     double log_ratio_part[2] = {0.0, 0.0};
     int counted = 0, rated = 0, rated_part[2] = {0, 0};
+    /* The pool for the threaded runs, and their speedups. */
+    tlmi_host host;
+    tlmi_host_init_default(&host);
+    tlmi_pool *pool = NULL;
+    if (threads > 1 && (tlmi_pool_create(&pool, &host, threads, "bench") != 0 ||
+                        tlmi_pool_start(pool, "bench") != 0)) {
+        fprintf(stderr, "bench: %s\n", host.last_error);
+        return 1;
+    }
+    double log_speedup = 0.0, log_speedup_part[2] = {0.0, 0.0};
+    int sped = 0, sped_part[2] = {0, 0};
     for (size_t ci = 0; ci < N_CASES; ci++) {
         const bench_case *bc = &all_cases[ci];
         if (filter != NULL && strstr(bc->name, filter) == NULL)
@@ -223,11 +243,67 @@ static int run_isa(int isa, int quick, const char *filter) {
 #endif
         printf("}\n");
         fflush(stdout);
+        if (pool != NULL) {
+            /* The same product over the pool, each thread with its own
+             * workspace slot, timed alternately with one thread. */
+            const size_t need = kernels->gemm_workspace(
+                m, n, k, bc->transpose_a, bc->transpose_b);
+            const size_t bytes = tlmi_gemm_parallel_workspace(need, threads);
+            void *tws = NULL;
+            if (bytes > 0 && posix_memalign(&tws, 64, bytes) != 0) {
+                fprintf(stderr, "bench: out of memory\n");
+                return 1;
+            }
+            /* Products back to back, as in a forward pass (the workers
+             * stay awake between them): runs of `reps` calls, reps such
+             * that a run takes about 1 ms on one thread. */
+            int reps = (int)(1e-3 / best);
+            reps = reps < 1 ? 1 : reps > 1000 ? 1000 : reps;
+            double many, one;
+            TIME_BOTH(many,
+                      for (int r_ = 0; r_ < reps; r_++)
+                          tlmi_gemm_parallel(pool, kernels, c, a, b, NULL, m,
+                                             n, k, bc->transpose_a,
+                                             bc->transpose_b, bc->accumulate,
+                                             tws, bytes),
+                      one,
+                      for (int r_ = 0; r_ < reps; r_++)
+                          kernels->gemm(c, a, b, NULL, m, n, k,
+                                        bc->transpose_a, bc->transpose_b,
+                                        bc->accumulate, ws));
+            many /= reps;
+            one /= reps;
+            const double speedup = one / many;
+            log_speedup += log(speedup);
+            log_speedup_part[m == 1] += log(speedup);
+            sped++;
+            sped_part[m == 1]++;
+            printf("{\"bench\":\"gemm\",\"case\":\"%s\",\"isa\":\"%s\","
+                   "\"m\":%lld,\"n\":%lld,\"k\":%lld,\"form\":\"%s\","
+                   "\"threads\":%d,\"gflops\":%.2f,\"gflops_1thread\":%.2f,"
+                   "\"speedup\":%.3f}\n",
+                   bc->name, kernels->name, (long long)m, (long long)n,
+                   (long long)k, form_name(bc), threads,
+                   flops / many * 1e-9, flops / one * 1e-9, speedup);
+            fflush(stdout);
+            free(tws);
+        }
         free(a);
         free(b);
         free(c);
         free(ws);
     }
+    if (sped > 0) {
+        printf("{\"bench\":\"gemm_threads_geomean\",\"isa\":\"%s\","
+               "\"threads\":%d,\"shapes\":%d,\"speedup\":%.3f",
+               kernels->name, threads, sped, exp(log_speedup / sped));
+        for (int part = 0; part < 2; part++)
+            if (sped_part[part] > 0)
+                printf(",\"%s_speedup\":%.3f", part ? "decode" : "train",
+                       exp(log_speedup_part[part] / sped_part[part]));
+        printf("}\n");
+    }
+    tlmi_pool_free(pool);
     if (counted == 0)
         return 0;
     printf("{\"bench\":\"gemm_geomean\",\"isa\":\"%s\",\"shapes\":%d,"
@@ -282,13 +358,19 @@ static int run_child(const char *self, int isa, const char *coretype,
 }
 
 int main(int argc, char **argv) {
-    int isa = -1, quick = 0;
+    int isa = -1, quick = 0, threads = 2;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
             isa = tlmi_isa_from_name(argv[++i]);
             if (isa < 0) {
                 fprintf(stderr, "bench: unknown ISA %s\n", argv[i]);
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            threads = atoi(argv[++i]);
+            if (threads < 1 || threads > 64) {
+                fprintf(stderr, "bench: --threads %s is not 1..64\n", argv[i]);
                 return 2;
             }
         } else if (strcmp(argv[i], "--quick") == 0) {
@@ -298,13 +380,13 @@ int main(int argc, char **argv) {
         } else {
             fprintf(stderr,
                     "usage: %s [--isa scalar|avx2|avx512|neon] [--quick] "
-                    "[--filter TEXT]\n",
+                    "[--filter TEXT] [--threads N]\n",
                     argv[0]);
             return 2;
         }
     }
     if (isa >= 0)
-        return run_isa(isa, quick, filter);
+        return run_isa(isa, quick, filter, threads);
 
     /* Every SIMD ISA of this CPU, each against its OpenBLAS core type. */
     static const struct {
@@ -316,7 +398,9 @@ int main(int argc, char **argv) {
         {TLMI_ISA_NEON, "ARMV8"},
     };
     /* Forward only --quick and --filter to the children. */
-    char *forwarded[8];
+    char *forwarded[10];
+    char threads_text[16];
+    snprintf(threads_text, sizeof threads_text, "%d", threads);
     int n_forwarded = 1;
     forwarded[0] = argv[0];
     if (quick)
@@ -325,6 +409,8 @@ int main(int argc, char **argv) {
         forwarded[n_forwarded++] = (char *)"--filter";
         forwarded[n_forwarded++] = (char *)filter;
     }
+    forwarded[n_forwarded++] = (char *)"--threads";
+    forwarded[n_forwarded++] = threads_text;
     forwarded[n_forwarded] = NULL;
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
@@ -335,6 +421,6 @@ int main(int argc, char **argv) {
                             n_forwarded, forwarded);
     }
     if (ran == 0)
-        failed |= run_isa(TLMI_ISA_SCALAR, quick, filter);
+        failed |= run_isa(TLMI_ISA_SCALAR, quick, filter, threads);
     return failed;
 }

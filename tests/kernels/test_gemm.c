@@ -15,6 +15,12 @@
  * The workspace is the size the kernel asked for, deliberately misaligned
  * in half the calls, and followed by a guard zone that must stay intact;
  * C has guard zones on both sides too.
+ *
+ * Column ranges (gemm_cols, what the thread pool runs): at N = 1, 3, 7,
+ * 15, 33, 100, 1000, a range computes exactly (bitwise) the columns the
+ * whole product computes and leaves the others alone, and cutting the
+ * columns into 2, 3 or 4 ranges at multiples of gemm_col_align gives the
+ * whole product bit for bit (so any thread count does).
  */
 #include <float.h>
 #include <math.h>
@@ -186,9 +192,120 @@ static void big_sizes(void **state) {
                       call & 1);
 }
 
+/* The product of columns [j_begin, j_end) into c (a copy of c0), with a
+ * workspace of its own. */
+static void run_cols(const tlmi_kernels *kernels, float *c, const float *a,
+                     const float *b, const float *bias, int64_t m, int64_t n,
+                     int64_t k, int ta, int tb, int accumulate,
+                     int64_t j_begin, int64_t j_end) {
+    const size_t ws_bytes = kernels->gemm_workspace(m, n, k, ta, tb);
+    float *ws = ws_bytes ? malloc(ws_bytes) : NULL;
+    assert_true(ws_bytes == 0 || ws != NULL);
+    kernels->gemm_cols(c, a, b, bias, m, n, k, ta, tb, accumulate, j_begin,
+                       j_end, ws);
+    free(ws);
+}
+
+static void column_ranges(void **state) {
+    const tlmi_kernels *kernels = *state;
+    static const int64_t ns[] = {1, 3, 7, 15, 33, 100, 1000};
+    static const int64_t ms[] = {1, 3, 9, 33};
+    static const int64_t ks[] = {7, 100};
+    const int64_t align = kernels->gemm_col_align;
+    assert_true(align >= 1);
+    int call = 0;
+    for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+        for (size_t im = 0; im < sizeof ms / sizeof ms[0]; im++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++)
+                for (int form = 0; form < 4; form++, call++) {
+                    const int64_t m = ms[im], n = ns[in], k = ks[ik];
+                    const int ta = form >> 1, tb = form & 1;
+                    const int with_bias = call & 1, accumulate = (call >> 1) & 1;
+                    const size_t cn = (size_t)(m * n);
+                    float *a = random_floats(m * k);
+                    float *b = random_floats(k * n);
+                    float *bias = with_bias ? random_floats(n) : NULL;
+                    float *c0 = random_floats(m * n);
+                    float *full = malloc(cn * sizeof *full);
+                    float *part = malloc(cn * sizeof *part);
+                    assert_non_null(full);
+                    assert_non_null(part);
+                    memcpy(full, c0, cn * sizeof *full);
+                    run_cols(kernels, full, a, b, bias, m, n, k, ta, tb,
+                             accumulate, 0, n);
+
+                    /* One range in the middle (aligned ends, or N): its
+                     * columns as in the whole product, others kept. */
+                    const int64_t units = (n + align - 1) / align;
+                    const int64_t jb = units / 3 * align;
+                    const int64_t je = (units * 2 / 3 + 1) * align < n
+                                           ? (units * 2 / 3 + 1) * align
+                                           : n;
+                    memcpy(part, c0, cn * sizeof *part);
+                    run_cols(kernels, part, a, b, bias, m, n, k, ta, tb,
+                             accumulate, jb, je);
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t j = 0; j < n; j++) {
+                            const float want = j >= jb && j < je
+                                                   ? full[i * n + j]
+                                                   : c0[i * n + j];
+                            if (memcmp(&part[i * n + j], &want, sizeof want)) {
+                                print_error("%s gemm_cols %s m=%lld n=%lld "
+                                            "k=%lld [%lld, %lld): C[%lld, "
+                                            "%lld] = %.9g, want %.9g\n",
+                                            kernels->name, form_name(ta, tb),
+                                            (long long)m, (long long)n,
+                                            (long long)k, (long long)jb,
+                                            (long long)je, (long long)i,
+                                            (long long)j,
+                                            (double)part[i * n + j],
+                                            (double)want);
+                                fail();
+                            }
+                        }
+
+                    /* Aligned splits into 2, 3 and 4 ranges. */
+                    for (int64_t parts = 2; parts <= 4; parts++) {
+                        memcpy(part, c0, cn * sizeof *part);
+                        for (int64_t t = 0; t < parts; t++) {
+                            const int64_t ub = units * t / parts,
+                                          ue = units * (t + 1) / parts;
+                            const int64_t b0 = ub * align;
+                            const int64_t b1 = ue * align < n ? ue * align : n;
+                            if (b0 < b1)
+                                run_cols(kernels, part, a, b, bias, m, n, k,
+                                         ta, tb, accumulate, b0, b1);
+                        }
+                        if (memcmp(part, full, cn * sizeof *part) != 0) {
+                            print_error("%s gemm_cols %s m=%lld n=%lld k=%lld: "
+                                        "%lld aligned ranges differ from the "
+                                        "whole product\n",
+                                        kernels->name, form_name(ta, tb),
+                                        (long long)m, (long long)n,
+                                        (long long)k, (long long)parts);
+                            fail();
+                        }
+                    }
+                    /* And the whole product is the plain entry's. */
+                    memcpy(part, c0, cn * sizeof *part);
+                    const size_t ws_bytes = kernels->gemm_workspace(m, n, k, ta, tb);
+                    float *ws = ws_bytes ? malloc(ws_bytes) : NULL;
+                    kernels->gemm(part, a, b, bias, m, n, k, ta, tb,
+                                  accumulate, ws);
+                    free(ws);
+                    assert_memory_equal(part, full, cn * sizeof *part);
+                    free(a);
+                    free(b);
+                    free(bias);
+                    free(c0);
+                    free(full);
+                    free(part);
+                }
+}
+
 int main(void) {
-    struct CMUnitTest tests[2 * TLMI_ISA_COUNT];
-    static char names[2 * TLMI_ISA_COUNT][64];
+    struct CMUnitTest tests[3 * TLMI_ISA_COUNT];
+    static char names[3 * TLMI_ISA_COUNT][64];
     size_t count = 0;
     printf("test_gemm: kernels tested:");
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
@@ -205,6 +322,11 @@ int main(void) {
                  kernels->name);
         tests[count] = (struct CMUnitTest){names[count], big_sizes, NULL, NULL,
                                            (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_column_ranges",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], column_ranges, NULL,
+                                           NULL, (void *)kernels};
         count++;
     }
     printf("\n");

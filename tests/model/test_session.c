@@ -226,6 +226,17 @@ static void limits_and_bad_input(void **state) {
     tlm_session *bad = (tlm_session *)ctx;
     assert_int_equal(tlm_session_create(&bad, m, &params), TLM_E_INVALID);
     assert_null(bad);
+    /* n_threads outside 0..1024 */
+    tlm_session_params_init(&params);
+    params.n_threads = -1;
+    assert_int_equal(tlm_session_create(&bad, m, &params), TLM_E_INVALID);
+    assert_null(bad);
+    assert_non_null(strstr(tlm_last_error(), "params.n_threads -1"));
+    params.n_threads = 1025;
+    assert_int_equal(tlm_session_create(&bad, m, &params), TLM_E_INVALID);
+    params.n_threads = 1; /* one thread: never starts a worker (qemu) */
+    assert_int_equal(tlm_session_create(&bad, m, &params), TLM_OK);
+    tlm_session_free(bad);
     tlm_session_free(s);
     tlm_model_free(m);
     tlm_context_free(ctx);

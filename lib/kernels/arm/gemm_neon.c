@@ -181,16 +181,19 @@ static inline void small_rows_tile(float *c, const float *a, const float *b,
     }
 }
 
+/* Columns [j_begin, j_end); a column gets the same operations in any
+ * tile (the last ones, past a multiple of 4, are scalar). */
 static void small_rows(float *c, const float *a, const float *b,
                        const float *bias, int64_t n, int64_t k, int64_t as,
-                       int64_t ps, int accumulate, int64_t i0, int R) {
+                       int64_t ps, int accumulate, int64_t i0,
+                       int64_t j_begin, int64_t j_end, int R) {
     const int W = R == 1 ? 8 : 4;
-    int64_t j = 0;
-    for (; j + 4 * W <= n; j += 4 * W)
+    int64_t j = j_begin;
+    for (; j + 4 * W <= j_end; j += 4 * W)
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j, R, W);
-    for (; j + 4 <= n; j += 4)
+    for (; j + 4 <= j_end; j += 4)
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j, R, 1);
-    for (; j < n; j++) {
+    for (; j < j_end; j++) {
         for (int r = 0; r < R; r++) {
             float sum = 0.0f;
             for (int64_t p = 0; p < k; p++)
@@ -236,26 +239,29 @@ static inline void small_dots_tile(float *c, const float *a, const float *b,
 
 static void small_dots(float *c, const float *a, const float *b,
                        const float *bias, int64_t n, int64_t k,
-                       int accumulate, int64_t i0, int R) {
+                       int accumulate, int64_t i0, int64_t j_begin,
+                       int64_t j_end, int R) {
     const int J = R == 1 ? 8 : 4;
-    int64_t j = 0;
-    for (; j + J <= n; j += J)
+    int64_t j = j_begin;
+    for (; j + J <= j_end; j += J)
         small_dots_tile(c, a, b, bias, n, k, accumulate, i0, j, R, J);
-    for (; j < n; j++)
+    for (; j < j_end; j++)
         small_dots_tile(c, a, b, bias, n, k, accumulate, i0, j, R, 1);
 }
 
 static void gemm_small(float *c, const float *a, const float *b,
                        const float *bias, int64_t m, int64_t n, int64_t k,
-                       int transpose_a, int transpose_b, int accumulate) {
+                       int transpose_a, int transpose_b, int accumulate,
+                       int64_t j_begin, int64_t j_end) {
     /* A(i, p): a[i * k + p], or a[p * m + i] when transposed. */
     const int64_t as = transpose_a ? 1 : k, ps = transpose_a ? m : 1;
     for (int64_t i = 0; i < m;) {
         const int R = m - i >= 4 ? 4 : (int)(m - i);
         if (transpose_b)
-            small_dots(c, a, b, bias, n, k, accumulate, i, R);
+            small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end, R);
         else
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, R);
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
+                       j_end, R);
         i += R;
     }
 }
@@ -273,14 +279,22 @@ size_t tlmi_gemm_neon_workspace(int64_t m, int64_t n, int64_t k,
     return tlmi_gemm_blocked_workspace(&blocking, m, n, k);
 }
 
+void tlmi_gemm_neon_cols(float *c, const float *a, const float *b,
+                         const float *bias, int64_t m, int64_t n, int64_t k,
+                         int transpose_a, int transpose_b, int accumulate,
+                         int64_t j_begin, int64_t j_end, float *workspace) {
+    if (use_small(m, transpose_a, transpose_b))
+        gemm_small(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                   accumulate, j_begin, j_end);
+    else
+        tlmi_gemm_blocked(&blocking, c, a, b, bias, m, n, k, transpose_a,
+                          transpose_b, accumulate, j_begin, j_end, workspace);
+}
+
 void tlmi_gemm_neon(float *c, const float *a, const float *b,
                     const float *bias, int64_t m, int64_t n, int64_t k,
                     int transpose_a, int transpose_b, int accumulate,
                     float *workspace) {
-    if (use_small(m, transpose_a, transpose_b))
-        gemm_small(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                   accumulate);
-    else
-        tlmi_gemm_blocked(&blocking, c, a, b, bias, m, n, k, transpose_a,
-                          transpose_b, accumulate, 0, n, workspace);
+    tlmi_gemm_neon_cols(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                        accumulate, 0, n, workspace);
 }

@@ -3,24 +3,32 @@
 void tlmi_gemm(float *c, const float *a, const float *b, const float *bias,
                int64_t m, int64_t n, int64_t k, int transpose_a,
                int transpose_b, int accumulate) {
+    tlmi_gemm_cols(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                   accumulate, 0, n);
+}
+
+void tlmi_gemm_cols(float *c, const float *a, const float *b,
+                    const float *bias, int64_t m, int64_t n, int64_t k,
+                    int transpose_a, int transpose_b, int accumulate,
+                    int64_t j_begin, int64_t j_end) {
     for (int64_t i = 0; i < m; i++) {
         float *c_row = c + i * n;
         if (!accumulate)
-            for (int64_t j = 0; j < n; j++)
+            for (int64_t j = j_begin; j < j_end; j++)
                 c_row[j] = 0.0f;
         if (bias != 0)
-            for (int64_t j = 0; j < n; j++)
+            for (int64_t j = j_begin; j < j_end; j++)
                 c_row[j] += bias[j];
         if (!transpose_b) {
             /* i-p-j order: B is read row by row. */
             for (int64_t p = 0; p < k; p++) {
                 float a_ip = transpose_a ? a[p * m + i] : a[i * k + p];
                 const float *b_row = b + p * n;
-                for (int64_t j = 0; j < n; j++)
+                for (int64_t j = j_begin; j < j_end; j++)
                     c_row[j] += a_ip * b_row[j];
             }
         } else {
-            for (int64_t j = 0; j < n; j++) {
+            for (int64_t j = j_begin; j < j_end; j++) {
                 const float *b_row = b + j * k;
                 float sum = 0.0f;
                 for (int64_t p = 0; p < k; p++)

@@ -11,6 +11,13 @@ void tlmi_gemm(float *c, const float *a, const float *b, const float *bias,
                int64_t m, int64_t n, int64_t k, int transpose_a,
                int transpose_b, int accumulate);
 
+/* The columns [j_begin, j_end) of C only (0 <= j_begin <= j_end <= N);
+ * each element computed exactly as tlmi_gemm computes it. */
+void tlmi_gemm_cols(float *c, const float *a, const float *b,
+                    const float *bias, int64_t m, int64_t n, int64_t k,
+                    int transpose_a, int transpose_b, int accumulate,
+                    int64_t j_begin, int64_t j_end);
+
 /* dbias[j] += sum over rows of dc[row, j], dc [M, N] */
 void tlmi_bias_backward(float *dbias, const float *dc, int64_t m, int64_t n);
 

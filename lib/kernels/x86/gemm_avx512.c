@@ -285,23 +285,25 @@ TLMI_INLINE void small_rows_tile(float *c, const float *a, const float *b,
     }
 }
 
-/* Rows [i0, i0 + R) of C, every column. (Cutting K into slices, so that
- * rows of B are read further at a time, measured no faster.) */
+/* Rows [i0, i0 + R) of C, columns [j_begin, j_end). (Cutting K into
+ * slices, so that rows of B are read further at a time, measured no
+ * faster.) Every column gets the same operations in any tile. */
 TLMI_INLINE void small_rows(float *c, const float *a, const float *b,
                             const float *bias, int64_t n, int64_t k,
                             int64_t as, int64_t ps, int accumulate,
-                            int64_t i0, const int R) {
+                            int64_t i0, int64_t j_begin, int64_t j_end,
+                            const int R) {
     /* Keep R x W <= 24 accumulators. */
     const int W = R <= 2 ? 8 : 6;
-    int64_t j = 0;
-    for (; j + 16 * W <= n; j += 16 * W)
+    int64_t j = j_begin;
+    for (; j + 16 * W <= j_end; j += 16 * W)
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j,
                         (__mmask16)0xffff, R, W, 0);
-    if (j == n)
+    if (j == j_end)
         return;
     /* The rest in one tile as wide as needed, its last vector masked. */
-    const __mmask16 last = lanes(n - j - (n - j - 1) / 16 * 16);
-    switch ((n - j + 15) / 16) {
+    const __mmask16 last = lanes(j_end - j - (j_end - j - 1) / 16 * 16);
+    switch ((j_end - j + 15) / 16) {
 #define REST_CASE(w)                                                        \
     case w:                                                                 \
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j,     \
@@ -381,29 +383,31 @@ TLMI_INLINE void small_dots_tile(float *c, const float *a, const float *b,
 
 TLMI_INLINE void small_dots(float *c, const float *a, const float *b,
                             const float *bias, int64_t n, int64_t k,
-                            int accumulate, int64_t i0, const int R) {
+                            int accumulate, int64_t i0, int64_t j_begin,
+                            int64_t j_end, const int R) {
     const int J = R == 1 ? 8 : R == 2 ? 6 : 4;
-    int64_t j = 0;
-    for (; j + J <= n; j += J)
+    int64_t j = j_begin;
+    for (; j + J <= j_end; j += J)
         small_dots_tile(c, a, b, bias, n, k, accumulate, i0, j, R, J);
-    for (; j < n; j++)
+    for (; j < j_end; j++)
         small_dots_tile(c, a, b, bias, n, k, accumulate, i0, j, R, 1);
 }
 
 static void gemm_small(float *c, const float *a, const float *b,
                        const float *bias, int64_t m, int64_t n, int64_t k,
-                       int transpose_a, int transpose_b, int accumulate) {
+                       int transpose_a, int transpose_b, int accumulate,
+                       int64_t j_begin, int64_t j_end) {
     if (transpose_b) {
         for (int64_t i = 0; i < m;) {
             const int64_t rest = m - i;
             if (rest >= 3) {
-                small_dots(c, a, b, bias, n, k, accumulate, i, 3);
+                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end, 3);
                 i += 3;
             } else if (rest == 2) {
-                small_dots(c, a, b, bias, n, k, accumulate, i, 2);
+                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end, 2);
                 i += 2;
             } else {
-                small_dots(c, a, b, bias, n, k, accumulate, i, 1);
+                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end, 1);
                 i += 1;
             }
         }
@@ -414,16 +418,20 @@ static void gemm_small(float *c, const float *a, const float *b,
     for (int64_t i = 0; i < m;) {
         const int64_t rest = m - i;
         if (rest >= 4) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, 4);
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
+                       j_end, 4);
             i += 4;
         } else if (rest == 3) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, 3);
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
+                       j_end, 3);
             i += 3;
         } else if (rest == 2) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, 2);
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
+                       j_end, 2);
             i += 2;
         } else {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, 1);
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
+                       j_end, 1);
             i += 1;
         }
     }
@@ -442,14 +450,22 @@ size_t tlmi_gemm_avx512_workspace(int64_t m, int64_t n, int64_t k,
     return tlmi_gemm_blocked_workspace(&blocking, m, n, k);
 }
 
+void tlmi_gemm_avx512_cols(float *c, const float *a, const float *b,
+                           const float *bias, int64_t m, int64_t n, int64_t k,
+                           int transpose_a, int transpose_b, int accumulate,
+                           int64_t j_begin, int64_t j_end, float *workspace) {
+    if (use_small(m, transpose_a, transpose_b))
+        gemm_small(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                   accumulate, j_begin, j_end);
+    else
+        tlmi_gemm_blocked(&blocking, c, a, b, bias, m, n, k, transpose_a,
+                          transpose_b, accumulate, j_begin, j_end, workspace);
+}
+
 void tlmi_gemm_avx512(float *c, const float *a, const float *b,
                       const float *bias, int64_t m, int64_t n, int64_t k,
                       int transpose_a, int transpose_b, int accumulate,
                       float *workspace) {
-    if (use_small(m, transpose_a, transpose_b))
-        gemm_small(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                   accumulate);
-    else
-        tlmi_gemm_blocked(&blocking, c, a, b, bias, m, n, k, transpose_a,
-                          transpose_b, accumulate, 0, n, workspace);
+    tlmi_gemm_avx512_cols(c, a, b, bias, m, n, k, transpose_a, transpose_b,
+                          accumulate, 0, n, workspace);
 }

@@ -1,0 +1,254 @@
+/*
+ * Suites "train" and "threads": results do not depend on the thread count.
+ *
+ * - A full forward and backward of a small transformer (public API:
+ *   model, loss, tlm_backward) gives bit-identical logits, loss and
+ *   gradients of every parameter with 1, 2 and 3 threads, for a GPT-style
+ *   model (layer norm, learned positions, GELU, biases, tied output) and a
+ *   Llama-style one (RMS norm, rotary, SwiGLU, no biases, untied).
+ * - A session decodes (prefill, then token by token) bit-identical logits
+ *   with 1, 2 and 3 threads.
+ * - A few trainer steps (AdamW, dropout on) give bit-identical weights and
+ *   losses with 1 and 2 threads.
+ *
+ * The sizes are chosen so that the matrix products really split (each
+ * range gets at least TLMI_GEMM_MIN_FLOPS_PER_THREAD) and the vocabulary
+ * (203) is not a multiple of any kernel's column alignment.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tlm.h"
+
+#define VOCAB 203
+#define BATCH 4
+#define SEQ 32
+
+static void config_for(tlm_model_config *c, int llama) {
+    tlm_model_config_init(c);
+    c->vocab_size = VOCAB;
+    c->d_model = 96;
+    c->n_heads = 3;
+    c->d_ff = llama ? 160 : 256;
+    c->n_decoder_layers = 2;
+    c->max_context = 64;
+    c->init_seed = 11;
+    if (llama) {
+        c->norm = TLM_NORM_RMS;
+        c->position = TLM_POSITION_ROTARY;
+        c->activation = TLM_ACTIVATION_SWIGLU;
+        c->bias = 0;
+        c->tied_output = 0;
+    } else {
+        c->bias = 1;
+        c->tied_output = 1;
+    }
+}
+
+static tlm_context *context_with(int threads) {
+    tlm_context_params params;
+    tlm_context_params_init(&params);
+    params.n_threads = threads;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(tlm_context_thread_count(ctx), threads);
+    return ctx;
+}
+
+/* Everything one forward + backward produces, flattened. */
+typedef struct outputs {
+    float *values;
+    size_t count;
+} outputs;
+
+static void append(outputs *o, const float *x, size_t n) {
+    float *grown = realloc(o->values, (o->count + n) * sizeof *grown);
+    assert_non_null(grown);
+    memcpy(grown + o->count, x, n * sizeof *x);
+    o->values = grown;
+    o->count += n;
+}
+
+static outputs forward_backward(int llama, int threads) {
+    tlm_context *ctx = context_with(threads);
+    tlm_model_config c;
+    config_for(&c, llama);
+    tlm_model *model = NULL;
+    assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+
+    int32_t ids[BATCH * SEQ], targets[BATCH * SEQ];
+    for (int i = 0; i < BATCH * SEQ; i++) {
+        ids[i] = (i * 37 + 5) % VOCAB;
+        targets[i] = (i * 53 + 17) % VOCAB;
+    }
+    const int64_t shape[2] = {BATCH, SEQ};
+    tlm_tensor *id_tensor = NULL, *target_tensor = NULL;
+    assert_int_equal(tlm_tensor_from_i32(&id_tensor, ctx, 2, shape, ids), TLM_OK);
+    assert_int_equal(tlm_tensor_from_i32(&target_tensor, ctx, 2, shape, targets),
+                     TLM_OK);
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    batch.ids = id_tensor;
+    batch.targets = target_tensor;
+    tlm_tensor *logits = NULL, *loss = NULL;
+    assert_int_equal(tlm_model_forward(model, &batch, &logits, &loss), TLM_OK);
+    assert_int_equal(tlm_backward(loss), TLM_OK);
+
+    outputs o = {NULL, 0};
+    append(&o, tlm_tensor_data_f32(logits), (size_t)tlm_tensor_numel(logits));
+    append(&o, tlm_tensor_data_f32(loss), 1);
+    for (int32_t i = 0; i < tlm_model_parameter_tensor_count(model); i++) {
+        const char *name = NULL;
+        tlm_tensor *p = NULL;
+        assert_int_equal(tlm_model_parameter(model, i, &name, &p), TLM_OK);
+        const float *grad = tlm_tensor_grad_f32(p);
+        assert_non_null(grad);
+        append(&o, grad, (size_t)tlm_tensor_numel(p));
+    }
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    return o;
+}
+
+static void forward_backward_any_thread_count(void **state) {
+    (void)state;
+    for (int llama = 0; llama <= 1; llama++) {
+        outputs one = forward_backward(llama, 1);
+        for (int threads = 2; threads <= 3; threads++) {
+            outputs many = forward_backward(llama, threads);
+            assert_int_equal(many.count, one.count);
+            for (size_t i = 0; i < one.count; i++)
+                if (memcmp(&many.values[i], &one.values[i], sizeof(float))) {
+                    print_error("%s model, %d threads: value %zu of %zu "
+                                "(logits, loss, gradients) is %.9g, with 1 "
+                                "thread %.9g\n",
+                                llama ? "llama" : "gpt", threads, i, one.count,
+                                (double)many.values[i], (double)one.values[i]);
+                    fail();
+                }
+            free(many.values);
+        }
+        free(one.values);
+    }
+}
+
+/* Logits of a prefill of 20 tokens, then 10 single tokens. */
+static float *decode_logits(int session_threads, size_t *count) {
+    tlm_context *ctx = context_with(1);
+    tlm_model_config c;
+    config_for(&c, 1);
+    /* Wide enough that one token's products split too. */
+    c.d_model = 640;
+    c.n_heads = 4;
+    c.d_ff = 1024;
+    c.n_decoder_layers = 1;
+    tlm_model *model = NULL;
+    assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+    tlm_session_params params;
+    tlm_session_params_init(&params);
+    params.n_threads = session_threads;
+    tlm_session *session = NULL;
+    assert_int_equal(tlm_session_create(&session, model, &params), TLM_OK);
+    enum { PROMPT = 20, STEPS = 10 };
+    float *logits = malloc((PROMPT + STEPS) * VOCAB * sizeof *logits);
+    assert_non_null(logits);
+    int32_t prompt[PROMPT];
+    for (int i = 0; i < PROMPT; i++)
+        prompt[i] = (i * 29 + 3) % VOCAB;
+    assert_int_equal(tlm_session_decode(session, prompt, PROMPT, logits, PROMPT),
+                     TLM_OK);
+    for (int s = 0; s < STEPS; s++) {
+        const int32_t id = (s * 71 + 9) % VOCAB;
+        assert_int_equal(tlm_session_decode(session, &id, 1,
+                                            logits + (PROMPT + s) * VOCAB, 1),
+                         TLM_OK);
+    }
+    tlm_session_free(session);
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    *count = (PROMPT + STEPS) * VOCAB;
+    return logits;
+}
+
+static void session_any_thread_count(void **state) {
+    (void)state;
+    size_t count = 0, other = 0;
+    float *one = decode_logits(1, &count);
+    for (int threads = 2; threads <= 3; threads++) {
+        float *many = decode_logits(threads, &other);
+        assert_int_equal(other, count);
+        assert_memory_equal(many, one, count * sizeof *one);
+        free(many);
+    }
+    free(one);
+}
+
+/* Weights (and losses) after a few AdamW steps with dropout. */
+static outputs train_steps(int threads) {
+    tlm_context *ctx = context_with(threads);
+    tlm_model_config c;
+    config_for(&c, 0);
+    c.residual_dropout = 0.1f;
+    tlm_model *model = NULL;
+    assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+    enum { TOKENS = 2000 };
+    int32_t *ids = malloc(TOKENS * sizeof *ids);
+    assert_non_null(ids);
+    for (int i = 0; i < TOKENS; i++)
+        ids[i] = (i * i + 7 * i) % VOCAB;
+    tlm_dataset *data = NULL;
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, TOKENS, 0.1f), TLM_OK);
+    free(ids);
+    tlm_trainer_params params;
+    tlm_trainer_params_init(&params);
+    params.batch_size = BATCH;
+    params.context = SEQ;
+    params.seed = 5;
+    tlm_trainer *trainer = NULL;
+    if (tlm_trainer_create(&trainer, model, data, &params) != TLM_OK)
+        fail_msg("trainer: %s", tlm_last_error());
+    outputs o = {NULL, 0};
+    for (int step = 0; step < 4; step++) {
+        tlm_step_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        assert_int_equal(tlm_trainer_step(trainer, &info), TLM_OK);
+        append(&o, &info.loss, 1);
+    }
+    for (int32_t i = 0; i < tlm_model_parameter_tensor_count(model); i++) {
+        const char *name = NULL;
+        tlm_tensor *p = NULL;
+        assert_int_equal(tlm_model_parameter(model, i, &name, &p), TLM_OK);
+        append(&o, tlm_tensor_data_f32(p), (size_t)tlm_tensor_numel(p));
+    }
+    tlm_trainer_free(trainer);
+    tlm_dataset_free(data);
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    return o;
+}
+
+static void trainer_any_thread_count(void **state) {
+    (void)state;
+    outputs one = train_steps(1), two = train_steps(2);
+    assert_int_equal(two.count, one.count);
+    assert_memory_equal(two.values, one.values, one.count * sizeof(float));
+    free(one.values);
+    free(two.values);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(forward_backward_any_thread_count),
+        cmocka_unit_test(session_any_thread_count),
+        cmocka_unit_test(trainer_any_thread_count),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
