@@ -35,6 +35,7 @@ static const tlmi_kernels scalar_kernels = {
     .name = "scalar",
     .gemm = tlmi_gemm_scalar,
     .gemm_workspace = tlmi_gemm_scalar_workspace,
+    .pointwise = &tlmi_pointwise_scalar,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -43,6 +44,7 @@ static const tlmi_kernels avx2_kernels = {
     .name = "avx2",
     .gemm = tlmi_gemm_avx2,
     .gemm_workspace = tlmi_gemm_avx2_workspace,
+    .pointwise = &tlmi_pointwise_avx2,
 };
 #endif
 
@@ -52,6 +54,7 @@ static const tlmi_kernels avx512_kernels = {
     .name = "avx512",
     .gemm = tlmi_gemm_avx512,
     .gemm_workspace = tlmi_gemm_avx512_workspace,
+    .pointwise = &tlmi_pointwise_avx512,
 };
 #endif
 
@@ -61,6 +64,7 @@ static const tlmi_kernels neon_kernels = {
     .name = "neon",
     .gemm = tlmi_gemm_neon,
     .gemm_workspace = tlmi_gemm_neon_workspace,
+    .pointwise = &tlmi_pointwise_neon,
 };
 #endif
 

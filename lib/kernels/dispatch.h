@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "gemm.h"
+#include "pointwise.h"
 
 enum tlmi_isa {
     TLMI_ISA_SCALAR = 0,
@@ -37,6 +38,8 @@ typedef struct tlmi_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     tlmi_gemm_fn gemm;
     tlmi_gemm_workspace_fn gemm_workspace;
+    /* activations, norms, softmax, cross-entropy, optimizers, elementwise */
+    const tlmi_pointwise_kernels *pointwise;
 } tlmi_kernels;
 
 /* The table the library uses (never NULL). */
