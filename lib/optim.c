@@ -12,6 +12,7 @@
 
 #include "context.h"
 #include "error.h"
+#include "ops/parallel.h"
 #include "optim.h"
 #include "params.h"
 #include "tensor.h"
@@ -322,55 +323,28 @@ TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt) {
 
 /* ---------------------------------------------------------------------- */
 /* The updates. Per-step scalars are computed once in double; the loops
- * run in float over the parameter, its gradient and its moments. */
+ * (the active table's AdamW and SGD kernels, kernels/pointwise.h) run in
+ * float over the parameter, its gradient and its moments, on element
+ * ranges split across the context's thread pool: every element is
+ * updated the same way whatever the split. */
 
-typedef struct adamw_coefficients {
-    float beta1, one_minus_beta1;
-    float beta2, one_minus_beta2;
-    float step_size;    /* lr / (1 - beta1^t) */
-    float inv_sqrt_bc2; /* 1 / sqrt(1 - beta2^t) */
-    float eps;
-    float shrink;       /* 1 - lr * weight_decay, or 1 without decay */
-} adamw_coefficients;
+typedef struct optim_job {
+    const tlmi_pointwise_kernels *k;
+    float *p, *m, *v;
+    const float *g;
+    const tlmi_adamw_coefficients *adamw; /* or NULL: SGD */
+    const tlmi_sgd_coefficients *sgd;
+} optim_job;
 
-/* m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
- * p = p (1 - lr wd) - lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps) */
-static void adamw_update(float *p, const float *g, float *m, float *v,
-                         int64_t n, const adamw_coefficients *c) {
-    for (int64_t i = 0; i < n; i++) {
-        const float gi = g[i];
-        const float mi = c->beta1 * m[i] + c->one_minus_beta1 * gi;
-        const float vi = c->beta2 * v[i] + c->one_minus_beta2 * (gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        const float denom = sqrtf(vi) * c->inv_sqrt_bc2 + c->eps;
-        p[i] = p[i] * c->shrink - c->step_size * (mi / denom);
-    }
-}
-
-typedef struct sgd_coefficients {
-    float lr;
-    float weight_decay; /* 0 without decay */
-    float momentum;
-    int nesterov;
-    int first; /* the first step: the buffer starts as the gradient */
-} sgd_coefficients;
-
-/* g += wd p;  buf = momentum buf + g (buf = g at the first step);
- * g = nesterov ? g + momentum buf : buf;  p -= lr g */
-static void sgd_update(float *p, const float *g, float *buf, int64_t n,
-                       const sgd_coefficients *c) {
-    for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        if (c->weight_decay != 0.0f)
-            gi += c->weight_decay * p[i];
-        if (c->momentum != 0.0f) {
-            const float bi = c->first ? gi : c->momentum * buf[i] + gi;
-            buf[i] = bi;
-            gi = c->nesterov ? gi + c->momentum * bi : bi;
-        }
-        p[i] -= c->lr * gi;
-    }
+static void optim_task(void *arg, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const optim_job *j = arg;
+    if (j->adamw != NULL)
+        j->k->adamw_update(j->p + begin, j->g + begin, j->m + begin,
+                           j->v + begin, end - begin, j->adamw);
+    else
+        j->k->sgd_update(j->p + begin, j->g + begin, j->m + begin,
+                         end - begin, j->sgd);
 }
 
 /* Index of the first non-finite value of g[0..n), or -1. */
@@ -432,6 +406,7 @@ TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
 
     const tlm_optimizer_params *p = &opt->params;
     const double t = (double)(opt->step + 1);
+    const tlmi_pointwise_kernels *kernels = tlmi_pointwise();
     for (int32_t i = 0; i < opt->count; i++) {
         tlmi_optim_param *e = &opt->entries[i];
         float *data = e->tensor->data;
@@ -440,16 +415,21 @@ TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
         if (p->kind == TLM_OPTIMIZER_ADAMW) {
             const double bc1 = 1.0 - pow((double)p->beta1, t);
             const double bc2 = 1.0 - pow((double)p->beta2, t);
-            const adamw_coefficients c = {
+            const tlmi_adamw_coefficients c = {
                 p->beta1, (float)(1.0 - (double)p->beta1),
                 p->beta2, (float)(1.0 - (double)p->beta2),
                 (float)(rate / bc1), (float)(1.0 / sqrt(bc2)),
                 p->eps, (float)(1.0 - rate * wd)};
-            adamw_update(data, grad, e->m, e->v, e->numel, &c);
+            optim_job job = {kernels, data, e->m, e->v, grad, &c, NULL};
+            tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
+                              TLMI_POINTWISE_GRAIN, optim_task, &job);
         } else {
-            const sgd_coefficients c = {(float)rate, (float)wd, p->momentum,
-                                        p->nesterov, opt->step == 0};
-            sgd_update(data, grad, e->m, e->numel, &c);
+            const tlmi_sgd_coefficients c = {(float)rate, (float)wd,
+                                             p->momentum, p->nesterov,
+                                             opt->step == 0};
+            optim_job job = {kernels, data, e->m, NULL, grad, NULL, &c};
+            tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
+                              TLMI_POINTWISE_GRAIN, optim_task, &job);
         }
     }
     opt->step++;

@@ -46,6 +46,7 @@ static const tlmi_kernels scalar_kernels = {
     .gemm_workspace = tlmi_gemm_scalar_workspace,
     .gemm_cols = tlmi_gemm_scalar_cols,
     .gemm_col_align = 1,
+    .pointwise = &tlmi_pointwise_scalar,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -56,6 +57,7 @@ static const tlmi_kernels avx2_kernels = {
     .gemm_workspace = tlmi_gemm_avx2_workspace,
     .gemm_cols = tlmi_gemm_avx2_cols,
     .gemm_col_align = 16, /* the micro-tile's width (small M: 8) */
+    .pointwise = &tlmi_pointwise_avx2,
 };
 #endif
 
@@ -67,6 +69,7 @@ static const tlmi_kernels avx512_kernels = {
     .gemm_workspace = tlmi_gemm_avx512_workspace,
     .gemm_cols = tlmi_gemm_avx512_cols,
     .gemm_col_align = 32, /* the micro-tile's width (small M: 16) */
+    .pointwise = &tlmi_pointwise_avx512,
 };
 #endif
 
@@ -78,6 +81,7 @@ static const tlmi_kernels neon_kernels = {
     .gemm_workspace = tlmi_gemm_neon_workspace,
     .gemm_cols = tlmi_gemm_neon_cols,
     .gemm_col_align = 12, /* the micro-tile's width (small M: 4) */
+    .pointwise = &tlmi_pointwise_neon,
 };
 #endif
 

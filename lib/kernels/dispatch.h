@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "gemm.h"
+#include "pointwise.h"
 
 enum tlmi_isa {
     TLMI_ISA_SCALAR = 0,
@@ -41,6 +42,8 @@ typedef struct tlmi_kernels {
      * points at multiples of gemm_col_align give bitwise the same C. */
     tlmi_gemm_cols_fn gemm_cols;
     int gemm_col_align;
+    /* activations, norms, softmax, cross-entropy, optimizers, elementwise */
+    const tlmi_pointwise_kernels *pointwise;
 } tlmi_kernels;
 
 /* The table the library uses (never NULL). */

@@ -4,10 +4,15 @@
  * recomputes what it needs from the inputs, so nothing is saved.
  *
  * gelu: iparam[0] = the tlm_gelu_form.
+ *
+ * The kernels are the active table's (kernels/pointwise.h; the exact GELU
+ * is the scalar reference everywhere), run over element ranges split
+ * across the context's thread pool.
  */
 #include "ops.h"
 
 #include "kernels/scalar/activation.h"
+#include "parallel.h"
 
 /* Creates the result of a one-input activation shaped like `a`; `form` is
  * kept in iparam[0] (0 for the ops that have no form). */
@@ -28,16 +33,71 @@ static int unary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
     return tlmi_result_finish(out, result, status);
 }
 
+enum act_kind {
+    RELU_FORWARD, RELU_BACKWARD,
+    GELU_TANH_FORWARD, GELU_TANH_BACKWARD,
+    GELU_EXACT_FORWARD, GELU_EXACT_BACKWARD,
+    SILU_FORWARD, SILU_BACKWARD,
+    SWIGLU_FORWARD, SWIGLU_BACKWARD
+};
+
+/* One pass of an activation over elements [0, n): out or dx (and dup)
+ * from x (and up) and dout. NULL gradients are skipped. */
+typedef struct act_job {
+    const tlmi_pointwise_kernels *k;
+    int kind;
+    float *out, *dx, *dup;
+    const float *x, *up, *dout;
+} act_job;
+
+/* Offsets p by `at` unless it is NULL. */
+static float *at_f(float *p, int64_t at) { return p != NULL ? p + at : NULL; }
+
+static void act_task(void *arg, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const act_job *j = arg;
+    const tlmi_pointwise_kernels *k = j->k;
+    const int64_t n = end - begin;
+    float *out = at_f(j->out, begin), *dx = at_f(j->dx, begin),
+          *dup = at_f(j->dup, begin);
+    const float *x = j->x + begin;
+    const float *up = j->up != NULL ? j->up + begin : NULL;
+    const float *dout = j->dout != NULL ? j->dout + begin : NULL;
+    switch (j->kind) {
+    case RELU_FORWARD: k->relu_forward(out, x, n); break;
+    case RELU_BACKWARD: k->relu_backward(dx, dout, x, n); break;
+    case GELU_TANH_FORWARD: k->gelu_tanh_forward(out, x, n); break;
+    case GELU_TANH_BACKWARD: k->gelu_tanh_backward(dx, dout, x, n); break;
+    case GELU_EXACT_FORWARD: tlmi_gelu_exact_forward(out, x, n); break;
+    case GELU_EXACT_BACKWARD: tlmi_gelu_exact_backward(dx, dout, x, n); break;
+    case SILU_FORWARD: k->silu_forward(out, x, n); break;
+    case SILU_BACKWARD: k->silu_backward(dx, dout, x, n); break;
+    case SWIGLU_FORWARD: k->swiglu_forward(out, x, up, n); break;
+    case SWIGLU_BACKWARD: k->swiglu_backward(dx, dup, dout, x, up, n); break;
+    default: break;
+    }
+}
+
+static void act_run(tlm_tensor *out, int kind, float *result, float *dx,
+                    float *dup) {
+    const tlm_tensor *up = out->src[1]; /* swiglu's; NULL for the others */
+    act_job job = {tlmi_pointwise(), kind, result, dx, dup,
+                   out->src[0]->data, up != NULL ? up->data : NULL,
+                   out->grad};
+    tlmi_parallel_for(out->ctx->pool, out->numel, TLMI_POINTWISE_GRAIN,
+                      act_task, &job);
+}
+
 /* relu */
 static int relu_forward(tlm_tensor *out) {
-    tlmi_relu_forward(out->data, out->src[0]->data, out->numel);
+    act_run(out, RELU_FORWARD, out->data, NULL, NULL);
     return TLM_OK;
 }
 
 static void relu_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_relu_backward(a->grad, out->grad, a->data, out->numel);
+        act_run(out, RELU_BACKWARD, NULL, a->grad, NULL);
 }
 
 static const tlmi_op relu_op = {"tlm_relu", relu_forward, relu_backward};
@@ -48,10 +108,10 @@ TLM_API int tlm_relu(tlm_tensor **out, tlm_tensor *a) {
 
 /* gelu */
 static int gelu_forward(tlm_tensor *out) {
-    if (out->iparam[0] == TLM_GELU_EXACT)
-        tlmi_gelu_exact_forward(out->data, out->src[0]->data, out->numel);
-    else
-        tlmi_gelu_tanh_forward(out->data, out->src[0]->data, out->numel);
+    act_run(out,
+            out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_FORWARD
+                                             : GELU_TANH_FORWARD,
+            out->data, NULL, NULL);
     return TLM_OK;
 }
 
@@ -59,10 +119,10 @@ static void gelu_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (!tlmi_wants_grad(a))
         return;
-    if (out->iparam[0] == TLM_GELU_EXACT)
-        tlmi_gelu_exact_backward(a->grad, out->grad, a->data, out->numel);
-    else
-        tlmi_gelu_tanh_backward(a->grad, out->grad, a->data, out->numel);
+    act_run(out,
+            out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_BACKWARD
+                                             : GELU_TANH_BACKWARD,
+            NULL, a->grad, NULL);
 }
 
 static const tlmi_op gelu_op = {"tlm_gelu", gelu_forward, gelu_backward};
@@ -89,14 +149,14 @@ TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
 
 /* silu */
 static int silu_forward(tlm_tensor *out) {
-    tlmi_silu_forward(out->data, out->src[0]->data, out->numel);
+    act_run(out, SILU_FORWARD, out->data, NULL, NULL);
     return TLM_OK;
 }
 
 static void silu_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_silu_backward(a->grad, out->grad, a->data, out->numel);
+        act_run(out, SILU_BACKWARD, NULL, a->grad, NULL);
 }
 
 static const tlmi_op silu_op = {"tlm_silu", silu_forward, silu_backward};
@@ -107,8 +167,7 @@ TLM_API int tlm_silu(tlm_tensor **out, tlm_tensor *a) {
 
 /* swiglu: src[0] = gate, src[1] = up */
 static int swiglu_forward(tlm_tensor *out) {
-    tlmi_swiglu_forward(out->data, out->src[0]->data, out->src[1]->data,
-                        out->numel);
+    act_run(out, SWIGLU_FORWARD, out->data, NULL, NULL);
     return TLM_OK;
 }
 
@@ -117,8 +176,7 @@ static void swiglu_backward(tlm_tensor *out) {
     float *dgate = tlmi_wants_grad(gate) ? gate->grad : NULL;
     float *dup = tlmi_wants_grad(up) ? up->grad : NULL;
     if (dgate != NULL || dup != NULL)
-        tlmi_swiglu_backward(dgate, dup, out->grad, gate->data, up->data,
-                             out->numel);
+        act_run(out, SWIGLU_BACKWARD, NULL, dgate, dup);
 }
 
 static const tlmi_op swiglu_op = {"tlm_swiglu", swiglu_forward,

@@ -1,12 +1,18 @@
 /*
  * Elementwise operations: add, sub, mul (b repeated over a's leading
  * dimensions), scale and add_scalar.
+ *
+ * The kernels are the active table's (kernels/pointwise.h). Results and
+ * a's gradient are split over element ranges across the context's pool;
+ * a repeated b's gradient (a sum over a's rows) is split over b's
+ * elements, each summing its rows in order: the same bits for any thread
+ * count.
  */
 #include "ops.h"
 
 #include <math.h>
 
-#include "kernels/scalar/elementwise.h"
+#include "parallel.h"
 
 /* Checks a and b and that b's shape is a's or a suffix of it. */
 static int check_pair(const char *op, tlm_tensor *a, tlm_tensor *b,
@@ -47,20 +53,88 @@ static int binary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
     return tlmi_result_finish(out, result, status);
 }
 
+enum ew_kind { EW_ADD, EW_SUB, EW_MUL, EW_AFFINE, EW_ACC_SCALED,
+               EW_ACC_PRODUCT };
+
+/* out[i] = a[i] (op) b[i % bn] over elements, or (reduce) out[j] += sum
+ * over rows of a[r bn + j] (op) b[r bn + j] over b's elements. */
+typedef struct ew_job {
+    const tlmi_pointwise_kernels *k;
+    int kind;
+    float *out;
+    const float *a, *b;
+    float factor, offset;
+    int64_t n, bn;
+} ew_job;
+
+static void ew_segment(const ew_job *j, float *out, const float *a,
+                       const float *b, int64_t len) {
+    const tlmi_pointwise_kernels *k = j->k;
+    switch (j->kind) {
+    case EW_ADD: k->add(out, a, b, len); break;
+    case EW_SUB: k->sub(out, a, b, len); break;
+    case EW_MUL: k->mul(out, a, b, len); break;
+    case EW_AFFINE: k->affine(out, a, j->factor, j->offset, len); break;
+    case EW_ACC_SCALED: k->accumulate_scaled(out, a, j->factor, len); break;
+    case EW_ACC_PRODUCT: k->accumulate_product(out, a, b, len); break;
+    default: break;
+    }
+}
+
+/* Elements [begin, end) of out, cut where b starts over. */
+static void ew_map_task(void *arg, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const ew_job *j = arg;
+    for (int64_t i = begin; i < end;) {
+        const int64_t col = i % j->bn;
+        int64_t len = j->bn - col;
+        if (len > end - i)
+            len = end - i;
+        ew_segment(j, j->out + i, j->a + i, j->b != NULL ? j->b + col : NULL,
+                   len);
+        i += len;
+    }
+}
+
+/* Elements [begin, end) of the [bn] out, summing a's rows in order. */
+static void ew_reduce_task(void *arg, int64_t begin, int64_t end,
+                           int thread) {
+    (void)thread;
+    const ew_job *j = arg;
+    for (int64_t row = 0; row < j->n; row += j->bn)
+        ew_segment(j, j->out + begin, j->a + row + begin,
+                   j->b != NULL ? j->b + row + begin : NULL, end - begin);
+}
+
+static void ew_map(tlm_context *ctx, int kind, float *out, const float *a,
+                   const float *b, float factor, float offset, int64_t n,
+                   int64_t bn) {
+    ew_job job = {tlmi_pointwise(), kind, out, a, b, factor, offset, n, bn};
+    tlmi_parallel_for(ctx->pool, n, TLMI_POINTWISE_GRAIN, ew_map_task, &job);
+}
+
+static void ew_reduce(tlm_context *ctx, int kind, float *out, const float *a,
+                      const float *b, float factor, int64_t n, int64_t bn) {
+    ew_job job = {tlmi_pointwise(), kind, out, a, b, factor, 0.0f, n, bn};
+    tlmi_parallel_for(ctx->pool, bn, tlmi_row_grain(n / bn), ew_reduce_task,
+                      &job);
+}
+
 /* out = a + b */
 static int add_forward(tlm_tensor *out) {
-    tlmi_add_forward(out->data, out->src[0]->data, out->src[1]->data,
-                     out->numel, out->src[1]->numel);
+    ew_map(out->ctx, EW_ADD, out->data, out->src[0]->data, out->src[1]->data,
+           1.0f, 0.0f, out->numel, out->src[1]->numel);
     return TLM_OK;
 }
 
 static void add_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        tlmi_accumulate_scaled(a->grad, out->grad, 1.0f, out->numel);
+        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL, 1.0f, 0.0f,
+               out->numel, out->numel);
     if (tlmi_wants_grad(b))
-        tlmi_accumulate_repeated(b->grad, out->grad, 1.0f, out->numel,
-                                 b->numel);
+        ew_reduce(out->ctx, EW_ACC_SCALED, b->grad, out->grad, NULL, 1.0f,
+                  out->numel, b->numel);
 }
 
 static const tlmi_op add_op = {"tlm_add", add_forward, add_backward};
@@ -71,18 +145,19 @@ TLM_API int tlm_add(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b) {
 
 /* out = a - b */
 static int sub_forward(tlm_tensor *out) {
-    tlmi_sub_forward(out->data, out->src[0]->data, out->src[1]->data,
-                     out->numel, out->src[1]->numel);
+    ew_map(out->ctx, EW_SUB, out->data, out->src[0]->data, out->src[1]->data,
+           1.0f, 0.0f, out->numel, out->src[1]->numel);
     return TLM_OK;
 }
 
 static void sub_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        tlmi_accumulate_scaled(a->grad, out->grad, 1.0f, out->numel);
+        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL, 1.0f, 0.0f,
+               out->numel, out->numel);
     if (tlmi_wants_grad(b))
-        tlmi_accumulate_repeated(b->grad, out->grad, -1.0f, out->numel,
-                                 b->numel);
+        ew_reduce(out->ctx, EW_ACC_SCALED, b->grad, out->grad, NULL, -1.0f,
+                  out->numel, b->numel);
 }
 
 static const tlmi_op sub_op = {"tlm_sub", sub_forward, sub_backward};
@@ -93,17 +168,19 @@ TLM_API int tlm_sub(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b) {
 
 /* out = a * b */
 static int mul_forward(tlm_tensor *out) {
-    tlmi_mul_forward(out->data, out->src[0]->data, out->src[1]->data,
-                     out->numel, out->src[1]->numel);
+    ew_map(out->ctx, EW_MUL, out->data, out->src[0]->data, out->src[1]->data,
+           1.0f, 0.0f, out->numel, out->src[1]->numel);
     return TLM_OK;
 }
 
 static void mul_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        tlmi_mul_backward_a(a->grad, out->grad, b->data, out->numel, b->numel);
+        ew_map(out->ctx, EW_ACC_PRODUCT, a->grad, out->grad, b->data, 1.0f,
+               0.0f, out->numel, b->numel);
     if (tlmi_wants_grad(b))
-        tlmi_mul_backward_b(b->grad, out->grad, a->data, out->numel, b->numel);
+        ew_reduce(out->ctx, EW_ACC_PRODUCT, b->grad, out->grad, a->data, 1.0f,
+                  out->numel, b->numel);
 }
 
 static const tlmi_op mul_op = {"tlm_mul", mul_forward, mul_backward};
@@ -114,15 +191,16 @@ TLM_API int tlm_mul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b) {
 
 /* out = a * fparam[0] + fparam[1]: scale and add_scalar share it. */
 static int affine_forward(tlm_tensor *out) {
-    tlmi_affine_forward(out->data, out->src[0]->data, out->fparam[0],
-                        out->fparam[1], out->numel);
+    ew_map(out->ctx, EW_AFFINE, out->data, out->src[0]->data, NULL,
+           out->fparam[0], out->fparam[1], out->numel, out->numel);
     return TLM_OK;
 }
 
 static void affine_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_accumulate_scaled(a->grad, out->grad, out->fparam[0], out->numel);
+        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL,
+               out->fparam[0], 0.0f, out->numel, out->numel);
 }
 
 static const tlmi_op scale_op = {"tlm_scale", affine_forward, affine_backward};

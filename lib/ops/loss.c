@@ -12,11 +12,45 @@
 #include "ops.h"
 
 #include "kernels/scalar/loss.h"
+#include "parallel.h"
 
 typedef struct ce_saved {
     double *lse;     /* [rows]: each valid row's log-sum-exp */
     int64_t n_valid; /* rows whose target is not ignore_index */
 } ce_saved;
+
+/* The active table's kernels (kernels/pointwise.h) on row ranges split
+ * across the context's pool; the loss, a sum over rows, is then added up
+ * in row order by one thread. */
+typedef struct ce_job {
+    const tlmi_pointwise_kernels *k;
+    float *dlogits;       /* backward */
+    double *lse;
+    const float *logits;
+    const int32_t *targets;
+    float factor;         /* backward: dloss / n_valid */
+    int64_t v;
+    int32_t ignore_index;
+} ce_job;
+
+static void ce_forward_task(void *arg, int64_t begin, int64_t end,
+                            int thread) {
+    (void)thread;
+    const ce_job *j = arg;
+    j->k->cross_entropy_lse(j->lse + begin, j->logits + begin * j->v,
+                            j->targets + begin, end - begin, j->v,
+                            j->ignore_index);
+}
+
+static void ce_backward_task(void *arg, int64_t begin, int64_t end,
+                             int thread) {
+    (void)thread;
+    const ce_job *j = arg;
+    j->k->cross_entropy_backward(j->dlogits + begin * j->v, j->factor,
+                                 j->logits + begin * j->v, j->lse + begin,
+                                 j->targets + begin, end - begin, j->v,
+                                 j->ignore_index);
+}
 
 static int cross_entropy_forward(tlm_tensor *out) {
     const tlm_tensor *logits = out->src[0], *targets = out->src[1];
@@ -34,9 +68,22 @@ static int cross_entropy_forward(tlm_tensor *out) {
                             (long long)(v - 1), (int)ignore_index);
     }
     ce_saved *saved = out->saved;
-    tlmi_cross_entropy_forward(out->data, saved->lse, &saved->n_valid,
-                               logits->data, targets->data, rows, v,
-                               ignore_index);
+    ce_job job = {tlmi_pointwise(), NULL, saved->lse, logits->data,
+                  targets->data, 0.0f, v, ignore_index};
+    tlmi_parallel_for(out->ctx->pool, rows, tlmi_row_grain(v),
+                      ce_forward_task, &job);
+    const int32_t *t = targets->data;
+    const float *x = logits->data;
+    double total = 0.0;
+    int64_t count = 0;
+    for (int64_t r = 0; r < rows; r++)
+        if (t[r] != ignore_index) { /* checked: then a class */
+            total += saved->lse[r] - (double)x[r * v + t[r]];
+            count++;
+        }
+    saved->n_valid = count;
+    ((float *)out->data)[0] =
+        count > 0 ? (float)(total / (double)count) : 0.0f;
     return TLM_OK;
 }
 
@@ -44,11 +91,15 @@ static void cross_entropy_backward(tlm_tensor *out) {
     tlm_tensor *logits = out->src[0];
     const tlm_tensor *targets = out->src[1];
     const ce_saved *saved = out->saved;
-    if (tlmi_wants_grad(logits))
-        tlmi_cross_entropy_backward(logits->grad, out->grad[0], logits->data,
-                                    saved->lse, targets->data, saved->n_valid,
-                                    out->iparam[0], out->iparam[1],
-                                    (int32_t)out->iparam[2]);
+    if (!tlmi_wants_grad(logits) || saved->n_valid <= 0)
+        return;
+    const int64_t v = out->iparam[1];
+    ce_job job = {tlmi_pointwise(), logits->grad, saved->lse, logits->data,
+                  targets->data,
+                  (float)((double)out->grad[0] / (double)saved->n_valid), v,
+                  (int32_t)out->iparam[2]};
+    tlmi_parallel_for(out->ctx->pool, out->iparam[0], tlmi_row_grain(v),
+                      ce_backward_task, &job);
 }
 
 static const tlmi_op cross_entropy_op = {"tlm_cross_entropy",

@@ -13,6 +13,83 @@
 #include "ops.h"
 
 #include "kernels/scalar/norm.h"
+#include "parallel.h"
+
+/* ---- layer and RMS norm on the pool ------------------------------------
+ * Their kernels are the active table's (kernels/pointwise.h). Forward and
+ * the input gradient split rows across the pool; the gain and bias
+ * gradients (sums over rows) split columns, each column summing its rows
+ * in order: the same bits for any thread count. */
+
+typedef struct norm_job {
+    const tlmi_pointwise_kernels *k;
+    int rms;
+    float *out, *mean, *rstd;   /* forward */
+    float *dx, *dgain, *dbias;  /* backward */
+    const float *x, *gain, *bias, *dout;
+    int64_t rows, cols;
+    float eps;
+} norm_job;
+
+static void norm_forward_task(void *arg, int64_t begin, int64_t end,
+                              int thread) {
+    (void)thread;
+    const norm_job *j = arg;
+    const int64_t at = begin * j->cols;
+    if (j->rms)
+        j->k->rms_norm_forward(j->out + at, j->rstd + begin, j->x + at,
+                               j->gain, end - begin, j->cols, j->eps);
+    else
+        j->k->layer_norm_forward(j->out + at, j->mean + begin,
+                                 j->rstd + begin, j->x + at, j->gain, j->bias,
+                                 end - begin, j->cols, j->eps);
+}
+
+static void norm_dx_task(void *arg, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const norm_job *j = arg;
+    const int64_t at = begin * j->cols;
+    if (j->rms)
+        j->k->rms_norm_backward_dx(j->dx + at, j->dout + at, j->x + at,
+                                   j->gain, j->rstd + begin, end - begin,
+                                   j->cols);
+    else
+        j->k->layer_norm_backward_dx(j->dx + at, j->dout + at, j->x + at,
+                                     j->gain, j->mean + begin,
+                                     j->rstd + begin, end - begin, j->cols);
+}
+
+/* Columns [begin, end) of dgain and dbias. */
+static void norm_params_task(void *arg, int64_t begin, int64_t end,
+                             int thread) {
+    (void)thread;
+    const norm_job *j = arg;
+    if (j->rms)
+        j->k->rms_norm_backward_params(j->dgain + begin, j->dout + begin,
+                                       j->x + begin, j->rstd, j->rows,
+                                       end - begin, j->cols);
+    else
+        j->k->layer_norm_backward_params(
+            j->dgain != NULL ? j->dgain + begin : NULL,
+            j->dbias != NULL ? j->dbias + begin : NULL, j->dout + begin,
+            j->x + begin, j->mean, j->rstd, j->rows, end - begin, j->cols);
+}
+
+static void norm_forward(tlm_context *ctx, norm_job *job) {
+    job->k = tlmi_pointwise();
+    tlmi_parallel_for(ctx->pool, job->rows, tlmi_row_grain(job->cols),
+                      norm_forward_task, job);
+}
+
+static void norm_backward(tlm_context *ctx, norm_job *job) {
+    job->k = tlmi_pointwise();
+    if (job->dx != NULL)
+        tlmi_parallel_for(ctx->pool, job->rows, tlmi_row_grain(job->cols),
+                          norm_dx_task, job);
+    if (job->dgain != NULL || job->dbias != NULL)
+        tlmi_parallel_for(ctx->pool, job->cols, tlmi_row_grain(job->rows),
+                          norm_params_task, job);
+}
 
 /* Checks that optional `t` (gain or bias) is [C], C = a's last dimension. */
 static int check_vector(tlm_context *ctx, const char *op, const char *arg,
@@ -72,22 +149,25 @@ static int layer_norm_forward(tlm_tensor *out) {
                      *bias = out->src[2];
     const int64_t rows = out->iparam[0], cols = out->iparam[1];
     float *mean = out->saved, *rstd = mean + rows;
-    tlmi_layer_norm_forward(out->data, mean, rstd, a->data,
-                            gain ? gain->data : NULL,
-                            bias ? bias->data : NULL, rows, cols,
-                            out->fparam[0]);
+    norm_job job = {.rms = 0, .out = out->data, .mean = mean, .rstd = rstd,
+                    .x = a->data, .gain = gain ? gain->data : NULL,
+                    .bias = bias ? bias->data : NULL, .rows = rows,
+                    .cols = cols, .eps = out->fparam[0]};
+    norm_forward(out->ctx, &job);
     return TLM_OK;
 }
 
 static void layer_norm_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *gain = out->src[1], *bias = out->src[2];
     const int64_t rows = out->iparam[0], cols = out->iparam[1];
-    const float *mean = out->saved, *rstd = mean + rows;
-    tlmi_layer_norm_backward(tlmi_wants_grad(a) ? a->grad : NULL,
-                             tlmi_wants_grad(gain) ? gain->grad : NULL,
-                             tlmi_wants_grad(bias) ? bias->grad : NULL,
-                             out->grad, a->data, gain ? gain->data : NULL,
-                             mean, rstd, rows, cols);
+    float *mean = out->saved, *rstd = mean + rows;
+    norm_job job = {.rms = 0, .mean = mean, .rstd = rstd,
+                    .dx = tlmi_wants_grad(a) ? a->grad : NULL,
+                    .dgain = tlmi_wants_grad(gain) ? gain->grad : NULL,
+                    .dbias = tlmi_wants_grad(bias) ? bias->grad : NULL,
+                    .x = a->data, .gain = gain ? gain->data : NULL,
+                    .dout = out->grad, .rows = rows, .cols = cols};
+    norm_backward(out->ctx, &job);
 }
 
 static const tlmi_op layer_norm_op = {"tlm_layer_norm", layer_norm_forward,
@@ -125,18 +205,23 @@ TLM_API int tlm_layer_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
 /* saved: [rows] floats, per-row rstd. */
 static int rms_norm_forward(tlm_tensor *out) {
     const tlm_tensor *a = out->src[0], *gain = out->src[1];
-    tlmi_rms_norm_forward(out->data, out->saved, a->data,
-                          gain ? gain->data : NULL, out->iparam[0],
-                          out->iparam[1], out->fparam[0]);
+    norm_job job = {.rms = 1, .out = out->data, .rstd = out->saved,
+                    .x = a->data, .gain = gain ? gain->data : NULL,
+                    .rows = out->iparam[0], .cols = out->iparam[1],
+                    .eps = out->fparam[0]};
+    norm_forward(out->ctx, &job);
     return TLM_OK;
 }
 
 static void rms_norm_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *gain = out->src[1];
-    tlmi_rms_norm_backward(tlmi_wants_grad(a) ? a->grad : NULL,
-                           tlmi_wants_grad(gain) ? gain->grad : NULL,
-                           out->grad, a->data, gain ? gain->data : NULL,
-                           out->saved, out->iparam[0], out->iparam[1]);
+    norm_job job = {.rms = 1, .rstd = out->saved,
+                    .dx = tlmi_wants_grad(a) ? a->grad : NULL,
+                    .dgain = tlmi_wants_grad(gain) ? gain->grad : NULL,
+                    .x = a->data, .gain = gain ? gain->data : NULL,
+                    .dout = out->grad, .rows = out->iparam[0],
+                    .cols = out->iparam[1]};
+    norm_backward(out->ctx, &job);
 }
 
 static const tlmi_op rms_norm_op = {"tlm_rms_norm", rms_norm_forward,

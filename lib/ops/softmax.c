@@ -9,18 +9,50 @@
 #include "ops.h"
 
 #include "kernels/scalar/softmax.h"
+#include "parallel.h"
+
+/* Softmax runs the active table's kernels (kernels/pointwise.h) on row
+ * ranges split across the context's pool; log-softmax the reference. */
+typedef struct softmax_job {
+    const tlmi_pointwise_kernels *k;
+    int backward;
+    float *out;         /* forward: the result; backward: dx */
+    const float *x;     /* forward: the input; backward: the result */
+    const float *dout;  /* backward */
+    int64_t cols;
+} softmax_job;
+
+static void softmax_task(void *arg, int64_t begin, int64_t end, int thread) {
+    (void)thread;
+    const softmax_job *j = arg;
+    const int64_t at = begin * j->cols;
+    if (j->backward)
+        j->k->softmax_backward(j->out + at, j->dout + at, j->x + at,
+                               end - begin, j->cols);
+    else
+        j->k->softmax_forward(j->out + at, j->x + at, end - begin, j->cols);
+}
+
+static void softmax_run(tlm_tensor *out, softmax_job *job) {
+    job->k = tlmi_pointwise();
+    job->cols = out->iparam[1];
+    tlmi_parallel_for(out->ctx->pool, out->iparam[0],
+                      tlmi_row_grain(job->cols), softmax_task, job);
+}
 
 static int softmax_forward(tlm_tensor *out) {
-    tlmi_softmax_forward(out->data, out->src[0]->data, out->iparam[0],
-                         out->iparam[1]);
+    softmax_job job = {.out = out->data, .x = out->src[0]->data};
+    softmax_run(out, &job);
     return TLM_OK;
 }
 
 static void softmax_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        tlmi_softmax_backward(a->grad, out->grad, out->data, out->iparam[0],
-                              out->iparam[1]);
+    if (!tlmi_wants_grad(a))
+        return;
+    softmax_job job = {.backward = 1, .out = a->grad, .x = out->data,
+                       .dout = out->grad};
+    softmax_run(out, &job);
 }
 
 static int log_softmax_forward(tlm_tensor *out) {

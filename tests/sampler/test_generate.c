@@ -47,7 +47,10 @@ static int setup(void **state) {
     if (tlm_model_create(&f.model, f.ctx, &c) != TLM_OK)
         return -1;
     /* Train on the cycle repeated: each character has one successor
-     * given a few characters of context. */
+     * given a few characters of context. 400 steps: at 250 the greedy
+     * text past the context window depended on the last bits of the
+     * kernels' rounding (it failed with some SIMD tables and not others);
+     * at 400 every table reproduces the cycle. */
     const size_t period = strlen(cycle);
     char text[22 * 40 + 1];
     for (size_t i = 0; i < sizeof text - 1; i++)
@@ -69,7 +72,7 @@ static int setup(void **state) {
     tlm_trainer *trainer = NULL;
     if (tlm_trainer_create(&trainer, f.model, data, &params) != TLM_OK)
         return -1;
-    for (int i = 0; i < 250; i++)
+    for (int i = 0; i < 400; i++)
         if (tlm_trainer_step(trainer, NULL) != TLM_OK)
             return -1;
     tlm_trainer_free(trainer);
