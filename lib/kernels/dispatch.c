@@ -35,6 +35,9 @@ static const tlmi_kernels scalar_kernels = {
     .name = "scalar",
     .gemm = tlmi_gemm_scalar,
     .gemm_workspace = tlmi_gemm_scalar_workspace,
+    .attention_forward = tlmi_attention_forward_scalar,
+    .attention_backward = tlmi_attention_backward_scalar,
+    .attention_workspace = tlmi_attention_workspace_scalar,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -43,6 +46,9 @@ static const tlmi_kernels avx2_kernels = {
     .name = "avx2",
     .gemm = tlmi_gemm_avx2,
     .gemm_workspace = tlmi_gemm_avx2_workspace,
+    .attention_forward = tlmi_attention_forward_avx2,
+    .attention_backward = tlmi_attention_backward_avx2,
+    .attention_workspace = tlmi_attention_workspace_avx2,
 };
 #endif
 
@@ -52,6 +58,9 @@ static const tlmi_kernels avx512_kernels = {
     .name = "avx512",
     .gemm = tlmi_gemm_avx512,
     .gemm_workspace = tlmi_gemm_avx512_workspace,
+    .attention_forward = tlmi_attention_forward_avx512,
+    .attention_backward = tlmi_attention_backward_avx512,
+    .attention_workspace = tlmi_attention_workspace_avx512,
 };
 #endif
 
@@ -61,6 +70,9 @@ static const tlmi_kernels neon_kernels = {
     .name = "neon",
     .gemm = tlmi_gemm_neon,
     .gemm_workspace = tlmi_gemm_neon_workspace,
+    .attention_forward = tlmi_attention_forward_neon,
+    .attention_backward = tlmi_attention_backward_neon,
+    .attention_workspace = tlmi_attention_workspace_neon,
 };
 #endif
 

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "attention.h"
 #include "gemm.h"
 
 enum tlmi_isa {
@@ -37,6 +38,10 @@ typedef struct tlmi_kernels {
     const char *name; /* "scalar", "avx2", "avx512", "neon" */
     tlmi_gemm_fn gemm;
     tlmi_gemm_workspace_fn gemm_workspace;
+    /* Fused attention of one head (attention.h). */
+    tlmi_attention_forward_fn attention_forward;
+    tlmi_attention_backward_fn attention_backward;
+    tlmi_attention_workspace_fn attention_workspace;
 } tlmi_kernels;
 
 /* The table the library uses (never NULL). */
