@@ -75,7 +75,13 @@
 #define ATTN_INLINE static inline
 #endif
 
-#define QB 4          /* query rows per block */
+/* Query rows per block: 4 by default (8 accumulators in the inner
+ * kernels), ATTN_QB when the ISA has the registers for more. */
+#if defined(ATTN_QB)
+#define QB ATTN_QB
+#else
+#define QB 4
+#endif
 #define NW (2 * W)    /* keys per packed panel */
 #define KB 64         /* keys per block: a multiple of NW for W <= 32 */
 
@@ -229,14 +235,14 @@ ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
     for (int64_t p = 0; p < n_panels; p++) {
         const float *kp = panels + p * cols * NW;
         VF acc[QB][2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
             acc[r][0] = acc[r][1] = vf_zero();
 #pragma GCC unroll 2
         for (int64_t d = 0; d < cols; d++) {
             const VF k0 = vf_load(kp + d * NW);
             const VF k1 = vf_load(kp + d * NW + W);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
                 const VF xr = vf_bcast(x + r * ldx + d);
                 acc[r][0] = vf_fma(xr, k0, acc[r][0]);
@@ -248,7 +254,7 @@ ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
             b0 = vf_load(bias + p * NW);
             b1 = vf_load(bias + p * NW + W);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             vf_store(s + r * KB + p * NW, vf_fma(acc[r][0], vscale, b0));
             vf_store(s + r * KB + p * NW + W, vf_fma(acc[r][1], vscale, b1));
@@ -265,7 +271,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
     int64_t c = 0;
     for (; c + 2 * W <= cols; c += 2 * W) {
         VF a[QB][2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             a[r][0] = vf_load(acc + r * lda + c);
             a[r][1] = vf_load(acc + r * lda + c + W);
@@ -274,14 +280,14 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
         for (int64_t j = 0; j < n; j++) {
             const VF x0 = vf_load(x + j * ldx + c);
             const VF x1 = vf_load(x + j * ldx + c + W);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
                 const VF p = vf_bcast(pr + r * KB + j);
                 a[r][0] = vf_fma(p, x0, a[r][0]);
                 a[r][1] = vf_fma(p, x1, a[r][1]);
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             vf_store(acc + r * lda + c, a[r][0]);
             vf_store(acc + r * lda + c + W, a[r][1]);
@@ -289,17 +295,17 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
     }
     if (c < cols) {
         VF a[QB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
             a[r] = vf_load(acc + r * lda + c);
 #pragma GCC unroll 2
         for (int64_t j = 0; j < n; j++) {
             const VF x0 = vf_load(x + j * ldx + c);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < rows; r++)
                 a[r] = vf_fma(vf_bcast(pr + r * KB + j), x0, a[r]);
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
             vf_store(acc + r * lda + c, a[r]);
     }
@@ -313,7 +319,7 @@ ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
     int64_t c = 0;
     for (; c + 2 * W <= cols; c += 2 * W) {
         VF xr[QB][2];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
             xr[r][0] = vf_load(x + r * ldx + c);
             xr[r][1] = vf_load(x + r * ldx + c + W);
@@ -322,7 +328,7 @@ ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
         for (int64_t j = 0; j < n; j++) {
             float *yj = y + j * ldy + c;
             VF y0 = vf_load(yj), y1 = vf_load(yj + W);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
                 const VF p = vf_bcast(pr + r * KB + j);
                 y0 = vf_fma(p, xr[r][0], y0);
@@ -334,14 +340,14 @@ ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
     }
     if (c < cols) {
         VF xr[QB];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
             xr[r] = vf_load(x + r * ldx + c);
 #pragma GCC unroll 2
         for (int64_t j = 0; j < n; j++) {
             float *yj = y + j * ldy + c;
             VF y0 = vf_load(yj);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int r = 0; r < rows; r++)
                 y0 = vf_fma(vf_bcast(pr + r * KB + j), xr[r], y0);
             vf_store(yj, y0);

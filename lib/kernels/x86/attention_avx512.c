@@ -8,6 +8,7 @@
 #include "kernels/attention.h"
 
 #define ATTN_ISA avx512
+#define ATTN_QB 8 /* 32 registers: 8 query rows x 2 vectors = 16 accumulators */
 #define W 16
 typedef __m512 VF;
 
