@@ -236,7 +236,7 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
     if (reps < 5)
         reps = 5;
 
-    double fused_best = INFINITY, naive_best = INFINITY;
+    double fused_best = (double)INFINITY, naive_best = (double)INFINITY;
     for (int r = 0; r < reps; r++) {
         double t0 = now_seconds();
         fused_forward(kernels, out, lse, q, k, v, t, d, ws);
@@ -251,7 +251,7 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
     print_line(kernels, &nv, "forward", t, fused_best, naive_best, fwd_bytes,
                nv.p_bytes + nv.ws_bytes, max_diff(out, out_naive, n));
 
-    fused_best = naive_best = INFINITY;
+    fused_best = naive_best = (double)INFINITY;
     for (int r = 0; r < reps; r++) {
         for (int i = 0; i < 6; i++)
             memset(g[i], 0, (size_t)n * sizeof(float));

@@ -90,7 +90,7 @@ static void compare(const float *got, const float *want, int64_t n,
             if (1.0 + fabs((double)want[i]) > scale)
                 scale = 1.0 + fabs((double)want[i]);
     for (int64_t i = 0; i < n; i++) {
-        const double w = want[i], g = got[i];
+        const double w = (double)want[i], g = (double)got[i];
         if (w == -(double)INFINITY && g == -(double)INFINITY)
             continue;
         const double bound = tol * (per_array ? scale : 1.0 + fabs(w));
