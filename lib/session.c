@@ -67,6 +67,8 @@ struct tlm_session {
     float *rope_sin;   /* [rows, hd/2] */
     double *scores;    /* [TLMI_ATTENTION_BLOCK] */
     double *accumulator; /* [hd] */
+    void *attention_workspace; /* the dispatched attention kernel's scratch */
+    size_t attention_workspace_bytes;
     float *workspace;  /* GEMM packing buffers for the largest product,
                           one slot per thread of the pool */
     size_t workspace_bytes;
@@ -233,6 +235,15 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
             ok = s->workspace != NULL;
             s->workspace_bytes = bytes;
         }
+        /* The attention kernel's scratch for `rows` queries over up to
+         * max_context keys (one head at a time). */
+        const size_t attention = kernels->attention_workspace(
+            r, (int64_t)ctx_len, c->head_dim, c->head_dim, 0);
+        if (ok && attention != SIZE_MAX && attention > 0) {
+            s->attention_workspace = session_alloc(s, attention);
+            ok = s->attention_workspace != NULL;
+            s->attention_workspace_bytes = attention;
+        }
     }
 #undef ALLOC
     if (!ok) {
@@ -338,12 +349,24 @@ static void attend(tlm_session *s, float *out, const float *in,
         tlmi_rope_table(s->rope_cos, s->rope_sin, offset, n, hd, (double)c->rope_base);
         tlmi_rope_forward(s->heads, s->heads, s->rope_cos, s->rope_sin, h_count, n, hd);
     }
-    for (int64_t h = 0; h < h_count; h++)
-        tlmi_attention_forward(s->attended + h * n * hd, NULL, s->scores,
-                               s->accumulator, s->heads + h * n * hd,
-                               cache->k + h * capacity * hd,
-                               cache->v + h * capacity * hd, visible, n, tk,
-                               hd, hd, causal, TLMI_ATTENTION_BLOCK);
+    /* The dispatched kernel when its scratch fits (the kernels may have
+     * changed since the session was made), else the reference. */
+    const tlmi_kernels *kernels = tlmi_kernels_active();
+    const int fits = kernels->attention_workspace(n, tk, hd, hd, 0) <=
+                     s->attention_workspace_bytes;
+    for (int64_t h = 0; h < h_count; h++) {
+        if (fits)
+            kernels->attention_forward(
+                s->attended + h * n * hd, NULL, s->heads + h * n * hd,
+                cache->k + h * capacity * hd, cache->v + h * capacity * hd,
+                visible, n, tk, hd, hd, causal, s->attention_workspace);
+        else
+            tlmi_attention_forward(s->attended + h * n * hd, NULL, s->scores,
+                                   s->accumulator, s->heads + h * n * hd,
+                                   cache->k + h * capacity * hd,
+                                   cache->v + h * capacity * hd, visible, n,
+                                   tk, hd, hd, causal, TLMI_ATTENTION_BLOCK);
+    }
     tlmi_merge_heads_forward(s->merged, s->attended, 1, h_count, n, hd);
     linear(s, out, s->merged, p->o_weight, p->o_bias, n);
 }

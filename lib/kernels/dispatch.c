@@ -47,6 +47,9 @@ static const tlmi_kernels scalar_kernels = {
     .gemm_cols = tlmi_gemm_scalar_cols,
     .gemm_col_align = 1,
     .pointwise = &tlmi_pointwise_scalar,
+    .attention_forward = tlmi_attention_forward_scalar,
+    .attention_backward = tlmi_attention_backward_scalar,
+    .attention_workspace = tlmi_attention_workspace_scalar,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -58,6 +61,9 @@ static const tlmi_kernels avx2_kernels = {
     .gemm_cols = tlmi_gemm_avx2_cols,
     .gemm_col_align = 16, /* the micro-tile's width (small M: 8) */
     .pointwise = &tlmi_pointwise_avx2,
+    .attention_forward = tlmi_attention_forward_avx2,
+    .attention_backward = tlmi_attention_backward_avx2,
+    .attention_workspace = tlmi_attention_workspace_avx2,
 };
 #endif
 
@@ -70,6 +76,9 @@ static const tlmi_kernels avx512_kernels = {
     .gemm_cols = tlmi_gemm_avx512_cols,
     .gemm_col_align = 32, /* the micro-tile's width (small M: 16) */
     .pointwise = &tlmi_pointwise_avx512,
+    .attention_forward = tlmi_attention_forward_avx512,
+    .attention_backward = tlmi_attention_backward_avx512,
+    .attention_workspace = tlmi_attention_workspace_avx512,
 };
 #endif
 
@@ -82,6 +91,9 @@ static const tlmi_kernels neon_kernels = {
     .gemm_cols = tlmi_gemm_neon_cols,
     .gemm_col_align = 12, /* the micro-tile's width (small M: 4) */
     .pointwise = &tlmi_pointwise_neon,
+    .attention_forward = tlmi_attention_forward_neon,
+    .attention_backward = tlmi_attention_backward_neon,
+    .attention_workspace = tlmi_attention_workspace_neon,
 };
 #endif
 

@@ -22,6 +22,7 @@
 
 #include <stdint.h>
 
+#include "attention.h"
 #include "gemm.h"
 #include "pointwise.h"
 
@@ -44,6 +45,10 @@ typedef struct tlmi_kernels {
     int gemm_col_align;
     /* activations, norms, softmax, cross-entropy, optimizers, elementwise */
     const tlmi_pointwise_kernels *pointwise;
+    /* Fused attention of one head (attention.h). */
+    tlmi_attention_forward_fn attention_forward;
+    tlmi_attention_backward_fn attention_backward;
+    tlmi_attention_workspace_fn attention_workspace;
 } tlmi_kernels;
 
 /* The table the library uses (never NULL). */

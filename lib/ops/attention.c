@@ -2,7 +2,11 @@
  * Fused scaled dot-product attention, softmax(q k^T / sqrt(D) + mask) v,
  * one head at a time without a Tq x Tk matrix (see
  * kernels/scalar/attention.h). The backward pass recomputes the
- * probabilities from the per-row logsumexp the forward pass saves.
+ * probabilities from the per-row logsumexp the forward pass saves. The
+ * kernels are the dispatched ones (kernels/attention.h: SIMD where the
+ * CPU has it); the (batch x head) pairs are shared out over the context's
+ * thread pool, each head computed whole by one thread, so the results are
+ * the same for any thread count.
  *
  * src: q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv], key_mask NULL
  * or [B, Tk] (f32 or i32).
@@ -11,27 +15,85 @@
  */
 #include "ops.h"
 
+#include "context.h"
+#include "kernels/dispatch.h"
 #include "kernels/scalar/attention.h"
+#include "pool.h"
 
-/* Buffers made at creation, so that neither pass allocates. */
+/* Buffers made at creation, so that neither pass allocates. The kernels'
+ * scratch is the context's workspace, one slice per thread, made large
+ * enough at creation for the active kernels and for the scalar ones (the
+ * fallback when the active table changed to one needing more). */
 typedef struct attention_saved {
     unsigned char *visible; /* [B, Tk] key_mask != 0, or NULL without mask */
-    double *scores;         /* [TLMI_ATTENTION_BLOCK] forward scratch */
-    double *acc;            /* [Dv] forward scratch */
     /* Only when the result has a gradient (else NULL): */
     float *lse;             /* [B, H, Tq] saved by forward for backward */
-    float *drow;            /* [Tq] backward scratch */
-    float *probs;           /* [TLMI_ATTENTION_BLOCK] backward scratch */
 } attention_saved;
 
-static int attention_forward(tlm_tensor *out) {
-    const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2],
-                     *mask = out->src[3];
+/* One pass over the (batch x head) pairs, shared by the threads: each
+ * head is computed whole by one thread, so the results do not depend on
+ * the thread count. */
+typedef struct attention_run {
+    tlm_tensor *out;
+    const tlmi_kernels *kernels;
+    unsigned char *workspace; /* thread t's slice at t * stride */
+    size_t stride;
+    int want_q, want_k, want_v; /* backward: the gradients to compute */
+} attention_run;
+
+/* Bytes of one thread's slice for `kernels`, a multiple of 64, or
+ * SIZE_MAX on overflow. */
+static size_t slice_bytes(const tlmi_kernels *kernels, const int64_t *iparam,
+                          int backward) {
+    const size_t bytes = kernels->attention_workspace(
+        iparam[2], iparam[3], iparam[4], iparam[5], backward);
+    return bytes > SIZE_MAX - 63 ? SIZE_MAX : (bytes + 63) / 64 * 64;
+}
+
+/* Sets run->kernels, ->workspace and ->stride: the active table when the
+ * workspace is large enough for it, else the scalar one (which creation
+ * made room for). */
+static void choose_kernels(attention_run *run, int backward) {
+    tlm_context *ctx = run->out->ctx;
+    const size_t threads = (size_t)tlmi_pool_threads(ctx->pool);
+    const tlmi_kernels *kernels = tlmi_kernels_active();
+    size_t stride = slice_bytes(kernels, run->out->iparam, backward);
+    if (stride == SIZE_MAX || stride > ctx->workspace_bytes / threads) {
+        kernels = tlmi_kernels_for(TLMI_ISA_SCALAR);
+        stride = slice_bytes(kernels, run->out->iparam, backward);
+    }
+    run->kernels = kernels;
+    run->workspace = ctx->workspace;
+    run->stride = stride;
+}
+
+static void forward_heads(void *arg, int64_t begin, int64_t end,
+                          int thread) {
+    const attention_run *run = arg;
+    const tlm_tensor *out = run->out;
+    const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
-    const int64_t batch = out->iparam[0], heads = out->iparam[1],
-                  tq = out->iparam[2], tk = out->iparam[3],
-                  dim = out->iparam[4], v_dim = out->iparam[5];
+    const int64_t heads = out->iparam[1], tq = out->iparam[2],
+                  tk = out->iparam[3], dim = out->iparam[4],
+                  v_dim = out->iparam[5];
     const int causal = (int)out->iparam[6];
+    void *workspace = run->workspace + (size_t)thread * run->stride;
+    for (int64_t head = begin; head < end; head++) {
+        const int64_t b = head / heads;
+        run->kernels->attention_forward(
+            (float *)out->data + head * tq * v_dim,
+            saved->lse != NULL ? saved->lse + head * tq : NULL,
+            (const float *)q->data + head * tq * dim,
+            (const float *)k->data + head * tk * dim,
+            (const float *)v->data + head * tk * v_dim,
+            saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
+            dim, v_dim, causal, workspace);
+    }
+}
+
+static int attention_forward(tlm_tensor *out) {
+    const tlm_tensor *mask = out->src[3];
+    const attention_saved *saved = out->saved;
     if (mask != NULL) {
         /* Re-read each run: the mask is an input like any other. */
         if (mask->dtype == TLM_DTYPE_I32)
@@ -39,51 +101,55 @@ static int attention_forward(tlm_tensor *out) {
         else
             tlmi_attention_visible_f32(saved->visible, mask->data, mask->numel);
     }
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t h = 0; h < heads; h++) {
-            const int64_t head = b * heads + h;
-            tlmi_attention_forward(
-                (float *)out->data + head * tq * v_dim,
-                saved->lse != NULL ? saved->lse + head * tq : NULL,
-                saved->scores, saved->acc,
-                (const float *)q->data + head * tq * dim,
-                (const float *)k->data + head * tk * dim,
-                (const float *)v->data + head * tk * v_dim,
-                saved->visible != NULL ? saved->visible + b * tk : NULL, tq,
-                tk, dim, v_dim, causal, TLMI_ATTENTION_BLOCK);
-        }
+    attention_run run = {.out = out};
+    choose_kernels(&run, 0);
+    tlmi_parallel_for(out->ctx->pool, out->iparam[0] * out->iparam[1], 1,
+                      forward_heads, &run);
     return TLM_OK;
+}
+
+static void backward_heads(void *arg, int64_t begin, int64_t end,
+                           int thread) {
+    const attention_run *run = arg;
+    const tlm_tensor *out = run->out;
+    tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
+    const attention_saved *saved = out->saved;
+    const int64_t heads = out->iparam[1], tq = out->iparam[2],
+                  tk = out->iparam[3], dim = out->iparam[4],
+                  v_dim = out->iparam[5];
+    const int causal = (int)out->iparam[6];
+    void *workspace = run->workspace + (size_t)thread * run->stride;
+    for (int64_t head = begin; head < end; head++) {
+        const int64_t b = head / heads;
+        run->kernels->attention_backward(
+            run->want_q ? q->grad + head * tq * dim : NULL,
+            run->want_k ? k->grad + head * tk * dim : NULL,
+            run->want_v ? v->grad + head * tk * v_dim : NULL,
+            out->grad + head * tq * v_dim,
+            (const float *)q->data + head * tq * dim,
+            (const float *)k->data + head * tk * dim,
+            (const float *)v->data + head * tk * v_dim,
+            (const float *)out->data + head * tq * v_dim,
+            saved->lse + head * tq,
+            saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
+            dim, v_dim, causal, workspace);
+    }
 }
 
 static void attention_backward(tlm_tensor *out) {
     tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
-    const int64_t batch = out->iparam[0], heads = out->iparam[1],
-                  tq = out->iparam[2], tk = out->iparam[3],
-                  dim = out->iparam[4], v_dim = out->iparam[5];
-    const int causal = (int)out->iparam[6];
     if (saved->lse == NULL)
         return; /* not reached: the buffers exist when the result has a grad */
-    const int want_q = tlmi_wants_grad(q), want_k = tlmi_wants_grad(k),
-              want_v = tlmi_wants_grad(v);
-    if (!want_q && !want_k && !want_v)
+    attention_run run = {.out = out,
+                         .want_q = tlmi_wants_grad(q),
+                         .want_k = tlmi_wants_grad(k),
+                         .want_v = tlmi_wants_grad(v)};
+    if (!run.want_q && !run.want_k && !run.want_v)
         return; /* only the mask asked for a gradient; it never gets one */
-    for (int64_t b = 0; b < batch; b++)
-        for (int64_t h = 0; h < heads; h++) {
-            const int64_t head = b * heads + h;
-            tlmi_attention_backward(
-                want_q ? q->grad + head * tq * dim : NULL,
-                want_k ? k->grad + head * tk * dim : NULL,
-                want_v ? v->grad + head * tk * v_dim : NULL, saved->drow,
-                saved->probs, out->grad + head * tq * v_dim,
-                (const float *)q->data + head * tq * dim,
-                (const float *)k->data + head * tk * dim,
-                (const float *)v->data + head * tk * v_dim,
-                (const float *)out->data + head * tq * v_dim,
-                saved->lse + head * tq,
-                saved->visible != NULL ? saved->visible + b * tk : NULL, tq,
-                tk, dim, v_dim, causal, TLMI_ATTENTION_BLOCK);
-        }
+    choose_kernels(&run, 1);
+    tlmi_parallel_for(out->ctx->pool, out->iparam[0] * out->iparam[1], 1,
+                      backward_heads, &run);
 }
 
 static const tlmi_op attention_op = {"tlm_attention", attention_forward,
@@ -131,13 +197,12 @@ static int check_shapes(tlm_context *ctx, const char *name,
     return TLM_OK;
 }
 
-/* Allocates the saved struct and its buffers; a status. */
+/* Allocates the saved struct and its buffers, and makes the context's
+ * workspace large enough for every thread's slice; a status. */
 static int alloc_saved(tlm_tensor *result, const char *name,
                        const tlm_tensor *mask) {
     const int64_t batch = result->iparam[0], heads = result->iparam[1],
-                  tq = result->iparam[2], tk = result->iparam[3],
-                  v_dim = result->iparam[5];
-    const size_t block_floats = TLMI_ATTENTION_BLOCK;
+                  tq = result->iparam[2], tk = result->iparam[3];
     attention_saved *saved = tlmi_result_alloc(result, sizeof *saved);
     if (saved == NULL)
         goto nomem;
@@ -146,25 +211,33 @@ static int alloc_saved(tlm_tensor *result, const char *name,
     /* Every count below is at most the element count of an input or of
      * the result, all of which tlmi_shape_numel bounded to a quarter of
      * SIZE_MAX bytes: doubling them cannot overflow. */
-    saved->scores = tlmi_result_alloc(result, block_floats * sizeof(double));
-    saved->acc = tlmi_result_alloc(result, (size_t)v_dim * sizeof(double));
-    if (saved->scores == NULL || saved->acc == NULL)
-        goto nomem;
     if (mask != NULL) {
         saved->visible = tlmi_result_alloc(result, (size_t)(batch * tk));
         if (saved->visible == NULL)
             goto nomem;
     }
     /* The backward pass runs only on a result with a gradient. */
-    if (result->grad != NULL) {
+    const int backward = result->grad != NULL;
+    if (backward) {
         saved->lse = tlmi_result_alloc(result, (size_t)(batch * heads * tq) *
                                                    sizeof(float));
-        saved->drow = tlmi_result_alloc(result, (size_t)tq * sizeof(float));
-        saved->probs = tlmi_result_alloc(result, block_floats * sizeof(float));
-        if (saved->lse == NULL || saved->drow == NULL || saved->probs == NULL)
+        if (saved->lse == NULL)
             goto nomem;
     }
-    return TLM_OK;
+    size_t slice = slice_bytes(tlmi_kernels_active(), result->iparam, backward);
+    const size_t scalar = slice_bytes(tlmi_kernels_for(TLMI_ISA_SCALAR),
+                                      result->iparam, backward);
+    if (scalar > slice)
+        slice = scalar;
+    const size_t threads = (size_t)tlmi_pool_threads(result->ctx->pool);
+    if (slice == SIZE_MAX || slice > SIZE_MAX / threads)
+        return tlmi_op_fail(result->ctx, TLM_E_OVERFLOW,
+                            "%s: the kernels' workspace for Tq %lld, Tk %lld, "
+                            "D %lld, Dv %lld and %zu threads overflows",
+                            name, (long long)tq, (long long)tk,
+                            (long long)result->iparam[4],
+                            (long long)result->iparam[5], threads);
+    return tlmi_context_reserve_workspace(result->ctx, slice * threads, name);
 nomem:
     return tlmi_op_fail(result->ctx, TLM_E_NOMEM,
                         "%s: allocating the saved buffers failed", name);

@@ -20,9 +20,10 @@
 #include "tlm.h"
 
 /* Outputs and gradients are O(1) here (inputs in [-2, 2], weights of
- * averages): compare with |got - ref| <= TOL * max(1, |ref|). The kernel
- * accumulates the forward pass in double, and the backward pass in float
- * over at most 100 terms, so 1e-5 leaves a wide margin over rounding. */
+ * averages): compare with |got - ref| <= TOL * max(1, |ref|). The active
+ * kernels (SIMD, float, polynomial exp, or the double-accumulating scalar
+ * reference) sum at most 100 terms here, each within a few ulp, so 1e-5
+ * leaves a margin over rounding. */
 #define TOL 1e-5
 
 enum mask_kind { MASK_NONE, MASK_F32, MASK_I32 };
@@ -481,7 +482,11 @@ static void block_size_does_not_matter(void **state) {
 }
 
 /* Very large scores (inputs x 40): the online softmax subtracts the
- * running max, so nothing overflows. */
+ * running max, so nothing overflows. The SIMD kernels compute the scores
+ * in float: scores of magnitude ~1e4 carry absolute errors of ~1e-3, which
+ * become relative errors of the probabilities (3.4e-4 measured on AVX-512),
+ * hence LARGE_TOL here instead of TOL. */
+#define LARGE_TOL 2e-3
 static void large_scores_stay_finite(void **state) {
     (void)state;
     const config c = {1, 2, 37, 37, 4, 3, 1, MASK_NONE};
@@ -496,7 +501,7 @@ static void large_scores_stay_finite(void **state) {
     graph g;
     build_graph(&g, ctx, &p, 1);
     run_backward(&g, &p);
-    assert_close(tlm_tensor_data_f32(g.out), want, tlm_tensor_numel(g.out), TOL, "out", &c);
+    assert_close(tlm_tensor_data_f32(g.out), want, tlm_tensor_numel(g.out), LARGE_TOL, "out", &c);
     assert_true(all_finite(tlm_tensor_grad_f32(g.q), tlm_tensor_numel(g.q)));
     assert_true(all_finite(tlm_tensor_grad_f32(g.k), tlm_tensor_numel(g.k)));
     assert_true(all_finite(tlm_tensor_grad_f32(g.v), tlm_tensor_numel(g.v)));

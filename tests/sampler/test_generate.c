@@ -67,7 +67,11 @@ static int setup(void **state) {
     params.batch_size = 8;
     tlm_optimizer_params optimizer;
     tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
-    optimizer.lr = 1e-2f;
+    /* 5e-3 for 300 steps, not 1e-2 for 250: at 1e-2 the greedy output
+     * changed with the rounding of the kernels (AVX2 against AVX-512
+     * attention), while 5e-3 gave the cycle for 250, 300 and 350 steps
+     * on the scalar, AVX2 and AVX-512 kernels. */
+    optimizer.lr = 5e-3f;
     params.optimizer = &optimizer;
     tlm_trainer *trainer = NULL;
     if (tlm_trainer_create(&trainer, f.model, data, &params) != TLM_OK)

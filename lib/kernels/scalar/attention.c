@@ -1,6 +1,10 @@
 #include "attention.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/attention.h"
 
 void tlmi_attention_visible_f32(unsigned char *visible, const float *mask,
                                 int64_t n) {
@@ -155,4 +159,52 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
             }
         }
     }
+}
+
+/* ---- The scalar table's entries (kernels/attention.h) -----------------
+ * The reference itself, its scratch carved from the workspace: forward
+ * scores [block] and acc [v_dim] (double), backward drow [tq] and probs
+ * [block] (float). */
+
+size_t tlmi_attention_workspace_scalar(int64_t tq, int64_t tk, int64_t dim,
+                                       int64_t v_dim, int backward) {
+    (void)tk, (void)dim;
+    if (tq < 0 || v_dim < 0 ||
+        (uint64_t)v_dim > SIZE_MAX / sizeof(double) - TLMI_ATTENTION_BLOCK ||
+        (uint64_t)tq > SIZE_MAX / sizeof(float) - TLMI_ATTENTION_BLOCK)
+        return SIZE_MAX;
+    const size_t forward =
+        ((size_t)TLMI_ATTENTION_BLOCK + (size_t)v_dim) * sizeof(double);
+    const size_t back =
+        ((size_t)tq + (size_t)TLMI_ATTENTION_BLOCK) * sizeof(float);
+    return backward && back > forward ? back : forward;
+}
+
+void tlmi_attention_forward_scalar(float *out, float *lse, const float *q,
+                                   const float *k, const float *v,
+                                   const unsigned char *visible, int64_t tq,
+                                   int64_t tk, int64_t dim, int64_t v_dim,
+                                   int causal, void *workspace) {
+    double *scores = workspace;
+    tlmi_attention_forward(out, lse, scores, scores + TLMI_ATTENTION_BLOCK,
+                           q, k, v, visible, tq, tk, dim, v_dim, causal,
+                           TLMI_ATTENTION_BLOCK);
+}
+
+void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
+                                    const float *dout, const float *q,
+                                    const float *k, const float *v,
+                                    const float *out, const float *lse,
+                                    const unsigned char *visible, int64_t tq,
+                                    int64_t tk, int64_t dim, int64_t v_dim,
+                                    int causal, void *workspace) {
+    float *probs = workspace;
+    tlmi_attention_backward(dq, dk, dv, probs + TLMI_ATTENTION_BLOCK, probs,
+                            dout, q, k, v, out, lse, visible, tq, tk, dim,
+                            v_dim, causal, TLMI_ATTENTION_BLOCK);
+}
+
+void tlmi_attention_exp_scalar(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] = expf(x[i]);
 }

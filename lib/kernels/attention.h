@@ -1,0 +1,96 @@
+/*
+ * Fused attention kernels of one head: the signatures every ISA's table
+ * entry shares (see kernels/scalar/attention.h for the semantics, which
+ * every entry follows: causal or not, the padding flags `visible`, Tq <= or
+ * > Tk with the queries as the last Tq positions, lse saved by the forward
+ * pass and used by the backward pass, gradients accumulated into).
+ *
+ * Per head: q [tq, dim], k [tk, dim], v [tk, v_dim], out [tq, v_dim],
+ * row-major; tq, tk, dim, v_dim >= 1.
+ *
+ * Workspace: each call packs what it needs (keys transposed into panels,
+ * padded rows, running sums) into `workspace`, which the caller owns and
+ * sizes with the table's `attention_workspace`: O((tq + tk) * (dim +
+ * v_dim)) bytes, never a tq x tk matrix. Any alignment of 4 bytes works;
+ * 64 is fastest. One workspace per thread: a call uses only its own.
+ *
+ * The SIMD entries (attention_simd.h) compute in float with a polynomial
+ * exp; the results differ from the double-accumulating reference by
+ * rounding (tests/kernels/test_attention.c states the tolerances).
+ */
+#ifndef TLM_LIB_KERNELS_ATTENTION_H
+#define TLM_LIB_KERNELS_ATTENTION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of workspace one call needs: the forward pass alone (backward 0)
+ * or either pass (backward 1). SIZE_MAX when the count overflows. */
+typedef size_t (*tlmi_attention_workspace_fn)(int64_t tq, int64_t tk,
+                                              int64_t dim, int64_t v_dim,
+                                              int backward);
+
+/* out [tq, v_dim]; lse [tq] or NULL (logsumexp of each row's visible
+ * scores, -INFINITY for a row that sees no key, whose output is zero). */
+typedef void (*tlmi_attention_forward_fn)(
+    float *out, float *lse, const float *q, const float *k, const float *v,
+    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
+    int64_t v_dim, int causal, void *workspace);
+
+/* dq [tq, dim], dk [tk, dim], dv [tk, v_dim] accumulated into, each may be
+ * NULL; dout [tq, v_dim], out and lse as the forward pass left them. */
+typedef void (*tlmi_attention_backward_fn)(
+    float *dq, float *dk, float *dv, const float *dout, const float *q,
+    const float *k, const float *v, const float *out, const float *lse,
+    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
+    int64_t v_dim, int causal, void *workspace);
+
+/* The vectorized exp of the SIMD kernels (attention_simd.h): clamp to
+ * [MIN, MAX], n = round(x LOG2E), r = x - n LN2_HI - n LN2_LO,
+ * e^r ~ 1 + r + r^2 (((((P0 r + P1) r + P2) r + P3) r + P4) r + P5), times 2^n.
+ */
+#define TLMI_EXP_P0 1.9875691500E-4f
+#define TLMI_EXP_P1 1.3981999507E-3f
+#define TLMI_EXP_P2 8.3334519073E-3f
+#define TLMI_EXP_P3 4.1665795894E-2f
+#define TLMI_EXP_P4 1.6666665459E-1f
+#define TLMI_EXP_P5 5.0000001201E-1f
+#define TLMI_EXP_LOG2E 1.44269504088896341f
+#define TLMI_EXP_LN2_HI 0.693359375f     /* few bits: n * LN2_HI is exact */
+#define TLMI_EXP_LN2_LO -2.12194440e-4f
+#define TLMI_EXP_MIN -87.0f
+#define TLMI_EXP_MAX 88.0f
+
+/* Declares the three entries of one ISA. */
+#define TLMI_ATTENTION_DECLARE(isa)                                         \
+    size_t tlmi_attention_workspace_##isa(int64_t tq, int64_t tk,           \
+                                          int64_t dim, int64_t v_dim,       \
+                                          int backward);                    \
+    void tlmi_attention_forward_##isa(                                      \
+        float *out, float *lse, const float *q, const float *k,             \
+        const float *v, const unsigned char *visible, int64_t tq,           \
+        int64_t tk, int64_t dim, int64_t v_dim, int causal,                 \
+        void *workspace);                                                   \
+    void tlmi_attention_backward_##isa(                                     \
+        float *dq, float *dk, float *dv, const float *dout, const float *q, \
+        const float *k, const float *v, const float *out, const float *lse, \
+        const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,  \
+        int64_t v_dim, int causal, void *workspace);                        \
+    /* y[i] = exp(x[i]) with the kernel's polynomial, for the tests. */     \
+    void tlmi_attention_exp_##isa(float *y, const float *x, int64_t n)
+
+/* Scalar: the double-accumulating reference (kernels/scalar/attention.c),
+ * its scratch carved from the workspace. Its exp entry is expf. */
+TLMI_ATTENTION_DECLARE(scalar);
+
+#if defined(TLMI_HAVE_AVX2)
+TLMI_ATTENTION_DECLARE(avx2);
+#endif
+#if defined(TLMI_HAVE_AVX512)
+TLMI_ATTENTION_DECLARE(avx512);
+#endif
+#if defined(TLMI_HAVE_NEON)
+TLMI_ATTENTION_DECLARE(neon);
+#endif
+
+#endif

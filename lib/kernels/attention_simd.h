@@ -1,0 +1,641 @@
+/*
+ * Fused attention of one head for any SIMD ISA, written once: each ISA's
+ * file (x86/attention_avx2.c, x86/attention_avx512.c,
+ * arm/attention_neon.c) defines the vector type and a few operations on
+ * it, then includes this file, which is compiled with that file's flags.
+ * Everything here is static except the four entries named by ATTN_ISA.
+ *
+ * The including file defines:
+ *   VF, W             the vector type and its lanes (floats)
+ *   ATTN_ISA          the suffix of the entries (avx2, ...)
+ *   vf_zero(), vf_set1(x), vf_load(p), vf_store(p, v), vf_bcast(p)
+ *   vf_add(a, b), vf_sub(a, b), vf_mul(a, b), vf_max(a, b),
+ *   vf_fma(a, b, c)   a * b + c
+ *   vf_exp(x)         exp of each lane (below)
+ *   vf_hsum(v), vf_hmax(v)   the sum and the largest of the lanes (float)
+ *
+ * The algorithm (FlashAttention-2, in float):
+ *
+ * Forward. The keys are packed once per call into panels of NW = 2W keys
+ * (kp[panel][d][NW]: the panel's keys side by side for each d) and the
+ * values into rows padded to a multiple of W (vp[key][Dvp]); keys a
+ * padding flag hides, and the padding keys, are zeros there and get a
+ * score bias of -inf. Queries go QB = 4 at a time (1 when a single row is
+ * left, as in decoding); for each block of KB keys:
+ *   S [QB, KB] = q . k^T * scale + bias     (scores_rows: 4 rows x 2
+ *       vectors of keys = 8 accumulators, each step over d loads 2 key
+ *       vectors and broadcasts 4 query values for 8 FMAs)
+ *   causal: keys past each row's limit -> -inf
+ *   online softmax per row: m' = max(m, max_j S), P = exp(S - m'), the
+ *       running sum l and the output row rescaled by exp(m - m')
+ *   acc [QB, Dvp] += P . V                   (rows_acc: 4 rows x 2 vectors
+ *       of output columns, each key loads 2 value vectors, broadcasts 4
+ *       probabilities)
+ * then out = acc / l, lse = m + log l. Only one block of scores exists at
+ * a time: memory O((tq + tk) * D).
+ *
+ * Backward (probabilities recomputed from lse). Keys packed as panels
+ * (for S), values as panels (for dP = dout . V^T), keys as padded rows
+ * (for dq); dk and dv accumulate in padded float rows of the workspace
+ * and are added into the caller's at the end. Per query block and key
+ * block:
+ *   P = exp(S - lse), dP = dout . v^T, dS = P * (dP - drow) * scale with
+ *   drow_i = dout_i . out_i;
+ *   dv[j] += sum_r P[r, j] dout_r,  dk[j] += sum_r dS[r, j] q_r
+ *       (keys_acc: the block's 4 query rows held in registers),
+ *   dq_r += sum_j dS[r, j] k_j (rows_acc).
+ *
+ * exp: x clamped to [-87, 88], x = n ln2 + r with n = round(x / ln2) and
+ * |r| <= ln2 / 2 (ln2 split in two for an exact reduction), e^r by the
+ * degree-7 polynomial of Cephes' expf (TLMI_EXP_* in
+ * kernels/attention.h), times 2^n built in the exponent bits. Measured
+ * maximal relative error 1.2e-7 (about 2 ulp) over [-87, 88] against
+ * double exp (tests/kernels/test_attention.c checks < 2.5e-7); x < -87 gives 0 (the
+ * true value is below 1.7e-38), which makes exp(-inf) = 0 for masked
+ * scores.
+ */
+#ifndef ATTN_ISA
+#error "define ATTN_ISA and the vector operations before including this file"
+#endif
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/attention.h"
+
+#define ATTN_CAT2(a, b) a##b
+#define ATTN_CAT(a, b) ATTN_CAT2(a, b)
+#define ATTN_ENTRY(name) ATTN_CAT(name, ATTN_ISA)
+
+#if defined(__GNUC__)
+#define ATTN_INLINE static inline __attribute__((always_inline))
+#else
+#define ATTN_INLINE static inline
+#endif
+
+/* Query rows per block: 4 by default (8 accumulators in the inner
+ * kernels), ATTN_QB when the ISA has the registers for more. */
+#if defined(ATTN_QB)
+#define QB ATTN_QB
+#else
+#define QB 4
+#endif
+#define NW (2 * W)    /* keys per packed panel */
+#define KB 64         /* keys per block: a multiple of NW for W <= 32 */
+
+/* ---- Workspace layout ------------------------------------------------- */
+
+typedef struct attn_layout {
+    int64_t tkp;  /* tk rounded up to NW */
+    int64_t dp;   /* dim rounded up to W */
+    int64_t dvp;  /* v_dim rounded up to W */
+    /* Offsets in floats; each at a multiple of 16 floats (64 bytes). */
+    size_t kp;    /* [tkp / NW][dim][NW] keys as panels */
+    size_t vp;    /* forward: [tkp][dvp] values as rows */
+    size_t bias;  /* [tkp] 0 or -inf */
+    size_t qb;    /* [QB][dp] the block's query rows, padded */
+    size_t s;     /* [QB][KB] scores, then probabilities */
+    size_t acc;   /* forward: [QB][dvp] running output rows */
+    size_t vt;    /* backward: [tkp / NW][v_dim][NW] values as panels */
+    size_t kr;    /* backward: [tkp][dp] keys as rows */
+    size_t dk;    /* backward: [tkp][dp] */
+    size_t dv;    /* backward: [tkp][dvp] */
+    size_t dob;   /* backward: [QB][dvp] the block's dout rows */
+    size_t ds;    /* backward: [QB][KB] dP, then dS */
+    size_t dq;    /* backward: [QB][dp] */
+    size_t floats; /* total; SIZE_MAX when it overflows */
+} attn_layout;
+
+/* Reserves a x b floats at *end (rounded up to 16 floats) as *offset;
+ * clears *ok on overflow (and then does nothing more). */
+static void attn_take(size_t *offset, size_t *end, int64_t a, int64_t b,
+                      int *ok) {
+    if (!*ok)
+        return;
+    const size_t limit = SIZE_MAX / sizeof(float) / 2;
+    if (a < 0 || b < 0 || *end > limit ||
+        (b != 0 && (uint64_t)a > limit / (uint64_t)b)) {
+        *ok = 0;
+        return;
+    }
+    const size_t count = (size_t)a * (size_t)b;
+    const size_t start = (*end + 15) / 16 * 16;
+    if (count > limit - start) {
+        *ok = 0;
+        return;
+    }
+    *offset = start;
+    *end = start + count;
+}
+
+static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
+                             int64_t dim, int64_t v_dim, int backward) {
+    (void)tq;
+    memset(L, 0, sizeof *L);
+    L->floats = SIZE_MAX;
+    if (tk < 1 || dim < 1 || v_dim < 1 || tk > INT64_MAX - NW ||
+        dim > INT64_MAX - W || v_dim > INT64_MAX - W)
+        return;
+    L->tkp = (tk + NW - 1) / NW * NW;
+    L->dp = (dim + W - 1) / W * W;
+    L->dvp = (v_dim + W - 1) / W * W;
+    int ok = 1;
+    size_t end = 0;
+    attn_take(&L->kp, &end, L->tkp, dim, &ok);
+    attn_take(&L->bias, &end, L->tkp, 1, &ok);
+    attn_take(&L->qb, &end, QB, L->dp, &ok);
+    attn_take(&L->s, &end, QB, KB, &ok);
+    if (!backward) {
+        attn_take(&L->vp, &end, L->tkp, L->dvp, &ok);
+        attn_take(&L->acc, &end, QB, L->dvp, &ok);
+    } else {
+        attn_take(&L->vt, &end, L->tkp, v_dim, &ok);
+        attn_take(&L->kr, &end, L->tkp, L->dp, &ok);
+        attn_take(&L->dk, &end, L->tkp, L->dp, &ok);
+        attn_take(&L->dv, &end, L->tkp, L->dvp, &ok);
+        attn_take(&L->dob, &end, QB, L->dvp, &ok);
+        attn_take(&L->ds, &end, QB, KB, &ok);
+        attn_take(&L->dq, &end, QB, L->dp, &ok);
+    }
+    if (ok)
+        L->floats = end;
+}
+
+size_t ATTN_ENTRY(tlmi_attention_workspace_)(int64_t tq, int64_t tk,
+                                             int64_t dim, int64_t v_dim,
+                                             int backward) {
+    attn_layout fwd, bwd;
+    attn_layout_make(&fwd, tq, tk, dim, v_dim, 0);
+    size_t floats = fwd.floats;
+    if (backward) {
+        attn_layout_make(&bwd, tq, tk, dim, v_dim, 1);
+        if (bwd.floats > floats)
+            floats = bwd.floats;
+    }
+    return floats > SIZE_MAX / sizeof(float) ? SIZE_MAX
+                                             : floats * sizeof(float);
+}
+
+/* ---- Packing ---------------------------------------------------------- */
+
+static int attn_visible(const unsigned char *visible, int64_t j) {
+    return visible == NULL || visible[j] != 0;
+}
+
+/* dst[panel][d][c] = x[panel * NW + c][d]; zero for hidden or padding
+ * keys (j >= n). */
+static void attn_pack_panels(float *dst, const float *x, int64_t n,
+                             int64_t cols, int64_t tkp,
+                             const unsigned char *visible) {
+    for (int64_t p0 = 0; p0 < tkp; p0 += NW) {
+        float *panel = dst + p0 * cols;
+        for (int64_t c = 0; c < NW; c++) {
+            const int64_t j = p0 + c;
+            if (j < n && attn_visible(visible, j)) {
+                const float *row = x + j * cols;
+                for (int64_t d = 0; d < cols; d++)
+                    panel[d * NW + c] = row[d];
+            } else {
+                for (int64_t d = 0; d < cols; d++)
+                    panel[d * NW + c] = 0.0f;
+            }
+        }
+    }
+}
+
+/* dst[j][c] = x[j][c] for c < cols, zero up to ldd and for hidden or
+ * padding rows (j >= n), rows j < rows. */
+static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
+                           int64_t n, int64_t cols, int64_t rows,
+                           const unsigned char *visible) {
+    for (int64_t j = 0; j < rows; j++) {
+        float *out = dst + j * ldd;
+        int64_t c = 0;
+        if (j < n && attn_visible(visible, j)) {
+            memcpy(out, x + j * cols, (size_t)cols * sizeof(float));
+            c = cols;
+        }
+        for (; c < ldd; c++)
+            out[c] = 0.0f;
+    }
+}
+
+/* ---- Inner kernels ----------------------------------------------------- */
+
+/* s[r][p * NW + c] = (x_r . key) * scale + bias[p * NW + c] for r < rows,
+ * the n_panels panels of `panels` (each cols x NW). x rows at stride ldx;
+ * bias may be NULL (zero). */
+ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
+                             const float *panels, int64_t n_panels,
+                             int64_t cols, float scale, const float *bias,
+                             const int rows) {
+    const VF vscale = vf_set1(scale);
+    for (int64_t p = 0; p < n_panels; p++) {
+        const float *kp = panels + p * cols * NW;
+        VF acc[QB][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++)
+            acc[r][0] = acc[r][1] = vf_zero();
+#pragma GCC unroll 2
+        for (int64_t d = 0; d < cols; d++) {
+            const VF k0 = vf_load(kp + d * NW);
+            const VF k1 = vf_load(kp + d * NW + W);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++) {
+                const VF xr = vf_bcast(x + r * ldx + d);
+                acc[r][0] = vf_fma(xr, k0, acc[r][0]);
+                acc[r][1] = vf_fma(xr, k1, acc[r][1]);
+            }
+        }
+        VF b0 = vf_zero(), b1 = vf_zero();
+        if (bias != NULL) {
+            b0 = vf_load(bias + p * NW);
+            b1 = vf_load(bias + p * NW + W);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            vf_store(s + r * KB + p * NW, vf_fma(acc[r][0], vscale, b0));
+            vf_store(s + r * KB + p * NW + W, vf_fma(acc[r][1], vscale, b1));
+        }
+    }
+}
+
+/* acc[r][c] += sum over j < n of pr[r][j] * x[j][c], r < rows, c < cols
+ * (a multiple of W); acc rows at stride lda, x rows at stride ldx, pr
+ * rows at stride KB. */
+ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
+                               const float *x, int64_t ldx, int64_t n,
+                               int64_t cols, const int rows) {
+    int64_t c = 0;
+    for (; c + 2 * W <= cols; c += 2 * W) {
+        VF a[QB][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            a[r][0] = vf_load(acc + r * lda + c);
+            a[r][1] = vf_load(acc + r * lda + c + W);
+        }
+#pragma GCC unroll 2
+        for (int64_t j = 0; j < n; j++) {
+            const VF x0 = vf_load(x + j * ldx + c);
+            const VF x1 = vf_load(x + j * ldx + c + W);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++) {
+                const VF p = vf_bcast(pr + r * KB + j);
+                a[r][0] = vf_fma(p, x0, a[r][0]);
+                a[r][1] = vf_fma(p, x1, a[r][1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            vf_store(acc + r * lda + c, a[r][0]);
+            vf_store(acc + r * lda + c + W, a[r][1]);
+        }
+    }
+    if (c < cols) {
+        VF a[QB];
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++)
+            a[r] = vf_load(acc + r * lda + c);
+#pragma GCC unroll 2
+        for (int64_t j = 0; j < n; j++) {
+            const VF x0 = vf_load(x + j * ldx + c);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++)
+                a[r] = vf_fma(vf_bcast(pr + r * KB + j), x0, a[r]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++)
+            vf_store(acc + r * lda + c, a[r]);
+    }
+}
+
+/* y[j][c] += sum over r < rows of pr[r][j] * x[r][c], j < n, c < cols (a
+ * multiple of W); y rows at stride ldy, x rows at stride ldx. */
+ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
+                               const float *x, int64_t ldx, int64_t n,
+                               int64_t cols, const int rows) {
+    int64_t c = 0;
+    for (; c + 2 * W <= cols; c += 2 * W) {
+        VF xr[QB][2];
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++) {
+            xr[r][0] = vf_load(x + r * ldx + c);
+            xr[r][1] = vf_load(x + r * ldx + c + W);
+        }
+#pragma GCC unroll 2
+        for (int64_t j = 0; j < n; j++) {
+            float *yj = y + j * ldy + c;
+            VF y0 = vf_load(yj), y1 = vf_load(yj + W);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++) {
+                const VF p = vf_bcast(pr + r * KB + j);
+                y0 = vf_fma(p, xr[r][0], y0);
+                y1 = vf_fma(p, xr[r][1], y1);
+            }
+            vf_store(yj, y0);
+            vf_store(yj + W, y1);
+        }
+    }
+    if (c < cols) {
+        VF xr[QB];
+#pragma GCC unroll 8
+        for (int r = 0; r < rows; r++)
+            xr[r] = vf_load(x + r * ldx + c);
+#pragma GCC unroll 2
+        for (int64_t j = 0; j < n; j++) {
+            float *yj = y + j * ldy + c;
+            VF y0 = vf_load(yj);
+#pragma GCC unroll 8
+            for (int r = 0; r < rows; r++)
+                y0 = vf_fma(vf_bcast(pr + r * KB + j), xr[r], y0);
+            vf_store(yj, y0);
+        }
+    }
+}
+
+/* The three kernels for 4 rows and for 1 (decoding), so that the row
+ * loops unroll into registers. */
+static void attn_scores_n(float *s, const float *x, int64_t ldx,
+                          const float *panels, int64_t n_panels,
+                          int64_t cols, float scale, const float *bias,
+                          int rows) {
+    if (rows == 1)
+        attn_scores(s, x, ldx, panels, n_panels, cols, scale, bias, 1);
+    else
+        attn_scores(s, x, ldx, panels, n_panels, cols, scale, bias, QB);
+}
+
+static void attn_rows_acc_n(float *acc, int64_t lda, const float *pr,
+                            const float *x, int64_t ldx, int64_t n,
+                            int64_t cols, int rows) {
+    if (rows == 1)
+        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, 1);
+    else
+        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, QB);
+}
+
+static void attn_keys_acc_n(float *y, int64_t ldy, const float *pr,
+                            const float *x, int64_t ldx, int64_t n,
+                            int64_t cols, int rows) {
+    if (rows == 1)
+        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, 1);
+    else
+        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, QB);
+}
+
+/* ---- Shared pieces of both passes ------------------------------------- */
+
+static int64_t attn_key_limit(int64_t i, int64_t tq, int64_t tk,
+                              int causal) {
+    if (!causal)
+        return tk;
+    const int64_t limit = i + (tk - tq) + 1;
+    return limit < 0 ? 0 : limit > tk ? tk : limit;
+}
+
+/* bias[j] = 0 for a visible key j < tk, -inf otherwise (j < tkp). */
+static void attn_bias(float *bias, const unsigned char *visible, int64_t tk,
+                      int64_t tkp) {
+    for (int64_t j = 0; j < tkp; j++)
+        bias[j] = j < tk && attn_visible(visible, j) ? 0.0f : -INFINITY;
+}
+
+/* The block's query rows i0 .. i0 + nr - 1 of x [.., cols] into
+ * dst [QB][ld], zero-padded (columns past cols, rows past nr). */
+static void attn_rows_in(float *dst, int64_t ld, const float *x,
+                         int64_t i0, int64_t nr, int64_t cols) {
+    attn_pack_rows(dst, ld, x + i0 * cols, nr, cols, QB, NULL);
+}
+
+/* Row r of a block of scores: keys at or past `limit` (relative to the
+ * block) get -inf, up to n. */
+static void attn_mask_tail(float *sr, int64_t limit, int64_t n) {
+    for (int64_t j = limit < 0 ? 0 : limit; j < n; j++)
+        sr[j] = -INFINITY;
+}
+
+/* ---- Forward ---------------------------------------------------------- */
+
+void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
+                                         const float *q, const float *k,
+                                         const float *v,
+                                         const unsigned char *visible,
+                                         int64_t tq, int64_t tk, int64_t dim,
+                                         int64_t v_dim, int causal,
+                                         void *workspace) {
+    attn_layout L;
+    attn_layout_make(&L, tq, tk, dim, v_dim, 0);
+    float *ws = workspace;
+    float *kp = ws + L.kp, *vp = ws + L.vp, *bias = ws + L.bias,
+          *qb = ws + L.qb, *s = ws + L.s, *acc = ws + L.acc;
+    const int64_t dvp = L.dvp, dp = L.dp;
+    const float scale = (float)(1.0 / sqrt((double)dim));
+
+    /* Only the keys some query may see are packed. */
+    const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
+    attn_pack_panels(kp, k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
+                     visible);
+    attn_pack_rows(vp, dvp, v, tk_seen, v_dim, (tk_seen + NW - 1) / NW * NW,
+                   visible);
+    attn_bias(bias, visible, tk, L.tkp);
+
+    for (int64_t i0 = 0; i0 < tq; i0 += QB) {
+        const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
+        const int rows = nr == 1 ? 1 : QB;
+        attn_rows_in(qb, dp, q, i0, nr, dim);
+        float m[QB], l[QB];
+        int64_t limit[QB];
+        int64_t j_end = 0; /* keys any row of the block sees */
+        for (int r = 0; r < QB; r++) {
+            m[r] = -INFINITY;
+            l[r] = 0.0f;
+            limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
+            if (limit[r] > j_end)
+                j_end = limit[r];
+            for (int64_t c = 0; c < dvp; c++)
+                acc[r * dvp + c] = 0.0f;
+        }
+        for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
+            const int64_t n_panels =
+                ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
+            const int64_t n = n_panels * NW;
+            attn_scores_n(s, qb, dp, kp + j0 * dim, n_panels, dim, scale,
+                          bias + j0, rows);
+            for (int r = 0; r < rows; r++) {
+                float *sr = s + r * KB;
+                if (limit[r] - j0 < n)
+                    attn_mask_tail(sr, limit[r] - j0, n);
+                VF vmax = vf_set1(-INFINITY);
+                for (int64_t j = 0; j < n; j += W)
+                    vmax = vf_max(vmax, vf_load(sr + j));
+                const float block_max = vf_hmax(vmax);
+                if (block_max == -INFINITY) {
+                    /* Nothing visible here: no share. */
+                    for (int64_t j = 0; j < n; j += W)
+                        vf_store(sr + j, vf_zero());
+                    continue;
+                }
+                if (block_max > m[r]) {
+                    /* exp(-inf) = 0 on the row's first visible block. */
+                    const float correction = expf(m[r] - block_max);
+                    l[r] *= correction;
+                    const VF vc = vf_set1(correction);
+                    float *ar = acc + r * dvp;
+                    for (int64_t c = 0; c < dvp; c += W)
+                        vf_store(ar + c, vf_mul(vf_load(ar + c), vc));
+                    m[r] = block_max;
+                }
+                const VF vm = vf_set1(m[r]);
+                VF sum = vf_zero();
+                for (int64_t j = 0; j < n; j += W) {
+                    const VF p = vf_exp(vf_sub(vf_load(sr + j), vm));
+                    vf_store(sr + j, p);
+                    sum = vf_add(sum, p);
+                }
+                l[r] += vf_hsum(sum);
+            }
+            attn_rows_acc_n(acc, dvp, s, vp + j0 * dvp, dvp, n, dvp, rows);
+        }
+        for (int64_t r = 0; r < nr; r++) {
+            float *out_i = out + (i0 + r) * v_dim;
+            const float *ar = acc + r * dvp;
+            if (l[r] > 0.0f) {
+                const float inv = 1.0f / l[r];
+                for (int64_t c = 0; c < v_dim; c++)
+                    out_i[c] = ar[c] * inv;
+            } else {
+                for (int64_t c = 0; c < v_dim; c++)
+                    out_i[c] = 0.0f;
+            }
+            if (lse != NULL)
+                lse[i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+        }
+    }
+}
+
+/* ---- Backward --------------------------------------------------------- */
+
+void ATTN_ENTRY(tlmi_attention_backward_)(
+    float *dq, float *dk, float *dv, const float *dout, const float *q,
+    const float *k, const float *v, const float *out, const float *lse,
+    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
+    int64_t v_dim, int causal, void *workspace) {
+    if (dq == NULL && dk == NULL && dv == NULL)
+        return;
+    attn_layout L;
+    attn_layout_make(&L, tq, tk, dim, v_dim, 1);
+    float *ws = workspace;
+    float *kp = ws + L.kp, *bias = ws + L.bias, *qb = ws + L.qb,
+          *s = ws + L.s, *vt = ws + L.vt, *kr = ws + L.kr, *dkw = ws + L.dk,
+          *dvw = ws + L.dv, *dob = ws + L.dob, *ds = ws + L.ds,
+          *dqw = ws + L.dq;
+    const int64_t dp = L.dp, dvp = L.dvp;
+    const int want_ds = dq != NULL || dk != NULL;
+    const float scale = (float)(1.0 / sqrt((double)dim));
+
+    const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
+    const int64_t tk_pad = (tk_seen + NW - 1) / NW * NW;
+    attn_pack_panels(kp, k, tk_seen, dim, tk_pad, visible);
+    attn_bias(bias, visible, tk, L.tkp);
+    if (want_ds)
+        attn_pack_panels(vt, v, tk_seen, v_dim, tk_pad, visible);
+    if (dq != NULL)
+        attn_pack_rows(kr, dp, k, tk_seen, dim, tk_pad, visible);
+    if (dk != NULL)
+        memset(dkw, 0, (size_t)(tk_pad * dp) * sizeof(float));
+    if (dv != NULL)
+        memset(dvw, 0, (size_t)(tk_pad * dvp) * sizeof(float));
+
+    for (int64_t i0 = 0; i0 < tq; i0 += QB) {
+        const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
+        const int rows = nr == 1 ? 1 : QB;
+        attn_rows_in(qb, dp, q, i0, nr, dim);
+        attn_rows_in(dob, dvp, dout, i0, nr, v_dim);
+        float row_lse[QB], drow[QB];
+        int64_t limit[QB];
+        int64_t j_end = 0;
+        for (int r = 0; r < QB; r++) {
+            limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
+            if (limit[r] > j_end)
+                j_end = limit[r];
+            /* A row that saw no key (lse -inf) gets p = exp(s - inf) = 0. */
+            row_lse[r] = r < nr && lse[i0 + r] != -INFINITY ? lse[i0 + r]
+                                                            : INFINITY;
+            drow[r] = 0.0f;
+            if (r < nr) {
+                const float *o = out + (i0 + r) * v_dim;
+                const float *g = dout + (i0 + r) * v_dim;
+                for (int64_t c = 0; c < v_dim; c++)
+                    drow[r] += g[c] * o[c];
+            }
+        }
+        if (dq != NULL)
+            memset(dqw, 0, (size_t)(QB * dp) * sizeof(float));
+        for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
+            const int64_t n_panels =
+                ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
+            const int64_t n = n_panels * NW;
+            attn_scores_n(s, qb, dp, kp + j0 * dim, n_panels, dim, scale,
+                          bias + j0, rows);
+            for (int r = 0; r < rows; r++) {
+                float *sr = s + r * KB;
+                if (limit[r] - j0 < n)
+                    attn_mask_tail(sr, limit[r] - j0, n);
+                const VF vl = vf_set1(row_lse[r]);
+                for (int64_t j = 0; j < n; j += W)
+                    vf_store(sr + j, vf_exp(vf_sub(vf_load(sr + j), vl)));
+            }
+            if (dv != NULL)
+                attn_keys_acc_n(dvw + j0 * dvp, dvp, s, dob, dvp, n, dvp,
+                                rows);
+            if (!want_ds)
+                continue;
+            attn_scores_n(ds, dob, dvp, vt + j0 * v_dim, n_panels, v_dim,
+                          1.0f, NULL, rows);
+            const VF vscale = vf_set1(scale);
+            for (int r = 0; r < rows; r++) {
+                float *dsr = ds + r * KB;
+                const float *pr = s + r * KB;
+                const VF vd = vf_set1(drow[r]);
+                for (int64_t j = 0; j < n; j += W) {
+                    const VF p = vf_mul(vf_load(pr + j), vscale);
+                    vf_store(dsr + j, vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                }
+            }
+            if (dq != NULL)
+                attn_rows_acc_n(dqw, dp, ds, kr + j0 * dp, dp, n, dp, rows);
+            if (dk != NULL)
+                attn_keys_acc_n(dkw + j0 * dp, dp, ds, qb, dp, n, dp, rows);
+        }
+        if (dq != NULL)
+            for (int64_t r = 0; r < nr; r++) {
+                float *g = dq + (i0 + r) * dim;
+                for (int64_t c = 0; c < dim; c++)
+                    g[c] += dqw[r * dp + c];
+            }
+    }
+    for (int64_t j = 0; j < tk_seen; j++) {
+        if (dk != NULL)
+            for (int64_t c = 0; c < dim; c++)
+                dk[j * dim + c] += dkw[j * dp + c];
+        if (dv != NULL)
+            for (int64_t c = 0; c < v_dim; c++)
+                dv[j * v_dim + c] += dvw[j * dvp + c];
+    }
+}
+
+void ATTN_ENTRY(tlmi_attention_exp_)(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+        vf_store(y + i, vf_exp(vf_load(x + i)));
+    if (i < n) {
+        float in[W], res[W];
+        for (int j = 0; j < W; j++)
+            in[j] = i + j < n ? x[i + j] : 0.0f;
+        vf_store(res, vf_exp(vf_load(in)));
+        for (int64_t j = 0; i + j < n; j++)
+            y[i + j] = res[j];
+    }
+}

@@ -1,0 +1,348 @@
+/*
+ * Every fused-attention table entry the machine can run (scalar always;
+ * AVX2, AVX-512, NEON when this build has them and the CPU supports them),
+ * whatever TLM_CPU or the CPU mask say, against the scalar reference
+ * (kernels/scalar/attention.h) on random inputs in [-1, 1]: Tq, Tk, D and
+ * Dv among 1, 3, 7, 15, 33, 100, the head sizes 16, 32, 48, 64, 128, and
+ * some T = 1000; causal and not, with and without a padding mask (with
+ * rows that see no key), Tq < Tk, Tq = Tk and Tq > Tk.
+ *
+ * Tolerances (every value is O(1) here: outputs are averages of v,
+ * gradients sums of at most Tk terms of O(1/Tk) or of O(1)):
+ *   out, lse:      |got - want| <= 2e-6 (1 + |want|)
+ *   dq, dk, dv:    |got - want| <= 2e-5 (1 + max |want| of that array)
+ * The kernels compute in float (scores, the online softmax, the sums) with
+ * a polynomial exp of relative error < 2.5e-7 (measured 1.2e-7); the
+ * reference accumulates its forward pass in double and its backward pass
+ * in float, in another order. The worst cases, printed by the test, were
+ * 0.07 (out, lse) and 0.09 (gradients) of these bounds on AVX2 and
+ * AVX-512.
+ *
+ * Also: gradients are accumulated into (the arrays start non-zero), each
+ * may be NULL, the workspace is exactly the size asked for, misaligned in
+ * half the calls and followed by a guard zone that must stay intact; and
+ * the exp of each ISA against exp() in double.
+ */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kernels/dispatch.h"
+#include "kernels/scalar/attention.h"
+
+#define OUT_TOL 2e-6
+#define GRAD_TOL 2e-5
+#define EXP_TOL 2.5e-7
+#define GUARD 256 /* bytes after the workspace */
+#define GUARD_BYTE 0xa5
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static float uniform(void) { /* in [-1, 1) */
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 23) - 1.0);
+}
+
+static float *random_floats(int64_t count) {
+    float *x = malloc((size_t)(count > 0 ? count : 1) * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < count; i++)
+        x[i] = uniform();
+    return x;
+}
+
+static float *copy_floats(const float *x, int64_t count) {
+    float *y = malloc((size_t)count * sizeof *y);
+    assert_non_null(y);
+    memcpy(y, x, (size_t)count * sizeof *y);
+    return y;
+}
+
+/* Worst errors seen, relative to each bound, over the whole run. */
+static double worst_out, worst_grad;
+
+typedef struct config {
+    int64_t tq, tk, dim, v_dim;
+    int causal, mask;
+} config;
+
+static void describe(char *text, size_t size, const tlmi_kernels *kernels,
+                     const config *c) {
+    snprintf(text, size, "%s Tq %lld Tk %lld D %lld Dv %lld causal %d mask %d",
+             kernels->name, (long long)c->tq, (long long)c->tk,
+             (long long)c->dim, (long long)c->v_dim, c->causal, c->mask);
+}
+
+static void compare(const float *got, const float *want, int64_t n,
+                    double tol, int per_array, double *worst,
+                    const char *what, const char *where) {
+    double scale = 1.0;
+    if (per_array)
+        for (int64_t i = 0; i < n; i++)
+            if (1.0 + fabs((double)want[i]) > scale)
+                scale = 1.0 + fabs((double)want[i]);
+    for (int64_t i = 0; i < n; i++) {
+        const double w = (double)want[i], g = (double)got[i];
+        if (w == -(double)INFINITY && g == -(double)INFINITY)
+            continue;
+        const double bound = tol * (per_array ? scale : 1.0 + fabs(w));
+        const double err = fabs(g - w);
+        if (!(err <= bound)) {
+            print_error("%s: %s[%lld] = %.9g, reference %.9g (bound %.3g)\n",
+                        where, what, (long long)i, g, w, bound);
+            fail();
+        }
+        if (err / bound > *worst)
+            *worst = err / bound;
+    }
+}
+
+/* A workspace of exactly `bytes`, at an offset of 4 bytes when misalign,
+ * followed by GUARD bytes of GUARD_BYTE. */
+typedef struct workspace {
+    unsigned char *block;
+    void *start;
+    size_t bytes;
+} workspace;
+
+static void workspace_make(workspace *w, size_t bytes, int misalign) {
+    assert_true(bytes != SIZE_MAX);
+    w->bytes = bytes;
+    w->block = malloc(bytes + GUARD + 64);
+    assert_non_null(w->block);
+    unsigned char *start = w->block + (misalign ? 4 : 0);
+    memset(start + bytes, GUARD_BYTE, GUARD);
+    w->start = start;
+}
+
+static void workspace_check(const workspace *w, const char *where) {
+    const unsigned char *guard = (const unsigned char *)w->start + w->bytes;
+    for (int i = 0; i < GUARD; i++)
+        if (guard[i] != GUARD_BYTE) {
+            print_error("%s: the kernel wrote past its workspace (byte %d)\n",
+                        where, i);
+            fail();
+        }
+    free(w->block);
+}
+
+/* One head through `kernels` and through the reference. */
+static void check_one(const tlmi_kernels *kernels, const config *c,
+                      int misalign, int which_grads) {
+    char where[160];
+    describe(where, sizeof where, kernels, c);
+    const int64_t tq = c->tq, tk = c->tk, dim = c->dim, v_dim = c->v_dim;
+    float *q = random_floats(tq * dim), *k = random_floats(tk * dim);
+    float *v = random_floats(tk * v_dim), *dout = random_floats(tq * v_dim);
+    unsigned char *visible = NULL;
+    if (c->mask) {
+        visible = malloc((size_t)tk);
+        assert_non_null(visible);
+        /* About a third hidden; the first key hidden so that causal rows
+         * may see nothing. */
+        for (int64_t j = 0; j < tk; j++)
+            visible[j] = j != 0 && uniform() > -0.33f;
+    }
+
+    /* Forward. */
+    float *out_want = malloc((size_t)(tq * v_dim) * sizeof(float));
+    float *lse_want = malloc((size_t)tq * sizeof(float));
+    float *out_got = malloc((size_t)(tq * v_dim) * sizeof(float));
+    float *lse_got = malloc((size_t)tq * sizeof(float));
+    double *scores = malloc(TLMI_ATTENTION_BLOCK * sizeof(double));
+    double *acc = malloc((size_t)v_dim * sizeof(double));
+    assert_true(out_want && lse_want && out_got && lse_got && scores && acc);
+    tlmi_attention_forward(out_want, lse_want, scores, acc, q, k, v, visible,
+                           tq, tk, dim, v_dim, c->causal,
+                           TLMI_ATTENTION_BLOCK);
+    workspace w;
+    workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 0),
+                   misalign);
+    kernels->attention_forward(out_got, lse_got, q, k, v, visible, tq, tk,
+                               dim, v_dim, c->causal, w.start);
+    workspace_check(&w, where);
+    compare(out_got, out_want, tq * v_dim, OUT_TOL, 0, &worst_out, "out",
+            where);
+    compare(lse_got, lse_want, tq, OUT_TOL, 0, &worst_out, "lse", where);
+
+    /* Backward, from the reference's forward results, accumulating into
+     * random starting values. */
+    float *dq0 = random_floats(tq * dim), *dk0 = random_floats(tk * dim);
+    float *dv0 = random_floats(tk * v_dim);
+    float *dq_want = copy_floats(dq0, tq * dim),
+          *dk_want = copy_floats(dk0, tk * dim),
+          *dv_want = copy_floats(dv0, tk * v_dim);
+    float *drow = malloc((size_t)tq * sizeof(float));
+    float *probs = malloc(TLMI_ATTENTION_BLOCK * sizeof(float));
+    assert_true(drow && probs);
+    const int want_q = which_grads & 1, want_k = which_grads & 2,
+              want_v = which_grads & 4;
+    tlmi_attention_backward(want_q ? dq_want : NULL, want_k ? dk_want : NULL,
+                            want_v ? dv_want : NULL, drow, probs, dout, q, k,
+                            v, out_want, lse_want, visible, tq, tk, dim,
+                            v_dim, c->causal, TLMI_ATTENTION_BLOCK);
+    workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 1),
+                   !misalign);
+    kernels->attention_backward(want_q ? dq0 : NULL, want_k ? dk0 : NULL,
+                                want_v ? dv0 : NULL, dout, q, k, v, out_want,
+                                lse_want, visible, tq, tk, dim, v_dim,
+                                c->causal, w.start);
+    workspace_check(&w, where);
+    compare(dq0, dq_want, tq * dim, GRAD_TOL, 1, &worst_grad, "dq", where);
+    compare(dk0, dk_want, tk * dim, GRAD_TOL, 1, &worst_grad, "dk", where);
+    compare(dv0, dv_want, tk * v_dim, GRAD_TOL, 1, &worst_grad, "dv", where);
+
+    free(q), free(k), free(v), free(dout), free(visible);
+    free(out_want), free(lse_want), free(out_got), free(lse_got);
+    free(scores), free(acc), free(drow), free(probs);
+    free(dq0), free(dk0), free(dv0), free(dq_want), free(dk_want),
+        free(dv_want);
+}
+
+/* Each ISA the machine can run, as a table. */
+static int runnable(const tlmi_kernels **out) {
+    int n = 0;
+    for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
+        const tlmi_kernels *kernels = tlmi_kernels_for(isa);
+        if (kernels != NULL)
+            out[n++] = kernels;
+    }
+    return n;
+}
+
+static const int64_t odd_sizes[] = {1, 3, 7, 15, 33, 100};
+#define N_ODD (int)(sizeof odd_sizes / sizeof odd_sizes[0])
+
+/* Every Tq, Tk, D among the odd sizes (Dv another of them), each with one
+ * of the four causal/mask variants in turn and one choice of gradients. */
+static void odd_sizes_against_reference(void **state) {
+    (void)state;
+    const tlmi_kernels *tables[TLMI_ISA_COUNT];
+    const int n_tables = runnable(tables);
+    int count = 0;
+    for (int t = 0; t < n_tables; t++) {
+        int variant = 0;
+        for (int a = 0; a < N_ODD; a++)
+            for (int b = 0; b < N_ODD; b++)
+                for (int d = 0; d < N_ODD; d++, variant++) {
+                    const config c = {odd_sizes[a], odd_sizes[b],
+                                      odd_sizes[d],
+                                      odd_sizes[(d + a + 1) % N_ODD],
+                                      variant & 1, (variant >> 1) & 1};
+                    /* Mostly every gradient; sometimes only some. */
+                    const int grads = variant % 5 == 4 ? 1 + variant % 7 : 7;
+                    check_one(tables[t], &c, variant & 1, grads);
+                    count++;
+                }
+    }
+    printf("odd sizes: %d calls on %d tables\n", count, n_tables);
+}
+
+/* The head sizes of interest at T = 64 and 130 (two key blocks and a
+ * tail), all four variants. */
+static void head_sizes_against_reference(void **state) {
+    (void)state;
+    static const int64_t dims[] = {16, 32, 48, 64, 128};
+    const tlmi_kernels *tables[TLMI_ISA_COUNT];
+    const int n_tables = runnable(tables);
+    for (int t = 0; t < n_tables; t++)
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+            for (int variant = 0; variant < 4; variant++) {
+                const int64_t len = variant < 2 ? 64 : 130;
+                const config c = {len, len, dims[d], dims[d], variant & 1,
+                                  variant >> 1};
+                check_one(tables[t], &c, 0, 7);
+            }
+}
+
+/* T = 1000: many key blocks, long sums. */
+static void long_sequences_against_reference(void **state) {
+    (void)state;
+    static const config configs[] = {
+        {1000, 1000, 64, 64, 1, 0},
+        {1000, 1000, 33, 15, 0, 1},
+        {7, 1000, 16, 16, 1, 1},  /* a few queries over a long cache */
+        {1000, 100, 7, 3, 1, 0},  /* Tq > Tk: early rows see nothing */
+    };
+    const tlmi_kernels *tables[TLMI_ISA_COUNT];
+    const int n_tables = runnable(tables);
+    for (int t = 0; t < n_tables; t++)
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++)
+            check_one(tables[t], &configs[i], (int)i & 1, 7);
+}
+
+/* The exp of each ISA against exp() in double over [-87, 88], and 0
+ * below (down to -inf). */
+static void exp_error(void **state) {
+    (void)state;
+    const int64_t n = 1 << 20;
+    float *x = malloc((size_t)n * sizeof *x), *y = malloc((size_t)n * sizeof *y);
+    assert_true(x && y);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = -87.0f + 175.0f * (float)((double)i / (double)(n - 1));
+    x[0] = -87.0f, x[n - 1] = 88.0f, x[n / 2] = 0.0f;
+#if defined(TLMI_HAVE_AVX2) || defined(TLMI_HAVE_AVX512) || defined(TLMI_HAVE_NEON)
+    static const struct {
+        int isa;
+        void (*fn)(float *, const float *, int64_t);
+    } fns[] = {
+#if defined(TLMI_HAVE_AVX2)
+        {TLMI_ISA_AVX2, tlmi_attention_exp_avx2},
+#endif
+#if defined(TLMI_HAVE_AVX512)
+        {TLMI_ISA_AVX512, tlmi_attention_exp_avx512},
+#endif
+#if defined(TLMI_HAVE_NEON)
+        {TLMI_ISA_NEON, tlmi_attention_exp_neon},
+#endif
+    };
+    for (size_t f = 0; f < sizeof fns / sizeof fns[0]; f++) {
+        if (tlmi_kernels_for(fns[f].isa) == NULL)
+            continue;
+        fns[f].fn(y, x, n);
+        double worst = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const double want = exp((double)x[i]);
+            const double err = fabs((double)y[i] - want) / want;
+            if (err > worst)
+                worst = err;
+        }
+        printf("exp %s: max relative error %.3g over [-87, 88]\n",
+               tlmi_isa_name(fns[f].isa), worst);
+        assert_true(worst < EXP_TOL);
+        const float low[5] = {-87.5f, -100.0f, -1e30f, -INFINITY, -87.01f};
+        float low_y[5];
+        fns[f].fn(low_y, low, 5);
+        for (int i = 0; i < 5; i++)
+            assert_true(low_y[i] == 0.0f);
+        assert_true(y[n / 2] == 1.0f);
+    }
+#endif
+    free(x), free(y);
+}
+
+static void print_worst(void **state) {
+    (void)state;
+    printf("worst error / bound: out and lse %.3g, gradients %.3g\n",
+           worst_out, worst_grad);
+    assert_true(worst_out <= 1.0 && worst_grad <= 1.0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(exp_error),
+        cmocka_unit_test(odd_sizes_against_reference),
+        cmocka_unit_test(head_sizes_against_reference),
+        cmocka_unit_test(long_sequences_against_reference),
+        cmocka_unit_test(print_worst),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
