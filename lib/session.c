@@ -311,14 +311,19 @@ static void linear(const tlm_session *s, float *out, const float *in,
             weight->shape[1]);
 }
 
+/* The active ISA's row-wise kernels (the same the training ops use). */
+static const tlmi_pointwise_kernels *pointwise(void) {
+    return tlmi_kernels_active()->pointwise;
+}
+
 static void norm(const tlm_session *s, float *out, const float *in,
                  const tlmi_norm_params *p, int64_t n) {
     const tlm_model_config *c = &s->model->config;
     if (c->norm == TLM_NORM_RMS)
-        tlmi_rms_norm_forward(out, s->rstd, in, data_of(p->weight), n,
+        pointwise()->rms_norm_forward(out, s->rstd, in, data_of(p->weight), n,
                               c->d_model, c->norm_eps);
     else
-        tlmi_layer_norm_forward(out, s->mean, s->rstd, in, data_of(p->weight),
+        pointwise()->layer_norm_forward(out, s->mean, s->rstd, in, data_of(p->weight),
                                 data_of(p->bias), n, c->d_model, c->norm_eps);
 }
 
@@ -400,16 +405,16 @@ static void feedforward(tlm_session *s, float *out, const float *in,
     switch (c->activation) {
     case TLM_ACTIVATION_SWIGLU:
         linear(s, s->gate, in, p->gate_weight, p->gate_bias, n);
-        tlmi_swiglu_forward(s->hidden, s->gate, s->up, count);
+        pointwise()->swiglu_forward(s->hidden, s->gate, s->up, count);
         break;
     case TLM_ACTIVATION_RELU:
-        tlmi_relu_forward(s->hidden, s->up, count);
+        pointwise()->relu_forward(s->hidden, s->up, count);
         break;
     case TLM_ACTIVATION_GELU_EXACT:
         tlmi_gelu_exact_forward(s->hidden, s->up, count);
         break;
     default:
-        tlmi_gelu_tanh_forward(s->hidden, s->up, count);
+        pointwise()->gelu_tanh_forward(s->hidden, s->up, count);
     }
     linear(s, out, s->hidden, p->down_weight, p->down_bias, n);
 }
@@ -419,7 +424,7 @@ static void residual(tlm_session *s, float *x, const float *f,
                      const tlmi_norm_params *n_params, int64_t n) {
     const tlm_model_config *c = &s->model->config;
     const int64_t count = n * c->d_model;
-    tlmi_add_forward(x, x, f, count, count);
+    pointwise()->add(x, x, f, count);
     if (c->norm_placement == TLM_NORM_POST)
         norm(s, x, x, n_params, n);
 }
