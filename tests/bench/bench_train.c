@@ -400,8 +400,8 @@ int main(int argc, char **argv) {
     o.n_threads = 2;
     o.warmup = -1;
     o.seed = 1337;
-    o.eval_every = 250;
-    o.eval_batches = 200;
+    o.eval_every = 500;
+    o.eval_batches = 100;
     o.decay_embeddings = 1;
     int threads_given = 0;
     for (int i = 1; i < argc; i++) {

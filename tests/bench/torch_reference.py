@@ -62,8 +62,8 @@ def parse_args():
     p.add_argument("--warmup", type=int, default=-1)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--quality", action="store_true")
-    p.add_argument("--eval-every", type=int, default=250)
-    p.add_argument("--eval-batches", type=int, default=200)
+    p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--eval-batches", type=int, default=100)
     p.add_argument("--coretype", default="SkylakeX")
     a = p.parse_args()
     if a.config is None:
