@@ -1,0 +1,481 @@
+/*
+ * Training speed and quality on tinyshakespeare, through the public API
+ * only (model + dataset + trainer, as a program using tlm would train).
+ *
+ * Two configurations, both character-level decoder-only GPTs (GELU, layer
+ * norm, learned positions, no biases, tied output, no dropout), with
+ * nanoGPT's optimizer settings (AdamW lr 1e-3, betas 0.9/0.99, weight
+ * decay 0.1, gradient clipping at 1):
+ *   nanogpt-cpu  4 layers, 4 heads, width 128, context 64, batch 12
+ *                (nanoGPT's README "I only have a macbook" run)
+ *   6x384        6 layers, 6 heads, width 384, context 256, batch 16
+ *
+ * Speed mode (the default) prints one JSON line per configuration and
+ * thread count, after a few warm-up steps:
+ *   {"bench":"train","impl":"tlm","config":"nanogpt-cpu","threads":1,
+ *    "batch":12,"context":64,"steps":30,"tokens_per_s":...,
+ *    "ms_per_step":...,"ms_per_step_mean":...,"params":...}
+ * ms_per_step is the median over the measured steps (robust against other
+ * jobs on a shared machine), tokens_per_s = batch * context / that.
+ *
+ * Quality mode (--quality) trains the nanogpt-cpu configuration for 2000
+ * steps with nanoGPT's schedule for it (100 warm-up steps, cosine decay to
+ * 1e-4 at step 2000) and prints the validation loss:
+ *   {"bench":"train_quality","impl":"tlm","config":"nanogpt-cpu",
+ *    "steps":2000,"val_loss":...,...}
+ * with {"bench":"train_curve",...} lines every --eval-every steps before.
+ *
+ * The text: --data PATH, else $TLM_BENCH_DATA, else
+ * ../shared/data/tinyshakespeare.txt next to the source tree. When it is
+ * missing the program says so and exits with 77 (skipped). The vocabulary
+ * is the text's distinct bytes in increasing order (65 for tinyshakespeare,
+ * as nanoGPT's prepare.py), the split 90/10.
+ *
+ * Usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]
+ *                    [--threads 1,2] [--steps N] [--warmup N] [--seed N]
+ *                    [--quality] [--eval-every N] [--eval-batches N]
+ *                    [--decay nanogpt|tlm]
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tlm.h"
+
+#ifndef TLM_BENCH_SOURCE_ROOT
+#define TLM_BENCH_SOURCE_ROOT "."
+#endif
+
+#define SKIP_EXIT 77
+
+typedef struct bench_config {
+    const char *name;
+    int32_t layers, heads, width, context, batch;
+    int32_t steps, warmup; /* default measured and warm-up steps (speed) */
+} bench_config;
+
+static const bench_config configs[] = {
+    {"nanogpt-cpu", 4, 4, 128, 64, 12, 30, 3},
+    {"6x384", 6, 6, 384, 256, 16, 5, 2},
+};
+#define N_CONFIGS ((int)(sizeof configs / sizeof configs[0]))
+
+typedef struct options {
+    const char *data;
+    const char *config;   /* a name or "all" */
+    int32_t threads[8];
+    int n_threads;
+    int32_t steps;        /* 0: the configuration's default */
+    int32_t warmup;       /* -1: the configuration's default */
+    uint64_t seed;
+    int quality;
+    int32_t eval_every;
+    int32_t eval_batches;
+    int decay_embeddings; /* 1: nanoGPT's groups (every 2-D tensor) */
+} options;
+
+typedef struct corpus {
+    int32_t *ids;
+    int64_t count;
+    int32_t vocab;
+} corpus;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int fail(const char *what, const char *message) {
+    fprintf(stderr, "bench_train: %s: %s\n", what, message);
+    return 1;
+}
+
+/* The whole file as ids: its distinct bytes numbered in increasing
+ * order. Returns 0, SKIP_EXIT when the file cannot be opened, 1 else. */
+static int read_corpus(const char *path, corpus *out) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "bench_train: cannot open '%s': skipped (give --data "
+                "PATH or set TLM_BENCH_DATA)\n", path);
+        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"skipped\":\"no data\"}\n");
+        return SKIP_EXIT;
+    }
+    size_t capacity = 1 << 20, length = 0;
+    unsigned char *bytes = malloc(capacity);
+    int status = bytes == NULL;
+    while (status == 0) {
+        if (length == capacity) {
+            unsigned char *grown = capacity <= SIZE_MAX / 2 ? realloc(bytes, capacity * 2) : NULL;
+            if (grown == NULL) {
+                status = 1;
+                break;
+            }
+            bytes = grown;
+            capacity *= 2;
+        }
+        size_t got = fread(bytes + length, 1, capacity - length, f);
+        length += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(f))
+        status = 1;
+    fclose(f);
+    if (status == 0 && (length == 0 || length > (size_t)INT64_MAX / sizeof(int32_t)))
+        status = 1;
+    if (status == 0)
+        out->ids = malloc(length * sizeof *out->ids);
+    if (status != 0 || out->ids == NULL) {
+        free(bytes);
+        fprintf(stderr, "bench_train: cannot read '%s' (empty, too large or "
+                "out of memory)\n", path);
+        return 1;
+    }
+    int32_t map[256];
+    for (int i = 0; i < 256; i++)
+        map[i] = -1;
+    for (size_t i = 0; i < length; i++)
+        map[bytes[i]] = 0;
+    int32_t vocab = 0;
+    for (int i = 0; i < 256; i++)
+        if (map[i] == 0)
+            map[i] = vocab++;
+    for (size_t i = 0; i < length; i++)
+        out->ids[i] = map[bytes[i]];
+    out->count = (int64_t)length;
+    out->vocab = vocab;
+    free(bytes);
+    return 0;
+}
+
+typedef struct run {
+    tlm_context *ctx;
+    tlm_model *model;
+    tlm_dataset *data;
+    tlm_trainer *trainer;
+} run;
+
+static void run_free(run *r) {
+    tlm_trainer_free(r->trainer);
+    tlm_dataset_free(r->data);
+    tlm_model_free(r->model);
+    tlm_context_free(r->ctx);
+    memset(r, 0, sizeof *r);
+}
+
+/* Context, model, dataset and trainer for one configuration, set up as
+ * nanoGPT's train.py sets up the same run. */
+static int run_create(run *r, const bench_config *c, const corpus *text,
+                      const options *o, int32_t threads, int32_t total_steps) {
+    memset(r, 0, sizeof *r);
+    tlm_context_params cp;
+    tlm_context_params_init(&cp);
+    cp.n_threads = threads;
+    if (tlm_context_create(&r->ctx, &cp) != TLM_OK)
+        return fail("tlm_context_create", tlm_last_error());
+
+    tlm_model_config mc;
+    tlm_model_config_init(&mc);
+    mc.vocab_size = text->vocab;
+    mc.d_model = c->width;
+    mc.n_heads = c->heads;
+    mc.n_decoder_layers = c->layers;
+    mc.max_context = c->context;
+    mc.position = TLM_POSITION_LEARNED;
+    mc.norm = TLM_NORM_LAYER;
+    mc.activation = TLM_ACTIVATION_GELU;
+    mc.bias = 0;        /* nanoGPT's default (bias = False) */
+    mc.tied_output = 1; /* nanoGPT ties lm_head to wte */
+    mc.init_seed = o->seed;
+    if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
+        return fail("tlm_model_create", tlm_last_error());
+    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, text->count, 0.1f) != TLM_OK)
+        return fail("tlm_dataset_from_ids", tlm_last_error());
+
+    /* nanoGPT's configure_optimizers decays every tensor of 2 or more
+     * dimensions (the embeddings too); tlm's trainer by default leaves
+     * the embeddings out. */
+    const int32_t n_tensors = tlm_model_parameter_tensor_count(r->model);
+    if (n_tensors <= 0 || n_tensors > 4096)
+        return fail("tlm_model_parameter_tensor_count", "unexpected count");
+    int32_t *flags = malloc((size_t)n_tensors * sizeof *flags);
+    if (flags == NULL)
+        return fail("run_create", "out of memory");
+    for (int32_t i = 0; i < n_tensors; i++) {
+        const char *name = NULL;
+        tlm_tensor *tensor = NULL;
+        int32_t ndim = 0;
+        if (tlm_model_parameter(r->model, i, &name, &tensor) == TLM_OK)
+            ndim = tlm_tensor_ndim(tensor);
+        flags[i] = ndim >= 2 && (o->decay_embeddings || strstr(name, "embedding") == NULL);
+    }
+    tlm_optimizer_params op;
+    tlm_optimizer_params_init(&op, TLM_OPTIMIZER_ADAMW);
+    op.lr = 1e-3f;
+    op.beta1 = 0.9f;
+    op.beta2 = 0.99f;
+    op.weight_decay = 0.1f;
+    op.decay_flags = flags;
+
+    /* train_shakespeare_char.py: 100 warm-up steps, cosine decay to
+     * min_lr 1e-4 at lr_decay_iters = max_iters. */
+    tlm_schedule_params sp;
+    tlm_schedule_params_init(&sp);
+    sp.kind = TLM_SCHEDULE_COSINE;
+    sp.lr = 1e-3f;
+    sp.min_lr = 1e-4f;
+    sp.warmup_steps = total_steps > 100 ? 100 : 0;
+    sp.decay_end_step = total_steps > sp.warmup_steps ? total_steps : sp.warmup_steps + 1;
+
+    tlm_trainer_params tp;
+    tlm_trainer_params_init(&tp);
+    tp.batch_size = c->batch;
+    tp.context = c->context;
+    tp.grad_clip = 1.0f;
+    tp.seed = o->seed;
+    tp.optimizer = &op;
+    tp.schedule = &sp;
+    const int status = tlm_trainer_create(&r->trainer, r->model, r->data, &tp);
+    free(flags);
+    if (status != TLM_OK)
+        return fail("tlm_trainer_create", tlm_last_error());
+    return 0;
+}
+
+static int step(run *r, tlm_step_info *info) {
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+    const int status = tlm_trainer_step(r->trainer, info);
+    if (status != TLM_OK && status != TLM_E_NONFINITE)
+        return fail("tlm_trainer_step", tlm_trainer_last_error(r->trainer));
+    return 0;
+}
+
+static int compare_doubles(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int bench_speed(const bench_config *c, const corpus *text,
+                       const options *o, int32_t threads) {
+    const int32_t steps = o->steps > 0 ? o->steps : c->steps;
+    const int32_t warmup = o->warmup >= 0 ? o->warmup : c->warmup;
+    run r;
+    memset(&r, 0, sizeof r);
+    double *times = malloc((size_t)steps * sizeof *times);
+    int status = times == NULL ? fail("bench_speed", "out of memory")
+                               : run_create(&r, c, text, o, threads, 2000);
+    tlm_step_info info;
+    for (int32_t i = 0; status == 0 && i < warmup; i++)
+        status = step(&r, &info);
+    double total = 0;
+    for (int32_t i = 0; status == 0 && i < steps; i++) {
+        const double start = now_seconds();
+        status = step(&r, &info);
+        times[i] = now_seconds() - start;
+        total += times[i];
+    }
+    if (status == 0) {
+        qsort(times, (size_t)steps, sizeof *times, compare_doubles);
+        const double median = steps % 2 ? times[steps / 2]
+                                        : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+        const double tokens = (double)c->batch * (double)c->context;
+        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"config\":\"%s\","
+               "\"layers\":%d,\"heads\":%d,\"width\":%d,\"threads\":%d,"
+               "\"batch\":%d,\"context\":%d,\"steps\":%d,"
+               "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
+               "\"ms_per_step_mean\":%.3f,\"ms_per_step_min\":%.3f,"
+               "\"loss\":%.4f,\"params\":%lld}\n",
+               c->name, (int)c->layers, (int)c->heads, (int)c->width,
+               tlm_context_thread_count(r.ctx), (int)c->batch, (int)c->context,
+               (int)steps, tokens / median, 1e3 * median,
+               1e3 * total / (double)steps, 1e3 * times[0], (double)info.loss,
+               (long long)tlm_model_parameter_count(r.model));
+        fflush(stdout);
+    }
+    free(times);
+    run_free(&r);
+    return status;
+}
+
+static int evaluate(run *r, const options *o, float *train, float *val) {
+    if (tlm_trainer_evaluate(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches, train) != TLM_OK ||
+        tlm_trainer_evaluate(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches, val) != TLM_OK)
+        return fail("tlm_trainer_evaluate", tlm_trainer_last_error(r->trainer));
+    return 0;
+}
+
+static int bench_quality(const bench_config *c, const corpus *text,
+                         const options *o, int32_t threads) {
+    const int32_t steps = o->steps > 0 ? o->steps : 2000;
+    run r;
+    int status = run_create(&r, c, text, o, threads, steps);
+    tlm_step_info info;
+    memset(&info, 0, sizeof info);
+    float train = 0, val = 0;
+    double training_time = 0;
+    for (int32_t i = 0; status == 0 && i < steps; i++) {
+        if (i % o->eval_every == 0) {
+            status = evaluate(&r, o, &train, &val);
+            if (status != 0)
+                break;
+            printf("{\"bench\":\"train_curve\",\"impl\":\"tlm\",\"config\":\"%s\","
+                   "\"step\":%d,\"train_loss\":%.4f,\"val_loss\":%.4f,"
+                   "\"seconds\":%.1f}\n",
+                   c->name, (int)i, (double)train, (double)val, training_time);
+            fflush(stdout);
+        }
+        const double start = now_seconds();
+        status = step(&r, &info);
+        training_time += now_seconds() - start;
+    }
+    if (status == 0)
+        status = evaluate(&r, o, &train, &val);
+    if (status == 0) {
+        printf("{\"bench\":\"train_quality\",\"impl\":\"tlm\",\"config\":\"%s\","
+               "\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
+               "\"eval_batches\":%d,\"decay_embeddings\":%s,\"seed\":%llu,"
+               "\"train_loss\":%.4f,\"val_loss\":%.4f,\"last_step_loss\":%.4f,"
+               "\"training_seconds\":%.1f,\"tokens_per_s\":%.1f,\"params\":%lld}\n",
+               c->name, tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
+               (int)c->context, (int)o->eval_batches,
+               o->decay_embeddings ? "true" : "false", (unsigned long long)o->seed,
+               (double)train, (double)val, (double)info.loss, training_time,
+               (double)steps * c->batch * c->context / training_time,
+               (long long)tlm_model_parameter_count(r.model));
+        fflush(stdout);
+    }
+    run_free(&r);
+    return status;
+}
+
+static int parse_int(const char *text, long low, long high, int32_t *out) {
+    char *end = NULL;
+    const long value = text != NULL ? strtol(text, &end, 10) : 0;
+    if (text == NULL || end == text || *end != '\0' || value < low || value > high)
+        return -1;
+    *out = (int32_t)value;
+    return 0;
+}
+
+static int parse_threads(const char *text, options *o) {
+    char buffer[64];
+    if (text == NULL || strlen(text) >= sizeof buffer)
+        return -1;
+    strcpy(buffer, text);
+    o->n_threads = 0;
+    char *save = NULL;
+    for (char *part = strtok_r(buffer, ",", &save); part != NULL;
+         part = strtok_r(NULL, ",", &save)) {
+        if (o->n_threads == (int)(sizeof o->threads / sizeof o->threads[0]) ||
+            parse_int(part, 1, 1024, &o->threads[o->n_threads]) != 0)
+            return -1;
+        o->n_threads++;
+    }
+    return o->n_threads > 0 ? 0 : -1;
+}
+
+static int usage(const char *message) {
+    fprintf(stderr,
+            "bench_train: %s\n"
+            "usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]\n"
+            "                   [--threads 1,2] [--steps N] [--warmup N] [--seed N]\n"
+            "                   [--quality] [--eval-every N] [--eval-batches N]\n"
+            "                   [--decay nanogpt|tlm]\n",
+            message);
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    options o;
+    memset(&o, 0, sizeof o);
+    o.config = NULL;
+    o.threads[0] = 1;
+    o.threads[1] = 2;
+    o.n_threads = 2;
+    o.warmup = -1;
+    o.seed = 1337;
+    o.eval_every = 500;
+    o.eval_batches = 100;
+    o.decay_embeddings = 1;
+    int threads_given = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+        int32_t number = 0;
+        if (strcmp(arg, "--quality") == 0) {
+            o.quality = 1;
+            continue;
+        }
+        if (value == NULL)
+            return usage("an option without its value");
+        i++;
+        if (strcmp(arg, "--data") == 0) {
+            o.data = value;
+        } else if (strcmp(arg, "--config") == 0) {
+            o.config = value;
+        } else if (strcmp(arg, "--threads") == 0) {
+            if (parse_threads(value, &o) != 0)
+                return usage("--threads expects a list such as 1,2");
+            threads_given = 1;
+        } else if (strcmp(arg, "--steps") == 0) {
+            if (parse_int(value, 1, 1000000000, &o.steps) != 0)
+                return usage("--steps expects a positive number");
+        } else if (strcmp(arg, "--warmup") == 0) {
+            if (parse_int(value, 0, 1000000, &o.warmup) != 0)
+                return usage("--warmup expects a number >= 0");
+        } else if (strcmp(arg, "--seed") == 0) {
+            if (parse_int(value, 0, 2147483647, &number) != 0)
+                return usage("--seed expects a number >= 0");
+            o.seed = (uint64_t)number;
+        } else if (strcmp(arg, "--eval-every") == 0) {
+            if (parse_int(value, 1, 1000000000, &o.eval_every) != 0)
+                return usage("--eval-every expects a positive number");
+        } else if (strcmp(arg, "--eval-batches") == 0) {
+            if (parse_int(value, 1, 100000, &o.eval_batches) != 0)
+                return usage("--eval-batches expects a positive number");
+        } else if (strcmp(arg, "--decay") == 0) {
+            if (strcmp(value, "nanogpt") != 0 && strcmp(value, "tlm") != 0)
+                return usage("--decay expects nanogpt or tlm");
+            o.decay_embeddings = strcmp(value, "nanogpt") == 0;
+        } else {
+            return usage("unknown option");
+        }
+    }
+    if (o.quality && !threads_given) {
+        o.threads[0] = 1;
+        o.n_threads = 1;
+    }
+    if (o.config == NULL)
+        o.config = o.quality ? "nanogpt-cpu" : "all";
+    int selected = 0;
+    for (int c = 0; c < N_CONFIGS; c++)
+        selected += strcmp(o.config, "all") == 0 || strcmp(o.config, configs[c].name) == 0;
+    if (selected == 0)
+        return usage("--config expects nanogpt-cpu, 6x384 or all");
+
+    const char *path = o.data != NULL ? o.data : getenv("TLM_BENCH_DATA");
+    if (path == NULL || path[0] == '\0')
+        path = TLM_BENCH_SOURCE_ROOT "/../shared/data/tinyshakespeare.txt";
+    corpus text;
+    memset(&text, 0, sizeof text);
+    int status = read_corpus(path, &text);
+    if (status != 0)
+        return status;
+    fprintf(stderr, "bench_train: %s: %lld tokens, vocabulary %d\n", path,
+            (long long)text.count, (int)text.vocab);
+
+    for (int c = 0; status == 0 && c < N_CONFIGS; c++) {
+        if (strcmp(o.config, "all") != 0 && strcmp(o.config, configs[c].name) != 0)
+            continue;
+        for (int t = 0; status == 0 && t < o.n_threads; t++)
+            status = o.quality ? bench_quality(&configs[c], &text, &o, o.threads[t])
+                               : bench_speed(&configs[c], &text, &o, o.threads[t]);
+    }
+    free(text.ids);
+    return status;
+}
