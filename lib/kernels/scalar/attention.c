@@ -170,11 +170,13 @@ size_t tlmi_attention_workspace_scalar(int64_t tq, int64_t tk, int64_t dim,
                                        int64_t v_dim, int backward) {
     (void)tk, (void)dim;
     if (tq < 0 || v_dim < 0 ||
-        (uint64_t)v_dim > SIZE_MAX / sizeof(double) - TLMI_ATTENTION_BLOCK ||
+        (uint64_t)v_dim > SIZE_MAX / sizeof(double) - TLMI_ATTENTION_BLOCK - 1 ||
         (uint64_t)tq > SIZE_MAX / sizeof(float) - TLMI_ATTENTION_BLOCK)
         return SIZE_MAX;
+    /* + 8: the doubles start at the first 8-byte boundary of a workspace
+     * that may be only 4-byte aligned. */
     const size_t forward =
-        ((size_t)TLMI_ATTENTION_BLOCK + (size_t)v_dim) * sizeof(double);
+        ((size_t)TLMI_ATTENTION_BLOCK + (size_t)v_dim) * sizeof(double) + 8;
     const size_t back =
         ((size_t)tq + (size_t)TLMI_ATTENTION_BLOCK) * sizeof(float);
     return backward && back > forward ? back : forward;
@@ -185,7 +187,8 @@ void tlmi_attention_forward_scalar(float *out, float *lse, const float *q,
                                    const unsigned char *visible, int64_t tq,
                                    int64_t tk, int64_t dim, int64_t v_dim,
                                    int causal, void *workspace) {
-    double *scores = workspace;
+    double *scores =
+        (double *)(((uintptr_t)workspace + 7) & ~(uintptr_t)7);
     tlmi_attention_forward(out, lse, scores, scores + TLMI_ATTENTION_BLOCK,
                            q, k, v, visible, tq, tk, dim, v_dim, causal,
                            TLMI_ATTENTION_BLOCK);
