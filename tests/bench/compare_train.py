@@ -45,7 +45,10 @@ def main():
     a, rest = p.parse_known_args()
     quality = "--quality" in rest
     tlm = [os.path.join(a.build, "tests", "bench", "bench_train")] + rest
-    torch = [sys.executable, os.path.join(HERE, "torch_reference.py")] + rest
+    # Debian's python3-torch lives under /usr/bin/python3, which need not be
+    # the python3 first on PATH (pyenv, a virtualenv).
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    torch = [python, os.path.join(HERE, "torch_reference.py")] + rest
     records = []
     for _ in range(max(1, a.repeat)):
         records += run(tlm)
