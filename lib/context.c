@@ -188,13 +188,17 @@ TLM_API int tlm_context_reset(tlm_context *ctx) {
     return TLM_OK;
 }
 
+void tlmi_context_zero_leaf_grads(tlm_context *ctx) {
+    for (tlm_tensor *leaf = ctx->leaves; leaf != NULL; leaf = leaf->next)
+        if (leaf->grad != NULL)
+            memset(leaf->grad, 0, (size_t)leaf->numel * sizeof(float));
+}
+
 TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_zero_grad: ctx is NULL");
-    for (tlm_tensor *leaf = ctx->leaves; leaf != NULL; leaf = leaf->next)
-        if (leaf->grad != NULL)
-            memset(leaf->grad, 0, (size_t)leaf->numel * sizeof(float));
+    tlmi_context_zero_leaf_grads(ctx);
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next)
         if (node->grad != NULL)
             memset(node->grad, 0, (size_t)node->numel * sizeof(float));

@@ -54,6 +54,11 @@ int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
  * arena memory they took (the tape must end with the dropped graph). */
 void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first);
 
+/* Zeroes the gradients of the leaves only: enough before a backward pass,
+ * which clears the gradients of the results it visits itself (the
+ * trainer's steps skip zeroing the whole tape that way). */
+void tlmi_context_zero_leaf_grads(tlm_context *ctx);
+
 /* Makes ctx->workspace at least `bytes` long (contents not kept). On
  * failure records "<what>: ..." and returns TLM_E_NOMEM; the old
  * workspace stays. */

@@ -475,7 +475,13 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                          "tlm_clip_grad_norm: the gradients' norm is %g; "
                          "nothing was scaled",
                          total);
-    const double coefficient = (double)max_norm / (total + 1e-6);
+    tlmi_scale_grads_to_norm(params, count, max_norm, total);
+    return TLM_OK;
+}
+
+void tlmi_scale_grads_to_norm(tlm_tensor *const *params, int32_t count,
+                              float max_norm, double norm) {
+    const double coefficient = (double)max_norm / (norm + 1e-6);
     if (coefficient < 1.0) {
         const float factor = (float)coefficient;
         for (int32_t i = 0; i < count; i++) {
@@ -485,5 +491,4 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                 g[j] *= factor;
         }
     }
-    return TLM_OK;
 }

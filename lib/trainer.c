@@ -16,6 +16,7 @@
 #include "file.h"
 #include "json.h"
 #include "model.h"
+#include "optim.h"
 #include "params.h"
 #include "rng.h"
 #include "tensor.h"
@@ -444,7 +445,7 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     if (status != TLM_OK)
         return status;
     tlm_context_set_training(t->ctx, 1);
-    tlm_context_zero_grad(t->ctx);
+    tlmi_context_zero_leaf_grads(t->ctx); /* backward clears the results */
     double loss_sum = 0;
     for (int32_t micro = 0; micro < t->params.accumulation; micro++) {
         fill_batch(t, TLM_SPLIT_TRAIN, &t->rng);
@@ -502,11 +503,10 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                            (long long)t->step + 1, result.grad_norm,
                            (double)t->params.max_grad_norm);
     } else {
-        if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip) {
-            double norm = 0;
-            tlm_clip_grad_norm(t->parameters, t->n_parameters, t->params.grad_clip,
-                               &norm);
-        }
+        /* The norm is measured above, exactly as tlm_clip_grad_norm would. */
+        if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip)
+            tlmi_scale_grads_to_norm(t->parameters, t->n_parameters,
+                                     t->params.grad_clip, result.grad_norm);
         status = tlm_optimizer_step(t->optimizer, lr);
         if (status != TLM_OK) {
             char message[TLMI_MESSAGE_MAX];
