@@ -21,7 +21,7 @@
 
 /* The demo's model: big enough to learn words and layout in a couple of
  * minutes on two cores, small enough to take many steps. */
-enum { DEMO_LAYERS = 2, DEMO_HEADS = 4, DEMO_DIM = 64, DEMO_CONTEXT = 64, DEMO_BATCH = 4 };
+enum { DEMO_LAYERS = 4, DEMO_HEADS = 4, DEMO_DIM = 128, DEMO_CONTEXT = 64, DEMO_BATCH = 12 };
 
 typedef struct text_buffer {
     char *data;
@@ -218,7 +218,7 @@ int cmd_demo(int argc, char **argv) {
     s.dim = DEMO_DIM;
     s.context = DEMO_CONTEXT;
     s.batch = DEMO_BATCH;
-    s.lr = 5e-3f;
+    s.lr = 2e-3f;
     s.threads = threads;
     s.out = model_path;
     s.log = log_path;
