@@ -18,6 +18,37 @@ static void print_bytes(const char *label, int64_t bytes) {
            (long long)bytes);
 }
 
+/* Prints the UTF-8 character at the start of `text` (a byte >= 0x80)
+ * and returns the bytes it took: printable characters as they are, C1
+ * controls (U+0080..U+009F) as \u escapes, and a byte that does not start
+ * a valid sequence (a character tokenizer's lone byte) as \x, so the
+ * terminal never receives invisible or broken text. */
+static size_t print_utf8(const char *text, size_t length) {
+    const unsigned char *u = (const unsigned char *)text;
+    size_t need = u[0] >= 0xF0 && u[0] <= 0xF4 ? 4
+                : u[0] >= 0xE0                ? 3
+                : u[0] >= 0xC2 && u[0] <= 0xDF ? 2
+                                               : 0;
+    unsigned long code = need == 4 ? u[0] & 0x07u : need == 3 ? u[0] & 0x0Fu : u[0] & 0x1Fu;
+    int valid = need > 0 && need <= length;
+    for (size_t i = 1; valid && i < need; i++) {
+        valid = (u[i] & 0xC0u) == 0x80u;
+        code = (code << 6) | (u[i] & 0x3Fu);
+    }
+    if (valid && ((need == 3 && (code < 0x800 || (code >= 0xD800 && code <= 0xDFFF))) ||
+                  (need == 4 && (code < 0x10000 || code > 0x10FFFF))))
+        valid = 0;
+    if (!valid) {
+        printf("\\x%02x", (unsigned)u[0]);
+        return 1;
+    }
+    if (code < 0xA0)
+        printf("\\u%04lx", code);
+    else
+        fwrite(text, 1, need, stdout);
+    return need;
+}
+
 /* The vocabulary, each token's text quoted with escapes; long ones cut. */
 static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
     const int32_t v = tlm_tokenizer_vocab_size(tok);
@@ -46,8 +77,10 @@ static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
                 printf("\\%c", c);
             else if (c < 0x20 || c == 0x7F)
                 printf("\\x%02x", (unsigned)c);
-            else
+            else if (c < 0x80)
                 fputc(c, stdout);
+            else
+                i += print_utf8(bytes + i, length - i) - 1;
         }
         fputc('"', stdout);
     }

@@ -148,6 +148,20 @@ check "info shows configuration, tokenizer and memory" sh -c "
     grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
     grep -q '^memory, inference:' info.txt && grep -q '^memory, training' info.txt"
 
+# A vocabulary with a C1 control (U+0085), a lone byte that is not UTF-8
+# and a printable non-ASCII character: info escapes the first two.
+python3 -c '
+import sys
+text = (b"ab\xc2\x85cd\xffe \xc3\xa9t\xc3\xa9 " * 400)
+open("odd.txt", "wb").write(text)
+'
+check "info escapes control and invalid bytes in the vocabulary" sh -c "
+    '$tlm' train --data odd.txt $tiny --steps 1 --out odd.tlm > /dev/null 2>&1 &&
+    '$tlm' info odd.tlm > odd_info.txt &&
+    grep -q '\"\\\\u0085\"' odd_info.txt && grep -q '\"\\\\xff\"' odd_info.txt &&
+    grep -q '\"é\"' odd_info.txt &&
+    ! LC_ALL=C grep -q \"$(printf '\\302\\205')\" odd_info.txt"
+
 # --- export and import -----------------------------------------------------
 check "export writes safetensors" "$tlm" export model.tlm --safetensors model.safetensors
 check "import with the tokenizer" "$tlm" import model.safetensors --out imported.tlm \
