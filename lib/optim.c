@@ -460,14 +460,7 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
             return status;
     }
 
-    double sum = 0.0;
-    for (int32_t i = 0; i < count; i++) {
-        const float *g = params[i]->grad;
-        const int64_t n = params[i]->numel;
-        for (int64_t j = 0; j < n; j++)
-            sum += (double)g[j] * (double)g[j];
-    }
-    const double total = sqrt(sum);
+    const double total = tlmi_grad_norm(params, count);
     if (norm != NULL)
         *norm = total;
     if (!isfinite(total))
@@ -477,6 +470,17 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                          total);
     tlmi_scale_grads_to_norm(params, count, max_norm, total);
     return TLM_OK;
+}
+
+double tlmi_grad_norm(tlm_tensor *const *params, int32_t count) {
+    double sum = 0.0;
+    for (int32_t i = 0; i < count; i++) {
+        const float *g = params[i]->grad;
+        const int64_t n = params[i]->numel;
+        for (int64_t j = 0; j < n; j++)
+            sum += (double)g[j] * (double)g[j];
+    }
+    return sqrt(sum);
 }
 
 void tlmi_scale_grads_to_norm(tlm_tensor *const *params, int32_t count,

@@ -55,9 +55,13 @@ size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
  * defined const: it always comes from tlm_optimizer_create). */
 tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
 
+/* The global gradient norm of tlm_clip_grad_norm(): the square root of the
+ * sum of squares in double, parameters and elements in order. */
+double tlmi_grad_norm(tlm_tensor *const *params, int32_t count);
+
 /* The scaling half of tlm_clip_grad_norm(): multiplies every gradient by
- * max_norm / (norm + 1e-6) when that is below 1, for a caller that has
- * already measured the global norm (finite) the same way. */
+ * max_norm / (norm + 1e-6) when that is below 1, given the (finite) norm
+ * tlmi_grad_norm() measured. */
 void tlmi_scale_grads_to_norm(tlm_tensor *const *params, int32_t count,
                               float max_norm, double norm);
 

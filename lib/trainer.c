@@ -422,17 +422,6 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     return TLM_OK;
 }
 
-/* Global gradient norm in double (grad_clip 0: measured, not clipped). */
-static double gradient_norm(const tlm_trainer *t) {
-    double sum = 0;
-    for (int32_t i = 0; i < t->n_parameters; i++) {
-        const tlm_tensor *p = t->parameters[i];
-        for (int64_t j = 0; j < p->numel; j++)
-            sum += (double)p->grad[j] * (double)p->grad[j];
-    }
-    return sqrt(sum);
-}
-
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
@@ -479,7 +468,7 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     }
     result.loss = (float)(loss_sum / t->params.accumulation);
     result.tokens = t->batch * t->length * t->params.accumulation * t->ranks;
-    result.grad_norm = gradient_norm(t);
+    result.grad_norm = tlmi_grad_norm(t->parameters, t->n_parameters);
     float lr = t->optimizer_params.lr;
     if (t->has_schedule)
         tlm_schedule_lr(&t->schedule, t->step, &lr);
@@ -503,7 +492,7 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                            (long long)t->step + 1, result.grad_norm,
                            (double)t->params.max_grad_norm);
     } else {
-        /* The norm is measured above, exactly as tlm_clip_grad_norm would. */
+        /* Clipping with the norm measured above (tlm_clip_grad_norm's). */
         if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip)
             tlmi_scale_grads_to_norm(t->parameters, t->n_parameters,
                                      t->params.grad_clip, result.grad_norm);
