@@ -163,7 +163,10 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
                             "recording off)");
 
     /* Reverse creation order is a reverse topological order: mark what the
-     * loss depends on, and clear those results' gradients. */
+     * loss depends on. Those results' gradients are not cleared here: the
+     * first contribution an input receives writes its gradient, the later
+     * ones add to it (tlmi_grad_target), so a gradient costs no separate
+     * pass over memory. */
     uint32_t mark = ++ctx->backward_mark;
     if (mark == 0)
         mark = ++ctx->backward_mark;
@@ -174,7 +177,7 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
         status = check_node_inputs(node, "tlm_backward");
         if (status != TLM_OK)
             return status;
-        memset(node->grad, 0, (size_t)node->numel * sizeof(float));
+        node->grad_written = 0;
         for (int32_t i = 0; i < node->n_src; i++) {
             tlm_tensor *src = node->src[i];
             if (src != NULL && !src->is_leaf)
@@ -182,10 +185,39 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
         }
     }
     loss->grad[0] = 1.0f;
-    for (tlm_tensor *node = loss; node != NULL; node = node->prev)
-        if (node->needed_mark == mark && node->grad != NULL && node->recorded)
+    loss->grad_written = 1;
+    for (tlm_tensor *node = loss; node != NULL; node = node->prev) {
+        if (node->needed_mark != mark || node->grad == NULL)
+            continue;
+        /* Every node that uses this one came later and has run: a gradient
+         * nobody wrote is zero (the loss does not depend on it after all,
+         * e.g. through integer ids or an unrecorded node). */
+        if (!node->grad_written) {
+            memset(node->grad, 0, (size_t)node->numel * sizeof(float));
+            node->grad_written = 1;
+        }
+        if (node->recorded)
             node->op->backward(node);
+    }
     return TLM_OK;
+}
+
+float *tlmi_grad_target(tlm_tensor *t, int *accumulate) {
+    if (t->is_leaf || t->grad_written) {
+        *accumulate = 1;
+    } else {
+        *accumulate = 0;
+        t->grad_written = 1;
+    }
+    return t->grad;
+}
+
+float *tlmi_grad_accumulator(tlm_tensor *t) {
+    int accumulate;
+    float *grad = tlmi_grad_target(t, &accumulate);
+    if (!accumulate)
+        memset(grad, 0, (size_t)t->numel * sizeof(float));
+    return grad;
 }
 
 int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,

@@ -47,6 +47,9 @@ struct tlm_tensor {
     int32_t recorded;     /* on the tape for backward */
     tlmi_arena_mark begin_mark; /* arena before this result, for failures */
     uint32_t needed_mark; /* backward: reachable from the loss */
+    int32_t grad_written; /* backward: `grad` holds a contribution of this
+                             pass (results' gradients are not cleared up
+                             front; see tlmi_grad_target in ops/ops.h) */
 
     /* Results: tape order. Leaves: the context's leaf list. Free structs:
      * the free list (next only). */

@@ -11,6 +11,8 @@
  */
 #include "ops.h"
 
+#include <string.h>
+
 #include "kernels/scalar/activation.h"
 #include "parallel.h"
 
@@ -42,12 +44,16 @@ enum act_kind {
 };
 
 /* One pass of an activation over elements [0, n): out or dx (and dup)
- * from x (and up) and dout. NULL gradients are skipped. */
+ * from x (and up) and dout. NULL gradients are skipped; the backward
+ * kernels add, so a gradient's first contribution (zero_dx, zero_dup)
+ * clears each range right before the kernel adds into it, while it is in
+ * cache. */
 typedef struct act_job {
     const tlmi_pointwise_kernels *k;
     int kind;
     float *out, *dx, *dup;
     const float *x, *up, *dout;
+    int zero_dx, zero_dup;
 } act_job;
 
 /* Offsets p by `at` unless it is NULL. */
@@ -63,6 +69,10 @@ static void act_task(void *arg, int64_t begin, int64_t end, int thread) {
     const float *x = j->x + begin;
     const float *up = j->up != NULL ? j->up + begin : NULL;
     const float *dout = j->dout != NULL ? j->dout + begin : NULL;
+    if (j->zero_dx)
+        memset(dx, 0, (size_t)n * sizeof(float));
+    if (j->zero_dup)
+        memset(dup, 0, (size_t)n * sizeof(float));
     switch (j->kind) {
     case RELU_FORWARD: k->relu_forward(out, x, n); break;
     case RELU_BACKWARD: k->relu_backward(dx, dout, x, n); break;
@@ -78,12 +88,25 @@ static void act_task(void *arg, int64_t begin, int64_t end, int thread) {
     }
 }
 
+/* dx (dup) not NULL asks for the gradient of src[0] (src[1]); where it is
+ * written comes from tlmi_grad_target. */
 static void act_run(tlm_tensor *out, int kind, float *result, float *dx,
                     float *dup) {
     const tlm_tensor *up = out->src[1]; /* swiglu's; NULL for the others */
     act_job job = {tlmi_pointwise(), kind, result, dx, dup,
                    out->src[0]->data, up != NULL ? up->data : NULL,
-                   out->grad};
+                   out->grad, 0, 0};
+    /* Ranges are disjoint, so clearing per range equals clearing first. A
+     * gradient given twice (swiglu(x, x)) is cleared by the first only. */
+    int accumulate;
+    if (dx != NULL) {
+        job.dx = tlmi_grad_target(out->src[0], &accumulate);
+        job.zero_dx = !accumulate;
+    }
+    if (dup != NULL) {
+        job.dup = tlmi_grad_target(out->src[1], &accumulate);
+        job.zero_dup = !accumulate;
+    }
     tlmi_parallel_for(out->ctx->pool, out->numel, TLMI_POINTWISE_GRAIN,
                       act_task, &job);
 }

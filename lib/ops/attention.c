@@ -38,7 +38,7 @@ typedef struct attention_run {
     const tlmi_kernels *kernels;
     unsigned char *workspace; /* thread t's slice at t * stride */
     size_t stride;
-    int want_q, want_k, want_v; /* backward: the gradients to compute */
+    float *dq, *dk, *dv; /* backward: the gradients to add into, or NULL */
 } attention_run;
 
 /* Bytes of one thread's slice for `kernels`, a multiple of 64, or
@@ -122,9 +122,9 @@ static void backward_heads(void *arg, int64_t begin, int64_t end,
     for (int64_t head = begin; head < end; head++) {
         const int64_t b = head / heads;
         run->kernels->attention_backward(
-            run->want_q ? q->grad + head * tq * dim : NULL,
-            run->want_k ? k->grad + head * tk * dim : NULL,
-            run->want_v ? v->grad + head * tk * v_dim : NULL,
+            run->dq != NULL ? run->dq + head * tq * dim : NULL,
+            run->dk != NULL ? run->dk + head * tk * dim : NULL,
+            run->dv != NULL ? run->dv + head * tk * v_dim : NULL,
             out->grad + head * tq * v_dim,
             (const float *)q->data + head * tq * dim,
             (const float *)k->data + head * tk * dim,
@@ -141,11 +141,12 @@ static void attention_backward(tlm_tensor *out) {
     const attention_saved *saved = out->saved;
     if (saved->lse == NULL)
         return; /* not reached: the buffers exist when the result has a grad */
-    attention_run run = {.out = out,
-                         .want_q = tlmi_wants_grad(q),
-                         .want_k = tlmi_wants_grad(k),
-                         .want_v = tlmi_wants_grad(v)};
-    if (!run.want_q && !run.want_k && !run.want_v)
+    attention_run run = {
+        .out = out,
+        .dq = tlmi_wants_grad(q) ? tlmi_grad_accumulator(q) : NULL,
+        .dk = tlmi_wants_grad(k) ? tlmi_grad_accumulator(k) : NULL,
+        .dv = tlmi_wants_grad(v) ? tlmi_grad_accumulator(v) : NULL};
+    if (run.dq == NULL && run.dk == NULL && run.dv == NULL)
         return; /* only the mask asked for a gradient; it never gets one */
     choose_kernels(&run, 1);
     tlmi_parallel_for(out->ctx->pool, out->iparam[0] * out->iparam[1], 1,

@@ -38,11 +38,12 @@ static void dropout_backward(tlm_tensor *out) {
     const dropout_saved *saved = out->saved;
     if (!tlmi_wants_grad(a))
         return;
+    float *da = tlmi_grad_accumulator(a);
     if (saved->masked)
-        tlmi_dropout_backward(a->grad, out->grad, saved->keep, out->fparam[1],
+        tlmi_dropout_backward(da, out->grad, saved->keep, out->fparam[1],
                               out->numel);
     else
-        tlmi_accumulate_scaled(a->grad, out->grad, 1.0f, out->numel);
+        tlmi_accumulate_scaled(da, out->grad, 1.0f, out->numel);
 }
 
 static const tlmi_op dropout_op = {"tlm_dropout", dropout_forward,

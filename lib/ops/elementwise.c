@@ -120,6 +120,29 @@ static void ew_reduce(tlm_context *ctx, int kind, float *out, const float *a,
                       &job);
 }
 
+/* Input t's share of the gradient g [n]: factor * g, or g * other when
+ * other is not NULL. t has n elements, or is repeated over g and has its
+ * trailing tn; other has n elements, or its trailing on repeated. The
+ * first contribution writes, the later ones add (see tlmi_grad_target). */
+static void ew_grad(tlm_context *ctx, tlm_tensor *t, const float *g,
+                    const float *other, float factor, int64_t n, int64_t tn,
+                    int64_t on) {
+    int accumulate;
+    if (tn == n) {
+        float *dt = tlmi_grad_target(t, &accumulate);
+        if (other != NULL)
+            ew_map(ctx, accumulate ? EW_ACC_PRODUCT : EW_MUL, dt, g, other,
+                   1.0f, 0.0f, n, on);
+        else
+            ew_map(ctx, accumulate ? EW_ACC_SCALED : EW_AFFINE, dt, g, NULL,
+                   factor, 0.0f, n, n);
+        return;
+    }
+    /* A sum over g's rows, which adds row by row. */
+    ew_reduce(ctx, other != NULL ? EW_ACC_PRODUCT : EW_ACC_SCALED,
+              tlmi_grad_accumulator(t), g, other, factor, n, tn);
+}
+
 /* out = a + b */
 static int add_forward(tlm_tensor *out) {
     ew_map(out->ctx, EW_ADD, out->data, out->src[0]->data, out->src[1]->data,
@@ -130,11 +153,9 @@ static int add_forward(tlm_tensor *out) {
 static void add_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL, 1.0f, 0.0f,
-               out->numel, out->numel);
+        ew_grad(out->ctx, a, out->grad, NULL, 1.0f, out->numel, out->numel, 0);
     if (tlmi_wants_grad(b))
-        ew_reduce(out->ctx, EW_ACC_SCALED, b->grad, out->grad, NULL, 1.0f,
-                  out->numel, b->numel);
+        ew_grad(out->ctx, b, out->grad, NULL, 1.0f, out->numel, b->numel, 0);
 }
 
 static const tlmi_op add_op = {"tlm_add", add_forward, add_backward};
@@ -153,11 +174,9 @@ static int sub_forward(tlm_tensor *out) {
 static void sub_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL, 1.0f, 0.0f,
-               out->numel, out->numel);
+        ew_grad(out->ctx, a, out->grad, NULL, 1.0f, out->numel, out->numel, 0);
     if (tlmi_wants_grad(b))
-        ew_reduce(out->ctx, EW_ACC_SCALED, b->grad, out->grad, NULL, -1.0f,
-                  out->numel, b->numel);
+        ew_grad(out->ctx, b, out->grad, NULL, -1.0f, out->numel, b->numel, 0);
 }
 
 static const tlmi_op sub_op = {"tlm_sub", sub_forward, sub_backward};
@@ -176,11 +195,11 @@ static int mul_forward(tlm_tensor *out) {
 static void mul_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
-        ew_map(out->ctx, EW_ACC_PRODUCT, a->grad, out->grad, b->data, 1.0f,
-               0.0f, out->numel, b->numel);
+        ew_grad(out->ctx, a, out->grad, b->data, 1.0f, out->numel,
+                out->numel, b->numel);
     if (tlmi_wants_grad(b))
-        ew_reduce(out->ctx, EW_ACC_PRODUCT, b->grad, out->grad, a->data, 1.0f,
-                  out->numel, b->numel);
+        ew_grad(out->ctx, b, out->grad, a->data, 1.0f, out->numel, b->numel,
+                out->numel);
 }
 
 static const tlmi_op mul_op = {"tlm_mul", mul_forward, mul_backward};
@@ -199,8 +218,8 @@ static int affine_forward(tlm_tensor *out) {
 static void affine_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        ew_map(out->ctx, EW_ACC_SCALED, a->grad, out->grad, NULL,
-               out->fparam[0], 0.0f, out->numel, out->numel);
+        ew_grad(out->ctx, a, out->grad, NULL, out->fparam[0], out->numel,
+                out->numel, 0);
 }
 
 static const tlmi_op scale_op = {"tlm_scale", affine_forward, affine_backward};

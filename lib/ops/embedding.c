@@ -32,7 +32,7 @@ static void embedding_backward(tlm_tensor *out) {
     tlm_tensor *table = out->src[0];
     const tlm_tensor *ids = out->src[1];
     if (tlmi_wants_grad(table))
-        tlmi_embedding_backward(table->grad, out->grad, ids->data,
+        tlmi_embedding_backward(tlmi_grad_accumulator(table), out->grad, ids->data,
                                 out->iparam[0], out->iparam[1],
                                 out->iparam[2]);
 }

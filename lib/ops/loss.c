@@ -8,6 +8,7 @@
  * iparam[0] = rows, [1] = V, [2] = ignore_index. saved = a ce_saved.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "ops.h"
 
@@ -31,6 +32,7 @@ typedef struct ce_job {
     float factor;         /* backward: dloss / n_valid */
     int64_t v;
     int32_t ignore_index;
+    int zero;             /* backward: dlogits' first contribution */
 } ce_job;
 
 static void ce_forward_task(void *arg, int64_t begin, int64_t end,
@@ -46,6 +48,10 @@ static void ce_backward_task(void *arg, int64_t begin, int64_t end,
                              int thread) {
     (void)thread;
     const ce_job *j = arg;
+    /* The kernel adds; a first contribution clears its rows just before. */
+    if (j->zero)
+        memset(j->dlogits + begin * j->v, 0,
+               (size_t)((end - begin) * j->v) * sizeof(float));
     j->k->cross_entropy_backward(j->dlogits + begin * j->v, j->factor,
                                  j->logits + begin * j->v, j->lse + begin,
                                  j->targets + begin, end - begin, j->v,
@@ -69,7 +75,7 @@ static int cross_entropy_forward(tlm_tensor *out) {
     }
     ce_saved *saved = out->saved;
     ce_job job = {tlmi_pointwise(), NULL, saved->lse, logits->data,
-                  targets->data, 0.0f, v, ignore_index};
+                  targets->data, 0.0f, v, ignore_index, 0};
     tlmi_parallel_for(out->ctx->pool, rows, tlmi_row_grain(v),
                       ce_forward_task, &job);
     const int32_t *t = targets->data;
@@ -94,10 +100,12 @@ static void cross_entropy_backward(tlm_tensor *out) {
     if (!tlmi_wants_grad(logits) || saved->n_valid <= 0)
         return;
     const int64_t v = out->iparam[1];
-    ce_job job = {tlmi_pointwise(), logits->grad, saved->lse, logits->data,
+    int accumulate;
+    float *dlogits = tlmi_grad_target(logits, &accumulate);
+    ce_job job = {tlmi_pointwise(), dlogits, saved->lse, logits->data,
                   targets->data,
                   (float)((double)out->grad[0] / (double)saved->n_valid), v,
-                  (int32_t)out->iparam[2]};
+                  (int32_t)out->iparam[2], !accumulate};
     tlmi_parallel_for(out->ctx->pool, out->iparam[0], tlmi_row_grain(v),
                       ce_backward_task, &job);
 }

@@ -130,11 +130,13 @@ static void matmul_backward(tlm_tensor *out) {
     const int64_t b_stride = b->ndim == 2 ? 0 : n * k;
     const float *dc = out->grad;
     tlm_context *ctx = out->ctx;
-    /* dA [M, K] += dC [M, N] . op(B)^T */
-    if (tlmi_wants_grad(a))
-        gemm_batch(ctx, batch, a->grad, m * k, dc, m * n,
-                   (const float *)b->data, b_stride, 0, m, k, n, 0,
-                   !transpose_b, 1);
+    int accumulate;
+    /* dA [M, K] (+)= dC [M, N] . op(B)^T */
+    if (tlmi_wants_grad(a)) {
+        float *da = tlmi_grad_target(a, &accumulate);
+        gemm_batch(ctx, batch, da, m * k, dc, m * n, (const float *)b->data,
+                   b_stride, 0, m, k, n, 0, !transpose_b, accumulate);
+    }
     if (tlmi_wants_grad(b)) {
         /* dB [N, K] += dC^T [N, M] . A [M, K], or
          * dB [K, N] += A^T [K, M] . dC [M, N]. A weight shared by the
@@ -144,16 +146,17 @@ static void matmul_backward(tlm_tensor *out) {
         const int64_t x_stride = transpose_b ? m * n : m * k;
         const int64_t y_stride = transpose_b ? m * k : m * n;
         const int64_t rows = transpose_b ? n : k, cols = transpose_b ? k : n;
+        float *db = tlmi_grad_target(b, &accumulate);
         if (b_stride != 0)
-            gemm_batch(ctx, batch, b->grad, b_stride, x, x_stride, y,
-                       y_stride, 0, rows, cols, m, 1, 0, 1);
+            gemm_batch(ctx, batch, db, b_stride, x, x_stride, y, y_stride, 0,
+                       rows, cols, m, 1, 0, accumulate);
         else
             for (int64_t i = 0; i < batch; i++)
-                gemm(ctx, b->grad, x + i * x_stride, y + i * y_stride, 0,
-                     rows, cols, m, 1, 0, 1);
+                gemm(ctx, db, x + i * x_stride, y + i * y_stride, 0, rows,
+                     cols, m, 1, 0, accumulate || i > 0);
     }
     if (tlmi_wants_grad(bias))
-        tlmi_bias_backward(bias->grad, dc, batch * m, n);
+        tlmi_bias_backward(tlmi_grad_accumulator(bias), dc, batch * m, n);
 }
 
 static const tlmi_op matmul_op = {"tlm_matmul", matmul_forward,

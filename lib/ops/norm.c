@@ -12,6 +12,8 @@
 
 #include "ops.h"
 
+#include <string.h>
+
 #include "kernels/scalar/norm.h"
 #include "parallel.h"
 
@@ -29,6 +31,7 @@ typedef struct norm_job {
     const float *x, *gain, *bias, *dout;
     int64_t rows, cols;
     float eps;
+    int zero_dx; /* dx's first contribution: clear each range first */
 } norm_job;
 
 static void norm_forward_task(void *arg, int64_t begin, int64_t end,
@@ -49,6 +52,8 @@ static void norm_dx_task(void *arg, int64_t begin, int64_t end, int thread) {
     (void)thread;
     const norm_job *j = arg;
     const int64_t at = begin * j->cols;
+    if (j->zero_dx)
+        memset(j->dx + at, 0, (size_t)((end - begin) * j->cols) * sizeof(float));
     if (j->rms)
         j->k->rms_norm_backward_dx(j->dx + at, j->dout + at, j->x + at,
                                    j->gain, j->rstd + begin, end - begin,
@@ -81,8 +86,19 @@ static void norm_forward(tlm_context *ctx, norm_job *job) {
                       norm_forward_task, job);
 }
 
-static void norm_backward(tlm_context *ctx, norm_job *job) {
+/* The gradients of a, gain and bias (each may be NULL or want none): dx
+ * written by its rows, then the sums over rows into dgain and dbias. */
+static void norm_backward(tlm_context *ctx, norm_job *job, tlm_tensor *a,
+                          tlm_tensor *gain, tlm_tensor *bias) {
     job->k = tlmi_pointwise();
+    if (tlmi_wants_grad(a)) {
+        int accumulate;
+        job->dx = tlmi_grad_target(a, &accumulate);
+        job->zero_dx = !accumulate;
+    }
+    /* After dx's target: an a that is also the gain is cleared once. */
+    job->dgain = tlmi_wants_grad(gain) ? tlmi_grad_accumulator(gain) : NULL;
+    job->dbias = tlmi_wants_grad(bias) ? tlmi_grad_accumulator(bias) : NULL;
     if (job->dx != NULL)
         tlmi_parallel_for(ctx->pool, job->rows, tlmi_row_grain(job->cols),
                           norm_dx_task, job);
@@ -162,12 +178,9 @@ static void layer_norm_backward(tlm_tensor *out) {
     const int64_t rows = out->iparam[0], cols = out->iparam[1];
     float *mean = out->saved, *rstd = mean + rows;
     norm_job job = {.rms = 0, .mean = mean, .rstd = rstd,
-                    .dx = tlmi_wants_grad(a) ? a->grad : NULL,
-                    .dgain = tlmi_wants_grad(gain) ? gain->grad : NULL,
-                    .dbias = tlmi_wants_grad(bias) ? bias->grad : NULL,
                     .x = a->data, .gain = gain ? gain->data : NULL,
                     .dout = out->grad, .rows = rows, .cols = cols};
-    norm_backward(out->ctx, &job);
+    norm_backward(out->ctx, &job, a, gain, bias);
 }
 
 static const tlmi_op layer_norm_op = {"tlm_layer_norm", layer_norm_forward,
@@ -216,12 +229,10 @@ static int rms_norm_forward(tlm_tensor *out) {
 static void rms_norm_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *gain = out->src[1];
     norm_job job = {.rms = 1, .rstd = out->saved,
-                    .dx = tlmi_wants_grad(a) ? a->grad : NULL,
-                    .dgain = tlmi_wants_grad(gain) ? gain->grad : NULL,
                     .x = a->data, .gain = gain ? gain->data : NULL,
                     .dout = out->grad, .rows = out->iparam[0],
                     .cols = out->iparam[1]};
-    norm_backward(out->ctx, &job);
+    norm_backward(out->ctx, &job, a, gain, NULL);
 }
 
 static const tlmi_op rms_norm_op = {"tlm_rms_norm", rms_norm_forward,
@@ -340,9 +351,12 @@ static int batch_norm_forward(tlm_tensor *out) {
 static void batch_norm_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *gain = out->src[1], *bias = out->src[2];
     batch_norm_saved *saved = out->saved;
-    tlmi_batch_norm_backward(tlmi_wants_grad(a) ? a->grad : NULL,
-                             tlmi_wants_grad(gain) ? gain->grad : NULL,
-                             tlmi_wants_grad(bias) ? bias->grad : NULL,
+    tlmi_batch_norm_backward(tlmi_wants_grad(a) ? tlmi_grad_accumulator(a)
+                                                : NULL,
+                             tlmi_wants_grad(gain) ? tlmi_grad_accumulator(gain)
+                                                   : NULL,
+                             tlmi_wants_grad(bias) ? tlmi_grad_accumulator(bias)
+                                                   : NULL,
                              saved->sums, out->grad, a->data,
                              gain ? gain->data : NULL, saved->mean,
                              saved->rstd, out->iparam[0], out->iparam[1],

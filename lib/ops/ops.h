@@ -18,8 +18,10 @@ struct tlmi_op {
      * out->saved. Runs at creation and on every tlm_context_forward().
      * Returns TLM_OK or a status after tlmi_fail() on out->ctx->host. */
     int (*forward)(tlm_tensor *out);
-    /* Given out->grad, ADDS each input's share to src[i]->grad where that
-     * is not NULL (inputs used twice, or by several nodes, accumulate). */
+    /* Given out->grad, adds each input's share to the gradient of src[i]
+     * where tlmi_wants_grad(src[i]), reaching it only through
+     * tlmi_grad_target or tlmi_grad_accumulator (inputs used twice, or by
+     * several nodes, accumulate). */
     void (*backward)(tlm_tensor *out);
 };
 
@@ -62,6 +64,18 @@ int tlmi_result_finish(tlm_tensor **out, tlm_tensor *result, int status);
 static inline int tlmi_wants_grad(const tlm_tensor *t) {
     return t != NULL && t->requires_grad && t->grad != NULL;
 }
+
+/* Where a backward pass puts input t's share of the gradient (t wants
+ * one). Gradients of results are not cleared before tlm_backward: the
+ * first contribution of a pass must write every element, the others add.
+ * *accumulate says which (always 1 for a leaf, whose gradient adds up over
+ * passes until it is zeroed). Call once per contribution, right before
+ * making it: the call records that the gradient now holds one. */
+float *tlmi_grad_target(tlm_tensor *t, int *accumulate);
+
+/* tlmi_grad_target for a kernel that can only add: clears the gradient
+ * first when this is its first contribution. */
+float *tlmi_grad_accumulator(tlm_tensor *t);
 
 /* Every operation's public name, for the test that each one has a gradient
  * check. Adding an op: add it here. */

@@ -83,7 +83,8 @@ static int sinusoidal_forward(tlm_tensor *out) {
 static void sinusoidal_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_accumulate_scaled(a->grad, out->grad, 1.0f, out->numel);
+        tlmi_accumulate_scaled(tlmi_grad_accumulator(a), out->grad, 1.0f,
+                               out->numel);
 }
 
 static const tlmi_op sinusoidal_op = {"tlm_add_sinusoidal_positions",
@@ -137,7 +138,7 @@ static void rope_backward(tlm_tensor *out) {
                   d = out->iparam[3];
     const float *cos_table = out->saved;
     const float *sin_table = cos_table + t * (d / 2);
-    tlmi_rope_backward(a->grad, out->grad, cos_table, sin_table, rows, t, d);
+    tlmi_rope_backward(tlmi_grad_accumulator(a), out->grad, cos_table, sin_table, rows, t, d);
 }
 
 static const tlmi_op rope_op = {"tlm_rope", rope_forward, rope_backward};

@@ -15,7 +15,7 @@ static int reduce_forward(tlm_tensor *out) {
 static void reduce_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_add_constant(a->grad, out->grad[0] * out->fparam[0], a->numel);
+        tlmi_add_constant(tlmi_grad_accumulator(a), out->grad[0] * out->fparam[0], a->numel);
 }
 
 static const tlmi_op sum_op = {"tlm_sum", reduce_forward, reduce_backward};

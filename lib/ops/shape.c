@@ -17,6 +17,7 @@
  * (see kernels/scalar/shape.h).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "ops.h"
 
@@ -65,8 +66,14 @@ static int reshape_forward(tlm_tensor *out) {
  * the input's: hand it over unchanged. */
 static void reshape_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        tlmi_reshape_backward(a->grad, out->grad, out->numel);
+    if (!tlmi_wants_grad(a))
+        return;
+    int accumulate;
+    float *da = tlmi_grad_target(a, &accumulate);
+    if (accumulate)
+        tlmi_reshape_backward(da, out->grad, out->numel);
+    else
+        memcpy(da, out->grad, (size_t)out->numel * sizeof(float));
 }
 
 static const tlmi_op reshape_op = {"tlm_reshape", reshape_forward,
@@ -120,9 +127,17 @@ static int transpose_forward(tlm_tensor *out) {
 
 static void transpose_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        tlmi_transpose_backward(a->grad, out->grad, out->iparam[0],
-                                out->iparam[1], out->iparam[2]);
+    if (!tlmi_wants_grad(a))
+        return;
+    /* A first contribution is the transpose of dout, written. */
+    int accumulate;
+    float *da = tlmi_grad_target(a, &accumulate);
+    if (accumulate)
+        tlmi_transpose_backward(da, out->grad, out->iparam[0], out->iparam[1],
+                                out->iparam[2]);
+    else
+        tlmi_transpose_forward(da, out->grad, out->iparam[0], out->iparam[2],
+                               out->iparam[1]);
 }
 
 static const tlmi_op transpose_op = {"tlm_transpose", transpose_forward,
@@ -174,10 +189,19 @@ static int split_heads_forward(tlm_tensor *out) {
 
 static void split_heads_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        tlmi_split_heads_backward(a->grad, out->grad, out->iparam[0],
+    if (!tlmi_wants_grad(a))
+        return;
+    /* A first contribution is dout merged, written. */
+    int accumulate;
+    float *da = tlmi_grad_target(a, &accumulate);
+    if (accumulate)
+        tlmi_split_heads_backward(da, out->grad, out->iparam[0],
                                   out->iparam[1], out->iparam[2],
                                   out->iparam[3]);
+    else
+        tlmi_merge_heads_forward(da, out->grad, out->iparam[0],
+                                 out->iparam[2], out->iparam[1],
+                                 out->iparam[3]);
 }
 
 static const tlmi_op split_heads_op = {"tlm_split_heads", split_heads_forward,
@@ -230,10 +254,19 @@ static int merge_heads_forward(tlm_tensor *out) {
 
 static void merge_heads_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        tlmi_merge_heads_backward(a->grad, out->grad, out->iparam[0],
+    if (!tlmi_wants_grad(a))
+        return;
+    /* A first contribution is dout split, written. */
+    int accumulate;
+    float *da = tlmi_grad_target(a, &accumulate);
+    if (accumulate)
+        tlmi_merge_heads_backward(da, out->grad, out->iparam[0],
                                   out->iparam[1], out->iparam[2],
                                   out->iparam[3]);
+    else
+        tlmi_split_heads_forward(da, out->grad, out->iparam[0],
+                                 out->iparam[2], out->iparam[1],
+                                 out->iparam[3]);
 }
 
 static const tlmi_op merge_heads_op = {"tlm_merge_heads", merge_heads_forward,
@@ -297,8 +330,8 @@ static void concat_backward(tlm_tensor *out) {
         tlm_tensor *a = out->src[i];
         const int64_t width = a->shape[axis] * inner;
         if (tlmi_wants_grad(a))
-            tlmi_concat_backward(a->grad, out->grad, rows, total, start,
-                                 width);
+            tlmi_concat_backward(tlmi_grad_accumulator(a), out->grad, rows,
+                                 total, start, width);
         start += width;
     }
 }
@@ -382,8 +415,9 @@ static int slice_forward(tlm_tensor *out) {
 static void slice_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_slice_backward(a->grad, out->grad, out->iparam[0],
-                            out->iparam[1], out->iparam[2], out->iparam[3]);
+        tlmi_slice_backward(tlmi_grad_accumulator(a), out->grad,
+                            out->iparam[0], out->iparam[1], out->iparam[2],
+                            out->iparam[3]);
 }
 
 static const tlmi_op slice_op = {"tlm_slice", slice_forward, slice_backward};

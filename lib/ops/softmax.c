@@ -50,7 +50,7 @@ static void softmax_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (!tlmi_wants_grad(a))
         return;
-    softmax_job job = {.backward = 1, .out = a->grad, .x = out->data,
+    softmax_job job = {.backward = 1, .out = tlmi_grad_accumulator(a), .x = out->data,
                        .dout = out->grad};
     softmax_run(out, &job);
 }
@@ -64,7 +64,7 @@ static int log_softmax_forward(tlm_tensor *out) {
 static void log_softmax_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (tlmi_wants_grad(a))
-        tlmi_log_softmax_backward(a->grad, out->grad, out->data,
+        tlmi_log_softmax_backward(tlmi_grad_accumulator(a), out->grad, out->data,
                                   out->iparam[0], out->iparam[1]);
 }
 

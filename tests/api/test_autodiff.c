@@ -81,6 +81,48 @@ static void backward_from_an_intermediate_result(void **state) {
     tlm_context_free(ctx);
 }
 
+/* Results' gradients are not cleared before a backward pass; one that
+ * receives no share (every target ignored: the loss does not depend on
+ * the logits) must still count as zero, not as what the previous pass
+ * left in its buffer. */
+static void a_result_without_a_share_has_zero_gradient(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    const int64_t xs[2] = {2, 3}, ws[2] = {3, 4}, n = 2;
+    const float xv[6] = {1, -2, 0.5f, 3, 1, -1};
+    const float wv[12] = {1, 2, 3, 4, -1, 0, 1, 2, 0.5f, 0.25f, -2, 1};
+    tlm_tensor *x = NULL, *w = NULL, *targets = NULL;
+    assert_int_equal(tlm_tensor_from_f32(&x, ctx, 2, xs, xv), TLM_OK);
+    assert_int_equal(tlm_tensor_from_f32(&w, ctx, 2, ws, wv), TLM_OK);
+    tlm_tensor_set_requires_grad(w, 1);
+    const int32_t valid[2] = {1, 3}, ignored[2] = {-1, -1};
+    assert_int_equal(tlm_tensor_from_i32(&targets, ctx, 1, &n, valid), TLM_OK);
+    tlm_tensor *logits = NULL, *ce = NULL, *reg = NULL, *loss = NULL;
+    assert_int_equal(tlm_matmul(&logits, x, w, NULL, 0), TLM_OK);
+    assert_int_equal(tlm_cross_entropy(&ce, logits, targets, -1), TLM_OK);
+    assert_int_equal(tlm_sum(&reg, w), TLM_OK);
+    assert_int_equal(tlm_add(&loss, ce, reg), TLM_OK);
+    assert_int_equal(tlm_backward(loss), TLM_OK);
+    float g[12];
+    assert_int_equal(tlm_tensor_get_grad(w, g, 12), TLM_OK);
+    int differs = 0;
+    for (int i = 0; i < 12; i++)
+        differs |= g[i] != 1.0f;
+    assert_true(differs); /* the logits' gradient was written: not zero */
+    /* Every target ignored: the cross-entropy is 0 and gives no share, so
+     * w's gradient (not zeroed: tlm_context_zero_grad would also clear the
+     * logits' buffer) grows by exactly the 1 of the sum. */
+    assert_int_equal(tlm_tensor_set_i32(targets, ignored, 2), TLM_OK);
+    assert_int_equal(tlm_context_forward(ctx), TLM_OK);
+    assert_int_equal(tlm_backward(loss), TLM_OK);
+    float g2[12];
+    assert_int_equal(tlm_tensor_get_grad(w, g2, 12), TLM_OK);
+    for (int i = 0; i < 12; i++)
+        assert_float_equal(g2[i], g[i] + 1.0f, 0);
+    tlm_context_free(ctx);
+}
+
 static void only_flagged_leaves_get_gradients(void **state) {
     (void)state;
     tlm_context *ctx = NULL;
@@ -300,6 +342,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(gradients_accumulate_until_zeroed),
         cmocka_unit_test(backward_from_an_intermediate_result),
+        cmocka_unit_test(a_result_without_a_share_has_zero_gradient),
         cmocka_unit_test(only_flagged_leaves_get_gradients),
         cmocka_unit_test(recording_off_gives_plain_results),
         cmocka_unit_test(reset_keeps_leaves_and_their_gradients),

@@ -33,6 +33,32 @@ static int build_matmul_t_bias(tlm_tensor **out, tlm_tensor **in) {
     return tlm_matmul(out, in[0], in[1], in[2], TLM_MATMUL_TRANSPOSE_B);
 }
 
+/* Intermediate results used several times, by operations of different
+ * kinds and twice by one: the engine does not clear results' gradients
+ * before a backward pass, so each one's first share is written and the
+ * others added (tlmi_grad_target); a wrong order or a missed first write
+ * shows up here. w is a result too (a weight scaled), used as the B of two
+ * products. */
+static int build_shared_results(tlm_tensor **out, tlm_tensor **in) {
+    tlm_tensor *w, *h, *twice, *hg, *t, *hht, *mm, *heads, *merged, *ln,
+        *left, *right, *sum;
+    int s = tlm_scale(&w, in[1], 0.25f);                  /* [8, 8] */
+    s = s ? s : tlm_matmul(&h, in[0], w, NULL, 0);         /* [3, 4, 8] */
+    s = s ? s : tlm_add(&twice, h, h);
+    s = s ? s : tlm_gelu(&hg, h, TLM_GELU_TANH);
+    s = s ? s : tlm_transpose(&t, h);                      /* [3, 8, 4] */
+    s = s ? s : tlm_matmul(&hht, h, t, NULL, 0);           /* [3, 4, 4] */
+    s = s ? s : tlm_matmul(&mm, hht, h, NULL, 0);          /* [3, 4, 8] */
+    s = s ? s : tlm_split_heads(&heads, h, 2);             /* [3, 2, 4, 4] */
+    s = s ? s : tlm_merge_heads(&merged, heads);           /* [3, 4, 8] */
+    s = s ? s : tlm_layer_norm(&ln, h, NULL, NULL, 1e-5f);
+    s = s ? s : tlm_mul(&left, twice, hg);
+    s = s ? s : tlm_mul(&right, ln, merged);
+    s = s ? s : tlm_add(&sum, left, right);
+    s = s ? s : tlm_add(&sum, sum, mm);
+    return s ? s : tlm_matmul(out, sum, w, NULL, TLM_MATMUL_TRANSPOSE_B);
+}
+
 static const grad_case cases[] = {
     {"tlm_add", "same shape 1", 2, {F32(1), F32(1)}, build_add, 0, 0},
     {"tlm_add", "same shape 7x33", 2, {F32(7, 33), F32(7, 33)}, build_add, 0, 0},
@@ -44,6 +70,7 @@ static const grad_case cases[] = {
     {"tlm_mul", "row vector over 6x11", 2, {F32(6, 11), F32(11)}, build_mul, 0, 0},
     {"tlm_mul", "fan-out x*x, 17", 1, {F32(17)}, build_square, 0, 0},
     {"tlm_mul", "fan-out (a+b)*a, 3x7", 2, {F32(3, 7), F32(3, 7)}, build_two_paths, 0, 0},
+    {"tlm_matmul", "fan-out of results to several ops, 3x4x8 . 8x8", 2, {F32(3, 4, 8), F32(8, 8)}, build_shared_results, 0, 0},
     {"tlm_scale", "1", 1, {F32(1)}, build_scale, 0, 0},
     {"tlm_scale", "3x1x9", 1, {F32(3, 1, 9)}, build_scale, 0, 0},
     {"tlm_add_scalar", "1", 1, {F32(1)}, build_add_scalar, 0, 0},
