@@ -364,13 +364,15 @@ static void attend(tlm_session *s, float *out, const float *in,
             kernels->attention_forward(
                 s->attended + h * n * hd, NULL, s->heads + h * n * hd,
                 cache->k + h * capacity * hd, cache->v + h * capacity * hd,
-                visible, n, tk, hd, hd, causal, s->attention_workspace);
+                visible, n, tk, hd, hd, hd, hd, hd, hd, causal,
+                s->attention_workspace);
         else
             tlmi_attention_forward(s->attended + h * n * hd, NULL, s->scores,
                                    s->accumulator, s->heads + h * n * hd,
                                    cache->k + h * capacity * hd,
                                    cache->v + h * capacity * hd, visible, n,
-                                   tk, hd, hd, causal, TLMI_ATTENTION_BLOCK);
+                                   tk, hd, hd, hd, hd, hd, hd, causal,
+                                   TLMI_ATTENTION_BLOCK);
     }
     tlmi_merge_heads_forward(s->merged, s->attended, 1, h_count, n, hd);
     linear(s, out, s->merged, p->o_weight, p->o_bias, n);

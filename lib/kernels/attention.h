@@ -3,10 +3,16 @@
  * entry shares (see kernels/scalar/attention.h for the semantics, which
  * every entry follows: causal or not, the padding flags `visible`, Tq <= or
  * > Tk with the queries as the last Tq positions, lse saved by the forward
- * pass and used by the backward pass, gradients accumulated into).
+ * pass and used by the backward pass, gradients accumulated into or overwritten).
  *
  * Per head: q [tq, dim], k [tk, dim], v [tk, v_dim], out [tq, v_dim],
- * row-major; tq, tk, dim, v_dim >= 1.
+ * row-major with row strides (in floats) ld_q >= dim, ld_k >= dim,
+ * ld_v >= v_dim, ld_out >= v_dim: row i of q at q + i * ld_q, and so on,
+ * so that a caller can run one head of [B, T, H * hd] projections in place
+ * (head h at column h * hd, stride H * hd) without split/merge copies. The
+ * columns between rows are neither read into a result nor written. Each
+ * gradient has the layout (and stride) of its value: dq ld_q, dk ld_k,
+ * dv ld_v, dout ld_out. lse is contiguous [tq]. tq, tk, dim, v_dim >= 1.
  *
  * Workspace: each call packs what it needs (keys transposed into panels,
  * padded rows, running sums) into `workspace`, which the caller owns and
@@ -30,20 +36,26 @@ typedef size_t (*tlmi_attention_workspace_fn)(int64_t tq, int64_t tk,
                                               int64_t dim, int64_t v_dim,
                                               int backward);
 
-/* out [tq, v_dim]; lse [tq] or NULL (logsumexp of each row's visible
- * scores, -INFINITY for a row that sees no key, whose output is zero). */
+/* out [tq, v_dim] (stride ld_out); lse [tq] or NULL (logsumexp of each
+ * row's visible scores, -INFINITY for a row that sees no key, whose output
+ * is zero). */
 typedef void (*tlmi_attention_forward_fn)(
     float *out, float *lse, const float *q, const float *k, const float *v,
     const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int causal, void *workspace);
+    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
+    int causal, void *workspace);
 
-/* dq [tq, dim], dk [tk, dim], dv [tk, v_dim] accumulated into, each may be
- * NULL; dout [tq, v_dim], out and lse as the forward pass left them. */
+/* dq [tq, dim], dk [tk, dim], dv [tk, v_dim], each may be NULL: with
+ * accumulate 1 the gradients are added into them; with accumulate 0 every
+ * element of each non-NULL one is overwritten (zero where no query or key
+ * contributes), so the caller need not clear them first. dout [tq, v_dim]
+ * (stride ld_out, like out), out and lse as the forward pass left them. */
 typedef void (*tlmi_attention_backward_fn)(
     float *dq, float *dk, float *dv, const float *dout, const float *q,
     const float *k, const float *v, const float *out, const float *lse,
     const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int causal, void *workspace);
+    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
+    int causal, int accumulate, void *workspace);
 
 /* The vectorized exp of the SIMD kernels (attention_simd.h): clamp to
  * [MIN, MAX], n = round(x LOG2E), r = x - n LN2_HI - n LN2_LO,
@@ -69,13 +81,14 @@ typedef void (*tlmi_attention_backward_fn)(
     void tlmi_attention_forward_##isa(                                      \
         float *out, float *lse, const float *q, const float *k,             \
         const float *v, const unsigned char *visible, int64_t tq,           \
-        int64_t tk, int64_t dim, int64_t v_dim, int causal,                 \
-        void *workspace);                                                   \
+        int64_t tk, int64_t dim, int64_t v_dim, int64_t ld_q, int64_t ld_k, \
+        int64_t ld_v, int64_t ld_out, int causal, void *workspace);         \
     void tlmi_attention_backward_##isa(                                     \
         float *dq, float *dk, float *dv, const float *dout, const float *q, \
         const float *k, const float *v, const float *out, const float *lse, \
         const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,  \
-        int64_t v_dim, int causal, void *workspace);                        \
+        int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v,            \
+        int64_t ld_out, int causal, int accumulate, void *workspace);       \
     /* y[i] = exp(x[i]) with the kernel's polynomial, for the tests. */     \
     void tlmi_attention_exp_##isa(float *y, const float *x, int64_t n)
 

@@ -184,17 +184,17 @@ static int attn_visible(const unsigned char *visible, int64_t j) {
     return visible == NULL || visible[j] != 0;
 }
 
-/* dst[panel][d][c] = x[panel * NW + c][d]; zero for hidden or padding
- * keys (j >= n). */
-static void attn_pack_panels(float *dst, const float *x, int64_t n,
-                             int64_t cols, int64_t tkp,
+/* dst[panel][d][c] = x[panel * NW + c][d] (x rows at stride ldx); zero
+ * for hidden or padding keys (j >= n). */
+static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
+                             int64_t n, int64_t cols, int64_t tkp,
                              const unsigned char *visible) {
     for (int64_t p0 = 0; p0 < tkp; p0 += NW) {
         float *panel = dst + p0 * cols;
         for (int64_t c = 0; c < NW; c++) {
             const int64_t j = p0 + c;
             if (j < n && attn_visible(visible, j)) {
-                const float *row = x + j * cols;
+                const float *row = x + j * ldx;
                 for (int64_t d = 0; d < cols; d++)
                     panel[d * NW + c] = row[d];
             } else {
@@ -205,16 +205,16 @@ static void attn_pack_panels(float *dst, const float *x, int64_t n,
     }
 }
 
-/* dst[j][c] = x[j][c] for c < cols, zero up to ldd and for hidden or
- * padding rows (j >= n), rows j < rows. */
+/* dst[j][c] = x[j][c] for c < cols (x rows at stride ldx), zero up to
+ * ldd and for hidden or padding rows (j >= n), rows j < rows. */
 static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
-                           int64_t n, int64_t cols, int64_t rows,
-                           const unsigned char *visible) {
+                           int64_t ldx, int64_t n, int64_t cols,
+                           int64_t rows, const unsigned char *visible) {
     for (int64_t j = 0; j < rows; j++) {
         float *out = dst + j * ldd;
         int64_t c = 0;
         if (j < n && attn_visible(visible, j)) {
-            memcpy(out, x + j * cols, (size_t)cols * sizeof(float));
+            memcpy(out, x + j * ldx, (size_t)cols * sizeof(float));
             c = cols;
         }
         for (; c < ldd; c++)
@@ -402,11 +402,11 @@ static void attn_bias(float *bias, const unsigned char *visible, int64_t tk,
         bias[j] = j < tk && attn_visible(visible, j) ? 0.0f : -INFINITY;
 }
 
-/* The block's query rows i0 .. i0 + nr - 1 of x [.., cols] into
- * dst [QB][ld], zero-padded (columns past cols, rows past nr). */
+/* The block's query rows i0 .. i0 + nr - 1 of x [.., cols] (stride ldx)
+ * into dst [QB][ld], zero-padded (columns past cols, rows past nr). */
 static void attn_rows_in(float *dst, int64_t ld, const float *x,
-                         int64_t i0, int64_t nr, int64_t cols) {
-    attn_pack_rows(dst, ld, x + i0 * cols, nr, cols, QB, NULL);
+                         int64_t ldx, int64_t i0, int64_t nr, int64_t cols) {
+    attn_pack_rows(dst, ld, x + i0 * ldx, ldx, nr, cols, QB, NULL);
 }
 
 /* Row r of a block of scores: keys at or past `limit` (relative to the
@@ -423,7 +423,9 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
                                          const float *v,
                                          const unsigned char *visible,
                                          int64_t tq, int64_t tk, int64_t dim,
-                                         int64_t v_dim, int causal,
+                                         int64_t v_dim, int64_t ld_q,
+                                         int64_t ld_k, int64_t ld_v,
+                                         int64_t ld_out, int causal,
                                          void *workspace) {
     attn_layout L;
     attn_layout_make(&L, tq, tk, dim, v_dim, 0);
@@ -435,16 +437,16 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
 
     /* Only the keys some query may see are packed. */
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
-    attn_pack_panels(kp, k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
+    attn_pack_panels(kp, k, ld_k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
                      visible);
-    attn_pack_rows(vp, dvp, v, tk_seen, v_dim, (tk_seen + NW - 1) / NW * NW,
-                   visible);
+    attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
+                   (tk_seen + NW - 1) / NW * NW, visible);
     attn_bias(bias, visible, tk, L.tkp);
 
     for (int64_t i0 = 0; i0 < tq; i0 += QB) {
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, i0, nr, dim);
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
         float m[QB], l[QB];
         int64_t limit[QB];
         int64_t j_end = 0; /* keys any row of the block sees */
@@ -499,7 +501,7 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
             attn_rows_acc_n(acc, dvp, s, vp + j0 * dvp, dvp, n, dvp, rows);
         }
         for (int64_t r = 0; r < nr; r++) {
-            float *out_i = out + (i0 + r) * v_dim;
+            float *out_i = out + (i0 + r) * ld_out;
             const float *ar = acc + r * dvp;
             if (l[r] > 0.0f) {
                 const float inv = 1.0f / l[r];
@@ -517,11 +519,22 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
 
 /* ---- Backward --------------------------------------------------------- */
 
+/* dst[c] (+)= src[c], c < n: added when accumulate, else stored. */
+static void attn_row_out(float *dst, const float *src, int64_t n,
+                         int accumulate) {
+    if (accumulate)
+        for (int64_t c = 0; c < n; c++)
+            dst[c] += src[c];
+    else
+        memcpy(dst, src, (size_t)n * sizeof(float));
+}
+
 void ATTN_ENTRY(tlmi_attention_backward_)(
     float *dq, float *dk, float *dv, const float *dout, const float *q,
     const float *k, const float *v, const float *out, const float *lse,
     const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int causal, void *workspace) {
+    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
+    int causal, int accumulate, void *workspace) {
     if (dq == NULL && dk == NULL && dv == NULL)
         return;
     attn_layout L;
@@ -537,12 +550,12 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
 
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
     const int64_t tk_pad = (tk_seen + NW - 1) / NW * NW;
-    attn_pack_panels(kp, k, tk_seen, dim, tk_pad, visible);
+    attn_pack_panels(kp, k, ld_k, tk_seen, dim, tk_pad, visible);
     attn_bias(bias, visible, tk, L.tkp);
     if (want_ds)
-        attn_pack_panels(vt, v, tk_seen, v_dim, tk_pad, visible);
+        attn_pack_panels(vt, v, ld_v, tk_seen, v_dim, tk_pad, visible);
     if (dq != NULL)
-        attn_pack_rows(kr, dp, k, tk_seen, dim, tk_pad, visible);
+        attn_pack_rows(kr, dp, k, ld_k, tk_seen, dim, tk_pad, visible);
     if (dk != NULL)
         memset(dkw, 0, (size_t)(tk_pad * dp) * sizeof(float));
     if (dv != NULL)
@@ -551,8 +564,8 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     for (int64_t i0 = 0; i0 < tq; i0 += QB) {
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, i0, nr, dim);
-        attn_rows_in(dob, dvp, dout, i0, nr, v_dim);
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
+        attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim);
         float row_lse[QB], drow[QB];
         int64_t limit[QB];
         int64_t j_end = 0;
@@ -565,8 +578,8 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                                                             : INFINITY;
             drow[r] = 0.0f;
             if (r < nr) {
-                const float *o = out + (i0 + r) * v_dim;
-                const float *g = dout + (i0 + r) * v_dim;
+                const float *o = out + (i0 + r) * ld_out;
+                const float *g = dout + (i0 + r) * ld_out;
                 for (int64_t c = 0; c < v_dim; c++)
                     drow[r] += g[c] * o[c];
             }
@@ -610,19 +623,22 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                 attn_keys_acc_n(dkw + j0 * dp, dp, ds, qb, dp, n, dp, rows);
         }
         if (dq != NULL)
-            for (int64_t r = 0; r < nr; r++) {
-                float *g = dq + (i0 + r) * dim;
-                for (int64_t c = 0; c < dim; c++)
-                    g[c] += dqw[r * dp + c];
-            }
+            for (int64_t r = 0; r < nr; r++)
+                attn_row_out(dq + (i0 + r) * ld_q, dqw + r * dp, dim,
+                             accumulate);
     }
     for (int64_t j = 0; j < tk_seen; j++) {
         if (dk != NULL)
-            for (int64_t c = 0; c < dim; c++)
-                dk[j * dim + c] += dkw[j * dp + c];
+            attn_row_out(dk + j * ld_k, dkw + j * dp, dim, accumulate);
         if (dv != NULL)
-            for (int64_t c = 0; c < v_dim; c++)
-                dv[j * v_dim + c] += dvw[j * dvp + c];
+            attn_row_out(dv + j * ld_v, dvw + j * dvp, v_dim, accumulate);
+    }
+    /* Keys no query sees: no gradient (zero when overwriting). */
+    for (int64_t j = tk_seen; j < tk && !accumulate; j++) {
+        if (dk != NULL)
+            memset(dk + j * ld_k, 0, (size_t)dim * sizeof(float));
+        if (dv != NULL)
+            memset(dv + j * ld_v, 0, (size_t)v_dim * sizeof(float));
     }
 }
 

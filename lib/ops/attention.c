@@ -87,7 +87,7 @@ static void forward_heads(void *arg, int64_t begin, int64_t end,
             (const float *)k->data + head * tk * dim,
             (const float *)v->data + head * tk * v_dim,
             saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
-            dim, v_dim, causal, workspace);
+            dim, v_dim, dim, dim, v_dim, v_dim, causal, workspace);
     }
 }
 
@@ -132,7 +132,7 @@ static void backward_heads(void *arg, int64_t begin, int64_t end,
             (const float *)out->data + head * tq * v_dim,
             saved->lse + head * tq,
             saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
-            dim, v_dim, causal, workspace);
+            dim, v_dim, dim, dim, v_dim, v_dim, causal, 1, workspace);
     }
 }
 

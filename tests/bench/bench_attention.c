@@ -184,7 +184,7 @@ static void fused_forward(const tlmi_kernels *kernels, float *out, float *lse,
     for (int64_t h = 0; h < HEADS; h++)
         kernels->attention_forward(out + h * t * d, lse + h * t, q + h * t * d,
                                    k + h * t * d, v + h * t * d, NULL, t, t, d,
-                                   d, 1, ws);
+                                   d, d, d, d, d, 1, ws);
 }
 
 static void fused_backward(const tlmi_kernels *kernels, float *dq, float *dk,
@@ -195,7 +195,7 @@ static void fused_backward(const tlmi_kernels *kernels, float *dq, float *dk,
         kernels->attention_backward(
             dq + h * t * d, dk + h * t * d, dv + h * t * d, dout + h * t * d,
             q + h * t * d, k + h * t * d, v + h * t * d, out + h * t * d,
-            lse + h * t, NULL, t, t, d, d, 1, ws);
+            lse + h * t, NULL, t, t, d, d, d, d, d, d, 1, 1, ws);
 }
 
 static void print_line(const tlmi_kernels *kernels, const naive *nv,

@@ -18,7 +18,10 @@
  * 0.07 (out, lse) and 0.09 (gradients) of these bounds on AVX2 and
  * AVX-512.
  *
- * Also: gradients are accumulated into (the arrays start non-zero), each
+ * Also: row strides longer than the rows with a sentinel NaN in the gaps
+ * (never read into a result, never overwritten, inputs unchanged);
+ * gradients accumulated into (starting from random values) or overwritten
+ * (starting as the sentinel: every element must be written); each
  * may be NULL, the workspace is exactly the size asked for, misaligned in
  * half the calls and followed by a guard zone that must stay intact; and
  * the exp of each ISA against exp() in double.
@@ -59,26 +62,29 @@ static float *random_floats(int64_t count) {
     return x;
 }
 
-static float *copy_floats(const float *x, int64_t count) {
-    float *y = malloc((size_t)count * sizeof *y);
-    assert_non_null(y);
-    memcpy(y, x, (size_t)count * sizeof *y);
-    return y;
-}
-
 /* Worst errors seen, relative to each bound, over the whole run. */
 static double worst_out, worst_grad;
 
+/* pad > 0: every array at a row stride longer than its rows (q dim + pad,
+ * k dim + 2 pad, v v_dim + pad + 1, out and dout v_dim + 3 pad), the gaps
+ * holding a sentinel NaN that must neither reach a result nor be
+ * overwritten. accumulate: the backward pass adds into random gradients
+ * (1) or overwrites gradients that start as the sentinel (0). */
 typedef struct config {
     int64_t tq, tk, dim, v_dim;
     int causal, mask;
+    int64_t pad;
+    int accumulate;
 } config;
 
 static void describe(char *text, size_t size, const tlmi_kernels *kernels,
                      const config *c) {
-    snprintf(text, size, "%s Tq %lld Tk %lld D %lld Dv %lld causal %d mask %d",
+    snprintf(text, size,
+             "%s Tq %lld Tk %lld D %lld Dv %lld causal %d mask %d pad %lld "
+             "accumulate %d",
              kernels->name, (long long)c->tq, (long long)c->tk,
-             (long long)c->dim, (long long)c->v_dim, c->causal, c->mask);
+             (long long)c->dim, (long long)c->v_dim, c->causal, c->mask,
+             (long long)c->pad, c->accumulate);
 }
 
 static void compare(const float *got, const float *want, int64_t n,
@@ -103,6 +109,55 @@ static void compare(const float *got, const float *want, int64_t n,
         if (err / bound > *worst)
             *worst = err / bound;
     }
+}
+
+/* ---- Strided arrays with a sentinel in the gaps ------------------------ */
+
+static const uint32_t SENTINEL_BITS = 0x7fc0dead; /* a quiet NaN */
+
+static float sentinel(void) {
+    float x;
+    memcpy(&x, &SENTINEL_BITS, sizeof x);
+    return x;
+}
+
+static int is_sentinel(float x) {
+    uint32_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    return bits == SENTINEL_BITS;
+}
+
+/* rows x cols at stride ld, every element the sentinel; rows x cols of
+ * `x` (contiguous) copied in when x is not NULL. */
+static float *strided(const float *x, int64_t rows, int64_t cols,
+                      int64_t ld) {
+    const int64_t count = rows * ld;
+    float *y = malloc((size_t)(count > 0 ? count : 1) * sizeof *y);
+    assert_non_null(y);
+    for (int64_t i = 0; i < count; i++)
+        y[i] = sentinel();
+    if (x != NULL)
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(y + i * ld, x + i * cols, (size_t)cols * sizeof *y);
+    return y;
+}
+
+/* The rows of a strided array, contiguous (freed by the caller); fails
+ * when a gap lost its sentinel. */
+static float *unstride(const float *y, int64_t rows, int64_t cols,
+                       int64_t ld, const char *what, const char *where) {
+    float *x = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < rows; i++) {
+        memcpy(x + i * cols, y + i * ld, (size_t)cols * sizeof *x);
+        for (int64_t c = cols; c < ld; c++)
+            if (!is_sentinel(y[i * ld + c])) {
+                print_error("%s: %s row %lld column %lld (a gap) written\n",
+                            where, what, (long long)i, (long long)c);
+                fail();
+            }
+    }
+    return x;
 }
 
 /* A workspace of exactly `bytes`, at an offset of 4 bytes when misalign,
@@ -134,14 +189,22 @@ static void workspace_check(const workspace *w, const char *where) {
     free(w->block);
 }
 
-/* One head through `kernels` and through the reference. */
+/* One head through `kernels` (at the config's strides) and through the
+ * reference (contiguous, accumulating). */
 static void check_one(const tlmi_kernels *kernels, const config *c,
                       int misalign, int which_grads) {
-    char where[160];
+    char where[200];
     describe(where, sizeof where, kernels, c);
     const int64_t tq = c->tq, tk = c->tk, dim = c->dim, v_dim = c->v_dim;
+    const int64_t pad = c->pad;
+    const int64_t ld_q = dim + pad, ld_k = dim + 2 * pad,
+                  ld_v = v_dim + (pad > 0 ? pad + 1 : 0),
+                  ld_out = v_dim + 3 * pad;
     float *q = random_floats(tq * dim), *k = random_floats(tk * dim);
     float *v = random_floats(tk * v_dim), *dout = random_floats(tq * v_dim);
+    float *qs = strided(q, tq, dim, ld_q), *ks = strided(k, tk, dim, ld_k),
+          *vs = strided(v, tk, v_dim, ld_v),
+          *douts = strided(dout, tq, v_dim, ld_out);
     unsigned char *visible = NULL;
     if (c->mask) {
         visible = malloc((size_t)tk);
@@ -155,31 +218,41 @@ static void check_one(const tlmi_kernels *kernels, const config *c,
     /* Forward. */
     float *out_want = malloc((size_t)(tq * v_dim) * sizeof(float));
     float *lse_want = malloc((size_t)tq * sizeof(float));
-    float *out_got = malloc((size_t)(tq * v_dim) * sizeof(float));
+    float *outs = strided(NULL, tq, v_dim, ld_out);
     float *lse_got = malloc((size_t)tq * sizeof(float));
     double *scores = malloc(TLMI_ATTENTION_BLOCK * sizeof(double));
     double *acc = malloc((size_t)v_dim * sizeof(double));
-    assert_true(out_want && lse_want && out_got && lse_got && scores && acc);
+    assert_true(out_want && lse_want && lse_got && scores && acc);
     tlmi_attention_forward(out_want, lse_want, scores, acc, q, k, v, visible,
-                           tq, tk, dim, v_dim, c->causal,
-                           TLMI_ATTENTION_BLOCK);
+                           tq, tk, dim, v_dim, dim, dim, v_dim, v_dim,
+                           c->causal, TLMI_ATTENTION_BLOCK);
     workspace w;
     workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 0),
                    misalign);
-    kernels->attention_forward(out_got, lse_got, q, k, v, visible, tq, tk,
-                               dim, v_dim, c->causal, w.start);
+    kernels->attention_forward(outs, lse_got, qs, ks, vs, visible, tq, tk,
+                               dim, v_dim, ld_q, ld_k, ld_v, ld_out,
+                               c->causal, w.start);
     workspace_check(&w, where);
+    float *out_got = unstride(outs, tq, v_dim, ld_out, "out", where);
     compare(out_got, out_want, tq * v_dim, OUT_TOL, 0, &worst_out, "out",
             where);
     compare(lse_got, lse_want, tq, OUT_TOL, 0, &worst_out, "lse", where);
 
-    /* Backward, from the reference's forward results, accumulating into
-     * random starting values. */
-    float *dq0 = random_floats(tq * dim), *dk0 = random_floats(tk * dim);
-    float *dv0 = random_floats(tk * v_dim);
-    float *dq_want = copy_floats(dq0, tq * dim),
-          *dk_want = copy_floats(dk0, tk * dim),
-          *dv_want = copy_floats(dv0, tk * v_dim);
+    /* Backward, from the reference's forward results: the reference
+     * accumulates into the starting values (random when accumulating,
+     * zero when overwriting), the kernel into the same values or into
+     * sentinels it must overwrite. */
+    float *dq_want = random_floats(tq * dim), *dk_want = random_floats(tk * dim);
+    float *dv_want = random_floats(tk * v_dim);
+    if (!c->accumulate) {
+        memset(dq_want, 0, (size_t)(tq * dim) * sizeof(float));
+        memset(dk_want, 0, (size_t)(tk * dim) * sizeof(float));
+        memset(dv_want, 0, (size_t)(tk * v_dim) * sizeof(float));
+    }
+    float *dqs = strided(c->accumulate ? dq_want : NULL, tq, dim, ld_q),
+          *dks = strided(c->accumulate ? dk_want : NULL, tk, dim, ld_k),
+          *dvs = strided(c->accumulate ? dv_want : NULL, tk, v_dim, ld_v);
+    float *out_ref = strided(out_want, tq, v_dim, ld_out);
     float *drow = malloc((size_t)tq * sizeof(float));
     float *probs = malloc(TLMI_ATTENTION_BLOCK * sizeof(float));
     assert_true(drow && probs);
@@ -188,22 +261,50 @@ static void check_one(const tlmi_kernels *kernels, const config *c,
     tlmi_attention_backward(want_q ? dq_want : NULL, want_k ? dk_want : NULL,
                             want_v ? dv_want : NULL, drow, probs, dout, q, k,
                             v, out_want, lse_want, visible, tq, tk, dim,
-                            v_dim, c->causal, TLMI_ATTENTION_BLOCK);
+                            v_dim, dim, dim, v_dim, v_dim, c->causal, 1,
+                            TLMI_ATTENTION_BLOCK);
     workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 1),
                    !misalign);
-    kernels->attention_backward(want_q ? dq0 : NULL, want_k ? dk0 : NULL,
-                                want_v ? dv0 : NULL, dout, q, k, v, out_want,
-                                lse_want, visible, tq, tk, dim, v_dim,
-                                c->causal, w.start);
+    kernels->attention_backward(want_q ? dqs : NULL, want_k ? dks : NULL,
+                                want_v ? dvs : NULL, douts, qs, ks, vs,
+                                out_ref, lse_want, visible, tq, tk, dim, v_dim,
+                                ld_q, ld_k, ld_v, ld_out, c->causal,
+                                c->accumulate, w.start);
     workspace_check(&w, where);
-    compare(dq0, dq_want, tq * dim, GRAD_TOL, 1, &worst_grad, "dq", where);
-    compare(dk0, dk_want, tk * dim, GRAD_TOL, 1, &worst_grad, "dk", where);
-    compare(dv0, dv_want, tk * v_dim, GRAD_TOL, 1, &worst_grad, "dv", where);
+    /* Inputs untouched, gaps included. */
+    float *inputs[] = {qs, ks, vs, douts, out_ref};
+    const float *originals[] = {q, k, v, dout, out_want};
+    const int64_t in_rows[] = {tq, tk, tk, tq, tq},
+                  in_cols[] = {dim, dim, v_dim, v_dim, v_dim},
+                  in_ld[] = {ld_q, ld_k, ld_v, ld_out, ld_out};
+    for (int i = 0; i < 5; i++) {
+        float *x = unstride(inputs[i], in_rows[i], in_cols[i], in_ld[i],
+                            "input", where);
+        assert_memory_equal(x, originals[i],
+                            (size_t)(in_rows[i] * in_cols[i]) * sizeof(float));
+        free(x);
+    }
+    if (want_q || c->accumulate) {
+        float *g = unstride(dqs, tq, dim, ld_q, "dq", where);
+        compare(g, dq_want, tq * dim, GRAD_TOL, 1, &worst_grad, "dq", where);
+        free(g);
+    }
+    if (want_k || c->accumulate) {
+        float *g = unstride(dks, tk, dim, ld_k, "dk", where);
+        compare(g, dk_want, tk * dim, GRAD_TOL, 1, &worst_grad, "dk", where);
+        free(g);
+    }
+    if (want_v || c->accumulate) {
+        float *g = unstride(dvs, tk, v_dim, ld_v, "dv", where);
+        compare(g, dv_want, tk * v_dim, GRAD_TOL, 1, &worst_grad, "dv", where);
+        free(g);
+    }
 
     free(q), free(k), free(v), free(dout), free(visible);
+    free(qs), free(ks), free(vs), free(douts), free(outs), free(out_ref);
     free(out_want), free(lse_want), free(out_got), free(lse_got);
     free(scores), free(acc), free(drow), free(probs);
-    free(dq0), free(dk0), free(dv0), free(dq_want), free(dk_want),
+    free(dqs), free(dks), free(dvs), free(dq_want), free(dk_want),
         free(dv_want);
 }
 
@@ -222,7 +323,9 @@ static const int64_t odd_sizes[] = {1, 3, 7, 15, 33, 100};
 #define N_ODD (int)(sizeof odd_sizes / sizeof odd_sizes[0])
 
 /* Every Tq, Tk, D among the odd sizes (Dv another of them), each with one
- * of the four causal/mask variants in turn and one choice of gradients. */
+ * of the four causal/mask variants in turn, one choice of gradients, one
+ * of three strides (contiguous, a gap of 1, a gap of 5) and accumulate or
+ * overwrite (alternating with a period prime to the others). */
 static void odd_sizes_against_reference(void **state) {
     (void)state;
     const tlmi_kernels *tables[TLMI_ISA_COUNT];
@@ -233,10 +336,12 @@ static void odd_sizes_against_reference(void **state) {
         for (int a = 0; a < N_ODD; a++)
             for (int b = 0; b < N_ODD; b++)
                 for (int d = 0; d < N_ODD; d++, variant++) {
+                    static const int64_t pads[] = {0, 1, 5};
                     const config c = {odd_sizes[a], odd_sizes[b],
                                       odd_sizes[d],
                                       odd_sizes[(d + a + 1) % N_ODD],
-                                      variant & 1, (variant >> 1) & 1};
+                                      variant & 1, (variant >> 1) & 1,
+                                      pads[variant % 3], (variant / 7) & 1};
                     /* Mostly every gradient; sometimes only some. */
                     const int grads = variant % 5 == 4 ? 1 + variant % 7 : 7;
                     check_one(tables[t], &c, variant & 1, grads);
@@ -247,7 +352,8 @@ static void odd_sizes_against_reference(void **state) {
 }
 
 /* The head sizes of interest at T = 64 and 130 (two key blocks and a
- * tail), all four variants. */
+ * tail), all four variants, each contiguous and overwriting and as one of
+ * 4 heads of [T, 4 D] projections (stride 4 D and more) accumulating. */
 static void head_sizes_against_reference(void **state) {
     (void)state;
     static const int64_t dims[] = {16, 32, 48, 64, 128};
@@ -258,8 +364,11 @@ static void head_sizes_against_reference(void **state) {
             for (int variant = 0; variant < 4; variant++) {
                 const int64_t len = variant < 2 ? 64 : 130;
                 const config c = {len, len, dims[d], dims[d], variant & 1,
-                                  variant >> 1};
+                                  variant >> 1, 0, 0};
                 check_one(tables[t], &c, 0, 7);
+                const config heads = {len, len, dims[d], dims[d], variant & 1,
+                                      variant >> 1, 3 * dims[d], 1};
+                check_one(tables[t], &heads, 1, 7);
             }
 }
 
@@ -267,10 +376,12 @@ static void head_sizes_against_reference(void **state) {
 static void long_sequences_against_reference(void **state) {
     (void)state;
     static const config configs[] = {
-        {1000, 1000, 64, 64, 1, 0},
-        {1000, 1000, 33, 15, 0, 1},
-        {7, 1000, 16, 16, 1, 1},  /* a few queries over a long cache */
-        {1000, 100, 7, 3, 1, 0},  /* Tq > Tk: early rows see nothing */
+        {1000, 1000, 64, 64, 1, 0, 0, 1},
+        {1000, 1000, 64, 64, 1, 0, 192, 0}, /* one head of [T, 4 x 64] */
+        {1000, 1000, 33, 15, 0, 1, 2, 0},
+        {7, 1000, 16, 16, 1, 1, 48, 1},  /* a few queries over a long cache */
+        {1000, 100, 7, 3, 1, 0, 1, 0},   /* Tq > Tk: early rows see nothing */
+        {100, 1000, 48, 48, 0, 0, 0, 0}, /* Tq < Tk, not causal */
     };
     const tlmi_kernels *tables[TLMI_ISA_COUNT];
     const int n_tables = runnable(tables);

@@ -40,6 +40,15 @@ static double dot_double(const float *a, const float *b, int64_t n) {
     return sum;
 }
 
+/* rows x cols floats at stride ld set to zero (nothing when x is NULL) */
+static void clear_rows(float *x, int64_t ld, int64_t rows, int64_t cols) {
+    if (x == 0)
+        return;
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t c = 0; c < cols; c++)
+            x[i * ld + c] = 0.0f;
+}
+
 /* y[i] += alpha * x[i] */
 static void axpy(float *y, float alpha, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
@@ -50,11 +59,13 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                             double *acc, const float *q, const float *k,
                             const float *v, const unsigned char *visible,
                             int64_t tq, int64_t tk, int64_t dim,
-                            int64_t v_dim, int causal, int64_t block) {
+                            int64_t v_dim, int64_t ld_q, int64_t ld_k,
+                            int64_t ld_v, int64_t ld_out, int causal,
+                            int64_t block) {
     const double scale = 1.0 / sqrt((double)dim);
     const double masked = -(double)INFINITY;
     for (int64_t i = 0; i < tq; i++) {
-        const float *q_i = q + i * dim;
+        const float *q_i = q + i * ld_q;
         /* acc = sum_j exp(s_ij - m) v_j, m the largest score so far, and
          * l = sum_j exp(s_ij - m): out_i = acc / l once every key is in. */
         double m = masked, l = 0.0;
@@ -71,7 +82,7 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                     scores[jj] = masked;
                     continue;
                 }
-                scores[jj] = dot_double(q_i, k + j * dim, dim) * scale;
+                scores[jj] = dot_double(q_i, k + j * ld_k, dim) * scale;
                 if (scores[jj] > block_max)
                     block_max = scores[jj];
             }
@@ -90,7 +101,7 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                 if (scores[jj] == masked)
                     continue;
                 const double p = exp(scores[jj] - m);
-                const float *v_j = v + (j0 + jj) * v_dim;
+                const float *v_j = v + (j0 + jj) * ld_v;
                 l += p;
                 for (int64_t c = 0; c < v_dim; c++)
                     acc[c] += p * (double)v_j[c];
@@ -98,7 +109,7 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
         }
         /* A row that sees no key (l = 0) stays zero, and so does its
          * gradient: the backward pass finds no key to recompute. */
-        float *out_i = out + i * v_dim;
+        float *out_i = out + i * ld_out;
         for (int64_t c = 0; c < v_dim; c++)
             out_i[c] = l > 0.0 ? (float)(acc[c] / l) : 0.0f;
         if (lse != 0)
@@ -111,12 +122,20 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                              const float *k, const float *v, const float *out,
                              const float *lse, const unsigned char *visible,
                              int64_t tq, int64_t tk, int64_t dim,
-                             int64_t v_dim, int causal, int64_t block) {
+                             int64_t v_dim, int64_t ld_q, int64_t ld_k,
+                             int64_t ld_v, int64_t ld_out, int causal,
+                             int accumulate, int64_t block) {
     const float scale = (float)(1.0 / sqrt((double)dim));
+    if (!accumulate) {
+        /* Overwrite: the sums below start from zero. */
+        clear_rows(dq, ld_q, tq, dim);
+        clear_rows(dk, ld_k, tk, dim);
+        clear_rows(dv, ld_v, tk, v_dim);
+    }
     /* drow_i = dout_i . out_i = sum_j p_ij (dout_i . v_j): the softmax's
      * backward term, computed once per row instead of per key. */
     for (int64_t i = 0; i < tq; i++)
-        drow[i] = dot(dout + i * v_dim, out + i * v_dim, v_dim);
+        drow[i] = dot(dout + i * ld_out, out + i * ld_out, v_dim);
     /* Key blocks outside, queries inside (FlashAttention-2): dk and dv of
      * one block collect every query's share. */
     for (int64_t j0 = 0; j0 < tk; j0 += block) {
@@ -129,14 +148,14 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
         for (int64_t i = i_first; i < tq; i++) {
             const int64_t limit = tlmi_attention_key_limit(i, tq, tk, causal);
             const int64_t n_i = limit - j0 < n ? limit - j0 : n;
-            const float *q_i = q + i * dim;
-            const float *dout_i = dout + i * v_dim;
+            const float *q_i = q + i * ld_q;
+            const float *dout_i = dout + i * ld_out;
             /* p_ij = exp(s_ij - lse_i), 0 for a masked key. */
             for (int64_t jj = 0; jj < n_i; jj++) {
                 const int64_t j = j0 + jj;
                 probs[jj] = visible != 0 && !visible[j]
                                 ? 0.0f
-                                : expf(dot(q_i, k + j * dim, dim) * scale -
+                                : expf(dot(q_i, k + j * ld_k, dim) * scale -
                                        lse[i]);
             }
             for (int64_t jj = 0; jj < n_i; jj++) {
@@ -145,17 +164,17 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                     continue; /* masked (or underflowed): no share */
                 const int64_t j = j0 + jj;
                 if (dv != 0)
-                    axpy(dv + j * v_dim, p, dout_i, v_dim);
+                    axpy(dv + j * ld_v, p, dout_i, v_dim);
                 if (dq == 0 && dk == 0)
                     continue;
                 /* ds_ij = p_ij (dp_ij - drow_i), dp_ij = dout_i . v_j: the
                  * gradient of the score s_ij. */
                 const float ds =
-                    p * (dot(dout_i, v + j * v_dim, v_dim) - drow[i]);
+                    p * (dot(dout_i, v + j * ld_v, v_dim) - drow[i]);
                 if (dq != 0)
-                    axpy(dq + i * dim, scale * ds, k + j * dim, dim);
+                    axpy(dq + i * ld_q, scale * ds, k + j * ld_k, dim);
                 if (dk != 0)
-                    axpy(dk + j * dim, scale * ds, q_i, dim);
+                    axpy(dk + j * ld_k, scale * ds, q_i, dim);
             }
         }
     }
@@ -186,12 +205,14 @@ void tlmi_attention_forward_scalar(float *out, float *lse, const float *q,
                                    const float *k, const float *v,
                                    const unsigned char *visible, int64_t tq,
                                    int64_t tk, int64_t dim, int64_t v_dim,
-                                   int causal, void *workspace) {
+                                   int64_t ld_q, int64_t ld_k, int64_t ld_v,
+                                   int64_t ld_out, int causal,
+                                   void *workspace) {
     double *scores =
         (double *)(((uintptr_t)workspace + 7) & ~(uintptr_t)7);
     tlmi_attention_forward(out, lse, scores, scores + TLMI_ATTENTION_BLOCK,
-                           q, k, v, visible, tq, tk, dim, v_dim, causal,
-                           TLMI_ATTENTION_BLOCK);
+                           q, k, v, visible, tq, tk, dim, v_dim, ld_q, ld_k,
+                           ld_v, ld_out, causal, TLMI_ATTENTION_BLOCK);
 }
 
 void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
@@ -200,11 +221,14 @@ void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
                                     const float *out, const float *lse,
                                     const unsigned char *visible, int64_t tq,
                                     int64_t tk, int64_t dim, int64_t v_dim,
-                                    int causal, void *workspace) {
+                                    int64_t ld_q, int64_t ld_k, int64_t ld_v,
+                                    int64_t ld_out, int causal,
+                                    int accumulate, void *workspace) {
     float *probs = workspace;
     tlmi_attention_backward(dq, dk, dv, probs + TLMI_ATTENTION_BLOCK, probs,
                             dout, q, k, v, out, lse, visible, tq, tk, dim,
-                            v_dim, causal, TLMI_ATTENTION_BLOCK);
+                            v_dim, ld_q, ld_k, ld_v, ld_out, causal,
+                            accumulate, TLMI_ATTENTION_BLOCK);
 }
 
 void tlmi_attention_exp_scalar(float *y, const float *x, int64_t n) {

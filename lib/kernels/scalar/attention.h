@@ -3,7 +3,9 @@
  * softmax, so that no Tq x Tk matrix is ever formed (memory O(T * D)).
  * These define the result that faster kernels are tested against.
  *
- * Per head: q [Tq, D], k [Tk, D], v [Tk, Dv], out [Tq, Dv], all row-major.
+ * Per head: q [Tq, D], k [Tk, D], v [Tk, Dv], out [Tq, Dv], all row-major
+ * with row strides ld_q, ld_k, ld_v, ld_out (in floats, at least the row
+ * length; the columns between rows are neither read nor written).
  * Query i sees key j when j < tlmi_attention_key_limit(i, ...) and, if
  * `visible` is not NULL, visible[j] is non-zero. Scores are
  * q_i . k_j / sqrt(D). A query that sees no key gets a zero output row and
@@ -45,19 +47,26 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                             double *acc, const float *q, const float *k,
                             const float *v, const unsigned char *visible,
                             int64_t tq, int64_t tk, int64_t dim,
-                            int64_t v_dim, int causal, int64_t block);
+                            int64_t v_dim, int64_t ld_q, int64_t ld_k,
+                            int64_t ld_v, int64_t ld_out, int causal,
+                            int64_t block);
 
 /* One head's backward pass, by recomputing the probabilities from `lse`.
- * dq [tq, dim], dk [tk, dim], dv [tk, v_dim]: ACCUMULATED into; each may be
- *     NULL when that gradient is not wanted.
+ * dq [tq, dim], dk [tk, dim], dv [tk, v_dim] (strides ld_q, ld_k, ld_v):
+ *     accumulated into when `accumulate` is 1, overwritten when it is 0
+ *     (their rows are cleared first); each may be NULL when that gradient
+ *     is not wanted.
  * drow [tq]: scratch, filled with dout_i . out_i.
  * probs [block]: scratch for one block of probabilities.
- * dout [tq, v_dim], out and lse as the forward pass left them. */
+ * dout [tq, v_dim] (stride ld_out, like out), out and lse as the forward
+ * pass left them. */
 void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                              float *probs, const float *dout, const float *q,
                              const float *k, const float *v, const float *out,
                              const float *lse, const unsigned char *visible,
                              int64_t tq, int64_t tk, int64_t dim,
-                             int64_t v_dim, int causal, int64_t block);
+                             int64_t v_dim, int64_t ld_q, int64_t ld_k,
+                             int64_t ld_v, int64_t ld_out, int causal,
+                             int accumulate, int64_t block);
 
 #endif
