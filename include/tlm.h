@@ -687,6 +687,25 @@ TLM_API int tlm_attention(tlm_tensor **out, tlm_tensor *q, tlm_tensor *k,
                           tlm_tensor *v, tlm_tensor *key_mask, int32_t flags);
 
 /**
+ * Multi-head attention on heads packed side by side, as linear projections
+ * produce them: the same as tlm_split_heads() of q, k and v, tlm_attention()
+ * and tlm_merge_heads() of its result, but the heads are read and written in
+ * place, so neither the copies nor their gradients are made (faster, and
+ * less memory in training). Head h is columns h*D .. h*D+D-1.
+ * @param q    [B, Tq, H*D]
+ * @param k    [B, Tk, H*D]
+ * @param v    [B, Tk, H*Dv]
+ * @param key_mask NULL, or [B, Tk] (float or integer), as tlm_attention()
+ * @param n_heads H >= 1, dividing the last dimensions of q and v
+ * @param flags combination of tlm_attention_flags
+ * @return result [B, Tq, H*Dv]
+ */
+TLM_API int tlm_multi_head_attention(tlm_tensor **out, tlm_tensor *q,
+                                     tlm_tensor *k, tlm_tensor *v,
+                                     tlm_tensor *key_mask, int32_t n_heads,
+                                     int32_t flags);
+
+/**
  * Dropout: in training mode each element is zeroed with probability `p`
  * and the others scaled by 1/(1-p), from the context's seeded generator;
  * in evaluation mode (or p = 0) the input passes unchanged. p in [0, 1).

@@ -46,20 +46,24 @@ static int attention(const tlm_model *m, tlm_tensor **out, tlm_tensor *x,
                      tlm_tensor *kv, const tlmi_attention_params *p,
                      tlm_tensor *key_mask, int causal, int rotary) {
     const tlm_model_config *c = &m->config;
+    const int32_t flags = causal ? TLM_ATTENTION_CAUSAL : 0;
     tlm_tensor *q, *k, *v, *heads, *merged;
-    TRY(linear(&q, x, p->q_weight, p->q_bias));
-    TRY(linear(&k, kv, p->k_weight, p->k_bias));
+    TRY(linear(&q, x, p->q_weight, p->q_bias));  /* [B, Tq, H*hd] */
+    TRY(linear(&k, kv, p->k_weight, p->k_bias)); /* [B, Tk, H*hd] */
     TRY(linear(&v, kv, p->v_weight, p->v_bias));
-    TRY(tlm_split_heads(&q, q, c->n_heads));   /* [B, H, Tq, hd] */
-    TRY(tlm_split_heads(&k, k, c->n_heads));   /* [B, H, Tk, hd] */
-    TRY(tlm_split_heads(&v, v, c->n_heads));
-    if (rotary) {
-        TRY(tlm_rope(&q, q, 0, c->rope_base));
-        TRY(tlm_rope(&k, k, 0, c->rope_base));
+    if (!rotary) {
+        TRY(tlm_multi_head_attention(&merged, q, k, v, key_mask, c->n_heads,
+                                     flags)); /* [B, Tq, H*hd] */
+        return linear(out, merged, p->o_weight, p->o_bias);
     }
-    TRY(tlm_attention(&heads, q, k, v, key_mask,
-                      causal ? TLM_ATTENTION_CAUSAL : 0));
-    TRY(tlm_merge_heads(&merged, heads));    /* [B, Tq, H*hd] */
+    /* Rotary positions rotate each head's own dimensions: split first. */
+    TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
+    TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
+    TRY(tlm_split_heads(&v, v, c->n_heads));
+    TRY(tlm_rope(&q, q, 0, c->rope_base));
+    TRY(tlm_rope(&k, k, 0, c->rope_base));
+    TRY(tlm_attention(&heads, q, k, v, key_mask, flags));
+    TRY(tlm_merge_heads(&merged, heads)); /* [B, Tq, H*hd] */
     return linear(out, merged, p->o_weight, p->o_bias);
 }
 

@@ -469,13 +469,16 @@ static double attention_bytes(const tlm_model_config *c, double n, double m,
     const double heads = c->n_heads;
     double floats = 0;
     floats += 2 * (n * inner + 2 * m * inner); /* q, k, v projections */
-    floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
-    if (rotary)
+    /* Without rotary positions the heads are used in place (see
+     * forward.c); with them, split, rotated, and merged back. */
+    if (rotary) {
+        floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
         floats += 2 * (n * inner + m * inner) + (n + m) * c->head_dim;
+        floats += 2 * n * inner;                   /* merged heads */
+    }
     floats += 2 * n * inner;              /* attention output */
     floats += 2 * n * heads + n * heads;  /* log-sum-exp, backward scratch */
     floats += m / batch;                  /* padding flags (bytes, rounded up) */
-    floats += 2 * n * inner;              /* merged heads */
     floats += 2 * n * d;                  /* output projection */
     return floats * 4;
 }

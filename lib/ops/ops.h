@@ -86,6 +86,7 @@ float *tlmi_grad_accumulator(tlm_tensor *t);
     X(tlm_relu) X(tlm_gelu) X(tlm_silu) X(tlm_swiglu) X(tlm_layer_norm)   \
     X(tlm_rms_norm) X(tlm_batch_norm) X(tlm_softmax) X(tlm_log_softmax)   \
     X(tlm_embedding) X(tlm_add_sinusoidal_positions) X(tlm_rope)          \
-    X(tlm_attention) X(tlm_dropout) X(tlm_cross_entropy)
+    X(tlm_attention) X(tlm_multi_head_attention) X(tlm_dropout)         \
+    X(tlm_cross_entropy)
 
 #endif

@@ -44,6 +44,36 @@ static int build_self_causal(tlm_tensor **out, tlm_tensor **in) {
     return tlm_attention(out, in[0], in[0], in[0], NULL, TLM_ATTENTION_CAUSAL);
 }
 
+/* tlm_multi_head_attention: the heads packed in the last dimension,
+ * in[0] = q [B, Tq, H*D], in[1] = k [B, Tk, H*D], in[2] = v [B, Tk, H*Dv]. */
+static int build_packed_2(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[1], in[2], NULL, 2, 0);
+}
+static int build_packed_causal_3(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[1], in[2], NULL, 3,
+                                    TLM_ATTENTION_CAUSAL);
+}
+static int build_packed_mask_causal_2(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[1], in[2], in[3], 2,
+                                    TLM_ATTENTION_CAUSAL);
+}
+static int build_packed_self_2(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[0], in[0], NULL, 2,
+                                    TLM_ATTENTION_CAUSAL);
+}
+/* q, k and v from one projection through a shared result: their gradients
+ * are first shares (written by the kernels) that then meet in the
+ * product's backward. */
+static int build_packed_projected(tlm_tensor **out, tlm_tensor **in) {
+    tlm_tensor *x, *q, *k, *v;
+    int s = tlm_scale(&x, in[0], 1.5f);
+    s = s ? s : tlm_matmul(&q, x, in[1], NULL, 0);
+    s = s ? s : tlm_matmul(&k, x, in[2], NULL, 0);
+    s = s ? s : tlm_matmul(&v, x, in[3], NULL, 0);
+    return s ? s : tlm_multi_head_attention(out, q, k, v, NULL, 2,
+                                            TLM_ATTENTION_CAUSAL);
+}
+
 static const grad_case cases[] = {
     /* Size 1: one key, so the output is v and q, k get zero gradient. */
     {"tlm_attention", "1x1x1x1, one key", 3,
@@ -94,6 +124,18 @@ static const grad_case cases[] = {
     {"tlm_attention", "q of causal Tq 1 Tk 37 (a decode step), D 1", 3,
      {F32(1, 3, 1, 1), F32_CONST(1, 3, 37, 1), F32_CONST(1, 3, 37, 4)},
      build_causal, 0, 0},
+    {"tlm_multi_head_attention", "2 heads, 2x5x(2x3), Tk 7, Dv 2", 3,
+     {F32(2, 5, 6), F32(2, 7, 6), F32(2, 7, 4)}, build_packed_2, 0, 0},
+    {"tlm_multi_head_attention", "causal 3 heads, 1x9x(3x2), Dv 3", 3,
+     {F32(1, 9, 6), F32(1, 9, 6), F32(1, 9, 9)}, build_packed_causal_3, 0, 0},
+    {"tlm_multi_head_attention", "causal + f32 mask, 2 heads, 2x6x(2x3)", 4,
+     {F32(2, 6, 6), F32(2, 6, 6), F32(2, 6, 4), MASK_F32(2, 6)},
+     build_packed_mask_causal_2, 0, 0},
+    {"tlm_multi_head_attention", "self-attention x,x,x causal 1x7x(2x4)", 1,
+     {F32(1, 7, 8)}, build_packed_self_2, 0, 0},
+    {"tlm_multi_head_attention", "q, k, v projected from one x, 2x5x6", 4,
+     {F32(2, 5, 6), F32(6, 4), F32(6, 4), F32(6, 6)}, build_packed_projected,
+     0, 0},
 };
 
 const grad_case_group grad_cases_attention = {"attention", cases,
