@@ -34,7 +34,10 @@
  * Usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]
  *                    [--threads 1,2] [--steps N] [--warmup N] [--seed N]
  *                    [--quality] [--eval-every N] [--eval-batches N]
- *                    [--decay nanogpt|tlm]
+ *                    [--decay nanogpt|tlm] [--gelu tanh|exact]
+ * --gelu exact uses the erf form nanoGPT's model has (nn.GELU()); the
+ * default is the tanh form, whose kernel is vectorized (torch_reference.py
+ * takes the same option).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -76,6 +79,7 @@ typedef struct options {
     int32_t eval_every;
     int32_t eval_batches;
     int decay_embeddings; /* 1: nanoGPT's groups (every 2-D tensor) */
+    int gelu_exact;       /* 1: erf GELU, as nanoGPT; 0: tanh form */
 } options;
 
 typedef struct corpus {
@@ -188,7 +192,8 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
     mc.max_context = c->context;
     mc.position = TLM_POSITION_LEARNED;
     mc.norm = TLM_NORM_LAYER;
-    mc.activation = TLM_ACTIVATION_GELU;
+    mc.activation = o->gelu_exact ? TLM_ACTIVATION_GELU_EXACT
+                                  : TLM_ACTIVATION_GELU;
     mc.bias = 0;        /* nanoGPT's default (bias = False) */
     mc.tied_output = 1; /* nanoGPT ties lm_head to wte */
     mc.init_seed = o->seed;
@@ -339,12 +344,14 @@ static int bench_quality(const bench_config *c, const corpus *text,
     if (status == 0) {
         printf("{\"bench\":\"train_quality\",\"impl\":\"tlm\",\"config\":\"%s\","
                "\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
-               "\"eval_batches\":%d,\"decay_embeddings\":%s,\"seed\":%llu,"
+               "\"eval_batches\":%d,\"decay_embeddings\":%s,\"gelu\":\"%s\","
+               "\"seed\":%llu,"
                "\"train_loss\":%.4f,\"val_loss\":%.4f,\"last_step_loss\":%.4f,"
                "\"training_seconds\":%.1f,\"tokens_per_s\":%.1f,\"params\":%lld}\n",
                c->name, tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
                (int)c->context, (int)o->eval_batches,
-               o->decay_embeddings ? "true" : "false", (unsigned long long)o->seed,
+               o->decay_embeddings ? "true" : "false",
+               o->gelu_exact ? "exact" : "tanh", (unsigned long long)o->seed,
                (double)train, (double)val, (double)info.loss, training_time,
                (double)steps * c->batch * c->context / training_time,
                (long long)tlm_model_parameter_count(r.model));
@@ -386,7 +393,7 @@ static int usage(const char *message) {
             "usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]\n"
             "                   [--threads 1,2] [--steps N] [--warmup N] [--seed N]\n"
             "                   [--quality] [--eval-every N] [--eval-batches N]\n"
-            "                   [--decay nanogpt|tlm]\n",
+            "                   [--decay nanogpt|tlm] [--gelu tanh|exact]\n",
             message);
     return 2;
 }
@@ -442,6 +449,10 @@ int main(int argc, char **argv) {
             if (strcmp(value, "nanogpt") != 0 && strcmp(value, "tlm") != 0)
                 return usage("--decay expects nanogpt or tlm");
             o.decay_embeddings = strcmp(value, "nanogpt") == 0;
+        } else if (strcmp(arg, "--gelu") == 0) {
+            if (strcmp(value, "tanh") != 0 && strcmp(value, "exact") != 0)
+                return usage("--gelu expects tanh or exact");
+            o.gelu_exact = strcmp(value, "exact") == 0;
         } else {
             return usage("unknown option");
         }

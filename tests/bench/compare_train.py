@@ -6,7 +6,7 @@
 
 Runs build/tests/bench/bench_train and tests/bench/torch_reference.py
 with the same options (--data, --config, --threads, --steps, --warmup,
---seed, --quality, --eval-every, --eval-batches), alternating them
+--seed, --quality, --eval-every, --eval-batches, --gelu), alternating them
 --repeat times (default 1) so that both see the same load on a shared
 machine, and prints per configuration and thread count the two results
 and the ratio: tokens/s of tlm over torch (above 1: tlm is faster), or

@@ -12,7 +12,7 @@ bench_train, with "impl":"torch":
   torch_reference.py [--data PATH] [--config nanogpt-cpu|6x384|all]
                      [--threads 1,2] [--steps N] [--warmup N] [--seed N]
                      [--quality] [--eval-every N] [--eval-batches N]
-                     [--coretype SkylakeX]
+                     [--coretype SkylakeX] [--gelu tanh|exact]
 
 Debian's python3-torch (1.13) does its matrix products in OpenBLAS 0.3.21,
 which does not recognise this machine's CPU and falls back to SSE3
@@ -65,6 +65,8 @@ def parse_args():
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--eval-batches", type=int, default=100)
     p.add_argument("--coretype", default="SkylakeX")
+    p.add_argument("--gelu", choices=("tanh", "exact"), default="tanh",
+                   help="exact: the erf GELU of nanoGPT's model")
     a = p.parse_args()
     if a.config is None:
         a.config = "nanogpt-cpu" if a.quality else "all"
@@ -107,6 +109,7 @@ def child(a, threads):
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
+    gelu_form = "none" if a.gelu == "exact" else "tanh"
     core = None
     try:
         lib = ctypes.CDLL("libopenblas.so.0")
@@ -155,7 +158,7 @@ def child(a, threads):
 
         def forward(self, x):
             x = x + self.attn(self.ln1(x))
-            return x + self.fc2(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
+            return x + self.fc2(F.gelu(self.fc(self.ln2(x)), approximate=gelu_form))
 
     class GPT(nn.Module):
         def __init__(self, vocab, layers, heads, width, context):
@@ -283,6 +286,7 @@ def child(a, threads):
                           "threads": torch.get_num_threads(), "steps": steps,
                           "batch": size, "context": context,
                           "eval_batches": a.eval_batches, "decay_embeddings": True,
+                          "gelu": a.gelu,
                           "seed": a.seed, "train_loss": round(evaluate("train"), 4),
                           "val_loss": round(evaluate("val"), 4),
                           "last_step_loss": round(loss, 4),
