@@ -356,6 +356,10 @@ static int64_t first_nonfinite(const float *g, int64_t n) {
 }
 
 TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
+    return tlmi_optimizer_step(opt, lr, 0);
+}
+
+int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite) {
     if (opt == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_step: opt is NULL");
@@ -391,7 +395,7 @@ TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
                              "requires a gradient",
                              (int)i);
     }
-    for (int32_t i = 0; i < opt->count; i++) {
+    for (int32_t i = 0; !grads_finite && i < opt->count; i++) {
         const tlm_tensor *t = opt->entries[i].tensor;
         int64_t at = first_nonfinite(t->grad, t->numel);
         if (at >= 0) {

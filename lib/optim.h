@@ -55,6 +55,12 @@ size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
  * defined const: it always comes from tlm_optimizer_create). */
 tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
 
+/* tlm_optimizer_step(); grads_finite 1 skips its scan for non-finite
+ * gradients, for a caller that has just measured their norm over the same
+ * parameters and found it finite (the sum of squares of floats in double
+ * is finite exactly when every value is). */
+int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite);
+
 /* The global gradient norm of tlm_clip_grad_norm(): the square root of the
  * sum of squares in double, parameters and elements in order. */
 double tlmi_grad_norm(tlm_tensor *const *params, int32_t count);

@@ -496,7 +496,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip)
             tlmi_scale_grads_to_norm(t->parameters, t->n_parameters,
                                      t->params.grad_clip, result.grad_norm);
-        status = tlm_optimizer_step(t->optimizer, lr);
+        /* The optimizer holds t->parameters, whose norm is finite here. */
+        status = tlmi_optimizer_step(t->optimizer, lr, 1);
         if (status != TLM_OK) {
             char message[TLMI_MESSAGE_MAX];
             snprintf(message, sizeof message, "%s", tlm_last_error());
