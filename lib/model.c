@@ -538,7 +538,7 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                       c->max_context * d;
         if (c->n_encoder_layers > 0)
             floats += 2.0 * c->max_context * inner;
-        floats += rows * (4 * d + 6 * inner + 3 * f + c->head_dim + 2);
+        floats += rows * (4 * d + 5 * inner + 3 * f + c->head_dim + 2);
         /* The GEMM kernels' packing buffer for the largest product. */
         const tlmi_kernels *kernels = tlmi_kernels_active();
         const int64_t r = (int64_t)rows;
@@ -556,6 +556,11 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
         workspace = (double)tlmi_gemm_parallel_workspace((size_t)workspace,
                                                          threads);
         workspace += 512.0 + (threads - 1) * 64.0;
+        /* The attention kernel's scratch, one slice per thread. */
+        const size_t attention = kernels->attention_workspace(
+            r, (int64_t)c->max_context, c->head_dim, c->head_dim, 0);
+        if (attention != SIZE_MAX)
+            workspace += (double)((attention + 63) / 64 * 64) * threads;
         total = parameters * 4 + floats * 4 + c->max_context + workspace;
     } else {
         const double n = (double)batch * t;

@@ -23,6 +23,7 @@
 #include "kernels/scalar/shape.h"
 #include "model.h"
 #include "params.h"
+#include "pool.h"
 #include "session.h"
 #include "tensor.h"
 
@@ -57,7 +58,6 @@ struct tlm_session {
     float *k;        /* [rows, H*hd] */
     float *v;        /* [rows, H*hd] */
     float *heads;    /* [H, rows, hd] */
-    float *attended; /* [H, rows, hd] */
     float *merged;   /* [rows, H*hd] */
     float *up;       /* [rows, F] */
     float *gate;     /* [rows, F] */
@@ -67,8 +67,9 @@ struct tlm_session {
     float *rope_sin;   /* [rows, hd/2] */
     double *scores;    /* [TLMI_ATTENTION_BLOCK] */
     double *accumulator; /* [hd] */
-    void *attention_workspace; /* the dispatched attention kernel's scratch */
-    size_t attention_workspace_bytes;
+    unsigned char *attention_workspace; /* the dispatched attention kernel's
+                                           scratch, one slice per thread */
+    size_t attention_workspace_bytes;   /* of one slice, a multiple of 64 */
     float *workspace;  /* GEMM packing buffers for the largest product,
                           one slot per thread of the pool */
     size_t workspace_bytes;
@@ -207,7 +208,6 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
     ALLOC(k, rows * inner);
     ALLOC(v, rows * inner);
     ALLOC(heads, rows * inner);
-    ALLOC(attended, rows * inner);
     ALLOC(merged, rows * inner);
     ALLOC(up, rows * f);
     ALLOC(gate, rows * f);
@@ -236,11 +236,16 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
             s->workspace_bytes = bytes;
         }
         /* The attention kernel's scratch for `rows` queries over up to
-         * max_context keys (one head at a time). */
-        const size_t attention = kernels->attention_workspace(
+         * max_context keys, for one head per thread. */
+        size_t attention = kernels->attention_workspace(
             r, (int64_t)ctx_len, c->head_dim, c->head_dim, 0);
+        attention = attention > SIZE_MAX - 63 ? SIZE_MAX
+                                              : (attention + 63) / 64 * 64;
         if (ok && attention != SIZE_MAX && attention > 0) {
-            s->attention_workspace = session_alloc(s, attention);
+            s->attention_workspace =
+                attention <= SIZE_MAX / (size_t)threads
+                    ? session_alloc(s, attention * (size_t)threads)
+                    : NULL;
             ok = s->attention_workspace != NULL;
             s->attention_workspace_bytes = attention;
         }
@@ -339,9 +344,44 @@ static void store_heads(float *cache, const float *rows, int64_t n,
                    (size_t)head_dim * sizeof(float));
 }
 
+/* One attention call of the session: queries [n, H*hd] (row stride
+ * ld_q), keys and values in a head-major cache, the heads written side by
+ * side into s->merged [n, H*hd]. */
+typedef struct session_attention {
+    tlm_session *s;
+    const tlmi_kernels *kernels;
+    const float *q;
+    int64_t ld_q, q_head_stride; /* head h's queries at q + h * stride */
+    const kv_cache *cache;
+    int64_t n, tk, capacity;
+    int causal;
+    const unsigned char *visible;
+} session_attention;
+
+static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
+    const session_attention *a = arg;
+    tlm_session *s = a->s;
+    const int64_t h_count = s->model->config.n_heads;
+    const int64_t hd = s->model->config.head_dim;
+    void *workspace =
+        s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
+    for (int64_t h = begin; h < end; h++)
+        a->kernels->attention_forward(
+            s->merged + h * hd, NULL, a->q + h * a->q_head_stride,
+            a->cache->k + h * a->capacity * hd,
+            a->cache->v + h * a->capacity * hd, a->visible, a->n, a->tk, hd,
+            hd, a->ld_q, hd, hd, h_count * hd, a->causal, workspace);
+}
+
+/* Below this many multiply-adds (n x tk x hd) a head is not worth handing
+ * to another thread. */
+#define SESSION_ATTENTION_MIN_WORK 65536
+
 /* Self- or cross-attention of `n` query rows in s->normed (or the input
  * given), keys/values in `cache` rows 0..tk-1; result [n, D] added into
- * `out` via the output projection. */
+ * `out` via the output projection. The heads are shared out over the
+ * session's threads, each computed whole by one (the same result for any
+ * thread count). */
 static void attend(tlm_session *s, float *out, const float *in,
                    const tlmi_attention_params *p, const kv_cache *cache,
                    int64_t n, int64_t tk, int64_t capacity, int causal,
@@ -349,32 +389,39 @@ static void attend(tlm_session *s, float *out, const float *in,
     const tlm_model_config *c = &s->model->config;
     const int64_t h_count = c->n_heads, hd = c->head_dim;
     linear(s, s->q, in, p->q_weight, p->q_bias, n);
-    tlmi_split_heads_forward(s->heads, s->q, 1, n, h_count, hd); /* [H, n, hd] */
+    session_attention a = {.s = s, .q = s->q, .ld_q = h_count * hd,
+                           .q_head_stride = hd, .cache = cache, .n = n,
+                           .tk = tk, .capacity = capacity, .causal = causal,
+                           .visible = visible};
     if (rotary) {
+        /* Rotation works on each head's own rows: split them out first. */
+        tlmi_split_heads_forward(s->heads, s->q, 1, n, h_count, hd); /* [H, n, hd] */
         tlmi_rope_table(s->rope_cos, s->rope_sin, offset, n, hd, (double)c->rope_base);
         tlmi_rope_forward(s->heads, s->heads, s->rope_cos, s->rope_sin, h_count, n, hd);
+        a.q = s->heads;
+        a.ld_q = hd;
+        a.q_head_stride = n * hd;
     }
     /* The dispatched kernel when its scratch fits (the kernels may have
-     * changed since the session was made), else the reference. */
-    const tlmi_kernels *kernels = tlmi_kernels_active();
-    const int fits = kernels->attention_workspace(n, tk, hd, hd, 0) <=
-                     s->attention_workspace_bytes;
-    for (int64_t h = 0; h < h_count; h++) {
-        if (fits)
-            kernels->attention_forward(
-                s->attended + h * n * hd, NULL, s->heads + h * n * hd,
-                cache->k + h * capacity * hd, cache->v + h * capacity * hd,
-                visible, n, tk, hd, hd, hd, hd, hd, hd, causal,
-                s->attention_workspace);
-        else
-            tlmi_attention_forward(s->attended + h * n * hd, NULL, s->scores,
-                                   s->accumulator, s->heads + h * n * hd,
-                                   cache->k + h * capacity * hd,
-                                   cache->v + h * capacity * hd, visible, n,
-                                   tk, hd, hd, hd, hd, hd, hd, causal,
-                                   TLMI_ATTENTION_BLOCK);
+     * changed since the session was made), else the reference, one head at
+     * a time. */
+    a.kernels = tlmi_kernels_active();
+    if (a.kernels->attention_workspace(n, tk, hd, hd, 0) <=
+        s->attention_workspace_bytes) {
+        const int64_t work = n * tk * hd;
+        const int64_t grain =
+            work >= SESSION_ATTENTION_MIN_WORK
+                ? 1
+                : (SESSION_ATTENTION_MIN_WORK + work - 1) / work;
+        tlmi_parallel_for(s->pool, h_count, grain, attend_heads, &a);
+    } else {
+        for (int64_t h = 0; h < h_count; h++)
+            tlmi_attention_forward(
+                s->merged + h * hd, NULL, s->scores, s->accumulator,
+                a.q + h * a.q_head_stride, cache->k + h * capacity * hd,
+                cache->v + h * capacity * hd, visible, n, tk, hd, hd, a.ld_q,
+                hd, hd, h_count * hd, causal, TLMI_ATTENTION_BLOCK);
     }
-    tlmi_merge_heads_forward(s->merged, s->attended, 1, h_count, n, hd);
     linear(s, out, s->merged, p->o_weight, p->o_bias, n);
 }
 
