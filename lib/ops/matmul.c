@@ -197,9 +197,16 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
                             name, sa, (long long)k, sb,
                             transpose_b ? " (transposed)" : "",
                             (long long)b_k);
-    int64_t batch = 1;
+    int64_t batch = 1, rows = m;
     for (int32_t i = 0; i < a->ndim - 2; i++)
         batch *= a->shape[i];
+    /* A 2-D b is shared by every item: a's leading dimensions are then
+     * rows of one product (M = batch x m), so B is packed once, not once
+     * per item, and the weight's gradient is one product over all rows. */
+    if (b->ndim == 2) {
+        rows = batch * m;
+        batch = 1;
+    }
     if (b->ndim > 2) {
         int same = b->ndim == a->ndim;
         for (int32_t i = 0; same && i < a->ndim - 2; i++)
@@ -226,14 +233,14 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
                                a->ndim, shape, srcs, 3);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
-        result->iparam[1] = m;
+        result->iparam[1] = rows;
         result->iparam[2] = n;
         result->iparam[3] = k;
         result->iparam[4] = transpose_b;
         status = tlmi_context_reserve_workspace(
             ctx,
             tlmi_gemm_parallel_workspace(
-                matmul_workspace(tlmi_kernels_active(), m, n, k, transpose_b,
+                matmul_workspace(tlmi_kernels_active(), rows, n, k, transpose_b,
                                  result->grad != NULL),
                 tlmi_pool_threads(ctx->pool)),
             name);
