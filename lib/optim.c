@@ -476,14 +476,26 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
     return TLM_OK;
 }
 
+/* Partial sums of the squares: one running sum made eight independent
+ * ones (element j of each parameter into sum j % 8), so that the additions
+ * do not wait on each other; added up in a fixed order at the end. */
+enum { NORM_LANES = 8 };
+
 double tlmi_grad_norm(tlm_tensor *const *params, int32_t count) {
-    double sum = 0.0;
+    double lane[NORM_LANES] = {0};
     for (int32_t i = 0; i < count; i++) {
         const float *g = params[i]->grad;
         const int64_t n = params[i]->numel;
-        for (int64_t j = 0; j < n; j++)
-            sum += (double)g[j] * (double)g[j];
+        int64_t j = 0;
+        for (; j + NORM_LANES <= n; j += NORM_LANES)
+            for (int l = 0; l < NORM_LANES; l++)
+                lane[l] += (double)g[j + l] * (double)g[j + l];
+        for (int l = 0; j < n; j++, l++)
+            lane[l] += (double)g[j] * (double)g[j];
     }
+    double sum = 0.0;
+    for (int l = 0; l < NORM_LANES; l++)
+        sum += lane[l];
     return sqrt(sum);
 }
 

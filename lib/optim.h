@@ -62,7 +62,8 @@ tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
 int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite);
 
 /* The global gradient norm of tlm_clip_grad_norm(): the square root of the
- * sum of squares in double, parameters and elements in order. */
+ * sum of squares in double, in a fixed order (eight partial sums over the
+ * elements, see optim.c), so the same bits on every run. */
 double tlmi_grad_norm(tlm_tensor *const *params, int32_t count);
 
 /* The scaling half of tlm_clip_grad_norm(): multiplies every gradient by
