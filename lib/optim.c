@@ -356,10 +356,11 @@ static int64_t first_nonfinite(const float *g, int64_t n) {
 }
 
 TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
-    return tlmi_optimizer_step(opt, lr, 0);
+    return tlmi_optimizer_step(opt, lr, 0, 1.0f);
 }
 
-int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite) {
+int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
+                        float grad_scale) {
     if (opt == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_step: opt is NULL");
@@ -423,14 +424,14 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite) {
                 p->beta1, (float)(1.0 - (double)p->beta1),
                 p->beta2, (float)(1.0 - (double)p->beta2),
                 (float)(rate / bc1), (float)(1.0 / sqrt(bc2)),
-                p->eps, (float)(1.0 - rate * wd)};
+                p->eps, (float)(1.0 - rate * wd), grad_scale};
             optim_job job = {kernels, data, e->m, e->v, grad, &c, NULL};
             tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
                               TLMI_POINTWISE_GRAIN, optim_task, &job);
         } else {
             const tlmi_sgd_coefficients c = {(float)rate, (float)wd,
                                              p->momentum, p->nesterov,
-                                             opt->step == 0};
+                                             opt->step == 0, grad_scale};
             optim_job job = {kernels, data, e->m, NULL, grad, NULL, &c};
             tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
                               TLMI_POINTWISE_GRAIN, optim_task, &job);
@@ -499,11 +500,15 @@ double tlmi_grad_norm(tlm_tensor *const *params, int32_t count) {
     return sqrt(sum);
 }
 
+float tlmi_clip_factor(float max_norm, double norm) {
+    const double coefficient = (double)max_norm / (norm + 1e-6);
+    return coefficient < 1.0 ? (float)coefficient : 1.0f;
+}
+
 void tlmi_scale_grads_to_norm(tlm_tensor *const *params, int32_t count,
                               float max_norm, double norm) {
-    const double coefficient = (double)max_norm / (norm + 1e-6);
-    if (coefficient < 1.0) {
-        const float factor = (float)coefficient;
+    const float factor = tlmi_clip_factor(max_norm, norm);
+    if (factor < 1.0f) {
         for (int32_t i = 0; i < count; i++) {
             float *g = params[i]->grad;
             const int64_t n = params[i]->numel;

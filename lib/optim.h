@@ -58,17 +58,23 @@ tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
 /* tlm_optimizer_step(); grads_finite 1 skips its scan for non-finite
  * gradients, for a caller that has just measured their norm over the same
  * parameters and found it finite (the sum of squares of floats in double
- * is finite exactly when every value is). */
-int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite);
+ * is finite exactly when every value is). The update uses every gradient
+ * times grad_scale (rounded first: the same result as scaling the
+ * gradients in place, without a pass over them); 1 for none. */
+int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
+                        float grad_scale);
 
 /* The global gradient norm of tlm_clip_grad_norm(): the square root of the
  * sum of squares in double, in a fixed order (eight partial sums over the
  * elements, see optim.c), so the same bits on every run. */
 double tlmi_grad_norm(tlm_tensor *const *params, int32_t count);
 
+/* Clipping's factor: max_norm / (norm + 1e-6) when that is below 1, else 1,
+ * given the (finite) norm tlmi_grad_norm() measured. */
+float tlmi_clip_factor(float max_norm, double norm);
+
 /* The scaling half of tlm_clip_grad_norm(): multiplies every gradient by
- * max_norm / (norm + 1e-6) when that is below 1, given the (finite) norm
- * tlmi_grad_norm() measured. */
+ * tlmi_clip_factor(). */
 void tlmi_scale_grads_to_norm(tlm_tensor *const *params, int32_t count,
                               float max_norm, double norm);
 

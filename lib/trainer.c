@@ -492,12 +492,14 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                            (long long)t->step + 1, result.grad_norm,
                            (double)t->params.max_grad_norm);
     } else {
-        /* Clipping with the norm measured above (tlm_clip_grad_norm's). */
-        if (t->params.grad_clip > 0 && result.grad_norm > (double)t->params.grad_clip)
-            tlmi_scale_grads_to_norm(t->parameters, t->n_parameters,
-                                     t->params.grad_clip, result.grad_norm);
-        /* The optimizer holds t->parameters, whose norm is finite here. */
-        status = tlmi_optimizer_step(t->optimizer, lr, 1);
+        /* Clipping with the norm measured above (tlm_clip_grad_norm's
+         * factor), applied by the optimizer as it reads each gradient. The
+         * optimizer holds t->parameters, whose norm is finite here. */
+        const float clip = t->params.grad_clip > 0
+                               ? tlmi_clip_factor(t->params.grad_clip,
+                                                  result.grad_norm)
+                               : 1.0f;
+        status = tlmi_optimizer_step(t->optimizer, lr, 1, clip);
         if (status != TLM_OK) {
             char message[TLMI_MESSAGE_MAX];
             snprintf(message, sizeof message, "%s", tlm_last_error());

@@ -33,7 +33,10 @@
 
 #include <stdint.h>
 
-/* The AdamW step's per-parameter coefficients (lib/optim.c):
+/* The AdamW step's per-parameter coefficients (lib/optim.c), with
+ * g = grad x grad_scale (clipping's factor, 1 without; the product is
+ * rounded before anything else uses it, as if the gradient had been
+ * scaled in place first):
  *   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
  *   p = p shrink - step_size * m / (sqrt(v) inv_sqrt_bc2 + eps) */
 typedef struct tlmi_adamw_coefficients {
@@ -43,9 +46,10 @@ typedef struct tlmi_adamw_coefficients {
     float inv_sqrt_bc2; /* 1 / sqrt(1 - beta2^t) */
     float eps;
     float shrink;       /* 1 - lr * weight_decay, or 1 without decay */
+    float grad_scale;
 } tlmi_adamw_coefficients;
 
-/* SGD with momentum (lib/optim.c):
+/* SGD with momentum (lib/optim.c), g = grad x grad_scale as for AdamW:
  *   g += wd p;  buf = momentum buf + g (buf = g at the first step);
  *   g = nesterov ? g + momentum buf : buf;  p -= lr g */
 typedef struct tlmi_sgd_coefficients {
@@ -54,6 +58,7 @@ typedef struct tlmi_sgd_coefficients {
     float momentum;     /* 0: no buffer (buf is not touched) */
     int nesterov;
     int first;          /* the first step: the buffer starts as g */
+    float grad_scale;
 } tlmi_sgd_coefficients;
 
 typedef struct tlmi_pointwise_kernels {

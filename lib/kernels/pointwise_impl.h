@@ -480,9 +480,10 @@ static void adamw_update(float *p, const float *g, float *m, float *v,
     const tlmi_vf b2 = vf_set1(c->beta2), omb2 = vf_set1(c->one_minus_beta2);
     const tlmi_vf step = vf_set1(c->step_size), ibc2 = vf_set1(c->inv_sqrt_bc2);
     const tlmi_vf eps = vf_set1(c->eps), shrink = vf_set1(c->shrink);
+    const tlmi_vf scale = vf_set1(c->grad_scale);
     for (int64_t i = 0; i < n; i += TLMI_VL) {
         const int64_t k = lanes(n, i);
-        const tlmi_vf gi = ld(g + i, k);
+        const tlmi_vf gi = vf_mul(ld(g + i, k), scale);
         const tlmi_vf mi = vf_fmadd(b1, ld(m + i, k), vf_mul(omb1, gi));
         const tlmi_vf vi = vf_fmadd(b2, ld(v + i, k),
                                     vf_mul(omb2, vf_mul(gi, gi)));
@@ -497,11 +498,11 @@ static void adamw_update(float *p, const float *g, float *m, float *v,
 static void sgd_update(float *p, const float *g, float *buf, int64_t n,
                        const tlmi_sgd_coefficients *c) {
     const tlmi_vf lr = vf_set1(c->lr), wd = vf_set1(c->weight_decay);
-    const tlmi_vf mom = vf_set1(c->momentum);
+    const tlmi_vf mom = vf_set1(c->momentum), scale = vf_set1(c->grad_scale);
     for (int64_t i = 0; i < n; i += TLMI_VL) {
         const int64_t k = lanes(n, i);
         const tlmi_vf pi = ld(p + i, k);
-        tlmi_vf gi = ld(g + i, k);
+        tlmi_vf gi = vf_mul(ld(g + i, k), scale);
         if (c->weight_decay != 0.0f)
             gi = vf_fmadd(wd, pi, gi);
         if (c->momentum != 0.0f) {

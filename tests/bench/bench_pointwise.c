@@ -77,7 +77,7 @@ static void run(const tlmi_pointwise_kernels *k, int kernel, buffers *b,
                 int64_t rows, int64_t w) {
     const int64_t n = rows * w;
     static const tlmi_adamw_coefficients adamw = {
-        0.9f, 0.1f, 0.999f, 0.001f, 1e-3f, 1.0f, 1e-8f, 1.0f};
+        0.9f, 0.1f, 0.999f, 0.001f, 1e-3f, 1.0f, 1e-8f, 1.0f, 1.0f};
     switch (kernel) {
     case K_GELU_F: k->gelu_tanh_forward(b->out, b->x, n); break;
     case K_GELU_B: k->gelu_tanh_backward(b->dx, b->dout, b->x, n); break;

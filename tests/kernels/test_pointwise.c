@@ -533,7 +533,7 @@ static void test_optimizers(void **state) {
     const tlmi_pointwise_kernels *ref = &tlmi_pointwise_scalar;
     const tlmi_adamw_coefficients adamw = {0.9f, 0.1f, 0.999f, 0.001f,
                                            0.1f / 0.1f, 1.0f / 0.0316f, 1e-8f,
-                                           1.0f - 0.1f * 0.01f};
+                                           1.0f - 0.1f * 0.01f, 0.75f};
     for (int a = 0; a < N_SIZES; a++)
         for (int b = 0; b < N_SIZES; b++) {
             const int64_t n = sizes[a] * sizes[b];
@@ -546,7 +546,7 @@ static void test_optimizers(void **state) {
             for (int sgd = 0; sgd < 4; sgd++) { /* 0: AdamW, 1..3: SGD forms */
                 const tlmi_sgd_coefficients sc = {0.1f, sgd == 2 ? 0.01f : 0.0f,
                                                   sgd >= 2 ? 0.9f : 0.0f,
-                                                  sgd == 3, 0};
+                                                  sgd == 3, 0, 0.625f};
                 float *pw = copy_floats(p0, n), *mw = copy_floats(m0, n);
                 float *vw = copy_floats(v0, n);
                 for (int step = 0; step < 3; step++) {

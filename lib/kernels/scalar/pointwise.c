@@ -93,7 +93,7 @@ static void cross_entropy_backward_scalar(float *dlogits, float factor,
 static void adamw_update_scalar(float *p, const float *g, float *m, float *v,
                                 int64_t n, const tlmi_adamw_coefficients *c) {
     for (int64_t i = 0; i < n; i++) {
-        const float gi = g[i];
+        const float gi = g[i] * c->grad_scale;
         const float mi = c->beta1 * m[i] + c->one_minus_beta1 * gi;
         const float vi = c->beta2 * v[i] + c->one_minus_beta2 * (gi * gi);
         m[i] = mi;
@@ -106,7 +106,7 @@ static void adamw_update_scalar(float *p, const float *g, float *m, float *v,
 static void sgd_update_scalar(float *p, const float *g, float *buf,
                               int64_t n, const tlmi_sgd_coefficients *c) {
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i] * c->grad_scale;
         if (c->weight_decay != 0.0f)
             gi += c->weight_decay * p[i];
         if (c->momentum != 0.0f) {
