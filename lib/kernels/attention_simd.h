@@ -84,6 +84,11 @@
 #endif
 #define NW (2 * W)    /* keys per packed panel */
 #define KB 64         /* keys per block: a multiple of NW for W <= 32 */
+/* backward: query rows per block, the multiple of QB from 32 up */
+#define BQ ((32 + QB - 1) / QB * QB)
+/* backward: keys per group in the sums over queries (dk, dv): QB when it
+ * divides a panel, else 4 */
+#define KG (NW % QB == 0 ? QB : 4)
 
 /* ---- Workspace layout ------------------------------------------------- */
 
@@ -95,16 +100,16 @@ typedef struct attn_layout {
     size_t kp;    /* [tkp / NW][dim][NW] keys as panels */
     size_t vp;    /* forward: [tkp][dvp] values as rows */
     size_t bias;  /* [tkp] 0 or -inf */
-    size_t qb;    /* [QB][dp] the block's query rows, padded */
-    size_t s;     /* [QB][KB] scores, then probabilities */
+    size_t qb;    /* [QB or BQ][dp] the block's query rows, padded */
+    size_t s;     /* [QB or BQ][KB] scores, then probabilities */
     size_t acc;   /* forward: [QB][dvp] running output rows */
     size_t vt;    /* backward: [tkp / NW][v_dim][NW] values as panels */
     size_t kr;    /* backward: [tkp][dp] keys as rows */
     size_t dk;    /* backward: [tkp][dp] */
     size_t dv;    /* backward: [tkp][dvp] */
-    size_t dob;   /* backward: [QB][dvp] the block's dout rows */
-    size_t ds;    /* backward: [QB][KB] dP, then dS */
-    size_t dq;    /* backward: [QB][dp] */
+    size_t dob;   /* backward: [BQ][dvp] the block's dout rows */
+    size_t ds;    /* backward: [BQ][KB] dP, then dS */
+    size_t dq;    /* backward: [BQ][dp] */
     size_t floats; /* total; SIZE_MAX when it overflows */
 } attn_layout;
 
@@ -145,8 +150,9 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
     size_t end = 0;
     attn_take(&L->kp, &end, L->tkp, dim, &ok);
     attn_take(&L->bias, &end, L->tkp, 1, &ok);
-    attn_take(&L->qb, &end, QB, L->dp, &ok);
-    attn_take(&L->s, &end, QB, KB, &ok);
+    const int64_t rows = backward ? BQ : QB;
+    attn_take(&L->qb, &end, rows, L->dp, &ok);
+    attn_take(&L->s, &end, rows, KB, &ok);
     if (!backward) {
         attn_take(&L->vp, &end, L->tkp, L->dvp, &ok);
         attn_take(&L->acc, &end, QB, L->dvp, &ok);
@@ -155,9 +161,9 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
         attn_take(&L->kr, &end, L->tkp, L->dp, &ok);
         attn_take(&L->dk, &end, L->tkp, L->dp, &ok);
         attn_take(&L->dv, &end, L->tkp, L->dvp, &ok);
-        attn_take(&L->dob, &end, QB, L->dvp, &ok);
-        attn_take(&L->ds, &end, QB, KB, &ok);
-        attn_take(&L->dq, &end, QB, L->dp, &ok);
+        attn_take(&L->dob, &end, BQ, L->dvp, &ok);
+        attn_take(&L->ds, &end, BQ, KB, &ok);
+        attn_take(&L->dq, &end, BQ, L->dp, &ok);
     }
     if (ok)
         L->floats = end;
@@ -205,6 +211,16 @@ static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
     }
 }
 
+/* dst[c] = src[c], c < n: vector copies inline (rows are short, and a
+ * call to memcpy per row cost more than the copy). */
+ATTN_INLINE void attn_copy(float *dst, const float *src, int64_t n) {
+    int64_t c = 0;
+    for (; c + W <= n; c += W)
+        vf_store(dst + c, vf_load(src + c));
+    for (; c < n; c++)
+        dst[c] = src[c];
+}
+
 /* dst[j][c] = x[j][c] for c < cols (x rows at stride ldx), zero up to
  * ldd and for hidden or padding rows (j >= n), rows j < rows. */
 static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
@@ -214,7 +230,7 @@ static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
         float *out = dst + j * ldd;
         int64_t c = 0;
         if (j < n && attn_visible(visible, j)) {
-            memcpy(out, x + j * ldx, (size_t)cols * sizeof(float));
+            attn_copy(out, x + j * ldx, cols);
             c = cols;
         }
         for (; c < ldd; c++)
@@ -262,12 +278,14 @@ ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
     }
 }
 
-/* acc[r][c] += sum over j < n of pr[r][j] * x[j][c], r < rows, c < cols
- * (a multiple of W); acc rows at stride lda, x rows at stride ldx, pr
- * rows at stride KB. */
+/* acc[r][c] += sum over j < n of pr[r * prs + j * prj] * x[j][c],
+ * r < rows, c < cols (a multiple of W); acc rows at stride lda, x rows at
+ * stride ldx. pr is a block of probabilities (prs = KB, prj = 1) or its
+ * transpose (prs = 1, prj = KB: the rows are keys, the sum over queries). */
 ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
-                               const float *x, int64_t ldx, int64_t n,
-                               int64_t cols, const int rows) {
+                               int64_t prs, int64_t prj, const float *x,
+                               int64_t ldx, int64_t n, int64_t cols,
+                               const int rows) {
     int64_t c = 0;
     for (; c + 2 * W <= cols; c += 2 * W) {
         VF a[QB][2];
@@ -282,7 +300,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x1 = vf_load(x + j * ldx + c + W);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
-                const VF p = vf_bcast(pr + r * KB + j);
+                const VF p = vf_bcast(pr + r * prs + j * prj);
                 a[r][0] = vf_fma(p, x0, a[r][0]);
                 a[r][1] = vf_fma(p, x1, a[r][1]);
             }
@@ -303,7 +321,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x0 = vf_load(x + j * ldx + c);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++)
-                a[r] = vf_fma(vf_bcast(pr + r * KB + j), x0, a[r]);
+                a[r] = vf_fma(vf_bcast(pr + r * prs + j * prj), x0, a[r]);
         }
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
@@ -311,52 +329,8 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
     }
 }
 
-/* y[j][c] += sum over r < rows of pr[r][j] * x[r][c], j < n, c < cols (a
- * multiple of W); y rows at stride ldy, x rows at stride ldx. */
-ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
-                               const float *x, int64_t ldx, int64_t n,
-                               int64_t cols, const int rows) {
-    int64_t c = 0;
-    for (; c + 2 * W <= cols; c += 2 * W) {
-        VF xr[QB][2];
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) {
-            xr[r][0] = vf_load(x + r * ldx + c);
-            xr[r][1] = vf_load(x + r * ldx + c + W);
-        }
-#pragma GCC unroll 2
-        for (int64_t j = 0; j < n; j++) {
-            float *yj = y + j * ldy + c;
-            VF y0 = vf_load(yj), y1 = vf_load(yj + W);
-#pragma GCC unroll 8
-            for (int r = 0; r < rows; r++) {
-                const VF p = vf_bcast(pr + r * KB + j);
-                y0 = vf_fma(p, xr[r][0], y0);
-                y1 = vf_fma(p, xr[r][1], y1);
-            }
-            vf_store(yj, y0);
-            vf_store(yj + W, y1);
-        }
-    }
-    if (c < cols) {
-        VF xr[QB];
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++)
-            xr[r] = vf_load(x + r * ldx + c);
-#pragma GCC unroll 2
-        for (int64_t j = 0; j < n; j++) {
-            float *yj = y + j * ldy + c;
-            VF y0 = vf_load(yj);
-#pragma GCC unroll 8
-            for (int r = 0; r < rows; r++)
-                y0 = vf_fma(vf_bcast(pr + r * KB + j), xr[r], y0);
-            vf_store(yj, y0);
-        }
-    }
-}
-
-/* The three kernels for 4 rows and for 1 (decoding), so that the row
- * loops unroll into registers. */
+/* The kernels for QB rows and for 1 (decoding), so that the row loops
+ * unroll into registers. */
 static void attn_scores_n(float *s, const float *x, int64_t ldx,
                           const float *panels, int64_t n_panels,
                           int64_t cols, float scale, const float *bias,
@@ -368,21 +342,16 @@ static void attn_scores_n(float *s, const float *x, int64_t ldx,
 }
 
 static void attn_rows_acc_n(float *acc, int64_t lda, const float *pr,
-                            const float *x, int64_t ldx, int64_t n,
-                            int64_t cols, int rows) {
+                            int64_t prs, int64_t prj, const float *x,
+                            int64_t ldx, int64_t n, int64_t cols, int rows) {
     if (rows == 1)
-        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, 1);
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 1);
+#if QB != 4
+    else if (rows == 4)
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 4);
+#endif
     else
-        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, QB);
-}
-
-static void attn_keys_acc_n(float *y, int64_t ldy, const float *pr,
-                            const float *x, int64_t ldx, int64_t n,
-                            int64_t cols, int rows) {
-    if (rows == 1)
-        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, 1);
-    else
-        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, QB);
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, QB);
 }
 
 /* ---- Shared pieces of both passes ------------------------------------- */
@@ -403,10 +372,11 @@ static void attn_bias(float *bias, const unsigned char *visible, int64_t tk,
 }
 
 /* The block's query rows i0 .. i0 + nr - 1 of x [.., cols] (stride ldx)
- * into dst [QB][ld], zero-padded (columns past cols, rows past nr). */
+ * into dst [rows][ld], zero-padded (columns past cols, rows past nr). */
 static void attn_rows_in(float *dst, int64_t ld, const float *x,
-                         int64_t ldx, int64_t i0, int64_t nr, int64_t cols) {
-    attn_pack_rows(dst, ld, x + i0 * ldx, ldx, nr, cols, QB, NULL);
+                         int64_t ldx, int64_t i0, int64_t nr, int64_t cols,
+                         int64_t rows) {
+    attn_pack_rows(dst, ld, x + i0 * ldx, ldx, nr, cols, rows, NULL);
 }
 
 /* Row r of a block of scores: keys at or past `limit` (relative to the
@@ -439,14 +409,20 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
     attn_pack_panels(kp, k, ld_k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
                      visible);
-    attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
-                   (tk_seen + NW - 1) / NW * NW, visible);
+    /* Values are read in place when their rows need no padding (v_dim a
+     * multiple of W, no hidden key to zero). */
+    const int direct_v = visible == NULL && v_dim % W == 0;
+    const float *vr = direct_v ? v : vp;
+    const int64_t ld_vr = direct_v ? ld_v : dvp;
+    if (!direct_v)
+        attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
+                       (tk_seen + NW - 1) / NW * NW, visible);
     attn_bias(bias, visible, tk, L.tkp);
 
     for (int64_t i0 = 0; i0 < tq; i0 += QB) {
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, QB);
         float m[QB], l[QB];
         int64_t limit[QB];
         int64_t j_end = 0; /* keys any row of the block sees */
@@ -456,9 +432,8 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
             limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
             if (limit[r] > j_end)
                 j_end = limit[r];
-            for (int64_t c = 0; c < dvp; c++)
-                acc[r * dvp + c] = 0.0f;
         }
+        memset(acc, 0, (size_t)(QB * dvp) * sizeof(float));
         for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
@@ -498,14 +473,20 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
                 }
                 l[r] += vf_hsum(sum);
             }
-            attn_rows_acc_n(acc, dvp, s, vp + j0 * dvp, dvp, n, dvp, rows);
+            /* Keys past j_end have p = 0 (and may not exist). */
+            attn_rows_acc_n(acc, dvp, s, KB, 1, vr + j0 * ld_vr, ld_vr,
+                            j_end - j0 < n ? j_end - j0 : n, dvp, rows);
         }
         for (int64_t r = 0; r < nr; r++) {
             float *out_i = out + (i0 + r) * ld_out;
             const float *ar = acc + r * dvp;
             if (l[r] > 0.0f) {
                 const float inv = 1.0f / l[r];
-                for (int64_t c = 0; c < v_dim; c++)
+                const VF vinv = vf_set1(inv);
+                int64_t c = 0;
+                for (; c + W <= v_dim; c += W)
+                    vf_store(out_i + c, vf_mul(vf_load(ar + c), vinv));
+                for (; c < v_dim; c++)
                     out_i[c] = ar[c] * inv;
             } else {
                 for (int64_t c = 0; c < v_dim; c++)
@@ -522,11 +503,14 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
 /* dst[c] (+)= src[c], c < n: added when accumulate, else stored. */
 static void attn_row_out(float *dst, const float *src, int64_t n,
                          int accumulate) {
-    if (accumulate)
-        for (int64_t c = 0; c < n; c++)
+    if (accumulate) {
+        int64_t c = 0;
+        for (; c + W <= n; c += W)
+            vf_store(dst + c, vf_add(vf_load(dst + c), vf_load(src + c)));
+        for (; c < n; c++)
             dst[c] += src[c];
-    else
-        memcpy(dst, src, (size_t)n * sizeof(float));
+    } else
+        attn_copy(dst, src, n);
 }
 
 void ATTN_ENTRY(tlmi_attention_backward_)(
@@ -554,22 +538,25 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     attn_bias(bias, visible, tk, L.tkp);
     if (want_ds)
         attn_pack_panels(vt, v, ld_v, tk_seen, v_dim, tk_pad, visible);
-    if (dq != NULL)
+    /* Keys as rows (for dq) in place when they need no padding. */
+    const int direct_k = visible == NULL && dim % W == 0;
+    const float *krow = direct_k ? k : kr;
+    const int64_t ld_kr = direct_k ? ld_k : dp;
+    if (dq != NULL && !direct_k)
         attn_pack_rows(kr, dp, k, ld_k, tk_seen, dim, tk_pad, visible);
     if (dk != NULL)
         memset(dkw, 0, (size_t)(tk_pad * dp) * sizeof(float));
     if (dv != NULL)
         memset(dvw, 0, (size_t)(tk_pad * dvp) * sizeof(float));
 
-    for (int64_t i0 = 0; i0 < tq; i0 += QB) {
-        const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
-        const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
-        attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim);
-        float row_lse[QB], drow[QB];
-        int64_t limit[QB];
+    for (int64_t i0 = 0; i0 < tq; i0 += BQ) {
+        const int64_t nr = tq - i0 < BQ ? tq - i0 : BQ;
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, BQ);
+        attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim, BQ);
+        float row_lse[BQ], drow[BQ];
+        int64_t limit[BQ];
         int64_t j_end = 0;
-        for (int r = 0; r < QB; r++) {
+        for (int r = 0; r < BQ; r++) {
             limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
             if (limit[r] > j_end)
                 j_end = limit[r];
@@ -580,47 +567,76 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
             if (r < nr) {
                 const float *o = out + (i0 + r) * ld_out;
                 const float *g = dout + (i0 + r) * ld_out;
-                for (int64_t c = 0; c < v_dim; c++)
-                    drow[r] += g[c] * o[c];
+                VF sum = vf_zero();
+                int64_t c = 0;
+                for (; c + W <= v_dim; c += W)
+                    sum = vf_fma(vf_load(g + c), vf_load(o + c), sum);
+                float d = vf_hsum(sum);
+                for (; c < v_dim; c++)
+                    d += g[c] * o[c];
+                drow[r] = d;
             }
         }
         if (dq != NULL)
-            memset(dqw, 0, (size_t)(QB * dp) * sizeof(float));
+            memset(dqw, 0, (size_t)(BQ * dp) * sizeof(float));
+        /* Row groups of QB (1 when a single row is left). */
+        const int64_t n_groups = (nr + QB - 1) / QB;
         for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
             const int64_t n = n_panels * NW;
-            attn_scores_n(s, qb, dp, kp + j0 * dim, n_panels, dim, scale,
-                          bias + j0, rows);
-            for (int r = 0; r < rows; r++) {
-                float *sr = s + r * KB;
-                if (limit[r] - j0 < n)
-                    attn_mask_tail(sr, limit[r] - j0, n);
-                const VF vl = vf_set1(row_lse[r]);
-                for (int64_t j = 0; j < n; j += W)
-                    vf_store(sr + j, vf_exp(vf_sub(vf_load(sr + j), vl)));
-            }
-            if (dv != NULL)
-                attn_keys_acc_n(dvw + j0 * dvp, dvp, s, dob, dvp, n, dvp,
-                                rows);
-            if (!want_ds)
-                continue;
-            attn_scores_n(ds, dob, dvp, vt + j0 * v_dim, n_panels, v_dim,
-                          1.0f, NULL, rows);
-            const VF vscale = vf_set1(scale);
-            for (int r = 0; r < rows; r++) {
-                float *dsr = ds + r * KB;
-                const float *pr = s + r * KB;
-                const VF vd = vf_set1(drow[r]);
-                for (int64_t j = 0; j < n; j += W) {
-                    const VF p = vf_mul(vf_load(pr + j), vscale);
-                    vf_store(dsr + j, vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+            /* P = exp(S - lse) and dS = P (dP - drow) scale, [BQ][n]. */
+            for (int64_t g = 0; g < n_groups; g++) {
+                const int64_t r0 = g * QB;
+                const int rows = nr - r0 == 1 ? 1 : QB;
+                float *sg = s + r0 * KB, *dsg = ds + r0 * KB;
+                attn_scores_n(sg, qb + r0 * dp, dp, kp + j0 * dim, n_panels,
+                              dim, scale, bias + j0, rows);
+                for (int r = 0; r < rows; r++) {
+                    float *sr = sg + r * KB;
+                    if (limit[r0 + r] - j0 < n)
+                        attn_mask_tail(sr, limit[r0 + r] - j0, n);
+                    const VF vl = vf_set1(row_lse[r0 + r]);
+                    for (int64_t j = 0; j < n; j += W)
+                        vf_store(sr + j,
+                                 vf_exp(vf_sub(vf_load(sr + j), vl)));
+                }
+                if (!want_ds)
+                    continue;
+                attn_scores_n(dsg, dob + r0 * dvp, dvp, vt + j0 * v_dim,
+                              n_panels, v_dim, 1.0f, NULL, rows);
+                const VF vscale = vf_set1(scale);
+                for (int r = 0; r < rows; r++) {
+                    float *dsr = dsg + r * KB;
+                    const float *pr = sg + r * KB;
+                    const VF vd = vf_set1(drow[r0 + r]);
+                    for (int64_t j = 0; j < n; j += W) {
+                        const VF p = vf_mul(vf_load(pr + j), vscale);
+                        vf_store(dsr + j,
+                                 vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                    }
                 }
             }
+            /* The rows of a group past nr hold garbage when rows == 1:
+             * the sums below stop at nr. dv[j] += sum_r P[r][j] dout_r,
+             * dk[j] += sum_r dS[r][j] q_r (QB keys at a time), dq_r +=
+             * sum_j dS[r][j] k_j. */
+            for (int64_t jj = 0; jj < n; jj += KG) {
+                if (dv != NULL)
+                    attn_rows_acc_n(dvw + (j0 + jj) * dvp, dvp, s + jj, 1, KB,
+                                    dob, dvp, nr, dvp, KG);
+                if (dk != NULL)
+                    attn_rows_acc_n(dkw + (j0 + jj) * dp, dp, ds + jj, 1, KB,
+                                    qb, dp, nr, dp, KG);
+            }
             if (dq != NULL)
-                attn_rows_acc_n(dqw, dp, ds, kr + j0 * dp, dp, n, dp, rows);
-            if (dk != NULL)
-                attn_keys_acc_n(dkw + j0 * dp, dp, ds, qb, dp, n, dp, rows);
+                for (int64_t g = 0; g < n_groups; g++) {
+                    const int64_t r0 = g * QB;
+                    attn_rows_acc_n(dqw + r0 * dp, dp, ds + r0 * KB, KB, 1,
+                                    krow + j0 * ld_kr, ld_kr,
+                                    j_end - j0 < n ? j_end - j0 : n, dp,
+                                    nr - r0 == 1 ? 1 : QB);
+                }
         }
         if (dq != NULL)
             for (int64_t r = 0; r < nr; r++)
