@@ -585,57 +585,84 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
             const int64_t n = n_panels * NW;
-            /* P = exp(S - lse) and dS = P (dP - drow) scale, [BQ][n]. */
+            /* P = exp(S - lse) and dS = P (dP - drow) scale, [BQ][n]:
+             * each group of rows only up to the panel of the last key one
+             * of its rows sees (g_n[g] keys; causal blocks on the diagonal
+             * are triangles). */
+            int64_t g_n[BQ / QB + 1];
             for (int64_t g = 0; g < n_groups; g++) {
                 const int64_t r0 = g * QB;
                 const int rows = nr - r0 == 1 ? 1 : QB;
+                int64_t seen = 0;
+                for (int64_t r = r0; r < r0 + rows && r < nr; r++)
+                    if (limit[r] - j0 > seen)
+                        seen = limit[r] - j0;
+                const int64_t g_panels =
+                    ((seen < n ? seen : n) + NW - 1) / NW;
+                g_n[g] = g_panels * NW;
+                if (g_panels == 0)
+                    continue;
+                const int64_t gn = g_n[g];
                 float *sg = s + r0 * KB, *dsg = ds + r0 * KB;
-                attn_scores_n(sg, qb + r0 * dp, dp, kp + j0 * dim, n_panels,
+                attn_scores_n(sg, qb + r0 * dp, dp, kp + j0 * dim, g_panels,
                               dim, scale, bias + j0, rows);
                 for (int r = 0; r < rows; r++) {
                     float *sr = sg + r * KB;
-                    if (limit[r0 + r] - j0 < n)
-                        attn_mask_tail(sr, limit[r0 + r] - j0, n);
+                    if (limit[r0 + r] - j0 < gn)
+                        attn_mask_tail(sr, limit[r0 + r] - j0, gn);
                     const VF vl = vf_set1(row_lse[r0 + r]);
-                    for (int64_t j = 0; j < n; j += W)
+                    for (int64_t j = 0; j < gn; j += W)
                         vf_store(sr + j,
                                  vf_exp(vf_sub(vf_load(sr + j), vl)));
                 }
                 if (!want_ds)
                     continue;
                 attn_scores_n(dsg, dob + r0 * dvp, dvp, vt + j0 * v_dim,
-                              n_panels, v_dim, 1.0f, NULL, rows);
+                              g_panels, v_dim, 1.0f, NULL, rows);
                 const VF vscale = vf_set1(scale);
                 for (int r = 0; r < rows; r++) {
                     float *dsr = dsg + r * KB;
                     const float *pr = sg + r * KB;
                     const VF vd = vf_set1(drow[r0 + r]);
-                    for (int64_t j = 0; j < n; j += W) {
+                    for (int64_t j = 0; j < gn; j += W) {
                         const VF p = vf_mul(vf_load(pr + j), vscale);
                         vf_store(dsr + j,
                                  vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
                     }
                 }
             }
-            /* The rows of a group past nr hold garbage when rows == 1:
-             * the sums below stop at nr. dv[j] += sum_r P[r][j] dout_r,
-             * dk[j] += sum_r dS[r][j] q_r (QB keys at a time), dq_r +=
-             * sum_j dS[r][j] k_j. */
+            /* dv[j] += sum_r P[r][j] dout_r, dk[j] += sum_r dS[r][j] q_r
+             * (KG keys at a time), from the first row that sees key j
+             * (the limits grow with r; earlier rows have P = 0 there, and
+             * their groups may not have computed it), to nr (rows past nr
+             * hold garbage when rows == 1). */
+            int64_t r_first = 0;
             for (int64_t jj = 0; jj < n; jj += KG) {
+                while (r_first < nr && limit[r_first] <= j0 + jj)
+                    r_first++;
+                if (r_first == nr)
+                    break;
                 if (dv != NULL)
-                    attn_rows_acc_n(dvw + (j0 + jj) * dvp, dvp, s + jj, 1, KB,
-                                    dob, dvp, nr, dvp, KG);
+                    attn_rows_acc_n(dvw + (j0 + jj) * dvp, dvp,
+                                    s + r_first * KB + jj, 1, KB,
+                                    dob + r_first * dvp, dvp, nr - r_first,
+                                    dvp, KG);
                 if (dk != NULL)
-                    attn_rows_acc_n(dkw + (j0 + jj) * dp, dp, ds + jj, 1, KB,
-                                    qb, dp, nr, dp, KG);
+                    attn_rows_acc_n(dkw + (j0 + jj) * dp, dp,
+                                    ds + r_first * KB + jj, 1, KB,
+                                    qb + r_first * dp, dp, nr - r_first, dp,
+                                    KG);
             }
+            /* dq_r += sum_j dS[r][j] k_j over the keys that exist. */
             if (dq != NULL)
                 for (int64_t g = 0; g < n_groups; g++) {
                     const int64_t r0 = g * QB;
-                    attn_rows_acc_n(dqw + r0 * dp, dp, ds + r0 * KB, KB, 1,
-                                    krow + j0 * ld_kr, ld_kr,
-                                    j_end - j0 < n ? j_end - j0 : n, dp,
-                                    nr - r0 == 1 ? 1 : QB);
+                    const int64_t keys = j_end - j0 < g_n[g] ? j_end - j0
+                                                             : g_n[g];
+                    if (keys > 0)
+                        attn_rows_acc_n(dqw + r0 * dp, dp, ds + r0 * KB, KB,
+                                        1, krow + j0 * ld_kr, ld_kr, keys, dp,
+                                        nr - r0 == 1 ? 1 : QB);
                 }
         }
         if (dq != NULL)
