@@ -18,32 +18,40 @@
  *
  * Forward. The keys are packed once per call into panels of NW = 2W keys
  * (kp[panel][d][NW]: the panel's keys side by side for each d) and the
- * values into rows padded to a multiple of W (vp[key][Dvp]); keys a
+ * values into rows padded to a multiple of W (vp[key][Dvp]; read in place
+ * when v_dim is a multiple of W and no padding mask is given); keys a
  * padding flag hides, and the padding keys, are zeros there and get a
- * score bias of -inf. Queries go QB = 4 at a time (1 when a single row is
- * left, as in decoding); for each block of KB keys:
- *   S [QB, KB] = q . k^T * scale + bias     (scores_rows: 4 rows x 2
- *       vectors of keys = 8 accumulators, each step over d loads 2 key
- *       vectors and broadcasts 4 query values for 8 FMAs)
+ * score bias of -inf. Every array is read and written at its row stride
+ * (ld_q, ld_k, ld_v, ld_out). Queries go QB at a time (4 on NEON, 6 on
+ * AVX2, 8 on AVX-512; 1 when a single row is left, as in decoding); for
+ * each block of KB keys:
+ *   S [QB, KB] = q . k^T * scale + bias     (attn_scores: QB rows x 2
+ *       vectors of keys = 2 QB accumulators, each step over d loads 2 key
+ *       vectors and broadcasts QB query values for 2 QB FMAs)
  *   causal: keys past each row's limit -> -inf
  *   online softmax per row: m' = max(m, max_j S), P = exp(S - m'), the
  *       running sum l and the output row rescaled by exp(m - m')
- *   acc [QB, Dvp] += P . V                   (rows_acc: 4 rows x 2 vectors
- *       of output columns, each key loads 2 value vectors, broadcasts 4
- *       probabilities)
+ *   acc [QB, Dvp] += P . V                   (rows_acc: QB rows x 2
+ *       vectors of output columns, each key loads 2 value vectors,
+ *       broadcasts QB probabilities)
  * then out = acc / l, lse = m + log l. Only one block of scores exists at
  * a time: memory O((tq + tk) * D).
  *
  * Backward (probabilities recomputed from lse). Keys packed as panels
  * (for S), values as panels (for dP = dout . V^T), keys as padded rows
- * (for dq); dk and dv accumulate in padded float rows of the workspace
- * and are added into the caller's at the end. Per query block and key
- * block:
+ * (for dq; read in place when dim is a multiple of W and no padding mask
+ * is given); dk and dv accumulate in padded float rows of the workspace
+ * and are added into (accumulate 1) or stored into (accumulate 0) the
+ * caller's at the end, dq per query block. Per block of BQ = 32 query rows
+ * (a multiple of QB) and KB keys, each group of QB rows only up to the
+ * last key panel one of its rows sees:
  *   P = exp(S - lse), dP = dout . v^T, dS = P * (dP - drow) * scale with
  *   drow_i = dout_i . out_i;
  *   dv[j] += sum_r P[r, j] dout_r,  dk[j] += sum_r dS[r, j] q_r
- *       (keys_acc: the block's 4 query rows held in registers),
- *   dq_r += sum_j dS[r, j] k_j (rows_acc).
+ *       (rows_acc on the transposed block: KG keys x 2 vectors held in
+ *       registers over the block's queries, from the first that sees
+ *       them),
+ *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
  *
  * exp: x clamped to [-87, 88], x = n ln2 + r with n = round(x / ln2) and
  * |r| <= ln2 / 2 (ln2 split in two for an exact reduction), e^r by the
