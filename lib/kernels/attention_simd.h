@@ -18,32 +18,40 @@
  *
  * Forward. The keys are packed once per call into panels of NW = 2W keys
  * (kp[panel][d][NW]: the panel's keys side by side for each d) and the
- * values into rows padded to a multiple of W (vp[key][Dvp]); keys a
+ * values into rows padded to a multiple of W (vp[key][Dvp]; read in place
+ * when v_dim is a multiple of W and no padding mask is given); keys a
  * padding flag hides, and the padding keys, are zeros there and get a
- * score bias of -inf. Queries go QB = 4 at a time (1 when a single row is
- * left, as in decoding); for each block of KB keys:
- *   S [QB, KB] = q . k^T * scale + bias     (scores_rows: 4 rows x 2
- *       vectors of keys = 8 accumulators, each step over d loads 2 key
- *       vectors and broadcasts 4 query values for 8 FMAs)
+ * score bias of -inf. Every array is read and written at its row stride
+ * (ld_q, ld_k, ld_v, ld_out). Queries go QB at a time (4 on NEON, 6 on
+ * AVX2, 8 on AVX-512; 1 when a single row is left, as in decoding); for
+ * each block of KB keys:
+ *   S [QB, KB] = q . k^T * scale + bias     (attn_scores: QB rows x 2
+ *       vectors of keys = 2 QB accumulators, each step over d loads 2 key
+ *       vectors and broadcasts QB query values for 2 QB FMAs)
  *   causal: keys past each row's limit -> -inf
  *   online softmax per row: m' = max(m, max_j S), P = exp(S - m'), the
  *       running sum l and the output row rescaled by exp(m - m')
- *   acc [QB, Dvp] += P . V                   (rows_acc: 4 rows x 2 vectors
- *       of output columns, each key loads 2 value vectors, broadcasts 4
- *       probabilities)
+ *   acc [QB, Dvp] += P . V                   (rows_acc: QB rows x 2
+ *       vectors of output columns, each key loads 2 value vectors,
+ *       broadcasts QB probabilities)
  * then out = acc / l, lse = m + log l. Only one block of scores exists at
  * a time: memory O((tq + tk) * D).
  *
  * Backward (probabilities recomputed from lse). Keys packed as panels
  * (for S), values as panels (for dP = dout . V^T), keys as padded rows
- * (for dq); dk and dv accumulate in padded float rows of the workspace
- * and are added into the caller's at the end. Per query block and key
- * block:
+ * (for dq; read in place when dim is a multiple of W and no padding mask
+ * is given); dk and dv accumulate in padded float rows of the workspace
+ * and are added into (accumulate 1) or stored into (accumulate 0) the
+ * caller's at the end, dq per query block. Per block of BQ = 32 query rows
+ * (a multiple of QB) and KB keys, each group of QB rows only up to the
+ * last key panel one of its rows sees:
  *   P = exp(S - lse), dP = dout . v^T, dS = P * (dP - drow) * scale with
  *   drow_i = dout_i . out_i;
  *   dv[j] += sum_r P[r, j] dout_r,  dk[j] += sum_r dS[r, j] q_r
- *       (keys_acc: the block's 4 query rows held in registers),
- *   dq_r += sum_j dS[r, j] k_j (rows_acc).
+ *       (rows_acc on the transposed block: KG keys x 2 vectors held in
+ *       registers over the block's queries, from the first that sees
+ *       them),
+ *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
  *
  * exp: x clamped to [-87, 88], x = n ln2 + r with n = round(x / ln2) and
  * |r| <= ln2 / 2 (ln2 split in two for an exact reduction), e^r by the
@@ -84,6 +92,11 @@
 #endif
 #define NW (2 * W)    /* keys per packed panel */
 #define KB 64         /* keys per block: a multiple of NW for W <= 32 */
+/* backward: query rows per block, the multiple of QB from 32 up */
+#define BQ ((32 + QB - 1) / QB * QB)
+/* backward: keys per group in the sums over queries (dk, dv): QB when it
+ * divides a panel, else 4 */
+#define KG (NW % QB == 0 ? QB : 4)
 
 /* ---- Workspace layout ------------------------------------------------- */
 
@@ -95,16 +108,16 @@ typedef struct attn_layout {
     size_t kp;    /* [tkp / NW][dim][NW] keys as panels */
     size_t vp;    /* forward: [tkp][dvp] values as rows */
     size_t bias;  /* [tkp] 0 or -inf */
-    size_t qb;    /* [QB][dp] the block's query rows, padded */
-    size_t s;     /* [QB][KB] scores, then probabilities */
+    size_t qb;    /* [QB or BQ][dp] the block's query rows, padded */
+    size_t s;     /* [QB or BQ][KB] scores, then probabilities */
     size_t acc;   /* forward: [QB][dvp] running output rows */
     size_t vt;    /* backward: [tkp / NW][v_dim][NW] values as panels */
     size_t kr;    /* backward: [tkp][dp] keys as rows */
     size_t dk;    /* backward: [tkp][dp] */
     size_t dv;    /* backward: [tkp][dvp] */
-    size_t dob;   /* backward: [QB][dvp] the block's dout rows */
-    size_t ds;    /* backward: [QB][KB] dP, then dS */
-    size_t dq;    /* backward: [QB][dp] */
+    size_t dob;   /* backward: [BQ][dvp] the block's dout rows */
+    size_t ds;    /* backward: [BQ][KB] dP, then dS */
+    size_t dq;    /* backward: [BQ][dp] */
     size_t floats; /* total; SIZE_MAX when it overflows */
 } attn_layout;
 
@@ -145,8 +158,9 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
     size_t end = 0;
     attn_take(&L->kp, &end, L->tkp, dim, &ok);
     attn_take(&L->bias, &end, L->tkp, 1, &ok);
-    attn_take(&L->qb, &end, QB, L->dp, &ok);
-    attn_take(&L->s, &end, QB, KB, &ok);
+    const int64_t rows = backward ? BQ : QB;
+    attn_take(&L->qb, &end, rows, L->dp, &ok);
+    attn_take(&L->s, &end, rows, KB, &ok);
     if (!backward) {
         attn_take(&L->vp, &end, L->tkp, L->dvp, &ok);
         attn_take(&L->acc, &end, QB, L->dvp, &ok);
@@ -155,9 +169,9 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
         attn_take(&L->kr, &end, L->tkp, L->dp, &ok);
         attn_take(&L->dk, &end, L->tkp, L->dp, &ok);
         attn_take(&L->dv, &end, L->tkp, L->dvp, &ok);
-        attn_take(&L->dob, &end, QB, L->dvp, &ok);
-        attn_take(&L->ds, &end, QB, KB, &ok);
-        attn_take(&L->dq, &end, QB, L->dp, &ok);
+        attn_take(&L->dob, &end, BQ, L->dvp, &ok);
+        attn_take(&L->ds, &end, BQ, KB, &ok);
+        attn_take(&L->dq, &end, BQ, L->dp, &ok);
     }
     if (ok)
         L->floats = end;
@@ -205,6 +219,16 @@ static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
     }
 }
 
+/* dst[c] = src[c], c < n: vector copies inline (rows are short, and a
+ * call to memcpy per row cost more than the copy). */
+ATTN_INLINE void attn_copy(float *dst, const float *src, int64_t n) {
+    int64_t c = 0;
+    for (; c + W <= n; c += W)
+        vf_store(dst + c, vf_load(src + c));
+    for (; c < n; c++)
+        dst[c] = src[c];
+}
+
 /* dst[j][c] = x[j][c] for c < cols (x rows at stride ldx), zero up to
  * ldd and for hidden or padding rows (j >= n), rows j < rows. */
 static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
@@ -214,7 +238,7 @@ static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
         float *out = dst + j * ldd;
         int64_t c = 0;
         if (j < n && attn_visible(visible, j)) {
-            memcpy(out, x + j * ldx, (size_t)cols * sizeof(float));
+            attn_copy(out, x + j * ldx, cols);
             c = cols;
         }
         for (; c < ldd; c++)
@@ -262,12 +286,14 @@ ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
     }
 }
 
-/* acc[r][c] += sum over j < n of pr[r][j] * x[j][c], r < rows, c < cols
- * (a multiple of W); acc rows at stride lda, x rows at stride ldx, pr
- * rows at stride KB. */
+/* acc[r][c] += sum over j < n of pr[r * prs + j * prj] * x[j][c],
+ * r < rows, c < cols (a multiple of W); acc rows at stride lda, x rows at
+ * stride ldx. pr is a block of probabilities (prs = KB, prj = 1) or its
+ * transpose (prs = 1, prj = KB: the rows are keys, the sum over queries). */
 ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
-                               const float *x, int64_t ldx, int64_t n,
-                               int64_t cols, const int rows) {
+                               int64_t prs, int64_t prj, const float *x,
+                               int64_t ldx, int64_t n, int64_t cols,
+                               const int rows) {
     int64_t c = 0;
     for (; c + 2 * W <= cols; c += 2 * W) {
         VF a[QB][2];
@@ -282,7 +308,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x1 = vf_load(x + j * ldx + c + W);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
-                const VF p = vf_bcast(pr + r * KB + j);
+                const VF p = vf_bcast(pr + r * prs + j * prj);
                 a[r][0] = vf_fma(p, x0, a[r][0]);
                 a[r][1] = vf_fma(p, x1, a[r][1]);
             }
@@ -303,7 +329,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x0 = vf_load(x + j * ldx + c);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++)
-                a[r] = vf_fma(vf_bcast(pr + r * KB + j), x0, a[r]);
+                a[r] = vf_fma(vf_bcast(pr + r * prs + j * prj), x0, a[r]);
         }
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
@@ -311,52 +337,8 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
     }
 }
 
-/* y[j][c] += sum over r < rows of pr[r][j] * x[r][c], j < n, c < cols (a
- * multiple of W); y rows at stride ldy, x rows at stride ldx. */
-ATTN_INLINE void attn_keys_acc(float *y, int64_t ldy, const float *pr,
-                               const float *x, int64_t ldx, int64_t n,
-                               int64_t cols, const int rows) {
-    int64_t c = 0;
-    for (; c + 2 * W <= cols; c += 2 * W) {
-        VF xr[QB][2];
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++) {
-            xr[r][0] = vf_load(x + r * ldx + c);
-            xr[r][1] = vf_load(x + r * ldx + c + W);
-        }
-#pragma GCC unroll 2
-        for (int64_t j = 0; j < n; j++) {
-            float *yj = y + j * ldy + c;
-            VF y0 = vf_load(yj), y1 = vf_load(yj + W);
-#pragma GCC unroll 8
-            for (int r = 0; r < rows; r++) {
-                const VF p = vf_bcast(pr + r * KB + j);
-                y0 = vf_fma(p, xr[r][0], y0);
-                y1 = vf_fma(p, xr[r][1], y1);
-            }
-            vf_store(yj, y0);
-            vf_store(yj + W, y1);
-        }
-    }
-    if (c < cols) {
-        VF xr[QB];
-#pragma GCC unroll 8
-        for (int r = 0; r < rows; r++)
-            xr[r] = vf_load(x + r * ldx + c);
-#pragma GCC unroll 2
-        for (int64_t j = 0; j < n; j++) {
-            float *yj = y + j * ldy + c;
-            VF y0 = vf_load(yj);
-#pragma GCC unroll 8
-            for (int r = 0; r < rows; r++)
-                y0 = vf_fma(vf_bcast(pr + r * KB + j), xr[r], y0);
-            vf_store(yj, y0);
-        }
-    }
-}
-
-/* The three kernels for 4 rows and for 1 (decoding), so that the row
- * loops unroll into registers. */
+/* The kernels for QB rows and for 1 (decoding), so that the row loops
+ * unroll into registers. */
 static void attn_scores_n(float *s, const float *x, int64_t ldx,
                           const float *panels, int64_t n_panels,
                           int64_t cols, float scale, const float *bias,
@@ -368,21 +350,16 @@ static void attn_scores_n(float *s, const float *x, int64_t ldx,
 }
 
 static void attn_rows_acc_n(float *acc, int64_t lda, const float *pr,
-                            const float *x, int64_t ldx, int64_t n,
-                            int64_t cols, int rows) {
+                            int64_t prs, int64_t prj, const float *x,
+                            int64_t ldx, int64_t n, int64_t cols, int rows) {
     if (rows == 1)
-        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, 1);
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 1);
+#if QB != 4
+    else if (rows == 4)
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 4);
+#endif
     else
-        attn_rows_acc(acc, lda, pr, x, ldx, n, cols, QB);
-}
-
-static void attn_keys_acc_n(float *y, int64_t ldy, const float *pr,
-                            const float *x, int64_t ldx, int64_t n,
-                            int64_t cols, int rows) {
-    if (rows == 1)
-        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, 1);
-    else
-        attn_keys_acc(y, ldy, pr, x, ldx, n, cols, QB);
+        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, QB);
 }
 
 /* ---- Shared pieces of both passes ------------------------------------- */
@@ -403,10 +380,11 @@ static void attn_bias(float *bias, const unsigned char *visible, int64_t tk,
 }
 
 /* The block's query rows i0 .. i0 + nr - 1 of x [.., cols] (stride ldx)
- * into dst [QB][ld], zero-padded (columns past cols, rows past nr). */
+ * into dst [rows][ld], zero-padded (columns past cols, rows past nr). */
 static void attn_rows_in(float *dst, int64_t ld, const float *x,
-                         int64_t ldx, int64_t i0, int64_t nr, int64_t cols) {
-    attn_pack_rows(dst, ld, x + i0 * ldx, ldx, nr, cols, QB, NULL);
+                         int64_t ldx, int64_t i0, int64_t nr, int64_t cols,
+                         int64_t rows) {
+    attn_pack_rows(dst, ld, x + i0 * ldx, ldx, nr, cols, rows, NULL);
 }
 
 /* Row r of a block of scores: keys at or past `limit` (relative to the
@@ -439,14 +417,20 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
     attn_pack_panels(kp, k, ld_k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
                      visible);
-    attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
-                   (tk_seen + NW - 1) / NW * NW, visible);
+    /* Values are read in place when their rows need no padding (v_dim a
+     * multiple of W, no hidden key to zero). */
+    const int direct_v = visible == NULL && v_dim % W == 0;
+    const float *vr = direct_v ? v : vp;
+    const int64_t ld_vr = direct_v ? ld_v : dvp;
+    if (!direct_v)
+        attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
+                       (tk_seen + NW - 1) / NW * NW, visible);
     attn_bias(bias, visible, tk, L.tkp);
 
     for (int64_t i0 = 0; i0 < tq; i0 += QB) {
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, QB);
         float m[QB], l[QB];
         int64_t limit[QB];
         int64_t j_end = 0; /* keys any row of the block sees */
@@ -456,9 +440,8 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
             limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
             if (limit[r] > j_end)
                 j_end = limit[r];
-            for (int64_t c = 0; c < dvp; c++)
-                acc[r * dvp + c] = 0.0f;
         }
+        memset(acc, 0, (size_t)(QB * dvp) * sizeof(float));
         for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
@@ -498,14 +481,20 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
                 }
                 l[r] += vf_hsum(sum);
             }
-            attn_rows_acc_n(acc, dvp, s, vp + j0 * dvp, dvp, n, dvp, rows);
+            /* Keys past j_end have p = 0 (and may not exist). */
+            attn_rows_acc_n(acc, dvp, s, KB, 1, vr + j0 * ld_vr, ld_vr,
+                            j_end - j0 < n ? j_end - j0 : n, dvp, rows);
         }
         for (int64_t r = 0; r < nr; r++) {
             float *out_i = out + (i0 + r) * ld_out;
             const float *ar = acc + r * dvp;
             if (l[r] > 0.0f) {
                 const float inv = 1.0f / l[r];
-                for (int64_t c = 0; c < v_dim; c++)
+                const VF vinv = vf_set1(inv);
+                int64_t c = 0;
+                for (; c + W <= v_dim; c += W)
+                    vf_store(out_i + c, vf_mul(vf_load(ar + c), vinv));
+                for (; c < v_dim; c++)
                     out_i[c] = ar[c] * inv;
             } else {
                 for (int64_t c = 0; c < v_dim; c++)
@@ -522,11 +511,14 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
 /* dst[c] (+)= src[c], c < n: added when accumulate, else stored. */
 static void attn_row_out(float *dst, const float *src, int64_t n,
                          int accumulate) {
-    if (accumulate)
-        for (int64_t c = 0; c < n; c++)
+    if (accumulate) {
+        int64_t c = 0;
+        for (; c + W <= n; c += W)
+            vf_store(dst + c, vf_add(vf_load(dst + c), vf_load(src + c)));
+        for (; c < n; c++)
             dst[c] += src[c];
-    else
-        memcpy(dst, src, (size_t)n * sizeof(float));
+    } else
+        attn_copy(dst, src, n);
 }
 
 void ATTN_ENTRY(tlmi_attention_backward_)(
@@ -554,22 +546,25 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     attn_bias(bias, visible, tk, L.tkp);
     if (want_ds)
         attn_pack_panels(vt, v, ld_v, tk_seen, v_dim, tk_pad, visible);
-    if (dq != NULL)
+    /* Keys as rows (for dq) in place when they need no padding. */
+    const int direct_k = visible == NULL && dim % W == 0;
+    const float *krow = direct_k ? k : kr;
+    const int64_t ld_kr = direct_k ? ld_k : dp;
+    if (dq != NULL && !direct_k)
         attn_pack_rows(kr, dp, k, ld_k, tk_seen, dim, tk_pad, visible);
     if (dk != NULL)
         memset(dkw, 0, (size_t)(tk_pad * dp) * sizeof(float));
     if (dv != NULL)
         memset(dvw, 0, (size_t)(tk_pad * dvp) * sizeof(float));
 
-    for (int64_t i0 = 0; i0 < tq; i0 += QB) {
-        const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
-        const int rows = nr == 1 ? 1 : QB;
-        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim);
-        attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim);
-        float row_lse[QB], drow[QB];
-        int64_t limit[QB];
+    for (int64_t i0 = 0; i0 < tq; i0 += BQ) {
+        const int64_t nr = tq - i0 < BQ ? tq - i0 : BQ;
+        attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, BQ);
+        attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim, BQ);
+        float row_lse[BQ], drow[BQ];
+        int64_t limit[BQ];
         int64_t j_end = 0;
-        for (int r = 0; r < QB; r++) {
+        for (int r = 0; r < BQ; r++) {
             limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
             if (limit[r] > j_end)
                 j_end = limit[r];
@@ -580,47 +575,103 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
             if (r < nr) {
                 const float *o = out + (i0 + r) * ld_out;
                 const float *g = dout + (i0 + r) * ld_out;
-                for (int64_t c = 0; c < v_dim; c++)
-                    drow[r] += g[c] * o[c];
+                VF sum = vf_zero();
+                int64_t c = 0;
+                for (; c + W <= v_dim; c += W)
+                    sum = vf_fma(vf_load(g + c), vf_load(o + c), sum);
+                float d = vf_hsum(sum);
+                for (; c < v_dim; c++)
+                    d += g[c] * o[c];
+                drow[r] = d;
             }
         }
         if (dq != NULL)
-            memset(dqw, 0, (size_t)(QB * dp) * sizeof(float));
+            memset(dqw, 0, (size_t)(BQ * dp) * sizeof(float));
+        /* Row groups of QB (1 when a single row is left). */
+        const int64_t n_groups = (nr + QB - 1) / QB;
         for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
             const int64_t n = n_panels * NW;
-            attn_scores_n(s, qb, dp, kp + j0 * dim, n_panels, dim, scale,
-                          bias + j0, rows);
-            for (int r = 0; r < rows; r++) {
-                float *sr = s + r * KB;
-                if (limit[r] - j0 < n)
-                    attn_mask_tail(sr, limit[r] - j0, n);
-                const VF vl = vf_set1(row_lse[r]);
-                for (int64_t j = 0; j < n; j += W)
-                    vf_store(sr + j, vf_exp(vf_sub(vf_load(sr + j), vl)));
-            }
-            if (dv != NULL)
-                attn_keys_acc_n(dvw + j0 * dvp, dvp, s, dob, dvp, n, dvp,
-                                rows);
-            if (!want_ds)
-                continue;
-            attn_scores_n(ds, dob, dvp, vt + j0 * v_dim, n_panels, v_dim,
-                          1.0f, NULL, rows);
-            const VF vscale = vf_set1(scale);
-            for (int r = 0; r < rows; r++) {
-                float *dsr = ds + r * KB;
-                const float *pr = s + r * KB;
-                const VF vd = vf_set1(drow[r]);
-                for (int64_t j = 0; j < n; j += W) {
-                    const VF p = vf_mul(vf_load(pr + j), vscale);
-                    vf_store(dsr + j, vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+            /* P = exp(S - lse) and dS = P (dP - drow) scale, [BQ][n]:
+             * each group of rows only up to the panel of the last key one
+             * of its rows sees (g_n[g] keys; causal blocks on the diagonal
+             * are triangles). */
+            int64_t g_n[BQ / QB + 1];
+            for (int64_t g = 0; g < n_groups; g++) {
+                const int64_t r0 = g * QB;
+                const int rows = nr - r0 == 1 ? 1 : QB;
+                int64_t seen = 0;
+                for (int64_t r = r0; r < r0 + rows && r < nr; r++)
+                    if (limit[r] - j0 > seen)
+                        seen = limit[r] - j0;
+                const int64_t g_panels =
+                    ((seen < n ? seen : n) + NW - 1) / NW;
+                g_n[g] = g_panels * NW;
+                if (g_panels == 0)
+                    continue;
+                const int64_t gn = g_n[g];
+                float *sg = s + r0 * KB, *dsg = ds + r0 * KB;
+                attn_scores_n(sg, qb + r0 * dp, dp, kp + j0 * dim, g_panels,
+                              dim, scale, bias + j0, rows);
+                for (int r = 0; r < rows; r++) {
+                    float *sr = sg + r * KB;
+                    if (limit[r0 + r] - j0 < gn)
+                        attn_mask_tail(sr, limit[r0 + r] - j0, gn);
+                    const VF vl = vf_set1(row_lse[r0 + r]);
+                    for (int64_t j = 0; j < gn; j += W)
+                        vf_store(sr + j,
+                                 vf_exp(vf_sub(vf_load(sr + j), vl)));
+                }
+                if (!want_ds)
+                    continue;
+                attn_scores_n(dsg, dob + r0 * dvp, dvp, vt + j0 * v_dim,
+                              g_panels, v_dim, 1.0f, NULL, rows);
+                const VF vscale = vf_set1(scale);
+                for (int r = 0; r < rows; r++) {
+                    float *dsr = dsg + r * KB;
+                    const float *pr = sg + r * KB;
+                    const VF vd = vf_set1(drow[r0 + r]);
+                    for (int64_t j = 0; j < gn; j += W) {
+                        const VF p = vf_mul(vf_load(pr + j), vscale);
+                        vf_store(dsr + j,
+                                 vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                    }
                 }
             }
+            /* dv[j] += sum_r P[r][j] dout_r, dk[j] += sum_r dS[r][j] q_r
+             * (KG keys at a time), from the first row that sees key j
+             * (the limits grow with r; earlier rows have P = 0 there, and
+             * their groups may not have computed it), to nr (rows past nr
+             * hold garbage when rows == 1). */
+            int64_t r_first = 0;
+            for (int64_t jj = 0; jj < n; jj += KG) {
+                while (r_first < nr && limit[r_first] <= j0 + jj)
+                    r_first++;
+                if (r_first == nr)
+                    break;
+                if (dv != NULL)
+                    attn_rows_acc_n(dvw + (j0 + jj) * dvp, dvp,
+                                    s + r_first * KB + jj, 1, KB,
+                                    dob + r_first * dvp, dvp, nr - r_first,
+                                    dvp, KG);
+                if (dk != NULL)
+                    attn_rows_acc_n(dkw + (j0 + jj) * dp, dp,
+                                    ds + r_first * KB + jj, 1, KB,
+                                    qb + r_first * dp, dp, nr - r_first, dp,
+                                    KG);
+            }
+            /* dq_r += sum_j dS[r][j] k_j over the keys that exist. */
             if (dq != NULL)
-                attn_rows_acc_n(dqw, dp, ds, kr + j0 * dp, dp, n, dp, rows);
-            if (dk != NULL)
-                attn_keys_acc_n(dkw + j0 * dp, dp, ds, qb, dp, n, dp, rows);
+                for (int64_t g = 0; g < n_groups; g++) {
+                    const int64_t r0 = g * QB;
+                    const int64_t keys = j_end - j0 < g_n[g] ? j_end - j0
+                                                             : g_n[g];
+                    if (keys > 0)
+                        attn_rows_acc_n(dqw + r0 * dp, dp, ds + r0 * KB, KB,
+                                        1, krow + j0 * ld_kr, ld_kr, keys, dp,
+                                        nr - r0 == 1 ? 1 : QB);
+                }
         }
         if (dq != NULL)
             for (int64_t r = 0; r < nr; r++)

@@ -3,22 +3,26 @@
  * table (kernels/attention.h) against a naive materialized attention
  * written here, on one thread, causal, at T = 64 .. 1024.
  *
- * Naive forward, per head: S = Q K^T (the GEMM of the best table the CPU
- * has), scaled and masked, row softmax (expf), O = P V; it keeps P
+ * Naive forward, per head: S = Q K^T (the GEMM of the same ISA's table as
+ * the fused kernel of that line: what a machine with only that ISA would
+ * run), scaled and masked, row softmax (expf), O = P V; it keeps P
  * [T, T] for the backward pass: dP = dO V^T, dV = P^T dO,
- * dS = P * (dP - rowsum(dO * O)) * scale, dQ = dS K, dK = dS^T Q.
+ * dS = P * (dP - rowsum(dO * O)) * scale, dQ = dS K, dK = dS^T Q. Both
+ * backward passes overwrite their gradients (fused: accumulate 0).
  * The fused kernels never form a T x T matrix: their scratch grows
  * linearly in T (bytes_scratch) while the naive one grows as T^2
  * (naive_bytes_scratch).
  *
  * One JSON object per line on stdout:
- *   {"bench":"attention","isa":...,"pass":"forward"|"backward","t":T,
+ *   {"bench":"attention","isa":...,
+ *    "pass":"forward"|"backward"|"forward_backward","t":T,
  *    "heads":H,"d":D,"causal":1,"threads":1,"tokens_per_s":...,
  *    "naive_tokens_per_s":...,"ratio_vs_naive":...,"bytes_scratch":...,
  *    "naive_bytes_scratch":...,"naive_isa":...,"max_diff":...}
- * tokens_per_s is T over the time of one pass over the H heads; max_diff
- * the largest difference between the fused and the naive results (out,
- * or dq, dk, dv).
+ * tokens_per_s is T over the time of one pass over the H heads
+ * (forward_backward: one forward then one backward, as in training);
+ * max_diff the largest difference between the fused and the naive results
+ * (out, or dq, dk, dv).
  *
  *   bench_attention              every ISA this CPU has but scalar
  *   bench_attention --isa NAME   one ISA (scalar, avx2, avx512, neon)
@@ -85,7 +89,7 @@ static float max_diff(const float *a, const float *b, int64_t n) {
 /* ---- The naive attention ---------------------------------------------- */
 
 typedef struct naive {
-    const tlmi_kernels *gemm; /* the best table: its GEMM */
+    const tlmi_kernels *gemm; /* the table whose GEMM it uses */
     int64_t t, d;
     float *p;    /* [H, T, T] probabilities, kept for backward */
     float *dp;   /* [T, T] one head's dP, then dS */
@@ -163,7 +167,7 @@ static void naive_backward(naive *nv, float *dq, float *dk, float *dv,
                     *gh = dout + h * t * d;
         float *ds = nv->dp;
         nv->gemm->gemm(ds, gh, vh, NULL, t, t, d, 0, 1, 0, nv->ws);
-        nv->gemm->gemm(dv + h * t * d, p, gh, NULL, t, d, t, 1, 0, 1, nv->ws);
+        nv->gemm->gemm(dv + h * t * d, p, gh, NULL, t, d, t, 1, 0, 0, nv->ws);
         for (int64_t i = 0; i < t; i++) {
             float drow = 0.0f;
             for (int64_t c = 0; c < d; c++)
@@ -171,8 +175,8 @@ static void naive_backward(naive *nv, float *dq, float *dk, float *dv,
             for (int64_t j = 0; j < t; j++)
                 ds[i * t + j] = p[i * t + j] * (ds[i * t + j] - drow) * scale;
         }
-        nv->gemm->gemm(dq + h * t * d, ds, kh, NULL, t, d, t, 0, 0, 1, nv->ws);
-        nv->gemm->gemm(dk + h * t * d, ds, qh, NULL, t, d, t, 1, 0, 1, nv->ws);
+        nv->gemm->gemm(dq + h * t * d, ds, kh, NULL, t, d, t, 0, 0, 0, nv->ws);
+        nv->gemm->gemm(dk + h * t * d, ds, qh, NULL, t, d, t, 1, 0, 0, nv->ws);
     }
 }
 
@@ -195,7 +199,7 @@ static void fused_backward(const tlmi_kernels *kernels, float *dq, float *dk,
         kernels->attention_backward(
             dq + h * t * d, dk + h * t * d, dv + h * t * d, dout + h * t * d,
             q + h * t * d, k + h * t * d, v + h * t * d, out + h * t * d,
-            lse + h * t, NULL, t, t, d, d, d, d, d, d, 1, 1, ws);
+            lse + h * t, NULL, t, t, d, d, d, d, d, d, 1, 0, ws);
 }
 
 static void print_line(const tlmi_kernels *kernels, const naive *nv,
@@ -228,7 +232,7 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
     const size_t bwd_bytes = kernels->attention_workspace(t, t, d, d, 1);
     void *ws = checked_malloc(bwd_bytes);
     naive nv;
-    naive_make(&nv, tlmi_kernels_active(), t, d);
+    naive_make(&nv, kernels, t, d);
 
     /* About 0.3 s per measurement (less with --quick), at least 5 runs. */
     const double flops = 4.0 * (double)(HEADS * t * t * d);
@@ -253,8 +257,9 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
 
     fused_best = naive_best = (double)INFINITY;
     for (int r = 0; r < reps; r++) {
+        /* Garbage in the gradients: both passes overwrite them. */
         for (int i = 0; i < 6; i++)
-            memset(g[i], 0, (size_t)n * sizeof(float));
+            memset(g[i], 0x7f, (size_t)n * sizeof(float));
         double t0 = now_seconds();
         fused_backward(kernels, g[0], g[1], g[2], dout, q, k, v, out, lse, t,
                        d, ws);
@@ -273,6 +278,31 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
             diff = di;
     }
     print_line(kernels, &nv, "backward", t, fused_best, naive_best,
+               bwd_bytes, nv.p_bytes + nv.dp_bytes + nv.ws_bytes, diff);
+
+    /* Training: one forward, then one backward from its results. */
+    fused_best = naive_best = (double)INFINITY;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_seconds();
+        fused_forward(kernels, out, lse, q, k, v, t, d, ws);
+        fused_backward(kernels, g[0], g[1], g[2], dout, q, k, v, out, lse, t,
+                       d, ws);
+        double t1 = now_seconds();
+        naive_forward(&nv, out_naive, q, k, v);
+        naive_backward(&nv, g[3], g[4], g[5], dout, q, k, v, out_naive);
+        double t2 = now_seconds();
+        if (t1 - t0 < fused_best)
+            fused_best = t1 - t0;
+        if (t2 - t1 < naive_best)
+            naive_best = t2 - t1;
+    }
+    diff = max_diff(out, out_naive, n);
+    for (int i = 0; i < 3; i++) {
+        const float di = max_diff(g[i], g[i + 3], n);
+        if (di > diff)
+            diff = di;
+    }
+    print_line(kernels, &nv, "forward_backward", t, fused_best, naive_best,
                bwd_bytes, nv.p_bytes + nv.dp_bytes + nv.ws_bytes, diff);
 
     naive_free(&nv);

@@ -8,6 +8,7 @@
 #include "kernels/attention.h"
 
 #define ATTN_ISA avx2
+#define ATTN_QB 6 /* 6 query rows x 2 vectors = 12 accumulators */
 #define W 8
 typedef __m256 VF;
 
