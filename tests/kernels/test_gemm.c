@@ -3,7 +3,8 @@
  * NEON when this build has them and the CPU supports them), whatever
  * TLM_CPU or the CPU mask say, against the scalar reference tlmi_gemm:
  * every transpose form, with and without bias and accumulate, sizes that
- * are 1, odd, around the micro-tile sizes and across every cache block.
+ * are 1, odd, around the micro-tile sizes and across every cache block,
+ * and every remainder of M by the micro-tile's rows.
  *
  * Tolerance: both the kernel and the reference compute each element as a
  * sum of K products plus the bias and the old C, in different orders, so
@@ -192,6 +193,24 @@ static void big_sizes(void **state) {
                       call & 1);
 }
 
+/* Every M from 1 to 45 and the training step's 64 and 65 (a sequence of
+ * nanoGPT's context): every remainder of M by the micro-tile's rows on
+ * every ISA (6, 8, 14), so every row variant of the edge kernels runs,
+ * with full and ragged column tiles, bias and accumulate in turn. */
+static void row_remainders(void **state) {
+    const tlmi_kernels *kernels = *state;
+    static const int64_t ns[] = {40, 65};
+    static const int64_t ks[] = {7, 33};
+    int call = 0;
+    for (int64_t m = 1; m <= 65; m = m == 45 ? 64 : m + 1)
+        for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++)
+                for (int form = 0; form < 4; form++, call++)
+                    check_one(kernels, m, ns[in], ks[ik], form >> 1,
+                              form & 1, call & 1, (call >> 1) & 1,
+                              (call >> 2) & 1);
+}
+
 /* The product of columns [j_begin, j_end) into c (a copy of c0), with a
  * workspace of its own. */
 static void run_cols(const tlmi_kernels *kernels, float *c, const float *a,
@@ -304,8 +323,8 @@ static void column_ranges(void **state) {
 }
 
 int main(void) {
-    struct CMUnitTest tests[3 * TLMI_ISA_COUNT];
-    static char names[3 * TLMI_ISA_COUNT][64];
+    struct CMUnitTest tests[4 * TLMI_ISA_COUNT];
+    static char names[4 * TLMI_ISA_COUNT][64];
     size_t count = 0;
     printf("test_gemm: kernels tested:");
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
@@ -322,6 +341,11 @@ int main(void) {
                  kernels->name);
         tests[count] = (struct CMUnitTest){names[count], big_sizes, NULL, NULL,
                                            (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_row_remainders",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], row_remainders, NULL,
+                                           NULL, (void *)kernels};
         count++;
         snprintf(names[count], sizeof names[count], "%s_column_ranges",
                  kernels->name);

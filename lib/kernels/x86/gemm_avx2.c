@@ -144,20 +144,17 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
     }
 }
 
-static void micro_6x16(int64_t kc, const float *ap, const float *bp,
-                       float *c, int64_t ldc, int mr, int nr, int load_c,
-                       const float *bias) {
-    if (nr <= 2) {
-        micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
-    }
-    if (nr <= 8) {
-        micro_6x8(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
-    }
+/* The first R rows (R <= MR) of a full-width tile: R = 6 is the kernel
+ * proper, the narrower ones serve the last tile of a column of tiles
+ * (M = 64 ends with 4 rows), whose rows would otherwise cost as much as
+ * 6. Each row of C gets the same operations whatever R. Writes rows
+ * r < mr and columns c < nr. */
+TLMI_INLINE void micro_rows(int64_t kc, const float *ap, const float *bp,
+                            float *c, int64_t ldc, int mr, int nr, int load_c,
+                            const float *bias, const int R) {
     __m256 acc[MR][2];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         acc[r][0] = _mm256_setzero_ps();
         acc[r][1] = _mm256_setzero_ps();
     }
@@ -170,7 +167,7 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
         const __m256 b0 = _mm256_loadu_ps(bp);
         const __m256 b1 = _mm256_loadu_ps(bp + 8);
 #pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             const __m256 av = _mm256_broadcast_ss(ap + r);
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
@@ -179,7 +176,7 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
         bp += NR;
     }
 
-    if (mr == MR && nr == NR) {
+    if (R == MR && mr == MR && nr == NR) {
         __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
         if (bias != NULL) {
             bias0 = _mm256_loadu_ps(bias);
@@ -202,7 +199,7 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
     /* A tile on the edge of C: through a buffer, only the valid part. */
     float tile[MR * NR];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(tile + r * NR, acc[r][0]);
         _mm256_storeu_ps(tile + r * NR + 8, acc[r][1]);
     }
@@ -217,6 +214,21 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
             row[j] = x;
         }
     }
+}
+
+static void micro_6x16(int64_t kc, const float *ap, const float *bp,
+                       float *c, int64_t ldc, int mr, int nr, int load_c,
+                       const float *bias) {
+    if (nr <= 2)
+        micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
+    else if (nr <= 8)
+        micro_6x8(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
+    else if (mr > 4)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 6);
+    else if (mr > 2)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4);
+    else
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 2);
 }
 
 static const tlmi_gemm_blocking blocking = {

@@ -12,8 +12,8 @@
  * training shapes (Zen 5), 12 x 32 is as fast within 1% either way. The
  * kernel alone, on packed data in cache, does about 226 GFLOP/s there;
  * the whole GEMM reaches 80-95% of that.
- * Narrower variants (7 or 4 rows, 16 columns, or vectors down the rows
- * for up to 4 columns) serve the tiles on the edges of C.
+ * Narrower variants (12, 10, 8, 7 or 4 rows, 16 columns, or vectors down
+ * the rows for up to 4 columns) serve the tiles on the edges of C.
  *
  * Cache blocks (tuned on the same machine, see docs/performance.md): K
  * slices up to KC = 1024 deep (fewer passes over C; a 128 KiB B
@@ -201,28 +201,37 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
     }
 }
 
+/* The tile's rows with the narrowest variant that holds them: every
+ * row of a tile costs about the same whatever the variant (the kernel is
+ * bound by its FMAs), so the last tile of M = 64 (8 rows) runs the 8-row
+ * one instead of paying for 14. Each row of C gets the same operations in
+ * any variant. */
+TLMI_INLINE void micro_width(int64_t kc, const float *ap, const float *bp,
+                             float *c, int64_t ldc, int mr, int nr,
+                             int load_c, const float *bias, const int W) {
+    if (mr > 12)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 14, W);
+    else if (mr > 10)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 12, W);
+    else if (mr > 8)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 10, W);
+    else if (mr > 7)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 8, W);
+    else if (mr > 4)
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 7, W);
+    else
+        micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4, W);
+}
+
 static void micro_14x32(int64_t kc, const float *ap, const float *bp,
                         float *c, int64_t ldc, int mr, int nr, int load_c,
                         const float *bias) {
-    if (nr <= 4) {
+    if (nr <= 4)
         micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
-    }
-    if (nr > 16) {
-        if (mr > 7)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 14, 2);
-        else if (mr > 4)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 7, 2);
-        else
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4, 2);
-    } else {
-        if (mr > 7)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 14, 1);
-        else if (mr > 4)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 7, 1);
-        else
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4, 1);
-    }
+    else if (nr > 16)
+        micro_width(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 2);
+    else
+        micro_width(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 1);
 }
 
 static const tlmi_gemm_blocking blocking = {
