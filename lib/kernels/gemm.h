@@ -82,11 +82,13 @@ typedef void (*tlmi_micro_fn)(int64_t kc, const float *ap, const float *bp,
  * of from a packed panel: a points at op(A)[i, p0] for the tile's first
  * row i, and op(A)[i + r, p0 + p] is a[r * lda + p] (A not transposed:
  * "rows") or a[p * lda + r] (A transposed: "columns"). Rows r >= mr are
- * never read. Every element of C gets the operations the packed kernel
- * gives it, bit for bit. */
+ * never read. B is at b[p * ldb + c]: the packed micro-panel (ldb = NR),
+ * or, for a kernel whose blocking says b_in_place, B as stored (columns
+ * c >= nr are then never read). Every element of C gets the operations
+ * the packed kernel gives it, bit for bit. */
 typedef void (*tlmi_micro_direct_fn)(int64_t kc, const float *a, int64_t lda,
-                                     const float *bp, float *c, int64_t ldc,
-                                     int mr, int nr, int load_c,
+                                     const float *b, int64_t ldb, float *c,
+                                     int64_t ldc, int mr, int nr, int load_c,
                                      const float *bias);
 
 typedef struct tlmi_gemm_blocking {
@@ -110,6 +112,10 @@ typedef struct tlmi_gemm_blocking {
     tlmi_micro_direct_fn micro_a_rows, micro_a_cols;
     int64_t rows_max_nc, cols_max_nc;
     int direct_min_nr;
+    /* With A read in place, B not transposed may be too (no packing at
+     * all) for products of at most b_in_place_max_m rows whose column
+     * block has no tile of direct_min_nr columns or fewer; 0: never. */
+    int64_t b_in_place_max_m;
 } tlmi_gemm_blocking;
 
 /* Bytes of workspace tlmi_gemm_blocked needs for these sizes (whatever the

@@ -86,13 +86,18 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
         const int64_t nc = min64(bl->nc, j_end - jc);
         const tlmi_micro_direct_fn direct =
             nc <= direct_max_nc ? direct_kernel : NULL;
+        const int64_t edge = nc % bl->nr;
+        const int b_in_place = direct != NULL && !transpose_b &&
+                               m <= bl->b_in_place_max_m &&
+                               (edge == 0 || edge > bl->direct_min_nr);
         for (int64_t pc = 0; pc < k; pc += depth) {
             const int64_t kc = min64(depth, k - pc);
             /* The first slice of K writes C (or adds to it) and adds the
              * bias; the later ones add to what it left. */
             const int load_c = pc > 0 || accumulate;
             const float *bias_pc = pc == 0 ? bias : NULL;
-            bl->pack_b(bp, b, ldb, transpose_b, pc, jc, kc, nc);
+            if (!b_in_place)
+                bl->pack_b(bp, b, ldb, transpose_b, pc, jc, kc, nc);
             for (int64_t ic = 0; ic < m; ic += rows) {
                 const int64_t mc = min64(rows, m - ic);
                 /* A is packed up front, or, with a direct kernel, only
@@ -112,8 +117,12 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
                             direct(kc,
                                    transpose_a ? a + pc * lda + i
                                                : a + i * lda + pc,
-                                   lda, bp + jr * kc, c + i * n + jc + jr, n,
-                                   mr, nr, load_c, bias_tile);
+                                   lda,
+                                   b_in_place ? b + pc * ldb + jc + jr
+                                              : bp + jr * kc,
+                                   b_in_place ? ldb : bl->nr,
+                                   c + i * n + jc + jr, n, mr, nr, load_c,
+                                   bias_tile);
                         }
                         continue;
                     }

@@ -276,8 +276,10 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
  * transposed is always packed: reading it in place measured no faster
  * with AVX2 (0.97-1.04x on the training step's products). */
 static void micro_6x16_a_rows(int64_t kc, const float *a, int64_t lda,
-                              const float *bp, float *c, int64_t ldc, int mr,
-                              int nr, int load_c, const float *bias) {
+                              const float *bp, int64_t ldb, float *c,
+                              int64_t ldc, int mr, int nr, int load_c,
+                              const float *bias) {
+    (void)ldb; /* always the packed panel's NR: no b_in_place_max_m */
     micro_full_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, A_ROWS);
 }
 

@@ -79,10 +79,17 @@ TLMI_INLINE __mmask16 lanes(int64_t count) {
 enum { A_PACKED, A_ROWS, A_COLS };
 
 TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
-                            const float *bp, float *c, int64_t ldc, int mr,
-                            int nr, int load_c, const float *bias,
-                            const int R, const int W, const int mode,
-                            const int clamp) {
+                            const float *bp, int64_t ldb, float *c,
+                            int64_t ldc, int mr, int nr, int load_c,
+                            const float *bias, const int R, const int W,
+                            const int mode, const int clamp) {
+    /* B: a packed panel (ldb = NR, no mask needed), or, with A unpacked,
+     * possibly B as stored (ldb its row stride), read with masks so that
+     * an edge tile reads no column past nr. */
+    const __mmask16 b_mask0 = mode == A_PACKED ? (__mmask16)0xffff
+                                               : lanes(nr);
+    const __mmask16 b_mask1 = mode == A_PACKED ? (__mmask16)0xffff
+                                               : lanes(nr - 16);
     /* Offsets of the rows of A when it is read unpacked. */
     int64_t row_at[MR];
 #pragma GCC unroll 14
@@ -106,8 +113,13 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
 
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(bp);
-        const __m512 b1 = W == 2 ? _mm512_loadu_ps(bp + 16) : b0;
+        const __m512 b0 = mode == A_PACKED
+                              ? _mm512_loadu_ps(bp)
+                              : _mm512_maskz_loadu_ps(b_mask0, bp);
+        const __m512 b1 = W == 1           ? b0
+                          : mode == A_PACKED ? _mm512_loadu_ps(bp + 16)
+                                             : _mm512_maskz_loadu_ps(
+                                                   b_mask1, bp + 16);
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
             const __m512 av = _mm512_set1_ps(
@@ -120,7 +132,7 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
                 acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
         ap += a_step;
-        bp += NR;
+        bp += mode == A_PACKED ? NR : ldb;
     }
 
     if (R == MR && W == 2 && mr == MR && nr == NR) {
@@ -230,17 +242,17 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
 #define ROWS_VARIANT(R_)                                                    \
     do {                                                                    \
         if (mode != A_PACKED && mr == (R_))                                 \
-            micro_rows(kc, ap, lda, bp, c, ldc, mr, nr, load_c, bias, R_, W, \
-                       mode, 0);                                            \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias, R_, \
+                       W, mode, 0);                                         \
         else                                                                \
-            micro_rows(kc, ap, lda, bp, c, ldc, mr, nr, load_c, bias, R_, W, \
-                       mode, mode != A_PACKED);                             \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias, R_, \
+                       W, mode, mode != A_PACKED);                          \
     } while (0)
 
 TLMI_INLINE void micro_width(int64_t kc, const float *ap, int64_t lda,
-                             const float *bp, float *c, int64_t ldc, int mr,
-                             int nr, int load_c, const float *bias,
-                             const int W, const int mode) {
+                             const float *bp, int64_t ldb, float *c,
+                             int64_t ldc, int mr, int nr, int load_c,
+                             const float *bias, const int W, const int mode) {
     if (mr > 12)
         ROWS_VARIANT(14);
     else if (mr > 10)
@@ -262,32 +274,38 @@ static void micro_14x32(int64_t kc, const float *ap, const float *bp,
     if (nr <= 4)
         micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
     else if (nr > 16)
-        micro_width(kc, ap, MR, bp, c, ldc, mr, nr, load_c, bias, 2, A_PACKED);
+        micro_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias, 2,
+                    A_PACKED);
     else
-        micro_width(kc, ap, MR, bp, c, ldc, mr, nr, load_c, bias, 1, A_PACKED);
+        micro_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias, 1,
+                    A_PACKED);
 }
 
 /* A read in place, not transposed and transposed: tiles of more than 4
  * columns only (the column kernel reads a packed panel; direct_min_nr
  * below). */
 static void micro_14x32_a_rows(int64_t kc, const float *a, int64_t lda,
-                               const float *bp, float *c, int64_t ldc,
-                               int mr, int nr, int load_c,
+                               const float *b, int64_t ldb, float *c,
+                               int64_t ldc, int mr, int nr, int load_c,
                                const float *bias) {
     if (nr > 16)
-        micro_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, 2, A_ROWS);
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 2,
+                    A_ROWS);
     else
-        micro_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, 1, A_ROWS);
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 1,
+                    A_ROWS);
 }
 
 static void micro_14x32_a_cols(int64_t kc, const float *a, int64_t lda,
-                               const float *bp, float *c, int64_t ldc,
-                               int mr, int nr, int load_c,
+                               const float *b, int64_t ldb, float *c,
+                               int64_t ldc, int mr, int nr, int load_c,
                                const float *bias) {
     if (nr > 16)
-        micro_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, 2, A_COLS);
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 2,
+                    A_COLS);
     else
-        micro_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, 1, A_COLS);
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 1,
+                    A_COLS);
 }
 
 static const tlmi_gemm_blocking blocking = {
@@ -295,6 +313,7 @@ static const tlmi_gemm_blocking blocking = {
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro_14x32,
     .micro_a_rows = micro_14x32_a_rows, .micro_a_cols = micro_14x32_a_cols,
     .rows_max_nc = 512, .cols_max_nc = 256, .direct_min_nr = 4,
+    .b_in_place_max_m = 256,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */
