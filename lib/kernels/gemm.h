@@ -113,9 +113,12 @@ typedef struct tlmi_gemm_blocking {
     int64_t rows_max_nc, cols_max_nc;
     int direct_min_nr;
     /* With A read in place, B not transposed may be too (no packing at
-     * all) for products of at most b_in_place_max_m rows whose column
-     * block has no tile of direct_min_nr columns or fewer; 0: never. */
-    int64_t b_in_place_max_m;
+     * all) for products of at most b_in_place_max_m rows (0: never) and
+     * b_in_place_max_n columns whose column block has no tile narrower
+     * than NR of b_in_place_min_nr columns or fewer (at least
+     * direct_min_nr). */
+    int64_t b_in_place_max_m, b_in_place_max_n;
+    int b_in_place_min_nr;
 } tlmi_gemm_blocking;
 
 /* Bytes of workspace tlmi_gemm_blocked needs for these sizes (whatever the

@@ -89,7 +89,8 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
         const int64_t edge = nc % bl->nr;
         const int b_in_place = direct != NULL && !transpose_b &&
                                m <= bl->b_in_place_max_m &&
-                               (edge == 0 || edge > bl->direct_min_nr);
+                               n <= bl->b_in_place_max_n &&
+                               (edge == 0 || edge > bl->b_in_place_min_nr);
         for (int64_t pc = 0; pc < k; pc += depth) {
             const int64_t kc = min64(depth, k - pc);
             /* The first slice of K writes C (or adds to it) and adds the

@@ -196,10 +196,14 @@ static void big_sizes(void **state) {
 /* Every M from 1 to 45 and the training step's 64 and 65 (a sequence of
  * nanoGPT's context): every remainder of M by the micro-tile's rows on
  * every ISA (6, 8, 14), so every row variant of the edge kernels runs,
- * with full and ragged column tiles, bias and accumulate in turn. */
+ * with full and ragged column tiles, bias and accumulate in turn. These
+ * small products are also those whose kernels read A, and B not
+ * transposed, where they are stored instead of packing them: N = 32 in
+ * full tiles, 40 with a ragged one read through masks, 65 with a
+ * 1-column tile that needs packed panels after all. */
 static void row_remainders(void **state) {
     const tlmi_kernels *kernels = *state;
-    static const int64_t ns[] = {40, 65};
+    static const int64_t ns[] = {32, 40, 65};
     static const int64_t ks[] = {7, 33};
     int call = 0;
     for (int64_t m = 1; m <= 65; m = m == 45 ? 64 : m + 1)

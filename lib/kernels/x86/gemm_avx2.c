@@ -156,9 +156,13 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
 enum { A_PACKED, A_ROWS };
 
 TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
-                            const float *bp, float *c, int64_t ldc, int mr,
-                            int nr, int load_c, const float *bias,
-                            const int R, const int mode, const int clamp) {
+                            const float *bp, int64_t ldb, float *c,
+                            int64_t ldc, int mr, int nr, int load_c,
+                            const float *bias, const int R, const int mode,
+                            const int clamp) {
+    /* B: the packed panel, or, with A unpacked, B as stored in tiles of
+     * NR columns (b_in_place_min_nr below), ldb its row stride. */
+    const int64_t b_step = mode == A_PACKED ? NR : ldb;
     int64_t row_at[MR];
 #pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
@@ -190,7 +194,7 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
         ap += a_step;
-        bp += NR;
+        bp += b_step;
     }
 
     if (R == MR && mr == MR && nr == NR) {
@@ -239,16 +243,16 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
 #define ROWS_VARIANT(R_)                                                    \
     do {                                                                    \
         if (mode != A_PACKED && mr == (R_))                                 \
-            micro_rows(kc, ap, lda, bp, c, ldc, mr, nr, load_c, bias, R_,    \
-                       mode, 0);                                            \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,   \
+                       R_, mode, 0);                                        \
         else                                                                \
-            micro_rows(kc, ap, lda, bp, c, ldc, mr, nr, load_c, bias, R_,    \
-                       mode, mode != A_PACKED);                             \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,   \
+                       R_, mode, mode != A_PACKED);                         \
     } while (0)
 
 TLMI_INLINE void micro_full_width(int64_t kc, const float *ap, int64_t lda,
-                                  const float *bp, float *c, int64_t ldc,
-                                  int mr, int nr, int load_c,
+                                  const float *bp, int64_t ldb, float *c,
+                                  int64_t ldc, int mr, int nr, int load_c,
                                   const float *bias, const int mode) {
     if (mr > 4)
         ROWS_VARIANT(6);
@@ -267,7 +271,7 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
     else if (nr <= 8)
         micro_6x8(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
     else
-        micro_full_width(kc, ap, MR, bp, c, ldc, mr, nr, load_c, bias,
+        micro_full_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias,
                          A_PACKED);
 }
 
@@ -279,15 +283,16 @@ static void micro_6x16_a_rows(int64_t kc, const float *a, int64_t lda,
                               const float *bp, int64_t ldb, float *c,
                               int64_t ldc, int mr, int nr, int load_c,
                               const float *bias) {
-    (void)ldb; /* always the packed panel's NR: no b_in_place_max_m */
-    micro_full_width(kc, a, lda, bp, c, ldc, mr, nr, load_c, bias, A_ROWS);
+    micro_full_width(kc, a, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,
+                     A_ROWS);
 }
 
 static const tlmi_gemm_blocking blocking = {
     .mr = MR, .nr = NR, .mc = MC, .kc = KC, .nc = NC, .a_block = A_BLOCK,
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro_6x16,
     .micro_a_rows = micro_6x16_a_rows, .rows_max_nc = 512,
-    .direct_min_nr = 8,
+    .direct_min_nr = 8, .b_in_place_max_m = 256, .b_in_place_max_n = 256,
+    .b_in_place_min_nr = NR,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */

@@ -313,7 +313,8 @@ static const tlmi_gemm_blocking blocking = {
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro_14x32,
     .micro_a_rows = micro_14x32_a_rows, .micro_a_cols = micro_14x32_a_cols,
     .rows_max_nc = 512, .cols_max_nc = 256, .direct_min_nr = 4,
-    .b_in_place_max_m = 256,
+    .b_in_place_max_m = 256, .b_in_place_max_n = INT64_MAX,
+    .b_in_place_min_nr = 4,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */
