@@ -184,6 +184,9 @@ static void big_sizes(void **state) {
     static const int64_t shapes[][3] = {
         {300, 257, 129}, {1, 1000, 768}, {2, 1000, 300}, {8, 515, 200},
         {9, 130, 70},    {61, 2100, 19}, {37, 45, 600},  {400, 40, 31},
+        /* A (and B) read in place: M = 1000 rows, 100 of a step's M = 64,
+         * N at the limits (256, 512) and past them (513). */
+        {1000, 33, 15},  {100, 256, 33}, {200, 512, 7},  {64, 513, 65},
     };
     int call = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
