@@ -78,6 +78,19 @@ typedef void (*tlmi_micro_fn)(int64_t kc, const float *ap, const float *bp,
                               float *c, int64_t ldc, int mr, int nr,
                               int load_c, const float *bias);
 
+/* The same tile as tlmi_micro_fn, with A read where it is stored instead
+ * of from a packed panel: a points at op(A)[i, p0] for the tile's first
+ * row i, and op(A)[i + r, p0 + p] is a[r * lda + p] (A not transposed:
+ * "rows") or a[p * lda + r] (A transposed: "columns"). Rows r >= mr are
+ * never read. B is at b[p * ldb + c]: the packed micro-panel (ldb = NR),
+ * or, for a kernel whose blocking says b_in_place, B as stored (columns
+ * c >= nr are then never read). Every element of C gets the operations
+ * the packed kernel gives it, bit for bit. */
+typedef void (*tlmi_micro_direct_fn)(int64_t kc, const float *a, int64_t lda,
+                                     const float *b, int64_t ldb, float *c,
+                                     int64_t ldc, int mr, int nr, int load_c,
+                                     const float *bias);
+
 typedef struct tlmi_gemm_blocking {
     int mr, nr;     /* micro-tile: rows of A, columns of B */
     /* Cache blocks. K is cut into the fewest slices of at most kc, of
@@ -88,6 +101,24 @@ typedef struct tlmi_gemm_blocking {
     tlmi_pack_a_fn pack_a;
     tlmi_pack_b_fn pack_b;
     tlmi_micro_fn micro;
+    /* Optional (NULL: A is always packed): kernels reading A unpacked,
+     * for A not transposed (micro_a_rows) and transposed (micro_a_cols),
+     * used in column blocks of at most rows_max_nc (cols_max_nc) columns
+     * for the tiles of more than direct_min_nr columns (the others run
+     * `micro` on a packed block, packed only if such a tile comes).
+     * Skipping the packing of A pays when each A block serves few column
+     * tiles, as in the M = 64 products of a training step; across many,
+     * the packed panel reads faster. */
+    tlmi_micro_direct_fn micro_a_rows, micro_a_cols;
+    int64_t rows_max_nc, cols_max_nc;
+    int direct_min_nr;
+    /* With A read in place, B not transposed may be too (no packing at
+     * all) for products of at most b_in_place_max_m rows (0: never) and
+     * b_in_place_max_n columns whose column block has no tile narrower
+     * than NR of b_in_place_min_nr columns or fewer (at least
+     * direct_min_nr). */
+    int64_t b_in_place_max_m, b_in_place_max_n;
+    int b_in_place_min_nr;
 } tlmi_gemm_blocking;
 
 /* Bytes of workspace tlmi_gemm_blocked needs for these sizes (whatever the

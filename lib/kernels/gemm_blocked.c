@@ -77,24 +77,60 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
     float *ap = align_up(workspace);
     float *bp = ap + b_offset(bl, m, k);
     const int64_t depth = slice_depth(bl, k), rows = block_rows(bl, depth);
+    const tlmi_micro_direct_fn direct_kernel =
+        transpose_a ? bl->micro_a_cols : bl->micro_a_rows;
+    const int64_t direct_max_nc = transpose_a ? bl->cols_max_nc
+                                              : bl->rows_max_nc;
 
     for (int64_t jc = j_begin; jc < j_end; jc += bl->nc) {
         const int64_t nc = min64(bl->nc, j_end - jc);
+        const tlmi_micro_direct_fn direct =
+            nc <= direct_max_nc ? direct_kernel : NULL;
+        const int64_t edge = nc % bl->nr;
+        const int b_in_place = direct != NULL && !transpose_b &&
+                               m <= bl->b_in_place_max_m &&
+                               n <= bl->b_in_place_max_n &&
+                               (edge == 0 || edge > bl->b_in_place_min_nr);
         for (int64_t pc = 0; pc < k; pc += depth) {
             const int64_t kc = min64(depth, k - pc);
             /* The first slice of K writes C (or adds to it) and adds the
              * bias; the later ones add to what it left. */
             const int load_c = pc > 0 || accumulate;
             const float *bias_pc = pc == 0 ? bias : NULL;
-            bl->pack_b(bp, b, ldb, transpose_b, pc, jc, kc, nc);
+            if (!b_in_place)
+                bl->pack_b(bp, b, ldb, transpose_b, pc, jc, kc, nc);
             for (int64_t ic = 0; ic < m; ic += rows) {
                 const int64_t mc = min64(rows, m - ic);
-                bl->pack_a(ap, a, lda, transpose_a, ic, pc, mc, kc);
+                /* A is packed up front, or, with a direct kernel, only
+                 * when a tile needs the packed one. */
+                int packed = direct == NULL;
+                if (packed)
+                    bl->pack_a(ap, a, lda, transpose_a, ic, pc, mc, kc);
                 /* One B micro-panel (kc x NR) stays in L1 while the
                  * A block streams past it from L2. */
                 for (int64_t jr = 0; jr < nc; jr += bl->nr) {
                     const int nr = (int)min64(bl->nr, nc - jr);
                     const float *bias_tile = bias_pc ? bias_pc + jc + jr : NULL;
+                    if (direct != NULL && nr > bl->direct_min_nr) {
+                        for (int64_t ir = 0; ir < mc; ir += bl->mr) {
+                            const int mr = (int)min64(bl->mr, mc - ir);
+                            const int64_t i = ic + ir;
+                            direct(kc,
+                                   transpose_a ? a + pc * lda + i
+                                               : a + i * lda + pc,
+                                   lda,
+                                   b_in_place ? b + pc * ldb + jc + jr
+                                              : bp + jr * kc,
+                                   b_in_place ? ldb : bl->nr,
+                                   c + i * n + jc + jr, n, mr, nr, load_c,
+                                   bias_tile);
+                        }
+                        continue;
+                    }
+                    if (!packed) {
+                        bl->pack_a(ap, a, lda, transpose_a, ic, pc, mc, kc);
+                        packed = 1;
+                    }
                     for (int64_t ir = 0; ir < mc; ir += bl->mr) {
                         const int mr = (int)min64(bl->mr, mc - ir);
                         bl->micro(kc, ap + ir * kc, bp + jr * kc,

@@ -50,6 +50,10 @@ typedef struct bench_case {
     const char *name; /* model.layer.pass */
     int64_t m, n, k;
     int transpose_a, transpose_b, accumulate;
+    /* Products per call, as tlm_matmul runs a [batch, M, K] input against
+     * a 2-D weight: `batch` products of M rows sharing B (nn, nt), or, for
+     * the weight's gradient (tn), sharing C and accumulating into it. */
+    int batch;
 } bench_case;
 
 /* Linear layers as x [M, in] . W [in, out] (nn); their backward passes are
@@ -57,41 +61,56 @@ typedef struct bench_case {
  * The GPT-2 output layer is tied to the embedding [vocab, 768]: x . E^T. */
 static const bench_case all_cases[] = {
     /* 4 layers, 128 wide, ffn 512, vocab 65; batch 12 x context 64. */
-    {"nano.qkv.fwd", 768, 384, 128, 0, 0, 0},
-    {"nano.proj.fwd", 768, 128, 128, 0, 0, 0},
-    {"nano.fc.fwd", 768, 512, 128, 0, 0, 0},
-    {"nano.fc2.fwd", 768, 128, 512, 0, 0, 0},
-    {"nano.head.fwd", 768, 65, 128, 0, 0, 0},
-    {"nano.fc.bwd_x", 768, 128, 512, 0, 1, 1},
-    {"nano.fc.bwd_w", 128, 512, 768, 1, 0, 1},
-    {"nano.qkv.decode", 1, 384, 128, 0, 0, 0},
-    {"nano.fc.decode", 1, 512, 128, 0, 0, 0},
-    {"nano.fc2.decode", 1, 128, 512, 0, 0, 0},
-    {"nano.head.decode", 1, 65, 128, 0, 0, 0},
+    {"nano.qkv.fwd", 768, 384, 128, 0, 0, 0, 1},
+    {"nano.proj.fwd", 768, 128, 128, 0, 0, 0, 1},
+    {"nano.fc.fwd", 768, 512, 128, 0, 0, 0, 1},
+    {"nano.fc2.fwd", 768, 128, 512, 0, 0, 0, 1},
+    {"nano.head.fwd", 768, 65, 128, 0, 0, 0, 1},
+    {"nano.fc.bwd_x", 768, 128, 512, 0, 1, 1, 1},
+    {"nano.fc.bwd_w", 128, 512, 768, 1, 0, 1, 1},
+    {"nano.qkv.decode", 1, 384, 128, 0, 0, 0, 1},
+    {"nano.fc.decode", 1, 512, 128, 0, 0, 0, 1},
+    {"nano.fc2.decode", 1, 128, 512, 0, 0, 0, 1},
+    {"nano.head.decode", 1, 65, 128, 0, 0, 0, 1},
+    /* The products nanoGPT's training step really runs on one thread:
+     * each linear layer is 12 products of one sequence (M = 64) against
+     * the shared weight, [out, in] and used transposed. */
+    {"nanob.q.fwd", 64, 128, 128, 0, 1, 0, 12},
+    {"nanob.fc.fwd", 64, 512, 128, 0, 1, 0, 12},
+    {"nanob.fc2.fwd", 64, 128, 512, 0, 1, 0, 12},
+    {"nanob.head.fwd", 64, 65, 128, 0, 1, 0, 12},
+    {"nanob.q.bwd_x", 64, 128, 128, 0, 0, 1, 12},
+    {"nanob.fc.bwd_x", 64, 128, 512, 0, 0, 1, 12},
+    {"nanob.fc2.bwd_x", 64, 512, 128, 0, 0, 1, 12},
+    {"nanob.head.bwd_x", 64, 128, 65, 0, 0, 1, 12},
+    {"nanob.q.bwd_w", 128, 128, 64, 1, 0, 1, 12},
+    {"nanob.fc.bwd_w", 512, 128, 64, 1, 0, 1, 12},
+    {"nanob.fc2.bwd_w", 128, 512, 64, 1, 0, 1, 12},
+    {"nanob.head.bwd_w", 65, 128, 64, 1, 0, 1, 12},
     /* 6 layers, 384 wide, ffn 1536, vocab 65; batch 16 x context 256. */
-    {"l6d384.qkv.fwd", 4096, 1152, 384, 0, 0, 0},
-    {"l6d384.proj.fwd", 4096, 384, 384, 0, 0, 0},
-    {"l6d384.fc.fwd", 4096, 1536, 384, 0, 0, 0},
-    {"l6d384.fc2.fwd", 4096, 384, 1536, 0, 0, 0},
-    {"l6d384.head.fwd", 4096, 65, 384, 0, 0, 0},
-    {"l6d384.fc.bwd_x", 4096, 384, 1536, 0, 1, 1},
-    {"l6d384.fc.bwd_w", 384, 1536, 4096, 1, 0, 1},
-    {"l6d384.fc2.bwd_x", 4096, 1536, 384, 0, 1, 1},
-    {"l6d384.fc2.bwd_w", 1536, 384, 4096, 1, 0, 1},
-    {"l6d384.qkv.decode", 1, 1152, 384, 0, 0, 0},
-    {"l6d384.fc.decode", 1, 1536, 384, 0, 0, 0},
-    {"l6d384.fc2.decode", 1, 384, 1536, 0, 0, 0},
+    {"l6d384.qkv.fwd", 4096, 1152, 384, 0, 0, 0, 1},
+    {"l6d384.proj.fwd", 4096, 384, 384, 0, 0, 0, 1},
+    {"l6d384.fc.fwd", 4096, 1536, 384, 0, 0, 0, 1},
+    {"l6d384.fc2.fwd", 4096, 384, 1536, 0, 0, 0, 1},
+    {"l6d384.head.fwd", 4096, 65, 384, 0, 0, 0, 1},
+    {"l6d384.fc.bwd_x", 4096, 384, 1536, 0, 1, 1, 1},
+    {"l6d384.fc.bwd_w", 384, 1536, 4096, 1, 0, 1, 1},
+    {"l6d384.fc2.bwd_x", 4096, 1536, 384, 0, 1, 1, 1},
+    {"l6d384.fc2.bwd_w", 1536, 384, 4096, 1, 0, 1, 1},
+    {"l6d384.qkv.decode", 1, 1152, 384, 0, 0, 0, 1},
+    {"l6d384.fc.decode", 1, 1536, 384, 0, 0, 0, 1},
+    {"l6d384.fc2.decode", 1, 384, 1536, 0, 0, 0, 1},
     /* GPT-2 small: 768 wide, ffn 3072, vocab 50257; one sequence of 1024. */
-    {"gpt2.qkv.fwd", 1024, 2304, 768, 0, 0, 0},
-    {"gpt2.fc.fwd", 1024, 3072, 768, 0, 0, 0},
-    {"gpt2.fc2.fwd", 1024, 768, 3072, 0, 0, 0},
-    {"gpt2.head.fwd", 1024, 50257, 768, 0, 1, 0},
-    {"gpt2.fc.bwd_x", 1024, 768, 3072, 0, 1, 1},
-    {"gpt2.fc.bwd_w", 768, 3072, 1024, 1, 0, 1},
-    {"gpt2.qkv.decode", 1, 2304, 768, 0, 0, 0},
-    {"gpt2.fc.decode", 1, 3072, 768, 0, 0, 0},
-    {"gpt2.fc2.decode", 1, 768, 3072, 0, 0, 0},
-    {"gpt2.head.decode", 1, 50257, 768, 0, 1, 0},
+    {"gpt2.qkv.fwd", 1024, 2304, 768, 0, 0, 0, 1},
+    {"gpt2.fc.fwd", 1024, 3072, 768, 0, 0, 0, 1},
+    {"gpt2.fc2.fwd", 1024, 768, 3072, 0, 0, 0, 1},
+    {"gpt2.head.fwd", 1024, 50257, 768, 0, 1, 0, 1},
+    {"gpt2.fc.bwd_x", 1024, 768, 3072, 0, 1, 1, 1},
+    {"gpt2.fc.bwd_w", 768, 3072, 1024, 1, 0, 1, 1},
+    {"gpt2.qkv.decode", 1, 2304, 768, 0, 0, 0, 1},
+    {"gpt2.fc.decode", 1, 3072, 768, 0, 0, 0, 1},
+    {"gpt2.fc2.decode", 1, 768, 3072, 0, 0, 0, 1},
+    {"gpt2.head.decode", 1, 50257, 768, 0, 1, 0, 1},
 };
 #define N_CASES (sizeof all_cases / sizeof all_cases[0])
 
@@ -193,28 +212,37 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
             continue;
         if (quick && (double)bc->m * (double)bc->n * (double)bc->k > 2e8)
             continue;
-        const int64_t m = bc->m, n = bc->n, k = bc->k;
-        float *a = random_floats(m * k, 1 + ci);
-        float *b = random_floats(k * n, 1000 + ci);
-        float *c = random_floats(m * n, 2000 + ci);
+        const int64_t m = bc->m, n = bc->n, k = bc->k, batch = bc->batch;
+        /* Per product: A advances by a_step, B by b_step, C by c_step. */
+        const int64_t a_step = m * k;
+        const int64_t b_step = bc->transpose_a ? k * n : 0;
+        const int64_t c_step = bc->transpose_a ? 0 : m * n;
+        float *a = random_floats(a_step * batch, 1 + ci);
+        float *b = random_floats(k * n + b_step * (batch - 1), 1000 + ci);
+        float *c = random_floats(m * n + c_step * (batch - 1), 2000 + ci);
         void *ws = workspace_for(kernels, bc);
-        const double flops = 2.0 * (double)m * (double)n * (double)k;
+        const double flops =
+            2.0 * (double)m * (double)n * (double)k * (double)batch;
 
 #if defined(TLM_BENCH_OPENBLAS)
         const int lda = (int)(bc->transpose_a ? m : k);
         const int ldb = (int)(bc->transpose_b ? k : n);
 #define REFERENCE_CALL                                                      \
+    for (int64_t i_ = 0; i_ < batch; i_++)                                  \
     cblas_sgemm(CblasRowMajor, bc->transpose_a ? CblasTrans : CblasNoTrans, \
                 bc->transpose_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, \
-                (int)k, 1.0f, a, lda, b, ldb, bc->accumulate ? 1.0f : 0.0f, \
-                c, (int)n)
+                (int)k, 1.0f, a + i_ * a_step, lda, b + i_ * b_step, ldb,   \
+                bc->accumulate ? 1.0f : 0.0f, c + i_ * c_step, (int)n)
 #else
 #define REFERENCE_CALL (void)0
 #endif
         double best, ref_best;
         TIME_BOTH(best,
-                  kernels->gemm(c, a, b, NULL, m, n, k, bc->transpose_a,
-                                bc->transpose_b, bc->accumulate, ws),
+                  for (int64_t i_ = 0; i_ < batch; i_++)
+                      kernels->gemm(c + i_ * c_step, a + i_ * a_step,
+                                    b + i_ * b_step, NULL, m, n, k,
+                                    bc->transpose_a, bc->transpose_b,
+                                    bc->accumulate, ws),
                   ref_best, REFERENCE_CALL);
         (void)ref_best;
         const double gflops = flops / best * 1e-9;
@@ -222,9 +250,9 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
         counted++;
         printf("{\"bench\":\"gemm\",\"case\":\"%s\",\"isa\":\"%s\","
                "\"m\":%lld,\"n\":%lld,\"k\":%lld,\"form\":\"%s\","
-               "\"threads\":1,\"gflops\":%.2f",
+               "\"batch\":%d,\"threads\":1,\"gflops\":%.2f",
                bc->name, kernels->name, (long long)m, (long long)n,
-               (long long)k, form_name(bc), gflops);
+               (long long)k, form_name(bc), bc->batch, gflops);
 #if defined(TLM_BENCH_OPENBLAS)
         {
             const double ref_gflops = flops / ref_best * 1e-9;
@@ -262,15 +290,19 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
             double many, one;
             TIME_BOTH(many,
                       for (int r_ = 0; r_ < reps; r_++)
-                          tlmi_gemm_parallel(pool, kernels, c, a, b, NULL, m,
-                                             n, k, bc->transpose_a,
-                                             bc->transpose_b, bc->accumulate,
-                                             tws, bytes),
+                          for (int64_t i_ = 0; i_ < batch; i_++)
+                              tlmi_gemm_parallel(
+                                  pool, kernels, c + i_ * c_step,
+                                  a + i_ * a_step, b + i_ * b_step, NULL, m,
+                                  n, k, bc->transpose_a, bc->transpose_b,
+                                  bc->accumulate, tws, bytes),
                       one,
                       for (int r_ = 0; r_ < reps; r_++)
-                          kernels->gemm(c, a, b, NULL, m, n, k,
-                                        bc->transpose_a, bc->transpose_b,
-                                        bc->accumulate, ws));
+                          for (int64_t i_ = 0; i_ < batch; i_++)
+                              kernels->gemm(c + i_ * c_step, a + i_ * a_step,
+                                            b + i_ * b_step, NULL, m, n, k,
+                                            bc->transpose_a, bc->transpose_b,
+                                            bc->accumulate, ws));
             many /= reps;
             one /= reps;
             const double speedup = one / many;

@@ -28,7 +28,7 @@ def main(paths):
     cases = {}
     order = []
     for r in rows:
-        if r["bench"] != "gemm":
+        if r["bench"] != "gemm" or r.get("threads", 1) != 1:
             continue
         if r["isa"] not in isas:
             isas.append(r["isa"])
@@ -50,8 +50,10 @@ def main(paths):
     print(rule)
     for c in order:
         any_row = next(iter(cases[c].values()))
-        line = (f"| {c} | {any_row['m']} x {any_row['n']} x {any_row['k']} "
-                f"| {any_row['form']} |")
+        batch = any_row.get("batch", 1)
+        line = (f"| {c} | {any_row['m']} x {any_row['n']} x {any_row['k']}"
+                + (f" (x{batch})" if batch > 1 else "")
+                + f" | {any_row['form']} |")
         for isa in isas:
             r = cases[c].get(isa)
             if r is None:

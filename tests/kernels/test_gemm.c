@@ -3,7 +3,8 @@
  * NEON when this build has them and the CPU supports them), whatever
  * TLM_CPU or the CPU mask say, against the scalar reference tlmi_gemm:
  * every transpose form, with and without bias and accumulate, sizes that
- * are 1, odd, around the micro-tile sizes and across every cache block.
+ * are 1, odd, around the micro-tile sizes and across every cache block,
+ * and every remainder of M by the micro-tile's rows.
  *
  * Tolerance: both the kernel and the reference compute each element as a
  * sum of K products plus the bias and the old C, in different orders, so
@@ -183,6 +184,9 @@ static void big_sizes(void **state) {
     static const int64_t shapes[][3] = {
         {300, 257, 129}, {1, 1000, 768}, {2, 1000, 300}, {8, 515, 200},
         {9, 130, 70},    {61, 2100, 19}, {37, 45, 600},  {400, 40, 31},
+        /* A (and B) read in place: M = 1000 rows, 100 of a step's M = 64,
+         * N at the limits (256, 512) and past them (513). */
+        {1000, 33, 15},  {100, 256, 33}, {200, 512, 7},  {64, 513, 65},
     };
     int call = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -190,6 +194,28 @@ static void big_sizes(void **state) {
             check_one(kernels, shapes[s][0], shapes[s][1], shapes[s][2],
                       form >> 1, form & 1, call & 1, (call >> 1) & 1,
                       call & 1);
+}
+
+/* Every M from 1 to 45 and the training step's 64 and 65 (a sequence of
+ * nanoGPT's context): every remainder of M by the micro-tile's rows on
+ * every ISA (6, 8, 14), so every row variant of the edge kernels runs,
+ * with full and ragged column tiles, bias and accumulate in turn. These
+ * small products are also those whose kernels read A, and B not
+ * transposed, where they are stored instead of packing them: N = 32 in
+ * full tiles, 40 with a ragged one read through masks, 65 with a
+ * 1-column tile that needs packed panels after all. */
+static void row_remainders(void **state) {
+    const tlmi_kernels *kernels = *state;
+    static const int64_t ns[] = {32, 40, 65};
+    static const int64_t ks[] = {7, 33};
+    int call = 0;
+    for (int64_t m = 1; m <= 65; m = m == 45 ? 64 : m + 1)
+        for (size_t in = 0; in < sizeof ns / sizeof ns[0]; in++)
+            for (size_t ik = 0; ik < sizeof ks / sizeof ks[0]; ik++)
+                for (int form = 0; form < 4; form++, call++)
+                    check_one(kernels, m, ns[in], ks[ik], form >> 1,
+                              form & 1, call & 1, (call >> 1) & 1,
+                              (call >> 2) & 1);
 }
 
 /* The product of columns [j_begin, j_end) into c (a copy of c0), with a
@@ -304,8 +330,8 @@ static void column_ranges(void **state) {
 }
 
 int main(void) {
-    struct CMUnitTest tests[3 * TLMI_ISA_COUNT];
-    static char names[3 * TLMI_ISA_COUNT][64];
+    struct CMUnitTest tests[4 * TLMI_ISA_COUNT];
+    static char names[4 * TLMI_ISA_COUNT][64];
     size_t count = 0;
     printf("test_gemm: kernels tested:");
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
@@ -322,6 +348,11 @@ int main(void) {
                  kernels->name);
         tests[count] = (struct CMUnitTest){names[count], big_sizes, NULL, NULL,
                                            (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_row_remainders",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], row_remainders, NULL,
+                                           NULL, (void *)kernels};
         count++;
         snprintf(names[count], sizeof names[count], "%s_column_ranges",
                  kernels->name);

@@ -144,20 +144,35 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
     }
 }
 
-static void micro_6x16(int64_t kc, const float *ap, const float *bp,
-                       float *c, int64_t ldc, int mr, int nr, int load_c,
-                       const float *bias) {
-    if (nr <= 2) {
-        micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
+/* The first R rows (R <= MR) of a full-width tile: R = 6 is the kernel
+ * proper, the narrower ones serve the last tile of a column of tiles
+ * (M = 64 ends with 4 rows), whose rows would otherwise cost as much as
+ * 6. Each row of C gets the same operations whatever R. Writes rows
+ * r < mr and columns c < nr. */
+/* Where the kernel reads A: a packed panel (ap[p * MR + r]), or A as
+ * stored, not transposed (ap[r * lda + p]). There rows r >= mr of a tile
+ * do not exist: when `clamp`, they read row 0 again instead (and their
+ * results are dropped). */
+enum { A_PACKED, A_ROWS };
+
+TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
+                            const float *bp, int64_t ldb, float *c,
+                            int64_t ldc, int mr, int nr, int load_c,
+                            const float *bias, const int R, const int mode,
+                            const int clamp) {
+    /* B: the packed panel, or, with A unpacked, B as stored in tiles of
+     * NR columns (b_in_place_min_nr below), ldb its row stride. */
+    const int64_t b_step = mode == A_PACKED ? NR : ldb;
+    int64_t row_at[MR];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++) {
+        const int64_t row = clamp && r >= mr ? 0 : r;
+        row_at[r] = row * lda;
     }
-    if (nr <= 8) {
-        micro_6x8(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
-    }
+    const int64_t a_step = mode == A_PACKED ? MR : 1;
     __m256 acc[MR][2];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         acc[r][0] = _mm256_setzero_ps();
         acc[r][1] = _mm256_setzero_ps();
     }
@@ -170,16 +185,19 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
         const __m256 b0 = _mm256_loadu_ps(bp);
         const __m256 b1 = _mm256_loadu_ps(bp + 8);
 #pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            const __m256 av = _mm256_broadcast_ss(ap + r);
+        for (int r = 0; r < R; r++) {
+            const __m256 av = _mm256_broadcast_ss(
+                mode == A_PACKED ? ap + r
+                : clamp          ? ap + row_at[r]
+                                 : ap + r * lda);
             acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
             acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
         }
-        ap += MR;
-        bp += NR;
+        ap += a_step;
+        bp += b_step;
     }
 
-    if (mr == MR && nr == NR) {
+    if (R == MR && mr == MR && nr == NR) {
         __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
         if (bias != NULL) {
             bias0 = _mm256_loadu_ps(bias);
@@ -202,7 +220,7 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
     /* A tile on the edge of C: through a buffer, only the valid part. */
     float tile[MR * NR];
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; r++) {
+    for (int r = 0; r < R; r++) {
         _mm256_storeu_ps(tile + r * NR, acc[r][0]);
         _mm256_storeu_ps(tile + r * NR + 8, acc[r][1]);
     }
@@ -219,9 +237,62 @@ static void micro_6x16(int64_t kc, const float *ap, const float *bp,
     }
 }
 
+/* The rows of a full-width tile with the narrowest variant that holds
+ * them; with A unpacked, a tile of exactly R rows reads them at fixed
+ * offsets, a shorter one through row_at. */
+#define ROWS_VARIANT(R_)                                                    \
+    do {                                                                    \
+        if (mode != A_PACKED && mr == (R_))                                 \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,   \
+                       R_, mode, 0);                                        \
+        else                                                                \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,   \
+                       R_, mode, mode != A_PACKED);                         \
+    } while (0)
+
+TLMI_INLINE void micro_full_width(int64_t kc, const float *ap, int64_t lda,
+                                  const float *bp, int64_t ldb, float *c,
+                                  int64_t ldc, int mr, int nr, int load_c,
+                                  const float *bias, const int mode) {
+    if (mr > 4)
+        ROWS_VARIANT(6);
+    else if (mr > 2)
+        ROWS_VARIANT(4);
+    else
+        ROWS_VARIANT(2);
+}
+#undef ROWS_VARIANT
+
+static void micro_6x16(int64_t kc, const float *ap, const float *bp,
+                       float *c, int64_t ldc, int mr, int nr, int load_c,
+                       const float *bias) {
+    if (nr <= 2)
+        micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
+    else if (nr <= 8)
+        micro_6x8(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
+    else
+        micro_full_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias,
+                         A_PACKED);
+}
+
+/* A read in place when not transposed: tiles of more than 8 columns only
+ * (the narrower kernels read a packed panel; direct_min_nr below). A
+ * transposed is always packed: reading it in place measured no faster
+ * with AVX2 (0.97-1.04x on the training step's products). */
+static void micro_6x16_a_rows(int64_t kc, const float *a, int64_t lda,
+                              const float *bp, int64_t ldb, float *c,
+                              int64_t ldc, int mr, int nr, int load_c,
+                              const float *bias) {
+    micro_full_width(kc, a, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,
+                     A_ROWS);
+}
+
 static const tlmi_gemm_blocking blocking = {
     .mr = MR, .nr = NR, .mc = MC, .kc = KC, .nc = NC, .a_block = A_BLOCK,
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro_6x16,
+    .micro_a_rows = micro_6x16_a_rows, .rows_max_nc = 512,
+    .direct_min_nr = 8, .b_in_place_max_m = 256, .b_in_place_max_n = 256,
+    .b_in_place_min_nr = NR,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */

