@@ -206,6 +206,33 @@ static const tlmi_op attention_op = {"tlm_attention", attention_forward,
 static const tlmi_op multi_head_op = {"tlm_multi_head_attention",
                                       attention_forward, attention_backward};
 
+/* The checks both layouts share: v has k's Tk keys (dimension `axis` of
+ * both) and key_mask, when given, is [B, Tk]. sq, sk, sv: the shapes as
+ * text. */
+static int check_keys_and_mask(tlm_context *ctx, const char *name,
+                               const tlm_tensor *q, const tlm_tensor *k,
+                               const tlm_tensor *v, const tlm_tensor *mask,
+                               int32_t axis, const char *sq, const char *sk,
+                               const char *sv) {
+    if (v->shape[axis] != k->shape[axis])
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: v %s must have k %s's Tk = %lld keys "
+                            "(dimension %d)",
+                            name, sv, sk, (long long)k->shape[axis],
+                            (int)axis);
+    if (mask != NULL && (mask->ndim != 2 || mask->shape[0] != q->shape[0] ||
+                         mask->shape[1] != k->shape[axis])) {
+        char sm[64];
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: key_mask %s must be [%lld, %lld] ([B, Tk] "
+                            "of q %s and k %s)",
+                            name, tlmi_shape_string(mask, sm, sizeof sm),
+                            (long long)q->shape[0], (long long)k->shape[axis],
+                            sq, sk);
+    }
+    return TLM_OK;
+}
+
 /* Checks the shapes of q, k, v and key_mask against each other. */
 static int check_shapes(tlm_context *ctx, const char *name,
                         const tlm_tensor *q, const tlm_tensor *k,
@@ -225,27 +252,12 @@ static int check_shapes(tlm_context *ctx, const char *name,
                             "%s: q %s, k %s and v %s must have the same "
                             "B and H (the first two dimensions)",
                             name, sq, sk, sv);
-    if (v->shape[2] != k->shape[2])
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: v %s must have k %s's Tk = %lld keys "
-                            "(dimension 2)",
-                            name, sv, sk, (long long)k->shape[2]);
     if (k->shape[3] != q->shape[3])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: k %s must have q %s's D = %lld (the last "
                             "dimension)",
                             name, sk, sq, (long long)q->shape[3]);
-    if (mask != NULL && (mask->ndim != 2 || mask->shape[0] != q->shape[0] ||
-                         mask->shape[1] != k->shape[2])) {
-        char sm[64];
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: key_mask %s must be [%lld, %lld] ([B, Tk] "
-                            "of q %s and k %s)",
-                            name, tlmi_shape_string(mask, sm, sizeof sm),
-                            (long long)q->shape[0], (long long)k->shape[2],
-                            sq, sk);
-    }
-    return TLM_OK;
+    return check_keys_and_mask(ctx, name, q, k, v, mask, 2, sq, sk, sv);
 }
 
 /* Checks the shapes of tlm_multi_head_attention's q [B, Tq, H*D],
@@ -268,11 +280,6 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                             "%s: q %s, k %s and v %s must have the same B "
                             "(dimension 0)",
                             name, sq, sk, sv);
-    if (v->shape[1] != k->shape[1])
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: v %s must have k %s's Tk = %lld keys "
-                            "(dimension 1)",
-                            name, sv, sk, (long long)k->shape[1]);
     if (k->shape[2] != q->shape[2])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: k %s must have q %s's last dimension %lld",
@@ -283,17 +290,7 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                             "%s: n_heads %d must be >= 1 and divide the last "
                             "dimensions of q %s and v %s",
                             name, (int)n_heads, sq, sv);
-    if (mask != NULL && (mask->ndim != 2 || mask->shape[0] != q->shape[0] ||
-                         mask->shape[1] != k->shape[1])) {
-        char sm[64];
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: key_mask %s must be [%lld, %lld] ([B, Tk] "
-                            "of q %s and k %s)",
-                            name, tlmi_shape_string(mask, sm, sizeof sm),
-                            (long long)q->shape[0], (long long)k->shape[1],
-                            sq, sk);
-    }
-    return TLM_OK;
+    return check_keys_and_mask(ctx, name, q, k, v, mask, 1, sq, sk, sv);
 }
 
 /* Allocates the saved struct and its buffers, and makes the context's
