@@ -88,39 +88,38 @@ static void act_task(void *arg, int64_t begin, int64_t end, int thread) {
     }
 }
 
-/* dx (dup) not NULL asks for the gradient of src[0] (src[1]); where it is
- * written comes from tlmi_grad_target. */
-static void act_run(tlm_tensor *out, int kind, float *result, float *dx,
-                    float *dup) {
-    const tlm_tensor *up = out->src[1]; /* swiglu's; NULL for the others */
-    act_job job = {tlmi_pointwise(), kind, result, dx, dup,
-                   out->src[0]->data, up != NULL ? up->data : NULL,
+/* A forward pass into `result`, or a backward pass giving src[0] (and, for
+ * swiglu, src[1]) their share where they want a gradient. */
+static void act_run(tlm_tensor *out, int kind, float *result) {
+    tlm_tensor *x = out->src[0], *up = out->src[1]; /* up: swiglu's */
+    act_job job = {tlmi_pointwise(), kind, result, NULL, NULL,
+                   x->data, up != NULL ? up->data : NULL,
                    out->grad, 0, 0};
     /* Ranges are disjoint, so clearing per range equals clearing first. A
      * gradient given twice (swiglu(x, x)) is cleared by the first only. */
     int accumulate;
-    if (dx != NULL) {
-        job.dx = tlmi_grad_target(out->src[0], &accumulate);
+    if (result == NULL && tlmi_wants_grad(x)) {
+        job.dx = tlmi_grad_target(x, &accumulate);
         job.zero_dx = !accumulate;
     }
-    if (dup != NULL) {
-        job.dup = tlmi_grad_target(out->src[1], &accumulate);
+    if (result == NULL && tlmi_wants_grad(up)) {
+        job.dup = tlmi_grad_target(up, &accumulate);
         job.zero_dup = !accumulate;
     }
+    if (result == NULL && job.dx == NULL && job.dup == NULL)
+        return;
     tlmi_parallel_for(out->ctx->pool, out->numel, TLMI_POINTWISE_GRAIN,
                       act_task, &job);
 }
 
 /* relu */
 static int relu_forward(tlm_tensor *out) {
-    act_run(out, RELU_FORWARD, out->data, NULL, NULL);
+    act_run(out, RELU_FORWARD, out->data);
     return TLM_OK;
 }
 
 static void relu_backward(tlm_tensor *out) {
-    tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        act_run(out, RELU_BACKWARD, NULL, a->grad, NULL);
+    act_run(out, RELU_BACKWARD, NULL);
 }
 
 static const tlmi_op relu_op = {"tlm_relu", relu_forward, relu_backward};
@@ -134,18 +133,15 @@ static int gelu_forward(tlm_tensor *out) {
     act_run(out,
             out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_FORWARD
                                              : GELU_TANH_FORWARD,
-            out->data, NULL, NULL);
+            out->data);
     return TLM_OK;
 }
 
 static void gelu_backward(tlm_tensor *out) {
-    tlm_tensor *a = out->src[0];
-    if (!tlmi_wants_grad(a))
-        return;
     act_run(out,
             out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_BACKWARD
                                              : GELU_TANH_BACKWARD,
-            NULL, a->grad, NULL);
+            NULL);
 }
 
 static const tlmi_op gelu_op = {"tlm_gelu", gelu_forward, gelu_backward};
@@ -172,14 +168,12 @@ TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
 
 /* silu */
 static int silu_forward(tlm_tensor *out) {
-    act_run(out, SILU_FORWARD, out->data, NULL, NULL);
+    act_run(out, SILU_FORWARD, out->data);
     return TLM_OK;
 }
 
 static void silu_backward(tlm_tensor *out) {
-    tlm_tensor *a = out->src[0];
-    if (tlmi_wants_grad(a))
-        act_run(out, SILU_BACKWARD, NULL, a->grad, NULL);
+    act_run(out, SILU_BACKWARD, NULL);
 }
 
 static const tlmi_op silu_op = {"tlm_silu", silu_forward, silu_backward};
@@ -190,16 +184,12 @@ TLM_API int tlm_silu(tlm_tensor **out, tlm_tensor *a) {
 
 /* swiglu: src[0] = gate, src[1] = up */
 static int swiglu_forward(tlm_tensor *out) {
-    act_run(out, SWIGLU_FORWARD, out->data, NULL, NULL);
+    act_run(out, SWIGLU_FORWARD, out->data);
     return TLM_OK;
 }
 
 static void swiglu_backward(tlm_tensor *out) {
-    tlm_tensor *gate = out->src[0], *up = out->src[1];
-    float *dgate = tlmi_wants_grad(gate) ? gate->grad : NULL;
-    float *dup = tlmi_wants_grad(up) ? up->grad : NULL;
-    if (dgate != NULL || dup != NULL)
-        act_run(out, SWIGLU_BACKWARD, NULL, dgate, dup);
+    act_run(out, SWIGLU_BACKWARD, NULL);
 }
 
 static const tlmi_op swiglu_op = {"tlm_swiglu", swiglu_forward,

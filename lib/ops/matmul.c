@@ -138,22 +138,18 @@ static void matmul_backward(tlm_tensor *out) {
                    b_stride, 0, m, k, n, 0, !transpose_b, accumulate);
     }
     if (tlmi_wants_grad(b)) {
-        /* dB [N, K] += dC^T [N, M] . A [M, K], or
-         * dB [K, N] += A^T [K, M] . dC [M, N]. A weight shared by the
-         * batch sums its items' products in batch order. */
+        /* dB [N, K] (+)= dC^T [N, M] . A [M, K], or
+         * dB [K, N] (+)= A^T [K, M] . dC [M, N], per item of a batched b;
+         * a shared 2-D b has batch 1 (its rows are all of a's, see
+         * tlm_matmul), so it is one product too. */
         const float *x = transpose_b ? dc : (const float *)a->data;
         const float *y = transpose_b ? (const float *)a->data : dc;
         const int64_t x_stride = transpose_b ? m * n : m * k;
         const int64_t y_stride = transpose_b ? m * k : m * n;
         const int64_t rows = transpose_b ? n : k, cols = transpose_b ? k : n;
         float *db = tlmi_grad_target(b, &accumulate);
-        if (b_stride != 0)
-            gemm_batch(ctx, batch, db, b_stride, x, x_stride, y, y_stride, 0,
-                       rows, cols, m, 1, 0, accumulate);
-        else
-            for (int64_t i = 0; i < batch; i++)
-                gemm(ctx, db, x + i * x_stride, y + i * y_stride, 0, rows,
-                     cols, m, 1, 0, accumulate || i > 0);
+        gemm_batch(ctx, batch, db, b_stride, x, x_stride, y, y_stride, 0,
+                   rows, cols, m, 1, 0, accumulate);
     }
     if (tlmi_wants_grad(bias))
         tlmi_bias_backward(tlmi_grad_accumulator(bias), dc, batch * m, n);
