@@ -73,6 +73,21 @@ typedef void (*tlmi_attention_backward_fn)(
 #define TLMI_EXP_MIN -87.0f
 #define TLMI_EXP_MAX 88.0f
 
+/* The forward's exp2 of a non-positive x (its scores are kept in base 2,
+ * x = s - max <= 0): x raised to at least MIN (NaN kept), n = round(x),
+ * r = x - n in [-1/2, 1/2] (exact), 2^r ~ 1 + r (C1 + r (C2 + r (C3 +
+ * r (C4 + r (C5 + r C6))))), times 2^n built in the exponent bits; n =
+ * -127 gives the bits of 0, so x <= -127 and -inf give exactly 0. The
+ * coefficients are a minimax fit of relative error 2e-9 on [-1/2, 1/2]
+ * (Lawson's iteration, computed for tlm). */
+#define TLMI_EXP2_C1 6.9314720286e-01f
+#define TLMI_EXP2_C2 2.4022647914e-01f
+#define TLMI_EXP2_C3 5.5503324708e-02f
+#define TLMI_EXP2_C4 9.6184373583e-03f
+#define TLMI_EXP2_C5 1.3398874557e-03f
+#define TLMI_EXP2_C6 1.5353362058e-04f
+#define TLMI_EXP2_MIN -127.0f
+
 /* Declares the three entries of one ISA. */
 #define TLMI_ATTENTION_DECLARE(isa)                                         \
     size_t tlmi_attention_workspace_##isa(int64_t tq, int64_t tk,           \
@@ -90,7 +105,9 @@ typedef void (*tlmi_attention_backward_fn)(
         int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v,            \
         int64_t ld_out, int causal, int accumulate, void *workspace);       \
     /* y[i] = exp(x[i]) with the kernel's polynomial, for the tests. */     \
-    void tlmi_attention_exp_##isa(float *y, const float *x, int64_t n)
+    void tlmi_attention_exp_##isa(float *y, const float *x, int64_t n);     \
+    /* y[i] = 2^x[i] for x[i] <= 0 (the forward's), for the tests. */       \
+    void tlmi_attention_exp2_##isa(float *y, const float *x, int64_t n)
 
 /* Scalar: the double-accumulating reference (kernels/scalar/attention.c),
  * its scratch carved from the workspace. Its exp entry is expf. */

@@ -13,8 +13,11 @@
  *   vf_fma(a, b, c)   a * b + c
  *   vf_exp(x)         exp of each lane (below)
  *   vf_hsum(v), vf_hmax(v)   the sum and the largest of the lanes (float)
+ *   vf_exp2_nonpos(x) 2^x for x <= 0 (the forward's softmax)
+ * and may define ATTN_HAVE_TRANSPOSE and
+ *   vf_transpose(dst, ldd, src, lds)   a W x W transpose (key packing)
  *
- * The algorithm (FlashAttention-2, in float):
+ * The algorithm (flash-style, in float):
  *
  * Forward. The keys are packed once per call into panels of NW = 2W keys
  * (kp[panel][d][NW]: the panel's keys side by side for each d) and the
@@ -23,19 +26,23 @@
  * padding flag hides, and the padding keys, are zeros there and get a
  * score bias of -inf. Every array is read and written at its row stride
  * (ld_q, ld_k, ld_v, ld_out). Queries go QB at a time (4 on NEON, 6 on
- * AVX2, 8 on AVX-512; 1 when a single row is left, as in decoding); for
- * each block of KB keys:
- *   S [QB, KB] = q . k^T * scale + bias     (attn_scores: QB rows x 2
- *       vectors of keys = 2 QB accumulators, each step over d loads 2 key
- *       vectors and broadcasts QB query values for 2 QB FMAs)
+ * AVX2, 8 on AVX-512; 1 when a single row is left, as in decoding), over
+ * the keys the block's last row sees:
+ *   S [QB, n] = q . k^T * scale log2(e) + bias   (attn_scores: QB rows x
+ *       2 vectors of keys = 2 QB accumulators, each step over d loads 2
+ *       key vectors and broadcasts QB query values for 2 QB FMAs)
  *   causal: keys past each row's limit -> -inf
- *   online softmax per row: m' = max(m, max_j S), P = exp(S - m'), the
- *       running sum l and the output row rescaled by exp(m - m')
- *   acc [QB, Dvp] += P . V                   (rows_acc: QB rows x 2
+ *   softmax per row, in base 2: m = max_j S, P = 2^(S - m), l = sum P
+ *   acc [QB, Dvp] = P . V                   (rows_acc: QB rows x 2
  *       vectors of output columns, each key loads 2 value vectors,
  *       broadcasts QB probabilities)
- * then out = acc / l, lse = m + log l. Only one block of scores exists at
- * a time: memory O((tq + tk) * D).
+ * then out = acc / l, lse = (m + log2 l) ln 2. The block's scores are a
+ * strip of QB rows over the keys, not a T x T matrix: memory O((QB + D)
+ * * tk) per call. Against the online softmax of FlashAttention, which
+ * keeps only a block of KB keys, the strip has one max, one sum and no
+ * rescaling per row, and adds V in one pass: on a CPU the strip stays in
+ * the L1 or L2 cache (12 KB for 512 keys with AVX2), where a GPU's
+ * shared memory could not hold it.
  *
  * Backward (probabilities recomputed from lse). Keys packed as panels
  * (for S), values as panels (for dP = dout . V^T), keys as padded rows
@@ -53,14 +60,20 @@
  *       them),
  *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
  *
- * exp: x clamped to [-87, 88], x = n ln2 + r with n = round(x / ln2) and
- * |r| <= ln2 / 2 (ln2 split in two for an exact reduction), e^r by the
- * degree-7 polynomial of Cephes' expf (TLMI_EXP_* in
+ * exp (backward): x clamped to [-87, 88], x = n ln2 + r with n = round(x
+ * / ln2) and |r| <= ln2 / 2 (ln2 split in two for an exact reduction),
+ * e^r by the degree-7 polynomial of Cephes' expf (TLMI_EXP_* in
  * kernels/attention.h), times 2^n built in the exponent bits. Measured
  * maximal relative error 1.2e-7 (about 2 ulp) over [-87, 88] against
- * double exp (tests/kernels/test_attention.c checks < 2.5e-7); x < -87 gives 0 (the
- * true value is below 1.7e-38), which makes exp(-inf) = 0 for masked
- * scores.
+ * double exp (tests/kernels/test_attention.c checks < 2.5e-7); x < -87
+ * gives 0 (the true value is below 1.7e-38), which makes exp(-inf) = 0
+ * for masked scores.
+ *
+ * exp2 (forward, vf_exp2_nonpos): for x <= 0 only, so no upper clamp and
+ * no reduction constant: n = round(x), r = x - n exact, a degree-6
+ * polynomial (TLMI_EXP2_*), times 2^n; x <= -127 gives the bits of 0.
+ * Measured maximal relative error 7.7e-8 over [-125, 0] (the test checks
+ * < 2.5e-7).
  */
 #ifndef ATTN_ISA
 #error "define ATTN_ISA and the vector operations before including this file"
@@ -109,7 +122,8 @@ typedef struct attn_layout {
     size_t vp;    /* forward: [tkp][dvp] values as rows */
     size_t bias;  /* [tkp] 0 or -inf */
     size_t qb;    /* [QB or BQ][dp] the block's query rows, padded */
-    size_t s;     /* [QB or BQ][KB] scores, then probabilities */
+    size_t s;     /* forward [QB][tkp], backward [BQ][KB]: scores, then
+                     probabilities */
     size_t acc;   /* forward: [QB][dvp] running output rows */
     size_t vt;    /* backward: [tkp / NW][v_dim][NW] values as panels */
     size_t kr;    /* backward: [tkp][dp] keys as rows */
@@ -160,7 +174,7 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
     attn_take(&L->bias, &end, L->tkp, 1, &ok);
     const int64_t rows = backward ? BQ : QB;
     attn_take(&L->qb, &end, rows, L->dp, &ok);
-    attn_take(&L->s, &end, rows, KB, &ok);
+    attn_take(&L->s, &end, rows, backward ? KB : L->tkp, &ok);
     if (!backward) {
         attn_take(&L->vp, &end, L->tkp, L->dvp, &ok);
         attn_take(&L->acc, &end, QB, L->dvp, &ok);
@@ -199,21 +213,35 @@ static int attn_visible(const unsigned char *visible, int64_t j) {
 }
 
 /* dst[panel][d][c] = x[panel * NW + c][d] (x rows at stride ldx); zero
- * for hidden or padding keys (j >= n). */
+ * for hidden or padding keys (j >= n). A group of W keys that are all
+ * there is transposed W x W at a time when the ISA has vf_transpose
+ * (dst[d * ldd + r] = src[r * lds + d], r, d < W). */
 static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
                              int64_t n, int64_t cols, int64_t tkp,
                              const unsigned char *visible) {
     for (int64_t p0 = 0; p0 < tkp; p0 += NW) {
         float *panel = dst + p0 * cols;
-        for (int64_t c = 0; c < NW; c++) {
-            const int64_t j = p0 + c;
-            if (j < n && attn_visible(visible, j)) {
-                const float *row = x + j * ldx;
-                for (int64_t d = 0; d < cols; d++)
-                    panel[d * NW + c] = row[d];
-            } else {
-                for (int64_t d = 0; d < cols; d++)
-                    panel[d * NW + c] = 0.0f;
+        for (int64_t g = 0; g < NW; g += W) {
+            int all = p0 + g + W <= n;
+            for (int64_t c = g; all && visible != NULL && c < g + W; c++)
+                all = visible[p0 + c] != 0;
+            int64_t d0 = 0;
+#if defined(ATTN_HAVE_TRANSPOSE)
+            if (all)
+                for (; d0 + W <= cols; d0 += W)
+                    vf_transpose(panel + d0 * NW + g, NW,
+                                 x + (p0 + g) * ldx + d0, ldx);
+#endif
+            for (int64_t c = g; c < g + W; c++) {
+                const int64_t j = p0 + c;
+                if (j < n && attn_visible(visible, j)) {
+                    const float *row = x + j * ldx;
+                    for (int64_t d = d0; d < cols; d++)
+                        panel[d * NW + c] = row[d];
+                } else {
+                    for (int64_t d = d0; d < cols; d++)
+                        panel[d * NW + c] = 0.0f;
+                }
             }
         }
     }
@@ -248,13 +276,13 @@ static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
 
 /* ---- Inner kernels ----------------------------------------------------- */
 
-/* s[r][p * NW + c] = (x_r . key) * scale + bias[p * NW + c] for r < rows,
- * the n_panels panels of `panels` (each cols x NW). x rows at stride ldx;
- * bias may be NULL (zero). */
-ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
-                             const float *panels, int64_t n_panels,
-                             int64_t cols, float scale, const float *bias,
-                             const int rows) {
+/* s[r][p * NW + c] = (x_r . key) * scale + bias[p * NW + c] for r < rows
+ * (s rows at stride lds), the n_panels panels of `panels` (each cols x
+ * NW). x rows at stride ldx; bias may be NULL (zero). */
+ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
+                             int64_t ldx, const float *panels,
+                             int64_t n_panels, int64_t cols, float scale,
+                             const float *bias, const int rows) {
     const VF vscale = vf_set1(scale);
     for (int64_t p = 0; p < n_panels; p++) {
         const float *kp = panels + p * cols * NW;
@@ -280,8 +308,8 @@ ATTN_INLINE void attn_scores(float *s, const float *x, int64_t ldx,
         }
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
-            vf_store(s + r * KB + p * NW, vf_fma(acc[r][0], vscale, b0));
-            vf_store(s + r * KB + p * NW + W, vf_fma(acc[r][1], vscale, b1));
+            vf_store(s + r * lds + p * NW, vf_fma(acc[r][0], vscale, b0));
+            vf_store(s + r * lds + p * NW + W, vf_fma(acc[r][1], vscale, b1));
         }
     }
 }
@@ -338,28 +366,52 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
 }
 
 /* The kernels for QB rows and for 1 (decoding), so that the row loops
- * unroll into registers. */
-static void attn_scores_n(float *s, const float *x, int64_t ldx,
-                          const float *panels, int64_t n_panels,
+ * unroll into registers; s rows at stride lds. The row stride of x is a
+ * constant for the usual head sizes (x is a padded block then), which
+ * puts every broadcast of a step over d at a fixed offset from one
+ * pointer. */
+static void attn_scores_n(float *s, int64_t lds, const float *x,
+                          int64_t ldx, const float *panels, int64_t n_panels,
                           int64_t cols, float scale, const float *bias,
                           int rows) {
+#define ATTN_SCORES_LDX(ldx_)                                               \
+    attn_scores(s, lds, x, ldx_, panels, n_panels, cols, scale, bias, QB)
     if (rows == 1)
-        attn_scores(s, x, ldx, panels, n_panels, cols, scale, bias, 1);
+        attn_scores(s, lds, x, ldx, panels, n_panels, cols, scale, bias, 1);
+    else if (ldx == 64)
+        ATTN_SCORES_LDX(64);
+    else if (ldx == 32)
+        ATTN_SCORES_LDX(32);
+    else if (ldx == 128)
+        ATTN_SCORES_LDX(128);
     else
-        attn_scores(s, x, ldx, panels, n_panels, cols, scale, bias, QB);
+        ATTN_SCORES_LDX(ldx);
+#undef ATTN_SCORES_LDX
 }
+
+/* The backward's pr is a block of KB columns read by rows (prs = KB, prj
+ * = 1) or by columns (prs = 1, prj = KB): with the strides constant,
+ * every broadcast of a key step is at a fixed offset from one pointer.
+ * The forward's is a strip of rows at any stride. */
+#define ATTN_ROWS_ACC_STRIDES(prs_, prj_)                                   \
+    do {                                                                    \
+        if (rows == 1)                                                      \
+            attn_rows_acc(acc, lda, pr, prs_, prj_, x, ldx, n, cols, 1);    \
+        else if (QB != 4 && rows == 4)                                      \
+            attn_rows_acc(acc, lda, pr, prs_, prj_, x, ldx, n, cols, 4);    \
+        else                                                                \
+            attn_rows_acc(acc, lda, pr, prs_, prj_, x, ldx, n, cols, QB);   \
+    } while (0)
 
 static void attn_rows_acc_n(float *acc, int64_t lda, const float *pr,
                             int64_t prs, int64_t prj, const float *x,
                             int64_t ldx, int64_t n, int64_t cols, int rows) {
-    if (rows == 1)
-        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 1);
-#if QB != 4
-    else if (rows == 4)
-        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, 4);
-#endif
+    if (prs == KB && prj == 1)
+        ATTN_ROWS_ACC_STRIDES(KB, 1);
+    else if (prs == 1 && prj == KB)
+        ATTN_ROWS_ACC_STRIDES(1, KB);
     else
-        attn_rows_acc(acc, lda, pr, prs, prj, x, ldx, n, cols, QB);
+        ATTN_ROWS_ACC_STRIDES(prs, prj);
 }
 
 /* ---- Shared pieces of both passes ------------------------------------- */
@@ -410,8 +462,9 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
     float *ws = workspace;
     float *kp = ws + L.kp, *vp = ws + L.vp, *bias = ws + L.bias,
           *qb = ws + L.qb, *s = ws + L.s, *acc = ws + L.acc;
-    const int64_t dvp = L.dvp, dp = L.dp;
-    const float scale = (float)(1.0 / sqrt((double)dim));
+    const int64_t dvp = L.dvp, dp = L.dp, lds = L.tkp;
+    /* Scores in base 2: s log2(e), so that P = 2^(s - m). */
+    const float scale2 = (float)(1.0 / sqrt((double)dim) / log(2.0));
 
     /* Only the keys some query may see are packed. */
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
@@ -432,59 +485,47 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
         const int rows = nr == 1 ? 1 : QB;
         attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, QB);
         float m[QB], l[QB];
-        int64_t limit[QB];
         int64_t j_end = 0; /* keys any row of the block sees */
         for (int r = 0; r < QB; r++) {
             m[r] = -INFINITY;
             l[r] = 0.0f;
-            limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
-            if (limit[r] > j_end)
-                j_end = limit[r];
+            const int64_t limit =
+                r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
+            if (limit > j_end)
+                j_end = limit;
+        }
+        const int64_t n_panels = (j_end + NW - 1) / NW;
+        const int64_t n = n_panels * NW; /* a multiple of 2W */
+        attn_scores_n(s, lds, qb, dp, kp, n_panels, dim, scale2, bias, rows);
+        for (int r = 0; r < rows; r++) {
+            float *sr = s + r * lds;
+            if (r < nr)
+                attn_mask_tail(sr, attn_key_limit(i0 + r, tq, tk, causal), n);
+            else
+                attn_mask_tail(sr, 0, n);
+            VF vmax0 = vf_set1(-INFINITY), vmax1 = vmax0;
+            for (int64_t j = 0; j < n; j += 2 * W) {
+                vmax0 = vf_max(vmax0, vf_load(sr + j));
+                vmax1 = vf_max(vmax1, vf_load(sr + j + W));
+            }
+            m[r] = vf_hmax(vf_max(vmax0, vmax1));
+            /* A row that sees no key gets p = 0 everywhere (and l = 0);
+             * 2^(-inf - 0) = 0. */
+            const VF vm = vf_set1(m[r] == -INFINITY ? 0.0f : m[r]);
+            VF sum0 = vf_zero(), sum1 = vf_zero();
+            for (int64_t j = 0; j < n; j += 2 * W) {
+                const VF p0 = vf_exp2_nonpos(vf_sub(vf_load(sr + j), vm));
+                const VF p1 = vf_exp2_nonpos(vf_sub(vf_load(sr + j + W), vm));
+                vf_store(sr + j, p0);
+                vf_store(sr + j + W, p1);
+                sum0 = vf_add(sum0, p0);
+                sum1 = vf_add(sum1, p1);
+            }
+            l[r] = vf_hsum(vf_add(sum0, sum1));
         }
         memset(acc, 0, (size_t)(QB * dvp) * sizeof(float));
-        for (int64_t j0 = 0; j0 < j_end; j0 += KB) {
-            const int64_t n_panels =
-                ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
-            const int64_t n = n_panels * NW;
-            attn_scores_n(s, qb, dp, kp + j0 * dim, n_panels, dim, scale,
-                          bias + j0, rows);
-            for (int r = 0; r < rows; r++) {
-                float *sr = s + r * KB;
-                if (limit[r] - j0 < n)
-                    attn_mask_tail(sr, limit[r] - j0, n);
-                VF vmax = vf_set1(-INFINITY);
-                for (int64_t j = 0; j < n; j += W)
-                    vmax = vf_max(vmax, vf_load(sr + j));
-                const float block_max = vf_hmax(vmax);
-                if (block_max == -INFINITY) {
-                    /* Nothing visible here: no share. */
-                    for (int64_t j = 0; j < n; j += W)
-                        vf_store(sr + j, vf_zero());
-                    continue;
-                }
-                if (block_max > m[r]) {
-                    /* exp(-inf) = 0 on the row's first visible block. */
-                    const float correction = expf(m[r] - block_max);
-                    l[r] *= correction;
-                    const VF vc = vf_set1(correction);
-                    float *ar = acc + r * dvp;
-                    for (int64_t c = 0; c < dvp; c += W)
-                        vf_store(ar + c, vf_mul(vf_load(ar + c), vc));
-                    m[r] = block_max;
-                }
-                const VF vm = vf_set1(m[r]);
-                VF sum = vf_zero();
-                for (int64_t j = 0; j < n; j += W) {
-                    const VF p = vf_exp(vf_sub(vf_load(sr + j), vm));
-                    vf_store(sr + j, p);
-                    sum = vf_add(sum, p);
-                }
-                l[r] += vf_hsum(sum);
-            }
-            /* Keys past j_end have p = 0 (and may not exist). */
-            attn_rows_acc_n(acc, dvp, s, KB, 1, vr + j0 * ld_vr, ld_vr,
-                            j_end - j0 < n ? j_end - j0 : n, dvp, rows);
-        }
+        /* Keys past j_end have p = 0 (and may not exist). */
+        attn_rows_acc_n(acc, dvp, s, lds, 1, vr, ld_vr, j_end, dvp, rows);
         for (int64_t r = 0; r < nr; r++) {
             float *out_i = out + (i0 + r) * ld_out;
             const float *ar = acc + r * dvp;
@@ -500,8 +541,11 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
                 for (int64_t c = 0; c < v_dim; c++)
                     out_i[c] = 0.0f;
             }
+            /* Back to base e: lse = (m + log2 l) ln 2. */
             if (lse != NULL)
-                lse[i0 + r] = l[r] > 0.0f ? m[r] + logf(l[r]) : -INFINITY;
+                lse[i0 + r] = l[r] > 0.0f ? (float)((double)m[r] * log(2.0) +
+                                                    log((double)l[r]))
+                                          : -INFINITY;
         }
     }
 }
@@ -612,7 +656,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                     continue;
                 const int64_t gn = g_n[g];
                 float *sg = s + r0 * KB, *dsg = ds + r0 * KB;
-                attn_scores_n(sg, qb + r0 * dp, dp, kp + j0 * dim, g_panels,
+                attn_scores_n(sg, KB, qb + r0 * dp, dp, kp + j0 * dim, g_panels,
                               dim, scale, bias + j0, rows);
                 for (int r = 0; r < rows; r++) {
                     float *sr = sg + r * KB;
@@ -625,7 +669,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                 }
                 if (!want_ds)
                     continue;
-                attn_scores_n(dsg, dob + r0 * dvp, dvp, vt + j0 * v_dim,
+                attn_scores_n(dsg, KB, dob + r0 * dvp, dvp, vt + j0 * v_dim,
                               g_panels, v_dim, 1.0f, NULL, rows);
                 const VF vscale = vf_set1(scale);
                 for (int r = 0; r < rows; r++) {
@@ -693,16 +737,25 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     }
 }
 
+#define ATTN_APPLY_EXP(fn)                                                  \
+    do {                                                                    \
+        int64_t i = 0;                                                      \
+        for (; i + W <= n; i += W)                                          \
+            vf_store(y + i, fn(vf_load(x + i)));                            \
+        if (i < n) {                                                        \
+            float in[W], res[W];                                            \
+            for (int j = 0; j < W; j++)                                     \
+                in[j] = i + j < n ? x[i + j] : 0.0f;                        \
+            vf_store(res, fn(vf_load(in)));                                 \
+            for (int64_t j = 0; i + j < n; j++)                             \
+                y[i + j] = res[j];                                          \
+        }                                                                   \
+    } while (0)
+
 void ATTN_ENTRY(tlmi_attention_exp_)(float *y, const float *x, int64_t n) {
-    int64_t i = 0;
-    for (; i + W <= n; i += W)
-        vf_store(y + i, vf_exp(vf_load(x + i)));
-    if (i < n) {
-        float in[W], res[W];
-        for (int j = 0; j < W; j++)
-            in[j] = i + j < n ? x[i + j] : 0.0f;
-        vf_store(res, vf_exp(vf_load(in)));
-        for (int64_t j = 0; i + j < n; j++)
-            y[i + j] = res[j];
-    }
+    ATTN_APPLY_EXP(vf_exp);
+}
+
+void ATTN_ENTRY(tlmi_attention_exp2_)(float *y, const float *x, int64_t n) {
+    ATTN_APPLY_EXP(vf_exp2_nonpos);
 }

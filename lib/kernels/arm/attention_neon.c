@@ -46,4 +46,22 @@ static inline VF vf_exp(VF x) {
         vandq_u32(keep, vreinterpretq_u32_f32(vmulq_f32(p, scale))));
 }
 
+/* 2^x for x <= 0 (see TLMI_EXP2_* in kernels/attention.h); vmaxq keeps
+ * a NaN x. */
+static inline VF vf_exp2_nonpos(VF x) {
+    x = vmaxq_f32(vdupq_n_f32(TLMI_EXP2_MIN), x);
+    const int32x4_t n_i = vcvtnq_s32_f32(x);
+    const VF r = vsubq_f32(x, vcvtq_f32_s32(n_i));
+    VF p = vdupq_n_f32(TLMI_EXP2_C6);
+    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP2_C5), p, r);
+    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP2_C4), p, r);
+    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP2_C3), p, r);
+    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP2_C2), p, r);
+    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP2_C1), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.0f), p, r);
+    const VF scale = vreinterpretq_f32_s32(
+        vshlq_n_s32(vaddq_s32(n_i, vdupq_n_s32(127)), 23));
+    return vmulq_f32(p, scale);
+}
+
 #include "kernels/attention_simd.h"

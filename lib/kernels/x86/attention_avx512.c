@@ -49,4 +49,22 @@ static inline VF vf_exp(VF x) {
     return _mm512_maskz_mul_ps(keep, p, scale);
 }
 
+/* 2^x for x <= 0 (see TLMI_EXP2_* in kernels/attention.h). max(MIN, x)
+ * in this order keeps a NaN x. */
+static inline VF vf_exp2_nonpos(VF x) {
+    x = _mm512_max_ps(_mm512_set1_ps(TLMI_EXP2_MIN), x);
+    const __m512i n_i = _mm512_cvtps_epi32(x);
+    const VF r = _mm512_sub_ps(x, _mm512_cvtepi32_ps(n_i));
+    VF p = _mm512_set1_ps(TLMI_EXP2_C6);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TLMI_EXP2_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TLMI_EXP2_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TLMI_EXP2_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TLMI_EXP2_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(TLMI_EXP2_C1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const VF scale = _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_add_epi32(n_i, _mm512_set1_epi32(127)), 23));
+    return _mm512_mul_ps(p, scale);
+}
+
 #include "kernels/attention_simd.h"
