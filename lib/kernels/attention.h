@@ -57,29 +57,14 @@ typedef void (*tlmi_attention_backward_fn)(
     int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
     int causal, int accumulate, void *workspace);
 
-/* The vectorized exp of the SIMD kernels (attention_simd.h): clamp to
- * [MIN, MAX], n = round(x LOG2E), r = x - n LN2_HI - n LN2_LO,
- * e^r ~ 1 + r + r^2 (((((P0 r + P1) r + P2) r + P3) r + P4) r + P5), times 2^n.
- */
-#define TLMI_EXP_P0 1.9875691500E-4f
-#define TLMI_EXP_P1 1.3981999507E-3f
-#define TLMI_EXP_P2 8.3334519073E-3f
-#define TLMI_EXP_P3 4.1665795894E-2f
-#define TLMI_EXP_P4 1.6666665459E-1f
-#define TLMI_EXP_P5 5.0000001201E-1f
-#define TLMI_EXP_LOG2E 1.44269504088896341f
-#define TLMI_EXP_LN2_HI 0.693359375f     /* few bits: n * LN2_HI is exact */
-#define TLMI_EXP_LN2_LO -2.12194440e-4f
-#define TLMI_EXP_MIN -87.0f
-#define TLMI_EXP_MAX 88.0f
-
-/* The forward's exp2 of a non-positive x (its scores are kept in base 2,
- * x = s - max <= 0): x raised to at least MIN (NaN kept), n = round(x),
- * r = x - n in [-1/2, 1/2] (exact), 2^r ~ 1 + r (C1 + r (C2 + r (C3 +
- * r (C4 + r (C5 + r C6))))), times 2^n built in the exponent bits; n =
- * -127 gives the bits of 0, so x <= -127 and -inf give exactly 0. The
- * coefficients are a minimax fit of relative error 2e-9 on [-1/2, 1/2]
- * (Lawson's iteration, computed for tlm). */
+/* The SIMD kernels' exp2 (attention_simd.h keeps its scores in base 2):
+ * x raised to at least MIN (NaN kept), n = round(x), r = x - n in
+ * [-1/2, 1/2] (exact), 2^r ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r (C5 +
+ * r C6))))), times 2^n built in the exponent bits; n = -127 gives the
+ * bits of 0, so x <= -127 and -inf give exactly 0. No upper clamp: x must
+ * stay below 128 (softmax arguments are at most a rounding error above
+ * 0). The coefficients are a minimax fit of relative error 2e-9 on
+ * [-1/2, 1/2] (Lawson's iteration, computed for tlm). */
 #define TLMI_EXP2_C1 6.9314720286e-01f
 #define TLMI_EXP2_C2 2.4022647914e-01f
 #define TLMI_EXP2_C3 5.5503324708e-02f
@@ -104,13 +89,11 @@ typedef void (*tlmi_attention_backward_fn)(
         const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,  \
         int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v,            \
         int64_t ld_out, int causal, int accumulate, void *workspace);       \
-    /* y[i] = exp(x[i]) with the kernel's polynomial, for the tests. */     \
-    void tlmi_attention_exp_##isa(float *y, const float *x, int64_t n);     \
-    /* y[i] = 2^x[i] for x[i] <= 0 (the forward's), for the tests. */       \
+    /* y[i] = 2^x[i] with the kernel's polynomial, for the tests. */        \
     void tlmi_attention_exp2_##isa(float *y, const float *x, int64_t n)
 
 /* Scalar: the double-accumulating reference (kernels/scalar/attention.c),
- * its scratch carved from the workspace. Its exp entry is expf. */
+ * its scratch carved from the workspace. Its exp2 entry is exp2f. */
 TLMI_ATTENTION_DECLARE(scalar);
 
 #if defined(TLMI_HAVE_AVX2)

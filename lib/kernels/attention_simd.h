@@ -11,9 +11,8 @@
  *   vf_zero(), vf_set1(x), vf_load(p), vf_store(p, v), vf_bcast(p)
  *   vf_add(a, b), vf_sub(a, b), vf_mul(a, b), vf_max(a, b),
  *   vf_fma(a, b, c)   a * b + c
- *   vf_exp(x)         exp of each lane (below)
+ *   vf_exp2(x)        2^x of each lane, x < 128 (below)
  *   vf_hsum(v), vf_hmax(v)   the sum and the largest of the lanes (float)
- *   vf_exp2_nonpos(x) 2^x for x <= 0 (the forward's softmax)
  * and may define ATTN_HAVE_TRANSPOSE and
  *   vf_transpose(dst, ldd, src, lds)   a W x W transpose (key packing)
  *
@@ -52,7 +51,8 @@
  * caller's at the end, dq per query block. Per block of BQ = 32 query rows
  * (a multiple of QB) and KB keys, each group of QB rows only up to the
  * last key panel one of its rows sees:
- *   P = exp(S - lse), dP = dout . v^T, dS = P * (dP - drow) * scale with
+ *   P = 2^(S log2(e) - lse log2(e)), dP = dout . v^T,
+ *   dS = P * (dP - drow) * scale with
  *   drow_i = dout_i . out_i;
  *   dv[j] += sum_r P[r, j] dout_r,  dk[j] += sum_r dS[r, j] q_r
  *       (rows_acc on the transposed block: KG keys x 2 vectors held in
@@ -60,19 +60,11 @@
  *       them),
  *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
  *
- * exp (backward): x clamped to [-87, 88], x = n ln2 + r with n = round(x
- * / ln2) and |r| <= ln2 / 2 (ln2 split in two for an exact reduction),
- * e^r by the degree-7 polynomial of Cephes' expf (TLMI_EXP_* in
- * kernels/attention.h), times 2^n built in the exponent bits. Measured
- * maximal relative error 1.2e-7 (about 2 ulp) over [-87, 88] against
- * double exp (tests/kernels/test_attention.c checks < 2.5e-7); x < -87
- * gives 0 (the true value is below 1.7e-38), which makes exp(-inf) = 0
- * for masked scores.
- *
- * exp2 (forward, vf_exp2_nonpos): for x <= 0 only, so no upper clamp and
- * no reduction constant: n = round(x), r = x - n exact, a degree-6
- * polynomial (TLMI_EXP2_*), times 2^n; x <= -127 gives the bits of 0.
- * Measured maximal relative error 7.7e-8 over [-125, 0] (the test checks
+ * exp2: n = round(x), r = x - n exact, a degree-6 polynomial
+ * (TLMI_EXP2_* in kernels/attention.h), times 2^n built in the exponent
+ * bits; x <= -127 gives the bits of 0, so masked scores (-inf) get
+ * exactly 0. Measured maximal relative error 7.7e-8 (under 1 ulp) over
+ * [-125, 100] against double exp2 (tests/kernels/test_attention.c checks
  * < 2.5e-7).
  */
 #ifndef ATTN_ISA
@@ -514,8 +506,8 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
             const VF vm = vf_set1(m[r] == -INFINITY ? 0.0f : m[r]);
             VF sum0 = vf_zero(), sum1 = vf_zero();
             for (int64_t j = 0; j < n; j += 2 * W) {
-                const VF p0 = vf_exp2_nonpos(vf_sub(vf_load(sr + j), vm));
-                const VF p1 = vf_exp2_nonpos(vf_sub(vf_load(sr + j + W), vm));
+                const VF p0 = vf_exp2(vf_sub(vf_load(sr + j), vm));
+                const VF p1 = vf_exp2(vf_sub(vf_load(sr + j + W), vm));
                 vf_store(sr + j, p0);
                 vf_store(sr + j + W, p1);
                 sum0 = vf_add(sum0, p0);
@@ -583,6 +575,8 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     const int64_t dp = L.dp, dvp = L.dvp;
     const int want_ds = dq != NULL || dk != NULL;
     const float scale = (float)(1.0 / sqrt((double)dim));
+    /* Scores in base 2, as in the forward: P = 2^(s log2(e) - lse log2(e)). */
+    const float scale2 = (float)(1.0 / sqrt((double)dim) / log(2.0));
 
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
     const int64_t tk_pad = (tk_seen + NW - 1) / NW * NW;
@@ -612,9 +606,11 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
             limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
             if (limit[r] > j_end)
                 j_end = limit[r];
-            /* A row that saw no key (lse -inf) gets p = exp(s - inf) = 0. */
-            row_lse[r] = r < nr && lse[i0 + r] != -INFINITY ? lse[i0 + r]
-                                                            : INFINITY;
+            /* In base 2; a row that saw no key (lse -inf) gets
+             * p = 2^(s - inf) = 0. */
+            row_lse[r] = r < nr && lse[i0 + r] != -INFINITY
+                             ? (float)((double)lse[i0 + r] / log(2.0))
+                             : INFINITY;
             drow[r] = 0.0f;
             if (r < nr) {
                 const float *o = out + (i0 + r) * ld_out;
@@ -637,7 +633,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
             const int64_t n_panels =
                 ((j_end - j0 < KB ? j_end - j0 : KB) + NW - 1) / NW;
             const int64_t n = n_panels * NW;
-            /* P = exp(S - lse) and dS = P (dP - drow) scale, [BQ][n]:
+            /* P = 2^(S - lse) (base 2) and dS = P (dP - drow) scale, [BQ][n]:
              * each group of rows only up to the panel of the last key one
              * of its rows sees (g_n[g] keys; causal blocks on the diagonal
              * are triangles). */
@@ -657,7 +653,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                 const int64_t gn = g_n[g];
                 float *sg = s + r0 * KB, *dsg = ds + r0 * KB;
                 attn_scores_n(sg, KB, qb + r0 * dp, dp, kp + j0 * dim, g_panels,
-                              dim, scale, bias + j0, rows);
+                              dim, scale2, bias + j0, rows);
                 for (int r = 0; r < rows; r++) {
                     float *sr = sg + r * KB;
                     if (limit[r0 + r] - j0 < gn)
@@ -665,7 +661,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                     const VF vl = vf_set1(row_lse[r0 + r]);
                     for (int64_t j = 0; j < gn; j += W)
                         vf_store(sr + j,
-                                 vf_exp(vf_sub(vf_load(sr + j), vl)));
+                                 vf_exp2(vf_sub(vf_load(sr + j), vl)));
                 }
                 if (!want_ds)
                     continue;
@@ -737,25 +733,16 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     }
 }
 
-#define ATTN_APPLY_EXP(fn)                                                  \
-    do {                                                                    \
-        int64_t i = 0;                                                      \
-        for (; i + W <= n; i += W)                                          \
-            vf_store(y + i, fn(vf_load(x + i)));                            \
-        if (i < n) {                                                        \
-            float in[W], res[W];                                            \
-            for (int j = 0; j < W; j++)                                     \
-                in[j] = i + j < n ? x[i + j] : 0.0f;                        \
-            vf_store(res, fn(vf_load(in)));                                 \
-            for (int64_t j = 0; i + j < n; j++)                             \
-                y[i + j] = res[j];                                          \
-        }                                                                   \
-    } while (0)
-
-void ATTN_ENTRY(tlmi_attention_exp_)(float *y, const float *x, int64_t n) {
-    ATTN_APPLY_EXP(vf_exp);
-}
-
 void ATTN_ENTRY(tlmi_attention_exp2_)(float *y, const float *x, int64_t n) {
-    ATTN_APPLY_EXP(vf_exp2_nonpos);
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+        vf_store(y + i, vf_exp2(vf_load(x + i)));
+    if (i < n) {
+        float in[W], res[W];
+        for (int j = 0; j < W; j++)
+            in[j] = i + j < n ? x[i + j] : 0.0f;
+        vf_store(res, vf_exp2(vf_load(in)));
+        for (int64_t j = 0; i + j < n; j++)
+            y[i + j] = res[j];
+    }
 }

@@ -24,31 +24,9 @@ typedef float32x4_t VF;
 #define vf_hsum(v) vaddvq_f32(v)
 #define vf_hmax(v) vmaxvq_f32(v)
 
-/* exp (see attention_simd.h for the method and its error). */
-static inline VF vf_exp(VF x) {
-    const uint32x4_t keep = vcgeq_f32(x, vdupq_n_f32(TLMI_EXP_MIN));
-    x = vminq_f32(vmaxq_f32(x, vdupq_n_f32(TLMI_EXP_MIN)), vdupq_n_f32(TLMI_EXP_MAX));
-    const int32x4_t n_i =
-        vcvtnq_s32_f32(vmulq_f32(x, vdupq_n_f32(TLMI_EXP_LOG2E)));
-    const VF n = vcvtq_f32_s32(n_i);
-    VF r = vfmsq_f32(x, n, vdupq_n_f32(TLMI_EXP_LN2_HI));
-    r = vfmsq_f32(r, n, vdupq_n_f32(TLMI_EXP_LN2_LO));
-    VF p = vdupq_n_f32(TLMI_EXP_P0);
-    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP_P1), p, r);
-    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP_P2), p, r);
-    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP_P3), p, r);
-    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP_P4), p, r);
-    p = vfmaq_f32(vdupq_n_f32(TLMI_EXP_P5), p, r);
-    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
-    const VF scale = vreinterpretq_f32_s32(
-        vshlq_n_s32(vaddq_s32(n_i, vdupq_n_s32(127)), 23));
-    return vreinterpretq_f32_u32(
-        vandq_u32(keep, vreinterpretq_u32_f32(vmulq_f32(p, scale))));
-}
-
-/* 2^x for x <= 0 (see TLMI_EXP2_* in kernels/attention.h); vmaxq keeps
+/* 2^x for x < 128 (see TLMI_EXP2_* in kernels/attention.h); vmaxq keeps
  * a NaN x. */
-static inline VF vf_exp2_nonpos(VF x) {
+static inline VF vf_exp2(VF x) {
     x = vmaxq_f32(vdupq_n_f32(TLMI_EXP2_MIN), x);
     const int32x4_t n_i = vcvtnq_s32_f32(x);
     const VF r = vsubq_f32(x, vcvtq_f32_s32(n_i));
@@ -62,6 +40,23 @@ static inline VF vf_exp2_nonpos(VF x) {
     const VF scale = vreinterpretq_f32_s32(
         vshlq_n_s32(vaddq_s32(n_i, vdupq_n_s32(127)), 23));
     return vmulq_f32(p, scale);
+}
+
+/* dst[d * ldd + r] = src[r * lds + d] for r, d < 4: rows paired by
+ * vtrn, then 64-bit halves. */
+#define ATTN_HAVE_TRANSPOSE 1
+static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
+                                int64_t lds) {
+    const VF a = vld1q_f32(src), b = vld1q_f32(src + lds),
+             c = vld1q_f32(src + 2 * lds), d = vld1q_f32(src + 3 * lds);
+    const float64x2_t t0 = vreinterpretq_f64_f32(vtrn1q_f32(a, b)),
+                      t1 = vreinterpretq_f64_f32(vtrn2q_f32(a, b)),
+                      t2 = vreinterpretq_f64_f32(vtrn1q_f32(c, d)),
+                      t3 = vreinterpretq_f64_f32(vtrn2q_f32(c, d));
+    vst1q_f32(dst, vreinterpretq_f32_f64(vtrn1q_f64(t0, t2)));
+    vst1q_f32(dst + ldd, vreinterpretq_f32_f64(vtrn1q_f64(t1, t3)));
+    vst1q_f32(dst + 2 * ldd, vreinterpretq_f32_f64(vtrn2q_f64(t0, t2)));
+    vst1q_f32(dst + 3 * ldd, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
 }
 
 #include "kernels/attention_simd.h"

@@ -231,11 +231,6 @@ void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
                             accumulate, TLMI_ATTENTION_BLOCK);
 }
 
-void tlmi_attention_exp_scalar(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++)
-        y[i] = expf(x[i]);
-}
-
 void tlmi_attention_exp2_scalar(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++)
         y[i] = exp2f(x[i]);

@@ -39,32 +39,9 @@ static inline float vf_hmax(VF v) {
     return _mm_cvtss_f32(x);
 }
 
-/* exp (see attention_simd.h for the method and its error). */
-static inline VF vf_exp(VF x) {
-    const VF under = _mm256_cmp_ps(x, _mm256_set1_ps(TLMI_EXP_MIN), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(TLMI_EXP_MIN)),
-                      _mm256_set1_ps(TLMI_EXP_MAX));
-    const __m256i n_i =
-        _mm256_cvtps_epi32(_mm256_mul_ps(x, _mm256_set1_ps(TLMI_EXP_LOG2E)));
-    const VF n = _mm256_cvtepi32_ps(n_i);
-    VF r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TLMI_EXP_LN2_HI), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(TLMI_EXP_LN2_LO), r);
-    VF p = _mm256_set1_ps(TLMI_EXP_P0);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TLMI_EXP_P1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TLMI_EXP_P2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TLMI_EXP_P3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TLMI_EXP_P4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(TLMI_EXP_P5));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r),
-                        _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    const VF scale = _mm256_castsi256_ps(_mm256_slli_epi32(
-        _mm256_add_epi32(n_i, _mm256_set1_epi32(127)), 23));
-    return _mm256_andnot_ps(under, _mm256_mul_ps(p, scale));
-}
-
-/* 2^x for x <= 0 (see TLMI_EXP2_* in kernels/attention.h). max(MIN, x)
+/* 2^x for x < 128 (see TLMI_EXP2_* in kernels/attention.h). max(MIN, x)
  * in this order keeps a NaN x. */
-static inline VF vf_exp2_nonpos(VF x) {
+static inline VF vf_exp2(VF x) {
     x = _mm256_max_ps(_mm256_set1_ps(TLMI_EXP2_MIN), x);
     const __m256i n_i = _mm256_cvtps_epi32(x);
     const VF r = _mm256_sub_ps(x, _mm256_cvtepi32_ps(n_i));
