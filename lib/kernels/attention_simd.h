@@ -1,19 +1,15 @@
 /*
- * Fused attention of one head for any SIMD ISA, written once: each ISA's
- * file (x86/attention_avx2.c, x86/attention_avx512.c,
- * arm/attention_neon.c) defines the vector type and a few operations on
- * it, then includes this file, which is compiled with that file's flags.
- * Everything here is static except the four entries named by ATTN_ISA.
+ * Fused attention of one head for any SIMD ISA, written once over the
+ * vector layer of kernels/simd.h: each ISA's file (x86/attention_avx2.c,
+ * x86/attention_avx512.c, arm/attention_neon.c) picks the layer's ISA,
+ * then includes this file, which is compiled with that file's flags.
+ * Everything here is static except the entries named by ATTN_ISA.
  *
- * The including file defines:
- *   VF, W             the vector type and its lanes (floats)
- *   ATTN_ISA          the suffix of the entries (avx2, ...)
- *   vf_zero(), vf_set1(x), vf_load(p), vf_store(p, v), vf_bcast(p)
- *   vf_add(a, b), vf_sub(a, b), vf_mul(a, b), vf_max(a, b),
- *   vf_fma(a, b, c)   a * b + c
- *   vf_exp2(x)        2^x of each lane, x < 128 (below)
- *   vf_hsum(v), vf_hmax(v)   the sum and the largest of the lanes (float)
- * and may define ATTN_HAVE_TRANSPOSE and
+ * The including file defines ATTN_ISA (the suffix of the entries: avx2,
+ * ...), optionally ATTN_QB (query rows per block, 4 by default), and one
+ * of TLMI_SIMD_AVX2, _AVX512, _NEON, and includes kernels/simd.h (the
+ * vector layer the pointwise kernels use too) before this file; it may
+ * define ATTN_HAVE_TRANSPOSE and
  *   vf_transpose(dst, ldd, src, lds)   a W x W transpose (key packing)
  *
  * The algorithm (flash-style, in float):
@@ -60,15 +56,15 @@
  *       them),
  *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
  *
- * exp2: n = round(x), r = x - n exact, a degree-6 polynomial
- * (TLMI_EXP2_* in kernels/attention.h), times 2^n built in the exponent
- * bits; x <= -127 gives the bits of 0, so masked scores (-inf) get
+ * exp2 (vf_exp2 below): n = round(x), r = x - n exact, a degree-6
+ * polynomial (TLMI_EXP2_* in kernels/attention.h), times 2^n built in the
+ * exponent bits; x <= -127 gives the bits of 0, so masked scores (-inf) get
  * exactly 0. Measured maximal relative error 7.7e-8 (under 1 ulp) over
  * [-125, 100] against double exp2 (tests/kernels/test_attention.c checks
  * < 2.5e-7).
  */
 #ifndef ATTN_ISA
-#error "define ATTN_ISA and the vector operations before including this file"
+#error "define ATTN_ISA and include kernels/simd.h before this file"
 #endif
 
 #include <math.h>
@@ -77,6 +73,10 @@
 #include <string.h>
 
 #include "kernels/attention.h"
+
+/* Short names for the vector layer's: the vector, its lanes. */
+typedef tlmi_vf VF;
+#define W TLMI_VL
 
 #define ATTN_CAT2(a, b) a##b
 #define ATTN_CAT(a, b) ATTN_CAT2(a, b)
@@ -198,6 +198,26 @@ size_t ATTN_ENTRY(tlmi_attention_workspace_)(int64_t tq, int64_t tk,
                                              : floats * sizeof(float);
 }
 
+/* ---- exp2 ------------------------------------------------------------- */
+
+/* 2^x for x < 128 (TLMI_EXP2_* in kernels/attention.h): n = round(x),
+ * r = x - n, the polynomial, times 2^n; n = -127 (x <= -127, -inf) makes
+ * the exponent bits of 0. max(MIN, x) in this order keeps a NaN x (the
+ * x86 max returns its second operand then). */
+ATTN_INLINE VF vf_exp2(VF x) {
+    x = vf_max(vf_set1(TLMI_EXP2_MIN), x);
+    const VF n = vf_round(x);
+    const VF r = vf_sub(x, n);
+    VF p = vf_set1(TLMI_EXP2_C6);
+    p = vf_fmadd(p, r, vf_set1(TLMI_EXP2_C5));
+    p = vf_fmadd(p, r, vf_set1(TLMI_EXP2_C4));
+    p = vf_fmadd(p, r, vf_set1(TLMI_EXP2_C3));
+    p = vf_fmadd(p, r, vf_set1(TLMI_EXP2_C2));
+    p = vf_fmadd(p, r, vf_set1(TLMI_EXP2_C1));
+    p = vf_fmadd(p, r, vf_set1(1.0f));
+    return vf_mul(p, vf_pow2i(n));
+}
+
 /* ---- Packing ---------------------------------------------------------- */
 
 static int attn_visible(const unsigned char *visible, int64_t j) {
@@ -288,9 +308,9 @@ ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
             const VF k1 = vf_load(kp + d * NW + W);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
-                const VF xr = vf_bcast(x + r * ldx + d);
-                acc[r][0] = vf_fma(xr, k0, acc[r][0]);
-                acc[r][1] = vf_fma(xr, k1, acc[r][1]);
+                const VF xr = vf_set1(x[r * ldx + d]);
+                acc[r][0] = vf_fmadd(xr, k0, acc[r][0]);
+                acc[r][1] = vf_fmadd(xr, k1, acc[r][1]);
             }
         }
         VF b0 = vf_zero(), b1 = vf_zero();
@@ -300,8 +320,8 @@ ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
         }
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++) {
-            vf_store(s + r * lds + p * NW, vf_fma(acc[r][0], vscale, b0));
-            vf_store(s + r * lds + p * NW + W, vf_fma(acc[r][1], vscale, b1));
+            vf_store(s + r * lds + p * NW, vf_fmadd(acc[r][0], vscale, b0));
+            vf_store(s + r * lds + p * NW + W, vf_fmadd(acc[r][1], vscale, b1));
         }
     }
 }
@@ -328,9 +348,9 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x1 = vf_load(x + j * ldx + c + W);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++) {
-                const VF p = vf_bcast(pr + r * prs + j * prj);
-                a[r][0] = vf_fma(p, x0, a[r][0]);
-                a[r][1] = vf_fma(p, x1, a[r][1]);
+                const VF p = vf_set1(pr[r * prs + j * prj]);
+                a[r][0] = vf_fmadd(p, x0, a[r][0]);
+                a[r][1] = vf_fmadd(p, x1, a[r][1]);
             }
         }
 #pragma GCC unroll 8
@@ -349,7 +369,7 @@ ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
             const VF x0 = vf_load(x + j * ldx + c);
 #pragma GCC unroll 8
             for (int r = 0; r < rows; r++)
-                a[r] = vf_fma(vf_bcast(pr + r * prs + j * prj), x0, a[r]);
+                a[r] = vf_fmadd(vf_set1(pr[r * prs + j * prj]), x0, a[r]);
         }
 #pragma GCC unroll 8
         for (int r = 0; r < rows; r++)
@@ -618,7 +638,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
                 VF sum = vf_zero();
                 int64_t c = 0;
                 for (; c + W <= v_dim; c += W)
-                    sum = vf_fma(vf_load(g + c), vf_load(o + c), sum);
+                    sum = vf_fmadd(vf_load(g + c), vf_load(o + c), sum);
                 float d = vf_hsum(sum);
                 for (; c < v_dim; c++)
                     d += g[c] * o[c];

@@ -1,6 +1,7 @@
 /*
  * A thin layer of float vectors over one ISA, so the pointwise kernels
- * (kernels/pointwise_impl.h) are written once for AVX2, AVX-512 and NEON.
+ * (kernels/pointwise_impl.h) and the fused attention
+ * (kernels/attention_simd.h) are written once for AVX2, AVX-512 and NEON.
  * Include it in a per-ISA source compiled with that ISA's flags, after
  * defining exactly one of TLMI_SIMD_AVX2, TLMI_SIMD_AVX512, TLMI_SIMD_NEON.
  *
@@ -10,10 +11,12 @@
  *   vf_fnmadd(a, b, c) = c - a b          vf_round (to nearest even)
  *   vf_gt lt eq isnan -> tlmi_vm          vf_select(m, yes, no)
  *   vf_hsum, vf_hmax (across lanes)       vf_pow2i(n) = 2^n, n integral
- *                                         in [-126, 127]
+ *                                         in [-126, 127]; -127 gives 0
  */
 #ifndef TLM_LIB_KERNELS_SIMD_H
 #define TLM_LIB_KERNELS_SIMD_H
+
+#include <stdint.h>
 
 #if defined(TLMI_SIMD_AVX512)
 
