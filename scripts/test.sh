@@ -19,15 +19,16 @@ set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
+start=$(date +%s)
 sh scripts/install-deps.sh test || exit 1
 
 failed=0
 failed_steps=0
 # Logs of an earlier run must not stand in for a run that did not happen.
 rm -f build-test/*.testlog.json
-step() {
+step() { # with the elapsed seconds, to see where CI's time goes
     echo
-    echo "=== $*"
+    echo "=== [$(($(date +%s) - start))s] $*"
 }
 
 configure() { # DIR [meson setup options...]
