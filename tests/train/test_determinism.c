@@ -139,20 +139,25 @@ static void forward_backward_any_thread_count(void **state) {
     }
 }
 
-/* Logits of a prefill of 24 tokens, then 10 single tokens. The prefill's
- * attention (24 x 24 keys x head size 160 per head) is large enough that
- * the heads are shared out over the session's threads. */
-static float *decode_logits(int session_threads, int llama, size_t *count) {
-    tlm_context *ctx = context_with(1);
+/* A model wide enough that one token's products split too. */
+static tlm_model *decode_model(tlm_context *ctx, int llama) {
     tlm_model_config c;
     config_for(&c, llama);
-    /* Wide enough that one token's products split too. */
     c.d_model = 640;
     c.n_heads = 4;
     c.d_ff = 1024;
     c.n_decoder_layers = 1;
     tlm_model *model = NULL;
     assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+    return model;
+}
+
+/* Logits of a prefill of 24 tokens, then 10 single tokens, from a session
+ * of the model with session_threads threads. The prefill's attention (24 x
+ * 24 keys x head size 160 per head) is large enough that the heads are
+ * shared out over the session's threads. */
+static float *decode_logits(tlm_model *model, int session_threads,
+                            size_t *count) {
     tlm_session_params params;
     tlm_session_params_init(&params);
     params.n_threads = session_threads;
@@ -173,24 +178,29 @@ static float *decode_logits(int session_threads, int llama, size_t *count) {
                          TLM_OK);
     }
     tlm_session_free(session);
-    tlm_model_free(model);
-    tlm_context_free(ctx);
     *count = (PROMPT + STEPS) * VOCAB;
     return logits;
 }
 
+/* One model per kind, shared by sessions of 1, 2 and 3 threads, as an
+ * application's sessions share one (and the model's 3 M parameters are
+ * drawn once, not three times). */
 static void session_any_thread_count(void **state) {
     (void)state;
     for (int llama = 0; llama <= 1; llama++) {
+        tlm_context *ctx = context_with(1);
+        tlm_model *model = decode_model(ctx, llama);
         size_t count = 0, other = 0;
-        float *one = decode_logits(1, llama, &count);
+        float *one = decode_logits(model, 1, &count);
         for (int threads = 2; threads <= 3; threads++) {
-            float *many = decode_logits(threads, llama, &other);
+            float *many = decode_logits(model, threads, &other);
             assert_int_equal(other, count);
             assert_memory_equal(many, one, count * sizeof *one);
             free(many);
         }
         free(one);
+        tlm_model_free(model);
+        tlm_context_free(ctx);
     }
 }
 
