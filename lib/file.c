@@ -2,9 +2,12 @@
 
 #include "file.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -360,6 +363,101 @@ static int sync_directory(const char *directory) {
     return error;
 }
 
+/* Reads the decimal number at *text as tlm's writer prints one: digits
+ * only, no sign, no leading zero (except "0" itself), at most 20 digits.
+ * Moves *text past it. Returns 0 when there is no such number; otherwise
+ * 1, with the value in *value, saturated at UINTMAX_MAX. */
+static int read_decimal(const char **text, uintmax_t *value) {
+    const char *s = *text;
+    size_t digits = 0;
+    uintmax_t v = 0;
+    while (s[digits] >= '0' && s[digits] <= '9') {
+        unsigned d = (unsigned)(s[digits] - '0');
+        v = v > (UINTMAX_MAX - d) / 10 ? UINTMAX_MAX : v * 10 + d;
+        digits++;
+    }
+    if (digits == 0 || digits > 20 || (digits > 1 && s[0] == '0'))
+        return 0;
+    *text = s + digits;
+    *value = v;
+    return 1;
+}
+
+/* The pid in `name` if it is exactly `<base>.tmp-<pid>-<counter>` (the
+ * form tlmi_file_writer_open() gives temporaries, pid > 0), else 0. */
+static pid_t temporary_owner(const char *name, const char *base,
+                             size_t base_length) {
+    if (strncmp(name, base, base_length) != 0 ||
+        strncmp(name + base_length, ".tmp-", 5) != 0)
+        return 0;
+    const char *s = name + base_length + 5;
+    uintmax_t pid, counter;
+    if (!read_decimal(&s, &pid) || *s != '-')
+        return 0;
+    s++;
+    if (!read_decimal(&s, &counter) || *s != '\0')
+        return 0;
+    if (pid == 0 || pid > (uintmax_t)INTMAX_MAX ||
+        (intmax_t)(pid_t)pid != (intmax_t)pid)
+        return 0; /* not a pid this system can have */
+    return (pid_t)pid;
+}
+
+/* After a successful commit: removes the temporaries of the same target
+ * that processes killed mid-save left behind (`<base>.tmp-<pid>-<n>`
+ * beside it, whose pid names no running process). Another process's save
+ * in progress is kept (kill(pid, 0) succeeds, or fails with EPERM: the
+ * process exists), and so are this process's own (a thread of ours may
+ * be writing it; skipped without asking the kernel) and every name not of
+ * exactly that form. A dead process's pid reused by a new process only
+ * delays the removal until that one exits.
+ *
+ * Best-effort: a directory that cannot be listed or a file that cannot be
+ * removed is left alone, silently; the save has succeeded, and neither
+ * its status nor any error message changes (errno is restored too).
+ *
+ * Cost: one opendir/readdir pass over the target's directory per commit,
+ * a string comparison per entry, one kill(pid, 0) per name of the
+ * temporary form and one unlink per dead owner: small next to writing
+ * and fsyncing the file itself, even in a directory of thousands of
+ * checkpoints. Nothing from the host's allocator (opendir() has its own
+ * buffer); unlinkat() on the listed directory's fd builds no paths.
+ *
+ * Limits: a pid is only meaningful in this PID namespace. A process in
+ * another one (another container) writing the same path on a shared file
+ * system looks dead, so its temporary may be removed while it writes; its
+ * own rename then fails and its save returns TLM_E_IO, and the target is
+ * never damaged. */
+static void remove_stale_temporaries(const tlmi_file_writer *w) {
+    int saved_errno = errno;
+    const char *slash = strrchr(w->path, '/');
+    const char *base = slash == NULL ? w->path : slash + 1;
+    size_t base_length = strlen(base);
+    pid_t self = getpid();
+    DIR *directory = opendir(w->directory);
+    if (directory == NULL) {
+        errno = saved_errno;
+        return;
+    }
+    int directory_fd = dirfd(directory);
+    struct dirent *entry;
+    for (;;) {
+        errno = 0;
+        entry = readdir(directory);
+        if (entry == NULL)
+            break; /* the end, or an error: both end the best effort */
+        pid_t owner = temporary_owner(entry->d_name, base, base_length);
+        if (owner <= 0 || owner == self)
+            continue;
+        if (kill(owner, 0) == 0 || errno != ESRCH)
+            continue; /* running (EPERM: someone else's), or unknown */
+        if (directory_fd >= 0)
+            unlinkat(directory_fd, entry->d_name, 0);
+    }
+    closedir(directory);
+    errno = saved_errno;
+}
+
 int tlmi_file_writer_commit(tlmi_file_writer *w) {
     if (w == NULL)
         return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
@@ -408,6 +506,8 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
                                error_text(error, reason, sizeof reason));
         }
     }
+    if (status == TLM_OK)
+        remove_stale_temporaries(w);
     discard_temp(w); /* after a failure: no-op if already discarded */
     tlmi_host_free(w->host, w, w->bytes);
     return status;

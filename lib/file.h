@@ -12,6 +12,11 @@
  * symbolic link, the link itself is replaced. New files get mode 0666
  * minus the umask, as fopen() gives.
  *
+ * A process killed mid-save leaves its temporary file behind; the next
+ * successful commit of the same target removes such leftovers: names of
+ * exactly that form whose pid names no running process (best-effort, one
+ * pass over the directory; see remove_stale_temporaries() in file.c).
+ *
  * Every failure returns TLM_E_IO (TLM_E_NOMEM when the allocator fails,
  * TLM_E_INVALID for bad arguments) with a message naming the path and the
  * system's reason, e.g. "writing 'out/model.safetensors': cannot create
@@ -73,8 +78,9 @@ int tlmi_file_writer_write(tlmi_file_writer *writer, const void *data,
 /* Bytes written so far. */
 uint64_t tlmi_file_writer_size(const tlmi_file_writer *writer);
 
-/* Makes the file durable and puts it in place of the target; frees the
- * writer whatever the outcome. On failure the target is untouched (except
+/* Makes the file durable and puts it in place of the target, then
+ * removes the temporaries of the same target left by dead processes;
+ * frees the writer whatever the outcome. On failure the target is untouched (except
  * when only the final directory sync fails: the new file is then in place
  * but the status reports that its rename may not survive a crash). */
 int tlmi_file_writer_commit(tlmi_file_writer *writer);

@@ -11,7 +11,10 @@
  *    under the target's name;
  *  - stale temporaries never replace the target, and a later save
  *    succeeds beside them (even when one has the very name that save would
- *    pick first) and leaves its own temporary nowhere.
+ *    pick first) and leaves its own temporary nowhere;
+ *  - a later successful save of the same path, by the parent or the next
+ *    child, removes the temporaries the killed children left (their pids
+ *    are dead), and never those of a live process (the parent's own).
  * The delays are drawn from a range measured from one save, so that most
  * kills land inside a save; the test asserts on the files, never on time.
  */
@@ -192,7 +195,7 @@ static void killed_saves_never_damage_the_target(void **state) {
 
     uint64_t rng = 20240611;
     float generation = 1.0f; /* the next generation a child starts at */
-    int kills_mid_save = 0, completed_saves = 0;
+    int kills_mid_save = 0, completed_saves = 0, cleaned_by_parent = 0;
     for (int kill_round = 0; kill_round < KILLS; kill_round++) {
         int pipe_fds[2];
         assert_int_equal(pipe(pipe_fds), 0);
@@ -227,32 +230,47 @@ static void killed_saves_never_damage_the_target(void **state) {
         if (marker >= generation)
             completed_saves += (int)(marker - generation) + 1;
         generation = (marker >= generation ? marker : generation) + 1.0f;
-        /* Leave the stale temporaries of some rounds in place: the next
-         * child's saves must cope with them. */
-        if (kill_round % 10 == 9)
-            remove_temporaries();
+        /* In some rounds the parent saves at once: its save removes the
+         * temporary of the child just killed (and of earlier ones). In
+         * the others the stale temporaries stay: the next child's saves
+         * must cope with them, and remove them once one completes. */
+        if (temporaries > 0 && kill_round % 3 == 2) {
+            set_marker(m, generation);
+            assert_int_equal(tlm_model_save(m, target), TLM_OK);
+            assert_int_equal(count_temporaries(), 0);
+            assert_true(check_target(base, 0, generation) == generation);
+            generation += 1.0f;
+            cleaned_by_parent++;
+        }
     }
     printf("%d kills, %d of them inside a save (a temporary left); %d saves "
-           "completed by the children\n",
-           KILLS, kills_mid_save, completed_saves);
+           "completed by the children; %d saves by the parent removed the "
+           "temporaries of killed children\n",
+           KILLS, kills_mid_save, completed_saves, cleaned_by_parent);
     assert_true(kills_mid_save > 0);
+    assert_true(cleaned_by_parent > 0);
 
-    /* A later save beside stale temporaries, one of them with the name
-     * this process's next save tries first: it succeeds, the target is the
-     * new complete file, and the stale ones stay as they were. */
+    /* A later save beside temporaries of live processes (this one, one
+     * of them with the name its next save tries first, and its parent)
+     * and whatever the last child left: it succeeds, the target is the
+     * new complete file, the dead child's temporary is gone and the live
+     * ones stay as they were. */
     char stale[700];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         snprintf(stale, sizeof stale, "%s.tmp-%lld-%d", target,
-                 (long long)getpid(), i);
+                 (long long)(i < 4 ? getpid() : getppid()), i);
         assert_int_equal(write_whole_file(stale, "stale", 5), 0);
     }
-    int before = count_temporaries();
     set_marker(m, generation);
     assert_int_equal(tlm_model_save(m, target), TLM_OK);
     assert_true(check_target(base, 0, generation) == generation);
-    assert_int_equal(count_temporaries(), before);
+    assert_int_equal(count_temporaries(), 5);
     char contents[8];
-    assert_int_equal(read_whole_file(stale, contents, sizeof contents), 5);
+    for (int i = 0; i < 5; i++) {
+        snprintf(stale, sizeof stale, "%s.tmp-%lld-%d", target,
+                 (long long)(i < 4 ? getpid() : getppid()), i);
+        assert_int_equal(read_whole_file(stale, contents, sizeof contents), 5);
+    }
     remove_temporaries();
     assert_int_equal(count_temporaries(), 0);
 

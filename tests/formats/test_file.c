@@ -1,10 +1,13 @@
 /* Files (lib/file.h): reading whole files and mapping them, with clear
  * errors; crash-safe writing that never damages the target and never
  * leaves temporary files behind, whether it succeeds, fails or is
- * aborted. */
+ * aborted; and a commit removes the temporaries dead processes left for
+ * the same target, and nothing else. */
 #define _POSIX_C_SOURCE 200809L /* mkfifo, fork, setrlimit, sigaction */
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,6 +25,7 @@
 #include <cmocka.h>
 
 #include "counting_allocator.h"
+#include "tlm.h"
 #include "file.h"
 #include "host.h"
 #include "temp_dir.h"
@@ -432,6 +436,266 @@ static void stale_temporary_file_is_skipped(void **state) {
     assert_int_equal(temp_dir_count(f->dir, NULL, 0), 4); /* 3 stale + target */
 }
 
+/* ------------------------------------------------------------------------
+ * Temporaries left by processes killed mid-save
+ */
+
+/* opendir() for this program, the library's file.c included (a
+ * definition in the executable takes precedence over the C library's):
+ * fails while `fail_listing` is set, as when the process is out of file
+ * descriptors or memory, the only ways a directory a save has just
+ * written into and synced can fail to list. */
+static int fail_listing;
+
+DIR *opendir(const char *name) {
+    if (fail_listing) {
+        errno = EMFILE;
+        return NULL;
+    }
+    int fd;
+    do
+        fd = open(name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return NULL;
+    DIR *directory = fdopendir(fd);
+    if (directory == NULL) {
+        int error = errno;
+        close(fd);
+        errno = error;
+    }
+    return directory;
+}
+
+/* The pid of a process that has exited and been waited for: no process
+ * has it (until the system hands it out again, after a wrap-around). */
+static pid_t dead_pid(void) {
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(0);
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_int_equal(kill(child, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    return child;
+}
+
+/* Creates `<dir>/<name>` holding "stale"; `name` is a printf format. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void make_stale(const char *dir, const char *name, ...) {
+    char leaf[300], path[1000];
+    va_list args;
+    va_start(args, name);
+    vsnprintf(leaf, sizeof leaf, name, args);
+    va_end(args);
+    snprintf(path, sizeof path, "%s/%s", dir, leaf);
+    assert_int_equal(write_whole_file(path, "stale", 5), 0);
+}
+
+static int exists_in(const char *dir, const char *leaf) {
+    char path[1000];
+    snprintf(path, sizeof path, "%s/%s", dir, leaf);
+    struct stat info;
+    return lstat(path, &info) == 0;
+}
+
+/* Temporaries of a dead process for the same target go at the next
+ * successful commit (not at an abort), whichever way the file is
+ * written, also for a target named without a directory. */
+static void stale_temporaries_of_dead_processes_are_removed(void **state) {
+    fixture *f = *state;
+    pid_t dead = dead_pid();
+    make_stale(f->dir, "target.bin.tmp-%lld-0", (long long)dead);
+    make_stale(f->dir, "target.bin.tmp-%lld-17", (long long)dead);
+    make_stale(f->dir, "target.bin.tmp-%lld-18446744073709551615",
+               (long long)dead);
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), 3);
+    tlmi_file_writer *w = NULL;
+    assert_int_equal(tlmi_file_writer_open(&f->host, f->path, &w), TLM_OK);
+    tlmi_file_writer_abort(w);
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), 3);
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "new", 3), TLM_OK);
+    expect_contents(f->path, "new");
+    expect_listing(f, "target.bin");
+
+    /* The streaming writer, and a second dead process. */
+    pid_t dead2 = dead_pid();
+    make_stale(f->dir, "target.bin.tmp-%lld-5", (long long)dead);
+    make_stale(f->dir, "target.bin.tmp-%lld-6", (long long)dead2);
+    assert_int_equal(tlmi_file_writer_open(&f->host, f->path, &w), TLM_OK);
+    assert_int_equal(tlmi_file_writer_write(w, "streamed", 8), TLM_OK);
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), 4);
+    assert_int_equal(tlmi_file_writer_commit(w), TLM_OK);
+    expect_contents(f->path, "streamed");
+    expect_listing(f, "target.bin");
+
+    /* A relative target: the current directory is listed. */
+    char cwd[1024];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    make_stale(f->dir, "relative.txt.tmp-%lld-2", (long long)dead);
+    assert_int_equal(chdir(f->dir), 0);
+    int status = tlmi_file_write_atomic(&f->host, "relative.txt", "r", 1);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(status, TLM_OK);
+    expect_listing(f, "relative.txt target.bin");
+}
+
+/* Temporaries of running processes are kept: the parent's (an init
+ * process's, pid 1, too) and this process's own with other counters (a
+ * thread of ours could be writing them); the dead one beside them goes. */
+static void temporaries_of_running_processes_are_kept(void **state) {
+    fixture *f = *state;
+    pid_t dead = dead_pid();
+    long long self = (long long)getpid(), parent = (long long)getppid();
+    make_stale(f->dir, "target.bin.tmp-%lld-0", parent);
+    make_stale(f->dir, "target.bin.tmp-%lld-999999", parent);
+    make_stale(f->dir, "target.bin.tmp-%lld-999999", self);
+    make_stale(f->dir, "target.bin.tmp-1-3");
+    make_stale(f->dir, "target.bin.tmp-%lld-4", (long long)dead);
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "x", 1), TLM_OK);
+    char leaf[100];
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-0", parent);
+    assert_true(exists_in(f->dir, leaf));
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-999999", parent);
+    assert_true(exists_in(f->dir, leaf));
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-999999", self);
+    assert_true(exists_in(f->dir, leaf));
+    assert_true(exists_in(f->dir, "target.bin.tmp-1-3"));
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-4", (long long)dead);
+    assert_false(exists_in(f->dir, leaf));
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), 5);
+    /* And a second save keeps them again. */
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "y", 1), TLM_OK);
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), 5);
+}
+
+/* Copies `pattern` into `out` with every 'D' replaced by `pid`. */
+static void expand_pid(char *out, size_t size, const char *pattern,
+                       const char *pid) {
+    size_t used = 0, pid_length = strlen(pid);
+    for (const char *p = pattern; *p != '\0'; p++) {
+        const char *piece = *p == 'D' ? pid : p;
+        size_t length = *p == 'D' ? pid_length : 1;
+        assert_true(used + length < size);
+        memcpy(out + used, piece, length);
+        used += length;
+    }
+    out[used] = '\0';
+}
+
+/* Only names of exactly the form `<base>.tmp-<pid>-<counter>` are
+ * temporaries: every near miss stays, even with a dead pid in it. */
+static void near_miss_names_are_kept(void **state) {
+    fixture *f = *state;
+    pid_t dead = dead_pid();
+    char d[32];
+    snprintf(d, sizeof d, "%lld", (long long)dead);
+    const char *formats[] = {
+        "target.bin.tmp-",
+        "target.bin.tmp-12",
+        "target.bin.tmp-12-",
+        "target.bin.tmp-x-1",
+        "target.bin.tmp-12-3x",
+        "target.bin.tmp--1-2",
+        "target.bin.tmp-D",
+        "target.bin.tmp-D-",
+        "target.bin.tmp-D-3x",
+        "target.bin.tmp-D-1-2",
+        "target.bin.tmp-D-1.bak",
+        "target.bin.tmp-D-1 ",
+        "target.bin.tmp-D--1",
+        "target.bin.tmp-D-+1",
+        "target.bin.tmp-D-01",
+        "target.bin.tmp-0D-1",
+        "target.bin.tmp-+D-1",
+        "target.bin.tmp- D-1",
+        "target.bin.tmp--D-1",
+        "target.bin.tmp-0-1",
+        "target.bin.tmp-00-1",
+        "target.bin.tmp-4294967296D-1",
+        "target.bin.tmp-99999999999999999999-1",
+        "target.bin.tmp-D-123456789012345678901",
+        "target.bin.TMP-D-1",
+        "target.bin.tmpx-D-1",
+        "target.bin.tmp_D-1",
+        "target.bin-tmp-D-1",
+        "target.bintmp-D-1",
+        "other.bin.tmp-D-1",
+        "target.bin2.tmp-D-1",
+        "target.bi.tmp-D-1",
+        "xtarget.bin.tmp-D-1",
+        ".target.bin.tmp-D-1",
+        "target.bin.tmp-D-1.tmp-D-2",
+    };
+    size_t count = sizeof formats / sizeof formats[0];
+    char leaf[200];
+    for (size_t i = 0; i < count; i++) {
+        expand_pid(leaf, sizeof leaf, formats[i], d);
+        make_stale(f->dir, "%s", leaf);
+    }
+    /* The one real leftover among them goes. */
+    make_stale(f->dir, "target.bin.tmp-%s-1", d);
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), (int)count + 1);
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "x", 1), TLM_OK);
+    for (size_t i = 0; i < count; i++) {
+        expand_pid(leaf, sizeof leaf, formats[i], d);
+        if (!exists_in(f->dir, leaf))
+            fail_msg("'%s' was removed", leaf);
+    }
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%s-1", d);
+    assert_false(exists_in(f->dir, leaf));
+    assert_int_equal(temp_dir_count(f->dir, NULL, 0), (int)count + 1);
+}
+
+/* Removing is best-effort: a leftover that cannot be unlinked (here a
+ * directory with a temporary's name) and a directory that cannot be
+ * listed leave the save successful, its messages and errno untouched. */
+static void cleanup_failures_do_not_fail_the_save(void **state) {
+    fixture *f = *state;
+    pid_t dead = dead_pid();
+    char leaf[100], path[800];
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-5", (long long)dead);
+    snprintf(path, sizeof path, "%s/%s", f->dir, leaf);
+    assert_int_equal(mkdir(path, 0700), 0);
+    make_stale(f->dir, "target.bin.tmp-%lld-4", (long long)dead);
+    make_stale(f->dir, "target.bin.tmp-%lld-6", (long long)dead);
+    tlmi_file_writer *w = NULL;
+    assert_int_equal(tlmi_file_writer_open(&f->host, NULL, &w), TLM_E_INVALID);
+    errno = EDOM;
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "x", 1), TLM_OK);
+    assert_int_equal(errno, EDOM);
+    assert_string_equal(f->host.last_error, "writing a file: path is NULL");
+    assert_string_equal(tlm_last_error(), "writing a file: path is NULL");
+    expect_contents(f->path, "x");
+    assert_true(exists_in(f->dir, leaf)); /* could not go */
+    char expected[200];
+    snprintf(expected, sizeof expected, "target.bin %s", leaf);
+    expect_listing(f, expected); /* the two files beside it went */
+    assert_int_equal(rmdir(path), 0);
+
+    /* A directory that cannot be listed (opendir() fails, see above). */
+    make_stale(f->dir, "target.bin.tmp-%lld-7", (long long)dead);
+    snprintf(leaf, sizeof leaf, "target.bin.tmp-%lld-7", (long long)dead);
+    fail_listing = 1;
+    errno = EDOM;
+    int status = tlmi_file_write_atomic(&f->host, f->path, "y", 1);
+    int error = errno;
+    fail_listing = 0;
+    assert_int_equal(status, TLM_OK);
+    assert_int_equal(error, EDOM);
+    assert_string_equal(f->host.last_error, "writing a file: path is NULL");
+    assert_string_equal(tlm_last_error(), "writing a file: path is NULL");
+    expect_contents(f->path, "y");
+    assert_true(exists_in(f->dir, leaf));
+    /* Once the directory can be listed, the next save removes it. */
+    assert_int_equal(tlmi_file_write_atomic(&f->host, f->path, "z", 1), TLM_OK);
+    expect_listing(f, "target.bin");
+}
+
 static void writer_allocation_failure(void **state) {
     fixture *f = *state;
     f->counter.fail_at = (int64_t)f->counter.calls + 1;
@@ -457,6 +721,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(concurrent_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(stale_temporary_file_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(writer_allocation_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(stale_temporaries_of_dead_processes_are_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(temporaries_of_running_processes_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(near_miss_names_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(cleanup_failures_do_not_fail_the_save, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
