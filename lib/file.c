@@ -423,11 +423,11 @@ static pid_t temporary_owner(const char *name, const char *base,
  * checkpoints. Nothing from the host's allocator (opendir() has its own
  * buffer); unlinkat() on the listed directory's fd builds no paths.
  *
- * Limits: a pid is only meaningful in this PID namespace. A process in
- * another one (another container) writing the same path on a shared file
- * system looks dead, so its temporary may be removed while it writes; its
- * own rename then fails and its save returns TLM_E_IO, and the target is
- * never damaged. */
+ * Limits: a pid is only meaningful in this PID namespace on this host. A
+ * process in another one (another container, or another host sharing the
+ * directory) writing the same path at the same moment looks dead, so its
+ * temporary may be removed while it writes; its own rename then fails and
+ * its save returns TLM_E_IO, and the target is never damaged. */
 static void remove_stale_temporaries(const tlmi_file_writer *w) {
     int saved_errno = errno;
     const char *slash = strrchr(w->path, '/');
