@@ -681,7 +681,7 @@ enum tlm_attention_flags {
  *             attended only where the mask is non-zero (padding mask)
  * @param flags combination of tlm_attention_flags
  * @return result [B, H, Tq, Dv]; a query row that can see no key gives
- *         zeros
+ *         zeros; a NaN in q, k or v makes every row that sees it NaN
  */
 TLM_API int tlm_attention(tlm_tensor **out, tlm_tensor *q, tlm_tensor *k,
                           tlm_tensor *v, tlm_tensor *key_mask, int32_t flags);

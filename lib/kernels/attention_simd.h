@@ -541,7 +541,9 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
         for (int64_t r = 0; r < nr; r++) {
             float *out_i = out + (i0 + r) * ld_out;
             const float *ar = acc + r * dvp;
-            if (l[r] > 0.0f) {
+            /* l = 0: the row sees no key; NaN: a score was NaN, and the
+             * row is NaN too. */
+            if (l[r] != 0.0f) {
                 const float inv = 1.0f / l[r];
                 const VF vinv = vf_set1(inv);
                 int64_t c = 0;
@@ -555,9 +557,10 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
             }
             /* Back to base e: lse = (m + log2 l) ln 2. */
             if (lse != NULL)
-                lse[i0 + r] = l[r] > 0.0f ? (float)((double)m[r] * log(2.0) +
-                                                    log((double)l[r]))
-                                          : -INFINITY;
+                lse[i0 + r] = l[r] != 0.0f
+                                  ? (float)((double)m[r] * log(2.0) +
+                                            log((double)l[r]))
+                                  : -INFINITY;
         }
     }
 }

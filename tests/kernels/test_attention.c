@@ -395,6 +395,56 @@ static void long_sequences_against_reference(void **state) {
             check_one(tables[t], &configs[i], (int)i & 1, 7);
 }
 
+/* NaN in, NaN out, on every table: a NaN in query row QN makes that
+ * output row and its lse NaN, and its dq row NaN; a NaN in key KN makes
+ * every row that sees it NaN (causal: rows >= KN) and leaves the others
+ * finite. (A NaN turned into zeros would hide broken weights from the
+ * trainer's non-finite check.) */
+static void nan_propagates(void **state) {
+    (void)state;
+    enum { T = 40, D = 16, QN = 5, KN = 9 };
+    const tlmi_kernels *tables[TLMI_ISA_COUNT];
+    const int n_tables = runnable(tables);
+    for (int t = 0; t < n_tables; t++) {
+        const tlmi_kernels *kern = tables[t];
+        for (int which = 0; which < 2; which++) {
+            float *q = random_floats(T * D), *k = random_floats(T * D);
+            float *v = random_floats(T * D), *dout = random_floats(T * D);
+            float *out = malloc(T * D * sizeof *out), *lse = malloc(T * sizeof *lse);
+            float *dq = malloc(T * D * sizeof *dq), *dk = malloc(T * D * sizeof *dk);
+            float *dv = malloc(T * D * sizeof *dv);
+            assert_true(out && lse && dq && dk && dv);
+            if (which == 0)
+                q[QN * D + 3] = NAN;
+            else
+                k[KN * D] = NAN;
+            workspace w;
+            workspace_make(&w, kern->attention_workspace(T, T, D, D, 1), 0);
+            kern->attention_forward(out, lse, q, k, v, NULL, T, T, D, D, D, D,
+                                    D, D, 1, w.start);
+            kern->attention_backward(dq, dk, dv, dout, q, k, v, out, lse, NULL,
+                                     T, T, D, D, D, D, D, D, 1, 0, w.start);
+            workspace_check(&w, kern->name);
+            for (int i = 0; i < T; i++) {
+                const int bad = which == 0 ? i == QN : i >= KN;
+                for (int c = 0; c < D; c++)
+                    if (bad != (isnan(out[i * D + c]) != 0)) {
+                        print_error("%s: NaN in %s: out[%d][%d] = %g\n",
+                                    kern->name, which == 0 ? "q" : "k", i, c,
+                                    (double)out[i * D + c]);
+                        fail();
+                    }
+                assert_true(bad == (isnan(lse[i]) != 0));
+            }
+            if (which == 0)
+                for (int c = 0; c < D; c++)
+                    assert_true(isnan(dq[QN * D + c]));
+            free(q), free(k), free(v), free(dout), free(out), free(lse);
+            free(dq), free(dk), free(dv);
+        }
+    }
+}
+
 /* The 2^x of each ISA against exp2() in double over [-125, 100], exactly
  * 0 from -127 down (to -inf), and NaN kept. */
 static void exp2_error(void **state) {
@@ -459,6 +509,7 @@ static void print_worst(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(exp2_error),
+        cmocka_unit_test(nan_propagates),
         cmocka_unit_test(odd_sizes_against_reference),
         cmocka_unit_test(head_sizes_against_reference),
         cmocka_unit_test(long_sequences_against_reference),

@@ -83,8 +83,10 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                     continue;
                 }
                 scores[jj] = dot_double(q_i, k + j * ld_k, dim) * scale;
-                if (scores[jj] > block_max)
-                    block_max = scores[jj];
+                /* A NaN score makes the max NaN, and through it l and
+                 * the row's output: NaN in, NaN out. */
+                if (scores[jj] > block_max || isnan(scores[jj]))
+                    block_max = isnan(block_max) ? block_max : scores[jj];
             }
             if (block_max == masked)
                 continue; /* every key of the block is masked */
@@ -108,12 +110,13 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
             }
         }
         /* A row that sees no key (l = 0) stays zero, and so does its
-         * gradient: the backward pass finds no key to recompute. */
+         * gradient: the backward pass finds no key to recompute. l is NaN
+         * after a NaN score, and so is the row. */
         float *out_i = out + i * ld_out;
         for (int64_t c = 0; c < v_dim; c++)
-            out_i[c] = l > 0.0 ? (float)(acc[c] / l) : 0.0f;
+            out_i[c] = l != 0.0 ? (float)(acc[c] / l) : 0.0f;
         if (lse != 0)
-            lse[i] = l > 0.0 ? (float)(m + log(l)) : -INFINITY;
+            lse[i] = l != 0.0 ? (float)(m + log(l)) : -INFINITY;
     }
 }
 
