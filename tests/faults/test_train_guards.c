@@ -7,6 +7,8 @@
  * unchanged, the step counter does not move, and training goes on once
  * the cause is removed.
  *  - non-finite loss: a weight poisoned with NaN, then with +infinity;
+ *    and a NaN in element 0 of every parameter tensor in turn, in a
+ *    GPT-style and a Llama-style model;
  *  - non-finite gradient with a finite loss: with the embeddings and the
  *    layers' output projections zeroed, the final norm's input is exactly
  *    0, so a gain of 3e38 still gives finite (zero) logits and the loss
@@ -57,8 +59,8 @@ typedef struct run {
     int64_t total;
 } run;
 
-static void start_guarded(run *r, int sgd, float lr, int tied,
-                          float max_grad_norm) {
+static void start_model(run *r, int sgd, float lr, int tied,
+                        float max_grad_norm, int llama) {
     memset(r, 0, sizeof *r);
     assert_int_equal(tlm_context_create(&r->ctx, NULL), TLM_OK);
     tlm_model_config c;
@@ -71,6 +73,12 @@ static void start_guarded(run *r, int sgd, float lr, int tied,
     c.max_context = 8;
     c.init_seed = 9;
     c.tied_output = tied;
+    if (llama) {
+        c.norm = TLM_NORM_RMS;
+        c.position = TLM_POSITION_ROTARY;
+        c.activation = TLM_ACTIVATION_SWIGLU;
+        c.bias = 0;
+    }
     assert_int_equal(tlm_model_create(&r->model, r->ctx, &c), TLM_OK);
     int32_t ids[400];
     for (int i = 0; i < 400; i++)
@@ -92,6 +100,11 @@ static void start_guarded(run *r, int sgd, float lr, int tied,
     r->total = tlm_model_parameter_count(r->model);
     r->snapshot = malloc((size_t)r->total * sizeof(float));
     assert_non_null(r->snapshot);
+}
+
+static void start_guarded(run *r, int sgd, float lr, int tied,
+                          float max_grad_norm) {
+    start_model(r, sgd, lr, tied, max_grad_norm, 0);
 }
 
 static void start(run *r, int sgd, float lr, int tied) {
@@ -192,6 +205,43 @@ static void poisoned_weight_skips_the_step(void **state) {
     w[3] = saved;
     good_step(&r); /* training goes on */
     stop(&r);
+}
+
+/* A NaN in any one parameter, whatever it is, makes the loss NaN and the
+ * step skipped: no op may turn a NaN into a finite value on the way (the
+ * attention kernels once gave a row of zeros for NaN scores, which hid a
+ * poisoned query projection). Element 0 of every tensor, in a GPT-style
+ * and a Llama-style model (tied output, so that every embedding row
+ * reaches the logits). */
+static void a_nan_in_any_parameter_skips_the_step(void **state) {
+    (void)state;
+    for (int llama = 0; llama <= 1; llama++) {
+        run r;
+        start_model(&r, 0, 1e-3f, 1, 0.0f, llama);
+        good_step(&r);
+        for (int32_t i = 0; i < tlm_model_parameter_tensor_count(r.model);
+             i++) {
+            const char *name = NULL;
+            tlm_tensor *t = NULL;
+            assert_int_equal(tlm_model_parameter(r.model, i, &name, &t),
+                             TLM_OK);
+            float *w = tlm_tensor_data_f32(t);
+            const float saved = w[0];
+            w[0] = NAN;
+            tlm_step_info info;
+            memset(&info, 0, sizeof info);
+            info.struct_size = sizeof info;
+            if (tlm_trainer_step(r.trainer, &info) != TLM_E_NONFINITE ||
+                !info.skipped || isfinite(info.loss))
+                fail_msg("%s model, NaN in %s[0]: step status not "
+                         "TLM_E_NONFINITE or loss %g finite",
+                         llama ? "Llama-style" : "GPT-style", name,
+                         (double)info.loss);
+            w[0] = saved;
+        }
+        good_step(&r);
+        stop(&r);
+    }
 }
 
 static void zero(run *r, const char *name) {
@@ -297,6 +347,7 @@ static void exploding_gradient_norm_skips_the_step(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(poisoned_weight_skips_the_step),
+        cmocka_unit_test(a_nan_in_any_parameter_skips_the_step),
         cmocka_unit_test(overflowing_gradient_skips_the_step),
         cmocka_unit_test(exploding_weights_are_skipped),
         cmocka_unit_test(exploding_gradient_norm_skips_the_step),
