@@ -395,11 +395,11 @@ static void long_sequences_against_reference(void **state) {
             check_one(tables[t], &configs[i], (int)i & 1, 7);
 }
 
-/* NaN in, NaN out, on every table: a NaN in query row QN makes that
- * output row and its lse NaN, and its dq row NaN; a NaN in key KN makes
- * every row that sees it NaN (causal: rows >= KN) and leaves the others
- * finite. (A NaN turned into zeros would hide broken weights from the
- * trainer's non-finite check.) */
+/* NaN in, NaN out, on every table, causal and not: a NaN in query row QN
+ * makes that output row and its lse NaN, and its dq row NaN; a NaN in key
+ * KN makes every row that sees it NaN (causal: rows >= KN; else all) and
+ * leaves the others finite. (A NaN turned into zeros would hide broken
+ * weights from the trainer's non-finite check.) */
 static void nan_propagates(void **state) {
     (void)state;
     enum { T = 40, D = 16, QN = 5, KN = 9 };
@@ -407,36 +407,39 @@ static void nan_propagates(void **state) {
     const int n_tables = runnable(tables);
     for (int t = 0; t < n_tables; t++) {
         const tlmi_kernels *kern = tables[t];
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < 4; which++) {
+            const int causal = which < 2, in_q = which % 2 == 0;
             float *q = random_floats(T * D), *k = random_floats(T * D);
             float *v = random_floats(T * D), *dout = random_floats(T * D);
             float *out = malloc(T * D * sizeof *out), *lse = malloc(T * sizeof *lse);
             float *dq = malloc(T * D * sizeof *dq), *dk = malloc(T * D * sizeof *dk);
             float *dv = malloc(T * D * sizeof *dv);
             assert_true(out && lse && dq && dk && dv);
-            if (which == 0)
+            if (in_q)
                 q[QN * D + 3] = NAN;
             else
                 k[KN * D] = NAN;
             workspace w;
             workspace_make(&w, kern->attention_workspace(T, T, D, D, 1), 0);
             kern->attention_forward(out, lse, q, k, v, NULL, T, T, D, D, D, D,
-                                    D, D, 1, w.start);
+                                    D, D, causal, w.start);
             kern->attention_backward(dq, dk, dv, dout, q, k, v, out, lse, NULL,
-                                     T, T, D, D, D, D, D, D, 1, 0, w.start);
+                                     T, T, D, D, D, D, D, D, causal, 0,
+                                     w.start);
             workspace_check(&w, kern->name);
             for (int i = 0; i < T; i++) {
-                const int bad = which == 0 ? i == QN : i >= KN;
+                const int bad = in_q ? i == QN : !causal || i >= KN;
                 for (int c = 0; c < D; c++)
                     if (bad != (isnan(out[i * D + c]) != 0)) {
-                        print_error("%s: NaN in %s: out[%d][%d] = %g\n",
-                                    kern->name, which == 0 ? "q" : "k", i, c,
-                                    (double)out[i * D + c]);
+                        print_error("%s: NaN in %s (causal %d): out[%d][%d] "
+                                    "= %g\n",
+                                    kern->name, in_q ? "q" : "k", causal, i,
+                                    c, (double)out[i * D + c]);
                         fail();
                     }
                 assert_true(bad == (isnan(lse[i]) != 0));
             }
-            if (which == 0)
+            if (in_q)
                 for (int c = 0; c < D; c++)
                     assert_true(isnan(dq[QN * D + c]));
             free(q), free(k), free(v), free(dout), free(out), free(lse);
