@@ -531,7 +531,8 @@ TLMI_INLINE void small_rows(float *c, const float *a, const float *b,
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j,
                         TLMI_VL, R, W, 0);
 #if defined(TLMI_VF_MASKED)
-    /* The rest in one tile as wide as needed, its last vector masked. */
+    /* The rest in one tile as wide as needed (up to W <= 8 vectors), its
+     * last vector masked. */
     if (j == j_end)
         return;
     const int64_t rest = j_end - j;
@@ -549,6 +550,7 @@ TLMI_INLINE void small_rows(float *c, const float *a, const float *b,
         REST_CASE(5)
         REST_CASE(6)
         REST_CASE(7)
+        REST_CASE(8)
 #undef REST_CASE
     default:
         break;
