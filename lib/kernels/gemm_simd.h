@@ -40,11 +40,13 @@
  *   GEMM_HAVE_FMA_LANES with fma_lanes() below, its own step of the
  *                       packed kernel for R a multiple of 4
  *
- * Every element of C gets the same operations in every variant of a
- * kernel and every tile: a chain of fused multiply-adds over p from 0
- * (+ bias) (+ C). The edges differ only in how the lanes that exist are
- * stored: with lane masks (TLMI_VF_MASKED), masked vector loads and
- * stores; without, through a buffer, one float at a time.
+ * Every element of C gets the same operations whatever row variant or
+ * width of the micro-kernel computes it: a chain of fused multiply-adds
+ * over p from 0 (+ bias) (+ C); only the column kernel, which takes the
+ * narrowest last tiles, sums 4 interleaved chains. The edges differ only
+ * in how the lanes that exist are stored: with lane masks
+ * (TLMI_VF_MASKED), masked vector loads and stores; without, through a
+ * buffer, one float at a time.
  */
 #ifndef GEMM_ISA
 #error "define GEMM_ISA and the kernel's sizes before including this file"
