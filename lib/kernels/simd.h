@@ -1,17 +1,21 @@
 /*
  * A thin layer of float vectors over one ISA, so the pointwise kernels
- * (kernels/pointwise_impl.h) and the fused attention
- * (kernels/attention_simd.h) are written once for AVX2, AVX-512 and NEON.
+ * (kernels/pointwise_impl.h), the fused attention
+ * (kernels/attention_simd.h) and the GEMM (kernels/gemm_simd.h) are
+ * written once for AVX2, AVX-512 and NEON.
  * Include it in a per-ISA source compiled with that ISA's flags, after
  * defining exactly one of TLMI_SIMD_AVX2, TLMI_SIMD_AVX512, TLMI_SIMD_NEON.
  *
  *   tlmi_vf       TLMI_VL floats          tlmi_vm  a lane mask
- *   vf_load/store (unaligned)             vf_set1, vf_zero
+ *   vf_load/store (unaligned)             vf_set1, vf_zero, vf_bcast(p)
  *   vf_add sub mul div min max sqrt       vf_fmadd(a, b, c) = a b + c
  *   vf_fnmadd(a, b, c) = c - a b          vf_round (to nearest even)
  *   vf_gt lt eq isnan -> tlmi_vm          vf_select(m, yes, no)
  *   vf_hsum, vf_hmax (across lanes)       vf_pow2i(n) = 2^n, n integral
  *                                         in [-126, 127]; -127 gives 0
+ * and, where TLMI_VF_MASKED is defined (AVX-512), masked memory access:
+ *   vf_lanes(n) -> tlmi_vm of lanes [0, n)   vf_load_mask(m, p) (other
+ *   lanes 0), vf_store_mask(p, m, v) (only lanes of m written)
  */
 #ifndef TLM_LIB_KERNELS_SIMD_H
 #define TLM_LIB_KERNELS_SIMD_H
@@ -29,6 +33,7 @@ typedef __mmask16 tlmi_vm;
 static inline tlmi_vf vf_load(const float *p) { return _mm512_loadu_ps(p); }
 static inline void vf_store(float *p, tlmi_vf v) { _mm512_storeu_ps(p, v); }
 static inline tlmi_vf vf_set1(float x) { return _mm512_set1_ps(x); }
+static inline tlmi_vf vf_bcast(const float *p) { return _mm512_set1_ps(*p); }
 static inline tlmi_vf vf_zero(void) { return _mm512_setzero_ps(); }
 static inline tlmi_vf vf_add(tlmi_vf a, tlmi_vf b) { return _mm512_add_ps(a, b); }
 static inline tlmi_vf vf_sub(tlmi_vf a, tlmi_vf b) { return _mm512_sub_ps(a, b); }
@@ -64,6 +69,19 @@ static inline tlmi_vf vf_select(tlmi_vm m, tlmi_vf yes, tlmi_vf no) {
 }
 static inline float vf_hsum(tlmi_vf a) { return _mm512_reduce_add_ps(a); }
 static inline float vf_hmax(tlmi_vf a) { return _mm512_reduce_max_ps(a); }
+/* Lane masks as loads and stores take them (AVX-512 only: code that
+ * tests TLMI_VF_MASKED uses them for the edges of arrays). */
+#define TLMI_VF_MASKED 1
+static inline tlmi_vm vf_lanes(int64_t n) { /* lanes [0, n); n < 0: none */
+    return n >= 16 ? (tlmi_vm)0xffff
+                   : (tlmi_vm)((1u << (n > 0 ? n : 0)) - 1u);
+}
+static inline tlmi_vf vf_load_mask(tlmi_vm m, const float *p) {
+    return _mm512_maskz_loadu_ps(m, p);
+}
+static inline void vf_store_mask(float *p, tlmi_vm m, tlmi_vf v) {
+    _mm512_mask_storeu_ps(p, m, v);
+}
 static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
@@ -80,6 +98,7 @@ typedef __m256 tlmi_vm;
 static inline tlmi_vf vf_load(const float *p) { return _mm256_loadu_ps(p); }
 static inline void vf_store(float *p, tlmi_vf v) { _mm256_storeu_ps(p, v); }
 static inline tlmi_vf vf_set1(float x) { return _mm256_set1_ps(x); }
+static inline tlmi_vf vf_bcast(const float *p) { return _mm256_broadcast_ss(p); }
 static inline tlmi_vf vf_zero(void) { return _mm256_setzero_ps(); }
 static inline tlmi_vf vf_add(tlmi_vf a, tlmi_vf b) { return _mm256_add_ps(a, b); }
 static inline tlmi_vf vf_sub(tlmi_vf a, tlmi_vf b) { return _mm256_sub_ps(a, b); }
@@ -142,6 +161,7 @@ typedef uint32x4_t tlmi_vm;
 static inline tlmi_vf vf_load(const float *p) { return vld1q_f32(p); }
 static inline void vf_store(float *p, tlmi_vf v) { vst1q_f32(p, v); }
 static inline tlmi_vf vf_set1(float x) { return vdupq_n_f32(x); }
+static inline tlmi_vf vf_bcast(const float *p) { return vld1q_dup_f32(p); }
 static inline tlmi_vf vf_zero(void) { return vdupq_n_f32(0.0f); }
 static inline tlmi_vf vf_add(tlmi_vf a, tlmi_vf b) { return vaddq_f32(a, b); }
 static inline tlmi_vf vf_sub(tlmi_vf a, tlmi_vf b) { return vsubq_f32(a, b); }

@@ -4,7 +4,8 @@
  * TLM_CPU or the CPU mask say, against the scalar reference tlmi_gemm:
  * every transpose form, with and without bias and accumulate, sizes that
  * are 1, odd, around the micro-tile sizes and across every cache block,
- * and every remainder of M by the micro-tile's rows.
+ * every remainder of M by the micro-tile's rows, and on the small-M path
+ * every N up to 130 (every remainder by its column tiles).
  *
  * Tolerance: both the kernel and the reference compute each element as a
  * sum of K products plus the bias and the old C, in different orders, so
@@ -218,6 +219,21 @@ static void row_remainders(void **state) {
                               (call >> 2) & 1);
 }
 
+/* The small-M path (M <= 8, no packing) at every N from 1 to 130: every
+ * remainder of N by every width of its column tiles (up to 8 vectors:
+ * 64 columns with AVX2, 128 with AVX-512), whose last columns go through
+ * narrower tiles, masks or scalar code. (AVX-512 once left columns 113 to
+ * 127 of such a remainder unwritten for 1, 2, 5 and 6 rows.) */
+static void small_m_widths(void **state) {
+    const tlmi_kernels *kernels = *state;
+    int call = 0;
+    for (int64_t m = 1; m <= 8; m++)
+        for (int64_t n = 1; n <= 130; n++)
+            for (int form = 0; form < 3; form++, call++)
+                check_one(kernels, m, n, 5, form == 1, form == 2, call & 1,
+                          (call >> 1) & 1, 0);
+}
+
 /* The product of columns [j_begin, j_end) into c (a copy of c0), with a
  * workspace of its own. */
 static void run_cols(const tlmi_kernels *kernels, float *c, const float *a,
@@ -330,8 +346,8 @@ static void column_ranges(void **state) {
 }
 
 int main(void) {
-    struct CMUnitTest tests[4 * TLMI_ISA_COUNT];
-    static char names[4 * TLMI_ISA_COUNT][64];
+    struct CMUnitTest tests[5 * TLMI_ISA_COUNT];
+    static char names[5 * TLMI_ISA_COUNT][64];
     size_t count = 0;
     printf("test_gemm: kernels tested:");
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
@@ -352,6 +368,11 @@ int main(void) {
         snprintf(names[count], sizeof names[count], "%s_row_remainders",
                  kernels->name);
         tests[count] = (struct CMUnitTest){names[count], row_remainders, NULL,
+                                           NULL, (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_small_m_widths",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], small_m_widths, NULL,
                                            NULL, (void *)kernels};
         count++;
         snprintf(names[count], sizeof names[count], "%s_column_ranges",
