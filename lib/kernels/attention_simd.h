@@ -496,25 +496,20 @@ void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
         attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, QB);
-        float m[QB], l[QB];
-        int64_t j_end = 0; /* keys any row of the block sees */
+        int64_t limit[QB]; /* keys row r sees (none past nr) */
+        int64_t j_end = 0;  /* keys any row of the block sees */
         for (int r = 0; r < QB; r++) {
-            m[r] = -INFINITY;
-            l[r] = 0.0f;
-            const int64_t limit =
-                r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
-            if (limit > j_end)
-                j_end = limit;
+            limit[r] = r < nr ? attn_key_limit(i0 + r, tq, tk, causal) : 0;
+            if (limit[r] > j_end)
+                j_end = limit[r];
         }
         const int64_t n_panels = (j_end + NW - 1) / NW;
         const int64_t n = n_panels * NW; /* a multiple of 2W */
         attn_scores_n(s, lds, qb, dp, kp, n_panels, dim, scale2, bias, rows);
+        float m[QB], l[QB];
         for (int r = 0; r < rows; r++) {
             float *sr = s + r * lds;
-            if (r < nr)
-                attn_mask_tail(sr, attn_key_limit(i0 + r, tq, tk, causal), n);
-            else
-                attn_mask_tail(sr, 0, n);
+            attn_mask_tail(sr, limit[r], n);
             VF vmax0 = vf_set1(-INFINITY), vmax1 = vmax0;
             for (int64_t j = 0; j < n; j += 2 * W) {
                 vmax0 = vf_max(vmax0, vf_load(sr + j));

@@ -85,8 +85,8 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                 scores[jj] = dot_double(q_i, k + j * ld_k, dim) * scale;
                 /* A NaN score makes the max NaN, and through it l and
                  * the row's output: NaN in, NaN out. */
-                if (scores[jj] > block_max || isnan(scores[jj]))
-                    block_max = isnan(block_max) ? block_max : scores[jj];
+                if (isnan(scores[jj]) || scores[jj] > block_max)
+                    block_max = scores[jj];
             }
             if (block_max == masked)
                 continue; /* every key of the block is masked */
