@@ -136,55 +136,33 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *blocking, float *c,
 
 /* ---- The kernels of each ISA ----------------------------------------- */
 
+/* Declares the three entries of one ISA: tlmi_gemm_<isa> (the whole
+ * product), tlmi_gemm_<isa>_workspace (the bytes it needs) and
+ * tlmi_gemm_<isa>_cols (columns [j_begin, j_end) of C only). */
+#define TLMI_GEMM_DECLARE(isa)                                              \
+    void tlmi_gemm_##isa(float *c, const float *a, const float *b,          \
+                         const float *bias, int64_t m, int64_t n, int64_t k,\
+                         int transpose_a, int transpose_b, int accumulate,  \
+                         float *workspace);                                 \
+    size_t tlmi_gemm_##isa##_workspace(int64_t m, int64_t n, int64_t k,     \
+                                       int transpose_a, int transpose_b);   \
+    void tlmi_gemm_##isa##_cols(float *c, const float *a, const float *b,   \
+                                const float *bias, int64_t m, int64_t n,    \
+                                int64_t k, int transpose_a,                 \
+                                int transpose_b, int accumulate,            \
+                                int64_t j_begin, int64_t j_end,             \
+                                float *workspace)
+
 /* Scalar: the reference itself (needs no workspace). */
-void tlmi_gemm_scalar(float *c, const float *a, const float *b,
-                      const float *bias, int64_t m, int64_t n, int64_t k,
-                      int transpose_a, int transpose_b, int accumulate,
-                      float *workspace);
-size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
-                                  int transpose_a, int transpose_b);
-void tlmi_gemm_scalar_cols(float *c, const float *a, const float *b,
-                           const float *bias, int64_t m, int64_t n, int64_t k,
-                           int transpose_a, int transpose_b, int accumulate,
-                           int64_t j_begin, int64_t j_end, float *workspace);
-
+TLMI_GEMM_DECLARE(scalar);
 #if defined(TLMI_HAVE_AVX2)
-void tlmi_gemm_avx2(float *c, const float *a, const float *b,
-                    const float *bias, int64_t m, int64_t n, int64_t k,
-                    int transpose_a, int transpose_b, int accumulate,
-                    float *workspace);
-size_t tlmi_gemm_avx2_workspace(int64_t m, int64_t n, int64_t k,
-                                int transpose_a, int transpose_b);
-void tlmi_gemm_avx2_cols(float *c, const float *a, const float *b,
-                         const float *bias, int64_t m, int64_t n, int64_t k,
-                         int transpose_a, int transpose_b, int accumulate,
-                         int64_t j_begin, int64_t j_end, float *workspace);
+TLMI_GEMM_DECLARE(avx2);
 #endif
-
 #if defined(TLMI_HAVE_AVX512)
-void tlmi_gemm_avx512(float *c, const float *a, const float *b,
-                      const float *bias, int64_t m, int64_t n, int64_t k,
-                      int transpose_a, int transpose_b, int accumulate,
-                      float *workspace);
-size_t tlmi_gemm_avx512_workspace(int64_t m, int64_t n, int64_t k,
-                                  int transpose_a, int transpose_b);
-void tlmi_gemm_avx512_cols(float *c, const float *a, const float *b,
-                           const float *bias, int64_t m, int64_t n, int64_t k,
-                           int transpose_a, int transpose_b, int accumulate,
-                           int64_t j_begin, int64_t j_end, float *workspace);
+TLMI_GEMM_DECLARE(avx512);
 #endif
-
 #if defined(TLMI_HAVE_NEON)
-void tlmi_gemm_neon(float *c, const float *a, const float *b,
-                    const float *bias, int64_t m, int64_t n, int64_t k,
-                    int transpose_a, int transpose_b, int accumulate,
-                    float *workspace);
-size_t tlmi_gemm_neon_workspace(int64_t m, int64_t n, int64_t k,
-                                int transpose_a, int transpose_b);
-void tlmi_gemm_neon_cols(float *c, const float *a, const float *b,
-                         const float *bias, int64_t m, int64_t n, int64_t k,
-                         int transpose_a, int transpose_b, int accumulate,
-                         int64_t j_begin, int64_t j_end, float *workspace);
+TLMI_GEMM_DECLARE(neon);
 #endif
 
 #endif

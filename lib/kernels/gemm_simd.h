@@ -651,51 +651,33 @@ static void gemm_small(float *c, const float *a, const float *b,
                        const float *bias, int64_t m, int64_t n, int64_t k,
                        int transpose_a, int transpose_b, int accumulate,
                        int64_t j_begin, int64_t j_end) {
-    if (transpose_b) {
-        for (int64_t i = 0; i < m;) {
-            const int64_t rest = m - i;
-            if (GEMM_SMALL_DOTS_R >= 4 && rest >= 4) {
-                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,
-                           4);
-                i += 4;
-            } else if (rest >= 3) {
-                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,
-                           3);
-                i += 3;
-            } else if (rest == 2) {
-                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,
-                           2);
-                i += 2;
-            } else {
-                small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,
-                           1);
-                i += 1;
-            }
-        }
-        return;
-    }
     /* A(i, p): a[i * k + p], or a[p * m + i] when transposed. */
     const int64_t as = transpose_a ? 1 : k, ps = transpose_a ? m : 1;
+    /* Tiles of 4 rows (3 for B transposed unless GEMM_SMALL_DOTS_R is 4),
+     * then what is left; R a constant in each call, for the unrolling. */
+    const int64_t r_max = transpose_b ? GEMM_SMALL_DOTS_R : 4;
+#define GEMM_SMALL_TILE(R)                                                  \
+    case R:                                                                 \
+        if (transpose_b)                                                    \
+            small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,  \
+                       R);                                                  \
+        else                                                                \
+            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin, \
+                       j_end, R);                                           \
+        break;
     for (int64_t i = 0; i < m;) {
-        const int64_t rest = m - i;
-        if (rest >= 4) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
-                       j_end, 4);
-            i += 4;
-        } else if (rest == 3) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
-                       j_end, 3);
-            i += 3;
-        } else if (rest == 2) {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
-                       j_end, 2);
-            i += 2;
-        } else {
-            small_rows(c, a, b, bias, n, k, as, ps, accumulate, i, j_begin,
-                       j_end, 1);
-            i += 1;
+        const int64_t r = m - i < r_max ? m - i : r_max;
+        switch (r) {
+            GEMM_SMALL_TILE(4)
+            GEMM_SMALL_TILE(3)
+            GEMM_SMALL_TILE(2)
+            GEMM_SMALL_TILE(1)
+        default:
+            break;
         }
+        i += r;
     }
+#undef GEMM_SMALL_TILE
 }
 
 /* ---- Entry points ----------------------------------------------------- */
