@@ -228,15 +228,8 @@ static void a_nan_in_any_parameter_skips_the_step(void **state) {
             float *w = tlm_tensor_data_f32(t);
             const float saved = w[0];
             w[0] = NAN;
-            tlm_step_info info;
-            memset(&info, 0, sizeof info);
-            info.struct_size = sizeof info;
-            if (tlm_trainer_step(r.trainer, &info) != TLM_E_NONFINITE ||
-                !info.skipped || isfinite(info.loss))
-                fail_msg("%s model, NaN in %s[0]: step status not "
-                         "TLM_E_NONFINITE or loss %g finite",
-                         llama ? "Llama-style" : "GPT-style", name,
-                         (double)info.loss);
+            print_message("NaN in %s\n", name);
+            expect_skipped_step(&r, "loss");
             w[0] = saved;
         }
         good_step(&r);
