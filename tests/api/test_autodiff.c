@@ -14,6 +14,7 @@
 
 #include "counting_allocator.h"
 #include "tlm.h"
+#include "tolerance.h"
 
 static tlm_tensor *vector(tlm_context *ctx, int64_t n, const float *values) {
     tlm_tensor *t = NULL;
@@ -38,16 +39,16 @@ static void gradients_accumulate_until_zeroed(void **state) {
     float g[3];
     assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
-        assert_float_equal(g[i], 2 * xv[i] + 1, 1e-6);
+        tlmt_assert_close(g[i], 2 * xv[i] + 1, 1e-6);
     /* A second backward adds the same again. */
     assert_int_equal(tlm_backward(s), TLM_OK);
     assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
-        assert_float_equal(g[i], 2 * (2 * xv[i] + 1), 1e-6);
+        tlmt_assert_close(g[i], 2 * (2 * xv[i] + 1), 1e-6);
     assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
     assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
-        assert_float_equal(g[i], 0, 0);
+        tlmt_assert_close(g[i], 0, 0);
     tlm_context_free(ctx);
 }
 
@@ -68,16 +69,16 @@ static void backward_from_an_intermediate_result(void **state) {
     assert_int_equal(tlm_backward(sa), TLM_OK);
     float g[2];
     assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
-    assert_float_equal(g[0], 2, 0);
+    tlmt_assert_close(g[0], 2, 0);
     assert_int_equal(tlm_tensor_get_grad(w, g, 2), TLM_OK);
-    assert_float_equal(g[0], 0, 0);
+    tlmt_assert_close(g[0], 0, 0);
     tlm_context_zero_grad(ctx);
     /* From sb: x gets 2w, w gets 2x. */
     assert_int_equal(tlm_backward(sb), TLM_OK);
     assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
-    assert_float_equal(g[1], 40, 0);
+    tlmt_assert_close(g[1], 40, 0);
     assert_int_equal(tlm_tensor_get_grad(w, g, 2), TLM_OK);
-    assert_float_equal(g[1], 8, 0);
+    tlmt_assert_close(g[1], 8, 0);
     tlm_context_free(ctx);
 }
 
@@ -119,7 +120,7 @@ static void a_result_without_a_share_has_zero_gradient(void **state) {
     float g2[12];
     assert_int_equal(tlm_tensor_get_grad(w, g2, 12), TLM_OK);
     for (int i = 0; i < 12; i++)
-        assert_float_equal(g2[i], g[i] + 1.0f, 0);
+        tlmt_assert_close(g2[i], g[i] + 1.0f, 0);
     tlm_context_free(ctx);
 }
 
@@ -159,7 +160,7 @@ static void recording_off_gives_plain_results(void **state) {
     assert_int_equal(tlm_scale(&y, x, 3.0f), TLM_OK);
     assert_int_equal(tlm_tensor_requires_grad(y), 0);
     assert_null(tlm_tensor_grad_f32(y));
-    assert_float_equal(tlm_tensor_data_f32(y)[1], 6, 0);
+    tlmt_assert_close(tlm_tensor_data_f32(y)[1], 6, 0);
     tlm_context_free(ctx);
 }
 
@@ -175,8 +176,8 @@ static void reset_keeps_leaves_and_their_gradients(void **state) {
     assert_int_equal(tlm_context_reset(ctx), TLM_OK);
     float g[2];
     assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
-    assert_float_equal(g[0], 1, 0);
-    assert_float_equal(tlm_tensor_data_f32(x)[1], 2, 0);
+    tlmt_assert_close(g[0], 1, 0);
+    tlmt_assert_close(tlm_tensor_data_f32(x)[1], 2, 0);
     /* The tape is empty: a re-run does nothing and succeeds. */
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
     tlm_context_free(ctx);
@@ -195,7 +196,7 @@ static void failed_operation_leaves_graph_intact(void **state) {
     assert_null(bad);
     assert_int_equal(tlm_sum(&s, y), TLM_OK);
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
-    assert_float_equal(tlm_tensor_data_f32(s)[0], 12, 0);
+    tlmt_assert_close(tlm_tensor_data_f32(s)[0], 12, 0);
     assert_int_equal(tlm_backward(s), TLM_OK);
     tlm_context_free(ctx);
 }

@@ -209,8 +209,9 @@ static void matmul_survives_a_mask_change(void **state) {
                      TLM_OK);
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
     const float *got = tlm_tensor_data_f32(c);
+    /* Not assert_float_equal: cmocka 1.1's passes a NaN. */
     for (int i = 0; i < M * N; i++)
-        assert_float_equal(got[i], want[i], 1e-3f);
+        assert_true(got[i] - want[i] <= 1e-3f && want[i] - got[i] <= 1e-3f);
     tlm_context_free(ctx);
 }
 

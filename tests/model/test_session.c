@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "tlm.h"
+#include "tolerance.h"
 
 enum { B = 1, T = 11, TS = 7, V = 31 };
 
@@ -84,14 +85,18 @@ static void full_forward(tlm_context *ctx, tlm_model *m, const int32_t *ids,
 static void assert_logits_equal(const float *expected, const float *got,
                                 int rows, const char *what) {
     double worst = 0;
+    int first_beyond = -1;
     for (int i = 0; i < rows * V; i++) {
         double diff = fabs((double)expected[i] - (double)got[i]) /
                       (1.0 + fabs((double)expected[i]));
-        if (diff > worst)
-            worst = diff;
+        if (first_beyond < 0 && !(diff <= 1e-5))
+            first_beyond = i;
+        worst = tlmt_worst(worst, diff);
     }
-    if (!(worst <= 1e-5))
-        fail_msg("%s: incremental logits differ by %.3g", what, worst);
+    if (first_beyond >= 0)
+        fail_msg("%s: incremental logits differ by %.3g (element %d: %.9g, "
+                 "full forward %.9g)", what, worst, first_beyond,
+                 (double)got[first_beyond], (double)expected[first_beyond]);
 }
 
 static void incremental_equals_full_forward(void **state) {

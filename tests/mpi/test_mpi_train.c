@@ -23,6 +23,7 @@
 
 #include "temp_dir.h"
 #include "tlm.h"
+#include "tolerance.h"
 
 #define BATCH 4 /* the single process's batch; each of 2 ranks takes 2 */
 #define STEPS 5
@@ -148,16 +149,12 @@ static void equivalence(tlm_comm *comm) {
          * rounding (the reduction order differs) moves the update by a
          * fraction of the learning rate, so the tolerance is absolute, a
          * small fraction of what STEPS steps of lr 3e-3 can move. */
-        float worst = 0;
-        for (int64_t i = 0; i < n; i++) {
-            const float d = fabsf(w1[i] - w2[i]);
-            worst = d > worst ? d : worst;
-        }
+        const double worst = tlmt_max_abs_diff_f32(w1, w2, n);
         if (rank == 0)
             printf("equivalence: %lld weights after %d steps, largest "
                    "difference %.3g (tolerance %.3g)\n", (long long)n, STEPS,
                    (double)worst, (double)WEIGHT_TOLERANCE);
-        CHECK(worst <= WEIGHT_TOLERANCE);
+        CHECK(worst <= (double)WEIGHT_TOLERANCE);
         /* Identical on both ranks, bit for bit. */
         float *theirs = malloc((size_t)n * sizeof *theirs);
         CHECK(theirs != NULL);

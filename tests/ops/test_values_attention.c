@@ -18,6 +18,7 @@
 #include "counting_allocator.h"
 #include "kernels/scalar/attention.h"
 #include "tlm.h"
+#include "tolerance.h"
 
 /* Outputs and gradients are O(1) here (inputs in [-2, 2], weights of
  * averages): compare with |got - ref| <= TOL * max(1, |ref|). The active
@@ -340,14 +341,14 @@ static void hand_computed_values(void **state) {
     assert_int_equal(tlm_attention(&out, q, k, v, NULL, 0), TLM_OK);
     assert_int_equal(tlm_attention(&causal, q, k, v, NULL, TLM_ATTENTION_CAUSAL), TLM_OK);
     const float *o = tlm_tensor_data_f32(out), *oc = tlm_tensor_data_f32(causal);
-    assert_float_equal(o[0], 7.0, 1e-5);
-    assert_float_equal(o[1], 0.5, 1e-5);
-    assert_float_equal(o[2], 7.0, 1e-5);
-    assert_float_equal(o[3], 0.5, 1e-5);
-    assert_float_equal(oc[0], 4.0, 1e-6);
-    assert_float_equal(oc[1], -1.0, 1e-6);
-    assert_float_equal(oc[2], 7.0, 1e-5);
-    assert_float_equal(oc[3], 0.5, 1e-5);
+    tlmt_assert_close(o[0], 7.0, 1e-5);
+    tlmt_assert_close(o[1], 0.5, 1e-5);
+    tlmt_assert_close(o[2], 7.0, 1e-5);
+    tlmt_assert_close(o[3], 0.5, 1e-5);
+    tlmt_assert_close(oc[0], 4.0, 1e-6);
+    tlmt_assert_close(oc[1], -1.0, 1e-6);
+    tlmt_assert_close(oc[2], 7.0, 1e-5);
+    tlmt_assert_close(oc[3], 0.5, 1e-5);
 
     /* An i32 mask hiding key 1: every row gets v_0. With key 0 hidden
      * instead, the causal row 0 sees nothing and is zero. */
@@ -360,8 +361,8 @@ static void hand_computed_values(void **state) {
     assert_int_equal(tlm_attention(&o0, q, k, v, m0, TLM_ATTENTION_CAUSAL), TLM_OK);
     const float want1[4] = {4, -1, 4, -1}, want0[4] = {0, 0, 8, 1};
     for (int i = 0; i < 4; i++) {
-        assert_float_equal(tlm_tensor_data_f32(o1)[i], want1[i], 1e-6);
-        assert_float_equal(tlm_tensor_data_f32(o0)[i], want0[i], 1e-6);
+        tlmt_assert_close(tlm_tensor_data_f32(o1)[i], want1[i], 1e-6);
+        tlmt_assert_close(tlm_tensor_data_f32(o0)[i], want0[i], 1e-6);
     }
     tlm_context_free(ctx);
 }
@@ -462,7 +463,7 @@ static void block_size_does_not_matter(void **state) {
         } else {
             /* Different blocks only change rounding, in double. */
             for (int64_t i = 0; i < c.tq * c.dv; i++)
-                assert_float_equal(o[i], first[i], 1e-6);
+                tlmt_assert_close(o[i], first[i], 1e-6);
             free(o);
         }
         free(lse);

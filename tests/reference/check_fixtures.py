@@ -117,12 +117,22 @@ def read_safetensors(path):
 # Building blocks against independent versions
 # ---------------------------------------------------------------------------
 
+def worst(values):
+    """The largest of `values`, or NaN if any is NaN: Python's max() skips
+    a NaN that is not first (every comparison with it is false)."""
+    values = list(values)
+    for v in values:
+        if math.isnan(v):
+            return v
+    return max(values)
+
+
 def rel(a, b, floor=0.0):
     """max|a - b| / max(max|b|, floor); the floor keeps a tensor that is
     zero in exact arithmetic (see below) from dividing by round-off."""
     a = torch.as_tensor(a, dtype=torch.float64)
     b = torch.as_tensor(b, dtype=torch.float64)
-    scale = max(float(b.abs().max()) if b.numel() else 0.0, floor)
+    scale = worst([float(b.abs().max()) if b.numel() else 0.0, floor])
     diff = float((a - b).abs().max()) if b.numel() else 0.0
     return diff / scale if scale > 0 else diff
 
@@ -383,17 +393,20 @@ def check_fixture(path, n_directions=3):
     # exact arithmetic (softmax ignores a constant added to a query's
     # scores, and q . bk is the same for every key); it is stored as exact
     # zeros and only an absolute comparison makes sense there.
-    grad_floor = 1e-3 * max(float(g.abs().max()) for g in stored_grads.values())
+    grad_floor = 1e-3 * worst(float(g.abs().max()) for g in stored_grads.values())
     results = {}
     for dtype in (torch.float64, torch.float32):
         logits, loss, grads = ref.forward_and_grads(
             params, c, ids, targets, src_ids, src_mask, dtype=dtype)
-        r_grad, worst = max((rel(grads[n], stored_grads[n], grad_floor), n)
-                            for n in shapes if not n.endswith("k_proj.bias"))
-        r_kbias = max([rel(grads[n], stored_grads[n], grad_floor)
-                       for n in shapes if n.endswith("k_proj.bias")] or [0.0])
+        per_tensor = {n: rel(grads[n], stored_grads[n], grad_floor)
+                      for n in shapes if not n.endswith("k_proj.bias")}
+        r_grad = worst(per_tensor.values())
+        worst_name = next(n for n, r in per_tensor.items()
+                          if r == r_grad or math.isnan(r))
+        r_kbias = worst([rel(grads[n], stored_grads[n], grad_floor)
+                         for n in shapes if n.endswith("k_proj.bias")] or [0.0])
         results[dtype] = (rel(logits, stored["logits"]),
-                          rel(loss, stored["loss"]), r_grad, r_kbias, worst)
+                          rel(loss, stored["loss"]), r_grad, r_kbias, worst_name)
         if dtype == torch.float64:
             grads64 = grads
 
@@ -414,7 +427,7 @@ def check_fixture(path, n_directions=3):
         terms = [grads64[n] * d[n] for n in p64]
         analytic = sum(float(t.sum()) for t in terms)
         magnitude = sum(float(t.abs().sum()) for t in terms)
-        r_fd = max(r_fd, abs(numeric - analytic) / magnitude)
+        r_fd = worst([r_fd, abs(numeric - analytic) / magnitude])
 
     r_builtin = None
     if builtin_applies(c):

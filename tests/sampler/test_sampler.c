@@ -27,6 +27,7 @@
 
 #include "sampler_reference.h"
 #include "tlm.h"
+#include "tolerance.h"
 
 #define DRAWS 100000
 #define PROB_TOLERANCE 1e-6
@@ -416,7 +417,7 @@ static void probabilities_match_reference(void **state) {
                         tlm_sampler *s = make_sampler(&p);
                         assert_int_equal(tlm_sampler_probabilities(s, logits, 37, probs), TLM_OK);
                         for (int i = 0; i < 37; i++) {
-                            if (fabs((double)probs[i] - expected[i]) > PROB_TOLERANCE)
+                            if (!(fabs((double)probs[i] - expected[i]) <= PROB_TOLERANCE))
                                 fail_msg("trial %d, T %g k %d top_p %g min_p %g: p[%d] "
                                          "= %.9g, reference %.9g",
                                          trial, (double)p.temperature, (int)p.top_k,
@@ -468,9 +469,7 @@ static void large_vocabulary(void **state) {
         double worst = 0.0;
         for (int i = 0; i < V; i++) {
             assert_true((probs[i] == 0.0f) == (expected[i] == 0.0));
-            double d = fabs((double)probs[i] - expected[i]);
-            if (d > worst)
-                worst = d;
+            worst = tlmt_worst(worst, fabs((double)probs[i] - expected[i]));
         }
         assert_true(worst < PROB_TOLERANCE);
         for (int n = 0; n < 20; n++) {
@@ -516,7 +515,7 @@ static void top_p_over_buckets_matches_reference(void **state) {
                 assert_int_equal(tlm_sampler_probabilities(s, logits, V, probs), TLM_OK);
                 for (int i = 0; i < V; i++) {
                     if ((probs[i] == 0.0f) != (expected[i] == 0.0) ||
-                        fabs((double)probs[i] - expected[i]) > PROB_TOLERANCE)
+                        !(fabs((double)probs[i] - expected[i]) <= PROB_TOLERANCE))
                         fail_msg("T %g top_p %g min_p %g: p[%d] = %.9g, reference %.9g",
                                  (double)p.temperature, (double)p.top_p, (double)p.min_p, i,
                                  (double)probs[i], expected[i]);
@@ -562,7 +561,7 @@ static void check_softmax_of(tlm_sampler *s, const double *want) {
         expected[i] = exp(want[i]) / total;
     assert_int_equal(tlm_sampler_probabilities(s, penalty_logits, 5, probs), TLM_OK);
     for (int i = 0; i < 5; i++)
-        if (fabs((double)probs[i] - expected[i]) > PROB_TOLERANCE)
+        if (!(fabs((double)probs[i] - expected[i]) <= PROB_TOLERANCE))
             fail_msg("p[%d] = %.9g, expected %.9g", i, (double)probs[i], expected[i]);
 }
 
@@ -782,7 +781,7 @@ static void docs_worked_example(void **state) {
         float probs[8];
         assert_int_equal(tlm_sampler_probabilities(s, morning, 8, probs), TLM_OK);
         for (int i = 0; i < 8; i++) {
-            if (fabs((double)probs[i] - rows[r].probs[i]) > 0.0005 + PROB_TOLERANCE)
+            if (!(fabs((double)probs[i] - rows[r].probs[i]) <= 0.0005 + PROB_TOLERANCE))
                 fail_msg("row %d token %d: %.4f, docs/sampling.md says %.3f", (int)r, i,
                          (double)probs[i], rows[r].probs[i]);
             /* A 0 in the docs (not 0.000) is a filtered token: exactly 0. */

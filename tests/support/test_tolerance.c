@@ -1,0 +1,110 @@
+/*
+ * Suite "support": the tolerance helpers every numeric test uses. A NaN
+ * anywhere, in the computed values or in the reference, must come out as a
+ * NaN maximum or an out-of-bounds index, never as error 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "tolerance.h"
+
+static void worst_keeps_nan(void **state) {
+    (void)state;
+    assert_true(tlmt_worst(0.0, 2.0) == 2.0);
+    assert_true(tlmt_worst(3.0, 2.0) == 3.0);
+    assert_true(isnan(tlmt_worst(0.0, NAN)));
+    assert_true(isnan(tlmt_worst(NAN, 5.0)));
+    assert_true(isinf(tlmt_worst(1.0, INFINITY)));
+}
+
+static void maxima_are_nan_when_any_element_is(void **state) {
+    (void)state;
+    const float a[5] = {1.0f, -4.0f, 2.0f, 0.5f, 3.0f};
+    float b[5] = {1.0f, -4.5f, 2.0f, 0.5f, 3.0f};
+    assert_true(tlmt_max_abs_f32(a, 5) == 4.0);
+    assert_true(tlmt_max_abs_diff_f32(a, b, 5) == 0.5);
+    assert_true(tlmt_max_abs_f32(a, 0) == 0.0);
+    for (int at = 0; at < 5; at++) {
+        float poisoned[5];
+        for (int i = 0; i < 5; i++)
+            poisoned[i] = i == at ? NAN : a[i];
+        assert_true(isnan(tlmt_max_abs_f32(poisoned, 5)));
+        assert_true(isnan(tlmt_max_abs_diff_f32(poisoned, b, 5)));
+        assert_true(isnan(tlmt_max_abs_diff_f32(b, poisoned, 5)));
+    }
+    float all_nan[3] = {NAN, NAN, NAN};
+    assert_true(isnan(tlmt_max_abs_diff_f32(all_nan, all_nan, 3)));
+    /* inf - inf is NaN: two infinite outputs do not agree to error 0 */
+    float inf[1] = {INFINITY};
+    assert_true(isnan(tlmt_max_abs_diff_f32(inf, inf, 1)));
+    /* and a NaN maximum fails a bound written as !(error <= bound) */
+    assert_false(tlmt_max_abs_diff_f32(all_nan, b, 3) <= 1e-3);
+}
+
+static void first_beyond_finds_nan(void **state) {
+    (void)state;
+    const double want[4] = {1.0, 2.0, -3.0, 100.0};
+    float got[4] = {1.0f, 2.0f, -3.0f, 100.05f};
+    assert_int_equal(tlmt_first_beyond(got, want, 4, 1e-6, 1e-3), -1);
+    assert_int_equal(tlmt_first_beyond(got, want, 4, 1e-6, 1e-4), 3);
+    got[1] = NAN;
+    assert_int_equal(tlmt_first_beyond(got, want, 4, 1e-6, 1e-3), 1);
+    got[1] = 2.0f;
+    const double nan_want[4] = {1.0, 2.0, NAN, 100.0};
+    assert_int_equal(tlmt_first_beyond(got, nan_want, 4, 1.0, 1.0), 2);
+}
+
+static void assert_close_passes_within_bound(void **state) {
+    (void)state;
+    tlmt_assert_close(1.0f, 1.0, 0);
+    tlmt_assert_close(2.0 + 1e-7, 2.0, 1e-6);
+    tlmt_assert_close(-5.0f, -5.5, 0.5);
+}
+
+static void close_to_nan(void **state) {
+    (void)state;
+    tlmt_assert_close(NAN, 1.0, 1e30);
+}
+
+static void nan_close_to_value(void **state) {
+    (void)state;
+    tlmt_assert_close(1.0f, NAN, 1e30);
+}
+
+/* Each call with a NaN fails its test: run in a child, whose group must
+ * report both tests failed. */
+static void assert_close_fails_on_nan(void **state) {
+    (void)state;
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        const struct CMUnitTest nan_tests[] = {
+            cmocka_unit_test(close_to_nan),
+            cmocka_unit_test(nan_close_to_value),
+        };
+        _exit(cmocka_run_group_tests_name("expected_to_fail", nan_tests, NULL, NULL));
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(worst_keeps_nan),
+        cmocka_unit_test(maxima_are_nan_when_any_element_is),
+        cmocka_unit_test(first_beyond_finds_nan),
+        cmocka_unit_test(assert_close_passes_within_bound),
+        cmocka_unit_test(assert_close_fails_on_nan),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

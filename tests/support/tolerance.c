@@ -1,0 +1,31 @@
+#include "tolerance.h"
+
+#include <math.h>
+
+double tlmt_worst(double worst, double error) {
+    if (isnan(worst) || isnan(error))
+        return NAN;
+    return error > worst ? error : worst;
+}
+
+double tlmt_max_abs_f32(const float *x, int64_t n) {
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        m = tlmt_worst(m, fabs((double)x[i]));
+    return m;
+}
+
+double tlmt_max_abs_diff_f32(const float *a, const float *b, int64_t n) {
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        m = tlmt_worst(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
+int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
+                          double atol, double rtol) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= atol + rtol * fabs(want[i])))
+            return i;
+    return -1;
+}

@@ -1,0 +1,34 @@
+/* Tolerance checks that NaN cannot pass. A check written as
+ * `if (error > worst) worst = error` or `if (error > tol) fail` is false for
+ * a NaN error, so a NaN output would count as error 0; every check here is
+ * `!(error <= bound)`, and every maximum keeps a NaN once it has seen one. */
+#ifndef TLM_TESTS_TOLERANCE_H
+#define TLM_TESTS_TOLERANCE_H
+
+#include <stdint.h>
+
+/* The worse of a running maximum and a new error: NaN if either is NaN. */
+double tlmt_worst(double worst, double error);
+
+/* max |x[i]| over n elements (0 for n = 0); NaN if any element is NaN. */
+double tlmt_max_abs_f32(const float *x, int64_t n);
+
+/* max |a[i] - b[i]| (0 for n = 0); NaN if any difference is NaN (a NaN in
+ * either array, or infinities of the same sign). */
+double tlmt_max_abs_diff_f32(const float *a, const float *b, int64_t n);
+
+/* The first i at which !(|got[i] - want[i]| <= atol + rtol |want[i]|),
+ * or -1 when every element is within its bound. NaN in either array is
+ * out of bounds. */
+int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
+                          double atol, double rtol);
+
+/* Fails the current cmocka test unless |got - want| <= tol, NaN failing.
+ * (cmocka 1.1's assert_float_equal passes a NaN.) */
+#define tlmt_assert_close(got, want, tol)                                  \
+    tlmt_assert_close_at((double)(got), (double)(want), (double)(tol), #got, \
+                         __FILE__, __LINE__)
+void tlmt_assert_close_at(double got, double want, double tol,
+                          const char *what, const char *file, int line);
+
+#endif
