@@ -272,13 +272,8 @@ static void training_loop_allocates_nothing_after_first_step(void **state) {
     (void)state;
     for (int rebuild = 0; rebuild <= 1; rebuild++) {
         counting_allocator counter = {0};
-        tlm_context_params params;
-        tlm_context_params_init(&params);
-        params.alloc_fn = counting_alloc;
-        params.free_fn = counting_free;
-        params.alloc_user = &counter;
         tlm_context *ctx = NULL;
-        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
         tiny_model m = {
             leaf(ctx, 16, 7, 0, 1), leaf(ctx, 16, 5, 0, 1),
             leaf(ctx, 7, 9, 1, 0.3f), leaf(ctx, 9, 0, 1, 0.1f),

@@ -247,10 +247,7 @@ static void allocation_failure_is_nomem(void **state) {
     for (size_t i = 0; i < N_UNARY; i++) {
         counting_allocator counter = {0};
         tlm_context_params params;
-        tlm_context_params_init(&params);
-        params.alloc_fn = counting_alloc;
-        params.free_fn = counting_free;
-        params.alloc_user = &counter;
+        counting_context_params(&params, &counter);
         params.n_threads = 1;
         tlm_context *ctx = NULL;
         tlm_tensor *a = NULL;

@@ -170,13 +170,8 @@ static void dead_handles(void **state) {
 static void allocation_failure(void **state) {
     (void)state;
     counting_allocator counter = {0};
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
     /* Tk = 2^20 + 1 keys: the result [1, 1, 1, 1] fits the arena's first
      * chunk (1 MiB), the mask's visibility flags (Tk bytes) do not. */
     const int64_t tk = ((int64_t)1 << 20) + 1;

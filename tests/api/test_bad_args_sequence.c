@@ -417,13 +417,8 @@ static void allocation_failures_give_nomem(void **state) {
         int failures = 0, succeeded = 0;
         for (int64_t fail = 1; fail <= 64 && !succeeded; fail++) {
             counting_allocator counter = {0};
-            tlm_context_params params;
-            tlm_context_params_init(&params);
-            params.alloc_fn = counting_alloc;
-            params.free_fn = counting_free;
-            params.alloc_user = &counter;
             tlm_context *ctx = NULL;
-            assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+            assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
             tlm_tensor *x = f32(ctx, 2, ops[op].x_shape);
             tlm_tensor *ids = i32(ctx, 1, ops[op].x_shape);
             counter.fail_at = (int64_t)counter.calls + fail;

@@ -41,10 +41,7 @@ static void allocator_hook_gets_every_allocation(void **state) {
     (void)state;
     counting_allocator counter = {0};
     tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
+    counting_context_params(&params, &counter);
     params.n_threads = 3;
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
@@ -60,13 +57,8 @@ static void allocator_hook_gets_every_allocation(void **state) {
 static void failing_allocator_gives_nomem(void **state) {
     (void)state;
     counting_allocator counter = {.fail_at = 1};
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_E_NOMEM);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_E_NOMEM);
     assert_null(ctx);
     assert_non_null(strstr(tlm_last_error(), "tlm_context_create"));
     assert_int_equal(counter.live_bytes, 0);

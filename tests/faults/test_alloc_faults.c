@@ -61,10 +61,7 @@ static void disarm(trial *t) {
 
 static tlm_context *new_context(trial *t) {
     tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &t->counter;
+    counting_context_params(&params, &t->counter);
     params.n_threads = 1;
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);

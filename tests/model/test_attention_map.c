@@ -184,13 +184,8 @@ static void allocation_failures_are_clean(void **state) {
     (void)state;
     counting_allocator counter;
     memset(&counter, 0, sizeof counter);
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
     tlm_model *m = make_model(ctx, TLM_POSITION_LEARNED, 2);
     const uint64_t live = counter.live_bytes;
     float w[H * N * N];

@@ -36,13 +36,8 @@ static void inference_estimate_matches_allocations(void **state) {
     (void)state;
     for (int variant = 0; variant < 4; variant++) {
         counting_allocator counter = {0};
-        tlm_context_params params;
-        tlm_context_params_init(&params);
-        params.alloc_fn = counting_alloc;
-        params.free_fn = counting_free;
-        params.alloc_user = &counter;
         tlm_context *ctx = NULL;
-        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
         tlm_model_config c = variant_config(variant);
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);

@@ -519,13 +519,8 @@ static void rerun_sees_new_inputs_without_allocating(void **state) {
     const config c = {2, 2, 33, 40, 5, 3, 1, MASK_I32};
     problem p = make_problem(c);
     counting_allocator counter = {0};
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
     graph g;
     build_graph(&g, ctx, &p, 1);
     tlm_tensor *loss = build_loss(&g, &p);

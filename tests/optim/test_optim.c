@@ -795,10 +795,7 @@ static void training_calls_allocate_nothing(void **state) {
     (void)state;
     counting_allocator counter = {0};
     tlm_context_params cp;
-    tlm_context_params_init(&cp);
-    cp.alloc_fn = counting_alloc;
-    cp.free_fn = counting_free;
-    cp.alloc_user = &counter;
+    counting_context_params(&cp, &counter);
     for (int kind = 0; kind < 2; kind++) {
         example ex;
         example_create(&ex, &cp);
@@ -848,10 +845,7 @@ static void allocation_failures_are_clean(void **state) {
              * the n-th allocation of tlm_optimizer_create fails. */
             counting_allocator counter = {0};
             tlm_context_params cp;
-            tlm_context_params_init(&cp);
-            cp.alloc_fn = counting_alloc;
-            cp.free_fn = counting_free;
-            cp.alloc_user = &counter;
+            counting_context_params(&cp, &counter);
             example ex;
             example_create(&ex, &cp);
             counter.fail_at = (int64_t)counter.calls + n;

@@ -17,13 +17,8 @@
 #include "tlm.h"
 
 static tlm_context *counted_context(counting_allocator *counter) {
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, counter), TLM_OK);
     return ctx;
 }
 

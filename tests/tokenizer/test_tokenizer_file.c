@@ -469,13 +469,8 @@ static void allocation_failures_are_clean(void **state) {
     (void)state;
     counting_allocator counter;
     memset(&counter, 0, sizeof counter);
-    tlm_context_params params;
-    tlm_context_params_init(&params);
-    params.alloc_fn = counting_alloc;
-    params.free_fn = counting_free;
-    params.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
 
     size_t size;
     unsigned char *corpus = random_corpus(7, 40, &size);

@@ -416,13 +416,8 @@ static void pool_and_allocation_failures(void **state) {
     (void)state;
     counting_allocator counter;
     memset(&counter, 0, sizeof counter);
-    tlm_context_params cp;
-    tlm_context_params_init(&cp);
-    cp.alloc_fn = counting_alloc;
-    cp.free_fn = counting_free;
-    cp.alloc_user = &counter;
     tlm_context *ctx = NULL;
-    assert_int_equal(tlm_context_create(&ctx, &cp), TLM_OK);
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
     tlm_model *m = make_model(ctx, V, 2, 13, 3.0f);
     tlm_session *s = NULL, *pool[4] = {NULL, NULL, NULL, NULL};
     assert_int_equal(tlm_session_create(&s, m, NULL), TLM_OK);
