@@ -172,6 +172,7 @@ static void high_temperature_varies_and_seeds_reproduce(void **state) {
         tlm_sampler_free(s);
     }
     assert_int_equal(a.calls, b.calls);
+    assert_int_equal(a.length, b.length);
     assert_memory_equal(a.text, b.text, a.length);
     assert_true(a.length != c.length || memcmp(a.text, c.text, a.length) != 0);
 }
