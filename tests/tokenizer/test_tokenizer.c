@@ -129,7 +129,9 @@ static void bpe_round_trips(void **state) {
     tlm_tokenizer *tok = train(TLM_TOKENIZER_BPE, corpus, size, 700, 2);
     assert_int_equal(tlm_tokenizer_kind(tok), TLM_TOKENIZER_BPE);
     int32_t merges = tlm_tokenizer_merge_count(tok);
-    assert_true(merges > 100); /* the corpus is varied enough for many */
+    /* Training is deterministic, and the corpus is varied enough to fill
+     * the budget: every id past the bytes and 3 specials is a merge. */
+    assert_int_equal(merges, 700 - 256 - 3);
     assert_int_equal(tlm_tokenizer_vocab_size(tok), 256 + merges + 3);
     assert_exact_round_trips(tok, 2);
     /* Every merged token's bytes are its two parts' bytes. */
@@ -434,8 +436,9 @@ static void bpe_on_shakespeare(void **state) {
     size_t n_ids = 0, length = 0;
     assert_int_equal(tlm_tokenizer_encode(ids, size, &n_ids, tok, (const char *)corpus, size),
                      TLM_OK);
-    /* 253 merges compress English text to well under 0.6 ids per byte. */
-    assert_true((double)n_ids < 0.6 * (double)size);
+    /* 253 merges compress the play (1115394 bytes) to 0.51 ids per byte;
+     * training and encoding are deterministic, so the count is exact. */
+    assert_int_equal(n_ids, 569986);
     assert_int_equal(tlm_tokenizer_decode((char *)out, size, &length, tok, ids, n_ids), TLM_OK);
     assert_int_equal(length, size);
     assert_memory_equal(out, corpus, size);
