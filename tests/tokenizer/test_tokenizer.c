@@ -43,17 +43,6 @@ static tlm_tokenizer *train(int32_t kind, const void *corpus, size_t n,
     return tok;
 }
 
-/* A corpus of `count` random texts of every flavour, concatenated. */
-static unsigned char *random_corpus(uint64_t seed, int count, size_t *size) {
-    unsigned char *corpus = malloc((size_t)count * MAX_TEXT);
-    uint64_t rng = seed;
-    size_t n = 0;
-    for (int i = 0; i < count; i++)
-        n += test_random_text(&rng, corpus + n, MAX_TEXT);
-    *size = n;
-    return corpus;
-}
-
 /* encode then decode; returns the decoded length into out (room for
  * 3 * n + 3 bytes) and checks the documented bounds on the ids. */
 static size_t encode_decode(tlm_tokenizer *tok, const unsigned char *text,
@@ -125,7 +114,7 @@ static void byte_level_round_trips(void **state) {
 static void bpe_round_trips(void **state) {
     (void)state;
     size_t size;
-    unsigned char *corpus = random_corpus(11, 400, &size);
+    unsigned char *corpus = test_random_corpus(11, 400, MAX_TEXT, &size);
     tlm_tokenizer *tok = train(TLM_TOKENIZER_BPE, corpus, size, 700, 2);
     assert_int_equal(tlm_tokenizer_kind(tok), TLM_TOKENIZER_BPE);
     int32_t merges = tlm_tokenizer_merge_count(tok);
@@ -173,7 +162,7 @@ static int compare_u32(const void *a, const void *b) {
 static void char_level_replaces_unseen_characters(void **state) {
     (void)state;
     size_t size;
-    unsigned char *corpus = random_corpus(21, 300, &size);
+    unsigned char *corpus = test_random_corpus(21, 300, MAX_TEXT, &size);
     tlm_tokenizer *tok = train(TLM_TOKENIZER_CHAR, corpus, size, 0, 0);
     assert_int_equal(tlm_tokenizer_kind(tok), TLM_TOKENIZER_CHAR);
     const int32_t vocab = tlm_tokenizer_vocab_size(tok);
@@ -391,7 +380,7 @@ static unsigned char *image_of(tlm_tokenizer *tok, size_t *size) {
 static void bpe_training_is_deterministic(void **state) {
     (void)state;
     size_t size;
-    unsigned char *corpus = random_corpus(31, 300, &size);
+    unsigned char *corpus = test_random_corpus(31, 300, MAX_TEXT, &size);
     tlm_tokenizer *a = train(TLM_TOKENIZER_BPE, corpus, size, 600, 2);
     tlm_tokenizer *b = train(TLM_TOKENIZER_BPE, corpus, size, 600, 2);
     size_t size_a, size_b;
@@ -646,7 +635,7 @@ static void stream_holds_back_unfinished_characters(void **state) {
 static void stream_pieces_concatenate_to_the_decode(void **state) {
     (void)state;
     size_t size;
-    unsigned char *corpus = random_corpus(41, 200, &size);
+    unsigned char *corpus = test_random_corpus(41, 200, MAX_TEXT, &size);
     for (int kind = 0; kind < 3; kind++) {
         tlm_tokenizer *tok = train(kind, corpus, size, 600, 2);
         tlm_token_stream *s = NULL;

@@ -44,16 +44,6 @@ static tlm_tokenizer *train(tlm_context *ctx, int32_t kind, const void *corpus,
     return tok;
 }
 
-static unsigned char *random_corpus(uint64_t seed, int count, size_t *size) {
-    unsigned char *corpus = malloc((size_t)count * MAX_TEXT);
-    uint64_t rng = seed;
-    size_t n = 0;
-    for (int i = 0; i < count; i++)
-        n += test_random_text(&rng, corpus + n, MAX_TEXT);
-    *size = n;
-    return corpus;
-}
-
 static unsigned char *image_of(tlm_tokenizer *tok, size_t *size) {
     assert_int_equal(tlm_tokenizer_save_memory(NULL, 0, size, tok), TLM_OK);
     unsigned char *image = malloc(*size);
@@ -90,7 +80,7 @@ static void assert_same_tokenizer(tlm_tokenizer *a, tlm_tokenizer *b) {
 
 static tlm_tokenizer *of_kind(int kind) {
     size_t size;
-    unsigned char *corpus = random_corpus(kind + 100, 150, &size);
+    unsigned char *corpus = test_random_corpus(kind + 100, 150, MAX_TEXT, &size);
     tlm_tokenizer *tok = train(NULL, kind, corpus, size, 500);
     free(corpus);
     return tok;
@@ -473,7 +463,7 @@ static void allocation_failures_are_clean(void **state) {
     assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
 
     size_t size;
-    unsigned char *corpus = random_corpus(7, 40, &size);
+    unsigned char *corpus = test_random_corpus(7, 40, MAX_TEXT, &size);
     for (int32_t kind = 0; kind < 3; kind++) {
         corpus_arg arg = {corpus, size, kind, NULL, NULL};
         int64_t n = fail_each_allocation(&counter, ctx, call_train, &arg);

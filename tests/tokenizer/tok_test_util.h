@@ -1,6 +1,7 @@
 /* Helpers shared by the tokenizer tests: a seeded generator, random texts
- * of several flavours, an independent strict UTF-8 reader, the corpus
- * locator, and a CRC-32 for crafting files. Header-only (static). */
+ * of several flavours and corpora of them, an independent strict UTF-8
+ * reader, the corpus locator, and a CRC-32 for crafting files. Header-only
+ * (static). */
 #ifndef TLM_TESTS_TOK_TEST_UTIL_H
 #define TLM_TESTS_TOK_TEST_UTIL_H
 
@@ -92,6 +93,19 @@ static inline size_t test_random_text(uint64_t *rng, unsigned char *out,
     }
 done:
     return n;
+}
+
+/* `count` random texts of at most `max_text` bytes each, concatenated;
+ * *size receives the length. The caller frees it. */
+static inline unsigned char *test_random_corpus(uint64_t seed, int count,
+                                                size_t max_text, size_t *size) {
+    unsigned char *corpus = malloc((size_t)count * max_text);
+    uint64_t rng = seed;
+    size_t n = 0;
+    for (int i = 0; i < count; i++)
+        n += test_random_text(&rng, corpus + n, max_text);
+    *size = n;
+    return corpus;
 }
 
 /* Length of the valid UTF-8 character at s (n > 0 bytes), or 0 when s[0]
