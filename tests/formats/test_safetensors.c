@@ -755,19 +755,27 @@ static void check_sample(const tlmi_safetensors *st, const sample *s) {
     assert_string_equal(key, "tlm.config");
 }
 
+/* The sample written to memory through `host`: *data, *size bytes, for
+ * tlmi_host_free. */
+static void sample_in_memory(tlmi_host *host, sample *s, void **data,
+                             size_t *size) {
+    fill_sample(s);
+    tlmi_safetensors_writer *w = NULL;
+    assert_int_equal(tlmi_safetensors_writer_create(host, &w), TLM_OK);
+    assert_int_equal(add_sample(w, s), TLM_OK);
+    assert_int_equal(tlmi_safetensors_writer_to_memory(w, data, size), TLM_OK);
+    tlmi_safetensors_writer_free(w);
+}
+
 static void round_trip_in_memory(void **state) {
     (void)state;
     counting_allocator counter = {0};
     tlmi_host host;
     counting_host(&host, &counter);
     sample s;
-    fill_sample(&s);
-    tlmi_safetensors_writer *w = NULL;
-    assert_int_equal(tlmi_safetensors_writer_create(&host, &w), TLM_OK);
-    assert_int_equal(add_sample(w, &s), TLM_OK);
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(tlmi_safetensors_writer_to_memory(w, &data, &size), TLM_OK);
+    sample_in_memory(&host, &s, &data, &size);
     const unsigned char *bytes = data;
     uint64_t header = 0;
     for (int i = 7; i >= 0; i--)
@@ -818,7 +826,6 @@ static void round_trip_in_memory(void **state) {
 
     tlmi_safetensors_free(st);
     tlmi_host_free(&host, data, size);
-    tlmi_safetensors_writer_free(w);
     tlmi_safetensors_writer_free(NULL);
     assert_int_equal(counter.live_bytes, 0);
     assert_int_equal(counter.bad_free_sizes, 0);
@@ -1007,14 +1014,9 @@ static void every_truncation_fails(void **state) {
     tlmi_host host;
     counting_host(&host, &counter);
     sample s;
-    fill_sample(&s);
-    tlmi_safetensors_writer *w = NULL;
-    assert_int_equal(tlmi_safetensors_writer_create(&host, &w), TLM_OK);
-    assert_int_equal(add_sample(w, &s), TLM_OK);
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(tlmi_safetensors_writer_to_memory(w, &data, &size), TLM_OK);
-    tlmi_safetensors_writer_free(w);
+    sample_in_memory(&host, &s, &data, &size);
     /* Every prefix of a small file: each one an error, read within its
      * bounds (a copy of exactly that length). */
     for (size_t cut = 0; cut < size; cut++) {
@@ -1069,14 +1071,9 @@ static void corruptions_never_crash(void **state) {
     tlmi_host host;
     counting_host(&host, &counter);
     sample s;
-    fill_sample(&s);
-    tlmi_safetensors_writer *w = NULL;
-    assert_int_equal(tlmi_safetensors_writer_create(&host, &w), TLM_OK);
-    assert_int_equal(add_sample(w, &s), TLM_OK);
     void *data = NULL;
     size_t size = 0;
-    assert_int_equal(tlmi_safetensors_writer_to_memory(w, &data, &size), TLM_OK);
-    tlmi_safetensors_writer_free(w);
+    sample_in_memory(&host, &s, &data, &size);
     static const unsigned char replacements[] = {
         0x00, 0x01, 0x07, 0x08, 0x7f, 0x80, 0xff, '0', '9', '-', '"', '[', ']',
         '{', '}', ',', ':', 'e', ' ', '\\'};
