@@ -142,7 +142,8 @@ check "generate with the default prompt and filters" "$tlm" generate model.tlm -
     --top-k 5 --top-p 0.9 --min-p 0.05 --repeat-penalty 1.1 --stop .
 check "eval prints loss and perplexity" sh -c "
     '$tlm' eval model.tlm --data corpus.txt > eval.txt &&
-    grep -q '^loss: [0-9.]* nats/token' eval.txt && grep -q '^perplexity: [0-9.]*' eval.txt"
+    grep -q '^loss: [0-9][0-9.]* nats/token' eval.txt &&
+    grep -q '^perplexity: [0-9][0-9.]*\$' eval.txt"
 check "info shows configuration, tokenizer and memory" sh -c "
     '$tlm' info model.tlm > info.txt && grep -q '^decoder_layers: 2' info.txt &&
     grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
