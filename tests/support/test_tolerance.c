@@ -20,9 +20,9 @@ static void worst_keeps_nan(void **state) {
     (void)state;
     assert_true(tlmt_worst(0.0, 2.0) == 2.0);
     assert_true(tlmt_worst(3.0, 2.0) == 3.0);
-    assert_true(isnan(tlmt_worst(0.0, NAN)));
-    assert_true(isnan(tlmt_worst(NAN, 5.0)));
-    assert_true(isinf(tlmt_worst(1.0, INFINITY)));
+    assert_true(isnan(tlmt_worst(0.0, (double)NAN)));
+    assert_true(isnan(tlmt_worst((double)NAN, 5.0)));
+    assert_true(isinf(tlmt_worst(1.0, (double)INFINITY)));
 }
 
 static void maxima_are_nan_when_any_element_is(void **state) {
@@ -58,7 +58,7 @@ static void first_beyond_finds_nan(void **state) {
     got[1] = NAN;
     assert_int_equal(tlmt_first_beyond(got, want, 4, 1e-6, 1e-3), 1);
     got[1] = 2.0f;
-    const double nan_want[4] = {1.0, 2.0, NAN, 100.0};
+    const double nan_want[4] = {1.0, 2.0, (double)NAN, 100.0};
     assert_int_equal(tlmt_first_beyond(got, nan_want, 4, 1.0, 1.0), 2);
 }
 

@@ -4,7 +4,7 @@
 
 double tlmt_worst(double worst, double error) {
     if (isnan(worst) || isnan(error))
-        return NAN;
+        return (double)NAN;
     return error > worst ? error : worst;
 }
 
