@@ -62,6 +62,17 @@ static void first_beyond_finds_nan(void **state) {
     assert_int_equal(tlmt_first_beyond(got, nan_want, 4, 1.0, 1.0), 2);
 }
 
+static void first_non_finite_finds_nan_and_infinity(void **state) {
+    (void)state;
+    float x[4] = {0.0f, -1.0f, 3e38f, -0.0f};
+    assert_int_equal(tlmt_first_non_finite_f32(x, 4), -1);
+    x[2] = NAN;
+    assert_int_equal(tlmt_first_non_finite_f32(x, 4), 2);
+    x[1] = -INFINITY;
+    assert_int_equal(tlmt_first_non_finite_f32(x, 4), 1);
+    assert_int_equal(tlmt_first_non_finite_f32(x, 0), -1);
+}
+
 static void assert_close_passes_within_bound(void **state) {
     (void)state;
     tlmt_assert_close(1.0f, 1.0, 0);
@@ -103,6 +114,7 @@ int main(void) {
         cmocka_unit_test(worst_keeps_nan),
         cmocka_unit_test(maxima_are_nan_when_any_element_is),
         cmocka_unit_test(first_beyond_finds_nan),
+        cmocka_unit_test(first_non_finite_finds_nan_and_infinity),
         cmocka_unit_test(assert_close_passes_within_bound),
         cmocka_unit_test(assert_close_fails_on_nan),
     };

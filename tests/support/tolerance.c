@@ -29,3 +29,10 @@ int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
             return i;
     return -1;
 }
+
+int64_t tlmt_first_non_finite_f32(const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return -1;
+}

@@ -23,6 +23,10 @@ double tlmt_max_abs_diff_f32(const float *a, const float *b, int64_t n);
 int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
                           double atol, double rtol);
 
+/* The first i at which x[i] is NaN or infinite, or -1. Checks of bitwise
+ * equality need it: two runs that both give NaN agree bit for bit. */
+int64_t tlmt_first_non_finite_f32(const float *x, int64_t n);
+
 /* Fails the current cmocka test unless |got - want| <= tol, NaN failing.
  * (cmocka 1.1's assert_float_equal passes a NaN.) */
 #define tlmt_assert_close(got, want, tol)                                  \

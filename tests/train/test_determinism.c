@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "tlm.h"
+#include "tolerance.h"
 
 #define VOCAB 203
 #define BATCH 4
@@ -121,6 +122,8 @@ static void forward_backward_any_thread_count(void **state) {
     (void)state;
     for (int llama = 0; llama <= 1; llama++) {
         outputs one = forward_backward(llama, 1);
+        /* finite, so that equal bits are equal numbers */
+        assert_int_equal(tlmt_first_non_finite_f32(one.values, (int64_t)one.count), -1);
         for (int threads = 2; threads <= 3; threads++) {
             outputs many = forward_backward(llama, threads);
             assert_int_equal(many.count, one.count);
@@ -192,6 +195,7 @@ static void session_any_thread_count(void **state) {
         tlm_model *model = decode_model(ctx, llama);
         size_t count = 0, other = 0;
         float *one = decode_logits(model, 1, &count);
+        assert_int_equal(tlmt_first_non_finite_f32(one, (int64_t)count), -1);
         for (int threads = 2; threads <= 3; threads++) {
             float *many = decode_logits(model, threads, &other);
             assert_int_equal(other, count);
@@ -252,6 +256,7 @@ static outputs train_steps(int threads) {
 static void trainer_any_thread_count(void **state) {
     (void)state;
     outputs one = train_steps(1), two = train_steps(2);
+    assert_int_equal(tlmt_first_non_finite_f32(one.values, (int64_t)one.count), -1);
     assert_int_equal(two.count, one.count);
     assert_memory_equal(two.values, one.values, one.count * sizeof(float));
     free(one.values);

@@ -17,6 +17,7 @@
 
 #include "temp_dir.h"
 #include "tlm.h"
+#include "tolerance.h"
 
 static const char text[] =
     "the quick brown fox jumps over the lazy dog. "
@@ -158,6 +159,9 @@ static void resume_is_bit_identical(void **state) {
     train_and_record(STEPS, -1, path, straight, w_straight, N);
     train_and_record(STEPS, -1, path, again, w_again, N);
     train_and_record(STEPS, 5, path, resumed, w_resumed, N);
+    /* Finite, so that equal bits are equal numbers (two NaN runs agree). */
+    assert_int_equal(tlmt_first_non_finite_f32(straight, STEPS), -1);
+    assert_int_equal(tlmt_first_non_finite_f32(w_straight, N), -1);
     /* Same seed, same run (dropout included); resumed, the same too. */
     assert_memory_equal(straight, again, sizeof straight);
     assert_memory_equal(w_straight, w_again, sizeof w_straight);
