@@ -8,7 +8,7 @@
 #include "file.h"
 #include "kernels/dispatch.h"
 #include "error.h"
-#include "gemm_parallel.h"
+#include "session.h"
 #include "params.h"
 #include "rng.h"
 #include "tensor.h"
@@ -525,43 +525,15 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                 "(inference: batch 1; context 1..%d)",
                                 (int)batch, (int)context, (int)c->max_context);
     const double parameters = (double)tlm_model_parameter_count(model);
-    const double d = c->d_model, inner = (double)c->n_heads * c->head_dim;
-    const double f = c->d_ff, v = c->vocab_size, t = context;
+    const double d = c->d_model, v = c->vocab_size, t = context;
     double total;
     if (purpose == TLM_MEMORY_INFERENCE) {
-        /* Parameters, the caches and the session's scratch (session.c). */
-        const double rows = c->n_encoder_layers > 0 ? c->max_context
-                            : (context < 64 ? context : 64);
-        double floats = 2.0 * c->n_decoder_layers * c->max_context * inner;
-        if (c->n_encoder_layers > 0 && c->n_decoder_layers > 0)
-            floats += 2.0 * c->n_decoder_layers * c->max_context * inner +
-                      c->max_context * d;
-        if (c->n_encoder_layers > 0)
-            floats += 2.0 * c->max_context * inner;
-        floats += rows * (4 * d + 5 * inner + 3 * f + c->head_dim + 2);
-        /* The GEMM kernels' packing buffer for the largest product. */
-        const tlmi_kernels *kernels = tlmi_kernels_active();
-        const int64_t r = (int64_t)rows;
-        const int64_t shapes[5][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
-                                      {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
-                                      {c->vocab_size, (int64_t)d}};
-        double workspace = 0;
-        for (int i = 0; i < 5; i++) {
-            double need = (double)kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
-            workspace = need > workspace ? need : workspace;
-        }
-        /* One packing slot per thread of a session's pool (as many as
-         * the context's threads by default), and the pool itself. */
-        const int threads = model->ctx->n_threads;
-        workspace = (double)tlmi_gemm_parallel_workspace((size_t)workspace,
-                                                         threads);
-        workspace += 512.0 + (threads - 1) * 64.0;
-        /* The attention kernel's scratch, one slice per thread. */
-        const size_t attention = kernels->attention_workspace(
-            r, (int64_t)c->max_context, c->head_dim, c->head_dim, 0);
-        if (attention != SIZE_MAX)
-            workspace += (double)((attention + 63) / 64 * 64) * threads;
-        total = parameters * 4 + floats * 4 + c->max_context + workspace;
+        /* The parameters and what a session (with the context's threads
+         * and `context` rows per chunk) allocates, from the function that
+         * lays it out. The kernel table is taken once, as a session does. */
+        const size_t session = tlmi_session_bytes(
+            model, tlmi_kernels_active(), context < 64 ? context : 64, 0);
+        total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
     } else {
         const double n = (double)batch * t;
         const int rotary = c->position == TLM_POSITION_ROTARY;
