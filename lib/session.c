@@ -87,6 +87,8 @@ struct tlm_session {
     int64_t first;    /* its first position (decoder) */
     int encoding;     /* the pass is the encoder's */
     const unsigned char *visible; /* the encoder's key padding flags */
+    tlmi_attention_hook attention_hook; /* or NULL */
+    void *attention_hook_user;
 
     /* Every buffer above lives in this one allocation (session_layout). */
     unsigned char *block;
@@ -236,6 +238,18 @@ TLM_API void tlm_session_free(tlm_session *session) {
 
 TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                const tlm_session_params *given) {
+    return tlmi_session_create_with(out, model, given, tlmi_kernels_active());
+}
+
+void tlmi_session_set_attention_hook(tlm_session *session,
+                                     tlmi_attention_hook hook, void *user) {
+    session->attention_hook = hook;
+    session->attention_hook_user = user;
+}
+
+int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
+                             const tlm_session_params *given,
+                             const tlmi_kernels *kernels) {
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_create: out is NULL");
     *out = NULL;
@@ -260,7 +274,6 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                 "thread count)",
                                 (int)params.n_threads);
     const int threads = session_threads(model, params.n_threads);
-    const tlmi_kernels *kernels = tlmi_kernels_active();
 
     tlmi_host host = model->ctx->host;
     host.last_error[0] = '\0';
@@ -531,6 +544,14 @@ static int session_attend(void *exec, const tlmi_attention_site *site) {
         a.q = s->heads;
         a.ld_q = hd;
         a.q_head_stride = n * hd;
+    }
+    if (s->attention_hook != NULL && !s->encoding && !site->cross) {
+        const tlmi_attention_view view = {
+            .layer = site->layer, .first = offset, .n = n, .n_heads = h_count,
+            .head_dim = hd, .q = a.q, .ld_q = a.ld_q,
+            .q_head_stride = a.q_head_stride, .k = a.cache->k,
+            .capacity = a.capacity};
+        s->attention_hook(s->attention_hook_user, &view);
     }
     const int64_t work = n * a.tk * hd;
     const int64_t grain = work >= SESSION_ATTENTION_MIN_WORK
