@@ -100,19 +100,18 @@ TLM_API int tlm_model_attention_weights(const tlm_model *model,
     params.chunk_tokens = n;
     params.n_threads = 1;
     tlm_session *session = NULL;
+    capture cap = {.layer = layer, .total = n, .weights = weights};
     int status = tlmi_session_create_with(&session, model, &params,
                                           tlmi_kernels_for(TLMI_ISA_SCALAR));
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, FN ": %s", message);
+    if (status == TLM_OK) {
+        tlmi_session_set_attention_hook(session, capture_probabilities, &cap);
+        status = tlm_session_decode(session, ids, n, NULL, 0);
     }
-    capture cap = {.layer = layer, .total = n, .weights = weights};
-    tlmi_session_set_attention_hook(session, capture_probabilities, &cap);
-    status = tlm_session_decode(session, ids, n, NULL, 0);
     if (status != TLM_OK) {
         char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_session_last_error(session));
+        snprintf(message, sizeof message, "%s",
+                 session != NULL ? tlm_session_last_error(session)
+                                 : tlm_last_error());
         tlm_session_free(session);
         return tlmi_fail(host, status, FN ": %s", message);
     }

@@ -67,6 +67,41 @@ static void inference_estimate_matches_allocations(void **state) {
     }
 }
 
+/* A shorter context is a session whose chunks are that long (at most the
+ * default 64): the estimate equals its allocations too. */
+static void inference_estimate_follows_the_chunk(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        counting_allocator counter = {0};
+        tlm_context_params params;
+        tlm_context_params_init(&params);
+        params.n_threads = 2;
+        params.alloc_fn = counting_alloc;
+        params.free_fn = counting_free;
+        params.alloc_user = &counter;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        tlm_model_config c = variant_config(variant);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        tlm_session_params session_params;
+        tlm_session_params_init(&session_params);
+        session_params.chunk_tokens = 5;
+        const uint64_t before_session = counter.live_bytes;
+        tlm_session *s = NULL;
+        assert_int_equal(tlm_session_create(&s, m, &session_params), TLM_OK);
+        const int64_t actual = (int64_t)(counter.live_bytes - before_session) +
+                               tlm_model_parameter_count(m) * 4;
+        int64_t estimate = 0;
+        assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1, 5,
+                                                   &estimate), TLM_OK);
+        assert_int_equal(estimate, actual);
+        tlm_session_free(s);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
 static void training_estimate_matches_arena(void **state) {
     (void)state;
     for (int variant = 0; variant < 4; variant++) {
@@ -118,6 +153,7 @@ static void estimate_rejects_bad_arguments(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(inference_estimate_matches_allocations),
+        cmocka_unit_test(inference_estimate_follows_the_chunk),
         cmocka_unit_test(training_estimate_matches_arena),
         cmocka_unit_test(estimate_rejects_bad_arguments),
     };
