@@ -107,6 +107,19 @@ static size_t gemm_workspace(const tlmi_kernels *kernels,
     return bytes;
 }
 
+/* `layers` caches of `floats` keys and `floats` values each, and their
+ * table, from `layout`: the table, or NULL while measuring. */
+static kv_cache *take_caches(tlmi_layout *layout, size_t layers, size_t floats) {
+    kv_cache *caches = tlmi_layout_take(layout, layers, sizeof *caches);
+    for (size_t l = 0; l < layers; l++) {
+        float *k = tlmi_layout_take(layout, floats, sizeof(float));
+        float *v = tlmi_layout_take(layout, floats, sizeof(float));
+        if (caches != NULL)
+            caches[l] = (kv_cache){k, v};
+    }
+    return caches;
+}
+
 /* Lays out the buffers of a session of model configuration `c` with
  * `chunk` rows, `threads` threads and `kernels` in `layout`: the one
  * description of a session's memory, used to allocate it and by
@@ -126,21 +139,9 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     const size_t cache = tlmi_layout_mul(layout, ctx_len, inner);
 #define TAKE(field, count) \
     (s->field = tlmi_layout_take(layout, (count), sizeof *s->field))
-    TAKE(self_cache, layers);
-    for (size_t l = 0; l < layers; l++) {
-        float *k = tlmi_layout_take(layout, cache, sizeof(float));
-        float *v = tlmi_layout_take(layout, cache, sizeof(float));
-        if (s->self_cache != NULL)
-            s->self_cache[l] = (kv_cache){k, v};
-    }
+    s->self_cache = take_caches(layout, layers, cache);
     if (seq2seq) {
-        TAKE(cross_cache, layers);
-        for (size_t l = 0; l < layers; l++) {
-            float *k = tlmi_layout_take(layout, cache, sizeof(float));
-            float *v = tlmi_layout_take(layout, cache, sizeof(float));
-            if (s->cross_cache != NULL)
-                s->cross_cache[l] = (kv_cache){k, v};
-        }
+        s->cross_cache = take_caches(layout, layers, cache);
         TAKE(memory, tlmi_layout_mul(layout, ctx_len, d));
     }
     if (c->n_encoder_layers > 0) {
