@@ -12,9 +12,10 @@
  *
  * Two executions walk it, each a backend of primitives over named values
  * (slots): the training graph (forward.c: autodiff operations on tensors)
- * and the inference session (session.c: dispatched kernels on its buffers,
- * with a KV cache). A backend is called once per primitive, never per
- * element.
+ * and the inference session (session.c: its kernel table on its buffers,
+ * with a KV cache); model.c's memory estimate walks it with primitives
+ * that only count bytes. A backend is called once per primitive, never
+ * per element.
  */
 #ifndef TLM_LIB_LAYER_H
 #define TLM_LIB_LAYER_H
@@ -97,9 +98,9 @@ int tlmi_layer_final_norm(const tlmi_layer_run *run,
                           const tlmi_norm_params *final_norm, int out,
                           int *result);
 
-/* K and V projected from `source` and handed to store_keys_values: the
- * cross-attention keys and values of layer `index` of a backend that keeps
- * them. */
+/* K and V projected from `source` (a slot) and handed to
+ * store_keys_values for `site`: how a backend that keeps cross-attention
+ * keys and values computes them, once per source. */
 int tlmi_layer_keys_values(const tlmi_layer_run *run,
                            const tlmi_attention_params *p, int source,
                            const tlmi_attention_site *site);
