@@ -1142,8 +1142,10 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
  * for the sequence `ids` (positions 0..n-1, causal), for looking at what a
  * model attends to: weights[(h * n + i) * n + j] is how much query
  * position i of head h attends to key position j; each row sums to 1 and
- * j > i is 0. Computed in float from the model's parameters, without a
- * session (the layers below `layer` run in full); dropout is not applied.
+ * j > i is 0. Computed by a session of its own (one pass, one thread,
+ * the reference kernels; the layers below `layer` run in full) whose
+ * attention hands the scores to a softmax in double; dropout is not
+ * applied.
  * Only reads the model.
  * @param model   a decoder-only model
  * @param ids     `n` token ids in 0..vocab_size-1

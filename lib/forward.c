@@ -1,13 +1,15 @@
 /*
  * The transformer's training forward pass, built from the public
- * operations so that tlm_backward() differentiates it: docs/model.md is the
- * specification, and each function below is one named part of it.
+ * operations so that tlm_backward() differentiates it: the embedding and
+ * output projection here, the layers walked from layer.c with a backend of
+ * autodiff operations (docs/model.md is the specification).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "context.h"
 #include "error.h"
+#include "layer.h"
 #include "model.h"
 #include "params.h"
 #include "tensor.h"
@@ -21,115 +23,101 @@
             return status_;        \
     } while (0)
 
-/* x [B, T, in] -> x W^T + b [B, T, out] */
-static int linear(tlm_tensor **out, tlm_tensor *x, tlm_tensor *weight,
-                  tlm_tensor *bias) {
-    return tlm_matmul(out, x, weight, bias, TLM_MATMUL_TRANSPOSE_B);
+/* The training graph's layer backend (layer.h): each slot holds a tensor
+ * [B, T, width]; each primitive is one public operation, which records
+ * itself for tlm_backward(). */
+typedef struct graph_exec {
+    const tlm_model *model;
+    tlm_tensor *slots[TLMI_SLOT_COUNT];
+    tlm_tensor *self_mask;   /* key padding mask of self-attention [B, T], or NULL */
+    tlm_tensor *memory_mask; /* of cross-attention [B, S], or NULL */
+} graph_exec;
+
+static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
+                        tlm_tensor *bias) {
+    graph_exec *g = exec;
+    return tlm_matmul(&g->slots[out], g->slots[in], weight, bias,
+                      TLM_MATMUL_TRANSPOSE_B);
 }
 
-static int norm(const tlm_model *m, tlm_tensor **out, tlm_tensor *x,
-                const tlmi_norm_params *p) {
-    if (m->config.norm == TLM_NORM_RMS)
-        return tlm_rms_norm(out, x, p->weight, m->config.norm_eps);
-    return tlm_layer_norm(out, x, p->weight, p->bias, m->config.norm_eps);
+static int graph_layer_norm(void *exec, int out, int in,
+                            const tlmi_norm_params *p) {
+    graph_exec *g = exec;
+    return tlm_layer_norm(&g->slots[out], g->slots[in], p->weight, p->bias,
+                          g->model->config.norm_eps);
 }
 
-static int dropout(tlm_tensor **x, float rate) {
-    if (rate <= 0.0f)
-        return TLM_OK;
-    return tlm_dropout(x, *x, rate);
+static int graph_rms_norm(void *exec, int out, int in, const tlmi_norm_params *p) {
+    graph_exec *g = exec;
+    return tlm_rms_norm(&g->slots[out], g->slots[in], p->weight,
+                        g->model->config.norm_eps);
 }
 
-/* Multi-head attention: queries from x [B, Tq, D], keys and values from kv
- * [B, Tk, D] (kv == x for self-attention). key_mask [B, Tk] or NULL. */
-static int attention(const tlm_model *m, tlm_tensor **out, tlm_tensor *x,
-                     tlm_tensor *kv, const tlmi_attention_params *p,
-                     tlm_tensor *key_mask, int causal, int rotary) {
-    const tlm_model_config *c = &m->config;
-    const int32_t flags = causal ? TLM_ATTENTION_CAUSAL : 0;
-    tlm_tensor *q, *k, *v, *heads, *merged;
-    TRY(linear(&q, x, p->q_weight, p->q_bias));  /* [B, Tq, H*hd] */
-    TRY(linear(&k, kv, p->k_weight, p->k_bias)); /* [B, Tk, H*hd] */
-    TRY(linear(&v, kv, p->v_weight, p->v_bias));
-    if (!rotary) {
-        TRY(tlm_multi_head_attention(&merged, q, k, v, key_mask, c->n_heads,
-                                     flags)); /* [B, Tq, H*hd] */
-        return linear(out, merged, p->o_weight, p->o_bias);
-    }
+static int graph_gelu(void *exec, int out, int in, int exact) {
+    graph_exec *g = exec;
+    return tlm_gelu(&g->slots[out], g->slots[in],
+                    exact ? TLM_GELU_EXACT : TLM_GELU_TANH);
+}
+
+static int graph_relu(void *exec, int out, int in) {
+    graph_exec *g = exec;
+    return tlm_relu(&g->slots[out], g->slots[in]);
+}
+
+static int graph_swiglu(void *exec, int out, int gate, int up) {
+    graph_exec *g = exec;
+    return tlm_swiglu(&g->slots[out], g->slots[gate], g->slots[up]);
+}
+
+static int graph_add(void *exec, int out, int a, int b) {
+    graph_exec *g = exec;
+    return tlm_add(&g->slots[out], g->slots[a], g->slots[b]);
+}
+
+static int graph_dropout(void *exec, int slot, float rate) {
+    graph_exec *g = exec;
+    return tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+}
+
+/* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, H*hd]. */
+static int graph_attend(void *exec, const tlmi_attention_site *site) {
+    graph_exec *g = exec;
+    const tlm_model_config *c = &g->model->config;
+    const int32_t flags = site->causal ? TLM_ATTENTION_CAUSAL : 0;
+    tlm_tensor *mask = site->cross ? g->memory_mask : g->self_mask;
+    tlm_tensor *q = g->slots[TLMI_SLOT_Q], *k = g->slots[TLMI_SLOT_K];
+    tlm_tensor *v = g->slots[TLMI_SLOT_V], *heads;
+    if (!site->rotary)
+        return tlm_multi_head_attention(&g->slots[TLMI_SLOT_MERGED], q, k, v,
+                                        mask, c->n_heads, flags);
     /* Rotary positions rotate each head's own dimensions: split first. */
     TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
     TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
     TRY(tlm_split_heads(&v, v, c->n_heads));
     TRY(tlm_rope(&q, q, 0, c->rope_base));
     TRY(tlm_rope(&k, k, 0, c->rope_base));
-    TRY(tlm_attention(&heads, q, k, v, key_mask, flags));
-    TRY(tlm_merge_heads(&merged, heads)); /* [B, Tq, H*hd] */
-    return linear(out, merged, p->o_weight, p->o_bias);
+    TRY(tlm_attention(&heads, q, k, v, mask, flags));
+    return tlm_merge_heads(&g->slots[TLMI_SLOT_MERGED], heads); /* [B, Tq, H*hd] */
 }
 
-/* Position-wise feedforward: x [B, T, D] -> [B, T, D]. */
-static int feedforward(const tlm_model *m, tlm_tensor **out, tlm_tensor *x,
-                       const tlmi_ffn_params *p) {
-    tlm_tensor *up, *hidden;
-    TRY(linear(&up, x, p->up_weight, p->up_bias)); /* [B, T, F] */
-    switch (m->config.activation) {
-    case TLM_ACTIVATION_SWIGLU: {
-        tlm_tensor *gate;
-        TRY(linear(&gate, x, p->gate_weight, p->gate_bias));
-        TRY(tlm_swiglu(&hidden, gate, up));
-        break;
-    }
-    case TLM_ACTIVATION_RELU:
-        TRY(tlm_relu(&hidden, up));
-        break;
-    case TLM_ACTIVATION_GELU_EXACT:
-        TRY(tlm_gelu(&hidden, up, TLM_GELU_EXACT));
-        break;
-    default:
-        TRY(tlm_gelu(&hidden, up, TLM_GELU_TANH));
-    }
-    return linear(out, hidden, p->down_weight, p->down_bias);
-}
+static const tlmi_layer_backend graph_backend = {
+    .linear = graph_linear,
+    .layer_norm = graph_layer_norm,
+    .rms_norm = graph_rms_norm,
+    .gelu = graph_gelu,
+    .relu = graph_relu,
+    .swiglu = graph_swiglu,
+    .add = graph_add,
+    .dropout = graph_dropout,
+    .store_keys_values = NULL,
+    .attend = graph_attend,
+    .cross_keys_values_kept = 0,
+};
 
-/* The sub-layer kinds of a transformer layer. */
-enum sublayer { SELF_ATTENTION, CROSS_ATTENTION, FEEDFORWARD };
-
-typedef struct layer_inputs {
-    tlm_tensor *self_mask;  /* key padding mask of self-attention, or NULL */
-    int causal;             /* decoder self-attention */
-    tlm_tensor *memory;     /* encoder output, for cross-attention */
-    tlm_tensor *memory_mask;
-} layer_inputs;
-
-/* One residual sub-layer with its norm: pre-norm x + f(norm(x)), post-norm
- * norm(x + f(x)). */
-static int sublayer(const tlm_model *m, tlm_tensor **x,
-                    const tlmi_layer_params *layer, enum sublayer kind,
-                    const layer_inputs *in) {
-    const int pre = m->config.norm_placement == TLM_NORM_PRE;
-    const tlmi_norm_params *n = kind == SELF_ATTENTION    ? &layer->self_attn_norm
-                                : kind == CROSS_ATTENTION ? &layer->cross_attn_norm
-                                                          : &layer->ffn_norm;
-    tlm_tensor *input = *x, *f;
-    if (pre)
-        TRY(norm(m, &input, *x, n));
-    switch (kind) {
-    case SELF_ATTENTION:
-        TRY(attention(m, &f, input, input, &layer->self_attn, in->self_mask,
-                      in->causal, m->config.position == TLM_POSITION_ROTARY));
-        break;
-    case CROSS_ATTENTION:
-        TRY(attention(m, &f, input, in->memory, &layer->cross_attn,
-                      in->memory_mask, 0, 0));
-        break;
-    default:
-        TRY(feedforward(m, &f, input, &layer->ffn));
-    }
-    TRY(dropout(&f, m->config.residual_dropout));
-    TRY(tlm_add(x, *x, f));
-    if (!pre)
-        TRY(norm(m, x, *x, n));
-    return TLM_OK;
+static int dropout(tlm_tensor **x, float rate) {
+    if (rate <= 0.0f)
+        return TLM_OK;
+    return tlm_dropout(x, *x, rate);
 }
 
 /* Token embedding plus position encoding: ids [B, T] -> [B, T, D]. */
@@ -146,18 +134,23 @@ static int embed(const tlm_model *m, tlm_tensor **out, tlm_tensor *ids) {
     return dropout(out, m->config.embedding_dropout);
 }
 
-/* A stack of layers over x, then its final norm when pre-norm. */
+/* A stack of layers over *x [B, T, D], then its final norm when pre-norm:
+ * memory (the encoder's output) given for cross-attention. */
 static int stack(const tlm_model *m, tlm_tensor **x,
                  const tlmi_layer_params *layers, int32_t count,
-                 const tlmi_norm_params *final_norm, const layer_inputs *in) {
-    for (int32_t i = 0; i < count; i++) {
-        TRY(sublayer(m, x, &layers[i], SELF_ATTENTION, in));
-        if (in->memory != NULL)
-            TRY(sublayer(m, x, &layers[i], CROSS_ATTENTION, in));
-        TRY(sublayer(m, x, &layers[i], FEEDFORWARD, in));
-    }
-    if (m->config.norm_placement == TLM_NORM_PRE)
-        TRY(norm(m, x, *x, final_norm));
+                 const tlmi_norm_params *final_norm, int causal,
+                 tlm_tensor *self_mask, tlm_tensor *memory,
+                 tlm_tensor *memory_mask) {
+    graph_exec g = {.model = m, .self_mask = self_mask, .memory_mask = memory_mask};
+    g.slots[TLMI_SLOT_X] = *x;
+    g.slots[TLMI_SLOT_MEMORY] = memory;
+    const tlmi_layer_run run = {.backend = &graph_backend, .exec = &g,
+                                .config = &m->config, .causal = causal,
+                                .cross = memory != NULL};
+    TRY(tlmi_layer_stack(&run, layers, count));
+    int result;
+    TRY(tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result));
+    *x = g.slots[result];
     return TLM_OK;
 }
 
@@ -239,23 +232,19 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
 
     tlm_tensor *y;
     if (has_encoder && !has_decoder) {
-        layer_inputs in = {batch.mask, 0, NULL, NULL};
         TRY(embed(m, &y, batch.ids));
         TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
-                  &m->encoder_final_norm, &in));
+                  &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
     } else {
-        layer_inputs in = {NULL, 1, NULL, batch.src_mask};
+        tlm_tensor *memory = NULL;
         if (has_encoder) {
-            layer_inputs enc_in = {batch.src_mask, 0, NULL, NULL};
-            tlm_tensor *memory;
             TRY(embed(m, &memory, batch.src_ids));
             TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
-                      &m->encoder_final_norm, &enc_in));
-            in.memory = memory;
+                      &m->encoder_final_norm, 0, batch.src_mask, NULL, NULL));
         }
         TRY(embed(m, &y, batch.ids));
         TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
-                  &m->decoder_final_norm, &in));
+                  &m->decoder_final_norm, 1, NULL, memory, batch.src_mask));
     }
     tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
     TRY(tlm_matmul(logits, y, head, NULL, TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */

@@ -7,8 +7,9 @@
 #include "context.h"
 #include "file.h"
 #include "kernels/dispatch.h"
+#include "layer.h"
 #include "error.h"
-#include "gemm_parallel.h"
+#include "session.h"
 #include "params.h"
 #include "rng.h"
 #include "tensor.h"
@@ -461,47 +462,120 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
 /* ---------------------------------------------------------------------- */
 /* Memory estimates */
 
-/* Bytes of the results (values and gradients) and saved buffers that one
- * attention sub-layer creates for n query rows and m key rows. */
-static double attention_bytes(const tlm_model_config *c, double n, double m,
-                              double batch, int rotary) {
-    const double d = c->d_model, inner = (double)c->n_heads * c->head_dim;
-    const double heads = c->n_heads;
+/* The training graph's activations, counted by walking the layer
+ * (layer.c) with primitives that each add what its autodiff operation
+ * creates: the result and its gradient, and what it saves for the
+ * backward pass. Every slot has B*T rows. */
+typedef struct graph_bytes {
+    const tlm_model_config *config;
+    double rows;  /* B*T */
+    double batch; /* B */
+    double bytes;
+} graph_bytes;
+
+static int count_linear(void *exec, int out, int in, tlm_tensor *weight,
+                        tlm_tensor *bias) {
+    (void)out, (void)in, (void)bias;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * (double)weight->shape[0] * 4;
+    return TLM_OK;
+}
+
+/* The result, its gradient and the rows' saved statistics. */
+static int count_norm(void *exec, int out, int in, const tlmi_norm_params *p) {
+    (void)out, (void)in, (void)p;
+    graph_bytes *g = exec;
+    g->bytes += (2 * g->rows * g->config->d_model + 2 * g->rows) * 4;
+    return TLM_OK;
+}
+
+static void count_hidden(graph_bytes *g) {
+    g->bytes += 2 * g->rows * g->config->d_ff * 4;
+}
+
+static int count_gelu(void *exec, int out, int in, int exact) {
+    (void)out, (void)in, (void)exact;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_relu(void *exec, int out, int in) {
+    (void)out, (void)in;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_swiglu(void *exec, int out, int gate, int up) {
+    (void)out, (void)gate, (void)up;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_add(void *exec, int out, int a, int b) {
+    (void)out, (void)a, (void)b;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * g->config->d_model * 4;
+    return TLM_OK;
+}
+
+/* The result, its gradient and the one-byte keep mask. */
+static int count_dropout(void *exec, int slot, float rate) {
+    (void)slot, (void)rate;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * g->config->d_model * 4 +
+                g->rows * g->config->d_model;
+    return TLM_OK;
+}
+
+/* Queries and keys have the same rows (cross-attention: the source as
+ * long as the target). Without rotary positions the heads are used in
+ * place (see forward.c: graph_attend()); with them, split, rotated and
+ * merged back. */
+static int count_attend(void *exec, const tlmi_attention_site *site) {
+    graph_bytes *g = exec;
+    const tlm_model_config *c = g->config;
+    const double n = g->rows, m = g->rows;
+    const double inner = (double)c->n_heads * c->head_dim, heads = c->n_heads;
     double floats = 0;
-    floats += 2 * (n * inner + 2 * m * inner); /* q, k, v projections */
-    /* Without rotary positions the heads are used in place (see
-     * forward.c); with them, split, rotated, and merged back. */
-    if (rotary) {
+    if (site->rotary) {
         floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
         floats += 2 * (n * inner + m * inner) + (n + m) * c->head_dim;
         floats += 2 * n * inner;                   /* merged heads */
     }
-    floats += 2 * n * inner;              /* attention output */
-    floats += 2 * n * heads + n * heads;  /* log-sum-exp, backward scratch */
-    floats += m / batch;                  /* padding flags (bytes, rounded up) */
-    floats += 2 * n * d;                  /* output projection */
-    return floats * 4;
+    floats += 2 * n * inner;             /* attention output */
+    floats += 2 * n * heads + n * heads; /* log-sum-exp, backward scratch */
+    floats += m / g->batch;              /* padding flags (bytes, rounded up) */
+    g->bytes += floats * 4;
+    return TLM_OK;
 }
 
-static double norm_bytes(const tlm_model_config *c, double n) {
-    return (2 * n * c->d_model + 2 * n) * 4;
-}
+static const tlmi_layer_backend count_backend = {
+    .linear = count_linear,
+    .layer_norm = count_norm,
+    .rms_norm = count_norm,
+    .gelu = count_gelu,
+    .relu = count_relu,
+    .swiglu = count_swiglu,
+    .add = count_add,
+    .dropout = count_dropout,
+    .store_keys_values = NULL,
+    .attend = count_attend,
+    .cross_keys_values_kept = 0,
+};
 
-/* One residual step: dropout (when on) and the addition, values and
- * gradients; post-norm adds its norm. */
-static double residual_bytes(const tlm_model_config *c, double n) {
-    double bytes = 2 * n * c->d_model * 4;
-    if (c->residual_dropout > 0)
-        bytes += 2 * n * c->d_model * 4 + n * c->d_model;
-    return bytes + norm_bytes(c, n);
-}
-
-static double ffn_bytes(const tlm_model_config *c, double n) {
-    const double f = c->d_ff;
-    double floats = 2 * n * f + 2 * n * f + 2 * n * c->d_model;
-    if (c->activation == TLM_ACTIVATION_SWIGLU)
-        floats += 2 * n * f;
-    return floats * 4;
+/* Bytes of a stack's layers and final norm in the training graph. */
+static double stack_bytes(const tlm_model *model, const tlmi_layer_params *layers,
+                          int32_t count, const tlmi_norm_params *final_norm,
+                          int decoder, double rows, double batch) {
+    const tlm_model_config *c = &model->config;
+    graph_bytes g = {.config = c, .rows = rows, .batch = batch};
+    const tlmi_layer_run run = {
+        .backend = &count_backend, .exec = &g, .config = c,
+        .causal = decoder, .cross = decoder && c->n_encoder_layers > 0};
+    int result;
+    tlmi_layer_stack(&run, layers, count);
+    tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result);
+    return g.bytes;
 }
 
 TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
@@ -525,51 +599,19 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                 "(inference: batch 1; context 1..%d)",
                                 (int)batch, (int)context, (int)c->max_context);
     const double parameters = (double)tlm_model_parameter_count(model);
-    const double d = c->d_model, inner = (double)c->n_heads * c->head_dim;
-    const double f = c->d_ff, v = c->vocab_size, t = context;
+    const double d = c->d_model, v = c->vocab_size, t = context;
     double total;
     if (purpose == TLM_MEMORY_INFERENCE) {
-        /* Parameters, the caches and the session's scratch (session.c). */
-        const double rows = c->n_encoder_layers > 0 ? c->max_context
-                            : (context < 64 ? context : 64);
-        double floats = 2.0 * c->n_decoder_layers * c->max_context * inner;
-        if (c->n_encoder_layers > 0 && c->n_decoder_layers > 0)
-            floats += 2.0 * c->n_decoder_layers * c->max_context * inner +
-                      c->max_context * d;
-        if (c->n_encoder_layers > 0)
-            floats += 2.0 * c->max_context * inner;
-        floats += rows * (4 * d + 5 * inner + 3 * f + c->head_dim + 2);
-        /* The GEMM kernels' packing buffer for the largest product. */
-        const tlmi_kernels *kernels = tlmi_kernels_active();
-        const int64_t r = (int64_t)rows;
-        const int64_t shapes[5][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
-                                      {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
-                                      {c->vocab_size, (int64_t)d}};
-        double workspace = 0;
-        for (int i = 0; i < 5; i++) {
-            double need = (double)kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
-            workspace = need > workspace ? need : workspace;
-        }
-        /* One packing slot per thread of a session's pool (as many as
-         * the context's threads by default), and the pool itself. */
-        const int threads = model->ctx->n_threads;
-        workspace = (double)tlmi_gemm_parallel_workspace((size_t)workspace,
-                                                         threads);
-        workspace += 512.0 + (threads - 1) * 64.0;
-        /* The attention kernel's scratch, one slice per thread. */
-        const size_t attention = kernels->attention_workspace(
-            r, (int64_t)c->max_context, c->head_dim, c->head_dim, 0);
-        if (attention != SIZE_MAX)
-            workspace += (double)((attention + 63) / 64 * 64) * threads;
-        total = parameters * 4 + floats * 4 + c->max_context + workspace;
+        /* The parameters and what a session (with the context's threads
+         * and `context` rows per chunk) allocates, from the function that
+         * lays it out. The kernel table is taken once, as a session does. */
+        const size_t session = tlmi_session_bytes(
+            model, tlmi_kernels_active(), context < 64 ? context : 64, 0);
+        total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
     } else {
         const double n = (double)batch * t;
-        const int rotary = c->position == TLM_POSITION_ROTARY;
-        const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
-        const int pre = c->norm_placement == TLM_NORM_PRE;
         /* Parameters, their gradients and AdamW's two moments. */
         total = parameters * 16;
-        double stack_bytes = 0;
         /* Embedding, positions and embedding dropout, per stack input. */
         double embed = 2 * n * d * 4;
         if (c->position == TLM_POSITION_LEARNED)
@@ -578,22 +620,18 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
             embed += 2 * n * d * 4 + t * d * 4;
         if (c->embedding_dropout > 0)
             embed += 2 * n * d * 4 + n * d;
-        /* A layer: two sub-layers, each with its norm (before or after)
-         * and residual addition; cross-attention adds a third. */
-        const double self_layer = attention_bytes(c, n, n, batch, rotary) +
-                                  ffn_bytes(c, n) + 2 * residual_bytes(c, n);
-        const double final_norm = pre ? norm_bytes(c, n) : 0;
         if (c->n_encoder_layers > 0)
-            stack_bytes += embed + c->n_encoder_layers * self_layer + final_norm;
-        if (c->n_decoder_layers > 0) {
-            const double cross = seq2seq ? attention_bytes(c, n, n, batch, 0) +
-                                               residual_bytes(c, n)
-                                         : 0;
-            stack_bytes += embed + c->n_decoder_layers * (self_layer + cross) +
-                           final_norm;
-        }
+            total += embed + stack_bytes(model, model->encoder,
+                                         c->n_encoder_layers,
+                                         &model->encoder_final_norm, 0, n,
+                                         batch);
+        if (c->n_decoder_layers > 0)
+            total += embed + stack_bytes(model, model->decoder,
+                                         c->n_decoder_layers,
+                                         &model->decoder_final_norm, 1, n,
+                                         batch);
         /* Logits, values and gradients, and the loss's saved rows. */
-        total += stack_bytes + 2 * n * v * 4 + n * 8;
+        total += 2 * n * v * 4 + n * 8;
     }
     *bytes = total > 9.0e18 ? INT64_MAX : (int64_t)total;
     return TLM_OK;

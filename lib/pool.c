@@ -187,6 +187,16 @@ static void *worker_main(void *arg) {
 
 /* ---- Creation ---------------------------------------------------------- */
 
+size_t tlmi_pool_bytes(int n_threads) {
+    if (n_threads > MAX_THREADS)
+        n_threads = MAX_THREADS;
+    if (n_threads <= 1)
+        return sizeof(tlmi_pool);
+    const size_t count = (size_t)(n_threads - 1);
+    return sizeof(tlmi_pool) + count * sizeof(((tlmi_pool *)0)->threads[0]) +
+           count * sizeof(((tlmi_pool *)0)->workers[0]);
+}
+
 int tlmi_pool_create(tlmi_pool **out, tlmi_host *host, int n_threads,
                      const char *what) {
     *out = NULL;

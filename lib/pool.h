@@ -60,6 +60,9 @@ int64_t tlmi_pool_parts(const tlmi_pool *pool, int64_t n, int64_t grain);
 void tlmi_pool_range(int64_t n, int64_t parts, int64_t t, int64_t *begin,
                      int64_t *end);
 
+/* Bytes tlmi_pool_create allocates for a pool of n_threads threads. */
+size_t tlmi_pool_bytes(int n_threads);
+
 /* Stops and joins the workers and frees the pool. NULL is ignored. */
 void tlmi_pool_free(tlmi_pool *pool);
 

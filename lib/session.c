@@ -1,12 +1,11 @@
 /*
  * Inference sessions: the transformer's forward pass on plain buffers, with
- * a KV cache. The computation mirrors lib/forward.c operation by operation
- * (same kernels, same order), so a session's logits equal the training
- * forward's; only what is computed once per position differs.
+ * a KV cache. The layers are walked from layer.c, as the training forward
+ * walks them, with a backend of the session's kernels (the same the
+ * training operations use, in the same order), so a session's logits equal
+ * the training forward's; only what is computed once per position differs.
  */
-#include <math.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "context.h"
@@ -17,10 +16,10 @@
 #include "kernels/scalar/attention.h"
 #include "kernels/scalar/elementwise.h"
 #include "kernels/scalar/embedding.h"
-#include "kernels/scalar/matmul.h"
-#include "kernels/scalar/norm.h"
 #include "kernels/scalar/position.h"
 #include "kernels/scalar/shape.h"
+#include "layer.h"
+#include "layout.h"
 #include "model.h"
 #include "params.h"
 #include "pool.h"
@@ -39,6 +38,7 @@ typedef struct kv_cache {
 struct tlm_session {
     tlmi_host host; /* the model's hooks; the session's own error text */
     const tlm_model *model;
+    const tlmi_kernels *kernels; /* chosen once, at creation */
     int32_t chunk;    /* rows of the scratch buffers */
     int32_t position; /* positions in the decoder's cache */
     int32_t source_length; /* encoded source positions; 0: none */
@@ -65,8 +65,6 @@ struct tlm_session {
     float *positions;  /* [rows, D] sinusoidal table */
     float *rope_cos;   /* [rows, hd/2] */
     float *rope_sin;   /* [rows, hd/2] */
-    double *scores;    /* [TLMI_ATTENTION_BLOCK] */
-    double *accumulator; /* [hd] */
     unsigned char *attention_workspace; /* the dispatched attention kernel's
                                            scratch, one slice per thread */
     size_t attention_workspace_bytes;   /* of one slice, a multiple of 64 */
@@ -78,22 +76,143 @@ struct tlm_session {
     float *memory;     /* [max_context, D] encoder output (seq2seq) */
     kv_cache encoder_cache; /* [H, max_context, hd] the encoder's keys, values */
 
-    /* Every buffer above, for freeing: pointer and size. */
-    void *blocks[40];
-    size_t block_sizes[40];
-    int n_blocks;
+    /* The layer backend's view (layer.h): the buffers above by slot, and
+     * the pass running. */
+    float *slots[TLMI_SLOT_COUNT];
+    int64_t rows;     /* rows of this pass */
+    int64_t first;    /* its first position (decoder) */
+    int encoding;     /* the pass is the encoder's */
+    const unsigned char *visible; /* the encoder's key padding flags */
+    tlmi_attention_hook attention_hook; /* or NULL */
+    void *attention_hook_user;
+
+    /* Every buffer above lives in this one allocation (session_layout). */
+    unsigned char *block;
+    size_t block_bytes;
 };
 
-static void *session_alloc(tlm_session *s, size_t bytes) {
-    if (s->n_blocks == (int)(sizeof s->blocks / sizeof s->blocks[0]))
-        return NULL;
-    void *block = tlmi_host_alloc(&s->host, bytes, 64);
-    if (block != NULL) {
-        memset(block, 0, bytes);
-        s->blocks[s->n_blocks] = block;
-        s->block_sizes[s->n_blocks++] = bytes;
+/* The largest GEMM packing buffer a session's product needs, for `rows`
+ * input rows on one thread. */
+static size_t gemm_workspace(const tlmi_kernels *kernels,
+                             const tlm_model_config *c, int64_t rows) {
+    const int64_t d = c->d_model, inner = (int64_t)c->n_heads * c->head_dim;
+    const int64_t shapes[][2] = {{inner, d}, {d, inner}, {c->d_ff, d},
+                                 {d, c->d_ff}, {c->vocab_size, d}};
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const size_t need =
+            kernels->gemm_workspace(rows, shapes[i][0], shapes[i][1], 0, 1);
+        bytes = need > bytes ? need : bytes;
     }
-    return block;
+    return bytes;
+}
+
+/* `layers` caches of `floats` keys and `floats` values each, and their
+ * table, from `layout`: the table, or NULL while measuring. */
+static kv_cache *take_caches(tlmi_layout *layout, size_t layers, size_t floats) {
+    kv_cache *caches = tlmi_layout_take(layout, layers, sizeof *caches);
+    for (size_t l = 0; l < layers; l++) {
+        float *k = tlmi_layout_take(layout, floats, sizeof(float));
+        float *v = tlmi_layout_take(layout, floats, sizeof(float));
+        if (caches != NULL)
+            caches[l] = (kv_cache){k, v};
+    }
+    return caches;
+}
+
+/* Lays out the buffers of a session of model configuration `c` with
+ * `chunk` rows, `threads` threads and `kernels` in `layout`: the one
+ * description of a session's memory, used to allocate it and by
+ * tlm_model_memory_estimate. With a base in the layout it sets s's
+ * pointers into that block. */
+static void session_layout(tlm_session *s, tlmi_layout *layout,
+                           const tlm_model_config *c, int32_t chunk,
+                           int threads, const tlmi_kernels *kernels) {
+    const size_t d = (size_t)c->d_model;
+    const size_t inner = tlmi_layout_mul(layout, (size_t)c->n_heads,
+                                         (size_t)c->head_dim);
+    const size_t f = (size_t)c->d_ff, ctx_len = (size_t)c->max_context;
+    /* An encoder sees its whole input at once. */
+    const size_t rows = c->n_encoder_layers > 0 ? ctx_len : (size_t)chunk;
+    const size_t layers = (size_t)c->n_decoder_layers;
+    const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
+    const size_t cache = tlmi_layout_mul(layout, ctx_len, inner);
+#define TAKE(field, count) \
+    (s->field = tlmi_layout_take(layout, (count), sizeof *s->field))
+    s->self_cache = take_caches(layout, layers, cache);
+    if (seq2seq) {
+        s->cross_cache = take_caches(layout, layers, cache);
+        TAKE(memory, tlmi_layout_mul(layout, ctx_len, d));
+    }
+    if (c->n_encoder_layers > 0) {
+        TAKE(encoder_cache.k, cache);
+        TAKE(encoder_cache.v, cache);
+    }
+    const size_t rows_d = tlmi_layout_mul(layout, rows, d);
+    const size_t rows_inner = tlmi_layout_mul(layout, rows, inner);
+    const size_t rows_f = tlmi_layout_mul(layout, rows, f);
+    const size_t rope = tlmi_layout_mul(layout, rows, (size_t)(c->head_dim / 2 + 1));
+    TAKE(branch, rows_d);
+    TAKE(source_visible, ctx_len);
+    TAKE(x, rows_d);
+    TAKE(normed, rows_d);
+    TAKE(mean, rows);
+    TAKE(rstd, rows);
+    TAKE(q, rows_inner);
+    TAKE(k, rows_inner);
+    TAKE(v, rows_inner);
+    TAKE(heads, rows_inner);
+    TAKE(merged, rows_inner);
+    TAKE(up, rows_f);
+    TAKE(gate, rows_f);
+    TAKE(hidden, rows_f);
+    TAKE(positions, rows_d);
+    TAKE(rope_cos, rope);
+    TAKE(rope_sin, rope);
+    /* The packing buffers of the largest product, one slot per thread. */
+    s->workspace_bytes = tlmi_gemm_parallel_workspace(
+        gemm_workspace(kernels, c, (int64_t)rows), threads);
+    if (s->workspace_bytes == SIZE_MAX)
+        layout->overflow = 1;
+    s->workspace = tlmi_layout_take(layout, s->workspace_bytes, 1);
+    /* The attention kernel's scratch for `rows` queries over up to
+     * max_context keys, a slice per thread (each works on whole heads). */
+    const size_t attention = kernels->attention_workspace(
+        (int64_t)rows, (int64_t)ctx_len, c->head_dim, c->head_dim, 0);
+    if (attention > SIZE_MAX - (TLMI_LAYOUT_ALIGN - 1))
+        layout->overflow = 1;
+    else
+        s->attention_workspace_bytes =
+            (attention + TLMI_LAYOUT_ALIGN - 1) / TLMI_LAYOUT_ALIGN *
+            TLMI_LAYOUT_ALIGN;
+    TAKE(attention_workspace,
+         tlmi_layout_mul(layout, s->attention_workspace_bytes, (size_t)threads));
+#undef TAKE
+}
+
+/* The session's thread count: params->n_threads, or the context's. */
+static int session_threads(const tlm_model *model, int32_t n_threads) {
+    return n_threads > 0 ? (int)n_threads : model->ctx->n_threads;
+}
+
+/* The session's chunk: chunk_tokens (0: the default) within max_context. */
+static int32_t session_chunk(const tlm_model_config *c, int32_t chunk_tokens) {
+    int32_t chunk = chunk_tokens ? chunk_tokens : DEFAULT_CHUNK;
+    return chunk < c->max_context ? chunk : c->max_context;
+}
+
+size_t tlmi_session_bytes(const tlm_model *model, const tlmi_kernels *kernels,
+                          int32_t chunk_tokens, int32_t n_threads) {
+    const int threads = session_threads(model, n_threads);
+    tlm_session shape;
+    memset(&shape, 0, sizeof shape);
+    tlmi_layout layout;
+    tlmi_layout_init(&layout, NULL);
+    session_layout(&shape, &layout, &model->config,
+                   session_chunk(&model->config, chunk_tokens), threads, kernels);
+    const size_t block = tlmi_layout_size(&layout);
+    const size_t fixed = sizeof(tlm_session) + tlmi_pool_bytes(threads);
+    return block > SIZE_MAX - fixed ? SIZE_MAX : block + fixed;
 }
 
 TLM_API int tlm_session_params_init(tlm_session_params *params) {
@@ -110,13 +229,24 @@ TLM_API void tlm_session_free(tlm_session *session) {
         return;
     tlmi_host host = session->host;
     tlmi_pool_free(session->pool);
-    for (int i = session->n_blocks - 1; i >= 0; i--)
-        tlmi_host_free(&host, session->blocks[i], session->block_sizes[i]);
+    tlmi_host_free(&host, session->block, session->block_bytes);
     tlmi_host_free(&host, session, sizeof *session);
 }
 
 TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                const tlm_session_params *given) {
+    return tlmi_session_create_with(out, model, given, tlmi_kernels_active());
+}
+
+void tlmi_session_set_attention_hook(tlm_session *session,
+                                     tlmi_attention_hook hook, void *user) {
+    session->attention_hook = hook;
+    session->attention_hook_user = user;
+}
+
+int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
+                             const tlm_session_params *given,
+                             const tlmi_kernels *kernels) {
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_create: out is NULL");
     *out = NULL;
@@ -140,11 +270,7 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                 "outside 0..1024 (0 means the context's "
                                 "thread count)",
                                 (int)params.n_threads);
-    const int threads = params.n_threads > 0 ? (int)params.n_threads
-                                             : model->ctx->n_threads;
-    int32_t chunk = params.chunk_tokens ? params.chunk_tokens : DEFAULT_CHUNK;
-    if (chunk > c->max_context)
-        chunk = c->max_context;
+    const int threads = session_threads(model, params.n_threads);
 
     tlmi_host host = model->ctx->host;
     host.last_error[0] = '\0';
@@ -154,109 +280,39 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
     memset(s, 0, sizeof *s);
     s->host = host;
     s->model = model;
-    s->chunk = chunk;
+    s->kernels = kernels;
+    s->chunk = session_chunk(c, params.chunk_tokens);
 
-    const size_t d = (size_t)c->d_model, inner = (size_t)c->n_heads * (size_t)c->head_dim;
-    const size_t f = (size_t)c->d_ff, ctx_len = (size_t)c->max_context;
-    const size_t rows = c->n_encoder_layers > 0 ? ctx_len : (size_t)chunk;
-    const size_t layers = (size_t)c->n_decoder_layers;
-    const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
-    int ok = 1;
-#define ALLOC(field, count)                                                   \
-    do {                                                                      \
-        if (ok) {                                                             \
-            s->field = session_alloc(s, (count) * sizeof *s->field);          \
-            ok = s->field != NULL;                                            \
-        }                                                                     \
-    } while (0)
-    /* One block for all layers' caches: [layers][2][H, max_context, hd]. */
-    if (layers > 0)
-        ALLOC(self_cache, layers);
-    float *caches = NULL;
-    if (ok && layers > 0) {
-        caches = session_alloc(s, layers * 2 * ctx_len * inner * sizeof(float));
-        ok = caches != NULL;
+    /* Measure, allocate once, then carve the block into the buffers. */
+    tlmi_layout layout;
+    tlmi_layout_init(&layout, NULL);
+    session_layout(s, &layout, c, s->chunk, threads, kernels);
+    const size_t bytes = tlmi_layout_size(&layout);
+    if (bytes == SIZE_MAX) {
+        tlm_session_free(s);
+        return tlmi_fail(&model->ctx->host, TLM_E_OVERFLOW,
+                         "tlm_session_create: the session's buffers overflow "
+                         "size_t");
     }
-    for (size_t l = 0; ok && l < layers; l++) {
-        s->self_cache[l].k = caches + (2 * l) * ctx_len * inner;
-        s->self_cache[l].v = caches + (2 * l + 1) * ctx_len * inner;
-    }
-    if (seq2seq) {
-        ALLOC(cross_cache, layers);
-        float *cross = NULL;
-        if (ok) {
-            cross = session_alloc(s, layers * 2 * ctx_len * inner * sizeof(float));
-            ok = cross != NULL;
-        }
-        for (size_t l = 0; ok && l < layers; l++) {
-            s->cross_cache[l].k = cross + (2 * l) * ctx_len * inner;
-            s->cross_cache[l].v = cross + (2 * l + 1) * ctx_len * inner;
-        }
-        ALLOC(memory, ctx_len * d);
-    }
-    if (c->n_encoder_layers > 0) {
-        ALLOC(encoder_cache.k, ctx_len * inner);
-        ALLOC(encoder_cache.v, ctx_len * inner);
-    }
-    ALLOC(branch, rows * d);
-    ALLOC(source_visible, ctx_len);
-    ALLOC(x, rows * d);
-    ALLOC(normed, rows * d);
-    ALLOC(mean, rows);
-    ALLOC(rstd, rows);
-    ALLOC(q, rows * inner);
-    ALLOC(k, rows * inner);
-    ALLOC(v, rows * inner);
-    ALLOC(heads, rows * inner);
-    ALLOC(merged, rows * inner);
-    ALLOC(up, rows * f);
-    ALLOC(gate, rows * f);
-    ALLOC(hidden, rows * f);
-    ALLOC(positions, rows * d);
-    ALLOC(rope_cos, rows * (size_t)(c->head_dim / 2 + 1));
-    ALLOC(rope_sin, rows * (size_t)(c->head_dim / 2 + 1));
-    ALLOC(scores, (size_t)TLMI_ATTENTION_BLOCK);
-    ALLOC(accumulator, (size_t)c->head_dim);
-    if (ok) {
-        /* The largest packing buffer any product of the session needs. */
-        const tlmi_kernels *kernels = tlmi_kernels_active();
-        const int64_t r = (int64_t)rows;
-        const int64_t shapes[][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
-                                     {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
-                                     {c->vocab_size, (int64_t)d}};
-        size_t bytes = 0;
-        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-            size_t need = kernels->gemm_workspace(r, shapes[i][0], shapes[i][1], 0, 1);
-            bytes = need > bytes ? need : bytes;
-        }
-        bytes = tlmi_gemm_parallel_workspace(bytes, threads);
-        if (bytes > 0) {
-            s->workspace = bytes < SIZE_MAX ? session_alloc(s, bytes) : NULL;
-            ok = s->workspace != NULL;
-            s->workspace_bytes = bytes;
-        }
-        /* The attention kernel's scratch for `rows` queries over up to
-         * max_context keys, for one head per thread. */
-        size_t attention = kernels->attention_workspace(
-            r, (int64_t)ctx_len, c->head_dim, c->head_dim, 0);
-        attention = attention > SIZE_MAX - 63 ? SIZE_MAX
-                                              : (attention + 63) / 64 * 64;
-        if (ok && attention != SIZE_MAX && attention > 0) {
-            s->attention_workspace =
-                attention <= SIZE_MAX / (size_t)threads
-                    ? session_alloc(s, attention * (size_t)threads)
-                    : NULL;
-            ok = s->attention_workspace != NULL;
-            s->attention_workspace_bytes = attention;
-        }
-    }
-#undef ALLOC
-    if (!ok) {
+    s->block = tlmi_host_alloc(&s->host, bytes, TLMI_LAYOUT_ALIGN);
+    if (s->block == NULL) {
         tlm_session_free(s);
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
                          "tlm_session_create: allocating the caches and "
-                         "buffers failed");
+                         "buffers (%zu bytes) failed", bytes);
     }
+    s->block_bytes = bytes;
+    memset(s->block, 0, bytes);
+    tlmi_layout_init(&layout, s->block);
+    session_layout(s, &layout, c, s->chunk, threads, kernels);
+    float *const slots[TLMI_SLOT_COUNT] = {
+        [TLMI_SLOT_X] = s->x,          [TLMI_SLOT_NORMED] = s->normed,
+        [TLMI_SLOT_MEMORY] = s->memory, [TLMI_SLOT_Q] = s->q,
+        [TLMI_SLOT_K] = s->k,          [TLMI_SLOT_V] = s->v,
+        [TLMI_SLOT_MERGED] = s->merged, [TLMI_SLOT_UP] = s->up,
+        [TLMI_SLOT_GATE] = s->gate,    [TLMI_SLOT_HIDDEN] = s->hidden,
+        [TLMI_SLOT_BRANCH] = s->branch};
+    memcpy(s->slots, slots, sizeof slots);
     status = tlmi_pool_create(&s->pool, &s->host, threads,
                               "tlm_session_create");
     if (status != TLM_OK) {
@@ -291,45 +347,27 @@ TLM_API const char *tlm_session_last_error(const tlm_session *session) {
 }
 
 /* ---------------------------------------------------------------------- */
-/* The forward pass on `n` rows of s->x, mirroring lib/forward.c. */
+/* The forward pass on s->rows rows of s->x: the layers walked from
+ * layer.c with the session's backend below, the embedding and output
+ * projection here. */
 
 static const float *data_of(const tlm_tensor *t) {
     return t != NULL ? (const float *)t->data : NULL;
 }
 
-/* C [m, n] = A [m, k] . B^T (+ bias) with the dispatched kernel over the
- * session's threads (each a range of B's rows: decoding is reading the
- * weights, and the threads share that out), or the reference when the
- * workspace is too small for it (the kernels changed since the session
- * was made). */
+/* C [m, n] = A [m, k] . B^T (+ bias) with the session's kernels over its
+ * threads (each a range of B's rows: decoding is reading the weights, and
+ * the threads share that out). */
 static void gemm_nt(const tlm_session *s, float *c, const float *a,
                     const float *b, const float *bias, int64_t m, int64_t n,
                     int64_t k) {
-    tlmi_gemm_parallel(s->pool, tlmi_kernels_active(), c, a, b, bias, m, n,
-                       k, 0, 1, 0, s->workspace, s->workspace_bytes);
+    tlmi_gemm_parallel(s->pool, s->kernels, c, a, b, bias, m, n, k, 0, 1, 0,
+                       s->workspace, s->workspace_bytes);
 }
 
-/* out [n, out_features] = in [n, in_features] . W^T + b */
-static void linear(const tlm_session *s, float *out, const float *in,
-                   const tlm_tensor *weight, const tlm_tensor *bias, int64_t n) {
-    gemm_nt(s, out, in, data_of(weight), data_of(bias), n, weight->shape[0],
-            weight->shape[1]);
-}
-
-/* The active ISA's row-wise kernels (the same the training ops use). */
-static const tlmi_pointwise_kernels *pointwise(void) {
-    return tlmi_kernels_active()->pointwise;
-}
-
-static void norm(const tlm_session *s, float *out, const float *in,
-                 const tlmi_norm_params *p, int64_t n) {
-    const tlm_model_config *c = &s->model->config;
-    if (c->norm == TLM_NORM_RMS)
-        pointwise()->rms_norm_forward(out, s->rstd, in, data_of(p->weight), n,
-                              c->d_model, c->norm_eps);
-    else
-        pointwise()->layer_norm_forward(out, s->mean, s->rstd, in, data_of(p->weight),
-                                data_of(p->bias), n, c->d_model, c->norm_eps);
+/* The session's row-wise kernels (the same the training ops use). */
+static const tlmi_pointwise_kernels *pointwise(const tlm_session *s) {
+    return s->kernels->pointwise;
 }
 
 /* Copies rows [n, H*hd] into a head-major cache [H, capacity, hd] at rows
@@ -344,12 +382,110 @@ static void store_heads(float *cache, const float *rows, int64_t n,
                    (size_t)head_dim * sizeof(float));
 }
 
+/* The layer backend (layer.h): slots are the session's buffers, each of
+ * s->rows rows. Every buffer was sized at creation, so no primitive can
+ * fail: they all return TLM_OK, and the walks' statuses need no check. */
+
+static int session_linear(void *exec, int out, int in, tlm_tensor *weight,
+                          tlm_tensor *bias) {
+    tlm_session *s = exec;
+    gemm_nt(s, s->slots[out], s->slots[in], data_of(weight), data_of(bias),
+            s->rows, weight->shape[0], weight->shape[1]);
+    return TLM_OK;
+}
+
+static int session_layer_norm(void *exec, int out, int in,
+                              const tlmi_norm_params *p) {
+    tlm_session *s = exec;
+    const tlm_model_config *c = &s->model->config;
+    pointwise(s)->layer_norm_forward(s->slots[out], s->mean, s->rstd,
+                                     s->slots[in], data_of(p->weight),
+                                     data_of(p->bias), s->rows, c->d_model,
+                                     c->norm_eps);
+    return TLM_OK;
+}
+
+static int session_rms_norm(void *exec, int out, int in,
+                            const tlmi_norm_params *p) {
+    tlm_session *s = exec;
+    const tlm_model_config *c = &s->model->config;
+    pointwise(s)->rms_norm_forward(s->slots[out], s->rstd, s->slots[in],
+                                   data_of(p->weight), s->rows, c->d_model,
+                                   c->norm_eps);
+    return TLM_OK;
+}
+
+/* The activations work on [rows, F]. */
+static int session_gelu(void *exec, int out, int in, int exact) {
+    tlm_session *s = exec;
+    const int64_t count = s->rows * s->model->config.d_ff;
+    if (exact)
+        tlmi_gelu_exact_forward(s->slots[out], s->slots[in], count);
+    else
+        pointwise(s)->gelu_tanh_forward(s->slots[out], s->slots[in], count);
+    return TLM_OK;
+}
+
+static int session_relu(void *exec, int out, int in) {
+    tlm_session *s = exec;
+    pointwise(s)->relu_forward(s->slots[out], s->slots[in],
+                               s->rows * s->model->config.d_ff);
+    return TLM_OK;
+}
+
+static int session_swiglu(void *exec, int out, int gate, int up) {
+    tlm_session *s = exec;
+    pointwise(s)->swiglu_forward(s->slots[out], s->slots[gate], s->slots[up],
+                                 s->rows * s->model->config.d_ff);
+    return TLM_OK;
+}
+
+/* The residual addition, on [rows, D]. */
+static int session_add(void *exec, int out, int a, int b) {
+    tlm_session *s = exec;
+    pointwise(s)->add(s->slots[out], s->slots[a], s->slots[b],
+                      s->rows * s->model->config.d_model);
+    return TLM_OK;
+}
+
+/* Where a site's keys and values are: the encoder's own, a decoder
+ * layer's self-attention cache (its rows so far at 0..first-1), or its
+ * cross-attention cache of the encoded source. */
+static kv_cache *site_cache(tlm_session *s, const tlmi_attention_site *site) {
+    if (s->encoding && !site->cross)
+        return &s->encoder_cache;
+    return site->cross ? &s->cross_cache[site->layer]
+                       : &s->self_cache[site->layer];
+}
+
+/* K and V [rows, H*hd] into the site's cache at the pass's positions,
+ * keys rotated for those positions when rotary. */
+static int session_store_keys_values(void *exec,
+                                     const tlmi_attention_site *site) {
+    tlm_session *s = exec;
+    const tlm_model_config *c = &s->model->config;
+    const int64_t h_count = c->n_heads, hd = c->head_dim;
+    const int64_t capacity = c->max_context, n = s->rows;
+    const int64_t first = s->encoding || site->cross ? 0 : s->first;
+    kv_cache *cache = site_cache(s, site);
+    store_heads(cache->k, s->k, n, first, capacity, h_count, hd);
+    store_heads(cache->v, s->v, n, first, capacity, h_count, hd);
+    if (site->rotary) {
+        tlmi_rope_table(s->rope_cos, s->rope_sin, first, n, hd,
+                        (double)c->rope_base);
+        for (int64_t h = 0; h < h_count; h++) {
+            float *rows = cache->k + (h * capacity + first) * hd;
+            tlmi_rope_forward(rows, rows, s->rope_cos, s->rope_sin, 1, n, hd);
+        }
+    }
+    return TLM_OK;
+}
+
 /* One attention call of the session: queries [n, H*hd] (row stride
  * ld_q), keys and values in a head-major cache, the heads written side by
  * side into s->merged [n, H*hd]. */
 typedef struct session_attention {
     tlm_session *s;
-    const tlmi_kernels *kernels;
     const float *q;
     int64_t ld_q, q_head_stride; /* head h's queries at q + h * stride */
     const kv_cache *cache;
@@ -366,7 +502,7 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     void *workspace =
         s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
     for (int64_t h = begin; h < end; h++)
-        a->kernels->attention_forward(
+        s->kernels->attention_forward(
             s->merged + h * hd, NULL, a->q + h * a->q_head_stride,
             a->cache->k + h * a->capacity * hd,
             a->cache->v + h * a->capacity * hd, a->visible, a->n, a->tk, hd,
@@ -377,23 +513,28 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
  * to another thread. */
 #define SESSION_ATTENTION_MIN_WORK 65536
 
-/* Self- or cross-attention of `n` query rows in s->normed (or the input
- * given), keys/values in `cache` rows 0..tk-1; result [n, D] added into
- * `out` via the output projection. The heads are shared out over the
- * session's threads, each computed whole by one (the same result for any
- * thread count). */
-static void attend(tlm_session *s, float *out, const float *in,
-                   const tlmi_attention_params *p, const kv_cache *cache,
-                   int64_t n, int64_t tk, int64_t capacity, int causal,
-                   const unsigned char *visible, int rotary, int64_t offset) {
+/* Attention of the rows' queries in s->q over the site's cache, into
+ * s->merged. The heads are shared out over the session's threads, each
+ * computed whole by one (the same result for any thread count). */
+static int session_attend(void *exec, const tlmi_attention_site *site) {
+    tlm_session *s = exec;
     const tlm_model_config *c = &s->model->config;
-    const int64_t h_count = c->n_heads, hd = c->head_dim;
-    linear(s, s->q, in, p->q_weight, p->q_bias, n);
+    const int64_t h_count = c->n_heads, hd = c->head_dim, n = s->rows;
+    const int64_t offset = s->encoding ? 0 : s->first;
     session_attention a = {.s = s, .q = s->q, .ld_q = h_count * hd,
-                           .q_head_stride = hd, .cache = cache, .n = n,
-                           .tk = tk, .capacity = capacity, .causal = causal,
-                           .visible = visible};
-    if (rotary) {
+                           .q_head_stride = hd, .cache = site_cache(s, site),
+                           .n = n, .capacity = c->max_context,
+                           .causal = site->causal};
+    if (s->encoding) {
+        a.tk = n;
+        a.visible = s->visible;
+    } else if (site->cross) {
+        a.tk = s->source_length;
+        a.visible = s->has_source_mask ? s->source_visible : NULL;
+    } else {
+        a.tk = offset + n;
+    }
+    if (site->rotary) {
         /* Rotation works on each head's own rows: split them out first. */
         tlmi_split_heads_forward(s->heads, s->q, 1, n, h_count, hd); /* [H, n, hd] */
         tlmi_rope_table(s->rope_cos, s->rope_sin, offset, n, hd, (double)c->rope_base);
@@ -402,80 +543,44 @@ static void attend(tlm_session *s, float *out, const float *in,
         a.ld_q = hd;
         a.q_head_stride = n * hd;
     }
-    /* The dispatched kernel when its scratch fits (the kernels may have
-     * changed since the session was made), else the reference, one head at
-     * a time. */
-    a.kernels = tlmi_kernels_active();
-    if (a.kernels->attention_workspace(n, tk, hd, hd, 0) <=
-        s->attention_workspace_bytes) {
-        const int64_t work = n * tk * hd;
-        const int64_t grain =
-            work >= SESSION_ATTENTION_MIN_WORK
-                ? 1
-                : (SESSION_ATTENTION_MIN_WORK + work - 1) / work;
-        tlmi_parallel_for(s->pool, h_count, grain, attend_heads, &a);
-    } else {
-        for (int64_t h = 0; h < h_count; h++)
-            tlmi_attention_forward(
-                s->merged + h * hd, NULL, s->scores, s->accumulator,
-                a.q + h * a.q_head_stride, cache->k + h * capacity * hd,
-                cache->v + h * capacity * hd, visible, n, tk, hd, hd, a.ld_q,
-                hd, hd, h_count * hd, causal, TLMI_ATTENTION_BLOCK);
+    if (s->attention_hook != NULL && !s->encoding && !site->cross) {
+        const tlmi_attention_view view = {
+            .layer = site->layer, .first = offset, .n = n, .n_heads = h_count,
+            .head_dim = hd, .q = a.q, .ld_q = a.ld_q,
+            .q_head_stride = a.q_head_stride, .k = a.cache->k,
+            .capacity = a.capacity};
+        s->attention_hook(s->attention_hook_user, &view);
     }
-    linear(s, out, s->merged, p->o_weight, p->o_bias, n);
+    const int64_t work = n * a.tk * hd;
+    const int64_t grain = work >= SESSION_ATTENTION_MIN_WORK
+                              ? 1
+                              : (SESSION_ATTENTION_MIN_WORK + work - 1) / work;
+    tlmi_parallel_for(s->pool, h_count, grain, attend_heads, &a);
+    return TLM_OK;
 }
 
-/* New keys and values of rows `in` [n, D] into `cache` at first..first+n-1,
- * rotated for positions offset.. when rotary. */
-static void cache_keys_values(tlm_session *s, const float *in,
-                              const tlmi_attention_params *p, kv_cache *cache,
-                              int64_t n, int64_t first, int64_t capacity,
-                              int rotary) {
-    const tlm_model_config *c = &s->model->config;
-    const int64_t h_count = c->n_heads, hd = c->head_dim;
-    linear(s, s->k, in, p->k_weight, p->k_bias, n);
-    linear(s, s->v, in, p->v_weight, p->v_bias, n);
-    store_heads(cache->k, s->k, n, first, capacity, h_count, hd);
-    store_heads(cache->v, s->v, n, first, capacity, h_count, hd);
-    if (rotary) {
-        tlmi_rope_table(s->rope_cos, s->rope_sin, first, n, hd, (double)c->rope_base);
-        for (int64_t h = 0; h < h_count; h++) {
-            float *rows = cache->k + (h * capacity + first) * hd;
-            tlmi_rope_forward(rows, rows, s->rope_cos, s->rope_sin, 1, n, hd);
-        }
-    }
-}
+static const tlmi_layer_backend session_backend = {
+    .linear = session_linear,
+    .layer_norm = session_layer_norm,
+    .rms_norm = session_rms_norm,
+    .gelu = session_gelu,
+    .relu = session_relu,
+    .swiglu = session_swiglu,
+    .add = session_add,
+    .dropout = NULL,
+    .store_keys_values = session_store_keys_values,
+    .attend = session_attend,
+    .cross_keys_values_kept = 1,
+};
 
-static void feedforward(tlm_session *s, float *out, const float *in,
-                        const tlmi_ffn_params *p, int64_t n) {
+/* How the session runs the decoder (causal) or the encoder (causal 0). */
+static tlmi_layer_run session_run(tlm_session *s, int decoder) {
     const tlm_model_config *c = &s->model->config;
-    const int64_t count = n * c->d_ff;
-    linear(s, s->up, in, p->up_weight, p->up_bias, n);
-    switch (c->activation) {
-    case TLM_ACTIVATION_SWIGLU:
-        linear(s, s->gate, in, p->gate_weight, p->gate_bias, n);
-        pointwise()->swiglu_forward(s->hidden, s->gate, s->up, count);
-        break;
-    case TLM_ACTIVATION_RELU:
-        pointwise()->relu_forward(s->hidden, s->up, count);
-        break;
-    case TLM_ACTIVATION_GELU_EXACT:
-        tlmi_gelu_exact_forward(s->hidden, s->up, count);
-        break;
-    default:
-        pointwise()->gelu_tanh_forward(s->hidden, s->up, count);
-    }
-    linear(s, out, s->hidden, p->down_weight, p->down_bias, n);
-}
-
-/* x = x + f, then the post-norm when that is the placement. */
-static void residual(tlm_session *s, float *x, const float *f,
-                     const tlmi_norm_params *n_params, int64_t n) {
-    const tlm_model_config *c = &s->model->config;
-    const int64_t count = n * c->d_model;
-    pointwise()->add(x, x, f, count);
-    if (c->norm_placement == TLM_NORM_POST)
-        norm(s, x, x, n_params, n);
+    const tlmi_layer_run run = {
+        .backend = &session_backend, .exec = s, .config = c,
+        .causal = decoder,
+        .cross = decoder && c->n_encoder_layers > 0};
+    return run;
 }
 
 /* ids -> s->x [n, D]: token embedding plus positions offset..offset+n-1. */
@@ -492,13 +597,12 @@ static void embed(tlm_session *s, const int32_t *ids, int64_t n, int64_t offset)
     }
 }
 
-/* The input after the final norm (pre-norm), in s->normed or s->x. */
-static const float *final_output(tlm_session *s, const tlmi_norm_params *final_norm,
-                                 int64_t n) {
-    if (s->model->config.norm_placement != TLM_NORM_PRE)
-        return s->x;
-    norm(s, s->normed, s->x, final_norm, n);
-    return s->normed;
+/* The stack's output after its final norm (pre-norm): s->normed or s->x. */
+static const float *final_output(tlm_session *s, const tlmi_layer_run *run,
+                                 const tlmi_norm_params *final_norm) {
+    int result;
+    tlmi_layer_final_norm(run, final_norm, TLMI_SLOT_NORMED, &result);
+    return s->slots[result];
 }
 
 /* logits [rows, V] of the last `rows` of y [n, D]. */
@@ -519,35 +623,6 @@ static int check_ids(tlm_session *s, const char *what, const int32_t *ids,
                              "%s: ids[%d] = %d is outside 0..%d", what, (int)i,
                              (int)ids[i], (int)v - 1);
     return TLM_OK;
-}
-
-/* The encoder over s->x [n, D], bidirectional, keys masked by visible. */
-static void encoder_stack(tlm_session *s, int64_t n, const unsigned char *visible) {
-    const tlm_model *m = s->model;
-    const tlm_model_config *c = &m->config;
-    const int pre = c->norm_placement == TLM_NORM_PRE;
-    const int rotary = c->position == TLM_POSITION_ROTARY;
-    for (int32_t l = 0; l < c->n_encoder_layers; l++) {
-        const tlmi_layer_params *layer = &m->encoder[l];
-        const float *in = s->x;
-        if (pre) {
-            norm(s, s->normed, s->x, &layer->self_attn_norm, n);
-            in = s->normed;
-        }
-        const int64_t capacity = c->max_context;
-        cache_keys_values(s, in, &layer->self_attn, &s->encoder_cache, n, 0,
-                          capacity, rotary);
-        attend(s, s->branch, in, &layer->self_attn, &s->encoder_cache, n, n,
-               capacity, 0, visible, rotary, 0);
-        residual(s, s->x, s->branch, &layer->self_attn_norm, n);
-        in = s->x;
-        if (pre) {
-            norm(s, s->normed, s->x, &layer->ffn_norm, n);
-            in = s->normed;
-        }
-        feedforward(s, s->branch, in, &layer->ffn, n);
-        residual(s, s->x, s->branch, &layer->ffn_norm, n);
-    }
 }
 
 TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
@@ -578,20 +653,31 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
     if (src_mask != NULL)
         tlmi_attention_visible_i32(s->source_visible, src_mask, n);
     s->has_source_mask = src_mask != NULL;
-    const unsigned char *visible = src_mask != NULL ? s->source_visible : NULL;
 
+    /* The encoder over all n positions at once, bidirectional, keys
+     * masked by the source's padding. */
+    s->encoding = 1;
+    s->rows = n;
+    s->first = 0;
+    s->visible = src_mask != NULL ? s->source_visible : NULL;
     embed(s, src_ids, n, 0);
-    encoder_stack(s, n, visible);
-    const float *y = final_output(s, &m->encoder_final_norm, n);
+    const tlmi_layer_run encoder = session_run(s, 0);
+    tlmi_layer_stack(&encoder, m->encoder, c->n_encoder_layers);
+    const float *y = final_output(s, &encoder, &m->encoder_final_norm);
+    s->encoding = 0;
     if (!seq2seq) {
         if (logits != NULL)
             project(s, logits, y, n, n);
         return TLM_OK;
     }
+    /* Every decoder layer's cross-attention keys and values, once. */
     memcpy(s->memory, y, (size_t)n * (size_t)c->d_model * sizeof(float));
-    for (int32_t l = 0; l < c->n_decoder_layers; l++)
-        cache_keys_values(s, s->memory, &m->decoder[l].cross_attn,
-                          &s->cross_cache[l], n, 0, c->max_context, 0);
+    const tlmi_layer_run decoder = session_run(s, 1);
+    for (int32_t l = 0; l < c->n_decoder_layers; l++) {
+        const tlmi_attention_site site = {.layer = l, .cross = 1};
+        tlmi_layer_keys_values(&decoder, &m->decoder[l].cross_attn,
+                               TLMI_SLOT_MEMORY, &site);
+    }
     s->source_length = n;
     s->position = 0;
     return TLM_OK;
@@ -635,45 +721,14 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, int32_t n,
     if (status != TLM_OK)
         return status;
 
-    const int pre = c->norm_placement == TLM_NORM_PRE;
-    const int rotary = c->position == TLM_POSITION_ROTARY;
-    const unsigned char *source_visible = s->has_source_mask ? s->source_visible : NULL;
+    const tlmi_layer_run decoder = session_run(s, 1);
     /* Chunks of at most s->chunk positions; each sees the cache so far. */
     for (int32_t done = 0; done < n;) {
         const int64_t count = n - done < s->chunk ? n - done : s->chunk;
-        const int64_t first = s->position;
-        embed(s, ids + done, count, first);
-        for (int32_t l = 0; l < c->n_decoder_layers; l++) {
-            const tlmi_layer_params *layer = &m->decoder[l];
-            const float *in = s->x;
-            if (pre) {
-                norm(s, s->normed, s->x, &layer->self_attn_norm, count);
-                in = s->normed;
-            }
-            cache_keys_values(s, in, &layer->self_attn, &s->self_cache[l], count,
-                              first, c->max_context, rotary);
-            attend(s, s->branch, in, &layer->self_attn, &s->self_cache[l], count,
-                   first + count, c->max_context, 1, NULL, rotary, first);
-            residual(s, s->x, s->branch, &layer->self_attn_norm, count);
-            if (seq2seq) {
-                in = s->x;
-                if (pre) {
-                    norm(s, s->normed, s->x, &layer->cross_attn_norm, count);
-                    in = s->normed;
-                }
-                attend(s, s->branch, in, &layer->cross_attn, &s->cross_cache[l],
-                       count, s->source_length, c->max_context, 0,
-                       source_visible, 0, 0);
-                residual(s, s->x, s->branch, &layer->cross_attn_norm, count);
-            }
-            in = s->x;
-            if (pre) {
-                norm(s, s->normed, s->x, &layer->ffn_norm, count);
-                in = s->normed;
-            }
-            feedforward(s, s->branch, in, &layer->ffn, count);
-            residual(s, s->x, s->branch, &layer->ffn_norm, count);
-        }
+        s->rows = count;
+        s->first = s->position;
+        embed(s, ids + done, count, s->first);
+        tlmi_layer_stack(&decoder, m->decoder, c->n_decoder_layers);
         s->position += (int32_t)count;
         done += (int32_t)count;
         /* Logits of this chunk's rows that were asked for. */
@@ -686,7 +741,7 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, int32_t n,
             wanted = 1;
         }
         if (wanted > 0) {
-            const float *y = final_output(s, &m->decoder_final_norm, count);
+            const float *y = final_output(s, &decoder, &m->decoder_final_norm);
             project(s, dest, y, count, wanted);
         }
     }

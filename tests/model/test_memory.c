@@ -1,7 +1,8 @@
 /*
  * tlm_model_memory_estimate against what is really allocated: a session's
- * buffers (counted through the allocator hook) and the arena a training
- * forward and backward fill (the activations).
+ * buffers (counted through the allocator hook: the estimate is exact, both
+ * come from the one function that lays a session out) and the arena a
+ * training forward and backward fill (the activations).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -34,25 +35,61 @@ static tlm_model_config variant_config(int variant) {
 
 static void inference_estimate_matches_allocations(void **state) {
     (void)state;
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < 8; variant++) {
         counting_allocator counter = {0};
+        tlm_context_params params;
+        counting_context_params(&params, &counter);
+        params.n_threads = 1 + variant / 4 * 2; /* 1, then 3 */
         tlm_context *ctx = NULL;
-        assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
-        tlm_model_config c = variant_config(variant);
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        tlm_model_config c = variant_config(variant % 4);
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
         uint64_t before_session = counter.live_bytes;
         tlm_session *s = NULL;
         assert_int_equal(tlm_session_create(&s, m, NULL), TLM_OK);
-        double parameters = (double)tlm_model_parameter_count(m);
+        const int64_t parameters = tlm_model_parameter_count(m);
         /* The parameters' values plus what the session allocated. */
-        double actual = (double)(counter.live_bytes - before_session) + parameters * 4;
+        const int64_t actual =
+            (int64_t)(counter.live_bytes - before_session) + parameters * 4;
         int64_t estimate = 0;
         assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1,
                                                    c.max_context, &estimate), TLM_OK);
-        printf("inference variant %d: estimate %lld, allocated %.0f\n", variant,
-               (long long)estimate, actual);
-        assert_true(fabs((double)estimate - actual) <= 0.10 * actual);
+        printf("inference variant %d: estimate %lld, allocated %lld\n", variant,
+               (long long)estimate, (long long)actual);
+        assert_int_equal(estimate, actual);
+        tlm_session_free(s);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
+/* A shorter context is a session whose chunks are that long (at most the
+ * default 64): the estimate equals its allocations too. */
+static void inference_estimate_follows_the_chunk(void **state) {
+    (void)state;
+    for (int variant = 0; variant < 4; variant++) {
+        counting_allocator counter = {0};
+        tlm_context_params params;
+        counting_context_params(&params, &counter);
+        params.n_threads = 2;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        tlm_model_config c = variant_config(variant);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        tlm_session_params session_params;
+        tlm_session_params_init(&session_params);
+        session_params.chunk_tokens = 5;
+        const uint64_t before_session = counter.live_bytes;
+        tlm_session *s = NULL;
+        assert_int_equal(tlm_session_create(&s, m, &session_params), TLM_OK);
+        const int64_t actual = (int64_t)(counter.live_bytes - before_session) +
+                               tlm_model_parameter_count(m) * 4;
+        int64_t estimate = 0;
+        assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1, 5,
+                                                   &estimate), TLM_OK);
+        assert_int_equal(estimate, actual);
         tlm_session_free(s);
         tlm_model_free(m);
         tlm_context_free(ctx);
@@ -110,6 +147,7 @@ static void estimate_rejects_bad_arguments(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(inference_estimate_matches_allocations),
+        cmocka_unit_test(inference_estimate_follows_the_chunk),
         cmocka_unit_test(training_estimate_matches_arena),
         cmocka_unit_test(estimate_rejects_bad_arguments),
     };
