@@ -540,7 +540,7 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
             floats += 2.0 * c->max_context * inner;
         floats += rows * (4 * d + 5 * inner + 3 * f + c->head_dim + 2);
         /* The GEMM kernels' packing buffer for the largest product. */
-        const tlmi_kernels *kernels = tlmi_kernels_active();
+        const tlmi_kernels *kernels = model->ctx->kernels;
         const int64_t r = (int64_t)rows;
         const int64_t shapes[5][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
                                       {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},

@@ -219,7 +219,7 @@ TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
     ALLOC(accumulator, (size_t)c->head_dim);
     if (ok) {
         /* The largest packing buffer any product of the session needs. */
-        const tlmi_kernels *kernels = tlmi_kernels_active();
+        const tlmi_kernels *kernels = model->ctx->kernels;
         const int64_t r = (int64_t)rows;
         const int64_t shapes[][2] = {{(int64_t)inner, (int64_t)d}, {(int64_t)d, (int64_t)inner},
                                      {(int64_t)f, (int64_t)d}, {(int64_t)d, (int64_t)f},
@@ -305,7 +305,7 @@ static const float *data_of(const tlm_tensor *t) {
 static void gemm_nt(const tlm_session *s, float *c, const float *a,
                     const float *b, const float *bias, int64_t m, int64_t n,
                     int64_t k) {
-    tlmi_gemm_parallel(s->pool, tlmi_kernels_active(), c, a, b, bias, m, n,
+    tlmi_gemm_parallel(s->pool, s->model->ctx->kernels, c, a, b, bias, m, n,
                        k, 0, 1, 0, s->workspace, s->workspace_bytes);
 }
 
@@ -316,19 +316,19 @@ static void linear(const tlm_session *s, float *out, const float *in,
             weight->shape[1]);
 }
 
-/* The active ISA's row-wise kernels (the same the training ops use). */
-static const tlmi_pointwise_kernels *pointwise(void) {
-    return tlmi_kernels_active()->pointwise;
+/* The model's context's row-wise kernels (the same the training ops use). */
+static const tlmi_pointwise_kernels *pointwise(const tlm_session *s) {
+    return s->model->ctx->kernels->pointwise;
 }
 
 static void norm(const tlm_session *s, float *out, const float *in,
                  const tlmi_norm_params *p, int64_t n) {
     const tlm_model_config *c = &s->model->config;
     if (c->norm == TLM_NORM_RMS)
-        pointwise()->rms_norm_forward(out, s->rstd, in, data_of(p->weight), n,
+        pointwise(s)->rms_norm_forward(out, s->rstd, in, data_of(p->weight), n,
                               c->d_model, c->norm_eps);
     else
-        pointwise()->layer_norm_forward(out, s->mean, s->rstd, in, data_of(p->weight),
+        pointwise(s)->layer_norm_forward(out, s->mean, s->rstd, in, data_of(p->weight),
                                 data_of(p->bias), n, c->d_model, c->norm_eps);
 }
 
@@ -405,7 +405,7 @@ static void attend(tlm_session *s, float *out, const float *in,
     /* The dispatched kernel when its scratch fits (the kernels may have
      * changed since the session was made), else the reference, one head at
      * a time. */
-    a.kernels = tlmi_kernels_active();
+    a.kernels = s->model->ctx->kernels;
     if (a.kernels->attention_workspace(n, tk, hd, hd, 0) <=
         s->attention_workspace_bytes) {
         const int64_t work = n * tk * hd;
@@ -454,16 +454,16 @@ static void feedforward(tlm_session *s, float *out, const float *in,
     switch (c->activation) {
     case TLM_ACTIVATION_SWIGLU:
         linear(s, s->gate, in, p->gate_weight, p->gate_bias, n);
-        pointwise()->swiglu_forward(s->hidden, s->gate, s->up, count);
+        pointwise(s)->swiglu_forward(s->hidden, s->gate, s->up, count);
         break;
     case TLM_ACTIVATION_RELU:
-        pointwise()->relu_forward(s->hidden, s->up, count);
+        pointwise(s)->relu_forward(s->hidden, s->up, count);
         break;
     case TLM_ACTIVATION_GELU_EXACT:
         tlmi_gelu_exact_forward(s->hidden, s->up, count);
         break;
     default:
-        pointwise()->gelu_tanh_forward(s->hidden, s->up, count);
+        pointwise(s)->gelu_tanh_forward(s->hidden, s->up, count);
     }
     linear(s, out, s->hidden, p->down_weight, p->down_bias, n);
 }
@@ -473,7 +473,7 @@ static void residual(tlm_session *s, float *x, const float *f,
                      const tlmi_norm_params *n_params, int64_t n) {
     const tlm_model_config *c = &s->model->config;
     const int64_t count = n * c->d_model;
-    pointwise()->add(x, x, f, count);
+    pointwise(s)->add(x, x, f, count);
     if (c->norm_placement == TLM_NORM_POST)
         norm(s, x, x, n_params, n);
 }

@@ -1,5 +1,5 @@
 /*
- * Kernel tables and the choice of the active one (see dispatch.h).
+ * Kernel tables and the choice of one for a new context (see dispatch.h).
  */
 #define TLM_EXPERIMENTAL /* this file implements the experimental calls */
 
@@ -189,31 +189,17 @@ const tlmi_kernels *tlmi_kernels_for(int isa) {
     return compiled[isa];
 }
 
-/* ---- The active table --------------------------------------------------
- * Both values are only ever replaced whole, so readers need no lock; two
- * threads choosing at the same time compute the same table. */
+/* ---- The choice for a new context -------------------------------------
+ * The mask is a setting, not a table: each context reads it (with the CPU's
+ * features and TLM_CPU) once, when it is created, and keeps the table it
+ * chose for its whole life. */
 
 static atomic_uint_least32_t cpu_mask = UINT32_MAX;
-static _Atomic(const tlmi_kernels *) active;
 
-static const tlmi_kernels *choose_now(uint32_t mask) {
+const tlmi_kernels *tlmi_kernels_choose(void) {
+    const uint32_t mask = (uint32_t)atomic_load(&cpu_mask);
     return compiled[tlmi_isa_choose(tlmi_cpu_detect() & mask,
                                     getenv("TLM_CPU"))];
-}
-
-const tlmi_kernels *tlmi_kernels_active(void) {
-    const tlmi_kernels *kernels =
-        atomic_load_explicit(&active, memory_order_acquire);
-    if (kernels != NULL)
-        return kernels;
-    kernels = choose_now((uint32_t)atomic_load(&cpu_mask));
-    /* Keep a table another thread stored meanwhile (set_cpu_mask's). */
-    const tlmi_kernels *expected = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&active, &expected, kernels,
-                                                 memory_order_acq_rel,
-                                                 memory_order_acquire))
-        kernels = expected;
-    return kernels;
 }
 
 TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
@@ -224,17 +210,9 @@ TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
                                 (unsigned)mask,
                                 (unsigned)(mask & ~KNOWN_FEATURES));
     atomic_store(&cpu_mask, mask);
-    /* If another thread changed the mask meanwhile, the table stored last
-     * may be for the older mask: choose again until they agree. */
-    uint32_t now = mask;
-    do {
-        mask = now;
-        atomic_store_explicit(&active, choose_now(mask), memory_order_release);
-        now = (uint32_t)atomic_load(&cpu_mask);
-    } while (now != mask);
     return TLM_OK;
 }
 
 TLM_API const char *tlm_experimental_active_isa(void) {
-    return tlmi_kernels_active()->name;
+    return tlmi_kernels_choose()->name;
 }

@@ -3,8 +3,8 @@
  * one head at a time without a Tq x Tk matrix (see
  * kernels/scalar/attention.h). The backward pass recomputes the
  * probabilities from the per-row logsumexp the forward pass saves. The
- * kernels are the dispatched ones (kernels/attention.h: SIMD where the
- * CPU has it); the (batch x head) pairs are shared out over the context's
+ * kernels are the context's (kernels/attention.h: SIMD where the CPU has
+ * it); the (batch x head) pairs are shared out over the context's
  * thread pool, each head computed whole by one thread, so the results are
  * the same for any thread count.
  *
@@ -29,8 +29,7 @@
 
 /* Buffers made at creation, so that neither pass allocates. The kernels'
  * scratch is the context's workspace, one slice per thread, made large
- * enough at creation for the active kernels and for the scalar ones (the
- * fallback when the active table changed to one needing more). */
+ * enough at creation for the context's kernels. */
 typedef struct attention_saved {
     unsigned char *visible; /* [B, Tk] key_mask != 0, or NULL without mask */
     /* Only when the result has a gradient (else NULL): */
@@ -58,21 +57,13 @@ static size_t slice_bytes(const tlmi_kernels *kernels, const int64_t *iparam,
     return bytes > SIZE_MAX - 63 ? SIZE_MAX : (bytes + 63) / 64 * 64;
 }
 
-/* Sets run->kernels, ->workspace and ->stride: the active table when the
- * workspace is large enough for it, else the scalar one (which creation
- * made room for). */
+/* Sets run->kernels, ->workspace and ->stride: the context's table, in
+ * the workspace alloc_saved made large enough for it. */
 static void choose_kernels(attention_run *run, int backward) {
     tlm_context *ctx = run->out->ctx;
-    const size_t threads = (size_t)tlmi_pool_threads(ctx->pool);
-    const tlmi_kernels *kernels = tlmi_kernels_active();
-    size_t stride = slice_bytes(kernels, run->out->iparam, backward);
-    if (stride == SIZE_MAX || stride > ctx->workspace_bytes / threads) {
-        kernels = tlmi_kernels_for(TLMI_ISA_SCALAR);
-        stride = slice_bytes(kernels, run->out->iparam, backward);
-    }
-    run->kernels = kernels;
+    run->kernels = ctx->kernels;
     run->workspace = ctx->workspace;
-    run->stride = stride;
+    run->stride = slice_bytes(ctx->kernels, run->out->iparam, backward);
 }
 
 /* Where head `head` (b * H + h) starts in each operand, in floats, and the
@@ -320,11 +311,8 @@ static int alloc_saved(tlm_tensor *result, const char *name,
         if (saved->lse == NULL)
             goto nomem;
     }
-    size_t slice = slice_bytes(tlmi_kernels_active(), result->iparam, backward);
-    const size_t scalar = slice_bytes(tlmi_kernels_for(TLMI_ISA_SCALAR),
-                                      result->iparam, backward);
-    if (scalar > slice)
-        slice = scalar;
+    const size_t slice =
+        slice_bytes(result->ctx->kernels, result->iparam, backward);
     const size_t threads = (size_t)tlmi_pool_threads(result->ctx->pool);
     if (slice == SIZE_MAX || slice > SIZE_MAX / threads)
         return tlmi_op_fail(result->ctx, TLM_E_OVERFLOW,
