@@ -20,7 +20,7 @@
  * v_dim)) bytes, never a tq x tk matrix. Any alignment of 4 bytes works;
  * 64 is fastest. One workspace per thread: a call uses only its own.
  *
- * The SIMD entries (attention_simd.h) compute in float with a polynomial
+ * The SIMD entries (attention_tmpl.c) compute in float with a polynomial
  * exp; the results differ from the double-accumulating reference by
  * rounding (tests/kernels/test_attention.c states the tolerances).
  */
@@ -57,7 +57,7 @@ typedef void (*tlmi_attention_backward_fn)(
     int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
     int causal, int accumulate, void *workspace);
 
-/* The SIMD kernels' exp2 (attention_simd.h keeps its scores in base 2):
+/* The SIMD kernels' exp2 (attention_tmpl.c keeps its scores in base 2):
  * x raised to at least MIN (NaN kept), n = round(x), r = x - n in
  * [-1/2, 1/2] (exact), 2^r ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r (C5 +
  * r C6))))), times 2^n built in the exponent bits; n = -127 gives the
