@@ -365,12 +365,13 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const int64_t hd = s->model->config.head_dim;
     void *workspace =
         s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
+    const tlmi_attention_dims dims = {a->n, a->tk, hd, hd, a->ld_q, hd, hd,
+                                      h_count * hd, a->causal};
     for (int64_t h = begin; h < end; h++)
         a->kernels->attention_forward(
             s->merged + h * hd, NULL, a->q + h * a->q_head_stride,
             a->cache->k + h * a->capacity * hd,
-            a->cache->v + h * a->capacity * hd, a->visible, a->n, a->tk, hd,
-            hd, a->ld_q, hd, hd, h_count * hd, a->causal, workspace);
+            a->cache->v + h * a->capacity * hd, a->visible, &dims, workspace);
 }
 
 /* Below this many multiply-adds (n x tk x hd) a head is not worth handing
@@ -415,12 +416,14 @@ static void attend(tlm_session *s, float *out, const float *in,
                 : (SESSION_ATTENTION_MIN_WORK + work - 1) / work;
         tlmi_parallel_for(s->pool, h_count, grain, attend_heads, &a);
     } else {
+        const tlmi_attention_dims dims = {n, tk, hd, hd, a.ld_q, hd, hd,
+                                          h_count * hd, causal};
         for (int64_t h = 0; h < h_count; h++)
             tlmi_attention_forward(
                 s->merged + h * hd, NULL, s->scores, s->accumulator,
                 a.q + h * a.q_head_stride, cache->k + h * capacity * hd,
-                cache->v + h * capacity * hd, visible, n, tk, hd, hd, a.ld_q,
-                hd, hd, h_count * hd, causal, TLMI_ATTENTION_BLOCK);
+                cache->v + h * capacity * hd, visible, &dims,
+                TLMI_ATTENTION_BLOCK);
     }
     linear(s, out, s->merged, p->o_weight, p->o_bias, n);
 }

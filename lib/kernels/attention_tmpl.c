@@ -181,8 +181,8 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
 }
 
 size_t TLMI_ISA_NAME(tlmi_attention_workspace)(int64_t tq, int64_t tk,
-                                             int64_t dim, int64_t v_dim,
-                                             int backward) {
+                                               int64_t dim, int64_t v_dim,
+                                               int backward) {
     attn_layout fwd, bwd;
     attn_layout_make(&fwd, tq, tk, dim, v_dim, 0);
     size_t floats = fwd.floats;
@@ -458,14 +458,15 @@ static void attn_mask_tail(float *sr, int64_t limit, int64_t n) {
 /* ---- Forward ---------------------------------------------------------- */
 
 void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
-                                         const float *q, const float *k,
-                                         const float *v,
-                                         const unsigned char *visible,
-                                         int64_t tq, int64_t tk, int64_t dim,
-                                         int64_t v_dim, int64_t ld_q,
-                                         int64_t ld_k, int64_t ld_v,
-                                         int64_t ld_out, int causal,
-                                         void *workspace) {
+                                           const float *q, const float *k,
+                                           const float *v,
+                                           const unsigned char *visible,
+                                           const tlmi_attention_dims *dims,
+                                           void *workspace) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     attn_layout L;
     attn_layout_make(&L, tq, tk, dim, v_dim, 0);
     float *ws = workspace;
@@ -575,9 +576,12 @@ static void attn_row_out(float *dst, const float *src, int64_t n,
 void TLMI_ISA_NAME(tlmi_attention_backward)(
     float *dq, float *dk, float *dv, const float *dout, const float *q,
     const float *k, const float *v, const float *out, const float *lse,
-    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
-    int causal, int accumulate, void *workspace) {
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     if (dq == NULL && dk == NULL && dv == NULL)
         return;
     attn_layout L;
