@@ -1,6 +1,6 @@
 /*
  * Run-time kernel dispatch: one table of function pointers per instruction
- * set (ISA), and the choice of the table the library uses.
+ * set (ISA), and the choice of the table a new context uses.
  *
  * Each context chooses its table once, when it is created
  * (tlmi_kernels_choose, stored in struct tlm_context), from
