@@ -86,7 +86,7 @@ typedef tlmi_vf VF;
 #endif
 
 /* Query rows per block: 4 by default (8 accumulators in the inner
- * kernels), ATTN_QB when the ISA has the registers for more. */
+ * kernels), TLMI_ATTN_QB when the ISA has the registers for more. */
 #if defined(TLMI_ATTN_QB)
 #define QB TLMI_ATTN_QB
 #else

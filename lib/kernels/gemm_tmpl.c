@@ -345,7 +345,7 @@ TLMI_INLINE void micro_any(int64_t kc, const float *ap, int64_t lda,
 }
 
 #if TLMI_GEMM_COLUMNS > 0
-/* A tile of at most GEMM_COLUMNS columns (the last of a row of tiles,
+/* A tile of at most TLMI_GEMM_COLUMNS columns (the last of a row of tiles,
  * e.g. column 64 of a 65-token vocabulary) the other way round: vectors
  * run down the MR rows of the A panel (lanes past MR read the next row
  * and are ignored) and each column's value of B is broadcast. The row
@@ -410,7 +410,7 @@ static void micro(int64_t kc, const float *ap, const float *bp, float *c,
 }
 
 /* A read in place (tlmi_micro_direct_fn), not transposed (micro_a_rows)
- * and transposed (micro_a_cols): tiles of more than GEMM_DIRECT_MIN_NR
+ * and transposed (micro_a_cols): tiles of more than TLMI_GEMM_DIRECT_MIN_NR
  * columns only (the narrower ones run `micro` on a packed panel). */
 #define TLMI_GEMM_DIRECT_KERNEL(name, mode)                                 \
     static void name(int64_t kc, const float *a, int64_t lda,               \
@@ -660,7 +660,7 @@ static void gemm_small(float *c, const float *a, const float *b,
                        int64_t j_begin, int64_t j_end) {
     /* A(i, p): a[i * k + p], or a[p * m + i] when transposed. */
     const int64_t as = transpose_a ? 1 : k, ps = transpose_a ? m : 1;
-    /* Tiles of 4 rows (3 for B transposed unless GEMM_SMALL_DOTS_R is 4),
+    /* Tiles of 4 rows (3 for B transposed unless TLMI_GEMM_SMALL_DOTS_R is 4),
      * then what is left; R a constant in each call, for the unrolling. */
     const int64_t r_max = transpose_b ? TLMI_GEMM_SMALL_DOTS_R : 4;
 #define TLMI_GEMM_SMALL_TILE(R)                                             \
