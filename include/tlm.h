@@ -2212,11 +2212,13 @@ TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
  * change or go away in any release (like zstd's ZSTD_STATIC_LINKING_ONLY
  * section).
  *
- * The library picks its compute kernels (scalar C, AVX2, AVX-512, NEON)
- * once, on first use, as the best instruction set the CPU supports within
- * two limits: the mask set here, and the environment variable
- * `TLM_CPU=scalar|avx2|avx512|neon`, read at that moment, which caps the
- * level (scalar 0, avx2 and neon 1, avx512 2; an unknown name is ignored).
+ * Each context picks its compute kernels (scalar C, AVX2, AVX-512, NEON)
+ * once, when tlm_context_create() makes it, as the best instruction set
+ * the CPU supports within two limits: the mask set here, and the
+ * environment variable `TLM_CPU=scalar|avx2|avx512|neon`, both read at
+ * that moment; TLM_CPU caps the level (scalar 0, avx2 and neon 1, avx512
+ * 2; an unknown name is ignored). The context, and every model, session
+ * and trainer made in it, keeps those kernels for its whole life.
  * An instruction set the CPU lacks is never used, whatever the mask or the
  * environment say. Results differ between instruction sets only by
  * floating-point rounding.
@@ -2229,18 +2231,19 @@ TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
 /**
  * Restricts the CPU features the kernels may use to `mask`, a bitwise OR
  * of ::tlm_cpu_feature values (0: scalar kernels only), or
- * TLM_EXPERIMENTAL_CPU_MASK_ALL to lift the restriction. The kernels are
- * chosen again at once, for the whole process; calls already running
- * finish with the kernels they started with. Safe to call from any thread.
+ * TLM_EXPERIMENTAL_CPU_MASK_ALL to lift the restriction. The mask applies
+ * to the contexts created after the call, in any thread; contexts that
+ * exist keep the kernels they chose. Safe to call from any thread.
  * @return TLM_OK, or TLM_E_INVALID when `mask` has a bit that is not a
  *         ::tlm_cpu_feature (and is not TLM_EXPERIMENTAL_CPU_MASK_ALL);
- *         the kernels then stay as they were
+ *         the mask then stays as it was
  */
 TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask);
 
 /**
- * Name of the instruction set the kernels use now: "scalar", "avx2",
- * "avx512" or "neon". Static text; never NULL.
+ * Name of the instruction set a context created now would use (with
+ * the mask and `TLM_CPU` of this moment): "scalar", "avx2", "avx512" or
+ * "neon". Static text; never NULL.
  */
 TLM_API const char *tlm_experimental_active_isa(void);
 

@@ -127,6 +127,7 @@ TLM_API int tlm_context_create(tlm_context **out,
     ctx->grad_enabled = 1;
     ctx->training = 1;
     tlmi_rng_seed(&ctx->rng, 0);
+    ctx->kernels = tlmi_kernels_choose();
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_default_thread_count();
     status = tlmi_pool_create(&ctx->pool, &ctx->host, ctx->n_threads,

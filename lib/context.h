@@ -7,6 +7,7 @@
 #define TLM_LIB_CONTEXT_H
 
 #include "arena.h"
+#include "kernels/dispatch.h"
 #include "host.h"
 #include "pool.h"
 #include "rng.h"
@@ -18,6 +19,10 @@ struct tlm_context {
     tlmi_host host;
     int n_threads; /* resolved: >= 1 */
     tlmi_pool *pool; /* n_threads compute threads (the caller is one) */
+    /* The kernels of every op in this context, chosen once at creation
+     * (kernels/dispatch.h) and never changed: a workspace sized for them
+     * when a node is made fits them when it runs. */
+    const tlmi_kernels *kernels;
 
     tlmi_arena arena;            /* results' data, gradients, saved buffers */
     tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */

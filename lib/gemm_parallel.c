@@ -5,8 +5,6 @@
 
 #include <stdint.h>
 
-#include "kernels/scalar/matmul.h"
-
 #define SLOT_ALIGN 64
 
 static size_t slot_bytes(size_t per_thread) {
@@ -59,11 +57,6 @@ void tlmi_gemm_parallel(tlmi_pool *pool, const tlmi_kernels *kernels,
         return;
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
-    if (need > workspace_bytes) {
-        tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                  accumulate);
-        return;
-    }
     const size_t slot = need > 0 ? slot_bytes(need) : 0;
     if (slot > 0 && workspace_bytes / slot < (size_t)tlmi_pool_threads(pool)) {
         /* No slot for every thread: the whole product in this one (the

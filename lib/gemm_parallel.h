@@ -23,11 +23,10 @@
 size_t tlmi_gemm_parallel_workspace(size_t per_thread, int threads);
 
 /* C = op(A) . op(B) (+ C) (+ bias), as kernels->gemm computes it, over
- * `pool`. `workspace` holds `workspace_bytes`; it is cut into one slot
- * per thread. When a slot is too small for the product the split uses
- * fewer threads (same result); when even the whole workspace is too
- * small, the scalar reference computes C (kernels changed since the
- * workspace was sized). */
+ * `pool`. `workspace` holds `workspace_bytes`, at least what
+ * kernels->gemm_workspace asks for this product; it is cut into one slot
+ * per thread. When it has no slot for every thread, one thread computes
+ * the whole product (the same result). */
 void tlmi_gemm_parallel(tlmi_pool *pool, const tlmi_kernels *kernels,
                         float *c, const float *a, const float *b,
                         const float *bias, int64_t m, int64_t n, int64_t k,

@@ -606,7 +606,7 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
          * and `context` rows per chunk) allocates, from the function that
          * lays it out. The kernel table is taken once, as a session does. */
         const size_t session = tlmi_session_bytes(
-            model, tlmi_kernels_active(), context < 64 ? context : 64, 0);
+            model, model->ctx->kernels, context < 64 ? context : 64, 0);
         total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
     } else {
         const double n = (double)batch * t;

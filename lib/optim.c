@@ -323,7 +323,7 @@ TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt) {
 
 /* ---------------------------------------------------------------------- */
 /* The updates. Per-step scalars are computed once in double; the loops
- * (the active table's AdamW and SGD kernels, kernels/pointwise.h) run in
+ * (the context's AdamW and SGD kernels, kernels/pointwise.h) run in
  * float over the parameter, its gradient and its moments, on element
  * ranges split across the context's thread pool: every element is
  * updated the same way whatever the split. */
@@ -411,9 +411,9 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
 
     const tlm_optimizer_params *p = &opt->params;
     const double t = (double)(opt->step + 1);
-    const tlmi_pointwise_kernels *kernels = tlmi_pointwise();
     for (int32_t i = 0; i < opt->count; i++) {
         tlmi_optim_param *e = &opt->entries[i];
+        const tlmi_pointwise_kernels *kernels = tlmi_pointwise(e->tensor->ctx);
         float *data = e->tensor->data;
         const float *grad = e->tensor->grad;
         const double wd = e->decay ? (double)p->weight_decay : 0.0;

@@ -235,7 +235,9 @@ TLM_API void tlm_session_free(tlm_session *session) {
 
 TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                const tlm_session_params *given) {
-    return tlmi_session_create_with(out, model, given, tlmi_kernels_active());
+    /* The model's context's kernels (create_with reports a NULL model). */
+    return tlmi_session_create_with(out, model, given,
+                                    model != NULL ? model->ctx->kernels : NULL);
 }
 
 void tlmi_session_set_attention_hook(tlm_session *session,
@@ -501,12 +503,13 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const int64_t hd = s->model->config.head_dim;
     void *workspace =
         s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
+    const tlmi_attention_dims dims = {a->n, a->tk, hd, hd, a->ld_q, hd, hd,
+                                      h_count * hd, a->causal};
     for (int64_t h = begin; h < end; h++)
         s->kernels->attention_forward(
             s->merged + h * hd, NULL, a->q + h * a->q_head_stride,
             a->cache->k + h * a->capacity * hd,
-            a->cache->v + h * a->capacity * hd, a->visible, a->n, a->tk, hd,
-            hd, a->ld_q, hd, hd, h_count * hd, a->causal, workspace);
+            a->cache->v + h * a->capacity * hd, a->visible, &dims, workspace);
 }
 
 /* Below this many multiply-adds (n x tk x hd) a head is not worth handing

@@ -20,7 +20,7 @@
  * v_dim)) bytes, never a tq x tk matrix. Any alignment of 4 bytes works;
  * 64 is fastest. One workspace per thread: a call uses only its own.
  *
- * The SIMD entries (attention_simd.h) compute in float with a polynomial
+ * The SIMD entries (attention_tmpl.c) compute in float with a polynomial
  * exp; the results differ from the double-accumulating reference by
  * rounding (tests/kernels/test_attention.c states the tolerances).
  */
@@ -29,6 +29,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* The sizes of one head's call (all of them >= 1; strides in floats). */
+typedef struct tlmi_attention_dims {
+    int64_t tq, tk;                   /* query rows, key (and value) rows */
+    int64_t dim, v_dim;               /* q and k columns, v and out columns */
+    int64_t ld_q, ld_k, ld_v, ld_out; /* row strides, >= the columns */
+    int causal;                       /* 1: query i sees keys up to
+                                         tk - tq + i only */
+} tlmi_attention_dims;
 
 /* Bytes of workspace one call needs: the forward pass alone (backward 0)
  * or either pass (backward 1). SIZE_MAX when the count overflows. */
@@ -41,9 +50,8 @@ typedef size_t (*tlmi_attention_workspace_fn)(int64_t tq, int64_t tk,
  * is zero). */
 typedef void (*tlmi_attention_forward_fn)(
     float *out, float *lse, const float *q, const float *k, const float *v,
-    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
-    int causal, void *workspace);
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    void *workspace);
 
 /* dq [tq, dim], dk [tk, dim], dv [tk, v_dim], each may be NULL: with
  * accumulate 1 the gradients are added into them; with accumulate 0 every
@@ -53,11 +61,10 @@ typedef void (*tlmi_attention_forward_fn)(
 typedef void (*tlmi_attention_backward_fn)(
     float *dq, float *dk, float *dv, const float *dout, const float *q,
     const float *k, const float *v, const float *out, const float *lse,
-    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
-    int causal, int accumulate, void *workspace);
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace);
 
-/* The SIMD kernels' exp2 (attention_simd.h keeps its scores in base 2):
+/* The SIMD kernels' exp2 (attention_tmpl.c keeps its scores in base 2):
  * x raised to at least MIN (NaN kept), n = round(x), r = x - n in
  * [-1/2, 1/2] (exact), 2^r ~ 1 + r (C1 + r (C2 + r (C3 + r (C4 + r (C5 +
  * r C6))))), times 2^n built in the exponent bits; n = -127 gives the
@@ -80,15 +87,13 @@ typedef void (*tlmi_attention_backward_fn)(
                                           int backward);                    \
     void tlmi_attention_forward_##isa(                                      \
         float *out, float *lse, const float *q, const float *k,             \
-        const float *v, const unsigned char *visible, int64_t tq,           \
-        int64_t tk, int64_t dim, int64_t v_dim, int64_t ld_q, int64_t ld_k, \
-        int64_t ld_v, int64_t ld_out, int causal, void *workspace);         \
+        const float *v, const unsigned char *visible,                       \
+        const tlmi_attention_dims *dims, void *workspace);                  \
     void tlmi_attention_backward_##isa(                                     \
         float *dq, float *dk, float *dv, const float *dout, const float *q, \
         const float *k, const float *v, const float *out, const float *lse, \
-        const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,  \
-        int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v,            \
-        int64_t ld_out, int causal, int accumulate, void *workspace);       \
+        const unsigned char *visible, const tlmi_attention_dims *dims,      \
+        int accumulate, void *workspace);                                   \
     /* y[i] = 2^x[i] with the kernel's polynomial, for the tests. */        \
     void tlmi_attention_exp2_##isa(float *y, const float *x, int64_t n)
 

@@ -1,5 +1,5 @@
 /*
- * Kernel tables and the choice of the active one (see dispatch.h).
+ * Kernel tables and the choice of one for a new context (see dispatch.h).
  */
 #define TLM_EXPERIMENTAL /* this file implements the experimental calls */
 
@@ -24,7 +24,7 @@ void tlmi_gemm_scalar(float *c, const float *a, const float *b,
     tlmi_gemm(c, a, b, bias, m, n, k, transpose_a, transpose_b, accumulate);
 }
 
-void tlmi_gemm_scalar_cols(float *c, const float *a, const float *b,
+void tlmi_gemm_cols_scalar(float *c, const float *a, const float *b,
                            const float *bias, int64_t m, int64_t n, int64_t k,
                            int transpose_a, int transpose_b, int accumulate,
                            int64_t j_begin, int64_t j_end, float *workspace) {
@@ -33,7 +33,7 @@ void tlmi_gemm_scalar_cols(float *c, const float *a, const float *b,
                    accumulate, j_begin, j_end);
 }
 
-size_t tlmi_gemm_scalar_workspace(int64_t m, int64_t n, int64_t k,
+size_t tlmi_gemm_workspace_scalar(int64_t m, int64_t n, int64_t k,
                                   int transpose_a, int transpose_b) {
     (void)m, (void)n, (void)k, (void)transpose_a, (void)transpose_b;
     return 0;
@@ -43,8 +43,8 @@ static const tlmi_kernels scalar_kernels = {
     .isa = TLMI_ISA_SCALAR,
     .name = "scalar",
     .gemm = tlmi_gemm_scalar,
-    .gemm_workspace = tlmi_gemm_scalar_workspace,
-    .gemm_cols = tlmi_gemm_scalar_cols,
+    .gemm_workspace = tlmi_gemm_workspace_scalar,
+    .gemm_cols = tlmi_gemm_cols_scalar,
     .gemm_col_align = 1,
     .pointwise = &tlmi_pointwise_scalar,
     .attention_forward = tlmi_attention_forward_scalar,
@@ -57,8 +57,8 @@ static const tlmi_kernels avx2_kernels = {
     .isa = TLMI_ISA_AVX2,
     .name = "avx2",
     .gemm = tlmi_gemm_avx2,
-    .gemm_workspace = tlmi_gemm_avx2_workspace,
-    .gemm_cols = tlmi_gemm_avx2_cols,
+    .gemm_workspace = tlmi_gemm_workspace_avx2,
+    .gemm_cols = tlmi_gemm_cols_avx2,
     .gemm_col_align = 16, /* the micro-tile's width (small M: 8) */
     .pointwise = &tlmi_pointwise_avx2,
     .attention_forward = tlmi_attention_forward_avx2,
@@ -72,8 +72,8 @@ static const tlmi_kernels avx512_kernels = {
     .isa = TLMI_ISA_AVX512,
     .name = "avx512",
     .gemm = tlmi_gemm_avx512,
-    .gemm_workspace = tlmi_gemm_avx512_workspace,
-    .gemm_cols = tlmi_gemm_avx512_cols,
+    .gemm_workspace = tlmi_gemm_workspace_avx512,
+    .gemm_cols = tlmi_gemm_cols_avx512,
     .gemm_col_align = 32, /* the micro-tile's width (small M: 16) */
     .pointwise = &tlmi_pointwise_avx512,
     .attention_forward = tlmi_attention_forward_avx512,
@@ -87,8 +87,8 @@ static const tlmi_kernels neon_kernels = {
     .isa = TLMI_ISA_NEON,
     .name = "neon",
     .gemm = tlmi_gemm_neon,
-    .gemm_workspace = tlmi_gemm_neon_workspace,
-    .gemm_cols = tlmi_gemm_neon_cols,
+    .gemm_workspace = tlmi_gemm_workspace_neon,
+    .gemm_cols = tlmi_gemm_cols_neon,
     .gemm_col_align = 12, /* the micro-tile's width (small M: 4) */
     .pointwise = &tlmi_pointwise_neon,
     .attention_forward = tlmi_attention_forward_neon,
@@ -189,31 +189,17 @@ const tlmi_kernels *tlmi_kernels_for(int isa) {
     return compiled[isa];
 }
 
-/* ---- The active table --------------------------------------------------
- * Both values are only ever replaced whole, so readers need no lock; two
- * threads choosing at the same time compute the same table. */
+/* ---- The choice for a new context -------------------------------------
+ * The mask is a setting, not a table: each context reads it (with the CPU's
+ * features and TLM_CPU) once, when it is created, and keeps the table it
+ * chose for its whole life. */
 
 static atomic_uint_least32_t cpu_mask = UINT32_MAX;
-static _Atomic(const tlmi_kernels *) active;
 
-static const tlmi_kernels *choose_now(uint32_t mask) {
+const tlmi_kernels *tlmi_kernels_choose(void) {
+    const uint32_t mask = (uint32_t)atomic_load(&cpu_mask);
     return compiled[tlmi_isa_choose(tlmi_cpu_detect() & mask,
                                     getenv("TLM_CPU"))];
-}
-
-const tlmi_kernels *tlmi_kernels_active(void) {
-    const tlmi_kernels *kernels =
-        atomic_load_explicit(&active, memory_order_acquire);
-    if (kernels != NULL)
-        return kernels;
-    kernels = choose_now((uint32_t)atomic_load(&cpu_mask));
-    /* Keep a table another thread stored meanwhile (set_cpu_mask's). */
-    const tlmi_kernels *expected = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&active, &expected, kernels,
-                                                 memory_order_acq_rel,
-                                                 memory_order_acquire))
-        kernels = expected;
-    return kernels;
 }
 
 TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
@@ -224,17 +210,9 @@ TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
                                 (unsigned)mask,
                                 (unsigned)(mask & ~KNOWN_FEATURES));
     atomic_store(&cpu_mask, mask);
-    /* If another thread changed the mask meanwhile, the table stored last
-     * may be for the older mask: choose again until they agree. */
-    uint32_t now = mask;
-    do {
-        mask = now;
-        atomic_store_explicit(&active, choose_now(mask), memory_order_release);
-        now = (uint32_t)atomic_load(&cpu_mask);
-    } while (now != mask);
     return TLM_OK;
 }
 
 TLM_API const char *tlm_experimental_active_isa(void) {
-    return tlmi_kernels_active()->name;
+    return tlmi_kernels_choose()->name;
 }

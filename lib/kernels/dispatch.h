@@ -1,18 +1,22 @@
 /*
  * Run-time kernel dispatch: one table of function pointers per instruction
- * set (ISA), and the choice of the table the library uses.
+ * set (ISA), and the choice of the table a new context uses.
  *
- * The active table is chosen once, on first use, from
+ * Each context chooses its table once, when it is created
+ * (tlmi_kernels_choose, stored in struct tlm_context), from
  *   - the CPU's features (tlmi_cpu_detect: CPUID + XGETBV, or HWCAP),
  *   - a mask set by tlm_experimental_set_cpu_mask() (all features by
  *     default),
  *   - the environment variable TLM_CPU=scalar|avx2|avx512|neon, a cap on
- *     the ISA level read at that moment,
- * as the best ISA whose features are all present and allowed, at or below
- * the cap. Levels: scalar 0, avx2 and neon 1, avx512 2. A name the library
- * does not know leaves the level uncapped; an ISA the CPU lacks is never
- * chosen. Changing the mask chooses again (atomically: a kernel already
- * running finishes with the table it started with).
+ *     the ISA level,
+ * all three read at that moment, as the best ISA whose features are all
+ * present and allowed, at or below the cap. Levels: scalar 0, avx2 and
+ * neon 1, avx512 2. A name the library does not know leaves the level
+ * uncapped; an ISA the CPU lacks is never chosen. There is no global
+ * table: changing the mask changes the choice of contexts created after
+ * it, never the table of a live context, so a graph or a session never
+ * sees its kernels change underneath it (and sizes its workspaces for
+ * its own table only).
  *
  * Adding a kernel: a field in tlmi_kernels, filled in every table of
  * dispatch.c (the scalar reference at least).
@@ -51,8 +55,9 @@ typedef struct tlmi_kernels {
     tlmi_attention_workspace_fn attention_workspace;
 } tlmi_kernels;
 
-/* The table the library uses (never NULL). */
-const tlmi_kernels *tlmi_kernels_active(void);
+/* The table a context created now gets (never NULL): the choice above,
+ * made afresh at each call from the mask and TLM_CPU of the moment. */
+const tlmi_kernels *tlmi_kernels_choose(void);
 
 /* The table of one ISA whatever the mask, or NULL when this build has no
  * such kernels or this CPU cannot run them. For tests and benchmarks. */

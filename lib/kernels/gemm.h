@@ -137,21 +137,20 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *blocking, float *c,
 /* ---- The kernels of each ISA ----------------------------------------- */
 
 /* Declares the three entries of one ISA: tlmi_gemm_<isa> (the whole
- * product), tlmi_gemm_<isa>_workspace (the bytes it needs) and
- * tlmi_gemm_<isa>_cols (columns [j_begin, j_end) of C only). */
+ * product), tlmi_gemm_workspace_<isa> (the bytes it needs) and
+ * tlmi_gemm_cols_<isa> (columns [j_begin, j_end) of C only). */
 #define TLMI_GEMM_DECLARE(isa)                                              \
     void tlmi_gemm_##isa(float *c, const float *a, const float *b,          \
                          const float *bias, int64_t m, int64_t n, int64_t k,\
                          int transpose_a, int transpose_b, int accumulate,  \
                          float *workspace);                                 \
-    size_t tlmi_gemm_##isa##_workspace(int64_t m, int64_t n, int64_t k,     \
-                                       int transpose_a, int transpose_b);   \
-    void tlmi_gemm_##isa##_cols(float *c, const float *a, const float *b,   \
-                                const float *bias, int64_t m, int64_t n,    \
-                                int64_t k, int transpose_a,                 \
-                                int transpose_b, int accumulate,            \
-                                int64_t j_begin, int64_t j_end,             \
-                                float *workspace)
+    size_t tlmi_gemm_workspace_##isa(int64_t m, int64_t n, int64_t k,       \
+                                     int transpose_a, int transpose_b);     \
+    void tlmi_gemm_cols_##isa(float *c, const float *a, const float *b,     \
+                              const float *bias, int64_t m, int64_t n,      \
+                              int64_t k, int transpose_a, int transpose_b,  \
+                              int accumulate, int64_t j_begin,              \
+                              int64_t j_end, float *workspace)
 
 /* Scalar: the reference itself (needs no workspace). */
 TLMI_GEMM_DECLARE(scalar);

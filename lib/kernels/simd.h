@@ -1,10 +1,23 @@
 /*
  * A thin layer of float vectors over one ISA, so the pointwise kernels
- * (kernels/pointwise_impl.h), the fused attention
- * (kernels/attention_simd.h) and the GEMM (kernels/gemm_simd.h) are
+ * (kernels/pointwise_tmpl.c), the fused attention
+ * (kernels/attention_tmpl.c) and the GEMM (kernels/gemm_tmpl.c) are
  * written once for AVX2, AVX-512 and NEON.
- * Include it in a per-ISA source compiled with that ISA's flags, after
- * defining exactly one of TLMI_SIMD_AVX2, TLMI_SIMD_AVX512, TLMI_SIMD_NEON.
+ *
+ * The templates' one protocol. A per-ISA source (x86/gemm_avx2.c, ...),
+ * compiled with that ISA's flags only, defines
+ *   - exactly one of TLMI_SIMD_AVX2, TLMI_SIMD_AVX512, TLMI_SIMD_NEON (the
+ *     vectors of this layer),
+ *   - TLMI_ISA_SUFFIX, the suffix of the template's entries (avx2, ...):
+ *     TLMI_ISA_NAME(tlmi_gemm) is tlmi_gemm_avx2,
+ *   - the template's own tuning macros, all named TLMI_<FAMILY>_* (
+ *     TLMI_GEMM_MR, TLMI_ATTN_QB, ...; each template lists its own), and
+ *     any hook the template offers (a TLMI_<FAMILY>_HAVE_* macro with its
+ *     function),
+ * then includes the template (kernels/<family>_tmpl.c), which includes
+ * this file itself, defines its entries with TLMI_ISA_NAME and keeps
+ * everything else static; the short macros a template defines for its own
+ * use are #undef'd at its end.
  *
  *   tlmi_vf       TLMI_VL floats          tlmi_vm  a lane mask
  *   vf_load/store (unaligned)             vf_set1, vf_zero, vf_bcast(p)
@@ -21,6 +34,11 @@
 #define TLM_LIB_KERNELS_SIMD_H
 
 #include <stdint.h>
+
+/* The entry `name` of the ISA the including file names (see above). */
+#define TLMI_ISA_CAT2(name, suffix) name##_##suffix
+#define TLMI_ISA_CAT(name, suffix) TLMI_ISA_CAT2(name, suffix)
+#define TLMI_ISA_NAME(name) TLMI_ISA_CAT(name, TLMI_ISA_SUFFIX)
 
 #if defined(TLMI_SIMD_AVX512)
 

@@ -5,7 +5,7 @@
  *
  * gelu: iparam[0] = the tlm_gelu_form.
  *
- * The kernels are the active table's (kernels/pointwise.h; the exact GELU
+ * The kernels are the context's (kernels/pointwise.h; the exact GELU
  * is the scalar reference everywhere), run over element ranges split
  * across the context's thread pool.
  */
@@ -92,7 +92,7 @@ static void act_task(void *arg, int64_t begin, int64_t end, int thread) {
  * swiglu, src[1]) their share where they want a gradient. */
 static void act_run(tlm_tensor *out, int kind, float *result) {
     tlm_tensor *x = out->src[0], *up = out->src[1]; /* up: swiglu's */
-    act_job job = {tlmi_pointwise(), kind, result, NULL, NULL,
+    act_job job = {tlmi_pointwise(out->ctx), kind, result, NULL, NULL,
                    x->data, up != NULL ? up->data : NULL,
                    out->grad, 0, 0};
     /* Ranges are disjoint, so clearing per range equals clearing first. A

@@ -3,8 +3,8 @@
  * one head at a time without a Tq x Tk matrix (see
  * kernels/scalar/attention.h). The backward pass recomputes the
  * probabilities from the per-row logsumexp the forward pass saves. The
- * kernels are the dispatched ones (kernels/attention.h: SIMD where the
- * CPU has it); the (batch x head) pairs are shared out over the context's
+ * kernels are the context's (kernels/attention.h: SIMD where the CPU has
+ * it); the (batch x head) pairs are shared out over the context's
  * thread pool, each head computed whole by one thread, so the results are
  * the same for any thread count.
  *
@@ -15,8 +15,8 @@
  * v [B, Tk, H*Dv], result [B, Tq, H*Dv]; the kernels read and write each
  * head in place through row strides, so no split or merge copies (nor
  * their gradients) exist. key_mask NULL or [B, Tk] (f32 or i32).
- * iparam[0] = B, [1] = H, [2] = Tq, [3] = Tk, [4] = D, [5] = Dv,
- * [6] = causal, [7] = packed layout.
+ * The result's iparam holds the sizes in the slots of enum
+ * attention_slot; shape_of() reads them back.
  */
 #include "ops.h"
 
@@ -29,19 +29,71 @@
 
 /* Buffers made at creation, so that neither pass allocates. The kernels'
  * scratch is the context's workspace, one slice per thread, made large
- * enough at creation for the active kernels and for the scalar ones (the
- * fallback when the active table changed to one needing more). */
+ * enough at creation for the context's kernels. */
 typedef struct attention_saved {
     unsigned char *visible; /* [B, Tk] key_mask != 0, or NULL without mask */
     /* Only when the result has a gradient (else NULL): */
     float *lse;             /* [B, H, Tq] saved by forward for backward */
 } attention_saved;
 
+/* The result's iparam slots. */
+enum attention_slot {
+    SLOT_BATCH,  /* B */
+    SLOT_HEADS,  /* H */
+    SLOT_TQ,     /* Tq */
+    SLOT_TK,     /* Tk */
+    SLOT_DIM,    /* D, of q and k */
+    SLOT_V_DIM,  /* Dv, of v and the result */
+    SLOT_CAUSAL, /* 1 with TLM_ATTENTION_CAUSAL */
+    SLOT_PACKED, /* 1: tlm_multi_head_attention's layout */
+    SLOT_COUNT
+};
+_Static_assert(SLOT_COUNT <= sizeof(((tlm_tensor *)0)->iparam) /
+                                 sizeof(int64_t),
+               "the attention's slots fit a tensor's iparam");
+
+/* The sizes a node's iparam holds, and each head's call: one head's
+ * sizes and the row strides of its layout. */
+typedef struct attention_shape {
+    int64_t batch, heads;
+    int packed;
+    tlmi_attention_dims head;
+} attention_shape;
+
+static attention_shape shape_of(const tlm_tensor *out) {
+    const int64_t *slot = out->iparam;
+    attention_shape sh = {
+        .batch = slot[SLOT_BATCH],
+        .heads = slot[SLOT_HEADS],
+        .packed = (int)slot[SLOT_PACKED],
+        .head = {.tq = slot[SLOT_TQ], .tk = slot[SLOT_TK],
+                 .dim = slot[SLOT_DIM], .v_dim = slot[SLOT_V_DIM],
+                 .causal = (int)slot[SLOT_CAUSAL]},
+    };
+    /* Packed: the heads side by side in each row; else one after another. */
+    const int64_t rows_of = sh.packed ? sh.heads : 1;
+    sh.head.ld_q = rows_of * sh.head.dim;
+    sh.head.ld_k = rows_of * sh.head.dim;
+    sh.head.ld_v = rows_of * sh.head.v_dim;
+    sh.head.ld_out = rows_of * sh.head.v_dim;
+    return sh;
+}
+
+/* Bytes of one thread's slice for `kernels`, a multiple of 64, or
+ * SIZE_MAX on overflow. */
+static size_t slice_bytes(const tlmi_kernels *kernels,
+                          const tlmi_attention_dims *d, int backward) {
+    const size_t bytes = kernels->attention_workspace(d->tq, d->tk, d->dim,
+                                                      d->v_dim, backward);
+    return bytes > SIZE_MAX - 63 ? SIZE_MAX : (bytes + 63) / 64 * 64;
+}
+
 /* One pass over the (batch x head) pairs, shared by the threads: each
  * head is computed whole by one thread, so the results do not depend on
  * the thread count. */
 typedef struct attention_run {
     tlm_tensor *out;
+    attention_shape shape;
     const tlmi_kernels *kernels;
     unsigned char *workspace; /* thread t's slice at t * stride */
     size_t stride;
@@ -49,54 +101,32 @@ typedef struct attention_run {
     int accumulate;      /* backward: add into them (else write them) */
 } attention_run;
 
-/* Bytes of one thread's slice for `kernels`, a multiple of 64, or
- * SIZE_MAX on overflow. */
-static size_t slice_bytes(const tlmi_kernels *kernels, const int64_t *iparam,
-                          int backward) {
-    const size_t bytes = kernels->attention_workspace(
-        iparam[2], iparam[3], iparam[4], iparam[5], backward);
-    return bytes > SIZE_MAX - 63 ? SIZE_MAX : (bytes + 63) / 64 * 64;
-}
-
-/* Sets run->kernels, ->workspace and ->stride: the active table when the
- * workspace is large enough for it, else the scalar one (which creation
- * made room for). */
-static void choose_kernels(attention_run *run, int backward) {
+/* Sets run->shape, ->kernels, ->workspace and ->stride: the context's
+ * table, in the workspace alloc_saved made large enough for it. */
+static void run_begin(attention_run *run, int backward) {
     tlm_context *ctx = run->out->ctx;
-    const size_t threads = (size_t)tlmi_pool_threads(ctx->pool);
-    const tlmi_kernels *kernels = tlmi_kernels_active();
-    size_t stride = slice_bytes(kernels, run->out->iparam, backward);
-    if (stride == SIZE_MAX || stride > ctx->workspace_bytes / threads) {
-        kernels = tlmi_kernels_for(TLMI_ISA_SCALAR);
-        stride = slice_bytes(kernels, run->out->iparam, backward);
-    }
-    run->kernels = kernels;
+    run->shape = shape_of(run->out);
+    run->kernels = ctx->kernels;
     run->workspace = ctx->workspace;
-    run->stride = stride;
+    run->stride = slice_bytes(ctx->kernels, &run->shape.head, backward);
 }
 
-/* Where head `head` (b * H + h) starts in each operand, in floats, and the
- * operands' row strides. */
+/* Where head `head` (b * H + h) starts in each operand, in floats. */
 typedef struct head_offsets {
     int64_t q, k, v, out;
-    int64_t ld_q, ld_k, ld_v, ld_out;
 } head_offsets;
 
-static head_offsets offsets_of(const tlm_tensor *out, int64_t head) {
-    const int64_t heads = out->iparam[1], tq = out->iparam[2],
-                  tk = out->iparam[3], dim = out->iparam[4],
-                  v_dim = out->iparam[5];
-    if (!out->iparam[7])
-        return (head_offsets){head * tq * dim, head * tk * dim,
-                              head * tk * v_dim, head * tq * v_dim,
-                              dim, dim, v_dim, v_dim};
-    const int64_t b = head / heads, h = head % heads;
-    return (head_offsets){b * tq * heads * dim + h * dim,
-                          b * tk * heads * dim + h * dim,
-                          b * tk * heads * v_dim + h * v_dim,
-                          b * tq * heads * v_dim + h * v_dim,
-                          heads * dim, heads * dim, heads * v_dim,
-                          heads * v_dim};
+static head_offsets offsets_of(const attention_shape *sh, int64_t head) {
+    const tlmi_attention_dims *d = &sh->head;
+    if (!sh->packed)
+        return (head_offsets){head * d->tq * d->dim, head * d->tk * d->dim,
+                              head * d->tk * d->v_dim,
+                              head * d->tq * d->v_dim};
+    const int64_t b = head / sh->heads, h = head % sh->heads;
+    return (head_offsets){b * d->tq * d->ld_q + h * d->dim,
+                          b * d->tk * d->ld_k + h * d->dim,
+                          b * d->tk * d->ld_v + h * d->v_dim,
+                          b * d->tq * d->ld_out + h * d->v_dim};
 }
 
 static void forward_heads(void *arg, int64_t begin, int64_t end,
@@ -105,21 +135,17 @@ static void forward_heads(void *arg, int64_t begin, int64_t end,
     const tlm_tensor *out = run->out;
     const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
-    const int64_t heads = out->iparam[1], tq = out->iparam[2],
-                  tk = out->iparam[3], dim = out->iparam[4],
-                  v_dim = out->iparam[5];
-    const int causal = (int)out->iparam[6];
+    const tlmi_attention_dims *d = &run->shape.head;
     void *workspace = run->workspace + (size_t)thread * run->stride;
     for (int64_t head = begin; head < end; head++) {
-        const int64_t b = head / heads;
-        const head_offsets at = offsets_of(out, head);
+        const int64_t b = head / run->shape.heads;
+        const head_offsets at = offsets_of(&run->shape, head);
         run->kernels->attention_forward(
             (float *)out->data + at.out,
-            saved->lse != NULL ? saved->lse + head * tq : NULL,
+            saved->lse != NULL ? saved->lse + head * d->tq : NULL,
             (const float *)q->data + at.q, (const float *)k->data + at.k,
             (const float *)v->data + at.v,
-            saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
-            dim, v_dim, at.ld_q, at.ld_k, at.ld_v, at.ld_out, causal,
+            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
             workspace);
     }
 }
@@ -135,8 +161,8 @@ static int attention_forward(tlm_tensor *out) {
             tlmi_attention_visible_f32(saved->visible, mask->data, mask->numel);
     }
     attention_run run = {.out = out};
-    choose_kernels(&run, 0);
-    tlmi_parallel_for(out->ctx->pool, out->iparam[0] * out->iparam[1], 1,
+    run_begin(&run, 0);
+    tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
                       forward_heads, &run);
     return TLM_OK;
 }
@@ -147,23 +173,19 @@ static void backward_heads(void *arg, int64_t begin, int64_t end,
     const tlm_tensor *out = run->out;
     tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
-    const int64_t heads = out->iparam[1], tq = out->iparam[2],
-                  tk = out->iparam[3], dim = out->iparam[4],
-                  v_dim = out->iparam[5];
-    const int causal = (int)out->iparam[6];
+    const tlmi_attention_dims *d = &run->shape.head;
     void *workspace = run->workspace + (size_t)thread * run->stride;
     for (int64_t head = begin; head < end; head++) {
-        const int64_t b = head / heads;
-        const head_offsets at = offsets_of(out, head);
+        const int64_t b = head / run->shape.heads;
+        const head_offsets at = offsets_of(&run->shape, head);
         run->kernels->attention_backward(
             run->dq != NULL ? run->dq + at.q : NULL,
             run->dk != NULL ? run->dk + at.k : NULL,
             run->dv != NULL ? run->dv + at.v : NULL, out->grad + at.out,
             (const float *)q->data + at.q, (const float *)k->data + at.k,
             (const float *)v->data + at.v,
-            (const float *)out->data + at.out, saved->lse + head * tq,
-            saved->visible != NULL ? saved->visible + b * tk : NULL, tq, tk,
-            dim, v_dim, at.ld_q, at.ld_k, at.ld_v, at.ld_out, causal,
+            (const float *)out->data + at.out, saved->lse + head * d->tq,
+            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
             run->accumulate, workspace);
     }
 }
@@ -196,8 +218,8 @@ static void attention_backward(tlm_tensor *out) {
             memset(grads[i], 0, (size_t)inputs[i]->numel * sizeof(float));
     attention_run run = {.out = out, .dq = grads[0], .dk = grads[1],
                          .dv = grads[2], .accumulate = accumulate};
-    choose_kernels(&run, 1);
-    tlmi_parallel_for(out->ctx->pool, out->iparam[0] * out->iparam[1], 1,
+    run_begin(&run, 1);
+    tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
                       backward_heads, &run);
 }
 
@@ -297,8 +319,9 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
  * workspace large enough for every thread's slice; a status. */
 static int alloc_saved(tlm_tensor *result, const char *name,
                        const tlm_tensor *mask) {
-    const int64_t batch = result->iparam[0], heads = result->iparam[1],
-                  tq = result->iparam[2], tk = result->iparam[3];
+    const attention_shape sh = shape_of(result);
+    const int64_t batch = sh.batch, heads = sh.heads, tq = sh.head.tq,
+                  tk = sh.head.tk;
     attention_saved *saved = tlmi_result_alloc(result, sizeof *saved);
     if (saved == NULL)
         goto nomem;
@@ -320,19 +343,16 @@ static int alloc_saved(tlm_tensor *result, const char *name,
         if (saved->lse == NULL)
             goto nomem;
     }
-    size_t slice = slice_bytes(tlmi_kernels_active(), result->iparam, backward);
-    const size_t scalar = slice_bytes(tlmi_kernels_for(TLMI_ISA_SCALAR),
-                                      result->iparam, backward);
-    if (scalar > slice)
-        slice = scalar;
+    const size_t slice =
+        slice_bytes(result->ctx->kernels, &sh.head, backward);
     const size_t threads = (size_t)tlmi_pool_threads(result->ctx->pool);
     if (slice == SIZE_MAX || slice > SIZE_MAX / threads)
         return tlmi_op_fail(result->ctx, TLM_E_OVERFLOW,
                             "%s: the kernels' workspace for Tq %lld, Tk %lld, "
                             "D %lld, Dv %lld and %zu threads overflows",
                             name, (long long)tq, (long long)tk,
-                            (long long)result->iparam[4],
-                            (long long)result->iparam[5], threads);
+                            (long long)sh.head.dim,
+                            (long long)sh.head.v_dim, threads);
     return tlmi_context_reserve_workspace(result->ctx, slice * threads, name);
 nomem:
     return tlmi_op_fail(result->ctx, TLM_E_NOMEM,
@@ -370,34 +390,35 @@ static int attention_create(tlm_tensor **out, const tlmi_op *op,
                     : check_shapes(ctx, name, q, k, v, key_mask);
     if (status != TLM_OK)
         return status;
-    int64_t iparam[8];
+    int64_t slot[SLOT_COUNT];
     if (packed) {
-        iparam[0] = q->shape[0];
-        iparam[1] = n_heads;
-        iparam[2] = q->shape[1];
-        iparam[3] = k->shape[1];
-        iparam[4] = q->shape[2] / n_heads;
-        iparam[5] = v->shape[2] / n_heads;
+        slot[SLOT_BATCH] = q->shape[0];
+        slot[SLOT_HEADS] = n_heads;
+        slot[SLOT_TQ] = q->shape[1];
+        slot[SLOT_TK] = k->shape[1];
+        slot[SLOT_DIM] = q->shape[2] / n_heads;
+        slot[SLOT_V_DIM] = v->shape[2] / n_heads;
     } else {
-        iparam[0] = q->shape[0];
-        iparam[1] = q->shape[1];
-        iparam[2] = q->shape[2];
-        iparam[3] = k->shape[2];
-        iparam[4] = q->shape[3];
-        iparam[5] = v->shape[3];
+        slot[SLOT_BATCH] = q->shape[0];
+        slot[SLOT_HEADS] = q->shape[1];
+        slot[SLOT_TQ] = q->shape[2];
+        slot[SLOT_TK] = k->shape[2];
+        slot[SLOT_DIM] = q->shape[3];
+        slot[SLOT_V_DIM] = v->shape[3];
     }
-    iparam[6] = (flags & TLM_ATTENTION_CAUSAL) != 0;
-    iparam[7] = packed;
-    const int64_t heads_first[4] = {iparam[0], iparam[1], iparam[2],
-                                    iparam[5]};
-    const int64_t side_by_side[3] = {iparam[0], iparam[2], v->shape[2]};
+    slot[SLOT_CAUSAL] = (flags & TLM_ATTENTION_CAUSAL) != 0;
+    slot[SLOT_PACKED] = packed;
+    const int64_t heads_first[4] = {slot[SLOT_BATCH], slot[SLOT_HEADS],
+                                    slot[SLOT_TQ], slot[SLOT_V_DIM]};
+    const int64_t side_by_side[3] = {slot[SLOT_BATCH], slot[SLOT_TQ],
+                                     v->shape[2]};
     tlm_tensor *srcs[4] = {q, k, v, key_mask};
     tlm_tensor *result = NULL;
     status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32,
                                packed ? 3 : 4,
                                packed ? side_by_side : heads_first, srcs, 4);
     if (status == TLM_OK) {
-        memcpy(result->iparam, iparam, sizeof iparam);
+        memcpy(result->iparam, slot, sizeof slot);
         status = alloc_saved(result, name, key_mask);
     }
     return tlmi_result_finish(out, result, status);

@@ -2,7 +2,7 @@
  * Elementwise operations: add, sub, mul (b repeated over a's leading
  * dimensions), scale and add_scalar.
  *
- * The kernels are the active table's (kernels/pointwise.h). Results and
+ * The kernels are the context's (kernels/pointwise.h). Results and
  * a's gradient are split over element ranges across the context's pool;
  * a repeated b's gradient (a sum over a's rows) is split over b's
  * elements, each summing its rows in order: the same bits for any thread
@@ -109,13 +109,13 @@ static void ew_reduce_task(void *arg, int64_t begin, int64_t end,
 static void ew_map(tlm_context *ctx, int kind, float *out, const float *a,
                    const float *b, float factor, float offset, int64_t n,
                    int64_t bn) {
-    ew_job job = {tlmi_pointwise(), kind, out, a, b, factor, offset, n, bn};
+    ew_job job = {tlmi_pointwise(ctx), kind, out, a, b, factor, offset, n, bn};
     tlmi_parallel_for(ctx->pool, n, TLMI_POINTWISE_GRAIN, ew_map_task, &job);
 }
 
 static void ew_reduce(tlm_context *ctx, int kind, float *out, const float *a,
                       const float *b, float factor, int64_t n, int64_t bn) {
-    ew_job job = {tlmi_pointwise(), kind, out, a, b, factor, 0.0f, n, bn};
+    ew_job job = {tlmi_pointwise(ctx), kind, out, a, b, factor, 0.0f, n, bn};
     tlmi_parallel_for(ctx->pool, bn, tlmi_row_grain(n / bn), ew_reduce_task,
                       &job);
 }

@@ -20,7 +20,7 @@ typedef struct ce_saved {
     int64_t n_valid; /* rows whose target is not ignore_index */
 } ce_saved;
 
-/* The active table's kernels (kernels/pointwise.h) on row ranges split
+/* The context's kernels (kernels/pointwise.h) on row ranges split
  * across the context's pool; the loss, a sum over rows, is then added up
  * in row order by one thread. */
 typedef struct ce_job {
@@ -74,7 +74,7 @@ static int cross_entropy_forward(tlm_tensor *out) {
                             (long long)(v - 1), (int)ignore_index);
     }
     ce_saved *saved = out->saved;
-    ce_job job = {tlmi_pointwise(), NULL, saved->lse, logits->data,
+    ce_job job = {tlmi_pointwise(out->ctx), NULL, saved->lse, logits->data,
                   targets->data, 0.0f, v, ignore_index, 0};
     tlmi_parallel_for(out->ctx->pool, rows, tlmi_row_grain(v),
                       ce_forward_task, &job);
@@ -102,7 +102,7 @@ static void cross_entropy_backward(tlm_tensor *out) {
     const int64_t v = out->iparam[1];
     int accumulate;
     float *dlogits = tlmi_grad_target(logits, &accumulate);
-    ce_job job = {tlmi_pointwise(), dlogits, saved->lse, logits->data,
+    ce_job job = {tlmi_pointwise(out->ctx), dlogits, saved->lse, logits->data,
                   targets->data,
                   (float)((double)out->grad[0] / (double)saved->n_valid), v,
                   (int32_t)out->iparam[2], !accumulate};

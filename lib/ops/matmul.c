@@ -6,8 +6,8 @@
  * iparam[0] = batch count (1 for a shared 2-D weight), [1] = M, [2] = N,
  * [3] = K, [4] = transpose_b.
  *
- * The products run on the GEMM kernel dispatch chose for this CPU
- * (kernels/dispatch.h), over the context's thread pool: each thread
+ * The products run on the context's GEMM kernel (the one dispatch chose
+ * for this CPU when the context was made, kernels/dispatch.h), over the context's thread pool: each thread
  * computes a range of C's columns (or, for batched products, whole
  * products of the batch), packing into its own slot of the context's
  * workspace, so the results are the same for any number of threads.
@@ -20,7 +20,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/scalar/matmul.h"
 
-/* Workspace bytes the active GEMM needs for the node's products: the
+/* Workspace bytes the context's GEMM needs for the node's products: the
  * forward one, and the backward ones when the node has a gradient. */
 static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
                                int64_t n, int64_t k, int transpose_b,
@@ -36,14 +36,12 @@ static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
     return bytes;
 }
 
-/* C = op(A) . op(B) ... (see tlmi_gemm) with the dispatched kernel over
- * the context's threads. Should the kernels have changed since the node
- * was made (a new CPU mask) and need more workspace than there is, the
- * scalar reference does it. */
+/* C = op(A) . op(B) ... (see tlmi_gemm) with the context's kernel over
+ * its threads, in the workspace the node's creation made large enough. */
 static void gemm(tlm_context *ctx, float *c, const float *a, const float *b,
                  const float *bias, int64_t m, int64_t n, int64_t k,
                  int transpose_a, int transpose_b, int accumulate) {
-    tlmi_gemm_parallel(ctx->pool, tlmi_kernels_active(), c, a, b, bias, m, n,
+    tlmi_gemm_parallel(ctx->pool, ctx->kernels, c, a, b, bias, m, n,
                        k, transpose_a, transpose_b, accumulate,
                        ctx->workspace, ctx->workspace_bytes);
 }
@@ -83,7 +81,7 @@ static void gemm_batch(tlm_context *ctx, int64_t batch, float *c,
                        const float *b, int64_t b_stride, const float *bias,
                        int64_t m, int64_t n, int64_t k, int transpose_a,
                        int transpose_b, int accumulate) {
-    const tlmi_kernels *kernels = tlmi_kernels_active();
+    const tlmi_kernels *kernels = ctx->kernels;
     const int threads = tlmi_pool_threads(ctx->pool);
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
@@ -236,7 +234,7 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
         status = tlmi_context_reserve_workspace(
             ctx,
             tlmi_gemm_parallel_workspace(
-                matmul_workspace(tlmi_kernels_active(), rows, n, k, transpose_b,
+                matmul_workspace(ctx->kernels, rows, n, k, transpose_b,
                                  result->grad != NULL),
                 tlmi_pool_threads(ctx->pool)),
             name);

@@ -18,7 +18,7 @@
 #include "parallel.h"
 
 /* ---- layer and RMS norm on the pool ------------------------------------
- * Their kernels are the active table's (kernels/pointwise.h). Forward and
+ * Their kernels are the context's (kernels/pointwise.h). Forward and
  * the input gradient split rows across the pool; the gain and bias
  * gradients (sums over rows) split columns, each column summing its rows
  * in order: the same bits for any thread count. */
@@ -81,7 +81,7 @@ static void norm_params_task(void *arg, int64_t begin, int64_t end,
 }
 
 static void norm_forward(tlm_context *ctx, norm_job *job) {
-    job->k = tlmi_pointwise();
+    job->k = tlmi_pointwise(ctx);
     tlmi_parallel_for(ctx->pool, job->rows, tlmi_row_grain(job->cols),
                       norm_forward_task, job);
 }
@@ -90,7 +90,7 @@ static void norm_forward(tlm_context *ctx, norm_job *job) {
  * written by its rows, then the sums over rows into dgain and dbias. */
 static void norm_backward(tlm_context *ctx, norm_job *job, tlm_tensor *a,
                           tlm_tensor *gain, tlm_tensor *bias) {
-    job->k = tlmi_pointwise();
+    job->k = tlmi_pointwise(ctx);
     if (tlmi_wants_grad(a)) {
         int accumulate;
         job->dx = tlmi_grad_target(a, &accumulate);

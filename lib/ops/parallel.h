@@ -1,6 +1,6 @@
 /*
  * What the pointwise ops (activation, elementwise, norm, softmax, loss)
- * share to run their kernels: the active table of kernels/pointwise.h,
+ * share to run their kernels: the context's table of kernels/pointwise.h,
  * and the grains that keep small tensors on one thread when the loops
  * are split over the context's pool (tlmi_parallel_for).
  */
@@ -9,16 +9,17 @@
 
 #include <stdint.h>
 
+#include "context.h"
 #include "kernels/dispatch.h"
 
 /* Elements a task gets at least: below 2 x this, one thread does all
  * (a parallel loop costs a few microseconds of waking and joining). */
 #define TLMI_POINTWISE_GRAIN 32768
 
-/* The pointwise kernels to use for one op's pass: read once, passed to
- * every task, so that all of its ranges use the same table. */
-static inline const tlmi_pointwise_kernels *tlmi_pointwise(void) {
-    return tlmi_kernels_active()->pointwise;
+/* The pointwise kernels of the context an op runs in. */
+static inline const tlmi_pointwise_kernels *
+tlmi_pointwise(const tlm_context *ctx) {
+    return ctx->kernels->pointwise;
 }
 
 /* Rows (of `cols` elements) a task gets at least. */

@@ -11,7 +11,7 @@
 #include "kernels/scalar/softmax.h"
 #include "parallel.h"
 
-/* Softmax runs the active table's kernels (kernels/pointwise.h) on row
+/* Softmax runs the context's kernels (kernels/pointwise.h) on row
  * ranges split across the context's pool; log-softmax the reference. */
 typedef struct softmax_job {
     const tlmi_pointwise_kernels *k;
@@ -34,7 +34,7 @@ static void softmax_task(void *arg, int64_t begin, int64_t end, int thread) {
 }
 
 static void softmax_run(tlm_tensor *out, softmax_job *job) {
-    job->k = tlmi_pointwise();
+    job->k = tlmi_pointwise(out->ctx);
     job->cols = out->iparam[1];
     tlmi_parallel_for(out->ctx->pool, out->iparam[0],
                       tlmi_row_grain(job->cols), softmax_task, job);

@@ -207,21 +207,23 @@ static void naive_backward(naive *nv, float *dq, float *dk, float *dv,
 static void fused_forward(const tlmi_kernels *kernels, float *out, float *lse,
                           const float *q, const float *k, const float *v,
                           int64_t t, int64_t d, void *ws) {
+    const tlmi_attention_dims dims = {t, t, d, d, d, d, d, d, 1};
     for (int64_t h = 0; h < HEADS; h++)
         kernels->attention_forward(out + h * t * d, lse + h * t, q + h * t * d,
-                                   k + h * t * d, v + h * t * d, NULL, t, t, d,
-                                   d, d, d, d, d, 1, ws);
+                                   k + h * t * d, v + h * t * d, NULL, &dims,
+                                   ws);
 }
 
 static void fused_backward(const tlmi_kernels *kernels, float *dq, float *dk,
                            float *dv, const float *dout, const float *q,
                            const float *k, const float *v, const float *out,
                            const float *lse, int64_t t, int64_t d, void *ws) {
+    const tlmi_attention_dims dims = {t, t, d, d, d, d, d, d, 1};
     for (int64_t h = 0; h < HEADS; h++)
         kernels->attention_backward(
             dq + h * t * d, dk + h * t * d, dv + h * t * d, dout + h * t * d,
             q + h * t * d, k + h * t * d, v + h * t * d, out + h * t * d,
-            lse + h * t, NULL, t, t, d, d, d, d, d, d, 1, 0, ws);
+            lse + h * t, NULL, &dims, 0, ws);
 }
 
 static void print_line(const tlmi_kernels *kernels, const naive *nv,

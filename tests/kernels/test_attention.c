@@ -223,15 +223,18 @@ static void check_one(const tlmi_kernels *kernels, const config *c,
     double *scores = malloc(TLMI_ATTENTION_BLOCK * sizeof(double));
     double *acc = malloc((size_t)v_dim * sizeof(double));
     assert_true(out_want && lse_want && lse_got && scores && acc);
+    /* The reference on contiguous rows, the kernel on strided ones. */
+    const tlmi_attention_dims packed = {tq, tk, dim, v_dim, dim, dim,
+                                        v_dim, v_dim, c->causal};
+    const tlmi_attention_dims dims = {tq, tk, dim, v_dim, ld_q, ld_k,
+                                      ld_v, ld_out, c->causal};
     tlmi_attention_forward(out_want, lse_want, scores, acc, q, k, v, visible,
-                           tq, tk, dim, v_dim, dim, dim, v_dim, v_dim,
-                           c->causal, TLMI_ATTENTION_BLOCK);
+                           &packed, TLMI_ATTENTION_BLOCK);
     workspace w;
     workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 0),
                    misalign);
-    kernels->attention_forward(outs, lse_got, qs, ks, vs, visible, tq, tk,
-                               dim, v_dim, ld_q, ld_k, ld_v, ld_out,
-                               c->causal, w.start);
+    kernels->attention_forward(outs, lse_got, qs, ks, vs, visible, &dims,
+                               w.start);
     workspace_check(&w, where);
     float *out_got = unstride(outs, tq, v_dim, ld_out, "out", where);
     compare(out_got, out_want, tq * v_dim, OUT_TOL, 0, &worst_out, "out",
@@ -260,15 +263,13 @@ static void check_one(const tlmi_kernels *kernels, const config *c,
               want_v = which_grads & 4;
     tlmi_attention_backward(want_q ? dq_want : NULL, want_k ? dk_want : NULL,
                             want_v ? dv_want : NULL, drow, probs, dout, q, k,
-                            v, out_want, lse_want, visible, tq, tk, dim,
-                            v_dim, dim, dim, v_dim, v_dim, c->causal, 1,
+                            v, out_want, lse_want, visible, &packed, 1,
                             TLMI_ATTENTION_BLOCK);
     workspace_make(&w, kernels->attention_workspace(tq, tk, dim, v_dim, 1),
                    !misalign);
     kernels->attention_backward(want_q ? dqs : NULL, want_k ? dks : NULL,
                                 want_v ? dvs : NULL, douts, qs, ks, vs,
-                                out_ref, lse_want, visible, tq, tk, dim, v_dim,
-                                ld_q, ld_k, ld_v, ld_out, c->causal,
+                                out_ref, lse_want, visible, &dims,
                                 c->accumulate, w.start);
     workspace_check(&w, where);
     /* Inputs untouched, gaps included. */
@@ -421,11 +422,10 @@ static void nan_propagates(void **state) {
                 k[KN * D] = NAN;
             workspace w;
             workspace_make(&w, kern->attention_workspace(T, T, D, D, 1), 0);
-            kern->attention_forward(out, lse, q, k, v, NULL, T, T, D, D, D, D,
-                                    D, D, causal, w.start);
+            const tlmi_attention_dims dims = {T, T, D, D, D, D, D, D, causal};
+            kern->attention_forward(out, lse, q, k, v, NULL, &dims, w.start);
             kern->attention_backward(dq, dk, dv, dout, q, k, v, out, lse, NULL,
-                                     T, T, D, D, D, D, D, D, causal, 0,
-                                     w.start);
+                                     &dims, 0, w.start);
             workspace_check(&w, kern->name);
             for (int i = 0; i < T; i++) {
                 const int bad = in_q ? i == QN : !causal || i >= KN;

@@ -2,7 +2,8 @@
  * Kernel dispatch: the choice rule as a pure function, the table of each
  * ISA, the effect of the TLM_CPU environment variable on the process (the
  * suite runs this program once per value of TLM_CPU) and of
- * tlm_experimental_set_cpu_mask().
+ * tlm_experimental_set_cpu_mask(), which reach the contexts created after
+ * them only.
  */
 #define TLM_EXPERIMENTAL
 
@@ -16,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "context.h"
 #include "cpu.h"
 #include "kernels/dispatch.h"
 #include "tlm.h"
@@ -144,7 +146,11 @@ static void environment_caps_the_process(void **state) {
     print_message("TLM_CPU=%s: kernels %s (expected %s)\n",
                   env ? env : "(unset)", tlm_experimental_active_isa(), want);
     assert_string_equal(tlm_experimental_active_isa(), want);
-    assert_string_equal(tlmi_kernels_active()->name, want);
+    assert_string_equal(tlmi_kernels_choose()->name, want);
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    assert_string_equal(ctx->kernels->name, want);
+    tlm_context_free(ctx);
     assert_string_equal(
         tlmi_isa_name(tlmi_isa_choose(tlmi_cpu_detect(), env)), want);
 }
@@ -176,11 +182,11 @@ static void mask_restricts_and_restores(void **state) {
     assert_string_equal(tlm_experimental_active_isa(), expected_isa(cpu, env));
 }
 
-/* A matrix-product node sizes the context's workspace for the kernels of
- * its day; if the mask then brings kernels that need more, re-running it
- * must still give the right values (the scalar reference takes over)
- * rather than overrun the workspace. */
-static void matmul_survives_a_mask_change(void **state) {
+/* A context keeps the kernels it chose at creation: a matrix product made
+ * under the scalar mask still runs on the scalar kernels after the mask
+ * allows more (its workspace was sized for them), and a context created
+ * after the change gets the new choice. */
+static void context_keeps_its_kernels(void **state) {
     (void)state;
     enum { M = 40, K = 30, N = 50 };
     static float a_data[M * K], b_data[K * N], want[M * N];
@@ -205,14 +211,22 @@ static void matmul_survives_a_mask_change(void **state) {
     assert_int_equal(tlm_tensor_from_f32(&b, ctx, 2, b_shape, b_data), TLM_OK);
     assert_int_equal(tlm_matmul(&c, a, b, NULL, 0), TLM_OK);
 
+    assert_string_equal(ctx->kernels->name, "scalar");
+
     assert_int_equal(tlm_experimental_set_cpu_mask(TLM_EXPERIMENTAL_CPU_MASK_ALL),
                      TLM_OK);
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
+    assert_string_equal(ctx->kernels->name, "scalar");
     const float *got = tlm_tensor_data_f32(c);
     /* Not assert_float_equal: cmocka 1.1's passes a NaN. */
     for (int i = 0; i < M * N; i++)
         assert_true(got[i] - want[i] <= 1e-3f && want[i] - got[i] <= 1e-3f);
     tlm_context_free(ctx);
+
+    tlm_context *later = NULL;
+    assert_int_equal(tlm_context_create(&later, NULL), TLM_OK);
+    assert_string_equal(later->kernels->name, tlm_experimental_active_isa());
+    tlm_context_free(later);
 }
 
 int main(void) {
@@ -222,7 +236,7 @@ int main(void) {
         cmocka_unit_test(choice_rule),
         cmocka_unit_test(tables_follow_the_cpu),
         cmocka_unit_test(mask_restricts_and_restores),
-        cmocka_unit_test(matmul_survives_a_mask_change),
+        cmocka_unit_test(context_keeps_its_kernels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

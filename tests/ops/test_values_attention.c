@@ -448,13 +448,13 @@ static void block_size_does_not_matter(void **state) {
         float *gq = checked_calloc((size_t)(c.tq * c.d), sizeof(float));
         float *gk = checked_calloc((size_t)(c.tk * c.d), sizeof(float));
         float *gv = checked_calloc((size_t)(c.tk * c.dv), sizeof(float));
+        const tlmi_attention_dims dims = {c.tq, c.tk, c.d, c.dv, c.d, c.d,
+                                          c.dv, c.dv, 1};
         tlmi_attention_forward(o, lse, scores, acc, p.q, p.k, p.v, p.visible,
-                               c.tq, c.tk, c.d, c.dv, c.d, c.d, c.dv, c.dv, 1,
-                               block);
+                               &dims, block);
         assert_close(o, out, c.tq * c.dv, TOL, "out", &c);
         tlmi_attention_backward(gq, gk, gv, drow, probs, p.dout, p.q, p.k,
-                                p.v, o, lse, p.visible, c.tq, c.tk, c.d, c.dv,
-                                c.d, c.d, c.dv, c.dv, 1, 1, block);
+                                p.v, o, lse, p.visible, &dims, 1, block);
         assert_close(gq, dq, c.tq * c.d, TOL, "dq", &c);
         assert_close(gk, dk, c.tk * c.d, TOL, "dk", &c);
         assert_close(gv, dv, c.tk * c.dv, TOL, "dv", &c);

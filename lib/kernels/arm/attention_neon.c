@@ -1,17 +1,17 @@
 /*
  * Fused attention for AArch64 Advanced SIMD (NEON: 32 q registers of 4
- * floats): the generic code of kernels/attention_simd.h over the vectors
+ * floats): the generic code of kernels/attention_tmpl.c over the vectors
  * of kernels/simd.h, with 4 query rows x 2 vectors = 8 accumulators in
  * the inner kernels, and a 4 x 4 register transpose for packing keys.
  */
 #define TLMI_SIMD_NEON 1
-#define ATTN_ISA neon
+#define TLMI_ISA_SUFFIX neon
 
 #include "kernels/simd.h"
 
 /* dst[d * ldd + r] = src[r * lds + d] for r, d < 4: rows paired by
  * vtrn, then 64-bit halves. */
-#define ATTN_HAVE_TRANSPOSE 1
+#define TLMI_ATTN_HAVE_TRANSPOSE 1
 static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
                                 int64_t lds) {
     const tlmi_vf a = vld1q_f32(src), b = vld1q_f32(src + lds),
@@ -26,4 +26,4 @@ static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
     vst1q_f32(dst + 3 * ldd, vreinterpretq_f32_f64(vtrn2q_f64(t1, t3)));
 }
 
-#include "kernels/attention_simd.h"
+#include "kernels/attention_tmpl.c"

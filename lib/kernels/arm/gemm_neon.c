@@ -1,7 +1,7 @@
 /*
  * GEMM for AArch64 Advanced SIMD (NEON: 32 q registers of 4 floats): the
  * sizes and choices of this ISA; the kernels themselves are
- * kernels/gemm_simd.h, over the vectors of kernels/simd.h.
+ * kernels/gemm_tmpl.c, over the vectors of kernels/simd.h.
  *
  * Micro-kernel 8 x 12: a tile of C is 8 rows x 3 q registers, 24
  * accumulators; each step of p loads 8 values of the A panel (2 registers)
@@ -10,7 +10,7 @@
  * step is this file's own (fma_lanes below). 24 + 5 registers of the 32;
  * 24 accumulators cover FMA latency 4 x 2 pipes with room to spare. The
  * shape of OpenBLAS's and BLIS's Cortex-A57+ kernels. Packing is the
- * plain C of gemm_simd.h (the compiler vectorizes the contiguous case);
+ * plain C of gemm_tmpl.c (the compiler vectorizes the contiguous case);
  * A is always packed.
  *
  * Small M (M <= 8): no packing, as in the x86 files.
@@ -18,32 +18,32 @@
 #define TLMI_SIMD_NEON 1
 #include "kernels/simd.h"
 
-#define GEMM_ISA neon
-#define MR 8
-#define NR 12
+#define TLMI_ISA_SUFFIX neon
+#define TLMI_GEMM_MR 8
+#define TLMI_GEMM_NR 12
 /* Cache blocking (see gemm.h): K slices of at most KC, A blocks of about
  * A_BLOCK floats (128 KiB) and at most MC rows, B panels of at most NC
  * columns. Typical Arm cores have 64 KiB L1 and 512 KiB - 1 MiB L2; these
  * are educated guesses, not measurements (this file has only run under
  * qemu). */
-#define KC 512
-#define A_BLOCK (32 * 1024)
-#define MC (32 * MR)
-#define NC 1536
-#define GEMM_UNROLL_K 1
-#define GEMM_ROW_VARIANTS(X) X(8)
+#define TLMI_GEMM_KC 512
+#define TLMI_GEMM_A_BLOCK (32 * 1024)
+#define TLMI_GEMM_MC (32 * TLMI_GEMM_MR)
+#define TLMI_GEMM_NC 1536
+#define TLMI_GEMM_UNROLL_K 1
+#define TLMI_GEMM_ROW_VARIANTS(X) X(8)
 /* Small M: 8 or 4 vectors of columns, 8 or 4 dot products at a time, up
  * to 4 rows of them. */
-#define GEMM_SMALL_W(R) ((R) == 1 ? 8 : 4)
-#define GEMM_SMALL_J(R) ((R) == 1 ? 8 : 4)
-#define GEMM_SMALL_DOTS_R 4
+#define TLMI_GEMM_SMALL_W(R) ((R) == 1 ? 8 : 4)
+#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 8 : 4)
+#define TLMI_GEMM_SMALL_DOTS_R 4
 
 /* One step of p of the packed kernel, R a multiple of 4: acc[r][v] +=
  * ap[r] * b[v], four values of A per load and one FMA by lane each. */
-#define GEMM_HAVE_FMA_LANES 1
+#define TLMI_GEMM_HAVE_FMA_LANES 1
 static inline __attribute__((always_inline)) void
-fma_lanes(tlmi_vf acc[][NR / TLMI_VL], const float *ap, const tlmi_vf *b,
-          const int R, const int W) {
+fma_lanes(tlmi_vf acc[][TLMI_GEMM_NR / TLMI_VL], const float *ap,
+          const tlmi_vf *b, const int R, const int W) {
     for (int g = 0; g < R; g += 4) {
         const float32x4_t a = vld1q_f32(ap + g);
         for (int v = 0; v < W; v++) {
@@ -55,4 +55,4 @@ fma_lanes(tlmi_vf acc[][NR / TLMI_VL], const float *ap, const tlmi_vf *b,
     }
 }
 
-#include "kernels/gemm_simd.h"
+#include "kernels/gemm_tmpl.c"

@@ -58,10 +58,11 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
 void tlmi_attention_forward(float *out, float *lse, double *scores,
                             double *acc, const float *q, const float *k,
                             const float *v, const unsigned char *visible,
-                            int64_t tq, int64_t tk, int64_t dim,
-                            int64_t v_dim, int64_t ld_q, int64_t ld_k,
-                            int64_t ld_v, int64_t ld_out, int causal,
-                            int64_t block) {
+                            const tlmi_attention_dims *dims, int64_t block) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     const double scale = 1.0 / sqrt((double)dim);
     const double masked = -(double)INFINITY;
     for (int64_t i = 0; i < tq; i++) {
@@ -124,10 +125,12 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                              float *probs, const float *dout, const float *q,
                              const float *k, const float *v, const float *out,
                              const float *lse, const unsigned char *visible,
-                             int64_t tq, int64_t tk, int64_t dim,
-                             int64_t v_dim, int64_t ld_q, int64_t ld_k,
-                             int64_t ld_v, int64_t ld_out, int causal,
-                             int accumulate, int64_t block) {
+                             const tlmi_attention_dims *dims, int accumulate,
+                             int64_t block) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     const float scale = (float)(1.0 / sqrt((double)dim));
     if (!accumulate) {
         /* Overwrite: the sums below start from zero. */
@@ -206,31 +209,25 @@ size_t tlmi_attention_workspace_scalar(int64_t tq, int64_t tk, int64_t dim,
 
 void tlmi_attention_forward_scalar(float *out, float *lse, const float *q,
                                    const float *k, const float *v,
-                                   const unsigned char *visible, int64_t tq,
-                                   int64_t tk, int64_t dim, int64_t v_dim,
-                                   int64_t ld_q, int64_t ld_k, int64_t ld_v,
-                                   int64_t ld_out, int causal,
+                                   const unsigned char *visible,
+                                   const tlmi_attention_dims *dims,
                                    void *workspace) {
     double *scores =
         (double *)(((uintptr_t)workspace + 7) & ~(uintptr_t)7);
     tlmi_attention_forward(out, lse, scores, scores + TLMI_ATTENTION_BLOCK,
-                           q, k, v, visible, tq, tk, dim, v_dim, ld_q, ld_k,
-                           ld_v, ld_out, causal, TLMI_ATTENTION_BLOCK);
+                           q, k, v, visible, dims, TLMI_ATTENTION_BLOCK);
 }
 
 void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
                                     const float *dout, const float *q,
                                     const float *k, const float *v,
                                     const float *out, const float *lse,
-                                    const unsigned char *visible, int64_t tq,
-                                    int64_t tk, int64_t dim, int64_t v_dim,
-                                    int64_t ld_q, int64_t ld_k, int64_t ld_v,
-                                    int64_t ld_out, int causal,
+                                    const unsigned char *visible,
+                                    const tlmi_attention_dims *dims,
                                     int accumulate, void *workspace) {
     float *probs = workspace;
     tlmi_attention_backward(dq, dk, dv, probs + TLMI_ATTENTION_BLOCK, probs,
-                            dout, q, k, v, out, lse, visible, tq, tk, dim,
-                            v_dim, ld_q, ld_k, ld_v, ld_out, causal,
+                            dout, q, k, v, out, lse, visible, dims,
                             accumulate, TLMI_ATTENTION_BLOCK);
 }
 

@@ -5,7 +5,8 @@
  *
  * Per head: q [Tq, D], k [Tk, D], v [Tk, Dv], out [Tq, Dv], all row-major
  * with row strides ld_q, ld_k, ld_v, ld_out (in floats, at least the row
- * length; the columns between rows are neither read nor written).
+ * length; the columns between rows are neither read nor written): the
+ * sizes of a tlmi_attention_dims (kernels/attention.h).
  * Query i sees key j when j < tlmi_attention_key_limit(i, ...) and, if
  * `visible` is not NULL, visible[j] is non-zero. Scores are
  * q_i . k_j / sqrt(D). A query that sees no key gets a zero output row and
@@ -14,6 +15,8 @@
 #define TLM_LIB_KERNELS_SCALAR_ATTENTION_H
 
 #include <stdint.h>
+
+#include "kernels/attention.h" /* tlmi_attention_dims */
 
 /* Keys per block in tlm_attention(): one block's scores (and one output
  * row) are the only scratch. Any block size >= 1 gives the same result
@@ -46,10 +49,7 @@ int64_t tlmi_attention_key_limit(int64_t i, int64_t tq, int64_t tk,
 void tlmi_attention_forward(float *out, float *lse, double *scores,
                             double *acc, const float *q, const float *k,
                             const float *v, const unsigned char *visible,
-                            int64_t tq, int64_t tk, int64_t dim,
-                            int64_t v_dim, int64_t ld_q, int64_t ld_k,
-                            int64_t ld_v, int64_t ld_out, int causal,
-                            int64_t block);
+                            const tlmi_attention_dims *dims, int64_t block);
 
 /* One head's backward pass, by recomputing the probabilities from `lse`.
  * dq [tq, dim], dk [tk, dim], dv [tk, v_dim] (strides ld_q, ld_k, ld_v):
@@ -64,9 +64,7 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                              float *probs, const float *dout, const float *q,
                              const float *k, const float *v, const float *out,
                              const float *lse, const unsigned char *visible,
-                             int64_t tq, int64_t tk, int64_t dim,
-                             int64_t v_dim, int64_t ld_q, int64_t ld_k,
-                             int64_t ld_v, int64_t ld_out, int causal,
-                             int accumulate, int64_t block);
+                             const tlmi_attention_dims *dims, int accumulate,
+                             int64_t block);
 
 #endif

@@ -1,19 +1,19 @@
 /*
  * Fused attention for AVX2 + FMA (16 ymm registers of 8 floats): the
- * generic code of kernels/attention_simd.h over the vectors of
+ * generic code of kernels/attention_tmpl.c over the vectors of
  * kernels/simd.h, with 6 query rows x 2 vectors = 12 accumulators in the
  * inner kernels, and an 8 x 8 register transpose for packing keys.
  * Compiled with this ISA's flags only (lib/meson.build).
  */
 #define TLMI_SIMD_AVX2 1
-#define ATTN_ISA avx2
-#define ATTN_QB 6
+#define TLMI_ISA_SUFFIX avx2
+#define TLMI_ATTN_QB 6
 
 #include "kernels/simd.h"
 
 /* dst[d * ldd + r] = src[r * lds + d] for r, d < 8: pairs of rows
  * interleaved, then quadruples, then the 128-bit halves swapped. */
-#define ATTN_HAVE_TRANSPOSE 1
+#define TLMI_ATTN_HAVE_TRANSPOSE 1
 static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
                                 int64_t lds) {
     __m256 t[8], u[8];
@@ -37,4 +37,4 @@ static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
     }
 }
 
-#include "kernels/attention_simd.h"
+#include "kernels/attention_tmpl.c"

@@ -1,20 +1,20 @@
 /*
  * Fused attention for AVX-512F (32 zmm registers of 16 floats): the
- * generic code of kernels/attention_simd.h over the vectors of
+ * generic code of kernels/attention_tmpl.c over the vectors of
  * kernels/simd.h, with 8 query rows x 2 vectors = 16 accumulators in the
  * inner kernels, and a 16 x 16 register transpose for packing keys.
  * Compiled with this ISA's flags only (lib/meson.build).
  */
 #define TLMI_SIMD_AVX512 1
-#define ATTN_ISA avx512
-#define ATTN_QB 8
+#define TLMI_ISA_SUFFIX avx512
+#define TLMI_ATTN_QB 8
 
 #include "kernels/simd.h"
 
 /* dst[d * ldd + r] = src[r * lds + d] for r, d < 16: pairs of rows
  * interleaved and quadruples gathered within each 128-bit lane (as a 4 x 4
  * transpose per lane), then the lanes themselves transposed 4 x 4. */
-#define ATTN_HAVE_TRANSPOSE 1
+#define TLMI_ATTN_HAVE_TRANSPOSE 1
 static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
                                 int64_t lds) {
     __m512 t[16], u[16];
@@ -46,4 +46,4 @@ static inline void vf_transpose(float *dst, int64_t ldd, const float *src,
     }
 }
 
-#include "kernels/attention_simd.h"
+#include "kernels/attention_tmpl.c"

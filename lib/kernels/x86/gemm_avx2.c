@@ -1,6 +1,6 @@
 /*
  * GEMM for AVX2 + FMA (16 ymm registers of 8 floats): the sizes and
- * choices of this ISA; the kernels themselves are kernels/gemm_simd.h,
+ * choices of this ISA; the kernels themselves are kernels/gemm_tmpl.c,
  * over the vectors of kernels/simd.h, compiled with this file's flags.
  *
  * Micro-kernel 6 x 16: a tile of C is 6 rows x 2 ymm, 12 accumulators;
@@ -35,27 +35,27 @@
 #include "kernels/simd.h"
 #include "pack_x86.h"
 
-#define GEMM_ISA avx2
-#define MR 6
-#define NR 16
+#define TLMI_ISA_SUFFIX avx2
+#define TLMI_GEMM_MR 6
+#define TLMI_GEMM_NR 16
 /* Cache blocking (see gemm.h): K slices of at most KC, A blocks of about
  * A_BLOCK floats and at most MC rows, B panels of at most NC columns. */
-#define KC 512
-#define A_BLOCK (64 * 1024)
-#define MC (84 * MR)
-#define NC 2048
-#define GEMM_UNROLL_K 4
+#define TLMI_GEMM_KC 512
+#define TLMI_GEMM_A_BLOCK (64 * 1024)
+#define TLMI_GEMM_MC (84 * TLMI_GEMM_MR)
+#define TLMI_GEMM_NC 2048
+#define TLMI_GEMM_UNROLL_K 4
 /* Rows of the kernel's variants: M = 64 ends with a tile of 4 rows. */
-#define GEMM_ROW_VARIANTS(X) X(2) X(4) X(6)
-#define GEMM_COLUMNS 2
-#define GEMM_DIRECT_ROWS 1
-#define GEMM_ROWS_MAX_NC 512
-#define GEMM_DIRECT_MIN_NR 8
-#define GEMM_B_IN_PLACE_MAX_M 256
-#define GEMM_B_IN_PLACE_MAX_N 256
-#define GEMM_B_IN_PLACE_MIN_NR NR
+#define TLMI_GEMM_ROW_VARIANTS(X) X(2) X(4) X(6)
+#define TLMI_GEMM_COLUMNS 2
+#define TLMI_GEMM_DIRECT_ROWS 1
+#define TLMI_GEMM_ROWS_MAX_NC 512
+#define TLMI_GEMM_DIRECT_MIN_NR 8
+#define TLMI_GEMM_B_IN_PLACE_MAX_M 256
+#define TLMI_GEMM_B_IN_PLACE_MAX_N 256
+#define TLMI_GEMM_B_IN_PLACE_MIN_NR TLMI_GEMM_NR
 /* Small M: R x W <= 12 accumulators; 8, 4 or 3 dot products at a time. */
-#define GEMM_SMALL_W(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : (R) == 3 ? 4 : 3)
-#define GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 4 : 3)
+#define TLMI_GEMM_SMALL_W(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : (R) == 3 ? 4 : 3)
+#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 4 : 3)
 
-#include "kernels/gemm_simd.h"
+#include "kernels/gemm_tmpl.c"

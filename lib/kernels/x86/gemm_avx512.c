@@ -1,6 +1,6 @@
 /*
  * GEMM for AVX-512F (32 zmm registers of 16 floats): the sizes and
- * choices of this ISA; the kernels themselves are kernels/gemm_simd.h,
+ * choices of this ISA; the kernels themselves are kernels/gemm_tmpl.c,
  * over the vectors of kernels/simd.h, compiled with this file's flags.
  *
  * Micro-kernel 14 x 32: a tile of C is 14 rows x 2 zmm, 28 accumulators;
@@ -35,29 +35,29 @@
 #include "kernels/simd.h"
 #include "pack_x86.h"
 
-#define GEMM_ISA avx512
-#define MR 14
-#define NR 32
+#define TLMI_ISA_SUFFIX avx512
+#define TLMI_GEMM_MR 14
+#define TLMI_GEMM_NR 32
 /* Cache blocking (see gemm.h): K slices of at most KC, A blocks of about
  * A_BLOCK floats and at most MC rows, B panels of at most NC columns. */
-#define KC 1024
-#define A_BLOCK (64 * 1024)
-#define MC (36 * MR)
-#define NC 2048
-#define GEMM_UNROLL_K 2
+#define TLMI_GEMM_KC 1024
+#define TLMI_GEMM_A_BLOCK (64 * 1024)
+#define TLMI_GEMM_MC (36 * TLMI_GEMM_MR)
+#define TLMI_GEMM_NC 2048
+#define TLMI_GEMM_UNROLL_K 2
 /* Rows of the kernel's variants: the last tile of M = 64 has 8 rows. */
-#define GEMM_ROW_VARIANTS(X) X(4) X(7) X(8) X(10) X(12) X(14)
-#define GEMM_COLUMNS 4
-#define GEMM_DIRECT_ROWS 1
-#define GEMM_DIRECT_COLS 1
-#define GEMM_ROWS_MAX_NC 512
-#define GEMM_COLS_MAX_NC 256
-#define GEMM_DIRECT_MIN_NR 4
-#define GEMM_B_IN_PLACE_MAX_M 256
-#define GEMM_B_IN_PLACE_MAX_N INT64_MAX
-#define GEMM_B_IN_PLACE_MIN_NR 4
+#define TLMI_GEMM_ROW_VARIANTS(X) X(4) X(7) X(8) X(10) X(12) X(14)
+#define TLMI_GEMM_COLUMNS 4
+#define TLMI_GEMM_DIRECT_ROWS 1
+#define TLMI_GEMM_DIRECT_COLS 1
+#define TLMI_GEMM_ROWS_MAX_NC 512
+#define TLMI_GEMM_COLS_MAX_NC 256
+#define TLMI_GEMM_DIRECT_MIN_NR 4
+#define TLMI_GEMM_B_IN_PLACE_MAX_M 256
+#define TLMI_GEMM_B_IN_PLACE_MAX_N INT64_MAX
+#define TLMI_GEMM_B_IN_PLACE_MIN_NR 4
 /* Small M: R x W <= 24 accumulators; 8, 6 or 4 dot products at a time. */
-#define GEMM_SMALL_W(R) ((R) <= 2 ? 8 : 6)
-#define GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : 4)
+#define TLMI_GEMM_SMALL_W(R) ((R) <= 2 ? 8 : 6)
+#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : 4)
 
-#include "kernels/gemm_simd.h"
+#include "kernels/gemm_tmpl.c"

@@ -190,8 +190,8 @@ TLMI_INLINE void pack_transposed(float *dst, const float *src, int64_t ld,
     }
 }
 
-/* The packing kernels/gemm_simd.h asks for: direct or transposed. */
-#define GEMM_HAVE_PACK_PANELS 1
+/* The packing kernels/gemm_tmpl.c asks for: direct or transposed. */
+#define TLMI_GEMM_HAVE_PACK_PANELS 1
 TLMI_INLINE void pack_panels(float *dst, const float *src, int64_t ld,
                              int transposed, int64_t idx0, int64_t p0,
                              int64_t count, int64_t kc, const int W) {

@@ -1,9 +1,11 @@
 /*
  * The pointwise kernels of kernels/pointwise.h written once over the
- * vectors of kernels/simd.h. A per-ISA source (x86/pointwise_avx2.c, ...)
- * defines its TLMI_SIMD_<ISA> macro and TLMI_PW_TABLE (the table's name),
- * then includes this file. Every function is static: each ISA gets its own
- * copy, compiled with its own flags.
+ * vectors of kernels/simd.h, a template in the protocol simd.h describes:
+ * a per-ISA source (x86/pointwise_avx2.c, ...) defines its TLMI_SIMD_<ISA>
+ * macro and TLMI_ISA_SUFFIX, then includes this file, which defines the
+ * table TLMI_ISA_NAME(tlmi_pointwise) (tlmi_pointwise_avx2, ...). Every
+ * function is static: each ISA gets its own copy, compiled with its own
+ * flags. No tuning macros.
  *
  * Loops walk TLMI_VL floats at a time; the last, partial step loads a
  * padded copy (lanes past the end hold a neutral value: 0 for sums, -inf
@@ -11,8 +13,8 @@
  * exist. An element's result is therefore the same whether it falls in a
  * full step or in the tail, whatever range the caller passes.
  */
-#ifndef TLMI_PW_TABLE
-#error "define TLMI_PW_TABLE before including kernels/pointwise_impl.h"
+#ifndef TLMI_ISA_SUFFIX
+#error "define TLMI_ISA_SUFFIX and TLMI_SIMD_<ISA> before including this file"
 #endif
 
 #include <math.h>
@@ -563,7 +565,7 @@ static void accumulate_product_k(float *dst, const float *a, const float *b,
     }
 }
 
-const tlmi_pointwise_kernels TLMI_PW_TABLE = {
+const tlmi_pointwise_kernels TLMI_ISA_NAME(tlmi_pointwise) = {
     .exp = exp_k,
     .relu_forward = relu_forward,
     .relu_backward = relu_backward,
@@ -592,3 +594,8 @@ const tlmi_pointwise_kernels TLMI_PW_TABLE = {
     .accumulate_scaled = accumulate_scaled_k,
     .accumulate_product = accumulate_product_k,
 };
+
+#undef EXP_HI
+#undef EXP_LO
+#undef GELU_TANH_SCALE
+#undef GELU_TANH_CUBIC

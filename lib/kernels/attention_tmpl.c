@@ -1,16 +1,16 @@
 /*
  * Fused attention of one head for any SIMD ISA, written once over the
- * vector layer of kernels/simd.h: each ISA's file (x86/attention_avx2.c,
- * x86/attention_avx512.c, arm/attention_neon.c) picks the layer's ISA,
- * then includes this file, which is compiled with that file's flags.
- * Everything here is static except the entries named by ATTN_ISA.
+ * vector layer of kernels/simd.h, a template in the protocol simd.h
+ * describes: each ISA's file (x86/attention_avx2.c, x86/attention_avx512.c,
+ * arm/attention_neon.c) defines TLMI_SIMD_<ISA> and TLMI_ISA_SUFFIX, then
+ * includes this file, which is compiled with that file's flags.
+ * Everything here is static except the entries
+ * tlmi_attention_{forward,backward,workspace,exp2}_<isa>.
  *
- * The including file defines ATTN_ISA (the suffix of the entries: avx2,
- * ...), optionally ATTN_QB (query rows per block, 4 by default), and one
- * of TLMI_SIMD_AVX2, _AVX512, _NEON, and includes kernels/simd.h (the
- * vector layer the pointwise kernels use too) before this file; it may
- * define ATTN_HAVE_TRANSPOSE and
+ * Tuning macros the including file may define: TLMI_ATTN_QB (query rows
+ * per block, 4 by default), and TLMI_ATTN_HAVE_TRANSPOSE with
  *   vf_transpose(dst, ldd, src, lds)   a W x W transpose (key packing)
+ * (it includes kernels/simd.h itself first, for the vector types).
  *
  * The algorithm (flash-style, in float):
  *
@@ -63,8 +63,8 @@
  * [-125, 100] against double exp2 (tests/kernels/test_attention.c checks
  * < 2.5e-7).
  */
-#ifndef ATTN_ISA
-#error "define ATTN_ISA and include kernels/simd.h before this file"
+#ifndef TLMI_ISA_SUFFIX
+#error "define TLMI_ISA_SUFFIX and TLMI_SIMD_<ISA> before including this file"
 #endif
 
 #include <math.h>
@@ -73,25 +73,22 @@
 #include <string.h>
 
 #include "kernels/attention.h"
+#include "kernels/simd.h"
 
 /* Short names for the vector layer's: the vector, its lanes. */
 typedef tlmi_vf VF;
 #define W TLMI_VL
 
-#define ATTN_CAT2(a, b) a##b
-#define ATTN_CAT(a, b) ATTN_CAT2(a, b)
-#define ATTN_ENTRY(name) ATTN_CAT(name, ATTN_ISA)
-
 #if defined(__GNUC__)
-#define ATTN_INLINE static inline __attribute__((always_inline))
+#define TLMI_ATTN_INLINE static inline __attribute__((always_inline))
 #else
-#define ATTN_INLINE static inline
+#define TLMI_ATTN_INLINE static inline
 #endif
 
 /* Query rows per block: 4 by default (8 accumulators in the inner
- * kernels), ATTN_QB when the ISA has the registers for more. */
-#if defined(ATTN_QB)
-#define QB ATTN_QB
+ * kernels), TLMI_ATTN_QB when the ISA has the registers for more. */
+#if defined(TLMI_ATTN_QB)
+#define QB TLMI_ATTN_QB
 #else
 #define QB 4
 #endif
@@ -183,9 +180,9 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
         L->floats = end;
 }
 
-size_t ATTN_ENTRY(tlmi_attention_workspace_)(int64_t tq, int64_t tk,
-                                             int64_t dim, int64_t v_dim,
-                                             int backward) {
+size_t TLMI_ISA_NAME(tlmi_attention_workspace)(int64_t tq, int64_t tk,
+                                               int64_t dim, int64_t v_dim,
+                                               int backward) {
     attn_layout fwd, bwd;
     attn_layout_make(&fwd, tq, tk, dim, v_dim, 0);
     size_t floats = fwd.floats;
@@ -204,7 +201,7 @@ size_t ATTN_ENTRY(tlmi_attention_workspace_)(int64_t tq, int64_t tk,
  * r = x - n, the polynomial, times 2^n; n = -127 (x <= -127, -inf) makes
  * the exponent bits of 0. max(MIN, x) in this order keeps a NaN x (the
  * x86 max returns its second operand then). */
-ATTN_INLINE VF vf_exp2(VF x) {
+TLMI_ATTN_INLINE VF vf_exp2(VF x) {
     x = vf_max(vf_set1(TLMI_EXP2_MIN), x);
     const VF n = vf_round(x);
     const VF r = vf_sub(x, n);
@@ -238,7 +235,7 @@ static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
             for (int64_t c = g; all && visible != NULL && c < g + W; c++)
                 all = visible[p0 + c] != 0;
             int64_t d0 = 0;
-#if defined(ATTN_HAVE_TRANSPOSE)
+#if defined(TLMI_ATTN_HAVE_TRANSPOSE)
             if (all)
                 for (; d0 + W <= cols; d0 += W)
                     vf_transpose(panel + d0 * NW + g, NW,
@@ -261,7 +258,7 @@ static void attn_pack_panels(float *dst, const float *x, int64_t ldx,
 
 /* dst[c] = src[c], c < n: vector copies inline (rows are short, and a
  * call to memcpy per row cost more than the copy). */
-ATTN_INLINE void attn_copy(float *dst, const float *src, int64_t n) {
+TLMI_ATTN_INLINE void attn_copy(float *dst, const float *src, int64_t n) {
     int64_t c = 0;
     for (; c + W <= n; c += W)
         vf_store(dst + c, vf_load(src + c));
@@ -291,7 +288,7 @@ static void attn_pack_rows(float *dst, int64_t ldd, const float *x,
 /* s[r][p * NW + c] = (x_r . key) * scale + bias[p * NW + c] for r < rows
  * (s rows at stride lds), the n_panels panels of `panels` (each cols x
  * NW). x rows at stride ldx; bias may be NULL (zero). */
-ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
+TLMI_ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
                              int64_t ldx, const float *panels,
                              int64_t n_panels, int64_t cols, float scale,
                              const float *bias, const int rows) {
@@ -330,7 +327,7 @@ ATTN_INLINE void attn_scores(float *s, int64_t lds, const float *x,
  * r < rows, c < cols (a multiple of W); acc rows at stride lda, x rows at
  * stride ldx. pr is a block of probabilities (prs = KB, prj = 1) or its
  * transpose (prs = 1, prj = KB: the rows are keys, the sum over queries). */
-ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
+TLMI_ATTN_INLINE void attn_rows_acc(float *acc, int64_t lda, const float *pr,
                                int64_t prs, int64_t prj, const float *x,
                                int64_t ldx, int64_t n, int64_t cols,
                                const int rows) {
@@ -386,26 +383,26 @@ static void attn_scores_n(float *s, int64_t lds, const float *x,
                           int64_t ldx, const float *panels, int64_t n_panels,
                           int64_t cols, float scale, const float *bias,
                           int rows) {
-#define ATTN_SCORES_LDX(ldx_)                                               \
+#define TLMI_ATTN_SCORES_LDX(ldx_)                                          \
     attn_scores(s, lds, x, ldx_, panels, n_panels, cols, scale, bias, QB)
     if (rows == 1)
         attn_scores(s, lds, x, ldx, panels, n_panels, cols, scale, bias, 1);
     else if (ldx == 64)
-        ATTN_SCORES_LDX(64);
+        TLMI_ATTN_SCORES_LDX(64);
     else if (ldx == 32)
-        ATTN_SCORES_LDX(32);
+        TLMI_ATTN_SCORES_LDX(32);
     else if (ldx == 128)
-        ATTN_SCORES_LDX(128);
+        TLMI_ATTN_SCORES_LDX(128);
     else
-        ATTN_SCORES_LDX(ldx);
-#undef ATTN_SCORES_LDX
+        TLMI_ATTN_SCORES_LDX(ldx);
+#undef TLMI_ATTN_SCORES_LDX
 }
 
 /* The backward's pr is a block of KB columns read by rows (prs = KB, prj
  * = 1) or by columns (prs = 1, prj = KB): with the strides constant,
  * every broadcast of a key step is at a fixed offset from one pointer.
  * The forward's is a strip of rows at any stride. */
-#define ATTN_ROWS_ACC_STRIDES(prs_, prj_)                                   \
+#define TLMI_ATTN_ROWS_ACC_STRIDES(prs_, prj_)                              \
     do {                                                                    \
         if (rows == 1)                                                      \
             attn_rows_acc(acc, lda, pr, prs_, prj_, x, ldx, n, cols, 1);    \
@@ -419,11 +416,11 @@ static void attn_rows_acc_n(float *acc, int64_t lda, const float *pr,
                             int64_t prs, int64_t prj, const float *x,
                             int64_t ldx, int64_t n, int64_t cols, int rows) {
     if (prs == KB && prj == 1)
-        ATTN_ROWS_ACC_STRIDES(KB, 1);
+        TLMI_ATTN_ROWS_ACC_STRIDES(KB, 1);
     else if (prs == 1 && prj == KB)
-        ATTN_ROWS_ACC_STRIDES(1, KB);
+        TLMI_ATTN_ROWS_ACC_STRIDES(1, KB);
     else
-        ATTN_ROWS_ACC_STRIDES(prs, prj);
+        TLMI_ATTN_ROWS_ACC_STRIDES(prs, prj);
 }
 
 /* ---- Shared pieces of both passes ------------------------------------- */
@@ -460,15 +457,16 @@ static void attn_mask_tail(float *sr, int64_t limit, int64_t n) {
 
 /* ---- Forward ---------------------------------------------------------- */
 
-void ATTN_ENTRY(tlmi_attention_forward_)(float *out, float *lse,
-                                         const float *q, const float *k,
-                                         const float *v,
-                                         const unsigned char *visible,
-                                         int64_t tq, int64_t tk, int64_t dim,
-                                         int64_t v_dim, int64_t ld_q,
-                                         int64_t ld_k, int64_t ld_v,
-                                         int64_t ld_out, int causal,
-                                         void *workspace) {
+void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
+                                           const float *q, const float *k,
+                                           const float *v,
+                                           const unsigned char *visible,
+                                           const tlmi_attention_dims *dims,
+                                           void *workspace) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     attn_layout L;
     attn_layout_make(&L, tq, tk, dim, v_dim, 0);
     float *ws = workspace;
@@ -575,12 +573,15 @@ static void attn_row_out(float *dst, const float *src, int64_t n,
         attn_copy(dst, src, n);
 }
 
-void ATTN_ENTRY(tlmi_attention_backward_)(
+void TLMI_ISA_NAME(tlmi_attention_backward)(
     float *dq, float *dk, float *dv, const float *dout, const float *q,
     const float *k, const float *v, const float *out, const float *lse,
-    const unsigned char *visible, int64_t tq, int64_t tk, int64_t dim,
-    int64_t v_dim, int64_t ld_q, int64_t ld_k, int64_t ld_v, int64_t ld_out,
-    int causal, int accumulate, void *workspace) {
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
+                  ld_v = dims->ld_v, ld_out = dims->ld_out;
+    const int causal = dims->causal;
     if (dq == NULL && dk == NULL && dv == NULL)
         return;
     attn_layout L;
@@ -751,7 +752,7 @@ void ATTN_ENTRY(tlmi_attention_backward_)(
     }
 }
 
-void ATTN_ENTRY(tlmi_attention_exp2_)(float *y, const float *x, int64_t n) {
+void TLMI_ISA_NAME(tlmi_attention_exp2)(float *y, const float *x, int64_t n) {
     int64_t i = 0;
     for (; i + W <= n; i += W)
         vf_store(y + i, vf_exp2(vf_load(x + i)));
@@ -764,3 +765,11 @@ void ATTN_ENTRY(tlmi_attention_exp2_)(float *y, const float *x, int64_t n) {
             y[i + j] = res[j];
     }
 }
+
+#undef TLMI_ATTN_INLINE
+#undef W
+#undef QB
+#undef NW
+#undef KB
+#undef BQ
+#undef KG

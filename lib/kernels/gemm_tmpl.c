@@ -2,42 +2,45 @@
  * The GEMM kernels of gemm.h written once over the vectors of
  * kernels/simd.h: the packed micro-kernel and its narrower variants, the
  * kernels reading A in place, the small-M path (no packing) and the three
- * entry points. A per-ISA source (x86/gemm_avx2.c, x86/gemm_avx512.c,
- * arm/gemm_neon.c) defines its TLMI_SIMD_<ISA> macro, the sizes below
- * and what is really its own, then includes this file, which is compiled
- * with that file's flags. Everything here is static except the entries
- * tlmi_gemm_<GEMM_ISA>, tlmi_gemm_<GEMM_ISA>_cols and
- * tlmi_gemm_<GEMM_ISA>_workspace. The loops around the micro-kernel (cache
- * blocking, the edges of C) are the plain-C driver of gemm_blocked.c.
+ * entry points. A template in the protocol of kernels/simd.h: a per-ISA
+ * source (x86/gemm_avx2.c, x86/gemm_avx512.c, arm/gemm_neon.c) defines
+ * TLMI_SIMD_<ISA>, TLMI_ISA_SUFFIX, the sizes below and what is really
+ * its own, then includes this file, which is compiled with that file's
+ * flags. Everything here is static except the entries tlmi_gemm_<isa>,
+ * tlmi_gemm_cols_<isa> and tlmi_gemm_workspace_<isa>. The loops around
+ * the micro-kernel (cache blocking, the edges of C) are the plain-C
+ * driver of gemm_blocked.c.
  *
- * The including file defines:
- *   GEMM_ISA            the suffix of the entries (avx2, ...)
+ * The including file defines (every name below prefixed TLMI_GEMM_: MR
+ * is TLMI_GEMM_MR):
  *   MR, NR              the micro-tile: rows of A, columns of B; NR is 1
  *                       to 3 vectors (TLMI_VL floats each)
  *   KC, A_BLOCK, MC, NC cache blocks (tlmi_gemm_blocking in gemm.h)
- *   GEMM_UNROLL_K       how many steps of p the micro-kernel unrolls
- *   GEMM_ROW_VARIANTS(X)  X(R) for each number of rows a kernel variant
+ *   UNROLL_K            how many steps of p the micro-kernel unrolls
+ *   ROW_VARIANTS(X)     X(R) for each number of rows a kernel variant
  *                       computes, increasing, the last MR: a tile of mr
  *                       rows runs the smallest variant R >= mr
- *   GEMM_SMALL_W(R), GEMM_SMALL_J(R)  small M: vectors of columns per
+ *   SMALL_W(R), SMALL_J(R)  small M: vectors of columns per
  *                       tile of R rows (B not transposed), columns per
  *                       tile of dot products (B transposed)
  * and may define:
- *   GEMM_COLUMNS        tiles of at most this many columns (4 or fewer)
+ *   COLUMNS             tiles of at most this many columns (4 or fewer)
  *                       run a kernel with vectors down the MR rows of A
  *                       (MR <= TLMI_VL); 0 or undefined: none
- *   GEMM_DIRECT_ROWS, GEMM_DIRECT_COLS  1: kernels reading A in place,
+ *   DIRECT_ROWS, DIRECT_COLS  1: kernels reading A in place,
  *                       not transposed / transposed (gemm.h), with
- *                       GEMM_ROWS_MAX_NC, GEMM_COLS_MAX_NC,
- *                       GEMM_DIRECT_MIN_NR, GEMM_B_IN_PLACE_MAX_M,
- *                       GEMM_B_IN_PLACE_MAX_N, GEMM_B_IN_PLACE_MIN_NR
+ *                       ROWS_MAX_NC, COLS_MAX_NC, DIRECT_MIN_NR,
+ *                       B_IN_PLACE_MAX_M, B_IN_PLACE_MAX_N,
+ *                       B_IN_PLACE_MIN_NR
  *                       (the blocking's fields; 0 when undefined).
  *                       Without TLMI_VF_MASKED, B read in place must
- *                       only come in full tiles (GEMM_B_IN_PLACE_MIN_NR
+ *                       only come in full tiles (B_IN_PLACE_MIN_NR
  *                       = NR, or no such reading).
- *   GEMM_SMALL_DOTS_R   rows per tile of dot products, 3 (default) or 4
- *   GEMM_HAVE_PACK_PANELS  with pack_panels() below, its own packing
- *   GEMM_HAVE_FMA_LANES with fma_lanes() below, its own step of the
+ *   SMALL_DOTS_R        rows per tile of dot products, 3 (default) or 4
+ *   SMALL_M             products of at most this many rows (8 by
+ *                       default) take the small-M path
+ *   HAVE_PACK_PANELS    with pack_panels() below, its own packing
+ *   HAVE_FMA_LANES      with fma_lanes() below, its own step of the
  *                       packed kernel for R a multiple of 4
  *
  * Every element of C gets the same operations whatever row variant or
@@ -48,8 +51,8 @@
  * (TLMI_VF_MASKED), masked vector loads and stores; without, through a
  * buffer, one float at a time.
  */
-#ifndef GEMM_ISA
-#error "define GEMM_ISA and the kernel's sizes before including this file"
+#ifndef TLMI_ISA_SUFFIX
+#error "define TLMI_ISA_SUFFIX and the sizes before including this file"
 #endif
 
 #include <stddef.h>
@@ -57,6 +60,14 @@
 
 #include "kernels/gemm.h"
 #include "kernels/simd.h"
+
+/* Short names for the including file's sizes (#undef'd at the end). */
+#define MR TLMI_GEMM_MR
+#define NR TLMI_GEMM_NR
+#define KC TLMI_GEMM_KC
+#define MC TLMI_GEMM_MC
+#define NC TLMI_GEMM_NC
+#define A_BLOCK TLMI_GEMM_A_BLOCK
 
 #ifndef TLMI_INLINE
 #if defined(__GNUC__)
@@ -67,18 +78,14 @@
 #endif
 
 #if defined(__GNUC__)
-#define GEMM_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
+#define TLMI_GEMM_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 3)
 #else
-#define GEMM_PREFETCH(p) ((void)(p))
+#define TLMI_GEMM_PREFETCH(p) ((void)(p))
 #endif
 
 /* #pragma GCC unroll with a macro argument. */
-#define GEMM_PRAGMA(x) _Pragma(#x)
-#define GEMM_UNROLL(n) GEMM_PRAGMA(GCC unroll n)
-
-#define GEMM_CAT2(a, b) a##b
-#define GEMM_CAT(a, b) GEMM_CAT2(a, b)
-#define GEMM_ENTRY(suffix) GEMM_CAT(GEMM_CAT(tlmi_gemm_, GEMM_ISA), suffix)
+#define TLMI_GEMM_PRAGMA(x) _Pragma(#x)
+#define TLMI_GEMM_UNROLL(n) TLMI_GEMM_PRAGMA(GCC unroll n)
 
 /* Vectors in a full tile's row. */
 #define WMAX (NR / TLMI_VL)
@@ -86,24 +93,24 @@
 #error "NR must be 1, 2 or 3 vectors"
 #endif
 
-#ifndef GEMM_COLUMNS
-#define GEMM_COLUMNS 0
+#ifndef TLMI_GEMM_COLUMNS
+#define TLMI_GEMM_COLUMNS 0
 #endif
-#if GEMM_COLUMNS > 4 || (GEMM_COLUMNS > 0 && MR > TLMI_VL)
+#if TLMI_GEMM_COLUMNS > 4 || (TLMI_GEMM_COLUMNS > 0 && MR > TLMI_VL)
 #error "the column kernel takes at most 4 columns and MR <= TLMI_VL rows"
 #endif
-#ifndef GEMM_DIRECT_ROWS
-#define GEMM_DIRECT_ROWS 0
+#ifndef TLMI_GEMM_DIRECT_ROWS
+#define TLMI_GEMM_DIRECT_ROWS 0
 #endif
-#ifndef GEMM_DIRECT_COLS
-#define GEMM_DIRECT_COLS 0
+#ifndef TLMI_GEMM_DIRECT_COLS
+#define TLMI_GEMM_DIRECT_COLS 0
 #endif
-#ifndef GEMM_SMALL_DOTS_R
-#define GEMM_SMALL_DOTS_R 3
+#ifndef TLMI_GEMM_SMALL_DOTS_R
+#define TLMI_GEMM_SMALL_DOTS_R 3
 #endif
 /* Products of at most SMALL_M rows take the small-M path. */
-#ifndef SMALL_M
-#define SMALL_M 8
+#ifndef TLMI_GEMM_SMALL_M
+#define TLMI_GEMM_SMALL_M 8
 #endif
 
 /* Loads and stores of the lanes of a mask where the layer has masks
@@ -123,7 +130,7 @@ typedef int gemm_vm;
 
 /* ---- Packing ---------------------------------------------------------- */
 
-#if !defined(GEMM_HAVE_PACK_PANELS)
+#if !defined(TLMI_GEMM_HAVE_PACK_PANELS)
 /* Panels of W indices, kc rows of W floats each (see gemm.h), in plain C
  * (the compiler vectorizes the contiguous case). Direct:
  * src[(p0 + p) * ld + idx]; transposed: src[idx * ld + p0 + p]. */
@@ -179,12 +186,12 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
                             const float *bias, const int R, const int W,
                             const int mode, const int clamp) {
     gemm_vm b_mask[WMAX];
-    GEMM_UNROLL(3)
+    TLMI_GEMM_UNROLL(3)
     for (int v = 0; v < W; v++)
         b_mask[v] = gemm_lanes(mode == A_PACKED ? TLMI_VL : nr - TLMI_VL * v);
     /* Offsets of the rows of A when it is read unpacked. */
     int64_t row_at[MR];
-    GEMM_UNROLL(16)
+    TLMI_GEMM_UNROLL(16)
     for (int r = 0; r < R; r++) {
         const int64_t row = clamp && r >= mr ? 0 : r;
         row_at[r] = mode == A_COLS ? row : row * lda;
@@ -192,38 +199,38 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
     const int64_t a_step = mode == A_PACKED ? MR : mode == A_ROWS ? 1 : lda;
     const int64_t b_step = mode == A_PACKED ? NR : ldb;
     tlmi_vf acc[MR][WMAX];
-    GEMM_UNROLL(16)
+    TLMI_GEMM_UNROLL(16)
     for (int r = 0; r < R; r++)
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int v = 0; v < W; v++)
             acc[r][v] = vf_zero();
     /* C is read at the end: start fetching it now, a line at a time. */
     for (int r = 0; r < mr; r++)
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int off = 0; off < W * TLMI_VL; off += 16)
-            GEMM_PREFETCH(c + r * ldc + off);
+            TLMI_GEMM_PREFETCH(c + r * ldc + off);
 
-    GEMM_UNROLL(GEMM_UNROLL_K)
+    TLMI_GEMM_UNROLL(TLMI_GEMM_UNROLL_K)
     for (int64_t p = 0; p < kc; p++) {
         tlmi_vf b[WMAX];
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int v = 0; v < W; v++)
             b[v] = mode == A_PACKED
                        ? vf_load(bp + TLMI_VL * v)
                        : gemm_load_lanes(b_mask[v], bp + TLMI_VL * v);
-#if defined(GEMM_HAVE_FMA_LANES)
+#if defined(TLMI_GEMM_HAVE_FMA_LANES)
         if (mode == A_PACKED && R % 4 == 0) {
             fma_lanes(acc, ap, b, R, W);
         } else
 #endif
         {
-            GEMM_UNROLL(16)
+            TLMI_GEMM_UNROLL(16)
             for (int r = 0; r < R; r++) {
                 const tlmi_vf av = vf_bcast(mode == A_PACKED ? ap + r
                                             : clamp ? ap + row_at[r]
                                             : mode == A_ROWS ? ap + r * lda
                                                              : ap + r);
-                GEMM_UNROLL(3)
+                TLMI_GEMM_UNROLL(3)
                 for (int v = 0; v < W; v++)
                     acc[r][v] = vf_fmadd(av, b[v], acc[r][v]);
             }
@@ -234,13 +241,13 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
 
     if (R == MR && W == WMAX && mr == MR && nr == NR) {
         tlmi_vf bias_v[WMAX];
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int v = 0; v < WMAX; v++)
             bias_v[v] = bias != NULL ? vf_load(bias + TLMI_VL * v) : vf_zero();
-        GEMM_UNROLL(16)
+        TLMI_GEMM_UNROLL(16)
         for (int r = 0; r < MR; r++) {
             float *row = c + r * ldc;
-            GEMM_UNROLL(3)
+            TLMI_GEMM_UNROLL(3)
             for (int v = 0; v < WMAX; v++) {
                 tlmi_vf x = vf_add(acc[r][v], bias_v[v]);
                 if (load_c)
@@ -254,18 +261,18 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
     /* A tile on the edge of C: masked columns, rows below mr only. */
     tlmi_vm mask[WMAX];
     tlmi_vf bias_v[WMAX];
-    GEMM_UNROLL(3)
+    TLMI_GEMM_UNROLL(3)
     for (int v = 0; v < W; v++) {
         mask[v] = vf_lanes(nr - TLMI_VL * v);
         bias_v[v] = bias != NULL ? vf_load_mask(mask[v], bias + TLMI_VL * v)
                                  : vf_zero();
     }
-    GEMM_UNROLL(16)
+    TLMI_GEMM_UNROLL(16)
     for (int r = 0; r < R; r++) {
         if (r >= mr)
             break;
         float *row = c + r * ldc;
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int v = 0; v < W; v++) {
             tlmi_vf x = vf_add(acc[r][v], bias_v[v]);
             if (load_c)
@@ -276,9 +283,9 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
 #else
     /* A tile on the edge of C: through a buffer, only the valid part. */
     float tile[MR * NR];
-    GEMM_UNROLL(16)
+    TLMI_GEMM_UNROLL(16)
     for (int r = 0; r < R; r++)
-        GEMM_UNROLL(3)
+        TLMI_GEMM_UNROLL(3)
         for (int v = 0; v < W; v++)
             vf_store(tile + r * NR + TLMI_VL * v, acc[r][v]);
     for (int r = 0; r < mr; r++) {
@@ -300,7 +307,7 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
  * bound by its FMAs), so the last tile of M = 64 runs, say, an 8-row
  * variant instead of paying for 14. With A unpacked, a tile of exactly R
  * rows reads them at fixed offsets, a shorter one through row_at. */
-#define GEMM_TRY_ROWS(R_)                                                   \
+#define TLMI_GEMM_TRY_ROWS(R_)                                              \
     if (mr <= (R_)) {                                                       \
         if (mode != A_PACKED && mr == (R_))                                 \
             micro_rows(kc, ap, lda, bp, ldb, c, ldc, mr, nr, load_c, bias,  \
@@ -315,9 +322,9 @@ TLMI_INLINE void micro_width(int64_t kc, const float *ap, int64_t lda,
                              const float *bp, int64_t ldb, float *c,
                              int64_t ldc, int mr, int nr, int load_c,
                              const float *bias, const int W, const int mode) {
-    GEMM_ROW_VARIANTS(GEMM_TRY_ROWS)
+    TLMI_GEMM_ROW_VARIANTS(TLMI_GEMM_TRY_ROWS)
 }
-#undef GEMM_TRY_ROWS
+#undef TLMI_GEMM_TRY_ROWS
 
 /* The vectors a tile of nr columns needs. */
 TLMI_INLINE void micro_any(int64_t kc, const float *ap, int64_t lda,
@@ -337,8 +344,8 @@ TLMI_INLINE void micro_any(int64_t kc, const float *ap, int64_t lda,
                     WMAX, mode);
 }
 
-#if GEMM_COLUMNS > 0
-/* A tile of at most GEMM_COLUMNS columns (the last of a row of tiles,
+#if TLMI_GEMM_COLUMNS > 0
+/* A tile of at most TLMI_GEMM_COLUMNS columns (the last of a row of tiles,
  * e.g. column 64 of a 65-token vocabulary) the other way round: vectors
  * run down the MR rows of the A panel (lanes past MR read the next row
  * and are ignored) and each column's value of B is broadcast. The row
@@ -348,19 +355,19 @@ TLMI_INLINE void micro_any(int64_t kc, const float *ap, int64_t lda,
 static void micro_columns(int64_t kc, const float *ap, const float *bp,
                           float *c, int64_t ldc, int mr, int nr, int load_c,
                           const float *bias) {
-    tlmi_vf acc[GEMM_COLUMNS][4];
-    GEMM_UNROLL(4)
-    for (int j = 0; j < GEMM_COLUMNS; j++)
-        GEMM_UNROLL(4)
+    tlmi_vf acc[TLMI_GEMM_COLUMNS][4];
+    TLMI_GEMM_UNROLL(4)
+    for (int j = 0; j < TLMI_GEMM_COLUMNS; j++)
+        TLMI_GEMM_UNROLL(4)
         for (int u = 0; u < 4; u++)
             acc[j][u] = vf_zero();
     int64_t p = 0;
     for (; p + 4 <= kc; p += 4) {
-        GEMM_UNROLL(4)
+        TLMI_GEMM_UNROLL(4)
         for (int u = 0; u < 4; u++) {
             const tlmi_vf a = vf_load(ap + (p + u) * MR);
-            GEMM_UNROLL(4)
-            for (int j = 0; j < GEMM_COLUMNS; j++)
+            TLMI_GEMM_UNROLL(4)
+            for (int j = 0; j < TLMI_GEMM_COLUMNS; j++)
                 if (j < nr)
                     acc[j][u] = vf_fmadd(a, vf_bcast(bp + (p + u) * NR + j),
                                          acc[j][u]);
@@ -368,8 +375,8 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
     }
     for (; p < kc; p++) {
         const tlmi_vf a = vf_load(ap + p * MR);
-        GEMM_UNROLL(4)
-        for (int j = 0; j < GEMM_COLUMNS; j++)
+        TLMI_GEMM_UNROLL(4)
+        for (int j = 0; j < TLMI_GEMM_COLUMNS; j++)
             if (j < nr)
                 acc[j][0] = vf_fmadd(a, vf_bcast(bp + p * NR + j), acc[j][0]);
     }
@@ -393,8 +400,8 @@ static void micro_columns(int64_t kc, const float *ap, const float *bp,
 static void micro(int64_t kc, const float *ap, const float *bp, float *c,
                   int64_t ldc, int mr, int nr, int load_c,
                   const float *bias) {
-#if GEMM_COLUMNS > 0
-    if (nr <= GEMM_COLUMNS) {
+#if TLMI_GEMM_COLUMNS > 0
+    if (nr <= TLMI_GEMM_COLUMNS) {
         micro_columns(kc, ap, bp, c, ldc, mr, nr, load_c, bias);
         return;
     }
@@ -403,54 +410,54 @@ static void micro(int64_t kc, const float *ap, const float *bp, float *c,
 }
 
 /* A read in place (tlmi_micro_direct_fn), not transposed (micro_a_rows)
- * and transposed (micro_a_cols): tiles of more than GEMM_DIRECT_MIN_NR
+ * and transposed (micro_a_cols): tiles of more than TLMI_GEMM_DIRECT_MIN_NR
  * columns only (the narrower ones run `micro` on a packed panel). */
-#define GEMM_DIRECT_KERNEL(name, mode)                                      \
+#define TLMI_GEMM_DIRECT_KERNEL(name, mode)                                 \
     static void name(int64_t kc, const float *a, int64_t lda,               \
                      const float *b, int64_t ldb, float *c, int64_t ldc,    \
                      int mr, int nr, int load_c, const float *bias) {       \
         micro_any(kc, a, lda, b, ldb, c, ldc, mr, nr, load_c, bias, mode);  \
     }
-#if GEMM_DIRECT_ROWS
-GEMM_DIRECT_KERNEL(micro_a_rows, A_ROWS)
+#if TLMI_GEMM_DIRECT_ROWS
+TLMI_GEMM_DIRECT_KERNEL(micro_a_rows, A_ROWS)
 #endif
-#if GEMM_DIRECT_COLS
-GEMM_DIRECT_KERNEL(micro_a_cols, A_COLS)
+#if TLMI_GEMM_DIRECT_COLS
+TLMI_GEMM_DIRECT_KERNEL(micro_a_cols, A_COLS)
 #endif
 
-#ifndef GEMM_ROWS_MAX_NC
-#define GEMM_ROWS_MAX_NC 0
+#ifndef TLMI_GEMM_ROWS_MAX_NC
+#define TLMI_GEMM_ROWS_MAX_NC 0
 #endif
-#ifndef GEMM_COLS_MAX_NC
-#define GEMM_COLS_MAX_NC 0
+#ifndef TLMI_GEMM_COLS_MAX_NC
+#define TLMI_GEMM_COLS_MAX_NC 0
 #endif
-#ifndef GEMM_DIRECT_MIN_NR
-#define GEMM_DIRECT_MIN_NR 0
+#ifndef TLMI_GEMM_DIRECT_MIN_NR
+#define TLMI_GEMM_DIRECT_MIN_NR 0
 #endif
-#ifndef GEMM_B_IN_PLACE_MAX_M
-#define GEMM_B_IN_PLACE_MAX_M 0
+#ifndef TLMI_GEMM_B_IN_PLACE_MAX_M
+#define TLMI_GEMM_B_IN_PLACE_MAX_M 0
 #endif
-#ifndef GEMM_B_IN_PLACE_MAX_N
-#define GEMM_B_IN_PLACE_MAX_N 0
+#ifndef TLMI_GEMM_B_IN_PLACE_MAX_N
+#define TLMI_GEMM_B_IN_PLACE_MAX_N 0
 #endif
-#ifndef GEMM_B_IN_PLACE_MIN_NR
-#define GEMM_B_IN_PLACE_MIN_NR 0
+#ifndef TLMI_GEMM_B_IN_PLACE_MIN_NR
+#define TLMI_GEMM_B_IN_PLACE_MIN_NR 0
 #endif
 
 static const tlmi_gemm_blocking blocking = {
     .mr = MR, .nr = NR, .mc = MC, .kc = KC, .nc = NC, .a_block = A_BLOCK,
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro,
-#if GEMM_DIRECT_ROWS
+#if TLMI_GEMM_DIRECT_ROWS
     .micro_a_rows = micro_a_rows,
 #endif
-#if GEMM_DIRECT_COLS
+#if TLMI_GEMM_DIRECT_COLS
     .micro_a_cols = micro_a_cols,
 #endif
-    .rows_max_nc = GEMM_ROWS_MAX_NC, .cols_max_nc = GEMM_COLS_MAX_NC,
-    .direct_min_nr = GEMM_DIRECT_MIN_NR,
-    .b_in_place_max_m = GEMM_B_IN_PLACE_MAX_M,
-    .b_in_place_max_n = GEMM_B_IN_PLACE_MAX_N,
-    .b_in_place_min_nr = GEMM_B_IN_PLACE_MIN_NR,
+    .rows_max_nc = TLMI_GEMM_ROWS_MAX_NC, .cols_max_nc = TLMI_GEMM_COLS_MAX_NC,
+    .direct_min_nr = TLMI_GEMM_DIRECT_MIN_NR,
+    .b_in_place_max_m = TLMI_GEMM_B_IN_PLACE_MAX_M,
+    .b_in_place_max_n = TLMI_GEMM_B_IN_PLACE_MAX_N,
+    .b_in_place_min_nr = TLMI_GEMM_B_IN_PLACE_MIN_NR,
 };
 
 /* ---- Small M: no packing ---------------------------------------------- */
@@ -476,32 +483,32 @@ TLMI_INLINE void small_rows_tile(float *c, const float *a, const float *b,
                                  const int R, const int W, const int masked) {
     const gemm_vm last_mask = gemm_lanes(last);
     tlmi_vf acc[4][8];
-    GEMM_UNROLL(4)
+    TLMI_GEMM_UNROLL(4)
     for (int r = 0; r < R; r++)
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int v = 0; v < W; v++)
             acc[r][v] = vf_zero();
     const float *brow = b + j0;
     const float *arow = a + i0 * as;
     for (int64_t p = 0; p < k; p++, brow += n, arow += ps) {
         tlmi_vf bv[8];
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int v = 0; v < W; v++)
             bv[v] = masked && v == W - 1
                         ? gemm_load_lanes(last_mask, brow + TLMI_VL * v)
                         : vf_load(brow + TLMI_VL * v);
-        GEMM_UNROLL(4)
+        TLMI_GEMM_UNROLL(4)
         for (int r = 0; r < R; r++) {
             const tlmi_vf av = vf_bcast(arow + r * as);
-            GEMM_UNROLL(8)
+            TLMI_GEMM_UNROLL(8)
             for (int v = 0; v < W; v++)
                 acc[r][v] = vf_fmadd(av, bv[v], acc[r][v]);
         }
     }
-    GEMM_UNROLL(4)
+    TLMI_GEMM_UNROLL(4)
     for (int r = 0; r < R; r++) {
         float *crow = c + (i0 + r) * n + j0;
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int v = 0; v < W; v++) {
             float *out = crow + TLMI_VL * v;
             const float *bias_v = bias != NULL ? bias + j0 + TLMI_VL * v
@@ -527,7 +534,7 @@ TLMI_INLINE void small_rows(float *c, const float *a, const float *b,
                             int64_t as, int64_t ps, int accumulate,
                             int64_t i0, int64_t j_begin, int64_t j_end,
                             const int R) {
-    const int W = GEMM_SMALL_W(R);
+    const int W = TLMI_GEMM_SMALL_W(R);
     int64_t j = j_begin;
     for (; j + TLMI_VL * W <= j_end; j += TLMI_VL * W)
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j,
@@ -540,20 +547,20 @@ TLMI_INLINE void small_rows(float *c, const float *a, const float *b,
     const int64_t rest = j_end - j;
     const int64_t last = rest - (rest - 1) / TLMI_VL * TLMI_VL;
     switch ((rest + TLMI_VL - 1) / TLMI_VL) {
-#define REST_CASE(w)                                                        \
+#define TLMI_GEMM_REST_CASE(w)                                              \
     case w:                                                                 \
         small_rows_tile(c, a, b, bias, n, k, as, ps, accumulate, i0, j,     \
                         last, R, w, 1);                                     \
         break;
-        REST_CASE(1)
-        REST_CASE(2)
-        REST_CASE(3)
-        REST_CASE(4)
-        REST_CASE(5)
-        REST_CASE(6)
-        REST_CASE(7)
-        REST_CASE(8)
-#undef REST_CASE
+        TLMI_GEMM_REST_CASE(1)
+        TLMI_GEMM_REST_CASE(2)
+        TLMI_GEMM_REST_CASE(3)
+        TLMI_GEMM_REST_CASE(4)
+        TLMI_GEMM_REST_CASE(5)
+        TLMI_GEMM_REST_CASE(6)
+        TLMI_GEMM_REST_CASE(7)
+        TLMI_GEMM_REST_CASE(8)
+#undef TLMI_GEMM_REST_CASE
     default:
         break;
     }
@@ -581,9 +588,9 @@ TLMI_INLINE void small_dots_tile(float *c, const float *a, const float *b,
                                  int accumulate, int64_t i0, int64_t j0,
                                  const int R, const int J) {
     tlmi_vf acc[4][8];
-    GEMM_UNROLL(4)
+    TLMI_GEMM_UNROLL(4)
     for (int r = 0; r < R; r++)
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int q = 0; q < J; q++)
             acc[r][q] = vf_zero();
     const float *arow = a + i0 * k;
@@ -591,17 +598,17 @@ TLMI_INLINE void small_dots_tile(float *c, const float *a, const float *b,
     const int64_t kv = k / TLMI_VL * TLMI_VL;
     for (int64_t p = 0; p < kv; p += TLMI_VL) {
         tlmi_vf av[4];
-        GEMM_UNROLL(4)
+        TLMI_GEMM_UNROLL(4)
         for (int r = 0; r < R; r++)
             av[r] = vf_load(arow + r * k + p);
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int q = 0; q < J; q++) {
             const tlmi_vf bv = vf_load(brow + q * k + p);
             /* The rows of the next tile: B streams from memory when it is
              * large (the decode step's output layer), and rows of 3 KiB
              * are too short for the hardware prefetchers to ramp up. */
-            GEMM_PREFETCH(brow + (q + J) * k + p);
-            GEMM_UNROLL(4)
+            TLMI_GEMM_PREFETCH(brow + (q + J) * k + p);
+            TLMI_GEMM_UNROLL(4)
             for (int r = 0; r < R; r++)
                 acc[r][q] = vf_fmadd(av[r], bv, acc[r][q]);
         }
@@ -610,13 +617,13 @@ TLMI_INLINE void small_dots_tile(float *c, const float *a, const float *b,
     if (kv < k) { /* the last K % TLMI_VL terms, masked */
         const tlmi_vm mask = vf_lanes(k - kv);
         tlmi_vf av[4];
-        GEMM_UNROLL(4)
+        TLMI_GEMM_UNROLL(4)
         for (int r = 0; r < R; r++)
             av[r] = vf_load_mask(mask, arow + r * k + kv);
-        GEMM_UNROLL(8)
+        TLMI_GEMM_UNROLL(8)
         for (int q = 0; q < J; q++) {
             const tlmi_vf bv = vf_load_mask(mask, brow + q * k + kv);
-            GEMM_UNROLL(4)
+            TLMI_GEMM_UNROLL(4)
             for (int r = 0; r < R; r++)
                 acc[r][q] = vf_fmadd(av[r], bv, acc[r][q]);
         }
@@ -639,7 +646,7 @@ TLMI_INLINE void small_dots(float *c, const float *a, const float *b,
                             const float *bias, int64_t n, int64_t k,
                             int accumulate, int64_t i0, int64_t j_begin,
                             int64_t j_end, const int R) {
-    const int J = GEMM_SMALL_J(R);
+    const int J = TLMI_GEMM_SMALL_J(R);
     int64_t j = j_begin;
     for (; j + J <= j_end; j += J)
         small_dots_tile(c, a, b, bias, n, k, accumulate, i0, j, R, J);
@@ -653,10 +660,10 @@ static void gemm_small(float *c, const float *a, const float *b,
                        int64_t j_begin, int64_t j_end) {
     /* A(i, p): a[i * k + p], or a[p * m + i] when transposed. */
     const int64_t as = transpose_a ? 1 : k, ps = transpose_a ? m : 1;
-    /* Tiles of 4 rows (3 for B transposed unless GEMM_SMALL_DOTS_R is 4),
+    /* Tiles of 4 rows (3 for B transposed unless TLMI_GEMM_SMALL_DOTS_R is 4),
      * then what is left; R a constant in each call, for the unrolling. */
-    const int64_t r_max = transpose_b ? GEMM_SMALL_DOTS_R : 4;
-#define GEMM_SMALL_TILE(R)                                                  \
+    const int64_t r_max = transpose_b ? TLMI_GEMM_SMALL_DOTS_R : 4;
+#define TLMI_GEMM_SMALL_TILE(R)                                             \
     case R:                                                                 \
         if (transpose_b)                                                    \
             small_dots(c, a, b, bias, n, k, accumulate, i, j_begin, j_end,  \
@@ -668,32 +675,32 @@ static void gemm_small(float *c, const float *a, const float *b,
     for (int64_t i = 0; i < m;) {
         const int64_t r = m - i < r_max ? m - i : r_max;
         switch (r) {
-            GEMM_SMALL_TILE(4)
-            GEMM_SMALL_TILE(3)
-            GEMM_SMALL_TILE(2)
-            GEMM_SMALL_TILE(1)
+            TLMI_GEMM_SMALL_TILE(4)
+            TLMI_GEMM_SMALL_TILE(3)
+            TLMI_GEMM_SMALL_TILE(2)
+            TLMI_GEMM_SMALL_TILE(1)
         default:
             break;
         }
         i += r;
     }
-#undef GEMM_SMALL_TILE
+#undef TLMI_GEMM_SMALL_TILE
 }
 
 /* ---- Entry points ----------------------------------------------------- */
 
 static int use_small(int64_t m, int transpose_a, int transpose_b) {
-    return m <= SMALL_M && !(transpose_a && transpose_b);
+    return m <= TLMI_GEMM_SMALL_M && !(transpose_a && transpose_b);
 }
 
-size_t GEMM_ENTRY(_workspace)(int64_t m, int64_t n, int64_t k,
+size_t TLMI_ISA_NAME(tlmi_gemm_workspace)(int64_t m, int64_t n, int64_t k,
                               int transpose_a, int transpose_b) {
     if (use_small(m, transpose_a, transpose_b))
         return 0;
     return tlmi_gemm_blocked_workspace(&blocking, m, n, k);
 }
 
-void GEMM_ENTRY(_cols)(float *c, const float *a, const float *b,
+void TLMI_ISA_NAME(tlmi_gemm_cols)(float *c, const float *a, const float *b,
                        const float *bias, int64_t m, int64_t n, int64_t k,
                        int transpose_a, int transpose_b, int accumulate,
                        int64_t j_begin, int64_t j_end, float *workspace) {
@@ -705,10 +712,25 @@ void GEMM_ENTRY(_cols)(float *c, const float *a, const float *b,
                           transpose_b, accumulate, j_begin, j_end, workspace);
 }
 
-void GEMM_ENTRY()(float *c, const float *a, const float *b,
+void TLMI_ISA_NAME(tlmi_gemm)(float *c, const float *a, const float *b,
                   const float *bias, int64_t m, int64_t n, int64_t k,
                   int transpose_a, int transpose_b, int accumulate,
                   float *workspace) {
-    GEMM_ENTRY(_cols)(c, a, b, bias, m, n, k, transpose_a, transpose_b,
-                      accumulate, 0, n, workspace);
+    TLMI_ISA_NAME(tlmi_gemm_cols)(c, a, b, bias, m, n, k, transpose_a,
+                                  transpose_b, accumulate, 0, n, workspace);
 }
+
+#undef TLMI_GEMM_PREFETCH
+#undef TLMI_GEMM_PRAGMA
+#undef TLMI_GEMM_UNROLL
+#undef TLMI_GEMM_DIRECT_KERNEL
+#undef WMAX
+#undef gemm_lanes
+#undef gemm_load_lanes
+#undef gemm_store_lanes
+#undef MR
+#undef NR
+#undef KC
+#undef MC
+#undef NC
+#undef A_BLOCK
