@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "utf8.h"
+
 /* ------------------------------------------------------------------------
  * Memory: the tree is carved from chunks owned by the document; elements
  * of the array or object being parsed wait on a scratch stack and are
@@ -186,78 +188,6 @@ static long read_hex4(const parser *ps, size_t pos) {
     return value;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..avail), or 0 (RFC 3629:
- * no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *s, size_t avail) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t length;
-    unsigned char low = 0x80, high = 0xbf; /* range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        length = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        length = 3;
-        if (c == 0xe0)
-            low = 0xa0;
-        else if (c == 0xed)
-            high = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        length = 4;
-        if (c == 0xf0)
-            low = 0x90;
-        else if (c == 0xf4)
-            high = 0x8f;
-    } else {
-        return 0;
-    }
-    if (avail < length)
-        return 0;
-    if (s[1] < low || s[1] > high)
-        return 0;
-    for (size_t i = 2; i < length; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return length;
-}
-
-int tlmi_json_utf8_valid(const char *bytes, size_t length, size_t *bad) {
-    const unsigned char *u = (const unsigned char *)bytes;
-    for (size_t i = 0; i < length;) {
-        size_t seq = utf8_sequence(u + i, length - i);
-        if (seq == 0) {
-            if (bad != NULL)
-                *bad = i;
-            return 0;
-        }
-        i += seq;
-    }
-    return 1;
-}
-
-static size_t utf8_encode(unsigned long cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /*
  * One pass over the string whose opening quote is at ps->pos. With
  * out == NULL it validates, reporting the first error, and sets *length
@@ -283,7 +213,8 @@ static int string_pass(parser *ps, char *out, size_t *length, size_t *end) {
                            "unescaped control character 0x%02x in a string",
                            (unsigned)c);
         if (c >= 0x80) {
-            size_t seq = utf8_sequence(t + i, ps->size - i);
+            uint32_t code;
+            size_t seq = tlmi_utf8_decode(t + i, ps->size - i, &code);
             if (seq == 0)
             {
                 char note[32];
@@ -359,8 +290,8 @@ static int string_pass(parser *ps, char *out, size_t *length, size_t *end) {
             cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
             consumed = 12;
         }
-        char utf8[4];
-        size_t bytes = utf8_encode((unsigned long)cp, utf8);
+        unsigned char utf8[4];
+        size_t bytes = tlmi_utf8_encode((uint32_t)cp, utf8);
         if (out != NULL)
             memcpy(out + n, utf8, bytes);
         n += bytes;
@@ -1142,7 +1073,8 @@ static int write_quoted(tlmi_json_writer *w, const char *s, size_t length) {
     size_t out = 2;
     for (size_t i = 0; i < length;) {
         unsigned char c = u[i];
-        size_t seq = utf8_sequence(u + i, length - i);
+        uint32_t code;
+        size_t seq = tlmi_utf8_decode(u + i, length - i, &code);
         if (seq == 0)
             return writer_fail(w, TLM_E_INVALID,
                                "string is not valid UTF-8 at byte %zu (0x%02x)",

@@ -157,11 +157,6 @@ int tlmi_json_get_string(tlmi_host *host, const tlmi_json_value *value,
                          const char *what, const char **bytes,
                          size_t *length);
 
-/* 1 when `length` bytes at `bytes` are valid UTF-8 (the rules the reader
- * applies to strings); else 0 and, when `bad` is not NULL, the offset of
- * the first invalid byte. */
-int tlmi_json_utf8_valid(const char *bytes, size_t length, size_t *bad);
-
 /* ---- Writer ---- */
 
 /* Deepest nesting the writer produces. */

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "file.h"
 #include "json.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------------------
  * Element types and byte order
@@ -914,7 +915,7 @@ static int grow(tlmi_host *host, void *array, size_t *capacity, size_t count,
 static int check_utf8(tlmi_host *host, const char *what, const char *s,
                       size_t n) {
     size_t bad = 0;
-    if (!tlmi_json_utf8_valid(s, n, &bad))
+    if (!tlmi_utf8_valid((const unsigned char *)s, n, &bad))
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: %s is not valid UTF-8 (byte "
                          "%zu)",

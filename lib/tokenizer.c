@@ -10,6 +10,7 @@
 #include "context.h"
 #include "error.h"
 #include "params.h"
+#include "utf8.h"
 
 #define EMPTY_KEY UINT64_MAX
 #define DEFAULT_BPE_VOCAB 512
