@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "grow.h"
 #include "utf8.h"
 
 /* ------------------------------------------------------------------------
@@ -899,6 +900,9 @@ int tlmi_json_get_string(tlmi_host *host, const tlmi_json_value *value,
 #define LEVEL_HAS_ITEMS 2u /* something was written: next needs a comma */
 #define LEVEL_AFTER_KEY 4u /* a key was written: its value comes next */
 
+/* The writer's first buffer, in bytes. */
+#define WRITER_INITIAL ((size_t)256)
+
 void tlmi_json_writer_init(tlmi_json_writer *writer, tlmi_host *host) {
     memset(writer, 0, sizeof *writer);
     writer->host = host;
@@ -932,20 +936,13 @@ static int writer_reserve(tlmi_json_writer *w, size_t extra) {
     size_t need = w->size + extra + 1;
     if (need <= w->capacity)
         return TLM_OK;
-    size_t capacity = w->capacity ? w->capacity : 256;
-    while (capacity < need)
-        capacity = capacity <= SIZE_MAX / 2 ? capacity * 2 : need;
-    char *grown = tlmi_host_alloc(w->host, capacity, 1);
-    if (grown == NULL)
+    if (need < WRITER_INITIAL)
+        need = WRITER_INITIAL;
+    if (tlmi_grow(w->host, (void **)&w->data, &w->capacity, need, 1) != TLM_OK)
         return writer_fail(w, TLM_E_NOMEM,
                            "out of memory (growing the buffer to %zu bytes)",
-                           capacity);
-    if (w->size > 0)
-        memcpy(grown, w->data, w->size);
-    grown[w->size] = '\0';
-    tlmi_host_free(w->host, w->data, w->capacity);
-    w->data = grown;
-    w->capacity = capacity;
+                           tlmi_grow_capacity(w->capacity, need));
+    w->data[w->size] = '\0';
     return TLM_OK;
 }
 

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "file.h"
+#include "grow.h"
 #include "json.h"
 #include "utf8.h"
 
@@ -888,27 +889,17 @@ void tlmi_safetensors_writer_free(tlmi_safetensors_writer *w) {
     tlmi_host_free(w->host, w, sizeof *w);
 }
 
-/* Makes room for one more element in a growable array: on success
- * *array and *capacity describe the (possibly new) block. */
-static int grow(tlmi_host *host, void *array, size_t *capacity, size_t count,
-                size_t element, size_t alignment, void **grown_out) {
-    *grown_out = array;
-    if (count < *capacity)
-        return TLM_OK;
-    size_t fresh = *capacity ? 2 * *capacity : 16;
-    if (fresh > SIZE_MAX / element)
+/* Makes room for one more element after `count` in a growable array. */
+static int grow(tlmi_host *host, void **array, size_t *capacity, size_t count,
+                size_t element) {
+    int status = tlmi_grow(host, array, capacity, count + 1, element);
+    if (status == TLM_E_OVERFLOW)
         return tlmi_fail(host, TLM_E_OVERFLOW,
                          "safetensors writer: too many entries");
-    void *grown = tlmi_host_alloc(host, fresh * element, alignment);
-    if (grown == NULL)
+    if (status != TLM_OK)
         return tlmi_fail(host, TLM_E_NOMEM,
                          "safetensors writer: out of memory (%zu entries)",
-                         fresh);
-    if (count > 0)
-        memcpy(grown, array, count * element);
-    tlmi_host_free(host, array, *capacity * element);
-    *grown_out = grown;
-    *capacity = fresh;
+                         tlmi_grow_capacity(*capacity, count + 1));
     return TLM_OK;
 }
 
@@ -994,10 +985,8 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: tensor '%s': data is NULL",
                          shown);
-    void *items = NULL;
-    status = grow(host, w->items, &w->capacity, w->count, sizeof *w->items,
-                  _Alignof(st_item), &items);
-    w->items = items;
+    status = grow(host, (void **)&w->items, &w->capacity, w->count,
+                  sizeof *w->items);
     if (status != TLM_OK)
         return status;
     char *copy = tlmi_host_alloc(host, length + 1, 1);
@@ -1047,10 +1036,8 @@ int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
     if (key_length > SIZE_MAX / 2 - 2 || value_length > SIZE_MAX / 2)
         return tlmi_fail(host, TLM_E_OVERFLOW,
                          "safetensors writer: metadata too long");
-    void *pairs = NULL;
-    status = grow(host, w->pairs, &w->pair_capacity, w->pair_count,
-                  sizeof *w->pairs, _Alignof(st_pair), &pairs);
-    w->pairs = pairs;
+    status = grow(host, (void **)&w->pairs, &w->pair_capacity, w->pair_count,
+                  sizeof *w->pairs);
     if (status != TLM_OK)
         return status;
     size_t bytes = key_length + value_length + 2;

@@ -22,6 +22,7 @@
 
 #include "context.h"
 #include "error.h"
+#include "grow.h"
 #include "params.h"
 
 /* Room for the first accepted tokens when the history starts growing. */
@@ -212,17 +213,12 @@ static int grow_history(tlm_sampler *s) {
     }
     if (window > 0 && wanted > window)
         wanted = window;
-    int32_t *grown = tlmi_host_alloc(&s->host, wanted * sizeof *grown, 64);
-    if (grown == NULL)
+    if (tlmi_resize(&s->host, (void **)&s->history, &s->history_capacity,
+                    wanted, sizeof *s->history) != TLM_OK)
         return tlmi_fail(&s->host, TLM_E_NOMEM,
                          "tlm_sampler_accept: growing the history to %zu "
                          "tokens failed",
                          wanted);
-    if (s->history_length > 0)
-        memcpy(grown, s->history, s->history_length * sizeof *grown);
-    tlmi_host_free(&s->host, s->history, capacity * sizeof *s->history);
-    s->history = grown;
-    s->history_capacity = wanted;
     return TLM_OK;
 }
 

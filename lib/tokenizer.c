@@ -19,30 +19,6 @@
 /* U+FFFD REPLACEMENT CHARACTER: what the unknown token decodes to. */
 static const unsigned char replacement[3] = {0xEF, 0xBF, 0xBD};
 
-int tlmi_tokenizer_grow(const tlmi_host *host, void **array,
-                        size_t *capacity, size_t elem, size_t needed) {
-    if (needed <= *capacity)
-        return 0;
-    size_t grown = *capacity < 16 ? 16 : *capacity;
-    while (grown < needed) {
-        if (grown > SIZE_MAX / 2)
-            return -1;
-        grown *= 2;
-    }
-    if (grown > SIZE_MAX / elem)
-        return -1;
-    void *bigger = tlmi_host_alloc(host, grown * elem, 64);
-    if (bigger == NULL)
-        return -1;
-    if (*array != NULL) {
-        memcpy(bigger, *array, *capacity * elem);
-        tlmi_host_free(host, *array, *capacity * elem);
-    }
-    *array = bigger;
-    *capacity = grown;
-    return 0;
-}
-
 static uint64_t pair_key(int32_t left, int32_t right) {
     return ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
 }

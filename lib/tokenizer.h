@@ -120,10 +120,4 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host,
                               const char *who);
 
 
-/* Growable arrays: makes room for `needed` elements of `elem` bytes in
- * *array (capacity in elements), doubling, through the host. Returns 0 on
- * success, -1 when the allocation fails or the size would overflow. */
-int tlmi_tokenizer_grow(const tlmi_host *host, void **array,
-                        size_t *capacity, size_t elem, size_t needed);
-
 #endif
