@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endian.h"
 #include "error.h"
 #include "file.h"
 #include "grow.h"
@@ -47,13 +48,6 @@ static int host_is_little_endian(void) {
     unsigned char first;
     memcpy(&first, &probe, 1);
     return first == 1;
-}
-
-static uint64_t read_le64(const unsigned char *p) {
-    uint64_t value = 0;
-    for (int i = 7; i >= 0; i--)
-        value = (value << 8) | p[i];
-    return value;
 }
 
 static float float_from_bits(uint32_t bits) {
@@ -561,7 +555,7 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
                          "%s: %zu bytes is too short for a safetensors file "
                          "(the header length alone takes 8)",
                          name, size);
-    uint64_t header = read_le64(bytes);
+    uint64_t header = tlmi_get_u64(bytes);
     if (header > TLMI_ST_MAX_HEADER)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "%s: the header length %llu is more than the limit "
@@ -773,20 +767,16 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
                 memcpy(dst, p, n * 4);
         } else {
             for (size_t i = 0; i < n; i++, p += 4)
-                dst[i] = float_from_bits((uint32_t)p[0] |
-                                         (uint32_t)p[1] << 8 |
-                                         (uint32_t)p[2] << 16 |
-                                         (uint32_t)p[3] << 24);
+                dst[i] = float_from_bits(tlmi_get_u32(p));
         }
         return TLM_OK;
     case TLMI_ST_F16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = half_to_float((uint16_t)(p[0] | p[1] << 8));
+            dst[i] = half_to_float(tlmi_get_u16(p));
         return TLM_OK;
     case TLMI_ST_BF16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = float_from_bits(((uint32_t)p[0] | (uint32_t)p[1] << 8)
-                                     << 16);
+            dst[i] = float_from_bits((uint32_t)tlmi_get_u16(p) << 16);
         return TLM_OK;
     default: {
         char name[132];
@@ -820,8 +810,7 @@ int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
             memcpy(dst, p, n * 4);
     } else {
         for (size_t i = 0; i < n; i++, p += 4) {
-            uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                            (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+            uint32_t bits = tlmi_get_u32(p);
             memcpy(&dst[i], &bits, 4);
         }
     }
@@ -1144,8 +1133,7 @@ static int sink_tensor(sink *s, const st_item *item) {
 static int emit(tlmi_safetensors_writer *w, sink *s, const char *header,
                 size_t header_length, size_t padded) {
     unsigned char length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    tlmi_put_u64(length, (uint64_t)padded);
     int status = sink_write(s, length, 8);
     if (status == TLM_OK)
         status = sink_write(s, header, header_length);
