@@ -757,6 +757,18 @@ int tlmi_sampler_penalized_logits(tlm_sampler *s, const float *logits,
 
 /* ---------------------------------------------------------------------- */
 
+double tlmi_log_sum_exp(const float *x, int32_t n, double *max) {
+    double top = -HUGE_VAL;
+    for (int32_t i = 0; i < n; i++)
+        if ((double)x[i] > top)
+            top = (double)x[i];
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++)
+        sum += exp((double)x[i] - top);
+    *max = top;
+    return log(sum);
+}
+
 TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
                                float *logprob) {
     static const char fn[] = "tlm_log_softmax_at";
@@ -773,18 +785,13 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
     int status = check_logits(NULL, fn, logits, vocab);
     if (status != TLM_OK)
         return status;
-    double max = -HUGE_VAL;
-    for (int32_t i = 0; i < vocab; i++)
-        if ((double)logits[i] > max)
-            max = (double)logits[i];
     if (logits[id] == -INFINITY) {
         *logprob = -INFINITY;
         return TLM_OK;
     }
-    double sum = 0.0;
-    for (int32_t i = 0; i < vocab; i++)
-        sum += exp((double)logits[i] - max);
-    const double value = ((double)logits[id] - max) - log(sum);
+    double max;
+    const double log_sum = tlmi_log_sum_exp(logits, vocab, &max);
+    const double value = ((double)logits[id] - max) - log_sum;
     /* Below the float range (logits -FLT_MAX against FLT_MAX) is -inf,
      * written out rather than left to the conversion. */
     *logprob = value < -(double)FLT_MAX ? -INFINITY : (float)value;
