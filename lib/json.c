@@ -453,17 +453,30 @@ static int literal(parser *ps, const char *word, size_t length) {
     return TLM_OK;
 }
 
+int tlmi_json_key_compare(const char *a, size_t a_length, const char *b,
+                          size_t b_length) {
+    size_t n = a_length < b_length ? a_length : b_length;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return a_length < b_length ? -1 : a_length > b_length;
+}
+
 static int compare_members(const void *a, const void *b) {
     const tlmi_json_member *x = *(const tlmi_json_member *const *)a;
     const tlmi_json_member *y = *(const tlmi_json_member *const *)b;
-    size_t n = x->key_length < y->key_length ? x->key_length : y->key_length;
-    int c = n ? memcmp(x->key, y->key, n) : 0;
+    int c = tlmi_json_key_compare(x->key, x->key_length, y->key, y->key_length);
     if (c != 0)
         return c;
-    if (x->key_length != y->key_length)
-        return x->key_length < y->key_length ? -1 : 1;
     /* Equal keys (an error) in document order, to report the first. */
     return x->key_offset < y->key_offset ? -1 : x->key_offset > y->key_offset;
+}
+
+/* bsearch order of a tlmi_json_key against a member of the sorted index. */
+static int find_member(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const tlmi_json_member *m = *(const tlmi_json_member *const *)element;
+    return tlmi_json_key_compare(k->bytes, k->length, m->key, m->key_length);
 }
 
 /* A key for a message: at most 64 bytes, control characters as '?'. */
@@ -759,22 +772,13 @@ const tlmi_json_value *tlmi_json_object_get_n(const tlmi_json_value *object,
                                               const char *key, size_t length) {
     if (object == NULL || object->type != TLMI_JSON_OBJECT || key == NULL)
         return NULL;
-    size_t lo = 0, hi = object->as.object.count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const tlmi_json_member *m = object->as.object.sorted[mid];
-        size_t n = m->key_length < length ? m->key_length : length;
-        int c = n ? memcmp(m->key, key, n) : 0;
-        if (c == 0 && m->key_length != length)
-            c = m->key_length < length ? -1 : 1;
-        if (c == 0)
-            return &m->value;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (object->as.object.count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {key, length};
+    const tlmi_json_member *const *found =
+        bsearch(&wanted, object->as.object.sorted, object->as.object.count,
+                sizeof *object->as.object.sorted, find_member);
+    return found != NULL ? &(*found)->value : NULL;
 }
 
 const tlmi_json_value *tlmi_json_object_get(const tlmi_json_value *object,

@@ -111,6 +111,17 @@ const char *tlmi_json_type_name(int32_t type);
 /* ---- Accessors. They accept NULL values (and then return NULL/0) so that
  * lookups can be chained; none of them records an error. ---- */
 
+/* The order of sorted keys (and of the safetensors reader's names):
+ * bytewise as memcmp, a proper prefix before the longer string. */
+int tlmi_json_key_compare(const char *a, size_t a_length, const char *b,
+                          size_t b_length);
+
+/* A key to look up with bsearch in tables sorted by tlmi_json_key_compare. */
+typedef struct tlmi_json_key {
+    const char *bytes;
+    size_t length;
+} tlmi_json_key;
+
 /* The member `key` of an object, or NULL when `object` is not an object
  * or has no such key. `key` is a NUL-terminated string; the _n form takes
  * a length, for keys that contain NUL bytes. */

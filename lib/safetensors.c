@@ -397,32 +397,37 @@ static int parse_metadata(parse_state *ps, const tlmi_json_value *object,
     return TLM_OK;
 }
 
-static int bytes_compare(const char *a, size_t an, const char *b, size_t bn) {
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 static int compare_offsets(const void *a, const void *b) {
     const tlmi_safetensors_entry *x = a, *y = b;
     if (x->begin != y->begin)
         return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end)
         return x->end < y->end ? -1 : 1;
-    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+    return tlmi_json_key_compare(x->name, x->name_length, y->name, y->name_length);
 }
 
 static int compare_names(const void *a, const void *b) {
     const tlmi_safetensors_entry *x = *(const tlmi_safetensors_entry *const *)a;
     const tlmi_safetensors_entry *y = *(const tlmi_safetensors_entry *const *)b;
-    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+    return tlmi_json_key_compare(x->name, x->name_length, y->name, y->name_length);
 }
 
 static int compare_metadata(const void *a, const void *b) {
     const st_metadata *x = a, *y = b;
-    return bytes_compare(x->key, x->key_length, y->key, y->key_length);
+    return tlmi_json_key_compare(x->key, x->key_length, y->key, y->key_length);
+}
+
+/* bsearch orders of a tlmi_json_key against by_name and metadata. */
+static int find_name(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const tlmi_safetensors_entry *e = *(const tlmi_safetensors_entry *const *)element;
+    return tlmi_json_key_compare(k->bytes, k->length, e->name, e->name_length);
+}
+
+static int find_metadata(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const st_metadata *m = element;
+    return tlmi_json_key_compare(k->bytes, k->length, m->key, m->key_length);
 }
 
 /* Fills `st` from the parsed header. */
@@ -671,43 +676,28 @@ const tlmi_safetensors_entry *tlmi_safetensors_find(
     const tlmi_safetensors *st, const char *name) {
     if (st == NULL || name == NULL)
         return NULL;
-    size_t length = strlen(name);
-    size_t lo = 0, hi = st->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const tlmi_safetensors_entry *e = st->by_name[mid];
-        int c = bytes_compare(e->name, e->name_length, name, length);
-        if (c == 0)
-            return e;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (st->count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {name, strlen(name)};
+    const tlmi_safetensors_entry *const *found =
+        bsearch(&wanted, st->by_name, st->count, sizeof *st->by_name, find_name);
+    return found != NULL ? *found : NULL;
 }
 
 const char *tlmi_safetensors_metadata(const tlmi_safetensors *st,
                                       const char *key, size_t *length) {
     if (st == NULL || key == NULL)
         return NULL;
-    size_t key_length = strlen(key);
-    size_t lo = 0, hi = st->metadata_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const st_metadata *m = &st->metadata[mid];
-        int c = bytes_compare(m->key, m->key_length, key, key_length);
-        if (c == 0) {
-            if (length != NULL)
-                *length = m->value_length;
-            return m->value;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (st->metadata_count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {key, strlen(key)};
+    const st_metadata *found = bsearch(&wanted, st->metadata, st->metadata_count,
+                                       sizeof *st->metadata, find_metadata);
+    if (found == NULL)
+        return NULL;
+    if (length != NULL)
+        *length = found->value_length;
+    return found->value;
 }
 
 size_t tlmi_safetensors_metadata_count(const tlmi_safetensors *st) {
