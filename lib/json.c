@@ -556,76 +556,59 @@ static int close_container(parser *ps, size_t base, tlmi_json_value *value,
     return TLM_OK;
 }
 
-static int parse_array(parser *ps, int32_t depth, tlmi_json_value *value) {
-    size_t base = ps->stack_count;
-    ps->pos++; /* '[' */
+/* An object member's key and its ':', up to the value. */
+static int parse_key(parser *ps, tlmi_json_member *member, int after_comma) {
+    if (peek(ps) != '"')
+        return fail_expected(ps, after_comma ? "a string key after ','"
+                                             : "a string key or '}'");
+    member->key_offset = ps->pos;
+    int status = parse_string(ps, &member->key, &member->key_length);
+    if (status != TLM_OK)
+        return status;
     skip_space(ps);
-    if (peek(ps) == ']') {
-        ps->pos++;
-        return close_container(ps, base, value, 0);
-    }
-    for (;;) {
-        tlmi_json_member element;
-        memset(&element, 0, sizeof element);
-        int status = parse_value(ps, depth, &element.value);
-        if (status == TLM_OK)
-            status = stack_push(ps, &element);
-        if (status != TLM_OK)
-            return status;
-        skip_space(ps);
-        int c = peek(ps);
-        if (c == ']') {
-            ps->pos++;
-            return close_container(ps, base, value, 0);
-        }
-        if (c != ',')
-            return fail_expected(ps, "',' or ']' after array element");
-        ps->pos++;
-        skip_space(ps);
-        if (peek(ps) == ']')
-            return fail_expected(ps, "a value after ','");
-    }
+    if (peek(ps) != ':')
+        return fail_expected(ps, "':' after object key");
+    ps->pos++;
+    skip_space(ps);
+    return TLM_OK;
 }
 
-static int parse_object(parser *ps, int32_t depth, tlmi_json_value *value) {
+/* An array or object, its items gathered on the stack until it closes. */
+static int parse_container(parser *ps, int32_t depth, tlmi_json_value *value,
+                           int is_object) {
+    const int close = is_object ? '}' : ']';
     size_t base = ps->stack_count;
-    ps->pos++; /* '{' */
+    ps->pos++; /* '[' or '{' */
     skip_space(ps);
-    if (peek(ps) == '}') {
+    if (peek(ps) == close) {
         ps->pos++;
-        return close_container(ps, base, value, 1);
+        return close_container(ps, base, value, is_object);
     }
     int after_comma = 0;
     for (;;) {
-        if (peek(ps) != '"')
-            return fail_expected(ps, after_comma ? "a string key after ','"
-                                                 : "a string key or '}'");
-        tlmi_json_member member;
-        memset(&member, 0, sizeof member);
-        member.key_offset = ps->pos;
-        int status = parse_string(ps, &member.key, &member.key_length);
-        if (status != TLM_OK)
-            return status;
-        skip_space(ps);
-        if (peek(ps) != ':')
-            return fail_expected(ps, "':' after object key");
-        ps->pos++;
-        skip_space(ps);
-        status = parse_value(ps, depth, &member.value);
+        tlmi_json_member item;
+        memset(&item, 0, sizeof item);
+        int status = is_object ? parse_key(ps, &item, after_comma) : TLM_OK;
         if (status == TLM_OK)
-            status = stack_push(ps, &member);
+            status = parse_value(ps, depth, &item.value);
+        if (status == TLM_OK)
+            status = stack_push(ps, &item);
         if (status != TLM_OK)
             return status;
         skip_space(ps);
         int c = peek(ps);
-        if (c == '}') {
+        if (c == close) {
             ps->pos++;
-            return close_container(ps, base, value, 1);
+            return close_container(ps, base, value, is_object);
         }
         if (c != ',')
-            return fail_expected(ps, "',' or '}' after object member");
+            return fail_expected(ps, is_object
+                                         ? "',' or '}' after object member"
+                                         : "',' or ']' after array element");
         ps->pos++;
         skip_space(ps);
+        if (!is_object && peek(ps) == ']')
+            return fail_expected(ps, "a value after ','");
         after_comma = 1;
     }
 }
@@ -642,8 +625,7 @@ static int parse_value(parser *ps, int32_t depth, tlmi_json_value *value) {
         if (depth >= ps->max_depth)
             return fail_at(ps, ps->pos, "nesting deeper than %d levels",
                            (int)ps->max_depth);
-        return c == '{' ? parse_object(ps, depth + 1, value)
-                        : parse_array(ps, depth + 1, value);
+        return parse_container(ps, depth + 1, value, c == '{');
     case '"':
         value->type = TLMI_JSON_STRING;
         return parse_string(ps, &value->as.string.bytes,
