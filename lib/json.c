@@ -1110,52 +1110,54 @@ static int write_quoted(tlmi_json_writer *w, const char *s, size_t length) {
     return TLM_OK;
 }
 
-int tlmi_json_write_key_n(tlmi_json_writer *writer, const char *key,
-                          size_t length) {
-    int status = begin_item(writer, 1, "key");
+/* A quoted key and its ':' (is_key), or a quoted string value. */
+static int write_text_item(tlmi_json_writer *w, int is_key, const char *text,
+                           size_t length) {
+    const char *what = is_key ? "key" : "string";
+    int status = begin_item(w, is_key, what);
     if (status != TLM_OK)
         return status;
-    if (key == NULL && length > 0)
-        return writer_fail(writer, TLM_E_INVALID, "key is NULL");
-    status = write_quoted(writer, key ? key : "", length);
-    if (status == TLM_OK)
-        status = writer_reserve(writer, 1);
+    if (text == NULL && length > 0)
+        return writer_fail(w, TLM_E_INVALID, "%s is NULL", what);
+    status = write_quoted(w, text ? text : "", length);
+    if (status == TLM_OK && is_key) {
+        status = writer_reserve(w, 1);
+        if (status == TLM_OK)
+            append(w, ":", 1);
+    }
     if (status != TLM_OK)
         return status;
-    append(writer, ":", 1);
-    end_item(writer, 1);
+    end_item(w, is_key);
     return TLM_OK;
 }
 
+/* A NUL-terminated key or string that is NULL: the writer's first error
+ * stays, else this one. */
+static int null_text(tlmi_json_writer *w, const char *what) {
+    if (w->status != TLM_OK)
+        return w->status;
+    return writer_fail(w, TLM_E_INVALID, "%s is NULL", what);
+}
+
+int tlmi_json_write_key_n(tlmi_json_writer *writer, const char *key,
+                          size_t length) {
+    return write_text_item(writer, 1, key, length);
+}
+
 int tlmi_json_write_key(tlmi_json_writer *writer, const char *key) {
-    if (key == NULL) {
-        if (writer->status != TLM_OK)
-            return writer->status;
-        return writer_fail(writer, TLM_E_INVALID, "key is NULL");
-    }
+    if (key == NULL)
+        return null_text(writer, "key");
     return tlmi_json_write_key_n(writer, key, strlen(key));
 }
 
 int tlmi_json_write_string_n(tlmi_json_writer *writer, const char *string,
                              size_t length) {
-    int status = begin_item(writer, 0, "string");
-    if (status != TLM_OK)
-        return status;
-    if (string == NULL && length > 0)
-        return writer_fail(writer, TLM_E_INVALID, "string is NULL");
-    status = write_quoted(writer, string ? string : "", length);
-    if (status != TLM_OK)
-        return status;
-    end_item(writer, 0);
-    return TLM_OK;
+    return write_text_item(writer, 0, string, length);
 }
 
 int tlmi_json_write_string(tlmi_json_writer *writer, const char *string) {
-    if (string == NULL) {
-        if (writer->status != TLM_OK)
-            return writer->status;
-        return writer_fail(writer, TLM_E_INVALID, "string is NULL");
-    }
+    if (string == NULL)
+        return null_text(writer, "string");
     return tlmi_json_write_string_n(writer, string, strlen(string));
 }
 
