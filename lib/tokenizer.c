@@ -19,6 +19,18 @@
 /* U+FFFD REPLACEMENT CHARACTER: what the unknown token decodes to. */
 static const unsigned char replacement[3] = {0xEF, 0xBF, 0xBD};
 
+/* The character key at the start of s (n > 0 bytes) and its length: a
+ * valid UTF-8 character's scalar value, else TLMI_LONE_BYTE + the byte. */
+static inline size_t next_char_key(const unsigned char *s, size_t n,
+                                   uint32_t *key) {
+    size_t len = tlmi_utf8_decode(s, n, key);
+    if (len == 0) {
+        *key = TLMI_LONE_BYTE + s[0];
+        len = 1;
+    }
+    return len;
+}
+
 static uint64_t pair_key(int32_t left, int32_t right) {
     return ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
 }
@@ -334,11 +346,7 @@ static int train_chars(tlm_tokenizer **out, tlmi_host *host,
     size_t i = 0;
     while (i < n) {
         uint32_t key;
-        size_t len = tlmi_utf8_decode(text + i, n - i, &key);
-        if (len == 0) {
-            key = TLMI_LONE_BYTE + text[i];
-            len = 1;
-        }
+        size_t len = next_char_key(text + i, n - i, &key);
         seen[key / 64] |= (uint64_t)1 << (key % 64);
         i += len;
     }
@@ -605,11 +613,7 @@ static void encode_text(const tlm_tokenizer *tok, const unsigned char *text,
                 continue;
             }
             uint32_t key;
-            size_t len = tlmi_utf8_decode(text + i, n - i, &key);
-            if (len == 0) {
-                key = TLMI_LONE_BYTE + text[i];
-                len = 1;
-            }
+            size_t len = next_char_key(text + i, n - i, &key);
             put_id(sink, char_id(tok, key));
             i += len;
         }
