@@ -475,8 +475,13 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
         w->fd = -1;
         if (close(fd) != 0 && errno != EINTR) {
             int error = errno;
-            unlink(w->temp); /* closed: discard_temp would not */
-            status = writer_fail_errno(w, error, "closing");
+            unlink(w->temp);
+            char reason[128];
+            status = tlmi_fail(w->host, TLM_E_IO,
+                               "writing '%s': closing the temporary file "
+                               "'%s': %s",
+                               w->path, w->temp,
+                               error_text(error, reason, sizeof reason));
         }
     }
     if (status == TLM_OK && rename(w->temp, w->path) != 0) {
