@@ -6,10 +6,10 @@
 
 #include "context.h"
 #include "file.h"
+#include "grow.h"
 #include "kernels/dispatch.h"
 #include "error.h"
 #include "gemm_parallel.h"
-#include "grow.h"
 #include "params.h"
 #include "rng.h"
 #include "tensor.h"
