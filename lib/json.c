@@ -145,19 +145,15 @@ static int peek(const parser *ps) {
 
 static int stack_push(parser *ps, const tlmi_json_member *member) {
     if (ps->stack_count == ps->stack_capacity) {
-        size_t capacity = ps->stack_capacity ? 2 * ps->stack_capacity : 64;
-        if (capacity > SIZE_MAX / sizeof *ps->stack)
+        /* 64 entries at first, then doubling. */
+        size_t needed = ps->stack_count == 0 ? 64 : ps->stack_count + 1;
+        int status = tlmi_grow(ps->host, (void **)&ps->stack,
+                               &ps->stack_capacity, needed, sizeof *ps->stack);
+        if (status == TLM_E_OVERFLOW)
             return fail_nomem(ps, SIZE_MAX);
-        tlmi_json_member *grown = tlmi_host_alloc(
-            ps->host, capacity * sizeof *grown, _Alignof(tlmi_json_member));
-        if (grown == NULL)
-            return fail_nomem(ps, capacity * sizeof *grown);
-        if (ps->stack_count > 0)
-            memcpy(grown, ps->stack, ps->stack_count * sizeof *grown);
-        tlmi_host_free(ps->host, ps->stack,
-                       ps->stack_capacity * sizeof *ps->stack);
-        ps->stack = grown;
-        ps->stack_capacity = capacity;
+        if (status != TLM_OK)
+            return fail_nomem(ps, tlmi_grow_capacity(ps->stack_capacity, needed) *
+                                      sizeof *ps->stack);
     }
     ps->stack[ps->stack_count++] = *member;
     return TLM_OK;
