@@ -1,7 +1,7 @@
 /*
  * JSON (RFC 8259) for tlm's files: a strict reader of documents held in
- * memory, producing a read-only tree, and a small writer into a growable
- * buffer.
+ * memory, producing a read-only tree (json_read.c), and a small writer into
+ * a growable buffer (json_write.c).
  *
  * The reader accepts exactly the RFC's grammar and nothing more: no
  * comments, no trailing commas, no byte order mark, no NaN/Infinity, no
@@ -233,6 +233,12 @@ int tlmi_json_write_null(tlmi_json_writer *writer);
  * the sticky error, or TLM_E_STATE when the document is incomplete. */
 int tlmi_json_writer_result(tlmi_json_writer *writer, const char **text,
                             size_t *size);
+
+/* strtod on `length` characters of JSON number text, whatever the C
+ * locale's decimal point. Returns 0 on success, -1 when the text is not
+ * a number or longer than TLMI_JSON_MAX_NUMBER_CHARS. Shared by the reader
+ * and the writer's round-trip check. */
+int tlmi_json_number_to_double(const char *text, size_t length, double *out);
 
 /* Writes into `buf` (32 bytes) the shortest text of `value` that reads
  * back as the same double, with at most `max_digits` (1..17) significant
