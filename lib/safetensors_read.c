@@ -256,8 +256,8 @@ static int parse_tensor(parse_state *ps, const tlmi_json_member *member,
                          "(tlm reads F32, I32, F16 and BF16)",
                          ps->source, name,
                          tlmi_st_printable(dtype->as.string.bytes,
-                                   dtype->as.string.length, text,
-                                   sizeof text));
+                                           dtype->as.string.length, text,
+                                           sizeof text));
     }
 
     /* shape */
@@ -372,7 +372,8 @@ static int parse_metadata(parse_state *ps, const tlmi_json_value *object,
                              "header byte %zu; metadata values must be "
                              "strings",
                              ps->source,
-                             tlmi_st_printable(m->key, m->key_length, key, sizeof key),
+                             tlmi_st_printable(m->key, m->key_length, key,
+                                               sizeof key),
                              m->value.type == TLMI_JSON_ARRAY ||
                                      m->value.type == TLMI_JSON_OBJECT
                                  ? "an"
@@ -734,6 +735,33 @@ static int check_copy(const tlmi_safetensors *st,
     return TLM_OK;
 }
 
+/* n little-endian 4-byte elements (F32 or I32) from the file into dst,
+ * bit for bit. */
+static void copy_le32(void *dst, const unsigned char *p, size_t n) {
+    if (tlmi_host_is_little_endian()) {
+        if (n > 0)
+            memcpy(dst, p, n * 4);
+        return;
+    }
+    unsigned char *out = dst;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = tlmi_get_u32(p + 4 * i);
+        memcpy(out + 4 * i, &bits, 4);
+    }
+}
+
+/* The tensor holds another dtype than the copy makes (`wanted`). */
+static int wrong_dtype(const tlmi_safetensors *st,
+                       const tlmi_safetensors_entry *entry,
+                       const char *wanted) {
+    char name[132];
+    return tlmi_fail(st->host, TLM_E_FORMAT, "%s: tensor '%s' holds %s, not %s",
+                     st->source,
+                     tlmi_st_printable(entry->name, entry->name_length, name,
+                                       sizeof name),
+                     tlmi_st_dtype_name(entry->dtype), wanted);
+}
+
 int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
                               const tlmi_safetensors_entry *entry,
                               float *dst, int64_t count) {
@@ -744,13 +772,7 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
     size_t n = (size_t)count;
     switch (entry->dtype) {
     case TLMI_ST_F32:
-        if (tlmi_host_is_little_endian()) {
-            if (n > 0)
-                memcpy(dst, p, n * 4);
-        } else {
-            for (size_t i = 0; i < n; i++, p += 4)
-                dst[i] = float_from_bits(tlmi_get_u32(p));
-        }
+        copy_le32(dst, p, n);
         return TLM_OK;
     case TLMI_ST_F16:
         for (size_t i = 0; i < n; i++, p += 2)
@@ -760,14 +782,8 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
         for (size_t i = 0; i < n; i++, p += 2)
             dst[i] = float_from_bits((uint32_t)tlmi_get_u16(p) << 16);
         return TLM_OK;
-    default: {
-        char name[132];
-        return tlmi_fail(st->host, TLM_E_FORMAT,
-                         "%s: tensor '%s' holds %s, not floats", st->source,
-                         tlmi_st_printable(entry->name, entry->name_length, name,
-                                   sizeof name),
-                         tlmi_st_dtype_name(entry->dtype));
-    }
+    default:
+        return wrong_dtype(st, entry, "floats");
     }
 }
 
@@ -777,24 +793,8 @@ int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
     int status = check_copy(st, entry, dst, count, "safetensors copy_i32");
     if (status != TLM_OK)
         return status;
-    if (entry->dtype != TLMI_ST_I32) {
-        char name[132];
-        return tlmi_fail(st->host, TLM_E_FORMAT,
-                         "%s: tensor '%s' holds %s, not I32", st->source,
-                         tlmi_st_printable(entry->name, entry->name_length, name,
-                                   sizeof name),
-                         tlmi_st_dtype_name(entry->dtype));
-    }
-    const unsigned char *p = entry->data;
-    size_t n = (size_t)count;
-    if (tlmi_host_is_little_endian()) {
-        if (n > 0)
-            memcpy(dst, p, n * 4);
-    } else {
-        for (size_t i = 0; i < n; i++, p += 4) {
-            uint32_t bits = tlmi_get_u32(p);
-            memcpy(&dst[i], &bits, 4);
-        }
-    }
+    if (entry->dtype != TLMI_ST_I32)
+        return wrong_dtype(st, entry, "I32");
+    copy_le32(dst, entry->data, (size_t)count);
     return TLM_OK;
 }
