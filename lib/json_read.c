@@ -353,6 +353,18 @@ int tlmi_json_number_to_double(const char *text, size_t length,
 
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
 
+/* Skips the digits at *i, at least one (else the failure "expected ..."
+ * there). */
+static int skip_digits(parser *ps, size_t *i, const char *expected) {
+    if (*i >= ps->size || !is_digit(ps->text[*i])) {
+        ps->pos = *i;
+        return fail_expected(ps, expected);
+    }
+    while (*i < ps->size && is_digit(ps->text[*i]))
+        (*i)++;
+    return TLM_OK;
+}
+
 static int parse_number(parser *ps, tlmi_json_value *value) {
     const unsigned char *t = ps->text;
     size_t start = ps->pos;
@@ -388,24 +400,18 @@ static int parse_number(parser *ps, tlmi_json_value *value) {
     if (i < ps->size && t[i] == '.') {
         plain = 0;
         i++;
-        if (i >= ps->size || !is_digit(t[i])) {
-            ps->pos = i;
-            return fail_expected(ps, "a digit after the decimal point");
-        }
-        while (i < ps->size && is_digit(t[i]))
-            i++;
+        int status = skip_digits(ps, &i, "a digit after the decimal point");
+        if (status != TLM_OK)
+            return status;
     }
     if (i < ps->size && (t[i] == 'e' || t[i] == 'E')) {
         plain = 0;
         i++;
         if (i < ps->size && (t[i] == '+' || t[i] == '-'))
             i++;
-        if (i >= ps->size || !is_digit(t[i])) {
-            ps->pos = i;
-            return fail_expected(ps, "a digit in the exponent");
-        }
-        while (i < ps->size && is_digit(t[i]))
-            i++;
+        int status = skip_digits(ps, &i, "a digit in the exponent");
+        if (status != TLM_OK)
+            return status;
     }
     size_t length = i - start;
     if (length > TLMI_JSON_MAX_NUMBER_CHARS)
