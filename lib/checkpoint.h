@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "endian.h"
 #include "host.h"
 
 #define TLMI_CHECKPOINT_VERSION 1

@@ -4,6 +4,16 @@
 #define TLM_LIB_ENDIAN_H
 
 #include <stdint.h>
+#include <string.h>
+
+/* 1 on a little-endian host: then file data in that order may be copied
+ * as is; otherwise each element's bytes are reversed. */
+static inline int tlmi_host_is_little_endian(void) {
+    const uint16_t probe = 1;
+    unsigned char first;
+    memcpy(&first, &probe, 1);
+    return first == 1;
+}
 
 static inline void tlmi_put_u16(unsigned char *p, uint16_t v) {
     p[0] = (unsigned char)v;

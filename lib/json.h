@@ -1,7 +1,7 @@
 /*
  * JSON (RFC 8259) for tlm's files: a strict reader of documents held in
- * memory, producing a read-only tree, and a small writer into a growable
- * buffer.
+ * memory, producing a read-only tree (json_read.c), and a small writer into
+ * a growable buffer (json_write.c).
  *
  * The reader accepts exactly the RFC's grammar and nothing more: no
  * comments, no trailing commas, no byte order mark, no NaN/Infinity, no
@@ -111,6 +111,17 @@ const char *tlmi_json_type_name(int32_t type);
 /* ---- Accessors. They accept NULL values (and then return NULL/0) so that
  * lookups can be chained; none of them records an error. ---- */
 
+/* The order of sorted keys (and of the safetensors reader's names):
+ * bytewise as memcmp, a proper prefix before the longer string. */
+int tlmi_json_key_compare(const char *a, size_t a_length, const char *b,
+                          size_t b_length);
+
+/* A key to look up with bsearch in tables sorted by tlmi_json_key_compare. */
+typedef struct tlmi_json_key {
+    const char *bytes;
+    size_t length;
+} tlmi_json_key;
+
 /* The member `key` of an object, or NULL when `object` is not an object
  * or has no such key. `key` is a NUL-terminated string; the _n form takes
  * a length, for keys that contain NUL bytes. */
@@ -156,11 +167,6 @@ int tlmi_json_get_int64(tlmi_host *host, const tlmi_json_value *value,
 int tlmi_json_get_string(tlmi_host *host, const tlmi_json_value *value,
                          const char *what, const char **bytes,
                          size_t *length);
-
-/* 1 when `length` bytes at `bytes` are valid UTF-8 (the rules the reader
- * applies to strings); else 0 and, when `bad` is not NULL, the offset of
- * the first invalid byte. */
-int tlmi_json_utf8_valid(const char *bytes, size_t length, size_t *bad);
 
 /* ---- Writer ---- */
 
@@ -227,6 +233,12 @@ int tlmi_json_write_null(tlmi_json_writer *writer);
  * the sticky error, or TLM_E_STATE when the document is incomplete. */
 int tlmi_json_writer_result(tlmi_json_writer *writer, const char **text,
                             size_t *size);
+
+/* strtod on `length` characters of JSON number text, whatever the C
+ * locale's decimal point. Returns 0 on success, -1 when the text is not
+ * a number or longer than TLMI_JSON_MAX_NUMBER_CHARS. Shared by the reader
+ * and the writer's round-trip check. */
+int tlmi_json_number_to_double(const char *text, size_t length, double *out);
 
 /* Writes into `buf` (32 bytes) the shortest text of `value` that reads
  * back as the same double, with at most `max_digits` (1..17) significant

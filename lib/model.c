@@ -6,6 +6,7 @@
 
 #include "context.h"
 #include "file.h"
+#include "grow.h"
 #include "kernels/dispatch.h"
 #include "layer.h"
 #include "error.h"
@@ -151,21 +152,16 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
         return NULL;
     tlm_model *m = b->model;
     if (m->n_parameters == m->parameters_capacity) {
-        int32_t capacity = m->parameters_capacity ? 2 * m->parameters_capacity : 64;
-        tlmi_named_parameter *grown = tlmi_host_alloc(
-            &m->ctx->host, (size_t)capacity * sizeof *grown, 64);
-        if (grown == NULL) {
+        /* Room for 64 parameters at first, then doubling. */
+        size_t capacity = (size_t)m->parameters_capacity;
+        size_t needed = capacity == 0 ? 64 : capacity + 1;
+        if (tlmi_grow(&m->ctx->host, (void **)&m->parameters, &capacity, needed,
+                      sizeof *m->parameters) != TLM_OK) {
             b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
                                   "tlm_model_create: out of memory");
             return NULL;
         }
-        if (m->parameters != NULL) {
-            memcpy(grown, m->parameters, (size_t)m->n_parameters * sizeof *grown);
-            tlmi_host_free(&m->ctx->host, m->parameters,
-                           (size_t)m->parameters_capacity * sizeof *grown);
-        }
-        m->parameters = grown;
-        m->parameters_capacity = capacity;
+        m->parameters_capacity = (int32_t)capacity;
     }
     const int64_t shape[2] = {d0, d1};
     const int32_t ndim = d1 > 0 ? 2 : 1;

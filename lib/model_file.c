@@ -7,6 +7,7 @@
 
 #include "checkpoint.h"
 #include "context.h"
+#include "endian.h"
 #include "error.h"
 #include "file.h"
 #include "model.h"

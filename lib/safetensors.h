@@ -37,6 +37,11 @@ const char *tlmi_st_dtype_name(int32_t dtype);
 /* Bytes per element, 0 for an unknown dtype. */
 size_t tlmi_st_dtype_size(int32_t dtype);
 
+/* A name for a message: at most `size` - 4 bytes of `s`, control
+ * characters as '?', "..." when cut; returns buf. */
+const char *tlmi_st_printable(const char *s, size_t length, char *buf,
+                              size_t size);
+
 /* ---- Reader ---- */
 
 typedef struct tlmi_safetensors_entry {

@@ -22,6 +22,7 @@
 
 #include "context.h"
 #include "error.h"
+#include "grow.h"
 #include "params.h"
 
 /* Room for the first accepted tokens when the history starts growing. */
@@ -212,17 +213,12 @@ static int grow_history(tlm_sampler *s) {
     }
     if (window > 0 && wanted > window)
         wanted = window;
-    int32_t *grown = tlmi_host_alloc(&s->host, wanted * sizeof *grown, 64);
-    if (grown == NULL)
+    if (tlmi_resize(&s->host, (void **)&s->history, &s->history_capacity,
+                    wanted, sizeof *s->history) != TLM_OK)
         return tlmi_fail(&s->host, TLM_E_NOMEM,
                          "tlm_sampler_accept: growing the history to %zu "
                          "tokens failed",
                          wanted);
-    if (s->history_length > 0)
-        memcpy(grown, s->history, s->history_length * sizeof *grown);
-    tlmi_host_free(&s->host, s->history, capacity * sizeof *s->history);
-    s->history = grown;
-    s->history_capacity = wanted;
     return TLM_OK;
 }
 
@@ -761,6 +757,18 @@ int tlmi_sampler_penalized_logits(tlm_sampler *s, const float *logits,
 
 /* ---------------------------------------------------------------------- */
 
+double tlmi_log_sum_exp(const float *x, int32_t n, double *max) {
+    double top = -HUGE_VAL;
+    for (int32_t i = 0; i < n; i++)
+        if ((double)x[i] > top)
+            top = (double)x[i];
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++)
+        sum += exp((double)x[i] - top);
+    *max = top;
+    return log(sum);
+}
+
 TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
                                float *logprob) {
     static const char fn[] = "tlm_log_softmax_at";
@@ -777,18 +785,13 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
     int status = check_logits(NULL, fn, logits, vocab);
     if (status != TLM_OK)
         return status;
-    double max = -HUGE_VAL;
-    for (int32_t i = 0; i < vocab; i++)
-        if ((double)logits[i] > max)
-            max = (double)logits[i];
     if (logits[id] == -INFINITY) {
         *logprob = -INFINITY;
         return TLM_OK;
     }
-    double sum = 0.0;
-    for (int32_t i = 0; i < vocab; i++)
-        sum += exp((double)logits[i] - max);
-    const double value = ((double)logits[id] - max) - log(sum);
+    double max;
+    const double log_sum = tlmi_log_sum_exp(logits, vocab, &max);
+    const double value = ((double)logits[id] - max) - log_sum;
     /* Below the float range (logits -FLT_MAX against FLT_MAX) is -inf,
      * written out rather than left to the conversion. */
     *logprob = value < -(double)FLT_MAX ? -INFINITY : (float)value;

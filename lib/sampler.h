@@ -43,6 +43,13 @@ struct tlm_sampler {
 };
 
 /*
+ * log(sum_i exp(x[i] - *max)) in double over x[0..n) (n >= 1, no NaN or
+ * +inf), storing *max = max_i x[i]: a log-softmax is (x[i] - *max) minus
+ * the result. Shared by tlm_log_softmax_at and the beam search.
+ */
+double tlmi_log_sum_exp(const float *x, int32_t n, double *max);
+
+/*
  * The logits after the penalties of the sampler's history (step 1 of the
  * pipeline), in double precision: out[i] for i < vocab. For tests; the
  * arguments are not checked beyond what the pipeline itself checks.

@@ -19,7 +19,9 @@
 
 #include "error.h"
 #include "model.h"
+#include "overflow.h"
 #include "params.h"
+#include "sampler.h"
 #include "session.h"
 
 #define MAX_BEAM_WIDTH 256
@@ -81,17 +83,12 @@ static double length_factor(double alpha, int32_t length) {
 
 /* out[v] = x[v] - log(sum exp x), in double; 0 or TLM_E_NONFINITE. */
 static int log_softmax(double *out, const float *x, int32_t n) {
-    double top = (double)-INFINITY;
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return TLM_E_NONFINITE;
-        if ((double)x[i] > top)
-            top = (double)x[i];
-    }
-    double sum = 0.0;
-    for (int32_t i = 0; i < n; i++)
-        sum += exp((double)x[i] - top);
-    const double lse = top + log(sum);
+    double top;
+    const double log_sum = tlmi_log_sum_exp(x, n, &top);
+    const double lse = top + log_sum;
     for (int32_t i = 0; i < n; i++)
         out[i] = (double)x[i] - lse;
     return TLM_OK;
@@ -149,22 +146,16 @@ static void finish(search *s, const int32_t *prefix, int32_t length, int32_t las
     s->has_best = 1;
 }
 
-/* size_t a * b, or 0 with *overflow set. */
-static size_t mul_size(size_t a, size_t b, int *overflow) {
-    if (b != 0 && a > SIZE_MAX / b) {
-        *overflow = 1;
-        return 0;
-    }
-    return a * b;
-}
-
 /* Offsets of the arrays in the search's block (each 64-byte aligned). */
 typedef struct layout {
     size_t pool, slot, next_slot, used, logits, logprobs, tokens, next_tokens;
     size_t sums, next_sums, parent, child_token, candidates, best, total;
 } layout;
 
-static size_t place(size_t *total, size_t bytes, int *overflow) {
+/* Carves `count` elements of `elem` bytes, rounded up to 64 bytes, from
+ * the end of a block of *total bytes; their offset. */
+static size_t place(size_t *total, size_t count, size_t elem, int *overflow) {
+    const size_t bytes = tlmi_mul_size(count, elem, overflow);
     const size_t at = *total;
     const size_t rounded = bytes + 63 < bytes ? 0 : (bytes + 63) & ~(size_t)63;
     if (rounded < bytes || *total > SIZE_MAX - rounded) {
@@ -178,23 +169,23 @@ static size_t place(size_t *total, size_t bytes, int *overflow) {
 static int plan_layout(layout *lay, size_t w, size_t v, size_t l, size_t k) {
     int overflow = 0;
     size_t t = 0;
-    lay->pool = place(&t, mul_size(w, sizeof(tlm_session *), &overflow), &overflow);
-    lay->slot = place(&t, mul_size(w, sizeof(int32_t), &overflow), &overflow);
-    lay->next_slot = place(&t, mul_size(w, sizeof(int32_t), &overflow), &overflow);
-    lay->used = place(&t, w, &overflow);
-    lay->logits = place(&t, mul_size(mul_size(w, v, &overflow), sizeof(float), &overflow),
-                        &overflow);
-    lay->logprobs = place(&t, mul_size(v, sizeof(double), &overflow), &overflow);
-    const size_t token_bytes = mul_size(mul_size(w, l, &overflow), sizeof(int32_t), &overflow);
-    lay->tokens = place(&t, token_bytes, &overflow);
-    lay->next_tokens = place(&t, token_bytes, &overflow);
-    lay->sums = place(&t, mul_size(w, sizeof(double), &overflow), &overflow);
-    lay->next_sums = place(&t, mul_size(w, sizeof(double), &overflow), &overflow);
-    lay->parent = place(&t, mul_size(w, sizeof(int32_t), &overflow), &overflow);
-    lay->child_token = place(&t, mul_size(w, sizeof(int32_t), &overflow), &overflow);
-    lay->candidates = place(&t, mul_size(mul_size(w, k, &overflow), sizeof(candidate),
-                                         &overflow), &overflow);
-    lay->best = place(&t, mul_size(l, sizeof(int32_t), &overflow), &overflow);
+    const size_t w_v = tlmi_mul_size(w, v, &overflow);
+    const size_t w_l = tlmi_mul_size(w, l, &overflow);
+    const size_t w_k = tlmi_mul_size(w, k, &overflow);
+    lay->pool = place(&t, w, sizeof(tlm_session *), &overflow);
+    lay->slot = place(&t, w, sizeof(int32_t), &overflow);
+    lay->next_slot = place(&t, w, sizeof(int32_t), &overflow);
+    lay->used = place(&t, w, 1, &overflow);
+    lay->logits = place(&t, w_v, sizeof(float), &overflow);
+    lay->logprobs = place(&t, v, sizeof(double), &overflow);
+    lay->tokens = place(&t, w_l, sizeof(int32_t), &overflow);
+    lay->next_tokens = place(&t, w_l, sizeof(int32_t), &overflow);
+    lay->sums = place(&t, w, sizeof(double), &overflow);
+    lay->next_sums = place(&t, w, sizeof(double), &overflow);
+    lay->parent = place(&t, w, sizeof(int32_t), &overflow);
+    lay->child_token = place(&t, w, sizeof(int32_t), &overflow);
+    lay->candidates = place(&t, w_k, sizeof(candidate), &overflow);
+    lay->best = place(&t, l, sizeof(int32_t), &overflow);
     lay->total = t;
     return overflow ? TLM_E_OVERFLOW : TLM_OK;
 }

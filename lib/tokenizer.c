@@ -10,6 +10,7 @@
 #include "context.h"
 #include "error.h"
 #include "params.h"
+#include "utf8.h"
 
 #define EMPTY_KEY UINT64_MAX
 #define DEFAULT_BPE_VOCAB 512
@@ -18,28 +19,16 @@
 /* U+FFFD REPLACEMENT CHARACTER: what the unknown token decodes to. */
 static const unsigned char replacement[3] = {0xEF, 0xBF, 0xBD};
 
-int tlmi_tokenizer_grow(const tlmi_host *host, void **array,
-                        size_t *capacity, size_t elem, size_t needed) {
-    if (needed <= *capacity)
-        return 0;
-    size_t grown = *capacity < 16 ? 16 : *capacity;
-    while (grown < needed) {
-        if (grown > SIZE_MAX / 2)
-            return -1;
-        grown *= 2;
+/* The character key at the start of s (n > 0 bytes) and its length: a
+ * valid UTF-8 character's scalar value, else TLMI_LONE_BYTE + the byte. */
+static inline size_t next_char_key(const unsigned char *s, size_t n,
+                                   uint32_t *key) {
+    size_t len = tlmi_utf8_decode(s, n, key);
+    if (len == 0) {
+        *key = TLMI_LONE_BYTE + s[0];
+        len = 1;
     }
-    if (grown > SIZE_MAX / elem)
-        return -1;
-    void *bigger = tlmi_host_alloc(host, grown * elem, 64);
-    if (bigger == NULL)
-        return -1;
-    if (*array != NULL) {
-        memcpy(bigger, *array, *capacity * elem);
-        tlmi_host_free(host, *array, *capacity * elem);
-    }
-    *array = bigger;
-    *capacity = grown;
-    return 0;
+    return len;
 }
 
 static uint64_t pair_key(int32_t left, int32_t right) {
@@ -357,11 +346,7 @@ static int train_chars(tlm_tokenizer **out, tlmi_host *host,
     size_t i = 0;
     while (i < n) {
         uint32_t key;
-        size_t len = tlmi_utf8_decode(text + i, n - i, &key);
-        if (len == 0) {
-            key = TLMI_LONE_BYTE + text[i];
-            len = 1;
-        }
+        size_t len = next_char_key(text + i, n - i, &key);
         seen[key / 64] |= (uint64_t)1 << (key % 64);
         i += len;
     }
@@ -628,11 +613,7 @@ static void encode_text(const tlm_tokenizer *tok, const unsigned char *text,
                 continue;
             }
             uint32_t key;
-            size_t len = tlmi_utf8_decode(text + i, n - i, &key);
-            if (len == 0) {
-                key = TLMI_LONE_BYTE + text[i];
-                len = 1;
-            }
+            size_t len = next_char_key(text + i, n - i, &key);
             put_id(sink, char_id(tok, key));
             i += len;
         }

@@ -1,9 +1,9 @@
 /*
  * Tokenizers: the handle every kind shares (the bytes of every token, the
  * character table of character-level tokenizers, the merge table of BPE
- * tokenizers), and the pieces the kinds are built from: a strict UTF-8
- * reader, the pre-split of text into chunks, BPE training and the file
- * format. docs/tokenizer.md specifies all of it.
+ * tokenizers), and the pieces the kinds are built from: the pre-split of
+ * text into chunks (pretokenize.c), BPE training and the file format
+ * (UTF-8 is utf8.h's). docs/tokenizer.md specifies all of it.
  */
 #ifndef TLM_LIB_TOKENIZER_H
 #define TLM_LIB_TOKENIZER_H
@@ -54,22 +54,6 @@ struct tlm_tokenizer {
     size_t rank_capacity;        /* a power of two, or 0 without merges */
     int rank_shift;              /* 64 - log2(rank_capacity) */
 };
-
-/* --- UTF-8 ------------------------------------------------------------ */
-
-/* Length (1..4) of the valid UTF-8 character at the start of `s` (n > 0
- * bytes), storing its code point; 0 when the first byte does not start a
- * valid character (overlong forms, surrogates and values above U+10FFFF
- * are invalid). */
-size_t tlmi_utf8_decode(const unsigned char *s, size_t n, uint32_t *code);
-
-/* Length (0..3) of the longest suffix of `s` (n bytes) that is the
- * beginning of a valid UTF-8 character still missing bytes. */
-size_t tlmi_utf8_unfinished_tail(const unsigned char *s, size_t n);
-
-/* Writes the UTF-8 form of a scalar value (< 0x110000, not a surrogate)
- * into `out` (room for 4) and returns its length. */
-size_t tlmi_utf8_encode(uint32_t code, unsigned char *out);
 
 /* --- pre-split ----------------------------------------------------------- */
 
@@ -135,11 +119,5 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host,
                               const unsigned char *data, size_t size,
                               const char *who);
 
-
-/* Growable arrays: makes room for `needed` elements of `elem` bytes in
- * *array (capacity in elements), doubling, through the host. Returns 0 on
- * success, -1 when the allocation fails or the size would overflow. */
-int tlmi_tokenizer_grow(const tlmi_host *host, void **array,
-                        size_t *capacity, size_t elem, size_t needed);
 
 #endif

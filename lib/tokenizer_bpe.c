@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "grow.h"
 #include "tokenizer.h"
 
 #define EMPTY_KEY UINT64_MAX
@@ -148,8 +149,8 @@ static int count_chunk(trainer *t, size_t at, size_t length) {
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: the corpus has more than %d distinct chunks",
                          t->who, INT32_MAX - 1);
-    if (tlmi_tokenizer_grow(t->host, (void **)&t->chunks, &t->chunks_cap,
-                            sizeof *t->chunks, t->n_chunks + 1) != 0)
+    if (tlmi_grow(t->host, (void **)&t->chunks, &t->chunks_cap, t->n_chunks + 1,
+                  sizeof *t->chunks) != TLM_OK)
         return out_of_memory(t, "the chunks");
     chunk_rec *c = &t->chunks[t->n_chunks];
     c->text_at = at;
@@ -220,8 +221,8 @@ static int find_pair(trainer *t, int32_t left, int32_t right,
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: more than %d distinct pairs", t->who,
                          INT32_MAX - 1);
-    if (tlmi_tokenizer_grow(t->host, (void **)&t->pairs, &t->pairs_cap,
-                            sizeof *t->pairs, t->n_pairs + 1) != 0)
+    if (tlmi_grow(t->host, (void **)&t->pairs, &t->pairs_cap, t->n_pairs + 1,
+                  sizeof *t->pairs) != TLM_OK)
         return out_of_memory(t, "the pairs");
     int32_t p = (int32_t)t->n_pairs++;
     t->pairs[p] = (pair_rec){left, right, 0, 0, -1, 0};
@@ -246,8 +247,8 @@ static int list_chunk(trainer *t, int32_t p, int32_t c) {
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: more than %d pair occurrences", t->who,
                          INT32_MAX - 1);
-    if (tlmi_tokenizer_grow(t->host, (void **)&t->nodes, &t->nodes_cap,
-                            sizeof *t->nodes, t->n_nodes + 1) != 0)
+    if (tlmi_grow(t->host, (void **)&t->nodes, &t->nodes_cap, t->n_nodes + 1,
+                  sizeof *t->nodes) != TLM_OK)
         return out_of_memory(t, "the chunk lists");
     t->nodes[t->n_nodes] = (list_node){c, head};
     t->pairs[p].head = (int32_t)t->n_nodes++;
@@ -284,8 +285,8 @@ static void sift_down(trainer *t, size_t i) {
 }
 
 static int heap_push(trainer *t, int32_t p) {
-    if (tlmi_tokenizer_grow(t->host, (void **)&t->heap, &t->heap_cap,
-                            sizeof *t->heap, t->heap_size + 1) != 0)
+    if (tlmi_grow(t->host, (void **)&t->heap, &t->heap_cap, t->heap_size + 1,
+                  sizeof *t->heap) != TLM_OK)
         return out_of_memory(t, "the pair heap");
     heap_entry e = {t->pairs[p].count, p};
     t->pairs[p].pushed = e.count;
@@ -319,8 +320,8 @@ static int add_pair_count(trainer *t, int32_t left, int32_t right,
     pair_rec *rec = &t->pairs[p];
     rec->count += freq;
     if (rec->count > rec->pushed && !rec->dirty) {
-        if (tlmi_tokenizer_grow(t->host, (void **)&t->dirty, &t->dirty_cap,
-                                sizeof *t->dirty, t->n_dirty + 1) != 0)
+        if (tlmi_grow(t->host, (void **)&t->dirty, &t->dirty_cap,
+                      t->n_dirty + 1, sizeof *t->dirty) != TLM_OK)
             return out_of_memory(t, "the changed pairs");
         t->pairs[p].dirty = 1;
         t->dirty[t->n_dirty++] = p;
@@ -464,9 +465,9 @@ int tlmi_bpe_train(tlmi_merge_list *merges, tlmi_host *host,
         if (rec->count < min_count)
             break; /* the most frequent pair is not frequent enough */
         const int32_t m = 256 + merges->count;
-        if (tlmi_tokenizer_grow(host, (void **)&merges->pairs,
-                                &merges->capacity, sizeof *merges->pairs,
-                                2 * (size_t)merges->count + 2) != 0) {
+        if (tlmi_grow(host, (void **)&merges->pairs, &merges->capacity,
+                      2 * (size_t)merges->count + 2,
+                      sizeof *merges->pairs) != TLM_OK) {
             status = out_of_memory(&t, "the merges");
             break;
         }

@@ -9,6 +9,7 @@
 
 #include "error.h"
 #include "tokenizer.h"
+#include "utf8.h"
 
 struct tlm_token_stream {
     tlmi_host host;

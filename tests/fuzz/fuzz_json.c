@@ -6,6 +6,7 @@
 #include "fuzz.h"
 #include "host.h"
 #include "json.h"
+#include "utf8.h"
 
 static void walk(const tlmi_json_value *value, int depth) {
     fuzz_check(depth <= 1000, "json: depth within the limit");
@@ -14,7 +15,8 @@ static void walk(const tlmi_json_value *value, int depth) {
         size_t length = 0;
         const char *bytes = tlmi_json_string(value, &length);
         fuzz_check(bytes != NULL && bytes[length] == '\0', "json: strings end in NUL");
-        fuzz_check(tlmi_json_utf8_valid(bytes, length, NULL), "json: strings are UTF-8");
+        fuzz_check(tlmi_utf8_valid((const unsigned char *)bytes, length, NULL),
+                   "json: strings are UTF-8");
     } else if (value->type == TLMI_JSON_ARRAY) {
         for (size_t i = 0; i < count; i++)
             walk(tlmi_json_array_at(value, i), depth + 1);

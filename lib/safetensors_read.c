@@ -1,9 +1,15 @@
+/*
+ * The safetensors reader: a strict parser of the header (a JSON object of
+ * tensors and metadata), the tables it builds, and the copies of tensor
+ * data into floats and ints. The writer is safetensors_write.c.
+ */
 #include "safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "endian.h"
 #include "error.h"
 #include "file.h"
 #include "json.h"
@@ -36,22 +42,6 @@ size_t tlmi_st_dtype_size(int32_t dtype) {
         if (dtypes[i].dtype == dtype)
             return dtypes[i].size;
     return 0;
-}
-
-/* The file's numbers are little-endian; on a big-endian host the copy
- * functions and the writer reverse each element's bytes. */
-static int host_is_little_endian(void) {
-    const uint16_t probe = 1;
-    unsigned char first;
-    memcpy(&first, &probe, 1);
-    return first == 1;
-}
-
-static uint64_t read_le64(const unsigned char *p) {
-    uint64_t value = 0;
-    for (int i = 7; i >= 0; i--)
-        value = (value << 8) | p[i];
-    return value;
 }
 
 static float float_from_bits(uint32_t bits) {
@@ -111,10 +101,8 @@ struct tlmi_safetensors {
     tlmi_file_mapping mapping;
 };
 
-/* A name for a message: at most `size` - 4 bytes, control characters as
- * '?', "..." when cut. */
-static const char *printable(const char *s, size_t length, char *buf,
-                             size_t size) {
+const char *tlmi_st_printable(const char *s, size_t length, char *buf,
+                              size_t size) {
     size_t n = length < size - 4 ? length : size - 4;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -230,7 +218,7 @@ static void shape_text(const tlmi_safetensors_entry *e, char *buf,
 static int parse_tensor(parse_state *ps, const tlmi_json_member *member,
                         tlmi_safetensors_entry *e) {
     char name[132];
-    printable(member->key, member->key_length, name, sizeof name);
+    tlmi_st_printable(member->key, member->key_length, name, sizeof name);
     const tlmi_json_value *info = &member->value;
     int status = TLM_OK;
     if (memchr(member->key, '\0', member->key_length) != NULL)
@@ -267,9 +255,9 @@ static int parse_tensor(parse_state *ps, const tlmi_json_member *member,
                          "%s: tensor '%s': dtype \"%s\" is not supported "
                          "(tlm reads F32, I32, F16 and BF16)",
                          ps->source, name,
-                         printable(dtype->as.string.bytes,
-                                   dtype->as.string.length, text,
-                                   sizeof text));
+                         tlmi_st_printable(dtype->as.string.bytes,
+                                           dtype->as.string.length, text,
+                                           sizeof text));
     }
 
     /* shape */
@@ -384,7 +372,8 @@ static int parse_metadata(parse_state *ps, const tlmi_json_value *object,
                              "header byte %zu; metadata values must be "
                              "strings",
                              ps->source,
-                             printable(m->key, m->key_length, key, sizeof key),
+                             tlmi_st_printable(m->key, m->key_length, key,
+                                               sizeof key),
                              m->value.type == TLMI_JSON_ARRAY ||
                                      m->value.type == TLMI_JSON_OBJECT
                                  ? "an"
@@ -401,32 +390,37 @@ static int parse_metadata(parse_state *ps, const tlmi_json_value *object,
     return TLM_OK;
 }
 
-static int bytes_compare(const char *a, size_t an, const char *b, size_t bn) {
-    size_t n = an < bn ? an : bn;
-    int c = n ? memcmp(a, b, n) : 0;
-    if (c != 0)
-        return c;
-    return an < bn ? -1 : an > bn;
-}
-
 static int compare_offsets(const void *a, const void *b) {
     const tlmi_safetensors_entry *x = a, *y = b;
     if (x->begin != y->begin)
         return x->begin < y->begin ? -1 : 1;
     if (x->end != y->end)
         return x->end < y->end ? -1 : 1;
-    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+    return tlmi_json_key_compare(x->name, x->name_length, y->name, y->name_length);
 }
 
 static int compare_names(const void *a, const void *b) {
     const tlmi_safetensors_entry *x = *(const tlmi_safetensors_entry *const *)a;
     const tlmi_safetensors_entry *y = *(const tlmi_safetensors_entry *const *)b;
-    return bytes_compare(x->name, x->name_length, y->name, y->name_length);
+    return tlmi_json_key_compare(x->name, x->name_length, y->name, y->name_length);
 }
 
 static int compare_metadata(const void *a, const void *b) {
     const st_metadata *x = a, *y = b;
-    return bytes_compare(x->key, x->key_length, y->key, y->key_length);
+    return tlmi_json_key_compare(x->key, x->key_length, y->key, y->key_length);
+}
+
+/* bsearch orders of a tlmi_json_key against by_name and metadata. */
+static int find_name(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const tlmi_safetensors_entry *e = *(const tlmi_safetensors_entry *const *)element;
+    return tlmi_json_key_compare(k->bytes, k->length, e->name, e->name_length);
+}
+
+static int find_metadata(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const st_metadata *m = element;
+    return tlmi_json_key_compare(k->bytes, k->length, m->key, m->key_length);
 }
 
 /* Fills `st` from the parsed header. */
@@ -510,10 +504,10 @@ static int build(parse_state *ps, const tlmi_json_value *root) {
                              "%s: tensors '%s' (data_offsets [%llu, %llu]) "
                              "and '%s' ([%llu, %llu]) overlap",
                              ps->source,
-                             printable(p->name, p->name_length, a, sizeof a),
+                             tlmi_st_printable(p->name, p->name_length, a, sizeof a),
                              (unsigned long long)p->begin,
                              (unsigned long long)p->end,
-                             printable(e->name, e->name_length, b, sizeof b),
+                             tlmi_st_printable(e->name, e->name_length, b, sizeof b),
                              (unsigned long long)e->begin,
                              (unsigned long long)e->end);
         }
@@ -559,7 +553,7 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
                          "%s: %zu bytes is too short for a safetensors file "
                          "(the header length alone takes 8)",
                          name, size);
-    uint64_t header = read_le64(bytes);
+    uint64_t header = tlmi_get_u64(bytes);
     if (header > TLMI_ST_MAX_HEADER)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "%s: the header length %llu is more than the limit "
@@ -675,43 +669,28 @@ const tlmi_safetensors_entry *tlmi_safetensors_find(
     const tlmi_safetensors *st, const char *name) {
     if (st == NULL || name == NULL)
         return NULL;
-    size_t length = strlen(name);
-    size_t lo = 0, hi = st->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const tlmi_safetensors_entry *e = st->by_name[mid];
-        int c = bytes_compare(e->name, e->name_length, name, length);
-        if (c == 0)
-            return e;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (st->count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {name, strlen(name)};
+    const tlmi_safetensors_entry *const *found =
+        bsearch(&wanted, st->by_name, st->count, sizeof *st->by_name, find_name);
+    return found != NULL ? *found : NULL;
 }
 
 const char *tlmi_safetensors_metadata(const tlmi_safetensors *st,
                                       const char *key, size_t *length) {
     if (st == NULL || key == NULL)
         return NULL;
-    size_t key_length = strlen(key);
-    size_t lo = 0, hi = st->metadata_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const st_metadata *m = &st->metadata[mid];
-        int c = bytes_compare(m->key, m->key_length, key, key_length);
-        if (c == 0) {
-            if (length != NULL)
-                *length = m->value_length;
-            return m->value;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (st->metadata_count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {key, strlen(key)};
+    const st_metadata *found = bsearch(&wanted, st->metadata, st->metadata_count,
+                                       sizeof *st->metadata, find_metadata);
+    if (found == NULL)
+        return NULL;
+    if (length != NULL)
+        *length = found->value_length;
+    return found->value;
 }
 
 size_t tlmi_safetensors_metadata_count(const tlmi_safetensors *st) {
@@ -746,7 +725,7 @@ static int check_copy(const tlmi_safetensors *st,
     if (st == NULL || entry == NULL)
         return tlmi_fail(host, TLM_E_INVALID, "%s: st or entry is NULL", what);
     char name[132];
-    printable(entry->name, entry->name_length, name, sizeof name);
+    tlmi_st_printable(entry->name, entry->name_length, name, sizeof name);
     if (count != entry->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
                          "%s: tensor '%s' has %lld values, not %lld", what,
@@ -754,6 +733,33 @@ static int check_copy(const tlmi_safetensors *st,
     if (dst == NULL && count > 0)
         return tlmi_fail(host, TLM_E_INVALID, "%s: dst is NULL", what);
     return TLM_OK;
+}
+
+/* n little-endian 4-byte elements (F32 or I32) from the file into dst,
+ * bit for bit. */
+static void copy_le32(void *dst, const unsigned char *p, size_t n) {
+    if (tlmi_host_is_little_endian()) {
+        if (n > 0)
+            memcpy(dst, p, n * 4);
+        return;
+    }
+    unsigned char *out = dst;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t bits = tlmi_get_u32(p + 4 * i);
+        memcpy(out + 4 * i, &bits, 4);
+    }
+}
+
+/* The tensor holds another dtype than the copy makes (`wanted`). */
+static int wrong_dtype(const tlmi_safetensors *st,
+                       const tlmi_safetensors_entry *entry,
+                       const char *wanted) {
+    char name[132];
+    return tlmi_fail(st->host, TLM_E_FORMAT, "%s: tensor '%s' holds %s, not %s",
+                     st->source,
+                     tlmi_st_printable(entry->name, entry->name_length, name,
+                                       sizeof name),
+                     tlmi_st_dtype_name(entry->dtype), wanted);
 }
 
 int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
@@ -766,34 +772,18 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
     size_t n = (size_t)count;
     switch (entry->dtype) {
     case TLMI_ST_F32:
-        if (host_is_little_endian()) {
-            if (n > 0)
-                memcpy(dst, p, n * 4);
-        } else {
-            for (size_t i = 0; i < n; i++, p += 4)
-                dst[i] = float_from_bits((uint32_t)p[0] |
-                                         (uint32_t)p[1] << 8 |
-                                         (uint32_t)p[2] << 16 |
-                                         (uint32_t)p[3] << 24);
-        }
+        copy_le32(dst, p, n);
         return TLM_OK;
     case TLMI_ST_F16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = half_to_float((uint16_t)(p[0] | p[1] << 8));
+            dst[i] = half_to_float(tlmi_get_u16(p));
         return TLM_OK;
     case TLMI_ST_BF16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = float_from_bits(((uint32_t)p[0] | (uint32_t)p[1] << 8)
-                                     << 16);
+            dst[i] = float_from_bits((uint32_t)tlmi_get_u16(p) << 16);
         return TLM_OK;
-    default: {
-        char name[132];
-        return tlmi_fail(st->host, TLM_E_FORMAT,
-                         "%s: tensor '%s' holds %s, not floats", st->source,
-                         printable(entry->name, entry->name_length, name,
-                                   sizeof name),
-                         tlmi_st_dtype_name(entry->dtype));
-    }
+    default:
+        return wrong_dtype(st, entry, "floats");
     }
 }
 
@@ -803,454 +793,8 @@ int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
     int status = check_copy(st, entry, dst, count, "safetensors copy_i32");
     if (status != TLM_OK)
         return status;
-    if (entry->dtype != TLMI_ST_I32) {
-        char name[132];
-        return tlmi_fail(st->host, TLM_E_FORMAT,
-                         "%s: tensor '%s' holds %s, not I32", st->source,
-                         printable(entry->name, entry->name_length, name,
-                                   sizeof name),
-                         tlmi_st_dtype_name(entry->dtype));
-    }
-    const unsigned char *p = entry->data;
-    size_t n = (size_t)count;
-    if (host_is_little_endian()) {
-        if (n > 0)
-            memcpy(dst, p, n * 4);
-    } else {
-        for (size_t i = 0; i < n; i++, p += 4) {
-            uint32_t bits = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                            (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            memcpy(&dst[i], &bits, 4);
-        }
-    }
-    return TLM_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Writer
- */
-
-typedef struct st_item {
-    char *name; /* host memory, name_length + 1 bytes */
-    size_t name_length;
-    int32_t dtype;
-    int32_t ndim;
-    int64_t shape[TLM_MAX_DIMS];
-    const void *data;
-    size_t nbytes;
-} st_item;
-
-typedef struct st_pair {
-    char *key; /* one block: key, NUL, value, NUL */
-    size_t key_length;
-    size_t value_length;
-} st_pair;
-
-struct tlmi_safetensors_writer {
-    tlmi_host *host;
-    st_item *items;
-    size_t count, capacity;
-    st_pair *pairs;
-    size_t pair_count, pair_capacity;
-};
-
-int tlmi_safetensors_writer_create(tlmi_host *host,
-                                   tlmi_safetensors_writer **out) {
-    if (out == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: out is NULL");
-    *out = NULL;
-    if (host == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: host is NULL");
-    tlmi_safetensors_writer *w =
-        tlmi_host_alloc(host, sizeof *w, _Alignof(tlmi_safetensors_writer));
-    if (w == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM,
-                         "safetensors writer: out of memory");
-    memset(w, 0, sizeof *w);
-    w->host = host;
-    *out = w;
-    return TLM_OK;
-}
-
-void tlmi_safetensors_writer_free(tlmi_safetensors_writer *w) {
-    if (w == NULL)
-        return;
-    for (size_t i = 0; i < w->count; i++)
-        tlmi_host_free(w->host, w->items[i].name, w->items[i].name_length + 1);
-    for (size_t i = 0; i < w->pair_count; i++)
-        tlmi_host_free(w->host, w->pairs[i].key,
-                       w->pairs[i].key_length + w->pairs[i].value_length + 2);
-    tlmi_host_free(w->host, w->items, w->capacity * sizeof *w->items);
-    tlmi_host_free(w->host, w->pairs, w->pair_capacity * sizeof *w->pairs);
-    tlmi_host_free(w->host, w, sizeof *w);
-}
-
-/* Makes room for one more element in a growable array: on success
- * *array and *capacity describe the (possibly new) block. */
-static int grow(tlmi_host *host, void *array, size_t *capacity, size_t count,
-                size_t element, size_t alignment, void **grown_out) {
-    *grown_out = array;
-    if (count < *capacity)
-        return TLM_OK;
-    size_t fresh = *capacity ? 2 * *capacity : 16;
-    if (fresh > SIZE_MAX / element)
-        return tlmi_fail(host, TLM_E_OVERFLOW,
-                         "safetensors writer: too many entries");
-    void *grown = tlmi_host_alloc(host, fresh * element, alignment);
-    if (grown == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM,
-                         "safetensors writer: out of memory (%zu entries)",
-                         fresh);
-    if (count > 0)
-        memcpy(grown, array, count * element);
-    tlmi_host_free(host, array, *capacity * element);
-    *grown_out = grown;
-    *capacity = fresh;
-    return TLM_OK;
-}
-
-static int check_utf8(tlmi_host *host, const char *what, const char *s,
-                      size_t n) {
-    size_t bad = 0;
-    if (!tlmi_json_utf8_valid(s, n, &bad))
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: %s is not valid UTF-8 (byte "
-                         "%zu)",
-                         what, bad);
-    return TLM_OK;
-}
-
-int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
-                                int32_t dtype, int32_t ndim,
-                                const int64_t *shape, const void *data) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID,
-                         "safetensors writer: writer is NULL");
-    tlmi_host *host = w->host;
-    if (name == NULL || name[0] == '\0')
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: tensor name is %s",
-                         name ? "empty" : "NULL");
-    size_t length = strlen(name);
-    char shown[132];
-    printable(name, length, shown, sizeof shown);
-    int status = check_utf8(host, "a tensor name", name, length);
-    if (status != TLM_OK)
-        return status;
-    if (strcmp(name, "__metadata__") == 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: \"__metadata__\" is reserved "
-                         "and cannot name a tensor");
-    for (size_t i = 0; i < w->count; i++)
-        if (w->items[i].name_length == length &&
-            memcmp(w->items[i].name, name, length) == 0)
-            return tlmi_fail(host, TLM_E_INVALID,
-                             "safetensors writer: tensor '%s' was already "
-                             "added",
-                             shown);
-    size_t element = tlmi_st_dtype_size(dtype);
-    if (element == 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: tensor '%s': dtype %d is not "
-                         "a tlmi_st_dtype",
-                         shown, (int)dtype);
-    if (ndim < 0 || ndim > TLM_MAX_DIMS)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: tensor '%s': ndim %d is "
-                         "outside 0..%d",
-                         shown, (int)ndim, TLM_MAX_DIMS);
-    if (shape == NULL && ndim > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: tensor '%s': shape is NULL",
-                         shown);
-    uint64_t limit = SIZE_MAX < (uint64_t)INT64_MAX ? (uint64_t)SIZE_MAX
-                                                     : (uint64_t)INT64_MAX;
-    uint64_t numel = 1;
-    int overflow = 0;
-    for (int32_t i = 0; i < ndim; i++) {
-        if (shape[i] < 0)
-            return tlmi_fail(host, TLM_E_INVALID,
-                             "safetensors writer: tensor '%s': shape[%d] is "
-                             "%lld; sizes must be >= 0",
-                             shown, (int)i, (long long)shape[i]);
-        uint64_t dim = (uint64_t)shape[i];
-        if (dim != 0 && numel > limit / element / dim)
-            overflow = 1;
-        else
-            numel *= dim;
-    }
-    if (overflow && numel != 0)
-        return tlmi_fail(host, TLM_E_OVERFLOW,
-                         "safetensors writer: tensor '%s': the shape's byte "
-                         "size overflows",
-                         shown);
-    if (overflow)
-        numel = 0;
-    size_t nbytes = (size_t)(numel * element);
-    if (data == NULL && nbytes > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: tensor '%s': data is NULL",
-                         shown);
-    void *items = NULL;
-    status = grow(host, w->items, &w->capacity, w->count, sizeof *w->items,
-                  _Alignof(st_item), &items);
-    w->items = items;
-    if (status != TLM_OK)
-        return status;
-    char *copy = tlmi_host_alloc(host, length + 1, 1);
-    if (copy == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM,
-                         "safetensors writer: tensor '%s': out of memory",
-                         shown);
-    memcpy(copy, name, length + 1);
-    st_item *item = &w->items[w->count++];
-    memset(item, 0, sizeof *item);
-    item->name = copy;
-    item->name_length = length;
-    item->dtype = dtype;
-    item->ndim = ndim;
-    for (int32_t i = 0; i < ndim; i++)
-        item->shape[i] = shape[i];
-    item->data = data;
-    item->nbytes = nbytes;
-    return TLM_OK;
-}
-
-int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
-                                         const char *key, const char *value) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID,
-                         "safetensors writer: writer is NULL");
-    tlmi_host *host = w->host;
-    if (key == NULL || value == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "safetensors writer: metadata %s is NULL",
-                         key ? "value" : "key");
-    size_t key_length = strlen(key), value_length = strlen(value);
-    char shown[100];
-    printable(key, key_length, shown, sizeof shown);
-    int status = check_utf8(host, "a metadata key", key, key_length);
-    if (status == TLM_OK)
-        status = check_utf8(host, "a metadata value", value, value_length);
-    if (status != TLM_OK)
-        return status;
-    for (size_t i = 0; i < w->pair_count; i++)
-        if (w->pairs[i].key_length == key_length &&
-            memcmp(w->pairs[i].key, key, key_length) == 0)
-            return tlmi_fail(host, TLM_E_INVALID,
-                             "safetensors writer: metadata key '%s' was "
-                             "already added",
-                             shown);
-    if (key_length > SIZE_MAX / 2 - 2 || value_length > SIZE_MAX / 2)
-        return tlmi_fail(host, TLM_E_OVERFLOW,
-                         "safetensors writer: metadata too long");
-    void *pairs = NULL;
-    status = grow(host, w->pairs, &w->pair_capacity, w->pair_count,
-                  sizeof *w->pairs, _Alignof(st_pair), &pairs);
-    w->pairs = pairs;
-    if (status != TLM_OK)
-        return status;
-    size_t bytes = key_length + value_length + 2;
-    char *block = tlmi_host_alloc(host, bytes, 1);
-    if (block == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM,
-                         "safetensors writer: metadata '%s': out of memory",
-                         shown);
-    memcpy(block, key, key_length + 1);
-    memcpy(block + key_length + 1, value, value_length + 1);
-    st_pair *pair = &w->pairs[w->pair_count++];
-    pair->key = block;
-    pair->key_length = key_length;
-    pair->value_length = value_length;
-    return TLM_OK;
-}
-
-/* The JSON header (unpadded) and the size of the data section. */
-static int write_header(tlmi_safetensors_writer *w, tlmi_json_writer *json,
-                        uint64_t *data_size) {
-    tlmi_json_write_object_begin(json);
-    if (w->pair_count > 0) {
-        tlmi_json_write_key(json, "__metadata__");
-        tlmi_json_write_object_begin(json);
-        for (size_t i = 0; i < w->pair_count; i++) {
-            const st_pair *pair = &w->pairs[i];
-            tlmi_json_write_key_n(json, pair->key, pair->key_length);
-            tlmi_json_write_string_n(json, pair->key + pair->key_length + 1,
-                                     pair->value_length);
-        }
-        tlmi_json_write_object_end(json);
-    }
-    uint64_t offset = 0;
-    for (size_t i = 0; i < w->count; i++) {
-        const st_item *item = &w->items[i];
-        if (item->nbytes > UINT64_MAX - offset ||
-            offset + item->nbytes > (uint64_t)INT64_MAX)
-            return tlmi_fail(w->host, TLM_E_OVERFLOW,
-                             "safetensors writer: the data section's size "
-                             "overflows");
-        tlmi_json_write_key_n(json, item->name, item->name_length);
-        tlmi_json_write_object_begin(json);
-        tlmi_json_write_key(json, "dtype");
-        tlmi_json_write_string(json, tlmi_st_dtype_name(item->dtype));
-        tlmi_json_write_key(json, "shape");
-        tlmi_json_write_array_begin(json);
-        for (int32_t d = 0; d < item->ndim; d++)
-            tlmi_json_write_int64(json, item->shape[d]);
-        tlmi_json_write_array_end(json);
-        tlmi_json_write_key(json, "data_offsets");
-        tlmi_json_write_array_begin(json);
-        tlmi_json_write_int64(json, (int64_t)offset);
-        offset += item->nbytes;
-        tlmi_json_write_int64(json, (int64_t)offset);
-        tlmi_json_write_array_end(json);
-        tlmi_json_write_object_end(json);
-    }
-    tlmi_json_write_object_end(json);
-    *data_size = offset;
-    const char *text = NULL;
-    size_t size = 0;
-    return tlmi_json_writer_result(json, &text, &size);
-}
-
-/* Where the bytes go: a file writer or a memory block. */
-typedef struct sink {
-    tlmi_file_writer *file;
-    unsigned char *memory;
-    size_t used;
-} sink;
-
-static int sink_write(sink *s, const void *data, size_t size) {
-    if (size == 0)
-        return TLM_OK;
-    if (s->file != NULL)
-        return tlmi_file_writer_write(s->file, data, size);
-    memcpy(s->memory + s->used, data, size);
-    s->used += size;
-    return TLM_OK;
-}
-
-/* A tensor's bytes in little-endian order. */
-static int sink_tensor(sink *s, const st_item *item) {
-    size_t element = tlmi_st_dtype_size(item->dtype);
-    if (host_is_little_endian() || element == 1)
-        return sink_write(s, item->data, item->nbytes);
-    unsigned char chunk[4096];
-    const unsigned char *p = item->data;
-    for (size_t done = 0; done < item->nbytes;) {
-        size_t n = item->nbytes - done < sizeof chunk ? item->nbytes - done
-                                                      : sizeof chunk;
-        for (size_t i = 0; i < n; i += element)
-            for (size_t b = 0; b < element; b++)
-                chunk[i + b] = p[done + i + element - 1 - b];
-        int status = sink_write(s, chunk, n);
-        if (status != TLM_OK)
-            return status;
-        done += n;
-    }
-    return TLM_OK;
-}
-
-/* The header (built by the caller) and the data into `s`. */
-static int emit(tlmi_safetensors_writer *w, sink *s, const char *header,
-                size_t header_length, size_t padded) {
-    unsigned char length[8];
-    for (int i = 0; i < 8; i++)
-        length[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int status = sink_write(s, length, 8);
-    if (status == TLM_OK)
-        status = sink_write(s, header, header_length);
-    static const char spaces[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-    if (status == TLM_OK)
-        status = sink_write(s, spaces, padded - header_length);
-    for (size_t i = 0; status == TLM_OK && i < w->count; i++)
-        status = sink_tensor(s, &w->items[i]);
-    return status;
-}
-
-/* Builds the header; *padded is its length rounded up to 8, *total the
- * file's size. */
-static int prepare(tlmi_safetensors_writer *w, tlmi_json_writer *json,
-                   size_t *padded, uint64_t *total) {
-    tlmi_json_writer_init(json, w->host);
-    uint64_t data_size = 0;
-    int status = write_header(w, json, &data_size);
-    if (status != TLM_OK)
-        return status;
-    size_t rounded = (json->size + 7) & ~(size_t)7;
-    if (rounded > TLMI_ST_MAX_HEADER)
-        return tlmi_fail(w->host, TLM_E_RANGE,
-                         "safetensors writer: the header would be %zu bytes, "
-                         "more than the format's limit of %llu",
-                         rounded, (unsigned long long)TLMI_ST_MAX_HEADER);
-    if (data_size > UINT64_MAX - 8 - rounded)
-        return tlmi_fail(w->host, TLM_E_OVERFLOW,
-                         "safetensors writer: the file's size overflows");
-    *padded = rounded;
-    *total = 8 + rounded + data_size;
-    return TLM_OK;
-}
-
-int tlmi_safetensors_writer_save(tlmi_safetensors_writer *w,
-                                 const char *path) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID,
-                         "safetensors writer: writer is NULL");
-    tlmi_json_writer json;
-    size_t padded = 0;
-    uint64_t total = 0;
-    int status = prepare(w, &json, &padded, &total);
-    tlmi_file_writer *file = NULL;
-    if (status == TLM_OK)
-        status = tlmi_file_writer_open(w->host, path, &file);
-    if (status == TLM_OK) {
-        sink s = {file, NULL, 0};
-        status = emit(w, &s, json.data, json.size, padded);
-        if (status == TLM_OK)
-            status = tlmi_file_writer_commit(file);
-        else
-            tlmi_file_writer_abort(file);
-    }
-    tlmi_json_writer_release(&json);
-    return status;
-}
-
-int tlmi_safetensors_writer_to_memory(tlmi_safetensors_writer *w,
-                                      void **data, size_t *size) {
-    if (w == NULL || data == NULL || size == NULL)
-        return tlmi_fail(w ? w->host : NULL, TLM_E_INVALID,
-                         "safetensors writer: NULL argument");
-    *data = NULL;
-    *size = 0;
-    tlmi_json_writer json;
-    size_t padded = 0;
-    uint64_t total = 0;
-    int status = prepare(w, &json, &padded, &total);
-    if (status == TLM_OK && total > SIZE_MAX)
-        status = tlmi_fail(w->host, TLM_E_OVERFLOW,
-                           "safetensors writer: %llu bytes do not fit in "
-                           "memory",
-                           (unsigned long long)total);
-    unsigned char *memory = NULL;
-    if (status == TLM_OK) {
-        memory = tlmi_host_alloc(w->host, (size_t)total, 64);
-        if (memory == NULL)
-            status = tlmi_fail(w->host, TLM_E_NOMEM,
-                               "safetensors writer: out of memory "
-                               "(allocating %llu bytes)",
-                               (unsigned long long)total);
-    }
-    if (status == TLM_OK) {
-        sink s = {NULL, memory, 0};
-        status = emit(w, &s, json.data, json.size, padded);
-    }
-    tlmi_json_writer_release(&json);
-    if (status != TLM_OK) {
-        tlmi_host_free(w->host, memory, (size_t)total);
-        return status;
-    }
-    *data = memory;
-    *size = (size_t)total;
+    if (entry->dtype != TLMI_ST_I32)
+        return wrong_dtype(st, entry, "I32");
+    copy_le32(dst, entry->data, (size_t)count);
     return TLM_OK;
 }

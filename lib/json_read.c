@@ -1,3 +1,7 @@
+/*
+ * The JSON reader (RFC 8259, strict): the parser, the document tree and its
+ * accessors. The writer is json_write.c; both are declared in json.h.
+ */
 #include "json.h"
 
 #include <locale.h>
@@ -6,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "grow.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------------------
  * Memory: the tree is carved from chunks owned by the document; elements
@@ -142,19 +149,15 @@ static int peek(const parser *ps) {
 
 static int stack_push(parser *ps, const tlmi_json_member *member) {
     if (ps->stack_count == ps->stack_capacity) {
-        size_t capacity = ps->stack_capacity ? 2 * ps->stack_capacity : 64;
-        if (capacity > SIZE_MAX / sizeof *ps->stack)
+        /* 64 entries at first, then doubling. */
+        size_t needed = ps->stack_count == 0 ? 64 : ps->stack_count + 1;
+        int status = tlmi_grow(ps->host, (void **)&ps->stack,
+                               &ps->stack_capacity, needed, sizeof *ps->stack);
+        if (status == TLM_E_OVERFLOW)
             return fail_nomem(ps, SIZE_MAX);
-        tlmi_json_member *grown = tlmi_host_alloc(
-            ps->host, capacity * sizeof *grown, _Alignof(tlmi_json_member));
-        if (grown == NULL)
-            return fail_nomem(ps, capacity * sizeof *grown);
-        if (ps->stack_count > 0)
-            memcpy(grown, ps->stack, ps->stack_count * sizeof *grown);
-        tlmi_host_free(ps->host, ps->stack,
-                       ps->stack_capacity * sizeof *ps->stack);
-        ps->stack = grown;
-        ps->stack_capacity = capacity;
+        if (status != TLM_OK)
+            return fail_nomem(ps, tlmi_grow_capacity(ps->stack_capacity, needed) *
+                                      sizeof *ps->stack);
     }
     ps->stack[ps->stack_count++] = *member;
     return TLM_OK;
@@ -186,78 +189,6 @@ static long read_hex4(const parser *ps, size_t pos) {
     return value;
 }
 
-/* Length of the valid UTF-8 sequence at s[0..avail), or 0 (RFC 3629:
- * no overlong forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *s, size_t avail) {
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t length;
-    unsigned char low = 0x80, high = 0xbf; /* range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        length = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        length = 3;
-        if (c == 0xe0)
-            low = 0xa0;
-        else if (c == 0xed)
-            high = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        length = 4;
-        if (c == 0xf0)
-            low = 0x90;
-        else if (c == 0xf4)
-            high = 0x8f;
-    } else {
-        return 0;
-    }
-    if (avail < length)
-        return 0;
-    if (s[1] < low || s[1] > high)
-        return 0;
-    for (size_t i = 2; i < length; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return length;
-}
-
-int tlmi_json_utf8_valid(const char *bytes, size_t length, size_t *bad) {
-    const unsigned char *u = (const unsigned char *)bytes;
-    for (size_t i = 0; i < length;) {
-        size_t seq = utf8_sequence(u + i, length - i);
-        if (seq == 0) {
-            if (bad != NULL)
-                *bad = i;
-            return 0;
-        }
-        i += seq;
-    }
-    return 1;
-}
-
-static size_t utf8_encode(unsigned long cp, char *out) {
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xc0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xe0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-        out[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    out[0] = (char)(0xf0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-    out[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
 /*
  * One pass over the string whose opening quote is at ps->pos. With
  * out == NULL it validates, reporting the first error, and sets *length
@@ -283,7 +214,8 @@ static int string_pass(parser *ps, char *out, size_t *length, size_t *end) {
                            "unescaped control character 0x%02x in a string",
                            (unsigned)c);
         if (c >= 0x80) {
-            size_t seq = utf8_sequence(t + i, ps->size - i);
+            uint32_t code;
+            size_t seq = tlmi_utf8_decode(t + i, ps->size - i, &code);
             if (seq == 0)
             {
                 char note[32];
@@ -359,8 +291,8 @@ static int string_pass(parser *ps, char *out, size_t *length, size_t *end) {
             cp = 0x10000 + ((cp - 0xd800) << 10) + (low - 0xdc00);
             consumed = 12;
         }
-        char utf8[4];
-        size_t bytes = utf8_encode((unsigned long)cp, utf8);
+        unsigned char utf8[4];
+        size_t bytes = tlmi_utf8_encode((uint32_t)cp, utf8);
         if (out != NULL)
             memcpy(out + n, utf8, bytes);
         n += bytes;
@@ -389,9 +321,8 @@ static int parse_string(parser *ps, const char **bytes, size_t *length) {
 
 /* ---- Numbers ---- */
 
-/* strtod on `length` characters of JSON number text, whatever the C
- * locale's decimal point. Returns 0 on success. */
-static int number_to_double(const char *text, size_t length, double *out) {
+int tlmi_json_number_to_double(const char *text, size_t length,
+                               double *out) {
     char buf[TLMI_JSON_MAX_NUMBER_CHARS + 16];
     if (length > TLMI_JSON_MAX_NUMBER_CHARS)
         return -1;
@@ -421,6 +352,18 @@ static int number_to_double(const char *text, size_t length, double *out) {
 }
 
 static int is_digit(int c) { return c >= '0' && c <= '9'; }
+
+/* Skips the digits at *i, at least one (else the failure "expected ..."
+ * there). */
+static int skip_digits(parser *ps, size_t *i, const char *expected) {
+    if (*i >= ps->size || !is_digit(ps->text[*i])) {
+        ps->pos = *i;
+        return fail_expected(ps, expected);
+    }
+    while (*i < ps->size && is_digit(ps->text[*i]))
+        (*i)++;
+    return TLM_OK;
+}
 
 static int parse_number(parser *ps, tlmi_json_value *value) {
     const unsigned char *t = ps->text;
@@ -457,31 +400,25 @@ static int parse_number(parser *ps, tlmi_json_value *value) {
     if (i < ps->size && t[i] == '.') {
         plain = 0;
         i++;
-        if (i >= ps->size || !is_digit(t[i])) {
-            ps->pos = i;
-            return fail_expected(ps, "a digit after the decimal point");
-        }
-        while (i < ps->size && is_digit(t[i]))
-            i++;
+        int status = skip_digits(ps, &i, "a digit after the decimal point");
+        if (status != TLM_OK)
+            return status;
     }
     if (i < ps->size && (t[i] == 'e' || t[i] == 'E')) {
         plain = 0;
         i++;
         if (i < ps->size && (t[i] == '+' || t[i] == '-'))
             i++;
-        if (i >= ps->size || !is_digit(t[i])) {
-            ps->pos = i;
-            return fail_expected(ps, "a digit in the exponent");
-        }
-        while (i < ps->size && is_digit(t[i]))
-            i++;
+        int status = skip_digits(ps, &i, "a digit in the exponent");
+        if (status != TLM_OK)
+            return status;
     }
     size_t length = i - start;
     if (length > TLMI_JSON_MAX_NUMBER_CHARS)
         return fail_at(ps, start, "number longer than %d characters",
                        TLMI_JSON_MAX_NUMBER_CHARS);
     double real = 0.0;
-    if (number_to_double((const char *)t + start, length, &real) != 0)
+    if (tlmi_json_number_to_double((const char *)t + start, length, &real) != 0)
         return fail_at(ps, start, "number '%.*s' could not be converted",
                        (int)(length > 40 ? 40 : length),
                        (const char *)t + start);
@@ -521,17 +458,30 @@ static int literal(parser *ps, const char *word, size_t length) {
     return TLM_OK;
 }
 
+int tlmi_json_key_compare(const char *a, size_t a_length, const char *b,
+                          size_t b_length) {
+    size_t n = a_length < b_length ? a_length : b_length;
+    int c = n ? memcmp(a, b, n) : 0;
+    if (c != 0)
+        return c;
+    return a_length < b_length ? -1 : a_length > b_length;
+}
+
 static int compare_members(const void *a, const void *b) {
     const tlmi_json_member *x = *(const tlmi_json_member *const *)a;
     const tlmi_json_member *y = *(const tlmi_json_member *const *)b;
-    size_t n = x->key_length < y->key_length ? x->key_length : y->key_length;
-    int c = n ? memcmp(x->key, y->key, n) : 0;
+    int c = tlmi_json_key_compare(x->key, x->key_length, y->key, y->key_length);
     if (c != 0)
         return c;
-    if (x->key_length != y->key_length)
-        return x->key_length < y->key_length ? -1 : 1;
     /* Equal keys (an error) in document order, to report the first. */
     return x->key_offset < y->key_offset ? -1 : x->key_offset > y->key_offset;
+}
+
+/* bsearch order of a tlmi_json_key against a member of the sorted index. */
+static int find_member(const void *key, const void *element) {
+    const tlmi_json_key *k = key;
+    const tlmi_json_member *m = *(const tlmi_json_member *const *)element;
+    return tlmi_json_key_compare(k->bytes, k->length, m->key, m->key_length);
 }
 
 /* A key for a message: at most 64 bytes, control characters as '?'. */
@@ -611,76 +561,59 @@ static int close_container(parser *ps, size_t base, tlmi_json_value *value,
     return TLM_OK;
 }
 
-static int parse_array(parser *ps, int32_t depth, tlmi_json_value *value) {
-    size_t base = ps->stack_count;
-    ps->pos++; /* '[' */
+/* An object member's key and its ':', up to the value. */
+static int parse_key(parser *ps, tlmi_json_member *member, int after_comma) {
+    if (peek(ps) != '"')
+        return fail_expected(ps, after_comma ? "a string key after ','"
+                                             : "a string key or '}'");
+    member->key_offset = ps->pos;
+    int status = parse_string(ps, &member->key, &member->key_length);
+    if (status != TLM_OK)
+        return status;
     skip_space(ps);
-    if (peek(ps) == ']') {
-        ps->pos++;
-        return close_container(ps, base, value, 0);
-    }
-    for (;;) {
-        tlmi_json_member element;
-        memset(&element, 0, sizeof element);
-        int status = parse_value(ps, depth, &element.value);
-        if (status == TLM_OK)
-            status = stack_push(ps, &element);
-        if (status != TLM_OK)
-            return status;
-        skip_space(ps);
-        int c = peek(ps);
-        if (c == ']') {
-            ps->pos++;
-            return close_container(ps, base, value, 0);
-        }
-        if (c != ',')
-            return fail_expected(ps, "',' or ']' after array element");
-        ps->pos++;
-        skip_space(ps);
-        if (peek(ps) == ']')
-            return fail_expected(ps, "a value after ','");
-    }
+    if (peek(ps) != ':')
+        return fail_expected(ps, "':' after object key");
+    ps->pos++;
+    skip_space(ps);
+    return TLM_OK;
 }
 
-static int parse_object(parser *ps, int32_t depth, tlmi_json_value *value) {
+/* An array or object, its items gathered on the stack until it closes. */
+static int parse_container(parser *ps, int32_t depth, tlmi_json_value *value,
+                           int is_object) {
+    const int close = is_object ? '}' : ']';
     size_t base = ps->stack_count;
-    ps->pos++; /* '{' */
+    ps->pos++; /* '[' or '{' */
     skip_space(ps);
-    if (peek(ps) == '}') {
+    if (peek(ps) == close) {
         ps->pos++;
-        return close_container(ps, base, value, 1);
+        return close_container(ps, base, value, is_object);
     }
     int after_comma = 0;
     for (;;) {
-        if (peek(ps) != '"')
-            return fail_expected(ps, after_comma ? "a string key after ','"
-                                                 : "a string key or '}'");
-        tlmi_json_member member;
-        memset(&member, 0, sizeof member);
-        member.key_offset = ps->pos;
-        int status = parse_string(ps, &member.key, &member.key_length);
-        if (status != TLM_OK)
-            return status;
-        skip_space(ps);
-        if (peek(ps) != ':')
-            return fail_expected(ps, "':' after object key");
-        ps->pos++;
-        skip_space(ps);
-        status = parse_value(ps, depth, &member.value);
+        tlmi_json_member item;
+        memset(&item, 0, sizeof item);
+        int status = is_object ? parse_key(ps, &item, after_comma) : TLM_OK;
         if (status == TLM_OK)
-            status = stack_push(ps, &member);
+            status = parse_value(ps, depth, &item.value);
+        if (status == TLM_OK)
+            status = stack_push(ps, &item);
         if (status != TLM_OK)
             return status;
         skip_space(ps);
         int c = peek(ps);
-        if (c == '}') {
+        if (c == close) {
             ps->pos++;
-            return close_container(ps, base, value, 1);
+            return close_container(ps, base, value, is_object);
         }
         if (c != ',')
-            return fail_expected(ps, "',' or '}' after object member");
+            return fail_expected(ps, is_object
+                                         ? "',' or '}' after object member"
+                                         : "',' or ']' after array element");
         ps->pos++;
         skip_space(ps);
+        if (!is_object && peek(ps) == ']')
+            return fail_expected(ps, "a value after ','");
         after_comma = 1;
     }
 }
@@ -697,8 +630,7 @@ static int parse_value(parser *ps, int32_t depth, tlmi_json_value *value) {
         if (depth >= ps->max_depth)
             return fail_at(ps, ps->pos, "nesting deeper than %d levels",
                            (int)ps->max_depth);
-        return c == '{' ? parse_object(ps, depth + 1, value)
-                        : parse_array(ps, depth + 1, value);
+        return parse_container(ps, depth + 1, value, c == '{');
     case '"':
         value->type = TLMI_JSON_STRING;
         return parse_string(ps, &value->as.string.bytes,
@@ -827,22 +759,13 @@ const tlmi_json_value *tlmi_json_object_get_n(const tlmi_json_value *object,
                                               const char *key, size_t length) {
     if (object == NULL || object->type != TLMI_JSON_OBJECT || key == NULL)
         return NULL;
-    size_t lo = 0, hi = object->as.object.count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const tlmi_json_member *m = object->as.object.sorted[mid];
-        size_t n = m->key_length < length ? m->key_length : length;
-        int c = n ? memcmp(m->key, key, n) : 0;
-        if (c == 0 && m->key_length != length)
-            c = m->key_length < length ? -1 : 1;
-        if (c == 0)
-            return &m->value;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (object->as.object.count == 0)
+        return NULL; /* bsearch takes no NULL table */
+    const tlmi_json_key wanted = {key, length};
+    const tlmi_json_member *const *found =
+        bsearch(&wanted, object->as.object.sorted, object->as.object.count,
+                sizeof *object->as.object.sorted, find_member);
+    return found != NULL ? &(*found)->value : NULL;
 }
 
 const tlmi_json_value *tlmi_json_object_get(const tlmi_json_value *object,
@@ -956,388 +879,5 @@ int tlmi_json_get_string(tlmi_host *host, const tlmi_json_value *value,
     *bytes = value->as.string.bytes;
     if (length != NULL)
         *length = value->as.string.length;
-    return TLM_OK;
-}
-
-/* ------------------------------------------------------------------------
- * Writer.
- */
-
-/* Per-level flags of the writer. */
-#define LEVEL_OBJECT 1u   /* an object (else an array) */
-#define LEVEL_HAS_ITEMS 2u /* something was written: next needs a comma */
-#define LEVEL_AFTER_KEY 4u /* a key was written: its value comes next */
-
-void tlmi_json_writer_init(tlmi_json_writer *writer, tlmi_host *host) {
-    memset(writer, 0, sizeof *writer);
-    writer->host = host;
-}
-
-void tlmi_json_writer_release(tlmi_json_writer *writer) {
-    if (writer == NULL)
-        return;
-    tlmi_host_free(writer->host, writer->data, writer->capacity);
-    tlmi_host *host = writer->host;
-    tlmi_json_writer_init(writer, host);
-}
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int writer_fail(tlmi_json_writer *w, int status, const char *format,
-                       ...) {
-    char what[256];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(what, sizeof what, format, args);
-    va_end(args);
-    w->status = tlmi_fail(w->host, status, "json writer: %s", what);
-    return w->status;
-}
-
-static int writer_reserve(tlmi_json_writer *w, size_t extra) {
-    if (extra > SIZE_MAX - w->size - 1)
-        return writer_fail(w, TLM_E_OVERFLOW, "the document size overflows");
-    size_t need = w->size + extra + 1;
-    if (need <= w->capacity)
-        return TLM_OK;
-    size_t capacity = w->capacity ? w->capacity : 256;
-    while (capacity < need)
-        capacity = capacity <= SIZE_MAX / 2 ? capacity * 2 : need;
-    char *grown = tlmi_host_alloc(w->host, capacity, 1);
-    if (grown == NULL)
-        return writer_fail(w, TLM_E_NOMEM,
-                           "out of memory (growing the buffer to %zu bytes)",
-                           capacity);
-    if (w->size > 0)
-        memcpy(grown, w->data, w->size);
-    grown[w->size] = '\0';
-    tlmi_host_free(w->host, w->data, w->capacity);
-    w->data = grown;
-    w->capacity = capacity;
-    return TLM_OK;
-}
-
-static void append(tlmi_json_writer *w, const char *bytes, size_t n) {
-    /* Room was reserved by the caller. */
-    memcpy(w->data + w->size, bytes, n);
-    w->size += n;
-    w->data[w->size] = '\0';
-}
-
-/* Checks that a value may come now and writes the comma before it.
- * `is_key` for keys. */
-static int begin_item(tlmi_json_writer *w, int is_key, const char *what) {
-    if (w->status != TLM_OK)
-        return w->status;
-    if (w->depth == 0) {
-        if (is_key)
-            return writer_fail(w, TLM_E_STATE, "key outside an object");
-        if (w->root_written)
-            return writer_fail(w, TLM_E_STATE,
-                               "%s after the complete document", what);
-        return TLM_OK;
-    }
-    uint8_t *level = &w->level[w->depth - 1];
-    if (*level & LEVEL_OBJECT) {
-        if (is_key && (*level & LEVEL_AFTER_KEY))
-            return writer_fail(w, TLM_E_STATE,
-                               "key where the previous key's value is due");
-        if (!is_key && !(*level & LEVEL_AFTER_KEY))
-            return writer_fail(w, TLM_E_STATE,
-                               "%s in an object without a key", what);
-    } else if (is_key) {
-        return writer_fail(w, TLM_E_STATE, "key inside an array");
-    }
-    if ((*level & LEVEL_HAS_ITEMS) && !(*level & LEVEL_AFTER_KEY)) {
-        int status = writer_reserve(w, 1);
-        if (status != TLM_OK)
-            return status;
-        append(w, ",", 1);
-    }
-    return TLM_OK;
-}
-
-/* Records that a value (or key) was written at the current level. */
-static void end_item(tlmi_json_writer *w, int is_key) {
-    if (w->depth == 0) {
-        w->root_written = 1;
-        return;
-    }
-    uint8_t *level = &w->level[w->depth - 1];
-    *level |= LEVEL_HAS_ITEMS;
-    if (is_key)
-        *level |= LEVEL_AFTER_KEY;
-    else
-        *level &= (uint8_t)~LEVEL_AFTER_KEY;
-}
-
-static int write_raw_value(tlmi_json_writer *w, const char *text, size_t n,
-                           const char *what) {
-    int status = begin_item(w, 0, what);
-    if (status == TLM_OK)
-        status = writer_reserve(w, n);
-    if (status != TLM_OK)
-        return status;
-    append(w, text, n);
-    end_item(w, 0);
-    return TLM_OK;
-}
-
-static int open_container(tlmi_json_writer *w, int is_object) {
-    const char *what = is_object ? "object" : "array";
-    int status = begin_item(w, 0, what);
-    if (status != TLM_OK)
-        return status;
-    if (w->depth >= TLMI_JSON_WRITER_MAX_DEPTH)
-        return writer_fail(w, TLM_E_RANGE, "nesting deeper than %d levels",
-                           TLMI_JSON_WRITER_MAX_DEPTH);
-    status = writer_reserve(w, 1);
-    if (status != TLM_OK)
-        return status;
-    append(w, is_object ? "{" : "[", 1);
-    w->level[w->depth++] = is_object ? LEVEL_OBJECT : 0;
-    return TLM_OK;
-}
-
-static int close_container_w(tlmi_json_writer *w, int is_object) {
-    if (w->status != TLM_OK)
-        return w->status;
-    const char *what = is_object ? "object" : "array";
-    if (w->depth == 0)
-        return writer_fail(w, TLM_E_STATE, "end of %s with none open", what);
-    uint8_t level = w->level[w->depth - 1];
-    if (((level & LEVEL_OBJECT) != 0) != (is_object != 0))
-        return writer_fail(w, TLM_E_STATE, "end of %s inside an %s", what,
-                           is_object ? "array" : "object");
-    if (level & LEVEL_AFTER_KEY)
-        return writer_fail(w, TLM_E_STATE,
-                           "end of object after a key without its value");
-    int status = writer_reserve(w, 1);
-    if (status != TLM_OK)
-        return status;
-    append(w, is_object ? "}" : "]", 1);
-    w->depth--;
-    end_item(w, 0);
-    return TLM_OK;
-}
-
-int tlmi_json_write_object_begin(tlmi_json_writer *writer) {
-    return open_container(writer, 1);
-}
-int tlmi_json_write_object_end(tlmi_json_writer *writer) {
-    return close_container_w(writer, 1);
-}
-int tlmi_json_write_array_begin(tlmi_json_writer *writer) {
-    return open_container(writer, 0);
-}
-int tlmi_json_write_array_end(tlmi_json_writer *writer) {
-    return close_container_w(writer, 0);
-}
-
-/* The escaped form of `length` bytes, quoted. */
-static int write_quoted(tlmi_json_writer *w, const char *s, size_t length) {
-    const unsigned char *u = (const unsigned char *)s;
-    /* Validate first, and size the output: at most 6 bytes per input. */
-    size_t out = 2;
-    for (size_t i = 0; i < length;) {
-        unsigned char c = u[i];
-        size_t seq = utf8_sequence(u + i, length - i);
-        if (seq == 0)
-            return writer_fail(w, TLM_E_INVALID,
-                               "string is not valid UTF-8 at byte %zu (0x%02x)",
-                               i, (unsigned)c);
-        if (c < 0x20)
-            out += (c == '\b' || c == '\f' || c == '\n' || c == '\r' ||
-                    c == '\t')
-                       ? 2
-                       : 6;
-        else if (c == '"' || c == '\\')
-            out += 2;
-        else
-            out += seq;
-        i += seq;
-    }
-    int status = writer_reserve(w, out);
-    if (status != TLM_OK)
-        return status;
-    char *p = w->data + w->size;
-    *p++ = '"';
-    for (size_t i = 0; i < length; i++) {
-        unsigned char c = u[i];
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = (char)c;
-        } else if (c < 0x20) {
-            *p++ = '\\';
-            switch (c) {
-            case '\b': *p++ = 'b'; break;
-            case '\f': *p++ = 'f'; break;
-            case '\n': *p++ = 'n'; break;
-            case '\r': *p++ = 'r'; break;
-            case '\t': *p++ = 't'; break;
-            default: {
-                static const char hex[] = "0123456789abcdef";
-                *p++ = 'u';
-                *p++ = '0';
-                *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 15];
-            }
-            }
-        } else {
-            *p++ = (char)c;
-        }
-    }
-    *p++ = '"';
-    w->size = (size_t)(p - w->data);
-    w->data[w->size] = '\0';
-    return TLM_OK;
-}
-
-int tlmi_json_write_key_n(tlmi_json_writer *writer, const char *key,
-                          size_t length) {
-    int status = begin_item(writer, 1, "key");
-    if (status != TLM_OK)
-        return status;
-    if (key == NULL && length > 0)
-        return writer_fail(writer, TLM_E_INVALID, "key is NULL");
-    status = write_quoted(writer, key ? key : "", length);
-    if (status == TLM_OK)
-        status = writer_reserve(writer, 1);
-    if (status != TLM_OK)
-        return status;
-    append(writer, ":", 1);
-    end_item(writer, 1);
-    return TLM_OK;
-}
-
-int tlmi_json_write_key(tlmi_json_writer *writer, const char *key) {
-    if (key == NULL) {
-        if (writer->status != TLM_OK)
-            return writer->status;
-        return writer_fail(writer, TLM_E_INVALID, "key is NULL");
-    }
-    return tlmi_json_write_key_n(writer, key, strlen(key));
-}
-
-int tlmi_json_write_string_n(tlmi_json_writer *writer, const char *string,
-                             size_t length) {
-    int status = begin_item(writer, 0, "string");
-    if (status != TLM_OK)
-        return status;
-    if (string == NULL && length > 0)
-        return writer_fail(writer, TLM_E_INVALID, "string is NULL");
-    status = write_quoted(writer, string ? string : "", length);
-    if (status != TLM_OK)
-        return status;
-    end_item(writer, 0);
-    return TLM_OK;
-}
-
-int tlmi_json_write_string(tlmi_json_writer *writer, const char *string) {
-    if (string == NULL) {
-        if (writer->status != TLM_OK)
-            return writer->status;
-        return writer_fail(writer, TLM_E_INVALID, "string is NULL");
-    }
-    return tlmi_json_write_string_n(writer, string, strlen(string));
-}
-
-int tlmi_json_write_int64(tlmi_json_writer *writer, int64_t value) {
-    char buf[32];
-    int n = snprintf(buf, sizeof buf, "%lld", (long long)value);
-    return write_raw_value(writer, buf, (size_t)n, "number");
-}
-
-/* "%.*g" of `value` with '.' as decimal point whatever the locale. */
-static size_t format_g(char *buf, double value, int digits) {
-    int n = snprintf(buf, 32, "%.*g", digits, value);
-    if (n <= 0 || n >= 32)
-        return 0;
-    const char *point = localeconv()->decimal_point;
-    size_t point_length = strlen(point);
-    if (point_length > 0 && !(point_length == 1 && point[0] == '.')) {
-        char *at = strstr(buf, point);
-        if (at != NULL) {
-            *at = '.';
-            memmove(at + 1, at + point_length, strlen(at + point_length) + 1);
-            n = (int)strlen(buf);
-        }
-    }
-    return (size_t)n;
-}
-
-size_t tlmi_json_format_double(char *buf, double value, int max_digits) {
-    if (!isfinite(value))
-        return 0;
-    if (max_digits < 1 || max_digits > 17)
-        max_digits = 17;
-    size_t n = 0;
-    /* The fewest digits that read back as the same value. */
-    for (int digits = 1; digits <= max_digits; digits++) {
-        n = format_g(buf, value, digits);
-        double back = 0.0;
-        if (digits == max_digits ||
-            (number_to_double(buf, n, &back) == 0 && back == value))
-            break;
-    }
-    return n;
-}
-
-int tlmi_json_write_double(tlmi_json_writer *writer, double value) {
-    if (writer->status != TLM_OK)
-        return writer->status;
-    if (!isfinite(value))
-        return writer_fail(writer, TLM_E_NONFINITE,
-                           "%s is not a JSON number",
-                           isnan(value) ? "NaN" : "an infinity");
-    char buf[32];
-    size_t n = tlmi_json_format_double(buf, value, 17);
-    return write_raw_value(writer, buf, n, "number");
-}
-
-int tlmi_json_write_float(tlmi_json_writer *writer, float value) {
-    if (writer->status != TLM_OK)
-        return writer->status;
-    double wide = (double)value;
-    if (!isfinite(wide))
-        return writer_fail(writer, TLM_E_NONFINITE,
-                           "%s is not a JSON number",
-                           isnan(wide) ? "NaN" : "an infinity");
-    /* The fewest digits that give back the same float when read as a
-     * double and rounded to float, as a reader of the file does. */
-    char buf[32];
-    size_t n = 0;
-    for (int digits = 1; digits <= 9; digits++) {
-        n = format_g(buf, wide, digits);
-        double back = 0.0;
-        if (digits == 9 || (number_to_double(buf, n, &back) == 0 &&
-                            (float)back == value))
-            break;
-    }
-    return write_raw_value(writer, buf, n, "number");
-}
-
-int tlmi_json_write_bool(tlmi_json_writer *writer, int value) {
-    return value ? write_raw_value(writer, "true", 4, "boolean")
-                 : write_raw_value(writer, "false", 5, "boolean");
-}
-
-int tlmi_json_write_null(tlmi_json_writer *writer) {
-    return write_raw_value(writer, "null", 4, "null");
-}
-
-int tlmi_json_writer_result(tlmi_json_writer *writer, const char **text,
-                            size_t *size) {
-    if (writer->status != TLM_OK)
-        return writer->status;
-    if (writer->depth != 0 || !writer->root_written)
-        return tlmi_fail(writer->host, TLM_E_STATE,
-                         "json writer: the document is incomplete (%d "
-                         "container%s open)",
-                         (int)writer->depth, writer->depth == 1 ? "" : "s");
-    *text = writer->data;
-    *size = writer->size;
     return TLM_OK;
 }
