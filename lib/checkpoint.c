@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "crc32.h"
+#include "error.h"
 #include "file.h"
 #include "tlm.h"
 

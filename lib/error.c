@@ -1,12 +1,31 @@
 #include "error.h"
 
 #include <stdarg.h>
-
-#include "host.h"
+#include <stdio.h>
+#include <string.h>
 
 static _Thread_local char thread_error[TLMI_MESSAGE_MAX];
 
 char *tlmi_thread_error_buffer(void) { return thread_error; }
+
+int tlmi_fail_v(tlmi_host *host, int status, const char *format,
+                va_list args) {
+    vsnprintf(thread_error, sizeof thread_error, format, args);
+    if (host != NULL) {
+        memcpy(host->last_error, thread_error, TLMI_MESSAGE_MAX);
+        if (host->log_fn != NULL && host->log_level >= TLM_LOG_ERROR)
+            host->log_fn(host->log_user, TLM_LOG_ERROR, thread_error);
+    }
+    return status;
+}
+
+int tlmi_fail(tlmi_host *host, int status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int result = tlmi_fail_v(host, status, format, args);
+    va_end(args);
+    return result;
+}
 
 int tlmi_fail_thread(int status, const char *format, ...) {
     va_list args;

@@ -1,14 +1,35 @@
 /*
- * Status codes: their texts and names (generated from TLM_STATUS_TABLE in
- * tlm.h) and the per-thread detailed message of the last failure.
+ * Recording a failure: the detailed message of the last failure, kept on
+ * the failing handle's host and on the calling thread, and the status
+ * codes' texts and names (generated from TLM_STATUS_TABLE in tlm.h).
  */
 #ifndef TLM_LIB_ERROR_H
 #define TLM_LIB_ERROR_H
 
+#include <stdarg.h>
+
+#include "host.h"
 #include "tlm.h"
 
 /* The calling thread's message buffer, TLMI_MESSAGE_MAX bytes. */
 char *tlmi_thread_error_buffer(void);
+
+/* Records a failure: formats the message into the host's last_error (when
+ * host is not NULL) and the calling thread's message, logs it at
+ * TLM_LOG_ERROR, and returns `status` so a caller can write
+ * `return tlmi_fail(host, TLM_E_INVALID, "...")`. */
+int tlmi_fail(tlmi_host *host, int status, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+int tlmi_fail_v(tlmi_host *host, int status, const char *format,
+                va_list args)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 0)))
+#endif
+    ;
 
 /* Records a failure on the calling thread only, for calls that have no
  * handle to record it on; returns `status`. */

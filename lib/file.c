@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "error.h"
+
 /* The system's text for `error`, thread-safely. */
 static const char *error_text(int error, char *buf, size_t size) {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)

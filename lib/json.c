@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
+
 /* ------------------------------------------------------------------------
  * Memory: the tree is carved from chunks owned by the document; elements
  * of the array or object being parsed wait on a scratch stack and are

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "json.h"
 
 /* The enumerations' names in JSON, indexed by value. */

@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "error.h"
 #include "tokenizer.h"
 
 #define EMPTY_KEY UINT64_MAX

@@ -11,6 +11,7 @@
 
 #include "context.h"
 #include "counting_allocator.h"
+#include "error.h"
 #include "host.h"
 #include "tlm.h"
 
