@@ -35,6 +35,43 @@ int tlmi_fail_thread(int status, const char *format, ...) {
     return result;
 }
 
+#if defined(__GNUC__)
+__attribute__((format(printf, 4, 0)))
+#endif
+static int fail_forward_v(tlmi_host *host, int status, const char *message,
+                          const char *format, va_list args) {
+    /* Both texts are copied first: the message is often the buffer that
+     * tlmi_fail is about to overwrite. */
+    char callee[TLMI_MESSAGE_MAX];
+    snprintf(callee, sizeof callee, "%s", message);
+    char prefix[TLMI_MESSAGE_MAX];
+    vsnprintf(prefix, sizeof prefix, format, args);
+    return tlmi_fail(host, status, "%s: %s", prefix, callee);
+}
+
+int tlmi_fail_forward(tlmi_host *host, int status, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int result = fail_forward_v(host, status, thread_error, format, args);
+    va_end(args);
+    return result;
+}
+
+int tlmi_fail_forward_from(tlmi_host *host, int status, const char *message,
+                           const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    int result = fail_forward_v(host, status, message, format, args);
+    va_end(args);
+    return result;
+}
+
+int tlmi_fail_copy(tlmi_host *host, int status, const char *message) {
+    char copy[TLMI_MESSAGE_MAX];
+    snprintf(copy, sizeof copy, "%s", message);
+    return tlmi_fail(host, status, "%s", copy);
+}
+
 TLM_API const char *tlm_last_error(void) { return thread_error; }
 
 #define TLMI_STATUS_TEXT_CASE(name, value, text) \

@@ -39,4 +39,29 @@ int tlmi_fail_thread(int status, const char *format, ...)
 #endif
     ;
 
+/* Records that a callee failed on the caller's behalf, as
+ * "<prefix>: <callee's message>": the prefix is formatted from `format`,
+ * the callee's message is the calling thread's last message (where every
+ * tlmi_fail leaves it). Returns `status`, so a caller writes
+ * `return tlmi_fail_forward(host, status, "tlm_x: loading '%s'", path)`. */
+int tlmi_fail_forward(tlmi_host *host, int status, const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* tlmi_fail_forward with the callee's message given, for a callee that
+ * keeps its own (a session's or another handle's last error). */
+int tlmi_fail_forward_from(tlmi_host *host, int status, const char *message,
+                           const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Records `message` unchanged on `host` (and the thread), for a failure
+ * first recorded elsewhere; `message` may be the thread's own buffer or
+ * another host's last_error. Returns `status`. */
+int tlmi_fail_copy(tlmi_host *host, int status, const char *message);
+
 #endif

@@ -62,9 +62,7 @@ static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
     if (status != TLM_OK) {
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
         *ids = NULL;
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "%s: %s", what, message);
+        return tlmi_fail_forward(host, status, "%s", what);
     }
     return TLM_OK;
 }
@@ -212,11 +210,8 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (status == TLM_OK && piece_length > 0 && params.callback != NULL)
             params.callback(params.callback_user, -1, piece, piece_length, 0.0f);
     }
-    if (status != TLM_OK && host->last_error[0] == '\0') {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        tlmi_fail(host, status, "%s: %s", what, message);
-    }
+    if (status != TLM_OK && host->last_error[0] == '\0')
+        tlmi_fail_forward(host, status, "%s", what);
     tlm_token_stream_free(stream);
     if (g.tail != NULL)
         tlmi_host_free(host, g.tail, stop_length);

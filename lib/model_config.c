@@ -183,11 +183,8 @@ int tlmi_model_config_from_json(tlmi_host *host, const char *what,
                                 tlm_model_config *c) {
     tlmi_json_doc *doc = NULL;
     int status = tlmi_json_parse(host, text, size, NULL, &doc);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "%s: configuration: %s", what, message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "%s: configuration", what);
     const tlmi_json_value *root = tlmi_json_root(doc);
     if (root->type != TLMI_JSON_OBJECT) {
         tlmi_json_free(doc);

@@ -107,11 +107,8 @@ done:
     if (pieces != NULL)
         tlmi_host_free(host, pieces, (size_t)n * sizeof *pieces);
     tlmi_host_free(host, config, config_size + 1);
-    if (status != TLM_OK && strstr(tlm_last_error(), "tlm_model_save") == NULL) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_save: %s", message);
-    }
+    if (status != TLM_OK && strstr(tlm_last_error(), "tlm_model_save") == NULL)
+        return tlmi_fail_forward(host, status, "tlm_model_save");
     return status;
 }
 

@@ -38,12 +38,8 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
     tlmi_safetensors_writer_free(writer);
     if (config != NULL)
         tlmi_host_free(host, config, config_size + 1);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_export_safetensors: %s",
-                         message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "tlm_model_export_safetensors");
     return TLM_OK;
 }
 
@@ -123,10 +119,7 @@ TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
     tlmi_safetensors_free(st);
     if (status != TLM_OK) {
         tlm_model_free(model);
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_import_safetensors: %s",
-                         message);
+        return tlmi_fail_forward(host, status, "tlm_model_import_safetensors");
     }
     *out = model;
     return TLM_OK;

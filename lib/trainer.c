@@ -148,10 +148,8 @@ static int build_graph(tlm_trainer *t) {
         status = tlm_scale(&t->scaled_loss, t->loss,
                            1.0f / (float)t->params.accumulation);
     if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer: building the training "
-                         "graph: %s", message);
+        return tlmi_fail_forward(&t->host, status,
+                                 "tlm_trainer: building the training graph");
     }
     t->graph_generation = t->ctx->generation;
     t->first_node = before != NULL ? before->next : t->ctx->tape_first;
@@ -305,9 +303,7 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
                                       &t->optimizer_params);
     t->optimizer_params.decay_flags = NULL; /* read only during create */
     if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer_create: %s", message);
+        return tlmi_fail_forward(&t->host, status, "tlm_trainer_create");
     }
     return TLM_OK;
 }
@@ -416,7 +412,7 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                                     ? t->host.last_error
                                                     : tlm_last_error());
         tlm_trainer_free(t);
-        return tlmi_fail(&model->ctx->host, status, "%s", message);
+        return tlmi_fail_copy(&model->ctx->host, status, message);
     }
     *out = t;
     return TLM_OK;
@@ -442,9 +438,7 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         if (status == TLM_OK)
             status = tlm_backward(t->scaled_loss);
         if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
+            return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
         }
         loss_sum += (double)((const float *)t->loss->data)[0];
     }
@@ -501,9 +495,7 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                                : 1.0f;
         status = tlmi_optimizer_step(t->optimizer, lr, 1, clip);
         if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
+            return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
         }
         t->step++;
         result.step = t->step;
@@ -551,9 +543,7 @@ TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
     }
     tlm_context_set_training(t->ctx, 1);
     if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer_evaluate: %s", message);
+        return tlmi_fail_forward(&t->host, status, "tlm_trainer_evaluate");
     }
     if (t->ranks > 1) { /* each rank evaluated its slice of the batches */
         status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_evaluate",
@@ -699,11 +689,8 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     tlmi_json_writer_release(&w);
     if (state != NULL)
         tlmi_host_free(&t->host, state, state_size);
-    if (status != TLM_OK && t->host.last_error[0] == '\0') {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        tlmi_fail(&t->host, status, "tlm_trainer_save: %s", message);
-    }
+    if (status != TLM_OK && t->host.last_error[0] == '\0')
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_save");
     return status;
 }
 
@@ -793,11 +780,8 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
                                                &checkpoint);
     if (status == TLM_OK) {
         status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
-        if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            tlmi_fail(&t->host, status, "tlm_trainer_resume: '%s': %s", path, message);
-        }
+        if (status != TLM_OK)
+            tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
     }
     if (status == TLM_OK) {
         t->step = step;
