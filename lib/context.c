@@ -64,9 +64,7 @@ int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
 #define TLMI_MAX_THREADS 1024
 
 TLM_API int tlm_context_params_init(tlm_context_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->log_level = TLM_LOG_WARN;
@@ -76,9 +74,7 @@ TLM_API int tlm_context_params_init(tlm_context_params *params) {
 
 TLM_API int tlm_context_create(tlm_context **out,
                                const tlm_context_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_create", out);
     *out = NULL;
 
     tlm_context_params params;
@@ -166,15 +162,12 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
 }
 
 TLM_API int tlm_context_thread_count(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_thread_count: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_thread_count", ctx);
     return ctx->n_threads;
 }
 
 TLM_API int tlm_context_reset(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_context_reset: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_reset", ctx);
     tlm_tensor *node = ctx->tape_first;
     while (node != NULL) {
         tlm_tensor *next = node->next;
@@ -195,9 +188,7 @@ void tlmi_context_zero_leaf_grads(tlm_context *ctx) {
 }
 
 TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_zero_grad: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_zero_grad", ctx);
     tlmi_context_zero_leaf_grads(ctx);
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next)
         if (node->grad != NULL)
@@ -206,9 +197,7 @@ TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
 }
 
 TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_grad_enabled: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_grad_enabled", ctx);
     if (enabled != 0 && enabled != 1)
         return tlmi_fail(&ctx->host, TLM_E_INVALID,
                          "tlm_context_set_grad_enabled: enabled %d is not 0 "
@@ -219,9 +208,7 @@ TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
 }
 
 TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_training: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_training", ctx);
     if (training != 0 && training != 1)
         return tlmi_fail(&ctx->host, TLM_E_INVALID,
                          "tlm_context_set_training: training %d is not 0 or 1",
@@ -231,16 +218,12 @@ TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
 }
 
 TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_seed: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_seed", ctx);
     tlmi_rng_seed(&ctx->rng, seed);
     return TLM_OK;
 }
 
 TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_arena_bytes: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_arena_bytes", ctx);
     return (int64_t)ctx->arena.total_bytes;
 }

@@ -29,8 +29,7 @@ struct tlm_comm {
 };
 
 TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->init_mpi = 1;
@@ -62,8 +61,7 @@ static int mpi_fail(tlmi_host *host, const char *what, const char *call, int cod
 
 TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *given) {
     const char *what = "tlm_comm_create_world";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
     tlmi_host host;
     tlmi_host_init_default(&host);

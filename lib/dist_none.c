@@ -12,8 +12,7 @@
                "and install an MPI library, e.g. Debian's libopenmpi-dev)"
 
 TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->init_mpi = 1;
@@ -28,8 +27,7 @@ TLM_API int tlm_comm_available(void) {
 
 TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *params) {
     (void)params;
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_create_world: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_create_world", out);
     *out = NULL;
     return tlmi_fail_thread(TLM_E_UNSUPPORTED, "tlm_comm_create_world: " NO_MPI);
 }

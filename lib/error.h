@@ -64,4 +64,29 @@ int tlmi_fail_forward_from(tlmi_host *host, int status, const char *message,
  * another host's last_error. Returns `status`. */
 int tlmi_fail_copy(tlmi_host *host, int status, const char *message);
 
+/* Argument checks, one line each: when `cond` is false the calling
+ * function returns tlmi_fail(host, status, format, ...). `host` may be
+ * NULL for a call that has no handle yet (the thread records it). */
+#define TLMI_CHECK(host, cond, status, ...)                   \
+    do {                                                      \
+        if (!(cond))                                          \
+            return tlmi_fail((host), (status), __VA_ARGS__);  \
+    } while (0)
+
+/* Returns TLM_E_INVALID with "<function>: <arg> is NULL" when `arg` is
+ * NULL; the message names `arg` as written, so pass the parameter's own
+ * name (`function` is a string, a literal or a caller's `what`). */
+#define TLMI_CHECK_NOT_NULL(host, function, arg)                          \
+    TLMI_CHECK(host, (arg) != NULL, TLM_E_INVALID, "%s: " #arg " is NULL", \
+               (function))
+
+/* Returns the status of `call` from the calling function when it is not
+ * TLM_OK, the failure already recorded by the callee. */
+#define TLMI_TRY(call)                  \
+    do {                                \
+        int tlmi_try_status_ = (call);  \
+        if (tlmi_try_status_ != TLM_OK) \
+            return tlmi_try_status_;    \
+    } while (0)
+
 #endif

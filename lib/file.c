@@ -41,8 +41,7 @@ static const char *error_text(int error, char *buf, size_t size) {
 static int open_regular(tlmi_host *host, const char *path, const char *verb,
                         int *fd_out, struct stat *info) {
     char reason[128];
-    if (path == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: path is NULL", verb);
+    TLMI_CHECK_NOT_NULL(host, verb, path);
     int fd;
     do
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);

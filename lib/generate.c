@@ -16,9 +16,7 @@
 #define SCORE_CHUNK 16
 
 TLM_API int tlm_generate_params_init(tlm_generate_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_generate_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_generate_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->max_tokens = 256;

@@ -42,6 +42,20 @@ int tlmi_op_input(const char *op, const char *arg, const tlm_tensor *tensor,
     return TLM_OK;
 }
 
+int tlmi_op_begin(tlm_tensor **out, const char *op, const tlmi_op_arg *args,
+                  int32_t n_args, tlm_context **ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, op, out);
+    *out = NULL;
+    *ctx = NULL;
+    for (int32_t i = 0; i < n_args; i++) {
+        if (args[i].optional && args[i].tensor == NULL)
+            continue;
+        TLMI_TRY(tlmi_op_input(op, args[i].name, args[i].tensor, args[i].dtype,
+                               ctx));
+    }
+    return TLM_OK;
+}
+
 int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
                       int32_t dtype, int32_t ndim, const int64_t *shape,
                       tlm_tensor *const *srcs, int32_t n_src) {
@@ -252,9 +266,7 @@ void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first) {
 }
 
 TLM_API int tlm_context_forward(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_forward: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_forward", ctx);
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next) {
         int status = check_node_inputs(node, "tlm_context_forward");
         if (status == TLM_OK)

@@ -113,8 +113,7 @@ done:
 }
 
 TLM_API int tlm_load_params_init(tlm_load_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_load_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_load_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->verify_checksums = 1;
@@ -262,8 +261,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
 
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_load_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
     *out = NULL;
     if (ctx == NULL || path == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: %s is NULL",

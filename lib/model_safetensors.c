@@ -86,9 +86,7 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
 
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_import_safetensors: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", out);
     *out = NULL;
     if (ctx == NULL || path == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,

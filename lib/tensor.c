@@ -69,8 +69,7 @@ int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: ndim %d is outside 1..%d", what, (int)ndim,
                          TLM_MAX_DIMS);
-    if (shape == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: shape is NULL", what);
+    TLMI_CHECK_NOT_NULL(host, what, shape);
     /* Bytes must fit in an int64 and in a size_t, with room for the
      * gradient beside it. */
     const int64_t limit = (int64_t)((SIZE_MAX / 4 < (size_t)INT64_MAX / 4)
@@ -118,11 +117,9 @@ static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
 static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
                        int32_t ndim, const int64_t *shape, const void *data,
                        const char *what) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: ctx is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     int64_t numel = 0;
     int status = tlmi_shape_numel(&ctx->host, what, dtype, ndim, shape, &numel);
     if (status != TLM_OK)
@@ -237,9 +234,7 @@ TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
     int status = tlmi_tensor_check(tensor, "tlm_tensor_shape: tensor");
     if (status != TLM_OK)
         return status;
-    if (shape == NULL)
-        return tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                         "tlm_tensor_shape: shape is NULL");
+    TLMI_CHECK_NOT_NULL(&tensor->ctx->host, "tlm_tensor_shape", shape);
     if (capacity < tensor->ndim)
         return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
                          "tlm_tensor_shape: capacity %d < ndim %d",
@@ -406,8 +401,7 @@ TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
-    if (grad == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "tlm_tensor_get_grad: grad is NULL");
+    TLMI_CHECK_NOT_NULL(host, "tlm_tensor_get_grad", grad);
     if (tensor->grad == NULL || !tensor->requires_grad)
         return tlmi_fail(host, TLM_E_STATE,
                          "tlm_tensor_get_grad: the tensor has no gradient "

@@ -65,9 +65,7 @@ struct tlm_trainer {
 };
 
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_params_init", params);
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->batch_size = 12;
@@ -85,9 +83,7 @@ TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer) {
 
 TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
                                        double *last_ms, double *total_ms) {
-    if (trainer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_allreduce_time: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_allreduce_time", trainer);
     if (last_ms != NULL)
         *last_ms = trainer->allreduce_last_ms;
     if (total_ms != NULL)
@@ -96,9 +92,7 @@ TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
 }
 
 TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer) {
-    if (trainer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_step_count: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_step_count", trainer);
     return trainer->step;
 }
 
@@ -351,8 +345,7 @@ static int setup_ranks(tlm_trainer *t) {
 TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,
                                const tlm_trainer_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", out);
     *out = NULL;
     if (model == NULL || dataset == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: %s is NULL",

@@ -228,20 +228,15 @@ static const tlmi_op add_scalar_op = {"tlm_add_scalar", affine_forward,
 
 static int affine(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
                   float factor, float offset) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     if (!isfinite(factor) || !isfinite(offset))
         return tlmi_op_fail(ctx, TLM_E_INVALID, "%s: the %s %g is not finite",
                             op->name, op == &scale_op ? "factor" : "value",
                             (double)(op == &scale_op ? factor : offset));
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
-                               a->shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+                                   a->shape, &a, 1);
     if (status == TLM_OK) {
         result->fparam[0] = factor;
         result->fparam[1] = offset;
