@@ -142,8 +142,7 @@ static void gelu_backward(tlm_tensor *out) {
 static const tlmi_op gelu_op = {"tlm_gelu", gelu_forward, gelu_backward};
 
 TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "tlm_gelu: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_gelu", out);
     *out = NULL;
     if (form != TLM_GELU_TANH && form != TLM_GELU_EXACT) {
         /* The input is checked first so that the message goes to its

@@ -322,16 +322,13 @@ static const tlmi_op concat_op = {"tlm_concat", concat_forward,
 TLM_API int tlm_concat(tlm_tensor **out, tlm_tensor *const *inputs,
                        int32_t count, int32_t axis) {
     const char *name = concat_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
-    if (inputs == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: inputs is NULL", name);
+    tlm_context *ctx = NULL;
+    TLMI_TRY(tlmi_op_begin(out, name, NULL, 0, &ctx));
+    TLMI_CHECK_NOT_NULL(NULL, name, inputs);
     if (count < 1 || count > TLMI_MAX_SRC)
         return tlmi_op_fail(NULL, TLM_E_INVALID,
                             "%s: count %d is outside 1..%d", name, (int)count,
                             TLMI_MAX_SRC);
-    tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
         char arg[32];
         snprintf(arg, sizeof arg, "inputs[%d]", (int)i);
