@@ -207,7 +207,8 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
     if (status == TLM_OK)
         status = tlm_session_decode(first, &bos_id, 1, s->logits, 1);
     if (status != TLM_OK)
-        return tlmi_fail_forward_from(s->host, status, tlm_session_last_error(first),
+        return tlmi_fail_forward_from(s->host, status,
+                                      tlm_session_last_error(first),
                                       "tlm_beam_search");
     const int32_t w = s->width, v = s->vocab, l = s->max_length;
     const int32_t k = w + 1 < v ? w + 1 : v;

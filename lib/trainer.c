@@ -774,7 +774,8 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     if (status == TLM_OK) {
         status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
         if (status != TLM_OK)
-            tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
+            tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'",
+                              path);
     }
     if (status == TLM_OK) {
         t->step = step;

@@ -144,8 +144,8 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
     const int64_t shape[1] = {1};
     tlm_tensor *srcs[2] = {logits, targets};
     tlm_tensor *result = NULL;
-    int status = tlmi_result_begin(&result, ctx, &cross_entropy_op, TLM_DTYPE_F32,
-                                   1, shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &cross_entropy_op,
+                                   TLM_DTYPE_F32, 1, shape, srcs, 2);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = v;

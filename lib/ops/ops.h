@@ -56,12 +56,13 @@ int tlmi_op_begin(tlm_tensor **out, const char *op, const tlmi_op_arg *args,
 /* tlmi_op_begin with the inputs listed in place, returning from the
  * calling function on failure:
  * TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32)); */
-#define TLMI_OP_PROLOGUE(out, op, ctx, ...)                                  \
-    do {                                                                     \
-        const tlmi_op_arg tlmi_op_args_[] = {__VA_ARGS__};                   \
-        TLMI_TRY(tlmi_op_begin(                                              \
-            (out), (op), tlmi_op_args_,                                      \
-            (int32_t)(sizeof tlmi_op_args_ / sizeof tlmi_op_args_[0]), (ctx))); \
+#define TLMI_OP_PROLOGUE(out, op, ctx, ...)                                 \
+    do {                                                                    \
+        const tlmi_op_arg tlmi_op_args_[] = {__VA_ARGS__};                  \
+        const int32_t tlmi_op_n_args_ =                                     \
+            (int32_t)(sizeof tlmi_op_args_ / sizeof tlmi_op_args_[0]);      \
+        TLMI_TRY(tlmi_op_begin((out), (op), tlmi_op_args_, tlmi_op_n_args_, \
+                               (ctx)));                                     \
     } while (0)
 
 /* Records an error about operation `op` on the context (or the thread if
