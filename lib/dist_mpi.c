@@ -140,21 +140,19 @@ TLM_API void tlm_comm_free(tlm_comm *c) {
 }
 
 TLM_API int32_t tlm_comm_rank(const tlm_comm *c) {
-    if (c == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_rank: comm is NULL");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID, "tlm_comm_rank: comm is NULL");
     return c->rank;
 }
 
 TLM_API int32_t tlm_comm_size(const tlm_comm *c) {
-    if (c == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_size: comm is NULL");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID, "tlm_comm_size: comm is NULL");
     return c->size;
 }
 
 TLM_API int tlm_comm_any(tlm_comm *c, int32_t flag, int32_t *any) {
-    if (c == NULL || any == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_any: %s is NULL",
-                                c == NULL ? "comm" : "any");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID,
+               "tlm_comm_any: comm is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_any", any);
     int mine = flag != 0, result = 0;
     int code = MPI_Allreduce(&mine, &result, 1, MPI_INT, MPI_MAX, c->comm);
     if (code != MPI_SUCCESS)

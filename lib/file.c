@@ -79,9 +79,8 @@ static int open_regular(tlmi_host *host, const char *path, const char *verb,
 
 int tlmi_file_read_all(tlmi_host *host, const char *path, size_t max_size,
                        void **data, size_t *size) {
-    if (data == NULL || size == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "reading a file: data or size is NULL");
+    TLMI_CHECK(host, data != NULL && size != NULL, TLM_E_INVALID,
+               "reading a file: data or size is NULL");
     *data = NULL;
     *size = 0;
     int fd = -1;
@@ -160,8 +159,7 @@ static const unsigned char empty_file[1] = {0};
 
 int tlmi_file_map_readonly(tlmi_host *host, const char *path,
                            tlmi_file_mapping *mapping) {
-    if (mapping == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "mapping a file: mapping is NULL");
+    TLMI_CHECK_NOT_NULL(host, "mapping a file", mapping);
     memset(mapping, 0, sizeof *mapping);
     int fd = -1;
     struct stat info;
@@ -237,11 +235,9 @@ static int writer_fail_errno(tlmi_file_writer *w, int error,
 
 int tlmi_file_writer_open(tlmi_host *host, const char *path,
                           tlmi_file_writer **out) {
-    if (out == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "writing a file: out is NULL");
+    TLMI_CHECK_NOT_NULL(host, "writing a file", out);
     *out = NULL;
-    if (path == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is NULL");
+    TLMI_CHECK_NOT_NULL(host, "writing a file", path);
     size_t path_length = strlen(path);
     if (path_length == 0)
         return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is empty");
@@ -311,8 +307,8 @@ int tlmi_file_writer_open(tlmi_host *host, const char *path,
 
 int tlmi_file_writer_write(tlmi_file_writer *w, const void *data,
                            size_t size) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    TLMI_CHECK(NULL, w != NULL, TLM_E_INVALID,
+               "writing a file: writer is NULL");
     if (w->status != TLM_OK)
         return w->status;
     if (data == NULL && size > 0) {
@@ -460,8 +456,8 @@ static void remove_stale_temporaries(const tlmi_file_writer *w) {
 }
 
 int tlmi_file_writer_commit(tlmi_file_writer *w) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    TLMI_CHECK(NULL, w != NULL, TLM_E_INVALID,
+               "writing a file: writer is NULL");
     int status = w->status;
     if (status == TLM_OK) {
         int result;

@@ -28,9 +28,8 @@ TLM_API int tlm_generate_params_init(tlm_generate_params *params) {
  * model's configuration in *config. */
 static int check_pair(tlm_session *session, tlm_tokenizer *tokenizer,
                       const char *what, tlm_model_config *config) {
-    if (session == NULL || tokenizer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
-                                session == NULL ? "session" : "tokenizer");
+    TLMI_CHECK_NOT_NULL(NULL, what, session);
+    TLMI_CHECK_NOT_NULL(NULL, what, tokenizer);
     const tlm_model *model = tlmi_session_model(session);
     config->struct_size = sizeof *config;
     tlm_model_get_config(model, config);
@@ -128,9 +127,9 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = tlmi_session_host(session);
-    if (sampler == NULL || (prompt == NULL && length > 0))
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         sampler == NULL ? "sampler" : "prompt");
+    TLMI_CHECK_NOT_NULL(host, what, sampler);
+    TLMI_CHECK(host, prompt != NULL || length == 0, TLM_E_INVALID,
+               "%s: prompt is NULL", what);
     tlm_generate_params params;
     tlm_generate_params_init(&params);
     status = tlmi_params_merge(host, "tlm_generate: params", &params, sizeof params,
@@ -280,9 +279,10 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = tlmi_session_host(session);
-    if ((text == NULL && length > 0) || logprob == NULL || n_scored == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         logprob == NULL ? "logprob" : n_scored == NULL ? "n_scored" : "text");
+    TLMI_CHECK_NOT_NULL(host, what, logprob);
+    TLMI_CHECK_NOT_NULL(host, what, n_scored);
+    TLMI_CHECK(host, text != NULL || length == 0, TLM_E_INVALID,
+               "%s: text is NULL", what);
     *logprob = 0;
     *n_scored = 0;
     int32_t *ids = NULL;

@@ -23,9 +23,8 @@ static size_t index_entry_size(size_t name_length, int32_t ndim) {
 }
 
 TLM_API int tlm_model_save(const tlm_model *model, const char *path) {
-    if (model == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_save: %s is NULL",
-                                model == NULL ? "model" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", path);
     return tlmi_model_save_with(model, path, NULL, 0);
 }
 
@@ -263,9 +262,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_load_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
     *out = NULL;
-    if (ctx == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: %s is NULL",
-                                ctx == NULL ? "ctx" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", ctx);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", path);
     tlmi_host *host = &ctx->host;
     tlm_load_params params;
     tlm_load_params_init(&params);

@@ -13,10 +13,8 @@
 
 TLM_API int tlm_model_export_safetensors(const tlm_model *model,
                                          const char *path) {
-    if (model == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_export_safetensors: %s is NULL",
-                                model == NULL ? "model" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_export_safetensors", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_export_safetensors", path);
     tlmi_host *host = &model->ctx->host;
     char *config = NULL;
     size_t config_size = 0;
@@ -88,10 +86,8 @@ TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", out);
     *out = NULL;
-    if (ctx == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_import_safetensors: %s is NULL",
-                                ctx == NULL ? "ctx" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", ctx);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", path);
     tlmi_host *host = &ctx->host;
     tlmi_safetensors *st = NULL;
     tlm_model *model = NULL;

@@ -65,9 +65,8 @@ TLM_API int tlm_schedule_lr(const tlm_schedule_params *given, int64_t step,
                             float *lr) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_schedule_lr", lr);
     *lr = 0.0f;
-    if (given == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_schedule_lr: params is NULL");
+    TLMI_CHECK(NULL, given != NULL, TLM_E_INVALID,
+               "tlm_schedule_lr: params is NULL");
     tlm_schedule_params p;
     tlm_schedule_params_init(&p);
     int status = tlmi_params_merge(NULL, "tlm_schedule_lr: params", &p,

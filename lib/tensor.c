@@ -269,8 +269,7 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
-    if (buffer == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: data is NULL", what);
+    TLMI_CHECK(host, buffer != NULL, TLM_E_INVALID, "%s: data is NULL", what);
     if (tensor->dtype != dtype)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: the tensor holds %s, not %s", what,

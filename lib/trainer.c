@@ -347,9 +347,8 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                const tlm_trainer_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", out);
     *out = NULL;
-    if (model == NULL || dataset == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: %s is NULL",
-                                model == NULL ? "model" : "dataset");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", dataset);
     tlmi_host host = model->ctx->host;
     host.last_error[0] = '\0';
     tlm_trainer *t = tlmi_host_alloc(&host, sizeof *t, 64);
@@ -412,8 +411,8 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
 }
 
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
-    if (t == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_step: trainer is NULL");
     if (info != NULL && (info->struct_size < sizeof(size_t) ||
                          info->struct_size > 4096))
         return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
@@ -508,9 +507,9 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
 
 TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
                                  int32_t n_batches, float *loss) {
-    if (t == NULL || loss == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_evaluate: %s is NULL",
-                                t == NULL ? "trainer" : "loss");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_evaluate: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_evaluate", loss);
     if (split != TLM_SPLIT_TRAIN && split != TLM_SPLIT_VALIDATION)
         return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: split %d "
                          "is not a tlm_split", (int)split);
@@ -614,9 +613,8 @@ static int gather_dropout(tlm_trainer *t, char **hex, size_t *hex_size) {
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs);
 
 TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
-    if (trainer == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_save: %s is NULL",
-                                trainer == NULL ? "trainer" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", trainer);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", path);
     tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
     if (t->ranks == 1)
         return save_checkpoint(t, path, NULL);
@@ -742,9 +740,9 @@ static int read_position(tlm_trainer *t, const char *path,
 }
 
 TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
-    if (t == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_resume: %s is NULL",
-                                t == NULL ? "trainer" : "path");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_resume: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_resume", path);
     void *contents = NULL;
     size_t size = 0;
     int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
