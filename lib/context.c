@@ -111,14 +111,12 @@ TLM_API int tlm_context_create(tlm_context **out,
     host.log_user = params.log_user;
     host.log_level = params.log_level;
 
-    tlm_context *ctx = tlmi_host_alloc(&host, sizeof *ctx, 64);
+    tlm_context *ctx = TLMI_HANDLE_ALLOC(&host, tlm_context);
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM,
                                 "tlm_context_create: allocating the context "
                                 "(%zu bytes) failed",
                                 sizeof *ctx);
-    memset(ctx, 0, sizeof *ctx);
-    ctx->host = host;
     tlmi_arena_init(&ctx->arena);
     ctx->grad_enabled = 1;
     ctx->training = 1;

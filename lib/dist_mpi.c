@@ -97,14 +97,12 @@ TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *given) 
             return mpi_fail(&host, what, "MPI_Init_thread", code);
         owns = 1;
     }
-    tlm_comm *c = tlmi_host_alloc(&host, sizeof *c, 64);
+    tlm_comm *c = TLMI_HANDLE_ALLOC(&host, tlm_comm);
     if (c == NULL) {
         if (owns)
             MPI_Finalize();
         return tlmi_fail(&host, TLM_E_NOMEM, "%s: out of memory", what);
     }
-    memset(c, 0, sizeof *c);
-    c->host = host;
     c->owns_mpi = owns;
     c->finalize_mpi = p.finalize_mpi;
     c->bucket_floats = p.bucket_bytes / 4;

@@ -41,6 +41,18 @@ void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size) {
         host->free_fn(host->alloc_user, ptr, size);
 }
 
+void *tlmi_handle_alloc(const tlmi_host *parent, size_t size,
+                        size_t host_offset) {
+    unsigned char *handle = tlmi_host_alloc(parent, size, 64);
+    if (handle == NULL)
+        return NULL;
+    memset(handle, 0, size);
+    tlmi_host *host = (tlmi_host *)(void *)(handle + host_offset);
+    *host = *parent;
+    host->last_error[0] = '\0';
+    return handle;
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 0)))
 #endif

@@ -38,6 +38,19 @@ void *tlmi_host_alloc(const tlmi_host *host, size_t size, size_t alignment);
  * NULL is ignored. */
 void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size);
 
+/* A new handle: `size` bytes from `parent`'s allocator, aligned to 64 and
+ * zeroed, whose tlmi_host (at byte `host_offset`) is a copy of `parent`
+ * with no error recorded. NULL when the allocator fails; nothing is
+ * recorded, so each caller words its own message. Use TLMI_HANDLE_ALLOC. */
+void *tlmi_handle_alloc(const tlmi_host *parent, size_t size,
+                        size_t host_offset);
+
+/* tlmi_handle_alloc for a handle type with a `host` member:
+ * tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer); */
+#define TLMI_HANDLE_ALLOC(parent, type)                        \
+    ((type *)tlmi_handle_alloc((parent), sizeof(type),         \
+                               offsetof(type, host)))
+
 /* Sends a formatted message to the log hook when `level` passes the
  * host's threshold. `host` may be NULL (nothing is logged). */
 void tlmi_host_log(const tlmi_host *host, int level, const char *format, ...)

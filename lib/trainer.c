@@ -349,13 +349,9 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", model);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", dataset);
-    tlmi_host host = model->ctx->host;
-    host.last_error[0] = '\0';
-    tlm_trainer *t = tlmi_host_alloc(&host, sizeof *t, 64);
+    tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer);
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");
-    memset(t, 0, sizeof *t);
-    t->host = host;
     t->model = model;
     t->data = dataset;
     t->ctx = model->ctx;
