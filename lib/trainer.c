@@ -358,52 +358,65 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     tlm_trainer_params_init(&t->params);
     int status = tlmi_params_merge(&t->host, "tlm_trainer_create: params",
                                    &t->params, sizeof t->params, given);
-    if (status == TLM_OK)
-        status = check_params(t, &model->config);
-    if (status == TLM_OK && t->params.schedule != NULL) {
+    if (status != TLM_OK)
+        goto fail;
+    status = check_params(t, &model->config);
+    if (status != TLM_OK)
+        goto fail;
+    if (t->params.schedule != NULL) {
         tlm_schedule_params_init(&t->schedule);
+        t->has_schedule = 1;
         status = tlmi_params_merge(&t->host, "tlm_trainer_create: params.schedule",
                                    &t->schedule, sizeof t->schedule,
                                    t->params.schedule);
         float probe = 0;
         if (status == TLM_OK)
             status = tlm_schedule_lr(&t->schedule, 0, &probe);
-        t->has_schedule = 1;
+        if (status != TLM_OK)
+            goto fail;
     }
-    t->params.schedule = NULL;
+    t->params.schedule = NULL; /* the caller's, read only here */
     t->params.optimizer = NULL;
-    for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++)
-        if (model->parameters[i].tensor->read_only)
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        if (model->parameters[i].tensor->read_only) {
             status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_create: the "
                                "model is read-only (memory-mapped); load it "
                                "without memory_map to train it");
-    if (status == TLM_OK)
-        status = plan_batch(t);
-    if (status == TLM_OK)
-        status = make_optimizer(t, given != NULL && given->struct_size >=
-                                           offsetof(tlm_trainer_params, schedule)
-                                       ? given->optimizer
-                                       : NULL);
-    if (status == TLM_OK)
-        status = make_inputs(t);
-    if (status == TLM_OK)
-        status = setup_ranks(t);
-    if (status == TLM_OK) {
-        tlmi_rng_seed(&t->rng, t->params.seed);
-        tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX ^
-                                         ((uint64_t)t->rank * RANK_SEED_MIX));
-        status = build_graph(t);
-    }
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", t->host.last_error[0]
-                                                    ? t->host.last_error
-                                                    : tlm_last_error());
-        tlm_trainer_free(t);
-        return tlmi_fail_copy(&model->ctx->host, status, message);
-    }
+            goto fail;
+        }
+    status = plan_batch(t);
+    if (status != TLM_OK)
+        goto fail;
+    status = make_optimizer(t, given != NULL && given->struct_size >=
+                                       offsetof(tlm_trainer_params, schedule)
+                                   ? given->optimizer
+                                   : NULL);
+    if (status != TLM_OK)
+        goto fail;
+    status = make_inputs(t);
+    if (status != TLM_OK)
+        goto fail;
+    status = setup_ranks(t);
+    if (status != TLM_OK)
+        goto fail;
+    tlmi_rng_seed(&t->rng, t->params.seed);
+    tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX ^
+                                     ((uint64_t)t->rank * RANK_SEED_MIX));
+    status = build_graph(t);
+    if (status != TLM_OK)
+        goto fail;
     *out = t;
     return TLM_OK;
+
+fail:;
+    /* The trainer's message, or the thread's when a callee recorded it
+     * elsewhere; copied before the trainer (and its host) is freed. */
+    char message[TLMI_MESSAGE_MAX];
+    snprintf(message, sizeof message, "%s", t->host.last_error[0]
+                                                ? t->host.last_error
+                                                : tlm_last_error());
+    tlm_trainer_free(t);
+    return tlmi_fail_copy(&model->ctx->host, status, message);
 }
 
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
