@@ -28,16 +28,6 @@ struct tlm_comm {
     int64_t bucket_floats;
 };
 
-TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
-    params->init_mpi = 1;
-    params->finalize_mpi = 1;
-    params->bucket_bytes = (int64_t)4 << 20;
-    return TLM_OK;
-}
-
 TLM_API int tlm_comm_available(void) {
     return 1;
 }

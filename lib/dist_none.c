@@ -3,23 +3,12 @@
  * ABI is the same in every build) and say that this build cannot do it.
  * No communicator can be created, so the collectives are never reached.
  */
-#include <string.h>
 
 #include "dist.h"
 #include "error.h"
 
 #define NO_MPI "this tlm was built without MPI (configure with -Dmpi=enabled " \
                "and install an MPI library, e.g. Debian's libopenmpi-dev)"
-
-TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
-    params->init_mpi = 1;
-    params->finalize_mpi = 1;
-    params->bucket_bytes = (int64_t)4 << 20;
-    return TLM_OK;
-}
 
 TLM_API int tlm_comm_available(void) {
     return 0;
