@@ -64,9 +64,7 @@ int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
 #define TLMI_MAX_THREADS 1024
 
 TLM_API int tlm_context_params_init(tlm_context_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_context_params_init", params);
     params->log_level = TLM_LOG_WARN;
     params->n_threads = 0;
     return TLM_OK;

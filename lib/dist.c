@@ -6,11 +6,10 @@
 
 #include "dist.h"
 #include "error.h"
+#include "params.h"
 
 TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_comm_params_init", params);
     params->init_mpi = 1;
     params->finalize_mpi = 1;
     params->bucket_bytes = (int64_t)4 << 20;

@@ -16,9 +16,7 @@
 #define SCORE_CHUNK 16
 
 TLM_API int tlm_generate_params_init(tlm_generate_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_generate_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_generate_params_init", params);
     params->max_tokens = 256;
     params->stop_at_eos = 1;
     return TLM_OK;

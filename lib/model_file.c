@@ -112,9 +112,7 @@ done:
 }
 
 TLM_API int tlm_load_params_init(tlm_load_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_load_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_load_params_init", params);
     params->verify_checksums = 1;
     return TLM_OK;
 }

@@ -10,9 +10,7 @@
 #include "params.h"
 
 TLM_API int tlm_schedule_params_init(tlm_schedule_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_schedule_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_schedule_params_init", params);
     params->kind = TLM_SCHEDULE_CONSTANT;
     params->lr = 1e-3f;
     params->min_lr = 0.0f;

@@ -65,9 +65,7 @@ struct tlm_trainer {
 };
 
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_params_init", params);
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_trainer_params_init", params);
     params->batch_size = 12;
     params->accumulation = 1;
     params->grad_clip = 1.0f;
