@@ -152,9 +152,7 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
 }
 
 TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return "tlm_context_last_error: ctx is NULL";
-    return ctx->host.last_error;
+    return TLMI_LAST_ERROR("tlm_context_last_error", ctx);
 }
 
 TLM_API int tlm_context_thread_count(const tlm_context *ctx) {

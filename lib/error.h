@@ -89,4 +89,11 @@ int tlmi_fail_copy(tlmi_host *host, int status, const char *message);
             return tlmi_try_status_;    \
     } while (0)
 
+/* The body of every tlm_*_last_error(handle): the handle's last message,
+ * or "<function>: <handle> is NULL" for NULL (`function` a literal):
+ * return TLMI_LAST_ERROR("tlm_x_last_error", x); */
+#define TLMI_LAST_ERROR(function, handle)                        \
+    ((handle) == NULL ? function ": " #handle " is NULL"         \
+                      : (const char *)(handle)->host.last_error)
+
 #endif

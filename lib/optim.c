@@ -253,9 +253,7 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
 }
 
 TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt) {
-    if (opt == NULL)
-        return "tlm_optimizer_last_error: opt is NULL";
-    return opt->host.last_error;
+    return TLMI_LAST_ERROR("tlm_optimizer_last_error", opt);
 }
 
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,

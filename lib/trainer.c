@@ -74,9 +74,7 @@ TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
 }
 
 TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer) {
-    if (trainer == NULL)
-        return "tlm_trainer_last_error: trainer is NULL";
-    return trainer->host.last_error;
+    return TLMI_LAST_ERROR("tlm_trainer_last_error", trainer);
 }
 
 TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
