@@ -459,29 +459,25 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
     TLMI_CHECK(NULL, w != NULL, TLM_E_INVALID,
                "writing a file: writer is NULL");
     int status = w->status;
-    if (status == TLM_OK) {
-        int result;
-        do
-            result = fsync(w->fd);
-        while (result != 0 && errno == EINTR);
-        if (result != 0)
-            status = writer_fail_errno(w, errno, "syncing");
+    if (status != TLM_OK)
+        goto cleanup;
+    int result;
+    do
+        result = fsync(w->fd);
+    while (result != 0 && errno == EINTR);
+    if (result != 0) {
+        status = writer_fail_errno(w, errno, "syncing");
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        int fd = w->fd;
-        w->fd = -1;
-        if (close(fd) != 0 && errno != EINTR) {
-            int error = errno;
-            unlink(w->temp);
-            char reason[128];
-            status = tlmi_fail(w->host, TLM_E_IO,
-                               "writing '%s': closing the temporary file "
-                               "'%s': %s",
-                               w->path, w->temp,
-                               error_text(error, reason, sizeof reason));
-        }
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) != 0 && errno != EINTR) {
+        int error = errno;
+        unlink(w->temp);
+        status = writer_fail_errno(w, error, "closing");
+        goto cleanup;
     }
-    if (status == TLM_OK && rename(w->temp, w->path) != 0) {
+    if (rename(w->temp, w->path) != 0) {
         int error = errno;
         unlink(w->temp);
         char reason[128];
@@ -490,21 +486,21 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
                            "over it: %s",
                            w->path, w->temp,
                            error_text(error, reason, sizeof reason));
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        int error = sync_directory(w->directory);
-        if (error != 0) {
-            char reason[128];
-            status = tlmi_fail(w->host, TLM_E_IO,
-                               "writing '%s': the file is in place but "
-                               "syncing its directory '%s' failed, so the "
-                               "change may not survive a crash: %s",
-                               w->path, w->directory,
-                               error_text(error, reason, sizeof reason));
-        }
+    int error = sync_directory(w->directory);
+    if (error != 0) {
+        char reason[128];
+        status = tlmi_fail(w->host, TLM_E_IO,
+                           "writing '%s': the file is in place but "
+                           "syncing its directory '%s' failed, so the "
+                           "change may not survive a crash: %s",
+                           w->path, w->directory,
+                           error_text(error, reason, sizeof reason));
+        goto cleanup;
     }
-    if (status == TLM_OK)
-        remove_stale_temporaries(w);
+    remove_stale_temporaries(w);
+cleanup:
     discard_temp(w); /* after a failure: no-op if already discarded */
     tlmi_host_free(w->host, w, w->bytes);
     return status;

@@ -160,6 +160,20 @@ int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
     return TLM_OK;
 }
 
+/* create_leaf from the caller's data, which is checked first (before
+ * out), and on the context when there is one. */
+static int create_from(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                       int32_t ndim, const int64_t *shape, const void *data,
+                       const char *what) {
+    if (data == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
+                         "%s: data is NULL", what);
+    }
+    return create_leaf(out, ctx, dtype, ndim, shape, data, what);
+}
+
 TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
                               int32_t dtype, int32_t ndim,
                               const int64_t *shape) {
@@ -170,26 +184,14 @@ TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
 TLM_API int tlm_tensor_from_f32(tlm_tensor **out, tlm_context *ctx,
                                 int32_t ndim, const int64_t *shape,
                                 const float *data) {
-    if (data == NULL) {
-        if (out != NULL)
-            *out = NULL;
-        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
-                         "tlm_tensor_from_f32: data is NULL");
-    }
-    return create_leaf(out, ctx, TLM_DTYPE_F32, ndim, shape, data,
+    return create_from(out, ctx, TLM_DTYPE_F32, ndim, shape, data,
                        "tlm_tensor_from_f32");
 }
 
 TLM_API int tlm_tensor_from_i32(tlm_tensor **out, tlm_context *ctx,
                                 int32_t ndim, const int64_t *shape,
                                 const int32_t *data) {
-    if (data == NULL) {
-        if (out != NULL)
-            *out = NULL;
-        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
-                         "tlm_tensor_from_i32: data is NULL");
-    }
-    return create_leaf(out, ctx, TLM_DTYPE_I32, ndim, shape, data,
+    return create_from(out, ctx, TLM_DTYPE_I32, ndim, shape, data,
                        "tlm_tensor_from_i32");
 }
 
