@@ -190,23 +190,26 @@ TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
     return TLM_OK;
 }
 
+/* Checks the arguments of a setter of one of the context's 0/1 switches;
+ * `name` is the value's argument. */
+static int check_switch(tlm_context *ctx, const char *function,
+                        const char *name, int value) {
+    TLMI_CHECK_NOT_NULL(NULL, function, ctx);
+    TLMI_CHECK(&ctx->host, value == 0 || value == 1, TLM_E_INVALID,
+               "%s: %s %d is not 0 or 1", function, name, value);
+    return TLM_OK;
+}
+
 TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_grad_enabled", ctx);
-    if (enabled != 0 && enabled != 1)
-        return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                         "tlm_context_set_grad_enabled: enabled %d is not 0 "
-                         "or 1",
-                         enabled);
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_grad_enabled", "enabled",
+                          enabled));
     ctx->grad_enabled = enabled;
     return TLM_OK;
 }
 
 TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_training", ctx);
-    if (training != 0 && training != 1)
-        return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                         "tlm_context_set_training: training %d is not 0 or 1",
-                         training);
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_training", "training",
+                          training));
     ctx->training = training;
     return TLM_OK;
 }

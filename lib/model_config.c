@@ -80,15 +80,26 @@ int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *c,
     return status;
 }
 
+/* The configuration's `key` (which must be there), and its name for
+ * messages in field[FIELD_NAME_MAX]. */
+#define FIELD_NAME_MAX 96
+static int find_field(tlmi_host *host, const char *what,
+                      const tlmi_json_value *object, const char *key,
+                      const tlmi_json_value **value, char *field) {
+    *value = tlmi_json_object_get(object, key);
+    TLMI_CHECK(host, *value != NULL, TLM_E_FORMAT,
+               "%s: configuration lacks \"%s\"", what, key);
+    snprintf(field, FIELD_NAME_MAX, "%s: configuration field \"%s\"", what,
+             key);
+    return TLM_OK;
+}
+
 static int read_int(tlmi_host *host, const char *what,
                     const tlmi_json_value *object, const char *key,
                     int64_t min, int64_t max, int32_t *out) {
-    const tlmi_json_value *value = tlmi_json_object_get(object, key);
-    if (value == NULL)
-        return tlmi_fail(host, TLM_E_FORMAT, "%s: configuration lacks \"%s\"",
-                         what, key);
-    char field[96];
-    snprintf(field, sizeof field, "%s: configuration field \"%s\"", what, key);
+    const tlmi_json_value *value = NULL;
+    char field[FIELD_NAME_MAX];
+    TLMI_TRY(find_field(host, what, object, key, &value, field));
     int64_t number = 0;
     int status = tlmi_json_get_int64(host, value, field, min, max, &number);
     if (status == TLM_OK)
@@ -99,12 +110,9 @@ static int read_int(tlmi_host *host, const char *what,
 static int read_float(tlmi_host *host, const char *what,
                       const tlmi_json_value *object, const char *key,
                       float *out) {
-    const tlmi_json_value *value = tlmi_json_object_get(object, key);
-    if (value == NULL)
-        return tlmi_fail(host, TLM_E_FORMAT, "%s: configuration lacks \"%s\"",
-                         what, key);
-    char field[96];
-    snprintf(field, sizeof field, "%s: configuration field \"%s\"", what, key);
+    const tlmi_json_value *value = NULL;
+    char field[FIELD_NAME_MAX];
+    TLMI_TRY(find_field(host, what, object, key, &value, field));
     double number = 0;
     int status = tlmi_json_get_double(host, value, field, &number);
     if (status == TLM_OK)
