@@ -294,44 +294,45 @@ static int check_writable(const tlm_tensor *tensor, const char *what) {
     return TLM_OK;
 }
 
+/* Both dtypes' elements have one size, so the copies need no switch. */
+_Static_assert(sizeof(float) == sizeof(int32_t), "f32 and i32 sizes differ");
+
+/* tlm_tensor_set_f32 and _i32: `count` values of `dtype` copied into a
+ * writable tensor. */
+static int set_values(tlm_tensor *tensor, const void *data, int64_t count,
+                      int32_t dtype, const char *what) {
+    TLMI_TRY(check_copy(tensor, data, count, dtype, what));
+    TLMI_TRY(check_writable(tensor, what));
+    memcpy(tensor->data, data, (size_t)count * sizeof(float));
+    return TLM_OK;
+}
+
+/* tlm_tensor_get_f32 and _i32: `count` values of `dtype` copied out. */
+static int get_values(const tlm_tensor *tensor, void *data, int64_t count,
+                      int32_t dtype, const char *what) {
+    TLMI_TRY(check_copy(tensor, data, count, dtype, what));
+    memcpy(data, tensor->data, (size_t)count * sizeof(float));
+    return TLM_OK;
+}
+
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
-                            "tlm_tensor_set_f32");
-    if (status == TLM_OK)
-        status = check_writable(tensor, "tlm_tensor_set_f32");
-    if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(float));
-    return status;
+    return set_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_set_f32");
 }
 
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
-                            "tlm_tensor_set_i32");
-    if (status == TLM_OK)
-        status = check_writable(tensor, "tlm_tensor_set_i32");
-    if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(int32_t));
-    return status;
+    return set_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_set_i32");
 }
 
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
-                            "tlm_tensor_get_f32");
-    if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(float));
-    return status;
+    return get_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_get_f32");
 }
 
 TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
-                            "tlm_tensor_get_i32");
-    if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(int32_t));
-    return status;
+    return get_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_get_i32");
 }
 
 TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor) {
