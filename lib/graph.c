@@ -72,14 +72,8 @@ int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
     if (result == NULL)
         return tlmi_op_fail(ctx, TLM_E_NOMEM,
                             "%s: allocating a tensor struct failed", op->name);
-    result->magic = TLMI_TENSOR_MAGIC;
+    tlmi_tensor_init_header(result, ctx, dtype, ndim, shape, numel);
     result->generation = ctx->generation;
-    result->ctx = ctx;
-    result->dtype = dtype;
-    result->ndim = ndim;
-    for (int32_t i = 0; i < ndim; i++)
-        result->shape[i] = shape[i];
-    result->numel = numel;
     result->op = op;
     result->n_src = n_src;
     int any_grad = 0;

@@ -93,11 +93,9 @@ int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
     return TLM_OK;
 }
 
-/* Fills a fresh struct as a leaf over `values` and puts it on the
- * context's leaf list. */
-static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
-                      int32_t ndim, const int64_t *shape, int64_t numel,
-                      void *values, size_t owned_bytes) {
+void tlmi_tensor_init_header(tlm_tensor *tensor, tlm_context *ctx,
+                             int32_t dtype, int32_t ndim,
+                             const int64_t *shape, int64_t numel) {
     tensor->magic = TLMI_TENSOR_MAGIC;
     tensor->ctx = ctx;
     tensor->dtype = dtype;
@@ -105,6 +103,14 @@ static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
     for (int32_t i = 0; i < ndim; i++)
         tensor->shape[i] = shape[i];
     tensor->numel = numel;
+}
+
+/* Fills a fresh struct as a leaf over `values` and puts it on the
+ * context's leaf list. */
+static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
+                      int32_t ndim, const int64_t *shape, int64_t numel,
+                      void *values, size_t owned_bytes) {
+    tlmi_tensor_init_header(tensor, ctx, dtype, ndim, shape, numel);
     tensor->data = values;
     tensor->data_bytes = owned_bytes;
     tensor->is_leaf = 1;
