@@ -289,14 +289,16 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     if (status != TLM_OK)
         return status;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
-    float *logits = tlmi_host_alloc(host, logits_bytes, 64);
-    if (logits == NULL)
-        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
     double sum = 0;
     int64_t scored = 0;
-    if (status == TLM_OK)
-        status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
-                           config.vocab_size, logits, &sum, &scored);
+    float *logits = tlmi_host_alloc(host, logits_bytes, 64);
+    if (logits == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
+                       config.vocab_size, logits, &sum, &scored);
+cleanup:
     if (logits != NULL)
         tlmi_host_free(host, logits, logits_bytes);
     tlmi_host_free(host, ids, capacity * sizeof *ids);
@@ -327,30 +329,36 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     /* Prompt and continuation encoded apart, then joined: the
      * continuation's tokens are exactly its own. */
     int32_t *a = NULL, *b = NULL, *joined = NULL;
-    size_t na = 0, nb = 0, ca = 0, cb = 0;
-    status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
-    if (status == TLM_OK)
-        status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);
-    if (status == TLM_OK && na == 0)
-        status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no token",
-                           what);
-    const size_t joined_bytes = (na + nb) * sizeof(int32_t);
-    const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     float *logits = NULL;
-    if (status == TLM_OK) {
-        joined = tlmi_host_alloc(host, joined_bytes, 64);
-        logits = tlmi_host_alloc(host, logits_bytes, 64);
-        if (joined == NULL || logits == NULL)
-            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    }
+    size_t na = 0, nb = 0, ca = 0, cb = 0, joined_bytes = 0;
+    const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     double sum = 0;
     int64_t scored = 0;
-    if (status == TLM_OK && nb > 0) {
+    status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);
+    if (status != TLM_OK)
+        goto cleanup;
+    if (na == 0) {
+        status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no token",
+                           what);
+        goto cleanup;
+    }
+    joined_bytes = (na + nb) * sizeof(int32_t);
+    joined = tlmi_host_alloc(host, joined_bytes, 64);
+    logits = tlmi_host_alloc(host, logits_bytes, 64);
+    if (joined == NULL || logits == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    if (nb > 0) {
         memcpy(joined, a, na * sizeof *a);
         memcpy(joined + na, b, nb * sizeof *b);
         status = score_ids(session, joined, (int64_t)(na + nb), (int64_t)na,
                            config.max_context, config.vocab_size, logits, &sum, &scored);
     }
+cleanup:
     if (logits != NULL)
         tlmi_host_free(host, logits, logits_bytes);
     if (joined != NULL)
