@@ -151,32 +151,39 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     generation g = {host, session, NULL, 0, NULL, config.max_context, NULL, 0,
                     stop_length};
     tlm_token_stream *stream = NULL;
-    if (n_prompt == 0)
+    int32_t produced = 0;
+    if (n_prompt == 0) {
         status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no "
                            "token (give at least one character)", what);
-    if (status == TLM_OK) {
-        g.window = tlmi_host_alloc(host, (size_t)g.max_context * sizeof *g.window, 64);
-        g.logits = tlmi_host_alloc(host, (size_t)config.vocab_size * sizeof *g.logits, 64);
-        g.tail = stop_length ? tlmi_host_alloc(host, stop_length, 1) : NULL;
-        if (g.window == NULL || g.logits == NULL || (stop_length && g.tail == NULL))
-            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
     }
-    if (status == TLM_OK)
-        status = tlm_token_stream_create(&stream, tokenizer);
-    if (status == TLM_OK)
-        status = tlm_sampler_reset(sampler);
+    g.window = tlmi_host_alloc(host, (size_t)g.max_context * sizeof *g.window, 64);
+    g.logits = tlmi_host_alloc(host, (size_t)config.vocab_size * sizeof *g.logits, 64);
+    g.tail = stop_length ? tlmi_host_alloc(host, stop_length, 1) : NULL;
+    if (g.window == NULL || g.logits == NULL || (stop_length && g.tail == NULL)) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    status = tlm_token_stream_create(&stream, tokenizer);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlm_sampler_reset(sampler);
+    if (status != TLM_OK)
+        goto cleanup;
     /* The prompt: its last max_context - 1 tokens, in one batched pass. */
     const size_t skip = n_prompt >= (size_t)g.max_context ? n_prompt - (size_t)g.max_context + 1 : 0;
-    for (size_t i = skip; status == TLM_OK && i < n_prompt; i++)
+    for (size_t i = skip; i < n_prompt; i++) {
         status = tlm_sampler_accept(sampler, prompt_ids[i]);
-    if (status == TLM_OK) {
-        tlm_session_reset(session);
-        status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+        if (status != TLM_OK)
+            goto cleanup;
     }
+    tlm_session_reset(session);
+    status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+    if (status != TLM_OK)
+        goto cleanup;
     const int32_t eos = tlm_tokenizer_special_id(tokenizer, TLM_TOKEN_EOS);
-    int32_t produced = 0;
     int done = 0;
-    while (status == TLM_OK && !done && produced < params.max_tokens) {
+    while (!done && produced < params.max_tokens) {
         int32_t token = 0;
         float logprob = 0;
         status = tlm_sampler_sample(sampler, g.logits, config.vocab_size, &token, &logprob);
@@ -187,7 +194,7 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (status == TLM_OK)
             status = tlm_token_stream_push(&piece, &piece_length, stream, token);
         if (status != TLM_OK)
-            break;
+            goto cleanup;
         produced++;
         if (params.callback != NULL &&
             params.callback(params.callback_user, token, piece, piece_length, logprob))
@@ -195,16 +202,18 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (stop_reached(&g, params.stop, stop_length, piece, piece_length) ||
             (params.stop_at_eos && token == eos))
             done = 1;
-        if (!done && produced < params.max_tokens)
+        if (!done && produced < params.max_tokens) {
             status = feed(&g, &token, 1);
+            if (status != TLM_OK)
+                goto cleanup;
+        }
     }
-    if (status == TLM_OK) {
-        const char *piece = NULL;
-        size_t piece_length = 0;
-        status = tlm_token_stream_flush(&piece, &piece_length, stream);
-        if (status == TLM_OK && piece_length > 0 && params.callback != NULL)
-            params.callback(params.callback_user, -1, piece, piece_length, 0.0f);
-    }
+    const char *rest = NULL; /* what the stream held back */
+    size_t rest_length = 0;
+    status = tlm_token_stream_flush(&rest, &rest_length, stream);
+    if (status == TLM_OK && rest_length > 0 && params.callback != NULL)
+        params.callback(params.callback_user, -1, rest, rest_length, 0.0f);
+cleanup:
     if (status != TLM_OK && host->last_error[0] == '\0')
         tlmi_fail_forward(host, status, "%s", what);
     tlm_token_stream_free(stream);
