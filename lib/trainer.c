@@ -137,10 +137,9 @@ static int build_graph(tlm_trainer *t) {
     if (status == TLM_OK)
         status = tlm_scale(&t->scaled_loss, t->loss,
                            1.0f / (float)t->params.accumulation);
-    if (status != TLM_OK) {
+    if (status != TLM_OK)
         return tlmi_fail_forward(&t->host, status,
                                  "tlm_trainer: building the training graph");
-    }
     t->graph_generation = t->ctx->generation;
     t->first_node = before != NULL ? before->next : t->ctx->tape_first;
     t->last_node = t->ctx->tape_last;
@@ -244,19 +243,18 @@ static int plan_batch(tlm_trainer *t) {
 static int make_inputs(tlm_trainer *t) {
     const int64_t shape[2] = {t->batch, t->length};
     const int64_t source_shape[2] = {t->batch, t->source_length};
-    int status = tlm_tensor_create(&t->ids, t->ctx, TLM_DTYPE_I32, 2, shape);
-    if (status == TLM_OK)
-        status = tlm_tensor_create(&t->targets, t->ctx, TLM_DTYPE_I32, 2, shape);
-    if (status == TLM_OK && t->data->kind == TLMI_DATASET_PAIRS) {
-        status = tlm_tensor_create(&t->source, t->ctx, TLM_DTYPE_I32, 2, source_shape);
-        if (status == TLM_OK)
-            status = tlm_tensor_create(&t->source_mask, t->ctx, TLM_DTYPE_I32, 2,
-                                       source_shape);
-        if (status == TLM_OK) /* a visible position until the first fill */
-            for (int64_t i = 0; i < t->batch * t->source_length; i++)
-                ((int32_t *)t->source_mask->data)[i] = 1;
-    }
-    return status;
+    TLMI_TRY(tlm_tensor_create(&t->ids, t->ctx, TLM_DTYPE_I32, 2, shape));
+    TLMI_TRY(tlm_tensor_create(&t->targets, t->ctx, TLM_DTYPE_I32, 2, shape));
+    if (t->data->kind != TLMI_DATASET_PAIRS)
+        return TLM_OK;
+    TLMI_TRY(tlm_tensor_create(&t->source, t->ctx, TLM_DTYPE_I32, 2,
+                               source_shape));
+    TLMI_TRY(tlm_tensor_create(&t->source_mask, t->ctx, TLM_DTYPE_I32, 2,
+                               source_shape));
+    /* a visible position until the first fill */
+    for (int64_t i = 0; i < t->batch * t->source_length; i++)
+        ((int32_t *)t->source_mask->data)[i] = 1;
+    return TLM_OK;
 }
 
 /* Weight decay on the projection matrices only: not on embeddings (a
