@@ -192,16 +192,13 @@ TLM_API int tlm_layer_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            tlm_tensor *bias, float eps) {
     const char *name = layer_norm_op.name;
     tlm_context *ctx = NULL;
-    int status = check_inputs(out, name, a, gain, bias, &ctx);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, bias, &ctx));
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     tlm_tensor *srcs[3] = {a, gain, bias};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &layer_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 3);
+    int status = tlmi_result_begin(&result, ctx, &layer_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 3);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = cols;
@@ -241,16 +238,13 @@ TLM_API int tlm_rms_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                          float eps) {
     const char *name = rms_norm_op.name;
     tlm_context *ctx = NULL;
-    int status = check_inputs(out, name, a, gain, NULL, &ctx);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, NULL, &ctx));
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     tlm_tensor *srcs[2] = {a, gain};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &rms_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &rms_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 2);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = cols;
@@ -412,18 +406,15 @@ TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            float eps) {
     const char *name = batch_norm_op.name;
     tlm_context *ctx = NULL;
-    int status = check_inputs(out, name, a, gain, bias, &ctx);
-    if (status == TLM_OK)
-        status = check_running(&ctx, name, a, gain, bias, running_mean,
-                               running_var);
-    if (status == TLM_OK && !(momentum >= 0.0f && momentum <= 1.0f))
-        status = tlmi_op_fail(ctx, TLM_E_INVALID,
-                              "%s: momentum %g must be in [0, 1]", name,
-                              (double)momentum);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, bias, &ctx));
+    TLMI_TRY(check_running(&ctx, name, a, gain, bias, running_mean,
+                           running_var));
+    /* Written so that NaN fails too. */
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return tlmi_op_fail(ctx, TLM_E_INVALID,
+                            "%s: momentum %g must be in [0, 1]", name,
+                            (double)momentum);
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     /* The mode is read again at every forward; these are the errors a
      * caller should hear about when building the graph. */
@@ -441,8 +432,8 @@ TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                             name);
     tlm_tensor *srcs[3] = {a, gain, bias};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &batch_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 3);
+    int status = tlmi_result_begin(&result, ctx, &batch_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 3);
     batch_norm_saved *saved = NULL;
     if (status == TLM_OK) {
         result->iparam[0] = rows;
