@@ -341,26 +341,28 @@ TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
     return get_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_get_i32");
 }
 
-TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_data_f32: tensor") != TLM_OK)
+/* tlm_tensor_data_f32 and _i32: the values of a tensor of `dtype`, or
+ * NULL with the failure recorded. */
+static void *data_of(tlm_tensor *tensor, int32_t dtype, const char *what) {
+    char arg[96];
+    snprintf(arg, sizeof arg, "%s: tensor", what);
+    if (tlmi_tensor_check(tensor, arg) != TLM_OK)
         return NULL;
-    if (tensor->dtype != TLM_DTYPE_F32) {
+    if (tensor->dtype != dtype) {
         tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                  "tlm_tensor_data_f32: the tensor holds i32");
+                  "%s: the tensor holds %s", what,
+                  tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32");
         return NULL;
     }
     return tensor->data;
 }
 
+TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor) {
+    return data_of(tensor, TLM_DTYPE_F32, "tlm_tensor_data_f32");
+}
+
 TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_data_i32: tensor") != TLM_OK)
-        return NULL;
-    if (tensor->dtype != TLM_DTYPE_I32) {
-        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                  "tlm_tensor_data_i32: the tensor holds f32");
-        return NULL;
-    }
-    return tensor->data;
+    return data_of(tensor, TLM_DTYPE_I32, "tlm_tensor_data_i32");
 }
 
 TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
