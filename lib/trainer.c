@@ -716,29 +716,38 @@ static int read_position(tlm_trainer *t, const char *path,
                              "the step", path)
                  : tlmi_json_get_int64(&t->host, step_value, "tlm_trainer_resume: step",
                                        0, INT64_MAX, &step);
+    if (status != TLM_OK)
+        goto cleanup;
     const char *names[2] = {"sampling_rng", "dropout_rng"};
     tlmi_rng *rngs[2] = {sampling, dropout};
-    for (int i = 0; status == TLM_OK && i < 2; i++) {
+    for (int i = 0; i < 2; i++) {
         size_t length = 0;
         const tlmi_json_value *v = tlmi_json_object_get(root, names[i]);
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
-        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0)
+        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0) {
             status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
                                "has no valid %s", path, names[i]);
+            goto cleanup;
+        }
     }
     /* Data parallelism: the same number of ranks, each with its own
      * dropout generator (a checkpoint without "ranks" is from one). */
     int64_t ranks = 1;
     const tlmi_json_value *ranks_value = tlmi_json_object_get(root, "ranks");
-    if (status == TLM_OK && ranks_value != NULL)
+    if (ranks_value != NULL) {
         status = tlmi_json_get_int64(&t->host, ranks_value, "tlm_trainer_resume: ranks",
                                      1, INT32_MAX, &ranks);
-    if (status == TLM_OK && ranks != t->ranks)
+        if (status != TLM_OK)
+            goto cleanup;
+    }
+    if (ranks != t->ranks) {
         status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: '%s' was "
                            "written by a run of %lld rank(s); resume it with the "
                            "same number (this run has %d)", path, (long long)ranks,
                            (int)t->ranks);
-    if (status == TLM_OK && ranks > 1) {
+        goto cleanup;
+    }
+    if (ranks > 1) {
         size_t length = 0;
         const tlmi_json_value *v = tlmi_json_object_get(root, "rank_dropout_rngs");
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
@@ -748,6 +757,7 @@ static int read_position(tlm_trainer *t, const char *path,
                                "has no valid rank_dropout_rngs for %lld ranks",
                                path, (long long)ranks);
     }
+cleanup:
     tlmi_json_free(doc);
     *step_out = step;
     return status;
@@ -761,39 +771,42 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     size_t size = 0;
     int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
                                     &size);
+    if (status != TLM_OK)
+        goto cleanup;
     tlmi_checkpoint checkpoint;
-    if (status == TLM_OK)
-        status = tlmi_checkpoint_parse(&t->host, "tlm_trainer_resume", path, contents,
-                                       size, NULL, &checkpoint);
-    const tlmi_checkpoint_section *optim = NULL, *position = NULL;
-    if (status == TLM_OK) {
-        optim = tlmi_checkpoint_find(&checkpoint, "optim");
-        position = tlmi_checkpoint_find(&checkpoint, "trainer");
-        if (optim == NULL || position == NULL)
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
-                               "a model, not a training checkpoint (no %s section)",
-                               path, optim == NULL ? "optim" : "trainer");
+    status = tlmi_checkpoint_parse(&t->host, "tlm_trainer_resume", path, contents,
+                                   size, NULL, &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_checkpoint_section *optim = tlmi_checkpoint_find(&checkpoint, "optim");
+    const tlmi_checkpoint_section *position =
+        tlmi_checkpoint_find(&checkpoint, "trainer");
+    if (optim == NULL || position == NULL) {
+        status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
+                           "a model, not a training checkpoint (no %s section)",
+                           path, optim == NULL ? "optim" : "trainer");
+        goto cleanup;
     }
     /* Everything that can fail is checked before anything changes, except
      * the optimizer state, which checks itself completely before loading. */
     int64_t step = 0;
     tlmi_rng sampling, dropout;
-    if (status == TLM_OK)
-        status = read_position(t, path, position, &step, &sampling, &dropout);
-    if (status == TLM_OK)
-        status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
-                                               &checkpoint);
-    if (status == TLM_OK) {
-        status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
-        if (status != TLM_OK)
-            tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'",
-                              path);
+    status = read_position(t, path, position, &step, &sampling, &dropout);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
+                                           &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
+    if (status != TLM_OK) {
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        t->step = step;
-        t->rng = sampling;
-        t->ctx->rng = dropout;
-    }
+    t->step = step;
+    t->rng = sampling;
+    t->ctx->rng = dropout;
+cleanup:
     if (contents != NULL)
         tlmi_file_free_contents(&t->host, contents, size);
     if (t->ranks > 1) { /* all ranks resume, or all report a failure */
