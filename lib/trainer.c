@@ -290,9 +290,8 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
     int status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
                                       &t->optimizer_params);
     t->optimizer_params.decay_flags = NULL; /* read only during create */
-    if (status != TLM_OK) {
+    if (status != TLM_OK)
         return tlmi_fail_forward(&t->host, status, "tlm_trainer_create");
-    }
     return TLM_OK;
 }
 
@@ -432,9 +431,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
         if (status == TLM_OK)
             status = tlm_backward(t->scaled_loss);
-        if (status != TLM_OK) {
+        if (status != TLM_OK)
             return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
-        }
         loss_sum += (double)((const float *)t->loss->data)[0];
     }
     tlm_step_info result;
@@ -489,9 +487,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                                                   result.grad_norm)
                                : 1.0f;
         status = tlmi_optimizer_step(t->optimizer, lr, 1, clip);
-        if (status != TLM_OK) {
+        if (status != TLM_OK)
             return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
-        }
         t->step++;
         result.step = t->step;
     }
@@ -537,9 +534,8 @@ TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
         sum += (double)((const float *)t->loss->data)[0];
     }
     tlm_context_set_training(t->ctx, 1);
-    if (status != TLM_OK) {
+    if (status != TLM_OK)
         return tlmi_fail_forward(&t->host, status, "tlm_trainer_evaluate");
-    }
     if (t->ranks > 1) { /* each rank evaluated its slice of the batches */
         status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_evaluate",
                                    &sum, 1);
