@@ -5,6 +5,7 @@
 
 #include "crc32.h"
 #include "endian.h"
+#include "error.h"
 #include "file.h"
 #include "tlm.h"
 
@@ -91,31 +92,43 @@ int tlmi_checkpoint_write(tlmi_host *host, const char *what, const char *path,
     if (status != TLM_OK)
         return status;
     status = tlmi_file_writer_write(w, header, sizeof header);
-    if (status == TLM_OK)
-        status = tlmi_file_writer_write(w, table, (size_t)table_size);
+    if (status != TLM_OK)
+        goto abort;
+    status = tlmi_file_writer_write(w, table, (size_t)table_size);
+    if (status != TLM_OK)
+        goto abort;
     uint64_t written = HEADER_SIZE + table_size;
-    for (int32_t s = 0; status == TLM_OK && s < count; s++) {
+    for (int32_t s = 0; s < count; s++) {
         const tlmi_checkpoint_section_spec *spec = &sections[s];
         const uint64_t start = tlmi_get_u64(table + (size_t)s * ENTRY_SIZE + 8);
         status = write_padding(w, start - written, NULL);
+        if (status != TLM_OK)
+            goto abort;
         written = start;
         const uint64_t align = spec->piece_align ? spec->piece_align : 1;
         uint64_t at = 0;
-        for (int32_t i = 0; status == TLM_OK && i < spec->n_pieces; i++) {
+        for (int32_t i = 0; i < spec->n_pieces; i++) {
             uint64_t padded = align_up(at, align);
             status = write_padding(w, padded - at, NULL);
+            if (status != TLM_OK)
+                goto abort;
             at = padded;
-            if (status == TLM_OK && spec->pieces[i].size > 0)
+            if (spec->pieces[i].size > 0) {
                 status = tlmi_file_writer_write(w, spec->pieces[i].data,
                                                 (size_t)spec->pieces[i].size);
+                if (status != TLM_OK)
+                    goto abort;
+            }
             at += spec->pieces[i].size;
         }
         written += at;
     }
-    if (status == TLM_OK)
-        status = write_padding(w, file_size - written, NULL);
-    if (status == TLM_OK)
-        return tlmi_file_writer_commit(w);
+    status = write_padding(w, file_size - written, NULL);
+    if (status != TLM_OK)
+        goto abort;
+    return tlmi_file_writer_commit(w);
+
+abort:
     tlmi_file_writer_abort(w);
     return status;
 }

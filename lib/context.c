@@ -64,11 +64,7 @@ int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
 #define TLMI_MAX_THREADS 1024
 
 TLM_API int tlm_context_params_init(tlm_context_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_context_params_init", params);
     params->log_level = TLM_LOG_WARN;
     params->n_threads = 0;
     return TLM_OK;
@@ -76,9 +72,7 @@ TLM_API int tlm_context_params_init(tlm_context_params *params) {
 
 TLM_API int tlm_context_create(tlm_context **out,
                                const tlm_context_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_create", out);
     *out = NULL;
 
     tlm_context_params params;
@@ -115,14 +109,12 @@ TLM_API int tlm_context_create(tlm_context **out,
     host.log_user = params.log_user;
     host.log_level = params.log_level;
 
-    tlm_context *ctx = tlmi_host_alloc(&host, sizeof *ctx, 64);
+    tlm_context *ctx = TLMI_HANDLE_ALLOC(&host, tlm_context);
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM,
                                 "tlm_context_create: allocating the context "
                                 "(%zu bytes) failed",
                                 sizeof *ctx);
-    memset(ctx, 0, sizeof *ctx);
-    ctx->host = host;
     tlmi_arena_init(&ctx->arena);
     ctx->grad_enabled = 1;
     ctx->training = 1;
@@ -161,21 +153,16 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
 }
 
 TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return "tlm_context_last_error: ctx is NULL";
-    return ctx->host.last_error;
+    return TLMI_LAST_ERROR("tlm_context_last_error", ctx);
 }
 
 TLM_API int tlm_context_thread_count(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_thread_count: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_thread_count", ctx);
     return ctx->n_threads;
 }
 
 TLM_API int tlm_context_reset(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_context_reset: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_reset", ctx);
     tlm_tensor *node = ctx->tape_first;
     while (node != NULL) {
         tlm_tensor *next = node->next;
@@ -196,9 +183,7 @@ void tlmi_context_zero_leaf_grads(tlm_context *ctx) {
 }
 
 TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_zero_grad: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_zero_grad", ctx);
     tlmi_context_zero_leaf_grads(ctx);
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next)
         if (node->grad != NULL)
@@ -206,42 +191,37 @@ TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
     return TLM_OK;
 }
 
+/* Checks the arguments of a setter of one of the context's 0/1 switches;
+ * `name` is the value's argument. */
+static int check_switch(tlm_context *ctx, const char *function,
+                        const char *name, int value) {
+    TLMI_CHECK_NOT_NULL(NULL, function, ctx);
+    TLMI_CHECK(&ctx->host, value == 0 || value == 1, TLM_E_INVALID,
+               "%s: %s %d is not 0 or 1", function, name, value);
+    return TLM_OK;
+}
+
 TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_grad_enabled: ctx is NULL");
-    if (enabled != 0 && enabled != 1)
-        return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                         "tlm_context_set_grad_enabled: enabled %d is not 0 "
-                         "or 1",
-                         enabled);
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_grad_enabled", "enabled",
+                          enabled));
     ctx->grad_enabled = enabled;
     return TLM_OK;
 }
 
 TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_training: ctx is NULL");
-    if (training != 0 && training != 1)
-        return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                         "tlm_context_set_training: training %d is not 0 or 1",
-                         training);
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_training", "training",
+                          training));
     ctx->training = training;
     return TLM_OK;
 }
 
 TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_set_seed: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_seed", ctx);
     tlmi_rng_seed(&ctx->rng, seed);
     return TLM_OK;
 }
 
 TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_arena_bytes: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_arena_bytes", ctx);
     return (int64_t)ctx->arena.total_bytes;
 }

@@ -3,7 +3,8 @@
  * operations the trainer needs. Two implementations share this interface:
  * dist_mpi.c (built with the Meson feature `mpi`) and dist_none.c (without
  * it, where no communicator can be created, so the trainer never reaches
- * the collectives). Nothing here exposes an MPI type.
+ * the collectives); dist.c holds what both share (the settings' defaults).
+ * Nothing here exposes an MPI type.
  */
 #ifndef TLM_LIB_DIST_H
 #define TLM_LIB_DIST_H

@@ -28,17 +28,6 @@ struct tlm_comm {
     int64_t bucket_floats;
 };
 
-TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
-    params->init_mpi = 1;
-    params->finalize_mpi = 1;
-    params->bucket_bytes = (int64_t)4 << 20;
-    return TLM_OK;
-}
-
 TLM_API int tlm_comm_available(void) {
     return 1;
 }
@@ -62,8 +51,7 @@ static int mpi_fail(tlmi_host *host, const char *what, const char *call, int cod
 
 TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *given) {
     const char *what = "tlm_comm_create_world";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
     tlmi_host host;
     tlmi_host_init_default(&host);
@@ -99,14 +87,12 @@ TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *given) 
             return mpi_fail(&host, what, "MPI_Init_thread", code);
         owns = 1;
     }
-    tlm_comm *c = tlmi_host_alloc(&host, sizeof *c, 64);
+    tlm_comm *c = TLMI_HANDLE_ALLOC(&host, tlm_comm);
     if (c == NULL) {
         if (owns)
             MPI_Finalize();
         return tlmi_fail(&host, TLM_E_NOMEM, "%s: out of memory", what);
     }
-    memset(c, 0, sizeof *c);
-    c->host = host;
     c->owns_mpi = owns;
     c->finalize_mpi = p.finalize_mpi;
     c->bucket_floats = p.bucket_bytes / 4;
@@ -142,21 +128,19 @@ TLM_API void tlm_comm_free(tlm_comm *c) {
 }
 
 TLM_API int32_t tlm_comm_rank(const tlm_comm *c) {
-    if (c == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_rank: comm is NULL");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID, "tlm_comm_rank: comm is NULL");
     return c->rank;
 }
 
 TLM_API int32_t tlm_comm_size(const tlm_comm *c) {
-    if (c == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_size: comm is NULL");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID, "tlm_comm_size: comm is NULL");
     return c->size;
 }
 
 TLM_API int tlm_comm_any(tlm_comm *c, int32_t flag, int32_t *any) {
-    if (c == NULL || any == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_any: %s is NULL",
-                                c == NULL ? "comm" : "any");
+    TLMI_CHECK(NULL, c != NULL, TLM_E_INVALID,
+               "tlm_comm_any: comm is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_any", any);
     int mine = flag != 0, result = 0;
     int code = MPI_Allreduce(&mine, &result, 1, MPI_INT, MPI_MAX, c->comm);
     if (code != MPI_SUCCESS)

@@ -3,7 +3,6 @@
  * ABI is the same in every build) and say that this build cannot do it.
  * No communicator can be created, so the collectives are never reached.
  */
-#include <string.h>
 
 #include "dist.h"
 #include "error.h"
@@ -11,25 +10,13 @@
 #define NO_MPI "this tlm was built without MPI (configure with -Dmpi=enabled " \
                "and install an MPI library, e.g. Debian's libopenmpi-dev)"
 
-TLM_API int tlm_comm_params_init(tlm_comm_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
-    params->init_mpi = 1;
-    params->finalize_mpi = 1;
-    params->bucket_bytes = (int64_t)4 << 20;
-    return TLM_OK;
-}
-
 TLM_API int tlm_comm_available(void) {
     return 0;
 }
 
 TLM_API int tlm_comm_create_world(tlm_comm **out, const tlm_comm_params *params) {
     (void)params;
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_comm_create_world: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_comm_create_world", out);
     *out = NULL;
     return tlmi_fail_thread(TLM_E_UNSUPPORTED, "tlm_comm_create_world: " NO_MPI);
 }

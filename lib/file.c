@@ -15,6 +15,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "error.h"
+
 /* The system's text for `error`, thread-safely. */
 static const char *error_text(int error, char *buf, size_t size) {
 #if defined(__GLIBC__) && defined(_GNU_SOURCE)
@@ -39,8 +41,7 @@ static const char *error_text(int error, char *buf, size_t size) {
 static int open_regular(tlmi_host *host, const char *path, const char *verb,
                         int *fd_out, struct stat *info) {
     char reason[128];
-    if (path == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: path is NULL", verb);
+    TLMI_CHECK_NOT_NULL(host, verb, path);
     int fd;
     do
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -78,9 +79,8 @@ static int open_regular(tlmi_host *host, const char *path, const char *verb,
 
 int tlmi_file_read_all(tlmi_host *host, const char *path, size_t max_size,
                        void **data, size_t *size) {
-    if (data == NULL || size == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "reading a file: data or size is NULL");
+    TLMI_CHECK(host, data != NULL && size != NULL, TLM_E_INVALID,
+               "reading a file: data or size is NULL");
     *data = NULL;
     *size = 0;
     int fd = -1;
@@ -159,8 +159,7 @@ static const unsigned char empty_file[1] = {0};
 
 int tlmi_file_map_readonly(tlmi_host *host, const char *path,
                            tlmi_file_mapping *mapping) {
-    if (mapping == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "mapping a file: mapping is NULL");
+    TLMI_CHECK_NOT_NULL(host, "mapping a file", mapping);
     memset(mapping, 0, sizeof *mapping);
     int fd = -1;
     struct stat info;
@@ -236,11 +235,9 @@ static int writer_fail_errno(tlmi_file_writer *w, int error,
 
 int tlmi_file_writer_open(tlmi_host *host, const char *path,
                           tlmi_file_writer **out) {
-    if (out == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "writing a file: out is NULL");
+    TLMI_CHECK_NOT_NULL(host, "writing a file", out);
     *out = NULL;
-    if (path == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is NULL");
+    TLMI_CHECK_NOT_NULL(host, "writing a file", path);
     size_t path_length = strlen(path);
     if (path_length == 0)
         return tlmi_fail(host, TLM_E_INVALID, "writing a file: path is empty");
@@ -310,8 +307,8 @@ int tlmi_file_writer_open(tlmi_host *host, const char *path,
 
 int tlmi_file_writer_write(tlmi_file_writer *w, const void *data,
                            size_t size) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    TLMI_CHECK(NULL, w != NULL, TLM_E_INVALID,
+               "writing a file: writer is NULL");
     if (w->status != TLM_OK)
         return w->status;
     if (data == NULL && size > 0) {
@@ -459,32 +456,28 @@ static void remove_stale_temporaries(const tlmi_file_writer *w) {
 }
 
 int tlmi_file_writer_commit(tlmi_file_writer *w) {
-    if (w == NULL)
-        return tlmi_fail(NULL, TLM_E_INVALID, "writing a file: writer is NULL");
+    TLMI_CHECK(NULL, w != NULL, TLM_E_INVALID,
+               "writing a file: writer is NULL");
     int status = w->status;
-    if (status == TLM_OK) {
-        int result;
-        do
-            result = fsync(w->fd);
-        while (result != 0 && errno == EINTR);
-        if (result != 0)
-            status = writer_fail_errno(w, errno, "syncing");
+    if (status != TLM_OK)
+        goto cleanup;
+    int result;
+    do
+        result = fsync(w->fd);
+    while (result != 0 && errno == EINTR);
+    if (result != 0) {
+        status = writer_fail_errno(w, errno, "syncing");
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        int fd = w->fd;
-        w->fd = -1;
-        if (close(fd) != 0 && errno != EINTR) {
-            int error = errno;
-            unlink(w->temp);
-            char reason[128];
-            status = tlmi_fail(w->host, TLM_E_IO,
-                               "writing '%s': closing the temporary file "
-                               "'%s': %s",
-                               w->path, w->temp,
-                               error_text(error, reason, sizeof reason));
-        }
+    int fd = w->fd;
+    w->fd = -1;
+    if (close(fd) != 0 && errno != EINTR) {
+        int error = errno;
+        unlink(w->temp);
+        status = writer_fail_errno(w, error, "closing");
+        goto cleanup;
     }
-    if (status == TLM_OK && rename(w->temp, w->path) != 0) {
+    if (rename(w->temp, w->path) != 0) {
         int error = errno;
         unlink(w->temp);
         char reason[128];
@@ -493,21 +486,21 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
                            "over it: %s",
                            w->path, w->temp,
                            error_text(error, reason, sizeof reason));
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        int error = sync_directory(w->directory);
-        if (error != 0) {
-            char reason[128];
-            status = tlmi_fail(w->host, TLM_E_IO,
-                               "writing '%s': the file is in place but "
-                               "syncing its directory '%s' failed, so the "
-                               "change may not survive a crash: %s",
-                               w->path, w->directory,
-                               error_text(error, reason, sizeof reason));
-        }
+    int error = sync_directory(w->directory);
+    if (error != 0) {
+        char reason[128];
+        status = tlmi_fail(w->host, TLM_E_IO,
+                           "writing '%s': the file is in place but "
+                           "syncing its directory '%s' failed, so the "
+                           "change may not survive a crash: %s",
+                           w->path, w->directory,
+                           error_text(error, reason, sizeof reason));
+        goto cleanup;
     }
-    if (status == TLM_OK)
-        remove_stale_temporaries(w);
+    remove_stale_temporaries(w);
+cleanup:
     discard_temp(w); /* after a failure: no-op if already discarded */
     tlmi_host_free(w->host, w, w->bytes);
     return status;

@@ -16,11 +16,7 @@
 #define SCORE_CHUNK 16
 
 TLM_API int tlm_generate_params_init(tlm_generate_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_generate_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_generate_params_init", params);
     params->max_tokens = 256;
     params->stop_at_eos = 1;
     return TLM_OK;
@@ -30,9 +26,8 @@ TLM_API int tlm_generate_params_init(tlm_generate_params *params) {
  * model's configuration in *config. */
 static int check_pair(tlm_session *session, tlm_tokenizer *tokenizer,
                       const char *what, tlm_model_config *config) {
-    if (session == NULL || tokenizer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
-                                session == NULL ? "session" : "tokenizer");
+    TLMI_CHECK_NOT_NULL(NULL, what, session);
+    TLMI_CHECK_NOT_NULL(NULL, what, tokenizer);
     const tlm_model *model = tlmi_session_model(session);
     config->struct_size = sizeof *config;
     tlm_model_get_config(model, config);
@@ -62,9 +57,7 @@ static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
     if (status != TLM_OK) {
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
         *ids = NULL;
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "%s: %s", what, message);
+        return tlmi_fail_forward(host, status, "%s", what);
     }
     return TLM_OK;
 }
@@ -132,9 +125,9 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = tlmi_session_host(session);
-    if (sampler == NULL || (prompt == NULL && length > 0))
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         sampler == NULL ? "sampler" : "prompt");
+    TLMI_CHECK_NOT_NULL(host, what, sampler);
+    TLMI_CHECK(host, prompt != NULL || length == 0, TLM_E_INVALID,
+               "%s: prompt is NULL", what);
     tlm_generate_params params;
     tlm_generate_params_init(&params);
     status = tlmi_params_merge(host, "tlm_generate: params", &params, sizeof params,
@@ -158,32 +151,39 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     generation g = {host, session, NULL, 0, NULL, config.max_context, NULL, 0,
                     stop_length};
     tlm_token_stream *stream = NULL;
-    if (n_prompt == 0)
+    int32_t produced = 0;
+    if (n_prompt == 0) {
         status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no "
                            "token (give at least one character)", what);
-    if (status == TLM_OK) {
-        g.window = tlmi_host_alloc(host, (size_t)g.max_context * sizeof *g.window, 64);
-        g.logits = tlmi_host_alloc(host, (size_t)config.vocab_size * sizeof *g.logits, 64);
-        g.tail = stop_length ? tlmi_host_alloc(host, stop_length, 1) : NULL;
-        if (g.window == NULL || g.logits == NULL || (stop_length && g.tail == NULL))
-            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
     }
-    if (status == TLM_OK)
-        status = tlm_token_stream_create(&stream, tokenizer);
-    if (status == TLM_OK)
-        status = tlm_sampler_reset(sampler);
+    g.window = tlmi_host_alloc(host, (size_t)g.max_context * sizeof *g.window, 64);
+    g.logits = tlmi_host_alloc(host, (size_t)config.vocab_size * sizeof *g.logits, 64);
+    g.tail = stop_length ? tlmi_host_alloc(host, stop_length, 1) : NULL;
+    if (g.window == NULL || g.logits == NULL || (stop_length && g.tail == NULL)) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    status = tlm_token_stream_create(&stream, tokenizer);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlm_sampler_reset(sampler);
+    if (status != TLM_OK)
+        goto cleanup;
     /* The prompt: its last max_context - 1 tokens, in one batched pass. */
     const size_t skip = n_prompt >= (size_t)g.max_context ? n_prompt - (size_t)g.max_context + 1 : 0;
-    for (size_t i = skip; status == TLM_OK && i < n_prompt; i++)
+    for (size_t i = skip; i < n_prompt; i++) {
         status = tlm_sampler_accept(sampler, prompt_ids[i]);
-    if (status == TLM_OK) {
-        tlm_session_reset(session);
-        status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+        if (status != TLM_OK)
+            goto cleanup;
     }
+    tlm_session_reset(session);
+    status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+    if (status != TLM_OK)
+        goto cleanup;
     const int32_t eos = tlm_tokenizer_special_id(tokenizer, TLM_TOKEN_EOS);
-    int32_t produced = 0;
     int done = 0;
-    while (status == TLM_OK && !done && produced < params.max_tokens) {
+    while (!done && produced < params.max_tokens) {
         int32_t token = 0;
         float logprob = 0;
         status = tlm_sampler_sample(sampler, g.logits, config.vocab_size, &token, &logprob);
@@ -194,7 +194,7 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (status == TLM_OK)
             status = tlm_token_stream_push(&piece, &piece_length, stream, token);
         if (status != TLM_OK)
-            break;
+            goto cleanup;
         produced++;
         if (params.callback != NULL &&
             params.callback(params.callback_user, token, piece, piece_length, logprob))
@@ -202,21 +202,20 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (stop_reached(&g, params.stop, stop_length, piece, piece_length) ||
             (params.stop_at_eos && token == eos))
             done = 1;
-        if (!done && produced < params.max_tokens)
+        if (!done && produced < params.max_tokens) {
             status = feed(&g, &token, 1);
+            if (status != TLM_OK)
+                goto cleanup;
+        }
     }
-    if (status == TLM_OK) {
-        const char *piece = NULL;
-        size_t piece_length = 0;
-        status = tlm_token_stream_flush(&piece, &piece_length, stream);
-        if (status == TLM_OK && piece_length > 0 && params.callback != NULL)
-            params.callback(params.callback_user, -1, piece, piece_length, 0.0f);
-    }
-    if (status != TLM_OK && host->last_error[0] == '\0') {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        tlmi_fail(host, status, "%s: %s", what, message);
-    }
+    const char *rest = NULL; /* what the stream held back */
+    size_t rest_length = 0;
+    status = tlm_token_stream_flush(&rest, &rest_length, stream);
+    if (status == TLM_OK && rest_length > 0 && params.callback != NULL)
+        params.callback(params.callback_user, -1, rest, rest_length, 0.0f);
+cleanup:
+    if (status != TLM_OK && host->last_error[0] == '\0')
+        tlmi_fail_forward(host, status, "%s", what);
     tlm_token_stream_free(stream);
     if (g.tail != NULL)
         tlmi_host_free(host, g.tail, stop_length);
@@ -287,9 +286,10 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = tlmi_session_host(session);
-    if ((text == NULL && length > 0) || logprob == NULL || n_scored == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         logprob == NULL ? "logprob" : n_scored == NULL ? "n_scored" : "text");
+    TLMI_CHECK_NOT_NULL(host, what, logprob);
+    TLMI_CHECK_NOT_NULL(host, what, n_scored);
+    TLMI_CHECK(host, text != NULL || length == 0, TLM_E_INVALID,
+               "%s: text is NULL", what);
     *logprob = 0;
     *n_scored = 0;
     int32_t *ids = NULL;
@@ -298,14 +298,16 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     if (status != TLM_OK)
         return status;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
-    float *logits = tlmi_host_alloc(host, logits_bytes, 64);
-    if (logits == NULL)
-        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
     double sum = 0;
     int64_t scored = 0;
-    if (status == TLM_OK)
-        status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
-                           config.vocab_size, logits, &sum, &scored);
+    float *logits = tlmi_host_alloc(host, logits_bytes, 64);
+    if (logits == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
+                       config.vocab_size, logits, &sum, &scored);
+cleanup:
     if (logits != NULL)
         tlmi_host_free(host, logits, logits_bytes);
     tlmi_host_free(host, ids, capacity * sizeof *ids);
@@ -336,30 +338,36 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     /* Prompt and continuation encoded apart, then joined: the
      * continuation's tokens are exactly its own. */
     int32_t *a = NULL, *b = NULL, *joined = NULL;
-    size_t na = 0, nb = 0, ca = 0, cb = 0;
-    status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
-    if (status == TLM_OK)
-        status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);
-    if (status == TLM_OK && na == 0)
-        status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no token",
-                           what);
-    const size_t joined_bytes = (na + nb) * sizeof(int32_t);
-    const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     float *logits = NULL;
-    if (status == TLM_OK) {
-        joined = tlmi_host_alloc(host, joined_bytes, 64);
-        logits = tlmi_host_alloc(host, logits_bytes, 64);
-        if (joined == NULL || logits == NULL)
-            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    }
+    size_t na = 0, nb = 0, ca = 0, cb = 0, joined_bytes = 0;
+    const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     double sum = 0;
     int64_t scored = 0;
-    if (status == TLM_OK && nb > 0) {
+    status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);
+    if (status != TLM_OK)
+        goto cleanup;
+    if (na == 0) {
+        status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no token",
+                           what);
+        goto cleanup;
+    }
+    joined_bytes = (na + nb) * sizeof(int32_t);
+    joined = tlmi_host_alloc(host, joined_bytes, 64);
+    logits = tlmi_host_alloc(host, logits_bytes, 64);
+    if (joined == NULL || logits == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto cleanup;
+    }
+    if (nb > 0) {
         memcpy(joined, a, na * sizeof *a);
         memcpy(joined + na, b, nb * sizeof *b);
         status = score_ids(session, joined, (int64_t)(na + nb), (int64_t)na,
                            config.max_context, config.vocab_size, logits, &sum, &scored);
     }
+cleanup:
     if (logits != NULL)
         tlmi_host_free(host, logits, logits_bytes);
     if (joined != NULL)

@@ -42,6 +42,20 @@ int tlmi_op_input(const char *op, const char *arg, const tlm_tensor *tensor,
     return TLM_OK;
 }
 
+int tlmi_op_begin(tlm_tensor **out, const char *op, const tlmi_op_arg *args,
+                  int32_t n_args, tlm_context **ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, op, out);
+    *out = NULL;
+    *ctx = NULL;
+    for (int32_t i = 0; i < n_args; i++) {
+        if (args[i].optional && args[i].tensor == NULL)
+            continue;
+        TLMI_TRY(tlmi_op_input(op, args[i].name, args[i].tensor, args[i].dtype,
+                               ctx));
+    }
+    return TLM_OK;
+}
+
 int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
                       int32_t dtype, int32_t ndim, const int64_t *shape,
                       tlm_tensor *const *srcs, int32_t n_src) {
@@ -58,14 +72,8 @@ int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
     if (result == NULL)
         return tlmi_op_fail(ctx, TLM_E_NOMEM,
                             "%s: allocating a tensor struct failed", op->name);
-    result->magic = TLMI_TENSOR_MAGIC;
+    tlmi_tensor_init_header(result, ctx, dtype, ndim, shape, numel);
     result->generation = ctx->generation;
-    result->ctx = ctx;
-    result->dtype = dtype;
-    result->ndim = ndim;
-    for (int32_t i = 0; i < ndim; i++)
-        result->shape[i] = shape[i];
-    result->numel = numel;
     result->op = op;
     result->n_src = n_src;
     int any_grad = 0;
@@ -252,9 +260,7 @@ void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first) {
 }
 
 TLM_API int tlm_context_forward(tlm_context *ctx) {
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_context_forward: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_forward", ctx);
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next) {
         int status = check_node_inputs(node, "tlm_context_forward");
         if (status == TLM_OK)

@@ -2,11 +2,10 @@
 
 #include "host.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "error.h"
 
 static void *default_alloc(void *user, size_t size, size_t alignment) {
     (void)user;
@@ -42,6 +41,18 @@ void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size) {
         host->free_fn(host->alloc_user, ptr, size);
 }
 
+void *tlmi_handle_alloc(const tlmi_host *parent, size_t size,
+                        size_t host_offset) {
+    unsigned char *handle = tlmi_host_alloc(parent, size, 64);
+    if (handle == NULL)
+        return NULL;
+    memset(handle, 0, size);
+    tlmi_host *host = (tlmi_host *)(void *)(handle + host_offset);
+    *host = *parent;
+    host->last_error[0] = '\0';
+    return handle;
+}
+
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 0)))
 #endif
@@ -60,24 +71,4 @@ void tlmi_host_log(const tlmi_host *host, int level, const char *format, ...) {
     va_start(args, format);
     host_log_v(host, level, format, args);
     va_end(args);
-}
-
-int tlmi_fail_v(tlmi_host *host, int status, const char *format,
-                va_list args) {
-    char *thread_message = tlmi_thread_error_buffer();
-    vsnprintf(thread_message, TLMI_MESSAGE_MAX, format, args);
-    if (host != NULL) {
-        memcpy(host->last_error, thread_message, TLMI_MESSAGE_MAX);
-        if (host->log_fn != NULL && host->log_level >= TLM_LOG_ERROR)
-            host->log_fn(host->log_user, TLM_LOG_ERROR, thread_message);
-    }
-    return status;
-}
-
-int tlmi_fail(tlmi_host *host, int status, const char *format, ...) {
-    va_list args;
-    va_start(args, format);
-    int result = tlmi_fail_v(host, status, format, args);
-    va_end(args);
-    return result;
 }

@@ -1,14 +1,14 @@
 /*
  * The services a handle gets from the program that embeds tlm: memory
  * (through the allocator hook), logging (through the log hook) and the
- * detailed message of its last failure. Every handle embeds one tlm_host,
+ * detailed message of its last failure (recorded by error.h's tlmi_fail).
+ * Every handle embeds one tlm_host,
  * copied from its settings or inherited from its parent handle, so two
  * libraries in one process can give tlm different hooks.
  */
 #ifndef TLM_LIB_HOST_H
 #define TLM_LIB_HOST_H
 
-#include <stdarg.h>
 #include <stddef.h>
 
 #include "tlm.h"
@@ -38,28 +38,24 @@ void *tlmi_host_alloc(const tlmi_host *host, size_t size, size_t alignment);
  * NULL is ignored. */
 void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size);
 
+/* A new handle: `size` bytes from `parent`'s allocator, aligned to 64 and
+ * zeroed, whose tlmi_host (at byte `host_offset`) is a copy of `parent`
+ * with no error recorded. NULL when the allocator fails; nothing is
+ * recorded, so each caller words its own message. Use TLMI_HANDLE_ALLOC. */
+void *tlmi_handle_alloc(const tlmi_host *parent, size_t size,
+                        size_t host_offset);
+
+/* tlmi_handle_alloc for a handle type with a `host` member:
+ * tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer); */
+#define TLMI_HANDLE_ALLOC(parent, type)                        \
+    ((type *)tlmi_handle_alloc((parent), sizeof(type),         \
+                               offsetof(type, host)))
+
 /* Sends a formatted message to the log hook when `level` passes the
  * host's threshold. `host` may be NULL (nothing is logged). */
 void tlmi_host_log(const tlmi_host *host, int level, const char *format, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Records a failure: formats the message into the host's last_error (when
- * host is not NULL) and the calling thread's message, logs it at
- * TLM_LOG_ERROR, and returns `status` so a caller can write
- * `return tlmi_fail(host, TLM_E_INVALID, "...")`. */
-int tlmi_fail(tlmi_host *host, int status, const char *format, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-int tlmi_fail_v(tlmi_host *host, int status, const char *format,
-                va_list args)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 0)))
 #endif
     ;
 

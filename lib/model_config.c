@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "error.h"
 #include "json.h"
 
 /* The enumerations' names in JSON, indexed by value. */
@@ -79,15 +80,26 @@ int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *c,
     return status;
 }
 
+/* The configuration's `key` (which must be there), and its name for
+ * messages in field[FIELD_NAME_MAX]. */
+#define FIELD_NAME_MAX 96
+static int find_field(tlmi_host *host, const char *what,
+                      const tlmi_json_value *object, const char *key,
+                      const tlmi_json_value **value, char *field) {
+    *value = tlmi_json_object_get(object, key);
+    TLMI_CHECK(host, *value != NULL, TLM_E_FORMAT,
+               "%s: configuration lacks \"%s\"", what, key);
+    snprintf(field, FIELD_NAME_MAX, "%s: configuration field \"%s\"", what,
+             key);
+    return TLM_OK;
+}
+
 static int read_int(tlmi_host *host, const char *what,
                     const tlmi_json_value *object, const char *key,
                     int64_t min, int64_t max, int32_t *out) {
-    const tlmi_json_value *value = tlmi_json_object_get(object, key);
-    if (value == NULL)
-        return tlmi_fail(host, TLM_E_FORMAT, "%s: configuration lacks \"%s\"",
-                         what, key);
-    char field[96];
-    snprintf(field, sizeof field, "%s: configuration field \"%s\"", what, key);
+    const tlmi_json_value *value = NULL;
+    char field[FIELD_NAME_MAX];
+    TLMI_TRY(find_field(host, what, object, key, &value, field));
     int64_t number = 0;
     int status = tlmi_json_get_int64(host, value, field, min, max, &number);
     if (status == TLM_OK)
@@ -98,12 +110,9 @@ static int read_int(tlmi_host *host, const char *what,
 static int read_float(tlmi_host *host, const char *what,
                       const tlmi_json_value *object, const char *key,
                       float *out) {
-    const tlmi_json_value *value = tlmi_json_object_get(object, key);
-    if (value == NULL)
-        return tlmi_fail(host, TLM_E_FORMAT, "%s: configuration lacks \"%s\"",
-                         what, key);
-    char field[96];
-    snprintf(field, sizeof field, "%s: configuration field \"%s\"", what, key);
+    const tlmi_json_value *value = NULL;
+    char field[FIELD_NAME_MAX];
+    TLMI_TRY(find_field(host, what, object, key, &value, field));
     double number = 0;
     int status = tlmi_json_get_double(host, value, field, &number);
     if (status == TLM_OK)
@@ -136,16 +145,13 @@ static int read_enum(tlmi_host *host, const char *what,
 /* The seed: a decimal string (as written above) or a plain integer. */
 static int read_seed(tlmi_host *host, const char *what,
                      const tlmi_json_value *object, uint64_t *out) {
-    const tlmi_json_value *value = tlmi_json_object_get(object, "init_seed");
-    if (value == NULL)
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: configuration lacks \"init_seed\"", what);
+    const tlmi_json_value *value = NULL;
+    char field[FIELD_NAME_MAX];
+    TLMI_TRY(find_field(host, what, object, "init_seed", &value, field));
     size_t length = 0;
     const char *text = tlmi_json_string(value, &length);
     if (text == NULL) {
         int64_t number = 0;
-        char field[96];
-        snprintf(field, sizeof field, "%s: configuration field \"init_seed\"", what);
         int status = tlmi_json_get_int64(host, value, field, 0, INT64_MAX, &number);
         if (status == TLM_OK)
             *out = (uint64_t)number;
@@ -177,21 +183,52 @@ static const char *const known_fields[] = {
     "norm_placement", "activation", "bias", "tied_output", "embedding_dropout",
     "residual_dropout", "norm_eps", "rope_base", "init_seed"};
 
+/* Every field of the configuration, in the order they are checked. */
+static int read_fields(tlmi_host *host, const char *what,
+                       const tlmi_json_value *root, tlm_model_config *c) {
+    const int64_t big = INT32_MAX;
+    TLMI_TRY(read_int(host, what, root, "vocab_size", 1, big, &c->vocab_size));
+    TLMI_TRY(read_int(host, what, root, "d_model", 1, big, &c->d_model));
+    TLMI_TRY(read_int(host, what, root, "n_heads", 1, big, &c->n_heads));
+    TLMI_TRY(read_int(host, what, root, "head_dim", 1, big, &c->head_dim));
+    TLMI_TRY(read_int(host, what, root, "d_ff", 1, big, &c->d_ff));
+    TLMI_TRY(read_int(host, what, root, "n_encoder_layers", 0, big,
+                      &c->n_encoder_layers));
+    TLMI_TRY(read_int(host, what, root, "n_decoder_layers", 0, big,
+                      &c->n_decoder_layers));
+    TLMI_TRY(read_int(host, what, root, "max_context", 1, big,
+                      &c->max_context));
+    TLMI_TRY(read_enum(host, what, root, "position", position_names,
+                       COUNT(position_names), &c->position));
+    TLMI_TRY(read_enum(host, what, root, "norm", norm_names,
+                       COUNT(norm_names), &c->norm));
+    TLMI_TRY(read_enum(host, what, root, "norm_placement", placement_names,
+                       COUNT(placement_names), &c->norm_placement));
+    TLMI_TRY(read_enum(host, what, root, "activation", activation_names,
+                       COUNT(activation_names), &c->activation));
+    TLMI_TRY(read_int(host, what, root, "bias", 0, 1, &c->bias));
+    TLMI_TRY(read_int(host, what, root, "tied_output", 0, 1, &c->tied_output));
+    TLMI_TRY(read_float(host, what, root, "embedding_dropout",
+                        &c->embedding_dropout));
+    TLMI_TRY(read_float(host, what, root, "residual_dropout",
+                        &c->residual_dropout));
+    TLMI_TRY(read_float(host, what, root, "norm_eps", &c->norm_eps));
+    TLMI_TRY(read_float(host, what, root, "rope_base", &c->rope_base));
+    return read_seed(host, what, root, &c->init_seed);
+}
+
 int tlmi_model_config_from_json(tlmi_host *host, const char *what,
                                 const char *text, size_t size,
                                 tlm_model_config *c) {
     tlmi_json_doc *doc = NULL;
     int status = tlmi_json_parse(host, text, size, NULL, &doc);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "%s: configuration: %s", what, message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "%s: configuration", what);
     const tlmi_json_value *root = tlmi_json_root(doc);
     if (root->type != TLMI_JSON_OBJECT) {
-        tlmi_json_free(doc);
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: the configuration is not a JSON object", what);
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "%s: the configuration is not a JSON object", what);
+        goto cleanup;
     }
     for (size_t i = 0; i < tlmi_json_count(root); i++) {
         const tlmi_json_member *member = tlmi_json_object_at(root, i);
@@ -200,36 +237,17 @@ int tlmi_model_config_from_json(tlmi_host *host, const char *what,
             known |= strlen(known_fields[k]) == member->key_length &&
                      memcmp(known_fields[k], member->key, member->key_length) == 0;
         if (!known) {
-            /* The key lives in the document: report before freeing it. */
+            /* The key lives in the document: reported before it is freed. */
             status = tlmi_fail(host, TLM_E_FORMAT,
                                "%s: unknown configuration field \"%.60s\" "
                                "(written by a newer tlm?)",
                                what, member->key);
-            tlmi_json_free(doc);
-            return status;
+            goto cleanup;
         }
     }
     tlm_model_config_init(c);
-    const int64_t big = INT32_MAX;
-    if (status == TLM_OK) status = read_int(host, what, root, "vocab_size", 1, big, &c->vocab_size);
-    if (status == TLM_OK) status = read_int(host, what, root, "d_model", 1, big, &c->d_model);
-    if (status == TLM_OK) status = read_int(host, what, root, "n_heads", 1, big, &c->n_heads);
-    if (status == TLM_OK) status = read_int(host, what, root, "head_dim", 1, big, &c->head_dim);
-    if (status == TLM_OK) status = read_int(host, what, root, "d_ff", 1, big, &c->d_ff);
-    if (status == TLM_OK) status = read_int(host, what, root, "n_encoder_layers", 0, big, &c->n_encoder_layers);
-    if (status == TLM_OK) status = read_int(host, what, root, "n_decoder_layers", 0, big, &c->n_decoder_layers);
-    if (status == TLM_OK) status = read_int(host, what, root, "max_context", 1, big, &c->max_context);
-    if (status == TLM_OK) status = read_enum(host, what, root, "position", position_names, COUNT(position_names), &c->position);
-    if (status == TLM_OK) status = read_enum(host, what, root, "norm", norm_names, COUNT(norm_names), &c->norm);
-    if (status == TLM_OK) status = read_enum(host, what, root, "norm_placement", placement_names, COUNT(placement_names), &c->norm_placement);
-    if (status == TLM_OK) status = read_enum(host, what, root, "activation", activation_names, COUNT(activation_names), &c->activation);
-    if (status == TLM_OK) status = read_int(host, what, root, "bias", 0, 1, &c->bias);
-    if (status == TLM_OK) status = read_int(host, what, root, "tied_output", 0, 1, &c->tied_output);
-    if (status == TLM_OK) status = read_float(host, what, root, "embedding_dropout", &c->embedding_dropout);
-    if (status == TLM_OK) status = read_float(host, what, root, "residual_dropout", &c->residual_dropout);
-    if (status == TLM_OK) status = read_float(host, what, root, "norm_eps", &c->norm_eps);
-    if (status == TLM_OK) status = read_float(host, what, root, "rope_base", &c->rope_base);
-    if (status == TLM_OK) status = read_seed(host, what, root, &c->init_seed);
+    status = read_fields(host, what, root, c);
+cleanup:
     tlmi_json_free(doc);
     return status;
 }

@@ -24,9 +24,8 @@ static size_t index_entry_size(size_t name_length, int32_t ndim) {
 }
 
 TLM_API int tlm_model_save(const tlm_model *model, const char *path) {
-    if (model == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_save: %s is NULL",
-                                model == NULL ? "model" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", path);
     return tlmi_model_save_with(model, path, NULL, 0);
 }
 
@@ -108,19 +107,13 @@ done:
     if (pieces != NULL)
         tlmi_host_free(host, pieces, (size_t)n * sizeof *pieces);
     tlmi_host_free(host, config, config_size + 1);
-    if (status != TLM_OK && strstr(tlm_last_error(), "tlm_model_save") == NULL) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_save: %s", message);
-    }
+    if (status != TLM_OK && strstr(tlm_last_error(), "tlm_model_save") == NULL)
+        return tlmi_fail_forward(host, status, "tlm_model_save");
     return status;
 }
 
 TLM_API int tlm_load_params_init(tlm_load_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_load_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_load_params_init", params);
     params->verify_checksums = 1;
     return TLM_OK;
 }
@@ -266,12 +259,10 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
 
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_load_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
     *out = NULL;
-    if (ctx == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: %s is NULL",
-                                ctx == NULL ? "ctx" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", ctx);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", path);
     tlmi_host *host = &ctx->host;
     tlm_load_params params;
     tlm_load_params_init(&params);
@@ -289,6 +280,7 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     void *contents = NULL;
     size_t size = 0;
     const void *bytes = NULL;
+    tlm_model *model = NULL;
     if (params.memory_map) {
         mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
         if (mapping == NULL)
@@ -301,53 +293,60 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
         status = tlmi_file_read_all(host, path, MAX_READ_BYTES, &contents, &size);
         bytes = contents;
     }
+    if (status != TLM_OK)
+        goto cleanup;
     tlmi_checkpoint checkpoint;
-    if (status == TLM_OK)
-        status = tlmi_checkpoint_parse(host, "tlm_model_load", path, bytes, size,
-                                       params.memory_map && !params.verify_checksums
-                                           ? "data" : NULL,
-                                       &checkpoint);
-    const tlmi_checkpoint_section *config = NULL, *index = NULL, *data = NULL;
-    if (status == TLM_OK) {
-        config = tlmi_checkpoint_find(&checkpoint, "config");
-        index = tlmi_checkpoint_find(&checkpoint, "tensors");
-        data = tlmi_checkpoint_find(&checkpoint, "data");
-        if (config == NULL || index == NULL || data == NULL)
-            status = tlmi_fail(host, TLM_E_FORMAT,
-                               "tlm_model_load: '%s' lacks its '%s' section", path,
-                               config == NULL ? "config" : index == NULL ? "tensors" : "data");
+    status = tlmi_checkpoint_parse(host, "tlm_model_load", path, bytes, size,
+                                   params.memory_map && !params.verify_checksums
+                                       ? "data" : NULL,
+                                   &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_checkpoint_section *config =
+        tlmi_checkpoint_find(&checkpoint, "config");
+    const tlmi_checkpoint_section *index =
+        tlmi_checkpoint_find(&checkpoint, "tensors");
+    const tlmi_checkpoint_section *data =
+        tlmi_checkpoint_find(&checkpoint, "data");
+    if (config == NULL || index == NULL || data == NULL) {
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "tlm_model_load: '%s' lacks its '%s' section", path,
+                           config == NULL ? "config" : index == NULL ? "tensors" : "data");
+        goto cleanup;
     }
     tlm_model_config model_config;
-    if (status == TLM_OK) {
-        char what[300];
-        snprintf(what, sizeof what, "tlm_model_load: '%s'", path);
-        status = tlmi_model_config_from_json(host, what, (const char *)config->data,
-                                             (size_t)config->size, &model_config);
-    }
+    char what[300];
+    snprintf(what, sizeof what, "tlm_model_load: '%s'", path);
+    status = tlmi_model_config_from_json(host, what, (const char *)config->data,
+                                         (size_t)config->size, &model_config);
+    if (status != TLM_OK)
+        goto cleanup;
     index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0};
-    if (status == TLM_OK) {
-        reader.index = index->data;
-        reader.index_size = (size_t)index->size;
-        reader.data = data->data;
-        reader.data_size = data->size;
-        status = check_index(&reader);
-    }
-    tlm_model *model = NULL;
-    if (status == TLM_OK) {
-        const tlmi_parameter_source source = {lookup, &reader, !params.memory_map};
-        status = tlmi_model_build(&model, ctx, &model_config, &source);
-    }
-    if (status == TLM_OK && (uint32_t)reader.found != reader.count)
+    reader.index = index->data;
+    reader.index_size = (size_t)index->size;
+    reader.data = data->data;
+    reader.data_size = data->size;
+    status = check_index(&reader);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map};
+    status = tlmi_model_build(&model, ctx, &model_config, &source);
+    if (status != TLM_OK)
+        goto cleanup;
+    if ((uint32_t)reader.found != reader.count) {
         status = tlmi_fail(host, TLM_E_FORMAT,
                            "tlm_model_load: '%s' holds %u tensors, the "
                            "configuration has %d parameters",
                            path, (unsigned)reader.count, (int)reader.found);
+        goto cleanup;
+    }
     const tlmi_checkpoint_section *tokenizer =
-        status == TLM_OK ? tlmi_checkpoint_find(&checkpoint, "tokenizr") : NULL;
+        tlmi_checkpoint_find(&checkpoint, "tokenizr");
     if (tokenizer != NULL)
         status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_load",
                                                    tokenizer->data,
                                                    (size_t)tokenizer->size);
+cleanup:
     if (contents != NULL)
         tlmi_file_free_contents(host, contents, size);
     if (status != TLM_OK) {

@@ -13,37 +13,37 @@
 
 TLM_API int tlm_model_export_safetensors(const tlm_model *model,
                                          const char *path) {
-    if (model == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_export_safetensors: %s is NULL",
-                                model == NULL ? "model" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_export_safetensors", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_export_safetensors", path);
     tlmi_host *host = &model->ctx->host;
     char *config = NULL;
     size_t config_size = 0;
+    tlmi_safetensors_writer *writer = NULL;
     int status = tlmi_model_config_to_json(host, &model->config, &config,
                                            &config_size);
-    tlmi_safetensors_writer *writer = NULL;
-    if (status == TLM_OK)
-        status = tlmi_safetensors_writer_create(host, &writer);
-    if (status == TLM_OK)
-        status = tlmi_safetensors_writer_add_metadata(writer, CONFIG_KEY, config);
-    for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlmi_safetensors_writer_create(host, &writer);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlmi_safetensors_writer_add_metadata(writer, CONFIG_KEY, config);
+    if (status != TLM_OK)
+        goto cleanup;
+    for (int32_t i = 0; i < model->n_parameters; i++) {
         const tlm_tensor *t = model->parameters[i].tensor;
         status = tlmi_safetensors_writer_add(writer, model->parameters[i].name,
                                              TLMI_ST_F32, t->ndim, t->shape,
                                              t->data);
+        if (status != TLM_OK)
+            goto cleanup;
     }
-    if (status == TLM_OK)
-        status = tlmi_safetensors_writer_save(writer, path);
+    status = tlmi_safetensors_writer_save(writer, path);
+cleanup:
     tlmi_safetensors_writer_free(writer);
     if (config != NULL)
         tlmi_host_free(host, config, config_size + 1);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_export_safetensors: %s",
-                         message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "tlm_model_export_safetensors");
     return TLM_OK;
 }
 
@@ -90,43 +90,40 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
 
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_import_safetensors: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", out);
     *out = NULL;
-    if (ctx == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_import_safetensors: %s is NULL",
-                                ctx == NULL ? "ctx" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", ctx);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", path);
     tlmi_host *host = &ctx->host;
     tlmi_safetensors *st = NULL;
     tlm_model *model = NULL;
     int status = tlmi_safetensors_open(host, path, TLMI_ST_OPEN_READ, &st);
-    const char *config_text = NULL;
+    if (status != TLM_OK)
+        goto cleanup;
     size_t config_length = 0;
-    if (status == TLM_OK) {
-        config_text = tlmi_safetensors_metadata(st, CONFIG_KEY, &config_length);
-        if (config_text == NULL)
-            status = tlmi_fail(host, TLM_E_FORMAT,
-                               "'%s' has no \"%s\" metadata: not a tlm model "
-                               "(export it with tlm_model_export_safetensors)",
-                               path, CONFIG_KEY);
+    const char *config_text =
+        tlmi_safetensors_metadata(st, CONFIG_KEY, &config_length);
+    if (config_text == NULL) {
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "'%s' has no \"%s\" metadata: not a tlm model "
+                           "(export it with tlm_model_export_safetensors)",
+                           path, CONFIG_KEY);
+        goto cleanup;
     }
     tlm_model_config config;
-    if (status == TLM_OK)
-        status = tlmi_model_config_from_json(host, path, config_text,
-                                             config_length, &config);
-    if (status == TLM_OK)
-        status = tlm_model_create(&model, ctx, &config);
-    if (status == TLM_OK)
-        status = copy_parameters(model, st, path);
+    status = tlmi_model_config_from_json(host, path, config_text,
+                                         config_length, &config);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlm_model_create(&model, ctx, &config);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = copy_parameters(model, st, path);
+cleanup:
     tlmi_safetensors_free(st);
     if (status != TLM_OK) {
         tlm_model_free(model);
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(host, status, "tlm_model_import_safetensors: %s",
-                         message);
+        return tlmi_fail_forward(host, status, "tlm_model_import_safetensors");
     }
     *out = model;
     return TLM_OK;

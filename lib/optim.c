@@ -34,9 +34,7 @@ tlmi_host *tlmi_optim_host(const tlm_optimizer *opt) {
 
 TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
                                       int32_t kind) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_params_init", params);
     if (kind != TLM_OPTIMIZER_ADAMW && kind != TLM_OPTIMIZER_SGD)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_params_init: kind %d is not "
@@ -144,13 +142,9 @@ static int check_parameter(tlm_tensor *const *params, int32_t index,
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
                                  tlm_tensor *const *params, int32_t count,
                                  const tlm_optimizer_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_create", out);
     *out = NULL;
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_create: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_create", params);
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_create: count %d is not "
@@ -259,20 +253,14 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
 }
 
 TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt) {
-    if (opt == NULL)
-        return "tlm_optimizer_last_error: opt is NULL";
-    return opt->host.last_error;
+    return TLMI_LAST_ERROR("tlm_optimizer_last_error", opt);
 }
 
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
                                      tlm_optimizer_params *params) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_get_params: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", opt);
     tlmi_host *host = tlmi_optim_host(opt);
-    if (params == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_get_params: params is NULL");
+    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_get_params", params);
     size_t caller_size = params->struct_size;
     if (caller_size < sizeof(size_t) || caller_size > 4096)
         return tlmi_fail(host, TLM_E_INVALID,
@@ -288,9 +276,7 @@ TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
 
 TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,
                                     int32_t flag) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_set_decay: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_set_decay", opt);
     if (index < 0 || index >= opt->count)
         return tlmi_fail(&opt->host, TLM_E_RANGE,
                          "tlm_optimizer_set_decay: index %d is outside 0..%d",
@@ -304,9 +290,7 @@ TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,
 }
 
 TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_get_decay: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_decay", opt);
     if (index < 0 || index >= opt->count)
         return tlmi_fail(tlmi_optim_host(opt), TLM_E_RANGE,
                          "tlm_optimizer_get_decay: index %d is outside 0..%d",
@@ -315,9 +299,7 @@ TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index) {
 }
 
 TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_step_count: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_step_count", opt);
     return opt->step;
 }
 
@@ -361,9 +343,7 @@ TLM_API int tlm_optimizer_step(tlm_optimizer *opt, float lr) {
 
 int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
                         float grad_scale) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_step: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_step", opt);
     if (!isfinite(lr))
         return tlmi_fail(&opt->host, TLM_E_INVALID,
                          "tlm_optimizer_step: lr %g is not finite (pass "
@@ -447,9 +427,7 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                                float max_norm, double *norm) {
     if (norm != NULL)
         *norm = 0.0;
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_clip_grad_norm: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_clip_grad_norm", params);
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_clip_grad_norm: count %d is not positive",

@@ -61,25 +61,17 @@ static float get_f32(const unsigned char *at) {
 /* ---------------------------------------------------------------------- */
 
 TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_state_size: opt is NULL");
-    if (size == NULL)
-        return tlmi_fail(tlmi_optim_host(opt), TLM_E_INVALID,
-                         "tlm_optimizer_state_size: size is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_state_size", opt);
+    TLMI_CHECK_NOT_NULL(tlmi_optim_host(opt), "tlm_optimizer_state_size", size);
     *size = opt->saved_bytes;
     return TLM_OK;
 }
 
 TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
                                      size_t size) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_save_state: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_save_state", opt);
     tlmi_host *host = tlmi_optim_host(opt);
-    if (buffer == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_save_state: buffer is NULL");
+    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_save_state", buffer);
     if (size < opt->saved_bytes)
         return tlmi_fail(host, TLM_E_INVALID,
                          "tlm_optimizer_save_state: size %zu is smaller than "
@@ -166,13 +158,9 @@ static int check_entry(tlmi_host *host, const unsigned char *at,
 
 TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                                      size_t size) {
-    if (opt == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_load_state: opt is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_load_state", opt);
     tlmi_host *host = &opt->host;
-    if (buffer == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_load_state: buffer is NULL");
+    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_load_state", buffer);
     const unsigned char *in = buffer;
     if (size < 12)
         return tlmi_fail(host, TLM_E_FORMAT,

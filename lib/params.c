@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "error.h"
+
 /* No settings struct will ever be this large; a struct_size above it is
  * an uninitialised struct, whose tail must not be read. */
 #define TLMI_PARAMS_MAX_SIZE 4096

@@ -6,7 +6,9 @@
 #define TLM_LIB_PARAMS_H
 
 #include <stddef.h>
+#include <string.h>
 
+#include "error.h"
 #include "host.h"
 
 /*
@@ -21,5 +23,16 @@
  */
 int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
                       size_t library_size, const void *given);
+
+/* The start of every *_params_init(tlm_x_params *params): returns
+ * TLM_E_INVALID with "<function>: params is NULL" from the calling
+ * function for a NULL struct, else zeroes it and sets its struct_size;
+ * the caller then sets the fields whose default is not zero. */
+#define TLMI_PARAMS_INIT(function, params)                 \
+    do {                                                   \
+        TLMI_CHECK_NOT_NULL(NULL, function, params);       \
+        memset((params), 0, sizeof *(params));             \
+        (params)->struct_size = sizeof *(params);          \
+    } while (0)
 
 #endif

@@ -48,6 +48,7 @@
 #endif
 
 #include "cpu.h"
+#include "error.h"
 #include "tlm.h"
 
 /* How long a waiting thread spins before it parks, in nanoseconds. */

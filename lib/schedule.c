@@ -10,11 +10,7 @@
 #include "params.h"
 
 TLM_API int tlm_schedule_params_init(tlm_schedule_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_schedule_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_schedule_params_init", params);
     params->kind = TLM_SCHEDULE_CONSTANT;
     params->lr = 1e-3f;
     params->min_lr = 0.0f;
@@ -65,12 +61,10 @@ static int check_schedule(const tlm_schedule_params *p) {
 
 TLM_API int tlm_schedule_lr(const tlm_schedule_params *given, int64_t step,
                             float *lr) {
-    if (lr == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_schedule_lr: lr is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_schedule_lr", lr);
     *lr = 0.0f;
-    if (given == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_schedule_lr: params is NULL");
+    TLMI_CHECK(NULL, given != NULL, TLM_E_INVALID,
+               "tlm_schedule_lr: params is NULL");
     tlm_schedule_params p;
     tlm_schedule_params_init(&p);
     int status = tlmi_params_merge(NULL, "tlm_schedule_lr: params", &p,

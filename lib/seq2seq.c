@@ -190,14 +190,6 @@ static int plan_layout(layout *lay, size_t w, size_t v, size_t l, size_t k) {
     return overflow ? TLM_E_OVERFLOW : TLM_OK;
 }
 
-/* Re-records a failure of a call made on the caller's behalf under
- * tlm_beam_search's name. */
-static int relay(tlmi_host *host, int status, const char *message) {
-    char copy[TLMI_MESSAGE_MAX];
-    snprintf(copy, sizeof copy, "%s", message);
-    return tlmi_fail(host, status, "tlm_beam_search: %s", copy);
-}
-
 /* The search proper, once buffers and sessions are in place. */
 static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
                       const int32_t *src_mask, int32_t bos_id) {
@@ -206,7 +198,9 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
     if (status == TLM_OK)
         status = tlm_session_decode(first, &bos_id, 1, s->logits, 1);
     if (status != TLM_OK)
-        return relay(s->host, status, tlm_session_last_error(first));
+        return tlmi_fail_forward_from(s->host, status,
+                                      tlm_session_last_error(first),
+                                      "tlm_beam_search");
     const int32_t w = s->width, v = s->vocab, l = s->max_length;
     const int32_t k = w + 1 < v ? w + 1 : v;
     int32_t live = 1;
@@ -274,7 +268,9 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
             s->next_slot[j] = free_slot;
             status = tlm_session_copy(s->pool[free_slot], s->pool[s->slot[s->parent[j]]]);
             if (status != TLM_OK)
-                return relay(s->host, status, tlm_session_last_error(s->pool[free_slot]));
+                return tlmi_fail_forward_from(
+                    s->host, status, tlm_session_last_error(s->pool[free_slot]),
+                    "tlm_beam_search");
         }
         /* The children's ids, and one decoder step each. */
         for (int32_t j = 0; j < next; j++) {
@@ -286,7 +282,9 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
             status = tlm_session_decode(child, &s->child_token[j], 1,
                                         s->logits + (size_t)j * (size_t)v, 1);
             if (status != TLM_OK)
-                return relay(s->host, status, tlm_session_last_error(child));
+                return tlmi_fail_forward_from(s->host, status,
+                                              tlm_session_last_error(child),
+                                              "tlm_beam_search");
         }
         int32_t *swap_ids = s->tokens;
         s->tokens = s->next_tokens;
@@ -431,7 +429,7 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
         }
         status = tlm_session_create(&s.pool[i], model, NULL);
         if (status != TLM_OK)
-            status = relay(host, status, tlm_last_error());
+            status = tlmi_fail_forward(host, status, "tlm_beam_search");
     }
     if (status == TLM_OK)
         status = run_search(&s, src_ids, n_src, src_mask, p.bos_id);

@@ -69,8 +69,7 @@ int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: ndim %d is outside 1..%d", what, (int)ndim,
                          TLM_MAX_DIMS);
-    if (shape == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: shape is NULL", what);
+    TLMI_CHECK_NOT_NULL(host, what, shape);
     /* Bytes must fit in an int64 and in a size_t, with room for the
      * gradient beside it. */
     const int64_t limit = (int64_t)((SIZE_MAX / 4 < (size_t)INT64_MAX / 4)
@@ -94,11 +93,9 @@ int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
     return TLM_OK;
 }
 
-/* Fills a fresh struct as a leaf over `values` and puts it on the
- * context's leaf list. */
-static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
-                      int32_t ndim, const int64_t *shape, int64_t numel,
-                      void *values, size_t owned_bytes) {
+void tlmi_tensor_init_header(tlm_tensor *tensor, tlm_context *ctx,
+                             int32_t dtype, int32_t ndim,
+                             const int64_t *shape, int64_t numel) {
     tensor->magic = TLMI_TENSOR_MAGIC;
     tensor->ctx = ctx;
     tensor->dtype = dtype;
@@ -106,6 +103,14 @@ static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
     for (int32_t i = 0; i < ndim; i++)
         tensor->shape[i] = shape[i];
     tensor->numel = numel;
+}
+
+/* Fills a fresh struct as a leaf over `values` and puts it on the
+ * context's leaf list. */
+static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
+                      int32_t ndim, const int64_t *shape, int64_t numel,
+                      void *values, size_t owned_bytes) {
+    tlmi_tensor_init_header(tensor, ctx, dtype, ndim, shape, numel);
     tensor->data = values;
     tensor->data_bytes = owned_bytes;
     tensor->is_leaf = 1;
@@ -118,11 +123,9 @@ static void init_leaf(tlm_context *ctx, tlm_tensor *tensor, int32_t dtype,
 static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
                        int32_t ndim, const int64_t *shape, const void *data,
                        const char *what) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: ctx is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     int64_t numel = 0;
     int status = tlmi_shape_numel(&ctx->host, what, dtype, ndim, shape, &numel);
     if (status != TLM_OK)
@@ -163,6 +166,20 @@ int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
     return TLM_OK;
 }
 
+/* create_leaf from the caller's data, which is checked first (before
+ * out), and on the context when there is one. */
+static int create_from(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                       int32_t ndim, const int64_t *shape, const void *data,
+                       const char *what) {
+    if (data == NULL) {
+        if (out != NULL)
+            *out = NULL;
+        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
+                         "%s: data is NULL", what);
+    }
+    return create_leaf(out, ctx, dtype, ndim, shape, data, what);
+}
+
 TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
                               int32_t dtype, int32_t ndim,
                               const int64_t *shape) {
@@ -173,26 +190,14 @@ TLM_API int tlm_tensor_create(tlm_tensor **out, tlm_context *ctx,
 TLM_API int tlm_tensor_from_f32(tlm_tensor **out, tlm_context *ctx,
                                 int32_t ndim, const int64_t *shape,
                                 const float *data) {
-    if (data == NULL) {
-        if (out != NULL)
-            *out = NULL;
-        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
-                         "tlm_tensor_from_f32: data is NULL");
-    }
-    return create_leaf(out, ctx, TLM_DTYPE_F32, ndim, shape, data,
+    return create_from(out, ctx, TLM_DTYPE_F32, ndim, shape, data,
                        "tlm_tensor_from_f32");
 }
 
 TLM_API int tlm_tensor_from_i32(tlm_tensor **out, tlm_context *ctx,
                                 int32_t ndim, const int64_t *shape,
                                 const int32_t *data) {
-    if (data == NULL) {
-        if (out != NULL)
-            *out = NULL;
-        return tlmi_fail(ctx ? &ctx->host : NULL, TLM_E_INVALID,
-                         "tlm_tensor_from_i32: data is NULL");
-    }
-    return create_leaf(out, ctx, TLM_DTYPE_I32, ndim, shape, data,
+    return create_from(out, ctx, TLM_DTYPE_I32, ndim, shape, data,
                        "tlm_tensor_from_i32");
 }
 
@@ -237,9 +242,7 @@ TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
     int status = tlmi_tensor_check(tensor, "tlm_tensor_shape: tensor");
     if (status != TLM_OK)
         return status;
-    if (shape == NULL)
-        return tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                         "tlm_tensor_shape: shape is NULL");
+    TLMI_CHECK_NOT_NULL(&tensor->ctx->host, "tlm_tensor_shape", shape);
     if (capacity < tensor->ndim)
         return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
                          "tlm_tensor_shape: capacity %d < ndim %d",
@@ -274,8 +277,7 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
-    if (buffer == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: data is NULL", what);
+    TLMI_CHECK(host, buffer != NULL, TLM_E_INVALID, "%s: data is NULL", what);
     if (tensor->dtype != dtype)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: the tensor holds %s, not %s", what,
@@ -298,66 +300,69 @@ static int check_writable(const tlm_tensor *tensor, const char *what) {
     return TLM_OK;
 }
 
+/* Both dtypes' elements have one size, so the copies need no switch. */
+_Static_assert(sizeof(float) == sizeof(int32_t), "f32 and i32 sizes differ");
+
+/* tlm_tensor_set_f32 and _i32: `count` values of `dtype` copied into a
+ * writable tensor. */
+static int set_values(tlm_tensor *tensor, const void *data, int64_t count,
+                      int32_t dtype, const char *what) {
+    TLMI_TRY(check_copy(tensor, data, count, dtype, what));
+    TLMI_TRY(check_writable(tensor, what));
+    memcpy(tensor->data, data, (size_t)count * sizeof(float));
+    return TLM_OK;
+}
+
+/* tlm_tensor_get_f32 and _i32: `count` values of `dtype` copied out. */
+static int get_values(const tlm_tensor *tensor, void *data, int64_t count,
+                      int32_t dtype, const char *what) {
+    TLMI_TRY(check_copy(tensor, data, count, dtype, what));
+    memcpy(data, tensor->data, (size_t)count * sizeof(float));
+    return TLM_OK;
+}
+
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
-                            "tlm_tensor_set_f32");
-    if (status == TLM_OK)
-        status = check_writable(tensor, "tlm_tensor_set_f32");
-    if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(float));
-    return status;
+    return set_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_set_f32");
 }
 
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
-                            "tlm_tensor_set_i32");
-    if (status == TLM_OK)
-        status = check_writable(tensor, "tlm_tensor_set_i32");
-    if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(int32_t));
-    return status;
+    return set_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_set_i32");
 }
 
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
-                            "tlm_tensor_get_f32");
-    if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(float));
-    return status;
+    return get_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_get_f32");
 }
 
 TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
                                int64_t count) {
-    int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
-                            "tlm_tensor_get_i32");
-    if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(int32_t));
-    return status;
+    return get_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_get_i32");
+}
+
+/* tlm_tensor_data_f32 and _i32: the values of a tensor of `dtype`, or
+ * NULL with the failure recorded. */
+static void *data_of(tlm_tensor *tensor, int32_t dtype, const char *what) {
+    char arg[96];
+    snprintf(arg, sizeof arg, "%s: tensor", what);
+    if (tlmi_tensor_check(tensor, arg) != TLM_OK)
+        return NULL;
+    if (tensor->dtype != dtype) {
+        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
+                  "%s: the tensor holds %s", what,
+                  tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32");
+        return NULL;
+    }
+    return tensor->data;
 }
 
 TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_data_f32: tensor") != TLM_OK)
-        return NULL;
-    if (tensor->dtype != TLM_DTYPE_F32) {
-        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                  "tlm_tensor_data_f32: the tensor holds i32");
-        return NULL;
-    }
-    return tensor->data;
+    return data_of(tensor, TLM_DTYPE_F32, "tlm_tensor_data_f32");
 }
 
 TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_data_i32: tensor") != TLM_OK)
-        return NULL;
-    if (tensor->dtype != TLM_DTYPE_I32) {
-        tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                  "tlm_tensor_data_i32: the tensor holds f32");
-        return NULL;
-    }
-    return tensor->data;
+    return data_of(tensor, TLM_DTYPE_I32, "tlm_tensor_data_i32");
 }
 
 TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
@@ -406,8 +411,7 @@ TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
-    if (grad == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "tlm_tensor_get_grad: grad is NULL");
+    TLMI_CHECK_NOT_NULL(host, "tlm_tensor_get_grad", grad);
     if (tensor->grad == NULL || !tensor->requires_grad)
         return tlmi_fail(host, TLM_E_STATE,
                          "tlm_tensor_get_grad: the tensor has no gradient "

@@ -60,6 +60,12 @@ struct tlm_tensor {
 /* Size in bytes of one element of `dtype`. */
 size_t tlmi_dtype_size(int32_t dtype);
 
+/* Fills what every tensor struct starts with: its magic, context, dtype
+ * and shape, and numel (already checked by tlmi_shape_numel). */
+void tlmi_tensor_init_header(tlm_tensor *tensor, tlm_context *ctx,
+                             int32_t dtype, int32_t ndim,
+                             const int64_t *shape, int64_t numel);
+
 /* Checks `tensor` is a live handle; on failure records "<what>: ..." on
  * the tensor's context (when it can be trusted) or the thread. */
 int tlmi_tensor_check(const tlm_tensor *tensor, const char *what);

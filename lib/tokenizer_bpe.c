@@ -16,6 +16,7 @@
  */
 #include <string.h>
 
+#include "error.h"
 #include "grow.h"
 #include "tokenizer.h"
 

@@ -65,11 +65,7 @@ struct tlm_trainer {
 };
 
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_trainer_params_init", params);
     params->batch_size = 12;
     params->accumulation = 1;
     params->grad_clip = 1.0f;
@@ -78,16 +74,12 @@ TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
 }
 
 TLM_API const char *tlm_trainer_last_error(const tlm_trainer *trainer) {
-    if (trainer == NULL)
-        return "tlm_trainer_last_error: trainer is NULL";
-    return trainer->host.last_error;
+    return TLMI_LAST_ERROR("tlm_trainer_last_error", trainer);
 }
 
 TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
                                        double *last_ms, double *total_ms) {
-    if (trainer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_allreduce_time: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_allreduce_time", trainer);
     if (last_ms != NULL)
         *last_ms = trainer->allreduce_last_ms;
     if (total_ms != NULL)
@@ -96,9 +88,7 @@ TLM_API int tlm_trainer_allreduce_time(const tlm_trainer *trainer,
 }
 
 TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer) {
-    if (trainer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_trainer_step_count: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_step_count", trainer);
     return trainer->step;
 }
 
@@ -147,12 +137,9 @@ static int build_graph(tlm_trainer *t) {
     if (status == TLM_OK)
         status = tlm_scale(&t->scaled_loss, t->loss,
                            1.0f / (float)t->params.accumulation);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer: building the training "
-                         "graph: %s", message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&t->host, status,
+                                 "tlm_trainer: building the training graph");
     t->graph_generation = t->ctx->generation;
     t->first_node = before != NULL ? before->next : t->ctx->tape_first;
     t->last_node = t->ctx->tape_last;
@@ -256,19 +243,18 @@ static int plan_batch(tlm_trainer *t) {
 static int make_inputs(tlm_trainer *t) {
     const int64_t shape[2] = {t->batch, t->length};
     const int64_t source_shape[2] = {t->batch, t->source_length};
-    int status = tlm_tensor_create(&t->ids, t->ctx, TLM_DTYPE_I32, 2, shape);
-    if (status == TLM_OK)
-        status = tlm_tensor_create(&t->targets, t->ctx, TLM_DTYPE_I32, 2, shape);
-    if (status == TLM_OK && t->data->kind == TLMI_DATASET_PAIRS) {
-        status = tlm_tensor_create(&t->source, t->ctx, TLM_DTYPE_I32, 2, source_shape);
-        if (status == TLM_OK)
-            status = tlm_tensor_create(&t->source_mask, t->ctx, TLM_DTYPE_I32, 2,
-                                       source_shape);
-        if (status == TLM_OK) /* a visible position until the first fill */
-            for (int64_t i = 0; i < t->batch * t->source_length; i++)
-                ((int32_t *)t->source_mask->data)[i] = 1;
-    }
-    return status;
+    TLMI_TRY(tlm_tensor_create(&t->ids, t->ctx, TLM_DTYPE_I32, 2, shape));
+    TLMI_TRY(tlm_tensor_create(&t->targets, t->ctx, TLM_DTYPE_I32, 2, shape));
+    if (t->data->kind != TLMI_DATASET_PAIRS)
+        return TLM_OK;
+    TLMI_TRY(tlm_tensor_create(&t->source, t->ctx, TLM_DTYPE_I32, 2,
+                               source_shape));
+    TLMI_TRY(tlm_tensor_create(&t->source_mask, t->ctx, TLM_DTYPE_I32, 2,
+                               source_shape));
+    /* a visible position until the first fill */
+    for (int64_t i = 0; i < t->batch * t->source_length; i++)
+        ((int32_t *)t->source_mask->data)[i] = 1;
+    return TLM_OK;
 }
 
 /* Weight decay on the projection matrices only: not on embeddings (a
@@ -304,11 +290,8 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
     int status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
                                       &t->optimizer_params);
     t->optimizer_params.decay_flags = NULL; /* read only during create */
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer_create: %s", message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&t->host, status, "tlm_trainer_create");
     return TLM_OK;
 }
 
@@ -355,76 +338,83 @@ static int setup_ranks(tlm_trainer *t) {
 TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,
                                const tlm_trainer_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", out);
     *out = NULL;
-    if (model == NULL || dataset == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_create: %s is NULL",
-                                model == NULL ? "model" : "dataset");
-    tlmi_host host = model->ctx->host;
-    host.last_error[0] = '\0';
-    tlm_trainer *t = tlmi_host_alloc(&host, sizeof *t, 64);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", dataset);
+    tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer);
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");
-    memset(t, 0, sizeof *t);
-    t->host = host;
     t->model = model;
     t->data = dataset;
     t->ctx = model->ctx;
     tlm_trainer_params_init(&t->params);
     int status = tlmi_params_merge(&t->host, "tlm_trainer_create: params",
                                    &t->params, sizeof t->params, given);
-    if (status == TLM_OK)
-        status = check_params(t, &model->config);
-    if (status == TLM_OK && t->params.schedule != NULL) {
+    if (status != TLM_OK)
+        goto fail;
+    status = check_params(t, &model->config);
+    if (status != TLM_OK)
+        goto fail;
+    if (t->params.schedule != NULL) {
         tlm_schedule_params_init(&t->schedule);
+        t->has_schedule = 1;
         status = tlmi_params_merge(&t->host, "tlm_trainer_create: params.schedule",
                                    &t->schedule, sizeof t->schedule,
                                    t->params.schedule);
         float probe = 0;
         if (status == TLM_OK)
             status = tlm_schedule_lr(&t->schedule, 0, &probe);
-        t->has_schedule = 1;
+        if (status != TLM_OK)
+            goto fail;
     }
-    t->params.schedule = NULL;
+    t->params.schedule = NULL; /* the caller's, read only here */
     t->params.optimizer = NULL;
-    for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++)
-        if (model->parameters[i].tensor->read_only)
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        if (model->parameters[i].tensor->read_only) {
             status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_create: the "
                                "model is read-only (memory-mapped); load it "
                                "without memory_map to train it");
-    if (status == TLM_OK)
-        status = plan_batch(t);
-    if (status == TLM_OK)
-        status = make_optimizer(t, given != NULL && given->struct_size >=
-                                           offsetof(tlm_trainer_params, schedule)
-                                       ? given->optimizer
-                                       : NULL);
-    if (status == TLM_OK)
-        status = make_inputs(t);
-    if (status == TLM_OK)
-        status = setup_ranks(t);
-    if (status == TLM_OK) {
-        tlmi_rng_seed(&t->rng, t->params.seed);
-        tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX ^
-                                         ((uint64_t)t->rank * RANK_SEED_MIX));
-        status = build_graph(t);
-    }
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", t->host.last_error[0]
-                                                    ? t->host.last_error
-                                                    : tlm_last_error());
-        tlm_trainer_free(t);
-        return tlmi_fail(&model->ctx->host, status, "%s", message);
-    }
+            goto fail;
+        }
+    status = plan_batch(t);
+    if (status != TLM_OK)
+        goto fail;
+    status = make_optimizer(t, given != NULL && given->struct_size >=
+                                       offsetof(tlm_trainer_params, schedule)
+                                   ? given->optimizer
+                                   : NULL);
+    if (status != TLM_OK)
+        goto fail;
+    status = make_inputs(t);
+    if (status != TLM_OK)
+        goto fail;
+    status = setup_ranks(t);
+    if (status != TLM_OK)
+        goto fail;
+    tlmi_rng_seed(&t->rng, t->params.seed);
+    tlm_context_set_seed(t->ctx, t->params.seed ^ DROPOUT_SEED_MIX ^
+                                     ((uint64_t)t->rank * RANK_SEED_MIX));
+    status = build_graph(t);
+    if (status != TLM_OK)
+        goto fail;
     *out = t;
     return TLM_OK;
+
+fail:;
+    /* The trainer's message, or the thread's when a callee recorded it
+     * elsewhere; copied before the trainer (and its host) is freed. */
+    char message[TLMI_MESSAGE_MAX];
+    snprintf(message, sizeof message, "%s", t->host.last_error[0]
+                                                ? t->host.last_error
+                                                : tlm_last_error());
+    tlm_trainer_free(t);
+    return tlmi_fail_copy(&model->ctx->host, status, message);
 }
 
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
-    if (t == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_step: trainer is NULL");
     if (info != NULL && (info->struct_size < sizeof(size_t) ||
                          info->struct_size > 4096))
         return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
@@ -441,11 +431,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
         if (status == TLM_OK)
             status = tlm_backward(t->scaled_loss);
-        if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
-        }
+        if (status != TLM_OK)
+            return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
         loss_sum += (double)((const float *)t->loss->data)[0];
     }
     tlm_step_info result;
@@ -500,11 +487,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
                                                   result.grad_norm)
                                : 1.0f;
         status = tlmi_optimizer_step(t->optimizer, lr, 1, clip);
-        if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            return tlmi_fail(&t->host, status, "tlm_trainer_step: %s", message);
-        }
+        if (status != TLM_OK)
+            return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
         t->step++;
         result.step = t->step;
     }
@@ -523,9 +507,9 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
 
 TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
                                  int32_t n_batches, float *loss) {
-    if (t == NULL || loss == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_evaluate: %s is NULL",
-                                t == NULL ? "trainer" : "loss");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_evaluate: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_evaluate", loss);
     if (split != TLM_SPLIT_TRAIN && split != TLM_SPLIT_VALIDATION)
         return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: split %d "
                          "is not a tlm_split", (int)split);
@@ -550,11 +534,8 @@ TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
         sum += (double)((const float *)t->loss->data)[0];
     }
     tlm_context_set_training(t->ctx, 1);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&t->host, status, "tlm_trainer_evaluate: %s", message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&t->host, status, "tlm_trainer_evaluate");
     if (t->ranks > 1) { /* each rank evaluated its slice of the batches */
         status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_evaluate",
                                    &sum, 1);
@@ -630,10 +611,22 @@ static int gather_dropout(tlm_trainer *t, char **hex, size_t *hex_size) {
 
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs);
 
+/* Collective: every rank learns whether any rank failed. Returns `status`,
+ * or the exchange's own failure; *others_failed is set when this rank
+ * succeeded (and the exchange too) but another rank did not. */
+static int ranks_agree(tlm_trainer *t, const char *what, int status,
+                       int *others_failed) {
+    double failed = status != TLM_OK;
+    int agreed = tlmi_dist_sum_f64(t->comm, &t->host, what, &failed, 1);
+    if (status == TLM_OK && agreed != TLM_OK)
+        status = agreed;
+    *others_failed = status == TLM_OK && failed > 0;
+    return status;
+}
+
 TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
-    if (trainer == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_save: %s is NULL",
-                                trainer == NULL ? "trainer" : "path");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", trainer);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", path);
     tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
     if (t->ranks == 1)
         return save_checkpoint(t, path, NULL);
@@ -646,11 +639,9 @@ TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
         status = save_checkpoint(t, path, hex);
     if (hex != NULL)
         tlmi_host_free(&t->host, hex, hex_size);
-    double failed = status != TLM_OK;
-    int agreed = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_save", &failed, 1);
-    if (status == TLM_OK && agreed != TLM_OK)
-        status = agreed;
-    if (status == TLM_OK && failed > 0)
+    int others_failed = 0;
+    status = ranks_agree(t, "tlm_trainer_save", status, &others_failed);
+    if (others_failed)
         status = tlmi_fail(&t->host, TLM_E_IO, "tlm_trainer_save: rank 0 (or another "
                            "rank) could not write '%s'", path);
     return status;
@@ -699,11 +690,8 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     tlmi_json_writer_release(&w);
     if (state != NULL)
         tlmi_host_free(&t->host, state, state_size);
-    if (status != TLM_OK && t->host.last_error[0] == '\0') {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        tlmi_fail(&t->host, status, "tlm_trainer_save: %s", message);
-    }
+    if (status != TLM_OK && t->host.last_error[0] == '\0')
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_save");
     return status;
 }
 
@@ -724,29 +712,38 @@ static int read_position(tlm_trainer *t, const char *path,
                              "the step", path)
                  : tlmi_json_get_int64(&t->host, step_value, "tlm_trainer_resume: step",
                                        0, INT64_MAX, &step);
+    if (status != TLM_OK)
+        goto cleanup;
     const char *names[2] = {"sampling_rng", "dropout_rng"};
     tlmi_rng *rngs[2] = {sampling, dropout};
-    for (int i = 0; status == TLM_OK && i < 2; i++) {
+    for (int i = 0; i < 2; i++) {
         size_t length = 0;
         const tlmi_json_value *v = tlmi_json_object_get(root, names[i]);
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
-        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0)
+        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0) {
             status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
                                "has no valid %s", path, names[i]);
+            goto cleanup;
+        }
     }
     /* Data parallelism: the same number of ranks, each with its own
      * dropout generator (a checkpoint without "ranks" is from one). */
     int64_t ranks = 1;
     const tlmi_json_value *ranks_value = tlmi_json_object_get(root, "ranks");
-    if (status == TLM_OK && ranks_value != NULL)
+    if (ranks_value != NULL) {
         status = tlmi_json_get_int64(&t->host, ranks_value, "tlm_trainer_resume: ranks",
                                      1, INT32_MAX, &ranks);
-    if (status == TLM_OK && ranks != t->ranks)
+        if (status != TLM_OK)
+            goto cleanup;
+    }
+    if (ranks != t->ranks) {
         status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: '%s' was "
                            "written by a run of %lld rank(s); resume it with the "
                            "same number (this run has %d)", path, (long long)ranks,
                            (int)t->ranks);
-    if (status == TLM_OK && ranks > 1) {
+        goto cleanup;
+    }
+    if (ranks > 1) {
         size_t length = 0;
         const tlmi_json_value *v = tlmi_json_object_get(root, "rank_dropout_rngs");
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
@@ -756,63 +753,62 @@ static int read_position(tlm_trainer *t, const char *path,
                                "has no valid rank_dropout_rngs for %lld ranks",
                                path, (long long)ranks);
     }
+cleanup:
     tlmi_json_free(doc);
     *step_out = step;
     return status;
 }
 
 TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
-    if (t == NULL || path == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_resume: %s is NULL",
-                                t == NULL ? "trainer" : "path");
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_resume: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_resume", path);
     void *contents = NULL;
     size_t size = 0;
     int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
                                     &size);
+    if (status != TLM_OK)
+        goto cleanup;
     tlmi_checkpoint checkpoint;
-    if (status == TLM_OK)
-        status = tlmi_checkpoint_parse(&t->host, "tlm_trainer_resume", path, contents,
-                                       size, NULL, &checkpoint);
-    const tlmi_checkpoint_section *optim = NULL, *position = NULL;
-    if (status == TLM_OK) {
-        optim = tlmi_checkpoint_find(&checkpoint, "optim");
-        position = tlmi_checkpoint_find(&checkpoint, "trainer");
-        if (optim == NULL || position == NULL)
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
-                               "a model, not a training checkpoint (no %s section)",
-                               path, optim == NULL ? "optim" : "trainer");
+    status = tlmi_checkpoint_parse(&t->host, "tlm_trainer_resume", path, contents,
+                                   size, NULL, &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_checkpoint_section *optim = tlmi_checkpoint_find(&checkpoint, "optim");
+    const tlmi_checkpoint_section *position =
+        tlmi_checkpoint_find(&checkpoint, "trainer");
+    if (optim == NULL || position == NULL) {
+        status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
+                           "a model, not a training checkpoint (no %s section)",
+                           path, optim == NULL ? "optim" : "trainer");
+        goto cleanup;
     }
     /* Everything that can fail is checked before anything changes, except
      * the optimizer state, which checks itself completely before loading. */
     int64_t step = 0;
     tlmi_rng sampling, dropout;
-    if (status == TLM_OK)
-        status = read_position(t, path, position, &step, &sampling, &dropout);
-    if (status == TLM_OK)
-        status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
-                                               &checkpoint);
-    if (status == TLM_OK) {
-        status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
-        if (status != TLM_OK) {
-            char message[TLMI_MESSAGE_MAX];
-            snprintf(message, sizeof message, "%s", tlm_last_error());
-            tlmi_fail(&t->host, status, "tlm_trainer_resume: '%s': %s", path, message);
-        }
+    status = read_position(t, path, position, &step, &sampling, &dropout);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
+                                           &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
+    if (status != TLM_OK) {
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        t->step = step;
-        t->rng = sampling;
-        t->ctx->rng = dropout;
-    }
+    t->step = step;
+    t->rng = sampling;
+    t->ctx->rng = dropout;
+cleanup:
     if (contents != NULL)
         tlmi_file_free_contents(&t->host, contents, size);
     if (t->ranks > 1) { /* all ranks resume, or all report a failure */
-        double failed = status != TLM_OK;
-        int agreed = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_resume",
-                                       &failed, 1);
-        if (status == TLM_OK && agreed != TLM_OK)
-            status = agreed;
-        if (status == TLM_OK && failed > 0)
+        int others_failed = 0;
+        status = ranks_agree(t, "tlm_trainer_resume", status, &others_failed);
+        if (others_failed)
             status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: another "
                                "rank could not resume from '%s'", path);
     }

@@ -20,16 +20,11 @@
  * kept in iparam[0] (0 for the ops that have no form). */
 static int unary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
                  int64_t form) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
-                               a->shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+                                   a->shape, &a, 1);
     if (status == TLM_OK)
         result->iparam[0] = form;
     return tlmi_result_finish(out, result, status);
@@ -147,8 +142,7 @@ static void gelu_backward(tlm_tensor *out) {
 static const tlmi_op gelu_op = {"tlm_gelu", gelu_forward, gelu_backward};
 
 TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "tlm_gelu: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_gelu", out);
     *out = NULL;
     if (form != TLM_GELU_TANH && form != TLM_GELU_EXACT) {
         /* The input is checked first so that the message goes to its
@@ -197,15 +191,9 @@ static const tlmi_op swiglu_op = {"tlm_swiglu", swiglu_forward,
 
 TLM_API int tlm_swiglu(tlm_tensor **out, tlm_tensor *gate, tlm_tensor *up) {
     const char *name = swiglu_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "gate", gate, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "up", up, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(gate, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(up, TLM_DTYPE_F32));
     int same = gate->ndim == up->ndim;
     for (int32_t i = 0; same && i < gate->ndim; i++)
         same = gate->shape[i] == up->shape[i];
@@ -218,7 +206,7 @@ TLM_API int tlm_swiglu(tlm_tensor **out, tlm_tensor *gate, tlm_tensor *up) {
     }
     tlm_tensor *srcs[2] = {gate, up};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &swiglu_op, TLM_DTYPE_F32,
-                               gate->ndim, gate->shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &swiglu_op, TLM_DTYPE_F32,
+                                   gate->ndim, gate->shape, srcs, 2);
     return tlmi_result_finish(out, result, status);
 }

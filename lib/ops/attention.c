@@ -365,29 +365,21 @@ static int attention_create(tlm_tensor **out, const tlmi_op *op,
                             tlm_tensor *key_mask, int32_t n_heads,
                             int32_t flags) {
     const char *name = op->name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "q", q, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "k", k, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "v", v, TLM_DTYPE_F32, &ctx);
     /* The mask may be f32 or i32, the only two dtypes a tensor can have. */
-    if (status == TLM_OK && key_mask != NULL)
-        status = tlmi_op_input(name, "key_mask", key_mask, -1, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(q, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(k, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(v, TLM_DTYPE_F32),
+                     TLMI_OP_OPTIONAL(key_mask, -1));
     if ((flags & ~(int32_t)TLM_ATTENTION_CAUSAL) != 0)
         return tlmi_op_fail(ctx, TLM_E_INVALID,
                             "%s: unknown flags 0x%x (only "
                             "TLM_ATTENTION_CAUSAL = 1 is defined)",
                             name, (unsigned)flags);
     const int packed = op == &multi_head_op;
-    status = packed ? check_packed_shapes(ctx, name, q, k, v, key_mask,
-                                          n_heads)
-                    : check_shapes(ctx, name, q, k, v, key_mask);
+    int status = packed ? check_packed_shapes(ctx, name, q, k, v, key_mask,
+                                              n_heads)
+                        : check_shapes(ctx, name, q, k, v, key_mask);
     if (status != TLM_OK)
         return status;
     int64_t slot[SLOT_COUNT];

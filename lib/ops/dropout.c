@@ -51,20 +51,15 @@ static const tlmi_op dropout_op = {"tlm_dropout", dropout_forward,
 
 TLM_API int tlm_dropout(tlm_tensor **out, tlm_tensor *a, float p) {
     const char *name = dropout_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     /* Written so that NaN fails too. */
     if (!(p >= 0.0f && p < 1.0f))
         return tlmi_op_fail(ctx, TLM_E_INVALID,
                             "%s: p %g is outside [0, 1)", name, (double)p);
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &dropout_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, &dropout_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, &a, 1);
     if (status == TLM_OK) {
         result->fparam[0] = p;
         result->fparam[1] = (float)(1.0 / (1.0 - (double)p));

@@ -16,19 +16,14 @@
 
 /* Checks a and b and that b's shape is a's or a suffix of it. */
 static int check_pair(const char *op, tlm_tensor *a, tlm_tensor *b,
-                      tlm_context **ctx) {
-    int status = tlmi_op_input(op, "a", a, TLM_DTYPE_F32, ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(op, "b", b, TLM_DTYPE_F32, ctx);
-    if (status != TLM_OK)
-        return status;
+                      tlm_context *ctx) {
     int32_t skip = a->ndim - b->ndim;
     int fits = skip >= 0;
     for (int32_t i = 0; fits && i < b->ndim; i++)
         fits = b->shape[i] == a->shape[skip + i];
     if (!fits) {
         char sa[64], sb[64];
-        return tlmi_op_fail(*ctx, TLM_E_SHAPE,
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: b %s is neither a's shape %s nor its "
                             "trailing dimensions",
                             op, tlmi_shape_string(b, sb, sizeof sb),
@@ -39,16 +34,13 @@ static int check_pair(const char *op, tlm_tensor *a, tlm_tensor *b,
 
 static int binary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
                   tlm_tensor *b) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_pair(op->name, a, b, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(b, TLM_DTYPE_F32));
+    TLMI_TRY(check_pair(op->name, a, b, ctx));
     tlm_tensor *srcs[2] = {a, b};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
                                a->shape, srcs, 2);
     return tlmi_result_finish(out, result, status);
 }
@@ -228,20 +220,15 @@ static const tlmi_op add_scalar_op = {"tlm_add_scalar", affine_forward,
 
 static int affine(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
                   float factor, float offset) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     if (!isfinite(factor) || !isfinite(offset))
         return tlmi_op_fail(ctx, TLM_E_INVALID, "%s: the %s %g is not finite",
                             op->name, op == &scale_op ? "factor" : "value",
                             (double)(op == &scale_op ? factor : offset));
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
-                               a->shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+                                   a->shape, &a, 1);
     if (status == TLM_OK) {
         result->fparam[0] = factor;
         result->fparam[1] = offset;

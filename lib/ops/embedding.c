@@ -43,15 +43,9 @@ static const tlmi_op embedding_op = {"tlm_embedding", embedding_forward,
 TLM_API int tlm_embedding(tlm_tensor **out, tlm_tensor *table,
                           tlm_tensor *ids) {
     const char *name = embedding_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "table", table, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "ids", ids, TLM_DTYPE_I32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(table, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(ids, TLM_DTYPE_I32));
     char st[64], si[64];
     tlmi_shape_string(table, st, sizeof st);
     tlmi_shape_string(ids, si, sizeof si);
@@ -70,8 +64,8 @@ TLM_API int tlm_embedding(tlm_tensor **out, tlm_tensor *table,
     shape[ids->ndim] = table->shape[1];
     tlm_tensor *srcs[2] = {table, ids};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &embedding_op, TLM_DTYPE_F32,
-                               ids->ndim + 1, shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &embedding_op, TLM_DTYPE_F32,
+                                   ids->ndim + 1, shape, srcs, 2);
     if (status == TLM_OK) {
         result->iparam[0] = ids->numel;
         result->iparam[1] = table->shape[0];

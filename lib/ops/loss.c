@@ -117,15 +117,9 @@ static const tlmi_op cross_entropy_op = {"tlm_cross_entropy",
 TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
                               tlm_tensor *targets, int32_t ignore_index) {
     const char *name = cross_entropy_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "logits", logits, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "targets", targets, TLM_DTYPE_I32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(logits, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(targets, TLM_DTYPE_I32));
     /* targets must be logits' shape without its last dimension, or [1]
      * for a 1-D logits (a tensor has at least one dimension). */
     const int32_t want_ndim = logits->ndim > 1 ? logits->ndim - 1 : 1;
@@ -150,8 +144,8 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
     const int64_t shape[1] = {1};
     tlm_tensor *srcs[2] = {logits, targets};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &cross_entropy_op, TLM_DTYPE_F32,
-                               1, shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &cross_entropy_op,
+                                   TLM_DTYPE_F32, 1, shape, srcs, 2);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = v;

@@ -159,17 +159,10 @@ static const tlmi_op matmul_op = {"tlm_matmul", matmul_forward,
 TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
                        tlm_tensor *bias, int32_t flags) {
     const char *name = matmul_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK)
-        status = tlmi_op_input(name, "b", b, TLM_DTYPE_F32, &ctx);
-    if (status == TLM_OK && bias != NULL)
-        status = tlmi_op_input(name, "bias", bias, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32),
+                     TLMI_OP_INPUT(b, TLM_DTYPE_F32),
+                     TLMI_OP_OPTIONAL(bias, TLM_DTYPE_F32));
     if ((flags & ~(int32_t)TLM_MATMUL_TRANSPOSE_B) != 0)
         return tlmi_op_fail(ctx, TLM_E_INVALID, "%s: unknown flags 0x%x",
                             name, (unsigned)flags);
@@ -223,8 +216,8 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
     shape[a->ndim - 1] = n;
     tlm_tensor *srcs[3] = {a, b, bias};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &matmul_op, TLM_DTYPE_F32,
-                               a->ndim, shape, srcs, 3);
+    int status = tlmi_result_begin(&result, ctx, &matmul_op, TLM_DTYPE_F32,
+                                   a->ndim, shape, srcs, 3);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
         result->iparam[1] = rows;

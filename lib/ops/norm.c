@@ -130,13 +130,15 @@ static int check_eps(tlm_context *ctx, const char *op, float eps) {
 
 /* Validates a, gain and bias of layer/RMS/batch norm (bias may be absent
  * from the call: pass NULL). */
-static int check_inputs(const char *op, tlm_tensor *a, tlm_tensor *gain,
-                        tlm_tensor *bias, tlm_context **ctx) {
-    int status = tlmi_op_input(op, "a", a, TLM_DTYPE_F32, ctx);
-    if (status == TLM_OK && gain != NULL)
-        status = tlmi_op_input(op, "gain", gain, TLM_DTYPE_F32, ctx);
-    if (status == TLM_OK && bias != NULL)
-        status = tlmi_op_input(op, "bias", bias, TLM_DTYPE_F32, ctx);
+/* Begins a norm: its out and inputs (gain and bias optional), then
+ * gain's and bias's shapes against a's last dimension. */
+static int check_inputs(tlm_tensor **out, const char *op, tlm_tensor *a,
+                        tlm_tensor *gain, tlm_tensor *bias,
+                        tlm_context **ctx) {
+    const tlmi_op_arg args[] = {TLMI_OP_INPUT(a, TLM_DTYPE_F32),
+                                TLMI_OP_OPTIONAL(gain, TLM_DTYPE_F32),
+                                TLMI_OP_OPTIONAL(bias, TLM_DTYPE_F32)};
+    int status = tlmi_op_begin(out, op, args, 3, ctx);
     if (status == TLM_OK)
         status = check_vector(*ctx, op, "gain", gain, a);
     if (status == TLM_OK)
@@ -189,20 +191,14 @@ static const tlmi_op layer_norm_op = {"tlm_layer_norm", layer_norm_forward,
 TLM_API int tlm_layer_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            tlm_tensor *bias, float eps) {
     const char *name = layer_norm_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_inputs(name, a, gain, bias, &ctx);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, bias, &ctx));
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     tlm_tensor *srcs[3] = {a, gain, bias};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &layer_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 3);
+    int status = tlmi_result_begin(&result, ctx, &layer_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 3);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = cols;
@@ -241,20 +237,14 @@ static const tlmi_op rms_norm_op = {"tlm_rms_norm", rms_norm_forward,
 TLM_API int tlm_rms_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                          float eps) {
     const char *name = rms_norm_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_inputs(name, a, gain, NULL, &ctx);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, NULL, &ctx));
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     tlm_tensor *srcs[2] = {a, gain};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &rms_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 2);
+    int status = tlmi_result_begin(&result, ctx, &rms_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 2);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = cols;
@@ -415,22 +405,16 @@ TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                            tlm_tensor *running_var, float momentum,
                            float eps) {
     const char *name = batch_norm_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_inputs(name, a, gain, bias, &ctx);
-    if (status == TLM_OK)
-        status = check_running(&ctx, name, a, gain, bias, running_mean,
-                               running_var);
-    if (status == TLM_OK && !(momentum >= 0.0f && momentum <= 1.0f))
-        status = tlmi_op_fail(ctx, TLM_E_INVALID,
-                              "%s: momentum %g must be in [0, 1]", name,
-                              (double)momentum);
-    if (status == TLM_OK)
-        status = check_eps(ctx, name, eps);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_inputs(out, name, a, gain, bias, &ctx));
+    TLMI_TRY(check_running(&ctx, name, a, gain, bias, running_mean,
+                           running_var));
+    /* Written so that NaN fails too. */
+    if (!(momentum >= 0.0f && momentum <= 1.0f))
+        return tlmi_op_fail(ctx, TLM_E_INVALID,
+                            "%s: momentum %g must be in [0, 1]", name,
+                            (double)momentum);
+    TLMI_TRY(check_eps(ctx, name, eps));
     const int64_t cols = a->shape[a->ndim - 1], rows = a->numel / cols;
     /* The mode is read again at every forward; these are the errors a
      * caller should hear about when building the graph. */
@@ -448,8 +432,8 @@ TLM_API int tlm_batch_norm(tlm_tensor **out, tlm_tensor *a, tlm_tensor *gain,
                             name);
     tlm_tensor *srcs[3] = {a, gain, bias};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &batch_norm_op, TLM_DTYPE_F32,
-                               a->ndim, a->shape, srcs, 3);
+    int status = tlmi_result_begin(&result, ctx, &batch_norm_op, TLM_DTYPE_F32,
+                                   a->ndim, a->shape, srcs, 3);
     batch_norm_saved *saved = NULL;
     if (status == TLM_OK) {
         result->iparam[0] = rows;

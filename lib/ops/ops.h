@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "context.h"
+#include "error.h"
 #include "tensor.h"
 
 struct tlmi_op {
@@ -30,6 +31,39 @@ struct tlmi_op {
  * *ctx from the first input it sees. Messages read "tlm_add: a ...". */
 int tlmi_op_input(const char *op, const char *arg, const tlm_tensor *tensor,
                   int32_t dtype, tlm_context **ctx);
+
+/* One input of an operation for tlmi_op_begin: its name in messages, the
+ * tensor, the dtype it must have (-1: any), and whether NULL means absent
+ * (an optional input) rather than an error. */
+typedef struct tlmi_op_arg {
+    const char *name;
+    const tlm_tensor *tensor;
+    int32_t dtype;
+    int optional;
+} tlmi_op_arg;
+
+/* An input named as written in the call: TLMI_OP_INPUT(a, TLM_DTYPE_F32). */
+#define TLMI_OP_INPUT(tensor, dtype) {#tensor, (tensor), (dtype), 0}
+#define TLMI_OP_OPTIONAL(tensor, dtype) {#tensor, (tensor), (dtype), 1}
+
+/* The prologue of every public operation: fails with "<op>: out is NULL"
+ * when `out` is NULL, sets *out to NULL, then checks each input in order
+ * with tlmi_op_input (skipping absent optional ones) and sets *ctx to
+ * their context. Returns TLM_OK or the first failure's status. */
+int tlmi_op_begin(tlm_tensor **out, const char *op, const tlmi_op_arg *args,
+                  int32_t n_args, tlm_context **ctx);
+
+/* tlmi_op_begin with the inputs listed in place, returning from the
+ * calling function on failure:
+ * TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32)); */
+#define TLMI_OP_PROLOGUE(out, op, ctx, ...)                                 \
+    do {                                                                    \
+        const tlmi_op_arg tlmi_op_args_[] = {__VA_ARGS__};                  \
+        const int32_t tlmi_op_n_args_ =                                     \
+            (int32_t)(sizeof tlmi_op_args_ / sizeof tlmi_op_args_[0]);      \
+        TLMI_TRY(tlmi_op_begin((out), (op), tlmi_op_args_, tlmi_op_n_args_, \
+                               (ctx)));                                     \
+    } while (0)
 
 /* Records an error about operation `op` on the context (or the thread if
  * ctx is NULL); returns status. */

@@ -25,11 +25,10 @@
 
 /* Checks `a` [..., T, D] with D even and offset >= 0, offset + T - 1 at
  * most MAX_POSITION. */
-static int check_positions(const char *name, tlm_tensor *a, int64_t offset,
-                           tlm_context **ctx) {
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, ctx);
-    if (status != TLM_OK)
-        return status;
+static int check_positions(tlm_tensor **out, const char *name, tlm_tensor *a,
+                           int64_t offset, tlm_context **ctx) {
+    const tlmi_op_arg args[] = {TLMI_OP_INPUT(a, TLM_DTYPE_F32)};
+    TLMI_TRY(tlmi_op_begin(out, name, args, 1, ctx));
     char sa[64];
     tlmi_shape_string(a, sa, sizeof sa);
     if (a->ndim < 2)
@@ -94,11 +93,8 @@ static const tlmi_op sinusoidal_op = {"tlm_add_sinusoidal_positions",
 TLM_API int tlm_add_sinusoidal_positions(tlm_tensor **out, tlm_tensor *a,
                                          int64_t offset) {
     const char *name = sinusoidal_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_positions(name, a, offset, &ctx);
+    int status = check_positions(out, name, a, offset, &ctx);
     if (status != TLM_OK)
         return status;
     tlm_tensor *result = NULL;
@@ -146,11 +142,8 @@ static const tlmi_op rope_op = {"tlm_rope", rope_forward, rope_backward};
 TLM_API int tlm_rope(tlm_tensor **out, tlm_tensor *a, int64_t offset,
                      float base) {
     const char *name = rope_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = check_positions(name, a, offset, &ctx);
+    int status = check_positions(out, name, a, offset, &ctx);
     if (status != TLM_OK)
         return status;
     if (!isfinite(base) || !(base > 0.0f))

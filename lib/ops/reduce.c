@@ -23,16 +23,12 @@ static const tlmi_op mean_op = {"tlm_mean", reduce_forward, reduce_backward};
 
 static int reduce(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
                   int mean) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     const int64_t shape[1] = {1};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, 1, shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, 1, shape,
+                                   &a, 1);
     if (status == TLM_OK)
         result->fparam[0] = mean ? (float)(1.0 / (double)a->numel) : 1.0f;
     return tlmi_result_finish(out, result, status);

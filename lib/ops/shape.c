@@ -82,17 +82,12 @@ static const tlmi_op reshape_op = {"tlm_reshape", reshape_forward,
 TLM_API int tlm_reshape(tlm_tensor **out, tlm_tensor *a, int32_t ndim,
                         const int64_t *shape) {
     const char *name = reshape_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     /* ndim, NULL shape, sizes < 1 and overflow, named "tlm_reshape: ...". */
     int64_t numel = 0;
-    status = tlmi_shape_numel(&ctx->host, name, TLM_DTYPE_F32, ndim, shape,
-                              &numel);
+    int status = tlmi_shape_numel(&ctx->host, name, TLM_DTYPE_F32, ndim, shape,
+                                  &numel);
     if (status != TLM_OK)
         return status;
     if (numel != a->numel) {
@@ -145,13 +140,8 @@ static const tlmi_op transpose_op = {"tlm_transpose", transpose_forward,
 
 TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a) {
     const char *name = transpose_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     if (a->ndim < 2) {
         char sa[64];
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
@@ -169,8 +159,8 @@ TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a) {
     shape[a->ndim - 2] = cols;
     shape[a->ndim - 1] = rows;
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &transpose_op, TLM_DTYPE_F32,
-                               a->ndim, shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, &transpose_op, TLM_DTYPE_F32,
+                                   a->ndim, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
         result->iparam[1] = rows;
@@ -209,13 +199,8 @@ static const tlmi_op split_heads_op = {"tlm_split_heads", split_heads_forward,
 
 TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head) {
     const char *name = split_heads_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     if (n_head < 1)
         return tlmi_op_fail(ctx, TLM_E_RANGE, "%s: n_head %d must be >= 1",
                             name, (int)n_head);
@@ -235,8 +220,8 @@ TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head) {
     const int64_t head_dim = channels / n_head;
     const int64_t shape[4] = {batch, n_head, seq, head_dim};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &split_heads_op, TLM_DTYPE_F32,
-                               4, shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, &split_heads_op, TLM_DTYPE_F32,
+                                   4, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
         result->iparam[1] = seq;
@@ -274,13 +259,8 @@ static const tlmi_op merge_heads_op = {"tlm_merge_heads", merge_heads_forward,
 
 TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a) {
     const char *name = merge_heads_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     if (a->ndim != 4) {
         char sa[64];
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
@@ -292,8 +272,8 @@ TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a) {
     /* H * D <= numel: no overflow. */
     const int64_t shape[3] = {batch, seq, n_head * head_dim};
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &merge_heads_op, TLM_DTYPE_F32,
-                               3, shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, &merge_heads_op, TLM_DTYPE_F32,
+                                   3, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
         result->iparam[1] = n_head;
@@ -342,16 +322,13 @@ static const tlmi_op concat_op = {"tlm_concat", concat_forward,
 TLM_API int tlm_concat(tlm_tensor **out, tlm_tensor *const *inputs,
                        int32_t count, int32_t axis) {
     const char *name = concat_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
-    if (inputs == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: inputs is NULL", name);
+    tlm_context *ctx = NULL;
+    TLMI_TRY(tlmi_op_begin(out, name, NULL, 0, &ctx));
+    TLMI_CHECK_NOT_NULL(NULL, name, inputs);
     if (count < 1 || count > TLMI_MAX_SRC)
         return tlmi_op_fail(NULL, TLM_E_INVALID,
                             "%s: count %d is outside 1..%d", name, (int)count,
                             TLMI_MAX_SRC);
-    tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
         char arg[32];
         snprintf(arg, sizeof arg, "inputs[%d]", (int)i);
@@ -425,13 +402,8 @@ static const tlmi_op slice_op = {"tlm_slice", slice_forward, slice_backward};
 TLM_API int tlm_slice(tlm_tensor **out, tlm_tensor *a, int32_t axis,
                       int64_t start, int64_t length) {
     const char *name = slice_op.name;
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     char sa[64];
     tlmi_shape_string(a, sa, sizeof sa);
     const int32_t resolved = resolve_axis(axis, a->ndim);
@@ -460,8 +432,8 @@ TLM_API int tlm_slice(tlm_tensor **out, tlm_tensor *a, int32_t axis,
     int64_t rows = 1, inner = 1;
     split_at_axis(a, resolved, &rows, &inner);
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, &slice_op, TLM_DTYPE_F32,
-                               a->ndim, shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, &slice_op, TLM_DTYPE_F32,
+                                   a->ndim, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = rows;
         result->iparam[1] = size * inner;

@@ -74,16 +74,11 @@ static const tlmi_op log_softmax_op = {"tlm_log_softmax", log_softmax_forward,
                                        log_softmax_backward};
 
 static int rowwise(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a) {
-    if (out == NULL)
-        return tlmi_op_fail(NULL, TLM_E_INVALID, "%s: out is NULL", op->name);
-    *out = NULL;
     tlm_context *ctx = NULL;
-    int status = tlmi_op_input(op->name, "a", a, TLM_DTYPE_F32, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     tlm_tensor *result = NULL;
-    status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
-                               a->shape, &a, 1);
+    int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
+                                   a->shape, &a, 1);
     if (status == TLM_OK) {
         /* Every dimension is at least 1, so cols divides numel exactly. */
         const int64_t cols = a->shape[a->ndim - 1];

@@ -11,6 +11,7 @@
 
 #include "context.h"
 #include "counting_allocator.h"
+#include "error.h"
 #include "host.h"
 #include "tlm.h"
 
@@ -106,6 +107,63 @@ static void failures_reach_handle_thread_and_log(void **state) {
     tlmi_fail(&ctx->host, TLM_E_INVALID, "%s", long_text);
     assert_int_equal(strlen(tlm_context_last_error(ctx)),
                      TLMI_MESSAGE_MAX - 1);
+    tlm_context_free(ctx);
+}
+
+static int check_argument(const void *arg) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_example", arg);
+    return TLM_OK;
+}
+
+typedef struct example_handle {
+    int value;
+    tlmi_host host;
+} example_handle;
+
+/* The error idiom's tools (lib/error.h, lib/host.h) keep today's texts. */
+static void error_idiom_helpers(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+
+    assert_int_equal(check_argument(NULL), TLM_E_INVALID);
+    assert_string_equal(tlm_last_error(), "tlm_example: arg is NULL");
+    assert_int_equal(check_argument(ctx), TLM_OK);
+
+    /* Forwarding: "<prefix>: <callee's message>" on the caller's host. */
+    tlmi_fail_thread(TLM_E_IO, "reading 'x': no such file");
+    int status = tlmi_fail_forward(&ctx->host, TLM_E_IO, "tlm_example: '%s'",
+                                   "x");
+    assert_int_equal(status, TLM_E_IO);
+    assert_string_equal(tlm_context_last_error(ctx),
+                        "tlm_example: 'x': reading 'x': no such file");
+    assert_string_equal(tlm_last_error(), tlm_context_last_error(ctx));
+
+    /* The callee's message may be the caller's own last error. */
+    tlmi_fail_forward_from(&ctx->host, TLM_E_IO, ctx->host.last_error, "outer");
+    assert_string_equal(tlm_context_last_error(ctx),
+                        "outer: tlm_example: 'x': reading 'x': no such file");
+
+    /* Long texts are cut exactly as one snprintf of the whole would. */
+    char prefix[400], callee[400], whole[2 * TLMI_MESSAGE_MAX];
+    memset(prefix, 'p', sizeof prefix - 1);
+    prefix[sizeof prefix - 1] = '\0';
+    memset(callee, 'c', sizeof callee - 1);
+    callee[sizeof callee - 1] = '\0';
+    snprintf(whole, sizeof whole, "%s: %s", prefix, callee);
+    whole[TLMI_MESSAGE_MAX - 1] = '\0';
+    tlmi_fail_thread(TLM_E_FORMAT, "%s", callee);
+    tlmi_fail_forward(&ctx->host, TLM_E_FORMAT, "%s", prefix);
+    assert_string_equal(tlm_context_last_error(ctx), whole);
+
+    /* A new handle: zeroed, the parent's hooks, no error recorded. */
+    example_handle *handle = TLMI_HANDLE_ALLOC(&ctx->host, example_handle);
+    assert_non_null(handle);
+    assert_int_equal(handle->value, 0);
+    assert_ptr_equal(handle->host.alloc_fn, ctx->host.alloc_fn);
+    assert_int_equal(handle->host.log_level, ctx->host.log_level);
+    assert_string_equal(handle->host.last_error, "");
+    tlmi_host_free(&ctx->host, handle, sizeof *handle);
     tlm_context_free(ctx);
 }
 
@@ -207,6 +265,7 @@ int main(void) {
         cmocka_unit_test(allocator_hook_gets_every_allocation),
         cmocka_unit_test(failing_allocator_gives_nomem),
         cmocka_unit_test(failures_reach_handle_thread_and_log),
+        cmocka_unit_test(error_idiom_helpers),
         cmocka_unit_test(log_threshold_filters_levels),
         cmocka_unit_test(older_caller_struct_keeps_defaults),
         cmocka_unit_test(newer_caller_struct_checked),
