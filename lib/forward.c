@@ -14,22 +14,14 @@
 #include "params.h"
 #include "tensor.h"
 
-/* Every step below stops at the first failure: the failing operation has
- * already recorded its message on the context. */
-#define TRY(call)                  \
-    do {                           \
-        int status_ = (call);      \
-        if (status_ != TLM_OK)     \
-            return status_;        \
-    } while (0)
-
 /* The training graph's layer backend (layer.h): each slot holds a tensor
  * [B, T, width]; each primitive is one public operation, which records
  * itself for tlm_backward(). */
 typedef struct graph_exec {
     const tlm_model *model;
     tlm_tensor *slots[TLMI_SLOT_COUNT];
-    tlm_tensor *self_mask;   /* key padding mask of self-attention [B, T], or NULL */
+    tlm_tensor
+        *self_mask; /* key padding mask of self-attention [B, T], or NULL */
     tlm_tensor *memory_mask; /* of cross-attention [B, S], or NULL */
 } graph_exec;
 
@@ -47,7 +39,8 @@ static int graph_layer_norm(void *exec, int out, int in,
                           g->model->config.norm_eps);
 }
 
-static int graph_rms_norm(void *exec, int out, int in, const tlmi_norm_params *p) {
+static int graph_rms_norm(void *exec, int out, int in,
+                          const tlmi_norm_params *p) {
     graph_exec *g = exec;
     return tlm_rms_norm(&g->slots[out], g->slots[in], p->weight,
                         g->model->config.norm_eps);
@@ -91,13 +84,14 @@ static int graph_attend(void *exec, const tlmi_attention_site *site) {
         return tlm_multi_head_attention(&g->slots[TLMI_SLOT_MERGED], q, k, v,
                                         mask, c->n_heads, flags);
     /* Rotary positions rotate each head's own dimensions: split first. */
-    TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
-    TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
-    TRY(tlm_split_heads(&v, v, c->n_heads));
-    TRY(tlm_rope(&q, q, 0, c->rope_base));
-    TRY(tlm_rope(&k, k, 0, c->rope_base));
-    TRY(tlm_attention(&heads, q, k, v, mask, flags));
-    return tlm_merge_heads(&g->slots[TLMI_SLOT_MERGED], heads); /* [B, Tq, H*hd] */
+    TLMI_TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
+    TLMI_TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
+    TLMI_TRY(tlm_split_heads(&v, v, c->n_heads));
+    TLMI_TRY(tlm_rope(&q, q, 0, c->rope_base));
+    TLMI_TRY(tlm_rope(&k, k, 0, c->rope_base));
+    TLMI_TRY(tlm_attention(&heads, q, k, v, mask, flags));
+    return tlm_merge_heads(&g->slots[TLMI_SLOT_MERGED],
+                           heads); /* [B, Tq, H*hd] */
 }
 
 static const tlmi_layer_backend graph_backend = {
@@ -122,14 +116,14 @@ static int dropout(tlm_tensor **x, float rate) {
 
 /* Token embedding plus position encoding: ids [B, T] -> [B, T, D]. */
 static int embed(const tlm_model *m, tlm_tensor **out, tlm_tensor *ids) {
-    TRY(tlm_embedding(out, m->token_embedding, ids));
+    TLMI_TRY(tlm_embedding(out, m->token_embedding, ids));
     const int64_t t = tlm_tensor_dim(ids, 1);
     if (m->config.position == TLM_POSITION_LEARNED) {
         tlm_tensor *positions; /* rows 0..T of the table: [T, D] */
-        TRY(tlm_slice(&positions, m->position_embedding, 0, 0, t));
-        TRY(tlm_add(out, *out, positions));
+        TLMI_TRY(tlm_slice(&positions, m->position_embedding, 0, 0, t));
+        TLMI_TRY(tlm_add(out, *out, positions));
     } else if (m->config.position == TLM_POSITION_SINUSOIDAL) {
-        TRY(tlm_add_sinusoidal_positions(out, *out, 0));
+        TLMI_TRY(tlm_add_sinusoidal_positions(out, *out, 0));
     }
     return dropout(out, m->config.embedding_dropout);
 }
@@ -141,15 +135,16 @@ static int stack(const tlm_model *m, tlm_tensor **x,
                  const tlmi_norm_params *final_norm, int causal,
                  tlm_tensor *self_mask, tlm_tensor *memory,
                  tlm_tensor *memory_mask) {
-    graph_exec g = {.model = m, .self_mask = self_mask, .memory_mask = memory_mask};
+    graph_exec g = {
+        .model = m, .self_mask = self_mask, .memory_mask = memory_mask};
     g.slots[TLMI_SLOT_X] = *x;
     g.slots[TLMI_SLOT_MEMORY] = memory;
     const tlmi_layer_run run = {.backend = &graph_backend, .exec = &g,
                                 .config = &m->config, .causal = causal,
                                 .cross = memory != NULL};
-    TRY(tlmi_layer_stack(&run, layers, count));
+    TLMI_TRY(tlmi_layer_stack(&run, layers, count));
     int result;
-    TRY(tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result));
+    TLMI_TRY(tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result));
     *x = g.slots[result];
     return TLM_OK;
 }
@@ -196,33 +191,36 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
         *loss = NULL;
     if (m == NULL || given == NULL || logits == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_forward: %s is NULL",
-                                m == NULL ? "model" : given == NULL ? "batch" : "logits");
+                                m == NULL       ? "model"
+                                : given == NULL ? "batch"
+                                                : "logits");
     tlm_batch batch;
     tlm_batch_init(&batch);
-    TRY(tlmi_params_merge(&m->ctx->host, "tlm_model_forward: batch", &batch,
-                          sizeof batch, given));
+    TLMI_TRY(tlmi_params_merge(&m->ctx->host, "tlm_model_forward: batch",
+                               &batch, sizeof batch, given));
     const tlm_model_config *c = &m->config;
     const int has_encoder = c->n_encoder_layers > 0;
     const int has_decoder = c->n_decoder_layers > 0;
-    TRY(check_ids(m, "ids", batch.ids, 0, 0));
+    TLMI_TRY(check_ids(m, "ids", batch.ids, 0, 0));
     const int64_t b = batch.ids->shape[0], t = batch.ids->shape[1];
     if (batch.targets != NULL)
-        TRY(check_ids(m, "targets", batch.targets, b, t));
+        TLMI_TRY(check_ids(m, "targets", batch.targets, b, t));
     if (batch.mask != NULL) {
         if (has_decoder)
-            return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
-                             "tlm_model_forward: batch->mask is for encoder-only "
-                             "models; a decoder's own input is causal");
-        TRY(check_ids(m, "mask", batch.mask, b, t));
+            return tlmi_fail(
+                &m->ctx->host, TLM_E_INVALID,
+                "tlm_model_forward: batch->mask is for encoder-only "
+                "models; a decoder's own input is causal");
+        TLMI_TRY(check_ids(m, "mask", batch.mask, b, t));
     }
     if (has_encoder && has_decoder) {
         if (batch.src_ids == NULL)
             return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
                              "tlm_model_forward: batch->src_ids is NULL (an "
                              "encoder-decoder model needs a source)");
-        TRY(check_ids(m, "src_ids", batch.src_ids, b, 0));
+        TLMI_TRY(check_ids(m, "src_ids", batch.src_ids, b, 0));
         if (batch.src_mask != NULL)
-            TRY(check_ids(m, "src_mask", batch.src_mask, b,
+            TLMI_TRY(check_ids(m, "src_mask", batch.src_mask, b,
                           batch.src_ids->shape[1]));
     } else if (batch.src_ids != NULL || batch.src_mask != NULL) {
         return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
@@ -232,23 +230,24 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
 
     tlm_tensor *y;
     if (has_encoder && !has_decoder) {
-        TRY(embed(m, &y, batch.ids));
-        TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
+        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
                   &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
     } else {
         tlm_tensor *memory = NULL;
         if (has_encoder) {
-            TRY(embed(m, &memory, batch.src_ids));
-            TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
+            TLMI_TRY(embed(m, &memory, batch.src_ids));
+            TLMI_TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
                       &m->encoder_final_norm, 0, batch.src_mask, NULL, NULL));
         }
-        TRY(embed(m, &y, batch.ids));
-        TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
+        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
                   &m->decoder_final_norm, 1, NULL, memory, batch.src_mask));
     }
     tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
-    TRY(tlm_matmul(logits, y, head, NULL, TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
+    TLMI_TRY(tlm_matmul(logits, y, head, NULL,
+                        TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
     if (batch.targets != NULL && loss != NULL)
-        TRY(tlm_cross_entropy(loss, *logits, batch.targets, -1));
+        TLMI_TRY(tlm_cross_entropy(loss, *logits, batch.targets, -1));
     return TLM_OK;
 }

@@ -7,13 +7,6 @@
 
 #include "error.h"
 
-#define TRY(call)              \
-    do {                       \
-        int status_ = (call);  \
-        if (status_ != TLM_OK) \
-            return status_;    \
-    } while (0)
-
 static int norm(const tlmi_layer_run *run, int out, int in,
                 const tlmi_norm_params *p) {
     if (run->config->norm == TLM_NORM_RMS)
@@ -25,10 +18,10 @@ int tlmi_layer_keys_values(const tlmi_layer_run *run,
                            const tlmi_attention_params *p, int source,
                            const tlmi_attention_site *site) {
     const tlmi_layer_backend *b = run->backend;
-    TRY(b->linear(run->exec, TLMI_SLOT_K, source, p->k_weight, p->k_bias));
-    TRY(b->linear(run->exec, TLMI_SLOT_V, source, p->v_weight, p->v_bias));
+    TLMI_TRY(b->linear(run->exec, TLMI_SLOT_K, source, p->k_weight, p->k_bias));
+    TLMI_TRY(b->linear(run->exec, TLMI_SLOT_V, source, p->v_weight, p->v_bias));
     if (b->store_keys_values != NULL)
-        TRY(b->store_keys_values(run->exec, site));
+        TLMI_TRY(b->store_keys_values(run->exec, site));
     return TLM_OK;
 }
 
@@ -38,11 +31,11 @@ static int attention(const tlmi_layer_run *run, int in,
                      const tlmi_attention_params *p,
                      const tlmi_attention_site *site) {
     const tlmi_layer_backend *b = run->backend;
-    TRY(b->linear(run->exec, TLMI_SLOT_Q, in, p->q_weight, p->q_bias));
+    TLMI_TRY(b->linear(run->exec, TLMI_SLOT_Q, in, p->q_weight, p->q_bias));
     if (!site->cross || !b->cross_keys_values_kept)
-        TRY(tlmi_layer_keys_values(run, p, site->cross ? TLMI_SLOT_MEMORY : in,
-                                   site));
-    TRY(b->attend(run->exec, site));
+        TLMI_TRY(tlmi_layer_keys_values(
+            run, p, site->cross ? TLMI_SLOT_MEMORY : in, site));
+    TLMI_TRY(b->attend(run->exec, site));
     return b->linear(run->exec, TLMI_SLOT_BRANCH, TLMI_SLOT_MERGED, p->o_weight,
                      p->o_bias);
 }
@@ -52,20 +45,21 @@ static int feedforward(const tlmi_layer_run *run, int in,
                        const tlmi_ffn_params *p) {
     const tlmi_layer_backend *b = run->backend;
     void *e = run->exec;
-    TRY(b->linear(e, TLMI_SLOT_UP, in, p->up_weight, p->up_bias));
+    TLMI_TRY(b->linear(e, TLMI_SLOT_UP, in, p->up_weight, p->up_bias));
     switch (run->config->activation) {
     case TLM_ACTIVATION_SWIGLU:
-        TRY(b->linear(e, TLMI_SLOT_GATE, in, p->gate_weight, p->gate_bias));
-        TRY(b->swiglu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_GATE, TLMI_SLOT_UP));
+        TLMI_TRY(
+            b->linear(e, TLMI_SLOT_GATE, in, p->gate_weight, p->gate_bias));
+        TLMI_TRY(b->swiglu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_GATE, TLMI_SLOT_UP));
         break;
     case TLM_ACTIVATION_RELU:
-        TRY(b->relu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP));
+        TLMI_TRY(b->relu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP));
         break;
     case TLM_ACTIVATION_GELU_EXACT:
-        TRY(b->gelu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP, 1));
+        TLMI_TRY(b->gelu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP, 1));
         break;
     default:
-        TRY(b->gelu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP, 0));
+        TLMI_TRY(b->gelu(e, TLMI_SLOT_HIDDEN, TLMI_SLOT_UP, 0));
     }
     return b->linear(e, TLMI_SLOT_BRANCH, TLMI_SLOT_HIDDEN, p->down_weight,
                      p->down_bias);
@@ -81,16 +75,17 @@ static int sublayer(const tlmi_layer_run *run, const tlmi_layer_params *layer,
     const tlmi_layer_backend *b = run->backend;
     const tlm_model_config *c = run->config;
     const int pre = c->norm_placement == TLM_NORM_PRE;
-    const tlmi_norm_params *n = kind == SELF_ATTENTION    ? &layer->self_attn_norm
-                                : kind == CROSS_ATTENTION ? &layer->cross_attn_norm
-                                                          : &layer->ffn_norm;
+    const tlmi_norm_params *n = kind == SELF_ATTENTION ? &layer->self_attn_norm
+                                : kind == CROSS_ATTENTION
+                                    ? &layer->cross_attn_norm
+                                    : &layer->ffn_norm;
     int in = TLMI_SLOT_X;
     if (pre) {
-        TRY(norm(run, TLMI_SLOT_NORMED, TLMI_SLOT_X, n));
+        TLMI_TRY(norm(run, TLMI_SLOT_NORMED, TLMI_SLOT_X, n));
         in = TLMI_SLOT_NORMED;
     }
     if (kind == FEEDFORWARD) {
-        TRY(feedforward(run, in, &layer->ffn));
+        TLMI_TRY(feedforward(run, in, &layer->ffn));
     } else {
         const int cross = kind == CROSS_ATTENTION;
         const tlmi_attention_site site = {
@@ -98,29 +93,29 @@ static int sublayer(const tlmi_layer_run *run, const tlmi_layer_params *layer,
             .cross = cross,
             .causal = !cross && run->causal,
             .rotary = !cross && c->position == TLM_POSITION_ROTARY};
-        TRY(attention(run, in, cross ? &layer->cross_attn : &layer->self_attn,
-                      &site));
+        TLMI_TRY(attention(
+            run, in, cross ? &layer->cross_attn : &layer->self_attn, &site));
     }
     if (b->dropout != NULL && c->residual_dropout > 0.0f)
-        TRY(b->dropout(run->exec, TLMI_SLOT_BRANCH, c->residual_dropout));
-    TRY(b->add(run->exec, TLMI_SLOT_X, TLMI_SLOT_X, TLMI_SLOT_BRANCH));
+        TLMI_TRY(b->dropout(run->exec, TLMI_SLOT_BRANCH, c->residual_dropout));
+    TLMI_TRY(b->add(run->exec, TLMI_SLOT_X, TLMI_SLOT_X, TLMI_SLOT_BRANCH));
     if (!pre)
-        TRY(norm(run, TLMI_SLOT_X, TLMI_SLOT_X, n));
+        TLMI_TRY(norm(run, TLMI_SLOT_X, TLMI_SLOT_X, n));
     return TLM_OK;
 }
 
 int tlmi_layer_forward(const tlmi_layer_run *run,
                        const tlmi_layer_params *layer, int32_t index) {
-    TRY(sublayer(run, layer, index, SELF_ATTENTION));
+    TLMI_TRY(sublayer(run, layer, index, SELF_ATTENTION));
     if (run->cross)
-        TRY(sublayer(run, layer, index, CROSS_ATTENTION));
+        TLMI_TRY(sublayer(run, layer, index, CROSS_ATTENTION));
     return sublayer(run, layer, index, FEEDFORWARD);
 }
 
 int tlmi_layer_stack(const tlmi_layer_run *run,
                      const tlmi_layer_params *layers, int32_t count) {
     for (int32_t i = 0; i < count; i++)
-        TRY(tlmi_layer_forward(run, &layers[i], i));
+        TLMI_TRY(tlmi_layer_forward(run, &layers[i], i));
     return TLM_OK;
 }
 
@@ -130,7 +125,7 @@ int tlmi_layer_final_norm(const tlmi_layer_run *run,
     *result = TLMI_SLOT_X;
     if (run->config->norm_placement != TLM_NORM_PRE)
         return TLM_OK;
-    TRY(norm(run, out, TLMI_SLOT_X, final_norm));
+    TLMI_TRY(norm(run, out, TLMI_SLOT_X, final_norm));
     *result = out;
     return TLM_OK;
 }
