@@ -108,12 +108,12 @@ TLM_API int tlm_model_attention_weights(const tlm_model *model,
         status = tlm_session_decode(session, ids, n, NULL, 0);
     }
     if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s",
-                 session != NULL ? tlm_session_last_error(session)
-                                 : tlm_last_error());
+        status = tlmi_fail_forward_from(
+            host, status,
+            session != NULL ? tlm_session_last_error(session) : tlm_last_error(),
+            FN);
         tlm_session_free(session);
-        return tlmi_fail(host, status, FN ": %s", message);
+        return status;
     }
     tlm_session_free(session);
     return TLM_OK;

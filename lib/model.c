@@ -322,9 +322,7 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
         status = resolve_config(&config);
     if (status != TLM_OK) {
         /* resolve_config records on the thread; the context gets it too. */
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&ctx->host, status, "%s", message);
+        return tlmi_fail_copy(&ctx->host, status, tlm_last_error());
     }
 
     tlm_model *m = tlmi_host_alloc(&ctx->host, sizeof *m, 64);
@@ -363,11 +361,9 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
         m->lm_head = add_parameter(&b, "lm_head.weight", config.vocab_size,
                                    config.d_model, INIT_STD, 0);
     if (b.status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
         free_parts(m);
         tlmi_host_free(&ctx->host, m, sizeof *m);
-        return tlmi_fail(&ctx->host, b.status, "tlm_model_create: %s", message);
+        return tlmi_fail_forward(&ctx->host, b.status, "tlm_model_create");
     }
     *out = m;
     return TLM_OK;
@@ -640,11 +636,8 @@ int tlmi_model_attach_tokenizer_bytes(tlm_model *model, const char *what,
                                       const void *data, size_t size) {
     tlm_tokenizer *copy = NULL;
     int status = tlm_tokenizer_load_memory(&copy, model->ctx, data, size);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tlm_last_error());
-        return tlmi_fail(&model->ctx->host, status, "%s: %s", what, message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&model->ctx->host, status, "%s", what);
     if (tlm_tokenizer_vocab_size(copy) != model->config.vocab_size) {
         const int32_t vocab = tlm_tokenizer_vocab_size(copy);
         tlm_tokenizer_free(copy);
