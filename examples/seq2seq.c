@@ -172,17 +172,17 @@ int main(int argc, char **argv) {
     uint64_t held_rng = 777;
     int tested = 0, right = 0;
     while (status == TLM_OK && tested < HELD_OUT) {
-        int32_t s[MAX_LENGTH], out[MAX_LENGTH + 2], n_out = 0;
+        int32_t s[MAX_LENGTH], out[MAX_LENGTH + 2];
+        size_t n_out = 0;
         const int n = random_string(&held_rng, s);
         const uint64_t key = key_of(s, n);
         if (bsearch(&key, seen, TRAIN_PAIRS, sizeof *seen, compare_keys) != NULL)
             continue;
         double score;
-        status = tlm_beam_search(out, MAX_LENGTH + 2, &n_out, &score, session, s, n,
-                                 NULL, &greedy);
+        status = tlm_beam_search(session, s, n, NULL, &greedy, out, MAX_LENGTH + 2, &n_out, &score);
         if (status != TLM_OK)
             break;
-        int ok = n_out == n;
+        int ok = n_out == (size_t)n;
         for (int i = 0; ok && i < n; i++)
             ok = out[i] == s[n - 1 - i];
         right += ok;

@@ -1113,29 +1113,29 @@ TLM_API int tlm_beam_params_init(tlm_beam_params *params);
  * plus about beam_width * (vocab_size + 2 max_length) * 4 bytes for the
  * call, from the model's context's allocator.
  *
+ * @param session       a session of an encoder-decoder model; its
+ *                      contents are replaced; its last error records
+ *                      failures
+ * @param src_ids       the source, `n_src` ids (1..max_context)
+ * @param n_src         ids in `src_ids`
+ * @param src_mask      NULL, or n_src flags: 1 token, 0 padding
+ * @param params        NULL: the defaults
  * @param[out] ids      the best hypothesis's ids, without bos and eos
  * @param capacity      entries in `ids`; max_length is always enough
  * @param[out] n_ids    number of ids; < max_length exactly when the
  *                      hypothesis ended on eos_id
  * @param[out] score    its score (length-penalised log-probability), or
  *                      NULL
- * @param session       a session of an encoder-decoder model; its
- *                      contents are replaced; its last error records
- *                      failures
- * @param src_ids       the source, `n_src` ids (1..max_context)
- * @param src_mask      NULL, or n_src flags: 1 token, 0 padding
- * @param params        NULL: the defaults
  * @return TLM_E_STATE for a model that is not encoder-decoder;
  *         TLM_E_INVALID for bad settings or a pool that does not fit;
  *         TLM_E_RANGE for an id outside the vocabulary, or when the result
  *         needs more than `capacity` ids (n_ids then says how many);
  *         TLM_E_NOMEM
  */
-TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
-                            double *score, tlm_session *session,
-                            const int32_t *src_ids, int32_t n_src,
-                            const int32_t *src_mask,
-                            const tlm_beam_params *params);
+TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
+                            int32_t n_src, const int32_t *src_mask,
+                            const tlm_beam_params *params, int32_t *ids,
+                            size_t capacity, size_t *n_ids, double *score);
 
 /**
  * The attention probabilities of decoder layer `layer`'s self-attention
@@ -1296,8 +1296,8 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
  * @return TLM_OK, TLM_E_RANGE for an id outside 0..vocab_size-1,
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_token_bytes(const char **bytes, size_t *length,
-                                      tlm_tokenizer *tok, int32_t id);
+TLM_API int tlm_tokenizer_token_bytes(tlm_tokenizer *tok, int32_t id,
+                                      const char **bytes, size_t *length);
 
 /** Number of BPE merges (0 for the other kinds), or a negative status. */
 TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
@@ -1308,49 +1308,49 @@ TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
  * @return TLM_OK, TLM_E_RANGE for a rank outside 0..merge_count-1,
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_merge(int32_t *left, int32_t *right,
-                                tlm_tokenizer *tok, int32_t rank);
+TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
+                                int32_t *left, int32_t *right);
 
 /**
  * Encode `length` bytes of `text` into token ids. Encoding never fails on
  * any input and never produces a special token; a character-level
  * tokenizer encodes characters it does not know as TLM_TOKEN_UNK. There
  * are never more ids than bytes, so `capacity` = `length` always suffices.
+ * @param tok          the tokenizer
+ * @param text         the bytes to encode; may be NULL when `length` is 0
+ * @param length       bytes in `text`
  * @param[out] ids     room for `capacity` ids; NULL (with capacity 0) to
  *                     only count them
  * @param capacity     ids that fit in `ids`
  * @param[out] n_ids   receives the number of ids the text encodes to, also
  *                     when they do not fit
- * @param tok          the tokenizer
- * @param text         the bytes to encode; may be NULL when `length` is 0
- * @param length       bytes in `text`
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
  *         `capacity` ids are written, `*n_ids` says how many are needed);
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_encode(int32_t *ids, size_t capacity,
-                                 size_t *n_ids, tlm_tokenizer *tok,
-                                 const char *text, size_t length);
+TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
+                                 size_t length, int32_t *ids,
+                                 size_t capacity, size_t *n_ids);
 
 /**
  * Decode `n_ids` ids into bytes: the concatenation of each token's bytes
  * (see tlm_tokenizer_token_bytes()). No terminator is written.
+ * @param tok          the tokenizer
+ * @param ids          the ids; may be NULL when `n_ids` is 0
+ * @param n_ids        number of ids
  * @param[out] text    room for `capacity` bytes; NULL (with capacity 0) to
  *                     only measure
  * @param capacity     bytes that fit in `text`
  * @param[out] length  receives the number of bytes of the decoded text,
  *                     also when they do not fit; 0 when an id is invalid
- * @param tok          the tokenizer
- * @param ids          the ids; may be NULL when `n_ids` is 0
- * @param n_ids        number of ids
  * @return TLM_OK; TLM_E_RANGE for an id outside 0..vocab_size-1 (the
  *         message gives its position; nothing is written) or when
  *         `capacity` is too small (the first `capacity` bytes are
  *         written); TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_decode(char *text, size_t capacity, size_t *length,
-                                 tlm_tokenizer *tok, const int32_t *ids,
-                                 size_t n_ids);
+TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
+                                 size_t n_ids, char *text, size_t capacity,
+                                 size_t *length);
 
 /**
  * Write the tokenizer to a file in the format of docs/tokenizer.md,
@@ -1363,17 +1363,17 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path);
 
 /**
  * Write the tokenizer's file image into a buffer.
+ * @param tok         the tokenizer
  * @param[out] buffer room for `capacity` bytes; NULL (with capacity 0) to
  *                    only ask for the size
  * @param capacity    bytes that fit in `buffer`
  * @param[out] size   receives the image's size in bytes, also when it
  *                    does not fit
- * @param tok         the tokenizer
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (nothing is
  *         written); TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_save_memory(void *buffer, size_t capacity,
-                                      size_t *size, tlm_tokenizer *tok);
+TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
+                                      size_t capacity, size_t *size);
 
 /**
  * Read a tokenizer from a file written by tlm_tokenizer_save().
@@ -1427,24 +1427,24 @@ TLM_API void tlm_token_stream_free(tlm_token_stream *stream);
  * bytes are then given out as they are), or until
  * tlm_token_stream_flush(). The pieces concatenate to
  * tlm_tokenizer_decode() of the same ids.
+ * @param stream      the stream
+ * @param id          a token id
  * @param[out] piece  receives a pointer to the piece (never NULL), valid
  *                    until the next call on the stream
  * @param[out] length receives the piece's length, possibly 0
- * @param stream      the stream
- * @param id          a token id
  * @return TLM_OK; TLM_E_RANGE for an id outside the vocabulary (the
  *         stream is unchanged and the piece empty); TLM_E_INVALID
  */
-TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
-                                  tlm_token_stream *stream, int32_t id);
+TLM_API int tlm_token_stream_push(tlm_token_stream *stream, int32_t id,
+                                  const char **piece, size_t *length);
 
 /**
  * End the text: receive the held-back bytes (an unfinished character, as
  * it is) and start afresh. `piece` and `length` as for
  * tlm_token_stream_push().
  */
-TLM_API int tlm_token_stream_flush(const char **piece, size_t *length,
-                                   tlm_token_stream *stream);
+TLM_API int tlm_token_stream_flush(tlm_token_stream *stream,
+                                   const char **piece, size_t *length);
 
 /** The detailed message of the stream's last failure ("" if none). */
 TLM_API const char *tlm_token_stream_last_error(

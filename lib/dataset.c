@@ -220,7 +220,7 @@ void tlmi_dataset_fill_pairs(const tlm_dataset *ds, int32_t split,
 
 static uint32_t tokenizer_crc(tlm_tokenizer *tok, tlmi_host *host, int *status) {
     size_t size = 0;
-    *status = tlm_tokenizer_save_memory(NULL, 0, &size, tok);
+    *status = tlm_tokenizer_save_memory(tok, NULL, 0, &size);
     if (*status != TLM_OK && *status != TLM_E_RANGE)
         return 0;
     void *bytes = tlmi_host_alloc(host, size, 64);
@@ -228,7 +228,7 @@ static uint32_t tokenizer_crc(tlm_tokenizer *tok, tlmi_host *host, int *status) 
         *status = tlmi_fail(host, TLM_E_NOMEM, "tlm_dataset_from_text_file: out of memory");
         return 0;
     }
-    *status = tlm_tokenizer_save_memory(bytes, size, &size, tok);
+    *status = tlm_tokenizer_save_memory(tok, bytes, size, &size);
     uint32_t crc = tlmi_crc32(0, bytes, size);
     tlmi_host_free(host, bytes, size);
     return crc;
@@ -333,7 +333,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
             status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what, size);
         size_t n = 0;
         if (status == TLM_OK)
-            status = tlm_tokenizer_encode(ids, size, &n, tokenizer, text, size);
+            status = tlm_tokenizer_encode(tokenizer, text, size, ids, size, &n);
         count = (int64_t)n;
         ids_bytes = size * sizeof *ids;
         if (status == TLM_OK && have_path)

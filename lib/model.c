@@ -629,13 +629,13 @@ int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size
     if (model->tokenizer == NULL)
         return TLM_OK;
     size_t needed = 0;
-    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, model->tokenizer);
+    int status = tlm_tokenizer_save_memory(model->tokenizer, NULL, 0, &needed);
     if (status != TLM_OK && status != TLM_E_RANGE)
         return status;
     void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
     if (buffer == NULL)
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM, "saving the tokenizer: out of memory");
-    status = tlm_tokenizer_save_memory(buffer, needed, size, model->tokenizer);
+    status = tlm_tokenizer_save_memory(model->tokenizer, buffer, needed, size);
     if (status != TLM_OK) {
         tlmi_host_free(&model->ctx->host, buffer, needed);
         return status;
@@ -653,7 +653,7 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
         return TLM_OK;
     }
     size_t needed = 0;
-    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, tokenizer);
+    int status = tlm_tokenizer_save_memory(tokenizer, NULL, 0, &needed);
     if (status != TLM_OK && status != TLM_E_RANGE)
         return status;
     void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
@@ -661,7 +661,7 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
                          "tlm_model_set_tokenizer: out of memory");
     size_t size = 0;
-    status = tlm_tokenizer_save_memory(buffer, needed, &size, tokenizer);
+    status = tlm_tokenizer_save_memory(tokenizer, buffer, needed, &size);
     if (status == TLM_OK)
         status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_set_tokenizer",
                                                    buffer, size);

@@ -339,11 +339,10 @@ static int check_pool(tlmi_host *host, const tlm_beam_params *p,
     return TLM_OK;
 }
 
-TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
-                            double *score, tlm_session *session,
-                            const int32_t *src_ids, int32_t n_src,
-                            const int32_t *src_mask,
-                            const tlm_beam_params *given) {
+TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
+                            int32_t n_src, const int32_t *src_mask,
+                            const tlm_beam_params *given, int32_t *ids,
+                            size_t capacity, size_t *n_ids, double *score) {
     const char *what = "tlm_beam_search";
     if (n_ids != NULL)
         *n_ids = 0;
@@ -355,9 +354,6 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
     if (ids == NULL || n_ids == NULL || src_ids == NULL)
         return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
                          ids == NULL ? "ids" : n_ids == NULL ? "n_ids" : "src_ids");
-    if (capacity < 0)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: capacity %d is negative", what,
-                         (int)capacity);
     const tlm_model *model = tlmi_session_model(session);
     const tlm_model_config *c = &model->config;
     if (c->n_encoder_layers == 0 || c->n_decoder_layers == 0)
@@ -445,13 +441,13 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
     if (status == TLM_OK)
         status = run_search(&s, src_ids, n_src, src_mask, p.bos_id);
     if (status == TLM_OK) {
-        *n_ids = s.best_length;
+        *n_ids = (size_t)s.best_length;
         if (score != NULL)
             *score = s.best_score;
-        if (s.best_length > capacity)
+        if ((size_t)s.best_length > capacity)
             status = tlmi_fail(host, TLM_E_RANGE, "%s: the result has %d ids, more "
-                               "than capacity %d", what, (int)s.best_length,
-                               (int)capacity);
+                               "than capacity %zu", what, (int)s.best_length,
+                               capacity);
         else
             memcpy(ids, s.best, (size_t)s.best_length * sizeof *ids);
     }

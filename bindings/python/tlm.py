@@ -137,8 +137,8 @@ _FUNCTIONS = {
     "tlm_tokenizer_train": (_int, [_c.POINTER(_p), _p, _c.c_char_p, _sz, _p]),
     "tlm_tokenizer_free": (None, [_p]),
     "tlm_tokenizer_vocab_size": (_i32, [_p]),
-    "tlm_tokenizer_encode": (_int, [_c.POINTER(_i32), _sz, _c.POINTER(_sz), _p, _c.c_char_p, _sz]),
-    "tlm_tokenizer_decode": (_int, [_c.c_char_p, _sz, _c.POINTER(_sz), _p, _c.POINTER(_i32), _sz]),
+    "tlm_tokenizer_encode": (_int, [_p, _c.c_char_p, _sz, _c.POINTER(_i32), _sz, _c.POINTER(_sz)]),
+    "tlm_tokenizer_decode": (_int, [_p, _c.POINTER(_i32), _sz, _c.c_char_p, _sz, _c.POINTER(_sz)]),
     "tlm_model_config_init": (_int, [_p]),
     "tlm_model_create": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_model_load": (_int, [_c.POINTER(_p), _p, _str, _p]),
@@ -680,8 +680,8 @@ class Tokenizer(_Handle):
         capacity = len(data) + 1
         ids = (_i32 * capacity)()
         n = _sz()
-        _check(_L().tlm_tokenizer_encode(ids, capacity, _c.byref(n), self.handle,
-                                         data, len(data)))
+        _check(_L().tlm_tokenizer_encode(self.handle, data, len(data), ids,
+                                         capacity, _c.byref(n)))
         return list(ids[:n.value])
 
     def decode(self, ids):
@@ -690,8 +690,8 @@ class Tokenizer(_Handle):
         n = _sz()
         capacity = 16 * len(ids) + 16
         buf = _c.create_string_buffer(capacity)
-        _check(_L().tlm_tokenizer_decode(buf, capacity, _c.byref(n), self.handle,
-                                         arr, len(ids)))
+        _check(_L().tlm_tokenizer_decode(self.handle, arr, len(ids), buf,
+                                         capacity, _c.byref(n)))
         return buf.raw[:n.value].decode("utf-8", "replace")
 
 

@@ -65,11 +65,11 @@ static const char *default_prompt(tlm_tokenizer *tok, char *buf, size_t size) {
     const int32_t unk = tlm_tokenizer_kind(tok) == TLM_TOKENIZER_CHAR
                             ? tlm_tokenizer_special_id(tok, TLM_TOKEN_UNK)
                             : -1;
-    if (tlm_tokenizer_encode(&id, 1, &n, tok, "\n", 1) == TLM_OK && n == 1 && id != unk)
+    if (tlm_tokenizer_encode(tok, "\n", 1, &id, 1, &n) == TLM_OK && n == 1 && id != unk)
         return "\n";
     const char *bytes = NULL;
     size_t length = 0;
-    if (tlm_tokenizer_token_bytes(&bytes, &length, tok, 0) != TLM_OK || length == 0 ||
+    if (tlm_tokenizer_token_bytes(tok, 0, &bytes, &length) != TLM_OK || length == 0 ||
         length >= size)
         return "\n";
     memcpy(buf, bytes, length);

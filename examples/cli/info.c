@@ -65,7 +65,7 @@ static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
         }
         const char *bytes = NULL;
         size_t length = 0;
-        tlm_tokenizer_token_bytes(&bytes, &length, tok, id);
+        tlm_tokenizer_token_bytes(tok, id, &bytes, &length);
         fputs(" \"", stdout);
         for (size_t i = 0; i < length; i++) {
             const unsigned char c = (unsigned char)bytes[i];

@@ -264,7 +264,7 @@ static int run_job(job *j) {
     if (j->ids == NULL)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "out of memory for %zu ids", length);
     size_t n_ids = 0;
-    if (tlm_tokenizer_encode(j->ids, length, &n_ids, tok, text, length) != TLM_OK)
+    if (tlm_tokenizer_encode(tok, text, length, j->ids, length, &n_ids) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
     /* 90/10 split; both parts need a window of context + 1 tokens. */
     const int64_t need = (int64_t)config.max_context + 1;

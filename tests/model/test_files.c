@@ -129,7 +129,7 @@ static void save_load_round_trips(void **state) {
             assert_non_null(t);
             int32_t ids[3];
             size_t n = 0;
-            assert_int_equal(tlm_tokenizer_encode(ids, 3, &n, t, "012", 3), TLM_OK);
+            assert_int_equal(tlm_tokenizer_encode(t, "012", 3, ids, 3, &n), TLM_OK);
             assert_int_equal(ids[2], 2);
         }
         for (int i = 0; i < 4; i++) {

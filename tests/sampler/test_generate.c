@@ -57,7 +57,7 @@ static int setup(void **state) {
         text[i] = cycle[i % period];
     int32_t ids[sizeof text];
     size_t n = 0;
-    if (tlm_tokenizer_encode(ids, sizeof ids, &n, f.tok, text, sizeof text - 1) != TLM_OK)
+    if (tlm_tokenizer_encode(f.tok, text, sizeof text - 1, ids, sizeof ids, &n) != TLM_OK)
         return -1;
     tlm_dataset *data = NULL;
     if (tlm_dataset_from_ids(&data, f.ctx, ids, (int64_t)n, 0.1f) != TLM_OK)

@@ -162,13 +162,13 @@ static void reversal_is_learned(void **state) {
         }
         tested++;
         for (int pass = 0; pass < 2; pass++) {
-            int32_t n_out = 0;
+            size_t n_out = 0;
             double score = 0;
-            int status = tlm_beam_search(out, 16, &n_out, &score, session, s, n, NULL,
-                                         pass ? &beam : &greedy);
+            int status = tlm_beam_search(session, s, n, NULL, pass ? &beam : &greedy, out, 16,
+                                         &n_out, &score);
             if (status != TLM_OK)
                 fail_msg("beam search: %s", tlm_session_last_error(session));
-            int right = n_out == n;
+            int right = n_out == (size_t)n;
             for (int i = 0; right && i < n; i++)
                 right = out[i] == s[n - 1 - i];
             *(pass ? &beam_right : &greedy_right) += right;
