@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
     /* AdamW, warm-up then cosine decay; the trainer builds the batches:
      * source + padding mask for the encoder, BOS + target for the decoder. */
     tlm_optimizer_params adamw;
-    tlm_optimizer_params_init(&adamw, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&adamw);
     adamw.weight_decay = 0.0f;
     tlm_schedule_params schedule;
     tlm_schedule_params_init(&schedule);
@@ -164,8 +164,8 @@ int main(int argc, char **argv) {
      * decoded greedily: the most likely token at every step until EOS. */
     if (status == TLM_OK)
         status = tlm_session_create(&session, model, NULL);
-    tlm_beam_params greedy;
-    tlm_beam_params_init(&greedy);
+    tlm_beam_search_params greedy;
+    tlm_beam_search_params_init(&greedy);
     greedy.beam_width = 1;
     greedy.bos_id = BOS;
     greedy.eos_id = EOS;

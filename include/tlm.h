@@ -427,11 +427,11 @@ TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor);
  * Copy the gradient (d loss / d tensor, accumulated by tlm_backward())
  * out; `count` must equal numel. TLM_E_STATE if the tensor has none.
  */
-TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
+TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
                                 int64_t count);
 
 /** Direct access to the gradient buffer, or NULL when there is none. */
-TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor);
+TLM_API float *tlm_tensor_grad_data_f32(tlm_tensor *tensor);
 
 /** @} */
 
@@ -552,7 +552,7 @@ TLM_API int tlm_reshape(tlm_tensor **out, tlm_tensor *a, int32_t ndim,
 TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a);
 
 /** [B, T, H*D] to [B, H, T, D]: one slice per attention head. */
-TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head);
+TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_heads);
 
 /** [B, H, T, D] to [B, T, H*D]: the inverse of tlm_split_heads(). */
 TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a);
@@ -880,9 +880,9 @@ TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
  */
 TLM_API int tlm_model_save(const tlm_model *model, const char *path);
 
-/** Settings of tlm_model_load(). Fill with tlm_load_params_init(). */
-typedef struct tlm_load_params {
-    size_t struct_size;       /**< sizeof(tlm_load_params); set by init */
+/** Settings of tlm_model_load(). Fill with tlm_model_load_params_init(). */
+typedef struct tlm_model_load_params {
+    size_t struct_size;       /**< sizeof(tlm_model_load_params); set by init */
     /** 1: map the file read-only and use the parameters in place, without
      *  copying (the file must not change while the model lives); the
      *  parameters are then read-only and cannot be trained. Default 0. */
@@ -891,10 +891,10 @@ typedef struct tlm_load_params {
      *  loading is instant (the header, table, configuration and index are
      *  always checked). Default 1. */
     int32_t verify_checksums;
-} tlm_load_params;
+} tlm_model_load_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
-TLM_API int tlm_load_params_init(tlm_load_params *params);
+TLM_API int tlm_model_load_params_init(tlm_model_load_params *params);
 
 /**
  * Load a model saved by tlm_model_save() into `ctx`. `params` may be NULL.
@@ -905,7 +905,7 @@ TLM_API int tlm_load_params_init(tlm_load_params *params);
  *         wrong
  */
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
-                           const tlm_load_params *params);
+                           const tlm_model_load_params *params);
 
 /** What tlm_model_memory_estimate() estimates. */
 enum tlm_memory_purpose {
@@ -1059,11 +1059,11 @@ TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
 TLM_API const char *tlm_session_last_error(const tlm_session *session);
 
 /**
- * Settings of tlm_beam_search(). Fill with tlm_beam_params_init(), then set
+ * Settings of tlm_beam_search(). Fill with tlm_beam_search_params_init(), then set
  * at least bos_id and eos_id.
  */
-typedef struct tlm_beam_params {
-    size_t struct_size;   /**< sizeof(tlm_beam_params); set by init */
+typedef struct tlm_beam_search_params {
+    size_t struct_size;   /**< sizeof(tlm_beam_search_params); set by init */
     /** Hypotheses kept at each step, 1..256; 1 is greedy decoding.
      *  Default 4. */
     int32_t beam_width;
@@ -1087,10 +1087,10 @@ typedef struct tlm_beam_params {
      *  creates beam_width - 1 sessions and frees them before it returns. */
     tlm_session *const *sessions;
     int32_t n_sessions;   /**< entries in `sessions` */
-} tlm_beam_params;
+} tlm_beam_search_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
-TLM_API int tlm_beam_params_init(tlm_beam_params *params);
+TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params);
 
 /**
  * Decode a source with an encoder-decoder model by beam search (greedy
@@ -1134,7 +1134,7 @@ TLM_API int tlm_beam_params_init(tlm_beam_params *params);
  */
 TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
                             int32_t n_src, const int32_t *src_mask,
-                            const tlm_beam_params *params, int32_t *ids,
+                            const tlm_beam_search_params *params, int32_t *ids,
                             size_t capacity, size_t *n_ids, double *score);
 
 /**
@@ -1732,9 +1732,10 @@ enum tlm_optimizer_kind {
 };
 
 /**
- * Settings of tlm_optimizer_create(). Fill with tlm_optimizer_params_init(),
- * which sets the defaults of the kind asked for, then change what you need.
- * Fields that do not belong to the kind are kept (and saved) but not used.
+ * Settings of tlm_optimizer_create(). Fill with tlm_optimizer_params_init()
+ * (AdamW's defaults) or tlm_optimizer_params_init_for() (the defaults of
+ * another kind), then change what you need. Fields that do not belong to
+ * the kind are kept (and saved) but not used.
  */
 typedef struct tlm_optimizer_params {
     size_t struct_size;  /**< sizeof(tlm_optimizer_params); set by init */
@@ -1763,13 +1764,25 @@ typedef struct tlm_optimizer_params {
 } tlm_optimizer_params;
 
 /**
+ * Fill `params` with AdamW's defaults (kind TLM_OPTIMIZER_ADAMW, lr 1e-3,
+ * betas 0.9 and 0.999, eps 1e-8, weight decay 0.01: PyTorch's, with
+ * weight decay 0.01) and set its struct_size, like every other
+ * `*_params_init()`.
+ * @return TLM_OK, TLM_E_INVALID (`params` NULL)
+ */
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params);
+
+/**
  * Fill `params` with the defaults of `kind` (a tlm_optimizer_kind) and set
- * its struct_size. The defaults are PyTorch's, with AdamW's weight decay
- * 0.01 and SGD's learning rate 0.01.
+ * its struct_size: AdamW's as tlm_optimizer_params_init(); for SGD, lr
+ * 1e-2, no momentum, no weight decay. SGD's learning rate and weight decay
+ * differ from AdamW's, so setting only `kind` after
+ * tlm_optimizer_params_init() would train SGD with AdamW's values: start
+ * from this call instead.
  * @return TLM_OK, TLM_E_INVALID (`params` NULL or an unknown kind)
  */
-TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
-                                      int32_t kind);
+TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
+                                          int32_t kind);
 
 /**
  * Create an optimizer over `count` parameters. Each must be a live float
@@ -1778,18 +1791,18 @@ TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
  * context's allocator.
  *
  * @param[out] out       the new optimizer, or NULL on failure
- * @param      params    `count` parameter tensors; the optimizer keeps the
+ * @param      tensors   `count` parameter tensors; the optimizer keeps the
  *                       pointers, so they must outlive it
  * @param      count     1 or more
- * @param      settings  settings, or NULL for the AdamW defaults
+ * @param      params    settings, or NULL for the AdamW defaults
  * @return TLM_OK, TLM_E_INVALID (a bad setting, tensor or flag, with the
  *         field or index in the message), TLM_E_STATE (a tensor that has no
  *         gradient, or was freed), TLM_E_OVERFLOW (the state's size does not
  *         fit in size_t), TLM_E_NOMEM
  */
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
-                                 tlm_tensor *const *params, int32_t count,
-                                 const tlm_optimizer_params *settings);
+                                 tlm_tensor *const *tensors, int32_t count,
+                                 const tlm_optimizer_params *params);
 
 /** Free an optimizer and its state (not the parameters). NULL is ignored. */
 TLM_API void tlm_optimizer_free(tlm_optimizer *opt);
@@ -1884,7 +1897,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
  * Euclidean norm of all the gradients together is computed in double;
  * when max_norm / (norm + 1e-6) is below 1 every gradient is multiplied by
  * that factor, otherwise nothing changes.
- * @param params   `count` float leaf tensors (1 or more) of one context
+ * @param tensors  `count` float leaf tensors (1 or more) of one context
  *                 that have a gradient
  * @param max_norm > 0 (+infinity only measures), else TLM_E_INVALID
  * @param[out] norm the norm before clipping, or NULL when not wanted; set
@@ -1892,7 +1905,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
  * @return TLM_OK, TLM_E_INVALID, TLM_E_STATE (a tensor without gradient),
  *         TLM_E_NONFINITE (the norm is NaN or infinite: nothing is scaled)
  */
-TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *tensors, int32_t count,
                                float max_norm, double *norm);
 
 /** Shapes of learning-rate schedules (tlm_schedule_params::kind). */

@@ -115,9 +115,9 @@ done:
     return status;
 }
 
-TLM_API int tlm_load_params_init(tlm_load_params *params) {
+TLM_API int tlm_model_load_params_init(tlm_model_load_params *params) {
     if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_load_params_init: params is NULL");
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load_params_init: params is NULL");
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->verify_checksums = 1;
@@ -264,7 +264,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
 }
 
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
-                           const tlm_load_params *given) {
+                           const tlm_model_load_params *given) {
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: out is NULL");
     *out = NULL;
@@ -272,8 +272,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_load: %s is NULL",
                                 ctx == NULL ? "ctx" : "path");
     tlmi_host *host = &ctx->host;
-    tlm_load_params params;
-    tlm_load_params_init(&params);
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
     int status = tlmi_params_merge(host, "tlm_model_load: params", &params,
                                    sizeof params, given);
     if (status != TLM_OK)

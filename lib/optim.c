@@ -32,14 +32,14 @@ tlmi_host *tlmi_optim_host(const tlm_optimizer *opt) {
     return (tlmi_host *)&opt->host;
 }
 
-TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
-                                      int32_t kind) {
+TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
+                                          int32_t kind) {
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_params_init: params is NULL");
+                                "tlm_optimizer_params_init_for: params is NULL");
     if (kind != TLM_OPTIMIZER_ADAMW && kind != TLM_OPTIMIZER_SGD)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_params_init: kind %d is not "
+                                "tlm_optimizer_params_init_for: kind %d is not "
                                 "TLM_OPTIMIZER_ADAMW (0) or TLM_OPTIMIZER_SGD "
                                 "(1)",
                                 (int)kind);
@@ -55,6 +55,13 @@ TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
     params->nesterov = 0;
     params->decay_flags = NULL;
     return TLM_OK;
+}
+
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params) {
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_params_init: params is NULL");
+    return tlm_optimizer_params_init_for(params, TLM_OPTIMIZER_ADAMW);
 }
 
 static int in_unit_interval(float x) { /* [0, 1) */
@@ -111,11 +118,11 @@ TLM_API void tlm_optimizer_free(tlm_optimizer *opt) {
 
 /* Checks params[index] is a float leaf of `ctx` (or of any context when
  * *ctx is NULL, which then receives it) that has a gradient. */
-static int check_parameter(tlm_tensor *const *params, int32_t index,
+static int check_parameter(tlm_tensor *const *tensors, int32_t index,
                            tlm_context **ctx, const char *fn) {
     char what[96];
-    snprintf(what, sizeof what, "%s: params[%d]", fn, (int)index);
-    const tlm_tensor *t = params[index];
+    snprintf(what, sizeof what, "%s: tensors[%d]", fn, (int)index);
+    const tlm_tensor *t = tensors[index];
     int status = tlmi_tensor_check(t, what);
     if (status != TLM_OK)
         return status;
@@ -124,7 +131,7 @@ static int check_parameter(tlm_tensor *const *params, int32_t index,
     tlmi_host *host = &(*ctx)->host;
     if (t->ctx != *ctx)
         return tlmi_fail(host, TLM_E_INVALID,
-                         "%s belongs to another context than params[0]", what);
+                         "%s belongs to another context than tensors[0]", what);
     if (!t->is_leaf)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s is the result of an operation; parameters are "
@@ -142,29 +149,29 @@ static int check_parameter(tlm_tensor *const *params, int32_t index,
 }
 
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
-                                 tlm_tensor *const *params, int32_t count,
+                                 tlm_tensor *const *tensors, int32_t count,
                                  const tlm_optimizer_params *given) {
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_create: out is NULL");
     *out = NULL;
-    if (params == NULL)
+    if (tensors == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_create: params is NULL");
+                                "tlm_optimizer_create: tensors is NULL");
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_create: count %d is not "
                                 "positive",
                                 (int)count);
-    tlm_optimizer_params settings;
-    tlm_optimizer_params_init(&settings, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params p;
+    tlm_optimizer_params_init(&p);
     int status = tlmi_params_merge(NULL, "tlm_optimizer_create: settings",
-                                   &settings, sizeof settings, given);
+                                   &p, sizeof p, given);
     if (status != TLM_OK)
         return status;
     status = tlmi_optim_check_params(NULL, TLM_E_INVALID,
                                      "tlm_optimizer_create: settings",
-                                     &settings);
+                                     &p);
     if (status != TLM_OK)
         return status;
 
@@ -172,31 +179,31 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
      * each listed once. */
     tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
-        status = check_parameter(params, i, &ctx, "tlm_optimizer_create");
+        status = check_parameter(tensors, i, &ctx, "tlm_optimizer_create");
         if (status != TLM_OK)
             return status;
         for (int32_t j = 0; j < i; j++)
-            if (params[j] == params[i])
+            if (tensors[j] == tensors[i])
                 return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                                 "tlm_optimizer_create: params[%d] is "
-                                 "params[%d] again; list each parameter once",
+                                 "tlm_optimizer_create: tensors[%d] is "
+                                 "tensors[%d] again; list each parameter once",
                                  (int)i, (int)j);
     }
     tlmi_host *ctx_host = &ctx->host;
-    if (settings.decay_flags != NULL)
+    if (p.decay_flags != NULL)
         for (int32_t i = 0; i < count; i++)
-            if (settings.decay_flags[i] != 0 && settings.decay_flags[i] != 1)
+            if (p.decay_flags[i] != 0 && p.decay_flags[i] != 1)
                 return tlmi_fail(ctx_host, TLM_E_INVALID,
                                  "tlm_optimizer_create: "
-                                 "settings.decay_flags[%d] is %d, not 0 or 1",
-                                 (int)i, (int)settings.decay_flags[i]);
+                                 "params.decay_flags[%d] is %d, not 0 or 1",
+                                 (int)i, (int)p.decay_flags[i]);
 
     /* Sizes of the block, every product and sum guarded. */
-    const size_t moments = (size_t)tlmi_optim_moments(settings.kind);
+    const size_t moments = (size_t)tlmi_optim_moments(p.kind);
     const size_t max_floats = SIZE_MAX / sizeof(float);
     size_t state_floats = 0;
     for (int32_t i = 0; i < count; i++) {
-        size_t numel = (size_t)params[i]->numel;
+        size_t numel = (size_t)tensors[i]->numel;
         if (numel > (max_floats - state_floats) / moments)
             return tlmi_fail(ctx_host, TLM_E_OVERFLOW,
                              "tlm_optimizer_create: the moments of %d "
@@ -228,7 +235,7 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
     memset(block, 0, block_bytes);
     tlm_optimizer *opt = (tlm_optimizer *)block;
     opt->host = host;
-    opt->params = settings;
+    opt->params = p;
     opt->params.decay_flags = NULL;
     opt->count = count;
     opt->entries = (tlmi_optim_param *)(block + head_bytes);
@@ -239,13 +246,13 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
     float *slice = opt->state;
     for (int32_t i = 0; i < count; i++) {
         tlmi_optim_param *e = &opt->entries[i];
-        const tlm_tensor *t = params[i];
-        e->tensor = params[i];
+        const tlm_tensor *t = tensors[i];
+        e->tensor = tensors[i];
         e->numel = t->numel;
         e->ndim = t->ndim;
         for (int32_t d = 0; d < t->ndim; d++)
             e->shape[d] = t->shape[d];
-        e->decay = settings.decay_flags != NULL ? settings.decay_flags[i]
+        e->decay = p.decay_flags != NULL ? p.decay_flags[i]
                                                 : (t->ndim >= 2);
         e->m = slice;
         slice += e->numel;
@@ -443,13 +450,13 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
 
 /* ---------------------------------------------------------------------- */
 
-TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *tensors, int32_t count,
                                float max_norm, double *norm) {
     if (norm != NULL)
         *norm = 0.0;
-    if (params == NULL)
+    if (tensors == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_clip_grad_norm: params is NULL");
+                                "tlm_clip_grad_norm: tensors is NULL");
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_clip_grad_norm: count %d is not positive",
@@ -460,12 +467,12 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                                 (double)max_norm);
     tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
-        int status = check_parameter(params, i, &ctx, "tlm_clip_grad_norm");
+        int status = check_parameter(tensors, i, &ctx, "tlm_clip_grad_norm");
         if (status != TLM_OK)
             return status;
     }
 
-    const double total = tlmi_grad_norm(params, count);
+    const double total = tlmi_grad_norm(tensors, count);
     if (norm != NULL)
         *norm = total;
     if (!isfinite(total))
@@ -473,7 +480,7 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                          "tlm_clip_grad_norm: the gradients' norm is %g; "
                          "nothing was scaled",
                          total);
-    tlmi_scale_grads_to_norm(params, count, max_norm, total);
+    tlmi_scale_grads_to_norm(tensors, count, max_norm, total);
     return TLM_OK;
 }
 

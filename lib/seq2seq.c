@@ -60,10 +60,10 @@ typedef struct search {
     int32_t n_finished;
 } search;
 
-TLM_API int tlm_beam_params_init(tlm_beam_params *params) {
+TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params) {
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_beam_params_init: params is NULL");
+                                "tlm_beam_search_params_init: params is NULL");
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->beam_width = 4;
@@ -313,7 +313,7 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
 
 /* Checks the caller's session pool: enough distinct sessions of the
  * model, none of them the main one. */
-static int check_pool(tlmi_host *host, const tlm_beam_params *p,
+static int check_pool(tlmi_host *host, const tlm_beam_search_params *p,
                       const tlm_session *first, const tlm_model *model) {
     const char *what = "tlm_beam_search";
     if (p->n_sessions < p->beam_width - 1)
@@ -341,7 +341,7 @@ static int check_pool(tlmi_host *host, const tlm_beam_params *p,
 
 TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
                             int32_t n_src, const int32_t *src_mask,
-                            const tlm_beam_params *given, int32_t *ids,
+                            const tlm_beam_search_params *given, int32_t *ids,
                             size_t capacity, size_t *n_ids, double *score) {
     const char *what = "tlm_beam_search";
     if (n_ids != NULL)
@@ -360,8 +360,8 @@ TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
         return tlmi_fail(host, TLM_E_STATE, "%s: the model is not encoder-decoder "
                          "(%d encoder and %d decoder layers)", what,
                          (int)c->n_encoder_layers, (int)c->n_decoder_layers);
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     int status = tlmi_params_merge(host, "tlm_beam_search: params", &p, sizeof p, given);
     if (status != TLM_OK)
         return status;

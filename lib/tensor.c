@@ -400,29 +400,29 @@ TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor) {
     return status != TLM_OK ? status : tensor->requires_grad;
 }
 
-TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
+TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
                                 int64_t count) {
-    int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad: tensor");
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad_f32: tensor");
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
     if (grad == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "tlm_tensor_get_grad: grad is NULL");
+        return tlmi_fail(host, TLM_E_INVALID, "tlm_tensor_get_grad_f32: grad is NULL");
     if (tensor->grad == NULL || !tensor->requires_grad)
         return tlmi_fail(host, TLM_E_STATE,
-                         "tlm_tensor_get_grad: the tensor has no gradient "
+                         "tlm_tensor_get_grad_f32: the tensor has no gradient "
                          "(call tlm_tensor_set_requires_grad first)");
     if (count != tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
-                         "tlm_tensor_get_grad: count %lld differs from the "
+                         "tlm_tensor_get_grad_f32: count %lld differs from the "
                          "tensor's %lld elements",
                          (long long)count, (long long)tensor->numel);
     memcpy(grad, tensor->grad, (size_t)count * sizeof(float));
     return TLM_OK;
 }
 
-TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_grad_f32: tensor") != TLM_OK)
+TLM_API float *tlm_tensor_grad_data_f32(tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_grad_data_f32: tensor") != TLM_OK)
         return NULL;
     return tensor->requires_grad ? tensor->grad : NULL;
 }

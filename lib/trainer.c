@@ -295,7 +295,7 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
                              "params.optimizer has struct_size %zu",
                              given->struct_size);
     } else {
-        tlm_optimizer_params_init(&t->optimizer_params, TLM_OPTIMIZER_ADAMW);
+        tlm_optimizer_params_init(&t->optimizer_params);
         t->optimizer_params.beta2 = 0.99f;
         t->optimizer_params.weight_decay = 0.1f;
     }

@@ -115,7 +115,7 @@ _FUNCTIONS = {
     "tlm_tensor_set_i32": (_int, [_p, _c.POINTER(_i32), _i64]),
     "tlm_tensor_set_requires_grad": (_int, [_p, _int]),
     "tlm_tensor_requires_grad": (_int, [_p]),
-    "tlm_tensor_get_grad": (_int, [_p, _c.POINTER(_f32), _i64]),
+    "tlm_tensor_get_grad_f32": (_int, [_p, _c.POINTER(_f32), _i64]),
     "tlm_backward": (_int, [_p]),
     "tlm_add": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_sub": (_int, [_c.POINTER(_p), _p, _p]),
@@ -161,7 +161,7 @@ _FUNCTIONS = {
     "tlm_dataset_from_text_file": (_int, [_c.POINTER(_p), _p, _str, _p, _f32, _i32]),
     "tlm_dataset_free": (None, [_p]),
     "tlm_dataset_size": (_i64, [_p, _i32]),
-    "tlm_optimizer_params_init": (_int, [_p, _i32]),
+    "tlm_optimizer_params_init": (_int, [_p]),
     "tlm_schedule_params_init": (_int, [_p]),
     "tlm_trainer_params_init": (_int, [_p]),
     "tlm_trainer_create": (_int, [_c.POINTER(_p), _p, _p, _p]),
@@ -538,7 +538,7 @@ class Tensor(_Handle):
         """The gradient as a flat list."""
         n = self.numel()
         buf = (_f32 * n)()
-        _check(_L().tlm_tensor_get_grad(self.handle, buf, n))
+        _check(_L().tlm_tensor_get_grad_f32(self.handle, buf, n))
         return list(buf)
 
     def backward(self):
@@ -856,7 +856,7 @@ class Trainer(_Handle):
         self._dataset = _out(_L().tlm_dataset_from_text_file, model.ctx.handle,
                              os.fsencode(path), tok, validation_fraction, 0)
         try:
-            opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init, 0)
+            opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init)
             opt.lr = lr
             opt.beta2 = 0.99
             opt.weight_decay = weight_decay

@@ -289,7 +289,7 @@ static int run_job(job *j) {
         return cli_error(CLI_EXIT_USAGE, s->cmd, "--min-lr %g is above --lr %g",
                          (double)min_lr, (double)s->lr);
     tlm_optimizer_params opt;
-    tlm_optimizer_params_init(&opt, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&opt);
     opt.lr = s->lr;
     opt.beta1 = 0.9f;
     opt.beta2 = 0.99f;

@@ -58,8 +58,8 @@ static void session_copy_calls(void **state) {
 
 static void beam_search_calls(void **state) {
     (void)state;
-    assert_int_equal(tlm_beam_params_init(NULL), TLM_E_INVALID);
-    assert_message_names(tlm_last_error(), "tlm_beam_params_init");
+    assert_int_equal(tlm_beam_search_params_init(NULL), TLM_E_INVALID);
+    assert_message_names(tlm_last_error(), "tlm_beam_search_params_init");
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
     tlm_model *m = small_model(ctx, 1), *gpt = small_model(ctx, 0),
@@ -69,8 +69,8 @@ static void beam_search_calls(void **state) {
     assert_int_equal(tlm_session_create(&g, gpt, NULL), TLM_OK);
     assert_int_equal(tlm_session_create(&o, other, NULL), TLM_OK);
     assert_int_equal(tlm_session_create(&extra, m, NULL), TLM_OK);
-    tlm_beam_params p;
-    assert_int_equal(tlm_beam_params_init(&p), TLM_OK);
+    tlm_beam_search_params p;
+    assert_int_equal(tlm_beam_search_params_init(&p), TLM_OK);
     assert_int_equal(p.beam_width, 4);
     assert_int_equal(p.eos_id, -1);
     p.eos_id = 1;
@@ -110,7 +110,7 @@ static void beam_search_calls(void **state) {
     assert_message_names(tlm_session_last_error(s), "ids[1] = 10");
 
     /* Settings. */
-    tlm_beam_params q = p;
+    tlm_beam_search_params q = p;
     q.beam_width = 0;
     assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
@@ -146,10 +146,10 @@ static void beam_search_calls(void **state) {
                      TLM_E_INVALID);
     q = p;
     q.struct_size = sizeof q + 8; /* a newer caller's unknown, non-zero bytes */
-    unsigned char bigger[sizeof(tlm_beam_params) + 8];
+    unsigned char bigger[sizeof(tlm_beam_search_params) + 8];
     memset(bigger, 0xff, sizeof bigger);
     memcpy(bigger, &q, sizeof q);
-    assert_int_equal(tlm_beam_search(s, src, 3, NULL, (const tlm_beam_params *)(const void *)bigger,
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, (const tlm_beam_search_params *)(const void *)bigger,
                                      ids, 6, &n, &score),
                      TLM_E_UNSUPPORTED);
 

@@ -220,7 +220,7 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
         flags[i] = ndim >= 2 && (o->decay_embeddings || strstr(name, "embedding") == NULL);
     }
     tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&op);
     op.lr = 1e-3f;
     op.beta1 = 0.9f;
     op.beta2 = 0.99f;

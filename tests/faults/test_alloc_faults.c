@@ -150,8 +150,8 @@ static void assert_no_temporaries(void) {
 
 static int load_scenario(trial *t, int64_t n, int memory_map) {
     tlm_context *ctx = new_context(t);
-    tlm_load_params lp;
-    tlm_load_params_init(&lp);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
     lp.memory_map = memory_map;
     tlm_model *m = NULL;
     arm(t, n);

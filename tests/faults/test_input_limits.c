@@ -286,8 +286,8 @@ static void bad_paths_for_every_loader_and_saver(void **state) {
     assert_int_equal(write_whole_file(empty, "", 0), 0);
     tlm_model *m = NULL;
     tlm_tokenizer *tok = NULL;
-    tlm_load_params lp;
-    tlm_load_params_init(&lp);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
     for (int map = 0; map < 2; map++) {
         lp.memory_map = map;
         EXPECT(tlm_model_load(&m, ctx, missing, &lp), TLM_E_IO,

@@ -92,7 +92,7 @@ static void start_model(run *r, int sgd, float lr, int tied,
     params.progress = on_progress;
     params.progress_user = &r->log;
     tlm_optimizer_params opt;
-    tlm_optimizer_params_init(&opt, sgd ? TLM_OPTIMIZER_SGD : TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init_for(&opt, sgd ? TLM_OPTIMIZER_SGD : TLM_OPTIMIZER_ADAMW);
     opt.lr = lr;
     params.optimizer = &opt;
     assert_int_equal(tlm_trainer_create(&r->trainer, r->model, r->data, &params),

@@ -125,7 +125,7 @@ static void check_fixture(void **state) {
                 if (max_abs(ref, n) > grad_scale)
                     grad_scale = max_abs(ref, n);
             } else {
-                double error = max_diff(ref, tlm_tensor_grad_f32(t), n) / grad_scale;
+                double error = max_diff(ref, tlm_tensor_grad_data_f32(t), n) / grad_scale;
                 if (error > worst_grad) {
                     worst_grad = error;
                     worst_name = name;

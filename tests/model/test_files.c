@@ -112,8 +112,8 @@ static void save_load_round_trips(void **state) {
 
         tlm_model *loaded = NULL, *mapped = NULL, *fast = NULL, *imported = NULL;
         assert_int_equal(tlm_model_load(&loaded, ctx, path, NULL), TLM_OK);
-        tlm_load_params params;
-        tlm_load_params_init(&params);
+        tlm_model_load_params params;
+        tlm_model_load_params_init(&params);
         params.memory_map = 1;
         assert_int_equal(tlm_model_load(&mapped, ctx, path, &params), TLM_OK);
         params.verify_checksums = 0;
@@ -180,8 +180,8 @@ static void expect_refused(tlm_context *ctx, const char *path, int status,
                            const char *words) {
     tlm_model *m = (tlm_model *)ctx;
     for (int map = 0; map <= 1; map++) {
-        tlm_load_params params;
-        tlm_load_params_init(&params);
+        tlm_model_load_params params;
+        tlm_model_load_params_init(&params);
         params.memory_map = map;
         int got = tlm_model_load(&m, ctx, path, &params);
         if (got != status || m != NULL || strstr(tlm_last_error(), words) == NULL)
@@ -210,8 +210,8 @@ static void bad_files_are_refused(void **state) {
     write_bytes(bad, copy, size);
     expect_refused(ctx, bad, TLM_E_FORMAT, "section 'data'");
     /* ... which a mapped load told to skip that checksum accepts. */
-    tlm_load_params params;
-    tlm_load_params_init(&params);
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
     params.memory_map = 1;
     params.verify_checksums = 0;
     tlm_model *unchecked = NULL;

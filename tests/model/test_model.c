@@ -193,7 +193,7 @@ static void forward_backward_each_kind(void **state) {
             const char *name;
             tlm_tensor *t;
             tlm_model_parameter(m, i, &name, &t);
-            const float *g = tlm_tensor_grad_f32(t);
+            const float *g = tlm_tensor_grad_data_f32(t);
             assert_non_null(g);
             double norm = 0;
             for (int64_t j = 0; j < tlm_tensor_numel(t); j++)

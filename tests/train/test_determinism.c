@@ -108,7 +108,7 @@ static outputs forward_backward(int llama, int threads) {
         const char *name = NULL;
         tlm_tensor *p = NULL;
         assert_int_equal(tlm_model_parameter(model, i, &name, &p), TLM_OK);
-        const float *grad = tlm_tensor_grad_f32(p);
+        const float *grad = tlm_tensor_grad_data_f32(p);
         assert_non_null(grad);
         append(&o, grad, (size_t)tlm_tensor_numel(p));
     }

@@ -113,7 +113,7 @@ static void reversal_is_learned(void **state) {
     params.bos_id = BOS;
     params.pad_id = PAD;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 6e-3f;
     optimizer.weight_decay = 0.0f;
     params.optimizer = &optimizer;
@@ -140,8 +140,8 @@ static void reversal_is_learned(void **state) {
     assert_int_equal(tlm_session_create(&session, model, NULL), TLM_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(tlm_session_create(&pool[i], model, NULL), TLM_OK);
-    tlm_beam_params greedy, beam;
-    tlm_beam_params_init(&greedy);
+    tlm_beam_search_params greedy, beam;
+    tlm_beam_search_params_init(&greedy);
     greedy.beam_width = 1;
     greedy.bos_id = BOS;
     greedy.eos_id = EOS;

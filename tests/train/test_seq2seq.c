@@ -207,8 +207,8 @@ static void width_one_is_greedy(void **state) {
         const int32_t eos = seed % 6; /* a different end id each time */
         const double want_score = greedy_loop(g, src, n_src, eos, max_length, alpha,
                                               want, &n_want);
-        tlm_beam_params p;
-        tlm_beam_params_init(&p);
+        tlm_beam_search_params p;
+        tlm_beam_search_params_init(&p);
         p.beam_width = 1;
         p.max_length = max_length;
         p.bos_id = BOS;
@@ -248,8 +248,8 @@ static void beam_beats_greedy_and_scores_its_ids(void **state) {
             double scores[3];
             const int widths[3] = {1, 3, 5};
             for (int w = 0; w < 3; w++) {
-                tlm_beam_params p;
-                tlm_beam_params_init(&p);
+                tlm_beam_search_params p;
+                tlm_beam_search_params_init(&p);
                 p.beam_width = widths[w];
                 p.bos_id = BOS;
                 p.eos_id = EOS;
@@ -322,8 +322,8 @@ static void wide_beam_is_exhaustive(void **state) {
                     best = score > best ? score : best;
                 }
             }
-            tlm_beam_params p;
-            tlm_beam_params_init(&p);
+            tlm_beam_search_params p;
+            tlm_beam_search_params_init(&p);
             p.beam_width = 128;
             p.max_length = L;
             p.bos_id = 4;
@@ -358,8 +358,8 @@ static void end_id_max_length_and_ties(void **state) {
     const int32_t src[2] = {1, 2};
     const double uniform = log(1.0 / V);
     for (int width = 1; width <= 4; width += 3) {
-        tlm_beam_params p;
-        tlm_beam_params_init(&p);
+        tlm_beam_search_params p;
+        tlm_beam_search_params_init(&p);
         p.beam_width = width;
         p.bos_id = BOS;
         int32_t ids[CTX];
@@ -402,8 +402,8 @@ static void end_id_max_length_and_ties(void **state) {
         assert_int_equal(n_ids, CTX);
     }
     /* Logits that are not finite: a status, not a result. */
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     p.bos_id = BOS;
     tlm_tensor_data_f32(head)[3] = NAN;
     int32_t ids[CTX];
@@ -433,8 +433,8 @@ static void pool_and_allocation_failures(void **state) {
     for (int i = 0; i < 4; i++)
         assert_int_equal(tlm_session_create(&pool[i], m, NULL), TLM_OK);
     const int32_t src[4] = {0, 3, 1, 2};
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     p.beam_width = 5;
     p.bos_id = BOS;
     p.eos_id = EOS;

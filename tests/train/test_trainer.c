@@ -62,7 +62,7 @@ static void start(run *r, float dropout, uint64_t seed) {
     params.batch_size = 8;
     params.seed = seed;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 3e-3f;
     params.optimizer = &optimizer;
     tlm_schedule_params schedule;
@@ -102,7 +102,7 @@ static void small_model_overfits_text(void **state) {
     tlm_trainer_params_init(&params);
     params.batch_size = 8;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 1e-2f;
     params.optimizer = &optimizer;
     assert_int_equal(tlm_trainer_create(&r.trainer, r.model, r.data, &params), TLM_OK);
