@@ -128,8 +128,11 @@ int main(int argc, char **argv) {
     config.init_seed = 5;
     if (status == TLM_OK)
         status = tlm_model_create(&model, ctx, &config);
+    tlm_dataset_params dp; /* every pair trains; the held-out strings test */
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.0f;
     if (status == TLM_OK)
-        status = tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, 0.0f);
+        status = tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, &dp);
 
     /* AdamW, warm-up then cosine decay; the trainer builds the batches:
      * source + padding mask for the encoder, BOS + target for the decoder. */

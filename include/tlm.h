@@ -813,8 +813,17 @@ TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
 TLM_API void tlm_model_free(tlm_model *model);
 
 /**
+ * The context the model lives in (its parameters, allocator and log hooks),
+ * for creating what goes with it (a sampler, a dataset) without a second
+ * context; NULL for a NULL model. Like tlm_tensor_context(), it returns the
+ * owner, which the const model does not include.
+ */
+TLM_API tlm_context *tlm_model_context(const tlm_model *model);
+
+/**
  * Copy the model's configuration, with every default resolved (head_dim and
- * d_ff never 0), into `config`, whose struct_size the caller sets.
+ * d_ff never 0), into `config`, filled first with tlm_model_config_init()
+ * (its struct_size says how much the caller's struct holds).
  */
 TLM_API int tlm_model_get_config(const tlm_model *model,
                                  tlm_model_config *config);
@@ -1549,8 +1558,9 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
 TLM_API void tlm_sampler_free(tlm_sampler *sampler);
 
 /**
- * Copy the sampler's settings into `params`, whose struct_size the caller
- * sets (an older, shorter struct receives the fields it has); `seed` is
+ * Copy the sampler's settings into `params`, filled first with
+ * tlm_sampler_params_init() (an older, shorter struct receives the fields
+ * it has); `seed` is
  * the seed given at creation or by the last tlm_sampler_set_seed().
  */
 TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
@@ -1816,8 +1826,9 @@ TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt);
 
 /**
  * Copy the optimizer's settings (as created, or as restored by
- * tlm_optimizer_load_state()) into `params`, whose struct_size the caller
- * sets. decay_flags is set to NULL: read the flags with
+ * tlm_optimizer_load_state()) into `params`, filled first with
+ * tlm_optimizer_params_init() (its struct_size says how much the caller's
+ * struct holds). decay_flags is set to NULL: read the flags with
  * tlm_optimizer_get_decay().
  */
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
@@ -2041,15 +2052,33 @@ enum tlm_split {
 };
 
 /**
+ * Settings of the tlm_dataset_from_*() constructors. Fill with
+ * tlm_dataset_params_init(), then change the fields you need.
+ */
+typedef struct tlm_dataset_params {
+    size_t struct_size;  /**< sizeof(tlm_dataset_params); set by init */
+    /** The part of the data held out for validation, in [0, 1): the end
+     *  of an id stream, or the last round(n_pairs * fraction) pairs.
+     *  Default 0.1. */
+    float validation_fraction;
+    /** tlm_dataset_from_text_file() only: 1 (default) reads and writes the
+     *  encoded-ids cache next to the file; 0 neither reads nor writes it. */
+    int32_t use_cache;
+} tlm_dataset_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_dataset_params_init(tlm_dataset_params *params);
+
+/**
  * A language-modelling dataset from a stream of token ids (copied): the
  * first (1 - validation_fraction) of the stream is the training part, the
  * rest the validation part (nanoGPT's split). Batches are windows of
  * context + 1 consecutive ids at random positions of a part.
- * @param validation_fraction in [0, 1)
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  const int32_t *ids, int64_t count,
-                                 float validation_fraction);
+                                 const tlm_dataset_params *params);
 
 /**
  * A language-modelling dataset from a text file encoded with `tokenizer`
@@ -2057,13 +2086,13 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
  * in `<path>.tlmtok`, and reused while the text and the tokenizer are
  * unchanged (checked by size and checksum), so a large corpus is encoded
  * once. A cache that cannot be written (a read-only directory) is not an
- * error; `use_cache` 0 neither reads nor writes it.
+ * error; params->use_cache 0 neither reads nor writes it.
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
                                        const char *path,
                                        tlm_tokenizer *tokenizer,
-                                       float validation_fraction,
-                                       int32_t use_cache);
+                                       const tlm_dataset_params *params);
 
 /**
  * A sequence-to-sequence dataset of `n_pairs` (source, target) pairs
@@ -2072,10 +2101,12 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
  * offsets[2i+2]); `offsets` has 2 * n_pairs + 1 non-decreasing entries.
  * The last round(n_pairs * validation_fraction) pairs are the validation
  * part. Batches pad sources (masked) and targets (ignored by the loss).
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const int32_t *ids, const int64_t *offsets,
-                                   int64_t n_pairs, float validation_fraction);
+                                   int64_t n_pairs,
+                                   const tlm_dataset_params *params);
 
 /** Free a dataset. NULL is ignored. */
 TLM_API void tlm_dataset_free(tlm_dataset *dataset);
@@ -2089,7 +2120,7 @@ typedef struct tlm_trainer tlm_trainer;
 
 /** What one training step did (tlm_trainer_step()). */
 typedef struct tlm_step_info {
-    size_t struct_size;  /**< sizeof(tlm_step_info), set by the caller */
+    size_t struct_size;  /**< sizeof(tlm_step_info); set by init */
     int64_t step;        /**< steps completed, this one included */
     float loss;          /**< mean loss over the step's micro-batches */
     float lr;            /**< learning rate used */
@@ -2100,6 +2131,12 @@ typedef struct tlm_step_info {
     int64_t tokens;      /**< target tokens the step trained on (on all
                               ranks, with tlm_trainer_params::comm) */
 } tlm_step_info;
+
+/**
+ * Zero `info` and set its struct_size, before passing it to
+ * tlm_trainer_step(). Returns TLM_E_INVALID when `info` is NULL.
+ */
+TLM_API int tlm_step_info_init(tlm_step_info *info);
 
 /** Called after every step; a non-zero return asks the caller's loop to
  *  stop (tlm_trainer_step() then returns TLM_E_CANCELLED). */

@@ -669,6 +669,14 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
     return status;
 }
 
+TLM_API tlm_context *tlm_model_context(const tlm_model *model) {
+    if (model == NULL) {
+        tlmi_fail_thread(TLM_E_INVALID, "tlm_model_context: model is NULL");
+        return NULL;
+    }
+    return model->ctx;
+}
+
 TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model) {
     if (model == NULL) {
         tlmi_fail_thread(TLM_E_INVALID, "tlm_model_tokenizer: model is NULL");

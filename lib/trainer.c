@@ -422,14 +422,22 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     return TLM_OK;
 }
 
+TLM_API int tlm_step_info_init(tlm_step_info *info) {
+    if (info == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_step_info_init: info is NULL");
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+    return TLM_OK;
+}
+
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
     if (info != NULL && (info->struct_size < sizeof(size_t) ||
                          info->struct_size > 4096))
         return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
-                         "info->struct_size %zu is not plausible (set it to "
-                         "sizeof(tlm_step_info))", info->struct_size);
+                         "info->struct_size %zu is not plausible (call "
+                         "tlm_step_info_init first)", info->struct_size);
     int status = ensure_graph(t);
     if (status != TLM_OK)
         return status;

@@ -158,7 +158,8 @@ _FUNCTIONS = {
     "tlm_sampler_set_seed": (_int, [_p, _u64]),
     "tlm_generate_params_init": (_int, [_p]),
     "tlm_generate": (_int, [_p, _p, _p, _c.c_char_p, _sz, _p, _c.POINTER(_i32)]),
-    "tlm_dataset_from_text_file": (_int, [_c.POINTER(_p), _p, _str, _p, _f32, _i32]),
+    "tlm_dataset_params_init": (_int, [_p]),
+    "tlm_dataset_from_text_file": (_int, [_c.POINTER(_p), _p, _str, _p, _p]),
     "tlm_dataset_free": (None, [_p]),
     "tlm_dataset_size": (_i64, [_p, _i32]),
     "tlm_optimizer_params_init": (_int, [_p]),
@@ -166,6 +167,7 @@ _FUNCTIONS = {
     "tlm_trainer_params_init": (_int, [_p]),
     "tlm_trainer_create": (_int, [_c.POINTER(_p), _p, _p, _p]),
     "tlm_trainer_free": (None, [_p]),
+    "tlm_step_info_init": (_int, [_p]),
     "tlm_trainer_step": (_int, [_p, _p]),
     "tlm_trainer_evaluate": (_int, [_p, _i32, _i32, _c.POINTER(_f32)]),
     "tlm_trainer_save": (_int, [_p, _str]),
@@ -265,6 +267,11 @@ class _OptimizerParams(_c.Structure):
                 ("beta1", _f32), ("beta2", _f32), ("eps", _f32),
                 ("weight_decay", _f32), ("momentum", _f32), ("nesterov", _i32),
                 ("decay_flags", _p)]
+
+
+class _DatasetParams(_c.Structure):
+    _fields_ = [("struct_size", _sz), ("validation_fraction", _f32),
+                ("use_cache", _i32)]
 
 
 class _ScheduleParams(_c.Structure):
@@ -853,8 +860,11 @@ class Trainer(_Handle):
         tok = _L().tlm_model_tokenizer(model.handle)
         if not tok:
             raise Error(-9, "tlm.py: the model has no tokenizer to encode the text")
+        data = _init_struct(_DatasetParams, _L().tlm_dataset_params_init)
+        data.validation_fraction = validation_fraction
+        data.use_cache = 0
         self._dataset = _out(_L().tlm_dataset_from_text_file, model.ctx.handle,
-                             os.fsencode(path), tok, validation_fraction, 0)
+                             os.fsencode(path), tok, _c.byref(data))
         try:
             opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init)
             opt.lr = lr
@@ -884,8 +894,7 @@ class Trainer(_Handle):
 
     def step(self):
         """One optimisation step; returns its training loss."""
-        info = _StepInfo()
-        info.struct_size = _c.sizeof(_StepInfo)
+        info = _init_struct(_StepInfo, _L().tlm_step_info_init)
         _check(_L().tlm_trainer_step(self.handle, _c.byref(info)))
         return info.loss
 

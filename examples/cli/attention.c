@@ -103,8 +103,7 @@ int cmd_attention(int argc, char **argv) {
         return CLI_EXIT_RUNTIME;
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
     tlm_model_config c;
-    memset(&c, 0, sizeof c);
-    c.struct_size = sizeof c;
+    tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
     const size_t length = strlen(prompt);
     int32_t *ids = malloc((length > 0 ? length : 1) * sizeof *ids);

@@ -30,14 +30,11 @@ int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
                     int32_t tokens, const tlm_sampler_params *sampling,
                     const char *stop) {
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
-    tlm_context *ctx = NULL;
-    if (cli_context(cmd, 1, &ctx) != 0)
-        return CLI_EXIT_RUNTIME;
     tlm_session *session = NULL;
     tlm_sampler *sampler = NULL;
     int status = CLI_EXIT_OK;
     if (tlm_session_create(&session, model, NULL) != TLM_OK ||
-        tlm_sampler_create(&sampler, ctx, sampling) != TLM_OK) {
+        tlm_sampler_create(&sampler, tlm_model_context(model), sampling) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, cmd, "%s", tlm_last_error());
     } else {
         tlm_generate_params gp;
@@ -54,7 +51,6 @@ int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
     }
     tlm_sampler_free(sampler);
     tlm_session_free(session);
-    tlm_context_free(ctx);
     return status;
 }
 

@@ -108,8 +108,7 @@ int cmd_info(int argc, char **argv) {
     if (cli_load_model("info", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
     tlm_model_config c;
-    memset(&c, 0, sizeof c);
-    c.struct_size = sizeof c;
+    tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
     static const char *const positions[] = {"learned", "sinusoidal", "rotary"};
     static const char *const norms[] = {"layer", "rms"};

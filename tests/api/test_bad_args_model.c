@@ -50,6 +50,8 @@ static void model_calls_reject_null(void **state) {
     assert_message_names("tlm_model_set_tokenizer");
     assert_null(tlm_model_tokenizer(NULL));
     assert_message_names("tlm_model_tokenizer");
+    assert_null(tlm_model_context(NULL));
+    assert_message_names("tlm_model_context");
     assert_int_equal(tlm_model_save(NULL, "x.tlm"), TLM_E_INVALID);
     assert_message_names("tlm_model_save");
     assert_int_equal(tlm_model_load_params_init(NULL), TLM_E_INVALID);

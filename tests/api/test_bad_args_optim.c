@@ -202,7 +202,7 @@ static void create_rejects_bad_settings(void **state) {
     p.beta1 = 5.0f; /* beyond struct_size: not read */
     assert_int_equal(tlm_optimizer_create(&opt, f.params, 2, &p), TLM_OK);
     tlm_optimizer_params got;
-    got.struct_size = sizeof got;
+    tlm_optimizer_params_init(&got);
     assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_OK);
     assert_int_equal(got.kind, TLM_OPTIMIZER_SGD);
     assert_true(got.beta1 == 0.9f);

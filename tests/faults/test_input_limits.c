@@ -242,24 +242,27 @@ static void enormous_and_zero_sizes(void **state) {
     /* Datasets: negative, zero and enormous counts. */
     tlm_dataset *data = NULL;
     int32_t ids[4] = {1, 2, 3, 4};
-    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, -1, 0.1f), TLM_E_INVALID, NULL,
+    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, -1, NULL), TLM_E_INVALID, NULL,
            "tlm_dataset_from_ids");
-    status = tlm_dataset_from_ids(&data, ctx, ids, INT64_MAX, 0.1f);
+    status = tlm_dataset_from_ids(&data, ctx, ids, INT64_MAX, NULL);
     assert_true(status == TLM_E_OVERFLOW || status == TLM_E_INVALID ||
                 status == TLM_E_NOMEM);
     assert_non_null(strstr(tlm_last_error(), "tlm_dataset_from_ids"));
     assert_null(data);
-    status = tlm_dataset_from_ids(&data, ctx, ids, 0, 0.1f);
+    status = tlm_dataset_from_ids(&data, ctx, ids, 0, NULL);
     if (status == TLM_OK)
         tlm_dataset_free(data);
     else
         assert_non_null(strstr(tlm_last_error(), "tlm_dataset_from_ids"));
-    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, 4, 1.0f), TLM_E_INVALID, NULL,
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 1.0f;
+    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, 4, &dp), TLM_E_INVALID, NULL,
            "tlm_dataset_from_ids");
     int64_t offsets[3] = {0, 2, 1}; /* decreasing */
-    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, 1, 0.0f),
+    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, 1, NULL),
            TLM_E_INVALID, NULL, "tlm_dataset_from_pairs");
-    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, INT64_MAX, 0.0f),
+    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, INT64_MAX, NULL),
            TLM_E_INVALID, NULL, "tlm_dataset_from_pairs");
 
     /* Tokenizers: an empty image, an empty text, a huge BPE vocabulary. */
@@ -327,7 +330,10 @@ static void bad_paths_for_every_loader_and_saver(void **state) {
     int32_t ids[64];
     for (int i = 0; i < 64; i++)
         ids[i] = i;
-    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, 0.25f), TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.25f;
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, &dp), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 2;

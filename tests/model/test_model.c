@@ -68,7 +68,7 @@ static void config_defaults_resolve(void **state) {
     tlm_model *m = NULL;
     assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
     tlm_model_config got;
-    got.struct_size = sizeof got;
+    tlm_model_config_init(&got);
     assert_int_equal(tlm_model_get_config(m, &got), TLM_OK);
     assert_int_equal(got.head_dim, 8);
     assert_int_equal(got.d_ff, 40);

@@ -245,7 +245,7 @@ static void weight_decay_defaults_to_matrices(void **state) {
         assert_close_relative((double)tlm_tensor_data_f32(ex.params[1])[i],
                               (double)bias[i] * (1 - 0.1 * 0.5), 1e-6, "flags", 1, i);
     tlm_optimizer_params got;
-    got.struct_size = sizeof got;
+    tlm_optimizer_params_init(&got);
     assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_OK);
     assert_null(got.decay_flags);
     assert_true(got.weight_decay == 0.5f);
@@ -438,7 +438,7 @@ static void resume_is_bit_exact(void **state) {
         assert_int_equal(tlm_optimizer_step_count(opt), 4);
         assert_int_equal(tlm_optimizer_get_decay(opt, 2), 0);
         tlm_optimizer_params got;
-        got.struct_size = sizeof got;
+        tlm_optimizer_params_init(&got);
         assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_OK);
         assert_true(got.lr == settings[c].lr);
         assert_true(got.weight_decay == settings[c].weight_decay);

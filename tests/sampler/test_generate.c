@@ -60,7 +60,7 @@ static int setup(void **state) {
     if (tlm_tokenizer_encode(f.tok, text, sizeof text - 1, ids, sizeof ids, &n) != TLM_OK)
         return -1;
     tlm_dataset *data = NULL;
-    if (tlm_dataset_from_ids(&data, f.ctx, ids, (int64_t)n, 0.1f) != TLM_OK)
+    if (tlm_dataset_from_ids(&data, f.ctx, ids, (int64_t)n, NULL) != TLM_OK)
         return -1;
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);

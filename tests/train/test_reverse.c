@@ -103,7 +103,10 @@ static void reversal_is_learned(void **state) {
     tlm_model *model = NULL;
     assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
     tlm_dataset *data = NULL;
-    assert_int_equal(tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, 0.0f),
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.0f;
+    assert_int_equal(tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, &dp),
                      TLM_OK);
 
     tlm_trainer_params params;

@@ -55,7 +55,7 @@ static void start(run *r, float dropout, uint64_t seed) {
     assert_int_equal(tlm_model_create(&r->model, r->ctx, &c), TLM_OK);
     int64_t count = 0;
     int32_t *ids = text_ids(8, &count);
-    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, count, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, count, NULL), TLM_OK);
     free(ids);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
@@ -97,7 +97,7 @@ static void small_model_overfits_text(void **state) {
     int32_t ids[37 * 12];
     for (int i = 0; i < 37 * 12; i++)
         ids[i] = (unsigned char)cycle[i % 37];
-    assert_int_equal(tlm_dataset_from_ids(&r.data, r.ctx, ids, 37 * 12, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&r.data, r.ctx, ids, 37 * 12, NULL), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 8;
