@@ -296,7 +296,7 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx);
  * with 0 resolved to TLM_THREADS or the number of available cores), or a
  * negative status if `ctx` is NULL.
  */
-TLM_API int tlm_context_thread_count(const tlm_context *ctx);
+TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx);
 
 /** @} */
 
@@ -418,7 +418,7 @@ TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor);
  * tensor. The gradient buffer is allocated, zeroed, at the first request.
  * Results get a gradient automatically when an input requires one.
  */
-TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag);
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int32_t flag);
 
 /** 1 if the tensor has a gradient, 0 if not, or a negative status. */
 TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor);
@@ -476,14 +476,14 @@ TLM_API int tlm_context_reset(tlm_context *ctx);
  * off, operations still compute their results but record nothing for
  * backward and allocate no gradients: use it for inference.
  */
-TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled);
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int32_t enabled);
 
 /**
  * Training mode (1, the default) or evaluation mode (0): dropout is active
  * only in training mode, batch norm uses batch statistics in training mode
  * and its running statistics in evaluation mode.
  */
-TLM_API int tlm_context_set_training(tlm_context *ctx, int training);
+TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training);
 
 /**
  * Reset the context's random number generator (used by dropout) to a
@@ -854,9 +854,11 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer);
 
 /**
  * The tokenizer attached to the model (owned by the model, valid until it
- * is replaced or the model freed), or NULL when there is none.
+ * is replaced or the model freed), or NULL when there is none. The model
+ * is not const: the tokenizer is part of it, and using it (encoding
+ * records failures in it) changes it.
  */
-TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model);
+TLM_API tlm_tokenizer *tlm_model_tokenizer(tlm_model *model);
 
 /**
  * Write the model's parameters to a safetensors file (F32 tensors named as
@@ -2225,8 +2227,10 @@ TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer);
 /**
  * Save a checkpoint that resumes exactly: the model, the optimizer state,
  * the step, and the generators' states (.tlm, docs/format.md). Atomic.
+ * Not const: a failure is recorded in the trainer, and with a communicator
+ * the call is collective.
  */
-TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path);
+TLM_API int tlm_trainer_save(tlm_trainer *trainer, const char *path);
 
 /**
  * Resume from a checkpoint written by tlm_trainer_save() for a model of

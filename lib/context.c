@@ -165,7 +165,7 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
     return ctx->host.last_error;
 }
 
-TLM_API int tlm_context_thread_count(const tlm_context *ctx) {
+TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx) {
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_thread_count: ctx is NULL");
@@ -205,7 +205,7 @@ TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
     return TLM_OK;
 }
 
-TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int32_t enabled) {
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_set_grad_enabled: ctx is NULL");
@@ -218,7 +218,7 @@ TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
     return TLM_OK;
 }
 
-TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
+TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training) {
     if (ctx == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_context_set_training: ctx is NULL");

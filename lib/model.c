@@ -677,7 +677,7 @@ TLM_API tlm_context *tlm_model_context(const tlm_model *model) {
     return model->ctx;
 }
 
-TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model) {
+TLM_API tlm_tokenizer *tlm_model_tokenizer(tlm_model *model) {
     if (model == NULL) {
         tlmi_fail_thread(TLM_E_INVALID, "tlm_model_tokenizer: model is NULL");
         return NULL;

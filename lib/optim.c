@@ -28,10 +28,6 @@ int tlmi_optim_moments(int32_t kind) {
     return kind == TLM_OPTIMIZER_ADAMW ? 2 : 1;
 }
 
-tlmi_host *tlmi_optim_host(const tlm_optimizer *opt) {
-    return (tlmi_host *)&opt->host;
-}
-
 TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
                                           int32_t kind) {
     if (params == NULL)
@@ -276,17 +272,16 @@ TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
     if (opt == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_get_params: opt is NULL");
-    tlmi_host *host = tlmi_optim_host(opt);
     if (params == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_get_params: params is NULL");
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_get_params: params is NULL");
     size_t caller_size = params->struct_size;
     if (caller_size < sizeof(size_t) || caller_size > 4096)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_get_params: params->struct_size %zu "
-                         "is not plausible (set it to "
-                         "sizeof(tlm_optimizer_params))",
-                         caller_size);
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_get_params: params->struct_size "
+                                "%zu is not plausible (call "
+                                "tlm_optimizer_params_init first)",
+                                caller_size);
     size_t size = caller_size < sizeof *params ? caller_size : sizeof *params;
     memcpy(params, &opt->params, size);
     params->struct_size = caller_size;
@@ -315,9 +310,10 @@ TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index) {
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_get_decay: opt is NULL");
     if (index < 0 || index >= opt->count)
-        return tlmi_fail(tlmi_optim_host(opt), TLM_E_RANGE,
-                         "tlm_optimizer_get_decay: index %d is outside 0..%d",
-                         (int)index, (int)opt->count - 1);
+        return tlmi_fail_thread(TLM_E_RANGE,
+                                "tlm_optimizer_get_decay: index %d is outside "
+                                "0..%d",
+                                (int)index, (int)opt->count - 1);
     return opt->entries[index].decay;
 }
 

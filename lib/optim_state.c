@@ -65,8 +65,8 @@ TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size) {
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_state_size: opt is NULL");
     if (size == NULL)
-        return tlmi_fail(tlmi_optim_host(opt), TLM_E_INVALID,
-                         "tlm_optimizer_state_size: size is NULL");
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_state_size: size is NULL");
     *size = opt->saved_bytes;
     return TLM_OK;
 }
@@ -76,16 +76,15 @@ TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
     if (opt == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_save_state: opt is NULL");
-    tlmi_host *host = tlmi_optim_host(opt);
     if (buffer == NULL)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_save_state: buffer is NULL");
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_save_state: buffer is NULL");
     if (size < opt->saved_bytes)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_save_state: size %zu is smaller than "
-                         "the %zu bytes of the state "
-                         "(tlm_optimizer_state_size)",
-                         size, opt->saved_bytes);
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_save_state: size %zu is smaller "
+                                "than the %zu bytes of the state "
+                                "(tlm_optimizer_state_size)",
+                                size, opt->saved_bytes);
     const tlm_optimizer_params *p = &opt->params;
     unsigned char *out = buffer;
     memcpy(out, STATE_MAGIC, 8);

@@ -360,7 +360,7 @@ TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor) {
     return tensor->data;
 }
 
-TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int32_t flag) {
     int status = tlmi_tensor_check(tensor,
                                    "tlm_tensor_set_requires_grad: tensor");
     if (status != TLM_OK)

@@ -638,11 +638,10 @@ static int gather_dropout(tlm_trainer *t, char **hex, size_t *hex_size) {
 
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs);
 
-TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
-    if (trainer == NULL || path == NULL)
+TLM_API int tlm_trainer_save(tlm_trainer *t, const char *path) {
+    if (t == NULL || path == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_save: %s is NULL",
-                                trainer == NULL ? "trainer" : "path");
-    tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
+                                t == NULL ? "trainer" : "path");
     if (t->ranks == 1)
         return save_checkpoint(t, path, NULL);
     /* Collective: the dropout generators are gathered, rank 0 writes, and

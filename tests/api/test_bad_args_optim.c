@@ -26,6 +26,17 @@ static void assert_both_name(const tlm_optimizer *opt, const char *function,
                  tlm_optimizer_last_error(opt), function);
 }
 
+/* A call on a const optimizer records its failure only in the thread's
+ * message: the handle's message is left as it was. */
+static void assert_thread_only_names(const tlm_optimizer *opt, const char *function,
+                                     const char *what) {
+    assert_message_names(function);
+    assert_message_names(what);
+    if (strstr(tlm_optimizer_last_error(opt), function) != NULL)
+        fail_msg("a const call wrote the handle message '%s'",
+                 tlm_optimizer_last_error(opt));
+}
+
 /* A context with a float parameter [2, 2] and a float vector [2] that
  * require gradients. */
 typedef struct fixture {
@@ -86,11 +97,11 @@ static void optimizer_calls_reject_null(void **state) {
     /* NULL pointers beside a live handle. */
     assert_int_equal(tlm_optimizer_create(&opt, f.params, 2, NULL), TLM_OK);
     assert_int_equal(tlm_optimizer_get_params(opt, NULL), TLM_E_INVALID);
-    assert_both_name(opt, "tlm_optimizer_get_params", "params");
+    assert_thread_only_names(opt, "tlm_optimizer_get_params", "params");
     assert_int_equal(tlm_optimizer_state_size(opt, NULL), TLM_E_INVALID);
-    assert_both_name(opt, "tlm_optimizer_state_size", "size");
+    assert_thread_only_names(opt, "tlm_optimizer_state_size", "size");
     assert_int_equal(tlm_optimizer_save_state(opt, NULL, 1000), TLM_E_INVALID);
-    assert_both_name(opt, "tlm_optimizer_save_state", "buffer");
+    assert_thread_only_names(opt, "tlm_optimizer_save_state", "buffer");
     assert_int_equal(tlm_optimizer_load_state(opt, NULL, 1000), TLM_E_INVALID);
     assert_both_name(opt, "tlm_optimizer_load_state", "buffer");
     tlm_optimizer_free(opt);
@@ -274,13 +285,13 @@ static void optimizer_calls_reject_bad_values(void **state) {
     assert_int_equal(tlm_optimizer_set_decay(opt, 0, 2), TLM_E_INVALID);
     assert_both_name(opt, "tlm_optimizer_set_decay", "flag 2");
     assert_int_equal(tlm_optimizer_get_decay(opt, 2), TLM_E_RANGE);
-    assert_both_name(opt, "tlm_optimizer_get_decay", "index 2");
+    assert_thread_only_names(opt, "tlm_optimizer_get_decay", "index 2");
     assert_int_equal(tlm_optimizer_get_decay(opt, -5), TLM_E_RANGE);
 
     tlm_optimizer_params got;
     got.struct_size = 0;
     assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_E_INVALID);
-    assert_both_name(opt, "tlm_optimizer_get_params", "struct_size");
+    assert_thread_only_names(opt, "tlm_optimizer_get_params", "struct_size");
     /* An older caller's shorter struct gets the fields it knows. */
     got.struct_size = offsetof(tlm_optimizer_params, beta1);
     got.beta1 = 7.0f;
@@ -300,7 +311,7 @@ static void optimizer_calls_reject_bad_values(void **state) {
     unsigned char buffer[512];
     assert_true(size <= sizeof buffer);
     assert_int_equal(tlm_optimizer_save_state(opt, buffer, size - 1), TLM_E_INVALID);
-    assert_both_name(opt, "tlm_optimizer_save_state", "smaller");
+    assert_thread_only_names(opt, "tlm_optimizer_save_state", "smaller");
     assert_int_equal(tlm_optimizer_save_state(opt, buffer, size), TLM_OK);
     assert_int_equal(tlm_optimizer_load_state(opt, buffer, 3), TLM_E_FORMAT);
     assert_both_name(opt, "tlm_optimizer_load_state", "truncated");
