@@ -156,7 +156,8 @@ int main(int argc, char **argv) {
     params.schedule = &schedule;
     if (status == TLM_OK)
         status = tlm_trainer_create(&trainer, model, data, &params);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (long step = 1; status == TLM_OK && step <= steps; step++) {
         status = tlm_trainer_step(trainer, &info);
         if (status == TLM_OK && (step % 50 == 0 || step == steps))

@@ -2154,9 +2154,15 @@ typedef struct tlm_trainer_params {
     float grad_clip;        /**< clip the global norm to this; 0 = off;
                                  default 1 */
     uint64_t seed;          /**< batch sampling and dropout; default 1 */
-    /** NULL: AdamW with betas 0.9/0.99, weight decay 0.1 (nanoGPT's
-     *  settings). Weight decay applies to the projection matrices only, not
-     *  to embeddings, norms or biases. */
+    /** The optimizer's settings. Default (set by init, and what NULL
+     *  means): the library's trainer settings, AdamW with betas 0.9/0.99
+     *  and weight decay 0.1 (nanoGPT's), which differ from
+     *  tlm_optimizer_params_init()'s (beta2 0.999, weight decay 0.01). To
+     *  change one of them, copy `*params.optimizer`, change the copy and
+     *  point here to it; the struct's size is honoured as for every
+     *  settings struct. Weight decay applies to the projection matrices
+     *  only, not to embeddings, norms or biases, unless decay_flags is
+     *  set. Read only during tlm_trainer_create(). */
     const tlm_optimizer_params *optimizer;
     /** NULL: constant learning rate, the optimizer's lr. */
     const tlm_schedule_params *schedule;

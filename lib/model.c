@@ -394,17 +394,10 @@ TLM_API int tlm_model_get_config(const tlm_model *model,
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: model is NULL");
     if (config == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: config is NULL");
-    if (config->struct_size < sizeof(size_t) || config->struct_size > 4096)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_get_config: config->struct_size %zu is "
-                                "not plausible (set it to sizeof(tlm_model_config))",
-                                config->struct_size);
-    size_t size = config->struct_size < sizeof *config ? config->struct_size
-                                                        : sizeof *config;
-    size_t caller_size = config->struct_size;
-    memcpy(config, &model->config, size);
-    config->struct_size = caller_size;
-    return TLM_OK;
+    int status = tlmi_params_check_out(NULL, "tlm_model_get_config: config", config);
+    if (status == TLM_OK)
+        tlmi_params_copy_out(config, &model->config, sizeof model->config);
+    return status;
 }
 
 TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {

@@ -275,17 +275,10 @@ TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_get_params: params is NULL");
-    size_t caller_size = params->struct_size;
-    if (caller_size < sizeof(size_t) || caller_size > 4096)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_get_params: params->struct_size "
-                                "%zu is not plausible (call "
-                                "tlm_optimizer_params_init first)",
-                                caller_size);
-    size_t size = caller_size < sizeof *params ? caller_size : sizeof *params;
-    memcpy(params, &opt->params, size);
-    params->struct_size = caller_size;
-    return TLM_OK;
+    int status = tlmi_params_check_out(NULL, "tlm_optimizer_get_params: params", params);
+    if (status == TLM_OK)
+        tlmi_params_copy_out(params, &opt->params, sizeof opt->params);
+    return status;
 }
 
 TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,

@@ -64,6 +64,20 @@ struct tlm_trainer {
     double allreduce_last_ms, allreduce_total_ms;
 };
 
+/* The trainer's optimizer: AdamW with nanoGPT's betas 0.9/0.99 and weight
+ * decay 0.1, which differ from tlm_optimizer_params_init()'s PyTorch
+ * defaults. tlm_trainer_params_init() points params.optimizer here, so a
+ * caller sees these values and starts from them, not from the optimizer's. */
+static const tlm_optimizer_params trainer_optimizer = {
+    .struct_size = sizeof(tlm_optimizer_params),
+    .kind = TLM_OPTIMIZER_ADAMW,
+    .lr = 1e-3f,
+    .beta1 = 0.9f,
+    .beta2 = 0.99f,
+    .eps = 1e-8f,
+    .weight_decay = 0.1f,
+};
+
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
@@ -74,6 +88,7 @@ TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
     params->accumulation = 1;
     params->grad_clip = 1.0f;
     params->seed = 1;
+    params->optimizer = &trainer_optimizer;
     return TLM_OK;
 }
 
@@ -287,22 +302,17 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
         t->decay_flags[i] = m->parameters[i].tensor->ndim >= 2 &&
                             strstr(m->parameters[i].name, "embedding") == NULL;
     }
-    if (given != NULL) {
-        t->optimizer_params = *given;
-        t->optimizer_params.struct_size = sizeof t->optimizer_params;
-        if (given->struct_size < sizeof(size_t) || given->struct_size > sizeof *given)
-            return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_create: "
-                             "params.optimizer has struct_size %zu",
-                             given->struct_size);
-    } else {
-        tlm_optimizer_params_init(&t->optimizer_params);
-        t->optimizer_params.beta2 = 0.99f;
-        t->optimizer_params.weight_decay = 0.1f;
-    }
+    /* An older or newer caller's struct, as every settings struct. */
+    t->optimizer_params = trainer_optimizer;
+    int status = tlmi_params_merge(&t->host, "tlm_trainer_create: params.optimizer",
+                                   &t->optimizer_params, sizeof t->optimizer_params,
+                                   given);
+    if (status != TLM_OK)
+        return status;
     if (t->optimizer_params.decay_flags == NULL)
         t->optimizer_params.decay_flags = t->decay_flags;
-    int status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
-                                      &t->optimizer_params);
+    status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
+                                  &t->optimizer_params);
     t->optimizer_params.decay_flags = NULL; /* read only during create */
     if (status != TLM_OK) {
         char message[TLMI_MESSAGE_MAX];
@@ -386,6 +396,9 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
             status = tlm_schedule_lr(&t->schedule, 0, &probe);
         t->has_schedule = 1;
     }
+    /* Read only during create; a caller's struct too old to have the field
+     * merged as NULL: the trainer's defaults. */
+    const tlm_optimizer_params *optimizer = t->params.optimizer;
     t->params.schedule = NULL;
     t->params.optimizer = NULL;
     for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++)
@@ -396,10 +409,7 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     if (status == TLM_OK)
         status = plan_batch(t);
     if (status == TLM_OK)
-        status = make_optimizer(t, given != NULL && given->struct_size >=
-                                           offsetof(tlm_trainer_params, schedule)
-                                       ? given->optimizer
-                                       : NULL);
+        status = make_optimizer(t, optimizer);
     if (status == TLM_OK)
         status = make_inputs(t);
     if (status == TLM_OK)
@@ -433,12 +443,10 @@ TLM_API int tlm_step_info_init(tlm_step_info *info) {
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_trainer_step: trainer is NULL");
-    if (info != NULL && (info->struct_size < sizeof(size_t) ||
-                         info->struct_size > 4096))
-        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
-                         "info->struct_size %zu is not plausible (call "
-                         "tlm_step_info_init first)", info->struct_size);
-    int status = ensure_graph(t);
+    int status = info != NULL ? tlmi_params_check_out(&t->host, "tlm_trainer_step: info", info)
+                              : TLM_OK;
+    if (status == TLM_OK)
+        status = ensure_graph(t);
     if (status != TLM_OK)
         return status;
     tlm_context_set_training(t->ctx, 1);
@@ -516,12 +524,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         t->step++;
         result.step = t->step;
     }
-    if (info != NULL) {
-        size_t size = info->struct_size < sizeof result ? info->struct_size : sizeof result;
-        size_t caller = info->struct_size;
-        memcpy(info, &result, size);
-        info->struct_size = caller;
-    }
+    if (info != NULL)
+        tlmi_params_copy_out(info, &result, sizeof result);
     if (t->params.progress != NULL && t->params.progress(t->params.progress_user, &result))
         return tlmi_fail(&t->host, TLM_E_CANCELLED,
                          "tlm_trainer_step: the progress callback asked to stop "

@@ -131,7 +131,8 @@ static void reversal_is_learned(void **state) {
     tlm_trainer *trainer = NULL;
     if (tlm_trainer_create(&trainer, model, data, &params) != TLM_OK)
         fail_msg("trainer: %s", tlm_last_error());
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (int i = 0; i < STEPS; i++) {
         assert_int_equal(tlm_trainer_step(trainer, &info), TLM_OK);
         if ((i + 1) % 100 == 0)

@@ -108,7 +108,8 @@ static void small_model_overfits_text(void **state) {
     assert_int_equal(tlm_trainer_create(&r.trainer, r.model, r.data, &params), TLM_OK);
     float first = 0, val = 0;
     assert_int_equal(tlm_trainer_evaluate(r.trainer, TLM_SPLIT_VALIDATION, 4, &first), TLM_OK);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (int i = 0; i < 300; i++)
         assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     assert_int_equal(tlm_trainer_step_count(r.trainer), 300);
@@ -137,7 +138,8 @@ static void train_and_record(int steps, int save_at, const char *path,
                 fail_msg("resume: %s", tlm_trainer_last_error(r.trainer));
             assert_int_equal(tlm_trainer_step_count(r.trainer), save_at);
         }
-        tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+        tlm_step_info info;
+        tlm_step_info_init(&info);
         assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
         losses[i] = info.loss;
     }
@@ -170,7 +172,8 @@ static void non_finite_step_touches_nothing(void **state) {
     (void)state;
     run r;
     start(&r, 0.0f, 5);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     /* Poison one weight: the loss becomes NaN. */
     tlm_tensor *w = NULL;
@@ -221,7 +224,8 @@ static void progress_callback_sees_every_step(void **state) {
     params.progress = stop_after_three;
     params.progress_user = &calls;
     assert_int_equal(tlm_trainer_create(&r.trainer, r.model, r.data, &params), TLM_OK);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     assert_int_equal(info.tokens, 2 * 8 * 3);
     assert_int_equal(tlm_trainer_step(r.trainer, NULL), TLM_OK);
