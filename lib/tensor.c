@@ -233,17 +233,17 @@ TLM_API int64_t tlm_tensor_dim(const tlm_tensor *tensor, int32_t axis) {
 }
 
 TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
-                                 int32_t capacity) {
+                                 size_t capacity) {
     int status = tlmi_tensor_check(tensor, "tlm_tensor_shape: tensor");
     if (status != TLM_OK)
         return status;
     if (shape == NULL)
         return tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
                          "tlm_tensor_shape: shape is NULL");
-    if (capacity < tensor->ndim)
+    if (capacity < (size_t)tensor->ndim)
         return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
-                         "tlm_tensor_shape: capacity %d < ndim %d",
-                         (int)capacity, (int)tensor->ndim);
+                         "tlm_tensor_shape: capacity %zu < ndim %d",
+                         capacity, (int)tensor->ndim);
     for (int32_t i = 0; i < tensor->ndim; i++)
         shape[i] = tensor->shape[i];
     return tensor->ndim;
@@ -267,7 +267,7 @@ TLM_API tlm_context *tlm_tensor_context(const tlm_tensor *tensor) {
 
 /* Shared checks of the copy functions: live tensor, right dtype, count. */
 static int check_copy(const tlm_tensor *tensor, const void *buffer,
-                      int64_t count, int32_t dtype, const char *what) {
+                      size_t count, int32_t dtype, const char *what) {
     char arg[96];
     snprintf(arg, sizeof arg, "%s: tensor", what);
     int status = tlmi_tensor_check(tensor, arg);
@@ -281,11 +281,11 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
                          "%s: the tensor holds %s, not %s", what,
                          tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32",
                          dtype == TLM_DTYPE_F32 ? "f32" : "i32");
-    if (count != tensor->numel)
+    if (count != (size_t)tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
-                         "%s: count %lld differs from the tensor's %lld "
+                         "%s: count %zu differs from the tensor's %lld "
                          "elements",
-                         what, (long long)count, (long long)tensor->numel);
+                         what, count, (long long)tensor->numel);
     return TLM_OK;
 }
 
@@ -299,42 +299,42 @@ static int check_writable(const tlm_tensor *tensor, const char *what) {
 }
 
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
-                               int64_t count) {
+                               size_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
                             "tlm_tensor_set_f32");
     if (status == TLM_OK)
         status = check_writable(tensor, "tlm_tensor_set_f32");
     if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(float));
+        memcpy(tensor->data, data, count * sizeof(float));
     return status;
 }
 
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
-                               int64_t count) {
+                               size_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
                             "tlm_tensor_set_i32");
     if (status == TLM_OK)
         status = check_writable(tensor, "tlm_tensor_set_i32");
     if (status == TLM_OK)
-        memcpy(tensor->data, data, (size_t)count * sizeof(int32_t));
+        memcpy(tensor->data, data, count * sizeof(int32_t));
     return status;
 }
 
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
-                               int64_t count) {
+                               size_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_F32,
                             "tlm_tensor_get_f32");
     if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(float));
+        memcpy(data, tensor->data, count * sizeof(float));
     return status;
 }
 
 TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
-                               int64_t count) {
+                               size_t count) {
     int status = check_copy(tensor, data, count, TLM_DTYPE_I32,
                             "tlm_tensor_get_i32");
     if (status == TLM_OK)
-        memcpy(data, tensor->data, (size_t)count * sizeof(int32_t));
+        memcpy(data, tensor->data, count * sizeof(int32_t));
     return status;
 }
 
@@ -401,7 +401,7 @@ TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor) {
 }
 
 TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
-                                int64_t count) {
+                                size_t count) {
     int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad_f32: tensor");
     if (status != TLM_OK)
         return status;
@@ -412,12 +412,12 @@ TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
         return tlmi_fail(host, TLM_E_STATE,
                          "tlm_tensor_get_grad_f32: the tensor has no gradient "
                          "(call tlm_tensor_set_requires_grad first)");
-    if (count != tensor->numel)
+    if (count != (size_t)tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
-                         "tlm_tensor_get_grad_f32: count %lld differs from the "
+                         "tlm_tensor_get_grad_f32: count %zu differs from the "
                          "tensor's %lld elements",
-                         (long long)count, (long long)tensor->numel);
-    memcpy(grad, tensor->grad, (size_t)count * sizeof(float));
+                         count, (long long)tensor->numel);
+    memcpy(grad, tensor->grad, count * sizeof(float));
     return TLM_OK;
 }
 
