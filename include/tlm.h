@@ -12,6 +12,12 @@
  *   per thread (tlm_last_error()).
  * - Create functions return the status and fill an out-pointer; on failure
  *   the out-pointer is set to NULL. Free functions accept NULL.
+ * - Arguments: create functions and operations take their out-pointer
+ *   first; every other call takes the handle first, then its inputs, then
+ *   its outputs. A caller's buffer is (pointer, size_t capacity, size_t
+ *   *count written). Flags are int32_t 0 or 1.
+ * - const on a handle means the call changes nothing in it, its error
+ *   message included; such calls record failures in tlm_last_error().
  * - Handles are opaque. No struct is passed or returned by value. Settings
  *   are growable structs whose first member is `struct_size`, filled by the
  *   matching `*_init()` call, so a program built against an older header
@@ -57,7 +63,7 @@ extern "C" {
 /** Major version. From 1.0 on it is also the soname's major (libtlm.so.N). */
 #define TLM_VERSION_MAJOR 0
 /** Minor version: compatible additions. */
-#define TLM_VERSION_MINOR 1
+#define TLM_VERSION_MINOR 2
 /** Patch version: fixes only. */
 #define TLM_VERSION_PATCH 0
 

@@ -203,7 +203,7 @@ def _check(status):
 
 
 def version():
-    """The library's version, e.g. "0.1.0"."""
+    """The library's version, e.g. "0.2.0"."""
     return _L().tlm_version_string().decode()
 
 
