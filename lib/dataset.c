@@ -161,7 +161,8 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
         return status;
     }
     ds->n_pairs = n_pairs;
-    ds->train_pairs = n_pairs - (int64_t)floor((double)n_pairs * (double)p.validation_fraction + 0.5);
+    const double held_out = (double)n_pairs * (double)p.validation_fraction;
+    ds->train_pairs = n_pairs - (int64_t)floor(held_out + 0.5);
     ds->max_source = (int32_t)longest_source;
     ds->max_target = (int32_t)longest_target;
     *out = ds;

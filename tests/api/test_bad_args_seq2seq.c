@@ -149,8 +149,8 @@ static void beam_search_calls(void **state) {
     unsigned char bigger[sizeof(tlm_beam_search_params) + 8];
     memset(bigger, 0xff, sizeof bigger);
     memcpy(bigger, &q, sizeof q);
-    assert_int_equal(tlm_beam_search(s, src, 3, NULL, (const tlm_beam_search_params *)(const void *)bigger,
-                                     ids, 6, &n, &score),
+    const tlm_beam_search_params *newer = (const void *)bigger;
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, newer, ids, 6, &n, &score),
                      TLM_E_UNSUPPORTED);
 
     /* The session pool. */

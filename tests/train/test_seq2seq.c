@@ -215,7 +215,8 @@ static void width_one_is_greedy(void **state) {
         p.eos_id = eos;
         p.length_penalty = (float)alpha;
         double score = 0;
-        assert_int_equal(tlm_beam_search(s, src, n_src, NULL, &p, got, CTX, &n_got, &score), TLM_OK);
+        assert_int_equal(tlm_beam_search(s, src, n_src, NULL, &p, got, CTX, &n_got, &score),
+                         TLM_OK);
         assert_int_equal(n_got, (size_t)n_want);
         assert_memory_equal(got, want, n_got * sizeof *got);
         assert_close(score, want_score, 1e-12);
