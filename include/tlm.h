@@ -1364,7 +1364,7 @@ TLM_API int32_t tlm_session_position(const tlm_session *session);
  *         outside the vocabulary or n outside 1..max_context
  */
 TLM_API int tlm_session_encode(tlm_session *session, const int32_t *src_ids,
-                               int32_t n, const int32_t *src_mask,
+                               size_t n, const int32_t *src_mask,
                                float *logits);
 
 /**
@@ -1380,7 +1380,7 @@ TLM_API int tlm_session_encode(tlm_session *session, const int32_t *src_ids,
  *         tlm_session_encode()
  */
 TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
-                               int32_t n, float *logits, int32_t logits_rows);
+                               size_t n, float *logits, int32_t logits_rows);
 
 /** The detailed message of the session's last failure ("" if none). */
 TLM_API const char *tlm_session_last_error(const tlm_session *session);
@@ -1460,7 +1460,7 @@ TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params);
  *         TLM_E_NOMEM
  */
 TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
-                            int32_t n_src, const int32_t *src_mask,
+                            size_t n_src, const int32_t *src_mask,
                             const tlm_beam_search_params *params, int32_t *ids,
                             size_t capacity, size_t *n_ids, double *score);
 

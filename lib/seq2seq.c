@@ -208,7 +208,7 @@ static int relay(tlmi_host *host, int status, const char *message) {
 }
 
 /* The search proper, once buffers and sessions are in place. */
-static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
+static int run_search(search *s, const int32_t *src_ids, size_t n_src,
                       const int32_t *src_mask, int32_t bos_id) {
     tlm_session *first = s->pool[0];
     int status = tlm_session_encode(first, src_ids, n_src, src_mask, NULL);
@@ -340,7 +340,7 @@ static int check_pool(tlmi_host *host, const tlm_beam_search_params *p,
 }
 
 TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
-                            int32_t n_src, const int32_t *src_mask,
+                            size_t n_src, const int32_t *src_mask,
                             const tlm_beam_search_params *given, int32_t *ids,
                             size_t capacity, size_t *n_ids, double *score) {
     const char *what = "tlm_beam_search";
