@@ -1284,7 +1284,7 @@ TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
  *         range), TLM_E_OVERFLOW, TLM_E_NOMEM
  */
 TLM_API int tlm_model_attention_weights(const tlm_model *model,
-                                        const int32_t *ids, int32_t n,
+                                        const int32_t *ids, size_t n,
                                         int32_t layer, float *weights);
 
 /** @} */
