@@ -120,7 +120,7 @@ int main(int argc, char **argv) {
     TRY(tlm_cross_entropy(&loss, logits, next, -1));
 
     tlm_optimizer_params adamw;
-    tlm_optimizer_params_init(&adamw, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&adamw);
     adamw.lr = 1e-2f;
     TRY(tlm_optimizer_create(&optimizer, params, 5, &adamw));
 

@@ -128,13 +128,16 @@ int main(int argc, char **argv) {
     config.init_seed = 5;
     if (status == TLM_OK)
         status = tlm_model_create(&model, ctx, &config);
+    tlm_dataset_params dp; /* every pair trains; the held-out strings test */
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.0f;
     if (status == TLM_OK)
-        status = tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, 0.0f);
+        status = tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, &dp);
 
     /* AdamW, warm-up then cosine decay; the trainer builds the batches:
      * source + padding mask for the encoder, BOS + target for the decoder. */
     tlm_optimizer_params adamw;
-    tlm_optimizer_params_init(&adamw, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&adamw);
     adamw.weight_decay = 0.0f;
     tlm_schedule_params schedule;
     tlm_schedule_params_init(&schedule);
@@ -153,7 +156,8 @@ int main(int argc, char **argv) {
     params.schedule = &schedule;
     if (status == TLM_OK)
         status = tlm_trainer_create(&trainer, model, data, &params);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (long step = 1; status == TLM_OK && step <= steps; step++) {
         status = tlm_trainer_step(trainer, &info);
         if (status == TLM_OK && (step % 50 == 0 || step == steps))
@@ -164,25 +168,25 @@ int main(int argc, char **argv) {
      * decoded greedily: the most likely token at every step until EOS. */
     if (status == TLM_OK)
         status = tlm_session_create(&session, model, NULL);
-    tlm_beam_params greedy;
-    tlm_beam_params_init(&greedy);
+    tlm_beam_search_params greedy;
+    tlm_beam_search_params_init(&greedy);
     greedy.beam_width = 1;
     greedy.bos_id = BOS;
     greedy.eos_id = EOS;
     uint64_t held_rng = 777;
     int tested = 0, right = 0;
     while (status == TLM_OK && tested < HELD_OUT) {
-        int32_t s[MAX_LENGTH], out[MAX_LENGTH + 2], n_out = 0;
+        int32_t s[MAX_LENGTH], out[MAX_LENGTH + 2];
+        size_t n_out = 0;
         const int n = random_string(&held_rng, s);
         const uint64_t key = key_of(s, n);
         if (bsearch(&key, seen, TRAIN_PAIRS, sizeof *seen, compare_keys) != NULL)
             continue;
         double score;
-        status = tlm_beam_search(out, MAX_LENGTH + 2, &n_out, &score, session, s, n,
-                                 NULL, &greedy);
+        status = tlm_beam_search(session, s, n, NULL, &greedy, out, MAX_LENGTH + 2, &n_out, &score);
         if (status != TLM_OK)
             break;
-        int ok = n_out == n;
+        int ok = n_out == (size_t)n;
         for (int i = 0; ok && i < n; i++)
             ok = out[i] == s[n - 1 - i];
         right += ok;

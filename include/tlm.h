@@ -12,6 +12,12 @@
  *   per thread (tlm_last_error()).
  * - Create functions return the status and fill an out-pointer; on failure
  *   the out-pointer is set to NULL. Free functions accept NULL.
+ * - Arguments: create functions and operations take their out-pointer
+ *   first; every other call takes the handle first, then its inputs, then
+ *   its outputs. A caller's buffer is (pointer, size_t capacity, size_t
+ *   *count written). Flags are int32_t 0 or 1.
+ * - const on a handle means the call changes nothing in it, its error
+ *   message included; such calls record failures in tlm_last_error().
  * - Handles are opaque. No struct is passed or returned by value. Settings
  *   are growable structs whose first member is `struct_size`, filled by the
  *   matching `*_init()` call, so a program built against an older header
@@ -57,7 +63,7 @@ extern "C" {
 /** Major version. From 1.0 on it is also the soname's major (libtlm.so.N). */
 #define TLM_VERSION_MAJOR 0
 /** Minor version: compatible additions. */
-#define TLM_VERSION_MINOR 1
+#define TLM_VERSION_MINOR 2
 /** Patch version: fixes only. */
 #define TLM_VERSION_PATCH 0
 
@@ -296,7 +302,7 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx);
  * with 0 resolved to TLM_THREADS or the number of available cores), or a
  * negative status if `ctx` is NULL.
  */
-TLM_API int tlm_context_thread_count(const tlm_context *ctx);
+TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx);
 
 /** @} */
 
@@ -373,7 +379,7 @@ TLM_API int64_t tlm_tensor_dim(const tlm_tensor *tensor, int32_t axis);
  * @return the number of dimensions, or a negative status
  */
 TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
-                                 int32_t capacity);
+                                 size_t capacity);
 
 /** Number of elements, or a negative status. */
 TLM_API int64_t tlm_tensor_numel(const tlm_tensor *tensor);
@@ -389,19 +395,19 @@ TLM_API tlm_context *tlm_tensor_context(const tlm_tensor *tensor);
  * into a result is allowed (tlm_context_forward() recomputes it).
  */
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
-                               int64_t count);
+                               size_t count);
 
 /** Copy `count` ints (must equal numel) into an integer tensor. */
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
-                               int64_t count);
+                               size_t count);
 
 /** Copy the values of a float tensor out; `count` must equal numel. */
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
-                               int64_t count);
+                               size_t count);
 
 /** Copy the values of an integer tensor out; `count` must equal numel. */
 TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
-                               int64_t count);
+                               size_t count);
 
 /**
  * Direct access to the values of a float tensor (numel floats, 64-byte
@@ -418,7 +424,7 @@ TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor);
  * tensor. The gradient buffer is allocated, zeroed, at the first request.
  * Results get a gradient automatically when an input requires one.
  */
-TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag);
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int32_t flag);
 
 /** 1 if the tensor has a gradient, 0 if not, or a negative status. */
 TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor);
@@ -427,11 +433,11 @@ TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor);
  * Copy the gradient (d loss / d tensor, accumulated by tlm_backward())
  * out; `count` must equal numel. TLM_E_STATE if the tensor has none.
  */
-TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
-                                int64_t count);
+TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
+                                size_t count);
 
 /** Direct access to the gradient buffer, or NULL when there is none. */
-TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor);
+TLM_API float *tlm_tensor_grad_data_f32(tlm_tensor *tensor);
 
 /** @} */
 
@@ -476,14 +482,14 @@ TLM_API int tlm_context_reset(tlm_context *ctx);
  * off, operations still compute their results but record nothing for
  * backward and allocate no gradients: use it for inference.
  */
-TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled);
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int32_t enabled);
 
 /**
  * Training mode (1, the default) or evaluation mode (0): dropout is active
  * only in training mode, batch norm uses batch statistics in training mode
  * and its running statistics in evaluation mode.
  */
-TLM_API int tlm_context_set_training(tlm_context *ctx, int training);
+TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training);
 
 /**
  * Reset the context's random number generator (used by dropout) to a
@@ -552,7 +558,7 @@ TLM_API int tlm_reshape(tlm_tensor **out, tlm_tensor *a, int32_t ndim,
 TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a);
 
 /** [B, T, H*D] to [B, H, T, D]: one slice per attention head. */
-TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head);
+TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_heads);
 
 /** [B, H, T, D] to [B, T, H*D]: the inverse of tlm_split_heads(). */
 TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a);
@@ -726,443 +732,6 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
 /** @} */
 
 /* ------------------------------------------------------------------------ */
-/** @name Transformer model
- *
- * A transformer built from the operations above: token embedding, position
- * encoding, a stack of encoder layers and/or a stack of decoder layers
- * (self-attention, cross-attention in encoder-decoder models, feedforward,
- * norms and residual connections), final norm and output projection. The
- * architecture is specified in docs/model.md; every option below is
- * described there.
- *  @{ */
-
-/** Opaque model handle: its parameters are leaf tensors of a context. */
-typedef struct tlm_model tlm_model;
-
-/** Opaque tokenizer handle (see the Tokenizers section). */
-typedef struct tlm_tokenizer tlm_tokenizer;
-
-/** Position encodings (tlm_model_config::position). */
-enum tlm_position {
-    TLM_POSITION_LEARNED = 0,    /**< a trained [max_context, D] table */
-    TLM_POSITION_SINUSOIDAL = 1, /**< the fixed sin/cos encoding */
-    TLM_POSITION_ROTARY = 2      /**< RoPE on queries and keys */
-};
-
-/** Normalizations (tlm_model_config::norm). */
-enum tlm_norm {
-    TLM_NORM_LAYER = 0, /**< LayerNorm */
-    TLM_NORM_RMS = 1    /**< RMSNorm */
-};
-
-/** Where the norms sit (tlm_model_config::norm_placement). */
-enum tlm_norm_placement {
-    TLM_NORM_PRE = 0, /**< x + f(norm(x)), and a final norm (GPT-2) */
-    TLM_NORM_POST = 1 /**< norm(x + f(x)) (the original transformer) */
-};
-
-/** Feedforward activations (tlm_model_config::activation). */
-enum tlm_activation {
-    TLM_ACTIVATION_GELU = 0,       /**< GELU, tanh form */
-    TLM_ACTIVATION_GELU_EXACT = 1, /**< GELU with erf */
-    TLM_ACTIVATION_RELU = 2,       /**< ReLU */
-    TLM_ACTIVATION_SWIGLU = 3      /**< SwiGLU gated unit */
-};
-
-/**
- * The architecture of a model. Fill with tlm_model_config_init(), then set
- * at least vocab_size. Zero-valued sizes marked "0 means" take the stated
- * default.
- */
-typedef struct tlm_model_config {
-    size_t struct_size;         /**< sizeof(tlm_model_config); set by init */
-    int32_t vocab_size;         /**< V, number of token ids (required) */
-    int32_t d_model;            /**< D, model width; default 128 */
-    int32_t n_heads;            /**< attention heads; default 4 */
-    int32_t head_dim;           /**< width of a head; 0 means D / n_heads */
-    int32_t d_ff;               /**< feedforward width; 0 means 4 D */
-    int32_t n_encoder_layers;   /**< encoder layers; default 0 */
-    int32_t n_decoder_layers;   /**< decoder layers; default 4 */
-    int32_t max_context;        /**< longest sequence; default 256 */
-    int32_t position;           /**< a tlm_position; default learned */
-    int32_t norm;               /**< a tlm_norm; default layer */
-    int32_t norm_placement;     /**< a tlm_norm_placement; default pre */
-    int32_t activation;         /**< a tlm_activation; default gelu */
-    int32_t bias;               /**< 1: biases in projections and LayerNorm */
-    int32_t tied_output;        /**< 1: output projection = token embedding */
-    float embedding_dropout;    /**< dropout after the input embedding */
-    float residual_dropout;     /**< dropout on each sub-layer's output */
-    float norm_eps;             /**< epsilon of the norms; default 1e-5 */
-    float rope_base;            /**< rotary base; default 10000 */
-    uint64_t init_seed;         /**< seed of the initialisation; default 0 */
-} tlm_model_config;
-
-/** Fill `config` with the defaults (a small GPT) and set its struct_size. */
-TLM_API int tlm_model_config_init(tlm_model_config *config);
-
-/**
- * Create a model with freshly initialised parameters (GPT-2 style, from
- * config->init_seed) as leaf tensors of `ctx` that require gradients.
- * Every invalid combination (zero vocabulary, heads not dividing the width,
- * no layers, ...) is TLM_E_INVALID with a message naming the field.
- */
-TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
-                             const tlm_model_config *config);
-
-/** Free a model and its parameters. NULL is ignored. */
-TLM_API void tlm_model_free(tlm_model *model);
-
-/**
- * Copy the model's configuration, with every default resolved (head_dim and
- * d_ff never 0), into `config`, whose struct_size the caller sets.
- */
-TLM_API int tlm_model_get_config(const tlm_model *model,
-                                 tlm_model_config *config);
-
-/** Total number of parameters (scalars), or a negative status. */
-TLM_API int64_t tlm_model_parameter_count(const tlm_model *model);
-
-/** Number of parameter tensors, or a negative status. */
-TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model);
-
-/**
- * The index-th parameter tensor (0-based, in a fixed order) and its name as
- * in docs/model.md. The name stays valid as long as the model.
- */
-TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
-                                const char **name, tlm_tensor **tensor);
-
-/** The parameter called `name`, or TLM_E_RANGE if there is none. */
-TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
-                                     tlm_tensor **tensor);
-
-/**
- * Attach a copy of `tokenizer` to the model (replacing any), so that it is
- * saved in the model's .tlm file and comes back with tlm_model_load(). Its
- * vocabulary size must equal the model's vocab_size. NULL detaches.
- */
-TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer);
-
-/**
- * The tokenizer attached to the model (owned by the model, valid until it
- * is replaced or the model freed), or NULL when there is none.
- */
-TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model);
-
-/**
- * Write the model's parameters to a safetensors file (F32 tensors named as
- * in docs/model.md; the configuration as JSON in the metadata entry
- * "tlm.config"), the format PyTorch and Hugging Face tools exchange weights
- * in. The file is written atomically (a temporary file renamed over
- * `path`).
- */
-TLM_API int tlm_model_export_safetensors(const tlm_model *model,
-                                         const char *path);
-
-/**
- * Create a model in `ctx` from a safetensors file written by
- * tlm_model_export_safetensors() or by any tool that follows docs/model.md:
- * the configuration comes from the "tlm.config" metadata entry, every
- * parameter must be present with its documented shape (F32, or F16/BF16
- * converted), and tensors that are not parameters are ignored.
- * @return TLM_E_IO, TLM_E_FORMAT (a malformed file, a missing or misshapen
- *         parameter, no configuration), TLM_E_UNSUPPORTED, TLM_E_NOMEM,
- *         with a message naming the file and the tensor
- */
-TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
-                                         const char *path);
-
-/**
- * Save the model as a .tlm file (docs/format.md): configuration,
- * parameters, and a checksum per section. The save is atomic: the file is
- * written under a temporary name in the same directory, flushed to disk and
- * renamed over `path`, so a crash leaves the old file or the new one.
- */
-TLM_API int tlm_model_save(const tlm_model *model, const char *path);
-
-/** Settings of tlm_model_load(). Fill with tlm_load_params_init(). */
-typedef struct tlm_load_params {
-    size_t struct_size;       /**< sizeof(tlm_load_params); set by init */
-    /** 1: map the file read-only and use the parameters in place, without
-     *  copying (the file must not change while the model lives); the
-     *  parameters are then read-only and cannot be trained. Default 0. */
-    int32_t memory_map;
-    /** 0: with memory_map, skip the checksum of the parameter data so that
-     *  loading is instant (the header, table, configuration and index are
-     *  always checked). Default 1. */
-    int32_t verify_checksums;
-} tlm_load_params;
-
-/** Fill `params` with the defaults and set its struct_size. */
-TLM_API int tlm_load_params_init(tlm_load_params *params);
-
-/**
- * Load a model saved by tlm_model_save() into `ctx`. `params` may be NULL.
- * @return TLM_E_IO (cannot open or read; a directory), TLM_E_FORMAT (not a
- *         .tlm file, truncated, a checksum fails, a malformed configuration
- *         or parameter index), TLM_E_VERSION (written by a newer format
- *         version), TLM_E_NOMEM; the message names the file and what is
- *         wrong
- */
-TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
-                           const tlm_load_params *params);
-
-/** What tlm_model_memory_estimate() estimates. */
-enum tlm_memory_purpose {
-    TLM_MEMORY_INFERENCE = 0, /**< the model plus one tlm_session */
-    TLM_MEMORY_TRAINING = 1   /**< parameters, gradients, AdamW state and the
-                                   activations of one forward and backward */
-};
-
-/**
- * Estimate the memory, in bytes, that the model needs for `purpose` with
- * `batch` sequences of `context` positions (inference: batch must be 1 and
- * context is the session's max_context; training: the batch shape).
- * Inference is exact for the session's buffers (a session with the
- * context's thread count: its GEMM packing space grows with the threads);
- * training counts every
- * result and gradient the forward pass creates (within a few percent of
- * tlm_context_arena_bytes() after a step).
- */
-TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
-                                      int32_t batch, int32_t context,
-                                      int64_t *bytes);
-
-/**
- * What one forward pass reads. Fill with tlm_batch_init(). All tensors are
- * i32 and belong to the model's context; shapes use B (batch) and T
- * (sequence length, at most max_context).
- */
-typedef struct tlm_batch {
-    size_t struct_size;   /**< sizeof(tlm_batch); set by init */
-    tlm_tensor *ids;      /**< [B, T] token ids: decoder input, or the
-                               encoder input of an encoder-only model */
-    tlm_tensor *targets;  /**< [B, T] class ids, -1 ignored; or NULL */
-    tlm_tensor *mask;     /**< encoder-only: [B, T] 1 = token, 0 = padding;
-                               or NULL */
-    tlm_tensor *src_ids;  /**< encoder-decoder: [B, Ts] source ids */
-    tlm_tensor *src_mask; /**< encoder-decoder: [B, Ts] source padding mask,
-                               or NULL */
-} tlm_batch;
-
-/** Clear `batch` and set its struct_size. */
-TLM_API int tlm_batch_init(tlm_batch *batch);
-
-/**
- * The training forward pass through the autodiff engine, in the model's
- * context: logits [B, T, V] and, when targets are given, the mean
- * cross-entropy loss [1], ready for tlm_backward(). Dropout follows the
- * context's training mode.
- * @param[out] logits the logits (required)
- * @param[out] loss   the loss, or NULL when not wanted; set to NULL when
- *                    the batch has no targets
- */
-TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
-                              tlm_tensor **logits, tlm_tensor **loss);
-
-/** @} */
-
-/* ------------------------------------------------------------------------ */
-/** @name Inference sessions (KV cache)
- *
- * A session runs a model forward without the autodiff engine, keeping the
- * keys and values of every position it has seen (the KV cache), so that
- * generating one more token costs one position's work. A session only
- * reads its model: any number of sessions, in any number of threads, may
- * share one model as long as nothing modifies the model meanwhile. One
- * session is used by one thread at a time.
- *
- * Each session has its own pool of compute threads (`n_threads` in its
- * settings), started on its first product large enough to split and used
- * only by calls on that session: sessions in different threads never
- * share workers, and the model's context's pool is not touched.
- *  @{ */
-
-/** Opaque inference session handle. */
-typedef struct tlm_session tlm_session;
-
-/** Settings of tlm_session_create(). Fill with tlm_session_params_init(). */
-typedef struct tlm_session_params {
-    size_t struct_size;   /**< sizeof(tlm_session_params); set by init */
-    /** Most positions processed in one pass: a longer prompt is fed in
-     *  chunks of this size (the result is the same). 0 means 64. */
-    int32_t chunk_tokens;
-    /** Compute threads of the session's own pool (the calling thread is
-     *  one of them), 0..1024; 0 means the thread count of the model's
-     *  context (tlm_context_thread_count()). The logits are bitwise the
-     *  same for any value. Default 0. */
-    int32_t n_threads;
-} tlm_session_params;
-
-/** Fill `params` with the defaults and set its struct_size. */
-TLM_API int tlm_session_params_init(tlm_session_params *params);
-
-/**
- * Create a session for `model`, allocating its caches for max_context
- * positions from the model's context's allocator. `params` may be NULL.
- */
-TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
-                               const tlm_session_params *params);
-
-/** Free a session. NULL is ignored. */
-TLM_API void tlm_session_free(tlm_session *session);
-
-/** Forget every position (and the encoded source): start a new sequence. */
-TLM_API int tlm_session_reset(tlm_session *session);
-
-/**
- * Make `dst` continue exactly where `src` is: its positions, the decoder's
- * keys and values up to the position and, for an encoder-decoder model, the
- * encoded source with every decoder layer's cross-attention keys and
- * values. Decoding the same ids in both then gives the same logits. Both
- * sessions must run the same model (else TLM_E_INVALID); `src` is only
- * read. Allocates nothing; costs a copy of the filled part of the caches.
- * Beam search keeps one session per hypothesis this way.
- */
-TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src);
-
-/** Positions in the decoder's cache (tokens decoded so far), or a negative
- *  status. */
-TLM_API int32_t tlm_session_position(const tlm_session *session);
-
-/**
- * Run the encoder over a source of `n` ids.
- * - encoder-decoder model: the encoder output is kept (with each decoder
- *   layer's cross-attention keys and values) for the decoding that
- *   follows; the decoder's cache is cleared; `logits` must be NULL.
- * - encoder-only model: `logits` [n, V] receives the output for every
- *   position (or NULL).
- * @param src_mask NULL, or n flags: 1 token, 0 padding (never attended)
- * @return TLM_E_STATE for a decoder-only model; TLM_E_RANGE for an id
- *         outside the vocabulary or n outside 1..max_context
- */
-TLM_API int tlm_session_encode(tlm_session *session, const int32_t *src_ids,
-                               int32_t n, const int32_t *src_mask,
-                               float *logits);
-
-/**
- * Feed `n` ids at the next positions of the decoder (a prompt, or one
- * generated token) and compute logits.
- * @param logits      [logits_rows, V] floats, or NULL when logits_rows is 0
- * @param logits_rows 0: none; 1: the last position's logits only; n: every
- *                    position's, in order
- * @return TLM_E_RANGE when the cache would pass max_context (nothing is
- *         consumed then: reset, or start again with a shorter window), or
- *         for an id outside the vocabulary; TLM_E_STATE for an
- *         encoder-only model, or an encoder-decoder model before
- *         tlm_session_encode()
- */
-TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
-                               int32_t n, float *logits, int32_t logits_rows);
-
-/** The detailed message of the session's last failure ("" if none). */
-TLM_API const char *tlm_session_last_error(const tlm_session *session);
-
-/**
- * Settings of tlm_beam_search(). Fill with tlm_beam_params_init(), then set
- * at least bos_id and eos_id.
- */
-typedef struct tlm_beam_params {
-    size_t struct_size;   /**< sizeof(tlm_beam_params); set by init */
-    /** Hypotheses kept at each step, 1..256; 1 is greedy decoding.
-     *  Default 4. */
-    int32_t beam_width;
-    /** Most tokens generated, the end id included: 1..max_context; 0
-     *  means max_context (the decoder sees bos and max_length - 1 more
-     *  ids). Default 0. */
-    int32_t max_length;
-    int32_t bos_id;       /**< the decoder's start id; default 0 */
-    /** The end id: a hypothesis that produces it is finished (the end id
-     *  is scored but not returned); -1: none, hypotheses end at
-     *  max_length. Default -1. */
-    int32_t eos_id;
-    /** GNMT's length penalty alpha, >= 0: a finished hypothesis of `len`
-     *  scored tokens (its ids, plus the end id if it ended on it) scores
-     *  logprob / ((5 + len) / 6)^alpha; 0: the plain log-probability.
-     *  Default 0. */
-    float length_penalty;
-    /** NULL, or beam_width - 1 (or more) sessions of the same model, all
-     *  distinct and distinct from the main session, used as the other
-     *  hypotheses' KV caches (their contents are replaced). NULL: the call
-     *  creates beam_width - 1 sessions and frees them before it returns. */
-    tlm_session *const *sessions;
-    int32_t n_sessions;   /**< entries in `sessions` */
-} tlm_beam_params;
-
-/** Fill `params` with the defaults and set its struct_size. */
-TLM_API int tlm_beam_params_init(tlm_beam_params *params);
-
-/**
- * Decode a source with an encoder-decoder model by beam search (greedy
- * when params->beam_width is 1); docs/seq2seq.md describes it.
- *
- * The source is encoded once, in `session`; the decoder starts from
- * bos_id. At each step every live hypothesis's next-token log-probabilities
- * (log-softmax of the logits) extend it; of all extensions, ranked by
- * log-probability (ties: lower token id, then the better parent), the
- * end id among the first beam_width finishes a hypothesis, and the best
- * beam_width others stay live. A hypothesis also finishes when it reaches
- * max_length tokens. The search stops when no hypothesis is live, when
- * beam_width have finished, or when no live one can still beat the best
- * finished one. The result is the finished hypothesis with the best score
- * (ties: the first found). Deterministic.
- *
- * Memory: beam_width sessions (`session` and beam_width - 1 from
- * params->sessions, or created for the call: each the size of
- * tlm_model_memory_estimate()'s inference figure minus the parameters),
- * plus about beam_width * (vocab_size + 2 max_length) * 4 bytes for the
- * call, from the model's context's allocator.
- *
- * @param[out] ids      the best hypothesis's ids, without bos and eos
- * @param capacity      entries in `ids`; max_length is always enough
- * @param[out] n_ids    number of ids; < max_length exactly when the
- *                      hypothesis ended on eos_id
- * @param[out] score    its score (length-penalised log-probability), or
- *                      NULL
- * @param session       a session of an encoder-decoder model; its
- *                      contents are replaced; its last error records
- *                      failures
- * @param src_ids       the source, `n_src` ids (1..max_context)
- * @param src_mask      NULL, or n_src flags: 1 token, 0 padding
- * @param params        NULL: the defaults
- * @return TLM_E_STATE for a model that is not encoder-decoder;
- *         TLM_E_INVALID for bad settings or a pool that does not fit;
- *         TLM_E_RANGE for an id outside the vocabulary, or when the result
- *         needs more than `capacity` ids (n_ids then says how many);
- *         TLM_E_NOMEM
- */
-TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
-                            double *score, tlm_session *session,
-                            const int32_t *src_ids, int32_t n_src,
-                            const int32_t *src_mask,
-                            const tlm_beam_params *params);
-
-/**
- * The attention probabilities of decoder layer `layer`'s self-attention
- * for the sequence `ids` (positions 0..n-1, causal), for looking at what a
- * model attends to: weights[(h * n + i) * n + j] is how much query
- * position i of head h attends to key position j; each row sums to 1 and
- * j > i is 0. Computed by a session of its own (one pass, one thread,
- * the reference kernels; the layers below `layer` run in full) whose
- * attention hands the scores to a softmax in double; dropout is not
- * applied.
- * Only reads the model.
- * @param model   a decoder-only model
- * @param ids     `n` token ids in 0..vocab_size-1
- * @param n       1..max_context
- * @param layer   0..n_decoder_layers-1
- * @param[out] weights room for n_heads * n * n floats
- * @return TLM_OK, TLM_E_INVALID (NULL pointers), TLM_E_STATE (not a
- *         decoder-only model), TLM_E_RANGE (n, layer or an id out of
- *         range), TLM_E_OVERFLOW, TLM_E_NOMEM
- */
-TLM_API int tlm_model_attention_weights(const tlm_model *model,
-                                        const int32_t *ids, int32_t n,
-                                        int32_t layer, float *weights);
-
-/** @} */
-
-/* ------------------------------------------------------------------------ */
 /** @name Tokenizers
  *
  * A tokenizer turns bytes into token ids and ids back into bytes. Three
@@ -1192,8 +761,8 @@ TLM_API int tlm_model_attention_weights(const tlm_model *model,
  * used in other threads while it is in use.
  *  @{ */
 
-/* tlm_tokenizer, the opaque tokenizer handle, is declared with the
- * model, which can carry one. */
+/** Opaque tokenizer handle. */
+typedef struct tlm_tokenizer tlm_tokenizer;
 
 /** Tokenizer kinds (tlm_tokenizer_params::kind, tlm_tokenizer_kind()). */
 enum tlm_tokenizer_kind {
@@ -1298,8 +867,8 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
  * @return TLM_OK, TLM_E_RANGE for an id outside 0..vocab_size-1,
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_token_bytes(const char **bytes, size_t *length,
-                                      tlm_tokenizer *tok, int32_t id);
+TLM_API int tlm_tokenizer_token_bytes(tlm_tokenizer *tok, int32_t id,
+                                      const char **bytes, size_t *length);
 
 /** Number of BPE merges (0 for the other kinds), or a negative status. */
 TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
@@ -1310,49 +879,49 @@ TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
  * @return TLM_OK, TLM_E_RANGE for a rank outside 0..merge_count-1,
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_merge(int32_t *left, int32_t *right,
-                                tlm_tokenizer *tok, int32_t rank);
+TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
+                                int32_t *left, int32_t *right);
 
 /**
  * Encode `length` bytes of `text` into token ids. Encoding never fails on
  * any input and never produces a special token; a character-level
  * tokenizer encodes characters it does not know as TLM_TOKEN_UNK. There
  * are never more ids than bytes, so `capacity` = `length` always suffices.
+ * @param tok          the tokenizer
+ * @param text         the bytes to encode; may be NULL when `length` is 0
+ * @param length       bytes in `text`
  * @param[out] ids     room for `capacity` ids; NULL (with capacity 0) to
  *                     only count them
  * @param capacity     ids that fit in `ids`
  * @param[out] n_ids   receives the number of ids the text encodes to, also
  *                     when they do not fit
- * @param tok          the tokenizer
- * @param text         the bytes to encode; may be NULL when `length` is 0
- * @param length       bytes in `text`
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
  *         `capacity` ids are written, `*n_ids` says how many are needed);
  *         TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_encode(int32_t *ids, size_t capacity,
-                                 size_t *n_ids, tlm_tokenizer *tok,
-                                 const char *text, size_t length);
+TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
+                                 size_t length, int32_t *ids,
+                                 size_t capacity, size_t *n_ids);
 
 /**
  * Decode `n_ids` ids into bytes: the concatenation of each token's bytes
  * (see tlm_tokenizer_token_bytes()). No terminator is written.
+ * @param tok          the tokenizer
+ * @param ids          the ids; may be NULL when `n_ids` is 0
+ * @param n_ids        number of ids
  * @param[out] text    room for `capacity` bytes; NULL (with capacity 0) to
  *                     only measure
  * @param capacity     bytes that fit in `text`
  * @param[out] length  receives the number of bytes of the decoded text,
  *                     also when they do not fit; 0 when an id is invalid
- * @param tok          the tokenizer
- * @param ids          the ids; may be NULL when `n_ids` is 0
- * @param n_ids        number of ids
  * @return TLM_OK; TLM_E_RANGE for an id outside 0..vocab_size-1 (the
  *         message gives its position; nothing is written) or when
  *         `capacity` is too small (the first `capacity` bytes are
  *         written); TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_decode(char *text, size_t capacity, size_t *length,
-                                 tlm_tokenizer *tok, const int32_t *ids,
-                                 size_t n_ids);
+TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
+                                 size_t n_ids, char *text, size_t capacity,
+                                 size_t *length);
 
 /**
  * Write the tokenizer to a file in the format of docs/tokenizer.md,
@@ -1365,17 +934,17 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path);
 
 /**
  * Write the tokenizer's file image into a buffer.
+ * @param tok         the tokenizer
  * @param[out] buffer room for `capacity` bytes; NULL (with capacity 0) to
  *                    only ask for the size
  * @param capacity    bytes that fit in `buffer`
  * @param[out] size   receives the image's size in bytes, also when it
  *                    does not fit
- * @param tok         the tokenizer
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (nothing is
  *         written); TLM_E_INVALID
  */
-TLM_API int tlm_tokenizer_save_memory(void *buffer, size_t capacity,
-                                      size_t *size, tlm_tokenizer *tok);
+TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
+                                      size_t capacity, size_t *size);
 
 /**
  * Read a tokenizer from a file written by tlm_tokenizer_save().
@@ -1429,32 +998,475 @@ TLM_API void tlm_token_stream_free(tlm_token_stream *stream);
  * bytes are then given out as they are), or until
  * tlm_token_stream_flush(). The pieces concatenate to
  * tlm_tokenizer_decode() of the same ids.
+ * @param stream      the stream
+ * @param id          a token id
  * @param[out] piece  receives a pointer to the piece (never NULL), valid
  *                    until the next call on the stream
  * @param[out] length receives the piece's length, possibly 0
- * @param stream      the stream
- * @param id          a token id
  * @return TLM_OK; TLM_E_RANGE for an id outside the vocabulary (the
  *         stream is unchanged and the piece empty); TLM_E_INVALID
  */
-TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
-                                  tlm_token_stream *stream, int32_t id);
+TLM_API int tlm_token_stream_push(tlm_token_stream *stream, int32_t id,
+                                  const char **piece, size_t *length);
 
 /**
  * End the text: receive the held-back bytes (an unfinished character, as
  * it is) and start afresh. `piece` and `length` as for
  * tlm_token_stream_push().
  */
-TLM_API int tlm_token_stream_flush(const char **piece, size_t *length,
-                                   tlm_token_stream *stream);
+TLM_API int tlm_token_stream_flush(tlm_token_stream *stream,
+                                   const char **piece, size_t *length);
 
 /** The detailed message of the stream's last failure ("" if none). */
 TLM_API const char *tlm_token_stream_last_error(
     const tlm_token_stream *stream);
 
 /** @} */
-/* (end of the tokenizer region) */
 
+/* ------------------------------------------------------------------------ */
+/** @name Transformer model
+ *
+ * A transformer built from the operations above: token embedding, position
+ * encoding, a stack of encoder layers and/or a stack of decoder layers
+ * (self-attention, cross-attention in encoder-decoder models, feedforward,
+ * norms and residual connections), final norm and output projection. The
+ * architecture is specified in docs/model.md; every option below is
+ * described there.
+ *  @{ */
+
+/** Opaque model handle: its parameters are leaf tensors of a context. */
+typedef struct tlm_model tlm_model;
+
+/** Position encodings (tlm_model_config::position). */
+enum tlm_position {
+    TLM_POSITION_LEARNED = 0,    /**< a trained [max_context, D] table */
+    TLM_POSITION_SINUSOIDAL = 1, /**< the fixed sin/cos encoding */
+    TLM_POSITION_ROTARY = 2      /**< RoPE on queries and keys */
+};
+
+/** Normalizations (tlm_model_config::norm). */
+enum tlm_norm {
+    TLM_NORM_LAYER = 0, /**< LayerNorm */
+    TLM_NORM_RMS = 1    /**< RMSNorm */
+};
+
+/** Where the norms sit (tlm_model_config::norm_placement). */
+enum tlm_norm_placement {
+    TLM_NORM_PRE = 0, /**< x + f(norm(x)), and a final norm (GPT-2) */
+    TLM_NORM_POST = 1 /**< norm(x + f(x)) (the original transformer) */
+};
+
+/** Feedforward activations (tlm_model_config::activation). */
+enum tlm_activation {
+    TLM_ACTIVATION_GELU = 0,       /**< GELU, tanh form */
+    TLM_ACTIVATION_GELU_EXACT = 1, /**< GELU with erf */
+    TLM_ACTIVATION_RELU = 2,       /**< ReLU */
+    TLM_ACTIVATION_SWIGLU = 3      /**< SwiGLU gated unit */
+};
+
+/**
+ * The architecture of a model. Fill with tlm_model_config_init(), then set
+ * at least vocab_size. Zero-valued sizes marked "0 means" take the stated
+ * default.
+ */
+typedef struct tlm_model_config {
+    size_t struct_size;         /**< sizeof(tlm_model_config); set by init */
+    int32_t vocab_size;         /**< V, number of token ids (required) */
+    int32_t d_model;            /**< D, model width; default 128 */
+    int32_t n_heads;            /**< attention heads; default 4 */
+    int32_t head_dim;           /**< width of a head; 0 means D / n_heads */
+    int32_t d_ff;               /**< feedforward width; 0 means 4 D */
+    int32_t n_encoder_layers;   /**< encoder layers; default 0 */
+    int32_t n_decoder_layers;   /**< decoder layers; default 4 */
+    int32_t max_context;        /**< longest sequence; default 256 */
+    int32_t position;           /**< a tlm_position; default learned */
+    int32_t norm;               /**< a tlm_norm; default layer */
+    int32_t norm_placement;     /**< a tlm_norm_placement; default pre */
+    int32_t activation;         /**< a tlm_activation; default gelu */
+    int32_t bias;               /**< 1: biases in projections and LayerNorm */
+    int32_t tied_output;        /**< 1: output projection = token embedding */
+    float embedding_dropout;    /**< dropout after the input embedding */
+    float residual_dropout;     /**< dropout on each sub-layer's output */
+    float norm_eps;             /**< epsilon of the norms; default 1e-5 */
+    float rope_base;            /**< rotary base; default 10000 */
+    uint64_t init_seed;         /**< seed of the initialisation; default 0 */
+} tlm_model_config;
+
+/** Fill `config` with the defaults (a small GPT) and set its struct_size. */
+TLM_API int tlm_model_config_init(tlm_model_config *config);
+
+/**
+ * Create a model with freshly initialised parameters (GPT-2 style, from
+ * config->init_seed) as leaf tensors of `ctx` that require gradients.
+ * Every invalid combination (zero vocabulary, heads not dividing the width,
+ * no layers, ...) is TLM_E_INVALID with a message naming the field.
+ */
+TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
+                             const tlm_model_config *config);
+
+/** Free a model and its parameters. NULL is ignored. */
+TLM_API void tlm_model_free(tlm_model *model);
+
+/**
+ * The context the model lives in (its parameters, allocator and log hooks),
+ * for creating what goes with it (a sampler, a dataset) without a second
+ * context; NULL for a NULL model. Like tlm_tensor_context(), it returns the
+ * owner, which the const model does not include.
+ */
+TLM_API tlm_context *tlm_model_context(const tlm_model *model);
+
+/**
+ * Copy the model's configuration, with every default resolved (head_dim and
+ * d_ff never 0), into `config`, filled first with tlm_model_config_init()
+ * (its struct_size says how much the caller's struct holds).
+ */
+TLM_API int tlm_model_get_config(const tlm_model *model,
+                                 tlm_model_config *config);
+
+/** Total number of parameters (scalars), or a negative status. */
+TLM_API int64_t tlm_model_parameter_count(const tlm_model *model);
+
+/** Number of parameter tensors, or a negative status. */
+TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model);
+
+/**
+ * The index-th parameter tensor (0-based, in a fixed order) and its name as
+ * in docs/model.md. The name stays valid as long as the model.
+ */
+TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
+                                const char **name, tlm_tensor **tensor);
+
+/** The parameter called `name`, or TLM_E_RANGE if there is none. */
+TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
+                                     tlm_tensor **tensor);
+
+/**
+ * Attach a copy of `tokenizer` to the model (replacing any), so that it is
+ * saved in the model's .tlm file and comes back with tlm_model_load(). Its
+ * vocabulary size must equal the model's vocab_size. NULL detaches.
+ */
+TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer);
+
+/**
+ * The tokenizer attached to the model (owned by the model, valid until it
+ * is replaced or the model freed), or NULL when there is none. The model
+ * is not const: the tokenizer is part of it, and using it (encoding
+ * records failures in it) changes it.
+ */
+TLM_API tlm_tokenizer *tlm_model_tokenizer(tlm_model *model);
+
+/**
+ * Write the model's parameters to a safetensors file (F32 tensors named as
+ * in docs/model.md; the configuration as JSON in the metadata entry
+ * "tlm.config"), the format PyTorch and Hugging Face tools exchange weights
+ * in. The file is written atomically (a temporary file renamed over
+ * `path`).
+ */
+TLM_API int tlm_model_export_safetensors(const tlm_model *model,
+                                         const char *path);
+
+/**
+ * Create a model in `ctx` from a safetensors file written by
+ * tlm_model_export_safetensors() or by any tool that follows docs/model.md:
+ * the configuration comes from the "tlm.config" metadata entry, every
+ * parameter must be present with its documented shape (F32, or F16/BF16
+ * converted), and tensors that are not parameters are ignored.
+ * @return TLM_E_IO, TLM_E_FORMAT (a malformed file, a missing or misshapen
+ *         parameter, no configuration), TLM_E_UNSUPPORTED, TLM_E_NOMEM,
+ *         with a message naming the file and the tensor
+ */
+TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
+                                         const char *path);
+
+/**
+ * Save the model as a .tlm file (docs/format.md): configuration,
+ * parameters, and a checksum per section. The save is atomic: the file is
+ * written under a temporary name in the same directory, flushed to disk and
+ * renamed over `path`, so a crash leaves the old file or the new one.
+ */
+TLM_API int tlm_model_save(const tlm_model *model, const char *path);
+
+/** Settings of tlm_model_load(). Fill with tlm_model_load_params_init(). */
+typedef struct tlm_model_load_params {
+    size_t struct_size;       /**< sizeof(tlm_model_load_params); set by init */
+    /** 1: map the file read-only and use the parameters in place, without
+     *  copying (the file must not change while the model lives); the
+     *  parameters are then read-only and cannot be trained. Default 0. */
+    int32_t memory_map;
+    /** 0: with memory_map, skip the checksum of the parameter data so that
+     *  loading is instant (the header, table, configuration and index are
+     *  always checked). Default 1. */
+    int32_t verify_checksums;
+} tlm_model_load_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_model_load_params_init(tlm_model_load_params *params);
+
+/**
+ * Load a model saved by tlm_model_save() into `ctx`. `params` may be NULL.
+ * @return TLM_E_IO (cannot open or read; a directory), TLM_E_FORMAT (not a
+ *         .tlm file, truncated, a checksum fails, a malformed configuration
+ *         or parameter index), TLM_E_VERSION (written by a newer format
+ *         version), TLM_E_NOMEM; the message names the file and what is
+ *         wrong
+ */
+TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
+                           const tlm_model_load_params *params);
+
+/** What tlm_model_memory_estimate() estimates. */
+enum tlm_memory_purpose {
+    TLM_MEMORY_INFERENCE = 0, /**< the model plus one tlm_session */
+    TLM_MEMORY_TRAINING = 1   /**< parameters, gradients, AdamW state and the
+                                   activations of one forward and backward */
+};
+
+/**
+ * Estimate the memory, in bytes, that the model needs for `purpose` with
+ * `batch` sequences of `context` positions (inference: batch must be 1 and
+ * context is the session's max_context; training: the batch shape).
+ * Inference is exact for the session's buffers (a session with the
+ * context's thread count: its GEMM packing space grows with the threads);
+ * training counts every
+ * result and gradient the forward pass creates (within a few percent of
+ * tlm_context_arena_bytes() after a step).
+ */
+TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
+                                      int32_t batch, int32_t context,
+                                      int64_t *bytes);
+
+/**
+ * What one forward pass reads. Fill with tlm_batch_init(). All tensors are
+ * i32 and belong to the model's context; shapes use B (batch) and T
+ * (sequence length, at most max_context).
+ */
+typedef struct tlm_batch {
+    size_t struct_size;   /**< sizeof(tlm_batch); set by init */
+    tlm_tensor *ids;      /**< [B, T] token ids: decoder input, or the
+                               encoder input of an encoder-only model */
+    tlm_tensor *targets;  /**< [B, T] class ids, -1 ignored; or NULL */
+    tlm_tensor *mask;     /**< encoder-only: [B, T] 1 = token, 0 = padding;
+                               or NULL */
+    tlm_tensor *src_ids;  /**< encoder-decoder: [B, Ts] source ids */
+    tlm_tensor *src_mask; /**< encoder-decoder: [B, Ts] source padding mask,
+                               or NULL */
+} tlm_batch;
+
+/** Clear `batch` and set its struct_size. */
+TLM_API int tlm_batch_init(tlm_batch *batch);
+
+/**
+ * The training forward pass through the autodiff engine, in the model's
+ * context: logits [B, T, V] and, when targets are given, the mean
+ * cross-entropy loss [1], ready for tlm_backward(). Dropout follows the
+ * context's training mode.
+ * @param[out] logits the logits (required)
+ * @param[out] loss   the loss, or NULL when not wanted; set to NULL when
+ *                    the batch has no targets
+ */
+TLM_API int tlm_model_forward(tlm_model *model, const tlm_batch *batch,
+                              tlm_tensor **logits, tlm_tensor **loss);
+
+/**
+ * The attention probabilities of decoder layer `layer`'s self-attention
+ * for the sequence `ids` (positions 0..n-1, causal), for looking at what a
+ * model attends to: weights[(h * n + i) * n + j] is how much query
+ * position i of head h attends to key position j; each row sums to 1 and
+ * j > i is 0. Computed by a session of its own (one pass, one thread,
+ * the reference kernels; the layers below `layer` run in full) whose
+ * attention hands the scores to a softmax in double; dropout is not
+ * applied.
+ * Only reads the model.
+ * @param model   a decoder-only model
+ * @param ids     `n` token ids in 0..vocab_size-1
+ * @param n       1..max_context
+ * @param layer   0..n_decoder_layers-1
+ * @param[out] weights room for n_heads * n * n floats
+ * @return TLM_OK, TLM_E_INVALID (NULL pointers), TLM_E_STATE (not a
+ *         decoder-only model), TLM_E_RANGE (n, layer or an id out of
+ *         range), TLM_E_OVERFLOW, TLM_E_NOMEM
+ */
+TLM_API int tlm_model_attention_weights(const tlm_model *model,
+                                        const int32_t *ids, size_t n,
+                                        int32_t layer, float *weights);
+
+/** @} */
+
+/* ------------------------------------------------------------------------ */
+/** @name Inference sessions (KV cache)
+ *
+ * A session runs a model forward without the autodiff engine, keeping the
+ * keys and values of every position it has seen (the KV cache), so that
+ * generating one more token costs one position's work. A session only
+ * reads its model: any number of sessions, in any number of threads, may
+ * share one model as long as nothing modifies the model meanwhile. One
+ * session is used by one thread at a time.
+ *
+ * Each session has its own pool of compute threads (`n_threads` in its
+ * settings), started on its first product large enough to split and used
+ * only by calls on that session: sessions in different threads never
+ * share workers, and the model's context's pool is not touched.
+ *  @{ */
+
+/** Opaque inference session handle. */
+typedef struct tlm_session tlm_session;
+
+/** Settings of tlm_session_create(). Fill with tlm_session_params_init(). */
+typedef struct tlm_session_params {
+    size_t struct_size;   /**< sizeof(tlm_session_params); set by init */
+    /** Most positions processed in one pass: a longer prompt is fed in
+     *  chunks of this size (the result is the same). 0 means 64. */
+    int32_t chunk_tokens;
+    /** Compute threads of the session's own pool (the calling thread is
+     *  one of them), 0..1024; 0 means the thread count of the model's
+     *  context (tlm_context_thread_count()). The logits are bitwise the
+     *  same for any value. Default 0. */
+    int32_t n_threads;
+} tlm_session_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_session_params_init(tlm_session_params *params);
+
+/**
+ * Create a session for `model`, allocating its caches for max_context
+ * positions from the model's context's allocator. `params` may be NULL.
+ */
+TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
+                               const tlm_session_params *params);
+
+/** Free a session. NULL is ignored. */
+TLM_API void tlm_session_free(tlm_session *session);
+
+/** Forget every position (and the encoded source): start a new sequence. */
+TLM_API int tlm_session_reset(tlm_session *session);
+
+/**
+ * Make `dst` continue exactly where `src` is: its positions, the decoder's
+ * keys and values up to the position and, for an encoder-decoder model, the
+ * encoded source with every decoder layer's cross-attention keys and
+ * values. Decoding the same ids in both then gives the same logits. Both
+ * sessions must run the same model (else TLM_E_INVALID); `src` is only
+ * read. Allocates nothing; costs a copy of the filled part of the caches.
+ * Beam search keeps one session per hypothesis this way.
+ */
+TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src);
+
+/** Positions in the decoder's cache (tokens decoded so far), or a negative
+ *  status. */
+TLM_API int32_t tlm_session_position(const tlm_session *session);
+
+/**
+ * Run the encoder over a source of `n` ids.
+ * - encoder-decoder model: the encoder output is kept (with each decoder
+ *   layer's cross-attention keys and values) for the decoding that
+ *   follows; the decoder's cache is cleared; `logits` must be NULL.
+ * - encoder-only model: `logits` [n, V] receives the output for every
+ *   position (or NULL).
+ * @param src_mask NULL, or n flags: 1 token, 0 padding (never attended)
+ * @return TLM_E_STATE for a decoder-only model; TLM_E_RANGE for an id
+ *         outside the vocabulary or n outside 1..max_context
+ */
+TLM_API int tlm_session_encode(tlm_session *session, const int32_t *src_ids,
+                               size_t n, const int32_t *src_mask,
+                               float *logits);
+
+/**
+ * Feed `n` ids at the next positions of the decoder (a prompt, or one
+ * generated token) and compute logits.
+ * @param logits      [logits_rows, V] floats, or NULL when logits_rows is 0
+ * @param logits_rows 0: none; 1: the last position's logits only; n: every
+ *                    position's, in order
+ * @return TLM_E_RANGE when the cache would pass max_context (nothing is
+ *         consumed then: reset, or start again with a shorter window), or
+ *         for an id outside the vocabulary; TLM_E_STATE for an
+ *         encoder-only model, or an encoder-decoder model before
+ *         tlm_session_encode()
+ */
+TLM_API int tlm_session_decode(tlm_session *session, const int32_t *ids,
+                               size_t n, float *logits, int32_t logits_rows);
+
+/** The detailed message of the session's last failure ("" if none). */
+TLM_API const char *tlm_session_last_error(const tlm_session *session);
+
+/**
+ * Settings of tlm_beam_search(). Fill with tlm_beam_search_params_init(), then set
+ * at least bos_id and eos_id.
+ */
+typedef struct tlm_beam_search_params {
+    size_t struct_size;   /**< sizeof(tlm_beam_search_params); set by init */
+    /** Hypotheses kept at each step, 1..256; 1 is greedy decoding.
+     *  Default 4. */
+    int32_t beam_width;
+    /** Most tokens generated, the end id included: 1..max_context; 0
+     *  means max_context (the decoder sees bos and max_length - 1 more
+     *  ids). Default 0. */
+    int32_t max_length;
+    int32_t bos_id;       /**< the decoder's start id; default 0 */
+    /** The end id: a hypothesis that produces it is finished (the end id
+     *  is scored but not returned); -1: none, hypotheses end at
+     *  max_length. Default -1. */
+    int32_t eos_id;
+    /** GNMT's length penalty alpha, >= 0: a finished hypothesis of `len`
+     *  scored tokens (its ids, plus the end id if it ended on it) scores
+     *  logprob / ((5 + len) / 6)^alpha; 0: the plain log-probability.
+     *  Default 0. */
+    float length_penalty;
+    /** NULL, or beam_width - 1 (or more) sessions of the same model, all
+     *  distinct and distinct from the main session, used as the other
+     *  hypotheses' KV caches (their contents are replaced). NULL: the call
+     *  creates beam_width - 1 sessions and frees them before it returns. */
+    tlm_session *const *sessions;
+    int32_t n_sessions;   /**< entries in `sessions` */
+} tlm_beam_search_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params);
+
+/**
+ * Decode a source with an encoder-decoder model by beam search (greedy
+ * when params->beam_width is 1); docs/seq2seq.md describes it.
+ *
+ * The source is encoded once, in `session`; the decoder starts from
+ * bos_id. At each step every live hypothesis's next-token log-probabilities
+ * (log-softmax of the logits) extend it; of all extensions, ranked by
+ * log-probability (ties: lower token id, then the better parent), the
+ * end id among the first beam_width finishes a hypothesis, and the best
+ * beam_width others stay live. A hypothesis also finishes when it reaches
+ * max_length tokens. The search stops when no hypothesis is live, when
+ * beam_width have finished, or when no live one can still beat the best
+ * finished one. The result is the finished hypothesis with the best score
+ * (ties: the first found). Deterministic.
+ *
+ * Memory: beam_width sessions (`session` and beam_width - 1 from
+ * params->sessions, or created for the call: each the size of
+ * tlm_model_memory_estimate()'s inference figure minus the parameters),
+ * plus about beam_width * (vocab_size + 2 max_length) * 4 bytes for the
+ * call, from the model's context's allocator.
+ *
+ * @param session       a session of an encoder-decoder model; its
+ *                      contents are replaced; its last error records
+ *                      failures
+ * @param src_ids       the source, `n_src` ids (1..max_context)
+ * @param n_src         ids in `src_ids`
+ * @param src_mask      NULL, or n_src flags: 1 token, 0 padding
+ * @param params        NULL: the defaults
+ * @param[out] ids      the best hypothesis's ids, without bos and eos
+ * @param capacity      entries in `ids`; max_length is always enough
+ * @param[out] n_ids    number of ids; < max_length exactly when the
+ *                      hypothesis ended on eos_id
+ * @param[out] score    its score (length-penalised log-probability), or
+ *                      NULL
+ * @return TLM_E_STATE for a model that is not encoder-decoder;
+ *         TLM_E_INVALID for bad settings or a pool that does not fit;
+ *         TLM_E_RANGE for an id outside the vocabulary, or when the result
+ *         needs more than `capacity` ids (n_ids then says how many);
+ *         TLM_E_NOMEM
+ */
+TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
+                            size_t n_src, const int32_t *src_mask,
+                            const tlm_beam_search_params *params, int32_t *ids,
+                            size_t capacity, size_t *n_ids, double *score);
+
+/** @} */
 
 /* ------------------------------------------------------------------------ */
 /** @name Samplers
@@ -1551,8 +1563,9 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
 TLM_API void tlm_sampler_free(tlm_sampler *sampler);
 
 /**
- * Copy the sampler's settings into `params`, whose struct_size the caller
- * sets (an older, shorter struct receives the fields it has); `seed` is
+ * Copy the sampler's settings into `params`, filled first with
+ * tlm_sampler_params_init() (an older, shorter struct receives the fields
+ * it has); `seed` is
  * the seed given at creation or by the last tlm_sampler_set_seed().
  */
 TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
@@ -1628,7 +1641,6 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab,
                                int32_t id, float *logprob);
 
 /** @} */
-/* (end of the sampler region) */
 
 /* ------------------------------------------------------------------------ */
 /** @name Generation and scoring
@@ -1734,9 +1746,10 @@ enum tlm_optimizer_kind {
 };
 
 /**
- * Settings of tlm_optimizer_create(). Fill with tlm_optimizer_params_init(),
- * which sets the defaults of the kind asked for, then change what you need.
- * Fields that do not belong to the kind are kept (and saved) but not used.
+ * Settings of tlm_optimizer_create(). Fill with tlm_optimizer_params_init()
+ * (AdamW's defaults) or tlm_optimizer_params_init_for() (the defaults of
+ * another kind), then change what you need. Fields that do not belong to
+ * the kind are kept (and saved) but not used.
  */
 typedef struct tlm_optimizer_params {
     size_t struct_size;  /**< sizeof(tlm_optimizer_params); set by init */
@@ -1765,13 +1778,25 @@ typedef struct tlm_optimizer_params {
 } tlm_optimizer_params;
 
 /**
+ * Fill `params` with AdamW's defaults (kind TLM_OPTIMIZER_ADAMW, lr 1e-3,
+ * betas 0.9 and 0.999, eps 1e-8, weight decay 0.01: PyTorch's, with
+ * weight decay 0.01) and set its struct_size, like every other
+ * `*_params_init()`.
+ * @return TLM_OK, TLM_E_INVALID (`params` NULL)
+ */
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params);
+
+/**
  * Fill `params` with the defaults of `kind` (a tlm_optimizer_kind) and set
- * its struct_size. The defaults are PyTorch's, with AdamW's weight decay
- * 0.01 and SGD's learning rate 0.01.
+ * its struct_size: AdamW's as tlm_optimizer_params_init(); for SGD, lr
+ * 1e-2, no momentum, no weight decay. SGD's learning rate and weight decay
+ * differ from AdamW's, so setting only `kind` after
+ * tlm_optimizer_params_init() would train SGD with AdamW's values: start
+ * from this call instead.
  * @return TLM_OK, TLM_E_INVALID (`params` NULL or an unknown kind)
  */
-TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
-                                      int32_t kind);
+TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
+                                          int32_t kind);
 
 /**
  * Create an optimizer over `count` parameters. Each must be a live float
@@ -1780,18 +1805,18 @@ TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
  * context's allocator.
  *
  * @param[out] out       the new optimizer, or NULL on failure
- * @param      params    `count` parameter tensors; the optimizer keeps the
+ * @param      tensors   `count` parameter tensors; the optimizer keeps the
  *                       pointers, so they must outlive it
  * @param      count     1 or more
- * @param      settings  settings, or NULL for the AdamW defaults
+ * @param      params    settings, or NULL for the AdamW defaults
  * @return TLM_OK, TLM_E_INVALID (a bad setting, tensor or flag, with the
  *         field or index in the message), TLM_E_STATE (a tensor that has no
  *         gradient, or was freed), TLM_E_OVERFLOW (the state's size does not
  *         fit in size_t), TLM_E_NOMEM
  */
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
-                                 tlm_tensor *const *params, int32_t count,
-                                 const tlm_optimizer_params *settings);
+                                 tlm_tensor *const *tensors, int32_t count,
+                                 const tlm_optimizer_params *params);
 
 /** Free an optimizer and its state (not the parameters). NULL is ignored. */
 TLM_API void tlm_optimizer_free(tlm_optimizer *opt);
@@ -1805,8 +1830,9 @@ TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt);
 
 /**
  * Copy the optimizer's settings (as created, or as restored by
- * tlm_optimizer_load_state()) into `params`, whose struct_size the caller
- * sets. decay_flags is set to NULL: read the flags with
+ * tlm_optimizer_load_state()) into `params`, filled first with
+ * tlm_optimizer_params_init() (its struct_size says how much the caller's
+ * struct holds). decay_flags is set to NULL: read the flags with
  * tlm_optimizer_get_decay().
  */
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
@@ -1886,7 +1912,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
  * Euclidean norm of all the gradients together is computed in double;
  * when max_norm / (norm + 1e-6) is below 1 every gradient is multiplied by
  * that factor, otherwise nothing changes.
- * @param params   `count` float leaf tensors (1 or more) of one context
+ * @param tensors  `count` float leaf tensors (1 or more) of one context
  *                 that have a gradient
  * @param max_norm > 0 (+infinity only measures), else TLM_E_INVALID
  * @param[out] norm the norm before clipping, or NULL when not wanted; set
@@ -1894,7 +1920,7 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
  * @return TLM_OK, TLM_E_INVALID, TLM_E_STATE (a tensor without gradient),
  *         TLM_E_NONFINITE (the norm is NaN or infinite: nothing is scaled)
  */
-TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *tensors, int32_t count,
                                float max_norm, double *norm);
 
 /** Shapes of learning-rate schedules (tlm_schedule_params::kind). */
@@ -1940,7 +1966,6 @@ TLM_API int tlm_schedule_lr(const tlm_schedule_params *params, int64_t step,
                             float *lr);
 
 /** @} */
-/* (end of the optimizer region) */
 
 /* ------------------------------------------------------------------------ */
 /** @name Distributed training (MPI)
@@ -2030,15 +2055,33 @@ enum tlm_split {
 };
 
 /**
+ * Settings of the tlm_dataset_from_*() constructors. Fill with
+ * tlm_dataset_params_init(), then change the fields you need.
+ */
+typedef struct tlm_dataset_params {
+    size_t struct_size;  /**< sizeof(tlm_dataset_params); set by init */
+    /** The part of the data held out for validation, in [0, 1): the end
+     *  of an id stream, or the last round(n_pairs * fraction) pairs.
+     *  Default 0.1. */
+    float validation_fraction;
+    /** tlm_dataset_from_text_file() only: 1 (default) reads and writes the
+     *  encoded-ids cache next to the file; 0 neither reads nor writes it. */
+    int32_t use_cache;
+} tlm_dataset_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_dataset_params_init(tlm_dataset_params *params);
+
+/**
  * A language-modelling dataset from a stream of token ids (copied): the
  * first (1 - validation_fraction) of the stream is the training part, the
  * rest the validation part (nanoGPT's split). Batches are windows of
  * context + 1 consecutive ids at random positions of a part.
- * @param validation_fraction in [0, 1)
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  const int32_t *ids, int64_t count,
-                                 float validation_fraction);
+                                 const tlm_dataset_params *params);
 
 /**
  * A language-modelling dataset from a text file encoded with `tokenizer`
@@ -2046,13 +2089,13 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
  * in `<path>.tlmtok`, and reused while the text and the tokenizer are
  * unchanged (checked by size and checksum), so a large corpus is encoded
  * once. A cache that cannot be written (a read-only directory) is not an
- * error; `use_cache` 0 neither reads nor writes it.
+ * error; params->use_cache 0 neither reads nor writes it.
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
                                        const char *path,
                                        tlm_tokenizer *tokenizer,
-                                       float validation_fraction,
-                                       int32_t use_cache);
+                                       const tlm_dataset_params *params);
 
 /**
  * A sequence-to-sequence dataset of `n_pairs` (source, target) pairs
@@ -2061,10 +2104,12 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
  * offsets[2i+2]); `offsets` has 2 * n_pairs + 1 non-decreasing entries.
  * The last round(n_pairs * validation_fraction) pairs are the validation
  * part. Batches pad sources (masked) and targets (ignored by the loss).
+ * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const int32_t *ids, const int64_t *offsets,
-                                   int64_t n_pairs, float validation_fraction);
+                                   int64_t n_pairs,
+                                   const tlm_dataset_params *params);
 
 /** Free a dataset. NULL is ignored. */
 TLM_API void tlm_dataset_free(tlm_dataset *dataset);
@@ -2078,7 +2123,7 @@ typedef struct tlm_trainer tlm_trainer;
 
 /** What one training step did (tlm_trainer_step()). */
 typedef struct tlm_step_info {
-    size_t struct_size;  /**< sizeof(tlm_step_info), set by the caller */
+    size_t struct_size;  /**< sizeof(tlm_step_info); set by init */
     int64_t step;        /**< steps completed, this one included */
     float loss;          /**< mean loss over the step's micro-batches */
     float lr;            /**< learning rate used */
@@ -2089,6 +2134,12 @@ typedef struct tlm_step_info {
     int64_t tokens;      /**< target tokens the step trained on (on all
                               ranks, with tlm_trainer_params::comm) */
 } tlm_step_info;
+
+/**
+ * Zero `info` and set its struct_size, before passing it to
+ * tlm_trainer_step(). Returns TLM_E_INVALID when `info` is NULL.
+ */
+TLM_API int tlm_step_info_init(tlm_step_info *info);
 
 /** Called after every step; a non-zero return asks the caller's loop to
  *  stop (tlm_trainer_step() then returns TLM_E_CANCELLED). */
@@ -2104,9 +2155,15 @@ typedef struct tlm_trainer_params {
     float grad_clip;        /**< clip the global norm to this; 0 = off;
                                  default 1 */
     uint64_t seed;          /**< batch sampling and dropout; default 1 */
-    /** NULL: AdamW with betas 0.9/0.99, weight decay 0.1 (nanoGPT's
-     *  settings). Weight decay applies to the projection matrices only, not
-     *  to embeddings, norms or biases. */
+    /** The optimizer's settings. Default (set by init, and what NULL
+     *  means): the library's trainer settings, AdamW with betas 0.9/0.99
+     *  and weight decay 0.1 (nanoGPT's), which differ from
+     *  tlm_optimizer_params_init()'s (beta2 0.999, weight decay 0.01). To
+     *  change one of them, copy `*params.optimizer`, change the copy and
+     *  point here to it; the struct's size is honoured as for every
+     *  settings struct. Weight decay applies to the projection matrices
+     *  only, not to embeddings, norms or biases, unless decay_flags is
+     *  set. Read only during tlm_trainer_create(). */
     const tlm_optimizer_params *optimizer;
     /** NULL: constant learning rate, the optimizer's lr. */
     const tlm_schedule_params *schedule;
@@ -2177,8 +2234,10 @@ TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer);
 /**
  * Save a checkpoint that resumes exactly: the model, the optimizer state,
  * the step, and the generators' states (.tlm, docs/format.md). Atomic.
+ * Not const: a failure is recorded in the trainer, and with a communicator
+ * the call is collective.
  */
-TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path);
+TLM_API int tlm_trainer_save(tlm_trainer *trainer, const char *path);
 
 /**
  * Resume from a checkpoint written by tlm_trainer_save() for a model of

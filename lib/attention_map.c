@@ -64,8 +64,10 @@ static void capture_probabilities(void *user, const tlmi_attention_view *v) {
 }
 
 TLM_API int tlm_model_attention_weights(const tlm_model *model,
-                                        const int32_t *ids, int32_t n,
+                                        const int32_t *ids, size_t n_ids,
                                         int32_t layer, float *weights) {
+    /* A length past INT32_MAX is past any max_context: refused below. */
+    const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
     if (model == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, FN ": model is NULL");
     tlmi_host *host = &model->ctx->host;

@@ -156,7 +156,7 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
     return TLMI_LAST_ERROR("tlm_context_last_error", ctx);
 }
 
-TLM_API int tlm_context_thread_count(const tlm_context *ctx) {
+TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_context_thread_count", ctx);
     return ctx->n_threads;
 }
@@ -201,14 +201,14 @@ static int check_switch(tlm_context *ctx, const char *function,
     return TLM_OK;
 }
 
-TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int enabled) {
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int32_t enabled) {
     TLMI_TRY(check_switch(ctx, "tlm_context_set_grad_enabled", "enabled",
                           enabled));
     ctx->grad_enabled = enabled;
     return TLM_OK;
 }
 
-TLM_API int tlm_context_set_training(tlm_context *ctx, int training) {
+TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training) {
     TLMI_TRY(check_switch(ctx, "tlm_context_set_training", "training",
                           training));
     ctx->training = training;

@@ -9,12 +9,34 @@
 #include "endian.h"
 #include "file.h"
 #include "error.h"
+#include "params.h"
 
-static int check_fraction(tlmi_host *host, const char *what, float fraction) {
-    if (!(fraction >= 0.0f && fraction < 1.0f))
+TLM_API int tlm_dataset_params_init(tlm_dataset_params *params) {
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_dataset_params_init: params is NULL");
+    memset(params, 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->validation_fraction = 0.1f;
+    params->use_cache = 1;
+    return TLM_OK;
+}
+
+/* The caller's settings over the defaults, checked. */
+static int merge_params(tlmi_host *host, const char *what, tlm_dataset_params *p,
+                        const tlm_dataset_params *given) {
+    char field[96];
+    snprintf(field, sizeof field, "%s: params", what);
+    tlm_dataset_params_init(p);
+    int status = tlmi_params_merge(host, field, p, sizeof *p, given);
+    if (status != TLM_OK)
+        return status;
+    if (!(p->validation_fraction >= 0.0f && p->validation_fraction < 1.0f))
         return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: validation_fraction %g is outside [0, 1)", what,
-                         (double)fraction);
+                         "%s: params.validation_fraction %g is outside [0, 1)", what,
+                         (double)p->validation_fraction);
+    if (p->use_cache != 0 && p->use_cache != 1)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: params.use_cache %d is not 0 or 1",
+                         what, (int)p->use_cache);
     return TLM_OK;
 }
 
@@ -61,7 +83,7 @@ static int copy_ids(tlm_dataset *ds, const char *what, const int32_t *ids,
 
 TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  const int32_t *ids, int64_t count,
-                                 float validation_fraction) {
+                                 const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_ids";
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
@@ -69,7 +91,8 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
     if (ctx == NULL || ids == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
                                 ctx == NULL ? "ctx" : "ids");
-    int status = check_fraction(&ctx->host, what, validation_fraction);
+    tlm_dataset_params p;
+    int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
         return status;
     tlm_dataset *ds = new_dataset(&ctx->host, TLMI_DATASET_STREAM);
@@ -81,14 +104,14 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
         tlm_dataset_free(ds);
         return status;
     }
-    ds->train_end = count - (int64_t)floor((double)count * (double)validation_fraction);
+    ds->train_end = count - (int64_t)floor((double)count * (double)p.validation_fraction);
     *out = ds;
     return TLM_OK;
 }
 
 TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const int32_t *ids, const int64_t *offsets,
-                                   int64_t n_pairs, float validation_fraction) {
+                                   int64_t n_pairs, const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_pairs";
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
@@ -96,7 +119,8 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     if (ctx == NULL || ids == NULL || offsets == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
                                 ctx == NULL ? "ctx" : ids == NULL ? "ids" : "offsets");
-    int status = check_fraction(&ctx->host, what, validation_fraction);
+    tlm_dataset_params p;
+    int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
         return status;
     if (n_pairs < 1 || n_pairs > INT32_MAX)
@@ -137,7 +161,8 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
         return status;
     }
     ds->n_pairs = n_pairs;
-    ds->train_pairs = n_pairs - (int64_t)floor((double)n_pairs * (double)validation_fraction + 0.5);
+    const double held_out = (double)n_pairs * (double)p.validation_fraction;
+    ds->train_pairs = n_pairs - (int64_t)floor(held_out + 0.5);
     ds->max_source = (int32_t)longest_source;
     ds->max_target = (int32_t)longest_target;
     *out = ds;
@@ -220,7 +245,7 @@ void tlmi_dataset_fill_pairs(const tlm_dataset *ds, int32_t split,
 
 static uint32_t tokenizer_crc(tlm_tokenizer *tok, tlmi_host *host, int *status) {
     size_t size = 0;
-    *status = tlm_tokenizer_save_memory(NULL, 0, &size, tok);
+    *status = tlm_tokenizer_save_memory(tok, NULL, 0, &size);
     if (*status != TLM_OK && *status != TLM_E_RANGE)
         return 0;
     void *bytes = tlmi_host_alloc(host, size, 64);
@@ -228,7 +253,7 @@ static uint32_t tokenizer_crc(tlm_tokenizer *tok, tlmi_host *host, int *status) 
         *status = tlmi_fail(host, TLM_E_NOMEM, "tlm_dataset_from_text_file: out of memory");
         return 0;
     }
-    *status = tlm_tokenizer_save_memory(bytes, size, &size, tok);
+    *status = tlm_tokenizer_save_memory(tok, bytes, size, &size);
     uint32_t crc = tlmi_crc32(0, bytes, size);
     tlmi_host_free(host, bytes, size);
     return crc;
@@ -292,8 +317,7 @@ static void write_cache(tlmi_host *host, const char *cache_path, uint64_t text_s
 
 TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
                                        const char *path, tlm_tokenizer *tokenizer,
-                                       float validation_fraction,
-                                       int32_t use_cache) {
+                                       const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_text_file";
     if (out == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
@@ -301,10 +325,8 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     if (ctx == NULL || path == NULL || tokenizer == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
                                 ctx == NULL ? "ctx" : path == NULL ? "path" : "tokenizer");
-    if (use_cache != 0 && use_cache != 1)
-        return tlmi_fail(&ctx->host, TLM_E_INVALID, "%s: use_cache %d is not 0 or 1",
-                         what, (int)use_cache);
-    int status = check_fraction(&ctx->host, what, validation_fraction);
+    tlm_dataset_params p;
+    int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &ctx->host;
@@ -320,7 +342,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     const uint32_t text_crc = tlmi_crc32(0, text, size);
     const uint32_t tok_crc = tokenizer_crc(tokenizer, host, &status);
     char cache_path[4096 + 8];
-    int have_path = use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok", path) <
+    int have_path = p.use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok", path) <
                                      (int)sizeof cache_path;
     int64_t count = 0;
     int32_t *ids = NULL;
@@ -333,7 +355,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
             status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what, size);
         size_t n = 0;
         if (status == TLM_OK)
-            status = tlm_tokenizer_encode(ids, size, &n, tokenizer, text, size);
+            status = tlm_tokenizer_encode(tokenizer, text, size, ids, size, &n);
         count = (int64_t)n;
         ids_bytes = size * sizeof *ids;
         if (status == TLM_OK && have_path)
@@ -343,7 +365,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     }
     tlmi_file_free_contents(host, text, size);
     if (status == TLM_OK)
-        status = tlm_dataset_from_ids(out, ctx, ids, count, validation_fraction);
+        status = tlm_dataset_from_ids(out, ctx, ids, count, &p);
     if (ids != NULL)
         tlmi_host_free(host, ids, ids_bytes);
     return status;

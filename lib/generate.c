@@ -53,7 +53,7 @@ static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
     *ids = tlmi_host_alloc(host, *capacity * sizeof **ids, 64);
     if (*ids == NULL)
         return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    int status = tlm_tokenizer_encode(*ids, *capacity, n, tokenizer, text, length);
+    int status = tlm_tokenizer_encode(tokenizer, text, length, *ids, *capacity, n);
     if (status != TLM_OK) {
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
         *ids = NULL;
@@ -192,7 +192,7 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         const char *piece = NULL;
         size_t piece_length = 0;
         if (status == TLM_OK)
-            status = tlm_token_stream_push(&piece, &piece_length, stream, token);
+            status = tlm_token_stream_push(stream, token, &piece, &piece_length);
         if (status != TLM_OK)
             goto cleanup;
         produced++;
@@ -210,7 +210,7 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     }
     const char *rest = NULL; /* what the stream held back */
     size_t rest_length = 0;
-    status = tlm_token_stream_flush(&rest, &rest_length, stream);
+    status = tlm_token_stream_flush(stream, &rest, &rest_length);
     if (status == TLM_OK && rest_length > 0 && params.callback != NULL)
         params.callback(params.callback_user, -1, rest, rest_length, 0.0f);
 cleanup:

@@ -387,17 +387,10 @@ TLM_API int tlm_model_get_config(const tlm_model *model,
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: model is NULL");
     if (config == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: config is NULL");
-    if (config->struct_size < sizeof(size_t) || config->struct_size > 4096)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_get_config: config->struct_size %zu is "
-                                "not plausible (set it to sizeof(tlm_model_config))",
-                                config->struct_size);
-    size_t size = config->struct_size < sizeof *config ? config->struct_size
-                                                        : sizeof *config;
-    size_t caller_size = config->struct_size;
-    memcpy(config, &model->config, size);
-    config->struct_size = caller_size;
-    return TLM_OK;
+    int status = tlmi_params_check_out(NULL, "tlm_model_get_config: config", config);
+    if (status == TLM_OK)
+        tlmi_params_copy_out(config, &model->config, sizeof model->config);
+    return status;
 }
 
 TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {
@@ -656,13 +649,13 @@ int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size
     if (model->tokenizer == NULL)
         return TLM_OK;
     size_t needed = 0;
-    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, model->tokenizer);
+    int status = tlm_tokenizer_save_memory(model->tokenizer, NULL, 0, &needed);
     if (status != TLM_OK && status != TLM_E_RANGE)
         return status;
     void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
     if (buffer == NULL)
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM, "saving the tokenizer: out of memory");
-    status = tlm_tokenizer_save_memory(buffer, needed, size, model->tokenizer);
+    status = tlm_tokenizer_save_memory(model->tokenizer, buffer, needed, size);
     if (status != TLM_OK) {
         tlmi_host_free(&model->ctx->host, buffer, needed);
         return status;
@@ -680,7 +673,7 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
         return TLM_OK;
     }
     size_t needed = 0;
-    int status = tlm_tokenizer_save_memory(NULL, 0, &needed, tokenizer);
+    int status = tlm_tokenizer_save_memory(tokenizer, NULL, 0, &needed);
     if (status != TLM_OK && status != TLM_E_RANGE)
         return status;
     void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
@@ -688,7 +681,7 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
         return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
                          "tlm_model_set_tokenizer: out of memory");
     size_t size = 0;
-    status = tlm_tokenizer_save_memory(buffer, needed, &size, tokenizer);
+    status = tlm_tokenizer_save_memory(tokenizer, buffer, needed, &size);
     if (status == TLM_OK)
         status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_set_tokenizer",
                                                    buffer, size);
@@ -696,7 +689,15 @@ TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) 
     return status;
 }
 
-TLM_API tlm_tokenizer *tlm_model_tokenizer(const tlm_model *model) {
+TLM_API tlm_context *tlm_model_context(const tlm_model *model) {
+    if (model == NULL) {
+        tlmi_fail_thread(TLM_E_INVALID, "tlm_model_context: model is NULL");
+        return NULL;
+    }
+    return model->ctx;
+}
+
+TLM_API tlm_tokenizer *tlm_model_tokenizer(tlm_model *model) {
     if (model == NULL) {
         tlmi_fail_thread(TLM_E_INVALID, "tlm_model_tokenizer: model is NULL");
         return NULL;

@@ -112,8 +112,8 @@ done:
     return status;
 }
 
-TLM_API int tlm_load_params_init(tlm_load_params *params) {
-    TLMI_PARAMS_INIT("tlm_load_params_init", params);
+TLM_API int tlm_model_load_params_init(tlm_model_load_params *params) {
+    TLMI_PARAMS_INIT("tlm_model_load_params_init", params);
     params->verify_checksums = 1;
     return TLM_OK;
 }
@@ -258,14 +258,14 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
 }
 
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
-                           const tlm_load_params *given) {
+                           const tlm_model_load_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", ctx);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", path);
     tlmi_host *host = &ctx->host;
-    tlm_load_params params;
-    tlm_load_params_init(&params);
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
     int status = tlmi_params_merge(host, "tlm_model_load: params", &params,
                                    sizeof params, given);
     if (status != TLM_OK)

@@ -28,16 +28,12 @@ int tlmi_optim_moments(int32_t kind) {
     return kind == TLM_OPTIMIZER_ADAMW ? 2 : 1;
 }
 
-tlmi_host *tlmi_optim_host(const tlm_optimizer *opt) {
-    return (tlmi_host *)&opt->host;
-}
-
-TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
-                                      int32_t kind) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_params_init", params);
+TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
+                                          int32_t kind) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_params_init_for", params);
     if (kind != TLM_OPTIMIZER_ADAMW && kind != TLM_OPTIMIZER_SGD)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_params_init: kind %d is not "
+                                "tlm_optimizer_params_init_for: kind %d is not "
                                 "TLM_OPTIMIZER_ADAMW (0) or TLM_OPTIMIZER_SGD "
                                 "(1)",
                                 (int)kind);
@@ -53,6 +49,13 @@ TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params,
     params->nesterov = 0;
     params->decay_flags = NULL;
     return TLM_OK;
+}
+
+TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params) {
+    if (params == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_params_init: params is NULL");
+    return tlm_optimizer_params_init_for(params, TLM_OPTIMIZER_ADAMW);
 }
 
 static int in_unit_interval(float x) { /* [0, 1) */
@@ -109,11 +112,11 @@ TLM_API void tlm_optimizer_free(tlm_optimizer *opt) {
 
 /* Checks params[index] is a float leaf of `ctx` (or of any context when
  * *ctx is NULL, which then receives it) that has a gradient. */
-static int check_parameter(tlm_tensor *const *params, int32_t index,
+static int check_parameter(tlm_tensor *const *tensors, int32_t index,
                            tlm_context **ctx, const char *fn) {
     char what[96];
-    snprintf(what, sizeof what, "%s: params[%d]", fn, (int)index);
-    const tlm_tensor *t = params[index];
+    snprintf(what, sizeof what, "%s: tensors[%d]", fn, (int)index);
+    const tlm_tensor *t = tensors[index];
     int status = tlmi_tensor_check(t, what);
     if (status != TLM_OK)
         return status;
@@ -122,7 +125,7 @@ static int check_parameter(tlm_tensor *const *params, int32_t index,
     tlmi_host *host = &(*ctx)->host;
     if (t->ctx != *ctx)
         return tlmi_fail(host, TLM_E_INVALID,
-                         "%s belongs to another context than params[0]", what);
+                         "%s belongs to another context than tensors[0]", what);
     if (!t->is_leaf)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s is the result of an operation; parameters are "
@@ -140,25 +143,25 @@ static int check_parameter(tlm_tensor *const *params, int32_t index,
 }
 
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
-                                 tlm_tensor *const *params, int32_t count,
+                                 tlm_tensor *const *tensors, int32_t count,
                                  const tlm_optimizer_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_create", out);
     *out = NULL;
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_create", params);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_create", tensors);
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_optimizer_create: count %d is not "
                                 "positive",
                                 (int)count);
-    tlm_optimizer_params settings;
-    tlm_optimizer_params_init(&settings, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params p;
+    tlm_optimizer_params_init(&p);
     int status = tlmi_params_merge(NULL, "tlm_optimizer_create: settings",
-                                   &settings, sizeof settings, given);
+                                   &p, sizeof p, given);
     if (status != TLM_OK)
         return status;
     status = tlmi_optim_check_params(NULL, TLM_E_INVALID,
                                      "tlm_optimizer_create: settings",
-                                     &settings);
+                                     &p);
     if (status != TLM_OK)
         return status;
 
@@ -166,31 +169,31 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
      * each listed once. */
     tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
-        status = check_parameter(params, i, &ctx, "tlm_optimizer_create");
+        status = check_parameter(tensors, i, &ctx, "tlm_optimizer_create");
         if (status != TLM_OK)
             return status;
         for (int32_t j = 0; j < i; j++)
-            if (params[j] == params[i])
+            if (tensors[j] == tensors[i])
                 return tlmi_fail(&ctx->host, TLM_E_INVALID,
-                                 "tlm_optimizer_create: params[%d] is "
-                                 "params[%d] again; list each parameter once",
+                                 "tlm_optimizer_create: tensors[%d] is "
+                                 "tensors[%d] again; list each parameter once",
                                  (int)i, (int)j);
     }
     tlmi_host *ctx_host = &ctx->host;
-    if (settings.decay_flags != NULL)
+    if (p.decay_flags != NULL)
         for (int32_t i = 0; i < count; i++)
-            if (settings.decay_flags[i] != 0 && settings.decay_flags[i] != 1)
+            if (p.decay_flags[i] != 0 && p.decay_flags[i] != 1)
                 return tlmi_fail(ctx_host, TLM_E_INVALID,
                                  "tlm_optimizer_create: "
-                                 "settings.decay_flags[%d] is %d, not 0 or 1",
-                                 (int)i, (int)settings.decay_flags[i]);
+                                 "params.decay_flags[%d] is %d, not 0 or 1",
+                                 (int)i, (int)p.decay_flags[i]);
 
     /* Sizes of the block, every product and sum guarded. */
-    const size_t moments = (size_t)tlmi_optim_moments(settings.kind);
+    const size_t moments = (size_t)tlmi_optim_moments(p.kind);
     const size_t max_floats = SIZE_MAX / sizeof(float);
     size_t state_floats = 0;
     for (int32_t i = 0; i < count; i++) {
-        size_t numel = (size_t)params[i]->numel;
+        size_t numel = (size_t)tensors[i]->numel;
         if (numel > (max_floats - state_floats) / moments)
             return tlmi_fail(ctx_host, TLM_E_OVERFLOW,
                              "tlm_optimizer_create: the moments of %d "
@@ -222,7 +225,7 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
     memset(block, 0, block_bytes);
     tlm_optimizer *opt = (tlm_optimizer *)block;
     opt->host = host;
-    opt->params = settings;
+    opt->params = p;
     opt->params.decay_flags = NULL;
     opt->count = count;
     opt->entries = (tlmi_optim_param *)(block + head_bytes);
@@ -233,13 +236,13 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
     float *slice = opt->state;
     for (int32_t i = 0; i < count; i++) {
         tlmi_optim_param *e = &opt->entries[i];
-        const tlm_tensor *t = params[i];
-        e->tensor = params[i];
+        const tlm_tensor *t = tensors[i];
+        e->tensor = tensors[i];
         e->numel = t->numel;
         e->ndim = t->ndim;
         for (int32_t d = 0; d < t->ndim; d++)
             e->shape[d] = t->shape[d];
-        e->decay = settings.decay_flags != NULL ? settings.decay_flags[i]
+        e->decay = p.decay_flags != NULL ? p.decay_flags[i]
                                                 : (t->ndim >= 2);
         e->m = slice;
         slice += e->numel;
@@ -259,18 +262,10 @@ TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt) {
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
                                      tlm_optimizer_params *params) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", opt);
-    tlmi_host *host = tlmi_optim_host(opt);
-    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_get_params", params);
-    size_t caller_size = params->struct_size;
-    if (caller_size < sizeof(size_t) || caller_size > 4096)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_get_params: params->struct_size %zu "
-                         "is not plausible (set it to "
-                         "sizeof(tlm_optimizer_params))",
-                         caller_size);
-    size_t size = caller_size < sizeof *params ? caller_size : sizeof *params;
-    memcpy(params, &opt->params, size);
-    params->struct_size = caller_size;
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", params);
+    TLMI_TRY(tlmi_params_check_out(NULL, "tlm_optimizer_get_params: params",
+                                   params));
+    tlmi_params_copy_out(params, &opt->params, sizeof opt->params);
     return TLM_OK;
 }
 
@@ -292,9 +287,10 @@ TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,
 TLM_API int tlm_optimizer_get_decay(const tlm_optimizer *opt, int32_t index) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_decay", opt);
     if (index < 0 || index >= opt->count)
-        return tlmi_fail(tlmi_optim_host(opt), TLM_E_RANGE,
-                         "tlm_optimizer_get_decay: index %d is outside 0..%d",
-                         (int)index, (int)opt->count - 1);
+        return tlmi_fail_thread(TLM_E_RANGE,
+                                "tlm_optimizer_get_decay: index %d is outside "
+                                "0..%d",
+                                (int)index, (int)opt->count - 1);
     return opt->entries[index].decay;
 }
 
@@ -423,11 +419,11 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
 
 /* ---------------------------------------------------------------------- */
 
-TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
+TLM_API int tlm_clip_grad_norm(tlm_tensor *const *tensors, int32_t count,
                                float max_norm, double *norm) {
     if (norm != NULL)
         *norm = 0.0;
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_clip_grad_norm", params);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_clip_grad_norm", tensors);
     if (count < 1)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_clip_grad_norm: count %d is not positive",
@@ -438,12 +434,12 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                                 (double)max_norm);
     tlm_context *ctx = NULL;
     for (int32_t i = 0; i < count; i++) {
-        int status = check_parameter(params, i, &ctx, "tlm_clip_grad_norm");
+        int status = check_parameter(tensors, i, &ctx, "tlm_clip_grad_norm");
         if (status != TLM_OK)
             return status;
     }
 
-    const double total = tlmi_grad_norm(params, count);
+    const double total = tlmi_grad_norm(tensors, count);
     if (norm != NULL)
         *norm = total;
     if (!isfinite(total))
@@ -451,7 +447,7 @@ TLM_API int tlm_clip_grad_norm(tlm_tensor *const *params, int32_t count,
                          "tlm_clip_grad_norm: the gradients' norm is %g; "
                          "nothing was scaled",
                          total);
-    tlmi_scale_grads_to_norm(params, count, max_norm, total);
+    tlmi_scale_grads_to_norm(tensors, count, max_norm, total);
     return TLM_OK;
 }
 

@@ -50,11 +50,6 @@ int tlmi_optim_check_params(tlmi_host *host, int status, const char *what,
  * `state_floats` moments in total, or 0 when it overflows size_t. */
 size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
 
-/* The failure-recording host of a handle passed as const: the error text
- * is the only thing a const call changes (the handle itself is never
- * defined const: it always comes from tlm_optimizer_create). */
-tlmi_host *tlmi_optim_host(const tlm_optimizer *opt);
-
 /* tlm_optimizer_step(); grads_finite 1 skips its scan for non-finite
  * gradients, for a caller that has just measured their norm over the same
  * parameters and found it finite (the sum of squares of floats in double

@@ -62,7 +62,7 @@ static float get_f32(const unsigned char *at) {
 
 TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_state_size", opt);
-    TLMI_CHECK_NOT_NULL(tlmi_optim_host(opt), "tlm_optimizer_state_size", size);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_state_size", size);
     *size = opt->saved_bytes;
     return TLM_OK;
 }
@@ -70,14 +70,13 @@ TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size) {
 TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
                                      size_t size) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_save_state", opt);
-    tlmi_host *host = tlmi_optim_host(opt);
-    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_save_state", buffer);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_save_state", buffer);
     if (size < opt->saved_bytes)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_optimizer_save_state: size %zu is smaller than "
-                         "the %zu bytes of the state "
-                         "(tlm_optimizer_state_size)",
-                         size, opt->saved_bytes);
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_optimizer_save_state: size %zu is smaller "
+                                "than the %zu bytes of the state "
+                                "(tlm_optimizer_state_size)",
+                                size, opt->saved_bytes);
     const tlm_optimizer_params *p = &opt->params;
     unsigned char *out = buffer;
     memcpy(out, STATE_MAGIC, 8);

@@ -39,3 +39,24 @@ int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
     memcpy(defaults, &library_size, sizeof library_size);
     return TLM_OK;
 }
+
+int tlmi_params_check_out(tlmi_host *host, const char *what, const void *out) {
+    size_t out_size;
+    memcpy(&out_size, out, sizeof out_size);
+    if (out_size < sizeof(size_t) || out_size > TLMI_PARAMS_MAX_SIZE)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "%s->struct_size %zu is not plausible (call the "
+                         "matching *_init first)",
+                         what, out_size);
+    return TLM_OK;
+}
+
+void tlmi_params_copy_out(void *out, const void *value, size_t library_size) {
+    size_t out_size;
+    memcpy(&out_size, out, sizeof out_size);
+    const size_t size = out_size < library_size ? out_size : library_size;
+    memcpy(out, value, size);
+    if (out_size > size)
+        memset((unsigned char *)out + size, 0, out_size - size);
+    memcpy(out, &out_size, sizeof out_size);
+}

@@ -35,4 +35,17 @@ int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
         (params)->struct_size = sizeof *(params);          \
     } while (0)
 
+/*
+ * The other direction, for structs the library fills (tlm_model_get_config,
+ * tlm_sampler_get_params, tlm_optimizer_get_params, tlm_trainer_step's
+ * info): tlmi_params_check_out refuses a caller's struct whose struct_size
+ * (set by its *_init) is not plausible; tlmi_params_copy_out then copies
+ * the library's `value` (library_size bytes): an older caller's struct
+ * receives the fields it has, a newer caller's gets zero (the default
+ * meaning of any later field) in the fields this library does not know.
+ * struct_size keeps the caller's value.
+ */
+int tlmi_params_check_out(tlmi_host *host, const char *what, const void *out);
+void tlmi_params_copy_out(void *out, const void *value, size_t library_size);
+
 #endif

@@ -142,19 +142,10 @@ TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_sampler_get_params: params is NULL");
-    const size_t caller_size = params->struct_size;
-    if (caller_size < sizeof(size_t) || caller_size > 4096)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_get_params: params->struct_size "
-                                "%zu is not plausible (set it to "
-                                "sizeof(tlm_sampler_params))",
-                                caller_size);
-    const size_t size = caller_size < sizeof *params ? caller_size : sizeof *params;
-    memcpy(params, &sampler->params, size);
-    if (caller_size > size) /* a newer caller: fields we do not know are 0 */
-        memset((unsigned char *)params + size, 0, caller_size - size);
-    params->struct_size = caller_size;
-    return TLM_OK;
+    int status = tlmi_params_check_out(NULL, "tlm_sampler_get_params: params", params);
+    if (status == TLM_OK)
+        tlmi_params_copy_out(params, &sampler->params, sizeof sampler->params);
+    return status;
 }
 
 TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler) {

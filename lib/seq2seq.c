@@ -62,10 +62,10 @@ typedef struct search {
     int32_t n_finished;
 } search;
 
-TLM_API int tlm_beam_params_init(tlm_beam_params *params) {
+TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params) {
     if (params == NULL)
         return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_beam_params_init: params is NULL");
+                                "tlm_beam_search_params_init: params is NULL");
     memset(params, 0, sizeof *params);
     params->struct_size = sizeof *params;
     params->beam_width = 4;
@@ -191,7 +191,7 @@ static int plan_layout(layout *lay, size_t w, size_t v, size_t l, size_t k) {
 }
 
 /* The search proper, once buffers and sessions are in place. */
-static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
+static int run_search(search *s, const int32_t *src_ids, size_t n_src,
                       const int32_t *src_mask, int32_t bos_id) {
     tlm_session *first = s->pool[0];
     int status = tlm_session_encode(first, src_ids, n_src, src_mask, NULL);
@@ -302,7 +302,7 @@ static int run_search(search *s, const int32_t *src_ids, int32_t n_src,
 
 /* Checks the caller's session pool: enough distinct sessions of the
  * model, none of them the main one. */
-static int check_pool(tlmi_host *host, const tlm_beam_params *p,
+static int check_pool(tlmi_host *host, const tlm_beam_search_params *p,
                       const tlm_session *first, const tlm_model *model) {
     const char *what = "tlm_beam_search";
     if (p->n_sessions < p->beam_width - 1)
@@ -328,11 +328,10 @@ static int check_pool(tlmi_host *host, const tlm_beam_params *p,
     return TLM_OK;
 }
 
-TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
-                            double *score, tlm_session *session,
-                            const int32_t *src_ids, int32_t n_src,
-                            const int32_t *src_mask,
-                            const tlm_beam_params *given) {
+TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
+                            size_t n_src, const int32_t *src_mask,
+                            const tlm_beam_search_params *given, int32_t *ids,
+                            size_t capacity, size_t *n_ids, double *score) {
     const char *what = "tlm_beam_search";
     if (n_ids != NULL)
         *n_ids = 0;
@@ -344,17 +343,14 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
     if (ids == NULL || n_ids == NULL || src_ids == NULL)
         return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
                          ids == NULL ? "ids" : n_ids == NULL ? "n_ids" : "src_ids");
-    if (capacity < 0)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: capacity %d is negative", what,
-                         (int)capacity);
     const tlm_model *model = tlmi_session_model(session);
     const tlm_model_config *c = &model->config;
     if (c->n_encoder_layers == 0 || c->n_decoder_layers == 0)
         return tlmi_fail(host, TLM_E_STATE, "%s: the model is not encoder-decoder "
                          "(%d encoder and %d decoder layers)", what,
                          (int)c->n_encoder_layers, (int)c->n_decoder_layers);
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     int status = tlmi_params_merge(host, "tlm_beam_search: params", &p, sizeof p, given);
     if (status != TLM_OK)
         return status;
@@ -434,13 +430,13 @@ TLM_API int tlm_beam_search(int32_t *ids, int32_t capacity, int32_t *n_ids,
     if (status == TLM_OK)
         status = run_search(&s, src_ids, n_src, src_mask, p.bos_id);
     if (status == TLM_OK) {
-        *n_ids = s.best_length;
+        *n_ids = (size_t)s.best_length;
         if (score != NULL)
             *score = s.best_score;
-        if (s.best_length > capacity)
+        if ((size_t)s.best_length > capacity)
             status = tlmi_fail(host, TLM_E_RANGE, "%s: the result has %d ids, more "
-                               "than capacity %d", what, (int)s.best_length,
-                               (int)capacity);
+                               "than capacity %zu", what, (int)s.best_length,
+                               capacity);
         else
             memcpy(ids, s.best, (size_t)s.best_length * sizeof *ids);
     }

@@ -629,8 +629,10 @@ static int check_ids(tlm_session *s, const char *what, const int32_t *ids,
 }
 
 TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
-                               int32_t n, const int32_t *src_mask,
+                               size_t n_ids, const int32_t *src_mask,
                                float *logits) {
+    /* A length past INT32_MAX is past any max_context: refused below. */
+    const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
     if (s == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_encode: session is NULL");
     const tlm_model *m = s->model;
@@ -686,8 +688,10 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
     return TLM_OK;
 }
 
-TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, int32_t n,
+TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
                                float *logits, int32_t logits_rows) {
+    /* A length past INT32_MAX is past any max_context: refused below. */
+    const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
     if (s == NULL)
         return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_decode: session is NULL");
     const tlm_model *m = s->model;

@@ -238,15 +238,15 @@ TLM_API int64_t tlm_tensor_dim(const tlm_tensor *tensor, int32_t axis) {
 }
 
 TLM_API int32_t tlm_tensor_shape(const tlm_tensor *tensor, int64_t *shape,
-                                 int32_t capacity) {
+                                 size_t capacity) {
     int status = tlmi_tensor_check(tensor, "tlm_tensor_shape: tensor");
     if (status != TLM_OK)
         return status;
     TLMI_CHECK_NOT_NULL(&tensor->ctx->host, "tlm_tensor_shape", shape);
-    if (capacity < tensor->ndim)
+    if (capacity < (size_t)tensor->ndim)
         return tlmi_fail(&tensor->ctx->host, TLM_E_RANGE,
-                         "tlm_tensor_shape: capacity %d < ndim %d",
-                         (int)capacity, (int)tensor->ndim);
+                         "tlm_tensor_shape: capacity %zu < ndim %d",
+                         capacity, (int)tensor->ndim);
     for (int32_t i = 0; i < tensor->ndim; i++)
         shape[i] = tensor->shape[i];
     return tensor->ndim;
@@ -270,7 +270,7 @@ TLM_API tlm_context *tlm_tensor_context(const tlm_tensor *tensor) {
 
 /* Shared checks of the copy functions: live tensor, right dtype, count. */
 static int check_copy(const tlm_tensor *tensor, const void *buffer,
-                      int64_t count, int32_t dtype, const char *what) {
+                      size_t count, int32_t dtype, const char *what) {
     char arg[96];
     snprintf(arg, sizeof arg, "%s: tensor", what);
     int status = tlmi_tensor_check(tensor, arg);
@@ -283,11 +283,11 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
                          "%s: the tensor holds %s, not %s", what,
                          tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32",
                          dtype == TLM_DTYPE_F32 ? "f32" : "i32");
-    if (count != tensor->numel)
+    if (count != (size_t)tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
-                         "%s: count %lld differs from the tensor's %lld "
+                         "%s: count %zu differs from the tensor's %lld "
                          "elements",
-                         what, (long long)count, (long long)tensor->numel);
+                         what, count, (long long)tensor->numel);
     return TLM_OK;
 }
 
@@ -305,39 +305,39 @@ _Static_assert(sizeof(float) == sizeof(int32_t), "f32 and i32 sizes differ");
 
 /* tlm_tensor_set_f32 and _i32: `count` values of `dtype` copied into a
  * writable tensor. */
-static int set_values(tlm_tensor *tensor, const void *data, int64_t count,
+static int set_values(tlm_tensor *tensor, const void *data, size_t count,
                       int32_t dtype, const char *what) {
     TLMI_TRY(check_copy(tensor, data, count, dtype, what));
     TLMI_TRY(check_writable(tensor, what));
-    memcpy(tensor->data, data, (size_t)count * sizeof(float));
+    memcpy(tensor->data, data, count * sizeof(float));
     return TLM_OK;
 }
 
 /* tlm_tensor_get_f32 and _i32: `count` values of `dtype` copied out. */
-static int get_values(const tlm_tensor *tensor, void *data, int64_t count,
+static int get_values(const tlm_tensor *tensor, void *data, size_t count,
                       int32_t dtype, const char *what) {
     TLMI_TRY(check_copy(tensor, data, count, dtype, what));
-    memcpy(data, tensor->data, (size_t)count * sizeof(float));
+    memcpy(data, tensor->data, count * sizeof(float));
     return TLM_OK;
 }
 
 TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
-                               int64_t count) {
+                               size_t count) {
     return set_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_set_f32");
 }
 
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
-                               int64_t count) {
+                               size_t count) {
     return set_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_set_i32");
 }
 
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
-                               int64_t count) {
+                               size_t count) {
     return get_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_get_f32");
 }
 
 TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
-                               int64_t count) {
+                               size_t count) {
     return get_values(tensor, data, count, TLM_DTYPE_I32, "tlm_tensor_get_i32");
 }
 
@@ -365,7 +365,7 @@ TLM_API int32_t *tlm_tensor_data_i32(tlm_tensor *tensor) {
     return data_of(tensor, TLM_DTYPE_I32, "tlm_tensor_data_i32");
 }
 
-TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int flag) {
+TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int32_t flag) {
     int status = tlmi_tensor_check(tensor,
                                    "tlm_tensor_set_requires_grad: tensor");
     if (status != TLM_OK)
@@ -405,28 +405,28 @@ TLM_API int tlm_tensor_requires_grad(const tlm_tensor *tensor) {
     return status != TLM_OK ? status : tensor->requires_grad;
 }
 
-TLM_API int tlm_tensor_get_grad(const tlm_tensor *tensor, float *grad,
-                                int64_t count) {
-    int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad: tensor");
+TLM_API int tlm_tensor_get_grad_f32(const tlm_tensor *tensor, float *grad,
+                                size_t count) {
+    int status = tlmi_tensor_check(tensor, "tlm_tensor_get_grad_f32: tensor");
     if (status != TLM_OK)
         return status;
     tlmi_host *host = &tensor->ctx->host;
-    TLMI_CHECK_NOT_NULL(host, "tlm_tensor_get_grad", grad);
+    TLMI_CHECK_NOT_NULL(host, "tlm_tensor_get_grad_f32", grad);
     if (tensor->grad == NULL || !tensor->requires_grad)
         return tlmi_fail(host, TLM_E_STATE,
-                         "tlm_tensor_get_grad: the tensor has no gradient "
+                         "tlm_tensor_get_grad_f32: the tensor has no gradient "
                          "(call tlm_tensor_set_requires_grad first)");
-    if (count != tensor->numel)
+    if (count != (size_t)tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
-                         "tlm_tensor_get_grad: count %lld differs from the "
+                         "tlm_tensor_get_grad_f32: count %zu differs from the "
                          "tensor's %lld elements",
-                         (long long)count, (long long)tensor->numel);
-    memcpy(grad, tensor->grad, (size_t)count * sizeof(float));
+                         count, (long long)tensor->numel);
+    memcpy(grad, tensor->grad, count * sizeof(float));
     return TLM_OK;
 }
 
-TLM_API float *tlm_tensor_grad_f32(tlm_tensor *tensor) {
-    if (tlmi_tensor_check(tensor, "tlm_tensor_grad_f32: tensor") != TLM_OK)
+TLM_API float *tlm_tensor_grad_data_f32(tlm_tensor *tensor) {
+    if (tlmi_tensor_check(tensor, "tlm_tensor_grad_data_f32: tensor") != TLM_OK)
         return NULL;
     return tensor->requires_grad ? tensor->grad : NULL;
 }

@@ -481,8 +481,8 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which) {
     }
 }
 
-TLM_API int tlm_tokenizer_token_bytes(const char **bytes, size_t *length,
-                                      tlm_tokenizer *tok, int32_t id) {
+TLM_API int tlm_tokenizer_token_bytes(tlm_tokenizer *tok, int32_t id,
+                                      const char **bytes, size_t *length) {
     const char *who = "tlm_tokenizer_token_bytes";
     if (bytes == NULL || length == NULL || tok == NULL) {
         tlmi_host *host = tok != NULL ? &tok->host : NULL;
@@ -512,8 +512,8 @@ TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok) {
     return tok->n_merges;
 }
 
-TLM_API int tlm_tokenizer_merge(int32_t *left, int32_t *right,
-                                tlm_tokenizer *tok, int32_t rank) {
+TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
+                                int32_t *left, int32_t *right) {
     const char *who = "tlm_tokenizer_merge";
     if (left == NULL || right == NULL || tok == NULL)
         return tlmi_fail(tok != NULL ? &tok->host : NULL, TLM_E_INVALID,
@@ -631,9 +631,9 @@ static void encode_text(const tlm_tokenizer *tok, const unsigned char *text,
     }
 }
 
-TLM_API int tlm_tokenizer_encode(int32_t *ids, size_t capacity,
-                                 size_t *n_ids, tlm_tokenizer *tok,
-                                 const char *text, size_t length) {
+TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
+                                 size_t length, int32_t *ids,
+                                 size_t capacity, size_t *n_ids) {
     const char *who = "tlm_tokenizer_encode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
     if (n_ids == NULL)
@@ -660,9 +660,9 @@ TLM_API int tlm_tokenizer_encode(int32_t *ids, size_t capacity,
 
 /* --- decoding --------------------------------------------------------------- */
 
-TLM_API int tlm_tokenizer_decode(char *text, size_t capacity, size_t *length,
-                                 tlm_tokenizer *tok, const int32_t *ids,
-                                 size_t n_ids) {
+TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
+                                 size_t n_ids, char *text, size_t capacity,
+                                 size_t *length) {
     const char *who = "tlm_tokenizer_decode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
     if (length == NULL)

@@ -193,8 +193,8 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
 
 /* --- public calls -------------------------------------------------------- */
 
-TLM_API int tlm_tokenizer_save_memory(void *buffer, size_t capacity,
-                                      size_t *size, tlm_tokenizer *tok) {
+TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
+                                      size_t capacity, size_t *size) {
     const char *who = "tlm_tokenizer_save_memory";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
     if (size == NULL)

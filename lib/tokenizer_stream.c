@@ -78,8 +78,8 @@ static int check_outputs(const char **piece, size_t *length,
     return TLM_OK;
 }
 
-TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
-                                  tlm_token_stream *stream, int32_t id) {
+TLM_API int tlm_token_stream_push(tlm_token_stream *stream, int32_t id,
+                                  const char **piece, size_t *length) {
     const char *who = "tlm_token_stream_push";
     int status = check_outputs(piece, length, stream, who);
     if (status != TLM_OK)
@@ -103,8 +103,8 @@ TLM_API int tlm_token_stream_push(const char **piece, size_t *length,
     return TLM_OK;
 }
 
-TLM_API int tlm_token_stream_flush(const char **piece, size_t *length,
-                                   tlm_token_stream *stream) {
+TLM_API int tlm_token_stream_flush(tlm_token_stream *stream,
+                                   const char **piece, size_t *length) {
     int status =
         check_outputs(piece, length, stream, "tlm_token_stream_flush");
     if (status != TLM_OK)

@@ -64,12 +64,27 @@ struct tlm_trainer {
     double allreduce_last_ms, allreduce_total_ms;
 };
 
+/* The trainer's optimizer: AdamW with nanoGPT's betas 0.9/0.99 and weight
+ * decay 0.1, which differ from tlm_optimizer_params_init()'s PyTorch
+ * defaults. tlm_trainer_params_init() points params.optimizer here, so a
+ * caller sees these values and starts from them, not from the optimizer's. */
+static const tlm_optimizer_params trainer_optimizer = {
+    .struct_size = sizeof(tlm_optimizer_params),
+    .kind = TLM_OPTIMIZER_ADAMW,
+    .lr = 1e-3f,
+    .beta1 = 0.9f,
+    .beta2 = 0.99f,
+    .eps = 1e-8f,
+    .weight_decay = 0.1f,
+};
+
 TLM_API int tlm_trainer_params_init(tlm_trainer_params *params) {
     TLMI_PARAMS_INIT("tlm_trainer_params_init", params);
     params->batch_size = 12;
     params->accumulation = 1;
     params->grad_clip = 1.0f;
     params->seed = 1;
+    params->optimizer = &trainer_optimizer;
     return TLM_OK;
 }
 
@@ -273,22 +288,17 @@ static int make_optimizer(tlm_trainer *t, const tlm_optimizer_params *given) {
         t->decay_flags[i] = m->parameters[i].tensor->ndim >= 2 &&
                             strstr(m->parameters[i].name, "embedding") == NULL;
     }
-    if (given != NULL) {
-        t->optimizer_params = *given;
-        t->optimizer_params.struct_size = sizeof t->optimizer_params;
-        if (given->struct_size < sizeof(size_t) || given->struct_size > sizeof *given)
-            return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_create: "
-                             "params.optimizer has struct_size %zu",
-                             given->struct_size);
-    } else {
-        tlm_optimizer_params_init(&t->optimizer_params, TLM_OPTIMIZER_ADAMW);
-        t->optimizer_params.beta2 = 0.99f;
-        t->optimizer_params.weight_decay = 0.1f;
-    }
+    /* An older or newer caller's struct, as every settings struct. */
+    t->optimizer_params = trainer_optimizer;
+    int status = tlmi_params_merge(&t->host, "tlm_trainer_create: params.optimizer",
+                                   &t->optimizer_params, sizeof t->optimizer_params,
+                                   given);
+    if (status != TLM_OK)
+        return status;
     if (t->optimizer_params.decay_flags == NULL)
         t->optimizer_params.decay_flags = t->decay_flags;
-    int status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
-                                      &t->optimizer_params);
+    status = tlm_optimizer_create(&t->optimizer, t->parameters, t->n_parameters,
+                                  &t->optimizer_params);
     t->optimizer_params.decay_flags = NULL; /* read only during create */
     if (status != TLM_OK)
         return tlmi_fail_forward(&t->host, status, "tlm_trainer_create");
@@ -368,7 +378,10 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
         if (status != TLM_OK)
             goto fail;
     }
-    t->params.schedule = NULL; /* the caller's, read only here */
+    /* Read only during create; a caller's struct too old to have the field
+     * merged as NULL: the trainer's defaults. */
+    const tlm_optimizer_params *optimizer = t->params.optimizer;
+    t->params.schedule = NULL;
     t->params.optimizer = NULL;
     for (int32_t i = 0; i < model->n_parameters; i++)
         if (model->parameters[i].tensor->read_only) {
@@ -380,10 +393,7 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     status = plan_batch(t);
     if (status != TLM_OK)
         goto fail;
-    status = make_optimizer(t, given != NULL && given->struct_size >=
-                                       offsetof(tlm_trainer_params, schedule)
-                                   ? given->optimizer
-                                   : NULL);
+    status = make_optimizer(t, optimizer);
     if (status != TLM_OK)
         goto fail;
     status = make_inputs(t);
@@ -412,14 +422,20 @@ fail:;
     return tlmi_fail_copy(&model->ctx->host, status, message);
 }
 
+TLM_API int tlm_step_info_init(tlm_step_info *info) {
+    if (info == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_step_info_init: info is NULL");
+    memset(info, 0, sizeof *info);
+    info->struct_size = sizeof *info;
+    return TLM_OK;
+}
+
 TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
                "tlm_trainer_step: trainer is NULL");
-    if (info != NULL && (info->struct_size < sizeof(size_t) ||
-                         info->struct_size > 4096))
-        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_step: "
-                         "info->struct_size %zu is not plausible (set it to "
-                         "sizeof(tlm_step_info))", info->struct_size);
+    if (info != NULL)
+        TLMI_TRY(tlmi_params_check_out(&t->host, "tlm_trainer_step: info",
+                                       info));
     int status = ensure_graph(t);
     if (status != TLM_OK)
         return status;
@@ -492,12 +508,8 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
         t->step++;
         result.step = t->step;
     }
-    if (info != NULL) {
-        size_t size = info->struct_size < sizeof result ? info->struct_size : sizeof result;
-        size_t caller = info->struct_size;
-        memcpy(info, &result, size);
-        info->struct_size = caller;
-    }
+    if (info != NULL)
+        tlmi_params_copy_out(info, &result, sizeof result);
     if (t->params.progress != NULL && t->params.progress(t->params.progress_user, &result))
         return tlmi_fail(&t->host, TLM_E_CANCELLED,
                          "tlm_trainer_step: the progress callback asked to stop "
@@ -624,10 +636,10 @@ static int ranks_agree(tlm_trainer *t, const char *what, int status,
     return status;
 }
 
-TLM_API int tlm_trainer_save(const tlm_trainer *trainer, const char *path) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", trainer);
+TLM_API int tlm_trainer_save(tlm_trainer *t, const char *path) {
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_save: trainer is NULL");
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_save", path);
-    tlm_trainer *t = (tlm_trainer *)(uintptr_t)trainer; /* error text only */
     if (t->ranks == 1)
         return save_checkpoint(t, path, NULL);
     /* Collective: the dropout generators are gathered, rank 0 writes, and

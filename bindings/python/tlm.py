@@ -96,26 +96,26 @@ _FUNCTIONS = {
     "tlm_context_params_init": (_int, [_p]),
     "tlm_context_create": (_int, [_c.POINTER(_p), _p]),
     "tlm_context_free": (None, [_p]),
-    "tlm_context_thread_count": (_int, [_p]),
+    "tlm_context_thread_count": (_i32, [_p]),
     "tlm_context_set_seed": (_int, [_p, _u64]),
     "tlm_context_zero_grad": (_int, [_p]),
     "tlm_context_forward": (_int, [_p]),
     "tlm_context_reset": (_int, [_p]),
-    "tlm_context_set_grad_enabled": (_int, [_p, _int]),
+    "tlm_context_set_grad_enabled": (_int, [_p, _i32]),
     "tlm_tensor_from_f32": (_int, [_c.POINTER(_p), _p, _i32, _c.POINTER(_i64), _c.POINTER(_f32)]),
     "tlm_tensor_from_i32": (_int, [_c.POINTER(_p), _p, _i32, _c.POINTER(_i64), _c.POINTER(_i32)]),
     "tlm_tensor_free": (None, [_p]),
     "tlm_tensor_ndim": (_i32, [_p]),
-    "tlm_tensor_shape": (_i32, [_p, _c.POINTER(_i64), _i32]),
+    "tlm_tensor_shape": (_i32, [_p, _c.POINTER(_i64), _sz]),
     "tlm_tensor_numel": (_i64, [_p]),
     "tlm_tensor_dtype": (_i32, [_p]),
-    "tlm_tensor_get_f32": (_int, [_p, _c.POINTER(_f32), _i64]),
-    "tlm_tensor_get_i32": (_int, [_p, _c.POINTER(_i32), _i64]),
-    "tlm_tensor_set_f32": (_int, [_p, _c.POINTER(_f32), _i64]),
-    "tlm_tensor_set_i32": (_int, [_p, _c.POINTER(_i32), _i64]),
-    "tlm_tensor_set_requires_grad": (_int, [_p, _int]),
+    "tlm_tensor_get_f32": (_int, [_p, _c.POINTER(_f32), _sz]),
+    "tlm_tensor_get_i32": (_int, [_p, _c.POINTER(_i32), _sz]),
+    "tlm_tensor_set_f32": (_int, [_p, _c.POINTER(_f32), _sz]),
+    "tlm_tensor_set_i32": (_int, [_p, _c.POINTER(_i32), _sz]),
+    "tlm_tensor_set_requires_grad": (_int, [_p, _i32]),
     "tlm_tensor_requires_grad": (_int, [_p]),
-    "tlm_tensor_get_grad": (_int, [_p, _c.POINTER(_f32), _i64]),
+    "tlm_tensor_get_grad_f32": (_int, [_p, _c.POINTER(_f32), _sz]),
     "tlm_backward": (_int, [_p]),
     "tlm_add": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_sub": (_int, [_c.POINTER(_p), _p, _p]),
@@ -137,8 +137,8 @@ _FUNCTIONS = {
     "tlm_tokenizer_train": (_int, [_c.POINTER(_p), _p, _c.c_char_p, _sz, _p]),
     "tlm_tokenizer_free": (None, [_p]),
     "tlm_tokenizer_vocab_size": (_i32, [_p]),
-    "tlm_tokenizer_encode": (_int, [_c.POINTER(_i32), _sz, _c.POINTER(_sz), _p, _c.c_char_p, _sz]),
-    "tlm_tokenizer_decode": (_int, [_c.c_char_p, _sz, _c.POINTER(_sz), _p, _c.POINTER(_i32), _sz]),
+    "tlm_tokenizer_encode": (_int, [_p, _c.c_char_p, _sz, _c.POINTER(_i32), _sz, _c.POINTER(_sz)]),
+    "tlm_tokenizer_decode": (_int, [_p, _c.POINTER(_i32), _sz, _c.c_char_p, _sz, _c.POINTER(_sz)]),
     "tlm_model_config_init": (_int, [_p]),
     "tlm_model_create": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_model_load": (_int, [_c.POINTER(_p), _p, _str, _p]),
@@ -158,14 +158,16 @@ _FUNCTIONS = {
     "tlm_sampler_set_seed": (_int, [_p, _u64]),
     "tlm_generate_params_init": (_int, [_p]),
     "tlm_generate": (_int, [_p, _p, _p, _c.c_char_p, _sz, _p, _c.POINTER(_i32)]),
-    "tlm_dataset_from_text_file": (_int, [_c.POINTER(_p), _p, _str, _p, _f32, _i32]),
+    "tlm_dataset_params_init": (_int, [_p]),
+    "tlm_dataset_from_text_file": (_int, [_c.POINTER(_p), _p, _str, _p, _p]),
     "tlm_dataset_free": (None, [_p]),
     "tlm_dataset_size": (_i64, [_p, _i32]),
-    "tlm_optimizer_params_init": (_int, [_p, _i32]),
+    "tlm_optimizer_params_init": (_int, [_p]),
     "tlm_schedule_params_init": (_int, [_p]),
     "tlm_trainer_params_init": (_int, [_p]),
     "tlm_trainer_create": (_int, [_c.POINTER(_p), _p, _p, _p]),
     "tlm_trainer_free": (None, [_p]),
+    "tlm_step_info_init": (_int, [_p]),
     "tlm_trainer_step": (_int, [_p, _p]),
     "tlm_trainer_evaluate": (_int, [_p, _i32, _i32, _c.POINTER(_f32)]),
     "tlm_trainer_save": (_int, [_p, _str]),
@@ -201,7 +203,7 @@ def _check(status):
 
 
 def version():
-    """The library's version, e.g. "0.1.0"."""
+    """The library's version, e.g. "0.2.0"."""
     return _L().tlm_version_string().decode()
 
 
@@ -265,6 +267,11 @@ class _OptimizerParams(_c.Structure):
                 ("beta1", _f32), ("beta2", _f32), ("eps", _f32),
                 ("weight_decay", _f32), ("momentum", _f32), ("nesterov", _i32),
                 ("decay_flags", _p)]
+
+
+class _DatasetParams(_c.Structure):
+    _fields_ = [("struct_size", _sz), ("validation_fraction", _f32),
+                ("use_cache", _i32)]
 
 
 class _ScheduleParams(_c.Structure):
@@ -538,7 +545,7 @@ class Tensor(_Handle):
         """The gradient as a flat list."""
         n = self.numel()
         buf = (_f32 * n)()
-        _check(_L().tlm_tensor_get_grad(self.handle, buf, n))
+        _check(_L().tlm_tensor_get_grad_f32(self.handle, buf, n))
         return list(buf)
 
     def backward(self):
@@ -680,8 +687,8 @@ class Tokenizer(_Handle):
         capacity = len(data) + 1
         ids = (_i32 * capacity)()
         n = _sz()
-        _check(_L().tlm_tokenizer_encode(ids, capacity, _c.byref(n), self.handle,
-                                         data, len(data)))
+        _check(_L().tlm_tokenizer_encode(self.handle, data, len(data), ids,
+                                         capacity, _c.byref(n)))
         return list(ids[:n.value])
 
     def decode(self, ids):
@@ -690,8 +697,8 @@ class Tokenizer(_Handle):
         n = _sz()
         capacity = 16 * len(ids) + 16
         buf = _c.create_string_buffer(capacity)
-        _check(_L().tlm_tokenizer_decode(buf, capacity, _c.byref(n), self.handle,
-                                         arr, len(ids)))
+        _check(_L().tlm_tokenizer_decode(self.handle, arr, len(ids), buf,
+                                         capacity, _c.byref(n)))
         return buf.raw[:n.value].decode("utf-8", "replace")
 
 
@@ -853,10 +860,13 @@ class Trainer(_Handle):
         tok = _L().tlm_model_tokenizer(model.handle)
         if not tok:
             raise Error(-9, "tlm.py: the model has no tokenizer to encode the text")
+        data = _init_struct(_DatasetParams, _L().tlm_dataset_params_init)
+        data.validation_fraction = validation_fraction
+        data.use_cache = 0
         self._dataset = _out(_L().tlm_dataset_from_text_file, model.ctx.handle,
-                             os.fsencode(path), tok, validation_fraction, 0)
+                             os.fsencode(path), tok, _c.byref(data))
         try:
-            opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init, 0)
+            opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init)
             opt.lr = lr
             opt.beta2 = 0.99
             opt.weight_decay = weight_decay
@@ -884,8 +894,7 @@ class Trainer(_Handle):
 
     def step(self):
         """One optimisation step; returns its training loss."""
-        info = _StepInfo()
-        info.struct_size = _c.sizeof(_StepInfo)
+        info = _init_struct(_StepInfo, _L().tlm_step_info_init)
         _check(_L().tlm_trainer_step(self.handle, _c.byref(info)))
         return info.loss
 

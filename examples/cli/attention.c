@@ -15,7 +15,7 @@ enum { MAX_TOKENS = 64, LABEL = 70, GAP = 30, HEAD_TITLE = 20, PAGE_TITLE = 40 }
 static void token_label(FILE *out, tlm_tokenizer *tok, int32_t id) {
     const char *bytes = NULL;
     size_t length = 0;
-    if (tlm_tokenizer_token_bytes(&bytes, &length, tok, id) != TLM_OK || length == 0) {
+    if (tlm_tokenizer_token_bytes(tok, id, &bytes, &length) != TLM_OK || length == 0) {
         fprintf(out, "#%d", (int)id);
         return;
     }
@@ -103,8 +103,7 @@ int cmd_attention(int argc, char **argv) {
         return CLI_EXIT_RUNTIME;
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
     tlm_model_config c;
-    memset(&c, 0, sizeof c);
-    c.struct_size = sizeof c;
+    tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
     const size_t length = strlen(prompt);
     int32_t *ids = malloc((length > 0 ? length : 1) * sizeof *ids);
@@ -112,7 +111,7 @@ int cmd_attention(int argc, char **argv) {
     size_t n_ids = 0;
     if (ids == NULL) {
         status = cli_error(CLI_EXIT_RUNTIME, "attention", "out of memory");
-    } else if (tlm_tokenizer_encode(ids, length, &n_ids, tok, prompt, length) != TLM_OK) {
+    } else if (tlm_tokenizer_encode(tok, prompt, length, ids, length, &n_ids) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "attention", "%s", tlm_tokenizer_last_error(tok));
     } else {
         int32_t n = (int32_t)(n_ids < MAX_TOKENS ? n_ids : MAX_TOKENS);

@@ -146,7 +146,7 @@ static double measure_step(const train_settings *s, int32_t vocab) {
     tp.batch_size = s->batch;
     if (cli_context("demo", s->threads, &ctx) == 0 &&
         tlm_model_create(&model, ctx, &c) == TLM_OK &&
-        tlm_dataset_from_ids(&data, ctx, ids, N_IDS, 0.1f) == TLM_OK &&
+        tlm_dataset_from_ids(&data, ctx, ids, N_IDS, NULL) == TLM_OK &&
         tlm_trainer_create(&trainer, model, data, &tp) == TLM_OK &&
         tlm_trainer_step(trainer, NULL) == TLM_OK) {
         const double start = cli_now();

@@ -30,14 +30,11 @@ int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
                     int32_t tokens, const tlm_sampler_params *sampling,
                     const char *stop) {
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
-    tlm_context *ctx = NULL;
-    if (cli_context(cmd, 1, &ctx) != 0)
-        return CLI_EXIT_RUNTIME;
     tlm_session *session = NULL;
     tlm_sampler *sampler = NULL;
     int status = CLI_EXIT_OK;
     if (tlm_session_create(&session, model, NULL) != TLM_OK ||
-        tlm_sampler_create(&sampler, ctx, sampling) != TLM_OK) {
+        tlm_sampler_create(&sampler, tlm_model_context(model), sampling) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, cmd, "%s", tlm_last_error());
     } else {
         tlm_generate_params gp;
@@ -54,7 +51,6 @@ int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
     }
     tlm_sampler_free(sampler);
     tlm_session_free(session);
-    tlm_context_free(ctx);
     return status;
 }
 
@@ -65,11 +61,11 @@ static const char *default_prompt(tlm_tokenizer *tok, char *buf, size_t size) {
     const int32_t unk = tlm_tokenizer_kind(tok) == TLM_TOKENIZER_CHAR
                             ? tlm_tokenizer_special_id(tok, TLM_TOKEN_UNK)
                             : -1;
-    if (tlm_tokenizer_encode(&id, 1, &n, tok, "\n", 1) == TLM_OK && n == 1 && id != unk)
+    if (tlm_tokenizer_encode(tok, "\n", 1, &id, 1, &n) == TLM_OK && n == 1 && id != unk)
         return "\n";
     const char *bytes = NULL;
     size_t length = 0;
-    if (tlm_tokenizer_token_bytes(&bytes, &length, tok, 0) != TLM_OK || length == 0 ||
+    if (tlm_tokenizer_token_bytes(tok, 0, &bytes, &length) != TLM_OK || length == 0 ||
         length >= size)
         return "\n";
     memcpy(buf, bytes, length);

@@ -65,7 +65,7 @@ static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
         }
         const char *bytes = NULL;
         size_t length = 0;
-        tlm_tokenizer_token_bytes(&bytes, &length, tok, id);
+        tlm_tokenizer_token_bytes(tok, id, &bytes, &length);
         fputs(" \"", stdout);
         for (size_t i = 0; i < length; i++) {
             const unsigned char c = (unsigned char)bytes[i];
@@ -108,8 +108,7 @@ int cmd_info(int argc, char **argv) {
     if (cli_load_model("info", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
     tlm_model_config c;
-    memset(&c, 0, sizeof c);
-    c.struct_size = sizeof c;
+    tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
     static const char *const positions[] = {"learned", "sinusoidal", "rotary"};
     static const char *const norms[] = {"layer", "rms"};

@@ -149,8 +149,7 @@ static int make_model(job *j, const char *text, size_t length) {
                              "'%s' has no tokenizer: it was not written by tlm train",
                              s->resume);
         tlm_model_config c;
-        memset(&c, 0, sizeof c);
-        c.struct_size = sizeof c;
+        tlm_model_config_init(&c);
         tlm_model_get_config(j->model, &c);
         if (c.n_encoder_layers != 0)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd,
@@ -253,8 +252,7 @@ static int run_job(job *j) {
         return status;
     tlm_tokenizer *tok = tlm_model_tokenizer(j->model);
     tlm_model_config config;
-    memset(&config, 0, sizeof config);
-    config.struct_size = sizeof config;
+    tlm_model_config_init(&config);
     tlm_model_get_config(j->model, &config);
 
     /* Encode; there are never more ids than bytes. */
@@ -264,7 +262,7 @@ static int run_job(job *j) {
     if (j->ids == NULL)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "out of memory for %zu ids", length);
     size_t n_ids = 0;
-    if (tlm_tokenizer_encode(j->ids, length, &n_ids, tok, text, length) != TLM_OK)
+    if (tlm_tokenizer_encode(tok, text, length, j->ids, length, &n_ids) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
     /* 90/10 split; both parts need a window of context + 1 tokens. */
     const int64_t need = (int64_t)config.max_context + 1;
@@ -275,7 +273,7 @@ static int run_job(job *j) {
                          "(each part of the 90/10 split needs %lld tokens; "
                          "use a smaller --context or more text)",
                          n_ids, (int)config.max_context, (long long)need);
-    if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, (int64_t)n_ids, 0.1f) != TLM_OK)
+    if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, (int64_t)n_ids, NULL) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
 
     /* Optimizer and schedule. */
@@ -289,7 +287,7 @@ static int run_job(job *j) {
         return cli_error(CLI_EXIT_USAGE, s->cmd, "--min-lr %g is above --lr %g",
                          (double)min_lr, (double)s->lr);
     tlm_optimizer_params opt;
-    tlm_optimizer_params_init(&opt, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&opt);
     opt.lr = s->lr;
     opt.beta1 = 0.9f;
     opt.beta2 = 0.99f;
@@ -352,8 +350,7 @@ static int run_job(job *j) {
     const double start = cli_now();
     int64_t tokens = 0, step = first_step;
     tlm_step_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     float val = -1.0f;
     int evaluated_last = 0, stopped_by_time = 0;
     int32_t bad_streak = 0;

@@ -197,35 +197,35 @@ static void split_heads_backward(tlm_tensor *out) {
 static const tlmi_op split_heads_op = {"tlm_split_heads", split_heads_forward,
                                        split_heads_backward};
 
-TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_head) {
+TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_heads) {
     const char *name = split_heads_op.name;
     tlm_context *ctx = NULL;
     TLMI_OP_PROLOGUE(out, name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
-    if (n_head < 1)
-        return tlmi_op_fail(ctx, TLM_E_RANGE, "%s: n_head %d must be >= 1",
-                            name, (int)n_head);
+    if (n_heads < 1)
+        return tlmi_op_fail(ctx, TLM_E_RANGE, "%s: n_heads %d must be >= 1",
+                            name, (int)n_heads);
     char sa[64];
     if (a->ndim != 3)
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: a %s must be 3-D [B, T, C]", name,
                             tlmi_shape_string(a, sa, sizeof sa));
     const int64_t channels = a->shape[2];
-    if (channels % n_head != 0)
+    if (channels % n_heads != 0)
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: a %s has C = %lld channels, not divisible "
-                            "by n_head %d",
+                            "by n_heads %d",
                             name, tlmi_shape_string(a, sa, sizeof sa),
-                            (long long)channels, (int)n_head);
+                            (long long)channels, (int)n_heads);
     const int64_t batch = a->shape[0], seq = a->shape[1];
-    const int64_t head_dim = channels / n_head;
-    const int64_t shape[4] = {batch, n_head, seq, head_dim};
+    const int64_t head_dim = channels / n_heads;
+    const int64_t shape[4] = {batch, n_heads, seq, head_dim};
     tlm_tensor *result = NULL;
     int status = tlmi_result_begin(&result, ctx, &split_heads_op, TLM_DTYPE_F32,
                                    4, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
         result->iparam[1] = seq;
-        result->iparam[2] = n_head;
+        result->iparam[2] = n_heads;
         result->iparam[3] = head_dim;
     }
     return tlmi_result_finish(out, result, status);
@@ -267,16 +267,16 @@ TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a) {
                             "%s: a %s must be 4-D [B, H, T, D]", name,
                             tlmi_shape_string(a, sa, sizeof sa));
     }
-    const int64_t batch = a->shape[0], n_head = a->shape[1],
+    const int64_t batch = a->shape[0], n_heads = a->shape[1],
                   seq = a->shape[2], head_dim = a->shape[3];
     /* H * D <= numel: no overflow. */
-    const int64_t shape[3] = {batch, seq, n_head * head_dim};
+    const int64_t shape[3] = {batch, seq, n_heads * head_dim};
     tlm_tensor *result = NULL;
     int status = tlmi_result_begin(&result, ctx, &merge_heads_op, TLM_DTYPE_F32,
                                    3, shape, &a, 1);
     if (status == TLM_OK) {
         result->iparam[0] = batch;
-        result->iparam[1] = n_head;
+        result->iparam[1] = n_heads;
         result->iparam[2] = seq;
         result->iparam[3] = head_dim;
     }

@@ -37,16 +37,16 @@ static void gradients_accumulate_until_zeroed(void **state) {
     assert_int_equal(tlm_sum(&s, y), TLM_OK);
     assert_int_equal(tlm_backward(s), TLM_OK);
     float g[3];
-    assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
         tlmt_assert_close(g[i], 2 * xv[i] + 1, 1e-6);
     /* A second backward adds the same again. */
     assert_int_equal(tlm_backward(s), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
         tlmt_assert_close(g[i], 2 * (2 * xv[i] + 1), 1e-6);
     assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(x, g, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 3), TLM_OK);
     for (int i = 0; i < 3; i++)
         tlmt_assert_close(g[i], 0, 0);
     tlm_context_free(ctx);
@@ -68,16 +68,16 @@ static void backward_from_an_intermediate_result(void **state) {
     /* From sa only: w plays no part, x gets 2. */
     assert_int_equal(tlm_backward(sa), TLM_OK);
     float g[2];
-    assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 2), TLM_OK);
     tlmt_assert_close(g[0], 2, 0);
-    assert_int_equal(tlm_tensor_get_grad(w, g, 2), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, g, 2), TLM_OK);
     tlmt_assert_close(g[0], 0, 0);
     tlm_context_zero_grad(ctx);
     /* From sb: x gets 2w, w gets 2x. */
     assert_int_equal(tlm_backward(sb), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 2), TLM_OK);
     tlmt_assert_close(g[1], 40, 0);
-    assert_int_equal(tlm_tensor_get_grad(w, g, 2), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, g, 2), TLM_OK);
     tlmt_assert_close(g[1], 8, 0);
     tlm_context_free(ctx);
 }
@@ -106,7 +106,7 @@ static void a_result_without_a_share_has_zero_gradient(void **state) {
     assert_int_equal(tlm_add(&loss, ce, reg), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float g[12];
-    assert_int_equal(tlm_tensor_get_grad(w, g, 12), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, g, 12), TLM_OK);
     int differs = 0;
     for (int i = 0; i < 12; i++)
         differs |= g[i] != 1.0f;
@@ -118,7 +118,7 @@ static void a_result_without_a_share_has_zero_gradient(void **state) {
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float g2[12];
-    assert_int_equal(tlm_tensor_get_grad(w, g2, 12), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, g2, 12), TLM_OK);
     for (int i = 0; i < 12; i++)
         tlmt_assert_close(g2[i], g[i] + 1.0f, 0);
     tlm_context_free(ctx);
@@ -137,8 +137,8 @@ static void only_flagged_leaves_get_gradients(void **state) {
     assert_int_equal(tlm_sum(&s, y), TLM_OK);
     assert_int_equal(tlm_backward(s), TLM_OK);
     float g[2];
-    assert_int_equal(tlm_tensor_get_grad(c, g, 2), TLM_E_STATE);
-    assert_null(tlm_tensor_grad_f32(c));
+    assert_int_equal(tlm_tensor_get_grad_f32(c, g, 2), TLM_E_STATE);
+    assert_null(tlm_tensor_grad_data_f32(c));
     /* Switched off, x keeps its buffer but gets nothing more. */
     assert_int_equal(tlm_tensor_set_requires_grad(x, 0), TLM_OK);
     tlm_tensor *y2 = NULL, *s2 = NULL;
@@ -159,7 +159,7 @@ static void recording_off_gives_plain_results(void **state) {
     assert_int_equal(tlm_context_set_grad_enabled(ctx, 0), TLM_OK);
     assert_int_equal(tlm_scale(&y, x, 3.0f), TLM_OK);
     assert_int_equal(tlm_tensor_requires_grad(y), 0);
-    assert_null(tlm_tensor_grad_f32(y));
+    assert_null(tlm_tensor_grad_data_f32(y));
     tlmt_assert_close(tlm_tensor_data_f32(y)[1], 6, 0);
     tlm_context_free(ctx);
 }
@@ -175,7 +175,7 @@ static void reset_keeps_leaves_and_their_gradients(void **state) {
     assert_int_equal(tlm_backward(s), TLM_OK);
     assert_int_equal(tlm_context_reset(ctx), TLM_OK);
     float g[2];
-    assert_int_equal(tlm_tensor_get_grad(x, g, 2), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, g, 2), TLM_OK);
     tlmt_assert_close(g[0], 1, 0);
     tlmt_assert_close(tlm_tensor_data_f32(x)[1], 2, 0);
     /* The tape is empty: a re-run does nothing and succeeds. */
@@ -250,7 +250,7 @@ static tlm_tensor *leaf(tlm_context *ctx, int64_t d0, int64_t d1, int grad,
 static void sgd_update(tlm_tensor *const *params, int count, float lr) {
     for (int p = 0; p < count; p++) {
         float *w = tlm_tensor_data_f32(params[p]);
-        const float *g = tlm_tensor_grad_f32(params[p]);
+        const float *g = tlm_tensor_grad_data_f32(params[p]);
         for (int64_t i = 0; i < tlm_tensor_numel(params[p]); i++)
             w[i] -= lr * g[i];
     }
@@ -326,7 +326,7 @@ static void runs_are_bit_identical(void **state) {
         new_batch(&m, 3);
         tlm_tensor *loss = build_loss(&m);
         assert_int_equal(tlm_backward(loss), TLM_OK);
-        assert_int_equal(tlm_tensor_get_grad(m.w1, grads[run], 63), TLM_OK);
+        assert_int_equal(tlm_tensor_get_grad_f32(m.w1, grads[run], 63), TLM_OK);
         losses[run] = tlm_tensor_data_f32(loss)[0];
         tlm_context_free(ctx);
     }

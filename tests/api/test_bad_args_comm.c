@@ -91,7 +91,10 @@ static void trainer_without_comm(void **state) {
     for (int i = 0; i < 64; i++)
         ids[i] = i % 5;
     tlm_dataset *data = NULL;
-    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, 0.25f), TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.25f;
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, &dp), TLM_OK);
     tp.batch_size = 2;
     tlm_trainer *trainer = NULL;
     assert_int_equal(tlm_trainer_create(&trainer, model, data, &tp), TLM_OK);

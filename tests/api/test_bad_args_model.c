@@ -50,10 +50,12 @@ static void model_calls_reject_null(void **state) {
     assert_message_names("tlm_model_set_tokenizer");
     assert_null(tlm_model_tokenizer(NULL));
     assert_message_names("tlm_model_tokenizer");
+    assert_null(tlm_model_context(NULL));
+    assert_message_names("tlm_model_context");
     assert_int_equal(tlm_model_save(NULL, "x.tlm"), TLM_E_INVALID);
     assert_message_names("tlm_model_save");
-    assert_int_equal(tlm_load_params_init(NULL), TLM_E_INVALID);
-    assert_message_names("tlm_load_params_init");
+    assert_int_equal(tlm_model_load_params_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_model_load_params_init");
     tlm_model *loaded = (tlm_model *)&config;
     assert_int_equal(tlm_model_load(&loaded, NULL, "x.tlm", NULL), TLM_E_INVALID);
     assert_null(loaded);
@@ -104,8 +106,8 @@ static void model_calls_reject_bad_values(void **state) {
     assert_int_equal(small.d_model, 8);
     assert_int_equal(small.struct_size, offsetof(tlm_model_config, n_heads));
     tlm_model_free(m);
-    tlm_load_params params;
-    tlm_load_params_init(&params);
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
     params.memory_map = 2;
     tlm_model *loaded = NULL;
     assert_int_equal(tlm_model_load(&loaded, ctx, "x.tlm", &params), TLM_E_INVALID);

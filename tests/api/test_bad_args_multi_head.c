@@ -147,11 +147,11 @@ static void attend(run *r, int packed, int64_t tq, int64_t tk, int heads,
     assert_int_equal(tlm_backward(loss), TLM_OK);
     assert_int_equal(tlm_tensor_get_f32(out, r->out, tlm_tensor_numel(out)),
                      TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(q, r->dq, tlm_tensor_numel(q)),
+    assert_int_equal(tlm_tensor_get_grad_f32(q, r->dq, tlm_tensor_numel(q)),
                      TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(k, r->dk, tlm_tensor_numel(k)),
+    assert_int_equal(tlm_tensor_get_grad_f32(k, r->dk, tlm_tensor_numel(k)),
                      TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(v, r->dv, tlm_tensor_numel(v)),
+    assert_int_equal(tlm_tensor_get_grad_f32(v, r->dv, tlm_tensor_numel(v)),
                      TLM_OK);
     tlm_context_free(ctx);
 }

@@ -175,7 +175,7 @@ static void create_rejects_each_bad_setting(void **state) {
     newer.known.struct_size = sizeof newer;
     assert_int_equal(tlm_sampler_create(&s, ctx, &newer.known), TLM_OK); /* zero tail */
     tlm_sampler_params back;
-    back.struct_size = sizeof back;
+    tlm_sampler_params_init(&back);
     assert_int_equal(tlm_sampler_get_params(s, &back), TLM_OK);
     tlm_sampler_free(s);
     newer.future_field = 1;

@@ -58,8 +58,8 @@ static void session_copy_calls(void **state) {
 
 static void beam_search_calls(void **state) {
     (void)state;
-    assert_int_equal(tlm_beam_params_init(NULL), TLM_E_INVALID);
-    assert_message_names(tlm_last_error(), "tlm_beam_params_init");
+    assert_int_equal(tlm_beam_search_params_init(NULL), TLM_E_INVALID);
+    assert_message_names(tlm_last_error(), "tlm_beam_search_params_init");
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
     tlm_model *m = small_model(ctx, 1), *gpt = small_model(ctx, 0),
@@ -69,90 +69,88 @@ static void beam_search_calls(void **state) {
     assert_int_equal(tlm_session_create(&g, gpt, NULL), TLM_OK);
     assert_int_equal(tlm_session_create(&o, other, NULL), TLM_OK);
     assert_int_equal(tlm_session_create(&extra, m, NULL), TLM_OK);
-    tlm_beam_params p;
-    assert_int_equal(tlm_beam_params_init(&p), TLM_OK);
+    tlm_beam_search_params p;
+    assert_int_equal(tlm_beam_search_params_init(&p), TLM_OK);
     assert_int_equal(p.beam_width, 4);
     assert_int_equal(p.eos_id, -1);
     p.eos_id = 1;
     p.bos_id = 2;
     const int32_t src[3] = {3, 4, 5};
-    int32_t ids[6], n = -1;
+    int32_t ids[6];
+    size_t n = 99;
     double score = 1;
 
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, NULL, src, 3, NULL, &p),
+    assert_int_equal(tlm_beam_search(NULL, src, 3, NULL, &p, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_last_error(), "tlm_beam_search");
     assert_message_names(tlm_last_error(), "session");
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_beam_search(NULL, 6, &n, &score, s, src, 3, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &p, NULL, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "ids");
-    assert_int_equal(tlm_beam_search(ids, 6, NULL, &score, s, src, 3, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &p, ids, 6, NULL, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "n_ids");
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, NULL, 3, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, NULL, 3, NULL, &p, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "src_ids");
-    assert_int_equal(tlm_beam_search(ids, -1, &n, &score, s, src, 3, NULL, &p),
-                     TLM_E_INVALID);
-    assert_message_names(tlm_session_last_error(s), "capacity");
     /* Not an encoder-decoder model. */
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, g, src, 3, NULL, &p),
+    assert_int_equal(tlm_beam_search(g, src, 3, NULL, &p, ids, 6, &n, &score),
                      TLM_E_STATE);
     assert_message_names(tlm_session_last_error(g), "encoder-decoder");
     /* Source ids and length. */
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 0, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 0, NULL, &p, ids, 6, &n, &score),
                      TLM_E_RANGE);
     assert_message_names(tlm_session_last_error(s), "tlm_beam_search");
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 7, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 7, NULL, &p, ids, 6, &n, &score),
                      TLM_E_RANGE);
     const int32_t bad_src[2] = {3, 10};
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, bad_src, 2, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, bad_src, 2, NULL, &p, ids, 6, &n, &score),
                      TLM_E_RANGE);
     assert_message_names(tlm_session_last_error(s), "ids[1] = 10");
 
     /* Settings. */
-    tlm_beam_params q = p;
+    tlm_beam_search_params q = p;
     q.beam_width = 0;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "beam_width");
     q.beam_width = 257;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     q = p;
     q.max_length = -1;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "max_length");
     q.max_length = 7;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     q = p;
     q.bos_id = 10;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_RANGE);
     assert_message_names(tlm_session_last_error(s), "bos_id");
     q = p;
     q.eos_id = -2;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_RANGE);
     assert_message_names(tlm_session_last_error(s), "eos_id");
     q = p;
     q.length_penalty = -0.5f;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "length_penalty");
     q.length_penalty = NAN;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     q = p;
     q.struct_size = sizeof q + 8; /* a newer caller's unknown, non-zero bytes */
-    unsigned char bigger[sizeof(tlm_beam_params) + 8];
+    unsigned char bigger[sizeof(tlm_beam_search_params) + 8];
     memset(bigger, 0xff, sizeof bigger);
     memcpy(bigger, &q, sizeof q);
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL,
-                                     (const tlm_beam_params *)(const void *)bigger),
+    const tlm_beam_search_params *newer = (const void *)bigger;
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, newer, ids, 6, &n, &score),
                      TLM_E_UNSUPPORTED);
 
     /* The session pool. */
@@ -161,27 +159,27 @@ static void beam_search_calls(void **state) {
     q.beam_width = 3;
     q.sessions = pool;
     q.n_sessions = 1;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "n_sessions");
     q.n_sessions = 3;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "sessions[1] is NULL");
     pool[1] = o;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "another model");
     pool[1] = s;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "main session");
     pool[1] = extra;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "same session");
     q.sessions = NULL;
-    assert_int_equal(tlm_beam_search(ids, 6, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, &score),
                      TLM_E_INVALID);
     assert_message_names(tlm_session_last_error(s), "sessions is NULL");
 
@@ -189,12 +187,12 @@ static void beam_search_calls(void **state) {
     q = p;
     q.eos_id = -1;
     q.max_length = 4;
-    assert_int_equal(tlm_beam_search(ids, 2, &n, &score, s, src, 3, NULL, &q),
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 2, &n, &score),
                      TLM_E_RANGE);
     assert_int_equal(n, 4);
     assert_message_names(tlm_session_last_error(s), "capacity");
     /* And the same call with room succeeds. */
-    assert_int_equal(tlm_beam_search(ids, 6, &n, NULL, s, src, 3, NULL, &q), TLM_OK);
+    assert_int_equal(tlm_beam_search(s, src, 3, NULL, &q, ids, 6, &n, NULL), TLM_OK);
     assert_int_equal(n, 4);
 
     tlm_session_free(extra);

@@ -165,17 +165,17 @@ static void split_heads_rejects_bad_arguments(void **state) {
                 tlm_split_heads(&out, NULL, 2));
     EXPECT_FAIL(TLM_E_INVALID, "tlm_split_heads", "i32",
                 tlm_split_heads(&out, f->ids2x3x6, 2));
-    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_head 0",
+    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_heads 0",
                 tlm_split_heads(&out, f->b2x3x6, 0));
-    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_head -3",
+    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_heads -3",
                 tlm_split_heads(&out, f->b2x3x6, -3));
-    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_head -2147483648",
+    EXPECT_FAIL(TLM_E_RANGE, "tlm_split_heads", "n_heads -2147483648",
                 tlm_split_heads(&out, f->b2x3x6, INT32_MIN));
     EXPECT_FAIL(TLM_E_SHAPE, "tlm_split_heads", "[3, 4] must be 3-D",
                 tlm_split_heads(&out, f->m3x4, 2));
     EXPECT_FAIL(TLM_E_SHAPE, "tlm_split_heads", "[2, 3, 4, 5] must be 3-D",
                 tlm_split_heads(&out, f->h2x3x4x5, 2));
-    EXPECT_FAIL(TLM_E_SHAPE, "tlm_split_heads", "not divisible by n_head 4",
+    EXPECT_FAIL(TLM_E_SHAPE, "tlm_split_heads", "not divisible by n_heads 4",
                 tlm_split_heads(&out, f->b2x3x6, 4));
     EXPECT_FAIL(TLM_E_SHAPE, "tlm_split_heads", "C = 6",
                 tlm_split_heads(&out, f->b2x3x6, 12));

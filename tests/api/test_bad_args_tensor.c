@@ -98,9 +98,9 @@ static void accessors_reject_null(void **state) {
     assert_null(tlm_tensor_data_i32(NULL));
     assert_int_equal(tlm_tensor_set_requires_grad(NULL, 1), TLM_E_INVALID);
     assert_int_equal(tlm_tensor_requires_grad(NULL), TLM_E_INVALID);
-    assert_int_equal(tlm_tensor_get_grad(NULL, f, 1), TLM_E_INVALID);
-    assert_message_names("tlm_tensor_get_grad");
-    assert_null(tlm_tensor_grad_f32(NULL));
+    assert_int_equal(tlm_tensor_get_grad_f32(NULL, f, 1), TLM_E_INVALID);
+    assert_message_names("tlm_tensor_get_grad_f32");
+    assert_null(tlm_tensor_grad_data_f32(NULL));
 }
 
 static void accessors_check_types_counts_axes(void **state) {
@@ -131,12 +131,12 @@ static void accessors_check_types_counts_axes(void **state) {
     assert_int_equal(tlm_tensor_set_requires_grad(ids, 1), TLM_E_INVALID);
     assert_message_names("tlm_tensor_set_requires_grad");
     assert_int_equal(tlm_tensor_set_requires_grad(x, 2), TLM_E_INVALID);
-    assert_int_equal(tlm_tensor_get_grad(x, f, 30), TLM_E_STATE); /* none yet */
-    assert_null(tlm_tensor_grad_f32(x));
+    assert_int_equal(tlm_tensor_get_grad_f32(x, f, 30), TLM_E_STATE); /* none yet */
+    assert_null(tlm_tensor_grad_data_f32(x));
     assert_int_equal(tlm_tensor_set_requires_grad(x, 1), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(x, NULL, 30), TLM_E_INVALID);
-    assert_int_equal(tlm_tensor_get_grad(x, f, 31), TLM_E_SHAPE);
-    assert_int_equal(tlm_tensor_get_grad(x, f, 30), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, NULL, 30), TLM_E_INVALID);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, f, 31), TLM_E_SHAPE);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, f, 30), TLM_OK);
     tlm_tensor_free(x);
     tlm_tensor_free(ids);
 }

@@ -22,26 +22,31 @@ static void dataset_calls(void **state) {
     const int32_t ids[6] = {1, 2, 3, 4, 5, 6};
     const int64_t offsets[5] = {0, 1, 3, 4, 6};
     tlm_dataset *ds = (tlm_dataset *)ctx;
-    assert_int_equal(tlm_dataset_from_ids(&ds, NULL, ids, 6, 0.1f), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_ids(&ds, NULL, ids, 6, NULL), TLM_E_INVALID);
     assert_null(ds);
     assert_message_names("tlm_dataset_from_ids");
-    assert_int_equal(tlm_dataset_from_ids(NULL, ctx, ids, 6, 0.1f), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, NULL, 6, 0.1f), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 0, 0.1f), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 6, 1.0f), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_ids(NULL, ctx, ids, 6, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, NULL, 6, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 0, NULL), TLM_E_INVALID);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 1.0f;
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 6, &dp), TLM_E_INVALID);
     assert_message_names("validation_fraction");
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 6, NAN), TLM_E_INVALID);
+    dp.validation_fraction = NAN;
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 6, &dp), TLM_E_INVALID);
     const int32_t negative[2] = {1, -4};
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, negative, 2, 0.0f), TLM_E_RANGE);
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, negative, 2, NULL), TLM_E_RANGE);
     assert_message_names("ids[1]");
-    assert_int_equal(tlm_dataset_from_pairs(&ds, NULL, ids, offsets, 2, 0), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_pairs(&ds, NULL, ids, offsets, 2, NULL), TLM_E_INVALID);
     assert_message_names("tlm_dataset_from_pairs");
-    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, NULL, 2, 0), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, offsets, 0, 0), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, NULL, 2, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, offsets, 0, NULL), TLM_E_INVALID);
     const int64_t bad_offsets[5] = {0, 2, 2, 4, 6}; /* an empty target */
-    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, bad_offsets, 2, 0), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, bad_offsets, 2, NULL), TLM_E_INVALID);
     assert_message_names("pair 0");
-    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, offsets, 2, 0.5f), TLM_OK);
+    dp.validation_fraction = 0.5f;
+    assert_int_equal(tlm_dataset_from_pairs(&ds, ctx, ids, offsets, 2, &dp), TLM_OK);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_TRAIN), 1);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_VALIDATION), 1);
     assert_int_equal(tlm_dataset_size(ds, 7), TLM_E_INVALID);
@@ -49,9 +54,9 @@ static void dataset_calls(void **state) {
     assert_message_names("tlm_dataset_size");
     tlm_dataset_free(ds);
     tlm_dataset_free(NULL);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, NULL, "x.txt", NULL, 0.1f, 1), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, NULL, "x.txt", NULL, NULL), TLM_E_INVALID);
     assert_message_names("tlm_dataset_from_text_file");
-    assert_int_equal(tlm_dataset_from_text_file(NULL, ctx, "x.txt", NULL, 0.1f, 1), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_text_file(NULL, ctx, "x.txt", NULL, NULL), TLM_E_INVALID);
     tlm_context_free(ctx);
 }
 
@@ -72,9 +77,17 @@ static void trainer_calls(void **state) {
     for (int i = 0; i < 40; i++)
         ids[i] = i % 10;
     tlm_dataset *ds = NULL, *tiny = NULL;
-    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 40, 0.25f), TLM_OK);
-    assert_int_equal(tlm_dataset_from_ids(&tiny, ctx, ids, 4, 0.0f), TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.25f;
+    assert_int_equal(tlm_dataset_from_ids(&ds, ctx, ids, 40, &dp), TLM_OK);
+    dp.validation_fraction = 0.0f;
+    assert_int_equal(tlm_dataset_from_ids(&tiny, ctx, ids, 4, &dp), TLM_OK);
 
+    assert_int_equal(tlm_dataset_params_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_dataset_params_init");
+    assert_int_equal(tlm_step_info_init(NULL), TLM_E_INVALID);
+    assert_message_names("tlm_step_info_init");
     assert_int_equal(tlm_trainer_params_init(NULL), TLM_E_INVALID);
     assert_message_names("tlm_trainer_params_init");
     tlm_trainer *t = (tlm_trainer *)ctx;

@@ -61,7 +61,7 @@ static void mlp_learns_xor(void **state) {
         assert_int_equal(tlm_backward(loss), TLM_OK);
         for (int p = 0; p < 4; p++) {
             float *w = tlm_tensor_data_f32(params[p]);
-            const float *g = tlm_tensor_grad_f32(params[p]);
+            const float *g = tlm_tensor_grad_data_f32(params[p]);
             for (int64_t i = 0; i < tlm_tensor_numel(params[p]); i++)
                 w[i] -= 0.1f * g[i];
         }

@@ -199,7 +199,7 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
     mc.init_seed = o->seed;
     if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
         return fail("tlm_model_create", tlm_last_error());
-    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, text->count, 0.1f) != TLM_OK)
+    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, text->count, NULL) != TLM_OK)
         return fail("tlm_dataset_from_ids", tlm_last_error());
 
     /* nanoGPT's configure_optimizers decays every tensor of 2 or more
@@ -220,7 +220,7 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
         flags[i] = ndim >= 2 && (o->decay_embeddings || strstr(name, "embedding") == NULL);
     }
     tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&op);
     op.lr = 1e-3f;
     op.beta1 = 0.9f;
     op.beta2 = 0.99f;
@@ -254,7 +254,7 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
 
 static int step(run *r, tlm_step_info *info) {
     memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+    tlm_step_info_init(info);
     const int status = tlm_trainer_step(r->trainer, info);
     if (status != TLM_OK && status != TLM_E_NONFINITE)
         return fail("tlm_trainer_step", tlm_trainer_last_error(r->trainer));

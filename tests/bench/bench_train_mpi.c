@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
         ids[i] = (int32_t)((x >> 16) % 65);
     }
     if (status == TLM_OK)
-        status = tlm_dataset_from_ids(&data, ctx, ids, N_IDS, 0.1f);
+        status = tlm_dataset_from_ids(&data, ctx, ids, N_IDS, NULL);
     tlm_trainer_params tp;
     tlm_trainer_params_init(&tp);
     tp.batch_size = 12;
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     const double start = now();
     int64_t tokens = 0;
     tlm_step_info info;
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     for (int i = 0; status == TLM_OK && i < steps; i++) {
         status = tlm_trainer_step(trainer, &info);
         tokens += info.tokens;

@@ -147,8 +147,8 @@ static void assert_no_temporaries(void) {
 
 static int load_scenario(trial *t, int64_t n, int memory_map) {
     tlm_context *ctx = new_context(t);
-    tlm_load_params lp;
-    tlm_load_params_init(&lp);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
     lp.memory_map = memory_map;
     tlm_model *m = NULL;
     arm(t, n);
@@ -304,7 +304,7 @@ static int train(trial *t, int64_t n) {
     for (int i = 0; i < 200; i++)
         ids[i] = (unsigned char)corpus[i % (int)(sizeof corpus - 1)];
     tlm_dataset *data = NULL;
-    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 200, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 200, NULL), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 2;

@@ -99,8 +99,8 @@ static void child_saves(tlm_model *m, int ready, float first_generation) {
 static float check_target(tlm_model *base, int memory_map, float max_generation) {
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
-    tlm_load_params lp;
-    tlm_load_params_init(&lp);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
     lp.memory_map = memory_map;
     tlm_model *m = NULL;
     if (tlm_model_load(&m, ctx, target, &lp) != TLM_OK)

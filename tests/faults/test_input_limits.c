@@ -107,14 +107,14 @@ static void token_ids_out_of_range(void **state) {
     assert_int_equal(tlm_session_position(s), 0); /* nothing consumed */
     char text[8];
     size_t length = 0;
-    EXPECT(tlm_tokenizer_decode(text, sizeof text, &length, bytes, bad[1], 2),
+    EXPECT(tlm_tokenizer_decode(bytes, bad[1], 2, text, sizeof text, &length),
            TLM_E_RANGE, tlm_tokenizer_last_error(bytes), "tlm_tokenizer_decode");
     const char *piece;
-    EXPECT(tlm_tokenizer_token_bytes(&piece, &length, bytes, -5), TLM_E_RANGE,
+    EXPECT(tlm_tokenizer_token_bytes(bytes, -5, &piece, &length), TLM_E_RANGE,
            tlm_tokenizer_last_error(bytes), "tlm_tokenizer_token_bytes");
     tlm_token_stream *stream = NULL;
     assert_int_equal(tlm_token_stream_create(&stream, bytes), TLM_OK);
-    EXPECT(tlm_token_stream_push(&piece, &length, stream, 100000), TLM_E_RANGE,
+    EXPECT(tlm_token_stream_push(stream, 100000, &piece, &length), TLM_E_RANGE,
            tlm_token_stream_last_error(stream), "tlm_token_stream_push");
     tlm_token_stream_free(stream);
     tlm_sampler *sampler = NULL;
@@ -242,24 +242,27 @@ static void enormous_and_zero_sizes(void **state) {
     /* Datasets: negative, zero and enormous counts. */
     tlm_dataset *data = NULL;
     int32_t ids[4] = {1, 2, 3, 4};
-    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, -1, 0.1f), TLM_E_INVALID, NULL,
+    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, -1, NULL), TLM_E_INVALID, NULL,
            "tlm_dataset_from_ids");
-    status = tlm_dataset_from_ids(&data, ctx, ids, INT64_MAX, 0.1f);
+    status = tlm_dataset_from_ids(&data, ctx, ids, INT64_MAX, NULL);
     assert_true(status == TLM_E_OVERFLOW || status == TLM_E_INVALID ||
                 status == TLM_E_NOMEM);
     assert_non_null(strstr(tlm_last_error(), "tlm_dataset_from_ids"));
     assert_null(data);
-    status = tlm_dataset_from_ids(&data, ctx, ids, 0, 0.1f);
+    status = tlm_dataset_from_ids(&data, ctx, ids, 0, NULL);
     if (status == TLM_OK)
         tlm_dataset_free(data);
     else
         assert_non_null(strstr(tlm_last_error(), "tlm_dataset_from_ids"));
-    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, 4, 1.0f), TLM_E_INVALID, NULL,
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 1.0f;
+    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, 4, &dp), TLM_E_INVALID, NULL,
            "tlm_dataset_from_ids");
     int64_t offsets[3] = {0, 2, 1}; /* decreasing */
-    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, 1, 0.0f),
+    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, 1, NULL),
            TLM_E_INVALID, NULL, "tlm_dataset_from_pairs");
-    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, INT64_MAX, 0.0f),
+    EXPECT(tlm_dataset_from_pairs(&data, ctx, ids, offsets, INT64_MAX, NULL),
            TLM_E_INVALID, NULL, "tlm_dataset_from_pairs");
 
     /* Tokenizers: an empty image, an empty text, a huge BPE vocabulary. */
@@ -267,7 +270,7 @@ static void enormous_and_zero_sizes(void **state) {
     EXPECT(tlm_tokenizer_load_memory(&tok, ctx, NULL, 0), TLM_E_FORMAT, NULL,
            "tlm_tokenizer_load");
     size_t n_ids = 99;
-    assert_int_equal(tlm_tokenizer_encode(NULL, 0, &n_ids, bytes, NULL, 0), TLM_OK);
+    assert_int_equal(tlm_tokenizer_encode(bytes, NULL, 0, NULL, 0, &n_ids), TLM_OK);
     assert_int_equal(n_ids, 0);
     tlm_tokenizer_params tp;
     tlm_tokenizer_params_init(&tp);
@@ -286,8 +289,8 @@ static void bad_paths_for_every_loader_and_saver(void **state) {
     assert_int_equal(write_whole_file(empty, "", 0), 0);
     tlm_model *m = NULL;
     tlm_tokenizer *tok = NULL;
-    tlm_load_params lp;
-    tlm_load_params_init(&lp);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
     for (int map = 0; map < 2; map++) {
         lp.memory_map = map;
         EXPECT(tlm_model_load(&m, ctx, missing, &lp), TLM_E_IO,
@@ -327,7 +330,10 @@ static void bad_paths_for_every_loader_and_saver(void **state) {
     int32_t ids[64];
     for (int i = 0; i < 64; i++)
         ids[i] = i;
-    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, 0.25f), TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.25f;
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, 64, &dp), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 2;

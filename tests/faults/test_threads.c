@@ -33,6 +33,7 @@ typedef struct output {
 
 typedef struct job {
     const tlm_model *model;
+    tlm_tokenizer *tokenizer; /* the model's, shared: only read */
     tlm_context *ctx; /* for the sampler's hooks (only read) */
     uint64_t seed;
     int status;
@@ -69,7 +70,6 @@ static void *generate_job(void *arg) {
         return NULL;
     }
     j->status = tlm_sampler_create(&sampler, j->ctx, &sp);
-    tlm_tokenizer *tokenizer = tlm_model_tokenizer(j->model);
     for (int round = 0; round < ROUNDS && j->status == TLM_OK; round++) {
         tlm_generate_params gp;
         tlm_generate_params_init(&gp);
@@ -78,7 +78,7 @@ static void *generate_job(void *arg) {
         gp.callback = collect;
         gp.callback_user = &j->out[round];
         static const char prompt[] = "Once upon a time";
-        j->status = tlm_generate(session, sampler, tokenizer, prompt,
+        j->status = tlm_generate(session, sampler, j->tokenizer, prompt,
                                  sizeof prompt - 1, &gp, NULL);
         if (j->status != TLM_OK)
             snprintf(j->message, sizeof j->message, "%s",
@@ -118,7 +118,8 @@ static void shared_model_generates_as_alone(void **state) {
     /* Alone, one after the other. */
     static job alone[THREADS], together[THREADS];
     for (int t = 0; t < THREADS; t++) {
-        alone[t] = (job){.model = model, .ctx = ctx, .seed = 100 + (uint64_t)t};
+        alone[t] = (job){.model = model, .tokenizer = tlm_model_tokenizer(model), .ctx = ctx,
+                         .seed = 100 + (uint64_t)t};
         generate_job(&alone[t]);
         if (alone[t].status != TLM_OK)
             fail_msg("thread %d alone: %s", t, alone[t].message);
@@ -126,7 +127,8 @@ static void shared_model_generates_as_alone(void **state) {
     /* Concurrently. */
     pthread_t threads[THREADS];
     for (int t = 0; t < THREADS; t++) {
-        together[t] = (job){.model = model, .ctx = ctx, .seed = 100 + (uint64_t)t};
+        together[t] = (job){.model = model, .tokenizer = tlm_model_tokenizer(model),
+                            .ctx = ctx, .seed = 100 + (uint64_t)t};
         assert_int_equal(pthread_create(&threads[t], NULL, generate_job,
                                         &together[t]), 0);
     }

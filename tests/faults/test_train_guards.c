@@ -83,7 +83,7 @@ static void start_model(run *r, int sgd, float lr, int tied,
     int32_t ids[400];
     for (int i = 0; i < 400; i++)
         ids[i] = (i * 7 + i / 5) % 64;
-    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, 400, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, 400, NULL), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 4;
@@ -92,7 +92,7 @@ static void start_model(run *r, int sgd, float lr, int tied,
     params.progress = on_progress;
     params.progress_user = &r->log;
     tlm_optimizer_params opt;
-    tlm_optimizer_params_init(&opt, sgd ? TLM_OPTIMIZER_SGD : TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init_for(&opt, sgd ? TLM_OPTIMIZER_SGD : TLM_OPTIMIZER_ADAMW);
     opt.lr = lr;
     params.optimizer = &opt;
     assert_int_equal(tlm_trainer_create(&r->trainer, r->model, r->data, &params),
@@ -154,8 +154,7 @@ static void expect_skipped_step(run *r, const char *what) {
     int64_t steps = tlm_trainer_step_count(r->trainer);
     int calls = r->log.calls;
     tlm_step_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r->trainer, &info), TLM_E_NONFINITE);
     assert_int_equal(info.skipped, 1);
     assert_int_equal(info.step, steps);
@@ -181,8 +180,7 @@ static void expect_skipped_step(run *r, const char *what) {
 static void good_step(run *r) {
     int64_t steps = tlm_trainer_step_count(r->trainer);
     tlm_step_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     if (tlm_trainer_step(r->trainer, &info) != TLM_OK)
         fail_msg("step: %s", tlm_trainer_last_error(r->trainer));
     assert_int_equal(info.skipped, 0);
@@ -277,8 +275,7 @@ static void exploding_weights_are_skipped(void **state) {
         weights(&r, r.snapshot, 0);
         int64_t steps = tlm_trainer_step_count(r.trainer);
         tlm_step_info info;
-        memset(&info, 0, sizeof info);
-        info.struct_size = sizeof info;
+        tlm_step_info_init(&info);
         int status = tlm_trainer_step(r.trainer, &info);
         if (status == TLM_OK) {
             good++;
@@ -320,8 +317,7 @@ static void exploding_gradient_norm_skips_the_step(void **state) {
     weights(&r, r.snapshot, 0);
     int64_t steps = tlm_trainer_step_count(r.trainer);
     tlm_step_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_E_RANGE);
     printf("gradient norm %g at step 1, %g after scaling the head\n", calm,
            info.grad_norm);

@@ -32,14 +32,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *back = malloc(size > 0 ? size : 1);
     fuzz_check(ids != NULL && back != NULL, "bpe: test memory");
     size_t n = 0;
-    fuzz_check(tlm_tokenizer_encode(ids, size, &n, tok, (const char *)data, size) ==
+    fuzz_check(tlm_tokenizer_encode(tok, (const char *)data, size, ids, size, &n) ==
                    TLM_OK,
                "bpe: encode never fails");
     fuzz_check(n <= size, "bpe: no more ids than bytes");
     for (size_t i = 0; i < n; i++)
         fuzz_check(ids[i] >= 0 && ids[i] < vocab - 3, "bpe: ids are ordinary tokens");
     size_t length = 0;
-    fuzz_check(tlm_tokenizer_decode(back, size, &length, tok, ids, n) == TLM_OK,
+    fuzz_check(tlm_tokenizer_decode(tok, ids, n, back, size, &length) == TLM_OK,
                "bpe: decode of encode succeeds");
     fuzz_check(length == size && (size == 0 || memcmp(back, data, size) == 0),
                "bpe: decode(encode(x)) == x");
@@ -49,10 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *piece;
         size_t piece_length;
         for (size_t i = 0; i <= n; i++) {
-            int status = i < n ? tlm_token_stream_push(&piece, &piece_length,
-                                                       stream, ids[i])
-                               : tlm_token_stream_flush(&piece, &piece_length,
-                                                        stream);
+            int status = i < n ? tlm_token_stream_push(stream, ids[i], &piece, &piece_length)
+                               : tlm_token_stream_flush(stream, &piece, &piece_length);
             fuzz_check(status == TLM_OK, "bpe: the stream takes every id");
             fuzz_check(piece_length <= size - at &&
                            memcmp(piece, data + at, piece_length) == 0,

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (tlm_model_create(&model, ctx, &config) != TLM_OK)
         return 0;
     tlm_model_config resolved;
-    resolved.struct_size = sizeof resolved;
+    tlm_model_config_init(&resolved);
     fuzz_check(tlm_model_get_config(model, &resolved) == TLM_OK, "config: get");
     char *text = NULL;
     size_t length = 0;

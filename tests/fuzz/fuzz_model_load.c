@@ -8,8 +8,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write_temp(data, size);
     tlm_context *ctx = fuzz_context();
     for (int map = 0; map < 2; map++) {
-        tlm_load_params params;
-        tlm_load_params_init(&params);
+        tlm_model_load_params params;
+        tlm_model_load_params_init(&params);
         params.memory_map = map;
         tlm_model *model = NULL;
         int status = tlm_model_load(&model, ctx, path, &params);

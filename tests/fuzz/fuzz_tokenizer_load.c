@@ -18,19 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char text[] = "Hello, world! 123 \xc3\xa9t\xc3\xa9 \xff\xfe";
     int32_t ids[sizeof text];
     size_t n = 0;
-    fuzz_check(tlm_tokenizer_encode(ids, sizeof text, &n, tok, text,
-                                    sizeof text - 1) == TLM_OK,
+    fuzz_check(tlm_tokenizer_encode(tok, text, sizeof text - 1, ids, sizeof text, &n) == TLM_OK,
                "load: encode works");
     char back[sizeof text * 8];
     size_t length = 0;
-    fuzz_check(tlm_tokenizer_decode(back, sizeof back, &length, tok, ids, n) ==
+    fuzz_check(tlm_tokenizer_decode(tok, ids, n, back, sizeof back, &length) ==
                    TLM_OK || length > sizeof back,
                "load: decode works");
     size_t image_size = 0;
-    tlm_tokenizer_save_memory(NULL, 0, &image_size, tok);
+    tlm_tokenizer_save_memory(tok, NULL, 0, &image_size);
     void *image = malloc(image_size);
     if (image != NULL &&
-        tlm_tokenizer_save_memory(image, image_size, &image_size, tok) == TLM_OK) {
+        tlm_tokenizer_save_memory(tok, image, image_size, &image_size) == TLM_OK) {
         tlm_tokenizer *again = NULL;
         fuzz_check(tlm_tokenizer_load_memory(&again, ctx, image, image_size) ==
                        TLM_OK,

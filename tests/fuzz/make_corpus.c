@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
         check(tlm_tokenizer_train(&tok, ctx, corpus, sizeof corpus - 1, &tp), "tok");
         static unsigned char image[1 << 16];
         size_t size = 0;
-        check(tlm_tokenizer_save_memory(image, sizeof image, &size, tok), "image");
+        check(tlm_tokenizer_save_memory(tok, image, sizeof image, &size), "image");
         write_file("tokenizer_load", names[k], image, size);
         tlm_tokenizer_free(tok);
     }

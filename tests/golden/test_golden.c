@@ -146,7 +146,7 @@ static golden_errors compare_fixture(const char *file, poison what) {
             int64_t n = 0;
             float *ref = expected_f32(st, grad_name, &n);
             assert_int_equal(n, tlm_tensor_numel(t));
-            float *grad = tlm_tensor_grad_f32(t);
+            float *grad = tlm_tensor_grad_data_f32(t);
             assert_non_null(grad);
             if (pass == 0) {
                 grad_scale = tlmt_worst(grad_scale, tlmt_max_abs_f32(ref, n));

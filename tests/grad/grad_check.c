@@ -153,7 +153,7 @@ int grad_check_run(const grad_case *test_case, uint64_t seed,
         int64_t n = tlm_tensor_numel(in[i]);
         free(analytic);
         analytic = malloc((size_t)n * sizeof *analytic);
-        if (analytic == NULL || tlm_tensor_get_grad(in[i], analytic, n) != TLM_OK)
+        if (analytic == NULL || tlm_tensor_get_grad_f32(in[i], analytic, n) != TLM_OK)
             FAIL("input %d: reading the gradient: %s", (int)i, tlm_last_error());
         int64_t checks = n < GRAD_MAX_CHECKS ? n : GRAD_MAX_CHECKS;
         int64_t index[GRAD_MAX_CHECKS];

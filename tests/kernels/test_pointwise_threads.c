@@ -87,13 +87,13 @@ static void run(int n_threads, float *out) {
 
     size_t at = 0;
     out[at++] = tlm_tensor_data_f32(loss)[0];
-    memcpy(out + at, tlm_tensor_grad_f32(x), (size_t)ROWS * COLS * sizeof *out);
+    memcpy(out + at, tlm_tensor_grad_data_f32(x), (size_t)ROWS * COLS * sizeof *out);
     at += (size_t)ROWS * COLS;
     memcpy(out + at, tlm_tensor_data_f32(sm), (size_t)ROWS * COLS * sizeof *out);
     at += (size_t)ROWS * COLS;
 
     tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&op);
     tlm_optimizer *opt = NULL;
     assert_int_equal(tlm_optimizer_create(&opt, p, N_PARAMS, &op), TLM_OK);
     for (int step = 0; step < 3; step++)

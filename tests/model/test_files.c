@@ -53,7 +53,8 @@ static tlm_model *make_model(tlm_context *ctx, int variant) {
 
 static void assert_same_models(const tlm_model *a, const tlm_model *b) {
     tlm_model_config ca, cb;
-    ca.struct_size = cb.struct_size = sizeof ca;
+    tlm_model_config_init(&ca);
+    tlm_model_config_init(&cb);
     assert_int_equal(tlm_model_get_config(a, &ca), TLM_OK);
     assert_int_equal(tlm_model_get_config(b, &cb), TLM_OK);
     assert_memory_equal(&ca, &cb, sizeof ca);
@@ -112,8 +113,8 @@ static void save_load_round_trips(void **state) {
 
         tlm_model *loaded = NULL, *mapped = NULL, *fast = NULL, *imported = NULL;
         assert_int_equal(tlm_model_load(&loaded, ctx, path, NULL), TLM_OK);
-        tlm_load_params params;
-        tlm_load_params_init(&params);
+        tlm_model_load_params params;
+        tlm_model_load_params_init(&params);
         params.memory_map = 1;
         assert_int_equal(tlm_model_load(&mapped, ctx, path, &params), TLM_OK);
         params.verify_checksums = 0;
@@ -129,7 +130,7 @@ static void save_load_round_trips(void **state) {
             assert_non_null(t);
             int32_t ids[3];
             size_t n = 0;
-            assert_int_equal(tlm_tokenizer_encode(ids, 3, &n, t, "012", 3), TLM_OK);
+            assert_int_equal(tlm_tokenizer_encode(t, "012", 3, ids, 3, &n), TLM_OK);
             assert_int_equal(ids[2], 2);
         }
         for (int i = 0; i < 4; i++) {
@@ -180,8 +181,8 @@ static void expect_refused(tlm_context *ctx, const char *path, int status,
                            const char *words) {
     tlm_model *m = (tlm_model *)ctx;
     for (int map = 0; map <= 1; map++) {
-        tlm_load_params params;
-        tlm_load_params_init(&params);
+        tlm_model_load_params params;
+        tlm_model_load_params_init(&params);
         params.memory_map = map;
         int got = tlm_model_load(&m, ctx, path, &params);
         if (got != status || m != NULL || strstr(tlm_last_error(), words) == NULL)
@@ -210,8 +211,8 @@ static void bad_files_are_refused(void **state) {
     write_bytes(bad, copy, size);
     expect_refused(ctx, bad, TLM_E_FORMAT, "section 'data'");
     /* ... which a mapped load told to skip that checksum accepts. */
-    tlm_load_params params;
-    tlm_load_params_init(&params);
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
     params.memory_map = 1;
     params.verify_checksums = 0;
     tlm_model *unchecked = NULL;

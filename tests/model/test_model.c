@@ -69,7 +69,7 @@ static void config_defaults_resolve(void **state) {
     tlm_model *m = NULL;
     assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
     tlm_model_config got;
-    got.struct_size = sizeof got;
+    tlm_model_config_init(&got);
     assert_int_equal(tlm_model_get_config(m, &got), TLM_OK);
     assert_int_equal(got.head_dim, 8);
     assert_int_equal(got.d_ff, 40);
@@ -194,7 +194,7 @@ static void forward_backward_each_kind(void **state) {
             const char *name;
             tlm_tensor *t;
             tlm_model_parameter(m, i, &name, &t);
-            const float *g = tlm_tensor_grad_f32(t);
+            const float *g = tlm_tensor_grad_data_f32(t);
             assert_non_null(g);
             double norm = 0;
             for (int64_t j = 0; j < tlm_tensor_numel(t); j++)

@@ -73,7 +73,10 @@ static void run_open(run *r, tlm_comm *comm, int32_t batch, float dropout) {
         x = x * 1103515245u + 12345u;
         ids[i] = (int32_t)((i * 3 + (x >> 28 == 0)) % 13);
     }
-    CHECK(tlm_dataset_from_ids(&r->data, r->ctx, ids, 600, 0.2f) == TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.2f;
+    CHECK(tlm_dataset_from_ids(&r->data, r->ctx, ids, 600, &dp) == TLM_OK);
     tlm_schedule_params schedule;
     tlm_schedule_params_init(&schedule);
     schedule.kind = TLM_SCHEDULE_COSINE;
@@ -125,7 +128,8 @@ static void equivalence(tlm_comm *comm) {
         tlm_step_info a, b;
         memset(&a, 0, sizeof a);
         memset(&b, 0, sizeof b);
-        a.struct_size = b.struct_size = sizeof a;
+        tlm_step_info_init(&a);
+        tlm_step_info_init(&b);
         CHECK(tlm_trainer_step(one.trainer, &a) == TLM_OK);
         CHECK(tlm_trainer_step(two.trainer, &b) == TLM_OK);
         CHECK(fabsf(a.loss - b.loss) <= TOLERANCE * fabsf(a.loss));
@@ -233,8 +237,7 @@ static void nonfinite(tlm_comm *comm) {
     if (rank == 1)
         data[0] = NAN;
     tlm_step_info info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
+    tlm_step_info_init(&info);
     CHECK(tlm_trainer_step(r.trainer, &info) == TLM_E_NONFINITE);
     CHECK(info.skipped == 1);
     CHECK(tlm_trainer_step_count(r.trainer) == 0);

@@ -200,7 +200,7 @@ static void relu_gradient_at_zero_is_zero(void **state) {
     assert_int_equal(tlm_sum(&loss, r), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[3];
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 3), TLM_OK);
     assert_true(grad[0] == 0.0f);
     assert_true(grad[1] == 0.0f);
     assert_true(grad[2] == 1.0f);
@@ -505,7 +505,7 @@ static void softmax_gradients_closed_form(void **state) {
     assert_int_equal(tlm_sum(&loss, s), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[14];
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 14), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 14), TLM_OK);
     for (int i = 0; i < 14; i++)
         assert_true(fabs((double)grad[i]) < 1e-7);
 
@@ -513,7 +513,7 @@ static void softmax_gradients_closed_form(void **state) {
     assert_int_equal(tlm_log_softmax(&ls, a), TLM_OK);
     assert_int_equal(tlm_sum(&loss, ls), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 14), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 14), TLM_OK);
     double p[7], want[14];
     for (int r = 0; r < 2; r++) {
         ref_softmax(p, x + r * 7, 7);

@@ -309,9 +309,9 @@ static void backward_matches_naive_reference(void **state) {
         graph g;
         build_graph(&g, ctx, &p, 1);
         run_backward(&g, &p);
-        assert_close(tlm_tensor_grad_f32(g.q), dq, nq, TOL, "dq", &c);
-        assert_close(tlm_tensor_grad_f32(g.k), dk, nk, TOL, "dk", &c);
-        assert_close(tlm_tensor_grad_f32(g.v), dv, nv, TOL, "dv", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.q), dq, nq, TOL, "dq", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.k), dk, nk, TOL, "dk", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.v), dv, nv, TOL, "dv", &c);
         tlm_context_free(ctx);
         free(out);
         free(dq);
@@ -399,8 +399,8 @@ static void rows_that_see_nothing_are_zero(void **state) {
     build_graph(&g, ctx, &p, 1);
     run_backward(&g, &p);
     const float *o = tlm_tensor_data_f32(g.out);
-    const float *dq = tlm_tensor_grad_f32(g.q), *dk = tlm_tensor_grad_f32(g.k),
-                *dv = tlm_tensor_grad_f32(g.v);
+    const float *dq = tlm_tensor_grad_data_f32(g.q), *dk = tlm_tensor_grad_data_f32(g.k),
+                *dv = tlm_tensor_grad_data_f32(g.v);
     const int64_t head_out = c.tq * c.dv, head_q = c.tq * c.d;
     assert_true(all_finite(o, tlm_tensor_numel(g.out)));
     assert_true(all_finite(dq, tlm_tensor_numel(g.q)));
@@ -504,9 +504,9 @@ static void large_scores_stay_finite(void **state) {
     build_graph(&g, ctx, &p, 1);
     run_backward(&g, &p);
     assert_close(tlm_tensor_data_f32(g.out), want, tlm_tensor_numel(g.out), LARGE_TOL, "out", &c);
-    assert_true(all_finite(tlm_tensor_grad_f32(g.q), tlm_tensor_numel(g.q)));
-    assert_true(all_finite(tlm_tensor_grad_f32(g.k), tlm_tensor_numel(g.k)));
-    assert_true(all_finite(tlm_tensor_grad_f32(g.v), tlm_tensor_numel(g.v)));
+    assert_true(all_finite(tlm_tensor_grad_data_f32(g.q), tlm_tensor_numel(g.q)));
+    assert_true(all_finite(tlm_tensor_grad_data_f32(g.k), tlm_tensor_numel(g.k)));
+    assert_true(all_finite(tlm_tensor_grad_data_f32(g.v), tlm_tensor_numel(g.v)));
     free(want);
     tlm_context_free(ctx);
     free_problem(&p);
@@ -552,9 +552,9 @@ static void rerun_sees_new_inputs_without_allocating(void **state) {
         reference(&fresh, out, dq, dk, dv);
         assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
         assert_int_equal(tlm_backward(loss), TLM_OK);
-        assert_close(tlm_tensor_grad_f32(g.q), dq, nq, TOL, "dq after re-run", &c);
-        assert_close(tlm_tensor_grad_f32(g.k), dk, nk, TOL, "dk after re-run", &c);
-        assert_close(tlm_tensor_grad_f32(g.v), dv, nv, TOL, "dv after re-run", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.q), dq, nq, TOL, "dq after re-run", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.k), dk, nk, TOL, "dk after re-run", &c);
+        assert_close(tlm_tensor_grad_data_f32(g.v), dv, nv, TOL, "dv after re-run", &c);
         free(out);
         free(dq);
         free(dk);
@@ -618,8 +618,8 @@ static void self_attention_and_mask_without_gradient(void **state) {
     assert_int_equal(tlm_attention(&g.out, x, x, x, mask, TLM_ATTENTION_CAUSAL), TLM_OK);
     assert_close(tlm_tensor_data_f32(g.out), out, nx, TOL, "out", &c);
     run_backward(&g, &p);
-    assert_close(tlm_tensor_grad_f32(x), dq, nx, TOL, "dx", &c);
-    assert_true(all_zero(tlm_tensor_grad_f32(mask), c.b * c.tk));
+    assert_close(tlm_tensor_grad_data_f32(x), dq, nx, TOL, "dx", &c);
+    assert_true(all_zero(tlm_tensor_grad_data_f32(mask), c.b * c.tk));
     tlm_context_free(ctx);
     free(out);
     free(dq);

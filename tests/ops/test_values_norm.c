@@ -474,7 +474,7 @@ static void batch_norm_mode_is_read_at_each_forward(void **state) {
     /* backward of the evaluation forward: d loss / d a = w * gain / sqrt(rv + eps) */
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[9];
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 9), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 9), TLM_OK);
     for (int i = 0; i < 9; i++)
         want[i] = (double)w[i] * (double)g[i % 3] / sqrt(rv1d[i % 3] + 1e-5);
     assert_close(grad, want, 9, TOL);
@@ -488,7 +488,7 @@ static void batch_norm_mode_is_read_at_each_forward(void **state) {
     assert_close(got, want, 9, TOL);
     assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 9), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 9), TLM_OK);
     for (int c = 0; c < 3; c++)
         assert_true(fabs((double)grad[c] + (double)grad[3 + c] +
                          (double)grad[6 + c]) < 1e-5);
@@ -570,10 +570,10 @@ static void batch_norm_running_stats_are_not_differentiated(void **state) {
     assert_int_equal(tlm_sum(&loss, out), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[3];
-    assert_int_equal(tlm_tensor_get_grad(rm, grad, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(rm, grad, 3), TLM_OK);
     for (int c = 0; c < 3; c++)
         assert_true(grad[c] == 0.0f);
-    assert_int_equal(tlm_tensor_get_grad(rv, grad, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(rv, grad, 3), TLM_OK);
     for (int c = 0; c < 3; c++)
         assert_true(grad[c] == 0.0f);
     tlm_context_free(ctx);

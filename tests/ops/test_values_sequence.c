@@ -172,7 +172,7 @@ static void embedding_backward_counts_repeated_ids(void **state) {
     assert_int_equal(tlm_sum(&loss, out), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[15];
-    assert_int_equal(tlm_tensor_get_grad(table, grad, 15), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(table, grad, 15), TLM_OK);
     for (int v = 0; v < 5; v++)
         for (int j = 0; j < 3; j++)
             assert_true(grad[v * 3 + j] == counts[v]);
@@ -393,7 +393,7 @@ static void rope_backward_rotates_back(void **state) {
     assert_int_equal(tlm_sum(&loss, weighted), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[36];
-    assert_int_equal(tlm_tensor_get_grad(a, grad, 36), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, 36), TLM_OK);
     const float *g = tlm_tensor_data_f32(w);
     for (int i = 0; i < 36; i += 2) {
         double angle = rope_angle(2 + (i / 6) % 3, (i % 6) / 2, 6, 10000.0);
@@ -555,7 +555,7 @@ static void dropout_backward_uses_the_mask(void **state) {
     assert_int_equal(tlm_sum(&loss, out), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[N];
-    assert_int_equal(tlm_tensor_get_grad(a, grad, N), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, N), TLM_OK);
     const float scale = (float)(1.0 / (1.0 - (double)0.2f));
     for (int i = 0; i < N; i++)
         assert_true(grad[i] ==
@@ -565,7 +565,7 @@ static void dropout_backward_uses_the_mask(void **state) {
     assert_int_equal(tlm_context_set_training(ctx, 0), TLM_OK);
     assert_int_equal(tlm_context_forward(ctx), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(a, grad, N), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(a, grad, N), TLM_OK);
     for (int i = 0; i < N; i++)
         assert_true(grad[i] == 1.0f);
     tlm_context_free(ctx);
@@ -713,7 +713,7 @@ static void cross_entropy_all_ignored_is_zero(void **state) {
     assert_true(tlm_tensor_data_f32(loss)[0] == 0.0f);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     float grad[45];
-    assert_int_equal(tlm_tensor_get_grad(logits, grad, 45), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(logits, grad, 45), TLM_OK);
     for (int i = 0; i < 45; i++)
         assert_true(grad[i] == 0.0f);
     tlm_context_free(ctx);
@@ -740,7 +740,7 @@ static void cross_entropy_gradient_matches_formula(void **state) {
     assert_int_equal(tlm_backward(scaled), TLM_OK);
     static float grad[ROWS * V];
     static double want[ROWS * V];
-    assert_int_equal(tlm_tensor_get_grad(logits, grad, ROWS * V), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(logits, grad, ROWS * V), TLM_OK);
     reference_cross_entropy(tlm_tensor_data_f32(logits), targets, ROWS, V, -1,
                             want);
     for (int i = 0; i < ROWS * V; i++) {

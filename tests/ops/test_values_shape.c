@@ -150,15 +150,15 @@ static void reshape_has_its_own_gradient(void **state) {
     tlm_tensor *view = NULL, *weighted = NULL, *loss = NULL;
     assert_int_equal(tlm_reshape(&view, x, 1, s6), TLM_OK);
     assert_int_equal(tlm_tensor_requires_grad(view), 1);
-    float *view_grad = tlm_tensor_grad_f32(view);
+    float *view_grad = tlm_tensor_grad_data_f32(view);
     assert_non_null(view_grad);
-    assert_true(view_grad != tlm_tensor_grad_f32(x));
+    assert_true(view_grad != tlm_tensor_grad_data_f32(x));
     assert_int_equal(tlm_mul(&weighted, view, weights), TLM_OK);
     assert_int_equal(tlm_sum(&loss, weighted), TLM_OK);
     assert_int_equal(tlm_backward(loss), TLM_OK);
     /* d loss / d x = the weights, in x's layout. */
     float grad[6];
-    assert_int_equal(tlm_tensor_get_grad(x, grad, 6), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(x, grad, 6), TLM_OK);
     for (int i = 0; i < 6; i++)
         assert_true(grad[i] == 0.5f * (float)(i + 1));
     assert_int_equal(tlm_context_reset(ctx), TLM_OK);

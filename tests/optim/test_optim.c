@@ -69,7 +69,7 @@ static void example_create(example *ex, const tlm_context_params *cp) {
 
 static void set_gradients(example *ex, int s) {
     for (int p = 0; p < N_PARAMS; p++) {
-        float *g = tlm_tensor_grad_f32(ex->params[p]);
+        float *g = tlm_tensor_grad_data_f32(ex->params[p]);
         assert_non_null(g);
         for (int64_t i = 0; i < example_numel[p]; i++)
             g[i] = gradient_value(s, p, i);
@@ -161,7 +161,7 @@ static void check_against_reference(const tlm_optimizer_params *o,
 static void adamw_matches_the_equations(void **state) {
     (void)state;
     tlm_optimizer_params o;
-    assert_int_equal(tlm_optimizer_params_init(&o, TLM_OPTIMIZER_ADAMW), TLM_OK);
+    assert_int_equal(tlm_optimizer_params_init(&o), TLM_OK);
     o.lr = 0.05f;
     o.weight_decay = 0.1f;
     check_against_reference(&o, NULL, "adamw, defaults, lr 0.05, wd 0.1");
@@ -177,7 +177,7 @@ static void adamw_matches_the_equations(void **state) {
 static void sgd_matches_the_equations(void **state) {
     (void)state;
     tlm_optimizer_params o;
-    assert_int_equal(tlm_optimizer_params_init(&o, TLM_OPTIMIZER_SGD), TLM_OK);
+    assert_int_equal(tlm_optimizer_params_init_for(&o, TLM_OPTIMIZER_SGD), TLM_OK);
     o.lr = 0.1f;
     check_against_reference(&o, NULL, "sgd");
     o.momentum = 0.9f;
@@ -200,7 +200,7 @@ static void weight_decay_defaults_to_matrices(void **state) {
     example ex;
     example_create(&ex, NULL);
     tlm_optimizer_params o;
-    tlm_optimizer_params_init(&o, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&o);
     o.lr = 0.1f;
     o.weight_decay = 0.5f;
     tlm_optimizer *opt = NULL;
@@ -245,7 +245,7 @@ static void weight_decay_defaults_to_matrices(void **state) {
         assert_close_relative((double)tlm_tensor_data_f32(ex.params[1])[i],
                               (double)bias[i] * (1 - 0.1 * 0.5), 1e-6, "flags", 1, i);
     tlm_optimizer_params got;
-    got.struct_size = sizeof got;
+    tlm_optimizer_params_init(&got);
     assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_OK);
     assert_null(got.decay_flags);
     assert_true(got.weight_decay == 0.5f);
@@ -268,7 +268,7 @@ static void clipping_by_global_norm(void **state) {
     assert_int_equal(tlm_tensor_set_requires_grad(a, 1), TLM_OK);
     assert_int_equal(tlm_tensor_set_requires_grad(b, 1), TLM_OK);
     tlm_tensor *both[2] = {a, b};
-    float *ga = tlm_tensor_grad_f32(a), *gb = tlm_tensor_grad_f32(b);
+    float *ga = tlm_tensor_grad_data_f32(a), *gb = tlm_tensor_grad_data_f32(b);
     /* (3, 4, 0, 12): norm 13 */
     const float values[4] = {3, 4, 0, 12};
     memcpy(ga, values, sizeof(float) * 2);
@@ -330,7 +330,7 @@ static void nonfinite_gradient_changes_nothing(void **state) {
         example ex;
         example_create(&ex, NULL);
         tlm_optimizer_params o;
-        tlm_optimizer_params_init(&o, kind);
+        tlm_optimizer_params_init_for(&o, kind);
         o.momentum = kind == TLM_OPTIMIZER_SGD ? 0.9f : 0.0f;
         tlm_optimizer *opt = NULL;
         assert_int_equal(tlm_optimizer_create(&opt, ex.params, N_PARAMS, &o), TLM_OK);
@@ -341,7 +341,7 @@ static void nonfinite_gradient_changes_nothing(void **state) {
         for (int bad = 0; bad < 3; bad++) {
             set_gradients(&ex, 2);
             const float poison = bad == 0 ? NAN : (bad == 1 ? INFINITY : -INFINITY);
-            tlm_tensor_grad_f32(ex.params[2])[5] = poison;
+            tlm_tensor_grad_data_f32(ex.params[2])[5] = poison;
             float before[N_PARAMS][MAX_NUMEL];
             for (int p = 0; p < N_PARAMS; p++)
                 memcpy(before[p], tlm_tensor_data_f32(ex.params[p]),
@@ -391,13 +391,13 @@ static void run_steps(example *ex, tlm_optimizer *opt, int from, int to) {
 static void resume_is_bit_exact(void **state) {
     (void)state;
     tlm_optimizer_params settings[3];
-    tlm_optimizer_params_init(&settings[0], TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&settings[0]);
     settings[0].weight_decay = 0.1f;
-    tlm_optimizer_params_init(&settings[1], TLM_OPTIMIZER_SGD);
+    tlm_optimizer_params_init_for(&settings[1], TLM_OPTIMIZER_SGD);
     settings[1].momentum = 0.9f;
     settings[1].nesterov = 1;
     settings[1].weight_decay = 0.01f;
-    tlm_optimizer_params_init(&settings[2], TLM_OPTIMIZER_SGD);
+    tlm_optimizer_params_init_for(&settings[2], TLM_OPTIMIZER_SGD);
     settings[2].momentum = 0.5f;
     for (int c = 0; c < 3; c++) {
         /* Uninterrupted: 10 steps. */
@@ -429,7 +429,7 @@ static void resume_is_bit_exact(void **state) {
                                                 example_numel[p]),
                              TLM_OK);
         tlm_optimizer_params other;
-        tlm_optimizer_params_init(&other, settings[c].kind);
+        tlm_optimizer_params_init_for(&other, settings[c].kind);
         other.lr = 0.5f;
         other.weight_decay = 0.3f;
         assert_int_equal(tlm_optimizer_create(&opt, second.params, N_PARAMS, &other), TLM_OK);
@@ -438,7 +438,7 @@ static void resume_is_bit_exact(void **state) {
         assert_int_equal(tlm_optimizer_step_count(opt), 4);
         assert_int_equal(tlm_optimizer_get_decay(opt, 2), 0);
         tlm_optimizer_params got;
-        got.struct_size = sizeof got;
+        tlm_optimizer_params_init(&got);
         assert_int_equal(tlm_optimizer_get_params(opt, &got), TLM_OK);
         assert_true(got.lr == settings[c].lr);
         assert_true(got.weight_decay == settings[c].weight_decay);
@@ -505,7 +505,7 @@ static void malformed_states_are_rejected(void **state) {
     example ex;
     example_create(&ex, NULL);
     tlm_optimizer_params o;
-    tlm_optimizer_params_init(&o, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&o);
     tlm_optimizer *opt = NULL;
     assert_int_equal(tlm_optimizer_create(&opt, ex.params, N_PARAMS, &o), TLM_OK);
     run_steps(&ex, opt, 0, 2);
@@ -606,7 +606,7 @@ static void malformed_states_are_rejected(void **state) {
     assert_int_equal(tlm_optimizer_load_state(other, good, size), TLM_E_SHAPE);
     tlm_optimizer_free(other);
     tlm_optimizer_params sgd;
-    tlm_optimizer_params_init(&sgd, TLM_OPTIMIZER_SGD);
+    tlm_optimizer_params_init_for(&sgd, TLM_OPTIMIZER_SGD);
     assert_int_equal(tlm_optimizer_create(&other, ex.params, N_PARAMS, &sgd), TLM_OK);
     assert_int_equal(tlm_optimizer_load_state(other, good, size), TLM_E_INVALID);
     assert_non_null(strstr(tlm_optimizer_last_error(other), "AdamW"));
@@ -678,15 +678,15 @@ static void accumulation_matches_one_large_batch(void **state) {
 
     accumulate(ctx, w, b, 0, ACC_ROWS, 1.0f);
     float full_w[3], full_b[1];
-    assert_int_equal(tlm_tensor_get_grad(w, full_w, 3), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(b, full_b, 1), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, full_w, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(b, full_b, 1), TLM_OK);
 
     assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
     for (int64_t k = 0; k < ACC_K; k++)
         accumulate(ctx, w, b, k * (ACC_ROWS / ACC_K), ACC_ROWS / ACC_K, 1.0f / ACC_K);
     float acc_w[3], acc_b[1];
-    assert_int_equal(tlm_tensor_get_grad(w, acc_w, 3), TLM_OK);
-    assert_int_equal(tlm_tensor_get_grad(b, acc_b, 1), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(w, acc_w, 3), TLM_OK);
+    assert_int_equal(tlm_tensor_get_grad_f32(b, acc_b, 1), TLM_OK);
     for (int i = 0; i < 4; i++) {
         const double want = (double)(i < 3 ? full_w[i] : full_b[0]);
         const double got = (double)(i < 3 ? acc_w[i] : acc_b[0]);
@@ -754,7 +754,7 @@ static void adamw_trains_a_small_model(void **state) {
     assert_int_equal(tlm_mean(&loss, sq), TLM_OK);
 
     tlm_optimizer_params o;
-    tlm_optimizer_params_init(&o, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&o);
     o.weight_decay = 1e-4f;
     tlm_optimizer *opt = NULL;
     assert_int_equal(tlm_optimizer_create(&opt, params, 4, &o), TLM_OK);
@@ -800,7 +800,7 @@ static void training_calls_allocate_nothing(void **state) {
         example ex;
         example_create(&ex, &cp);
         tlm_optimizer_params o;
-        tlm_optimizer_params_init(&o, kind);
+        tlm_optimizer_params_init_for(&o, kind);
         o.momentum = kind == TLM_OPTIMIZER_SGD ? 0.9f : 0.0f;
         tlm_optimizer *opt = NULL;
         assert_int_equal(tlm_optimizer_create(&opt, ex.params, N_PARAMS, &o), TLM_OK);
@@ -824,7 +824,7 @@ static void training_calls_allocate_nothing(void **state) {
             assert_int_equal(tlm_optimizer_save_state(opt, buffer, size), TLM_OK);
             assert_int_equal(tlm_optimizer_load_state(opt, buffer, size), TLM_OK);
         }
-        tlm_tensor_grad_f32(ex.params[0])[0] = NAN;
+        tlm_tensor_grad_data_f32(ex.params[0])[0] = NAN;
         assert_int_equal(tlm_optimizer_step(opt, 0.1f), TLM_E_NONFINITE);
         assert_int_equal(counter.calls, calls);
         free(buffer);
@@ -850,7 +850,7 @@ static void allocation_failures_are_clean(void **state) {
             example_create(&ex, &cp);
             counter.fail_at = (int64_t)counter.calls + n;
             tlm_optimizer_params o;
-            tlm_optimizer_params_init(&o, kind);
+            tlm_optimizer_params_init_for(&o, kind);
             tlm_optimizer *opt = (tlm_optimizer *)&counter;
             int status = tlm_optimizer_create(&opt, ex.params, N_PARAMS, &o);
             if (status == TLM_OK) {

@@ -150,7 +150,7 @@ static void defaults_and_get_params(void **state) {
     tlm_sampler *s = make_sampler(&p);
     tlm_sampler_params got;
     memset(&got, 0xff, sizeof got);
-    got.struct_size = sizeof got;
+    tlm_sampler_params_init(&got);
     assert_int_equal(tlm_sampler_get_params(s, &got), TLM_OK);
     assert_memory_equal(&got, &p, sizeof p);
     assert_int_equal(tlm_sampler_set_seed(s, 7), TLM_OK);

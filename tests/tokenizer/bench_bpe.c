@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
     const double wall0 = wall_now();
     double elapsed = 0.0;
     for (int pass = 0; pass < 5 || elapsed < 0.5; pass++) {
-        status = tlm_tokenizer_encode(ids, size, &n_ids, tok, (const char *)corpus, size);
+        status = tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids);
         if (status != TLM_OK) {
             fprintf(stderr, "bench_bpe: %s\n", tlm_last_error());
             return 1;

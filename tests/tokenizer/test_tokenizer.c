@@ -49,14 +49,14 @@ static size_t encode_decode(tlm_tokenizer *tok, const unsigned char *text,
                             size_t n, int32_t *ids, size_t *n_ids,
                             unsigned char *out) {
     size_t count = 0;
-    assert_int_equal(tlm_tokenizer_encode(ids, n, &count, tok, (const char *)text, n),
+    assert_int_equal(tlm_tokenizer_encode(tok, (const char *)text, n, ids, n, &count),
                      TLM_OK);
     assert_true(count <= n);
     int32_t first_special = tlm_tokenizer_special_id(tok, TLM_TOKEN_BOS);
     for (size_t i = 0; i < count; i++)
         assert_true(ids[i] >= 0 && ids[i] < first_special);
     size_t length = 0;
-    assert_int_equal(tlm_tokenizer_decode((char *)out, 3 * n + 3, &length, tok, ids, count),
+    assert_int_equal(tlm_tokenizer_decode(tok, ids, count, (char *)out, 3 * n + 3, &length),
                      TLM_OK);
     *n_ids = count;
     return length;
@@ -77,9 +77,9 @@ static void assert_exact_round_trips(tlm_tokenizer *tok, uint64_t seed) {
     }
     /* The empty string, whether or not the generator made one. */
     size_t n_ids = 99, length = 99;
-    assert_int_equal(tlm_tokenizer_encode(ids, 0, &n_ids, tok, NULL, 0), TLM_OK);
+    assert_int_equal(tlm_tokenizer_encode(tok, NULL, 0, ids, 0, &n_ids), TLM_OK);
     assert_int_equal(n_ids, 0);
-    assert_int_equal(tlm_tokenizer_decode((char *)out, 0, &length, tok, NULL, 0), TLM_OK);
+    assert_int_equal(tlm_tokenizer_decode(tok, NULL, 0, (char *)out, 0, &length), TLM_OK);
     assert_int_equal(length, 0);
     (void)empty_seen;
 }
@@ -96,14 +96,14 @@ static void byte_level_round_trips(void **state) {
     size_t n_ids = 0;
     for (int b = 0; b < 256; b++)
         all[b] = (unsigned char)b;
-    assert_int_equal(tlm_tokenizer_encode(ids, 256, &n_ids, tok, (const char *)all, 256),
+    assert_int_equal(tlm_tokenizer_encode(tok, (const char *)all, 256, ids, 256, &n_ids),
                      TLM_OK);
     assert_int_equal(n_ids, 256);
     for (int b = 0; b < 256; b++) {
         assert_int_equal(ids[b], b);
         const char *bytes;
         size_t length;
-        assert_int_equal(tlm_tokenizer_token_bytes(&bytes, &length, tok, b), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(tok, b, &bytes, &length), TLM_OK);
         assert_int_equal(length, 1);
         assert_int_equal((unsigned char)bytes[0], b);
     }
@@ -128,11 +128,11 @@ static void bpe_round_trips(void **state) {
         int32_t left, right;
         const char *b, *lb, *rb;
         size_t n, ln, rn;
-        assert_int_equal(tlm_tokenizer_merge(&left, &right, tok, r), TLM_OK);
+        assert_int_equal(tlm_tokenizer_merge(tok, r, &left, &right), TLM_OK);
         assert_true(left < 256 + r && right < 256 + r);
-        tlm_tokenizer_token_bytes(&b, &n, tok, 256 + r);
-        tlm_tokenizer_token_bytes(&lb, &ln, tok, left);
-        tlm_tokenizer_token_bytes(&rb, &rn, tok, right);
+        tlm_tokenizer_token_bytes(tok, 256 + r, &b, &n);
+        tlm_tokenizer_token_bytes(tok, left, &lb, &ln);
+        tlm_tokenizer_token_bytes(tok, right, &rb, &rn);
         assert_int_equal(n, ln + rn);
         assert_memory_equal(b, lb, ln);
         assert_memory_equal(b + ln, rb, rn);
@@ -175,7 +175,7 @@ static void char_level_replaces_unseen_characters(void **state) {
     for (int32_t id = 0; id < unk; id++) {
         const char *b;
         size_t n;
-        assert_int_equal(tlm_tokenizer_token_bytes(&b, &n, tok, id), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(tok, id, &b, &n), TLM_OK);
         assert_true(n >= 1 && n <= 4);
         keys[id] = char_key((const unsigned char *)b, n);
         if (id > 0)
@@ -200,7 +200,7 @@ static void char_level_replaces_unseen_characters(void **state) {
 
     const char *b;
     size_t n;
-    assert_int_equal(tlm_tokenizer_token_bytes(&b, &n, tok, unk), TLM_OK);
+    assert_int_equal(tlm_tokenizer_token_bytes(tok, unk, &b, &n), TLM_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(b, "\xEF\xBF\xBD", 3);
 
@@ -230,7 +230,7 @@ static void char_level_replaces_unseen_characters(void **state) {
             i += cl;
         }
         size_t n_ids = 0;
-        assert_int_equal(tlm_tokenizer_encode(ids, len, &n_ids, tok, (const char *)text, len),
+        assert_int_equal(tlm_tokenizer_encode(tok, (const char *)text, len, ids, len, &n_ids),
                          TLM_OK);
         assert_int_equal(n_ids, n_chars);
         size_t unk_count = 0;
@@ -241,7 +241,7 @@ static void char_level_replaces_unseen_characters(void **state) {
         assert_int_equal(unk_count, n_unknown);
         unknown_seen += n_unknown;
         size_t length = 0;
-        assert_int_equal(tlm_tokenizer_decode((char *)out, sizeof out, &length, tok, ids, n_ids),
+        assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, (char *)out, sizeof out, &length),
                          TLM_OK);
         assert_int_equal(length, n_expected);
         assert_memory_equal(out, expected, n_expected);
@@ -271,17 +271,17 @@ static void char_level_shakespeare_has_65_symbols(void **state) {
     for (int32_t id = 0; id < 65; id++) {
         const char *b;
         size_t n;
-        assert_int_equal(tlm_tokenizer_token_bytes(&b, &n, tok, id), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(tok, id, &b, &n), TLM_OK);
         assert_int_equal(n, 1);
         assert_int_equal(b[0], chars[id]);
     }
     int32_t *ids = malloc(size * sizeof *ids);
     unsigned char *out = malloc(size);
     size_t n_ids = 0, length = 0;
-    assert_int_equal(tlm_tokenizer_encode(ids, size, &n_ids, tok, (const char *)corpus, size),
+    assert_int_equal(tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids),
                      TLM_OK);
     assert_int_equal(n_ids, size); /* ASCII: one id per byte */
-    assert_int_equal(tlm_tokenizer_decode((char *)out, size, &length, tok, ids, n_ids), TLM_OK);
+    assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, (char *)out, size, &length), TLM_OK);
     assert_int_equal(length, size);
     assert_memory_equal(out, corpus, size);
     free(out);
@@ -327,12 +327,12 @@ static void assert_hug_merges(tlm_tokenizer *tok, int32_t expected) {
     assert_int_equal(tlm_tokenizer_vocab_size(tok), 256 + expected + 3);
     for (int32_t r = 0; r < expected; r++) {
         int32_t left, right;
-        assert_int_equal(tlm_tokenizer_merge(&left, &right, tok, r), TLM_OK);
+        assert_int_equal(tlm_tokenizer_merge(tok, r, &left, &right), TLM_OK);
         assert_int_equal(left, hug_merges[r][0]);
         assert_int_equal(right, hug_merges[r][1]);
         const char *b;
         size_t n;
-        assert_int_equal(tlm_tokenizer_token_bytes(&b, &n, tok, 256 + r), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(tok, 256 + r, &b, &n), TLM_OK);
         assert_int_equal(n, strlen(hug_tokens[r]));
         assert_memory_equal(b, hug_tokens[r], n);
     }
@@ -346,7 +346,7 @@ static void bpe_learns_the_hand_computed_merges(void **state) {
     /* Encoding applies them: "hug bug hugs" -> hug, " bug", " hug", s. */
     int32_t ids[16];
     size_t n_ids = 0;
-    assert_int_equal(tlm_tokenizer_encode(ids, 16, &n_ids, tok, "hug bug hugs", 12), TLM_OK);
+    assert_int_equal(tlm_tokenizer_encode(tok, "hug bug hugs", 12, ids, 16, &n_ids), TLM_OK);
     assert_int_equal(n_ids, 4);
     assert_int_equal(ids[0], 257);
     assert_int_equal(ids[1], 260);
@@ -371,9 +371,9 @@ static void bpe_learns_the_hand_computed_merges(void **state) {
 }
 
 static unsigned char *image_of(tlm_tokenizer *tok, size_t *size) {
-    assert_int_equal(tlm_tokenizer_save_memory(NULL, 0, size, tok), TLM_OK);
+    assert_int_equal(tlm_tokenizer_save_memory(tok, NULL, 0, size), TLM_OK);
     unsigned char *image = malloc(*size);
-    assert_int_equal(tlm_tokenizer_save_memory(image, *size, size, tok), TLM_OK);
+    assert_int_equal(tlm_tokenizer_save_memory(tok, image, *size, size), TLM_OK);
     return image;
 }
 
@@ -394,8 +394,8 @@ static void bpe_training_is_deterministic(void **state) {
     assert_int_equal(merges, 400 - 259);
     for (int32_t r = 0; r < merges; r++) {
         int32_t la, ra, lc, rc;
-        tlm_tokenizer_merge(&la, &ra, a, r);
-        tlm_tokenizer_merge(&lc, &rc, c, r);
+        tlm_tokenizer_merge(a, r, &la, &ra);
+        tlm_tokenizer_merge(c, r, &lc, &rc);
         assert_int_equal(la, lc);
         assert_int_equal(ra, rc);
     }
@@ -417,18 +417,18 @@ static void bpe_on_shakespeare(void **state) {
     assert_int_equal(tlm_tokenizer_vocab_size(tok), 512);
     int32_t left, right;
     /* The most frequent pair of the play: a space before 't'. */
-    assert_int_equal(tlm_tokenizer_merge(&left, &right, tok, 0), TLM_OK);
+    assert_int_equal(tlm_tokenizer_merge(tok, 0, &left, &right), TLM_OK);
     assert_int_equal(left, ' ');
     assert_int_equal(right, 't');
     int32_t *ids = malloc(size * sizeof *ids);
     unsigned char *out = malloc(size);
     size_t n_ids = 0, length = 0;
-    assert_int_equal(tlm_tokenizer_encode(ids, size, &n_ids, tok, (const char *)corpus, size),
+    assert_int_equal(tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids),
                      TLM_OK);
     /* 253 merges compress the play (1115394 bytes) to 0.51 ids per byte;
      * training and encoding are deterministic, so the count is exact. */
     assert_int_equal(n_ids, 569986);
-    assert_int_equal(tlm_tokenizer_decode((char *)out, size, &length, tok, ids, n_ids), TLM_OK);
+    assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, (char *)out, size, &length), TLM_OK);
     assert_int_equal(length, size);
     assert_memory_equal(out, corpus, size);
     free(out);
@@ -458,7 +458,7 @@ static void special_tokens_are_last_and_decode_to_nothing(void **state) {
         for (int32_t id = bos; id < v; id++) {
             const char *b = NULL;
             size_t n = 9;
-            assert_int_equal(tlm_tokenizer_token_bytes(&b, &n, tok, id), TLM_OK);
+            assert_int_equal(tlm_tokenizer_token_bytes(tok, id, &b, &n), TLM_OK);
             assert_non_null(b);
             assert_int_equal(n, 0);
         }
@@ -466,7 +466,7 @@ static void special_tokens_are_last_and_decode_to_nothing(void **state) {
         const char *text = "<|endoftext|> the cat";
         int32_t ids[64];
         size_t n_ids = 0;
-        assert_int_equal(tlm_tokenizer_encode(ids, 64, &n_ids, tok, text, strlen(text)), TLM_OK);
+        assert_int_equal(tlm_tokenizer_encode(tok, text, strlen(text), ids, 64, &n_ids), TLM_OK);
         int32_t framed[66];
         framed[0] = bos;
         memcpy(framed + 1, ids, n_ids * sizeof *ids);
@@ -476,7 +476,7 @@ static void special_tokens_are_last_and_decode_to_nothing(void **state) {
             assert_true(ids[i] < bos);
         char out[64];
         size_t length = 0;
-        assert_int_equal(tlm_tokenizer_decode(out, sizeof out, &length, tok, framed, n_ids + 3),
+        assert_int_equal(tlm_tokenizer_decode(tok, framed, n_ids + 3, out, sizeof out, &length),
                          TLM_OK);
         assert_int_equal(length, strlen(text));
         assert_memory_equal(out, text, length);
@@ -493,13 +493,13 @@ static void buffers_report_the_size_needed(void **state) {
         int32_t ids[64], few[3] = {-1, -1, -1};
         size_t needed = 0, n_ids = 0;
         /* A size query, then the real call. */
-        assert_int_equal(tlm_tokenizer_encode(NULL, 0, &needed, tok, text, len), TLM_OK);
-        assert_int_equal(tlm_tokenizer_encode(ids, 64, &n_ids, tok, text, len), TLM_OK);
+        assert_int_equal(tlm_tokenizer_encode(tok, text, len, NULL, 0, &needed), TLM_OK);
+        assert_int_equal(tlm_tokenizer_encode(tok, text, len, ids, 64, &n_ids), TLM_OK);
         assert_int_equal(needed, n_ids);
         assert_true(n_ids <= len && n_ids > 3);
         /* Too small: the first ids, the size needed, TLM_E_RANGE. */
         size_t got = 0;
-        assert_int_equal(tlm_tokenizer_encode(few, 2, &got, tok, text, len), TLM_E_RANGE);
+        assert_int_equal(tlm_tokenizer_encode(tok, text, len, few, 2, &got), TLM_E_RANGE);
         assert_int_equal(got, n_ids);
         assert_int_equal(few[0], ids[0]);
         assert_int_equal(few[1], ids[1]);
@@ -508,12 +508,12 @@ static void buffers_report_the_size_needed(void **state) {
 
         char out[64], small[5];
         size_t length = 0;
-        assert_int_equal(tlm_tokenizer_decode(NULL, 0, &length, tok, ids, n_ids), TLM_OK);
+        assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, NULL, 0, &length), TLM_OK);
         size_t full = length;
-        assert_int_equal(tlm_tokenizer_decode(out, sizeof out, &length, tok, ids, n_ids), TLM_OK);
+        assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, out, sizeof out, &length), TLM_OK);
         assert_int_equal(length, full);
         memset(small, '#', sizeof small);
-        assert_int_equal(tlm_tokenizer_decode(small, 4, &length, tok, ids, n_ids), TLM_E_RANGE);
+        assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, small, 4, &length), TLM_E_RANGE);
         assert_int_equal(length, full);
         assert_memory_equal(small, out, 4);
         assert_int_equal(small[4], '#');
@@ -521,7 +521,7 @@ static void buffers_report_the_size_needed(void **state) {
          * written. */
         int32_t bad[3] = {ids[0], tlm_tokenizer_vocab_size(tok), ids[1]};
         memset(small, '#', sizeof small);
-        assert_int_equal(tlm_tokenizer_decode(small, 5, &length, tok, bad, 3), TLM_E_RANGE);
+        assert_int_equal(tlm_tokenizer_decode(tok, bad, 3, small, 5, &length), TLM_E_RANGE);
         assert_int_equal(length, 0);
         assert_int_equal(small[0], '#');
         assert_non_null(strstr(tlm_tokenizer_last_error(tok), "ids[1]"));
@@ -547,19 +547,19 @@ static int is_boundary(const unsigned char *text, size_t n, size_t at) {
 static void assert_stream_matches(tlm_tokenizer *tok, tlm_token_stream *stream,
                                   const int32_t *ids, size_t n_ids) {
     size_t full_length = 0;
-    assert_int_equal(tlm_tokenizer_decode(NULL, 0, &full_length, tok, ids, n_ids), TLM_OK);
+    assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, NULL, 0, &full_length), TLM_OK);
     unsigned char *full = malloc(full_length + 1);
     unsigned char *joined = malloc(full_length + 1);
-    assert_int_equal(tlm_tokenizer_decode((char *)full, full_length, &full_length, tok, ids, n_ids),
+    assert_int_equal(tlm_tokenizer_decode(tok, ids, n_ids, (char *)full, full_length, &full_length),
                      TLM_OK);
     size_t at = 0;
     for (size_t i = 0; i <= n_ids; i++) {
         const char *piece = NULL;
         size_t length = 99;
         if (i < n_ids)
-            assert_int_equal(tlm_token_stream_push(&piece, &length, stream, ids[i]), TLM_OK);
+            assert_int_equal(tlm_token_stream_push(stream, ids[i], &piece, &length), TLM_OK);
         else
-            assert_int_equal(tlm_token_stream_flush(&piece, &length, stream), TLM_OK);
+            assert_int_equal(tlm_token_stream_flush(stream, &piece, &length), TLM_OK);
         assert_non_null(piece);
         assert_true(at + length <= full_length);
         memcpy(joined + at, piece, length);
@@ -584,48 +584,48 @@ static void stream_holds_back_unfinished_characters(void **state) {
     size_t n;
     /* The euro sign E2 82 AC comes out whole, after its last byte; a
      * special token in between changes nothing. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xE2), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xE2, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 256), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 256, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0x82), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0x82, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xAC), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xAC, &piece, &n), TLM_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(piece, "\xE2\x82\xAC", 3);
     /* E2 then 'A': E2 can no longer be finished and goes out as it is. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xE2), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xE2, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 'A'), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 'A', &piece, &n), TLM_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(piece, "\xE2" "A", 2);
     /* ED A0 would be a surrogate: ED goes out at once with A0. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xED), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xED, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xA0), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xA0, &piece, &n), TLM_OK);
     assert_int_equal(n, 2);
     /* A lone continuation byte or an invalid lead is not held. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0x80), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0x80, &piece, &n), TLM_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xFF), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xFF, &piece, &n), TLM_OK);
     assert_int_equal(n, 1);
     /* F0 9F 98 then flush: the unfinished bytes, as they are. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xF0), TLM_OK);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0x9F), TLM_OK);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0x98), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xF0, &piece, &n), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0x9F, &piece, &n), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0x98, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
-    assert_int_equal(tlm_token_stream_flush(&piece, &n, s), TLM_OK);
+    assert_int_equal(tlm_token_stream_flush(s, &piece, &n), TLM_OK);
     assert_int_equal(n, 3);
     assert_memory_equal(piece, "\xF0\x9F\x98", 3);
     /* After a flush the stream starts afresh. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0x80), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0x80, &piece, &n), TLM_OK);
     assert_int_equal(n, 1);
-    assert_int_equal(tlm_token_stream_flush(&piece, &n, s), TLM_OK);
+    assert_int_equal(tlm_token_stream_flush(s, &piece, &n), TLM_OK);
     assert_int_equal(n, 0);
     /* A bad id changes nothing. */
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xC3), TLM_OK);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 999), TLM_E_RANGE);
-    assert_int_equal(tlm_token_stream_push(&piece, &n, s, 0xA9), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 0xC3, &piece, &n), TLM_OK);
+    assert_int_equal(tlm_token_stream_push(s, 999, &piece, &n), TLM_E_RANGE);
+    assert_int_equal(tlm_token_stream_push(s, 0xA9, &piece, &n), TLM_OK);
     assert_int_equal(n, 2);
     assert_memory_equal(piece, "\xC3\xA9", 2);
     tlm_token_stream_free(s);
@@ -654,8 +654,8 @@ static void stream_pieces_concatenate_to_the_decode(void **state) {
             } else {
                 /* The ids of a random text. */
                 size_t len = test_random_text(&rng, text, MAX_TEXT);
-                assert_int_equal(tlm_tokenizer_encode(ids, MAX_TEXT, &n_ids, tok,
-                                                      (const char *)text, len),
+                assert_int_equal(tlm_tokenizer_encode(tok, (const char *)text, len, ids, MAX_TEXT,
+                                                      &n_ids),
                                  TLM_OK);
             }
             assert_stream_matches(tok, s, ids, n_ids);

@@ -45,9 +45,9 @@ static tlm_tokenizer *train(tlm_context *ctx, int32_t kind, const void *corpus,
 }
 
 static unsigned char *image_of(tlm_tokenizer *tok, size_t *size) {
-    assert_int_equal(tlm_tokenizer_save_memory(NULL, 0, size, tok), TLM_OK);
+    assert_int_equal(tlm_tokenizer_save_memory(tok, NULL, 0, size), TLM_OK);
     unsigned char *image = malloc(*size);
-    assert_int_equal(tlm_tokenizer_save_memory(image, *size, size, tok), TLM_OK);
+    assert_int_equal(tlm_tokenizer_save_memory(tok, image, *size, size), TLM_OK);
     return image;
 }
 
@@ -59,8 +59,8 @@ static void assert_same_tokenizer(tlm_tokenizer *a, tlm_tokenizer *b) {
     for (int32_t id = 0; id < tlm_tokenizer_vocab_size(a); id++) {
         const char *ba, *bb;
         size_t na, nb;
-        assert_int_equal(tlm_tokenizer_token_bytes(&ba, &na, a, id), TLM_OK);
-        assert_int_equal(tlm_tokenizer_token_bytes(&bb, &nb, b, id), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(a, id, &ba, &na), TLM_OK);
+        assert_int_equal(tlm_tokenizer_token_bytes(b, id, &bb, &nb), TLM_OK);
         assert_int_equal(na, nb);
         assert_memory_equal(ba, bb, na);
     }
@@ -69,9 +69,9 @@ static void assert_same_tokenizer(tlm_tokenizer *a, tlm_tokenizer *b) {
     int32_t ids_a[MAX_TEXT], ids_b[MAX_TEXT];
     for (int t = 0; t < 500; t++) {
         size_t len = test_random_text(&rng, text, MAX_TEXT), na = 0, nb = 0;
-        assert_int_equal(tlm_tokenizer_encode(ids_a, MAX_TEXT, &na, a, (const char *)text, len),
+        assert_int_equal(tlm_tokenizer_encode(a, (const char *)text, len, ids_a, MAX_TEXT, &na),
                          TLM_OK);
-        assert_int_equal(tlm_tokenizer_encode(ids_b, MAX_TEXT, &nb, b, (const char *)text, len),
+        assert_int_equal(tlm_tokenizer_encode(b, (const char *)text, len, ids_b, MAX_TEXT, &nb),
                          TLM_OK);
         assert_int_equal(na, nb);
         assert_memory_equal(ids_a, ids_b, na * sizeof *ids_a);
@@ -294,7 +294,7 @@ static void malformed_merges_are_refused(void **state) {
     assert_int_equal(tlm_tokenizer_load_memory(&ok, NULL, doubled, sizeof doubled - 8), TLM_OK);
     const char *bytes;
     size_t n;
-    assert_int_equal(tlm_tokenizer_token_bytes(&bytes, &n, ok, 263), TLM_OK);
+    assert_int_equal(tlm_tokenizer_token_bytes(ok, 263, &bytes, &n), TLM_OK);
     assert_int_equal(n, 256);
     tlm_tokenizer_free(ok);
 }
@@ -351,9 +351,9 @@ static void random_corruption_never_crashes(void **state) {
                 size_t n_ids;
                 char out[200];
                 size_t length;
-                assert_int_equal(tlm_tokenizer_encode(ids, 32, &n_ids, got, "a b, c'd 12", 11),
+                assert_int_equal(tlm_tokenizer_encode(got, "a b, c'd 12", 11, ids, 32, &n_ids),
                                  TLM_OK);
-                assert_int_equal(tlm_tokenizer_decode(out, sizeof out, &length, got, ids, n_ids),
+                assert_int_equal(tlm_tokenizer_decode(got, ids, n_ids, out, sizeof out, &length),
                                  TLM_OK);
                 tlm_tokenizer_free(got);
             } else {

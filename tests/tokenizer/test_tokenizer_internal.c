@@ -260,8 +260,8 @@ static void encoding_equals_merges_in_rank_order(void **state) {
         size_t n = t % 3 == 0 ? small_alphabet_corpus(&rng, text, test_below(&rng, 600))
                               : test_random_text(&rng, text, 300);
         size_t n_ids = 0, at = 0;
-        assert_int_equal(tlm_tokenizer_encode(ids, sizeof ids / sizeof ids[0], &n_ids, tok,
-                                              (const char *)text, n),
+        assert_int_equal(tlm_tokenizer_encode(tok, (const char *)text, n, ids,
+                                              sizeof ids / sizeof ids[0], &n_ids),
                          TLM_OK);
         for (size_t start = 0; start < n;) {
             size_t end = tlmi_chunk_end(text, n, start), count = end - start;
@@ -269,7 +269,7 @@ static void encoding_equals_merges_in_rank_order(void **state) {
                 expected[i] = text[start + i];
             for (int32_t r = 0; r < merges; r++) {
                 int32_t left, right;
-                tlm_tokenizer_merge(&left, &right, tok, r);
+                tlm_tokenizer_merge(tok, r, &left, &right);
                 naive_merge(expected, &count, left, right, 256 + r);
             }
             assert_true(at + count <= n_ids);

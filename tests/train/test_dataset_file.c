@@ -29,7 +29,10 @@ static void text_file_dataset_and_cache(void **state) {
     assert_int_equal(tlm_tokenizer_train(&tok, ctx, text, strlen(text), &tp), TLM_OK);
 
     tlm_dataset *ds = NULL;
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.25f, 1), TLM_OK);
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.25f;
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_OK);
     const int64_t n = (int64_t)strlen(text);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_TRAIN) + tlm_dataset_size(ds, TLM_SPLIT_VALIDATION), n);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_VALIDATION), n / 4);
@@ -39,7 +42,7 @@ static void text_file_dataset_and_cache(void **state) {
     assert_int_equal(st.st_size, 40 + 4 * n + 4);
 
     /* The cache is used: a second load gives the same sizes. */
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.25f, 1), TLM_OK);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_OK);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_TRAIN), n - n / 4);
     tlm_dataset_free(ds);
 
@@ -48,12 +51,13 @@ static void text_file_dataset_and_cache(void **state) {
     long size = read_whole_file(cache, bytes, sizeof bytes);
     bytes[50] ^= 0xff;
     assert_int_equal(write_whole_file(cache, bytes, (size_t)size), 0);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.25f, 1), TLM_OK);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_OK);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_TRAIN), n - n / 4);
     tlm_dataset_free(ds);
     const char *longer = "hello, world. hello again, small world. hello!\n";
     assert_int_equal(write_whole_file(path, longer, strlen(longer)), 0);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.0f, 1), TLM_OK);
+    dp.validation_fraction = 0.0f;
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_OK);
     assert_int_equal(tlm_dataset_size(ds, TLM_SPLIT_TRAIN), (int64_t)strlen(longer));
     tlm_dataset_free(ds);
     assert_int_equal(stat(cache, &st), 0);
@@ -61,7 +65,8 @@ static void text_file_dataset_and_cache(void **state) {
 
     /* Without the cache nothing is written. */
     remove(cache);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.0f, 0), TLM_OK);
+    dp.use_cache = 0;
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_OK);
     tlm_dataset_free(ds);
     assert_int_not_equal(stat(cache, &st), 0);
 
@@ -70,12 +75,14 @@ static void text_file_dataset_and_cache(void **state) {
     snprintf(missing, sizeof missing, "%s/none.txt", dir);
     snprintf(empty, sizeof empty, "%s/empty.txt", dir);
     assert_int_equal(write_whole_file(empty, "", 0), 0);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, missing, tok, 0.1f, 1), TLM_E_IO);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, missing, tok, NULL), TLM_E_IO);
     assert_non_null(strstr(tlm_last_error(), "none.txt"));
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, dir, tok, 0.1f, 1), TLM_E_IO);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, empty, tok, 0.1f, 1), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, NULL, 0.1f, 1), TLM_E_INVALID);
-    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, 0.1f, 2), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, dir, tok, NULL), TLM_E_IO);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, empty, tok, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, NULL, NULL), TLM_E_INVALID);
+    dp.validation_fraction = 0.1f;
+    dp.use_cache = 2;
+    assert_int_equal(tlm_dataset_from_text_file(&ds, ctx, path, tok, &dp), TLM_E_INVALID);
     assert_null(ds);
     tlm_tokenizer_free(tok);
     tlm_context_free(ctx);

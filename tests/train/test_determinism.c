@@ -109,7 +109,7 @@ static outputs forward_backward(int llama, int threads) {
         const char *name = NULL;
         tlm_tensor *p = NULL;
         assert_int_equal(tlm_model_parameter(model, i, &name, &p), TLM_OK);
-        const float *grad = tlm_tensor_grad_f32(p);
+        const float *grad = tlm_tensor_grad_data_f32(p);
         assert_non_null(grad);
         append(&o, grad, (size_t)tlm_tensor_numel(p));
     }
@@ -222,7 +222,7 @@ static outputs train_steps(int threads) {
     for (int i = 0; i < TOKENS; i++)
         ids[i] = (i * i + 7 * i) % VOCAB;
     tlm_dataset *data = NULL;
-    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, TOKENS, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&data, ctx, ids, TOKENS, NULL), TLM_OK);
     free(ids);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
@@ -235,8 +235,7 @@ static outputs train_steps(int threads) {
     outputs o = {NULL, 0};
     for (int step = 0; step < 4; step++) {
         tlm_step_info info;
-        memset(&info, 0, sizeof info);
-        info.struct_size = sizeof info;
+        tlm_step_info_init(&info);
         assert_int_equal(tlm_trainer_step(trainer, &info), TLM_OK);
         append(&o, &info.loss, 1);
     }

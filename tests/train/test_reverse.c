@@ -103,7 +103,10 @@ static void reversal_is_learned(void **state) {
     tlm_model *model = NULL;
     assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
     tlm_dataset *data = NULL;
-    assert_int_equal(tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, 0.0f),
+    tlm_dataset_params dp;
+    tlm_dataset_params_init(&dp);
+    dp.validation_fraction = 0.0f;
+    assert_int_equal(tlm_dataset_from_pairs(&data, ctx, ids, offsets, TRAIN_PAIRS, &dp),
                      TLM_OK);
 
     tlm_trainer_params params;
@@ -113,7 +116,7 @@ static void reversal_is_learned(void **state) {
     params.bos_id = BOS;
     params.pad_id = PAD;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 6e-3f;
     optimizer.weight_decay = 0.0f;
     params.optimizer = &optimizer;
@@ -128,7 +131,8 @@ static void reversal_is_learned(void **state) {
     tlm_trainer *trainer = NULL;
     if (tlm_trainer_create(&trainer, model, data, &params) != TLM_OK)
         fail_msg("trainer: %s", tlm_last_error());
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (int i = 0; i < STEPS; i++) {
         assert_int_equal(tlm_trainer_step(trainer, &info), TLM_OK);
         if ((i + 1) % 100 == 0)
@@ -140,8 +144,8 @@ static void reversal_is_learned(void **state) {
     assert_int_equal(tlm_session_create(&session, model, NULL), TLM_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(tlm_session_create(&pool[i], model, NULL), TLM_OK);
-    tlm_beam_params greedy, beam;
-    tlm_beam_params_init(&greedy);
+    tlm_beam_search_params greedy, beam;
+    tlm_beam_search_params_init(&greedy);
     greedy.beam_width = 1;
     greedy.bos_id = BOS;
     greedy.eos_id = EOS;
@@ -162,13 +166,13 @@ static void reversal_is_learned(void **state) {
         }
         tested++;
         for (int pass = 0; pass < 2; pass++) {
-            int32_t n_out = 0;
+            size_t n_out = 0;
             double score = 0;
-            int status = tlm_beam_search(out, 16, &n_out, &score, session, s, n, NULL,
-                                         pass ? &beam : &greedy);
+            int status = tlm_beam_search(session, s, n, NULL, pass ? &beam : &greedy, out, 16,
+                                         &n_out, &score);
             if (status != TLM_OK)
                 fail_msg("beam search: %s", tlm_session_last_error(session));
-            int right = n_out == n;
+            int right = n_out == (size_t)n;
             for (int i = 0; right && i < n; i++)
                 right = out[i] == s[n - 1 - i];
             *(pass ? &beam_right : &greedy_right) += right;

@@ -199,27 +199,28 @@ static void width_one_is_greedy(void **state) {
     int ended_early = 0;
     for (int seed = 0; seed < 12; seed++) {
         const double alpha = (double)(0.6f * (float)(seed % 3)); /* as a float */
-        int32_t src[6], want[CTX], got[CTX], n_want = 0, n_got = 0;
+        int32_t src[6], want[CTX], got[CTX], n_want = 0;
+        size_t n_got = 0;
         const int n_src = 2 + seed % 5;
         make_source(src, n_src, seed);
         const int max_length = 3 + seed % 6;
         const int32_t eos = seed % 6; /* a different end id each time */
         const double want_score = greedy_loop(g, src, n_src, eos, max_length, alpha,
                                               want, &n_want);
-        tlm_beam_params p;
-        tlm_beam_params_init(&p);
+        tlm_beam_search_params p;
+        tlm_beam_search_params_init(&p);
         p.beam_width = 1;
         p.max_length = max_length;
         p.bos_id = BOS;
         p.eos_id = eos;
         p.length_penalty = (float)alpha;
         double score = 0;
-        assert_int_equal(tlm_beam_search(got, CTX, &n_got, &score, s, src, n_src,
-                                         NULL, &p), TLM_OK);
-        assert_int_equal(n_got, n_want);
-        assert_memory_equal(got, want, (size_t)n_got * sizeof *got);
+        assert_int_equal(tlm_beam_search(s, src, n_src, NULL, &p, got, CTX, &n_got, &score),
+                         TLM_OK);
+        assert_int_equal(n_got, (size_t)n_want);
+        assert_memory_equal(got, want, n_got * sizeof *got);
         assert_close(score, want_score, 1e-12);
-        ended_early += n_got < max_length;
+        ended_early += n_got < (size_t)max_length;
     }
     printf("greedy: %d of 12 ended on the end id\n", ended_early);
     assert_true(ended_early > 0 && ended_early < 12); /* both endings seen */
@@ -241,22 +242,23 @@ static void beam_beats_greedy_and_scores_its_ids(void **state) {
     for (int seed = 0; seed < 10; seed++) {
         for (int a = 0; a < 3; a++) {
             const double alpha = 0.5 * a;
-            int32_t src[6], ids[CTX], n_ids = 0;
+            int32_t src[6], ids[CTX];
+            size_t n_ids = 0;
             const int n_src = 1 + seed % 6;
             make_source(src, n_src, seed + 1);
             double scores[3];
             const int widths[3] = {1, 3, 5};
             for (int w = 0; w < 3; w++) {
-                tlm_beam_params p;
-                tlm_beam_params_init(&p);
+                tlm_beam_search_params p;
+                tlm_beam_search_params_init(&p);
                 p.beam_width = widths[w];
                 p.bos_id = BOS;
                 p.eos_id = EOS;
                 p.length_penalty = (float)alpha;
-                assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &scores[w], s, src,
-                                                 n_src, NULL, &p), TLM_OK);
+                assert_int_equal(tlm_beam_search(s, src, n_src, NULL, &p, ids, CTX, &n_ids,
+                                                 &scores[w]), TLM_OK);
                 assert_true(n_ids <= CTX);
-                for (int i = 0; i < n_ids; i++)
+                for (size_t i = 0; i < n_ids; i++)
                     assert_true(ids[i] >= 0 && ids[i] < V && ids[i] != EOS);
                 const double again = rescore(m, src, n_src, ids, n_ids, n_ids < CTX, alpha);
                 assert_close(scores[w], again, 1e-9);
@@ -322,16 +324,17 @@ static void wide_beam_is_exhaustive(void **state) {
                     best = isnan(score) || score > best ? score : best;
                 }
             }
-            tlm_beam_params p;
-            tlm_beam_params_init(&p);
+            tlm_beam_search_params p;
+            tlm_beam_search_params_init(&p);
             p.beam_width = 128;
             p.max_length = L;
             p.bos_id = 4;
             p.eos_id = SMALL_EOS;
             p.length_penalty = (float)alpha;
-            int32_t ids[L], n_ids = 0;
+            int32_t ids[L];
+            size_t n_ids = 0;
             double score = 0;
-            assert_int_equal(tlm_beam_search(ids, L, &n_ids, &score, s, src, 3, NULL, &p),
+            assert_int_equal(tlm_beam_search(s, src, 3, NULL, &p, ids, L, &n_ids, &score),
                              TLM_OK);
             assert_close(score, best, 1e-9);
         }
@@ -357,22 +360,23 @@ static void end_id_max_length_and_ties(void **state) {
     const int32_t src[2] = {1, 2};
     const double uniform = log(1.0 / V);
     for (int width = 1; width <= 4; width += 3) {
-        tlm_beam_params p;
-        tlm_beam_params_init(&p);
+        tlm_beam_search_params p;
+        tlm_beam_search_params_init(&p);
         p.beam_width = width;
         p.bos_id = BOS;
-        int32_t ids[CTX], n_ids = -1;
+        int32_t ids[CTX];
+        size_t n_ids = 99;
         double score = 0;
         /* The end id is the lowest id: nothing is produced. */
         p.eos_id = 0;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_int_equal(n_ids, 0);
         assert_close(score, uniform, 1e-12);
         /* No end id: max_length ids, all 0 (the lowest). */
         p.eos_id = -1;
         p.max_length = 5;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_int_equal(n_ids, 5);
         for (int i = 0; i < 5; i++)
@@ -380,32 +384,33 @@ static void end_id_max_length_and_ties(void **state) {
         assert_close(score, 5 * uniform, 1e-12);
         /* With a length penalty, the same ids score less badly. */
         p.length_penalty = 1.0f;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_close(score, 5 * uniform / (10.0 / 6.0), 1e-12);
         /* max_length 1; and 0 means max_context. */
         p.length_penalty = 0.0f;
         p.max_length = 1;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_int_equal(n_ids, 1);
         p.max_length = 0;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_int_equal(n_ids, CTX);
         /* An end id that is not the lowest: max_length wins (ties). */
         p.eos_id = EOS;
-        assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, &score, s, src, 2, NULL, &p),
+        assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, &score),
                          TLM_OK);
         assert_int_equal(n_ids, CTX);
     }
     /* Logits that are not finite: a status, not a result. */
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     p.bos_id = BOS;
     tlm_tensor_data_f32(head)[3] = NAN;
-    int32_t ids[CTX], n_ids = -1;
-    assert_int_equal(tlm_beam_search(ids, CTX, &n_ids, NULL, s, src, 2, NULL, &p),
+    int32_t ids[CTX];
+    size_t n_ids = 99;
+    assert_int_equal(tlm_beam_search(s, src, 2, NULL, &p, ids, CTX, &n_ids, NULL),
                      TLM_E_NONFINITE);
     assert_non_null(strstr(tlm_session_last_error(s), "not finite"));
     tlm_session_free(s);
@@ -425,21 +430,22 @@ static void pool_and_allocation_failures(void **state) {
     for (int i = 0; i < 4; i++)
         assert_int_equal(tlm_session_create(&pool[i], m, NULL), TLM_OK);
     const int32_t src[4] = {0, 3, 1, 2};
-    tlm_beam_params p;
-    tlm_beam_params_init(&p);
+    tlm_beam_search_params p;
+    tlm_beam_search_params_init(&p);
     p.beam_width = 5;
     p.bos_id = BOS;
     p.eos_id = EOS;
     p.length_penalty = 0.6f;
-    int32_t want[CTX], got[CTX], n_want = 0, n_got = 0;
+    int32_t want[CTX], got[CTX];
+    size_t n_want = 0, n_got = 0;
     double want_score = 0, got_score = 0;
-    assert_int_equal(tlm_beam_search(want, CTX, &n_want, &want_score, s, src, 4, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 4, NULL, &p, want, CTX, &n_want, &want_score),
                      TLM_OK);
     /* The caller's pool: one allocation (the search's buffers). */
     p.sessions = pool;
     p.n_sessions = 4;
     const uint64_t calls = counter.calls;
-    assert_int_equal(tlm_beam_search(got, CTX, &n_got, &got_score, s, src, 4, NULL, &p),
+    assert_int_equal(tlm_beam_search(s, src, 4, NULL, &p, got, CTX, &n_got, &got_score),
                      TLM_OK);
     assert_int_equal(counter.calls - calls, 1);
     assert_int_equal(n_got, n_want);
@@ -459,8 +465,7 @@ static void pool_and_allocation_failures(void **state) {
         int failures = 0;
         for (int64_t n = 1;; n++) {
             counter.fail_at = (int64_t)counter.calls + n;
-            const int status = tlm_beam_search(got, CTX, &n_got, &got_score, s, src, 4,
-                                               NULL, &p);
+            const int status = tlm_beam_search(s, src, 4, NULL, &p, got, CTX, &n_got, &got_score);
             counter.fail_at = 0;
             assert_int_equal(counter.live_bytes, live);
             if (status == TLM_OK)

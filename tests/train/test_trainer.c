@@ -56,14 +56,14 @@ static void start(run *r, float dropout, uint64_t seed) {
     assert_int_equal(tlm_model_create(&r->model, r->ctx, &c), TLM_OK);
     int64_t count = 0;
     int32_t *ids = text_ids(8, &count);
-    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, count, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&r->data, r->ctx, ids, count, NULL), TLM_OK);
     free(ids);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 8;
     params.seed = seed;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 3e-3f;
     params.optimizer = &optimizer;
     tlm_schedule_params schedule;
@@ -98,18 +98,19 @@ static void small_model_overfits_text(void **state) {
     int32_t ids[37 * 12];
     for (int i = 0; i < 37 * 12; i++)
         ids[i] = (unsigned char)cycle[i % 37];
-    assert_int_equal(tlm_dataset_from_ids(&r.data, r.ctx, ids, 37 * 12, 0.1f), TLM_OK);
+    assert_int_equal(tlm_dataset_from_ids(&r.data, r.ctx, ids, 37 * 12, NULL), TLM_OK);
     tlm_trainer_params params;
     tlm_trainer_params_init(&params);
     params.batch_size = 8;
     tlm_optimizer_params optimizer;
-    tlm_optimizer_params_init(&optimizer, TLM_OPTIMIZER_ADAMW);
+    tlm_optimizer_params_init(&optimizer);
     optimizer.lr = 1e-2f;
     params.optimizer = &optimizer;
     assert_int_equal(tlm_trainer_create(&r.trainer, r.model, r.data, &params), TLM_OK);
     float first = 0, val = 0;
     assert_int_equal(tlm_trainer_evaluate(r.trainer, TLM_SPLIT_VALIDATION, 4, &first), TLM_OK);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     for (int i = 0; i < 300; i++)
         assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     assert_int_equal(tlm_trainer_step_count(r.trainer), 300);
@@ -138,7 +139,8 @@ static void train_and_record(int steps, int save_at, const char *path,
                 fail_msg("resume: %s", tlm_trainer_last_error(r.trainer));
             assert_int_equal(tlm_trainer_step_count(r.trainer), save_at);
         }
-        tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+        tlm_step_info info;
+        tlm_step_info_init(&info);
         assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
         losses[i] = info.loss;
     }
@@ -174,7 +176,8 @@ static void non_finite_step_touches_nothing(void **state) {
     (void)state;
     run r;
     start(&r, 0.0f, 5);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     /* Poison one weight: the loss becomes NaN. */
     tlm_tensor *w = NULL;
@@ -225,7 +228,8 @@ static void progress_callback_sees_every_step(void **state) {
     params.progress = stop_after_three;
     params.progress_user = &calls;
     assert_int_equal(tlm_trainer_create(&r.trainer, r.model, r.data, &params), TLM_OK);
-    tlm_step_info info = {sizeof info, 0, 0, 0, 0, 0, 0};
+    tlm_step_info info;
+    tlm_step_info_init(&info);
     assert_int_equal(tlm_trainer_step(r.trainer, &info), TLM_OK);
     assert_int_equal(info.tokens, 2 * 8 * 3);
     assert_int_equal(tlm_trainer_step(r.trainer, NULL), TLM_OK);
