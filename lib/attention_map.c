@@ -68,14 +68,11 @@ TLM_API int tlm_model_attention_weights(const tlm_model *model,
                                         int32_t layer, float *weights) {
     /* A length past INT32_MAX is past any max_context: refused below. */
     const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, FN ": model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, FN, model);
     tlmi_host *host = &model->ctx->host;
     const tlm_model_config *c = &model->config;
-    if (ids == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, FN ": ids is NULL");
-    if (weights == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, FN ": weights is NULL");
+    TLMI_CHECK_NOT_NULL(host, FN, ids);
+    TLMI_CHECK_NOT_NULL(host, FN, weights);
     if (c->n_encoder_layers != 0 || c->n_decoder_layers < 1)
         return tlmi_fail(host, TLM_E_STATE,
                          FN ": the model is not decoder-only (%d encoder and "

@@ -176,10 +176,7 @@ static int check_ids(tlm_model *m, const char *field, tlm_tensor *t,
 }
 
 TLM_API int tlm_batch_init(tlm_batch *batch) {
-    if (batch == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_batch_init: batch is NULL");
-    memset(batch, 0, sizeof *batch);
-    batch->struct_size = sizeof *batch;
+    TLMI_PARAMS_INIT("tlm_batch_init", batch);
     return TLM_OK;
 }
 

@@ -19,11 +19,7 @@
 /* Configuration */
 
 TLM_API int tlm_model_config_init(tlm_model_config *config) {
-    if (config == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_config_init: config is NULL");
-    memset(config, 0, sizeof *config);
-    config->struct_size = sizeof *config;
+    TLMI_PARAMS_INIT("tlm_model_config_init", config);
     config->d_model = 128;
     config->n_heads = 4;
     config->n_decoder_layers = 4;
@@ -305,11 +301,9 @@ TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
 int tlmi_model_build(tlm_model **out, tlm_context *ctx,
                      const tlm_model_config *given,
                      const tlmi_parameter_source *source) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_create", out);
     *out = NULL;
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_create: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_create", ctx);
     if (given == NULL)
         return tlmi_fail(&ctx->host, TLM_E_INVALID,
                          "tlm_model_create: config is NULL (vocab_size has no "
@@ -383,10 +377,8 @@ TLM_API void tlm_model_free(tlm_model *model) {
 
 TLM_API int tlm_model_get_config(const tlm_model *model,
                                  tlm_model_config *config) {
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: model is NULL");
-    if (config == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_get_config: config is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", config);
     int status = tlmi_params_check_out(NULL, "tlm_model_get_config: config", config);
     if (status == TLM_OK)
         tlmi_params_copy_out(config, &model->config, sizeof model->config);
@@ -394,9 +386,7 @@ TLM_API int tlm_model_get_config(const tlm_model *model,
 }
 
 TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_parameter_count: model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter_count", model);
     int64_t total = 0;
     for (int32_t i = 0; i < model->n_parameters; i++)
         total += tlm_tensor_numel(model->parameters[i].tensor);
@@ -404,16 +394,13 @@ TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {
 }
 
 TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model) {
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_parameter_tensor_count: model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter_tensor_count", model);
     return model->n_parameters;
 }
 
 TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
                                 const char **name, tlm_tensor **tensor) {
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_parameter: model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter", model);
     if (index < 0 || index >= model->n_parameters)
         return tlmi_fail_thread(TLM_E_RANGE,
                                 "tlm_model_parameter: index %d is outside 0..%d",
@@ -429,10 +416,9 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                                      tlm_tensor **tensor) {
     if (tensor != NULL)
         *tensor = NULL;
-    if (model == NULL || name == NULL || tensor == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_find_parameter: %s is NULL",
-                                model == NULL ? "model" : name == NULL ? "name" : "tensor");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", name);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", tensor);
     for (int32_t i = 0; i < model->n_parameters; i++)
         if (strcmp(model->parameters[i].name, name) == 0) {
             *tensor = model->parameters[i].tensor;
@@ -566,10 +552,8 @@ static double stack_bytes(const tlm_model *model, const tlmi_layer_params *layer
 TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                       int32_t batch, int32_t context,
                                       int64_t *bytes) {
-    if (model == NULL || bytes == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_model_memory_estimate: %s is NULL",
-                                model == NULL ? "model" : "bytes");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_memory_estimate", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_memory_estimate", bytes);
     *bytes = 0;
     const tlm_model_config *c = &model->config;
     if (purpose != TLM_MEMORY_INFERENCE && purpose != TLM_MEMORY_TRAINING)
@@ -665,8 +649,7 @@ int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size
 }
 
 TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) {
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_set_tokenizer: model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_set_tokenizer", model);
     if (tokenizer == NULL) {
         tlm_tokenizer_free(model->tokenizer);
         model->tokenizer = NULL;
