@@ -29,11 +29,7 @@
 #define HISTORY_INITIAL 64
 
 TLM_API int tlm_sampler_params_init(tlm_sampler_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_sampler_params_init", params);
     params->temperature = 1.0f;
     params->top_k = 0;
     params->top_p = 1.0f;
@@ -92,11 +88,9 @@ static int check_params(tlmi_host *host, const tlm_sampler_params *p,
 
 TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
                                const tlm_sampler_params *given) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_sampler_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_create", out);
     *out = NULL;
-    if (ctx == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_sampler_create: ctx is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_create", ctx);
     tlm_sampler_params params;
     tlm_sampler_params_init(&params);
     int status = tlmi_params_merge(&ctx->host, "tlm_sampler_create: params",
@@ -107,16 +101,12 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
     if (status != TLM_OK)
         return status;
 
-    tlmi_host host = ctx->host;
-    host.last_error[0] = '\0';
-    tlm_sampler *s = tlmi_host_alloc(&host, sizeof *s, 64);
+    tlm_sampler *s = TLMI_HANDLE_ALLOC(&ctx->host, tlm_sampler);
     if (s == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM,
                          "tlm_sampler_create: allocating the sampler (%zu "
                          "bytes) failed",
                          sizeof *s);
-    memset(s, 0, sizeof *s);
-    s->host = host;
     s->params = params;
     s->history_max = -1;
     tlmi_rng_seed(&s->rng, params.seed);
@@ -136,12 +126,8 @@ TLM_API void tlm_sampler_free(tlm_sampler *sampler) {
 
 TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
                                    tlm_sampler_params *params) {
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_get_params: sampler is NULL");
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_get_params: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", sampler);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", params);
     int status = tlmi_params_check_out(NULL, "tlm_sampler_get_params: params", params);
     if (status == TLM_OK)
         tlmi_params_copy_out(params, &sampler->params, sizeof sampler->params);
@@ -149,15 +135,11 @@ TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
 }
 
 TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler) {
-    if (sampler == NULL)
-        return "tlm_sampler_last_error: sampler is NULL";
-    return sampler->host.last_error;
+    return TLMI_LAST_ERROR("tlm_sampler_last_error", sampler);
 }
 
 TLM_API int tlm_sampler_set_seed(tlm_sampler *sampler, uint64_t seed) {
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_set_seed: sampler is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_set_seed", sampler);
     sampler->params.seed = seed;
     tlmi_rng_seed(&sampler->rng, seed);
     return TLM_OK;
@@ -167,9 +149,7 @@ TLM_API int tlm_sampler_set_seed(tlm_sampler *sampler, uint64_t seed) {
 /* History of accepted tokens. */
 
 TLM_API int tlm_sampler_reset(tlm_sampler *sampler) {
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_reset: sampler is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_reset", sampler);
     sampler->history_length = 0;
     sampler->history_start = 0;
     sampler->history_max = -1;
@@ -214,9 +194,7 @@ static int grow_history(tlm_sampler *s) {
 }
 
 TLM_API int tlm_sampler_accept(tlm_sampler *sampler, int32_t token) {
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_sampler_accept: sampler is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_accept", sampler);
     tlm_sampler *s = sampler;
     if (token < 0)
         return tlmi_fail(&s->host, TLM_E_RANGE,
@@ -558,8 +536,7 @@ typedef struct kept_tokens {
  * penalties, the temperature and the filters. */
 static int run_pipeline(tlm_sampler *s, const char *fn, const float *logits,
                         int32_t vocab, kept_tokens *kept) {
-    if (logits == NULL)
-        return tlmi_fail(&s->host, TLM_E_INVALID, "%s: logits is NULL", fn);
+    TLMI_CHECK_NOT_NULL(&s->host, fn, logits);
     if (vocab < 1)
         return tlmi_fail(&s->host, TLM_E_INVALID,
                          "%s: vocab %d must be at least 1", fn, (int)vocab);
@@ -666,11 +643,9 @@ TLM_API int tlm_sampler_sample(tlm_sampler *sampler, const float *logits,
     static const char fn[] = "tlm_sampler_sample";
     if (token != NULL)
         *token = -1;
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: sampler is NULL", fn);
+    TLMI_CHECK_NOT_NULL(NULL, fn, sampler);
     tlm_sampler *s = sampler;
-    if (token == NULL)
-        return tlmi_fail(&s->host, TLM_E_INVALID, "%s: token is NULL", fn);
+    TLMI_CHECK_NOT_NULL(&s->host, fn, token);
     kept_tokens kept;
     int status = run_pipeline(s, fn, logits, vocab, &kept);
     if (status != TLM_OK)
@@ -709,11 +684,9 @@ TLM_API int tlm_sampler_probabilities(tlm_sampler *sampler,
                                       const float *logits, int32_t vocab,
                                       float *probs) {
     static const char fn[] = "tlm_sampler_probabilities";
-    if (sampler == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: sampler is NULL", fn);
+    TLMI_CHECK_NOT_NULL(NULL, fn, sampler);
     tlm_sampler *s = sampler;
-    if (probs == NULL)
-        return tlmi_fail(&s->host, TLM_E_INVALID, "%s: probs is NULL", fn);
+    TLMI_CHECK_NOT_NULL(&s->host, fn, probs);
     kept_tokens kept;
     int status = run_pipeline(s, fn, logits, vocab, &kept);
     if (status != TLM_OK)
@@ -763,10 +736,8 @@ double tlmi_log_sum_exp(const float *x, int32_t n, double *max) {
 TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
                                float *logprob) {
     static const char fn[] = "tlm_log_softmax_at";
-    if (logprob == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: logprob is NULL", fn);
-    if (logits == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: logits is NULL", fn);
+    TLMI_CHECK_NOT_NULL(NULL, fn, logprob);
+    TLMI_CHECK_NOT_NULL(NULL, fn, logits);
     if (vocab < 1)
         return tlmi_fail_thread(TLM_E_INVALID, "%s: vocab %d must be at least 1",
                                 fn, (int)vocab);

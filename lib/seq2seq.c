@@ -63,11 +63,7 @@ typedef struct search {
 } search;
 
 TLM_API int tlm_beam_search_params_init(tlm_beam_search_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_beam_search_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_beam_search_params_init", params);
     params->beam_width = 4;
     params->max_length = 0;
     params->bos_id = 0;
@@ -337,12 +333,11 @@ TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
         *n_ids = 0;
     if (score != NULL)
         *score = 0.0;
-    if (session == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: session is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, session);
     tlmi_host *host = tlmi_session_host(session);
-    if (ids == NULL || n_ids == NULL || src_ids == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         ids == NULL ? "ids" : n_ids == NULL ? "n_ids" : "src_ids");
+    TLMI_CHECK_NOT_NULL(host, what, ids);
+    TLMI_CHECK_NOT_NULL(host, what, n_ids);
+    TLMI_CHECK_NOT_NULL(host, what, src_ids);
     const tlm_model *model = tlmi_session_model(session);
     const tlm_model_config *c = &model->config;
     if (c->n_encoder_layers == 0 || c->n_decoder_layers == 0)

@@ -216,11 +216,7 @@ size_t tlmi_session_bytes(const tlm_model *model, const tlmi_kernels *kernels,
 }
 
 TLM_API int tlm_session_params_init(tlm_session_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_session_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_session_params_init", params);
     return TLM_OK;
 }
 
@@ -249,11 +245,9 @@ void tlmi_session_set_attention_hook(tlm_session *session,
 int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
                              const tlm_session_params *given,
                              const tlmi_kernels *kernels) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_create: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_create", out);
     *out = NULL;
-    if (model == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_create: model is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_create", model);
     tlm_session_params params;
     tlm_session_params_init(&params);
     int status = tlmi_params_merge(NULL, "tlm_session_create: params", &params,
@@ -274,13 +268,9 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
                                 (int)params.n_threads);
     const int threads = session_threads(model, params.n_threads);
 
-    tlmi_host host = model->ctx->host;
-    host.last_error[0] = '\0';
-    tlm_session *s = tlmi_host_alloc(&host, sizeof *s, 64);
+    tlm_session *s = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_session);
     if (s == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_session_create: out of memory");
-    memset(s, 0, sizeof *s);
-    s->host = host;
     s->model = model;
     s->kernels = kernels;
     s->chunk = session_chunk(c, params.chunk_tokens);
@@ -328,24 +318,19 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
 }
 
 TLM_API int tlm_session_reset(tlm_session *session) {
-    if (session == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_reset: session is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_reset", session);
     session->position = 0;
     session->source_length = 0;
     return TLM_OK;
 }
 
 TLM_API int32_t tlm_session_position(const tlm_session *session) {
-    if (session == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_session_position: session is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_position", session);
     return session->position;
 }
 
 TLM_API const char *tlm_session_last_error(const tlm_session *session) {
-    if (session == NULL)
-        return "tlm_session_last_error: session is NULL";
-    return session->host.last_error;
+    return TLMI_LAST_ERROR("tlm_session_last_error", session);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -640,8 +625,7 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
     if (c->n_encoder_layers == 0)
         return tlmi_fail(&s->host, TLM_E_STATE,
                          "tlm_session_encode: the model has no encoder");
-    if (src_ids == NULL)
-        return tlmi_fail(&s->host, TLM_E_INVALID, "tlm_session_encode: src_ids is NULL");
+    TLMI_CHECK_NOT_NULL(&s->host, "tlm_session_encode", src_ids);
     if (n < 1 || n > c->max_context)
         return tlmi_fail(&s->host, TLM_E_RANGE,
                          "tlm_session_encode: n = %d is outside 1..%d "
@@ -705,8 +689,7 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
         return tlmi_fail(&s->host, TLM_E_STATE,
                          "tlm_session_decode: encode a source first "
                          "(tlm_session_encode)");
-    if (ids == NULL)
-        return tlmi_fail(&s->host, TLM_E_INVALID, "tlm_session_decode: ids is NULL");
+    TLMI_CHECK_NOT_NULL(&s->host, "tlm_session_decode", ids);
     if (n < 1)
         return tlmi_fail(&s->host, TLM_E_RANGE, "tlm_session_decode: n = %d < 1",
                          (int)n);
@@ -770,9 +753,8 @@ static void copy_cache_rows(float *dst, const float *src, int64_t rows,
 }
 
 TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src) {
-    if (dst == NULL || src == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_copy: %s is NULL",
-                                dst == NULL ? "dst" : "src");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_copy", dst);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_copy", src);
     if (dst->model != src->model)
         return tlmi_fail(&dst->host, TLM_E_INVALID,
                          "tlm_session_copy: dst and src run different models");
