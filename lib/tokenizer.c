@@ -222,13 +222,11 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
     else
         n_regular = 256 + (int32_t)(n_items / 2);
 
-    tlm_tokenizer *t = tlmi_host_alloc(&host, sizeof *t, 64);
+    tlm_tokenizer *t = TLMI_HANDLE_ALLOC(&host, tlm_tokenizer);
     if (t == NULL)
         return tlmi_fail(&host, TLM_E_NOMEM,
                          "%s: out of memory for the tokenizer (%zu bytes)",
                          who, sizeof *t);
-    memset(t, 0, sizeof *t);
-    t->host = host;
     t->kind = kind;
     t->vocab_size = n_regular + TLMI_N_SPECIAL;
     t->unk_id = kind == TLM_TOKENIZER_CHAR ? n_regular - 1 : -1;
@@ -311,11 +309,7 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
 /* --- training ------------------------------------------------------------ */
 
 TLM_API int tlm_tokenizer_params_init(tlm_tokenizer_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_tokenizer_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_tokenizer_params_init", params);
     params->kind = TLM_TOKENIZER_BPE;
     params->vocab_size = DEFAULT_BPE_VOCAB;
     params->min_pair_count = DEFAULT_MIN_PAIR_COUNT;
@@ -380,8 +374,7 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                                 const char *corpus, size_t length,
                                 const tlm_tokenizer_params *given) {
     const char *who = "tlm_tokenizer_train";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", who);
+    TLMI_CHECK_NOT_NULL(NULL, who, out);
     *out = NULL;
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
@@ -440,29 +433,22 @@ TLM_API void tlm_tokenizer_free(tlm_tokenizer *tok) {
 /* --- accessors ------------------------------------------------------------- */
 
 TLM_API const char *tlm_tokenizer_last_error(const tlm_tokenizer *tok) {
-    if (tok == NULL)
-        return "tlm_tokenizer_last_error: tok is NULL";
-    return tok->host.last_error;
+    return TLMI_LAST_ERROR("tlm_tokenizer_last_error", tok);
 }
 
 TLM_API int32_t tlm_tokenizer_kind(const tlm_tokenizer *tok) {
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_tokenizer_kind: tok is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_tokenizer_kind", tok);
     return tok->kind;
 }
 
 TLM_API int32_t tlm_tokenizer_vocab_size(const tlm_tokenizer *tok) {
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_tokenizer_vocab_size: tok is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_tokenizer_vocab_size", tok);
     return tok->vocab_size;
 }
 
 TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which) {
     const char *who = "tlm_tokenizer_special_id";
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: tok is NULL", who);
+    TLMI_CHECK_NOT_NULL(NULL, who, tok);
     switch (which) {
     case TLM_TOKEN_BOS: return tok->bos_id;
     case TLM_TOKEN_EOS: return tok->eos_id;
@@ -506,19 +492,17 @@ TLM_API int tlm_tokenizer_token_bytes(tlm_tokenizer *tok, int32_t id,
 }
 
 TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok) {
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_tokenizer_merge_count: tok is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_tokenizer_merge_count", tok);
     return tok->n_merges;
 }
 
 TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
                                 int32_t *left, int32_t *right) {
     const char *who = "tlm_tokenizer_merge";
-    if (left == NULL || right == NULL || tok == NULL)
-        return tlmi_fail(tok != NULL ? &tok->host : NULL, TLM_E_INVALID,
-                         "%s: %s is NULL", who,
-                         left == NULL ? "left" : right == NULL ? "right" : "tok");
+    tlmi_host *host = tok != NULL ? &tok->host : NULL;
+    TLMI_CHECK_NOT_NULL(host, who, left);
+    TLMI_CHECK_NOT_NULL(host, who, right);
+    TLMI_CHECK_NOT_NULL(host, who, tok);
     if (rank < 0 || rank >= tok->n_merges)
         return tlmi_fail(&tok->host, TLM_E_RANGE,
                          "%s: rank %d is outside 0..%d (the tokenizer has "
@@ -636,11 +620,9 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                                  size_t capacity, size_t *n_ids) {
     const char *who = "tlm_tokenizer_encode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    if (n_ids == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: n_ids is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, n_ids);
     *n_ids = 0;
-    if (tok == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: tok is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, tok);
     if (ids == NULL && capacity > 0)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: ids is NULL but capacity is %zu", who, capacity);
@@ -665,11 +647,9 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
                                  size_t *length) {
     const char *who = "tlm_tokenizer_decode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    if (length == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: length is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, length);
     *length = 0;
-    if (tok == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: tok is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, tok);
     if (text == NULL && capacity > 0)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: text is NULL but capacity is %zu", who,

@@ -197,11 +197,9 @@ TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
                                       size_t capacity, size_t *size) {
     const char *who = "tlm_tokenizer_save_memory";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    if (size == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: size is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, size);
     *size = 0;
-    if (tok == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: tok is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, tok);
     if (buffer == NULL && capacity > 0)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: buffer is NULL but capacity is %zu", who,
@@ -220,10 +218,8 @@ TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
 
 TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
     const char *who = "tlm_tokenizer_save";
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: tok is NULL", who);
-    if (path == NULL)
-        return tlmi_fail(&tok->host, TLM_E_INVALID, "%s: path is NULL", who);
+    TLMI_CHECK_NOT_NULL(NULL, who, tok);
+    TLMI_CHECK_NOT_NULL(&tok->host, who, path);
     size_t size = tlmi_tokenizer_image_size(tok);
     unsigned char *image = tlmi_host_alloc(&tok->host, size, 64);
     if (image == NULL)
@@ -233,11 +229,9 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
     tlmi_tokenizer_write_image(tok, image);
     /* Crash-safe: a temporary file renamed over the target (lib/file.h). */
     int status = tlmi_file_write_atomic(&tok->host, path, image, size);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", tok->host.last_error);
-        status = tlmi_fail(&tok->host, status, "%s: %s", who, message);
-    }
+    if (status != TLM_OK)
+        status = tlmi_fail_forward_from(&tok->host, status,
+                                        tok->host.last_error, "%s", who);
     tlmi_host_free(&tok->host, image, size);
     return status;
 }
@@ -245,8 +239,7 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
 TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
                                       const void *data, size_t size) {
     const char *who = "tlm_tokenizer_load_memory";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", who);
+    TLMI_CHECK_NOT_NULL(NULL, who, out);
     *out = NULL;
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
@@ -261,28 +254,21 @@ TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
 
 TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
                                const char *path) {
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_tokenizer_load: out is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_tokenizer_load", out);
     *out = NULL;
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
-    if (path == NULL)
-        return tlmi_fail(&host, TLM_E_INVALID,
-                         "tlm_tokenizer_load: path is NULL");
+    TLMI_CHECK_NOT_NULL(&host, "tlm_tokenizer_load", path);
     char who[256];
     snprintf(who, sizeof who, "tlm_tokenizer_load: '%.200s'", path);
     /* Regular files only (a directory or a FIFO is refused, not read). */
     void *data = NULL;
     size_t size = 0;
     int status = tlmi_file_read_all(&host, path, MAX_FILE_BYTES, &data, &size);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        snprintf(message, sizeof message, "%s", host.last_error);
-        return tlmi_fail(&host, status, "tlm_tokenizer_load: %s", message);
-    }
-    if (status == TLM_OK)
-        status = tlmi_tokenizer_read_image(out, &host, data, size, who);
+    if (status != TLM_OK)
+        return tlmi_fail_forward_from(&host, status, host.last_error,
+                                      "tlm_tokenizer_load");
+    status = tlmi_tokenizer_read_image(out, &host, data, size, who);
     tlmi_file_free_contents(&host, data, size);
     return status;
 }

@@ -23,12 +23,9 @@ struct tlm_token_stream {
 TLM_API int tlm_token_stream_create(tlm_token_stream **out,
                                     tlm_tokenizer *tok) {
     const char *who = "tlm_token_stream_create";
-    if (out == NULL)
-        return tlmi_fail(tok != NULL ? &tok->host : NULL, TLM_E_INVALID,
-                         "%s: out is NULL", who);
+    TLMI_CHECK_NOT_NULL(tok != NULL ? &tok->host : NULL, who, out);
     *out = NULL;
-    if (tok == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: tok is NULL", who);
+    TLMI_CHECK_NOT_NULL(NULL, who, tok);
     tlmi_host host = tok->host;
     host.last_error[0] = '\0';
     tlm_token_stream *s = tlmi_host_alloc(&host, sizeof *s, 64);
@@ -69,12 +66,9 @@ static int check_outputs(const char **piece, size_t *length,
         *piece = "";
     if (length != NULL)
         *length = 0;
-    if (piece == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: piece is NULL", who);
-    if (length == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: length is NULL", who);
-    if (stream == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: stream is NULL", who);
+    TLMI_CHECK_NOT_NULL(host, who, piece);
+    TLMI_CHECK_NOT_NULL(host, who, length);
+    TLMI_CHECK_NOT_NULL(host, who, stream);
     return TLM_OK;
 }
 
@@ -118,7 +112,5 @@ TLM_API int tlm_token_stream_flush(tlm_token_stream *stream,
 
 TLM_API const char *tlm_token_stream_last_error(
     const tlm_token_stream *stream) {
-    if (stream == NULL)
-        return "tlm_token_stream_last_error: stream is NULL";
-    return stream->host.last_error;
+    return TLMI_LAST_ERROR("tlm_token_stream_last_error", stream);
 }
