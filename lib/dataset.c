@@ -12,10 +12,7 @@
 #include "params.h"
 
 TLM_API int tlm_dataset_params_init(tlm_dataset_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_dataset_params_init: params is NULL");
-    memset(params, 0, sizeof *params);
-    params->struct_size = sizeof *params;
+    TLMI_PARAMS_INIT("tlm_dataset_params_init", params);
     params->validation_fraction = 0.1f;
     params->use_cache = 1;
     return TLM_OK;
@@ -41,13 +38,9 @@ static int merge_params(tlmi_host *host, const char *what, tlm_dataset_params *p
 }
 
 static tlm_dataset *new_dataset(tlmi_host *host, int32_t kind) {
-    tlm_dataset *ds = tlmi_host_alloc(host, sizeof *ds, 64);
-    if (ds != NULL) {
-        memset(ds, 0, sizeof *ds);
-        ds->host = *host;
-        ds->host.last_error[0] = '\0';
+    tlm_dataset *ds = TLMI_HANDLE_ALLOC(host, tlm_dataset);
+    if (ds != NULL)
         ds->kind = kind;
-    }
     return ds;
 }
 
@@ -85,12 +78,10 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  const int32_t *ids, int64_t count,
                                  const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_ids";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
-    if (ctx == NULL || ids == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
-                                ctx == NULL ? "ctx" : "ids");
+    TLMI_CHECK_NOT_NULL(NULL, what, ctx);
+    TLMI_CHECK_NOT_NULL(NULL, what, ids);
     tlm_dataset_params p;
     int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
@@ -100,7 +91,7 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
     status = copy_ids(ds, what, ids, count);
     if (status != TLM_OK) {
-        tlmi_fail(&ctx->host, status, "%s", ds->host.last_error);
+        tlmi_fail_copy(&ctx->host, status, ds->host.last_error);
         tlm_dataset_free(ds);
         return status;
     }
@@ -113,12 +104,11 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const int32_t *ids, const int64_t *offsets,
                                    int64_t n_pairs, const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_pairs";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
-    if (ctx == NULL || ids == NULL || offsets == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
-                                ctx == NULL ? "ctx" : ids == NULL ? "ids" : "offsets");
+    TLMI_CHECK_NOT_NULL(NULL, what, ctx);
+    TLMI_CHECK_NOT_NULL(NULL, what, ids);
+    TLMI_CHECK_NOT_NULL(NULL, what, offsets);
     tlm_dataset_params p;
     int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
@@ -147,19 +137,15 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     if (ds == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
     status = copy_ids(ds, what, ids, offsets[2 * n_pairs]);
-    if (status == TLM_OK) {
-        const size_t bytes = (size_t)(2 * n_pairs + 1) * sizeof *offsets;
-        ds->offsets = tlmi_host_alloc(&ds->host, bytes, 64);
-        if (ds->offsets == NULL)
-            status = tlmi_fail(&ds->host, TLM_E_NOMEM, "%s: out of memory", what);
-        else
-            memcpy(ds->offsets, offsets, bytes);
+    if (status != TLM_OK)
+        goto fail;
+    const size_t bytes = (size_t)(2 * n_pairs + 1) * sizeof *offsets;
+    ds->offsets = tlmi_host_alloc(&ds->host, bytes, 64);
+    if (ds->offsets == NULL) {
+        status = tlmi_fail(&ds->host, TLM_E_NOMEM, "%s: out of memory", what);
+        goto fail;
     }
-    if (status != TLM_OK) {
-        tlmi_fail(&ctx->host, status, "%s", ds->host.last_error);
-        tlm_dataset_free(ds);
-        return status;
-    }
+    memcpy(ds->offsets, offsets, bytes);
     ds->n_pairs = n_pairs;
     const double held_out = (double)n_pairs * (double)p.validation_fraction;
     ds->train_pairs = n_pairs - (int64_t)floor(held_out + 0.5);
@@ -167,6 +153,12 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     ds->max_target = (int32_t)longest_target;
     *out = ds;
     return TLM_OK;
+
+fail:
+    /* Copied to the context before the dataset (and its host) goes. */
+    tlmi_fail_copy(&ctx->host, status, ds->host.last_error);
+    tlm_dataset_free(ds);
+    return status;
 }
 
 int64_t tlmi_dataset_part_size(const tlm_dataset *ds, int32_t split) {
@@ -319,12 +311,11 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
                                        const char *path, tlm_tokenizer *tokenizer,
                                        const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_text_file";
-    if (out == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: out is NULL", what);
+    TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
-    if (ctx == NULL || path == NULL || tokenizer == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "%s: %s is NULL", what,
-                                ctx == NULL ? "ctx" : path == NULL ? "path" : "tokenizer");
+    TLMI_CHECK_NOT_NULL(NULL, what, ctx);
+    TLMI_CHECK_NOT_NULL(NULL, what, path);
+    TLMI_CHECK_NOT_NULL(NULL, what, tokenizer);
     tlm_dataset_params p;
     int status = merge_params(&ctx->host, what, &p, params);
     if (status != TLM_OK)
@@ -332,41 +323,50 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     tlmi_host *host = &ctx->host;
     void *text = NULL;
     size_t size = 0;
+    int32_t *ids = NULL;
+    size_t ids_bytes = 0;
+    int64_t count = 0;
+    char cache_path[4096 + 8];
     status = tlmi_file_read_all(host, path, MAX_TEXT_BYTES, &text, &size);
     if (status != TLM_OK)
         return status;
     if (size == 0) {
-        tlmi_file_free_contents(host, text, size);
-        return tlmi_fail(host, TLM_E_INVALID, "%s: '%s' is empty", what, path);
+        status = tlmi_fail(host, TLM_E_INVALID, "%s: '%s' is empty", what, path);
+        goto cleanup;
     }
     const uint32_t text_crc = tlmi_crc32(0, text, size);
     const uint32_t tok_crc = tokenizer_crc(tokenizer, host, &status);
-    char cache_path[4096 + 8];
-    int have_path = p.use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok", path) <
-                                     (int)sizeof cache_path;
-    int64_t count = 0;
-    int32_t *ids = NULL;
-    size_t ids_bytes = 0;
-    if (status == TLM_OK && have_path)
+    if (status != TLM_OK)
+        goto cleanup;
+    const int have_path =
+        p.use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok",
+                                path) < (int)sizeof cache_path;
+    if (have_path)
         ids = read_cache(host, cache_path, size, text_crc, tok_crc, &count);
-    if (status == TLM_OK && ids == NULL) {
-        ids = tlmi_host_alloc(host, size * sizeof *ids, 64);
-        if (ids == NULL)
-            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what, size);
-        size_t n = 0;
-        if (status == TLM_OK)
-            status = tlm_tokenizer_encode(tokenizer, text, size, ids, size, &n);
-        count = (int64_t)n;
-        ids_bytes = size * sizeof *ids;
-        if (status == TLM_OK && have_path)
-            write_cache(host, cache_path, size, text_crc, tok_crc, ids, count);
-    } else if (ids != NULL) {
+    if (ids != NULL) {
         ids_bytes = (size_t)count * sizeof *ids;
+    } else {
+        ids_bytes = size * sizeof *ids;
+        ids = tlmi_host_alloc(host, ids_bytes, 64);
+        if (ids == NULL) {
+            status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what, size);
+            goto cleanup;
+        }
+        size_t n = 0;
+        status = tlm_tokenizer_encode(tokenizer, text, size, ids, size, &n);
+        if (status != TLM_OK)
+            goto cleanup;
+        count = (int64_t)n;
+        if (have_path)
+            write_cache(host, cache_path, size, text_crc, tok_crc, ids, count);
     }
+    /* The text goes before the dataset copies the ids. */
     tlmi_file_free_contents(host, text, size);
-    if (status == TLM_OK)
-        status = tlm_dataset_from_ids(out, ctx, ids, count, &p);
-    if (ids != NULL)
-        tlmi_host_free(host, ids, ids_bytes);
+    text = NULL;
+    status = tlm_dataset_from_ids(out, ctx, ids, count, &p);
+
+cleanup:
+    tlmi_file_free_contents(host, text, size);
+    tlmi_host_free(host, ids, ids_bytes);
     return status;
 }
