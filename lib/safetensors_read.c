@@ -537,11 +537,9 @@ nomem:
 int tlmi_safetensors_parse(tlmi_host *host, const char *source,
                            const void *data, size_t size,
                            tlmi_safetensors **out) {
-    if (out == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "safetensors: out is NULL");
+    TLMI_CHECK_NOT_NULL(host, "safetensors", out);
     *out = NULL;
-    if (host == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "safetensors: host is NULL");
+    TLMI_CHECK_NOT_NULL(host, "safetensors", host);
     if (data == NULL && size > 0)
         return tlmi_fail(host, TLM_E_INVALID, "safetensors: data is NULL");
     char name[SOURCE_MAX];
@@ -570,13 +568,9 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
     tlmi_json_doc *doc = NULL;
     int status = tlmi_json_parse(host, (const char *)bytes + 8, (size_t)header,
                                  &limits, &doc);
-    if (status != TLM_OK) {
-        char message[TLMI_MESSAGE_MAX];
-        memcpy(message, tlmi_thread_error_buffer(), sizeof message);
-        return tlmi_fail(host, status,
-                         "%s: JSON header (from file byte 8): %s", name,
-                         message);
-    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status,
+                                 "%s: JSON header (from file byte 8)", name);
 
     tlmi_safetensors *st = tlmi_host_alloc(host, sizeof *st,
                                            _Alignof(tlmi_safetensors));
@@ -602,11 +596,9 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
 
 int tlmi_safetensors_open(tlmi_host *host, const char *path, int mode,
                           tlmi_safetensors **out) {
-    if (out == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "safetensors: out is NULL");
+    TLMI_CHECK_NOT_NULL(host, "safetensors", out);
     *out = NULL;
-    if (host == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "safetensors: host is NULL");
+    TLMI_CHECK_NOT_NULL(host, "safetensors", host);
     if (mode != TLMI_ST_OPEN_READ && mode != TLMI_ST_OPEN_MAP)
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors: open mode %d is neither READ (0) nor "
