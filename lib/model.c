@@ -379,10 +379,8 @@ TLM_API int tlm_model_get_config(const tlm_model *model,
                                  tlm_model_config *config) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", model);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", config);
-    int status = tlmi_params_check_out(NULL, "tlm_model_get_config: config", config);
-    if (status == TLM_OK)
-        tlmi_params_copy_out(config, &model->config, sizeof model->config);
-    return status;
+    return tlmi_params_give(NULL, "tlm_model_get_config: config", config,
+                            &model->config, sizeof model->config);
 }
 
 TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {

@@ -263,10 +263,8 @@ TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
                                      tlm_optimizer_params *params) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", opt);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", params);
-    TLMI_TRY(tlmi_params_check_out(NULL, "tlm_optimizer_get_params: params",
-                                   params));
-    tlmi_params_copy_out(params, &opt->params, sizeof opt->params);
-    return TLM_OK;
+    return tlmi_params_give(NULL, "tlm_optimizer_get_params: params", params,
+                            &opt->params, sizeof opt->params);
 }
 
 TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,

@@ -60,3 +60,10 @@ void tlmi_params_copy_out(void *out, const void *value, size_t library_size) {
         memset((unsigned char *)out + size, 0, out_size - size);
     memcpy(out, &out_size, sizeof out_size);
 }
+
+int tlmi_params_give(tlmi_host *host, const char *what, void *out,
+                     const void *value, size_t library_size) {
+    TLMI_TRY(tlmi_params_check_out(host, what, out));
+    tlmi_params_copy_out(out, value, library_size);
+    return TLM_OK;
+}

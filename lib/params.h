@@ -48,4 +48,10 @@ int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
 int tlmi_params_check_out(tlmi_host *host, const char *what, const void *out);
 void tlmi_params_copy_out(void *out, const void *value, size_t library_size);
 
+/* Both steps, for a getter that has nothing else to do:
+ * return tlmi_params_give(NULL, "tlm_x_get_params: params", params,
+ *                         &x->params, sizeof x->params); */
+int tlmi_params_give(tlmi_host *host, const char *what, void *out,
+                     const void *value, size_t library_size);
+
 #endif

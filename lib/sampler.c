@@ -128,10 +128,8 @@ TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
                                    tlm_sampler_params *params) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", sampler);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", params);
-    int status = tlmi_params_check_out(NULL, "tlm_sampler_get_params: params", params);
-    if (status == TLM_OK)
-        tlmi_params_copy_out(params, &sampler->params, sizeof sampler->params);
-    return status;
+    return tlmi_params_give(NULL, "tlm_sampler_get_params: params", params,
+                            &sampler->params, sizeof sampler->params);
 }
 
 TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler) {
@@ -532,6 +530,15 @@ typedef struct kept_tokens {
     int32_t greedy; /* the argmax when the temperature is 0, else -1 */
 } kept_tokens;
 
+/* The checks before the penalties read the logits and the history, and
+ * room for the vocabulary in the work arrays. */
+static int prepare_step(tlm_sampler *s, const char *fn, const float *logits,
+                        int32_t vocab) {
+    TLMI_TRY(check_logits(&s->host, fn, logits, vocab));
+    TLMI_TRY(check_history(s, fn, vocab));
+    return ensure_work(s, fn, vocab);
+}
+
 /* Checks the arguments the pipeline reads and runs steps 1 to 5: the
  * penalties, the temperature and the filters. */
 static int run_pipeline(tlm_sampler *s, const char *fn, const float *logits,
@@ -540,13 +547,7 @@ static int run_pipeline(tlm_sampler *s, const char *fn, const float *logits,
     if (vocab < 1)
         return tlmi_fail(&s->host, TLM_E_INVALID,
                          "%s: vocab %d must be at least 1", fn, (int)vocab);
-    int status = check_logits(&s->host, fn, logits, vocab);
-    if (status == TLM_OK)
-        status = check_history(s, fn, vocab);
-    if (status == TLM_OK)
-        status = ensure_work(s, fn, vocab);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(prepare_step(s, fn, logits, vocab));
     const tlm_sampler_params *p = &s->params;
     double *z = s->z, *w = s->w;
     int32_t *ids = s->ids;
@@ -706,13 +707,7 @@ TLM_API int tlm_sampler_probabilities(tlm_sampler *sampler,
 int tlmi_sampler_penalized_logits(tlm_sampler *s, const float *logits,
                                   int32_t vocab, double *out) {
     static const char fn[] = "tlmi_sampler_penalized_logits";
-    int status = check_logits(&s->host, fn, logits, vocab);
-    if (status == TLM_OK)
-        status = check_history(s, fn, vocab);
-    if (status == TLM_OK)
-        status = ensure_work(s, fn, vocab);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(prepare_step(s, fn, logits, vocab));
     for (int32_t i = 0; i < vocab; i++)
         out[i] = (double)logits[i];
     apply_penalties(s, out);
