@@ -80,6 +80,14 @@ int tlmi_fail_copy(tlmi_host *host, int status, const char *message);
     TLMI_CHECK(host, (arg) != NULL, TLM_E_INVALID, "%s: " #arg " is NULL", \
                (function))
 
+/* Returns TLM_E_INVALID with "<function>: <buffer> is NULL but <size> is
+ * <n>" for a NULL buffer paired with a non-zero size (a size_t); both are
+ * named as written, like TLMI_CHECK_NOT_NULL. */
+#define TLMI_CHECK_BUFFER(host, function, buffer, size)                    \
+    TLMI_CHECK(host, (buffer) != NULL || (size) == 0, TLM_E_INVALID,         \
+               "%s: " #buffer " is NULL but " #size " is %zu", (function), \
+               (size_t)(size))
+
 /* Returns the status of `call` from the calling function when it is not
  * TLM_OK, the failure already recorded by the callee. */
 #define TLMI_TRY(call)                  \

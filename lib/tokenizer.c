@@ -378,9 +378,7 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
     *out = NULL;
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
-    if (corpus == NULL && length > 0)
-        return tlmi_fail(&host, TLM_E_INVALID,
-                         "%s: corpus is NULL but length is %zu", who, length);
+    TLMI_CHECK_BUFFER(&host, who, corpus, length);
     tlm_tokenizer_params params;
     tlm_tokenizer_params_init(&params);
     int status = tlmi_params_merge(&host, "tlm_tokenizer_train: params",
@@ -623,12 +621,8 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
     TLMI_CHECK_NOT_NULL(host, who, n_ids);
     *n_ids = 0;
     TLMI_CHECK_NOT_NULL(host, who, tok);
-    if (ids == NULL && capacity > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: ids is NULL but capacity is %zu", who, capacity);
-    if (text == NULL && length > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: text is NULL but length is %zu", who, length);
+    TLMI_CHECK_BUFFER(host, who, ids, capacity);
+    TLMI_CHECK_BUFFER(host, who, text, length);
     id_sink sink = {ids, capacity, 0};
     encode_text(tok, (const unsigned char *)text, length, &sink);
     *n_ids = sink.count;
@@ -650,13 +644,8 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
     TLMI_CHECK_NOT_NULL(host, who, length);
     *length = 0;
     TLMI_CHECK_NOT_NULL(host, who, tok);
-    if (text == NULL && capacity > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: text is NULL but capacity is %zu", who,
-                         capacity);
-    if (ids == NULL && n_ids > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: ids is NULL but n_ids is %zu", who, n_ids);
+    TLMI_CHECK_BUFFER(host, who, text, capacity);
+    TLMI_CHECK_BUFFER(host, who, ids, n_ids);
     size_t total = 0;
     for (size_t i = 0; i < n_ids; i++) {
         int32_t id = ids[i];

@@ -200,10 +200,7 @@ TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
     TLMI_CHECK_NOT_NULL(host, who, size);
     *size = 0;
     TLMI_CHECK_NOT_NULL(host, who, tok);
-    if (buffer == NULL && capacity > 0)
-        return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: buffer is NULL but capacity is %zu", who,
-                         capacity);
+    TLMI_CHECK_BUFFER(host, who, buffer, capacity);
     *size = tlmi_tokenizer_image_size(tok);
     if (buffer == NULL)
         return TLM_OK;
@@ -243,9 +240,7 @@ TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
     *out = NULL;
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
-    if (data == NULL && size > 0)
-        return tlmi_fail(&host, TLM_E_INVALID,
-                         "%s: data is NULL but size is %zu", who, size);
+    TLMI_CHECK_BUFFER(&host, who, data, size);
     static const unsigned char nothing[1] = {0};
     return tlmi_tokenizer_read_image(out, &host,
                                      data != NULL ? data : nothing, size,
