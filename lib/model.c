@@ -377,10 +377,7 @@ TLM_API void tlm_model_free(tlm_model *model) {
 
 TLM_API int tlm_model_get_config(const tlm_model *model,
                                  tlm_model_config *config) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", model);
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_get_config", config);
-    return tlmi_params_give(NULL, "tlm_model_get_config: config", config,
-                            &model->config, sizeof model->config);
+    TLMI_PARAMS_GET("tlm_model_get_config", model, config, model->config);
 }
 
 TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {

@@ -261,10 +261,7 @@ TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt) {
 
 TLM_API int tlm_optimizer_get_params(const tlm_optimizer *opt,
                                      tlm_optimizer_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", opt);
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_get_params", params);
-    return tlmi_params_give(NULL, "tlm_optimizer_get_params: params", params,
-                            &opt->params, sizeof opt->params);
+    TLMI_PARAMS_GET("tlm_optimizer_get_params", opt, params, opt->params);
 }
 
 TLM_API int tlm_optimizer_set_decay(tlm_optimizer *opt, int32_t index,

@@ -54,4 +54,16 @@ void tlmi_params_copy_out(void *out, const void *value, size_t library_size);
 int tlmi_params_give(tlmi_host *host, const char *what, void *out,
                      const void *value, size_t library_size);
 
+/* The whole body of such a getter (`function` a literal): "handle is
+ * NULL", "out is NULL", then tlmi_params_give of `value` (an lvalue
+ * reached through the handle), recorded on the thread.
+ * TLMI_PARAMS_GET("tlm_x_get_params", x, params, x->params); */
+#define TLMI_PARAMS_GET(function, handle, out, value)                 \
+    do {                                                              \
+        TLMI_CHECK_NOT_NULL(NULL, function, handle);                  \
+        TLMI_CHECK_NOT_NULL(NULL, function, out);                     \
+        return tlmi_params_give(NULL, function ": " #out, (out),      \
+                                &(value), sizeof(value));             \
+    } while (0)
+
 #endif

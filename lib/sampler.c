@@ -126,10 +126,8 @@ TLM_API void tlm_sampler_free(tlm_sampler *sampler) {
 
 TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,
                                    tlm_sampler_params *params) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", sampler);
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_get_params", params);
-    return tlmi_params_give(NULL, "tlm_sampler_get_params: params", params,
-                            &sampler->params, sizeof sampler->params);
+    TLMI_PARAMS_GET("tlm_sampler_get_params", sampler, params,
+                    sampler->params);
 }
 
 TLM_API const char *tlm_sampler_last_error(const tlm_sampler *sampler) {
@@ -648,9 +646,7 @@ TLM_API int tlm_sampler_sample(tlm_sampler *sampler, const float *logits,
     tlm_sampler *s = sampler;
     TLMI_CHECK_NOT_NULL(&s->host, fn, token);
     kept_tokens kept;
-    int status = run_pipeline(s, fn, logits, vocab, &kept);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(run_pipeline(s, fn, logits, vocab, &kept));
     if (kept.greedy >= 0) {
         *token = kept.greedy;
         if (logprob != NULL)
@@ -689,9 +685,7 @@ TLM_API int tlm_sampler_probabilities(tlm_sampler *sampler,
     tlm_sampler *s = sampler;
     TLMI_CHECK_NOT_NULL(&s->host, fn, probs);
     kept_tokens kept;
-    int status = run_pipeline(s, fn, logits, vocab, &kept);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(run_pipeline(s, fn, logits, vocab, &kept));
     memset(probs, 0, (size_t)vocab * sizeof *probs);
     if (kept.greedy >= 0) {
         probs[kept.greedy] = 1.0f;
