@@ -168,8 +168,8 @@ int64_t tlmi_dataset_part_size(const tlm_dataset *ds, int32_t split) {
 }
 
 TLM_API int64_t tlm_dataset_size(const tlm_dataset *ds, int32_t split) {
-    if (ds == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_dataset_size: dataset is NULL");
+    TLMI_CHECK(NULL, ds != NULL, TLM_E_INVALID,
+               "tlm_dataset_size: dataset is NULL");
     if (split != TLM_SPLIT_TRAIN && split != TLM_SPLIT_VALIDATION)
         return tlmi_fail_thread(TLM_E_INVALID,
                                 "tlm_dataset_size: split %d is not a tlm_split",

@@ -618,8 +618,8 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
                                float *logits) {
     /* A length past INT32_MAX is past any max_context: refused below. */
     const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
-    if (s == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_encode: session is NULL");
+    TLMI_CHECK(NULL, s != NULL, TLM_E_INVALID,
+               "tlm_session_encode: session is NULL");
     const tlm_model *m = s->model;
     const tlm_model_config *c = &m->config;
     if (c->n_encoder_layers == 0)
@@ -676,8 +676,8 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
                                float *logits, int32_t logits_rows) {
     /* A length past INT32_MAX is past any max_context: refused below. */
     const int32_t n = n_ids < INT32_MAX ? (int32_t)n_ids : INT32_MAX;
-    if (s == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_session_decode: session is NULL");
+    TLMI_CHECK(NULL, s != NULL, TLM_E_INVALID,
+               "tlm_session_decode: session is NULL");
     const tlm_model *m = s->model;
     const tlm_model_config *c = &m->config;
     if (c->n_decoder_layers == 0)

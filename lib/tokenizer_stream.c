@@ -26,21 +26,17 @@ TLM_API int tlm_token_stream_create(tlm_token_stream **out,
     TLMI_CHECK_NOT_NULL(tok != NULL ? &tok->host : NULL, who, out);
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, who, tok);
-    tlmi_host host = tok->host;
-    host.last_error[0] = '\0';
-    tlm_token_stream *s = tlmi_host_alloc(&host, sizeof *s, 64);
+    tlm_token_stream *s = TLMI_HANDLE_ALLOC(&tok->host, tlm_token_stream);
     if (s == NULL)
         return tlmi_fail(&tok->host, TLM_E_NOMEM,
                          "%s: out of memory for the stream (%zu bytes)", who,
                          sizeof *s);
-    memset(s, 0, sizeof *s);
-    s->host = host;
     s->tok = tok;
     s->capacity = tok->max_token_bytes + 3;
-    s->buffer = tlmi_host_alloc(&host, s->capacity, 64);
+    s->buffer = tlmi_host_alloc(&tok->host, s->capacity, 64);
     if (s->buffer == NULL) {
         size_t capacity = s->capacity;
-        tlmi_host_free(&host, s, sizeof *s);
+        tlmi_host_free(&tok->host, s, sizeof *s);
         return tlmi_fail(&tok->host, TLM_E_NOMEM,
                          "%s: out of memory for the stream's buffer (%zu "
                          "bytes)",

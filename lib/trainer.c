@@ -423,10 +423,7 @@ fail:;
 }
 
 TLM_API int tlm_step_info_init(tlm_step_info *info) {
-    if (info == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID, "tlm_step_info_init: info is NULL");
-    memset(info, 0, sizeof *info);
-    info->struct_size = sizeof *info;
+    TLMI_PARAMS_INIT("tlm_step_info_init", info);
     return TLM_OK;
 }
 
