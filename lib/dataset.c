@@ -24,9 +24,7 @@ static int merge_params(tlmi_host *host, const char *what, tlm_dataset_params *p
     char field[96];
     snprintf(field, sizeof field, "%s: params", what);
     tlm_dataset_params_init(p);
-    int status = tlmi_params_merge(host, field, p, sizeof *p, given);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(tlmi_params_merge(host, field, p, sizeof *p, given));
     if (!(p->validation_fraction >= 0.0f && p->validation_fraction < 1.0f))
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s: params.validation_fraction %g is outside [0, 1)", what,
@@ -83,13 +81,11 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     TLMI_CHECK_NOT_NULL(NULL, what, ids);
     tlm_dataset_params p;
-    int status = merge_params(&ctx->host, what, &p, params);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(merge_params(&ctx->host, what, &p, params));
     tlm_dataset *ds = new_dataset(&ctx->host, TLMI_DATASET_STREAM);
     if (ds == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
-    status = copy_ids(ds, what, ids, count);
+    int status = copy_ids(ds, what, ids, count);
     if (status != TLM_OK) {
         tlmi_fail_copy(&ctx->host, status, ds->host.last_error);
         tlm_dataset_free(ds);
@@ -110,9 +106,7 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     TLMI_CHECK_NOT_NULL(NULL, what, ids);
     TLMI_CHECK_NOT_NULL(NULL, what, offsets);
     tlm_dataset_params p;
-    int status = merge_params(&ctx->host, what, &p, params);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(merge_params(&ctx->host, what, &p, params));
     if (n_pairs < 1 || n_pairs > INT32_MAX)
         return tlmi_fail(&ctx->host, TLM_E_INVALID, "%s: n_pairs %lld is outside "
                          "1..2^31-1", what, (long long)n_pairs);
@@ -136,7 +130,7 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     tlm_dataset *ds = new_dataset(&ctx->host, TLMI_DATASET_PAIRS);
     if (ds == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
-    status = copy_ids(ds, what, ids, offsets[2 * n_pairs]);
+    int status = copy_ids(ds, what, ids, offsets[2 * n_pairs]);
     if (status != TLM_OK)
         goto fail;
     const size_t bytes = (size_t)(2 * n_pairs + 1) * sizeof *offsets;
@@ -317,9 +311,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     TLMI_CHECK_NOT_NULL(NULL, what, path);
     TLMI_CHECK_NOT_NULL(NULL, what, tokenizer);
     tlm_dataset_params p;
-    int status = merge_params(&ctx->host, what, &p, params);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(merge_params(&ctx->host, what, &p, params));
     tlmi_host *host = &ctx->host;
     void *text = NULL;
     size_t size = 0;
@@ -327,7 +319,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     size_t ids_bytes = 0;
     int64_t count = 0;
     char cache_path[4096 + 8];
-    status = tlmi_file_read_all(host, path, MAX_TEXT_BYTES, &text, &size);
+    int status = tlmi_file_read_all(host, path, MAX_TEXT_BYTES, &text, &size);
     if (status != TLM_OK)
         return status;
     if (size == 0) {

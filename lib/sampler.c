@@ -93,11 +93,9 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
     TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_create", ctx);
     tlm_sampler_params params;
     tlm_sampler_params_init(&params);
-    int status = tlmi_params_merge(&ctx->host, "tlm_sampler_create: params",
-                                   &params, sizeof params, given);
-    if (status != TLM_OK)
-        return status;
-    status = check_params(&ctx->host, &params, "tlm_sampler_create");
+    TLMI_TRY(tlmi_params_merge(&ctx->host, "tlm_sampler_create: params",
+                               &params, sizeof params, given));
+    int status = check_params(&ctx->host, &params, "tlm_sampler_create");
     if (status != TLM_OK)
         return status;
 

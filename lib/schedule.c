@@ -67,11 +67,9 @@ TLM_API int tlm_schedule_lr(const tlm_schedule_params *given, int64_t step,
                "tlm_schedule_lr: params is NULL");
     tlm_schedule_params p;
     tlm_schedule_params_init(&p);
-    int status = tlmi_params_merge(NULL, "tlm_schedule_lr: params", &p,
-                                   sizeof p, given);
-    if (status != TLM_OK)
-        return status;
-    status = check_schedule(&p);
+    TLMI_TRY(tlmi_params_merge(NULL, "tlm_schedule_lr: params", &p, sizeof p,
+                               given));
+    int status = check_schedule(&p);
     if (status != TLM_OK)
         return status;
     if (step < 0)

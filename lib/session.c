@@ -250,10 +250,8 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
     TLMI_CHECK_NOT_NULL(NULL, "tlm_session_create", model);
     tlm_session_params params;
     tlm_session_params_init(&params);
-    int status = tlmi_params_merge(NULL, "tlm_session_create: params", &params,
-                                   sizeof params, given);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(tlmi_params_merge(NULL, "tlm_session_create: params", &params,
+                               sizeof params, given));
     const tlm_model_config *c = &model->config;
     if (params.chunk_tokens < 0)
         return tlmi_fail_thread(TLM_E_INVALID,
@@ -305,8 +303,8 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
         [TLMI_SLOT_GATE] = s->gate,    [TLMI_SLOT_HIDDEN] = s->hidden,
         [TLMI_SLOT_BRANCH] = s->branch};
     memcpy(s->slots, slots, sizeof slots);
-    status = tlmi_pool_create(&s->pool, &s->host, threads,
-                              "tlm_session_create");
+    int status = tlmi_pool_create(&s->pool, &s->host, threads,
+                                  "tlm_session_create");
     if (status != TLM_OK) {
         tlm_session_free(s);
         return tlmi_fail(&model->ctx->host, status,

@@ -381,10 +381,8 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
     TLMI_CHECK_BUFFER(&host, who, corpus, length);
     tlm_tokenizer_params params;
     tlm_tokenizer_params_init(&params);
-    int status = tlmi_params_merge(&host, "tlm_tokenizer_train: params",
-                                   &params, sizeof params, given);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(tlmi_params_merge(&host, "tlm_tokenizer_train: params", &params,
+                               sizeof params, given));
     const unsigned char *text = (const unsigned char *)corpus;
     switch (params.kind) {
     case TLM_TOKENIZER_BYTE:
@@ -412,9 +410,9 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                          "%s: params.min_pair_count %d is below 1", who,
                          (int)params.min_pair_count);
     tlmi_merge_list merges;
-    status = tlmi_bpe_train(&merges, &host, text, length,
-                            params.vocab_size - smallest,
-                            params.min_pair_count, who);
+    int status = tlmi_bpe_train(&merges, &host, text, length,
+                                params.vocab_size - smallest,
+                                params.min_pair_count, who);
     if (status != TLM_OK)
         return status;
     status = tlmi_tokenizer_build(out, &host, TLM_TOKENIZER_BPE, merges.pairs,
