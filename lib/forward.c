@@ -154,9 +154,7 @@ static int check_ids(tlm_model *m, const char *field, tlm_tensor *t,
                      int64_t batch, int64_t length) {
     char what[96];
     snprintf(what, sizeof what, "tlm_model_forward: batch->%s", field);
-    int status = tlmi_tensor_check(t, what);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(tlmi_tensor_check(t, what));
     char shape[64];
     if (t->ctx != m->ctx)
         return tlmi_fail(&m->ctx->host, TLM_E_INVALID,

@@ -306,9 +306,7 @@ static int string_pass(parser *ps, char *out, size_t *length, size_t *end) {
 
 static int parse_string(parser *ps, const char **bytes, size_t *length) {
     size_t n = 0, end = 0;
-    int status = string_pass(ps, NULL, &n, &end);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(string_pass(ps, NULL, &n, &end));
     char *copy = pool_alloc(ps->doc, n + 1);
     if (copy == NULL)
         return fail_nomem(ps, n + 1);
@@ -568,9 +566,7 @@ static int parse_key(parser *ps, tlmi_json_member *member, int after_comma) {
         return fail_expected(ps, after_comma ? "a string key after ','"
                                              : "a string key or '}'");
     member->key_offset = ps->pos;
-    int status = parse_string(ps, &member->key, &member->key_length);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(parse_string(ps, &member->key, &member->key_length));
     skip_space(ps);
     if (peek(ps) != ':')
         return fail_expected(ps, "':' after object key");
@@ -828,9 +824,7 @@ static int expect_type(tlmi_host *host, const tlmi_json_value *value,
 
 int tlmi_json_get_double(tlmi_host *host, const tlmi_json_value *value,
                          const char *what, double *out) {
-    int status = expect_type(host, value, what, TLMI_JSON_NUMBER, "a number");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(expect_type(host, value, what, TLMI_JSON_NUMBER, "a number"));
     *out = value->as.number.real;
     return TLM_OK;
 }
@@ -838,9 +832,7 @@ int tlmi_json_get_double(tlmi_host *host, const tlmi_json_value *value,
 int tlmi_json_get_int64(tlmi_host *host, const tlmi_json_value *value,
                         const char *what, int64_t min, int64_t max,
                         int64_t *out) {
-    int status = expect_type(host, value, what, TLMI_JSON_NUMBER, "an integer");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(expect_type(host, value, what, TLMI_JSON_NUMBER, "an integer"));
     if (what == NULL)
         what = "json value";
     if (!value->is_int64) {
@@ -873,9 +865,7 @@ int tlmi_json_get_int64(tlmi_host *host, const tlmi_json_value *value,
 int tlmi_json_get_string(tlmi_host *host, const tlmi_json_value *value,
                          const char *what, const char **bytes,
                          size_t *length) {
-    int status = expect_type(host, value, what, TLMI_JSON_STRING, "a string");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(expect_type(host, value, what, TLMI_JSON_STRING, "a string"));
     *bytes = value->as.string.bytes;
     if (length != NULL)
         *length = value->as.string.length;

@@ -138,13 +138,11 @@ static int write_raw_value(tlmi_json_writer *w, const char *text, size_t n,
 
 static int open_container(tlmi_json_writer *w, int is_object) {
     const char *what = is_object ? "object" : "array";
-    int status = begin_item(w, 0, what);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(begin_item(w, 0, what));
     if (w->depth >= TLMI_JSON_WRITER_MAX_DEPTH)
         return writer_fail(w, TLM_E_RANGE, "nesting deeper than %d levels",
                            TLMI_JSON_WRITER_MAX_DEPTH);
-    status = writer_reserve(w, 1);
+    int status = writer_reserve(w, 1);
     if (status != TLM_OK)
         return status;
     append(w, is_object ? "{" : "[", 1);
@@ -165,9 +163,7 @@ static int close_container_w(tlmi_json_writer *w, int is_object) {
     if (level & LEVEL_AFTER_KEY)
         return writer_fail(w, TLM_E_STATE,
                            "end of object after a key without its value");
-    int status = writer_reserve(w, 1);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(writer_reserve(w, 1));
     append(w, is_object ? "}" : "]", 1);
     w->depth--;
     end_item(w, 0);
@@ -211,9 +207,7 @@ static int write_quoted(tlmi_json_writer *w, const char *s, size_t length) {
             out += seq;
         i += seq;
     }
-    int status = writer_reserve(w, out);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(writer_reserve(w, out));
     char *p = w->data + w->size;
     *p++ = '"';
     for (size_t i = 0; i < length; i++) {
@@ -252,12 +246,10 @@ static int write_quoted(tlmi_json_writer *w, const char *s, size_t length) {
 static int write_text_item(tlmi_json_writer *w, int is_key, const char *text,
                            size_t length) {
     const char *what = is_key ? "key" : "string";
-    int status = begin_item(w, is_key, what);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(begin_item(w, is_key, what));
     if (text == NULL && length > 0)
         return writer_fail(w, TLM_E_INVALID, "%s is NULL", what);
-    status = write_quoted(w, text ? text : "", length);
+    int status = write_quoted(w, text ? text : "", length);
     if (status == TLM_OK && is_key) {
         status = writer_reserve(w, 1);
         if (status == TLM_OK)

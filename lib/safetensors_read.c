@@ -757,9 +757,7 @@ static int wrong_dtype(const tlmi_safetensors *st,
 int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
                               const tlmi_safetensors_entry *entry,
                               float *dst, int64_t count) {
-    int status = check_copy(st, entry, dst, count, "safetensors copy_f32");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_copy(st, entry, dst, count, "safetensors copy_f32"));
     const unsigned char *p = entry->data;
     size_t n = (size_t)count;
     switch (entry->dtype) {
@@ -782,9 +780,7 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
 int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
                               const tlmi_safetensors_entry *entry,
                               int32_t *dst, int64_t count) {
-    int status = check_copy(st, entry, dst, count, "safetensors copy_i32");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_copy(st, entry, dst, count, "safetensors copy_i32"));
     if (entry->dtype != TLMI_ST_I32)
         return wrong_dtype(st, entry, "I32");
     copy_le32(dst, entry->data, (size_t)count);

@@ -114,9 +114,7 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
     size_t length = strlen(name);
     char shown[132];
     tlmi_st_printable(name, length, shown, sizeof shown);
-    int status = check_utf8(host, "a tensor name", name, length);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_utf8(host, "a tensor name", name, length));
     if (strcmp(name, "__metadata__") == 0)
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: \"__metadata__\" is reserved "
@@ -171,8 +169,8 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: tensor '%s': data is NULL",
                          shown);
-    status = grow(host, (void **)&w->items, &w->capacity, w->count,
-                  sizeof *w->items);
+    int status = grow(host, (void **)&w->items, &w->capacity, w->count,
+                      sizeof *w->items);
     if (status != TLM_OK)
         return status;
     char *copy = tlmi_host_alloc(host, length + 1, 1);
@@ -348,9 +346,7 @@ static int prepare(tlmi_safetensors_writer *w, tlmi_json_writer *json,
                    size_t *padded, uint64_t *total) {
     tlmi_json_writer_init(json, w->host);
     uint64_t data_size = 0;
-    int status = write_header(w, json, &data_size);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(write_header(w, json, &data_size));
     size_t rounded = (json->size + 7) & ~(size_t)7;
     if (rounded > TLMI_ST_MAX_HEADER)
         return tlmi_fail(w->host, TLM_E_RANGE,

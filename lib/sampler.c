@@ -95,9 +95,7 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
     tlm_sampler_params_init(&params);
     TLMI_TRY(tlmi_params_merge(&ctx->host, "tlm_sampler_create: params",
                                &params, sizeof params, given));
-    int status = check_params(&ctx->host, &params, "tlm_sampler_create");
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_params(&ctx->host, &params, "tlm_sampler_create"));
 
     tlm_sampler *s = TLMI_HANDLE_ALLOC(&ctx->host, tlm_sampler);
     if (s == NULL)
@@ -731,9 +729,7 @@ TLM_API int tlm_log_softmax_at(const float *logits, int32_t vocab, int32_t id,
     if (id < 0 || id >= vocab)
         return tlmi_fail_thread(TLM_E_RANGE, "%s: id %d is outside 0..%d", fn,
                                 (int)id, (int)vocab - 1);
-    int status = check_logits(NULL, fn, logits, vocab);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_logits(NULL, fn, logits, vocab));
     if (logits[id] == -INFINITY) {
         *logprob = -INFINITY;
         return TLM_OK;

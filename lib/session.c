@@ -634,9 +634,7 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
         return tlmi_fail(&s->host, TLM_E_INVALID,
                          "tlm_session_encode: logits must be NULL for an "
                          "encoder-decoder model (the decoder produces them)");
-    int status = check_ids(s, "tlm_session_encode: src_ids", src_ids, n);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_ids(s, "tlm_session_encode: src_ids", src_ids, n));
     if (src_mask != NULL)
         tlmi_attention_visible_i32(s->source_visible, src_mask, n);
     s->has_source_mask = src_mask != NULL;
@@ -705,9 +703,7 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
                          "pass max_context %d (reset the session, or start "
                          "again from a shorter window)",
                          (int)n, (int)s->position, (int)c->max_context);
-    int status = check_ids(s, "tlm_session_decode: ids", ids, n);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_ids(s, "tlm_session_decode: ids", ids, n));
 
     const tlmi_layer_run decoder = session_run(s, 1);
     /* Chunks of at most s->chunk positions; each sees the cache so far. */

@@ -410,13 +410,12 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                          "%s: params.min_pair_count %d is below 1", who,
                          (int)params.min_pair_count);
     tlmi_merge_list merges;
-    int status = tlmi_bpe_train(&merges, &host, text, length,
-                                params.vocab_size - smallest,
-                                params.min_pair_count, who);
-    if (status != TLM_OK)
-        return status;
-    status = tlmi_tokenizer_build(out, &host, TLM_TOKENIZER_BPE, merges.pairs,
-                                  2 * (size_t)merges.count, who, 0);
+    TLMI_TRY(tlmi_bpe_train(&merges, &host, text, length,
+                            params.vocab_size - smallest,
+                            params.min_pair_count, who));
+    int status = tlmi_tokenizer_build(out, &host, TLM_TOKENIZER_BPE,
+                                      merges.pairs, 2 * (size_t)merges.count,
+                                      who, 0);
     tlmi_merge_list_free(&merges, &host);
     return status;
 }

@@ -315,9 +315,7 @@ static heap_entry heap_pop(trainer *t) {
 static int add_pair_count(trainer *t, int32_t left, int32_t right,
                           int64_t freq, int32_t chunk, int32_t new_id) {
     int32_t p;
-    int status = find_pair(t, left, right, &p);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(find_pair(t, left, right, &p));
     pair_rec *rec = &t->pairs[p];
     rec->count += freq;
     if (rec->count > rec->pushed && !rec->dirty) {

@@ -71,9 +71,7 @@ static int check_outputs(const char **piece, size_t *length,
 TLM_API int tlm_token_stream_push(tlm_token_stream *stream, int32_t id,
                                   const char **piece, size_t *length) {
     const char *who = "tlm_token_stream_push";
-    int status = check_outputs(piece, length, stream, who);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_outputs(piece, length, stream, who));
     const tlm_tokenizer *tok = stream->tok;
     if (id < 0 || id >= tok->vocab_size)
         return tlmi_fail(&stream->host, TLM_E_RANGE,
