@@ -76,8 +76,7 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
                                  const int32_t *ids, int64_t count,
                                  const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_ids";
-    TLMI_CHECK_NOT_NULL(NULL, what, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, what, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     TLMI_CHECK_NOT_NULL(NULL, what, ids);
     tlm_dataset_params p;
@@ -100,8 +99,7 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const int32_t *ids, const int64_t *offsets,
                                    int64_t n_pairs, const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_pairs";
-    TLMI_CHECK_NOT_NULL(NULL, what, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, what, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     TLMI_CHECK_NOT_NULL(NULL, what, ids);
     TLMI_CHECK_NOT_NULL(NULL, what, offsets);
@@ -305,8 +303,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
                                        const char *path, tlm_tokenizer *tokenizer,
                                        const tlm_dataset_params *params) {
     const char *what = "tlm_dataset_from_text_file";
-    TLMI_CHECK_NOT_NULL(NULL, what, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, what, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
     TLMI_CHECK_NOT_NULL(NULL, what, path);
     TLMI_CHECK_NOT_NULL(NULL, what, tokenizer);

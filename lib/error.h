@@ -80,6 +80,15 @@ int tlmi_fail_copy(tlmi_host *host, int status, const char *message);
     TLMI_CHECK(host, (arg) != NULL, TLM_E_INVALID, "%s: " #arg " is NULL", \
                (function))
 
+/* TLMI_CHECK_NOT_NULL for an output argument, then `*out = cleared`, so
+ * that every later failure leaves the caller a known value:
+ * TLMI_CHECK_OUT(NULL, "tlm_x_create", out, NULL); */
+#define TLMI_CHECK_OUT(host, function, out, cleared) \
+    do {                                             \
+        TLMI_CHECK_NOT_NULL(host, function, out);    \
+        *(out) = (cleared);                          \
+    } while (0)
+
 /* Returns TLM_E_INVALID with "<function>: <buffer> is NULL but <size> is
  * <n>" for a NULL buffer paired with a non-zero size (a size_t); both are
  * named as written, like TLMI_CHECK_NOT_NULL. */

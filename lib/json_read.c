@@ -652,8 +652,7 @@ static int parse_value(parser *ps, int32_t depth, tlmi_json_value *value) {
 
 int tlmi_json_parse(tlmi_host *host, const char *text, size_t size,
                     const tlmi_json_limits *limits, tlmi_json_doc **out) {
-    TLMI_CHECK_NOT_NULL(host, "json", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(host, "json", out, NULL);
     if (text == NULL && size > 0)
         return tlmi_fail(host, TLM_E_INVALID, "json: text is NULL");
     size_t max_bytes = TLMI_JSON_DEFAULT_MAX_BYTES;

@@ -301,8 +301,7 @@ TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
 int tlmi_model_build(tlm_model **out, tlm_context *ctx,
                      const tlm_model_config *given,
                      const tlmi_parameter_source *source) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_create", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, "tlm_model_create", out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_create", ctx);
     if (given == NULL)
         return tlmi_fail(&ctx->host, TLM_E_INVALID,
@@ -548,8 +547,7 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                       int32_t batch, int32_t context,
                                       int64_t *bytes) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_memory_estimate", model);
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_memory_estimate", bytes);
-    *bytes = 0;
+    TLMI_CHECK_OUT(NULL, "tlm_model_memory_estimate", bytes, 0);
     const tlm_model_config *c = &model->config;
     if (purpose != TLM_MEMORY_INFERENCE && purpose != TLM_MEMORY_TRAINING)
         return tlmi_fail_thread(TLM_E_INVALID,

@@ -537,8 +537,7 @@ nomem:
 int tlmi_safetensors_parse(tlmi_host *host, const char *source,
                            const void *data, size_t size,
                            tlmi_safetensors **out) {
-    TLMI_CHECK_NOT_NULL(host, "safetensors", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(host, "safetensors", out, NULL);
     TLMI_CHECK_NOT_NULL(host, "safetensors", host);
     if (data == NULL && size > 0)
         return tlmi_fail(host, TLM_E_INVALID, "safetensors: data is NULL");
@@ -596,8 +595,7 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
 
 int tlmi_safetensors_open(tlmi_host *host, const char *path, int mode,
                           tlmi_safetensors **out) {
-    TLMI_CHECK_NOT_NULL(host, "safetensors", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(host, "safetensors", out, NULL);
     TLMI_CHECK_NOT_NULL(host, "safetensors", host);
     if (mode != TLMI_ST_OPEN_READ && mode != TLMI_ST_OPEN_MAP)
         return tlmi_fail(host, TLM_E_INVALID,

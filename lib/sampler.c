@@ -88,8 +88,7 @@ static int check_params(tlmi_host *host, const tlm_sampler_params *p,
 
 TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
                                const tlm_sampler_params *given) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_create", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, "tlm_sampler_create", out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_sampler_create", ctx);
     tlm_sampler_params params;
     tlm_sampler_params_init(&params);

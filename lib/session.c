@@ -245,8 +245,7 @@ void tlmi_session_set_attention_hook(tlm_session *session,
 int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
                              const tlm_session_params *given,
                              const tlmi_kernels *kernels) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_session_create", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, "tlm_session_create", out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_session_create", model);
     tlm_session_params params;
     tlm_session_params_init(&params);
@@ -620,9 +619,8 @@ TLM_API int tlm_session_encode(tlm_session *s, const int32_t *src_ids,
                "tlm_session_encode: session is NULL");
     const tlm_model *m = s->model;
     const tlm_model_config *c = &m->config;
-    if (c->n_encoder_layers == 0)
-        return tlmi_fail(&s->host, TLM_E_STATE,
-                         "tlm_session_encode: the model has no encoder");
+    TLMI_CHECK(&s->host, c->n_encoder_layers != 0, TLM_E_STATE,
+               "tlm_session_encode: the model has no encoder");
     TLMI_CHECK_NOT_NULL(&s->host, "tlm_session_encode", src_ids);
     if (n < 1 || n > c->max_context)
         return tlmi_fail(&s->host, TLM_E_RANGE,
@@ -676,10 +674,9 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
                "tlm_session_decode: session is NULL");
     const tlm_model *m = s->model;
     const tlm_model_config *c = &m->config;
-    if (c->n_decoder_layers == 0)
-        return tlmi_fail(&s->host, TLM_E_STATE,
-                         "tlm_session_decode: the model has no decoder (use "
-                         "tlm_session_encode)");
+    TLMI_CHECK(&s->host, c->n_decoder_layers != 0, TLM_E_STATE,
+               "tlm_session_decode: the model has no decoder (use "
+               "tlm_session_encode)");
     const int seq2seq = c->n_encoder_layers > 0;
     if (seq2seq && s->source_length == 0)
         return tlmi_fail(&s->host, TLM_E_STATE,

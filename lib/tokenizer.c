@@ -374,8 +374,7 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                                 const char *corpus, size_t length,
                                 const tlm_tokenizer_params *given) {
     const char *who = "tlm_tokenizer_train";
-    TLMI_CHECK_NOT_NULL(NULL, who, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, who, out, NULL);
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
     TLMI_CHECK_BUFFER(&host, who, corpus, length);
@@ -615,8 +614,7 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                                  size_t capacity, size_t *n_ids) {
     const char *who = "tlm_tokenizer_encode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    TLMI_CHECK_NOT_NULL(host, who, n_ids);
-    *n_ids = 0;
+    TLMI_CHECK_OUT(host, who, n_ids, 0);
     TLMI_CHECK_NOT_NULL(host, who, tok);
     TLMI_CHECK_BUFFER(host, who, ids, capacity);
     TLMI_CHECK_BUFFER(host, who, text, length);
@@ -638,8 +636,7 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
                                  size_t *length) {
     const char *who = "tlm_tokenizer_decode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    TLMI_CHECK_NOT_NULL(host, who, length);
-    *length = 0;
+    TLMI_CHECK_OUT(host, who, length, 0);
     TLMI_CHECK_NOT_NULL(host, who, tok);
     TLMI_CHECK_BUFFER(host, who, text, capacity);
     TLMI_CHECK_BUFFER(host, who, ids, n_ids);

@@ -197,8 +197,7 @@ TLM_API int tlm_tokenizer_save_memory(tlm_tokenizer *tok, void *buffer,
                                       size_t capacity, size_t *size) {
     const char *who = "tlm_tokenizer_save_memory";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
-    TLMI_CHECK_NOT_NULL(host, who, size);
-    *size = 0;
+    TLMI_CHECK_OUT(host, who, size, 0);
     TLMI_CHECK_NOT_NULL(host, who, tok);
     TLMI_CHECK_BUFFER(host, who, buffer, capacity);
     *size = tlmi_tokenizer_image_size(tok);
@@ -236,8 +235,7 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
 TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
                                       const void *data, size_t size) {
     const char *who = "tlm_tokenizer_load_memory";
-    TLMI_CHECK_NOT_NULL(NULL, who, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, who, out, NULL);
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
     TLMI_CHECK_BUFFER(&host, who, data, size);
@@ -249,8 +247,7 @@ TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
 
 TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
                                const char *path) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_tokenizer_load", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, "tlm_tokenizer_load", out, NULL);
     tlmi_host host;
     tlmi_tokenizer_host(&host, ctx);
     TLMI_CHECK_NOT_NULL(&host, "tlm_tokenizer_load", path);

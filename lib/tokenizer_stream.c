@@ -23,8 +23,7 @@ struct tlm_token_stream {
 TLM_API int tlm_token_stream_create(tlm_token_stream **out,
                                     tlm_tokenizer *tok) {
     const char *who = "tlm_token_stream_create";
-    TLMI_CHECK_NOT_NULL(tok != NULL ? &tok->host : NULL, who, out);
-    *out = NULL;
+    TLMI_CHECK_OUT(tok != NULL ? &tok->host : NULL, who, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, who, tok);
     tlm_token_stream *s = TLMI_HANDLE_ALLOC(&tok->host, tlm_token_stream);
     if (s == NULL)
