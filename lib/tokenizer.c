@@ -236,12 +236,13 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
 
     const size_t offsets_size =
         ((size_t)t->vocab_size + 1) * sizeof *t->token_offsets;
+    int status = TLM_OK;
     t->token_offsets = tlmi_host_alloc(&host, offsets_size, 64);
     if (t->token_offsets == NULL) {
-        tokenizer_release(t);
-        return tlmi_fail(&host, TLM_E_NOMEM,
-                         "%s: out of memory for the token table (%zu bytes)",
-                         who, offsets_size);
+        status = tlmi_fail(&host, TLM_E_NOMEM,
+                           "%s: out of memory for the token table (%zu bytes)",
+                           who, offsets_size);
+        goto fail;
     }
     /* The character keys or merges are kept; counts are set once they
      * are allocated so that a failure frees exactly what exists. */
@@ -259,18 +260,16 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
         }
     }
     if (n_items > 0 && t->char_keys == NULL && t->merges == NULL) {
-        tokenizer_release(t);
-        return tlmi_fail(&host, TLM_E_NOMEM,
-                         "%s: out of memory for %zu vocabulary items", who,
-                         n_items);
+        status = tlmi_fail(&host, TLM_E_NOMEM,
+                           "%s: out of memory for %zu vocabulary items", who,
+                           n_items);
+        goto fail;
     }
 
     t->token_offsets[0] = 0;
-    int status = measure_tokens(t, &host, items, who, items_offset);
-    if (status != TLM_OK) {
-        tokenizer_release(t);
-        return status;
-    }
+    status = measure_tokens(t, &host, items, who, items_offset);
+    if (status != TLM_OK)
+        goto fail;
     size_t total = 0;
     for (int32_t id = 0; id < t->vocab_size; id++) {
         size_t len = t->token_offsets[id + 1];
@@ -281,10 +280,10 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
     }
     t->token_data = tlmi_host_alloc(&host, total, 64);
     if (t->token_data == NULL) {
-        tokenizer_release(t);
-        return tlmi_fail(&host, TLM_E_NOMEM,
-                         "%s: out of memory for the token bytes (%zu bytes)",
-                         who, total);
+        status = tlmi_fail(&host, TLM_E_NOMEM,
+                           "%s: out of memory for the token bytes (%zu bytes)",
+                           who, total);
+        goto fail;
     }
     t->token_data_size = total;
     fill_tokens(t, items);
@@ -297,13 +296,15 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
     }
     if (kind == TLM_TOKENIZER_BPE && t->n_merges > 0) {
         status = build_ranks(t, &host, who, items_offset);
-        if (status != TLM_OK) {
-            tokenizer_release(t);
-            return status;
-        }
+        if (status != TLM_OK)
+            goto fail;
     }
     *out = t;
     return TLM_OK;
+
+fail:
+    tokenizer_release(t);
+    return status;
 }
 
 /* --- training ------------------------------------------------------------ */
