@@ -205,11 +205,8 @@ int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
     size_t key_length = strlen(key), value_length = strlen(value);
     char shown[100];
     tlmi_st_printable(key, key_length, shown, sizeof shown);
-    int status = check_utf8(host, "a metadata key", key, key_length);
-    if (status == TLM_OK)
-        status = check_utf8(host, "a metadata value", value, value_length);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_utf8(host, "a metadata key", key, key_length));
+    TLMI_TRY(check_utf8(host, "a metadata value", value, value_length));
     for (size_t i = 0; i < w->pair_count; i++)
         if (w->pairs[i].key_length == key_length &&
             memcmp(w->pairs[i].key, key, key_length) == 0)
@@ -220,8 +217,8 @@ int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
     if (key_length > SIZE_MAX / 2 - 2 || value_length > SIZE_MAX / 2)
         return tlmi_fail(host, TLM_E_OVERFLOW,
                          "safetensors writer: metadata too long");
-    status = grow(host, (void **)&w->pairs, &w->pair_capacity, w->pair_count,
-                  sizeof *w->pairs);
+    int status = grow(host, (void **)&w->pairs, &w->pair_capacity,
+                      w->pair_count, sizeof *w->pairs);
     if (status != TLM_OK)
         return status;
     size_t bytes = key_length + value_length + 2;
@@ -369,18 +366,21 @@ int tlmi_safetensors_writer_save(tlmi_safetensors_writer *w,
     tlmi_json_writer json;
     size_t padded = 0;
     uint64_t total = 0;
-    int status = prepare(w, &json, &padded, &total);
     tlmi_file_writer *file = NULL;
+    int status = prepare(w, &json, &padded, &total);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = tlmi_file_writer_open(w->host, path, &file);
+    if (status != TLM_OK)
+        goto cleanup;
+    sink s = {file, NULL, 0};
+    status = emit(w, &s, json.data, json.size, padded);
     if (status == TLM_OK)
-        status = tlmi_file_writer_open(w->host, path, &file);
-    if (status == TLM_OK) {
-        sink s = {file, NULL, 0};
-        status = emit(w, &s, json.data, json.size, padded);
-        if (status == TLM_OK)
-            status = tlmi_file_writer_commit(file);
-        else
-            tlmi_file_writer_abort(file);
-    }
+        status = tlmi_file_writer_commit(file);
+    else
+        tlmi_file_writer_abort(file);
+
+cleanup:
     tlmi_json_writer_release(&json);
     return status;
 }
@@ -395,25 +395,29 @@ int tlmi_safetensors_writer_to_memory(tlmi_safetensors_writer *w,
     tlmi_json_writer json;
     size_t padded = 0;
     uint64_t total = 0;
+    unsigned char *memory = NULL;
     int status = prepare(w, &json, &padded, &total);
-    if (status == TLM_OK && total > SIZE_MAX)
+    if (status != TLM_OK)
+        goto cleanup;
+    if (total > SIZE_MAX) {
         status = tlmi_fail(w->host, TLM_E_OVERFLOW,
                            "safetensors writer: %llu bytes do not fit in "
                            "memory",
                            (unsigned long long)total);
-    unsigned char *memory = NULL;
-    if (status == TLM_OK) {
-        memory = tlmi_host_alloc(w->host, (size_t)total, 64);
-        if (memory == NULL)
-            status = tlmi_fail(w->host, TLM_E_NOMEM,
-                               "safetensors writer: out of memory "
-                               "(allocating %llu bytes)",
-                               (unsigned long long)total);
+        goto cleanup;
     }
-    if (status == TLM_OK) {
-        sink s = {NULL, memory, 0};
-        status = emit(w, &s, json.data, json.size, padded);
+    memory = tlmi_host_alloc(w->host, (size_t)total, 64);
+    if (memory == NULL) {
+        status = tlmi_fail(w->host, TLM_E_NOMEM,
+                           "safetensors writer: out of memory "
+                           "(allocating %llu bytes)",
+                           (unsigned long long)total);
+        goto cleanup;
     }
+    sink s = {NULL, memory, 0};
+    status = emit(w, &s, json.data, json.size, padded);
+
+cleanup:
     tlmi_json_writer_release(&json);
     if (status != TLM_OK) {
         tlmi_host_free(w->host, memory, (size_t)total);

@@ -157,22 +157,14 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          : kind == TLM_TOKENIZER_CHAR ? count + 1
                                                       : 256 + count;
     uint32_t vocab = n_regular + TLMI_N_SPECIAL;
-    int status = check_id(&host, who, data, AT_VOCAB, "vocabulary size",
-                          vocab);
-    if (status == TLM_OK)
-        status = check_id(&host, who, data, AT_BOS, "begin-of-text id",
-                          n_regular);
-    if (status == TLM_OK)
-        status = check_id(&host, who, data, AT_EOS, "end-of-text id",
-                          n_regular + 1);
-    if (status == TLM_OK)
-        status = check_id(&host, who, data, AT_PAD, "padding id",
-                          n_regular + 2);
-    if (status == TLM_OK)
-        status = check_id(&host, who, data, AT_UNK, "unknown id",
-                          kind == TLM_TOKENIZER_CHAR ? n_regular - 1 : NO_ID);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_id(&host, who, data, AT_VOCAB, "vocabulary size", vocab));
+    TLMI_TRY(check_id(&host, who, data, AT_BOS, "begin-of-text id",
+                      n_regular));
+    TLMI_TRY(check_id(&host, who, data, AT_EOS, "end-of-text id",
+                      n_regular + 1));
+    TLMI_TRY(check_id(&host, who, data, AT_PAD, "padding id", n_regular + 2));
+    TLMI_TRY(check_id(&host, who, data, AT_UNK, "unknown id",
+                      kind == TLM_TOKENIZER_CHAR ? n_regular - 1 : NO_ID));
 
     size_t n_items = (size_t)count * (kind == TLM_TOKENIZER_BPE ? 2 : 1);
     uint32_t *items = NULL;
@@ -185,8 +177,8 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
         for (size_t i = 0; i < n_items; i++)
             items[i] = tlmi_get_u32(data + HEADER_SIZE + 4 * i);
     }
-    status = tlmi_tokenizer_build(out, &host, (int32_t)kind, items, n_items,
-                                  who, HEADER_SIZE);
+    int status = tlmi_tokenizer_build(out, &host, (int32_t)kind, items,
+                                      n_items, who, HEADER_SIZE);
     tlmi_host_free(&host, items, n_items * sizeof *items);
     return status;
 }
