@@ -590,13 +590,10 @@ static int parse_container(parser *ps, int32_t depth, tlmi_json_value *value,
     for (;;) {
         tlmi_json_member item;
         memset(&item, 0, sizeof item);
-        int status = is_object ? parse_key(ps, &item, after_comma) : TLM_OK;
-        if (status == TLM_OK)
-            status = parse_value(ps, depth, &item.value);
-        if (status == TLM_OK)
-            status = stack_push(ps, &item);
-        if (status != TLM_OK)
-            return status;
+        if (is_object)
+            TLMI_TRY(parse_key(ps, &item, after_comma));
+        TLMI_TRY(parse_value(ps, depth, &item.value));
+        TLMI_TRY(stack_push(ps, &item));
         skip_space(ps);
         int c = peek(ps);
         if (c == close) {

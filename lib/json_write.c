@@ -126,11 +126,8 @@ static void end_item(tlmi_json_writer *w, int is_key) {
 
 static int write_raw_value(tlmi_json_writer *w, const char *text, size_t n,
                            const char *what) {
-    int status = begin_item(w, 0, what);
-    if (status == TLM_OK)
-        status = writer_reserve(w, n);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(begin_item(w, 0, what));
+    TLMI_TRY(writer_reserve(w, n));
     append(w, text, n);
     end_item(w, 0);
     return TLM_OK;
