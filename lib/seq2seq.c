@@ -413,28 +413,32 @@ TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
     /* The sessions: the caller's, then the pool's or new ones. */
     const int own = w > 1 && p.sessions == NULL;
     s.pool[0] = session;
-    for (int32_t i = 1; i < w && status == TLM_OK; i++) {
+    for (int32_t i = 1; i < w; i++) {
         if (!own) {
             s.pool[i] = p.sessions[i - 1];
             continue;
         }
         status = tlm_session_create(&s.pool[i], model, NULL);
-        if (status != TLM_OK)
+        if (status != TLM_OK) {
             status = tlmi_fail_forward(host, status, "tlm_beam_search");
+            goto cleanup;
+        }
     }
-    if (status == TLM_OK)
-        status = run_search(&s, src_ids, n_src, src_mask, p.bos_id);
-    if (status == TLM_OK) {
-        *n_ids = (size_t)s.best_length;
-        if (score != NULL)
-            *score = s.best_score;
-        if ((size_t)s.best_length > capacity)
-            status = tlmi_fail(host, TLM_E_RANGE, "%s: the result has %d ids, more "
-                               "than capacity %zu", what, (int)s.best_length,
-                               capacity);
-        else
-            memcpy(ids, s.best, (size_t)s.best_length * sizeof *ids);
+    status = run_search(&s, src_ids, n_src, src_mask, p.bos_id);
+    if (status != TLM_OK)
+        goto cleanup;
+    *n_ids = (size_t)s.best_length;
+    if (score != NULL)
+        *score = s.best_score;
+    if ((size_t)s.best_length > capacity) {
+        status = tlmi_fail(host, TLM_E_RANGE, "%s: the result has %d ids, more "
+                           "than capacity %zu", what, (int)s.best_length,
+                           capacity);
+        goto cleanup;
     }
+    memcpy(ids, s.best, (size_t)s.best_length * sizeof *ids);
+
+cleanup:
     if (own)
         for (int32_t i = 1; i < w; i++)
             tlm_session_free(s.pool[i]);
