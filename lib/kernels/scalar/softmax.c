@@ -10,6 +10,14 @@ static float row_max(const float *x, int64_t cols) {
     return max;
 }
 
+/* The sum of exp(x - max) over a row, in double. */
+static double sum_exp(const float *x, int64_t cols, float max) {
+    double sum = 0.0;
+    for (int64_t j = 0; j < cols; j++)
+        sum += exp((double)x[j] - (double)max);
+    return sum;
+}
+
 void tlmi_softmax_forward(float *out, const float *x, int64_t rows,
                           int64_t cols) {
     for (int64_t r = 0; r < rows; r++) {
@@ -20,10 +28,7 @@ void tlmi_softmax_forward(float *out, const float *x, int64_t rows,
          * long rows stay exact to float precision. The sum is at least 1
          * (the maximum's own term), so never 0. The differences x - max
          * are exact in double even for FLT_MAX beside -FLT_MAX. */
-        double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++)
-            sum += exp((double)xr[j] - (double)max);
-        double inv = 1.0 / sum;
+        double inv = 1.0 / sum_exp(xr, cols, max);
         for (int64_t j = 0; j < cols; j++)
             yr[j] = (float)(exp((double)xr[j] - (double)max) * inv);
     }
@@ -48,9 +53,7 @@ void tlmi_log_softmax_forward(float *out, const float *x, int64_t rows,
         const float *xr = x + r * cols;
         float *yr = out + r * cols;
         float max = row_max(xr, cols);
-        double sum = 0.0;
-        for (int64_t j = 0; j < cols; j++)
-            sum += exp((double)xr[j] - (double)max);
+        const double sum = sum_exp(xr, cols, max);
         /* log(sum) is in [0, log(cols)]: the shift applied to every entry
          * after the maximum is taken out. */
         double log_sum = log(sum);
