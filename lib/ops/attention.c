@@ -228,6 +228,25 @@ static const tlmi_op attention_op = {"tlm_attention", attention_forward,
 static const tlmi_op multi_head_op = {"tlm_multi_head_attention",
                                       attention_forward, attention_backward};
 
+/* Room for a shape as text (tlmi_shape_string). */
+#define SHAPE_TEXT 64
+
+/* Writes the shapes of q, k and v as text into sq, sk and sv (each
+ * SHAPE_TEXT chars) and checks that all three are `ndim`-D, the
+ * dimensions `layout` names. */
+static int check_ndims(tlm_context *ctx, const char *name, const tlm_tensor *q,
+                       const tlm_tensor *k, const tlm_tensor *v, int32_t ndim,
+                       const char *layout, char *sq, char *sk, char *sv) {
+    tlmi_shape_string(q, sq, SHAPE_TEXT);
+    tlmi_shape_string(k, sk, SHAPE_TEXT);
+    tlmi_shape_string(v, sv, SHAPE_TEXT);
+    if (q->ndim != ndim || k->ndim != ndim || v->ndim != ndim)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: q %s, k %s and v %s must all be %d-D %s",
+                            name, sq, sk, sv, (int)ndim, layout);
+    return TLM_OK;
+}
+
 /* The checks both layouts share: v has k's Tk keys (dimension `axis` of
  * both) and key_mask, when given, is [B, Tk]. sq, sk, sv: the shapes as
  * text. */
@@ -259,15 +278,10 @@ static int check_keys_and_mask(tlm_context *ctx, const char *name,
 static int check_shapes(tlm_context *ctx, const char *name,
                         const tlm_tensor *q, const tlm_tensor *k,
                         const tlm_tensor *v, const tlm_tensor *mask) {
-    char sq[64], sk[64], sv[64];
-    tlmi_shape_string(q, sq, sizeof sq);
-    tlmi_shape_string(k, sk, sizeof sk);
-    tlmi_shape_string(v, sv, sizeof sv);
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: q %s, k %s and v %s must all be 4-D "
-                            "[B, H, T, D]",
-                            name, sq, sk, sv);
+    char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
+    int status = check_ndims(ctx, name, q, k, v, 4, "[B, H, T, D]", sq, sk, sv);
+    if (status != TLM_OK)
+        return status;
     if (k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
         v->shape[0] != q->shape[0] || v->shape[1] != q->shape[1])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
@@ -288,15 +302,11 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                                const tlm_tensor *q, const tlm_tensor *k,
                                const tlm_tensor *v, const tlm_tensor *mask,
                                int32_t n_heads) {
-    char sq[64], sk[64], sv[64];
-    tlmi_shape_string(q, sq, sizeof sq);
-    tlmi_shape_string(k, sk, sizeof sk);
-    tlmi_shape_string(v, sv, sizeof sv);
-    if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3)
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: q %s, k %s and v %s must all be 3-D "
-                            "[B, T, heads x D]",
-                            name, sq, sk, sv);
+    char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
+    int status = check_ndims(ctx, name, q, k, v, 3, "[B, T, heads x D]", sq, sk,
+                             sv);
+    if (status != TLM_OK)
+        return status;
     if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: q %s, k %s and v %s must have the same B "
