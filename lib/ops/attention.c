@@ -99,6 +99,7 @@ typedef struct attention_run {
     size_t stride;
     float *dq, *dk, *dv; /* backward: the gradients to give, or NULL */
     int accumulate;      /* backward: add into them (else write them) */
+    int backward;        /* the backward kernel, else the forward one */
 } attention_run;
 
 /* Sets run->shape, ->kernels, ->workspace and ->stride: the context's
@@ -109,6 +110,7 @@ static void run_begin(attention_run *run, int backward) {
     run->kernels = ctx->kernels;
     run->workspace = ctx->workspace;
     run->stride = slice_bytes(ctx->kernels, &run->shape.head, backward);
+    run->backward = backward;
 }
 
 /* Where head `head` (b * H + h) starts in each operand, in floats. */
@@ -129,8 +131,9 @@ static head_offsets offsets_of(const attention_shape *sh, int64_t head) {
                           b * d->tq * d->ld_out + h * d->v_dim};
 }
 
-static void forward_heads(void *arg, int64_t begin, int64_t end,
-                          int thread) {
+/* The forward or backward kernel over heads begin..end-1, in thread
+ * `thread`'s slice of the workspace. */
+static void run_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const attention_run *run = arg;
     const tlm_tensor *out = run->out;
     const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
@@ -140,13 +143,23 @@ static void forward_heads(void *arg, int64_t begin, int64_t end,
     for (int64_t head = begin; head < end; head++) {
         const int64_t b = head / run->shape.heads;
         const head_offsets at = offsets_of(&run->shape, head);
-        run->kernels->attention_forward(
-            (float *)out->data + at.out,
-            saved->lse != NULL ? saved->lse + head * d->tq : NULL,
-            (const float *)q->data + at.q, (const float *)k->data + at.k,
-            (const float *)v->data + at.v,
-            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
-            workspace);
+        const unsigned char *visible =
+            saved->visible != NULL ? saved->visible + b * d->tk : NULL;
+        if (!run->backward)
+            run->kernels->attention_forward(
+                (float *)out->data + at.out,
+                saved->lse != NULL ? saved->lse + head * d->tq : NULL,
+                (const float *)q->data + at.q, (const float *)k->data + at.k,
+                (const float *)v->data + at.v, visible, d, workspace);
+        else
+            run->kernels->attention_backward(
+                run->dq != NULL ? run->dq + at.q : NULL,
+                run->dk != NULL ? run->dk + at.k : NULL,
+                run->dv != NULL ? run->dv + at.v : NULL, out->grad + at.out,
+                (const float *)q->data + at.q, (const float *)k->data + at.k,
+                (const float *)v->data + at.v,
+                (const float *)out->data + at.out, saved->lse + head * d->tq,
+                visible, d, run->accumulate, workspace);
     }
 }
 
@@ -163,31 +176,8 @@ static int attention_forward(tlm_tensor *out) {
     attention_run run = {.out = out};
     run_begin(&run, 0);
     tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
-                      forward_heads, &run);
+                      run_heads, &run);
     return TLM_OK;
-}
-
-static void backward_heads(void *arg, int64_t begin, int64_t end,
-                           int thread) {
-    const attention_run *run = arg;
-    const tlm_tensor *out = run->out;
-    tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
-    const attention_saved *saved = out->saved;
-    const tlmi_attention_dims *d = &run->shape.head;
-    void *workspace = run->workspace + (size_t)thread * run->stride;
-    for (int64_t head = begin; head < end; head++) {
-        const int64_t b = head / run->shape.heads;
-        const head_offsets at = offsets_of(&run->shape, head);
-        run->kernels->attention_backward(
-            run->dq != NULL ? run->dq + at.q : NULL,
-            run->dk != NULL ? run->dk + at.k : NULL,
-            run->dv != NULL ? run->dv + at.v : NULL, out->grad + at.out,
-            (const float *)q->data + at.q, (const float *)k->data + at.k,
-            (const float *)v->data + at.v,
-            (const float *)out->data + at.out, saved->lse + head * d->tq,
-            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
-            run->accumulate, workspace);
-    }
 }
 
 /* The kernels write the three gradients (a first share of each, every
@@ -220,7 +210,7 @@ static void attention_backward(tlm_tensor *out) {
                          .dv = grads[2], .accumulate = accumulate};
     run_begin(&run, 1);
     tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
-                      backward_heads, &run);
+                      run_heads, &run);
 }
 
 static const tlmi_op attention_op = {"tlm_attention", attention_forward,
