@@ -269,9 +269,7 @@ static int check_shapes(tlm_context *ctx, const char *name,
                         const tlm_tensor *q, const tlm_tensor *k,
                         const tlm_tensor *v, const tlm_tensor *mask) {
     char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
-    int status = check_ndims(ctx, name, q, k, v, 4, "[B, H, T, D]", sq, sk, sv);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_ndims(ctx, name, q, k, v, 4, "[B, H, T, D]", sq, sk, sv));
     if (k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
         v->shape[0] != q->shape[0] || v->shape[1] != q->shape[1])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
@@ -293,10 +291,8 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                                const tlm_tensor *v, const tlm_tensor *mask,
                                int32_t n_heads) {
     char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
-    int status = check_ndims(ctx, name, q, k, v, 3, "[B, T, heads x D]", sq, sk,
-                             sv);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_ndims(ctx, name, q, k, v, 3, "[B, T, heads x D]", sq, sk,
+                         sv));
     if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: q %s, k %s and v %s must have the same B "
