@@ -3,7 +3,8 @@
  * SwiGLU gate silu(gate) * up. The result has the input's shape; backward
  * recomputes what it needs from the inputs, so nothing is saved.
  *
- * gelu: iparam[0] = the tlm_gelu_form.
+ * relu, gelu, silu: iparam[0] = the act_kind of the forward kernel (for
+ * gelu, chosen by its tlm_gelu_form).
  *
  * The kernels are the context's (kernels/pointwise.h; the exact GELU
  * is the scalar reference everywhere), run over element ranges split
@@ -16,20 +17,18 @@
 #include "kernels/scalar/activation.h"
 #include "parallel.h"
 
-/* Creates the result of a one-input activation shaped like `a`; `form` is
- * kept in iparam[0] (0 for the ops that have no form), and the act_kind of
- * its forward kernel in iparam[1] (the backward one is the next kind). */
+/* Creates the result of a one-input activation shaped like `a`; the
+ * act_kind of its forward kernel is kept in iparam[0] (the backward one is
+ * the next kind). */
 static int unary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
-                 int64_t form, int64_t forward_kind) {
+                 int64_t forward_kind) {
     tlm_context *ctx = NULL;
     TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     tlm_tensor *result = NULL;
     int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
                                    a->shape, &a, 1);
-    if (status == TLM_OK) {
-        result->iparam[0] = form;
-        result->iparam[1] = forward_kind;
-    }
+    if (status == TLM_OK)
+        result->iparam[0] = forward_kind;
     return tlmi_result_finish(out, result, status);
 }
 
@@ -112,19 +111,19 @@ static void act_run(tlm_tensor *out, int kind, float *result) {
 
 /* relu, gelu and silu: the kernel pair their result names */
 static int unary_forward(tlm_tensor *out) {
-    act_run(out, (int)out->iparam[1], out->data);
+    act_run(out, (int)out->iparam[0], out->data);
     return TLM_OK;
 }
 
 static void unary_backward(tlm_tensor *out) {
-    act_run(out, (int)out->iparam[1] + 1, NULL);
+    act_run(out, (int)out->iparam[0] + 1, NULL);
 }
 
 /* relu */
 static const tlmi_op relu_op = {"tlm_relu", unary_forward, unary_backward};
 
 TLM_API int tlm_relu(tlm_tensor **out, tlm_tensor *a) {
-    return unary(out, &relu_op, a, 0, RELU_FORWARD);
+    return unary(out, &relu_op, a, RELU_FORWARD);
 }
 
 /* gelu */
@@ -146,7 +145,7 @@ TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
                             (int)form, (int)TLM_GELU_TANH,
                             (int)TLM_GELU_EXACT);
     }
-    return unary(out, &gelu_op, a, form,
+    return unary(out, &gelu_op, a,
                  form == TLM_GELU_EXACT ? GELU_EXACT_FORWARD : GELU_TANH_FORWARD);
 }
 
@@ -154,7 +153,7 @@ TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
 static const tlmi_op silu_op = {"tlm_silu", unary_forward, unary_backward};
 
 TLM_API int tlm_silu(tlm_tensor **out, tlm_tensor *a) {
-    return unary(out, &silu_op, a, 0, SILU_FORWARD);
+    return unary(out, &silu_op, a, SILU_FORWARD);
 }
 
 /* swiglu: src[0] = gate, src[1] = up */
