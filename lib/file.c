@@ -85,9 +85,7 @@ int tlmi_file_read_all(tlmi_host *host, const char *path, size_t max_size,
     *size = 0;
     int fd = -1;
     struct stat info;
-    int status = open_regular(host, path, "reading", &fd, &info);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(open_regular(host, path, "reading", &fd, &info));
     size_t expected = (size_t)info.st_size;
     if (expected > max_size) {
         close(fd);
@@ -107,6 +105,7 @@ int tlmi_file_read_all(tlmi_host *host, const char *path, size_t max_size,
      * that changes size while being read is an error, not a silent cut. */
     size_t done = 0;
     char reason[128];
+    int status = TLM_OK;
     for (;;) {
         size_t want = expected - done;
         unsigned char extra;
@@ -163,9 +162,7 @@ int tlmi_file_map_readonly(tlmi_host *host, const char *path,
     memset(mapping, 0, sizeof *mapping);
     int fd = -1;
     struct stat info;
-    int status = open_regular(host, path, "mapping", &fd, &info);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(open_regular(host, path, "mapping", &fd, &info));
     size_t size = (size_t)info.st_size;
     if (size == 0) {
         close(fd);

@@ -121,16 +121,14 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     if (n_generated != NULL)
         *n_generated = 0;
     tlm_model_config config;
-    int status = check_pair(session, tokenizer, what, &config);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_pair(session, tokenizer, what, &config));
     tlmi_host *host = tlmi_session_host(session);
     TLMI_CHECK_NOT_NULL(host, what, sampler);
     TLMI_CHECK(host, prompt != NULL || length == 0, TLM_E_INVALID,
                "%s: prompt is NULL", what);
     tlm_generate_params params;
     tlm_generate_params_init(&params);
-    status = tlmi_params_merge(host, "tlm_generate: params", &params, sizeof params,
+    int status = tlmi_params_merge(host, "tlm_generate: params", &params, sizeof params,
                                given);
     if (status != TLM_OK)
         return status;
@@ -282,9 +280,7 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
                            int64_t *n_scored) {
     const char *what = "tlm_score_text";
     tlm_model_config config;
-    int status = check_pair(session, tokenizer, what, &config);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_pair(session, tokenizer, what, &config));
     tlmi_host *host = tlmi_session_host(session);
     TLMI_CHECK_NOT_NULL(host, what, logprob);
     TLMI_CHECK_NOT_NULL(host, what, n_scored);
@@ -294,7 +290,7 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     *n_scored = 0;
     int32_t *ids = NULL;
     size_t n = 0, capacity = 0;
-    status = encode(host, what, tokenizer, text, length, &ids, &n, &capacity);
+    int status = encode(host, what, tokenizer, text, length, &ids, &n, &capacity);
     if (status != TLM_OK)
         return status;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
@@ -326,9 +322,7 @@ TLM_API int tlm_score_continuation(tlm_session *session,
                                    double *logprob) {
     const char *what = "tlm_score_continuation";
     tlm_model_config config;
-    int status = check_pair(session, tokenizer, what, &config);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_pair(session, tokenizer, what, &config));
     tlmi_host *host = tlmi_session_host(session);
     if ((prompt == NULL && prompt_length > 0) ||
         (continuation == NULL && continuation_length > 0) || logprob == NULL)
@@ -343,7 +337,7 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     double sum = 0;
     int64_t scored = 0;
-    status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
+    int status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
     if (status != TLM_OK)
         goto cleanup;
     status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);

@@ -7,6 +7,10 @@
  * allocate that many bytes, and run it again with the block to get the
  * pointers. Sizes are checked for overflow; after an overflow every later
  * step is a no-op and tlmi_layout_size() reports SIZE_MAX.
+ *
+ * A kernel that keeps offsets rather than pointers (the attention
+ * templates, whose workspace is the caller's) measures with base NULL and
+ * reads each buffer's place with tlmi_layout_offset().
  */
 #ifndef TLM_LIB_LAYOUT_H
 #define TLM_LIB_LAYOUT_H
@@ -18,7 +22,7 @@
 
 typedef struct tlmi_layout {
     unsigned char *base; /* the block, or NULL while measuring */
-    size_t size;         /* bytes laid out so far, a multiple of 64 */
+    size_t end;          /* where the last buffer ends, in bytes */
     int overflow;
 } tlmi_layout;
 
@@ -32,7 +36,16 @@ size_t tlmi_layout_mul(tlmi_layout *layout, size_t a, size_t b);
  * block, or NULL while measuring, after an overflow, or when count is 0. */
 void *tlmi_layout_take(tlmi_layout *layout, size_t count, size_t element_size);
 
+/* The next `count` elements of `element_size` bytes: their offset from
+ * the base, a multiple of 64 (0 after an overflow; when count is 0, where
+ * the next buffer would start, and nothing is taken). */
+size_t tlmi_layout_offset(tlmi_layout *layout, size_t count, size_t element_size);
+
 /* Total bytes (a multiple of 64), or SIZE_MAX after an overflow. */
 size_t tlmi_layout_size(const tlmi_layout *layout);
+
+/* Bytes up to the end of the last buffer (the total without the last
+ * buffer's padding), or SIZE_MAX after an overflow. */
+size_t tlmi_layout_end(const tlmi_layout *layout);
 
 #endif

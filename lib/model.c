@@ -170,9 +170,12 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
                                                     ndim, shape, data);
         if (b->status != TLM_OK)
             return NULL;
-    } else if (b->source != NULL) {
+    } else {
+        /* A trainable parameter: the source's values copied, or drawn. */
         const void *data = NULL;
-        b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        if (b->source != NULL)
+            b->status = b->source->lookup(b->source->user, name, ndim, shape,
+                                          &data);
         if (b->status == TLM_OK)
             b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
         if (b->status == TLM_OK)
@@ -181,18 +184,12 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
             tlm_tensor_free(t);
             return NULL;
         }
-        memcpy(t->data, data, (size_t)t->numel * sizeof(float));
-    } else {
-        b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
-        if (b->status == TLM_OK)
-            b->status = tlm_tensor_set_requires_grad(t, 1);
-        if (b->status != TLM_OK) {
-            tlm_tensor_free(t);
-            return NULL;
-        }
         float *values = tlm_tensor_data_f32(t);
-        for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
-            values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;
+        if (b->source != NULL)
+            memcpy(values, data, (size_t)t->numel * sizeof(float));
+        else
+            for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
+                values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;
     }
     tlmi_named_parameter *entry = &m->parameters[m->n_parameters++];
     snprintf(entry->name, sizeof entry->name, "%s", name);

@@ -18,8 +18,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "layout.h"
 #include "model.h"
-#include "overflow.h"
 #include "params.h"
 #include "sampler.h"
 #include "session.h"
@@ -142,48 +142,29 @@ static void finish(search *s, const int32_t *prefix, int32_t length, int32_t las
     s->has_best = 1;
 }
 
-/* Offsets of the arrays in the search's block (each 64-byte aligned). */
-typedef struct layout {
-    size_t pool, slot, next_slot, used, logits, logprobs, tokens, next_tokens;
-    size_t sums, next_sums, parent, child_token, candidates, best, total;
-} layout;
-
-/* Carves `count` elements of `elem` bytes, rounded up to 64 bytes, from
- * the end of a block of *total bytes; their offset. */
-static size_t place(size_t *total, size_t count, size_t elem, int *overflow) {
-    const size_t bytes = tlmi_mul_size(count, elem, overflow);
-    const size_t at = *total;
-    const size_t rounded = bytes + 63 < bytes ? 0 : (bytes + 63) & ~(size_t)63;
-    if (rounded < bytes || *total > SIZE_MAX - rounded) {
-        *overflow = 1;
-        return 0;
-    }
-    *total += rounded;
-    return at;
-}
-
-static int plan_layout(layout *lay, size_t w, size_t v, size_t l, size_t k) {
-    int overflow = 0;
-    size_t t = 0;
-    const size_t w_v = tlmi_mul_size(w, v, &overflow);
-    const size_t w_l = tlmi_mul_size(w, l, &overflow);
-    const size_t w_k = tlmi_mul_size(w, k, &overflow);
-    lay->pool = place(&t, w, sizeof(tlm_session *), &overflow);
-    lay->slot = place(&t, w, sizeof(int32_t), &overflow);
-    lay->next_slot = place(&t, w, sizeof(int32_t), &overflow);
-    lay->used = place(&t, w, 1, &overflow);
-    lay->logits = place(&t, w_v, sizeof(float), &overflow);
-    lay->logprobs = place(&t, v, sizeof(double), &overflow);
-    lay->tokens = place(&t, w_l, sizeof(int32_t), &overflow);
-    lay->next_tokens = place(&t, w_l, sizeof(int32_t), &overflow);
-    lay->sums = place(&t, w, sizeof(double), &overflow);
-    lay->next_sums = place(&t, w, sizeof(double), &overflow);
-    lay->parent = place(&t, w, sizeof(int32_t), &overflow);
-    lay->child_token = place(&t, w, sizeof(int32_t), &overflow);
-    lay->candidates = place(&t, w_k, sizeof(candidate), &overflow);
-    lay->best = place(&t, l, sizeof(int32_t), &overflow);
-    lay->total = t;
-    return overflow ? TLM_E_OVERFLOW : TLM_OK;
+/* Lays out the search's arrays from `layout` (all NULL while measuring). */
+static void search_layout(search *s, tlmi_layout *layout, size_t w, size_t v,
+                          size_t l, size_t k) {
+    const size_t w_v = tlmi_layout_mul(layout, w, v);
+    const size_t w_l = tlmi_layout_mul(layout, w, l);
+    const size_t w_k = tlmi_layout_mul(layout, w, k);
+#define TAKE(field, count) \
+    (s->field = tlmi_layout_take(layout, (count), sizeof *s->field))
+    TAKE(pool, w);
+    TAKE(slot, w);
+    TAKE(next_slot, w);
+    TAKE(used, w);
+    TAKE(logits, w_v);
+    TAKE(logprobs, v);
+    TAKE(tokens, w_l);
+    TAKE(next_tokens, w_l);
+    TAKE(sums, w);
+    TAKE(next_sums, w);
+    TAKE(parent, w);
+    TAKE(child_token, w);
+    TAKE(candidates, w_k);
+    TAKE(best, l);
+#undef TAKE
 }
 
 /* The search proper, once buffers and sessions are in place. */
@@ -378,37 +359,28 @@ TLM_API int tlm_beam_search(tlm_session *session, const int32_t *src_ids,
     const int32_t w = p.beam_width, v = c->vocab_size;
     const int32_t l = p.max_length ? p.max_length : c->max_context;
     const int32_t k = w + 1 < v ? w + 1 : v;
-    layout lay;
-    if (plan_layout(&lay, (size_t)w, (size_t)v, (size_t)l, (size_t)k) != TLM_OK)
-        return tlmi_fail(host, TLM_E_OVERFLOW, "%s: the search's buffers (width %d, "
-                         "vocabulary %d) overflow size_t", what, (int)w, (int)v);
-    unsigned char *block = tlmi_host_alloc(host, lay.total, 64);
-    if (block == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for the search's "
-                         "buffers (%zu bytes)", what, lay.total);
-    memset(block, 0, lay.total);
     search s;
     memset(&s, 0, sizeof s);
+    tlmi_layout layout;
+    tlmi_layout_init(&layout, NULL);
+    search_layout(&s, &layout, (size_t)w, (size_t)v, (size_t)l, (size_t)k);
+    const size_t total = tlmi_layout_size(&layout);
+    if (total == SIZE_MAX)
+        return tlmi_fail(host, TLM_E_OVERFLOW, "%s: the search's buffers (width %d, "
+                         "vocabulary %d) overflow size_t", what, (int)w, (int)v);
+    unsigned char *block = tlmi_host_alloc(host, total, 64);
+    if (block == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for the search's "
+                         "buffers (%zu bytes)", what, total);
+    memset(block, 0, total);
+    tlmi_layout_init(&layout, block);
+    search_layout(&s, &layout, (size_t)w, (size_t)v, (size_t)l, (size_t)k);
     s.host = host;
     s.width = w;
     s.vocab = v;
     s.max_length = l;
     s.eos_id = p.eos_id;
     s.alpha = (double)p.length_penalty;
-    s.pool = (tlm_session **)(void *)(block + lay.pool);
-    s.slot = (int32_t *)(void *)(block + lay.slot);
-    s.next_slot = (int32_t *)(void *)(block + lay.next_slot);
-    s.used = block + lay.used;
-    s.logits = (float *)(void *)(block + lay.logits);
-    s.logprobs = (double *)(void *)(block + lay.logprobs);
-    s.tokens = (int32_t *)(void *)(block + lay.tokens);
-    s.next_tokens = (int32_t *)(void *)(block + lay.next_tokens);
-    s.sums = (double *)(void *)(block + lay.sums);
-    s.next_sums = (double *)(void *)(block + lay.next_sums);
-    s.parent = (int32_t *)(void *)(block + lay.parent);
-    s.child_token = (int32_t *)(void *)(block + lay.child_token);
-    s.candidates = (candidate *)(void *)(block + lay.candidates);
-    s.best = (int32_t *)(void *)(block + lay.best);
 
     /* The sessions: the caller's, then the pool's or new ones. */
     const int own = w > 1 && p.sessions == NULL;
@@ -442,6 +414,6 @@ cleanup:
     if (own)
         for (int32_t i = 1; i < w; i++)
             tlm_session_free(s.pool[i]);
-    tlmi_host_free(host, block, lay.total);
+    tlmi_host_free(host, block, total);
     return status;
 }

@@ -621,15 +621,19 @@ static int gather_dropout(tlm_trainer *t, char **hex, size_t *hex_size) {
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs);
 
 /* Collective: every rank learns whether any rank failed. Returns `status`,
- * or the exchange's own failure; *others_failed is set when this rank
- * succeeded (and the exchange too) but another rank did not. */
+ * or the exchange's own failure, or, when this rank succeeded (and the
+ * exchange too) but another rank did not, `failed_status` with the message
+ * "<what>: <failure> '<path>'". */
 static int ranks_agree(tlm_trainer *t, const char *what, int status,
-                       int *others_failed) {
+                       int failed_status, const char *failure,
+                       const char *path) {
     double failed = status != TLM_OK;
     int agreed = tlmi_dist_sum_f64(t->comm, &t->host, what, &failed, 1);
     if (status == TLM_OK && agreed != TLM_OK)
         status = agreed;
-    *others_failed = status == TLM_OK && failed > 0;
+    if (status == TLM_OK && failed > 0)
+        status = tlmi_fail(&t->host, failed_status, "%s: %s '%s'", what,
+                           failure, path);
     return status;
 }
 
@@ -648,11 +652,8 @@ TLM_API int tlm_trainer_save(tlm_trainer *t, const char *path) {
         status = save_checkpoint(t, path, hex);
     if (hex != NULL)
         tlmi_host_free(&t->host, hex, hex_size);
-    int others_failed = 0;
-    status = ranks_agree(t, "tlm_trainer_save", status, &others_failed);
-    if (others_failed)
-        status = tlmi_fail(&t->host, TLM_E_IO, "tlm_trainer_save: rank 0 (or another "
-                           "rank) could not write '%s'", path);
+    status = ranks_agree(t, "tlm_trainer_save", status, TLM_E_IO,
+                         "rank 0 (or another rank) could not write", path);
     return status;
 }
 
@@ -814,12 +815,8 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
 cleanup:
     if (contents != NULL)
         tlmi_file_free_contents(&t->host, contents, size);
-    if (t->ranks > 1) { /* all ranks resume, or all report a failure */
-        int others_failed = 0;
-        status = ranks_agree(t, "tlm_trainer_resume", status, &others_failed);
-        if (others_failed)
-            status = tlmi_fail(&t->host, TLM_E_STATE, "tlm_trainer_resume: another "
-                               "rank could not resume from '%s'", path);
-    }
+    if (t->ranks > 1) /* all ranks resume, or all report a failure */
+        status = ranks_agree(t, "tlm_trainer_resume", status, TLM_E_STATE,
+                             "another rank could not resume from", path);
     return status;
 }

@@ -74,6 +74,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/simd.h"
+#include "layout.h"
 
 /* Short names for the vector layer's: the vector, its lanes. */
 typedef tlmi_vf VF;
@@ -124,26 +125,15 @@ typedef struct attn_layout {
     size_t floats; /* total; SIZE_MAX when it overflows */
 } attn_layout;
 
-/* Reserves a x b floats at *end (rounded up to 16 floats) as *offset;
- * clears *ok on overflow (and then does nothing more). */
-static void attn_take(size_t *offset, size_t *end, int64_t a, int64_t b,
-                      int *ok) {
-    if (!*ok)
-        return;
-    const size_t limit = SIZE_MAX / sizeof(float) / 2;
-    if (a < 0 || b < 0 || *end > limit ||
-        (b != 0 && (uint64_t)a > limit / (uint64_t)b)) {
-        *ok = 0;
-        return;
+/* Takes a x b floats from `layout` (measuring from offset 0); their
+ * offset in floats, each at a multiple of 16 floats (64 bytes). */
+static size_t attn_take(tlmi_layout *layout, int64_t a, int64_t b) {
+    if (a < 0 || b < 0) {
+        layout->overflow = 1;
+        return 0;
     }
-    const size_t count = (size_t)a * (size_t)b;
-    const size_t start = (*end + 15) / 16 * 16;
-    if (count > limit - start) {
-        *ok = 0;
-        return;
-    }
-    *offset = start;
-    *end = start + count;
+    const size_t count = tlmi_layout_mul(layout, (size_t)a, (size_t)b);
+    return tlmi_layout_offset(layout, count, sizeof(float)) / sizeof(float);
 }
 
 static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
@@ -157,27 +147,30 @@ static void attn_layout_make(attn_layout *L, int64_t tq, int64_t tk,
     L->tkp = (tk + NW - 1) / NW * NW;
     L->dp = (dim + W - 1) / W * W;
     L->dvp = (v_dim + W - 1) / W * W;
-    int ok = 1;
-    size_t end = 0;
-    attn_take(&L->kp, &end, L->tkp, dim, &ok);
-    attn_take(&L->bias, &end, L->tkp, 1, &ok);
+    tlmi_layout layout;
+    tlmi_layout_init(&layout, NULL);
+    L->kp = attn_take(&layout, L->tkp, dim);
+    L->bias = attn_take(&layout, L->tkp, 1);
     const int64_t rows = backward ? BQ : QB;
-    attn_take(&L->qb, &end, rows, L->dp, &ok);
-    attn_take(&L->s, &end, rows, backward ? KB : L->tkp, &ok);
+    L->qb = attn_take(&layout, rows, L->dp);
+    L->s = attn_take(&layout, rows, backward ? KB : L->tkp);
     if (!backward) {
-        attn_take(&L->vp, &end, L->tkp, L->dvp, &ok);
-        attn_take(&L->acc, &end, QB, L->dvp, &ok);
+        L->vp = attn_take(&layout, L->tkp, L->dvp);
+        L->acc = attn_take(&layout, QB, L->dvp);
     } else {
-        attn_take(&L->vt, &end, L->tkp, v_dim, &ok);
-        attn_take(&L->kr, &end, L->tkp, L->dp, &ok);
-        attn_take(&L->dk, &end, L->tkp, L->dp, &ok);
-        attn_take(&L->dv, &end, L->tkp, L->dvp, &ok);
-        attn_take(&L->dob, &end, BQ, L->dvp, &ok);
-        attn_take(&L->ds, &end, BQ, KB, &ok);
-        attn_take(&L->dq, &end, BQ, L->dp, &ok);
+        L->vt = attn_take(&layout, L->tkp, v_dim);
+        L->kr = attn_take(&layout, L->tkp, L->dp);
+        L->dk = attn_take(&layout, L->tkp, L->dp);
+        L->dv = attn_take(&layout, L->tkp, L->dvp);
+        L->dob = attn_take(&layout, BQ, L->dvp);
+        L->ds = attn_take(&layout, BQ, KB);
+        L->dq = attn_take(&layout, BQ, L->dp);
     }
-    if (ok)
-        L->floats = end;
+    /* The workspace ends with the last buffer, and stays within half of
+     * size_t's range. */
+    const size_t end = tlmi_layout_end(&layout);
+    if (end != SIZE_MAX && end / sizeof(float) <= SIZE_MAX / sizeof(float) / 2)
+        L->floats = end / sizeof(float);
 }
 
 size_t TLMI_ISA_NAME(tlmi_attention_workspace)(int64_t tq, int64_t tk,

@@ -3,7 +3,8 @@
  * SwiGLU gate silu(gate) * up. The result has the input's shape; backward
  * recomputes what it needs from the inputs, so nothing is saved.
  *
- * gelu: iparam[0] = the tlm_gelu_form.
+ * relu, gelu, silu: iparam[0] = the act_kind of the forward kernel (for
+ * gelu, chosen by its tlm_gelu_form).
  *
  * The kernels are the context's (kernels/pointwise.h; the exact GELU
  * is the scalar reference everywhere), run over element ranges split
@@ -16,17 +17,18 @@
 #include "kernels/scalar/activation.h"
 #include "parallel.h"
 
-/* Creates the result of a one-input activation shaped like `a`; `form` is
- * kept in iparam[0] (0 for the ops that have no form). */
+/* Creates the result of a one-input activation shaped like `a`; the
+ * act_kind of its forward kernel is kept in iparam[0] (the backward one is
+ * the next kind). */
 static int unary(tlm_tensor **out, const tlmi_op *op, tlm_tensor *a,
-                 int64_t form) {
+                 int64_t forward_kind) {
     tlm_context *ctx = NULL;
     TLMI_OP_PROLOGUE(out, op->name, &ctx, TLMI_OP_INPUT(a, TLM_DTYPE_F32));
     tlm_tensor *result = NULL;
     int status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32, a->ndim,
                                    a->shape, &a, 1);
     if (status == TLM_OK)
-        result->iparam[0] = form;
+        result->iparam[0] = forward_kind;
     return tlmi_result_finish(out, result, status);
 }
 
@@ -107,39 +109,25 @@ static void act_run(tlm_tensor *out, int kind, float *result) {
                       act_task, &job);
 }
 
-/* relu */
-static int relu_forward(tlm_tensor *out) {
-    act_run(out, RELU_FORWARD, out->data);
+/* relu, gelu and silu: the kernel pair their result names */
+static int unary_forward(tlm_tensor *out) {
+    act_run(out, (int)out->iparam[0], out->data);
     return TLM_OK;
 }
 
-static void relu_backward(tlm_tensor *out) {
-    act_run(out, RELU_BACKWARD, NULL);
+static void unary_backward(tlm_tensor *out) {
+    act_run(out, (int)out->iparam[0] + 1, NULL);
 }
 
-static const tlmi_op relu_op = {"tlm_relu", relu_forward, relu_backward};
+/* relu */
+static const tlmi_op relu_op = {"tlm_relu", unary_forward, unary_backward};
 
 TLM_API int tlm_relu(tlm_tensor **out, tlm_tensor *a) {
-    return unary(out, &relu_op, a, 0);
+    return unary(out, &relu_op, a, RELU_FORWARD);
 }
 
 /* gelu */
-static int gelu_forward(tlm_tensor *out) {
-    act_run(out,
-            out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_FORWARD
-                                             : GELU_TANH_FORWARD,
-            out->data);
-    return TLM_OK;
-}
-
-static void gelu_backward(tlm_tensor *out) {
-    act_run(out,
-            out->iparam[0] == TLM_GELU_EXACT ? GELU_EXACT_BACKWARD
-                                             : GELU_TANH_BACKWARD,
-            NULL);
-}
-
-static const tlmi_op gelu_op = {"tlm_gelu", gelu_forward, gelu_backward};
+static const tlmi_op gelu_op = {"tlm_gelu", unary_forward, unary_backward};
 
 TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_gelu", out);
@@ -157,23 +145,15 @@ TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
                             (int)form, (int)TLM_GELU_TANH,
                             (int)TLM_GELU_EXACT);
     }
-    return unary(out, &gelu_op, a, form);
+    return unary(out, &gelu_op, a,
+                 form == TLM_GELU_EXACT ? GELU_EXACT_FORWARD : GELU_TANH_FORWARD);
 }
 
 /* silu */
-static int silu_forward(tlm_tensor *out) {
-    act_run(out, SILU_FORWARD, out->data);
-    return TLM_OK;
-}
-
-static void silu_backward(tlm_tensor *out) {
-    act_run(out, SILU_BACKWARD, NULL);
-}
-
-static const tlmi_op silu_op = {"tlm_silu", silu_forward, silu_backward};
+static const tlmi_op silu_op = {"tlm_silu", unary_forward, unary_backward};
 
 TLM_API int tlm_silu(tlm_tensor **out, tlm_tensor *a) {
-    return unary(out, &silu_op, a, 0);
+    return unary(out, &silu_op, a, SILU_FORWARD);
 }
 
 /* swiglu: src[0] = gate, src[1] = up */

@@ -99,6 +99,7 @@ typedef struct attention_run {
     size_t stride;
     float *dq, *dk, *dv; /* backward: the gradients to give, or NULL */
     int accumulate;      /* backward: add into them (else write them) */
+    int backward;        /* the backward kernel, else the forward one */
 } attention_run;
 
 /* Sets run->shape, ->kernels, ->workspace and ->stride: the context's
@@ -109,6 +110,7 @@ static void run_begin(attention_run *run, int backward) {
     run->kernels = ctx->kernels;
     run->workspace = ctx->workspace;
     run->stride = slice_bytes(ctx->kernels, &run->shape.head, backward);
+    run->backward = backward;
 }
 
 /* Where head `head` (b * H + h) starts in each operand, in floats. */
@@ -129,8 +131,9 @@ static head_offsets offsets_of(const attention_shape *sh, int64_t head) {
                           b * d->tq * d->ld_out + h * d->v_dim};
 }
 
-static void forward_heads(void *arg, int64_t begin, int64_t end,
-                          int thread) {
+/* The forward or backward kernel over heads begin..end-1, in thread
+ * `thread`'s slice of the workspace. */
+static void run_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const attention_run *run = arg;
     const tlm_tensor *out = run->out;
     const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
@@ -140,13 +143,23 @@ static void forward_heads(void *arg, int64_t begin, int64_t end,
     for (int64_t head = begin; head < end; head++) {
         const int64_t b = head / run->shape.heads;
         const head_offsets at = offsets_of(&run->shape, head);
-        run->kernels->attention_forward(
-            (float *)out->data + at.out,
-            saved->lse != NULL ? saved->lse + head * d->tq : NULL,
-            (const float *)q->data + at.q, (const float *)k->data + at.k,
-            (const float *)v->data + at.v,
-            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
-            workspace);
+        const unsigned char *visible =
+            saved->visible != NULL ? saved->visible + b * d->tk : NULL;
+        if (!run->backward)
+            run->kernels->attention_forward(
+                (float *)out->data + at.out,
+                saved->lse != NULL ? saved->lse + head * d->tq : NULL,
+                (const float *)q->data + at.q, (const float *)k->data + at.k,
+                (const float *)v->data + at.v, visible, d, workspace);
+        else
+            run->kernels->attention_backward(
+                run->dq != NULL ? run->dq + at.q : NULL,
+                run->dk != NULL ? run->dk + at.k : NULL,
+                run->dv != NULL ? run->dv + at.v : NULL, out->grad + at.out,
+                (const float *)q->data + at.q, (const float *)k->data + at.k,
+                (const float *)v->data + at.v,
+                (const float *)out->data + at.out, saved->lse + head * d->tq,
+                visible, d, run->accumulate, workspace);
     }
 }
 
@@ -163,31 +176,8 @@ static int attention_forward(tlm_tensor *out) {
     attention_run run = {.out = out};
     run_begin(&run, 0);
     tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
-                      forward_heads, &run);
+                      run_heads, &run);
     return TLM_OK;
-}
-
-static void backward_heads(void *arg, int64_t begin, int64_t end,
-                           int thread) {
-    const attention_run *run = arg;
-    const tlm_tensor *out = run->out;
-    tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
-    const attention_saved *saved = out->saved;
-    const tlmi_attention_dims *d = &run->shape.head;
-    void *workspace = run->workspace + (size_t)thread * run->stride;
-    for (int64_t head = begin; head < end; head++) {
-        const int64_t b = head / run->shape.heads;
-        const head_offsets at = offsets_of(&run->shape, head);
-        run->kernels->attention_backward(
-            run->dq != NULL ? run->dq + at.q : NULL,
-            run->dk != NULL ? run->dk + at.k : NULL,
-            run->dv != NULL ? run->dv + at.v : NULL, out->grad + at.out,
-            (const float *)q->data + at.q, (const float *)k->data + at.k,
-            (const float *)v->data + at.v,
-            (const float *)out->data + at.out, saved->lse + head * d->tq,
-            saved->visible != NULL ? saved->visible + b * d->tk : NULL, d,
-            run->accumulate, workspace);
-    }
 }
 
 /* The kernels write the three gradients (a first share of each, every
@@ -220,13 +210,32 @@ static void attention_backward(tlm_tensor *out) {
                          .dv = grads[2], .accumulate = accumulate};
     run_begin(&run, 1);
     tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
-                      backward_heads, &run);
+                      run_heads, &run);
 }
 
 static const tlmi_op attention_op = {"tlm_attention", attention_forward,
                                      attention_backward};
 static const tlmi_op multi_head_op = {"tlm_multi_head_attention",
                                       attention_forward, attention_backward};
+
+/* Room for a shape as text (tlmi_shape_string). */
+#define SHAPE_TEXT 64
+
+/* Writes the shapes of q, k and v as text into sq, sk and sv (each
+ * SHAPE_TEXT chars) and checks that all three are `ndim`-D, the
+ * dimensions `layout` names. */
+static int check_ndims(tlm_context *ctx, const char *name, const tlm_tensor *q,
+                       const tlm_tensor *k, const tlm_tensor *v, int32_t ndim,
+                       const char *layout, char *sq, char *sk, char *sv) {
+    tlmi_shape_string(q, sq, SHAPE_TEXT);
+    tlmi_shape_string(k, sk, SHAPE_TEXT);
+    tlmi_shape_string(v, sv, SHAPE_TEXT);
+    if (q->ndim != ndim || k->ndim != ndim || v->ndim != ndim)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: q %s, k %s and v %s must all be %d-D %s",
+                            name, sq, sk, sv, (int)ndim, layout);
+    return TLM_OK;
+}
 
 /* The checks both layouts share: v has k's Tk keys (dimension `axis` of
  * both) and key_mask, when given, is [B, Tk]. sq, sk, sv: the shapes as
@@ -259,15 +268,8 @@ static int check_keys_and_mask(tlm_context *ctx, const char *name,
 static int check_shapes(tlm_context *ctx, const char *name,
                         const tlm_tensor *q, const tlm_tensor *k,
                         const tlm_tensor *v, const tlm_tensor *mask) {
-    char sq[64], sk[64], sv[64];
-    tlmi_shape_string(q, sq, sizeof sq);
-    tlmi_shape_string(k, sk, sizeof sk);
-    tlmi_shape_string(v, sv, sizeof sv);
-    if (q->ndim != 4 || k->ndim != 4 || v->ndim != 4)
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: q %s, k %s and v %s must all be 4-D "
-                            "[B, H, T, D]",
-                            name, sq, sk, sv);
+    char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
+    TLMI_TRY(check_ndims(ctx, name, q, k, v, 4, "[B, H, T, D]", sq, sk, sv));
     if (k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
         v->shape[0] != q->shape[0] || v->shape[1] != q->shape[1])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
@@ -288,15 +290,9 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                                const tlm_tensor *q, const tlm_tensor *k,
                                const tlm_tensor *v, const tlm_tensor *mask,
                                int32_t n_heads) {
-    char sq[64], sk[64], sv[64];
-    tlmi_shape_string(q, sq, sizeof sq);
-    tlmi_shape_string(k, sk, sizeof sk);
-    tlmi_shape_string(v, sv, sizeof sv);
-    if (q->ndim != 3 || k->ndim != 3 || v->ndim != 3)
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: q %s, k %s and v %s must all be 3-D "
-                            "[B, T, heads x D]",
-                            name, sq, sk, sv);
+    char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
+    TLMI_TRY(check_ndims(ctx, name, q, k, v, 3, "[B, T, heads x D]", sq, sk,
+                         sv));
     if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: q %s, k %s and v %s must have the same B "

@@ -135,43 +135,32 @@ static void ew_grad(tlm_context *ctx, tlm_tensor *t, const float *g,
               tlmi_grad_accumulator(t), g, other, factor, n, tn);
 }
 
-/* out = a + b */
-static int add_forward(tlm_tensor *out) {
-    ew_map(out->ctx, EW_ADD, out->data, out->src[0]->data, out->src[1]->data,
-           1.0f, 0.0f, out->numel, out->src[1]->numel);
+/* out = a + b, or a - b: the two ops share their functions, and the op
+ * says which */
+static const tlmi_op add_op, sub_op;
+
+static int add_sub_forward(tlm_tensor *out) {
+    ew_map(out->ctx, out->op == &sub_op ? EW_SUB : EW_ADD, out->data,
+           out->src[0]->data, out->src[1]->data, 1.0f, 0.0f, out->numel,
+           out->src[1]->numel);
     return TLM_OK;
 }
 
-static void add_backward(tlm_tensor *out) {
+static void add_sub_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0], *b = out->src[1];
     if (tlmi_wants_grad(a))
         ew_grad(out->ctx, a, out->grad, NULL, 1.0f, out->numel, out->numel, 0);
     if (tlmi_wants_grad(b))
-        ew_grad(out->ctx, b, out->grad, NULL, 1.0f, out->numel, b->numel, 0);
+        ew_grad(out->ctx, b, out->grad, NULL, out->op == &sub_op ? -1.0f : 1.0f,
+                out->numel, b->numel, 0);
 }
 
-static const tlmi_op add_op = {"tlm_add", add_forward, add_backward};
+static const tlmi_op add_op = {"tlm_add", add_sub_forward, add_sub_backward};
+static const tlmi_op sub_op = {"tlm_sub", add_sub_forward, add_sub_backward};
 
 TLM_API int tlm_add(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b) {
     return binary(out, &add_op, a, b);
 }
-
-/* out = a - b */
-static int sub_forward(tlm_tensor *out) {
-    ew_map(out->ctx, EW_SUB, out->data, out->src[0]->data, out->src[1]->data,
-           1.0f, 0.0f, out->numel, out->src[1]->numel);
-    return TLM_OK;
-}
-
-static void sub_backward(tlm_tensor *out) {
-    tlm_tensor *a = out->src[0], *b = out->src[1];
-    if (tlmi_wants_grad(a))
-        ew_grad(out->ctx, a, out->grad, NULL, 1.0f, out->numel, out->numel, 0);
-    if (tlmi_wants_grad(b))
-        ew_grad(out->ctx, b, out->grad, NULL, -1.0f, out->numel, b->numel, 0);
-}
-
-static const tlmi_op sub_op = {"tlm_sub", sub_forward, sub_backward};
 
 TLM_API int tlm_sub(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b) {
     return binary(out, &sub_op, a, b);

@@ -94,11 +94,9 @@ TLM_API int tlm_add_sinusoidal_positions(tlm_tensor **out, tlm_tensor *a,
                                          int64_t offset) {
     const char *name = sinusoidal_op.name;
     tlm_context *ctx = NULL;
-    int status = check_positions(out, name, a, offset, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_positions(out, name, a, offset, &ctx));
     tlm_tensor *result = NULL;
-    status = begin_positions(&result, ctx, &sinusoidal_op, a, offset);
+    int status = begin_positions(&result, ctx, &sinusoidal_op, a, offset);
     if (status == TLM_OK) {
         const int64_t t = result->iparam[2], d = result->iparam[3];
         float *pe = tlmi_result_alloc(result, (size_t)(t * d) * sizeof(float));
@@ -143,15 +141,13 @@ TLM_API int tlm_rope(tlm_tensor **out, tlm_tensor *a, int64_t offset,
                      float base) {
     const char *name = rope_op.name;
     tlm_context *ctx = NULL;
-    int status = check_positions(out, name, a, offset, &ctx);
-    if (status != TLM_OK)
-        return status;
+    TLMI_TRY(check_positions(out, name, a, offset, &ctx));
     if (!isfinite(base) || !(base > 0.0f))
         return tlmi_op_fail(ctx, TLM_E_INVALID,
                             "%s: base %g must be finite and > 0", name,
                             (double)base);
     tlm_tensor *result = NULL;
-    status = begin_positions(&result, ctx, &rope_op, a, offset);
+    int status = begin_positions(&result, ctx, &rope_op, a, offset);
     if (status == TLM_OK) {
         const int64_t t = result->iparam[2], d = result->iparam[3];
         result->fparam[0] = base;

@@ -171,17 +171,20 @@ TLM_API int tlm_transpose(tlm_tensor **out, tlm_tensor *a) {
 
 /* ---- split_heads / merge_heads ------------------------------------------ */
 
-static int split_heads_forward(tlm_tensor *out) {
+/* Both ops swap the two middle axes of a 4-D view of their input:
+ * iparam = {B, X, Y, D} for an input [B, X, Y, D] and a result
+ * [B, Y, X, D] (split_heads: X = T, Y = H; merge_heads: X = H, Y = T). */
+static int swap_heads_forward(tlm_tensor *out) {
     tlmi_split_heads_forward(out->data, out->src[0]->data, out->iparam[0],
                              out->iparam[1], out->iparam[2], out->iparam[3]);
     return TLM_OK;
 }
 
-static void split_heads_backward(tlm_tensor *out) {
+static void swap_heads_backward(tlm_tensor *out) {
     tlm_tensor *a = out->src[0];
     if (!tlmi_wants_grad(a))
         return;
-    /* A first contribution is dout merged, written. */
+    /* A first contribution is dout swapped back, written. */
     int accumulate;
     float *da = tlmi_grad_target(a, &accumulate);
     if (accumulate)
@@ -189,13 +192,13 @@ static void split_heads_backward(tlm_tensor *out) {
                                   out->iparam[1], out->iparam[2],
                                   out->iparam[3]);
     else
-        tlmi_merge_heads_forward(da, out->grad, out->iparam[0],
+        tlmi_split_heads_forward(da, out->grad, out->iparam[0],
                                  out->iparam[2], out->iparam[1],
                                  out->iparam[3]);
 }
 
-static const tlmi_op split_heads_op = {"tlm_split_heads", split_heads_forward,
-                                       split_heads_backward};
+static const tlmi_op split_heads_op = {"tlm_split_heads", swap_heads_forward,
+                                       swap_heads_backward};
 
 TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_heads) {
     const char *name = split_heads_op.name;
@@ -231,31 +234,8 @@ TLM_API int tlm_split_heads(tlm_tensor **out, tlm_tensor *a, int32_t n_heads) {
     return tlmi_result_finish(out, result, status);
 }
 
-static int merge_heads_forward(tlm_tensor *out) {
-    tlmi_merge_heads_forward(out->data, out->src[0]->data, out->iparam[0],
-                             out->iparam[1], out->iparam[2], out->iparam[3]);
-    return TLM_OK;
-}
-
-static void merge_heads_backward(tlm_tensor *out) {
-    tlm_tensor *a = out->src[0];
-    if (!tlmi_wants_grad(a))
-        return;
-    /* A first contribution is dout split, written. */
-    int accumulate;
-    float *da = tlmi_grad_target(a, &accumulate);
-    if (accumulate)
-        tlmi_merge_heads_backward(da, out->grad, out->iparam[0],
-                                  out->iparam[1], out->iparam[2],
-                                  out->iparam[3]);
-    else
-        tlmi_split_heads_forward(da, out->grad, out->iparam[0],
-                                 out->iparam[2], out->iparam[1],
-                                 out->iparam[3]);
-}
-
-static const tlmi_op merge_heads_op = {"tlm_merge_heads", merge_heads_forward,
-                                       merge_heads_backward};
+static const tlmi_op merge_heads_op = {"tlm_merge_heads", swap_heads_forward,
+                                       swap_heads_backward};
 
 TLM_API int tlm_merge_heads(tlm_tensor **out, tlm_tensor *a) {
     const char *name = merge_heads_op.name;

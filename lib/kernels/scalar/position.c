@@ -28,40 +28,45 @@ void tlmi_rope_table(float *cos_table, float *sin_table, int64_t offset,
     }
 }
 
-void tlmi_rope_forward(float *out, const float *a, const float *cos_table,
-                       const float *sin_table, int64_t rows, int64_t t,
-                       int64_t d) {
+/* y = x with each pair (x0, x1) of each [rows, t, d] row turned by the
+ * time's angle, sign = 1, or back by it, sign = -1 (y += that when
+ * accumulate). sin * -1 is exact, and x0 c - x1 (-s) is x0 c + x1 s, so
+ * both directions round as if written out. */
+static void rope_rotate(float *y_all, const float *x_all, const float *cos_table,
+                        const float *sin_table, int64_t rows, int64_t t,
+                        int64_t d, float sign, int accumulate) {
     const int64_t half = d / 2;
     for (int64_t row = 0; row < rows; row++) {
         for (int64_t time = 0; time < t; time++) {
-            const float *x = a + (row * t + time) * d;
-            float *y = out + (row * t + time) * d;
+            const float *x = x_all + (row * t + time) * d;
+            float *y = y_all + (row * t + time) * d;
             const float *c = cos_table + time * half;
             const float *s = sin_table + time * half;
             for (int64_t i = 0; i < half; i++) {
                 const float x0 = x[2 * i], x1 = x[2 * i + 1];
-                y[2 * i] = x0 * c[i] - x1 * s[i];
-                y[2 * i + 1] = x0 * s[i] + x1 * c[i];
+                const float si = sign * s[i];
+                const float y0 = x0 * c[i] - x1 * si;
+                const float y1 = x0 * si + x1 * c[i];
+                if (accumulate) {
+                    y[2 * i] += y0;
+                    y[2 * i + 1] += y1;
+                } else {
+                    y[2 * i] = y0;
+                    y[2 * i + 1] = y1;
+                }
             }
         }
     }
 }
 
+void tlmi_rope_forward(float *out, const float *a, const float *cos_table,
+                       const float *sin_table, int64_t rows, int64_t t,
+                       int64_t d) {
+    rope_rotate(out, a, cos_table, sin_table, rows, t, d, 1.0f, 0);
+}
+
 void tlmi_rope_backward(float *da, const float *dout, const float *cos_table,
                         const float *sin_table, int64_t rows, int64_t t,
                         int64_t d) {
-    const int64_t half = d / 2;
-    for (int64_t row = 0; row < rows; row++) {
-        for (int64_t time = 0; time < t; time++) {
-            const float *g = dout + (row * t + time) * d;
-            float *dx = da + (row * t + time) * d;
-            const float *c = cos_table + time * half;
-            const float *s = sin_table + time * half;
-            for (int64_t i = 0; i < half; i++) {
-                const float g0 = g[2 * i], g1 = g[2 * i + 1];
-                dx[2 * i] += g0 * c[i] + g1 * s[i];
-                dx[2 * i + 1] += g1 * c[i] - g0 * s[i];
-            }
-        }
-    }
+    rope_rotate(da, dout, cos_table, sin_table, rows, t, d, -1.0f, 1);
 }

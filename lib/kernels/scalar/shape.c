@@ -51,16 +51,6 @@ void tlmi_split_heads_backward(float *da, const float *dout, int64_t batch,
     swap_middle_axes(da, dout, batch, n_head, seq, head_dim, 1);
 }
 
-void tlmi_merge_heads_forward(float *out, const float *a, int64_t batch,
-                              int64_t n_head, int64_t seq, int64_t head_dim) {
-    swap_middle_axes(out, a, batch, n_head, seq, head_dim, 0);
-}
-
-void tlmi_merge_heads_backward(float *da, const float *dout, int64_t batch,
-                               int64_t n_head, int64_t seq, int64_t head_dim) {
-    swap_middle_axes(da, dout, batch, seq, n_head, head_dim, 1);
-}
-
 void tlmi_concat_forward(float *out, const float *a, int64_t rows,
                          int64_t total, int64_t start, int64_t width) {
     for (int64_t r = 0; r < rows; r++)

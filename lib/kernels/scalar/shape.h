@@ -27,19 +27,15 @@ void tlmi_transpose_forward(float *out, const float *a, int64_t batch,
 void tlmi_transpose_backward(float *da, const float *dout, int64_t batch,
                              int64_t rows, int64_t cols);
 
-/* out [B, H, T, D] from a [B, T, H*D]: head h takes columns h*D..h*D+D-1 */
+/* out [B, H, T, D] from a [B, T, H*D]: head h takes columns h*D..h*D+D-1.
+ * The two middle axes of a [B, X, Y, D] swapped, so merge_heads (a
+ * [B, H, T, D] to [B, T, H*D]) is the same call with seq = H, n_head = T. */
 void tlmi_split_heads_forward(float *out, const float *a, int64_t batch,
                               int64_t seq, int64_t n_head, int64_t head_dim);
-/* da [B, T, H*D] += dout [B, H, T, D] merged back */
+/* da [B, T, H*D] += dout [B, H, T, D] merged back (likewise for merge_heads
+ * with seq = H, n_head = T) */
 void tlmi_split_heads_backward(float *da, const float *dout, int64_t batch,
                                int64_t seq, int64_t n_head, int64_t head_dim);
-
-/* out [B, T, H*D] from a [B, H, T, D]: the inverse of split_heads */
-void tlmi_merge_heads_forward(float *out, const float *a, int64_t batch,
-                              int64_t n_head, int64_t seq, int64_t head_dim);
-/* da [B, H, T, D] += dout [B, T, H*D] split back */
-void tlmi_merge_heads_backward(float *da, const float *dout, int64_t batch,
-                               int64_t n_head, int64_t seq, int64_t head_dim);
 
 /* Places one input of a concat: out [rows, total] columns
  * start..start+width-1 = a [rows, width]. */
