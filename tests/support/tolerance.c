@@ -36,3 +36,7 @@ int64_t tlmt_first_non_finite_f32(const float *x, int64_t n) {
             return i;
     return -1;
 }
+
+int tlmt_close(double got, double want, double tol) {
+    return fabs(got - want) <= tol;
+}

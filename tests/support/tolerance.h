@@ -27,7 +27,10 @@ int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
  * equality need it: two runs that both give NaN agree bit for bit. */
 int64_t tlmt_first_non_finite_f32(const float *x, int64_t n);
 
-/* Fails the current cmocka test unless |got - want| <= tol, NaN failing.
+/* 1 when |got - want| <= tol, 0 otherwise: a NaN on either side is 0. */
+int tlmt_close(double got, double want, double tol);
+
+/* Fails the current cmocka test unless tlmt_close(got, want, tol).
  * (cmocka 1.1's assert_float_equal passes a NaN.) */
 #define tlmt_assert_close(got, want, tol)                                  \
     tlmt_assert_close_at((double)(got), (double)(want), (double)(tol), #got, \

@@ -12,7 +12,7 @@
 
 void tlmt_assert_close_at(double got, double want, double tol,
                           const char *what, const char *file, int line) {
-    if (fabs(got - want) <= tol)
+    if (tlmt_close(got, want, tol))
         return;
     print_error("%s = %.9g, expected %.9g within %.3g\n", what, got, want,
                 tol);
