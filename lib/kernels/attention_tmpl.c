@@ -72,9 +72,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "kernels/attention.h"
-#include "kernels/simd.h"
-#include "layout.h"
+#include "attention.h"
+#include "simd.h"
+#include "base/layout.h"
 
 /* Short names for the vector layer's: the vector, its lanes. */
 typedef tlmi_vf VF;

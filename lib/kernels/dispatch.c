@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdlib.h>
 
-#include "cpu.h"
-#include "error.h"
+#include "base/cpu.h"
+#include "base/error.h"
 #include "kernels/scalar/matmul.h"
 #include "tlm.h"
 

@@ -58,8 +58,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/gemm.h"
-#include "kernels/simd.h"
+#include "gemm.h"
+#include "simd.h"
 
 /* Short names for the including file's sizes (#undef'd at the end). */
 #define MR TLMI_GEMM_MR

@@ -33,7 +33,7 @@
 
 #include <stdint.h>
 
-/* The AdamW step's per-parameter coefficients (lib/optim.c), with
+/* The AdamW step's per-parameter coefficients (lib/train/optim.c), with
  * g = grad x grad_scale (clipping's factor, 1 without; the product is
  * rounded before anything else uses it, as if the gradient had been
  * scaled in place first):
@@ -49,7 +49,7 @@ typedef struct tlmi_adamw_coefficients {
     float grad_scale;
 } tlmi_adamw_coefficients;
 
-/* SGD with momentum (lib/optim.c), g = grad x grad_scale as for AdamW:
+/* SGD with momentum (lib/train/optim.c), g = grad x grad_scale as for AdamW:
  *   g += wd p;  buf = momentum buf + g (buf = g at the first step);
  *   g = nesterov ? g + momentum buf : buf;  p -= lr g */
 typedef struct tlmi_sgd_coefficients {
@@ -130,7 +130,7 @@ typedef struct tlmi_pointwise_kernels {
                                    const int32_t *targets, int64_t rows,
                                    int64_t v, int32_t ignore_index);
 
-    /* ---- optimizers (lib/optim.c): n elements */
+    /* ---- optimizers (lib/train/optim.c): n elements */
     void (*adamw_update)(float *p, const float *g, float *m, float *v,
                          int64_t n, const tlmi_adamw_coefficients *c);
     void (*sgd_update)(float *p, const float *g, float *buf, int64_t n,

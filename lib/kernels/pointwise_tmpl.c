@@ -21,8 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/pointwise.h"
-#include "kernels/simd.h"
+#include "pointwise.h"
+#include "simd.h"
 
 /* ---- loads and stores of k <= TLMI_VL lanes ---------------------------- */
 

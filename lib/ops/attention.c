@@ -22,10 +22,10 @@
 
 #include <string.h>
 
-#include "context.h"
+#include "autodiff/context.h"
+#include "base/threadpool.h"
 #include "kernels/dispatch.h"
 #include "kernels/scalar/attention.h"
-#include "pool.h"
 
 /* Buffers made at creation, so that neither pass allocates. The kernels'
  * scratch is the context's workspace, one slice per thread, made large
@@ -341,7 +341,7 @@ static int alloc_saved(tlm_tensor *result, const char *name,
     }
     const size_t slice =
         slice_bytes(result->ctx->kernels, &sh.head, backward);
-    const size_t threads = (size_t)tlmi_pool_threads(result->ctx->pool);
+    const size_t threads = (size_t)tlmi_threadpool_threads(result->ctx->pool);
     if (slice == SIZE_MAX || slice > SIZE_MAX / threads)
         return tlmi_op_fail(result->ctx, TLM_E_OVERFLOW,
                             "%s: the kernels' workspace for Tq %lld, Tk %lld, "

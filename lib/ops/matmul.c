@@ -16,8 +16,8 @@
  */
 #include "ops.h"
 
-#include "gemm_parallel.h"
 #include "kernels/dispatch.h"
+#include "kernels/gemm_parallel.h"
 #include "kernels/scalar/matmul.h"
 
 /* Workspace bytes the context's GEMM needs for the node's products: the
@@ -82,7 +82,7 @@ static void gemm_batch(tlm_context *ctx, int64_t batch, float *c,
                        int64_t m, int64_t n, int64_t k, int transpose_a,
                        int transpose_b, int accumulate) {
     const tlmi_kernels *kernels = ctx->kernels;
-    const int threads = tlmi_pool_threads(ctx->pool);
+    const int threads = tlmi_threadpool_threads(ctx->pool);
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
     const size_t slot = tlmi_gemm_parallel_workspace(need, 1);
@@ -229,7 +229,7 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
             tlmi_gemm_parallel_workspace(
                 matmul_workspace(ctx->kernels, rows, n, k, transpose_b,
                                  result->grad != NULL),
-                tlmi_pool_threads(ctx->pool)),
+                tlmi_threadpool_threads(ctx->pool)),
             name);
     }
     return tlmi_result_finish(out, result, status);

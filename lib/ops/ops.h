@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "context.h"
-#include "error.h"
-#include "tensor.h"
+#include "autodiff/context.h"
+#include "autodiff/tensor.h"
+#include "base/error.h"
 
 struct tlmi_op {
     const char *name; /* the public function, e.g. "tlm_add" */

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "context.h"
+#include "autodiff/context.h"
 #include "kernels/dispatch.h"
 
 /* Elements a task gets at least: below 2 x this, one thread does all

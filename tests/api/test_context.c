@@ -9,10 +9,10 @@
 
 #include <cmocka.h>
 
-#include "context.h"
+#include "autodiff/context.h"
+#include "base/error.h"
+#include "base/host.h"
 #include "counting_allocator.h"
-#include "error.h"
-#include "host.h"
 #include "tlm.h"
 
 static void defaults_work_without_params(void **state) {
@@ -120,7 +120,7 @@ typedef struct example_handle {
     tlmi_host host;
 } example_handle;
 
-/* The error idiom's tools (lib/error.h, lib/host.h) keep today's texts. */
+/* The error idiom's tools (lib/base/error.h, lib/base/host.h) keep today's texts. */
 static void error_idiom_helpers(void **state) {
     (void)state;
     tlm_context *ctx = NULL;

@@ -1,5 +1,5 @@
 /*
- * Suite "api": the growable-array helper of lib/grow.h: the doubling
+ * Suite "api": the growable-array helper of lib/base/grow.h: the doubling
  * policy, copying on growth, overflow and allocation failure leaving the
  * array as it was, and every block returned to the allocator.
  */
@@ -11,8 +11,8 @@
 
 #include <cmocka.h>
 
+#include "base/grow.h"
 #include "counting_allocator.h"
-#include "grow.h"
 #include "tlm.h"
 
 static void counting_host(tlmi_host *host, counting_allocator *counter) {

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "optim.h"
 #include "tlm.h"
+#include "train/optim.h"
 
 enum { PARAMS = 3, MAX_ELEMENTS = 64 };
 

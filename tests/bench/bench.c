@@ -37,10 +37,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gemm_parallel.h"
-#include "host.h"
+#include "base/host.h"
+#include "base/threadpool.h"
 #include "kernels/dispatch.h"
-#include "pool.h"
+#include "kernels/gemm_parallel.h"
 
 #if defined(TLM_BENCH_OPENBLAS)
 #include <cblas.h>
@@ -198,9 +198,9 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
     /* The pool for the threaded runs, and their speedups. */
     tlmi_host host;
     tlmi_host_init_default(&host);
-    tlmi_pool *pool = NULL;
-    if (threads > 1 && (tlmi_pool_create(&pool, &host, threads, "bench") != 0 ||
-                        tlmi_pool_start(pool, "bench") != 0)) {
+    tlmi_threadpool *pool = NULL;
+    if (threads > 1 && (tlmi_threadpool_create(&pool, &host, threads, "bench") != 0 ||
+                        tlmi_threadpool_start(pool, "bench") != 0)) {
         fprintf(stderr, "bench: %s\n", host.last_error);
         return 1;
     }
@@ -335,7 +335,7 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
                        exp(log_speedup_part[part] / sped_part[part]));
         printf("}\n");
     }
-    tlmi_pool_free(pool);
+    tlmi_threadpool_free(pool);
     if (counted == 0)
         return 0;
     printf("{\"bench\":\"gemm_geomean\",\"isa\":\"%s\",\"shapes\":%d,"

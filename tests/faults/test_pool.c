@@ -1,16 +1,16 @@
 /*
- * Suites "faults" and "threads": the compute thread pool (lib/pool.h) and
- * the matrix products split over it (lib/gemm_parallel.h).
+ * Suites "faults" and "threads": the compute thread pool (lib/base/threadpool.h) and
+ * the matrix products split over it (lib/kernels/gemm_parallel.h).
  *
  * - Every item of [0, n) is computed exactly once, by the range
- *   tlmi_pool_range says, each range at least `grain` items, for 1 to 4
+ *   tlmi_threadpool_range says, each range at least `grain` items, for 1 to 4
  *   threads and assorted n and grain.
  * - Thousands of back-to-back loops (workers still spinning) and loops
  *   after a pause (workers parked) give the right sums.
  * - Two pools driven by two threads at once do not disturb each other.
  * - A product split over 2 or 3 threads is bitwise the 1-thread product,
  *   for every ISA the machine runs, decode (M = 1) and training shapes.
- * - Allocation failures in tlmi_pool_create are reported without a leak.
+ * - Allocation failures in tlmi_threadpool_create are reported without a leak.
  * - TLM_THREADS sets the default thread count.
  *
  * scripts/test.sh runs this suite under ThreadSanitizer: the pool's
@@ -31,11 +31,11 @@
 
 #include <cmocka.h>
 
+#include "base/host.h"
+#include "base/threadpool.h"
 #include "counting_allocator.h"
-#include "gemm_parallel.h"
-#include "host.h"
 #include "kernels/dispatch.h"
-#include "pool.h"
+#include "kernels/gemm_parallel.h"
 #include "tlm.h"
 
 /* ---- Coverage of the split --------------------------------------------- */
@@ -64,10 +64,10 @@ static void split_covers_each_item_once(void **state) {
     tlmi_host host;
     tlmi_host_init_default(&host);
     for (int threads = 1; threads <= 4; threads++) {
-        tlmi_pool *pool = NULL;
-        assert_int_equal(tlmi_pool_create(&pool, &host, threads, "test"),
+        tlmi_threadpool *pool = NULL;
+        assert_int_equal(tlmi_threadpool_create(&pool, &host, threads, "test"),
                          TLM_OK);
-        assert_int_equal(tlmi_pool_threads(pool), threads);
+        assert_int_equal(tlmi_threadpool_threads(pool), threads);
         for (size_t in = 0; in < sizeof sizes / sizeof sizes[0]; in++)
             for (size_t ig = 0; ig < sizeof grains / sizeof grains[0]; ig++) {
                 const int64_t n = sizes[in], grain = grains[ig];
@@ -76,7 +76,7 @@ static void split_covers_each_item_once(void **state) {
                 tlmi_parallel_for(pool, n, grain, cover_task, c);
                 for (int64_t i = 0; i < n; i++)
                     assert_int_equal(c->visits[i], 1);
-                const int64_t parts = tlmi_pool_parts(pool, n, grain);
+                const int64_t parts = tlmi_threadpool_parts(pool, n, grain);
                 assert_true(parts <= threads);
                 assert_true(n == 0 ? parts == 0 : parts >= 1);
                 for (int64_t t = 0; t < 8; t++) {
@@ -85,7 +85,7 @@ static void split_covers_each_item_once(void **state) {
                         continue;
                     }
                     int64_t begin, end;
-                    tlmi_pool_range(n, parts, t, &begin, &end);
+                    tlmi_threadpool_range(n, parts, t, &begin, &end);
                     assert_int_equal(c->calls[t], 1);
                     assert_int_equal(c->begin[t], begin);
                     assert_int_equal(c->end[t], end);
@@ -94,7 +94,7 @@ static void split_covers_each_item_once(void **state) {
                 }
                 free(c);
             }
-        tlmi_pool_free(pool);
+        tlmi_threadpool_free(pool);
     }
 }
 
@@ -113,7 +113,7 @@ static void sum_task(void *arg, int64_t begin, int64_t end, int thread) {
     s->partial[thread] = total;
 }
 
-static int64_t parallel_sum(tlmi_pool *pool, const int32_t *values,
+static int64_t parallel_sum(tlmi_threadpool *pool, const int32_t *values,
                             int64_t n) {
     sums s = {{0, 0, 0, 0}, values};
     tlmi_parallel_for(pool, n, 1, sum_task, &s);
@@ -138,8 +138,8 @@ static void many_loops_and_pauses(void **state) {
     tlmi_host host;
     tlmi_host_init_default(&host);
     for (int threads = 2; threads <= 4; threads++) {
-        tlmi_pool *pool = NULL;
-        assert_int_equal(tlmi_pool_create(&pool, &host, threads, "test"),
+        tlmi_threadpool *pool = NULL;
+        assert_int_equal(tlmi_threadpool_create(&pool, &host, threads, "test"),
                          TLM_OK);
         /* Back to back: the workers find the next job while spinning. */
         for (int round = 0; round < 2000; round++) {
@@ -151,20 +151,20 @@ static void many_loops_and_pauses(void **state) {
             sleep_ms(3);
             assert_int_equal(parallel_sum(pool, values, N), prefix[N]);
         }
-        tlmi_pool_free(pool);
+        tlmi_threadpool_free(pool);
     }
     /* A pool that never splits a loop never starts a thread, and frees. */
-    tlmi_pool *idle = NULL;
-    assert_int_equal(tlmi_pool_create(&idle, &host, 4, "test"), TLM_OK);
+    tlmi_threadpool *idle = NULL;
+    assert_int_equal(tlmi_threadpool_create(&idle, &host, 4, "test"), TLM_OK);
     assert_int_equal(parallel_sum(idle, values, 1), prefix[1]);
-    tlmi_pool_free(idle);
+    tlmi_threadpool_free(idle);
     /* Started explicitly. */
-    assert_int_equal(tlmi_pool_create(&idle, &host, 3, "test"), TLM_OK);
-    assert_int_equal(tlmi_pool_start(idle, "test"), TLM_OK);
+    assert_int_equal(tlmi_threadpool_create(&idle, &host, 3, "test"), TLM_OK);
+    assert_int_equal(tlmi_threadpool_start(idle, "test"), TLM_OK);
     assert_int_equal(parallel_sum(idle, values, N), prefix[N]);
-    tlmi_pool_free(idle);
-    assert_int_equal(tlmi_pool_start(NULL, "test"), TLM_OK);
-    assert_int_equal(tlmi_pool_threads(NULL), 1);
+    tlmi_threadpool_free(idle);
+    assert_int_equal(tlmi_threadpool_start(NULL, "test"), TLM_OK);
+    assert_int_equal(tlmi_threadpool_threads(NULL), 1);
     /* A NULL pool runs the loop in the caller. */
     assert_int_equal(parallel_sum(NULL, values, N), prefix[N]);
 }
@@ -185,11 +185,11 @@ static void *owner_main(void *arg) {
         want += values[i] = (i % 13) - 6 + o->threads;
     tlmi_host host;
     tlmi_host_init_default(&host);
-    tlmi_pool *pool = NULL;
-    o->ok = tlmi_pool_create(&pool, &host, o->threads, "test") == TLM_OK;
+    tlmi_threadpool *pool = NULL;
+    o->ok = tlmi_threadpool_create(&pool, &host, o->threads, "test") == TLM_OK;
     for (int round = 0; o->ok && round < 500; round++)
         o->ok = parallel_sum(pool, values, N) == want;
-    tlmi_pool_free(pool);
+    tlmi_threadpool_free(pool);
     return NULL;
 }
 
@@ -228,9 +228,9 @@ static void threaded_gemm_is_bitwise_single(void **state) {
     };
     tlmi_host host;
     tlmi_host_init_default(&host);
-    tlmi_pool *pools[4] = {NULL, NULL, NULL, NULL};
+    tlmi_threadpool *pools[4] = {NULL, NULL, NULL, NULL};
     for (int t = 1; t <= 3; t++)
-        assert_int_equal(tlmi_pool_create(&pools[t], &host, t, "test"), TLM_OK);
+        assert_int_equal(tlmi_threadpool_create(&pools[t], &host, t, "test"), TLM_OK);
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
         const tlmi_kernels *kernels = tlmi_kernels_for(isa);
         if (kernels == NULL)
@@ -273,7 +273,7 @@ static void threaded_gemm_is_bitwise_single(void **state) {
             }
     }
     for (int t = 1; t <= 3; t++)
-        tlmi_pool_free(pools[t]);
+        tlmi_threadpool_free(pools[t]);
 }
 
 /* ---- Failures and settings ---------------------------------------------- */
@@ -288,8 +288,8 @@ static void allocation_failures_are_reported(void **state) {
         host.alloc_fn = counting_alloc;
         host.free_fn = counting_free;
         host.alloc_user = &counter;
-        tlmi_pool *pool = (tlmi_pool *)&counter; /* must be reset to NULL */
-        assert_int_equal(tlmi_pool_create(&pool, &host, 4, "test_pool"),
+        tlmi_threadpool *pool = (tlmi_threadpool *)&counter; /* must be reset to NULL */
+        assert_int_equal(tlmi_threadpool_create(&pool, &host, 4, "test_pool"),
                          TLM_E_NOMEM);
         assert_null(pool);
         assert_non_null(strstr(host.last_error, "test_pool: allocating"));

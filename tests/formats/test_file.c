@@ -1,4 +1,4 @@
-/* Files (lib/file.h): reading whole files and mapping them, with clear
+/* Files (lib/base/file.h): reading whole files and mapping them, with clear
  * errors; crash-safe writing that never damages the target and never
  * leaves temporary files behind, whether it succeeds, fails or is
  * aborted; and a commit removes the temporaries dead processes left for
@@ -24,11 +24,11 @@
 
 #include <cmocka.h>
 
+#include "base/file.h"
+#include "base/host.h"
 #include "counting_allocator.h"
-#include "tlm.h"
-#include "file.h"
-#include "host.h"
 #include "temp_dir.h"
+#include "tlm.h"
 
 typedef struct fixture {
     char dir[512];

@@ -1,4 +1,4 @@
-/* The JSON reader and writer (lib/json.h): valid documents of every kind,
+/* The JSON reader and writer (lib/io/json.h): valid documents of every kind,
  * malformed ones (each with its exact message and byte offset), every
  * truncation and many corruptions of a valid document, limits, allocation
  * failures, and writer -> reader round trips. */
@@ -16,9 +16,9 @@
 
 #include <cmocka.h>
 
+#include "base/host.h"
 #include "counting_allocator.h"
-#include "host.h"
-#include "json.h"
+#include "io/json.h"
 
 /* A host whose allocations are counted (and may fail). */
 static void counting_host(tlmi_host *host, counting_allocator *counter) {

@@ -1,4 +1,4 @@
-/* safetensors (lib/safetensors.h): the golden fixtures read as
+/* safetensors (lib/io/safetensors.h): the golden fixtures read as
  * tests/reference/README.md describes them; write -> read round trips bit
  * for bit; malformed files (truncated, corrupted, inconsistent headers)
  * refused with a specific status and message; allocation failures while
@@ -16,11 +16,11 @@
 
 #include <cmocka.h>
 
+#include "base/file.h"
+#include "base/host.h"
 #include "counting_allocator.h"
-#include "host.h"
-#include "json.h"
-#include "file.h"
-#include "safetensors.h"
+#include "io/json.h"
+#include "io/safetensors.h"
 #include "temp_dir.h"
 
 static const char *fixtures_dir = "tests/fixtures";

@@ -3,10 +3,10 @@
  * again by its key, counts consistent. */
 #include <string.h>
 
+#include "base/host.h"
+#include "base/utf8.h"
 #include "fuzz.h"
-#include "host.h"
-#include "json.h"
-#include "utf8.h"
+#include "io/json.h"
 
 static void walk(const tlmi_json_value *value, int depth) {
     fuzz_check(depth <= 1000, "json: depth within the limit");

@@ -5,10 +5,10 @@
  * that reads again to the same configuration. */
 #include <string.h>
 
-#include "context.h"
+#include "autodiff/context.h"
+#include "base/host.h"
 #include "fuzz.h"
-#include "host.h"
-#include "model_config.h"
+#include "model/model_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tlm_context *ctx = fuzz_context();

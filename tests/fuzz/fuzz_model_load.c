@@ -1,4 +1,4 @@
-/* Fuzz target: the .tlm loader (lib/model_file.c, lib/checkpoint.c),
+/* Fuzz target: the .tlm loader (lib/model/model_file.c, lib/io/container.c),
  * through the file: read into memory (memory_map 0) and mapped
  * (memory_map 1). A loaded model must be usable: a session decodes one
  * token. */

@@ -1,4 +1,4 @@
-/* Fuzz target: tlm_model_import_safetensors (lib/model_safetensors.c on
+/* Fuzz target: tlm_model_import_safetensors (lib/model/model_safetensors.c on
  * top of the safetensors reader), through a file. */
 #include "fuzz.h"
 

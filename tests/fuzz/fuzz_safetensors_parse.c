@@ -2,9 +2,9 @@
  * buffer; every tensor it accepts must lie inside the buffer. */
 #include <string.h>
 
+#include "base/host.h"
 #include "fuzz.h"
-#include "host.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tlmi_host host;

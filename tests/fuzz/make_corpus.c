@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "context.h"
-#include "model.h"
-#include "model_config.h"
+#include "autodiff/context.h"
+#include "model/model.h"
+#include "model/model_config.h"
 #include "tlm.h"
 
 static const char *root;

@@ -29,8 +29,8 @@
 
 #include <cmocka.h>
 
-#include "context.h"
-#include "safetensors.h"
+#include "autodiff/context.h"
+#include "io/safetensors.h"
 #include "tlm.h"
 #include "tolerance.h"
 

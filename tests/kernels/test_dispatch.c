@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "context.h"
-#include "cpu.h"
+#include "autodiff/context.h"
+#include "base/cpu.h"
 #include "kernels/dispatch.h"
 #include "tlm.h"
 

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "crc32.h"
+#include "base/crc32.h"
 #include "temp_dir.h"
 #include "tlm.h"
 

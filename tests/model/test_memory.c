@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "context.h"
+#include "autodiff/context.h"
 #include "counting_allocator.h"
 #include "tlm.h"
 

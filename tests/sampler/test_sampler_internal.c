@@ -13,7 +13,7 @@
 #include <cmocka.h>
 
 #include "counting_allocator.h"
-#include "sampler.h"
+#include "generate/sampler.h"
 #include "tlm.h"
 
 static tlm_context *counted_context(counting_allocator *counter) {

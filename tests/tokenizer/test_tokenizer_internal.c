@@ -15,10 +15,10 @@
 
 #include <cmocka.h>
 
-#include "crc32.h"
+#include "base/crc32.h"
+#include "text/tokenizer.h"
 #include "tlm.h"
 #include "tok_test_util.h"
-#include "tokenizer.h"
 
 /* The chunks of `text`, joined with '|'. */
 static void assert_chunks(const char *text, const char *expected) {

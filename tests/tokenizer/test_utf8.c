@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
+#include "base/utf8.h"
 #include "tok_test_util.h"
-#include "utf8.h"
 
 static size_t decode(const char *s, size_t n, uint32_t *code) {
     *code = 0xFFFFFFFFu;

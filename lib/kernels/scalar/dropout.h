@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 /* One uniform u per element, in order, from rng: keep[i] = u >= p;
  * out[i] = keep[i] ? a[i] * scale : 0, scale being 1 / (1 - p).

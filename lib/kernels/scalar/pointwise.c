@@ -8,11 +8,11 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "kernels/scalar/activation.h"
-#include "kernels/scalar/elementwise.h"
-#include "kernels/scalar/loss.h"
-#include "kernels/scalar/norm.h"
-#include "kernels/scalar/softmax.h"
+#include "activation.h"
+#include "elementwise.h"
+#include "loss.h"
+#include "norm.h"
+#include "softmax.h"
 
 static void exp_scalar(float *out, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++)

@@ -1,0 +1,227 @@
+#include "context.h"
+
+#include <string.h>
+
+#include "base/cpu.h"
+#include "base/error.h"
+#include "base/params.h"
+#include "tensor.h"
+
+/* Tensor structs come from the host in chunks of this many and are never
+ * returned before the context is freed: a handle that outlived its tensor
+ * then still points at context memory, where the cleared magic number
+ * tells it apart from a live tensor. */
+#define STRUCTS_PER_CHUNK 256
+
+struct tlmi_struct_chunk {
+    tlmi_struct_chunk *next;
+    tlm_tensor tensors[STRUCTS_PER_CHUNK];
+};
+
+tlm_tensor *tlmi_context_take_struct(tlm_context *ctx) {
+    if (ctx->free_structs == NULL) {
+        tlmi_struct_chunk *chunk =
+            tlmi_host_alloc(&ctx->host, sizeof *chunk, 64);
+        if (chunk == NULL)
+            return NULL;
+        memset(chunk, 0, sizeof *chunk);
+        chunk->next = ctx->structs;
+        ctx->structs = chunk;
+        for (int i = STRUCTS_PER_CHUNK - 1; i >= 0; i--) {
+            chunk->tensors[i].next = ctx->free_structs;
+            ctx->free_structs = &chunk->tensors[i];
+        }
+    }
+    tlm_tensor *tensor = ctx->free_structs;
+    ctx->free_structs = tensor->next;
+    memset(tensor, 0, sizeof *tensor);
+    return tensor;
+}
+
+void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor) {
+    memset(tensor, 0, sizeof *tensor); /* clears the magic number */
+    tensor->next = ctx->free_structs;
+    ctx->free_structs = tensor;
+}
+
+int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
+                                   const char *what) {
+    if (bytes <= ctx->workspace_bytes)
+        return TLM_OK;
+    void *fresh = tlmi_host_alloc(&ctx->host, bytes, 64);
+    if (fresh == NULL)
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM,
+                         "%s: allocating %zu bytes of kernel workspace failed",
+                         what, bytes);
+    tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
+    ctx->workspace = fresh;
+    ctx->workspace_bytes = bytes;
+    return TLM_OK;
+}
+
+/* Upper bound on n_threads: far above any machine, low enough that a
+ * mistyped value is caught rather than spawning thousands of threads. */
+#define TLMI_MAX_THREADS 1024
+
+TLM_API int tlm_context_params_init(tlm_context_params *params) {
+    TLMI_PARAMS_INIT("tlm_context_params_init", params);
+    params->log_level = TLM_LOG_WARN;
+    params->n_threads = 0;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_create(tlm_context **out,
+                               const tlm_context_params *given) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_create", out);
+    *out = NULL;
+
+    tlm_context_params params;
+    tlm_context_params_init(&params);
+    int status = tlmi_params_merge(NULL, "tlm_context_create: params",
+                                   &params, sizeof params, given);
+    if (status != TLM_OK)
+        return status;
+
+    if ((params.alloc_fn == NULL) != (params.free_fn == NULL))
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_create: params.alloc_fn and "
+                                "params.free_fn must both be set or both be "
+                                "NULL");
+    if (params.log_level < TLM_LOG_NONE || params.log_level > TLM_LOG_DEBUG)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_create: params.log_level %d is "
+                                "not a tlm_log_level (0..4)",
+                                (int)params.log_level);
+    if (params.n_threads < 0 || params.n_threads > TLMI_MAX_THREADS)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_context_create: params.n_threads %d is "
+                                "outside 0..%d (0 means one per core)",
+                                (int)params.n_threads, TLMI_MAX_THREADS);
+
+    tlmi_host host;
+    tlmi_host_init_default(&host);
+    if (params.alloc_fn != NULL) {
+        host.alloc_fn = params.alloc_fn;
+        host.free_fn = params.free_fn;
+        host.alloc_user = params.alloc_user;
+    }
+    host.log_fn = params.log_fn;
+    host.log_user = params.log_user;
+    host.log_level = params.log_level;
+
+    tlm_context *ctx = TLMI_HANDLE_ALLOC(&host, tlm_context);
+    if (ctx == NULL)
+        return tlmi_fail_thread(TLM_E_NOMEM,
+                                "tlm_context_create: allocating the context "
+                                "(%zu bytes) failed",
+                                sizeof *ctx);
+    tlmi_arena_init(&ctx->arena);
+    ctx->grad_enabled = 1;
+    ctx->training = 1;
+    tlmi_rng_seed(&ctx->rng, 0);
+    ctx->kernels = tlmi_kernels_choose();
+    ctx->n_threads = params.n_threads > 0 ? params.n_threads
+                                          : tlmi_default_thread_count();
+    status = tlmi_threadpool_create(&ctx->pool, &ctx->host, ctx->n_threads,
+                              "tlm_context_create");
+    if (status != TLM_OK) {
+        tlmi_host_free(&host, ctx, sizeof *ctx);
+        return tlmi_fail_thread(status, "tlm_context_create: allocating the "
+                                "thread pool failed");
+    }
+    tlmi_host_log(&ctx->host, TLM_LOG_DEBUG,
+                  "tlm_context_create: %d compute thread(s)", ctx->n_threads);
+    *out = ctx;
+    return TLM_OK;
+}
+
+TLM_API void tlm_context_free(tlm_context *ctx) {
+    if (ctx == NULL)
+        return;
+    while (ctx->leaves != NULL)
+        tlm_tensor_free(ctx->leaves);
+    tlmi_arena_release(&ctx->arena, &ctx->host);
+    tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
+    tlmi_threadpool_free(ctx->pool);
+    while (ctx->structs != NULL) {
+        tlmi_struct_chunk *chunk = ctx->structs;
+        ctx->structs = chunk->next;
+        tlmi_host_free(&ctx->host, chunk, sizeof *chunk);
+    }
+    tlmi_host host = ctx->host;
+    tlmi_host_free(&host, ctx, sizeof *ctx);
+}
+
+TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {
+    return TLMI_LAST_ERROR("tlm_context_last_error", ctx);
+}
+
+TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_thread_count", ctx);
+    return ctx->n_threads;
+}
+
+TLM_API int tlm_context_reset(tlm_context *ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_reset", ctx);
+    tlm_tensor *node = ctx->tape_first;
+    while (node != NULL) {
+        tlm_tensor *next = node->next;
+        tlmi_context_give_struct(ctx, node);
+        node = next;
+    }
+    ctx->tape_first = NULL;
+    ctx->tape_last = NULL;
+    ctx->generation++;
+    tlmi_arena_reset(&ctx->arena);
+    return TLM_OK;
+}
+
+void tlmi_context_zero_leaf_grads(tlm_context *ctx) {
+    for (tlm_tensor *leaf = ctx->leaves; leaf != NULL; leaf = leaf->next)
+        if (leaf->grad != NULL)
+            memset(leaf->grad, 0, (size_t)leaf->numel * sizeof(float));
+}
+
+TLM_API int tlm_context_zero_grad(tlm_context *ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_zero_grad", ctx);
+    tlmi_context_zero_leaf_grads(ctx);
+    for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next)
+        if (node->grad != NULL)
+            memset(node->grad, 0, (size_t)node->numel * sizeof(float));
+    return TLM_OK;
+}
+
+/* Checks the arguments of a setter of one of the context's 0/1 switches;
+ * `name` is the value's argument. */
+static int check_switch(tlm_context *ctx, const char *function,
+                        const char *name, int value) {
+    TLMI_CHECK_NOT_NULL(NULL, function, ctx);
+    TLMI_CHECK(&ctx->host, value == 0 || value == 1, TLM_E_INVALID,
+               "%s: %s %d is not 0 or 1", function, name, value);
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_grad_enabled(tlm_context *ctx, int32_t enabled) {
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_grad_enabled", "enabled",
+                          enabled));
+    ctx->grad_enabled = enabled;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training) {
+    TLMI_TRY(check_switch(ctx, "tlm_context_set_training", "training",
+                          training));
+    ctx->training = training;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_set_seed", ctx);
+    tlmi_rng_seed(&ctx->rng, seed);
+    return TLM_OK;
+}
+
+TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_arena_bytes", ctx);
+    return (int64_t)ctx->arena.total_bytes;
+}

@@ -1,0 +1,73 @@
+/*
+ * The context handle: the host services (allocator, logger, error text)
+ * every object created in it shares, the memory of its tensors (a pool of
+ * tensor structs and an arena for results) and the autodiff tape.
+ */
+#ifndef TLM_LIB_AUTODIFF_CONTEXT_H
+#define TLM_LIB_AUTODIFF_CONTEXT_H
+
+#include "base/arena.h"
+#include "base/host.h"
+#include "base/rng.h"
+#include "base/threadpool.h"
+#include "kernels/dispatch.h"
+#include "tlm.h"
+
+typedef struct tlmi_struct_chunk tlmi_struct_chunk;
+
+struct tlm_context {
+    tlmi_host host;
+    int n_threads; /* resolved: >= 1 */
+    tlmi_threadpool *pool; /* n_threads compute threads (the caller is one) */
+    /* The kernels of every op in this context, chosen once at creation
+     * (kernels/dispatch.h) and never changed: a workspace sized for them
+     * when a node is made fits them when it runs. */
+    const tlmi_kernels *kernels;
+
+    tlmi_arena arena;            /* results' data, gradients, saved buffers */
+    tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */
+    tlm_tensor *free_structs;    /* structs ready for reuse */
+
+    tlm_tensor *leaves;          /* live leaf tensors (doubly linked) */
+    tlm_tensor *tape_first;      /* results, in creation order */
+    tlm_tensor *tape_last;
+    uint32_t generation;         /* bumped by reset: older results are dead */
+    uint32_t backward_mark;      /* bumped by each backward pass */
+
+    int grad_enabled;
+    int training;
+    tlmi_rng rng;
+
+    /* Scratch memory of the kernels (GEMM packing buffers), shared by
+     * every node: grown when a node that needs more is created, never
+     * while forward or backward run, kept across resets. */
+    void *workspace;
+    size_t workspace_bytes;
+};
+
+/* A tensor struct from the pool (zeroed), or NULL when out of memory. */
+tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
+/* Returns a struct to the pool; its handle becomes invalid. */
+void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
+
+/* Re-runs the tape's nodes from `first` to `last` only (one graph among
+ * others on the tape). */
+int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
+                             tlm_tensor *last);
+
+/* Drops `first` and every node after it from the tape, and gives back the
+ * arena memory they took (the tape must end with the dropped graph). */
+void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first);
+
+/* Zeroes the gradients of the leaves only: enough before a backward pass,
+ * which clears the gradients of the results it visits itself (the
+ * trainer's steps skip zeroing the whole tape that way). */
+void tlmi_context_zero_leaf_grads(tlm_context *ctx);
+
+/* Makes ctx->workspace at least `bytes` long (contents not kept). On
+ * failure records "<what>: ..." and returns TLM_E_NOMEM; the old
+ * workspace stays. */
+int tlmi_context_reserve_workspace(tlm_context *ctx, size_t bytes,
+                                   const char *what);
+
+#endif

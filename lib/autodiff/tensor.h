@@ -1,0 +1,93 @@
+/*
+ * The tensor handle: shape, element type, values and gradient, and for a
+ * result, the node of the tape that computed it (its operation, inputs,
+ * parameters and what the forward pass saved for the backward pass).
+ */
+#ifndef TLM_LIB_AUTODIFF_TENSOR_H
+#define TLM_LIB_AUTODIFF_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/arena.h"
+#include "tlm.h"
+
+/* Most inputs one node can have (tlm_concat takes up to this many). */
+#define TLMI_MAX_SRC 16
+/* Integer and float parameters one node can keep. */
+#define TLMI_MAX_PARAMS 8
+
+#define TLMI_TENSOR_MAGIC 0x746c6d54u /* "tlmT" */
+
+typedef struct tlmi_op tlmi_op;
+
+struct tlm_tensor {
+    uint32_t magic;      /* TLMI_TENSOR_MAGIC while the handle is valid */
+    uint32_t generation; /* results: the context's generation at creation */
+    tlm_context *ctx;
+    int32_t dtype;
+    int32_t ndim;
+    int64_t shape[TLM_MAX_DIMS];
+    int64_t numel;
+    void *data;  /* numel elements; a view points into its base's data */
+    float *grad; /* numel floats, or NULL */
+    int32_t is_leaf;
+    int32_t requires_grad;
+    size_t data_bytes; /* leaves: size of `data` as allocated; 0 when the
+                          data is borrowed (not owned, not freed) */
+    int32_t read_only; /* borrowed read-only memory (a mapped file) */
+
+    /* Results only: the node that computed this tensor. */
+    const tlmi_op *op;
+    int32_t n_src;
+    tlm_tensor *src[TLMI_MAX_SRC];
+    int64_t iparam[TLMI_MAX_PARAMS];
+    float fparam[TLMI_MAX_PARAMS];
+    void *saved; /* filled by forward, read by backward (op-defined) */
+    int32_t recorded;     /* on the tape for backward */
+    tlmi_arena_mark begin_mark; /* arena before this result, for failures */
+    uint32_t needed_mark; /* backward: reachable from the loss */
+    int32_t grad_written; /* backward: `grad` holds a contribution of this
+                             pass (results' gradients are not cleared up
+                             front; see tlmi_grad_target in ops/ops.h) */
+
+    /* Results: tape order. Leaves: the context's leaf list. Free structs:
+     * the free list (next only). */
+    tlm_tensor *next;
+    tlm_tensor *prev;
+};
+
+/* Size in bytes of one element of `dtype`. */
+size_t tlmi_dtype_size(int32_t dtype);
+
+/* Fills what every tensor struct starts with: its magic, context, dtype
+ * and shape, and numel (already checked by tlmi_shape_numel). */
+void tlmi_tensor_init_header(tlm_tensor *tensor, tlm_context *ctx,
+                             int32_t dtype, int32_t ndim,
+                             const int64_t *shape, int64_t numel);
+
+/* Checks `tensor` is a live handle; on failure records "<what>: ..." on
+ * the tensor's context (when it can be trusted) or the thread. */
+int tlmi_tensor_check(const tlm_tensor *tensor, const char *what);
+
+/* Writes "[2, 3, 4]" into buf. */
+const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
+                              size_t size);
+
+/* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]",
+ * for messages that point at one element. */
+const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,
+                              size_t size);
+
+/* A leaf over `data` that it does not own and must not write: the
+ * parameters of a memory-mapped model. No gradient can be requested. */
+int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data);
+
+/* Element count of a shape, or a negative status with a message naming
+ * `what` when the shape is invalid or its byte size overflows. */
+int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,
+                     int32_t ndim, const int64_t *shape, int64_t *numel);
+
+#endif

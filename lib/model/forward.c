@@ -1,0 +1,248 @@
+/*
+ * The transformer's training forward pass, built from the public
+ * operations so that tlm_backward() differentiates it: the embedding and
+ * output projection here, the layers walked from layer.c with a backend of
+ * autodiff operations (docs/model.md is the specification).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "autodiff/context.h"
+#include "autodiff/tensor.h"
+#include "base/error.h"
+#include "base/params.h"
+#include "layer.h"
+#include "model.h"
+
+/* The training graph's layer backend (layer.h): each slot holds a tensor
+ * [B, T, width]; each primitive is one public operation, which records
+ * itself for tlm_backward(). */
+typedef struct graph_exec {
+    const tlm_model *model;
+    tlm_tensor *slots[TLMI_SLOT_COUNT];
+    tlm_tensor
+        *self_mask; /* key padding mask of self-attention [B, T], or NULL */
+    tlm_tensor *memory_mask; /* of cross-attention [B, S], or NULL */
+} graph_exec;
+
+static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
+                        tlm_tensor *bias) {
+    graph_exec *g = exec;
+    return tlm_matmul(&g->slots[out], g->slots[in], weight, bias,
+                      TLM_MATMUL_TRANSPOSE_B);
+}
+
+static int graph_layer_norm(void *exec, int out, int in,
+                            const tlmi_norm_params *p) {
+    graph_exec *g = exec;
+    return tlm_layer_norm(&g->slots[out], g->slots[in], p->weight, p->bias,
+                          g->model->config.norm_eps);
+}
+
+static int graph_rms_norm(void *exec, int out, int in,
+                          const tlmi_norm_params *p) {
+    graph_exec *g = exec;
+    return tlm_rms_norm(&g->slots[out], g->slots[in], p->weight,
+                        g->model->config.norm_eps);
+}
+
+static int graph_gelu(void *exec, int out, int in, int exact) {
+    graph_exec *g = exec;
+    return tlm_gelu(&g->slots[out], g->slots[in],
+                    exact ? TLM_GELU_EXACT : TLM_GELU_TANH);
+}
+
+static int graph_relu(void *exec, int out, int in) {
+    graph_exec *g = exec;
+    return tlm_relu(&g->slots[out], g->slots[in]);
+}
+
+static int graph_swiglu(void *exec, int out, int gate, int up) {
+    graph_exec *g = exec;
+    return tlm_swiglu(&g->slots[out], g->slots[gate], g->slots[up]);
+}
+
+static int graph_add(void *exec, int out, int a, int b) {
+    graph_exec *g = exec;
+    return tlm_add(&g->slots[out], g->slots[a], g->slots[b]);
+}
+
+static int graph_dropout(void *exec, int slot, float rate) {
+    graph_exec *g = exec;
+    return tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+}
+
+/* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, H*hd]. */
+static int graph_attend(void *exec, const tlmi_attention_site *site) {
+    graph_exec *g = exec;
+    const tlm_model_config *c = &g->model->config;
+    const int32_t flags = site->causal ? TLM_ATTENTION_CAUSAL : 0;
+    tlm_tensor *mask = site->cross ? g->memory_mask : g->self_mask;
+    tlm_tensor *q = g->slots[TLMI_SLOT_Q], *k = g->slots[TLMI_SLOT_K];
+    tlm_tensor *v = g->slots[TLMI_SLOT_V], *heads;
+    if (!site->rotary)
+        return tlm_multi_head_attention(&g->slots[TLMI_SLOT_MERGED], q, k, v,
+                                        mask, c->n_heads, flags);
+    /* Rotary positions rotate each head's own dimensions: split first. */
+    TLMI_TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
+    TLMI_TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
+    TLMI_TRY(tlm_split_heads(&v, v, c->n_heads));
+    TLMI_TRY(tlm_rope(&q, q, 0, c->rope_base));
+    TLMI_TRY(tlm_rope(&k, k, 0, c->rope_base));
+    TLMI_TRY(tlm_attention(&heads, q, k, v, mask, flags));
+    return tlm_merge_heads(&g->slots[TLMI_SLOT_MERGED],
+                           heads); /* [B, Tq, H*hd] */
+}
+
+static const tlmi_layer_backend graph_backend = {
+    .linear = graph_linear,
+    .layer_norm = graph_layer_norm,
+    .rms_norm = graph_rms_norm,
+    .gelu = graph_gelu,
+    .relu = graph_relu,
+    .swiglu = graph_swiglu,
+    .add = graph_add,
+    .dropout = graph_dropout,
+    .store_keys_values = NULL,
+    .attend = graph_attend,
+    .cross_keys_values_kept = 0,
+};
+
+static int dropout(tlm_tensor **x, float rate) {
+    if (rate <= 0.0f)
+        return TLM_OK;
+    return tlm_dropout(x, *x, rate);
+}
+
+/* Token embedding plus position encoding: ids [B, T] -> [B, T, D]. */
+static int embed(const tlm_model *m, tlm_tensor **out, tlm_tensor *ids) {
+    TLMI_TRY(tlm_embedding(out, m->token_embedding, ids));
+    const int64_t t = tlm_tensor_dim(ids, 1);
+    if (m->config.position == TLM_POSITION_LEARNED) {
+        tlm_tensor *positions; /* rows 0..T of the table: [T, D] */
+        TLMI_TRY(tlm_slice(&positions, m->position_embedding, 0, 0, t));
+        TLMI_TRY(tlm_add(out, *out, positions));
+    } else if (m->config.position == TLM_POSITION_SINUSOIDAL) {
+        TLMI_TRY(tlm_add_sinusoidal_positions(out, *out, 0));
+    }
+    return dropout(out, m->config.embedding_dropout);
+}
+
+/* A stack of layers over *x [B, T, D], then its final norm when pre-norm:
+ * memory (the encoder's output) given for cross-attention. */
+static int stack(const tlm_model *m, tlm_tensor **x,
+                 const tlmi_layer_params *layers, int32_t count,
+                 const tlmi_norm_params *final_norm, int causal,
+                 tlm_tensor *self_mask, tlm_tensor *memory,
+                 tlm_tensor *memory_mask) {
+    graph_exec g = {
+        .model = m, .self_mask = self_mask, .memory_mask = memory_mask};
+    g.slots[TLMI_SLOT_X] = *x;
+    g.slots[TLMI_SLOT_MEMORY] = memory;
+    const tlmi_layer_run run = {.backend = &graph_backend, .exec = &g,
+                                .config = &m->config, .causal = causal,
+                                .cross = memory != NULL};
+    TLMI_TRY(tlmi_layer_stack(&run, layers, count));
+    int result;
+    TLMI_TRY(tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result));
+    *x = g.slots[result];
+    return TLM_OK;
+}
+
+/* Checks one i32 [B, T] input of the batch. */
+static int check_ids(tlm_model *m, const char *field, tlm_tensor *t,
+                     int64_t batch, int64_t length) {
+    char what[96];
+    snprintf(what, sizeof what, "tlm_model_forward: batch->%s", field);
+    TLMI_TRY(tlmi_tensor_check(t, what));
+    char shape[64];
+    if (t->ctx != m->ctx)
+        return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
+                         "%s belongs to another context than the model", what);
+    if (t->dtype != TLM_DTYPE_I32 || t->ndim != 2 ||
+        (batch > 0 && t->shape[0] != batch) ||
+        (length > 0 && t->shape[1] != length))
+        return tlmi_fail(&m->ctx->host, TLM_E_SHAPE,
+                         "%s %s must be i32 [B, T]%s", what,
+                         tlmi_shape_string(t, shape, sizeof shape),
+                         batch > 0 ? " matching batch->ids" : "");
+    if (t->shape[1] > m->config.max_context)
+        return tlmi_fail(&m->ctx->host, TLM_E_RANGE,
+                         "%s has length %lld, above max_context %d", what,
+                         (long long)t->shape[1], (int)m->config.max_context);
+    return TLM_OK;
+}
+
+TLM_API int tlm_batch_init(tlm_batch *batch) {
+    TLMI_PARAMS_INIT("tlm_batch_init", batch);
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
+                              tlm_tensor **logits, tlm_tensor **loss) {
+    if (logits != NULL)
+        *logits = NULL;
+    if (loss != NULL)
+        *loss = NULL;
+    if (m == NULL || given == NULL || logits == NULL)
+        return tlmi_fail_thread(TLM_E_INVALID, "tlm_model_forward: %s is NULL",
+                                m == NULL       ? "model"
+                                : given == NULL ? "batch"
+                                                : "logits");
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    TLMI_TRY(tlmi_params_merge(&m->ctx->host, "tlm_model_forward: batch",
+                               &batch, sizeof batch, given));
+    const tlm_model_config *c = &m->config;
+    const int has_encoder = c->n_encoder_layers > 0;
+    const int has_decoder = c->n_decoder_layers > 0;
+    TLMI_TRY(check_ids(m, "ids", batch.ids, 0, 0));
+    const int64_t b = batch.ids->shape[0], t = batch.ids->shape[1];
+    if (batch.targets != NULL)
+        TLMI_TRY(check_ids(m, "targets", batch.targets, b, t));
+    if (batch.mask != NULL) {
+        if (has_decoder)
+            return tlmi_fail(
+                &m->ctx->host, TLM_E_INVALID,
+                "tlm_model_forward: batch->mask is for encoder-only "
+                "models; a decoder's own input is causal");
+        TLMI_TRY(check_ids(m, "mask", batch.mask, b, t));
+    }
+    if (has_encoder && has_decoder) {
+        if (batch.src_ids == NULL)
+            return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
+                             "tlm_model_forward: batch->src_ids is NULL (an "
+                             "encoder-decoder model needs a source)");
+        TLMI_TRY(check_ids(m, "src_ids", batch.src_ids, b, 0));
+        if (batch.src_mask != NULL)
+            TLMI_TRY(check_ids(m, "src_mask", batch.src_mask, b,
+                          batch.src_ids->shape[1]));
+    } else if (batch.src_ids != NULL || batch.src_mask != NULL) {
+        return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
+                         "tlm_model_forward: batch->src_ids/src_mask are for "
+                         "encoder-decoder models");
+    }
+
+    tlm_tensor *y;
+    if (has_encoder && !has_decoder) {
+        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
+                  &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
+    } else {
+        tlm_tensor *memory = NULL;
+        if (has_encoder) {
+            TLMI_TRY(embed(m, &memory, batch.src_ids));
+            TLMI_TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
+                      &m->encoder_final_norm, 0, batch.src_mask, NULL, NULL));
+        }
+        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
+                  &m->decoder_final_norm, 1, NULL, memory, batch.src_mask));
+    }
+    tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
+    TLMI_TRY(tlm_matmul(logits, y, head, NULL,
+                        TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
+    if (batch.targets != NULL && loss != NULL)
+        TLMI_TRY(tlm_cross_entropy(loss, *logits, batch.targets, -1));
+    return TLM_OK;
+}

@@ -1,0 +1,679 @@
+#include "model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "autodiff/context.h"
+#include "autodiff/tensor.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "base/grow.h"
+#include "base/params.h"
+#include "base/rng.h"
+#include "kernels/dispatch.h"
+#include "layer.h"
+#include "session.h"
+
+/* ---------------------------------------------------------------------- */
+/* Configuration */
+
+TLM_API int tlm_model_config_init(tlm_model_config *config) {
+    TLMI_PARAMS_INIT("tlm_model_config_init", config);
+    config->d_model = 128;
+    config->n_heads = 4;
+    config->n_decoder_layers = 4;
+    config->max_context = 256;
+    config->position = TLM_POSITION_LEARNED;
+    config->norm = TLM_NORM_LAYER;
+    config->norm_placement = TLM_NORM_PRE;
+    config->activation = TLM_ACTIVATION_GELU;
+    config->bias = 1;
+    config->tied_output = 1;
+    config->norm_eps = 1e-5f;
+    config->rope_base = 10000.0f;
+    return TLM_OK;
+}
+
+/* Sizes beyond which a configuration is surely a mistake (and whose
+ * products stay far from overflow). */
+#define MAX_WIDTH (1 << 16)
+#define MAX_VOCAB (1 << 24)
+#define MAX_LAYERS 1024
+#define MAX_CONTEXT (1 << 20)
+
+static int config_fail(const char *field, const char *why, long long value) {
+    return tlmi_fail_thread(TLM_E_INVALID,
+                            "tlm_model_create: config.%s = %lld %s", field,
+                            value, why);
+}
+
+/* Checks `c` and resolves its "0 means default" sizes. */
+static int resolve_config(tlm_model_config *c) {
+    if (c->vocab_size < 1 || c->vocab_size > MAX_VOCAB)
+        return config_fail("vocab_size", "is outside 1..16777216 (set it: there is no default)",
+                           c->vocab_size);
+    if (c->d_model < 1 || c->d_model > MAX_WIDTH)
+        return config_fail("d_model", "is outside 1..65536", c->d_model);
+    if (c->n_heads < 1 || c->n_heads > c->d_model)
+        return config_fail("n_heads", "is outside 1..d_model", c->n_heads);
+    if (c->head_dim == 0) {
+        if (c->d_model % c->n_heads != 0)
+            return tlmi_fail_thread(TLM_E_INVALID,
+                                    "tlm_model_create: config.n_heads = %d does "
+                                    "not divide config.d_model = %d (or set "
+                                    "config.head_dim)",
+                                    (int)c->n_heads, (int)c->d_model);
+        c->head_dim = c->d_model / c->n_heads;
+    }
+    if (c->head_dim < 1 || c->head_dim > MAX_WIDTH ||
+        (int64_t)c->head_dim * c->n_heads > MAX_WIDTH)
+        return config_fail("head_dim", "is outside 1..65536 / n_heads",
+                           c->head_dim);
+    if (c->d_ff == 0)
+        c->d_ff = 4 * c->d_model > MAX_WIDTH ? MAX_WIDTH : 4 * c->d_model;
+    if (c->d_ff < 1 || c->d_ff > MAX_WIDTH)
+        return config_fail("d_ff", "is outside 1..65536", c->d_ff);
+    if (c->n_encoder_layers < 0 || c->n_encoder_layers > MAX_LAYERS)
+        return config_fail("n_encoder_layers", "is outside 0..1024",
+                           c->n_encoder_layers);
+    if (c->n_decoder_layers < 0 || c->n_decoder_layers > MAX_LAYERS)
+        return config_fail("n_decoder_layers", "is outside 0..1024",
+                           c->n_decoder_layers);
+    if (c->n_encoder_layers + c->n_decoder_layers == 0)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_create: config.n_encoder_layers and "
+                                "config.n_decoder_layers are both 0");
+    if (c->max_context < 1 || c->max_context > MAX_CONTEXT)
+        return config_fail("max_context", "is outside 1..1048576",
+                           c->max_context);
+    if (c->position < TLM_POSITION_LEARNED || c->position > TLM_POSITION_ROTARY)
+        return config_fail("position", "is not a tlm_position", c->position);
+    if (c->position == TLM_POSITION_SINUSOIDAL && c->d_model % 2 != 0)
+        return config_fail("d_model", "must be even for sinusoidal positions",
+                           c->d_model);
+    if (c->position == TLM_POSITION_ROTARY && c->head_dim % 2 != 0)
+        return config_fail("head_dim", "must be even for rotary positions",
+                           c->head_dim);
+    if (c->norm != TLM_NORM_LAYER && c->norm != TLM_NORM_RMS)
+        return config_fail("norm", "is not a tlm_norm", c->norm);
+    if (c->norm_placement != TLM_NORM_PRE && c->norm_placement != TLM_NORM_POST)
+        return config_fail("norm_placement", "is not a tlm_norm_placement",
+                           c->norm_placement);
+    if (c->activation < TLM_ACTIVATION_GELU ||
+        c->activation > TLM_ACTIVATION_SWIGLU)
+        return config_fail("activation", "is not a tlm_activation",
+                           c->activation);
+    if (c->bias != 0 && c->bias != 1)
+        return config_fail("bias", "is not 0 or 1", c->bias);
+    if (c->tied_output != 0 && c->tied_output != 1)
+        return config_fail("tied_output", "is not 0 or 1", c->tied_output);
+    const float rates[2] = {c->embedding_dropout, c->residual_dropout};
+    const char *rate_names[2] = {"embedding_dropout", "residual_dropout"};
+    for (int i = 0; i < 2; i++)
+        if (!(rates[i] >= 0.0f && rates[i] < 1.0f))
+            return tlmi_fail_thread(TLM_E_INVALID,
+                                    "tlm_model_create: config.%s = %g is "
+                                    "outside [0, 1)",
+                                    rate_names[i], (double)rates[i]);
+    if (!(c->norm_eps > 0.0f) || !isfinite(c->norm_eps))
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_create: config.norm_eps = %g must be "
+                                "positive and finite",
+                                (double)c->norm_eps);
+    if (!(c->rope_base > 1.0f) || !isfinite(c->rope_base))
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_create: config.rope_base = %g must be "
+                                "finite and above 1",
+                                (double)c->rope_base);
+    return TLM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Parameters */
+
+typedef struct builder {
+    tlm_model *model;
+    tlmi_rng rng;
+    int status;
+    const tlmi_parameter_source *source; /* NULL: initialise */
+} builder;
+
+/* Creates the named parameter [d0] or [d0, d1], fills it (std > 0: normal;
+ * std == 0: the constant `fill`) and registers it. Once a step has failed,
+ * later calls do nothing and return NULL. */
+static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
+                                 int64_t d1, float std, float fill) {
+    if (b->status != TLM_OK)
+        return NULL;
+    tlm_model *m = b->model;
+    if (m->n_parameters == m->parameters_capacity) {
+        /* Room for 64 parameters at first, then doubling. */
+        size_t capacity = (size_t)m->parameters_capacity;
+        size_t needed = capacity == 0 ? 64 : capacity + 1;
+        if (tlmi_grow(&m->ctx->host, (void **)&m->parameters, &capacity, needed,
+                      sizeof *m->parameters) != TLM_OK) {
+            b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
+                                  "tlm_model_create: out of memory");
+            return NULL;
+        }
+        m->parameters_capacity = (int32_t)capacity;
+    }
+    const int64_t shape[2] = {d0, d1};
+    const int32_t ndim = d1 > 0 ? 2 : 1;
+    tlm_tensor *t = NULL;
+    if (b->source != NULL && !b->source->copy) {
+        const void *data = NULL;
+        b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        if (b->status == TLM_OK)
+            b->status = tlmi_tensor_create_borrowed(&t, m->ctx, TLM_DTYPE_F32,
+                                                    ndim, shape, data);
+        if (b->status != TLM_OK)
+            return NULL;
+    } else {
+        /* A trainable parameter: the source's values copied, or drawn. */
+        const void *data = NULL;
+        if (b->source != NULL)
+            b->status = b->source->lookup(b->source->user, name, ndim, shape,
+                                          &data);
+        if (b->status == TLM_OK)
+            b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
+        if (b->status == TLM_OK)
+            b->status = tlm_tensor_set_requires_grad(t, 1);
+        if (b->status != TLM_OK) {
+            tlm_tensor_free(t);
+            return NULL;
+        }
+        float *values = tlm_tensor_data_f32(t);
+        if (b->source != NULL)
+            memcpy(values, data, (size_t)t->numel * sizeof(float));
+        else
+            for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
+                values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;
+    }
+    tlmi_named_parameter *entry = &m->parameters[m->n_parameters++];
+    snprintf(entry->name, sizeof entry->name, "%s", name);
+    entry->tensor = t;
+    return t;
+}
+
+#define INIT_STD 0.02f
+
+static void add_norm(builder *b, const char *prefix, tlmi_norm_params *norm) {
+    const tlm_model_config *c = &b->model->config;
+    char name[TLMI_PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    norm->weight = add_parameter(b, name, c->d_model, 0, 0.0f, 1.0f);
+    if (c->norm == TLM_NORM_LAYER && c->bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        norm->bias = add_parameter(b, name, c->d_model, 0, 0.0f, 0.0f);
+    }
+}
+
+/* A linear projection [out, in] and its bias [out]. */
+static void add_linear(builder *b, const char *prefix, const char *proj,
+                       int64_t out_features, int64_t in_features, float std,
+                       tlm_tensor **weight, tlm_tensor **bias) {
+    char name[TLMI_PARAM_NAME_MAX];
+    snprintf(name, sizeof name, "%s.%s.weight", prefix, proj);
+    *weight = add_parameter(b, name, out_features, in_features, std, 0.0f);
+    if (b->model->config.bias) {
+        snprintf(name, sizeof name, "%s.%s.bias", prefix, proj);
+        *bias = add_parameter(b, name, out_features, 0, 0.0f, 0.0f);
+    }
+}
+
+static void add_attention(builder *b, const char *prefix,
+                          tlmi_attention_params *a, float residual_std) {
+    const tlm_model_config *c = &b->model->config;
+    const int64_t inner = (int64_t)c->n_heads * c->head_dim;
+    add_linear(b, prefix, "q_proj", inner, c->d_model, INIT_STD, &a->q_weight, &a->q_bias);
+    add_linear(b, prefix, "k_proj", inner, c->d_model, INIT_STD, &a->k_weight, &a->k_bias);
+    add_linear(b, prefix, "v_proj", inner, c->d_model, INIT_STD, &a->v_weight, &a->v_bias);
+    add_linear(b, prefix, "o_proj", c->d_model, inner, residual_std, &a->o_weight, &a->o_bias);
+}
+
+static void add_ffn(builder *b, const char *prefix, tlmi_ffn_params *f,
+                    float residual_std) {
+    const tlm_model_config *c = &b->model->config;
+    if (c->activation == TLM_ACTIVATION_SWIGLU)
+        add_linear(b, prefix, "gate_proj", c->d_ff, c->d_model, INIT_STD,
+                   &f->gate_weight, &f->gate_bias);
+    add_linear(b, prefix, "up_proj", c->d_ff, c->d_model, INIT_STD, &f->up_weight, &f->up_bias);
+    add_linear(b, prefix, "down_proj", c->d_model, c->d_ff, residual_std,
+               &f->down_weight, &f->down_bias);
+}
+
+/* One layer of a stack, in the order docs/model.md lists its tensors. */
+static void add_layer(builder *b, const char *stack, int32_t index,
+                      int32_t n_layers, int cross, tlmi_layer_params *layer) {
+    const float residual_std = INIT_STD / sqrtf(2.0f * (float)n_layers);
+    char prefix[32], part[48]; /* "decoder.layers.1023" + ".cross_attn_norm" */
+    snprintf(prefix, sizeof prefix, "%s.layers.%d", stack, (int)index);
+    snprintf(part, sizeof part, "%s.self_attn_norm", prefix);
+    add_norm(b, part, &layer->self_attn_norm);
+    snprintf(part, sizeof part, "%s.self_attn", prefix);
+    add_attention(b, part, &layer->self_attn, residual_std);
+    if (cross) {
+        snprintf(part, sizeof part, "%s.cross_attn_norm", prefix);
+        add_norm(b, part, &layer->cross_attn_norm);
+        snprintf(part, sizeof part, "%s.cross_attn", prefix);
+        add_attention(b, part, &layer->cross_attn, residual_std);
+    }
+    snprintf(part, sizeof part, "%s.ffn_norm", prefix);
+    add_norm(b, part, &layer->ffn_norm);
+    snprintf(part, sizeof part, "%s.ffn", prefix);
+    add_ffn(b, part, &layer->ffn, residual_std);
+}
+
+static void free_parts(tlm_model *m) {
+    for (int32_t i = 0; i < m->n_parameters; i++)
+        tlm_tensor_free(m->parameters[i].tensor);
+    if (m->parameters != NULL)
+        tlmi_host_free(&m->ctx->host, m->parameters,
+                       (size_t)m->parameters_capacity * sizeof *m->parameters);
+    if (m->encoder != NULL)
+        tlmi_host_free(&m->ctx->host, m->encoder,
+                       (size_t)m->config.n_encoder_layers * sizeof *m->encoder);
+    if (m->decoder != NULL)
+        tlmi_host_free(&m->ctx->host, m->decoder,
+                       (size_t)m->config.n_decoder_layers * sizeof *m->decoder);
+}
+
+static tlmi_layer_params *alloc_layers(tlm_model *m, int32_t count) {
+    if (count == 0)
+        return NULL;
+    tlmi_layer_params *layers =
+        tlmi_host_alloc(&m->ctx->host, (size_t)count * sizeof *layers, 64);
+    if (layers != NULL)
+        memset(layers, 0, (size_t)count * sizeof *layers);
+    return layers;
+}
+
+TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
+                             const tlm_model_config *given) {
+    return tlmi_model_build(out, ctx, given, NULL);
+}
+
+int tlmi_model_build(tlm_model **out, tlm_context *ctx,
+                     const tlm_model_config *given,
+                     const tlmi_parameter_source *source) {
+    TLMI_CHECK_OUT(NULL, "tlm_model_create", out, NULL);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_create", ctx);
+    if (given == NULL)
+        return tlmi_fail(&ctx->host, TLM_E_INVALID,
+                         "tlm_model_create: config is NULL (vocab_size has no "
+                         "default)");
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    int status = tlmi_params_merge(&ctx->host, "tlm_model_create: config",
+                                   &config, sizeof config, given);
+    if (status == TLM_OK)
+        status = resolve_config(&config);
+    if (status != TLM_OK) {
+        /* resolve_config records on the thread; the context gets it too. */
+        return tlmi_fail_copy(&ctx->host, status, tlm_last_error());
+    }
+
+    tlm_model *m = tlmi_host_alloc(&ctx->host, sizeof *m, 64);
+    if (m == NULL)
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tlm_model_create: out of memory");
+    memset(m, 0, sizeof *m);
+    m->ctx = ctx;
+    m->config = config;
+    m->encoder = alloc_layers(m, config.n_encoder_layers);
+    m->decoder = alloc_layers(m, config.n_decoder_layers);
+    if ((config.n_encoder_layers && m->encoder == NULL) ||
+        (config.n_decoder_layers && m->decoder == NULL)) {
+        free_parts(m);
+        tlmi_host_free(&ctx->host, m, sizeof *m);
+        return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tlm_model_create: out of memory");
+    }
+
+    builder b = {m, {{0}}, TLM_OK, source};
+    tlmi_rng_seed(&b.rng, config.init_seed);
+    m->token_embedding = add_parameter(&b, "token_embedding.weight",
+                                       config.vocab_size, config.d_model, INIT_STD, 0);
+    if (config.position == TLM_POSITION_LEARNED)
+        m->position_embedding = add_parameter(&b, "position_embedding.weight",
+                                              config.max_context, config.d_model,
+                                              INIT_STD, 0);
+    const int seq2seq = config.n_encoder_layers > 0 && config.n_decoder_layers > 0;
+    for (int32_t i = 0; i < config.n_encoder_layers; i++)
+        add_layer(&b, "encoder", i, config.n_encoder_layers, 0, &m->encoder[i]);
+    if (config.n_encoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
+        add_norm(&b, "encoder.final_norm", &m->encoder_final_norm);
+    for (int32_t i = 0; i < config.n_decoder_layers; i++)
+        add_layer(&b, "decoder", i, config.n_decoder_layers, seq2seq, &m->decoder[i]);
+    if (config.n_decoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
+        add_norm(&b, "decoder.final_norm", &m->decoder_final_norm);
+    if (!config.tied_output)
+        m->lm_head = add_parameter(&b, "lm_head.weight", config.vocab_size,
+                                   config.d_model, INIT_STD, 0);
+    if (b.status != TLM_OK) {
+        free_parts(m);
+        tlmi_host_free(&ctx->host, m, sizeof *m);
+        return tlmi_fail_forward(&ctx->host, b.status, "tlm_model_create");
+    }
+    *out = m;
+    return TLM_OK;
+}
+
+TLM_API void tlm_model_free(tlm_model *model) {
+    if (model == NULL)
+        return;
+    free_parts(model);
+    tlm_tokenizer_free(model->tokenizer);
+    if (model->mapping != NULL) {
+        tlmi_file_unmap(model->mapping);
+        tlmi_host_free(&model->ctx->host, model->mapping, sizeof(tlmi_file_mapping));
+    }
+    tlmi_host_free(&model->ctx->host, model, sizeof *model);
+}
+
+TLM_API int tlm_model_get_config(const tlm_model *model,
+                                 tlm_model_config *config) {
+    TLMI_PARAMS_GET("tlm_model_get_config", model, config, model->config);
+}
+
+TLM_API int64_t tlm_model_parameter_count(const tlm_model *model) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter_count", model);
+    int64_t total = 0;
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        total += tlm_tensor_numel(model->parameters[i].tensor);
+    return total;
+}
+
+TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter_tensor_count", model);
+    return model->n_parameters;
+}
+
+TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
+                                const char **name, tlm_tensor **tensor) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_parameter", model);
+    if (index < 0 || index >= model->n_parameters)
+        return tlmi_fail_thread(TLM_E_RANGE,
+                                "tlm_model_parameter: index %d is outside 0..%d",
+                                (int)index, (int)model->n_parameters - 1);
+    if (name != NULL)
+        *name = model->parameters[index].name;
+    if (tensor != NULL)
+        *tensor = model->parameters[index].tensor;
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
+                                     tlm_tensor **tensor) {
+    if (tensor != NULL)
+        *tensor = NULL;
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", name);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_find_parameter", tensor);
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        if (strcmp(model->parameters[i].name, name) == 0) {
+            *tensor = model->parameters[i].tensor;
+            return TLM_OK;
+        }
+    return tlmi_fail_thread(TLM_E_RANGE,
+                            "tlm_model_find_parameter: the model has no "
+                            "parameter named '%.200s'",
+                            name);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Memory estimates */
+
+/* The training graph's activations, counted by walking the layer
+ * (layer.c) with primitives that each add what its autodiff operation
+ * creates: the result and its gradient, and what it saves for the
+ * backward pass. Every slot has B*T rows. */
+typedef struct graph_bytes {
+    const tlm_model_config *config;
+    double rows;  /* B*T */
+    double batch; /* B */
+    double bytes;
+} graph_bytes;
+
+static int count_linear(void *exec, int out, int in, tlm_tensor *weight,
+                        tlm_tensor *bias) {
+    (void)out, (void)in, (void)bias;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * (double)weight->shape[0] * 4;
+    return TLM_OK;
+}
+
+/* The result, its gradient and the rows' saved statistics. */
+static int count_norm(void *exec, int out, int in, const tlmi_norm_params *p) {
+    (void)out, (void)in, (void)p;
+    graph_bytes *g = exec;
+    g->bytes += (2 * g->rows * g->config->d_model + 2 * g->rows) * 4;
+    return TLM_OK;
+}
+
+static void count_hidden(graph_bytes *g) {
+    g->bytes += 2 * g->rows * g->config->d_ff * 4;
+}
+
+static int count_gelu(void *exec, int out, int in, int exact) {
+    (void)out, (void)in, (void)exact;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_relu(void *exec, int out, int in) {
+    (void)out, (void)in;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_swiglu(void *exec, int out, int gate, int up) {
+    (void)out, (void)gate, (void)up;
+    count_hidden(exec);
+    return TLM_OK;
+}
+
+static int count_add(void *exec, int out, int a, int b) {
+    (void)out, (void)a, (void)b;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * g->config->d_model * 4;
+    return TLM_OK;
+}
+
+/* The result, its gradient and the one-byte keep mask. */
+static int count_dropout(void *exec, int slot, float rate) {
+    (void)slot, (void)rate;
+    graph_bytes *g = exec;
+    g->bytes += 2 * g->rows * g->config->d_model * 4 +
+                g->rows * g->config->d_model;
+    return TLM_OK;
+}
+
+/* Queries and keys have the same rows (cross-attention: the source as
+ * long as the target). Without rotary positions the heads are used in
+ * place (see forward.c: graph_attend()); with them, split, rotated and
+ * merged back. */
+static int count_attend(void *exec, const tlmi_attention_site *site) {
+    graph_bytes *g = exec;
+    const tlm_model_config *c = g->config;
+    const double n = g->rows, m = g->rows;
+    const double inner = (double)c->n_heads * c->head_dim, heads = c->n_heads;
+    double floats = 0;
+    if (site->rotary) {
+        floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
+        floats += 2 * (n * inner + m * inner) + (n + m) * c->head_dim;
+        floats += 2 * n * inner;                   /* merged heads */
+    }
+    floats += 2 * n * inner;             /* attention output */
+    floats += 2 * n * heads + n * heads; /* log-sum-exp, backward scratch */
+    floats += m / g->batch;              /* padding flags (bytes, rounded up) */
+    g->bytes += floats * 4;
+    return TLM_OK;
+}
+
+static const tlmi_layer_backend count_backend = {
+    .linear = count_linear,
+    .layer_norm = count_norm,
+    .rms_norm = count_norm,
+    .gelu = count_gelu,
+    .relu = count_relu,
+    .swiglu = count_swiglu,
+    .add = count_add,
+    .dropout = count_dropout,
+    .store_keys_values = NULL,
+    .attend = count_attend,
+    .cross_keys_values_kept = 0,
+};
+
+/* Bytes of a stack's layers and final norm in the training graph. */
+static double stack_bytes(const tlm_model *model, const tlmi_layer_params *layers,
+                          int32_t count, const tlmi_norm_params *final_norm,
+                          int decoder, double rows, double batch) {
+    const tlm_model_config *c = &model->config;
+    graph_bytes g = {.config = c, .rows = rows, .batch = batch};
+    const tlmi_layer_run run = {
+        .backend = &count_backend, .exec = &g, .config = c,
+        .causal = decoder, .cross = decoder && c->n_encoder_layers > 0};
+    int result;
+    tlmi_layer_stack(&run, layers, count);
+    tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result);
+    return g.bytes;
+}
+
+TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
+                                      int32_t batch, int32_t context,
+                                      int64_t *bytes) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_memory_estimate", model);
+    TLMI_CHECK_OUT(NULL, "tlm_model_memory_estimate", bytes, 0);
+    const tlm_model_config *c = &model->config;
+    if (purpose != TLM_MEMORY_INFERENCE && purpose != TLM_MEMORY_TRAINING)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_memory_estimate: purpose %d is not a "
+                                "tlm_memory_purpose",
+                                (int)purpose);
+    if (batch < 1 || context < 1 || context > c->max_context ||
+        (purpose == TLM_MEMORY_INFERENCE && batch != 1))
+        return tlmi_fail_thread(TLM_E_RANGE,
+                                "tlm_model_memory_estimate: batch %d, context %d "
+                                "(inference: batch 1; context 1..%d)",
+                                (int)batch, (int)context, (int)c->max_context);
+    const double parameters = (double)tlm_model_parameter_count(model);
+    const double d = c->d_model, v = c->vocab_size, t = context;
+    double total;
+    if (purpose == TLM_MEMORY_INFERENCE) {
+        /* The parameters and what a session (with the context's threads
+         * and `context` rows per chunk) allocates, from the function that
+         * lays it out. The kernel table is taken once, as a session does. */
+        const size_t session = tlmi_session_bytes(
+            model, model->ctx->kernels, context < 64 ? context : 64, 0);
+        total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
+    } else {
+        const double n = (double)batch * t;
+        /* Parameters, their gradients and AdamW's two moments. */
+        total = parameters * 16;
+        /* Embedding, positions and embedding dropout, per stack input. */
+        double embed = 2 * n * d * 4;
+        if (c->position == TLM_POSITION_LEARNED)
+            embed += (2 * t * d + 2 * n * d) * 4;
+        else if (c->position == TLM_POSITION_SINUSOIDAL)
+            embed += 2 * n * d * 4 + t * d * 4;
+        if (c->embedding_dropout > 0)
+            embed += 2 * n * d * 4 + n * d;
+        if (c->n_encoder_layers > 0)
+            total += embed + stack_bytes(model, model->encoder,
+                                         c->n_encoder_layers,
+                                         &model->encoder_final_norm, 0, n,
+                                         batch);
+        if (c->n_decoder_layers > 0)
+            total += embed + stack_bytes(model, model->decoder,
+                                         c->n_decoder_layers,
+                                         &model->decoder_final_norm, 1, n,
+                                         batch);
+        /* Logits, values and gradients, and the loss's saved rows. */
+        total += 2 * n * v * 4 + n * 8;
+    }
+    *bytes = total > 9.0e18 ? INT64_MAX : (int64_t)total;
+    return TLM_OK;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The attached tokenizer */
+
+int tlmi_model_attach_tokenizer_bytes(tlm_model *model, const char *what,
+                                      const void *data, size_t size) {
+    tlm_tokenizer *copy = NULL;
+    int status = tlm_tokenizer_load_memory(&copy, model->ctx, data, size);
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&model->ctx->host, status, "%s", what);
+    if (tlm_tokenizer_vocab_size(copy) != model->config.vocab_size) {
+        const int32_t vocab = tlm_tokenizer_vocab_size(copy);
+        tlm_tokenizer_free(copy);
+        return tlmi_fail(&model->ctx->host, TLM_E_INVALID,
+                         "%s: the tokenizer has %d ids, the model's vocabulary "
+                         "%d", what, (int)vocab, (int)model->config.vocab_size);
+    }
+    tlm_tokenizer_free(model->tokenizer);
+    model->tokenizer = copy;
+    return TLM_OK;
+}
+
+int tlmi_model_tokenizer_bytes(const tlm_model *model, void **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    if (model->tokenizer == NULL)
+        return TLM_OK;
+    size_t needed = 0;
+    int status = tlm_tokenizer_save_memory(model->tokenizer, NULL, 0, &needed);
+    if (status != TLM_OK && status != TLM_E_RANGE)
+        return status;
+    void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
+    if (buffer == NULL)
+        return tlmi_fail(&model->ctx->host, TLM_E_NOMEM, "saving the tokenizer: out of memory");
+    status = tlm_tokenizer_save_memory(model->tokenizer, buffer, needed, size);
+    if (status != TLM_OK) {
+        tlmi_host_free(&model->ctx->host, buffer, needed);
+        return status;
+    }
+    *data = buffer;
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_set_tokenizer(tlm_model *model, tlm_tokenizer *tokenizer) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_set_tokenizer", model);
+    if (tokenizer == NULL) {
+        tlm_tokenizer_free(model->tokenizer);
+        model->tokenizer = NULL;
+        return TLM_OK;
+    }
+    size_t needed = 0;
+    int status = tlm_tokenizer_save_memory(tokenizer, NULL, 0, &needed);
+    if (status != TLM_OK && status != TLM_E_RANGE)
+        return status;
+    void *buffer = tlmi_host_alloc(&model->ctx->host, needed, 64);
+    if (buffer == NULL)
+        return tlmi_fail(&model->ctx->host, TLM_E_NOMEM,
+                         "tlm_model_set_tokenizer: out of memory");
+    size_t size = 0;
+    status = tlm_tokenizer_save_memory(tokenizer, buffer, needed, &size);
+    if (status == TLM_OK)
+        status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_set_tokenizer",
+                                                   buffer, size);
+    tlmi_host_free(&model->ctx->host, buffer, needed);
+    return status;
+}
+
+TLM_API tlm_context *tlm_model_context(const tlm_model *model) {
+    if (model == NULL) {
+        tlmi_fail_thread(TLM_E_INVALID, "tlm_model_context: model is NULL");
+        return NULL;
+    }
+    return model->ctx;
+}
+
+TLM_API tlm_tokenizer *tlm_model_tokenizer(tlm_model *model) {
+    if (model == NULL) {
+        tlmi_fail_thread(TLM_E_INVALID, "tlm_model_tokenizer: model is NULL");
+        return NULL;
+    }
+    return model->tokenizer;
+}

@@ -1,0 +1,25 @@
+/* A model configuration as JSON: the object stored in .tlm files (the
+ * `config` section) and in safetensors exports (`tlm.config`), with the
+ * field names and values of docs/model.md. */
+#ifndef TLM_LIB_MODEL_MODEL_CONFIG_H
+#define TLM_LIB_MODEL_MODEL_CONFIG_H
+
+#include <stddef.h>
+
+#include "base/host.h"
+#include "tlm.h"
+
+/* Writes `config` as a JSON object into host memory: *text (NUL-terminated)
+ * of *size bytes, released with tlmi_host_free(host, *text, *size + 1). */
+int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *config,
+                              char **text, size_t *size);
+
+/* Reads a configuration from JSON text. Every field must be present with a
+ * valid value; unknown fields are refused (a newer writer's setting this
+ * library cannot honour). `what` names the source in messages. The result
+ * is not yet validated as a whole: tlm_model_create does that. */
+int tlmi_model_config_from_json(tlmi_host *host, const char *what,
+                                const char *text, size_t size,
+                                tlm_model_config *config);
+
+#endif

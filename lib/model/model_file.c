@@ -1,0 +1,363 @@
+/*
+ * A model in a .tlm file (docs/format.md): the sections `config` (JSON),
+ * `tensors` (the parameter index) and `data` (64-byte aligned values).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "autodiff/context.h"
+#include "autodiff/tensor.h"
+#include "base/endian.h"
+#include "base/error.h"
+#include "base/file.h"
+#include "base/params.h"
+#include "io/container.h"
+#include "model.h"
+#include "model_config.h"
+
+/* Largest .tlm file read into memory (mapping has no such limit). */
+#define MAX_READ_BYTES ((size_t)1 << 40)
+
+/* Bytes of one entry of the tensor index. */
+static size_t index_entry_size(size_t name_length, int32_t ndim) {
+    return 2 + name_length + 4 + 8 * (size_t)ndim + 16;
+}
+
+TLM_API int tlm_model_save(const tlm_model *model, const char *path) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", model);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_save", path);
+    return tlmi_model_save_with(model, path, NULL, 0);
+}
+
+int tlmi_model_save_with(const tlm_model *model, const char *path,
+                         const tlmi_container_section_spec *extra,
+                         int32_t n_extra) {
+    tlmi_host *host = &model->ctx->host;
+    const int32_t n = model->n_parameters;
+    char *config = NULL;
+    size_t config_size = 0;
+    int status = tlmi_model_config_to_json(host, &model->config, &config,
+                                           &config_size);
+    if (status != TLM_OK)
+        return status;
+
+    /* The index, with each tensor's offset in the data section. */
+    size_t index_size = 4;
+    for (int32_t i = 0; i < n; i++)
+        index_size += index_entry_size(strlen(model->parameters[i].name),
+                                       model->parameters[i].tensor->ndim);
+    unsigned char *index = tlmi_host_alloc(host, index_size, 64);
+    tlmi_container_piece *pieces =
+        tlmi_host_alloc(host, (size_t)n * sizeof *pieces, 64);
+    if (index == NULL || pieces == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "tlm_model_save: out of memory");
+        goto done;
+    }
+    tlmi_put_u32(index, (uint32_t)n);
+    size_t at = 4;
+    uint64_t offset = 0;
+    for (int32_t i = 0; i < n; i++) {
+        const tlm_tensor *t = model->parameters[i].tensor;
+        const char *name = model->parameters[i].name;
+        const size_t length = strlen(name);
+        const uint64_t bytes = (uint64_t)t->numel * sizeof(float);
+        offset = (offset + TLMI_CONTAINER_ALIGN - 1) / TLMI_CONTAINER_ALIGN *
+                 TLMI_CONTAINER_ALIGN;
+        tlmi_put_u16(index + at, (uint16_t)length);
+        memcpy(index + at + 2, name, length);
+        at += 2 + length;
+        index[at] = (unsigned char)t->dtype;
+        index[at + 1] = (unsigned char)t->ndim;
+        tlmi_put_u16(index + at + 2, 0);
+        at += 4;
+        for (int32_t d = 0; d < t->ndim; d++, at += 8)
+            tlmi_put_u64(index + at, (uint64_t)t->shape[d]);
+        tlmi_put_u64(index + at, offset);
+        tlmi_put_u64(index + at + 8, bytes);
+        at += 16;
+        pieces[i].data = t->data;
+        pieces[i].size = bytes;
+        offset += bytes;
+    }
+    const tlmi_container_piece config_piece = {config, config_size};
+    const tlmi_container_piece index_piece = {index, index_size};
+    tlmi_container_section_spec sections[TLMI_CONTAINER_MAX_SECTIONS] = {
+        {"config", &config_piece, 1, 1},
+        {"tensors", &index_piece, 1, 1},
+        {"data", pieces, n, TLMI_CONTAINER_ALIGN},
+    };
+    int32_t count = 3;
+    void *tokenizer = NULL;
+    size_t tokenizer_size = 0;
+    status = tlmi_model_tokenizer_bytes(model, &tokenizer, &tokenizer_size);
+    const tlmi_container_piece tokenizer_piece = {tokenizer, tokenizer_size};
+    if (status == TLM_OK && tokenizer != NULL) {
+        const tlmi_container_section_spec section = {"tokenizr", &tokenizer_piece, 1, 1};
+        sections[count++] = section;
+    }
+    for (int32_t i = 0; i < n_extra && count < TLMI_CONTAINER_MAX_SECTIONS; i++)
+        sections[count++] = extra[i];
+    if (status == TLM_OK)
+        status = tlmi_container_write(host, "tlm_model_save", path, sections, count);
+    if (tokenizer != NULL)
+        tlmi_host_free(host, tokenizer, tokenizer_size);
+done:
+    if (index != NULL)
+        tlmi_host_free(host, index, index_size);
+    if (pieces != NULL)
+        tlmi_host_free(host, pieces, (size_t)n * sizeof *pieces);
+    tlmi_host_free(host, config, config_size + 1);
+    if (status != TLM_OK && strstr(tlm_last_error(), "tlm_model_save") == NULL)
+        return tlmi_fail_forward(host, status, "tlm_model_save");
+    return status;
+}
+
+TLM_API int tlm_model_load_params_init(tlm_model_load_params *params) {
+    TLMI_PARAMS_INIT("tlm_model_load_params_init", params);
+    params->verify_checksums = 1;
+    return TLM_OK;
+}
+
+/* The parsed index: where each parameter's data is. */
+typedef struct index_reader {
+    tlmi_host *host;
+    const char *path;
+    const unsigned char *index;
+    size_t index_size;
+    const unsigned char *data;
+    uint64_t data_size;
+    uint32_t count;
+    int32_t found; /* parameters looked up so far */
+} index_reader;
+
+/* Checks the whole index once: entries well formed and inside the data
+ * section, names unique is left to the lookup (a duplicate would leave a
+ * parameter unmatched, caught by the count check). */
+static int check_index(index_reader *r) {
+    if (r->index_size < 4)
+        return tlmi_fail(r->host, TLM_E_FORMAT,
+                         "tlm_model_load: the tensor index of '%s' is empty", r->path);
+    r->count = tlmi_get_u32(r->index);
+    size_t at = 4;
+    for (uint32_t i = 0; i < r->count; i++) {
+        if (r->index_size - at < 2)
+            goto truncated;
+        const size_t length = tlmi_get_u16(r->index + at);
+        if (r->index_size - at - 2 < length + 4)
+            goto truncated;
+        const unsigned char dtype = r->index[at + 2 + length];
+        const unsigned char ndim = r->index[at + 3 + length];
+        if (dtype != TLM_DTYPE_F32 || ndim < 1 || ndim > TLM_MAX_DIMS)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: entry %u of the tensor index of "
+                             "'%s' has dtype %u and %u dimensions",
+                             (unsigned)i, r->path, (unsigned)dtype, (unsigned)ndim);
+        if (r->index_size - at - 2 - length - 4 < 8 * (size_t)ndim + 16)
+            goto truncated;
+        at += index_entry_size(length, ndim);
+        const uint64_t offset = tlmi_get_u64(r->index + at - 16);
+        const uint64_t bytes = tlmi_get_u64(r->index + at - 8);
+        if (offset % TLMI_CONTAINER_ALIGN != 0 || offset > r->data_size ||
+            bytes > r->data_size - offset)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: entry %u of the tensor index of "
+                             "'%s' points outside the data section",
+                             (unsigned)i, r->path);
+    }
+    if (at != r->index_size)
+        return tlmi_fail(r->host, TLM_E_FORMAT,
+                         "tlm_model_load: the tensor index of '%s' has %zu "
+                         "trailing bytes",
+                         r->path, r->index_size - at);
+    return TLM_OK;
+truncated:
+    return tlmi_fail(r->host, TLM_E_FORMAT,
+                     "tlm_model_load: the tensor index of '%s' is truncated",
+                     r->path);
+}
+
+static int lookup(void *user, const char *name, int32_t ndim,
+                  const int64_t *shape, const void **data) {
+    index_reader *r = user;
+    const size_t wanted = strlen(name);
+    size_t at = 4;
+    for (uint32_t i = 0; i < r->count; i++) {
+        const size_t length = tlmi_get_u16(r->index + at);
+        const unsigned char *entry_name = r->index + at + 2;
+        const int32_t entry_ndim = r->index[at + 3 + length];
+        const unsigned char *dims = r->index + at + 2 + length + 4;
+        at += index_entry_size(length, entry_ndim);
+        if (length != wanted || memcmp(entry_name, name, length) != 0)
+            continue;
+        int same = entry_ndim == ndim;
+        uint64_t numel = 1;
+        for (int32_t d = 0; d < entry_ndim; d++) {
+            const uint64_t size = tlmi_get_u64(dims + 8 * d);
+            same = same && (int64_t)size == shape[d];
+            numel = size < UINT64_MAX / (numel ? numel : 1) ? numel * size : UINT64_MAX;
+        }
+        const uint64_t offset = tlmi_get_u64(r->index + at - 16);
+        const uint64_t bytes = tlmi_get_u64(r->index + at - 8);
+        if (!same || bytes != numel * sizeof(float))
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: tensor '%s' of '%s' does not have "
+                             "the shape its configuration needs",
+                             name, r->path);
+        *data = r->data + offset;
+        r->found++;
+        return TLM_OK;
+    }
+    return tlmi_fail(r->host, TLM_E_FORMAT,
+                     "tlm_model_load: '%s' lacks the parameter '%s'", r->path,
+                     name);
+}
+
+int tlmi_model_restore_parameters(tlm_model *model, const char *what,
+                                  const char *path,
+                                  const tlmi_container *checkpoint) {
+    tlmi_host *host = &model->ctx->host;
+    const tlmi_container_section *config = tlmi_container_find(checkpoint, "config");
+    const tlmi_container_section *index = tlmi_container_find(checkpoint, "tensors");
+    const tlmi_container_section *data = tlmi_container_find(checkpoint, "data");
+    if (config == NULL || index == NULL || data == NULL)
+        return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds no model", what, path);
+    tlm_model_config saved;
+    char source[300];
+    snprintf(source, sizeof source, "%s: '%s'", what, path);
+    int status = tlmi_model_config_from_json(host, source, (const char *)config->data,
+                                             (size_t)config->size, &saved);
+    if (status != TLM_OK)
+        return status;
+    saved.struct_size = model->config.struct_size;
+    if (memcmp(&saved, &model->config, sizeof saved) != 0)
+        return tlmi_fail(host, TLM_E_STATE,
+                         "%s: '%s' was saved from a model with another "
+                         "configuration",
+                         what, path);
+    index_reader reader = {host, path, index->data, (size_t)index->size,
+                           data->data, data->size, 0, 0};
+    status = check_index(&reader);
+    if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
+        return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
+                         "model has %d", what, path, (unsigned)reader.count,
+                         (int)model->n_parameters);
+    /* Every parameter is found and checked before any is overwritten. */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
+            tlm_tensor *t = model->parameters[i].tensor;
+            const void *values = NULL;
+            status = lookup(&reader, model->parameters[i].name, t->ndim, t->shape,
+                            &values);
+            if (status == TLM_OK && t->read_only)
+                return tlmi_fail(host, TLM_E_STATE, "%s: the model is read-only "
+                                 "(memory-mapped)", what);
+            if (status == TLM_OK && pass == 1)
+                memcpy(t->data, values, (size_t)t->numel * sizeof(float));
+        }
+    return status;
+}
+
+TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
+                           const tlm_model_load_params *given) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
+    *out = NULL;
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", ctx);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", path);
+    tlmi_host *host = &ctx->host;
+    tlm_model_load_params params;
+    tlm_model_load_params_init(&params);
+    int status = tlmi_params_merge(host, "tlm_model_load: params", &params,
+                                   sizeof params, given);
+    if (status != TLM_OK)
+        return status;
+    if ((params.memory_map != 0 && params.memory_map != 1) ||
+        (params.verify_checksums != 0 && params.verify_checksums != 1))
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_load: params.memory_map and "
+                         "params.verify_checksums must be 0 or 1");
+
+    tlmi_file_mapping *mapping = NULL;
+    void *contents = NULL;
+    size_t size = 0;
+    const void *bytes = NULL;
+    tlm_model *model = NULL;
+    if (params.memory_map) {
+        mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
+        if (mapping == NULL)
+            return tlmi_fail(host, TLM_E_NOMEM, "tlm_model_load: out of memory");
+        memset(mapping, 0, sizeof *mapping);
+        status = tlmi_file_map_readonly(host, path, mapping);
+        bytes = mapping->data;
+        size = mapping->size;
+    } else {
+        status = tlmi_file_read_all(host, path, MAX_READ_BYTES, &contents, &size);
+        bytes = contents;
+    }
+    if (status != TLM_OK)
+        goto cleanup;
+    tlmi_container checkpoint;
+    status = tlmi_container_parse(host, "tlm_model_load", path, bytes, size,
+                                   params.memory_map && !params.verify_checksums
+                                       ? "data" : NULL,
+                                   &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_container_section *config =
+        tlmi_container_find(&checkpoint, "config");
+    const tlmi_container_section *index =
+        tlmi_container_find(&checkpoint, "tensors");
+    const tlmi_container_section *data =
+        tlmi_container_find(&checkpoint, "data");
+    if (config == NULL || index == NULL || data == NULL) {
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "tlm_model_load: '%s' lacks its '%s' section", path,
+                           config == NULL ? "config" : index == NULL ? "tensors" : "data");
+        goto cleanup;
+    }
+    tlm_model_config model_config;
+    char what[300];
+    snprintf(what, sizeof what, "tlm_model_load: '%s'", path);
+    status = tlmi_model_config_from_json(host, what, (const char *)config->data,
+                                         (size_t)config->size, &model_config);
+    if (status != TLM_OK)
+        goto cleanup;
+    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0};
+    reader.index = index->data;
+    reader.index_size = (size_t)index->size;
+    reader.data = data->data;
+    reader.data_size = data->size;
+    status = check_index(&reader);
+    if (status != TLM_OK)
+        goto cleanup;
+    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map};
+    status = tlmi_model_build(&model, ctx, &model_config, &source);
+    if (status != TLM_OK)
+        goto cleanup;
+    if ((uint32_t)reader.found != reader.count) {
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "tlm_model_load: '%s' holds %u tensors, the "
+                           "configuration has %d parameters",
+                           path, (unsigned)reader.count, (int)reader.found);
+        goto cleanup;
+    }
+    const tlmi_container_section *tokenizer =
+        tlmi_container_find(&checkpoint, "tokenizr");
+    if (tokenizer != NULL)
+        status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_load",
+                                                   tokenizer->data,
+                                                   (size_t)tokenizer->size);
+cleanup:
+    if (contents != NULL)
+        tlmi_file_free_contents(host, contents, size);
+    if (status != TLM_OK) {
+        tlm_model_free(model);
+        if (mapping != NULL) {
+            tlmi_file_unmap(mapping);
+            tlmi_host_free(host, mapping, sizeof *mapping);
+        }
+        return status;
+    }
+    model->mapping = mapping;
+    *out = model;
+    return TLM_OK;
+}
