@@ -50,15 +50,6 @@ tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
 /* Returns a struct to the pool; its handle becomes invalid. */
 void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
 
-/* Re-runs the tape's nodes from `first` to `last` only (one graph among
- * others on the tape). */
-int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
-                             tlm_tensor *last);
-
-/* Drops `first` and every node after it from the tape, and gives back the
- * arena memory they took (the tape must end with the dropped graph). */
-void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first);
-
 /* Zeroes the gradients of the leaves only: enough before a backward pass,
  * which clears the gradients of the results it visits itself (the
  * trainer's steps skip zeroing the whole tape that way). */

@@ -8,7 +8,7 @@
 
 #include "base/error.h"
 #include "context.h"
-#include "ops/ops.h"
+#include "graph.h"
 #include "tensor.h"
 
 int tlmi_op_fail(tlm_context *ctx, int status, const char *format, ...) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "autodiff/context.h"
+#include "autodiff/graph.h"
 #include "autodiff/tensor.h"
 #include "base/error.h"
 #include "base/file.h"
