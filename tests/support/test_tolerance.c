@@ -84,9 +84,9 @@ static void assert_close_passes_within_bound(void **state) {
  * api suite runs for the aarch64 build. */
 static void close_is_false_on_nan(void **state) {
     (void)state;
-    assert_int_equal(tlmt_close(NAN, 1.0, 1e30), 0);
-    assert_int_equal(tlmt_close(1.0, NAN, 1e30), 0);
-    assert_int_equal(tlmt_close(NAN, NAN, INFINITY), 0);
+    assert_int_equal(tlmt_close((double)NAN, 1.0, 1e30), 0);
+    assert_int_equal(tlmt_close(1.0, (double)NAN, 1e30), 0);
+    assert_int_equal(tlmt_close((double)NAN, (double)NAN, (double)INFINITY), 0);
     assert_int_equal(tlmt_close(1.0, 1.5, 0.5), 1);
     assert_int_equal(tlmt_close(1.0, 1.5, 0.4), 0);
 }
