@@ -20,9 +20,8 @@
 typedef struct graph_exec {
     const tlm_model *model;
     tlm_tensor *slots[TLMI_SLOT_COUNT];
-    tlm_tensor
-        *self_mask; /* key padding mask of self-attention [B, T], or NULL */
-    tlm_tensor *memory_mask; /* of cross-attention [B, S], or NULL */
+    tlm_tensor *self_mask;   /* self-attention's padding mask [B, T] or NULL */
+    tlm_tensor *memory_mask; /* cross-attention's [B, S], or NULL */
 } graph_exec;
 
 static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
@@ -216,7 +215,7 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
         TLMI_TRY(check_ids(m, "src_ids", batch.src_ids, b, 0));
         if (batch.src_mask != NULL)
             TLMI_TRY(check_ids(m, "src_mask", batch.src_mask, b,
-                          batch.src_ids->shape[1]));
+                               batch.src_ids->shape[1]));
     } else if (batch.src_ids != NULL || batch.src_mask != NULL) {
         return tlmi_fail(&m->ctx->host, TLM_E_INVALID,
                          "tlm_model_forward: batch->src_ids/src_mask are for "
@@ -227,17 +226,19 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
     if (has_encoder && !has_decoder) {
         TLMI_TRY(embed(m, &y, batch.ids));
         TLMI_TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
-                  &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
+                       &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
     } else {
         tlm_tensor *memory = NULL;
         if (has_encoder) {
             TLMI_TRY(embed(m, &memory, batch.src_ids));
             TLMI_TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
-                      &m->encoder_final_norm, 0, batch.src_mask, NULL, NULL));
+                           &m->encoder_final_norm, 0, batch.src_mask, NULL,
+                           NULL));
         }
         TLMI_TRY(embed(m, &y, batch.ids));
         TLMI_TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
-                  &m->decoder_final_norm, 1, NULL, memory, batch.src_mask));
+                       &m->decoder_final_norm, 1, NULL, memory,
+                       batch.src_mask));
     }
     tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
     TLMI_TRY(tlm_matmul(logits, y, head, NULL,

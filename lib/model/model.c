@@ -564,8 +564,11 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
         /* The parameters and what a session (with the context's threads
          * and `context` rows per chunk) allocates, from the function that
          * lays it out. The kernel table is taken once, as a session does. */
-        const size_t session = tlmi_session_bytes(
-            model, model->ctx->kernels, context < 64 ? context : 64, 0);
+        const int32_t chunk = context < TLMI_SESSION_DEFAULT_CHUNK
+                                  ? context
+                                  : TLMI_SESSION_DEFAULT_CHUNK;
+        const size_t session =
+            tlmi_session_bytes(model, model->ctx->kernels, chunk, 0);
         total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
     } else {
         const double n = (double)batch * t;

@@ -26,8 +26,6 @@
 #include "model.h"
 #include "session.h"
 
-#define DEFAULT_CHUNK 64
-
 /* Keys and values of one attention block: [H, capacity, hd] each, head
  * major so that one head's keys are contiguous for the attention kernel. */
 typedef struct kv_cache {
@@ -197,7 +195,7 @@ static int session_threads(const tlm_model *model, int32_t n_threads) {
 
 /* The session's chunk: chunk_tokens (0: the default) within max_context. */
 static int32_t session_chunk(const tlm_model_config *c, int32_t chunk_tokens) {
-    int32_t chunk = chunk_tokens ? chunk_tokens : DEFAULT_CHUNK;
+    int32_t chunk = chunk_tokens ? chunk_tokens : TLMI_SESSION_DEFAULT_CHUNK;
     return chunk < c->max_context ? chunk : c->max_context;
 }
 

@@ -42,6 +42,9 @@ typedef void (*tlmi_attention_hook)(void *user, const tlmi_attention_view *view)
 void tlmi_session_set_attention_hook(tlm_session *session,
                                      tlmi_attention_hook hook, void *user);
 
+/* Rows a session computes at once when its params say 0 (chunk_tokens). */
+#define TLMI_SESSION_DEFAULT_CHUNK 64
+
 /* Bytes tlm_session_create allocates for `model` with these
  * tlm_session_params fields and `kernels`: the session, its buffers (one
  * block, laid out by the same function) and its thread pool. SIZE_MAX on
