@@ -49,7 +49,7 @@ struct tlm_tensor {
     uint32_t needed_mark; /* backward: reachable from the loss */
     int32_t grad_written; /* backward: `grad` holds a contribution of this
                              pass (results' gradients are not cleared up
-                             front; see tlmi_grad_target in ops/ops.h) */
+                             front; see tlmi_grad_target in autodiff/graph.h) */
 
     /* Results: tape order. Leaves: the context's leaf list. Free structs:
      * the free list (next only). */

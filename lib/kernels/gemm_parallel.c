@@ -3,6 +3,7 @@
  */
 #include "gemm_parallel.h"
 
+#include <assert.h>
 #include <stdint.h>
 
 #define SLOT_ALIGN 64
@@ -57,6 +58,9 @@ void tlmi_gemm_parallel(tlmi_threadpool *pool, const tlmi_kernels *kernels,
         return;
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
+    /* Callers size the workspace from the same table (the context's or the
+     * session's, fixed at creation), so it always holds one slot. */
+    assert(need <= workspace_bytes);
     const size_t slot = need > 0 ? slot_bytes(need) : 0;
     if (slot > 0 && workspace_bytes / slot < (size_t)tlmi_threadpool_threads(pool)) {
         /* No slot for every thread: the whole product in this one (the

@@ -39,6 +39,12 @@ enum act_kind {
     SILU_FORWARD, SILU_BACKWARD,
     SWIGLU_FORWARD, SWIGLU_BACKWARD
 };
+/* unary_backward runs the kind after its result's forward kind. */
+_Static_assert(RELU_BACKWARD == RELU_FORWARD + 1 &&
+                   GELU_TANH_BACKWARD == GELU_TANH_FORWARD + 1 &&
+                   GELU_EXACT_BACKWARD == GELU_EXACT_FORWARD + 1 &&
+                   SILU_BACKWARD == SILU_FORWARD + 1,
+               "each activation's backward kind follows its forward kind");
 
 /* One pass of an activation over elements [0, n): out or dx (and dup)
  * from x (and up) and dout. NULL gradients are skipped; the backward
@@ -130,8 +136,7 @@ TLM_API int tlm_relu(tlm_tensor **out, tlm_tensor *a) {
 static const tlmi_op gelu_op = {"tlm_gelu", unary_forward, unary_backward};
 
 TLM_API int tlm_gelu(tlm_tensor **out, tlm_tensor *a, int32_t form) {
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_gelu", out);
-    *out = NULL;
+    TLMI_CHECK_OUT(NULL, "tlm_gelu", out, NULL);
     if (form != TLM_GELU_TANH && form != TLM_GELU_EXACT) {
         /* The input is checked first so that the message goes to its
          * context when it has a valid one. */

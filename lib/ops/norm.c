@@ -128,8 +128,6 @@ static int check_eps(tlm_context *ctx, const char *op, float eps) {
                         "%s: eps %g must be finite and > 0", op, (double)eps);
 }
 
-/* Validates a, gain and bias of layer/RMS/batch norm (bias may be absent
- * from the call: pass NULL). */
 /* Begins a norm: its out and inputs (gain and bias optional), then
  * gain's and bias's shapes against a's last dimension. */
 static int check_inputs(tlm_tensor **out, const char *op, tlm_tensor *a,

@@ -303,7 +303,7 @@ TLM_API int tlm_concat(tlm_tensor **out, tlm_tensor *const *inputs,
                        int32_t count, int32_t axis) {
     const char *name = concat_op.name;
     tlm_context *ctx = NULL;
-    TLMI_TRY(tlmi_op_begin(out, name, NULL, 0, &ctx));
+    TLMI_CHECK_OUT(NULL, name, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, name, inputs);
     if (count < 1 || count > TLMI_MAX_SRC)
         return tlmi_op_fail(NULL, TLM_E_INVALID,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/ops.h" /* to read which op built the result */
+#include "ops/ops.h" /* TLMI_OP_LIST; struct tlmi_op (autodiff/graph.h) names the op that built a result */
 
 /* The harness's own generator, independent of tlm's. */
 static uint64_t next_random(uint64_t *state) {
