@@ -6,8 +6,6 @@
 
 static _Thread_local char thread_error[TLMI_MESSAGE_MAX];
 
-char *tlmi_thread_error_buffer(void) { return thread_error; }
-
 int tlmi_fail_v(tlmi_host *host, int status, const char *format,
                 va_list args) {
     vsnprintf(thread_error, sizeof thread_error, format, args);

@@ -11,9 +11,6 @@
 #include "host.h"
 #include "tlm.h"
 
-/* The calling thread's message buffer, TLMI_MESSAGE_MAX bytes. */
-char *tlmi_thread_error_buffer(void);
-
 /* Records a failure: formats the message into the host's last_error (when
  * host is not NULL) and the calling thread's message, logs it at
  * TLM_LOG_ERROR, and returns `status` so a caller can write

@@ -1,5 +1,5 @@
 /*
- * The compute thread pool (see pool.h).
+ * The compute thread pool (see threadpool.h).
  *
  * n_threads - 1 worker threads and the caller, thread 0. The workers are
  * started on the first loop that really splits (so a pool whose loops all

@@ -218,8 +218,7 @@ TLM_API int tlm_tokenizer_save(tlm_tokenizer *tok, const char *path) {
     /* Crash-safe: a temporary file renamed over the target (lib/base/file.h). */
     int status = tlmi_file_write_atomic(&tok->host, path, image, size);
     if (status != TLM_OK)
-        status = tlmi_fail_forward_from(&tok->host, status,
-                                        tok->host.last_error, "%s", who);
+        status = tlmi_fail_forward(&tok->host, status, "%s", who);
     tlmi_host_free(&tok->host, image, size);
     return status;
 }
@@ -250,8 +249,7 @@ TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
     size_t size = 0;
     int status = tlmi_file_read_all(&host, path, MAX_FILE_BYTES, &data, &size);
     if (status != TLM_OK)
-        return tlmi_fail_forward_from(&host, status, host.last_error,
-                                      "tlm_tokenizer_load");
+        return tlmi_fail_forward(&host, status, "tlm_tokenizer_load");
     status = tlmi_tokenizer_read_image(out, &host, data, size, who);
     tlmi_file_free_contents(&host, data, size);
     return status;
