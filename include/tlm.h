@@ -2080,7 +2080,7 @@ TLM_API int tlm_dataset_params_init(tlm_dataset_params *params);
  * @param params settings, or NULL for the defaults
  */
 TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
-                                 const int32_t *ids, int64_t count,
+                                 const int32_t *ids, size_t count,
                                  const tlm_dataset_params *params);
 
 /**

@@ -273,7 +273,7 @@ static int run_job(job *j) {
                          "(each part of the 90/10 split needs %lld tokens; "
                          "use a smaller --context or more text)",
                          n_ids, (int)config.max_context, (long long)need);
-    if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, (int64_t)n_ids, NULL) != TLM_OK)
+    if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, n_ids, NULL) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
 
     /* Optimizer and schedule. */

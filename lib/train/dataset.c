@@ -73,8 +73,11 @@ static int copy_ids(tlm_dataset *ds, const char *what, const int32_t *ids,
 }
 
 TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
-                                 const int32_t *ids, int64_t count,
+                                 const int32_t *ids, size_t count_given,
                                  const tlm_dataset_params *params) {
+    /* Past INT64_MAX is past any buffer: copy_ids refuses it as too large. */
+    const int64_t count = count_given > (size_t)INT64_MAX ? INT64_MAX
+                                                          : (int64_t)count_given;
     const char *what = "tlm_dataset_from_ids";
     TLMI_CHECK_OUT(NULL, what, out, NULL);
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
@@ -352,7 +355,7 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     /* The text goes before the dataset copies the ids. */
     tlmi_file_free_contents(host, text, size);
     text = NULL;
-    status = tlm_dataset_from_ids(out, ctx, ids, count, &p);
+    status = tlm_dataset_from_ids(out, ctx, ids, (size_t)count, &p);
 
 cleanup:
     tlmi_file_free_contents(host, text, size);

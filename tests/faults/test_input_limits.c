@@ -242,9 +242,10 @@ static void enormous_and_zero_sizes(void **state) {
     /* Datasets: negative, zero and enormous counts. */
     tlm_dataset *data = NULL;
     int32_t ids[4] = {1, 2, 3, 4};
-    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, -1, NULL), TLM_E_INVALID, NULL,
-           "tlm_dataset_from_ids");
-    status = tlm_dataset_from_ids(&data, ctx, ids, INT64_MAX, NULL);
+    /* A negative count converted to size_t: the largest possible. */
+    EXPECT(tlm_dataset_from_ids(&data, ctx, ids, (size_t)-1, NULL),
+           TLM_E_INVALID, NULL, "tlm_dataset_from_ids");
+    status = tlm_dataset_from_ids(&data, ctx, ids, (size_t)INT64_MAX, NULL);
     assert_true(status == TLM_E_OVERFLOW || status == TLM_E_INVALID ||
                 status == TLM_E_NOMEM);
     assert_non_null(strstr(tlm_last_error(), "tlm_dataset_from_ids"));
