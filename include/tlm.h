@@ -1824,7 +1824,8 @@ TLM_API void tlm_optimizer_free(tlm_optimizer *opt);
 /**
  * The detailed message of the last failure of a call on `opt` ("" if
  * none); a fixed text if `opt` is NULL. Valid until the next failing call
- * on `opt`.
+ * on `opt`. Calls that take a const optimizer record their failures only
+ * in tlm_last_error().
  */
 TLM_API const char *tlm_optimizer_last_error(const tlm_optimizer *opt);
 

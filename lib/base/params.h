@@ -25,7 +25,8 @@ int tlmi_params_merge(tlmi_host *host, const char *what, void *defaults,
                       size_t library_size, const void *given);
 
 /* The start of every *_params_init(tlm_x_params *params): returns
- * TLM_E_INVALID with "<function>: params is NULL" from the calling
+ * TLM_E_INVALID with "<function>: <params> is NULL" (the argument's own
+ * name, as TLMI_CHECK_NOT_NULL writes it) from the calling
  * function for a NULL struct, else zeroes it and sets its struct_size;
  * the caller then sets the fields whose default is not zero. */
 #define TLMI_PARAMS_INIT(function, params)                 \

@@ -52,9 +52,7 @@ TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
 }
 
 TLM_API int tlm_optimizer_params_init(tlm_optimizer_params *params) {
-    if (params == NULL)
-        return tlmi_fail_thread(TLM_E_INVALID,
-                                "tlm_optimizer_params_init: params is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_params_init", params);
     return tlm_optimizer_params_init_for(params, TLM_OPTIMIZER_ADAMW);
 }
 
@@ -155,12 +153,12 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
                                 (int)count);
     tlm_optimizer_params p;
     tlm_optimizer_params_init(&p);
-    int status = tlmi_params_merge(NULL, "tlm_optimizer_create: settings",
+    int status = tlmi_params_merge(NULL, "tlm_optimizer_create: params",
                                    &p, sizeof p, given);
     if (status != TLM_OK)
         return status;
     status = tlmi_optim_check_params(NULL, TLM_E_INVALID,
-                                     "tlm_optimizer_create: settings",
+                                     "tlm_optimizer_create: params",
                                      &p);
     if (status != TLM_OK)
         return status;

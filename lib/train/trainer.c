@@ -379,8 +379,9 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
         if (status != TLM_OK)
             goto fail;
     }
-    /* Read only during create; a caller's struct too old to have the field
-     * merged as NULL: the trainer's defaults. */
+    /* Read only during create: the caller's settings, or the trainer's
+     * defaults (tlm_trainer_params_init's, also what a caller's struct too
+     * old to have the field keeps); NULL means those defaults too. */
     const tlm_optimizer_params *optimizer = t->params.optimizer;
     t->params.schedule = NULL;
     t->params.optimizer = NULL;
