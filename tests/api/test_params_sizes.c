@@ -159,9 +159,18 @@ static int context_create(fixture *f, const void *p) {
     return status;
 }
 
+/* The settings are cut at init_seed, a field any value of which is
+ * valid: the model must have the default seed, not the poison's. */
 static int model_create(fixture *f, const void *p) {
     tlm_model *m = NULL;
     int status = tlm_model_create(&m, f->ctx, p);
+    if (status == TLM_OK) {
+        tlm_model_config got, defaults;
+        tlm_model_config_init(&got);
+        tlm_model_config_init(&defaults);
+        assert_int_equal(tlm_model_get_config(m, &got), TLM_OK);
+        assert_true(got.init_seed == defaults.init_seed);
+    }
     tlm_model_free(m);
     return status;
 }
@@ -199,9 +208,17 @@ static int tokenizer_train(fixture *f, const void *p) {
     return status;
 }
 
+/* Cut at seed, which takes any value: the sampler must have the default. */
 static int sampler_create(fixture *f, const void *p) {
     tlm_sampler *s = NULL;
     int status = tlm_sampler_create(&s, f->ctx, p);
+    if (status == TLM_OK) {
+        tlm_sampler_params got, defaults;
+        tlm_sampler_params_init(&got);
+        tlm_sampler_params_init(&defaults);
+        assert_int_equal(tlm_sampler_get_params(s, &got), TLM_OK);
+        assert_true(got.seed == defaults.seed);
+    }
     tlm_sampler_free(s);
     return status;
 }
@@ -301,7 +318,9 @@ static void settings_of_every_size_are_read_within_their_size(void **state) {
 
     tlm_tokenizer_params tokenizer;
     tlm_tokenizer_params_init(&tokenizer);
-    tokenizer.kind = TLM_TOKENIZER_CHAR;
+    /* BPE: the kind that reads min_pair_count (a poisoned one is < 1). */
+    tokenizer.kind = TLM_TOKENIZER_BPE;
+    tokenizer.vocab_size = 262;
     CHECK_READS(tlm_tokenizer_params, min_pair_count, tokenizer_train, tokenizer, TLM_OK);
 
     tlm_sampler_params sampler;
@@ -321,7 +340,9 @@ static void settings_of_every_size_are_read_within_their_size(void **state) {
 
     tlm_schedule_params schedule;
     tlm_schedule_params_init(&schedule);
-    CHECK_READS(tlm_schedule_params, decay_end_step, schedule_lr, schedule, TLM_OK);
+    /* Cut at warmup_steps: the constant schedule reads it (a poisoned one
+     * is negative), not decay_end_step. */
+    CHECK_READS(tlm_schedule_params, warmup_steps, schedule_lr, schedule, TLM_OK);
 
     if (tlm_comm_available()) {
         /* MPI is not initialised and init_mpi is 0: TLM_E_STATE, after the

@@ -1,5 +1,5 @@
 /*
- * Suite "support": the tolerance helpers every numeric test uses. A NaN
+ * Suite "api" (test "tolerance"): the tolerance helpers every numeric test uses. A NaN
  * anywhere, in the computed values or in the reference, must come out as a
  * NaN maximum or an out-of-bounds index, never as error 0.
  */
