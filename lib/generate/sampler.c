@@ -175,7 +175,7 @@ static int grow_history(tlm_sampler *s) {
     }
     if (window > 0 && wanted > window)
         wanted = window;
-    if (tlmi_resize(&s->host, (void **)&s->history, &s->history_capacity,
+    if (tlmi_resize(&s->host, &s->history, &s->history_capacity,
                     wanted, sizeof *s->history) != TLM_OK)
         return tlmi_fail(&s->host, TLM_E_NOMEM,
                          "tlm_sampler_accept: growing the history to %zu "

@@ -152,7 +152,7 @@ static int stack_push(parser *ps, const tlmi_json_member *member) {
     if (ps->stack_count == ps->stack_capacity) {
         /* 64 entries at first, then doubling. */
         size_t needed = ps->stack_count == 0 ? 64 : ps->stack_count + 1;
-        int status = tlmi_grow(ps->host, (void **)&ps->stack,
+        int status = tlmi_grow(ps->host, &ps->stack,
                                &ps->stack_capacity, needed, sizeof *ps->stack);
         if (status == TLM_E_OVERFLOW)
             return fail_nomem(ps, SIZE_MAX);

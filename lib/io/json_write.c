@@ -62,7 +62,7 @@ static int writer_reserve(tlmi_json_writer *w, size_t extra) {
         return TLM_OK;
     if (need < WRITER_INITIAL)
         need = WRITER_INITIAL;
-    if (tlmi_grow(w->host, (void **)&w->data, &w->capacity, need, 1) != TLM_OK)
+    if (tlmi_grow(w->host, &w->data, &w->capacity, need, 1) != TLM_OK)
         return writer_fail(w, TLM_E_NOMEM,
                            "out of memory (growing the buffer to %zu bytes)",
                            tlmi_grow_capacity(w->capacity, need));

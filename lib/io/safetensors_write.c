@@ -76,7 +76,7 @@ void tlmi_safetensors_writer_free(tlmi_safetensors_writer *w) {
 }
 
 /* Makes room for one more element after `count` in a growable array. */
-static int grow(tlmi_host *host, void **array, size_t *capacity, size_t count,
+static int grow(tlmi_host *host, void *array, size_t *capacity, size_t count,
                 size_t element) {
     int status = tlmi_grow(host, array, capacity, count + 1, element);
     if (status == TLM_E_OVERFLOW)
@@ -169,7 +169,7 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: tensor '%s': data is NULL",
                          shown);
-    int status = grow(host, (void **)&w->items, &w->capacity, w->count,
+    int status = grow(host, &w->items, &w->capacity, w->count,
                       sizeof *w->items);
     if (status != TLM_OK)
         return status;
@@ -217,7 +217,7 @@ int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
     if (key_length > SIZE_MAX / 2 - 2 || value_length > SIZE_MAX / 2)
         return tlmi_fail(host, TLM_E_OVERFLOW,
                          "safetensors writer: metadata too long");
-    int status = grow(host, (void **)&w->pairs, &w->pair_capacity,
+    int status = grow(host, &w->pairs, &w->pair_capacity,
                       w->pair_count, sizeof *w->pairs);
     if (status != TLM_OK)
         return status;

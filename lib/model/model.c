@@ -151,7 +151,7 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
         /* Room for 64 parameters at first, then doubling. */
         size_t capacity = (size_t)m->parameters_capacity;
         size_t needed = capacity == 0 ? 64 : capacity + 1;
-        if (tlmi_grow(&m->ctx->host, (void **)&m->parameters, &capacity, needed,
+        if (tlmi_grow(&m->ctx->host, &m->parameters, &capacity, needed,
                       sizeof *m->parameters) != TLM_OK) {
             b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
                                   "tlm_model_create: out of memory");

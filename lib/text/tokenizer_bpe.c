@@ -150,7 +150,7 @@ static int count_chunk(trainer *t, size_t at, size_t length) {
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: the corpus has more than %d distinct chunks",
                          t->who, INT32_MAX - 1);
-    if (tlmi_grow(t->host, (void **)&t->chunks, &t->chunks_cap, t->n_chunks + 1,
+    if (tlmi_grow(t->host, &t->chunks, &t->chunks_cap, t->n_chunks + 1,
                   sizeof *t->chunks) != TLM_OK)
         return out_of_memory(t, "the chunks");
     chunk_rec *c = &t->chunks[t->n_chunks];
@@ -222,7 +222,7 @@ static int find_pair(trainer *t, int32_t left, int32_t right,
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: more than %d distinct pairs", t->who,
                          INT32_MAX - 1);
-    if (tlmi_grow(t->host, (void **)&t->pairs, &t->pairs_cap, t->n_pairs + 1,
+    if (tlmi_grow(t->host, &t->pairs, &t->pairs_cap, t->n_pairs + 1,
                   sizeof *t->pairs) != TLM_OK)
         return out_of_memory(t, "the pairs");
     int32_t p = (int32_t)t->n_pairs++;
@@ -248,7 +248,7 @@ static int list_chunk(trainer *t, int32_t p, int32_t c) {
         return tlmi_fail(t->host, TLM_E_OVERFLOW,
                          "%s: more than %d pair occurrences", t->who,
                          INT32_MAX - 1);
-    if (tlmi_grow(t->host, (void **)&t->nodes, &t->nodes_cap, t->n_nodes + 1,
+    if (tlmi_grow(t->host, &t->nodes, &t->nodes_cap, t->n_nodes + 1,
                   sizeof *t->nodes) != TLM_OK)
         return out_of_memory(t, "the chunk lists");
     t->nodes[t->n_nodes] = (list_node){c, head};
@@ -286,7 +286,7 @@ static void sift_down(trainer *t, size_t i) {
 }
 
 static int heap_push(trainer *t, int32_t p) {
-    if (tlmi_grow(t->host, (void **)&t->heap, &t->heap_cap, t->heap_size + 1,
+    if (tlmi_grow(t->host, &t->heap, &t->heap_cap, t->heap_size + 1,
                   sizeof *t->heap) != TLM_OK)
         return out_of_memory(t, "the pair heap");
     heap_entry e = {t->pairs[p].count, p};
@@ -319,7 +319,7 @@ static int add_pair_count(trainer *t, int32_t left, int32_t right,
     pair_rec *rec = &t->pairs[p];
     rec->count += freq;
     if (rec->count > rec->pushed && !rec->dirty) {
-        if (tlmi_grow(t->host, (void **)&t->dirty, &t->dirty_cap,
+        if (tlmi_grow(t->host, &t->dirty, &t->dirty_cap,
                       t->n_dirty + 1, sizeof *t->dirty) != TLM_OK)
             return out_of_memory(t, "the changed pairs");
         t->pairs[p].dirty = 1;
@@ -464,7 +464,7 @@ int tlmi_bpe_train(tlmi_merge_list *merges, tlmi_host *host,
         if (rec->count < min_count)
             break; /* the most frequent pair is not frequent enough */
         const int32_t m = 256 + merges->count;
-        if (tlmi_grow(host, (void **)&merges->pairs, &merges->capacity,
+        if (tlmi_grow(host, &merges->pairs, &merges->capacity,
                       2 * (size_t)merges->count + 2,
                       sizeof *merges->pairs) != TLM_OK) {
             status = out_of_memory(&t, "the merges");

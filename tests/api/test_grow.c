@@ -44,7 +44,7 @@ static void growth_keeps_elements(void **state) {
     int32_t *values = NULL;
     size_t capacity = 0;
     for (int32_t i = 0; i < 1000; i++) {
-        assert_int_equal(tlmi_grow(&host, (void **)&values, &capacity, (size_t)i + 1,
+        assert_int_equal(tlmi_grow(&host, &values, &capacity, (size_t)i + 1,
                                    sizeof *values),
                          TLM_OK);
         assert_true(capacity >= (size_t)i + 1);
@@ -56,7 +56,7 @@ static void growth_keeps_elements(void **state) {
     /* 16, 32, ..., 1024: seven blocks, six of them freed on the way. */
     assert_int_equal(counter.allocations, 7);
     assert_int_equal(counter.frees, 6);
-    assert_int_equal(tlmi_resize(&host, (void **)&values, &capacity, 10, sizeof *values),
+    assert_int_equal(tlmi_resize(&host, &values, &capacity, 10, sizeof *values),
                      TLM_OK);
     assert_int_equal(capacity, 10);
     for (int32_t i = 0; i < 10; i++)
@@ -74,16 +74,16 @@ static void failures_change_nothing(void **state) {
     counting_host(&host, &counter);
     double *values = NULL;
     size_t capacity = 0;
-    assert_int_equal(tlmi_grow(&host, (void **)&values, &capacity, 3, sizeof *values),
+    assert_int_equal(tlmi_grow(&host, &values, &capacity, 3, sizeof *values),
                      TLM_OK);
     double *before = values;
-    assert_int_equal(tlmi_grow(&host, (void **)&values, &capacity, SIZE_MAX / 4,
+    assert_int_equal(tlmi_grow(&host, &values, &capacity, SIZE_MAX / 4,
                                sizeof *values),
                      TLM_E_OVERFLOW);
     assert_ptr_equal(values, before);
     assert_int_equal(capacity, 16);
     counter.fail_at = (int64_t)counter.calls + 1;
-    assert_int_equal(tlmi_grow(&host, (void **)&values, &capacity, 17, sizeof *values),
+    assert_int_equal(tlmi_grow(&host, &values, &capacity, 17, sizeof *values),
                      TLM_E_NOMEM);
     assert_ptr_equal(values, before);
     assert_int_equal(capacity, 16);
