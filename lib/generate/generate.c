@@ -324,10 +324,11 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     tlm_model_config config;
     TLMI_TRY(check_pair(session, tokenizer, what, &config));
     tlmi_host *host = tlmi_session_host(session);
-    if ((prompt == NULL && prompt_length > 0) ||
-        (continuation == NULL && continuation_length > 0) || logprob == NULL)
-        return tlmi_fail(host, TLM_E_INVALID, "%s: %s is NULL", what,
-                         logprob == NULL ? "logprob" : prompt == NULL ? "prompt" : "continuation");
+    TLMI_CHECK_NOT_NULL(host, what, logprob);
+    TLMI_CHECK(host, prompt != NULL || prompt_length == 0, TLM_E_INVALID,
+               "%s: prompt is NULL", what);
+    TLMI_CHECK(host, continuation != NULL || continuation_length == 0,
+               TLM_E_INVALID, "%s: continuation is NULL", what);
     *logprob = 0;
     /* Prompt and continuation encoded apart, then joined: the
      * continuation's tokens are exactly its own. */
