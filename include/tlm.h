@@ -1178,6 +1178,98 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path);
 
+/** Model file formats (tlm_model_import_params::format,
+ *  tlm_model_export_params::format); docs/formats-import.md lists exactly
+ *  which files and fields each accepts. */
+enum tlm_model_format {
+    TLM_MODEL_FORMAT_AUTO = 0,        /**< import: detect from the content */
+    TLM_MODEL_FORMAT_TLM = 1,         /**< tlm's .tlm file */
+    TLM_MODEL_FORMAT_SAFETENSORS = 2, /**< tlm's own safetensors naming with
+                                           "tlm.config" metadata */
+    TLM_MODEL_FORMAT_HF = 3,          /**< Hugging Face: model.safetensors (or a
+                                           sharded index) + config.json;
+                                           GPT2LMHeadModel */
+    TLM_MODEL_FORMAT_LLMC = 4         /**< llm.c GPT-2 checkpoint: version 3
+                                           float32, version 5 bfloat16 */
+};
+
+/** Element types of exported weights (tlm_model_export_params::weight_type). */
+enum tlm_weight_type {
+    TLM_WEIGHT_F32 = 0,  /**< IEEE float32 */
+    TLM_WEIGHT_F16 = 1,  /**< IEEE half, rounded to nearest even */
+    TLM_WEIGHT_BF16 = 2  /**< bfloat16, rounded to nearest even */
+};
+
+/** Settings of tlm_model_import(). Fill with tlm_model_import_params_init(). */
+typedef struct tlm_model_import_params {
+    size_t struct_size; /**< sizeof(tlm_model_import_params); set by init */
+    /** A ::tlm_model_format; default TLM_MODEL_FORMAT_AUTO (detected from
+     *  the content, never from the name). */
+    int32_t format;
+    /** Hugging Face: the config.json to read; NULL (default): the
+     *  config.json in the directory of the weights. */
+    const char *config_path;
+    /** Hugging Face: use this configuration instead of a config.json
+     *  (filled with tlm_model_config_init(); position learned, LayerNorm,
+     *  pre-norm, biases, as GPT-2 has); NULL (default). */
+    const tlm_model_config *config;
+} tlm_model_import_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
+
+/**
+ * Create a model in `ctx` from a file another program wrote, its format
+ * detected from the content unless params->format says it: a .tlm file
+ * (as tlm_model_load()), a tlm safetensors export (as
+ * tlm_model_import_safetensors()), a Hugging Face GPT-2 checkpoint
+ * (`path` is the directory, its model.safetensors, or its
+ * model.safetensors.index.json; F32, F16 or BF16 tensors; the
+ * configuration from config.json beside it, params->config_path or
+ * params->config) or an llm.c checkpoint (version 3 or 5). The weights are
+ * mapped or streamed tensor by tensor, so the model's float32 parameters
+ * are the only full copy in memory. `params` may be NULL. Nothing is
+ * created on failure.
+ * @return TLM_E_IO (cannot open or read), TLM_E_FORMAT (malformed, a
+ *         missing tensor, a shape that disagrees with the configuration, a
+ *         vocabulary that does not match the embedding), TLM_E_UNSUPPORTED
+ *         (an unknown architecture, a configuration field tlm cannot
+ *         compute), TLM_E_INVALID, TLM_E_NOMEM; the message names the file
+ *         and the tensor or field
+ */
+TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
+                             const char *path,
+                             const tlm_model_import_params *params);
+
+/** Settings of tlm_model_export(). Fill with tlm_model_export_params_init(). */
+typedef struct tlm_model_export_params {
+    size_t struct_size; /**< sizeof(tlm_model_export_params); set by init */
+    /** A ::tlm_model_format other than AUTO: required (the default, AUTO,
+     *  is refused). */
+    int32_t format;
+    /** A ::tlm_weight_type; default TLM_WEIGHT_F32. HF: F32, F16 or BF16;
+     *  LLMC: F32 (version 3) or BF16 (version 5); TLM and SAFETENSORS: F32. */
+    int32_t weight_type;
+} tlm_model_export_params;
+
+/** Fill `params` with the defaults and set its struct_size. */
+TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
+
+/**
+ * Write `model` in another program's format. HF: `path` is a directory
+ * (created if absent) that receives model.safetensors (named as
+ * transformers' GPT2LMHeadModel.save_pretrained writes them) and
+ * config.json, and encoder.json + vocab.bpe when the model carries a
+ * GPT-2 tokenizer; LLMC: `path` is the .bin file; TLM and SAFETENSORS: as
+ * tlm_model_save() and tlm_model_export_safetensors(). Every file is
+ * written atomically. A model the format cannot express (HF, LLMC: rotary
+ * or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases, encoder
+ * layers, head_dim * n_heads != d_model; LLMC: an untied output, d_ff other
+ * than 4 d_model) is TLM_E_UNSUPPORTED with a message naming the field.
+ */
+TLM_API int tlm_model_export(const tlm_model *model, const char *path,
+                             const tlm_model_export_params *params);
+
 /**
  * Save the model as a .tlm file (docs/format.md): configuration,
  * parameters, and a checksum per section. The save is atomic: the file is

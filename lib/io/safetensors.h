@@ -147,6 +147,20 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *writer,
                                 int32_t ndim, const int64_t *shape,
                                 const void *data);
 
+/* Fills `dst` with a tensor's `nbytes` bytes (host byte order) when the
+ * file is written; returns a status after tlmi_fail on failure. */
+typedef int (*tlmi_st_produce_fn)(void *user, void *dst, size_t nbytes);
+
+/* Adds a tensor whose bytes `produce` computes while the file is written
+ * (into a scratch block of the tensor's size, freed after it), so that a
+ * converted copy of every tensor never exists at once. `user` must stay
+ * valid until the file is written. */
+int tlmi_safetensors_writer_add_produced(tlmi_safetensors_writer *writer,
+                                         const char *name, int32_t dtype,
+                                         int32_t ndim, const int64_t *shape,
+                                         tlmi_st_produce_fn produce,
+                                         void *user);
+
 /* Adds a metadata pair (both copied; valid UTF-8; keys unique). */
 int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *writer,
                                          const char *key, const char *value);

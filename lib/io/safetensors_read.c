@@ -12,6 +12,7 @@
 #include "base/endian.h"
 #include "base/error.h"
 #include "base/file.h"
+#include "base/half.h"
 #include "json.h"
 
 /* ------------------------------------------------------------------------
@@ -42,33 +43,6 @@ size_t tlmi_st_dtype_size(int32_t dtype) {
         if (dtypes[i].dtype == dtype)
             return dtypes[i].size;
     return 0;
-}
-
-static float float_from_bits(uint32_t bits) {
-    float value;
-    memcpy(&value, &bits, sizeof value);
-    return value;
-}
-
-/* IEEE binary16 to binary32, exactly (subnormals, infinities, NaNs). */
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exponent = (h >> 10) & 0x1fu;
-    uint32_t mantissa = h & 0x3ffu;
-    if (exponent == 0x1f)
-        return float_from_bits(sign | 0x7f800000u | (mantissa << 13));
-    if (exponent != 0)
-        return float_from_bits(sign | ((exponent + 112) << 23) |
-                               (mantissa << 13));
-    if (mantissa == 0)
-        return float_from_bits(sign);
-    /* Subnormal: mantissa * 2^-24; normalise it. */
-    exponent = 113;
-    while ((mantissa & 0x400u) == 0) {
-        mantissa <<= 1;
-        exponent--;
-    }
-    return float_from_bits(sign | (exponent << 23) | ((mantissa & 0x3ffu) << 13));
 }
 
 /* ------------------------------------------------------------------------
@@ -764,11 +738,11 @@ int tlmi_safetensors_copy_f32(const tlmi_safetensors *st,
         return TLM_OK;
     case TLMI_ST_F16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = half_to_float(tlmi_get_u16(p));
+            dst[i] = tlmi_half_to_float(tlmi_get_u16(p));
         return TLM_OK;
     case TLMI_ST_BF16:
         for (size_t i = 0; i < n; i++, p += 2)
-            dst[i] = float_from_bits((uint32_t)tlmi_get_u16(p) << 16);
+            dst[i] = tlmi_bf16_to_float(tlmi_get_u16(p));
         return TLM_OK;
     default:
         return wrong_dtype(st, entry, "floats");

@@ -26,6 +26,8 @@ typedef struct st_item {
     int64_t shape[TLM_MAX_DIMS];
     const void *data;
     size_t nbytes;
+    tlmi_st_produce_fn produce; /* with data NULL: fills the bytes on write */
+    void *produce_user;
 } st_item;
 
 typedef struct st_pair {
@@ -100,9 +102,10 @@ static int check_utf8(tlmi_host *host, const char *what, const char *s,
     return TLM_OK;
 }
 
-int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
-                                int32_t dtype, int32_t ndim,
-                                const int64_t *shape, const void *data) {
+static int add_item(tlmi_safetensors_writer *w, const char *name,
+                    int32_t dtype, int32_t ndim, const int64_t *shape,
+                    const void *data, tlmi_st_produce_fn produce,
+                    void *produce_user) {
     if (w == NULL)
         return tlmi_fail(NULL, TLM_E_INVALID,
                          "safetensors writer: writer is NULL");
@@ -165,7 +168,7 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
     if (overflow)
         numel = 0;
     size_t nbytes = (size_t)(numel * element);
-    if (data == NULL && nbytes > 0)
+    if (data == NULL && produce == NULL && nbytes > 0)
         return tlmi_fail(host, TLM_E_INVALID,
                          "safetensors writer: tensor '%s': data is NULL",
                          shown);
@@ -189,7 +192,26 @@ int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
         item->shape[i] = shape[i];
     item->data = data;
     item->nbytes = nbytes;
+    item->produce = produce;
+    item->produce_user = produce_user;
     return TLM_OK;
+}
+
+int tlmi_safetensors_writer_add(tlmi_safetensors_writer *w, const char *name,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data) {
+    return add_item(w, name, dtype, ndim, shape, data, NULL, NULL);
+}
+
+int tlmi_safetensors_writer_add_produced(tlmi_safetensors_writer *w,
+                                         const char *name, int32_t dtype,
+                                         int32_t ndim, const int64_t *shape,
+                                         tlmi_st_produce_fn produce,
+                                         void *user) {
+    if (produce == NULL)
+        return tlmi_fail(w ? w->host : NULL, TLM_E_INVALID,
+                         "safetensors writer: produce is NULL");
+    return add_item(w, name, dtype, ndim, shape, NULL, produce, user);
 }
 
 int tlmi_safetensors_writer_add_metadata(tlmi_safetensors_writer *w,
@@ -300,13 +322,12 @@ static int sink_write(sink *s, const void *data, size_t size) {
     return TLM_OK;
 }
 
-/* A tensor's bytes in little-endian order. */
-static int sink_tensor(sink *s, const st_item *item) {
+/* A tensor's bytes (`p`, host order) in little-endian order. */
+static int sink_bytes(sink *s, const st_item *item, const unsigned char *p) {
     size_t element = tlmi_st_dtype_size(item->dtype);
     if (tlmi_host_is_little_endian() || element == 1)
-        return sink_write(s, item->data, item->nbytes);
+        return sink_write(s, p, item->nbytes);
     unsigned char chunk[4096];
-    const unsigned char *p = item->data;
     for (size_t done = 0; done < item->nbytes;) {
         size_t n = item->nbytes - done < sizeof chunk ? item->nbytes - done
                                                       : sizeof chunk;
@@ -321,6 +342,25 @@ static int sink_tensor(sink *s, const st_item *item) {
     return TLM_OK;
 }
 
+/* A tensor's bytes, produced into a scratch block first when the tensor
+ * was added with a producer (one such block at a time). */
+static int sink_tensor(tlmi_safetensors_writer *w, sink *s,
+                       const st_item *item) {
+    if (item->produce == NULL || item->nbytes == 0)
+        return sink_bytes(s, item, item->data);
+    void *scratch = tlmi_host_alloc(w->host, item->nbytes, 64);
+    if (scratch == NULL)
+        return tlmi_fail(w->host, TLM_E_NOMEM,
+                         "safetensors writer: tensor '%s': out of memory "
+                         "(%zu bytes)",
+                         item->name, item->nbytes);
+    int status = item->produce(item->produce_user, scratch, item->nbytes);
+    if (status == TLM_OK)
+        status = sink_bytes(s, item, scratch);
+    tlmi_host_free(w->host, scratch, item->nbytes);
+    return status;
+}
+
 /* The header (built by the caller) and the data into `s`. */
 static int emit(tlmi_safetensors_writer *w, sink *s, const char *header,
                 size_t header_length, size_t padded) {
@@ -333,7 +373,7 @@ static int emit(tlmi_safetensors_writer *w, sink *s, const char *header,
     if (status == TLM_OK)
         status = sink_write(s, spaces, padded - header_length);
     for (size_t i = 0; status == TLM_OK && i < w->count; i++)
-        status = sink_tensor(s, &w->items[i]);
+        status = sink_tensor(w, s, &w->items[i]);
     return status;
 }
 

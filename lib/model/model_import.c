@@ -1,0 +1,225 @@
+/*
+ * tlm_model_import / tlm_model_export: the format detected from a file's
+ * content (never its name) and the call dispatched to the format's module
+ * (model_file.c, model_safetensors.c, format_hf.c, format_llmc.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "autodiff/context.h"
+#include "base/endian.h"
+#include "base/error.h"
+#include "base/params.h"
+#include "formats.h"
+#include "io/json.h"
+#include "model.h"
+
+/* How many leading bytes detection reads. */
+#define SNIFF_BYTES 64
+
+static const unsigned char tlm_magic[8] = {0x89, 'T', 'L', 'M',
+                                           0x0d, 0x0a, 0x1a, 0x0a};
+
+TLM_API int tlm_model_import_params_init(tlm_model_import_params *params) {
+    TLMI_PARAMS_INIT("tlm_model_import_params_init", params);
+    params->format = TLM_MODEL_FORMAT_AUTO;
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_export_params_init(tlm_model_export_params *params) {
+    TLMI_PARAMS_INIT("tlm_model_export_params_init", params);
+    params->format = TLM_MODEL_FORMAT_AUTO;
+    params->weight_type = TLM_WEIGHT_F32;
+    return TLM_OK;
+}
+
+/* A safetensors header (8-byte length, then '{'): does its JSON mention
+ * the key "tlm.config"? Reads the header only (at most the format's
+ * limit), since the metadata may sit anywhere in it. */
+static int safetensors_has_tlm_config(FILE *file, uint64_t header_length) {
+    if (header_length > ((uint64_t)100 << 20))
+        return 0;
+    static const char key[] = "\"tlm.config\"";
+    const size_t key_length = sizeof key - 1;
+    char buffer[4096 + sizeof key];
+    size_t kept = 0;
+    uint64_t left = header_length;
+    if (fseek(file, 8, SEEK_SET) != 0)
+        return 0;
+    while (left > 0) {
+        size_t want = left < 4096 ? (size_t)left : 4096;
+        size_t got = fread(buffer + kept, 1, want, file);
+        if (got == 0)
+            return 0;
+        size_t total = kept + got;
+        for (size_t i = 0; i + key_length <= total; i++)
+            if (memcmp(buffer + i, key, key_length) == 0)
+                return 1;
+        /* Keep the tail, in case the key straddles two reads. */
+        kept = total < key_length ? total : key_length - 1;
+        memmove(buffer, buffer + total - kept, kept);
+        left -= got;
+    }
+    return 0;
+}
+
+/* The format of `path` from its content. */
+static int detect(tlmi_host *host, const char *path, int32_t *format) {
+    struct stat info;
+    if (stat(path, &info) != 0)
+        return tlmi_fail(host, TLM_E_IO, "cannot open '%s': %s", path,
+                         strerror(errno));
+    if (S_ISDIR(info.st_mode)) {
+        *format = TLM_MODEL_FORMAT_HF;
+        return TLM_OK;
+    }
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return tlmi_fail(host, TLM_E_IO, "cannot open '%s': %s", path,
+                         strerror(errno));
+    unsigned char head[SNIFF_BYTES] = {0};
+    size_t got = fread(head, 1, sizeof head, file);
+    int status = TLM_OK;
+    size_t i = 0;
+    while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
+                       head[i] == '\n'))
+        i++;
+    if (got >= 8 && memcmp(head, tlm_magic, 8) == 0) {
+        *format = TLM_MODEL_FORMAT_TLM;
+    } else if (got >= 8 && tlmi_get_u32(head) == TLMI_LLMC_MAGIC &&
+               (tlmi_get_u32(head + 4) == TLMI_LLMC_VERSION_F32 ||
+                tlmi_get_u32(head + 4) == TLMI_LLMC_VERSION_BF16)) {
+        *format = TLM_MODEL_FORMAT_LLMC;
+    } else if (got >= 9 && head[8] == '{') {
+        /* safetensors: tlm's own naming when it carries tlm.config. */
+        *format = safetensors_has_tlm_config(file, tlmi_get_u64(head))
+                      ? TLM_MODEL_FORMAT_SAFETENSORS
+                      : TLM_MODEL_FORMAT_HF;
+    } else if (i < got && head[i] == '{') {
+        /* JSON: a sharded checkpoint's index ("weight_map"; checked when
+         * it is read). */
+        *format = TLM_MODEL_FORMAT_HF;
+    } else if (got >= 8 && tlmi_get_u32(head) == TLMI_LLMC_MAGIC) {
+        *format = TLM_MODEL_FORMAT_LLMC; /* its reader names the version */
+    } else {
+        status = tlmi_fail(host, TLM_E_FORMAT,
+                           "'%s' is not a model file tlm knows: not .tlm, "
+                           "safetensors, a safetensors index or an llm.c "
+                           "checkpoint (by its first bytes)",
+                           path);
+    }
+    fclose(file);
+    return status;
+}
+
+TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
+                             const char *path,
+                             const tlm_model_import_params *given) {
+    TLMI_CHECK_OUT(NULL, "tlm_model_import", out, NULL);
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import", ctx);
+    tlmi_host *host = &ctx->host;
+    TLMI_CHECK_NOT_NULL(host, "tlm_model_import", path);
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    TLMI_TRY(tlmi_params_merge(host, "tlm_model_import: params", &params,
+                               sizeof params, given));
+    if (params.format < TLM_MODEL_FORMAT_AUTO ||
+        params.format > TLM_MODEL_FORMAT_LLMC)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_import: params.format %d is not a "
+                         "tlm_model_format (0..4)",
+                         (int)params.format);
+    int32_t format = params.format;
+    if (format == TLM_MODEL_FORMAT_AUTO) {
+        int status = detect(host, path, &format);
+        if (status != TLM_OK)
+            return tlmi_fail_forward(host, status, "tlm_model_import");
+    }
+    if ((params.config_path != NULL || params.config != NULL) &&
+        format != TLM_MODEL_FORMAT_HF)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_import: params.config_path and "
+                         "params.config apply to Hugging Face checkpoints, "
+                         "but '%s' is %s",
+                         path,
+                         format == TLM_MODEL_FORMAT_TLM ? "a .tlm file"
+                         : format == TLM_MODEL_FORMAT_LLMC
+                             ? "an llm.c checkpoint"
+                             : "a tlm safetensors export");
+    int status = TLM_OK;
+    switch (format) {
+    case TLM_MODEL_FORMAT_TLM:
+        status = tlm_model_load(out, ctx, path, NULL);
+        break;
+    case TLM_MODEL_FORMAT_SAFETENSORS:
+        status = tlm_model_import_safetensors(out, ctx, path);
+        break;
+    case TLM_MODEL_FORMAT_HF:
+        status = tlmi_hf_import(out, ctx, path, params.config_path,
+                                params.config);
+        break;
+    default:
+        status = tlmi_llmc_import_file(out, ctx, path);
+        break;
+    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "tlm_model_import");
+    return TLM_OK;
+}
+
+TLM_API int tlm_model_export(const tlm_model *model, const char *path,
+                             const tlm_model_export_params *given) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_model_export", model);
+    tlmi_host *host = &model->ctx->host;
+    TLMI_CHECK_NOT_NULL(host, "tlm_model_export", path);
+    tlm_model_export_params params;
+    tlm_model_export_params_init(&params);
+    TLMI_TRY(tlmi_params_merge(host, "tlm_model_export: params", &params,
+                               sizeof params, given));
+    if (params.format <= TLM_MODEL_FORMAT_AUTO ||
+        params.format > TLM_MODEL_FORMAT_LLMC)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_export: params.format %d is not a "
+                         "tlm_model_format to write (1..4; AUTO is for "
+                         "import)",
+                         (int)params.format);
+    if (params.weight_type < TLM_WEIGHT_F32 ||
+        params.weight_type > TLM_WEIGHT_BF16)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_export: params.weight_type %d is not a "
+                         "tlm_weight_type (0..2)",
+                         (int)params.weight_type);
+    int32_t format = params.format, type = params.weight_type;
+    if ((format == TLM_MODEL_FORMAT_TLM ||
+         format == TLM_MODEL_FORMAT_SAFETENSORS) &&
+        type != TLM_WEIGHT_F32)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "tlm_model_export: params.weight_type: tlm's own "
+                         "formats hold float32 weights only");
+    if (format == TLM_MODEL_FORMAT_LLMC && type == TLM_WEIGHT_F16)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "tlm_model_export: params.weight_type: llm.c "
+                         "checkpoints hold float32 (version 3) or bfloat16 "
+                         "(version 5), not float16");
+    int status = TLM_OK;
+    switch (format) {
+    case TLM_MODEL_FORMAT_TLM:
+        status = tlm_model_save(model, path);
+        break;
+    case TLM_MODEL_FORMAT_SAFETENSORS:
+        status = tlm_model_export_safetensors(model, path);
+        break;
+    case TLM_MODEL_FORMAT_HF:
+        status = tlmi_hf_export(model, path, type);
+        break;
+    default:
+        status = tlmi_llmc_export(model, path, type);
+        break;
+    }
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "tlm_model_export");
+    return TLM_OK;
+}
