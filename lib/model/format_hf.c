@@ -8,6 +8,8 @@
  * [in, out], the transpose of tlm's [out, in]; its attention input
  * projection c_attn holds q, k and v side by side ([D, 3D], bias [3D]).
  */
+#define _POSIX_C_SOURCE 200809L /* stat, mkdir, fseeko, ftello */
+#define _FILE_OFFSET_BITS 64     /* files past 2 GiB on 32-bit hosts */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -925,8 +927,271 @@ cleanup:
     return TLM_OK;
 }
 
+/* ------------------------------------------------------------------------
+ * Export
+ */
+
+/* One GPT-2 tensor to write, computed from tlm's parameters. */
+typedef struct hf_out {
+    int32_t kind;           /* an hf_kind; QKV: from parts[0..2] */
+    const tlm_tensor *parts[3];
+    int32_t weight_type;    /* a tlm_weight_type */
+} hf_out;
+
+static void put_value(void *dst, size_t index, float value, int32_t type) {
+    if (type == TLM_WEIGHT_F32) {
+        ((float *)dst)[index] = value;
+    } else {
+        ((uint16_t *)dst)[index] = type == TLM_WEIGHT_F16
+                                       ? tlmi_float_to_half(value)
+                                       : tlmi_float_to_bf16(value);
+    }
+}
+
+/* tlmi_st_produce_fn: the GPT-2 tensor's values, in the file's dtype. */
+static int produce(void *user, void *dst, size_t nbytes) {
+    const hf_out *o = user;
+    (void)nbytes;
+    const tlm_tensor *t = o->parts[0];
+    const float *w = t->data;
+    size_t rows = (size_t)t->shape[0];
+    size_t cols = t->ndim > 1 ? (size_t)t->shape[1] : 1;
+    switch (o->kind) {
+    case HF_COPY:
+        for (size_t i = 0; i < rows * cols; i++)
+            put_value(dst, i, w[i], o->weight_type);
+        break;
+    case HF_TRANSPOSE: /* [out, in] -> [in, out] */
+        for (size_t r = 0; r < rows; r++)
+            for (size_t c = 0; c < cols; c++)
+                put_value(dst, c * rows + r, w[r * cols + c], o->weight_type);
+        break;
+    case HF_QKV_WEIGHT: /* three [D, D] -> [D, 3D], part p at columns pD.. */
+        for (int p = 0; p < 3; p++) {
+            const float *part = o->parts[p]->data;
+            for (size_t r = 0; r < rows; r++)
+                for (size_t c = 0; c < cols; c++)
+                    put_value(dst, c * 3 * rows + (size_t)p * rows + r,
+                              part[r * cols + c], o->weight_type);
+        }
+        break;
+    default: /* HF_QKV_BIAS: three [D] -> [3D] */
+        for (int p = 0; p < 3; p++) {
+            const float *part = o->parts[p]->data;
+            for (size_t r = 0; r < rows; r++)
+                put_value(dst, (size_t)p * rows + r, part[r], o->weight_type);
+        }
+        break;
+    }
+    return TLM_OK;
+}
+
+static const tlm_tensor *parameter(const tlm_model *model, const char *name) {
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        if (strcmp(model->parameters[i].name, name) == 0)
+            return model->parameters[i].tensor;
+    return NULL;
+}
+
+/* Adds the GPT-2 tensor `hf` ("transformer." + hf), made from tlm's
+ * parameter(s) `tlm` by `kind`. */
+static int add_out(tlmi_safetensors_writer *writer, const tlm_model *model,
+                   hf_out *out, const char *hf, const char *tlm, int32_t kind,
+                   int32_t weight_type) {
+    tlmi_host *host = &model->ctx->host;
+    char name[TLMI_PARAM_NAME_MAX + 16];
+    out->kind = kind;
+    out->weight_type = weight_type;
+    int n_parts = kind == HF_QKV_WEIGHT || kind == HF_QKV_BIAS ? 3 : 1;
+    for (int p = 0; p < n_parts; p++) {
+        static const char letters[3] = {'q', 'k', 'v'};
+        char part[TLMI_PARAM_NAME_MAX];
+        snprintf(part, sizeof part, "%s", tlm);
+        if (n_parts == 3) {
+            char *x = strstr(part, "q_proj");
+            if (x != NULL)
+                *x = letters[p];
+        }
+        out->parts[p] = parameter(model, part);
+        if (out->parts[p] == NULL)
+            return tlmi_fail(host, TLM_E_INTERNAL,
+                             "the model has no parameter '%s'", part);
+    }
+    const tlm_tensor *t = out->parts[0];
+    int64_t shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 1};
+    if (kind == HF_TRANSPOSE) {
+        shape[0] = t->shape[1];
+        shape[1] = t->shape[0];
+    } else if (kind == HF_QKV_WEIGHT) {
+        shape[0] = t->shape[1];
+        shape[1] = 3 * t->shape[0];
+    } else if (kind == HF_QKV_BIAS) {
+        shape[0] = 3 * t->shape[0];
+    }
+    snprintf(name, sizeof name, "transformer.%s", hf);
+    if (strcmp(hf, "lm_head.weight") == 0)
+        snprintf(name, sizeof name, "%s", hf);
+    static const int32_t dtypes[3] = {TLMI_ST_F32, TLMI_ST_F16, TLMI_ST_BF16};
+    return tlmi_safetensors_writer_add_produced(
+        writer, name, dtypes[weight_type], t->ndim, shape, produce, out);
+}
+
+/* config.json as transformers' GPT2Config writes it. */
+static int write_config(const tlm_model *model, const char *path,
+                        int32_t weight_type) {
+    tlmi_host *host = &model->ctx->host;
+    const tlm_model_config *c = &model->config;
+    static const char *activations[] = {"gelu_new", "gelu", "relu"};
+    static const char *dtypes[] = {"float32", "float16", "bfloat16"};
+    tlmi_json_writer w;
+    tlmi_json_writer_init(&w, host);
+    tlmi_json_write_object_begin(&w);
+    tlmi_json_write_key(&w, "activation_function");
+    tlmi_json_write_string(&w, activations[c->activation]);
+    tlmi_json_write_key(&w, "architectures");
+    tlmi_json_write_array_begin(&w);
+    tlmi_json_write_string(&w, "GPT2LMHeadModel");
+    tlmi_json_write_array_end(&w);
+    tlmi_json_write_key(&w, "attn_pdrop");
+    tlmi_json_write_double(&w, 0.0);
+    /* GPT-2's <|endoftext|> is 50256; a smaller vocabulary has no such
+     * id (transformers warns about one outside the vocabulary). */
+    tlmi_json_write_key(&w, "bos_token_id");
+    if (c->vocab_size > 50256)
+        tlmi_json_write_int64(&w, 50256);
+    else
+        tlmi_json_write_null(&w);
+    tlmi_json_write_key(&w, "embd_pdrop");
+    tlmi_json_write_float(&w, c->embedding_dropout);
+    tlmi_json_write_key(&w, "eos_token_id");
+    if (c->vocab_size > 50256)
+        tlmi_json_write_int64(&w, 50256);
+    else
+        tlmi_json_write_null(&w);
+    tlmi_json_write_key(&w, "initializer_range");
+    tlmi_json_write_double(&w, 0.02);
+    tlmi_json_write_key(&w, "layer_norm_epsilon");
+    tlmi_json_write_float(&w, c->norm_eps);
+    tlmi_json_write_key(&w, "model_type");
+    tlmi_json_write_string(&w, "gpt2");
+    tlmi_json_write_key(&w, "n_embd");
+    tlmi_json_write_int64(&w, c->d_model);
+    tlmi_json_write_key(&w, "n_head");
+    tlmi_json_write_int64(&w, c->n_heads);
+    tlmi_json_write_key(&w, "n_inner");
+    if (c->d_ff == 4 * c->d_model)
+        tlmi_json_write_null(&w);
+    else
+        tlmi_json_write_int64(&w, c->d_ff);
+    tlmi_json_write_key(&w, "n_layer");
+    tlmi_json_write_int64(&w, c->n_decoder_layers);
+    tlmi_json_write_key(&w, "n_positions");
+    tlmi_json_write_int64(&w, c->max_context);
+    tlmi_json_write_key(&w, "reorder_and_upcast_attn");
+    tlmi_json_write_bool(&w, 0);
+    tlmi_json_write_key(&w, "resid_pdrop");
+    tlmi_json_write_float(&w, c->residual_dropout);
+    tlmi_json_write_key(&w, "scale_attn_by_inverse_layer_idx");
+    tlmi_json_write_bool(&w, 0);
+    tlmi_json_write_key(&w, "scale_attn_weights");
+    tlmi_json_write_bool(&w, 1);
+    tlmi_json_write_key(&w, "tie_word_embeddings");
+    tlmi_json_write_bool(&w, c->tied_output);
+    tlmi_json_write_key(&w, "torch_dtype");
+    tlmi_json_write_string(&w, dtypes[weight_type]);
+    tlmi_json_write_key(&w, "use_cache");
+    tlmi_json_write_bool(&w, 1);
+    tlmi_json_write_key(&w, "vocab_size");
+    tlmi_json_write_int64(&w, c->vocab_size);
+    tlmi_json_write_object_end(&w);
+    const char *text = NULL;
+    size_t size = 0;
+    int status = tlmi_json_writer_result(&w, &text, &size);
+    if (status == TLM_OK)
+        status = tlmi_file_write_atomic(host, path, text, size);
+    tlmi_json_writer_release(&w);
+    return status;
+}
+
 int tlmi_hf_export(const tlm_model *model, const char *dir,
                    int32_t weight_type) {
-    (void)model; (void)weight_type;
-    return tlmi_fail(NULL, TLM_E_UNSUPPORTED, "'%s': HF export is not written yet", dir);
+    tlmi_host *host = &model->ctx->host;
+    const tlm_model_config *c = &model->config;
+    TLMI_TRY(tlmi_gpt2_check_expressible(host, "the model", c, TLMI_GPT2_HF));
+    const int32_t L = c->n_decoder_layers;
+    const size_t n_out = 2 + (size_t)L * 12 + 2 + (c->tied_output ? 0 : 1);
+    hf_out *outs = NULL;
+    tlmi_safetensors_writer *writer = NULL;
+    char *path = NULL;
+    size_t path_size = 0;
+    int status = TLM_OK;
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return tlmi_fail(host, TLM_E_IO, "cannot create the directory '%s': %s",
+                         dir, strerror(errno));
+    if (!is_directory(dir))
+        return tlmi_fail(host, TLM_E_IO, "'%s' exists and is not a directory",
+                         dir);
+    outs = tlmi_host_alloc(host, n_out * sizeof *outs, 64);
+    if (outs == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    memset(outs, 0, n_out * sizeof *outs);
+    status = tlmi_safetensors_writer_create(host, &writer);
+    if (status == TLM_OK)
+        status = tlmi_safetensors_writer_add_metadata(writer, "format", "pt");
+    size_t k = 0;
+    if (status == TLM_OK)
+        status = add_out(writer, model, &outs[k++], "wte.weight",
+                         "token_embedding.weight", HF_COPY, weight_type);
+    if (status == TLM_OK)
+        status = add_out(writer, model, &outs[k++], "wpe.weight",
+                         "position_embedding.weight", HF_COPY, weight_type);
+    for (int32_t l = 0; l < L && status == TLM_OK; l++) {
+        for (size_t i = 0; i < N_LAYER_TENSORS && status == TLM_OK; i++) {
+            const hf_layer_tensor *t = &layer_tensors[i];
+            /* c_attn is written once, from q (its k and v rows skipped). */
+            if ((t->kind == HF_QKV_WEIGHT || t->kind == HF_QKV_BIAS) &&
+                t->part != 0)
+                continue;
+            char hf[TLMI_PARAM_NAME_MAX], tlm[TLMI_PARAM_NAME_MAX];
+            snprintf(hf, sizeof hf, "h.%d.%s", (int)l, t->hf);
+            snprintf(tlm, sizeof tlm, "decoder.layers.%d.%s", (int)l, t->tlm);
+            status = add_out(writer, model, &outs[k++], hf, tlm, t->kind,
+                             weight_type);
+        }
+    }
+    if (status == TLM_OK)
+        status = add_out(writer, model, &outs[k++], "ln_f.weight",
+                         "decoder.final_norm.weight", HF_COPY, weight_type);
+    if (status == TLM_OK)
+        status = add_out(writer, model, &outs[k++], "ln_f.bias",
+                         "decoder.final_norm.bias", HF_COPY, weight_type);
+    if (status == TLM_OK && !c->tied_output)
+        status = add_out(writer, model, &outs[k++], "lm_head.weight",
+                         "lm_head.weight", HF_COPY, weight_type);
+    if (status != TLM_OK)
+        goto cleanup;
+    path = join_path(host, dir, strlen(dir), "model.safetensors", &path_size);
+    if (path == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    status = tlmi_safetensors_writer_save(writer, path);
+    if (status != TLM_OK)
+        goto cleanup;
+    tlmi_host_free(host, path, path_size);
+    path = join_path(host, dir, strlen(dir), "config.json", &path_size);
+    if (path == NULL) {
+        status = tlmi_fail(host, TLM_E_NOMEM, "out of memory");
+        goto cleanup;
+    }
+    status = write_config(model, path, weight_type);
+cleanup:
+    tlmi_safetensors_writer_free(writer);
+    if (outs != NULL)
+        tlmi_host_free(host, outs, n_out * sizeof *outs);
+    if (path != NULL)
+        tlmi_host_free(host, path, path_size);
+    return status;
 }

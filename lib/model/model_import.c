@@ -3,6 +3,8 @@
  * content (never its name) and the call dispatched to the format's module
  * (model_file.c, model_safetensors.c, format_hf.c, format_llmc.c).
  */
+#define _POSIX_C_SOURCE 200809L /* stat, mkdir, fseeko, ftello */
+#define _FILE_OFFSET_BITS 64     /* files past 2 GiB on 32-bit hosts */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
