@@ -750,6 +750,85 @@ static void check_bad_input(void **state) {
     temp_dir_remove(dir);
 }
 
+/* The sharded fixture copied into a scratch directory, then one shard
+ * deleted or the index's entry for one tensor removed. */
+typedef struct bad_shard_case {
+    const char *name;
+    const char *delete_file;  /* a file of the copy deleted, or NULL */
+    const char *index_from;   /* the index's text replaced ... */
+    const char *index_to;     /* ... by this */
+    int status;
+    const char *message; /* what the message names: one of these, '|' between */
+} bad_shard_case;
+
+static const bad_shard_case bad_shard_cases[] = {
+    {"a shard missing", "model-00002-of-00003.safetensors", NULL, NULL, TLM_E_IO,
+     "model-00002-of-00003.safetensors"},
+    {"a tensor not in the index",
+     NULL, "\"transformer.h.1.ln_2.bias\": \"model-00003-of-00003.safetensors\",", "",
+     TLM_E_FORMAT, "h.1.ln_2.bias"},
+};
+#define BAD_SHARD_CASES (sizeof bad_shard_cases / sizeof bad_shard_cases[0])
+
+static void copy_file(const char *from, const char *to) {
+    long size;
+    unsigned char *data = whole_file(from, &size);
+    assert_int_equal(write_whole_file(to, data, (size_t)size), 0);
+    free(data);
+}
+
+static void check_bad_shards(void **state) {
+    const bad_shard_case *c = *state;
+    static const char *const files[] = {
+        "config.json", "model.safetensors.index.json", "model-00001-of-00003.safetensors",
+        "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"};
+    char dir[4096], from[4096], to[4096 + 64], relative[256];
+    assert_int_equal(temp_dir_create(dir, sizeof dir), 0);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(relative, sizeof relative, "sharded/%s", files[i]);
+        fixture_path(from, sizeof from, relative);
+        snprintf(to, sizeof to, "%s/%s", dir, files[i]);
+        copy_file(from, to);
+    }
+    if (c->delete_file != NULL) {
+        snprintf(to, sizeof to, "%s/%s", dir, c->delete_file);
+        assert_int_equal(remove(to), 0);
+    }
+    if (c->index_from != NULL) {
+        char index[16384];
+        snprintf(to, sizeof to, "%s/model.safetensors.index.json", dir);
+        long length = read_whole_file(to, index, sizeof index - 1);
+        assert_true(length > 0 && (size_t)length < sizeof index - 1);
+        index[length] = '\0';
+        replace_once(index, sizeof index, c->index_from, c->index_to);
+        assert_int_equal(write_whole_file(to, index, strlen(index)), 0);
+    }
+    char before[1024], after[1024];
+    int entries = temp_dir_count(dir, before, sizeof before);
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    for (int form = 0; form < 2; form++) {
+        if (form == 0)
+            snprintf(to, sizeof to, "%s", dir);
+        else
+            snprintf(to, sizeof to, "%s/model.safetensors.index.json", dir);
+        static int sentinel;
+        tlm_model *model = (tlm_model *)(void *)&sentinel; /* must be cleared */
+        int status = tlm_model_import(&model, ctx, to, NULL);
+        const char *message = tlm_last_error();
+        printf("golden gpt2 bad input, %-28s %s: %s\n", c->name, tlm_status_name(status),
+               message);
+        assert_int_equal(status, c->status);
+        assert_null(model);
+        if (!names_one_of(message, c->message))
+            fail_msg("the message does not name any of '%s': %s", c->message, message);
+    }
+    assert_int_equal(temp_dir_count(dir, after, sizeof after), entries);
+    assert_string_equal(before, after);
+    tlm_context_free(ctx);
+    temp_dir_remove(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_gpt2_import FIXTURES_DIR [--export-to DIR]\n");
@@ -760,7 +839,7 @@ int main(int argc, char **argv) {
         export_to = argv[3];
         mkdir(export_to, 0777);
     }
-    struct CMUnitTest tests[IMPORT_CASES + ROUND_TRIP_CASES + BAD_CASES];
+    struct CMUnitTest tests[IMPORT_CASES + ROUND_TRIP_CASES + BAD_CASES + BAD_SHARD_CASES];
     size_t n = 0;
     for (size_t i = 0; i < IMPORT_CASES; i++) {
         struct CMUnitTest t = {import_cases[i].name, check_import, NULL, NULL,
@@ -779,6 +858,14 @@ int main(int argc, char **argv) {
         snprintf(bad_names[i], sizeof bad_names[i], "bad input: %s", bad_cases[i].name);
         struct CMUnitTest t = {bad_names[i], check_bad_input, NULL, NULL,
                                (void *)&bad_cases[i]};
+        tests[n++] = t;
+    }
+    static char bad_shard_names[BAD_SHARD_CASES][128];
+    for (size_t i = 0; i < BAD_SHARD_CASES; i++) {
+        snprintf(bad_shard_names[i], sizeof bad_shard_names[i], "bad input: %s",
+                 bad_shard_cases[i].name);
+        struct CMUnitTest t = {bad_shard_names[i], check_bad_shards, NULL, NULL,
+                               (void *)&bad_shard_cases[i]};
         tests[n++] = t;
     }
     return _cmocka_run_group_tests("gpt2_import", tests, n, NULL, NULL);
