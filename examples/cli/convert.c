@@ -1,52 +1,104 @@
 /*
- * tlm export / tlm import: a model's weights to and from safetensors, the
- * format PyTorch and Hugging Face tools exchange weights in. A
- * safetensors file holds no tokenizer: import can take one from a .tlm.
+ * tlm export / tlm import: a model to and from other programs' formats
+ * (Hugging Face GPT-2 directories, llm.c checkpoints, tlm's safetensors
+ * naming) with tlm_model_export / tlm_model_import. Those files hold no
+ * tlm tokenizer: import can take one from a .tlm.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "commands.h"
 #include "options.h"
 
-int cmd_export(int argc, char **argv) {
-    const char *out = NULL;
-    cli_option options[] = {
-        {"safetensors", 0, CLI_STRING, &out, 0, 0, "OUT", "the safetensors file to write (required)", 0},
+/* A --format value; -1 when unknown. `allow_auto` for import. */
+static int32_t parse_format(const char *name, int allow_auto) {
+    static const struct {
+        const char *name;
+        int32_t format;
+    } formats[] = {
+        {"auto", TLM_MODEL_FORMAT_AUTO}, {"tlm", TLM_MODEL_FORMAT_TLM},
+        {"safetensors", TLM_MODEL_FORMAT_SAFETENSORS},
+        {"hf", TLM_MODEL_FORMAT_HF},     {"llmc", TLM_MODEL_FORMAT_LLMC},
     };
-    cli_command cmd = {"export", "MODEL --safetensors OUT",
-                       "Write a model's parameters (and its configuration, as metadata) to a\n"
-                       "safetensors file.",
-                       options, 1, 1, 1, "MODEL"};
+    for (size_t i = allow_auto ? 0 : 1; i < sizeof formats / sizeof formats[0]; i++)
+        if (strcmp(name, formats[i].name) == 0)
+            return formats[i].format;
+    return -1;
+}
+
+int cmd_export(int argc, char **argv) {
+    const char *out = NULL, *safetensors = NULL, *format_name = NULL;
+    const char *dtype = "f32";
+    cli_option options[] = {
+        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "hf, llmc, safetensors or tlm", 0},
+        {"out", 'o', CLI_STRING, &out, 0, 0, "OUT", "the file (llmc, safetensors, tlm) or directory (hf) to write", 0},
+        {"dtype", 0, CLI_STRING, &dtype, 0, 0, "TYPE", "f32 (default), f16 (hf) or bf16 (hf, llmc)", 0},
+        {"safetensors", 0, CLI_STRING, &safetensors, 0, 0, "OUT", "same as --format safetensors -o OUT", 0},
+    };
+    cli_command cmd = {"export", "MODEL --format hf|llmc|safetensors|tlm [--dtype f32|f16|bf16] -o OUT",
+                       "Write a model in another program's format: a Hugging Face GPT-2\n"
+                       "directory (model.safetensors + config.json) that transformers loads,\n"
+                       "an llm.c checkpoint (version 3 float32, version 5 bfloat16), or\n"
+                       "safetensors with tlm's names and configuration.",
+                       options, 4, 1, 1, "MODEL"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
     if (status != 0)
         return status < 0 ? 0 : status;
+    if (safetensors != NULL) {
+        if (out != NULL || (format_name != NULL && strcmp(format_name, "safetensors") != 0))
+            return cli_error(CLI_EXIT_USAGE, "export",
+                             "--safetensors OUT is --format safetensors -o OUT: give one or the other");
+        out = safetensors;
+        format_name = "safetensors";
+    }
+    if (format_name == NULL)
+        return cli_error(CLI_EXIT_USAGE, "export", "missing --format hf|llmc|safetensors|tlm (see 'tlm export --help')");
     if (out == NULL)
-        return cli_error(CLI_EXIT_USAGE, "export", "missing --safetensors OUT (see 'tlm export --help')");
+        return cli_error(CLI_EXIT_USAGE, "export", "missing -o OUT (see 'tlm export --help')");
+    tlm_model_export_params params;
+    tlm_model_export_params_init(&params);
+    params.format = parse_format(format_name, 0);
+    if (params.format < 0)
+        return cli_error(CLI_EXIT_USAGE, "export", "--format '%s' is not hf, llmc, safetensors or tlm", format_name);
+    if (strcmp(dtype, "f32") == 0)
+        params.weight_type = TLM_WEIGHT_F32;
+    else if (strcmp(dtype, "f16") == 0)
+        params.weight_type = TLM_WEIGHT_F16;
+    else if (strcmp(dtype, "bf16") == 0)
+        params.weight_type = TLM_WEIGHT_BF16;
+    else
+        return cli_error(CLI_EXIT_USAGE, "export", "--dtype '%s' is not f32, f16 or bf16", dtype);
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
-    if (tlm_model_export_safetensors(model, out) != TLM_OK)
+    if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
     else
-        printf("wrote %s (%lld parameters)\n", out, (long long)tlm_model_parameter_count(model));
+        printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
+               (long long)tlm_model_parameter_count(model));
     tlm_model_free(model);
     tlm_context_free(ctx);
     return status;
 }
 
 int cmd_import(int argc, char **argv) {
-    const char *out = NULL, *tokenizer_from = NULL;
+    const char *out = NULL, *tokenizer_from = NULL, *format_name = "auto";
+    const char *config_path = NULL;
     cli_option options[] = {
         {"out", 'o', CLI_STRING, &out, 0, 0, "MODEL.tlm", "the .tlm file to write (required)", 0},
+        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "auto (default: from the content), hf, llmc, safetensors or tlm", 0},
+        {"config", 0, CLI_STRING, &config_path, 0, 0, "FILE", "hf: the config.json to use (default: the one beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
     };
-    cli_command cmd = {"import", "IN.safetensors --out MODEL.tlm [--tokenizer-from MODEL.tlm]",
-                       "Make a .tlm model from a safetensors file that carries tlm's\n"
-                       "configuration (written by tlm export or laid out as docs/model.md says).",
-                       options, 2, 1, 1, "IN.safetensors"};
+    cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer-from MODEL.tlm]",
+                       "Make a .tlm model from another program's files, the format found from\n"
+                       "their content: a Hugging Face GPT-2 directory, its model.safetensors or\n"
+                       "model.safetensors.index.json (config.json beside it), an llm.c\n"
+                       "checkpoint, or safetensors with tlm's configuration.",
+                       options, 4, 1, 1, "FILE|DIR"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -54,11 +106,18 @@ int cmd_import(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (out == NULL)
         return cli_error(CLI_EXIT_USAGE, "import", "missing --out MODEL.tlm (see 'tlm import --help')");
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    params.format = parse_format(format_name, 1);
+    if (params.format < 0)
+        return cli_error(CLI_EXIT_USAGE, "import", "--format '%s' is not auto, hf, llmc, safetensors or tlm",
+                         format_name);
+    params.config_path = config_path;
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
     if (cli_context("import", 0, &ctx) != 0)
         return CLI_EXIT_RUNTIME;
-    if (tlm_model_import_safetensors(&model, ctx, positional[0]) != TLM_OK) {
+    if (tlm_model_import(&model, ctx, positional[0], &params) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
     } else if (tokenizer_from != NULL &&
                cli_load_model("import", tokenizer_from, 1, &donor_ctx, &donor) != 0) {
@@ -69,8 +128,9 @@ int cmd_import(int argc, char **argv) {
     } else if (tlm_model_save(model, out) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_context_last_error(ctx));
     } else {
+        int has_tokenizer = tlm_model_tokenizer(model) != NULL;
         printf("wrote %s (%lld parameters%s)\n", out, (long long)tlm_model_parameter_count(model),
-               donor != NULL ? ", tokenizer attached" : ", no tokenizer");
+               has_tokenizer ? ", tokenizer attached" : ", no tokenizer");
     }
     tlm_model_free(donor);
     tlm_context_free(donor_ctx);

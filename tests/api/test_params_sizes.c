@@ -182,6 +182,21 @@ static int model_load(fixture *f, const void *p) {
     return status;
 }
 
+/* Cut at config_path: a poisoned path would be refused for a .tlm. */
+static int model_import(fixture *f, const void *p) {
+    tlm_model *m = NULL;
+    int status = tlm_model_import(&m, f->ctx, f->path, p);
+    tlm_model_free(m);
+    return status;
+}
+
+/* Cut at weight_type: a poisoned type would be refused. */
+static int model_export(fixture *f, const void *p) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/exported.bin", f->dir);
+    return tlm_model_export(f->model, path, p);
+}
+
 static int model_forward(fixture *f, const void *p) {
     tlm_tensor *logits = NULL, *loss = NULL;
     return tlm_model_forward(f->model, p, &logits, &loss);
@@ -295,6 +310,16 @@ static void settings_of_every_size_are_read_within_their_size(void **state) {
     tlm_model_load_params load;
     tlm_model_load_params_init(&load);
     CHECK_READS(tlm_model_load_params, verify_checksums, model_load, load, TLM_OK);
+
+    tlm_model_import_params import;
+    tlm_model_import_params_init(&import);
+    import.format = TLM_MODEL_FORMAT_TLM;
+    CHECK_READS(tlm_model_import_params, config_path, model_import, import, TLM_OK);
+
+    tlm_model_export_params export;
+    tlm_model_export_params_init(&export);
+    export.format = TLM_MODEL_FORMAT_LLMC;
+    CHECK_READS(tlm_model_export_params, weight_type, model_export, export, TLM_OK);
 
     const int64_t shape[2] = {1, 4};
     const int32_t tokens[4] = {1, 2, 3, 4};

@@ -173,6 +173,28 @@ check "the imported model generates the same text" sh -c "
 check "the imported model has the same info" sh -c "
     '$tlm' info imported.tlm | grep -v '^model:' > info2.txt && grep -v '^model:' info.txt | cmp - info2.txt"
 
+# Other programs' formats: a Hugging Face GPT-2 directory and llm.c
+# checkpoints, back to .tlm with the tokenizer: float32 round trips are
+# bit-exact, so the text generated is the same.
+check "export --format hf writes a directory" sh -c "
+    '$tlm' export model.tlm --format hf -o hf_model > /dev/null &&
+    test -s hf_model/model.safetensors && test -s hf_model/config.json"
+check "export --format llmc writes float32 and bfloat16 checkpoints" sh -c "
+    '$tlm' export model.tlm --format llmc -o model.bin > /dev/null &&
+    '$tlm' export model.tlm --format llmc --dtype bf16 -o model_bf16.bin > /dev/null &&
+    test -s model.bin && test -s model_bf16.bin"
+for source in hf_model hf_model/model.safetensors model.bin; do
+    check "import $source generates the same text" sh -c "
+        '$tlm' import $source -o from_format.tlm --tokenizer-from model.tlm > /dev/null &&
+        '$tlm' generate from_format.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen4.txt &&
+        cmp gen.txt gen4.txt"
+done
+check "import --config reads the named config.json" sh -c "
+    cp hf_model/config.json other-config.json &&
+    '$tlm' import hf_model/model.safetensors --format hf --config other-config.json -o c.tlm > /dev/null"
+check "import of a bfloat16 llm.c checkpoint" sh -c "
+    '$tlm' import model_bf16.bin -o bf16.tlm | grep -q 'no tokenizer'"
+
 # --- plot --------------------------------------------------------------------
 check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
 check "the loss SVG parses and holds both series, axes, legend, title" python3 - <<'EOF'
@@ -274,7 +296,14 @@ bad 2 "eval, missing required flag" eval model.tlm
 bad 1 "eval, missing data file" eval model.tlm --data missing.txt
 bad 1 "info, corrupt model file" info corrupt.tlm
 bad 2 "export, missing required flag" export model.tlm
-bad 1 "import, not safetensors" import corpus.txt --out x.tlm
+bad 1 "import, not a model file" import corpus.txt --out x.tlm
+bad 2 "export, unknown format" export model.tlm --format onnx -o x
+bad 2 "export, unknown dtype" export model.tlm --format hf --dtype f64 -o x
+bad 2 "export, --safetensors with another format" export model.tlm --safetensors x --format hf
+bad 1 "export, llm.c in float16" export model.tlm --format llmc --dtype f16 -o x.bin
+bad 2 "import, unknown format" import model.bin --format onnx -o x.tlm
+bad 1 "import, a .tlm read as llm.c" import model.tlm --format llmc -o x.tlm
+bad 1 "import, a directory without a model" import a_directory -o x.tlm
 bad 1 "plot, missing log" plot missing.jsonl -o x.svg
 bad 1 "plot, not a log" plot corpus.txt -o x.svg
 bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9 -o x.svg

@@ -123,6 +123,61 @@ int main(int argc, char **argv) {
         tlmi_host_free(&ctx->host, json, size + 1);
         tlm_model_free(m);
     }
+    /* A tiny GPT-2 as llm.c checkpoints (float32, bfloat16) and its
+     * Hugging Face config.json, with hand-written variants. */
+    {
+        tlm_model_config c;
+        tlm_model_config_init(&c);
+        c.vocab_size = 5;
+        c.d_model = 4;
+        c.n_heads = 2;
+        c.n_decoder_layers = 1;
+        c.max_context = 3;
+        tlm_model *m = NULL;
+        check(tlm_model_create(&m, ctx, &c), "gpt2");
+        tlm_model_export_params ep;
+        tlm_model_export_params_init(&ep);
+        ep.format = TLM_MODEL_FORMAT_LLMC;
+        const char *llmc_names[2] = {"tiny-f32.bin", "tiny-bf16.bin"};
+        for (int v = 0; v < 2; v++) {
+            ep.weight_type = v == 0 ? TLM_WEIGHT_F32 : TLM_WEIGHT_BF16;
+            snprintf(scratch, sizeof scratch, "%s/scratch.bin", root);
+            check(tlm_model_export(m, scratch, &ep), "llmc");
+            copy_file(scratch, "llmc_import", llmc_names[v], 0);
+            if (v == 0)
+                copy_file(scratch, "llmc_import", "truncated.bin", 1100);
+            remove(scratch);
+        }
+        ep.format = TLM_MODEL_FORMAT_HF;
+        ep.weight_type = TLM_WEIGHT_F32;
+        snprintf(scratch, sizeof scratch, "%s/scratch-hf", root);
+        check(tlm_model_export(m, scratch, &ep), "hf");
+        char inner[4200];
+        snprintf(inner, sizeof inner, "%s/config.json", scratch);
+        copy_file(inner, "hf_config", "exported.json", 0);
+        remove(inner);
+        snprintf(inner, sizeof inner, "%s/model.safetensors", scratch);
+        remove(inner);
+        remove(scratch);
+        static const char *configs[] = {
+            "{\"model_type\": \"gpt2\", \"n_layer\": 2, \"n_head\": 2, "
+            "\"n_embd\": 8, \"n_ctx\": 16, \"vocab_size\": 10, "
+            "\"activation_function\": \"gelu\", \"n_inner\": 12, "
+            "\"tie_word_embeddings\": false}",
+            "{\"architectures\": [\"GPT2Model\"], \"n_layer\": 1, "
+            "\"n_head\": 1, \"n_embd\": 4, \"n_positions\": 8, "
+            "\"vocab_size\": 3, \"layer_norm_epsilon\": 1e-6, "
+            "\"activation_function\": \"relu\"}",
+            "{\"model_type\": \"llama\"}",
+        };
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "handmade-%zu.json", i);
+            write_file("hf_config", name, configs[i], strlen(configs[i]));
+        }
+        tlm_model_free(m);
+    }
+
     /* A hand-made safetensors file: 8-byte header length, JSON, data. */
     static const char header[] =
         "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
