@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 
 import numpy as np
 import torch
@@ -326,12 +327,14 @@ def generate(out_dir):
             write_llmc(os.path.join(out_dir, "llmc", name + ".bin"), model, version, dtype)
             if version == 3:
                 continue
-            # What the file holds, as a float32 transformers model.
+            # What the file holds (every value rounded to bfloat16), read
+            # back by transformers like the other fixtures.
             rounded = GPT2LMHeadModel(model.config)
             rounded.load_state_dict({k: v.to(dtype).float() for k, v in model.state_dict().items()})
-            rounded = rounded.float().eval()
-            rounded.config._attn_implementation = "eager"
-            logits, loss, updated, _ = reference_results(rounded, ids, targets)
+            with tempfile.TemporaryDirectory() as scratch:
+                rounded.save_pretrained(scratch, safe_serialization=True)
+                logits, loss, updated, _ = reference_results(
+                    reference_model(scratch, like=rounded), ids, targets)
             write_expected(os.path.join(out_dir, "expected", name + ".safetensors"), spec,
                            f"llm.c version {version} ({'float32' if version == 3 else 'bfloat16'}) "
                            "checkpoint of fixture f32; expected values from its stored weights",
