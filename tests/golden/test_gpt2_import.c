@@ -22,6 +22,10 @@
  * half-precision values, which import converts exactly: their bounds are
  * the float32 ones.
  *
+ * The configuration given instead of a config.json beside the weights
+ * (params.config_path, params.config) gives the same model; none at all is
+ * TLM_E_IO naming the config.json looked for.
+ *
  * Exports: each model exported to Hugging Face form (F32) and to llm.c
  * (version 3) and imported again has bit-identical parameters and the same
  * configuration; exported in the fixture's own element type it writes the
@@ -386,6 +390,83 @@ static void check_import(void **state) {
     tlm_model_free(model);
     expected_close(&e);
     tlm_context_free(ctx);
+}
+
+/* max |forward logits - transformers'| / max |transformers'|, in
+ * evaluation mode. */
+static double forward_logits_error(tlm_context *ctx, tlm_model *model, const expected *e) {
+    assert_int_equal(tlm_context_set_training(ctx, 0), TLM_OK);
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    batch.ids = i32_tensor(ctx, e->ids, e->batch, e->length);
+    tlm_tensor *logits = NULL;
+    if (tlm_model_forward(model, &batch, &logits, NULL) != TLM_OK)
+        fail_msg("tlm_model_forward: %s", tlm_last_error());
+    int64_t n = e->batch * e->length * e->vocab;
+    assert_int_equal(tlm_tensor_numel(logits), n);
+    return tlmt_max_abs_diff_f32(e->logits, tlm_tensor_data_f32(logits), n) /
+           tlmt_max_abs_f32(e->logits, n);
+}
+
+static void copy_file(const char *from, const char *to);
+
+/* The F32 fixture's model.safetensors alone in a directory: without a
+ * config.json the import is refused naming it; with the configuration
+ * given as a file (config_path) or as a tlm_model_config it gives the
+ * fixture's model. */
+static void check_explicit_config(void **state) {
+    (void)state;
+    char dir[4096], from[4096], to[4096 + 64];
+    assert_int_equal(temp_dir_create(dir, sizeof dir), 0);
+    fixture_path(from, sizeof from, "f32/model.safetensors");
+    snprintf(to, sizeof to, "%s/model.safetensors", dir);
+    copy_file(from, to);
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    expected e;
+    expected_open(&e, ctx, "f32");
+
+    tlm_model *model = NULL;
+    int status = tlm_model_import(&model, ctx, to, NULL);
+    printf("golden gpt2 no config.json: %s: %s\n", tlm_status_name(status), tlm_last_error());
+    assert_int_equal(status, TLM_E_IO);
+    assert_null(model);
+    if (strstr(tlm_last_error(), "config.json") == NULL)
+        fail_msg("the message does not name config.json: %s", tlm_last_error());
+
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    fixture_path(from, sizeof from, "f32/config.json");
+    params.config_path = from;
+    if (tlm_model_import(&model, ctx, to, &params) != TLM_OK)
+        fail_msg("tlm_model_import with config_path: %s", tlm_last_error());
+    check_config(model, &e);
+    double from_file = forward_logits_error(ctx, model, &e);
+    tlm_model_free(model);
+
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    config.vocab_size = e.config[0];
+    config.d_model = e.config[1];
+    config.n_heads = e.config[2];
+    config.n_decoder_layers = e.config[3];
+    config.max_context = e.config[4];
+    config.activation = e.config[5];
+    config.norm_eps = e.layer_norm_epsilon;
+    tlm_model_import_params_init(&params);
+    params.config = &config;
+    if (tlm_model_import(&model, ctx, to, &params) != TLM_OK)
+        fail_msg("tlm_model_import with a config: %s", tlm_last_error());
+    check_config(model, &e);
+    double from_struct = forward_logits_error(ctx, model, &e);
+    tlm_model_free(model);
+    printf("golden gpt2 configuration given: logits %.2e (config_path), %.2e (config)\n",
+           from_file, from_struct);
+    assert_true(from_file <= LOGIT_TOLERANCE);
+    assert_true(from_struct <= LOGIT_TOLERANCE);
+    expected_close(&e);
+    tlm_context_free(ctx);
+    temp_dir_remove(dir);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -839,13 +920,15 @@ int main(int argc, char **argv) {
         export_to = argv[3];
         mkdir(export_to, 0777);
     }
-    struct CMUnitTest tests[IMPORT_CASES + ROUND_TRIP_CASES + BAD_CASES + BAD_SHARD_CASES];
+    struct CMUnitTest tests[IMPORT_CASES + 1 + ROUND_TRIP_CASES + BAD_CASES + BAD_SHARD_CASES];
     size_t n = 0;
     for (size_t i = 0; i < IMPORT_CASES; i++) {
         struct CMUnitTest t = {import_cases[i].name, check_import, NULL, NULL,
                                (void *)&import_cases[i]};
         tests[n++] = t;
     }
+    struct CMUnitTest given = {"configuration given", check_explicit_config, NULL, NULL, NULL};
+    tests[n++] = given;
     static char round_trip_names[ROUND_TRIP_CASES][128];
     for (size_t i = 0; i < ROUND_TRIP_CASES; i++) {
         const import_case *c = &import_cases[round_trip_cases[i]];
