@@ -1259,8 +1259,8 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
  * Write `model` in another program's format. HF: `path` is a directory
  * (created if absent) that receives model.safetensors (named as
  * transformers' GPT2LMHeadModel.save_pretrained writes them) and
- * config.json, and encoder.json + vocab.bpe when the model carries a
- * GPT-2 tokenizer; LLMC: `path` is the .bin file; TLM and SAFETENSORS: as
+ * config.json (the tokenizer is not written); LLMC: `path` is the .bin
+ * file; TLM and SAFETENSORS: as
  * tlm_model_save() and tlm_model_export_safetensors(). Every file is
  * written atomically. A model the format cannot express (HF, LLMC: rotary
  * or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases, encoder

@@ -143,6 +143,10 @@ _FUNCTIONS = {
     "tlm_model_create": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_model_load": (_int, [_c.POINTER(_p), _p, _str, _p]),
     "tlm_model_save": (_int, [_p, _str]),
+    "tlm_model_import_params_init": (_int, [_p]),
+    "tlm_model_import": (_int, [_c.POINTER(_p), _p, _str, _p]),
+    "tlm_model_export_params_init": (_int, [_p]),
+    "tlm_model_export": (_int, [_p, _str, _p]),
     "tlm_model_free": (None, [_p]),
     "tlm_model_parameter_count": (_i64, [_p]),
     "tlm_model_get_config": (_int, [_p, _p]),
@@ -239,6 +243,26 @@ class _ModelConfig(_c.Structure):
                 ("tied_output", _i32), ("embedding_dropout", _f32),
                 ("residual_dropout", _f32), ("norm_eps", _f32),
                 ("rope_base", _f32), ("init_seed", _u64)]
+
+
+class _ModelImportParams(_c.Structure):
+    _fields_ = [("struct_size", _sz), ("format", _i32), ("config_path", _str),
+                ("config", _p)]
+
+
+class _ModelExportParams(_c.Structure):
+    _fields_ = [("struct_size", _sz), ("format", _i32), ("weight_type", _i32)]
+
+
+# tlm_model_format and tlm_weight_type by name.
+_MODEL_FORMATS = {"auto": 0, "tlm": 1, "safetensors": 2, "hf": 3, "llmc": 4}
+_WEIGHT_TYPES = {"f32": 0, "f16": 1, "bf16": 2}
+
+
+def _named(table, value, what):
+    if value not in table:
+        raise Error(-1, "tlm.py: %s %r is not one of %s" % (what, value, ", ".join(table)))
+    return table[value]
 
 
 class _TokenizerParams(_c.Structure):
@@ -764,6 +788,26 @@ class Model(_Handle):
     def save(self, path):
         """Save as a .tlm file (atomically)."""
         _check(_L().tlm_model_save(self.handle, os.fsencode(path)))
+
+    @classmethod
+    def import_(cls, ctx, path, format="auto", config_path=None):
+        """Import another program's model (docs/formats-import.md): a Hugging
+        Face GPT-2 directory, model.safetensors or index, an llm.c
+        checkpoint, a tlm safetensors export or a .tlm; `format` "auto"
+        detects it from the content. No tokenizer is attached."""
+        p = _init_struct(_ModelImportParams, _L().tlm_model_import_params_init)
+        p.format = _named(_MODEL_FORMATS, format, "format")
+        p.config_path = os.fsencode(config_path) if config_path is not None else None
+        return cls(ctx, _handle=_out(_L().tlm_model_import, ctx.handle,
+                                     os.fsencode(path), _c.byref(p)))
+
+    def export(self, path, format, dtype="f32"):
+        """Write the model as "hf" (a directory), "llmc", "safetensors" or
+        "tlm", its weights as dtype "f32", "f16" (hf) or "bf16" (hf, llmc)."""
+        p = _init_struct(_ModelExportParams, _L().tlm_model_export_params_init)
+        p.format = _named(_MODEL_FORMATS, format, "format")
+        p.weight_type = _named(_WEIGHT_TYPES, dtype, "dtype")
+        _check(_L().tlm_model_export(self.handle, os.fsencode(path), _c.byref(p)))
 
     @property
     def parameter_count(self):

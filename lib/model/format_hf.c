@@ -649,6 +649,13 @@ static int lookup(void *user, const char *name, int32_t ndim,
     hf_source src;
     TLMI_TRY(resolve(im, name, ndim, shape, &src));
     size_t count = (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
+    if (src.kind == HF_COPY && src.entry->dtype == TLMI_ST_F32 &&
+        tlmi_host_is_little_endian()) {
+        /* The mapped bytes are the values already (the builder copies
+         * them with memcpy, so they need not be aligned). */
+        *data = src.entry->data;
+        return TLM_OK;
+    }
     if (count > im->scratch_count) {
         if (im->scratch != NULL)
             tlmi_host_free(im->host, im->scratch,

@@ -123,6 +123,19 @@ class Models(unittest.TestCase):
                 loaded = tlm.Model.load(ctx, path)
             self.assertEqual(loaded.parameter_count, model.parameter_count)
 
+            # Other programs' formats: back from each with the same config.
+            with tempfile.TemporaryDirectory() as tmp:
+                for fmt, name in (("hf", "hf_dir"), ("llmc", "m.bin")):
+                    path = os.path.join(tmp, name)
+                    model.export(path, fmt)
+                    back = tlm.Model.import_(ctx, path)
+                    self.assertEqual(back.config, model.config)
+                    self.assertIsNone(back.tokenizer)
+                with self.assertRaises(tlm.Error):
+                    model.export(os.path.join(tmp, "x.bin"), "llmc", dtype="f16")
+                with self.assertRaises(tlm.Error):
+                    model.export(os.path.join(tmp, "x"), "onnx")
+
             # Streaming: the callback sees every piece, in order.
             pieces = []
             text = loaded.generate("Once upon", max_tokens=30, temperature=0.8,
