@@ -127,13 +127,21 @@ def save_hf(model, spec, directory):
     model.save_pretrained(directory, **kwargs)
     if not spec["prefix"]:
         # Rename transformer.X to X, as checkpoints of GPT2Model (and
-        # OpenAI's converted ones) name them.
+        # OpenAI's converted ones) name them, and add the buffers old
+        # checkpoints carry: each layer's causal mask h.N.attn.bias
+        # [1, 1, n_positions, n_positions] and h.N.attn.masked_bias (a
+        # scalar), which are not parameters and must be ignored.
         path = os.path.join(directory, "model.safetensors")
         tensors = load_file(path)
         renamed = {}
         for name, t in tensors.items():
             assert name.startswith("transformer."), name
             renamed[name[len("transformer."):]] = t
+        n = model.config.n_positions
+        for i in range(model.config.n_layer):
+            renamed[f"h.{i}.attn.bias"] = torch.tril(torch.ones(n, n)).view(1, 1, n, n).to(
+                model.dtype)
+            renamed[f"h.{i}.attn.masked_bias"] = torch.tensor(-1e4).to(model.dtype)
         save_file(renamed, path, metadata={"format": "pt"})
 
 
