@@ -34,9 +34,10 @@
  *
  * Bad input: copies of a fixture changed at run time (a tensor removed, a
  * tensor's shape changed, config.json's n_embd wrong, model_type "bert",
- * vocab_size not the embedding's rows) are refused with the documented
- * status and a message naming the tensor or field, create no model and
- * write nothing.
+ * architectures ["BertModel"], vocab_size not the embedding's rows; the
+ * sharded one with a shard deleted or a tensor left out of its index) are
+ * refused with the documented status and a message naming the file and
+ * the tensor or field, create no model and write nothing.
  *
  * usage: test_gpt2_import FIXTURES_DIR [--export-to DIR]
  * With --export-to, the Hugging Face export of every fixture is also left
