@@ -913,6 +913,8 @@ static void check_bad_shards(void **state) {
         assert_null(model);
         if (!names_one_of(message, c->message))
             fail_msg("the message does not name any of '%s': %s", c->message, message);
+        if (strstr(message, dir) == NULL)
+            fail_msg("the message does not name the file: %s", message);
     }
     assert_int_equal(temp_dir_count(dir, after, sizeof after), entries);
     assert_string_equal(before, after);
