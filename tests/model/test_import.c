@@ -308,6 +308,17 @@ static void format_is_detected_from_content(void **state) {
     assert_int_equal(tlm_model_import(&back, f->ctx, renamed, &params), TLM_OK);
     assert_same_model(m, back);
     tlm_model_free(back);
+    /* A given configuration GPT-2 cannot express, or not this file's. */
+    given.position = TLM_POSITION_ROTARY;
+    assert_int_equal(tlm_model_import(&back, f->ctx, renamed, &params),
+                     TLM_E_UNSUPPORTED);
+    assert_message_has("position");
+    given.position = TLM_POSITION_LEARNED;
+    given.d_model = 12;
+    given.head_dim = 0;
+    assert_int_equal(tlm_model_import(&back, f->ctx, renamed, &params), TLM_E_FORMAT);
+    assert_message_has("transformer.wte.weight");
+    assert_null(back);
     /* config_path for a format that has none. */
     snprintf(path, sizeof path, "%s/weights2.dat", f->dir);
     assert_int_equal(tlm_model_import(&back, f->ctx, path, &params), TLM_E_INVALID);
