@@ -125,12 +125,10 @@ static int read_gpt2_image(tlm_tokenizer **out, tlmi_host *host,
                          "%s: vocabulary size %u at offset %d is outside "
                          "257..%d",
                          who, (unsigned)vocab, AT_VOCAB, TLMI_VOCAB_MAX);
-    if (count > vocab - 257)
+    if (count > TLMI_VOCAB_MAX)
         return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: merge count %u at offset %d is above the %u a "
-                         "vocabulary of %u can have",
-                         who, (unsigned)count, AT_COUNT,
-                         (unsigned)(vocab - 257), (unsigned)vocab);
+                         "%s: merge count %u at offset %d is above %d", who,
+                         (unsigned)count, AT_COUNT, TLMI_VOCAB_MAX);
     const size_t lengths_at = HEADER_SIZE;
     const size_t merges_at = lengths_at + 4 * (size_t)vocab;
     const size_t bytes_at = merges_at + 12 * (size_t)count;

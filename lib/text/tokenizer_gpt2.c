@@ -116,11 +116,11 @@ int tlmi_gpt2_build(tlm_tokenizer **out, const tlmi_host *host_in,
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: special token id %d is outside 0..%d", who,
                          (int)v->special_id, (int)v->n_tokens - 1);
-    if (v->n_merges < 0 || v->n_merges > v->n_tokens - 257)
-        return tlmi_fail(&host, TLM_E_FORMAT,
-                         "%s: %d merges for %d tokens (at most %d)", who,
-                         (int)v->n_merges, (int)v->n_tokens,
-                         (int)v->n_tokens - 257);
+    /* Two merges may make the same token ("ab" + "c", "a" + "bc"); a pair
+     * merged twice is refused by tlmi_bpe_build_ranks. */
+    if (v->n_merges < 0 || v->n_merges > TLMI_VOCAB_MAX)
+        return tlmi_fail(&host, TLM_E_FORMAT, "%s: %d merges (at most %d)",
+                         who, (int)v->n_merges, TLMI_VOCAB_MAX);
     tlm_tokenizer *t = TLMI_HANDLE_ALLOC(&host, tlm_tokenizer);
     if (t == NULL)
         return tlmi_fail(&host, TLM_E_NOMEM,
