@@ -138,7 +138,9 @@ int tlmi_gpt2_build(tlm_tokenizer **out, const tlmi_host *host_in,
     if (t->token_offsets == NULL || t->token_data == NULL) {
         tlmi_host_free(&host, t->token_offsets,
                        n_offsets * sizeof *t->token_offsets);
+        tlmi_host_free(&host, t->token_data, total > 0 ? total : 1);
         t->token_offsets = NULL;
+        t->token_data = NULL;
         status = tlmi_fail(&host, TLM_E_NOMEM,
                            "%s: out of memory for %d tokens", who,
                            (int)v->n_tokens);

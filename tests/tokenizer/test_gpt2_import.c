@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "counting_allocator.h"
 #include "gpt2_tiny_vocab.h"
 #include "temp_dir.h"
 #include "text/tokenizer.h"
@@ -469,6 +470,99 @@ static void unicode_classes(void **state) {
     }
 }
 
+/* With the allocator failing at its 1st, 2nd, ... call, importing (both
+ * formats), exporting and encoding a long piece fail with TLM_E_NOMEM and
+ * leak nothing, until they succeed. */
+static void allocation_failures_are_clean(void **state) {
+    (void)state;
+    counting_allocator counter;
+    memset(&counter, 0, sizeof counter);
+    tlm_context *ctx = NULL;
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
+    const char *paths[2];
+    paths[0] = tiny_dir("alloc", "encoder.json", "vocab.bpe");
+    static char rank_path[4600];
+    {
+        static const char digits[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char rank_file[8192];
+        size_t n = 0;
+        for (int byte = 0; byte < 256; byte++)
+            n += (size_t)sprintf(rank_file + n, "%c%c== %d\n", digits[byte >> 2],
+                                 digits[(byte & 3) << 4], byte);
+        n += (size_t)sprintf(rank_file + n, "aGU= 256\nIHQ= 257\nIHRoZQ== 258\n");
+        write_in("alloc", "tiny.tiktoken", rank_file, n);
+        snprintf(rank_path, sizeof rank_path, "%s/tiny.tiktoken", path_in("alloc"));
+        paths[1] = rank_path;
+    }
+    tlm_tokenizer *tok = NULL;
+    for (int p = 0; p < 2; p++) {
+        int64_t failures = 0;
+        for (int64_t k = 1;; k++) {
+            const uint64_t live = counter.live_bytes;
+            counter.fail_at = (int64_t)counter.calls + k;
+            tok = (tlm_tokenizer *)&counter;
+            int status = tlm_tokenizer_import(&tok, ctx, paths[p]);
+            counter.fail_at = 0;
+            if (status == TLM_OK)
+                break;
+            assert_int_equal(status, TLM_E_NOMEM);
+            assert_null(tok);
+            assert_int_equal(counter.live_bytes, live);
+            failures++;
+        }
+        assert_true(failures >= 3);
+        if (p == 0)
+            break; /* keep the tiny tokenizer; the rank file is checked below */
+    }
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        tlm_tokenizer *other = (tlm_tokenizer *)&counter;
+        int status = tlm_tokenizer_import(&other, ctx, paths[1]);
+        counter.fail_at = 0;
+        if (status == TLM_OK) {
+            tlm_tokenizer_free(other);
+            break;
+        }
+        assert_int_equal(status, TLM_E_NOMEM);
+        assert_int_equal(counter.live_bytes, live);
+    }
+    char out[4600];
+    snprintf(out, sizeof out, "%s/alloc-export", dir);
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_export(tok, out);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+    }
+    char spaces[2000];
+    memset(spaces, ' ', sizeof spaces);
+    int32_t ids[2000];
+    size_t n_ids = 0;
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_encode(tok, spaces, sizeof spaces, ids,
+                                          sizeof spaces, &n_ids);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+        assert_non_null(strstr(tlm_tokenizer_last_error(tok), "2000-byte piece"));
+    }
+    assert_int_equal(n_ids, 500); /* 2000 spaces by "    " */
+    tlm_tokenizer_free(tok);
+    tlm_context_free(ctx);
+    assert_int_equal(counter.live_bytes, 0);
+    assert_int_equal(counter.bad_free_sizes, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tiny_import),
@@ -477,6 +571,7 @@ int main(void) {
         cmocka_unit_test(round_trips_and_long_pieces),
         cmocka_unit_test(storage_keeps_the_ids),
         cmocka_unit_test(unicode_classes),
+        cmocka_unit_test(allocation_failures_are_clean),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
