@@ -87,6 +87,40 @@ CORPUS = [
 ]
 
 
+# Random mixtures of the pieces the rules care about (seeded, so the
+# fixture is reproducible): contractions next to letters, every kind of
+# whitespace before every kind of character, invalid bytes anywhere.
+MIX_POOL = [" ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u3000", "\u2003", "\x0b",
+            "\x1c", "\x85", "'s", "'S", "'t", "'re", "'ll", "'d", "'m", "'ve", "'",
+            "''", "'x", "a", "Z", "word", "Hello", "the", "\u00e9", "\u00f1",
+            "\u4e2d\u6587", "\ud55c", "\u00df", "\u03a9", "\u0438", "1", "42",
+            "\u0663", "\u096a", "\u00bd", "\u00b2", "\u216b", "!", "?", "...",
+            "\u2014", "-", "_", "@", "#", "$", "%", "&", "*", "(", ")",
+            "<|endoftext|>", "\U0001F600", "\U0001F468\u200D\U0001F469", "\u200b",
+            "\u0301", "a\u0301", "\ufeff", "\x00", "\x7f", "\u0080", "\U0001D400",
+            "\ue000", "\u0640", "\u0651"]
+MIX_INVALID = [b"\xff", b"\xfe", b"\x80", b"\xc3", b"\xe2\x82", b"\xed\xa0\x80",
+               b"\xc0\xaf", b"\xf4\x90\x80\x80", b"\xf0\x9f\x98"]
+
+
+def random_mixtures(count, seed=20261207):
+    import random
+    rng = random.Random(seed)
+    texts = []
+    for i in range(count):
+        parts = []
+        for _ in range(rng.randint(1, 30)):
+            r = rng.random()
+            if r < 0.08:
+                parts.append(rng.choice(MIX_INVALID))
+            elif r < 0.12:
+                parts.append(b" " * rng.randint(2, 40))
+            else:
+                parts.append(rng.choice(MIX_POOL).encode())
+        texts.append(("random mixture %d" % i, b"".join(parts)))
+    return texts
+
+
 def make_tiktoken(gpt2_dir):
     ranks = tiktoken.load.data_gym_to_mergeable_bpe_ranks(
         vocab_bpe_file=os.path.join(gpt2_dir, "vocab.bpe"),
@@ -123,7 +157,8 @@ def main():
     if hf("Hello world")["input_ids"] != [15496, 995]:
         sys.exit("GPT2TokenizerFast did not read the vocabulary files")
 
-    cases = [(name, data, None) for name, data in CORPUS]
+    cases = [(name, data, None)
+             for name, data in CORPUS + random_mixtures(150)]
     with open(os.path.join(args.data, "tinyshakespeare.txt"), "rb") as f:
         shakespeare = f.read()
     for offset, length in ((0, 4096), (500000, 2048), (1000000, 1500)):

@@ -70,7 +70,7 @@ static int read_fixture(void) {
         free(shakespeare);
         return -1;
     }
-    texts = calloc(256, sizeof *texts);
+    texts = calloc(4096, sizeof *texts);
     for (char *line = strtok(text, "\n"); line != NULL;
          line = strtok(NULL, "\n")) {
         if (line[0] == '#')
@@ -94,7 +94,7 @@ static int read_fixture(void) {
             t->bytes = malloc(length + 1);
             memcpy(t->bytes, shakespeare + offset, length);
             t->length = length;
-        } else if (strncmp(line, "ids", 3) == 0) {
+        } else if (strncmp(line, "ids", 3) == 0 && n_texts < 4095) {
             fixture_text *t = &texts[n_texts++];
             t->ids = malloc((t->length + 1) * sizeof *t->ids);
             const char *p = line + 3;
@@ -178,7 +178,7 @@ static void fixture_ids_match(void **state) {
     assert_int_equal(tlm_tokenizer_special_id(gpt2, TLM_TOKEN_EOS), 50256);
     assert_int_equal(tlm_tokenizer_special_id(gpt2, TLM_TOKEN_BOS), 50256);
     assert_int_equal(tlm_tokenizer_special_id(gpt2, TLM_TOKEN_PAD), 50256);
-    assert_true(n_texts >= 50);
+    assert_true(n_texts >= 200);
     assert_int_equal(mismatches(gpt2, "encoder.json + vocab.bpe"), 0);
 }
 
