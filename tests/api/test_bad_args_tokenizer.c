@@ -110,7 +110,11 @@ static void tokenizer_calls_reject_bad_values(void **state) {
 
     /* Settings out of their domains. */
     tlm_tokenizer_params_init(&params);
-    params.kind = 3;
+    params.kind = TLM_TOKENIZER_GPT2; /* imported, never trained */
+    assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
+    assert_message_names("params.kind");
+    assert_message_names("tlm_tokenizer_import");
+    params.kind = 4;
     assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
     assert_message_names("params.kind");
     tlm_tokenizer_params_init(&params);
