@@ -78,8 +78,8 @@ typedef struct gathered {
     size_t data_capacity;
     int32_t n_tokens;
     int32_t special_id;
-    int32_t *merges;      /* [3 * merge_capacity / 3] */
-    size_t merges_capacity; /* int32 slots */
+    int32_t *merges;      /* [3 * n_merges]: left, right, result id */
+    size_t merges_capacity; /* int32 slots allocated */
     int32_t n_merges;
 } gathered;
 
