@@ -734,7 +734,7 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
 /* ------------------------------------------------------------------------ */
 /** @name Tokenizers
  *
- * A tokenizer turns bytes into token ids and ids back into bytes. Three
+ * A tokenizer turns bytes into token ids and ids back into bytes. Four
  * kinds exist, all specified in docs/tokenizer.md:
  * - **byte-level**: ids 0..255 are the byte values; encodes every byte
  *   string, invalid UTF-8 included;
@@ -746,11 +746,18 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
  *   (GPT-2 style): text is first split into chunks (words with their
  *   leading space, numbers, punctuation runs, whitespace runs), then each
  *   chunk's bytes are merged by rank.
+ * - **GPT-2**: GPT-2's own byte-level BPE, read from its published files
+ *   with tlm_tokenizer_import(): its vocabulary and ids, its merges and its
+ *   pre-tokenization (the same ids as OpenAI's tiktoken on any bytes).
  *
- * Every tokenizer ends its vocabulary with three special tokens, begin of
- * text, end of text and padding (ids vocab_size-3, -2, -1), which encoding
- * never produces and decoding turns into nothing. A character-level
- * tokenizer has its unknown token just before them.
+ * The first three kinds end their vocabulary with three special tokens,
+ * begin of text, end of text and padding (ids vocab_size-3, -2, -1), which
+ * encoding never produces and decoding turns into nothing. A
+ * character-level tokenizer has its unknown token just before them. A
+ * GPT-2 tokenizer has one special token, `<|endoftext|>` (id 50256 in
+ * GPT-2), which is its begin, end and padding token; encoding never
+ * produces it (the text "<|endoftext|>" is encoded as ordinary text) and
+ * decoding turns it into its text "<|endoftext|>".
  *
  * decode(encode(x)) == x for every byte string x, except that a
  * character-level tokenizer replaces characters it has not seen.
@@ -768,14 +775,21 @@ typedef struct tlm_tokenizer tlm_tokenizer;
 enum tlm_tokenizer_kind {
     TLM_TOKENIZER_BYTE = 0, /**< 256 byte tokens, id = byte value */
     TLM_TOKENIZER_CHAR = 1, /**< the distinct characters of a corpus */
-    TLM_TOKENIZER_BPE = 2   /**< byte-level byte-pair encoding */
+    TLM_TOKENIZER_BPE = 2,  /**< byte-level byte-pair encoding */
+    TLM_TOKENIZER_GPT2 = 3  /**< GPT-2's byte-level BPE (its byte alphabet,
+                                 merge ranks and pre-tokenization,
+                                 <|endoftext|>); made by
+                                 tlm_tokenizer_import(), never trained */
 };
 
 /** Special tokens (the `which` of tlm_tokenizer_special_id()). */
 enum tlm_special_token {
-    TLM_TOKEN_BOS = 0, /**< begin of text: id vocab_size - 3 */
-    TLM_TOKEN_EOS = 1, /**< end of text: id vocab_size - 2 */
-    TLM_TOKEN_PAD = 2, /**< padding: id vocab_size - 1 */
+    TLM_TOKEN_BOS = 0, /**< begin of text: id vocab_size - 3 (GPT-2:
+                            <|endoftext|>) */
+    TLM_TOKEN_EOS = 1, /**< end of text: id vocab_size - 2 (GPT-2:
+                            <|endoftext|>) */
+    TLM_TOKEN_PAD = 2, /**< padding: id vocab_size - 1 (GPT-2:
+                            <|endoftext|>) */
     TLM_TOKEN_UNK = 3  /**< unknown character: id vocab_size - 4, only in
                             character-level tokenizers */
 };
@@ -843,8 +857,9 @@ TLM_API int32_t tlm_tokenizer_kind(const tlm_tokenizer *tok);
 
 /**
  * Number of token ids, special tokens included: 259 for byte-level,
- * characters + 4 for character-level, 259 + merges for BPE. A negative
- * status for a NULL tokenizer.
+ * characters + 4 for character-level, 259 + merges for BPE, the
+ * vocabulary's size for GPT-2 (50257). A negative status for a NULL
+ * tokenizer.
  */
 TLM_API int32_t tlm_tokenizer_vocab_size(const tlm_tokenizer *tok);
 
@@ -860,7 +875,8 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
 /**
  * The bytes token `id` decodes to: a byte, a character's UTF-8 bytes, a
  * merged token's bytes; U+FFFD (EF BF BD) for the unknown token; nothing
- * (length 0) for the special tokens.
+ * (length 0) for the special tokens, except GPT-2's `<|endoftext|>`,
+ * whose bytes are that text.
  * @param[out] bytes  receives a pointer into the tokenizer, valid as long
  *                    as the tokenizer (not NUL-terminated)
  * @param[out] length receives the number of bytes
@@ -870,12 +886,14 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
 TLM_API int tlm_tokenizer_token_bytes(tlm_tokenizer *tok, int32_t id,
                                       const char **bytes, size_t *length);
 
-/** Number of BPE merges (0 for the other kinds), or a negative status. */
+/** Number of BPE or GPT-2 merges (0 for the other kinds), or a negative
+ *  status. */
 TLM_API int32_t tlm_tokenizer_merge_count(const tlm_tokenizer *tok);
 
 /**
  * The merge of rank `rank` (0 is learned first): tokens `left` and `right`
- * make token 256 + rank.
+ * make token 256 + rank (GPT-2: the token whose bytes are left's then
+ * right's, 256 + rank in GPT-2's own vocabulary).
  * @return TLM_OK, TLM_E_RANGE for a rank outside 0..merge_count-1,
  *         TLM_E_INVALID
  */
@@ -883,10 +901,13 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
                                 int32_t *left, int32_t *right);
 
 /**
- * Encode `length` bytes of `text` into token ids. Encoding never fails on
- * any input and never produces a special token; a character-level
- * tokenizer encodes characters it does not know as TLM_TOKEN_UNK. There
- * are never more ids than bytes, so `capacity` = `length` always suffices.
+ * Encode `length` bytes of `text` into token ids. Encoding accepts any
+ * bytes and never produces a special token; a character-level tokenizer
+ * encodes characters it does not know as TLM_TOKEN_UNK. There are never
+ * more ids than bytes, so `capacity` = `length` always suffices. Only a
+ * GPT-2 tokenizer allocates (for pre-tokenization pieces longer than 256
+ * bytes, such as a long run of spaces), so only it can fail with
+ * TLM_E_NOMEM.
  * @param tok          the tokenizer
  * @param text         the bytes to encode; may be NULL when `length` is 0
  * @param length       bytes in `text`
@@ -897,7 +918,7 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
  *                     when they do not fit
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
  *         `capacity` ids are written, `*n_ids` says how many are needed);
- *         TLM_E_INVALID
+ *         TLM_E_NOMEM (GPT-2 only, see above); TLM_E_INVALID
  */
 TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                                  size_t length, int32_t *ids,
@@ -971,6 +992,37 @@ TLM_API int tlm_tokenizer_load(tlm_tokenizer **out, tlm_context *ctx,
  */
 TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
                                       const void *data, size_t size);
+
+/**
+ * Read a published tokenizer into a ::TLM_TOKENIZER_GPT2 tokenizer, the
+ * format detected from the content (docs/tokenizer.md, "GPT-2"):
+ * - a directory holding OpenAI's `encoder.json` + `vocab.bpe`, or Hugging
+ *   Face's names for the same files, `vocab.json` + `merges.txt`;
+ * - a file in tiktoken's rank format (`gpt2.tiktoken`-style: a base64
+ *   token, a space and its rank per line; the rank is the id and the
+ *   merges are derived from the ranks);
+ * - a file written by tlm_tokenizer_save(), of any kind.
+ * `<|endoftext|>` is the special token; a vocabulary without it (a
+ * tiktoken file) gets it as its last id.
+ * @param[out] out the tokenizer, or NULL on failure
+ * @param ctx      hooks as in tlm_tokenizer_train(), or NULL
+ * @param path     the directory or file
+ * @return TLM_OK; TLM_E_IO when a file is missing or unreadable;
+ *         TLM_E_FORMAT for malformed content (the message names the file
+ *         and the line or byte offset); TLM_E_NOMEM; TLM_E_INVALID
+ */
+TLM_API int tlm_tokenizer_import(tlm_tokenizer **out, tlm_context *ctx,
+                                 const char *path);
+
+/**
+ * Write a ::TLM_TOKENIZER_GPT2 tokenizer as `encoder.json` + `vocab.bpe`
+ * in the directory `dir` (created if absent; each file replaced
+ * atomically), which tlm_tokenizer_import() reads back to the same ids.
+ * `tok` is const: a failure is recorded only in tlm_last_error().
+ * @return TLM_OK; TLM_E_INVALID for another kind or NULL arguments;
+ *         TLM_E_IO; TLM_E_NOMEM
+ */
+TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir);
 
 /**
  * Opaque streaming decoder: ids go in one at a time, text comes out in

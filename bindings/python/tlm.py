@@ -136,6 +136,9 @@ _FUNCTIONS = {
     "tlm_tokenizer_params_init": (_int, [_p]),
     "tlm_tokenizer_train": (_int, [_c.POINTER(_p), _p, _c.c_char_p, _sz, _p]),
     "tlm_tokenizer_free": (None, [_p]),
+    "tlm_tokenizer_import": (_int, [_c.POINTER(_p), _p, _c.c_char_p]),
+    "tlm_tokenizer_export": (_int, [_p, _c.c_char_p]),
+    "tlm_tokenizer_kind": (_i32, [_p]),
     "tlm_tokenizer_vocab_size": (_i32, [_p]),
     "tlm_tokenizer_encode": (_int, [_p, _c.c_char_p, _sz, _c.POINTER(_i32), _sz, _c.POINTER(_sz)]),
     "tlm_tokenizer_decode": (_int, [_p, _c.POINTER(_i32), _sz, _c.c_char_p, _sz, _c.POINTER(_sz)]),
@@ -667,6 +670,7 @@ def cross_entropy(logits, targets, ignore_index=-1):
 # --------------------------------------------------------------- tokenizer
 
 _TOKENIZER_KINDS = {"byte": 0, "char": 1, "bpe": 2}
+_TOKENIZER_KIND_NAMES = {0: "byte", 1: "char", 2: "bpe", 3: "gpt2"}
 
 
 class Tokenizer(_Handle):
@@ -695,6 +699,27 @@ class Tokenizer(_Handle):
             ctx._adopt(tok)  # it uses the context's allocator
         return tok
 
+    @classmethod
+    def import_(cls, ctx, path):
+        """Read a published tokenizer (tlm_tokenizer_import): a directory
+        with GPT-2's encoder.json + vocab.bpe (or vocab.json + merges.txt),
+        a tiktoken rank file, or a tlm tokenizer file."""
+        tok = cls(_out(_L().tlm_tokenizer_import, ctx.handle if ctx else None,
+                       os.fsencode(path)))
+        if ctx is not None:
+            ctx._adopt(tok)
+        return tok
+
+    def export(self, directory):
+        """Write a GPT-2 tokenizer as encoder.json + vocab.bpe into
+        `directory` (tlm_tokenizer_export)."""
+        _check(_L().tlm_tokenizer_export(self.handle, os.fsencode(directory)))
+
+    @property
+    def kind(self):
+        """"byte", "char", "bpe" or "gpt2"."""
+        return _TOKENIZER_KIND_NAMES[_L().tlm_tokenizer_kind(self.handle)]
+
     def close(self):
         if self._owned:
             super().close()
@@ -719,7 +744,9 @@ class Tokenizer(_Handle):
         """The text of a list of ids (str; invalid UTF-8 is replaced)."""
         arr = (_i32 * max(1, len(ids)))(*ids)
         n = _sz()
-        capacity = 16 * len(ids) + 16
+        _check(_L().tlm_tokenizer_decode(self.handle, arr, len(ids), None, 0,
+                                         _c.byref(n)))
+        capacity = n.value + 1
         buf = _c.create_string_buffer(capacity)
         _check(_L().tlm_tokenizer_decode(self.handle, arr, len(ids), buf,
                                          capacity, _c.byref(n)))

@@ -53,7 +53,7 @@ int32_t tlmi_bpe_rank(const tlm_tokenizer *tok, int32_t left, int32_t right) {
 
 /* --- building ------------------------------------------------------------ */
 
-static void tokenizer_release(tlm_tokenizer *tok) {
+void tlmi_tokenizer_release(tlm_tokenizer *tok) {
     tlmi_host host = tok->host;
     tlmi_host_free(&host, tok->token_offsets,
                    ((size_t)tok->vocab_size + 1) * sizeof *tok->token_offsets);
@@ -62,6 +62,11 @@ static void tokenizer_release(tlm_tokenizer *tok) {
                    (size_t)tok->n_chars * sizeof *tok->char_keys);
     tlmi_host_free(&host, tok->merges,
                    2 * (size_t)tok->n_merges * sizeof *tok->merges);
+    if (tok->merge_ids != NULL)
+        tlmi_host_free(&host, tok->merge_ids,
+                       (size_t)tok->n_merges * sizeof *tok->merge_ids);
+    tlmi_host_free(&host, tok->token_table,
+                   tok->token_table_capacity * sizeof *tok->token_table);
     tlmi_host_free(&host, tok->rank_keys,
                    tok->rank_capacity * sizeof *tok->rank_keys);
     tlmi_host_free(&host, tok->rank_values,
@@ -159,9 +164,8 @@ static void fill_tokens(tlm_tokenizer *t, const uint32_t *items) {
     }
 }
 
-/* The pair -> rank table; a repeated pair is a format error. */
-static int build_ranks(tlm_tokenizer *t, tlmi_host *host, const char *who,
-                       size_t items_offset) {
+int tlmi_bpe_build_ranks(tlm_tokenizer *t, tlmi_host *host, const char *who,
+                         const char *unit, size_t first, size_t stride) {
     size_t capacity = 16;
     int bits = 4;
     while (capacity < 2 * (size_t)t->n_merges) {
@@ -194,9 +198,9 @@ static int build_ranks(tlm_tokenizer *t, tlmi_host *host, const char *who,
         while (t->rank_keys[i] != EMPTY_KEY) {
             if (t->rank_keys[i] == key)
                 return tlmi_fail(host, TLM_E_FORMAT,
-                                 "%s: merge %d at offset %zu repeats merge "
+                                 "%s: merge %d at %s %zu repeats merge "
                                  "%d (%d + %d)",
-                                 who, (int)r, items_offset + 8 * (size_t)r,
+                                 who, (int)r, unit, first + stride * (size_t)r,
                                  (int)t->rank_values[i],
                                  (int)t->merges[2 * (size_t)r],
                                  (int)t->merges[2 * (size_t)r + 1]);
@@ -288,6 +292,8 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
     t->token_data_size = total;
     fill_tokens(t, items);
 
+    for (int b = 0; b < 256; b++)
+        t->byte_ids[b] = kind == TLM_TOKENIZER_CHAR ? t->unk_id : b;
     if (kind == TLM_TOKENIZER_CHAR) {
         for (int c = 0; c < 128; c++)
             t->ascii_ids[c] = t->unk_id;
@@ -295,7 +301,8 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
             t->ascii_ids[t->char_keys[i]] = i;
     }
     if (kind == TLM_TOKENIZER_BPE && t->n_merges > 0) {
-        status = build_ranks(t, &host, who, items_offset);
+        status = tlmi_bpe_build_ranks(t, &host, who, "offset", items_offset,
+                                      8);
         if (status != TLM_OK)
             goto fail;
     }
@@ -303,7 +310,7 @@ int tlmi_tokenizer_build(tlm_tokenizer **out, const tlmi_host *host_in,
     return TLM_OK;
 
 fail:
-    tokenizer_release(t);
+    tlmi_tokenizer_release(t);
     return status;
 }
 
@@ -392,10 +399,15 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
         return train_chars(out, &host, text, length);
     case TLM_TOKENIZER_BPE:
         break;
+    case TLM_TOKENIZER_GPT2:
+        return tlmi_fail(&host, TLM_E_INVALID,
+                         "%s: params.kind 3 (GPT-2) is not trained: read "
+                         "GPT-2's vocabulary with tlm_tokenizer_import()",
+                         who);
     default:
         return tlmi_fail(&host, TLM_E_INVALID,
                          "%s: params.kind %d is not a tlm_tokenizer_kind "
-                         "(0 byte, 1 char, 2 BPE)",
+                         "(0 byte, 1 char, 2 BPE, 3 GPT-2)",
                          who, (int)params.kind);
     }
     const int32_t smallest = 256 + TLMI_N_SPECIAL;
@@ -422,7 +434,7 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
 
 TLM_API void tlm_tokenizer_free(tlm_tokenizer *tok) {
     if (tok != NULL)
-        tokenizer_release(tok);
+        tlmi_tokenizer_release(tok);
 }
 
 /* --- accessors ------------------------------------------------------------- */
@@ -515,7 +527,7 @@ size_t tlmi_bpe_encode_chunk(const tlm_tokenizer *tok,
                              const unsigned char *chunk, size_t n,
                              int32_t *ids) {
     for (size_t i = 0; i < n; i++)
-        ids[i] = chunk[i];
+        ids[i] = tok->byte_ids[chunk[i]];
     if (n < 2 || tok->n_merges == 0)
         return n;
     /* ranks[i]: rank of merging ids[i] and ids[i + 1]. Each step merges
@@ -535,7 +547,7 @@ size_t tlmi_bpe_encode_chunk(const tlm_tokenizer *tok,
             }
         if (best == TLMI_NO_RANK)
             break;
-        ids[at] = 256 + best;
+        ids[at] = tok->merge_ids != NULL ? tok->merge_ids[best] : 256 + best;
         memmove(ids + at + 1, ids + at + 2, (n - at - 2) * sizeof *ids);
         if (at + 3 < n)
             memmove(ranks + at + 1, ranks + at + 2,
@@ -576,12 +588,12 @@ static void put_id(id_sink *sink, int32_t id) {
     sink->count++;
 }
 
-static void encode_text(const tlm_tokenizer *tok, const unsigned char *text,
-                        size_t n, id_sink *sink) {
+static int encode_text(tlm_tokenizer *tok, const unsigned char *text,
+                       size_t n, id_sink *sink, const char *who) {
     if (tok->kind == TLM_TOKENIZER_BYTE) {
         for (size_t i = 0; i < n; i++)
             put_id(sink, text[i]);
-        return;
+        return TLM_OK;
     }
     if (tok->kind == TLM_TOKENIZER_CHAR) {
         size_t i = 0;
@@ -596,18 +608,49 @@ static void encode_text(const tlm_tokenizer *tok, const unsigned char *text,
             put_id(sink, char_id(tok, key));
             i += len;
         }
-        return;
+        return TLM_OK;
     }
+    /* BPE and GPT-2: BPE within each piece of the pre-split. Only GPT-2's
+     * pieces can be longer than TLMI_CHUNK_MAX. */
+    const int gpt2 = tok->kind == TLM_TOKENIZER_GPT2;
     int32_t chunk_ids[TLMI_CHUNK_MAX];
     size_t start = 0;
     while (start < n) {
-        size_t end = tlmi_chunk_end(text, n, start);
-        size_t count =
-            tlmi_bpe_encode_chunk(tok, text + start, end - start, chunk_ids);
-        for (size_t i = 0; i < count; i++)
-            put_id(sink, chunk_ids[i]);
+        size_t end = gpt2 ? tlmi_gpt2_chunk_end(text, n, start)
+                          : tlmi_chunk_end(text, n, start);
+        size_t len = end - start;
+        /* A piece that is a token is that token, as in tiktoken (which
+         * looks the piece up before merging). */
+        int32_t whole = gpt2 && len <= tok->max_token_bytes
+                            ? tlmi_token_lookup(tok, text + start, len)
+                            : -1;
+        if (whole >= 0 && whole != tok->eos_id) {
+            put_id(sink, whole);
+        } else if (len <= TLMI_CHUNK_MAX) {
+            size_t count =
+                tlmi_bpe_encode_chunk(tok, text + start, len, chunk_ids);
+            for (size_t i = 0; i < count; i++)
+                put_id(sink, chunk_ids[i]);
+        } else {
+            int32_t *ids = len <= SIZE_MAX / sizeof *ids
+                               ? tlmi_host_alloc(&tok->host, len * sizeof *ids, 64)
+                               : NULL;
+            if (ids == NULL)
+                return tlmi_fail(&tok->host, TLM_E_NOMEM,
+                                 "%s: out of memory for a %zu-byte piece",
+                                 who, len);
+            size_t count = 0;
+            int status = tlmi_bpe_encode_long(tok, &tok->host, text + start,
+                                              len, ids, &count, who);
+            for (size_t i = 0; i < count; i++)
+                put_id(sink, ids[i]);
+            tlmi_host_free(&tok->host, ids, len * sizeof *ids);
+            if (status != TLM_OK)
+                return status;
+        }
         start = end;
     }
+    return TLM_OK;
 }
 
 TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
@@ -620,7 +663,8 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
     TLMI_CHECK_BUFFER(host, who, ids, capacity);
     TLMI_CHECK_BUFFER(host, who, text, length);
     id_sink sink = {ids, capacity, 0};
-    encode_text(tok, (const unsigned char *)text, length, &sink);
+    TLMI_TRY(encode_text(tok, (const unsigned char *)text, length, &sink,
+                         who));
     *n_ids = sink.count;
     if (sink.count > capacity && ids != NULL)
         return tlmi_fail(host, TLM_E_RANGE,

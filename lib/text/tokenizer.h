@@ -14,7 +14,9 @@
 #include "base/host.h"
 #include "tlm.h"
 
-/* Longest chunk the pre-split makes, in bytes; also the longest token. */
+/* Longest chunk tlm's own pre-split makes, in bytes; also the longest
+ * token of every kind. (GPT-2's pre-split has no limit: longer chunks are
+ * encoded by tlmi_bpe_encode_long.) */
 #define TLMI_CHUNK_MAX 256
 /* Largest vocabulary, special tokens included. */
 #define TLMI_VOCAB_MAX (1 << 24)
@@ -45,10 +47,20 @@ struct tlm_tokenizer {
     uint32_t *char_keys;         /* [n_chars] */
     int32_t ascii_ids[128];      /* id of each ASCII character, or unk_id */
 
-    /* BPE: merge r joins merges[2r] and merges[2r+1] into id 256 + r, and
-     * an open-addressing table maps a pair to its rank. */
+    /* BPE and GPT-2: the id of each byte's token (b itself for BPE; from
+     * the vocabulary for GPT-2). */
+    int32_t byte_ids[256];
+    /* BPE and GPT-2: merge r joins merges[2r] and merges[2r+1] into id
+     * merge_ids[r] (256 + r when merge_ids is NULL, as in BPE), and an
+     * open-addressing table maps a pair to its rank. */
     int32_t n_merges;
     int32_t *merges;             /* [2 * n_merges] */
+    int32_t *merge_ids;          /* [n_merges] or NULL */
+
+    /* GPT-2: the id of a token's bytes, by open addressing on their hash
+     * (tlmi_token_lookup). */
+    int32_t *token_table;        /* [token_table_capacity], ids or -1 */
+    size_t token_table_capacity; /* a power of two, or 0 */
     uint64_t *rank_keys;         /* [rank_capacity], pair keys or EMPTY */
     int32_t *rank_values;        /* [rank_capacity] */
     size_t rank_capacity;        /* a power of two, or 0 without merges */
@@ -61,6 +73,11 @@ struct tlm_tokenizer {
  * docs/tokenizer.md. Chunks cover the text without gaps; each is 1 to
  * TLMI_CHUNK_MAX bytes long and never splits a valid UTF-8 character. */
 size_t tlmi_chunk_end(const unsigned char *text, size_t n, size_t start);
+
+/* End of GPT-2's pre-tokenization piece that starts at `start` (< n)
+ * (pretokenize_gpt2.c). Pieces cover the text without gaps, have no
+ * length limit and never split a valid UTF-8 character. */
+size_t tlmi_gpt2_chunk_end(const unsigned char *text, size_t n, size_t start);
 
 /* --- building ------------------------------------------------------------ */
 
@@ -86,6 +103,62 @@ int32_t tlmi_bpe_rank(const tlm_tokenizer *tok, int32_t left, int32_t right);
 size_t tlmi_bpe_encode_chunk(const tlm_tokenizer *tok,
                              const unsigned char *chunk, size_t n,
                              int32_t *ids);
+
+/* The same for a chunk of any length n >= 1, in O(n log n) with memory
+ * from `host`: `ids` (room for n) receives the ids and *n_ids their
+ * count. TLM_E_NOMEM (recorded on `host` with `who`) when memory runs out. */
+int tlmi_bpe_encode_long(const tlm_tokenizer *tok, tlmi_host *host,
+                         const unsigned char *chunk, size_t n, int32_t *ids,
+                         size_t *n_ids, const char *who);
+
+/* --- GPT-2 ---------------------------------------------------------------- */
+
+/* A GPT-2-kind vocabulary, as the importers and the file reader gather
+ * it: token id's bytes are data[offsets[id] .. offsets[id + 1]). */
+typedef struct tlmi_gpt2_vocab {
+    int32_t n_tokens;            /* ids 0..n_tokens-1, the special included */
+    const size_t *offsets;       /* [n_tokens + 1] */
+    const unsigned char *data;   /* [offsets[n_tokens]] */
+    int32_t special_id;          /* <|endoftext|> */
+    int32_t n_merges;
+    const int32_t *merges;       /* [3 * n_merges]: left, right, result id */
+    /* Where merge r came from, for messages: "<unit> <first + stride * r>"
+     * ("line" in vocab.bpe, "offset" in a file image). */
+    const char *merge_unit;
+    size_t merge_first, merge_stride;
+} tlmi_gpt2_vocab;
+
+/* Builds a TLM_TOKENIZER_GPT2 tokenizer, validating everything: every
+ * token 1..TLMI_CHUNK_MAX bytes, no two tokens with the same bytes, one
+ * single-byte token per byte value, merges whose ids exist, whose result
+ * is not the special token and whose result's bytes are the left's then
+ * the right's, no pair merged twice. A failure is TLM_E_FORMAT
+ * "<who>: <what>" (TLM_E_NOMEM when memory runs out). */
+int tlmi_gpt2_build(tlm_tokenizer **out, const tlmi_host *host,
+                    const tlmi_gpt2_vocab *vocab, const char *who);
+
+/* The id of the GPT-2-kind token whose bytes are s[0..n), or -1. */
+int32_t tlmi_token_lookup(const tlm_tokenizer *tok, const unsigned char *s,
+                          size_t n);
+
+/* GPT-2's published files in memory (tokenizer_import.c): encoder.json
+ * (or vocab.json) and vocab.bpe (or merges.txt), and tiktoken's rank
+ * file; the names are for messages. Any bytes are safe to pass. */
+int tlmi_gpt2_read_files(tlm_tokenizer **out, tlmi_host *host,
+                         const char *vocab_text, size_t vocab_size,
+                         const char *vocab_name, const char *merges_text,
+                         size_t merges_size, const char *merges_name);
+int tlmi_tiktoken_read(tlm_tokenizer **out, tlmi_host *host,
+                       const char *text, size_t size, const char *name);
+
+/* Frees a tokenizer built by either builder (tlm_tokenizer_free()). */
+void tlmi_tokenizer_release(tlm_tokenizer *tok);
+
+/* Builds the pair -> rank table of tok->merges; a repeated pair is
+ * TLM_E_FORMAT naming merge r at "<unit> <first + stride * r>". */
+int tlmi_bpe_build_ranks(tlm_tokenizer *tok, tlmi_host *host,
+                         const char *who, const char *unit, size_t first,
+                         size_t stride);
 
 /* --- BPE training ---------------------------------------------------------- */
 

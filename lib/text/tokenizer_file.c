@@ -16,7 +16,11 @@
 
 #define MAGIC "TLMTOKEN"
 #define MAGIC_SIZE 8
-#define FORMAT_VERSION 1u
+/* Version 1: kinds byte, char and BPE. Version 2 adds the GPT-2 kind,
+ * whose files are version 2; the other kinds are still written as
+ * version 1, so that older libraries read them. */
+#define FORMAT_VERSION 2u
+#define GPT2_VERSION 2u
 #define HEADER_SIZE 40
 /* Largest tokenizer file read (16M ids of at most a few bytes each fit
  * far below it). */
@@ -50,14 +54,24 @@ static size_t item_size(uint32_t kind) {
     return kind == TLM_TOKENIZER_BPE ? 8 : 4;
 }
 
+/* GPT-2 kind: after the header, the length of every token (u32 each),
+ * the merges (left, right, result: 3 u32 each), the tokens' bytes. */
+static size_t gpt2_body_size(const tlm_tokenizer *tok) {
+    return 4 * (size_t)tok->vocab_size + 12 * (size_t)tok->n_merges +
+           tok->token_offsets[tok->vocab_size];
+}
+
 size_t tlmi_tokenizer_image_size(const tlm_tokenizer *tok) {
+    if (tok->kind == TLM_TOKENIZER_GPT2)
+        return HEADER_SIZE + gpt2_body_size(tok) + CHECKSUM_SIZE;
     return HEADER_SIZE + item_count(tok) * item_size((uint32_t)tok->kind) +
            CHECKSUM_SIZE;
 }
 
 void tlmi_tokenizer_write_image(const tlm_tokenizer *tok, unsigned char *out) {
     memcpy(out, MAGIC, MAGIC_SIZE);
-    tlmi_put_u32(out + AT_VERSION, FORMAT_VERSION);
+    tlmi_put_u32(out + AT_VERSION,
+                 tok->kind == TLM_TOKENIZER_GPT2 ? GPT2_VERSION : 1u);
     tlmi_put_u32(out + AT_KIND, (uint32_t)tok->kind);
     tlmi_put_u32(out + AT_VOCAB, (uint32_t)tok->vocab_size);
     tlmi_put_u32(out + AT_BOS, (uint32_t)tok->bos_id);
@@ -66,7 +80,19 @@ void tlmi_tokenizer_write_image(const tlm_tokenizer *tok, unsigned char *out) {
     tlmi_put_u32(out + AT_UNK, tok->unk_id < 0 ? NO_ID : (uint32_t)tok->unk_id);
     tlmi_put_u32(out + AT_COUNT, (uint32_t)item_count(tok));
     unsigned char *p = out + HEADER_SIZE;
-    if (tok->kind == TLM_TOKENIZER_CHAR)
+    if (tok->kind == TLM_TOKENIZER_GPT2) {
+        for (int32_t id = 0; id < tok->vocab_size; id++, p += 4)
+            tlmi_put_u32(p, (uint32_t)(tok->token_offsets[id + 1] -
+                                       tok->token_offsets[id]));
+        for (int32_t r = 0; r < tok->n_merges; r++, p += 12) {
+            tlmi_put_u32(p, (uint32_t)tok->merges[2 * (size_t)r]);
+            tlmi_put_u32(p + 4, (uint32_t)tok->merges[2 * (size_t)r + 1]);
+            tlmi_put_u32(p + 8, (uint32_t)tok->merge_ids[r]);
+        }
+        size_t bytes = tok->token_offsets[tok->vocab_size];
+        memcpy(p, tok->token_data, bytes);
+        p += bytes;
+    } else if (tok->kind == TLM_TOKENIZER_CHAR)
         for (int32_t i = 0; i < tok->n_chars; i++, p += 4)
             tlmi_put_u32(p, tok->char_keys[i]);
     else
@@ -86,6 +112,94 @@ static int check_id(tlmi_host *host, const char *who,
                      "%s: %s %u at offset %d, expected %u for this "
                      "vocabulary",
                      who, name, (unsigned)got, at, (unsigned)expected);
+}
+
+/* The GPT-2 kind's body (see gpt2_body_size); the header is read. */
+static int read_gpt2_image(tlm_tokenizer **out, tlmi_host *host,
+                           const unsigned char *data, size_t size,
+                           const char *who) {
+    const uint32_t vocab = tlmi_get_u32(data + AT_VOCAB);
+    const uint32_t count = tlmi_get_u32(data + AT_COUNT);
+    if (vocab < 257 || vocab > TLMI_VOCAB_MAX)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: vocabulary size %u at offset %d is outside "
+                         "257..%d",
+                         who, (unsigned)vocab, AT_VOCAB, TLMI_VOCAB_MAX);
+    if (count > TLMI_VOCAB_MAX)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: merge count %u at offset %d is above %d", who,
+                         (unsigned)count, AT_COUNT, TLMI_VOCAB_MAX);
+    const size_t lengths_at = HEADER_SIZE;
+    const size_t merges_at = lengths_at + 4 * (size_t)vocab;
+    const size_t bytes_at = merges_at + 12 * (size_t)count;
+    if (size < bytes_at + CHECKSUM_SIZE)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: truncated at offset %zu: %u token lengths and "
+                         "%u merges need %zu bytes",
+                         who, size, (unsigned)vocab, (unsigned)count,
+                         bytes_at + CHECKSUM_SIZE);
+    size_t total = 0;
+    for (uint32_t id = 0; id < vocab; id++) {
+        uint32_t len = tlmi_get_u32(data + lengths_at + 4 * (size_t)id);
+        if (len == 0 || len > TLMI_CHUNK_MAX)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: token %u's length %u at offset %zu is "
+                             "outside 1..%d",
+                             who, (unsigned)id, (unsigned)len,
+                             lengths_at + 4 * (size_t)id, TLMI_CHUNK_MAX);
+        total += len;
+    }
+    const size_t expected = bytes_at + total + CHECKSUM_SIZE;
+    if (size != expected)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: %s at offset %zu: the tokens' lengths make a "
+                         "file of %zu bytes",
+                         who, size < expected ? "truncated" : "unexpected bytes",
+                         size < expected ? size : expected, expected);
+    const size_t at_checksum = expected - CHECKSUM_SIZE;
+    uint32_t stored = tlmi_get_u32(data + at_checksum);
+    uint32_t actual = tlmi_crc32(0, data, at_checksum);
+    if (stored != actual)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: checksum 0x%08X at offset %zu does not match "
+                         "the content's CRC-32 0x%08X: the data is corrupt",
+                         who, (unsigned)stored, at_checksum,
+                         (unsigned)actual);
+    const uint32_t special = tlmi_get_u32(data + AT_BOS);
+    if (special >= vocab)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: special id %u at offset %d is outside 0..%u",
+                         who, (unsigned)special, AT_BOS, (unsigned)vocab - 1);
+    TLMI_TRY(check_id(host, who, data, AT_EOS, "end-of-text id", special));
+    TLMI_TRY(check_id(host, who, data, AT_PAD, "padding id", special));
+    TLMI_TRY(check_id(host, who, data, AT_UNK, "unknown id", NO_ID));
+
+    size_t *offsets =
+        tlmi_host_alloc(host, ((size_t)vocab + 1) * sizeof *offsets, 64);
+    int32_t *merges = count > 0 ? tlmi_host_alloc(
+                                      host, 3 * (size_t)count * sizeof *merges, 64)
+                                : NULL;
+    if (offsets == NULL || (count > 0 && merges == NULL)) {
+        tlmi_host_free(host, offsets, ((size_t)vocab + 1) * sizeof *offsets);
+        tlmi_host_free(host, merges, 3 * (size_t)count * sizeof *merges);
+        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory reading %u "
+                         "tokens", who, (unsigned)vocab);
+    }
+    offsets[0] = 0;
+    for (uint32_t id = 0; id < vocab; id++)
+        offsets[id + 1] =
+            offsets[id] + tlmi_get_u32(data + lengths_at + 4 * (size_t)id);
+    for (size_t i = 0; i < 3 * (size_t)count; i++) {
+        uint32_t v = tlmi_get_u32(data + merges_at + 4 * i);
+        merges[i] = v > (uint32_t)INT32_MAX ? -1 : (int32_t)v;
+    }
+    const tlmi_gpt2_vocab v = {(int32_t)vocab, offsets, data + bytes_at,
+                               (int32_t)special, (int32_t)count, merges,
+                               "offset", merges_at, 12};
+    int status = tlmi_gpt2_build(out, host, &v, who);
+    tlmi_host_free(host, offsets, ((size_t)vocab + 1) * sizeof *offsets);
+    tlmi_host_free(host, merges, 3 * (size_t)count * sizeof *merges);
+    return status;
 }
 
 int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
@@ -115,11 +229,19 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "this library's %u; update libtlm",
                          who, (unsigned)version, AT_VERSION, FORMAT_VERSION);
     uint32_t kind = tlmi_get_u32(data + AT_KIND);
-    if (kind > TLM_TOKENIZER_BPE)
+    if (kind > TLM_TOKENIZER_GPT2)
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: kind %u at offset %d is not a tokenizer kind "
-                         "(0 byte, 1 char, 2 BPE)",
+                         "(0 byte, 1 char, 2 BPE, 3 GPT-2)",
                          who, (unsigned)kind, AT_KIND);
+    if (kind == TLM_TOKENIZER_GPT2) {
+        if (version < GPT2_VERSION)
+            return tlmi_fail(&host, TLM_E_FORMAT,
+                             "%s: kind 3 (GPT-2) at offset %d needs format "
+                             "version %u, the file says %u",
+                             who, AT_KIND, GPT2_VERSION, (unsigned)version);
+        return read_gpt2_image(out, &host, data, size, who);
+    }
     uint32_t count = tlmi_get_u32(data + AT_COUNT);
     uint32_t max_count = kind == TLM_TOKENIZER_BYTE   ? 0
                          : kind == TLM_TOKENIZER_CHAR ? MAX_CHARS

@@ -92,6 +92,15 @@ static void tokenizer_calls_reject_null(void **state) {
     assert_message_names("tlm_tokenizer_load_memory");
     assert_int_equal(tlm_tokenizer_load_memory(NULL, NULL, text, 8), TLM_E_INVALID);
     assert_message_names("tlm_tokenizer_load_memory");
+
+    tok = (tlm_tokenizer *)ids;
+    assert_int_equal(tlm_tokenizer_import(&tok, NULL, NULL), TLM_E_INVALID);
+    assert_null(tok);
+    assert_message_names("tlm_tokenizer_import");
+    assert_int_equal(tlm_tokenizer_import(NULL, NULL, "/tmp"), TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_import");
+    assert_int_equal(tlm_tokenizer_export(NULL, "/tmp/x"), TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_export");
 }
 
 static void tokenizer_calls_reject_bad_values(void **state) {
@@ -101,7 +110,11 @@ static void tokenizer_calls_reject_bad_values(void **state) {
 
     /* Settings out of their domains. */
     tlm_tokenizer_params_init(&params);
-    params.kind = 3;
+    params.kind = TLM_TOKENIZER_GPT2; /* imported, never trained */
+    assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
+    assert_message_names("params.kind");
+    assert_message_names("tlm_tokenizer_import");
+    params.kind = 4;
     assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
     assert_message_names("params.kind");
     tlm_tokenizer_params_init(&params);
@@ -190,6 +203,14 @@ static void tokenizer_calls_reject_bad_values(void **state) {
     assert_int_equal(tlm_tokenizer_load(&loaded, NULL, "/nonexistent-dir/tok.bin"), TLM_E_IO);
     assert_null(loaded);
     assert_message_names("tlm_tokenizer_load");
+    /* Import: a missing path; export: NULL dir, a kind other than GPT-2. */
+    assert_int_equal(tlm_tokenizer_import(&loaded, NULL, "/nonexistent-dir/gpt2"), TLM_E_IO);
+    assert_null(loaded);
+    assert_message_names("tlm_tokenizer_import");
+    assert_int_equal(tlm_tokenizer_export(tok, NULL), TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_export");
+    assert_int_equal(tlm_tokenizer_export(tok, "/nonexistent-dir/out"), TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_export");
     tlm_tokenizer_free(tok);
 }
 

@@ -15,6 +15,8 @@
 #include "autodiff/context.h"
 #include "model/model.h"
 #include "model/model_config.h"
+#include "gpt2_tiny_vocab.h"
+#include "text/tokenizer.h"
 #include "tlm.h"
 
 static const char *root;
@@ -223,6 +225,46 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "snippet-%zu.json", i);
         write_file("json", name, json[i], strlen(json[i]));
     }
+    /* GPT-2: the tiny vocabulary as encoder.json NUL vocab.bpe, the same
+     * as a tiktoken file (ids rank order here: bytes, then merge results
+     * by id), and texts for the round trip. */
+    static char gpt2_json[16384], gpt2_bpe[4096], gpt2_pair[20480];
+    size_t json_size = tiny_encoder_json(gpt2_json);
+    size_t bpe_size = tiny_vocab_bpe(gpt2_bpe);
+    memcpy(gpt2_pair, gpt2_json, json_size);
+    gpt2_pair[json_size] = 0;
+    memcpy(gpt2_pair + json_size + 1, gpt2_bpe, bpe_size);
+    write_file("gpt2_vocab", "tiny.bin", gpt2_pair, json_size + 1 + bpe_size);
+    write_file("gpt2_vocab", "json-only.json", gpt2_json, json_size);
+    {
+        tlmi_host host;
+        tlmi_host_init_default(&host);
+        tlm_tokenizer *tok = NULL;
+        check(tlmi_gpt2_read_files(&tok, &host, gpt2_json, json_size, "encoder.json",
+                                   gpt2_bpe, bpe_size, "vocab.bpe"),
+              "gpt2 tokenizer");
+        static unsigned char image[1 << 16];
+        size_t size = 0;
+        check(tlm_tokenizer_save_memory(tok, image, sizeof image, &size), "gpt2 image");
+        write_file("tokenizer_load", "gpt2.tok", image, size);
+        tlm_tokenizer_free(tok);
+    }
+    {
+        static const char digits[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        static char rank_file[8192];
+        size_t n = 0;
+        for (int byte = 0; byte < 256; byte++)
+            n += (size_t)sprintf(rank_file + n, "%c%c== %d\n", digits[byte >> 2],
+                                 digits[(byte & 3) << 4], byte);
+        n += (size_t)sprintf(rank_file + n, "aGU= 256\nIHQ= 257\nIHRoZQ== 258\n");
+        write_file("tiktoken", "tiny.tiktoken", rank_file, n);
+    }
+    write_file("gpt2_roundtrip", "text.txt", corpus, sizeof corpus - 1);
+    static const char gpt2_spaces[] = "   the  thing\n\n\n x  \t ";
+    static const char gpt2_special[] = "<|endoftext|>'s 'S \xff\xc3";
+    write_file("gpt2_roundtrip", "spaces.txt", gpt2_spaces, sizeof gpt2_spaces - 1);
+    write_file("gpt2_roundtrip", "special.txt", gpt2_special, sizeof gpt2_special - 1);
     tlm_context_free(ctx);
     return 0;
 }

@@ -4,6 +4,7 @@ Run by Meson as: python3 test_binding.py BINDING_DIR CORPUS, with
 TLM_LIBRARY naming the built shared library. Exit status 77 (Meson's
 "skipped") when TLM_SKIP_BINDINGS says why the library cannot be loaded
 into this Python (a sanitizer build)."""
+import json
 import math
 import os
 import sys
@@ -177,6 +178,42 @@ class Models(unittest.TestCase):
                     path = os.path.join(tmp, "ckpt.tlm")
                     trainer.save(path)
                     self.assertEqual(tlm.Model.load(ctx, path).config["max_context"], 16)
+
+
+class GPT2Tokenizer(unittest.TestCase):
+    def test_import_encode_export(self):
+        # A tiny vocabulary in GPT-2's files: the 256 bytes in GPT-2's byte
+        # alphabet, merges "h e" and "\u0120 t" (" t"), <|endoftext|>.
+        printable = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+        alphabet, n = {}, 0
+        for b in range(256):
+            if b in printable:
+                alphabet[b] = chr(b)
+            else:
+                alphabet[b] = chr(256 + n)
+                n += 1
+        encoder = {alphabet[b]: b for b in range(256)}
+        encoder["he"] = 256
+        encoder[alphabet[32] + "t"] = 257
+        encoder["<|endoftext|>"] = 258
+        with tempfile.TemporaryDirectory() as tmp, tlm.Context(threads=1) as ctx:
+            with open(os.path.join(tmp, "encoder.json"), "w", encoding="utf-8") as f:
+                json.dump(encoder, f)
+            with open(os.path.join(tmp, "vocab.bpe"), "w", encoding="utf-8") as f:
+                f.write("#version: 0.2\nh e\n%s t\n" % alphabet[32])
+            tok = tlm.Tokenizer.import_(ctx, tmp)
+            self.assertEqual(tok.kind, "gpt2")
+            self.assertEqual(tok.vocab_size, 259)
+            ids = tok.encode(" the<|endoftext|>")
+            self.assertEqual(ids[:2], [257, 256])
+            self.assertNotIn(258, ids)
+            self.assertEqual(tok.decode(ids), " the<|endoftext|>")
+            out = os.path.join(tmp, "exported")
+            tok.export(out)
+            again = tlm.Tokenizer.import_(ctx, out)
+            self.assertEqual(again.encode(" the the"), tok.encode(" the the"))
+            with self.assertRaises(tlm.Error):
+                tlm.Tokenizer.import_(ctx, os.path.join(tmp, "missing"))
 
 
 if __name__ == "__main__":

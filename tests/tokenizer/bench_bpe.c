@@ -3,6 +3,9 @@
  * JSON lines:
  *   {"bench":"bpe_train","seconds":S,"vocab":V,"corpus_bytes":N,...}
  *   {"bench":"bpe_encode","mb_per_s":R,"vocab":V,...}
+ *   {"bench":"gpt2_bpe_encode","mb_per_s":R,...}  GPT-2's tokenizer (the
+ *     gpt2/ directory of the first data directory that has it; skipped
+ *     without it)
  * (MB = 10^6 bytes). Times are the thread's CPU time, so that other
  * work on the machine does not count; the wall-clock rate is reported too
  * ("wall_mb_per_s"). The corpus is tinyshakespeare.txt from the first
@@ -29,6 +32,33 @@ static double seconds_of(clockid_t clock) {
 
 static double cpu_now(void) { return seconds_of(CLOCK_THREAD_CPUTIME_ID); }
 static double wall_now(void) { return seconds_of(CLOCK_MONOTONIC); }
+
+/* Encodes the corpus at least 5 times and for 0.5 s of CPU time and prints
+ * the rates as the JSON line `name`. */
+static int bench_encode(tlm_tokenizer *tok, const char *name, const unsigned char *corpus,
+                        size_t size, const char *source) {
+    int32_t *ids = malloc(size * sizeof *ids);
+    size_t n_ids = 0, encoded = 0;
+    const double t0 = cpu_now(), wall0 = wall_now();
+    double elapsed = 0.0;
+    for (int pass = 0; pass < 5 || elapsed < 0.5; pass++) {
+        if (tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids) !=
+            TLM_OK) {
+            fprintf(stderr, "bench_bpe: %s\n", tlm_last_error());
+            free(ids);
+            return 1;
+        }
+        encoded += size;
+        elapsed = cpu_now() - t0;
+    }
+    const double wall = wall_now() - wall0;
+    printf("{\"bench\":\"%s\",\"mb_per_s\":%.2f,\"wall_mb_per_s\":%.2f,\"vocab\":%d,"
+           "\"ids_per_byte\":%.4f,\"corpus\":\"%s\"}\n",
+           name, (double)encoded / 1e6 / elapsed, (double)encoded / 1e6 / wall,
+           (int)tlm_tokenizer_vocab_size(tok), (double)n_ids / (double)size, source);
+    free(ids);
+    return 0;
+}
 
 /* Words of random syllables with Zipf-like reuse, punctuation and lines. */
 static unsigned char *generated_corpus(size_t size) {
@@ -98,28 +128,18 @@ int main(int argc, char **argv) {
            "\"corpus\":\"%s\"}\n",
            train_seconds, (int)tlm_tokenizer_vocab_size(tok), size, source);
 
-    int32_t *ids = malloc(size * sizeof *ids);
-    size_t n_ids = 0, encoded = 0;
-    /* At least 5 passes and 0.5 s, so that the rate is stable. */
-    t0 = cpu_now();
-    const double wall0 = wall_now();
-    double elapsed = 0.0;
-    for (int pass = 0; pass < 5 || elapsed < 0.5; pass++) {
-        status = tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids);
-        if (status != TLM_OK) {
-            fprintf(stderr, "bench_bpe: %s\n", tlm_last_error());
-            return 1;
+    status = bench_encode(tok, "bpe_encode", corpus, size, source);
+    tlm_tokenizer_free(tok);
+    tok = NULL;
+    for (int i = 1; status == TLM_OK && i < dirs; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/gpt2", argv[i]);
+        if (tlm_tokenizer_import(&tok, NULL, path) == TLM_OK) {
+            status = bench_encode(tok, "gpt2_bpe_encode", corpus, size, source);
+            break;
         }
-        encoded += size;
-        elapsed = cpu_now() - t0;
     }
-    const double wall = wall_now() - wall0;
-    printf("{\"bench\":\"bpe_encode\",\"mb_per_s\":%.2f,\"wall_mb_per_s\":%.2f,\"vocab\":%d,"
-           "\"ids_per_byte\":%.4f,\"corpus\":\"%s\"}\n",
-           (double)encoded / 1e6 / elapsed, (double)encoded / 1e6 / wall,
-           (int)tlm_tokenizer_vocab_size(tok), (double)n_ids / (double)size, source);
-    free(ids);
     tlm_tokenizer_free(tok);
     free(corpus);
-    return 0;
+    return status == TLM_OK ? 0 : 1;
 }

@@ -221,14 +221,26 @@ static void malformed_headers_are_refused(void **state) {
     memcpy(copy, image, size);
     copy[size] = 0;
     assert_refused(copy, size + 1, TLM_E_FORMAT, "unexpected bytes");
-    /* Versions: a newer one, with or without a valid checksum; 0. */
-    assert_field_refused(image, size, 8, 2, TLM_E_VERSION, "version 2 at offset 8");
+    /* Versions: a newer one (version 2 added the GPT-2 kind; 3 is not
+     * known yet), with or without a valid checksum; 0. Version 2 reads the
+     * other kinds as version 1 does. */
+    assert_field_refused(image, size, 8, 3, TLM_E_VERSION, "version 3 at offset 8");
+    {
+        memcpy(copy, image, size);
+        test_set_u32(copy + 8, 2);
+        test_fix_checksum(copy, size);
+        tlm_tokenizer *v2 = NULL;
+        assert_int_equal(tlm_tokenizer_load_memory(&v2, NULL, copy, size), TLM_OK);
+        tlm_tokenizer_free(v2);
+    }
     memcpy(copy, image, size);
     test_set_u32(copy + 8, 7);
     assert_refused(copy, size, TLM_E_VERSION, "newer");
     assert_field_refused(image, size, 8, 0, TLM_E_FORMAT, "offset 8");
-    /* Kind, counts, vocabulary size and special ids. */
+    /* Kind, counts, vocabulary size and special ids. Kind 3 (GPT-2) needs
+     * version 2. */
     assert_field_refused(image, size, 12, 3, TLM_E_FORMAT, "offset 12");
+    assert_field_refused(image, size, 12, 4, TLM_E_FORMAT, "offset 12");
     assert_field_refused(image, size, 36, count + 1, TLM_E_FORMAT, "truncated");
     assert_field_refused(image, size, 36, count - 1, TLM_E_FORMAT, "unexpected bytes");
     assert_field_refused(image, size, 36, 0xFFFFFFFFu, TLM_E_FORMAT, "offset 36");
