@@ -1310,8 +1310,10 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
 /**
  * Write `model` in another program's format. HF: `path` is a directory
  * (created if absent) that receives model.safetensors (named as
- * transformers' GPT2LMHeadModel.save_pretrained writes them) and
- * config.json (the tokenizer is not written); LLMC: `path` is the .bin
+ * transformers' GPT2LMHeadModel.save_pretrained writes them),
+ * config.json and, when the model carries a ::TLM_TOKENIZER_GPT2
+ * tokenizer, its vocab.json and merges.txt (the names transformers'
+ * GPT-2 tokenizers read); LLMC: `path` is the .bin
  * file; TLM and SAFETENSORS: as
  * tlm_model_save() and tlm_model_export_safetensors(). Every file is
  * written atomically. A model the format cannot express (HF, LLMC: rotary

@@ -1,11 +1,14 @@
 /*
  * tlm export / tlm import: a model to and from other programs' formats
  * (Hugging Face GPT-2 directories, llm.c checkpoints, tlm's safetensors
- * naming) with tlm_model_export / tlm_model_import. Those files hold no
- * tlm tokenizer: import can take one from a .tlm.
+ * naming) with tlm_model_export / tlm_model_import. Import attaches
+ * GPT-2's tokenizer files found beside the weights, or the tokenizer
+ * named by --tokenizer or --tokenizer-from; an HF export writes the
+ * model's GPT-2 tokenizer beside its weights.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "options.h"
@@ -84,21 +87,56 @@ int cmd_export(int argc, char **argv) {
     return status;
 }
 
+/* The directory holding `input` (itself when it is one), when it also
+ * holds a GPT-2 tokenizer's two files under OpenAI's or Hugging Face's
+ * names; NULL otherwise. The result is `buf`. */
+static const char *tokenizer_beside(const char *input, char *buf, size_t size) {
+    struct stat st;
+    if (stat(input, &st) != 0)
+        return NULL;
+    int n;
+    if (S_ISDIR(st.st_mode)) {
+        n = snprintf(buf, size, "%s", input);
+    } else {
+        const char *slash = strrchr(input, '/');
+        n = slash == NULL ? snprintf(buf, size, ".")
+                          : snprintf(buf, size, "%.*s", (int)(slash - input + (slash == input)), input);
+    }
+    if (n < 0 || (size_t)n >= size)
+        return NULL;
+    static const char *const pairs[2][2] = {{"encoder.json", "vocab.bpe"},
+                                            {"vocab.json", "merges.txt"}};
+    for (int i = 0; i < 2; i++) {
+        char a[4096], b[4096];
+        if (snprintf(a, sizeof a, "%s/%s", buf, pairs[i][0]) >= (int)sizeof a ||
+            snprintf(b, sizeof b, "%s/%s", buf, pairs[i][1]) >= (int)sizeof b)
+            return NULL;
+        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) && stat(b, &st) == 0 && S_ISREG(st.st_mode))
+            return buf;
+    }
+    return NULL;
+}
+
 int cmd_import(int argc, char **argv) {
     const char *out = NULL, *tokenizer_from = NULL, *format_name = "auto";
-    const char *config_path = NULL;
+    const char *config_path = NULL, *tokenizer_path = NULL;
     cli_option options[] = {
         {"out", 'o', CLI_STRING, &out, 0, 0, "MODEL.tlm", "the .tlm file to write (required)", 0},
         {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "auto (default: from the content), hf, llmc, safetensors or tlm", 0},
         {"config", 0, CLI_STRING, &config_path, 0, 0, "FILE", "hf: the config.json to use (default: the one beside the weights)", 0},
+        {"tokenizer", 0, CLI_STRING, &tokenizer_path, 0, 0, "PATH",
+         "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json +\n"
+         "merges.txt), or a tiktoken rank file (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
     };
-    cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer-from MODEL.tlm]",
+    cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer PATH | --tokenizer-from MODEL.tlm]",
                        "Make a .tlm model from another program's files, the format found from\n"
                        "their content: a Hugging Face GPT-2 directory, its model.safetensors or\n"
                        "model.safetensors.index.json (config.json beside it), an llm.c\n"
-                       "checkpoint, or safetensors with tlm's configuration.",
-                       options, 4, 1, 1, "FILE|DIR"};
+                       "checkpoint, or safetensors with tlm's configuration. GPT-2's tokenizer\n"
+                       "files found beside the weights (encoder.json + vocab.bpe, or vocab.json +\n"
+                       "merges.txt) are attached, so that the model generates text at once.",
+                       options, 5, 1, 1, "FILE|DIR"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -106,6 +144,8 @@ int cmd_import(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (out == NULL)
         return cli_error(CLI_EXIT_USAGE, "import", "missing --out MODEL.tlm (see 'tlm import --help')");
+    if (tokenizer_path != NULL && tokenizer_from != NULL)
+        return cli_error(CLI_EXIT_USAGE, "import", "--tokenizer and --tokenizer-from both name a tokenizer: give one");
     tlm_model_import_params params;
     tlm_model_import_params_init(&params);
     params.format = parse_format(format_name, 1);
@@ -113,25 +153,38 @@ int cmd_import(int argc, char **argv) {
         return cli_error(CLI_EXIT_USAGE, "import", "--format '%s' is not auto, hf, llmc, safetensors or tlm",
                          format_name);
     params.config_path = config_path;
+    char beside[4096];
+    if (tokenizer_path == NULL && tokenizer_from == NULL)
+        tokenizer_path = tokenizer_beside(positional[0], beside, sizeof beside);
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
+    tlm_tokenizer *tok = NULL;
     if (cli_context("import", 0, &ctx) != 0)
         return CLI_EXIT_RUNTIME;
     if (tlm_model_import(&model, ctx, positional[0], &params) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
+    } else if (tokenizer_path != NULL && tlm_tokenizer_import(&tok, ctx, tokenizer_path) != TLM_OK) {
+        status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
     } else if (tokenizer_from != NULL &&
                cli_load_model("import", tokenizer_from, 1, &donor_ctx, &donor) != 0) {
         status = CLI_EXIT_RUNTIME;
+    } else if (tok != NULL && tlm_model_set_tokenizer(model, tok) != TLM_OK) {
+        status = cli_error(CLI_EXIT_RUNTIME, "import", "the tokenizer '%s' does not fit the model: %s",
+                           tokenizer_path, tlm_context_last_error(ctx));
     } else if (donor != NULL &&
                tlm_model_set_tokenizer(model, tlm_model_tokenizer(donor)) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_context_last_error(ctx));
     } else if (tlm_model_save(model, out) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_context_last_error(ctx));
     } else {
-        int has_tokenizer = tlm_model_tokenizer(model) != NULL;
-        printf("wrote %s (%lld parameters%s)\n", out, (long long)tlm_model_parameter_count(model),
-               has_tokenizer ? ", tokenizer attached" : ", no tokenizer");
+        char attached[4200] = ", no tokenizer";
+        if (tok != NULL)
+            snprintf(attached, sizeof attached, ", tokenizer from %s", tokenizer_path);
+        else if (donor != NULL)
+            snprintf(attached, sizeof attached, ", tokenizer from %s", tokenizer_from);
+        printf("wrote %s (%lld parameters%s)\n", out, (long long)tlm_model_parameter_count(model), attached);
     }
+    tlm_tokenizer_free(tok);
     tlm_model_free(donor);
     tlm_context_free(donor_ctx);
     tlm_model_free(model);

@@ -84,8 +84,21 @@ static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
         }
         fputc('"', stdout);
     }
-    if (v > limit)
-        printf(" ... (%d more, the last 3 special)", (int)(v - limit));
+    if (v > limit) {
+        /* The special ids beyond the list: 3 in tlm's own kinds, GPT-2's
+         * one <|endoftext|> serving as all of them. */
+        int32_t seen[4];
+        int n_special = 0;
+        for (int32_t which = 0; which < 4; which++) {
+            const int32_t id = tlm_tokenizer_special_id(tok, which);
+            int repeated = id < limit;
+            for (int k = 0; k < n_special && !repeated; k++)
+                repeated = seen[k] == id;
+            if (!repeated)
+                seen[n_special++] = id;
+        }
+        printf(" ... (%d more, %d of them special)", (int)(v - limit), n_special);
+    }
     fputc('\n', stdout);
 }
 

@@ -27,6 +27,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "model.h"
+#include "text/tokenizer.h"
 
 /* config.json and the index are small; refuse anything absurd. */
 #define MAX_JSON_BYTES ((size_t)64 << 20)
@@ -1194,6 +1195,16 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
         goto cleanup;
     }
     status = write_config(model, path, weight_type);
+    /* The directory is a complete model for transformers only with the
+     * tokenizer files beside the weights, under the names its GPT-2
+     * tokenizers look for. */
+    if (status == TLM_OK && model->tokenizer != NULL &&
+        tlm_tokenizer_kind(model->tokenizer) == TLM_TOKENIZER_GPT2) {
+        status = tlmi_gpt2_export(model->tokenizer, dir, "vocab.json",
+                                  "merges.txt", "tlm_model_export");
+        if (status != TLM_OK)
+            status = tlmi_fail_copy(host, status, tlm_last_error());
+    }
 cleanup:
     tlmi_safetensors_writer_free(writer);
     if (outs != NULL)

@@ -151,6 +151,16 @@ int tlmi_gpt2_read_files(tlm_tokenizer **out, tlmi_host *host,
 int tlmi_tiktoken_read(tlm_tokenizer **out, tlmi_host *host,
                        const char *text, size_t size, const char *name);
 
+/* Writes a GPT-2-kind tokenizer (another kind is TLM_E_INVALID) into the
+ * directory `dir` (created if absent) as its vocabulary JSON and its merge
+ * list, under the names given: OpenAI's encoder.json + vocab.bpe, or
+ * Hugging Face's vocab.json + merges.txt. Each file is replaced
+ * atomically; `tok` is const, so a failure is recorded only for the
+ * calling thread, prefixed with `who`. */
+int tlmi_gpt2_export(const tlm_tokenizer *tok, const char *dir,
+                     const char *vocab_name, const char *merges_name,
+                     const char *who);
+
 /* Frees a tokenizer built by either builder (tlm_tokenizer_free()). */
 void tlmi_tokenizer_release(tlm_tokenizer *tok);
 

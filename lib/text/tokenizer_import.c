@@ -669,10 +669,9 @@ static size_t encode_token(const alphabet *a, const tlm_tokenizer *tok,
     return n;
 }
 
-TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
-    const char *who = "tlm_tokenizer_export";
-    TLMI_CHECK_NOT_NULL(NULL, who, tok);
-    TLMI_CHECK_NOT_NULL(NULL, who, dir);
+int tlmi_gpt2_export(const tlm_tokenizer *tok, const char *dir,
+                     const char *vocab_name, const char *merges_name,
+                     const char *who) {
     tlmi_host host = tok->host; /* tok is const: messages go to the thread */
     if (tok->kind != TLM_TOKENIZER_GPT2)
         return tlmi_fail_thread(TLM_E_INVALID,
@@ -725,11 +724,11 @@ TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
     }
     char path[4096];
     if (status == TLM_OK) {
-        snprintf(path, sizeof path, "%s/vocab.bpe", dir);
+        snprintf(path, sizeof path, "%s/%s", dir, merges_name);
         status = tlmi_file_write_atomic(&host, path, merges, merges_size);
     }
     if (status == TLM_OK) {
-        snprintf(path, sizeof path, "%s/encoder.json", dir);
+        snprintf(path, sizeof path, "%s/%s", dir, vocab_name);
         status = tlmi_file_write_atomic(&host, path, json, json_size);
     }
     if (status != TLM_OK)
@@ -739,4 +738,11 @@ TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
     tlmi_host_free(&host, merges, merges_capacity);
     tlmi_json_writer_release(&w);
     return status;
+}
+
+TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
+    const char *who = "tlm_tokenizer_export";
+    TLMI_CHECK_NOT_NULL(NULL, who, tok);
+    TLMI_CHECK_NOT_NULL(NULL, who, dir);
+    return tlmi_gpt2_export(tok, dir, "encoder.json", "vocab.bpe", who);
 }
