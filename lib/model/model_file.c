@@ -7,6 +7,7 @@
 
 #include "autodiff/context.h"
 #include "autodiff/tensor.h"
+#include "base/crc32.h"
 #include "base/endian.h"
 #include "base/error.h"
 #include "base/file.h"
@@ -14,9 +15,6 @@
 #include "io/container.h"
 #include "model.h"
 #include "model_config.h"
-
-/* Largest .tlm file read into memory (mapping has no such limit). */
-#define MAX_READ_BYTES ((size_t)1 << 40)
 
 /* Bytes of one entry of the tensor index. */
 static size_t index_entry_size(size_t name_length, int32_t ndim) {
@@ -128,6 +126,7 @@ typedef struct index_reader {
     uint64_t data_size;
     uint32_t count;
     int32_t found; /* parameters looked up so far */
+    const tlmi_file_mapping *mapping; /* the file being copied, or NULL */
 } index_reader;
 
 /* Checks the whole index once: entries well formed and inside the data
@@ -235,7 +234,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                          "configuration",
                          what, path);
     index_reader reader = {host, path, index->data, (size_t)index->size,
-                           data->data, data->size, 0, 0};
+                           data->data, data->size, 0, 0, NULL};
     status = check_index(&reader);
     if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
         return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
@@ -257,6 +256,32 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
     return status;
 }
 
+/* A parameter has been copied out of the mapped file: its pages may go. */
+static void release_copied(void *user, const void *data, size_t size) {
+    const index_reader *r = user;
+    tlmi_file_mapping_release(r->mapping, data, size);
+}
+
+/* The data section's checksum, read in pieces that are let go as soon as
+ * they are summed, so that checking a mapped file does not make all of it
+ * resident before the parameters are copied. */
+static int check_data_checksum(tlmi_host *host, const char *path,
+                               const tlmi_file_mapping *mapping,
+                               const tlmi_container_section *data) {
+    const size_t piece = (size_t)16 << 20;
+    uint32_t crc = 0;
+    for (uint64_t at = 0; at < data->size; at += piece) {
+        const size_t n = data->size - at < piece ? (size_t)(data->size - at) : piece;
+        crc = tlmi_crc32(crc, data->data + at, n);
+        tlmi_file_mapping_release(mapping, data->data + at, n);
+    }
+    if (crc != data->crc)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "tlm_model_load: section 'data' of '%s' fails its "
+                         "checksum (the file is corrupt)", path);
+    return TLM_OK;
+}
+
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_model_load_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
@@ -276,29 +301,25 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                          "tlm_model_load: params.memory_map and "
                          "params.verify_checksums must be 0 or 1");
 
-    tlmi_file_mapping *mapping = NULL;
-    void *contents = NULL;
-    size_t size = 0;
-    const void *bytes = NULL;
+    /* The file is mapped either way. A memory-mapped model keeps the
+     * mapping and borrows its parameters from it; a plain load copies each
+     * parameter out and lets the copied pages go (reading the whole file
+     * into a buffer first would hold the weights twice at the peak). */
     tlm_model *model = NULL;
-    if (params.memory_map) {
-        mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
-        if (mapping == NULL)
-            return tlmi_fail(host, TLM_E_NOMEM, "tlm_model_load: out of memory");
-        memset(mapping, 0, sizeof *mapping);
-        status = tlmi_file_map_readonly(host, path, mapping);
-        bytes = mapping->data;
-        size = mapping->size;
-    } else {
-        status = tlmi_file_read_all(host, path, MAX_READ_BYTES, &contents, &size);
-        bytes = contents;
-    }
+    tlmi_file_mapping *mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
+    if (mapping == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "tlm_model_load: out of memory");
+    memset(mapping, 0, sizeof *mapping);
+    status = tlmi_file_map_readonly(host, path, mapping);
     if (status != TLM_OK)
         goto cleanup;
+    /* The data section's checksum is checked apart, piece by piece, when
+     * copying (and skipped when asked, when mapping). */
     tlmi_container checkpoint;
-    status = tlmi_container_parse(host, "tlm_model_load", path, bytes, size,
-                                   params.memory_map && !params.verify_checksums
-                                       ? "data" : NULL,
+    status = tlmi_container_parse(host, "tlm_model_load", path, mapping->data,
+                                   mapping->size,
+                                   params.memory_map && params.verify_checksums
+                                       ? NULL : "data",
                                    &checkpoint);
     if (status != TLM_OK)
         goto cleanup;
@@ -321,7 +342,13 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                          (size_t)config->size, &model_config);
     if (status != TLM_OK)
         goto cleanup;
-    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0};
+    if (!params.memory_map) {
+        status = check_data_checksum(host, path, mapping, data);
+        if (status != TLM_OK)
+            goto cleanup;
+    }
+    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL};
+    reader.mapping = params.memory_map ? NULL : mapping;
     reader.index = index->data;
     reader.index_size = (size_t)index->size;
     reader.data = data->data;
@@ -329,7 +356,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     status = check_index(&reader);
     if (status != TLM_OK)
         goto cleanup;
-    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map};
+    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map,
+                                          release_copied};
     status = tlmi_model_build(&model, ctx, &model_config, &source);
     if (status != TLM_OK)
         goto cleanup;
@@ -347,16 +375,15 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                                    tokenizer->data,
                                                    (size_t)tokenizer->size);
 cleanup:
-    if (contents != NULL)
-        tlmi_file_free_contents(host, contents, size);
-    if (status != TLM_OK) {
-        tlm_model_free(model);
-        if (mapping != NULL) {
-            tlmi_file_unmap(mapping);
-            tlmi_host_free(host, mapping, sizeof *mapping);
-        }
-        return status;
+    if (status != TLM_OK || !params.memory_map) {
+        if (status != TLM_OK)
+            tlm_model_free(model);
+        tlmi_file_unmap(mapping);
+        tlmi_host_free(host, mapping, sizeof *mapping);
+        mapping = NULL;
     }
+    if (status != TLM_OK)
+        return status;
     model->mapping = mapping;
     *out = model;
     return TLM_OK;
