@@ -6,7 +6,8 @@
 # series and labels; the JSONL log parses with the named fields; --resume
 # continues from the saved step; bad inputs give exactly one line on stderr
 # and a non-zero status; `tlm demo` runs in a few seconds on a given corpus
-# (and on the fortunes when installed). Prints one line per check; exits 1
+# (and on the fortunes when installed); train --init fine-tunes a model on
+# a new text with its own tokenizer. Prints one line per check; exits 1
 # if any failed. Uses python3 only to parse XML and JSON.
 set -u
 case $1 in
@@ -75,6 +76,48 @@ import json
 steps = [json.loads(l)[\"step\"] for l in open(\"train.jsonl\")]
 assert steps == list(range(1, 41)), steps
 '"
+# --- train --init: fine-tuning on a new text --------------------------------
+# Fixed phrases of the same words: a structure corpus.txt lacks.
+python3 - <<'EOF'
+phrases = ["the dog sang to the birds", "a cat ran on the mat",
+           "birds sat while the park sang"]
+state = 11
+lines = []
+for i in range(600):
+    state = (state * 1103515245 + 12345) % 2147483648
+    lines.append(phrases[state % len(phrases)] + ".")
+open("new.txt", "w").write("\n".join(lines) + "\n")
+EOF
+check "train --init lowers the loss on a new text" sh -c "
+    '$tlm' eval model.tlm --data new.txt > before.txt &&
+    '$tlm' train --init model.tlm --data new.txt --steps 20 --lr 3e-3 --batch 8 \
+        --threads 1 --log tuned.jsonl --out tuned.tlm 2> tuned.err > /dev/null &&
+    grep -q 'fine-tuning .model.tlm. with its char tokenizer' tuned.err &&
+    '$tlm' eval tuned.tlm --data new.txt > after.txt &&
+    python3 -c '
+import json
+loss = lambda f: float(open(f).read().split(\"loss: \")[1].split()[0])
+before, after = loss(\"before.txt\"), loss(\"after.txt\")
+assert after < before - 0.1, (before, after)
+steps = [json.loads(l)[\"step\"] for l in open(\"tuned.jsonl\")]
+assert steps == list(range(1, 21)), steps
+'"
+check "train --init keeps the tokenizer" sh -c "
+    '$tlm' info tuned.tlm > tuned_info.txt && grep -q '^tokenizer: char' tuned_info.txt &&
+    '$tlm' info model.tlm | grep '^vocabulary:' > vocab1.txt &&
+    grep '^vocabulary:' tuned_info.txt | cmp - vocab1.txt"
+check "train --init accepts architecture options equal to the model's" \
+    "$tlm" train --init model.tlm --data new.txt $tiny --steps 2 --out tuned2.tlm
+check "train --init trains on shorter sequences with --context" sh -c "
+    '$tlm' train --init model.tlm --data new.txt --context 16 --steps 2 --threads 1 \
+        --out tuned3.tlm 2> tuned3.err > /dev/null && grep -q 'context 16' tuned3.err &&
+    '$tlm' info tuned3.tlm | grep -q '^max_context: 32'"
+check "train --init names every conflicting option" sh -c "
+    ! '$tlm' train --init model.tlm --data new.txt --dim 64 --heads 1 --tokenizer byte \
+        2> conflict.err && grep -q -- '--dim 64 (the model.s is 32)' conflict.err &&
+    grep -q -- '--heads 1 (the model has 2)' conflict.err &&
+    grep -q -- '--tokenizer byte (the model.s is char' conflict.err"
+
 check "--time-limit stops early and still saves" sh -c "
     '$tlm' train --data corpus.txt $tiny --steps 100000 --time-limit 1 --out timed.tlm > timed.out &&
     grep -q 'time limit' timed.out && test -s timed.tlm"
@@ -167,6 +210,7 @@ check "info escapes control and invalid bytes in the vocabulary" sh -c "
 check "export writes safetensors" "$tlm" export model.tlm --safetensors model.safetensors
 check "import with the tokenizer" "$tlm" import model.safetensors --out imported.tlm \
     --tokenizer-from model.tlm
+check "import without a tokenizer" "$tlm" import model.safetensors --out notok.tlm
 check "the imported model generates the same text" sh -c "
     '$tlm' generate imported.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen3.txt &&
     cmp gen.txt gen3.txt"
@@ -264,6 +308,11 @@ bad 2 "train, flag without its value" train --data
 bad 2 "train, bad tokenizer" train --data corpus.txt --tokenizer bpe:12
 bad 2 "train, encoder layers" train --data corpus.txt --encoder-layers 1
 bad 1 "train, context too long for the text" train --data small.txt --context 30000 --steps 1
+bad 2 "train --init, a conflicting architecture option" train --init model.tlm --data new.txt --layers 3
+bad 2 "train --init, context beyond the model's" train --init model.tlm --data new.txt --context 33
+bad 2 "train --init with --resume" train --init model.tlm --resume model.tlm --data new.txt
+bad 1 "train --init, a model without tokenizer" train --init notok.tlm --data new.txt
+bad 1 "train --init, missing model" train --init missing.tlm --data new.txt
 bad 1 "generate, corrupt model file" generate corrupt.tlm
 bad 1 "generate, truncated model file" generate truncated.tlm
 bad 1 "generate, missing model" generate missing.tlm
