@@ -190,7 +190,10 @@ check "eval prints loss and perplexity" sh -c "
 check "info shows configuration, tokenizer and memory" sh -c "
     '$tlm' info model.tlm > info.txt && grep -q '^decoder_layers: 2' info.txt &&
     grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
-    grep -q '^memory, inference:' info.txt && grep -q '^memory, training' info.txt"
+    grep -q '^memory, inference: .* session at context 32\$' info.txt &&
+    grep -q '^memory, training: .* batch 12, context 32 ' info.txt"
+check "info estimates a training step at a given batch and context" sh -c "
+    '$tlm' info model.tlm --batch 2 --context 16 | grep -q '^memory, training: .* batch 2, context 16 '"
 
 # A vocabulary with a C1 control (U+0085), a lone byte that is not UTF-8
 # and a printable non-ASCII character: info escapes the first two.
@@ -322,6 +325,7 @@ bad 2 "generate, missing model argument" generate
 bad 2 "eval, missing required flag" eval model.tlm
 bad 1 "eval, missing data file" eval model.tlm --data missing.txt
 bad 1 "info, corrupt model file" info corrupt.tlm
+bad 2 "info, context beyond the model's" info model.tlm --context 33
 bad 2 "export, missing required flag" export model.tlm
 bad 1 "import, not safetensors" import corpus.txt --out x.tlm
 bad 1 "plot, missing log" plot missing.jsonl -o x.svg
