@@ -205,7 +205,9 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                              (unsigned long long)section->size);
         previous_end = section->offset + section->size;
         section->data = bytes + section->offset;
-        if (skip_crc_of == NULL || strcmp(section->kind, skip_crc_of) != 0) {
+        if (skip_crc_of == NULL ||
+            (strcmp(skip_crc_of, TLMI_CONTAINER_SKIP_ALL_CRCS) != 0 &&
+             strcmp(section->kind, skip_crc_of) != 0)) {
             if (tlmi_crc32(0, section->data, (size_t)section->size) != section->crc)
                 return tlmi_fail(host, TLM_E_FORMAT,
                                  "%s: section '%s' of '%s' fails its checksum "

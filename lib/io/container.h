@@ -55,8 +55,12 @@ typedef struct tlmi_container {
 
 /* Checks the container in `buffer` (a file's `size` bytes): magic,
  * version, sizes, table, alignment, overlaps, and every section's CRC
- * except, when skip_crc_of is not NULL, the section of that kind. `source`
+ * except, when skip_crc_of is not NULL, the section of that kind, or every
+ * section when it is TLMI_CONTAINER_SKIP_ALL_CRCS (for a caller that checks
+ * them itself, piece by piece, from a mapped file). `source`
  * names the file in messages. */
+#define TLMI_CONTAINER_SKIP_ALL_CRCS "*"
+
 int tlmi_container_parse(tlmi_host *host, const char *what,
                           const char *source, const void *buffer, size_t size,
                           const char *skip_crc_of, tlmi_container *out);

@@ -262,23 +262,32 @@ static void release_copied(void *user, const void *data, size_t size) {
     tlmi_file_mapping_release(r->mapping, data, size);
 }
 
-/* The data section's checksum, read in pieces that are let go as soon as
- * they are summed, so that checking a mapped file does not make all of it
- * resident before the parameters are copied. */
-static int check_data_checksum(tlmi_host *host, const char *path,
-                               const tlmi_file_mapping *mapping,
-                               const tlmi_container_section *data) {
+/* Every section's checksum (but the data section's when `skip_data`),
+ * read in pieces that are let go as soon as they are summed, so that
+ * checking a mapped file does not make all of it resident: the parameters
+ * are copied (or used in place) afterwards, and the sections a model does
+ * not use (a trainer checkpoint's optimizer state, twice the parameters'
+ * size) are never held at all. */
+static int check_checksums(tlmi_host *host, const char *path,
+                           const tlmi_file_mapping *mapping,
+                           const tlmi_container *checkpoint, int skip_data) {
     const size_t piece = (size_t)16 << 20;
-    uint32_t crc = 0;
-    for (uint64_t at = 0; at < data->size; at += piece) {
-        const size_t n = data->size - at < piece ? (size_t)(data->size - at) : piece;
-        crc = tlmi_crc32(crc, data->data + at, n);
-        tlmi_file_mapping_release(mapping, data->data + at, n);
+    for (int32_t i = 0; i < checkpoint->count; i++) {
+        const tlmi_container_section *section = &checkpoint->sections[i];
+        if (skip_data && strcmp(section->kind, "data") == 0)
+            continue;
+        uint32_t crc = 0;
+        for (uint64_t at = 0; at < section->size; at += piece) {
+            const size_t n = section->size - at < piece ? (size_t)(section->size - at)
+                                                        : piece;
+            crc = tlmi_crc32(crc, section->data + at, n);
+            tlmi_file_mapping_release(mapping, section->data + at, n);
+        }
+        if (crc != section->crc)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "tlm_model_load: section '%s' of '%s' fails its "
+                             "checksum (the file is corrupt)", section->kind, path);
     }
-    if (crc != data->crc)
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "tlm_model_load: section 'data' of '%s' fails its "
-                         "checksum (the file is corrupt)", path);
     return TLM_OK;
 }
 
@@ -313,14 +322,16 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     status = tlmi_file_map_readonly(host, path, mapping);
     if (status != TLM_OK)
         goto cleanup;
-    /* The data section's checksum is checked apart, piece by piece, when
-     * copying (and skipped when asked, when mapping). */
+    /* The sections' checksums are checked below, piece by piece (the data
+     * section's skipped when a mapped load asks). */
     tlmi_container checkpoint;
     status = tlmi_container_parse(host, "tlm_model_load", path, mapping->data,
-                                   mapping->size,
-                                   params.memory_map && params.verify_checksums
-                                       ? NULL : "data",
+                                   mapping->size, TLMI_CONTAINER_SKIP_ALL_CRCS,
                                    &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    status = check_checksums(host, path, mapping, &checkpoint,
+                             params.memory_map && !params.verify_checksums);
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_container_section *config =
@@ -342,11 +353,6 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                          (size_t)config->size, &model_config);
     if (status != TLM_OK)
         goto cleanup;
-    if (!params.memory_map) {
-        status = check_data_checksum(host, path, mapping, data);
-        if (status != TLM_OK)
-            goto cleanup;
-    }
     index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL};
     reader.mapping = params.memory_map ? NULL : mapping;
     reader.index = index->data;
