@@ -660,13 +660,26 @@ TLM_API int tlm_trainer_save(tlm_trainer *t, const char *path) {
 }
 
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs) {
+    /* The optimizer's state goes to the file in pieces, its moments from
+     * where they are (on little-endian hosts): a serialised copy would hold
+     * the AdamW state twice, twice the parameters' size, while saving. */
     size_t state_size = 0;
-    int status = tlm_optimizer_state_size(t->optimizer, &state_size);
-    void *state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
-    if (status == TLM_OK && state == NULL)
-        status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
-    if (status == TLM_OK)
-        status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+    unsigned char *head = NULL;
+    size_t head_size = 0;
+    const float *moments = NULL;
+    size_t moment_bytes = 0;
+    unsigned char crc[4];
+    void *state = NULL;
+    int status = tlmi_optimizer_state_pieces(t->optimizer, &t->host, &head, &head_size,
+                                             &moments, &moment_bytes, crc);
+    if (status == TLM_E_UNSUPPORTED) {
+        status = tlm_optimizer_state_size(t->optimizer, &state_size);
+        state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
+        if (status == TLM_OK && state == NULL)
+            status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
+        if (status == TLM_OK)
+            status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+    }
     tlmi_json_writer w;
     tlmi_json_writer_init(&w, &t->host);
     char sampling[65], dropout[65];
@@ -691,10 +704,14 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     if (status == TLM_OK)
         status = tlmi_json_writer_result(&w, &json, &json_size);
     if (status == TLM_OK) {
-        const tlmi_container_piece optim_piece = {state, state_size};
+        const tlmi_container_piece optim_pieces[3] = {
+            {state != NULL ? state : (const void *)head, state != NULL ? state_size : head_size},
+            {moments, moment_bytes},
+            {crc, sizeof crc},
+        };
         const tlmi_container_piece trainer_piece = {json, json_size};
         const tlmi_container_section_spec extra[2] = {
-            {"optim", &optim_piece, 1, 1},
+            {"optim", optim_pieces, state != NULL ? 1 : 3, 1},
             {"trainer", &trainer_piece, 1, 1},
         };
         status = tlmi_model_save_with(t->model, path, extra, 2);
@@ -702,6 +719,8 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     tlmi_json_writer_release(&w);
     if (state != NULL)
         tlmi_host_free(&t->host, state, state_size);
+    if (head != NULL)
+        tlmi_host_free(&t->host, head, head_size);
     if (status != TLM_OK && t->host.last_error[0] == '\0')
         tlmi_fail_forward(&t->host, status, "tlm_trainer_save");
     return status;
