@@ -353,9 +353,16 @@ static int run_job(job *j) {
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
     /* Positions per training sequence: the model's max_context, except
      * when fine-tuning, where --context may take fewer (by default the
-     * smaller of --context's default and the model's). */
+     * smaller of --context's default and the model's), and when resuming
+     * with --context given (a run started with --init --context N resumes
+     * with --context N). */
     int32_t context = config.max_context;
-    if (s->init != NULL && s->context < context)
+    if (s->resume != NULL && (s->given & TRAIN_GIVEN_CONTEXT) && s->context > context)
+        return cli_error(CLI_EXIT_USAGE, s->cmd,
+                         "--context %d is longer than the max_context %d of '%s'",
+                         (int)s->context, (int)context, s->resume);
+    if ((s->init != NULL || (s->resume != NULL && (s->given & TRAIN_GIVEN_CONTEXT))) &&
+        s->context < context)
         context = s->context;
     /* 90/10 split; both parts need a window of context + 1 tokens. */
     const int64_t need = (int64_t)context + 1;
@@ -421,8 +428,8 @@ static int run_job(job *j) {
     const int32_t eval_every = s->eval_every > 0 ? s->eval_every
                                : (steps / 10 > 0 ? steps / 10 : 1);
     if (s->resume != NULL && talk)
-        fprintf(stderr, "tlm %s: resuming '%s' at step %lld\n", s->cmd, s->resume,
-                (long long)first_step);
+        fprintf(stderr, "tlm %s: resuming '%s' at step %lld, context %d\n", s->cmd,
+                s->resume, (long long)first_step, (int)context);
     if (s->init != NULL && talk)
         fprintf(stderr, "tlm %s: fine-tuning '%s' with its %s tokenizer (%d ids) "
                 "from step 0 with a fresh optimizer, context %d\n", s->cmd, s->init,

@@ -7,7 +7,6 @@
 
 #include "autodiff/context.h"
 #include "autodiff/tensor.h"
-#include "base/crc32.h"
 #include "base/endian.h"
 #include "base/error.h"
 #include "base/file.h"
@@ -262,35 +261,6 @@ static void release_copied(void *user, const void *data, size_t size) {
     tlmi_file_mapping_release(r->mapping, data, size);
 }
 
-/* Every section's checksum (but the data section's when `skip_data`),
- * read in pieces that are let go as soon as they are summed, so that
- * checking a mapped file does not make all of it resident: the parameters
- * are copied (or used in place) afterwards, and the sections a model does
- * not use (a trainer checkpoint's optimizer state, twice the parameters'
- * size) are never held at all. */
-static int check_checksums(tlmi_host *host, const char *path,
-                           const tlmi_file_mapping *mapping,
-                           const tlmi_container *checkpoint, int skip_data) {
-    const size_t piece = (size_t)16 << 20;
-    for (int32_t i = 0; i < checkpoint->count; i++) {
-        const tlmi_container_section *section = &checkpoint->sections[i];
-        if (skip_data && strcmp(section->kind, "data") == 0)
-            continue;
-        uint32_t crc = 0;
-        for (uint64_t at = 0; at < section->size; at += piece) {
-            const size_t n = section->size - at < piece ? (size_t)(section->size - at)
-                                                        : piece;
-            crc = tlmi_crc32(crc, section->data + at, n);
-            tlmi_file_mapping_release(mapping, section->data + at, n);
-        }
-        if (crc != section->crc)
-            return tlmi_fail(host, TLM_E_FORMAT,
-                             "tlm_model_load: section '%s' of '%s' fails its "
-                             "checksum (the file is corrupt)", section->kind, path);
-    }
-    return TLM_OK;
-}
-
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_model_load_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
@@ -330,8 +300,13 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                    &checkpoint);
     if (status != TLM_OK)
         goto cleanup;
-    status = check_checksums(host, path, mapping, &checkpoint,
-                             params.memory_map && !params.verify_checksums);
+    /* Summed piece by piece and let go, so that the sections a model does
+     * not use (a trainer checkpoint's optimizer state, twice the
+     * parameters' size) are never held. */
+    status = tlmi_container_check_mapped(host, "tlm_model_load", path, mapping,
+                                         &checkpoint,
+                                         params.memory_map && !params.verify_checksums
+                                             ? "data" : NULL);
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_container_section *config =

@@ -31,9 +31,6 @@
  * (rank 0's is the single-process stream). */
 #define RANK_SEED_MIX 0x9e3779b97f4a7c15ull
 
-/* Files read whole when resuming are at most this large. */
-#define MAX_CHECKPOINT_BYTES ((size_t)1 << 40)
-
 struct tlm_trainer {
     tlmi_host host; /* the context's hooks; the trainer's own error text */
     tlm_model *model;
@@ -794,15 +791,21 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
                "tlm_trainer_resume: trainer is NULL");
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_resume", path);
-    void *contents = NULL;
-    size_t size = 0;
-    int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
-                                    &size);
+    /* The file is mapped, its checksums summed piece by piece, and the
+     * parameters and the optimizer state let go once copied: reading it
+     * whole would hold the weights and both moments a second time. */
+    tlmi_file_mapping mapping;
+    memset(&mapping, 0, sizeof mapping);
+    int status = tlmi_file_map_readonly(&t->host, path, &mapping);
     if (status != TLM_OK)
-        goto cleanup;
+        goto cleanup; /* every rank still agrees below */
     tlmi_container checkpoint;
-    status = tlmi_container_parse(&t->host, "tlm_trainer_resume", path, contents,
-                                   size, NULL, &checkpoint);
+    status = tlmi_container_parse(&t->host, "tlm_trainer_resume", path, mapping.data,
+                                   mapping.size, TLMI_CONTAINER_SKIP_ALL_CRCS,
+                                   &checkpoint);
+    if (status == TLM_OK)
+        status = tlmi_container_check_mapped(&t->host, "tlm_trainer_resume", path,
+                                             &mapping, &checkpoint, NULL);
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_container_section *optim = tlmi_container_find(&checkpoint, "optim");
@@ -825,6 +828,9 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
                                            &checkpoint);
     if (status != TLM_OK)
         goto cleanup;
+    const tlmi_container_section *data = tlmi_container_find(&checkpoint, "data");
+    if (data != NULL)
+        tlmi_file_mapping_release(&mapping, data->data, (size_t)data->size);
     status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
     if (status != TLM_OK) {
         tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
@@ -834,8 +840,7 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     t->rng = sampling;
     t->ctx->rng = dropout;
 cleanup:
-    if (contents != NULL)
-        tlmi_file_free_contents(&t->host, contents, size);
+    tlmi_file_unmap(&mapping);
     if (t->ranks > 1) /* all ranks resume, or all report a failure */
         status = ranks_agree(t, "tlm_trainer_resume", status, TLM_E_STATE,
                              "another rank could not resume from", path);

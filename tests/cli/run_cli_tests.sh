@@ -112,6 +112,12 @@ check "train --init trains on shorter sequences with --context" sh -c "
     '$tlm' train --init model.tlm --data new.txt --context 16 --steps 2 --threads 1 \
         --out tuned3.tlm 2> tuned3.err > /dev/null && grep -q 'context 16' tuned3.err &&
     '$tlm' info tuned3.tlm | grep -q '^max_context: 32'"
+check "a run started with --init --context resumes with its --context" sh -c "
+    '$tlm' train --init model.tlm --data new.txt --context 16 --steps 4 --eval-every 2 \
+        --threads 1 --out short.tlm > /dev/null 2>&1 &&
+    '$tlm' train --resume short.tlm --data new.txt --context 16 --steps 6 --eval-every 2 \
+        --threads 1 --out short.tlm 2> short.err > /dev/null &&
+    grep -q 'at step 4, context 16\$' short.err"
 check "train --init names every conflicting option" sh -c "
     ! '$tlm' train --init model.tlm --data new.txt --dim 64 --heads 1 --tokenizer byte \
         2> conflict.err && grep -q -- '--dim 64 (the model.s is 32)' conflict.err &&
@@ -313,6 +319,7 @@ bad 2 "train, encoder layers" train --data corpus.txt --encoder-layers 1
 bad 1 "train, context too long for the text" train --data small.txt --context 30000 --steps 1
 bad 2 "train --init, a conflicting architecture option" train --init model.tlm --data new.txt --layers 3
 bad 2 "train --init, context beyond the model's" train --init model.tlm --data new.txt --context 33
+bad 2 "train --resume, context beyond the model's" train --resume short.tlm --data new.txt --context 33
 bad 2 "train --init with --resume" train --init model.tlm --resume model.tlm --data new.txt
 bad 1 "train --init, a model without tokenizer" train --init notok.tlm --data new.txt
 bad 1 "train --init, missing model" train --init missing.tlm --data new.txt
