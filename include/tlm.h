@@ -1337,7 +1337,11 @@ typedef struct tlm_model_load_params {
     size_t struct_size;       /**< sizeof(tlm_model_load_params); set by init */
     /** 1: map the file read-only and use the parameters in place, without
      *  copying (the file must not change while the model lives); the
-     *  parameters are then read-only and cannot be trained. Default 0. */
+     *  parameters are then read-only and cannot be trained. Default 0:
+     *  the file is mapped only while loading and each parameter copied out
+     *  of it, its pages let go once copied, so that the load never holds
+     *  the weights twice (the trainable model holds its parameters and
+     *  their zeroed gradients). */
     int32_t memory_map;
     /** 0: with memory_map, skip the checksum of the parameter data so that
      *  loading is instant (the header, table, configuration and index are

@@ -36,10 +36,24 @@ typedef struct train_settings {
     uint64_t seed;
     const char *out;    /* default model.tlm */
     const char *resume; /* or NULL */
+    const char *init;   /* start from this model's weights (fine-tuning), or NULL */
+    unsigned given;     /* TRAIN_GIVEN_* bits: the architecture options set */
     const char *log;    /* JSONL or NULL */
     const char *cmd;    /* name in error messages: "train" or "demo" */
     int quiet_summary;  /* 1: no closing summary line (the demo prints its own) */
 } train_settings;
+
+/* Which architecture options the command line set (--init refuses those
+ * that disagree with the model it starts from). */
+enum {
+    TRAIN_GIVEN_TOKENIZER = 1u << 0,
+    TRAIN_GIVEN_LAYERS = 1u << 1,
+    TRAIN_GIVEN_HEADS = 1u << 2,
+    TRAIN_GIVEN_DIM = 1u << 3,
+    TRAIN_GIVEN_FFN = 1u << 4,
+    TRAIN_GIVEN_CONTEXT = 1u << 5,
+    TRAIN_GIVEN_DROPOUT = 1u << 6
+};
 
 /* The defaults of `tlm train`. */
 void train_settings_init(train_settings *s);

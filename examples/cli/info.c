@@ -1,7 +1,7 @@
 /*
  * tlm info: what a model file holds: its architecture, parameter count,
- * tokenizer and vocabulary, and how much memory inference and training
- * need.
+ * tokenizer and vocabulary, and how much memory a session and a training
+ * step need (tlm_model_memory_estimate, before allocating either).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +13,9 @@ static const char *name_of(int32_t value, const char *const *names, int32_t coun
     return value >= 0 && value < count ? names[value] : "?";
 }
 
-static void print_bytes(const char *label, int64_t bytes) {
-    printf("%-28s %.1f MiB (%lld bytes)\n", label, (double)bytes / (1024.0 * 1024.0),
-           (long long)bytes);
+static void print_bytes(const char *label, int64_t bytes, const char *what) {
+    printf("%-18s %.1f MiB (%lld bytes): %s\n", label, (double)bytes / (1024.0 * 1024.0),
+           (long long)bytes, what);
 }
 
 /* Prints the UTF-8 character at the start of `text` (a byte >= 0x80)
@@ -103,14 +103,17 @@ static void print_vocabulary(tlm_tokenizer *tok, int32_t limit) {
 }
 
 int cmd_info(int argc, char **argv) {
-    int32_t batch = 12;
+    int32_t batch = 12, context = 0;
     cli_option options[] = {
-        {"batch", 0, CLI_INT, &batch, 1, 1 << 16, "N", "batch size of the training memory estimate (default 12)", 0},
+        {"batch", 0, CLI_INT, &batch, 1, 1 << 16, "N", "sequences per training step of the memory estimate (default 12)", 0},
+        {"context", 0, CLI_INT, &context, 1, 1 << 20, "N", "positions per training sequence of the estimate (default the model's max_context)", 0},
     };
     cli_command cmd = {"info", "MODEL",
-                       "Print a model's configuration, parameter count, tokenizer and memory\n"
-                       "estimates.",
-                       options, 1, 1, 1, "MODEL"};
+                       "Print a model's configuration, parameter count, tokenizer and the\n"
+                       "memory a session (at the model's max_context) and a training step\n"
+                       "(--batch sequences of --context positions) need, estimated before\n"
+                       "anything is allocated (the model file is only mapped).",
+                       options, 2, 1, 1, "MODEL"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -153,14 +156,26 @@ int cmd_info(int argc, char **argv) {
         print_vocabulary(tok, 300);
     }
     int64_t inference = 0, training = 0;
-    if (tlm_model_memory_estimate(model, TLM_MEMORY_INFERENCE, 1, c.max_context, &inference) != TLM_OK ||
-        tlm_model_memory_estimate(model, TLM_MEMORY_TRAINING, batch, c.max_context, &training) != TLM_OK) {
+    if (context == 0)
+        context = c.max_context;
+    if (context > c.max_context) {
+        status = cli_error(CLI_EXIT_USAGE, "info",
+                           "--context %d is longer than the model's max_context %d",
+                           (int)context, (int)c.max_context);
+    } else if (tlm_model_memory_estimate(model, TLM_MEMORY_INFERENCE, 1, c.max_context,
+                                         &inference) != TLM_OK ||
+               tlm_model_memory_estimate(model, TLM_MEMORY_TRAINING, batch, context,
+                                         &training) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "info", "%s", tlm_context_last_error(ctx));
     } else {
-        print_bytes("memory, inference:", inference);
-        char label[64];
-        snprintf(label, sizeof label, "memory, training (batch %d):", (int)batch);
-        print_bytes(label, training);
+        char what[160];
+        snprintf(what, sizeof what, "the parameters and one session at context %d",
+                 (int)c.max_context);
+        print_bytes("memory, inference:", inference, what);
+        snprintf(what, sizeof what,
+                 "one step of batch %d, context %d (parameters, gradients, AdamW "
+                 "state, activations)", (int)batch, (int)context);
+        print_bytes("memory, training:", training, what);
     }
     tlm_model_free(model);
     tlm_context_free(ctx);

@@ -3,7 +3,8 @@
  * text file. Reads the text, trains the tokenizer, splits the ids 90/10,
  * creates the model, and runs the trainer (AdamW, warm-up and cosine decay)
  * with evaluations and resumable checkpoints, a progress line and a JSONL
- * log. Ctrl-C finishes the current step, saves and stops.
+ * log. Ctrl-C finishes the current step, saves and stops. With --init the
+ * model and its tokenizer come from an existing .tlm file (fine-tuning).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -138,9 +139,95 @@ static int join_mpi_job(job *j) {
     return 0;
 }
 
-/* The model: from the checkpoint when resuming, else a new one. */
+static const char *tokenizer_kind_name(int32_t kind) {
+    static const char *const names[] = {"byte", "char", "bpe", "gpt2"};
+    return kind >= 0 && kind < 4 ? names[kind] : "another kind";
+}
+
+/* Appends "--name value (the model's ...)" to the list of conflicts. */
+static void add_conflict(char *list, size_t capacity, const char *text) {
+    const size_t used = strlen(list);
+    snprintf(list + used, capacity - used, "%s%s", used > 0 ? ", " : "", text);
+}
+
+/* Fine-tuning: the model given to --init with its architecture and
+ * tokenizer as they are (nothing is re-learned). Architecture options that
+ * disagree with it are refused, by name, rather than ignored. */
+static int load_initial_model(job *j) {
+    const train_settings *s = j->s;
+    if (tlm_model_load(&j->model, j->ctx, s->init, NULL) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    tlm_model_get_config(j->model, &c);
+    if (c.n_encoder_layers != 0)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                         "'%s' is not a decoder-only model: --init fine-tunes "
+                         "a decoder-only model on a text file", s->init);
+    tlm_tokenizer *tok = tlm_model_tokenizer(j->model);
+    if (tok == NULL)
+        return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                         "'%s' has no tokenizer: --init trains with the model's "
+                         "own tokenizer (attach one with 'tlm import ... "
+                         "--tokenizer-from MODEL.tlm')", s->init);
+    char conflicts[768] = "";
+    char one[160];
+    if (s->given & TRAIN_GIVEN_LAYERS) {
+        const int32_t layers = s->decoder_layers >= 0 ? s->decoder_layers : s->layers;
+        if (layers != c.n_decoder_layers) {
+            snprintf(one, sizeof one, "--layers %d (the model has %d)", (int)layers,
+                     (int)c.n_decoder_layers);
+            add_conflict(conflicts, sizeof conflicts, one);
+        }
+    }
+    if ((s->given & TRAIN_GIVEN_HEADS) && s->heads != c.n_heads) {
+        snprintf(one, sizeof one, "--heads %d (the model has %d)", (int)s->heads,
+                 (int)c.n_heads);
+        add_conflict(conflicts, sizeof conflicts, one);
+    }
+    if ((s->given & TRAIN_GIVEN_DIM) && s->dim != c.d_model) {
+        snprintf(one, sizeof one, "--dim %d (the model's is %d)", (int)s->dim,
+                 (int)c.d_model);
+        add_conflict(conflicts, sizeof conflicts, one);
+    }
+    if ((s->given & TRAIN_GIVEN_FFN) && (s->ffn != 0 ? s->ffn : 4 * c.d_model) != c.d_ff) {
+        snprintf(one, sizeof one, "--ffn %d (the model's is %d)", (int)s->ffn,
+                 (int)c.d_ff);
+        add_conflict(conflicts, sizeof conflicts, one);
+    }
+    if ((s->given & TRAIN_GIVEN_DROPOUT) &&
+        (s->dropout != c.embedding_dropout || s->dropout != c.residual_dropout)) {
+        snprintf(one, sizeof one, "--dropout %g (the model's is %g)", (double)s->dropout,
+                 (double)c.residual_dropout);
+        add_conflict(conflicts, sizeof conflicts, one);
+    }
+    if (s->given & TRAIN_GIVEN_TOKENIZER) {
+        tlm_tokenizer_params wanted;
+        const int32_t kind = tlm_tokenizer_kind(tok);
+        if (parse_tokenizer(s->tokenizer, &wanted) != 0 || wanted.kind != kind ||
+            (kind == TLM_TOKENIZER_BPE && wanted.vocab_size != c.vocab_size)) {
+            snprintf(one, sizeof one, "--tokenizer %s (the model's is %s with %d ids)",
+                     s->tokenizer, tokenizer_kind_name(kind), (int)c.vocab_size);
+            add_conflict(conflicts, sizeof conflicts, one);
+        }
+    }
+    if (conflicts[0] != '\0')
+        return cli_error(CLI_EXIT_USAGE, s->cmd,
+                         "%s: --init keeps the architecture and tokenizer of '%s' "
+                         "(leave these options out)", conflicts, s->init);
+    if ((s->given & TRAIN_GIVEN_CONTEXT) && s->context > c.max_context)
+        return cli_error(CLI_EXIT_USAGE, s->cmd,
+                         "--context %d is longer than the max_context %d of '%s'",
+                         (int)s->context, (int)c.max_context, s->init);
+    return 0;
+}
+
+/* The model: from the checkpoint when resuming, from --init's model when
+ * fine-tuning, else a new one. */
 static int make_model(job *j, const char *text, size_t length) {
     const train_settings *s = j->s;
+    if (s->init != NULL)
+        return load_initial_model(j);
     if (s->resume != NULL) {
         if (tlm_model_load(&j->model, j->ctx, s->resume, NULL) != TLM_OK)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
@@ -264,15 +351,28 @@ static int run_job(job *j) {
     size_t n_ids = 0;
     if (tlm_tokenizer_encode(tok, text, length, j->ids, length, &n_ids) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
+    /* Positions per training sequence: the model's max_context, except
+     * when fine-tuning, where --context may take fewer (by default the
+     * smaller of --context's default and the model's), and when resuming
+     * with --context given (a run started with --init --context N resumes
+     * with --context N). */
+    int32_t context = config.max_context;
+    if (s->resume != NULL && (s->given & TRAIN_GIVEN_CONTEXT) && s->context > context)
+        return cli_error(CLI_EXIT_USAGE, s->cmd,
+                         "--context %d is longer than the max_context %d of '%s'",
+                         (int)s->context, (int)context, s->resume);
+    if ((s->init != NULL || (s->resume != NULL && (s->given & TRAIN_GIVEN_CONTEXT))) &&
+        s->context < context)
+        context = s->context;
     /* 90/10 split; both parts need a window of context + 1 tokens. */
-    const int64_t need = (int64_t)config.max_context + 1;
+    const int64_t need = (int64_t)context + 1;
     const int64_t n_val = (int64_t)n_ids - (int64_t)((double)n_ids * 0.9);
     if ((int64_t)n_ids - n_val < need || n_val < need)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd,
                          "the text has %zu tokens: too few for a context of %d "
                          "(each part of the 90/10 split needs %lld tokens; "
                          "use a smaller --context or more text)",
-                         n_ids, (int)config.max_context, (long long)need);
+                         n_ids, (int)context, (long long)need);
     if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, n_ids, NULL) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
 
@@ -302,6 +402,7 @@ static int run_job(job *j) {
     tlm_trainer_params tp;
     tlm_trainer_params_init(&tp);
     tp.batch_size = s->batch;
+    tp.context = context;
     tp.accumulation = s->accum;
     tp.grad_clip = s->grad_clip;
     tp.max_grad_norm = s->max_grad_norm;
@@ -327,8 +428,13 @@ static int run_job(job *j) {
     const int32_t eval_every = s->eval_every > 0 ? s->eval_every
                                : (steps / 10 > 0 ? steps / 10 : 1);
     if (s->resume != NULL && talk)
-        fprintf(stderr, "tlm %s: resuming '%s' at step %lld\n", s->cmd, s->resume,
-                (long long)first_step);
+        fprintf(stderr, "tlm %s: resuming '%s' at step %lld, context %d\n", s->cmd,
+                s->resume, (long long)first_step, (int)context);
+    if (s->init != NULL && talk)
+        fprintf(stderr, "tlm %s: fine-tuning '%s' with its %s tokenizer (%d ids) "
+                "from step 0 with a fresh optimizer, context %d\n", s->cmd, s->init,
+                tokenizer_kind_name(tlm_tokenizer_kind(tok)), (int)config.vocab_size,
+                (int)context);
     if (j->comm != NULL && talk)
         fprintf(stderr, "tlm %s: data-parallel over %d MPI ranks, %d sequences "
                 "per rank and step\n", s->cmd, (int)tlm_comm_size(j->comm),
@@ -491,7 +597,8 @@ int cmd_train(int argc, char **argv) {
         {"threads", 0, CLI_INT, &s.threads, 0, 1024, "N", "compute threads; 0 = one per core (default)", 0},
         {"seed", 0, CLI_U64, &s.seed, 0, 0, "N", "seed of initialisation, batches and dropout (default 1)", 0},
         {"out", 'o', CLI_STRING, &s.out, 0, 0, "FILE", "checkpoint to write (default model.tlm)", 0},
-        {"resume", 0, CLI_STRING, &s.resume, 0, 0, "FILE", "continue from a checkpoint of tlm train", 0},
+        {"resume", 0, CLI_STRING, &s.resume, 0, 0, "FILE", "continue a checkpoint of tlm train (its optimizer state and step)", 0},
+        {"init", 0, CLI_STRING, &s.init, 0, 0, "MODEL", "fine-tune: start from this .tlm model's weights and tokenizer with a fresh optimizer at step 0 ('tlm import' converts other formats)", 0},
         {"log", 0, CLI_STRING, &s.log, 0, 0, "FILE", "JSON lines log, one object per step", 0},
         {"time-limit", 0, CLI_FLOAT, &s.time_limit, 0, 1e9, "SECONDS", "stop (and save) after this long", 0},
     };
@@ -499,7 +606,10 @@ int cmd_train(int argc, char **argv) {
                        "Train a decoder-only model of a text file: the tokenizer is learned\n"
                        "from the text, 90% trains and 10% validates, checkpoints (with the\n"
                        "tokenizer inside) are written at every evaluation and at the end.\n"
-                       "Ctrl-C saves a checkpoint that --resume continues.",
+                       "Ctrl-C saves a checkpoint that --resume continues. --init MODEL\n"
+                       "fine-tunes an existing model instead: its weights, architecture and\n"
+                       "tokenizer as they are, a fresh optimizer from step 0; --context may\n"
+                       "shorten the training sequences (at most the model's max_context).",
                        options, (int)(sizeof options / sizeof options[0]), 0, 0, NULL};
     const char *positional[1];
     int n_positional = 0;
@@ -514,6 +624,23 @@ int cmd_train(int argc, char **argv) {
                          "model; encoder-decoder models are trained on (source, "
                          "target) pairs through the API (tlm_dataset_from_pairs)",
                          (int)s.encoder_layers);
+    if (s.init != NULL && s.resume != NULL)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--init and --resume exclude each other: --init starts "
+                         "a new run from a model's weights (fresh optimizer, step "
+                         "0), --resume continues a checkpoint of tlm train");
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } architecture[] = {
+        {"tokenizer", TRAIN_GIVEN_TOKENIZER}, {"layers", TRAIN_GIVEN_LAYERS},
+        {"decoder-layers", TRAIN_GIVEN_LAYERS}, {"heads", TRAIN_GIVEN_HEADS},
+        {"dim", TRAIN_GIVEN_DIM}, {"ffn", TRAIN_GIVEN_FFN},
+        {"context", TRAIN_GIVEN_CONTEXT}, {"dropout", TRAIN_GIVEN_DROPOUT},
+    };
+    for (size_t i = 0; i < sizeof architecture / sizeof architecture[0]; i++)
+        if (cli_find_option(&cmd, architecture[i].name)->seen)
+            s.given |= architecture[i].bit;
     if (cli_find_option(&cmd, "layers")->seen && cli_find_option(&cmd, "decoder-layers")->seen &&
         s.layers != s.decoder_layers)
         return cli_error(CLI_EXIT_USAGE, "train",

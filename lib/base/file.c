@@ -1,4 +1,5 @@
 #define _POSIX_C_SOURCE 200809L /* open flags, fsync, mmap, strerror_r */
+#define _DEFAULT_SOURCE /* madvise and MADV_DONTNEED (glibc, musl) */
 
 #include "file.h"
 
@@ -181,6 +182,33 @@ int tlmi_file_map_readonly(tlmi_host *host, const char *path,
     mapping->size = size;
     mapping->base = base;
     return TLM_OK;
+}
+
+void tlmi_file_mapping_release(const tlmi_file_mapping *mapping,
+                               const void *data, size_t size) {
+#ifdef MADV_DONTNEED
+    if (mapping == NULL || mapping->base == NULL || size == 0)
+        return;
+    /* Whole pages strictly inside the range: a page shared with a
+     * neighbouring range that is still to be read stays. */
+    const long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    const uintptr_t base = (uintptr_t)mapping->base;
+    const uintptr_t from = (uintptr_t)data;
+    if (from < base || size > mapping->size || from - base > mapping->size - size)
+        return;
+    const uintptr_t first = (from + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    const uintptr_t end = (from + size) / (uintptr_t)page * (uintptr_t)page;
+    /* A private read-only mapping of the file: dropping clean pages only
+     * forgets them (the file is untouched), so the advice is harmless. */
+    if (end > first)
+        (void)madvise((void *)first, (size_t)(end - first), MADV_DONTNEED);
+#else
+    (void)mapping;
+    (void)data;
+    (void)size;
+#endif
 }
 
 void tlmi_file_unmap(tlmi_file_mapping *mapping) {

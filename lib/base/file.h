@@ -58,6 +58,14 @@ typedef struct tlmi_file_mapping {
 int tlmi_file_map_readonly(tlmi_host *host, const char *path,
                            tlmi_file_mapping *mapping);
 
+/* Lets the pages of [data, data + size) inside `mapping` leave the
+ * process's memory (where the system allows it; otherwise nothing): they
+ * are read from the file again if touched. A loader that copies a mapped
+ * file piece by piece calls it after each piece, so that its resident
+ * memory stays one copy of the contents, not two. */
+void tlmi_file_mapping_release(const tlmi_file_mapping *mapping,
+                               const void *data, size_t size);
+
 /* Releases a mapping; a zeroed or already released mapping is ignored. */
 void tlmi_file_unmap(tlmi_file_mapping *mapping);
 

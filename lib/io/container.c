@@ -205,7 +205,9 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                              (unsigned long long)section->size);
         previous_end = section->offset + section->size;
         section->data = bytes + section->offset;
-        if (skip_crc_of == NULL || strcmp(section->kind, skip_crc_of) != 0) {
+        if (skip_crc_of == NULL ||
+            (strcmp(skip_crc_of, TLMI_CONTAINER_SKIP_ALL_CRCS) != 0 &&
+             strcmp(section->kind, skip_crc_of) != 0)) {
             if (tlmi_crc32(0, section->data, (size_t)section->size) != section->crc)
                 return tlmi_fail(host, TLM_E_FORMAT,
                                  "%s: section '%s' of '%s' fails its checksum "
@@ -215,6 +217,32 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
     }
     out->version = version;
     out->count = (int32_t)count;
+    return TLM_OK;
+}
+
+int tlmi_container_check_mapped(tlmi_host *host, const char *what,
+                                const char *source,
+                                const tlmi_file_mapping *mapping,
+                                const tlmi_container *container,
+                                const char *skip_kind) {
+    const size_t piece = (size_t)16 << 20;
+    for (int32_t i = 0; i < container->count; i++) {
+        const tlmi_container_section *section = &container->sections[i];
+        if (skip_kind != NULL && strcmp(section->kind, skip_kind) == 0)
+            continue;
+        uint32_t crc = 0;
+        for (uint64_t at = 0; at < section->size; at += piece) {
+            const size_t n = section->size - at < piece ? (size_t)(section->size - at)
+                                                        : piece;
+            crc = tlmi_crc32(crc, section->data + at, n);
+            tlmi_file_mapping_release(mapping, section->data + at, n);
+        }
+        if (crc != section->crc)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: section '%s' of '%s' fails its checksum "
+                             "(the file is corrupt)",
+                             what, section->kind, source);
+    }
     return TLM_OK;
 }
 

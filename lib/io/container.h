@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/file.h"
 #include "base/host.h"
 
 #define TLMI_CONTAINER_VERSION 1
@@ -55,11 +56,26 @@ typedef struct tlmi_container {
 
 /* Checks the container in `buffer` (a file's `size` bytes): magic,
  * version, sizes, table, alignment, overlaps, and every section's CRC
- * except, when skip_crc_of is not NULL, the section of that kind. `source`
+ * except, when skip_crc_of is not NULL, the section of that kind, or every
+ * section when it is TLMI_CONTAINER_SKIP_ALL_CRCS (for a caller that checks
+ * them itself, piece by piece, from a mapped file). `source`
  * names the file in messages. */
+#define TLMI_CONTAINER_SKIP_ALL_CRCS "*"
+
 int tlmi_container_parse(tlmi_host *host, const char *what,
                           const char *source, const void *buffer, size_t size,
                           const char *skip_crc_of, tlmi_container *out);
+
+/* For a container parsed from a mapped file with
+ * TLMI_CONTAINER_SKIP_ALL_CRCS: checks every section's CRC (except the
+ * section of kind `skip_kind`, when not NULL) in pieces, letting each
+ * piece's pages go once summed, so that the check never makes the whole
+ * file resident. Messages as tlmi_container_parse's. */
+int tlmi_container_check_mapped(tlmi_host *host, const char *what,
+                                const char *source,
+                                const tlmi_file_mapping *mapping,
+                                const tlmi_container *container,
+                                const char *skip_kind);
 
 /* The first section of `kind`, or NULL. */
 const tlmi_container_section *tlmi_container_find(const tlmi_container *c,

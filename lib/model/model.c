@@ -185,8 +185,12 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
             return NULL;
         }
         float *values = tlm_tensor_data_f32(t);
-        if (b->source != NULL)
+        if (b->source != NULL) {
             memcpy(values, data, (size_t)t->numel * sizeof(float));
+            if (b->source->copied != NULL)
+                b->source->copied(b->source->user, data,
+                                  (size_t)t->numel * sizeof(float));
+        }
         else
             for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
                 values[i] = std > 0.0f ? std * tlmi_rng_normal(&b->rng) : fill;

@@ -46,12 +46,16 @@ typedef struct tlmi_named_parameter {
 /* Where tlmi_model_build takes parameter values from: `lookup` returns
  * the data of the parameter `name` with the given shape, or a status after
  * tlmi_fail. With `copy` the parameter is an ordinary trainable tensor
- * holding a copy; without, it borrows the data read-only. */
+ * holding a copy; without, it borrows the data read-only. `copied` (or
+ * NULL) is told each source range once it has been copied, so that a
+ * file mapped for loading can let those pages go and the load never holds
+ * the weights twice. */
 typedef struct tlmi_parameter_source {
     int (*lookup)(void *user, const char *name, int32_t ndim,
                   const int64_t *shape, const void **data);
     void *user;
     int copy;
+    void (*copied)(void *user, const void *data, size_t size);
 } tlmi_parameter_source;
 
 struct tlm_model {

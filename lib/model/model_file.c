@@ -15,9 +15,6 @@
 #include "model.h"
 #include "model_config.h"
 
-/* Largest .tlm file read into memory (mapping has no such limit). */
-#define MAX_READ_BYTES ((size_t)1 << 40)
-
 /* Bytes of one entry of the tensor index. */
 static size_t index_entry_size(size_t name_length, int32_t ndim) {
     return 2 + name_length + 4 + 8 * (size_t)ndim + 16;
@@ -128,6 +125,7 @@ typedef struct index_reader {
     uint64_t data_size;
     uint32_t count;
     int32_t found; /* parameters looked up so far */
+    const tlmi_file_mapping *mapping; /* the file being copied, or NULL */
 } index_reader;
 
 /* Checks the whole index once: entries well formed and inside the data
@@ -235,7 +233,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                          "configuration",
                          what, path);
     index_reader reader = {host, path, index->data, (size_t)index->size,
-                           data->data, data->size, 0, 0};
+                           data->data, data->size, 0, 0, NULL};
     status = check_index(&reader);
     if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
         return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
@@ -257,6 +255,12 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
     return status;
 }
 
+/* A parameter has been copied out of the mapped file: its pages may go. */
+static void release_copied(void *user, const void *data, size_t size) {
+    const index_reader *r = user;
+    tlmi_file_mapping_release(r->mapping, data, size);
+}
+
 TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            const tlm_model_load_params *given) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_load", out);
@@ -276,30 +280,33 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                          "tlm_model_load: params.memory_map and "
                          "params.verify_checksums must be 0 or 1");
 
-    tlmi_file_mapping *mapping = NULL;
-    void *contents = NULL;
-    size_t size = 0;
-    const void *bytes = NULL;
+    /* The file is mapped either way. A memory-mapped model keeps the
+     * mapping and borrows its parameters from it; a plain load copies each
+     * parameter out and lets the copied pages go (reading the whole file
+     * into a buffer first would hold the weights twice at the peak). */
     tlm_model *model = NULL;
-    if (params.memory_map) {
-        mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
-        if (mapping == NULL)
-            return tlmi_fail(host, TLM_E_NOMEM, "tlm_model_load: out of memory");
-        memset(mapping, 0, sizeof *mapping);
-        status = tlmi_file_map_readonly(host, path, mapping);
-        bytes = mapping->data;
-        size = mapping->size;
-    } else {
-        status = tlmi_file_read_all(host, path, MAX_READ_BYTES, &contents, &size);
-        bytes = contents;
-    }
+    tlmi_file_mapping *mapping = tlmi_host_alloc(host, sizeof *mapping, 64);
+    if (mapping == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "tlm_model_load: out of memory");
+    memset(mapping, 0, sizeof *mapping);
+    status = tlmi_file_map_readonly(host, path, mapping);
     if (status != TLM_OK)
         goto cleanup;
+    /* The sections' checksums are checked below, piece by piece (the data
+     * section's skipped when a mapped load asks). */
     tlmi_container checkpoint;
-    status = tlmi_container_parse(host, "tlm_model_load", path, bytes, size,
-                                   params.memory_map && !params.verify_checksums
-                                       ? "data" : NULL,
+    status = tlmi_container_parse(host, "tlm_model_load", path, mapping->data,
+                                   mapping->size, TLMI_CONTAINER_SKIP_ALL_CRCS,
                                    &checkpoint);
+    if (status != TLM_OK)
+        goto cleanup;
+    /* Summed piece by piece and let go, so that the sections a model does
+     * not use (a trainer checkpoint's optimizer state, twice the
+     * parameters' size) are never held. */
+    status = tlmi_container_check_mapped(host, "tlm_model_load", path, mapping,
+                                         &checkpoint,
+                                         params.memory_map && !params.verify_checksums
+                                             ? "data" : NULL);
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_container_section *config =
@@ -321,7 +328,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                          (size_t)config->size, &model_config);
     if (status != TLM_OK)
         goto cleanup;
-    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0};
+    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL};
+    reader.mapping = params.memory_map ? NULL : mapping;
     reader.index = index->data;
     reader.index_size = (size_t)index->size;
     reader.data = data->data;
@@ -329,7 +337,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     status = check_index(&reader);
     if (status != TLM_OK)
         goto cleanup;
-    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map};
+    const tlmi_parameter_source source = {lookup, &reader, !params.memory_map,
+                                          release_copied};
     status = tlmi_model_build(&model, ctx, &model_config, &source);
     if (status != TLM_OK)
         goto cleanup;
@@ -347,16 +356,15 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                                    tokenizer->data,
                                                    (size_t)tokenizer->size);
 cleanup:
-    if (contents != NULL)
-        tlmi_file_free_contents(host, contents, size);
-    if (status != TLM_OK) {
-        tlm_model_free(model);
-        if (mapping != NULL) {
-            tlmi_file_unmap(mapping);
-            tlmi_host_free(host, mapping, sizeof *mapping);
-        }
-        return status;
+    if (status != TLM_OK || !params.memory_map) {
+        if (status != TLM_OK)
+            tlm_model_free(model);
+        tlmi_file_unmap(mapping);
+        tlmi_host_free(host, mapping, sizeof *mapping);
+        mapping = NULL;
     }
+    if (status != TLM_OK)
+        return status;
     model->mapping = mapping;
     *out = model;
     return TLM_OK;

@@ -50,6 +50,21 @@ int tlmi_optim_check_params(tlmi_host *host, int status, const char *what,
  * `state_floats` moments in total, or 0 when it overflows size_t. */
 size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
 
+/* tlm_optimizer_save_state()'s bytes as three pieces to write one after
+ * another, without copying the moments (on a little-endian host, where
+ * their bytes in memory are the saved ones; elsewhere TLM_E_UNSUPPORTED,
+ * and the caller serialises with tlm_optimizer_save_state()): `head` (the
+ * header and the parameter entries, head_size bytes from `host`, which
+ * also gets the message of a failure; freed by the caller with
+ * tlmi_host_free), the moments in place
+ * (moment_bytes), and the 4-byte checksum written into `crc`. A trainer
+ * checkpoint of a large model is then written without a second copy of
+ * the AdamW state (for GPT-2 124M, 950 MB). */
+int tlmi_optimizer_state_pieces(const tlm_optimizer *opt, tlmi_host *host,
+                                unsigned char **head, size_t *head_size,
+                                const float **moments, size_t *moment_bytes,
+                                unsigned char crc[4]);
+
 /* tlm_optimizer_step(); grads_finite 1 skips its scan for non-finite
  * gradients, for a caller that has just measured their norm over the same
  * parameters and found it finite (the sum of squares of floats in double

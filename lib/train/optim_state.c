@@ -60,6 +60,8 @@ static float get_f32(const unsigned char *at) {
 
 /* ---------------------------------------------------------------------- */
 
+static unsigned char *write_head(const tlm_optimizer *opt, unsigned char *out);
+
 TLM_API int tlm_optimizer_state_size(const tlm_optimizer *opt, size_t *size) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_state_size", opt);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_state_size", size);
@@ -77,8 +79,42 @@ TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
                                 "than the %zu bytes of the state "
                                 "(tlm_optimizer_state_size)",
                                 size, opt->saved_bytes);
+    unsigned char *at = write_head(opt, buffer);
+    /* The slices of `state` are in parameter order, m before v. */
+    for (size_t i = 0; i < opt->state_floats; i++, at += 4)
+        put_f32(at, opt->state[i]);
+    tlmi_put_u32(at, tlmi_crc32(0, buffer, opt->saved_bytes - CRC_BYTES));
+    return TLM_OK;
+}
+
+int tlmi_optimizer_state_pieces(const tlm_optimizer *opt, tlmi_host *host,
+                                unsigned char **head, size_t *head_size,
+                                const float **moments, size_t *moment_bytes,
+                                unsigned char crc[4]) {
+    *head = NULL;
+    *head_size = 0;
+    if (!tlmi_host_is_little_endian())
+        return TLM_E_UNSUPPORTED;
+    const size_t size = HEADER_BYTES + (size_t)opt->count * ENTRY_BYTES;
+    unsigned char *bytes = tlmi_host_alloc(host, size, 64);
+    if (bytes == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "tlm_trainer_save: out of memory");
+    write_head(opt, bytes);
+    *head = bytes;
+    *head_size = size;
+    *moments = opt->state;
+    *moment_bytes = opt->state_floats * sizeof(float);
+    uint32_t sum = tlmi_crc32(0, bytes, size);
+    sum = tlmi_crc32(sum, opt->state, *moment_bytes);
+    tlmi_put_u32(crc, sum);
+    return TLM_OK;
+}
+
+/* Writes the header and the parameter entries at `out`; returns where the
+ * moments go. */
+static unsigned char *write_head(const tlm_optimizer *opt, unsigned char *out) {
     const tlm_optimizer_params *p = &opt->params;
-    unsigned char *out = buffer;
     memcpy(out, STATE_MAGIC, 8);
     tlmi_put_u32(out + 8, STATE_VERSION);
     tlmi_put_u32(out + 12, (uint32_t)p->kind);
@@ -100,11 +136,7 @@ TLM_API int tlm_optimizer_save_state(const tlm_optimizer *opt, void *buffer,
         for (int d = 0; d < TLM_MAX_DIMS; d++)
             tlmi_put_u64(at + 16 + 8 * d, (uint64_t)e->shape[d]);
     }
-    /* The slices of `state` are in parameter order, m before v. */
-    for (size_t i = 0; i < opt->state_floats; i++, at += 4)
-        put_f32(at, opt->state[i]);
-    tlmi_put_u32(at, tlmi_crc32(0, out, opt->saved_bytes - CRC_BYTES));
-    return TLM_OK;
+    return at;
 }
 
 /* Checks the saved description of parameter `index` against `e`. */

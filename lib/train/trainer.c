@@ -31,9 +31,6 @@
  * (rank 0's is the single-process stream). */
 #define RANK_SEED_MIX 0x9e3779b97f4a7c15ull
 
-/* Files read whole when resuming are at most this large. */
-#define MAX_CHECKPOINT_BYTES ((size_t)1 << 40)
-
 struct tlm_trainer {
     tlmi_host host; /* the context's hooks; the trainer's own error text */
     tlm_model *model;
@@ -660,13 +657,26 @@ TLM_API int tlm_trainer_save(tlm_trainer *t, const char *path) {
 }
 
 static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rngs) {
+    /* The optimizer's state goes to the file in pieces, its moments from
+     * where they are (on little-endian hosts): a serialised copy would hold
+     * the AdamW state twice, twice the parameters' size, while saving. */
     size_t state_size = 0;
-    int status = tlm_optimizer_state_size(t->optimizer, &state_size);
-    void *state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
-    if (status == TLM_OK && state == NULL)
-        status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
-    if (status == TLM_OK)
-        status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+    unsigned char *head = NULL;
+    size_t head_size = 0;
+    const float *moments = NULL;
+    size_t moment_bytes = 0;
+    unsigned char crc[4];
+    void *state = NULL;
+    int status = tlmi_optimizer_state_pieces(t->optimizer, &t->host, &head, &head_size,
+                                             &moments, &moment_bytes, crc);
+    if (status == TLM_E_UNSUPPORTED) {
+        status = tlm_optimizer_state_size(t->optimizer, &state_size);
+        state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
+        if (status == TLM_OK && state == NULL)
+            status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
+        if (status == TLM_OK)
+            status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+    }
     tlmi_json_writer w;
     tlmi_json_writer_init(&w, &t->host);
     char sampling[65], dropout[65];
@@ -691,10 +701,14 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     if (status == TLM_OK)
         status = tlmi_json_writer_result(&w, &json, &json_size);
     if (status == TLM_OK) {
-        const tlmi_container_piece optim_piece = {state, state_size};
+        const tlmi_container_piece optim_pieces[3] = {
+            {state != NULL ? state : (const void *)head, state != NULL ? state_size : head_size},
+            {moments, moment_bytes},
+            {crc, sizeof crc},
+        };
         const tlmi_container_piece trainer_piece = {json, json_size};
         const tlmi_container_section_spec extra[2] = {
-            {"optim", &optim_piece, 1, 1},
+            {"optim", optim_pieces, state != NULL ? 1 : 3, 1},
             {"trainer", &trainer_piece, 1, 1},
         };
         status = tlmi_model_save_with(t->model, path, extra, 2);
@@ -702,6 +716,8 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     tlmi_json_writer_release(&w);
     if (state != NULL)
         tlmi_host_free(&t->host, state, state_size);
+    if (head != NULL)
+        tlmi_host_free(&t->host, head, head_size);
     if (status != TLM_OK && t->host.last_error[0] == '\0')
         tlmi_fail_forward(&t->host, status, "tlm_trainer_save");
     return status;
@@ -775,15 +791,21 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
                "tlm_trainer_resume: trainer is NULL");
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_resume", path);
-    void *contents = NULL;
-    size_t size = 0;
-    int status = tlmi_file_read_all(&t->host, path, MAX_CHECKPOINT_BYTES, &contents,
-                                    &size);
+    /* The file is mapped, its checksums summed piece by piece, and the
+     * parameters and the optimizer state let go once copied: reading it
+     * whole would hold the weights and both moments a second time. */
+    tlmi_file_mapping mapping;
+    memset(&mapping, 0, sizeof mapping);
+    int status = tlmi_file_map_readonly(&t->host, path, &mapping);
     if (status != TLM_OK)
-        goto cleanup;
+        goto cleanup; /* every rank still agrees below */
     tlmi_container checkpoint;
-    status = tlmi_container_parse(&t->host, "tlm_trainer_resume", path, contents,
-                                   size, NULL, &checkpoint);
+    status = tlmi_container_parse(&t->host, "tlm_trainer_resume", path, mapping.data,
+                                   mapping.size, TLMI_CONTAINER_SKIP_ALL_CRCS,
+                                   &checkpoint);
+    if (status == TLM_OK)
+        status = tlmi_container_check_mapped(&t->host, "tlm_trainer_resume", path,
+                                             &mapping, &checkpoint, NULL);
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_container_section *optim = tlmi_container_find(&checkpoint, "optim");
@@ -806,6 +828,9 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
                                            &checkpoint);
     if (status != TLM_OK)
         goto cleanup;
+    const tlmi_container_section *data = tlmi_container_find(&checkpoint, "data");
+    if (data != NULL)
+        tlmi_file_mapping_release(&mapping, data->data, (size_t)data->size);
     status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
     if (status != TLM_OK) {
         tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
@@ -815,8 +840,7 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     t->rng = sampling;
     t->ctx->rng = dropout;
 cleanup:
-    if (contents != NULL)
-        tlmi_file_free_contents(&t->host, contents, size);
+    tlmi_file_unmap(&mapping);
     if (t->ranks > 1) /* all ranks resume, or all report a failure */
         status = ranks_agree(t, "tlm_trainer_resume", status, TLM_E_STATE,
                              "another rank could not resume from", path);

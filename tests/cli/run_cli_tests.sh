@@ -6,7 +6,8 @@
 # series and labels; the JSONL log parses with the named fields; --resume
 # continues from the saved step; bad inputs give exactly one line on stderr
 # and a non-zero status; `tlm demo` runs in a few seconds on a given corpus
-# (and on the fortunes when installed). Prints one line per check; exits 1
+# (and on the fortunes when installed); train --init fine-tunes a model on
+# a new text with its own tokenizer. Prints one line per check; exits 1
 # if any failed. Uses python3 only to parse XML and JSON.
 set -u
 case $1 in
@@ -75,6 +76,54 @@ import json
 steps = [json.loads(l)[\"step\"] for l in open(\"train.jsonl\")]
 assert steps == list(range(1, 41)), steps
 '"
+# --- train --init: fine-tuning on a new text --------------------------------
+# Fixed phrases of the same words: a structure corpus.txt lacks.
+python3 - <<'EOF'
+phrases = ["the dog sang to the birds", "a cat ran on the mat",
+           "birds sat while the park sang"]
+state = 11
+lines = []
+for i in range(600):
+    state = (state * 1103515245 + 12345) % 2147483648
+    lines.append(phrases[state % len(phrases)] + ".")
+open("new.txt", "w").write("\n".join(lines) + "\n")
+EOF
+check "train --init lowers the loss on a new text" sh -c "
+    '$tlm' eval model.tlm --data new.txt > before.txt &&
+    '$tlm' train --init model.tlm --data new.txt --steps 20 --lr 3e-3 --batch 8 \
+        --threads 1 --log tuned.jsonl --out tuned.tlm 2> tuned.err > /dev/null &&
+    grep -q 'fine-tuning .model.tlm. with its char tokenizer' tuned.err &&
+    '$tlm' eval tuned.tlm --data new.txt > after.txt &&
+    python3 -c '
+import json
+loss = lambda f: float(open(f).read().split(\"loss: \")[1].split()[0])
+before, after = loss(\"before.txt\"), loss(\"after.txt\")
+assert after < before - 0.1, (before, after)
+steps = [json.loads(l)[\"step\"] for l in open(\"tuned.jsonl\")]
+assert steps == list(range(1, 21)), steps
+'"
+check "train --init keeps the tokenizer" sh -c "
+    '$tlm' info tuned.tlm > tuned_info.txt && grep -q '^tokenizer: char' tuned_info.txt &&
+    '$tlm' info model.tlm | grep '^vocabulary:' > vocab1.txt &&
+    grep '^vocabulary:' tuned_info.txt | cmp - vocab1.txt"
+check "train --init accepts architecture options equal to the model's" \
+    "$tlm" train --init model.tlm --data new.txt $tiny --steps 2 --out tuned2.tlm
+check "train --init trains on shorter sequences with --context" sh -c "
+    '$tlm' train --init model.tlm --data new.txt --context 16 --steps 2 --threads 1 \
+        --out tuned3.tlm 2> tuned3.err > /dev/null && grep -q 'context 16' tuned3.err &&
+    '$tlm' info tuned3.tlm | grep -q '^max_context: 32'"
+check "a run started with --init --context resumes with its --context" sh -c "
+    '$tlm' train --init model.tlm --data new.txt --context 16 --steps 4 --eval-every 2 \
+        --threads 1 --out short.tlm > /dev/null 2>&1 &&
+    '$tlm' train --resume short.tlm --data new.txt --context 16 --steps 6 --eval-every 2 \
+        --threads 1 --out short.tlm 2> short.err > /dev/null &&
+    grep -q 'at step 4, context 16\$' short.err"
+check "train --init names every conflicting option" sh -c "
+    ! '$tlm' train --init model.tlm --data new.txt --dim 64 --heads 1 --tokenizer byte \
+        2> conflict.err && grep -q -- '--dim 64 (the model.s is 32)' conflict.err &&
+    grep -q -- '--heads 1 (the model has 2)' conflict.err &&
+    grep -q -- '--tokenizer byte (the model.s is char' conflict.err"
+
 check "--time-limit stops early and still saves" sh -c "
     '$tlm' train --data corpus.txt $tiny --steps 100000 --time-limit 1 --out timed.tlm > timed.out &&
     grep -q 'time limit' timed.out && test -s timed.tlm"
@@ -147,7 +196,10 @@ check "eval prints loss and perplexity" sh -c "
 check "info shows configuration, tokenizer and memory" sh -c "
     '$tlm' info model.tlm > info.txt && grep -q '^decoder_layers: 2' info.txt &&
     grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
-    grep -q '^memory, inference:' info.txt && grep -q '^memory, training' info.txt"
+    grep -q '^memory, inference: .* session at context 32\$' info.txt &&
+    grep -q '^memory, training: .* batch 12, context 32 ' info.txt"
+check "info estimates a training step at a given batch and context" sh -c "
+    '$tlm' info model.tlm --batch 2 --context 16 | grep -q '^memory, training: .* batch 2, context 16 '"
 
 # A vocabulary with a C1 control (U+0085), a lone byte that is not UTF-8
 # and a printable non-ASCII character: info escapes the first two.
@@ -167,6 +219,7 @@ check "info escapes control and invalid bytes in the vocabulary" sh -c "
 check "export writes safetensors" "$tlm" export model.tlm --safetensors model.safetensors
 check "import with the tokenizer" "$tlm" import model.safetensors --out imported.tlm \
     --tokenizer-from model.tlm
+check "import without a tokenizer" "$tlm" import model.safetensors --out notok.tlm
 check "the imported model generates the same text" sh -c "
     '$tlm' generate imported.tlm --prompt 'the ' --tokens 40 --temperature 0.5 --seed 2 > gen3.txt &&
     cmp gen.txt gen3.txt"
@@ -286,6 +339,12 @@ bad 2 "train, flag without its value" train --data
 bad 2 "train, bad tokenizer" train --data corpus.txt --tokenizer bpe:12
 bad 2 "train, encoder layers" train --data corpus.txt --encoder-layers 1
 bad 1 "train, context too long for the text" train --data small.txt --context 30000 --steps 1
+bad 2 "train --init, a conflicting architecture option" train --init model.tlm --data new.txt --layers 3
+bad 2 "train --init, context beyond the model's" train --init model.tlm --data new.txt --context 33
+bad 2 "train --resume, context beyond the model's" train --resume short.tlm --data new.txt --context 33
+bad 2 "train --init with --resume" train --init model.tlm --resume model.tlm --data new.txt
+bad 1 "train --init, a model without tokenizer" train --init notok.tlm --data new.txt
+bad 1 "train --init, missing model" train --init missing.tlm --data new.txt
 bad 1 "generate, corrupt model file" generate corrupt.tlm
 bad 1 "generate, truncated model file" generate truncated.tlm
 bad 1 "generate, missing model" generate missing.tlm
@@ -295,6 +354,7 @@ bad 2 "generate, missing model argument" generate
 bad 2 "eval, missing required flag" eval model.tlm
 bad 1 "eval, missing data file" eval model.tlm --data missing.txt
 bad 1 "info, corrupt model file" info corrupt.tlm
+bad 2 "info, context beyond the model's" info model.tlm --context 33
 bad 2 "export, missing required flag" export model.tlm
 bad 1 "import, not a model file" import corpus.txt --out x.tlm
 bad 2 "export, unknown format" export model.tlm --format onnx -o x
