@@ -921,7 +921,7 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     status = check_checkpoint(&im, &im.config);
     if (status != TLM_OK)
         goto cleanup;
-    const tlmi_parameter_source source = {lookup, &im, 1};
+    const tlmi_parameter_source source = {lookup, &im, 1, NULL};
     status = tlmi_model_build(&model, ctx, &im.config, &source);
 cleanup:
     release(&im);

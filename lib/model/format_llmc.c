@@ -306,7 +306,7 @@ static int import(tlm_model **out, tlm_context *ctx, llmc_reader *r,
     config.embedding_dropout = 0.0f;
     config.residual_dropout = 0.0f;
     config.norm_eps = 1e-5f;
-    const tlmi_parameter_source source = {lookup, r, 1};
+    const tlmi_parameter_source source = {lookup, r, 1, NULL};
     status = tlmi_model_build(out, ctx, &config, &source);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
