@@ -83,6 +83,14 @@ enum tlmi_st_open_mode {
 int tlmi_safetensors_open(tlmi_host *host, const char *path, int mode,
                           tlmi_safetensors **out);
 
+/* Lets the mapped pages of [data, data + size) go when `st` was opened
+ * with TLMI_ST_OPEN_MAP and the range lies inside its file (otherwise
+ * nothing happens): an importer that has converted a tensor calls it so
+ * that the file and the model are not both resident. The pages come back
+ * from the file if touched again. */
+void tlmi_safetensors_release(const tlmi_safetensors *st, const void *data,
+                              size_t size);
+
 /* Frees the parsed file (and what _open read or mapped). NULL ignored. */
 void tlmi_safetensors_free(tlmi_safetensors *st);
 

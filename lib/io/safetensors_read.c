@@ -758,3 +758,9 @@ int tlmi_safetensors_copy_i32(const tlmi_safetensors *st,
     copy_le32(dst, entry->data, (size_t)count);
     return TLM_OK;
 }
+
+void tlmi_safetensors_release(const tlmi_safetensors *st, const void *data,
+                              size_t size) {
+    if (st != NULL)
+        tlmi_file_mapping_release(&st->mapping, data, size);
+}

@@ -688,8 +688,22 @@ static int lookup(void *user, const char *name, int32_t ndim,
             for (size_t o = 0; o < out; o++)
                 dst[o * in + i] = element(e, i * total + first + o);
     }
+    /* Converted: the file's pages may go (c_attn's once its last part,
+     * v, is read). */
+    if (!((src.kind == HF_QKV_WEIGHT || src.kind == HF_QKV_BIAS) &&
+          src.part < 2))
+        tlmi_safetensors_release(src.st, e->data, e->nbytes);
     *data = dst;
     return TLM_OK;
+}
+
+/* tlmi_parameter_source's copied: a tensor the builder copied straight
+ * from a mapped shard lets its pages go (a range in the scratch buffer is
+ * inside no shard and is ignored). */
+static void copied(void *user, const void *data, size_t size) {
+    hf_importer *im = user;
+    for (size_t i = 0; i < im->n_shards; i++)
+        tlmi_safetensors_release(im->shards[i].st, data, size);
 }
 
 /* Checks the checkpoint against the configuration before anything is
@@ -921,7 +935,7 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     status = check_checkpoint(&im, &im.config);
     if (status != TLM_OK)
         goto cleanup;
-    const tlmi_parameter_source source = {lookup, &im, 1, NULL};
+    const tlmi_parameter_source source = {lookup, &im, 1, copied};
     status = tlmi_model_build(&model, ctx, &im.config, &source);
 cleanup:
     release(&im);
