@@ -119,11 +119,18 @@ static int get_bool(tlmi_host *host, const char *what,
     return TLM_OK;
 }
 
+/* "'<file>': <key>" for messages; the file's name is cut short so that
+ * the key always fits (a Hugging Face cache path is over 100 bytes). */
+static void field_name(char *name, size_t size, const char *what,
+                       const char *key) {
+    snprintf(name, size, "'%.300s': %s", what, key);
+}
+
 static int get_int(tlmi_host *host, const char *what,
                    const tlmi_json_value *root, const char *key, int64_t min,
                    int64_t max, int64_t *out) {
-    char name[96];
-    snprintf(name, sizeof name, "'%s': %s", what, key);
+    char name[384];
+    field_name(name, sizeof name, what, key);
     const tlmi_json_value *v = tlmi_json_object_get(root, key);
     if (v == NULL)
         return tlmi_fail(host, TLM_E_FORMAT, "%s is missing", name);
@@ -227,8 +234,8 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
         goto cleanup;
     v = tlmi_json_object_get(root, "layer_norm_epsilon");
     if (v != NULL) {
-        char name[96];
-        snprintf(name, sizeof name, "'%s': layer_norm_epsilon", what);
+        char name[384];
+        field_name(name, sizeof name, what, "layer_norm_epsilon");
         if ((status = tlmi_json_get_double(host, v, name, &eps)) != TLM_OK)
             goto cleanup;
         if (!(eps > 0.0 && eps < 1.0)) {

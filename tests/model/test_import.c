@@ -560,6 +560,27 @@ static void hf_bad_inputs_are_refused(void **state) {
     tlm_model_free(m);
 }
 
+/* A config.json deep in a directory with a long name (as in Hugging
+ * Face's cache, models--gpt2/snapshots/<40 hex digits>/): the message
+ * still names the field after the path. */
+static void hf_messages_name_the_field_after_a_long_path(void **state) {
+    fixture *f = *state;
+    tlm_model *m = gpt2_model(f, 1, TLM_ACTIVATION_GELU, 0);
+    char name[160], dir[700], weights[800], config[800];
+    memset(name, 'x', 150);
+    name[150] = '\0';
+    export_hf(f, m, name, dir, sizeof dir, weights, config, sizeof weights);
+    edit_config(config, "\"n_embd\":8", "\"n_embd\":\"8\"");
+    assert_import_fails(f, dir, TLM_E_FORMAT, "n_embd", "config.json");
+    export_hf(f, m, name, dir, sizeof dir, weights, config, sizeof weights);
+    edit_config(config, "\"n_embd\":8,", "");
+    assert_import_fails(f, dir, TLM_E_FORMAT, "n_embd is missing", NULL);
+    export_hf(f, m, name, dir, sizeof dir, weights, config, sizeof weights);
+    edit_config(config, "\"layer_norm_epsilon\":", "\"layer_norm_epsilon\":-");
+    assert_import_fails(f, dir, TLM_E_RANGE, "layer_norm_epsilon", NULL);
+    tlm_model_free(m);
+}
+
 static void llmc_bad_inputs_are_refused(void **state) {
     fixture *f = *state;
     tlm_model *m = gpt2_model(f, 1, TLM_ACTIVATION_GELU, 0);
@@ -697,6 +718,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(format_is_detected_from_content, setup, teardown),
         cmocka_unit_test_setup_teardown(hf_variants_import, setup, teardown),
         cmocka_unit_test_setup_teardown(hf_bad_inputs_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(hf_messages_name_the_field_after_a_long_path,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(llmc_bad_inputs_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unexpressible_models_are_refused, setup,
                                         teardown),
