@@ -19,9 +19,7 @@ static int byte_class(unsigned char c) {
     return OTHER;
 }
 
-/* Length of the English contraction ('s 't 'm 'd 're 've 'll) at `s`, or
- * 0. */
-static size_t contraction_length(const unsigned char *t, size_t n, size_t s) {
+size_t tlmi_contraction_length(const unsigned char *t, size_t n, size_t s) {
     if (t[s] != '\'' || s + 1 >= n)
         return 0;
     unsigned char a = t[s + 1];
@@ -44,7 +42,7 @@ static size_t run_end(const unsigned char *t, size_t n, size_t i, int cls) {
 
 size_t tlmi_chunk_end(const unsigned char *t, size_t n, size_t start) {
     size_t end;
-    size_t contraction = contraction_length(t, n, start);
+    size_t contraction = tlmi_contraction_length(t, n, start);
     if (contraction > 0) {
         end = start + contraction;
     } else if (t[start] == ' ' && start + 1 < n &&

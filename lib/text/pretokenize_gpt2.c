@@ -65,25 +65,8 @@ static size_t class_run_end(const unsigned char *t, size_t n, size_t i,
     return i;
 }
 
-/* Length of the contraction at t[s] ('s 't 're 've 'm 'll 'd, lower case
- * only, as the pattern is case-sensitive), or 0. */
-static size_t contraction_length(const unsigned char *t, size_t n, size_t s) {
-    if (t[s] != '\'' || s + 1 >= n)
-        return 0;
-    unsigned char a = t[s + 1];
-    if (a == 's' || a == 't' || a == 'm' || a == 'd')
-        return 2;
-    if (s + 2 >= n)
-        return 0;
-    unsigned char b = t[s + 2];
-    if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') ||
-        (a == 'l' && b == 'l'))
-        return 3;
-    return 0;
-}
-
 size_t tlmi_gpt2_chunk_end(const unsigned char *t, size_t n, size_t start) {
-    size_t contraction = contraction_length(t, n, start);
+    size_t contraction = tlmi_contraction_length(t, n, start);
     if (contraction > 0)
         return start + contraction;
     size_t len;

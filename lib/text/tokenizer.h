@@ -74,6 +74,12 @@ struct tlm_tokenizer {
  * TLMI_CHUNK_MAX bytes long and never splits a valid UTF-8 character. */
 size_t tlmi_chunk_end(const unsigned char *text, size_t n, size_t start);
 
+/* Length of the English contraction ('s 't 'm 'd 're 've 'll, lower case
+ * only, as GPT-2's case-sensitive pattern has them) at t[s] (s < n), or 0.
+ * Both pre-splits (pretokenize.c, pretokenize_gpt2.c) start a chunk with
+ * one. */
+size_t tlmi_contraction_length(const unsigned char *t, size_t n, size_t s);
+
 /* End of GPT-2's pre-tokenization piece that starts at `start` (< n)
  * (pretokenize_gpt2.c). Pieces cover the text without gaps, have no
  * length limit and never split a valid UTF-8 character. */
