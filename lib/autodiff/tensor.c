@@ -32,16 +32,21 @@ int tlmi_tensor_check(const tlm_tensor *tensor, const char *what) {
     return TLM_OK;
 }
 
-const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
-                              size_t size) {
+const char *tlmi_dims_string(int32_t ndim, const int64_t *shape, char *buf,
+                             size_t size) {
     size_t used = 0;
     used += (size_t)snprintf(buf, size, "[");
-    for (int32_t i = 0; i < tensor->ndim && used < size; i++)
+    for (int32_t i = 0; i < ndim && used < size; i++)
         used += (size_t)snprintf(buf + used, size - used, "%s%lld",
-                                 i ? ", " : "", (long long)tensor->shape[i]);
+                                 i ? ", " : "", (long long)shape[i]);
     if (used < size)
         snprintf(buf + used, size - used, "]");
     return buf;
+}
+
+const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
+                              size_t size) {
+    return tlmi_dims_string(tensor->ndim, tensor->shape, buf, size);
 }
 
 const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,

@@ -74,6 +74,10 @@ int tlmi_tensor_check(const tlm_tensor *tensor, const char *what);
 const char *tlmi_shape_string(const tlm_tensor *tensor, char *buf,
                               size_t size);
 
+/* The same for a shape that is not a tensor's (ndim dims at `shape`). */
+const char *tlmi_dims_string(int32_t ndim, const int64_t *shape, char *buf,
+                             size_t size);
+
 /* Writes the multi-index of flat element `at` of `tensor`, e.g. "[1][4]",
  * for messages that point at one element. */
 const char *tlmi_index_string(const tlm_tensor *tensor, int64_t at, char *buf,

@@ -541,16 +541,6 @@ static const tlmi_safetensors_entry *find_tensor(hf_importer *im,
     return NULL;
 }
 
-static void shape_text(int32_t ndim, const int64_t *shape, char *buf,
-                       size_t size) {
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int32_t d = 0; d < ndim && used < size; d++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld",
-                                 d ? ", " : "", (long long)shape[d]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-}
-
 /* Resolves the tlm parameter `name` [shape] to its GPT-2 tensor, checking
  * the tensor exists, holds floats and has the shape the configuration
  * needs. */
@@ -620,8 +610,8 @@ static int resolve(hf_importer *im, const char *name, int32_t ndim,
         same = e->shape[d] == want[d];
     if (!same) {
         char got[64], needed[64];
-        shape_text(e->ndim, e->shape, got, sizeof got);
-        shape_text(want_ndim, want, needed, sizeof needed);
+        tlmi_dims_string(e->ndim, e->shape, got, sizeof got);
+        tlmi_dims_string(want_ndim, want, needed, sizeof needed);
         return tlmi_fail(im->host, TLM_E_FORMAT,
                          "'%s': tensor '%s' is %s, the configuration needs %s",
                          src->shard_path, e->name, got, needed);
