@@ -703,6 +703,19 @@ static void copied(void *user, const void *data, size_t size) {
         tlmi_safetensors_release(im->shards[i].st, data, size);
 }
 
+/* Is `name` "h.<N>.<rest>" with N >= n_layers? The digits come from the
+ * file, so they are read without sscanf (whose overflow is undefined). */
+static int layer_beyond(const char *name, int32_t n_layers) {
+    if (strncmp(name, "h.", 2) != 0 || name[2] < '0' || name[2] > '9')
+        return 0;
+    int64_t layer = 0;
+    const char *p = name + 2;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (layer <= n_layers) /* past n_layers the value no longer matters */
+            layer = layer * 10 + (*p - '0');
+    return *p == '.' && layer >= n_layers;
+}
+
 /* Checks the checkpoint against the configuration before anything is
  * allocated: the vocabulary, the layers present, every tensor's shape. */
 static int check_checkpoint(hf_importer *im, const tlm_model_config *c) {
@@ -722,16 +735,13 @@ static int check_checkpoint(hf_importer *im, const tlm_model_config *c) {
             const char *name = tlmi_safetensors_entry_at(shard, i)->name;
             if (strncmp(name, "transformer.", 12) == 0)
                 name += 12;
-            long layer = -1;
-            int used = 0;
-            if (sscanf(name, "h.%ld.%n", &layer, &used) == 1 && used > 0 &&
-                layer >= c->n_decoder_layers)
+            if (layer_beyond(name, c->n_decoder_layers))
                 return tlmi_fail(im->host, TLM_E_FORMAT,
-                                 "'%s': tensor '%s' belongs to layer %ld but "
-                                 "the configuration has n_layer %d",
+                                 "'%s': tensor '%s' belongs to a layer the "
+                                 "configuration does not have (n_layer %d)",
                                  im->shards[s].path,
                                  tlmi_safetensors_entry_at(shard, i)->name,
-                                 layer, (int)c->n_decoder_layers);
+                                 (int)c->n_decoder_layers);
         }
     }
     const int64_t D = c->d_model;

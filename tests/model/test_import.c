@@ -543,6 +543,15 @@ static void hf_bad_inputs_are_refused(void **state) {
     export_hf(f, m, "missing", dir, sizeof dir, weights, config, sizeof weights);
     rewrite(f, weights, weights, drop_ln2_bias, NULL, 0, NULL, NULL);
     assert_import_fails(f, dir, TLM_E_FORMAT, "h.1.ln_2.bias", "lacks");
+    /* A layer beyond n_layer, its number too large for any integer. */
+    export_hf(f, m, "huge_layer", dir, sizeof dir, weights, config, sizeof weights);
+    const int64_t one[1] = {1};
+    const float value = 1.0f;
+    rewrite(f, weights, weights, NULL,
+            "transformer.h.99999999999999999999999.ln_1.weight", 1, one, &value);
+    assert_import_fails(f, dir, TLM_E_FORMAT,
+                        "transformer.h.99999999999999999999999.ln_1.weight",
+                        "n_layer 2");
     /* No config.json, no weights. */
     assert_int_equal(unlink(config), 0);
     assert_import_fails(f, dir, TLM_E_IO, "config.json", NULL);
