@@ -1319,7 +1319,11 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
  * written atomically. A model the format cannot express (HF, LLMC: rotary
  * or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases, encoder
  * layers, head_dim * n_heads != d_model; LLMC: an untied output, d_ff other
- * than 4 d_model) is TLM_E_UNSUPPORTED with a message naming the field.
+ * than 4 d_model, an activation other than tanh GELU, norm_eps other than
+ * 1e-5) is TLM_E_UNSUPPORTED with a message naming the field. Each file
+ * is replaced atomically, but an HF directory's files one after another:
+ * an I/O failure after model.safetensors is in place can leave it beside
+ * an older config.json.
  */
 TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                              const tlm_model_export_params *params);
