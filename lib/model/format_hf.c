@@ -220,10 +220,13 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
         (status = get_int(host, what, root, "vocab_size", 1, INT32_MAX,
                           &vocab)))
         goto cleanup;
-    /* n_positions, or the old name n_ctx. */
+    /* n_positions, or the old name n_ctx; the message of a missing one
+     * names n_positions, the field transformers writes. */
     status = get_int(host, what, root,
-                     tlmi_json_object_get(root, "n_positions") ? "n_positions"
-                                                                : "n_ctx",
+                     tlmi_json_object_get(root, "n_positions") != NULL ||
+                             tlmi_json_object_get(root, "n_ctx") == NULL
+                         ? "n_positions"
+                         : "n_ctx",
                      1, 1 << 24, &n_positions);
     if (status != TLM_OK)
         goto cleanup;

@@ -530,6 +530,9 @@ static void hf_bad_inputs_are_refused(void **state) {
         {"\"n_head\":2", "\"n_head\":3", TLM_E_FORMAT, "n_head", NULL},
         {"\"n_embd\":8", "\"n_embd\":\"8\"", TLM_E_FORMAT, "n_embd", NULL},
         {"\"n_embd\":8,", "", TLM_E_FORMAT, "n_embd is missing", NULL},
+        {"\"n_positions\":6,", "", TLM_E_FORMAT, "n_positions is missing", NULL},
+        {"\"n_positions\":6,", "\"n_ctx\":7,", TLM_E_FORMAT,
+         "transformer.wpe.weight", "the configuration needs [7, 8]"},
         {"{", "[", TLM_E_FORMAT, "config.json", NULL},
     };
     for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
