@@ -125,7 +125,7 @@ int cmd_import(int argc, char **argv) {
         {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "auto (default: from the content), hf, llmc, safetensors or tlm", 0},
         {"config", 0, CLI_STRING, &config_path, 0, 0, "FILE", "hf: the config.json to use (default: the one beside the weights)", 0},
         {"tokenizer", 0, CLI_STRING, &tokenizer_path, 0, 0, "PATH",
-         "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json +\n"
+         "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json + "
          "merges.txt), or a tiktoken rank file (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
     };
