@@ -283,6 +283,12 @@ open(\"gpt2_dir/vocab.bpe\", \"w\", encoding=\"utf-8\").write(\"#version: 0.2\\n
 check "import --tokenizer-from wins over the files beside the weights" sh -c "
     '$tlm' import gpt2_dir -o gpt2_d.tlm --tokenizer-from byte.tlm | grep -q 'tokenizer from byte.tlm)\$' &&
     '$tlm' info gpt2_d.tlm | grep -q '^tokenizer: byte'"
+# A .tlm beside GPT-2's files keeps its own tokenizer (char: the files' 259
+# ids would not even fit its vocabulary), and the closing line says so.
+check "import of a .tlm keeps its own tokenizer" sh -c "
+    cp model.tlm gpt2_dir/own.tlm &&
+    '$tlm' import gpt2_dir/own.tlm -o own_copy.tlm | grep -q 'its own tokenizer)\$' &&
+    '$tlm' info own_copy.tlm | grep -q '^tokenizer: char'"
 
 # --- plot --------------------------------------------------------------------
 check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
