@@ -125,7 +125,7 @@ int cmd_import(int argc, char **argv) {
         {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "auto (default: from the content), hf, llmc, safetensors or tlm", 0},
         {"config", 0, CLI_STRING, &config_path, 0, 0, "FILE", "hf: the config.json to use (default: the one beside the weights)", 0},
         {"tokenizer", 0, CLI_STRING, &tokenizer_path, 0, 0, "PATH",
-         "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json +\n"
+         "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json + "
          "merges.txt), or a tiktoken rank file (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
     };
@@ -154,14 +154,20 @@ int cmd_import(int argc, char **argv) {
                          format_name);
     params.config_path = config_path;
     char beside[4096];
+    const char *found_beside = NULL;
     if (tokenizer_path == NULL && tokenizer_from == NULL)
-        tokenizer_path = tokenizer_beside(positional[0], beside, sizeof beside);
+        found_beside = tokenizer_beside(positional[0], beside, sizeof beside);
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
     tlm_tokenizer *tok = NULL;
     if (cli_context("import", 0, &ctx) != 0)
         return CLI_EXIT_RUNTIME;
-    if (tlm_model_import(&model, ctx, positional[0], &params) != TLM_OK) {
+    int imported = tlm_model_import(&model, ctx, positional[0], &params) == TLM_OK;
+    /* GPT-2's files beside the weights serve a model that came without a
+     * tokenizer; a .tlm keeps its own. */
+    if (imported && found_beside != NULL && tlm_model_tokenizer(model) == NULL)
+        tokenizer_path = found_beside;
+    if (!imported) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
     } else if (tokenizer_path != NULL && tlm_tokenizer_import(&tok, ctx, tokenizer_path) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
@@ -182,6 +188,8 @@ int cmd_import(int argc, char **argv) {
             snprintf(attached, sizeof attached, ", tokenizer from %s", tokenizer_path);
         else if (donor != NULL)
             snprintf(attached, sizeof attached, ", tokenizer from %s", tokenizer_from);
+        else if (tlm_model_tokenizer(model) != NULL)
+            snprintf(attached, sizeof attached, ", its own tokenizer");
         printf("wrote %s (%lld parameters%s)\n", out, (long long)tlm_model_parameter_count(model), attached);
     }
     tlm_tokenizer_free(tok);

@@ -248,6 +248,48 @@ check "import --config reads the named config.json" sh -c "
 check "import of a bfloat16 llm.c checkpoint" sh -c "
     '$tlm' import model_bf16.bin -o bf16.tlm | grep -q 'no tokenizer'"
 
+# GPT-2's tokenizer files attached on import: a model of 259 ids (a byte
+# tokenizer's) and a GPT-2 vocabulary of 259 ids (the 256 bytes in GPT-2's
+# alphabet, merges "h e" and " t", <|endoftext|>) written beside its
+# Hugging Face export, or named by --tokenizer.
+check "import attaches GPT-2's tokenizer files beside the weights" sh -c "
+    '$tlm' train --data corpus.txt --tokenizer byte --layers 1 --heads 1 --dim 16 \
+        --context 16 --batch 2 --steps 1 --threads 1 --out byte.tlm > /dev/null 2>&1 &&
+    '$tlm' export byte.tlm --format hf -o gpt2_dir > /dev/null &&
+    '$tlm' export byte.tlm --format llmc -o byte.bin > /dev/null &&
+    python3 -c '
+import json
+printable = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+alphabet, n = {}, 0
+for b in range(256):
+    if b in printable:
+        alphabet[b] = chr(b)
+    else:
+        alphabet[b] = chr(256 + n)
+        n += 1
+encoder = {alphabet[b]: b for b in range(256)}
+encoder[\"he\"] = 256
+encoder[alphabet[32] + \"t\"] = 257
+encoder[\"<|endoftext|>\"] = 258
+json.dump(encoder, open(\"gpt2_dir/encoder.json\", \"w\", encoding=\"utf-8\"))
+open(\"gpt2_dir/vocab.bpe\", \"w\", encoding=\"utf-8\").write(\"#version: 0.2\\nh e\\n\" + alphabet[32] + \" t\\n\")
+' &&
+    '$tlm' import gpt2_dir -o gpt2_a.tlm | grep -q 'tokenizer from gpt2_dir)\$' &&
+    '$tlm' info gpt2_a.tlm | grep -q '^tokenizer: gpt2, 259 ids (2 BPE merges)' &&
+    '$tlm' import gpt2_dir/model.safetensors -o gpt2_b.tlm | grep -q 'tokenizer from gpt2_dir)\$' &&
+    '$tlm' import byte.bin --tokenizer gpt2_dir -o gpt2_c.tlm | grep -q 'tokenizer from gpt2_dir)\$' &&
+    '$tlm' info gpt2_c.tlm | grep -q '^tokenizer: gpt2' &&
+    '$tlm' generate gpt2_c.tlm --prompt ' the' --tokens 3 > /dev/null"
+check "import --tokenizer-from wins over the files beside the weights" sh -c "
+    '$tlm' import gpt2_dir -o gpt2_d.tlm --tokenizer-from byte.tlm | grep -q 'tokenizer from byte.tlm)\$' &&
+    '$tlm' info gpt2_d.tlm | grep -q '^tokenizer: byte'"
+# A .tlm beside GPT-2's files keeps its own tokenizer (char: the files' 259
+# ids would not even fit its vocabulary), and the closing line says so.
+check "import of a .tlm keeps its own tokenizer" sh -c "
+    cp model.tlm gpt2_dir/own.tlm &&
+    '$tlm' import gpt2_dir/own.tlm -o own_copy.tlm | grep -q 'its own tokenizer)\$' &&
+    '$tlm' info own_copy.tlm | grep -q '^tokenizer: char'"
+
 # --- plot --------------------------------------------------------------------
 check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
 check "the loss SVG parses and holds both series, axes, legend, title" python3 - <<'EOF'
@@ -364,6 +406,7 @@ bad 1 "export, llm.c in float16" export model.tlm --format llmc --dtype f16 -o x
 bad 2 "import, unknown format" import model.bin --format onnx -o x.tlm
 bad 1 "import, a .tlm read as llm.c" import model.tlm --format llmc -o x.tlm
 bad 1 "import, a directory without a model" import a_directory -o x.tlm
+bad 1 "import, a tokenizer that does not fit the model" import model.bin --tokenizer gpt2_dir -o x.tlm
 bad 1 "plot, missing log" plot missing.jsonl -o x.svg
 bad 1 "plot, not a log" plot corpus.txt -o x.svg
 bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9 -o x.svg

@@ -1,8 +1,7 @@
 /* Fuzz target: the Hugging Face GPT-2 config.json reader
  * (tlmi_hf_config_parse, lib/model/format_hf.c). Any input is a status
- * with a message, or a configuration that GPT-2 can express; one that
- * creates a model (within the fuzz context's memory budget) exports as a
- * GPT-2 as well. */
+ * with a message, or a configuration that GPT-2 can express (that the
+ * Hugging Face exporter's check, tlmi_gpt2_check_expressible, accepts). */
 #include "autodiff/context.h"
 #include "base/host.h"
 #include "fuzz.h"

@@ -794,6 +794,32 @@ static int names_one_of(const char *message, const char *words) {
     return 0;
 }
 
+/* Importing the directory `dir` and its file `weights` both fail with
+ * `want_status`, leave the out-pointer NULL, and give a message naming `dir`
+ * and one of `names` ('|' between). */
+static void assert_import_refused(tlm_context *ctx, const char *dir, const char *weights,
+                                  const char *name, int want_status, const char *names) {
+    char path[4096 + 64];
+    for (int form = 0; form < 2; form++) {
+        if (form == 0)
+            snprintf(path, sizeof path, "%s", dir);
+        else
+            snprintf(path, sizeof path, "%s/%s", dir, weights);
+        static int sentinel;
+        tlm_model *model = (tlm_model *)(void *)&sentinel; /* must be cleared */
+        int status = tlm_model_import(&model, ctx, path, NULL);
+        const char *message = tlm_last_error();
+        printf("golden gpt2 bad input, %-28s %s: %s\n", name, tlm_status_name(status),
+               message);
+        assert_int_equal(status, want_status);
+        assert_null(model);
+        if (!names_one_of(message, names))
+            fail_msg("the message does not name any of '%s': %s", names, message);
+        if (strstr(message, dir) == NULL)
+            fail_msg("the message does not name the file: %s", message);
+    }
+}
+
 static void check_bad_input(void **state) {
     const bad_case *c = *state;
     char dir[4096], path[4096 + 64];
@@ -816,24 +842,7 @@ static void check_bad_input(void **state) {
     assert_int_equal(temp_dir_count(dir, before, sizeof before), 2);
 
     /* The directory and its model.safetensors alike. */
-    for (int form = 0; form < 2; form++) {
-        if (form == 0)
-            snprintf(path, sizeof path, "%s", dir);
-        else
-            snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        static int sentinel;
-        tlm_model *model = (tlm_model *)(void *)&sentinel; /* must be cleared */
-        int status = tlm_model_import(&model, ctx, path, NULL);
-        const char *message = tlm_last_error();
-        printf("golden gpt2 bad input, %-28s %s: %s\n", c->name, tlm_status_name(status),
-               message);
-        assert_int_equal(status, c->status);
-        assert_null(model);
-        if (!names_one_of(message, c->message))
-            fail_msg("the message does not name any of '%s': %s", c->message, message);
-        if (strstr(message, dir) == NULL)
-            fail_msg("the message does not name the file: %s", message);
-    }
+    assert_import_refused(ctx, dir, "model.safetensors", c->name, c->status, c->message);
     /* Nothing written beside the checkpoint. */
     assert_int_equal(temp_dir_count(dir, after, sizeof after), 2);
     assert_string_equal(before, after);
@@ -898,24 +907,8 @@ static void check_bad_shards(void **state) {
     int entries = temp_dir_count(dir, before, sizeof before);
     tlm_context *ctx = NULL;
     assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
-    for (int form = 0; form < 2; form++) {
-        if (form == 0)
-            snprintf(to, sizeof to, "%s", dir);
-        else
-            snprintf(to, sizeof to, "%s/model.safetensors.index.json", dir);
-        static int sentinel;
-        tlm_model *model = (tlm_model *)(void *)&sentinel; /* must be cleared */
-        int status = tlm_model_import(&model, ctx, to, NULL);
-        const char *message = tlm_last_error();
-        printf("golden gpt2 bad input, %-28s %s: %s\n", c->name, tlm_status_name(status),
-               message);
-        assert_int_equal(status, c->status);
-        assert_null(model);
-        if (!names_one_of(message, c->message))
-            fail_msg("the message does not name any of '%s': %s", c->message, message);
-        if (strstr(message, dir) == NULL)
-            fail_msg("the message does not name the file: %s", message);
-    }
+    assert_import_refused(ctx, dir, "model.safetensors.index.json", c->name, c->status,
+                          c->message);
     assert_int_equal(temp_dir_count(dir, after, sizeof after), entries);
     assert_string_equal(before, after);
     tlm_context_free(ctx);

@@ -204,6 +204,11 @@ static void malformed_vocabularies_are_refused(void **state) {
     /* A negative and a fractional id. */
     memcpy(j, json, json_size + 1);
     n = json_size;
+    edit(j, &n, "\"B\": 66,", "\"B\": -66,");
+    assert_import_refused(pair_dir("negative", j, n, bpe, bpe_size), TLM_E_FORMAT,
+                          "encoder.json", "byte");
+    memcpy(j, json, json_size + 1);
+    n = json_size;
     edit(j, &n, "\"B\": 66,", "\"B\": 66.5,");
     assert_import_refused(pair_dir("frac", j, n, bpe, bpe_size), TLM_E_FORMAT,
                           "encoder.json", "byte");
