@@ -1323,7 +1323,10 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
  * 1e-5) is TLM_E_UNSUPPORTED with a message naming the field. Each file
  * is replaced atomically, but an HF directory's files one after another:
  * an I/O failure after model.safetensors is in place can leave it beside
- * an older config.json.
+ * an older config.json. An HF export of a model without a GPT-2
+ * tokenizer into a directory that holds tokenizer files (vocab.json,
+ * merges.txt, encoder.json, vocab.bpe) is TLM_E_STATE naming the file,
+ * before anything is written: they would be taken for this model's.
  */
 TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                              const tlm_model_export_params *params);

@@ -935,12 +935,19 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     }
     if (status != TLM_OK)
         goto cleanup;
-    /* Tied unless the configuration unties it and lm_head is there. */
+    /* An untied output needs its own weights: transformers would start a
+     * missing lm_head from random values, tlm refuses. */
     if (!im.config.tied_output) {
         const tlmi_safetensors *st = NULL;
         const char *shard_path = NULL;
-        if (find_tensor(&im, "lm_head.weight", &st, &shard_path) == NULL)
-            im.config.tied_output = 1;
+        if (find_tensor(&im, "lm_head.weight", &st, &shard_path) == NULL) {
+            status = tlmi_fail(host, TLM_E_FORMAT,
+                               "'%s' lacks the tensor 'lm_head.weight' that "
+                               "the configuration needs "
+                               "(tie_word_embeddings is false)",
+                               path);
+            goto cleanup;
+        }
     }
     status = check_checkpoint(&im, &im.config);
     if (status != TLM_OK)
@@ -1163,6 +1170,28 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     if (!is_directory(dir))
         return tlmi_fail(host, TLM_E_IO, "'%s' exists and is not a directory",
                          dir);
+    /* Without a GPT-2 tokenizer no tokenizer files are written, so ones
+     * already there (another model's) would be paired with these weights
+     * by transformers and by tlm import. */
+    const int writes_tokenizer =
+        model->tokenizer != NULL &&
+        tlm_tokenizer_kind(model->tokenizer) == TLM_TOKENIZER_GPT2;
+    static const char *const tokenizer_files[] = {"vocab.json", "merges.txt",
+                                                  "encoder.json", "vocab.bpe"};
+    for (size_t i = 0; !writes_tokenizer && i < 4; i++) {
+        char *stale = join_path(host, dir, strlen(dir), tokenizer_files[i],
+                                &path_size);
+        if (stale == NULL)
+            return tlmi_fail(host, TLM_E_NOMEM, "out of memory");
+        const int exists = file_exists(stale);
+        tlmi_host_free(host, stale, path_size);
+        if (exists)
+            return tlmi_fail(host, TLM_E_STATE,
+                             "'%s' holds %s, a tokenizer this model (which "
+                             "has no GPT-2 tokenizer) would be paired with: "
+                             "export into another directory, or remove it",
+                             dir, tokenizer_files[i]);
+    }
     outs = tlmi_host_alloc(host, n_out * sizeof *outs, 64);
     if (outs == NULL) {
         status = tlmi_fail(host, TLM_E_NOMEM, "out of memory");

@@ -379,6 +379,12 @@ static const char *drop_ln2_bias(const char *name, char *buf, size_t size) {
     return strcmp(name, "transformer.h.1.ln_2.bias") == 0 ? NULL : name;
 }
 
+static const char *drop_lm_head(const char *name, char *buf, size_t size) {
+    (void)buf;
+    (void)size;
+    return strcmp(name, "lm_head.weight") == 0 ? NULL : name;
+}
+
 /* Exports `m` as HF into `dir` and returns the paths of its files. */
 static void export_hf(fixture *f, tlm_model *m, const char *name, char *dir,
                       size_t dir_size, char *weights, char *config,
@@ -546,6 +552,12 @@ static void hf_bad_inputs_are_refused(void **state) {
     export_hf(f, m, "missing", dir, sizeof dir, weights, config, sizeof weights);
     rewrite(f, weights, weights, drop_ln2_bias, NULL, 0, NULL, NULL);
     assert_import_fails(f, dir, TLM_E_FORMAT, "h.1.ln_2.bias", "lacks");
+    /* An untied model whose lm_head is missing: not tied silently. */
+    tlm_model *untied = gpt2_model(f, 0, TLM_ACTIVATION_GELU, 0);
+    export_hf(f, untied, "no_lm_head", dir, sizeof dir, weights, config, sizeof weights);
+    rewrite(f, weights, weights, drop_lm_head, NULL, 0, NULL, NULL);
+    assert_import_fails(f, dir, TLM_E_FORMAT, "lm_head.weight", "tie_word_embeddings");
+    tlm_model_free(untied);
     /* A layer beyond n_layer, its number too large for any integer. */
     export_hf(f, m, "huge_layer", dir, sizeof dir, weights, config, sizeof weights);
     const int64_t one[1] = {1};
@@ -590,6 +602,31 @@ static void hf_messages_name_the_field_after_a_long_path(void **state) {
     export_hf(f, m, name, dir, sizeof dir, weights, config, sizeof weights);
     edit_config(config, "\"layer_norm_epsilon\":", "\"layer_norm_epsilon\":-");
     assert_import_fails(f, dir, TLM_E_RANGE, "layer_norm_epsilon", NULL);
+    tlm_model_free(m);
+}
+
+/* A model without a GPT-2 tokenizer is not exported beside another
+ * model's tokenizer files, which transformers and tlm import would pair
+ * with it; nothing is written. */
+static void hf_export_refuses_stale_tokenizer_files(void **state) {
+    fixture *f = *state;
+    tlm_model *m = gpt2_model(f, 1, TLM_ACTIVATION_GELU, 0);
+    static const char *const names[] = {"vocab.json", "merges.txt",
+                                        "encoder.json", "vocab.bpe"};
+    for (size_t i = 0; i < 4; i++) {
+        char dir[600], stale[700], weights[700];
+        char name[32];
+        snprintf(name, sizeof name, "stale%zu", i);
+        path_in(f, name, dir, sizeof dir);
+        assert_int_equal(mkdir(dir, 0777), 0);
+        snprintf(stale, sizeof stale, "%s/%s", dir, names[i]);
+        assert_int_equal(write_whole_file(stale, "{}", 2), 0);
+        assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF, TLM_WEIGHT_F32),
+                         TLM_E_STATE);
+        assert_message_has(names[i]);
+        snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+        assert_false(exists(weights));
+    }
     tlm_model_free(m);
 }
 
@@ -732,6 +769,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(hf_bad_inputs_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(hf_messages_name_the_field_after_a_long_path,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(hf_export_refuses_stale_tokenizer_files, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(llmc_bad_inputs_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unexpressible_models_are_refused, setup,
                                         teardown),
