@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "autodiff/context.h"
 #include "autodiff/tensor.h"
@@ -332,6 +333,16 @@ int tlmi_llmc_import_file(tlm_model **out, tlm_context *ctx,
     memset(&r, 0, sizeof r);
     r.host = &ctx->host;
     r.what = path;
+    /* Checked before opening: fopen would wait forever on a FIFO, and a
+     * directory would read as 0 bytes. */
+    struct stat info;
+    if (stat(path, &info) != 0)
+        return tlmi_fail(r.host, TLM_E_IO, "cannot open '%s': %s", path,
+                         strerror(errno));
+    if (!S_ISREG(info.st_mode))
+        return tlmi_fail(r.host, TLM_E_IO,
+                         "llm.c checkpoint '%s' is not a regular file%s", path,
+                         S_ISDIR(info.st_mode) ? " (a directory)" : "");
     r.file = fopen(path, "rb");
     if (r.file == NULL)
         return tlmi_fail(r.host, TLM_E_IO, "cannot open '%s': %s", path,

@@ -78,6 +78,11 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
         *format = TLM_MODEL_FORMAT_HF;
         return TLM_OK;
     }
+    /* fopen would wait forever on a FIFO; devices are no model files. */
+    if (!S_ISREG(info.st_mode))
+        return tlmi_fail(host, TLM_E_IO,
+                         "'%s' is neither a regular file nor a directory",
+                         path);
     FILE *file = fopen(path, "rb");
     if (file == NULL)
         return tlmi_fail(host, TLM_E_IO, "cannot open '%s': %s", path,

@@ -303,8 +303,11 @@ static double run_llmc(const char *dir, int32_t threads) {
     if (pipe(pipe_fds) != 0)
         return -1;
     const pid_t pid = fork();
-    if (pid < 0)
+    if (pid < 0) {
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
         return -1;
+    }
     if (pid == 0) {
         char count[16];
         snprintf(count, sizeof count, "%d", (int)threads);

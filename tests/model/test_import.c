@@ -630,6 +630,35 @@ static void hf_export_refuses_stale_tokenizer_files(void **state) {
     tlm_model_free(m);
 }
 
+/* Paths that are not model files fail at once, naming the path: a FIFO
+ * (fopen would wait forever for a writer), a device, a directory read as
+ * an llm.c checkpoint. */
+static void non_files_are_refused_without_waiting(void **state) {
+    fixture *f = *state;
+    char fifo[600];
+    path_in(f, "fifo", fifo, sizeof fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    for (int32_t format = TLM_MODEL_FORMAT_AUTO; format <= TLM_MODEL_FORMAT_LLMC;
+         format++) {
+        if (format == TLM_MODEL_FORMAT_HF)
+            continue; /* a file given as HF is a model.safetensors: mapped */
+        params.format = format;
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_import(&m, f->ctx, fifo, &params), TLM_E_IO);
+        assert_null(m);
+        assert_message_has(fifo);
+        m = NULL;
+        assert_int_equal(tlm_model_import(&m, f->ctx, "/dev/zero", &params), TLM_E_IO);
+        assert_null(m);
+    }
+    params.format = TLM_MODEL_FORMAT_LLMC;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_import(&m, f->ctx, f->dir, &params), TLM_E_IO);
+    assert_message_has("a directory");
+}
+
 static void llmc_bad_inputs_are_refused(void **state) {
     fixture *f = *state;
     tlm_model *m = gpt2_model(f, 1, TLM_ACTIVATION_GELU, 0);
@@ -770,6 +799,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(hf_messages_name_the_field_after_a_long_path,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(hf_export_refuses_stale_tokenizer_files, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(non_files_are_refused_without_waiting, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(llmc_bad_inputs_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unexpressible_models_are_refused, setup,

@@ -38,6 +38,10 @@ static double wall_now(void) { return seconds_of(CLOCK_MONOTONIC); }
 static int bench_encode(tlm_tokenizer *tok, const char *name, const unsigned char *corpus,
                         size_t size, const char *source) {
     int32_t *ids = malloc(size * sizeof *ids);
+    if (ids == NULL) {
+        fprintf(stderr, "bench_bpe: out of memory for %zu ids\n", size);
+        return 1;
+    }
     size_t n_ids = 0, encoded = 0;
     const double t0 = cpu_now(), wall0 = wall_now();
     double elapsed = 0.0;
@@ -66,6 +70,8 @@ static unsigned char *generated_corpus(size_t size) {
                                             "ti", "es", "or", "te", "of", "ed", "is", "it",
                                             "al", "ar", "st", "to", "nt", "ng", "se", "ha"};
     unsigned char *text = malloc(size);
+    if (text == NULL)
+        return NULL;
     char words[2000][24];
     uint64_t rng = 1;
     for (int w = 0; w < 2000; w++) {
@@ -111,6 +117,10 @@ int main(int argc, char **argv) {
         size = 1115394;
         corpus = generated_corpus(size);
         source = "generated";
+        if (corpus == NULL) {
+            fprintf(stderr, "bench_bpe: out of memory for a %zu-byte corpus\n", size);
+            return 1;
+        }
     }
 
     tlm_tokenizer_params params;
