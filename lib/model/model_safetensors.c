@@ -64,14 +64,8 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
         for (int32_t d = 0; same && d < t->ndim; d++)
             same = entry->shape[d] == t->shape[d];
         if (!same) {
-            char expected[64];
-            char got[64] = "[";
-            size_t used = 1;
-            for (int32_t d = 0; d < entry->ndim && used < sizeof got; d++)
-                used += (size_t)snprintf(got + used, sizeof got - used, "%s%lld",
-                                         d ? ", " : "", (long long)entry->shape[d]);
-            if (used < sizeof got)
-                snprintf(got + used, sizeof got - used, "]");
+            char expected[64], got[64];
+            tlmi_dims_string(entry->ndim, entry->shape, got, sizeof got);
             return tlmi_fail(host, TLM_E_FORMAT,
                              "'%s': tensor '%s' is %s, the configuration needs %s",
                              path, name, got,

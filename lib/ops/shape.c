@@ -23,18 +23,6 @@
 
 #include "kernels/scalar/shape.h"
 
-/* Writes "[2, 3, 4]" for a shape that is not (yet) a tensor's. */
-static const char *dims_string(int32_t ndim, const int64_t *shape, char *buf,
-                               size_t size) {
-    size_t used = (size_t)snprintf(buf, size, "[");
-    for (int32_t i = 0; i < ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, "%s%lld",
-                                 i ? ", " : "", (long long)shape[i]);
-    if (used < size)
-        snprintf(buf + used, size - used, "]");
-    return buf;
-}
-
 /* `axis` counted from the end when negative; -1 when outside the tensor. */
 static int32_t resolve_axis(int32_t axis, int32_t ndim) {
     int32_t resolved = axis < 0 ? axis + ndim : axis;
@@ -97,7 +85,7 @@ TLM_API int tlm_reshape(tlm_tensor **out, tlm_tensor *a, int32_t ndim,
                             "%lld",
                             name, tlmi_shape_string(a, sa, sizeof sa),
                             (long long)a->numel,
-                            dims_string(ndim, shape, sn, sizeof sn),
+                            tlmi_dims_string(ndim, shape, sn, sizeof sn),
                             (long long)numel);
     }
     tlm_tensor *result = NULL;
