@@ -1241,8 +1241,12 @@ enum tlm_model_format {
     TLM_MODEL_FORMAT_HF = 3,          /**< Hugging Face: model.safetensors (or a
                                            sharded index) + config.json;
                                            GPT2LMHeadModel */
-    TLM_MODEL_FORMAT_LLMC = 4         /**< llm.c GPT-2 checkpoint: version 3
+    TLM_MODEL_FORMAT_LLMC = 4,        /**< llm.c GPT-2 checkpoint: version 3
                                            float32, version 5 bfloat16 */
+    TLM_MODEL_FORMAT_LLAMA2C = 5      /**< llama2.c checkpoint: import the
+                                           legacy format (run.c's) and
+                                           export.py's "ak42" version 1;
+                                           export the legacy format */
 };
 
 /** Element types of exported weights (tlm_model_export_params::weight_type). */
