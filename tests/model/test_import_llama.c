@@ -765,6 +765,34 @@ static void hf_llama_sixteen_bits_and_index(void **state) {
     }
 }
 
+/* params->config instead of config.json: a Llama-shaped configuration
+ * reads Llama's names. */
+static void hf_llama_given_config_reads_llama_names(void **state) {
+    fixture *f = *state;
+    char dir[600], config_path[700];
+    tlm_model *m = llama_model(f, 1, 2);
+    snprintf(dir, sizeof dir, "%s/given", f->dir);
+    assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_OK);
+    snprintf(config_path, sizeof config_path, "%s/config.json", dir);
+    assert_int_equal(remove(config_path), 0);
+    tlm_model_config config;
+    get_config(m, &config);
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    params.config = &config;
+    tlm_model *back = NULL;
+    assert_int_equal(tlm_model_import(&back, f->ctx, dir, &params), TLM_OK);
+    assert_same_model(m, back);
+    tlm_model_free(back);
+    /* With biases it is neither GPT-2 nor Llama: refused by name. */
+    config.bias = 1;
+    assert_int_equal(tlm_model_import(&back, f->ctx, dir, &params),
+                     TLM_E_UNSUPPORTED);
+    assert_message_has("bias");
+    assert_null(back);
+    tlm_model_free(m);
+}
+
 /* Replaces the first `from` in the file by `to`. */
 static void edit_file(const char *path, const char *from, const char *to) {
     size_t size = 0;
@@ -877,6 +905,8 @@ int main(void) {
 #endif
         cmocka_unit_test_setup_teardown(hf_llama_sixteen_bits_and_index, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(hf_llama_given_config_reads_llama_names,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(hf_llama_bad_configs_are_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
