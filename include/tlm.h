@@ -680,9 +680,15 @@ enum tlm_attention_flags {
 /**
  * Fused scaled dot-product attention, one pass per head without a Tq x Tk
  * matrix: softmax(q k^T / sqrt(D) + mask) v.
+ *
+ * Grouped-query attention: k and v may have fewer heads Hkv than q, Hkv
+ * dividing H; query head h then attends over key/value head
+ * h / (H / Hkv), so consecutive query heads share a key/value head
+ * (Hkv = 1: multi-query attention). The shared heads are read in place,
+ * never copied per query head; their gradients sum over the group.
  * @param q    [B, H, Tq, D]
- * @param k    [B, H, Tk, D]
- * @param v    [B, H, Tk, Dv]
+ * @param k    [B, Hkv, Tk, D], Hkv dividing H (Hkv = H: plain multi-head)
+ * @param v    [B, Hkv, Tk, Dv]
  * @param key_mask NULL, or [B, Tk] (float or integer): key j of batch b is
  *             attended only where the mask is non-zero (padding mask)
  * @param flags combination of tlm_attention_flags
@@ -698,11 +704,16 @@ TLM_API int tlm_attention(tlm_tensor **out, tlm_tensor *q, tlm_tensor *k,
  * and tlm_merge_heads() of its result, but the heads are read and written in
  * place, so neither the copies nor their gradients are made (faster, and
  * less memory in training). Head h is columns h*D .. h*D+D-1.
+ *
+ * Grouped-query attention: k and v may hold Hkv heads, Hkv dividing H, as
+ * in tlm_attention() (query head h reads key/value head h / (H / Hkv)).
+ * D is q's last dimension / H; Hkv is k's last dimension / D, and v's last
+ * dimension must be a multiple Hkv*Dv of the same Hkv.
  * @param q    [B, Tq, H*D]
- * @param k    [B, Tk, H*D]
- * @param v    [B, Tk, H*Dv]
+ * @param k    [B, Tk, Hkv*D]
+ * @param v    [B, Tk, Hkv*Dv]
  * @param key_mask NULL, or [B, Tk] (float or integer), as tlm_attention()
- * @param n_heads H >= 1, dividing the last dimensions of q and v
+ * @param n_heads H >= 1, dividing q's last dimension
  * @param flags combination of tlm_attention_flags
  * @return result [B, Tq, H*Dv]
  */
@@ -1142,6 +1153,11 @@ typedef struct tlm_model_config {
     float norm_eps;             /**< epsilon of the norms; default 1e-5 */
     float rope_base;            /**< rotary base; default 10000 */
     uint64_t init_seed;         /**< seed of the initialisation; default 0 */
+    int32_t n_kv_heads; /**< key/value heads: 0 (default) means n_heads; must
+                             divide n_heads (grouped-query attention; 1 =
+                             multi-query). Query head h uses key/value head
+                             h / (n_heads / n_kv_heads); the k and v
+                             projections are [n_kv_heads * head_dim, D] */
 } tlm_model_config;
 
 /** Fill `config` with the defaults (a small GPT) and set its struct_size. */
@@ -1168,8 +1184,8 @@ TLM_API void tlm_model_free(tlm_model *model);
 TLM_API tlm_context *tlm_model_context(const tlm_model *model);
 
 /**
- * Copy the model's configuration, with every default resolved (head_dim and
- * d_ff never 0), into `config`, filled first with tlm_model_config_init()
+ * Copy the model's configuration, with every default resolved (head_dim,
+ * d_ff and n_kv_heads never 0), into `config`, filled first with tlm_model_config_init()
  * (its struct_size says how much the caller's struct holds).
  */
 TLM_API int tlm_model_get_config(const tlm_model *model,
@@ -1240,9 +1256,14 @@ enum tlm_model_format {
                                            "tlm.config" metadata */
     TLM_MODEL_FORMAT_HF = 3,          /**< Hugging Face: model.safetensors (or a
                                            sharded index) + config.json;
-                                           GPT2LMHeadModel */
-    TLM_MODEL_FORMAT_LLMC = 4         /**< llm.c GPT-2 checkpoint: version 3
+                                           GPT2LMHeadModel or
+                                           LlamaForCausalLM */
+    TLM_MODEL_FORMAT_LLMC = 4,        /**< llm.c GPT-2 checkpoint: version 3
                                            float32, version 5 bfloat16 */
+    TLM_MODEL_FORMAT_LLAMA2C = 5      /**< llama2.c checkpoint: import the
+                                           legacy format (run.c's) and
+                                           export.py's "ak42" version 1;
+                                           export the legacy format */
 };
 
 /** Element types of exported weights (tlm_model_export_params::weight_type). */
@@ -1262,8 +1283,9 @@ typedef struct tlm_model_import_params {
      *  config.json in the directory of the weights. */
     const char *config_path;
     /** Hugging Face: use this configuration instead of a config.json
-     *  (filled with tlm_model_config_init(); position learned, LayerNorm,
-     *  pre-norm, biases, as GPT-2 has); NULL (default). */
+     *  (filled with tlm_model_config_init(): position learned, LayerNorm,
+     *  pre-norm, biases, as GPT-2 has; or rotary, RMSNorm, SwiGLU, no
+     *  biases, which reads Llama's names); NULL (default). */
     const tlm_model_config *config;
 } tlm_model_import_params;
 
@@ -1274,20 +1296,27 @@ TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
  * Create a model in `ctx` from a file another program wrote, its format
  * detected from the content unless params->format says it: a .tlm file
  * (as tlm_model_load()), a tlm safetensors export (as
- * tlm_model_import_safetensors()), a Hugging Face GPT-2 checkpoint
- * (`path` is the directory, its model.safetensors, or its
+ * tlm_model_import_safetensors()), a Hugging Face GPT-2 or Llama
+ * checkpoint (`path` is the directory, its model.safetensors, or its
  * model.safetensors.index.json; F32, F16 or BF16 tensors; the
  * configuration from config.json beside it, params->config_path or
- * params->config) or an llm.c checkpoint (version 3 or 5). The weights are
- * mapped or streamed tensor by tensor, so the model's float32 parameters
- * are the only full copy in memory. `params` may be NULL. Nothing is
- * created on failure.
+ * params->config; Llama's q and k rows are converted exactly from its
+ * half-split rotary layout to tlm's interleaved pairs), an llm.c
+ * checkpoint (version 3 or 5) or a llama2.c checkpoint (the legacy format
+ * run.c reads, detected by its header implying the file's size, or
+ * export.py's "ak42" version 1; version 2 (int8) is TLM_E_UNSUPPORTED).
+ * The weights are mapped or streamed tensor by tensor, so the model's
+ * float32 parameters are the only full copy in memory. `params` may be
+ * NULL. Nothing is created on failure.
  * @return TLM_E_IO (cannot open or read), TLM_E_FORMAT (malformed, a
  *         missing tensor, a shape that disagrees with the configuration, a
- *         vocabulary that does not match the embedding), TLM_E_UNSUPPORTED
- *         (an unknown architecture, a configuration field tlm cannot
- *         compute), TLM_E_INVALID, TLM_E_NOMEM; the message names the file
- *         and the tensor or field
+ *         vocabulary that does not match the embedding, a llama2.c header
+ *         whose dims disagree or whose implied size is not the file's,
+ *         naming both sizes), TLM_E_UNSUPPORTED (an unknown architecture,
+ *         a configuration field tlm cannot compute such as rope_scaling or
+ *         biases in a Llama, a llama2.c version other than 1),
+ *         TLM_E_INVALID, TLM_E_NOMEM; the message names the file and the
+ *         tensor or field
  */
 TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                              const char *path,
@@ -1300,7 +1329,8 @@ typedef struct tlm_model_export_params {
      *  is refused). */
     int32_t format;
     /** A ::tlm_weight_type; default TLM_WEIGHT_F32. HF: F32, F16 or BF16;
-     *  LLMC: F32 (version 3) or BF16 (version 5); TLM and SAFETENSORS: F32. */
+     *  LLMC: F32 (version 3) or BF16 (version 5); TLM, SAFETENSORS and
+     *  LLAMA2C: F32. */
     int32_t weight_type;
 } tlm_model_export_params;
 
@@ -1309,24 +1339,33 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
 
 /**
  * Write `model` in another program's format. HF: `path` is a directory
- * (created if absent) that receives model.safetensors (named as
- * transformers' GPT2LMHeadModel.save_pretrained writes them),
- * config.json and, when the model carries a ::TLM_TOKENIZER_GPT2
- * tokenizer, its vocab.json and merges.txt (the names transformers'
- * GPT-2 tokenizers read); LLMC: `path` is the .bin
- * file; TLM and SAFETENSORS: as
+ * (created if absent) that receives model.safetensors and config.json,
+ * GPT-2's (named as transformers' GPT2LMHeadModel.save_pretrained writes
+ * them) or, for a model with rotary positions, RMSNorm and SwiGLU,
+ * Llama's (LlamaForCausalLM; q and k rows permuted back to its
+ * half-split rotary layout), and the model's tokenizer: vocab.json and
+ * merges.txt for a ::TLM_TOKENIZER_GPT2 one (the names transformers'
+ * GPT-2 tokenizers read), tokenizer.model for a SentencePiece one;
+ * LLMC and LLAMA2C: `path` is the .bin file (LLAMA2C: the legacy float32
+ * format llama2.c's run.c reads); TLM and SAFETENSORS: as
  * tlm_model_save() and tlm_model_export_safetensors(). Every file is
- * written atomically. A model the format cannot express (HF, LLMC: rotary
- * or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases, encoder
- * layers, head_dim * n_heads != d_model; LLMC: an untied output, d_ff other
- * than 4 d_model, an activation other than tanh GELU, norm_eps other than
- * 1e-5) is TLM_E_UNSUPPORTED with a message naming the field. Each file
+ * written atomically. A model the format cannot express (HF GPT-2, LLMC:
+ * rotary or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases,
+ * encoder layers, head_dim * n_heads != d_model; LLMC: an untied output,
+ * d_ff other than 4 d_model, an activation other than tanh GELU,
+ * norm_eps other than 1e-5; HF Llama: encoder layers, post-norm, biases;
+ * LLAMA2C: anything but rotary, RMSNorm, SwiGLU, pre-norm, no biases,
+ * no encoder, head_dim * n_heads == d_model, norm_eps 1e-5 and rope_base
+ * 10000, which run.c fixes) is TLM_E_UNSUPPORTED with a message naming
+ * the field, before anything is written. Each file
  * is replaced atomically, but an HF directory's files one after another:
  * an I/O failure after model.safetensors is in place can leave it beside
  * an older config.json. An HF export of a model without a GPT-2
  * tokenizer into a directory that holds tokenizer files (vocab.json,
- * merges.txt, encoder.json, vocab.bpe) is TLM_E_STATE naming the file,
- * before anything is written: they would be taken for this model's.
+ * merges.txt, encoder.json, vocab.bpe), or without a SentencePiece
+ * tokenizer into one that holds tokenizer.model, is TLM_E_STATE naming
+ * the file, before anything is written: they would be taken for this
+ * model's.
  */
 TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                              const tlm_model_export_params *params);

@@ -37,8 +37,18 @@ static tlm_model_config config_variant(int variant) {
     c.bias = (variant / 2) % 2;
     c.tied_output = (variant / 4) % 2;
     c.init_seed = (uint64_t)variant + 1;
+    if (variant >= 12) {
+        /* Grouped-query (12, 13: 4 heads over 2) and multi-query (14, 15:
+         * over 1) attention, the cache holding only the key/value heads. */
+        c.n_heads = 4;
+        c.head_dim = 6;
+        c.n_kv_heads = variant < 14 ? 2 : 1;
+    }
     return c;
 }
+
+/* Variants of config_variant: 12 multi-head, then 4 grouped-query. */
+enum { N_VARIANTS = 16 };
 
 /* Makes the weights large enough that every part matters to the logits. */
 static void scale_parameters(tlm_model *m) {
@@ -101,7 +111,7 @@ static void assert_logits_equal(const float *expected, const float *got,
 
 static void incremental_equals_full_forward(void **state) {
     (void)state;
-    for (int variant = 0; variant < 12; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model_config c = config_variant(variant);
@@ -138,6 +148,25 @@ static void incremental_equals_full_forward(void **state) {
         assert_logits_equal(full + (T - 1) * V, last, 1, "last row only");
         tlm_session_free(s);
         tlm_session_free(chunks);
+        if (c.n_kv_heads != 0 && c.n_kv_heads != c.n_heads) {
+            /* Sessions of one row (fewer rows than a key/value head's
+             * group of query heads, which a one-row pass runs as rows of
+             * one call), with 1 and 3 threads. */
+            for (int32_t threads = 1; threads <= 3; threads += 2) {
+                params.chunk_tokens = 1;
+                params.n_threads = threads;
+                tlm_session *single = NULL;
+                assert_int_equal(tlm_session_create(&single, m, &params), TLM_OK);
+                for (int i = 0; i < T; i++)
+                    assert_int_equal(tlm_session_decode(single, ids + i, 1,
+                                                        step + i * V, 1),
+                                     TLM_OK);
+                snprintf(what, sizeof what, "variant %d, chunks of 1, %d threads",
+                         variant, (int)threads);
+                assert_logits_equal(full, step, T, what);
+                tlm_session_free(single);
+            }
+        }
         tlm_model_free(m);
         tlm_context_free(ctx);
     }
@@ -145,7 +174,10 @@ static void incremental_equals_full_forward(void **state) {
 
 static void seq2seq_and_encoder_only(void **state) {
     (void)state;
-    for (int variant = 0; variant < 6; variant++) {
+    /* Variants 0..5, and the grouped-query ones (self- and
+     * cross-attention both over n_kv_heads). */
+    for (int n = 0; n < 10; n++) {
+        const int variant = n < 6 ? n : n + 6;
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model_config c = config_variant(variant);
