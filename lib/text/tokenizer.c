@@ -82,6 +82,8 @@ void tlmi_tokenizer_release(tlm_tokenizer *tok) {
         tlmi_host_free(&host, tok->piece_types, (size_t)tok->vocab_size);
     tlmi_host_free(&host, tok->piece_table,
                    tok->piece_table_capacity * sizeof *tok->piece_table);
+    tlmi_host_free(&host, tok->joint_keys,
+                   tok->joint_capacity * sizeof *tok->joint_keys);
     tlmi_host_free(&host, tok, sizeof *tok);
 }
 

@@ -78,6 +78,14 @@ struct tlm_tokenizer {
     uint8_t *piece_types;        /* [vocab_size] */
     int32_t *piece_table;        /* [piece_table_capacity], ids or -1 */
     size_t piece_table_capacity; /* a power of two, or 0 */
+    /* Pairs of characters that sit side by side inside some NORMAL piece
+     * (each character's UTF-8 bytes packed big-endian in 32 bits, the
+     * left one high): no merge crosses a boundary between two characters
+     * that are not such a pair, so encoding handles the text between
+     * those boundaries one part at a time. Open addressing, UINT64_MAX
+     * empty. */
+    uint64_t *joint_keys;        /* [joint_capacity] */
+    size_t joint_capacity;       /* a power of two, or 0 */
     int add_dummy_prefix;        /* a U+2581 before non-empty text */
     int escape_whitespaces;      /* spaces become U+2581 */
     int byte_fallback;           /* unknown characters as <0xNN> pieces */

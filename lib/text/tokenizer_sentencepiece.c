@@ -76,6 +76,80 @@ static const char *type_name(int type) {
     }
 }
 
+/* --- joint character pairs ------------------------------------------------ */
+
+#define NO_JOINT UINT64_MAX
+
+/* A character's bytes (1..4) packed big-endian. */
+static uint32_t pack_char(const unsigned char *s, size_t n) {
+    uint32_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | s[i];
+    return v;
+}
+
+static size_t joint_slot(const tlm_tokenizer *t, uint64_t key) {
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 20) & (t->joint_capacity - 1);
+}
+
+static int is_joint(const tlm_tokenizer *t, uint64_t key) {
+    if (t->joint_capacity == 0)
+        return 0;
+    for (size_t i = joint_slot(t, key);; i = (i + 1) & (t->joint_capacity - 1)) {
+        if (t->joint_keys[i] == key)
+            return 1;
+        if (t->joint_keys[i] == NO_JOINT)
+            return 0;
+    }
+}
+
+/* Length of the character at s[0..n) as encoding splits text: a valid
+ * UTF-8 character, else one byte. */
+static size_t char_length(const unsigned char *s, size_t n) {
+    uint32_t code;
+    size_t len = tlmi_utf8_decode(s, n, &code);
+    return len > 0 ? len : 1;
+}
+
+/* Fills the joint pairs of every NORMAL piece. */
+static int build_joints(tlm_tokenizer *t, tlmi_host *host, const char *who) {
+    size_t pairs = 0;
+    for (int32_t id = 0; id < t->vocab_size; id++)
+        if (t->piece_types[id] == TLMI_SP_NORMAL)
+            pairs += t->piece_offsets[id + 1] - t->piece_offsets[id];
+    size_t capacity = 16;
+    while (capacity < 2 * pairs)
+        capacity *= 2;
+    t->joint_keys = tlmi_host_alloc(host, capacity * sizeof *t->joint_keys, 64);
+    if (t->joint_keys == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM,
+                         "%s: out of memory for the character pairs", who);
+    t->joint_capacity = capacity;
+    for (size_t i = 0; i < capacity; i++)
+        t->joint_keys[i] = NO_JOINT;
+    for (int32_t id = 0; id < t->vocab_size; id++) {
+        if (t->piece_types[id] != TLMI_SP_NORMAL)
+            continue;
+        const unsigned char *s = t->piece_data + t->piece_offsets[id];
+        const size_t n = t->piece_offsets[id + 1] - t->piece_offsets[id];
+        size_t a = 0, a_len = char_length(s, n);
+        while (a + a_len < n) {
+            size_t b = a + a_len, b_len = char_length(s + b, n - b);
+            uint64_t key = (uint64_t)pack_char(s + a, a_len) << 32 |
+                           pack_char(s + b, b_len);
+            if (!is_joint(t, key)) {
+                size_t i = joint_slot(t, key);
+                while (t->joint_keys[i] != NO_JOINT)
+                    i = (i + 1) & (capacity - 1);
+                t->joint_keys[i] = key;
+            }
+            a = b;
+            a_len = b_len;
+        }
+    }
+    return TLM_OK;
+}
+
 /* --- building ------------------------------------------------------------ */
 
 /* Checks piece id of the vocabulary and returns the length of what it
@@ -289,6 +363,9 @@ int tlmi_sp_build(tlm_tokenizer **out, const tlmi_host *host_in,
         int32_t id = piece_lookup(t, name, sizeof name);
         t->byte_ids[b] = id >= 0 ? id : t->unk_id;
     }
+    status = build_joints(t, &host, who);
+    if (status != TLM_OK)
+        goto fail;
     *out = t;
     return TLM_OK;
 fail:
@@ -425,22 +502,34 @@ int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
         s.prev[i] = i > 0 ? i - 1 : NONE;
         s.next[i] = i + 1 < count ? i + 1 : NONE;
     }
-    for (uint32_t i = 0; i + 1 < count; i++)
-        maybe_push(tok, &s, i, i + 1);
-    /* Each merge pops one candidate and pushes at most two: the heap
-     * never holds more than 2 * count entries. */
-    while (s.heap_size > 0) {
-        candidate c = heap_pop(s.heap, &s.heap_size);
-        if (s.len[c.left] == 0 || s.next[c.left] != c.right ||
-            s.len[c.left] + s.len[c.right] != c.size)
-            continue; /* stale: one of the two has merged since */
-        s.len[c.left] = c.size;
-        s.len[c.right] = 0;
-        s.next[c.left] = s.next[c.right];
-        if (s.next[c.right] != NONE)
-            s.prev[s.next[c.right]] = c.left;
-        maybe_push(tok, &s, s.prev[c.left], c.left);
-        maybe_push(tok, &s, c.left, s.next[c.left]);
+    /* The text is merged part by part, split where two characters never
+     * sit side by side in a piece: no merge can cross such a boundary, and
+     * within a part the order (the higher score, then the leftmost) is the
+     * order sentencepiece's single queue over the whole text gives, so
+     * the ids are the same while the queue stays small. */
+    for (uint32_t i = 0; i < count; i++) {
+        const int last = i + 1 == count ||
+                         !is_joint(tok, (uint64_t)pack_char(norm + s.start[i], s.len[i]) << 32 |
+                                            pack_char(norm + s.start[i + 1], s.len[i + 1]));
+        if (!last) {
+            maybe_push(tok, &s, i, i + 1);
+            continue;
+        }
+        /* Each merge pops one candidate and pushes at most two: the queue
+         * never holds more than twice the part's characters. */
+        while (s.heap_size > 0) {
+            candidate c = heap_pop(s.heap, &s.heap_size);
+            if (s.len[c.left] == 0 || s.next[c.left] != c.right ||
+                s.len[c.left] + s.len[c.right] != c.size)
+                continue; /* stale: one of the two has merged since */
+            s.len[c.left] = c.size;
+            s.len[c.right] = 0;
+            s.next[c.left] = s.next[c.right];
+            if (s.next[c.right] != NONE)
+                s.prev[s.next[c.right]] = c.left;
+            maybe_push(tok, &s, s.prev[c.left], c.left);
+            maybe_push(tok, &s, c.left, s.next[c.left]);
+        }
     }
     size_t out = 0;
     int prev_unknown = 0;
