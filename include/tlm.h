@@ -926,9 +926,12 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
  * Encode `length` bytes of `text` into token ids. Encoding accepts any
  * bytes and never produces a special token; a character-level tokenizer
  * encodes characters it does not know as TLM_TOKEN_UNK. There are never
- * more ids than bytes, so `capacity` = `length` always suffices. Only a
- * GPT-2 tokenizer allocates (for pre-tokenization pieces longer than 256
- * bytes, such as a long run of spaces), so only it can fail with
+ * more ids than bytes, so `capacity` = `length` always suffices, except
+ * for a SentencePiece tokenizer: its dummy prefix and byte fallback (up
+ * to 3 byte pieces for one input byte) need `capacity` = 3 * `length` + 3
+ * at most. A GPT-2 tokenizer allocates (for pre-tokenization pieces longer
+ * than 256 bytes, such as a long run of spaces) and a SentencePiece
+ * tokenizer always does (its merge queue), so only they can fail with
  * TLM_E_NOMEM.
  * @param tok          the tokenizer
  * @param text         the bytes to encode; may be NULL when `length` is 0
@@ -940,7 +943,8 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
  *                     when they do not fit
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
  *         `capacity` ids are written, `*n_ids` says how many are needed);
- *         TLM_E_NOMEM (GPT-2 only, see above); TLM_E_INVALID
+ *         TLM_E_NOMEM (GPT-2 and SentencePiece only, see above);
+ *         TLM_E_INVALID
  */
 TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                                  size_t length, int32_t *ids,
