@@ -719,7 +719,7 @@ class Tokenizer(_Handle):
 
     @property
     def kind(self):
-        """"byte", "char", "bpe" or "gpt2"."""
+        """"byte", "char", "bpe", "gpt2" or "sentencepiece"."""
         return _TOKENIZER_KIND_NAMES[_L().tlm_tokenizer_kind(self.handle)]
 
     def close(self):
