@@ -35,14 +35,11 @@ static int32_t parse_format(const char *name, int allow_auto) {
 /* Writes the model's tokenizer (the caller checked it has one) as
  * llama2.c's tokenizer.bin. */
 static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
-    /* MERGE(sp): tlm_tokenizer_export_as(tlm_model_tokenizer(model), path,
-     * TLM_TOKENIZER_FORMAT_LLAMA2C) comes with the SentencePiece tokenizer
-     * (api18 section 3); until it is merged there is nothing to write with. */
-    (void)model;
-    (void)path;
-    return cli_error(CLI_EXIT_RUNTIME, "export",
-                     "--tokenizer-out: writing tokenizer.bin needs tlm_tokenizer_export_as(), "
-                     "not in this build");
+    tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    if (tlm_tokenizer_export_as(tok, path, TLM_TOKENIZER_FORMAT_LLAMA2C) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: %s",
+                         tlm_tokenizer_last_error(tok));
+    return 0;
 }
 
 int cmd_export(int argc, char **argv) {
