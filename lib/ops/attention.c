@@ -54,13 +54,14 @@ enum attention_slot {
     SLOT_KV_HEADS, /* Hkv, dividing H */
     SLOT_COUNT
 };
-
-/* The two operations; tlm_multi_head_attention's is the packed layout. */
-static const tlmi_op attention_op;
-static const tlmi_op multi_head_op;
 _Static_assert(SLOT_COUNT <= sizeof(((tlm_tensor *)0)->iparam) /
                                  sizeof(int64_t),
                "the attention's slots fit a tensor's iparam");
+
+/* The two operations (defined below); tlm_multi_head_attention's is the
+ * packed layout. */
+static const tlmi_op attention_op;
+static const tlmi_op multi_head_op;
 
 /* The sizes a node's iparam holds, and each head's call: one head's
  * sizes and the row strides of its layout. */
