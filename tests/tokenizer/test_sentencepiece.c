@@ -5,8 +5,9 @@
  * which are skipped when it is absent; argument 2: this directory):
  * - every fixture text encodes to exactly sentencepiece's ids (0
  *   mismatches) from tokenizer.model and from llama2.c's tokenizer.bin,
- *   and after tlm_tokenizer_save/load, tlm_tokenizer_export and
- *   tlm_tokenizer_export_as (SentencePiece and llama2.c forms); the ids
+ *   and after tlm_tokenizer_save/load, tlm_tokenizer_export,
+ *   tlm_tokenizer_export_as (SentencePiece and llama2.c forms) and inside
+ *   a model's .tlm file; the ids
  *   decode to sentencepiece's decode, and so does a token stream;
  * - a model without byte fallback (one <unk> per run of unknown
  *   characters) matches too;
@@ -327,6 +328,38 @@ static void test_round_trips(void **state) {
     tlm_tokenizer_free(tok);
 }
 
+/* A model carries its SentencePiece tokenizer through its .tlm file. */
+static void test_model_carries_tokenizer(void **state) {
+    (void)state;
+    tlm_tokenizer *tok = import("sp_bpe.model");
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = tlm_tokenizer_vocab_size(tok);
+    c.d_model = 8;
+    c.n_heads = 1;
+    c.d_ff = 16;
+    c.n_decoder_layers = 1;
+    c.max_context = 8;
+    tlm_model *model = NULL, *loaded = NULL;
+    assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+    assert_int_equal(tlm_model_set_tokenizer(model, tok), TLM_OK);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/model.tlm", dir);
+    assert_int_equal(tlm_model_save(model, path), TLM_OK);
+    assert_int_equal(tlm_model_load(&loaded, ctx, path, NULL), TLM_OK);
+    tlm_tokenizer *carried = tlm_model_tokenizer(loaded);
+    assert_non_null(carried);
+    assert_int_equal(tlm_tokenizer_kind(carried), TLM_TOKENIZER_SENTENCEPIECE);
+    check_texts(carried, 0, "inside a .tlm model");
+    tlm_model_free(loaded);
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    tlm_tokenizer_free(tok);
+    remove(path);
+}
+
 /* --- hand-made ModelProtos --------------------------------------------- */
 
 typedef struct proto {
@@ -505,6 +538,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_no_byte_fallback),
         cmocka_unit_test(test_special_ids),
         cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_model_carries_tokenizer),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_truncations),
     };
