@@ -14,7 +14,8 @@
  * - special ids; refusals (unigram, a normalizer, remove_extra_whitespaces,
  *   user-defined pieces); every truncation of a model file fails cleanly
  *   (a tokenizer.bin cut between tokens is a shorter vocabulary);
- *   export_as refuses what a format cannot hold.
+ *   export_as refuses what a format cannot hold; allocation failures are
+ *   TLM_E_NOMEM and leak nothing.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -28,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "counting_allocator.h"
 #include "temp_dir.h"
 #include "tlm.h"
 
@@ -504,6 +506,86 @@ static void test_truncations(void **state) {
     }
 }
 
+/* With the allocator failing at its 1st, 2nd, ... call, importing both
+ * forms, encoding, saving and loading fail with TLM_E_NOMEM and leak
+ * nothing, until they succeed. */
+static void test_allocation_failures(void **state) {
+    (void)state;
+    counting_allocator counter;
+    memset(&counter, 0, sizeof counter);
+    tlm_context *ctx = NULL;
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
+    const char *names[2] = {"sp_nofallback.model", "sp_bpe.bin"};
+    tlm_tokenizer *toks[2] = {NULL, NULL};
+    for (int m = 0; m < 2; m++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%s", source_dir, names[m]);
+        int64_t failures = 0;
+        for (int64_t k = 1;; k++) {
+            const uint64_t live = counter.live_bytes;
+            counter.fail_at = (int64_t)counter.calls + k;
+            int status = tlm_tokenizer_import(&toks[m], ctx, path);
+            counter.fail_at = 0;
+            if (status == TLM_OK)
+                break;
+            assert_int_equal(status, TLM_E_NOMEM);
+            assert_null(toks[m]);
+            assert_int_equal(counter.live_bytes, live);
+            failures++;
+        }
+        assert_true(failures >= 5);
+    }
+    static const char text[] = "Hello world, ÿþ it is  ä¸­";
+    int32_t ids[3 * sizeof text];
+    size_t n = 0;
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_encode(toks[1], text, sizeof text - 1, ids,
+                                          3 * sizeof text, &n);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+    }
+    assert_true(n > 0);
+    unsigned char image[65536];
+    size_t size = 0;
+    assert_int_equal(tlm_tokenizer_save_memory(toks[1], image, sizeof image, &size), TLM_OK);
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        tlm_tokenizer *loaded = NULL;
+        int status = tlm_tokenizer_load_memory(&loaded, ctx, image, size);
+        counter.fail_at = 0;
+        if (status == TLM_OK) {
+            tlm_tokenizer_free(loaded);
+            break;
+        }
+        assert_int_equal(status, TLM_E_NOMEM);
+        assert_int_equal(counter.live_bytes, live);
+    }
+    char out[4300];
+    snprintf(out, sizeof out, "%s/alloc.bin", dir);
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_export_as(toks[1], out, TLM_TOKENIZER_FORMAT_LLAMA2C);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+    }
+    remove(out);
+    tlm_tokenizer_free(toks[0]);
+    tlm_tokenizer_free(toks[1]);
+    tlm_context_free(ctx);
+    assert_int_equal(counter.live_bytes, 0);
+    assert_int_equal(counter.bad_free_sizes, 0);
+}
+
 static int setup(void **state) {
     (void)state;
     if (temp_dir_create(dir, sizeof dir) != 0)
@@ -541,6 +623,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_model_carries_tokenizer),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_truncations),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
