@@ -1,15 +1,38 @@
 #define _POSIX_C_SOURCE 200809L /* posix_memalign */
+#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 
 #include "host.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+/* Blocks of at least this many bytes (weights, caches) are placed on 2 MiB
+ * boundaries and offered to the kernel for transparent huge pages. */
+#define HUGE_PAGE_BYTES ((size_t)2 << 20)
 
 static void *default_alloc(void *user, size_t size, size_t alignment) {
     (void)user;
     void *ptr = NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    /* Decoding streams every weight once per token: with 4 KiB pages the
+     * walk through a 37 MB output layer ran at half the speed it reaches
+     * on 2 MiB pages (llama2.c's run.c gets these for free: its weights
+     * are a memory-mapped file, which the page cache maps with 2 MiB
+     * entries). Most systems set transparent huge pages to "madvise", so
+     * ask for them. The advice is only a hint: failing it changes nothing. */
+    if (size >= HUGE_PAGE_BYTES && alignment <= HUGE_PAGE_BYTES) {
+        if (posix_memalign(&ptr, HUGE_PAGE_BYTES, size) != 0)
+            return NULL;
+        madvise(ptr, size / HUGE_PAGE_BYTES * HUGE_PAGE_BYTES, MADV_HUGEPAGE);
+        return ptr;
+    }
+#endif
     if (posix_memalign(&ptr, alignment, size) != 0)
         return NULL;
     return ptr;

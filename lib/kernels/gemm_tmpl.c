@@ -605,9 +605,12 @@ TLMI_INLINE void small_dots_tile(float *c, const float *a, const float *b,
         for (int q = 0; q < J; q++) {
             const tlmi_vf bv = vf_load(brow + q * k + p);
             /* The rows of the next tile: B streams from memory when it is
-             * large (the decode step's output layer), and rows of 3 KiB
-             * are too short for the hardware prefetchers to ramp up. */
-            TLMI_GEMM_PREFETCH(brow + (q + J) * k + p);
+             * large, and rows of 1-3 KiB are too short for the hardware
+             * prefetchers to ramp up on each of J interleaved streams. One
+             * row at a time (J = 1) is a single sequential stream, which
+             * they follow best: no software prefetch then. */
+            if (J > 1)
+                TLMI_GEMM_PREFETCH(brow + (q + J) * k + p);
             TLMI_GEMM_UNROLL(4)
             for (int r = 0; r < R; r++)
                 acc[r][q] = vf_fmadd(av[r], bv, acc[r][q]);

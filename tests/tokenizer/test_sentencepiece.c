@@ -5,15 +5,17 @@
  * which are skipped when it is absent; argument 2: this directory):
  * - every fixture text encodes to exactly sentencepiece's ids (0
  *   mismatches) from tokenizer.model and from llama2.c's tokenizer.bin,
- *   and after tlm_tokenizer_save/load, tlm_tokenizer_export and
- *   tlm_tokenizer_export_as (SentencePiece and llama2.c forms); the ids
+ *   and after tlm_tokenizer_save/load, tlm_tokenizer_export,
+ *   tlm_tokenizer_export_as (SentencePiece and llama2.c forms) and inside
+ *   a model's .tlm file; the ids
  *   decode to sentencepiece's decode, and so does a token stream;
  * - a model without byte fallback (one <unk> per run of unknown
  *   characters) matches too;
  * - special ids; refusals (unigram, a normalizer, remove_extra_whitespaces,
  *   user-defined pieces); every truncation of a model file fails cleanly
  *   (a tokenizer.bin cut between tokens is a shorter vocabulary);
- *   export_as refuses what a format cannot hold.
+ *   export_as refuses what a format cannot hold; allocation failures are
+ *   TLM_E_NOMEM and leak nothing.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -27,6 +29,7 @@
 
 #include <cmocka.h>
 
+#include "counting_allocator.h"
 #include "temp_dir.h"
 #include "tlm.h"
 
@@ -327,6 +330,38 @@ static void test_round_trips(void **state) {
     tlm_tokenizer_free(tok);
 }
 
+/* A model carries its SentencePiece tokenizer through its .tlm file. */
+static void test_model_carries_tokenizer(void **state) {
+    (void)state;
+    tlm_tokenizer *tok = import("sp_bpe.model");
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = tlm_tokenizer_vocab_size(tok);
+    c.d_model = 8;
+    c.n_heads = 1;
+    c.d_ff = 16;
+    c.n_decoder_layers = 1;
+    c.max_context = 8;
+    tlm_model *model = NULL, *loaded = NULL;
+    assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
+    assert_int_equal(tlm_model_set_tokenizer(model, tok), TLM_OK);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/model.tlm", dir);
+    assert_int_equal(tlm_model_save(model, path), TLM_OK);
+    assert_int_equal(tlm_model_load(&loaded, ctx, path, NULL), TLM_OK);
+    tlm_tokenizer *carried = tlm_model_tokenizer(loaded);
+    assert_non_null(carried);
+    assert_int_equal(tlm_tokenizer_kind(carried), TLM_TOKENIZER_SENTENCEPIECE);
+    check_texts(carried, 0, "inside a .tlm model");
+    tlm_model_free(loaded);
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    tlm_tokenizer_free(tok);
+    remove(path);
+}
+
 /* --- hand-made ModelProtos --------------------------------------------- */
 
 typedef struct proto {
@@ -471,6 +506,86 @@ static void test_truncations(void **state) {
     }
 }
 
+/* With the allocator failing at its 1st, 2nd, ... call, importing both
+ * forms, encoding, saving and loading fail with TLM_E_NOMEM and leak
+ * nothing, until they succeed. */
+static void test_allocation_failures(void **state) {
+    (void)state;
+    counting_allocator counter;
+    memset(&counter, 0, sizeof counter);
+    tlm_context *ctx = NULL;
+    assert_int_equal(counting_context_create(&ctx, &counter), TLM_OK);
+    const char *names[2] = {"sp_nofallback.model", "sp_bpe.bin"};
+    tlm_tokenizer *toks[2] = {NULL, NULL};
+    for (int m = 0; m < 2; m++) {
+        char path[4300];
+        snprintf(path, sizeof path, "%s/%s", source_dir, names[m]);
+        int64_t failures = 0;
+        for (int64_t k = 1;; k++) {
+            const uint64_t live = counter.live_bytes;
+            counter.fail_at = (int64_t)counter.calls + k;
+            int status = tlm_tokenizer_import(&toks[m], ctx, path);
+            counter.fail_at = 0;
+            if (status == TLM_OK)
+                break;
+            assert_int_equal(status, TLM_E_NOMEM);
+            assert_null(toks[m]);
+            assert_int_equal(counter.live_bytes, live);
+            failures++;
+        }
+        assert_true(failures >= 5);
+    }
+    static const char text[] = "Hello world, ÿþ it is  ä¸­";
+    int32_t ids[3 * sizeof text];
+    size_t n = 0;
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_encode(toks[1], text, sizeof text - 1, ids,
+                                          3 * sizeof text, &n);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+    }
+    assert_true(n > 0);
+    unsigned char image[65536];
+    size_t size = 0;
+    assert_int_equal(tlm_tokenizer_save_memory(toks[1], image, sizeof image, &size), TLM_OK);
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        tlm_tokenizer *loaded = NULL;
+        int status = tlm_tokenizer_load_memory(&loaded, ctx, image, size);
+        counter.fail_at = 0;
+        if (status == TLM_OK) {
+            tlm_tokenizer_free(loaded);
+            break;
+        }
+        assert_int_equal(status, TLM_E_NOMEM);
+        assert_int_equal(counter.live_bytes, live);
+    }
+    char out[4300];
+    snprintf(out, sizeof out, "%s/alloc.bin", dir);
+    for (int64_t k = 1;; k++) {
+        const uint64_t live = counter.live_bytes;
+        counter.fail_at = (int64_t)counter.calls + k;
+        int status = tlm_tokenizer_export_as(toks[1], out, TLM_TOKENIZER_FORMAT_LLAMA2C);
+        counter.fail_at = 0;
+        assert_int_equal(counter.live_bytes, live);
+        if (status == TLM_OK)
+            break;
+        assert_int_equal(status, TLM_E_NOMEM);
+    }
+    remove(out);
+    tlm_tokenizer_free(toks[0]);
+    tlm_tokenizer_free(toks[1]);
+    tlm_context_free(ctx);
+    assert_int_equal(counter.live_bytes, 0);
+    assert_int_equal(counter.bad_free_sizes, 0);
+}
+
 static int setup(void **state) {
     (void)state;
     if (temp_dir_create(dir, sizeof dir) != 0)
@@ -505,8 +620,10 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_no_byte_fallback),
         cmocka_unit_test(test_special_ids),
         cmocka_unit_test(test_round_trips),
+        cmocka_unit_test(test_model_carries_tokenizer),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_truncations),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

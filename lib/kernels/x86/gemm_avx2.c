@@ -56,6 +56,6 @@
 #define TLMI_GEMM_B_IN_PLACE_MIN_NR TLMI_GEMM_NR
 /* Small M: R x W <= 12 accumulators; 8, 4 or 3 dot products at a time. */
 #define TLMI_GEMM_SMALL_W(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : (R) == 3 ? 4 : 3)
-#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 4 : 3)
+#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 1 : (R) == 2 ? 4 : 3)
 
 #include "kernels/gemm_tmpl.c"

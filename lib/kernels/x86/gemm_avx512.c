@@ -58,6 +58,6 @@
 #define TLMI_GEMM_B_IN_PLACE_MIN_NR 4
 /* Small M: R x W <= 24 accumulators; 8, 6 or 4 dot products at a time. */
 #define TLMI_GEMM_SMALL_W(R) ((R) <= 2 ? 8 : 6)
-#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 8 : (R) == 2 ? 6 : 4)
+#define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 1 : (R) == 2 ? 6 : 4)
 
 #include "kernels/gemm_tmpl.c"
