@@ -167,9 +167,14 @@ int cmd_info(int argc, char **argv) {
     if (tok == NULL) {
         printf("tokenizer: none\n");
     } else {
-        printf("tokenizer: %s, %d ids (%d BPE merges)\n",
-               name_of(tlm_tokenizer_kind(tok), kinds, 5), (int)tlm_tokenizer_vocab_size(tok),
-               (int)tlm_tokenizer_merge_count(tok));
+        const int32_t kind = tlm_tokenizer_kind(tok);
+        printf("tokenizer: %s, %d ids", name_of(kind, kinds, 5),
+               (int)tlm_tokenizer_vocab_size(tok));
+        if (kind == TLM_TOKENIZER_BPE || kind == TLM_TOKENIZER_GPT2)
+            printf(" (%d BPE merges)", (int)tlm_tokenizer_merge_count(tok));
+        else if (kind == TLM_TOKENIZER_SENTENCEPIECE)
+            printf(" (pieces merged by score)");
+        putchar('\n');
         print_vocabulary(tok, 300);
     }
     int64_t inference = 0, training = 0;

@@ -408,14 +408,24 @@ static int run_job(job *j) {
     tlm_model_config_init(&config);
     tlm_model_get_config(j->model, &config);
 
-    /* Encode; there are never more ids than bytes. */
+    /* Encode: room for one id per byte, which every kind but SentencePiece
+     * (byte fallback, a dummy prefix) never exceeds; encode again with
+     * the room it asked for when it does. */
     if (length > SIZE_MAX / sizeof *j->ids)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "the text is too large");
     j->ids = malloc(length * sizeof *j->ids);
     if (j->ids == NULL)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "out of memory for %zu ids", length);
     size_t n_ids = 0;
-    if (tlm_tokenizer_encode(tok, text, length, j->ids, length, &n_ids) != TLM_OK)
+    int encoded = tlm_tokenizer_encode(tok, text, length, j->ids, length, &n_ids);
+    if (encoded == TLM_E_RANGE && n_ids > length && n_ids <= SIZE_MAX / sizeof *j->ids) {
+        int32_t *more = realloc(j->ids, n_ids * sizeof *j->ids);
+        if (more == NULL)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "out of memory for %zu ids", n_ids);
+        j->ids = more;
+        encoded = tlm_tokenizer_encode(tok, text, length, j->ids, n_ids, &n_ids);
+    }
+    if (encoded != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
     /* Positions per training sequence: the model's max_context, except
      * when fine-tuning, where --context may take fewer (by default the

@@ -410,6 +410,13 @@ check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" 
 check "an explicit --tokenizer of another size is an error, nothing written" sh -c "
     ! '$tlm' import llama.bin -o wrong.tlm --tokenizer spl/tokenizer.bin 2> wrong.err &&
     grep -q '1000 ids' wrong.err && test ! -e wrong.tlm"
+# A SentencePiece encoding can be longer than its text (an invalid byte
+# becomes U+FFFD's three byte-fallback ids): training must make room.
+python3 -c "import sys; sys.stdout.buffer.write((b'\\xff\\xfe' * 50 + b' the cat sat\\n') * 20)" > sp_long.txt
+check "train --tokenizer tokenizer.model on text that encodes to more ids than bytes" sh -c "
+    '$tlm' train --data sp_long.txt --arch llama --tokenizer '$sp_fixtures/sp_bpe.model' \
+        --steps 2 --context 16 --batch 2 --dim 32 --layers 1 --heads 2 -o sp_long.tlm > /dev/null &&
+    '$tlm' info sp_long.tlm | grep -q '^tokenizer: sentencepiece, 1000 ids (pieces merged by score)'"
 check "import and export help list llama2c" sh -c "
     '$tlm' import --help | grep -q llama2c && '$tlm' export --help | grep -q llama2c &&
     '$tlm' export --help | grep -q tokenizer-out"
