@@ -473,10 +473,15 @@ int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
     size_t at = 0;
     uint32_t count = 0;
     if (tok->add_dummy_prefix) {
-        memcpy(norm, space_mark, 3);
+        /* The prefix is a space, escaped as the text's spaces are
+         * (sentencepiece's normalizer adds " " when it does not escape). */
+        const size_t prefix = tok->escape_whitespaces ? 3 : 1;
+        memcpy(norm, tok->escape_whitespaces ? space_mark
+                                             : (const unsigned char *)" ",
+               prefix);
         s.start[0] = 0;
-        s.len[0] = 3;
-        at = 3;
+        s.len[0] = (uint32_t)prefix;
+        at = prefix;
         count = 1;
     }
     for (size_t i = 0; i < n;) {

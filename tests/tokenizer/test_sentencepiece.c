@@ -475,6 +475,58 @@ static void test_refusals(void **state) {
     assert_null(tok);
 }
 
+/* A model that does not escape spaces: sentencepiece's dummy prefix is a
+ * plain space then, by byte fallback <0x20> (35) here, not U+2581 (ids
+ * from the sentencepiece library on sp_bpe.model with
+ * normalizer_spec.escape_whitespaces false). */
+static void test_unescaped_spaces(void **state) {
+    (void)state;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/sp_bpe.model", source_dir);
+    size_t size = 0;
+    unsigned char *data = read_all(path, &size);
+    assert_non_null(data);
+    /* A second normalizer_spec merges into the first: escape 5 = false. */
+    unsigned char *edited = malloc(size + 4);
+    memcpy(edited, data, size);
+    memcpy(edited + size, "\x1A\x02\x28\x00", 4);
+    snprintf(path, sizeof path, "%s/noescape.model", dir);
+    assert_int_equal(write_whole_file(path, edited, size + 4), 0);
+    free(edited);
+    free(data);
+    tlm_tokenizer *tok = NULL;
+    assert_int_equal(tlm_tokenizer_import(&tok, NULL, path), TLM_OK);
+    static const struct {
+        const char *text, *decoded;
+        size_t n;
+        int32_t ids[9];
+    } cases[] = {
+        {"hello world", " hello world", 9,
+         {35, 260, 887, 360, 35, 903, 270, 887, 889}},
+        {"a b", " a b", 4, {35, 881, 35, 901}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int32_t ids[64];
+        size_t n = 0;
+        assert_int_equal(tlm_tokenizer_encode(tok, cases[c].text,
+                                              strlen(cases[c].text), ids, 64,
+                                              &n),
+                         TLM_OK);
+        assert_int_equal(n, cases[c].n);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(ids[i], cases[c].ids[i]);
+        char text[64];
+        size_t length = 0;
+        assert_int_equal(tlm_tokenizer_decode(tok, ids, n, text, sizeof text,
+                                              &length),
+                         TLM_OK);
+        assert_int_equal(length, strlen(cases[c].decoded));
+        assert_memory_equal(text, cases[c].decoded, length);
+    }
+    tlm_tokenizer_free(tok);
+    remove(path);
+}
+
 /* Every proper prefix of each file fails with a status, never a crash. */
 static void test_truncations(void **state) {
     (void)state;
@@ -622,6 +674,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_model_carries_tokenizer),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_unescaped_spaces),
         cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_allocation_failures),
     };
