@@ -1383,7 +1383,8 @@ TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
  *         whose dims disagree or whose implied size is not the file's,
  *         naming both sizes), TLM_E_UNSUPPORTED (an unknown architecture,
  *         a configuration field tlm cannot compute such as rope_scaling or
- *         biases in a Llama, a llama2.c version other than 1),
+ *         biases in a Llama, a llama2.c version other than 1, a size
+ *         beyond tlm_model_create()'s limits),
  *         TLM_E_INVALID, TLM_E_NOMEM; the message names the file and the
  *         tensor or field
  */

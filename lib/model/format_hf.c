@@ -1082,6 +1082,13 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
         goto cleanup;
     const tlmi_parameter_source source = {lookup, &im, 1, copied};
     status = tlmi_model_build(&model, ctx, &im.config, &source);
+    /* A config.json value beyond tlm's limits (tlm_model_create's message
+     * names the field); a caller's own config stays TLM_E_INVALID. */
+    if (status == TLM_E_INVALID && given == NULL)
+        status = tlmi_fail_forward(host, TLM_E_UNSUPPORTED,
+                                   "'%s' is beyond tlm's limits",
+                                   config_path != NULL ? config_path
+                                                       : config_file);
 cleanup:
     release(&im);
     if (dir != NULL)

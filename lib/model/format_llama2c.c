@@ -364,6 +364,13 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
                                       (int32_t)r->h.n_kv_heads));
     const tlmi_parameter_source source = {lookup, r, 1, NULL};
     int status = tlmi_model_build(out, ctx, &config, &source);
+    /* The header passed its own ranges, but tlm_model_create refused a
+     * size beyond tlm's limits (its message names the field). */
+    if (status == TLM_E_INVALID)
+        status = tlmi_fail_forward(r->host, TLM_E_UNSUPPORTED,
+                                   "llama2.c checkpoint '%s': its header is "
+                                   "beyond tlm's limits",
+                                   r->what);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
     return status;

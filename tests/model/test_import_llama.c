@@ -508,6 +508,13 @@ static void llama2c_bad_inputs_are_refused(void **state) {
     h[3] = 4; /* head size 3: odd */
     write_legacy(path, h, 0);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "odd");
+    /* In llama2.c's ranges but beyond tlm's (1024 layers at most): the
+     * file and the field named, not tlm_model_create's TLM_E_INVALID. */
+    const int32_t deep[7] = {2, 1, 1025, 1, 1, 1, 1};
+    write_legacy(path, deep, 0);
+    assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_UNSUPPORTED,
+                        "n_decoder_layers");
+    assert_message_has("bad.bin");
     /* Shorter than a header. */
     write_file(path, "abc", 3);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "28-byte header");
@@ -862,6 +869,9 @@ static void hf_llama_bad_configs_are_refused(void **state) {
          TLM_E_FORMAT, "lm_head.weight"},
         {"\"intermediate_size\":24", "\"intermediate_size\":25", TLM_E_FORMAT,
          "mlp.gate_proj.weight"},
+        /* Beyond tlm's limits (no tensor says so): config.json named. */
+        {"\"max_position_embeddings\":9", "\"max_position_embeddings\":2000000",
+         TLM_E_UNSUPPORTED, "config.json' is beyond tlm's limits"},
 #if !TLMT_HAVE_GQA
         {"\"num_key_value_heads\":4", "\"num_key_value_heads\":2",
          TLM_E_UNSUPPORTED, "n_kv_heads 2"},
