@@ -1042,6 +1042,11 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
         tlm_model_config_init(&im.config);
         status = tlmi_params_merge(host, "config", &im.config,
                                    sizeof im.config, given);
+        /* The shapes checked before tlm_model_create divide by it. */
+        if (status == TLM_OK && im.config.n_heads < 1)
+            status = tlmi_fail(host, TLM_E_INVALID,
+                               "config: n_heads is %d; it must be >= 1",
+                               (int)im.config.n_heads);
         /* Its position, norm and activation say whose names to read. */
         if (status == TLM_OK)
             status = tlmi_hf_is_llama(&im.config)

@@ -809,6 +809,14 @@ static void hf_llama_given_config_reads_llama_names(void **state) {
                      TLM_E_UNSUPPORTED);
     assert_message_has("bias");
     assert_null(back);
+    /* No heads: refused as the caller's mistake (it divided by zero). */
+    config.bias = 0;
+    config.head_dim = 0;
+    config.n_heads = 0;
+    assert_int_equal(tlm_model_import(&back, f->ctx, dir, &params),
+                     TLM_E_INVALID);
+    assert_message_has("n_heads");
+    assert_null(back);
     tlm_model_free(m);
 }
 
