@@ -86,7 +86,8 @@ struct tlm_tokenizer {
      * empty. */
     uint64_t *joint_keys;        /* [joint_capacity] */
     size_t joint_capacity;       /* a power of two, or 0 */
-    int add_dummy_prefix;        /* a U+2581 before non-empty text */
+    int add_dummy_prefix;        /* a space (as escaped) before non-empty
+                                    text */
     int escape_whitespaces;      /* spaces become U+2581 */
     int byte_fallback;           /* unknown characters as <0xNN> pieces */
 };
