@@ -202,13 +202,7 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
                 goto cleanup;
             }
         }
-        int32_t kv = 0;
-        status = tlmi_hf_llama_config_parse(host, what, root, config, &kv);
-        if (status == TLM_OK) {
-            char who[320];
-            snprintf(who, sizeof who, "'%.300s'", what);
-            status = tlmi_config_set_kv_heads(host, who, config, kv);
-        }
+        status = tlmi_hf_llama_config_parse(host, what, root, config);
         goto cleanup;
     }
     if (v != NULL) {

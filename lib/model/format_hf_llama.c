@@ -111,8 +111,7 @@ static int get_real(tlmi_host *host, const char *what,
 
 int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
                                const tlmi_json_value *root,
-                               tlm_model_config *config,
-                               int32_t *n_kv_heads) {
+                               tlm_model_config *config) {
     int64_t hidden = 0, inter = 0, layers = 0, heads = 0, kv = 0, vocab = 0;
     int64_t positions = 0, head_dim = 0;
     double eps = 0.0, theta = 0.0;
@@ -206,6 +205,7 @@ int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
     config->vocab_size = (int32_t)vocab;
     config->d_model = (int32_t)hidden;
     config->n_heads = (int32_t)heads;
+    config->n_kv_heads = (int32_t)kv;
     config->head_dim = head_dim * heads == hidden ? 0 : (int32_t)head_dim;
     config->d_ff = (int32_t)inter;
     config->n_encoder_layers = 0;
@@ -221,7 +221,6 @@ int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
     config->residual_dropout = 0.0f;
     config->norm_eps = (float)eps;
     config->rope_base = (float)theta;
-    *n_kv_heads = (int32_t)kv;
     return TLM_OK;
 }
 

@@ -326,6 +326,7 @@ void tlmi_llama2c_config(const tlmi_llama2c_header *h,
     config->vocab_size = (int32_t)h->vocab_size;
     config->d_model = (int32_t)h->dim;
     config->n_heads = (int32_t)h->n_heads;
+    config->n_kv_heads = (int32_t)h->n_kv_heads;
     config->head_dim = 0;
     config->d_ff = (int32_t)h->hidden_dim;
     config->n_encoder_layers = 0;
@@ -358,10 +359,6 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
     }
     tlm_model_config config;
     tlmi_llama2c_config(&r->h, &config);
-    char what[320];
-    snprintf(what, sizeof what, "llama2.c checkpoint '%.280s'", r->what);
-    TLMI_TRY(tlmi_config_set_kv_heads(r->host, what, &config,
-                                      (int32_t)r->h.n_kv_heads));
     const tlmi_parameter_source source = {lookup, r, 1, NULL};
     int status = tlmi_model_build(out, ctx, &config, &source);
     /* The header passed its own ranges, but tlm_model_create refused a

@@ -64,11 +64,12 @@ int tlmi_hf_llama_check_expressible(tlmi_host *host, const char *who,
                                     const tlm_model_config *config);
 
 /* A LlamaForCausalLM config.json's object `root` as a tlm configuration
- * and its num_key_value_heads; refuses (naming the field) rope_scaling,
- * a rope_type other than default, biases, hidden_act other than silu. */
+ * (n_kv_heads from num_key_value_heads); refuses (naming the field)
+ * rope_scaling, a rope_type other than default, biases, hidden_act other
+ * than silu. */
 int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
                                const struct tlmi_json_value *root,
-                               tlm_model_config *config, int32_t *n_kv_heads);
+                               tlm_model_config *config);
 
 /* Llama's name (without the "model." prefix; lm_head.weight as is) of
  * tlm's parameter `tlm` into `hf`; *rotary says whether its rows are
@@ -109,11 +110,6 @@ static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
     return c->n_kv_heads != 0 ? c->n_kv_heads : c->n_heads;
 }
 
-/* Sets `config`'s key/value heads to `n_kv_heads` (which divides
- * n_heads: checked by the caller's format); TLM_OK. */
-int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
-                             tlm_model_config *config, int32_t n_kv_heads);
-
 /* llama2.c checkpoints: the "ak42" magic (little-endian uint32) and the
  * header sizes of the two layouts. */
 #define TLMI_LLAMA2C_MAGIC 0x616b3432u
@@ -145,7 +141,7 @@ int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
 /* The file size the header implies. */
 uint64_t tlmi_llama2c_expected_size(const tlmi_llama2c_header *h);
 
-/* The tlm configuration of a llama2.c header (n_kv_heads aside). */
+/* The tlm configuration of a llama2.c header. */
 void tlmi_llama2c_config(const tlmi_llama2c_header *h,
                          tlm_model_config *config);
 

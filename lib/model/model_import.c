@@ -39,14 +39,6 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params) {
     return TLM_OK;
 }
 
-int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
-                             tlm_model_config *config, int32_t n_kv_heads) {
-    (void)host;
-    (void)what;
-    config->n_kv_heads = n_kv_heads;
-    return TLM_OK;
-}
-
 /* A safetensors header (8-byte length, then '{'): does its JSON mention
  * the key "tlm.config"? Reads the header only (at most the format's
  * limit), since the metadata may sit anywhere in it. */
