@@ -1975,7 +1975,9 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
  * The log-probability of `continuation` following `prompt`: the sum of
  * log p over the continuation's tokens, each given the prompt and the
  * continuation before it (what a user compares two candidate answers
- * with).
+ * with). Prompt and continuation are encoded apart; a SentencePiece
+ * tokenizer puts its begin id before the prompt and no dummy prefix
+ * before the continuation (" x" is U+2581 "x", as in the whole text).
  */
 TLM_API int tlm_score_continuation(tlm_session *session,
                                    tlm_tokenizer *tokenizer,

@@ -45,15 +45,17 @@ static int check_pair(tlm_session *session, tlm_tokenizer *tokenizer,
 }
 
 /* Encodes `length` bytes into host memory: *ids (release with
- * tlmi_host_free(host, *ids, *capacity * sizeof(int32_t))), the
- * begin-of-text id first when `bos` and the tokenizer adds one
- * (SentencePiece, as llama2.c and Hugging Face do). */
+ * tlmi_host_free(host, *ids, *capacity * sizeof(int32_t))). When
+ * `starts_text`, the begin-of-text id first if the tokenizer adds one
+ * (SentencePiece, as llama2.c and Hugging Face do); else the text
+ * continues the one before it (SentencePiece: no dummy prefix). */
 static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
-                  const char *text, size_t length, int bos, int32_t **ids,
-                  size_t *n, size_t *capacity) {
+                  const char *text, size_t length, int starts_text,
+                  int32_t **ids, size_t *n, size_t *capacity) {
     *ids = NULL;
     const int sp = tokenizer->kind == TLM_TOKENIZER_SENTENCEPIECE;
-    const size_t first = bos && tlmi_tokenizer_adds_bos(tokenizer) ? 1 : 0;
+    const size_t first =
+        starts_text && tlmi_tokenizer_adds_bos(tokenizer) ? 1 : 0;
     /* SentencePiece: the dummy prefix, and 3 byte pieces for a byte that
      * starts no valid character. */
     if (length > (SIZE_MAX / sizeof **ids - 4) / 3)
@@ -64,8 +66,11 @@ static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
         return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
     if (first)
         (*ids)[0] = tokenizer->bos_id;
-    int status = tlm_tokenizer_encode(tokenizer, text, length, *ids + first,
-                                      *capacity - first, n);
+    int status = starts_text
+                     ? tlm_tokenizer_encode(tokenizer, text, length,
+                                            *ids + first, *capacity - first, n)
+                     : tlmi_tokenizer_encode_continuing(
+                           tokenizer, text, length, *ids, *capacity, n);
     *n += first;
     if (status != TLM_OK) {
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
@@ -350,7 +355,8 @@ TLM_API int tlm_score_continuation(tlm_session *session,
                TLM_E_INVALID, "%s: continuation is NULL", what);
     *logprob = 0;
     /* Prompt and continuation encoded apart, then joined: the
-     * continuation's tokens are exactly its own. */
+     * continuation's tokens are exactly its own (SentencePiece: encoded as
+     * continuing the prompt, without the dummy prefix). */
     int32_t *a = NULL, *b = NULL, *joined = NULL;
     float *logits = NULL;
     size_t na = 0, nb = 0, ca = 0, cb = 0, joined_bytes = 0;

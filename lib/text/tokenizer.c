@@ -620,8 +620,11 @@ static void put_id(id_sink *sink, int32_t id) {
     sink->count++;
 }
 
+/* `starts_text`: 0 when the text continues other text (SentencePiece's
+ * dummy prefix is left out). */
 static int encode_text(tlm_tokenizer *tok, const unsigned char *text,
-                       size_t n, id_sink *sink, const char *who) {
+                       size_t n, int starts_text, id_sink *sink,
+                       const char *who) {
     if (tok->kind == TLM_TOKENIZER_BYTE) {
         for (size_t i = 0; i < n; i++)
             put_id(sink, text[i]);
@@ -647,7 +650,8 @@ static int encode_text(tlm_tokenizer *tok, const unsigned char *text,
             return TLM_OK;
         int32_t *ids = NULL;
         size_t count = 0, capacity = 0;
-        TLMI_TRY(tlmi_sp_encode(tok, text, n, &ids, &count, &capacity, who));
+        TLMI_TRY(tlmi_sp_encode(tok, text, n, starts_text, &ids, &count,
+                                &capacity, who));
         for (size_t i = 0; i < count; i++)
             put_id(sink, ids[i]);
         tlmi_host_free(&tok->host, ids, capacity * sizeof *ids);
@@ -696,9 +700,9 @@ static int encode_text(tlm_tokenizer *tok, const unsigned char *text,
     return TLM_OK;
 }
 
-TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
-                                 size_t length, int32_t *ids,
-                                 size_t capacity, size_t *n_ids) {
+static int encode_ids(tlm_tokenizer *tok, const char *text, size_t length,
+                      int32_t *ids, size_t capacity, size_t *n_ids,
+                      int starts_text) {
     const char *who = "tlm_tokenizer_encode";
     tlmi_host *host = tok != NULL ? &tok->host : NULL;
     TLMI_CHECK_OUT(host, who, n_ids, 0);
@@ -706,8 +710,8 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
     TLMI_CHECK_BUFFER(host, who, ids, capacity);
     TLMI_CHECK_BUFFER(host, who, text, length);
     id_sink sink = {ids, capacity, 0};
-    TLMI_TRY(encode_text(tok, (const unsigned char *)text, length, &sink,
-                         who));
+    TLMI_TRY(encode_text(tok, (const unsigned char *)text, length,
+                         starts_text, &sink, who));
     *n_ids = sink.count;
     if (sink.count > capacity && ids != NULL)
         return tlmi_fail(host, TLM_E_RANGE,
@@ -715,6 +719,18 @@ TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                          "for %zu",
                          who, sink.count, capacity);
     return TLM_OK;
+}
+
+TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
+                                 size_t length, int32_t *ids,
+                                 size_t capacity, size_t *n_ids) {
+    return encode_ids(tok, text, length, ids, capacity, n_ids, 1);
+}
+
+int tlmi_tokenizer_encode_continuing(tlm_tokenizer *tok, const char *text,
+                                     size_t length, int32_t *ids,
+                                     size_t capacity, size_t *n_ids) {
+    return encode_ids(tok, text, length, ids, capacity, n_ids, 0);
 }
 
 /* --- decoding --------------------------------------------------------------- */

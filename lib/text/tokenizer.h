@@ -252,10 +252,18 @@ int tlmi_sp_write_llama2c(const tlm_tokenizer *tok, tlmi_host *host,
 
 /* SentencePiece's encoding of text[0..n) (n >= 1) into host memory:
  * *ids (room for *capacity, release with tlmi_host_free) and their count
- * *n_ids. TLM_E_NOMEM recorded on tok->host with `who`. */
+ * *n_ids; the dummy prefix only when `starts_text` (and the model adds
+ * one). TLM_E_NOMEM recorded on tok->host with `who`. */
 int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
-                   int32_t **ids, size_t *n_ids, size_t *capacity,
-                   const char *who);
+                   int starts_text, int32_t **ids, size_t *n_ids,
+                   size_t *capacity, const char *who);
+
+/* tlm_tokenizer_encode() of text that continues other text: a
+ * SentencePiece tokenizer adds no dummy prefix (so " x" is U+2581 "x", as in
+ * the encoding of the whole); other kinds encode as always. */
+int tlmi_tokenizer_encode_continuing(tlm_tokenizer *tok, const char *text,
+                                     size_t length, int32_t *ids,
+                                     size_t capacity, size_t *n_ids);
 
 /* Decoding state of SentencePiece's rule that drops the leading space of
  * the first piece (docs/tokenizer.md, "SentencePiece"). */

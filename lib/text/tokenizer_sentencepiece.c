@@ -443,8 +443,8 @@ static void maybe_push(const tlm_tokenizer *tok, symbols *s, uint32_t left,
 }
 
 int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
-                   int32_t **ids_out, size_t *n_ids, size_t *ids_capacity,
-                   const char *who) {
+                   int starts_text, int32_t **ids_out, size_t *n_ids,
+                   size_t *ids_capacity, const char *who) {
     tlmi_host *host = &tok->host;
     *ids_out = NULL;
     *n_ids = 0;
@@ -472,7 +472,7 @@ int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
                  arrays + 3 * sym_cap, heap, 0};
     size_t at = 0;
     uint32_t count = 0;
-    if (tok->add_dummy_prefix) {
+    if (tok->add_dummy_prefix && starts_text) {
         /* The prefix is a space, escaped as the text's spaces are
          * (sentencepiece's normalizer adds " " when it does not escape). */
         const size_t prefix = tok->escape_whitespaces ? 3 : 1;

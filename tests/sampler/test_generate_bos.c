@@ -112,6 +112,37 @@ static void scoring_is_unchanged_for_other_kinds(void **state) {
     check_scoring(0);
 }
 
+/* A continuation is encoded as continuing its prompt: SentencePiece adds
+ * no dummy prefix, so " a time" after "Once upon" scores the ids the
+ * whole text's encoding ends with (not an extra "▁" first). */
+static void continuation_has_no_dummy_prefix(void **state) {
+    (void)state;
+    pair p;
+    make_pair(&p, 1);
+    const char *prompt = "Once upon", *continuation = " a time";
+    const char *whole = "Once upon a time";
+    int32_t ids[64], prompt_ids[64];
+    size_t n = 0, n_prompt = 0;
+    ids[0] = tlm_tokenizer_special_id(p.tok, TLM_TOKEN_BOS);
+    assert_int_equal(tlm_tokenizer_encode(p.tok, whole, strlen(whole), ids + 1, 63, &n),
+                     TLM_OK);
+    assert_int_equal(tlm_tokenizer_encode(p.tok, prompt, strlen(prompt), prompt_ids,
+                                          64, &n_prompt),
+                     TLM_OK);
+    /* The prompt's ids begin the whole text's (no merge crosses the space). */
+    assert_true(n_prompt < n);
+    assert_memory_equal(ids + 1, prompt_ids, n_prompt * sizeof *ids);
+    double logprob = 0;
+    assert_int_equal(tlm_score_continuation(p.session, p.tok, prompt, strlen(prompt),
+                                            continuation, strlen(continuation),
+                                            &logprob),
+                     TLM_OK);
+    const double expected =
+        score_by_hand(&p, ids, n + 1) - score_by_hand(&p, ids, n_prompt + 1);
+    tlmt_assert_close(logprob, expected, 1e-4);
+    free_pair(&p);
+}
+
 typedef struct collected {
     int32_t tokens[16];
     int n;
@@ -246,6 +277,7 @@ int main(int argc, char **argv) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(scoring_puts_bos_first_for_sentencepiece),
         cmocka_unit_test(scoring_is_unchanged_for_other_kinds),
+        cmocka_unit_test(continuation_has_no_dummy_prefix),
         cmocka_unit_test(generation_puts_bos_first_for_sentencepiece),
         cmocka_unit_test(generation_is_unchanged_for_other_kinds),
         cmocka_unit_test(empty_prompt_drops_the_first_space),
