@@ -1943,9 +1943,8 @@ typedef struct tlm_generate_params {
 TLM_API int tlm_generate_params_init(tlm_generate_params *params);
 
 /**
- * Continue `prompt` (`length` bytes, at least one token; a
- * SentencePiece tokenizer's begin id counts, so an empty prompt starts a
- * text) with a decoder-only model: the session is reset, the prompt goes through as one
+ * Continue `prompt` (`length` bytes, at least one token) with a
+ * decoder-only model: the session is reset, the prompt goes through as one
  * batched forward (its last max_context - 1 tokens when longer), and then
  * up to max_tokens tokens are sampled. When the context fills up, the
  * session is reset and re-fed with the most recent half of the context (a

@@ -183,11 +183,8 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     status = tlm_token_stream_create(&stream, tokenizer);
     if (status != TLM_OK)
         goto cleanup;
-    /* The generated text continues the prompt: its first space stays. An
-     * empty prompt (BOS alone, SentencePiece) has no text to continue:
-     * the first piece loses its space, as in llama2.c and decoding. */
-    if (length > 0)
-        tlmi_token_stream_continue(stream);
+    /* The generated text continues the prompt: its first space stays. */
+    tlmi_token_stream_continue(stream);
     status = tlm_sampler_reset(sampler);
     if (status != TLM_OK)
         goto cleanup;

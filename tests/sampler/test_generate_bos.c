@@ -21,7 +21,6 @@
 #include "tolerance.h"
 
 static const char *model_path;
-static uint64_t model_seed = 5;
 
 typedef struct pair {
     tlm_context *ctx;
@@ -48,7 +47,7 @@ static void make_pair(pair *p, int sentencepiece) {
     c.d_ff = 32;
     c.n_decoder_layers = 1;
     c.max_context = 64;
-    c.init_seed = model_seed;
+    c.init_seed = 5;
     if (tlm_model_create(&p->model, p->ctx, &c) != TLM_OK)
         fail_msg("model: %s", tlm_last_error());
     assert_int_equal(tlm_session_create(&p->session, p->model, NULL), TLM_OK);
@@ -217,57 +216,6 @@ static void generation_is_unchanged_for_other_kinds(void **state) {
     check_generation(0);
 }
 
-/* An empty prompt is BOS alone: the generated text is what decoding
- * [BOS, generated...] gives, so a first piece that starts with a space
- * loses it (llama2.c prints it so). The model's seed is chosen so that
- * the first generated piece starts with one. */
-static void empty_prompt_drops_the_first_space(void **state) {
-    (void)state;
-    int found = 0;
-    for (uint64_t seed = 1; seed <= 40 && !found; seed++) {
-        model_seed = seed;
-        pair p;
-        make_pair(&p, 1);
-        tlm_sampler_params sp;
-        tlm_sampler_params_init(&sp);
-        sp.temperature = 0.0f;
-        tlm_sampler *sampler = NULL;
-        assert_int_equal(tlm_sampler_create(&sampler, p.ctx, &sp), TLM_OK);
-        collected out;
-        memset(&out, 0, sizeof out);
-        tlm_generate_params gp;
-        tlm_generate_params_init(&gp);
-        gp.max_tokens = 4;
-        gp.stop_at_eos = 0;
-        gp.callback = collect;
-        gp.callback_user = &out;
-        assert_int_equal(tlm_generate(p.session, sampler, p.tok, "", 0, &gp, NULL),
-                         TLM_OK);
-        assert_int_equal(out.n, 4);
-        const char *bytes;
-        size_t len;
-        assert_int_equal(tlm_tokenizer_token_bytes(p.tok, out.tokens[0], &bytes, &len),
-                         TLM_OK);
-        if (len > 1 && bytes[0] == ' ') {
-            found = 1;
-            int32_t ids[5] = {tlm_tokenizer_special_id(p.tok, TLM_TOKEN_BOS)};
-            memcpy(ids + 1, out.tokens, 4 * sizeof *ids);
-            char expected[1024];
-            size_t length = 0;
-            assert_int_equal(tlm_tokenizer_decode(p.tok, ids, 5, expected,
-                                                  sizeof expected, &length),
-                             TLM_OK);
-            assert_int_equal(out.length, length);
-            assert_memory_equal(out.text, expected, length);
-            assert_true(out.text[0] != ' ');
-        }
-        tlm_sampler_free(sampler);
-        free_pair(&p);
-    }
-    model_seed = 5;
-    assert_true(found);
-}
-
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s SP_MODEL\n", argv[0]);
@@ -280,7 +228,6 @@ int main(int argc, char **argv) {
         cmocka_unit_test(continuation_has_no_dummy_prefix),
         cmocka_unit_test(generation_puts_bos_first_for_sentencepiece),
         cmocka_unit_test(generation_is_unchanged_for_other_kinds),
-        cmocka_unit_test(empty_prompt_drops_the_first_space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
