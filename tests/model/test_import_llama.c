@@ -2,8 +2,8 @@
  * Llama-family files (lib/model/format_llama2c.c, format_hf_llama.c):
  * round trips tlm -> llama2.c -> tlm and tlm -> Hugging Face Llama -> tlm
  * give identical parameters and logits (tied and untied; grouped-query
- * attention), the exported llama2.c bytes checked by a reader written
- * here from the
+ * and multi-query attention), the
+ * exported llama2.c bytes checked by a reader written here from the
  * format's description (header, the offset of every weight, the freq_cis
  * block, the size), the q/k permutation against an index formula of its
  * own, both llama2.c layouts read, detection, and every refused input with
