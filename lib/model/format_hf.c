@@ -111,10 +111,9 @@ int tlmi_gpt2_check_expressible(tlmi_host *host, const char *who,
  * config.json
  */
 
-/* An optional boolean field: `fallback` when absent or null. */
-static int get_bool(tlmi_host *host, const char *what,
-                    const tlmi_json_value *root, const char *key,
-                    int fallback, int *out) {
+int tlmi_hf_get_bool(tlmi_host *host, const char *what,
+                     const tlmi_json_value *root, const char *key,
+                     int fallback, int *out) {
     const tlmi_json_value *v = tlmi_json_object_get(root, key);
     *out = fallback;
     if (v == NULL || v->type == TLMI_JSON_NULL)
@@ -317,28 +316,29 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
             goto cleanup;
         }
     }
-    if ((status = get_bool(host, what, root, "tie_word_embeddings", 1,
-                           &tie)) != TLM_OK)
+    if ((status = tlmi_hf_get_bool(host, what, root, "tie_word_embeddings",
+                                   1, &tie)) != TLM_OK)
         goto cleanup;
     /* Variants of GPT-2's attention tlm does not compute. */
-    if ((status = get_bool(host, what, root, "scale_attn_weights", 1,
-                           &flag)) != TLM_OK)
+    if ((status = tlmi_hf_get_bool(host, what, root, "scale_attn_weights",
+                                   1, &flag)) != TLM_OK)
         goto cleanup;
     if (!flag) {
         status = refuse(host, what, "scale_attn_weights",
                         "is false; tlm always scales scores by 1/sqrt(hd)");
         goto cleanup;
     }
-    if ((status = get_bool(host, what, root, "scale_attn_by_inverse_layer_idx",
-                           0, &flag)) != TLM_OK)
+    if ((status = tlmi_hf_get_bool(host, what, root,
+                                   "scale_attn_by_inverse_layer_idx", 0,
+                                   &flag)) != TLM_OK)
         goto cleanup;
     if (flag) {
         status = refuse(host, what, "scale_attn_by_inverse_layer_idx",
                         "is true; tlm does not scale scores by layer");
         goto cleanup;
     }
-    if ((status = get_bool(host, what, root, "add_cross_attention", 0,
-                           &flag)) != TLM_OK)
+    if ((status = tlmi_hf_get_bool(host, what, root, "add_cross_attention",
+                                   0, &flag)) != TLM_OK)
         goto cleanup;
     if (flag) {
         status = refuse(host, what, "add_cross_attention",
@@ -349,8 +349,9 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
     /* reorder_and_upcast_attn only changes the precision of a
      * half-precision run: float32 results are the same, so it is read
      * (checked to be a boolean) and ignored. */
-    if ((status = get_bool(host, what, root, "reorder_and_upcast_attn", 0,
-                           &flag)) != TLM_OK)
+    if ((status = tlmi_hf_get_bool(host, what, root,
+                                   "reorder_and_upcast_attn", 0,
+                                   &flag)) != TLM_OK)
         goto cleanup;
     if (n_embd % n_head != 0) {
         status = tlmi_fail(host, TLM_E_FORMAT,

@@ -77,21 +77,6 @@ static int get_int(tlmi_host *host, const char *what,
     return tlmi_json_get_int64(host, v, name, min, max, out);
 }
 
-static int get_bool(tlmi_host *host, const char *what,
-                    const tlmi_json_value *root, const char *key,
-                    int fallback, int *out) {
-    const tlmi_json_value *v = tlmi_json_object_get(root, key);
-    *out = fallback;
-    if (v == NULL || v->type == TLMI_JSON_NULL)
-        return TLM_OK;
-    if (v->type != TLMI_JSON_BOOL)
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "'%s': %s is a %s, not a boolean (byte %zu)", what,
-                         key, tlmi_json_type_name(v->type), v->offset);
-    *out = v->as.boolean;
-    return TLM_OK;
-}
-
 /* A number in (low, high), `fallback` when absent. */
 static int get_real(tlmi_host *host, const char *what,
                     const tlmi_json_value *root, const char *key, double low,
@@ -134,7 +119,8 @@ int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
                      &head_dim));
     /* transformers' LlamaConfig default ε is 1e-6. */
     TLMI_TRY(get_real(host, what, root, "rms_norm_eps", 0.0, 1.0, 1e-6, &eps));
-    TLMI_TRY(get_bool(host, what, root, "tie_word_embeddings", 0, &tie));
+    TLMI_TRY(tlmi_hf_get_bool(host, what, root, "tie_word_embeddings", 0,
+                              &tie));
     /* The rotary base: rope_theta (transformers 4), or
      * rope_parameters.rope_theta with rope_type "default" (5). */
     TLMI_TRY(get_real(host, what, root, "rope_theta", 1.0, 1e12, 10000.0,
@@ -171,13 +157,13 @@ int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
                              "gates with silu",
                              what);
     }
-    TLMI_TRY(get_bool(host, what, root, "attention_bias", 0, &flag));
+    TLMI_TRY(tlmi_hf_get_bool(host, what, root, "attention_bias", 0, &flag));
     if (flag)
         return tlmi_fail(host, TLM_E_UNSUPPORTED,
                          "'%s': attention_bias is true; tlm reads Llama "
                          "without biases",
                          what);
-    TLMI_TRY(get_bool(host, what, root, "mlp_bias", 0, &flag));
+    TLMI_TRY(tlmi_hf_get_bool(host, what, root, "mlp_bias", 0, &flag));
     if (flag)
         return tlmi_fail(host, TLM_E_UNSUPPORTED,
                          "'%s': mlp_bias is true; tlm reads Llama without "

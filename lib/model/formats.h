@@ -63,6 +63,13 @@ int tlmi_hf_is_llama(const tlm_model_config *config);
 int tlmi_hf_llama_check_expressible(tlmi_host *host, const char *who,
                                     const tlm_model_config *config);
 
+/* config.json's optional boolean `key` of object `root`: `fallback` when
+ * absent or null, TLM_E_FORMAT naming the file `what` and the key when
+ * not a boolean. */
+int tlmi_hf_get_bool(tlmi_host *host, const char *what,
+                     const struct tlmi_json_value *root, const char *key,
+                     int fallback, int *out);
+
 /* A LlamaForCausalLM config.json's object `root` as a tlm configuration
  * (n_kv_heads from num_key_value_heads); refuses (naming the field)
  * rope_scaling, a rope_type other than default, biases, hidden_act other
