@@ -126,6 +126,22 @@ static int check_id(tlmi_host *host, const char *who,
                      who, name, (unsigned)got, at, (unsigned)expected);
 }
 
+/* The CRC-32 stored in the last 4 of `size` bytes (the whole file,
+ * whose size the caller checked) against the content before it. */
+static int check_checksum(tlmi_host *host, const char *who,
+                          const unsigned char *data, size_t size) {
+    const size_t at_checksum = size - CHECKSUM_SIZE;
+    uint32_t stored = tlmi_get_u32(data + at_checksum);
+    uint32_t actual = tlmi_crc32(0, data, at_checksum);
+    if (stored != actual)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: checksum 0x%08X at offset %zu does not match "
+                         "the content's CRC-32 0x%08X: the data is corrupt",
+                         who, (unsigned)stored, at_checksum,
+                         (unsigned)actual);
+    return TLM_OK;
+}
+
 /* The GPT-2 kind's body (see gpt2_body_size); the header is read. */
 static int read_gpt2_image(tlm_tokenizer **out, tlmi_host *host,
                            const unsigned char *data, size_t size,
@@ -168,15 +184,7 @@ static int read_gpt2_image(tlm_tokenizer **out, tlmi_host *host,
                          "file of %zu bytes",
                          who, size < expected ? "truncated" : "unexpected bytes",
                          size < expected ? size : expected, expected);
-    const size_t at_checksum = expected - CHECKSUM_SIZE;
-    uint32_t stored = tlmi_get_u32(data + at_checksum);
-    uint32_t actual = tlmi_crc32(0, data, at_checksum);
-    if (stored != actual)
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: checksum 0x%08X at offset %zu does not match "
-                         "the content's CRC-32 0x%08X: the data is corrupt",
-                         who, (unsigned)stored, at_checksum,
-                         (unsigned)actual);
+    TLMI_TRY(check_checksum(host, who, data, expected));
     const uint32_t special = tlmi_get_u32(data + AT_BOS);
     if (special >= vocab)
         return tlmi_fail(host, TLM_E_FORMAT,
@@ -227,15 +235,7 @@ static int read_sp_image(tlm_tokenizer **out, tlmi_host *host,
                          who, size < expected ? "truncated" : "unexpected bytes",
                          size < expected ? size : expected,
                          (unsigned)model_size, expected);
-    const size_t at_checksum = expected - CHECKSUM_SIZE;
-    uint32_t stored = tlmi_get_u32(data + at_checksum);
-    uint32_t actual = tlmi_crc32(0, data, at_checksum);
-    if (stored != actual)
-        return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: checksum 0x%08X at offset %zu does not match "
-                         "the content's CRC-32 0x%08X: the data is corrupt",
-                         who, (unsigned)stored, at_checksum,
-                         (unsigned)actual);
+    TLMI_TRY(check_checksum(host, who, data, expected));
     char model_who[320];
     snprintf(model_who, sizeof model_who, "%.250s: the model at offset %d",
              who, HEADER_SIZE);
@@ -333,15 +333,7 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "%s: %zu unexpected bytes after the checksum at "
                          "offset %zu",
                          who, size - expected, expected);
-    const size_t at_checksum = expected - CHECKSUM_SIZE;
-    uint32_t stored = tlmi_get_u32(data + at_checksum);
-    uint32_t actual = tlmi_crc32(0, data, at_checksum);
-    if (stored != actual)
-        return tlmi_fail(&host, TLM_E_FORMAT,
-                         "%s: checksum 0x%08X at offset %zu does not match "
-                         "the content's CRC-32 0x%08X: the data is corrupt",
-                         who, (unsigned)stored, at_checksum,
-                         (unsigned)actual);
+    TLMI_TRY(check_checksum(&host, who, data, expected));
     uint32_t n_regular = kind == TLM_TOKENIZER_BYTE   ? 256
                          : kind == TLM_TOKENIZER_CHAR ? count + 1
                                                       : 256 + count;
