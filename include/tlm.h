@@ -815,11 +815,14 @@ enum tlm_tokenizer_kind {
 /** Special tokens (the `which` of tlm_tokenizer_special_id()). */
 enum tlm_special_token {
     TLM_TOKEN_BOS = 0, /**< begin of text: id vocab_size - 3 (GPT-2:
-                            <|endoftext|>) */
+                            <|endoftext|>; SentencePiece: the model's
+                            bos_id, Llama's 1) */
     TLM_TOKEN_EOS = 1, /**< end of text: id vocab_size - 2 (GPT-2:
-                            <|endoftext|>) */
+                            <|endoftext|>; SentencePiece: the model's
+                            eos_id, Llama's 2) */
     TLM_TOKEN_PAD = 2, /**< padding: id vocab_size - 1 (GPT-2:
-                            <|endoftext|>) */
+                            <|endoftext|>; SentencePiece: the model's
+                            pad_id, which Llama's lacks) */
     TLM_TOKEN_UNK = 3  /**< unknown character: id vocab_size - 4 in
                             character-level tokenizers; SentencePiece: the
                             model's unknown piece */
