@@ -912,7 +912,10 @@ TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
  * The bytes token `id` decodes to: a byte, a character's UTF-8 bytes, a
  * merged token's bytes; U+FFFD (EF BF BD) for the unknown token; nothing
  * (length 0) for the special tokens, except GPT-2's `<|endoftext|>`,
- * whose bytes are that text.
+ * whose bytes are that text. SentencePiece: the piece with U+2581 as a
+ * space (kept: only decoding drops the first piece's), a byte piece's
+ * byte, the unknown piece's surface (" U+2047 "), nothing for begin and
+ * end.
  * @param[out] bytes  receives a pointer into the tokenizer, valid as long
  *                    as the tokenizer (not NUL-terminated)
  * @param[out] length receives the number of bytes
