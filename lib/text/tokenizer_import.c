@@ -812,7 +812,15 @@ TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
     const char *who = "tlm_tokenizer_export";
     TLMI_CHECK_NOT_NULL(NULL, who, tok);
     TLMI_CHECK_NOT_NULL(NULL, who, dir);
-    if (tok->kind != TLM_TOKENIZER_SENTENCEPIECE)
+    if (tok->kind != TLM_TOKENIZER_SENTENCEPIECE &&
+        tok->kind != TLM_TOKENIZER_GPT2)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "%s: the tokenizer is of kind %d; only GPT-2 "
+                                "(kind 3) and SentencePiece (kind 4) "
+                                "tokenizers have a published form (save "
+                                "others with tlm_tokenizer_save)",
+                                who, (int)tok->kind);
+    if (tok->kind == TLM_TOKENIZER_GPT2)
         return tlmi_gpt2_export(tok, dir, "encoder.json", "vocab.bpe", who);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
         return tlmi_fail_thread(TLM_E_IO, "%s: cannot create the directory "
