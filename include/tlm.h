@@ -1968,7 +1968,9 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
 /**
  * Score text with a decoder-only model: the sum of log p(token | the
  * tokens before it) over the tokens of `text` after the first (which has
- * no context), in nats, and how many tokens were scored. The perplexity
+ * no context; a SentencePiece tokenizer puts its begin id first, so every
+ * token of the text is scored), in nats, and how many tokens were
+ * scored. The perplexity
  * is exp(-logprob / n_scored). Text longer than the context is scored in
  * windows that keep half a context of history.
  */
