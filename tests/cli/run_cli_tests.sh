@@ -404,6 +404,14 @@ check "the HF Llama export carries tokenizer.model, and import attaches it" sh -
     '$tlm' generate spl.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen1.txt &&
     '$tlm' generate spl_hf.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen2.txt &&
     cmp spl_gen1.txt spl_gen2.txt"
+# Without a prompt (or with an empty one) a SentencePiece model starts from
+# BOS alone, as llama2.c's run.c does, and its text loses the leading space
+# of its first piece; before, the prompt was the text of id 0 (" ⁇ ").
+check "generate without a prompt starts a SentencePiece model from BOS alone" sh -c "
+    '$tlm' generate spl.tlm --tokens 8 --temperature 0 > spl_bos1.txt &&
+    '$tlm' generate spl.tlm --prompt '' --tokens 8 --temperature 0 > spl_bos2.txt &&
+    cmp spl_bos1.txt spl_bos2.txt && test \$(wc -c < spl_bos1.txt) -gt 1 &&
+    ! grep -q '^ ' spl_bos1.txt && ! grep -q '⁇' spl_bos1.txt"
 check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
     ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
     grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
@@ -542,6 +550,7 @@ bad 1 "plot, missing log" plot missing.jsonl -o x.svg
 bad 1 "plot, not a log" plot corpus.txt -o x.svg
 bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9 -o x.svg
 bad 2 "attention, missing prompt" attention model.tlm -o x.svg
+bad 2 "generate, an empty prompt for a tokenizer without BOS" generate model.tlm --prompt 
 bad 1 "demo, missing corpus" demo --corpus missing.txt --seconds 1
 bad 2 "unknown command" frobnicate
 bad 2 "train, --kv-heads not dividing --heads" train --data corpus.txt --heads 4 --kv-heads 3
