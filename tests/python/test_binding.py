@@ -222,5 +222,28 @@ class GPT2Tokenizer(unittest.TestCase):
                 tlm.Tokenizer.import_(ctx, os.path.join(tmp, "missing"))
 
 
+class SentencePieceTokenizer(unittest.TestCase):
+    # The sentencepiece-made fixture of the tokenizer suite, in both forms.
+    FIXTURES = os.path.join(BINDING_DIR, "..", "..", "tests", "tokenizer")
+
+    def test_both_forms_encode_as_sentencepiece(self):
+        with tlm.Context(threads=1) as ctx:
+            for name in ("sp_bpe.model", "sp_bpe.bin"):
+                tok = tlm.Tokenizer.import_(ctx, os.path.join(self.FIXTURES, name))
+                self.assertEqual(tok.kind, "sentencepiece")
+                self.assertEqual(tok.vocab_size, 1000)
+                # sentencepiece's own ids (tests/tokenizer/sp_ids.txt).
+                self.assertEqual(tok.encode("Hello world"), [709, 339, 360, 717, 887, 889])
+                # More ids than bytes: the dummy prefix, then U+FFFD's
+                # three byte pieces for each invalid byte.
+                ids = tok.encode(b"\xff\xfe")
+                self.assertGreater(len(ids), 2)
+                self.assertEqual(tok.decode(ids), "\ufffd\ufffd")
+            with tempfile.TemporaryDirectory() as tmp:
+                tok.export(tmp)
+                again = tlm.Tokenizer.import_(ctx, os.path.join(tmp, "tokenizer.model"))
+                self.assertEqual(again.encode("Hello world"), tok.encode("Hello world"))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
