@@ -145,7 +145,8 @@ static int is_llama2c_file(const char *path, int32_t format) {
     /* safetensors: a length below 4 GiB (bytes 4..7 zero, where a legacy
      * llama2.c header has hidden_dim), then '{'. */
     const int safetensors = head[8] == '{' && head[4] == 0 && head[5] == 0 && head[6] == 0 && head[7] == 0;
-    return got >= 28 && head[0] != 0x89 && first != 20240326u && !safetensors && head[i] != '{';
+    const int json = i < got && head[i] == '{'; /* i == got: all white space */
+    return got >= 28 && head[0] != 0x89 && first != 20240326u && !safetensors && !json;
 }
 
 /* Kinds of tokenizer files found beside the weights. */

@@ -362,6 +362,12 @@ check "a tokenizer.bin of another size beside a llama2.c file is a note, not att
     '$tlm' import l2c/model.bin -o l2c.tlm > l2c.out 2> l2c.err &&
     grep -q 'no tokenizer)\$' l2c.out && test \$(wc -l < l2c.err) -eq 1 &&
     grep -q 'note: l2c/tokenizer.bin not attached' l2c.err"
+# White space only: the CLI's llama2.c sniffing (for a tokenizer.bin
+# beside it) read one byte past its 28-byte buffer (seen by ASan).
+check "a file of 40 spaces beside a tokenizer.bin is refused cleanly" sh -c "
+    mkdir -p blank && printf '%40s' '' > blank/model.bin && cp tokenizer3.bin blank/tokenizer.bin &&
+    '$tlm' import blank/model.bin -o blank.tlm 2> blank.err; test \$? -eq 1 &&
+    grep -q 'not a model file tlm knows' blank.err && test ! -e blank.tlm"
 check "export --format llama2c refuses a GPT-2, naming the field, writing nothing" sh -c "
     ! '$tlm' export model.tlm --format llama2c -o refused.bin 2> refused.err &&
     grep -q 'position' refused.err && test ! -e refused.bin"
