@@ -418,6 +418,9 @@ check "generate without a prompt starts a SentencePiece model from BOS alone" sh
     '$tlm' generate spl.tlm --prompt '' --tokens 8 --temperature 0 > spl_bos2.txt &&
     cmp spl_bos1.txt spl_bos2.txt && test \$(wc -c < spl_bos1.txt) -gt 1 &&
     ! grep -q '^ ' spl_bos1.txt && ! grep -q '⁇' spl_bos1.txt"
+check "attention of a SentencePiece prompt labels its BOS" sh -c "
+    '$tlm' attention spl.tlm --prompt 'the cat' -o spl_attn.svg > /dev/null &&
+    grep -q '>&lt;bos&gt;</text>' spl_attn.svg && ! grep -q '>#1</text>' spl_attn.svg"
 check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
     ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
     grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
