@@ -424,6 +424,14 @@ check "attention of a SentencePiece prompt labels its BOS" sh -c "
 check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
     ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
     grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
+# A GPT-shaped model with a SentencePiece tokenizer: the tokenizer could
+# be written but the model cannot; the tokenizer.bin was left behind.
+check "--tokenizer-out with a model llama2.c refuses writes no tokenizer.bin" sh -c "
+    '$tlm' train --data corpus.txt --tokenizer '$sp_fixtures/sp_bpe.model' --layers 1 --heads 2 \
+        --dim 16 --context 16 --steps 1 --batch 2 --threads 1 -o gpt_sp.tlm > /dev/null 2>&1 &&
+    ! '$tlm' export gpt_sp.tlm --format llama2c -o gpt_sp.bin --tokenizer-out gpt_sp_tok.bin 2> gpt_sp.err &&
+    grep -q 'position' gpt_sp.err && test ! -e gpt_sp.bin && test ! -e gpt_sp_tok.bin &&
+    test ! -e gpt_sp_tok.bin.partial"
 check "an explicit --tokenizer of another size is an error, nothing written" sh -c "
     ! '$tlm' import llama.bin -o wrong.tlm --tokenizer spl/tokenizer.bin 2> wrong.err &&
     grep -q '1000 ids' wrong.err && test ! -e wrong.tlm"
