@@ -573,6 +573,9 @@ bad 2 "unknown command" frobnicate
 bad 2 "train, --kv-heads not dividing --heads" train --data corpus.txt --heads 4 --kv-heads 3
 bad 2 "train, unknown --arch" train --data corpus.txt --arch gpt3
 bad 1 "train, a --tokenizer file that is missing" train --data corpus.txt --tokenizer missing.model --steps 1
+bad 1 "train, a --tokenizer that is a unigram SentencePiece model" train --data corpus.txt --tokenizer "$sp_fixtures/sp_unigram.model" --steps 1 -o never.tlm
+bad 1 "import, a --tokenizer that is a unigram SentencePiece model" import llama.bin -o never.tlm --tokenizer "$sp_fixtures/sp_unigram.model"
+check "nothing written for the refused tokenizers" test ! -e never.tlm
 for command in train generate eval info export import plot attention demo version; do
     check "$command --help" sh -c "'$tlm' $command --help | grep -q '^usage: tlm $command'"
 done
