@@ -400,6 +400,13 @@ check "a tokenizer.bin of the model's size beside a llama2.c file is attached" s
     cp '$sp_fixtures/sp_bpe.bin' spl/tokenizer.bin &&
     '$tlm' import spl/model.bin -o spl.tlm | grep -q 'tokenizer from spl/tokenizer.bin)\$' &&
     '$tlm' info spl.tlm | grep -q '^tokenizer: sentencepiece, 1000 ids'"
+check "import MODEL.bin --tokenizer tokenizer.bin, then generate (the issue's stories15M steps)" sh -c "
+    cp spl/model.bin spl_alone.bin &&
+    '$tlm' import spl_alone.bin --tokenizer spl/tokenizer.bin -o spl_named.tlm |
+        grep -q 'tokenizer from spl/tokenizer.bin)\$' &&
+    '$tlm' generate spl_named.tlm --prompt 'Once upon a time' --tokens 10 --temperature 0 > spl_named.txt &&
+    '$tlm' generate spl.tlm --prompt 'Once upon a time' --tokens 10 --temperature 0 > spl_auto.txt &&
+    cmp spl_named.txt spl_auto.txt && grep -q '^Once upon a time' spl_named.txt"
 check "export --format llama2c --tokenizer-out writes the tokenizer.bin back" sh -c "
     '$tlm' export spl.tlm --format llama2c -o spl_out.bin --tokenizer-out spl_tok.bin > /dev/null &&
     cmp spl_tok.bin spl/tokenizer.bin && test \$(wc -c < spl_out.bin) -eq \$(wc -c < spl/model.bin)"
