@@ -142,6 +142,18 @@ class Models(unittest.TestCase):
                     model.export(os.path.join(tmp, "x.bin"), "llmc", dtype="f16")
                 with self.assertRaises(tlm.Error):
                     model.export(os.path.join(tmp, "x"), "onnx")
+                # llama2.c holds a Llama-shaped model (rotary 2, RMSNorm 1,
+                # SwiGLU 3, no biases), grouped-query attention included,
+                # and refuses this GPT-2.
+                with tlm.Model(ctx, vocab_size=11, d_model=16, n_heads=4, n_kv_heads=2,
+                               n_decoder_layers=1, max_context=8, position=2, norm=1,
+                               activation=3, bias=0, tied_output=0) as llama:
+                    path = os.path.join(tmp, "llama.bin")
+                    llama.export(path, "llama2c")
+                    back = tlm.Model.import_(ctx, path, format="llama2c")
+                    self.assertEqual(back.config, llama.config)
+                with self.assertRaises(tlm.Error):
+                    model.export(os.path.join(tmp, "gpt.bin"), "llama2c")
 
             # Streaming: the callback sees every piece, in order.
             pieces = []
