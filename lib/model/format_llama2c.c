@@ -363,7 +363,8 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
     TLMI_TRY(tlmi_config_set_kv_heads(r->host, what, &config,
                                       (int32_t)r->h.n_kv_heads));
     const tlmi_parameter_source source = {lookup, r, 1, NULL};
-    int status = tlmi_model_build(out, ctx, &config, &source);
+    int status = tlmi_import_build_status(
+        r->host, tlmi_model_build(out, ctx, &config, &source), what);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
     return status;

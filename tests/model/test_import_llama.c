@@ -2,7 +2,7 @@
  * Llama-family files (lib/model/format_llama2c.c, format_hf_llama.c):
  * round trips tlm -> llama2.c -> tlm and tlm -> Hugging Face Llama -> tlm
  * give identical parameters and logits (tied and untied; grouped-query
- * attention once tlm_model_config has n_kv_heads, see TLMT_HAVE_GQA), the
+ * and multi-query attention), the
  * exported llama2.c bytes checked by a reader written here from the
  * format's description (header, the offset of every weight, the freq_cis
  * block, the size), the q/k permutation against an index formula of its
@@ -30,13 +30,6 @@
 #include "temp_dir.h"
 #include "tlm.h"
 #include "tolerance.h"
-
-/* MERGE(gqa): 1 once tlm_model_config::n_kv_heads exists (branch gqa):
- * the grouped-query round trips then run, and a llama2.c file with fewer
- * kv heads imports instead of being refused. */
-#ifndef TLMT_HAVE_GQA
-#define TLMT_HAVE_GQA 1
-#endif
 
 typedef struct fixture {
     char dir[512];
@@ -121,11 +114,7 @@ static tlm_model *llama_model(fixture *f, int32_t tied, int32_t kv_heads) {
     config.bias = 0;
     config.tied_output = tied;
     config.init_seed = 11;
-#if TLMT_HAVE_GQA
     config.n_kv_heads = kv_heads;
-#else
-    (void)kv_heads;
-#endif
     tlm_model *m = NULL;
     assert_int_equal(tlm_model_create(&m, f->ctx, &config), TLM_OK);
     int32_t n = tlm_model_parameter_tensor_count(m);
@@ -156,9 +145,7 @@ static void assert_same_model(tlm_model *a, tlm_model *b) {
     assert_int_equal(ca.vocab_size, cb.vocab_size);
     assert_int_equal(ca.d_model, cb.d_model);
     assert_int_equal(ca.n_heads, cb.n_heads);
-#if TLMT_HAVE_GQA
     assert_int_equal(ca.n_kv_heads, cb.n_kv_heads);
-#endif
     assert_int_equal(ca.d_ff, cb.d_ff);
     assert_int_equal(ca.n_decoder_layers, cb.n_decoder_layers);
     assert_int_equal(ca.max_context, cb.max_context);
@@ -334,7 +321,6 @@ static void llama2c_round_trip_is_bit_exact(void **state) {
     }
 }
 
-#if TLMT_HAVE_GQA
 static void llama2c_round_trip_with_grouped_query_attention(void **state) {
     fixture *f = *state;
     char path[600];
@@ -350,7 +336,6 @@ static void llama2c_round_trip_with_grouped_query_attention(void **state) {
         tlm_model_free(m);
     }
 }
-#endif
 
 /* The same weights in export.py's version 1 layout ("ak42"): built here
  * from a legacy file, tensor by tensor. */
@@ -508,17 +493,19 @@ static void llama2c_bad_inputs_are_refused(void **state) {
     h[3] = 4; /* head size 3: odd */
     write_legacy(path, h, 0);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "odd");
+    /* In the format's ranges but beyond tlm's limits (1024 layers,
+     * max_context 2^20): TLM_E_UNSUPPORTED naming the file and the field,
+     * not tlm_model_create's TLM_E_INVALID alone. */
+    const int32_t deep[7] = {2, 1, 1025, 1, 1, 1, 1};
+    write_legacy(path, deep, 0);
+    assert_import_fails(f, path, L2C, TLM_E_UNSUPPORTED, "n_decoder_layers");
+    assert_message_has("llama2.c checkpoint '");
+    assert_message_has(path);
     /* Shorter than a header. */
     write_file(path, "abc", 3);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "28-byte header");
     assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_FORMAT,
                         "not a model file tlm knows");
-#if !TLMT_HAVE_GQA
-    memcpy(h, good, sizeof h);
-    h[4] = 2;
-    write_legacy(path, h, 0);
-    assert_import_fails(f, path, L2C, TLM_E_UNSUPPORTED, "n_kv_heads 2");
-#endif
     /* "ak42": versions other than 1, the shared flag, short headers. */
     char legacy[600];
     path_in(f, "legacy.bin", legacy, sizeof legacy);
@@ -703,7 +690,6 @@ static void hf_llama_round_trip_is_bit_exact(void **state) {
     }
 }
 
-#if TLMT_HAVE_GQA
 static void hf_llama_round_trip_with_grouped_query_attention(void **state) {
     fixture *f = *state;
     char dir[600];
@@ -718,7 +704,6 @@ static void hf_llama_round_trip_with_grouped_query_attention(void **state) {
         tlm_model_free(m);
     }
 }
-#endif
 
 /* 16-bit exports import as each value rounded to nearest even, and an
  * index (model.safetensors.index.json) is followed with Llama's names. */
@@ -862,10 +847,10 @@ static void hf_llama_bad_configs_are_refused(void **state) {
          TLM_E_FORMAT, "lm_head.weight"},
         {"\"intermediate_size\":24", "\"intermediate_size\":25", TLM_E_FORMAT,
          "mlp.gate_proj.weight"},
-#if !TLMT_HAVE_GQA
-        {"\"num_key_value_heads\":4", "\"num_key_value_heads\":2",
-         TLM_E_UNSUPPORTED, "n_kv_heads 2"},
-#endif
+        /* In config.json's range, beyond tlm's (max_context 1..2^20): the
+         * file named, not TLM_E_INVALID as if the caller were wrong. */
+        {"\"max_position_embeddings\":9", "\"max_position_embeddings\":2000000",
+         TLM_E_UNSUPPORTED, "Hugging Face checkpoint '"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(config, good, size);
@@ -897,10 +882,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(llama2c_round_trip_is_bit_exact, setup,
                                         teardown),
-#if TLMT_HAVE_GQA
         cmocka_unit_test_setup_teardown(
             llama2c_round_trip_with_grouped_query_attention, setup, teardown),
-#endif
         cmocka_unit_test_setup_teardown(llama2c_version1_is_read, setup, teardown),
         cmocka_unit_test_setup_teardown(llama2c_bad_inputs_are_refused, setup,
                                         teardown),
@@ -911,10 +894,8 @@ int main(void) {
         cmocka_unit_test(rotary_rows_follow_the_half_split_rule),
         cmocka_unit_test_setup_teardown(hf_llama_round_trip_is_bit_exact, setup,
                                         teardown),
-#if TLMT_HAVE_GQA
         cmocka_unit_test_setup_teardown(
             hf_llama_round_trip_with_grouped_query_attention, setup, teardown),
-#endif
         cmocka_unit_test_setup_teardown(hf_llama_sixteen_bits_and_index, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(hf_llama_given_config_reads_llama_names,
