@@ -1950,7 +1950,10 @@ TLM_API int tlm_generate_params_init(tlm_generate_params *params);
 
 /**
  * Continue `prompt` (`length` bytes, at least one token) with a
- * decoder-only model: the session is reset, the prompt goes through as one
+ * decoder-only model. A tokenizer that adds a begin id (SentencePiece)
+ * puts BOS first, so that its prompt may be empty (BOS alone, whose
+ * continuation starts the text and drops its leading space, as llama2.c
+ * does). The session is reset, the prompt goes through as one
  * batched forward (its last max_context - 1 tokens when longer), and then
  * up to max_tokens tokens are sampled. When the context fills up, the
  * session is reset and re-fed with the most recent half of the context (a

@@ -705,7 +705,9 @@ class Tokenizer(_Handle):
     def import_(cls, ctx, path):
         """Read a published tokenizer (tlm_tokenizer_import): a directory
         with GPT-2's encoder.json + vocab.bpe (or vocab.json + merges.txt),
-        a tiktoken rank file, or a tlm tokenizer file."""
+        a tiktoken rank file, a SentencePiece tokenizer.model (or a
+        directory holding one), llama2.c's tokenizer.bin, or a tlm
+        tokenizer file."""
         tok = cls(_out(_L().tlm_tokenizer_import, ctx.handle if ctx else None,
                        os.fsencode(path)))
         if ctx is not None:
@@ -713,8 +715,9 @@ class Tokenizer(_Handle):
         return tok
 
     def export(self, directory):
-        """Write a GPT-2 tokenizer as encoder.json + vocab.bpe into
-        `directory` (tlm_tokenizer_export)."""
+        """Write a GPT-2 tokenizer as encoder.json + vocab.bpe, or a
+        SentencePiece one as tokenizer.model, into `directory`
+        (tlm_tokenizer_export)."""
         _check(_L().tlm_tokenizer_export(self.handle, os.fsencode(directory)))
 
     @property
@@ -735,7 +738,9 @@ class Tokenizer(_Handle):
     def encode(self, text):
         """Token ids of `text` (str or bytes)."""
         data = text.encode() if isinstance(text, str) else bytes(text)
-        capacity = len(data) + 1
+        # The bound of tlm_tokenizer_encode: a SentencePiece tokenizer's
+        # dummy prefix and byte fallback give up to 3 ids a byte.
+        capacity = 3 * len(data) + 3
         ids = (_i32 * capacity)()
         n = _sz()
         _check(_L().tlm_tokenizer_encode(self.handle, data, len(data), ids,

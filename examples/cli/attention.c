@@ -16,7 +16,11 @@ static void token_label(FILE *out, tlm_tokenizer *tok, int32_t id) {
     const char *bytes = NULL;
     size_t length = 0;
     if (tlm_tokenizer_token_bytes(tok, id, &bytes, &length) != TLM_OK || length == 0) {
-        fprintf(out, "#%d", (int)id);
+        /* The begin id a SentencePiece prompt starts with has no text. */
+        if (id == tlm_tokenizer_special_id(tok, TLM_TOKEN_BOS))
+            fputs("&lt;bos&gt;", out);
+        else
+            fprintf(out, "#%d", (int)id);
         return;
     }
     cli_xml_text(out, bytes, length, 1);

@@ -8,6 +8,7 @@
  * --tokenizer or --tokenizer-from; an HF export writes the model's
  * tokenizer beside its weights, a llama2.c export with --tokenizer-out.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -103,17 +104,28 @@ int cmd_export(int argc, char **argv) {
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
-    /* The tokenizer first: it is what fails for a model of another
-     * tokenizer kind, and then nothing is written. */
-    if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
+    /* The tokenizer first, under a staging name: it is what fails for a
+     * model of another tokenizer kind; it takes its own name only once
+     * the model is written, so that a model the format refuses leaves
+     * no tokenizer.bin either. */
+    char staged[4200] = "";
+    if (tokenizer_out != NULL &&
+        snprintf(staged, sizeof staged, "%s.partial", tokenizer_out) >= (int)sizeof staged)
+        status = cli_error(CLI_EXIT_USAGE, "export", "--tokenizer-out: the path is too long");
+    else if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
-    else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0)
+    else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, staged) != 0)
         status = CLI_EXIT_RUNTIME;
     else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
+    else if (tokenizer_out != NULL && rename(staged, tokenizer_out) != 0)
+        status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: cannot rename '%s' to '%s': %s",
+                           staged, tokenizer_out, strerror(errno));
     else
         printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
                (long long)tlm_model_parameter_count(model));
+    if (status != 0 && staged[0] != '\0')
+        remove(staged);
     if (status == 0 && tokenizer_out != NULL)
         printf("wrote %s (llama2.c tokenizer)\n", tokenizer_out);
     tlm_model_free(model);
@@ -145,7 +157,8 @@ static int is_llama2c_file(const char *path, int32_t format) {
     /* safetensors: a length below 4 GiB (bytes 4..7 zero, where a legacy
      * llama2.c header has hidden_dim), then '{'. */
     const int safetensors = head[8] == '{' && head[4] == 0 && head[5] == 0 && head[6] == 0 && head[7] == 0;
-    return got >= 28 && head[0] != 0x89 && first != 20240326u && !safetensors && head[i] != '{';
+    const int json = i < got && head[i] == '{'; /* i == got: all white space */
+    return got >= 28 && head[0] != 0x89 && first != 20240326u && !safetensors && !json;
 }
 
 /* Kinds of tokenizer files found beside the weights. */

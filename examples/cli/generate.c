@@ -54,8 +54,18 @@ int generate_stream(const char *cmd, tlm_model *model, const char *prompt,
     return status;
 }
 
-/* "\n" when the tokenizer knows it, else the text of its first token. */
+/* Whether the tokenizer starts every text with its begin id (SentencePiece,
+ * as llama2.c and Hugging Face do): then an empty prompt is that id alone. */
+static int starts_with_bos(const tlm_tokenizer *tok) {
+    return tlm_tokenizer_kind(tok) == TLM_TOKENIZER_SENTENCEPIECE;
+}
+
+/* "" (the begin id alone, as llama2.c's run.c without a prompt) for a
+ * tokenizer that adds one; else "\n" when the tokenizer knows it, else
+ * the text of its first token. */
 static const char *default_prompt(tlm_tokenizer *tok, char *buf, size_t size) {
+    if (starts_with_bos(tok))
+        return "";
     int32_t id = -1;
     size_t n = 0;
     const int32_t unk = tlm_tokenizer_kind(tok) == TLM_TOKENIZER_CHAR
@@ -80,7 +90,7 @@ int cmd_generate(int argc, char **argv) {
     uint64_t seed = 0;
     int interactive = 0;
     cli_option options[] = {
-        {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline)", 0},
+        {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
         {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
         {"temperature", 't', CLI_FLOAT, &temperature, 0, 100, "X", "0 = greedy; higher = more random (default 0.8)", 0},
         {"top-k", 0, CLI_INT, &top_k, 0, 2000000000, "N", "keep the N most probable tokens; 0 = off", 0},
@@ -115,7 +125,7 @@ int cmd_generate(int argc, char **argv) {
     char first[64];
     if (prompt == NULL)
         prompt = default_prompt(tlm_model_tokenizer(model), first, sizeof first);
-    if (prompt[0] == '\0')
+    if (prompt[0] == '\0' && !starts_with_bos(tlm_model_tokenizer(model)))
         status = cli_error(CLI_EXIT_USAGE, "generate", "--prompt is empty");
     else if (!interactive) {
         status = generate_stream("generate", model, prompt, tokens, &sp, stop);

@@ -237,7 +237,7 @@ static int load_initial_model(job *j) {
             wanted.activation != c.activation || wanted.bias != c.bias ||
             wanted.tied_output != c.tied_output || wanted.norm_eps != c.norm_eps) {
             snprintf(one, sizeof one, "--arch %s (the model's positions, "
-                     "norms, activation or biases differ)", s->arch);
+                     "norms or norm_eps, activation, biases or output tying differ)", s->arch);
             add_conflict(conflicts, sizeof conflicts, one);
         }
     }

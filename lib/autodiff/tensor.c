@@ -153,9 +153,11 @@ static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
     return TLM_OK;
 }
 
-int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
-                                int32_t dtype, int32_t ndim,
-                                const int64_t *shape, const void *data) {
+/* A leaf over memory it does not own (0 bytes: tlm_tensor_free leaves the
+ * data alone). */
+static int create_unowned(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                          int32_t ndim, const int64_t *shape, void *data,
+                          int read_only) {
     *out = NULL;
     int64_t numel = 0;
     int status = tlmi_shape_numel(&ctx->host, "tensor", dtype, ndim, shape, &numel);
@@ -164,11 +166,23 @@ int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
     tlm_tensor *tensor = tlmi_context_take_struct(ctx);
     if (tensor == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tensor: out of memory");
-    /* Never written through: read_only, and not owned (0 bytes). */
-    init_leaf(ctx, tensor, dtype, ndim, shape, numel, (void *)(uintptr_t)data, 0);
-    tensor->read_only = 1;
+    init_leaf(ctx, tensor, dtype, ndim, shape, numel, data, 0);
+    tensor->read_only = read_only;
     *out = tensor;
     return TLM_OK;
+}
+
+int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
+                                int32_t dtype, int32_t ndim,
+                                const int64_t *shape, const void *data) {
+    /* Never written through: read_only. */
+    return create_unowned(out, ctx, dtype, ndim, shape,
+                          (void *)(uintptr_t)data, 1);
+}
+
+int tlmi_tensor_create_view(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                            int32_t ndim, const int64_t *shape, void *data) {
+    return create_unowned(out, ctx, dtype, ndim, shape, data, 0);
 }
 
 /* create_leaf from the caller's data, which is checked first (before

@@ -89,6 +89,12 @@ int tlmi_tensor_create_borrowed(tlm_tensor **out, tlm_context *ctx,
                                 int32_t dtype, int32_t ndim,
                                 const int64_t *shape, const void *data);
 
+/* A writable leaf over `data` that it does not own: a model's parameters,
+ * views into the one block the model allocates for all of them. The owner
+ * frees `data` after the tensor. Its gradient, when requested, is its own. */
+int tlmi_tensor_create_view(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
+                            int32_t ndim, const int64_t *shape, void *data);
+
 /* Element count of a shape, or a negative status with a message naming
  * `what` when the shape is invalid or its byte size overflows. */
 int tlmi_shape_numel(tlmi_host *host, const char *what, int32_t dtype,

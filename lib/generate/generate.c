@@ -183,8 +183,11 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     status = tlm_token_stream_create(&stream, tokenizer);
     if (status != TLM_OK)
         goto cleanup;
-    /* The generated text continues the prompt: its first space stays. */
-    tlmi_token_stream_continue(stream);
+    /* The generated text continues the prompt: its first space stays.
+     * After BOS alone (an empty prompt) it starts the text and loses it,
+     * as llama2.c's run.c and SentencePiece's decode do. */
+    if (length > 0)
+        tlmi_token_stream_continue(stream);
     status = tlm_sampler_reset(sampler);
     if (status != TLM_OK)
         goto cleanup;

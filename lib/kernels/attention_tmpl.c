@@ -8,7 +8,9 @@
  * tlmi_attention_{forward,backward,workspace,exp2}_<isa>.
  *
  * Tuning macros the including file may define: TLMI_ATTN_QB (query rows
- * per block, 4 by default), and TLMI_ATTN_HAVE_TRANSPOSE with
+ * per block, 4 by default), TLMI_ATTN_FEW_ROWS (up to how many query rows
+ * the in-place path for decoding runs, 2 by default; see "Few query
+ * rows"), and TLMI_ATTN_HAVE_TRANSPOSE with
  *   vf_transpose(dst, ldd, src, lds)   a W x W transpose (key packing)
  * (it includes kernels/simd.h itself first, for the vector types).
  *
@@ -448,6 +450,213 @@ static void attn_mask_tail(float *sr, int64_t limit, int64_t n) {
         sr[j] = -INFINITY;
 }
 
+/* ---- Few query rows: decoding ------------------------------------------
+ *
+ * A decoding step asks for one query row (or, with grouped-query
+ * attention, the few query heads of a key/value group) over the whole
+ * cache. Packing every key into panels and every value into padded rows,
+ * as the blocked path does, costs more than the product then (for head
+ * size 8, a third of a 260K-parameter model's decoding time): with
+ * tq <= TLMI_ATTN_FEW_ROWS the keys and values are read in place at their
+ * row strides instead, one query row at a time, in two passes over the
+ * keys it sees (the strip of scores stays in the workspace, as in the
+ * blocked path):
+ *   s_j = (q . k_j) * scale log2(e)    (a dot product over a contiguous
+ *                                       row of k, -inf for hidden keys)
+ *   m = max_j s_j, p_j = 2^(s_j - m), l = sum p_j
+ *   out = (sum_j p_j v_j) / l          (rows of v, W columns at a time)
+ * The crossover (Zen 4, both x86 paths of this template, not causal,
+ * head sizes 8, 48, 64, 128 over 64 to 1024 keys; docs/performance.md):
+ * in place is 1.3-2.7x faster at 1 and 2 rows on AVX2 and 1.7-7x on
+ * AVX-512; at 3 rows 1.1-3.3x faster on AVX-512 but 0.84-1.4x on AVX2;
+ * from 4 rows on the blocked path wins but for head size 8 on AVX-512
+ * (its register tiles load each key once for QB rows). So 2 by default
+ * (NEON unmeasured), 3 where the ISA file says so (AVX-512). */
+#if !defined(TLMI_ATTN_FEW_ROWS)
+#define TLMI_ATTN_FEW_ROWS 2
+#endif
+
+/* x . y over n floats. */
+TLMI_ATTN_INLINE float attn_dot(const float *x, const float *y, int64_t n) {
+    int64_t d = 0;
+    VF a0 = vf_zero(), a1 = vf_zero();
+    for (; d + 2 * W <= n; d += 2 * W) {
+        a0 = vf_fmadd(vf_load(x + d), vf_load(y + d), a0);
+        a1 = vf_fmadd(vf_load(x + d + W), vf_load(y + d + W), a1);
+    }
+    if (d + W <= n) {
+        a0 = vf_fmadd(vf_load(x + d), vf_load(y + d), a0);
+        d += W;
+    }
+#if defined(TLMI_VF_MASKED)
+    if (d < n) {
+        const tlmi_vm m = vf_lanes(n - d);
+        a1 = vf_fmadd(vf_load_mask(m, x + d), vf_load_mask(m, y + d), a1);
+        d = n;
+    }
+#endif
+    float sum = d > 0 ? vf_hsum(vf_add(a0, a1)) : 0.0f;
+    for (; d < n; d++)
+        sum += x[d] * y[d];
+    return sum;
+}
+
+/* s[j] = (q . k_j) * scale for the keys j < n (rows of k at stride ldk),
+ * -inf for hidden ones; returns the largest score (-inf when there is
+ * none; a NaN score is passed over here, and makes p_j, l and the row NaN
+ * later). */
+static float attn_score_row(float *s, const float *q, const float *k,
+                            int64_t ldk, int64_t n, int64_t dim, float scale,
+                            const unsigned char *visible) {
+    float m = -INFINITY;
+#if defined(TLMI_VF_MASKED)
+    if (dim <= W) {
+        /* A head no wider than a vector (8 in stories260K): q loaded once,
+         * each key one masked load. */
+        const tlmi_vm mask = vf_lanes(dim);
+        const VF vq = vf_load_mask(mask, q);
+        for (int64_t j = 0; j < n; j++) {
+            const float sj =
+                attn_visible(visible, j)
+                    ? vf_hsum(vf_mul(vq, vf_load_mask(mask, k + j * ldk))) * scale
+                    : -INFINITY;
+            s[j] = sj;
+            m = sj > m ? sj : m;
+        }
+        return m;
+    }
+#endif
+    for (int64_t j = 0; j < n; j++) {
+        const float sj = attn_visible(visible, j)
+                             ? attn_dot(q, k + j * ldk, dim) * scale
+                             : -INFINITY;
+        s[j] = sj;
+        m = sj > m ? sj : m;
+    }
+    return m;
+}
+
+/* Column c0 .. c0 + W of v (rows at stride ldv) loaded whole, or its
+ * first `lanes` columns (the others 0) where the ISA has masked loads. */
+#if defined(TLMI_VF_MASKED)
+#define ATTN_LOAD_COLS(x, full, mask) ((full) ? vf_load(x) : vf_load_mask(mask, x))
+#else
+#define ATTN_LOAD_COLS(x, full, mask) ((void)(full), (void)(mask), vf_load(x))
+#endif
+
+/* sum_j p[j] v[j][c0 ..] over the visible keys j < n, W columns (full) or
+ * the first `lanes` (masked ISAs only). Four keys at a time into four
+ * sums: one sum would wait for the FMA before it on every key. A hidden
+ * key's value may be anything, even NaN, and is not read. */
+TLMI_ATTN_INLINE VF attn_weighted_cols(const float *p, const float *v,
+                                       int64_t ldv, int64_t n,
+                                       const unsigned char *visible,
+                                       const int full, int64_t lanes) {
+#if defined(TLMI_VF_MASKED)
+    const tlmi_vm mask = vf_lanes(lanes);
+#else
+    const int mask = 0;
+    (void)lanes;
+#endif
+    VF a0 = vf_zero(), a1 = vf_zero(), a2 = vf_zero(), a3 = vf_zero();
+    int64_t j = 0;
+    if (visible == NULL)
+        for (; j + 4 <= n; j += 4) {
+            const float *row = v + j * ldv;
+            a0 = vf_fmadd(vf_set1(p[j]), ATTN_LOAD_COLS(row, full, mask), a0);
+            a1 = vf_fmadd(vf_set1(p[j + 1]),
+                          ATTN_LOAD_COLS(row + ldv, full, mask), a1);
+            a2 = vf_fmadd(vf_set1(p[j + 2]),
+                          ATTN_LOAD_COLS(row + 2 * ldv, full, mask), a2);
+            a3 = vf_fmadd(vf_set1(p[j + 3]),
+                          ATTN_LOAD_COLS(row + 3 * ldv, full, mask), a3);
+        }
+    for (; j < n; j++)
+        if (attn_visible(visible, j))
+            a0 = vf_fmadd(vf_set1(p[j]), ATTN_LOAD_COLS(v + j * ldv, full, mask),
+                          a0);
+    return vf_add(vf_add(a0, a1), vf_add(a2, a3));
+}
+
+/* out[c] = inv * sum_j p[j] v[j][c] for c < cols over the keys j < n that
+ * are visible (rows of v at stride ldv). */
+static void attn_weighted_sum(float *out, const float *p, const float *v,
+                              int64_t ldv, int64_t n, int64_t cols,
+                              float inv, const unsigned char *visible) {
+    const VF vinv = vf_set1(inv);
+    int64_t c = 0;
+    for (; c + W <= cols; c += W)
+        vf_store(out + c,
+                 vf_mul(attn_weighted_cols(p, v + c, ldv, n, visible, 1, W),
+                        vinv));
+    if (c == cols)
+        return;
+#if defined(TLMI_VF_MASKED)
+    vf_store_mask(out + c, vf_lanes(cols - c),
+                  vf_mul(attn_weighted_cols(p, v + c, ldv, n, visible, 0,
+                                            cols - c),
+                         vinv));
+#else
+    /* The last cols - c < W columns, each its own sum. */
+    float tail[W];
+    const int64_t rest = cols - c;
+    for (int64_t t = 0; t < rest; t++)
+        tail[t] = 0.0f;
+    for (int64_t j = 0; j < n; j++) {
+        if (!attn_visible(visible, j))
+            continue;
+        const float *row = v + j * ldv + c;
+        for (int64_t t = 0; t < rest; t++)
+            tail[t] += p[j] * row[t];
+    }
+    for (int64_t t = 0; t < rest; t++)
+        out[c + t] = tail[t] * inv;
+#endif
+}
+
+#undef ATTN_LOAD_COLS
+
+/* The forward pass for tq <= TLMI_ATTN_FEW_ROWS (see above); `s` is the
+ * workspace's strip of scores (at least tk rounded up to NW floats). */
+static void attn_forward_few(float *out, float *lse, const float *q,
+                             const float *k, const float *v,
+                             const unsigned char *visible,
+                             const tlmi_attention_dims *dims, float *s) {
+    const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
+                  v_dim = dims->v_dim;
+    const float scale2 = (float)(1.0 / sqrt((double)dim) / log(2.0));
+    for (int64_t i = 0; i < tq; i++) {
+        const float *qi = q + i * dims->ld_q;
+        float *out_i = out + i * dims->ld_out;
+        const int64_t limit = attn_key_limit(i, tq, tk, dims->causal);
+        const float m = attn_score_row(s, qi, k, dims->ld_k, limit, dim,
+                                       scale2, visible);
+        /* The strip is padded with -inf (p = 0) to whole vectors. */
+        const int64_t n = (limit + W - 1) / W * W;
+        for (int64_t j = limit; j < n; j++)
+            s[j] = -INFINITY;
+        /* A row that sees no key gets l = 0; 2^(-inf - 0) = 0. */
+        const VF vm = vf_set1(m == -INFINITY ? 0.0f : m);
+        VF sum = vf_zero();
+        for (int64_t j = 0; j < n; j += W) {
+            const VF pj = vf_exp2(vf_sub(vf_load(s + j), vm));
+            vf_store(s + j, pj);
+            sum = vf_add(sum, pj);
+        }
+        const float l = vf_hsum(sum);
+        if (l != 0.0f) {
+            attn_weighted_sum(out_i, s, v, dims->ld_v, limit, v_dim, 1.0f / l,
+                              visible);
+        } else {
+            for (int64_t c = 0; c < v_dim; c++)
+                out_i[c] = 0.0f;
+        }
+        if (lse != NULL)
+            lse[i] = l != 0.0f ? (float)((double)m * log(2.0) + log((double)l))
+                               : -INFINITY;
+    }
+}
+
 /* ---- Forward ---------------------------------------------------------- */
 
 void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
@@ -463,6 +672,10 @@ void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
     attn_layout L;
     attn_layout_make(&L, tq, tk, dim, v_dim, 0);
     float *ws = workspace;
+    if (tq <= TLMI_ATTN_FEW_ROWS) {
+        attn_forward_few(out, lse, q, k, v, visible, dims, ws + L.s);
+        return;
+    }
     float *kp = ws + L.kp, *vp = ws + L.vp, *bias = ws + L.bias,
           *qb = ws + L.qb, *s = ws + L.s, *acc = ws + L.acc;
     const int64_t dvp = L.dvp, dp = L.dp, lds = L.tkp;
@@ -762,6 +975,7 @@ void TLMI_ISA_NAME(tlmi_attention_exp2)(float *y, const float *x, int64_t n) {
 #undef TLMI_ATTN_INLINE
 #undef W
 #undef QB
+#undef TLMI_ATTN_FEW_ROWS
 #undef NW
 #undef KB
 #undef BQ

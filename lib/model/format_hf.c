@@ -1081,14 +1081,12 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_parameter_source source = {lookup, &im, 1, copied};
-    status = tlmi_model_build(&model, ctx, &im.config, &source);
-    /* A config.json value beyond tlm's limits (tlm_model_create's message
-     * names the field); a caller's own config stays TLM_E_INVALID. */
-    if (status == TLM_E_INVALID && given == NULL)
-        status = tlmi_fail_forward(host, TLM_E_UNSUPPORTED,
-                                   "'%s' is beyond tlm's limits",
-                                   config_path != NULL ? config_path
-                                                       : config_file);
+    {
+        char what[320];
+        snprintf(what, sizeof what, "Hugging Face checkpoint '%.280s'", path);
+        status = tlmi_import_build_status(
+            host, tlmi_model_build(&model, ctx, &im.config, &source), what);
+    }
 cleanup:
     release(&im);
     if (dir != NULL)

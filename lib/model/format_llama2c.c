@@ -360,14 +360,10 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
     tlm_model_config config;
     tlmi_llama2c_config(&r->h, &config);
     const tlmi_parameter_source source = {lookup, r, 1, NULL};
-    int status = tlmi_model_build(out, ctx, &config, &source);
-    /* The header passed its own ranges, but tlm_model_create refused a
-     * size beyond tlm's limits (its message names the field). */
-    if (status == TLM_E_INVALID)
-        status = tlmi_fail_forward(r->host, TLM_E_UNSUPPORTED,
-                                   "llama2.c checkpoint '%s': its header is "
-                                   "beyond tlm's limits",
-                                   r->what);
+    char what[320];
+    snprintf(what, sizeof what, "llama2.c checkpoint '%.280s'", r->what);
+    int status = tlmi_import_build_status(
+        r->host, tlmi_model_build(out, ctx, &config, &source), what);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
     return status;

@@ -308,7 +308,10 @@ static int import(tlm_model **out, tlm_context *ctx, llmc_reader *r,
     config.residual_dropout = 0.0f;
     config.norm_eps = 1e-5f;
     const tlmi_parameter_source source = {lookup, r, 1, NULL};
-    status = tlmi_model_build(out, ctx, &config, &source);
+    char what[320];
+    snprintf(what, sizeof what, "llm.c checkpoint '%.280s'", r->what);
+    status = tlmi_import_build_status(
+        r->host, tlmi_model_build(out, ctx, &config, &source), what);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
     return status;

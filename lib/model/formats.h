@@ -112,6 +112,13 @@ int tlmi_llmc_import_file(tlm_model **out, tlm_context *ctx,
 int tlmi_llmc_export(const tlm_model *model, const char *path,
                      int32_t weight_type);
 
+/* The status of tlmi_model_build for a configuration read from a file:
+ * its TLM_E_INVALID (tlm_model_create's limits, which the formats' own
+ * ranges exceed: a 1025-layer or 2^21-position header) becomes
+ * TLM_E_UNSUPPORTED with `what` (naming the file) before the message:
+ * the file is not a bad argument, tlm cannot hold it. */
+int tlmi_import_build_status(tlmi_host *host, int status, const char *what);
+
 /* n_kv_heads of a configuration, 0 (the default) read as n_heads. */
 static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
     return c->n_kv_heads != 0 ? c->n_kv_heads : c->n_heads;

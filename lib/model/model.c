@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "base/grow.h"
+#include "base/layout.h"
 #include "base/params.h"
 #include "base/rng.h"
 #include "kernels/dispatch.h"
@@ -146,7 +148,17 @@ typedef struct builder {
     tlmi_rng rng;
     int status;
     const tlmi_parameter_source *source; /* NULL: initialise */
+    int counting;     /* first pass: only add up block_bytes */
+    size_t block_bytes; /* counting: the block's size so far; then the
+                           offset of the next parameter in the block */
 } builder;
+
+/* A parameter's share of the block: its values rounded up to 64 bytes,
+ * so that every tensor starts on a cache line (the kernels' alignment). */
+static size_t block_share(int64_t d0, int64_t d1) {
+    const size_t bytes = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1) * sizeof(float);
+    return (bytes + TLMI_LAYOUT_ALIGN - 1) / TLMI_LAYOUT_ALIGN * TLMI_LAYOUT_ALIGN;
+}
 
 /* Creates the named parameter [d0] or [d0, d1], fills it (std > 0: normal;
  * std == 0: the constant `fill`) and registers it. Once a step has failed,
@@ -156,6 +168,19 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     if (b->status != TLM_OK)
         return NULL;
     tlm_model *m = b->model;
+    if (b->counting) {
+        /* resolve_config's limits keep one tensor far below SIZE_MAX on
+         * 64-bit hosts; the sum is checked for 32-bit ones. */
+        if (d0 > (int64_t)(SIZE_MAX / sizeof(float) - TLMI_LAYOUT_ALIGN) /
+                     (d1 > 0 ? d1 : 1) ||
+            block_share(d0, d1) > SIZE_MAX - b->block_bytes)
+            b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
+                                  "tlm_model_create: the parameters do not "
+                                  "fit in the address space");
+        else
+            b->block_bytes += block_share(d0, d1);
+        return NULL;
+    }
     if (m->n_parameters == m->parameters_capacity) {
         /* Room for 64 parameters at first, then doubling. */
         size_t capacity = (size_t)m->parameters_capacity;
@@ -186,7 +211,11 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
             b->status = b->source->lookup(b->source->user, name, ndim, shape,
                                           &data);
         if (b->status == TLM_OK)
-            b->status = tlm_tensor_create(&t, m->ctx, TLM_DTYPE_F32, ndim, shape);
+            b->status = tlmi_tensor_create_view(&t, m->ctx, TLM_DTYPE_F32, ndim,
+                                                shape,
+                                                m->parameter_block + b->block_bytes);
+        if (b->status == TLM_OK)
+            b->block_bytes += block_share(d0, d1);
         if (b->status == TLM_OK)
             b->status = tlm_tensor_set_requires_grad(t, 1);
         if (b->status != TLM_OK) {
@@ -283,6 +312,7 @@ static void add_layer(builder *b, const char *stack, int32_t index,
 static void free_parts(tlm_model *m) {
     for (int32_t i = 0; i < m->n_parameters; i++)
         tlm_tensor_free(m->parameters[i].tensor);
+    tlmi_host_free(&m->ctx->host, m->parameter_block, m->parameter_block_bytes);
     if (m->parameters != NULL)
         tlmi_host_free(&m->ctx->host, m->parameters,
                        (size_t)m->parameters_capacity * sizeof *m->parameters);
@@ -344,26 +374,42 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tlm_model_create: out of memory");
     }
 
-    builder b = {m, {{0}}, TLM_OK, source};
-    tlmi_rng_seed(&b.rng, config.init_seed);
-    m->token_embedding = add_parameter(&b, "token_embedding.weight",
-                                       config.vocab_size, config.d_model, INIT_STD, 0);
-    if (config.position == TLM_POSITION_LEARNED)
-        m->position_embedding = add_parameter(&b, "position_embedding.weight",
-                                              config.max_context, config.d_model,
-                                              INIT_STD, 0);
-    const int seq2seq = config.n_encoder_layers > 0 && config.n_decoder_layers > 0;
-    for (int32_t i = 0; i < config.n_encoder_layers; i++)
-        add_layer(&b, "encoder", i, config.n_encoder_layers, 0, &m->encoder[i]);
-    if (config.n_encoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
-        add_norm(&b, "encoder.final_norm", &m->encoder_final_norm);
-    for (int32_t i = 0; i < config.n_decoder_layers; i++)
-        add_layer(&b, "decoder", i, config.n_decoder_layers, seq2seq, &m->decoder[i]);
-    if (config.n_decoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
-        add_norm(&b, "decoder.final_norm", &m->decoder_final_norm);
-    if (!config.tied_output)
-        m->lm_head = add_parameter(&b, "lm_head.weight", config.vocab_size,
-                                   config.d_model, INIT_STD, 0);
+    /* Two passes over the same tensors: the first adds up the block that
+     * holds every trainable parameter, the second makes the tensors. */
+    builder b = {m, {{0}}, TLM_OK, source, 1, 0};
+    const int trainable = source == NULL || source->copy;
+    for (int pass = trainable ? 0 : 1; pass < 2; pass++) {
+        if (pass == 1 && trainable && b.status == TLM_OK) {
+            m->parameter_block = tlmi_host_alloc(&ctx->host, b.block_bytes,
+                                                 TLMI_LAYOUT_ALIGN);
+            if (m->parameter_block == NULL)
+                b.status = tlmi_fail(&ctx->host, TLM_E_NOMEM,
+                                     "tlm_model_create: allocating %zu bytes "
+                                     "of parameters failed", b.block_bytes);
+            m->parameter_block_bytes = b.block_bytes;
+        }
+        b.counting = pass == 0;
+        b.block_bytes = 0;
+        tlmi_rng_seed(&b.rng, config.init_seed);
+        m->token_embedding = add_parameter(&b, "token_embedding.weight",
+                                           config.vocab_size, config.d_model, INIT_STD, 0);
+        if (config.position == TLM_POSITION_LEARNED)
+            m->position_embedding = add_parameter(&b, "position_embedding.weight",
+                                                  config.max_context, config.d_model,
+                                                  INIT_STD, 0);
+        const int seq2seq = config.n_encoder_layers > 0 && config.n_decoder_layers > 0;
+        for (int32_t i = 0; i < config.n_encoder_layers; i++)
+            add_layer(&b, "encoder", i, config.n_encoder_layers, 0, &m->encoder[i]);
+        if (config.n_encoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
+            add_norm(&b, "encoder.final_norm", &m->encoder_final_norm);
+        for (int32_t i = 0; i < config.n_decoder_layers; i++)
+            add_layer(&b, "decoder", i, config.n_decoder_layers, seq2seq, &m->decoder[i]);
+        if (config.n_decoder_layers > 0 && config.norm_placement == TLM_NORM_PRE)
+            add_norm(&b, "decoder.final_norm", &m->decoder_final_norm);
+        if (!config.tied_output)
+            m->lm_head = add_parameter(&b, "lm_head.weight", config.vocab_size,
+                                       config.d_model, INIT_STD, 0);
+    }
     if (b.status != TLM_OK) {
         free_parts(m);
         tlmi_host_free(&ctx->host, m, sizeof *m);

@@ -39,6 +39,13 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params) {
     return TLM_OK;
 }
 
+int tlmi_import_build_status(tlmi_host *host, int status, const char *what) {
+    if (status != TLM_E_INVALID)
+        return status;
+    return tlmi_fail_forward(host, TLM_E_UNSUPPORTED,
+                             "%s: a configuration tlm cannot hold", what);
+}
+
 /* A safetensors header (8-byte length, then '{'): does its JSON mention
  * the key "tlm.config"? Reads the header only (at most the format's
  * limit), since the metadata may sit anywhere in it. */

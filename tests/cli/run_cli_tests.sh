@@ -362,6 +362,12 @@ check "a tokenizer.bin of another size beside a llama2.c file is a note, not att
     '$tlm' import l2c/model.bin -o l2c.tlm > l2c.out 2> l2c.err &&
     grep -q 'no tokenizer)\$' l2c.out && test \$(wc -l < l2c.err) -eq 1 &&
     grep -q 'note: l2c/tokenizer.bin not attached' l2c.err"
+# White space only: the CLI's llama2.c sniffing (for a tokenizer.bin
+# beside it) read one byte past its 28-byte buffer (seen by ASan).
+check "a file of 40 spaces beside a tokenizer.bin is refused cleanly" sh -c "
+    mkdir -p blank && printf '%40s' '' > blank/model.bin && cp tokenizer3.bin blank/tokenizer.bin &&
+    '$tlm' import blank/model.bin -o blank.tlm 2> blank.err; test \$? -eq 1 &&
+    grep -q 'not a model file tlm knows' blank.err && test ! -e blank.tlm"
 check "export --format llama2c refuses a GPT-2, naming the field, writing nothing" sh -c "
     ! '$tlm' export model.tlm --format llama2c -o refused.bin 2> refused.err &&
     grep -q 'position' refused.err && test ! -e refused.bin"
@@ -394,6 +400,13 @@ check "a tokenizer.bin of the model's size beside a llama2.c file is attached" s
     cp '$sp_fixtures/sp_bpe.bin' spl/tokenizer.bin &&
     '$tlm' import spl/model.bin -o spl.tlm | grep -q 'tokenizer from spl/tokenizer.bin)\$' &&
     '$tlm' info spl.tlm | grep -q '^tokenizer: sentencepiece, 1000 ids'"
+check "import MODEL.bin --tokenizer tokenizer.bin, then generate (the issue's stories15M steps)" sh -c "
+    cp spl/model.bin spl_alone.bin &&
+    '$tlm' import spl_alone.bin --tokenizer spl/tokenizer.bin -o spl_named.tlm |
+        grep -q 'tokenizer from spl/tokenizer.bin)\$' &&
+    '$tlm' generate spl_named.tlm --prompt 'Once upon a time' --tokens 10 --temperature 0 > spl_named.txt &&
+    '$tlm' generate spl.tlm --prompt 'Once upon a time' --tokens 10 --temperature 0 > spl_auto.txt &&
+    cmp spl_named.txt spl_auto.txt && grep -q '^Once upon a time' spl_named.txt"
 check "export --format llama2c --tokenizer-out writes the tokenizer.bin back" sh -c "
     '$tlm' export spl.tlm --format llama2c -o spl_out.bin --tokenizer-out spl_tok.bin > /dev/null &&
     cmp spl_tok.bin spl/tokenizer.bin && test \$(wc -c < spl_out.bin) -eq \$(wc -c < spl/model.bin)"
@@ -404,9 +417,28 @@ check "the HF Llama export carries tokenizer.model, and import attaches it" sh -
     '$tlm' generate spl.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen1.txt &&
     '$tlm' generate spl_hf.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen2.txt &&
     cmp spl_gen1.txt spl_gen2.txt"
+# Without a prompt (or with an empty one) a SentencePiece model starts from
+# BOS alone, as llama2.c's run.c does, and its text loses the leading space
+# of its first piece; before, the prompt was the text of id 0 (" ⁇ ").
+check "generate without a prompt starts a SentencePiece model from BOS alone" sh -c "
+    '$tlm' generate spl.tlm --tokens 8 --temperature 0 > spl_bos1.txt &&
+    '$tlm' generate spl.tlm --prompt '' --tokens 8 --temperature 0 > spl_bos2.txt &&
+    cmp spl_bos1.txt spl_bos2.txt && test \$(wc -c < spl_bos1.txt) -gt 1 &&
+    ! grep -q '^ ' spl_bos1.txt && ! grep -q '⁇' spl_bos1.txt"
+check "attention of a SentencePiece prompt labels its BOS" sh -c "
+    '$tlm' attention spl.tlm --prompt 'the cat' -o spl_attn.svg > /dev/null &&
+    grep -q '>&lt;bos&gt;</text>' spl_attn.svg && ! grep -q '>#1</text>' spl_attn.svg"
 check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
     ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
     grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
+# A GPT-shaped model with a SentencePiece tokenizer: the tokenizer could
+# be written but the model cannot; the tokenizer.bin was left behind.
+check "--tokenizer-out with a model llama2.c refuses writes no tokenizer.bin" sh -c "
+    '$tlm' train --data corpus.txt --tokenizer '$sp_fixtures/sp_bpe.model' --layers 1 --heads 2 \
+        --dim 16 --context 16 --steps 1 --batch 2 --threads 1 -o gpt_sp.tlm > /dev/null 2>&1 &&
+    ! '$tlm' export gpt_sp.tlm --format llama2c -o gpt_sp.bin --tokenizer-out gpt_sp_tok.bin 2> gpt_sp.err &&
+    grep -q 'position' gpt_sp.err && test ! -e gpt_sp.bin && test ! -e gpt_sp_tok.bin &&
+    test ! -e gpt_sp_tok.bin.partial"
 check "an explicit --tokenizer of another size is an error, nothing written" sh -c "
     ! '$tlm' import llama.bin -o wrong.tlm --tokenizer spl/tokenizer.bin 2> wrong.err &&
     grep -q '1000 ids' wrong.err && test ! -e wrong.tlm"
@@ -542,11 +574,15 @@ bad 1 "plot, missing log" plot missing.jsonl -o x.svg
 bad 1 "plot, not a log" plot corpus.txt -o x.svg
 bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9 -o x.svg
 bad 2 "attention, missing prompt" attention model.tlm -o x.svg
+bad 2 "generate, an empty prompt for a tokenizer without BOS" generate model.tlm --prompt 
 bad 1 "demo, missing corpus" demo --corpus missing.txt --seconds 1
 bad 2 "unknown command" frobnicate
 bad 2 "train, --kv-heads not dividing --heads" train --data corpus.txt --heads 4 --kv-heads 3
 bad 2 "train, unknown --arch" train --data corpus.txt --arch gpt3
 bad 1 "train, a --tokenizer file that is missing" train --data corpus.txt --tokenizer missing.model --steps 1
+bad 1 "train, a --tokenizer that is a unigram SentencePiece model" train --data corpus.txt --tokenizer "$sp_fixtures/sp_unigram.model" --steps 1 -o never.tlm
+bad 1 "import, a --tokenizer that is a unigram SentencePiece model" import llama.bin -o never.tlm --tokenizer "$sp_fixtures/sp_unigram.model"
+check "nothing written for the refused tokenizers" test ! -e never.tlm
 for command in train generate eval info export import plot attention demo version; do
     check "$command --help" sh -c "'$tlm' $command --help | grep -q '^usage: tlm $command'"
 done

@@ -493,13 +493,14 @@ static void llama2c_bad_inputs_are_refused(void **state) {
     h[3] = 4; /* head size 3: odd */
     write_legacy(path, h, 0);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "odd");
-    /* In llama2.c's ranges but beyond tlm's (1024 layers at most): the
-     * file and the field named, not tlm_model_create's TLM_E_INVALID. */
+    /* In the format's ranges but beyond tlm's limits (1024 layers,
+     * max_context 2^20): TLM_E_UNSUPPORTED naming the file and the field,
+     * not tlm_model_create's TLM_E_INVALID alone. */
     const int32_t deep[7] = {2, 1, 1025, 1, 1, 1, 1};
     write_legacy(path, deep, 0);
-    assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_UNSUPPORTED,
-                        "n_decoder_layers");
-    assert_message_has("bad.bin");
+    assert_import_fails(f, path, L2C, TLM_E_UNSUPPORTED, "n_decoder_layers");
+    assert_message_has("llama2.c checkpoint '");
+    assert_message_has(path);
     /* Shorter than a header. */
     write_file(path, "abc", 3);
     assert_import_fails(f, path, L2C, TLM_E_FORMAT, "28-byte header");
@@ -854,9 +855,10 @@ static void hf_llama_bad_configs_are_refused(void **state) {
          TLM_E_FORMAT, "lm_head.weight"},
         {"\"intermediate_size\":24", "\"intermediate_size\":25", TLM_E_FORMAT,
          "mlp.gate_proj.weight"},
-        /* Beyond tlm's limits (no tensor says so): config.json named. */
+        /* In config.json's range, beyond tlm's (max_context 1..2^20): the
+         * file named, not TLM_E_INVALID as if the caller were wrong. */
         {"\"max_position_embeddings\":9", "\"max_position_embeddings\":2000000",
-         TLM_E_UNSUPPORTED, "config.json' is beyond tlm's limits"},
+         TLM_E_UNSUPPORTED, "Hugging Face checkpoint '"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_file(config, good, size);

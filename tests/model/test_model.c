@@ -157,6 +157,35 @@ static void initialisation_is_reproducible_and_scaled(void **state) {
 
 /* Forward and backward of each kind of model: shapes, a loss near log(V)
  * at initialisation, and a gradient for every parameter. */
+/* Every parameter is a view into one block the model allocates (so that
+ * the weights of a large model sit on 2 MiB pages, see docs/performance.md):
+ * in creation order, each starting on a 64-byte boundary right after the
+ * previous one's values rounded up to 64 bytes. */
+static void parameters_share_one_block(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c = small_config();
+    c.tied_output = 0;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    const int32_t n = tlm_model_parameter_tensor_count(m);
+    assert_true(n > 10);
+    uintptr_t expected = 0;
+    for (int32_t i = 0; i < n; i++) {
+        tlm_tensor *t = NULL;
+        assert_int_equal(tlm_model_parameter(m, i, NULL, &t), TLM_OK);
+        const uintptr_t at = (uintptr_t)(void *)tlm_tensor_data_f32(t);
+        assert_int_equal(at % 64, 0);
+        if (i > 0)
+            assert_true(at == expected);
+        const uintptr_t bytes = (uintptr_t)tlm_tensor_numel(t) * sizeof(float);
+        expected = at + (bytes + 63) / 64 * 64;
+    }
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+}
+
 static void forward_backward_each_kind(void **state) {
     (void)state;
     const int kinds[3][2] = {{0, 2}, {2, 0}, {1, 2}}; /* encoder, decoder layers */
@@ -305,6 +334,7 @@ int main(void) {
         cmocka_unit_test(config_defaults_resolve),
         cmocka_unit_test(every_option_builds_the_documented_parameters),
         cmocka_unit_test(initialisation_is_reproducible_and_scaled),
+        cmocka_unit_test(parameters_share_one_block),
         cmocka_unit_test(forward_backward_each_kind),
         cmocka_unit_test(bad_configurations_are_named),
         cmocka_unit_test(bad_batches_are_named),

@@ -142,6 +142,18 @@ class Models(unittest.TestCase):
                     model.export(os.path.join(tmp, "x.bin"), "llmc", dtype="f16")
                 with self.assertRaises(tlm.Error):
                     model.export(os.path.join(tmp, "x"), "onnx")
+                # llama2.c holds a Llama-shaped model (rotary 2, RMSNorm 1,
+                # SwiGLU 3, no biases), grouped-query attention included,
+                # and refuses this GPT-2.
+                with tlm.Model(ctx, vocab_size=11, d_model=16, n_heads=4, n_kv_heads=2,
+                               n_decoder_layers=1, max_context=8, position=2, norm=1,
+                               activation=3, bias=0, tied_output=0) as llama:
+                    path = os.path.join(tmp, "llama.bin")
+                    llama.export(path, "llama2c")
+                    back = tlm.Model.import_(ctx, path, format="llama2c")
+                    self.assertEqual(back.config, llama.config)
+                with self.assertRaises(tlm.Error):
+                    model.export(os.path.join(tmp, "gpt.bin"), "llama2c")
 
             # Streaming: the callback sees every piece, in order.
             pieces = []
@@ -220,6 +232,29 @@ class GPT2Tokenizer(unittest.TestCase):
             self.assertEqual(again.encode(" the the"), tok.encode(" the the"))
             with self.assertRaises(tlm.Error):
                 tlm.Tokenizer.import_(ctx, os.path.join(tmp, "missing"))
+
+
+class SentencePieceTokenizer(unittest.TestCase):
+    # The sentencepiece-made fixture of the tokenizer suite, in both forms.
+    FIXTURES = os.path.join(BINDING_DIR, "..", "..", "tests", "tokenizer")
+
+    def test_both_forms_encode_as_sentencepiece(self):
+        with tlm.Context(threads=1) as ctx:
+            for name in ("sp_bpe.model", "sp_bpe.bin"):
+                tok = tlm.Tokenizer.import_(ctx, os.path.join(self.FIXTURES, name))
+                self.assertEqual(tok.kind, "sentencepiece")
+                self.assertEqual(tok.vocab_size, 1000)
+                # sentencepiece's own ids (tests/tokenizer/sp_ids.txt).
+                self.assertEqual(tok.encode("Hello world"), [709, 339, 360, 717, 887, 889])
+                # More ids than bytes: the dummy prefix, then U+FFFD's
+                # three byte pieces for each invalid byte.
+                ids = tok.encode(b"\xff\xfe")
+                self.assertGreater(len(ids), 2)
+                self.assertEqual(tok.decode(ids), "\ufffd\ufffd")
+            with tempfile.TemporaryDirectory() as tmp:
+                tok.export(tmp)
+                again = tlm.Tokenizer.import_(ctx, os.path.join(tmp, "tokenizer.model"))
+                self.assertEqual(again.encode("Hello world"), tok.encode("Hello world"))
 
 
 if __name__ == "__main__":

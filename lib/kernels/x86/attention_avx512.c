@@ -8,6 +8,11 @@
 #define TLMI_SIMD_AVX512 1
 #define TLMI_ISA_SUFFIX avx512
 #define TLMI_ATTN_QB 8
+/* In place up to 3 query rows (attention_tmpl.c, "Few query rows"; a
+ * measurement may compile this file with another count). */
+#if !defined(TLMI_ATTN_FEW_ROWS)
+#define TLMI_ATTN_FEW_ROWS 3
+#endif
 
 #include "kernels/simd.h"
 
