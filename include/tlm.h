@@ -680,9 +680,15 @@ enum tlm_attention_flags {
 /**
  * Fused scaled dot-product attention, one pass per head without a Tq x Tk
  * matrix: softmax(q k^T / sqrt(D) + mask) v.
+ *
+ * Grouped-query attention: k and v may have fewer heads Hkv than q, Hkv
+ * dividing H; query head h then attends over key/value head
+ * h / (H / Hkv), so consecutive query heads share a key/value head
+ * (Hkv = 1: multi-query attention). The shared heads are read in place,
+ * never copied per query head; their gradients sum over the group.
  * @param q    [B, H, Tq, D]
- * @param k    [B, H, Tk, D]
- * @param v    [B, H, Tk, Dv]
+ * @param k    [B, Hkv, Tk, D], Hkv dividing H (Hkv = H: plain multi-head)
+ * @param v    [B, Hkv, Tk, Dv]
  * @param key_mask NULL, or [B, Tk] (float or integer): key j of batch b is
  *             attended only where the mask is non-zero (padding mask)
  * @param flags combination of tlm_attention_flags
@@ -698,11 +704,16 @@ TLM_API int tlm_attention(tlm_tensor **out, tlm_tensor *q, tlm_tensor *k,
  * and tlm_merge_heads() of its result, but the heads are read and written in
  * place, so neither the copies nor their gradients are made (faster, and
  * less memory in training). Head h is columns h*D .. h*D+D-1.
+ *
+ * Grouped-query attention: k and v may hold Hkv heads, Hkv dividing H, as
+ * in tlm_attention() (query head h reads key/value head h / (H / Hkv)).
+ * D is q's last dimension / H; Hkv is k's last dimension / D, and v's last
+ * dimension must be a multiple Hkv*Dv of the same Hkv.
  * @param q    [B, Tq, H*D]
- * @param k    [B, Tk, H*D]
- * @param v    [B, Tk, H*Dv]
+ * @param k    [B, Tk, Hkv*D]
+ * @param v    [B, Tk, Hkv*Dv]
  * @param key_mask NULL, or [B, Tk] (float or integer), as tlm_attention()
- * @param n_heads H >= 1, dividing the last dimensions of q and v
+ * @param n_heads H >= 1, dividing q's last dimension
  * @param flags combination of tlm_attention_flags
  * @return result [B, Tq, H*Dv]
  */
@@ -1142,6 +1153,11 @@ typedef struct tlm_model_config {
     float norm_eps;             /**< epsilon of the norms; default 1e-5 */
     float rope_base;            /**< rotary base; default 10000 */
     uint64_t init_seed;         /**< seed of the initialisation; default 0 */
+    int32_t n_kv_heads; /**< key/value heads: 0 (default) means n_heads; must
+                             divide n_heads (grouped-query attention; 1 =
+                             multi-query). Query head h uses key/value head
+                             h / (n_heads / n_kv_heads); the k and v
+                             projections are [n_kv_heads * head_dim, D] */
 } tlm_model_config;
 
 /** Fill `config` with the defaults (a small GPT) and set its struct_size. */
@@ -1168,8 +1184,8 @@ TLM_API void tlm_model_free(tlm_model *model);
 TLM_API tlm_context *tlm_model_context(const tlm_model *model);
 
 /**
- * Copy the model's configuration, with every default resolved (head_dim and
- * d_ff never 0), into `config`, filled first with tlm_model_config_init()
+ * Copy the model's configuration, with every default resolved (head_dim,
+ * d_ff and n_kv_heads never 0), into `config`, filled first with tlm_model_config_init()
  * (its struct_size says how much the caller's struct holds).
  */
 TLM_API int tlm_model_get_config(const tlm_model *model,
@@ -1241,8 +1257,12 @@ enum tlm_model_format {
     TLM_MODEL_FORMAT_HF = 3,          /**< Hugging Face: model.safetensors (or a
                                            sharded index) + config.json;
                                            GPT2LMHeadModel */
-    TLM_MODEL_FORMAT_LLMC = 4         /**< llm.c GPT-2 checkpoint: version 3
+    TLM_MODEL_FORMAT_LLMC = 4,        /**< llm.c GPT-2 checkpoint: version 3
                                            float32, version 5 bfloat16 */
+    TLM_MODEL_FORMAT_LLAMA2C = 5      /**< llama2.c checkpoint: import the
+                                           legacy format (run.c's) and
+                                           export.py's "ak42" version 1;
+                                           export the legacy format */
 };
 
 /** Element types of exported weights (tlm_model_export_params::weight_type). */

@@ -1,10 +1,12 @@
 /*
  * tlm export / tlm import: a model to and from other programs' formats
- * (Hugging Face GPT-2 directories, llm.c checkpoints, tlm's safetensors
- * naming) with tlm_model_export / tlm_model_import. Import attaches
- * GPT-2's tokenizer files found beside the weights, or the tokenizer
- * named by --tokenizer or --tokenizer-from; an HF export writes the
- * model's GPT-2 tokenizer beside its weights.
+ * (Hugging Face GPT-2 and Llama directories, llm.c and llama2.c
+ * checkpoints, tlm's safetensors naming) with tlm_model_export /
+ * tlm_model_import. Import attaches the tokenizer files found beside the
+ * weights (GPT-2's pair, a SentencePiece tokenizer.model, or a llama2.c
+ * tokenizer.bin whose size is the model's), or the tokenizer named by
+ * --tokenizer or --tokenizer-from; an HF export writes the model's
+ * tokenizer beside its weights, a llama2.c export with --tokenizer-out.
  */
 #include <stdio.h>
 #include <string.h>
@@ -22,6 +24,7 @@ static int32_t parse_format(const char *name, int allow_auto) {
         {"auto", TLM_MODEL_FORMAT_AUTO}, {"tlm", TLM_MODEL_FORMAT_TLM},
         {"safetensors", TLM_MODEL_FORMAT_SAFETENSORS},
         {"hf", TLM_MODEL_FORMAT_HF},     {"llmc", TLM_MODEL_FORMAT_LLMC},
+        {"llama2c", TLM_MODEL_FORMAT_LLAMA2C},
     };
     for (size_t i = allow_auto ? 0 : 1; i < sizeof formats / sizeof formats[0]; i++)
         if (strcmp(name, formats[i].name) == 0)
@@ -29,21 +32,39 @@ static int32_t parse_format(const char *name, int allow_auto) {
     return -1;
 }
 
+/* Writes the model's tokenizer (the caller checked it has one) as
+ * llama2.c's tokenizer.bin. */
+static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
+    /* MERGE(sp): tlm_tokenizer_export_as(tlm_model_tokenizer(model), path,
+     * TLM_TOKENIZER_FORMAT_LLAMA2C) comes with the SentencePiece tokenizer
+     * (api18 section 3); until it is merged there is nothing to write with. */
+    (void)model;
+    (void)path;
+    return cli_error(CLI_EXIT_RUNTIME, "export",
+                     "--tokenizer-out: writing tokenizer.bin needs tlm_tokenizer_export_as(), "
+                     "not in this build");
+}
+
 int cmd_export(int argc, char **argv) {
     const char *out = NULL, *safetensors = NULL, *format_name = NULL;
-    const char *dtype = "f32";
+    const char *dtype = "f32", *tokenizer_out = NULL;
     cli_option options[] = {
-        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "hf, llmc, safetensors or tlm", 0},
-        {"out", 'o', CLI_STRING, &out, 0, 0, "OUT", "the file (llmc, safetensors, tlm) or directory (hf) to write", 0},
+        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "hf, llama2c, llmc, safetensors or tlm", 0},
+        {"out", 'o', CLI_STRING, &out, 0, 0, "OUT", "the file (llama2c, llmc, safetensors, tlm) or directory (hf) to write", 0},
         {"dtype", 0, CLI_STRING, &dtype, 0, 0, "TYPE", "f32 (default), f16 (hf) or bf16 (hf, llmc)", 0},
         {"safetensors", 0, CLI_STRING, &safetensors, 0, 0, "OUT", "same as --format safetensors -o OUT", 0},
+        {"tokenizer-out", 0, CLI_STRING, &tokenizer_out, 0, 0, "FILE",
+         "llama2c: also write the model's SentencePiece tokenizer as llama2.c's tokenizer.bin", 0},
     };
-    cli_command cmd = {"export", "MODEL --format hf|llmc|safetensors|tlm [--dtype f32|f16|bf16] -o OUT",
-                       "Write a model in another program's format: a Hugging Face GPT-2\n"
-                       "directory (model.safetensors + config.json) that transformers loads,\n"
-                       "an llm.c checkpoint (version 3 float32, version 5 bfloat16), or\n"
-                       "safetensors with tlm's names and configuration.",
-                       options, 4, 1, 1, "MODEL"};
+    cli_command cmd = {"export", "MODEL --format hf|llama2c|llmc|safetensors|tlm [--dtype f32|f16|bf16] -o OUT "
+                       "[--tokenizer-out FILE]",
+                       "Write a model in another program's format: a Hugging Face GPT-2 or\n"
+                       "Llama directory (model.safetensors + config.json, and the model's\n"
+                       "tokenizer) that transformers loads, a llama2.c checkpoint (the legacy\n"
+                       "float32 format run.c reads; Llama-shaped models: rotary, RMSNorm,\n"
+                       "SwiGLU, no biases), an llm.c checkpoint (version 3 float32, version 5\n"
+                       "bfloat16), or safetensors with tlm's names and configuration.",
+                       options, 5, 1, 1, "MODEL"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -57,14 +78,19 @@ int cmd_export(int argc, char **argv) {
         format_name = "safetensors";
     }
     if (format_name == NULL)
-        return cli_error(CLI_EXIT_USAGE, "export", "missing --format hf|llmc|safetensors|tlm (see 'tlm export --help')");
+        return cli_error(CLI_EXIT_USAGE, "export",
+                         "missing --format hf|llama2c|llmc|safetensors|tlm (see 'tlm export --help')");
     if (out == NULL)
         return cli_error(CLI_EXIT_USAGE, "export", "missing -o OUT (see 'tlm export --help')");
     tlm_model_export_params params;
     tlm_model_export_params_init(&params);
     params.format = parse_format(format_name, 0);
     if (params.format < 0)
-        return cli_error(CLI_EXIT_USAGE, "export", "--format '%s' is not hf, llmc, safetensors or tlm", format_name);
+        return cli_error(CLI_EXIT_USAGE, "export", "--format '%s' is not hf, llama2c, llmc, safetensors or tlm",
+                         format_name);
+    if (tokenizer_out != NULL && params.format != TLM_MODEL_FORMAT_LLAMA2C)
+        return cli_error(CLI_EXIT_USAGE, "export",
+                         "--tokenizer-out is for --format llama2c (hf writes the tokenizer into its directory)");
     if (strcmp(dtype, "f32") == 0)
         params.weight_type = TLM_WEIGHT_F32;
     else if (strcmp(dtype, "f16") == 0)
@@ -77,23 +103,62 @@ int cmd_export(int argc, char **argv) {
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
-    if (tlm_model_export(model, out, &params) != TLM_OK)
+    if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
+        status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
+    else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
+    else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0)
+        status = CLI_EXIT_RUNTIME;
     else
         printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
                (long long)tlm_model_parameter_count(model));
+    if (status == 0 && tokenizer_out != NULL)
+        printf("wrote %s (llama2.c tokenizer)\n", tokenizer_out);
     tlm_model_free(model);
     tlm_context_free(ctx);
     return status;
 }
 
-/* The directory holding `input` (itself when it is one), when it also
- * holds a GPT-2 tokenizer's two files under OpenAI's or Hugging Face's
- * names; NULL otherwise. The result is `buf`. */
-static const char *tokenizer_beside(const char *input, char *buf, size_t size) {
+/* Does the file `path` read as a llama2.c checkpoint (format given, or
+ * the "ak42" magic, or none of the other formats' first bytes: the rule
+ * of tlm_model_import's detection)? */
+static int is_llama2c_file(const char *path, int32_t format) {
+    if (format == TLM_MODEL_FORMAT_LLAMA2C)
+        return 1;
+    if (format != TLM_MODEL_FORMAT_AUTO)
+        return 0;
+    unsigned char head[16] = {0};
+    FILE *file = fopen(path, "rb");
+    if (file == NULL)
+        return 0;
+    size_t got = fread(head, 1, sizeof head, file);
+    fclose(file);
+    uint32_t first = (uint32_t)head[0] | (uint32_t)head[1] << 8 | (uint32_t)head[2] << 16 |
+                     (uint32_t)head[3] << 24;
+    if (got >= 4 && first == 0x616b3432u) /* "ak42" */
+        return 1;
+    size_t i = 0;
+    while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
+        i++;
+    return got >= 28 && head[0] != 0x89 && first != 20240326u && head[8] != '{' && head[i] != '{';
+}
+
+/* Kinds of tokenizer files found beside the weights. */
+enum { BESIDE_NONE, BESIDE_GPT2, BESIDE_SENTENCEPIECE, BESIDE_LLAMA2C };
+
+/* The tokenizer beside `input` (in the directory holding it, or in it
+ * when it is one): GPT-2's two files under OpenAI's or Hugging Face's
+ * names (the directory is returned), else a SentencePiece tokenizer.model
+ * (Hugging Face Llama), else, when `input` is a llama2.c file, a
+ * tokenizer.bin (those two are returned as files). NULL when none; the
+ * result is `buf`, *kind says which. */
+static const char *tokenizer_beside(const char *input, int32_t format, char *buf, size_t size,
+                                    int *kind) {
     struct stat st;
+    *kind = BESIDE_NONE;
     if (stat(input, &st) != 0)
         return NULL;
+    const int is_dir = S_ISDIR(st.st_mode);
     int n;
     if (S_ISDIR(st.st_mode)) {
         n = snprintf(buf, size, "%s", input);
@@ -111,10 +176,42 @@ static const char *tokenizer_beside(const char *input, char *buf, size_t size) {
         if (snprintf(a, sizeof a, "%s/%s", buf, pairs[i][0]) >= (int)sizeof a ||
             snprintf(b, sizeof b, "%s/%s", buf, pairs[i][1]) >= (int)sizeof b)
             return NULL;
-        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) && stat(b, &st) == 0 && S_ISREG(st.st_mode))
+        if (stat(a, &st) == 0 && S_ISREG(st.st_mode) && stat(b, &st) == 0 && S_ISREG(st.st_mode)) {
+            *kind = BESIDE_GPT2;
             return buf;
+        }
     }
-    return NULL;
+    const int llama2c = !is_dir && is_llama2c_file(input, format);
+    const char *name = llama2c ? "tokenizer.bin" : "tokenizer.model";
+    char file[4096];
+    if (snprintf(file, sizeof file, "%s/%s", buf, name) >= (int)sizeof file || stat(file, &st) != 0 ||
+        !S_ISREG(st.st_mode))
+        return NULL;
+    snprintf(buf, size, "%s", file);
+    *kind = llama2c ? BESIDE_LLAMA2C : BESIDE_SENTENCEPIECE;
+    return buf;
+}
+
+/* A llama2.c tokenizer.bin beside the checkpoint: attached only when it
+ * reads and its size is the model's; otherwise a one-line note (it may
+ * be another model's). *tok gets it, or stays NULL. */
+static void attach_llama2c_beside(tlm_context *ctx, const tlm_model *model, const char *path,
+                                  tlm_tokenizer **tok) {
+    tlm_tokenizer *found = NULL;
+    if (tlm_tokenizer_import(&found, ctx, path) != TLM_OK) {
+        fprintf(stderr, "tlm import: note: %s not attached: %s\n", path, tlm_last_error());
+        return;
+    }
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    tlm_model_get_config(model, &config);
+    if (tlm_tokenizer_vocab_size(found) != config.vocab_size) {
+        fprintf(stderr, "tlm import: note: %s not attached: it has %d ids, the model's vocabulary %d\n",
+                path, (int)tlm_tokenizer_vocab_size(found), (int)config.vocab_size);
+        tlm_tokenizer_free(found);
+        return;
+    }
+    *tok = found;
 }
 
 int cmd_import(int argc, char **argv) {
@@ -122,20 +219,25 @@ int cmd_import(int argc, char **argv) {
     const char *config_path = NULL, *tokenizer_path = NULL;
     cli_option options[] = {
         {"out", 'o', CLI_STRING, &out, 0, 0, "MODEL.tlm", "the .tlm file to write (required)", 0},
-        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT", "auto (default: from the content), hf, llmc, safetensors or tlm", 0},
+        {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT",
+         "auto (default: from the content), hf, llama2c, llmc, safetensors or tlm", 0},
         {"config", 0, CLI_STRING, &config_path, 0, 0, "FILE", "hf: the config.json to use (default: the one beside the weights)", 0},
         {"tokenizer", 0, CLI_STRING, &tokenizer_path, 0, 0, "PATH",
          "attach this tokenizer: a directory with encoder.json + vocab.bpe (or vocab.json + "
-         "merges.txt), or a tiktoken rank file (default: those files beside the weights)", 0},
+         "merges.txt), a tiktoken rank file, a SentencePiece tokenizer.model or a llama2.c "
+         "tokenizer.bin; its size must be the model's (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
     };
     cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer PATH | --tokenizer-from MODEL.tlm]",
                        "Make a .tlm model from another program's files, the format found from\n"
-                       "their content: a Hugging Face GPT-2 directory, its model.safetensors or\n"
-                       "model.safetensors.index.json (config.json beside it), an llm.c\n"
-                       "checkpoint, or safetensors with tlm's configuration. GPT-2's tokenizer\n"
-                       "files found beside the weights (encoder.json + vocab.bpe, or vocab.json +\n"
-                       "merges.txt) are attached, so that the model generates text at once.",
+                       "their content: a Hugging Face GPT-2 or Llama directory, its\n"
+                       "model.safetensors or model.safetensors.index.json (config.json beside\n"
+                       "it), a llama2.c checkpoint (legacy or \"ak42\" version 1), an llm.c\n"
+                       "checkpoint, or safetensors with tlm's configuration. Tokenizer files\n"
+                       "found beside the weights are attached, so that the model generates text\n"
+                       "at once: GPT-2's (encoder.json + vocab.bpe, or vocab.json + merges.txt),\n"
+                       "a SentencePiece tokenizer.model, or beside a llama2.c checkpoint a\n"
+                       "tokenizer.bin whose size is the model's vocabulary (else a note).",
                        options, 5, 1, 1, "FILE|DIR"};
     const char *positional[1];
     int n_positional = 0;
@@ -150,13 +252,14 @@ int cmd_import(int argc, char **argv) {
     tlm_model_import_params_init(&params);
     params.format = parse_format(format_name, 1);
     if (params.format < 0)
-        return cli_error(CLI_EXIT_USAGE, "import", "--format '%s' is not auto, hf, llmc, safetensors or tlm",
+        return cli_error(CLI_EXIT_USAGE, "import", "--format '%s' is not auto, hf, llama2c, llmc, safetensors or tlm",
                          format_name);
     params.config_path = config_path;
     char beside[4096];
     const char *found_beside = NULL;
+    int beside_kind = BESIDE_NONE;
     if (tokenizer_path == NULL && tokenizer_from == NULL)
-        found_beside = tokenizer_beside(positional[0], beside, sizeof beside);
+        found_beside = tokenizer_beside(positional[0], params.format, beside, sizeof beside, &beside_kind);
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
     tlm_tokenizer *tok = NULL;
@@ -165,11 +268,15 @@ int cmd_import(int argc, char **argv) {
     int imported = tlm_model_import(&model, ctx, positional[0], &params) == TLM_OK;
     /* GPT-2's files beside the weights serve a model that came without a
      * tokenizer; a .tlm keeps its own. */
-    if (imported && found_beside != NULL && tlm_model_tokenizer(model) == NULL)
+    if (imported && found_beside != NULL && tlm_model_tokenizer(model) == NULL) {
+        if (beside_kind == BESIDE_LLAMA2C)
+            attach_llama2c_beside(ctx, model, found_beside, &tok);
         tokenizer_path = found_beside;
+    }
     if (!imported) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
-    } else if (tokenizer_path != NULL && tlm_tokenizer_import(&tok, ctx, tokenizer_path) != TLM_OK) {
+    } else if (tokenizer_path != NULL && beside_kind != BESIDE_LLAMA2C &&
+               tlm_tokenizer_import(&tok, ctx, tokenizer_path) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
     } else if (tokenizer_from != NULL &&
                cli_load_model("import", tokenizer_from, 1, &donor_ctx, &donor) != 0) {

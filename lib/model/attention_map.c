@@ -34,8 +34,10 @@ static void capture_probabilities(void *user, const tlmi_attention_view *v) {
         return;
     const int64_t total = cap->total, hd = v->head_dim;
     const double scale = 1.0 / sqrt((double)hd);
+    const int64_t group = v->n_heads / v->n_kv_heads;
     for (int64_t h = 0; h < v->n_heads; h++) {
-        const float *kh = v->k + h * v->capacity * hd;
+        /* The key/value head the query head h shares with its group. */
+        const float *kh = v->k + h / group * v->capacity * hd;
         for (int64_t i = 0; i < v->n; i++) {
             const int64_t position = v->first + i;
             const float *q = v->q + h * v->q_head_stride + i * v->ld_q;

@@ -79,6 +79,11 @@ int tlmi_gpt2_check_expressible(tlmi_host *host, const char *who,
                          "%s needs",
                          who, (int)c->head_dim, (int)c->n_heads,
                          (int)c->d_model, format);
+    if (c->n_kv_heads != 0 && c->n_kv_heads != c->n_heads)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "%s: n_kv_heads %d is not n_heads %d; %s has no "
+                         "grouped-query attention",
+                         who, (int)c->n_kv_heads, (int)c->n_heads, format);
     if (target == TLMI_GPT2_LLMC) {
         if (c->tied_output != 1)
             return tlmi_fail(host, TLM_E_UNSUPPORTED,

@@ -1,6 +1,8 @@
 /*
  * Other programs' model files (docs/formats-import.md): Hugging Face GPT-2
- * checkpoints (format_hf.c) and llm.c checkpoints (format_llmc.c), read
+ * and Llama checkpoints (format_hf.c, format_hf_llama.c), llm.c
+ * checkpoints (format_llmc.c) and llama2.c checkpoints
+ * (format_llama2c.c), read
  * into and written from tlm's parameters; model_import.c detects the
  * format and dispatches tlm_model_import / tlm_model_export.
  */
@@ -61,5 +63,71 @@ int tlmi_llmc_import_file(tlm_model **out, tlm_context *ctx,
  * version 5 for TLM_WEIGHT_BF16. */
 int tlmi_llmc_export(const tlm_model *model, const char *path,
                      int32_t weight_type);
+
+/* n_kv_heads of a configuration. Until grouped-query attention (branch
+ * gqa, tlm_model_config::n_kv_heads) is merged every model has n_heads
+ * key/value heads; these two are the only places that change then. */
+static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
+    return c->n_heads;
+}
+
+/* Sets `config`'s key/value heads to `n_kv_heads` (which divides
+ * n_heads: checked by the caller's format); TLM_E_UNSUPPORTED naming
+ * `what` while tlm has no grouped-query attention. */
+int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
+                             tlm_model_config *config, int32_t n_kv_heads);
+
+/* llama2.c checkpoints: the "ak42" magic (little-endian uint32) and the
+ * header sizes of the two layouts. */
+#define TLMI_LLAMA2C_MAGIC 0x616b3432u
+#define TLMI_LLAMA2C_LEGACY_HEADER_BYTES 28
+#define TLMI_LLAMA2C_V1_HEADER_BYTES 256
+
+/* A llama2.c header as read: the 7 fields (vocab_size positive), the
+ * layout and whether the classifier is the embedding. */
+typedef struct tlmi_llama2c_header {
+    int32_t version;       /* 0: legacy, 1: "ak42" version 1 */
+    int32_t shared;        /* 1: wcls is the token embedding */
+    uint64_t header_bytes; /* 28 or 256 */
+    uint64_t expected_size; /* what the fields imply; 0 until they passed */
+    int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+        seq_len;
+} tlmi_llama2c_header;
+
+/* Reads and checks the header in the first `got` bytes of a `file_size`
+ * byte file: every field's range, heads dividing dim, n_kv_heads dividing
+ * n_heads, an even head size, the file size exactly what the header
+ * implies. Recorded on `host` (NULL: the thread only) as "llama2.c
+ * checkpoint '<what>': ..." when not TLM_OK; h->expected_size is set
+ * once the fields passed, so a caller can tell a wrong size from a
+ * header that is no llama2.c header. */
+int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
+                              const unsigned char *head, size_t got,
+                              uint64_t file_size, tlmi_llama2c_header *h);
+
+/* The file size the header implies. */
+uint64_t tlmi_llama2c_expected_size(const tlmi_llama2c_header *h);
+
+/* The tlm configuration of a llama2.c header (n_kv_heads aside). */
+void tlmi_llama2c_config(const tlmi_llama2c_header *h,
+                         tlm_model_config *config);
+
+/* Imports a llama2.c checkpoint held in `size` bytes at `data`. Safe on
+ * any bytes (a fuzz target). */
+int tlmi_llama2c_import_buffer(tlm_model **out, tlm_context *ctx,
+                               const char *what, const void *data,
+                               size_t size);
+
+/* Imports the llama2.c checkpoint `path`, reading it tensor by tensor. */
+int tlmi_llama2c_import_file(tlm_model **out, tlm_context *ctx,
+                             const char *path);
+
+/* TLM_OK when llama2.c's legacy format (run.c) can hold `config`; else
+ * TLM_E_UNSUPPORTED naming the field, "<who>: ..." on `host`. */
+int tlmi_llama2c_check_expressible(tlmi_host *host, const char *who,
+                                   const tlm_model_config *config);
+
+/* Writes `model` as a legacy llama2.c checkpoint (float32), atomically. */
+int tlmi_llama2c_export(const tlm_model *model, const char *path);
 
 #endif

@@ -71,7 +71,9 @@ static int graph_dropout(void *exec, int slot, float rate) {
     return tlm_dropout(&g->slots[slot], g->slots[slot], rate);
 }
 
-/* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, H*hd]. */
+/* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, Hkv*hd]
+ * (grouped-query attention when Hkv < H: the operations read each shared
+ * key/value head in place). */
 static int graph_attend(void *exec, const tlmi_attention_site *site) {
     graph_exec *g = exec;
     const tlm_model_config *c = &g->model->config;
@@ -84,8 +86,8 @@ static int graph_attend(void *exec, const tlmi_attention_site *site) {
                                         mask, c->n_heads, flags);
     /* Rotary positions rotate each head's own dimensions: split first. */
     TLMI_TRY(tlm_split_heads(&q, q, c->n_heads)); /* [B, H, Tq, hd] */
-    TLMI_TRY(tlm_split_heads(&k, k, c->n_heads)); /* [B, H, Tk, hd] */
-    TLMI_TRY(tlm_split_heads(&v, v, c->n_heads));
+    TLMI_TRY(tlm_split_heads(&k, k, c->n_kv_heads)); /* [B, Hkv, Tk, hd] */
+    TLMI_TRY(tlm_split_heads(&v, v, c->n_kv_heads));
     TLMI_TRY(tlm_rope(&q, q, 0, c->rope_base));
     TLMI_TRY(tlm_rope(&k, k, 0, c->rope_base));
     TLMI_TRY(tlm_attention(&heads, q, k, v, mask, flags));

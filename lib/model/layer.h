@@ -31,8 +31,8 @@ enum tlmi_slot {
     TLMI_SLOT_NORMED, /* [n, D] a sublayer's input after a pre-norm */
     TLMI_SLOT_MEMORY, /* [m, D] the encoder's output (cross-attention) */
     TLMI_SLOT_Q,      /* [n, H*hd] queries */
-    TLMI_SLOT_K,      /* [n or m, H*hd] keys */
-    TLMI_SLOT_V,      /* [n or m, H*hd] values */
+    TLMI_SLOT_K,      /* [n or m, Hkv*hd] keys (Hkv = n_kv_heads) */
+    TLMI_SLOT_V,      /* [n or m, Hkv*hd] values */
     TLMI_SLOT_MERGED, /* [n, H*hd] the attention heads side by side */
     TLMI_SLOT_UP,     /* [n, F] */
     TLMI_SLOT_GATE,   /* [n, F] SwiGLU's gate */

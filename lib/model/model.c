@@ -66,6 +66,15 @@ static int resolve_config(tlm_model_config *c) {
                                     (int)c->n_heads, (int)c->d_model);
         c->head_dim = c->d_model / c->n_heads;
     }
+    if (c->n_kv_heads == 0)
+        c->n_kv_heads = c->n_heads;
+    if (c->n_kv_heads < 1 || c->n_kv_heads > c->n_heads ||
+        c->n_heads % c->n_kv_heads != 0)
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "tlm_model_create: config.n_kv_heads = %d must "
+                                "be 0 (n_heads) or divide config.n_heads = %d "
+                                "(grouped-query attention)",
+                                (int)c->n_kv_heads, (int)c->n_heads);
     if (c->head_dim < 1 || c->head_dim > MAX_WIDTH ||
         (int64_t)c->head_dim * c->n_heads > MAX_WIDTH)
         return config_fail("head_dim", "is outside 1..65536 / n_heads",
@@ -231,9 +240,10 @@ static void add_attention(builder *b, const char *prefix,
                           tlmi_attention_params *a, float residual_std) {
     const tlm_model_config *c = &b->model->config;
     const int64_t inner = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kv_inner = (int64_t)c->n_kv_heads * c->head_dim;
     add_linear(b, prefix, "q_proj", inner, c->d_model, INIT_STD, &a->q_weight, &a->q_bias);
-    add_linear(b, prefix, "k_proj", inner, c->d_model, INIT_STD, &a->k_weight, &a->k_bias);
-    add_linear(b, prefix, "v_proj", inner, c->d_model, INIT_STD, &a->v_weight, &a->v_bias);
+    add_linear(b, prefix, "k_proj", kv_inner, c->d_model, INIT_STD, &a->k_weight, &a->k_bias);
+    add_linear(b, prefix, "v_proj", kv_inner, c->d_model, INIT_STD, &a->v_weight, &a->v_bias);
     add_linear(b, prefix, "o_proj", c->d_model, inner, residual_std, &a->o_weight, &a->o_bias);
 }
 
@@ -502,10 +512,11 @@ static int count_attend(void *exec, const tlmi_attention_site *site) {
     const tlm_model_config *c = g->config;
     const double n = g->rows, m = g->rows;
     const double inner = (double)c->n_heads * c->head_dim, heads = c->n_heads;
+    const double kv_inner = (double)c->n_kv_heads * c->head_dim;
     double floats = 0;
     if (site->rotary) {
-        floats += 2 * (n * inner + 2 * m * inner); /* split into heads */
-        floats += 2 * (n * inner + m * inner) + (n + m) * c->head_dim;
+        floats += 2 * (n * inner + 2 * m * kv_inner); /* split into heads */
+        floats += 2 * (n * inner + m * kv_inner) + (n + m) * c->head_dim;
         floats += 2 * n * inner;                   /* merged heads */
     }
     floats += 2 * n * inner;             /* attention output */

@@ -18,8 +18,8 @@ typedef struct tlmi_norm_params {
 
 typedef struct tlmi_attention_params {
     tlm_tensor *q_weight, *q_bias; /* [H*hd, D], [H*hd] */
-    tlm_tensor *k_weight, *k_bias; /* [H*hd, D], [H*hd] */
-    tlm_tensor *v_weight, *v_bias; /* [H*hd, D], [H*hd] */
+    tlm_tensor *k_weight, *k_bias; /* [Hkv*hd, D], [Hkv*hd] */
+    tlm_tensor *v_weight, *v_bias; /* [Hkv*hd, D], [Hkv*hd] */
     tlm_tensor *o_weight, *o_bias; /* [D, H*hd], [D] */
 } tlmi_attention_params;
 
@@ -63,7 +63,7 @@ struct tlm_model {
     void *mapping;             /* a tlmi_file_mapping the parameters borrow
                                   from (memory-mapped load), or NULL */
     tlm_tokenizer *tokenizer;  /* attached copy, or NULL */
-    tlm_model_config config;   /* resolved: head_dim and d_ff set */
+    tlm_model_config config;   /* resolved: head_dim, d_ff, n_kv_heads set */
 
     tlm_tensor *token_embedding;    /* [V, D] */
     tlm_tensor *position_embedding; /* [max_context, D], learned only */

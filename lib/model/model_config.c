@@ -36,6 +36,11 @@ int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *c,
     INT_FIELD(vocab_size);
     INT_FIELD(d_model);
     INT_FIELD(n_heads);
+    /* Only for grouped-query attention, so that the files of multi-head
+     * models stay as they were (a reader takes its absence as n_heads). */
+    if (c->n_kv_heads != 0 && c->n_kv_heads != c->n_heads) {
+        INT_FIELD(n_kv_heads);
+    }
     INT_FIELD(head_dim);
     INT_FIELD(d_ff);
     INT_FIELD(n_encoder_layers);
@@ -181,7 +186,7 @@ static const char *const known_fields[] = {
     "vocab_size", "d_model", "n_heads", "head_dim", "d_ff",
     "n_encoder_layers", "n_decoder_layers", "max_context", "position", "norm",
     "norm_placement", "activation", "bias", "tied_output", "embedding_dropout",
-    "residual_dropout", "norm_eps", "rope_base", "init_seed"};
+    "residual_dropout", "norm_eps", "rope_base", "init_seed", "n_kv_heads"};
 
 /* Every field of the configuration, in the order they are checked. */
 static int read_fields(tlmi_host *host, const char *what,
@@ -190,6 +195,11 @@ static int read_fields(tlmi_host *host, const char *what,
     TLMI_TRY(read_int(host, what, root, "vocab_size", 1, big, &c->vocab_size));
     TLMI_TRY(read_int(host, what, root, "d_model", 1, big, &c->d_model));
     TLMI_TRY(read_int(host, what, root, "n_heads", 1, big, &c->n_heads));
+    /* Optional: absent means n_heads (multi-head attention). */
+    c->n_kv_heads = c->n_heads;
+    if (tlmi_json_object_get(root, "n_kv_heads") != NULL)
+        TLMI_TRY(read_int(host, what, root, "n_kv_heads", 1, c->n_heads,
+                          &c->n_kv_heads));
     TLMI_TRY(read_int(host, what, root, "head_dim", 1, big, &c->head_dim));
     TLMI_TRY(read_int(host, what, root, "d_ff", 1, big, &c->d_ff));
     TLMI_TRY(read_int(host, what, root, "n_encoder_layers", 0, big,

@@ -1,7 +1,8 @@
 /*
  * tlm_model_import / tlm_model_export: the format detected from a file's
  * content (never its name) and the call dispatched to the format's module
- * (model_file.c, model_safetensors.c, format_hf.c, format_llmc.c).
+ * (model_file.c, model_safetensors.c, format_hf.c, format_llmc.c,
+ * format_llama2c.c).
  */
 #define _POSIX_C_SOURCE 200809L /* stat, mkdir, fseeko, ftello */
 #define _FILE_OFFSET_BITS 64     /* files past 2 GiB on 32-bit hosts */
@@ -35,6 +36,16 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params) {
     TLMI_PARAMS_INIT("tlm_model_export_params_init", params);
     params->format = TLM_MODEL_FORMAT_AUTO;
     params->weight_type = TLM_WEIGHT_F32;
+    return TLM_OK;
+}
+
+int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
+                             tlm_model_config *config, int32_t n_kv_heads) {
+    if (n_kv_heads != config->n_heads)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "%s: n_kv_heads %d differs from n_heads %d: "
+                         "grouped-query attention is not in this build",
+                         what, (int)n_kv_heads, (int)config->n_heads);
     return TLM_OK;
 }
 
@@ -100,6 +111,8 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
                (tlmi_get_u32(head + 4) == TLMI_LLMC_VERSION_F32 ||
                 tlmi_get_u32(head + 4) == TLMI_LLMC_VERSION_BF16)) {
         *format = TLM_MODEL_FORMAT_LLMC;
+    } else if (got >= 4 && tlmi_get_u32(head) == TLMI_LLAMA2C_MAGIC) {
+        *format = TLM_MODEL_FORMAT_LLAMA2C; /* "ak42"; its reader checks */
     } else if (got >= 9 && head[8] == '{') {
         /* safetensors: tlm's own naming when it carries tlm.config. */
         *format = safetensors_has_tlm_config(file, tlmi_get_u64(head))
@@ -112,11 +125,30 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
     } else if (got >= 8 && tlmi_get_u32(head) == TLMI_LLMC_MAGIC) {
         *format = TLM_MODEL_FORMAT_LLMC; /* its reader names the version */
     } else {
-        status = tlmi_fail(host, TLM_E_FORMAT,
-                           "'%s' is not a model file tlm knows: not .tlm, "
-                           "safetensors, a safetensors index or an llm.c "
-                           "checkpoint (by its first bytes)",
-                           path);
+        /* A legacy llama2.c file has no magic: its 7 header fields must be
+         * in range and consistent, and imply exactly the file's size. The
+         * magics above (tlm's, llm.c's, "ak42") are all above 2^20, the
+         * largest dim accepted, and a safetensors header length below
+         * 4 GiB makes hidden_dim 0, so none of them reads as one. */
+        tlmi_llama2c_header h;
+        int legacy = tlmi_llama2c_parse_header(NULL, path, head, got,
+                                               (uint64_t)info.st_size, &h);
+        if (legacy == TLM_OK)
+            *format = TLM_MODEL_FORMAT_LLAMA2C;
+        else if (h.expected_size != 0)
+            status = tlmi_fail_forward(host, legacy,
+                                       "'%s' is no model file tlm knows by "
+                                       "its first bytes; read as a legacy "
+                                       "llama2.c checkpoint",
+                                       path);
+        else
+            status = tlmi_fail(host, TLM_E_FORMAT,
+                               "'%s' is not a model file tlm knows: not "
+                               ".tlm, safetensors, a safetensors index, an "
+                               "llm.c checkpoint or a llama2.c checkpoint "
+                               "(by its first bytes; a legacy llama2.c "
+                               "header must imply the file's size)",
+                               path);
     }
     fclose(file);
     return status;
@@ -134,10 +166,10 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
     TLMI_TRY(tlmi_params_merge(host, "tlm_model_import: params", &params,
                                sizeof params, given));
     if (params.format < TLM_MODEL_FORMAT_AUTO ||
-        params.format > TLM_MODEL_FORMAT_LLMC)
+        params.format > TLM_MODEL_FORMAT_LLAMA2C)
         return tlmi_fail(host, TLM_E_INVALID,
                          "tlm_model_import: params.format %d is not a "
-                         "tlm_model_format (0..4)",
+                         "tlm_model_format (0..5)",
                          (int)params.format);
     int32_t format = params.format;
     if (format == TLM_MODEL_FORMAT_AUTO) {
@@ -155,6 +187,8 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                          format == TLM_MODEL_FORMAT_TLM ? "a .tlm file"
                          : format == TLM_MODEL_FORMAT_LLMC
                              ? "an llm.c checkpoint"
+                         : format == TLM_MODEL_FORMAT_LLAMA2C
+                             ? "a llama2.c checkpoint"
                              : "a tlm safetensors export");
     int status = TLM_OK;
     switch (format) {
@@ -167,6 +201,9 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
     case TLM_MODEL_FORMAT_HF:
         status = tlmi_hf_import(out, ctx, path, params.config_path,
                                 params.config);
+        break;
+    case TLM_MODEL_FORMAT_LLAMA2C:
+        status = tlmi_llama2c_import_file(out, ctx, path);
         break;
     default:
         status = tlmi_llmc_import_file(out, ctx, path);
@@ -187,10 +224,10 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
     TLMI_TRY(tlmi_params_merge(host, "tlm_model_export: params", &params,
                                sizeof params, given));
     if (params.format <= TLM_MODEL_FORMAT_AUTO ||
-        params.format > TLM_MODEL_FORMAT_LLMC)
+        params.format > TLM_MODEL_FORMAT_LLAMA2C)
         return tlmi_fail(host, TLM_E_INVALID,
                          "tlm_model_export: params.format %d is not a "
-                         "tlm_model_format to write (1..4; AUTO is for "
+                         "tlm_model_format to write (1..5; AUTO is for "
                          "import)",
                          (int)params.format);
     if (params.weight_type < TLM_WEIGHT_F32 ||
@@ -211,6 +248,11 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                          "tlm_model_export: params.weight_type: llm.c "
                          "checkpoints hold float32 (version 3) or bfloat16 "
                          "(version 5), not float16");
+    if (format == TLM_MODEL_FORMAT_LLAMA2C && type != TLM_WEIGHT_F32)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "tlm_model_export: params.weight_type: llama2.c's "
+                         "legacy checkpoints (what run.c reads) hold float32 "
+                         "only");
     int status = TLM_OK;
     switch (format) {
     case TLM_MODEL_FORMAT_TLM:
@@ -221,6 +263,9 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
         break;
     case TLM_MODEL_FORMAT_HF:
         status = tlmi_hf_export(model, path, type);
+        break;
+    case TLM_MODEL_FORMAT_LLAMA2C:
+        status = tlmi_llama2c_export(model, path);
         break;
     default:
         status = tlmi_llmc_export(model, path, type);

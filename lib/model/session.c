@@ -26,8 +26,10 @@
 #include "model.h"
 #include "session.h"
 
-/* Keys and values of one attention block: [H, capacity, hd] each, head
- * major so that one head's keys are contiguous for the attention kernel. */
+/* Keys and values of one attention block: [Hkv, capacity, hd] each
+ * (Hkv = n_kv_heads: a grouped-query model caches only its key/value
+ * heads), head major so that one head's keys are contiguous for the
+ * attention kernel. */
 typedef struct kv_cache {
     float *k;
     float *v;
@@ -53,8 +55,8 @@ struct tlm_session {
     float *mean;     /* [rows] */
     float *rstd;     /* [rows] */
     float *q;        /* [rows, H*hd] */
-    float *k;        /* [rows, H*hd] */
-    float *v;        /* [rows, H*hd] */
+    float *k;        /* [rows, Hkv*hd] */
+    float *v;        /* [rows, Hkv*hd] */
     float *heads;    /* [H, rows, hd] */
     float *merged;   /* [rows, H*hd] */
     float *up;       /* [rows, F] */
@@ -72,7 +74,7 @@ struct tlm_session {
     tlmi_threadpool *pool;   /* the session's own compute threads */
     float *branch;     /* [rows, D] a sub-layer's output */
     float *memory;     /* [max_context, D] encoder output (seq2seq) */
-    kv_cache encoder_cache; /* [H, max_context, hd] the encoder's keys, values */
+    kv_cache encoder_cache; /* [Hkv, max_context, hd] the encoder's keys, values */
 
     /* The layer backend's view (layer.h): the buffers above by slot, and
      * the pass running. */
@@ -129,12 +131,14 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     const size_t d = (size_t)c->d_model;
     const size_t inner = tlmi_layout_mul(layout, (size_t)c->n_heads,
                                          (size_t)c->head_dim);
+    const size_t kv_inner = tlmi_layout_mul(layout, (size_t)c->n_kv_heads,
+                                            (size_t)c->head_dim);
     const size_t f = (size_t)c->d_ff, ctx_len = (size_t)c->max_context;
     /* An encoder sees its whole input at once. */
     const size_t rows = c->n_encoder_layers > 0 ? ctx_len : (size_t)chunk;
     const size_t layers = (size_t)c->n_decoder_layers;
     const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
-    const size_t cache = tlmi_layout_mul(layout, ctx_len, inner);
+    const size_t cache = tlmi_layout_mul(layout, ctx_len, kv_inner);
 #define TAKE(field, count) \
     (s->field = tlmi_layout_take(layout, (count), sizeof *s->field))
     s->self_cache = take_caches(layout, layers, cache);
@@ -148,6 +152,7 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     }
     const size_t rows_d = tlmi_layout_mul(layout, rows, d);
     const size_t rows_inner = tlmi_layout_mul(layout, rows, inner);
+    const size_t rows_kv_inner = tlmi_layout_mul(layout, rows, kv_inner);
     const size_t rows_f = tlmi_layout_mul(layout, rows, f);
     const size_t rope = tlmi_layout_mul(layout, rows, (size_t)(c->head_dim / 2 + 1));
     TAKE(branch, rows_d);
@@ -157,8 +162,8 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     TAKE(mean, rows);
     TAKE(rstd, rows);
     TAKE(q, rows_inner);
-    TAKE(k, rows_inner);
-    TAKE(v, rows_inner);
+    TAKE(k, rows_kv_inner);
+    TAKE(v, rows_kv_inner);
     TAKE(heads, rows_inner);
     TAKE(merged, rows_inner);
     TAKE(up, rows_f);
@@ -352,8 +357,8 @@ static const tlmi_pointwise_kernels *pointwise(const tlm_session *s) {
     return s->kernels->pointwise;
 }
 
-/* Copies rows [n, H*hd] into a head-major cache [H, capacity, hd] at rows
- * first..first+n-1. */
+/* Copies rows [n, Hkv*hd] into a head-major cache [Hkv, capacity, hd] at
+ * rows first..first+n-1. */
 static void store_heads(float *cache, const float *rows, int64_t n,
                         int64_t first, int64_t capacity, int64_t n_heads,
                         int64_t head_dim) {
@@ -440,13 +445,13 @@ static kv_cache *site_cache(tlm_session *s, const tlmi_attention_site *site) {
                        : &s->self_cache[site->layer];
 }
 
-/* K and V [rows, H*hd] into the site's cache at the pass's positions,
+/* K and V [rows, Hkv*hd] into the site's cache at the pass's positions,
  * keys rotated for those positions when rotary. */
 static int session_store_keys_values(void *exec,
                                      const tlmi_attention_site *site) {
     tlm_session *s = exec;
     const tlm_model_config *c = &s->model->config;
-    const int64_t h_count = c->n_heads, hd = c->head_dim;
+    const int64_t h_count = c->n_kv_heads, hd = c->head_dim;
     const int64_t capacity = c->max_context, n = s->rows;
     const int64_t first = s->encoding || site->cross ? 0 : s->first;
     kv_cache *cache = site_cache(s, site);
@@ -464,8 +469,9 @@ static int session_store_keys_values(void *exec,
 }
 
 /* One attention call of the session: queries [n, H*hd] (row stride
- * ld_q), keys and values in a head-major cache, the heads written side by
- * side into s->merged [n, H*hd]. */
+ * ld_q), keys and values in a head-major cache [Hkv, capacity, hd] (query
+ * head h reads key/value head h / (H / Hkv), in place), the heads written
+ * side by side into s->merged [n, H*hd]. */
 typedef struct session_attention {
     tlm_session *s;
     const float *q;
@@ -480,6 +486,7 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const session_attention *a = arg;
     tlm_session *s = a->s;
     const int64_t h_count = s->model->config.n_heads;
+    const int64_t group = h_count / s->model->config.n_kv_heads;
     const int64_t hd = s->model->config.head_dim;
     void *workspace =
         s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
@@ -488,8 +495,9 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     for (int64_t h = begin; h < end; h++)
         s->kernels->attention_forward(
             s->merged + h * hd, NULL, a->q + h * a->q_head_stride,
-            a->cache->k + h * a->capacity * hd,
-            a->cache->v + h * a->capacity * hd, a->visible, &dims, workspace);
+            a->cache->k + h / group * a->capacity * hd,
+            a->cache->v + h / group * a->capacity * hd, a->visible, &dims,
+            workspace);
 }
 
 /* Below this many multiply-adds (n x tk x hd) a head is not worth handing
@@ -529,7 +537,7 @@ static int session_attend(void *exec, const tlmi_attention_site *site) {
     if (s->attention_hook != NULL && !s->encoding && !site->cross) {
         const tlmi_attention_view view = {
             .layer = site->layer, .first = offset, .n = n, .n_heads = h_count,
-            .head_dim = hd, .q = a.q, .ld_q = a.ld_q,
+            .n_kv_heads = c->n_kv_heads, .head_dim = hd, .q = a.q, .ld_q = a.ld_q,
             .q_head_stride = a.q_head_stride, .k = a.cache->k,
             .capacity = a.capacity};
         s->attention_hook(s->attention_hook_user, &view);
@@ -733,7 +741,7 @@ const tlm_model *tlmi_session_model(const tlm_session *session) {
 
 tlmi_host *tlmi_session_host(tlm_session *session) { return &session->host; }
 
-/* Copies rows 0..rows-1 of every head of a [H, capacity, hd] cache. */
+/* Copies rows 0..rows-1 of every head of a [Hkv, capacity, hd] cache. */
 static void copy_cache_rows(float *dst, const float *src, int64_t rows,
                             int64_t capacity, int64_t n_heads, int64_t head_dim) {
     for (int64_t h = 0; h < n_heads; h++)
@@ -750,7 +758,8 @@ TLM_API int tlm_session_copy(tlm_session *dst, const tlm_session *src) {
     if (dst == src)
         return TLM_OK;
     const tlm_model_config *c = &src->model->config;
-    const int64_t h_count = c->n_heads, hd = c->head_dim, capacity = c->max_context;
+    const int64_t h_count = c->n_kv_heads, hd = c->head_dim;
+    const int64_t capacity = c->max_context;
     /* The decoder's keys and values of the positions seen so far. */
     for (int32_t l = 0; l < c->n_decoder_layers; l++) {
         copy_cache_rows(dst->self_cache[l].k, src->self_cache[l].k, src->position,

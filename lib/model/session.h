@@ -23,12 +23,13 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
 /* What a decoder self-attention is about to attend, for a hook: the
  * pass's rows are positions first..first+n-1; head h's query of row i is
  * q[h * q_head_stride + i * ld_q + 0..head_dim-1] (rotated when rotary),
- * its key of position j is k[(h * capacity + j) * head_dim + ...]
- * (0 <= j < first + n, rotated too). */
+ * its key of position j is k[(g * capacity + j) * head_dim + ...] with
+ * g = h / (n_heads / n_kv_heads), its key/value head (0 <= j < first + n,
+ * rotated too). */
 typedef struct tlmi_attention_view {
     int32_t layer;
     int64_t first, n;
-    int64_t n_heads, head_dim;
+    int64_t n_heads, n_kv_heads, head_dim;
     const float *q;
     int64_t ld_q, q_head_stride;
     const float *k;

@@ -9,12 +9,18 @@
  * the same for any thread count.
  *
  * Two layouts of the same operation. tlm_attention: q [B, H, Tq, D],
- * k [B, H, Tk, D], v [B, H, Tk, Dv], result [B, H, Tq, Dv].
+ * k [B, Hkv, Tk, D], v [B, Hkv, Tk, Dv], result [B, H, Tq, Dv].
  * tlm_multi_head_attention: the heads packed side by side in the last
- * dimension, as the projections make them: q [B, Tq, H*D], k [B, Tk, H*D],
- * v [B, Tk, H*Dv], result [B, Tq, H*Dv]; the kernels read and write each
+ * dimension, as the projections make them: q [B, Tq, H*D], k [B, Tk, Hkv*D],
+ * v [B, Tk, Hkv*Dv], result [B, Tq, H*Dv]; the kernels read and write each
  * head in place through row strides, so no split or merge copies (nor
  * their gradients) exist. key_mask NULL or [B, Tk] (f32 or i32).
+ *
+ * Grouped-query attention: Hkv divides H, and query head h reads key/value
+ * head h / (H / Hkv) in place (Hkv = H is plain multi-head attention). The
+ * forward pass runs over (batch, query head) pairs; the backward pass over
+ * (batch, key/value head) pairs, each running its group's query heads in
+ * order, so that one thread alone adds into a key/value head's gradient.
  * The result's iparam holds the sizes in the slots of enum
  * attention_slot; shape_of() reads them back.
  */
@@ -36,7 +42,7 @@ typedef struct attention_saved {
     float *lse;             /* [B, H, Tq] saved by forward for backward */
 } attention_saved;
 
-/* The result's iparam slots. */
+/* The result's iparam slots (the layout is the result's op). */
 enum attention_slot {
     SLOT_BATCH,  /* B */
     SLOT_HEADS,  /* H */
@@ -45,9 +51,13 @@ enum attention_slot {
     SLOT_DIM,    /* D, of q and k */
     SLOT_V_DIM,  /* Dv, of v and the result */
     SLOT_CAUSAL, /* 1 with TLM_ATTENTION_CAUSAL */
-    SLOT_PACKED, /* 1: tlm_multi_head_attention's layout */
+    SLOT_KV_HEADS, /* Hkv, dividing H */
     SLOT_COUNT
 };
+
+/* The two operations; tlm_multi_head_attention's is the packed layout. */
+static const tlmi_op attention_op;
+static const tlmi_op multi_head_op;
 _Static_assert(SLOT_COUNT <= sizeof(((tlm_tensor *)0)->iparam) /
                                  sizeof(int64_t),
                "the attention's slots fit a tensor's iparam");
@@ -56,6 +66,8 @@ _Static_assert(SLOT_COUNT <= sizeof(((tlm_tensor *)0)->iparam) /
  * sizes and the row strides of its layout. */
 typedef struct attention_shape {
     int64_t batch, heads;
+    int64_t kv_heads; /* Hkv; query head h reads kv head h / group */
+    int64_t group;    /* H / Hkv */
     int packed;
     tlmi_attention_dims head;
 } attention_shape;
@@ -65,16 +77,19 @@ static attention_shape shape_of(const tlm_tensor *out) {
     attention_shape sh = {
         .batch = slot[SLOT_BATCH],
         .heads = slot[SLOT_HEADS],
-        .packed = (int)slot[SLOT_PACKED],
+        .kv_heads = slot[SLOT_KV_HEADS],
+        .group = slot[SLOT_HEADS] / slot[SLOT_KV_HEADS],
+        .packed = out->op == &multi_head_op,
         .head = {.tq = slot[SLOT_TQ], .tk = slot[SLOT_TK],
                  .dim = slot[SLOT_DIM], .v_dim = slot[SLOT_V_DIM],
                  .causal = (int)slot[SLOT_CAUSAL]},
     };
     /* Packed: the heads side by side in each row; else one after another. */
     const int64_t rows_of = sh.packed ? sh.heads : 1;
+    const int64_t kv_rows_of = sh.packed ? sh.kv_heads : 1;
     sh.head.ld_q = rows_of * sh.head.dim;
-    sh.head.ld_k = rows_of * sh.head.dim;
-    sh.head.ld_v = rows_of * sh.head.v_dim;
+    sh.head.ld_k = kv_rows_of * sh.head.dim;
+    sh.head.ld_v = kv_rows_of * sh.head.v_dim;
     sh.head.ld_out = rows_of * sh.head.v_dim;
     return sh;
 }
@@ -90,7 +105,8 @@ static size_t slice_bytes(const tlmi_kernels *kernels,
 
 /* One pass over the (batch x head) pairs, shared by the threads: each
  * head is computed whole by one thread, so the results do not depend on
- * the thread count. */
+ * the thread count. The forward pass shares out query heads; the backward
+ * pass key/value heads, each with its group of query heads. */
 typedef struct attention_run {
     tlm_tensor *out;
     attention_shape shape;
@@ -113,36 +129,46 @@ static void run_begin(attention_run *run, int backward) {
     run->backward = backward;
 }
 
-/* Where head `head` (b * H + h) starts in each operand, in floats. */
+/* Where query head `head` (b * H + h) and its key/value head (b * Hkv +
+ * h / group) start in each operand, in floats. */
 typedef struct head_offsets {
     int64_t q, k, v, out;
 } head_offsets;
 
 static head_offsets offsets_of(const attention_shape *sh, int64_t head) {
     const tlmi_attention_dims *d = &sh->head;
-    if (!sh->packed)
-        return (head_offsets){head * d->tq * d->dim, head * d->tk * d->dim,
-                              head * d->tk * d->v_dim,
-                              head * d->tq * d->v_dim};
     const int64_t b = head / sh->heads, h = head % sh->heads;
+    const int64_t kv = h / sh->group;
+    if (!sh->packed) {
+        const int64_t kv_head = b * sh->kv_heads + kv;
+        return (head_offsets){head * d->tq * d->dim, kv_head * d->tk * d->dim,
+                              kv_head * d->tk * d->v_dim,
+                              head * d->tq * d->v_dim};
+    }
     return (head_offsets){b * d->tq * d->ld_q + h * d->dim,
-                          b * d->tk * d->ld_k + h * d->dim,
-                          b * d->tk * d->ld_v + h * d->v_dim,
+                          b * d->tk * d->ld_k + kv * d->dim,
+                          b * d->tk * d->ld_v + kv * d->v_dim,
                           b * d->tq * d->ld_out + h * d->v_dim};
 }
 
-/* The forward or backward kernel over heads begin..end-1, in thread
- * `thread`'s slice of the workspace. */
+/* The forward kernel over query heads begin..end-1 (b * H + h), or the
+ * backward kernel over key/value heads begin..end-1 (b * Hkv + g) and
+ * each one's group of query heads in order, in thread `thread`'s slice of
+ * the workspace. */
 static void run_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const attention_run *run = arg;
     const tlm_tensor *out = run->out;
     const tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
-    const tlmi_attention_dims *d = &run->shape.head;
+    const attention_shape *sh = &run->shape;
+    const tlmi_attention_dims *d = &sh->head;
     void *workspace = run->workspace + (size_t)thread * run->stride;
-    for (int64_t head = begin; head < end; head++) {
-        const int64_t b = head / run->shape.heads;
-        const head_offsets at = offsets_of(&run->shape, head);
+    /* Backward: the query heads of key/value heads begin..end-1. */
+    const int64_t first = run->backward ? begin * sh->group : begin;
+    const int64_t last = run->backward ? end * sh->group : end;
+    for (int64_t head = first; head < last; head++) {
+        const int64_t b = head / sh->heads;
+        const head_offsets at = offsets_of(sh, head);
         const unsigned char *visible =
             saved->visible != NULL ? saved->visible + b * d->tk : NULL;
         if (!run->backward)
@@ -182,9 +208,10 @@ static int attention_forward(tlm_tensor *out) {
 
 /* The kernels write the three gradients (a first share of each, every
  * element written once over the heads) or add into all of them. Adding is
- * the way when any of them already holds a share, or when two of q, k, v
- * are one tensor (one call would write its gradient twice); then those that
- * hold none yet are cleared first. */
+ * the way when any of them already holds a share, when two of q, k, v
+ * are one tensor (one call would write its gradient twice), or when query
+ * heads share key/value heads (each of the group adds its share of dk and
+ * dv); then those that hold none yet are cleared first. */
 static void attention_backward(tlm_tensor *out) {
     tlm_tensor *q = out->src[0], *k = out->src[1], *v = out->src[2];
     const attention_saved *saved = out->saved;
@@ -192,7 +219,9 @@ static void attention_backward(tlm_tensor *out) {
         return; /* not reached: the buffers exist when the result has a grad */
     tlm_tensor *const inputs[3] = {q, k, v};
     float *grads[3] = {NULL, NULL, NULL};
-    int first[3] = {0, 0, 0}, accumulate = q == k || q == v || k == v;
+    int first[3] = {0, 0, 0};
+    int accumulate = q == k || q == v || k == v ||
+                     out->iparam[SLOT_KV_HEADS] != out->iparam[SLOT_HEADS];
     for (int i = 0; i < 3; i++) {
         if (!tlmi_wants_grad(inputs[i]))
             continue;
@@ -209,7 +238,7 @@ static void attention_backward(tlm_tensor *out) {
     attention_run run = {.out = out, .dq = grads[0], .dk = grads[1],
                          .dv = grads[2], .accumulate = accumulate};
     run_begin(&run, 1);
-    tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.heads, 1,
+    tlmi_parallel_for(out->ctx->pool, run.shape.batch * run.shape.kv_heads, 1,
                       run_heads, &run);
 }
 
@@ -270,12 +299,19 @@ static int check_shapes(tlm_context *ctx, const char *name,
                         const tlm_tensor *v, const tlm_tensor *mask) {
     char sq[SHAPE_TEXT], sk[SHAPE_TEXT], sv[SHAPE_TEXT];
     TLMI_TRY(check_ndims(ctx, name, q, k, v, 4, "[B, H, T, D]", sq, sk, sv));
-    if (k->shape[0] != q->shape[0] || k->shape[1] != q->shape[1] ||
-        v->shape[0] != q->shape[0] || v->shape[1] != q->shape[1])
+    if (k->shape[0] != q->shape[0] || v->shape[0] != q->shape[0])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: q %s, k %s and v %s must have the same "
-                            "B and H (the first two dimensions)",
+                            "%s: q %s, k %s and v %s must have the same B "
+                            "(dimension 0)",
                             name, sq, sk, sv);
+    if (v->shape[1] != k->shape[1] || k->shape[1] < 1 ||
+        q->shape[1] % k->shape[1] != 0)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: k %s and v %s must have the same number of "
+                            "key/value heads Hkv (dimension 1), dividing q "
+                            "%s's H: Hkv %lld (k), %lld (v), H %lld",
+                            name, sk, sv, sq, (long long)k->shape[1],
+                            (long long)v->shape[1], (long long)q->shape[1]);
     if (k->shape[3] != q->shape[3])
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: k %s must have q %s's D = %lld (the last "
@@ -298,16 +334,21 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
                             "%s: q %s, k %s and v %s must have the same B "
                             "(dimension 0)",
                             name, sq, sk, sv);
-    if (k->shape[2] != q->shape[2])
-        return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: k %s must have q %s's last dimension %lld",
-                            name, sk, sq, (long long)q->shape[2]);
-    if (n_heads < 1 || q->shape[2] % n_heads != 0 ||
-        v->shape[2] % n_heads != 0)
+    if (n_heads < 1 || q->shape[2] % n_heads != 0)
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
                             "%s: n_heads %d must be >= 1 and divide the last "
-                            "dimensions of q %s and v %s",
-                            name, (int)n_heads, sq, sv);
+                            "dimension of q %s",
+                            name, (int)n_heads, sq);
+    /* Hkv key/value heads of q's head width D, dividing H. */
+    const int64_t dim = q->shape[2] / n_heads;
+    const int64_t kv_heads = k->shape[2] / dim;
+    if (k->shape[2] % dim != 0 || kv_heads < 1 || n_heads % kv_heads != 0 ||
+        v->shape[2] % kv_heads != 0)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: k %s and v %s must hold Hkv heads dividing "
+                            "n_heads %d (k's last dimension Hkv x D, D = %lld "
+                            "from q %s; v's Hkv x Dv)",
+                            name, sk, sv, (int)n_heads, (long long)dim, sq);
     return check_keys_and_mask(ctx, name, q, k, v, mask, 1, sq, sk, sv);
 }
 
@@ -385,7 +426,8 @@ static int attention_create(tlm_tensor **out, const tlmi_op *op,
         slot[SLOT_TQ] = q->shape[1];
         slot[SLOT_TK] = k->shape[1];
         slot[SLOT_DIM] = q->shape[2] / n_heads;
-        slot[SLOT_V_DIM] = v->shape[2] / n_heads;
+        slot[SLOT_KV_HEADS] = k->shape[2] / slot[SLOT_DIM];
+        slot[SLOT_V_DIM] = v->shape[2] / slot[SLOT_KV_HEADS];
     } else {
         slot[SLOT_BATCH] = q->shape[0];
         slot[SLOT_HEADS] = q->shape[1];
@@ -393,13 +435,13 @@ static int attention_create(tlm_tensor **out, const tlmi_op *op,
         slot[SLOT_TK] = k->shape[2];
         slot[SLOT_DIM] = q->shape[3];
         slot[SLOT_V_DIM] = v->shape[3];
+        slot[SLOT_KV_HEADS] = k->shape[1];
     }
     slot[SLOT_CAUSAL] = (flags & TLM_ATTENTION_CAUSAL) != 0;
-    slot[SLOT_PACKED] = packed;
     const int64_t heads_first[4] = {slot[SLOT_BATCH], slot[SLOT_HEADS],
                                     slot[SLOT_TQ], slot[SLOT_V_DIM]};
     const int64_t side_by_side[3] = {slot[SLOT_BATCH], slot[SLOT_TQ],
-                                     v->shape[2]};
+                                     slot[SLOT_HEADS] * slot[SLOT_V_DIM]};
     tlm_tensor *srcs[4] = {q, k, v, key_mask};
     tlm_tensor *result = NULL;
     status = tlmi_result_begin(&result, ctx, op, TLM_DTYPE_F32,

@@ -124,6 +124,19 @@ static void wrong_ranks_and_shapes(void **state) {
     expect_failure(TLM_E_SHAPE, f->q, f->k, f->v, make(ctx, TLM_DTYPE_F32, 2, 1, 7, 0, 0), 0);
     expect_failure(TLM_E_SHAPE, f->q, f->k, f->v, make(ctx, TLM_DTYPE_I32, 3, 2, 1, 7, 0), 0);
     assert_non_null(strstr(tlm_last_error(), "key_mask"));
+    /* Grouped-query attention: 3 query heads over 1 key/value head is
+     * good; k and v with different head counts, or a count not dividing
+     * H, name both head counts. */
+    tlm_tensor *k1 = make(ctx, TLM_DTYPE_F32, 4, 2, 1, 7, 4);
+    tlm_tensor *v1 = make(ctx, TLM_DTYPE_F32, 4, 2, 1, 7, 6);
+    tlm_tensor *out = NULL;
+    assert_int_equal(tlm_attention(&out, f->q, k1, v1, f->mask_i32, 0), TLM_OK);
+    assert_int_equal(tlm_tensor_dim(out, 1), 3);
+    expect_failure(TLM_E_SHAPE, f->q, k1, f->v, NULL, 0);
+    assert_non_null(strstr(tlm_last_error(), "Hkv 1 (k), 3 (v), H 3"));
+    expect_failure(TLM_E_SHAPE, f->q, make(ctx, TLM_DTYPE_F32, 4, 2, 2, 7, 4),
+                   make(ctx, TLM_DTYPE_F32, 4, 2, 2, 7, 6), NULL, 0);
+    assert_non_null(strstr(tlm_last_error(), "Hkv 2 (k), 2 (v), H 3"));
 }
 
 static void unknown_flags(void **state) {

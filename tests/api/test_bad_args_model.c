@@ -3,11 +3,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "tlm.h"
+
+/* A sentinel that is not NULL, to see *out cleared on failure. */
+static tlm_model *const NOT_NULL_MODEL = (tlm_model *)&NOT_NULL_MODEL;
 
 static void assert_message_names(const char *function) {
     if (strstr(tlm_last_error(), function) == NULL)
@@ -105,7 +109,30 @@ static void model_calls_reject_bad_values(void **state) {
     assert_int_equal(tlm_model_get_config(m, &small), TLM_OK);
     assert_int_equal(small.d_model, 8);
     assert_int_equal(small.struct_size, offsetof(tlm_model_config, n_heads));
+    /* n_kv_heads 0 resolves to n_heads. */
+    tlm_model_config got;
+    tlm_model_config_init(&got);
+    assert_int_equal(tlm_model_get_config(m, &got), TLM_OK);
+    assert_int_equal(got.n_kv_heads, 2);
     tlm_model_free(m);
+    /* n_kv_heads must divide n_heads: negative, above it, not dividing. */
+    config.n_heads = 4;
+    const int32_t bad_kv[] = {-1, 5, 3, 8};
+    for (size_t i = 0; i < sizeof bad_kv / sizeof bad_kv[0]; i++) {
+        config.n_kv_heads = bad_kv[i];
+        m = NOT_NULL_MODEL;
+        assert_int_equal(tlm_model_create(&m, ctx, &config), TLM_E_INVALID);
+        assert_null(m);
+        char want[64];
+        snprintf(want, sizeof want, "n_kv_heads = %d", (int)bad_kv[i]);
+        assert_message_names(want);
+        assert_message_names("n_heads = 4");
+    }
+    config.n_kv_heads = 1;
+    assert_int_equal(tlm_model_create(&m, ctx, &config), TLM_OK);
+    tlm_model_free(m);
+    config.n_heads = 2;
+    config.n_kv_heads = 0;
     tlm_model_load_params params;
     tlm_model_load_params_init(&params);
     params.memory_map = 2;

@@ -82,6 +82,22 @@ static void bad_arguments(void **state) {
     /* the mask must be [B, Tk] */
     expect_failure(TLM_E_SHAPE, q, k, v, make(ctx, TLM_DTYPE_F32, 2, 2, 5, 0),
                    3, 0);
+    /* Grouped-query attention: 3 query heads over 1 key/value head of D 4
+     * (Dv 5) is good; Hkv 2 does not divide 3; v's width 7 is not a
+     * multiple of k's Hkv 3; the message names n_heads and both shapes. */
+    assert_int_equal(tlm_multi_head_attention(&out,
+                                              q, make(ctx, TLM_DTYPE_F32, 3, 2, 7, 4),
+                                              make(ctx, TLM_DTYPE_F32, 3, 2, 7, 5),
+                                              NULL, 3, 0),
+                     TLM_OK);
+    assert_int_equal(tlm_tensor_dim(out, 2), 15);
+    expect_failure(TLM_E_SHAPE, q, make(ctx, TLM_DTYPE_F32, 3, 2, 7, 8),
+                   make(ctx, TLM_DTYPE_F32, 3, 2, 7, 4), NULL, 3, 0);
+    assert_non_null(strstr(tlm_last_error(), "n_heads 3"));
+    assert_non_null(strstr(tlm_last_error(), "[2, 7, 8]"));
+    expect_failure(TLM_E_SHAPE, q, k, make(ctx, TLM_DTYPE_F32, 3, 2, 7, 7),
+                   NULL, 3, 0);
+    assert_non_null(strstr(tlm_last_error(), "[2, 7, 7]"));
     /* two contexts */
     expect_failure(TLM_E_INVALID, q, make(other, TLM_DTYPE_F32, 3, 2, 7, 12),
                    v, NULL, 3, 0);

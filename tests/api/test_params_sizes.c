@@ -160,7 +160,9 @@ static int context_create(fixture *f, const void *p) {
 }
 
 /* The settings are cut at init_seed, a field any value of which is
- * valid: the model must have the default seed, not the poison's. */
+ * valid: the model must have the default seed, not the poison's, and (as
+ * for a caller compiled before n_kv_heads existed) one key/value head per
+ * query head. */
 static int model_create(fixture *f, const void *p) {
     tlm_model *m = NULL;
     int status = tlm_model_create(&m, f->ctx, p);
@@ -170,6 +172,7 @@ static int model_create(fixture *f, const void *p) {
         tlm_model_config_init(&defaults);
         assert_int_equal(tlm_model_get_config(m, &got), TLM_OK);
         assert_true(got.init_seed == defaults.init_seed);
+        assert_int_equal(got.n_kv_heads, got.n_heads);
     }
     tlm_model_free(m);
     return status;

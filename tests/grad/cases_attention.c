@@ -2,10 +2,12 @@
  * a padding mask (f32 and i32), Tq == Tk, Tq < Tk (cross-attention, a KV
  * cache) and Tq > Tk, key counts spanning several blocks of
  * TLMI_ATTENTION_BLOCK (32), D != Dv, size-1 dimensions, one tensor used
- * as q, k and v, and gradients asked of only some inputs.
+ * as q, k and v, gradients asked of only some inputs, and grouped-query
+ * attention (Hkv = H/2 and Hkv = 1 key/value heads, whose gradients sum
+ * over the query heads of their group).
  *
- * Inputs: in[0] = q [B, H, Tq, D], in[1] = k [B, H, Tk, D],
- * in[2] = v [B, H, Tk, Dv], in[3] = key_mask [B, Tk] when present.
+ * Inputs: in[0] = q [B, H, Tq, D], in[1] = k [B, Hkv, Tk, D],
+ * in[2] = v [B, Hkv, Tk, Dv], in[3] = key_mask [B, Tk] when present.
  *
  * Why some cases check only some inputs, and three use 3e-3: with many
  * keys each key's softmax weight is about 1/Tk, so the gradients of k
@@ -61,6 +63,27 @@ static int build_packed_self_2(tlm_tensor **out, tlm_tensor **in) {
     return tlm_multi_head_attention(out, in[0], in[0], in[0], NULL, 2,
                                     TLM_ATTENTION_CAUSAL);
 }
+/* Grouped-query attention, packed: H query heads over Hkv key/value heads
+ * (the H passed; Hkv from k's width). */
+static int build_packed_4(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[1], in[2], NULL, 4, 0);
+}
+static int build_packed_mask_causal_3(tlm_tensor **out, tlm_tensor **in) {
+    return tlm_multi_head_attention(out, in[0], in[1], in[2], in[3], 3,
+                                    TLM_ATTENTION_CAUSAL);
+}
+/* Multi-query attention on projections of one x: the shared k and v
+ * gradients meet the q gradient in the product's backward. */
+static int build_packed_projected_mqa(tlm_tensor **out, tlm_tensor **in) {
+    tlm_tensor *x, *q, *k, *v;
+    int s = tlm_scale(&x, in[0], 1.5f);
+    s = s ? s : tlm_matmul(&q, x, in[1], NULL, 0);
+    s = s ? s : tlm_matmul(&k, x, in[2], NULL, 0);
+    s = s ? s : tlm_matmul(&v, x, in[3], NULL, 0);
+    return s ? s : tlm_multi_head_attention(out, q, k, v, NULL, 4,
+                                            TLM_ATTENTION_CAUSAL);
+}
+
 /* q, k and v from one projection through a shared result: their gradients
  * are first shares (written by the kernels) that then meet in the
  * product's backward. */
@@ -124,6 +147,20 @@ static const grad_case cases[] = {
     {"tlm_attention", "q of causal Tq 1 Tk 37 (a decode step), D 1", 3,
      {F32(1, 3, 1, 1), F32_CONST(1, 3, 37, 1), F32_CONST(1, 3, 37, 4)},
      build_causal, 0, 0},
+    /* Grouped-query attention: H query heads over Hkv = H/2 or 1. */
+    {"tlm_attention", "GQA H 4 Hkv 2, 2x4x5x3, Tk 7, Dv 2", 3,
+     {F32(2, 4, 5, 3), F32(2, 2, 7, 3), F32(2, 2, 7, 2)}, build_plain, 0, 0},
+    {"tlm_attention", "GQA causal H 6 Hkv 3, 1x6x9x2, Dv 3", 3,
+     {F32(1, 6, 9, 2), F32(1, 3, 9, 2), F32(1, 3, 9, 3)}, build_causal, 0, 0},
+    {"tlm_attention", "MQA causal + f32 mask H 3 Hkv 1, 2x3x7x3, Dv 5", 4,
+     {F32(2, 3, 7, 3), F32(2, 1, 7, 3), F32(2, 1, 7, 5), MASK_F32(2, 7)},
+     build_mask_causal, 0, 0},
+    {"tlm_attention", "MQA cross, i32 mask, H 5 Hkv 1, Tq 3 Tk 11, D 4 Dv 1", 4,
+     {F32(2, 5, 3, 4), F32(2, 1, 11, 4), F32(2, 1, 11, 1), IDS(0, 1, 2, 11)},
+     build_mask, 0, 0},
+    {"tlm_attention", "only k and v of GQA causal H 4 Hkv 2, 1x4x6x3", 3,
+     {F32_CONST(1, 4, 6, 3), F32(1, 2, 6, 3), F32(1, 2, 6, 3)}, build_causal,
+     0, 0},
     {"tlm_multi_head_attention", "2 heads, 2x5x(2x3), Tk 7, Dv 2", 3,
      {F32(2, 5, 6), F32(2, 7, 6), F32(2, 7, 4)}, build_packed_2, 0, 0},
     {"tlm_multi_head_attention", "causal 3 heads, 1x9x(3x2), Dv 3", 3,
@@ -136,6 +173,16 @@ static const grad_case cases[] = {
     {"tlm_multi_head_attention", "q, k, v projected from one x, 2x5x6", 4,
      {F32(2, 5, 6), F32(6, 4), F32(6, 4), F32(6, 6)}, build_packed_projected,
      0, 0},
+    {"tlm_multi_head_attention", "GQA 4 heads over 2, 2x5x(4x3), Tk 7, Dv 2", 3,
+     {F32(2, 5, 12), F32(2, 7, 6), F32(2, 7, 4)}, build_packed_4, 0, 0},
+    {"tlm_multi_head_attention", "MQA causal + f32 mask, 3 heads over 1, "
+     "2x6x(3x3), Dv 5", 4,
+     {F32(2, 6, 9), F32(2, 6, 3), F32(2, 6, 5), MASK_F32(2, 6)},
+     build_packed_mask_causal_3, 0, 0},
+    {"tlm_multi_head_attention", "MQA q, k, v projected from one x, 4 heads "
+     "of 2 over 1, 2x5x6", 4,
+     {F32(2, 5, 6), F32(6, 8), F32(6, 2), F32(6, 3)},
+     build_packed_projected_mqa, 0, 0},
 };
 
 const grad_case_group grad_cases_attention = {"attention", cases,

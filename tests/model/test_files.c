@@ -46,6 +46,8 @@ static tlm_model *make_model(tlm_context *ctx, int variant) {
     c.bias = variant != 2;
     c.tied_output = variant != 2;
     c.init_seed = 0xfeedfacecafebeefull + (uint64_t)variant; /* needs 64 bits */
+    /* 3: grouped-query attention (4 heads over 2), 4: multi-query. */
+    c.n_kv_heads = variant == 3 ? 2 : variant == 4 ? 1 : 0;
     tlm_model *m = NULL;
     assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
     return m;
@@ -83,9 +85,23 @@ static void logits_of(const tlm_model *m, int encoder, float *logits) {
     tlm_session_free(s);
 }
 
+static long file_bytes(const char *path, unsigned char **data);
+
+/* Whether `text` occurs in the file at `path`. */
+static int file_contains(const char *path, const char *text) {
+    unsigned char *data = NULL;
+    const long size = file_bytes(path, &data);
+    const size_t length = strlen(text);
+    int found = 0;
+    for (long i = 0; !found && i + (long)length <= size; i++)
+        found = memcmp(data + i, text, length) == 0;
+    free(data);
+    return found;
+}
+
 static void save_load_round_trips(void **state) {
     (void)state;
-    for (int variant = 0; variant < 3; variant++) {
+    for (int variant = 0; variant < 5; variant++) {
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model *m = make_model(ctx, variant);
@@ -108,6 +124,10 @@ static void save_load_round_trips(void **state) {
         }
         assert_int_equal(tlm_model_save(m, path), TLM_OK);
         assert_int_equal(tlm_model_export_safetensors(m, st_path), TLM_OK);
+        /* The configuration names n_kv_heads only when it is not n_heads,
+         * so that multi-head files stay as they were. */
+        assert_int_equal(file_contains(path, "\"n_kv_heads\""), variant >= 3);
+        assert_int_equal(file_contains(st_path, "n_kv_heads"), variant >= 3);
         float expected[5 * 53], got[5 * 53];
         logits_of(m, variant == 1, expected);
 

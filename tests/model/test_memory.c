@@ -30,19 +30,27 @@ static tlm_model_config variant_config(int variant) {
     c.position = variant % 3;
     c.activation = variant == 3 ? TLM_ACTIVATION_SWIGLU : TLM_ACTIVATION_GELU;
     c.residual_dropout = variant == 3 ? 0.1f : 0.0f;
+    /* 4: grouped-query, rotary (split heads); 5: multi-query seq2seq. */
+    if (variant >= 4) {
+        c.n_kv_heads = variant == 4 ? 2 : 1;
+        c.position = variant == 4 ? TLM_POSITION_ROTARY : TLM_POSITION_LEARNED;
+        c.n_encoder_layers = variant == 5 ? 1 : 0;
+    }
     return c;
 }
 
+enum { N_VARIANTS = 6 };
+
 static void inference_estimate_matches_allocations(void **state) {
     (void)state;
-    for (int variant = 0; variant < 8; variant++) {
+    for (int variant = 0; variant < 2 * N_VARIANTS; variant++) {
         counting_allocator counter = {0};
         tlm_context_params params;
         counting_context_params(&params, &counter);
-        params.n_threads = 1 + variant / 4 * 2; /* 1, then 3 */
+        params.n_threads = 1 + variant / N_VARIANTS * 2; /* 1, then 3 */
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
-        tlm_model_config c = variant_config(variant % 4);
+        tlm_model_config c = variant_config(variant % N_VARIANTS);
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
         uint64_t before_session = counter.live_bytes;
@@ -68,7 +76,7 @@ static void inference_estimate_matches_allocations(void **state) {
  * default 64): the estimate equals its allocations too. */
 static void inference_estimate_follows_the_chunk(void **state) {
     (void)state;
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         counting_allocator counter = {0};
         tlm_context_params params;
         counting_context_params(&params, &counter);
@@ -98,7 +106,7 @@ static void inference_estimate_follows_the_chunk(void **state) {
 
 static void training_estimate_matches_arena(void **state) {
     (void)state;
-    for (int variant = 0; variant < 4; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model_config c = variant_config(variant);
@@ -127,6 +135,33 @@ static void training_estimate_matches_arena(void **state) {
     }
 }
 
+/* The KV cache holds n_kv_heads heads: with 4 query heads of 12, each
+ * halving of n_kv_heads saves at least the cache's share (keys and values
+ * of 2 layers x 32 positions x the heads dropped x 12 floats), beyond the
+ * smaller k and v projections. */
+static void inference_estimate_shrinks_with_kv_heads(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    int64_t previous = 0;
+    for (int32_t kv = 4; kv >= 1; kv /= 2) {
+        tlm_model_config c = variant_config(0);
+        c.n_kv_heads = kv;
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        int64_t bytes = 0;
+        assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1,
+                                                   32, &bytes), TLM_OK);
+        const int64_t session = bytes - 4 * tlm_model_parameter_count(m);
+        printf("n_kv_heads %d: session %lld bytes\n", (int)kv, (long long)session);
+        if (kv < 4)
+            assert_true(previous - session >= 2LL * 2 * 32 * kv * 12 * 4);
+        previous = session;
+        tlm_model_free(m);
+    }
+    tlm_context_free(ctx);
+}
+
 static void estimate_rejects_bad_arguments(void **state) {
     (void)state;
     tlm_context *ctx = NULL;
@@ -149,6 +184,7 @@ int main(void) {
         cmocka_unit_test(inference_estimate_matches_allocations),
         cmocka_unit_test(inference_estimate_follows_the_chunk),
         cmocka_unit_test(training_estimate_matches_arena),
+        cmocka_unit_test(inference_estimate_shrinks_with_kv_heads),
         cmocka_unit_test(estimate_rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

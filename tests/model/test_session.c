@@ -37,8 +37,18 @@ static tlm_model_config config_variant(int variant) {
     c.bias = (variant / 2) % 2;
     c.tied_output = (variant / 4) % 2;
     c.init_seed = (uint64_t)variant + 1;
+    if (variant >= 12) {
+        /* Grouped-query (12, 13: 4 heads over 2) and multi-query (14, 15:
+         * over 1) attention, the cache holding only the key/value heads. */
+        c.n_heads = 4;
+        c.head_dim = 6;
+        c.n_kv_heads = variant < 14 ? 2 : 1;
+    }
     return c;
 }
+
+/* Variants of config_variant: 12 multi-head, then 4 grouped-query. */
+enum { N_VARIANTS = 16 };
 
 /* Makes the weights large enough that every part matters to the logits. */
 static void scale_parameters(tlm_model *m) {
@@ -101,7 +111,7 @@ static void assert_logits_equal(const float *expected, const float *got,
 
 static void incremental_equals_full_forward(void **state) {
     (void)state;
-    for (int variant = 0; variant < 12; variant++) {
+    for (int variant = 0; variant < N_VARIANTS; variant++) {
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model_config c = config_variant(variant);
@@ -145,7 +155,10 @@ static void incremental_equals_full_forward(void **state) {
 
 static void seq2seq_and_encoder_only(void **state) {
     (void)state;
-    for (int variant = 0; variant < 6; variant++) {
+    /* Variants 0..5, and the grouped-query ones (self- and
+     * cross-attention both over n_kv_heads). */
+    for (int n = 0; n < 10; n++) {
+        const int variant = n < 6 ? n : n + 6;
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
         tlm_model_config c = config_variant(variant);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <math.h>
@@ -32,8 +33,12 @@ enum mask_kind { MASK_NONE, MASK_F32, MASK_I32 };
 typedef struct config {
     int64_t b, h, tq, tk, d, dv;
     int causal;
-    int mask; /* an enum mask_kind */
+    int mask;    /* an enum mask_kind */
+    int64_t hkv; /* key/value heads (grouped-query attention); 0: h */
 } config;
+
+/* Key/value heads of `c`: query head h reads head h / (H / Hkv). */
+static int64_t kv_heads(const config *c) { return c->hkv ? c->hkv : c->h; }
 
 /* One problem: inputs as the library sees them, plus the mask as flags. */
 typedef struct problem {
@@ -71,8 +76,8 @@ static problem make_problem(config c) {
     problem p = {0};
     p.c = c;
     p.q = random_floats(c.b * c.h * c.tq * c.d, -2, 2);
-    p.k = random_floats(c.b * c.h * c.tk * c.d, -2, 2);
-    p.v = random_floats(c.b * c.h * c.tk * c.dv, -2, 2);
+    p.k = random_floats(c.b * kv_heads(&c) * c.tk * c.d, -2, 2);
+    p.v = random_floats(c.b * kv_heads(&c) * c.tk * c.dv, -2, 2);
     p.dout = random_floats(c.b * c.h * c.tq * c.dv, -1, 1);
     p.visible = checked_calloc((size_t)(c.b * c.tk), 1);
     if (c.mask == MASK_F32)
@@ -121,9 +126,11 @@ static void reference(const problem *p, double *out, double *dq, double *dk,
     for (int64_t b = 0; b < c.b; b++)
         for (int64_t h = 0; h < c.h; h++) {
             const int64_t head = b * c.h + h;
+            /* The shared key/value head of query head h's group. */
+            const int64_t kv = b * kv_heads(&c) + h / (c.h / kv_heads(&c));
             const float *q = p->q + head * c.tq * c.d;
-            const float *k = p->k + head * c.tk * c.d;
-            const float *v = p->v + head * c.tk * c.dv;
+            const float *k = p->k + kv * c.tk * c.d;
+            const float *v = p->v + kv * c.tk * c.dv;
             const float *dout = p->dout + head * c.tq * c.dv;
             double *o = out + head * c.tq * c.dv;
             /* prob = softmax over visible keys of q k^T * scale */
@@ -155,8 +162,8 @@ static void reference(const problem *p, double *out, double *dq, double *dk,
                 continue;
             /* dv = prob^T dout; dprob = dout v^T;
              * dscore = prob * (dprob - sum_j prob * dprob) */
-            double *dq_h = dq + head * c.tq * c.d, *dk_h = dk + head * c.tk * c.d;
-            double *dv_h = dv + head * c.tk * c.dv;
+            double *dq_h = dq + head * c.tq * c.d, *dk_h = dk + kv * c.tk * c.d;
+            double *dv_h = dv + kv * c.tk * c.dv;
             for (int64_t i = 0; i < c.tq; i++) {
                 double row = 0.0;
                 for (int64_t j = 0; j < c.tk; j++) {
@@ -204,8 +211,9 @@ typedef struct graph {
 static void build_graph(graph *g, tlm_context *ctx, const problem *p,
                         int requires_grad) {
     const config c = p->c;
-    const int64_t sq[4] = {c.b, c.h, c.tq, c.d}, sk[4] = {c.b, c.h, c.tk, c.d},
-                  sv[4] = {c.b, c.h, c.tk, c.dv}, sm[2] = {c.b, c.tk};
+    const int64_t hkv = kv_heads(&c);
+    const int64_t sq[4] = {c.b, c.h, c.tq, c.d}, sk[4] = {c.b, hkv, c.tk, c.d},
+                  sv[4] = {c.b, hkv, c.tk, c.dv}, sm[2] = {c.b, c.tk};
     g->ctx = ctx;
     g->mask = NULL;
     assert_int_equal(tlm_tensor_from_f32(&g->q, ctx, 4, sq, p->q), TLM_OK);
@@ -249,18 +257,23 @@ static void run_backward(graph *g, const problem *p) {
 
 static const config configs[] = {
     /* b  h   tq   tk   d  dv causal mask */
-    {1, 1, 1, 1, 1, 1, 0, MASK_NONE},
-    {1, 1, 1, 1, 1, 1, 1, MASK_NONE},
-    {2, 3, 7, 7, 5, 3, 0, MASK_NONE},
-    {2, 3, 7, 7, 5, 3, 1, MASK_NONE},
-    {1, 2, 33, 33, 8, 5, 1, MASK_F32},
-    {2, 2, 100, 100, 16, 9, 1, MASK_I32},
-    {2, 2, 100, 100, 7, 13, 0, MASK_F32},
-    {2, 1, 7, 13, 4, 6, 0, MASK_F32},   /* cross-attention */
-    {3, 1, 13, 7, 3, 2, 0, MASK_I32},   /* more queries than keys */
-    {1, 2, 5, 70, 8, 8, 1, MASK_I32},   /* KV cache: 5 new over 70 */
-    {1, 1, 1, 33, 3, 2, 1, MASK_NONE},  /* one decode step */
-    {1, 1, 9, 4, 3, 2, 1, MASK_NONE},   /* Tq > Tk: 5 rows see nothing */
+    {1, 1, 1, 1, 1, 1, 0, MASK_NONE, 0},
+    {1, 1, 1, 1, 1, 1, 1, MASK_NONE, 0},
+    {2, 3, 7, 7, 5, 3, 0, MASK_NONE, 0},
+    {2, 3, 7, 7, 5, 3, 1, MASK_NONE, 0},
+    {1, 2, 33, 33, 8, 5, 1, MASK_F32, 0},
+    {2, 2, 100, 100, 16, 9, 1, MASK_I32, 0},
+    {2, 2, 100, 100, 7, 13, 0, MASK_F32, 0},
+    {2, 1, 7, 13, 4, 6, 0, MASK_F32, 0},   /* cross-attention */
+    {3, 1, 13, 7, 3, 2, 0, MASK_I32, 0},   /* more queries than keys */
+    {1, 2, 5, 70, 8, 8, 1, MASK_I32, 0},   /* KV cache: 5 new over 70 */
+    {1, 1, 1, 33, 3, 2, 1, MASK_NONE, 0},  /* one decode step */
+    {1, 1, 9, 4, 3, 2, 1, MASK_NONE, 0},   /* Tq > Tk: 5 rows see nothing */
+    /* Grouped-query (hkv < h) and multi-query (hkv 1) attention. */
+    {2, 4, 7, 7, 5, 3, 1, MASK_F32, 2},
+    {2, 6, 33, 33, 8, 5, 0, MASK_I32, 3},
+    {1, 3, 5, 70, 8, 8, 1, MASK_I32, 1}, /* KV cache: 5 new over 70 */
+    {3, 5, 1, 33, 3, 2, 1, MASK_NONE, 1},  /* one decode step */
 };
 #define N_CONFIGS (sizeof configs / sizeof configs[0])
 
@@ -297,8 +310,9 @@ static void backward_matches_naive_reference(void **state) {
     for (size_t n = 0; n < N_CONFIGS; n++) {
         const config c = configs[n];
         problem p = make_problem(c);
-        const int64_t nq = c.b * c.h * c.tq * c.d, nk = c.b * c.h * c.tk * c.d,
-                      nv = c.b * c.h * c.tk * c.dv;
+        const int64_t nq = c.b * c.h * c.tq * c.d,
+                      nk = c.b * kv_heads(&c) * c.tk * c.d,
+                      nv = c.b * kv_heads(&c) * c.tk * c.dv;
         double *out = checked_calloc((size_t)(c.b * c.h * c.tq * c.dv), sizeof(double));
         double *dq = checked_calloc((size_t)nq, sizeof(double));
         double *dk = checked_calloc((size_t)nk, sizeof(double));
@@ -385,7 +399,7 @@ static int all_zero(const float *x, int64_t n) {
  * batch 0 see no key: exact zeros, zero gradients, no NaN anywhere. */
 static void rows_that_see_nothing_are_zero(void **state) {
     (void)state;
-    const config c = {2, 2, 6, 4, 3, 5, 1, MASK_F32};
+    const config c = {2, 2, 6, 4, 3, 5, 1, MASK_F32, 0};
     problem p = make_problem(c);
     for (int64_t j = 0; j < c.tk; j++) {
         p.mask_f32[j] = 1.0f;
@@ -428,7 +442,7 @@ static void rows_that_see_nothing_are_zero(void **state) {
  * values (the library uses TLMI_ATTENTION_BLOCK). */
 static void block_size_does_not_matter(void **state) {
     (void)state;
-    const config c = {1, 1, 100, 100, 6, 7, 1, MASK_I32};
+    const config c = {1, 1, 100, 100, 6, 7, 1, MASK_I32, 0};
     problem p = make_problem(c);
     double *out = checked_calloc((size_t)(c.tq * c.dv), sizeof(double));
     double *dq = checked_calloc((size_t)(c.tq * c.d), sizeof(double));
@@ -491,7 +505,7 @@ static void block_size_does_not_matter(void **state) {
 #define LARGE_TOL 2e-3
 static void large_scores_stay_finite(void **state) {
     (void)state;
-    const config c = {1, 2, 37, 37, 4, 3, 1, MASK_NONE};
+    const config c = {1, 2, 37, 37, 4, 3, 1, MASK_NONE, 0};
     problem p = make_problem(c);
     for (int64_t i = 0; i < c.b * c.h * c.tq * c.d; i++)
         p.q[i] *= 40.0f;
@@ -516,7 +530,7 @@ static void large_scores_stay_finite(void **state) {
  * result follows, with no allocation on the re-runs (forward or backward). */
 static void rerun_sees_new_inputs_without_allocating(void **state) {
     (void)state;
-    const config c = {2, 2, 33, 40, 5, 3, 1, MASK_I32};
+    const config c = {2, 2, 33, 40, 5, 3, 1, MASK_I32, 0};
     problem p = make_problem(c);
     counting_allocator counter = {0};
     tlm_context *ctx = NULL;
@@ -571,7 +585,7 @@ static void rerun_sees_new_inputs_without_allocating(void **state) {
  * same values as training mode. */
 static void evaluation_mode_gives_the_same_values(void **state) {
     (void)state;
-    problem p = make_problem((config){2, 1, 9, 11, 4, 3, 1, MASK_F32});
+    problem p = make_problem((config){2, 1, 9, 11, 4, 3, 1, MASK_F32, 0});
     float first[2 * 9 * 3];
     for (int training = 1; training >= 0; training--) {
         tlm_context *ctx = NULL;
@@ -592,7 +606,7 @@ static void evaluation_mode_gives_the_same_values(void **state) {
  * (it never gets one: masks are not differentiated). */
 static void self_attention_and_mask_without_gradient(void **state) {
     (void)state;
-    const config c = {2, 2, 7, 7, 4, 4, 1, MASK_F32};
+    const config c = {2, 2, 7, 7, 4, 4, 1, MASK_F32, 0};
     problem p = make_problem(c);
     /* the same values for q, k and v, as one tensor will be */
     for (int64_t i = 0; i < c.b * c.h * c.tq * c.d; i++)
@@ -628,6 +642,137 @@ static void self_attention_and_mask_without_gradient(void **state) {
     free_problem(&p);
 }
 
+/* Grouped-query attention's gradients over 1, 2 and 3 threads: the same
+ * bits (each key/value head's gradient is summed over its group in one
+ * order, by one thread), for both layouts. */
+static void grouped_gradients_do_not_depend_on_threads(void **state) {
+    (void)state;
+    const config c = {3, 6, 9, 9, 4, 3, 1, MASK_F32, 2};
+    problem p = make_problem(c);
+    const int64_t nq = c.b * c.h * c.tq * c.d, nk = c.b * 2 * c.tk * c.d,
+                  nv = c.b * 2 * c.tk * c.dv;
+    float *first[3] = {NULL, NULL, NULL};
+    for (int32_t threads = 1; threads <= 3; threads++) {
+        tlm_context_params params;
+        tlm_context_params_init(&params);
+        params.n_threads = threads;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        graph g;
+        build_graph(&g, ctx, &p, 1);
+        run_backward(&g, &p);
+        const float *got[3] = {tlm_tensor_grad_data_f32(g.q),
+                               tlm_tensor_grad_data_f32(g.k),
+                               tlm_tensor_grad_data_f32(g.v)};
+        const int64_t counts[3] = {nq, nk, nv};
+        for (int i = 0; i < 3; i++) {
+            if (threads == 1) {
+                first[i] = checked_calloc((size_t)counts[i], sizeof(float));
+                memcpy(first[i], got[i], (size_t)counts[i] * sizeof(float));
+            } else {
+                assert_memory_equal(first[i], got[i],
+                                    (size_t)counts[i] * sizeof(float));
+            }
+        }
+        tlm_context_free(ctx);
+    }
+    for (int i = 0; i < 3; i++)
+        free(first[i]);
+    free_problem(&p);
+}
+
+/* [B, H, T, D] -> [B, T, H*D] (the packed layout), in floats. */
+static float *pack(const float *x, int64_t b, int64_t h, int64_t t, int64_t d) {
+    float *y = checked_calloc((size_t)(b * h * t * d), sizeof *y);
+    for (int64_t i = 0; i < b * h * t * d; i++) {
+        const int64_t e = i % d, row = i / d % t, head = i / (d * t) % h,
+                      batch = i / (d * t * h);
+        y[((batch * t + row) * h + head) * d + e] = x[i];
+    }
+    return y;
+}
+
+/* Checks packed got [B, T, H*D] against the split-layout reference. */
+static void assert_packed_close(const float *got, const double *want, int64_t b,
+                                int64_t h, int64_t t, int64_t d,
+                                const char *what, const config *c) {
+    double *packed = checked_calloc((size_t)(b * h * t * d), sizeof *packed);
+    for (int64_t i = 0; i < b * h * t * d; i++) {
+        const int64_t e = i % d, row = i / d % t, head = i / (d * t) % h,
+                      batch = i / (d * t * h);
+        packed[((batch * t + row) * h + head) * d + e] = want[i];
+    }
+    assert_close(got, packed, b * h * t * d, TOL, what, c);
+    free(packed);
+}
+
+/* tlm_multi_head_attention with Hkv < H: q [B, Tq, H*D] over k, v
+ * [B, Tk, Hkv*D] read in place gives the reference's values and gradients. */
+static void packed_grouped_matches_reference(void **state) {
+    (void)state;
+    const config configs_packed[] = {{2, 4, 6, 8, 3, 5, 1, MASK_I32, 2},
+                                     {1, 3, 7, 7, 2, 4, 1, MASK_NONE, 1},
+                                     {2, 6, 5, 9, 4, 3, 0, MASK_F32, 3}};
+    for (size_t n = 0; n < sizeof configs_packed / sizeof configs_packed[0]; n++) {
+        const config c = configs_packed[n];
+        const int64_t hkv = kv_heads(&c);
+        problem p = make_problem(c);
+        double *out = checked_calloc((size_t)(c.b * c.h * c.tq * c.dv), sizeof(double));
+        double *dq = checked_calloc((size_t)(c.b * c.h * c.tq * c.d), sizeof(double));
+        double *dk = checked_calloc((size_t)(c.b * hkv * c.tk * c.d), sizeof(double));
+        double *dv = checked_calloc((size_t)(c.b * hkv * c.tk * c.dv), sizeof(double));
+        reference(&p, out, dq, dk, dv);
+        float *q = pack(p.q, c.b, c.h, c.tq, c.d), *k = pack(p.k, c.b, hkv, c.tk, c.d);
+        float *v = pack(p.v, c.b, hkv, c.tk, c.dv);
+        float *dout = pack(p.dout, c.b, c.h, c.tq, c.dv);
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+        const int64_t sq[3] = {c.b, c.tq, c.h * c.d}, sk[3] = {c.b, c.tk, hkv * c.d},
+                      sv[3] = {c.b, c.tk, hkv * c.dv}, so[3] = {c.b, c.tq, c.h * c.dv},
+                      sm[2] = {c.b, c.tk};
+        tlm_tensor *tq, *tk, *tv, *mask = NULL, *result, *weights, *weighted, *loss;
+        assert_int_equal(tlm_tensor_from_f32(&tq, ctx, 3, sq, q), TLM_OK);
+        assert_int_equal(tlm_tensor_from_f32(&tk, ctx, 3, sk, k), TLM_OK);
+        assert_int_equal(tlm_tensor_from_f32(&tv, ctx, 3, sv, v), TLM_OK);
+        if (c.mask == MASK_F32)
+            assert_int_equal(tlm_tensor_from_f32(&mask, ctx, 2, sm, p.mask_f32), TLM_OK);
+        if (c.mask == MASK_I32)
+            assert_int_equal(tlm_tensor_from_i32(&mask, ctx, 2, sm, p.mask_i32), TLM_OK);
+        assert_int_equal(tlm_tensor_set_requires_grad(tq, 1), TLM_OK);
+        assert_int_equal(tlm_tensor_set_requires_grad(tk, 1), TLM_OK);
+        assert_int_equal(tlm_tensor_set_requires_grad(tv, 1), TLM_OK);
+        assert_int_equal(tlm_multi_head_attention(&result, tq, tk, tv, mask,
+                                                  (int32_t)c.h,
+                                                  c.causal ? TLM_ATTENTION_CAUSAL : 0),
+                         TLM_OK);
+        int64_t shape[3];
+        assert_int_equal(tlm_tensor_shape(result, shape, 3), 3);
+        assert_int_equal(shape[2], c.h * c.dv);
+        assert_packed_close(tlm_tensor_data_f32(result), out, c.b, c.h, c.tq,
+                            c.dv, "packed out", &c);
+        assert_int_equal(tlm_tensor_from_f32(&weights, ctx, 3, so, dout), TLM_OK);
+        assert_int_equal(tlm_mul(&weighted, result, weights), TLM_OK);
+        assert_int_equal(tlm_sum(&loss, weighted), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        assert_packed_close(tlm_tensor_grad_data_f32(tq), dq, c.b, c.h, c.tq,
+                            c.d, "packed dq", &c);
+        assert_packed_close(tlm_tensor_grad_data_f32(tk), dk, c.b, hkv, c.tk,
+                            c.d, "packed dk", &c);
+        assert_packed_close(tlm_tensor_grad_data_f32(tv), dv, c.b, hkv, c.tk,
+                            c.dv, "packed dv", &c);
+        tlm_context_free(ctx);
+        free(q);
+        free(k);
+        free(v);
+        free(dout);
+        free(out);
+        free(dq);
+        free(dk);
+        free(dv);
+        free_problem(&p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hand_computed_values),
@@ -639,6 +784,8 @@ int main(void) {
         cmocka_unit_test(rerun_sees_new_inputs_without_allocating),
         cmocka_unit_test(evaluation_mode_gives_the_same_values),
         cmocka_unit_test(self_attention_and_mask_without_gradient),
+        cmocka_unit_test(grouped_gradients_do_not_depend_on_threads),
+        cmocka_unit_test(packed_grouped_matches_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
