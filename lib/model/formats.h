@@ -68,7 +68,7 @@ int tlmi_llmc_export(const tlm_model *model, const char *path,
  * gqa, tlm_model_config::n_kv_heads) is merged every model has n_heads
  * key/value heads; these two are the only places that change then. */
 static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
-    return c->n_heads;
+    return c->n_kv_heads != 0 ? c->n_kv_heads : c->n_heads;
 }
 
 /* Sets `config`'s key/value heads to `n_kv_heads` (which divides

@@ -41,11 +41,9 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params) {
 
 int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
                              tlm_model_config *config, int32_t n_kv_heads) {
-    if (n_kv_heads != config->n_heads)
-        return tlmi_fail(host, TLM_E_UNSUPPORTED,
-                         "%s: n_kv_heads %d differs from n_heads %d: "
-                         "grouped-query attention is not in this build",
-                         what, (int)n_kv_heads, (int)config->n_heads);
+    (void)host;
+    (void)what;
+    config->n_kv_heads = n_kv_heads;
     return TLM_OK;
 }
 
