@@ -32,7 +32,7 @@
  * the grouped-query round trips then run, and a llama2.c file with fewer
  * kv heads imports instead of being refused. */
 #ifndef TLMT_HAVE_GQA
-#define TLMT_HAVE_GQA 0
+#define TLMT_HAVE_GQA 1
 #endif
 
 typedef struct fixture {
