@@ -98,7 +98,7 @@ static void every_option_builds_the_documented_parameters(void **state) {
             c.head_dim = 6;
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
-        tlm_model_config got = {sizeof got, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        tlm_model_config got = {sizeof got, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
         tlm_model_get_config(m, &got);
         assert_int_equal(tlm_model_parameter_count(m), expected_count(&got));
         int32_t n = tlm_model_parameter_tensor_count(m);
