@@ -258,7 +258,8 @@ class _ModelExportParams(_c.Structure):
 
 
 # tlm_model_format and tlm_weight_type by name.
-_MODEL_FORMATS = {"auto": 0, "tlm": 1, "safetensors": 2, "hf": 3, "llmc": 4}
+_MODEL_FORMATS = {"auto": 0, "tlm": 1, "safetensors": 2, "hf": 3, "llmc": 4,
+                  "llama2c": 5}
 _WEIGHT_TYPES = {"f32": 0, "f16": 1, "bf16": 2}
 
 
@@ -819,8 +820,8 @@ class Model(_Handle):
     @classmethod
     def import_(cls, ctx, path, format="auto", config_path=None):
         """Import another program's model (docs/formats-import.md): a Hugging
-        Face GPT-2 directory, model.safetensors or index, an llm.c
-        checkpoint, a tlm safetensors export or a .tlm; `format` "auto"
+        Face GPT-2 or Llama directory, model.safetensors or index, an llm.c
+        or llama2.c checkpoint, a tlm safetensors export or a .tlm; `format` "auto"
         detects it from the content. No tokenizer is attached."""
         p = _init_struct(_ModelImportParams, _L().tlm_model_import_params_init)
         p.format = _named(_MODEL_FORMATS, format, "format")
@@ -829,8 +830,8 @@ class Model(_Handle):
                                      os.fsencode(path), _c.byref(p)))
 
     def export(self, path, format, dtype="f32"):
-        """Write the model as "hf" (a directory), "llmc", "safetensors" or
-        "tlm", its weights as dtype "f32", "f16" (hf) or "bf16" (hf, llmc)."""
+        """Write the model as "hf" (a directory), "llama2c", "llmc",
+        "safetensors" or "tlm", its weights as dtype "f32", "f16" (hf) or "bf16" (hf, llmc)."""
         p = _init_struct(_ModelExportParams, _L().tlm_model_export_params_init)
         p.format = _named(_MODEL_FORMATS, format, "format")
         p.weight_type = _named(_WEIGHT_TYPES, dtype, "dtype")

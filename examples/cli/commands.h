@@ -27,9 +27,10 @@ typedef struct train_settings {
     const char *data;       /* text file (required) */
     const char *text;       /* or the text itself (the demo), with text_length */
     size_t text_length;
-    const char *tokenizer;  /* "byte", "char" or "bpe:N" */
+    const char *tokenizer;  /* "byte", "char", "bpe:N" or a tokenizer file */
+    const char *arch;       /* "gpt" (default) or "llama" */
     int32_t layers, encoder_layers, decoder_layers;
-    int32_t heads, dim, ffn, context;
+    int32_t heads, kv_heads, dim, ffn, context; /* kv_heads 0: = heads */
     int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;
     int32_t max_bad_steps; /* stop after this many consecutive skipped steps */
     float lr, min_lr, weight_decay, dropout, grad_clip, max_grad_norm, time_limit;
@@ -52,7 +53,9 @@ enum {
     TRAIN_GIVEN_DIM = 1u << 3,
     TRAIN_GIVEN_FFN = 1u << 4,
     TRAIN_GIVEN_CONTEXT = 1u << 5,
-    TRAIN_GIVEN_DROPOUT = 1u << 6
+    TRAIN_GIVEN_DROPOUT = 1u << 6,
+    TRAIN_GIVEN_KV_HEADS = 1u << 7,
+    TRAIN_GIVEN_ARCH = 1u << 8
 };
 
 /* The defaults of `tlm train`. */

@@ -134,8 +134,12 @@ int cmd_info(int argc, char **argv) {
     printf("model: %s\n", positional[0]);
     printf("kind: %s\n", c.n_encoder_layers == 0 ? "decoder-only"
                          : c.n_decoder_layers == 0 ? "encoder-only" : "encoder-decoder");
-    printf("vocab_size: %d\nd_model: %d\nn_heads: %d\nhead_dim: %d\nd_ff: %d\n",
-           (int)c.vocab_size, (int)c.d_model, (int)c.n_heads, (int)c.head_dim, (int)c.d_ff);
+    printf("vocab_size: %d\nd_model: %d\nn_heads: %d\n", (int)c.vocab_size,
+           (int)c.d_model, (int)c.n_heads);
+    if (c.n_kv_heads != c.n_heads)
+        printf("n_kv_heads: %d (grouped-query attention: %d query heads per "
+               "key/value head)\n", (int)c.n_kv_heads, (int)(c.n_heads / c.n_kv_heads));
+    printf("head_dim: %d\nd_ff: %d\n", (int)c.head_dim, (int)c.d_ff);
     printf("encoder_layers: %d\ndecoder_layers: %d\nmax_context: %d\n",
            (int)c.n_encoder_layers, (int)c.n_decoder_layers, (int)c.max_context);
     printf("position: %s\nnorm: %s (%s-norm)\nactivation: %s\nbias: %s\ntied_output: %s\n",
@@ -146,6 +150,19 @@ int cmd_info(int argc, char **argv) {
            (double)c.residual_dropout);
     printf("parameters: %lld in %d tensors\n", (long long)tlm_model_parameter_count(model),
            (int)tlm_model_parameter_tensor_count(model));
+    if (c.n_decoder_layers > 0) {
+        /* A session's cache: keys and values of every decoder layer's
+         * n_kv_heads heads, float32, per position. */
+        const long long per_position = 2LL * c.n_decoder_layers * c.n_kv_heads *
+                                       c.head_dim * (long long)sizeof(float);
+        printf("kv_cache: %lld bytes per position (keys and values of %d layers "
+               "x %d heads x %d)%s\n",
+               per_position, (int)c.n_decoder_layers, (int)c.n_kv_heads,
+               (int)c.head_dim,
+               c.n_encoder_layers > 0 ? ", the same again per source position "
+                                        "for cross-attention"
+                                      : "");
+    }
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
     if (tok == NULL) {
         printf("tokenizer: none\n");

@@ -36,6 +36,7 @@ void cli_catch_interrupt(void) {
 void train_settings_init(train_settings *s) {
     memset(s, 0, sizeof *s);
     s->tokenizer = "char";
+    s->arch = "gpt";
     s->layers = 4;
     s->decoder_layers = -1; /* -1: take --layers */
     s->heads = 4;
@@ -57,6 +58,33 @@ void train_settings_init(train_settings *s) {
     s->seed = 1;
     s->out = "model.tlm";
     s->cmd = "train";
+}
+
+/* Whether --tokenizer names a file to import rather than a kind to
+ * train: anything that is not byte, char or bpe:... */
+static int tokenizer_is_path(const char *text) {
+    return strcmp(text, "byte") != 0 && strcmp(text, "char") != 0 &&
+           strncmp(text, "bpe:", 4) != 0;
+}
+
+/* Whether --arch is one tlm train knows. */
+static int arch_known(const char *arch) {
+    return strcmp(arch, "gpt") == 0 || strcmp(arch, "llama") == 0;
+}
+
+/* The architecture --arch names, on top of tlm_model_config_init()'s
+ * defaults (gpt: those defaults; llama: rotary positions, RMSNorm with
+ * eps 1e-5, SwiGLU, no biases, untied output, pre-norm). */
+static void apply_arch(const char *arch, tlm_model_config *c) {
+    if (strcmp(arch, "llama") != 0)
+        return;
+    c->position = TLM_POSITION_ROTARY;
+    c->norm = TLM_NORM_RMS;
+    c->norm_eps = 1e-5f;
+    c->norm_placement = TLM_NORM_PRE;
+    c->activation = TLM_ACTIVATION_SWIGLU;
+    c->bias = 0;
+    c->tied_output = 0;
 }
 
 /* "byte", "char" or "bpe:N" into tokenizer settings; -1 if malformed. */
@@ -185,6 +213,34 @@ static int load_initial_model(job *j) {
                  (int)c.n_heads);
         add_conflict(conflicts, sizeof conflicts, one);
     }
+    if ((s->given & TRAIN_GIVEN_KV_HEADS) &&
+        (s->kv_heads != 0 ? s->kv_heads : c.n_heads) != c.n_kv_heads) {
+        snprintf(one, sizeof one, "--kv-heads %d (the model has %d)",
+                 (int)s->kv_heads, (int)c.n_kv_heads);
+        add_conflict(conflicts, sizeof conflicts, one);
+    }
+    if (s->given & TRAIN_GIVEN_ARCH) {
+        tlm_model_config wanted = c;
+        apply_arch(s->arch, &wanted);
+        if (strcmp(s->arch, "gpt") == 0) {
+            tlm_model_config gpt;
+            tlm_model_config_init(&gpt);
+            wanted.position = gpt.position;
+            wanted.norm = gpt.norm;
+            wanted.norm_placement = gpt.norm_placement;
+            wanted.activation = gpt.activation;
+            wanted.bias = gpt.bias;
+            wanted.tied_output = gpt.tied_output;
+        }
+        if (wanted.position != c.position || wanted.norm != c.norm ||
+            wanted.norm_placement != c.norm_placement ||
+            wanted.activation != c.activation || wanted.bias != c.bias ||
+            wanted.tied_output != c.tied_output || wanted.norm_eps != c.norm_eps) {
+            snprintf(one, sizeof one, "--arch %s (the model's positions, "
+                     "norms, activation or biases differ)", s->arch);
+            add_conflict(conflicts, sizeof conflicts, one);
+        }
+    }
     if ((s->given & TRAIN_GIVEN_DIM) && s->dim != c.d_model) {
         snprintf(one, sizeof one, "--dim %d (the model's is %d)", (int)s->dim,
                  (int)c.d_model);
@@ -243,19 +299,29 @@ static int make_model(job *j, const char *text, size_t length) {
                              "'%s' is not a decoder-only model", s->resume);
         return 0;
     }
-    tlm_tokenizer_params tp;
-    if (parse_tokenizer(s->tokenizer, &tp) != 0)
-        return cli_error(CLI_EXIT_USAGE, s->cmd,
-                         "--tokenizer expects byte, char or bpe:N (N in "
-                         "259..1048576), not '%s'",
-                         s->tokenizer);
-    if (tlm_tokenizer_train(&j->trained, j->ctx, text, length, &tp) != TLM_OK)
-        return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    if (tokenizer_is_path(s->tokenizer)) {
+        /* A tokenizer file (tokenizer.model, tokenizer.bin, GPT-2's files,
+         * a tlm tokenizer), used as it is: nothing is learned. */
+        if (tlm_tokenizer_import(&j->trained, j->ctx, s->tokenizer) != TLM_OK)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "--tokenizer: %s",
+                             tlm_last_error());
+    } else {
+        tlm_tokenizer_params tp;
+        if (parse_tokenizer(s->tokenizer, &tp) != 0)
+            return cli_error(CLI_EXIT_USAGE, s->cmd,
+                             "--tokenizer expects byte, char, bpe:N (N in "
+                             "259..1048576) or a tokenizer file, not '%s'",
+                             s->tokenizer);
+        if (tlm_tokenizer_train(&j->trained, j->ctx, text, length, &tp) != TLM_OK)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    }
     tlm_model_config c;
     tlm_model_config_init(&c);
+    apply_arch(s->arch, &c);
     c.vocab_size = tlm_tokenizer_vocab_size(j->trained);
     c.d_model = s->dim;
     c.n_heads = s->heads;
+    c.n_kv_heads = s->kv_heads;
     c.d_ff = s->ffn;
     c.n_encoder_layers = 0;
     c.n_decoder_layers = s->decoder_layers >= 0 ? s->decoder_layers : s->layers;
@@ -439,12 +505,15 @@ static int run_job(job *j) {
         fprintf(stderr, "tlm %s: data-parallel over %d MPI ranks, %d sequences "
                 "per rank and step\n", s->cmd, (int)tlm_comm_size(j->comm),
                 (int)s->batch);
+    char kv_note[48] = "";
+    if (config.n_kv_heads != config.n_heads)
+        snprintf(kv_note, sizeof kv_note, " over %d kv heads", (int)config.n_kv_heads);
     if (talk)
     fprintf(stderr,
-            "tlm %s: %lld parameters (%d layers, %d heads, width %d, context %d), "
+            "tlm %s: %lld parameters (%d layers, %d heads%s, width %d, context %d), "
             "vocabulary %d, %zu tokens (%lld train, %lld validation)\n",
             s->cmd, (long long)tlm_model_parameter_count(j->model),
-            (int)config.n_decoder_layers, (int)config.n_heads, (int)config.d_model,
+            (int)config.n_decoder_layers, (int)config.n_heads, kv_note, (int)config.d_model,
             (int)config.max_context, (int)config.vocab_size, n_ids,
             (long long)tlm_dataset_size(j->data, TLM_SPLIT_TRAIN),
             (long long)tlm_dataset_size(j->data, TLM_SPLIT_VALIDATION));
@@ -573,11 +642,13 @@ int cmd_train(int argc, char **argv) {
     train_settings_init(&s);
     cli_option options[] = {
         {"data", 0, CLI_STRING, &s.data, 0, 0, "FILE", "the text to train on (required)", 0},
-        {"tokenizer", 0, CLI_STRING, &s.tokenizer, 0, 0, "KIND", "byte, char (default) or bpe:N (N ids)", 0},
+        {"tokenizer", 0, CLI_STRING, &s.tokenizer, 0, 0, "KIND|PATH", "byte, char (default) or bpe:N (N ids) to learn from the text, or a tokenizer file to use as it is (tokenizer.model, tokenizer.bin, GPT-2's files, a tlm tokenizer)", 0},
+        {"arch", 0, CLI_STRING, &s.arch, 0, 0, "NAME", "gpt (default: learned positions, LayerNorm, GELU, biases, tied output) or llama (rotary, RMSNorm eps 1e-5, SwiGLU, no biases, untied output); pre-norm; the other options apply on top", 0},
         {"layers", 0, CLI_INT, &s.layers, 1, 256, "N", "decoder layers (default 4)", 0},
         {"encoder-layers", 0, CLI_INT, &s.encoder_layers, 0, 256, "N", "must be 0: a text file trains a decoder-only model", 0},
         {"decoder-layers", 0, CLI_INT, &s.decoder_layers, 1, 256, "N", "decoder layers (same as --layers)", 0},
         {"heads", 0, CLI_INT, &s.heads, 1, 256, "N", "attention heads (default 4)", 0},
+        {"kv-heads", 0, CLI_INT, &s.kv_heads, 1, 256, "N", "key/value heads, dividing --heads: grouped-query attention, 1 = multi-query (default: --heads)", 0},
         {"dim", 0, CLI_INT, &s.dim, 1, 65536, "N", "model width (default 128)", 0},
         {"ffn", 0, CLI_INT, &s.ffn, 0, 1 << 20, "N", "feedforward width (default 4 x dim)", 0},
         {"context", 0, CLI_INT, &s.context, 1, 1 << 16, "N", "positions per sequence (default 64)", 0},
@@ -635,6 +706,7 @@ int cmd_train(int argc, char **argv) {
     } architecture[] = {
         {"tokenizer", TRAIN_GIVEN_TOKENIZER}, {"layers", TRAIN_GIVEN_LAYERS},
         {"decoder-layers", TRAIN_GIVEN_LAYERS}, {"heads", TRAIN_GIVEN_HEADS},
+        {"kv-heads", TRAIN_GIVEN_KV_HEADS}, {"arch", TRAIN_GIVEN_ARCH},
         {"dim", TRAIN_GIVEN_DIM}, {"ffn", TRAIN_GIVEN_FFN},
         {"context", TRAIN_GIVEN_CONTEXT}, {"dropout", TRAIN_GIVEN_DROPOUT},
     };
@@ -647,9 +719,18 @@ int cmd_train(int argc, char **argv) {
                          "--layers %d and --decoder-layers %d disagree",
                          (int)s.layers, (int)s.decoder_layers);
     tlm_tokenizer_params tp;
-    if (parse_tokenizer(s.tokenizer, &tp) != 0)
+    if (!tokenizer_is_path(s.tokenizer) && parse_tokenizer(s.tokenizer, &tp) != 0)
         return cli_error(CLI_EXIT_USAGE, "train",
-                         "--tokenizer expects byte, char or bpe:N (N in 259..1048576), not '%s'",
+                         "--tokenizer expects byte, char, bpe:N (N in 259..1048576) "
+                         "or a tokenizer file, not '%s'",
                          s.tokenizer);
+    if (!arch_known(s.arch))
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--arch expects gpt or llama, not '%s'", s.arch);
+    if (s.init == NULL && s.resume == NULL && s.kv_heads != 0 &&
+        s.heads % s.kv_heads != 0)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--kv-heads %d must divide --heads %d (grouped-query "
+                         "attention)", (int)s.kv_heads, (int)s.heads);
     return train_run(&s);
 }

@@ -1,8 +1,11 @@
 /*
- * Hugging Face GPT-2 checkpoints (transformers' GPT2LMHeadModel /
- * GPT2Model): config.json and model.safetensors (or shards listed by
- * model.safetensors.index.json), read into tlm's parameters and written
- * from them. docs/formats-import.md lists what is accepted.
+ * Hugging Face checkpoints: config.json and model.safetensors (or shards
+ * listed by model.safetensors.index.json), read into tlm's parameters and
+ * written from them, tensor by tensor. GPT-2 (transformers'
+ * GPT2LMHeadModel / GPT2Model) is here; what is Llama about a checkpoint
+ * (LlamaForCausalLM: config.json, names, the q/k rows) is
+ * format_hf_llama.c's, the files are shared. docs/formats-import.md lists
+ * what is accepted.
  *
  * GPT-2's linear layers are Conv1D modules whose weights are stored
  * [in, out], the transpose of tlm's [out, in]; its attention input
@@ -168,8 +171,46 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
                            tlmi_json_type_name(root->type));
         goto cleanup;
     }
-    /* The architecture: GPT-2 only (Llama comes with issue #18). */
+    /* The architecture: GPT-2 or Llama. */
+    int llama = 0;
     v = tlmi_json_object_get(root, "model_type");
+    const tlmi_json_value *archs = tlmi_json_object_get(root, "architectures");
+    const char *first_arch =
+        tlmi_json_string(tlmi_json_array_at(archs, 0), NULL);
+    if (v != NULL)
+        llama = tlmi_json_string(v, NULL) != NULL &&
+                strcmp(tlmi_json_string(v, NULL), "llama") == 0;
+    else if (first_arch != NULL)
+        llama = strncmp(first_arch, "Llama", 5) == 0;
+    if (llama) {
+        for (size_t i = 0; i < tlmi_json_count(archs); i++) {
+            size_t length = 0;
+            const char *name =
+                tlmi_json_string(tlmi_json_array_at(archs, i), &length);
+            if (name == NULL || (strcmp(name, "LlamaForCausalLM") != 0 &&
+                                 strcmp(name, "LlamaModel") != 0)) {
+                char shown[80];
+                status = tlmi_fail(
+                    host, TLM_E_UNSUPPORTED,
+                    "'%s': unknown architecture '%s' (architectures; with "
+                    "model_type llama tlm reads LlamaForCausalLM and "
+                    "LlamaModel)",
+                    what,
+                    name == NULL ? "(not a string)"
+                                 : tlmi_st_printable(name, length, shown,
+                                                     sizeof shown));
+                goto cleanup;
+            }
+        }
+        int32_t kv = 0;
+        status = tlmi_hf_llama_config_parse(host, what, root, config, &kv);
+        if (status == TLM_OK) {
+            char who[320];
+            snprintf(who, sizeof who, "'%.300s'", what);
+            status = tlmi_config_set_kv_heads(host, who, config, kv);
+        }
+        goto cleanup;
+    }
     if (v != NULL) {
         const char *type = tlmi_json_string(v, NULL);
         if (type == NULL) {
@@ -181,7 +222,7 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
             char shown[80];
             status = tlmi_fail(host, TLM_E_UNSUPPORTED,
                                "'%s': unknown architecture '%s' (model_type; "
-                               "tlm reads gpt2)",
+                               "tlm reads gpt2 and llama)",
                                what,
                                tlmi_st_printable(type, strlen(type), shown,
                                                  sizeof shown));
@@ -210,8 +251,9 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
                 char shown[80];
                 status = tlmi_fail(host, TLM_E_UNSUPPORTED,
                                    "'%s': unknown architecture '%s' "
-                                   "(architectures; tlm reads GPT2LMHeadModel "
-                                   "and GPT2Model)",
+                                   "(architectures; tlm reads GPT2LMHeadModel, "
+                                   "GPT2Model, LlamaForCausalLM and "
+                                   "LlamaModel)",
                                    what,
                                    tlmi_st_printable(name, length, shown,
                                                      sizeof shown));
@@ -355,7 +397,9 @@ enum hf_kind {
     HF_COPY = 0,       /* same shape, same layout */
     HF_TRANSPOSE = 1,  /* Conv1D [in, out] -> [out, in] */
     HF_QKV_WEIGHT = 2, /* part `part` of c_attn's [D, 3D], transposed */
-    HF_QKV_BIAS = 3    /* part `part` of c_attn's bias [3D] */
+    HF_QKV_BIAS = 3,   /* part `part` of c_attn's bias [3D] */
+    HF_ROTARY = 4      /* Llama q/k: rows permuted per head
+                          (tlmi_hf_rotary_row) */
 };
 
 typedef struct hf_layer_tensor {
@@ -397,6 +441,8 @@ typedef struct hf_shard {
 typedef struct hf_importer {
     tlmi_host *host;
     const char *path; /* as given, for messages */
+    int llama;          /* Llama's names, else GPT-2's */
+    const char *prefix; /* "transformer." or "model." */
     tlm_model_config config;
     int32_t tied;
     hf_shard *shards;
@@ -520,14 +566,14 @@ static int open_index(hf_importer *im, const char *index_path) {
     return TLM_OK;
 }
 
-/* The tensor GPT-2 calls `name` (without "transformer."), with the
- * prefix or without; NULL when absent. *found_name gets the name found. */
+/* The tensor `name` (without the architecture's prefix, "transformer."
+ * or "model."), with the prefix or without; NULL when absent. */
 static const tlmi_safetensors_entry *find_tensor(hf_importer *im,
                                                  const char *name,
                                                  const tlmi_safetensors **st,
                                                  const char **shard_path) {
     char prefixed[TLMI_PARAM_NAME_MAX + 16];
-    snprintf(prefixed, sizeof prefixed, "transformer.%s", name);
+    snprintf(prefixed, sizeof prefixed, "%s%s", im->prefix, name);
     const char *names[2] = {prefixed, name};
     for (int k = 0; k < 2; k++) {
         for (size_t i = 0; i < im->n_shards; i++) {
@@ -565,8 +611,14 @@ static int resolve(hf_importer *im, const char *name, int32_t ndim,
     char hf[TLMI_PARAM_NAME_MAX + 16];
     src->kind = HF_COPY;
     src->part = 0;
-    int layer = -1, used = 0;
-    if (strcmp(name, "token_embedding.weight") == 0)
+    int layer = -1, used = 0, rotary = 0;
+    if (im->llama) {
+        if (!tlmi_hf_llama_name(name, hf, sizeof hf, &rotary))
+            return tlmi_fail(im->host, TLM_E_INTERNAL,
+                             "'%s': no Llama tensor for tlm's '%s'", im->path,
+                             name);
+        src->kind = rotary ? HF_ROTARY : HF_COPY;
+    } else if (strcmp(name, "token_embedding.weight") == 0)
         snprintf(hf, sizeof hf, "wte.weight");
     else if (strcmp(name, "position_embedding.weight") == 0)
         snprintf(hf, sizeof hf, "wpe.weight");
@@ -597,9 +649,9 @@ static int resolve(hf_importer *im, const char *name, int32_t ndim,
     src->entry = find_tensor(im, hf, &src->st, &src->shard_path);
     if (src->entry == NULL)
         return tlmi_fail(im->host, TLM_E_FORMAT,
-                         "'%s' lacks the tensor '%s' (or 'transformer.%s') "
+                         "'%s' lacks the tensor '%s' (or '%s%s') "
                          "that the configuration needs",
-                         im->path, hf, hf);
+                         im->path, hf, im->prefix, hf);
     /* The shape the GPT-2 tensor must have. */
     int64_t want[2] = {shape[0], ndim > 1 ? shape[1] : 1};
     int32_t want_ndim = ndim;
@@ -678,6 +730,17 @@ static int lookup(void *user, const char *name, int32_t ndim,
     const tlmi_safetensors_entry *e = src.entry;
     if (src.kind == HF_COPY) {
         TLMI_TRY(tlmi_safetensors_copy_f32(src.st, e, dst, (int64_t)count));
+    } else if (src.kind == HF_ROTARY) {
+        /* [heads * hd, D]: tlm's row r from HF's row rotary_row(r). */
+        const int64_t hd = im->config.head_dim != 0
+                               ? im->config.head_dim
+                               : im->config.d_model / im->config.n_heads;
+        const size_t rows = (size_t)shape[0], cols = (size_t)shape[1];
+        for (size_t r = 0; r < rows; r++) {
+            const size_t from = (size_t)tlmi_hf_rotary_row((int64_t)r, hd);
+            for (size_t c = 0; c < cols; c++)
+                dst[r * cols + c] = element(e, from * cols + c);
+        }
     } else if (src.kind == HF_QKV_BIAS) {
         size_t n = (size_t)shape[0];
         for (size_t o = 0; o < n; o++)
@@ -711,17 +774,64 @@ static void copied(void *user, const void *data, size_t size) {
         tlmi_safetensors_release(im->shards[i].st, data, size);
 }
 
-/* Is `name` "h.<N>.<rest>" with N >= n_layers? The digits come from the
- * file, so they are read without sscanf (whose overflow is undefined). */
-static int layer_beyond(const char *name, int32_t n_layers) {
-    if (strncmp(name, "h.", 2) != 0 || name[2] < '0' || name[2] > '9')
+/* Is `name` "<layers>.<N>.<rest>" (layers "h" for GPT-2, "layers" for
+ * Llama) with N >= n_layers? The digits come from the file, so they are
+ * read without sscanf (whose overflow is undefined). */
+static int layer_beyond(const char *name, const char *layers,
+                        int32_t n_layers) {
+    const size_t n = strlen(layers);
+    if (strncmp(name, layers, n) != 0 || name[n] != '.' || name[n + 1] < '0' ||
+        name[n + 1] > '9')
         return 0;
     int64_t layer = 0;
-    const char *p = name + 2;
+    const char *p = name + n + 1;
     for (; *p >= '0' && *p <= '9'; p++)
         if (layer <= n_layers) /* past n_layers the value no longer matters */
             layer = layer * 10 + (*p - '0');
     return *p == '.' && layer >= n_layers;
+}
+
+/* check_checkpoint's tensor shapes for Llama: every parameter resolved
+ * with the shape tlm_model_create will give it. */
+static int check_llama_checkpoint(hf_importer *im, const tlm_model_config *c) {
+    const int64_t D = c->d_model, H = c->n_heads;
+    const int64_t hd = c->head_dim != 0 ? c->head_dim : D / H;
+    const int64_t K = (int64_t)tlmi_config_kv_heads(c) * hd;
+    const int64_t F = c->d_ff, V = c->vocab_size;
+    hf_source src;
+    int64_t shape[2] = {V, D};
+    TLMI_TRY(resolve(im, "token_embedding.weight", 2, shape, &src));
+    char name[TLMI_PARAM_NAME_MAX];
+    for (int32_t l = 0; l < c->n_decoder_layers; l++)
+        for (size_t i = 0; i < tlmi_hf_llama_layer_count(); i++) {
+            const char *t = tlmi_hf_llama_layer_name(i);
+            int32_t ndim = 2;
+            if (strstr(t, "norm") != NULL) {
+                ndim = 1;
+                shape[0] = D;
+            } else if (strncmp(t, "self_attn.q_proj", 16) == 0) {
+                shape[0] = H * hd, shape[1] = D;
+            } else if (strncmp(t, "self_attn.k_proj", 16) == 0 ||
+                       strncmp(t, "self_attn.v_proj", 16) == 0) {
+                shape[0] = K, shape[1] = D;
+            } else if (strncmp(t, "self_attn.o_proj", 16) == 0) {
+                shape[0] = D, shape[1] = H * hd;
+            } else if (strncmp(t, "ffn.down_proj", 13) == 0) {
+                shape[0] = D, shape[1] = F;
+            } else {
+                shape[0] = F, shape[1] = D;
+            }
+            snprintf(name, sizeof name, "decoder.layers.%d.%s", (int)l, t);
+            TLMI_TRY(resolve(im, name, ndim, shape, &src));
+        }
+    shape[0] = D;
+    TLMI_TRY(resolve(im, "decoder.final_norm.weight", 1, shape, &src));
+    if (!c->tied_output) {
+        shape[0] = V;
+        shape[1] = D;
+        TLMI_TRY(resolve(im, "lm_head.weight", 2, shape, &src));
+    }
+    return TLM_OK;
 }
 
 /* Checks the checkpoint against the configuration before anything is
@@ -729,8 +839,9 @@ static int layer_beyond(const char *name, int32_t n_layers) {
 static int check_checkpoint(hf_importer *im, const tlm_model_config *c) {
     const tlmi_safetensors *st = NULL;
     const char *shard_path = NULL;
-    const tlmi_safetensors_entry *wte = find_tensor(im, "wte.weight", &st,
-                                                    &shard_path);
+    const tlmi_safetensors_entry *wte =
+        find_tensor(im, im->llama ? "embed_tokens.weight" : "wte.weight", &st,
+                    &shard_path);
     if (wte != NULL && wte->ndim == 2 && wte->shape[0] != c->vocab_size)
         return tlmi_fail(im->host, TLM_E_FORMAT,
                          "'%s': the configuration's vocab_size %d does not "
@@ -741,9 +852,11 @@ static int check_checkpoint(hf_importer *im, const tlm_model_config *c) {
         const tlmi_safetensors *shard = im->shards[s].st;
         for (size_t i = 0; i < tlmi_safetensors_count(shard); i++) {
             const char *name = tlmi_safetensors_entry_at(shard, i)->name;
-            if (strncmp(name, "transformer.", 12) == 0)
-                name += 12;
-            if (layer_beyond(name, c->n_decoder_layers))
+            const size_t prefix = strlen(im->prefix);
+            if (strncmp(name, im->prefix, prefix) == 0)
+                name += prefix;
+            if (layer_beyond(name, im->llama ? "layers" : "h",
+                             c->n_decoder_layers))
                 return tlmi_fail(im->host, TLM_E_FORMAT,
                                  "'%s': tensor '%s' belongs to a layer the "
                                  "configuration does not have (n_layer %d)",
@@ -752,6 +865,8 @@ static int check_checkpoint(hf_importer *im, const tlm_model_config *c) {
                                  (int)c->n_decoder_layers);
         }
     }
+    if (im->llama)
+        return check_llama_checkpoint(im, c);
     const int64_t D = c->d_model;
     const int64_t F = c->d_ff != 0 ? c->d_ff : 4 * D;
     const int64_t V = c->vocab_size, T = c->max_context;
@@ -916,6 +1031,7 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     memset(&im, 0, sizeof im);
     im.host = host;
     im.path = path;
+    im.prefix = "transformer.";
     char *dir = NULL, *config_file = NULL;
     size_t dir_size = 0, config_file_size = 0;
     tlm_model *model = NULL;
@@ -926,9 +1042,13 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
         tlm_model_config_init(&im.config);
         status = tlmi_params_merge(host, "config", &im.config,
                                    sizeof im.config, given);
+        /* Its position, norm and activation say whose names to read. */
         if (status == TLM_OK)
-            status = tlmi_gpt2_check_expressible(host, "config", &im.config,
-                                                 TLMI_GPT2_HF);
+            status = tlmi_hf_is_llama(&im.config)
+                         ? tlmi_hf_llama_check_expressible(host, "config",
+                                                           &im.config)
+                         : tlmi_gpt2_check_expressible(
+                               host, "config", &im.config, TLMI_GPT2_HF);
     } else if (config_path != NULL) {
         status = read_config_file(host, config_path, &im.config);
     } else {
@@ -940,6 +1060,9 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     }
     if (status != TLM_OK)
         goto cleanup;
+    im.llama = tlmi_hf_is_llama(&im.config);
+    if (im.llama)
+        im.prefix = "model.";
     /* An untied output needs its own weights: transformers would start a
      * missing lm_head from random values, tlm refuses. */
     if (!im.config.tied_output) {
@@ -980,7 +1103,12 @@ typedef struct hf_out {
     int32_t kind;           /* an hf_kind; QKV: from parts[0..2] */
     const tlm_tensor *parts[3];
     int32_t weight_type;    /* a tlm_weight_type */
+    int64_t head_dim;       /* HF_ROTARY: rows per head */
 } hf_out;
+
+/* The tokenizer kind tlm_tokenizer_export() writes as tokenizer.model.
+ * MERGE(sp): TLM_TOKENIZER_SENTENCEPIECE (api18 section 3). */
+#define HF_TOKENIZER_SENTENCEPIECE 4
 
 static void put_value(void *dst, size_t index, float value, int32_t type) {
     if (type == TLM_WEIGHT_F32) {
@@ -1004,6 +1132,13 @@ static int produce(void *user, void *dst, size_t nbytes) {
     case HF_COPY:
         for (size_t i = 0; i < rows * cols; i++)
             put_value(dst, i, w[i], o->weight_type);
+        break;
+    case HF_ROTARY: /* tlm row r goes to HF row rotary_row(r) */
+        for (size_t r = 0; r < rows; r++) {
+            const size_t to = (size_t)tlmi_hf_rotary_row((int64_t)r, o->head_dim);
+            for (size_t c = 0; c < cols; c++)
+                put_value(dst, to * cols + c, w[r * cols + c], o->weight_type);
+        }
         break;
     case HF_TRANSPOSE: /* [out, in] -> [in, out] */
         for (size_t r = 0; r < rows; r++)
@@ -1080,6 +1215,57 @@ static int add_out(tlmi_safetensors_writer *writer, const tlm_model *model,
         writer, name, dtypes[weight_type], t->ndim, shape, produce, out);
 }
 
+/* Adds Llama's tensor for tlm's parameter `tlm` ("model." + its Llama
+ * name; lm_head.weight as is), q and k rows permuted. */
+static int add_llama_out(tlmi_safetensors_writer *writer,
+                         const tlm_model *model, hf_out *out, const char *tlm,
+                         int32_t weight_type) {
+    tlmi_host *host = &model->ctx->host;
+    char hf[TLMI_PARAM_NAME_MAX + 16], name[TLMI_PARAM_NAME_MAX + 32];
+    int rotary = 0;
+    if (!tlmi_hf_llama_name(tlm, hf, sizeof hf, &rotary))
+        return tlmi_fail(host, TLM_E_INTERNAL, "no Llama name for '%s'", tlm);
+    out->kind = rotary ? HF_ROTARY : HF_COPY;
+    out->weight_type = weight_type;
+    out->head_dim = model->config.head_dim;
+    out->parts[0] = parameter(model, tlm);
+    if (out->parts[0] == NULL)
+        return tlmi_fail(host, TLM_E_INTERNAL,
+                         "the model has no parameter '%s'", tlm);
+    if (strcmp(hf, "lm_head.weight") == 0)
+        snprintf(name, sizeof name, "%s", hf);
+    else
+        snprintf(name, sizeof name, "model.%s", hf);
+    const tlm_tensor *t = out->parts[0];
+    int64_t shape[2] = {t->shape[0], t->ndim > 1 ? t->shape[1] : 1};
+    static const int32_t dtypes[3] = {TLMI_ST_F32, TLMI_ST_F16, TLMI_ST_BF16};
+    return tlmi_safetensors_writer_add_produced(
+        writer, name, dtypes[weight_type], t->ndim, shape, produce, out);
+}
+
+/* Every Llama tensor of `model`, in transformers' order of parameters. */
+static int add_llama_outs(tlmi_safetensors_writer *writer,
+                          const tlm_model *model, hf_out *outs,
+                          int32_t weight_type) {
+    size_t k = 0;
+    TLMI_TRY(add_llama_out(writer, model, &outs[k++], "token_embedding.weight",
+                           weight_type));
+    char tlm[TLMI_PARAM_NAME_MAX];
+    for (int32_t l = 0; l < model->config.n_decoder_layers; l++)
+        for (size_t i = 0; i < tlmi_hf_llama_layer_count(); i++) {
+            snprintf(tlm, sizeof tlm, "decoder.layers.%d.%s", (int)l,
+                     tlmi_hf_llama_layer_name(i));
+            TLMI_TRY(add_llama_out(writer, model, &outs[k++], tlm,
+                                   weight_type));
+        }
+    TLMI_TRY(add_llama_out(writer, model, &outs[k++],
+                           "decoder.final_norm.weight", weight_type));
+    if (!model->config.tied_output)
+        TLMI_TRY(add_llama_out(writer, model, &outs[k++], "lm_head.weight",
+                               weight_type));
+    return TLM_OK;
+}
+
 /* config.json as transformers' GPT2Config writes it. */
 static int write_config(const tlm_model *model, const char *path,
                         int32_t weight_type) {
@@ -1089,6 +1275,10 @@ static int write_config(const tlm_model *model, const char *path,
     static const char *dtypes[] = {"float32", "float16", "bfloat16"};
     tlmi_json_writer w;
     tlmi_json_writer_init(&w, host);
+    if (tlmi_hf_is_llama(c)) {
+        tlmi_hf_llama_write_config(model, weight_type, &w);
+        goto written;
+    }
     tlmi_json_write_object_begin(&w);
     tlmi_json_write_key(&w, "activation_function");
     tlmi_json_write_string(&w, activations[c->activation]);
@@ -1148,6 +1338,7 @@ static int write_config(const tlm_model *model, const char *path,
     tlmi_json_write_key(&w, "vocab_size");
     tlmi_json_write_int64(&w, c->vocab_size);
     tlmi_json_write_object_end(&w);
+written:;
     const char *text = NULL;
     size_t size = 0;
     int status = tlmi_json_writer_result(&w, &text, &size);
@@ -1161,9 +1352,19 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
                    int32_t weight_type) {
     tlmi_host *host = &model->ctx->host;
     const tlm_model_config *c = &model->config;
-    TLMI_TRY(tlmi_gpt2_check_expressible(host, "the model", c, TLMI_GPT2_HF));
+    /* The model decides the architecture: Llama's shape gets Llama's
+     * names, anything else must be a GPT-2. */
+    const int llama = tlmi_hf_is_llama(c);
+    if (llama)
+        TLMI_TRY(tlmi_hf_llama_check_expressible(host, "the model", c));
+    else
+        TLMI_TRY(tlmi_gpt2_check_expressible(host, "the model", c,
+                                             TLMI_GPT2_HF));
     const int32_t L = c->n_decoder_layers;
-    const size_t n_out = 2 + (size_t)L * 12 + 2 + (c->tied_output ? 0 : 1);
+    const size_t n_out =
+        llama ? 1 + (size_t)L * tlmi_hf_llama_layer_count() + 1 +
+                    (c->tied_output ? 0 : 1)
+              : 2 + (size_t)L * 12 + 2 + (c->tied_output ? 0 : 1);
     hf_out *outs = NULL;
     tlmi_safetensors_writer *writer = NULL;
     char *path = NULL;
@@ -1178,12 +1379,16 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     /* Without a GPT-2 tokenizer no tokenizer files are written, so ones
      * already there (another model's) would be paired with these weights
      * by transformers and by tlm import. */
-    const int writes_tokenizer =
-        model->tokenizer != NULL &&
-        tlm_tokenizer_kind(model->tokenizer) == TLM_TOKENIZER_GPT2;
-    static const char *const tokenizer_files[] = {"vocab.json", "merges.txt",
-                                                  "encoder.json", "vocab.bpe"};
-    for (size_t i = 0; !writes_tokenizer && i < 4; i++) {
+    const int32_t kind =
+        model->tokenizer != NULL ? tlm_tokenizer_kind(model->tokenizer) : -1;
+    const int writes_gpt2 = kind == TLM_TOKENIZER_GPT2;
+    const int writes_sp = kind == HF_TOKENIZER_SENTENCEPIECE;
+    static const char *const tokenizer_files[] = {
+        "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
+        "tokenizer.model"};
+    for (size_t i = 0; i < 5; i++) {
+        if (i < 4 ? writes_gpt2 : writes_sp)
+            continue;
         char *stale = join_path(host, dir, strlen(dir), tokenizer_files[i],
                                 &path_size);
         if (stale == NULL)
@@ -1193,9 +1398,10 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
         if (exists)
             return tlmi_fail(host, TLM_E_STATE,
                              "'%s' holds %s, a tokenizer this model (which "
-                             "has no GPT-2 tokenizer) would be paired with: "
+                             "has no %s tokenizer) would be paired with: "
                              "export into another directory, or remove it",
-                             dir, tokenizer_files[i]);
+                             dir, tokenizer_files[i],
+                             i < 4 ? "GPT-2" : "SentencePiece");
     }
     outs = tlmi_host_alloc(host, n_out * sizeof *outs, 64);
     if (outs == NULL) {
@@ -1207,6 +1413,10 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     if (status == TLM_OK)
         status = tlmi_safetensors_writer_add_metadata(writer, "format", "pt");
     size_t k = 0;
+    if (status == TLM_OK && llama) {
+        status = add_llama_outs(writer, model, outs, weight_type);
+        goto save;
+    }
     if (status == TLM_OK)
         status = add_out(writer, model, &outs[k++], "wte.weight",
                          "token_embedding.weight", HF_COPY, weight_type);
@@ -1236,6 +1446,7 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     if (status == TLM_OK && !c->tied_output)
         status = add_out(writer, model, &outs[k++], "lm_head.weight",
                          "lm_head.weight", HF_COPY, weight_type);
+save:
     if (status != TLM_OK)
         goto cleanup;
     path = join_path(host, dir, strlen(dir), "model.safetensors", &path_size);
@@ -1256,10 +1467,16 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     /* The directory is a complete model for transformers only with the
      * tokenizer files beside the weights, under the names its GPT-2
      * tokenizers look for. */
-    if (status == TLM_OK && model->tokenizer != NULL &&
-        tlm_tokenizer_kind(model->tokenizer) == TLM_TOKENIZER_GPT2) {
+    if (status == TLM_OK && writes_gpt2) {
         status = tlmi_gpt2_export(model->tokenizer, dir, "vocab.json",
                                   "merges.txt", "tlm_model_export");
+        if (status != TLM_OK)
+            status = tlmi_fail_copy(host, status, tlm_last_error());
+    }
+    /* A SentencePiece tokenizer as tokenizer.model, which transformers'
+     * LlamaTokenizer reads. */
+    if (status == TLM_OK && writes_sp) {
+        status = tlm_tokenizer_export(model->tokenizer, dir);
         if (status != TLM_OK)
             status = tlmi_fail_copy(host, status, tlm_last_error());
     }

@@ -25,14 +25,15 @@ enum tlmi_gpt2_target { TLMI_GPT2_HF = 0, TLMI_GPT2_LLMC = 1 };
 int tlmi_gpt2_check_expressible(tlmi_host *host, const char *who,
                                 const tlm_model_config *config, int target);
 
-/* A Hugging Face GPT-2 config.json (`size` bytes of `text`) as a tlm
- * configuration. Refuses other architectures ("unknown architecture 'X'")
- * and values tlm cannot compute, naming the field; `what` names the file
- * in messages. Safe on any bytes (a fuzz target). */
+/* A Hugging Face GPT-2 or Llama config.json (`size` bytes of `text`) as
+ * a tlm configuration, decided by model_type / architectures. Refuses
+ * other architectures ("unknown architecture 'X'") and values tlm cannot
+ * compute, naming the field; `what` names the file in messages. Safe on
+ * any bytes (fuzz targets hf_config, hf_llama_config). */
 int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
                          size_t size, tlm_model_config *config);
 
-/* Imports a Hugging Face GPT-2 checkpoint: `path` is its directory, its
+/* Imports a Hugging Face GPT-2 or Llama checkpoint: `path` is its directory, its
  * model.safetensors or its model.safetensors.index.json. The configuration
  * is `config` when not NULL, else read from `config_path`, else from the
  * config.json beside the weights. */
@@ -43,6 +44,45 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
  * (created if absent), tensors in `weight_type` (a tlm_weight_type). */
 int tlmi_hf_export(const tlm_model *model, const char *dir,
                    int32_t weight_type);
+
+/* ---- Hugging Face Llama (format_hf_llama.c; the files are format_hf.c's) */
+
+struct tlmi_json_value;
+struct tlmi_json_writer;
+
+/* The HF row of tlm's q/k row `tlm_row` (heads of `hd` rows): tlm row
+ * 2i + r of a head is HF row r hd/2 + i (half-split rotary layout). */
+int64_t tlmi_hf_rotary_row(int64_t tlm_row, int64_t hd);
+
+/* 1 when the configuration's position, norm and activation are Llama's
+ * (rotary, RMSNorm, SwiGLU): HF import and export use Llama's names. */
+int tlmi_hf_is_llama(const tlm_model_config *config);
+
+/* TLM_OK when a Llama config.json and names can express `config`; else
+ * TLM_E_UNSUPPORTED naming the field. */
+int tlmi_hf_llama_check_expressible(tlmi_host *host, const char *who,
+                                    const tlm_model_config *config);
+
+/* A LlamaForCausalLM config.json's object `root` as a tlm configuration
+ * and its num_key_value_heads; refuses (naming the field) rope_scaling,
+ * a rope_type other than default, biases, hidden_act other than silu. */
+int tlmi_hf_llama_config_parse(tlmi_host *host, const char *what,
+                               const struct tlmi_json_value *root,
+                               tlm_model_config *config, int32_t *n_kv_heads);
+
+/* Llama's name (without the "model." prefix; lm_head.weight as is) of
+ * tlm's parameter `tlm` into `hf`; *rotary says whether its rows are
+ * permuted (q and k). 0 when tlm's name has no Llama counterpart. */
+int tlmi_hf_llama_name(const char *tlm, char *hf, size_t size, int *rotary);
+
+/* tlm's names of one decoder layer's parameters (after
+ * "decoder.layers.N."), Llama's order. */
+size_t tlmi_hf_llama_layer_count(void);
+const char *tlmi_hf_llama_layer_name(size_t index);
+
+/* Writes a LlamaForCausalLM config.json object for `model`. */
+int tlmi_hf_llama_write_config(const tlm_model *model, int32_t weight_type,
+                               struct tlmi_json_writer *writer);
 
 /* The llm.c checkpoint magic and versions. */
 #define TLMI_LLMC_MAGIC 20240326

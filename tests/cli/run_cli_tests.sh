@@ -290,6 +290,34 @@ check "import of a .tlm keeps its own tokenizer" sh -c "
     '$tlm' import gpt2_dir/own.tlm -o own_copy.tlm | grep -q 'its own tokenizer)\$' &&
     '$tlm' info own_copy.tlm | grep -q '^tokenizer: char'"
 
+# --- Llama-shaped models, grouped-query attention, a given tokenizer --------
+# --arch llama with 2 query heads over 1 key/value head (multi-query), the
+# tokenizer read from GPT-2's files (used as it is, not learned).
+check "train --arch llama --kv-heads with a tokenizer file" sh -c "
+    '$tlm' train --data corpus.txt --arch llama --layers 2 --heads 2 --kv-heads 1 \
+        --dim 32 --context 32 --batch 4 --threads 1 --steps 3 --eval-every 3 \
+        --tokenizer gpt2_dir --out llama.tlm > /dev/null 2> llama.err &&
+    grep -q '2 heads over 1 kv heads' llama.err"
+check "info shows kv heads, the KV cache per position and llama's parts" sh -c "
+    '$tlm' info llama.tlm > llama_info.txt &&
+    grep -q '^n_kv_heads: 1 (grouped-query attention: 2 query heads per key/value head)\$' llama_info.txt &&
+    grep -q '^kv_cache: 256 bytes per position (keys and values of 2 layers x 1 heads x 16)\$' llama_info.txt &&
+    grep -q '^position: rotary' llama_info.txt && grep -q '^norm: rms (pre-norm)' llama_info.txt &&
+    grep -q '^activation: swiglu' llama_info.txt && grep -q '^bias: no' llama_info.txt &&
+    grep -q '^tied_output: no' llama_info.txt && grep -q '^tokenizer: gpt2, 259 ids' llama_info.txt"
+check "info of a multi-head model names no kv heads" sh -c "
+    '$tlm' info model.tlm > mha_info.txt && ! grep -q '^n_kv_heads' mha_info.txt &&
+    grep -q '^kv_cache: 512 bytes per position (keys and values of 2 layers x 2 heads x 16)\$' mha_info.txt"
+check "a grouped-query model generates and draws attention" sh -c "
+    '$tlm' generate llama.tlm --prompt 'the ' --tokens 8 --seed 1 > /dev/null &&
+    '$tlm' attention llama.tlm --prompt 'the cat' --layer 1 -o llama_attn.svg &&
+    test -s llama_attn.svg"
+check "train --init refuses another --kv-heads or --arch" sh -c "
+    ! '$tlm' train --init llama.tlm --data corpus.txt --kv-heads 2 --arch gpt \
+        2> kv_conflict.err &&
+    grep -q -- '--kv-heads 2 (the model has 1)' kv_conflict.err &&
+    grep -q -- '--arch gpt (the model' kv_conflict.err"
+
 # --- plot --------------------------------------------------------------------
 check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
 check "the loss SVG parses and holds both series, axes, legend, title" python3 - <<'EOF'
@@ -413,6 +441,9 @@ bad 1 "attention, layer out of range" attention model.tlm --prompt the --layer 9
 bad 2 "attention, missing prompt" attention model.tlm -o x.svg
 bad 1 "demo, missing corpus" demo --corpus missing.txt --seconds 1
 bad 2 "unknown command" frobnicate
+bad 2 "train, --kv-heads not dividing --heads" train --data corpus.txt --heads 4 --kv-heads 3
+bad 2 "train, unknown --arch" train --data corpus.txt --arch gpt3
+bad 1 "train, a --tokenizer file that is missing" train --data corpus.txt --tokenizer missing.model --steps 1
 for command in train generate eval info export import plot attention demo version; do
     check "$command --help" sh -c "'$tlm' $command --help | grep -q '^usage: tlm $command'"
 done

@@ -518,8 +518,8 @@ static void hf_bad_inputs_are_refused(void **state) {
         {"\"vocab_size\":11", "\"vocab_size\":12", TLM_E_FORMAT, "vocab_size 12",
          "11 rows"},
         /* unknown architectures */
-        {"\"model_type\":\"gpt2\"", "\"model_type\":\"llama\"", TLM_E_UNSUPPORTED,
-         "unknown architecture 'llama'", NULL},
+        {"\"model_type\":\"gpt2\"", "\"model_type\":\"mistral\"", TLM_E_UNSUPPORTED,
+         "unknown architecture 'mistral'", NULL},
         {"\"GPT2LMHeadModel\"", "\"LlamaForCausalLM\"", TLM_E_UNSUPPORTED,
          "unknown architecture 'LlamaForCausalLM'", NULL},
         /* values tlm cannot compute, named */

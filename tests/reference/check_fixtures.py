@@ -204,6 +204,31 @@ def check_building_blocks():
                ref.attention_core(q, k, v, mask, causal), want)
     # query rows of batch 1 with causal: rows 0..1 see keys j<=2/3, all
     # padding up to j=2, so row 0 must be exactly zero (covered above).
+
+    # grouped-query attention block (4 query heads over 2 and over 1
+    # key/value heads, rotary) against a loop that gives query head h the
+    # columns of kv head h // (H / Hkv) of the k and v projections
+    for n_kv in (2, 1):
+        c = ref.Config(vocab_size=5, d_model=8, n_heads=4, head_dim=4,
+                       n_kv_heads=n_kv, position="rotary", bias=1).resolved()
+        params = {name: torch.randn(shape, generator=g, dtype=torch.float64)
+                  for name, shape in ref._attention_shapes(c, "a").items()}
+        x = torch.randn(2, 5, 8, generator=g, dtype=torch.float64)
+        heads = []
+        for h in range(4):
+            kv = h // (4 // n_kv)
+            rows_q = slice(4 * h, 4 * h + 4)
+            rows_kv = slice(4 * kv, 4 * kv + 4)
+            qh = x @ params["a.q_proj.weight"][rows_q].T + params["a.q_proj.bias"][rows_q]
+            kh = x @ params["a.k_proj.weight"][rows_kv].T + params["a.k_proj.bias"][rows_kv]
+            vh = x @ params["a.v_proj.weight"][rows_kv].T + params["a.v_proj.bias"][rows_kv]
+            qh = ref.rope(qh.unsqueeze(1), c.rope_base)
+            kh = ref.rope(kh.unsqueeze(1), c.rope_base)
+            heads.append(ref.attention_core(qh, kh, vh.unsqueeze(1), None, True))
+        merged = torch.cat(heads, dim=1).transpose(1, 2).reshape(2, 5, 16)
+        want = merged @ params["a.o_proj.weight"].T + params["a.o_proj.bias"]
+        expect("grouped-query attention, n_kv_heads %d" % n_kv,
+               ref.attention_block(x, x, params, "a", c, None, True, True), want)
     return problems
 
 
@@ -243,7 +268,8 @@ def _load_ffn(layer, params, prefix):
 
 def builtin_applies(c):
     return (c.norm == "layer" and c.bias and c.position != "rotary"
-            and c.activation != "swiglu" and c.n_heads * c.head_dim == c.d_model)
+            and c.activation != "swiglu" and c.n_heads * c.head_dim == c.d_model
+            and c.n_kv_heads in (0, c.n_heads))   # nn.MultiheadAttention: no GQA
 
 
 @torch.no_grad()
@@ -329,12 +355,17 @@ def check_fixture(path, n_directions=3):
         if key not in meta:
             raise FixtureError("metadata %s missing" % key)
     cfg_dict = json.loads(meta["tlm.config"])
-    if sorted(cfg_dict) != sorted(CONFIG_FIELDS):
+    # n_kv_heads is written only when it differs from n_heads (as tlm does)
+    want_fields = [f for f in CONFIG_FIELDS
+                   if f != "n_kv_heads" or "n_kv_heads" in cfg_dict]
+    if sorted(cfg_dict) != sorted(want_fields):
         raise FixtureError("config fields %s" % sorted(cfg_dict))
+    if cfg_dict.get("n_kv_heads", 0) == cfg_dict["n_heads"]:
+        raise FixtureError("n_kv_heads written although it equals n_heads")
     c = ref.Config(**cfg_dict)
     if c.head_dim == 0 or c.d_ff == 0:
         raise FixtureError("head_dim and d_ff must be resolved")
-    if dataclasses.asdict(c.resolved()) != cfg_dict:
+    if json.loads(c.to_json()) != cfg_dict:
         raise FixtureError("config is not in resolved form")
 
     # names and shapes

@@ -129,6 +129,34 @@ FIXTURES = [
         B=2, T=5, Ts=9,
         src_mask=[[1, 1, 1, 1, 1, 1, 0, 0, 0],
                   [1, 1, 1, 1, 1, 1, 1, 1, 1]]),
+    dict(
+        name="gpt_rotary_rmsnorm_swiglu_gqa",
+        seed=808,
+        about="GPT, llama style with grouped-query attention: 4 query "
+              "heads over 2 key/value heads of 8, rotary, RMSNorm, SwiGLU, "
+              "pre-norm, no bias, untied",
+        config=ref.Config(vocab_size=67, d_model=32, n_heads=4, head_dim=0,
+                          d_ff=45, n_encoder_layers=0, n_decoder_layers=2,
+                          max_context=16, position="rotary", norm="rms",
+                          norm_placement="pre", activation="swiglu", bias=0,
+                          tied_output=0, n_kv_heads=2),
+        B=2, T=9),
+    dict(
+        name="seq2seq_learned_layernorm_gelu_mqa",
+        seed=909,
+        about="encoder-decoder with multi-query attention: 3 query heads "
+              "over 1 key/value head of 9 in every self- and "
+              "cross-attention, 1 encoder + 2 decoder layers, learned "
+              "positions, LayerNorm, tanh GELU, pre-norm, bias, tied; "
+              "source padding mask (batch 1's last 2 source tokens)",
+        config=ref.Config(vocab_size=71, d_model=27, n_heads=3, head_dim=0,
+                          d_ff=51, n_encoder_layers=1, n_decoder_layers=2,
+                          max_context=16, position="learned", norm="layer",
+                          norm_placement="pre", activation="gelu", bias=1,
+                          tied_output=1, n_kv_heads=1),
+        B=2, T=7, Ts=8,
+        src_mask=[[1, 1, 1, 1, 1, 1, 1, 1],
+                  [1, 1, 1, 1, 1, 1, 0, 0]]),
 ]
 
 

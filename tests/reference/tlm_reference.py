@@ -12,7 +12,7 @@ sequence of tensor operations whose shapes are given in the comments.
 
 Notation (as in docs/model.md):
     B batch, T decoder (or encoder-only) length, Ts source length,
-    D d_model, H n_heads, hd head_dim, F d_ff, V vocab_size.
+    D d_model, H n_heads, Hkv n_kv_heads, hd head_dim, F d_ff, V vocab_size.
 
 The functions work in whatever floating dtype the parameters have; the
 fixtures are computed in float64 from float32 weights.
@@ -52,10 +52,17 @@ class Config:
     norm_eps: float = 1e-5
     rope_base: float = 10000.0
     init_seed: int = 0
+    n_kv_heads: int = 0          # 0 means n_heads; must divide n_heads
 
     def resolved(self):
-        """A copy with head_dim and d_ff filled in (never 0), validated."""
+        """A copy with head_dim, d_ff and n_kv_heads filled in (never 0),
+        validated."""
         c = dataclasses.replace(self)
+        if c.n_kv_heads == 0:
+            c.n_kv_heads = c.n_heads
+        if c.n_kv_heads < 1 or c.n_heads % c.n_kv_heads:
+            raise ValueError("n_kv_heads %d must divide n_heads %d"
+                             % (c.n_kv_heads, c.n_heads))
         if c.head_dim == 0:
             if c.d_model % c.n_heads != 0:
                 raise ValueError("head_dim 0 needs n_heads to divide d_model")
@@ -89,8 +96,13 @@ class Config:
         return "seq2seq"          # encoder-decoder
 
     def to_json(self):
-        """The config as the JSON object stored in fixture metadata."""
-        return json.dumps(dataclasses.asdict(self.resolved()), sort_keys=False)
+        """The config as the JSON object stored in fixture metadata.
+        n_kv_heads appears only when it differs from n_heads, as tlm writes
+        it (so the multi-head fixtures are what they were before it)."""
+        fields = dataclasses.asdict(self.resolved())
+        if fields["n_kv_heads"] == fields["n_heads"]:
+            del fields["n_kv_heads"]
+        return json.dumps(fields, sort_keys=False)
 
 
 # ---------------------------------------------------------------------------
@@ -114,10 +126,13 @@ def _linear_shapes(c, name, n_out, n_in):
 
 
 def _attention_shapes(c, prefix):
-    D, HD = c.d_model, c.n_heads * c.head_dim
+    """q [H*hd, D]; k and v [Hkv*hd, D] (grouped-query attention);
+    o [D, H*hd]."""
+    D, HD, KVD = c.d_model, c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
     shapes = {}
-    for p in ("q_proj", "k_proj", "v_proj"):
-        shapes.update(_linear_shapes(c, prefix + "." + p, HD, D))
+    shapes.update(_linear_shapes(c, prefix + ".q_proj", HD, D))
+    for p in ("k_proj", "v_proj"):
+        shapes.update(_linear_shapes(c, prefix + "." + p, KVD, D))
     shapes.update(_linear_shapes(c, prefix + ".o_proj", D, HD))
     return shapes
 
@@ -314,13 +329,18 @@ def attention_block(x, kv, params, prefix, c, key_mask, causal, rotary):
     (kv is x for self-attention, the encoder output for cross-attention).
     Returns [B, Tq, D].
     """
-    H = c.n_heads
+    H, Hkv = c.n_heads, c.n_kv_heads
     q = split_heads(linear(x, params, prefix + ".q_proj"), H)     # [B,H,Tq,hd]
-    k = split_heads(linear(kv, params, prefix + ".k_proj"), H)    # [B,H,Tk,hd]
-    v = split_heads(linear(kv, params, prefix + ".v_proj"), H)    # [B,H,Tk,hd]
+    k = split_heads(linear(kv, params, prefix + ".k_proj"), Hkv)  # [B,Hkv,Tk,hd]
+    v = split_heads(linear(kv, params, prefix + ".v_proj"), Hkv)  # [B,Hkv,Tk,hd]
     if rotary:
         q = rope(q, c.rope_base)
         k = rope(k, c.rope_base)
+    # Grouped-query attention: each key/value head serves H/Hkv consecutive
+    # query heads (query head h uses kv head h // (H/Hkv)), done here the
+    # plain way, by repeating each kv head for its group.
+    k = torch.repeat_interleave(k, H // Hkv, dim=1)               # [B,H,Tk,hd]
+    v = torch.repeat_interleave(v, H // Hkv, dim=1)               # [B,H,Tk,hd]
     a = attention_core(q, k, v, key_mask=key_mask, causal=causal)
     a = merge_heads(a)                                            # [B,Tq,H*hd]
     return linear(a, params, prefix + ".o_proj")                  # [B,Tq,D]
