@@ -35,7 +35,9 @@
  *
  * usage: test_llama_import FIXTURES_DIR [--export-to DIR]
  * With --export-to, the Hugging Face export of every fixture is also left
- * in DIR/<name> for `make_llama_fixtures.py --check-export`.
+ * in DIR/<name> for `make_llama_fixtures.py --check-export`, and each
+ * legacy llama2.c model after tlm's AdamW step in DIR/<name>_stepped.bin
+ * with tlm's greedy ids and logits for it, for `--check-runc`.
  */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 
@@ -308,8 +310,10 @@ static int32_t argmax(const float *logits, int64_t n) {
 }
 
 /* Greedy decoding through a session, one token per step as run.c does:
- * [BOS], then each argmax fed back; `n` ids into `ids`. */
-static void session_greedy(const tlm_model *model, int64_t vocab, int32_t *ids, int64_t n) {
+ * [BOS], then each argmax fed back; `n` ids into `ids`, and each step's
+ * logits into `all_logits` [n, vocab] unless it is NULL. */
+static void session_greedy(const tlm_model *model, int64_t vocab, int32_t *ids, int64_t n,
+                           float *all_logits) {
     tlm_session *session = NULL;
     if (tlm_session_create(&session, model, NULL) != TLM_OK)
         fail_msg("tlm_session_create: %s", tlm_last_error());
@@ -319,11 +323,39 @@ static void session_greedy(const tlm_model *model, int64_t vocab, int32_t *ids, 
     for (int64_t i = 0; i < n; i++) {
         if (tlm_session_decode(session, &token, 1, logits, 1) != TLM_OK)
             fail_msg("tlm_session_decode: %s", tlm_session_last_error(session));
+        if (all_logits != NULL)
+            memcpy(all_logits + i * vocab, logits, (size_t)vocab * sizeof *logits);
         token = argmax(logits, vocab);
         ids[i] = token;
     }
     free(logits);
     tlm_session_free(session);
+}
+
+static void export_or_fail(const tlm_model *model, const char *path, int32_t format,
+                           int32_t weight_type);
+
+/* --export-to: the model after tlm's AdamW step (a model tlm changed, no
+ * longer a fixture) as DIR/<name>_stepped.bin (llama2.c legacy), with the
+ * ids of tlm's greedy decoding from BOS (raw int32,
+ * DIR/<name>_stepped.ids.i32) and the logits of each of its steps (raw
+ * float32 [steps, V], DIR/<name>_stepped.logits.f32), for running it in
+ * llama2.c's run.c (make_llama_fixtures.py --check-runc). */
+static void export_stepped(const tlm_model *model, const char *name, int64_t vocab,
+                           int64_t steps) {
+    char path[4096 + 256];
+    snprintf(path, sizeof path, "%s/%s_stepped.bin", export_to, name);
+    export_or_fail(model, path, TLM_MODEL_FORMAT_LLAMA2C, TLM_WEIGHT_F32);
+    int32_t ids[GREEDY_MAX];
+    float *logits = malloc((size_t)(steps * vocab) * sizeof *logits);
+    assert_non_null(logits);
+    session_greedy(model, vocab, ids, steps, logits);
+    snprintf(path, sizeof path, "%s/%s_stepped.ids.i32", export_to, name);
+    assert_int_equal(write_whole_file(path, ids, (size_t)steps * sizeof *ids), 0);
+    snprintf(path, sizeof path, "%s/%s_stepped.logits.f32", export_to, name);
+    assert_int_equal(write_whole_file(path, logits, (size_t)(steps * vocab) * sizeof *logits),
+                     0);
+    free(logits);
 }
 
 static void assert_same_ids(const int32_t *got, const int32_t *want, int64_t n,
@@ -395,7 +427,7 @@ static void check_import(void **state) {
     /* Greedy decoding from BOS against transformers' argmax ids and (for
      * llama2.c files) run.c's. */
     int32_t greedy[GREEDY_MAX];
-    session_greedy(model, e.vocab, greedy, e.n_greedy);
+    session_greedy(model, e.vocab, greedy, e.n_greedy, NULL);
     assert_same_ids(greedy, e.greedy, e.n_greedy, "transformers");
     if (e.runc != NULL && strncmp(c->path, "llama2c/", 8) == 0) {
         assert_true(e.n_runc <= e.n_greedy);
@@ -435,6 +467,14 @@ static void check_import(void **state) {
     assert_true(between <= SESSION_TOLERANCE);
     assert_true(loss_error <= LOSS_TOLERANCE);
     assert_true(step_error <= UPDATE_TOLERANCE);
+
+    /* A legacy llama2.c file's model after the step, for run.c. */
+    if (export_to != NULL && c->format == TLM_MODEL_FORMAT_AUTO && c->legacy != NULL &&
+        strcmp(c->path, c->legacy) == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)strcspn(c->path + 8, "."), c->path + 8);
+        export_stepped(model, name, e.vocab, e.n_greedy);
+    }
 
     tlm_optimizer_free(opt);
     free(tensors);

@@ -636,6 +636,22 @@ def check_export(directory, fixture, expected_dir, logits_file=None):
     return ok
 
 
+def check_runc(runc, prefix, tokenizer):
+    """run.c on PREFIX.bin (a model tlm changed and exported) against
+    tlm's greedy ids PREFIX.ids.i32 and its logits PREFIX.logits.f32."""
+    V = COMMON["vocab_size"]
+    ids, logits, command = run_runc(runc, prefix + ".bin", tokenizer, V)
+    tlm_ids = np.fromfile(prefix + ".ids.i32", dtype="<i4").tolist()
+    tlm_logits = np.fromfile(prefix + ".logits.f32", dtype="<f4").reshape(-1, V)
+    n = len(ids)  # run.c stops after printing BOS
+    same = ids == tlm_ids[:n]
+    error = float(np.abs(logits[:n] - tlm_logits[:n]).max() / np.abs(tlm_logits[:n]).max())
+    ok = same and error <= 1e-5
+    print(f"{' '.join(command)}: {n} ids {'equal to' if same else 'DIFFERENT FROM'} tlm's; "
+          f"logits against tlm's: relative error {error:.2e} ({'ok' if ok else 'FAIL'})")
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", help="write the fixtures into this directory")
@@ -646,12 +662,21 @@ def main():
                         "(default: the directory's base name)")
     parser.add_argument("--logits", help="with --check-export: compare with these raw float32 "
                         "logits (what tlm computed for the exported model)")
+    parser.add_argument("--check-runc", metavar="PREFIX", nargs="+",
+                        help="with --runc: run run.c on PREFIX.bin and compare with tlm's "
+                        "PREFIX.ids.i32 and PREFIX.logits.f32")
     parser.add_argument("--fixtures", default=os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "llama"),
         help="with --check-export: the fixtures directory")
     args = parser.parse_args()
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_error()
+    if args.check_runc:
+        if not args.runc:
+            parser.error("--check-runc needs --runc")
+        tokenizer = os.path.join(args.fixtures, "llama2c", "tokenizer.bin")
+        ok = all([check_runc(args.runc, p, tokenizer) for p in args.check_runc])
+        return 0 if ok else 1
     if args.check_export:
         ok = all([check_export(d, args.fixture or os.path.basename(os.path.normpath(d)),
                                os.path.join(args.fixtures, "expected"), args.logits)
