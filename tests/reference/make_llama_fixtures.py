@@ -85,6 +85,20 @@ FIXTURES = [
          about="multi-query attention (1 key/value head of 4), untied lm_head, "
                "rope_theta 10000, rms_norm_eps 1e-5"),
 ]
+# End to end with a SentencePiece tokenizer (the sp fixture's
+# tests/tokenizer/sp_bpe.model, vocabulary 1000, copied beside the
+# weights as tokenizer.model): `tlm generate` on this prompt at
+# temperature 0 must print what transformers' greedy generate() produces,
+# decoded by sentencepiece. Llama's defaults (eps 1e-5, base 10000), so
+# that run.c runs it too.
+SP_FIXTURE = dict(name="sp_gqa", seed=1840, kv_heads=2, tied=True, rope_theta=10000.0,
+                  eps=1e-5, vocab_size=1000,
+                  about="grouped-query attention (2 of 4), tied, vocabulary 1000 with the "
+                        "SentencePiece tokenizer tests/tokenizer/sp_bpe.model as tokenizer.model")
+SP_PROMPT = "Once upon a time, the tokenizer"
+SP_MODEL = os.path.join("tests", "tokenizer", "sp_bpe.model")
+SP_BIN = os.path.join("tests", "tokenizer", "sp_bpe.bin")
+
 # The BF16 copy of a fixture: same weights rounded to bfloat16.
 BF16_OF = {"gqa_bf16": "gqa"}
 # run.c fixes eps 1e-5 and rope base 10000; a llama2.c file of a fixture
@@ -95,8 +109,9 @@ LLAMA2C_THETA = 10000.0
 
 
 def llama_config(spec, rope_theta=None, eps=None):
+    common = {**COMMON, "vocab_size": spec.get("vocab_size", COMMON["vocab_size"])}
     return LlamaConfig(
-        **COMMON, num_key_value_heads=spec["kv_heads"],
+        **common, num_key_value_heads=spec["kv_heads"],
         rms_norm_eps=spec["eps"] if eps is None else eps,
         rope_theta=spec["rope_theta"] if rope_theta is None else rope_theta,
         tie_word_embeddings=spec["tied"], bos_token_id=BOS, eos_token_id=EOS,
@@ -525,7 +540,7 @@ def runc_check(runc, checkpoint, tokenizer, model, greedy):
 
 # ---------------------------------------------------------------------------
 
-def generate(out_dir, runc):
+def generate(out_dir, runc, sp_model=SP_MODEL, sp_bin=SP_BIN):
     torch.use_deterministic_algorithms(True)
     for sub in ("expected", "llama2c"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
@@ -605,7 +620,9 @@ def generate(out_dir, runc):
                            spec["rope_theta"], spec["eps"], ids, targets, results)
             print(f"{bf16_name}: loss {results[1].item():.6f}, greedy margin {results[4]:.3g}")
             assert results[4] >= GREEDY_MARGIN
+    record = generate_sp(out_dir, runc, sp_model, sp_bin)
     if runc:
+        runc_record["sp_gqa"] = record
         with open(os.path.join(out_dir, "llama2c", "runc.json"), "w") as f:
             json.dump(runc_record, f, indent=1, sort_keys=True)
             f.write("\n")
@@ -636,6 +653,87 @@ def check_export(directory, fixture, expected_dir, logits_file=None):
     return ok
 
 
+def sp_greedy(model, sp, prompt_ids):
+    """transformers' greedy generate() after [BOS] + the prompt's ids:
+    GREEDY_STEPS new ids, and the smallest top-2 logit gap on the way."""
+    out = model.generate(torch.tensor([prompt_ids]), max_new_tokens=GREEDY_STEPS,
+                         do_sample=False, num_beams=1, output_scores=True,
+                         return_dict_in_generate=True, pad_token_id=EOS)
+    ids = out.sequences[0, len(prompt_ids):].tolist()
+    margin = min((torch.topk(score[0], 2).values[0] - torch.topk(score[0], 2).values[1]).item()
+                 for score in out.scores)
+    return ids, margin
+
+
+def generate_sp(out_dir, runc, sp_model, sp_bin):
+    """The SentencePiece end-to-end fixture: sp_gqa/ (transformers'
+    files + tokenizer.model) and expected/sp_gqa_generate.txt, the text
+    `tlm generate --prompt SP_PROMPT --temperature 0 --tokens 24` prints."""
+    import sentencepiece
+    sp = sentencepiece.SentencePieceProcessor(model_file=sp_model)
+    spec = SP_FIXTURE
+    assert sp.vocab_size() == spec["vocab_size"], sp.vocab_size()
+    prompt_ids = [BOS] + sp.encode(SP_PROMPT)
+    assert sp.decode(prompt_ids) == SP_PROMPT
+    seed = spec["seed"]
+    while True:
+        model = build_model({**spec, "seed": seed})
+        with torch.no_grad():
+            ids, margin = sp_greedy(model, sp, prompt_ids)
+        # Ids whose text is plain: no control, unknown or byte pieces
+        # (sentencepiece and a byte-wise decoder may show invalid UTF-8
+        # differently), and none ending the generation.
+        plain = all(not (sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)) for i in ids)
+        if plain and margin >= GREEDY_MARGIN and len(set(ids)) >= GREEDY_DISTINCT:
+            break
+        seed += 1
+    name = spec["name"]
+    directory = os.path.join(out_dir, name)
+    save_hf(model, directory)
+    shutil.copyfile(sp_model, os.path.join(directory, "tokenizer.model"))
+    reference = reference_model(directory)
+    with torch.no_grad():
+        again, _ = sp_greedy(reference, sp, prompt_ids)
+    assert again == ids
+    text = sp.decode(prompt_ids + ids)
+    with open(os.path.join(out_dir, "expected", name + "_generate.txt"), "w",
+              encoding="utf-8") as f:
+        f.write(text)
+    save_file({"prompt.ids": torch.tensor(prompt_ids, dtype=torch.int32),
+               "greedy.ids": torch.tensor(ids, dtype=torch.int32)},
+              os.path.join(out_dir, "expected", name + ".safetensors"),
+              metadata={"llama.fixture": json.dumps({
+                  "about": spec["about"], "generator": GENERATOR_COMMAND,
+                  "prompt": SP_PROMPT,
+                  "greedy": f"transformers generate(do_sample=False), {GREEDY_STEPS} new ids "
+                            "after prompt.ids ([BOS] + sentencepiece's ids of the prompt)"},
+                  sort_keys=True)})
+    print(f"{name}: seed {seed}, greedy margin {margin:.3g}; text {text!r}")
+    record = None
+    if runc:
+        # run.c on a legacy file of these weights with sp's tokenizer.bin
+        # and the same prompt (the file is not kept: the HF files hold
+        # the weights).
+        with tempfile.TemporaryDirectory() as scratch:
+            legacy = os.path.join(scratch, name + ".bin")
+            write_llama2c_legacy(legacy, model)
+            command = [runc, legacy, "-z", sp_bin, "-t", "0", "-s", "1",
+                       "-n", str(len(prompt_ids) - 1 + GREEDY_STEPS), "-i", SP_PROMPT]
+            result = subprocess.run(command, capture_output=True, check=True,
+                                    env={**os.environ, "OMP_NUM_THREADS": "1"})
+        runc_ids = [int(line.split()[2]) for line in result.stderr.decode().splitlines()
+                    if line.startswith("golden id ")]
+        runc_text = result.stdout.decode("utf-8").rstrip("\n")
+        record = dict(ids=runc_ids, text=runc_text, matches_transformers=(
+            runc_ids == prompt_ids[1:] + ids and runc_text == text),
+            command=" ".join([command[0], "<legacy file of sp_gqa>", "-z", SP_BIN]
+                             + command[4:-1] + [json.dumps(SP_PROMPT)]))
+        print(f"{name}: run.c prints {runc_text!r} "
+              f"({'the same' if record['matches_transformers'] else 'DIFFERENT'})")
+        assert record["matches_transformers"], record
+    return record
+
+
 def check_runc(runc, prefix, tokenizer):
     """run.c on PREFIX.bin (a model tlm changed and exported) against
     tlm's greedy ids PREFIX.ids.i32 and its logits PREFIX.logits.f32."""
@@ -662,6 +760,10 @@ def main():
                         "(default: the directory's base name)")
     parser.add_argument("--logits", help="with --check-export: compare with these raw float32 "
                         "logits (what tlm computed for the exported model)")
+    parser.add_argument("--sp-model", default=SP_MODEL,
+                        help="the SentencePiece model of fixture sp_gqa (default: %(default)s)")
+    parser.add_argument("--sp-bin", default=SP_BIN,
+                        help="its llama2.c tokenizer.bin, for run.c (default: %(default)s)")
     parser.add_argument("--check-runc", metavar="PREFIX", nargs="+",
                         help="with --runc: run run.c on PREFIX.bin and compare with tlm's "
                         "PREFIX.ids.i32 and PREFIX.logits.f32")
@@ -686,7 +788,7 @@ def main():
         parser.error("give --out DIR or --check-export DIR")
     if not args.runc:
         print("note: no --runc: run.c's ids (runc.ids, runc.json) are not written", file=sys.stderr)
-    generate(args.out, args.runc)
+    generate(args.out, args.runc, args.sp_model, args.sp_bin)
     return 0
 
 
