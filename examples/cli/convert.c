@@ -127,7 +127,7 @@ static int is_llama2c_file(const char *path, int32_t format) {
         return 1;
     if (format != TLM_MODEL_FORMAT_AUTO)
         return 0;
-    unsigned char head[16] = {0};
+    unsigned char head[28] = {0}; /* a legacy header */
     FILE *file = fopen(path, "rb");
     if (file == NULL)
         return 0;

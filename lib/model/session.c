@@ -180,8 +180,12 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     s->workspace = tlmi_layout_take(layout, s->workspace_bytes, 1);
     /* The attention kernel's scratch for `rows` queries over up to
      * max_context keys, a slice per thread (each works on whole heads). */
+    /* A one-row pass of grouped-query attention runs a group of query
+     * heads as that many rows (session_attend). */
+    const int64_t group = c->n_heads / c->n_kv_heads;
     const size_t attention = kernels->attention_workspace(
-        (int64_t)rows, (int64_t)ctx_len, c->head_dim, c->head_dim, 0);
+        (int64_t)rows > group ? (int64_t)rows : group, (int64_t)ctx_len,
+        c->head_dim, c->head_dim, 0);
     if (attention > SIZE_MAX - (TLMI_LAYOUT_ALIGN - 1))
         layout->overflow = 1;
     else
@@ -480,6 +484,11 @@ typedef struct session_attention {
     int64_t n, tk, capacity;
     int causal;
     const unsigned char *visible;
+    /* One row with grouped-query attention: each call takes a key/value
+     * head's whole group of query heads as `group` query rows (they are
+     * consecutive, hd apart), so its keys and values are read once per
+     * token, not once per query head. */
+    int grouped_rows;
 } session_attention;
 
 static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
@@ -490,6 +499,20 @@ static void attend_heads(void *arg, int64_t begin, int64_t end, int thread) {
     const int64_t hd = s->model->config.head_dim;
     void *workspace =
         s->attention_workspace + (size_t)thread * s->attention_workspace_bytes;
+    if (a->grouped_rows) {
+        /* Units are key/value heads; one row sees every key, so the group's
+         * rows are not causal among themselves. */
+        const tlmi_attention_dims rows = {group, a->tk, hd, hd, hd, hd, hd,
+                                          hd, 0};
+        for (int64_t g = begin; g < end; g++)
+            s->kernels->attention_forward(
+                s->merged + g * group * hd, NULL,
+                a->q + g * group * a->q_head_stride,
+                a->cache->k + g * a->capacity * hd,
+                a->cache->v + g * a->capacity * hd, a->visible, &rows,
+                workspace);
+        return;
+    }
     const tlmi_attention_dims dims = {a->n, a->tk, hd, hd, a->ld_q, hd, hd,
                                       h_count * hd, a->causal};
     for (int64_t h = begin; h < end; h++)
@@ -546,7 +569,13 @@ static int session_attend(void *exec, const tlmi_attention_site *site) {
     const int64_t grain = work >= SESSION_ATTENTION_MIN_WORK
                               ? 1
                               : (SESSION_ATTENTION_MIN_WORK + work - 1) / work;
-    tlmi_parallel_for(s->pool, h_count, grain, attend_heads, &a);
+    /* One row: the group's query heads are hd apart in a's queries (both
+     * layouts), so a key/value head's group is one call. */
+    const int64_t group = h_count / c->n_kv_heads;
+    a.grouped_rows = n == 1 && group > 1 && a.q_head_stride == hd;
+    tlmi_parallel_for(s->pool, a.grouped_rows ? c->n_kv_heads : h_count,
+                      a.grouped_rows ? (grain + group - 1) / group : grain,
+                      attend_heads, &a);
     return TLM_OK;
 }
 

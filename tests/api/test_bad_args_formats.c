@@ -93,6 +93,13 @@ static void import_export_reject_bad_values(void **state) {
     ep.weight_type = TLM_WEIGHT_F16;
     assert_int_equal(tlm_model_export(model, "never.bin", &ep), TLM_E_UNSUPPORTED);
     assert_message_names("float16");
+    ep.format = TLM_MODEL_FORMAT_LLAMA2C;
+    ep.weight_type = TLM_WEIGHT_F32; /* a GPT-2: llama2.c cannot hold it */
+    assert_int_equal(tlm_model_export(model, "never.bin", &ep), TLM_E_UNSUPPORTED);
+    assert_message_names("position");
+    ep.weight_type = TLM_WEIGHT_F16;
+    assert_int_equal(tlm_model_export(model, "never.bin", &ep), TLM_E_UNSUPPORTED);
+    assert_message_names("float32");
     ep.format = TLM_MODEL_FORMAT_TLM;
     ep.weight_type = TLM_WEIGHT_BF16;
     assert_int_equal(tlm_model_export(model, "never.bin", &ep), TLM_E_UNSUPPORTED);
@@ -118,9 +125,20 @@ static void import_export_reject_bad_values(void **state) {
     tlm_model *m = NULL;
     assert_int_equal(tlm_model_import(&m, ctx, "x", &ip), TLM_E_INVALID);
     assert_message_names("params.format");
-    ip.format = 5;
+    ip.format = 6; /* one past TLM_MODEL_FORMAT_LLAMA2C */
     assert_int_equal(tlm_model_import(&m, ctx, "x", &ip), TLM_E_INVALID);
     assert_null(m);
+    assert_message_names("0..5");
+    /* The llama2.c reader with a bad path, and its export with NULL. */
+    ip.format = TLM_MODEL_FORMAT_LLAMA2C;
+    assert_int_equal(tlm_model_import(&m, ctx, "/nonexistent/model.bin", &ip),
+                     TLM_E_IO);
+    assert_message_names("/nonexistent/model.bin");
+    assert_null(m);
+    ip.config_path = "config.json"; /* Hugging Face only */
+    assert_int_equal(tlm_model_import(&m, ctx, "x", &ip), TLM_E_INVALID);
+    assert_message_names("llama2.c");
+    ip.config_path = NULL;
     ip.format = TLM_MODEL_FORMAT_AUTO;
     assert_int_equal(tlm_model_import(&m, ctx, "/nonexistent/model", &ip), TLM_E_IO);
     assert_message_names("/nonexistent/model");

@@ -8,7 +8,13 @@
  *    "weights_fit_in_llc":...}
  *   {"bench":"prefill","model":"15M","threads":T,...,"tokens_per_s":...}
  *   {"bench":"decode_threads","model":"15M","threads":T,"speedup":...}
- * for T = 1 and T = every core (the session's own pool). Decoding one
+ *   {"bench":"decode_gqa","model":"15M","heads":6,"kv_heads":K,
+ *    "kv_cache_bytes":...,"tokens_per_s":...}
+ * for T = 1 and T = every core (the session's own pool); the decode_gqa
+ * rows (one thread) decode the same shape with K = H, H/2, ..., 1
+ * key/value heads (grouped-query attention) late in a long context, so
+ * that the KV cache, n_heads / K times smaller, is a visible part of what
+ * each token reads. Decoding one
  * token reads every weight once, so weight bytes per token over the
  * machine's streaming bandwidth bounds the decode speed; the fraction
  * says how close tlm gets, against the bandwidth measured with as many
@@ -19,7 +25,8 @@
  * that bandwidth (weights_fit_in_llc says when). same_size_fraction
  * compares with the same read loop over a buffer the size of the weights,
  * in the same cache regime as decoding.
- *   bench_decode [--quick]   (--quick: the 15M model only, fewer tokens)
+ *   bench_decode [--quick] [--gqa]   (--quick: the 15M model only, fewer
+ *   tokens; --gqa: only the decode_gqa rows)
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -162,16 +169,15 @@ typedef struct shape {
     int32_t d_model, layers, heads, ffn, vocab, context;
 } shape;
 
-/* Decodes with a session of `threads` threads; returns tokens/s (0 on
- * failure). */
-static double run(const shape *sh, int tokens, int prompt, double bandwidth,
-                  int threads, size_t llc) {
-    tlm_context *ctx = NULL;
+/* The Llama-style configuration of `sh` with `kv_heads` key/value heads
+ * (0: one per query head). */
+static tlm_model_config llama_config(const shape *sh, int32_t kv_heads) {
     tlm_model_config c;
     tlm_model_config_init(&c);
     c.vocab_size = sh->vocab;
     c.d_model = sh->d_model;
     c.n_heads = sh->heads;
+    c.n_kv_heads = kv_heads;
     c.d_ff = sh->ffn;
     c.n_decoder_layers = sh->layers;
     c.max_context = sh->context;
@@ -180,6 +186,78 @@ static double run(const shape *sh, int tokens, int prompt, double bandwidth,
     c.activation = TLM_ACTIVATION_SWIGLU;
     c.bias = 0;
     c.tied_output = 0;
+    return c;
+}
+
+/* Grouped-query decoding: `sh` with `kv_heads` key/value heads, one
+ * thread, `tokens` tokens after a prompt that fills the context up to
+ * them (so the cache is nearly full), best of three runs. Prints one
+ * decode_gqa line; returns tokens/s (0 on failure). */
+static double run_gqa(const shape *sh, int32_t kv_heads, int tokens) {
+    const int prompt = sh->context - tokens;
+    tlm_model_config c = llama_config(sh, kv_heads);
+    tlm_context *ctx = NULL;
+    tlm_model *m = NULL;
+    tlm_session *s = NULL;
+    tlm_session_params sp;
+    tlm_session_params_init(&sp);
+    sp.n_threads = 1;
+    if (tlm_context_create(&ctx, NULL) != TLM_OK ||
+        tlm_model_create(&m, ctx, &c) != TLM_OK ||
+        tlm_session_create(&s, m, &sp) != TLM_OK) {
+        fprintf(stderr, "bench_decode: %s\n", tlm_last_error());
+        return 0;
+    }
+    int64_t session_bytes = 0;
+    tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1, sh->context,
+                              &session_bytes);
+    session_bytes -= 4 * tlm_model_parameter_count(m);
+    /* Keys and values, float32, of every layer's key/value heads. */
+    const int64_t head_dim = sh->d_model / sh->heads;
+    const int64_t per_position = 2LL * sh->layers * kv_heads * head_dim * 4;
+    int32_t *ids = malloc((size_t)sh->context * sizeof *ids);
+    float *logits = malloc((size_t)sh->vocab * sizeof *logits);
+    if (ids == NULL || logits == NULL)
+        return 0;
+    for (int i = 0; i < sh->context; i++)
+        ids[i] = (int32_t)((i * 7919) % sh->vocab);
+    double best = 1e30;
+    for (int rep = 0; rep < 3; rep++) {
+        tlm_session_reset(s);
+        tlm_session_decode(s, ids, prompt, logits, 1);
+        const double start = now_seconds();
+        for (int i = 0; i < tokens; i++)
+            if (tlm_session_decode(s, ids + prompt + i, 1, logits, 1) != TLM_OK) {
+                fprintf(stderr, "bench_decode: %s\n", tlm_session_last_error(s));
+                return 0;
+            }
+        const double t = now_seconds() - start;
+        best = t < best ? t : best;
+    }
+    const double per_second = tokens / best;
+    printf("{\"bench\":\"decode_gqa\",\"model\":\"%s\",\"heads\":%d,"
+           "\"kv_heads\":%d,\"threads\":1,\"positions\":\"%d..%d\","
+           "\"kv_cache_bytes_per_position\":%lld,\"kv_cache_bytes\":%lld,"
+           "\"session_bytes\":%lld,\"parameters\":%lld,\"tokens_per_s\":%.2f}\n",
+           sh->name, (int)sh->heads, (int)kv_heads, prompt, sh->context - 1,
+           (long long)per_position, (long long)(per_position * sh->context),
+           (long long)session_bytes, (long long)tlm_model_parameter_count(m),
+           per_second);
+    fflush(stdout);
+    free(ids);
+    free(logits);
+    tlm_session_free(s);
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+    return per_second;
+}
+
+/* Decodes with a session of `threads` threads; returns tokens/s (0 on
+ * failure). */
+static double run(const shape *sh, int tokens, int prompt, double bandwidth,
+                  int threads, size_t llc) {
+    tlm_context *ctx = NULL;
+    tlm_model_config c = llama_config(sh, 0);
     tlm_model *m = NULL;
     tlm_session *s = NULL;
     tlm_session_params sp;
@@ -258,8 +336,37 @@ static double run(const shape *sh, int tokens, int prompt, double bandwidth,
     return per_second;
 }
 
+/* The decode_gqa rows of `sh`: every divisor of its heads, largest
+ * first. */
+static int gqa_rows(const shape *sh, int tokens) {
+    for (int32_t kv = sh->heads; kv >= 1; kv--)
+        if (sh->heads % kv == 0 && run_gqa(sh, kv, tokens) <= 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    const int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0, gqa_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else if (strcmp(argv[i], "--gqa") == 0) {
+            gqa_only = 1;
+        } else {
+            fprintf(stderr, "usage: bench_decode [--quick] [--gqa]\n");
+            return 2;
+        }
+    }
+    const shape shapes[2] = {
+        {"15M", 288, 6, 6, 768, 32000, 256},
+        {"110M", 768, 12, 12, 2048, 32000, 1024},
+    };
+    if (gqa_only) {
+        for (int si = 0; si < (quick ? 1 : 2); si++)
+            if (gqa_rows(&shapes[si], si == 0 ? 64 : 32) != 0)
+                return 1;
+        return 0;
+    }
     tlm_context *probe = NULL;
     if (tlm_context_create(&probe, NULL) != TLM_OK) {
         fprintf(stderr, "bench_decode: %s\n", tlm_last_error());
@@ -279,10 +386,6 @@ int main(int argc, char **argv) {
                "\"llc_mib\":%zu,\"threads\":%d,\"gb_per_s\":%.2f}\n",
                buffer >> 20, llc >> 20, counts[i], bandwidth[i]);
     }
-    const shape shapes[2] = {
-        {"15M", 288, 6, 6, 768, 32000, 256},
-        {"110M", 768, 12, 12, 2048, 32000, 1024},
-    };
     for (int si = 0; si < (quick ? 1 : 2); si++) {
         const int tokens = si == 0 ? (quick ? 32 : 128) : 32;
         const int prompt = si == 0 ? 64 : 128;
@@ -299,5 +402,8 @@ int main(int argc, char **argv) {
                    shapes[si].name, all, rate[1] / rate[0]);
         fflush(stdout);
     }
+    for (int si = 0; si < (quick ? 1 : 2); si++)
+        if (gqa_rows(&shapes[si], si == 0 ? 64 : 32) != 0)
+            return 1;
     return 0;
 }

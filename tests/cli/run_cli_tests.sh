@@ -318,6 +318,61 @@ check "train --init refuses another --kv-heads or --arch" sh -c "
     grep -q -- '--kv-heads 2 (the model has 1)' kv_conflict.err &&
     grep -q -- '--arch gpt (the model' kv_conflict.err"
 
+# Llama-family files: a llama2.c checkpoint (legacy layout, written here
+# with struct from the format's description; 259 ids like byte.tlm's
+# tokenizer, unshared classifier), read, written back, and sent through a
+# Hugging Face Llama directory; every step generates the same text.
+python3 - <<'EOF'
+import random, struct
+random.seed(5)
+dim, hidden, layers, heads, kv, vocab, seq = 16, 24, 1, 2, 2, 259, 16
+hd = dim // heads
+count = (vocab * dim + layers * dim + layers * dim * dim + 2 * layers * kv * hd * dim
+         + layers * dim * dim + layers * dim + 3 * layers * hidden * dim + dim
+         + 2 * seq * (hd // 2) + vocab * dim)
+with open("llama.bin", "wb") as f:
+    f.write(struct.pack("<7i", dim, hidden, layers, heads, kv, -vocab, seq))
+    f.write(struct.pack("<%df" % count, *[random.uniform(-1, 1) for _ in range(count)]))
+# A llama2.c tokenizer.bin of 3 tokens: another model's size.
+with open("tokenizer3.bin", "wb") as f:
+    f.write(struct.pack("<i", 5))
+    for piece in (b"<unk>", b"<s>", b"</s>"):
+        f.write(struct.pack("<fi", 0.0, len(piece)) + piece)
+EOF
+check "import of a llama2.c checkpoint, export back, import again: the same text" sh -c "
+    '$tlm' import llama.bin -o llama.tlm --tokenizer-from byte.tlm > /dev/null &&
+    '$tlm' export llama.tlm --format llama2c -o llama2.bin > /dev/null &&
+    '$tlm' import llama2.bin --format llama2c -o llama2.tlm --tokenizer-from byte.tlm > /dev/null &&
+    '$tlm' export llama2.tlm --format llama2c -o llama3.bin > /dev/null &&
+    cmp llama2.bin llama3.bin &&
+    '$tlm' generate llama.tlm --prompt 'the ' --tokens 20 --temperature 0 > gen_l1.txt &&
+    '$tlm' generate llama2.tlm --prompt 'the ' --tokens 20 --temperature 0 > gen_l2.txt &&
+    cmp gen_l1.txt gen_l2.txt"
+check "a Hugging Face Llama export imports to the same text" sh -c "
+    '$tlm' export llama.tlm --format hf -o llama_hf > /dev/null &&
+    grep -q '\"model_type\":\"llama\"' llama_hf/config.json &&
+    '$tlm' import llama_hf -o llama_hf.tlm --tokenizer-from byte.tlm > /dev/null &&
+    '$tlm' generate llama_hf.tlm --prompt 'the ' --tokens 20 --temperature 0 > gen_l3.txt &&
+    cmp gen_l1.txt gen_l3.txt"
+check "a tokenizer.bin of another size beside a llama2.c file is a note, not attached" sh -c "
+    mkdir -p l2c && cp llama.bin l2c/model.bin && cp tokenizer3.bin l2c/tokenizer.bin &&
+    '$tlm' import l2c/model.bin -o l2c.tlm > l2c.out 2> l2c.err &&
+    grep -q 'no tokenizer)\$' l2c.out && test \$(wc -l < l2c.err) -eq 1 &&
+    grep -q 'note: l2c/tokenizer.bin not attached' l2c.err"
+check "export --format llama2c refuses a GPT-2, naming the field, writing nothing" sh -c "
+    ! '$tlm' export model.tlm --format llama2c -o refused.bin 2> refused.err &&
+    grep -q 'position' refused.err && test ! -e refused.bin"
+check "export --tokenizer-out is for --format llama2c" sh -c "
+    '$tlm' export llama.tlm --format hf -o never_dir --tokenizer-out t.bin 2> /dev/null;
+    test \$? -eq 2 && test ! -e never_dir"
+check "a truncated llama2.c file is refused naming both sizes" sh -c "
+    head -c 1000 llama.bin > l2c_short.bin &&
+    ! '$tlm' import l2c_short.bin --format llama2c -o l2c_short.tlm 2> l2c_short.err &&
+    grep -q '1000 bytes' l2c_short.err && grep -q 'needs exactly' l2c_short.err && test ! -e l2c_short.tlm"
+check "import and export help list llama2c" sh -c "
+    '$tlm' import --help | grep -q llama2c && '$tlm' export --help | grep -q llama2c &&
+    '$tlm' export --help | grep -q tokenizer-out"
+
 # --- plot --------------------------------------------------------------------
 check "plot writes an SVG" "$tlm" plot train.jsonl -o loss.svg
 check "the loss SVG parses and holds both series, axes, legend, title" python3 - <<'EOF'

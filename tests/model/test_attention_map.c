@@ -22,7 +22,10 @@ enum { V = 13, D = 16, H = 2, HD = 8, CTX = 12, N = 9 };
 
 static const int32_t ids[N] = {1, 5, 2, 9, 12, 0, 3, 3, 7};
 
-static tlm_model *make_model(tlm_context *ctx, int32_t position, int32_t layers) {
+/* kv_heads 0: one key/value head per query head; 1 (multi-query): both
+ * query heads share one. */
+static tlm_model *make_model_kv(tlm_context *ctx, int32_t position,
+                                int32_t layers, int32_t kv_heads) {
     tlm_model_config c;
     tlm_model_config_init(&c);
     c.vocab_size = V;
@@ -32,6 +35,7 @@ static tlm_model *make_model(tlm_context *ctx, int32_t position, int32_t layers)
     c.n_decoder_layers = layers;
     c.max_context = CTX;
     c.position = position;
+    c.n_kv_heads = kv_heads;
     c.init_seed = 42;
     tlm_model *m = NULL;
     if (tlm_model_create(&m, ctx, &c) != TLM_OK)
@@ -45,6 +49,10 @@ static tlm_model *make_model(tlm_context *ctx, int32_t position, int32_t layers)
     return m;
 }
 
+static tlm_model *make_model(tlm_context *ctx, int32_t position, int32_t layers) {
+    return make_model_kv(ctx, position, layers, 0);
+}
+
 static const float *param(tlm_model *m, const char *name) {
     tlm_tensor *t = NULL;
     if (tlm_model_find_parameter(m, name, &t) != TLM_OK)
@@ -53,8 +61,9 @@ static const float *param(tlm_model *m, const char *name) {
 }
 
 /* Layer 0's probabilities in double: embedding (+ learned positions),
- * LayerNorm, q and k projections, RoPE when asked, softmax. */
-static void reference(tlm_model *m, int rotary, double *probs) {
+ * LayerNorm, q and k projections (k of `kv` heads, query head h using
+ * key head h / (H / kv)), RoPE when asked, softmax. */
+static void reference(tlm_model *m, int rotary, int kv, double *probs) {
     const float *emb = param(m, "token_embedding.weight");
     const float *pos = param(m, "position_embedding.weight");
     const float *nw = param(m, "decoder.layers.0.self_attn_norm.weight");
@@ -75,22 +84,29 @@ static void reference(tlm_model *m, int rotary, double *probs) {
         for (int d = 0; d < D; d++)
             x[t][d] = (x[t][d] - mean) / sqrt(var + 1e-5) * (double)nw[d] + (nb ? (double)nb[d] : 0.0);
         for (int o = 0; o < H * HD; o++) {
-            double sq = bq ? (double)bq[o] : 0.0, sk = bk ? (double)bk[o] : 0.0;
-            for (int d = 0; d < D; d++) {
+            double sq = bq ? (double)bq[o] : 0.0;
+            for (int d = 0; d < D; d++)
                 sq += x[t][d] * (double)wq[o * D + d];
-                sk += x[t][d] * (double)wk[o * D + d];
-            }
             q[t][o] = sq;
+        }
+        for (int o = 0; o < kv * HD; o++) {
+            double sk = bk ? (double)bk[o] : 0.0;
+            for (int d = 0; d < D; d++)
+                sk += x[t][d] * (double)wk[o * D + d];
             k[t][o] = sk;
         }
         if (rotary)
             for (int h = 0; h < H; h++)
                 for (int i = 0; i < HD / 2; i++) {
                     const double angle = t * pow(10000.0, -2.0 * i / HD);
-                    double *a = &q[t][h * HD + 2 * i], *b = &k[t][h * HD + 2 * i];
-                    const double a0 = a[0], a1 = a[1], b0 = b[0], b1 = b[1];
+                    double *a = &q[t][h * HD + 2 * i];
+                    const double a0 = a[0], a1 = a[1];
                     a[0] = a0 * cos(angle) - a1 * sin(angle);
                     a[1] = a0 * sin(angle) + a1 * cos(angle);
+                    if (h >= kv)
+                        continue;
+                    double *b = &k[t][h * HD + 2 * i];
+                    const double b0 = b[0], b1 = b[1];
                     b[0] = b0 * cos(angle) - b1 * sin(angle);
                     b[1] = b0 * sin(angle) + b1 * cos(angle);
                 }
@@ -103,7 +119,7 @@ static void reference(tlm_model *m, int rotary, double *probs) {
                 if (j > i)
                     continue;
                 for (int d = 0; d < HD; d++)
-                    row[j] += q[i][h * HD + d] * k[j][h * HD + d];
+                    row[j] += q[i][h * HD + d] * k[j][h / (H / kv) * HD + d];
                 row[j] /= sqrt((double)HD);
                 max = fmax(max, row[j]);
             }
@@ -132,15 +148,17 @@ static void check_probabilities(const float *w, int n) {
 static void agrees_with_reference(void **state) {
     (void)state;
     const int32_t positions[] = {TLM_POSITION_LEARNED, TLM_POSITION_ROTARY};
-    for (int p = 0; p < 2; p++) {
+    /* p 0, 1: multi-head; 2, 3: multi-query (both heads over one). */
+    for (int p = 0; p < 4; p++) {
+        const int kv = p < 2 ? H : 1;
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
-        tlm_model *m = make_model(ctx, positions[p], 2);
+        tlm_model *m = make_model_kv(ctx, positions[p % 2], 2, p < 2 ? 0 : 1);
         float w[H * N * N];
         double ref[H * N * N];
         assert_int_equal(tlm_model_attention_weights(m, ids, N, 0, w), TLM_OK);
         check_probabilities(w, N);
-        reference(m, positions[p] == TLM_POSITION_ROTARY, ref);
+        reference(m, positions[p % 2] == TLM_POSITION_ROTARY, kv, ref);
         double worst = 0, spread = 0;
         for (int i = 0; i < H * N * N; i++) {
             worst = tlmt_worst(worst, fabs((double)w[i] - ref[i]));

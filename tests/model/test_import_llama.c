@@ -22,7 +22,9 @@
 
 #include <cmocka.h>
 
+#include "autodiff/context.h"
 #include "base/endian.h"
+#include "io/safetensors.h"
 #include "model/formats.h"
 #include "temp_dir.h"
 #include "tlm.h"
@@ -616,6 +618,183 @@ static void llama2c_detection_keeps_other_formats(void **state) {
     (void)file_size;
 }
 
+/* ---- Hugging Face Llama ---- */
+
+/* The permutation alone, against the rule written out here: within each
+ * head of hd rows, tlm row 2i + r is HF row r hd/2 + i; a bijection. */
+static void rotary_rows_follow_the_half_split_rule(void **state) {
+    (void)state;
+    const int64_t hds[3] = {2, 4, 10};
+    for (int k = 0; k < 3; k++) {
+        const int64_t hd = hds[k], heads = 3;
+        int seen[30] = {0};
+        for (int64_t h = 0; h < heads; h++)
+            for (int64_t i = 0; i < hd / 2; i++)
+                for (int64_t r = 0; r < 2; r++) {
+                    const int64_t tlm_row = h * hd + 2 * i + r;
+                    const int64_t hf_row = h * hd + r * (hd / 2) + i;
+                    assert_int_equal(tlmi_hf_rotary_row(tlm_row, hd), hf_row);
+                    seen[hf_row]++;
+                }
+        for (int64_t row = 0; row < heads * hd; row++)
+            assert_int_equal(seen[row], 1);
+    }
+}
+
+static void hf_llama_round_trip_is_bit_exact(void **state) {
+    fixture *f = *state;
+    char dir[600], file[700];
+    for (int tied = 0; tied < 2; tied++) {
+        tlm_model *m = llama_model(f, tied, 4);
+        snprintf(dir, sizeof dir, "%s/llama%d", f->dir, tied);
+        assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_OK);
+        tlm_model *back = import_ok(f, dir);
+        assert_same_model(m, back);
+        tlm_model_free(back);
+        /* The file holds Llama's names, q and k rows permuted per head
+         * (tlm row 2i + r at HF row r hd/2 + i), the rest as is. */
+        snprintf(file, sizeof file, "%s/model.safetensors", dir);
+        tlmi_safetensors *st = NULL;
+        assert_int_equal(tlmi_safetensors_open(&f->ctx->host, file,
+                                               TLMI_ST_OPEN_READ, &st),
+                         TLM_OK);
+        const char *names[3][2] = {
+            {"model.layers.1.self_attn.q_proj.weight",
+             "decoder.layers.1.self_attn.q_proj.weight"},
+            {"model.layers.0.self_attn.k_proj.weight",
+             "decoder.layers.0.self_attn.k_proj.weight"},
+            {"model.layers.0.mlp.gate_proj.weight",
+             "decoder.layers.0.ffn.gate_proj.weight"}};
+        for (int n = 0; n < 3; n++) {
+            const tlmi_safetensors_entry *e = tlmi_safetensors_find(st, names[n][0]);
+            assert_non_null(e);
+            assert_int_equal(e->ndim, 2);
+            const float *want = param(m, names[n][1]);
+            const int64_t rows = e->shape[0], cols = e->shape[1], hd = 4;
+            for (int64_t row = 0; row < rows; row++) {
+                int64_t from = row; /* the tlm row stored at HF row `row` */
+                if (n < 2) {
+                    const int64_t h = row / hd, j = row % hd;
+                    from = h * hd + 2 * (j % (hd / 2)) + j / (hd / 2);
+                }
+                for (int64_t c = 0; c < cols; c++)
+                    assert_true(float_at(e->data, (size_t)(row * cols + c)) ==
+                                want[from * cols + c]);
+            }
+        }
+        assert_true((tlmi_safetensors_find(st, "lm_head.weight") != NULL) == !tied);
+        assert_non_null(tlmi_safetensors_find(st, "model.embed_tokens.weight"));
+        assert_non_null(tlmi_safetensors_find(st, "model.norm.weight"));
+        tlmi_safetensors_free(st);
+        tlm_model_free(m);
+    }
+}
+
+#if TLMT_HAVE_GQA
+static void hf_llama_round_trip_with_grouped_query_attention(void **state) {
+    fixture *f = *state;
+    char dir[600];
+    const int32_t kv[2] = {2, 1};
+    for (int k = 0; k < 2; k++) {
+        tlm_model *m = llama_model(f, k, kv[k]);
+        snprintf(dir, sizeof dir, "%s/gqa%d", f->dir, k);
+        assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_OK);
+        tlm_model *back = import_ok(f, dir);
+        assert_same_model(m, back);
+        tlm_model_free(back);
+        tlm_model_free(m);
+    }
+}
+#endif
+
+/* Replaces the first `from` in the file by `to`. */
+static void edit_file(const char *path, const char *from, const char *to) {
+    size_t size = 0;
+    unsigned char *text = read_file(path, &size);
+    text[size] = '\0';
+    char *at = strstr((char *)text, from);
+    if (at == NULL)
+        fail_msg("'%s' does not hold '%s'", path, from);
+    size_t before = (size_t)(at - (char *)text), from_length = strlen(from);
+    size_t to_length = strlen(to);
+    char *out = malloc(size - from_length + to_length + 1);
+    assert_non_null(out);
+    memcpy(out, text, before);
+    memcpy(out + before, to, to_length);
+    memcpy(out + before + to_length, at + from_length, size - before - from_length);
+    write_file(path, out, size - from_length + to_length);
+    free(out);
+    free(text);
+}
+
+static void hf_llama_bad_configs_are_refused(void **state) {
+    fixture *f = *state;
+    char dir[600], config[700], saved[700];
+    tlm_model *m = llama_model(f, 1, 4);
+    snprintf(dir, sizeof dir, "%s/bad", f->dir);
+    assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_OK);
+    tlm_model_free(m);
+    snprintf(config, sizeof config, "%s/config.json", dir);
+    snprintf(saved, sizeof saved, "%s/good.json", f->dir);
+    size_t size = 0;
+    unsigned char *good = read_file(config, &size);
+    write_file(saved, good, size);
+    static const struct {
+        const char *from, *to;
+        int status;
+        const char *message;
+    } cases[] = {
+        {"\"hidden_size\":16,", "", TLM_E_FORMAT, "hidden_size is missing"},
+        {"\"num_hidden_layers\":2,", "", TLM_E_FORMAT, "num_hidden_layers is missing"},
+        {"\"vocab_size\":13", "\"vocab_size\":\"13\"", TLM_E_FORMAT, "vocab_size"},
+        {"\"rope_scaling\":null", "\"rope_scaling\":{\"type\":\"linear\",\"factor\":2}",
+         TLM_E_UNSUPPORTED, "rope_scaling"},
+        {"\"rope_type\":\"default\"", "\"rope_type\":\"yarn\"", TLM_E_UNSUPPORTED,
+         "rope_type"},
+        {"\"attention_bias\":false", "\"attention_bias\":true", TLM_E_UNSUPPORTED,
+         "attention_bias"},
+        {"\"mlp_bias\":false", "\"mlp_bias\":true", TLM_E_UNSUPPORTED, "mlp_bias"},
+        {"\"hidden_act\":\"silu\"", "\"hidden_act\":\"gelu\"", TLM_E_UNSUPPORTED,
+         "hidden_act"},
+        {"\"num_key_value_heads\":4", "\"num_key_value_heads\":3", TLM_E_FORMAT,
+         "num_key_value_heads 3 does not divide"},
+        {"\"LlamaForCausalLM\"", "\"LlamaForSequenceClassification\"",
+         TLM_E_UNSUPPORTED, "LlamaForSequenceClassification"},
+        {"\"tie_word_embeddings\":true", "\"tie_word_embeddings\":false",
+         TLM_E_FORMAT, "lm_head.weight"},
+        {"\"intermediate_size\":24", "\"intermediate_size\":25", TLM_E_FORMAT,
+         "mlp.gate_proj.weight"},
+#if !TLMT_HAVE_GQA
+        {"\"num_key_value_heads\":4", "\"num_key_value_heads\":2",
+         TLM_E_UNSUPPORTED, "n_kv_heads 2"},
+#endif
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_file(config, good, size);
+        edit_file(config, cases[i].from, cases[i].to);
+        assert_import_fails(f, dir, TLM_MODEL_FORMAT_AUTO, cases[i].status,
+                            cases[i].message);
+    }
+    free(good);
+}
+
+/* A model without a SentencePiece tokenizer is not exported beside a
+ * tokenizer.model (another model's): refused before anything is written. */
+static void hf_llama_export_refuses_a_stale_tokenizer_model(void **state) {
+    fixture *f = *state;
+    char dir[600], stale[700], weights[700];
+    snprintf(dir, sizeof dir, "%s/stale", f->dir);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(stale, sizeof stale, "%s/tokenizer.model", dir);
+    write_file(stale, "x", 1);
+    tlm_model *m = llama_model(f, 1, 4);
+    assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_E_STATE);
+    assert_message_has("tokenizer.model");
+    snprintf(weights, sizeof weights, "%s/model.safetensors", dir);
+    assert_false(exists(weights));
+    tlm_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(llama2c_round_trip_is_bit_exact, setup,
@@ -631,6 +810,17 @@ int main(void) {
             llama2c_export_refuses_what_run_c_cannot_run, setup, teardown),
         cmocka_unit_test_setup_teardown(llama2c_detection_keeps_other_formats,
                                         setup, teardown),
+        cmocka_unit_test(rotary_rows_follow_the_half_split_rule),
+        cmocka_unit_test_setup_teardown(hf_llama_round_trip_is_bit_exact, setup,
+                                        teardown),
+#if TLMT_HAVE_GQA
+        cmocka_unit_test_setup_teardown(
+            hf_llama_round_trip_with_grouped_query_attention, setup, teardown),
+#endif
+        cmocka_unit_test_setup_teardown(hf_llama_bad_configs_are_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            hf_llama_export_refuses_a_stale_tokenizer_model, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -148,6 +148,25 @@ static void incremental_equals_full_forward(void **state) {
         assert_logits_equal(full + (T - 1) * V, last, 1, "last row only");
         tlm_session_free(s);
         tlm_session_free(chunks);
+        if (c.n_kv_heads != 0 && c.n_kv_heads != c.n_heads) {
+            /* Sessions of one row (fewer rows than a key/value head's
+             * group of query heads, which a one-row pass runs as rows of
+             * one call), with 1 and 3 threads. */
+            for (int32_t threads = 1; threads <= 3; threads += 2) {
+                params.chunk_tokens = 1;
+                params.n_threads = threads;
+                tlm_session *single = NULL;
+                assert_int_equal(tlm_session_create(&single, m, &params), TLM_OK);
+                for (int i = 0; i < T; i++)
+                    assert_int_equal(tlm_session_decode(single, ids + i, 1,
+                                                        step + i * V, 1),
+                                     TLM_OK);
+                snprintf(what, sizeof what, "variant %d, chunks of 1, %d threads",
+                         variant, (int)threads);
+                assert_logits_equal(full, step, T, what);
+                tlm_session_free(single);
+            }
+        }
         tlm_model_free(m);
         tlm_context_free(ctx);
     }
