@@ -104,16 +104,13 @@ int tlmi_llmc_import_file(tlm_model **out, tlm_context *ctx,
 int tlmi_llmc_export(const tlm_model *model, const char *path,
                      int32_t weight_type);
 
-/* n_kv_heads of a configuration. Until grouped-query attention (branch
- * gqa, tlm_model_config::n_kv_heads) is merged every model has n_heads
- * key/value heads; these two are the only places that change then. */
+/* n_kv_heads of a configuration, 0 (the default) read as n_heads. */
 static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
     return c->n_kv_heads != 0 ? c->n_kv_heads : c->n_heads;
 }
 
 /* Sets `config`'s key/value heads to `n_kv_heads` (which divides
- * n_heads: checked by the caller's format); TLM_E_UNSUPPORTED naming
- * `what` while tlm has no grouped-query attention. */
+ * n_heads: checked by the caller's format); TLM_OK. */
 int tlmi_config_set_kv_heads(tlmi_host *host, const char *what,
                              tlm_model_config *config, int32_t n_kv_heads);
 
