@@ -26,7 +26,8 @@
  * Exports: each model exported to Hugging Face form and imported again
  * has bit-identical parameters and configuration, and its
  * model.safetensors holds exactly the tensors transformers wrote for these
- * weights (names, dtypes, shapes, bytes; BF16 for the BF16 fixture). Each
+ * weights (names, dtypes, shapes, bytes; BF16 for the BF16 fixture, and
+ * the F32 gqa model exported in BF16 holds gqa_bf16's bytes). Each
  * model whose eps is 1e-5 and rope base 10000 exported to llama2.c is the
  * fixture's legacy file byte for byte except the two freq_cis tables (run.c
  * skips them: the format's one freedom; their difference is printed) and
@@ -640,6 +641,15 @@ static void check_hf_export(void **state) {
     snprintf(out, sizeof out, "%s/hf_%d", dir, (int)c->weight_type);
     export_or_fail(model, out, TLM_MODEL_FORMAT_HF, c->weight_type);
     assert_same_tensors_as_transformers(ctx, c->hf_dir, out);
+    const char *also = "";
+    if (strcmp(c->hf_dir, "gqa") == 0) {
+        /* Rounded to bfloat16 by tlm (nearest even) as by PyTorch's
+         * model.to(torch.bfloat16): gqa_bf16's bytes. */
+        snprintf(out, sizeof out, "%s/hf_bf16", dir);
+        export_or_fail(model, out, TLM_MODEL_FORMAT_HF, TLM_WEIGHT_BF16);
+        assert_same_tensors_as_transformers(ctx, "gqa_bf16", out);
+        also = "; its BF16 export gqa_bf16's";
+    }
 
     if (export_to != NULL) {
         /* For make_llama_fixtures.py --check-export, named by the file:
@@ -653,7 +663,7 @@ static void check_hf_export(void **state) {
         export_or_fail(model, out, TLM_MODEL_FORMAT_HF, TLM_WEIGHT_F32);
     }
     printf("golden llama %-36s hf export round-trips bit-exact, holds transformers' %s "
-           "tensors\n", c->name, c->hf_dir);
+           "tensors%s\n", c->name, c->hf_dir, also);
     tlm_model_free(model);
     tlm_context_free(ctx);
     temp_dir_remove(dir);
