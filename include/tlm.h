@@ -1256,7 +1256,8 @@ enum tlm_model_format {
                                            "tlm.config" metadata */
     TLM_MODEL_FORMAT_HF = 3,          /**< Hugging Face: model.safetensors (or a
                                            sharded index) + config.json;
-                                           GPT2LMHeadModel */
+                                           GPT2LMHeadModel or
+                                           LlamaForCausalLM */
     TLM_MODEL_FORMAT_LLMC = 4,        /**< llm.c GPT-2 checkpoint: version 3
                                            float32, version 5 bfloat16 */
     TLM_MODEL_FORMAT_LLAMA2C = 5      /**< llama2.c checkpoint: import the
@@ -1282,8 +1283,9 @@ typedef struct tlm_model_import_params {
      *  config.json in the directory of the weights. */
     const char *config_path;
     /** Hugging Face: use this configuration instead of a config.json
-     *  (filled with tlm_model_config_init(); position learned, LayerNorm,
-     *  pre-norm, biases, as GPT-2 has); NULL (default). */
+     *  (filled with tlm_model_config_init(): position learned, LayerNorm,
+     *  pre-norm, biases, as GPT-2 has; or rotary, RMSNorm, SwiGLU, no
+     *  biases, which reads Llama's names); NULL (default). */
     const tlm_model_config *config;
 } tlm_model_import_params;
 
@@ -1294,20 +1296,27 @@ TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
  * Create a model in `ctx` from a file another program wrote, its format
  * detected from the content unless params->format says it: a .tlm file
  * (as tlm_model_load()), a tlm safetensors export (as
- * tlm_model_import_safetensors()), a Hugging Face GPT-2 checkpoint
- * (`path` is the directory, its model.safetensors, or its
+ * tlm_model_import_safetensors()), a Hugging Face GPT-2 or Llama
+ * checkpoint (`path` is the directory, its model.safetensors, or its
  * model.safetensors.index.json; F32, F16 or BF16 tensors; the
  * configuration from config.json beside it, params->config_path or
- * params->config) or an llm.c checkpoint (version 3 or 5). The weights are
- * mapped or streamed tensor by tensor, so the model's float32 parameters
- * are the only full copy in memory. `params` may be NULL. Nothing is
- * created on failure.
+ * params->config; Llama's q and k rows are converted exactly from its
+ * half-split rotary layout to tlm's interleaved pairs), an llm.c
+ * checkpoint (version 3 or 5) or a llama2.c checkpoint (the legacy format
+ * run.c reads, detected by its header implying the file's size, or
+ * export.py's "ak42" version 1; version 2 (int8) is TLM_E_UNSUPPORTED).
+ * The weights are mapped or streamed tensor by tensor, so the model's
+ * float32 parameters are the only full copy in memory. `params` may be
+ * NULL. Nothing is created on failure.
  * @return TLM_E_IO (cannot open or read), TLM_E_FORMAT (malformed, a
  *         missing tensor, a shape that disagrees with the configuration, a
- *         vocabulary that does not match the embedding), TLM_E_UNSUPPORTED
- *         (an unknown architecture, a configuration field tlm cannot
- *         compute), TLM_E_INVALID, TLM_E_NOMEM; the message names the file
- *         and the tensor or field
+ *         vocabulary that does not match the embedding, a llama2.c header
+ *         whose dims disagree or whose implied size is not the file's,
+ *         naming both sizes), TLM_E_UNSUPPORTED (an unknown architecture,
+ *         a configuration field tlm cannot compute such as rope_scaling or
+ *         biases in a Llama, a llama2.c version other than 1),
+ *         TLM_E_INVALID, TLM_E_NOMEM; the message names the file and the
+ *         tensor or field
  */
 TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                              const char *path,
@@ -1320,7 +1329,8 @@ typedef struct tlm_model_export_params {
      *  is refused). */
     int32_t format;
     /** A ::tlm_weight_type; default TLM_WEIGHT_F32. HF: F32, F16 or BF16;
-     *  LLMC: F32 (version 3) or BF16 (version 5); TLM and SAFETENSORS: F32. */
+     *  LLMC: F32 (version 3) or BF16 (version 5); TLM, SAFETENSORS and
+     *  LLAMA2C: F32. */
     int32_t weight_type;
 } tlm_model_export_params;
 
@@ -1329,24 +1339,33 @@ TLM_API int tlm_model_export_params_init(tlm_model_export_params *params);
 
 /**
  * Write `model` in another program's format. HF: `path` is a directory
- * (created if absent) that receives model.safetensors (named as
- * transformers' GPT2LMHeadModel.save_pretrained writes them),
- * config.json and, when the model carries a ::TLM_TOKENIZER_GPT2
- * tokenizer, its vocab.json and merges.txt (the names transformers'
- * GPT-2 tokenizers read); LLMC: `path` is the .bin
- * file; TLM and SAFETENSORS: as
+ * (created if absent) that receives model.safetensors and config.json,
+ * GPT-2's (named as transformers' GPT2LMHeadModel.save_pretrained writes
+ * them) or, for a model with rotary positions, RMSNorm and SwiGLU,
+ * Llama's (LlamaForCausalLM; q and k rows permuted back to its
+ * half-split rotary layout), and the model's tokenizer: vocab.json and
+ * merges.txt for a ::TLM_TOKENIZER_GPT2 one (the names transformers'
+ * GPT-2 tokenizers read), tokenizer.model for a SentencePiece one;
+ * LLMC and LLAMA2C: `path` is the .bin file (LLAMA2C: the legacy float32
+ * format llama2.c's run.c reads); TLM and SAFETENSORS: as
  * tlm_model_save() and tlm_model_export_safetensors(). Every file is
- * written atomically. A model the format cannot express (HF, LLMC: rotary
- * or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases, encoder
- * layers, head_dim * n_heads != d_model; LLMC: an untied output, d_ff other
- * than 4 d_model, an activation other than tanh GELU, norm_eps other than
- * 1e-5) is TLM_E_UNSUPPORTED with a message naming the field. Each file
+ * written atomically. A model the format cannot express (HF GPT-2, LLMC:
+ * rotary or sinusoidal positions, RMSNorm, post-norm, SwiGLU, no biases,
+ * encoder layers, head_dim * n_heads != d_model; LLMC: an untied output,
+ * d_ff other than 4 d_model, an activation other than tanh GELU,
+ * norm_eps other than 1e-5; HF Llama: encoder layers, post-norm, biases;
+ * LLAMA2C: anything but rotary, RMSNorm, SwiGLU, pre-norm, no biases,
+ * no encoder, head_dim * n_heads == d_model, norm_eps 1e-5 and rope_base
+ * 10000, which run.c fixes) is TLM_E_UNSUPPORTED with a message naming
+ * the field, before anything is written. Each file
  * is replaced atomically, but an HF directory's files one after another:
  * an I/O failure after model.safetensors is in place can leave it beside
  * an older config.json. An HF export of a model without a GPT-2
  * tokenizer into a directory that holds tokenizer files (vocab.json,
- * merges.txt, encoder.json, vocab.bpe) is TLM_E_STATE naming the file,
- * before anything is written: they would be taken for this model's.
+ * merges.txt, encoder.json, vocab.bpe), or without a SentencePiece
+ * tokenizer into one that holds tokenizer.model, is TLM_E_STATE naming
+ * the file, before anything is written: they would be taken for this
+ * model's.
  */
 TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                              const tlm_model_export_params *params);

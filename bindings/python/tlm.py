@@ -245,7 +245,7 @@ class _ModelConfig(_c.Structure):
                 ("norm_placement", _i32), ("activation", _i32), ("bias", _i32),
                 ("tied_output", _i32), ("embedding_dropout", _f32),
                 ("residual_dropout", _f32), ("norm_eps", _f32),
-                ("rope_base", _f32), ("init_seed", _u64)]
+                ("rope_base", _f32), ("init_seed", _u64), ("n_kv_heads", _i32)]
 
 
 class _ModelImportParams(_c.Structure):

@@ -6,8 +6,8 @@
  *   tlm generate   sample text from a model
  *   tlm eval       loss and perplexity of a model on a text
  *   tlm info       what a model file holds
- *   tlm export     a model to Hugging Face GPT-2, llm.c or safetensors
- *   tlm import     Hugging Face, llm.c or safetensors files to a model file
+ *   tlm export     a model to Hugging Face, llama2.c, llm.c or safetensors
+ *   tlm import     Hugging Face, llama2.c, llm.c or safetensors files to a model file
  *   tlm plot       the loss curves of a training log, as SVG
  *   tlm attention  attention heat maps for a prompt, as SVG
  *   tlm demo       the README's main job
@@ -59,8 +59,8 @@ static const command commands[] = {
     {"generate", "generate text from a model", cmd_generate},
     {"eval", "loss and perplexity of a model on a text file", cmd_eval},
     {"info", "configuration, size, tokenizer and memory of a model", cmd_info},
-    {"export", "write a model as Hugging Face GPT-2, llm.c or safetensors", cmd_export},
-    {"import", "make a model file from Hugging Face, llm.c or safetensors files", cmd_import},
+    {"export", "write a model as Hugging Face, llama2.c, llm.c or safetensors", cmd_export},
+    {"import", "make a model file from Hugging Face, llama2.c, llm.c or safetensors files", cmd_import},
     {"plot", "draw a training log's loss curves as SVG", cmd_plot},
     {"attention", "draw a layer's attention for a prompt as SVG", cmd_attention},
     {"demo", "train on the fortunes corpus and sample (the README's main job)", cmd_demo},

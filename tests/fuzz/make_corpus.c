@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "autodiff/context.h"
+#include "base/endian.h"
 #include "model/model.h"
 #include "model/model_config.h"
 #include "gpt2_tiny_vocab.h"
@@ -87,6 +88,58 @@ static tlm_model *tiny_model(tlm_context *ctx, int variant) {
         tlm_tokenizer_free(tok);
     }
     return m;
+}
+
+/* Appends the float32 values of tlm's parameter `name` to `out`. */
+static size_t put_parameter(tlm_model *m, const char *name, unsigned char *out) {
+    tlm_tensor *t = NULL;
+    check(tlm_model_find_parameter(m, name, &t), name);
+    const float *v = tlm_tensor_data_f32(t);
+    for (int64_t i = 0; i < tlm_tensor_numel(t); i++) {
+        uint32_t bits;
+        memcpy(&bits, &v[i], sizeof bits);
+        tlmi_put_u32(out + 4 * i, bits);
+    }
+    return 4 * (size_t)tlm_tensor_numel(t);
+}
+
+/* `m` in llama2.c's "ak42" version 1 layout (export.py version1_export),
+ * written here since tlm exports the legacy layout only. */
+static void write_llama2c_v1(tlm_model *m, const char *name) {
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    check(tlm_model_get_config(m, &c), "config");
+    static unsigned char out[1 << 16];
+    memset(out, 0, 256);
+    const int32_t fields[9] = {(int32_t)0x616b3432, 1, c.d_model, c.d_ff,
+                               c.n_decoder_layers, c.n_heads, c.n_heads,
+                               c.vocab_size, c.max_context};
+    for (int i = 0; i < 9; i++)
+        tlmi_put_u32(out + 4 * i, (uint32_t)fields[i]);
+    out[36] = (unsigned char)c.tied_output;
+    size_t at = 256;
+    static const char *const per_layer[9] = {
+        "self_attn_norm.weight", "ffn_norm.weight", NULL,
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight",
+        "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+        "ffn.gate_proj.weight", "ffn.down_proj.weight"};
+    char full[96];
+    for (int k = 0; k < 2; k++)
+        for (int l = 0; l < c.n_decoder_layers; l++) {
+            snprintf(full, sizeof full, "decoder.layers.%d.%s", l, per_layer[k]);
+            at += put_parameter(m, full, out + at);
+        }
+    at += put_parameter(m, "decoder.final_norm.weight", out + at);
+    at += put_parameter(m, "token_embedding.weight", out + at);
+    for (int k = 3; k < 10; k++)
+        for (int l = 0; l < c.n_decoder_layers; l++) {
+            snprintf(full, sizeof full, "decoder.layers.%d.%s", l,
+                     k < 9 ? per_layer[k] : "ffn.up_proj.weight");
+            at += put_parameter(m, full, out + at);
+        }
+    if (!c.tied_output)
+        at += put_parameter(m, "lm_head.weight", out + at);
+    write_file("llama2c_import", name, out, at);
 }
 
 int main(int argc, char **argv) {
@@ -178,6 +231,75 @@ int main(int argc, char **argv) {
             write_file("hf_config", name, configs[i], strlen(configs[i]));
         }
         tlm_model_free(m);
+    }
+
+    /* Tiny Llama-shaped models, tied and untied: llama2.c files (legacy
+     * as tlm exports them, version 1 written here, one truncated) and
+     * their Hugging Face Llama config.json, with hand-written variants. */
+    for (int tied = 0; tied < 2; tied++) {
+        tlm_model_config c;
+        tlm_model_config_init(&c);
+        c.vocab_size = 5;
+        c.d_model = 8;
+        c.n_heads = 2;
+        c.d_ff = 12;
+        c.n_decoder_layers = 1 + tied;
+        c.max_context = 4;
+        c.position = TLM_POSITION_ROTARY;
+        c.norm = TLM_NORM_RMS;
+        c.activation = TLM_ACTIVATION_SWIGLU;
+        c.bias = 0;
+        c.tied_output = tied;
+        tlm_model *m = NULL;
+        check(tlm_model_create(&m, ctx, &c), "llama");
+        tlm_model_export_params ep;
+        tlm_model_export_params_init(&ep);
+        ep.format = TLM_MODEL_FORMAT_LLAMA2C;
+        snprintf(scratch, sizeof scratch, "%s/scratch.bin", root);
+        check(tlm_model_export(m, scratch, &ep), "llama2c");
+        copy_file(scratch, "llama2c_import", tied ? "legacy-tied.bin" : "legacy-untied.bin", 0);
+        if (!tied)
+            copy_file(scratch, "llama2c_import", "legacy-truncated.bin", 600);
+        remove(scratch);
+        write_llama2c_v1(m, tied ? "v1-tied.bin" : "v1-untied.bin");
+        ep.format = TLM_MODEL_FORMAT_HF;
+        snprintf(scratch, sizeof scratch, "%s/scratch-hf", root);
+        check(tlm_model_export(m, scratch, &ep), "hf llama");
+        char inner[4200];
+        snprintf(inner, sizeof inner, "%s/config.json", scratch);
+        copy_file(inner, "hf_llama_config", tied ? "exported-tied.json" : "exported-untied.json", 0);
+        remove(inner);
+        snprintf(inner, sizeof inner, "%s/model.safetensors", scratch);
+        remove(inner);
+        remove(scratch);
+        tlm_model_free(m);
+    }
+    {
+        static const char *configs[] = {
+            /* transformers 4's spelling, grouped-query attention */
+            "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_act\":\"silu\","
+            "\"hidden_size\":64,\"intermediate_size\":172,"
+            "\"max_position_embeddings\":256,\"model_type\":\"llama\","
+            "\"num_attention_heads\":8,\"num_hidden_layers\":5,"
+            "\"num_key_value_heads\":4,\"rms_norm_eps\":1e-05,"
+            "\"rope_scaling\":null,\"rope_theta\":10000.0,"
+            "\"tie_word_embeddings\":true,\"vocab_size\":512}",
+            /* transformers 5's, head_dim given */
+            "{\"model_type\":\"llama\",\"hidden_size\":16,\"head_dim\":8,"
+            "\"intermediate_size\":24,\"num_hidden_layers\":1,"
+            "\"num_attention_heads\":4,\"max_position_embeddings\":9,"
+            "\"vocab_size\":13,\"rope_parameters\":{\"rope_theta\":500000.0,"
+            "\"rope_type\":\"default\"},\"attention_bias\":false}",
+            "{\"architectures\":[\"LlamaModel\"],\"hidden_size\":4,"
+            "\"intermediate_size\":4,\"num_hidden_layers\":1,"
+            "\"num_attention_heads\":1,\"max_position_embeddings\":2,"
+            "\"vocab_size\":2,\"rope_scaling\":{\"type\":\"linear\"}}",
+        };
+        for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "handmade-%zu.json", i);
+            write_file("hf_llama_config", name, configs[i], strlen(configs[i]));
+        }
     }
 
     /* A hand-made safetensors file: 8-byte header length, JSON, data. */

@@ -24,6 +24,7 @@
 
 #include "autodiff/context.h"
 #include "base/endian.h"
+#include "base/half.h"
 #include "io/safetensors.h"
 #include "model/formats.h"
 #include "temp_dir.h"
@@ -707,6 +708,91 @@ static void hf_llama_round_trip_with_grouped_query_attention(void **state) {
 }
 #endif
 
+/* 16-bit exports import as each value rounded to nearest even, and an
+ * index (model.safetensors.index.json) is followed with Llama's names. */
+static void hf_llama_sixteen_bits_and_index(void **state) {
+    fixture *f = *state;
+    char dir[600], index[700];
+    for (int32_t type = TLM_WEIGHT_F16; type <= TLM_WEIGHT_BF16; type++) {
+        tlm_model *m = llama_model(f, 0, 2);
+        snprintf(dir, sizeof dir, "%s/half%d", f->dir, (int)type);
+        tlm_model_export_params params;
+        tlm_model_export_params_init(&params);
+        params.format = TLM_MODEL_FORMAT_HF;
+        params.weight_type = type;
+        assert_int_equal(tlm_model_export(m, dir, &params), TLM_OK);
+        /* An index naming the one file for every tensor. */
+        tlm_model *plain = import_ok(f, dir);
+        snprintf(index, sizeof index, "%s/model.safetensors.index.json", dir);
+        FILE *file = fopen(index, "w");
+        assert_non_null(file);
+        fprintf(file, "{\"metadata\": {}, \"weight_map\": {");
+        int32_t n = tlm_model_parameter_tensor_count(plain);
+        for (int32_t i = 0; i < n; i++) {
+            const char *name = NULL;
+            assert_int_equal(tlm_model_parameter(plain, i, &name, NULL), TLM_OK);
+            char hf[96];
+            int rotary = 0;
+            assert_true(tlmi_hf_llama_name(name, hf, sizeof hf, &rotary));
+            fprintf(file, "%s\"%s%s\": \"model.safetensors\"", i ? ", " : "",
+                    strcmp(hf, "lm_head.weight") == 0 ? "" : "model.", hf);
+        }
+        fprintf(file, "}}");
+        assert_int_equal(fclose(file), 0);
+        tlm_model *back = import_ok(f, index);
+        for (int32_t i = 0; i < n; i++) {
+            const char *name = NULL;
+            tlm_tensor *want = NULL, *got = NULL, *again = NULL;
+            assert_int_equal(tlm_model_parameter(m, i, &name, &want), TLM_OK);
+            assert_int_equal(tlm_model_find_parameter(back, name, &got), TLM_OK);
+            assert_int_equal(tlm_model_find_parameter(plain, name, &again), TLM_OK);
+            const float *w = tlm_tensor_data_f32(want);
+            const float *g = tlm_tensor_data_f32(got);
+            const float *a = tlm_tensor_data_f32(again);
+            for (int64_t k = 0; k < tlm_tensor_numel(want); k++) {
+                const float rounded =
+                    type == TLM_WEIGHT_F16
+                        ? tlmi_half_to_float(tlmi_float_to_half(w[k]))
+                        : tlmi_bf16_to_float(tlmi_float_to_bf16(w[k]));
+                if (g[k] != rounded || a[k] != rounded)
+                    fail_msg("'%s'[%lld] is %g, rounded it is %g", name,
+                             (long long)k, (double)g[k], (double)rounded);
+            }
+        }
+        tlm_model_free(back);
+        tlm_model_free(plain);
+        tlm_model_free(m);
+    }
+}
+
+/* params->config instead of config.json: a Llama-shaped configuration
+ * reads Llama's names. */
+static void hf_llama_given_config_reads_llama_names(void **state) {
+    fixture *f = *state;
+    char dir[600], config_path[700];
+    tlm_model *m = llama_model(f, 1, 2);
+    snprintf(dir, sizeof dir, "%s/given", f->dir);
+    assert_int_equal(export_as(m, dir, TLM_MODEL_FORMAT_HF), TLM_OK);
+    snprintf(config_path, sizeof config_path, "%s/config.json", dir);
+    assert_int_equal(remove(config_path), 0);
+    tlm_model_config config;
+    get_config(m, &config);
+    tlm_model_import_params params;
+    tlm_model_import_params_init(&params);
+    params.config = &config;
+    tlm_model *back = NULL;
+    assert_int_equal(tlm_model_import(&back, f->ctx, dir, &params), TLM_OK);
+    assert_same_model(m, back);
+    tlm_model_free(back);
+    /* With biases it is neither GPT-2 nor Llama: refused by name. */
+    config.bias = 1;
+    assert_int_equal(tlm_model_import(&back, f->ctx, dir, &params),
+                     TLM_E_UNSUPPORTED);
+    assert_message_has("bias");
+    assert_null(back);
+    tlm_model_free(m);
+}
+
 /* Replaces the first `from` in the file by `to`. */
 static void edit_file(const char *path, const char *from, const char *to) {
     size_t size = 0;
@@ -817,6 +903,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(
             hf_llama_round_trip_with_grouped_query_attention, setup, teardown),
 #endif
+        cmocka_unit_test_setup_teardown(hf_llama_sixteen_bits_and_index, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(hf_llama_given_config_reads_llama_names,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(hf_llama_bad_configs_are_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

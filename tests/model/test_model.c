@@ -43,9 +43,13 @@ static tlm_tensor *ids_tensor(tlm_context *ctx, int64_t b, int64_t t,
 /* Expected parameter count of docs/model.md's layout. */
 static int64_t expected_count(const tlm_model_config *c) {
     const int64_t d = c->d_model, inner = (int64_t)c->n_heads * c->head_dim,
+                  kv_inner = (int64_t)c->n_kv_heads * c->head_dim,
                   f = c->d_ff, v = c->vocab_size, bias = c->bias;
     const int64_t norm = d + (c->norm == TLM_NORM_LAYER && bias ? d : 0);
-    const int64_t attention = 3 * (inner * d + bias * inner) + d * inner + bias * d;
+    /* q [H*hd, D], k and v [Hkv*hd, D], o [D, H*hd], and their biases. */
+    const int64_t attention = (inner * d + bias * inner) +
+                              2 * (kv_inner * d + bias * kv_inner) +
+                              d * inner + bias * d;
     const int64_t ffn = (c->activation == TLM_ACTIVATION_SWIGLU ? 2 : 1) * (f * d + bias * f) +
                         d * f + bias * d;
     const int seq2seq = c->n_encoder_layers > 0 && c->n_decoder_layers > 0;
@@ -94,11 +98,13 @@ static void every_option_builds_the_documented_parameters(void **state) {
         c.tied_output = (variant / 2) % 2;
         c.n_encoder_layers = variant % 3 == 0 ? 1 : (variant % 3 == 1 ? 2 : 0);
         c.n_decoder_layers = variant % 3 == 1 ? 0 : 1;
+        c.n_kv_heads = variant % 4 == 3 ? 1 : 0; /* multi-query: k, v narrower */
         if (c.position == TLM_POSITION_ROTARY)
             c.head_dim = 6;
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
-        tlm_model_config got = {sizeof got, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        tlm_model_config got;
+        tlm_model_config_init(&got);
         tlm_model_get_config(m, &got);
         assert_int_equal(tlm_model_parameter_count(m), expected_count(&got));
         int32_t n = tlm_model_parameter_tensor_count(m);

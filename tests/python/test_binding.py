@@ -115,6 +115,12 @@ class Models(unittest.TestCase):
             self.assertLess(sum(l for _, l in steps[-10:]), sum(l for _, l in steps[:10]))
             self.assertGreater(model.parameter_count, 1000)
             self.assertEqual(model.config["d_model"], 32)
+            self.assertEqual(model.config["n_kv_heads"], 2)  # resolved: n_heads
+            with tlm.Model(ctx, vocab_size=11, d_model=16, n_heads=4,
+                           n_kv_heads=2) as gqa:
+                self.assertEqual(gqa.config["n_kv_heads"], 2)
+            with self.assertRaises(tlm.Error):
+                tlm.Model(ctx, vocab_size=11, d_model=16, n_heads=4, n_kv_heads=3)
             tok = model.tokenizer
             self.assertEqual(tok.decode(tok.encode("the sea")), "the sea")
 
