@@ -760,6 +760,16 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
  * - **GPT-2**: GPT-2's own byte-level BPE, read from its published files
  *   with tlm_tokenizer_import(): its vocabulary and ids, its merges and its
  *   pre-tokenization (the same ids as OpenAI's tiktoken on any bytes).
+ * - **SentencePiece**: a SentencePiece BPE model (Llama's tokenizer.model,
+ *   llama2.c's tokenizer.bin) read with tlm_tokenizer_import(): the same
+ *   ids as the sentencepiece library. Its special ids are the model's
+ *   (Llama: unknown 0, begin 1, end 2; tlm_tokenizer_special_id() answers
+ *   TLM_E_RANGE for one the model lacks); encoding never produces begin
+ *   or end, decoding turns them into nothing and the unknown piece into
+ *   its surface (" U+2047 "), and drops the space SentencePiece adds
+ *   before the text (the leading space of the first piece). Generation
+ *   and scoring put the begin id before the encoded text, as llama2.c
+ *   and Hugging Face do.
  *
  * The first three kinds end their vocabulary with three special tokens,
  * begin of text, end of text and padding (ids vocab_size-3, -2, -1), which
@@ -771,7 +781,10 @@ TLM_API int tlm_cross_entropy(tlm_tensor **out, tlm_tensor *logits,
  * decoding turns it into its text "<|endoftext|>".
  *
  * decode(encode(x)) == x for every byte string x, except that a
- * character-level tokenizer replaces characters it has not seen.
+ * character-level tokenizer replaces characters it has not seen, and a
+ * SentencePiece tokenizer replaces every byte that starts no valid UTF-8
+ * character by U+FFFD (as sentencepiece does) and characters outside its
+ * vocabulary by its unknown piece when it has no byte fallback.
  *
  * A tokenizer never changes after it is created: encoding and decoding only
  * read it, but record their failures in it, so one thread at a time uses a
@@ -787,9 +800,15 @@ enum tlm_tokenizer_kind {
     TLM_TOKENIZER_BYTE = 0, /**< 256 byte tokens, id = byte value */
     TLM_TOKENIZER_CHAR = 1, /**< the distinct characters of a corpus */
     TLM_TOKENIZER_BPE = 2,  /**< byte-level byte-pair encoding */
-    TLM_TOKENIZER_GPT2 = 3  /**< GPT-2's byte-level BPE (its byte alphabet,
+    TLM_TOKENIZER_GPT2 = 3, /**< GPT-2's byte-level BPE (its byte alphabet,
                                  merge ranks and pre-tokenization,
                                  <|endoftext|>); made by
+                                 tlm_tokenizer_import(), never trained */
+    TLM_TOKENIZER_SENTENCEPIECE = 4 /**< a SentencePiece BPE model (pieces,
+                                 scores, types; byte fallback; the dummy
+                                 prefix; U+2581 for spaces), as Llama's
+                                 tokenizer.model and llama2.c's
+                                 tokenizer.bin; made by
                                  tlm_tokenizer_import(), never trained */
 };
 
@@ -801,8 +820,9 @@ enum tlm_special_token {
                             <|endoftext|>) */
     TLM_TOKEN_PAD = 2, /**< padding: id vocab_size - 1 (GPT-2:
                             <|endoftext|>) */
-    TLM_TOKEN_UNK = 3  /**< unknown character: id vocab_size - 4, only in
-                            character-level tokenizers */
+    TLM_TOKEN_UNK = 3  /**< unknown character: id vocab_size - 4 in
+                            character-level tokenizers; SentencePiece: the
+                            model's unknown piece */
 };
 
 /**
@@ -878,7 +898,9 @@ TLM_API int32_t tlm_tokenizer_vocab_size(const tlm_tokenizer *tok);
  * The id of a special token.
  * @param which a ::tlm_special_token
  * @return the id, TLM_E_RANGE when the tokenizer has no such token (only
- *         character-level tokenizers have TLM_TOKEN_UNK), TLM_E_INVALID
+ *         character-level and SentencePiece tokenizers have TLM_TOKEN_UNK;
+ *         a SentencePiece model may lack any of begin, end and padding:
+ *         Llama's has no padding id), TLM_E_INVALID
  *         for a NULL tokenizer or an unknown `which`
  */
 TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which);
@@ -915,9 +937,12 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
  * Encode `length` bytes of `text` into token ids. Encoding accepts any
  * bytes and never produces a special token; a character-level tokenizer
  * encodes characters it does not know as TLM_TOKEN_UNK. There are never
- * more ids than bytes, so `capacity` = `length` always suffices. Only a
- * GPT-2 tokenizer allocates (for pre-tokenization pieces longer than 256
- * bytes, such as a long run of spaces), so only it can fail with
+ * more ids than bytes, so `capacity` = `length` always suffices, except
+ * for a SentencePiece tokenizer: its dummy prefix and byte fallback (up
+ * to 3 byte pieces for one input byte) need `capacity` = 3 * `length` + 3
+ * at most. A GPT-2 tokenizer allocates (for pre-tokenization pieces longer
+ * than 256 bytes, such as a long run of spaces) and a SentencePiece
+ * tokenizer always does (its merge queue), so only they can fail with
  * TLM_E_NOMEM.
  * @param tok          the tokenizer
  * @param text         the bytes to encode; may be NULL when `length` is 0
@@ -929,7 +954,8 @@ TLM_API int tlm_tokenizer_merge(tlm_tokenizer *tok, int32_t rank,
  *                     when they do not fit
  * @return TLM_OK; TLM_E_RANGE when `capacity` is too small (the first
  *         `capacity` ids are written, `*n_ids` says how many are needed);
- *         TLM_E_NOMEM (GPT-2 only, see above); TLM_E_INVALID
+ *         TLM_E_NOMEM (GPT-2 and SentencePiece only, see above);
+ *         TLM_E_INVALID
  */
 TLM_API int tlm_tokenizer_encode(tlm_tokenizer *tok, const char *text,
                                  size_t length, int32_t *ids,
@@ -1005,35 +1031,78 @@ TLM_API int tlm_tokenizer_load_memory(tlm_tokenizer **out, tlm_context *ctx,
                                       const void *data, size_t size);
 
 /**
- * Read a published tokenizer into a ::TLM_TOKENIZER_GPT2 tokenizer, the
- * format detected from the content (docs/tokenizer.md, "GPT-2"):
- * - a directory holding OpenAI's `encoder.json` + `vocab.bpe`, or Hugging
- *   Face's names for the same files, `vocab.json` + `merges.txt`;
+ * Read a published tokenizer, the format detected from the content
+ * (docs/tokenizer.md, "GPT-2" and "SentencePiece"):
+ * - a directory holding SentencePiece's `tokenizer.model`, or OpenAI's
+ *   `encoder.json` + `vocab.bpe`, or Hugging Face's names for the same
+ *   files, `vocab.json` + `merges.txt`;
+ * - a SentencePiece model file (`tokenizer.model`, a protobuf ModelProto)
+ *   of a BPE model with the identity normalizer: a ::TLM_TOKENIZER_SENTENCEPIECE
+ *   tokenizer. Unigram, word and character models, normalizers other
+ *   than identity (`nmt_nfkc`, ...: tlm does not normalize),
+ *   remove_extra_whitespaces, user-defined and unused pieces are
+ *   TLM_E_UNSUPPORTED naming the field;
+ * - llama2.c's `tokenizer.bin` (a max_token_length, then per token a
+ *   float score, a length and its bytes, spaces written as ' '; ids 0, 1, 2
+ *   unknown, begin, end; `<0xNN>` pieces are byte fallback): a
+ *   ::TLM_TOKENIZER_SENTENCEPIECE tokenizer;
  * - a file in tiktoken's rank format (`gpt2.tiktoken`-style: a base64
  *   token, a space and its rank per line; the rank is the id and the
- *   merges are derived from the ranks);
+ *   merges are derived from the ranks): a ::TLM_TOKENIZER_GPT2 tokenizer;
  * - a file written by tlm_tokenizer_save(), of any kind.
- * `<|endoftext|>` is the special token; a vocabulary without it (a
- * tiktoken file) gets it as its last id.
+ * GPT-2 vocabularies: `<|endoftext|>` is the special token; a vocabulary
+ * without it (a tiktoken file) gets it as its last id.
  * @param[out] out the tokenizer, or NULL on failure
  * @param ctx      hooks as in tlm_tokenizer_train(), or NULL
  * @param path     the directory or file
  * @return TLM_OK; TLM_E_IO when a file is missing or unreadable;
  *         TLM_E_FORMAT for malformed content (the message names the file
- *         and the line or byte offset); TLM_E_NOMEM; TLM_E_INVALID
+ *         and the line, byte offset or field); TLM_E_UNSUPPORTED for a
+ *         SentencePiece model tlm cannot encode exactly; TLM_E_NOMEM;
+ *         TLM_E_INVALID
  */
 TLM_API int tlm_tokenizer_import(tlm_tokenizer **out, tlm_context *ctx,
                                  const char *path);
 
 /**
- * Write a ::TLM_TOKENIZER_GPT2 tokenizer as `encoder.json` + `vocab.bpe`
- * in the directory `dir` (created if absent; each file replaced
- * atomically), which tlm_tokenizer_import() reads back to the same ids.
+ * Write a tokenizer in its kind's published form into the directory `dir`
+ * (created if absent; each file replaced atomically), which
+ * tlm_tokenizer_import() reads back to the same ids: a ::TLM_TOKENIZER_GPT2
+ * tokenizer as `encoder.json` + `vocab.bpe`, a ::TLM_TOKENIZER_SENTENCEPIECE
+ * tokenizer as `tokenizer.model` (a ModelProto the sentencepiece library
+ * loads and encodes with the same ids).
  * `tok` is const: a failure is recorded only in tlm_last_error().
  * @return TLM_OK; TLM_E_INVALID for another kind or NULL arguments;
  *         TLM_E_IO; TLM_E_NOMEM
  */
 TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir);
+
+/** File formats of tlm_tokenizer_export_as(). */
+enum tlm_tokenizer_format {
+    TLM_TOKENIZER_FORMAT_TLM = 0,           /**< tlm_tokenizer_save()'s file */
+    TLM_TOKENIZER_FORMAT_GPT2 = 1,          /**< a directory: encoder.json +
+                                                 vocab.bpe */
+    TLM_TOKENIZER_FORMAT_SENTENCEPIECE = 2, /**< a tokenizer.model file */
+    TLM_TOKENIZER_FORMAT_LLAMA2C = 3        /**< llama2.c's tokenizer.bin
+                                                 file */
+};
+
+/**
+ * Write a tokenizer in the ::tlm_tokenizer_format `format` at `path` (a
+ * file, replaced atomically; a directory, created if absent, for
+ * TLM_TOKENIZER_FORMAT_GPT2). TLM_TOKENIZER_FORMAT_TLM holds every kind;
+ * GPT2 only ::TLM_TOKENIZER_GPT2; SENTENCEPIECE and LLAMA2C only
+ * ::TLM_TOKENIZER_SENTENCEPIECE, and LLAMA2C only what tokenizer.bin can
+ * say (unknown, begin, end at ids 0, 1, 2, no padding id, the dummy prefix,
+ * the default unknown surface, byte fallback exactly when the model has
+ * byte pieces). Nothing is written on failure.
+ * `tok` is const: a failure is recorded only in tlm_last_error().
+ * @return TLM_OK; TLM_E_UNSUPPORTED for a kind or model the format cannot
+ *         hold (the message names the field); TLM_E_INVALID for NULL
+ *         arguments or an unknown format; TLM_E_IO; TLM_E_NOMEM
+ */
+TLM_API int tlm_tokenizer_export_as(const tlm_tokenizer *tok, const char *path,
+                                    int32_t format);
 
 /**
  * Opaque streaming decoder: ids go in one at a time, text comes out in

@@ -671,7 +671,8 @@ def cross_entropy(logits, targets, ignore_index=-1):
 # --------------------------------------------------------------- tokenizer
 
 _TOKENIZER_KINDS = {"byte": 0, "char": 1, "bpe": 2}
-_TOKENIZER_KIND_NAMES = {0: "byte", 1: "char", 2: "bpe", 3: "gpt2"}
+_TOKENIZER_KIND_NAMES = {0: "byte", 1: "char", 2: "bpe", 3: "gpt2",
+                         4: "sentencepiece"}
 
 
 class Tokenizer(_Handle):
@@ -718,7 +719,7 @@ class Tokenizer(_Handle):
 
     @property
     def kind(self):
-        """"byte", "char", "bpe" or "gpt2"."""
+        """"byte", "char", "bpe", "gpt2" or "sentencepiece"."""
         return _TOKENIZER_KIND_NAMES[_L().tlm_tokenizer_kind(self.handle)]
 
     def close(self):

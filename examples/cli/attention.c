@@ -106,14 +106,25 @@ int cmd_attention(int argc, char **argv) {
     tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
     const size_t length = strlen(prompt);
-    int32_t *ids = malloc((length > 0 ? length : 1) * sizeof *ids);
+    /* A SentencePiece tokenizer starts the text with its begin id, as
+     * tlm_generate does, and may give up to 3 * length + 1 ids. */
+    const int32_t bos = tlm_tokenizer_kind(tok) == TLM_TOKENIZER_SENTENCEPIECE
+                            ? tlm_tokenizer_special_id(tok, TLM_TOKEN_BOS)
+                            : -1;
+    const size_t first = bos >= 0 ? 1 : 0, capacity = 3 * length + 3;
+    int32_t *ids = malloc((capacity + first) * sizeof *ids);
     float *w = NULL;
     size_t n_ids = 0;
     if (ids == NULL) {
         status = cli_error(CLI_EXIT_RUNTIME, "attention", "out of memory");
-    } else if (tlm_tokenizer_encode(tok, prompt, length, ids, length, &n_ids) != TLM_OK) {
+    } else if (tlm_tokenizer_encode(tok, prompt, length, ids + first, capacity, &n_ids) !=
+               TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "attention", "%s", tlm_tokenizer_last_error(tok));
     } else {
+        if (first) {
+            ids[0] = bos;
+            n_ids++;
+        }
         int32_t n = (int32_t)(n_ids < MAX_TOKENS ? n_ids : MAX_TOKENS);
         if (n > c.max_context)
             n = c.max_context;

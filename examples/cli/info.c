@@ -130,7 +130,7 @@ int cmd_info(int argc, char **argv) {
     static const char *const norms[] = {"layer", "rms"};
     static const char *const placements[] = {"pre", "post"};
     static const char *const activations[] = {"gelu", "gelu-exact", "relu", "swiglu"};
-    static const char *const kinds[] = {"byte", "char", "bpe", "gpt2"};
+    static const char *const kinds[] = {"byte", "char", "bpe", "gpt2", "sentencepiece"};
     printf("model: %s\n", positional[0]);
     printf("kind: %s\n", c.n_encoder_layers == 0 ? "decoder-only"
                          : c.n_decoder_layers == 0 ? "encoder-only" : "encoder-decoder");
@@ -168,7 +168,7 @@ int cmd_info(int argc, char **argv) {
         printf("tokenizer: none\n");
     } else {
         printf("tokenizer: %s, %d ids (%d BPE merges)\n",
-               name_of(tlm_tokenizer_kind(tok), kinds, 4), (int)tlm_tokenizer_vocab_size(tok),
+               name_of(tlm_tokenizer_kind(tok), kinds, 5), (int)tlm_tokenizer_vocab_size(tok),
                (int)tlm_tokenizer_merge_count(tok));
         print_vocabulary(tok, 300);
     }

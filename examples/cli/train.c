@@ -168,8 +168,8 @@ static int join_mpi_job(job *j) {
 }
 
 static const char *tokenizer_kind_name(int32_t kind) {
-    static const char *const names[] = {"byte", "char", "bpe", "gpt2"};
-    return kind >= 0 && kind < 4 ? names[kind] : "another kind";
+    static const char *const names[] = {"byte", "char", "bpe", "gpt2", "sentencepiece"};
+    return kind >= 0 && kind < 5 ? names[kind] : "another kind";
 }
 
 /* Appends "--name value (the model's ...)" to the list of conflicts. */

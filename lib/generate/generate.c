@@ -10,6 +10,7 @@
 #include "base/params.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "text/tokenizer.h"
 
 /* Positions scored per session call: bounds the logits buffer to this
  * many rows of the vocabulary. */
@@ -44,16 +45,28 @@ static int check_pair(tlm_session *session, tlm_tokenizer *tokenizer,
 }
 
 /* Encodes `length` bytes into host memory: *ids (release with
- * tlmi_host_free(host, *ids, *capacity * sizeof(int32_t))). */
+ * tlmi_host_free(host, *ids, *capacity * sizeof(int32_t))), the
+ * begin-of-text id first when `bos` and the tokenizer adds one
+ * (SentencePiece, as llama2.c and Hugging Face do). */
 static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
-                  const char *text, size_t length, int32_t **ids, size_t *n,
-                  size_t *capacity) {
+                  const char *text, size_t length, int bos, int32_t **ids,
+                  size_t *n, size_t *capacity) {
     *ids = NULL;
-    *capacity = length > 0 ? length : 1;
+    const int sp = tokenizer->kind == TLM_TOKENIZER_SENTENCEPIECE;
+    const size_t first = bos && tlmi_tokenizer_adds_bos(tokenizer) ? 1 : 0;
+    /* SentencePiece: the dummy prefix, and 3 byte pieces for a byte that
+     * starts no valid character. */
+    if (length > (SIZE_MAX / sizeof **ids - 4) / 3)
+        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+    *capacity = (sp ? 3 * length + 3 : length > 0 ? length : 1) + first;
     *ids = tlmi_host_alloc(host, *capacity * sizeof **ids, 64);
     if (*ids == NULL)
         return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    int status = tlm_tokenizer_encode(tokenizer, text, length, *ids, *capacity, n);
+    if (first)
+        (*ids)[0] = tokenizer->bos_id;
+    int status = tlm_tokenizer_encode(tokenizer, text, length, *ids + first,
+                                      *capacity - first, n);
+    *n += first;
     if (status != TLM_OK) {
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
         *ids = NULL;
@@ -142,8 +155,8 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
 
     int32_t *prompt_ids = NULL;
     size_t n_prompt = 0, prompt_capacity = 0;
-    status = encode(host, what, tokenizer, prompt, length, &prompt_ids, &n_prompt,
-                    &prompt_capacity);
+    status = encode(host, what, tokenizer, prompt, length, 1, &prompt_ids,
+                    &n_prompt, &prompt_capacity);
     if (status != TLM_OK)
         return status;
     generation g = {host, session, NULL, 0, NULL, config.max_context, NULL, 0,
@@ -165,6 +178,8 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     status = tlm_token_stream_create(&stream, tokenizer);
     if (status != TLM_OK)
         goto cleanup;
+    /* The generated text continues the prompt: its first space stays. */
+    tlmi_token_stream_continue(stream);
     status = tlm_sampler_reset(sampler);
     if (status != TLM_OK)
         goto cleanup;
@@ -290,7 +305,8 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     *n_scored = 0;
     int32_t *ids = NULL;
     size_t n = 0, capacity = 0;
-    int status = encode(host, what, tokenizer, text, length, &ids, &n, &capacity);
+    int status = encode(host, what, tokenizer, text, length, 1, &ids, &n,
+                        &capacity);
     if (status != TLM_OK)
         return status;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
@@ -338,10 +354,12 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
     double sum = 0;
     int64_t scored = 0;
-    int status = encode(host, what, tokenizer, prompt, prompt_length, &a, &na, &ca);
+    int status = encode(host, what, tokenizer, prompt, prompt_length, 1, &a,
+                        &na, &ca);
     if (status != TLM_OK)
         goto cleanup;
-    status = encode(host, what, tokenizer, continuation, continuation_length, &b, &nb, &cb);
+    status = encode(host, what, tokenizer, continuation, continuation_length, 0,
+                    &b, &nb, &cb);
     if (status != TLM_OK)
         goto cleanup;
     if (na == 0) {

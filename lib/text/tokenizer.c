@@ -71,6 +71,19 @@ void tlmi_tokenizer_release(tlm_tokenizer *tok) {
                    tok->rank_capacity * sizeof *tok->rank_keys);
     tlmi_host_free(&host, tok->rank_values,
                    tok->rank_capacity * sizeof *tok->rank_values);
+    if (tok->piece_offsets != NULL)
+        tlmi_host_free(&host, tok->piece_offsets,
+                       ((size_t)tok->vocab_size + 1) * sizeof *tok->piece_offsets);
+    tlmi_host_free(&host, tok->piece_data, tok->piece_data_size);
+    if (tok->piece_scores != NULL)
+        tlmi_host_free(&host, tok->piece_scores,
+                       (size_t)tok->vocab_size * sizeof *tok->piece_scores);
+    if (tok->piece_types != NULL)
+        tlmi_host_free(&host, tok->piece_types, (size_t)tok->vocab_size);
+    tlmi_host_free(&host, tok->piece_table,
+                   tok->piece_table_capacity * sizeof *tok->piece_table);
+    tlmi_host_free(&host, tok->joint_keys,
+                   tok->joint_capacity * sizeof *tok->joint_keys);
     tlmi_host_free(&host, tok, sizeof *tok);
 }
 
@@ -404,10 +417,16 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                          "%s: params.kind 3 (GPT-2) is not trained: read "
                          "GPT-2's vocabulary with tlm_tokenizer_import()",
                          who);
+    case TLM_TOKENIZER_SENTENCEPIECE:
+        return tlmi_fail(&host, TLM_E_INVALID,
+                         "%s: params.kind 4 (SentencePiece) is not trained: "
+                         "read a tokenizer.model or tokenizer.bin with "
+                         "tlm_tokenizer_import()",
+                         who);
     default:
         return tlmi_fail(&host, TLM_E_INVALID,
                          "%s: params.kind %d is not a tlm_tokenizer_kind "
-                         "(0 byte, 1 char, 2 BPE, 3 GPT-2)",
+                         "(0 byte, 1 char, 2 BPE, 3 GPT-2, 4 SentencePiece)",
                          who, (int)params.kind);
     }
     const int32_t smallest = 256 + TLMI_N_SPECIAL;
@@ -456,15 +475,28 @@ TLM_API int32_t tlm_tokenizer_vocab_size(const tlm_tokenizer *tok) {
 TLM_API int32_t tlm_tokenizer_special_id(tlm_tokenizer *tok, int32_t which) {
     const char *who = "tlm_tokenizer_special_id";
     TLMI_CHECK_NOT_NULL(NULL, who, tok);
+    static const char *const names[] = {"begin-of-text", "end-of-text",
+                                        "padding"};
     switch (which) {
-    case TLM_TOKEN_BOS: return tok->bos_id;
-    case TLM_TOKEN_EOS: return tok->eos_id;
-    case TLM_TOKEN_PAD: return tok->pad_id;
+    case TLM_TOKEN_BOS:
+    case TLM_TOKEN_EOS:
+    case TLM_TOKEN_PAD: {
+        int32_t id = which == TLM_TOKEN_BOS   ? tok->bos_id
+                     : which == TLM_TOKEN_EOS ? tok->eos_id
+                                              : tok->pad_id;
+        if (id < 0)
+            return tlmi_fail(&tok->host, TLM_E_RANGE,
+                             "%s: the SentencePiece model has no %s id "
+                             "(trainer_spec says -1)",
+                             who, names[which]);
+        return id;
+    }
     case TLM_TOKEN_UNK:
         if (tok->unk_id < 0)
             return tlmi_fail(&tok->host, TLM_E_RANGE,
-                             "%s: only character-level tokenizers have an "
-                             "unknown token (TLM_TOKEN_UNK)",
+                             "%s: only character-level and SentencePiece "
+                             "tokenizers have an unknown token "
+                             "(TLM_TOKEN_UNK)",
                              who);
         return tok->unk_id;
     default:
@@ -610,6 +642,17 @@ static int encode_text(tlm_tokenizer *tok, const unsigned char *text,
         }
         return TLM_OK;
     }
+    if (tok->kind == TLM_TOKENIZER_SENTENCEPIECE) {
+        if (n == 0)
+            return TLM_OK;
+        int32_t *ids = NULL;
+        size_t count = 0, capacity = 0;
+        TLMI_TRY(tlmi_sp_encode(tok, text, n, &ids, &count, &capacity, who));
+        for (size_t i = 0; i < count; i++)
+            put_id(sink, ids[i]);
+        tlmi_host_free(&tok->host, ids, capacity * sizeof *ids);
+        return TLM_OK;
+    }
     /* BPE and GPT-2: BPE within each piece of the pre-split. Only GPT-2's
      * pieces can be longer than TLMI_CHUNK_MAX. */
     const int gpt2 = tok->kind == TLM_TOKENIZER_GPT2;
@@ -686,6 +729,8 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
     TLMI_CHECK_BUFFER(host, who, text, capacity);
     TLMI_CHECK_BUFFER(host, who, ids, n_ids);
     size_t total = 0;
+    const int sp = tok->kind == TLM_TOKENIZER_SENTENCEPIECE;
+    tlmi_sp_decoder state = {1};
     for (size_t i = 0; i < n_ids; i++) {
         int32_t id = ids[i];
         if (id < 0 || id >= tok->vocab_size)
@@ -694,6 +739,10 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
                              "0..%d",
                              who, i, (int)id, (int)tok->vocab_size - 1);
         size_t len = tok->token_offsets[id + 1] - tok->token_offsets[id];
+        if (sp) {
+            const unsigned char *bytes;
+            tlmi_sp_decode_piece(tok, &state, id, &bytes, &len);
+        }
         if (len > SIZE_MAX - total)
             return tlmi_fail(host, TLM_E_OVERFLOW,
                              "%s: the decoded length overflows at ids[%zu]",
@@ -704,12 +753,15 @@ TLM_API int tlm_tokenizer_decode(tlm_tokenizer *tok, const int32_t *ids,
     if (text == NULL)
         return TLM_OK;
     size_t at = 0;
+    state.at_start = 1;
     for (size_t i = 0; i < n_ids && at < capacity; i++) {
-        size_t off = tok->token_offsets[ids[i]];
-        size_t len = tok->token_offsets[ids[i] + 1] - off;
+        const unsigned char *bytes = tok->token_data + tok->token_offsets[ids[i]];
+        size_t len = tok->token_offsets[ids[i] + 1] - tok->token_offsets[ids[i]];
+        if (sp)
+            tlmi_sp_decode_piece(tok, &state, ids[i], &bytes, &len);
         if (len > capacity - at)
             len = capacity - at;
-        memcpy(text + at, tok->token_data + off, len);
+        memcpy(text + at, bytes, len);
         at += len;
     }
     if (total > capacity)

@@ -65,6 +65,30 @@ struct tlm_tokenizer {
     int32_t *rank_values;        /* [rank_capacity] */
     size_t rank_capacity;        /* a power of two, or 0 without merges */
     int rank_shift;              /* 64 - log2(rank_capacity) */
+
+    /* SentencePiece (tokenizer_sentencepiece.c): every piece as the model
+     * spells it (U+2581 for a space), its score and its type (a
+     * TLMI_SP_* value); token_data holds what each id decodes to. A piece
+     * is found from its bytes by open addressing (piece_table). */
+    size_t *piece_offsets;       /* [vocab_size + 1] */
+    unsigned char *piece_data;   /* [piece_data_size] */
+    size_t piece_data_size;
+    size_t max_piece_bytes;      /* longest piece */
+    float *piece_scores;         /* [vocab_size] */
+    uint8_t *piece_types;        /* [vocab_size] */
+    int32_t *piece_table;        /* [piece_table_capacity], ids or -1 */
+    size_t piece_table_capacity; /* a power of two, or 0 */
+    /* Pairs of characters that sit side by side inside some NORMAL piece
+     * (each character's UTF-8 bytes packed big-endian in 32 bits, the
+     * left one high): no merge crosses a boundary between two characters
+     * that are not such a pair, so encoding handles the text between
+     * those boundaries one part at a time. Open addressing, UINT64_MAX
+     * empty. */
+    uint64_t *joint_keys;        /* [joint_capacity] */
+    size_t joint_capacity;       /* a power of two, or 0 */
+    int add_dummy_prefix;        /* a U+2581 before non-empty text */
+    int escape_whitespaces;      /* spaces become U+2581 */
+    int byte_fallback;           /* unknown characters as <0xNN> pieces */
 };
 
 /* --- pre-split ----------------------------------------------------------- */
@@ -166,6 +190,92 @@ int tlmi_tiktoken_read(tlm_tokenizer **out, tlmi_host *host,
 int tlmi_gpt2_export(const tlm_tokenizer *tok, const char *dir,
                      const char *vocab_name, const char *merges_name,
                      const char *who);
+
+/* --- SentencePiece ---------------------------------------------------------- */
+
+/* Piece types, numbered as in sentencepiece_model.proto. */
+enum {
+    TLMI_SP_NORMAL = 1,
+    TLMI_SP_UNKNOWN = 2,
+    TLMI_SP_CONTROL = 3,
+    TLMI_SP_USER_DEFINED = 4,
+    TLMI_SP_UNUSED = 5,
+    TLMI_SP_BYTE = 6
+};
+
+/* A SentencePiece vocabulary as the readers gather it: piece id's bytes
+ * are data[offsets[id] .. offsets[id + 1]). Ids are -1 when absent. */
+typedef struct tlmi_sp_vocab {
+    int32_t n_pieces;
+    const size_t *offsets;       /* [n_pieces + 1] */
+    const unsigned char *data;
+    const float *scores;         /* [n_pieces] */
+    const uint8_t *types;        /* [n_pieces], TLMI_SP_* */
+    int32_t bos_id, eos_id, pad_id;
+    int add_dummy_prefix, escape_whitespaces, byte_fallback;
+    const unsigned char *unk_surface; /* what UNK decodes to */
+    size_t unk_surface_length;
+} tlmi_sp_vocab;
+
+/* Builds a TLM_TOKENIZER_SENTENCEPIECE tokenizer, validating everything
+ * (pieces 1..TLMI_CHUNK_MAX bytes and all different, one UNKNOWN piece,
+ * byte pieces spelled <0xNN> and only with byte fallback, no piece type
+ * tlm cannot encode exactly, finite scores). TLM_E_FORMAT or
+ * TLM_E_UNSUPPORTED "<who>: <what>"; TLM_E_NOMEM. */
+int tlmi_sp_build(tlm_tokenizer **out, const tlmi_host *host,
+                  const tlmi_sp_vocab *vocab, const char *who);
+
+/* SentencePiece's ModelProto (a tokenizer.model file) in memory
+ * (sentencepiece_model.c); any bytes are safe to pass. */
+int tlmi_sp_read_model(tlm_tokenizer **out, const tlmi_host *host,
+                       const unsigned char *data, size_t size,
+                       const char *who);
+
+/* Size of the ModelProto that describes a SentencePiece tokenizer, and
+ * writing it (tlmi_sp_model_size bytes) into `out`. */
+size_t tlmi_sp_model_size(const tlm_tokenizer *tok);
+void tlmi_sp_model_write(const tlm_tokenizer *tok, unsigned char *out);
+
+/* llama2.c's tokenizer.bin in memory; any bytes are safe to pass. */
+int tlmi_sp_read_llama2c(tlm_tokenizer **out, const tlmi_host *host,
+                         const unsigned char *data, size_t size,
+                         const char *who);
+
+/* Writes a SentencePiece tokenizer in llama2.c's tokenizer.bin form into
+ * host memory (*data, *size; release with tlmi_host_free(host, *data,
+ * *size)). A tokenizer the form cannot hold is TLM_E_UNSUPPORTED naming
+ * the field (recorded on `host` with `who`). */
+int tlmi_sp_write_llama2c(const tlm_tokenizer *tok, tlmi_host *host,
+                          unsigned char **data, size_t *size,
+                          const char *who);
+
+/* SentencePiece's encoding of text[0..n) (n >= 1) into host memory:
+ * *ids (room for *capacity, release with tlmi_host_free) and their count
+ * *n_ids. TLM_E_NOMEM recorded on tok->host with `who`. */
+int tlmi_sp_encode(tlm_tokenizer *tok, const unsigned char *text, size_t n,
+                   int32_t **ids, size_t *n_ids, size_t *capacity,
+                   const char *who);
+
+/* Decoding state of SentencePiece's rule that drops the leading space of
+ * the first piece (docs/tokenizer.md, "SentencePiece"). */
+typedef struct tlmi_sp_decoder {
+    int at_start; /* nothing has been decoded yet */
+} tlmi_sp_decoder;
+
+/* The bytes id decodes to in this position (a view into the tokenizer),
+ * advancing the state. */
+void tlmi_sp_decode_piece(const tlm_tokenizer *tok, tlmi_sp_decoder *state,
+                          int32_t id, const unsigned char **bytes,
+                          size_t *length);
+
+/* Whether generation and scoring put the begin-of-text id before the
+ * encoded text (SentencePiece tokenizers, as llama2.c and Hugging Face
+ * do). */
+int tlmi_tokenizer_adds_bos(const tlm_tokenizer *tok);
+
+/* Marks a stream as continuing text that was decoded elsewhere (a
+ * prompt): its first piece keeps its leading space. */
+void tlmi_token_stream_continue(tlm_token_stream *stream);
 
 /* Frees a tokenizer built by either builder (tlm_tokenizer_free()). */
 void tlmi_tokenizer_release(tlm_tokenizer *tok);

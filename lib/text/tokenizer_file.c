@@ -19,8 +19,11 @@
 /* Version 1: kinds byte, char and BPE. Version 2 adds the GPT-2 kind,
  * whose files are version 2; the other kinds are still written as
  * version 1, so that older libraries read them. */
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 3u
 #define GPT2_VERSION 2u
+/* Version 3 adds the SentencePiece kind, whose body is its ModelProto
+ * (the bytes of a tokenizer.model file). */
+#define SENTENCEPIECE_VERSION 3u
 #define HEADER_SIZE 40
 /* Largest tokenizer file read (16M ids of at most a few bytes each fit
  * far below it). */
@@ -62,6 +65,8 @@ static size_t gpt2_body_size(const tlm_tokenizer *tok) {
 }
 
 size_t tlmi_tokenizer_image_size(const tlm_tokenizer *tok) {
+    if (tok->kind == TLM_TOKENIZER_SENTENCEPIECE)
+        return HEADER_SIZE + tlmi_sp_model_size(tok) + CHECKSUM_SIZE;
     if (tok->kind == TLM_TOKENIZER_GPT2)
         return HEADER_SIZE + gpt2_body_size(tok) + CHECKSUM_SIZE;
     return HEADER_SIZE + item_count(tok) * item_size((uint32_t)tok->kind) +
@@ -70,17 +75,24 @@ size_t tlmi_tokenizer_image_size(const tlm_tokenizer *tok) {
 
 void tlmi_tokenizer_write_image(const tlm_tokenizer *tok, unsigned char *out) {
     memcpy(out, MAGIC, MAGIC_SIZE);
+    const int sp = tok->kind == TLM_TOKENIZER_SENTENCEPIECE;
     tlmi_put_u32(out + AT_VERSION,
-                 tok->kind == TLM_TOKENIZER_GPT2 ? GPT2_VERSION : 1u);
+                 sp ? SENTENCEPIECE_VERSION
+                 : tok->kind == TLM_TOKENIZER_GPT2 ? GPT2_VERSION : 1u);
     tlmi_put_u32(out + AT_KIND, (uint32_t)tok->kind);
     tlmi_put_u32(out + AT_VOCAB, (uint32_t)tok->vocab_size);
-    tlmi_put_u32(out + AT_BOS, (uint32_t)tok->bos_id);
-    tlmi_put_u32(out + AT_EOS, (uint32_t)tok->eos_id);
-    tlmi_put_u32(out + AT_PAD, (uint32_t)tok->pad_id);
+    tlmi_put_u32(out + AT_BOS, tok->bos_id < 0 ? NO_ID : (uint32_t)tok->bos_id);
+    tlmi_put_u32(out + AT_EOS, tok->eos_id < 0 ? NO_ID : (uint32_t)tok->eos_id);
+    tlmi_put_u32(out + AT_PAD, tok->pad_id < 0 ? NO_ID : (uint32_t)tok->pad_id);
     tlmi_put_u32(out + AT_UNK, tok->unk_id < 0 ? NO_ID : (uint32_t)tok->unk_id);
-    tlmi_put_u32(out + AT_COUNT, (uint32_t)item_count(tok));
+    const size_t model_size = sp ? tlmi_sp_model_size(tok) : 0;
+    tlmi_put_u32(out + AT_COUNT,
+                 sp ? (uint32_t)model_size : (uint32_t)item_count(tok));
     unsigned char *p = out + HEADER_SIZE;
-    if (tok->kind == TLM_TOKENIZER_GPT2) {
+    if (sp) {
+        tlmi_sp_model_write(tok, p);
+        p += model_size;
+    } else if (tok->kind == TLM_TOKENIZER_GPT2) {
         for (int32_t id = 0; id < tok->vocab_size; id++, p += 4)
             tlmi_put_u32(p, (uint32_t)(tok->token_offsets[id + 1] -
                                        tok->token_offsets[id]));
@@ -202,6 +214,52 @@ static int read_gpt2_image(tlm_tokenizer **out, tlmi_host *host,
     return status;
 }
 
+/* The SentencePiece kind's body: the ModelProto (AT_COUNT bytes). */
+static int read_sp_image(tlm_tokenizer **out, tlmi_host *host,
+                         const unsigned char *data, size_t size,
+                         const char *who) {
+    const uint32_t model_size = tlmi_get_u32(data + AT_COUNT);
+    const size_t expected = HEADER_SIZE + (size_t)model_size + CHECKSUM_SIZE;
+    if (model_size > MAX_FILE_BYTES || size != expected)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: %s at offset %zu: a %u-byte model makes a file "
+                         "of %zu bytes",
+                         who, size < expected ? "truncated" : "unexpected bytes",
+                         size < expected ? size : expected,
+                         (unsigned)model_size, expected);
+    const size_t at_checksum = expected - CHECKSUM_SIZE;
+    uint32_t stored = tlmi_get_u32(data + at_checksum);
+    uint32_t actual = tlmi_crc32(0, data, at_checksum);
+    if (stored != actual)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: checksum 0x%08X at offset %zu does not match "
+                         "the content's CRC-32 0x%08X: the data is corrupt",
+                         who, (unsigned)stored, at_checksum,
+                         (unsigned)actual);
+    char model_who[320];
+    snprintf(model_who, sizeof model_who, "%.250s: the model at offset %d",
+             who, HEADER_SIZE);
+    tlm_tokenizer *tok = NULL;
+    TLMI_TRY(tlmi_sp_read_model(&tok, host, data + HEADER_SIZE, model_size,
+                                model_who));
+    /* The header repeats what the model says. */
+    const int32_t expect[5] = {tok->vocab_size, tok->bos_id, tok->eos_id,
+                               tok->pad_id, tok->unk_id};
+    static const char *const names[5] = {"vocabulary size", "begin-of-text id",
+                                         "end-of-text id", "padding id",
+                                         "unknown id"};
+    for (int k = 0; k < 5; k++) {
+        int status = check_id(host, who, data, AT_VOCAB + 4 * k, names[k],
+                              expect[k] < 0 ? NO_ID : (uint32_t)expect[k]);
+        if (status != TLM_OK) {
+            tlmi_tokenizer_release(tok);
+            return status;
+        }
+    }
+    *out = tok;
+    return TLM_OK;
+}
+
 int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                               const unsigned char *data, size_t size,
                               const char *who) {
@@ -229,11 +287,20 @@ int tlmi_tokenizer_read_image(tlm_tokenizer **out, const tlmi_host *host_in,
                          "this library's %u; update libtlm",
                          who, (unsigned)version, AT_VERSION, FORMAT_VERSION);
     uint32_t kind = tlmi_get_u32(data + AT_KIND);
-    if (kind > TLM_TOKENIZER_GPT2)
+    if (kind > TLM_TOKENIZER_SENTENCEPIECE)
         return tlmi_fail(&host, TLM_E_FORMAT,
                          "%s: kind %u at offset %d is not a tokenizer kind "
-                         "(0 byte, 1 char, 2 BPE, 3 GPT-2)",
+                         "(0 byte, 1 char, 2 BPE, 3 GPT-2, 4 SentencePiece)",
                          who, (unsigned)kind, AT_KIND);
+    if (kind == TLM_TOKENIZER_SENTENCEPIECE) {
+        if (version < SENTENCEPIECE_VERSION)
+            return tlmi_fail(&host, TLM_E_FORMAT,
+                             "%s: kind 4 (SentencePiece) at offset %d needs "
+                             "format version %u, the file says %u",
+                             who, AT_KIND, SENTENCEPIECE_VERSION,
+                             (unsigned)version);
+        return read_sp_image(out, &host, data, size, who);
+    }
     if (kind == TLM_TOKENIZER_GPT2) {
         if (version < GPT2_VERSION)
             return tlmi_fail(&host, TLM_E_FORMAT,

@@ -522,10 +522,17 @@ static int is_file(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* encoder.json + vocab.bpe (or vocab.json + merges.txt) in `dir`. */
+static int import_file(tlm_tokenizer **out, tlmi_host *host,
+                       const char *path);
+
+/* tokenizer.model, or encoder.json + vocab.bpe (or vocab.json +
+ * merges.txt) in `dir`. */
 static int import_directory(tlm_tokenizer **out, tlmi_host *host,
                             const char *dir) {
     char vocab_path[4096], merges_path[4096];
+    snprintf(vocab_path, sizeof vocab_path, "%s/tokenizer.model", dir);
+    if (is_file(vocab_path))
+        return import_file(out, host, vocab_path);
     snprintf(vocab_path, sizeof vocab_path, "%s/encoder.json", dir);
     snprintf(merges_path, sizeof merges_path, "%s/vocab.bpe", dir);
     if (!is_file(vocab_path)) {
@@ -534,7 +541,8 @@ static int import_directory(tlm_tokenizer **out, tlmi_host *host,
         if (!is_file(vocab_path))
             return tlmi_fail(host, TLM_E_IO,
                              "tlm_tokenizer_import: the directory '%.200s' "
-                             "holds neither encoder.json + vocab.bpe nor "
+                             "holds neither tokenizer.model nor "
+                             "encoder.json + vocab.bpe nor "
                              "vocab.json + merges.txt",
                              dir);
     }
@@ -630,9 +638,15 @@ TLM_API int tlm_tokenizer_import(tlm_tokenizer **out, tlm_context *ctx,
                          who, path, strerror(errno));
     if (S_ISDIR(st.st_mode))
         return import_directory(out, &host, path);
+    return import_file(out, &host, path);
+}
+
+static int import_file(tlm_tokenizer **out, tlmi_host *host,
+                       const char *path) {
+    const char *who = "tlm_tokenizer_import";
     void *data = NULL;
     size_t size = 0;
-    TLMI_TRY(read_file(&host, path, &data, &size));
+    TLMI_TRY(read_file(host, path, &data, &size));
     const char *text = data;
     char file_who[300];
     snprintf(file_who, sizeof file_who, "%s: '%.250s'", who, path);
@@ -641,17 +655,26 @@ TLM_API int tlm_tokenizer_import(tlm_tokenizer **out, tlm_context *ctx,
                             text[first] == '\r' || text[first] == '\t'))
         first++;
     int status;
+    const unsigned char *bytes = data;
     if (size >= 8 && memcmp(text, "TLMTOKEN", 8) == 0)
-        status = tlmi_tokenizer_read_image(out, &host, data, size, file_who);
+        status = tlmi_tokenizer_read_image(out, host, data, size, file_who);
+    /* llama2.c's tokenizer.bin starts with a small little-endian int32
+     * (max_token_length); a ModelProto with its first field, pieces
+     * (tag 0x0A), whose body cannot start with two zero bytes. Neither
+     * text format has zero bytes. */
+    else if (size >= 4 && bytes[2] == 0 && bytes[3] == 0)
+        status = tlmi_sp_read_llama2c(out, host, bytes, size, file_who);
+    else if (size >= 2 && bytes[0] == 0x0A)
+        status = tlmi_sp_read_model(out, host, bytes, size, file_who);
     else if (first < size && text[first] == '{')
-        status = tlmi_fail(&host, TLM_E_FORMAT,
+        status = tlmi_fail(host, TLM_E_FORMAT,
                            "%s: a JSON file alone is not a tokenizer: give "
                            "the directory that holds encoder.json and "
                            "vocab.bpe (or vocab.json and merges.txt)",
                            file_who);
     else
-        status = tlmi_tiktoken_read(out, &host, text, size, path);
-    tlmi_file_free_contents(&host, data, size);
+        status = tlmi_tiktoken_read(out, host, text, size, path);
+    tlmi_file_free_contents(host, data, size);
     return status;
 }
 
@@ -740,9 +763,91 @@ int tlmi_gpt2_export(const tlm_tokenizer *tok, const char *dir,
     return status;
 }
 
+/* Writes `size` bytes made by a writer of tok's image to `path`
+ * atomically; failures go to the calling thread. */
+static int write_image(const tlm_tokenizer *tok, const char *path, int32_t format,
+                       const char *who) {
+    tlmi_host host = tok->host; /* tok is const */
+    host.last_error[0] = '\0';
+    unsigned char *data = NULL;
+    size_t size = 0;
+    int status = TLM_OK;
+    if (format == TLM_TOKENIZER_FORMAT_LLAMA2C) {
+        status = tlmi_sp_write_llama2c(tok, &host, &data, &size, who);
+    } else {
+        size = format == TLM_TOKENIZER_FORMAT_TLM ? tlmi_tokenizer_image_size(tok)
+                                                  : tlmi_sp_model_size(tok);
+        data = tlmi_host_alloc(&host, size, 64);
+        if (data == NULL)
+            status = tlmi_fail(&host, TLM_E_NOMEM,
+                               "%s: out of memory for %zu bytes", who, size);
+        else if (format == TLM_TOKENIZER_FORMAT_TLM)
+            tlmi_tokenizer_write_image(tok, data);
+        else
+            tlmi_sp_model_write(tok, data);
+    }
+    if (status == TLM_OK) {
+        status = tlmi_file_write_atomic(&host, path, data, size);
+        if (status != TLM_OK)
+            tlmi_fail_forward(&host, status, "%s", who);
+    }
+    if (data != NULL)
+        tlmi_host_free(&host, data, size);
+    if (status != TLM_OK)
+        tlmi_fail_thread(status, "%s", host.last_error);
+    return status;
+}
+
+static int check_sentencepiece(const tlm_tokenizer *tok, const char *who,
+                               const char *what) {
+    if (tok->kind == TLM_TOKENIZER_SENTENCEPIECE)
+        return TLM_OK;
+    return tlmi_fail_thread(TLM_E_UNSUPPORTED,
+                            "%s: the tokenizer is of kind %d; only "
+                            "SentencePiece tokenizers (kind 4) are written "
+                            "as %s", who, (int)tok->kind, what);
+}
+
 TLM_API int tlm_tokenizer_export(const tlm_tokenizer *tok, const char *dir) {
     const char *who = "tlm_tokenizer_export";
     TLMI_CHECK_NOT_NULL(NULL, who, tok);
     TLMI_CHECK_NOT_NULL(NULL, who, dir);
-    return tlmi_gpt2_export(tok, dir, "encoder.json", "vocab.bpe", who);
+    if (tok->kind != TLM_TOKENIZER_SENTENCEPIECE)
+        return tlmi_gpt2_export(tok, dir, "encoder.json", "vocab.bpe", who);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return tlmi_fail_thread(TLM_E_IO, "%s: cannot create the directory "
+                                "'%.200s': %s", who, dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    return write_image(tok, path, TLM_TOKENIZER_FORMAT_SENTENCEPIECE, who);
+}
+
+TLM_API int tlm_tokenizer_export_as(const tlm_tokenizer *tok, const char *path,
+                                    int32_t format) {
+    const char *who = "tlm_tokenizer_export_as";
+    TLMI_CHECK_NOT_NULL(NULL, who, tok);
+    TLMI_CHECK_NOT_NULL(NULL, who, path);
+    switch (format) {
+    case TLM_TOKENIZER_FORMAT_TLM:
+        return write_image(tok, path, format, who);
+    case TLM_TOKENIZER_FORMAT_GPT2:
+        if (tok->kind != TLM_TOKENIZER_GPT2)
+            return tlmi_fail_thread(TLM_E_UNSUPPORTED,
+                                    "%s: the tokenizer is of kind %d; only "
+                                    "GPT-2 tokenizers (kind 3) are written as "
+                                    "encoder.json + vocab.bpe",
+                                    who, (int)tok->kind);
+        return tlmi_gpt2_export(tok, path, "encoder.json", "vocab.bpe", who);
+    case TLM_TOKENIZER_FORMAT_SENTENCEPIECE:
+        TLMI_TRY(check_sentencepiece(tok, who, "tokenizer.model"));
+        return write_image(tok, path, format, who);
+    case TLM_TOKENIZER_FORMAT_LLAMA2C:
+        TLMI_TRY(check_sentencepiece(tok, who, "llama2.c's tokenizer.bin"));
+        return write_image(tok, path, format, who);
+    default:
+        return tlmi_fail_thread(TLM_E_INVALID,
+                                "%s: format %d is not a tlm_tokenizer_format "
+                                "(0 tlm, 1 GPT-2, 2 SentencePiece, 3 "
+                                "llama2.c)", who, (int)format);
+    }
 }

@@ -18,7 +18,12 @@ struct tlm_token_stream {
     size_t n_held;            /* 0..3 */
     unsigned char *buffer;    /* the piece: held bytes + one token */
     size_t capacity;          /* max_token_bytes + 3 */
+    tlmi_sp_decoder sp;       /* SentencePiece: the leading-space rule */
 };
+
+void tlmi_token_stream_continue(tlm_token_stream *stream) {
+    stream->sp.at_start = 0;
+}
 
 TLM_API int tlm_token_stream_create(tlm_token_stream **out,
                                     tlm_tokenizer *tok) {
@@ -31,6 +36,7 @@ TLM_API int tlm_token_stream_create(tlm_token_stream **out,
                          "%s: out of memory for the stream (%zu bytes)", who,
                          sizeof *s);
     s->tok = tok;
+    s->sp.at_start = 1;
     s->capacity = tok->max_token_bytes + 3;
     s->buffer = tlmi_host_alloc(&tok->host, s->capacity, 64);
     if (s->buffer == NULL) {
@@ -76,11 +82,13 @@ TLM_API int tlm_token_stream_push(tlm_token_stream *stream, int32_t id,
         return tlmi_fail(&stream->host, TLM_E_RANGE,
                          "%s: id %d is outside the vocabulary 0..%d", who,
                          (int)id, (int)tok->vocab_size - 1);
-    const size_t off = tok->token_offsets[id];
-    const size_t len = tok->token_offsets[id + 1] - off;
+    const unsigned char *bytes = tok->token_data + tok->token_offsets[id];
+    size_t len = tok->token_offsets[id + 1] - tok->token_offsets[id];
+    if (tok->kind == TLM_TOKENIZER_SENTENCEPIECE)
+        tlmi_sp_decode_piece(tok, &stream->sp, id, &bytes, &len);
     unsigned char *buf = stream->buffer;
     memcpy(buf, stream->held, stream->n_held);
-    memcpy(buf + stream->n_held, tok->token_data + off, len);
+    memcpy(buf + stream->n_held, bytes, len);
     const size_t n = stream->n_held + len;
     const size_t keep = tlmi_utf8_unfinished_tail(buf, n);
     memcpy(stream->held, buf + n - keep, keep);

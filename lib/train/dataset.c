@@ -346,6 +346,19 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
         }
         size_t n = 0;
         status = tlm_tokenizer_encode(tokenizer, text, size, ids, size, &n);
+        if (status == TLM_E_RANGE && n > size) {
+            /* A SentencePiece tokenizer can give more ids than bytes (its
+             * dummy prefix, byte pieces): encode again with room for all. */
+            tlmi_host_free(host, ids, ids_bytes);
+            ids_bytes = n * sizeof *ids;
+            ids = tlmi_host_alloc(host, ids_bytes, 64);
+            if (ids == NULL) {
+                status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory for %zu ids", what,
+                                   n);
+                goto cleanup;
+            }
+            status = tlm_tokenizer_encode(tokenizer, text, size, ids, n, &n);
+        }
         if (status != TLM_OK)
             goto cleanup;
         count = (int64_t)n;

@@ -101,6 +101,9 @@ static void tokenizer_calls_reject_null(void **state) {
     assert_message_names("tlm_tokenizer_import");
     assert_int_equal(tlm_tokenizer_export(NULL, "/tmp/x"), TLM_E_INVALID);
     assert_message_names("tlm_tokenizer_export");
+    assert_int_equal(tlm_tokenizer_export_as(NULL, "/tmp/x", TLM_TOKENIZER_FORMAT_TLM),
+                     TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_export_as");
 }
 
 static void tokenizer_calls_reject_bad_values(void **state) {
@@ -114,7 +117,11 @@ static void tokenizer_calls_reject_bad_values(void **state) {
     assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
     assert_message_names("params.kind");
     assert_message_names("tlm_tokenizer_import");
-    params.kind = 4;
+    params.kind = TLM_TOKENIZER_SENTENCEPIECE; /* imported, never trained */
+    assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
+    assert_message_names("params.kind");
+    assert_message_names("tlm_tokenizer_import");
+    params.kind = 5;
     assert_int_equal(tlm_tokenizer_train(&tok, NULL, "abc", 3, &params), TLM_E_INVALID);
     assert_message_names("params.kind");
     tlm_tokenizer_params_init(&params);
@@ -211,6 +218,29 @@ static void tokenizer_calls_reject_bad_values(void **state) {
     assert_message_names("tlm_tokenizer_export");
     assert_int_equal(tlm_tokenizer_export(tok, "/nonexistent-dir/out"), TLM_E_INVALID);
     assert_message_names("tlm_tokenizer_export");
+    /* export_as: NULL path, an unknown format, formats that cannot hold
+     * the kind, an unwritable path. */
+    assert_int_equal(tlm_tokenizer_export_as(tok, NULL, TLM_TOKENIZER_FORMAT_TLM),
+                     TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_export_as");
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/tmp/x", 4), TLM_E_INVALID);
+    assert_message_names("tlm_tokenizer_format");
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/tmp/x", -1), TLM_E_INVALID);
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/nonexistent-dir/x",
+                                             TLM_TOKENIZER_FORMAT_GPT2),
+                     TLM_E_UNSUPPORTED);
+    assert_message_names("kind");
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/nonexistent-dir/x",
+                                             TLM_TOKENIZER_FORMAT_SENTENCEPIECE),
+                     TLM_E_UNSUPPORTED);
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/nonexistent-dir/x",
+                                             TLM_TOKENIZER_FORMAT_LLAMA2C),
+                     TLM_E_UNSUPPORTED);
+    assert_message_names("tokenizer.bin");
+    assert_int_equal(tlm_tokenizer_export_as(tok, "/nonexistent-dir/x",
+                                             TLM_TOKENIZER_FORMAT_TLM),
+                     TLM_E_IO);
+    assert_message_names("tlm_tokenizer_export_as");
     tlm_tokenizer_free(tok);
 }
 

@@ -6,12 +6,15 @@
  *   {"bench":"gpt2_bpe_encode","mb_per_s":R,...}  GPT-2's tokenizer (the
  *     gpt2/ directory of the first data directory that has it; skipped
  *     without it)
+ *   {"bench":"sentencepiece_encode","mb_per_s":R,...}  a SentencePiece
+ *     model given with --sp MODEL (tokenizer.model or tokenizer.bin; the
+ *     build passes the fixture tests/tokenizer/sp_bpe.model)
  * (MB = 10^6 bytes). Times are the thread's CPU time, so that other
  * work on the machine does not count; the wall-clock rate is reported too
  * ("wall_mb_per_s"). The corpus is tinyshakespeare.txt from the first
  * directory argument that has it, else a generated English-like text of
  * the same size. Run with `meson test -C build --benchmark` or directly:
- * bench_bpe [DATA_DIR...] [--vocab V].
+ * bench_bpe [DATA_DIR...] [--vocab V] [--sp MODEL].
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime */
 
@@ -37,7 +40,9 @@ static double wall_now(void) { return seconds_of(CLOCK_MONOTONIC); }
  * the rates as the JSON line `name`. */
 static int bench_encode(tlm_tokenizer *tok, const char *name, const unsigned char *corpus,
                         size_t size, const char *source) {
-    int32_t *ids = malloc(size * sizeof *ids);
+    /* SentencePiece: the dummy prefix, and up to 3 byte pieces a byte. */
+    const size_t capacity = 3 * size + 3;
+    int32_t *ids = malloc(capacity * sizeof *ids);
     if (ids == NULL) {
         fprintf(stderr, "bench_bpe: out of memory for %zu ids\n", size);
         return 1;
@@ -46,7 +51,7 @@ static int bench_encode(tlm_tokenizer *tok, const char *name, const unsigned cha
     const double t0 = cpu_now(), wall0 = wall_now();
     double elapsed = 0.0;
     for (int pass = 0; pass < 5 || elapsed < 0.5; pass++) {
-        if (tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, size, &n_ids) !=
+        if (tlm_tokenizer_encode(tok, (const char *)corpus, size, ids, capacity, &n_ids) !=
             TLM_OK) {
             fprintf(stderr, "bench_bpe: %s\n", tlm_last_error());
             free(ids);
@@ -104,11 +109,17 @@ static unsigned char *generated_corpus(size_t size) {
 
 int main(int argc, char **argv) {
     int32_t vocab = 1024;
+    const char *sp_model = NULL;
     int dirs = argc;
     for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--vocab") == 0) {
-            vocab = (int32_t)atoi(argv[i + 1]);
-            dirs = i;
+        if (strcmp(argv[i], "--vocab") == 0 || strcmp(argv[i], "--sp") == 0) {
+            if (argv[i][2] == 'v')
+                vocab = (int32_t)atoi(argv[i + 1]);
+            else
+                sp_model = argv[i + 1];
+            if (i < dirs)
+                dirs = i;
+            i++;
         }
     size_t size;
     unsigned char *corpus = test_shakespeare(dirs, argv, &size);
@@ -150,6 +161,16 @@ int main(int argc, char **argv) {
         }
     }
     tlm_tokenizer_free(tok);
+    tok = NULL;
+    if (status == TLM_OK && sp_model != NULL) {
+        if (tlm_tokenizer_import(&tok, NULL, sp_model) != TLM_OK) {
+            fprintf(stderr, "bench_bpe: %s\n", tlm_last_error());
+            status = 1;
+        } else {
+            status = bench_encode(tok, "sentencepiece_encode", corpus, size, source);
+        }
+        tlm_tokenizer_free(tok);
+    }
     free(corpus);
     return status == TLM_OK ? 0 : 1;
 }

@@ -221,10 +221,11 @@ static void malformed_headers_are_refused(void **state) {
     memcpy(copy, image, size);
     copy[size] = 0;
     assert_refused(copy, size + 1, TLM_E_FORMAT, "unexpected bytes");
-    /* Versions: a newer one (version 2 added the GPT-2 kind; 3 is not
-     * known yet), with or without a valid checksum; 0. Version 2 reads the
-     * other kinds as version 1 does. */
-    assert_field_refused(image, size, 8, 3, TLM_E_VERSION, "version 3 at offset 8");
+    /* Versions: a newer one (version 2 added the GPT-2 kind, 3 the
+     * SentencePiece kind; 4 is not known yet), with or without a valid
+     * checksum; 0. Versions 2 and 3 read the other kinds as version 1
+     * does. */
+    assert_field_refused(image, size, 8, 4, TLM_E_VERSION, "version 4 at offset 8");
     {
         memcpy(copy, image, size);
         test_set_u32(copy + 8, 2);
