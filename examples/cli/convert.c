@@ -35,14 +35,10 @@ static int32_t parse_format(const char *name, int allow_auto) {
 /* Writes the model's tokenizer (the caller checked it has one) as
  * llama2.c's tokenizer.bin. */
 static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
-    /* MERGE(sp): tlm_tokenizer_export_as(tlm_model_tokenizer(model), path,
-     * TLM_TOKENIZER_FORMAT_LLAMA2C) comes with the SentencePiece tokenizer
-     * (api18 section 3); until it is merged there is nothing to write with. */
-    (void)model;
-    (void)path;
-    return cli_error(CLI_EXIT_RUNTIME, "export",
-                     "--tokenizer-out: writing tokenizer.bin needs tlm_tokenizer_export_as(), "
-                     "not in this build");
+    if (tlm_tokenizer_export_as(tlm_model_tokenizer(model), path,
+                                TLM_TOKENIZER_FORMAT_LLAMA2C) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: %s", tlm_last_error());
+    return 0;
 }
 
 int cmd_export(int argc, char **argv) {
@@ -105,6 +101,13 @@ int cmd_export(int argc, char **argv) {
         return CLI_EXIT_RUNTIME;
     if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
+    else if (tokenizer_out != NULL &&
+             tlm_tokenizer_kind(tlm_model_tokenizer(model)) != TLM_TOKENIZER_SENTENCEPIECE)
+        /* refused before the model is written: tokenizer.bin holds only
+         * SentencePiece tokenizers */
+        status = cli_error(CLI_EXIT_RUNTIME, "export",
+                           "--tokenizer-out: the model's tokenizer is not a SentencePiece "
+                           "tokenizer; llama2.c's tokenizer.bin cannot hold it");
     else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
     else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0)
