@@ -125,11 +125,17 @@ static const import_case import_cases[] = {
      TLM_WEIGHT_F32, "llama2c/mqa.bin"},
     {"mqa llama2c ak42", "llama2c/mqa_ak42.bin", "mqa", TLM_MODEL_FORMAT_AUTO, "mqa",
      TLM_WEIGHT_F32, "llama2c/mqa.bin"},
+    {"mqa hf sharded directory", "mqa_sharded", "mqa", TLM_MODEL_FORMAT_AUTO, "mqa",
+     TLM_WEIGHT_F32, "llama2c/mqa.bin"},
+    {"mqa hf sharded index", "mqa_sharded/model.safetensors.index.json", "mqa",
+     TLM_MODEL_FORMAT_AUTO, "mqa", TLM_WEIGHT_F32, "llama2c/mqa.bin"},
+    {"wide heads hf directory", "wide", "wide", TLM_MODEL_FORMAT_AUTO, "wide", TLM_WEIGHT_F32,
+     NULL},
 };
 #define IMPORT_CASES (sizeof import_cases / sizeof import_cases[0])
 
 /* The models exported and imported again: one per distinct file. */
-static const size_t round_trip_cases[] = {0, 3, 4, 5, 6, 8, 9, 10, 11, 12};
+static const size_t round_trip_cases[] = {0, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 15};
 #define ROUND_TRIP_CASES (sizeof round_trip_cases / sizeof round_trip_cases[0])
 
 static void fixture_path(char *path, size_t size, const char *relative) {
@@ -150,8 +156,9 @@ typedef struct expected {
     int32_t *runc; /* [n_runc]: run.c's ids at temperature 0, or NULL */
     int64_t n_runc;
     float lr, beta1, beta2, eps, weight_decay;
-    /* vocab, d_model, n_heads, n_kv_heads, n_layers, max_context, d_ff, tied */
-    int32_t config[8];
+    /* vocab, d_model, n_heads, n_kv_heads, n_layers, max_context, d_ff, tied,
+     * head_dim */
+    int32_t config[9];
     float norm_eps, rope_base;
 } expected;
 
@@ -217,7 +224,7 @@ static void expected_open(expected *e, tlm_context *ctx, const char *name) {
     e->beta2 = read_scalar(e, "adamw.beta2");
     e->eps = read_scalar(e, "adamw.eps");
     e->weight_decay = read_scalar(e, "adamw.weight_decay");
-    int32_t *config = read_i32(e, "config.ints", 8);
+    int32_t *config = read_i32(e, "config.ints", 9);
     memcpy(e->config, config, sizeof e->config);
     free(config);
     float *floats = read_f32(e, "config.floats", 2);
@@ -257,7 +264,7 @@ static void check_config(const tlm_model *model, const expected *e) {
     assert_int_equal(c.d_model, e->config[1]);
     assert_int_equal(c.n_heads, e->config[2]);
     assert_int_equal(c.n_kv_heads, e->config[3]);
-    assert_int_equal(c.head_dim * c.n_heads, c.d_model);
+    assert_int_equal(c.head_dim, e->config[8]);
     assert_int_equal(c.n_decoder_layers, e->config[4]);
     assert_int_equal(c.n_encoder_layers, 0);
     assert_int_equal(c.max_context, e->config[5]);
@@ -669,10 +676,10 @@ static void check_hf_export(void **state) {
     temp_dir_remove(dir);
 }
 
-/* llama2.c: run.c fixes eps 1e-5 and rope base 10000. A model with those
- * exports as the fixture's legacy file (outside the freq_cis tables) and
- * imports again bit-identical; another is refused naming the field,
- * nothing written. */
+/* llama2.c: run.c fixes eps 1e-5 and rope base 10000, and its heads are
+ * dim / n_heads wide. A model with those exports as the fixture's legacy
+ * file (outside the freq_cis tables) and imports again bit-identical;
+ * another is refused naming the field, nothing written. */
 static void check_llama2c_export(void **state) {
     const import_case *c = *state;
     char path[4096], dir[4096], out[4096 + 64];
@@ -687,7 +694,11 @@ static void check_llama2c_export(void **state) {
     assert_int_equal(tlm_model_get_config(model, &config), TLM_OK);
     snprintf(out, sizeof out, "%s/model.bin", dir);
     char result[160];
-    if (config.norm_eps == 1e-5f && config.rope_base == 10000.0f) {
+    const char *field = config.head_dim * config.n_heads != config.d_model ? "head_dim"
+                        : config.norm_eps != 1e-5f                     ? "norm_eps"
+                        : config.rope_base != 10000.0f                 ? "rope_base"
+                                                                       : NULL;
+    if (field == NULL) {
         export_or_fail(model, out, TLM_MODEL_FORMAT_LLAMA2C, TLM_WEIGHT_F32);
         tlm_model *back = import_or_fail(ctx, out, TLM_MODEL_FORMAT_AUTO);
         assert_same_parameters(model, back, "tlm -> llama2c -> tlm");
@@ -704,7 +715,6 @@ static void check_llama2c_export(void **state) {
         tlm_model_export_params_init(&params);
         params.format = TLM_MODEL_FORMAT_LLAMA2C;
         assert_int_equal(tlm_model_export(model, out, &params), TLM_E_UNSUPPORTED);
-        const char *field = config.norm_eps != 1e-5f ? "norm_eps" : "rope_base";
         if (strstr(tlm_last_error(), field) == NULL)
             fail_msg("the refusal does not name %s: %s", field, tlm_last_error());
         assert_true(file_size(out) < 0);

@@ -84,7 +84,17 @@ FIXTURES = [
     dict(name="mqa", seed=1830, kv_heads=1, tied=False, rope_theta=10000.0, eps=1e-5,
          about="multi-query attention (1 key/value head of 4), untied lm_head, "
                "rope_theta 10000, rms_norm_eps 1e-5"),
+    # Heads wider than hidden_size / heads (config.json's head_dim, as
+    # some Llama-architecture models have): llama2.c cannot hold it.
+    dict(name="wide", seed=1850, kv_heads=2, tied=False, rope_theta=10000.0, eps=1e-5,
+         head_dim=12, llama2c=False,
+         about="grouped-query attention (2 key/value heads of 4) with head_dim 12 "
+               "(4 x 12 = 48 != hidden_size 32), untied lm_head, rope_theta 10000, "
+               "rms_norm_eps 1e-5"),
 ]
+# A fixture also written in shards (save_pretrained's max_shard_size), with
+# model.safetensors.index.json: same weights, same expected values.
+SHARDED_OF = {"mqa_sharded": ("mqa", "30KB")}
 # End to end with a SentencePiece tokenizer (the sp fixture's
 # tests/tokenizer/sp_bpe.model, vocabulary 1000, copied beside the
 # weights as tokenizer.model): `tlm generate` on this prompt at
@@ -110,6 +120,8 @@ LLAMA2C_THETA = 10000.0
 
 def llama_config(spec, rope_theta=None, eps=None):
     common = {**COMMON, "vocab_size": spec.get("vocab_size", COMMON["vocab_size"])}
+    if "head_dim" in spec:
+        common["head_dim"] = spec["head_dim"]
     return LlamaConfig(
         **common, num_key_value_heads=spec["kv_heads"],
         rms_norm_eps=spec["eps"] if eps is None else eps,
@@ -155,7 +167,10 @@ def choose_model(spec):
     while True:
         model = build_model({**spec, "seed": seed})
         fine = True
-        for config in (llama_config(spec), llama_config(spec, LLAMA2C_THETA, LLAMA2C_EPS)):
+        configs = [llama_config(spec)]
+        if spec.get("llama2c", True):
+            configs.append(llama_config(spec, LLAMA2C_THETA, LLAMA2C_EPS))
+        for config in configs:
             with torch.no_grad():
                 ids, margin = greedy_ids(same_weights(model, config), GREEDY_STEPS)
             fine = (fine and BOS not in ids and margin >= GREEDY_MARGIN
@@ -257,8 +272,7 @@ def forward_interleaved(weights, cfg, ids, theta, eps):
     tensors: the check that the permutation above is right."""
     w = {k: v.detach().double() for k, v in weights.items()}
     H, Hkv = cfg.num_attention_heads, cfg.num_key_value_heads
-    D = cfg.hidden_size
-    hd = D // H
+    hd = cfg.head_dim
     B, T = ids.shape
 
     def rms(x, g):
@@ -457,11 +471,12 @@ def greedy_ids(model, steps):
 
 def config_record(cfg, theta, eps):
     return {
-        # vocab, d_model, n_heads, n_kv_heads, n_layers, max_context, d_ff, tied
+        # vocab, d_model, n_heads, n_kv_heads, n_layers, max_context, d_ff, tied,
+        # head_dim
         "config.ints": torch.tensor(
             [cfg.vocab_size, cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads,
              cfg.num_hidden_layers, cfg.max_position_embeddings, cfg.intermediate_size,
-             int(cfg.tie_word_embeddings)], dtype=torch.int32),
+             int(cfg.tie_word_embeddings), cfg.head_dim], dtype=torch.int32),
         # norm_eps, rope_base
         "config.floats": torch.tensor([eps, theta], dtype=torch.float32),
     }
@@ -493,12 +508,15 @@ def write_expected(path, about, cfg, theta, eps, ids, targets, results, extra=No
     save_file(tensors, path, metadata=metadata)
 
 
-def save_hf(model, directory, dtype=torch.float32):
+def save_hf(model, directory, dtype=torch.float32, max_shard_size=None):
     if os.path.isdir(directory):
         shutil.rmtree(directory)
     if dtype != torch.float32:
         model = copy.deepcopy(model).to(dtype)
-    model.save_pretrained(directory, safe_serialization=True)
+    if max_shard_size:
+        model.save_pretrained(directory, safe_serialization=True, max_shard_size=max_shard_size)
+    else:
+        model.save_pretrained(directory, safe_serialization=True)
 
 
 # ---------------------------------------------------------------------------
@@ -578,6 +596,16 @@ def generate(out_dir, runc, sp_model=SP_MODEL, sp_bin=SP_BIN):
               f"{results[0].abs().max().item():.3f}, greedy margin {results[4]:.3g}, "
               f"interleaved float64 pass against transformers {permutation_error:.2e}")
 
+        for sharded_name, (of, shard_size) in SHARDED_OF.items():
+            if of == name:
+                save_hf(model, os.path.join(out_dir, sharded_name), max_shard_size=shard_size)
+                back = reference_model(os.path.join(out_dir, sharded_name))
+                for key, value in model.state_dict().items():
+                    assert torch.equal(value, back.state_dict()[key]), key
+                print(f"{sharded_name}: {name}'s weights in "
+                      f"{len([f for f in os.listdir(os.path.join(out_dir, sharded_name)) if f.startswith('model-')])} shards")
+        if not spec.get("llama2c", True):
+            continue
         # llama2.c files of the same weights.
         legacy = os.path.join(out_dir, "llama2c", name + ".bin")
         write_llama2c_legacy(legacy, model)
