@@ -33,10 +33,14 @@ static int32_t parse_format(const char *name, int allow_auto) {
 }
 
 /* Writes the model's tokenizer (the caller checked it has one) as
- * llama2.c's tokenizer.bin. */
+ * llama2.c's tokenizer.bin: a SentencePiece tokenizer only. */
 static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
-    if (tlm_tokenizer_export_as(tlm_model_tokenizer(model), path,
-                                TLM_TOKENIZER_FORMAT_LLAMA2C) != TLM_OK)
+    const tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    if (tlm_tokenizer_kind(tok) != TLM_TOKENIZER_SENTENCEPIECE)
+        return cli_error(CLI_EXIT_RUNTIME, "export",
+                         "--tokenizer-out: the model's tokenizer is not a SentencePiece one; "
+                         "llama2.c's tokenizer.bin holds only those");
+    if (tlm_tokenizer_export_as(tok, path, TLM_TOKENIZER_FORMAT_LLAMA2C) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: %s", tlm_last_error());
     return 0;
 }
@@ -99,19 +103,14 @@ int cmd_export(int argc, char **argv) {
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
+    /* The tokenizer first: it is what fails for a model of another
+     * tokenizer kind, and then nothing is written. */
     if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
-    else if (tokenizer_out != NULL &&
-             tlm_tokenizer_kind(tlm_model_tokenizer(model)) != TLM_TOKENIZER_SENTENCEPIECE)
-        /* refused before the model is written: tokenizer.bin holds only
-         * SentencePiece tokenizers */
-        status = cli_error(CLI_EXIT_RUNTIME, "export",
-                           "--tokenizer-out: the model's tokenizer is not a SentencePiece "
-                           "tokenizer; llama2.c's tokenizer.bin cannot hold it");
-    else if (tlm_model_export(model, out, &params) != TLM_OK)
-        status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
     else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0)
         status = CLI_EXIT_RUNTIME;
+    else if (tlm_model_export(model, out, &params) != TLM_OK)
+        status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
     else
         printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
                (long long)tlm_model_parameter_count(model));

@@ -1106,9 +1106,6 @@ typedef struct hf_out {
     int64_t head_dim;       /* HF_ROTARY: rows per head */
 } hf_out;
 
-/* The tokenizer kind tlm_tokenizer_export() writes as tokenizer.model.
- * MERGE(sp): TLM_TOKENIZER_SENTENCEPIECE (api18 section 3). */
-#define HF_TOKENIZER_SENTENCEPIECE 4
 
 static void put_value(void *dst, size_t index, float value, int32_t type) {
     if (type == TLM_WEIGHT_F32) {
@@ -1382,7 +1379,7 @@ int tlmi_hf_export(const tlm_model *model, const char *dir,
     const int32_t kind =
         model->tokenizer != NULL ? tlm_tokenizer_kind(model->tokenizer) : -1;
     const int writes_gpt2 = kind == TLM_TOKENIZER_GPT2;
-    const int writes_sp = kind == HF_TOKENIZER_SENTENCEPIECE;
+    const int writes_sp = kind == TLM_TOKENIZER_SENTENCEPIECE;
     static const char *const tokenizer_files[] = {
         "vocab.json", "merges.txt", "encoder.json", "vocab.bpe",
         "tokenizer.model"};

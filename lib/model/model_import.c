@@ -103,6 +103,13 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
     while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' ||
                        head[i] == '\n'))
         i++;
+    /* A legacy llama2.c file has no magic: its 7 header fields must be in
+     * range and consistent, and imply exactly the file's size. The magics
+     * (tlm's, llm.c's, "ak42") are all above 2^20, the largest dim
+     * accepted, text (JSON) is too, and a safetensors header length below
+     * 4 GiB makes hidden_dim 0, so none of them reads as one. */
+    tlmi_llama2c_header legacy;
+    memset(&legacy, 0, sizeof legacy);
     if (got >= 8 && memcmp(head, tlm_magic, 8) == 0) {
         *format = TLM_MODEL_FORMAT_TLM;
     } else if (got >= 8 && tlmi_get_u32(head) == TLMI_LLMC_MAGIC &&
@@ -111,6 +118,12 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
         *format = TLM_MODEL_FORMAT_LLMC;
     } else if (got >= 4 && tlmi_get_u32(head) == TLMI_LLAMA2C_MAGIC) {
         *format = TLM_MODEL_FORMAT_LLAMA2C; /* "ak42"; its reader checks */
+    } else if (tlmi_llama2c_parse_header(NULL, path, head, got,
+                                         (uint64_t)info.st_size,
+                                         &legacy) == TLM_OK) {
+        /* Before the safetensors test: a legacy llama2.c file with 123
+         * layers has '{' at byte 8. */
+        *format = TLM_MODEL_FORMAT_LLAMA2C;
     } else if (got >= 9 && head[8] == '{') {
         /* safetensors: tlm's own naming when it carries tlm.config. */
         *format = safetensors_has_tlm_config(file, tlmi_get_u64(head))
@@ -123,18 +136,10 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
     } else if (got >= 8 && tlmi_get_u32(head) == TLMI_LLMC_MAGIC) {
         *format = TLM_MODEL_FORMAT_LLMC; /* its reader names the version */
     } else {
-        /* A legacy llama2.c file has no magic: its 7 header fields must be
-         * in range and consistent, and imply exactly the file's size. The
-         * magics above (tlm's, llm.c's, "ak42") are all above 2^20, the
-         * largest dim accepted, and a safetensors header length below
-         * 4 GiB makes hidden_dim 0, so none of them reads as one. */
-        tlmi_llama2c_header h;
-        int legacy = tlmi_llama2c_parse_header(NULL, path, head, got,
-                                               (uint64_t)info.st_size, &h);
-        if (legacy == TLM_OK)
-            *format = TLM_MODEL_FORMAT_LLAMA2C;
-        else if (h.expected_size != 0)
-            status = tlmi_fail_forward(host, legacy,
+        /* A legacy llama2.c header whose fields passed but whose size did
+         * not: the llama2.c reader's message names both sizes. */
+        if (legacy.expected_size != 0)
+            status = tlmi_fail_forward(host, TLM_E_FORMAT,
                                        "'%s' is no model file tlm knows by "
                                        "its first bytes; read as a legacy "
                                        "llama2.c checkpoint",

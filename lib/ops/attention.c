@@ -54,13 +54,14 @@ enum attention_slot {
     SLOT_KV_HEADS, /* Hkv, dividing H */
     SLOT_COUNT
 };
-
-/* The two operations; tlm_multi_head_attention's is the packed layout. */
-static const tlmi_op attention_op;
-static const tlmi_op multi_head_op;
 _Static_assert(SLOT_COUNT <= sizeof(((tlm_tensor *)0)->iparam) /
                                  sizeof(int64_t),
                "the attention's slots fit a tensor's iparam");
+
+/* The two operations (defined below); tlm_multi_head_attention's is the
+ * packed layout. */
+static const tlmi_op attention_op;
+static const tlmi_op multi_head_op;
 
 /* The sizes a node's iparam holds, and each head's call: one head's
  * sizes and the row strides of its layout. */
@@ -342,13 +343,23 @@ static int check_packed_shapes(tlm_context *ctx, const char *name,
     /* Hkv key/value heads of q's head width D, dividing H. */
     const int64_t dim = q->shape[2] / n_heads;
     const int64_t kv_heads = k->shape[2] / dim;
-    if (k->shape[2] % dim != 0 || kv_heads < 1 || n_heads % kv_heads != 0 ||
-        v->shape[2] % kv_heads != 0)
+    if (k->shape[2] % dim != 0 || kv_heads < 1)
         return tlmi_op_fail(ctx, TLM_E_SHAPE,
-                            "%s: k %s and v %s must hold Hkv heads dividing "
-                            "n_heads %d (k's last dimension Hkv x D, D = %lld "
-                            "from q %s; v's Hkv x Dv)",
-                            name, sk, sv, (int)n_heads, (long long)dim, sq);
+                            "%s: k %s's last dimension must be Hkv x D, a "
+                            "multiple of q %s's head width D = %lld (n_heads "
+                            "%d)",
+                            name, sk, sq, (long long)dim, (int)n_heads);
+    if (n_heads % kv_heads != 0)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: k %s holds Hkv = %lld key/value heads of D "
+                            "%lld, which does not divide n_heads %d",
+                            name, sk, (long long)kv_heads, (long long)dim,
+                            (int)n_heads);
+    if (v->shape[2] % kv_heads != 0)
+        return tlmi_op_fail(ctx, TLM_E_SHAPE,
+                            "%s: v %s's last dimension must be Hkv x Dv for "
+                            "k %s's Hkv = %lld key/value heads (n_heads %d)",
+                            name, sv, sk, (long long)kv_heads, (int)n_heads);
     return check_keys_and_mask(ctx, name, q, k, v, mask, 1, sq, sk, sv);
 }
 

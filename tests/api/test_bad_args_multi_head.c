@@ -93,11 +93,13 @@ static void bad_arguments(void **state) {
     assert_int_equal(tlm_tensor_dim(out, 2), 15);
     expect_failure(TLM_E_SHAPE, q, make(ctx, TLM_DTYPE_F32, 3, 2, 7, 8),
                    make(ctx, TLM_DTYPE_F32, 3, 2, 7, 4), NULL, 3, 0);
+    assert_non_null(strstr(tlm_last_error(), "Hkv = 2"));
     assert_non_null(strstr(tlm_last_error(), "n_heads 3"));
     assert_non_null(strstr(tlm_last_error(), "[2, 7, 8]"));
     expect_failure(TLM_E_SHAPE, q, k, make(ctx, TLM_DTYPE_F32, 3, 2, 7, 7),
                    NULL, 3, 0);
     assert_non_null(strstr(tlm_last_error(), "[2, 7, 7]"));
+    assert_non_null(strstr(tlm_last_error(), "Hkv = 3"));
     /* two contexts */
     expect_failure(TLM_E_INVALID, q, make(other, TLM_DTYPE_F32, 3, 2, 7, 12),
                    v, NULL, 3, 0);

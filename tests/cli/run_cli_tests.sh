@@ -14,6 +14,9 @@ case $1 in
     /*) tlm=$1 ;;
     *) tlm=$(pwd)/$1 ;;
 esac
+# The SentencePiece fixtures (tests/tokenizer/sp_bpe.*), found from this
+# script's own path before the cd below.
+sp_fixtures=$(cd "$(dirname "$0")/../tokenizer" 2> /dev/null && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-cli-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
@@ -369,6 +372,44 @@ check "a truncated llama2.c file is refused naming both sizes" sh -c "
     head -c 1000 llama.bin > l2c_short.bin &&
     ! '$tlm' import l2c_short.bin --format llama2c -o l2c_short.tlm 2> l2c_short.err &&
     grep -q '1000 bytes' l2c_short.err && grep -q 'needs exactly' l2c_short.err && test ! -e l2c_short.tlm"
+# With a SentencePiece tokenizer (the sp fixture, 1000 ids): a llama2.c
+# file (GQA, shared classifier) beside its tokenizer.bin imports with it
+# attached; --tokenizer-out writes that tokenizer.bin again byte for byte;
+# the Hugging Face export carries tokenizer.model, which import attaches.
+python3 - <<'EOF'
+import random, struct
+random.seed(7)
+dim, hidden, layers, heads, kv, vocab, seq = 16, 24, 1, 4, 2, 1000, 32
+hd = dim // heads
+count = (vocab * dim + layers * dim + layers * dim * dim + 2 * layers * kv * hd * dim
+         + layers * dim * dim + layers * dim + 3 * layers * hidden * dim + dim
+         + 2 * seq * (hd // 2))
+import os
+os.makedirs("spl", exist_ok=True)
+with open("spl/model.bin", "wb") as f:
+    f.write(struct.pack("<7i", dim, hidden, layers, heads, kv, vocab, seq))
+    f.write(struct.pack("<%df" % count, *[random.uniform(-1, 1) for _ in range(count)]))
+EOF
+check "a tokenizer.bin of the model's size beside a llama2.c file is attached" sh -c "
+    cp '$sp_fixtures/sp_bpe.bin' spl/tokenizer.bin &&
+    '$tlm' import spl/model.bin -o spl.tlm | grep -q 'tokenizer from spl/tokenizer.bin)\$' &&
+    '$tlm' info spl.tlm | grep -q '^tokenizer: sentencepiece, 1000 ids'"
+check "export --format llama2c --tokenizer-out writes the tokenizer.bin back" sh -c "
+    '$tlm' export spl.tlm --format llama2c -o spl_out.bin --tokenizer-out spl_tok.bin > /dev/null &&
+    cmp spl_tok.bin spl/tokenizer.bin && test \$(wc -c < spl_out.bin) -eq \$(wc -c < spl/model.bin)"
+check "the HF Llama export carries tokenizer.model, and import attaches it" sh -c "
+    '$tlm' export spl.tlm --format hf -o spl_hf > /dev/null && test -s spl_hf/tokenizer.model &&
+    grep -q '\"bos_token_id\":1' spl_hf/config.json &&
+    '$tlm' import spl_hf -o spl_hf.tlm | grep -q 'tokenizer from spl_hf/tokenizer.model)\$' &&
+    '$tlm' generate spl.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen1.txt &&
+    '$tlm' generate spl_hf.tlm --prompt 'the cat' --tokens 12 --temperature 0 > spl_gen2.txt &&
+    cmp spl_gen1.txt spl_gen2.txt"
+check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
+    ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
+    grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
+check "an explicit --tokenizer of another size is an error, nothing written" sh -c "
+    ! '$tlm' import llama.bin -o wrong.tlm --tokenizer spl/tokenizer.bin 2> wrong.err &&
+    grep -q '1000 ids' wrong.err && test ! -e wrong.tlm"
 check "import and export help list llama2c" sh -c "
     '$tlm' import --help | grep -q llama2c && '$tlm' export --help | grep -q llama2c &&
     '$tlm' export --help | grep -q tokenizer-out"

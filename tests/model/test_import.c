@@ -741,6 +741,9 @@ static void unexpressible_models_are_refused(void **state) {
         {TLM_MODEL_FORMAT_LLMC, "d_ff"},
         {TLM_MODEL_FORMAT_LLMC, "activation"},
         {TLM_MODEL_FORMAT_LLMC, "norm_eps"},
+        /* GPT-2 has no grouped-query attention, in either file form. */
+        {TLM_MODEL_FORMAT_HF, "n_kv_heads"},
+        {TLM_MODEL_FORMAT_LLMC, "n_kv_heads"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tlm_model_config config;
@@ -771,6 +774,8 @@ static void unexpressible_models_are_refused(void **state) {
             config.tied_output = 0;
         else if (strcmp(field, "d_ff") == 0)
             config.d_ff = 16;
+        else if (strcmp(field, "n_kv_heads") == 0)
+            config.n_kv_heads = 1;
         else
             config.norm_eps = 1e-6f;
         tlm_model *m = NULL;

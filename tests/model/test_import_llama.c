@@ -616,7 +616,17 @@ static void llama2c_detection_keeps_other_formats(void **state) {
     assert_same_model(m, back);
     tlm_model_free(back);
     tlm_model_free(m);
-    (void)file_size;
+    /* A legacy file with 123 layers has '{' (123) at byte 8, where a
+     * safetensors file has its JSON: still llama2.c. */
+    const int32_t h[7] = {2, 2, 123, 1, 1, 3, 2};
+    path_in(f, "layers123.bin", path, sizeof path);
+    write_legacy(path, h, 0);
+    assert_int_equal(file_size(path) > 8, 1);
+    back = import_ok(f, path);
+    tlm_model_config c;
+    get_config(back, &c);
+    assert_int_equal(c.n_decoder_layers, 123);
+    tlm_model_free(back);
 }
 
 /* ---- Hugging Face Llama ---- */
