@@ -103,15 +103,23 @@ int cmd_export(int argc, char **argv) {
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
-    /* The tokenizer first: it is what fails for a model of another
-     * tokenizer kind, and then nothing is written. */
+    /* Every refusal before anything is written: the tokenizer's kind,
+     * then the model (whose export refuses what llama2.c cannot hold
+     * without writing); the tokenizer is written only after the model,
+     * and a failure there takes the model file back. */
     if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
-    else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0)
-        status = CLI_EXIT_RUNTIME;
+    else if (tokenizer_out != NULL &&
+             tlm_tokenizer_kind(tlm_model_tokenizer(model)) != TLM_TOKENIZER_SENTENCEPIECE)
+        status = cli_error(CLI_EXIT_RUNTIME, "export",
+                           "--tokenizer-out: the model's tokenizer is not a SentencePiece one; "
+                           "llama2.c's tokenizer.bin holds only those");
     else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
-    else
+    else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, tokenizer_out) != 0) {
+        status = CLI_EXIT_RUNTIME;
+        remove(out);
+    } else
         printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
                (long long)tlm_model_parameter_count(model));
     if (status == 0 && tokenizer_out != NULL)

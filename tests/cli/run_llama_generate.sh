@@ -9,7 +9,9 @@
 #     by sentencepiece (expected/sp_gqa_generate.txt; run.c printed the same
 #     text from a llama2.c file of these weights);
 #   - the same model exported to llama2.c's files (model and tokenizer.bin)
-#     and imported again must print the same text.
+#     and imported again must print the same text;
+#   - a model llama2.c cannot hold, exported with --tokenizer-out, writes
+#     neither file.
 # (The llama2.c fixtures mha/gqa/mqa.bin are checked against run.c's ids
 # by test_llama_import through a session: their synthetic tokenizer.bin
 # cannot encode a prompt, and `tlm generate` needs one.)
@@ -80,6 +82,17 @@ check "import attaches the tokenizer.bin beside the llama2.c file: the same text
     '$tlm' import l2c/model.bin -o beside.tlm > /dev/null &&
     '$tlm' generate beside.tlm --prompt '$prompt' --tokens 24 --temperature 0 > sp3.txt &&
     cmp sp.txt sp3.txt"
+
+# A model llama2.c cannot hold (learned positions), with a SentencePiece
+# tokenizer: --tokenizer-out writes neither file.
+python3 -c 'open("text.txt", "w").write("once upon a time there was a tokenizer. " * 40)'
+check "a GPT-shaped model with the SentencePiece tokenizer trains a step" \
+    "$tlm" train --data text.txt --layers 1 --heads 2 --dim 16 --context 16 --batch 2 \
+    --threads 1 --steps 1 --tokenizer "$fixtures/sp_gqa/tokenizer.model" --out gpt_sp.tlm
+check "export --format llama2c --tokenizer-out of it fails and writes neither file" sh -c "
+    ! '$tlm' export gpt_sp.tlm --format llama2c -o never.bin --tokenizer-out never_tok.bin \
+        2> never.err && grep -q position never.err &&
+    test ! -e never.bin && test ! -e never_tok.bin"
 
 echo "1..$checks"
 [ $failures -eq 0 ]
