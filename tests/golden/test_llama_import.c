@@ -23,6 +23,10 @@
  *   - parameters after one step of tlm's AdamW agree with PyTorch's to
  *     UPDATE_TOLERANCE * lr.
  *
+ * gqa's weights with its config.json rewritten as transformers 4 writes
+ * one (top-level rope_theta, rope_scaling null, torch_dtype) are the
+ * same model.
+ *
  * Exports: each model exported to Hugging Face form and imported again
  * has bit-identical parameters and configuration, and its
  * model.safetensors holds exactly the tensors transformers wrote for these
@@ -726,6 +730,73 @@ static void check_llama2c_export(void **state) {
     temp_dir_remove(dir);
 }
 
+/* Replaces the one occurrence of `from` in the NUL-terminated `text`
+ * (room for `capacity` bytes) by `to`. */
+static void replace_once(char *text, size_t capacity, const char *from, const char *to) {
+    char *at = strstr(text, from);
+    if (at == NULL || strstr(at + 1, from) != NULL)
+        fail_msg("the fixture's config.json does not hold '%s' once", from);
+    size_t tail = strlen(at + strlen(from));
+    assert_true(strlen(text) - strlen(from) + strlen(to) < capacity);
+    memmove(at + strlen(to), at + strlen(from), tail + 1);
+    memcpy(at, to, strlen(to));
+}
+
+/* gqa's weights beside its config.json as transformers 4 wrote them
+ * (top-level rope_theta, "rope_scaling": null, torch_dtype; transformers
+ * 5 reads it as the same model, logits identical, checked by hand): the
+ * same model as gqa's own directory. Most published Llama checkpoints
+ * have such a config.json. */
+static void check_transformers4_config(void **state) {
+    (void)state;
+    char dir[4096], from[4096], to[4096 + 64];
+    assert_int_equal(temp_dir_create(dir, sizeof dir), 0);
+    fixture_path(from, sizeof from, "gqa/model.safetensors");
+    snprintf(to, sizeof to, "%s/model.safetensors", dir);
+    long size;
+    unsigned char *weights = whole_file(from, &size);
+    assert_int_equal(write_whole_file(to, weights, (size_t)size), 0);
+    free(weights);
+    char config[8192];
+    fixture_path(from, sizeof from, "gqa/config.json");
+    long length = read_whole_file(from, config, sizeof config - 1);
+    assert_true(length > 0 && (size_t)length < sizeof config - 1);
+    config[length] = '\0';
+    replace_once(config, sizeof config,
+                 "  \"rope_parameters\": {\n    \"rope_theta\": 500000.0,\n"
+                 "    \"rope_type\": \"default\"\n  },\n",
+                 "  \"rope_scaling\": null,\n  \"rope_theta\": 500000.0,\n");
+    replace_once(config, sizeof config, "\"dtype\": \"float32\"", "\"torch_dtype\": \"float32\"");
+    replace_once(config, sizeof config, "\"transformers_version\": \"5.25.0\"",
+                 "\"transformers_version\": \"4.46.0\"");
+    snprintf(to, sizeof to, "%s/config.json", dir);
+    assert_int_equal(write_whole_file(to, config, strlen(config)), 0);
+
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    expected e;
+    expected_open(&e, ctx, "gqa");
+    tlm_model *model = import_or_fail(ctx, dir, TLM_MODEL_FORMAT_AUTO);
+    check_config(model, &e);
+    assert_int_equal(tlm_context_set_training(ctx, 0), TLM_OK);
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    batch.ids = i32_tensor(ctx, e.ids, e.batch, e.length);
+    tlm_tensor *logits = NULL;
+    if (tlm_model_forward(model, &batch, &logits, NULL) != TLM_OK)
+        fail_msg("tlm_model_forward: %s", tlm_last_error());
+    int64_t n = e.batch * e.length * e.vocab;
+    assert_int_equal(tlm_tensor_numel(logits), n);
+    double error = tlmt_max_abs_diff_f32(e.logits, tlm_tensor_data_f32(logits), n) /
+                   tlmt_max_abs_f32(e.logits, n);
+    printf("golden llama gqa, transformers 4 config.json       logits %.2e\n", error);
+    assert_true(error <= LOGIT_TOLERANCE);
+    tlm_model_free(model);
+    expected_close(&e);
+    tlm_context_free(ctx);
+    temp_dir_remove(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_llama_import FIXTURES_DIR [--export-to DIR]\n");
@@ -736,13 +807,16 @@ int main(int argc, char **argv) {
         export_to = argv[3];
         mkdir(export_to, 0777);
     }
-    struct CMUnitTest tests[IMPORT_CASES + 2 * ROUND_TRIP_CASES];
+    struct CMUnitTest tests[IMPORT_CASES + 1 + 2 * ROUND_TRIP_CASES];
     size_t n = 0;
     for (size_t i = 0; i < IMPORT_CASES; i++) {
         struct CMUnitTest t = {import_cases[i].name, check_import, NULL, NULL,
                                (void *)&import_cases[i]};
         tests[n++] = t;
     }
+    struct CMUnitTest v4 = {"gqa with a transformers 4 config.json", check_transformers4_config,
+                            NULL, NULL, NULL};
+    tests[n++] = v4;
     static char round_trip_names[2 * ROUND_TRIP_CASES][128];
     for (size_t i = 0; i < ROUND_TRIP_CASES; i++) {
         const import_case *c = &import_cases[round_trip_cases[i]];
