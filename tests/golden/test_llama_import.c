@@ -23,6 +23,11 @@
  *   - parameters after one step of tlm's AdamW agree with PyTorch's to
  *     UPDATE_TOLERANCE * lr.
  *
+ * sp_gqa (vocabulary 1000, the sp fixture's tokenizer.model): tlm's
+ * encoding of the prompt is sentencepiece's, and the prompt through a
+ * session (one batched prefill) then greedy decoding gives transformers'
+ * generate() ids.
+ *
  * gqa's weights with its config.json rewritten as transformers 4 writes
  * one (top-level rope_theta, rope_scaling null, torch_dtype) are the
  * same model.
@@ -797,6 +802,69 @@ static void check_transformers4_config(void **state) {
     temp_dir_remove(dir);
 }
 
+/* sp_gqa: tlm's SentencePiece encoding of the prompt is sentencepiece's;
+ * the prompt [BOS] + ids through a session as one batched prefill, then
+ * greedy one token at a time, gives transformers' generate() ids. */
+static void check_sp_greedy(void **state) {
+    (void)state;
+    static const char prompt[] = "Once upon a time, the tokenizer";
+    char path[4096];
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlmi_host host = ctx->host;
+    tlmi_safetensors *st = NULL;
+    fixture_path(path, sizeof path, "expected/sp_gqa.safetensors");
+    if (tlmi_safetensors_open(&host, path, TLMI_ST_OPEN_READ, &st) != TLM_OK)
+        fail_msg("%s", tlm_last_error());
+    const tlmi_safetensors_entry *p = tlmi_safetensors_find(st, "prompt.ids");
+    const tlmi_safetensors_entry *g = tlmi_safetensors_find(st, "greedy.ids");
+    assert_non_null(p);
+    assert_non_null(g);
+    assert_true(p->numel > 1 && p->numel + g->numel < GREEDY_MAX);
+    int32_t prompt_ids[GREEDY_MAX], want[GREEDY_MAX], got[GREEDY_MAX];
+    assert_int_equal(tlmi_safetensors_copy_i32(st, p, prompt_ids, p->numel), TLM_OK);
+    assert_int_equal(tlmi_safetensors_copy_i32(st, g, want, g->numel), TLM_OK);
+    assert_int_equal(prompt_ids[0], BOS);
+
+    fixture_path(path, sizeof path, "sp_gqa/tokenizer.model");
+    tlm_tokenizer *tok = NULL;
+    if (tlm_tokenizer_import(&tok, ctx, path) != TLM_OK)
+        fail_msg("tlm_tokenizer_import(%s): %s", path, tlm_last_error());
+    size_t n_ids = 0;
+    assert_int_equal(tlm_tokenizer_encode(tok, prompt, strlen(prompt), got, GREEDY_MAX, &n_ids),
+                     TLM_OK);
+    assert_int_equal((int64_t)n_ids, p->numel - 1);
+    assert_same_ids(got, prompt_ids + 1, p->numel - 1, "sentencepiece");
+
+    fixture_path(path, sizeof path, "sp_gqa");
+    tlm_model *model = import_or_fail(ctx, path, TLM_MODEL_FORMAT_AUTO);
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    assert_int_equal(tlm_model_get_config(model, &config), TLM_OK);
+    assert_int_equal(config.vocab_size, tlm_tokenizer_vocab_size(tok));
+    tlm_session *session = NULL;
+    if (tlm_session_create(&session, model, NULL) != TLM_OK)
+        fail_msg("tlm_session_create: %s", tlm_last_error());
+    float *logits = malloc((size_t)config.vocab_size * sizeof *logits);
+    assert_non_null(logits);
+    if (tlm_session_decode(session, prompt_ids, (size_t)p->numel, logits, 1) != TLM_OK)
+        fail_msg("tlm_session_decode: %s", tlm_session_last_error(session));
+    for (int64_t i = 0; i < g->numel; i++) {
+        got[i] = argmax(logits, config.vocab_size);
+        if (tlm_session_decode(session, &got[i], 1, logits, 1) != TLM_OK)
+            fail_msg("tlm_session_decode: %s", tlm_session_last_error(session));
+    }
+    assert_same_ids(got, want, g->numel, "transformers' generate()");
+    printf("golden llama sp_gqa: the prompt's %d ids are sentencepiece's, %d greedy ids "
+           "transformers'\n", (int)n_ids, (int)g->numel);
+    free(logits);
+    tlm_session_free(session);
+    tlm_model_free(model);
+    tlm_tokenizer_free(tok);
+    tlmi_safetensors_free(st);
+    tlm_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_llama_import FIXTURES_DIR [--export-to DIR]\n");
@@ -807,7 +875,7 @@ int main(int argc, char **argv) {
         export_to = argv[3];
         mkdir(export_to, 0777);
     }
-    struct CMUnitTest tests[IMPORT_CASES + 1 + 2 * ROUND_TRIP_CASES];
+    struct CMUnitTest tests[IMPORT_CASES + 2 + 2 * ROUND_TRIP_CASES];
     size_t n = 0;
     for (size_t i = 0; i < IMPORT_CASES; i++) {
         struct CMUnitTest t = {import_cases[i].name, check_import, NULL, NULL,
@@ -817,6 +885,8 @@ int main(int argc, char **argv) {
     struct CMUnitTest v4 = {"gqa with a transformers 4 config.json", check_transformers4_config,
                             NULL, NULL, NULL};
     tests[n++] = v4;
+    struct CMUnitTest sp = {"sp_gqa: prompt and greedy ids", check_sp_greedy, NULL, NULL, NULL};
+    tests[n++] = sp;
     static char round_trip_names[2 * ROUND_TRIP_CASES][128];
     for (size_t i = 0; i < ROUND_TRIP_CASES; i++) {
         const import_case *c = &import_cases[round_trip_cases[i]];
