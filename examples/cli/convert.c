@@ -150,7 +150,10 @@ static int is_llama2c_file(const char *path, int32_t format) {
     size_t i = 0;
     while (i < got && (head[i] == ' ' || head[i] == '\t' || head[i] == '\r' || head[i] == '\n'))
         i++;
-    return got >= 28 && head[0] != 0x89 && first != 20240326u && head[8] != '{' && head[i] != '{';
+    /* safetensors: a length below 4 GiB (bytes 4..7 zero, where a legacy
+     * llama2.c header has hidden_dim), then '{'. */
+    const int safetensors = head[8] == '{' && head[4] == 0 && head[5] == 0 && head[6] == 0 && head[7] == 0;
+    return got >= 28 && head[0] != 0x89 && first != 20240326u && !safetensors && head[i] != '{';
 }
 
 /* Kinds of tokenizer files found beside the weights. */

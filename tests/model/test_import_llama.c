@@ -363,7 +363,7 @@ static void write_version1(const char *legacy, const char *path, int version,
         h[i] = (int32_t)tlmi_get_u32(bytes + 4 * i);
     const int shared = h[5] > 0;
     const size_t D = (size_t)h[0], F = (size_t)h[1], L = (size_t)h[2];
-    const size_t V = (size_t)(h[5] > 0 ? h[5] : -h[5]);
+    const size_t V = (size_t)(h[5] > 0 ? (long)h[5] : -(long)h[5]);
     const size_t hd = D / (size_t)h[3], K = (size_t)h[4] * hd;
     const size_t T = (size_t)h[6];
     /* Legacy offsets (floats after the header). */
@@ -434,12 +434,14 @@ static void assert_import_fails(fixture *f, const char *path, int32_t format,
  * (computed here from the fields, plus `extra`, which may be negative). */
 static void write_legacy(const char *path, const int32_t h[7], long extra) {
     const long D = h[0], F = h[1], L = h[2], H = h[3], KV = h[4];
-    const long V = h[5] > 0 ? h[5] : -h[5], T = h[6];
+    const long V = h[5] > 0 ? (long)h[5] : -(long)h[5], T = h[6];
     const long hd = H > 0 ? D / H : 0, K = KV * hd;
     long floats = V * D + 2 * L * D + 2 * L * D * D + 2 * L * K * D +
                   3 * L * F * D + D + 2 * T * (hd / 2) + (h[5] < 0 ? V * D : 0);
     floats += extra;
-    if (floats < 0)
+    /* Headers out of range are refused before the size is looked at:
+     * their body (2^31 rows for vocab_size INT32_MIN) is left out. */
+    if (floats < 0 || floats > (1L << 22))
         floats = 0;
     size_t size = 28 + 4 * (size_t)floats;
     unsigned char *out = calloc(1, size);
