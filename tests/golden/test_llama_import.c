@@ -40,12 +40,15 @@
  * model whose eps is 1e-5 and rope base 10000 exported to llama2.c is the
  * fixture's legacy file byte for byte except the two freq_cis tables (run.c
  * skips them: the format's one freedom; their difference is printed) and
- * imports again bit-identical; a model with another eps or rope base is
- * refused naming the field, nothing written.
+ * imports again bit-identical; a model with another eps, rope base or
+ * head width (head_dim * n_heads != d_model) is refused naming the field,
+ * nothing written. The sharded copy (mqa_sharded, directory and index) and
+ * the wide-headed model (wide, head_dim 12) go through all of the above.
  *
  * usage: test_llama_import FIXTURES_DIR [--export-to DIR]
  * With --export-to, the Hugging Face export of every fixture is also left
- * in DIR/<name> for `make_llama_fixtures.py --check-export`, and each
+ * in DIR/<path, '/' and '.' as '_'> for `make_llama_fixtures.py
+ * --check-export`, and each
  * legacy llama2.c model after tlm's AdamW step in DIR/<name>_stepped.bin
  * with tlm's greedy ids and logits for it, for `--check-runc`.
  */
