@@ -48,9 +48,9 @@
  * usage: test_llama_import FIXTURES_DIR [--export-to DIR]
  * With --export-to, the Hugging Face export of every fixture is also left
  * in DIR/<path, '/' and '.' as '_'> for `make_llama_fixtures.py
- * --check-export`, and each
- * legacy llama2.c model after tlm's AdamW step in DIR/<name>_stepped.bin
- * with tlm's greedy ids and logits for it, for `--check-runc`.
+ * --check-export`, and each legacy llama2.c model after tlm's AdamW step
+ * in DIR/<name>_stepped.bin with tlm's greedy ids and logits for it, for
+ * `--check-runc`.
  */
 #define _POSIX_C_SOURCE 200809L /* mkdir */
 
