@@ -1,5 +1,5 @@
 /*
- * Runs the suite's shell script: cli_driver SCRIPT TLM_PROGRAM. A C program
+ * Runs the suite's shell script: cli_driver SCRIPT TLM_PROGRAM [ARG]. A C program
  * rather than the script itself, so that `meson test --setup valgrind`
  * checks this driver (clean) instead of reporting the shell's own leaks;
  * the script and the tlm program it runs are not traced.
@@ -13,11 +13,12 @@
 extern char **environ;
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s SCRIPT TLM_PROGRAM\n", argv[0]);
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: %s SCRIPT TLM_PROGRAM [ARG]\n", argv[0]);
         return 2;
     }
-    char *args[] = {"sh", argv[1], argv[2], NULL};
+    /* the script, the program and an optional argument (a fixtures path) */
+    char *args[] = {"sh", argv[1], argv[2], argc == 4 ? argv[3] : NULL, NULL};
     pid_t pid;
     if (posix_spawn(&pid, "/bin/sh", NULL, NULL, args, environ) != 0) {
         perror("cli_driver: posix_spawn /bin/sh");
