@@ -72,12 +72,17 @@ void tlmi_gemm_parallel(tlmi_threadpool *pool, const tlmi_kernels *kernels,
     const int64_t align = kernels->gemm_col_align > 0
                               ? kernels->gemm_col_align : 1;
     const int64_t units = (n + align - 1) / align;
-    /* At least TLMI_GEMM_MIN_FLOPS_PER_THREAD per range. */
+    /* At least TLMI_GEMM_MIN_FLOPS_PER_THREAD per range, or
+     * TLMI_GEMM_MIN_B_BYTES_PER_THREAD of B, whichever is fewer units. */
     const double unit_flops = 2.0 * (double)m * (double)k * (double)align;
+    const double unit_bytes = (double)sizeof(float) * (double)k * (double)align;
     int64_t grain = 1;
-    if (unit_flops < (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD)
-        grain = (int64_t)((double)TLMI_GEMM_MIN_FLOPS_PER_THREAD /
-                          unit_flops) + 1;
+    if (unit_flops < (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD &&
+        unit_bytes < (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD) {
+        const double by_flops = (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD / unit_flops;
+        const double by_bytes = (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD / unit_bytes;
+        grain = (int64_t)(by_flops < by_bytes ? by_flops : by_bytes) + 1;
+    }
     gemm_job job = {
         .kernels = kernels, .c = c, .a = a, .b = b, .bias = bias,
         .m = m, .n = n, .k = k, .transpose_a = transpose_a,

@@ -14,8 +14,14 @@
 #include "dispatch.h"
 
 /* Floating-point operations below which a product is not split (a range
- * gets at least this many). */
+ * gets at least this many)... */
 #define TLMI_GEMM_MIN_FLOPS_PER_THREAD ((int64_t)1 << 18)
+/* ...unless the range streams at least this many bytes of B: a product of
+ * one or a few rows (decoding) is bound by reading the weights, not by
+ * its flops, and a 288 x 288 matrix (331 KB, 166 kflop) read by two cores
+ * takes half the time, which is far more than waking a spinning worker
+ * costs. */
+#define TLMI_GEMM_MIN_B_BYTES_PER_THREAD ((int64_t)1 << 15)
 
 /* Workspace bytes for `threads` threads each running a product that needs
  * `per_thread` bytes (each slot rounded up to 64 bytes), or SIZE_MAX when
