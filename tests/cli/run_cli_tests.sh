@@ -428,6 +428,13 @@ check "generate without a prompt starts a SentencePiece model from BOS alone" sh
 check "attention of a SentencePiece prompt labels its BOS" sh -c "
     '$tlm' attention spl.tlm --prompt 'the cat' -o spl_attn.svg > /dev/null &&
     grep -q '>&lt;bos&gt;</text>' spl_attn.svg && ! grep -q '>#1</text>' spl_attn.svg"
+check "an imported llama2.c model with its SentencePiece tokenizer evaluates and fine-tunes" sh -c "
+    printf 'the cat sat on the mat. the dog ran to the cat.\\n%.0s' \$(seq 40) > spl_text.txt &&
+    '$tlm' eval spl.tlm --data spl_text.txt > spl_eval.txt && grep -q 'perplexity' spl_eval.txt &&
+    '$tlm' train --init spl.tlm --data spl_text.txt --steps 2 --context 16 --batch 2 \
+        --eval-every 2 --threads 1 --out spl_tuned.tlm > /dev/null 2>&1 &&
+    '$tlm' info spl_tuned.tlm | grep -q '^n_kv_heads: 2' &&
+    '$tlm' generate spl_tuned.tlm --prompt 'the cat' --tokens 8 --temperature 0 > /dev/null"
 check "--tokenizer-out of a tokenizer that is not SentencePiece writes nothing" sh -c "
     ! '$tlm' export llama.tlm --format llama2c -o no_model.bin --tokenizer-out no_tok.bin 2> no_tok.err &&
     grep -q 'not a SentencePiece' no_tok.err && test ! -e no_model.bin && test ! -e no_tok.bin"
