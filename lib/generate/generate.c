@@ -53,31 +53,37 @@ static int encode(tlmi_host *host, const char *what, tlm_tokenizer *tokenizer,
                   const char *text, size_t length, int starts_text,
                   int32_t **ids, size_t *n, size_t *capacity) {
     *ids = NULL;
-    const int sp = tokenizer->kind == TLM_TOKENIZER_SENTENCEPIECE;
     const size_t first =
         starts_text && tlmi_tokenizer_adds_bos(tokenizer) ? 1 : 0;
-    /* SentencePiece: the dummy prefix, and 3 byte pieces for a byte that
-     * starts no valid character. */
-    if (length > (SIZE_MAX / sizeof **ids - 4) / 3)
-        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    *capacity = (sp ? 3 * length + 3 : length > 0 ? length : 1) + first;
-    *ids = tlmi_host_alloc(host, *capacity * sizeof **ids, 64);
-    if (*ids == NULL)
-        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
-    if (first)
-        (*ids)[0] = tokenizer->bos_id;
-    int status = starts_text
-                     ? tlm_tokenizer_encode(tokenizer, text, length,
-                                            *ids + first, *capacity - first, n)
-                     : tlmi_tokenizer_encode_continuing(
-                           tokenizer, text, length, *ids, *capacity, n);
-    *n += first;
-    if (status != TLM_OK) {
+    /* Room for one id per byte, which every kind but SentencePiece (its
+     * dummy prefix, byte pieces) keeps to; a second pass with the room the
+     * first asked for when not. */
+    size_t room = length > 0 ? length : 1;
+    for (int pass = 0; pass < 2; pass++) {
+        if (room > SIZE_MAX / sizeof **ids - first)
+            return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        *capacity = room + first;
+        *ids = tlmi_host_alloc(host, *capacity * sizeof **ids, 64);
+        if (*ids == NULL)
+            return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+        if (first)
+            (*ids)[0] = tokenizer->bos_id;
+        int status = starts_text
+                         ? tlm_tokenizer_encode(tokenizer, text, length,
+                                                *ids + first, room, n)
+                         : tlmi_tokenizer_encode_continuing(
+                               tokenizer, text, length, *ids, room, n);
+        if (status == TLM_OK) {
+            *n += first;
+            return TLM_OK;
+        }
         tlmi_host_free(host, *ids, *capacity * sizeof **ids);
         *ids = NULL;
-        return tlmi_fail_forward(host, status, "%s", what);
+        if (status != TLM_E_RANGE || *n <= room || pass == 1)
+            return tlmi_fail_forward(host, status, "%s", what);
+        room = *n;
     }
-    return TLM_OK;
+    return TLM_OK; /* not reached */
 }
 
 /* Buffers one generation needs: the window of recent ids and one row of

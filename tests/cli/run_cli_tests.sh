@@ -456,6 +456,10 @@ check "train --tokenizer tokenizer.model on text that encodes to more ids than b
     '$tlm' train --data sp_long.txt --arch llama --tokenizer '$sp_fixtures/sp_bpe.model' \
         --steps 2 --context 16 --batch 2 --dim 32 --layers 1 --heads 2 -o sp_long.tlm > /dev/null &&
     '$tlm' info sp_long.tlm | grep -q '^tokenizer: sentencepiece, 1000 ids (pieces merged by score)'"
+check "generate and eval take SentencePiece text that encodes to more ids than bytes" sh -c "
+    '$tlm' generate sp_long.tlm --prompt \"\$(printf '\\377\\376\\377\\376\\377')\" --tokens 3 \
+        --temperature 0 > sp_long_gen.txt &&
+    test \$(wc -c < sp_long_gen.txt) -gt 5 && '$tlm' eval sp_long.tlm --data sp_long.txt > /dev/null"
 check "import and export help list llama2c" sh -c "
     '$tlm' import --help | grep -q llama2c && '$tlm' export --help | grep -q llama2c &&
     '$tlm' export --help | grep -q tokenizer-out"
