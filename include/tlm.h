@@ -339,6 +339,13 @@ enum tlm_dtype {
     TLM_DTYPE_I32 = 1  /**< 32-bit signed integer: token ids, class targets */
 };
 
+/** How a model stores its matrices (docs/quantization.md). */
+enum tlm_weight_format {
+    TLM_WEIGHTS_F32 = 0,  /**< float32 (trainable) */
+    TLM_WEIGHTS_BF16 = 1, /**< bfloat16, rounded to nearest even from float32 */
+    TLM_WEIGHTS_INT8 = 2  /**< int8, symmetric, groups of 32 inputs with a float32 scale */
+};
+
 /**
  * Create a leaf tensor filled with zeros.
  * @param[out] out   the new tensor, or NULL on failure

@@ -196,10 +196,16 @@ const tlmi_kernels *tlmi_kernels_for(int isa) {
 
 static atomic_uint_least32_t cpu_mask = UINT32_MAX;
 
+uint32_t tlmi_cpu_usable_features(void) {
+    return tlmi_cpu_detect() & (uint32_t)atomic_load(&cpu_mask);
+}
+
+const tlmi_kernels *tlmi_kernels_choose_with(uint32_t features) {
+    return compiled[tlmi_isa_choose(features, getenv("TLM_CPU"))];
+}
+
 const tlmi_kernels *tlmi_kernels_choose(void) {
-    const uint32_t mask = (uint32_t)atomic_load(&cpu_mask);
-    return compiled[tlmi_isa_choose(tlmi_cpu_detect() & mask,
-                                    getenv("TLM_CPU"))];
+    return tlmi_kernels_choose_with(tlmi_cpu_usable_features());
 }
 
 TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {
