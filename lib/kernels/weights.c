@@ -202,8 +202,20 @@ int tlmi_weights_validate(const tlmi_weights *w, int64_t *bad_row,
 
 /* Every variant compiled into this build, each format's best first. */
 static const tlmi_weight_kernels *const compiled[] = {
+#if defined(TLMI_HAVE_AVX512_VNNI)
+    &tlmi_weights_int8_avx512_vnni,
+#endif
+#if defined(TLMI_HAVE_AVX2)
+    &tlmi_weights_int8_avx2,
+#endif
+#if defined(TLMI_HAVE_NEON_DOTPROD)
+    &tlmi_weights_int8_neon_dotprod,
+#endif
+#if defined(TLMI_HAVE_NEON)
+    &tlmi_weights_int8_neon,
+#endif
     &tlmi_weights_int8_scalar,
-#if defined(TLMI_HAVE_AVX512BF16)
+#if defined(TLMI_HAVE_AVX512_BF16)
     &tlmi_weights_bf16_avx512bf16,
 #endif
 #if defined(TLMI_HAVE_AVX512)

@@ -42,13 +42,13 @@ extern const tlmi_weight_kernels tlmi_weights_bf16_avx2;
 #endif
 /* (The BF16 variants' files, compiled with only their own TLMI_HAVE_*,
  * use the rows of the ISA below them.) */
-#if defined(TLMI_HAVE_AVX512) || defined(TLMI_HAVE_AVX512BF16)
+#if defined(TLMI_HAVE_AVX512) || defined(TLMI_HAVE_AVX512_BF16)
 TLMI_BF16_ROWS_DECLARE(avx512);
 #endif
 #if defined(TLMI_HAVE_AVX512)
 extern const tlmi_weight_kernels tlmi_weights_bf16_avx512;
 #endif
-#if defined(TLMI_HAVE_AVX512BF16)
+#if defined(TLMI_HAVE_AVX512_BF16)
 extern const tlmi_weight_kernels tlmi_weights_bf16_avx512bf16;
 #endif
 #if defined(TLMI_HAVE_NEON) || defined(TLMI_HAVE_NEON_BF16)
