@@ -342,6 +342,26 @@ static void logits_stay_near_float32(void **state) {
             /* The graph forward runs the dequantized weights. */
             graph_logits(q, shape, graph);
             assert_logits_near(got, graph, shape, format, "graph vs session");
+            if (shape != 2) {
+                /* The attention maps run the quantized session too: rows
+                 * are distributions near float32's. */
+                float *maps = malloc(2 * 4 * N * N * sizeof *maps);
+                assert_non_null(maps);
+                assert_int_equal(tlm_model_attention_weights(m, prompt, N, 1, maps),
+                                 TLM_OK);
+                assert_int_equal(tlm_model_attention_weights(q, prompt, N, 1,
+                                                             maps + 4 * N * N),
+                                 TLM_OK);
+                double row_sum = 0;
+                for (int j = 0; j < N; j++)
+                    row_sum += (double)maps[4 * N * N + (N - 1) * N + j];
+                tlmt_assert_close(row_sum, 1.0, 1e-5);
+                const double worst = tlmt_max_abs_diff_f32(maps, maps + 4 * N * N,
+                                                           4 * N * N);
+                if (!(worst <= 0.1))
+                    fail_msg("attention maps differ by %.3g", worst);
+                free(maps);
+            }
             print_message("%s %s: logits off by %.3g (prefill), %.3g (decode) of "
                           "their scale\n", shape_names[shape],
                           format == TLM_WEIGHTS_BF16 ? "bf16" : "int8", prefill, decode);
