@@ -372,6 +372,39 @@ static void logits_stay_near_float32(void **state) {
     tlm_context_free(ctx);
 }
 
+/* An encoder-only model (tlm_session_encode's logits, through the tied
+ * head) against float32 and its own graph forward. */
+static void encoder_only_logits(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c = shape_config(1);
+    c.n_encoder_layers = 2;
+    c.n_decoder_layers = 0;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    float want[N * V], got[N * V], graph[N * V];
+    for (int32_t format = TLM_WEIGHTS_F32; format <= TLM_WEIGHTS_INT8; format++) {
+        tlm_model *q = m;
+        if (format != TLM_WEIGHTS_F32)
+            assert_int_equal(tlm_model_quantize(&q, m, format), TLM_OK);
+        tlm_session *s = NULL;
+        assert_int_equal(tlm_session_create(&s, q, NULL), TLM_OK);
+        assert_int_equal(tlm_session_encode(s, prompt, N, NULL, format ? got : want),
+                         TLM_OK);
+        tlm_session_free(s);
+        if (format != TLM_WEIGHTS_F32) {
+            /* Shape 1's path: P = 2 + 2 layers * 4 products. */
+            assert_logits_near(want, got, 1, format, "encoder-only vs float32");
+            graph_logits(q, 1, graph);
+            assert_logits_near(got, graph, 1, format, "encoder-only graph vs session");
+            tlm_model_free(q);
+        }
+    }
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+}
+
 static void bad_arguments(void **state) {
     (void)state;
     tlm_context *ctx = NULL;
@@ -588,6 +621,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(float32_files_are_unchanged),
         cmocka_unit_test(quantized_files_round_trip),
         cmocka_unit_test(logits_stay_near_float32),
+        cmocka_unit_test(encoder_only_logits),
         cmocka_unit_test(bad_arguments),
         cmocka_unit_test(quantized_models_refuse_training),
         cmocka_unit_test(int8_models_generate_and_score),
