@@ -273,6 +273,14 @@ static void quantized_files_round_trip(void **state) {
                 assert_int_equal(loaded_count, count);
                 assert_memory_equal(loaded_values, values, count * sizeof *values);
                 free(loaded_values);
+                /* A mapped (read-only, borrowed) model quantizes too. */
+                tlm_model *dequantized = NULL;
+                assert_int_equal(tlm_model_quantize(&dequantized, loaded, TLM_WEIGHTS_F32),
+                                 TLM_OK);
+                loaded_values = all_values(dequantized, &loaded_count);
+                assert_memory_equal(loaded_values, values, count * sizeof *values);
+                free(loaded_values);
+                tlm_model_free(dequantized);
                 session_logits(loaded, shape, 0, again);
                 assert_memory_equal(again, logits, sizeof logits);
                 assert_int_equal(tlm_model_save(loaded, map ? map_path : copy_path),
