@@ -10,12 +10,13 @@
  * refuses them.
  *
  * How close the logits must be. A bf16 weight is the float32 one rounded
- * to 8 significant bits: relative error <= 2^-9. An int8 weight is off by
- * at most half a step of its group, max|w_group| / 254, and the session's
+ * to 8 significant bits: relative error <= 2^-9, and a product with
+ * vdpbf16ps (or BFDOT) rounds the activations to bf16 too: per product,
+ * eps = 2 * 2^-9 relative to sum |a| |w|. An int8 weight is off by at
+ * most half a step of its group, max|w_group| / 254, and the session's
  * one-row products quantize the activations the same way (another
- * max|a_group| / 254): per product, an error of at most
- * eps = 2 / 254 relative to sum |a| |w| over the groups' maxima (bf16:
- * eps = 2^-9, activations exact). The errors of the P products on the
+ * max|a_group| / 254): eps = 2 / 254 relative to sum |a| |w| over the
+ * groups' maxima. The errors of the P products on the
  * way to a logit (embedding, 3 or 4 per sublayer, the head) add up, and
  * norms carry them forward relative to the values, so a logit is off by
  * about P * eps times the logits' scale (max |logit|) times the ratio
@@ -145,7 +146,7 @@ static void graph_logits(tlm_model *m, int shape, float *logits) {
 }
 
 static double format_eps(int32_t format) {
-    return format == TLM_WEIGHTS_BF16 ? ldexp(1.0, -9) : 2.0 / 254.0;
+    return format == TLM_WEIGHTS_BF16 ? ldexp(2.0, -9) : 2.0 / 254.0;
 }
 
 /* Fails unless |got - want| <= 4 P eps max|want| everywhere; returns the
