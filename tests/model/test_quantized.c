@@ -437,6 +437,7 @@ static void bad_arguments(void **state) {
         assert_int_equal(tlm_model_quantize(&q, m, format), TLM_E_INVALID);
         assert_null(q);
         assert_non_null(strstr(tlm_last_error(), "decoder.layers.1.ffn.up_proj.weight"));
+        assert_int_equal(strncmp(tlm_last_error(), "tlm_model_quantize: ", 20), 0);
     }
     w[100] = saved;
     /* No tensors of the quantized dtypes outside a model. */
