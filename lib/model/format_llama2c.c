@@ -359,7 +359,7 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
     }
     tlm_model_config config;
     tlmi_llama2c_config(&r->h, &config);
-    const tlmi_parameter_source source = {lookup, r, 1, NULL};
+    const tlmi_parameter_source source = {lookup, r, 1, NULL, TLM_WEIGHTS_F32};
     char what[320];
     snprintf(what, sizeof what, "llama2.c checkpoint '%.280s'", r->what);
     int status = tlmi_import_build_status(
