@@ -225,6 +225,21 @@ int main(int argc, char **argv) {
         if (variant == 0)
             copy_file(scratch, "model_load", "truncated.tlm", 300);
         remove(scratch);
+        /* Quantized models (docs/format.md, the "weights" field): int8 of
+         * every variant, bf16 of the first. */
+        for (int32_t format = TLM_WEIGHTS_BF16; format <= TLM_WEIGHTS_INT8; format++) {
+            if (format == TLM_WEIGHTS_BF16 && variant != 0)
+                continue;
+            tlm_model *q = NULL;
+            check(tlm_model_quantize(&q, m, format), "quantize");
+            snprintf(scratch, sizeof scratch, "%s/scratch.tlm", root);
+            check(tlm_model_save(q, scratch), "save quantized");
+            snprintf(name, sizeof name, "tiny-%d-%s.tlm", variant,
+                     format == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
+            copy_file(scratch, "model_load", name, 0);
+            remove(scratch);
+            tlm_model_free(q);
+        }
         snprintf(scratch, sizeof scratch, "%s/scratch.safetensors", root);
         check(tlm_model_export_safetensors(m, scratch), "export");
         snprintf(name, sizeof name, "tiny-%d.safetensors", variant);
@@ -233,7 +248,7 @@ int main(int argc, char **argv) {
         remove(scratch);
         char *json = NULL;
         size_t size = 0;
-        check(tlmi_model_config_to_json(&ctx->host, &m->config, &json, &size),
+        check(tlmi_model_config_to_json(&ctx->host, &m->config, TLM_WEIGHTS_F32, &json, &size),
               "config");
         snprintf(name, sizeof name, "config-%d.json", variant);
         write_file("model_config", name, json, size);
