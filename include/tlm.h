@@ -208,7 +208,8 @@ enum tlm_cpu_feature {
     TLM_CPU_AVX512BF16 = 1 << 9,  /**< x86 AVX-512 BF16 */
     TLM_CPU_NEON = 1 << 16,       /**< Arm Advanced SIMD (baseline on AArch64) */
     TLM_CPU_ARM_FP16 = 1 << 17,   /**< Arm half-precision arithmetic */
-    TLM_CPU_ARM_DOTPROD = 1 << 18 /**< Arm SDOT/UDOT */
+    TLM_CPU_ARM_DOTPROD = 1 << 18, /**< Arm SDOT/UDOT */
+    TLM_CPU_ARM_BF16 = 1 << 19     /**< Arm BFloat16 (BFDOT, Armv8.6 FEAT_BF16) */
 };
 
 /**

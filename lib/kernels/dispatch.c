@@ -140,7 +140,7 @@ static const uint32_t isa_needs[TLMI_ISA_COUNT] = {
                 TLM_CPU_F16C | TLM_CPU_AVX512F | TLM_CPU_AVX512BW |         \
                 TLM_CPU_AVX512VL | TLM_CPU_AVX512VNNI |                     \
                 TLM_CPU_AVX512BF16 | TLM_CPU_NEON | TLM_CPU_ARM_FP16 |      \
-                TLM_CPU_ARM_DOTPROD))
+                TLM_CPU_ARM_DOTPROD | TLM_CPU_ARM_BF16))
 
 const char *tlmi_isa_name(int isa) {
     return isa >= 0 && isa < TLMI_ISA_COUNT ? isa_names[isa] : NULL;

@@ -15,6 +15,7 @@
 #include "base/cpu.h"
 #include "base/half.h"
 #include "kernels/scalar/weights.h"
+#include "kernels/weights_bf16.h"
 
 /* ---- Sizes -------------------------------------------------------------- */
 
@@ -214,6 +215,21 @@ static const tlmi_weight_kernels *const compiled[] = {
     &tlmi_weights_int8_neon,
 #endif
     &tlmi_weights_int8_scalar,
+#if defined(TLMI_HAVE_AVX512_BF16)
+    &tlmi_weights_bf16_avx512bf16,
+#endif
+#if defined(TLMI_HAVE_AVX512)
+    &tlmi_weights_bf16_avx512,
+#endif
+#if defined(TLMI_HAVE_AVX2)
+    &tlmi_weights_bf16_avx2,
+#endif
+#if defined(TLMI_HAVE_NEON_BF16)
+    &tlmi_weights_bf16_neonbf16,
+#endif
+#if defined(TLMI_HAVE_NEON)
+    &tlmi_weights_bf16_neon,
+#endif
     &tlmi_weights_bf16_scalar,
 };
 
