@@ -241,6 +241,29 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
 #undef TAKE
 }
 
+/* Zeroes the session's block except the decoder's self-attention caches:
+ * a position's keys and values are written before any query reads them,
+ * and pages never written are never made resident, so a session's memory
+ * grows with the positions it uses rather than with max_context (the
+ * caches of the 110M Llama shape at 1024 positions are 75 MB). The
+ * layout puts those caches first, after their table, which this clears
+ * too: lay the block out again afterwards. */
+static void zero_all_but_self_caches(tlm_session *s, const tlm_model_config *c) {
+    unsigned char *const block = s->block;
+    const size_t layers = (size_t)c->n_decoder_layers;
+    if (layers == 0) {
+        memset(block, 0, s->block_bytes);
+        return;
+    }
+    const size_t cache_floats = (size_t)c->max_context *
+                                (size_t)c->n_kv_heads * (size_t)c->head_dim;
+    unsigned char *const begin = (unsigned char *)s->self_cache[0].k;
+    unsigned char *const end =
+        (unsigned char *)(s->self_cache[layers - 1].v + cache_floats);
+    memset(block, 0, (size_t)(begin - block));
+    memset(end, 0, s->block_bytes - (size_t)(end - block));
+}
+
 /* The session's thread count: params->n_threads, or the context's. */
 static int session_threads(const tlm_model *model, int32_t n_threads) {
     return n_threads > 0 ? (int)n_threads : model->ctx->n_threads;
@@ -344,7 +367,9 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
                          "buffers (%zu bytes) failed", bytes);
     }
     s->block_bytes = bytes;
-    memset(s->block, 0, bytes);
+    tlmi_layout_init(&layout, s->block);
+    session_layout(s, &layout, c, s->chunk, threads, kernels, s->weight_kernels);
+    zero_all_but_self_caches(s, c);
     tlmi_layout_init(&layout, s->block);
     session_layout(s, &layout, c, s->chunk, threads, kernels, s->weight_kernels);
     float *const slots[TLMI_SLOT_COUNT] = {
