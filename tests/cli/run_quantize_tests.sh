@@ -137,6 +137,9 @@ bad 2 "quantize, missing -o" quantize gpt.tlm --to int8
 bad 1 "quantize, a file that is not a model" quantize corrupt.tlm --to int8 -o never.tlm
 bad 1 "quantize, a missing model" quantize missing.tlm --to int8 -o never.tlm
 check "nothing written by the refused commands" test ! -e never.tlm
+bad 1 "quantize, -o in a missing directory" quantize gpt.tlm --to int8 -o nodir/never.tlm
+check "the failed save names the file and leaves nothing" sh -c "
+    grep -q 'nodir/never.tlm' bad.err && test ! -e nodir && test -z \"\$(ls | grep '^never')\""
 check "the input survives -o naming it" sh -c "'$tlm' info gpt.tlm | grep -q '^weights: float32\$'"
 check "quantize --help" sh -c "'$tlm' quantize --help | grep -q '^usage: tlm quantize'"
 check "quantize is listed in tlm --help" sh -c "'$tlm' --help | grep -q '^  quantize '"
