@@ -289,13 +289,19 @@ int main(int argc, char **argv) {
             value = &prompts_option;
         else if (strcmp(argv[i], "--tokens") == 0)
             value = &tokens_option;
+        const char *option = argv[i];
+        if (value == NULL) {
+            fprintf(stderr, "quant_quality: unknown option '%s'\n%s", option, usage);
+            return 2;
+        }
         char *end = NULL;
-        if (value != NULL && i + 1 < argc)
+        if (i + 1 < argc)
             *value = strtol(argv[++i], &end, 10);
         /* A typo or a count below 1 would otherwise measure something else
          * (or divide by zero) without a word. */
-        if (value == NULL || end == NULL || *end != '\0' || *value < 1 || *value > 1L << 30) {
-            fprintf(stderr, "quant_quality: bad option '%s'\n%s", argv[i], usage);
+        if (end == NULL || *end != '\0' || *value < 1 || *value > 1L << 30) {
+            fprintf(stderr, "quant_quality: %s %s: expected a count from 1 to 2^30\n%s",
+                    option, end != NULL ? argv[i] : "(missing)", usage);
             return 2;
         }
     }
