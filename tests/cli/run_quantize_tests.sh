@@ -123,6 +123,14 @@ EOF
         ! '$tlm' train --resume ${shape}_bf16.tlm --data corpus.txt --steps 1 -o never.tlm 2> resume.err &&
         grep -q 'its weights are bf16 .*dequantize first' resume.err && test ! -e never.tlm"
 done
+check "export of an int8 model writes its dequantized values (float32 on import)" sh -c "
+    '$tlm' export gpt_int8.tlm --safetensors int8.safetensors &&
+    '$tlm' import int8.safetensors --tokenizer-from gpt.tlm --out int8_exported.tlm &&
+    '$tlm' info int8_exported.tlm | grep -q '^weights: float32\$' &&
+    '$tlm' quantize gpt_int8.tlm --to f32 -o gpt_int8_f32.tlm &&
+    '$tlm' eval int8_exported.tlm --data corpus.txt > exported.txt &&
+    '$tlm' eval gpt_int8_f32.tlm --data corpus.txt > dequantized.txt &&
+    cmp exported.txt dequantized.txt"
 check "the dequantized model trains again" "$tlm" train --init gpt_back.tlm --data corpus.txt \
     --steps 2 --batch 2 --threads 1 -o tuned.tlm
 
