@@ -197,11 +197,13 @@ for gs, path in ((64, "q80_g64.bin"), (16, "q80_g16.bin")):
     open(path, "wb").write(out)
 EOF
 check "import llama2.c Q8_0 (groups of 64): an int8 model that generates" sh -c "
-    '$tlm' import q80_g64.bin --tokenizer-from llama.tlm -o q80_g64.tlm &&
+    '$tlm' import q80_g64.bin --tokenizer-from llama.tlm -o q80_g64.tlm 2> g64.err &&
+    test ! -s g64.err &&
     '$tlm' info q80_g64.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$' &&
     '$tlm' generate q80_g64.tlm --prompt 'the ' --tokens 10 --temperature 0 > /dev/null"
-check "import llama2.c Q8_0 (groups of 16): int8 through float32" sh -c "
-    '$tlm' import q80_g16.bin --tokenizer-from llama.tlm -o q80_g16.tlm &&
+check "import llama2.c Q8_0 (groups of 16): int8 through float32, with a note saying so" sh -c "
+    '$tlm' import q80_g16.bin --tokenizer-from llama.tlm -o q80_g16.tlm 2> g16.err &&
+    grep -q '^tlm import: note: .*group size 16.*quantized again to int8' g16.err &&
     '$tlm' info q80_g16.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$'"
 check "the Q8_0 import's perplexity within 1% of the float32 model's" python3 - "$tlm" <<'EOF'
 import subprocess, sys, re
