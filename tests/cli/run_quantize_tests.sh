@@ -13,38 +13,10 @@ case $1 in
     /*) tlm=$1 ;;
     *) tlm=$(pwd)/$1 ;;
 esac
+. "$(dirname "$0")/checks.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-quantize-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-failures=0
-checks=0
-
-pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
-check() { # description command...
-    description=$1
-    shift
-    if "$@" > check.out 2> check.err; then
-        pass "$description"
-    else
-        fail "$description"
-        sed 's/^/#   /' check.out check.err
-    fi
-}
-bad() { # expected-status description arguments...: one line on stderr
-    expected=$1
-    description=$2
-    shift 2
-    "$tlm" "$@" > bad.out 2> bad.err
-    status=$?
-    lines=$(wc -l < bad.err)
-    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" bad.err; then
-        pass "$description: status $status, one line"
-    else
-        fail "$description: status $status (wanted $expected), $lines lines on stderr"
-        sed 's/^/#   /' bad.err
-    fi
-}
 
 python3 - <<'EOF'
 words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
@@ -217,5 +189,4 @@ for path in ("q80_g64.tlm", "q80_g16.tlm"):
     assert abs(ppl(path) / base - 1) < 0.01, (path, ppl(path), base)
 EOF
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish_checks
