@@ -863,7 +863,9 @@ class Model(_Handle):
         """How the matrices are stored: "f32", "bf16" or "int8"."""
         code = _L().tlm_model_weight_format(self.handle)
         if code < 0:
-            raise Error(code, "tlm_model_weight_format failed")
+            raise Error(-1, _L().tlm_last_error().decode("utf-8", "replace"))
+        if code not in _WEIGHT_FORMAT_NAMES:
+            raise Error(-1, "tlm.py: weight format %d is newer than this binding" % code)
         return _WEIGHT_FORMAT_NAMES[code]
 
     def perplexity(self, text):

@@ -232,6 +232,16 @@ static void attach_llama2c_beside(tlm_context *ctx, const tlm_model *model, cons
     *tok = found;
 }
 
+/* What the library says while importing, as notes on stderr: a llama2.c
+ * Q8_0 file whose groups tlm cannot take over as they are is dequantized
+ * and quantized again (TLM_LOG_INFO), which the user should hear of.
+ * Errors are left to the command's own one-line message. */
+static void print_import_note(void *user, int level, const char *message) {
+    (void)user;
+    if (level != TLM_LOG_ERROR)
+        fprintf(stderr, "tlm import: note: %s\n", message);
+}
+
 int cmd_import(int argc, char **argv) {
     const char *out = NULL, *tokenizer_from = NULL, *format_name = "auto";
     const char *config_path = NULL, *tokenizer_path = NULL;
@@ -281,8 +291,12 @@ int cmd_import(int argc, char **argv) {
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
     tlm_tokenizer *tok = NULL;
-    if (cli_context("import", 0, &ctx) != 0)
-        return CLI_EXIT_RUNTIME;
+    tlm_context_params context_params;
+    tlm_context_params_init(&context_params);
+    context_params.log_fn = print_import_note;
+    context_params.log_level = TLM_LOG_INFO;
+    if (tlm_context_create(&ctx, &context_params) != TLM_OK)
+        return cli_error(CLI_EXIT_RUNTIME, "import", "%s", tlm_last_error());
     int imported = tlm_model_import(&model, ctx, positional[0], &params) == TLM_OK;
     /* GPT-2's files beside the weights serve a model that came without a
      * tokenizer; a .tlm keeps its own. */

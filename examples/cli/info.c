@@ -111,9 +111,10 @@ int cmd_info(int argc, char **argv) {
         {"context", 0, CLI_INT, &context, 1, 1 << 20, "N", "positions per training sequence of the estimate (default the model's max_context)", 0},
     };
     cli_command cmd = {"info", "MODEL",
-                       "Print a model's configuration, parameter count, tokenizer and the\n"
-                       "memory a session (at the model's max_context) and a training step\n"
-                       "(--batch sequences of --context positions) need, estimated before\n"
+                       "Print a model's configuration, parameter count, weight format\n"
+                       "(float32, bf16, int8), file size, tokenizer and the memory a session\n"
+                       "(at the model's max_context) and a training step (--batch sequences\n"
+                       "of --context positions; float32 models only) need, estimated before\n"
                        "anything is allocated (the model file is only mapped).",
                        options, 2, 1, 1, "MODEL"};
     const char *positional[1];
@@ -188,22 +189,23 @@ int cmd_info(int argc, char **argv) {
     int64_t inference = 0, training = 0;
     if (context == 0)
         context = c.max_context;
+    /* tlm_trainer_create refuses quantized weights: no training figure. */
+    const int trains = tlm_model_weight_format(model) == TLM_WEIGHTS_F32;
     if (context > c.max_context) {
         status = cli_error(CLI_EXIT_USAGE, "info",
                            "--context %d is longer than the model's max_context %d",
                            (int)context, (int)c.max_context);
     } else if (tlm_model_memory_estimate(model, TLM_MEMORY_INFERENCE, 1, c.max_context,
                                          &inference) != TLM_OK ||
-               tlm_model_memory_estimate(model, TLM_MEMORY_TRAINING, batch, context,
-                                         &training) != TLM_OK) {
+               (trains && tlm_model_memory_estimate(model, TLM_MEMORY_TRAINING, batch,
+                                                    context, &training) != TLM_OK)) {
         status = cli_error(CLI_EXIT_RUNTIME, "info", "%s", tlm_context_last_error(ctx));
     } else {
         char what[160];
         snprintf(what, sizeof what, "the parameters and one session at context %d",
                  (int)c.max_context);
         print_bytes("memory, inference:", inference, what);
-        if (tlm_model_weight_format(model) != TLM_WEIGHTS_F32) {
-            /* tlm_trainer_create refuses quantized weights. */
+        if (!trains) {
             printf("%-18s none: quantized weights do not train (tlm quantize --to f32 "
                    "first)\n", "memory, training:");
         } else {

@@ -179,7 +179,8 @@ static void add_conflict(char *list, size_t capacity, const char *text) {
 }
 
 /* Training updates float32 weights only: a quantized model (int8, bf16)
- * is refused before any data is read, with the way back. */
+ * is refused as soon as it is loaded (before the corpus is tokenized or
+ * a trainer made), with the command that makes it trainable again. */
 static int refuse_quantized(const train_settings *s, tlm_model *model, const char *path,
                             const char *option) {
     const int32_t format = tlm_model_weight_format(model);

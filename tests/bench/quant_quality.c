@@ -45,6 +45,17 @@ static void die(const char *what) {
     exit(1);
 }
 
+/* malloc, or exit with a message: a measuring tool has nothing to fall
+ * back on. */
+static void *checked_malloc(size_t bytes) {
+    void *p = malloc(bytes > 0 ? bytes : 1);
+    if (p == NULL) {
+        fprintf(stderr, "quant_quality: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
 static char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
@@ -54,7 +65,7 @@ static char *read_file(const char *path, size_t *size) {
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *data = malloc((size_t)n + 1);
+    char *data = n >= 0 ? checked_malloc((size_t)n + 1) : NULL;
     if (data == NULL || fread(data, 1, (size_t)n, f) != (size_t)n) {
         fprintf(stderr, "quant_quality: cannot read %s\n", path);
         exit(1);
@@ -83,7 +94,7 @@ static void score_ids(tlm_model *model, const int32_t *ids, size_t n, int32_t wi
     tlm_session *s = NULL;
     if (tlm_session_create(&s, model, NULL) != TLM_OK)
         die("session");
-    float *logits = malloc(sizeof(float) * (size_t)window * (size_t)vocab);
+    float *logits = checked_malloc(sizeof(float) * (size_t)window * (size_t)vocab);
     *n_scored = 0;
     for (size_t start = 0; start + 1 < n; start += (size_t)window - 1) {
         size_t len = n - start < (size_t)window ? n - start : (size_t)window;
@@ -107,7 +118,7 @@ static void score_ids_stepwise(tlm_model *model, const int32_t *ids, size_t n, i
     tlm_session *s = NULL;
     if (tlm_session_create(&s, model, NULL) != TLM_OK)
         die("session");
-    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    float *logits = checked_malloc(sizeof(float) * (size_t)vocab);
     *n_scored = 0;
     for (size_t start = 0; start + 1 < n; start += (size_t)window - 1) {
         size_t len = n - start < (size_t)window ? n - start : (size_t)window;
@@ -138,7 +149,7 @@ static void greedy(tlm_model *model, const int32_t *prompt, size_t n_prompt, int
     tlm_session *s = NULL;
     if (tlm_session_create(&s, model, NULL) != TLM_OK)
         die("session");
-    float *logits = malloc(sizeof(float) * (size_t)vocab);
+    float *logits = checked_malloc(sizeof(float) * (size_t)vocab);
     if (tlm_session_decode(s, prompt, n_prompt, logits, 1) != TLM_OK)
         die("prompt");
     for (int32_t t = 0; t < tokens; t++) {
@@ -254,33 +265,64 @@ static int breakdown(const char *path, const char *text, size_t length) {
 }
 
 int main(int argc, char **argv) {
+    static const char usage[] =
+        "usage: quant_quality MODEL.tlm TEXT [--bytes N] [--step-bytes N] [--prompts P] "
+        "[--tokens T] [--breakdown]\n";
     if (argc < 3) {
-        fprintf(stderr, "usage: quant_quality MODEL.tlm TEXT [--bytes N] [--prompts P] "
-                        "[--tokens T]\n");
+        fputs(usage, stderr);
         return 2;
     }
-    size_t bytes = 16384, step_bytes = 2048;
-    int32_t prompts = 20, tokens = 100;
-    for (int i = 3; i + 1 < argc; i++) {
+    long bytes_option = 16384, step_bytes_option = 2048;
+    long prompts_option = 20, tokens_option = 100;
+    int want_breakdown = 0;
+    for (int i = 3; i < argc; i++) {
+        long *value = NULL;
+        if (strcmp(argv[i], "--breakdown") == 0) {
+            want_breakdown = 1;
+            continue;
+        }
         if (strcmp(argv[i], "--bytes") == 0)
-            bytes = (size_t)atol(argv[i + 1]);
-        else if (strcmp(argv[i], "--prompts") == 0)
-            prompts = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--tokens") == 0)
-            tokens = atoi(argv[i + 1]);
+            value = &bytes_option;
         else if (strcmp(argv[i], "--step-bytes") == 0)
-            step_bytes = (size_t)atol(argv[i + 1]);
+            value = &step_bytes_option;
+        else if (strcmp(argv[i], "--prompts") == 0)
+            value = &prompts_option;
+        else if (strcmp(argv[i], "--tokens") == 0)
+            value = &tokens_option;
+        const char *option = argv[i];
+        if (value == NULL) {
+            fprintf(stderr, "quant_quality: unknown option '%s'\n%s", option, usage);
+            return 2;
+        }
+        char *end = NULL;
+        if (i + 1 < argc)
+            *value = strtol(argv[++i], &end, 10);
+        /* A typo or a count below 1 would otherwise measure something else
+         * (or divide by zero) without a word. */
+        if (end == NULL || *end != '\0' || *value < 1 || *value > 1L << 30) {
+            fprintf(stderr, "quant_quality: %s %s: expected a count from 1 to 2^30\n%s",
+                    option, end != NULL ? argv[i] : "(missing)", usage);
+            return 2;
+        }
     }
+    size_t bytes = (size_t)bytes_option, step_bytes = (size_t)step_bytes_option;
+    const int32_t prompts = (int32_t)prompts_option;
+    int32_t tokens = (int32_t)tokens_option;
     size_t size = 0;
     char *text = read_file(argv[2], &size);
+    /* The prompts start at evenly spaced offsets of the text, PROMPT_BYTES each. */
+    if (size < PROMPT_BYTES) {
+        fprintf(stderr, "quant_quality: %s has %zu bytes, fewer than a prompt's %d\n",
+                argv[2], size, PROMPT_BYTES);
+        return 1;
+    }
     if (bytes > size)
         bytes = size;
-    for (int i = 3; i < argc; i++)
-        if (strcmp(argv[i], "--breakdown") == 0) {
-            const int status = breakdown(argv[1], text, bytes);
-            free(text);
-            return status;
-        }
+    if (want_breakdown) {
+        const int status = breakdown(argv[1], text, bytes);
+        free(text);
+        return status;
+    }
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (tlm_context_create(&ctx, NULL) != TLM_OK || tlm_model_load(&model, ctx, argv[1], NULL) != TLM_OK)
@@ -305,10 +347,16 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t capacity = bytes + 16, n_ids = 0;
-    int32_t *ids = malloc(sizeof(int32_t) * capacity);
+    int32_t *ids = checked_malloc(sizeof(int32_t) * capacity);
     if (tlm_tokenizer_encode(tok, text, bytes, ids, capacity, &n_ids) != TLM_OK)
         die("encode");
-    double *base = malloc(sizeof(double) * n_ids), *other = malloc(sizeof(double) * n_ids);
+    if (n_ids < 2) {
+        fprintf(stderr, "quant_quality: the first %zu bytes of %s make %zu tokens: "
+                "nothing to score\n", bytes, argv[2], n_ids);
+        return 1;
+    }
+    double *base = checked_malloc(sizeof(double) * n_ids);
+    double *other = checked_malloc(sizeof(double) * n_ids);
     size_t n_scored = 0, n_other = 0;
     score_ids(model, ids, n_ids, window, vocab, base, &n_scored);
     double base_nll = 0.0;
@@ -319,12 +367,12 @@ int main(int argc, char **argv) {
     if (step_bytes > bytes)
         step_bytes = bytes;
     size_t n_step_ids = 0;
-    int32_t *step_ids = malloc(sizeof(int32_t) * (step_bytes + 16));
+    int32_t *step_ids = checked_malloc(sizeof(int32_t) * (step_bytes + 16));
     if (tlm_tokenizer_encode(tok, text, step_bytes, step_ids, step_bytes + 16, &n_step_ids) !=
         TLM_OK)
         die("encode");
-    double *step_base = malloc(sizeof(double) * (n_step_ids + 1));
-    double *step_other = malloc(sizeof(double) * (n_step_ids + 1));
+    double *step_base = checked_malloc(sizeof(double) * (n_step_ids + 1));
+    double *step_other = checked_malloc(sizeof(double) * (n_step_ids + 1));
     size_t n_step = 0;
     score_ids_stepwise(model, step_ids, n_step_ids, window, vocab, step_base, &n_step);
     double step_base_nll = 0.0;
@@ -336,10 +384,10 @@ int main(int argc, char **argv) {
            argv[1], n_scored, base_ppl, n_step, step_base_ppl);
     fflush(stdout);
     /* The prompts' ids, and float32's greedy continuations. */
-    int32_t *prompt_ids = malloc(sizeof(int32_t) * (size_t)prompts * (PROMPT_BYTES + 8));
-    size_t *prompt_len = malloc(sizeof(size_t) * (size_t)prompts);
-    int32_t *want = malloc(sizeof(int32_t) * (size_t)prompts * (size_t)tokens);
-    int32_t *got = malloc(sizeof(int32_t) * (size_t)tokens);
+    int32_t *prompt_ids = checked_malloc(sizeof(int32_t) * (size_t)prompts * (PROMPT_BYTES + 8));
+    size_t *prompt_len = checked_malloc(sizeof(size_t) * (size_t)prompts);
+    int32_t *want = checked_malloc(sizeof(int32_t) * (size_t)prompts * (size_t)tokens);
+    int32_t *got = checked_malloc(sizeof(int32_t) * (size_t)tokens);
     for (int32_t p = 0; p < prompts; p++) {
         const size_t at = (size - PROMPT_BYTES) / (size_t)prompts * (size_t)p;
         if (tlm_tokenizer_encode(tok, text + at, PROMPT_BYTES, prompt_ids + p * (PROMPT_BYTES + 8),

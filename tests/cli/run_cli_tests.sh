@@ -17,24 +17,10 @@ esac
 # The SentencePiece fixtures (tests/tokenizer/sp_bpe.*), found from this
 # script's own path before the cd below.
 sp_fixtures=$(cd "$(dirname "$0")/../tokenizer" 2> /dev/null && pwd)
+. "$(dirname "$0")/checks.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-cli-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-failures=0
-checks=0
-
-pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
-check() { # description command...
-    description=$1
-    shift
-    if "$@" > check.out 2> check.err; then
-        pass "$description"
-    else
-        fail "$description"
-        sed 's/^/#   /' check.out check.err
-    fi
-}
 
 # A corpus with structure a tiny model can start to learn: 600 lines of
 # short sentences from a few words (deterministic).
@@ -530,20 +516,6 @@ fi
 printf 'this is not a model' > corrupt.tlm
 head -c 100 model.tlm > truncated.tlm
 mkdir -p a_directory
-bad() { # expected-status description arguments...
-    expected=$1
-    description=$2
-    shift 2
-    "$tlm" "$@" > bad.out 2> bad.err
-    status=$?
-    lines=$(wc -l < bad.err)
-    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" bad.err; then
-        pass "$description: status $status, one line"
-    else
-        fail "$description: status $status (wanted $expected), $lines lines on stderr"
-        sed 's/^/#   /' bad.err
-    fi
-}
 bad 1 "train, missing data file" train --data missing.txt
 bad 1 "train, a directory as data" train --data a_directory
 bad 2 "train, bad number" train --data corpus.txt --steps 12abc
@@ -599,5 +571,4 @@ for command in train generate eval info export import plot attention demo versio
     check "$command --help" sh -c "'$tlm' $command --help | grep -q '^usage: tlm $command'"
 done
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish_checks

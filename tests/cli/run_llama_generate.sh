@@ -27,24 +27,10 @@ case $2 in
     /*) fixtures=$2 ;;
     *) fixtures=$(pwd)/$2 ;;
 esac
+. "$(dirname "$0")/checks.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-llama-generate.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-failures=0
-checks=0
-
-pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
-check() { # description command...
-    description=$1
-    shift
-    if "$@" > check.out 2> check.err; then
-        pass "$description"
-    else
-        fail "$description"
-        sed 's/^/#   /' check.out check.err
-    fi
-}
 # same_text GOT WANT: GOT is WANT, or WANT and one newline.
 same_text() {
     python3 - "$1" "$2" <<'EOF'
@@ -94,5 +80,4 @@ check "export --format llama2c --tokenizer-out of it fails and writes neither fi
         2> never.err && grep -q position never.err &&
     test ! -e never.bin && test ! -e never_tok.bin"
 
-echo "1..$checks"
-[ $failures -eq 0 ]
+finish_checks

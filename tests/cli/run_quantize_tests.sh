@@ -13,38 +13,10 @@ case $1 in
     /*) tlm=$1 ;;
     *) tlm=$(pwd)/$1 ;;
 esac
+. "$(dirname "$0")/checks.sh"
 work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-quantize-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
-failures=0
-checks=0
-
-pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
-check() { # description command...
-    description=$1
-    shift
-    if "$@" > check.out 2> check.err; then
-        pass "$description"
-    else
-        fail "$description"
-        sed 's/^/#   /' check.out check.err
-    fi
-}
-bad() { # expected-status description arguments...: one line on stderr
-    expected=$1
-    description=$2
-    shift 2
-    "$tlm" "$@" > bad.out 2> bad.err
-    status=$?
-    lines=$(wc -l < bad.err)
-    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" bad.err; then
-        pass "$description: status $status, one line"
-    else
-        fail "$description: status $status (wanted $expected), $lines lines on stderr"
-        sed 's/^/#   /' bad.err
-    fi
-}
 
 python3 - <<'EOF'
 words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
@@ -123,6 +95,14 @@ EOF
         ! '$tlm' train --resume ${shape}_bf16.tlm --data corpus.txt --steps 1 -o never.tlm 2> resume.err &&
         grep -q 'its weights are bf16 .*dequantize first' resume.err && test ! -e never.tlm"
 done
+check "export of an int8 model writes its dequantized values (float32 on import)" sh -c "
+    '$tlm' export gpt_int8.tlm --safetensors int8.safetensors &&
+    '$tlm' import int8.safetensors --tokenizer-from gpt.tlm --out int8_exported.tlm &&
+    '$tlm' info int8_exported.tlm | grep -q '^weights: float32\$' &&
+    '$tlm' quantize gpt_int8.tlm --to f32 -o gpt_int8_f32.tlm &&
+    '$tlm' eval int8_exported.tlm --data corpus.txt > exported.txt &&
+    '$tlm' eval gpt_int8_f32.tlm --data corpus.txt > dequantized.txt &&
+    cmp exported.txt dequantized.txt"
 check "the dequantized model trains again" "$tlm" train --init gpt_back.tlm --data corpus.txt \
     --steps 2 --batch 2 --threads 1 -o tuned.tlm
 
@@ -137,6 +117,9 @@ bad 2 "quantize, missing -o" quantize gpt.tlm --to int8
 bad 1 "quantize, a file that is not a model" quantize corrupt.tlm --to int8 -o never.tlm
 bad 1 "quantize, a missing model" quantize missing.tlm --to int8 -o never.tlm
 check "nothing written by the refused commands" test ! -e never.tlm
+bad 1 "quantize, -o in a missing directory" quantize gpt.tlm --to int8 -o nodir/never.tlm
+check "the failed save names the file and leaves nothing" sh -c "
+    grep -q 'nodir/never.tlm' bad.err && test ! -e nodir && test -z \"\$(ls | grep '^never')\""
 check "the input survives -o naming it" sh -c "'$tlm' info gpt.tlm | grep -q '^weights: float32\$'"
 check "quantize --help" sh -c "'$tlm' quantize --help | grep -q '^usage: tlm quantize'"
 check "quantize is listed in tlm --help" sh -c "'$tlm' --help | grep -q '^  quantize '"
@@ -186,11 +169,13 @@ for gs, path in ((64, "q80_g64.bin"), (16, "q80_g16.bin")):
     open(path, "wb").write(out)
 EOF
 check "import llama2.c Q8_0 (groups of 64): an int8 model that generates" sh -c "
-    '$tlm' import q80_g64.bin --tokenizer-from llama.tlm -o q80_g64.tlm &&
+    '$tlm' import q80_g64.bin --tokenizer-from llama.tlm -o q80_g64.tlm 2> g64.err &&
+    test ! -s g64.err &&
     '$tlm' info q80_g64.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$' &&
     '$tlm' generate q80_g64.tlm --prompt 'the ' --tokens 10 --temperature 0 > /dev/null"
-check "import llama2.c Q8_0 (groups of 16): int8 through float32" sh -c "
-    '$tlm' import q80_g16.bin --tokenizer-from llama.tlm -o q80_g16.tlm &&
+check "import llama2.c Q8_0 (groups of 16): int8 through float32, with a note saying so" sh -c "
+    '$tlm' import q80_g16.bin --tokenizer-from llama.tlm -o q80_g16.tlm 2> g16.err &&
+    grep -q '^tlm import: note: .*group size 16.*quantized again to int8' g16.err &&
     '$tlm' info q80_g16.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$'"
 check "the Q8_0 import's perplexity within 1% of the float32 model's" python3 - "$tlm" <<'EOF'
 import subprocess, sys, re
@@ -204,5 +189,4 @@ for path in ("q80_g64.tlm", "q80_g16.tlm"):
     assert abs(ppl(path) / base - 1) < 0.01, (path, ppl(path), base)
 EOF
 
-echo "$checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish_checks

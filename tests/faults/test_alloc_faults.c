@@ -146,51 +146,42 @@ static void assert_no_temporaries(void) {
 
 /* ---- scenarios ---------------------------------------------------------- */
 
-static int load_scenario(trial *t, int64_t n, int memory_map) {
+/* Loads `path` (whose matrices are stored as `format`; an int8 file is
+ * validated on load) read or mapped. */
+static int load_scenario(trial *t, int64_t n, const char *path, int memory_map,
+                         int32_t format) {
     tlm_context *ctx = new_context(t);
     tlm_model_load_params lp;
     tlm_model_load_params_init(&lp);
     lp.memory_map = memory_map;
     tlm_model *m = NULL;
     arm(t, n);
-    int status = tlm_model_load(&m, ctx, model_path, &lp);
+    int status = tlm_model_load(&m, ctx, path, &lp);
     disarm(t);
     if (status != TLM_OK) {
         assert_null(m);
         /* The context still works: load again. */
-        assert_int_equal(tlm_model_load(&m, ctx, model_path, &lp), TLM_OK);
+        assert_int_equal(tlm_model_load(&m, ctx, path, &lp), TLM_OK);
     }
     assert_non_null(tlm_model_tokenizer(m));
+    assert_int_equal(tlm_model_weight_format(m), format);
     tlm_model_free(m);
     tlm_context_free(ctx);
     return status;
 }
 
-static int load_read(trial *t, int64_t n) { return load_scenario(t, n, 0); }
-static int load_mapped(trial *t, int64_t n) { return load_scenario(t, n, 1); }
-
-/* An int8 model's file (validated on load), read and mapped. */
-static int load_int8(trial *t, int64_t n, int memory_map) {
-    tlm_context *ctx = new_context(t);
-    tlm_model_load_params lp;
-    tlm_model_load_params_init(&lp);
-    lp.memory_map = memory_map;
-    tlm_model *m = NULL;
-    arm(t, n);
-    int status = tlm_model_load(&m, ctx, int8_path, &lp);
-    disarm(t);
-    if (status != TLM_OK) {
-        assert_null(m);
-        assert_int_equal(tlm_model_load(&m, ctx, int8_path, &lp), TLM_OK);
-    }
-    assert_int_equal(tlm_model_weight_format(m), TLM_WEIGHTS_INT8);
-    tlm_model_free(m);
-    tlm_context_free(ctx);
-    return status;
+static int load_read(trial *t, int64_t n) {
+    return load_scenario(t, n, model_path, 0, TLM_WEIGHTS_F32);
 }
-
-static int load_int8_read(trial *t, int64_t n) { return load_int8(t, n, 0); }
-static int load_int8_mapped(trial *t, int64_t n) { return load_int8(t, n, 1); }
+static int load_mapped(trial *t, int64_t n) {
+    return load_scenario(t, n, model_path, 1, TLM_WEIGHTS_F32);
+}
+static int load_int8_read(trial *t, int64_t n) {
+    return load_scenario(t, n, int8_path, 0, TLM_WEIGHTS_INT8);
+}
+static int load_int8_mapped(trial *t, int64_t n) {
+    return load_scenario(t, n, int8_path, 1, TLM_WEIGHTS_INT8);
+}
 
 static int save_scenario(trial *t, int64_t n, int safetensors) {
     tlm_context *ctx = new_context(t);

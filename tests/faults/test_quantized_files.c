@@ -289,7 +289,9 @@ static void malformed_quantized_files_are_refused(void **state) {
 
     /* bf16: a NaN value (0x7fc0 in row 2). */
     const file good16 = good_file(TLM_WEIGHTS_BF16, path);
-    f.bytes = realloc(f.bytes, (size_t)good16.size);
+    free(f.bytes);
+    f.bytes = malloc((size_t)good16.size);
+    assert_non_null(f.bytes);
     f.size = good16.size;
     memcpy(f.bytes, good16.bytes, (size_t)good16.size);
     unsigned char *values = tensor_data(&f, MATRIX);

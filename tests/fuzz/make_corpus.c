@@ -7,7 +7,6 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "model/model.h"
 #include "model/model_config.h"
 #include "gpt2_tiny_vocab.h"
+#include "llama2c_q80.h"
 #include "text/tokenizer.h"
 #include "tlm.h"
 
@@ -143,27 +143,12 @@ static void write_llama2c_v1(tlm_model *m, const char *name) {
     write_file("llama2c_import", name, out, at);
 }
 
-/* Appends tlm's parameter `name` as export.py's quantize_q80 writes it:
- * int8 q (scale max|w| / 127 per group of `gs` consecutive weights, q
- * rounded half to even), then the float32 scales. */
+/* Appends tlm's parameter `name` as export.py's quantize_q80 writes it
+ * in groups of `gs` (llama2c_q80_encode). */
 static size_t put_q80(tlm_model *m, const char *name, int gs, unsigned char *out) {
     tlm_tensor *t = NULL;
     check(tlm_model_find_parameter(m, name, &t), name);
-    const float *v = tlm_tensor_data_f32(t);
-    const int64_t n = tlm_tensor_numel(t);
-    for (int64_t g = 0; g < n / gs; g++) {
-        float wmax = 0.0f;
-        for (int i = 0; i < gs; i++)
-            wmax = fmaxf(wmax, fabsf(v[g * gs + i]));
-        const float scale = wmax / 127.0f;
-        for (int i = 0; i < gs; i++)
-            out[g * gs + i] =
-                (unsigned char)(signed char)(scale > 0.0f ? rintf(v[g * gs + i] / scale) : 0.0f);
-        uint32_t bits;
-        memcpy(&bits, &scale, sizeof bits);
-        tlmi_put_u32(out + n + 4 * g, bits);
-    }
-    return (size_t)(n + 4 * (n / gs));
+    return llama2c_q80_encode(out, tlm_tensor_data_f32(t), tlm_tensor_numel(t), gs, NULL);
 }
 
 /* `m` in llama2.c's "ak42" version 2 layout (export.py version2_export,

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "base/endian.h"
+#include "llama2c_q80.h"
 #include "temp_dir.h"
 #include "tlm.h"
 #include "tolerance.h"
@@ -85,21 +86,25 @@ static tlm_model *llama_model(fixture *f, int32_t dim, int32_t hidden,
     return m;
 }
 
-/* The llama2.c file being written: bytes, and the float32 values the
- * quantized weights stand for (q * scale), parameter by parameter, kept
- * to compare against. */
+/* The llama2.c file being written, in memory (the float32 values its
+ * quantized weights stand for are written back into the model: put_q80). */
 typedef struct l2c_file {
     unsigned char *bytes;
     size_t size, capacity;
 } l2c_file;
 
-static void put(l2c_file *o, const void *data, size_t size) {
+/* Room for `size` more bytes at the end of `o`: where they go. */
+static unsigned char *reserve(l2c_file *o, size_t size) {
     if (o->size + size > o->capacity) {
         o->capacity = 2 * (o->size + size) + 4096;
         o->bytes = realloc(o->bytes, o->capacity);
         assert_non_null(o->bytes);
     }
-    memcpy(o->bytes + o->size, data, size);
+    return o->bytes + o->size;
+}
+
+static void put(l2c_file *o, const void *data, size_t size) {
+    memcpy(reserve(o, size), data, size);
     o->size += size;
 }
 
@@ -117,36 +122,15 @@ static tlm_tensor *param(tlm_model *m, const char *name) {
     return t;
 }
 
-/* export.py's quantize_q80 of parameter `name` of `m`: each group of `gs`
- * consecutive weights of the flattened matrix gets scale max|w| / 127 and
- * q = round(w / scale) (half to even, as torch.round); the int8 values are
- * written, then the scales. `m`'s weights become q * scale (so `m` is then
+/* export.py's quantize_q80 of parameter `name` of `m` in groups of `gs`
+ * (llama2c_q80_encode); `m`'s weights become q * scale (so `m` is then
  * the float32 model the file stands for). */
 static void put_q80(l2c_file *o, tlm_model *m, const char *name, int32_t gs) {
-    tlm_tensor *t = param(m, name);
-    float *w = tlm_tensor_data_f32(t);
-    const int64_t n = tlm_tensor_numel(t);
+    float *w = tlm_tensor_data_f32(param(m, name));
+    const int64_t n = tlm_tensor_numel(param(m, name));
     assert_int_equal(n % gs, 0);
-    float *scales = malloc(sizeof(float) * (size_t)(n / gs));
-    signed char *q = malloc((size_t)n);
-    assert_true(scales != NULL && q != NULL);
-    for (int64_t g = 0; g < n / gs; g++) {
-        float wmax = 0.0f;
-        for (int32_t i = 0; i < gs; i++)
-            wmax = fmaxf(wmax, fabsf(w[g * gs + i]));
-        const float scale = wmax / 127.0f;
-        scales[g] = scale;
-        for (int32_t i = 0; i < gs; i++) {
-            const int64_t k = g * gs + i;
-            q[k] = (signed char)(scale > 0.0f ? rintf(w[k] / scale) : 0.0f);
-            w[k] = (float)q[k] * scale;
-        }
-    }
-    put(o, q, (size_t)n);
-    for (int64_t g = 0; g < n / gs; g++)
-        put_f32(o, scales[g]);
-    free(scales);
-    free(q);
+    unsigned char *at = reserve(o, (size_t)n + 4 * (size_t)(n / gs));
+    o->size += llama2c_q80_encode(at, w, n, gs, w);
 }
 
 static void put_f32_param(l2c_file *o, tlm_model *m, const char *name) {
@@ -247,13 +231,12 @@ static void assert_same_values(tlm_model *got, tlm_model *want) {
 }
 
 /* Logits of every position of a fixed id sequence. */
-static void logits_of(tlm_model *m, float *logits, int32_t vocab) {
+static void logits_of(tlm_model *m, float *logits) {
     static const int32_t ids[6] = {1, 7, 3, 18, 0, 11};
     tlm_session *s = NULL;
     assert_int_equal(tlm_session_create(&s, m, NULL), TLM_OK);
     assert_int_equal(tlm_session_decode(s, ids, 6, logits, 6), TLM_OK);
     tlm_session_free(s);
-    (void)vocab;
 }
 
 /* Logits [6, V] of the same ids through the graph forward
@@ -312,8 +295,8 @@ static void check_q80(fixture *f, int32_t dim, int32_t hidden, int32_t gs,
      * smooth): measured up to 6% of the logits' size; the bound is 15%
      * and catches a product gone wrong (a wrong scale or group is off by
      * the logits' own size). */
-    logits_of(q, got, V);
-    logits_of(dense, want, V);
+    logits_of(q, got);
+    logits_of(dense, want);
     largest = 0.0f;
     for (int i = 0; i < N * V; i++)
         largest = fmaxf(largest, fabsf(want[i]));
