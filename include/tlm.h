@@ -208,7 +208,8 @@ enum tlm_cpu_feature {
     TLM_CPU_AVX512BF16 = 1 << 9,  /**< x86 AVX-512 BF16 */
     TLM_CPU_NEON = 1 << 16,       /**< Arm Advanced SIMD (baseline on AArch64) */
     TLM_CPU_ARM_FP16 = 1 << 17,   /**< Arm half-precision arithmetic */
-    TLM_CPU_ARM_DOTPROD = 1 << 18 /**< Arm SDOT/UDOT */
+    TLM_CPU_ARM_DOTPROD = 1 << 18, /**< Arm SDOT/UDOT */
+    TLM_CPU_ARM_BF16 = 1 << 19     /**< Arm BFloat16 (BFDOT, Armv8.6 FEAT_BF16) */
 };
 
 /**
@@ -336,6 +337,13 @@ typedef struct tlm_tensor tlm_tensor;
 enum tlm_dtype {
     TLM_DTYPE_F32 = 0, /**< 32-bit IEEE float: values, parameters, gradients */
     TLM_DTYPE_I32 = 1  /**< 32-bit signed integer: token ids, class targets */
+};
+
+/** How a model stores its matrices (docs/quantization.md). */
+enum tlm_weight_format {
+    TLM_WEIGHTS_F32 = 0,  /**< float32 (trainable) */
+    TLM_WEIGHTS_BF16 = 1, /**< bfloat16, rounded to nearest even from float32 */
+    TLM_WEIGHTS_INT8 = 2  /**< int8, symmetric, groups of 32 inputs with a float32 scale */
 };
 
 /**

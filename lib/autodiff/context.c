@@ -119,7 +119,8 @@ TLM_API int tlm_context_create(tlm_context **out,
     ctx->grad_enabled = 1;
     ctx->training = 1;
     tlmi_rng_seed(&ctx->rng, 0);
-    ctx->kernels = tlmi_kernels_choose();
+    ctx->features = tlmi_cpu_usable_features();
+    ctx->kernels = tlmi_kernels_choose_with(ctx->features);
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_default_thread_count();
     status = tlmi_threadpool_create(&ctx->pool, &ctx->host, ctx->n_threads,

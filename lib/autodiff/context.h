@@ -23,6 +23,11 @@ struct tlm_context {
      * (kernels/dispatch.h) and never changed: a workspace sized for them
      * when a node is made fits them when it runs. */
     const tlmi_kernels *kernels;
+    /* The CPU features usable at creation (detected & the experimental
+     * mask), from which `kernels` was chosen: the variant of the products
+     * with quantized weights is chosen from them too
+     * (tlmi_weight_kernels_choose, kernels/weights.h). */
+    uint32_t features;
 
     tlmi_arena arena;            /* results' data, gradients, saved buffers */
     tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */

@@ -80,6 +80,7 @@ static uint32_t detect_x86(void) {
 #define TLMI_HWCAP_FPHP (1ul << 9)
 #define TLMI_HWCAP_ASIMDHP (1ul << 10)
 #define TLMI_HWCAP_ASIMDDP (1ul << 20)
+#define TLMI_HWCAP2_BF16 (1ul << 14) /* AT_HWCAP2 */
 
 static uint32_t detect_arm(void) {
     unsigned long hwcap = getauxval(AT_HWCAP);
@@ -89,6 +90,10 @@ static uint32_t detect_arm(void) {
         features |= TLM_CPU_ARM_FP16;
     if (hwcap & TLMI_HWCAP_ASIMDDP)
         features |= TLM_CPU_ARM_DOTPROD;
+#if defined(AT_HWCAP2)
+    if (getauxval(AT_HWCAP2) & TLMI_HWCAP2_BF16)
+        features |= TLM_CPU_ARM_BF16;
+#endif
     return features;
 }
 #elif defined(__aarch64__)
@@ -155,6 +160,7 @@ static const struct feature_name feature_names[] = {
     {TLM_CPU_NEON, "neon"},
     {TLM_CPU_ARM_FP16, "fp16"},
     {TLM_CPU_ARM_DOTPROD, "dotprod"},
+    {TLM_CPU_ARM_BF16, "bf16"},
 };
 
 TLM_API const char *tlm_cpu_feature_name(uint32_t feature) {

@@ -140,7 +140,7 @@ static const uint32_t isa_needs[TLMI_ISA_COUNT] = {
                 TLM_CPU_F16C | TLM_CPU_AVX512F | TLM_CPU_AVX512BW |         \
                 TLM_CPU_AVX512VL | TLM_CPU_AVX512VNNI |                     \
                 TLM_CPU_AVX512BF16 | TLM_CPU_NEON | TLM_CPU_ARM_FP16 |      \
-                TLM_CPU_ARM_DOTPROD))
+                TLM_CPU_ARM_DOTPROD | TLM_CPU_ARM_BF16))
 
 const char *tlmi_isa_name(int isa) {
     return isa >= 0 && isa < TLMI_ISA_COUNT ? isa_names[isa] : NULL;
@@ -196,10 +196,16 @@ const tlmi_kernels *tlmi_kernels_for(int isa) {
 
 static atomic_uint_least32_t cpu_mask = UINT32_MAX;
 
+uint32_t tlmi_cpu_usable_features(void) {
+    return tlmi_cpu_detect() & (uint32_t)atomic_load(&cpu_mask);
+}
+
+const tlmi_kernels *tlmi_kernels_choose_with(uint32_t features) {
+    return compiled[tlmi_isa_choose(features, getenv("TLM_CPU"))];
+}
+
 const tlmi_kernels *tlmi_kernels_choose(void) {
-    const uint32_t mask = (uint32_t)atomic_load(&cpu_mask);
-    return compiled[tlmi_isa_choose(tlmi_cpu_detect() & mask,
-                                    getenv("TLM_CPU"))];
+    return tlmi_kernels_choose_with(tlmi_cpu_usable_features());
 }
 
 TLM_API int tlm_experimental_set_cpu_mask(uint32_t mask) {

@@ -59,6 +59,13 @@ typedef struct tlmi_kernels {
  * made afresh at each call from the mask and TLM_CPU of the moment. */
 const tlmi_kernels *tlmi_kernels_choose(void);
 
+/* The features a context created now may use (detected & the mask), and
+ * the table tlmi_kernels_choose gives for them: a context reads the
+ * features once and keeps them for the weights kernels (weights.h), which
+ * are chosen from the same features as its table. */
+uint32_t tlmi_cpu_usable_features(void);
+const tlmi_kernels *tlmi_kernels_choose_with(uint32_t features);
+
 /* The table of one ISA whatever the mask, or NULL when this build has no
  * such kernels or this CPU cannot run them. For tests and benchmarks. */
 const tlmi_kernels *tlmi_kernels_for(int isa);

@@ -15,7 +15,7 @@ static const uint32_t known_features[] = {
     TLM_CPU_FMA,        TLM_CPU_F16C,       TLM_CPU_AVX512F,
     TLM_CPU_AVX512BW,   TLM_CPU_AVX512VL,   TLM_CPU_AVX512VNNI,
     TLM_CPU_AVX512BF16, TLM_CPU_NEON,       TLM_CPU_ARM_FP16,
-    TLM_CPU_ARM_DOTPROD,
+    TLM_CPU_ARM_DOTPROD, TLM_CPU_ARM_BF16,
 };
 #define N_KNOWN (sizeof known_features / sizeof known_features[0])
 
@@ -54,6 +54,8 @@ static void features_are_consistent(void **state) {
         assert_true(features & TLM_CPU_AVX512F);
     if (features & TLM_CPU_AVX512F)
         assert_true(features & TLM_CPU_AVX);
+    if (features & TLM_CPU_ARM_BF16)
+        assert_true(features & TLM_CPU_NEON);
 #if defined(__x86_64__)
     assert_true(features & TLM_CPU_SSE2);
     assert_int_equal(features & TLM_CPU_NEON, 0);

@@ -10,8 +10,10 @@
 #include "kernels/x86/attention_avx2.c"
 #include "kernels/x86/gemm_avx2.c"
 #include "kernels/x86/pointwise_avx2.c"
+#include "kernels/x86/weights_bf16_avx2.c"
 #elif defined(TLMI_HAVE_NEON)
 #include "kernels/arm/attention_neon.c"
 #include "kernels/arm/gemm_neon.c"
 #include "kernels/arm/pointwise_neon.c"
+#include "kernels/arm/weights_bf16_neon.c"
 #endif

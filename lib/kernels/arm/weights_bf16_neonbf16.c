@@ -1,0 +1,168 @@
+/*
+ * Products with bf16 weights for Armv8.6 BF16 (FEAT_BF16, +bf16): BFDOT
+ * takes two registers of 8 bf16, multiplies them pair by pair (pair l:
+ * elements 2l and 2l + 1) and adds each pair's two products to float32
+ * lane l of the accumulator.
+ *
+ * `prepare` rounds A to bf16 (nearest even, tlmi_bf16_from_float_neon);
+ * for two rows contiguous along k the pairs are their order in memory,
+ * so A needs no other rearrangement. The products of two bf16 are exact;
+ * BFDOT's additions round (to odd, in the Armv8.6 definition without
+ * FEAT_EBF16) and flush denormals to zero: the error against the scalar
+ * variant is A's rounding (2^-9 relative per term) plus the summation.
+ *
+ * Tiles: R <= 4 rows of A x J rows of W, two accumulators per pair
+ * (steps of 16 k), J = 4 for one row of A, 2 for more; terms past the
+ * last whole 8 are added in scalar with A as rounded. Not measured on
+ * Arm hardware (only run under qemu).
+ */
+#include <arm_neon.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/half.h"
+#include "kernels/weights_bf16.h"
+#include "tlm.h"
+
+#define WBF16_INLINE static inline __attribute__((always_inline))
+#define WBF16_PRAGMA(x) _Pragma(#x)
+#define WBF16_UNROLL(n) WBF16_PRAGMA(GCC unroll n)
+#define MAX_R 4
+#define MAX_J 4
+#define J_OF(R) ((R) == 1 ? 4 : 2)
+/* Weights of W per column block: 16 KiB of bf16. */
+#define BLOCK_ELEMS 8192
+
+static size_t dp_prepare_bytes(int64_t m, int64_t k) {
+    return (size_t)m * (size_t)k * sizeof(uint16_t);
+}
+
+static void dp_prepare(void *prepared, const float *a, int64_t m, int64_t k) {
+    tlmi_bf16_from_float_neon(prepared, a, m * k);
+}
+
+static inline bfloat16x8_t load_bh(const uint16_t *p) {
+    return vreinterpretq_bf16_u16(vld1q_u16(p));
+}
+
+/* Rows [i0, i0 + R) of C x columns [j0, j0 + J); ab is A in bf16. */
+WBF16_INLINE void dp_tile(float *c, int64_t ldc, const uint16_t *ab,
+                          const uint16_t *w, const float *bias, int64_t k,
+                          int64_t i0, int64_t j0, const int R, const int J) {
+    float32x4_t acc[MAX_R][MAX_J][2];
+    WBF16_UNROLL(4)
+    for (int r = 0; r < R; r++)
+        WBF16_UNROLL(4)
+        for (int q = 0; q < J; q++)
+            acc[r][q][0] = acc[r][q][1] = vdupq_n_f32(0.0f);
+    const uint16_t *arow = ab + i0 * k;
+    const uint16_t *wrow = w + j0 * k;
+    const int64_t k16 = k / 16 * 16, k8 = k / 8 * 8;
+    for (int64_t p = 0; p < k16; p += 16) {
+        bfloat16x8_t a0[MAX_R], a1[MAX_R];
+        WBF16_UNROLL(4)
+        for (int r = 0; r < R; r++) {
+            a0[r] = load_bh(arow + r * k + p);
+            a1[r] = load_bh(arow + r * k + p + 8);
+        }
+        WBF16_UNROLL(4)
+        for (int q = 0; q < J; q++) {
+            const bfloat16x8_t w0 = load_bh(wrow + q * k + p);
+            const bfloat16x8_t w1 = load_bh(wrow + q * k + p + 8);
+            WBF16_UNROLL(4)
+            for (int r = 0; r < R; r++) {
+                acc[r][q][0] = vbfdotq_f32(acc[r][q][0], a0[r], w0);
+                acc[r][q][1] = vbfdotq_f32(acc[r][q][1], a1[r], w1);
+            }
+        }
+    }
+    if (k16 < k8) { /* one more step of 8 */
+        WBF16_UNROLL(4)
+        for (int r = 0; r < R; r++) {
+            const bfloat16x8_t av = load_bh(arow + r * k + k16);
+            WBF16_UNROLL(4)
+            for (int q = 0; q < J; q++)
+                acc[r][q][0] = vbfdotq_f32(acc[r][q][0], av,
+                                           load_bh(wrow + q * k + k16));
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        const uint16_t *atail = arow + r * k;
+        for (int q = 0; q < J; q++) {
+            const uint16_t *wtail = wrow + q * k;
+            float sum = vaddvq_f32(vaddq_f32(acc[r][q][0], acc[r][q][1]));
+            for (int64_t p = k8; p < k; p++)
+                sum += tlmi_bf16_to_float(atail[p]) *
+                       tlmi_bf16_to_float(wtail[p]);
+            if (bias != NULL)
+                sum += bias[j0 + q];
+            c[(i0 + r) * ldc + j0 + q] = sum;
+        }
+    }
+}
+
+WBF16_INLINE void dp_rows(float *c, int64_t ldc, const uint16_t *ab,
+                          const uint16_t *w, const float *bias, int64_t k,
+                          int64_t i0, int64_t j_begin, int64_t j_end,
+                          const int R) {
+    const int J = J_OF(R);
+    int64_t j = j_begin;
+    for (; j + J <= j_end; j += J)
+        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, J);
+    for (; j < j_end; j++)
+        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, 1);
+}
+
+static void dp_product_cols(float *c, int64_t ldc, const void *prepared,
+                            const float *a, const tlmi_weights *w,
+                            const float *bias, int64_t m, int64_t j_begin,
+                            int64_t j_end) {
+    (void)a;
+    const int64_t k = w->cols;
+    const uint16_t *ab = prepared, *wdata = w->data;
+    int64_t block = BLOCK_ELEMS / k / 8 * 8;
+    if (block < 8)
+        block = 8;
+    for (int64_t jb = j_begin; jb < j_end; jb += block) {
+        const int64_t je = j_end - jb < block ? j_end : jb + block;
+        for (int64_t i = 0; i < m;) {
+            const int64_t r = m - i < MAX_R ? m - i : MAX_R;
+            switch (r) {
+            case 4:
+                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 4);
+                break;
+            case 3:
+                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 3);
+                break;
+            case 2:
+                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 2);
+                break;
+            default:
+                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 1);
+                break;
+            }
+            i += r;
+        }
+    }
+}
+
+/* Dequantizing is widening: the NEON rows. */
+static void dp_dequantize_rows(float *out, const tlmi_weights *w,
+                               int64_t row_begin, int64_t row_end) {
+    const uint16_t *data = w->data;
+    for (int64_t r = row_begin; r < row_end; r++)
+        tlmi_bf16_to_float_neon(out + (r - row_begin) * w->cols,
+                                data + r * w->cols, w->cols);
+}
+
+const tlmi_weight_kernels tlmi_weights_bf16_neonbf16 = {
+    .format = TLM_WEIGHTS_BF16,
+    .isa = TLMI_ISA_NEON,
+    .name = "neon-bf16",
+    .features = TLM_CPU_NEON | TLM_CPU_ARM_BF16,
+    .prepare_bytes = dp_prepare_bytes,
+    .prepare = dp_prepare,
+    .product_cols = dp_product_cols,
+    .direct_max_m = 4,
+    .dequantize_rows = dp_dequantize_rows,
+};

@@ -1,0 +1,57 @@
+/*
+ * Products with quantized weights over a thread pool:
+ *   C [m, n] = A [m, k] . W^T (+ bias [n]), W [n, k] in a compact format
+ * (kernels/weights.h), with the variant `wk` of W's format.
+ *
+ * Two paths, by m:
+ *   - m <= wk->direct_max_m (decoding, small batches): A is prepared once
+ *     (int8: quantized per group) by the calling thread into the
+ *     workspace, then the columns of C are cut into ranges at multiples of
+ *     TLMI_WEIGHTS_COL_ALIGN and each range runs wk->product_cols.
+ *   - m > wk->direct_max_m (prefill): the columns of C are cut into blocks
+ *     of TLMI_WEIGHTS_DEQUANT_COLS; for each block a thread dequantizes
+ *     those rows of W into its own workspace slot (float32 [cols, k]) and
+ *     runs the float32 GEMM of `kernels` on them into a tile of C, then
+ *     copies the tile into C. A product of many rows is bound by its
+ *     flops, not by reading W, so the float32 GEMM's speed is what counts;
+ *     each block of W is dequantized once and reused by all m rows.
+ * Either way the cut depends only on the sizes, never on the thread
+ * count, and each column is computed by one call: C is bitwise the same
+ * for any number of threads.
+ */
+#ifndef TLM_LIB_KERNELS_WEIGHTS_PARALLEL_H
+#define TLM_LIB_KERNELS_WEIGHTS_PARALLEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/threadpool.h"
+#include "kernels/dispatch.h"
+#include "kernels/weights.h"
+
+/* Columns per unit of the direct path's split. */
+#define TLMI_WEIGHTS_COL_ALIGN 16
+/* Rows of W (columns of C) dequantized at a time on the large-m path. */
+#define TLMI_WEIGHTS_DEQUANT_COLS 128
+
+/* Workspace bytes tlmi_weights_product_parallel needs for this product
+ * with `threads` threads (SIZE_MAX when that overflows). */
+size_t tlmi_weights_product_workspace(const tlmi_kernels *kernels,
+                                      const tlmi_weight_kernels *wk,
+                                      int64_t m, int64_t n, int64_t k,
+                                      int threads);
+
+/* C [m, n] = A [m, k] . W^T (+ bias), W [n, k] (n = w->rows, k =
+ * w->cols); see the top of this file. `workspace` holds
+ * `workspace_bytes`, at least tlmi_weights_product_workspace(kernels, wk,
+ * m, n, k, 1) (any alignment); when it has no room for every thread of
+ * `pool`, the large-m path runs in the calling thread alone (the same
+ * result). wk->format must be w->format. */
+void tlmi_weights_product_parallel(tlmi_threadpool *pool,
+                                   const tlmi_kernels *kernels,
+                                   const tlmi_weight_kernels *wk, float *c,
+                                   const float *a, const tlmi_weights *w,
+                                   const float *bias, int64_t m,
+                                   void *workspace, size_t workspace_bytes);
+
+#endif
