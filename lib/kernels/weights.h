@@ -145,6 +145,13 @@ const tlmi_weight_kernels *tlmi_weight_kernels_choose(
 #if defined(TLMI_HAVE_AVX2)
 extern const tlmi_weight_kernels tlmi_weights_int8_avx2;
 #endif
+#if defined(TLMI_HAVE_AVX2) || defined(TLMI_HAVE_AVX512_VNNI)
+/* The AVX2 dequantization, bit for bit the scalar one (every x86 int8
+ * variant's; the VNNI table is built only where AVX2's is). */
+void tlmi_weights_int8_dequantize_rows_avx2(float *out, const tlmi_weights *w,
+                                            int64_t row_begin,
+                                            int64_t row_end);
+#endif
 #if defined(TLMI_HAVE_AVX512_VNNI)
 extern const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni;
 #endif

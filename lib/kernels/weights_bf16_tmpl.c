@@ -9,7 +9,9 @@
  *   TLMI_WBF16_NAME, TLMI_WBF16_ISA, TLMI_WBF16_FEATURES   the variant's
  *       name, enum tlmi_isa and the CPU features it needs,
  *   TLMI_WBF16_MAX_R        rows of A per tile (at most 4),
- *   TLMI_WBF16_J(R)         rows of W per tile of R rows of A (at most 8),
+ *   TLMI_WBF16_J(R)         rows of W per tile of R rows of A (at most 8;
+ *                           1 keeps W one sequential stream),
+ *   TLMI_WBF16_U(R)         steps of 2 VL per turn of the loop (at most 4),
  *   TLMI_WBF16_DIRECT_MAX_M the variant's direct_max_m,
  *   TLMI_WBF16_SPLIT        1 when wbf16_pair gives the even and the odd
  *                           elements (A is then permuted alike by
@@ -21,10 +23,10 @@
  *   wbf16_narrow(dst, v)            TLMI_VL floats to bf16, nearest even.
  *
  * The product: C(i, j) is the dot product of row i of A and row j of W,
- * both contiguous along k. A tile holds R rows of A and J rows of W, two
- * accumulators per pair (one per half of each 2 * TLMI_VL step, so that
- * even a single pair keeps two FMA chains going); the last k % (2 VL)
- * terms are added in scalar after the horizontal sum. Each C(i, j) gets
+ * both contiguous along k. A tile holds R rows of A and J rows of W, 2 U
+ * accumulators per pair (one per half of each 2 * TLMI_VL step, U steps
+ * per turn, so that even a single pair keeps 2 U FMA chains going); the
+ * last k % (2 VL) terms are added in scalar after the horizontal sum. Each C(i, j) gets
  * the same operations whatever R, J or the column range, so any split of
  * the columns over threads gives the same bits. Columns go in blocks of
  * about BLOCK_ELEMS weights, so that a block of W serves every tile of

@@ -6,7 +6,8 @@
  *     refusal of NaN/Inf weights, validation refusing each defect;
  *   - the scalar references against double-precision products;
  *   - every variant tlmi_weight_kernels_all lists against the scalar
- *     variant of its format on odd sizes, and column ranges bit for bit;
+ *     variant of its format on odd sizes, column ranges bit for bit, and
+ *     its dequantization bit for bit;
  *   - the driver: the large-m path (dequantized blocks through the
  *     float32 GEMM) and the direct path against double products, and
  *     (with --threads, suite "threads") the same bits with 1, 2 and 3
@@ -480,6 +481,17 @@ static void check_variant(const tlmi_weight_kernels *wk, int64_t m,
     for (int i = 0; i < GUARD; i++) {
         assert_true(got_block[i] == GUARD_VALUE);
         assert_true(got[m * ldc + i] == GUARD_VALUE);
+    }
+    if (m == 1) { /* its dequantization: the reference's bits, any rows */
+        float *want_rows = dequantized(&w);
+        float *rows = malloc((size_t)(n * k) * sizeof *rows);
+        assert_non_null(rows);
+        const int64_t mid = n / 2;
+        wk->dequantize_rows(rows, &w, 0, mid);
+        wk->dequantize_rows(rows + mid * k, &w, mid, n);
+        assert_memory_equal(rows, want_rows, (size_t)(n * k) * sizeof *rows);
+        free(rows);
+        free(want_rows);
     }
     free(prepared);
     free(ref_prepared);

@@ -7,10 +7,10 @@
  * (vshll_n_u16, vshll_high_n_u16) widen each half to 4 floats, in order,
  * so A is read as given (no `prepare`).
  *
- * Tiles: R rows of A x J rows of W take 2 R J accumulators, 2 R vectors
- * of A and 2 of W: R <= 4; J = 4 for one row of A, 2 for more (as
- * AVX-512; the register file has the same 32 entries). Not measured on
- * Arm hardware (only run under qemu).
+ * Tiles as in the AVX-512 file (the register file has the same 32
+ * entries): R <= 4 rows of A against one row of W at a time, U = 4, 2, 1
+ * steps per turn. direct_max_m 4, as the scalar variant's. Not measured
+ * on Arm hardware (only run under qemu).
  */
 #define TLMI_SIMD_NEON 1
 #include "kernels/simd.h"
@@ -22,8 +22,8 @@
 #define TLMI_WBF16_ISA TLMI_ISA_NEON
 #define TLMI_WBF16_FEATURES TLM_CPU_NEON
 #define TLMI_WBF16_MAX_R 4
-#define TLMI_WBF16_J(R) ((R) == 1 ? 1 : 2)
-#define TLMI_WBF16_U(R) ((R) == 1 ? 4 : 1)
+#define TLMI_WBF16_J(R) 1
+#define TLMI_WBF16_U(R) ((R) == 1 ? 4 : (R) == 2 ? 2 : 1)
 #define TLMI_WBF16_DIRECT_MAX_M 4
 #define TLMI_WBF16_SPLIT 0
 

@@ -11,9 +11,9 @@
  * FEAT_EBF16) and flush denormals to zero: the error against the scalar
  * variant is A's rounding (2^-9 relative per term) plus the summation.
  *
- * Tiles: R <= 4 rows of A x J rows of W, two accumulators per pair
- * (steps of 16 k), J = 4 for one row of A, 2 for more; terms past the
- * last whole 8 are added in scalar with A as rounded. Not measured on
+ * Tiles: R <= 4 rows of A against one row of W at a time, U steps of 8
+ * per turn (below); terms past the last whole 8 are added in scalar with
+ * A as rounded. direct_max_m 4, as the scalar variant's: not measured on
  * Arm hardware (only run under qemu).
  */
 #include <arm_neon.h>
@@ -28,8 +28,12 @@
 #define WBF16_PRAGMA(x) _Pragma(#x)
 #define WBF16_UNROLL(n) WBF16_PRAGMA(GCC unroll n)
 #define MAX_R 4
-#define MAX_J 4
-#define J_OF(R) ((R) == 1 ? 4 : 2)
+#define MAX_J 1
+#define MAX_U 8
+/* One row of W at a time (one sequential stream of W, as the x86 files),
+ * 8 accumulators for one or two rows of A, 2 x 4 for three or four. */
+#define J_OF(R) 1
+#define U_OF(R) ((R) <= 2 ? 4 : 2)
 /* Weights of W per column block: 16 KiB of bf16. */
 #define BLOCK_ELEMS 8192
 
@@ -45,55 +49,65 @@ static inline bfloat16x8_t load_bh(const uint16_t *p) {
     return vreinterpretq_bf16_u16(vld1q_u16(p));
 }
 
-/* Rows [i0, i0 + R) of C x columns [j0, j0 + J); ab is A in bf16. */
+/* Rows [i0, i0 + R) of C x columns [j0, j0 + J); ab is A in bf16. U
+ * steps of 8 per turn of the loop (U accumulators per pair of rows), then
+ * single steps, then the scalar tail. */
 WBF16_INLINE void dp_tile(float *c, int64_t ldc, const uint16_t *ab,
                           const uint16_t *w, const float *bias, int64_t k,
-                          int64_t i0, int64_t j0, const int R, const int J) {
-    float32x4_t acc[MAX_R][MAX_J][2];
+                          int64_t i0, int64_t j0, const int R, const int J,
+                          const int U) {
+    float32x4_t acc[MAX_R][MAX_J][MAX_U];
     WBF16_UNROLL(4)
     for (int r = 0; r < R; r++)
         WBF16_UNROLL(4)
         for (int q = 0; q < J; q++)
-            acc[r][q][0] = acc[r][q][1] = vdupq_n_f32(0.0f);
+            WBF16_UNROLL(8)
+            for (int u = 0; u < U; u++)
+                acc[r][q][u] = vdupq_n_f32(0.0f);
     const uint16_t *arow = ab + i0 * k;
     const uint16_t *wrow = w + j0 * k;
-    const int64_t k16 = k / 16 * 16, k8 = k / 8 * 8;
-    for (int64_t p = 0; p < k16; p += 16) {
-        bfloat16x8_t a0[MAX_R], a1[MAX_R];
-        WBF16_UNROLL(4)
-        for (int r = 0; r < R; r++) {
-            a0[r] = load_bh(arow + r * k + p);
-            a1[r] = load_bh(arow + r * k + p + 8);
-        }
-        WBF16_UNROLL(4)
-        for (int q = 0; q < J; q++) {
-            const bfloat16x8_t w0 = load_bh(wrow + q * k + p);
-            const bfloat16x8_t w1 = load_bh(wrow + q * k + p + 8);
+    const int64_t k8 = k / 8 * 8;
+    int64_t p = 0;
+    for (; p + U * 8 <= k; p += U * 8) {
+        WBF16_UNROLL(8)
+        for (int u = 0; u < U; u++) {
+            bfloat16x8_t av[MAX_R];
             WBF16_UNROLL(4)
-            for (int r = 0; r < R; r++) {
-                acc[r][q][0] = vbfdotq_f32(acc[r][q][0], a0[r], w0);
-                acc[r][q][1] = vbfdotq_f32(acc[r][q][1], a1[r], w1);
+            for (int r = 0; r < R; r++)
+                av[r] = load_bh(arow + r * k + p + u * 8);
+            WBF16_UNROLL(4)
+            for (int q = 0; q < J; q++) {
+                const bfloat16x8_t wv = load_bh(wrow + q * k + p + u * 8);
+                WBF16_UNROLL(4)
+                for (int r = 0; r < R; r++)
+                    acc[r][q][u] = vbfdotq_f32(acc[r][q][u], av[r], wv);
             }
         }
     }
-    if (k16 < k8) { /* one more step of 8 */
+    for (; p < k8; p += 8) {
+        bfloat16x8_t av[MAX_R];
         WBF16_UNROLL(4)
-        for (int r = 0; r < R; r++) {
-            const bfloat16x8_t av = load_bh(arow + r * k + k16);
+        for (int r = 0; r < R; r++)
+            av[r] = load_bh(arow + r * k + p);
+        WBF16_UNROLL(4)
+        for (int q = 0; q < J; q++) {
+            const bfloat16x8_t wv = load_bh(wrow + q * k + p);
             WBF16_UNROLL(4)
-            for (int q = 0; q < J; q++)
-                acc[r][q][0] = vbfdotq_f32(acc[r][q][0], av,
-                                           load_bh(wrow + q * k + k16));
+            for (int r = 0; r < R; r++)
+                acc[r][q][0] = vbfdotq_f32(acc[r][q][0], av[r], wv);
         }
     }
     for (int r = 0; r < R; r++) {
         const uint16_t *atail = arow + r * k;
         for (int q = 0; q < J; q++) {
             const uint16_t *wtail = wrow + q * k;
-            float sum = vaddvq_f32(vaddq_f32(acc[r][q][0], acc[r][q][1]));
-            for (int64_t p = k8; p < k; p++)
-                sum += tlmi_bf16_to_float(atail[p]) *
-                       tlmi_bf16_to_float(wtail[p]);
+            float32x4_t total = acc[r][q][0];
+            for (int u = 1; u < U; u++)
+                total = vaddq_f32(total, acc[r][q][u]);
+            float sum = vaddvq_f32(total);
+            for (int64_t t = k8; t < k; t++)
+                sum += tlmi_bf16_to_float(atail[t]) *
+                       tlmi_bf16_to_float(wtail[t]);
             if (bias != NULL)
                 sum += bias[j0 + q];
             c[(i0 + r) * ldc + j0 + q] = sum;
@@ -105,12 +119,12 @@ WBF16_INLINE void dp_rows(float *c, int64_t ldc, const uint16_t *ab,
                           const uint16_t *w, const float *bias, int64_t k,
                           int64_t i0, int64_t j_begin, int64_t j_end,
                           const int R) {
-    const int J = J_OF(R);
+    const int J = J_OF(R), U = U_OF(R);
     int64_t j = j_begin;
     for (; j + J <= j_end; j += J)
-        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, J);
+        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, J, U);
     for (; j < j_end; j++)
-        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, 1);
+        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, 1, U);
 }
 
 static void dp_product_cols(float *c, int64_t ldc, const void *prepared,

@@ -14,6 +14,7 @@
  * max|a| would overflow float32 below about 3.7e-37, and such activations
  * contribute nothing a float32 product could keep anyway. */
 #define TINY_GROUP_MAX 1e-30f
+#define ROUNDER 12582912.0f /* 1.5 * 2^23 */
 
 size_t tlmi_q8_prepare_bytes(int64_t m, int64_t k) {
     /* 32 bytes of q and one float scale per group and row; callers size
@@ -58,7 +59,11 @@ void tlmi_q8_prepare_offset(void *prepared, const float *a, int64_t m,
             const float inv = 127.0f / amax;
             scale[g] = amax / 127.0f;
             for (int64_t t = 0; t < TLMI_Q8_GROUP; t++) {
-                float r = t < n ? rintf(row[p0 + t] * inv) : 0.0f;
+                /* nearest even: adding and subtracting 1.5 * 2^23 leaves
+                 * no fraction bits (|x| < 2^22); rintf is a libm call on
+                 * baseline x86-64 */
+                const float x = t < n ? row[p0 + t] * inv : 0.0f;
+                float r = (x + ROUNDER) - ROUNDER;
                 /* |a * inv| <= 127 (1 + 2^-23): rounds to 127 at most */
                 r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
                 qg[t] = (unsigned char)((int)r + offset);

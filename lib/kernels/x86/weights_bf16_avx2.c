@@ -9,8 +9,12 @@
  * a shift per 8 would take four), so `prepare` splits each step of 16
  * floats of A into its even and odd elements alike.
  *
- * Tiles: R rows of A x J rows of W take 2 R J accumulators, 2 R vectors
- * of A and 2 of W: R <= 2, J = 2 (12 of the 16 registers at R = 2).
+ * Tiles: R <= 2 rows of A against one row of W at a time, so that W is
+ * read as one sequential stream (rows read side by side measured 1.2-1.5x
+ * slower from memory), 2 steps of 16 per turn: 4 R accumulators, 2 R
+ * vectors of A, 2 of W (14 of the 16 registers at R = 2).
+ * direct_max_m 4: above, the driver's dequantize + float32 GEMM was
+ * faster (in cache; docs/performance.md).
  */
 #define TLMI_SIMD_AVX2 1
 #include "kernels/simd.h"
@@ -22,10 +26,8 @@
 #define TLMI_WBF16_ISA TLMI_ISA_AVX2
 #define TLMI_WBF16_FEATURES (TLM_CPU_AVX | TLM_CPU_AVX2 | TLM_CPU_FMA)
 #define TLMI_WBF16_MAX_R 2
-#ifndef TLMI_WBF16_J
-#define TLMI_WBF16_J(R) ((R) == 1 ? 1 : 2)
-#define TLMI_WBF16_U(R) ((R) == 1 ? 2 : 1)
-#endif
+#define TLMI_WBF16_J(R) 1
+#define TLMI_WBF16_U(R) 2
 #define TLMI_WBF16_DIRECT_MAX_M 4
 #define TLMI_WBF16_SPLIT 1
 

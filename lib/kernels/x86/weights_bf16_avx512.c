@@ -7,9 +7,10 @@
  * shift for the even elements and a mask for the odd ones, `prepare`
  * splitting A alike.
  *
- * Tiles: R rows of A x J rows of W take 2 R J accumulators, 2 R vectors
- * of A and 2 of W: R <= 4; J = 4 for one row of A (8 FMA chains, 4
- * streams of W), 2 for more (at most 16 + 8 + 2 registers).
+ * Tiles: R <= 4 rows of A against one row of W at a time (one sequential
+ * stream of W, see the AVX2 file), U = 4, 2, 1 steps of 32 per turn for
+ * R = 1, 2, 3-4: 2 R U accumulators (8 FMA chains at R = 1, 2 and 4; 6 at
+ * 3). direct_max_m 8: above, dequantize + float32 GEMM was faster.
  */
 #define TLMI_SIMD_AVX512 1
 #include "kernels/simd.h"
@@ -22,11 +23,9 @@
 #define TLMI_WBF16_FEATURES                                                 \
     (TLM_CPU_AVX | TLM_CPU_AVX2 | TLM_CPU_FMA | TLM_CPU_AVX512F)
 #define TLMI_WBF16_MAX_R 4
-#ifndef TLMI_WBF16_J
-#define TLMI_WBF16_J(R) ((R) == 1 ? 1 : 2)
-#define TLMI_WBF16_U(R) ((R) == 1 ? 4 : 1)
-#endif
-#define TLMI_WBF16_DIRECT_MAX_M 4
+#define TLMI_WBF16_J(R) 1
+#define TLMI_WBF16_U(R) ((R) == 1 ? 4 : (R) == 2 ? 2 : 1)
+#define TLMI_WBF16_DIRECT_MAX_M 8
 #define TLMI_WBF16_SPLIT 1
 
 static inline void wbf16_pair(const uint16_t *p, tlmi_vf *even,

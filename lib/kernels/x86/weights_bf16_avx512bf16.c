@@ -11,9 +11,15 @@
  * denormal inputs and results as zero (weights.h's contract: the error
  * is A's rounding plus the summation's).
  *
- * Tiles: R <= 4 rows of A x J rows of W, two accumulators per pair (steps
- * of 64 k), J = 4 for one row (8 chains, 4 streams of W), 2 for more.
- * Terms past the last whole 32 are added in scalar with A as rounded.
+ * Tiles: R <= 4 rows of A against one row of W at a time (one sequential
+ * stream of W), U steps of 32 per turn (below). Terms past the last whole
+ * 32 are added in scalar with A as rounded.
+ *
+ * direct_max_m 256: the instruction does 32 multiply-adds where an FMA
+ * does 16, and this direct product measured faster than the driver's
+ * dequantize + float32 GEMM (and than the float32 product) up to m = 256
+ * on the 110M shapes (docs/performance.md); A's rounding to bf16 is then
+ * part of prefill's results too, as it is of decoding's.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -27,12 +33,14 @@
 #define WBF16_PRAGMA(x) _Pragma(#x)
 #define WBF16_UNROLL(n) WBF16_PRAGMA(GCC unroll n)
 #define MAX_R 4
-#define MAX_J 4
+#define MAX_J 1
 #define MAX_U 8
-#ifndef J_OF
-#define J_OF(R) ((R) == 1 ? 1 : 2)
-#define U_OF(R) ((R) == 1 ? 4 : 2)
-#endif
+/* One row of W at a time: W is one sequential stream, which the hardware
+ * prefetchers follow best (rows of 1.5-4 KiB read side by side measured
+ * 1.2-1.5x slower from memory); 4 accumulators per pair for one or two
+ * rows of A, 2 for three or four. */
+#define J_OF(R) 1
+#define U_OF(R) ((R) <= 2 ? 4 : 2)
 /* Weights of W per column block: 16 KiB of bf16 (half of a 32 KiB L1). */
 #define BLOCK_ELEMS 8192
 
@@ -177,6 +185,6 @@ const tlmi_weight_kernels tlmi_weights_bf16_avx512bf16 = {
     .prepare_bytes = dp_prepare_bytes,
     .prepare = dp_prepare,
     .product_cols = dp_product_cols,
-    .direct_max_m = 4,
+    .direct_max_m = 256,
     .dequantize_rows = dp_dequantize_rows,
 };
