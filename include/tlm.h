@@ -335,8 +335,14 @@ typedef struct tlm_tensor tlm_tensor;
 
 /** Element types (the `dtype` arguments). */
 enum tlm_dtype {
-    TLM_DTYPE_F32 = 0, /**< 32-bit IEEE float: values, parameters, gradients */
-    TLM_DTYPE_I32 = 1  /**< 32-bit signed integer: token ids, class targets */
+    TLM_DTYPE_F32 = 0,  /**< 32-bit IEEE float: values, parameters, gradients */
+    TLM_DTYPE_I32 = 1,  /**< 32-bit signed integer: token ids, class targets */
+    TLM_DTYPE_BF16 = 2, /**< bfloat16 (the matrices of a quantized model):
+                             read as float with tlm_tensor_get_f32 */
+    TLM_DTYPE_Q8 = 3    /**< int8 in groups of 32 along the last axis, one
+                             float32 scale per group (the matrices of a
+                             quantized model): read as float with
+                             tlm_tensor_get_f32 */
 };
 
 /** How a model stores its matrices (docs/quantization.md). */
@@ -350,7 +356,8 @@ enum tlm_weight_format {
  * Create a leaf tensor filled with zeros.
  * @param[out] out   the new tensor, or NULL on failure
  * @param ctx        the context that owns it
- * @param dtype      a tlm_dtype
+ * @param dtype      TLM_DTYPE_F32 or TLM_DTYPE_I32 (the quantized dtypes
+ *                   are a quantized model's matrices only)
  * @param ndim       1 to TLM_MAX_DIMS
  * @param shape      `ndim` sizes, each at least 1
  * @return TLM_OK, TLM_E_INVALID, TLM_E_OVERFLOW (the size does not fit in
@@ -409,7 +416,11 @@ TLM_API int tlm_tensor_set_f32(tlm_tensor *tensor, const float *data,
 TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
                                size_t count);
 
-/** Copy the values of a float tensor out; `count` must equal numel. */
+/**
+ * Copy the values of a float tensor out; `count` must equal numel. A
+ * quantized parameter (TLM_DTYPE_BF16 or TLM_DTYPE_Q8) gives its
+ * dequantized values.
+ */
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
                                size_t count);
 
@@ -419,8 +430,9 @@ TLM_API int tlm_tensor_get_i32(const tlm_tensor *tensor, int32_t *data,
 
 /**
  * Direct access to the values of a float tensor (numel floats, 64-byte
- * aligned), valid as long as the tensor. NULL for a bad handle or an
- * integer tensor.
+ * aligned), valid as long as the tensor. NULL for a bad handle, an
+ * integer tensor or a quantized one (TLM_E_INVALID: copy its dequantized
+ * values out with tlm_tensor_get_f32()).
  */
 TLM_API float *tlm_tensor_data_f32(tlm_tensor *tensor);
 
@@ -1292,6 +1304,31 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
                                      tlm_tensor **tensor);
 
 /**
+ * A copy of `model` in the same context (its tokenizer copied too) whose
+ * matrices (attention and feedforward projections, token and learned
+ * position embeddings, the untied output layer) are stored in `format`;
+ * norm gains and biases stay float32. TLM_WEIGHTS_F32 dequantizes (the
+ * result is trainable). A quantized model runs sessions, generation,
+ * scoring and tlm_model_forward(), saves and loads (memory-mapped too) in
+ * its format, and refuses training. Its matrix parameters have the dtype
+ * TLM_DTYPE_BF16 or TLM_DTYPE_Q8.
+ * @param[out] out  the new model, or NULL on failure
+ * @param model     any model (float32 or quantized; it is not changed)
+ * @param format    an enum tlm_weight_format
+ * @return TLM_OK, TLM_E_INVALID (a NULL argument, an unknown format, a
+ *         matrix holding NaN or infinity: the message names the tensor),
+ *         TLM_E_NOMEM
+ */
+TLM_API int tlm_model_quantize(tlm_model **out, const tlm_model *model,
+                               int32_t format);
+
+/**
+ * The model's enum tlm_weight_format, or -1 (and an error in
+ * tlm_last_error()) for a NULL model.
+ */
+TLM_API int32_t tlm_model_weight_format(const tlm_model *model);
+
+/**
  * Attach a copy of `tokenizer` to the model (replacing any), so that it is
  * saved in the model's .tlm file and comes back with tlm_model_load(). Its
  * vocabulary size must equal the model's vocab_size. NULL detaches.
@@ -1484,6 +1521,8 @@ TLM_API int tlm_model_load_params_init(tlm_model_load_params *params);
 
 /**
  * Load a model saved by tlm_model_save() into `ctx`. `params` may be NULL.
+ * A quantized model's file gives a quantized model (its weight format is
+ * in the file), copied or memory-mapped like a float32 one.
  * @return TLM_E_IO (cannot open or read; a directory), TLM_E_FORMAT (not a
  *         .tlm file, truncated, a checksum fails, a malformed configuration
  *         or parameter index), TLM_E_VERSION (written by a newer format
@@ -1508,7 +1547,9 @@ enum tlm_memory_purpose {
  * context's thread count: its GEMM packing space grows with the threads);
  * training counts every
  * result and gradient the forward pass creates (within a few percent of
- * tlm_context_arena_bytes() after a step).
+ * tlm_context_arena_bytes() after a step). The parameters count with
+ * their real bytes: a quantized model's matrices at 2 (bf16) or 1.125
+ * (int8) bytes a weight.
  */
 TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                       int32_t batch, int32_t context,
@@ -2099,7 +2140,8 @@ TLM_API int tlm_optimizer_params_init_for(tlm_optimizer_params *params,
  * @return TLM_OK, TLM_E_INVALID (a bad setting, tensor or flag, with the
  *         field or index in the message), TLM_E_STATE (a tensor that has no
  *         gradient, or was freed), TLM_E_OVERFLOW (the state's size does not
- *         fit in size_t), TLM_E_NOMEM
+ *         fit in size_t), TLM_E_UNSUPPORTED (a quantized model's matrix:
+ *         "dequantize first"), TLM_E_NOMEM
  */
 TLM_API int tlm_optimizer_create(tlm_optimizer **out,
                                  tlm_tensor *const *tensors, int32_t count,
@@ -2485,7 +2527,9 @@ TLM_API int tlm_trainer_params_init(tlm_trainer_params *params);
  * Create a trainer for `model` on `dataset` (both stay owned by the
  * caller and must outlive the trainer). It builds one training graph in
  * the model's context and re-runs it every step, so steps allocate
- * nothing; do not reset that context while the trainer lives.
+ * nothing; do not reset that context while the trainer lives. A
+ * quantized model (tlm_model_quantize()) is TLM_E_UNSUPPORTED: dequantize
+ * it first (TLM_WEIGHTS_F32).
  */
 TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,

@@ -26,6 +26,7 @@ tensor made in it.
 
 import ctypes
 import ctypes.util
+import math
 import os
 import weakref
 
@@ -155,6 +156,9 @@ _FUNCTIONS = {
     "tlm_model_get_config": (_int, [_p, _p]),
     "tlm_model_set_tokenizer": (_int, [_p, _p]),
     "tlm_model_tokenizer": (_p, [_p]),
+    "tlm_model_quantize": (_int, [_c.POINTER(_p), _p, _i32]),
+    "tlm_model_weight_format": (_i32, [_p]),
+    "tlm_score_text": (_int, [_p, _p, _c.c_char_p, _sz, _c.POINTER(_c.c_double), _c.POINTER(_i64)]),
     "tlm_session_create": (_int, [_c.POINTER(_p), _p, _p]),
     "tlm_session_free": (None, [_p]),
     "tlm_sampler_params_init": (_int, [_p]),
@@ -261,6 +265,9 @@ class _ModelExportParams(_c.Structure):
 _MODEL_FORMATS = {"auto": 0, "tlm": 1, "safetensors": 2, "hf": 3, "llmc": 4,
                   "llama2c": 5}
 _WEIGHT_TYPES = {"f32": 0, "f16": 1, "bf16": 2}
+# enum tlm_weight_format: how a model stores its matrices
+_WEIGHT_FORMATS = {"f32": 0, "bf16": 1, "int8": 2}
+_WEIGHT_FORMAT_NAMES = {v: k for k, v in _WEIGHT_FORMATS.items()}
 
 
 def _named(table, value, what):
@@ -842,6 +849,38 @@ class Model(_Handle):
         p.format = _named(_MODEL_FORMATS, format, "format")
         p.weight_type = _named(_WEIGHT_TYPES, dtype, "dtype")
         _check(_L().tlm_model_export(self.handle, os.fsencode(path), _c.byref(p)))
+
+    def quantize(self, fmt):
+        """A copy of the model (same context, tokenizer copied) whose
+        matrices are stored as fmt "int8" (groups of 32 inputs, float32
+        scales), "bf16" or "f32" (dequantized: trainable again); norms and
+        biases stay float32 (tlm_model_quantize, docs/quantization.md)."""
+        return Model(self.ctx, _handle=_out(_L().tlm_model_quantize, self.handle,
+                                            _named(_WEIGHT_FORMATS, fmt, "fmt")))
+
+    @property
+    def weight_format(self):
+        """How the matrices are stored: "f32", "bf16" or "int8"."""
+        code = _L().tlm_model_weight_format(self.handle)
+        if code < 0:
+            raise Error(code, "tlm_model_weight_format failed")
+        return _WEIGHT_FORMAT_NAMES[code]
+
+    def perplexity(self, text):
+        """exp of the mean cross-entropy per token of `text` (str or bytes)
+        under the model and its tokenizer (tlm_score_text, as `tlm eval`)."""
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        session = _out(_L().tlm_session_create, self.handle, None)
+        try:
+            logprob = _c.c_double(0.0)
+            scored = _i64(0)
+            _check(_L().tlm_score_text(session, _L().tlm_model_tokenizer(self.handle),
+                                       data, len(data), _c.byref(logprob), _c.byref(scored)))
+        finally:
+            _L().tlm_session_free(session)
+        if scored.value == 0:
+            raise Error(-1, "tlm.py: perplexity: fewer than two tokens to score")
+        return math.exp(-logprob.value / scored.value)
 
     @property
     def parameter_count(self):

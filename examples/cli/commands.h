@@ -20,7 +20,12 @@ int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_attention(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+
+/* How `tlm info` and `tlm quantize` name an enum tlm_weight_format:
+ * "float32", "bf16", "int8 (groups of 32, float32 scales)". */
+const char *weight_format_text(int32_t format);
 
 /* Everything `tlm train` can be told. */
 typedef struct train_settings {

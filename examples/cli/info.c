@@ -1,10 +1,12 @@
 /*
  * tlm info: what a model file holds: its architecture, parameter count,
- * tokenizer and vocabulary, and how much memory a session and a training
+ * tokenizer and vocabulary, how its matrices are stored (float32, bf16,
+ * int8), the file's size, and how much memory a session and a training
  * step need (tlm_model_memory_estimate, before allocating either).
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "options.h"
@@ -150,6 +152,12 @@ int cmd_info(int argc, char **argv) {
            (double)c.residual_dropout);
     printf("parameters: %lld in %d tensors\n", (long long)tlm_model_parameter_count(model),
            (int)tlm_model_parameter_tensor_count(model));
+    /* The matrices' storage (norm gains and biases are float32 always). */
+    printf("weights: %s\n", weight_format_text(tlm_model_weight_format(model)));
+    struct stat st;
+    if (stat(positional[0], &st) == 0)
+        printf("file size: %.1f MiB (%lld bytes)\n", (double)st.st_size / (1024.0 * 1024.0),
+               (long long)st.st_size);
     if (c.n_decoder_layers > 0) {
         /* A session's cache: keys and values of every decoder layer's
          * n_kv_heads heads, float32, per position. */

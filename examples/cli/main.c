@@ -10,6 +10,7 @@
  *   tlm import     Hugging Face, llama2.c, llm.c or safetensors files to a model file
  *   tlm plot       the loss curves of a training log, as SVG
  *   tlm attention  attention heat maps for a prompt, as SVG
+ *   tlm quantize   a model with int8, bfloat16 or float32 weights
  *   tlm demo       the README's main job
  *   tlm version    library version and CPU features
  */
@@ -63,6 +64,7 @@ static const command commands[] = {
     {"import", "make a model file from Hugging Face, llama2.c, llm.c or safetensors files", cmd_import},
     {"plot", "draw a training log's loss curves as SVG", cmd_plot},
     {"attention", "draw a layer's attention for a prompt as SVG", cmd_attention},
+    {"quantize", "a model with int8, bf16 or float32 weights (docs/quantization.md)", cmd_quantize},
     {"demo", "train on the fortunes corpus and sample (the README's main job)", cmd_demo},
     {"version", "print the version and the CPU features tlm will use", cmd_version},
 };

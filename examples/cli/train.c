@@ -178,6 +178,19 @@ static void add_conflict(char *list, size_t capacity, const char *text) {
     snprintf(list + used, capacity - used, "%s%s", used > 0 ? ", " : "", text);
 }
 
+/* Training updates float32 weights only: a quantized model (int8, bf16)
+ * is refused before any data is read, with the way back. */
+static int refuse_quantized(const train_settings *s, tlm_model *model, const char *path,
+                            const char *option) {
+    const int32_t format = tlm_model_weight_format(model);
+    if (format == TLM_WEIGHTS_F32)
+        return 0;
+    return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                     "%s '%s': its weights are %s and training needs float32; "
+                     "dequantize first: tlm quantize '%s' --to f32 -o OUT.tlm",
+                     option, path, weight_format_text(format), path);
+}
+
 /* Fine-tuning: the model given to --init with its architecture and
  * tokenizer as they are (nothing is re-learned). Architecture options that
  * disagree with it are refused, by name, rather than ignored. */
@@ -185,6 +198,8 @@ static int load_initial_model(job *j) {
     const train_settings *s = j->s;
     if (tlm_model_load(&j->model, j->ctx, s->init, NULL) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    if (refuse_quantized(s, j->model, s->init, "--init") != 0)
+        return CLI_EXIT_RUNTIME;
     tlm_model_config c;
     tlm_model_config_init(&c);
     tlm_model_get_config(j->model, &c);
@@ -287,6 +302,8 @@ static int make_model(job *j, const char *text, size_t length) {
     if (s->resume != NULL) {
         if (tlm_model_load(&j->model, j->ctx, s->resume, NULL) != TLM_OK)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+        if (refuse_quantized(s, j->model, s->resume, "--resume") != 0)
+            return CLI_EXIT_RUNTIME;
         if (tlm_model_tokenizer(j->model) == NULL)
             return cli_error(CLI_EXIT_RUNTIME, s->cmd,
                              "'%s' has no tokenizer: it was not written by tlm train",

@@ -31,13 +31,23 @@ int tlmi_op_input(const char *op, const char *arg, const tlm_tensor *tensor,
     else if (tensor->ctx != *ctx)
         return tlmi_op_fail(*ctx, TLM_E_INVALID,
                             "%s: %s belongs to another context", op, arg);
+    if (tlmi_dtype_is_quantized(tensor->dtype)) {
+        char shape[64];
+        return tlmi_op_fail(*ctx, TLM_E_INVALID,
+                            "%s: %s %s is a quantized model's %s matrix; "
+                            "operations take f32 (tlm_tensor_get_f32 copies "
+                            "its values out dequantized)",
+                            op, arg,
+                            tlmi_shape_string(tensor, shape, sizeof shape),
+                            tlmi_dtype_name(tensor->dtype));
+    }
     if (dtype >= 0 && tensor->dtype != dtype) {
         char shape[64];
         return tlmi_op_fail(*ctx, TLM_E_INVALID,
                             "%s: %s %s is %s, expected %s", op, arg,
                             tlmi_shape_string(tensor, shape, sizeof shape),
-                            tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32",
-                            dtype == TLM_DTYPE_F32 ? "f32" : "i32");
+                            tlmi_dtype_name(tensor->dtype),
+                            tlmi_dtype_name(dtype));
     }
     return TLM_OK;
 }

@@ -5,6 +5,7 @@
 
 #include "base/error.h"
 #include "context.h"
+#include "kernels/weights.h"
 
 size_t tlmi_dtype_size(int32_t dtype) {
     switch (dtype) {
@@ -12,9 +13,57 @@ size_t tlmi_dtype_size(int32_t dtype) {
         return sizeof(float);
     case TLM_DTYPE_I32:
         return sizeof(int32_t);
+    case TLM_DTYPE_BF16:
+        return sizeof(uint16_t);
+    case TLM_DTYPE_Q8:
+        return sizeof(int8_t); /* the scales come on top: tlmi_tensor_data_bytes */
     default:
         return 0;
     }
+}
+
+const char *tlmi_dtype_name(int32_t dtype) {
+    switch (dtype) {
+    case TLM_DTYPE_F32:
+        return "f32";
+    case TLM_DTYPE_I32:
+        return "i32";
+    case TLM_DTYPE_BF16:
+        return "bf16";
+    case TLM_DTYPE_Q8:
+        return "q8";
+    default:
+        return "an unknown dtype";
+    }
+}
+
+int32_t tlmi_weight_format_of_dtype(int32_t dtype) {
+    return dtype == TLM_DTYPE_BF16 ? TLM_WEIGHTS_BF16
+           : dtype == TLM_DTYPE_Q8 ? TLM_WEIGHTS_INT8
+                                   : TLM_WEIGHTS_F32;
+}
+
+int32_t tlmi_dtype_of_weight_format(int32_t format) {
+    return format == TLM_WEIGHTS_BF16   ? TLM_DTYPE_BF16
+           : format == TLM_WEIGHTS_INT8 ? TLM_DTYPE_Q8
+                                        : TLM_DTYPE_F32;
+}
+
+int tlmi_dtype_is_quantized(int32_t dtype) {
+    return dtype == TLM_DTYPE_BF16 || dtype == TLM_DTYPE_Q8;
+}
+
+size_t tlmi_tensor_data_bytes(const tlm_tensor *tensor) {
+    if (tlmi_dtype_is_quantized(tensor->dtype))
+        return tlmi_weights_bytes(tlmi_weight_format_of_dtype(tensor->dtype),
+                                  tensor->shape[0], tensor->shape[1]);
+    return (size_t)tensor->numel * tlmi_dtype_size(tensor->dtype);
+}
+
+tlmi_weights tlmi_tensor_weights(const tlm_tensor *tensor) {
+    const tlmi_weights w = {tlmi_weight_format_of_dtype(tensor->dtype),
+                            tensor->shape[0], tensor->shape[1], tensor->data};
+    return w;
 }
 
 int tlmi_tensor_check(const tlm_tensor *tensor, const char *what) {
@@ -131,6 +180,12 @@ static int create_leaf(tlm_tensor **out, tlm_context *ctx, int32_t dtype,
     TLMI_CHECK_NOT_NULL(NULL, what, out);
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, what, ctx);
+    if (tlmi_dtype_is_quantized(dtype))
+        return tlmi_fail(&ctx->host, TLM_E_INVALID,
+                         "%s: dtype %s holds the matrices of a quantized "
+                         "model (tlm_model_quantize); it is not for new "
+                         "tensors",
+                         what, tlmi_dtype_name(dtype));
     int64_t numel = 0;
     int status = tlmi_shape_numel(&ctx->host, what, dtype, ndim, shape, &numel);
     if (status != TLM_OK)
@@ -299,9 +354,12 @@ static int check_copy(const tlm_tensor *tensor, const void *buffer,
     TLMI_CHECK(host, buffer != NULL, TLM_E_INVALID, "%s: data is NULL", what);
     if (tensor->dtype != dtype)
         return tlmi_fail(host, TLM_E_INVALID,
-                         "%s: the tensor holds %s, not %s", what,
-                         tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32",
-                         dtype == TLM_DTYPE_F32 ? "f32" : "i32");
+                         "%s: the tensor holds %s, not %s%s", what,
+                         tlmi_dtype_name(tensor->dtype), tlmi_dtype_name(dtype),
+                         tlmi_dtype_is_quantized(tensor->dtype)
+                             ? " (a quantized model's matrix: dequantize it "
+                               "with tlm_model_quantize(..., TLM_WEIGHTS_F32))"
+                             : "");
     if (count != (size_t)tensor->numel)
         return tlmi_fail(host, TLM_E_SHAPE,
                          "%s: count %zu differs from the tensor's %lld "
@@ -352,6 +410,15 @@ TLM_API int tlm_tensor_set_i32(tlm_tensor *tensor, const int32_t *data,
 
 TLM_API int tlm_tensor_get_f32(const tlm_tensor *tensor, float *data,
                                size_t count) {
+    if (tensor != NULL && tensor->magic == TLMI_TENSOR_MAGIC &&
+        tlmi_dtype_is_quantized(tensor->dtype)) {
+        /* A quantized matrix [rows, cols]: its values as float32. */
+        TLMI_TRY(check_copy(tensor, data, count, tensor->dtype,
+                            "tlm_tensor_get_f32"));
+        const tlmi_weights w = tlmi_tensor_weights(tensor);
+        tlmi_weights_dequantize_rows(data, &w, 0, w.rows);
+        return TLM_OK;
+    }
     return get_values(tensor, data, count, TLM_DTYPE_F32, "tlm_tensor_get_f32");
 }
 
@@ -369,8 +436,12 @@ static void *data_of(tlm_tensor *tensor, int32_t dtype, const char *what) {
         return NULL;
     if (tensor->dtype != dtype) {
         tlmi_fail(&tensor->ctx->host, TLM_E_INVALID,
-                  "%s: the tensor holds %s", what,
-                  tensor->dtype == TLM_DTYPE_F32 ? "f32" : "i32");
+                  "%s: the tensor holds %s%s", what,
+                  tlmi_dtype_name(tensor->dtype),
+                  tlmi_dtype_is_quantized(tensor->dtype)
+                      ? " (quantized weights: tlm_tensor_get_f32 copies them "
+                        "out dequantized)"
+                      : "");
         return NULL;
     }
     return tensor->data;
@@ -403,8 +474,13 @@ TLM_API int tlm_tensor_set_requires_grad(tlm_tensor *tensor, int32_t flag) {
         return check_writable(tensor, "tlm_tensor_set_requires_grad");
     if (flag && tensor->dtype != TLM_DTYPE_F32)
         return tlmi_fail(host, TLM_E_INVALID,
-                         "tlm_tensor_set_requires_grad: an i32 tensor has no "
-                         "gradient");
+                         "tlm_tensor_set_requires_grad: a %s tensor has no "
+                         "gradient%s",
+                         tlmi_dtype_name(tensor->dtype),
+                         tlmi_dtype_is_quantized(tensor->dtype)
+                             ? " (quantized weights do not train: dequantize "
+                               "first: tlm_model_quantize(..., TLM_WEIGHTS_F32))"
+                             : "");
     if (flag && tensor->grad == NULL) {
         size_t bytes = (size_t)tensor->numel * sizeof(float);
         tensor->grad = tlmi_host_alloc(host, bytes, 64);

@@ -57,8 +57,29 @@ struct tlm_tensor {
     tlm_tensor *prev;
 };
 
-/* Size in bytes of one element of `dtype`. */
+/* Size in bytes of one element of `dtype` (TLM_DTYPE_Q8: of its int8
+ * value; the group scales come on top). */
 size_t tlmi_dtype_size(int32_t dtype);
+
+/* "f32", "i32", "bf16", "q8" for messages. */
+const char *tlmi_dtype_name(int32_t dtype);
+
+/* TLM_DTYPE_BF16 and TLM_DTYPE_Q8: a quantized model's matrices, 2-D
+ * [rows, cols] (numel = rows * cols), their data in the layout of
+ * lib/kernels/weights.h. No gradient, no operation takes them. */
+int tlmi_dtype_is_quantized(int32_t dtype);
+
+/* The enum tlm_weight_format of a dtype (TLM_WEIGHTS_F32 for the others)
+ * and back (TLM_DTYPE_F32 for TLM_WEIGHTS_F32). */
+int32_t tlmi_weight_format_of_dtype(int32_t dtype);
+int32_t tlmi_dtype_of_weight_format(int32_t format);
+
+/* Bytes of the tensor's data: numel elements, or a quantized matrix's
+ * tlmi_weights_bytes. */
+size_t tlmi_tensor_data_bytes(const tlm_tensor *tensor);
+
+/* A quantized matrix as the weights kernels take it. */
+struct tlmi_weights tlmi_tensor_weights(const tlm_tensor *tensor);
 
 /* Fills what every tensor struct starts with: its magic, context, dtype
  * and shape, and numel (already checked by tlmi_shape_numel). */

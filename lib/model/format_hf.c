@@ -1080,7 +1080,7 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
     status = check_checkpoint(&im, &im.config);
     if (status != TLM_OK)
         goto cleanup;
-    const tlmi_parameter_source source = {lookup, &im, 1, copied};
+    const tlmi_parameter_source source = {lookup, &im, 1, copied, TLM_WEIGHTS_F32};
     {
         char what[320];
         snprintf(what, sizeof what, "Hugging Face checkpoint '%.280s'", path);

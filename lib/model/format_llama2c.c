@@ -22,6 +22,19 @@
  * padding), then rms_att, rms_ffn, rms_final, emb, wq, wk, wv, wo, w1, w2,
  * w3 and, unshared only, wcls; no freq_cis tables.
  *
+ * Version 2 (export.py version2_export, read by runq.c): the same header
+ * with int32 group_size at byte 37 (unaligned), then in float32 rms_att,
+ * rms_ffn, rms_final, then each matrix quantized to Q8_0 on its own, one
+ * layer's copy at a time: emb, wq[0..L), wk, wv, wo, w1, w2, w3 and,
+ * unshared only, wcls; each as int8 q [numel] followed by float32
+ * scale [numel / group_size], weight i = q[i] * scale[i / group_size]
+ * over the flattened [out, in] matrix (groups may straddle rows). With
+ * group_size a multiple of 32 and every matrix width a multiple of 32,
+ * the model is built in int8 directly and exactly (a group of 64 is two of
+ * tlm's groups of 32 with the same scale); otherwise the weights are
+ * dequantized exactly to float32 and quantized again by tlm_model_quantize
+ * (logged at TLM_LOG_INFO).
+ *
  * w1 is SwiGLU's gate, w3 its up projection and w2 the down projection.
  * run.c rotates interleaved pairs (2i, 2i+1) of each head, as tlm does, so
  * q and k are copied unchanged.
@@ -40,6 +53,7 @@
 #include "base/error.h"
 #include "base/file.h"
 #include "formats.h"
+#include "kernels/weights.h"
 #include "model.h"
 
 enum l2c_tensor {
@@ -65,10 +79,16 @@ typedef struct l2c_reader {
     FILE *file;                  /* file mode */
     uint64_t size;
     tlmi_llama2c_header h;
-    uint64_t start[N_TENSORS]; /* first element of each tensor; */
+    uint64_t start[N_TENSORS]; /* first element of each tensor (version 2:
+                                  matrices' byte offset in the file); */
     uint64_t count[N_TENSORS]; /* its element count (0: absent) */
+    int direct_int8;           /* version 2: matrices returned in tlm's int8
+                                  layout (lib/kernels/weights.h) */
     float *scratch;
-    size_t scratch_count;
+    size_t scratch_count;      /* in floats */
+    unsigned char *raw;        /* version 2 from a file: one matrix's q and
+                                  scales as read */
+    size_t raw_bytes;
 } l2c_reader;
 
 /* Element counts of the tensors for header `h` (all within 2^58, see the
@@ -90,12 +110,60 @@ static void tensor_sizes(const tlmi_llama2c_header *h,
     sizes[WCLS] = h->shared ? 0 : V * D;
 }
 
+/* Version 2 keeps the norms in float32 and quantizes the rest. */
+static int is_norm(int tensor) {
+    return tensor == RMS_ATT || tensor == RMS_FFN || tensor == RMS_FINAL;
+}
+
+/* Copies of a tensor in the file: one per layer, or one. */
+static uint64_t copies(const tlmi_llama2c_header *h, int tensor) {
+    return tensor == EMB || tensor == WCLS || tensor == RMS_FINAL
+               ? 1
+               : (uint64_t)h->n_layers;
+}
+
+/* Bytes of one copy of a version 2 matrix of `count` weights: int8 values
+ * then one float32 scale per group. */
+static uint64_t q80_bytes(const tlmi_llama2c_header *h, uint64_t count) {
+    return count + 4 * (count / (uint64_t)h->group_size);
+}
+
 uint64_t tlmi_llama2c_expected_size(const tlmi_llama2c_header *h) {
     uint64_t sizes[N_TENSORS], total = 0;
     tensor_sizes(h, sizes);
+    if (h->version == 2) {
+        for (int i = 0; i < N_TENSORS; i++)
+            total += is_norm(i) ? 4 * sizes[i]
+                                : copies(h, i) *
+                                      q80_bytes(h, sizes[i] / copies(h, i));
+        return h->header_bytes + total;
+    }
     for (int i = 0; i < N_TENSORS; i++)
         total += sizes[i];
     return h->header_bytes + 4 * total;
+}
+
+static const char *const l2c_names[N_TENSORS] = {
+    "tok_embeddings", "attention_norm", "wq", "wk", "wv", "wo", "ffn_norm",
+    "w1", "w2", "w3", "norm", "freq_cis_real", "freq_cis_imag", "output"};
+
+/* Version 2: group_size must divide every quantized copy. */
+static int check_group_size(tlmi_host *host, const char *what,
+                            const tlmi_llama2c_header *h) {
+    uint64_t sizes[N_TENSORS];
+    tensor_sizes(h, sizes);
+    for (int i = 0; i < N_TENSORS; i++) {
+        if (is_norm(i) || sizes[i] == 0)
+            continue;
+        const uint64_t each = sizes[i] / copies(h, i);
+        if (each % (uint64_t)h->group_size != 0)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "llama2.c checkpoint '%s': group_size %lld does "
+                             "not divide the %llu weights of %s",
+                             what, (long long)h->group_size,
+                             (unsigned long long)each, l2c_names[i]);
+    }
+    return TLM_OK;
 }
 
 static int32_t field_at(const unsigned char *bytes, int index) {
@@ -115,18 +183,13 @@ int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
                              what, (unsigned long long)file_size,
                              TLMI_LLAMA2C_V1_HEADER_BYTES);
         const int32_t version = field_at(head, 1);
-        if (version == 2)
-            return tlmi_fail(host, TLM_E_UNSUPPORTED,
-                             "llama2.c checkpoint '%s': version 2 (int8 Q8_0: "
-                             "see quantization); tlm reads version 1 "
-                             "(float32) and the legacy format",
-                             what);
-        if (version != 1)
+        if (version != 1 && version != 2)
             return tlmi_fail(host, TLM_E_UNSUPPORTED,
                              "llama2.c checkpoint '%s': version %d; tlm reads "
-                             "version 1 (float32) and the legacy format",
+                             "version 1 (float32), version 2 (int8 Q8_0) and "
+                             "the legacy format",
                              what, (int)version);
-        h->version = 1;
+        h->version = version;
         h->header_bytes = TLMI_LLAMA2C_V1_HEADER_BYTES;
         fields = head + 8;
         const unsigned char flag = head[36];
@@ -136,6 +199,17 @@ int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
                              "36) is %u, not 0 or 1",
                              what, (unsigned)flag);
         h->shared = flag;
+        if (version == 2) {
+            /* export.py packs it right after the flag: byte 37. */
+            const int32_t group_size = (int32_t)tlmi_get_u32(head + 37);
+            if (group_size < 1 || group_size > (1 << 20))
+                return tlmi_fail(host, TLM_E_FORMAT,
+                                 "llama2.c checkpoint '%s': version 2 header "
+                                 "field group_size (byte 37) is %d, outside "
+                                 "1..1048576",
+                                 what, (int)group_size);
+            h->group_size = group_size;
+        }
     } else {
         if (got < TLMI_LLAMA2C_LEGACY_HEADER_BYTES)
             return tlmi_fail(host, TLM_E_FORMAT,
@@ -194,6 +268,8 @@ int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
                          "n_heads = %lld is odd; rotary positions rotate "
                          "pairs",
                          what, (long long)(h->dim / h->n_heads));
+    if (h->version == 2)
+        TLMI_TRY(check_group_size(host, what, h));
     const uint64_t expected = tlmi_llama2c_expected_size(h);
     h->expected_size = expected;
     if (file_size != expected)
@@ -203,7 +279,9 @@ int tlmi_llama2c_parse_header(tlmi_host *host, const char *what,
                          "n_heads %lld, n_kv_heads %lld, vocab_size %lld %s, "
                          "seq_len %lld) needs exactly %llu: the file is %s",
                          what, (unsigned long long)file_size,
-                         h->version == 0 ? "legacy" : "version 1",
+                         h->version == 0   ? "legacy"
+                         : h->version == 1 ? "version 1"
+                                           : "version 2",
                          (long long)h->dim, (long long)h->hidden_dim,
                          (long long)h->n_layers, (long long)h->n_heads,
                          (long long)h->n_kv_heads, (long long)h->vocab_size,
@@ -247,9 +325,10 @@ static int read_values(l2c_reader *r, uint64_t first, size_t count,
     return TLM_OK;
 }
 
-/* Where tlm's parameter `name` ([count] elements) starts. */
+/* Which llama2.c tensor and which layer's copy (0 for single tensors)
+ * hold tlm's parameter `name` ([count] elements). */
 static int locate(l2c_reader *r, const char *name, size_t count,
-                  uint64_t *first) {
+                  int *which, uint64_t *copy) {
     int layer = -1, used = 0;
     int tensor = -1;
     if (strcmp(name, "token_embedding.weight") == 0)
@@ -258,8 +337,9 @@ static int locate(l2c_reader *r, const char *name, size_t count,
         tensor = RMS_FINAL;
     else if (strcmp(name, "lm_head.weight") == 0)
         tensor = WCLS;
-    if (tensor >= 0) {
-        *first = r->start[tensor];
+    if (tensor >= 0 && r->count[tensor] == count) {
+        *which = tensor;
+        *copy = 0;
         return TLM_OK;
     }
     if (sscanf(name, "decoder.layers.%d.%n", &layer, &used) == 1 && used > 0 &&
@@ -285,7 +365,8 @@ static int locate(l2c_reader *r, const char *name, size_t count,
                 r->count[table[i].tensor] / (uint64_t)r->h.n_layers;
             if (per_layer != count)
                 break;
-            *first = r->start[table[i].tensor] + (uint64_t)layer * per_layer;
+            *which = table[i].tensor;
+            *copy = (uint64_t)layer;
             return TLM_OK;
         }
     }
@@ -295,27 +376,140 @@ static int locate(l2c_reader *r, const char *name, size_t count,
                      r->what, name, count);
 }
 
+/* Makes the float scratch hold at least `count` floats. */
+static int reserve_scratch(l2c_reader *r, const char *name, size_t count) {
+    if (count <= r->scratch_count)
+        return TLM_OK;
+    if (r->scratch != NULL)
+        tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
+    r->scratch_count = 0;
+    r->scratch = tlmi_host_alloc(r->host, count * sizeof(float), 64);
+    if (r->scratch == NULL)
+        return tlmi_fail(r->host, TLM_E_NOMEM,
+                         "llama2.c checkpoint '%s': out of memory reading "
+                         "'%s'",
+                         r->what, name);
+    r->scratch_count = count;
+    return TLM_OK;
+}
+
+/* `size` bytes at byte `offset` of the file: in place in buffer mode,
+ * else read into r->raw. */
+static int read_bytes(l2c_reader *r, const char *name, uint64_t offset,
+                      size_t size, const unsigned char **bytes) {
+    if (r->file == NULL) {
+        *bytes = r->buffer + offset;
+        return TLM_OK;
+    }
+    if (size > r->raw_bytes) {
+        if (r->raw != NULL)
+            tlmi_host_free(r->host, r->raw, r->raw_bytes);
+        r->raw_bytes = 0;
+        r->raw = tlmi_host_alloc(r->host, size, 64);
+        if (r->raw == NULL)
+            return tlmi_fail(r->host, TLM_E_NOMEM,
+                             "llama2.c checkpoint '%s': out of memory reading "
+                             "'%s'",
+                             r->what, name);
+        r->raw_bytes = size;
+    }
+    if (fseeko(r->file, (off_t)offset, SEEK_SET) != 0 ||
+        fread(r->raw, 1, size, r->file) != size)
+        return tlmi_fail(r->host, TLM_E_IO,
+                         "llama2.c checkpoint '%s': reading %zu bytes at byte "
+                         "%llu failed (%s)",
+                         r->what, size, (unsigned long long)offset,
+                         ferror(r->file) ? strerror(errno)
+                                         : "the file got shorter");
+    *bytes = r->raw;
+    return TLM_OK;
+}
+
+/* Version 2: copy `copy` of matrix `tensor`, [rows, cols], as the
+ * parameter source returns it: tlm's int8 layout (direct) or float32
+ * q * scale. Scales must be finite and >= 0 and q never -128 (export.py
+ * writes neither); the message names the tensor and the byte offset. */
+static int lookup_q80(l2c_reader *r, const char *name, int tensor,
+                      uint64_t copy, int64_t rows, int64_t cols,
+                      const void **data) {
+    const uint64_t count = (uint64_t)rows * (uint64_t)cols;
+    const uint64_t gs = (uint64_t)r->h.group_size;
+    const uint64_t offset = r->start[tensor] + copy * q80_bytes(&r->h, count);
+    const unsigned char *bytes = NULL;
+    TLMI_TRY(read_bytes(r, name, offset, (size_t)q80_bytes(&r->h, count),
+                        &bytes));
+    const signed char *q = (const signed char *)bytes;
+    const unsigned char *scale_bytes = bytes + count;
+    for (uint64_t g = 0; g < count / gs; g++) {
+        const uint32_t bits = tlmi_get_u32(scale_bytes + 4 * g);
+        float s;
+        memcpy(&s, &bits, sizeof s);
+        if (!(s >= 0.0f && s <= 3.4028235e38f))
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "llama2.c checkpoint '%s': %s (layer copy %llu) "
+                             "scale %llu at byte %llu is %g; scales must be "
+                             "finite and not negative",
+                             r->what, l2c_names[tensor],
+                             (unsigned long long)copy, (unsigned long long)g,
+                             (unsigned long long)(offset + count + 4 * g),
+                             (double)s);
+    }
+    for (uint64_t i = 0; i < count; i++)
+        if (q[i] == -128)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "llama2.c checkpoint '%s': %s (layer copy %llu) "
+                             "value at byte %llu is -128, outside Q8_0's "
+                             "-127..127",
+                             r->what, l2c_names[tensor],
+                             (unsigned long long)copy,
+                             (unsigned long long)(offset + i));
+    if (r->direct_int8) {
+        /* cols is a multiple of 32 and of nothing else needed: a group of
+         * 32 lies inside one row and one group of the file. Layout of
+         * lib/kernels/weights.h: q [rows][cols], then scale [rows][cols/32]. */
+        const size_t bytes_out =
+            tlmi_weights_bytes(TLM_WEIGHTS_INT8, rows, cols);
+        TLMI_TRY(reserve_scratch(r, name, (bytes_out + 3) / 4));
+        unsigned char *out = (unsigned char *)r->scratch;
+        memcpy(out, q, (size_t)count);
+        float *scales = (float *)(out + (size_t)count);
+        const int64_t groups = cols / TLMI_Q8_GROUP;
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t g = 0; g < groups; g++) {
+                const uint64_t first =
+                    (uint64_t)row * (uint64_t)cols + (uint64_t)g * TLMI_Q8_GROUP;
+                const uint32_t bits =
+                    tlmi_get_u32(scale_bytes + 4 * (first / gs));
+                memcpy(&scales[row * groups + g], &bits, sizeof bits);
+            }
+        *data = out;
+        return TLM_OK;
+    }
+    TLMI_TRY(reserve_scratch(r, name, (size_t)count));
+    for (uint64_t i = 0; i < count; i++) {
+        const uint32_t bits = tlmi_get_u32(scale_bytes + 4 * (i / gs));
+        float s;
+        memcpy(&s, &bits, sizeof s);
+        r->scratch[i] = (float)q[i] * s;
+    }
+    *data = r->scratch;
+    return TLM_OK;
+}
+
 /* tlmi_parameter_source's lookup: the parameter read into the scratch. */
 static int lookup(void *user, const char *name, int32_t ndim,
                   const int64_t *shape, const void **data) {
     l2c_reader *r = user;
     size_t count = (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
-    uint64_t first = 0;
-    TLMI_TRY(locate(r, name, count, &first));
-    if (count > r->scratch_count) {
-        if (r->scratch != NULL)
-            tlmi_host_free(r->host, r->scratch,
-                           r->scratch_count * sizeof(float));
-        r->scratch_count = 0;
-        r->scratch = tlmi_host_alloc(r->host, count * sizeof(float), 64);
-        if (r->scratch == NULL)
-            return tlmi_fail(r->host, TLM_E_NOMEM,
-                             "llama2.c checkpoint '%s': out of memory reading "
-                             "'%s'",
-                             r->what, name);
-        r->scratch_count = count;
-    }
-    TLMI_TRY(read_values(r, first, count, r->scratch));
+    int tensor = -1;
+    uint64_t copy = 0;
+    TLMI_TRY(locate(r, name, count, &tensor, &copy));
+    if (r->h.version == 2 && !is_norm(tensor))
+        return lookup_q80(r, name, tensor, copy, shape[0],
+                          ndim > 1 ? shape[1] : 1, data);
+    TLMI_TRY(reserve_scratch(r, name, count));
+    TLMI_TRY(read_values(r, r->start[tensor] + copy * (uint64_t)count, count,
+                         r->scratch));
     *data = r->scratch;
     return TLM_OK;
 }
@@ -351,21 +545,58 @@ static int import(tlm_model **out, tlm_context *ctx, l2c_reader *r,
     uint64_t sizes[N_TENSORS];
     tensor_sizes(&r->h, sizes);
     const int *order = r->h.version == 0 ? legacy_order : v1_order;
-    uint64_t total = 0;
+    uint64_t total = 0, byte = r->h.header_bytes;
     for (int i = 0; i < N_TENSORS && order[i] != N_TENSORS; i++) {
-        r->start[order[i]] = total;
-        r->count[order[i]] = sizes[order[i]];
-        total += sizes[order[i]];
+        const int t = order[i];
+        r->count[t] = sizes[t];
+        if (r->h.version == 2 && !is_norm(t)) {
+            /* Matrices: byte offsets, after every norm (v1_order lists the
+             * norms first). */
+            r->start[t] = byte;
+            byte += copies(&r->h, t) * q80_bytes(&r->h, sizes[t] / copies(&r->h, t));
+            continue;
+        }
+        r->start[t] = total;
+        total += sizes[t];
+        byte += 4 * sizes[t];
     }
     tlm_model_config config;
     tlmi_llama2c_config(&r->h, &config);
-    const tlmi_parameter_source source = {lookup, r, 1, NULL};
+    /* Direct int8 when every group of 32 of a row lies in one Q8_0 group:
+     * the group size a multiple of 32, every width (dim, hidden_dim) too. */
+    r->direct_int8 = r->h.version == 2 && r->h.group_size % TLMI_Q8_GROUP == 0 &&
+                     r->h.dim % TLMI_Q8_GROUP == 0 &&
+                     r->h.hidden_dim % TLMI_Q8_GROUP == 0;
+    tlmi_parameter_source source = {lookup, r, 1, NULL, TLM_WEIGHTS_F32};
+    if (r->direct_int8)
+        source.weights = TLM_WEIGHTS_INT8;
     char what[320];
     snprintf(what, sizeof what, "llama2.c checkpoint '%.280s'", r->what);
+    tlm_model *built = NULL;
     int status = tlmi_import_build_status(
-        r->host, tlmi_model_build(out, ctx, &config, &source), what);
+        r->host, tlmi_model_build(&built, ctx, &config, &source), what);
     if (r->scratch != NULL)
         tlmi_host_free(r->host, r->scratch, r->scratch_count * sizeof(float));
+    if (r->raw != NULL)
+        tlmi_host_free(r->host, r->raw, r->raw_bytes);
+    r->scratch = NULL;
+    r->raw = NULL;
+    if (status == TLM_OK && r->h.version == 2 && !r->direct_int8) {
+        tlmi_host_log(r->host, TLM_LOG_INFO,
+                      "%s: Q8_0 group size %lld, dim %lld, hidden_dim %lld: "
+                      "not groups of 32 tlm can take over as they are; "
+                      "dequantized exactly to float32, then quantized again "
+                      "to int8 (groups of 32)",
+                      what, (long long)r->h.group_size, (long long)r->h.dim,
+                      (long long)r->h.hidden_dim);
+        tlm_model *quantized = NULL;
+        status = tlm_model_quantize(&quantized, built, TLM_WEIGHTS_INT8);
+        if (status != TLM_OK)
+            status = tlmi_fail_forward(r->host, status, "%s", what);
+        tlm_model_free(built);
+        built = quantized;
+    }
+    *out = built;
     return status;
 }
 

@@ -307,7 +307,7 @@ static int import(tlm_model **out, tlm_context *ctx, llmc_reader *r,
     config.embedding_dropout = 0.0f;
     config.residual_dropout = 0.0f;
     config.norm_eps = 1e-5f;
-    const tlmi_parameter_source source = {lookup, r, 1, NULL};
+    const tlmi_parameter_source source = {lookup, r, 1, NULL, TLM_WEIGHTS_F32};
     char what[320];
     snprintf(what, sizeof what, "llm.c checkpoint '%.280s'", r->what);
     status = tlmi_import_build_status(

@@ -133,17 +133,19 @@ static inline int32_t tlmi_config_kv_heads(const tlm_model_config *c) {
 /* A llama2.c header as read: the 7 fields (vocab_size positive), the
  * layout and whether the classifier is the embedding. */
 typedef struct tlmi_llama2c_header {
-    int32_t version;       /* 0: legacy, 1: "ak42" version 1 */
+    int32_t version;       /* 0: legacy, 1 or 2: "ak42" version 1 or 2 */
     int32_t shared;        /* 1: wcls is the token embedding */
     uint64_t header_bytes; /* 28 or 256 */
     uint64_t expected_size; /* what the fields imply; 0 until they passed */
     int64_t dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
         seq_len;
+    int64_t group_size;    /* version 2 (Q8_0): weights per scale; else 0 */
 } tlmi_llama2c_header;
 
 /* Reads and checks the header in the first `got` bytes of a `file_size`
  * byte file: every field's range, heads dividing dim, n_kv_heads dividing
- * n_heads, an even head size, the file size exactly what the header
+ * n_heads, an even head size, version 2's group size dividing every
+ * quantized tensor, the file size exactly what the header
  * implies. Recorded on `host` (NULL: the thread only) as "llama2.c
  * checkpoint '<what>': ..." when not TLM_OK; h->expected_size is set
  * once the fields passed, so a caller can tell a wrong size from a

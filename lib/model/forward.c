@@ -8,11 +8,39 @@
 #include <string.h>
 
 #include "autodiff/context.h"
+#include "autodiff/graph.h"
 #include "autodiff/tensor.h"
 #include "base/error.h"
 #include "base/params.h"
+#include "kernels/weights.h"
 #include "layer.h"
 #include "model.h"
+
+/* A quantized model's matrix [rows, cols] as a float32 result on the
+ * tape: the graph's operations take float32, and a quantized matrix
+ * has no gradient, so nothing flows back through it. */
+static int dequantize_forward(tlm_tensor *out) {
+    const tlmi_weights w = tlmi_tensor_weights(out->src[0]);
+    tlmi_weights_dequantize_rows(out->data, &w, 0, w.rows);
+    return TLM_OK;
+}
+
+static void dequantize_backward(tlm_tensor *out) { (void)out; }
+
+static const tlmi_op dequantize_op = {"tlm_model_forward: dequantize",
+                                      dequantize_forward, dequantize_backward};
+
+/* *out = the parameter `weight` (or NULL) as float32: itself, or its
+ * dequantized values. */
+static int float_weight(tlm_tensor **out, tlm_tensor *weight) {
+    *out = weight;
+    if (weight == NULL || weight->dtype == TLM_DTYPE_F32)
+        return TLM_OK;
+    tlm_tensor *result = NULL;
+    int status = tlmi_result_begin(&result, weight->ctx, &dequantize_op,
+                                   TLM_DTYPE_F32, 2, weight->shape, &weight, 1);
+    return tlmi_result_finish(out, result, status);
+}
 
 /* The training graph's layer backend (layer.h): each slot holds a tensor
  * [B, T, width]; each primitive is one public operation, which records
@@ -27,6 +55,7 @@ typedef struct graph_exec {
 static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
                         tlm_tensor *bias) {
     graph_exec *g = exec;
+    TLMI_TRY(float_weight(&weight, weight));
     return tlm_matmul(&g->slots[out], g->slots[in], weight, bias,
                       TLM_MATMUL_TRANSPOSE_B);
 }
@@ -117,11 +146,14 @@ static int dropout(tlm_tensor **x, float rate) {
 
 /* Token embedding plus position encoding: ids [B, T] -> [B, T, D]. */
 static int embed(const tlm_model *m, tlm_tensor **out, tlm_tensor *ids) {
-    TLMI_TRY(tlm_embedding(out, m->token_embedding, ids));
+    tlm_tensor *table;
+    TLMI_TRY(float_weight(&table, m->token_embedding));
+    TLMI_TRY(tlm_embedding(out, table, ids));
     const int64_t t = tlm_tensor_dim(ids, 1);
     if (m->config.position == TLM_POSITION_LEARNED) {
         tlm_tensor *positions; /* rows 0..T of the table: [T, D] */
-        TLMI_TRY(tlm_slice(&positions, m->position_embedding, 0, 0, t));
+        TLMI_TRY(float_weight(&table, m->position_embedding));
+        TLMI_TRY(tlm_slice(&positions, table, 0, 0, t));
         TLMI_TRY(tlm_add(out, *out, positions));
     } else if (m->config.position == TLM_POSITION_SINUSOIDAL) {
         TLMI_TRY(tlm_add_sinusoidal_positions(out, *out, 0));
@@ -243,6 +275,7 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
                        batch.src_mask));
     }
     tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
+    TLMI_TRY(float_weight(&head, head));
     TLMI_TRY(tlm_matmul(logits, y, head, NULL,
                         TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
     if (batch.targets != NULL && loss != NULL)

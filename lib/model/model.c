@@ -14,6 +14,7 @@
 #include "base/params.h"
 #include "base/rng.h"
 #include "kernels/dispatch.h"
+#include "kernels/weights.h"
 #include "layer.h"
 #include "session.h"
 
@@ -153,10 +154,18 @@ typedef struct builder {
                            offset of the next parameter in the block */
 } builder;
 
+/* The bytes of parameter [d0] or [d0, d1] (d1 0): a matrix in the
+ * model's weight format, anything else float32. */
+static size_t parameter_bytes(int32_t format, int64_t d0, int64_t d1) {
+    if (d1 > 0 && format != TLM_WEIGHTS_F32)
+        return tlmi_weights_bytes(format, d0, d1);
+    return (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1) * sizeof(float);
+}
+
 /* A parameter's share of the block: its values rounded up to 64 bytes,
  * so that every tensor starts on a cache line (the kernels' alignment). */
-static size_t block_share(int64_t d0, int64_t d1) {
-    const size_t bytes = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1) * sizeof(float);
+static size_t block_share(int32_t format, int64_t d0, int64_t d1) {
+    const size_t bytes = parameter_bytes(format, d0, d1);
     return (bytes + TLMI_LAYOUT_ALIGN - 1) / TLMI_LAYOUT_ALIGN * TLMI_LAYOUT_ALIGN;
 }
 
@@ -168,17 +177,19 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     if (b->status != TLM_OK)
         return NULL;
     tlm_model *m = b->model;
+    const int32_t format = d1 > 0 ? m->weight_format : TLM_WEIGHTS_F32;
+    const int32_t dtype = tlmi_dtype_of_weight_format(format);
     if (b->counting) {
         /* resolve_config's limits keep one tensor far below SIZE_MAX on
          * 64-bit hosts; the sum is checked for 32-bit ones. */
         if (d0 > (int64_t)(SIZE_MAX / sizeof(float) - TLMI_LAYOUT_ALIGN) /
                      (d1 > 0 ? d1 : 1) ||
-            block_share(d0, d1) > SIZE_MAX - b->block_bytes)
+            block_share(format, d0, d1) > SIZE_MAX - b->block_bytes)
             b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
                                   "tlm_model_create: the parameters do not "
                                   "fit in the address space");
         else
-            b->block_bytes += block_share(d0, d1);
+            b->block_bytes += block_share(format, d0, d1);
         return NULL;
     }
     if (m->n_parameters == m->parameters_capacity) {
@@ -200,8 +211,8 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
         const void *data = NULL;
         b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
         if (b->status == TLM_OK)
-            b->status = tlmi_tensor_create_borrowed(&t, m->ctx, TLM_DTYPE_F32,
-                                                    ndim, shape, data);
+            b->status = tlmi_tensor_create_borrowed(&t, m->ctx, dtype, ndim,
+                                                    shape, data);
         if (b->status != TLM_OK)
             return NULL;
     } else {
@@ -211,23 +222,25 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
             b->status = b->source->lookup(b->source->user, name, ndim, shape,
                                           &data);
         if (b->status == TLM_OK)
-            b->status = tlmi_tensor_create_view(&t, m->ctx, TLM_DTYPE_F32, ndim,
+            b->status = tlmi_tensor_create_view(&t, m->ctx, dtype, ndim,
                                                 shape,
                                                 m->parameter_block + b->block_bytes);
         if (b->status == TLM_OK)
-            b->block_bytes += block_share(d0, d1);
-        if (b->status == TLM_OK)
+            b->block_bytes += block_share(format, d0, d1);
+        /* A quantized model does not train (its norms and biases no
+         * more than its matrices). */
+        if (b->status == TLM_OK && m->weight_format == TLM_WEIGHTS_F32)
             b->status = tlm_tensor_set_requires_grad(t, 1);
         if (b->status != TLM_OK) {
             tlm_tensor_free(t);
             return NULL;
         }
-        float *values = tlm_tensor_data_f32(t);
+        float *values = t->data;
         if (b->source != NULL) {
-            memcpy(values, data, (size_t)t->numel * sizeof(float));
+            const size_t bytes = parameter_bytes(format, d0, d1);
+            memcpy(values, data, bytes);
             if (b->source->copied != NULL)
-                b->source->copied(b->source->user, data,
-                                  (size_t)t->numel * sizeof(float));
+                b->source->copied(b->source->user, data, bytes);
         }
         else
             for (int64_t i = 0; i < tlm_tensor_numel(t); i++)
@@ -359,12 +372,18 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
         return tlmi_fail_copy(&ctx->host, status, tlm_last_error());
     }
 
+    if (source != NULL && source->weights != TLM_WEIGHTS_F32 &&
+        source->weights != TLM_WEIGHTS_BF16 && source->weights != TLM_WEIGHTS_INT8)
+        return tlmi_fail(&ctx->host, TLM_E_INTERNAL,
+                         "tlm_model_create: weight format %d",
+                         (int)source->weights);
     tlm_model *m = tlmi_host_alloc(&ctx->host, sizeof *m, 64);
     if (m == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "tlm_model_create: out of memory");
     memset(m, 0, sizeof *m);
     m->ctx = ctx;
     m->config = config;
+    m->weight_format = source != NULL ? source->weights : TLM_WEIGHTS_F32;
     m->encoder = alloc_layers(m, config.n_encoder_layers);
     m->decoder = alloc_layers(m, config.n_decoder_layers);
     if ((config.n_encoder_layers && m->encoder == NULL) ||
@@ -619,6 +638,11 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                 "(inference: batch 1; context 1..%d)",
                                 (int)batch, (int)context, (int)c->max_context);
     const double parameters = (double)tlm_model_parameter_count(model);
+    /* What the parameters take: 4 bytes a value, or a quantized matrix's
+     * own bytes. */
+    double parameter_bytes = 0;
+    for (int32_t i = 0; i < model->n_parameters; i++)
+        parameter_bytes += (double)tlmi_tensor_data_bytes(model->parameters[i].tensor);
     const double d = c->d_model, v = c->vocab_size, t = context;
     double total;
     if (purpose == TLM_MEMORY_INFERENCE) {
@@ -630,7 +654,7 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
                                   : TLMI_SESSION_DEFAULT_CHUNK;
         const size_t session =
             tlmi_session_bytes(model, model->ctx->kernels, chunk, 0);
-        total = parameters * 4 + (session == SIZE_MAX ? 1e19 : (double)session);
+        total = parameter_bytes + (session == SIZE_MAX ? 1e19 : (double)session);
     } else {
         const double n = (double)batch * t;
         /* Parameters, their gradients and AdamW's two moments. */

@@ -46,16 +46,20 @@ typedef struct tlmi_named_parameter {
 /* Where tlmi_model_build takes parameter values from: `lookup` returns
  * the data of the parameter `name` with the given shape, or a status after
  * tlmi_fail. With `copy` the parameter is an ordinary trainable tensor
- * holding a copy; without, it borrows the data read-only. `copied` (or
- * NULL) is told each source range once it has been copied, so that a
- * file mapped for loading can let those pages go and the load never holds
- * the weights twice. */
+ * holding a copy (a quantized matrix is a copy that does not train);
+ * without, it borrows the data read-only. `copied` (or NULL) is told each
+ * source range once it has been copied, so that a file mapped for loading
+ * can let those pages go and the load never holds the weights twice.
+ * The matrices (every 2-D parameter) are in the format `weights`. */
 typedef struct tlmi_parameter_source {
     int (*lookup)(void *user, const char *name, int32_t ndim,
                   const int64_t *shape, const void **data);
     void *user;
     int copy;
     void (*copied)(void *user, const void *data, size_t size);
+    int32_t weights; /* enum tlm_weight_format of the matrices lookup
+                        returns, in the layout of lib/kernels/weights.h;
+                        norms and biases always float32 */
 } tlmi_parameter_source;
 
 struct tlm_model {
@@ -64,6 +68,8 @@ struct tlm_model {
                                   from (memory-mapped load), or NULL */
     tlm_tokenizer *tokenizer;  /* attached copy, or NULL */
     tlm_model_config config;   /* resolved: head_dim, d_ff, n_kv_heads set */
+    int32_t weight_format;     /* enum tlm_weight_format of every matrix
+                                  (2-D parameter); norms, biases: float32 */
 
     tlm_tensor *token_embedding;    /* [V, D] */
     tlm_tensor *position_embedding; /* [max_context, D], learned only */
@@ -76,7 +82,8 @@ struct tlm_model {
     tlmi_named_parameter *parameters; /* every tensor above, named */
     int32_t n_parameters;
     int32_t parameters_capacity;
-    /* The values of every trainable parameter, one allocation (so that a
+    /* The values of every parameter (quantized matrices included), one
+     * allocation (so that a
      * large enough model sits on 2 MiB pages: see lib/base/host.c), each
      * tensor a view at a 64-byte aligned offset; NULL for a memory-mapped
      * model, whose parameters borrow the mapping. Gradients are separate. */

@@ -11,6 +11,8 @@ static const char *const position_names[] = {"learned", "sinusoidal", "rotary"};
 static const char *const norm_names[] = {"layer", "rms"};
 static const char *const placement_names[] = {"pre", "post"};
 static const char *const activation_names[] = {"gelu", "gelu_exact", "relu", "swiglu"};
+/* enum tlm_weight_format: "f32" is never written (absent means it). */
+static const char *const weights_names[] = {"f32", "bf16", "int8"};
 
 #define COUNT(array) ((int32_t)(sizeof array / sizeof array[0]))
 
@@ -20,7 +22,7 @@ static const char *enum_name(const char *const *names, int32_t count,
 }
 
 int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *c,
-                              char **text, size_t *size) {
+                              int32_t weights, char **text, size_t *size) {
     tlmi_json_writer w;
     tlmi_json_writer_init(&w, host);
     tlmi_json_write_object_begin(&w);
@@ -62,6 +64,11 @@ int tlmi_model_config_to_json(tlmi_host *host, const tlm_model_config *c,
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)c->init_seed);
     tlmi_json_write_key(&w, "init_seed");
     tlmi_json_write_string(&w, seed);
+    if (weights != TLM_WEIGHTS_F32) {
+        tlmi_json_write_key(&w, "weights");
+        tlmi_json_write_string(&w, enum_name(weights_names, COUNT(weights_names),
+                                             weights));
+    }
 #undef INT_FIELD
 #undef FLOAT_FIELD
 #undef ENUM_FIELD
@@ -186,7 +193,8 @@ static const char *const known_fields[] = {
     "vocab_size", "d_model", "n_heads", "head_dim", "d_ff",
     "n_encoder_layers", "n_decoder_layers", "max_context", "position", "norm",
     "norm_placement", "activation", "bias", "tied_output", "embedding_dropout",
-    "residual_dropout", "norm_eps", "rope_base", "init_seed", "n_kv_heads"};
+    "residual_dropout", "norm_eps", "rope_base", "init_seed", "n_kv_heads",
+    "weights"};
 
 /* Every field of the configuration, in the order they are checked. */
 static int read_fields(tlmi_host *host, const char *what,
@@ -229,7 +237,7 @@ static int read_fields(tlmi_host *host, const char *what,
 
 int tlmi_model_config_from_json(tlmi_host *host, const char *what,
                                 const char *text, size_t size,
-                                tlm_model_config *c) {
+                                tlm_model_config *c, int32_t *weights) {
     tlmi_json_doc *doc = NULL;
     int status = tlmi_json_parse(host, text, size, NULL, &doc);
     if (status != TLM_OK)
@@ -257,6 +265,17 @@ int tlmi_model_config_from_json(tlmi_host *host, const char *what,
     }
     tlm_model_config_init(c);
     status = read_fields(host, what, root, c);
+    int32_t format = TLM_WEIGHTS_F32;
+    if (status == TLM_OK && tlmi_json_object_get(root, "weights") != NULL)
+        status = read_enum(host, what, root, "weights", weights_names,
+                           COUNT(weights_names), &format);
+    if (status == TLM_OK && weights != NULL)
+        *weights = format;
+    else if (status == TLM_OK && format != TLM_WEIGHTS_F32)
+        status = tlmi_fail(host, TLM_E_UNSUPPORTED,
+                           "%s: the configuration says \"weights\": \"%s\"; "
+                           "this reader takes float32 values only",
+                           what, weights_names[format]);
 cleanup:
     tlmi_json_free(doc);
     return status;

@@ -12,6 +12,7 @@
 #include "base/file.h"
 #include "base/params.h"
 #include "io/container.h"
+#include "kernels/weights.h"
 #include "model.h"
 #include "model_config.h"
 
@@ -33,7 +34,8 @@ int tlmi_model_save_with(const tlm_model *model, const char *path,
     const int32_t n = model->n_parameters;
     char *config = NULL;
     size_t config_size = 0;
-    int status = tlmi_model_config_to_json(host, &model->config, &config,
+    int status = tlmi_model_config_to_json(host, &model->config,
+                                           model->weight_format, &config,
                                            &config_size);
     if (status != TLM_OK)
         return status;
@@ -57,7 +59,7 @@ int tlmi_model_save_with(const tlm_model *model, const char *path,
         const tlm_tensor *t = model->parameters[i].tensor;
         const char *name = model->parameters[i].name;
         const size_t length = strlen(name);
-        const uint64_t bytes = (uint64_t)t->numel * sizeof(float);
+        const uint64_t bytes = tlmi_tensor_data_bytes(t);
         offset = (offset + TLMI_CONTAINER_ALIGN - 1) / TLMI_CONTAINER_ALIGN *
                  TLMI_CONTAINER_ALIGN;
         tlmi_put_u16(index + at, (uint16_t)length);
@@ -126,6 +128,8 @@ typedef struct index_reader {
     uint32_t count;
     int32_t found; /* parameters looked up so far */
     const tlmi_file_mapping *mapping; /* the file being copied, or NULL */
+    int32_t weights; /* the configuration's enum tlm_weight_format */
+    int validate;    /* check quantized values (scales, q, padding) */
 } index_reader;
 
 /* Checks the whole index once: entries well formed and inside the data
@@ -145,7 +149,8 @@ static int check_index(index_reader *r) {
             goto truncated;
         const unsigned char dtype = r->index[at + 2 + length];
         const unsigned char ndim = r->index[at + 3 + length];
-        if (dtype != TLM_DTYPE_F32 || ndim < 1 || ndim > TLM_MAX_DIMS)
+        if ((dtype != TLM_DTYPE_F32 && !tlmi_dtype_is_quantized(dtype)) ||
+            ndim < 1 || ndim > TLM_MAX_DIMS)
             return tlmi_fail(r->host, TLM_E_FORMAT,
                              "tlm_model_load: entry %u of the tensor index of "
                              "'%s' has dtype %u and %u dimensions",
@@ -182,6 +187,7 @@ static int lookup(void *user, const char *name, int32_t ndim,
     for (uint32_t i = 0; i < r->count; i++) {
         const size_t length = tlmi_get_u16(r->index + at);
         const unsigned char *entry_name = r->index + at + 2;
+        const int32_t entry_dtype = r->index[at + 2 + length];
         const int32_t entry_ndim = r->index[at + 3 + length];
         const unsigned char *dims = r->index + at + 2 + length + 4;
         at += index_entry_size(length, entry_ndim);
@@ -196,11 +202,43 @@ static int lookup(void *user, const char *name, int32_t ndim,
         }
         const uint64_t offset = tlmi_get_u64(r->index + at - 16);
         const uint64_t bytes = tlmi_get_u64(r->index + at - 8);
-        if (!same || bytes != numel * sizeof(float))
+        if (!same)
             return tlmi_fail(r->host, TLM_E_FORMAT,
                              "tlm_model_load: tensor '%s' of '%s' does not have "
                              "the shape its configuration needs",
                              name, r->path);
+        /* The matrices are in the configuration's format, the rest f32. */
+        const int32_t format = ndim == 2 ? r->weights : TLM_WEIGHTS_F32;
+        const int32_t dtype = tlmi_dtype_of_weight_format(format);
+        if (entry_dtype != dtype)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: tensor '%s' of '%s' has dtype %s; "
+                             "%s needs %s",
+                             name, r->path, tlmi_dtype_name(entry_dtype),
+                             ndim == 2 ? "the configuration's \"weights\""
+                                       : "a vector (norm or bias)",
+                             tlmi_dtype_name(dtype));
+        const uint64_t needed =
+            format == TLM_WEIGHTS_F32
+                ? (numel <= UINT64_MAX / sizeof(float) ? numel * sizeof(float)
+                                                       : UINT64_MAX)
+                : (uint64_t)tlmi_weights_bytes(format, shape[0], shape[1]);
+        if (bytes != needed)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: tensor '%s' of '%s' has %llu bytes "
+                             "of data; its shape and dtype %s need %llu",
+                             name, r->path, (unsigned long long)bytes,
+                             tlmi_dtype_name(dtype), (unsigned long long)needed);
+        if (format != TLM_WEIGHTS_F32 && r->validate) {
+            const tlmi_weights w = {format, shape[0], shape[1], r->data + offset};
+            int64_t bad_row = 0;
+            const char *reason = "";
+            if (tlmi_weights_validate(&w, &bad_row, &reason) != 0)
+                return tlmi_fail(r->host, TLM_E_FORMAT,
+                                 "tlm_model_load: tensor '%s' of '%s', row "
+                                 "%lld: %s",
+                                 name, r->path, (long long)bad_row, reason);
+        }
         *data = r->data + offset;
         r->found++;
         return TLM_OK;
@@ -222,10 +260,18 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
     tlm_model_config saved;
     char source[300];
     snprintf(source, sizeof source, "%s: '%s'", what, path);
+    int32_t weights = TLM_WEIGHTS_F32;
     int status = tlmi_model_config_from_json(host, source, (const char *)config->data,
-                                             (size_t)config->size, &saved);
+                                             (size_t)config->size, &saved,
+                                             &weights);
     if (status != TLM_OK)
         return status;
+    if (weights != TLM_WEIGHTS_F32)
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "%s: '%s' holds %s weights, which do not train; "
+                         "dequantize first: tlm_model_quantize(..., "
+                         "TLM_WEIGHTS_F32) or `tlm quantize --to f32`",
+                         what, path, weights == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
     saved.struct_size = model->config.struct_size;
     if (memcmp(&saved, &model->config, sizeof saved) != 0)
         return tlmi_fail(host, TLM_E_STATE,
@@ -233,7 +279,8 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                          "configuration",
                          what, path);
     index_reader reader = {host, path, index->data, (size_t)index->size,
-                           data->data, data->size, 0, 0, NULL};
+                           data->data, data->size, 0, 0, NULL,
+                           TLM_WEIGHTS_F32, 0};
     status = check_index(&reader);
     if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
         return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
@@ -324,11 +371,17 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     tlm_model_config model_config;
     char what[300];
     snprintf(what, sizeof what, "tlm_model_load: '%s'", path);
+    int32_t weights = TLM_WEIGHTS_F32;
     status = tlmi_model_config_from_json(host, what, (const char *)config->data,
-                                         (size_t)config->size, &model_config);
+                                         (size_t)config->size, &model_config,
+                                         &weights);
     if (status != TLM_OK)
         goto cleanup;
-    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL};
+    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL,
+                           weights, 1};
+    /* An instant mapped load (no checksums) trusts the values as it
+     * trusts float32 ones: garbage in gives garbage logits, never UB. */
+    reader.validate = !params.memory_map || params.verify_checksums;
     reader.mapping = params.memory_map ? NULL : mapping;
     reader.index = index->data;
     reader.index_size = (size_t)index->size;
@@ -338,7 +391,7 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     if (status != TLM_OK)
         goto cleanup;
     const tlmi_parameter_source source = {lookup, &reader, !params.memory_map,
-                                          release_copied};
+                                          release_copied, weights};
     status = tlmi_model_build(&model, ctx, &model_config, &source);
     if (status != TLM_OK)
         goto cleanup;

@@ -255,6 +255,13 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
                          "tlm_model_export: params.weight_type: llama2.c's "
                          "legacy checkpoints (what run.c reads) hold float32 "
                          "only");
+    /* Other formats get a quantized model's dequantized values (the
+     * export's weight_type converts them from there). */
+    tlm_model *dequantized = NULL;
+    if (format != TLM_MODEL_FORMAT_TLM && model->weight_format != TLM_WEIGHTS_F32) {
+        TLMI_TRY(tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32));
+        model = dequantized;
+    }
     int status = TLM_OK;
     switch (format) {
     case TLM_MODEL_FORMAT_TLM:
@@ -273,6 +280,7 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
         status = tlmi_llmc_export(model, path, type);
         break;
     }
+    tlm_model_free(dequantized);
     if (status != TLM_OK)
         return tlmi_fail_forward(host, status, "tlm_model_export");
     return TLM_OK;

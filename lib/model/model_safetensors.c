@@ -19,7 +19,13 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
     char *config = NULL;
     size_t config_size = 0;
     tlmi_safetensors_writer *writer = NULL;
-    int status = tlmi_model_config_to_json(host, &model->config, &config,
+    /* A quantized model's values are written dequantized. */
+    tlm_model *dequantized = NULL;
+    if (model->weight_format != TLM_WEIGHTS_F32) {
+        TLMI_TRY(tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32));
+        model = dequantized;
+    }
+    int status = tlmi_model_config_to_json(host, &model->config, TLM_WEIGHTS_F32, &config,
                                            &config_size);
     if (status != TLM_OK)
         goto cleanup;
@@ -40,6 +46,7 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
     status = tlmi_safetensors_writer_save(writer, path);
 cleanup:
     tlmi_safetensors_writer_free(writer);
+    tlm_model_free(dequantized);
     if (config != NULL)
         tlmi_host_free(host, config, config_size + 1);
     if (status != TLM_OK)
@@ -106,7 +113,7 @@ TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
     }
     tlm_model_config config;
     status = tlmi_model_config_from_json(host, path, config_text,
-                                         config_length, &config);
+                                         config_length, &config, NULL);
     if (status != TLM_OK)
         goto cleanup;
     status = tlm_model_create(&model, ctx, &config);

@@ -16,6 +16,8 @@
 #include "base/threadpool.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm_parallel.h"
+#include "kernels/weights.h"
+#include "kernels/weights_parallel.h"
 #include "kernels/scalar/activation.h"
 #include "kernels/scalar/attention.h"
 #include "kernels/scalar/elementwise.h"
@@ -39,6 +41,9 @@ struct tlm_session {
     tlmi_host host; /* the model's hooks; the session's own error text */
     const tlm_model *model;
     const tlmi_kernels *kernels; /* chosen once, at creation */
+    /* The products with a quantized model's matrices (chosen once, at
+     * creation, for the model's format); NULL for a float32 model. */
+    const tlmi_weight_kernels *weight_kernels;
     int32_t chunk;    /* rows of the scratch buffers */
     int32_t position; /* positions in the decoder's cache */
     int32_t source_length; /* encoded source positions; 0: none */
@@ -68,8 +73,9 @@ struct tlm_session {
     unsigned char *attention_workspace; /* the dispatched attention kernel's
                                            scratch, one slice per thread */
     size_t attention_workspace_bytes;   /* of one slice, a multiple of 64 */
-    float *workspace;  /* GEMM packing buffers for the largest product,
-                          one slot per thread of the pool */
+    float *workspace;  /* GEMM packing buffers (or the weights driver's
+                          workspace) for the largest product, one slot per
+                          thread of the pool */
     size_t workspace_bytes;
     tlmi_threadpool *pool;   /* the session's own compute threads */
     float *branch;     /* [rows, D] a sub-layer's output */
@@ -120,14 +126,44 @@ static kv_cache *take_caches(tlmi_layout *layout, size_t layers, size_t floats) 
     return caches;
 }
 
+/* The driver's workspace for the largest product with quantized weights
+ * `wk` (all threads' slots), for `rows` input rows. */
+static size_t weights_workspace(const tlmi_kernels *kernels,
+                                const tlmi_weight_kernels *wk,
+                                const tlm_model_config *c, int64_t rows,
+                                int threads) {
+    const int64_t d = c->d_model, inner = (int64_t)c->n_heads * c->head_dim;
+    const int64_t kv_inner = (int64_t)c->n_kv_heads * c->head_dim;
+    const int64_t shapes[][2] = {{inner, d}, {kv_inner, d}, {d, inner},
+                                 {c->d_ff, d}, {d, c->d_ff}, {c->vocab_size, d}};
+    size_t bytes = 0;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const size_t need = tlmi_weights_product_workspace(
+            kernels, wk, rows, shapes[i][0], shapes[i][1], threads);
+        bytes = need > bytes ? need : bytes;
+    }
+    return bytes;
+}
+
+/* The weights kernels a session of `model` uses with `kernels`, or NULL
+ * for a float32 model. */
+static const tlmi_weight_kernels *session_weight_kernels(const tlm_model *model,
+                                                         const tlmi_kernels *kernels) {
+    if (model->weight_format == TLM_WEIGHTS_F32)
+        return NULL;
+    return tlmi_weight_kernels_choose(kernels, model->weight_format,
+                                      model->ctx->features);
+}
+
 /* Lays out the buffers of a session of model configuration `c` with
- * `chunk` rows, `threads` threads and `kernels` in `layout`: the one
- * description of a session's memory, used to allocate it and by
- * tlm_model_memory_estimate. With a base in the layout it sets s's
- * pointers into that block. */
+ * `chunk` rows, `threads` threads, `kernels` and the weights kernels `wk`
+ * (NULL: a float32 model) in `layout`: the one description of a
+ * session's memory, used to allocate it and by tlm_model_memory_estimate.
+ * With a base in the layout it sets s's pointers into that block. */
 static void session_layout(tlm_session *s, tlmi_layout *layout,
                            const tlm_model_config *c, int32_t chunk,
-                           int threads, const tlmi_kernels *kernels) {
+                           int threads, const tlmi_kernels *kernels,
+                           const tlmi_weight_kernels *wk) {
     const size_t d = (size_t)c->d_model;
     const size_t inner = tlmi_layout_mul(layout, (size_t)c->n_heads,
                                          (size_t)c->head_dim);
@@ -175,6 +211,14 @@ static void session_layout(tlm_session *s, tlmi_layout *layout,
     /* The packing buffers of the largest product, one slot per thread. */
     s->workspace_bytes = tlmi_gemm_parallel_workspace(
         gemm_workspace(kernels, c, (int64_t)rows), threads);
+    if (wk != NULL && s->workspace_bytes != SIZE_MAX) {
+        /* A quantized model's products go through the weights driver,
+         * whose workspace can be the larger. */
+        const size_t weights =
+            weights_workspace(kernels, wk, c, (int64_t)rows, threads);
+        s->workspace_bytes = weights > s->workspace_bytes ? weights
+                                                           : s->workspace_bytes;
+    }
     if (s->workspace_bytes == SIZE_MAX)
         layout->overflow = 1;
     s->workspace = tlmi_layout_take(layout, s->workspace_bytes, 1);
@@ -216,7 +260,8 @@ size_t tlmi_session_bytes(const tlm_model *model, const tlmi_kernels *kernels,
     tlmi_layout layout;
     tlmi_layout_init(&layout, NULL);
     session_layout(&shape, &layout, &model->config,
-                   session_chunk(&model->config, chunk_tokens), threads, kernels);
+                   session_chunk(&model->config, chunk_tokens), threads, kernels,
+                   session_weight_kernels(model, kernels));
     const size_t block = tlmi_layout_size(&layout);
     const size_t fixed = sizeof(tlm_session) + tlmi_threadpool_bytes(threads);
     return block > SIZE_MAX - fixed ? SIZE_MAX : block + fixed;
@@ -277,12 +322,13 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_session_create: out of memory");
     s->model = model;
     s->kernels = kernels;
+    s->weight_kernels = session_weight_kernels(model, kernels);
     s->chunk = session_chunk(c, params.chunk_tokens);
 
     /* Measure, allocate once, then carve the block into the buffers. */
     tlmi_layout layout;
     tlmi_layout_init(&layout, NULL);
-    session_layout(s, &layout, c, s->chunk, threads, kernels);
+    session_layout(s, &layout, c, s->chunk, threads, kernels, s->weight_kernels);
     const size_t bytes = tlmi_layout_size(&layout);
     if (bytes == SIZE_MAX) {
         tlm_session_free(s);
@@ -300,7 +346,7 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
     s->block_bytes = bytes;
     memset(s->block, 0, bytes);
     tlmi_layout_init(&layout, s->block);
-    session_layout(s, &layout, c, s->chunk, threads, kernels);
+    session_layout(s, &layout, c, s->chunk, threads, kernels, s->weight_kernels);
     float *const slots[TLMI_SLOT_COUNT] = {
         [TLMI_SLOT_X] = s->x,          [TLMI_SLOT_NORMED] = s->normed,
         [TLMI_SLOT_MEMORY] = s->memory, [TLMI_SLOT_Q] = s->q,
@@ -346,14 +392,34 @@ static const float *data_of(const tlm_tensor *t) {
     return t != NULL ? (const float *)t->data : NULL;
 }
 
-/* C [m, n] = A [m, k] . B^T (+ bias) with the session's kernels over its
- * threads (each a range of B's rows: decoding is reading the weights, and
- * the threads share that out). */
-static void gemm_nt(const tlm_session *s, float *c, const float *a,
-                    const float *b, const float *bias, int64_t m, int64_t n,
-                    int64_t k) {
-    tlmi_gemm_parallel(s->pool, s->kernels, c, a, b, bias, m, n, k, 0, 1, 0,
-                       s->workspace, s->workspace_bytes);
+/* C [m, n] = A [m, k] . W^T (+ bias) for a parameter W [n, k], float32
+ * or quantized (then with the session's weights kernels), over the
+ * session's threads (each a range of W's rows: decoding is reading the
+ * weights, and the threads share that out). */
+static void product(const tlm_session *s, float *c, const float *a,
+                    const tlm_tensor *weight, const float *bias, int64_t m) {
+    if (weight->dtype == TLM_DTYPE_F32) {
+        tlmi_gemm_parallel(s->pool, s->kernels, c, a, data_of(weight), bias, m,
+                           weight->shape[0], weight->shape[1], 0, 1, 0,
+                           s->workspace, s->workspace_bytes);
+        return;
+    }
+    const tlmi_weights w = tlmi_tensor_weights(weight);
+    tlmi_weights_product_parallel(s->pool, s->kernels, s->weight_kernels, c, a,
+                                  &w, bias, m, s->workspace, s->workspace_bytes);
+}
+
+/* out [end - begin, cols] = rows begin..end-1 of a parameter [rows, cols],
+ * float32 or quantized. */
+static void parameter_rows(const tlm_session *s, float *out,
+                           const tlm_tensor *t, int64_t begin, int64_t end) {
+    if (t->dtype == TLM_DTYPE_F32) {
+        memcpy(out, data_of(t) + begin * t->shape[1],
+               (size_t)((end - begin) * t->shape[1]) * sizeof(float));
+        return;
+    }
+    const tlmi_weights w = tlmi_tensor_weights(t);
+    s->weight_kernels->dequantize_rows(out, &w, begin, end);
 }
 
 /* The session's row-wise kernels (the same the training ops use). */
@@ -380,8 +446,7 @@ static void store_heads(float *cache, const float *rows, int64_t n,
 static int session_linear(void *exec, int out, int in, tlm_tensor *weight,
                           tlm_tensor *bias) {
     tlm_session *s = exec;
-    gemm_nt(s, s->slots[out], s->slots[in], data_of(weight), data_of(bias),
-            s->rows, weight->shape[0], weight->shape[1]);
+    product(s, s->slots[out], s->slots[in], weight, data_of(bias), s->rows);
     return TLM_OK;
 }
 
@@ -607,9 +672,20 @@ static tlmi_layer_run session_run(tlm_session *s, int decoder) {
 static void embed(tlm_session *s, const int32_t *ids, int64_t n, int64_t offset) {
     const tlm_model *m = s->model;
     const int64_t d = m->config.d_model;
-    tlmi_embedding_forward(s->x, data_of(m->token_embedding), ids, n, d);
+    if (m->token_embedding->dtype == TLM_DTYPE_F32) {
+        tlmi_embedding_forward(s->x, data_of(m->token_embedding), ids, n, d);
+    } else {
+        /* A quantized table: only the looked-up rows, dequantized. */
+        for (int64_t i = 0; i < n; i++)
+            parameter_rows(s, s->x + i * d, m->token_embedding, ids[i], ids[i] + 1);
+    }
     if (m->config.position == TLM_POSITION_LEARNED) {
         const float *rows = data_of(m->position_embedding) + offset * d;
+        if (m->position_embedding->dtype != TLM_DTYPE_F32) {
+            /* s->branch [rows, D] is free until the first sublayer. */
+            parameter_rows(s, s->branch, m->position_embedding, offset, offset + n);
+            rows = s->branch;
+        }
         tlmi_add_forward(s->x, s->x, rows, n * d, n * d);
     } else if (m->config.position == TLM_POSITION_SINUSOIDAL) {
         tlmi_sinusoidal_table(s->positions, offset, n, d);
@@ -630,8 +706,7 @@ static void project(tlm_session *s, float *logits, const float *y, int64_t n,
                     int64_t rows) {
     const tlm_model *m = s->model;
     const tlm_tensor *head = m->config.tied_output ? m->token_embedding : m->lm_head;
-    gemm_nt(s, logits, y + (n - rows) * m->config.d_model, data_of(head), NULL,
-            rows, m->config.vocab_size, m->config.d_model);
+    product(s, logits, y + (n - rows) * m->config.d_model, head, NULL, rows);
 }
 
 static int check_ids(tlm_session *s, const char *what, const int32_t *ids,

@@ -129,6 +129,12 @@ static int check_parameter(tlm_tensor *const *tensors, int32_t index,
                          "%s is the result of an operation; parameters are "
                          "leaf tensors",
                          what);
+    if (tlmi_dtype_is_quantized(t->dtype))
+        return tlmi_fail(host, TLM_E_UNSUPPORTED,
+                         "%s is a quantized model's %s matrix, which does "
+                         "not train; dequantize first: tlm_model_quantize(..., "
+                         "TLM_WEIGHTS_F32) or `tlm quantize --to f32`",
+                         what, tlmi_dtype_name(t->dtype));
     if (t->dtype != TLM_DTYPE_F32)
         return tlmi_fail(host, TLM_E_INVALID,
                          "%s is an i32 tensor; parameters are float", what);

@@ -350,6 +350,13 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", model);
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_create", dataset);
+    if (model->weight_format != TLM_WEIGHTS_F32)
+        return tlmi_fail(&model->ctx->host, TLM_E_UNSUPPORTED,
+                         "tlm_trainer_create: the model's weights are %s, "
+                         "which do not train; dequantize first: "
+                         "tlm_model_quantize(..., TLM_WEIGHTS_F32) or `tlm "
+                         "quantize --to f32`",
+                         model->weight_format == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
     tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer);
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");

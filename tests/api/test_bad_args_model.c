@@ -72,6 +72,13 @@ static void model_calls_reject_null(void **state) {
     assert_int_equal(tlm_model_forward(NULL, &batch, &logits, NULL), TLM_E_INVALID);
     assert_null(logits);
     assert_message_names("tlm_model_forward");
+    tlm_model *quantized = (tlm_model *)&config;
+    assert_int_equal(tlm_model_quantize(&quantized, NULL, TLM_WEIGHTS_INT8), TLM_E_INVALID);
+    assert_null(quantized);
+    assert_message_names("tlm_model_quantize");
+    assert_int_equal(tlm_model_quantize(NULL, NULL, TLM_WEIGHTS_INT8), TLM_E_INVALID);
+    assert_int_equal(tlm_model_weight_format(NULL), -1);
+    assert_message_names("tlm_model_weight_format");
 }
 
 static void model_calls_reject_bad_values(void **state) {
@@ -139,6 +146,17 @@ static void model_calls_reject_bad_values(void **state) {
     tlm_model *loaded = NULL;
     assert_int_equal(tlm_model_load(&loaded, ctx, "x.tlm", &params), TLM_E_INVALID);
     assert_message_names("memory_map");
+    /* Weight formats: an unknown one; a float32 model's is F32. */
+    assert_int_equal(tlm_model_create(&m, ctx, &config), TLM_OK);
+    assert_int_equal(tlm_model_weight_format(m), TLM_WEIGHTS_F32);
+    const int32_t bad_formats[] = {-1, 3, 100};
+    for (size_t i = 0; i < sizeof bad_formats / sizeof bad_formats[0]; i++) {
+        loaded = NOT_NULL_MODEL;
+        assert_int_equal(tlm_model_quantize(&loaded, m, bad_formats[i]), TLM_E_INVALID);
+        assert_null(loaded);
+        assert_message_names("tlm_weight_format");
+    }
+    tlm_model_free(m);
     tlm_context_free(ctx);
 }
 

@@ -1,6 +1,7 @@
 /* Fuzz target: the llama2.c checkpoint reader on a buffer
- * (tlmi_llama2c_import_buffer, lib/model/format_llama2c.c), both layouts
- * (legacy and "ak42" version 1). Any input is a status with a message, or
+ * (tlmi_llama2c_import_buffer, lib/model/format_llama2c.c), every layout
+ * (legacy, "ak42" version 1 and version 2's int8 Q8_0, read directly as
+ * int8 or through float32). Any input is a status with a message, or
  * a Llama-shaped decoder whose configuration is the header's; the header
  * fixes the size exactly, so an accepted input is as large as the model
  * it makes. */

@@ -15,12 +15,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tlmi_host *host = &ctx->host;
     tlm_model_config config;
     tlm_model_config_init(&config);
+    int32_t weights = -1;
     int status = tlmi_model_config_from_json(host, "fuzz input", (const char *)data,
-                                             size, &config);
+                                             size, &config, &weights);
     if (status != TLM_OK) {
         fuzz_check(host->last_error[0] != '\0', "config: a failure has a message");
         return 0;
     }
+    fuzz_check(weights >= TLM_WEIGHTS_F32 && weights <= TLM_WEIGHTS_INT8,
+               "config: a weight format read is one of enum tlm_weight_format");
     tlm_model *model = NULL;
     if (tlm_model_create(&model, ctx, &config) != TLM_OK)
         return 0;
@@ -29,12 +32,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fuzz_check(tlm_model_get_config(model, &resolved) == TLM_OK, "config: get");
     char *text = NULL;
     size_t length = 0;
-    if (tlmi_model_config_to_json(host, &resolved, &text, &length) == TLM_OK) {
+    if (tlmi_model_config_to_json(host, &resolved, weights, &text, &length) ==
+        TLM_OK) {
         tlm_model_config again;
         tlm_model_config_init(&again);
+        int32_t weights_again = -1;
         fuzz_check(tlmi_model_config_from_json(host, "written", text, length,
-                                               &again) == TLM_OK,
+                                               &again, &weights_again) == TLM_OK,
                    "config: what is written reads back");
+        fuzz_check(weights_again == weights, "config: the weight format reads back");
         fuzz_check(memcmp(&again, &resolved, sizeof again) == 0,
                    "config: the same configuration reads back");
         tlmi_host_free(host, text, length + 1);

@@ -7,6 +7,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,68 @@ static void write_llama2c_v1(tlm_model *m, const char *name) {
     write_file("llama2c_import", name, out, at);
 }
 
+/* Appends tlm's parameter `name` as export.py's quantize_q80 writes it:
+ * int8 q (scale max|w| / 127 per group of `gs` consecutive weights, q
+ * rounded half to even), then the float32 scales. */
+static size_t put_q80(tlm_model *m, const char *name, int gs, unsigned char *out) {
+    tlm_tensor *t = NULL;
+    check(tlm_model_find_parameter(m, name, &t), name);
+    const float *v = tlm_tensor_data_f32(t);
+    const int64_t n = tlm_tensor_numel(t);
+    for (int64_t g = 0; g < n / gs; g++) {
+        float wmax = 0.0f;
+        for (int i = 0; i < gs; i++)
+            wmax = fmaxf(wmax, fabsf(v[g * gs + i]));
+        const float scale = wmax / 127.0f;
+        for (int i = 0; i < gs; i++)
+            out[g * gs + i] =
+                (unsigned char)(signed char)(scale > 0.0f ? rintf(v[g * gs + i] / scale) : 0.0f);
+        uint32_t bits;
+        memcpy(&bits, &scale, sizeof bits);
+        tlmi_put_u32(out + n + 4 * g, bits);
+    }
+    return (size_t)(n + 4 * (n / gs));
+}
+
+/* `m` in llama2.c's "ak42" version 2 layout (export.py version2_export,
+ * int8 Q8_0 in groups of `gs`), written here: export.py needs PyTorch. */
+static void write_llama2c_v2(tlm_model *m, int gs, const char *name) {
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    check(tlm_model_get_config(m, &c), "config");
+    static unsigned char out[1 << 16];
+    memset(out, 0, 256);
+    const int32_t fields[9] = {(int32_t)0x616b3432, 2, c.d_model, c.d_ff,
+                               c.n_decoder_layers, c.n_heads, c.n_heads,
+                               c.vocab_size, c.max_context};
+    for (int i = 0; i < 9; i++)
+        tlmi_put_u32(out + 4 * i, (uint32_t)fields[i]);
+    out[36] = (unsigned char)c.tied_output;
+    tlmi_put_u32(out + 37, (uint32_t)gs);
+    size_t at = 256;
+    static const char *const norms[2] = {"self_attn_norm.weight", "ffn_norm.weight"};
+    static const char *const matrices[7] = {
+        "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "ffn.gate_proj.weight",    "ffn.down_proj.weight",
+        "ffn.up_proj.weight"};
+    char full[96];
+    for (int k = 0; k < 2; k++)
+        for (int l = 0; l < c.n_decoder_layers; l++) {
+            snprintf(full, sizeof full, "decoder.layers.%d.%s", l, norms[k]);
+            at += put_parameter(m, full, out + at);
+        }
+    at += put_parameter(m, "decoder.final_norm.weight", out + at);
+    at += put_q80(m, "token_embedding.weight", gs, out + at);
+    for (int k = 0; k < 7; k++)
+        for (int l = 0; l < c.n_decoder_layers; l++) {
+            snprintf(full, sizeof full, "decoder.layers.%d.%s", l, matrices[k]);
+            at += put_q80(m, full, gs, out + at);
+        }
+    if (!c.tied_output)
+        at += put_q80(m, "lm_head.weight", gs, out + at);
+    write_file("llama2c_import", name, out, at);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -162,6 +225,21 @@ int main(int argc, char **argv) {
         if (variant == 0)
             copy_file(scratch, "model_load", "truncated.tlm", 300);
         remove(scratch);
+        /* Quantized models (docs/format.md, the "weights" field): int8 of
+         * every variant, bf16 of the first. */
+        for (int32_t format = TLM_WEIGHTS_BF16; format <= TLM_WEIGHTS_INT8; format++) {
+            if (format == TLM_WEIGHTS_BF16 && variant != 0)
+                continue;
+            tlm_model *q = NULL;
+            check(tlm_model_quantize(&q, m, format), "quantize");
+            snprintf(scratch, sizeof scratch, "%s/scratch.tlm", root);
+            check(tlm_model_save(q, scratch), "save quantized");
+            snprintf(name, sizeof name, "tiny-%d-%s.tlm", variant,
+                     format == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
+            copy_file(scratch, "model_load", name, 0);
+            remove(scratch);
+            tlm_model_free(q);
+        }
         snprintf(scratch, sizeof scratch, "%s/scratch.safetensors", root);
         check(tlm_model_export_safetensors(m, scratch), "export");
         snprintf(name, sizeof name, "tiny-%d.safetensors", variant);
@@ -170,7 +248,7 @@ int main(int argc, char **argv) {
         remove(scratch);
         char *json = NULL;
         size_t size = 0;
-        check(tlmi_model_config_to_json(&ctx->host, &m->config, &json, &size),
+        check(tlmi_model_config_to_json(&ctx->host, &m->config, TLM_WEIGHTS_F32, &json, &size),
               "config");
         snprintf(name, sizeof name, "config-%d.json", variant);
         write_file("model_config", name, json, size);
@@ -233,6 +311,29 @@ int main(int argc, char **argv) {
         tlm_model_free(m);
     }
 
+    /* A Llama-shaped model 32 wide: llama2.c version 2 files whose groups
+     * (32, and 64 straddling rows) become tlm's int8 groups directly. */
+    {
+        tlm_model_config c;
+        tlm_model_config_init(&c);
+        c.vocab_size = 6;
+        c.d_model = 32;
+        c.n_heads = 2;
+        c.d_ff = 32;
+        c.n_decoder_layers = 1;
+        c.max_context = 4;
+        c.position = TLM_POSITION_ROTARY;
+        c.norm = TLM_NORM_RMS;
+        c.activation = TLM_ACTIVATION_SWIGLU;
+        c.bias = 0;
+        c.tied_output = 1;
+        tlm_model *m = NULL;
+        check(tlm_model_create(&m, ctx, &c), "llama 32");
+        write_llama2c_v2(m, 32, "v2-g32-tied.bin");
+        write_llama2c_v2(m, 64, "v2-g64-tied.bin");
+        tlm_model_free(m);
+    }
+
     /* Tiny Llama-shaped models, tied and untied: llama2.c files (legacy
      * as tlm exports them, version 1 written here, one truncated) and
      * their Hugging Face Llama config.json, with hand-written variants. */
@@ -262,6 +363,8 @@ int main(int argc, char **argv) {
             copy_file(scratch, "llama2c_import", "legacy-truncated.bin", 600);
         remove(scratch);
         write_llama2c_v1(m, tied ? "v1-tied.bin" : "v1-untied.bin");
+        /* Groups of 4: read through float32, then quantized again. */
+        write_llama2c_v2(m, 4, tied ? "v2-g4-tied.bin" : "v2-g4-untied.bin");
         ep.format = TLM_MODEL_FORMAT_HF;
         snprintf(scratch, sizeof scratch, "%s/scratch-hf", root);
         check(tlm_model_export(m, scratch, &ep), "hf llama");

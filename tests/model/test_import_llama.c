@@ -510,9 +510,9 @@ static void llama2c_bad_inputs_are_refused(void **state) {
     char legacy[600];
     path_in(f, "legacy.bin", legacy, sizeof legacy);
     write_legacy(legacy, good, 0);
-    write_version1(legacy, path, 2, -1);
-    assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_UNSUPPORTED,
-                        "version 2 (int8 Q8_0: see quantization)");
+    write_version1(legacy, path, 2, -1); /* version 2 needs a group size */
+    assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_FORMAT,
+                        "group_size (byte 37) is 0");
     write_version1(legacy, path, 7, -1);
     assert_import_fails(f, path, TLM_MODEL_FORMAT_AUTO, TLM_E_UNSUPPORTED,
                         "version 7");

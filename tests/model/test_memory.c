@@ -14,7 +14,9 @@
 #include <cmocka.h>
 
 #include "autodiff/context.h"
+#include "autodiff/tensor.h"
 #include "counting_allocator.h"
+#include "model/model.h"
 #include "tlm.h"
 
 static tlm_model_config variant_config(int variant) {
@@ -41,30 +43,51 @@ static tlm_model_config variant_config(int variant) {
 
 enum { N_VARIANTS = 6 };
 
+/* The bytes of the model's parameters: 4 a value, or a quantized
+ * matrix's own (checked against the one block they live in, whose
+ * tensors start on 64-byte boundaries). */
+static int64_t parameter_bytes(const tlm_model *m) {
+    int64_t bytes = 0;
+    for (int32_t i = 0; i < m->n_parameters; i++)
+        bytes += (int64_t)tlmi_tensor_data_bytes(m->parameters[i].tensor);
+    assert_true((int64_t)m->parameter_block_bytes >= bytes);
+    assert_true((int64_t)m->parameter_block_bytes < bytes + 64 * (int64_t)m->n_parameters);
+    return bytes;
+}
+
+/* Float32, bf16 and int8 models (the weights' real bytes; a quantized
+ * session sizes its workspace for the weights kernels' products). */
 static void inference_estimate_matches_allocations(void **state) {
     (void)state;
-    for (int variant = 0; variant < 2 * N_VARIANTS; variant++) {
+    for (int variant = 0; variant < 6 * N_VARIANTS; variant++) {
+        const int32_t format = variant / (2 * N_VARIANTS);
         counting_allocator counter = {0};
         tlm_context_params params;
         counting_context_params(&params, &counter);
-        params.n_threads = 1 + variant / N_VARIANTS * 2; /* 1, then 3 */
+        params.n_threads = 1 + variant / N_VARIANTS % 2 * 2; /* 1, then 3 */
         tlm_context *ctx = NULL;
         assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
         tlm_model_config c = variant_config(variant % N_VARIANTS);
         tlm_model *m = NULL;
         assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        if (format != TLM_WEIGHTS_F32) {
+            tlm_model *q = NULL;
+            assert_int_equal(tlm_model_quantize(&q, m, format), TLM_OK);
+            tlm_model_free(m);
+            m = q;
+        }
         uint64_t before_session = counter.live_bytes;
         tlm_session *s = NULL;
         assert_int_equal(tlm_session_create(&s, m, NULL), TLM_OK);
-        const int64_t parameters = tlm_model_parameter_count(m);
         /* The parameters' values plus what the session allocated. */
         const int64_t actual =
-            (int64_t)(counter.live_bytes - before_session) + parameters * 4;
+            (int64_t)(counter.live_bytes - before_session) + parameter_bytes(m);
         int64_t estimate = 0;
         assert_int_equal(tlm_model_memory_estimate(m, TLM_MEMORY_INFERENCE, 1,
                                                    c.max_context, &estimate), TLM_OK);
-        printf("inference variant %d: estimate %lld, allocated %lld\n", variant,
-               (long long)estimate, (long long)actual);
+        printf("inference variant %d (weights %d): estimate %lld, allocated %lld\n",
+               variant % (2 * N_VARIANTS), (int)format, (long long)estimate,
+               (long long)actual);
         assert_int_equal(estimate, actual);
         tlm_session_free(s);
         tlm_model_free(m);

@@ -198,6 +198,36 @@ class Models(unittest.TestCase):
                     self.assertEqual(tlm.Model.load(ctx, path).config["max_context"], 16)
 
 
+class Quantization(unittest.TestCase):
+    def test_quantize_keeps_the_tokenizer_and_the_quality(self):
+        with tlm.Context(threads=1) as ctx, tempfile.TemporaryDirectory() as tmp:
+            model = tlm.train(ctx, CORPUS, steps=30, d_model=32, n_heads=2,
+                              n_decoder_layers=1, max_context=32)
+            self.assertEqual(model.weight_format, "f32")
+            with open(CORPUS, encoding="utf-8") as f:
+                text = f.read()[:600]
+            base = model.perplexity(text)
+            for fmt, bound in (("int8", 0.01), ("bf16", 0.01)):
+                q = model.quantize(fmt)
+                self.assertEqual(q.weight_format, fmt)
+                self.assertEqual(model.weight_format, "f32")  # unchanged
+                self.assertIsNotNone(q.tokenizer)
+                self.assertEqual(q.config, model.config)
+                self.assertLess(abs(q.perplexity(text) / base - 1.0), bound, fmt)
+                path = os.path.join(tmp, fmt + ".tlm")
+                q.save(path)
+                self.assertEqual(tlm.Model.load(ctx, path).weight_format, fmt)
+                back = q.quantize("f32")
+                self.assertEqual(back.weight_format, "f32")
+                q.generate("Once", max_tokens=5, temperature=0.0)
+            with self.assertRaises(tlm.Error):
+                model.quantize("int4")
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Trainer(model.quantize("int8"), CORPUS, batch_size=2, context=16)
+            self.assertEqual(caught.exception.name, "TLM_E_UNSUPPORTED")
+            self.assertIn("dequantize first", str(caught.exception))
+
+
 class GPT2Tokenizer(unittest.TestCase):
     def test_import_encode_export(self):
         # A tiny vocabulary in GPT-2's files: the 256 bytes in GPT-2's byte

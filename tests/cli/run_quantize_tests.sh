@@ -1,0 +1,204 @@
+#!/bin/sh
+# Suite "cli": quantized models through the tlm program.
+#   run_quantize_tests.sh TLM_PROGRAM
+# tlm quantize to int8, bf16 and back to f32 (sizes, info lines, refusals,
+# nothing written on failure); generate, eval and attention on int8 and
+# bf16 models, GPT-shaped and Llama-shaped; train --init / --resume on a
+# quantized model refused with the way back; a llama2.c version 2 (Q8_0)
+# checkpoint imported (written here from a legacy export, in plain Python:
+# export.py needs a PyTorch model). Prints one line per check; exits 1 if
+# any failed.
+set -u
+case $1 in
+    /*) tlm=$1 ;;
+    *) tlm=$(pwd)/$1 ;;
+esac
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-quantize-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+failures=0
+checks=0
+
+pass() { checks=$((checks + 1)); echo "ok $checks - $1"; }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "not ok $checks - $1"; }
+check() { # description command...
+    description=$1
+    shift
+    if "$@" > check.out 2> check.err; then
+        pass "$description"
+    else
+        fail "$description"
+        sed 's/^/#   /' check.out check.err
+    fi
+}
+bad() { # expected-status description arguments...: one line on stderr
+    expected=$1
+    description=$2
+    shift 2
+    "$tlm" "$@" > bad.out 2> bad.err
+    status=$?
+    lines=$(wc -l < bad.err)
+    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" bad.err; then
+        pass "$description: status $status, one line"
+    else
+        fail "$description: status $status (wanted $expected), $lines lines on stderr"
+        sed 's/^/#   /' bad.err
+    fi
+}
+
+python3 - <<'EOF'
+words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
+lines, state = [], 11
+for i in range(400):
+    line = []
+    for j in range(8):
+        state = (state * 1103515245 + 12345) % 2147483648
+        line.append(words[state % len(words)])
+    lines.append(" ".join(line) + ".")
+open("corpus.txt", "w").write("\n".join(lines) + "\n")
+EOF
+
+# A GPT-shaped model (learned positions, LayerNorm, biases) and a
+# Llama-shaped one (rotary, RMSNorm, SwiGLU, grouped-query attention).
+check "train a GPT-shaped model" "$tlm" train --data corpus.txt --layers 2 --heads 2 \
+    --dim 32 --context 32 --batch 8 --threads 1 --steps 40 --lr 3e-3 --out gpt.tlm
+check "train a Llama-shaped model" "$tlm" train --data corpus.txt --arch llama --layers 2 \
+    --heads 4 --kv-heads 2 --dim 64 --context 32 --batch 8 --threads 1 --steps 20 \
+    --lr 3e-3 --out llama.tlm
+
+for shape in gpt llama; do
+    check "$shape: quantize to int8 and bf16, back to f32" sh -c "
+        '$tlm' quantize $shape.tlm --to int8 -o ${shape}_int8.tlm > q.out &&
+        grep -q '^${shape}_int8.tlm: int8 (groups of 32, float32 scales), [0-9]* bytes\$' q.out &&
+        '$tlm' quantize $shape.tlm --to bf16 -o ${shape}_bf16.tlm &&
+        '$tlm' quantize ${shape}_int8.tlm --to f32 -o ${shape}_back.tlm"
+    check "$shape: info names the weight format, the file size and the session memory" sh -c "
+        '$tlm' info ${shape}_int8.tlm > i8.txt && '$tlm' info ${shape}_bf16.tlm > b16.txt &&
+        '$tlm' info $shape.tlm > f32.txt && '$tlm' info ${shape}_back.tlm > back.txt &&
+        grep -q '^weights: int8 (groups of 32, float32 scales)\$' i8.txt &&
+        grep -q '^weights: bf16\$' b16.txt && grep -q '^weights: float32\$' f32.txt &&
+        grep -q '^weights: float32\$' back.txt &&
+        grep -q \"^file size: .* (\$(wc -c < ${shape}_int8.tlm) bytes)\$\" i8.txt &&
+        grep -q '^memory, inference: ' i8.txt"
+    check "$shape: int8 file smaller than bf16, bf16 smaller than float32" sh -c "
+        '$tlm' quantize $shape.tlm --to f32 -o ${shape}_f32.tlm &&
+        test \$(wc -c < ${shape}_int8.tlm) -lt \$(wc -c < ${shape}_bf16.tlm) &&
+        test \$(wc -c < ${shape}_bf16.tlm) -lt \$(wc -c < ${shape}_f32.tlm)"
+    check "$shape: session memory of int8 below float32's" python3 - "$tlm" "$shape" <<'EOF'
+import subprocess, sys, re
+tlm, shape = sys.argv[1], sys.argv[2]
+def inference(path):
+    out = subprocess.run([tlm, "info", path], capture_output=True, text=True, check=True).stdout
+    return int(re.search(r"^memory, inference: .*\((\d+) bytes\)", out, re.M).group(1))
+assert inference(shape + "_int8.tlm") < inference(shape + "_bf16.tlm") < inference(shape + ".tlm")
+EOF
+    for fmt in int8 bf16; do
+        check "$shape $fmt: generate, eval and attention run" sh -c "
+            '$tlm' generate ${shape}_$fmt.tlm --prompt 'the ' --tokens 20 --temperature 0 > gen.txt &&
+            head -c 4 gen.txt | grep -q '^the ' &&
+            '$tlm' eval ${shape}_$fmt.tlm --data corpus.txt | grep -q '^perplexity: [0-9]' &&
+            '$tlm' attention ${shape}_$fmt.tlm --prompt 'the cat' --layer 1 -o attn.svg &&
+            test -s attn.svg"
+    done
+    check "$shape: int8 and bf16 perplexity within 1% of float32's" python3 - "$tlm" "$shape" <<'EOF'
+import subprocess, sys, re
+tlm, shape = sys.argv[1], sys.argv[2]
+def ppl(path):
+    out = subprocess.run([tlm, "eval", path, "--data", "corpus.txt"], capture_output=True,
+                         text=True, check=True).stdout
+    return float(re.search(r"^perplexity: ([0-9.]+)$", out, re.M).group(1))
+base = ppl(shape + ".tlm")
+for fmt in ("int8", "bf16"):
+    got = ppl(shape + "_" + fmt + ".tlm")
+    assert abs(got / base - 1) < 0.01, (fmt, got, base)
+EOF
+    check "$shape: train --init and --resume of an int8 model say dequantize first" sh -c "
+        ! '$tlm' train --init ${shape}_int8.tlm --data corpus.txt --steps 1 -o never.tlm 2> init.err &&
+        test \$(wc -l < init.err) -eq 1 &&
+        grep -q \"^tlm train: --init '${shape}_int8.tlm': its weights are int8 .*dequantize first: tlm quantize '${shape}_int8.tlm' --to f32 -o OUT.tlm\" init.err &&
+        ! '$tlm' train --resume ${shape}_bf16.tlm --data corpus.txt --steps 1 -o never.tlm 2> resume.err &&
+        grep -q 'its weights are bf16 .*dequantize first' resume.err && test ! -e never.tlm"
+done
+check "the dequantized model trains again" "$tlm" train --init gpt_back.tlm --data corpus.txt \
+    --steps 2 --batch 2 --threads 1 -o tuned.tlm
+
+# --- refusals: nothing written --------------------------------------------
+printf 'this is not a model' > corrupt.tlm
+bad 2 "quantize, -o naming the input" quantize gpt.tlm --to int8 -o gpt.tlm
+ln -s gpt.tlm link.tlm
+bad 2 "quantize, -o naming the input through a link" quantize gpt.tlm --to int8 -o link.tlm
+bad 2 "quantize, unknown --to" quantize gpt.tlm --to int4 -o never.tlm
+bad 2 "quantize, missing --to" quantize gpt.tlm -o never.tlm
+bad 2 "quantize, missing -o" quantize gpt.tlm --to int8
+bad 1 "quantize, a file that is not a model" quantize corrupt.tlm --to int8 -o never.tlm
+bad 1 "quantize, a missing model" quantize missing.tlm --to int8 -o never.tlm
+check "nothing written by the refused commands" test ! -e never.tlm
+check "the input survives -o naming it" sh -c "'$tlm' info gpt.tlm | grep -q '^weights: float32\$'"
+check "quantize --help" sh -c "'$tlm' quantize --help | grep -q '^usage: tlm quantize'"
+check "quantize is listed in tlm --help" sh -c "'$tlm' --help | grep -q '^  quantize '"
+
+# --- llama2.c version 2 (Q8_0) --------------------------------------------
+# The Llama model exported as llama2.c's legacy float32 file, rewritten
+# as export.py's version2_export would write it (groups of 64 and 16).
+check "export the Llama model to llama2.c" "$tlm" export llama.tlm --format llama2c -o legacy.bin
+check "write llama2.c version 2 files" python3 - <<'EOF'
+import array, struct
+data = open("legacy.bin", "rb").read()
+dim, hidden, layers, heads, kv, vocab, seq = struct.unpack("<7i", data[:28])
+shared, vocab = vocab > 0, abs(vocab)
+hd = dim // heads
+values = array.array("f")
+values.frombytes(data[28:])
+sizes = [("emb", vocab * dim), ("rms_att", layers * dim), ("wq", layers * dim * dim),
+         ("wk", layers * kv * hd * dim), ("wv", layers * kv * hd * dim),
+         ("wo", layers * dim * dim), ("rms_ffn", layers * dim), ("w1", layers * hidden * dim),
+         ("w2", layers * dim * hidden), ("w3", layers * hidden * dim), ("rms_final", dim),
+         ("freq", 2 * seq * (hd // 2)), ("wcls", 0 if shared else vocab * dim)]
+t, at = {}, 0
+for name, n in sizes:
+    t[name] = values[at:at + n]
+    at += n
+def q80(w, gs):
+    q, s = array.array("b"), array.array("f")
+    for g in range(0, len(w), gs):
+        group = w[g:g + gs]
+        scale = max(abs(x) for x in group) / 127.0
+        s.append(scale)
+        q.extend(int(round(x / scale)) if scale > 0 else 0 for x in group)
+    return q.tobytes() + s.tobytes()
+for gs, path in ((64, "q80_g64.bin"), (16, "q80_g16.bin")):
+    out = bytearray(struct.pack("<Ii7iBi", 0x616b3432, 2, dim, hidden, layers, heads, kv,
+                                vocab, seq, int(shared), gs))
+    out += bytes(256 - len(out))
+    for name in ("rms_att", "rms_ffn", "rms_final"):
+        out += t[name].tobytes()
+    mats = [("emb", 1)] + [(n, layers) for n in ("wq", "wk", "wv", "wo", "w1", "w2", "w3")]
+    if not shared:
+        mats.append(("wcls", 1))
+    for name, copies in mats:
+        each = len(t[name]) // copies
+        for c in range(copies):
+            out += q80(t[name][c * each:(c + 1) * each], gs)
+    open(path, "wb").write(out)
+EOF
+check "import llama2.c Q8_0 (groups of 64): an int8 model that generates" sh -c "
+    '$tlm' import q80_g64.bin --tokenizer-from llama.tlm -o q80_g64.tlm &&
+    '$tlm' info q80_g64.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$' &&
+    '$tlm' generate q80_g64.tlm --prompt 'the ' --tokens 10 --temperature 0 > /dev/null"
+check "import llama2.c Q8_0 (groups of 16): int8 through float32" sh -c "
+    '$tlm' import q80_g16.bin --tokenizer-from llama.tlm -o q80_g16.tlm &&
+    '$tlm' info q80_g16.tlm | grep -q '^weights: int8 (groups of 32, float32 scales)\$'"
+check "the Q8_0 import's perplexity within 1% of the float32 model's" python3 - "$tlm" <<'EOF'
+import subprocess, sys, re
+tlm = sys.argv[1]
+def ppl(path):
+    out = subprocess.run([tlm, "eval", path, "--data", "corpus.txt"], capture_output=True,
+                         text=True, check=True).stdout
+    return float(re.search(r"^perplexity: ([0-9.]+)$", out, re.M).group(1))
+base = ppl("llama.tlm")
+for path in ("q80_g64.tlm", "q80_g16.tlm"):
+    assert abs(ppl(path) / base - 1) < 0.01, (path, ppl(path), base)
+EOF
+
+echo "$checks checks, $failures failed"
+[ "$failures" -eq 0 ]
