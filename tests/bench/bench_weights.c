@@ -24,9 +24,11 @@
  * copies divided by their number.
  *
  *   bench_weights [--quick] [--in-cache] [--rounds N] [--threads LIST] [--variant NAME]
- *                 [--m LIST]
+ *                 [--m LIST] [--direct-max-m N] [--shape N,K]
  * --quick: one shape (768 x 768), m = 1 and 64, for a smoke run.
  * --in-cache: one copy of each matrix (the kernels' speed on cached data).
+ * --direct-max-m N: the variants' direct path up to m = N (tuning).
+ * --shape N,K: that shape only.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -141,8 +143,10 @@ int main(int argc, char **argv) {
     int64_t thread_list[4] = {1, 2};
     int thread_count = 2;
     int64_t m_list[8] = {1, 2, 4, 64, 256};
-    int m_count = 5;
+    int m_count = 5, m_given = 0;
     const char *only = NULL;
+    int64_t direct_max_m = -1;
+    int64_t one_shape[2] = {0, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -153,24 +157,38 @@ int main(int argc, char **argv) {
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             thread_count = parse_list(argv[++i], thread_list, 4);
         else if (strcmp(argv[i], "--m") == 0 && i + 1 < argc)
-            m_count = parse_list(argv[++i], m_list, 8);
+            m_count = parse_list(argv[++i], m_list, 8), m_given = 1;
+        else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+            int64_t nk[2];
+            if (parse_list(argv[++i], nk, 2) != 2) {
+                fprintf(stderr, "bench_weights: --shape N,K\n");
+                return 2;
+            }
+            one_shape[0] = nk[0], one_shape[1] = nk[1];
+        } else if (strcmp(argv[i], "--direct-max-m") == 0 && i + 1 < argc)
+            direct_max_m = atoll(argv[++i]);
         else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc)
             only = argv[++i];
         else {
             fprintf(stderr, "usage: bench_weights [--quick] [--in-cache] [--rounds N] "
-                            "[--threads LIST] [--m LIST] [--variant NAME]\n");
+                            "[--threads LIST] [--m LIST] [--variant NAME] "
+                            "[--direct-max-m N] [--shape N,K]\n");
             return 2;
         }
     }
     if (rounds < 1)
         rounds = 1;
-    if (quick) {
+    if (quick && !m_given) {
         m_list[0] = 1, m_list[1] = 64;
         m_count = 2;
     }
-    static const int64_t shapes[][2] = {
+    int64_t shapes[][2] = {
         {768, 768}, {2048, 768}, {768, 2048}, {32000, 768}};
-    const int shape_count = quick ? 1 : 4;
+    int shape_count = quick ? 1 : 4;
+    if (one_shape[0] > 0) {
+        shapes[0][0] = one_shape[0], shapes[0][1] = one_shape[1];
+        shape_count = 1;
+    }
     const tlmi_kernels *kernels = tlmi_kernels_choose();
     const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
     tlmi_host host;
@@ -193,9 +211,12 @@ int main(int argc, char **argv) {
         for (int64_t j = 0; j < n; j++)
             bias[j] = uniform();
         for (size_t v = 0; all[v] != NULL; v++) {
-            const tlmi_weight_kernels *wk = all[v];
+            tlmi_weight_kernels variant = *all[v];
+            const tlmi_weight_kernels *wk = &variant;
             if (only != NULL && strcmp(only, wk->name) != 0)
                 continue;
+            if (direct_max_m >= 0)
+                variant.direct_max_m = direct_max_m;
             const size_t q_bytes = tlmi_weights_bytes(wk->format, n, k);
             const int q_copies = (int)((min_sweep_bytes + q_bytes - 1) / q_bytes);
             const void **q = checked_malloc((size_t)q_copies * sizeof *q);

@@ -143,6 +143,6 @@ const tlmi_weight_kernels tlmi_weights_int8_avx2 = {
     .prepare_bytes = tlmi_q8_prepare_bytes,
     .prepare = prepare,
     .product_cols = product_cols,
-    .direct_max_m = 8,
+    .direct_max_m = 8, /* measured: see docs/performance.md */
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_avx2,
 };
