@@ -5,6 +5,7 @@
  * quantized) into the target format as the build asks for it, so that
  * the copy is laid out exactly as a loaded model of that format.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "autodiff/context.h"
@@ -107,6 +108,14 @@ TLM_API int tlm_model_quantize(tlm_model **out, const tlm_model *model,
         status = tlm_model_set_tokenizer(copy, model->tokenizer);
     if (status != TLM_OK) {
         tlm_model_free(copy);
+        /* The build names itself first ("tlm_model_create: "); the
+         * message is this call's. */
+        const char *own = strstr(tlm_last_error(), "tlm_model_quantize: ");
+        if (own != NULL) {
+            char message[512];
+            snprintf(message, sizeof message, "%s", own);
+            return tlmi_fail_copy(host, status, message);
+        }
         return status;
     }
     *out = copy;

@@ -35,6 +35,7 @@ static char model_path[600];
 static char tokenizer_path[600];
 static char st_path[600];
 static char out_path[600];
+static char int8_path[600];
 
 static const char corpus[] =
     "the quick brown fox jumps over the lazy dog. the dog sleeps; the fox "
@@ -168,6 +169,29 @@ static int load_scenario(trial *t, int64_t n, int memory_map) {
 static int load_read(trial *t, int64_t n) { return load_scenario(t, n, 0); }
 static int load_mapped(trial *t, int64_t n) { return load_scenario(t, n, 1); }
 
+/* An int8 model's file (validated on load), read and mapped. */
+static int load_int8(trial *t, int64_t n, int memory_map) {
+    tlm_context *ctx = new_context(t);
+    tlm_model_load_params lp;
+    tlm_model_load_params_init(&lp);
+    lp.memory_map = memory_map;
+    tlm_model *m = NULL;
+    arm(t, n);
+    int status = tlm_model_load(&m, ctx, int8_path, &lp);
+    disarm(t);
+    if (status != TLM_OK) {
+        assert_null(m);
+        assert_int_equal(tlm_model_load(&m, ctx, int8_path, &lp), TLM_OK);
+    }
+    assert_int_equal(tlm_model_weight_format(m), TLM_WEIGHTS_INT8);
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+    return status;
+}
+
+static int load_int8_read(trial *t, int64_t n) { return load_int8(t, n, 0); }
+static int load_int8_mapped(trial *t, int64_t n) { return load_int8(t, n, 1); }
+
 static int save_scenario(trial *t, int64_t n, int safetensors) {
     tlm_context *ctx = new_context(t);
     tlm_model *m = new_model(ctx, 1);
@@ -296,6 +320,42 @@ static int generate(trial *t, int64_t n) {
     return status;
 }
 
+/* tlm_model_quantize to int8, then a session of the int8 model and a
+ * few generated tokens (its weights kernels' workspace included). */
+static int quantize_generate(trial *t, int64_t n) {
+    tlm_context *ctx = new_context(t);
+    tlm_model *m = new_model(ctx, 1);
+    tlm_sampler *sampler = NULL;
+    assert_int_equal(tlm_sampler_create(&sampler, ctx, NULL), TLM_OK);
+    tlm_generate_params gp;
+    tlm_generate_params_init(&gp);
+    gp.max_tokens = 4;
+    gp.stop_at_eos = 0;
+    tlm_model *q = NULL;
+    tlm_session *s = NULL;
+    int32_t produced = 0;
+    arm(t, n);
+    int status = tlm_model_quantize(&q, m, TLM_WEIGHTS_INT8);
+    if (status == TLM_OK)
+        status = tlm_session_create(&s, q, NULL);
+    if (status == TLM_OK)
+        status = tlm_generate(s, sampler, tlm_model_tokenizer(q), "hi", 2, &gp,
+                              &produced);
+    disarm(t);
+    if (q == NULL)
+        assert_int_equal(tlm_model_quantize(&q, m, TLM_WEIGHTS_INT8), TLM_OK);
+    if (s == NULL)
+        assert_int_equal(tlm_session_create(&s, q, NULL), TLM_OK);
+    assert_int_equal(tlm_generate(s, sampler, tlm_model_tokenizer(q), "hi", 2, &gp,
+                                  &produced), TLM_OK);
+    tlm_session_free(s);
+    tlm_sampler_free(sampler);
+    tlm_model_free(q);
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+    return status;
+}
+
 /* Trainer create + 2 steps + save. */
 static int train(trial *t, int64_t n) {
     tlm_context *ctx = new_context(t);
@@ -344,6 +404,7 @@ static int setup(void **state) {
     snprintf(tokenizer_path, sizeof tokenizer_path, "%s/bpe.tok", dir);
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     snprintf(out_path, sizeof out_path, "%s/out", dir);
+    snprintf(int8_path, sizeof int8_path, "%s/int8.tlm", dir);
     tlm_context *ctx = NULL;
     if (tlm_context_create(&ctx, NULL) != TLM_OK)
         return -1;
@@ -352,7 +413,11 @@ static int setup(void **state) {
     tlm_tokenizer_params_init(&tp);
     tp.vocab_size = 300;
     tlm_tokenizer *tok = NULL;
-    int ok = tlm_model_save(m, model_path) == TLM_OK &&
+    tlm_model *q = NULL;
+    int ok = tlm_model_quantize(&q, m, TLM_WEIGHTS_INT8) == TLM_OK &&
+             tlm_model_save(q, int8_path) == TLM_OK;
+    tlm_model_free(q);
+    ok = ok && tlm_model_save(m, model_path) == TLM_OK &&
              tlm_model_export_safetensors(m, st_path) == TLM_OK &&
              tlm_tokenizer_train(&tok, ctx, corpus, sizeof corpus - 1, &tp) ==
                  TLM_OK &&
@@ -410,6 +475,14 @@ static void generation(void **state) {
     sweep("tlm_session_create + tlm_generate", generate, 0);
 }
 
+static void quantized(void **state) {
+    (void)state;
+    sweep("tlm_model_quantize (int8) + tlm_session_create + tlm_generate",
+          quantize_generate, 0);
+    sweep("tlm_model_load of an int8 model (read)", load_int8_read, 0);
+    sweep("tlm_model_load of an int8 model (memory_map)", load_int8_mapped, 0);
+}
+
 static void training(void **state) {
     (void)state;
     sweep("tlm_trainer_create + 2 steps + tlm_trainer_save", train, 1);
@@ -425,6 +498,7 @@ int main(void) {
         cmocka_unit_test(tokenizer_train_faults),
         cmocka_unit_test(tokenizer_load_faults),
         cmocka_unit_test(generation),
+        cmocka_unit_test(quantized),
         cmocka_unit_test(training),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

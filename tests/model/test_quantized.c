@@ -10,12 +10,13 @@
  * refuses them.
  *
  * How close the logits must be. A bf16 weight is the float32 one rounded
- * to 8 significant bits: relative error <= 2^-9. An int8 weight is off by
- * at most half a step of its group, max|w_group| / 254, and the session's
+ * to 8 significant bits: relative error <= 2^-9, and a product with
+ * vdpbf16ps (or BFDOT) rounds the activations to bf16 too: per product,
+ * eps = 2 * 2^-9 relative to sum |a| |w|. An int8 weight is off by at
+ * most half a step of its group, max|w_group| / 254, and the session's
  * one-row products quantize the activations the same way (another
- * max|a_group| / 254): per product, an error of at most
- * eps = 2 / 254 relative to sum |a| |w| over the groups' maxima (bf16:
- * eps = 2^-9, activations exact). The errors of the P products on the
+ * max|a_group| / 254): eps = 2 / 254 relative to sum |a| |w| over the
+ * groups' maxima. The errors of the P products on the
  * way to a logit (embedding, 3 or 4 per sublayer, the head) add up, and
  * norms carry them forward relative to the values, so a logit is off by
  * about P * eps times the logits' scale (max |logit|) times the ratio
@@ -145,7 +146,7 @@ static void graph_logits(tlm_model *m, int shape, float *logits) {
 }
 
 static double format_eps(int32_t format) {
-    return format == TLM_WEIGHTS_BF16 ? ldexp(1.0, -9) : 2.0 / 254.0;
+    return format == TLM_WEIGHTS_BF16 ? ldexp(2.0, -9) : 2.0 / 254.0;
 }
 
 /* Fails unless |got - want| <= 4 P eps max|want| everywhere; returns the
@@ -273,6 +274,14 @@ static void quantized_files_round_trip(void **state) {
                 assert_int_equal(loaded_count, count);
                 assert_memory_equal(loaded_values, values, count * sizeof *values);
                 free(loaded_values);
+                /* A mapped (read-only, borrowed) model quantizes too. */
+                tlm_model *dequantized = NULL;
+                assert_int_equal(tlm_model_quantize(&dequantized, loaded, TLM_WEIGHTS_F32),
+                                 TLM_OK);
+                loaded_values = all_values(dequantized, &loaded_count);
+                assert_memory_equal(loaded_values, values, count * sizeof *values);
+                free(loaded_values);
+                tlm_model_free(dequantized);
                 session_logits(loaded, shape, 0, again);
                 assert_memory_equal(again, logits, sizeof logits);
                 assert_int_equal(tlm_model_save(loaded, map ? map_path : copy_path),
@@ -372,6 +381,39 @@ static void logits_stay_near_float32(void **state) {
     tlm_context_free(ctx);
 }
 
+/* An encoder-only model (tlm_session_encode's logits, through the tied
+ * head) against float32 and its own graph forward. */
+static void encoder_only_logits(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c = shape_config(1);
+    c.n_encoder_layers = 2;
+    c.n_decoder_layers = 0;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    float want[N * V], got[N * V], graph[N * V];
+    for (int32_t format = TLM_WEIGHTS_F32; format <= TLM_WEIGHTS_INT8; format++) {
+        tlm_model *q = m;
+        if (format != TLM_WEIGHTS_F32)
+            assert_int_equal(tlm_model_quantize(&q, m, format), TLM_OK);
+        tlm_session *s = NULL;
+        assert_int_equal(tlm_session_create(&s, q, NULL), TLM_OK);
+        assert_int_equal(tlm_session_encode(s, prompt, N, NULL, format ? got : want),
+                         TLM_OK);
+        tlm_session_free(s);
+        if (format != TLM_WEIGHTS_F32) {
+            /* Shape 1's path: P = 2 + 2 layers * 4 products. */
+            assert_logits_near(want, got, 1, format, "encoder-only vs float32");
+            graph_logits(q, 1, graph);
+            assert_logits_near(got, graph, 1, format, "encoder-only graph vs session");
+            tlm_model_free(q);
+        }
+    }
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+}
+
 static void bad_arguments(void **state) {
     (void)state;
     tlm_context *ctx = NULL;
@@ -395,6 +437,7 @@ static void bad_arguments(void **state) {
         assert_int_equal(tlm_model_quantize(&q, m, format), TLM_E_INVALID);
         assert_null(q);
         assert_non_null(strstr(tlm_last_error(), "decoder.layers.1.ffn.up_proj.weight"));
+        assert_int_equal(strncmp(tlm_last_error(), "tlm_model_quantize: ", 20), 0);
     }
     w[100] = saved;
     /* No tensors of the quantized dtypes outside a model. */
@@ -588,6 +631,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(float32_files_are_unchanged),
         cmocka_unit_test(quantized_files_round_trip),
         cmocka_unit_test(logits_stay_near_float32),
+        cmocka_unit_test(encoder_only_logits),
         cmocka_unit_test(bad_arguments),
         cmocka_unit_test(quantized_models_refuse_training),
         cmocka_unit_test(int8_models_generate_and_score),
