@@ -256,6 +256,23 @@ static void logits_of(tlm_model *m, float *logits, int32_t vocab) {
     (void)vocab;
 }
 
+/* Logits [6, V] of the same ids through the graph forward
+ * (tlm_model_forward: a quantized linear dequantizes its weight and runs
+ * the float32 product, so equal weights give equal logits). */
+static void graph_logits_of(tlm_model *m, float *logits, int32_t vocab) {
+    static const int32_t ids[6] = {1, 7, 3, 18, 0, 11};
+    const int64_t shape[2] = {1, 6};
+    tlm_tensor *t = NULL, *out = NULL;
+    assert_int_equal(tlm_tensor_from_i32(&t, tlm_model_context(m), 2, shape, ids), TLM_OK);
+    tlm_batch batch;
+    tlm_batch_init(&batch);
+    batch.ids = t;
+    if (tlm_model_forward(m, &batch, &out, NULL) != TLM_OK)
+        fail_msg("tlm_model_forward: %s", tlm_last_error());
+    assert_int_equal(tlm_tensor_get_f32(out, logits, 6 * (size_t)vocab), TLM_OK);
+    tlm_context_reset(tlm_model_context(m));
+}
+
 /* Imports version 2 of a model with group size `gs` and checks the
  * weights, the format and the logits against the float32 model of the
  * same values. */
@@ -272,30 +289,38 @@ static void check_q80(fixture *f, int32_t dim, int32_t hidden, int32_t gs,
     assert_int_equal(tlm_model_weight_format(q), TLM_WEIGHTS_INT8);
     assert_int_equal(tlm_model_weight_format(dense), TLM_WEIGHTS_F32);
     const int direct = gs % 32 == 0 && dim % 32 == 0 && hidden % 32 == 0;
-    if (direct) {
-        assert_same_values(q, dense);
-    } else {
-        /* Through float32: the same as quantizing the float32 import. */
-        tlm_model *requantized = NULL;
-        assert_int_equal(tlm_model_quantize(&requantized, dense, TLM_WEIGHTS_INT8),
-                         TLM_OK);
-        assert_same_values(q, requantized);
-        tlm_model_free(requantized);
-    }
+    /* The float32 model whose weights the int8 one holds exactly. */
+    tlm_model *same = dense;
+    if (!direct) /* through float32: the same as quantizing the float32 import */
+        assert_int_equal(tlm_model_quantize(&same, dense, TLM_WEIGHTS_INT8), TLM_OK);
+    assert_same_values(q, same);
     enum { V = 24, N = 6 };
     float got[N * V], want[N * V];
-    logits_of(q, got, V);
-    logits_of(dense, want, V);
-    /* The int8 products quantize activations per group of 32 to int8
-     * (relative error up to 1/254 of a group's largest value), and the
-     * direct case's weights are the same; through float32 the weights
-     * are quantized a second time. A bound relative to the logits' size. */
+    /* Graph forward: the weights dequantized into float32, the rest the
+     * same float32 code; only the summation order of the products may
+     * differ. */
+    graph_logits_of(q, got, V);
+    graph_logits_of(same, want, V);
     float largest = 0.0f;
     for (int i = 0; i < N * V; i++)
         largest = fmaxf(largest, fabsf(want[i]));
-    const float tol = (direct ? 0.03f : 0.06f) * (1.0f + largest);
     for (int i = 0; i < N * V; i++)
-        tlmt_assert_close(got[i], want[i], tol);
+        tlmt_assert_close(got[i], want[i], 1e-4f * (1.0f + largest));
+    /* A session's int8 products quantize the activations too, per group
+     * of 32 (relative error up to 1/254 of each group's largest value),
+     * through two layers of random weights (no training has made them
+     * smooth): measured up to 6% of the logits' size; the bound is 15%
+     * and catches a product gone wrong (a wrong scale or group is off by
+     * the logits' own size). */
+    logits_of(q, got, V);
+    logits_of(dense, want, V);
+    largest = 0.0f;
+    for (int i = 0; i < N * V; i++)
+        largest = fmaxf(largest, fabsf(want[i]));
+    for (int i = 0; i < N * V; i++)
+        tlmt_assert_close(got[i], want[i], 0.15f * (1.0f + largest));
+    if (same != dense)
+        tlm_model_free(same);
     tlm_model_free(dense);
     tlm_model_free(q);
     tlm_model_free(m);
