@@ -108,7 +108,7 @@ static void product(const run *r, int copy) {
 /* Seconds per product: the best sweep over all copies of a few (at least
  * 2 sweeps and MIN_SECONDS). */
 static double time_product(const run *r) {
-    double best = INFINITY, spent = 0.0;
+    double best = HUGE_VAL, spent = 0.0;
     for (int sweep = 0; sweep < 2 || spent < MIN_SECONDS; sweep++) {
         const double start = now();
         for (int copy = 0; copy < r->copies; copy++)

@@ -50,6 +50,8 @@
 
 #include <cmocka.h>
 
+#define TLM_EXPERIMENTAL /* tlm_experimental_set_cpu_mask */
+#include "autodiff/context.h"
 #include "base/half.h"
 #include "base/host.h"
 #include "base/threadpool.h"
@@ -555,6 +557,41 @@ static void choice_follows_table_and_features(void **state) {
     }
 }
 
+/* A context records the features it may use (the CPU's, less the
+ * experimental mask of the moment), and the choice from them leaves out
+ * the variants that need a masked feature. */
+static void context_features_follow_the_mask(void **state) {
+    (void)state;
+    const uint32_t masks[] = {TLM_EXPERIMENTAL_CPU_MASK_ALL,
+                              ~(uint32_t)(TLM_CPU_AVX512VNNI | TLM_CPU_ARM_DOTPROD),
+                              0};
+    for (size_t im = 0; im < sizeof masks / sizeof masks[0]; im++) {
+        assert_int_equal(tlm_experimental_set_cpu_mask(
+                             masks[im] == TLM_EXPERIMENTAL_CPU_MASK_ALL
+                                 ? masks[im]
+                                 : masks[im] & tlm_cpu_features()),
+                         TLM_OK);
+        tlm_context_params params;
+        assert_int_equal(tlm_context_params_init(&params), TLM_OK);
+        params.n_threads = 1;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        assert_true((ctx->features & ~masks[im]) == 0);
+        assert_true((ctx->features & ~tlm_cpu_features()) == 0);
+        const tlmi_weight_kernels *wk =
+            tlmi_weight_kernels_choose(ctx->kernels, TLM_WEIGHTS_INT8,
+                                       ctx->features);
+        assert_true((wk->features & ~ctx->features) == 0);
+        if (masks[im] == 0)
+            assert_int_equal(wk->isa, TLMI_ISA_SCALAR);
+        print_message("mask 0x%08x: table %s, int8 %s\n", (unsigned)masks[im],
+                      ctx->kernels->name, wk->name);
+        tlm_context_free(ctx);
+    }
+    assert_int_equal(tlm_experimental_set_cpu_mask(TLM_EXPERIMENTAL_CPU_MASK_ALL),
+                     TLM_OK);
+}
+
 /* ---- The driver -------------------------------------------------------- */
 
 /* C of the driver with `threads` threads (pool NULL for 1). */
@@ -702,6 +739,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(scalar_against_double),
         cmocka_unit_test(int8_non_finite_activations),
         cmocka_unit_test(choice_follows_table_and_features),
+        cmocka_unit_test(context_features_follow_the_mask),
         cmocka_unit_test(every_variant_against_scalar),
         cmocka_unit_test(driver_paths_against_double),
     };

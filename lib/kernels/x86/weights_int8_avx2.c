@@ -69,7 +69,9 @@ static inline __attribute__((always_inline)) void
 tile(float *c, int64_t ldc, const void *prepared, const tlmi_weights *w,
      const float *bias, int64_t m, int64_t i0, int64_t j, int rows) {
     const int64_t k = w->cols, groups = tlmi_q8_groups(k);
-    const int64_t prefetch = PREFETCH_ROWS * groups * 32;
+    /* (0 near the end of W: no address past it, not even for a hint) */
+    const int64_t prefetch =
+        j + PREFETCH_ROWS < w->rows ? PREFETCH_ROWS * groups * 32 : 0;
     const int8_t *qa[TILE_ROWS];
     const float *sa[TILE_ROWS];
     __m256 even[TILE_ROWS], odd[TILE_ROWS];

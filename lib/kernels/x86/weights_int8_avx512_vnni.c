@@ -33,11 +33,10 @@ static void prepare(void *prepared, const float *a, int64_t m, int64_t k) {
 /* Two consecutive scales (one when `two` is 0, the other lane 0) spread
  * over the lanes of their groups: lanes 0-7 the first, 8-15 the second. */
 static inline __m512 spread_scales(const float *s, int two) {
-    const __m128 pair = two ? _mm_castpd_ps(_mm_load_sd((const double *)(const void *)s))
-                            : _mm_load_ss(s);
+    const __m512 pair = _mm512_maskz_loadu_ps(two ? 0x3 : 0x1, s);
     const __m512i index = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1,
                                            0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(index, _mm512_castps128_ps512(pair));
+    return _mm512_permutexvar_ps(index, pair);
 }
 
 /* acc[r] += row r's products with the groups g and g + 1 (g alone when
@@ -72,7 +71,9 @@ static inline __attribute__((always_inline)) void
 tile(float *c, int64_t ldc, const void *prepared, const tlmi_weights *w,
      const float *bias, int64_t m, int64_t i0, int64_t j, int rows) {
     const int64_t k = w->cols, groups = tlmi_q8_groups(k);
-    const int64_t prefetch = PREFETCH_ROWS * groups * 32;
+    /* (0 near the end of W: no address past it, not even for a hint) */
+    const int64_t prefetch =
+        j + PREFETCH_ROWS < w->rows ? PREFETCH_ROWS * groups * 32 : 0;
     const uint8_t *ua[TILE_ROWS];
     const float *sa[TILE_ROWS];
     __m512 even[TILE_ROWS], odd[TILE_ROWS];
