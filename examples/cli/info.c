@@ -202,10 +202,16 @@ int cmd_info(int argc, char **argv) {
         snprintf(what, sizeof what, "the parameters and one session at context %d",
                  (int)c.max_context);
         print_bytes("memory, inference:", inference, what);
-        snprintf(what, sizeof what,
-                 "one step of batch %d, context %d (parameters, gradients, AdamW "
-                 "state, activations)", (int)batch, (int)context);
-        print_bytes("memory, training:", training, what);
+        if (tlm_model_weight_format(model) != TLM_WEIGHTS_F32) {
+            /* tlm_trainer_create refuses quantized weights. */
+            printf("%-18s none: quantized weights do not train (tlm quantize --to f32 "
+                   "first)\n", "memory, training:");
+        } else {
+            snprintf(what, sizeof what,
+                     "one step of batch %d, context %d (parameters, gradients, AdamW "
+                     "state, activations)", (int)batch, (int)context);
+            print_bytes("memory, training:", training, what);
+        }
     }
     tlm_model_free(model);
     tlm_context_free(ctx);

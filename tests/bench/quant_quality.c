@@ -20,6 +20,14 @@
  *    greedily by both models (T at most max_context - 24, so that prompt and
  *    continuation fit); the fraction of positions whose tokens agree
  *    and the mean number of tokens before the first disagreement.
+ * With --breakdown, instead: where the perplexity change comes from. For
+ * each format and each group of matrices (embeddings and output layer,
+ * attention, feedforward, all), a float32 copy of the model whose
+ * matrices of that group are rounded as the format rounds them (int8:
+ * groups of 32, scale max|w| / 127, nearest even; bf16: nearest even)
+ * but still stored and multiplied in float32 (tlm_score_text, as tlm
+ * eval): the weights' error alone, group by group. The quantized model's
+ * change minus the "all" row is what quantizing activations adds.
  * Public API only. Not a test: it asserts nothing (the bounds are checked
  * by test_quantize_quality, suite model).
  */
@@ -142,6 +150,109 @@ static void greedy(tlm_model *model, const int32_t *prompt, size_t n_prompt, int
     tlm_session_free(s);
 }
 
+/* w rounded to bf16 (nearest even) and back. */
+static float round_bf16(float w) {
+    uint32_t bits;
+    memcpy(&bits, &w, sizeof bits);
+    bits = (bits + 0x7FFFu + ((bits >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&w, &bits, sizeof w);
+    return w;
+}
+
+/* Row [cols] rounded as int8 groups of 32 store it: q * scale. */
+static void round_int8_row(float *row, int64_t cols) {
+    for (int64_t g = 0; g < cols; g += 32) {
+        const int64_t end = g + 32 < cols ? g + 32 : cols;
+        float top = 0.0f;
+        for (int64_t i = g; i < end; i++)
+            top = fabsf(row[i]) > top ? fabsf(row[i]) : top;
+        const float scale = top / 127.0f;
+        for (int64_t i = g; i < end; i++)
+            row[i] = scale > 0.0f ? rintf(row[i] / scale) * scale : 0.0f;
+    }
+}
+
+/* Which group a matrix parameter belongs to: 0 embeddings and output
+ * layer, 1 attention, 2 feedforward. */
+static int group_of(const char *name) {
+    if (strstr(name, "embedding") != NULL || strstr(name, "lm_head") != NULL)
+        return 0;
+    if (strstr(name, "attn") != NULL)
+        return 1;
+    return 2;
+}
+
+static double text_perplexity(tlm_model *model, const char *text, size_t length) {
+    tlm_session *s = NULL;
+    double logprob = 0.0;
+    int64_t scored = 0;
+    if (tlm_session_create(&s, model, NULL) != TLM_OK ||
+        tlm_score_text(s, tlm_model_tokenizer(model), text, length, &logprob, &scored) != TLM_OK)
+        die("score");
+    tlm_session_free(s);
+    return exp(-logprob / (double)scored);
+}
+
+/* --breakdown: see the top of the file. */
+static int breakdown(const char *path, const char *text, size_t length) {
+    static const char *const groups[4] = {"embeddings+output", "attention", "feedforward",
+                                          "all"};
+    static const struct {
+        int32_t format;
+        const char *name;
+    } formats[2] = {{TLM_WEIGHTS_INT8, "int8"}, {TLM_WEIGHTS_BF16, "bf16"}};
+    tlm_context *ctx = NULL;
+    tlm_model *model = NULL;
+    if (tlm_context_create(&ctx, NULL) != TLM_OK || tlm_model_load(&model, ctx, path, NULL) != TLM_OK)
+        die(path);
+    const double base = text_perplexity(model, text, length);
+    printf("{\"model\": \"%s\", \"format\": \"f32\", \"perplexity\": %.6f}\n", path, base);
+    fflush(stdout);
+    for (int f = 0; f < 2; f++) {
+        tlm_model *q = NULL;
+        if (tlm_model_quantize(&q, model, formats[f].format) != TLM_OK)
+            die("quantize");
+        const double real = text_perplexity(q, text, length);
+        tlm_model_free(q);
+        printf("{\"model\": \"%s\", \"format\": \"%s\", \"rounded\": \"quantized model\", "
+               "\"perplexity\": %.6f, \"perplexity_change\": %.6f}\n",
+               path, formats[f].name, real, real / base - 1.0);
+        fflush(stdout);
+        for (int g = 0; g < 4; g++) {
+            tlm_model *copy = NULL;
+            /* A float32 copy (tlm_model_quantize to f32 copies a float model). */
+            if (tlm_model_quantize(&copy, model, TLM_WEIGHTS_F32) != TLM_OK)
+                die("copy");
+            for (int32_t i = 0; i < tlm_model_parameter_tensor_count(copy); i++) {
+                const char *name = NULL;
+                tlm_tensor *t = NULL;
+                tlm_model_parameter(copy, i, &name, &t);
+                int64_t shape[2];
+                if (tlm_tensor_ndim(t) != 2 || (g < 3 && group_of(name) != g))
+                    continue;
+                tlm_tensor_shape(t, shape, 2);
+                float *w = tlm_tensor_data_f32(t);
+                for (int64_t r = 0; r < shape[0]; r++) {
+                    if (formats[f].format == TLM_WEIGHTS_INT8)
+                        round_int8_row(w + r * shape[1], shape[1]);
+                    else
+                        for (int64_t c2 = 0; c2 < shape[1]; c2++)
+                            w[r * shape[1] + c2] = round_bf16(w[r * shape[1] + c2]);
+                }
+            }
+            const double ppl = text_perplexity(copy, text, length);
+            printf("{\"model\": \"%s\", \"format\": \"%s\", \"rounded\": \"%s weights in "
+                   "float32\", \"perplexity\": %.6f, \"perplexity_change\": %.6f}\n",
+                   path, formats[f].name, groups[g], ppl, ppl / base - 1.0);
+            fflush(stdout);
+            tlm_model_free(copy);
+        }
+    }
+    tlm_model_free(model);
+    tlm_context_free(ctx);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: quant_quality MODEL.tlm TEXT [--bytes N] [--prompts P] "
@@ -150,7 +261,7 @@ int main(int argc, char **argv) {
     }
     size_t bytes = 16384, step_bytes = 2048;
     int32_t prompts = 20, tokens = 100;
-    for (int i = 3; i + 1 < argc; i += 2) {
+    for (int i = 3; i + 1 < argc; i++) {
         if (strcmp(argv[i], "--bytes") == 0)
             bytes = (size_t)atol(argv[i + 1]);
         else if (strcmp(argv[i], "--prompts") == 0)
@@ -164,6 +275,12 @@ int main(int argc, char **argv) {
     char *text = read_file(argv[2], &size);
     if (bytes > size)
         bytes = size;
+    for (int i = 3; i < argc; i++)
+        if (strcmp(argv[i], "--breakdown") == 0) {
+            const int status = breakdown(argv[1], text, bytes);
+            free(text);
+            return status;
+        }
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (tlm_context_create(&ctx, NULL) != TLM_OK || tlm_model_load(&model, ctx, argv[1], NULL) != TLM_OK)

@@ -79,18 +79,22 @@ for shape in gpt llama; do
         grep -q '^weights: bf16\$' b16.txt && grep -q '^weights: float32\$' f32.txt &&
         grep -q '^weights: float32\$' back.txt &&
         grep -q \"^file size: .* (\$(wc -c < ${shape}_int8.tlm) bytes)\$\" i8.txt &&
-        grep -q '^memory, inference: ' i8.txt"
+        grep -q '^memory, inference: ' i8.txt &&
+        grep -q '^memory, training:  none: quantized weights do not train' b16.txt"
     check "$shape: int8 file smaller than bf16, bf16 smaller than float32" sh -c "
         '$tlm' quantize $shape.tlm --to f32 -o ${shape}_f32.tlm &&
         test \$(wc -c < ${shape}_int8.tlm) -lt \$(wc -c < ${shape}_bf16.tlm) &&
         test \$(wc -c < ${shape}_bf16.tlm) -lt \$(wc -c < ${shape}_f32.tlm)"
-    check "$shape: session memory of int8 below float32's" python3 - "$tlm" "$shape" <<'EOF'
+    check "$shape: session memory of int8 and bf16 below float32's" python3 - "$tlm" "$shape" <<'EOF'
 import subprocess, sys, re
 tlm, shape = sys.argv[1], sys.argv[2]
 def inference(path):
     out = subprocess.run([tlm, "info", path], capture_output=True, text=True, check=True).stdout
     return int(re.search(r"^memory, inference: .*\((\d+) bytes\)", out, re.M).group(1))
-assert inference(shape + "_int8.tlm") < inference(shape + "_bf16.tlm") < inference(shape + ".tlm")
+# (int8 against bf16 depends on the size: at these widths the products'
+# workspaces weigh as much as the weights)
+assert inference(shape + "_int8.tlm") < inference(shape + ".tlm")
+assert inference(shape + "_bf16.tlm") < inference(shape + ".tlm")
 EOF
     for fmt in int8 bf16; do
         check "$shape $fmt: generate, eval and attention run" sh -c "
