@@ -38,17 +38,33 @@
  * ("same_text"; compared on printable ASCII and whitespace, since run.c
  * drops unprintable single-byte pieces).
  *
+ * int8: --runq DIR names a directory with runq_fast and runq_omp (llama2.c's
+ * runq.c built as run.c above) and --q80 FILE the same weights in
+ * llama2.c's version 2 format (Q8_0; default: MODEL.bin's name ending in
+ * _q80.bin; make_llama2c_model.py --version 2 writes it). tlm's int8 model
+ * is that file imported (tlm_model_import; "weights":"imported") or, when
+ * this tlm cannot import it, tlm_model_quantize of the float32 model
+ * ("weights":"quantized"). Each round then also times tlm int8 against
+ * runq.c on the version 2 file, the same loops, positions and prompt.
+ *
  * One JSON line per measurement, then the medians:
- *   {"bench":"llama2c_decode","impl":"tlm"|"llama2.c","model":"15M",
- *    "threads":T,"round":R,"positions":N,"tokens_per_s":...,"load":...,...}
+ *   {"bench":"llama2c_decode","impl":"tlm","format":"f32"|"int8",
+ *    "model":"15M","threads":T,"round":R,"positions":N,"tokens_per_s":...,
+ *    "load":...,...}
+ *   {"bench":"llama2c_decode","impl":"llama2.c","program":"run"|"runq",...}
  *   {"bench":"llama2c_prefill","impl":...,"prompt_tokens":P,...}
- *   {"bench":"llama2c_median","model":"15M","threads":T,"rounds":R,
- *    "decode_tlm":...,"decode_llama2c":...,"decode_ratio":...,
+ *   {"bench":"llama2c_median","format":"f32","model":"15M","threads":T,
+ *    "rounds":R,"decode_tlm":...,"decode_llama2c":...,"decode_ratio":...,
  *    "prefill_tlm":...,"prefill_llama2c":...,"prefill_ratio":...}
+ *   (format "int8": against runq.c)
+ *   {"bench":"llama2c_int8","model":"15M","threads":T,
+ *    "decode_int8_over_tlm_f32":...,"decode_int8_over_run":...,
+ *    "decode_int8_over_runq":...,"prefill_...":...}
  * (ratio = tlm tokens/s over llama2.c tokens/s, each the median.)
  *
  *   bench_llama2c MODEL.bin [--name 15M] [--threads 1,2] [--rounds N]
- *                 [--steps N] [--prompt P] [--run DIR] [--tokenizer PATH]
+ *                 [--steps N] [--prompt P] [--run DIR] [--runq DIR]
+ *                 [--q80 FILE] [--tokenizer PATH]
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -73,8 +89,10 @@
 typedef struct options {
     const char *model_path;
     const char *name;      /* shown in the lines; default from the file */
-    const char *run_dir;   /* llama2.c directory, or NULL */
-    const char *tokenizer; /* tokenizer.bin, or NULL: run_dir's */
+    const char *run_dir;   /* llama2.c directory with run_fast/run_omp, or NULL */
+    const char *runq_dir;  /* llama2.c directory with runq_fast/runq_omp, or NULL */
+    const char *q80_path;  /* the version 2 (Q8_0) file, or NULL: derived */
+    const char *tokenizer; /* tokenizer.bin, or NULL: run_dir's (runq_dir's) */
     int32_t threads[MAX_THREAD_COUNTS];
     int n_threads;
     int32_t rounds, steps, prompt;
@@ -155,7 +173,7 @@ static int parse_int(const char *text, int low, int high, int32_t *out) {
 static int usage(const char *why) {
     fprintf(stderr, "bench_llama2c: %s\nusage: bench_llama2c MODEL.bin [--name NAME] "
             "[--threads 1,2] [--rounds N] [--steps N] [--prompt P] [--run DIR] "
-            "[--tokenizer PATH]\n", why);
+            "[--runq DIR] [--q80 FILE] [--tokenizer PATH]\n", why);
     return 2;
 }
 
@@ -180,6 +198,10 @@ static int parse_options(int argc, char **argv, options *o) {
             o->name = value;
         } else if (strcmp(arg, "--run") == 0) {
             o->run_dir = value;
+        } else if (strcmp(arg, "--runq") == 0) {
+            o->runq_dir = value;
+        } else if (strcmp(arg, "--q80") == 0) {
+            o->q80_path = value;
         } else if (strcmp(arg, "--tokenizer") == 0) {
             o->tokenizer = value;
         } else if (strcmp(arg, "--rounds") == 0) {
@@ -345,18 +367,18 @@ static int tlm_prefill(runner *r, const int32_t *ids, int32_t n, double *rate) {
     return status;
 }
 
-/* Runs run_fast (threads 1) or run_omp from `dir` on the model; returns
- * its "achieved tok/s" or a negative value (the reason printed). Its
- * stdout goes to `text_path`. */
-static double run_llama2c(const options *o, int32_t threads, int32_t steps,
+/* Runs DIR/STEM_fast (threads 1) or DIR/STEM_omp (stem "run": run.c;
+ * "runq": runq.c) on `file`; returns its "achieved tok/s" or a negative
+ * value (the reason printed). Its stdout goes to `text_path`. */
+static double run_llama2c(const options *o, const char *dir, const char *stem,
+                          const char *file, int32_t threads, int32_t steps,
                           const char *prompt, const char *text_path) {
     char program[4096], tokenizer[4096], count[16], steps_text[16];
-    snprintf(program, sizeof program, "%s/%s", o->run_dir,
-             threads == 1 ? "run_fast" : "run_omp");
+    snprintf(program, sizeof program, "%s/%s_%s", dir, stem, threads == 1 ? "fast" : "omp");
     if (o->tokenizer != NULL)
         snprintf(tokenizer, sizeof tokenizer, "%s", o->tokenizer);
     else
-        snprintf(tokenizer, sizeof tokenizer, "%s/tokenizer.bin", o->run_dir);
+        snprintf(tokenizer, sizeof tokenizer, "%s/tokenizer.bin", dir);
     snprintf(count, sizeof count, "%d", (int)threads);
     snprintf(steps_text, sizeof steps_text, "%d", (int)steps);
     int err_pipe[2];
@@ -378,7 +400,7 @@ static double run_llama2c(const options *o, int32_t threads, int32_t steps,
         close(err_pipe[0]);
         close(err_pipe[1]);
         setenv("OMP_NUM_THREADS", count, 1);
-        execl(program, program, o->model_path, "-z", tokenizer, "-t", "0", "-n",
+        execl(program, program, file, "-z", tokenizer, "-t", "0", "-n",
               steps_text, "-i", prompt, (char *)NULL);
         _exit(127);
     }
@@ -464,13 +486,152 @@ static void runner_free(runner *r) {
     free(r->text_path);
 }
 
+/* One comparison: a tlm model (a runner per thread count) against one
+ * llama2.c program on the file that holds the same weights, timed in the
+ * same rounds. */
+typedef struct pair {
+    const char *format;  /* the tlm model's weights: "f32", "int8" */
+    const char *weights; /* where they come from: "file", "random",
+                            "imported", "quantized" */
+    const char *dir;     /* the llama2.c program's directory, or NULL */
+    const char *stem;    /* "run" (run.c) or "runq" (runq.c) */
+    const char *file;    /* its model file */
+    runner runners[MAX_THREAD_COUNTS];
+    /* [0]: tlm, [1]: llama2.c; llama2.c's rounds counted apart (a run
+     * that fails is left out) */
+    double decode[2][MAX_THREAD_COUNTS][MAX_ROUNDS], prefill[2][MAX_THREAD_COUNTS][MAX_ROUNDS];
+    int n_decode_run[MAX_THREAD_COUNTS], n_prefill_run[MAX_THREAD_COUNTS];
+} pair;
+
+/* Everything one round of one pair at one thread count shares. */
+typedef struct round_setup {
+    const options *o;
+    const char *name, *cpu, *tlm_text, *run_text, *prompt_text;
+    int has_tokenizer;
+    int32_t *ids; /* room for steps + prompt ids */
+} round_setup;
+
+/* One round of `p` at thread count index t: tlm's decode, the llama2.c
+ * program's, tlm's prefill, the program's; a JSON line each. */
+static int time_round(pair *p, const round_setup *rs, int t, int round) {
+    const options *o = rs->o;
+    runner *r = &p->runners[t];
+    int32_t n_ids = 0, positions = 0;
+    int status = tlm_decode(r, o->steps, &p->decode[0][t][round], rs->ids, &n_ids, &positions);
+    if (status != TLM_OK)
+        return status;
+    printf("{\"bench\":\"llama2c_decode\",\"impl\":\"tlm\",\"format\":\"%s\",\"model\":\"%s\","
+           "\"weights\":\"%s\",\"threads\":%d,\"round\":%d,\"positions\":%d,"
+           "\"tokens_per_s\":%.2f,\"load\":%.2f,\"cpu\":\"%s\"}\n",
+           p->format, rs->name, p->weights, (int)r->threads, round, (int)positions,
+           p->decode[0][t][round], load_average(), rs->cpu);
+    fflush(stdout);
+    if (p->dir != NULL) {
+        const double rate = run_llama2c(o, p->dir, p->stem, p->file, r->threads, o->steps, "",
+                                        rs->run_text);
+        if (rate > 0) {
+            p->decode[1][t][p->n_decode_run[t]++] = rate;
+            printf("{\"bench\":\"llama2c_decode\",\"impl\":\"llama2.c\",\"program\":\"%s\","
+                   "\"model\":\"%s\",\"threads\":%d,\"round\":%d,"
+                   "\"positions\":%d,\"tokens_per_s\":%.2f,\"load\":%.2f",
+                   p->stem, rs->name, (int)r->threads, round, (int)o->steps, rate,
+                   load_average());
+            if (rs->has_tokenizer) {
+                static char a[1 << 16], b[1 << 16];
+                printable_text(rs->tlm_text, a, sizeof a);
+                printable_text(rs->run_text, b, sizeof b);
+                printf(",\"same_text\":%s", strcmp(a, b) == 0 ? "true" : "false");
+            }
+            printf(",\"cpu\":\"%s\"}\n", rs->cpu);
+            fflush(stdout);
+        }
+    }
+    prompt_ids(r, rs->ids, o->prompt);
+    status = tlm_prefill(r, rs->ids, o->prompt, &p->prefill[0][t][round]);
+    if (status != TLM_OK)
+        return status;
+    printf("{\"bench\":\"llama2c_prefill\",\"impl\":\"tlm\",\"format\":\"%s\",\"model\":\"%s\","
+           "\"weights\":\"%s\",\"threads\":%d,\"round\":%d,\"prompt_tokens\":%d,"
+           "\"tokens_per_s\":%.2f,\"load\":%.2f,\"cpu\":\"%s\"}\n",
+           p->format, rs->name, p->weights, (int)r->threads, round, (int)o->prompt,
+           p->prefill[0][t][round], load_average(), rs->cpu);
+    fflush(stdout);
+    if (p->dir != NULL) {
+        const double rate = run_llama2c(o, p->dir, p->stem, p->file, r->threads, o->prompt,
+                                        rs->prompt_text, rs->run_text);
+        if (rate > 0) {
+            p->prefill[1][t][p->n_prefill_run[t]++] = rate;
+            printf("{\"bench\":\"llama2c_prefill\",\"impl\":\"llama2.c\",\"program\":\"%s\","
+                   "\"model\":\"%s\",\"threads\":%d,\"round\":%d,"
+                   "\"prompt_tokens\":%d,\"tokens_per_s\":%.2f,\"load\":%.2f,"
+                   "\"cpu\":\"%s\"}\n",
+                   p->stem, rs->name, (int)r->threads, round, (int)o->prompt, rate,
+                   load_average(), rs->cpu);
+            fflush(stdout);
+        }
+    }
+    return TLM_OK;
+}
+
+/* The medians of `p` at thread count index t, and their ratio. */
+static void print_medians(pair *p, const options *o, const char *name, const char *cpu,
+                          int t) {
+    const double d = median(p->decode[0][t], o->rounds),
+                 pf = median(p->prefill[0][t], o->rounds);
+    printf("{\"bench\":\"llama2c_median\",\"format\":\"%s\",\"model\":\"%s\","
+           "\"weights\":\"%s\",\"threads\":%d,\"rounds\":%d,\"steps\":%d,"
+           "\"prompt_tokens\":%d,\"decode_tlm\":%.2f,\"prefill_tlm\":%.2f",
+           p->format, name, p->weights, (int)o->threads[t], (int)o->rounds, (int)o->steps,
+           (int)o->prompt, d, pf);
+    if (p->dir != NULL)
+        printf(",\"program\":\"%s\"", p->stem);
+    /* Ratios of the medians; decode and prefill counted apart, since
+     * run.c can fail one and not the other (stories260K's shape: its
+     * prefill needs the model's own 512-piece tokenizer). */
+    if (p->n_decode_run[t] > 0) {
+        const double dr = median(p->decode[1][t], p->n_decode_run[t]);
+        printf(",\"llama2c_rounds\":%d,\"decode_llama2c\":%.2f,\"decode_ratio\":%.3f",
+               p->n_decode_run[t], dr, d / dr);
+    }
+    if (p->n_prefill_run[t] > 0) {
+        const double pr = median(p->prefill[1][t], p->n_prefill_run[t]);
+        printf(",\"llama2c_prefill_rounds\":%d,\"prefill_llama2c\":%.2f,"
+               "\"prefill_ratio\":%.3f", p->n_prefill_run[t], pr, pf / pr);
+    }
+    printf(",\"cpu\":\"%s\"}\n", cpu);
+}
+
+/* The int8 model of the comparison with runq.c: the version 2 file
+ * imported (lossless when its group size is a multiple of 32), or, for a
+ * tlm that cannot import it, the float32 model quantized (*source says
+ * which). */
+static int int8_model(tlm_model **out, tlm_context *ctx, const tlm_model *f32,
+                      const char *q80_path, const char **source) {
+    *out = NULL;
+    if (q80_path != NULL) {
+        tlm_model *imported = NULL;
+        if (tlm_model_import(&imported, ctx, q80_path, NULL) == TLM_OK &&
+            tlm_model_weight_format(imported) == TLM_WEIGHTS_INT8) {
+            *out = imported;
+            *source = "imported";
+            return TLM_OK;
+        }
+        fprintf(stderr, "bench_llama2c: %s: %s\nbench_llama2c: timing tlm_model_quantize "
+                "of the float32 model instead\n", q80_path,
+                imported != NULL ? "not imported as int8" : tlm_last_error());
+        tlm_model_free(imported);
+    }
+    *source = "quantized";
+    return tlm_model_quantize(out, f32, TLM_WEIGHTS_INT8);
+}
+
 int main(int argc, char **argv) {
     options o;
     int status = parse_options(argc, argv, &o);
     if (status != 0)
         return status;
     tlm_context *ctx = NULL;
-    tlm_model *model = NULL;
+    tlm_model *model = NULL, *model_int8 = NULL;
     tlm_tokenizer *tok = NULL;
     const char *weights = "file";
     status = tlm_context_create(&ctx, NULL);
@@ -486,6 +647,30 @@ int main(int argc, char **argv) {
         tlm_context_free(ctx);
         return 1;
     }
+    /* With --runq: the version 2 file, --q80 or MODEL.bin's name with
+     * _q80.bin for .bin. */
+    char q80_path[4096] = "";
+    if (o.q80_path != NULL) {
+        snprintf(q80_path, sizeof q80_path, "%s", o.q80_path);
+    } else if (o.runq_dir != NULL) {
+        const size_t n = strlen(o.model_path);
+        if (n > 4 && strcmp(o.model_path + n - 4, ".bin") == 0 && n + 5 < sizeof q80_path)
+            snprintf(q80_path, sizeof q80_path, "%.*s_q80.bin", (int)(n - 4), o.model_path);
+    }
+    const int with_int8 = o.runq_dir != NULL || o.q80_path != NULL;
+    const char *int8_source = NULL;
+    if (with_int8 &&
+        int8_model(&model_int8, ctx, model, q80_path[0] ? q80_path : NULL, &int8_source) !=
+            TLM_OK) {
+        fprintf(stderr, "bench_llama2c: int8 model: %s\n", tlm_last_error());
+        tlm_model_free(model);
+        tlm_context_free(ctx);
+        return 1;
+    }
+    if (with_int8 && o.runq_dir != NULL && q80_path[0] == '\0') {
+        fprintf(stderr, "bench_llama2c: --runq needs the version 2 file (--q80 FILE)\n");
+        o.runq_dir = NULL;
+    }
     tlm_model_config c;
     tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);
@@ -498,10 +683,11 @@ int main(int argc, char **argv) {
     if (o.prompt > c.max_context)
         o.prompt = c.max_context;
     char tokenizer_path[4096] = "";
+    const char *tokenizer_dir = o.run_dir != NULL ? o.run_dir : o.runq_dir;
     if (o.tokenizer != NULL)
         snprintf(tokenizer_path, sizeof tokenizer_path, "%s", o.tokenizer);
-    else if (o.run_dir != NULL)
-        snprintf(tokenizer_path, sizeof tokenizer_path, "%s/tokenizer.bin", o.run_dir);
+    else if (tokenizer_dir != NULL)
+        snprintf(tokenizer_path, sizeof tokenizer_path, "%s/tokenizer.bin", tokenizer_dir);
     if (tokenizer_path[0] != '\0' &&
         tlm_tokenizer_import(&tok, ctx, tokenizer_path) != TLM_OK) {
         fprintf(stderr, "bench_llama2c: tlm_tokenizer_import: %s (writing ids instead of "
@@ -530,102 +716,67 @@ int main(int argc, char **argv) {
     if (prompt_text != NULL)
         prompt_text[prompt_bytes - 1] = '\0';
 
-    runner runners[MAX_THREAD_COUNTS];
-    memset(runners, 0, sizeof runners);
-    double decode[2][MAX_THREAD_COUNTS][MAX_ROUNDS], prefill[2][MAX_THREAD_COUNTS][MAX_ROUNDS];
-    int n_decode_run[MAX_THREAD_COUNTS] = {0}, n_prefill_run[MAX_THREAD_COUNTS] = {0};
-    for (int t = 0; t < o.n_threads && status == TLM_OK; t++)
-        status = runner_init(&runners[t], ctx, model, tok, o.threads[t], o.prompt, tlm_text);
+    /* pairs[0]: tlm's float32 model against run.c on MODEL.bin; pairs[1]
+     * (with --runq or --q80): tlm's int8 model against runq.c on the
+     * version 2 file. */
+    static pair pairs[2];
+    memset(pairs, 0, sizeof pairs);
+    pairs[0] = (pair){.format = "f32", .weights = weights, .dir = o.run_dir, .stem = "run",
+                      .file = o.model_path};
+    pairs[1] = (pair){.format = "int8", .weights = int8_source, .dir = o.runq_dir,
+                      .stem = "runq", .file = q80_path};
+    const int n_pairs = with_int8 ? 2 : 1;
+    tlm_model *models[2] = {model, model_int8};
+    for (int p = 0; p < n_pairs; p++)
+        for (int t = 0; t < o.n_threads && status == TLM_OK; t++)
+            status = runner_init(&pairs[p].runners[t], ctx, models[p], tok, o.threads[t],
+                                 o.prompt, tlm_text);
+    const round_setup rs = {&o, name, cpu, tlm_text, run_text, prompt_text, tok != NULL, ids};
     /* Rounds alternate the programs and the thread counts, so that a
      * change of load on the machine touches all of them alike. */
     for (int round = 0; round < o.rounds && status == TLM_OK; round++)
-        for (int t = 0; t < o.n_threads && status == TLM_OK; t++) {
-            runner *r = &runners[t];
-            int32_t n_ids = 0, positions = 0;
-            status = tlm_decode(r, o.steps, &decode[0][t][round], ids, &n_ids, &positions);
-            if (status != TLM_OK)
-                break;
-            printf("{\"bench\":\"llama2c_decode\",\"impl\":\"tlm\",\"model\":\"%s\","
-                   "\"weights\":\"%s\",\"threads\":%d,\"round\":%d,\"positions\":%d,"
-                   "\"tokens_per_s\":%.2f,\"load\":%.2f,\"cpu\":\"%s\"}\n",
-                   name, weights, (int)r->threads, round, (int)positions,
-                   decode[0][t][round], load_average(), cpu);
-            fflush(stdout);
-            if (o.run_dir != NULL) {
-                const double rate = run_llama2c(&o, r->threads, o.steps, "", run_text);
-                if (rate > 0) {
-                    decode[1][t][n_decode_run[t]++] = rate;
-                    printf("{\"bench\":\"llama2c_decode\",\"impl\":\"llama2.c\","
-                           "\"model\":\"%s\",\"threads\":%d,\"round\":%d,"
-                           "\"positions\":%d,\"tokens_per_s\":%.2f,\"load\":%.2f",
-                           name, (int)r->threads, round, (int)o.steps, rate,
-                           load_average());
-                    if (tok != NULL) {
-                        static char a[1 << 16], b[1 << 16];
-                        printable_text(tlm_text, a, sizeof a);
-                        printable_text(run_text, b, sizeof b);
-                        printf(",\"same_text\":%s", strcmp(a, b) == 0 ? "true" : "false");
-                    }
-                    printf(",\"cpu\":\"%s\"}\n", cpu);
-                    fflush(stdout);
-                }
-            }
-            prompt_ids(r, ids, o.prompt);
-            status = tlm_prefill(r, ids, o.prompt, &prefill[0][t][round]);
-            if (status != TLM_OK)
-                break;
-            printf("{\"bench\":\"llama2c_prefill\",\"impl\":\"tlm\",\"model\":\"%s\","
-                   "\"weights\":\"%s\",\"threads\":%d,\"round\":%d,\"prompt_tokens\":%d,"
-                   "\"tokens_per_s\":%.2f,\"load\":%.2f,\"cpu\":\"%s\"}\n",
-                   name, weights, (int)r->threads, round, (int)o.prompt,
-                   prefill[0][t][round], load_average(), cpu);
-            fflush(stdout);
-            if (o.run_dir != NULL) {
-                const double rate =
-                    run_llama2c(&o, r->threads, o.prompt, prompt_text, run_text);
-                if (rate > 0) {
-                    prefill[1][t][n_prefill_run[t]] = rate;
-                    printf("{\"bench\":\"llama2c_prefill\",\"impl\":\"llama2.c\","
-                           "\"model\":\"%s\",\"threads\":%d,\"round\":%d,"
-                           "\"prompt_tokens\":%d,\"tokens_per_s\":%.2f,\"load\":%.2f,"
-                           "\"cpu\":\"%s\"}\n",
-                           name, (int)r->threads, round, (int)o.prompt, rate,
-                           load_average(), cpu);
-                    fflush(stdout);
-                    n_prefill_run[t]++;
-                }
-            }
-        }
+        for (int t = 0; t < o.n_threads && status == TLM_OK; t++)
+            for (int p = 0; p < n_pairs && status == TLM_OK; p++)
+                status = time_round(&pairs[p], &rs, t, round);
     for (int t = 0; t < o.n_threads && status == TLM_OK; t++) {
-        const double d = median(decode[0][t], o.rounds), p = median(prefill[0][t], o.rounds);
-        printf("{\"bench\":\"llama2c_median\",\"model\":\"%s\",\"weights\":\"%s\","
-               "\"threads\":%d,\"rounds\":%d,\"steps\":%d,\"prompt_tokens\":%d,"
-               "\"decode_tlm\":%.2f,\"prefill_tlm\":%.2f",
-               name, weights, (int)o.threads[t], (int)o.rounds, (int)o.steps,
-               (int)o.prompt, d, p);
-        /* Ratios of the medians; decode and prefill counted apart, since
-         * run.c can fail one and not the other (stories260K's shape: its
-         * prefill needs the model's own 512-piece tokenizer). */
-        if (n_decode_run[t] > 0) {
-            const double dr = median(decode[1][t], n_decode_run[t]);
-            printf(",\"llama2c_rounds\":%d,\"decode_llama2c\":%.2f,\"decode_ratio\":%.3f",
-                   n_decode_run[t], dr, d / dr);
-        }
-        if (n_prefill_run[t] > 0) {
-            const double pr = median(prefill[1][t], n_prefill_run[t]);
-            printf(",\"llama2c_prefill_rounds\":%d,\"prefill_llama2c\":%.2f,"
-                   "\"prefill_ratio\":%.3f", n_prefill_run[t], pr, p / pr);
-        }
+        for (int p = 0; p < n_pairs; p++)
+            print_medians(&pairs[p], &o, name, cpu, t);
+        if (n_pairs < 2)
+            continue;
+        /* tlm int8 over tlm float32 and over run.c (float32), medians of
+         * the same rounds. */
+        const double d8 = median(pairs[1].decode[0][t], o.rounds),
+                     p8 = median(pairs[1].prefill[0][t], o.rounds);
+        printf("{\"bench\":\"llama2c_int8\",\"model\":\"%s\",\"int8_weights\":\"%s\","
+               "\"threads\":%d,\"rounds\":%d,\"decode_int8_over_tlm_f32\":%.3f,"
+               "\"prefill_int8_over_tlm_f32\":%.3f",
+               name, int8_source, (int)o.threads[t], (int)o.rounds,
+               d8 / median(pairs[0].decode[0][t], o.rounds),
+               p8 / median(pairs[0].prefill[0][t], o.rounds));
+        if (pairs[0].n_decode_run[t] > 0)
+            printf(",\"decode_int8_over_run\":%.3f",
+                   d8 / median(pairs[0].decode[1][t], pairs[0].n_decode_run[t]));
+        if (pairs[1].n_decode_run[t] > 0)
+            printf(",\"decode_int8_over_runq\":%.3f",
+                   d8 / median(pairs[1].decode[1][t], pairs[1].n_decode_run[t]));
+        if (pairs[0].n_prefill_run[t] > 0)
+            printf(",\"prefill_int8_over_run\":%.3f",
+                   p8 / median(pairs[0].prefill[1][t], pairs[0].n_prefill_run[t]));
+        if (pairs[1].n_prefill_run[t] > 0)
+            printf(",\"prefill_int8_over_runq\":%.3f",
+                   p8 / median(pairs[1].prefill[1][t], pairs[1].n_prefill_run[t]));
         printf(",\"cpu\":\"%s\"}\n", cpu);
     }
     if (status != TLM_OK)
         fprintf(stderr, "bench_llama2c: %s\n", tlm_last_error());
-    for (int t = 0; t < o.n_threads; t++)
-        runner_free(&runners[t]);
+    for (int p = 0; p < n_pairs; p++)
+        for (int t = 0; t < o.n_threads; t++)
+            runner_free(&pairs[p].runners[t]);
     remove(run_text);
     free(prompt_text);
     free(ids);
     tlm_tokenizer_free(tok);
+    tlm_model_free(model_int8);
     tlm_model_free(model);
     tlm_context_free(ctx);
     return status == TLM_OK ? 0 : 1;

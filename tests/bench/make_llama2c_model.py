@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Random-weight checkpoints in llama2.c's legacy format, for bench_llama2c.
+"""Random-weight checkpoints in llama2.c's formats, for bench_llama2c.
 
 The speed of decoding does not depend on the weights' values, so the
 benchmark needs only files of the right shapes; this writes them without
@@ -35,10 +35,25 @@ stream (wo, w2) further divided by sqrt(2 * n_layers), norm weights
 down 1000-fold so that greedy decoding never picks them: run.c stops at
 BOS, and both programs must run the same number of positions.
 
-  python3 tests/bench/make_llama2c_model.py OUT_DIR [--shapes 15M,110M,260K]
-      [--seed N] [--untied]
+--version 2 writes the same weights (the same seed draws the same values)
+in export.py's version 2 format (version2_export(), read by runq.c): a
+256-byte header ("ak42", 2, the 7 int32 with vocab_size positive, a byte
+saying whether the classifier is shared, the int32 group size, zeros), the
+norms in float32 (every layer's attention_norm, then ffn_norm, then the
+final norm), then each matrix (token embedding, wq, wk, wv, wo, w1, w2, w3
+of every layer, the classifier when not shared) as int8 values followed
+by its float32 scales. Quantization is export.py's quantize_q80(): the
+flattened tensor in groups of 64 (halved until it divides dim, as export.py
+does: 32 for the 15M shape), scale = max|w| / 127 in float32, q = w / scale
+rounded half to even (torch.round). The bytes were checked identical to
+export.py's quantize_q80 on the float32 file's tensors, and runq.c decodes
+the files deterministically (the same greedy text as run.c on the float32
+file, for 40 tokens of the 15M shape).
 
-writes OUT_DIR/random15M.bin etc. (e.g. /work/ext/models; never into the
+  python3 tests/bench/make_llama2c_model.py OUT_DIR [--shapes 15M,110M,260K]
+      [--seed N] [--untied] [--version 0|2]
+
+writes OUT_DIR/random15M.bin etc. (version 2: random15M_q80.bin) (e.g. /work/ext/models; never into the
 repository: the 110M file is 440 MB). Each file is written to a temporary
 name and renamed, so a failure leaves no half-written file.
 """
@@ -57,7 +72,11 @@ SHAPES = {
 }
 
 
-def write_model(path, shape, seed, tied):
+def make_tensors(shape, seed, tied):
+    """The model's tensors, drawn from the generator in the order the
+    legacy file lists them (so that every version holds the same weights
+    for a seed): a dict of float32 arrays, per-layer lists for the layer
+    tensors."""
     dim, hidden, layers, heads, kv_heads, vocab, seq = shape
     hd = dim // heads
     rng = np.random.default_rng(seed)
@@ -65,49 +84,109 @@ def write_model(path, shape, seed, tied):
     def normal(rows, cols, std):
         return (rng.standard_normal((rows, cols), dtype=np.float32) * np.float32(std))
 
-    def out(f, array):
-        f.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
-
-    embedding = normal(vocab, dim, 0.05)
-    classifier = embedding if tied else normal(vocab, dim, 0.05)
-    classifier[1:3] *= np.float32(1e-3)  # never BOS/EOS when greedy
+    t = {}
+    t["embedding"] = normal(vocab, dim, 0.05)
+    t["classifier"] = t["embedding"] if tied else normal(vocab, dim, 0.05)
+    t["classifier"][1:3] *= np.float32(1e-3)  # never BOS/EOS when greedy
     residual = 1.0 / np.sqrt(2.0 * layers)
+    t["attention_norm"] = [1 + normal(1, dim, 0.01) for _ in range(layers)]
+    t["wq"] = [normal(heads * hd, dim, 1 / np.sqrt(dim)) for _ in range(layers)]
+    t["wk"] = [normal(kv_heads * hd, dim, 1 / np.sqrt(dim)) for _ in range(layers)]
+    t["wv"] = [normal(kv_heads * hd, dim, 1 / np.sqrt(dim)) for _ in range(layers)]
+    t["wo"] = [normal(dim, heads * hd, residual / np.sqrt(heads * hd))
+               for _ in range(layers)]
+    t["ffn_norm"] = [1 + normal(1, dim, 0.01) for _ in range(layers)]
+    t["w1"] = [normal(hidden, dim, 1 / np.sqrt(dim)) for _ in range(layers)]
+    t["w2"] = [normal(dim, hidden, residual / np.sqrt(hidden)) for _ in range(layers)]
+    t["w3"] = [normal(hidden, dim, 1 / np.sqrt(dim)) for _ in range(layers)]
+    t["norm"] = 1 + normal(1, dim, 0.01)
+    return t
+
+
+def out(f, array):
+    f.write(np.ascontiguousarray(array, dtype="<f4").tobytes())
+
+
+def write_legacy(f, shape, t, tied):
+    """Version 0: header of 7 int32, then float32 tensors."""
+    dim, hidden, layers, heads, kv_heads, vocab, seq = shape
+    hd = dim // heads
+    f.write(struct.pack("<7i", dim, hidden, layers, heads, kv_heads,
+                        vocab if tied else -vocab, seq))
+    out(f, t["embedding"])
+    for name in ("attention_norm", "wq", "wk", "wv", "wo", "ffn_norm", "w1", "w2", "w3"):
+        for array in t[name]:
+            out(f, array)
+    out(f, t["norm"])
+    # export.py's freqs_cos / freqs_sin (model.py precompute_freqs_cis,
+    # theta 10000): written for the layout, never read by run.c.
+    freqs = 1.0 / (10000.0 ** (np.arange(0, hd, 2, dtype=np.float32) / hd))
+    angles = np.outer(np.arange(seq, dtype=np.float32), freqs)
+    out(f, np.cos(angles))
+    out(f, np.sin(angles))
+    if not tied:
+        out(f, t["classifier"])
+
+
+def quantize_q80(w, group_size):
+    """export.py's quantize_q80 in numpy: the tensor flattened into groups
+    of group_size, scale = max|w| / 127 (float32), q = w / scale rounded
+    half to even (torch.round) -> int8. Returns (q int8, scale float32)."""
+    groups = np.ascontiguousarray(w, dtype=np.float32).reshape(-1, group_size)
+    scale = np.abs(groups).max(axis=1) / np.float32(127.0)
+    q = np.round(groups / scale[:, None]).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def write_version2(f, shape, t, tied, group_size=64):
+    """Version 2 (export.py version2_export): a 256-byte header ("ak42",
+    version 2, the 7 int32 with vocab_size positive, a byte saying whether
+    the classifier is shared, the int32 group size, zeros), the norms in
+    float32 (attention norms of every layer, feedforward norms, the final
+    norm), then each matrix as int8 values followed by its float32 group
+    scales: embedding, wq, wk, wv, wo, w1, w2, w3 of every layer, and the
+    classifier when not shared. The group size halves until it divides
+    dim, as export.py does (15M: 288 -> 32)."""
+    dim, hidden, layers, heads, kv_heads, vocab, seq = shape
+    while dim % group_size != 0:
+        group_size //= 2
+        print(f"BACKOFF: reducing group size to {group_size} to fit dim")
+    header = struct.pack("<Ii7iBi", 0x616b3432, 2, dim, hidden, layers, heads,
+                         kv_heads, vocab, seq, int(tied), group_size)
+    f.write(header + b"\0" * (256 - len(header)))
+    for array in t["attention_norm"] + t["ffn_norm"] + [t["norm"]]:
+        out(f, array)
+    matrices = [t["embedding"]]
+    for name in ("wq", "wk", "wv", "wo", "w1", "w2", "w3"):
+        matrices += t[name]
+    if not tied:
+        matrices.append(t["classifier"])
+    for w in matrices:
+        if w.size % group_size != 0:
+            raise ValueError(f"{w.shape} is not a multiple of group size {group_size}")
+        if w.shape[1] % group_size != 0:
+            print(f"warning: rows of {w.shape} span groups; runq.c drops their tails")
+        q, scale = quantize_q80(w, group_size)
+        f.write(q.tobytes())
+        out(f, scale)
+    return group_size
+
+
+def write_model(path, shape, seed, tied, version):
+    dim, hidden, layers, heads, kv_heads, vocab, seq = shape
+    hd = dim // heads
+    t = make_tensors(shape, seed, tied)
     tmp = path + ".tmp"
     with open(tmp, "wb") as f:
-        f.write(struct.pack("<7i", dim, hidden, layers, heads, kv_heads,
-                            vocab if tied else -vocab, seq))
-        out(f, embedding)
-        for _ in range(layers):
-            out(f, 1 + normal(1, dim, 0.01))
-        for _ in range(layers):
-            out(f, normal(heads * hd, dim, 1 / np.sqrt(dim)))
-        for _ in range(layers):
-            out(f, normal(kv_heads * hd, dim, 1 / np.sqrt(dim)))
-        for _ in range(layers):
-            out(f, normal(kv_heads * hd, dim, 1 / np.sqrt(dim)))
-        for _ in range(layers):
-            out(f, normal(dim, heads * hd, residual / np.sqrt(heads * hd)))
-        for _ in range(layers):
-            out(f, 1 + normal(1, dim, 0.01))
-        for _ in range(layers):
-            out(f, normal(hidden, dim, 1 / np.sqrt(dim)))
-        for _ in range(layers):
-            out(f, normal(dim, hidden, residual / np.sqrt(hidden)))
-        for _ in range(layers):
-            out(f, normal(hidden, dim, 1 / np.sqrt(dim)))
-        out(f, 1 + normal(1, dim, 0.01))
-        # export.py's freqs_cos / freqs_sin (model.py precompute_freqs_cis,
-        # theta 10000): written for the layout, never read by run.c.
-        freqs = 1.0 / (10000.0 ** (np.arange(0, hd, 2, dtype=np.float32) / hd))
-        angles = np.outer(np.arange(seq, dtype=np.float32), freqs)
-        out(f, np.cos(angles))
-        out(f, np.sin(angles))
-        if not tied:
-            out(f, classifier)
+        if version == 2:
+            group_size = write_version2(f, shape, t, tied)
+        else:
+            write_legacy(f, shape, t, tied)
     os.replace(tmp, path)
     params = (vocab * dim * (1 if tied else 2) + layers * (2 * dim + dim * heads * hd * 2
               + 2 * dim * kv_heads * hd + 3 * dim * hidden) + dim)
-    print(f"wrote {path}: {params} parameters, {os.path.getsize(path)} bytes")
+    what = f"version 2, Q8_0 groups of {group_size}" if version == 2 else "legacy float32"
+    print(f"wrote {path}: {params} parameters, {what}, {os.path.getsize(path)} bytes")
 
 
 def main():
@@ -117,14 +196,16 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--untied", action="store_true",
                         help="write a separate classifier (negative vocab_size)")
+    parser.add_argument("--version", type=int, choices=(0, 2), default=0,
+                        help="0: legacy float32 (run.c); 2: Q8_0 int8 (runq.c)")
     args = parser.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
     for name in args.shapes.split(","):
         if name not in SHAPES:
             sys.exit(f"unknown shape '{name}' (one of {', '.join(SHAPES)})")
-        suffix = "_untied" if args.untied else ""
+        suffix = ("_untied" if args.untied else "") + ("_q80" if args.version == 2 else "")
         write_model(os.path.join(args.out_dir, f"random{name}{suffix}.bin"),
-                    SHAPES[name], args.seed, not args.untied)
+                    SHAPES[name], args.seed, not args.untied, args.version)
 
 
 if __name__ == "__main__":
