@@ -163,9 +163,14 @@ static size_t parameter_bytes(int32_t format, int64_t d0, int64_t d1) {
 }
 
 /* A parameter's share of the block: its values rounded up to 64 bytes,
- * so that every tensor starts on a cache line (the kernels' alignment). */
+ * so that every tensor starts on a cache line (the kernels' alignment);
+ * SIZE_MAX when that does not fit (an int8 matrix of few columns takes up
+ * to 9 times its float32 bytes, so the float32 bound below is not enough,
+ * and rounding SIZE_MAX up would wrap to 0). */
 static size_t block_share(int32_t format, int64_t d0, int64_t d1) {
     const size_t bytes = parameter_bytes(format, d0, d1);
+    if (bytes > SIZE_MAX - (TLMI_LAYOUT_ALIGN - 1))
+        return SIZE_MAX;
     return (bytes + TLMI_LAYOUT_ALIGN - 1) / TLMI_LAYOUT_ALIGN * TLMI_LAYOUT_ALIGN;
 }
 
@@ -184,6 +189,7 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
          * 64-bit hosts; the sum is checked for 32-bit ones. */
         if (d0 > (int64_t)(SIZE_MAX / sizeof(float) - TLMI_LAYOUT_ALIGN) /
                      (d1 > 0 ? d1 : 1) ||
+            block_share(format, d0, d1) == SIZE_MAX ||
             block_share(format, d0, d1) > SIZE_MAX - b->block_bytes)
             b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
                                   "tlm_model_create: the parameters do not "
