@@ -1294,7 +1294,10 @@ TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model);
 
 /**
  * The index-th parameter tensor (0-based, in a fixed order) and its name as
- * in docs/model.md. The name stays valid as long as the model.
+ * in docs/model.md. The name stays valid as long as the model. In a
+ * quantized model (tlm_model_weight_format()) the matrices have the dtype
+ * TLM_DTYPE_BF16 or TLM_DTYPE_Q8 (read them with tlm_tensor_get_f32()) and
+ * no parameter requires a gradient.
  */
 TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
                                 const char **name, tlm_tensor **tensor);
@@ -1316,8 +1319,9 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
  * @param model     any model (float32 or quantized; it is not changed)
  * @param format    an enum tlm_weight_format
  * @return TLM_OK, TLM_E_INVALID (a NULL argument, an unknown format, a
- *         matrix holding NaN or infinity: the message names the tensor),
- *         TLM_E_NOMEM
+ *         matrix holding NaN or infinity to be stored in bf16 or int8:
+ *         the message names the tensor; a float32 copy of a float32 model
+ *         copies its values as they are), TLM_E_NOMEM
  */
 TLM_API int tlm_model_quantize(tlm_model **out, const tlm_model *model,
                                int32_t format);
