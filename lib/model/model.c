@@ -152,6 +152,10 @@ typedef struct builder {
     int counting;     /* first pass: only add up block_bytes */
     size_t block_bytes; /* counting: the block's size so far; then the
                            offset of the next parameter in the block */
+    int source_failed;  /* the status is the source's lookup's, whose
+                           message names its own caller and file
+                           (tlm_model_load, an importer, tlm_model_quantize):
+                           passed on without a "tlm_model_create" prefix */
 } builder;
 
 /* The bytes of parameter [d0] or [d0, d1] (d1 0): a matrix in the
@@ -216,6 +220,7 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     if (b->source != NULL && !b->source->copy) {
         const void *data = NULL;
         b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        b->source_failed = b->status != TLM_OK;
         if (b->status == TLM_OK)
             b->status = tlmi_tensor_create_borrowed(&t, m->ctx, dtype, ndim,
                                                     shape, data);
@@ -224,9 +229,11 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     } else {
         /* A trainable parameter: the source's values copied, or drawn. */
         const void *data = NULL;
-        if (b->source != NULL)
+        if (b->source != NULL) {
             b->status = b->source->lookup(b->source->user, name, ndim, shape,
                                           &data);
+            b->source_failed = b->status != TLM_OK;
+        }
         if (b->status == TLM_OK)
             b->status = tlmi_tensor_create_view(&t, m->ctx, dtype, ndim,
                                                 shape,
@@ -401,7 +408,7 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
 
     /* Two passes over the same tensors: the first adds up the block that
      * holds every trainable parameter, the second makes the tensors. */
-    builder b = {m, {{0}}, TLM_OK, source, 1, 0};
+    builder b = {m, {{0}}, TLM_OK, source, 1, 0, 0};
     const int trainable = source == NULL || source->copy;
     for (int pass = trainable ? 0 : 1; pass < 2; pass++) {
         if (pass == 1 && trainable && b.status == TLM_OK) {
@@ -438,6 +445,8 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
     if (b.status != TLM_OK) {
         free_parts(m);
         tlmi_host_free(&ctx->host, m, sizeof *m);
+        if (b.source_failed)
+            return b.status;
         return tlmi_fail_forward(&ctx->host, b.status, "tlm_model_create");
     }
     *out = m;
