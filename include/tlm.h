@@ -1514,9 +1514,10 @@ typedef struct tlm_model_load_params {
      *  the weights twice (the trainable model holds its parameters and
      *  their zeroed gradients). */
     int32_t memory_map;
-    /** 0: with memory_map, skip the checksum of the parameter data so that
-     *  loading is instant (the header, table, configuration and index are
-     *  always checked). Default 1. */
+    /** 0: with memory_map, skip the checksum of the parameter data, and
+     *  a quantized model's checks of its values (scales, int8 range,
+     *  padding: docs/format.md), so that loading is instant (the header,
+     *  table, configuration and index are always checked). Default 1. */
     int32_t verify_checksums;
 } tlm_model_load_params;
 
