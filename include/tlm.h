@@ -1455,7 +1455,9 @@ typedef struct tlm_model_export_params {
     int32_t format;
     /** A ::tlm_weight_type; default TLM_WEIGHT_F32. HF: F32, F16 or BF16;
      *  LLMC: F32 (version 3) or BF16 (version 5); TLM, SAFETENSORS and
-     *  LLAMA2C: F32. */
+     *  LLAMA2C: F32. A quantized model (tlm_model_quantize()) is exported
+     *  from its dequantized values, converted to this type; TLM keeps its
+     *  weight format. */
     int32_t weight_type;
 } tlm_model_export_params;
 
