@@ -1294,7 +1294,10 @@ TLM_API int32_t tlm_model_parameter_tensor_count(const tlm_model *model);
 
 /**
  * The index-th parameter tensor (0-based, in a fixed order) and its name as
- * in docs/model.md. The name stays valid as long as the model.
+ * in docs/model.md. The name stays valid as long as the model. In a
+ * quantized model (tlm_model_weight_format()) the matrices have the dtype
+ * TLM_DTYPE_BF16 or TLM_DTYPE_Q8 (read them with tlm_tensor_get_f32()) and
+ * no parameter requires a gradient.
  */
 TLM_API int tlm_model_parameter(const tlm_model *model, int32_t index,
                                 const char **name, tlm_tensor **tensor);
@@ -1316,8 +1319,9 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
  * @param model     any model (float32 or quantized; it is not changed)
  * @param format    an enum tlm_weight_format
  * @return TLM_OK, TLM_E_INVALID (a NULL argument, an unknown format, a
- *         matrix holding NaN or infinity: the message names the tensor),
- *         TLM_E_NOMEM
+ *         matrix holding NaN or infinity to be stored in bf16 or int8:
+ *         the message names the tensor; a float32 copy of a float32 model
+ *         copies its values as they are), TLM_E_NOMEM
  */
 TLM_API int tlm_model_quantize(tlm_model **out, const tlm_model *model,
                                int32_t format);
@@ -1451,7 +1455,9 @@ typedef struct tlm_model_export_params {
     int32_t format;
     /** A ::tlm_weight_type; default TLM_WEIGHT_F32. HF: F32, F16 or BF16;
      *  LLMC: F32 (version 3) or BF16 (version 5); TLM, SAFETENSORS and
-     *  LLAMA2C: F32. */
+     *  LLAMA2C: F32. A quantized model (tlm_model_quantize()) is exported
+     *  from its dequantized values, converted to this type; TLM keeps its
+     *  weight format. */
     int32_t weight_type;
 } tlm_model_export_params;
 
@@ -1510,9 +1516,10 @@ typedef struct tlm_model_load_params {
      *  the weights twice (the trainable model holds its parameters and
      *  their zeroed gradients). */
     int32_t memory_map;
-    /** 0: with memory_map, skip the checksum of the parameter data so that
-     *  loading is instant (the header, table, configuration and index are
-     *  always checked). Default 1. */
+    /** 0: with memory_map, skip the checksum of the parameter data, and
+     *  a quantized model's checks of its values (scales, int8 range,
+     *  padding: docs/format.md), so that loading is instant (the header,
+     *  table, configuration and index are always checked). Default 1. */
     int32_t verify_checksums;
 } tlm_model_load_params;
 

@@ -464,9 +464,11 @@ static int lookup_q80(l2c_reader *r, const char *name, int tensor,
                              (unsigned long long)copy,
                              (unsigned long long)(offset + i));
     if (r->direct_int8) {
-        /* cols is a multiple of 32 and of nothing else needed: a group of
-         * 32 lies inside one row and one group of the file. Layout of
-         * lib/kernels/weights.h: q [rows][cols], then scale [rows][cols/32]. */
+        /* cols and the group size are multiples of 32 (direct_int8), so
+         * each of tlm's groups of 32 lies inside one row and inside one
+         * group of the file, whose scale it takes. Layout of
+         * lib/kernels/weights.h: q [rows][cols] (no padding), then
+         * scale [rows][cols / 32]. */
         const size_t bytes_out =
             tlmi_weights_bytes(TLM_WEIGHTS_INT8, rows, cols);
         TLMI_TRY(reserve_scratch(r, name, (bytes_out + 3) / 4));

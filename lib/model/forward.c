@@ -144,14 +144,15 @@ static int dropout(tlm_tensor **x, float rate) {
     return tlm_dropout(x, *x, rate);
 }
 
-/* Token embedding plus position encoding: ids [B, T] -> [B, T, D]. */
-static int embed(const tlm_model *m, tlm_tensor **out, tlm_tensor *ids) {
-    tlm_tensor *table;
-    TLMI_TRY(float_weight(&table, m->token_embedding));
-    TLMI_TRY(tlm_embedding(out, table, ids));
+/* Token embedding plus position encoding: ids [B, T] -> [B, T, D].
+ * `tokens` is the token embedding [V, D] as float32 (float_weight), made
+ * once per forward: source, target and a tied output layer share it. */
+static int embed(const tlm_model *m, tlm_tensor *tokens, tlm_tensor **out,
+                 tlm_tensor *ids) {
+    TLMI_TRY(tlm_embedding(out, tokens, ids));
     const int64_t t = tlm_tensor_dim(ids, 1);
     if (m->config.position == TLM_POSITION_LEARNED) {
-        tlm_tensor *positions; /* rows 0..T of the table: [T, D] */
+        tlm_tensor *table, *positions; /* rows 0..T of the table: [T, D] */
         TLMI_TRY(float_weight(&table, m->position_embedding));
         TLMI_TRY(tlm_slice(&positions, table, 0, 0, t));
         TLMI_TRY(tlm_add(out, *out, positions));
@@ -256,26 +257,28 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
                          "encoder-decoder models");
     }
 
-    tlm_tensor *y;
+    tlm_tensor *y, *tokens;
+    TLMI_TRY(float_weight(&tokens, m->token_embedding));
     if (has_encoder && !has_decoder) {
-        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(embed(m, tokens, &y, batch.ids));
         TLMI_TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
                        &m->encoder_final_norm, 0, batch.mask, NULL, NULL));
     } else {
         tlm_tensor *memory = NULL;
         if (has_encoder) {
-            TLMI_TRY(embed(m, &memory, batch.src_ids));
+            TLMI_TRY(embed(m, tokens, &memory, batch.src_ids));
             TLMI_TRY(stack(m, &memory, m->encoder, c->n_encoder_layers,
                            &m->encoder_final_norm, 0, batch.src_mask, NULL,
                            NULL));
         }
-        TLMI_TRY(embed(m, &y, batch.ids));
+        TLMI_TRY(embed(m, tokens, &y, batch.ids));
         TLMI_TRY(stack(m, &y, m->decoder, c->n_decoder_layers,
                        &m->decoder_final_norm, 1, NULL, memory,
                        batch.src_mask));
     }
-    tlm_tensor *head = c->tied_output ? m->token_embedding : m->lm_head;
-    TLMI_TRY(float_weight(&head, head));
+    tlm_tensor *head = tokens;
+    if (!c->tied_output)
+        TLMI_TRY(float_weight(&head, m->lm_head));
     TLMI_TRY(tlm_matmul(logits, y, head, NULL,
                         TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
     if (batch.targets != NULL && loss != NULL)

@@ -152,6 +152,10 @@ typedef struct builder {
     int counting;     /* first pass: only add up block_bytes */
     size_t block_bytes; /* counting: the block's size so far; then the
                            offset of the next parameter in the block */
+    int source_failed;  /* the status is the source's lookup's, whose
+                           message names its own caller and file
+                           (tlm_model_load, an importer, tlm_model_quantize):
+                           passed on without a "tlm_model_create" prefix */
 } builder;
 
 /* The bytes of parameter [d0] or [d0, d1] (d1 0): a matrix in the
@@ -163,9 +167,14 @@ static size_t parameter_bytes(int32_t format, int64_t d0, int64_t d1) {
 }
 
 /* A parameter's share of the block: its values rounded up to 64 bytes,
- * so that every tensor starts on a cache line (the kernels' alignment). */
+ * so that every tensor starts on a cache line (the kernels' alignment);
+ * SIZE_MAX when that does not fit (an int8 matrix of few columns takes up
+ * to 9 times its float32 bytes, so the float32 bound below is not enough,
+ * and rounding SIZE_MAX up would wrap to 0). */
 static size_t block_share(int32_t format, int64_t d0, int64_t d1) {
     const size_t bytes = parameter_bytes(format, d0, d1);
+    if (bytes > SIZE_MAX - (TLMI_LAYOUT_ALIGN - 1))
+        return SIZE_MAX;
     return (bytes + TLMI_LAYOUT_ALIGN - 1) / TLMI_LAYOUT_ALIGN * TLMI_LAYOUT_ALIGN;
 }
 
@@ -184,6 +193,7 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
          * 64-bit hosts; the sum is checked for 32-bit ones. */
         if (d0 > (int64_t)(SIZE_MAX / sizeof(float) - TLMI_LAYOUT_ALIGN) /
                      (d1 > 0 ? d1 : 1) ||
+            block_share(format, d0, d1) == SIZE_MAX ||
             block_share(format, d0, d1) > SIZE_MAX - b->block_bytes)
             b->status = tlmi_fail(&m->ctx->host, TLM_E_NOMEM,
                                   "tlm_model_create: the parameters do not "
@@ -210,6 +220,7 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     if (b->source != NULL && !b->source->copy) {
         const void *data = NULL;
         b->status = b->source->lookup(b->source->user, name, ndim, shape, &data);
+        b->source_failed = b->status != TLM_OK;
         if (b->status == TLM_OK)
             b->status = tlmi_tensor_create_borrowed(&t, m->ctx, dtype, ndim,
                                                     shape, data);
@@ -218,9 +229,11 @@ static tlm_tensor *add_parameter(builder *b, const char *name, int64_t d0,
     } else {
         /* A trainable parameter: the source's values copied, or drawn. */
         const void *data = NULL;
-        if (b->source != NULL)
+        if (b->source != NULL) {
             b->status = b->source->lookup(b->source->user, name, ndim, shape,
                                           &data);
+            b->source_failed = b->status != TLM_OK;
+        }
         if (b->status == TLM_OK)
             b->status = tlmi_tensor_create_view(&t, m->ctx, dtype, ndim,
                                                 shape,
@@ -395,7 +408,7 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
 
     /* Two passes over the same tensors: the first adds up the block that
      * holds every trainable parameter, the second makes the tensors. */
-    builder b = {m, {{0}}, TLM_OK, source, 1, 0};
+    builder b = {m, {{0}}, TLM_OK, source, 1, 0, 0};
     const int trainable = source == NULL || source->copy;
     for (int pass = trainable ? 0 : 1; pass < 2; pass++) {
         if (pass == 1 && trainable && b.status == TLM_OK) {
@@ -432,6 +445,8 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
     if (b.status != TLM_OK) {
         free_parts(m);
         tlmi_host_free(&ctx->host, m, sizeof *m);
+        if (b.source_failed)
+            return b.status;
         return tlmi_fail_forward(&ctx->host, b.status, "tlm_model_create");
     }
     *out = m;

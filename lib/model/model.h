@@ -83,10 +83,10 @@ struct tlm_model {
     int32_t n_parameters;
     int32_t parameters_capacity;
     /* The values of every parameter (quantized matrices included), one
-     * allocation (so that a
-     * large enough model sits on 2 MiB pages: see lib/base/host.c), each
-     * tensor a view at a 64-byte aligned offset; NULL for a memory-mapped
-     * model, whose parameters borrow the mapping. Gradients are separate. */
+     * allocation (so that a large enough model sits on 2 MiB pages: see
+     * lib/base/host.c), each tensor a view at a 64-byte aligned offset;
+     * NULL for a memory-mapped model, whose parameters borrow the
+     * mapping. Gradients are separate. */
     unsigned char *parameter_block;
     size_t parameter_block_bytes;
 };

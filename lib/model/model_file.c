@@ -235,9 +235,11 @@ static int lookup(void *user, const char *name, int32_t ndim,
             const char *reason = "";
             if (tlmi_weights_validate(&w, &bad_row, &reason) != 0)
                 return tlmi_fail(r->host, TLM_E_FORMAT,
-                                 "tlm_model_load: tensor '%s' of '%s', row "
+                                 "tlm_model_load: tensor '%s' of '%s' (its "
+                                 "data at byte %llu of section 'data'), row "
                                  "%lld: %s",
-                                 name, r->path, (long long)bad_row, reason);
+                                 name, r->path, (unsigned long long)offset,
+                                 (long long)bad_row, reason);
         }
         *data = r->data + offset;
         r->found++;

@@ -244,7 +244,10 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
         type != TLM_WEIGHT_F32)
         return tlmi_fail(host, TLM_E_UNSUPPORTED,
                          "tlm_model_export: params.weight_type: tlm's own "
-                         "formats hold float32 weights only");
+                         "formats take TLM_WEIGHT_F32 (a .tlm file keeps the "
+                         "model's weight format, safetensors get float32; "
+                         "tlm_model_quantize converts a model to bf16 or "
+                         "int8)");
     if (format == TLM_MODEL_FORMAT_LLMC && type == TLM_WEIGHT_F16)
         return tlmi_fail(host, TLM_E_UNSUPPORTED,
                          "tlm_model_export: params.weight_type: llm.c "
@@ -259,7 +262,9 @@ TLM_API int tlm_model_export(const tlm_model *model, const char *path,
      * export's weight_type converts them from there). */
     tlm_model *dequantized = NULL;
     if (format != TLM_MODEL_FORMAT_TLM && model->weight_format != TLM_WEIGHTS_F32) {
-        TLMI_TRY(tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32));
+        const int quantized = tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32);
+        if (quantized != TLM_OK)
+            return tlmi_fail_forward(host, quantized, "tlm_model_export");
         model = dequantized;
     }
     int status = TLM_OK;

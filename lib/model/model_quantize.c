@@ -5,7 +5,6 @@
  * quantized) into the target format as the build asks for it, so that
  * the copy is laid out exactly as a loaded model of that format.
  */
-#include <stdio.h>
 #include <string.h>
 
 #include "autodiff/context.h"
@@ -108,14 +107,10 @@ TLM_API int tlm_model_quantize(tlm_model **out, const tlm_model *model,
         status = tlm_model_set_tokenizer(copy, model->tokenizer);
     if (status != TLM_OK) {
         tlm_model_free(copy);
-        /* The build names itself first ("tlm_model_create: "); the
-         * message is this call's. */
-        const char *own = strstr(tlm_last_error(), "tlm_model_quantize: ");
-        if (own != NULL) {
-            char message[512];
-            snprintf(message, sizeof message, "%s", own);
-            return tlmi_fail_copy(host, status, message);
-        }
+        /* convert's refusals name this call already; the build's own
+         * (out of memory) and the tokenizer's get it in front. */
+        if (strncmp(tlm_last_error(), "tlm_model_quantize", 18) != 0)
+            return tlmi_fail_forward(host, status, "tlm_model_quantize");
         return status;
     }
     *out = copy;

@@ -21,12 +21,15 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
     tlmi_safetensors_writer *writer = NULL;
     /* A quantized model's values are written dequantized. */
     tlm_model *dequantized = NULL;
+    int status = TLM_OK;
     if (model->weight_format != TLM_WEIGHTS_F32) {
-        TLMI_TRY(tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32));
+        status = tlm_model_quantize(&dequantized, model, TLM_WEIGHTS_F32);
+        if (status != TLM_OK)
+            goto cleanup;
         model = dequantized;
     }
-    int status = tlmi_model_config_to_json(host, &model->config, TLM_WEIGHTS_F32, &config,
-                                           &config_size);
+    status = tlmi_model_config_to_json(host, &model->config, TLM_WEIGHTS_F32, &config,
+                                       &config_size);
     if (status != TLM_OK)
         goto cleanup;
     status = tlmi_safetensors_writer_create(host, &writer);
