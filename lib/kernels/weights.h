@@ -125,6 +125,15 @@ typedef struct tlmi_weight_kernels {
                                context's table */
     void (*dequantize_rows)(float *out, const tlmi_weights *w,
                             int64_t row_begin, int64_t row_end);
+    /* Optional (NULL: the driver uses dequantize_rows as above): W[r][c]
+     * for r in [row_begin, row_end), c in [col_begin, col_end) into
+     * out[(r - row_begin) * ld + c - col_begin], the bits dequantize_rows
+     * gives. With it, above direct_max_m the driver packs W straight into
+     * the float32 GEMM's B panels (tlmi_gemm_blocked_from), one small
+     * block at a time, and no float32 copy of W exists. */
+    void (*dequantize_block)(float *out, int64_t ld, const tlmi_weights *w,
+                             int64_t row_begin, int64_t row_end,
+                             int64_t col_begin, int64_t col_end);
 } tlmi_weight_kernels;
 
 /* Every variant compiled into this build that this CPU can run,
@@ -151,6 +160,12 @@ extern const tlmi_weight_kernels tlmi_weights_int8_avx2;
 void tlmi_weights_int8_dequantize_rows_avx2(float *out, const tlmi_weights *w,
                                             int64_t row_begin,
                                             int64_t row_end);
+void tlmi_weights_int8_dequantize_block_avx2(float *out, int64_t ld,
+                                             const tlmi_weights *w,
+                                             int64_t row_begin,
+                                             int64_t row_end,
+                                             int64_t col_begin,
+                                             int64_t col_end);
 #endif
 #if defined(TLMI_HAVE_AVX512_VNNI)
 extern const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni;

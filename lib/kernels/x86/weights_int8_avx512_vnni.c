@@ -129,4 +129,5 @@ const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni = {
     .product_cols = product_cols,
     .direct_max_m = 64, /* measured: see docs/performance.md */
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_avx2,
+    .dequantize_block = tlmi_weights_int8_dequantize_block_avx2,
 };
