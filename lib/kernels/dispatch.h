@@ -47,6 +47,10 @@ typedef struct tlmi_kernels {
      * points at multiples of gemm_col_align give bitwise the same C. */
     tlmi_gemm_cols_fn gemm_cols;
     int gemm_col_align;
+    /* The blocked GEMM's loops and routines (gemm.h), for products whose B
+     * is packed from another format (quantized weights); NULL: none
+     * (scalar). */
+    const tlmi_gemm_blocking *gemm_blocking;
     /* activations, norms, softmax, cross-entropy, optimizers, elementwise */
     const tlmi_pointwise_kernels *pointwise;
     /* Fused attention of one head (attention.h). */

@@ -134,6 +134,25 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *blocking, float *c,
                        int transpose_b, int accumulate, int64_t j_begin,
                        int64_t j_end, float *workspace);
 
+/* Packs the B block of tlmi_gemm_blocked_from (as tlmi_pack_b_fn does for
+ * B transposed: bp[panel][p][c] = W[j0 + panel*NR + c][p0 + p], columns
+ * past nc zero) from a B that is not a float32 array: `source` is what the
+ * caller gave tlmi_gemm_blocked_from (for example a quantized W [N, K]
+ * and a scratch buffer). */
+typedef void (*tlmi_pack_b_from_fn)(void *source, float *bp, int64_t p0,
+                                    int64_t j0, int64_t kc, int64_t nc);
+
+/* Columns [j_begin, j_end) of C [M, N] = A [M, K] . W^T (+ bias), A not
+ * transposed, C written (not accumulated), where pack_b_from packs each
+ * block of W [N, K]: the same loops, micro-kernels and so the same bits
+ * as tlmi_gemm_blocked on the float32 W (transpose_b) when pack_b_from
+ * packs the same values. Same workspace as tlmi_gemm_blocked. */
+void tlmi_gemm_blocked_from(const tlmi_gemm_blocking *blocking, float *c,
+                            const float *a, tlmi_pack_b_from_fn pack_b_from,
+                            void *source, const float *bias, int64_t m,
+                            int64_t n, int64_t k, int64_t j_begin,
+                            int64_t j_end, float *workspace);
+
 /* ---- The kernels of each ISA ----------------------------------------- */
 
 /* Declares the three entries of one ISA: tlmi_gemm_<isa> (the whole
@@ -154,14 +173,22 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *blocking, float *c,
 
 /* Scalar: the reference itself (needs no workspace). */
 TLMI_GEMM_DECLARE(scalar);
+/* The SIMD ones also export their blocking (tlmi_gemm_blocking_<isa>),
+ * for products whose B is packed from another format
+ * (tlmi_gemm_blocked_from). */
+#define TLMI_GEMM_DECLARE_BLOCKING(isa)                                     \
+    extern const tlmi_gemm_blocking tlmi_gemm_blocking_##isa
 #if defined(TLMI_HAVE_AVX2)
 TLMI_GEMM_DECLARE(avx2);
+TLMI_GEMM_DECLARE_BLOCKING(avx2);
 #endif
 #if defined(TLMI_HAVE_AVX512)
 TLMI_GEMM_DECLARE(avx512);
+TLMI_GEMM_DECLARE_BLOCKING(avx512);
 #endif
 #if defined(TLMI_HAVE_NEON)
 TLMI_GEMM_DECLARE(neon);
+TLMI_GEMM_DECLARE_BLOCKING(neon);
 #endif
 
 #endif

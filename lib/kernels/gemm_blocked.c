@@ -67,11 +67,14 @@ size_t tlmi_gemm_blocked_workspace(const tlmi_gemm_blocking *bl, int64_t m,
                sizeof(float);
 }
 
-void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
-                       const float *a, const float *b, const float *bias,
-                       int64_t m, int64_t n, int64_t k, int transpose_a,
-                       int transpose_b, int accumulate, int64_t j_begin,
-                       int64_t j_end, float *workspace) {
+/* tlmi_gemm_blocked, or with pack_b_from set, tlmi_gemm_blocked_from (b
+ * is then unused, transpose_b 1). */
+static void gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
+                         const float *a, const float *b,
+                         tlmi_pack_b_from_fn pack_b_from, void *source,
+                         const float *bias, int64_t m, int64_t n, int64_t k,
+                         int transpose_a, int transpose_b, int accumulate,
+                         int64_t j_begin, int64_t j_end, float *workspace) {
     const int64_t lda = transpose_a ? m : k;
     const int64_t ldb = transpose_b ? k : n;
     float *ap = align_up(workspace);
@@ -87,7 +90,8 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
         const tlmi_micro_direct_fn direct =
             nc <= direct_max_nc ? direct_kernel : NULL;
         const int64_t edge = nc % bl->nr;
-        const int b_in_place = direct != NULL && !transpose_b &&
+        const int b_in_place = direct != NULL && pack_b_from == NULL &&
+                               !transpose_b &&
                                m <= bl->b_in_place_max_m &&
                                n <= bl->b_in_place_max_n &&
                                (edge == 0 || edge > bl->b_in_place_min_nr);
@@ -97,7 +101,9 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
              * bias; the later ones add to what it left. */
             const int load_c = pc > 0 || accumulate;
             const float *bias_pc = pc == 0 ? bias : NULL;
-            if (!b_in_place)
+            if (pack_b_from != NULL)
+                pack_b_from(source, bp, pc, jc, kc, nc);
+            else if (!b_in_place)
                 bl->pack_b(bp, b, ldb, transpose_b, pc, jc, kc, nc);
             for (int64_t ic = 0; ic < m; ic += rows) {
                 const int64_t mc = min64(rows, m - ic);
@@ -141,4 +147,22 @@ void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
             }
         }
     }
+}
+
+void tlmi_gemm_blocked(const tlmi_gemm_blocking *bl, float *c,
+                       const float *a, const float *b, const float *bias,
+                       int64_t m, int64_t n, int64_t k, int transpose_a,
+                       int transpose_b, int accumulate, int64_t j_begin,
+                       int64_t j_end, float *workspace) {
+    gemm_blocked(bl, c, a, b, NULL, NULL, bias, m, n, k, transpose_a,
+                 transpose_b, accumulate, j_begin, j_end, workspace);
+}
+
+void tlmi_gemm_blocked_from(const tlmi_gemm_blocking *bl, float *c,
+                            const float *a, tlmi_pack_b_from_fn pack_b_from,
+                            void *source, const float *bias, int64_t m,
+                            int64_t n, int64_t k, int64_t j_begin,
+                            int64_t j_end, float *workspace) {
+    gemm_blocked(bl, c, a, NULL, pack_b_from, source, bias, m, n, k, 0, 1, 0,
+                 j_begin, j_end, workspace);
 }

@@ -444,7 +444,9 @@ TLMI_GEMM_DIRECT_KERNEL(micro_a_cols, A_COLS)
 #define TLMI_GEMM_B_IN_PLACE_MIN_NR 0
 #endif
 
-static const tlmi_gemm_blocking blocking = {
+/* Exported (gemm.h) for tlmi_gemm_blocked_from; `blocking` here. */
+#define blocking TLMI_ISA_NAME(tlmi_gemm_blocking)
+const tlmi_gemm_blocking blocking = {
     .mr = MR, .nr = NR, .mc = MC, .kc = KC, .nc = NC, .a_block = A_BLOCK,
     .pack_a = pack_a, .pack_b = pack_b, .micro = micro,
 #if TLMI_GEMM_DIRECT_ROWS
@@ -737,3 +739,4 @@ void TLMI_ISA_NAME(tlmi_gemm)(float *c, const float *a, const float *b,
 #undef MC
 #undef NC
 #undef A_BLOCK
+#undef blocking

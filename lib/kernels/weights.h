@@ -26,9 +26,10 @@
  * dot product is then exact in int32 (at most 32 * 127 * 127), and the
  * variants of a format differ only in the float32 summation of the group
  * sums (scaled by a_scale * w_scale). Larger products (m >
- * direct_max_m) do not quantize A: the driver dequantizes blocks of W
- * rows to float32 and runs the float32 GEMM on them, which is faster
- * there and more accurate.
+ * direct_max_m) do not quantize A: the driver runs the float32 GEMM on
+ * W dequantized into its packed panels (dequantize_block; or on blocks
+ * of W rows dequantized to float32), which is faster there and more
+ * accurate.
  *
  * Contract: /work/briefs/s8/api19.md section 3; the signatures are its
  * own. One addition: tlmi_weight_kernels_all lists each format's variants
@@ -120,11 +121,20 @@ typedef struct tlmi_weight_kernels {
                          const float *a, const tlmi_weights *w,
                          const float *bias, int64_t m, int64_t j_begin,
                          int64_t j_end);
-    int64_t direct_max_m;   /* above: the driver dequantizes blocks of W
-                               rows and runs the float32 GEMM of the
-                               context's table */
+    int64_t direct_max_m;   /* above: the driver runs the float32 GEMM
+                               of the context's table on W dequantized
+                               (see dequantize_block) */
     void (*dequantize_rows)(float *out, const tlmi_weights *w,
                             int64_t row_begin, int64_t row_end);
+    /* Optional (NULL: the driver uses dequantize_rows as above): W[r][c]
+     * for r in [row_begin, row_end), c in [col_begin, col_end) into
+     * out[(r - row_begin) * ld + c - col_begin], the bits dequantize_rows
+     * gives. With it, above direct_max_m the driver packs W straight into
+     * the float32 GEMM's B panels (tlmi_gemm_blocked_from), one small
+     * block at a time, and no float32 copy of W exists. */
+    void (*dequantize_block)(float *out, int64_t ld, const tlmi_weights *w,
+                             int64_t row_begin, int64_t row_end,
+                             int64_t col_begin, int64_t col_end);
 } tlmi_weight_kernels;
 
 /* Every variant compiled into this build that this CPU can run,
@@ -151,6 +161,12 @@ extern const tlmi_weight_kernels tlmi_weights_int8_avx2;
 void tlmi_weights_int8_dequantize_rows_avx2(float *out, const tlmi_weights *w,
                                             int64_t row_begin,
                                             int64_t row_end);
+void tlmi_weights_int8_dequantize_block_avx2(float *out, int64_t ld,
+                                             const tlmi_weights *w,
+                                             int64_t row_begin,
+                                             int64_t row_end,
+                                             int64_t col_begin,
+                                             int64_t col_end);
 #endif
 #if defined(TLMI_HAVE_AVX512_VNNI)
 extern const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni;

@@ -257,6 +257,17 @@ static void wbf16_dequantize_rows(float *out, const tlmi_weights *w,
                                           data + r * w->cols, w->cols);
 }
 
+static void wbf16_dequantize_block(float *out, int64_t ld,
+                                   const tlmi_weights *w, int64_t row_begin,
+                                   int64_t row_end, int64_t col_begin,
+                                   int64_t col_end) {
+    const uint16_t *data = w->data;
+    for (int64_t r = row_begin; r < row_end; r++)
+        TLMI_ISA_NAME(tlmi_bf16_to_float)(out + (r - row_begin) * ld,
+                                          data + r * w->cols + col_begin,
+                                          col_end - col_begin);
+}
+
 const tlmi_weight_kernels TLMI_ISA_NAME(tlmi_weights_bf16) = {
     .format = TLM_WEIGHTS_BF16,
     .isa = TLMI_WBF16_ISA,
@@ -267,6 +278,7 @@ const tlmi_weight_kernels TLMI_ISA_NAME(tlmi_weights_bf16) = {
     .product_cols = wbf16_product_cols,
     .direct_max_m = TLMI_WBF16_DIRECT_MAX_M,
     .dequantize_rows = wbf16_dequantize_rows,
+    .dequantize_block = wbf16_dequantize_block,
 };
 
 #undef WBF16_INLINE

@@ -53,6 +53,30 @@ static slot_layout slot_layout_of(const tlmi_kernels *kernels, int64_t m,
     return layout;
 }
 
+/* Whether a product of m rows takes the packed path: the float32 table
+ * has a blocked GEMM to pack into and the variant dequantizes blocks.
+ * Products of at most TLMI_WEIGHTS_PACKED_MIN_M - 1 rows keep the
+ * dequantized blocks, whose float32 GEMM takes its small-M path there. */
+static int packed_path(const tlmi_kernels *kernels,
+                       const tlmi_weight_kernels *wk, int64_t m) {
+    return m > wk->direct_max_m && m >= TLMI_WEIGHTS_PACKED_MIN_M &&
+           kernels->gemm_blocking != NULL && wk->dequantize_block != NULL;
+}
+
+/* One thread's slot on the packed path: the blocked GEMM's workspace at
+ * 0, the dequantized block of W [NR, TLMI_WEIGHTS_PACK_DEPTH] after it. */
+static size_t packed_scratch_offset(const tlmi_gemm_blocking *bl, int64_t m,
+                                    int64_t n, int64_t k) {
+    return round_up(tlmi_gemm_blocked_workspace(bl, m, n, k));
+}
+
+static size_t packed_slot_bytes(const tlmi_gemm_blocking *bl, int64_t m,
+                                int64_t n, int64_t k) {
+    return round_up(add(packed_scratch_offset(bl, m, n, k),
+                        mul(mul((size_t)bl->nr, TLMI_WEIGHTS_PACK_DEPTH),
+                            sizeof(float))));
+}
+
 size_t tlmi_weights_product_workspace(const tlmi_kernels *kernels,
                                       const tlmi_weight_kernels *wk,
                                       int64_t m, int64_t n, int64_t k,
@@ -64,6 +88,10 @@ size_t tlmi_weights_product_workspace(const tlmi_kernels *kernels,
     /* Slack to align the start to ALIGN. */
     if (m <= wk->direct_max_m)
         return add(round_up(wk->prepare_bytes(m, k)), ALIGN);
+    if (packed_path(kernels, wk, m))
+        return add(mul(packed_slot_bytes(kernels->gemm_blocking, m, n, k),
+                       (size_t)threads),
+                   ALIGN);
     return add(mul(slot_layout_of(kernels, m, n, k).bytes, (size_t)threads),
                ALIGN);
 }
@@ -127,6 +155,83 @@ static void block_task(void *arg, int64_t begin, int64_t end, int thread) {
     }
 }
 
+/* ---- The packed path: W dequantized straight into the GEMM's B panels -- */
+
+/* What pack_from_weights reads: the weights, and the calling thread's
+ * scratch block of W [NR, TLMI_WEIGHTS_PACK_DEPTH] floats. */
+typedef struct weights_source {
+    const tlmi_weight_kernels *wk;
+    const tlmi_weights *w;
+    const tlmi_gemm_blocking *blocking;
+    float *scratch;
+} weights_source;
+
+/* tlmi_pack_b_from_fn: the B block [kc, nc] at (p0, j0), B = W^T. Each
+ * NR-wide panel is dequantized TLMI_WEIGHTS_PACK_DEPTH columns of W at a
+ * time into the scratch (in L1), then packed from there by the ISA's own
+ * pack_b (B transposed): panel[p][c] = W[j0 + jr + c][p0 + p]. */
+static void pack_from_weights(void *arg, float *bp, int64_t p0, int64_t j0,
+                              int64_t kc, int64_t nc) {
+    const weights_source *source = arg;
+    const tlmi_gemm_blocking *bl = source->blocking;
+    for (int64_t jr = 0; jr < nc; jr += bl->nr) {
+        const int64_t cols = nc - jr < bl->nr ? nc - jr : bl->nr;
+        float *panel = bp + jr * kc;
+        for (int64_t pp = 0; pp < kc; pp += TLMI_WEIGHTS_PACK_DEPTH) {
+            const int64_t depth = kc - pp < TLMI_WEIGHTS_PACK_DEPTH
+                                      ? kc - pp : TLMI_WEIGHTS_PACK_DEPTH;
+            source->wk->dequantize_block(source->scratch, depth, source->w,
+                                         j0 + jr, j0 + jr + cols, p0 + pp,
+                                         p0 + pp + depth);
+            /* rows pp .. pp + depth of the panel (kc x NR, row stride NR) */
+            bl->pack_b(panel + pp * bl->nr, source->scratch, depth, 1, 0, 0,
+                       depth, cols);
+        }
+    }
+}
+
+typedef struct packed_job {
+    const tlmi_gemm_blocking *blocking;
+    const tlmi_weight_kernels *wk;
+    float *c;
+    const float *a, *bias;
+    const tlmi_weights *w;
+    int64_t m;
+    char *slots;
+    size_t slot_bytes, scratch_offset;
+} packed_job;
+
+static void packed_task(void *arg, int64_t begin, int64_t end, int thread) {
+    const packed_job *job = arg;
+    const tlmi_gemm_blocking *bl = job->blocking;
+    const int64_t n = job->w->rows, k = job->w->cols;
+    char *slot = job->slots + (size_t)thread * job->slot_bytes;
+    weights_source source = {
+        .wk = job->wk, .w = job->w, .blocking = bl,
+        .scratch = (float *)(void *)(slot + job->scratch_offset)};
+    const int64_t j_begin = begin * bl->nr;
+    const int64_t j_end = end * bl->nr < n ? end * bl->nr : n;
+    tlmi_gemm_blocked_from(bl, job->c, job->a, pack_from_weights, &source,
+                           job->bias, job->m, n, k, j_begin, j_end,
+                           (float *)(void *)slot);
+}
+
+/* Units of `align` columns of C per range: at least the flops or the
+ * bytes of W worth waking a thread for, whichever is fewer (as in
+ * gemm_parallel.c). */
+static int64_t grain_of(const tlmi_weights *w, int64_t m, int64_t align) {
+    const double unit_flops = 2.0 * (double)m * (double)w->cols * (double)align;
+    const double unit_bytes =
+        (double)tlmi_weights_bytes(w->format, align, w->cols);
+    if (unit_flops >= (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD ||
+        unit_bytes >= (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD)
+        return 1;
+    const double by_flops = (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD / unit_flops;
+    const double by_bytes =
+        (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD / unit_bytes;
+    return (int64_t)(by_flops < by_bytes ? by_flops : by_bytes) + 1;
+}
+
 void tlmi_weights_product_parallel(tlmi_threadpool *pool,
                                    const tlmi_kernels *kernels,
                                    const tlmi_weight_kernels *wk, float *c,
@@ -161,22 +266,27 @@ void tlmi_weights_product_parallel(tlmi_threadpool *pool,
                           .bias = bias, .w = w, .m = m};
         const int64_t units = (n + TLMI_WEIGHTS_COL_ALIGN - 1) /
                               TLMI_WEIGHTS_COL_ALIGN;
-        /* As in gemm_parallel.c: a range gets at least the flops or the
-         * bytes of W worth waking a thread for, whichever is fewer. */
-        const double unit_flops =
-            2.0 * (double)m * (double)k * TLMI_WEIGHTS_COL_ALIGN;
-        const double unit_bytes =
-            (double)tlmi_weights_bytes(w->format, TLMI_WEIGHTS_COL_ALIGN, k);
-        int64_t grain = 1;
-        if (unit_flops < (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD &&
-            unit_bytes < (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD) {
-            const double by_flops =
-                (double)TLMI_GEMM_MIN_FLOPS_PER_THREAD / unit_flops;
-            const double by_bytes =
-                (double)TLMI_GEMM_MIN_B_BYTES_PER_THREAD / unit_bytes;
-            grain = (int64_t)(by_flops < by_bytes ? by_flops : by_bytes) + 1;
+        tlmi_parallel_for(pool, units, grain_of(w, m, TLMI_WEIGHTS_COL_ALIGN),
+                          direct_task, &job);
+        return;
+    }
+
+    if (packed_path(kernels, wk, m)) {
+        const tlmi_gemm_blocking *bl = kernels->gemm_blocking;
+        packed_job job = {
+            .blocking = bl, .wk = wk, .c = c, .a = a, .bias = bias, .w = w,
+            .m = m, .slots = base,
+            .slot_bytes = packed_slot_bytes(bl, m, n, k),
+            .scratch_offset = packed_scratch_offset(bl, m, n, k)};
+        /* Ranges at multiples of NR: every tile of C is the same, so the
+         * split never changes a bit. */
+        const int64_t units = (n + bl->nr - 1) / bl->nr;
+        if (usable / job.slot_bytes < (size_t)tlmi_threadpool_threads(pool)) {
+            packed_task(&job, 0, units, 0); /* one slot: this thread alone */
+            return;
         }
-        tlmi_parallel_for(pool, units, grain, direct_task, &job);
+        tlmi_parallel_for(pool, units, grain_of(w, m, bl->nr), packed_task,
+                          &job);
         return;
     }
 

@@ -3,12 +3,21 @@
  *   C [m, n] = A [m, k] . W^T (+ bias [n]), W [n, k] in a compact format
  * (kernels/weights.h), with the variant `wk` of W's format.
  *
- * Two paths, by m:
+ * Three paths, by m:
  *   - m <= wk->direct_max_m (decoding, small batches): A is prepared once
  *     (int8: quantized per group) by the calling thread into the
  *     workspace, then the columns of C are cut into ranges at multiples of
  *     TLMI_WEIGHTS_COL_ALIGN and each range runs wk->product_cols.
- *   - m > wk->direct_max_m (prefill): the columns of C are cut into blocks
+ *   - m > wk->direct_max_m (prefill), when `kernels` has a blocked GEMM
+ *     (kernels->gemm_blocking), the variant a dequantize_block and m >=
+ *     TLMI_WEIGHTS_PACKED_MIN_M: the "packed" path. The columns of C are
+ *     cut into ranges at multiples of the GEMM's NR, and each thread runs
+ *     the blocked float32 GEMM (tlmi_gemm_blocked_from) on its range with
+ *     a pack_b that dequantizes W straight into the packed B panels: no
+ *     float32 copy of W exists, W is read once per block of columns, and
+ *     A is packed as often as in the float32 product, so the product runs
+ *     at the float32 GEMM's speed (or above it: W is smaller to read).
+ *   - otherwise, m > wk->direct_max_m: the columns of C are cut into blocks
  *     of TLMI_WEIGHTS_DEQUANT_COLS; for each block a thread dequantizes
  *     those rows of W into its own workspace slot (float32 [cols, k]) and
  *     runs the float32 GEMM of `kernels` on them into a tile of C, then
@@ -31,8 +40,14 @@
 
 /* Columns per unit of the direct path's split. */
 #define TLMI_WEIGHTS_COL_ALIGN 16
-/* Rows of W (columns of C) dequantized at a time on the large-m path. */
+/* Rows of W (columns of C) dequantized at a time on the large-m path
+ * without packing. */
 #define TLMI_WEIGHTS_DEQUANT_COLS 128
+/* The packed path: for products of at least this many rows (below, the
+ * float32 GEMM's small-M path serves the dequantized blocks better), and
+ * columns of W dequantized at a time into a scratch block of NR rows. */
+#define TLMI_WEIGHTS_PACKED_MIN_M 9
+#define TLMI_WEIGHTS_PACK_DEPTH 128
 
 /* Workspace bytes tlmi_weights_product_parallel needs for this product
  * with `threads` threads (SIZE_MAX when that overflows). */

@@ -9,7 +9,10 @@
  *     variant of its format on odd sizes, column ranges bit for bit, and
  *     its dequantization bit for bit;
  *   - the driver: the large-m path (dequantized blocks through the
- *     float32 GEMM) and the direct path against double products, and
+ *     float32 GEMM) and the direct path against double products; the
+ *     packed path (W dequantized into the blocked GEMM's B panels) bit
+ *     for bit the float32 GEMM on the dequantized W, on odd sizes, and
+ *     each variant's dequantize_block bit for bit its dequantize_rows; and
  *     (with --threads, suite "threads") the same bits with 1, 2 and 3
  *     threads.
  *
@@ -680,6 +683,118 @@ static void driver_paths_against_double(void **state) {
     }
 }
 
+/* Every variant's dequantize_block (where it has one): bit for bit
+ * dequantize_rows on odd row and column ranges, nothing written past
+ * the block's columns in a row of stride ld. */
+static void dequantize_block_matches_rows(void **state) {
+    (void)state;
+    const int64_t n = 21, k = 203;
+    const int64_t ranges[][2] = {{0, 203}, {0, 1}, {5, 6}, {3, 40}, {31, 97},
+                                 {32, 160}, {64, 203}, {200, 203}};
+    const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
+    for (size_t v = 0; all[v] != NULL; v++) {
+        const tlmi_weight_kernels *wk = all[v];
+        if (wk->dequantize_block == NULL)
+            continue;
+        float *wf = random_matrix(n, k);
+        tlmi_weights w = make_weights(wk->format, wf, n, k);
+        float *rows = dequantized(&w);
+        const int64_t ld = k + 3;
+        float *out = malloc((size_t)(n * ld) * sizeof *out);
+        assert_non_null(out);
+        for (size_t t = 0; t < sizeof ranges / sizeof ranges[0]; t++) {
+            const int64_t c0 = ranges[t][0], c1 = ranges[t][1];
+            const int64_t r0 = (int64_t)t % 3, r1 = n - (int64_t)t % 2;
+            for (int64_t i = 0; i < n * ld; i++)
+                out[i] = GUARD_VALUE;
+            wk->dequantize_block(out, ld, &w, r0, r1, c0, c1);
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t c = 0; c < ld; c++) {
+                    const float got = out[(r - r0) * ld + c];
+                    const float want = c < c1 - c0 ? rows[r * k + c0 + c]
+                                                   : GUARD_VALUE;
+                    if (memcmp(&got, &want, sizeof got) != 0) {
+                        print_error("%s %s: rows %lld..%lld columns "
+                                    "%lld..%lld: [%lld][%lld] %g, want %g\n",
+                                    format_name(wk->format), wk->name,
+                                    (long long)r0, (long long)r1,
+                                    (long long)c0, (long long)c1,
+                                    (long long)r, (long long)c, (double)got,
+                                    (double)want);
+                        fail();
+                    }
+                }
+        }
+        free(out);
+        free(rows);
+        free((void *)w.data);
+        free(wf);
+    }
+}
+
+/* The packed path: for every table with a blocked GEMM and every variant
+ * it may be given (its ISA's or scalar) that dequantizes blocks, the
+ * driver's C for m above the direct path is bit for bit the float32 GEMM
+ * of the table on the dequantized W (the same loops, micro-kernels and
+ * packed values), on odd sizes: K across several slices and several
+ * TLMI_WEIGHTS_PACK_DEPTH chunks of a slice, N not a multiple of NR. */
+static void packed_path_same_bits_as_float32_gemm(void **state) {
+    (void)state;
+    const int64_t sizes[][3] = {/* m (over direct_max_m), n, k */
+                                {9, 1, 1},     {10, 7, 7},   {11, 33, 31},
+                                {12, 100, 33}, {23, 70, 129}, {33, 47, 300},
+                                {40, 65, 1100}};
+    const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
+    int checked = 0;
+    for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
+        const tlmi_kernels *kernels = tlmi_kernels_for(isa);
+        if (kernels == NULL || kernels->gemm_blocking == NULL)
+            continue;
+        for (size_t v = 0; all[v] != NULL; v++) {
+            const tlmi_weight_kernels *wk = all[v];
+            if (wk->dequantize_block == NULL ||
+                (wk->isa != isa && wk->isa != TLMI_ISA_SCALAR))
+                continue;
+            for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+                const int64_t m = sizes[t][0] + wk->direct_max_m,
+                              n = sizes[t][1], k = sizes[t][2];
+                float *wf = random_matrix(n, k);
+                float *bias = random_matrix(1, n);
+                float *a = random_matrix(m, k);
+                tlmi_weights w = make_weights(wk->format, wf, n, k);
+                float *wd = dequantized(&w);
+                float *c = drive(kernels, wk, &w, a, t % 2 ? bias : NULL, m,
+                                 1, 0);
+                const size_t bytes = kernels->gemm_workspace(m, n, k, 0, 1);
+                float *ws = malloc(bytes + 1);
+                float *want = malloc((size_t)(m * n) * sizeof *want);
+                assert_non_null(ws);
+                assert_non_null(want);
+                kernels->gemm(want, a, wd, t % 2 ? bias : NULL, m, n, k, 0, 1,
+                              0, ws);
+                if (memcmp(c, want, (size_t)(m * n) * sizeof *c) != 0) {
+                    print_error("%s %s %s m=%lld n=%lld k=%lld: not the "
+                                "float32 GEMM's bits\n",
+                                kernels->name, format_name(wk->format),
+                                wk->name, (long long)m, (long long)n,
+                                (long long)k);
+                    fail();
+                }
+                checked++;
+                free(want);
+                free(ws);
+                free(c);
+                free(wd);
+                free((void *)w.data);
+                free(a);
+                free(bias);
+                free(wf);
+            }
+        }
+    }
+    (void)checked; /* 0 on a build with no SIMD table */
+}
+
 /* 1, 2 and 3 threads (and a workspace with one slot only): the same
  * bits, on both paths, for every table's choice. Suite "threads". */
 static void driver_same_bits_any_threads(void **state) {
@@ -696,8 +811,10 @@ static void driver_same_bits_any_threads(void **state) {
             float *wf = random_matrix(n, k);
             float *bias = random_matrix(1, n);
             tlmi_weights w = make_weights(format, wf, n, k);
-            const int64_t ms[] = {1, wk->direct_max_m + 3};
-            for (size_t im = 0; im < 2; im++) {
+            /* direct, just above it (packed from m = 9), well above */
+            const int64_t ms[] = {1, wk->direct_max_m + 3,
+                                  wk->direct_max_m + 40};
+            for (size_t im = 0; im < 3; im++) {
                 const int64_t m = ms[im];
                 float *a = random_matrix(m, k);
                 float *one = drive(kernels, wk, &w, a, bias, m, 1, 0);
@@ -742,6 +859,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(context_features_follow_the_mask),
         cmocka_unit_test(every_variant_against_scalar),
         cmocka_unit_test(driver_paths_against_double),
+        cmocka_unit_test(dequantize_block_matches_rows),
+        cmocka_unit_test(packed_path_same_bits_as_float32_gemm),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,17 @@ void tlmi_weights_bf16_dequantize_rows_scalar(float *out,
                 tlmi_bf16_to_float(wdata[r * cols + c]);
 }
 
+static void dequantize_block_bf16(float *out, int64_t ld,
+                                  const tlmi_weights *w, int64_t row_begin,
+                                  int64_t row_end, int64_t col_begin,
+                                  int64_t col_end) {
+    const uint16_t *wdata = w->data;
+    for (int64_t r = row_begin; r < row_end; r++)
+        for (int64_t c = col_begin; c < col_end; c++)
+            out[(r - row_begin) * ld + c - col_begin] =
+                tlmi_bf16_to_float(wdata[r * w->cols + c]);
+}
+
 const tlmi_weight_kernels tlmi_weights_bf16_scalar = {
     .format = TLM_WEIGHTS_BF16,
     .isa = TLMI_ISA_SCALAR,
@@ -58,4 +69,5 @@ const tlmi_weight_kernels tlmi_weights_bf16_scalar = {
     .product_cols = product_cols_bf16,
     .direct_max_m = 4,
     .dequantize_rows = tlmi_weights_bf16_dequantize_rows_scalar,
+    .dequantize_block = dequantize_block_bf16,
 };

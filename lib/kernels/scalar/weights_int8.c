@@ -116,6 +116,19 @@ void tlmi_weights_int8_dequantize_rows_scalar(float *out,
     }
 }
 
+static void dequantize_block_int8(float *out, int64_t ld,
+                                  const tlmi_weights *w, int64_t row_begin,
+                                  int64_t row_end, int64_t col_begin,
+                                  int64_t col_end) {
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const int8_t *q = tlmi_q8_row(w, r);
+        const float *scale = tlmi_q8_scales(w, r);
+        for (int64_t c = col_begin; c < col_end; c++)
+            out[(r - row_begin) * ld + c - col_begin] =
+                (float)q[c] * scale[c / TLMI_Q8_GROUP];
+    }
+}
+
 const tlmi_weight_kernels tlmi_weights_int8_scalar = {
     .format = TLM_WEIGHTS_INT8,
     .isa = TLMI_ISA_SCALAR,
@@ -127,4 +140,5 @@ const tlmi_weight_kernels tlmi_weights_int8_scalar = {
     /* The reference: a small threshold, so that tests reach both paths. */
     .direct_max_m = 4,
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_scalar,
+    .dequantize_block = dequantize_block_int8,
 };

@@ -176,6 +176,16 @@ static void dp_dequantize_rows(float *out, const tlmi_weights *w,
                                   data + r * w->cols, w->cols);
 }
 
+static void dp_dequantize_block(float *out, int64_t ld, const tlmi_weights *w,
+                                int64_t row_begin, int64_t row_end,
+                                int64_t col_begin, int64_t col_end) {
+    const uint16_t *data = w->data;
+    for (int64_t r = row_begin; r < row_end; r++)
+        tlmi_bf16_to_float_avx512(out + (r - row_begin) * ld,
+                                  data + r * w->cols + col_begin,
+                                  col_end - col_begin);
+}
+
 const tlmi_weight_kernels tlmi_weights_bf16_avx512bf16 = {
     .format = TLM_WEIGHTS_BF16,
     .isa = TLMI_ISA_AVX512,
@@ -187,4 +197,5 @@ const tlmi_weight_kernels tlmi_weights_bf16_avx512bf16 = {
     .product_cols = dp_product_cols,
     .direct_max_m = 256,
     .dequantize_rows = dp_dequantize_rows,
+    .dequantize_block = dp_dequantize_block,
 };

@@ -117,6 +117,32 @@ void tlmi_weights_int8_dequantize_rows_avx2(float *out, const tlmi_weights *w,
     }
 }
 
+void tlmi_weights_int8_dequantize_block_avx2(float *out, int64_t ld,
+                                             const tlmi_weights *w,
+                                             int64_t row_begin,
+                                             int64_t row_end,
+                                             int64_t col_begin,
+                                             int64_t col_end) {
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const int8_t *q = tlmi_q8_row(w, r);
+        const float *scale = tlmi_q8_scales(w, r);
+        float *dst = out + (r - row_begin) * ld - col_begin;
+        int64_t c = col_begin;
+        for (; c < col_end && c % 8 != 0; c++) /* exactly as scalar */
+            dst[c] = (float)q[c] * scale[c / 32];
+        /* 8 at a time from a multiple of 8: all in one group of 32 */
+        for (; c + 8 <= col_end; c += 8) {
+            const __m128i bytes =
+                _mm_loadl_epi64((const __m128i *)(const void *)(q + c));
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+            _mm256_storeu_ps(dst + c,
+                             _mm256_mul_ps(v, _mm256_set1_ps(scale[c / 32])));
+        }
+        for (; c < col_end; c++)
+            dst[c] = (float)q[c] * scale[c / 32];
+    }
+}
+
 static void product_cols(float *c, int64_t ldc, const void *prepared,
                          const float *a, const tlmi_weights *w,
                          const float *bias, int64_t m, int64_t j_begin,
@@ -147,4 +173,5 @@ const tlmi_weight_kernels tlmi_weights_int8_avx2 = {
     .product_cols = product_cols,
     .direct_max_m = 8, /* measured: see docs/performance.md */
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_avx2,
+    .dequantize_block = tlmi_weights_int8_dequantize_block_avx2,
 };

@@ -119,6 +119,31 @@ static void product_cols(float *c, int64_t ldc, const void *prepared,
     }
 }
 
+/* dequantize_block with 16 lanes: each group of 32 inside the block in
+ * two steps with one scale (the AVX2 one's bits: q * scale, one rounding),
+ * the ragged ends as scalar. */
+static void dequantize_block(float *out, int64_t ld, const tlmi_weights *w,
+                             int64_t row_begin, int64_t row_end,
+                             int64_t col_begin, int64_t col_end) {
+    for (int64_t r = row_begin; r < row_end; r++) {
+        const int8_t *q = tlmi_q8_row(w, r);
+        const float *scale = tlmi_q8_scales(w, r);
+        float *dst = out + (r - row_begin) * ld - col_begin;
+        int64_t c = col_begin;
+        for (; c < col_end && c % 16 != 0; c++)
+            dst[c] = (float)q[c] * scale[c / 32];
+        for (; c + 16 <= col_end; c += 16) {
+            const __m128i bytes =
+                _mm_loadu_si128((const __m128i *)(const void *)(q + c));
+            const __m512 v = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
+            _mm512_storeu_ps(dst + c,
+                             _mm512_mul_ps(v, _mm512_set1_ps(scale[c / 32])));
+        }
+        for (; c < col_end; c++)
+            dst[c] = (float)q[c] * scale[c / 32];
+    }
+}
+
 const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni = {
     .format = TLM_WEIGHTS_INT8,
     .isa = TLMI_ISA_AVX512,
@@ -129,4 +154,5 @@ const tlmi_weight_kernels tlmi_weights_int8_avx512_vnni = {
     .product_cols = product_cols,
     .direct_max_m = 64, /* measured: see docs/performance.md */
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_avx2,
+    .dequantize_block = dequantize_block,
 };
