@@ -23,10 +23,12 @@
  * stream of W), U steps of 32 per turn (below). Terms past the last whole
  * 32 are added in scalar with A as split (hi w + lo w).
  *
- * direct_max_m 256: the instruction does 32 multiply-adds where an FMA
- * does 16 (16 of A's precision with the split), and this direct product
- * measured faster than the driver's dequantize + float32 GEMM up to
- * m = 256 on the 110M shapes (docs/performance.md).
+ * direct_max_m 8: with one row of A, W is read from memory and the second
+ * dot product is nearly free; with several, the product is bound by the
+ * loads of A and the dot products, both twice what they were with A
+ * rounded (one part), and the driver's dequantize + float32 GEMM
+ * measured faster from m = 16 on the 110M shapes (it was slower up to
+ * m = 256 before the split; docs/performance.md).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -217,6 +219,6 @@ const tlmi_weight_kernels tlmi_weights_bf16_avx512bf16 = {
     .prepare_bytes = dp_prepare_bytes,
     .prepare = dp_prepare,
     .product_cols = dp_product_cols,
-    .direct_max_m = 256,
+    .direct_max_m = 8,
     .dequantize_rows = dp_dequantize_rows,
 };
