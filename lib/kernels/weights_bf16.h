@@ -11,13 +11,21 @@
  *     a fused multiply-add. Against the scalar variant only the order of
  *     the float32 summation differs.
  *   - bf16 dot products ("avx512-bf16": vdpbf16ps; "neon-bf16": BFDOT):
- *     `prepare` rounds A to bf16 (nearest even, as tlmi_float_to_bf16) and
  *     the instruction multiplies pairs of bf16 and adds them to float32
- *     lanes. The products of two bf16 are exact in float32, so the error
- *     against the scalar variant is A's rounding (2^-9 relative per term)
- *     plus the summation (and, for these instructions, denormal inputs
- *     and results flushed to zero).
+ *     lanes, so A must be bf16 too. `prepare` splits it in two parts,
+ *     uint16_t hi[m][k] = bf16(a), then lo[m][k] = bf16(a - hi) (both
+ *     nearest even, as tlmi_float_to_bf16; a - hi is exact in float32),
+ *     and each load of W meets both (two instructions, W read once).
+ *     hi + lo is within 2^-16 of a relative (hi alone: 2^-8, which moved
+ *     a 110M model's perplexity by 0.04%, docs/quantization.md). The
+ *     products of two bf16 are exact in float32, so against the scalar
+ *     variant: that 2^-16, the float32 summation in another order, and
+ *     the instruction's rounding (vdpbf16ps: nearest even; BFDOT without
+ *     FEAT_EBF16: to odd; both flush denormal inputs and results, so a lo
+ *     below 2^-126 counts as zero).
  */
+/* Bytes of the prepared A of the dot-product variants: hi, then lo. */
+#define TLMI_BF16_HI_LO_BYTES(m, k) (2 * (size_t)(m) * (size_t)(k) * 2)
 #ifndef TLM_LIB_KERNELS_WEIGHTS_BF16_H
 #define TLM_LIB_KERNELS_WEIGHTS_BF16_H
 

@@ -9,10 +9,12 @@
  *     length around the vector widths;
  *   - dequantize_rows of every bf16 variant: the same bits as the scalar
  *     one, for any range of rows;
- *   - A's rounding in the variants on bf16 dot-product instructions is to
- *     nearest, ties to even: A holds ties (and near-ties) and W is the
- *     identity, so C is A as the variant rounded it, exactly; the widening
- *     variants give A itself;
+ *   - A's split in the variants on bf16 dot-product instructions
+ *     (hi = bf16(a), lo = bf16(a - hi), kernels/weights_bf16.h) rounds
+ *     both parts to nearest, ties to even: A holds ties (and near-ties) of
+ *     hi and of lo; the prepared parts are those bits, and with W the
+ *     identity C is hi + lo exactly (at most 17 significant bits); the
+ *     widening variants give A itself;
  *   - the choice: with the BF16 feature masked off
  *     (tlm_experimental_set_cpu_mask), a new context's bf16 variant is the
  *     widening one of its table, and with it on the dot-product one.
@@ -191,14 +193,21 @@ static void dequantize_rows_match_scalar(void **state) {
     free(data);
 }
 
-/* The variants on bf16 dot-product instructions, which round A. */
-static int rounds_a_to_bf16(const tlmi_weight_kernels *wk) {
+/* The variants on bf16 dot-product instructions, which split A. */
+static int splits_a_to_bf16(const tlmi_weight_kernels *wk) {
     return strstr(wk->name, "bf16") != NULL;
 }
 
-/* A [m, k] of ties and near-ties, W the identity [k, k] in bf16: C = A as
- * the variant rounds it, since every other term is an exact zero. */
-static void a_rounds_to_nearest_even(void **state) {
+/* The parts of the split as the reference rounds them. */
+static uint16_t hi_of(float a) { return tlmi_float_to_bf16(a); }
+static uint16_t lo_of(float a) {
+    return tlmi_float_to_bf16(a - tlmi_bf16_to_float(hi_of(a)));
+}
+
+/* A [m, k] of ties and near-ties of both parts, W the identity [k, k] in
+ * bf16: C = A as the variant splits it (hi + lo), since every other term
+ * is an exact zero. */
+static void a_splits_to_nearest_even(void **state) {
     (void)state;
     const int64_t m = 3, k = 70; /* whole vectors and a tail */
     float *a = malloc((size_t)(m * k) * sizeof *a);
@@ -209,35 +218,52 @@ static void a_rounds_to_nearest_even(void **state) {
     assert_non_null(identity);
     for (int64_t j = 0; j < k; j++)
         identity[j * k + j] = 0x3f80; /* 1.0 */
-    /* Hand-checked ties first: 1 + 2^-8 lies halfway between 1 and
-     * 1 + 2^-7 and goes to 1 (even); 1 + 3 * 2^-8 halfway between 1 + 2^-7
-     * and 1 + 2^-6 goes up to 1 + 2^-6 (even); the same negated and
-     * scaled by 2^-20 and 2^30. */
-    const float ties[][2] = {
-        {1.0f + 0x1p-8f, 1.0f},
-        {1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-6f},
-        {-(1.0f + 0x1p-8f), -1.0f},
-        {-(1.0f + 3 * 0x1p-8f), -(1.0f + 0x1p-6f)},
-        {(1.0f + 0x1p-8f) * 0x1p-20f, 0x1p-20f},
-        {(1.0f + 3 * 0x1p-8f) * 0x1p30f, (1.0f + 0x1p-6f) * 0x1p30f},
-        {1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-7f}, /* above the tie */
-        {1.0f + 3 * 0x1p-8f - 0x1p-20f, 1.0f + 0x1p-7f}, /* below it */
+    /* Hand-checked: {a, hi, lo}.
+     * Ties of hi: 1 + 2^-8 lies halfway between 1 and 1 + 2^-7 and goes to
+     * 1 (even), lo = 2^-8; 1 + 3 * 2^-8 halfway between 1 + 2^-7 and
+     * 1 + 2^-6 goes up to 1 + 2^-6 (even), lo = -2^-8; the same negated
+     * and scaled by 2^-20 and 2^30; above and below a tie.
+     * Ties of lo (hi = 1): a - hi = 2^-10 + 2^-18 lies halfway between
+     * 2^-10 and 2^-10 + 2^-17 (lo's step there) and goes to 2^-10 (even);
+     * 2^-10 + 3 * 2^-18 goes up to 2^-10 + 2^-16; with hi rounded up,
+     * a - hi = -(2^-10 + 2^-18) goes to -2^-10. */
+    const float ties[][3] = {
+        {1.0f + 0x1p-8f, 1.0f, 0x1p-8f},
+        {1.0f + 3 * 0x1p-8f, 1.0f + 0x1p-6f, -0x1p-8f},
+        {-(1.0f + 0x1p-8f), -1.0f, -0x1p-8f},
+        {-(1.0f + 3 * 0x1p-8f), -(1.0f + 0x1p-6f), 0x1p-8f},
+        {(1.0f + 0x1p-8f) * 0x1p-20f, 0x1p-20f, 0x1p-28f},
+        {(1.0f + 3 * 0x1p-8f) * 0x1p30f, (1.0f + 0x1p-6f) * 0x1p30f,
+         -0x1p22f},
+        /* above the tie, and below one: a - hi = -/+(2^-8 - 2^-20) has
+         * 12 significant bits and rounds to -/+2^-8 */
+        {1.0f + 0x1p-8f + 0x1p-20f, 1.0f + 0x1p-7f, -0x1p-8f},
+        {1.0f + 3 * 0x1p-8f - 0x1p-20f, 1.0f + 0x1p-7f, 0x1p-8f},
+        {1.0f + 0x1p-10f + 0x1p-18f, 1.0f, 0x1p-10f},
+        {1.0f + 0x1p-10f + 3 * 0x1p-18f, 1.0f, 0x1p-10f + 0x1p-16f},
+        {1.0f + 0x1p-7f - 0x1p-10f - 0x1p-18f, 1.0f + 0x1p-7f, -0x1p-10f},
+        {-(1.0f + 0x1p-10f + 3 * 0x1p-18f), -1.0f, -(0x1p-10f + 0x1p-16f)},
     };
     const int64_t n_ties = (int64_t)(sizeof ties / sizeof ties[0]);
     for (int64_t i = 0; i < m * k; i++) {
         if (i % k < n_ties) {
             a[i] = ties[i % k][0];
-            assert_true(tlmi_bf16_to_float(tlmi_float_to_bf16(a[i])) ==
-                        ties[i % k][1]);
-        } else { /* random ties at every exponent of normal numbers */
-            uint32_t bits = (random_bits() & 0xffff0000u) | 0x8000u;
-            bits = (bits & 0x807fffffu) | ((uint32_t)(1 + i % 200) << 23);
+            assert_true(tlmi_bf16_to_float(hi_of(a[i])) == ties[i % k][1]);
+            assert_true(tlmi_bf16_to_float(lo_of(a[i])) == ties[i % k][2]);
+        } else {
+            /* random ties of hi (odd rows) or of lo (even rows) at the
+             * exponents where lo is a normal number too (a denormal lo
+             * would be flushed to zero by the instructions) */
+            uint32_t bits = random_bits();
+            bits = (i / k) % 2 ? (bits & 0xffff0000u) | 0x8000u
+                               : (bits & 0xffffff00u) | 0x80u;
+            bits = (bits & 0x807fffffu) | ((uint32_t)(20 + i % 200) << 23);
             a[i] = float_of(bits);
         }
     }
     const tlmi_weights w = {.format = TLM_WEIGHTS_BF16, .rows = k, .cols = k,
                             .data = identity};
-    int rounding_variants = 0;
+    int splitting_variants = 0;
     for (const tlmi_weight_kernels *const *v = tlmi_weight_kernels_all();
          *v != NULL; v++) {
         const tlmi_weight_kernels *wk = *v;
@@ -249,13 +275,29 @@ static void a_rounds_to_nearest_even(void **state) {
             assert_non_null(prepared);
             wk->prepare(prepared, a, m, k);
         }
+        const int splits = splits_a_to_bf16(wk);
+        splitting_variants += splits;
+        if (splits) { /* the parts themselves: hi [m * k], then lo */
+            assert_int_equal(bytes, TLMI_BF16_HI_LO_BYTES(m, k));
+            const uint16_t *hi = prepared, *lo = hi + m * k;
+            for (int64_t i = 0; i < m * k; i++) {
+                if (hi[i] != hi_of(a[i]) || lo[i] != lo_of(a[i])) {
+                    print_error("%s: A[%lld, %lld] = %a splits into %04x "
+                                "%04x, want %04x %04x\n",
+                                wk->name, (long long)(i / k),
+                                (long long)(i % k), (double)a[i], hi[i],
+                                lo[i], hi_of(a[i]), lo_of(a[i]));
+                    fail();
+                }
+            }
+        }
         wk->product_cols(c, k, bytes > 0 ? prepared : a, a, &w, NULL, m, 0,
                          k);
-        const int rounds = rounds_a_to_bf16(wk);
-        rounding_variants += rounds;
         for (int64_t i = 0; i < m * k; i++) {
             const float want =
-                rounds ? tlmi_bf16_to_float(tlmi_float_to_bf16(a[i])) : a[i];
+                splits ? tlmi_bf16_to_float(hi_of(a[i])) +
+                             tlmi_bf16_to_float(lo_of(a[i]))
+                       : a[i];
             if (!(c[i] == want)) {
                 print_error("%s: A[%lld, %lld] = %a gives %a, want %a\n",
                             wk->name, (long long)(i / k), (long long)(i % k),
@@ -265,7 +307,7 @@ static void a_rounds_to_nearest_even(void **state) {
         }
         free(prepared);
     }
-    print_message("%d variant(s) round A to bf16\n", rounding_variants);
+    print_message("%d variant(s) split A into two bf16\n", splitting_variants);
     free(identity);
     free(c);
     free(a);
@@ -308,7 +350,7 @@ static void mask_selects_the_fallback(void **state) {
                   full->name, masked->name);
     assert_int_equal(masked->format, TLM_WEIGHTS_BF16);
     assert_true((masked->features & bf16) == 0);
-    assert_false(rounds_a_to_bf16(masked));
+    assert_false(splits_a_to_bf16(masked));
     /* the same table (the mask took nothing else away) */
     assert_int_equal(masked->isa, full->isa);
     /* Without the mask, the dot-product variant of the table, when this
@@ -317,7 +359,7 @@ static void mask_selects_the_fallback(void **state) {
     const tlmi_weight_kernels *dot = NULL;
     for (const tlmi_weight_kernels *const *v = tlmi_weight_kernels_all();
          *v != NULL; v++)
-        if ((*v)->format == TLM_WEIGHTS_BF16 && rounds_a_to_bf16(*v) &&
+        if ((*v)->format == TLM_WEIGHTS_BF16 && splits_a_to_bf16(*v) &&
             (*v)->isa == full->isa)
             dot = *v;
     if (dot != NULL)
@@ -328,7 +370,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rows_match_the_reference),
         cmocka_unit_test(dequantize_rows_match_scalar),
-        cmocka_unit_test(a_rounds_to_nearest_even),
+        cmocka_unit_test(a_splits_to_nearest_even),
         cmocka_unit_test(mask_selects_the_fallback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,17 +4,21 @@
  * elements 2l and 2l + 1) and adds each pair's two products to float32
  * lane l of the accumulator.
  *
- * `prepare` rounds A to bf16 (nearest even, tlmi_bf16_from_float_neon);
- * for two rows contiguous along k the pairs are their order in memory,
- * so A needs no other rearrangement. The products of two bf16 are exact;
+ * `prepare` splits A in two bf16 parts (the layout of weights_bf16.h:
+ * hi = bf16(a), lo = bf16(a - hi), nearest even) and each load of W
+ * meets both in two BFDOT into separate accumulators (W read once). hi +
+ * lo is within 2^-16 of a (hi alone within 2^-8); for two rows
+ * contiguous along k the pairs are their order in memory, so the parts
+ * need no other rearrangement. The products of two bf16 are exact;
  * BFDOT's additions round (to odd, in the Armv8.6 definition without
- * FEAT_EBF16) and flush denormals to zero: the error against the scalar
- * variant is A's rounding (2^-9 relative per term) plus the summation.
+ * FEAT_EBF16) and flush denormals to zero (a lo below 2^-126 counts as
+ * zero): against the scalar variant, the float32 summation in another
+ * order and that rounding.
  *
  * Tiles: R <= 4 rows of A against one row of W at a time, U steps of 8
  * per turn (below); terms past the last whole 8 are added in scalar with
- * A as rounded. direct_max_m 4, as the scalar variant's: not measured on
- * Arm hardware (only run under qemu).
+ * A as split (hi w + lo w). direct_max_m 4, as the scalar variant's: not
+ * measured on Arm hardware (only run under qemu).
  */
 #include <arm_neon.h>
 #include <stddef.h>
@@ -38,76 +42,100 @@
 #define BLOCK_ELEMS 8192
 
 static size_t dp_prepare_bytes(int64_t m, int64_t k) {
-    return (size_t)m * (size_t)k * sizeof(uint16_t);
+    return TLMI_BF16_HI_LO_BYTES(m, k);
 }
 
+/* hi [m * k] = bf16(a), then lo [m * k] = bf16(a - hi) (a - hi is exact
+ * in float32), a chunk at a time through a buffer on the stack. */
 static void dp_prepare(void *prepared, const float *a, int64_t m, int64_t k) {
-    tlmi_bf16_from_float_neon(prepared, a, m * k);
+    uint16_t *hi = prepared, *lo = hi + m * k;
+    tlmi_bf16_from_float_neon(hi, a, m * k);
+    float rest[256];
+    for (int64_t at = 0; at < m * k; at += 256) {
+        const int64_t len = m * k - at < 256 ? m * k - at : 256;
+        tlmi_bf16_to_float_neon(rest, hi + at, len);
+        for (int64_t i = 0; i < len; i++)
+            rest[i] = a[at + i] - rest[i];
+        tlmi_bf16_from_float_neon(lo + at, rest, len);
+    }
 }
 
 static inline bfloat16x8_t load_bh(const uint16_t *p) {
     return vreinterpretq_bf16_u16(vld1q_u16(p));
 }
 
-/* Rows [i0, i0 + R) of C x columns [j0, j0 + J); ab is A in bf16. U
- * steps of 8 per turn of the loop (U accumulators per pair of rows), then
- * single steps, then the scalar tail. */
+/* Rows [i0, i0 + R) of C x columns [j0, j0 + J); ab is A's hi part, al
+ * its lo part. U steps of 8 per turn of the loop (U accumulators per pair
+ * of rows and part), then single steps, then the scalar tail. */
 WBF16_INLINE void dp_tile(float *c, int64_t ldc, const uint16_t *ab,
-                          const uint16_t *w, const float *bias, int64_t k,
-                          int64_t i0, int64_t j0, const int R, const int J,
-                          const int U) {
-    float32x4_t acc[MAX_R][MAX_J][MAX_U];
+                          const uint16_t *al, const uint16_t *w,
+                          const float *bias, int64_t k, int64_t i0,
+                          int64_t j0, const int R, const int J, const int U) {
+    float32x4_t acc[MAX_R][MAX_J][MAX_U], acc_lo[MAX_R][MAX_J][MAX_U];
     WBF16_UNROLL(4)
     for (int r = 0; r < R; r++)
         WBF16_UNROLL(4)
         for (int q = 0; q < J; q++)
             WBF16_UNROLL(8)
             for (int u = 0; u < U; u++)
-                acc[r][q][u] = vdupq_n_f32(0.0f);
-    const uint16_t *arow = ab + i0 * k;
+                acc[r][q][u] = acc_lo[r][q][u] = vdupq_n_f32(0.0f);
+    const uint16_t *arow = ab + i0 * k, *alrow = al + i0 * k;
     const uint16_t *wrow = w + j0 * k;
     const int64_t k8 = k / 8 * 8;
     int64_t p = 0;
     for (; p + U * 8 <= k; p += U * 8) {
         WBF16_UNROLL(8)
         for (int u = 0; u < U; u++) {
-            bfloat16x8_t av[MAX_R];
+            bfloat16x8_t av[MAX_R], avl[MAX_R];
             WBF16_UNROLL(4)
-            for (int r = 0; r < R; r++)
+            for (int r = 0; r < R; r++) {
                 av[r] = load_bh(arow + r * k + p + u * 8);
+                avl[r] = load_bh(alrow + r * k + p + u * 8);
+            }
             WBF16_UNROLL(4)
             for (int q = 0; q < J; q++) {
                 const bfloat16x8_t wv = load_bh(wrow + q * k + p + u * 8);
                 WBF16_UNROLL(4)
-                for (int r = 0; r < R; r++)
+                for (int r = 0; r < R; r++) {
                     acc[r][q][u] = vbfdotq_f32(acc[r][q][u], av[r], wv);
+                    acc_lo[r][q][u] =
+                        vbfdotq_f32(acc_lo[r][q][u], avl[r], wv);
+                }
             }
         }
     }
     for (; p < k8; p += 8) {
-        bfloat16x8_t av[MAX_R];
+        bfloat16x8_t av[MAX_R], avl[MAX_R];
         WBF16_UNROLL(4)
-        for (int r = 0; r < R; r++)
+        for (int r = 0; r < R; r++) {
             av[r] = load_bh(arow + r * k + p);
+            avl[r] = load_bh(alrow + r * k + p);
+        }
         WBF16_UNROLL(4)
         for (int q = 0; q < J; q++) {
             const bfloat16x8_t wv = load_bh(wrow + q * k + p);
             WBF16_UNROLL(4)
-            for (int r = 0; r < R; r++)
+            for (int r = 0; r < R; r++) {
                 acc[r][q][0] = vbfdotq_f32(acc[r][q][0], av[r], wv);
+                acc_lo[r][q][0] = vbfdotq_f32(acc_lo[r][q][0], avl[r], wv);
+            }
         }
     }
     for (int r = 0; r < R; r++) {
-        const uint16_t *atail = arow + r * k;
+        const uint16_t *atail = arow + r * k, *altail = alrow + r * k;
         for (int q = 0; q < J; q++) {
             const uint16_t *wtail = wrow + q * k;
-            float32x4_t total = acc[r][q][0];
-            for (int u = 1; u < U; u++)
+            float32x4_t total = acc[r][q][0], total_lo = acc_lo[r][q][0];
+            for (int u = 1; u < U; u++) {
                 total = vaddq_f32(total, acc[r][q][u]);
-            float sum = vaddvq_f32(total);
-            for (int64_t t = k8; t < k; t++)
-                sum += tlmi_bf16_to_float(atail[t]) *
-                       tlmi_bf16_to_float(wtail[t]);
+                total_lo = vaddq_f32(total_lo, acc_lo[r][q][u]);
+            }
+            float sum = vaddvq_f32(vaddq_f32(total, total_lo));
+            for (int64_t t = k8; t < k; t++) {
+                const float wt = tlmi_bf16_to_float(wtail[t]);
+                sum += tlmi_bf16_to_float(atail[t]) * wt +
+                       tlmi_bf16_to_float(altail[t]) * wt;
+            }
             if (bias != NULL)
                 sum += bias[j0 + q];
             c[(i0 + r) * ldc + j0 + q] = sum;
@@ -116,15 +144,15 @@ WBF16_INLINE void dp_tile(float *c, int64_t ldc, const uint16_t *ab,
 }
 
 WBF16_INLINE void dp_rows(float *c, int64_t ldc, const uint16_t *ab,
-                          const uint16_t *w, const float *bias, int64_t k,
+                          const uint16_t *al, const uint16_t *w, const float *bias, int64_t k,
                           int64_t i0, int64_t j_begin, int64_t j_end,
                           const int R) {
     const int J = J_OF(R), U = U_OF(R);
     int64_t j = j_begin;
     for (; j + J <= j_end; j += J)
-        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, J, U);
+        dp_tile(c, ldc, ab, al, w, bias, k, i0, j, R, J, U);
     for (; j < j_end; j++)
-        dp_tile(c, ldc, ab, w, bias, k, i0, j, R, 1, U);
+        dp_tile(c, ldc, ab, al, w, bias, k, i0, j, R, 1, U);
 }
 
 static void dp_product_cols(float *c, int64_t ldc, const void *prepared,
@@ -133,7 +161,7 @@ static void dp_product_cols(float *c, int64_t ldc, const void *prepared,
                             int64_t j_end) {
     (void)a;
     const int64_t k = w->cols;
-    const uint16_t *ab = prepared, *wdata = w->data;
+    const uint16_t *ab = prepared, *al = ab + m * k, *wdata = w->data;
     int64_t block = BLOCK_ELEMS / k / 8 * 8;
     if (block < 8)
         block = 8;
@@ -143,16 +171,16 @@ static void dp_product_cols(float *c, int64_t ldc, const void *prepared,
             const int64_t r = m - i < MAX_R ? m - i : MAX_R;
             switch (r) {
             case 4:
-                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 4);
+                dp_rows(c, ldc, ab, al, wdata, bias, k, i, jb, je, 4);
                 break;
             case 3:
-                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 3);
+                dp_rows(c, ldc, ab, al, wdata, bias, k, i, jb, je, 3);
                 break;
             case 2:
-                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 2);
+                dp_rows(c, ldc, ab, al, wdata, bias, k, i, jb, je, 2);
                 break;
             default:
-                dp_rows(c, ldc, ab, wdata, bias, k, i, jb, je, 1);
+                dp_rows(c, ldc, ab, al, wdata, bias, k, i, jb, je, 1);
                 break;
             }
             i += r;
