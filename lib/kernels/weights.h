@@ -31,10 +31,9 @@
  * of W rows dequantized to float32), which is faster there and more
  * accurate.
  *
- * Contract: /work/briefs/s8/api19.md section 3; the signatures are its
- * own. One addition: tlmi_weight_kernels_all lists each format's variants
- * best first, and tlmi_weight_kernels_choose takes the first one that
- * fits (a variant fits a table when the features of the variant's ISA are
+ * Choice: tlmi_weight_kernels_all lists each format's variants best
+ * first, and tlmi_weight_kernels_choose takes the first one that fits (a
+ * variant fits a table when the features of the variant's ISA are
  * all among those of the table's ISA: the AVX2 variant serves an AVX-512
  * table that has no better variant the CPU can run).
  */
