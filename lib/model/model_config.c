@@ -16,6 +16,11 @@ static const char *const weights_names[] = {"f32", "bf16", "int8"};
 
 #define COUNT(array) ((int32_t)(sizeof array / sizeof array[0]))
 
+const char *tlmi_weight_format_name(int32_t format) {
+    return format >= 0 && format < COUNT(weights_names) ? weights_names[format]
+                                                        : "unknown";
+}
+
 static const char *enum_name(const char *const *names, int32_t count,
                              int32_t value) {
     return value >= 0 && value < count ? names[value] : "invalid";

@@ -27,4 +27,8 @@ int tlmi_model_config_from_json(tlmi_host *host, const char *what,
                                 const char *text, size_t size,
                                 tlm_model_config *config, int32_t *weights);
 
+/* The name of an enum tlm_weight_format as files and messages give it
+ * ("f32", "bf16", "int8"), or "unknown". */
+const char *tlmi_weight_format_name(int32_t format);
+
 #endif

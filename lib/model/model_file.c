@@ -273,7 +273,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                          "%s: '%s' holds %s weights, which do not train; "
                          "dequantize first: tlm_model_quantize(..., "
                          "TLM_WEIGHTS_F32) or `tlm quantize --to f32`",
-                         what, path, weights == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
+                         what, path, tlmi_weight_format_name(weights));
     saved.struct_size = model->config.struct_size;
     if (memcmp(&saved, &model->config, sizeof saved) != 0)
         return tlmi_fail(host, TLM_E_STATE,

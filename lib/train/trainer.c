@@ -20,6 +20,7 @@
 #include "io/container.h"
 #include "io/json.h"
 #include "model/model.h"
+#include "model/model_config.h"
 #include "optim.h"
 
 /* Seeds of the trainer's generators are derived from its seed with these
@@ -356,7 +357,7 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                          "which do not train; dequantize first: "
                          "tlm_model_quantize(..., TLM_WEIGHTS_F32) or `tlm "
                          "quantize --to f32`",
-                         model->weight_format == TLM_WEIGHTS_BF16 ? "bf16" : "int8");
+                         tlmi_weight_format_name(model->weight_format));
     tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer);
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");
