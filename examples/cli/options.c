@@ -2,8 +2,9 @@
 
 #include "options.h"
 
+#include "numbers.h"
+
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,43 +29,19 @@ int cli_error(int status, const char *cmd, const char *format, ...) {
 }
 
 int cli_parse_int(const char *text, double min, double max, int32_t *value) {
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    char *end = NULL;
-    const long long v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0')
-        return -1;
-    if ((double)v < min || (double)v > max)
+    int64_t v = 0;
+    if (cli_number_int(text, (int64_t)min, (int64_t)max, &v) != CLI_NUMBER_OK)
         return -1;
     *value = (int32_t)v;
     return 0;
 }
 
 int cli_parse_u64(const char *text, uint64_t *value) {
-    if (text == NULL || *text < '0' || *text > '9')
-        return -1; /* strtoull would accept "-1" */
-    errno = 0;
-    char *end = NULL;
-    const unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0')
-        return -1;
-    *value = (uint64_t)v;
-    return 0;
+    return cli_number_u64(text, value) == CLI_NUMBER_OK ? 0 : -1;
 }
 
 int cli_parse_float(const char *text, double min, double max, float *value) {
-    if (text == NULL || *text == '\0')
-        return -1;
-    errno = 0;
-    char *end = NULL;
-    const double v = strtod(text, &end);
-    if (errno != 0 || end == text || *end != '\0' || !isfinite(v))
-        return -1;
-    if (v < min || v > max)
-        return -1;
-    *value = (float)v;
-    return 0;
+    return cli_number_float(text, min, max, value) == CLI_NUMBER_OK ? 0 : -1;
 }
 
 cli_option *cli_find_option(cli_command *cmd, const char *name) {
@@ -92,29 +69,47 @@ void cli_print_help(const cli_command *cmd, FILE *out) {
     fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
+/* A refused number: one line saying why and what is accepted. */
+static int number_error(const cli_command *cmd, const char *shown, const char *text,
+                        int problem, const char *expected) {
+    char message[512];
+    cli_number_message(message, sizeof message, shown, text, problem, expected);
+    return cli_error(CLI_EXIT_USAGE, cmd->name, "%s", message);
+}
+
 static int set_value(cli_command *cmd, cli_option *o, const char *shown,
                      const char *text) {
+    char expected[160];
+    int problem;
     switch (o->kind) {
     case CLI_STRING:
         *(const char **)o->target = text;
         return 0;
-    case CLI_INT:
-        if (cli_parse_int(text, o->min, o->max, (int32_t *)o->target) != 0)
-            return cli_error(CLI_EXIT_USAGE, cmd->name,
-                             "%s expects an integer in %.0f..%.0f, not '%s'",
-                             shown, o->min, o->max, text);
+    case CLI_INT: {
+        int64_t v = 0;
+        problem = cli_number_int(text, (int64_t)o->min, (int64_t)o->max, &v);
+        if (problem != CLI_NUMBER_OK) {
+            snprintf(expected, sizeof expected, "a whole number in %.0f..%.0f", o->min,
+                     o->max);
+            return number_error(cmd, shown, text, problem, expected);
+        }
+        *(int32_t *)o->target = (int32_t)v;
         return 0;
+    }
     case CLI_U64:
-        if (cli_parse_u64(text, (uint64_t *)o->target) != 0)
-            return cli_error(CLI_EXIT_USAGE, cmd->name,
-                             "%s expects a non-negative integer, not '%s'",
-                             shown, text);
+        problem = cli_number_u64(text, (uint64_t *)o->target);
+        if (problem != CLI_NUMBER_OK)
+            return number_error(cmd, shown, text, problem,
+                                "a whole number in 0..18446744073709551615");
         return 0;
     case CLI_FLOAT:
-        if (cli_parse_float(text, o->min, o->max, (float *)o->target) != 0)
-            return cli_error(CLI_EXIT_USAGE, cmd->name,
-                             "%s expects a number in %g..%g, not '%s'", shown,
-                             o->min, o->max, text);
+        problem = cli_number_float(text, o->min, o->max, (float *)o->target);
+        if (problem != CLI_NUMBER_OK) {
+            snprintf(expected, sizeof expected,
+                     "a decimal number in %g..%g, written like 2, 0.5 or 3e-4", o->min,
+                     o->max);
+            return number_error(cmd, shown, text, problem, expected);
+        }
         return 0;
     default:
         return cli_error(CLI_EXIT_USAGE, cmd->name, "%s takes no value", shown);

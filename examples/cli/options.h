@@ -63,7 +63,8 @@ void cli_print_help(const cli_command *cmd, FILE *out);
 /* The option called `name` in the command's table (NULL if none). */
 cli_option *cli_find_option(cli_command *cmd, const char *name);
 
-/* Strict number parsing: the whole string, in range. 0 or -1. */
+/* Strict number parsing (numbers.h): the whole string, in range. 0 or
+ * -1; the option parser itself says why a value was refused. */
 int cli_parse_int(const char *text, double min, double max, int32_t *value);
 int cli_parse_u64(const char *text, uint64_t *value);
 int cli_parse_float(const char *text, double min, double max, float *value);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "numbers.h"
 #include "options.h"
 
 typedef struct series {
@@ -49,9 +50,8 @@ static double json_number(const char *line, const char *key) {
     p++;
     while (*p == ' ' || *p == '\t')
         p++;
-    char *end = NULL;
-    const double v = strtod(p, &end);
-    return end == p ? (double)NAN : v;
+    double v = 0;
+    return cli_number_json(p, &v) > 0 ? v : (double)NAN;
 }
 
 /* A "nice" tick spacing (1, 2 or 5 times a power of ten) for a range. */

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "numbers.h"
 #include "options.h"
 #include "progress.h"
 
@@ -133,14 +134,25 @@ static void job_free(job *j) {
 }
 
 /* Processes started by mpirun (OpenMPI, MPICH, or a PMI/PMIx launcher):
- * the number of processes of the job, or 0 when not started so. */
-static long mpi_world_size(void) {
+ * the number of processes of the job, or 0 when not started so; -1 after
+ * printing that the launcher's variable is not a process count. */
+static long mpi_world_size(const char *cmd) {
     const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE",
                            "MPI_LOCALNRANKS"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *value = getenv(names[i]);
-        if (value != NULL && *value != '\0')
-            return strtol(value, NULL, 10);
+        if (value == NULL || *value == '\0')
+            continue;
+        int64_t size = 0;
+        const int problem = cli_number_int(value, 1, INT32_MAX, &size);
+        if (problem != CLI_NUMBER_OK) {
+            char message[512];
+            cli_number_message(message, sizeof message, names[i], value, problem,
+                               "a number of processes in 1..2147483647");
+            cli_error(CLI_EXIT_RUNTIME, cmd, "%s", message);
+            return -1;
+        }
+        return (long)size;
     }
     return getenv("PMIX_RANK") != NULL ? 1 : 0;
 }
@@ -149,8 +161,10 @@ static long mpi_world_size(void) {
  * (docs/distributed.md); alone, nothing. */
 static int join_mpi_job(job *j) {
     const train_settings *s = j->s;
-    const long size = mpi_world_size();
-    if (size <= 0)
+    const long size = mpi_world_size(s->cmd);
+    if (size < 0)
+        return CLI_EXIT_RUNTIME;
+    if (size == 0)
         return 0;
     if (!tlm_comm_available()) {
         if (size == 1)
@@ -678,11 +692,11 @@ int cmd_train(int argc, char **argv) {
         {"heads", 0, CLI_INT, &s.heads, 1, 256, "N", "attention heads (default 4)", 0},
         {"kv-heads", 0, CLI_INT, &s.kv_heads, 1, 256, "N", "key/value heads, dividing --heads: grouped-query attention, 1 = multi-query (default: --heads)", 0},
         {"dim", 0, CLI_INT, &s.dim, 1, 65536, "N", "model width (default 128)", 0},
-        {"ffn", 0, CLI_INT, &s.ffn, 0, 1 << 20, "N", "feedforward width (default 4 x dim)", 0},
+        {"ffn", 0, CLI_INT, &s.ffn, 0, 1 << 20, "N", "feedforward width; 0 = 4 x dim (default)", 0},
         {"context", 0, CLI_INT, &s.context, 1, 1 << 16, "N", "positions per sequence (default 64)", 0},
         {"batch", 0, CLI_INT, &s.batch, 1, 1 << 16, "N", "sequences per micro-batch (default 12)", 0},
         {"steps", 0, CLI_INT, &s.steps, 1, 2000000000, "N", "optimisation steps in all (default 1000)", 0},
-        {"lr", 0, CLI_FLOAT, &s.lr, 0, 10, "X", "peak learning rate (default 1e-3)", 0},
+        {"lr", 0, CLI_FLOAT, &s.lr, 0, 10, "X", "peak learning rate, above 0 (default 1e-3)", 0},
         {"warmup", 0, CLI_INT, &s.warmup, 0, 2000000000, "N", "warm-up steps (default min(100, steps/10))", 0},
         {"min-lr", 0, CLI_FLOAT, &s.min_lr, 0, 10, "X", "final learning rate of the cosine decay (default lr/10)", 0},
         {"weight-decay", 0, CLI_FLOAT, &s.weight_decay, 0, 10, "X", "AdamW weight decay (default 0.1)", 0},
@@ -699,7 +713,7 @@ int cmd_train(int argc, char **argv) {
         {"resume", 0, CLI_STRING, &s.resume, 0, 0, "FILE", "continue a checkpoint of tlm train (its optimizer state and step)", 0},
         {"init", 0, CLI_STRING, &s.init, 0, 0, "MODEL", "fine-tune: start from this .tlm model's weights and tokenizer with a fresh optimizer at step 0 ('tlm import' converts other formats)", 0},
         {"log", 0, CLI_STRING, &s.log, 0, 0, "FILE", "JSON lines log, one object per step", 0},
-        {"time-limit", 0, CLI_FLOAT, &s.time_limit, 0, 1e9, "SECONDS", "stop (and save) after this long", 0},
+        {"time-limit", 0, CLI_FLOAT, &s.time_limit, 0, 1e9, "SECONDS", "stop (and save) after this long; above 0 (default: no limit)", 0},
     };
     cli_command cmd = {"train", "--data FILE [options]",
                        "Train a decoder-only model of a text file: the tokenizer is learned\n"
@@ -717,6 +731,16 @@ int cmd_train(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (s.data == NULL)
         return cli_error(CLI_EXIT_USAGE, "train", "missing --data FILE (see 'tlm train --help')");
+    /* Zeros that would mean something else than they say: a learning
+     * rate of 0 trains nothing, and a time limit of 0 would be no limit. */
+    if (s.lr == 0.0f)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--lr: '0' trains nothing; expected a learning rate above 0 "
+                         "and at most 10, such as 3e-4");
+    if (cli_find_option(&cmd, "time-limit")->seen && s.time_limit == 0.0f)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--time-limit: '0' is not a time limit; expected seconds above "
+                         "0, such as 600 (leave the option out for no limit)");
     if (s.encoder_layers > 0)
         return cli_error(CLI_EXIT_USAGE, "train",
                          "--encoder-layers %d: a text file trains a decoder-only "

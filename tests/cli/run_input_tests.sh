@@ -1,0 +1,102 @@
+#!/bin/sh
+# Suites "cli" and "faults": the numbers the tlm program accepts (issue
+# #21, finding 10; docs/reliability.md "Inputs").
+#   run_input_tests.sh TLM_PROGRAM
+# Strict numbers: white space before or after, hexadecimal, inf and nan,
+# values that underflow to 0 or overflow, --lr 0 and --time-limit 0 are
+# refused with a message saying why and what is accepted; the same rules
+# hold for the numbers of a training log and for mpirun's process count.
+# Each command runs under `timeout 60`, so that one that accepts a value
+# and trains does not hold the suite up (nothing asserts on time).
+set -u
+case $1 in
+    /*) tlm=$1 ;;
+    *) tlm=$(pwd)/$1 ;;
+esac
+. "$(dirname "$0")/checks.sh"
+work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-input-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work" || exit 1
+
+# A refused command: the status, one line on stderr starting with "tlm",
+# and `pattern` in it (so that a refusal for another reason does not pass).
+refused() { # status pattern description arguments...
+    expected=$1
+    pattern=$2
+    description=$3
+    shift 3
+    timeout 60 "$tlm" "$@" < /dev/null > refused.out 2> refused.err
+    status=$?
+    lines=$(wc -l < refused.err)
+    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" refused.err &&
+        grep -q -- "$pattern" refused.err; then
+        pass "$description: status $status, '$pattern'"
+    else
+        fail "$description: status $status (wanted $expected), $lines lines on stderr, wanted '$pattern'"
+        sed 's/^/#   /' refused.err | head -5
+    fi
+}
+
+python3 - <<'EOF'
+words = "the cat sat on a mat and the dog ran to the park".split()
+state = 5
+lines = []
+for i in range(200):
+    line = []
+    for j in range(6):
+        state = (state * 1103515245 + 12345) % 2147483648
+        line.append(words[state % len(words)])
+    lines.append(" ".join(line) + ".")
+open("corpus.txt", "w").write("\n".join(lines) + "\n")
+EOF
+tiny="--layers 1 --heads 2 --dim 16 --context 16 --batch 2 --threads 1"
+check "a tiny model to read with" "$tlm" train --data corpus.txt $tiny --steps 2 -o model.tlm
+
+# --- strict numbers (finding 10) --------------------------------------------
+for value in " 5" "5 " "	5" "5
+"; do
+    refused 2 "white space" "--steps '$value'" train --data corpus.txt --steps "$value"
+done
+refused 2 "white space" "--lr ' 3e-4'" train --data corpus.txt --lr " 3e-4"
+refused 2 "white space" "--lr '3e-4 '" train --data corpus.txt --lr "3e-4 "
+refused 2 "white space" "--seed ' 7'" train --data corpus.txt --seed " 7"
+refused 2 "white space" "--temperature ' 0.5'" generate model.tlm --temperature " 0.5"
+refused 2 "hexadecimal" "--lr 0x10" train --data corpus.txt --lr 0x10
+refused 2 "hexadecimal" "--lr 0x1p-3 (a hexadecimal float in range)" train --data corpus.txt --lr 0x1p-3
+refused 2 "hexadecimal" "--dropout 0x0.1p0" train --data corpus.txt --dropout 0x0.1p0
+refused 2 "hexadecimal" "--steps 0x10" train --data corpus.txt --steps 0x10
+for value in inf -inf nan NaN infinity; do
+    refused 2 "not a finite number" "--lr $value" train --data corpus.txt --lr "$value"
+done
+refused 2 "underflows to 0" "--lr 1e-50" train --data corpus.txt --lr 1e-50
+refused 2 "underflows to 0" "--lr 1e-400 (below a double)" train --data corpus.txt --lr 1e-400
+refused 2 "underflows to 0" "--time-limit 1e-45" train --data corpus.txt --time-limit 1e-45
+refused 2 "too large" "--lr 1e999" train --data corpus.txt --lr 1e999
+refused 2 "too large" "--steps 99999999999999999999" train --data corpus.txt --steps 99999999999999999999
+refused 2 "too large" "--seed 99999999999999999999" train --data corpus.txt --seed 99999999999999999999
+refused 2 "out of range" "--seed -1" train --data corpus.txt --seed -1
+refused 2 "out of range" "--steps 0" train --data corpus.txt --steps 0
+refused 2 "expected a whole number in 1..2000000000" "--steps 1e3" train --data corpus.txt --steps 1e3
+refused 2 "expected a decimal number in 0..10" "--lr 1.5.2" train --data corpus.txt --lr 1.5.2
+refused 2 "the value is empty" "--lr ''" train --data corpus.txt --lr ""
+refused 2 "trains nothing" "--lr 0" train --data corpus.txt --lr 0
+refused 2 "not a time limit" "--time-limit 0" train --data corpus.txt --time-limit 0
+refused 2 "white space" "--layer ' 0'" attention model.tlm --prompt the --layer " 0" -o never.svg
+check "plain decimals are accepted (3e-3, .5e-2, +2, 1E-3)" "$tlm" train --data corpus.txt $tiny \
+    --steps +2 --lr .5e-2 --min-lr 1E-3 --time-limit 600 -o numbers.tlm
+
+# A log's numbers follow JSON: 0x10 is not a step.
+printf '{"step":0x10,"loss":1.5}\n' > hex.jsonl
+refused 1 "not a training log entry" "plot, a hexadecimal step in the log" plot hex.jsonl -o never.svg
+# mpirun's process count is a number too (tlm built with or without MPI).
+refused_env() {
+    OMPI_COMM_WORLD_SIZE=$1
+    export OMPI_COMM_WORLD_SIZE
+    refused 1 "OMPI_COMM_WORLD_SIZE" "$2" train --data corpus.txt $tiny --steps 1 -o never.tlm
+    unset OMPI_COMM_WORLD_SIZE
+}
+refused_env abc "train, OMPI_COMM_WORLD_SIZE=abc"
+refused_env " 2" "train, OMPI_COMM_WORLD_SIZE=' 2'"
+check "nothing was written by a refused command" sh -c '! ls never* 2> /dev/null | grep -q .'
+
+finish_checks
