@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "input_file.h"
 #include "options.h"
 
 #define FORTUNES_DIR "/usr/share/games/fortunes"
@@ -105,9 +106,15 @@ static int read_fortunes(const char *dir, text_buffer *b, int *n_files) {
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         char *text = NULL;
         size_t length = 0;
-        if (status == 0 && cli_read_file("demo", path, &text, &length) == 0) {
+        if (status == 0 && cli_read_file("demo", path, CLI_INPUT_TEXT, &text, &length) == 0) {
             if (append_fortunes(b, text, length) != 0)
                 status = cli_error(CLI_EXIT_RUNTIME, "demo", "out of memory reading the corpus");
+            else if ((uint64_t)b->length > cli_input_limit(CLI_INPUT_TEXT))
+                status = cli_error(CLI_EXIT_RUNTIME, "demo",
+                                   "the fortunes of %s hold more than the limit of "
+                                   "%llu bytes for a text (raise it with "
+                                   "--max-input-size BYTES)", dir,
+                                   (unsigned long long)cli_input_limit(CLI_INPUT_TEXT));
             (*n_files)++;
         }
         free(text);
@@ -189,7 +196,7 @@ int cmd_demo(int argc, char **argv) {
     text_buffer text = {NULL, 0, 0};
     int n_files = 1;
     if (corpus != NULL) {
-        status = cli_read_file("demo", corpus, &text.data, &text.length);
+        status = cli_read_file("demo", corpus, CLI_INPUT_TEXT, &text.data, &text.length);
     } else {
         status = read_fortunes(FORTUNES_DIR, &text, &n_files);
     }

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "commands.h"
+#include "input_file.h"
 #include "options.h"
 
 int cmd_eval(int argc, char **argv) {
@@ -25,21 +26,21 @@ int cmd_eval(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (data == NULL)
         return cli_error(CLI_EXIT_USAGE, "eval", "missing --data FILE (see 'tlm eval --help')");
-    char *text = NULL;
-    size_t length = 0;
-    if (cli_read_file("eval", data, &text, &length) != 0)
+    /* Mapped, not copied: a large text costs page cache, not heap. */
+    cli_input text;
+    if (cli_input_map("eval", data, CLI_INPUT_TEXT, &text) != 0)
         return CLI_EXIT_RUNTIME;
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (cli_load_model("eval", positional[0], 1, &ctx, &model) != 0) {
-        free(text);
+        cli_input_release(&text);
         return CLI_EXIT_RUNTIME;
     }
     tlm_session *session = NULL;
     double logprob = 0;
     int64_t scored = 0;
     if (tlm_session_create(&session, model, NULL) != TLM_OK ||
-        tlm_score_text(session, tlm_model_tokenizer(model), text, length, &logprob,
+        tlm_score_text(session, tlm_model_tokenizer(model), text.data, text.size, &logprob,
                        &scored) != TLM_OK) {
         status = cli_error(CLI_EXIT_RUNTIME, "eval", "%s", tlm_last_error());
     } else if (scored == 0) {
@@ -53,6 +54,6 @@ int cmd_eval(int argc, char **argv) {
     tlm_session_free(session);
     tlm_model_free(model);
     tlm_context_free(ctx);
-    free(text);
+    cli_input_release(&text);
     return status;
 }

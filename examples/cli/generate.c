@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "input_file.h"
 #include "options.h"
 
 /* Each piece goes out at once, so the text streams. */
@@ -133,18 +134,20 @@ int cmd_generate(int argc, char **argv) {
             fputc('\n', stdout);
     } else {
         char *line = NULL;
-        size_t capacity = 0;
+        size_t capacity = 0, number = 0;
         const int show = isatty(fileno(stdin));
         for (;;) {
             if (show) {
                 fputs("> ", stderr);
                 fflush(stderr);
             }
-            const ssize_t got = getline(&line, &capacity, stdin);
-            if (got < 0)
+            /* At most --max-input-size bytes a line: stdin may be
+             * /dev/zero or a stream without newlines. */
+            const int got = cli_read_line("generate", stdin, &line, &capacity, &number);
+            if (got != 1) {
+                status = got < 0 ? CLI_EXIT_RUNTIME : status;
                 break;
-            if (got > 0 && line[got - 1] == '\n')
-                line[got - 1] = '\0';
+            }
             if (line[0] == '\0')
                 continue;
             status = generate_stream("generate", model, line, tokens, &sp, stop);

@@ -2,9 +2,9 @@
 
 #include "options.h"
 
+#include "input_file.h"
 #include "numbers.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +66,9 @@ void cli_print_help(const cli_command *cmd, FILE *out) {
                      o->value ? " " : "", o->value ? o->value : "");
         fprintf(out, "  %-28s %s\n", left, o->help);
     }
+    fprintf(out, "  %-28s %s\n", "    --max-input-size BYTES",
+            "largest text or log read whole, and line of standard input (default "
+            "1G for texts, 256M for logs, 1M for a line; K, M, G, T suffixes)");
     fprintf(out, "  %-28s %s\n", "-h, --help", "show this help");
 }
 
@@ -116,6 +119,18 @@ static int set_value(cli_command *cmd, cli_option *o, const char *shown,
     }
 }
 
+/* --max-input-size, which every command takes. */
+static int set_input_limit(cli_command *cmd, const char *text) {
+    uint64_t bytes = 0;
+    const int problem = cli_number_size(text, &bytes);
+    if (problem != CLI_NUMBER_OK)
+        return number_error(cmd, "--max-input-size", text, problem,
+                            "a byte count from 1 to 4611686018427387904, with an "
+                            "optional K, M, G or T (binary: 1K = 1024)");
+    cli_set_input_limit(bytes);
+    return 0;
+}
+
 int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
               int *n_positional) {
     *n_positional = 0;
@@ -156,6 +171,18 @@ int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
                 if (cmd->options[k].short_name == arg[1])
                     o = &cmd->options[k];
         }
+        if (o == NULL && arg[1] == '-' && strcmp(name, "max-input-size") == 0) {
+            const char *value = inline_value;
+            if (value == NULL && i + 1 >= argc)
+                return cli_error(CLI_EXIT_USAGE, cmd->name,
+                                 "--max-input-size needs a value (BYTES)");
+            if (value == NULL)
+                value = argv[++i];
+            const int status = set_input_limit(cmd, value);
+            if (status != 0)
+                return status;
+            continue;
+        }
         if (o == NULL)
             return cli_error(CLI_EXIT_USAGE, cmd->name,
                              "unknown option '%s' (see 'tlm %s --help')", arg,
@@ -187,57 +214,6 @@ int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
                          "missing %s (usage: tlm %s %s)",
                          cmd->positional_name ? cmd->positional_name : "argument",
                          cmd->name, cmd->usage);
-    return 0;
-}
-
-int cli_read_file(const char *cmd, const char *path, char **data, size_t *size) {
-    *data = NULL;
-    *size = 0;
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return cli_error(CLI_EXIT_RUNTIME, cmd, "cannot read '%s': %s", path,
-                         strerror(errno));
-    if (S_ISDIR(st.st_mode))
-        return cli_error(CLI_EXIT_RUNTIME, cmd,
-                         "'%s' is a directory, not a text file", path);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return cli_error(CLI_EXIT_RUNTIME, cmd, "cannot open '%s': %s", path,
-                         strerror(errno));
-    size_t capacity = 1 << 16, used = 0;
-    char *buffer = malloc(capacity);
-    while (buffer != NULL) {
-        if (used + 1 >= capacity) {
-            if (capacity > SIZE_MAX / 2) {
-                free(buffer);
-                buffer = NULL;
-                break;
-            }
-            char *grown = realloc(buffer, capacity * 2);
-            if (grown == NULL) {
-                free(buffer);
-                buffer = NULL;
-                break;
-            }
-            buffer = grown;
-            capacity *= 2;
-        }
-        const size_t got = fread(buffer + used, 1, capacity - 1 - used, f);
-        used += got;
-        if (got == 0)
-            break;
-    }
-    const int read_error = ferror(f);
-    fclose(f);
-    if (buffer == NULL)
-        return cli_error(CLI_EXIT_RUNTIME, cmd, "'%s' does not fit in memory", path);
-    if (read_error) {
-        free(buffer);
-        return cli_error(CLI_EXIT_RUNTIME, cmd, "reading '%s' failed", path);
-    }
-    buffer[used] = '\0';
-    *data = buffer;
-    *size = used;
     return 0;
 }
 

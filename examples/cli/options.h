@@ -76,11 +76,6 @@ int cli_error(int status, const char *cmd, const char *format, ...)
 #endif
     ;
 
-/* Reads a whole file into memory (malloc'd, NUL-terminated; *size
- * excludes the terminator). Refuses directories. On failure prints the
- * error line and returns CLI_EXIT_RUNTIME. */
-int cli_read_file(const char *cmd, const char *path, char **data, size_t *size);
-
 /* Creates a context with `threads` compute threads (0: one per core). */
 int cli_context(const char *cmd, int32_t threads, tlm_context **ctx);
 

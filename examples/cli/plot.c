@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "input_file.h"
 #include "numbers.h"
 #include "options.h"
 
@@ -169,7 +170,7 @@ int plot_write(const char *cmd, const char *log_path, const char *svg_path,
                const char *title) {
     char *text = NULL;
     size_t length = 0;
-    if (cli_read_file(cmd, log_path, &text, &length) != 0)
+    if (cli_read_file(cmd, log_path, CLI_INPUT_LOG, &text, &length) != 0)
         return CLI_EXIT_RUNTIME;
     series train = {0}, val = {0};
     int status = 0;

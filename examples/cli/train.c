@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "input_file.h"
 #include "numbers.h"
 #include "options.h"
 #include "progress.h"
@@ -113,7 +114,7 @@ typedef struct job {
     tlm_tokenizer *trained; /* the tokenizer we trained (the model holds a copy) */
     tlm_dataset *data;
     tlm_trainer *trainer;
-    char *text;             /* owned file contents, or NULL */
+    cli_input text;         /* --data, mapped until it is encoded */
     int32_t *ids;
     FILE *log;
     tlm_comm *comm;         /* under mpirun: all the job's processes */
@@ -129,7 +130,7 @@ static void job_free(job *j) {
     tlm_tokenizer_free(j->trained);
     tlm_context_free(j->ctx);
     free(j->ids);
-    free(j->text);
+    cli_input_release(&j->text);
     tlm_comm_free(j->comm); /* finalises MPI when it initialised it */
 }
 
@@ -419,9 +420,12 @@ static int run_job(job *j) {
     const char *text = s->text;
     size_t length = s->text_length;
     if (text == NULL) {
-        if (cli_read_file(s->cmd, s->data, &j->text, &length) != 0)
+        /* Mapped read-only, not copied: the text costs page cache that the
+         * kernel can drop, and it is unmapped once encoded. */
+        if (cli_input_map(s->cmd, s->data, CLI_INPUT_TEXT, &j->text) != 0)
             return CLI_EXIT_RUNTIME;
-        text = j->text;
+        text = j->text.data;
+        length = j->text.size;
     }
     if (length == 0)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "'%s' is empty",
@@ -459,6 +463,7 @@ static int run_job(job *j) {
     }
     if (encoded != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_tokenizer_last_error(tok));
+    cli_input_release(&j->text); /* encoded: the text is not read again */
     /* Positions per training sequence: the model's max_context, except
      * when fine-tuning, where --context may take fewer (by default the
      * smaller of --context's default and the model's), and when resuming
@@ -483,6 +488,8 @@ static int run_job(job *j) {
                          n_ids, (int)context, (long long)need);
     if (tlm_dataset_from_ids(&j->data, j->ctx, j->ids, n_ids, NULL) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
+    free(j->ids); /* the dataset holds its own copy */
+    j->ids = NULL;
 
     /* Optimizer and schedule. */
     const int32_t steps = s->steps;

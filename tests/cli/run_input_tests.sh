@@ -1,13 +1,17 @@
 #!/bin/sh
-# Suites "cli" and "faults": the numbers the tlm program accepts (issue
-# #21, finding 10; docs/reliability.md "Inputs").
+# Suites "cli" and "faults": what the tlm program reads, and the numbers it
+# accepts (issue #21, findings 3 and 10; docs/reliability.md "Inputs").
 #   run_input_tests.sh TLM_PROGRAM
-# Strict numbers: white space before or after, hexadecimal, inf and nan,
-# values that underflow to 0 or overflow, --lr 0 and --time-limit 0 are
-# refused with a message saying why and what is accepted; the same rules
-# hold for the numbers of a training log and for mpirun's process count.
-# Each command runs under `timeout 60`, so that one that accepts a value
-# and trains does not hold the suite up (nothing asserts on time).
+# Bounded input: a device (/dev/zero), a FIFO, a file one byte above a
+# lowered --max-input-size and a line of standard input above it are
+# refused with one line naming the file and what is wrong, as --data of
+# train and eval, as plot's log and as generate -i's input; each command
+# runs under `timeout 60` so that a reader that never stops fails the check
+# instead of hanging the suite (nothing asserts on time). Strict numbers:
+# white space before or after, hexadecimal, inf and nan, values that
+# underflow to 0 or overflow, --lr 0 and --time-limit 0 are refused with a
+# message saying why and what is accepted; the same rules hold for the
+# numbers of a training log and for mpirun's process count.
 set -u
 case $1 in
     /*) tlm=$1 ;;
@@ -37,6 +41,25 @@ refused() { # status pattern description arguments...
     fi
 }
 
+# The same with standard input from a file.
+refused_input() { # input status pattern description arguments...
+    input=$1
+    expected=$2
+    pattern=$3
+    description=$4
+    shift 4
+    timeout 60 "$tlm" "$@" < "$input" > refused.out 2> refused.err
+    status=$?
+    lines=$(wc -l < refused.err)
+    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" refused.err &&
+        grep -q -- "$pattern" refused.err; then
+        pass "$description: status $status, '$pattern'"
+    else
+        fail "$description: status $status (wanted $expected), $lines lines on stderr, wanted '$pattern'"
+        sed 's/^/#   /' refused.err | head -5
+    fi
+}
+
 python3 - <<'EOF'
 words = "the cat sat on a mat and the dog ran to the park".split()
 state = 5
@@ -49,8 +72,44 @@ for i in range(200):
     lines.append(" ".join(line) + ".")
 open("corpus.txt", "w").write("\n".join(lines) + "\n")
 EOF
+size=$(wc -c < corpus.txt)
 tiny="--layers 1 --heads 2 --dim 16 --context 16 --batch 2 --threads 1"
-check "a tiny model to read with" "$tlm" train --data corpus.txt $tiny --steps 2 -o model.tlm
+check "a tiny model to read with" "$tlm" train --data corpus.txt $tiny --steps 2 \
+    --log train.jsonl -o model.tlm
+log_size=$(wc -c < train.jsonl)
+mkfifo fifo
+
+# --- bounded input: devices, FIFOs, limits (finding 3) ----------------------
+refused 1 "character device" "train, /dev/zero as --data" train --data /dev/zero $tiny --steps 1 -o never.tlm
+refused 1 "character device" "plot, /dev/zero as the log" plot /dev/zero -o never.svg
+refused 1 "character device" "eval, /dev/zero as --data" eval model.tlm --data /dev/zero
+refused 1 "character device" "demo, /dev/zero as --corpus" demo --corpus /dev/zero --out-dir never --seconds 1
+refused 1 "FIFO" "train, a FIFO as --data" train --data fifo $tiny --steps 1 -o never.tlm
+refused 1 "FIFO" "plot, a FIFO as the log" plot fifo -o never.svg
+refused 1 "FIFO" "eval, a FIFO as --data" eval model.tlm --data fifo
+refused 1 "more than the limit of $((size - 1)) bytes" "train, --data one byte above --max-input-size" \
+    train --data corpus.txt --max-input-size $((size - 1)) $tiny --steps 1 -o never.tlm
+check "train, --data exactly at --max-input-size" "$tlm" train --data corpus.txt \
+    --max-input-size "$size" $tiny --steps 1 -o limit.tlm
+refused 1 "more than the limit" "eval, --data one byte above --max-input-size" \
+    eval model.tlm --data corpus.txt --max-input-size=$((size - 1))
+refused 1 "more than the limit of $((log_size - 1)) bytes" "plot, a log one byte above --max-input-size" \
+    plot train.jsonl -o never.svg --max-input-size $((log_size - 1))
+check "plot, a log exactly at --max-input-size" "$tlm" plot train.jsonl -o limit.svg \
+    --max-input-size "$log_size"
+check "--max-input-size takes K, M, G, T suffixes" "$tlm" plot train.jsonl -o suffix.svg \
+    --max-input-size 1Mi
+printf 'the cat sat on the mat\n' > long_line.txt
+refused_input long_line.txt 1 "longer than the limit of 8 bytes" "generate -i, a line above --max-input-size" \
+    generate model.tlm -i -n 2 --max-input-size 8
+refused_input /dev/zero 1 "NUL byte" "generate -i, /dev/zero as standard input" generate model.tlm -i -n 2
+head -c 3000000 /dev/zero | tr '\0' 'a' > no_newline.txt
+refused_input no_newline.txt 1 "longer than the limit of 1048576 bytes" \
+    "generate -i, a line without end above the default limit" generate model.tlm -i -n 2
+refused 2 "white space" "--max-input-size with a space" plot train.jsonl -o x.svg --max-input-size " 1K"
+refused 2 "out of range" "--max-input-size 0" plot train.jsonl -o x.svg --max-input-size 0
+refused 2 "not a valid value" "--max-input-size 1X" plot train.jsonl -o x.svg --max-input-size 1X
+refused 2 "too large" "--max-input-size beyond 2^62" plot train.jsonl -o x.svg --max-input-size 8388608T
 
 # --- strict numbers (finding 10) --------------------------------------------
 for value in " 5" "5 " "	5" "5
