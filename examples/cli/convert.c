@@ -10,11 +10,13 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "commands.h"
 #include "options.h"
+#include "output_file.h"
 #include "paths.h"
 
 /* A --format value; -1 when unknown. `allow_auto` for import. */
@@ -123,8 +125,14 @@ int cmd_export(int argc, char **argv) {
      * the model is written, so that a model the format refuses leaves
      * no tokenizer.bin either. */
     char staged[4200] = "";
+    /* The staged file is renamed over the file --tokenizer-out leads to,
+     * which must be a regular file (or none yet), like every output. */
+    char *tokenizer_target = NULL;
     if (tokenizer_out != NULL &&
-        snprintf(staged, sizeof staged, "%s.partial", tokenizer_out) >= (int)sizeof staged)
+        cli_output_target("export", tokenizer_out, &tokenizer_target) != 0)
+        status = CLI_EXIT_RUNTIME;
+    else if (tokenizer_out != NULL &&
+        snprintf(staged, sizeof staged, "%s.partial", tokenizer_target) >= (int)sizeof staged)
         status = cli_error(CLI_EXIT_USAGE, "export", "--tokenizer-out: the path is too long");
     else if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
@@ -132,7 +140,7 @@ int cmd_export(int argc, char **argv) {
         status = CLI_EXIT_RUNTIME;
     else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
-    else if (tokenizer_out != NULL && rename(staged, tokenizer_out) != 0)
+    else if (tokenizer_out != NULL && rename(staged, tokenizer_target) != 0)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: cannot rename '%s' to '%s': %s",
                            staged, tokenizer_out, strerror(errno));
     else
@@ -142,6 +150,7 @@ int cmd_export(int argc, char **argv) {
         remove(staged);
     if (status == 0 && tokenizer_out != NULL)
         printf("wrote %s (llama2.c tokenizer)\n", tokenizer_out);
+    free(tokenizer_target);
     tlm_model_free(model);
     tlm_context_free(ctx);
     return status;

@@ -247,6 +247,12 @@ int cli_output_open(cli_output **out, const char *cmd, const char *path, int mod
     return 0;
 }
 
+int cli_output_target(const char *cmd, const char *path, char **target) {
+    struct stat info;
+    int exists = 0;
+    return resolve_target(cmd, path, target, &exists, &info);
+}
+
 FILE *cli_output_stream(const cli_output *o) {
     return o->stream;
 }

@@ -57,6 +57,13 @@ int cli_output_publish(cli_output *output);
  * 0 or CLI_EXIT_RUNTIME (printed). */
 int cli_output_close(cli_output *output);
 
+/* For a file something else writes and this program renames into place
+ * (export's --tokenizer-out): the file writing `path` would replace,
+ * symbolic links followed (malloc'd, in *target), checked as
+ * cli_output_open() checks it. 0, or CLI_EXIT_RUNTIME after printing
+ * the error. */
+int cli_output_target(const char *cmd, const char *path, char **target);
+
 /* Closes without publishing: a temporary file not yet in place is
  * removed, the target is left as it was. NULL is ignored. */
 void cli_output_abort(cli_output *output);

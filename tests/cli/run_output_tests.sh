@@ -116,6 +116,10 @@ refused "train --log a link to /dev/full" "character device" full.svg \
     train --data d.txt $small --steps 2 -o m2.tlm --log full.svg
 refused "export -o a link to /dev/full" "character device" full.svg \
     export m.tlm --format tlm -o full.svg
+refused "export --tokenizer-out a link to /dev/full" "character device" full.svg \
+    export m.tlm --format llama2c -o x.bin --tokenizer-out full.svg
+[ ! -e x.bin ] && pass "nothing exported when --tokenizer-out is refused" ||
+    fail "a model was exported although --tokenizer-out was refused"
 [ ! -e m2.tlm ] && pass "nothing trained when the log is refused" ||
     fail "a model was written although the log was refused"
 
