@@ -9,6 +9,8 @@
 
 #include "commands.h"
 #include "options.h"
+#include "output_file.h"
+#include "paths.h"
 
 enum { MAX_TOKENS = 64, LABEL = 70, GAP = 30, HEAD_TITLE = 20, PAGE_TITLE = 40 };
 
@@ -101,6 +103,9 @@ int cmd_attention(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (prompt == NULL || prompt[0] == '\0')
         return cli_error(CLI_EXIT_USAGE, "attention", "missing --prompt TEXT (see 'tlm attention --help')");
+    const cli_path input = {positional[0], "MODEL"}, output = {out_path, "-o"};
+    if (cli_check_outputs("attention", &input, 1, &output, 1) != 0)
+        return CLI_EXIT_USAGE;
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (cli_load_model("attention", positional[0], 1, &ctx, &model) != 0)
@@ -135,18 +140,17 @@ int cmd_attention(int argc, char **argv) {
         if ((size_t)n < n_ids)
             fprintf(stderr, "tlm attention: drawing the first %d of %zu tokens\n", (int)n, n_ids);
         w = malloc((size_t)c.n_heads * (size_t)n * (size_t)n * sizeof *w);
-        FILE *out = NULL;
+        cli_output *out = NULL;
         if (w == NULL)
             status = cli_error(CLI_EXIT_RUNTIME, "attention", "out of memory");
         else if (tlm_model_attention_weights(model, ids, n, layer, w) != TLM_OK)
             status = cli_error(CLI_EXIT_RUNTIME, "attention", "%s", tlm_context_last_error(ctx));
-        else if ((out = fopen(out_path, "w")) == NULL)
-            status = cli_error(CLI_EXIT_RUNTIME, "attention", "cannot write '%s'", out_path);
+        else if (cli_output_open(&out, "attention", out_path, CLI_OUTPUT_REPLACE) != 0)
+            status = CLI_EXIT_RUNTIME;
         else {
-            write_svg(out, tok, ids, n, c.n_heads, layer, w, prompt);
-            if (fclose(out) != 0)
-                status = cli_error(CLI_EXIT_RUNTIME, "attention", "writing '%s' failed", out_path);
-            else
+            write_svg(cli_output_stream(out), tok, ids, n, c.n_heads, layer, w, prompt);
+            status = cli_output_close(out);
+            if (status == 0)
                 printf("wrote %s (%d heads, %d tokens)\n", out_path, (int)c.n_heads, (int)n);
         }
     }

@@ -10,11 +10,14 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "commands.h"
 #include "options.h"
+#include "output_file.h"
+#include "paths.h"
 
 /* A --format value; -1 when unknown. `allow_auto` for import. */
 static int32_t parse_format(const char *name, int allow_auto) {
@@ -100,6 +103,19 @@ int cmd_export(int argc, char **argv) {
         params.weight_type = TLM_WEIGHT_BF16;
     else
         return cli_error(CLI_EXIT_USAGE, "export", "--dtype '%s' is not f32, f16 or bf16", dtype);
+    /* hf writes a directory: its files are the outputs that could be MODEL. */
+    char hf_weights[4200] = "", hf_config[4200] = "";
+    if (params.format == TLM_MODEL_FORMAT_HF) {
+        snprintf(hf_weights, sizeof hf_weights, "%s/model.safetensors", out);
+        snprintf(hf_config, sizeof hf_config, "%s/config.json", out);
+    }
+    const cli_path input = {positional[0], "MODEL"};
+    const cli_path outputs[4] = {{out, safetensors != NULL ? "--safetensors" : "-o"},
+                                 {tokenizer_out, "--tokenizer-out"},
+                                 {hf_weights[0] ? hf_weights : NULL, "-o"},
+                                 {hf_config[0] ? hf_config : NULL, "-o"}};
+    if (cli_check_outputs("export", &input, 1, outputs, 4) != 0)
+        return CLI_EXIT_USAGE;
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (cli_load_model("export", positional[0], 0, &ctx, &model) != 0)
@@ -109,8 +125,14 @@ int cmd_export(int argc, char **argv) {
      * the model is written, so that a model the format refuses leaves
      * no tokenizer.bin either. */
     char staged[4200] = "";
+    /* The staged file is renamed over the file --tokenizer-out leads to,
+     * which must be a regular file (or none yet), like every output. */
+    char *tokenizer_target = NULL;
     if (tokenizer_out != NULL &&
-        snprintf(staged, sizeof staged, "%s.partial", tokenizer_out) >= (int)sizeof staged)
+        cli_output_target("export", tokenizer_out, &tokenizer_target) != 0)
+        status = CLI_EXIT_RUNTIME;
+    else if (tokenizer_out != NULL &&
+        snprintf(staged, sizeof staged, "%s.partial", tokenizer_target) >= (int)sizeof staged)
         status = cli_error(CLI_EXIT_USAGE, "export", "--tokenizer-out: the path is too long");
     else if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
@@ -118,7 +140,7 @@ int cmd_export(int argc, char **argv) {
         status = CLI_EXIT_RUNTIME;
     else if (tlm_model_export(model, out, &params) != TLM_OK)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "%s", tlm_context_last_error(ctx));
-    else if (tokenizer_out != NULL && rename(staged, tokenizer_out) != 0)
+    else if (tokenizer_out != NULL && rename(staged, tokenizer_target) != 0)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: cannot rename '%s' to '%s': %s",
                            staged, tokenizer_out, strerror(errno));
     else
@@ -128,6 +150,7 @@ int cmd_export(int argc, char **argv) {
         remove(staged);
     if (status == 0 && tokenizer_out != NULL)
         printf("wrote %s (llama2.c tokenizer)\n", tokenizer_out);
+    free(tokenizer_target);
     tlm_model_free(model);
     tlm_context_free(ctx);
     return status;
@@ -288,6 +311,30 @@ int cmd_import(int argc, char **argv) {
     int beside_kind = BESIDE_NONE;
     if (tokenizer_path == NULL && tokenizer_from == NULL)
         found_beside = tokenizer_beside(positional[0], params.format, beside, sizeof beside, &beside_kind);
+    /* What the import reads: the weights (for a directory, the files in
+     * it that name the model), the configuration, the tokenizer files. */
+    char in_config[4200] = "", in_weights[4200] = "", in_index[4200] = "";
+    struct stat weights_info;
+    const int weights_dir = stat(positional[0], &weights_info) == 0 &&
+                            S_ISDIR(weights_info.st_mode);
+    if (weights_dir) {
+        snprintf(in_config, sizeof in_config, "%s/config.json", positional[0]);
+        snprintf(in_weights, sizeof in_weights, "%s/model.safetensors", positional[0]);
+        snprintf(in_index, sizeof in_index, "%s/model.safetensors.index.json", positional[0]);
+    } else {
+        const char *slash = strrchr(positional[0], '/');
+        snprintf(in_config, sizeof in_config, "%.*s/config.json",
+                 slash == NULL ? 1 : (int)(slash - positional[0]),
+                 slash == NULL ? "." : positional[0]);
+    }
+    const cli_path inputs[8] = {{positional[0], "FILE|DIR"}, {in_config, "FILE|DIR"},
+                                {in_weights, "FILE|DIR"},   {in_index, "FILE|DIR"},
+                                {config_path, "--config"},  {tokenizer_path, "--tokenizer"},
+                                {tokenizer_from, "--tokenizer-from"},
+                                {found_beside, "the tokenizer beside FILE"}};
+    const cli_path output = {out, "-o"};
+    if (cli_check_outputs("import", inputs, 8, &output, 1) != 0)
+        return CLI_EXIT_USAGE;
     tlm_context *ctx = NULL, *donor_ctx = NULL;
     tlm_model *model = NULL, *donor = NULL;
     tlm_tokenizer *tok = NULL;

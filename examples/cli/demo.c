@@ -16,6 +16,7 @@
 #include "commands.h"
 #include "input_file.h"
 #include "options.h"
+#include "paths.h"
 
 #define FORTUNES_DIR "/usr/share/games/fortunes"
 #define DEMO_PROMPT "The "
@@ -214,6 +215,13 @@ int cmd_demo(int argc, char **argv) {
     snprintf(model_path, sizeof model_path, "%s/model.tlm", out_dir);
     snprintf(log_path, sizeof log_path, "%s/train.jsonl", out_dir);
     snprintf(svg_path, sizeof svg_path, "%s/loss.svg", out_dir);
+    const cli_path input = {corpus, "--corpus"};
+    const cli_path outputs[3] = {{model_path, "--out-dir"}, {log_path, "--out-dir"},
+                                 {svg_path, "--out-dir"}};
+    if (cli_check_outputs("demo", &input, 1, outputs, 3) != 0) {
+        free(text.data);
+        return CLI_EXIT_USAGE;
+    }
 
     train_settings s;
     train_settings_init(&s);

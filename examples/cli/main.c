@@ -14,6 +14,7 @@
  *   tlm demo       the README's main job
  *   tlm version    library version and CPU features
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -77,6 +78,20 @@ static void print_usage(FILE *out) {
     fputs("\nrun 'tlm COMMAND --help' for a command's options\n", out);
 }
 
+/* What a command printed on the standard output (generated text, `info`,
+ * `version`, "wrote ...") must have arrived: a failed write (a full disk,
+ * a closed pipe, > /dev/full) turns a successful exit status into 1. */
+static int finish_stdout(const char *cmd, int status) {
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        const int error = errno;
+        cli_error(CLI_EXIT_RUNTIME, cmd, "writing the standard output failed%s%s",
+                  error != 0 ? ": " : "", error != 0 ? strerror(error) : "");
+        return status == 0 ? CLI_EXIT_RUNTIME : status;
+    }
+    return status;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         print_usage(stderr);
@@ -85,12 +100,12 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         strcmp(argv[1], "help") == 0) {
         print_usage(stdout);
-        return 0;
+        return finish_stdout("help", 0);
     }
     if (strcmp(argv[1], "--version") == 0)
-        return cmd_version(1, argv + 1);
+        return finish_stdout("version", cmd_version(1, argv + 1));
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+            return finish_stdout(argv[1], commands[i].run(argc - 1, argv + 1));
     return cli_error(CLI_EXIT_USAGE, NULL, "unknown command '%s' (see 'tlm --help')", argv[1]);
 }

@@ -12,6 +12,8 @@
 #include "input_file.h"
 #include "numbers.h"
 #include "options.h"
+#include "output_file.h"
+#include "paths.h"
 
 typedef struct series {
     double *x, *y;
@@ -202,15 +204,12 @@ int plot_write(const char *cmd, const char *log_path, const char *svg_path,
     }
     if (status == 0 && train.n == 0 && val.n == 0)
         status = cli_error(CLI_EXIT_RUNTIME, cmd, "'%s' holds no loss values", log_path);
+    cli_output *out = NULL;
+    if (status == 0 && cli_output_open(&out, cmd, svg_path, CLI_OUTPUT_REPLACE) != 0)
+        status = CLI_EXIT_RUNTIME;
     if (status == 0) {
-        FILE *out = fopen(svg_path, "w");
-        if (out == NULL) {
-            status = cli_error(CLI_EXIT_RUNTIME, cmd, "cannot write '%s'", svg_path);
-        } else {
-            write_svg(out, &train, &val, title);
-            if (fclose(out) != 0)
-                status = cli_error(CLI_EXIT_RUNTIME, cmd, "writing '%s' failed", svg_path);
-        }
+        write_svg(cli_output_stream(out), &train, &val, title);
+        status = cli_output_close(out);
     }
     free(train.x);
     free(train.y);
@@ -235,6 +234,9 @@ int cmd_plot(int argc, char **argv) {
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
     if (status != 0)
         return status < 0 ? 0 : status;
+    const cli_path input = {positional[0], "LOG.jsonl"}, output = {out, "-o"};
+    if (cli_check_outputs("plot", &input, 1, &output, 1) != 0)
+        return CLI_EXIT_USAGE;
     status = plot_write("plot", positional[0], out, title);
     if (status == 0)
         printf("wrote %s\n", out);

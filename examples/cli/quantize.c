@@ -11,6 +11,7 @@
 
 #include "commands.h"
 #include "options.h"
+#include "paths.h"
 
 /* A --to value, as enum tlm_weight_format; -1 when unknown. */
 static int32_t parse_weight_format(const char *name) {
@@ -30,16 +31,6 @@ const char *weight_format_text(int32_t format) {
     case TLM_WEIGHTS_INT8: return "int8 (groups of 32, float32 scales)";
     default: return "?";
     }
-}
-
-/* 1 when `a` and `b` name the same file: the same string, or the same
- * device and inode (another path, a link) when `b` exists. */
-static int same_file(const char *a, const char *b) {
-    if (strcmp(a, b) == 0)
-        return 1;
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
 }
 
 static long long file_bytes(const char *path) {
@@ -78,9 +69,9 @@ int cmd_quantize(int argc, char **argv) {
     if (out == NULL)
         return cli_error(CLI_EXIT_USAGE, "quantize",
                          "missing -o OUT (see 'tlm quantize --help')");
-    if (same_file(positional[0], out))
-        return cli_error(CLI_EXIT_USAGE, "quantize",
-                         "-o '%s' names the input model; write to another file", out);
+    const cli_path input = {positional[0], "MODEL"}, output = {out, "-o"};
+    if (cli_check_outputs("quantize", &input, 1, &output, 1) != 0)
+        return CLI_EXIT_USAGE;
     tlm_context *ctx = NULL;
     tlm_model *model = NULL, *quantized = NULL;
     if (cli_load_model("quantize", positional[0], 0, &ctx, &model) != 0)

@@ -18,6 +18,8 @@
 #include "input_file.h"
 #include "numbers.h"
 #include "options.h"
+#include "output_file.h"
+#include "paths.h"
 #include "progress.h"
 
 volatile sig_atomic_t cli_interrupted = 0;
@@ -116,14 +118,13 @@ typedef struct job {
     tlm_trainer *trainer;
     cli_input text;         /* --data, mapped until it is encoded */
     int32_t *ids;
-    FILE *log;
+    cli_output *log;        /* --log (rank 0), or NULL */
     tlm_comm *comm;         /* under mpirun: all the job's processes */
     int rank;               /* only rank 0 prints and writes files */
 } job;
 
 static void job_free(job *j) {
-    if (j->log != NULL)
-        fclose(j->log);
+    cli_output_abort(j->log); /* normally closed (and NULL) by train_run */
     tlm_trainer_free(j->trainer);
     tlm_dataset_free(j->data);
     tlm_model_free(j->model);
@@ -376,8 +377,12 @@ static void log_number(FILE *f, const char *key, double value) {
         fprintf(f, ",\"%s\":null", key);
 }
 
-static void log_step(FILE *f, const tlm_step_info *info, double val_loss,
-                     double tokens_per_s, double elapsed) {
+/* One line of the log, handed to the system at once (a run that is
+ * killed keeps every line written so far); 0, or CLI_EXIT_RUNTIME after
+ * the message when a write failed. */
+static int log_step(cli_output *log, const tlm_step_info *info, double val_loss,
+                    double tokens_per_s, double elapsed) {
+    FILE *f = cli_output_stream(log);
     fprintf(f, "{\"step\":%lld", (long long)info->step);
     log_number(f, "loss", (double)info->loss);
     if (val_loss >= 0)
@@ -391,7 +396,7 @@ static void log_step(FILE *f, const tlm_step_info *info, double val_loss,
     if (info->skipped)
         fputs(",\"skipped\":true", f);
     fputs("}\n", f);
-    fflush(f);
+    return cli_output_flush(log);
 }
 
 /* Under mpirun: whether any rank wants to stop, so that all stop at the
@@ -535,11 +540,13 @@ static int run_job(job *j) {
         return cli_error(CLI_EXIT_RUNTIME, s->cmd,
                          "'%s' is already at step %lld of --steps %d: nothing to do",
                          s->resume, (long long)first_step, (int)steps);
-    if (s->log != NULL && talk) {
-        j->log = fopen(s->log, s->resume != NULL ? "a" : "w");
-        if (j->log == NULL)
-            return cli_error(CLI_EXIT_RUNTIME, s->cmd, "cannot write the log '%s'", s->log);
-    }
+    /* A new run's log is written to a temporary file that replaces the
+     * old log at the first checkpoint (the log then matches the
+     * checkpoint) and grows in place from there; a resumed run appends. */
+    if (s->log != NULL && talk &&
+        cli_output_open(&j->log, s->cmd, s->log,
+                        s->resume != NULL ? CLI_OUTPUT_APPEND : CLI_OUTPUT_REPLACE) != 0)
+        return CLI_EXIT_RUNTIME;
     const int32_t eval_every = s->eval_every > 0 ? s->eval_every
                                : (steps / 10 > 0 ? steps / 10 : 1);
     if (s->resume != NULL && talk)
@@ -618,8 +625,15 @@ static int run_job(job *j) {
             val_loss = (double)val;
             saved_step = step;
         }
-        if (j->log != NULL)
-            log_step(j->log, &info, val_loss, rate, elapsed);
+        if (j->log != NULL) {
+            int log_status = log_step(j->log, &info, val_loss, rate, elapsed);
+            if (log_status == 0 && evaluated_last)
+                log_status = cli_output_publish(j->log);
+            if (log_status != 0) {
+                progress_break(&bar);
+                return log_status;
+            }
+        }
         if (info.skipped && talk) {
             progress_break(&bar);
             fprintf(stderr, "tlm %s: step %lld skipped (%s)\n", s->cmd,
@@ -654,7 +668,9 @@ static int run_job(job *j) {
             return status;
         if (j->log != NULL) {
             const double elapsed = cli_now() - start;
-            log_step(j->log, &info, (double)val, (double)tokens / elapsed, elapsed);
+            status = log_step(j->log, &info, (double)val, (double)tokens / elapsed, elapsed);
+            if (status != 0)
+                return status;
         }
     }
     if (cli_interrupted) {
@@ -681,7 +697,16 @@ int train_run(const train_settings *s) {
     job j;
     memset(&j, 0, sizeof j);
     j.s = s;
-    const int status = run_job(&j);
+    int status = run_job(&j);
+    /* The log is put in place (synced) whatever the run's outcome: it is
+     * the record of what happened. After a failed write it is not: the
+     * temporary file goes and the old log stays as it was. */
+    if (j.log != NULL) {
+        const int log_status = cli_output_close(j.log);
+        j.log = NULL;
+        if (log_status != 0 && (status == 0 || status == 130))
+            status = log_status;
+    }
     job_free(&j);
     return status;
 }
@@ -791,5 +816,16 @@ int cmd_train(int argc, char **argv) {
         return cli_error(CLI_EXIT_USAGE, "train",
                          "--kv-heads %d must divide --heads %d (grouped-query "
                          "attention)", (int)s.kv_heads, (int)s.heads);
+    /* --resume may name -o: a run continues its checkpoint and replaces
+     * it with the next one (atomically, after reading it whole). */
+    const cli_path inputs[3] = {{s.data, "--data"},
+                                {tokenizer_is_path(s.tokenizer) ? s.tokenizer : NULL,
+                                 "--tokenizer"},
+                                {s.init, "--init"}};
+    const cli_path outputs[2] = {{s.out, "-o"}, {s.log, "--log"}};
+    const cli_path resumed = {s.resume, "--resume"};
+    if (cli_check_outputs("train", inputs, 3, outputs, 2) != 0 ||
+        cli_check_outputs("train", &resumed, 1, &outputs[1], 1) != 0)
+        return CLI_EXIT_USAGE;
     return train_run(&s);
 }

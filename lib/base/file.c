@@ -229,8 +229,9 @@ struct tlmi_file_writer {
     int status;      /* first failure, sticky */
     uint64_t written;
     size_t bytes;    /* allocated size of this struct and its strings */
-    char *path;      /* the target */
-    char *temp;      /* the temporary file beside it */
+    char *path;      /* the target as the caller named it (for messages) */
+    char *target;    /* the file replaced: `path` with symbolic links followed */
+    char *temp;      /* the temporary file beside `target` */
     char *directory; /* the directory holding both, to sync */
 };
 
@@ -258,6 +259,157 @@ static int writer_fail_errno(tlmi_file_writer *w, int error,
     return w->status;
 }
 
+/* What a file that is not a regular file is, for messages. */
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode))
+        return "a directory";
+    if (S_ISCHR(mode))
+        return "a character device";
+    if (S_ISBLK(mode))
+        return "a block device";
+    if (S_ISFIFO(mode))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(mode))
+        return "a socket";
+    return "not a regular file";
+}
+
+/* Most symbolic links followed from a target (Linux's own limit). */
+#define MAX_LINK_HOPS 40
+
+/* A copy of `text` from the host's allocator, `length` bytes + NUL. */
+static char *copy_string(tlmi_host *host, const char *text, size_t length) {
+    char *copy = tlmi_host_alloc(host, length + 1, 1);
+    if (copy != NULL) {
+        memcpy(copy, text, length);
+        copy[length] = '\0';
+    }
+    return copy;
+}
+
+static void free_string(tlmi_host *host, char *text) {
+    if (text != NULL)
+        tlmi_host_free(host, text, strlen(text) + 1);
+}
+
+/* The file a save of `path` replaces: `path` itself, or, if it is a
+ * symbolic link, the file at the end of its chain (a relative link is
+ * read from the link's own directory). A dangling link gives the name
+ * it points to: the save creates that file, as a shell redirection
+ * would. The result (*target, from the host's allocator, released with
+ * free_string) is a regular file or does not exist yet: anything else
+ * (a directory, device, FIFO or socket) is refused with TLM_E_IO, and
+ * *info says whether it exists (*exists) and its mode and owner. */
+static int resolve_target(tlmi_host *host, const char *path, char **target,
+                          int *exists, struct stat *info) {
+    char reason[128];
+    const int saved_errno = errno; /* a missing target is no error */
+    *target = NULL;
+    *exists = 0;
+    char *current = copy_string(host, path, strlen(path));
+    if (current == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "writing '%s': out of memory",
+                         path);
+    for (int hop = 0;; hop++) {
+        if (lstat(current, info) != 0) {
+            int error = errno;
+            if (error == ENOENT)
+                break; /* a new file (its directory is checked later) */
+            int status = tlmi_fail(host, TLM_E_IO, "writing '%s': %s%s%s: %s",
+                                   path, hop > 0 ? "its link target '" : "",
+                                   hop > 0 ? current : "", hop > 0 ? "'" : "",
+                                   error_text(error, reason, sizeof reason));
+            free_string(host, current);
+            return status;
+        }
+        if (!S_ISLNK(info->st_mode)) {
+            *exists = 1;
+            break;
+        }
+        if (hop == MAX_LINK_HOPS) {
+            free_string(host, current);
+            return tlmi_fail(host, TLM_E_IO,
+                             "writing '%s': more than %d symbolic links in "
+                             "a chain (a loop?)",
+                             path, MAX_LINK_HOPS);
+        }
+        /* The link's text; st_size is its length on most systems, but
+         * grow the buffer until readlink() leaves room to spare. */
+        size_t capacity = info->st_size > 0 ? (size_t)info->st_size + 1 : 256;
+        char *text = NULL;
+        ssize_t length;
+        for (;;) {
+            text = tlmi_host_alloc(host, capacity, 1);
+            if (text == NULL) {
+                free_string(host, current);
+                return tlmi_fail(host, TLM_E_NOMEM,
+                                 "writing '%s': out of memory", path);
+            }
+            length = readlink(current, text, capacity);
+            if (length < 0 || (size_t)length < capacity)
+                break;
+            tlmi_host_free(host, text, capacity);
+            if (capacity > ((size_t)1 << 20)) {
+                free_string(host, current);
+                return tlmi_fail(host, TLM_E_IO,
+                                 "writing '%s': a symbolic link in its "
+                                 "chain is too long",
+                                 path);
+            }
+            capacity *= 2;
+        }
+        if (length < 0) {
+            int error = errno;
+            tlmi_host_free(host, text, capacity);
+            int status = tlmi_fail(host, TLM_E_IO,
+                                   "writing '%s': reading the symbolic link "
+                                   "'%s': %s",
+                                   path, current,
+                                   error_text(error, reason, sizeof reason));
+            free_string(host, current);
+            return status;
+        }
+        /* Absolute text replaces the path; relative text replaces the
+         * last component of the link's own path. */
+        const char *slash = strrchr(current, '/');
+        size_t keep = text[0] == '/' || slash == NULL
+                          ? 0
+                          : (size_t)(slash - current) + 1;
+        char *next = tlmi_host_alloc(host, keep + (size_t)length + 1, 1);
+        if (next != NULL) {
+            memcpy(next, current, keep);
+            memcpy(next + keep, text, (size_t)length);
+            next[keep + (size_t)length] = '\0';
+        }
+        tlmi_host_free(host, text, capacity);
+        free_string(host, current);
+        if (next == NULL)
+            return tlmi_fail(host, TLM_E_NOMEM, "writing '%s': out of memory",
+                             path);
+        current = next;
+    }
+    const int linked = strcmp(current, path) != 0;
+    size_t length = strlen(current);
+    if (length == 0 || current[length - 1] == '/' ||
+        (*exists && !S_ISREG(info->st_mode))) {
+        const char *kind = *exists ? file_kind(info->st_mode) : "a directory";
+        int status =
+            linked ? tlmi_fail(host, TLM_E_IO,
+                               "writing '%s': it is a symbolic link to '%s', "
+                               "which is %s; tlm replaces only regular files",
+                               path, current, kind)
+                   : tlmi_fail(host, TLM_E_IO,
+                               "writing '%s': it is %s; tlm replaces only "
+                               "regular files",
+                               path, kind);
+        free_string(host, current);
+        return status;
+    }
+    *target = current;
+    errno = saved_errno;
+    return TLM_OK;
+}
+
 int tlmi_file_writer_open(tlmi_host *host, const char *path,
                           tlmi_file_writer **out) {
     TLMI_CHECK_NOT_NULL(host, "writing a file", out);
@@ -269,34 +421,51 @@ int tlmi_file_writer_open(tlmi_host *host, const char *path,
     if (path[path_length - 1] == '/')
         return tlmi_fail(host, TLM_E_INVALID,
                          "writing '%s': the path names a directory", path);
-    /* The directory part: up to the last '/', "/" or ".". */
-    const char *slash = strrchr(path, '/');
-    size_t directory_length = slash == NULL ? 1
-                              : slash == path ? 1
-                                              : (size_t)(slash - path);
     /* ".tmp-" + pid + "-" + counter, each number at most 20 digits. */
     const size_t suffix_max = 5 + 20 + 1 + 20;
-    if (path_length > (SIZE_MAX - sizeof(tlmi_file_writer) - suffix_max - 3) / 3)
+    if (path_length > (SIZE_MAX - sizeof(tlmi_file_writer) - suffix_max - 4) / 4)
         return tlmi_fail(host, TLM_E_INVALID, "writing a file: path too long");
+    char *target = NULL;
+    int exists = 0;
+    struct stat old;
+    memset(&old, 0, sizeof old);
+    TLMI_TRY(resolve_target(host, path, &target, &exists, &old));
+    size_t target_length = strlen(target);
+    if (target_length > (SIZE_MAX - sizeof(tlmi_file_writer) - suffix_max -
+                         4 - path_length) / 3) {
+        free_string(host, target);
+        return tlmi_fail(host, TLM_E_INVALID, "writing a file: path too long");
+    }
+    /* The directory part of the target: up to the last '/', "/" or ".". */
+    const char *slash = strrchr(target, '/');
+    size_t directory_length = slash == NULL ? 1
+                              : slash == target ? 1
+                                                : (size_t)(slash - target);
     size_t bytes = sizeof(tlmi_file_writer) + (path_length + 1) +
-                   (path_length + suffix_max + 1) + (directory_length + 1);
+                   (target_length + 1) + (target_length + suffix_max + 1) +
+                   (directory_length + 1);
     tlmi_file_writer *w = tlmi_host_alloc(host, bytes, _Alignof(tlmi_file_writer));
-    if (w == NULL)
+    if (w == NULL) {
+        free_string(host, target);
         return tlmi_fail(host, TLM_E_NOMEM,
                          "writing '%s': out of memory (allocating %zu bytes)",
                          path, bytes);
+    }
     memset(w, 0, sizeof *w);
     w->host = host;
     w->fd = -1;
     w->bytes = bytes;
     w->path = (char *)(w + 1);
-    w->temp = w->path + path_length + 1;
-    w->directory = w->temp + path_length + suffix_max + 1;
+    w->target = w->path + path_length + 1;
+    w->temp = w->target + target_length + 1;
+    w->directory = w->temp + target_length + suffix_max + 1;
     memcpy(w->path, path, path_length + 1);
+    memcpy(w->target, target, target_length + 1);
+    free_string(host, target);
     if (slash == NULL) {
         memcpy(w->directory, ".", 2);
     } else {
-        memcpy(w->directory, path, directory_length);
+        memcpy(w->directory, w->target, directory_length);
         w->directory[directory_length] = '\0';
     }
 
@@ -306,8 +475,8 @@ int tlmi_file_writer_open(tlmi_host *host, const char *path,
     int error = 0;
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned long counter = atomic_fetch_add(&temp_counter, 1);
-        snprintf(w->temp, path_length + suffix_max + 1, "%s.tmp-%lld-%lu",
-                 path, (long long)getpid(), counter);
+        snprintf(w->temp, target_length + suffix_max + 1, "%s.tmp-%lld-%lu",
+                 w->target, (long long)getpid(), counter);
         do
             w->fd = open(w->temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                          0666);
@@ -325,6 +494,20 @@ int tlmi_file_writer_open(tlmi_host *host, const char *path,
                                error_text(error, reason, sizeof reason));
         tlmi_host_free(host, w, w->bytes);
         return status;
+    }
+    /* A replaced file keeps its permission bits, and its owner and group
+     * where this process may set them (only root may give a file away;
+     * the group only to one of its own groups): a chown failure is not
+     * an error, the file is then ours as a new one would be. chown
+     * first, since it may clear set-user-ID bits that chmod restores. */
+    if (exists) {
+        if (old.st_uid != geteuid() || old.st_gid != getegid())
+            (void)!fchown(w->fd, old.st_uid, old.st_gid);
+        if (fchmod(w->fd, old.st_mode & 07777) != 0) {
+            int status = writer_fail_errno(w, errno, "setting the permissions of");
+            tlmi_host_free(host, w, w->bytes);
+            return status;
+        }
     }
     *out = w;
     return TLM_OK;
@@ -452,8 +635,8 @@ static pid_t temporary_owner(const char *name, const char *base,
  * its save returns TLM_E_IO, and the target is never damaged. */
 static void remove_stale_temporaries(const tlmi_file_writer *w) {
     int saved_errno = errno;
-    const char *slash = strrchr(w->path, '/');
-    const char *base = slash == NULL ? w->path : slash + 1;
+    const char *slash = strrchr(w->target, '/');
+    const char *base = slash == NULL ? w->target : slash + 1;
     size_t base_length = strlen(base);
     pid_t self = getpid();
     DIR *directory = opendir(w->directory);
@@ -502,7 +685,22 @@ int tlmi_file_writer_commit(tlmi_file_writer *w) {
         status = writer_fail_errno(w, error, "closing");
         goto cleanup;
     }
-    if (rename(w->temp, w->path) != 0) {
+    /* The target was checked when the writer opened; something may have
+     * put a directory, device or FIFO there since (rename would replace
+     * a device or FIFO, as root even in /dev). */
+    struct stat now;
+    const int saved_errno = errno;
+    if (lstat(w->target, &now) != 0)
+        errno = saved_errno; /* gone since: rename makes it anew */
+    else if (!S_ISREG(now.st_mode)) {
+        unlink(w->temp);
+        status = tlmi_fail(w->host, TLM_E_IO,
+                           "writing '%s': '%s' became %s while it was "
+                           "written; tlm replaces only regular files",
+                           w->path, w->target, file_kind(now.st_mode));
+        goto cleanup;
+    }
+    if (rename(w->temp, w->target) != 0) {
         int error = errno;
         unlink(w->temp);
         char reason[128];
@@ -529,6 +727,13 @@ cleanup:
     discard_temp(w); /* after a failure: no-op if already discarded */
     tlmi_host_free(w->host, w, w->bytes);
     return status;
+}
+
+int tlmi_file_same(const char *a, const char *b) {
+    struct stat first, second;
+    if (a == NULL || b == NULL || stat(a, &first) != 0 || stat(b, &second) != 0)
+        return 0;
+    return first.st_dev == second.st_dev && first.st_ino == second.st_ino;
 }
 
 int tlmi_file_write_atomic(tlmi_host *host, const char *path,

@@ -8,9 +8,21 @@
  * over the target (atomic on POSIX file systems) and syncs the directory,
  * so that after a crash or power loss the target holds either its old
  * contents or the complete new ones. Any failure, and abort, removes the
- * temporary file and leaves the target untouched. If the target is a
- * symbolic link, the link itself is replaced. New files get mode 0666
- * minus the umask, as fopen() gives.
+ * temporary file and leaves the target untouched.
+ *
+ * What is replaced: only a regular file. A target that exists and is
+ * anything else (a directory, a character or block device such as
+ * /dev/null or /dev/full, a FIFO, a socket) is refused with TLM_E_IO
+ * saying what it is, before anything is created; commit checks again
+ * just before the rename. A symbolic link is written through: the chain
+ * is followed (at most 40 links; relative links from the link's own
+ * directory), the link stays, and the file it ends at is replaced, with
+ * the temporary file in that file's directory. A dangling link creates
+ * the file it names (as a shell redirection does). A replaced file keeps
+ * its permission bits, and its owner and group where the process may set
+ * them; new files get mode 0666 minus the umask, as fopen() gives. A
+ * replaced file with other hard links gets a new inode: the other names
+ * keep the old contents (rename replaces one name).
  *
  * A process killed mid-save leaves its temporary file behind; the next
  * successful commit of the same target removes such leftovers: names of
@@ -73,7 +85,9 @@ void tlmi_file_unmap(tlmi_file_mapping *mapping);
 
 typedef struct tlmi_file_writer tlmi_file_writer;
 
-/* Starts writing `path`: creates the temporary file beside it. */
+/* Starts writing `path`: resolves symbolic links, refuses a target that
+ * is not a regular file, creates the temporary file beside the target
+ * (with the replaced file's permissions). */
 int tlmi_file_writer_open(tlmi_host *host, const char *path,
                           tlmi_file_writer **out);
 
@@ -95,6 +109,13 @@ int tlmi_file_writer_commit(tlmi_file_writer *writer);
 
 /* Discards everything written and frees the writer; NULL is ignored. */
 void tlmi_file_writer_abort(tlmi_file_writer *writer);
+
+/* 1 when `a` and `b` both exist and are the same file (the same device
+ * and inode after following symbolic links: hard links and different
+ * spellings of one path count), else 0. A caller that reads one file and
+ * writes another asks it before writing, so an output never replaces its
+ * own input. */
+int tlmi_file_same(const char *a, const char *b);
 
 /* Writes `size` bytes as the new contents of `path`, crash-safely. */
 int tlmi_file_write_atomic(tlmi_host *host, const char *path,

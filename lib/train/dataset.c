@@ -330,9 +330,18 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     const uint32_t tok_crc = tokenizer_crc(tokenizer, host, &status);
     if (status != TLM_OK)
         goto cleanup;
-    const int have_path =
+    int have_path =
         p.use_cache && snprintf(cache_path, sizeof cache_path, "%s.tlmtok",
                                 path) < (int)sizeof cache_path;
+    /* A cache name that leads back to the text itself (a symbolic or
+     * hard link) would replace the text with ids: no cache then. */
+    if (have_path && tlmi_file_same(path, cache_path)) {
+        tlmi_host_log(host, TLM_LOG_WARN,
+                      "%s: the cache '%s' is the text file '%s' itself; "
+                      "not using a cache",
+                      what, cache_path, path);
+        have_path = 0;
+    }
     if (have_path)
         ids = read_cache(host, cache_path, size, text_crc, tok_crc, &count);
     if (ids != NULL) {

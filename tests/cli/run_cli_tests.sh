@@ -109,7 +109,7 @@ check "a run started with --init --context resumes with its --context" sh -c "
     grep -q 'at step 4, context 16\$' short.err"
 check "train --init names every conflicting option" sh -c "
     ! '$tlm' train --init model.tlm --data new.txt --dim 64 --heads 1 --tokenizer byte \
-        2> conflict.err && grep -q -- '--dim 64 (the model.s is 32)' conflict.err &&
+        --out conflict.tlm 2> conflict.err && grep -q -- '--dim 64 (the model.s is 32)' conflict.err &&
     grep -q -- '--heads 1 (the model has 2)' conflict.err &&
     grep -q -- '--tokenizer byte (the model.s is char' conflict.err"
 
