@@ -173,6 +173,11 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                          "tlm_model_import: params.format %d is not a "
                          "tlm_model_format (0..5)",
                          (int)params.format);
+    if (params.allow_nonfinite != 0 && params.allow_nonfinite != 1)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_import: params.allow_nonfinite is %d; it "
+                         "must be 0 or 1",
+                         (int)params.allow_nonfinite);
     int32_t format = params.format;
     if (format == TLM_MODEL_FORMAT_AUTO) {
         int status = detect(host, path, &format);
@@ -198,11 +203,12 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
         status = tlm_model_load(out, ctx, path, NULL);
         break;
     case TLM_MODEL_FORMAT_SAFETENSORS:
-        status = tlm_model_import_safetensors(out, ctx, path);
+        status = tlmi_model_import_safetensors(out, ctx, path,
+                                               params.allow_nonfinite);
         break;
     case TLM_MODEL_FORMAT_HF:
         status = tlmi_hf_import(out, ctx, path, params.config_path,
-                                params.config);
+                                params.config, params.allow_nonfinite);
         break;
     case TLM_MODEL_FORMAT_LLAMA2C:
         status = tlmi_llama2c_import_file(out, ctx, path);
