@@ -1416,9 +1416,11 @@ typedef struct tlm_model_import_params {
      *  pre-norm, biases, as GPT-2 has; or rotary, RMSNorm, SwiGLU, no
      *  biases, which reads Llama's names); NULL (default). */
     const tlm_model_config *config;
-    /** safetensors and Hugging Face: 1 accepts weights that are NaN or
-     *  infinite (for debugging a broken checkpoint); 0 (default) refuses
-     *  them with TLM_E_FORMAT, naming the tensor and the element. */
+    /** 1 accepts weights that are NaN or infinite (for debugging a broken
+     *  checkpoint); 0 (default) refuses them with TLM_E_FORMAT, naming the
+     *  tensor and the element: safetensors, Hugging Face, llm.c and
+     *  llama2.c imports (a .tlm file is loaded as tlm_model_load() does,
+     *  which trusts float32 values). */
     int32_t allow_nonfinite;
 } tlm_model_import_params;
 
@@ -1445,9 +1447,9 @@ TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
  *         missing tensor, a shape that disagrees with the configuration, a
  *         vocabulary that does not match the embedding, a llama2.c header
  *         whose dims disagree or whose implied size is not the file's,
- *         naming both sizes; a safetensors/Hugging Face weight that is NaN
- *         or infinite unless params->allow_nonfinite, naming the tensor and
- *         element), TLM_E_UNSUPPORTED (an unknown architecture,
+ *         naming both sizes; a weight that is NaN or infinite, unless
+ *         params->allow_nonfinite, naming the tensor and element),
+ *         TLM_E_UNSUPPORTED (an unknown architecture,
  *         a configuration field tlm cannot compute such as rope_scaling or
  *         biases in a Llama, a llama2.c version other than 1, a size
  *         beyond tlm_model_create()'s limits),

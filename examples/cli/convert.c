@@ -257,7 +257,7 @@ int cmd_import(int argc, char **argv) {
          "tokenizer.bin; its size must be the model's (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
         {"allow-nonfinite", 0, CLI_FLAG, &allow_nonfinite, 0, 0, NULL,
-         "safetensors, hf: accept NaN or infinite weights (for debugging; refused by default)", 0},
+         "accept NaN or infinite weights (for debugging; refused by default)", 0},
     };
     cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer PATH | --tokenizer-from MODEL.tlm] [--allow-nonfinite]",
                        "Make a .tlm model from another program's files, the format found from\n"

@@ -795,6 +795,71 @@ static void nonfinite_hf_weights_are_refused(void **state) {
     tlm_context_free(ctx);
 }
 
+/* llm.c and llama2.c checkpoints with a NaN (or -inf) as their first
+ * weight (the token embedding's element 0, right after the header):
+ * refused naming tlm's parameter; allow_nonfinite imports them. */
+static void nonfinite_checkpoint_weights_are_refused(void **state) {
+    (void)state;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = 12;
+    c.d_model = 8;
+    c.n_heads = 2;
+    c.d_ff = 32;
+    c.n_decoder_layers = 1;
+    c.max_context = 4;
+    tlm_model *gpt2 = NULL;
+    assert_int_equal(tlm_model_create(&gpt2, ctx, &c), TLM_OK);
+    c.position = TLM_POSITION_ROTARY;
+    c.norm = TLM_NORM_RMS;
+    c.activation = TLM_ACTIVATION_SWIGLU;
+    c.bias = 0;
+    c.tied_output = 0;
+    tlm_model *llama = NULL;
+    assert_int_equal(tlm_model_create(&llama, ctx, &c), TLM_OK);
+    static const struct {
+        int32_t format;
+        size_t header; /* bytes before the token embedding */
+        const char *name;
+        uint32_t bits;
+        const char *word;
+    } cases[2] = {{TLM_MODEL_FORMAT_LLMC, 1024, "ckpt.bin", 0x7fc00000u, "NaN"},
+                  {TLM_MODEL_FORMAT_LLAMA2C, 28, "stories.bin", 0xff800000u, "-infinity"}};
+    for (int k = 0; k < 2; k++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, cases[k].name);
+        tlm_model_export_params out;
+        tlm_model_export_params_init(&out);
+        out.format = cases[k].format;
+        assert_int_equal(tlm_model_export(k == 0 ? gpt2 : llama, path, &out), TLM_OK);
+        bytes f = read_file(path);
+        put_u32(f.data + cases[k].header, cases[k].bits);
+        write_file(path, f.data, f.size);
+        free(f.data);
+        tlm_model *back = NULL;
+        assert_int_equal(tlm_model_import(&back, ctx, path, NULL), TLM_E_FORMAT);
+        assert_null(back);
+        char words[200];
+        snprintf(words, sizeof words,
+                 "parameter 'token_embedding.weight' has %s at element 0 [0, 0]",
+                 cases[k].word);
+        if (strstr(tlm_last_error(), words) == NULL ||
+            strstr(tlm_last_error(), cases[k].name) == NULL)
+            fail_msg("unexpected message: %s", tlm_last_error());
+        print_message("refused: %s\n", tlm_last_error());
+        tlm_model_import_params params;
+        tlm_model_import_params_init(&params);
+        params.allow_nonfinite = 1;
+        assert_int_equal(tlm_model_import(&back, ctx, path, &params), TLM_OK);
+        tlm_model_free(back);
+    }
+    tlm_model_free(llama);
+    tlm_model_free(gpt2);
+    tlm_context_free(ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tlm_reserved_bytes_and_padding_are_zero),
@@ -806,6 +871,7 @@ int main(void) {
         cmocka_unit_test(safetensors_shapes_are_integers),
         cmocka_unit_test(nonfinite_weights_are_refused),
         cmocka_unit_test(nonfinite_hf_weights_are_refused),
+        cmocka_unit_test(nonfinite_checkpoint_weights_are_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
