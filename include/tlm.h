@@ -1362,10 +1362,15 @@ TLM_API int tlm_model_export_safetensors(const tlm_model *model,
  * tlm_model_export_safetensors() or by any tool that follows docs/model.md:
  * the configuration comes from the "tlm.config" metadata entry, every
  * parameter must be present with its documented shape (F32, or F16/BF16
- * converted), and tensors that are not parameters are ignored.
- * @return TLM_E_IO, TLM_E_FORMAT (a malformed file, a missing or misshapen
- *         parameter, no configuration), TLM_E_UNSUPPORTED, TLM_E_NOMEM,
- *         with a message naming the file and the tensor
+ * converted), and tensors that are not parameters are ignored. The file
+ * is checked as docs/format-safetensors.md says (as the reference
+ * implementation does: the tensors cover the data section exactly,
+ * integer shapes); a NaN or infinite weight is refused (tlm_model_import()
+ * with allow_nonfinite accepts it).
+ * @return TLM_E_IO, TLM_E_FORMAT (not a safetensors file, a malformed
+ *         file, a missing or misshapen parameter, no configuration, a NaN
+ *         or infinite weight), TLM_E_UNSUPPORTED, TLM_E_NOMEM, with a
+ *         message naming the file and the tensor (and the element)
  */
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path);
@@ -1411,6 +1416,12 @@ typedef struct tlm_model_import_params {
      *  pre-norm, biases, as GPT-2 has; or rotary, RMSNorm, SwiGLU, no
      *  biases, which reads Llama's names); NULL (default). */
     const tlm_model_config *config;
+    /** 1 accepts weights that are NaN or infinite (for debugging a broken
+     *  checkpoint); 0 (default) refuses them with TLM_E_FORMAT, naming the
+     *  tensor and the element: safetensors, Hugging Face, llm.c and
+     *  llama2.c imports (a .tlm file is loaded as tlm_model_load() does,
+     *  which trusts float32 values). */
+    int32_t allow_nonfinite;
 } tlm_model_import_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
@@ -1436,7 +1447,9 @@ TLM_API int tlm_model_import_params_init(tlm_model_import_params *params);
  *         missing tensor, a shape that disagrees with the configuration, a
  *         vocabulary that does not match the embedding, a llama2.c header
  *         whose dims disagree or whose implied size is not the file's,
- *         naming both sizes), TLM_E_UNSUPPORTED (an unknown architecture,
+ *         naming both sizes; a weight that is NaN or infinite, unless
+ *         params->allow_nonfinite, naming the tensor and element),
+ *         TLM_E_UNSUPPORTED (an unknown architecture,
  *         a configuration field tlm cannot compute such as rope_scaling or
  *         biases in a Llama, a llama2.c version other than 1, a size
  *         beyond tlm_model_create()'s limits),

@@ -268,6 +268,7 @@ static void print_import_note(void *user, int level, const char *message) {
 int cmd_import(int argc, char **argv) {
     const char *out = NULL, *tokenizer_from = NULL, *format_name = "auto";
     const char *config_path = NULL, *tokenizer_path = NULL;
+    int allow_nonfinite = 0;
     cli_option options[] = {
         {"out", 'o', CLI_STRING, &out, 0, 0, "MODEL.tlm", "the .tlm file to write (required)", 0},
         {"format", 0, CLI_STRING, &format_name, 0, 0, "FORMAT",
@@ -278,8 +279,10 @@ int cmd_import(int argc, char **argv) {
          "merges.txt), a tiktoken rank file, a SentencePiece tokenizer.model or a llama2.c "
          "tokenizer.bin; its size must be the model's (default: those files beside the weights)", 0},
         {"tokenizer-from", 0, CLI_STRING, &tokenizer_from, 0, 0, "MODEL.tlm", "attach the tokenizer of this model", 0},
+        {"allow-nonfinite", 0, CLI_FLAG, &allow_nonfinite, 0, 0, NULL,
+         "accept NaN or infinite weights (for debugging; refused by default)", 0},
     };
-    cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer PATH | --tokenizer-from MODEL.tlm]",
+    cli_command cmd = {"import", "FILE|DIR -o MODEL.tlm [--format FORMAT] [--config FILE] [--tokenizer PATH | --tokenizer-from MODEL.tlm] [--allow-nonfinite]",
                        "Make a .tlm model from another program's files, the format found from\n"
                        "their content: a Hugging Face GPT-2 or Llama directory, its\n"
                        "model.safetensors or model.safetensors.index.json (config.json beside\n"
@@ -289,7 +292,7 @@ int cmd_import(int argc, char **argv) {
                        "at once: GPT-2's (encoder.json + vocab.bpe, or vocab.json + merges.txt),\n"
                        "a SentencePiece tokenizer.model, or beside a llama2.c checkpoint a\n"
                        "tokenizer.bin whose size is the model's vocabulary (else a note).",
-                       options, 5, 1, 1, "FILE|DIR"};
+                       options, 6, 1, 1, "FILE|DIR"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -306,6 +309,7 @@ int cmd_import(int argc, char **argv) {
         return cli_error(CLI_EXIT_USAGE, "import", "--format '%s' is not auto, hf, llama2c, llmc, safetensors or tlm",
                          format_name);
     params.config_path = config_path;
+    params.allow_nonfinite = allow_nonfinite;
     char beside[4096];
     const char *found_beside = NULL;
     int beside_kind = BESIDE_NONE;

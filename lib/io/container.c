@@ -133,6 +133,39 @@ abort:
     return status;
 }
 
+/* The first nonzero byte of bytes[from..to), or `to`. */
+static size_t first_nonzero(const unsigned char *bytes, size_t from, size_t to) {
+    while (from < to && bytes[from] == 0)
+        from++;
+    return from;
+}
+
+/* A kind is 1..8 printable ASCII characters, then NUL up to 8 bytes. */
+static int kind_is_valid(const unsigned char *kind) {
+    int length = 0;
+    while (length < 8 && kind[length] != 0) {
+        if (kind[length] < 0x21 || kind[length] > 0x7e)
+            return 0;
+        length++;
+    }
+    return length > 0 && first_nonzero(kind, (size_t)length, 8) == 8;
+}
+
+int tlmi_container_check_padding(tlmi_host *host, const char *what,
+                                 const char *source, const unsigned char *bytes,
+                                 uint64_t from, uint64_t to,
+                                 uint64_t file_offset, const char *after) {
+    const size_t at = first_nonzero(bytes, (size_t)from, (size_t)to);
+    if (at < to)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: '%s' has the nonzero byte 0x%02x at offset %llu, "
+                         "in the padding after %s (padding must be 0; the "
+                         "file is corrupt)",
+                         what, source, (unsigned)bytes[at],
+                         (unsigned long long)(file_offset + at), after);
+    return TLM_OK;
+}
+
 int tlmi_container_parse(tlmi_host *host, const char *what,
                           const char *source, const void *buffer, size_t size,
                           const char *skip_crc_of, tlmi_container *out) {
@@ -154,6 +187,17 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                          "size %u)",
                          what, source, (unsigned)version,
                          (unsigned)tlmi_get_u32(bytes + 12));
+    /* The reserved bytes are checked before the checksums so that the
+     * message names the byte (28..31 are summed, 48..63 are not). */
+    const size_t reserved_at = first_nonzero(bytes, 28, 32) < 32
+                                   ? first_nonzero(bytes, 28, 32)
+                                   : first_nonzero(bytes, 48, HEADER_SIZE);
+    if (reserved_at < HEADER_SIZE)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: '%s' has the nonzero byte 0x%02x at offset %zu, "
+                         "a reserved byte of the header (it must be 0; the "
+                         "file is corrupt)",
+                         what, source, (unsigned)bytes[reserved_at], reserved_at);
     if (tlmi_get_u32(bytes + 44) != tlmi_crc32(0, bytes, 44))
         return tlmi_fail(host, TLM_E_FORMAT,
                          "%s: the header of '%s' fails its checksum (the file "
@@ -176,20 +220,52 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                          what, source, (unsigned)count,
                          (unsigned long long)table_offset);
     const unsigned char *table = bytes + table_offset;
+    for (uint32_t s = 0; s < count; s++) {
+        const size_t entry = (size_t)table_offset + (size_t)s * ENTRY_SIZE;
+        const size_t at = first_nonzero(bytes, entry + 28, entry + ENTRY_SIZE);
+        if (at < entry + ENTRY_SIZE)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: '%s' has the nonzero byte 0x%02x at offset "
+                             "%zu, a reserved byte of section table entry %u "
+                             "(it must be 0; the file is corrupt)",
+                             what, source, (unsigned)bytes[at], at, (unsigned)s);
+    }
     if (tlmi_get_u32(bytes + 40) != tlmi_crc32(0, table, (size_t)count * ENTRY_SIZE))
         return tlmi_fail(host, TLM_E_FORMAT,
                          "%s: the section table of '%s' fails its checksum (the "
                          "file is corrupt)",
                          what, source);
+    /* The layout is exactly the writer's: each section at the first
+     * 64-byte boundary after the one before (the first after the table),
+     * the file ending at the boundary after the last; the bytes between
+     * are zero. So every byte of a file is either summed by a checksum or
+     * known. */
     uint64_t previous_end = table_offset + (uint64_t)count * ENTRY_SIZE;
+    char previous[32] = "the section table";
     for (uint32_t s = 0; s < count; s++) {
         const unsigned char *entry = table + (size_t)s * ENTRY_SIZE;
         tlmi_container_section *section = &out->sections[s];
         memcpy(section->kind, entry, 8);
         section->kind[8] = '\0';
+        const int kind_ok = kind_is_valid(entry);
         for (int i = 0; i < 8 && section->kind[i]; i++)
             if (section->kind[i] < 0x20 || section->kind[i] > 0x7e)
                 section->kind[i] = '?';
+        if (!kind_ok)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: entry %u of the section table of '%s' (at "
+                             "offset %zu) has the kind '%s', which is not 1 "
+                             "to 8 printable ASCII characters padded with NUL",
+                             what, (unsigned)s, source,
+                             (size_t)table_offset + (size_t)s * ENTRY_SIZE,
+                             section->kind);
+        for (uint32_t k = 0; k < s; k++)
+            if (memcmp(entry, table + (size_t)k * ENTRY_SIZE, 8) == 0)
+                return tlmi_fail(host, TLM_E_FORMAT,
+                                 "%s: '%s' has two sections '%s' (entries %u "
+                                 "and %u of its section table)",
+                                 what, source, section->kind, (unsigned)k,
+                                 (unsigned)s);
         section->offset = tlmi_get_u64(entry + 8);
         section->size = tlmi_get_u64(entry + 16);
         section->crc = tlmi_get_u32(entry + 24);
@@ -203,7 +279,21 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                              what, section->kind, source,
                              (unsigned long long)section->offset,
                              (unsigned long long)section->size);
+        const uint64_t expected = align_up(previous_end, TLMI_CONTAINER_ALIGN);
+        if (section->offset != expected)
+            return tlmi_fail(host, TLM_E_FORMAT,
+                             "%s: section '%s' of '%s' starts at offset %llu; "
+                             "%s ends at %llu, so it must start at %llu (the "
+                             "next multiple of %d)",
+                             what, section->kind, source,
+                             (unsigned long long)section->offset, previous,
+                             (unsigned long long)previous_end,
+                             (unsigned long long)expected, TLMI_CONTAINER_ALIGN);
+        TLMI_TRY(tlmi_container_check_padding(host, what, source, bytes,
+                                              previous_end, section->offset, 0,
+                                              previous));
         previous_end = section->offset + section->size;
+        snprintf(previous, sizeof previous, "section '%s'", section->kind);
         section->data = bytes + section->offset;
         if (skip_crc_of == NULL ||
             (strcmp(skip_crc_of, TLMI_CONTAINER_SKIP_ALL_CRCS) != 0 &&
@@ -215,6 +305,18 @@ int tlmi_container_parse(tlmi_host *host, const char *what,
                                  what, section->kind, source);
         }
     }
+    if (size != align_up(previous_end, TLMI_CONTAINER_ALIGN))
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: '%s' is %zu bytes; its last %s ends "
+                         "at %llu, so the file must end at %llu (the next "
+                         "multiple of %d)",
+                         what, source, size, previous,
+                         (unsigned long long)previous_end,
+                         (unsigned long long)align_up(previous_end,
+                                                      TLMI_CONTAINER_ALIGN),
+                         TLMI_CONTAINER_ALIGN);
+    TLMI_TRY(tlmi_container_check_padding(host, what, source, bytes,
+                                          previous_end, size, 0, previous));
     out->version = version;
     out->count = (int32_t)count;
     return TLM_OK;

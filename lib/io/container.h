@@ -55,7 +55,10 @@ typedef struct tlmi_container {
 } tlmi_container;
 
 /* Checks the container in `buffer` (a file's `size` bytes): magic,
- * version, sizes, table, alignment, overlaps, and every section's CRC
+ * version, sizes, reserved bytes (zero), table (kinds unique), the layout
+ * (each section at the first 64-byte boundary after the one before, the
+ * file ending at the boundary after the last, zero padding between), and
+ * every section's CRC
  * except, when skip_crc_of is not NULL, the section of that kind, or every
  * section when it is TLMI_CONTAINER_SKIP_ALL_CRCS (for a caller that checks
  * them itself, piece by piece, from a mapped file). `source`
@@ -76,6 +79,14 @@ int tlmi_container_check_mapped(tlmi_host *host, const char *what,
                                 const tlmi_file_mapping *mapping,
                                 const tlmi_container *container,
                                 const char *skip_kind);
+
+/* Checks that bytes[from..to) are zero (alignment padding); otherwise
+ * fails naming the byte's offset in the file (`file_offset` + its index)
+ * and what the padding follows (`after`, e.g. "section 'config'"). */
+int tlmi_container_check_padding(tlmi_host *host, const char *what,
+                                 const char *source, const unsigned char *bytes,
+                                 uint64_t from, uint64_t to,
+                                 uint64_t file_offset, const char *after);
 
 /* The first section of `kind`, or NULL. */
 const tlmi_container_section *tlmi_container_find(const tlmi_container *c,

@@ -113,9 +113,14 @@ int tlmi_safetensors_metadata_at(const tlmi_safetensors *st, size_t index,
                                  const char **key, const char **value,
                                  size_t *value_length);
 
-/* Bytes of the data section that no tensor covers (holes and a tail):
- * accepted, and reported here and at TLM_LOG_WARN. */
-uint64_t tlmi_safetensors_unused_bytes(const tlmi_safetensors *st);
+/* For a float tensor (F32, F16, BF16): fails with TLM_E_FORMAT, naming
+ * `what` (the importer and file), the tensor and the element (flat index
+ * and its index per dimension), when an element is NaN or infinite;
+ * TLM_OK otherwise and for I32. Imports call it unless the caller allows
+ * non-finite weights (tlm_model_import_params::allow_nonfinite). */
+int tlmi_safetensors_check_finite(const tlmi_safetensors *st,
+                                  const tlmi_safetensors_entry *entry,
+                                  const char *what);
 
 /* Copies a tensor's values as floats into `dst` (`count` must equal
  * numel): F32 as is, F16 and BF16 converted exactly. The source may be

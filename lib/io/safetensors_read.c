@@ -68,7 +68,6 @@ struct tlmi_safetensors {
     st_metadata *metadata; /* sorted by key */
     char *strings;         /* names, keys and values */
     size_t strings_bytes;
-    uint64_t unused_bytes;
     /* What tlmi_safetensors_open read or mapped. */
     void *buffer;
     size_t buffer_size;
@@ -105,6 +104,8 @@ typedef struct parse_state {
     uint64_t data_size; /* bytes after the header */
     const unsigned char *data_start;
     char *next_string;
+    const char *header; /* the JSON text, for how numbers are written */
+    size_t header_size;
 } parse_state;
 
 static void release_tables(tlmi_safetensors *st) {
@@ -139,12 +140,29 @@ static int header_count(parse_state *ps, const char *name,
                              ? "an"
                              : "a",
                          tlmi_json_type_name(value->type), value->offset);
-    if (!value->is_int64 || value->as.number.integer < 0)
+    /* Digits only, as the reference reader (serde into usize) demands:
+     * 75.0, 7.5e1 and -1 are refused, although the JSON value of the first
+     * two is an integer. */
+    size_t end = value->offset;
+    while (end < ps->header_size && ps->header[end] >= '0' && ps->header[end] <= '9')
+        end++;
+    const int digits_only =
+        end > value->offset &&
+        (end == ps->header_size ||
+         (ps->header[end] != '.' && ps->header[end] != 'e' && ps->header[end] != 'E'));
+    if (!value->is_int64 || value->as.number.integer < 0 || !digits_only) {
+        char written[48];
+        size_t length = value->offset;
+        while (length < ps->header_size && length - value->offset < 40 &&
+               strchr("0123456789+-.eE", ps->header[length]) != NULL)
+            length++;
+        tlmi_st_printable(ps->header + value->offset, length - value->offset,
+                          written, sizeof written);
         return tlmi_fail(ps->host, TLM_E_FORMAT,
-                         "%s: tensor '%s': %s is %.17g at header byte %zu; "
-                         "expected an integer >= 0",
-                         ps->source, name, field, value->as.number.real,
-                         value->offset);
+                         "%s: tensor '%s': %s is %s at header byte %zu; "
+                         "expected an integer >= 0 written with digits only",
+                         ps->source, name, field, written, value->offset);
+    }
     *out = (uint64_t)value->as.number.integer;
     return TLM_OK;
 }
@@ -465,36 +483,53 @@ static int build(parse_state *ps, const tlmi_json_value *root) {
             return status;
     }
 
-    /* Overlaps, holes. */
+    /* The layout the reference implementation demands: the tensors,
+     * sorted by their offsets, cover the data section exactly: the first
+     * begins at 0, each begins where the one before ends, the last ends
+     * at the end of the file. No holes, no overlaps, no bytes after. */
     if (st->count > 0)
         qsort(st->entries, st->count, sizeof *st->entries, compare_offsets);
     uint64_t covered = 0;
     for (size_t i = 0; i < st->count; i++) {
         const tlmi_safetensors_entry *e = &st->entries[i];
-        if (i > 0 && e->begin < st->entries[i - 1].end) {
-            const tlmi_safetensors_entry *p = &st->entries[i - 1];
+        if (e->begin != covered) {
             char a[132], b[132];
+            if (i == 0)
+                return tlmi_fail(host, TLM_E_FORMAT,
+                                 "%s: the first tensor by offset, '%s', has "
+                                 "data_offsets [%llu, %llu]; it must begin at "
+                                 "0 (the tensors must cover the data section "
+                                 "exactly)",
+                                 ps->source,
+                                 tlmi_st_printable(e->name, e->name_length, b, sizeof b),
+                                 (unsigned long long)e->begin,
+                                 (unsigned long long)e->end);
+            const tlmi_safetensors_entry *p = &st->entries[i - 1];
             return tlmi_fail(host, TLM_E_FORMAT,
                              "%s: tensors '%s' (data_offsets [%llu, %llu]) "
-                             "and '%s' ([%llu, %llu]) overlap",
+                             "and '%s' ([%llu, %llu]) %s (the tensors must "
+                             "cover the data section exactly)",
                              ps->source,
                              tlmi_st_printable(p->name, p->name_length, a, sizeof a),
                              (unsigned long long)p->begin,
                              (unsigned long long)p->end,
                              tlmi_st_printable(e->name, e->name_length, b, sizeof b),
                              (unsigned long long)e->begin,
-                             (unsigned long long)e->end);
+                             (unsigned long long)e->end,
+                             e->begin < covered ? "overlap" : "leave a hole between them");
         }
-        covered += e->end - e->begin;
+        covered = e->end;
         st->by_name[i] = e;
     }
-    st->unused_bytes = ps->data_size - covered;
-    if (st->unused_bytes > 0)
-        tlmi_host_log(host, TLM_LOG_WARN,
-                      "%s: %llu of the %llu bytes of the data section belong "
-                      "to no tensor",
-                      ps->source, (unsigned long long)st->unused_bytes,
-                      (unsigned long long)ps->data_size);
+    if (covered != ps->data_size)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s: the data section has %llu bytes, its tensors "
+                         "cover %llu; the rest, from file byte %llu, belongs "
+                         "to no tensor (a wrong header length, or a truncated "
+                         "or appended file)",
+                         ps->source, (unsigned long long)ps->data_size,
+                         (unsigned long long)covered,
+                         (unsigned long long)(8 + ps->header_size + covered));
     if (st->count > 0)
         qsort(st->by_name, st->count, sizeof *st->by_name, compare_names);
     if (st->metadata_count > 0)
@@ -519,23 +554,36 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
     make_source(name, sizeof name, source);
     const unsigned char *bytes = data;
 
+    /* A text file, or anything else, fails one of the first two tests:
+     * its first 8 bytes read as a length are huge, and byte 8 is no '{'. */
+    char file[SOURCE_MAX + 8];
+    if (source == NULL)
+        snprintf(file, sizeof file, "the data");
+    else
+        snprintf(file, sizeof file, "'%s'", source);
     if (size < 8)
         return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: %zu bytes is too short for a safetensors file "
-                         "(the header length alone takes 8)",
-                         name, size);
+                         "%s is not a safetensors file (%zu bytes; the "
+                         "header length alone takes 8)",
+                         file, size);
     uint64_t header = tlmi_get_u64(bytes);
+    if (header > size - 8)
+        return tlmi_fail(host, TLM_E_FORMAT,
+                         "%s is not a safetensors file (its first 8 bytes "
+                         "give a header length of %llu, but %zu bytes "
+                         "follow them)",
+                         file, (unsigned long long)header, size - 8);
     if (header > TLMI_ST_MAX_HEADER)
         return tlmi_fail(host, TLM_E_FORMAT,
                          "%s: the header length %llu is more than the limit "
                          "of %llu bytes",
                          name, (unsigned long long)header,
                          (unsigned long long)TLMI_ST_MAX_HEADER);
-    if (header > size - 8)
+    if (header == 0 || bytes[8] != '{')
         return tlmi_fail(host, TLM_E_FORMAT,
-                         "%s: the header length %llu runs past the end of "
-                         "the data (%zu bytes follow the length)",
-                         name, (unsigned long long)header, size - 8);
+                         "%s is not a safetensors file (its header, at byte "
+                         "8, does not start with '{')",
+                         file);
 
     tlmi_json_limits limits = {(size_t)header ? (size_t)header : 1, 64};
     tlmi_json_doc *doc = NULL;
@@ -555,7 +603,8 @@ int tlmi_safetensors_parse(tlmi_host *host, const char *source,
     st->host = host;
     memcpy(st->source, name, sizeof name);
     parse_state ps = {host, st->source, st, (uint64_t)(size - 8 - header),
-                      bytes + 8 + header, NULL};
+                      bytes + 8 + header, NULL, (const char *)bytes + 8,
+                      (size_t)header};
     status = build(&ps, tlmi_json_root(doc));
     tlmi_json_free(doc);
     if (status != TLM_OK) {
@@ -678,8 +727,64 @@ int tlmi_safetensors_metadata_at(const tlmi_safetensors *st, size_t index,
     return TLM_OK;
 }
 
-uint64_t tlmi_safetensors_unused_bytes(const tlmi_safetensors *st) {
-    return st ? st->unused_bytes : 0;
+int tlmi_safetensors_check_finite(const tlmi_safetensors *st,
+                                  const tlmi_safetensors_entry *entry,
+                                  const char *what) {
+    if (st == NULL || entry == NULL)
+        return tlmi_fail(st ? st->host : NULL, TLM_E_INVALID,
+                         "safetensors check_finite: st or entry is NULL");
+    /* Non-finite: every exponent bit set (F32 8 bits, F16 5, BF16 8). */
+    const unsigned char *p = entry->data;
+    size_t bad = (size_t)entry->numel;
+    uint32_t bits = 0;
+    for (size_t i = 0; i < (size_t)entry->numel && bad == (size_t)entry->numel; i++) {
+        if (entry->dtype == TLMI_ST_F32) {
+            bits = tlmi_get_u32(p + 4 * i);
+            if ((bits & 0x7f800000u) == 0x7f800000u)
+                bad = i;
+        } else if (entry->dtype == TLMI_ST_F16) {
+            bits = tlmi_get_u16(p + 2 * i);
+            if ((bits & 0x7c00u) == 0x7c00u)
+                bad = i;
+        } else if (entry->dtype == TLMI_ST_BF16) {
+            bits = tlmi_get_u16(p + 2 * i);
+            if ((bits & 0x7f80u) == 0x7f80u)
+                bad = i;
+        } else {
+            return TLM_OK;
+        }
+    }
+    if (bad == (size_t)entry->numel)
+        return TLM_OK;
+    const uint32_t fraction = entry->dtype == TLMI_ST_F32   ? bits & 0x7fffffu
+                              : entry->dtype == TLMI_ST_F16 ? bits & 0x3ffu
+                                                            : bits & 0x7fu;
+    const int negative = entry->dtype == TLMI_ST_F32 ? (bits >> 31) != 0
+                                                     : (bits >> 15) != 0;
+    /* The element's index per dimension, row-major. */
+    char index[160] = "";
+    size_t used = 0, rest = bad;
+    int64_t stride = entry->numel;
+    for (int32_t d = 0; d < entry->ndim && used < sizeof index; d++) {
+        stride = entry->shape[d] > 0 ? stride / entry->shape[d] : 1;
+        const size_t at = stride > 0 ? rest / (size_t)stride : 0;
+        rest -= at * (size_t)stride;
+        used += (size_t)snprintf(index + used, sizeof index - used, "%s%zu",
+                                 d ? ", " : "[", at);
+    }
+    if (entry->ndim > 0 && used < sizeof index)
+        snprintf(index + used, sizeof index - used, "]");
+    char name[132];
+    return tlmi_fail(st->host, TLM_E_FORMAT,
+                     "%s: tensor '%s' has %s at element %zu%s%s (non-finite "
+                     "weights are refused; tlm import --allow-nonfinite or "
+                     "tlm_model_import_params.allow_nonfinite accepts them "
+                     "for debugging)",
+                     what,
+                     tlmi_st_printable(entry->name, entry->name_length, name,
+                                       sizeof name),
+                     fraction != 0 ? "NaN" : negative ? "-infinity" : "infinity",
+                     bad, entry->ndim > 0 ? " " : "", index);
 }
 
 static int check_copy(const tlmi_safetensors *st,

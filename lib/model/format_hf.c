@@ -446,6 +446,7 @@ typedef struct hf_importer {
     const tlmi_json_value *weight_map;
     float *scratch; /* one converted tensor */
     size_t scratch_count;
+    int32_t allow_nonfinite;
 } hf_importer;
 
 static char *join_path(tlmi_host *host, const char *dir, size_t dir_length,
@@ -701,6 +702,13 @@ static int lookup(void *user, const char *name, int32_t ndim,
     hf_importer *im = user;
     hf_source src;
     TLMI_TRY(resolve(im, name, ndim, shape, &src));
+    /* c_attn's three parts come from one tensor: checked once. */
+    if (!im->allow_nonfinite &&
+        !((src.kind == HF_QKV_WEIGHT || src.kind == HF_QKV_BIAS) && src.part > 0)) {
+        char what[320];
+        snprintf(what, sizeof what, "'%.300s'", src.shard_path);
+        TLMI_TRY(tlmi_safetensors_check_finite(src.st, src.entry, what));
+    }
     size_t count = (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
     if (src.kind == HF_COPY && src.entry->dtype == TLMI_ST_F32 &&
         tlmi_host_is_little_endian()) {
@@ -1020,11 +1028,13 @@ static void release(hf_importer *im) {
 }
 
 int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
-                   const char *config_path, const tlm_model_config *given) {
+                   const char *config_path, const tlm_model_config *given,
+                   int32_t allow_nonfinite) {
     tlmi_host *host = &ctx->host;
     hf_importer im;
     memset(&im, 0, sizeof im);
     im.host = host;
+    im.allow_nonfinite = allow_nonfinite;
     im.path = path;
     im.prefix = "transformer.";
     char *dir = NULL, *config_file = NULL;

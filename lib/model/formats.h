@@ -36,9 +36,16 @@ int tlmi_hf_config_parse(tlmi_host *host, const char *what, const char *text,
 /* Imports a Hugging Face GPT-2 or Llama checkpoint: `path` is its directory, its
  * model.safetensors or its model.safetensors.index.json. The configuration
  * is `config` when not NULL, else read from `config_path`, else from the
- * config.json beside the weights. */
+ * config.json beside the weights. A NaN or infinite weight is refused
+ * unless `allow_nonfinite`. */
 int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
-                   const char *config_path, const tlm_model_config *config);
+                   const char *config_path, const tlm_model_config *config,
+                   int32_t allow_nonfinite);
+
+/* tlm_model_import_safetensors, refusing a NaN or infinite weight unless
+ * `allow_nonfinite` (model_safetensors.c). */
+int tlmi_model_import_safetensors(tlm_model **out, tlm_context *ctx,
+                                  const char *path, int32_t allow_nonfinite);
 
 /* Writes model.safetensors + config.json into the directory `dir`
  * (created if absent), tensors in `weight_type` (a tlm_weight_type). */

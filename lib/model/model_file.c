@@ -130,25 +130,41 @@ typedef struct index_reader {
     const tlmi_file_mapping *mapping; /* the file being copied, or NULL */
     int32_t weights; /* the configuration's enum tlm_weight_format */
     int validate;    /* check quantized values (scales, q, padding) */
+    uint64_t index_offset; /* file offsets of the sections, for messages */
+    uint64_t data_offset;
 } index_reader;
 
-/* Checks the whole index once: entries well formed and inside the data
- * section, names unique is left to the lookup (a duplicate would leave a
- * parameter unmatched, caught by the count check). */
+/* Checks the whole index once: entries well formed, and laid out as the
+ * writer lays them: in the order of the index, each tensor at the first
+ * 64-byte boundary after the one before (the first at 0), the data section
+ * ending with the last, the padding between zero. So no two tensors
+ * overlap and every byte of the data section is a value or known padding.
+ * Names unique is left to the lookup (a duplicate would leave a parameter
+ * unmatched, caught by the count check). */
 static int check_index(index_reader *r) {
     if (r->index_size < 4)
         return tlmi_fail(r->host, TLM_E_FORMAT,
                          "tlm_model_load: the tensor index of '%s' is empty", r->path);
     r->count = tlmi_get_u32(r->index);
     size_t at = 4;
+    uint64_t end = 0; /* of the tensor before, in the data section */
     for (uint32_t i = 0; i < r->count; i++) {
         if (r->index_size - at < 2)
             goto truncated;
         const size_t length = tlmi_get_u16(r->index + at);
+        const size_t at_name = at + 2;
         if (r->index_size - at - 2 < length + 4)
             goto truncated;
         const unsigned char dtype = r->index[at + 2 + length];
         const unsigned char ndim = r->index[at + 3 + length];
+        const size_t reserved = at + 4 + length;
+        if (r->index[reserved] != 0 || r->index[reserved + 1] != 0)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: entry %u of the tensor index of "
+                             "'%s' has a nonzero reserved field at offset "
+                             "%llu (it must be 0; the file is corrupt)",
+                             (unsigned)i, r->path,
+                             (unsigned long long)(r->index_offset + reserved));
         if ((dtype != TLM_DTYPE_F32 && !tlmi_dtype_is_quantized(dtype)) ||
             ndim < 1 || ndim > TLM_MAX_DIMS)
             return tlmi_fail(r->host, TLM_E_FORMAT,
@@ -166,7 +182,40 @@ static int check_index(index_reader *r) {
                              "tlm_model_load: entry %u of the tensor index of "
                              "'%s' points outside the data section",
                              (unsigned)i, r->path);
+        const int name_length = length < 100 ? (int)length : 100;
+        const char *name = (const char *)r->index + at_name;
+        if (offset < end)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: tensor '%.*s' of '%s' (bytes "
+                             "%llu..%llu of section 'data') overlaps the one "
+                             "before it in the index, which ends at byte %llu "
+                             "(tensors must follow each other in the order of "
+                             "the index)",
+                             name_length, name, r->path,
+                             (unsigned long long)offset,
+                             (unsigned long long)(offset + bytes),
+                             (unsigned long long)end);
+        const uint64_t expected =
+            (end + TLMI_CONTAINER_ALIGN - 1) / TLMI_CONTAINER_ALIGN * TLMI_CONTAINER_ALIGN;
+        if (offset != expected)
+            return tlmi_fail(r->host, TLM_E_FORMAT,
+                             "tlm_model_load: tensor '%.*s' of '%s' starts at "
+                             "byte %llu of section 'data'; the one before it "
+                             "ends at %llu, so it must start at %llu (the "
+                             "next multiple of %d)",
+                             name_length, name, r->path,
+                             (unsigned long long)offset,
+                             (unsigned long long)end,
+                             (unsigned long long)expected, TLMI_CONTAINER_ALIGN);
+        end = offset + bytes;
     }
+    if (end != r->data_size)
+        return tlmi_fail(r->host, TLM_E_FORMAT,
+                         "tlm_model_load: the data section of '%s' has %llu "
+                         "bytes after its last tensor (at offset %llu of the "
+                         "file)",
+                         r->path, (unsigned long long)(r->data_size - end),
+                         (unsigned long long)(r->data_offset + end));
     if (at != r->index_size)
         return tlmi_fail(r->host, TLM_E_FORMAT,
                          "tlm_model_load: the tensor index of '%s' has %zu "
@@ -177,6 +226,29 @@ truncated:
     return tlmi_fail(r->host, TLM_E_FORMAT,
                      "tlm_model_load: the tensor index of '%s' is truncated",
                      r->path);
+}
+
+/* The padding between the tensors of an index check_index accepted is
+ * zero. Checked once every tensor's size has been (by lookup), so that a
+ * wrong size is reported as such rather than as its bytes in the
+ * padding. */
+static int check_index_padding(const index_reader *r) {
+    size_t at = 4;
+    uint64_t end = 0;
+    char previous[128] = "the start of section 'data'";
+    for (uint32_t i = 0; i < r->count; i++) {
+        const size_t length = tlmi_get_u16(r->index + at);
+        const int name_length = length < 100 ? (int)length : 100;
+        const char *name = (const char *)r->index + at + 2;
+        at += index_entry_size(length, r->index[at + 3 + length]);
+        const uint64_t offset = tlmi_get_u64(r->index + at - 16);
+        TLMI_TRY(tlmi_container_check_padding(r->host, "tlm_model_load",
+                                              r->path, r->data, end, offset,
+                                              r->data_offset, previous));
+        end = offset + tlmi_get_u64(r->index + at - 8);
+        snprintf(previous, sizeof previous, "tensor '%.*s'", name_length, name);
+    }
+    return TLM_OK;
 }
 
 static int lookup(void *user, const char *name, int32_t ndim,
@@ -282,14 +354,17 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
                          what, path);
     index_reader reader = {host, path, index->data, (size_t)index->size,
                            data->data, data->size, 0, 0, NULL,
-                           TLM_WEIGHTS_F32, 0};
+                           TLM_WEIGHTS_F32, 0, index->offset, data->offset};
     status = check_index(&reader);
     if (status == TLM_OK && reader.count != (uint32_t)model->n_parameters)
         return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
                          "model has %d", what, path, (unsigned)reader.count,
                          (int)model->n_parameters);
-    /* Every parameter is found and checked before any is overwritten. */
-    for (int pass = 0; pass < 2; pass++)
+    /* Every parameter is found and checked, and the padding between
+     * them, before any is overwritten. */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && status == TLM_OK)
+            status = check_index_padding(&reader);
         for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
             tlm_tensor *t = model->parameters[i].tensor;
             const void *values = NULL;
@@ -301,6 +376,7 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
             if (status == TLM_OK && pass == 1)
                 memcpy(t->data, values, (size_t)t->numel * sizeof(float));
         }
+    }
     return status;
 }
 
@@ -380,7 +456,7 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     if (status != TLM_OK)
         goto cleanup;
     index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL,
-                           weights, 1};
+                           weights, 1, 0, 0};
     /* An instant mapped load (no checksums) trusts the values as it
      * trusts float32 ones: garbage in gives garbage logits, never UB. */
     reader.validate = !params.memory_map || params.verify_checksums;
@@ -389,6 +465,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     reader.index_size = (size_t)index->size;
     reader.data = data->data;
     reader.data_size = data->size;
+    reader.index_offset = index->offset;
+    reader.data_offset = data->offset;
     status = check_index(&reader);
     if (status != TLM_OK)
         goto cleanup;
@@ -404,6 +482,9 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                            path, (unsigned)reader.count, (int)reader.found);
         goto cleanup;
     }
+    status = check_index_padding(&reader);
+    if (status != TLM_OK)
+        goto cleanup;
     const tlmi_container_section *tokenizer =
         tlmi_container_find(&checkpoint, "tokenizr");
     if (tokenizer != NULL)

@@ -7,12 +7,14 @@
 #define _POSIX_C_SOURCE 200809L /* stat, mkdir, fseeko, ftello */
 #define _FILE_OFFSET_BITS 64     /* files past 2 GiB on 32-bit hosts */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include "autodiff/context.h"
+#include "autodiff/tensor.h"
 #include "base/endian.h"
 #include "base/error.h"
 #include "base/params.h"
@@ -156,6 +158,48 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
     return status;
 }
 
+/* An llm.c or llama2.c import's float32 parameters are all finite
+ * (safetensors imports check the file's tensors as they read them);
+ * otherwise fails naming the parameter and the element. Quantized
+ * matrices are validated by their reader. */
+static int check_finite_parameters(const tlm_model *model, const char *path) {
+    for (int32_t p = 0; p < model->n_parameters; p++) {
+        const tlm_tensor *t = model->parameters[p].tensor;
+        if (t->dtype != TLM_DTYPE_F32)
+            continue;
+        const float *values = t->data;
+        int64_t bad = 0;
+        while (bad < t->numel && isfinite(values[bad]))
+            bad++;
+        if (bad == t->numel)
+            continue;
+        char index[120] = "";
+        size_t used = 0;
+        int64_t stride = t->numel, rest = bad;
+        for (int32_t d = 0; d < t->ndim && used < sizeof index; d++) {
+            stride /= t->shape[d];
+            used += (size_t)snprintf(index + used, sizeof index - used,
+                                     "%s%lld", d ? ", " : "[",
+                                     (long long)(rest / stride));
+            rest %= stride;
+        }
+        if (used < sizeof index)
+            snprintf(index + used, sizeof index - used, "]");
+        return tlmi_fail(&model->ctx->host, TLM_E_FORMAT,
+                         "'%s': parameter '%s' has %s at element %lld %s "
+                         "(non-finite weights are refused; tlm import "
+                         "--allow-nonfinite or "
+                         "tlm_model_import_params.allow_nonfinite accepts "
+                         "them for debugging)",
+                         path, model->parameters[p].name,
+                         isnan(values[bad]) ? "NaN"
+                         : values[bad] < 0  ? "-infinity"
+                                            : "infinity",
+                         (long long)bad, index);
+    }
+    return TLM_OK;
+}
+
 TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                              const char *path,
                              const tlm_model_import_params *given) {
@@ -173,6 +217,11 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
                          "tlm_model_import: params.format %d is not a "
                          "tlm_model_format (0..5)",
                          (int)params.format);
+    if (params.allow_nonfinite != 0 && params.allow_nonfinite != 1)
+        return tlmi_fail(host, TLM_E_INVALID,
+                         "tlm_model_import: params.allow_nonfinite is %d; it "
+                         "must be 0 or 1",
+                         (int)params.allow_nonfinite);
     int32_t format = params.format;
     if (format == TLM_MODEL_FORMAT_AUTO) {
         int status = detect(host, path, &format);
@@ -198,11 +247,12 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
         status = tlm_model_load(out, ctx, path, NULL);
         break;
     case TLM_MODEL_FORMAT_SAFETENSORS:
-        status = tlm_model_import_safetensors(out, ctx, path);
+        status = tlmi_model_import_safetensors(out, ctx, path,
+                                               params.allow_nonfinite);
         break;
     case TLM_MODEL_FORMAT_HF:
         status = tlmi_hf_import(out, ctx, path, params.config_path,
-                                params.config);
+                                params.config, params.allow_nonfinite);
         break;
     case TLM_MODEL_FORMAT_LLAMA2C:
         status = tlmi_llama2c_import_file(out, ctx, path);
@@ -210,6 +260,14 @@ TLM_API int tlm_model_import(tlm_model **out, tlm_context *ctx,
     default:
         status = tlmi_llmc_import_file(out, ctx, path);
         break;
+    }
+    if (status == TLM_OK && !params.allow_nonfinite &&
+        (format == TLM_MODEL_FORMAT_LLAMA2C || format == TLM_MODEL_FORMAT_LLMC)) {
+        status = check_finite_parameters(*out, path);
+        if (status != TLM_OK) {
+            tlm_model_free(*out);
+            *out = NULL;
+        }
     }
     if (status != TLM_OK)
         return tlmi_fail_forward(host, status, "tlm_model_import");

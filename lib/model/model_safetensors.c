@@ -6,6 +6,7 @@
 #include "autodiff/tensor.h"
 #include "base/error.h"
 #include "io/safetensors.h"
+#include "formats.h"
 #include "model.h"
 #include "model_config.h"
 
@@ -59,7 +60,7 @@ cleanup:
 
 /* Copies every parameter of `model` from `st`, checking names and shapes. */
 static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
-                           const char *path) {
+                           const char *path, int32_t allow_nonfinite) {
     tlmi_host *host = &model->ctx->host;
     for (int32_t i = 0; i < model->n_parameters; i++) {
         const char *name = model->parameters[i].name;
@@ -85,7 +86,13 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
             return tlmi_fail(host, TLM_E_FORMAT,
                              "'%s': tensor '%s' holds integers, not floats",
                              path, name);
-        int status = tlmi_safetensors_copy_f32(st, entry, t->data, t->numel);
+        char what[300];
+        snprintf(what, sizeof what, "'%.280s'", path);
+        int status = allow_nonfinite
+                         ? TLM_OK
+                         : tlmi_safetensors_check_finite(st, entry, what);
+        if (status == TLM_OK)
+            status = tlmi_safetensors_copy_f32(st, entry, t->data, t->numel);
         if (status != TLM_OK)
             return status;
     }
@@ -94,6 +101,11 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
 
 TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                          const char *path) {
+    return tlmi_model_import_safetensors(out, ctx, path, 0);
+}
+
+int tlmi_model_import_safetensors(tlm_model **out, tlm_context *ctx,
+                                  const char *path, int32_t allow_nonfinite) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", out);
     *out = NULL;
     TLMI_CHECK_NOT_NULL(NULL, "tlm_model_import_safetensors", ctx);
@@ -122,7 +134,7 @@ TLM_API int tlm_model_import_safetensors(tlm_model **out, tlm_context *ctx,
     status = tlm_model_create(&model, ctx, &config);
     if (status != TLM_OK)
         goto cleanup;
-    status = copy_parameters(model, st, path);
+    status = copy_parameters(model, st, path, allow_nonfinite);
 cleanup:
     tlmi_safetensors_free(st);
     if (status != TLM_OK) {
