@@ -269,6 +269,16 @@ typedef struct tlm_context_params {
      *  after each loop and then sleep; they run only for calls made on
      *  this context, from the one thread using it. */
     int32_t n_threads;
+    /** Bytes that creating a model, session, trainer or dataset in this
+     *  context may not exceed, together with what the context's objects
+     *  already hold: such a create first estimates what it needs and
+     *  refuses with TLM_E_NOMEM ("needs X GiB (...), the limit is Y GiB
+     *  (source)") before allocating. 0 (the default) means the memory
+     *  available to the process: the smallest of the physical memory, the
+     *  cgroup's limit (v2 memory.max, v1 memory.limit_in_bytes) and
+     *  RLIMIT_AS / RLIMIT_DATA when set. UINT64_MAX means no limit. See
+     *  docs/reliability.md, "Memory". */
+    uint64_t memory_limit;
 } tlm_context_params;
 
 /**
@@ -304,6 +314,27 @@ TLM_API const char *tlm_context_last_error(const tlm_context *ctx);
  * negative status if `ctx` is NULL.
  */
 TLM_API int32_t tlm_context_thread_count(const tlm_context *ctx);
+
+/**
+ * The context's memory limit in bytes (its `memory_limit` setting, with 0
+ * resolved to the memory available to the process when the context was
+ * created; UINT64_MAX: none).
+ * @param      ctx   the context
+ * @param[out] bytes receives the limit
+ * @return TLM_OK, TLM_E_INVALID for a NULL argument
+ */
+TLM_API int tlm_context_memory_limit(const tlm_context *ctx, uint64_t *bytes);
+
+/**
+ * The bytes the context and every object made in it hold from its
+ * allocator now (tensors, the arena, models, sessions, trainers,
+ * datasets, tokenizers; memory-mapped model files are not counted): what
+ * the memory limit's check adds to a new object's estimate.
+ * @param      ctx   the context
+ * @param[out] bytes receives the count
+ * @return TLM_OK, TLM_E_INVALID for a NULL argument
+ */
+TLM_API int tlm_context_memory_in_use(const tlm_context *ctx, uint64_t *bytes);
 
 /** @} */
 

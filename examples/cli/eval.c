@@ -8,17 +8,21 @@
 
 #include "commands.h"
 #include "input_file.h"
+#include "memory_limit.h"
 #include "options.h"
 
 int cmd_eval(int argc, char **argv) {
     const char *data = NULL;
+    const char *memory_limit = NULL;
     cli_option options[] = {
         {"data", 0, CLI_STRING, &data, 0, 0, "FILE", "the text to score (required)", 0},
+        {"memory-limit", 0, CLI_STRING, &memory_limit, 0, 0, "BYTES", "refuse a session needing more memory than this (K, M, G, T: powers of 1024; 'none'; default: the memory available to the process)", 0},
     };
     cli_command cmd = {"eval", "MODEL --data FILE",
                        "Score a text with a model: loss (mean cross-entropy per token, in nats)\n"
                        "and perplexity (exp of the loss).",
-                       options, 1, 1, 1, "MODEL"};
+                       options, (int)(sizeof options / sizeof options[0]), 1, 1,
+                       "MODEL"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -26,6 +30,9 @@ int cmd_eval(int argc, char **argv) {
         return status < 0 ? 0 : status;
     if (data == NULL)
         return cli_error(CLI_EXIT_USAGE, "eval", "missing --data FILE (see 'tlm eval --help')");
+    status = cli_set_memory_limit("eval", memory_limit);
+    if (status != 0)
+        return status;
     /* Mapped, not copied: a large text costs page cache, not heap. */
     cli_input text;
     if (cli_input_map("eval", data, CLI_INPUT_TEXT, &text) != 0)

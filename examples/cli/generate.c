@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "input_file.h"
+#include "memory_limit.h"
 #include "options.h"
 
 /* Each piece goes out at once, so the text streams. */
@@ -90,6 +91,7 @@ int cmd_generate(int argc, char **argv) {
     float temperature = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat = 1.0f;
     uint64_t seed = 0;
     int interactive = 0;
+    const char *memory_limit = NULL;
     cli_option options[] = {
         {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
         {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
@@ -101,6 +103,7 @@ int cmd_generate(int argc, char **argv) {
         {"seed", 's', CLI_U64, &seed, 0, 0, "N", "sampling seed (default 0)", 0},
         {"stop", 0, CLI_STRING, &stop, 0, 0, "TEXT", "stop once TEXT has been produced", 0},
         {"interactive", 'i', CLI_FLAG, &interactive, 0, 0, NULL, "read prompts from stdin, one per line", 0},
+        {"memory-limit", 0, CLI_STRING, &memory_limit, 0, 0, "BYTES", "refuse a session needing more memory than this (K, M, G, T: powers of 1024; 'none'; default: the memory available to the process)", 0},
     };
     cli_command cmd = {"generate", "MODEL [options]",
                        "Generate text from a model written by tlm train (or imported), streaming\n"
@@ -111,6 +114,9 @@ int cmd_generate(int argc, char **argv) {
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
     if (status != 0)
         return status < 0 ? 0 : status;
+    status = cli_set_memory_limit("generate", memory_limit);
+    if (status != 0)
+        return status;
     tlm_context *ctx = NULL;
     tlm_model *model = NULL;
     if (cli_load_model("generate", positional[0], 1, &ctx, &model) != 0)

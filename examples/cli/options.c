@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "memory_limit.h"
+
 int cli_error(int status, const char *cmd, const char *format, ...) {
     char message[1024];
     va_list args;
@@ -221,6 +223,7 @@ int cli_context(const char *cmd, int32_t threads, tlm_context **ctx) {
     tlm_context_params params;
     tlm_context_params_init(&params);
     params.n_threads = threads;
+    params.memory_limit = cli_memory_limit; /* --memory-limit */
     int status = tlm_context_create(ctx, &params);
     if (status != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, cmd, "%s", tlm_last_error());

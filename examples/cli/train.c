@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "input_file.h"
 #include "numbers.h"
+#include "memory_limit.h"
 #include "options.h"
 #include "output_file.h"
 #include "paths.h"
@@ -363,8 +364,10 @@ static int make_model(job *j, const char *text, size_t length) {
     c.embedding_dropout = s->dropout;
     c.residual_dropout = s->dropout;
     c.init_seed = s->seed;
-    if (tlm_model_create(&j->model, j->ctx, &c) != TLM_OK)
-        return cli_error(CLI_EXIT_USAGE, s->cmd, "%s", tlm_last_error());
+    const int created = tlm_model_create(&j->model, j->ctx, &c);
+    if (created != TLM_OK) /* a refused size is not a usage error */
+        return cli_error(created == TLM_E_NOMEM ? CLI_EXIT_RUNTIME : CLI_EXIT_USAGE,
+                         s->cmd, "%s", tlm_last_error());
     if (tlm_model_set_tokenizer(j->model, j->trained) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, s->cmd, "%s", tlm_last_error());
     return 0;
@@ -714,6 +717,7 @@ int train_run(const train_settings *s) {
 int cmd_train(int argc, char **argv) {
     train_settings s;
     train_settings_init(&s);
+    const char *memory_limit = NULL;
     cli_option options[] = {
         {"data", 0, CLI_STRING, &s.data, 0, 0, "FILE", "the text to train on (required)", 0},
         {"tokenizer", 0, CLI_STRING, &s.tokenizer, 0, 0, "KIND|PATH", "byte, char (default) or bpe:N (N ids) to learn from the text, or a tokenizer file to use as it is (tokenizer.model, tokenizer.bin, GPT-2's files, a tlm tokenizer)", 0},
@@ -746,6 +750,7 @@ int cmd_train(int argc, char **argv) {
         {"init", 0, CLI_STRING, &s.init, 0, 0, "MODEL", "fine-tune: start from this .tlm model's weights and tokenizer with a fresh optimizer at step 0 ('tlm import' converts other formats)", 0},
         {"log", 0, CLI_STRING, &s.log, 0, 0, "FILE", "JSON lines log, one object per step", 0},
         {"time-limit", 0, CLI_FLOAT, &s.time_limit, 0, 1e9, "SECONDS", "stop (and save) after this long; above 0 (default: no limit)", 0},
+        {"memory-limit", 0, CLI_STRING, &memory_limit, 0, 0, "BYTES", "refuse a model or batch needing more memory than this (K, M, G, T: powers of 1024; 'none'; default: the memory available to the process)", 0},
     };
     cli_command cmd = {"train", "--data FILE [options]",
                        "Train a decoder-only model of a text file: the tokenizer is learned\n"
@@ -761,6 +766,9 @@ int cmd_train(int argc, char **argv) {
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
     if (status != 0)
         return status < 0 ? 0 : status;
+    status = cli_set_memory_limit("train", memory_limit);
+    if (status != 0)
+        return status;
     if (s.data == NULL)
         return cli_error(CLI_EXIT_USAGE, "train", "missing --data FILE (see 'tlm train --help')");
     /* Zeros that would mean something else than they say: a learning

@@ -1,5 +1,6 @@
 #include "context.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/cpu.h"
@@ -115,6 +116,16 @@ TLM_API int tlm_context_create(tlm_context **out,
                                 "tlm_context_create: allocating the context "
                                 "(%zu bytes) failed",
                                 sizeof *ctx);
+    atomic_init(&ctx->live_bytes, 0);
+    ctx->host.live_bytes = &ctx->live_bytes;
+    if (params.memory_limit == 0) {
+        tlmi_memory_limit_default("", &ctx->memory_limit);
+    } else {
+        ctx->memory_limit.bytes = params.memory_limit;
+        ctx->memory_limit.source = params.memory_limit == UINT64_MAX
+                                       ? "none"
+                                       : "tlm_context_params.memory_limit";
+    }
     tlmi_arena_init(&ctx->arena);
     ctx->grad_enabled = 1;
     ctx->training = 1;
@@ -150,7 +161,72 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
         tlmi_host_free(&ctx->host, chunk, sizeof *chunk);
     }
     tlmi_host host = ctx->host;
+    host.live_bytes = NULL; /* the counter is in *ctx, which goes now */
     tlmi_host_free(&host, ctx, sizeof *ctx);
+}
+
+/* Bytes allocated in the context and not freed (0 if the count went
+ * below 0, which a free with the wrong size would do). */
+static int64_t live_bytes(const tlm_context *ctx) {
+    const int64_t live =
+        atomic_load_explicit(&((tlm_context *)ctx)->live_bytes,
+                             memory_order_relaxed);
+    return live > 0 ? live : 0;
+}
+
+int tlmi_context_check_memory(const tlm_context *ctx, tlmi_host *host,
+                              const char *what, const tlmi_memory_part *parts,
+                              int n_parts) {
+    double held = 0, fresh = 0;
+    for (int i = 0; i < n_parts; i++) {
+        if (parts[i].held)
+            held += parts[i].bytes;
+        else
+            fresh += parts[i].bytes;
+    }
+    /* What the context holds besides the held parts (models, tokenizers,
+     * tensors made before): counted as well. */
+    const double live = (double)live_bytes(ctx);
+    const double other = live > held ? live - held : 0;
+    const double needed = held + other + fresh;
+    const uint64_t limit = ctx->memory_limit.bytes;
+    if (limit == TLMI_MEMORY_UNLIMITED || needed <= (double)limit)
+        return TLM_OK;
+    char list[320] = "";
+    size_t used = 0;
+    char amount[32];
+    for (int i = 0; i <= n_parts && used < sizeof list; i++) {
+        const char *name = i < n_parts ? parts[i].name : "held by the context already";
+        const double bytes = i < n_parts ? parts[i].bytes : other;
+        if (i == n_parts && other <= 0)
+            break;
+        tlmi_memory_format(amount, sizeof amount, bytes);
+        const int n = snprintf(list + used, sizeof list - used, "%s%s %s",
+                               used > 0 ? ", " : "", name, amount);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+    char needed_text[32], limit_text[32];
+    tlmi_memory_format(needed_text, sizeof needed_text, needed);
+    tlmi_memory_format(limit_text, sizeof limit_text, (double)limit);
+    return tlmi_fail(host, TLM_E_NOMEM, "%s: needs %s (%s), the limit is %s (%s)",
+                     what, needed_text, list, limit_text,
+                     ctx->memory_limit.source);
+}
+
+TLM_API int tlm_context_memory_limit(const tlm_context *ctx, uint64_t *bytes) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_memory_limit", ctx);
+    TLMI_CHECK_OUT(NULL, "tlm_context_memory_limit", bytes, 0);
+    *bytes = ctx->memory_limit.bytes;
+    return TLM_OK;
+}
+
+TLM_API int tlm_context_memory_in_use(const tlm_context *ctx, uint64_t *bytes) {
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_context_memory_in_use", ctx);
+    TLMI_CHECK_OUT(NULL, "tlm_context_memory_in_use", bytes, 0);
+    *bytes = (uint64_t)live_bytes(ctx);
+    return TLM_OK;
 }
 
 TLM_API const char *tlm_context_last_error(const tlm_context *ctx) {

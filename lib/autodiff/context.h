@@ -8,6 +8,7 @@
 
 #include "base/arena.h"
 #include "base/host.h"
+#include "base/memory_limit.h"
 #include "base/rng.h"
 #include "base/threadpool.h"
 #include "kernels/dispatch.h"
@@ -48,6 +49,14 @@ struct tlm_context {
      * while forward or backward run, kept across resets. */
     void *workspace;
     size_t workspace_bytes;
+
+    /* What creating a model, session, trainer or dataset may not exceed
+     * (with what the context already holds), resolved at creation from
+     * params.memory_limit or base/memory_limit.h's default. */
+    tlmi_memory_limit memory_limit;
+    /* Bytes allocated through the host and not freed, by every handle
+     * made in the context (host.live_bytes points here). */
+    _Atomic int64_t live_bytes;
 };
 
 /* A tensor struct from the pool (zeroed), or NULL when out of memory. */
@@ -59,6 +68,24 @@ void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
  * which clears the gradients of the results it visits itself (the
  * trainer's steps skip zeroing the whole tape that way). */
 void tlmi_context_zero_leaf_grads(tlm_context *ctx);
+
+/* One part of what a new object needs, for tlmi_context_check_memory:
+ * `held` parts exist already (a trainer's weights), the others are about
+ * to be allocated. */
+typedef struct tlmi_memory_part {
+    const char *name; /* "weights", "activations" */
+    double bytes;
+    int held;
+} tlmi_memory_part;
+
+/* The check before allocating a large object: refuses with TLM_E_NOMEM,
+ * recorded on `host` as "<what>: needs X (part a, part b, ...), the limit
+ * is Y (<source>)", when the parts not yet held plus what the context
+ * already holds (at least the held parts) exceed ctx->memory_limit.
+ * Records nothing and returns TLM_OK otherwise. */
+int tlmi_context_check_memory(const tlm_context *ctx, tlmi_host *host,
+                              const char *what, const tlmi_memory_part *parts,
+                              int n_parts);
 
 /* Makes ctx->workspace at least `bytes` long (contents not kept). On
  * failure records "<what>: ..." and returns TLM_E_NOMEM; the old

@@ -56,12 +56,20 @@ void *tlmi_host_alloc(const tlmi_host *host, size_t size, size_t alignment) {
         return NULL;
     if (alignment < sizeof(void *))
         alignment = sizeof(void *);
-    return host->alloc_fn(host->alloc_user, size, alignment);
+    void *ptr = host->alloc_fn(host->alloc_user, size, alignment);
+    if (ptr != NULL && host->live_bytes != NULL)
+        atomic_fetch_add_explicit(host->live_bytes, (int64_t)size,
+                                  memory_order_relaxed);
+    return ptr;
 }
 
 void tlmi_host_free(const tlmi_host *host, void *ptr, size_t size) {
-    if (ptr != NULL)
-        host->free_fn(host->alloc_user, ptr, size);
+    if (ptr == NULL)
+        return;
+    if (host->live_bytes != NULL)
+        atomic_fetch_sub_explicit(host->live_bytes, (int64_t)size,
+                                  memory_order_relaxed);
+    host->free_fn(host->alloc_user, ptr, size);
 }
 
 void *tlmi_handle_alloc(const tlmi_host *parent, size_t size,

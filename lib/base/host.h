@@ -9,7 +9,9 @@
 #ifndef TLM_LIB_BASE_HOST_H
 #define TLM_LIB_BASE_HOST_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tlm.h"
 
@@ -23,6 +25,11 @@ typedef struct tlmi_host {
     tlm_log_fn log_fn;
     void *log_user;
     int log_level;
+    /* Bytes allocated through this host and not yet freed, added up for
+     * every handle of one context (the context's counter, which handles
+     * made in it copy; NULL: not counted). Read by the memory limit's
+     * check (autodiff/context.h: tlmi_context_check_memory). */
+    _Atomic int64_t *live_bytes;
     char last_error[TLMI_MESSAGE_MAX];
 } tlmi_host;
 

@@ -412,6 +412,19 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
     const int trainable = source == NULL || source->copy;
     for (int pass = trainable ? 0 : 1; pass < 2; pass++) {
         if (pass == 1 && trainable && b.status == TLM_OK) {
+            /* A float32 model's parameters get gradients of their size
+             * (tlm_tensor_set_requires_grad); a quantized one none. */
+            const tlmi_memory_part parts[2] = {
+                {"weights", (double)b.block_bytes, 0},
+                {"gradients", (double)b.block_bytes, 0}};
+            status = tlmi_context_check_memory(
+                ctx, &ctx->host, "tlm_model_create", parts,
+                m->weight_format == TLM_WEIGHTS_F32 ? 2 : 1);
+            if (status != TLM_OK) {
+                free_parts(m);
+                tlmi_host_free(&ctx->host, m, sizeof *m);
+                return status;
+            }
             m->parameter_block = tlmi_host_alloc(&ctx->host, b.block_bytes,
                                                  TLMI_LAYOUT_ALIGN);
             if (m->parameter_block == NULL)

@@ -473,8 +473,13 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
     const tlmi_parameter_source source = {lookup, &reader, !params.memory_map,
                                           release_copied, weights};
     status = tlmi_model_build(&model, ctx, &model_config, &source);
-    if (status != TLM_OK)
+    if (status != TLM_OK) {
+        /* The build's own refusals (the memory limit, out of memory) say
+         * tlm_model_create: name the file in front; a lookup's name it. */
+        if (strncmp(tlm_last_error(), "tlm_model_create", 16) == 0)
+            status = tlmi_fail_forward(host, status, "tlm_model_load: '%s'", path);
         goto cleanup;
+    }
     if ((uint32_t)reader.found != reader.count) {
         status = tlmi_fail(host, TLM_E_FORMAT,
                            "tlm_model_load: '%s' holds %u tensors, the "

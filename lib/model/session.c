@@ -359,6 +359,13 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
                          "tlm_session_create: the session's buffers overflow "
                          "size_t");
     }
+    const tlmi_memory_part part = {"KV caches and buffers", (double)bytes, 0};
+    int status = tlmi_context_check_memory(model->ctx, &model->ctx->host,
+                                           "tlm_session_create", &part, 1);
+    if (status != TLM_OK) {
+        tlm_session_free(s);
+        return status;
+    }
     s->block = tlmi_host_alloc(&s->host, bytes, TLMI_LAYOUT_ALIGN);
     if (s->block == NULL) {
         tlm_session_free(s);
@@ -380,7 +387,7 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
         [TLMI_SLOT_GATE] = s->gate,    [TLMI_SLOT_HIDDEN] = s->hidden,
         [TLMI_SLOT_BRANCH] = s->branch};
     memcpy(s->slots, slots, sizeof slots);
-    int status = tlmi_threadpool_create(&s->pool, &s->host, threads,
+    status = tlmi_threadpool_create(&s->pool, &s->host, threads,
                                   "tlm_session_create");
     if (status != TLM_OK) {
         tlm_session_free(s);

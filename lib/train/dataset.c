@@ -54,12 +54,25 @@ TLM_API void tlm_dataset_free(tlm_dataset *ds) {
     tlmi_host_free(&host, ds, sizeof *ds);
 }
 
-/* Copies `count` ids, all >= 0. */
-static int copy_ids(tlm_dataset *ds, const char *what, const int32_t *ids,
-                    int64_t count) {
+/* The memory limit's check (autodiff/context.h) for a dataset of `count`
+ * ids (and `n_offsets` offsets of pairs), before anything is copied. */
+static int check_memory(tlm_context *ctx, tlmi_host *host, const char *what,
+                        int64_t count, int64_t n_offsets) {
+    const tlmi_memory_part parts[2] = {
+        {"token ids", (double)count * sizeof(int32_t), 0},
+        {"pair offsets", (double)n_offsets * sizeof(int64_t), 0}};
+    return tlmi_context_check_memory(ctx, host, what, parts,
+                                     n_offsets > 0 ? 2 : 1);
+}
+
+/* Copies `count` ids, all >= 0, after the memory limit's check for them
+ * and `n_offsets` offsets of pairs (copied by the caller). */
+static int copy_ids(tlm_dataset *ds, tlm_context *ctx, const char *what,
+                    const int32_t *ids, int64_t count, int64_t n_offsets) {
     if (count < 1 || (uint64_t)count > SIZE_MAX / 8)
         return tlmi_fail(&ds->host, TLM_E_INVALID, "%s: count %lld is not "
                          "positive or too large", what, (long long)count);
+    TLMI_TRY(check_memory(ctx, &ds->host, what, count, n_offsets));
     for (int64_t i = 0; i < count; i++)
         if (ids[i] < 0)
             return tlmi_fail(&ds->host, TLM_E_RANGE, "%s: ids[%lld] = %d is "
@@ -87,7 +100,7 @@ TLM_API int tlm_dataset_from_ids(tlm_dataset **out, tlm_context *ctx,
     tlm_dataset *ds = new_dataset(&ctx->host, TLMI_DATASET_STREAM);
     if (ds == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
-    int status = copy_ids(ds, what, ids, count);
+    int status = copy_ids(ds, ctx, what, ids, count, 0);
     if (status != TLM_OK) {
         tlmi_fail_copy(&ctx->host, status, ds->host.last_error);
         tlm_dataset_free(ds);
@@ -131,7 +144,8 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
     tlm_dataset *ds = new_dataset(&ctx->host, TLMI_DATASET_PAIRS);
     if (ds == NULL)
         return tlmi_fail(&ctx->host, TLM_E_NOMEM, "%s: out of memory", what);
-    int status = copy_ids(ds, what, ids, offsets[2 * n_pairs]);
+    int status = copy_ids(ds, ctx, what, ids, offsets[2 * n_pairs],
+                          2 * n_pairs + 1);
     if (status != TLM_OK)
         goto fail;
     const size_t bytes = (size_t)(2 * n_pairs + 1) * sizeof *offsets;
@@ -347,6 +361,14 @@ TLM_API int tlm_dataset_from_text_file(tlm_dataset **out, tlm_context *ctx,
     if (ids != NULL) {
         ids_bytes = (size_t)count * sizeof *ids;
     } else {
+        /* The text (held), its ids and the dataset's copy of them. */
+        const tlmi_memory_part parts[3] = {
+            {"text", (double)size, 1},
+            {"token ids", (double)size * sizeof *ids, 0},
+            {"the dataset's copy", (double)size * sizeof *ids, 0}};
+        status = tlmi_context_check_memory(ctx, host, what, parts, 3);
+        if (status != TLM_OK)
+            goto cleanup;
         ids_bytes = size * sizeof *ids;
         ids = tlmi_host_alloc(host, ids_bytes, 64);
         if (ids == NULL) {

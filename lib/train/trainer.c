@@ -344,6 +344,33 @@ static int setup_ranks(tlm_trainer *t) {
     return TLM_OK;
 }
 
+/* Refuses a batch whose training graph, with the optimizer's state, does
+ * not fit in the context's memory limit, before anything is allocated:
+ * tlm_model_memory_estimate's training figure, whose weights and
+ * gradients the model holds already (its float32 parameters have their
+ * gradients from creation). The optimizer counts as AdamW's two moments,
+ * SGD's one momentum at most. */
+static int check_memory(tlm_trainer *t) {
+    const tlm_model_config *c = &t->model->config;
+    int64_t length = t->length > t->source_length ? t->length : t->source_length;
+    if (length > c->max_context)
+        length = c->max_context;
+    int64_t total = 0;
+    if (tlm_model_memory_estimate(t->model, TLM_MEMORY_TRAINING,
+                                  (int32_t)t->batch, (int32_t)length,
+                                  &total) != TLM_OK)
+        return TLM_OK; /* plan_batch checked the shape: cannot happen */
+    const double values = (double)tlm_model_parameter_count(t->model);
+    const double activations = (double)total - 16 * values;
+    const tlmi_memory_part parts[4] = {
+        {"weights", 4 * values, 1},
+        {"gradients", 4 * values, 1},
+        {"optimizer", 8 * values, 0},
+        {"activations", activations > 0 ? activations : 0, 0}};
+    return tlmi_context_check_memory(t->ctx, &t->host, "tlm_trainer_create",
+                                     parts, 4);
+}
+
 TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,
                                const tlm_trainer_params *given) {
@@ -398,6 +425,9 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
             goto fail;
         }
     status = plan_batch(t);
+    if (status != TLM_OK)
+        goto fail;
+    status = check_memory(t);
     if (status != TLM_OK)
         goto fail;
     status = make_optimizer(t, optimizer);
