@@ -14,8 +14,8 @@
 extern uint64_t cli_memory_limit;
 
 /* Parses `text` ("8G", "512M", "1048576", "none") and sets
- * cli_memory_limit: a positive whole number of bytes, optionally followed
- * by K, M, G or T (powers of 1024, either case), or "none" for no limit.
+ * cli_memory_limit: a byte count as --max-input-size takes it
+ * (cli_number_size: K, M, G or T, powers of 1024), or "none" for no limit.
  * NULL leaves the default. Returns 0, or CLI_EXIT_USAGE after printing
  * one line naming `cmd`. */
 int cli_set_memory_limit(const char *cmd, const char *text);

@@ -73,7 +73,7 @@ refused "eval --memory-limit 10K" \
     eval small.tlm --data corpus.txt --memory-limit 10K
 check "generate --memory-limit 1G generates" \
     "$tlm" generate small.tlm -n 5 --memory-limit 1G
-for value in 0 -1 1X 1KB 5.5G "" 99999999999999999999 20000000000T; do
+for value in 0 -1 1X 1KX " 8G" 5.5G "" 99999999999999999999 20000000000T; do
     bad 2 "--memory-limit '$value' is a usage error" \
         train --data corpus.txt $tiny --memory-limit "$value"
 done
