@@ -104,6 +104,7 @@ class Campaign:
         self.counts = {}
         self.examples = {}
         self.undetected = {}
+        self.flag_counts = {}
         self.started = time.time()
 
     def build_is_sanitized(self):
@@ -163,12 +164,13 @@ class Campaign:
         corpus = os.path.join(w, "corpus")
         self.check([self.make_corpus, corpus], "the fuzz corpus")
         made = os.path.join(w, "made")
-        os.makedirs(made)
-        with open(os.path.join(made, "tokenizer.bin"), "wb") as f:
+        tok = os.path.join(made, "tok")   # apart: an import reads tokenizer files beside the weights
+        os.makedirs(tok)
+        with open(os.path.join(tok, "tokenizer.bin"), "wb") as f:
             f.write(llama2c_tokenizer_bytes())
-        self.check([self.loader, "prepare", made,
+        self.check([self.loader, "prepare", tok,
                     os.path.join(corpus, "tiktoken", "tiny.tiktoken"),
-                    os.path.join(made, "tokenizer.bin")],
+                    os.path.join(tok, "tokenizer.bin")],
                    "GPT-2 and SentencePiece tokenizer files")
         self.text = os.path.join(w, "text.txt")
         with open(self.text, "w") as f:
@@ -218,11 +220,11 @@ class Campaign:
             ("tokenizer-char", c("tokenizer_load", "char.tok"), "binary", ("tokenizer",), ()),
             ("tokenizer-bpe", c("tokenizer_load", "bpe.tok"), "binary", ("tokenizer",), ()),
             ("tokenizer-gpt2", c("tokenizer_load", "gpt2.tok"), "binary", ("tokenizer",), ()),
-            ("gpt2-encoder.json", m("gpt2", "encoder.json"), "text", ("tokenizer-import-dir",), ()),
-            ("gpt2-vocab.bpe", m("gpt2", "vocab.bpe"), "text", ("tokenizer-import-dir",), ()),
+            ("gpt2-encoder.json", m("tok", "gpt2", "encoder.json"), "text", ("tokenizer-import-dir",), ()),
+            ("gpt2-vocab.bpe", m("tok", "gpt2", "vocab.bpe"), "text", ("tokenizer-import-dir",), ()),
             ("tiktoken", c("tiktoken", "tiny.tiktoken"), "text", ("tokenizer-import",), ()),
-            ("sentencepiece.model", m("tokenizer.model"), "binary", ("tokenizer-import",), ()),
-            ("llama2c-tokenizer.bin", m("tokenizer.bin"), "binary",
+            ("sentencepiece.model", m("tok", "tokenizer.model"), "binary", ("tokenizer-import",), ()),
+            ("llama2c-tokenizer.bin", m("tok", "tokenizer.bin"), "binary",
              ("tokenizer-import",), ()),
         ]
         for name, path, *_ in self.seeds:
@@ -312,9 +314,10 @@ class Campaign:
         if len(flips) > budget["flips"]:
             flips = sorted(rng.sample(flips, budget["flips"]))
         for i in flips:
-            d = bytearray(data)
-            d[i] ^= 0xFF
-            yield f"flip@{i}", d
+            for mask in ((0xFF, 0x01) if budget["flips"] >= 1024 else (0xFF,)):
+                d = bytearray(data)
+                d[i] ^= mask
+                yield f"flip@{i}^{mask:02x}", d
         cuts = self.boundaries(kind, data)
         if len(cuts) > budget["cuts"]:
             cuts = sorted(rng.sample(cuts, budget["cuts"]))
@@ -521,7 +524,7 @@ class Campaign:
         }
         values = ["", " ", "-1", "0", "99999999999999999999", "1e400", "1e-50", "nan", "inf",
                   "text", " 5", "5 ", "0x10", "5abc", "-"]
-        path_values = ["", " ", "no/such/dir/file", w, "text"]
+        path_values = ["", " ", "no/such/dir/file", w, "text", "a'quote"]
         if self.args.smoke:
             base = {k: base[k] for k in ("info", "generate")}
             values, path_values = ["", "-1", "nan", " 5"], ["", w]
@@ -530,19 +533,26 @@ class Campaign:
             for flag, value_name in self.help_flags(command):
                 if value_name is None:
                     continue   # a switch: no value to get wrong
-                is_path = value_name in ("FILE", "OUT", "MODEL", "MODEL.tlm", "DIR", "PATH")
-                for v in (path_values if is_path else values):
+                if value_name in ("N", "X", "SECONDS"):
+                    value_kind = "number"
+                elif value_name in ("FILE", "OUT", "MODEL", "MODEL.tlm", "DIR", "PATH"):
+                    value_kind = "path"
+                else:
+                    value_kind = "text"   # a prompt, a title, a name from a list
+                for v in (path_values if value_kind == "path" else values):
                     argv = [self.tlm, command] + self.replace_flag(argv0, flag, v)
-                    code, _, err = self.run(argv, self.args.flag_timeout, cwd=w)
-                    row = {"tool": "cli", "command": command, "flag": "--" + flag, "value": v}
+                    run_dir = os.path.join(w, "run")
+                    os.makedirs(run_dir)
+                    code, _, err = self.run(argv, self.args.flag_timeout, cwd=run_dir)
+                    shutil.rmtree(run_dir)
+                    row = {"tool": "cli", "command": command, "flag": "--" + flag, "value": v,
+                           "value_kind": value_kind}
                     row.update(self.classify_cli(code, err, None))
-                    row["named"] = ("--" + flag) in err or (v != "" and v.strip() in err)
+                    row["named"] = ("--" + flag) in err or f"'{v}'" in err
                     self.record("flags", row)
+                    self.flag_counts[(value_kind, v, row["outcome"])] = \
+                        self.flag_counts.get((value_kind, v, row["outcome"]), 0) + 1
                     total += 1
-                    for leftover in ("out.tlm", "out.safetensors", "out.svg"):
-                        p = os.path.join(w, leftover)
-                        if os.path.exists(p):
-                            os.remove(p)
         print(f"  flags: {total} flag/value pairs ({time.time() - self.started:.0f} s)",
               flush=True)
 
@@ -575,6 +585,7 @@ class Campaign:
             argv = [self.tlm, "train"] + args
             if os.path.exists(ckpt):
                 argv += ["--resume", ckpt]
+            before = {f for f in os.listdir(w) if ".tmp-" in f}
             p = subprocess.Popen(argv, cwd=w, env=self.env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
             delay = self.rng.uniform(0.3, self.args.kill_max_delay)
@@ -582,8 +593,10 @@ class Campaign:
             p.send_signal(signal.SIGKILL)
             p.wait()
             row = {"tool": "kill", "kill": i, "delay_s": round(delay, 3)}
-            temps = [f for f in os.listdir(w) if ".tmp-" in f]
+            temps = {f for f in os.listdir(w) if ".tmp-" in f}
             row["stale_temporaries"] = len(temps)
+            row["during_save"] = bool(temps - before)
+            self.kills_during_save = getattr(self, "kills_during_save", 0) + row["during_save"]
             if not os.path.exists(ckpt):
                 row["outcome"] = "no-checkpoint-yet"
             else:
@@ -600,7 +613,8 @@ class Campaign:
                     row["detail"] = lib.get("message", "") + " | " + err[-500:]
                 survived += ok
             self.record("kills", row)
-        print(f"  kills: {survived} of {self.args.kills} checkpoints intact "
+        print(f"  kills: {survived} of {self.args.kills} checkpoints intact, "
+              f"{getattr(self, 'kills_during_save', 0)} kills landed during a save "
               f"({time.time() - self.started:.0f} s)", flush=True)
 
     # ----------------------------------------------------------- summary
@@ -632,6 +646,12 @@ class Campaign:
                  "| --- | --- | --- | --- |"]
         for (part, tool, outcome), n in sorted(self.counts.items()):
             lines.append(f"| {part} | {tool} | {outcome} | {n} |")
+        lines += [f"", f"Kills that landed during a save (a new temporary left): "
+                  f"{getattr(self, 'kills_during_save', 0)}",
+                  "", "## Flag values: outcomes by kind of flag and value", "",
+                  "| flag kind | value | outcome | count |", "| --- | --- | --- | --- |"]
+        for (kind, v, outcome), n in sorted(self.flag_counts.items()):
+            lines.append(f"| {kind} | `{v!r}` | {outcome} | {n} |")
         lines += ["", "## Damaged files that loaded (damage that did not matter or was not detected)",
                   "", "| seed | loader/command | mutation | outcome | count |",
                   "| --- | --- | --- | --- | --- |"]
@@ -666,6 +686,10 @@ def main():
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--kill-max-delay", type=float, default=4.0)
     ap.add_argument("--flag-timeout", type=float, default=20.0)
+    ap.add_argument("--budget", dest="budget_set", default="",
+                    help="change the damage budget per valid file: key=N,... (flips: header "
+                         "bytes, both masks from 1024; cuts; random_cuts; fields; behind_crc; "
+                         "random_flips; splices; cli_per_seed)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--fail-on-findings", action="store_true",
                     help="exit 1 when a crash, sanitizer report, timeout or odd exit was seen")
@@ -677,8 +701,13 @@ def main():
         args.kill_max_delay = 1.0
         args.flag_timeout = 10.0
     else:
-        args.budget = dict(flips=256, cuts=40, random_cuts=20, fields=64, behind_crc=30,
-                           random_flips=60, splices=40, cli_per_seed=12)
+        args.budget = dict(flips=1024, cuts=60, random_cuts=60, fields=64, behind_crc=100,
+                           random_flips=300, splices=200, cli_per_seed=25)
+    for item in filter(None, args.budget_set.split(",")):
+        key, _, value = item.partition("=")
+        if key not in args.budget:
+            ap.error(f"--budget: unknown key {key!r} (one of {', '.join(args.budget)})")
+        args.budget[key] = int(value)
     c = Campaign(args)
     try:
         print(f"reliability campaign in {c.work}", flush=True)
