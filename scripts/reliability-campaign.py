@@ -306,7 +306,13 @@ class Campaign:
         return sorted(out)
 
     def damage(self, name, kind, data, budget):
-        """Yields (mutation, bytes) for one valid file."""
+        """Yields (mutation, bytes) for one valid file, never the file itself
+        (a splice or a random byte that changes nothing is dropped)."""
+        for mutation, d in self.damage_all(name, kind, data, budget):
+            if bytes(d) != data:
+                yield mutation, d
+
+    def damage_all(self, name, kind, data, budget):
         rng = self.rng
         data = bytes(data)
         hdr = self.header_region(kind, data)

@@ -188,7 +188,14 @@ static void load(tlm_context *ctx, const char *path) {
         } else {
             status = tlm_trainer_resume(trainer, path);
             if (status != TLM_OK) {
-                set_refused(status, tlm_trainer_last_error(trainer));
+                /* The trainer's message, else the thread's: on main a
+                 * damaged config or tensors section leaves the trainer's
+                 * message empty (the model's context records it). */
+                const char *message = tlm_trainer_last_error(trainer);
+                set_refused(status, message[0] != '\0' ? message : tlm_last_error());
+                if (message[0] == '\0')
+                    strncat(result, " [tlm_trainer_last_error was empty]",
+                            sizeof result - strlen(result) - 1);
             } else {
                 tlm_step_info info;
                 tlm_step_info_init(&info);
