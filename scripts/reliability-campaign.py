@@ -31,6 +31,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import signal
 import struct
@@ -77,6 +78,39 @@ def llama2c_tokenizer_bytes():
         b = text.encode()
         out += struct.pack("<fi", score, len(b)) + b
     return bytes(out)
+
+
+def per_seed_table(results_path):
+    """Lines of a table: per valid file, the damaged files and what the
+    library and the CLI did with them."""
+    per = {}
+    with open(results_path) as f:
+        for line in f:
+            r = json.loads(line)
+            if r.get("part") != "files":
+                continue
+            d = per.setdefault(r["seed"], {"files": set(), "lib": {}, "cli": {}})
+            d["files"].add(r["file"])
+            o = r["outcome"]
+            if o == "refused" and not r.get("named", True):
+                o = "refused, file not named"
+            d[r["tool"]][o] = d[r["tool"]].get(o, 0) + 1
+    cols = ["refused", "refused, file not named", "loaded", "failed-after-load"] + list(FINDINGS)
+    lines = ["| valid file | damaged files | library loads: " + " / ".join(cols) +
+             " | CLI runs: " + " / ".join(cols) + " |", "| --- | --- | --- | --- |"]
+    total = {"files": 0, "lib": {}, "cli": {}}
+    for seed, d in per.items():
+        lines.append(f"| {seed} | {len(d['files'])} | " +
+                     " / ".join(str(d["lib"].get(c, 0)) for c in cols) + " | " +
+                     " / ".join(str(d["cli"].get(c, 0)) for c in cols) + " |")
+        total["files"] += len(d["files"])
+        for tool in ("lib", "cli"):
+            for c, n in d[tool].items():
+                total[tool][c] = total[tool].get(c, 0) + n
+    lines.append(f"| **all** | {total['files']} | " +
+                 " / ".join(str(total["lib"].get(c, 0)) for c in cols) + " | " +
+                 " / ".join(str(total["cli"].get(c, 0)) for c in cols) + " |")
+    return lines
 
 
 class Campaign:
@@ -652,6 +686,11 @@ class Campaign:
                  "| --- | --- | --- | --- |"]
         for (part, tool, outcome), n in sorted(self.counts.items()):
             lines.append(f"| {part} | {tool} | {outcome} | {n} |")
+        self.results.flush()
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        lines[6] += f", CPU time of the children {usage.ru_utime + usage.ru_stime:.0f} s"
+        lines += ["", "## Per valid file", ""]
+        lines += per_seed_table(os.path.join(self.out, "results.jsonl"))
         lines += [f"", f"Kills that landed during a save (a new temporary left): "
                   f"{getattr(self, 'kills_during_save', 0)}",
                   "", "## Flag values: outcomes by kind of flag and value", "",
@@ -681,7 +720,7 @@ class Campaign:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--build", required=True, help="a meson build directory of tlm")
+    ap.add_argument("--build", help="a meson build directory of tlm (required)")
     ap.add_argument("--out", default="reliability-campaign",
                     help="where results.jsonl and summary.md go (default: ./reliability-campaign)")
     ap.add_argument("--scratch", help="parent of the scratch directory (default: $TMPDIR)")
@@ -699,7 +738,12 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--fail-on-findings", action="store_true",
                     help="exit 1 when a crash, sanitizer report, timeout or odd exit was seen")
+    ap.add_argument("--table", metavar="RESULTS",
+                    help="only print the per-file table of an earlier run's results.jsonl")
     args = ap.parse_args()
+    if args.table:
+        print("\n".join(per_seed_table(args.table)))
+        return 0
     if args.smoke:
         args.budget = dict(flips=6, cuts=3, random_cuts=1, fields=3, behind_crc=1,
                            random_flips=2, splices=1, cli_per_seed=1)
@@ -714,6 +758,8 @@ def main():
         if key not in args.budget:
             ap.error(f"--budget: unknown key {key!r} (one of {', '.join(args.budget)})")
         args.budget[key] = int(value)
+    if not args.build:
+        ap.error("--build is required")
     c = Campaign(args)
     try:
         print(f"reliability campaign in {c.work}", flush=True)
