@@ -618,8 +618,10 @@ class Campaign:
         os.makedirs(w)
         ckpt = os.path.join(w, "run.tlm")
         args = ["--data", self.text, "--steps", "1000000", "--eval-every", "1",
-                "--eval-batches", "1", "--layers", "2", "--heads", "2", "--dim", "64",
-                "--context", "32", "--batch", "2", "--threads", "1", "-o", ckpt]
+                "--eval-batches", "1", "--layers", "4", "--heads", "2", "--dim", "128",
+                "--context", "8", "--batch", "1", "--threads", "1", "-o", ckpt]
+        # A wide model with tiny batches: a 10 MB checkpoint (weights and
+        # both AdamW moments) written and synced at every step.
         survived = 0
         for i in range(self.args.kills):
             argv = [self.tlm, "train"] + args
@@ -628,11 +630,25 @@ class Campaign:
             before = {f for f in os.listdir(w) if ".tmp-" in f}
             p = subprocess.Popen(argv, cwd=w, env=self.env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
-            delay = self.rng.uniform(0.3, self.args.kill_max_delay)
-            time.sleep(delay)
+            # Odd kills at a random moment; even kills aimed at a save: once
+            # this process's temporary file appears (after its first step
+            # at the earliest), a random 0-50 ms more.
+            aimed = i % 2 == 0
+            started = time.time()
+            if aimed:
+                marker = f".tmp-{p.pid}-"
+                while time.time() - started < self.args.kill_max_delay * 5 and \
+                        p.poll() is None and \
+                        not any(marker in f for f in os.listdir(w)):
+                    time.sleep(0.001)
+                time.sleep(self.rng.uniform(0, 0.05))
+            else:
+                time.sleep(self.rng.uniform(0.3, self.args.kill_max_delay))
+            delay = time.time() - started
             p.send_signal(signal.SIGKILL)
             p.wait()
-            row = {"tool": "kill", "kill": i, "delay_s": round(delay, 3)}
+            row = {"tool": "kill", "kill": i, "aimed_at_save": aimed,
+                   "delay_s": round(delay, 3)}
             temps = {f for f in os.listdir(w) if ".tmp-" in f}
             row["stale_temporaries"] = len(temps)
             row["during_save"] = bool(temps - before)
@@ -653,7 +669,9 @@ class Campaign:
                     row["detail"] = lib.get("message", "") + " | " + err[-500:]
                 survived += ok
             self.record("kills", row)
-        print(f"  kills: {survived} of {self.args.kills} checkpoints intact, "
+        early = self.counts.get(("kills", "kill", "no-checkpoint-yet"), 0)
+        print(f"  kills: {self.args.kills}: {survived} of {self.args.kills - early} "
+              f"checkpoints intact, {early} before the first checkpoint, "
               f"{getattr(self, 'kills_during_save', 0)} kills landed during a save "
               f"({time.time() - self.started:.0f} s)", flush=True)
 
