@@ -16,7 +16,9 @@ message names the file), "loaded" (the damage did not matter, or was not
 detected: a padding byte, a weight's value), "failed-after-load" (loaded,
 then failed cleanly when used), and the findings: "crash" (a signal),
 "sanitizer" (an AddressSanitizer/UBSan/LeakSanitizer report), "timeout",
-"exit" (an unexpected exit status).
+"exit" (an unexpected exit status), a kill that left a checkpoint that does
+not resume ("damaged"), and a valid file the driver could not use
+("setup-error").
 
     scripts/reliability-campaign.py --build build-asan --out campaign-out
     scripts/reliability-campaign.py --build build --smoke   # the < 20 s version
@@ -49,7 +51,9 @@ SANITIZER_ENV = {
     "LSAN_OPTIONS": "exitcode=86",
     "TLM_THREADS": "1",
 }
-FINDINGS = ("crash", "sanitizer", "timeout", "exit")
+# "damaged": a checkpoint that does not resume after a kill; "setup-error":
+# the valid file itself failed (the driver could not run the loader).
+FINDINGS = ("crash", "sanitizer", "timeout", "exit", "damaged", "setup-error")
 
 
 def words_text(n_words, seed):
