@@ -492,10 +492,14 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
         goto cleanup;
     const tlmi_container_section *tokenizer =
         tlmi_container_find(&checkpoint, "tokenizr");
-    if (tokenizer != NULL)
-        status = tlmi_model_attach_tokenizer_bytes(model, "tlm_model_load",
-                                                   tokenizer->data,
+    if (tokenizer != NULL) {
+        /* The tokenizer's own offsets count from its section's start. */
+        snprintf(what, sizeof what,
+                 "tlm_model_load: '%s', section 'tokenizr' at byte %llu", path,
+                 (unsigned long long)tokenizer->offset);
+        status = tlmi_model_attach_tokenizer_bytes(model, what, tokenizer->data,
                                                    (size_t)tokenizer->size);
+    }
 cleanup:
     if (status != TLM_OK || !params.memory_map) {
         if (status != TLM_OK)

@@ -860,12 +860,56 @@ static void nonfinite_checkpoint_weights_are_refused(void **state) {
     tlm_context_free(ctx);
 }
 
+/* A damaged tokenizer section (its checksum made right, so the
+ * tokenizer's own reader meets the damage) is refused naming the file and
+ * the section, not only the tokenizer's offset within it. */
+static void tlm_tokenizer_errors_name_the_file(void **state) {
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/with_tokenizer.tlm", dir);
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_tokenizer_params tp;
+    tlm_tokenizer_params_init(&tp);
+    tp.kind = TLM_TOKENIZER_BYTE;
+    tlm_tokenizer *tok = NULL;
+    assert_int_equal(tlm_tokenizer_train(&tok, ctx, NULL, 0, &tp), TLM_OK);
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = tlm_tokenizer_vocab_size(tok);
+    c.d_model = 16;
+    c.n_heads = 2;
+    c.n_decoder_layers = 1;
+    c.max_context = 4;
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    assert_int_equal(tlm_model_set_tokenizer(m, tok), TLM_OK);
+    assert_int_equal(tlm_model_save(m, path), TLM_OK);
+    tlm_model_free(m);
+    tlm_tokenizer_free(tok);
+    tlm_context_free(ctx);
+
+    bytes f = read_file(path);
+    uint64_t offset = 0, size = 0;
+    unsigned char *section = find_section(&f, "tokenizr", &offset, &size);
+    assert_non_null(section);
+    assert_true(size > 8);
+    memset(section, 0xee, 8); /* the tokenizer file's magic */
+    fix_checksums(&f);
+    char words[96];
+    snprintf(words, sizeof words, "section 'tokenizr' at byte %llu",
+             (unsigned long long)offset);
+    expect_refused(&f, words, 3);
+    free(f.data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tlm_reserved_bytes_and_padding_are_zero),
         cmocka_unit_test(tlm_sections_are_unique),
         cmocka_unit_test(tlm_tensors_do_not_overlap),
         cmocka_unit_test(tlm_sections_follow_each_other),
+        cmocka_unit_test(tlm_tokenizer_errors_name_the_file),
         cmocka_unit_test(safetensors_data_section_is_covered_exactly),
         cmocka_unit_test(safetensors_header_is_a_json_object),
         cmocka_unit_test(safetensors_shapes_are_integers),
