@@ -100,11 +100,18 @@ int tlmi_model_save_with(const tlm_model *model, const char *path,
                          const struct tlmi_container_section_spec *extra,
                          int32_t n_extra);
 
-/* Copies the parameters of a parsed .tlm file into `model`, whose
- * configuration must equal the file's. */
-int tlmi_model_restore_parameters(tlm_model *model, const char *what,
-                                  const char *path,
-                                  const struct tlmi_container *checkpoint);
+/* Checks the parameters of a parsed .tlm file for `model` (the same
+ * configuration, every tensor present with its shape, float32 and finite)
+ * and sets sources[i] (model->n_parameters entries) to where parameter i's
+ * values are in the file; changes nothing. */
+int tlmi_model_check_parameters(const tlm_model *model, const char *what,
+                                const char *path,
+                                const struct tlmi_container *checkpoint,
+                                const void **sources);
+
+/* Copies the values tlmi_model_check_parameters found into the model's
+ * parameters; cannot fail. */
+void tlmi_model_copy_parameters(tlm_model *model, const void *const *sources);
 
 /* Attaches the tokenizer saved in `data` (its file format). */
 int tlmi_model_attach_tokenizer_bytes(tlm_model *model, const char *what,

@@ -2,6 +2,7 @@
  * A model in a .tlm file (docs/format.md): the sections `config` (JSON),
  * `tensors` (the parameter index) and `data` (64-byte aligned values).
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -322,9 +323,10 @@ static int lookup(void *user, const char *name, int32_t ndim,
                      name);
 }
 
-int tlmi_model_restore_parameters(tlm_model *model, const char *what,
-                                  const char *path,
-                                  const tlmi_container *checkpoint) {
+int tlmi_model_check_parameters(const tlm_model *model, const char *what,
+                                const char *path,
+                                const tlmi_container *checkpoint,
+                                const void **sources) {
     tlmi_host *host = &model->ctx->host;
     const tlmi_container_section *config = tlmi_container_find(checkpoint, "config");
     const tlmi_container_section *index = tlmi_container_find(checkpoint, "tensors");
@@ -360,24 +362,36 @@ int tlmi_model_restore_parameters(tlm_model *model, const char *what,
         return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s' holds %u tensors, the "
                          "model has %d", what, path, (unsigned)reader.count,
                          (int)model->n_parameters);
-    /* Every parameter is found and checked, and the padding between
-     * them, before any is overwritten. */
-    for (int pass = 0; pass < 2; pass++) {
-        if (pass == 1 && status == TLM_OK)
-            status = check_index_padding(&reader);
-        for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
-            tlm_tensor *t = model->parameters[i].tensor;
-            const void *values = NULL;
-            status = lookup(&reader, model->parameters[i].name, t->ndim, t->shape,
-                            &values);
-            if (status == TLM_OK && t->read_only)
-                return tlmi_fail(host, TLM_E_STATE, "%s: the model is read-only "
-                                 "(memory-mapped)", what);
-            if (status == TLM_OK && pass == 1)
-                memcpy(t->data, values, (size_t)t->numel * sizeof(float));
+    /* Every parameter is found and checked, and the padding between them;
+     * nothing is overwritten here. */
+    for (int32_t i = 0; status == TLM_OK && i < model->n_parameters; i++) {
+        const tlm_tensor *t = model->parameters[i].tensor;
+        status = lookup(&reader, model->parameters[i].name, t->ndim, t->shape,
+                        &sources[i]);
+        if (status == TLM_OK && t->read_only)
+            return tlmi_fail(host, TLM_E_STATE, "%s: the model is read-only "
+                             "(memory-mapped)", what);
+        for (int64_t j = 0; status == TLM_OK && j < t->numel; j++) {
+            float value;
+            memcpy(&value, (const unsigned char *)sources[i] + 4 * (size_t)j,
+                   sizeof value);
+            if (!isfinite(value))
+                return tlmi_fail(host, TLM_E_FORMAT, "%s: '%s': value %lld of "
+                                 "tensor '%s' (section 'data') is not finite",
+                                 what, path, (long long)j,
+                                 model->parameters[i].name);
         }
     }
+    if (status == TLM_OK)
+        status = check_index_padding(&reader);
     return status;
+}
+
+void tlmi_model_copy_parameters(tlm_model *model, const void *const *sources) {
+    for (int32_t i = 0; i < model->n_parameters; i++) {
+        tlm_tensor *t = model->parameters[i].tensor;
+        memcpy(t->data, sources[i], (size_t)t->numel * sizeof(float));
+    }
 }
 
 /* A parameter has been copied out of the mapped file: its pages may go. */

@@ -50,6 +50,26 @@ int tlmi_optim_check_params(tlmi_host *host, int status, const char *what,
  * `state_floats` moments in total, or 0 when it overflows size_t. */
 size_t tlmi_optim_saved_bytes(int32_t count, size_t state_floats);
 
+/* An optimizer state that tlmi_optimizer_check_state found valid for
+ * `opt`: its settings, its step and the bytes it was read from (which must
+ * stay until the commit). */
+typedef struct tlmi_optim_loaded {
+    tlm_optimizer_params params;
+    int64_t step;
+    const unsigned char *bytes;
+} tlmi_optim_loaded;
+
+/* tlm_optimizer_load_state in two halves, so a caller (the trainer's
+ * resume) can check every part of a checkpoint before it changes any:
+ * the check reads the whole state (layout, shapes, checksum, settings,
+ * finite moments) and changes nothing, its failures recorded on `host`;
+ * the commit copies it into `opt` and cannot fail. */
+int tlmi_optimizer_check_state(const tlm_optimizer *opt, tlmi_host *host,
+                               const void *buffer, size_t size,
+                               tlmi_optim_loaded *loaded);
+void tlmi_optimizer_commit_state(tlm_optimizer *opt,
+                                 const tlmi_optim_loaded *loaded);
+
 /* tlm_optimizer_save_state()'s bytes as three pieces to write one after
  * another, without copying the moments (on a little-endian host, where
  * their bytes in memory are the saved ones; elsewhere TLM_E_UNSUPPORTED,

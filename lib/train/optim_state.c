@@ -190,8 +190,18 @@ static int check_entry(tlmi_host *host, const unsigned char *at,
 TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
                                      size_t size) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_optimizer_load_state", opt);
-    tlmi_host *host = &opt->host;
-    TLMI_CHECK_NOT_NULL(host, "tlm_optimizer_load_state", buffer);
+    TLMI_CHECK_NOT_NULL(&opt->host, "tlm_optimizer_load_state", buffer);
+    tlmi_optim_loaded loaded;
+    const int status =
+        tlmi_optimizer_check_state(opt, &opt->host, buffer, size, &loaded);
+    if (status == TLM_OK)
+        tlmi_optimizer_commit_state(opt, &loaded);
+    return status;
+}
+
+int tlmi_optimizer_check_state(const tlm_optimizer *opt, tlmi_host *host,
+                               const void *buffer, size_t size,
+                               tlmi_optim_loaded *loaded) {
     const unsigned char *in = buffer;
     if (size < 12)
         return tlmi_fail(host, TLM_E_FORMAT,
@@ -314,13 +324,23 @@ TLM_API int tlm_optimizer_load_state(tlm_optimizer *opt, const void *buffer,
         }
     }
 
-    /* Valid: commit. */
-    opt->params = p;
-    opt->step = (int64_t)step;
+    loaded->params = p;
+    loaded->step = (int64_t)step;
+    loaded->bytes = in;
+    return TLM_OK;
+}
+
+/* Cannot fail: everything was checked by tlmi_optimizer_check_state. */
+void tlmi_optimizer_commit_state(tlm_optimizer *opt,
+                                 const tlmi_optim_loaded *loaded) {
+    const unsigned char *in = loaded->bytes;
+    const unsigned char *moments =
+        in + HEADER_BYTES + (size_t)opt->count * ENTRY_BYTES;
+    opt->params = loaded->params;
+    opt->step = loaded->step;
     for (int32_t i = 0; i < opt->count; i++)
         opt->entries[i].decay =
             (int32_t)tlmi_get_u32(in + HEADER_BYTES + (size_t)i * ENTRY_BYTES + 4);
     for (size_t i = 0; i < opt->state_floats; i++)
         opt->state[i] = get_f32(moments + 4 * i);
-    return TLM_OK;
 }

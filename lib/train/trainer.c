@@ -616,6 +616,10 @@ static int rng_from_hex(const char *text, size_t length, tlmi_rng *rng) {
         }
         rng->state[i] = v;
     }
+    /* xoshiro256** never leaves the all-zero state: it would draw 0
+     * forever (every batch from the same position). */
+    if ((rng->state[0] | rng->state[1] | rng->state[2] | rng->state[3]) == 0)
+        return -2;
     return 0;
 }
 
@@ -774,8 +778,8 @@ static int read_position(tlm_trainer *t, const char *path,
     int64_t step = 0;
     const tlmi_json_value *step_value = tlmi_json_object_get(root, "step");
     status = step_value == NULL
-                 ? tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' lacks "
-                             "the step", path)
+                 ? tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
+                             "section 'trainer': no step", path)
                  : tlmi_json_get_int64(&t->host, step_value, "tlm_trainer_resume: step",
                                        0, INT64_MAX, &step);
     if (status != TLM_OK)
@@ -786,9 +790,13 @@ static int read_position(tlm_trainer *t, const char *path,
         size_t length = 0;
         const tlmi_json_value *v = tlmi_json_object_get(root, names[i]);
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
-        if (text == NULL || rng_from_hex(text, length, rngs[i]) != 0) {
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
-                               "has no valid %s", path, names[i]);
+        const int parsed = text != NULL ? rng_from_hex(text, length, rngs[i]) : -1;
+        if (parsed != 0) {
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
+                               "section 'trainer': %s %s", path, names[i],
+                               parsed == -2 ? "is all zeros (a generator that "
+                                              "would draw 0 forever)"
+                                            : "is missing or not 64 hex digits");
             goto cleanup;
         }
     }
@@ -815,8 +823,10 @@ static int read_position(tlm_trainer *t, const char *path,
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
         if (text == NULL || length != (size_t)ranks * 64 ||
             rng_from_hex(text + (size_t)t->rank * 64, 64, dropout) != 0)
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' "
-                               "has no valid rank_dropout_rngs for %lld ranks",
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
+                               "section 'trainer': no valid rank_dropout_rngs "
+                               "for %lld ranks (64 hex digits each, not all "
+                               "zeros)",
                                path, (long long)ranks);
     }
 cleanup:
@@ -825,18 +835,30 @@ cleanup:
     return status;
 }
 
+/* Resuming is all or nothing: every section is checked (the model's
+ * parameters, the optimizer state, the trainer's position) before the
+ * first change, and the changes (copies) cannot fail. */
 TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
                "tlm_trainer_resume: trainer is NULL");
     TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_resume", path);
     /* The file is mapped, its checksums summed piece by piece, and the
-     * parameters and the optimizer state let go once copied: reading it
-     * whole would hold the weights and both moments a second time. */
+     * parameters and the optimizer state copied from the mapping: reading
+     * it whole would hold the weights and both moments a second time. */
     tlmi_file_mapping mapping;
     memset(&mapping, 0, sizeof mapping);
+    const size_t sources_size = (size_t)t->model->n_parameters * sizeof(const void *);
+    const void **sources = NULL;
+    int64_t step = 0;
+    tlmi_rng sampling, dropout;
+    tlmi_optim_loaded optim_state;
+    memset(&sampling, 0, sizeof sampling);
+    memset(&dropout, 0, sizeof dropout);
+    memset(&optim_state, 0, sizeof optim_state);
+    const tlmi_container_section *data = NULL;
     int status = tlmi_file_map_readonly(&t->host, path, &mapping);
     if (status != TLM_OK)
-        goto cleanup; /* every rank still agrees below */
+        goto agree; /* every rank still agrees below */
     tlmi_container checkpoint;
     status = tlmi_container_parse(&t->host, "tlm_trainer_resume", path, mapping.data,
                                    mapping.size, TLMI_CONTAINER_SKIP_ALL_CRCS,
@@ -845,7 +867,7 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
         status = tlmi_container_check_mapped(&t->host, "tlm_trainer_resume", path,
                                              &mapping, &checkpoint, NULL);
     if (status != TLM_OK)
-        goto cleanup;
+        goto agree;
     const tlmi_container_section *optim = tlmi_container_find(&checkpoint, "optim");
     const tlmi_container_section *position =
         tlmi_container_find(&checkpoint, "trainer");
@@ -853,34 +875,56 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
         status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s' is "
                            "a model, not a training checkpoint (no %s section)",
                            path, optim == NULL ? "optim" : "trainer");
-        goto cleanup;
+        goto agree;
     }
-    /* Everything that can fail is checked before anything changes, except
-     * the optimizer state, which checks itself completely before loading. */
-    int64_t step = 0;
-    tlmi_rng sampling, dropout;
     status = read_position(t, path, position, &step, &sampling, &dropout);
     if (status != TLM_OK)
-        goto cleanup;
-    status = tlmi_model_restore_parameters(t->model, "tlm_trainer_resume", path,
-                                           &checkpoint);
-    if (status != TLM_OK)
-        goto cleanup;
-    const tlmi_container_section *data = tlmi_container_find(&checkpoint, "data");
-    if (data != NULL)
-        tlmi_file_mapping_release(&mapping, data->data, (size_t)data->size);
-    status = tlm_optimizer_load_state(t->optimizer, optim->data, (size_t)optim->size);
-    if (status != TLM_OK) {
-        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s'", path);
-        goto cleanup;
+        goto agree;
+    sources = tlmi_host_alloc(&t->host, sources_size > 0 ? sources_size : 1, 64);
+    if (sources == NULL) {
+        status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_resume: out of memory");
+        goto agree;
     }
-    t->step = step;
-    t->rng = sampling;
-    t->ctx->rng = dropout;
-cleanup:
-    tlmi_file_unmap(&mapping);
-    if (t->ranks > 1) /* all ranks resume, or all report a failure */
+    status = tlmi_model_check_parameters(t->model, "tlm_trainer_resume", path,
+                                         &checkpoint, sources);
+    if (status != TLM_OK) {
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s', the "
+                          "model's sections", path);
+        goto agree;
+    }
+    status = tlmi_optimizer_check_state(t->optimizer, &t->host, optim->data,
+                                        (size_t)optim->size, &optim_state);
+    if (status != TLM_OK) {
+        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s', section "
+                          "'optim'", path);
+        goto agree;
+    }
+    /* The trainer counts the steps it took, the optimizer the updates it
+     * made: one per step, so the two agree in every checkpoint it writes. */
+    if (optim_state.step != step) {
+        status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s': "
+                           "section 'trainer' says step %lld, section 'optim' "
+                           "(the optimizer's step) %lld; they must be equal",
+                           path, (long long)step, (long long)optim_state.step);
+        goto agree;
+    }
+    data = tlmi_container_find(&checkpoint, "data");
+agree:
+    if (t->ranks > 1) /* all ranks resume, or none does and all fail */
         status = ranks_agree(t, "tlm_trainer_resume", status, TLM_E_STATE,
                              "another rank could not resume from", path);
+    if (status == TLM_OK) {
+        /* Commit: copies only, none can fail. */
+        tlmi_model_copy_parameters(t->model, sources);
+        if (data != NULL)
+            tlmi_file_mapping_release(&mapping, data->data, (size_t)data->size);
+        tlmi_optimizer_commit_state(t->optimizer, &optim_state);
+        t->step = step;
+        t->rng = sampling;
+        t->ctx->rng = dropout;
+    }
+    if (sources != NULL)
+        tlmi_host_free(&t->host, sources, sources_size > 0 ? sources_size : 1);
+    tlmi_file_unmap(&mapping);
     return status;
 }

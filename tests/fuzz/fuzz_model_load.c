@@ -1,8 +1,19 @@
 /* Fuzz target: the .tlm loader (lib/model/model_file.c, lib/io/container.c),
  * through the file: read into memory (memory_map 0) and mapped
  * (memory_map 1). A loaded model must be usable: a session decodes one
- * token. */
+ * token. Under libFuzzer the mutations go through fuzz_mutate_tlm, which
+ * makes the checksums right again: otherwise nearly every mutation dies at
+ * a CRC and the section and tensor-index parsers are never reached. */
 #include "fuzz.h"
+
+#ifdef TLM_FUZZ_LIBFUZZER
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed);
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed) {
+    return fuzz_mutate_tlm(data, size, max_size, seed);
+}
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path = fuzz_write_temp(data, size);

@@ -14,6 +14,8 @@
 
 #include "autodiff/context.h"
 #include "base/endian.h"
+#include "fuzz.h"
+#include "io/container.h"
 #include "model/model.h"
 #include "model/model_config.h"
 #include "gpt2_tiny_vocab.h"
@@ -58,6 +60,97 @@ static void copy_file(const char *from, const char *target, const char *name,
     }
     fclose(file);
     write_file(target, name, buffer, keep > 0 && keep < size ? keep : size);
+}
+
+/* Checkpoints of fuzz_training_create's trainer (targets resume and
+ * optim_state: the `optim` section is an optimizer state), and fresh
+ * AdamW and SGD states over its model's parameters. */
+static void write_training(tlm_context *ctx, char *scratch, size_t size) {
+    fuzz_training tr;
+    fuzz_training_create(&tr, ctx);
+    snprintf(scratch, size, "%s/scratch.tlm", root);
+    for (int step = 0; step <= 2; step++) {
+        if (step == 1)
+            continue;
+        if (step == 2)
+            for (int i = 0; i < 2; i++)
+                check(tlm_trainer_step(tr.trainer, NULL), "trainer step");
+        check(tlm_trainer_save(tr.trainer, scratch), "trainer save");
+        char name[32];
+        snprintf(name, sizeof name, "step-%d.tlm", step);
+        copy_file(scratch, "resume", name, 0);
+        if (step != 2)
+            continue;
+        /* The optimizer state inside the checkpoint. */
+        static unsigned char bytes[1 << 20];
+        FILE *file = fopen(scratch, "rb");
+        const size_t n = file ? fread(bytes, 1, sizeof bytes, file) : 0;
+        if (file != NULL)
+            fclose(file);
+        tlmi_container container;
+        check(tlmi_container_parse(NULL, "make_corpus", scratch, bytes, n, NULL,
+                                   &container),
+              "checkpoint");
+        const tlmi_container_section *optim = tlmi_container_find(&container, "optim");
+        check(optim != NULL ? TLM_OK : TLM_E_FORMAT, "optim section");
+        write_file("optim_state", "adamw-step-2.bin", optim->data, (size_t)optim->size);
+    }
+    remove(scratch);
+    tlm_tensor *tensors[64];
+    const int32_t count = tlm_model_parameter_tensor_count(tr.model);
+    for (int32_t i = 0; i < count && i < 64; i++)
+        check(tlm_model_parameter(tr.model, i, NULL, &tensors[i]), "parameter");
+    for (int k = 0; k < 2; k++) {
+        tlm_optimizer_params params;
+        tlm_optimizer_params_init(&params);
+        params.kind = k == 0 ? TLM_OPTIMIZER_ADAMW : TLM_OPTIMIZER_SGD;
+        if (k == 1)
+            params.momentum = 0.9f;
+        tlm_optimizer *opt = NULL;
+        check(tlm_optimizer_create(&opt, tensors, count, &params), "optimizer");
+        size_t state_size = 0;
+        check(tlm_optimizer_state_size(opt, &state_size), "state size");
+        unsigned char *state = malloc(state_size);
+        check(state != NULL ? TLM_OK : TLM_E_NOMEM, "state");
+        check(tlm_optimizer_save_state(opt, state, state_size), "save state");
+        write_file("optim_state", k == 0 ? "adamw-step-0.bin" : "sgd-step-0.bin",
+                   state, state_size);
+        free(state);
+        tlm_optimizer_free(opt);
+    }
+    fuzz_training_free(&tr);
+}
+
+/* Hugging Face model.safetensors of fuzz_hf_config's models (target
+ * hf_import), float32, and the untied Llama in bfloat16 and float16. */
+static void write_hf_weights(tlm_context *ctx, char *scratch, size_t size) {
+    static const char *names[FUZZ_HF_CONFIGS] = {"gpt2", "llama-untied", "llama-tied"};
+    for (int which = 0; which < FUZZ_HF_CONFIGS; which++)
+        for (int32_t type = TLM_WEIGHT_F32; type <= TLM_WEIGHT_BF16; type++) {
+            if (type != TLM_WEIGHT_F32 && which != 1)
+                continue;
+            tlm_model_config c;
+            fuzz_hf_config(which, &c);
+            tlm_model *m = NULL;
+            check(tlm_model_create(&m, ctx, &c), "hf model");
+            tlm_model_export_params ep;
+            tlm_model_export_params_init(&ep);
+            ep.format = TLM_MODEL_FORMAT_HF;
+            ep.weight_type = type;
+            snprintf(scratch, size, "%s/scratch-hf", root);
+            check(tlm_model_export(m, scratch, &ep), "hf export");
+            char inner[4200], name[64];
+            snprintf(inner, sizeof inner, "%s/model.safetensors", scratch);
+            snprintf(name, sizeof name, "%s-%s.safetensors", names[which],
+                     type == TLM_WEIGHT_F32 ? "f32"
+                     : type == TLM_WEIGHT_F16 ? "f16" : "bf16");
+            copy_file(inner, "hf_import", name, 0);
+            remove(inner);
+            snprintf(inner, sizeof inner, "%s/config.json", scratch);
+            remove(inner);
+            remove(scratch);
+            tlm_model_free(m);
+        }
 }
 
 static tlm_model *tiny_model(tlm_context *ctx, int variant) {
@@ -475,6 +568,8 @@ int main(int argc, char **argv) {
     static const char gpt2_special[] = "<|endoftext|>'s 'S \xff\xc3";
     write_file("gpt2_roundtrip", "spaces.txt", gpt2_spaces, sizeof gpt2_spaces - 1);
     write_file("gpt2_roundtrip", "special.txt", gpt2_special, sizeof gpt2_special - 1);
+    write_training(ctx, scratch, sizeof scratch);
+    write_hf_weights(ctx, scratch, sizeof scratch);
     tlm_context_free(ctx);
     return 0;
 }
