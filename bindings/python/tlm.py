@@ -57,7 +57,7 @@ import os
 import struct
 
 __all__ = [
-    "Error", "ArgumentError", "version", "version_number", "Context", "Tensor", "Tokenizer",
+    "Error", "ArgumentError", "ArgumentTypeError", "version", "version_number", "Context", "Tensor", "Tokenizer",
     "Model", "Sampler", "Trainer", "train", "cross_entropy", "matmul",
     "load_library",
 ]
