@@ -89,7 +89,14 @@ extern "C" {
  */
 TLM_API uint32_t tlm_version_number(void);
 
-/** The version of the library actually linked, as a static string. */
+/**
+ * The version of the library actually linked, as a static string:
+ * "major.minor.patch" (TLM_VERSION_STRING as it was when the library was
+ * built), followed by "+mpi" (SemVer build metadata) when the library was
+ * built with MPI (`-Dmpi=enabled`), e.g. "0.2.0+mpi". A default build, which
+ * never links MPI, adds nothing. tlm_comm_available() says the same at run
+ * time; see docs/distributed.md.
+ */
 TLM_API const char *tlm_version_string(void);
 
 /** @} */

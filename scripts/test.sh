@@ -1,8 +1,12 @@
 #!/bin/sh
 # The README's second command, and what CI runs: every test suite.
-#  1. gcc build, warnings as errors: all suites (api, headers, abi, install,
-#     docs, and mpi: 2 ranks under mpirun), then the test programs again
-#     under valgrind memcheck (not suite mpi: OpenMPI is noisy there);
+#  1. gcc build with the default options (so no MPI: MPI is opt-in),
+#     warnings as errors: all suites (api, headers, abi against the
+#     baseline recorded from such a build, install: also that libtlm.so and
+#     tlm.pc have no trace of MPI, docs), then the test programs again
+#     under valgrind memcheck;
+#  1b. a small gcc build with -Dmpi=enabled that builds and runs only
+#     suites mpi (2 ranks under mpirun) and install (tlm.pc carries MPI);
 #  2. clang build with AddressSanitizer + UndefinedBehaviorSanitizer,
 #     warnings as errors: the test programs again, and the Python binding
 #     with the sanitizer runtime preloaded; built without MPI
@@ -73,6 +77,7 @@ run() { # describe, then command; records failure and continues
 }
 
 gcc_dir=build-test/gcc
+mpi_dir=build-test/gcc-mpi
 san_dir=build-test/clang-sanitize
 fuzz_dir=build-test/fuzz
 tsan_dir=build-test/clang-tsan
@@ -89,6 +94,24 @@ if CC=gcc CXX=g++ configure "$gcc_dir" --buildtype=debugoptimized \
     cp "$gcc_dir/meson-logs/testlog-valgrind.json" build-test/valgrind.testlog.json 2>/dev/null
 else
     echo "FAILED: configure gcc"
+    failed=1
+    failed_steps=$((failed_steps + 1))
+fi
+
+# MPI is opt-in (-Dmpi=enabled), so the default build above has none; this
+# build exists for suite mpi and builds only what suites mpi and install
+# need (install-deps.sh test installs libopenmpi-dev and openmpi-bin).
+step "configure: gcc, -Werror, -Dmpi=enabled (suites mpi and install only)"
+if CC=gcc CXX=g++ configure "$mpi_dir" --buildtype=debugoptimized \
+        -Dwerror=true -Dmpi=enabled -Ddocs=false -Dabi_check=disabled \
+        -Dfuzz=disabled -Dopenblas=disabled; then
+    run "build: gcc + MPI, suites mpi and install" \
+        build_for_suites "$mpi_dir" mpi install
+    run_tests "test: gcc + MPI, suites mpi and install" \
+        meson test -C "$mpi_dir" --no-rebuild --print-errorlogs --suite mpi --suite install
+    cp "$mpi_dir/meson-logs/testlog.json" build-test/mpi.testlog.json 2>/dev/null
+else
+    echo "FAILED: configure gcc + MPI"
     failed=1
     failed_steps=$((failed_steps + 1))
 fi
@@ -139,6 +162,7 @@ else
 fi
 
 logs="build-test/gcc.testlog.json build-test/valgrind.testlog.json
+  build-test/mpi.testlog.json
   build-test/sanitize.testlog.json build-test/fuzz.testlog.json
   build-test/tsan.testlog.json"
 

@@ -46,12 +46,18 @@ static int cmd_version(int argc, char **argv) {
     (void)argv;
     if (argc > 1) {
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-            printf("usage: tlm version\n\nPrint the version and the CPU features tlm will use.\n");
+            printf("usage: tlm version\n\nPrint the version, whether the library was built with MPI, and the CPU\nfeatures tlm will use.\n");
             return 0;
         }
         return cli_error(CLI_EXIT_USAGE, "version", "unexpected argument '%s'", argv[1]);
     }
     printf("tlm %s (library %s)\n", TLM_VERSION_STRING, tlm_version_string());
+    /* MPI is opt-in at build time: say which kind of library this is, so
+     * that "does mpirun -np N tlm train work here?" has an answer. */
+    if (tlm_comm_available())
+        printf("mpi: yes (data-parallel tlm train under mpirun)\n");
+    else
+        printf("mpi: no (build with -Dmpi=enabled for data-parallel training)\n");
     print_cpu_features(stdout);
     return 0;
 }

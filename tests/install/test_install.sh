@@ -2,12 +2,18 @@
 # Installs the build into a temporary root and builds examples/consumer.c
 # against it the way a user would: only through pkg-config, once linked to
 # the shared library and once to the static one, then runs both.
-#   test_install.sh BUILD_DIR CONSUMER.c VERSION CC
+# MPI is opt-in: with no-mpi (any build configured without -Dmpi=enabled)
+# the installed libtlm.so needs nothing beyond libc, libm, libpthread and
+# the dynamic loader, tlm.pc never mentions MPI and `tlm --version` says
+# "mpi: no"; with mpi, tlm.pc's static link line carries MPI and the
+# program says "mpi: yes".
+#   test_install.sh BUILD_DIR CONSUMER.c VERSION CC mpi|no-mpi
 set -eu
 build=$1
 consumer=$2
 version=$3
 compiler=$4
+mpi=$5
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
@@ -53,4 +59,41 @@ if readelf -d "$root/consumer_static" | grep -q 'NEEDED.*libtlm'; then
 fi
 env -u LD_LIBRARY_PATH "$root/consumer_static"
 
-echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static, both ran"
+# MPI strictly opt-in (issue #20): what the default build installs has no
+# trace of MPI, whatever is installed on the machine.
+library=$(find "$libdir" -maxdepth 1 -type f -name 'libtlm.so.*' | head -n 1)
+[ -n "$library" ] || { echo "install: no libtlm.so.* in $libdir"; exit 1; }
+needed=$(readelf -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+program=$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)
+version_out=$(LD_LIBRARY_PATH=$libdir "$program" --version) \
+    || { echo "install: the installed tlm --version failed"; exit 1; }
+if [ "$mpi" = no-mpi ]; then
+    for lib in $needed; do
+        case $lib in
+            libc.so.* | libm.so.* | libpthread.so.* | ld-linux*) ;;
+            *) echo "install: libtlm.so without -Dmpi=enabled needs $lib" \
+                   "(only libc, libm, libpthread expected)"; exit 1 ;;
+        esac
+    done
+    if grep -n -i 'mpi' "$pcfile"; then
+        echo "install: tlm.pc of a build without -Dmpi=enabled mentions MPI"; exit 1
+    fi
+    case $version_out in
+        *"library $version)"*"mpi: no"*) ;;
+        *) echo "install: tlm --version should say library $version and mpi: no:"
+           echo "$version_out"; exit 1 ;;
+    esac
+else
+    echo "$needed" | grep -q 'libmpi' \
+        || { echo "install: libtlm.so of an MPI build does not need libmpi"; exit 1; }
+    echo "$static_libs" | grep -q -- '-lmpi' \
+        || { echo "install: pkg-config --static --libs tlm lacks -lmpi: $static_libs"; exit 1; }
+    case $version_out in
+        *"library $version+mpi)"*"mpi: yes"*) ;;
+        *) echo "install: tlm --version of an MPI build should say $version+mpi and mpi: yes:"
+           echo "$version_out"; exit 1 ;;
+    esac
+fi
+
+echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static, both ran;" \
+    "MPI: $mpi (libtlm.so needs: $(echo "$needed" | tr '\n' ' '))"

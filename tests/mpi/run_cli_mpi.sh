@@ -2,7 +2,8 @@
 # tlm train under mpirun, unchanged: run_cli_mpi.sh MPIRUN TLM [mpirun args]
 # Two ranks train one model: only rank 0 prints its summary and writes the
 # checkpoint and the log, the log has one line per step, and a 2-rank
-# resume continues at the saved step.
+# resume continues at the saved step. `tlm --version` says it is an MPI
+# build.
 set -u
 mpirun=$1
 tlm=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
@@ -39,4 +40,8 @@ status=$?
 check "a 2-rank resume continues at step 6" sh -c \
     "test $status -eq 0 && grep -q 'at step 6' resume.err && test \$(wc -l < run.jsonl) -eq 8"
 check "tlm info reads the checkpoint" "$tlm" info run.tlm
+# An MPI build says so (MPI is opt-in: -Dmpi=enabled).
+"$tlm" --version > version.out
+check "tlm --version says the library is +mpi and mpi: yes" sh -c \
+    "grep -q '^tlm .* (library [0-9.]*+mpi)\$' version.out && grep -q '^mpi: yes' version.out"
 [ "$failures" -eq 0 ]
