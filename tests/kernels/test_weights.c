@@ -526,7 +526,7 @@ static void check_variant(const tlmi_weight_kernels *wk, int64_t m,
 static void every_variant_against_scalar(void **state) {
     (void)state;
     static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 33};
-    static const int64_t ks[] = {1, 7, 31, 32, 33, 100, 1000};
+    static const int64_t ks[] = {1, 7, 31, 32, 33, 100, 777, 1000};
     static const int64_t ns[] = {1, 7, 33, 100};
     const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
     int int8_variants = 0, bf16_variants = 0;
