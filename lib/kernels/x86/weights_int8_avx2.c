@@ -200,10 +200,11 @@ void tlmi_weights_int8_dequantize_block_avx2(float *out, int64_t ld,
     }
 }
 
-static void product_cols(float *c, int64_t ldc, const void *prepared,
-                         const float *a, const tlmi_weights *w,
-                         const float *bias, int64_t m, int64_t j_begin,
-                         int64_t j_end) {
+void tlmi_weights_int8_product_cols_avx2(float *c, int64_t ldc,
+                                         const void *prepared, const float *a,
+                                         const tlmi_weights *w,
+                                         const float *bias, int64_t m,
+                                         int64_t j_begin, int64_t j_end) {
     (void)a;
     /* one row of W at a time, all row blocks of A on it while it sits in
      * L1: W streams from memory once */
@@ -227,7 +228,7 @@ const tlmi_weight_kernels tlmi_weights_int8_avx2 = {
     .features = 0, /* AVX2 + FMA: the table's own */
     .prepare_bytes = tlmi_q8_prepare_bytes,
     .prepare = prepare,
-    .product_cols = product_cols,
+    .product_cols = tlmi_weights_int8_product_cols_avx2,
     .direct_max_m = 8, /* measured: see docs/performance.md */
     .dequantize_rows = tlmi_weights_int8_dequantize_rows_avx2,
     .dequantize_block = tlmi_weights_int8_dequantize_block_avx2,
