@@ -24,13 +24,13 @@
  * m = 1 (decoding) runs the AVX2 product instead (vpmaddubsw, 8 groups
  * a block; the prepared activations are its layout plus the
  * corrections): on Zen 4, decoding the 110M Llama shape with int8
- * weights, one thread, it measured 180-188 tokens/s against 164-172 for
- * this product's pre-block version, 170-175 for a 256-bit vpdpbusd
- * version of the AVX2 blocks and about 120 for this one (least CPU time
- * per token of 72, in alternating runs on the loaded machine), although
- * this one is 1.4-1.7x faster on cached weights: while W streams from
- * memory the AVX2 product keeps the read stream fuller; why, we have not
- * found.
+ * weights, one thread (least CPU time per token, alternating runs on the
+ * loaded machine), it measured 173-191 tokens/s, this product's
+ * pre-block version 164-178 (the same within the noise), a 256-bit
+ * vpdpbusd version of the AVX2 blocks 170-175, and the blocks below about
+ * 120, although they are 1.4-1.7x faster on cached weights: while W
+ * streams from memory the AVX2 product keeps the read stream fuller; why,
+ * we have not found (docs/performance.md, "After #19").
  *
  * Register tile: up to 4 rows of A and one column of C (one row of W) at
  * a time, each W vector loaded (and made unsigned) once for all rows, the
