@@ -160,6 +160,14 @@ extern const tlmi_weight_kernels tlmi_weights_int8_avx2;
 void tlmi_weights_int8_dequantize_rows_avx2(float *out, const tlmi_weights *w,
                                             int64_t row_begin,
                                             int64_t row_end);
+/* The AVX2 product_cols on signed prepared activations (the layout of
+ * kernels/scalar/weights.h, offset 0; data a variant appends after it is
+ * ignored): the avx512-vnni variant's for m = 1 (see there). */
+void tlmi_weights_int8_product_cols_avx2(float *c, int64_t ldc,
+                                         const void *prepared, const float *a,
+                                         const tlmi_weights *w,
+                                         const float *bias, int64_t m,
+                                         int64_t j_begin, int64_t j_end);
 void tlmi_weights_int8_dequantize_block_avx2(float *out, int64_t ld,
                                              const tlmi_weights *w,
                                              int64_t row_begin,

@@ -12,7 +12,9 @@
  *     (kernels->gemm_blocking), the variant a dequantize_block and m >=
  *     TLMI_WEIGHTS_PACKED_MIN_M: the "packed" path. The columns of C are
  *     cut into ranges at multiples of the GEMM's NR, and each thread runs
- *     the blocked float32 GEMM (tlmi_gemm_blocked_from) on its range with
+ *     the blocked float32 GEMM (tlmi_gemm_blocked_from) on its range, in
+ *     blocks of columns whose packed B fits TLMI_WEIGHTS_PACKED_BLOCK_BYTES
+ *     (unless a row of A is a multiple of 4 KiB: weights_parallel.c), with
  *     a pack_b that dequantizes W straight into the packed B panels: no
  *     float32 copy of W exists, W is read once per block of columns, and
  *     A is packed as often as in the float32 product, so the product runs
@@ -48,6 +50,10 @@
  * columns of W dequantized at a time into a scratch block of NR rows. */
 #define TLMI_WEIGHTS_PACKED_MIN_M 9
 #define TLMI_WEIGHTS_PACK_DEPTH 128
+/* The packed path's column blocks: packed B [k, cols] at most this large
+ * (at least NR columns), so that it stays in L2 (1 MiB on Zen 4) beside
+ * the packed A block. */
+#define TLMI_WEIGHTS_PACKED_BLOCK_BYTES (384 * 1024)
 
 /* Workspace bytes tlmi_weights_product_parallel needs for this product
  * with `threads` threads (SIZE_MAX when that overflows). */

@@ -13,7 +13,8 @@
  *    "tokens_per_s":...}
  *   {"bench":"decode_formats","model":"15M","threads":T,
  *    "decode_bf16_over_f32":...,"decode_int8_over_f32":...,
- *    "prefill_bf16_over_f32":...,"prefill_int8_over_f32":...}
+ *    "prefill_bf16_over_f32":...,"prefill_int8_over_f32":...,
+ *    "cpu_decode_int8_over_f32":...,...}
  *   {"bench":"decode_threads","model":"15M","weights":"int8","threads":T,
  *    "speedup":...}
  *   {"bench":"session_memory","model":"15M","weights":"int8",
@@ -25,7 +26,13 @@
  * alternate them (the first format of a round moves by one each round),
  * each round a prefill (the prompt as one batched pass) and a decode (one
  * token at a time after the prompt) of each format; the lines give the
- * medians, and decode_formats their ratios. "isa" is the float32 kernel
+ * medians, and decode_formats their ratios. At one thread the session
+ * runs in the calling thread, and the lines also give the rates in that
+ * thread's CPU time (cpu_tokens_per_s, and the cpu_ ratios): on a shared
+ * machine the wall-clock rates count the time other processes take from
+ * the core, the CPU-time ones do not (both count their use of the caches
+ * and of memory bandwidth); on an idle machine the two agree. With more
+ * threads cpu_tokens_per_s is 0 and the cpu_ ratios are left out. "isa" is the float32 kernel
  * table of the context, "weights_kernel" the variant of the quantized
  * products the session uses (lib/kernels/weights.h; "gemm" for float32).
  *
@@ -91,6 +98,19 @@ static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread (0 where there is no such clock). A
+ * one-thread session runs in the calling thread, so this is its work
+ * alone: on a shared machine, time other processes take from the core
+ * does not count (their use of caches and memory bandwidth still does). */
+static double thread_cpu_seconds(void) {
+#if defined(CLOCK_THREAD_CPUTIME_ID)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+#endif
+    return 0;
 }
 
 /* Eight independent sum chains over [begin, end): the loads, not the
@@ -381,7 +401,9 @@ static int run_threads(const format_set *set, int threads, double bandwidth, siz
     const int tokens = set->tokens, prompt = set->prompt, rounds = set->rounds;
     tlm_session *sessions[N_FORMATS] = {NULL};
     double decode[N_FORMATS][MAX_ROUNDS], prefill[N_FORMATS][MAX_ROUNDS];
+    double decode_cpu[N_FORMATS][MAX_ROUNDS], prefill_cpu[N_FORMATS][MAX_ROUNDS];
     double decode_median[N_FORMATS] = {0}, prefill_median[N_FORMATS] = {0};
+    double decode_cpu_median[N_FORMATS] = {0}, prefill_cpu_median[N_FORMATS] = {0};
     int32_t *ids = malloc((size_t)(prompt + tokens) * sizeof *ids);
     float *logits = malloc((size_t)sh->vocab * sizeof *logits);
     int failed = ids == NULL || logits == NULL;
@@ -412,15 +434,18 @@ static int run_threads(const format_set *set, int threads, double bandwidth, siz
             const int f = (i + r) % N_FORMATS;
             tlm_session *s = sessions[f];
             tlm_session_reset(s);
-            double start = now_seconds();
+            double start = now_seconds(), cpu_start = thread_cpu_seconds();
             failed = tlm_session_decode(s, ids, (size_t)prompt, logits, 1) != TLM_OK;
             prefill[f][r] = prompt / (now_seconds() - start);
+            prefill_cpu[f][r] = prompt / (thread_cpu_seconds() - cpu_start + 1e-12);
             tlm_session_reset(s);
             failed = failed || tlm_session_decode(s, ids, (size_t)prompt, logits, 1) != TLM_OK;
             start = now_seconds();
+            cpu_start = thread_cpu_seconds();
             for (int t = 0; t < tokens && !failed; t++)
                 failed = tlm_session_decode(s, ids + prompt + t, 1, logits, 1) != TLM_OK;
             decode[f][r] = tokens / (now_seconds() - start);
+            decode_cpu[f][r] = tokens / (thread_cpu_seconds() - cpu_start + 1e-12);
             if (failed)
                 fprintf(stderr, "bench_decode: %s: %s\n", format_names[f],
                         tlm_session_last_error(s));
@@ -428,6 +453,8 @@ static int run_threads(const format_set *set, int threads, double bandwidth, siz
     for (int f = 0; f < N_FORMATS && !failed; f++) {
         decode_median[f] = median(decode[f], rounds);
         prefill_median[f] = median(prefill[f], rounds);
+        decode_cpu_median[f] = median(decode_cpu[f], rounds);
+        prefill_cpu_median[f] = median(prefill_cpu[f], rounds);
         rate[f] = decode_median[f];
         const double bytes = set->weight_bytes[f];
         const double gb_per_s = bytes * decode_median[f] / 1e9;
@@ -442,19 +469,21 @@ static int run_threads(const format_set *set, int threads, double bandwidth, siz
                "\"weights_kernel\":\"%s\",\"rounds\":%d,\"prompt_tokens\":%d,"
                "\"tokens\":%d,\"tokens_per_s\":%.2f,\"weight_bytes_per_token\":%.0f,"
                "\"gb_per_s\":%.2f,\"bandwidth_fraction\":%.3f,\"weights_fit_in_llc\":%s,"
-               "\"same_size_gb_per_s\":%.2f,\"same_size_fraction\":%.3f}\n",
+               "\"same_size_gb_per_s\":%.2f,\"same_size_fraction\":%.3f,"
+               "\"cpu_tokens_per_s\":%.2f}\n",
                sh->name, format_names[f],
                (long long)tlm_model_parameter_count(set->models[f]), sh->d_model,
                sh->layers, sh->heads, sh->ffn, sh->vocab, sh->context, threads, set->isa,
                set->kernel[f], rounds, prompt, tokens, decode_median[f], bytes, gb_per_s,
                bandwidth > 0 ? gb_per_s / bandwidth : 0.0,
                llc > 0 && bytes <= (double)llc ? "true" : "false", same_size,
-               same_size > 0 ? gb_per_s / same_size : 0.0);
+               same_size > 0 ? gb_per_s / same_size : 0.0,
+               threads == 1 ? decode_cpu_median[f] : 0.0);
         printf("{\"bench\":\"prefill\",\"model\":\"%s\",\"weights\":\"%s\",\"threads\":%d,"
                "\"isa\":\"%s\",\"weights_kernel\":\"%s\",\"rounds\":%d,"
-               "\"prompt_tokens\":%d,\"tokens_per_s\":%.1f}\n",
+               "\"prompt_tokens\":%d,\"tokens_per_s\":%.1f,\"cpu_tokens_per_s\":%.1f}\n",
                sh->name, format_names[f], threads, set->isa, set->kernel[f], rounds, prompt,
-               prefill_median[f]);
+               prefill_median[f], threads == 1 ? prefill_cpu_median[f] : 0.0);
         fflush(stdout);
     }
     if (!failed) {
@@ -464,6 +493,11 @@ static int run_threads(const format_set *set, int threads, double bandwidth, siz
             printf(",\"decode_%s_over_f32\":%.3f,\"prefill_%s_over_f32\":%.3f",
                    format_names[f], decode_median[f] / decode_median[0], format_names[f],
                    prefill_median[f] / prefill_median[0]);
+        if (threads == 1) /* the same ratios in CPU time (see thread_cpu_seconds) */
+            for (int f = 1; f < N_FORMATS; f++)
+                printf(",\"cpu_decode_%s_over_f32\":%.3f,\"cpu_prefill_%s_over_f32\":%.3f",
+                       format_names[f], decode_cpu_median[f] / decode_cpu_median[0],
+                       format_names[f], prefill_cpu_median[f] / prefill_cpu_median[0]);
         printf("}\n");
         fflush(stdout);
     }

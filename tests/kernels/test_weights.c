@@ -526,7 +526,7 @@ static void check_variant(const tlmi_weight_kernels *wk, int64_t m,
 static void every_variant_against_scalar(void **state) {
     (void)state;
     static const int64_t ms[] = {1, 2, 3, 4, 5, 7, 33};
-    static const int64_t ks[] = {1, 7, 31, 32, 33, 100, 1000};
+    static const int64_t ks[] = {1, 7, 31, 32, 33, 100, 777, 1000};
     static const int64_t ns[] = {1, 7, 33, 100};
     const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
     int int8_variants = 0, bf16_variants = 0;
@@ -749,13 +749,18 @@ static void dequantize_block_matches_rows(void **state) {
  * driver's C for m above the direct path is bit for bit the float32 GEMM
  * of the table on the dequantized W (the same loops, micro-kernels and
  * packed values), on odd sizes: K across several slices and several
- * TLMI_WEIGHTS_PACK_DEPTH chunks of a slice, N not a multiple of NR. */
+ * TLMI_WEIGHTS_PACK_DEPTH chunks of a slice, N not a multiple of NR, N
+ * over several of the packed path's column blocks. */
 static void packed_path_same_bits_as_float32_gemm(void **state) {
     (void)state;
     const int64_t sizes[][3] = {/* m (over direct_max_m), n, k */
                                 {9, 1, 1},     {10, 7, 7},   {11, 33, 31},
                                 {12, 100, 33}, {23, 70, 129}, {33, 47, 300},
-                                {40, 65, 1100}};
+                                {40, 65, 1100},
+                                /* several column blocks of the packed
+                                 * path (TLMI_WEIGHTS_PACKED_BLOCK_BYTES),
+                                 * and rows of A 4 KiB long: one block */
+                                {9, 200, 700}, {10, 130, 1024}};
     const tlmi_weight_kernels *const *all = tlmi_weight_kernels_all();
     int checked = 0;
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {

@@ -5,9 +5,11 @@
  *
  * Prepared activations of the int8 variants, for A [m, k] with groups =
  * ceil(k / 32):
- *   int8_t qa[m][groups * 32] (q past k zero; uint8_t qa + 128 for the
- *   variants whose instruction wants unsigned bytes, vpdpbusd), then
- *   float scale[m][groups] at byte offset m * groups * 32.
+ *   int8_t qa[m][groups * 32] (q past k zero; uint8_t qa + 128 with
+ *   offset 128, for a variant whose instruction wants unsigned
+ *   activations), then float scale[m][groups] at byte offset
+ *   m * groups * 32. A variant may append data of its own after these
+ *   (its prepare_bytes says how much; avx512-vnni: per-group sums).
  * A[i][p] ~ qa[i][p] * scale[i][p / 32]; a group holding a NaN or an
  * infinity has qa = 0 and scale NaN.
  */
