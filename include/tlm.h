@@ -2626,7 +2626,15 @@ TLM_API int tlm_trainer_save(tlm_trainer *trainer, const char *path);
  * Resume from a checkpoint written by tlm_trainer_save() for a model of
  * the same configuration: parameters, optimizer state, step and
  * generators are restored, so the following steps are bit-identical to an
- * uninterrupted run.
+ * uninterrupted run. All or nothing: every section is checked first
+ * (docs/training.md lists the checks; an unknown key in the `trainer`
+ * section is refused), and a refusal changes nothing. The checkpoint's
+ * tokenizer, when it has one, must equal the model's (TLM_E_STATE
+ * otherwise); a model without one gets the checkpoint's attached.
+ * @return TLM_OK; TLM_E_IO, TLM_E_FORMAT (a damaged or foreign file, the
+ *         message naming the file and the section), TLM_E_STATE (another
+ *         configuration, tokenizer or number of ranks), TLM_E_NOMEM,
+ *         TLM_E_INVALID
  */
 TLM_API int tlm_trainer_resume(tlm_trainer *trainer, const char *path);
 
