@@ -1010,8 +1010,8 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     status = tlmi_model_check_parameters(t->model, "tlm_trainer_resume", path,
                                          &checkpoint, sources);
     if (status != TLM_OK) {
-        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s', the "
-                          "model's sections", path);
+        /* Its messages start "tlm_trainer_resume:" and name the file. */
+        tlmi_fail_copy(&t->host, status, tlm_last_error());
         goto agree;
     }
     status = tlmi_optimizer_check_state(t->optimizer, &t->host, optim->data,
