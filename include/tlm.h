@@ -328,8 +328,9 @@ TLM_API int tlm_context_memory_limit(const tlm_context *ctx, uint64_t *bytes);
 /**
  * The bytes the context and every object made in it hold from its
  * allocator now (tensors, the arena, models, sessions, trainers,
- * datasets, tokenizers; memory-mapped model files are not counted): what
- * the memory limit's check adds to a new object's estimate.
+ * datasets; not tokenizers, which may outlive the context, nor
+ * memory-mapped model files): what the memory limit's check adds to a new
+ * object's estimate.
  * @param      ctx   the context
  * @param[out] bytes receives the count
  * @return TLM_OK, TLM_E_INVALID for a NULL argument
@@ -2492,7 +2493,10 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    int64_t n_pairs,
                                    const tlm_dataset_params *params);
 
-/** Free a dataset. NULL is ignored. */
+/**
+ * Free a dataset. NULL is ignored. Free it before its context: its bytes
+ * are counted in the context's memory in use (tlm_context_memory_in_use()).
+ */
 TLM_API void tlm_dataset_free(tlm_dataset *dataset);
 
 /** Tokens (stream) or pairs (sequence-to-sequence) in a part, or a
