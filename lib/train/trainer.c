@@ -997,9 +997,6 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
         goto agree;
     }
     status = read_position(t, path, position, &step, &sampling, &dropout);
-    if (status == TLM_OK)
-        status = check_tokenizer(t, path, tlmi_container_find(&checkpoint, "tokenizr"),
-                                 &tokenizer);
     if (status != TLM_OK)
         goto agree;
     sources = tlmi_host_alloc(&t->host, sources_size > 0 ? sources_size : 1, 64);
@@ -1030,6 +1027,12 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
                            path, (long long)step, (long long)optim_state.step);
         goto agree;
     }
+    /* After the configuration's check, which explains a checkpoint of
+     * another vocabulary better than the tokenizer's size would. */
+    status = check_tokenizer(t, path, tlmi_container_find(&checkpoint, "tokenizr"),
+                             &tokenizer);
+    if (status != TLM_OK)
+        goto agree;
     data = tlmi_container_find(&checkpoint, "data");
 agree:
     if (t->ranks > 1) /* all ranks resume, or none does and all fail */
