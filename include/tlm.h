@@ -335,8 +335,9 @@ TLM_API int tlm_context_memory_limit(const tlm_context *ctx, uint64_t *bytes);
 /**
  * The bytes the context and every object made in it hold from its
  * allocator now (tensors, the arena, models, sessions, trainers,
- * datasets, tokenizers; memory-mapped model files are not counted): what
- * the memory limit's check adds to a new object's estimate.
+ * datasets; not tokenizers, which may outlive the context, nor
+ * memory-mapped model files): what the memory limit's check adds to a new
+ * object's estimate.
  * @param      ctx   the context
  * @param[out] bytes receives the count
  * @return TLM_OK, TLM_E_INVALID for a NULL argument
@@ -2499,7 +2500,10 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    int64_t n_pairs,
                                    const tlm_dataset_params *params);
 
-/** Free a dataset. NULL is ignored. */
+/**
+ * Free a dataset. NULL is ignored. Free it before its context: its bytes
+ * are counted in the context's memory in use (tlm_context_memory_in_use()).
+ */
 TLM_API void tlm_dataset_free(tlm_dataset *dataset);
 
 /** Tokens (stream) or pairs (sequence-to-sequence) in a part, or a
@@ -2633,7 +2637,15 @@ TLM_API int tlm_trainer_save(tlm_trainer *trainer, const char *path);
  * Resume from a checkpoint written by tlm_trainer_save() for a model of
  * the same configuration: parameters, optimizer state, step and
  * generators are restored, so the following steps are bit-identical to an
- * uninterrupted run.
+ * uninterrupted run. All or nothing: every section is checked first
+ * (docs/training.md lists the checks; an unknown key in the `trainer`
+ * section is refused), and a refusal changes nothing. The checkpoint's
+ * tokenizer, when it has one, must equal the model's (TLM_E_STATE
+ * otherwise); a model without one gets the checkpoint's attached.
+ * @return TLM_OK; TLM_E_IO, TLM_E_FORMAT (a damaged or foreign file, the
+ *         message naming the file and the section), TLM_E_STATE (another
+ *         configuration, tokenizer or number of ranks), TLM_E_NOMEM,
+ *         TLM_E_INVALID
  */
 TLM_API int tlm_trainer_resume(tlm_trainer *trainer, const char *path);
 

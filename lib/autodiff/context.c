@@ -184,8 +184,9 @@ int tlmi_context_check_memory(const tlm_context *ctx, tlmi_host *host,
         else
             fresh += parts[i].bytes;
     }
-    /* What the context holds besides the held parts (models, tokenizers,
-     * tensors made before): counted as well. */
+    /* What the context holds besides the held parts (models, datasets,
+     * tensors made before; not tokenizers, which may outlive it): counted
+     * as well. */
     const double live = (double)live_bytes(ctx);
     const double other = live > held ? live - held : 0;
     const double needed = held + other + fresh;

@@ -113,14 +113,13 @@ int tlmi_safetensors_metadata_at(const tlmi_safetensors *st, size_t index,
                                  const char **key, const char **value,
                                  size_t *value_length);
 
-/* For a float tensor (F32, F16, BF16): fails with TLM_E_FORMAT, naming
- * `what` (the importer and file), the tensor and the element (flat index
- * and its index per dimension), when an element is NaN or infinite;
- * TLM_OK otherwise and for I32. Imports call it unless the caller allows
- * non-finite weights (tlm_model_import_params::allow_nonfinite). */
-int tlmi_safetensors_check_finite(const tlmi_safetensors *st,
-                                  const tlmi_safetensors_entry *entry,
-                                  const char *what);
+/* The flat index of the first element of a float tensor (F32, F16, BF16)
+ * that is NaN or infinite, with *value "NaN", "infinity" or "-infinity";
+ * -1 when every element is finite, and for I32. Imports refuse such a
+ * tensor (tlmi_import_refuse_nonfinite, lib/model/formats.h) unless the
+ * caller allows it (tlm_model_import_params::allow_nonfinite). */
+int64_t tlmi_safetensors_first_nonfinite(const tlmi_safetensors_entry *entry,
+                                         const char **value);
 
 /* Copies a tensor's values as floats into `dst` (`count` must equal
  * numel): F32 as is, F16 and BF16 converted exactly. The source may be

@@ -727,64 +727,37 @@ int tlmi_safetensors_metadata_at(const tlmi_safetensors *st, size_t index,
     return TLM_OK;
 }
 
-int tlmi_safetensors_check_finite(const tlmi_safetensors *st,
-                                  const tlmi_safetensors_entry *entry,
-                                  const char *what) {
-    if (st == NULL || entry == NULL)
-        return tlmi_fail(st ? st->host : NULL, TLM_E_INVALID,
-                         "safetensors check_finite: st or entry is NULL");
-    /* Non-finite: every exponent bit set (F32 8 bits, F16 5, BF16 8). */
+int64_t tlmi_safetensors_first_nonfinite(const tlmi_safetensors_entry *entry,
+                                         const char **value) {
+    /* Non-finite: every exponent bit set (F32 8 bits, F16 5, BF16 8); a
+     * NaN has fraction bits too. */
     const unsigned char *p = entry->data;
-    size_t bad = (size_t)entry->numel;
-    uint32_t bits = 0;
-    for (size_t i = 0; i < (size_t)entry->numel && bad == (size_t)entry->numel; i++) {
+    for (int64_t i = 0; i < entry->numel; i++) {
+        uint32_t exponent, fraction, negative;
         if (entry->dtype == TLMI_ST_F32) {
-            bits = tlmi_get_u32(p + 4 * i);
-            if ((bits & 0x7f800000u) == 0x7f800000u)
-                bad = i;
+            const uint32_t bits = tlmi_get_u32(p + 4 * (size_t)i);
+            exponent = (bits & 0x7f800000u) == 0x7f800000u;
+            fraction = bits & 0x7fffffu;
+            negative = bits >> 31;
         } else if (entry->dtype == TLMI_ST_F16) {
-            bits = tlmi_get_u16(p + 2 * i);
-            if ((bits & 0x7c00u) == 0x7c00u)
-                bad = i;
+            const uint32_t bits = tlmi_get_u16(p + 2 * (size_t)i);
+            exponent = (bits & 0x7c00u) == 0x7c00u;
+            fraction = bits & 0x3ffu;
+            negative = bits >> 15;
         } else if (entry->dtype == TLMI_ST_BF16) {
-            bits = tlmi_get_u16(p + 2 * i);
-            if ((bits & 0x7f80u) == 0x7f80u)
-                bad = i;
+            const uint32_t bits = tlmi_get_u16(p + 2 * (size_t)i);
+            exponent = (bits & 0x7f80u) == 0x7f80u;
+            fraction = bits & 0x7fu;
+            negative = bits >> 15;
         } else {
-            return TLM_OK;
+            return -1; /* integers are always finite */
+        }
+        if (exponent) {
+            *value = fraction != 0 ? "NaN" : negative ? "-infinity" : "infinity";
+            return i;
         }
     }
-    if (bad == (size_t)entry->numel)
-        return TLM_OK;
-    const uint32_t fraction = entry->dtype == TLMI_ST_F32   ? bits & 0x7fffffu
-                              : entry->dtype == TLMI_ST_F16 ? bits & 0x3ffu
-                                                            : bits & 0x7fu;
-    const int negative = entry->dtype == TLMI_ST_F32 ? (bits >> 31) != 0
-                                                     : (bits >> 15) != 0;
-    /* The element's index per dimension, row-major. */
-    char index[160] = "";
-    size_t used = 0, rest = bad;
-    int64_t stride = entry->numel;
-    for (int32_t d = 0; d < entry->ndim && used < sizeof index; d++) {
-        stride = entry->shape[d] > 0 ? stride / entry->shape[d] : 1;
-        const size_t at = stride > 0 ? rest / (size_t)stride : 0;
-        rest -= at * (size_t)stride;
-        used += (size_t)snprintf(index + used, sizeof index - used, "%s%zu",
-                                 d ? ", " : "[", at);
-    }
-    if (entry->ndim > 0 && used < sizeof index)
-        snprintf(index + used, sizeof index - used, "]");
-    char name[132];
-    return tlmi_fail(st->host, TLM_E_FORMAT,
-                     "%s: tensor '%s' has %s at element %zu%s%s (non-finite "
-                     "weights are refused; tlm import --allow-nonfinite or "
-                     "tlm_model_import_params.allow_nonfinite accepts them "
-                     "for debugging)",
-                     what,
-                     tlmi_st_printable(entry->name, entry->name_length, name,
-                                       sizeof name),
-                     fraction != 0 ? "NaN" : negative ? "-infinity" : "infinity",
-                     bad, entry->ndim > 0 ? " " : "", index);
+    return -1;
 }
 
 static int check_copy(const tlmi_safetensors *st,

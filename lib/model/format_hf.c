@@ -705,9 +705,15 @@ static int lookup(void *user, const char *name, int32_t ndim,
     /* c_attn's three parts come from one tensor: checked once. */
     if (!im->allow_nonfinite &&
         !((src.kind == HF_QKV_WEIGHT || src.kind == HF_QKV_BIAS) && src.part > 0)) {
-        char what[320];
-        snprintf(what, sizeof what, "'%.300s'", src.shard_path);
-        TLMI_TRY(tlmi_safetensors_check_finite(src.st, src.entry, what));
+        const char *value = NULL;
+        const int64_t bad = tlmi_safetensors_first_nonfinite(src.entry, &value);
+        char printable[132];
+        if (bad >= 0)
+            return tlmi_import_refuse_nonfinite(
+                im->host, src.shard_path, "tensor",
+                tlmi_st_printable(src.entry->name, src.entry->name_length, printable,
+                                  sizeof printable),
+                value, bad, src.entry->shape, src.entry->ndim);
     }
     size_t count = (size_t)shape[0] * (size_t)(ndim > 1 ? shape[1] : 1);
     if (src.kind == HF_COPY && src.entry->dtype == TLMI_ST_F32 &&

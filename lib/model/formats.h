@@ -47,6 +47,17 @@ int tlmi_hf_import(tlm_model **out, tlm_context *ctx, const char *path,
 int tlmi_model_import_safetensors(tlm_model **out, tlm_context *ctx,
                                   const char *path, int32_t allow_nonfinite);
 
+/* The refusal of a NaN or infinite weight, one message for every
+ * importer: "'<path>': <kind> '<name>' has <value> at element N [i, j]
+ * (non-finite weights are refused; ...)", where `element` is the flat
+ * index into `shape` (`ndim` sizes, row-major) and `kind` says what
+ * `name` names ("tensor" in the file, "parameter" of the model).
+ * Returns TLM_E_FORMAT. */
+int tlmi_import_refuse_nonfinite(tlmi_host *host, const char *path,
+                                 const char *kind, const char *name,
+                                 const char *value, int64_t element,
+                                 const int64_t *shape, int32_t ndim);
+
 /* Writes model.safetensors + config.json into the directory `dir`
  * (created if absent), tensors in `weight_type` (a tlm_weight_type). */
 int tlmi_hf_export(const tlm_model *model, const char *dir,

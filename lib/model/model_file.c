@@ -121,6 +121,7 @@ TLM_API int tlm_model_load_params_init(tlm_model_load_params *params) {
 /* The parsed index: where each parameter's data is. */
 typedef struct index_reader {
     tlmi_host *host;
+    const char *what; /* the API call reading, for messages */
     const char *path;
     const unsigned char *index;
     size_t index_size;
@@ -145,7 +146,7 @@ typedef struct index_reader {
 static int check_index(index_reader *r) {
     if (r->index_size < 4)
         return tlmi_fail(r->host, TLM_E_FORMAT,
-                         "tlm_model_load: the tensor index of '%s' is empty", r->path);
+                         "%s: the tensor index of '%s' is empty", r->what, r->path);
     r->count = tlmi_get_u32(r->index);
     size_t at = 4;
     uint64_t end = 0; /* of the tensor before, in the data section */
@@ -161,17 +162,18 @@ static int check_index(index_reader *r) {
         const size_t reserved = at + 4 + length;
         if (r->index[reserved] != 0 || r->index[reserved + 1] != 0)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: entry %u of the tensor index of "
+                             "%s: entry %u of the tensor index of "
                              "'%s' has a nonzero reserved field at offset "
                              "%llu (it must be 0; the file is corrupt)",
-                             (unsigned)i, r->path,
+                             r->what, (unsigned)i, r->path,
                              (unsigned long long)(r->index_offset + reserved));
         if ((dtype != TLM_DTYPE_F32 && !tlmi_dtype_is_quantized(dtype)) ||
             ndim < 1 || ndim > TLM_MAX_DIMS)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: entry %u of the tensor index of "
+                             "%s: entry %u of the tensor index of "
                              "'%s' has dtype %u and %u dimensions",
-                             (unsigned)i, r->path, (unsigned)dtype, (unsigned)ndim);
+                             r->what, (unsigned)i, r->path, (unsigned)dtype,
+                             (unsigned)ndim);
         if (r->index_size - at - 2 - length - 4 < 8 * (size_t)ndim + 16)
             goto truncated;
         at += index_entry_size(length, ndim);
@@ -180,19 +182,19 @@ static int check_index(index_reader *r) {
         if (offset % TLMI_CONTAINER_ALIGN != 0 || offset > r->data_size ||
             bytes > r->data_size - offset)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: entry %u of the tensor index of "
+                             "%s: entry %u of the tensor index of "
                              "'%s' points outside the data section",
-                             (unsigned)i, r->path);
+                             r->what, (unsigned)i, r->path);
         const int name_length = length < 100 ? (int)length : 100;
         const char *name = (const char *)r->index + at_name;
         if (offset < end)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: tensor '%.*s' of '%s' (bytes "
+                             "%s: tensor '%.*s' of '%s' (bytes "
                              "%llu..%llu of section 'data') overlaps the one "
                              "before it in the index, which ends at byte %llu "
                              "(tensors must follow each other in the order of "
                              "the index)",
-                             name_length, name, r->path,
+                             r->what, name_length, name, r->path,
                              (unsigned long long)offset,
                              (unsigned long long)(offset + bytes),
                              (unsigned long long)end);
@@ -200,11 +202,11 @@ static int check_index(index_reader *r) {
             (end + TLMI_CONTAINER_ALIGN - 1) / TLMI_CONTAINER_ALIGN * TLMI_CONTAINER_ALIGN;
         if (offset != expected)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: tensor '%.*s' of '%s' starts at "
+                             "%s: tensor '%.*s' of '%s' starts at "
                              "byte %llu of section 'data'; the one before it "
                              "ends at %llu, so it must start at %llu (the "
                              "next multiple of %d)",
-                             name_length, name, r->path,
+                             r->what, name_length, name, r->path,
                              (unsigned long long)offset,
                              (unsigned long long)end,
                              (unsigned long long)expected, TLMI_CONTAINER_ALIGN);
@@ -212,21 +214,21 @@ static int check_index(index_reader *r) {
     }
     if (end != r->data_size)
         return tlmi_fail(r->host, TLM_E_FORMAT,
-                         "tlm_model_load: the data section of '%s' has %llu "
+                         "%s: the data section of '%s' has %llu "
                          "bytes after its last tensor (at offset %llu of the "
                          "file)",
-                         r->path, (unsigned long long)(r->data_size - end),
+                         r->what, r->path, (unsigned long long)(r->data_size - end),
                          (unsigned long long)(r->data_offset + end));
     if (at != r->index_size)
         return tlmi_fail(r->host, TLM_E_FORMAT,
-                         "tlm_model_load: the tensor index of '%s' has %zu "
+                         "%s: the tensor index of '%s' has %zu "
                          "trailing bytes",
-                         r->path, r->index_size - at);
+                         r->what, r->path, r->index_size - at);
     return TLM_OK;
 truncated:
     return tlmi_fail(r->host, TLM_E_FORMAT,
-                     "tlm_model_load: the tensor index of '%s' is truncated",
-                     r->path);
+                     "%s: the tensor index of '%s' is truncated",
+                     r->what, r->path);
 }
 
 /* The padding between the tensors of an index check_index accepted is
@@ -243,7 +245,7 @@ static int check_index_padding(const index_reader *r) {
         const char *name = (const char *)r->index + at + 2;
         at += index_entry_size(length, r->index[at + 3 + length]);
         const uint64_t offset = tlmi_get_u64(r->index + at - 16);
-        TLMI_TRY(tlmi_container_check_padding(r->host, "tlm_model_load",
+        TLMI_TRY(tlmi_container_check_padding(r->host, r->what,
                                               r->path, r->data, end, offset,
                                               r->data_offset, previous));
         end = offset + tlmi_get_u64(r->index + at - 8);
@@ -277,17 +279,17 @@ static int lookup(void *user, const char *name, int32_t ndim,
         const uint64_t bytes = tlmi_get_u64(r->index + at - 8);
         if (!same)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: tensor '%s' of '%s' does not have "
+                             "%s: tensor '%s' of '%s' does not have "
                              "the shape its configuration needs",
-                             name, r->path);
+                             r->what, name, r->path);
         /* The matrices are in the configuration's format, the rest f32. */
         const int32_t format = ndim == 2 ? r->weights : TLM_WEIGHTS_F32;
         const int32_t dtype = tlmi_dtype_of_weight_format(format);
         if (entry_dtype != dtype)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: tensor '%s' of '%s' has dtype %s; "
+                             "%s: tensor '%s' of '%s' has dtype %s; "
                              "%s needs %s",
-                             name, r->path, tlmi_dtype_name(entry_dtype),
+                             r->what, name, r->path, tlmi_dtype_name(entry_dtype),
                              ndim == 2 ? "the configuration's \"weights\""
                                        : "a vector (norm or bias)",
                              tlmi_dtype_name(dtype));
@@ -298,9 +300,9 @@ static int lookup(void *user, const char *name, int32_t ndim,
                 : (uint64_t)tlmi_weights_bytes(format, shape[0], shape[1]);
         if (bytes != needed)
             return tlmi_fail(r->host, TLM_E_FORMAT,
-                             "tlm_model_load: tensor '%s' of '%s' has %llu bytes "
+                             "%s: tensor '%s' of '%s' has %llu bytes "
                              "of data; its shape and dtype %s need %llu",
-                             name, r->path, (unsigned long long)bytes,
+                             r->what, name, r->path, (unsigned long long)bytes,
                              tlmi_dtype_name(dtype), (unsigned long long)needed);
         if (format != TLM_WEIGHTS_F32 && r->validate) {
             const tlmi_weights w = {format, shape[0], shape[1], r->data + offset};
@@ -308,10 +310,10 @@ static int lookup(void *user, const char *name, int32_t ndim,
             const char *reason = "";
             if (tlmi_weights_validate(&w, &bad_row, &reason) != 0)
                 return tlmi_fail(r->host, TLM_E_FORMAT,
-                                 "tlm_model_load: tensor '%s' of '%s' (its "
+                                 "%s: tensor '%s' of '%s' (its "
                                  "data at byte %llu of section 'data'), row "
                                  "%lld: %s",
-                                 name, r->path, (unsigned long long)offset,
+                                 r->what, name, r->path, (unsigned long long)offset,
                                  (long long)bad_row, reason);
         }
         *data = r->data + offset;
@@ -319,7 +321,7 @@ static int lookup(void *user, const char *name, int32_t ndim,
         return TLM_OK;
     }
     return tlmi_fail(r->host, TLM_E_FORMAT,
-                     "tlm_model_load: '%s' lacks the parameter '%s'", r->path,
+                     "%s: '%s' lacks the parameter '%s'", r->what, r->path,
                      name);
 }
 
@@ -354,7 +356,7 @@ int tlmi_model_check_parameters(const tlm_model *model, const char *what,
                          "%s: '%s' was saved from a model with another "
                          "configuration",
                          what, path);
-    index_reader reader = {host, path, index->data, (size_t)index->size,
+    index_reader reader = {host, what, path, index->data, (size_t)index->size,
                            data->data, data->size, 0, 0, NULL,
                            TLM_WEIGHTS_F32, 0, index->offset, data->offset};
     status = check_index(&reader);
@@ -469,8 +471,8 @@ TLM_API int tlm_model_load(tlm_model **out, tlm_context *ctx, const char *path,
                                          &weights);
     if (status != TLM_OK)
         goto cleanup;
-    index_reader reader = {host, path, NULL, 0, NULL, 0, 0, 0, NULL,
-                           weights, 1, 0, 0};
+    index_reader reader = {host, "tlm_model_load", path, NULL, 0, NULL, 0, 0,
+                           0, NULL, weights, 1, 0, 0};
     /* An instant mapped load (no checksums) trusts the values as it
      * trusts float32 ones: garbage in gives garbage logits, never UB. */
     reader.validate = !params.memory_map || params.verify_checksums;

@@ -158,10 +158,37 @@ static int detect(tlmi_host *host, const char *path, int32_t *format) {
     return status;
 }
 
+int tlmi_import_refuse_nonfinite(tlmi_host *host, const char *path,
+                                 const char *kind, const char *name,
+                                 const char *value, int64_t element,
+                                 const int64_t *shape, int32_t ndim) {
+    /* The element's index per dimension, row-major: "[1, 6]". */
+    char index[160] = "";
+    size_t used = 0;
+    int64_t stride = 1;
+    for (int32_t d = 0; d < ndim; d++)
+        stride *= shape[d];
+    int64_t rest = element;
+    for (int32_t d = 0; d < ndim && stride > 0 && used < sizeof index; d++) {
+        stride /= shape[d];
+        const int64_t at = stride > 0 ? rest / stride : 0;
+        rest -= at * stride;
+        used += (size_t)snprintf(index + used, sizeof index - used, "%s%lld",
+                                 d > 0 ? ", " : " [", (long long)at);
+    }
+    if (ndim > 0 && used < sizeof index)
+        snprintf(index + used, sizeof index - used, "]");
+    return tlmi_fail(host, TLM_E_FORMAT,
+                     "'%s': %s '%s' has %s at element %lld%s (non-finite "
+                     "weights are refused; tlm import --allow-nonfinite or "
+                     "tlm_model_import_params.allow_nonfinite accepts them "
+                     "for debugging)",
+                     path, kind, name, value, (long long)element, index);
+}
+
 /* An llm.c or llama2.c import's float32 parameters are all finite
- * (safetensors imports check the file's tensors as they read them);
- * otherwise fails naming the parameter and the element. Quantized
- * matrices are validated by their reader. */
+ * (safetensors imports check the file's tensors as they read them).
+ * Quantized matrices are validated by their reader. */
 static int check_finite_parameters(const tlm_model *model, const char *path) {
     for (int32_t p = 0; p < model->n_parameters; p++) {
         const tlm_tensor *t = model->parameters[p].tensor;
@@ -171,31 +198,11 @@ static int check_finite_parameters(const tlm_model *model, const char *path) {
         int64_t bad = 0;
         while (bad < t->numel && isfinite(values[bad]))
             bad++;
-        if (bad == t->numel)
-            continue;
-        char index[120] = "";
-        size_t used = 0;
-        int64_t stride = t->numel, rest = bad;
-        for (int32_t d = 0; d < t->ndim && used < sizeof index; d++) {
-            stride /= t->shape[d];
-            used += (size_t)snprintf(index + used, sizeof index - used,
-                                     "%s%lld", d ? ", " : "[",
-                                     (long long)(rest / stride));
-            rest %= stride;
-        }
-        if (used < sizeof index)
-            snprintf(index + used, sizeof index - used, "]");
-        return tlmi_fail(&model->ctx->host, TLM_E_FORMAT,
-                         "'%s': parameter '%s' has %s at element %lld %s "
-                         "(non-finite weights are refused; tlm import "
-                         "--allow-nonfinite or "
-                         "tlm_model_import_params.allow_nonfinite accepts "
-                         "them for debugging)",
-                         path, model->parameters[p].name,
-                         isnan(values[bad]) ? "NaN"
-                         : values[bad] < 0  ? "-infinity"
-                                            : "infinity",
-                         (long long)bad, index);
+        if (bad < t->numel)
+            return tlmi_import_refuse_nonfinite(
+                &model->ctx->host, path, "parameter", model->parameters[p].name,
+                isnan(values[bad]) ? "NaN" : values[bad] < 0 ? "-infinity" : "infinity",
+                bad, t->shape, t->ndim);
     }
     return TLM_OK;
 }

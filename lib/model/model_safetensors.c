@@ -86,13 +86,13 @@ static int copy_parameters(tlm_model *model, const tlmi_safetensors *st,
             return tlmi_fail(host, TLM_E_FORMAT,
                              "'%s': tensor '%s' holds integers, not floats",
                              path, name);
-        char what[300];
-        snprintf(what, sizeof what, "'%.280s'", path);
-        int status = allow_nonfinite
-                         ? TLM_OK
-                         : tlmi_safetensors_check_finite(st, entry, what);
-        if (status == TLM_OK)
-            status = tlmi_safetensors_copy_f32(st, entry, t->data, t->numel);
+        const char *value = NULL;
+        const int64_t bad =
+            allow_nonfinite ? -1 : tlmi_safetensors_first_nonfinite(entry, &value);
+        if (bad >= 0)
+            return tlmi_import_refuse_nonfinite(host, path, "tensor", name, value,
+                                                bad, entry->shape, entry->ndim);
+        int status = tlmi_safetensors_copy_f32(st, entry, t->data, t->numel);
         if (status != TLM_OK)
             return status;
     }

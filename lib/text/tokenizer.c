@@ -343,6 +343,9 @@ void tlmi_tokenizer_host(tlmi_host *host, const tlm_context *ctx) {
     else
         tlmi_host_init_default(host);
     host->last_error[0] = '\0';
+    /* A tokenizer may outlive its context (tlm.h): its bytes are not
+     * added to the context's count, which goes with the context. */
+    host->live_bytes = NULL;
 }
 
 /* Character keys of the corpus, sorted: a bitmap over every possible key

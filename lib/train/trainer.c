@@ -765,23 +765,66 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     return status;
 }
 
+/* The keys save_checkpoint writes in the `trainer` section. Any other is
+ * refused: a misspelt key ("rank" for "ranks") would otherwise be ignored
+ * and its default used, and a newer writer's setting is not one this
+ * reader can honour. */
+static const char *const position_keys[] = {
+    "step", "sampling_rng", "dropout_rng", "ranks", "rank_dropout_rngs"};
+
+static int check_position_keys(tlm_trainer *t, const char *where,
+                               const tlmi_json_value *root) {
+    const size_t n_keys = sizeof position_keys / sizeof position_keys[0];
+    for (size_t i = 0; i < tlmi_json_count(root); i++) {
+        const tlmi_json_member *m = tlmi_json_object_at(root, i);
+        size_t k = 0;
+        while (k < n_keys && (strlen(position_keys[k]) != m->key_length ||
+                              memcmp(position_keys[k], m->key, m->key_length) != 0))
+            k++;
+        if (k == n_keys)
+            return tlmi_fail(&t->host, TLM_E_FORMAT,
+                             "%s: unknown key \"%.60s\" at byte %zu of the "
+                             "section (known: step, sampling_rng, dropout_rng, "
+                             "ranks, rank_dropout_rngs)",
+                             where, m->key, m->key_offset);
+    }
+    return TLM_OK;
+}
+
 /* Reads the `trainer` section without changing the trainer. */
 static int read_position(tlm_trainer *t, const char *path,
                          const tlmi_container_section *section, int64_t *step_out,
                          tlmi_rng *sampling, tlmi_rng *dropout) {
+    /* Every message names the file and the section; JSON offsets count
+     * from the section's start, which is at this byte of the file. */
+    char where[600];
+    snprintf(where, sizeof where,
+             "tlm_trainer_resume: '%s', section 'trainer' at byte %llu", path,
+             (unsigned long long)section->offset);
+    char what[640];
+    int64_t step = 0;
     tlmi_json_doc *doc = NULL;
     int status = tlmi_json_parse(&t->host, (const char *)section->data,
                                  (size_t)section->size, NULL, &doc);
-    if (status != TLM_OK)
-        return status;
+    if (status != TLM_OK) {
+        tlmi_fail_forward(&t->host, status, "%s", where);
+        goto cleanup;
+    }
     const tlmi_json_value *root = tlmi_json_root(doc);
-    int64_t step = 0;
+    if (root->type != TLMI_JSON_OBJECT) {
+        status = tlmi_fail(&t->host, TLM_E_FORMAT, "%s: is a JSON %s, not an "
+                           "object", where, tlmi_json_type_name(root->type));
+        goto cleanup;
+    }
+    status = check_position_keys(t, where, root);
+    if (status != TLM_OK)
+        goto cleanup;
     const tlmi_json_value *step_value = tlmi_json_object_get(root, "step");
+    snprintf(what, sizeof what, "%s: step", where);
     status = step_value == NULL
-                 ? tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
-                             "section 'trainer': no step", path)
-                 : tlmi_json_get_int64(&t->host, step_value, "tlm_trainer_resume: step",
-                                       0, INT64_MAX, &step);
+                 ? tlmi_fail(&t->host, TLM_E_FORMAT, "%s: no step", where)
+                 : tlmi_json_get_int64(&t->host, step_value, what, 0, INT64_MAX,
+                                       &step);
     if (status != TLM_OK)
         goto cleanup;
     const char *names[2] = {"sampling_rng", "dropout_rng"};
@@ -792,8 +835,8 @@ static int read_position(tlm_trainer *t, const char *path,
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
         const int parsed = text != NULL ? rng_from_hex(text, length, rngs[i]) : -1;
         if (parsed != 0) {
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
-                               "section 'trainer': %s %s", path, names[i],
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "%s: %s %s", where,
+                               names[i],
                                parsed == -2 ? "is all zeros (a generator that "
                                               "would draw 0 forever)"
                                             : "is missing or not 64 hex digits");
@@ -805,8 +848,9 @@ static int read_position(tlm_trainer *t, const char *path,
     int64_t ranks = 1;
     const tlmi_json_value *ranks_value = tlmi_json_object_get(root, "ranks");
     if (ranks_value != NULL) {
-        status = tlmi_json_get_int64(&t->host, ranks_value, "tlm_trainer_resume: ranks",
-                                     1, INT32_MAX, &ranks);
+        snprintf(what, sizeof what, "%s: ranks", where);
+        status = tlmi_json_get_int64(&t->host, ranks_value, what, 1, INT32_MAX,
+                                     &ranks);
         if (status != TLM_OK)
             goto cleanup;
     }
@@ -823,11 +867,10 @@ static int read_position(tlm_trainer *t, const char *path,
         const char *text = v != NULL ? tlmi_json_string(v, &length) : NULL;
         if (text == NULL || length != (size_t)ranks * 64 ||
             rng_from_hex(text + (size_t)t->rank * 64, 64, dropout) != 0)
-            status = tlmi_fail(&t->host, TLM_E_FORMAT, "tlm_trainer_resume: '%s', "
-                               "section 'trainer': no valid rank_dropout_rngs "
-                               "for %lld ranks (64 hex digits each, not all "
-                               "zeros)",
-                               path, (long long)ranks);
+            status = tlmi_fail(&t->host, TLM_E_FORMAT, "%s: no valid "
+                               "rank_dropout_rngs for %lld ranks (64 hex "
+                               "digits each, not all zeros)",
+                               where, (long long)ranks);
     }
 cleanup:
     tlmi_json_free(doc);
@@ -835,9 +878,84 @@ cleanup:
     return status;
 }
 
+/* A tokenizer in its file format, in host memory (freed by the caller
+ * with the size in *size). */
+static int tokenizer_bytes(tlmi_host *host, tlm_tokenizer *tok,
+                           void **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    size_t needed = 0;
+    int status = tlm_tokenizer_save_memory(tok, NULL, 0, &needed);
+    if (status != TLM_OK && status != TLM_E_RANGE)
+        return tlmi_fail_forward(host, status, "tlm_trainer_resume");
+    *data = tlmi_host_alloc(host, needed > 0 ? needed : 1, 64);
+    if (*data == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "tlm_trainer_resume: out of memory");
+    *size = needed;
+    size_t written = 0;
+    status = tlm_tokenizer_save_memory(tok, *data, needed, &written);
+    if (status != TLM_OK)
+        return tlmi_fail_forward(host, status, "tlm_trainer_resume");
+    return TLM_OK;
+}
+
+/* Reads the checkpoint's `tokenizr` section, if it has one, without
+ * changing the model: the tokenizer must load and fit the model's
+ * vocabulary, and, when the model has a tokenizer, be the same one (the
+ * ids the checkpoint was trained on would otherwise mean other text).
+ * *attach is the checkpoint's tokenizer when the model has none (resume
+ * then attaches it, as tlm_model_load would), NULL otherwise. */
+static int check_tokenizer(tlm_trainer *t, const char *path,
+                           const tlmi_container_section *section,
+                           tlm_tokenizer **attach) {
+    *attach = NULL;
+    if (section == NULL)
+        return TLM_OK;
+    char where[600];
+    snprintf(where, sizeof where,
+             "tlm_trainer_resume: '%s', section 'tokenizr' at byte %llu", path,
+             (unsigned long long)section->offset);
+    tlm_tokenizer *saved = NULL;
+    int status = tlm_tokenizer_load_memory(&saved, t->ctx, section->data,
+                                           (size_t)section->size);
+    if (status != TLM_OK)
+        return tlmi_fail_forward(&t->host, status, "%s", where);
+    const int32_t vocab = tlm_tokenizer_vocab_size(saved);
+    if (vocab != t->model->config.vocab_size) {
+        tlm_tokenizer_free(saved);
+        return tlmi_fail(&t->host, TLM_E_FORMAT, "%s: the tokenizer has %d "
+                         "ids, the model's vocabulary %d", where, (int)vocab,
+                         (int)t->model->config.vocab_size);
+    }
+    if (t->model->tokenizer == NULL) {
+        *attach = saved;
+        return TLM_OK;
+    }
+    /* Both in the file format, so that equal tokenizers compare equal
+     * whichever writer produced the section. */
+    void *mine = NULL, *theirs = NULL;
+    size_t mine_size = 0, theirs_size = 0;
+    status = tokenizer_bytes(&t->host, t->model->tokenizer, &mine, &mine_size);
+    if (status == TLM_OK)
+        status = tokenizer_bytes(&t->host, saved, &theirs, &theirs_size);
+    if (status == TLM_OK &&
+        (mine_size != theirs_size || memcmp(mine, theirs, mine_size) != 0))
+        status = tlmi_fail(&t->host, TLM_E_STATE, "%s: the checkpoint was "
+                           "trained with another tokenizer than the model's "
+                           "(resume into the model loaded from the checkpoint, "
+                           "or attach the same tokenizer)", where);
+    if (mine != NULL)
+        tlmi_host_free(&t->host, mine, mine_size > 0 ? mine_size : 1);
+    if (theirs != NULL)
+        tlmi_host_free(&t->host, theirs, theirs_size > 0 ? theirs_size : 1);
+    tlm_tokenizer_free(saved);
+    return status;
+}
+
 /* Resuming is all or nothing: every section is checked (the model's
- * parameters, the optimizer state, the trainer's position) before the
- * first change, and the changes (copies) cannot fail. */
+ * parameters, the optimizer state, the trainer's position, the
+ * tokenizer) before the first change, and the changes (copies) cannot
+ * fail. */
 TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
                "tlm_trainer_resume: trainer is NULL");
@@ -856,6 +974,7 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     memset(&dropout, 0, sizeof dropout);
     memset(&optim_state, 0, sizeof optim_state);
     const tlmi_container_section *data = NULL;
+    tlm_tokenizer *tokenizer = NULL; /* the checkpoint's, for a model without */
     int status = tlmi_file_map_readonly(&t->host, path, &mapping);
     if (status != TLM_OK)
         goto agree; /* every rank still agrees below */
@@ -888,8 +1007,8 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
     status = tlmi_model_check_parameters(t->model, "tlm_trainer_resume", path,
                                          &checkpoint, sources);
     if (status != TLM_OK) {
-        tlmi_fail_forward(&t->host, status, "tlm_trainer_resume: '%s', the "
-                          "model's sections", path);
+        /* Its messages start "tlm_trainer_resume:" and name the file. */
+        tlmi_fail_copy(&t->host, status, tlm_last_error());
         goto agree;
     }
     status = tlmi_optimizer_check_state(t->optimizer, &t->host, optim->data,
@@ -908,6 +1027,12 @@ TLM_API int tlm_trainer_resume(tlm_trainer *t, const char *path) {
                            path, (long long)step, (long long)optim_state.step);
         goto agree;
     }
+    /* After the configuration's check, which explains a checkpoint of
+     * another vocabulary better than the tokenizer's size would. */
+    status = check_tokenizer(t, path, tlmi_container_find(&checkpoint, "tokenizr"),
+                             &tokenizer);
+    if (status != TLM_OK)
+        goto agree;
     data = tlmi_container_find(&checkpoint, "data");
 agree:
     if (t->ranks > 1) /* all ranks resume, or none does and all fail */
@@ -922,7 +1047,12 @@ agree:
         t->step = step;
         t->rng = sampling;
         t->ctx->rng = dropout;
+        if (tokenizer != NULL) {
+            t->model->tokenizer = tokenizer; /* the model had none */
+            tokenizer = NULL;
+        }
     }
+    tlm_tokenizer_free(tokenizer);
     if (sources != NULL)
         tlmi_host_free(&t->host, sources, sources_size > 0 ? sources_size : 1);
     tlmi_file_unmap(&mapping);

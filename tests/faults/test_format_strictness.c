@@ -29,6 +29,7 @@
 #include <cmocka.h>
 
 #include "base/crc32.h"
+#include "base/endian.h"
 #include "counting_allocator.h"
 #include "temp_dir.h"
 #include "tlm.h"
@@ -44,27 +45,6 @@ static int teardown(void **state) {
     (void)state;
     temp_dir_remove(dir);
     return 0;
-}
-
-static uint64_t get_u64(const unsigned char *p) {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint32_t get_u32(const unsigned char *p) {
-    return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_u32(unsigned char *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
 }
 
 /* Bytes in memory: a file's contents, or a section being built. */
@@ -112,7 +92,7 @@ static uint64_t align_up(uint64_t v) {
 }
 
 static uint32_t section_count(const bytes *f) {
-    return get_u32(f->data + 24);
+    return tlmi_get_u32(f->data + 24);
 }
 
 /* Section `kind` of file `f` (NULL when absent). */
@@ -121,8 +101,8 @@ static unsigned char *find_section(const bytes *f, const char *kind,
     for (uint32_t i = 0; i < section_count(f); i++) {
         unsigned char *entry = f->data + HEADER + ENTRY * i;
         if (strncmp((const char *)entry, kind, 8) == 0) {
-            *offset = get_u64(entry + 8);
-            *size = get_u64(entry + 16);
+            *offset = tlmi_get_u64(entry + 8);
+            *size = tlmi_get_u64(entry + 16);
             return f->data + *offset;
         }
     }
@@ -134,11 +114,11 @@ static void fix_checksums(bytes *f) {
     const uint32_t count = section_count(f);
     for (uint32_t i = 0; i < count; i++) {
         unsigned char *entry = f->data + HEADER + ENTRY * i;
-        put_u32(entry + 24, tlmi_crc32(0, f->data + get_u64(entry + 8),
-                                       (size_t)get_u64(entry + 16)));
+        tlmi_put_u32(entry + 24, tlmi_crc32(0, f->data + tlmi_get_u64(entry + 8),
+                                       (size_t)tlmi_get_u64(entry + 16)));
     }
-    put_u32(f->data + 40, tlmi_crc32(0, f->data + HEADER, (size_t)count * ENTRY));
-    put_u32(f->data + 44, tlmi_crc32(0, f->data, 44));
+    tlmi_put_u32(f->data + 40, tlmi_crc32(0, f->data + HEADER, (size_t)count * ENTRY));
+    tlmi_put_u32(f->data + 44, tlmi_crc32(0, f->data, 44));
 }
 
 /* A section for build_file. */
@@ -161,16 +141,16 @@ static bytes build_file(const section_spec *sections, uint32_t count) {
     assert_non_null(f.data);
     static const unsigned char magic[8] = {0x89, 'T', 'L', 'M', '\r', '\n', 0x1a, '\n'};
     memcpy(f.data, magic, 8);
-    put_u32(f.data + 8, 1);
-    put_u32(f.data + 12, HEADER);
-    put_u64(f.data + 16, f.size);
-    put_u32(f.data + 24, count);
-    put_u64(f.data + 32, HEADER);
+    tlmi_put_u32(f.data + 8, 1);
+    tlmi_put_u32(f.data + 12, HEADER);
+    tlmi_put_u64(f.data + 16, f.size);
+    tlmi_put_u32(f.data + 24, count);
+    tlmi_put_u64(f.data + 32, HEADER);
     for (uint32_t i = 0; i < count; i++) {
         unsigned char *entry = f.data + HEADER + ENTRY * i;
         strncpy((char *)entry, sections[i].kind, 8);
-        put_u64(entry + 8, offsets[i]);
-        put_u64(entry + 16, sections[i].content.size);
+        tlmi_put_u64(entry + 8, offsets[i]);
+        tlmi_put_u64(entry + 16, sections[i].content.size);
         if (sections[i].content.size > 0)
             memcpy(f.data + offsets[i], sections[i].content.data,
                    sections[i].content.size);
@@ -187,7 +167,7 @@ typedef struct index_entry {
 } index_entry;
 
 static uint32_t read_index(const bytes *index, index_entry *entries, uint32_t max) {
-    const uint32_t count = get_u32(index->data);
+    const uint32_t count = tlmi_get_u32(index->data);
     assert_true(count <= max);
     size_t at = 4;
     for (uint32_t i = 0; i < count; i++) {
@@ -195,8 +175,8 @@ static uint32_t read_index(const bytes *index, index_entry *entries, uint32_t ma
         const int ndim = index->data[at + 3 + length];
         at += 2 + length + 4 + 8 * (size_t)ndim;
         entries[i].offset_at = at;
-        entries[i].offset = get_u64(index->data + at);
-        entries[i].size = get_u64(index->data + at + 8);
+        entries[i].offset = tlmi_get_u64(index->data + at);
+        entries[i].size = tlmi_get_u64(index->data + at + 8);
         at += 16;
     }
     assert_int_equal(at, index->size);
@@ -327,12 +307,12 @@ static void tlm_reserved_bytes_and_padding_are_zero(void **state) {
         uint64_t end = HEADER + (uint64_t)ENTRY * count;
         for (uint32_t s = 0; s <= count; s++) {
             const uint64_t next =
-                s < count ? get_u64(good.data + HEADER + ENTRY * s + 8) : good.size;
+                s < count ? tlmi_get_u64(good.data + HEADER + ENTRY * s + 8) : good.size;
             for (uint64_t at = end; at < next; at++, checked++)
                 if ((at - end) % (uint64_t)gap_step() == 0 || at + 1 == next)
                     expect_byte_refused(&good, (size_t)at, 3);
             if (s < count)
-                end = next + get_u64(good.data + HEADER + ENTRY * s + 16);
+                end = next + tlmi_get_u64(good.data + HEADER + ENTRY * s + 16);
         }
         /* The padding between tensors in the data section (summed by its
          * checksum, which fix_checksums made right): refused by every
@@ -439,29 +419,29 @@ static void tlm_tensors_do_not_overlap(void **state) {
     assert_true(n > 3);
     /* Tensor 2 starts where tensor 1 does: overlapping data. */
     bytes index = copy_of(p.index.data, p.index.size);
-    put_u64(index.data + entries[2].offset_at, entries[1].offset);
+    tlmi_put_u64(index.data + entries[2].offset_at, entries[1].offset);
     section_spec sections[3] = {{"config", p.config}, {"tensors", index}, {"data", p.data}};
     bytes f = build_file(sections, 3);
     expect_refused(&f, "overlaps the one before it", 3);
     free(f.data);
     /* Tensor 2 inside tensor 1 (a 64-byte boundary within it). */
     assert_true(entries[1].size > 64);
-    put_u64(index.data + entries[2].offset_at, entries[1].offset + 64);
+    tlmi_put_u64(index.data + entries[2].offset_at, entries[1].offset + 64);
     f = build_file(sections, 3);
     expect_refused(&f, "overlaps the one before it", 3);
     free(f.data);
     /* Tensors 1 and 2 swapped: out of the index's order (1 now leaves a
      * gap where 2 was). */
     memcpy(index.data, p.index.data, p.index.size);
-    put_u64(index.data + entries[1].offset_at, entries[2].offset);
-    put_u64(index.data + entries[2].offset_at, entries[1].offset);
+    tlmi_put_u64(index.data + entries[1].offset_at, entries[2].offset);
+    tlmi_put_u64(index.data + entries[2].offset_at, entries[1].offset);
     f = build_file(sections, 3);
     expect_refused(&f, "so it must start at", 3);
     free(f.data);
     /* A gap of 64 unused bytes before tensor 2 (the data section grown). */
     memcpy(index.data, p.index.data, p.index.size);
     for (uint32_t i = 2; i < n; i++)
-        put_u64(index.data + entries[i].offset_at, entries[i].offset + 64);
+        tlmi_put_u64(index.data + entries[i].offset_at, entries[i].offset + 64);
     bytes data = {calloc(1, p.data.size + 64), p.data.size + 64};
     assert_non_null(data.data);
     memcpy(data.data, p.data.data, (size_t)entries[2].offset);
@@ -496,8 +476,8 @@ static void tlm_sections_follow_each_other(void **state) {
     find_section(&f, "data", &offset, &size);
     memcpy(moved.data, f.data, (size_t)offset);
     memcpy(moved.data + offset + 64, f.data + offset, f.size - (size_t)offset);
-    put_u64(moved.data + 16, moved.size);
-    put_u64(moved.data + HEADER + 2 * ENTRY + 8, offset + 64);
+    tlmi_put_u64(moved.data + 16, moved.size);
+    tlmi_put_u64(moved.data + HEADER + 2 * ENTRY + 8, offset + 64);
     fix_checksums(&moved);
     char words[96];
     snprintf(words, sizeof words, "starts at offset %llu",
@@ -521,7 +501,7 @@ static bytes safetensors_file(const char *header, size_t header_size,
         header_size = text;
     bytes f = {malloc(8 + header_size + data_size + 1), 8 + header_size + data_size};
     assert_non_null(f.data);
-    put_u64(f.data, header_size);
+    tlmi_put_u64(f.data, header_size);
     memset(f.data + 8, ' ', header_size);
     memcpy(f.data + 8, header, text);
     if (data_size > 0)
@@ -571,10 +551,10 @@ static void safetensors_data_section_is_covered_exactly(void **state) {
             128, values, 24);
         /* The header length one byte short: the JSON still ends before
          * it, and every tensor would shift by a byte. */
-        put_u64(f.data, 127);
+        tlmi_put_u64(f.data, 127);
         expect_import_refused(&f, "short.safetensors", format, TLM_E_FORMAT,
                               "cover 24; the rest, from file byte 159, belongs to no tensor");
-        put_u64(f.data, 128);
+        tlmi_put_u64(f.data, 128);
         free(f.data);
         /* Bytes after the last tensor. */
         float more[8] = {0};
@@ -681,7 +661,7 @@ static bytes exported(const char *path) {
 /* Where tensor `name`'s data starts in safetensors file `f` (its
  * data_offsets' begin, found in the header text). */
 static size_t tensor_at(const bytes *f, const char *name) {
-    const size_t header = (size_t)get_u64(f->data);
+    const size_t header = (size_t)tlmi_get_u64(f->data);
     char key[160];
     snprintf(key, sizeof key, "\"%s\":", name);
     char *text = malloc(header + 1);
@@ -710,7 +690,7 @@ static void nonfinite_weights_are_refused(void **state) {
     } bad[3] = {{0x7fc00000u, "NaN"}, {0x7f800000u, "infinity"}, {0xff800000u, "-infinity"}};
     for (int k = 0; k < 3; k++) {
         bytes f = copy_of(good.data, good.size);
-        put_u32(f.data + at + 4 * 19, bad[k].bits); /* element 19: [2, 3] */
+        tlmi_put_u32(f.data + at + 4 * 19, bad[k].bits); /* element 19: [2, 3] */
         char words[200];
         snprintf(words, sizeof words, "tensor '%s' has %s at element 19 [2, 3]",
                  name, bad[k].word);
@@ -772,7 +752,7 @@ static void nonfinite_hf_weights_are_refused(void **state) {
         /* c_attn.weight is [8, 24]: element 30 is [1, 6]. */
         const size_t at = tensor_at(&f, "transformer.h.0.attn.c_attn.weight");
         if (k == 0)
-            put_u32(f.data + at + 4 * 30, 0x7fc00001u);
+            tlmi_put_u32(f.data + at + 4 * 30, 0x7fc00001u);
         else
             f.data[at + 2 * 30] = 0x80, f.data[at + 2 * 30 + 1] = 0x7f; /* +inf */
         write_file(file, f.data, f.size);
@@ -835,7 +815,7 @@ static void nonfinite_checkpoint_weights_are_refused(void **state) {
         out.format = cases[k].format;
         assert_int_equal(tlm_model_export(k == 0 ? gpt2 : llama, path, &out), TLM_OK);
         bytes f = read_file(path);
-        put_u32(f.data + cases[k].header, cases[k].bits);
+        tlmi_put_u32(f.data + cases[k].header, cases[k].bits);
         write_file(path, f.data, f.size);
         free(f.data);
         tlm_model *back = NULL;

@@ -21,6 +21,7 @@
 
 #include "counting_allocator.h"
 #include "temp_dir.h"
+#include "tiny_model.h"
 #include "tlm.h"
 
 #define BUDGET ((size_t)256 << 20)
@@ -66,23 +67,8 @@ static int setup(void **state) {
     cp.n_threads = 1;
     if (tlm_context_create(&ctx, &cp) != TLM_OK)
         return -1;
-    tlm_model_config c;
-    tlm_model_config_init(&c);
-    c.vocab_size = 259;
-    c.d_model = 16;
-    c.n_heads = 2;
-    c.n_decoder_layers = 1;
-    c.max_context = 8;
-    if (tlm_model_create(&model, ctx, &c) != TLM_OK)
+    if (tiny_byte_model_create(&model, ctx) != TLM_OK)
         return -1;
-    tlm_tokenizer_params tp;
-    tlm_tokenizer_params_init(&tp);
-    tp.kind = TLM_TOKENIZER_BYTE;
-    tlm_tokenizer *tok = NULL;
-    if (tlm_tokenizer_train(&tok, ctx, NULL, 0, &tp) != TLM_OK ||
-        tlm_model_set_tokenizer(model, tok) != TLM_OK)
-        return -1;
-    tlm_tokenizer_free(tok);
     bytes = tlm_model_tokenizer(model);
     return 0;
 }

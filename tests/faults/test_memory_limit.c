@@ -7,6 +7,8 @@
  * The default limit is read from sysconf, the cgroup files and the
  * rlimits (lib/base/memory_limit.c), here on fake cgroup files.
  */
+#define _POSIX_C_SOURCE 200809L /* posix_memalign */
+
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -458,6 +460,77 @@ static void dataset_create_refused(void **state) {
     temp_dir_remove(dir);
 }
 
+/* ---- Objects that outlive their context ------------------------------ */
+
+/* An allocator whose frees fill the block with POISON and keep it, so
+ * that a write into freed memory shows as a changed byte. */
+#define POISON 0x5a
+#define QUARANTINE_MAX 4096
+static struct {
+    unsigned char *ptr;
+    size_t size;
+} quarantine[QUARANTINE_MAX];
+static size_t n_quarantined;
+
+static void *quarantine_alloc(void *user, size_t size, size_t alignment) {
+    (void)user;
+    void *ptr = NULL;
+    return posix_memalign(&ptr, alignment, size) == 0 ? ptr : NULL;
+}
+
+static void quarantine_free(void *user, void *ptr, size_t size) {
+    (void)user;
+    memset(ptr, POISON, size);
+    if (n_quarantined < QUARANTINE_MAX) {
+        quarantine[n_quarantined].ptr = ptr;
+        quarantine[n_quarantined].size = size;
+        n_quarantined++;
+    } else {
+        free(ptr);
+    }
+}
+
+/* The blocks freed so far are still all POISON. */
+static int quarantine_intact(size_t n_blocks) {
+    for (size_t i = 0; i < n_blocks; i++)
+        for (size_t j = 0; j < quarantine[i].size; j++)
+            if (quarantine[i].ptr[j] != POISON)
+                return 0;
+    return 1;
+}
+
+/* A tokenizer does not keep its context (tlm.h): used and freed after
+ * the context, it must not count its bytes in the freed context. */
+static void tokenizer_outlives_context(void **state) {
+    (void)state;
+    n_quarantined = 0;
+    tlm_context_params cp;
+    tlm_context_params_init(&cp);
+    cp.alloc_fn = quarantine_alloc;
+    cp.free_fn = quarantine_free;
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, &cp), TLM_OK);
+    tlm_tokenizer_params tp;
+    tlm_tokenizer_params_init(&tp);
+    tp.vocab_size = 270;
+    tlm_tokenizer *tok = NULL;
+    static const char corpus[] = "the cat sat on the mat; the cat ate the rat";
+    assert_int_equal(tlm_tokenizer_train(&tok, ctx, corpus, sizeof corpus - 1, &tp),
+                     TLM_OK);
+    tlm_context_free(ctx);
+    const size_t freed_with_context = n_quarantined;
+    int32_t ids[64];
+    size_t n_ids = 0;
+    assert_int_equal(tlm_tokenizer_encode(tok, corpus, sizeof corpus - 1, ids, 64,
+                                          &n_ids), TLM_OK);
+    tlm_tokenizer_free(tok);
+    if (!quarantine_intact(freed_with_context))
+        fail_msg("the tokenizer wrote into its freed context");
+    for (size_t i = 0; i < n_quarantined; i++)
+        free(quarantine[i].ptr);
+    n_quarantined = 0;
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cgroup_values_parse),
@@ -469,6 +542,7 @@ int main(void) {
         cmocka_unit_test(session_create_refused),
         cmocka_unit_test(trainer_create_refused),
         cmocka_unit_test(dataset_create_refused),
+        cmocka_unit_test(tokenizer_outlives_context),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -59,15 +59,35 @@ static unsigned char *read_file(const char *path, long *size) {
     return bytes;
 }
 
+/* A character tokenizer of the distinct characters of `corpus`. */
+static tlm_tokenizer *make_tokenizer(tlm_context *ctx, const char *corpus) {
+    tlm_tokenizer_params tp;
+    tlm_tokenizer_params_init(&tp);
+    tp.kind = TLM_TOKENIZER_CHAR;
+    tlm_tokenizer *tok = NULL;
+    if (tlm_tokenizer_train(&tok, ctx, corpus, strlen(corpus), &tp) != TLM_OK)
+        return NULL;
+    return tok;
+}
+
 static int setup(void **state) {
     if (temp_dir_create(dir, sizeof dir) != 0)
         return -1;
     static run r;
     if (tlm_context_create(&r.ctx, NULL) != TLM_OK)
         return -1;
+    /* The model has a tokenizer, so that the checkpoints have a section
+     * 'tokenizr' to damage: 64 characters and the specials. */
+    char letters[65];
+    for (int i = 0; i < 64; i++)
+        letters[i] = (char)('0' + i);
+    letters[64] = '\0';
+    tlm_tokenizer *tok = make_tokenizer(r.ctx, letters);
+    if (tok == NULL)
+        return -1;
     tlm_model_config c;
     tlm_model_config_init(&c);
-    c.vocab_size = 64;
+    c.vocab_size = tlm_tokenizer_vocab_size(tok);
     c.d_model = 16;
     c.n_heads = 2;
     c.d_ff = 32;
@@ -75,8 +95,10 @@ static int setup(void **state) {
     c.max_context = 8;
     c.residual_dropout = 0.1f; /* the dropout generator matters */
     c.init_seed = 3;
-    if (tlm_model_create(&r.model, r.ctx, &c) != TLM_OK)
+    if (tlm_model_create(&r.model, r.ctx, &c) != TLM_OK ||
+        tlm_model_set_tokenizer(r.model, tok) != TLM_OK)
         return -1;
+    tlm_tokenizer_free(tok);
     int32_t ids[400];
     for (int i = 0; i < 400; i++)
         ids[i] = (int32_t)((i * 7 + i / 13) % 64);
@@ -323,7 +345,8 @@ static void weight_shape_wrong(void **state) {
      * bytes, shape u64 x ndim, ... (docs/format.md) */
     unsigned char *shape = index + 4 + 2 + name_length + 4;
     tlmi_put_u64(shape, tlmi_get_u64(shape) + 1);
-    expect_refused(*state, &d, "does not have the shape");
+    expect_refused(*state, &d, "tlm_trainer_resume: tensor 'token_embedding.weight' "
+                               "of '");
 }
 
 static void optim_section_missing(void **state) {
@@ -337,6 +360,114 @@ static void optim_section_missing(void **state) {
         if (memcmp(d.bytes + 64 + 32 * i, "optim", 5) == 0)
             d.bytes[64 + 32 * i + 4] = 'x';
     expect_refused(*state, &d, "no optim section");
+}
+
+/* Overwrites the first occurrence of `old` in section `kind` with `new`
+ * (as long). */
+static void replace_in_section(damaged *d, const char *kind, const char *old,
+                               const char *new) {
+    size_t size = 0;
+    char *bytes = (char *)section(d, kind, &size);
+    const size_t length = strlen(old);
+    assert_int_equal(strlen(new), length);
+    for (size_t i = 0; i + length <= size; i++)
+        if (memcmp(bytes + i, old, length) == 0) {
+            memcpy(bytes + i, new, length);
+            return;
+        }
+    fail_msg("'%s' is not in section '%s'", old, kind);
+}
+
+/* "ranks" misspelt: a key this reader does not know is refused, not
+ * ignored (its default of 1 rank would have been used). */
+static void trainer_key_unknown(void **state) {
+    damaged d;
+    damaged_copy(*state, &d);
+    replace_in_section(&d, "trainer", "\"ranks\"", "\"rankz\"");
+    expect_refused(*state, &d, "section 'trainer' at byte");
+    damaged_copy(*state, &d);
+    replace_in_section(&d, "trainer", "\"ranks\"", "\"rankz\"");
+    expect_refused(*state, &d, "unknown key \"rankz\"");
+}
+
+/* Not JSON: the JSON reader's message, with the file and the section. */
+static void trainer_not_json(void **state) {
+    damaged d;
+    damaged_copy(*state, &d);
+    replace_in_section(&d, "trainer", "{", "[");
+    expect_refused(*state, &d, "section 'trainer' at byte");
+}
+
+/* A number out of range names the file and the section too. */
+static void trainer_ranks_zero(void **state) {
+    damaged d;
+    damaged_copy(*state, &d);
+    replace_in_section(&d, "trainer", "\"ranks\":1", "\"ranks\":0");
+    expect_refused(*state, &d, "section 'trainer' at byte");
+}
+
+/* The tokenizer's magic damaged: the section is read and refused. */
+static void tokenizer_damaged(void **state) {
+    damaged d;
+    damaged_copy(*state, &d);
+    size_t size = 0;
+    unsigned char *tokenizer = section(&d, "tokenizr", &size);
+    tokenizer[0] ^= 0x20;
+    expect_refused(*state, &d, "section 'tokenizr' at byte");
+}
+
+/* A model whose tokenizer is not the checkpoint's is refused with
+ * TLM_E_STATE and left as it was; a model without a tokenizer gets the
+ * checkpoint's. */
+static void tokenizer_differs(void **state) {
+    run *r = *state;
+    tlm_tokenizer *original = NULL;
+    size_t size = 0;
+    const int sized = tlm_tokenizer_save_memory(tlm_model_tokenizer(r->model), NULL,
+                                                0, &size);
+    assert_true(sized == TLM_OK || sized == TLM_E_RANGE);
+    unsigned char *saved = malloc(size);
+    assert_non_null(saved);
+    assert_int_equal(tlm_tokenizer_save_memory(tlm_model_tokenizer(r->model), saved,
+                                               size, &size), TLM_OK);
+    assert_int_equal(tlm_tokenizer_load_memory(&original, r->ctx, saved, size), TLM_OK);
+    free(saved);
+    /* 64 other characters: the same number of ids, other text. */
+    char letters[65];
+    for (int i = 0; i < 64; i++)
+        letters[i] = (char)('@' + i);
+    letters[64] = '\0';
+    tlm_tokenizer *other = make_tokenizer(r->ctx, letters);
+    assert_non_null(other);
+    assert_int_equal(tlm_tokenizer_vocab_size(other), tlm_tokenizer_vocab_size(original));
+    assert_int_equal(tlm_model_set_tokenizer(r->model, other), TLM_OK);
+    tlm_tokenizer_free(other);
+    const int64_t step = tlm_trainer_step_count(r->trainer);
+    assert_int_equal(tlm_trainer_resume(r->trainer, path_in_dir("good.tlm")),
+                     TLM_E_STATE);
+    const char *message = tlm_trainer_last_error(r->trainer);
+    if (strstr(message, "another tokenizer") == NULL ||
+        strstr(message, "good.tlm") == NULL)
+        fail_msg("the message names neither the tokenizer nor the file: %s",
+                 message);
+    assert_int_equal(tlm_trainer_step_count(r->trainer), step);
+    /* Without a tokenizer, the checkpoint's is attached. */
+    assert_int_equal(tlm_model_set_tokenizer(r->model, NULL), TLM_OK);
+    assert_int_equal(tlm_trainer_resume(r->trainer, path_in_dir("good.tlm")), TLM_OK);
+    assert_non_null(tlm_model_tokenizer(r->model));
+    int32_t ids[4];
+    size_t n = 0;
+    assert_int_equal(tlm_tokenizer_encode(tlm_model_tokenizer(r->model), "0123", 4,
+                                          ids, 4, &n), TLM_OK);
+    int32_t expected[4];
+    size_t n_expected = 0;
+    assert_int_equal(tlm_tokenizer_encode(original, "0123", 4, expected, 4,
+                                          &n_expected), TLM_OK);
+    assert_int_equal(n, n_expected);
+    assert_memory_equal(ids, expected, sizeof ids[0] * n);
+    tlm_tokenizer_free(original);
+    /* Back to the trainer's state after 3 steps, for the next tests. */
+    assert_int_equal(tlm_trainer_resume(r->trainer, path_in_dir("before.tlm")), TLM_OK);
 }
 
 int main(void) {
@@ -354,6 +485,11 @@ int main(void) {
         cmocka_unit_test(nan_weight),
         cmocka_unit_test(weight_shape_wrong),
         cmocka_unit_test(optim_section_missing),
+        cmocka_unit_test(trainer_key_unknown),
+        cmocka_unit_test(trainer_not_json),
+        cmocka_unit_test(trainer_ranks_zero),
+        cmocka_unit_test(tokenizer_damaged),
+        cmocka_unit_test(tokenizer_differs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

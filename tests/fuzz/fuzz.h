@@ -31,6 +31,13 @@ const char *fuzz_write_temp(const uint8_t *data, size_t size);
 /* Aborts with a message when `condition` is false. */
 void fuzz_check(int condition, const char *what);
 
+/* What every loader's or importer's result must satisfy: `model` is set
+ * exactly when `status` (of `call`) is TLM_OK, a failure has a message in
+ * `ctx`, and a model is usable: a session decodes one token. Frees the
+ * model. */
+void fuzz_check_loaded(tlm_context *ctx, const char *call, int status,
+                       tlm_model *model);
+
 /* Makes the checksums of a .tlm file (docs/format.md, lib/io/container.c)
  * right again after a mutation, so that mutations reach the parsers behind
  * them: every section's CRC-32 (and first, in an `optim` section holding

@@ -19,20 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         params.config = &config;
         tlm_model *model = NULL;
         const int status = tlm_model_import(&model, ctx, path, &params);
-        fuzz_check((status == TLM_OK) == (model != NULL),
-                   "tlm_model_import: model set exactly on success");
-        if (status != TLM_OK) {
-            fuzz_check(tlm_context_last_error(ctx)[0] != '\0',
-                       "tlm_model_import: a failure has a message");
-            continue;
-        }
-        tlm_session *session = NULL;
-        if (tlm_session_create(&session, model, NULL) == TLM_OK) {
-            int32_t id = 0;
-            tlm_session_decode(session, &id, 1, NULL, 0);
-            tlm_session_free(session);
-        }
-        tlm_model_free(model);
+        fuzz_check_loaded(ctx, "tlm_model_import", status, model);
     }
     return 0;
 }

@@ -84,6 +84,25 @@ void fuzz_check(int condition, const char *what) {
     }
 }
 
+void fuzz_check_loaded(tlm_context *ctx, const char *call, int status,
+                       tlm_model *model) {
+    char what[160];
+    snprintf(what, sizeof what, "%s: model set exactly on success", call);
+    fuzz_check((status == TLM_OK) == (model != NULL), what);
+    if (status != TLM_OK) {
+        snprintf(what, sizeof what, "%s: a failure has a message", call);
+        fuzz_check(tlm_context_last_error(ctx)[0] != '\0', what);
+        return;
+    }
+    tlm_session *session = NULL;
+    if (tlm_session_create(&session, model, NULL) == TLM_OK) {
+        int32_t id = 0;
+        tlm_session_decode(session, &id, 1, NULL, 0);
+        tlm_session_free(session);
+    }
+    tlm_model_free(model);
+}
+
 /* The .tlm layout (lib/io/container.c): a 64-byte header (magic at 0, file
  * size u64 at 16, section count u32 at 24, table offset u64 at 32, table
  * CRC u32 at 40, header CRC u32 at 44 over bytes 0..43), then 32-byte
