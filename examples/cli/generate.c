@@ -93,7 +93,7 @@ int cmd_generate(int argc, char **argv) {
     int interactive = 0;
     const char *memory_limit = NULL;
     cli_option options[] = {
-        {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
+        {"prompt", 'p', CLI_TEXT, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
         {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
         {"temperature", 't', CLI_FLOAT, &temperature, 0, 100, "X", "0 = greedy; higher = more random (default 0.8)", 0},
         {"top-k", 0, CLI_INT, &top_k, 0, 2000000000, "N", "keep the N most probable tokens; 0 = off", 0},

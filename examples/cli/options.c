@@ -88,6 +88,15 @@ static int set_value(cli_command *cmd, cli_option *o, const char *shown,
     int problem;
     switch (o->kind) {
     case CLI_STRING:
+        /* An empty file name would otherwise surface much later, from
+         * open() or from the library, without the flag: after a whole
+         * training run, in the case of --out. */
+        if (text[0] == '\0')
+            return cli_error(CLI_EXIT_USAGE, cmd->name, "%s: the value is empty; expected %s",
+                             shown, o->value != NULL ? o->value : "a value");
+        *(const char **)o->target = text;
+        return 0;
+    case CLI_TEXT:
         *(const char **)o->target = text;
         return 0;
     case CLI_INT: {
@@ -148,6 +157,11 @@ int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
             continue;
         }
         if (options_done || arg[0] != '-' || arg[1] == '\0') {
+            if (arg[0] == '\0')
+                return cli_error(CLI_EXIT_USAGE, cmd->name,
+                                 "the %s argument is empty (usage: tlm %s %s)",
+                                 cmd->positional_name ? cmd->positional_name : "file",
+                                 cmd->name, cmd->usage);
             if (*n_positional >= cmd->max_positional)
                 return cli_error(CLI_EXIT_USAGE, cmd->name,
                                  "unexpected argument '%s' (see 'tlm %s --help')",

@@ -21,7 +21,8 @@
 /* Kinds of option values. */
 enum cli_option_kind {
     CLI_FLAG,   /* no value: sets an int to 1 */
-    CLI_STRING, /* const char * */
+    CLI_STRING, /* const char *, never empty: a file, a format, a name */
+    CLI_TEXT,   /* const char *, may be empty: a prompt, a title */
     CLI_INT,    /* int32_t in [min, max] */
     CLI_U64,    /* uint64_t (seeds) */
     CLI_FLOAT   /* float in [min, max] */

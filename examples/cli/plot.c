@@ -223,7 +223,7 @@ int cmd_plot(int argc, char **argv) {
     const char *out = "loss.svg", *title = "Training loss";
     cli_option options[] = {
         {"output", 'o', CLI_STRING, &out, 0, 0, "FILE", "the SVG file to write (default loss.svg)", 0},
-        {"title", 0, CLI_STRING, &title, 0, 0, "TEXT", "the plot's title (default \"Training loss\")", 0},
+        {"title", 0, CLI_TEXT, &title, 0, 0, "TEXT", "the plot's title (default \"Training loss\")", 0},
     };
     cli_command cmd = {"plot", "LOG.jsonl -o loss.svg",
                        "Plot the training and validation loss of a tlm train --log file as an\n"

@@ -11,7 +11,9 @@
 # white space before or after, hexadecimal, inf and nan, values that
 # underflow to 0 or overflow, --lr 0 and --time-limit 0 are refused with a
 # message saying why and what is accepted; the same rules hold for the
-# numbers of a training log and for mpirun's process count.
+# numbers of a training log and for mpirun's process count. Empty values:
+# an empty file name, format or name (and an empty MODEL or LOG argument)
+# is refused at once with status 2, naming the flag.
 set -u
 case $1 in
     /*) tlm=$1 ;;
@@ -156,6 +158,44 @@ refused_env() {
 }
 refused_env abc "train, OMPI_COMM_WORLD_SIZE=abc"
 refused_env " 2" "train, OMPI_COMM_WORLD_SIZE=' 2'"
+# --- empty values --------------------------------------------------------------
+# An empty file name, format or name is refused at once, naming the flag
+# (status 2), instead of failing later without it: `train --out ''` used to
+# train for the whole run and then fail in the library with "path is empty".
+empty_value() { # flag command arguments... (the flag's empty value last)
+    flag=$1
+    shift
+    refused 2 "$flag: the value is empty" "$1 $flag ''" "$@" ""
+}
+empty_value --out train --data corpus.txt $tiny --steps 1 --out
+empty_value --out train --data corpus.txt $tiny --steps 1 -o
+empty_value --data train $tiny --steps 1 -o never.tlm --data
+empty_value --log train --data corpus.txt $tiny --steps 1 -o never.tlm --log
+empty_value --resume train --data corpus.txt $tiny --steps 1 -o never.tlm --resume
+empty_value --init train --data corpus.txt $tiny --steps 1 -o never.tlm --init
+empty_value --tokenizer train --data corpus.txt $tiny --steps 1 -o never.tlm --tokenizer
+empty_value --arch train --data corpus.txt $tiny --steps 1 -o never.tlm --arch
+empty_value --data eval model.tlm --data
+empty_value --stop generate model.tlm -n 2 --stop
+empty_value --output plot train.jsonl -o
+empty_value --output attention model.tlm --prompt the -o
+empty_value --prompt attention model.tlm -o never.svg --prompt
+empty_value --out export model.tlm --format tlm -o
+empty_value --format export model.tlm -o never.tlm --format
+empty_value --safetensors export model.tlm --safetensors
+empty_value --tokenizer-out export model.tlm --format llama2c -o never.bin --tokenizer-out
+empty_value --dtype export model.tlm --format tlm -o never.tlm --dtype
+empty_value --out import model.tlm --out
+empty_value --format import model.tlm -o never.tlm --format
+empty_value --config import model.tlm -o never.tlm --config
+empty_value --tokenizer-from import model.tlm -o never.tlm --tokenizer-from
+empty_value --to quantize model.tlm -o never.tlm --to
+empty_value --out quantize model.tlm --to bf16 -o
+empty_value --corpus demo --out-dir never --seconds 1 --corpus
+empty_value --out-dir demo --seconds 1 --out-dir
+for command in info generate eval export import quantize attention plot; do
+    refused 2 "argument is empty" "$command ''" "$command" ""
+done
 check "nothing was written by a refused command" sh -c '! ls never* 2> /dev/null | grep -q .'
 
 finish_checks
