@@ -24,26 +24,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-input-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
-# A refused command: the status, one line on stderr starting with "tlm",
-# and `pattern` in it (so that a refusal for another reason does not pass).
-refused() { # status pattern description arguments...
-    expected=$1
-    pattern=$2
-    description=$3
-    shift 3
-    timeout 60 "$tlm" "$@" < /dev/null > refused.out 2> refused.err
-    status=$?
-    lines=$(wc -l < refused.err)
-    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" refused.err &&
-        grep -q -- "$pattern" refused.err; then
-        pass "$description: status $status, '$pattern'"
-    else
-        fail "$description: status $status (wanted $expected), $lines lines on stderr, wanted '$pattern'"
-        sed 's/^/#   /' refused.err | head -5
-    fi
-}
-
-# The same with standard input from a file.
+# A refused command, standard input from a file: the status, one line on
+# stderr starting with "tlm", and `pattern` in it (so that a refusal for
+# another reason does not pass).
 refused_input() { # input status pattern description arguments...
     input=$1
     expected=$2
@@ -60,6 +43,11 @@ refused_input() { # input status pattern description arguments...
         fail "$description: status $status (wanted $expected), $lines lines on stderr, wanted '$pattern'"
         sed 's/^/#   /' refused.err | head -5
     fi
+}
+
+# The same with nothing on standard input.
+refused() { # status pattern description arguments...
+    refused_input /dev/null "$@"
 }
 
 python3 - <<'EOF'
