@@ -136,8 +136,7 @@ static int set_input_limit(cli_command *cmd, const char *text) {
     const int problem = cli_number_size(text, &bytes);
     if (problem != CLI_NUMBER_OK)
         return number_error(cmd, "--max-input-size", text, problem,
-                            "a byte count from 1 to 4611686018427387904, with an "
-                            "optional K, M, G or T (binary: 1K = 1024)");
+                            CLI_NUMBER_SIZE_EXPECTED);
     cli_set_input_limit(bytes);
     return 0;
 }
