@@ -4,7 +4,8 @@
 #     docs, and mpi: 2 ranks under mpirun), then the test programs again
 #     under valgrind memcheck (not suite mpi: OpenMPI is noisy there);
 #  2. clang build with AddressSanitizer + UndefinedBehaviorSanitizer,
-#     warnings as errors: the test programs again; built without MPI
+#     warnings as errors: the test programs again, and the Python binding
+#     with the sanitizer runtime preloaded; built without MPI
 #     (-Dmpi=disabled: OpenMPI's allocations and shared memory make ASan
 #     and TSan report what is not tlm's), which also tests that build;
 #  3. clang fuzz build (libFuzzer + ASan + UBSan): suite fuzz, each target

@@ -14,24 +14,50 @@ The shared library is found, in this order, at:
   3. the system's library path (ctypes.util.find_library("tlm"), then
      libtlm.so.0).
 
-Every failing call raises tlm.Error, whose message is tlm's own (the
+Errors. Every failure raises tlm.Error, whose message is tlm's own (the
 function, the argument and the values at fault); .status holds the
-negative TLM_E_* code and .name its name ("TLM_E_INVALID", ...).
+negative TLM_E_* code and .name its name ("TLM_E_INVALID", ...). An
+argument the binding refuses before calling C raises tlm.ArgumentError, a
+subclass of tlm.Error and ValueError (and of TypeError for a wrong type):
+every integer is checked against its C type (int32, uint32, int64, uint64,
+size_t) instead of being wrapped by ctypes, a float32 must fit a float32,
+text must be str or bytes, paths and stop strings hold no NUL byte.
 
-Handles are freed when their Python object is garbage-collected, or
-explicitly with close() (every class is also a context manager). Objects
-keep the context they were made in alive; closing a context frees every
-tensor made in it.
+Lifetimes: no call reaches freed memory, whatever the order of close()
+calls and garbage collection.
+  * An object keeps the objects it needs alive (a Python reference): what
+    is made in a context keeps the context, a trainer its model, the
+    tokenizer returned by model.tokenizer its model. The garbage collector
+    thus never frees a parent before its children, even in cycles.
+  * close() (or the end of a `with` block) frees a handle now, and first
+    closes what depends on it: a context everything made in it (models,
+    tokenizers, samplers, trainers, tensors), a model its trainers and the
+    tokenizers model.tokenizer returned. Using a closed object raises
+    tlm.Error (TLM_E_STATE) saying why, e.g. "this tokenizer cannot be
+    used: the model this tokenizer belongs to was closed".
+  * model.tokenizer is the model's own tokenizer, not a copy: assigning
+    model.tokenizer (which stores a copy of the new one) invalidates it.
+  * ctx.reset() invalidates every result tensor computed in the context
+    (leaves stay); it raises while a trainer uses the context. A leaf
+    closed while results may still read it is freed at the next reset.
+  * While generate() runs, its on_text callback cannot close or reset the
+    model, its context or the sampler, nor replace the model's tokenizer
+    (tlm.Error).
+  * Like the C handles, a context and everything made in it are used by
+    one thread at a time.
 """
 
 import ctypes
 import ctypes.util
+import itertools
 import math
+import numbers
+import operator
 import os
-import weakref
+import struct
 
 __all__ = [
-    "Error", "version", "version_number", "Context", "Tensor", "Tokenizer",
+    "Error", "ArgumentError", "ArgumentTypeError", "version", "version_number", "Context", "Tensor", "Tokenizer",
     "Model", "Sampler", "Trainer", "train", "cross_entropy", "matmul",
     "load_library",
 ]
@@ -208,9 +234,165 @@ class Error(Exception):
         super().__init__(message)
 
 
+_E_INVALID, _E_SHAPE, _E_STATE, _E_UNSUPPORTED, _E_CANCELLED = -1, -3, -9, -10, -12
+
+
+class ArgumentError(Error, ValueError):
+    """An argument refused by the binding before it reaches C: a value
+    outside its C type's range, or (as ArgumentTypeError, also a TypeError)
+    of the wrong type. Status TLM_E_INVALID."""
+
+    def __init__(self, message):
+        super().__init__(_E_INVALID, "tlm.py: " + message)
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (a tlm.ArgumentError and a TypeError)."""
+
+
 def _check(status):
     if status != 0:
         raise Error(status, _L().tlm_last_error().decode("utf-8", "replace"))
+
+
+# ------------------------------------------------------ argument checks
+# ctypes converts a Python int to a C integer modulo 2**bits and a float to
+# float32 with overflow to infinity, silently; every value passes one of
+# these first.
+
+_SIZE_T_BITS = 8 * _c.sizeof(_sz)
+_INT_RANGES = {
+    "int32": (-2**31, 2**31 - 1),
+    "uint32": (0, 2**32 - 1),
+    "int64": (-2**63, 2**63 - 1),
+    "uint64": (0, 2**64 - 1),
+    "size_t": (0, 2**_SIZE_T_BITS - 1),
+}
+
+
+def _type_name(value):
+    return type(value).__name__
+
+
+def _check_integer(ctype, name, value):
+    # bool is an int in Python, but True for a count is a mistake.
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError("%s must be an integer (C %s), not %s %r"
+                                % (name, ctype, _type_name(value), value))
+    value = operator.index(value)
+    low, high = _INT_RANGES[ctype]
+    if not low <= value <= high:
+        raise ArgumentError("%s = %d is outside the range of its C type %s (%d..%d)"
+                            % (name, value, ctype, low, high))
+    return value
+
+
+def _check_int32(name, value):
+    return _check_integer("int32", name, value)
+
+
+def _check_uint32(name, value):
+    return _check_integer("uint32", name, value)
+
+
+def _check_int64(name, value):
+    return _check_integer("int64", name, value)
+
+
+def _check_uint64(name, value):
+    return _check_integer("uint64", name, value)
+
+
+def _check_size(name, value):
+    return _check_integer("size_t", name, value)
+
+
+def _check_float(name, value):
+    """A C double: any real number (NaN and infinity are C's to judge)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ArgumentTypeError("%s must be a number, not %s %r"
+                                % (name, _type_name(value), value))
+    return float(value)
+
+
+def _check_float32(name, value):
+    """A C float: a real number whose magnitude fits a float32."""
+    value = _check_float(name, value)
+    if math.isfinite(value):
+        try:
+            rounded = struct.unpack("f", struct.pack("f", value))[0]
+        except OverflowError:  # some Pythons refuse, others give infinity
+            rounded = math.inf
+        if math.isinf(rounded):
+            raise ArgumentError("%s = %r is too large for a float32 (the largest is "
+                                "about 3.4e38)" % (name, value))
+    return value
+
+
+def _check_bytes(name, value):
+    """Text for C: str (as UTF-8) or a bytes-like object."""
+    if isinstance(value, str):
+        try:
+            return value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ArgumentError("%s has no UTF-8 form (%s)" % (name, e)) from None
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    raise ArgumentTypeError("%s must be str or bytes, not %s"
+                            % (name, _type_name(value)))
+
+
+def _check_cstring(name, value):
+    """A NUL-terminated C string: C would stop at an embedded NUL."""
+    data = _check_bytes(name, value)
+    if b"\0" in data:
+        raise ArgumentError("%s holds a NUL byte (C would read only %r)"
+                            % (name, data.split(b"\0", 1)[0]))
+    return data
+
+
+def _check_path(name, value):
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise ArgumentTypeError("%s must be a path (str, bytes or os.PathLike), "
+                                "not %s" % (name, _type_name(value)))
+    try:
+        path = os.fsencode(value)
+    except (TypeError, UnicodeError) as e:
+        raise ArgumentError("%s: %s" % (name, e)) from None
+    return _check_cstring(name, path)
+
+
+def _check_instance(name, value, cls, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, cls):
+        raise ArgumentTypeError("%s must be a tlm.%s%s, not %s"
+                                % (name, cls.__name__, " or None" if allow_none else "",
+                                   _type_name(value)))
+    return value
+
+
+def _check_list(name, value):
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise ArgumentTypeError("%s must be a list, not %s" % (name, _type_name(value)))
+    return list(value)
+
+
+# How each C type of a settings field is checked.
+_FIELD_CHECKS = {_i32: _check_int32, _u32: _check_uint32, _i64: _check_int64,
+                 _u64: _check_uint64, _sz: _check_size, _f32: _check_float32,
+                 _f64: _check_float}
+
+
+def _set_fields(params, settings, what):
+    """Set numeric fields of a settings struct from keywords, each checked
+    against its C type."""
+    types = dict(params._fields_)
+    for key, value in settings.items():
+        check = _FIELD_CHECKS.get(types.get(key))
+        if key == "struct_size" or check is None:
+            raise ArgumentError("%s has no setting %r" % (what, key))
+        setattr(params, key, check(key, value))
 
 
 def version():
@@ -271,8 +453,11 @@ _WEIGHT_FORMAT_NAMES = {v: k for k, v in _WEIGHT_FORMATS.items()}
 
 
 def _named(table, value, what):
+    if not isinstance(value, str):
+        raise ArgumentTypeError("%s must be one of %s, not %s %r"
+                                % (what, ", ".join(table), _type_name(value), value))
     if value not in table:
-        raise Error(-1, "tlm.py: %s %r is not one of %s" % (what, value, ", ".join(table)))
+        raise ArgumentError("%s %r is not one of %s" % (what, value, ", ".join(table)))
     return table[value]
 
 
@@ -351,25 +536,152 @@ def _init_struct(cls, init, *extra):
 
 
 # ----------------------------------------------------------------- handles
+# A C handle's lifetime is kept in a _Resource, apart from the Python
+# object that wraps it: resources form a tree (a context's models, a
+# model's trainers, ...) in which a parent frees its children first, and
+# they never refer to Python objects, so the order in which the garbage
+# collector finalizes a cycle of objects cannot free a parent first.
+
+class _Resource:
+    """One C handle: its pointer (None once gone), the function that frees
+    it (None when its parent frees it or it is borrowed), the resources to
+    free before it, and why it is gone."""
+    __slots__ = ("pointer", "kind", "free_name", "parent", "children", "why",
+                 "busy", "key", "on_reset")
+    _serial = itertools.count()
+
+    def __init__(self, pointer, kind, free_name, parent=None, on_reset=False):
+        self.pointer = pointer
+        self.kind = kind
+        self.free_name = free_name
+        self.children = {}  # key -> _Resource, in creation order
+        self.why = None
+        self.busy = 0       # > 0 while a C call that runs Python code uses it
+        self.on_reset = on_reset  # a result tensor: gone at its context's reset
+        self.key = next(_Resource._serial)
+        self.parent = parent
+        if parent is not None:
+            parent.children[self.key] = self
+
+    def get(self):
+        """The pointer; raises once the handle is gone."""
+        if self.pointer is None:
+            raise Error(_E_STATE, "tlm.py: this %s cannot be used: %s" % (self.kind, self.why))
+        return self.pointer
+
+    def busy_in_tree(self):
+        """The first resource of this subtree a running generate() uses."""
+        if self.busy:
+            return self
+        for child in list(self.children.values()):
+            found = child.busy_in_tree()
+            if found is not None:
+                return found
+        return None
+
+    def refuse_if_busy(self, action):
+        busy = self.busy_in_tree()
+        if busy is not None:
+            raise Error(_E_STATE, "tlm.py: cannot %s while generate() uses the %s "
+                        "(from its on_text callback)" % (action, busy.kind))
+
+    def find(self, kind):
+        """A live resource of `kind` in this subtree, or None."""
+        for child in list(self.children.values()):
+            if child.kind == kind and child.pointer is not None:
+                return child
+            found = child.find(kind)
+            if found is not None:
+                return found
+        return None
+
+    def close(self, why="it was closed"):
+        if self.pointer is None:
+            return
+        self.refuse_if_busy("close the %s" % self.kind)
+        self.release(why)
+
+    def release(self, why, closed_kind=None):
+        """Free the children (newest first), then the handle. `closed_kind`
+        names, in the children's messages, what the caller closed."""
+        if self.pointer is None:
+            return
+        closed_kind = closed_kind or self.kind
+        for child in reversed(list(self.children.values())):
+            child.release("the %s this %s belongs to was closed" % (closed_kind, child.kind),
+                          closed_kind)
+        pointer, self.pointer, self.why = self.pointer, None, why
+        if self.parent is not None:
+            self.parent.children.pop(self.key, None)
+            self.parent = None
+        if self.free_name is not None and _lib is not None:
+            getattr(_lib, self.free_name)(pointer)
+
+    def detach(self, why):
+        """Forget the handle without freeing it (someone else frees it)."""
+        if self.pointer is None:
+            return
+        for child in reversed(list(self.children.values())):
+            child.release("the %s this %s belongs to was closed" % (self.kind, child.kind),
+                          self.kind)
+        self.pointer, self.why = None, why
+        if self.parent is not None:
+            self.parent.children.pop(self.key, None)
+            self.parent = None
+
+
+class _ContextResource(_Resource):
+    """A context's resource: also counts the results computed since the
+    last reset (while there are any, the tape may read every leaf) and
+    holds the leaves closed meanwhile, freed at the next reset."""
+    __slots__ = ("results", "deferred")
+
+    def __init__(self, pointer):
+        super().__init__(pointer, "context", "tlm_context_free")
+        self.results = 0
+        self.deferred = []
+
+    def release(self, why, closed_kind=None):
+        self.deferred = []  # tlm_context_free frees every leaf
+        super().release(why, closed_kind)
+
+    def after_reset(self):
+        for child in list(self.children.values()):
+            if child.on_reset:
+                child.detach("its context was reset (ctx.reset()) after it was computed")
+        self.results = 0
+        pointers, self.deferred = self.deferred, []
+        for pointer in pointers:
+            _lib.tlm_tensor_free(pointer)
+
 
 class _Handle:
+    """Base of the classes that wrap a C handle (in self._res)."""
+    _kind = "handle"
     _free = None
+    _res = None
 
-    def __init__(self, handle):
-        self._h = handle
+    def _own(self, pointer, parent=None):
+        self._res = _Resource(pointer, self._kind, self._free,
+                              parent._res if parent is not None else None)
 
     @property
     def handle(self):
-        """The raw C pointer (an int); raises once closed."""
-        if not self._h:
-            raise Error(-9, "tlm.py: %s is closed" % type(self).__name__)
-        return self._h
+        """The raw C pointer (an int); raises tlm.Error once it is gone."""
+        if self._res is None:
+            raise Error(_E_STATE, "tlm.py: this %s was never created" % self._kind)
+        return self._res.get()
+
+    @property
+    def closed(self):
+        """True once the handle is freed (by close() or with its parent)."""
+        return self._res is None or self._res.pointer is None
 
     def close(self):
-        """Free the handle now (later calls raise tlm.Error)."""
-        if self._h and self._free and _lib is not None:
-            getattr(_lib, self._free)(self._h)
-        self._h = None
+        """Free the handle now, after everything that depends on it (later
+        calls raise tlm.Error)."""
+        if self._res is not None:
+            self._res.close()
 
     def __enter__(self):
         return self
@@ -380,8 +692,12 @@ class _Handle:
     def __del__(self):
         try:
             self.close()
-        except Exception:  # interpreter shutdown
+        except Exception:  # interpreter shutdown, or busy (cannot happen: referenced)
             pass
+
+
+def _context_of(ctx, allow_none=False):
+    return _check_instance("ctx", ctx, Context, allow_none)
 
 
 class Context(_Handle):
@@ -389,18 +705,14 @@ class Context(_Handle):
 
     threads: compute threads (0: one per core). seed: seeds the context's
     generator (dropout)."""
-    _free = "tlm_context_free"
+    _kind = "context"
 
     def __init__(self, threads=0, seed=None):
         params = _init_struct(_ContextParams, _L().tlm_context_params_init)
-        params.n_threads = threads
-        super().__init__(_out(_L().tlm_context_create, _c.byref(params)))
-        # Tensors live as long as the context (results on the tape may use
-        # any of them); other handles made in the context are tracked
-        # weakly, so that close() can free them first, newest first.
-        self._tensors = []
-        self._children = {}
-        self._serial = 0
+        params.n_threads = _check_int32("threads", threads)
+        if seed is not None:
+            seed = _check_uint64("seed", seed)
+        self._res = _ContextResource(_out(_L().tlm_context_create, _c.byref(params)))
         if seed is not None:
             _check(_L().tlm_context_set_seed(self.handle, seed))
 
@@ -422,39 +734,36 @@ class Context(_Handle):
         _check(_L().tlm_context_forward(self.handle))
 
     def reset(self):
-        """Forget every result and the tape (leaf tensors stay)."""
-        _check(_L().tlm_context_reset(self.handle))
-
-    def _adopt(self, child):
-        self._serial += 1
-        self._children[self._serial] = weakref.ref(child)
-
-    def close(self):
-        """Free every handle made in the context, then the context."""
-        children = getattr(self, "_children", {})
-        for key in sorted(children, reverse=True):
-            child = children[key]()
-            if child is not None:
-                child.close()
-        self._children = {}
-        for t in getattr(self, "_tensors", []):
-            t._h = None  # freed with the context
-        self._tensors = []
-        super().close()
+        """Forget every result and the tape (leaf tensors stay; result
+        tensors raise tlm.Error from now on). Refused while a trainer
+        trains a model of this context: its graph lives on the tape."""
+        handle = self.handle
+        self._res.refuse_if_busy("reset the context")
+        if self._res.find("trainer") is not None:
+            raise Error(_E_STATE, "tlm.py: cannot reset the context while a trainer "
+                        "uses it (its training graph is on the tape): close the "
+                        "trainer first")
+        _check(_L().tlm_context_reset(handle))
+        self._res.after_reset()
 
 
 # ------------------------------------------------------------------ tensors
 
-def _flatten(values):
-    """(flat list, shape) of a nested list of numbers."""
+def _flatten(values, name="values"):
+    """(flat list, shape) of a nested list of numbers; elements are named
+    by their position in the flat list."""
+    if isinstance(values, Tensor):
+        raise ArgumentTypeError("%s must be numbers or a nested list, not a "
+                                "tlm.Tensor" % name)
     if not isinstance(values, (list, tuple)):
         return [values], []
     if not values:
-        raise Error(-1, "tlm.py: an empty list has no shape")
-    parts = [_flatten(v) for v in values]
+        raise ArgumentError("%s: an empty list has no shape" % name)
+    parts = [_flatten(v, name) for v in values]
     shape = parts[0][1]
     if any(p[1] != shape for p in parts):
-        raise Error(-3, "tlm.py: ragged nested list (rows of different shapes)")
+        raise Error(_E_SHAPE, "tlm.py: %s: ragged nested list (rows of different "
+                    "shapes)" % name)
     return [x for p in parts for x in p[0]], [len(values)] + shape
 
 
@@ -465,6 +774,23 @@ def _nest(flat, shape):
     return [_nest(flat[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
+_DTYPES = {"float32": 0, "int32": 1}
+
+
+def _c_values(flat, dtype, name="values"):
+    """A ctypes array of `flat`, every element checked against `dtype`."""
+    if dtype == "int32":
+        return (_i32 * len(flat))(*[_check_int32("%s[%d]" % (name, i), v)
+                                    for i, v in enumerate(flat)])
+    return (_f32 * len(flat))(*[_check_float32("%s[%d]" % (name, i), v)
+                                for i, v in enumerate(flat)])
+
+
+def _c_shape(shape, name="shape"):
+    dims = [_check_int64("%s[%d]" % (name, i), d) for i, d in enumerate(shape)]
+    return (_i64 * len(dims))(*dims), _check_int32("len(%s)" % name, len(dims))
+
+
 class Tensor(_Handle):
     """A tensor of float32 (values, parameters) or int32 (token ids, class
     targets), 1 to 4 dimensions.
@@ -472,30 +798,29 @@ class Tensor(_Handle):
     Tensor(ctx, [[1, 2], [3, 4]]) makes a leaf; arithmetic (+, -, *, @ and
     the methods below) records results on the context's tape, and
     backward() fills the gradients of leaves made with requires_grad=True.
+    A result is valid until its context's reset().
     """
+    _kind = "tensor"
     _free = "tlm_tensor_free"
 
     def __init__(self, ctx, values, dtype="float32", requires_grad=False,
                  shape=None):
-        self.ctx = ctx
+        self.ctx = _context_of(ctx)
+        _named(_DTYPES, dtype, "dtype")
         flat, nested_shape = _flatten(values)
-        shape = list(shape) if shape is not None else (nested_shape or [1])
-        dims = (_i64 * len(shape))(*shape)
-        if dtype == "float32":
-            data = (_f32 * len(flat))(*flat)
-            fn = _L().tlm_tensor_from_f32
-        elif dtype == "int32":
-            data = (_i32 * len(flat))(*flat)
-            fn = _L().tlm_tensor_from_i32
+        if shape is not None:
+            shape = _check_list("shape", shape)
         else:
-            raise Error(-1, "tlm.py: dtype must be 'float32' or 'int32', not %r" % (dtype,))
+            shape = nested_shape or [1]
+        dims, ndim = _c_shape(shape)
+        data = _c_values(flat, dtype)
         n = 1
         for d in shape:
             n *= d
         if n != len(flat):
-            raise Error(-3, "tlm.py: %d values do not fill shape %s" % (len(flat), shape))
-        super().__init__(_out(fn, ctx.handle, len(shape), dims, data))
-        ctx._tensors.append(self)
+            raise Error(_E_SHAPE, "tlm.py: %d values do not fill shape %s" % (len(flat), shape))
+        fn = _L().tlm_tensor_from_i32 if dtype == "int32" else _L().tlm_tensor_from_f32
+        self._own(_out(fn, ctx.handle, ndim, dims, data), ctx)
         if requires_grad:
             self.requires_grad = True
 
@@ -503,16 +828,23 @@ class Tensor(_Handle):
     def _result(cls, ctx, handle):
         t = cls.__new__(cls)
         t.ctx = ctx
-        t._h = handle
-        ctx._tensors.append(t)
+        t._res = _Resource(handle, cls._kind, None, ctx._res, on_reset=True)
+        ctx._res.results += 1
         return t
 
     def close(self):
-        # A result's memory belongs to the context; only leaves are freed,
-        # and only while their context lives.
-        if self._h and getattr(self, "_leaf", True) and self.ctx._h:
-            _L().tlm_tensor_free(self._h)
-        self._h = None
+        """Forget the tensor; a leaf's memory is freed now, or at the next
+        reset of its context while results computed since the last reset
+        may read it."""
+        res = self._res
+        if res is None or res.pointer is None:
+            return
+        context = self.ctx._res
+        if res.free_name is not None and context.results > 0:
+            context.deferred.append(res.pointer)
+            res.detach("it was closed")
+        else:
+            res.close()
 
     # ---- shape and values
     @property
@@ -520,6 +852,8 @@ class Tensor(_Handle):
         """The dimensions, as a tuple."""
         dims = (_i64 * 4)()
         n = _L().tlm_tensor_shape(self.handle, dims, 4)
+        if n < 0:
+            _check(n)
         return tuple(dims[i] for i in range(n))
 
     @property
@@ -532,7 +866,10 @@ class Tensor(_Handle):
 
     def numel(self):
         """Number of elements."""
-        return _L().tlm_tensor_numel(self.handle)
+        n = _L().tlm_tensor_numel(self.handle)
+        if n < 0:
+            _check(n)
+        return n
 
     def values(self):
         """The elements as a flat list."""
@@ -553,17 +890,16 @@ class Tensor(_Handle):
         """The value of a one-element tensor."""
         v = self.values()
         if len(v) != 1:
-            raise Error(-3, "tlm.py: item() of a tensor of %d elements" % len(v))
+            raise Error(_E_SHAPE, "tlm.py: item() of a tensor of %d elements" % len(v))
         return v[0]
 
     def set(self, values):
         """Overwrite the elements (a flat or nested list of numel values)."""
         flat, _ = _flatten(values)
-        n = len(flat)
-        if self.dtype == "int32":
-            _check(_L().tlm_tensor_set_i32(self.handle, (_i32 * n)(*flat), n))
-        else:
-            _check(_L().tlm_tensor_set_f32(self.handle, (_f32 * n)(*flat), n))
+        data = _c_values(flat, self.dtype)
+        setter = (_L().tlm_tensor_set_i32 if self.dtype == "int32"
+                  else _L().tlm_tensor_set_f32)
+        _check(setter(self.handle, data, len(flat)))
 
     # ---- gradients
     @property
@@ -590,29 +926,30 @@ class Tensor(_Handle):
 
     # ---- operations
     def _op(self, name, *args):
-        r = _out(getattr(_L(), name), *args)
-        t = Tensor._result(self.ctx, r)
-        t._leaf = False
-        return t
+        return Tensor._result(self.ctx, _out(getattr(_L(), name), *args))
 
     def _other(self, other):
         if isinstance(other, Tensor):
             return other
         return Tensor(self.ctx, other)
 
+    @staticmethod
+    def _is_scalar(other):
+        return isinstance(other, numbers.Real) and not isinstance(other, bool)
+
     def __add__(self, other):
-        if isinstance(other, (int, float)):
-            return self._op("tlm_add_scalar", self.handle, float(other))
+        if self._is_scalar(other):
+            return self._op("tlm_add_scalar", self.handle, _check_float32("scalar", other))
         return self._op("tlm_add", self.handle, self._other(other).handle)
 
     def __sub__(self, other):
-        if isinstance(other, (int, float)):
-            return self._op("tlm_add_scalar", self.handle, -float(other))
+        if self._is_scalar(other):
+            return self._op("tlm_add_scalar", self.handle, -_check_float32("scalar", other))
         return self._op("tlm_sub", self.handle, self._other(other).handle)
 
     def __mul__(self, other):
-        if isinstance(other, (int, float)):
-            return self._op("tlm_scale", self.handle, float(other))
+        if self._is_scalar(other):
+            return self._op("tlm_scale", self.handle, _check_float32("scalar", other))
         return self._op("tlm_mul", self.handle, self._other(other).handle)
 
     __radd__ = __add__
@@ -647,21 +984,24 @@ class Tensor(_Handle):
         return self._op("tlm_log_softmax", self.handle)
 
     def reshape(self, *shape):
-        dims = (_i64 * len(shape))(*shape)
-        return self._op("tlm_reshape", self.handle, len(shape), dims)
+        dims, ndim = _c_shape(shape)
+        return self._op("tlm_reshape", self.handle, ndim, dims)
 
     def transpose(self):
         """Swap the last two dimensions."""
         return self._op("tlm_transpose", self.handle)
 
     def __repr__(self):
-        if not self._h:
-            return "Tensor(closed)"
+        if self.closed:
+            return "Tensor(%s)" % self._res.why if self._res else "Tensor()"
         return "Tensor(%s, shape=%s, dtype=%s)" % (self.tolist(), self.shape, self.dtype)
 
 
 def matmul(a, b, bias=None, transpose_b=False):
     """a [.., M, K] times b [K, N] (or [N, K] with transpose_b), plus bias."""
+    _check_instance("a", a, Tensor)
+    _check_instance("b", b, Tensor)
+    _check_instance("bias", bias, Tensor, allow_none=True)
     return a._op("tlm_matmul", a.handle, b.handle,
                  bias.handle if bias is not None else None,
                  1 if transpose_b else 0)
@@ -670,7 +1010,12 @@ def matmul(a, b, bias=None, transpose_b=False):
 def cross_entropy(logits, targets, ignore_index=-1):
     """Mean of -log softmax(logits)[target] over positions; `targets` an
     int32 Tensor or a list of class ids."""
+    _check_instance("logits", logits, Tensor)
+    ignore_index = _check_int32("ignore_index", ignore_index)
     if not isinstance(targets, Tensor):
+        flat, shape = _flatten(targets, "targets")
+        for i, v in enumerate(flat):
+            _check_int32("targets" if len(flat) == 1 else "targets[%d]" % i, v)
         targets = Tensor(logits.ctx, targets, dtype="int32")
     return logits._op("tlm_cross_entropy", logits.handle, targets.handle, ignore_index)
 
@@ -684,29 +1029,37 @@ _TOKENIZER_KIND_NAMES = {0: "byte", 1: "char", 2: "bpe", 3: "gpt2",
 
 class Tokenizer(_Handle):
     """Text to token ids and back. Tokenizer.train(ctx, text, kind="char")
-    learns one; a loaded model brings its own (Model.tokenizer)."""
+    learns one; a model brings its own (Model.tokenizer, valid while the
+    model keeps it)."""
+    _kind = "tokenizer"
     _free = "tlm_tokenizer_free"
 
-    def __init__(self, handle, owned=True, keep=None):
-        super().__init__(handle)
-        self._owned = owned
-        self._keep = keep  # the model a borrowed tokenizer belongs to
+    def __init__(self, handle, ctx=None):
+        self.ctx = ctx  # its allocator's context, kept alive
+        self._own(handle, ctx)
+
+    @classmethod
+    def _borrowed(cls, handle, model):
+        """The tokenizer a model owns: never freed here, gone with the
+        model or when the model's tokenizer is replaced."""
+        tok = cls.__new__(cls)
+        tok.ctx = model.ctx
+        tok.model = model  # keeps the model alive
+        tok._res = _Resource(handle, cls._kind, None, model._res)
+        return tok
 
     @classmethod
     def train(cls, ctx, text, kind="char", vocab_size=512):
         """Learn a tokenizer from `text` (str or bytes): "byte", "char" or
         "bpe" (with `vocab_size` ids)."""
-        if kind not in _TOKENIZER_KINDS:
-            raise Error(-1, "tlm.py: kind must be byte, char or bpe, not %r" % (kind,))
-        data = text.encode() if isinstance(text, str) else bytes(text)
+        _context_of(ctx, allow_none=True)
+        kind = _named(_TOKENIZER_KINDS, kind, "kind")
+        data = _check_bytes("text", text)
         params = _init_struct(_TokenizerParams, _L().tlm_tokenizer_params_init)
-        params.kind = _TOKENIZER_KINDS[kind]
-        params.vocab_size = vocab_size
-        tok = cls(_out(_L().tlm_tokenizer_train, ctx.handle if ctx else None,
-                       data, len(data), _c.byref(params)))
-        if ctx is not None:
-            ctx._adopt(tok)  # it uses the context's allocator
-        return tok
+        params.kind = kind
+        params.vocab_size = _check_int32("vocab_size", vocab_size)
+        return cls(_out(_L().tlm_tokenizer_train, ctx.handle if ctx else None,
+                        data, len(data), _c.byref(params)), ctx)
 
     @classmethod
     def import_(cls, ctx, path):
@@ -715,27 +1068,20 @@ class Tokenizer(_Handle):
         a tiktoken rank file, a SentencePiece tokenizer.model (or a
         directory holding one), llama2.c's tokenizer.bin, or a tlm
         tokenizer file."""
-        tok = cls(_out(_L().tlm_tokenizer_import, ctx.handle if ctx else None,
-                       os.fsencode(path)))
-        if ctx is not None:
-            ctx._adopt(tok)
-        return tok
+        _context_of(ctx, allow_none=True)
+        return cls(_out(_L().tlm_tokenizer_import, ctx.handle if ctx else None,
+                        _check_path("path", path)), ctx)
 
     def export(self, directory):
         """Write a GPT-2 tokenizer as encoder.json + vocab.bpe, or a
         SentencePiece one as tokenizer.model, into `directory`
         (tlm_tokenizer_export)."""
-        _check(_L().tlm_tokenizer_export(self.handle, os.fsencode(directory)))
+        _check(_L().tlm_tokenizer_export(self.handle, _check_path("directory", directory)))
 
     @property
     def kind(self):
         """"byte", "char", "bpe", "gpt2" or "sentencepiece"."""
         return _TOKENIZER_KIND_NAMES[_L().tlm_tokenizer_kind(self.handle)]
-
-    def close(self):
-        if self._owned:
-            super().close()
-        self._h = None
 
     @property
     def vocab_size(self):
@@ -744,10 +1090,10 @@ class Tokenizer(_Handle):
 
     def encode(self, text):
         """Token ids of `text` (str or bytes)."""
-        data = text.encode() if isinstance(text, str) else bytes(text)
+        data = _check_bytes("text", text)
         # The bound of tlm_tokenizer_encode: a SentencePiece tokenizer's
         # dummy prefix and byte fallback give up to 3 ids a byte.
-        capacity = 3 * len(data) + 3
+        capacity = _check_size("3 * len(text) + 3", 3 * len(data) + 3)
         ids = (_i32 * capacity)()
         n = _sz()
         _check(_L().tlm_tokenizer_encode(self.handle, data, len(data), ids,
@@ -756,7 +1102,9 @@ class Tokenizer(_Handle):
 
     def decode(self, ids):
         """The text of a list of ids (str; invalid UTF-8 is replaced)."""
-        arr = (_i32 * max(1, len(ids)))(*ids)
+        ids = _check_list("ids", ids)
+        arr = (_i32 * max(1, len(ids)))(*[_check_int32("ids[%d]" % i, v)
+                                          for i, v in enumerate(ids)])
         n = _sz()
         _check(_L().tlm_tokenizer_decode(self.handle, arr, len(ids), None, 0,
                                          _c.byref(n)))
@@ -773,17 +1121,14 @@ class Sampler(_Handle):
     """Turns logits into the next token: temperature (0: greedy), top_k,
     top_p, min_p, repetition_penalty, frequency_penalty, presence_penalty,
     penalty_window and seed, as in docs/sampling.md."""
+    _kind = "sampler"
     _free = "tlm_sampler_free"
 
     def __init__(self, ctx, **settings):
+        self.ctx = _context_of(ctx)
         params = _init_struct(_SamplerParams, _L().tlm_sampler_params_init)
-        for key, value in settings.items():
-            if key == "struct_size" or key not in dict(_SamplerParams._fields_):
-                raise Error(-1, "tlm.py: Sampler has no setting %r" % (key,))
-            setattr(params, key, value)
-        self.ctx = ctx
-        super().__init__(_out(_L().tlm_sampler_create, ctx.handle, _c.byref(params)))
-        ctx._adopt(self)
+        _set_fields(params, settings, "Sampler")
+        self._own(_out(_L().tlm_sampler_create, ctx.handle, _c.byref(params)), ctx)
 
     @property
     def settings(self):
@@ -795,6 +1140,8 @@ class Sampler(_Handle):
 
     def reset(self, seed=None):
         """Forget the accepted tokens (penalties); optionally reseed."""
+        if seed is not None:
+            seed = _check_uint64("seed", seed)
         _check(_L().tlm_sampler_reset(self.handle))
         if seed is not None:
             _check(_L().tlm_sampler_set_seed(self.handle, seed))
@@ -806,29 +1153,27 @@ class Model(_Handle):
     """A transformer: Model.load(ctx, path) for a .tlm file, or
     Model(ctx, vocab_size=..., d_model=..., ...) with any field of
     tlm_model_config (docs/model.md)."""
+    _kind = "model"
     _free = "tlm_model_free"
 
     def __init__(self, ctx, _handle=None, **config):
-        self.ctx = ctx
+        self.ctx = _context_of(ctx)
         if _handle is None:
             c = _init_struct(_ModelConfig, _L().tlm_model_config_init)
-            for key, value in config.items():
-                if key == "struct_size" or key not in dict(_ModelConfig._fields_):
-                    raise Error(-1, "tlm.py: the model config has no field %r" % (key,))
-                setattr(c, key, value)
+            _set_fields(c, config, "the model config")
             _handle = _out(_L().tlm_model_create, ctx.handle, _c.byref(c))
-        super().__init__(_handle)
-        ctx._adopt(self)
+        self._own(_handle, ctx)
 
     @classmethod
     def load(cls, ctx, path):
         """Load a .tlm file (a model or a trainer checkpoint)."""
+        _context_of(ctx)
         return cls(ctx, _handle=_out(_L().tlm_model_load, ctx.handle,
-                                     os.fsencode(path), None))
+                                     _check_path("path", path), None))
 
     def save(self, path):
         """Save as a .tlm file (atomically)."""
-        _check(_L().tlm_model_save(self.handle, os.fsencode(path)))
+        _check(_L().tlm_model_save(self.handle, _check_path("path", path)))
 
     @classmethod
     def import_(cls, ctx, path, format="auto", config_path=None):
@@ -836,11 +1181,15 @@ class Model(_Handle):
         Face GPT-2 or Llama directory, model.safetensors or index, an llm.c
         or llama2.c checkpoint, a tlm safetensors export or a .tlm; `format` "auto"
         detects it from the content. No tokenizer is attached."""
+        _context_of(ctx)
         p = _init_struct(_ModelImportParams, _L().tlm_model_import_params_init)
         p.format = _named(_MODEL_FORMATS, format, "format")
-        p.config_path = os.fsencode(config_path) if config_path is not None else None
+        # Kept referenced until the call returns: p holds only its address.
+        config_bytes = (_check_path("config_path", config_path)
+                        if config_path is not None else None)
+        p.config_path = config_bytes
         return cls(ctx, _handle=_out(_L().tlm_model_import, ctx.handle,
-                                     os.fsencode(path), _c.byref(p)))
+                                     _check_path("path", path), _c.byref(p)))
 
     def export(self, path, format, dtype="f32"):
         """Write the model as "hf" (a directory), "llama2c", "llmc",
@@ -848,7 +1197,7 @@ class Model(_Handle):
         p = _init_struct(_ModelExportParams, _L().tlm_model_export_params_init)
         p.format = _named(_MODEL_FORMATS, format, "format")
         p.weight_type = _named(_WEIGHT_TYPES, dtype, "dtype")
-        _check(_L().tlm_model_export(self.handle, os.fsencode(path), _c.byref(p)))
+        _check(_L().tlm_model_export(self.handle, _check_path("path", path), _c.byref(p)))
 
     def quantize(self, fmt):
         """A copy of the model (same context, tokenizer copied) whose
@@ -865,23 +1214,25 @@ class Model(_Handle):
         if code < 0:
             raise Error(-1, _L().tlm_last_error().decode("utf-8", "replace"))
         if code not in _WEIGHT_FORMAT_NAMES:
-            raise Error(-1, "tlm.py: weight format %d is newer than this binding" % code)
+            raise Error(_E_UNSUPPORTED, "tlm.py: weight format %d is newer than this "
+                        "binding" % code)
         return _WEIGHT_FORMAT_NAMES[code]
 
     def perplexity(self, text):
         """exp of the mean cross-entropy per token of `text` (str or bytes)
         under the model and its tokenizer (tlm_score_text, as `tlm eval`)."""
-        data = text.encode() if isinstance(text, str) else bytes(text)
-        session = _out(_L().tlm_session_create, self.handle, None)
+        data = _check_bytes("text", text)
+        model = self.handle
+        session = _out(_L().tlm_session_create, model, None)
         try:
             logprob = _c.c_double(0.0)
             scored = _i64(0)
-            _check(_L().tlm_score_text(session, _L().tlm_model_tokenizer(self.handle),
+            _check(_L().tlm_score_text(session, _L().tlm_model_tokenizer(model),
                                        data, len(data), _c.byref(logprob), _c.byref(scored)))
         finally:
             _L().tlm_session_free(session)
         if scored.value == 0:
-            raise Error(-1, "tlm.py: perplexity: fewer than two tokens to score")
+            raise Error(_E_INVALID, "tlm.py: perplexity: fewer than two tokens to score")
         return math.exp(-logprob.value / scored.value)
 
     @property
@@ -899,14 +1250,22 @@ class Model(_Handle):
 
     @property
     def tokenizer(self):
-        """The model's tokenizer (borrowed: lives as long as the model), or
-        None."""
+        """The model's own tokenizer, or None. Not a copy: it raises
+        tlm.Error once the model is closed or its tokenizer replaced."""
         h = _L().tlm_model_tokenizer(self.handle)
-        return Tokenizer(h, owned=False, keep=self) if h else None
+        return Tokenizer._borrowed(h, self) if h else None
 
     @tokenizer.setter
     def tokenizer(self, tok):
-        _check(_L().tlm_model_set_tokenizer(self.handle, tok.handle if tok else None))
+        """Attach a copy of `tok` (None detaches); the tokenizers the
+        getter returned before are invalidated."""
+        _check_instance("tokenizer", tok, Tokenizer, allow_none=True)
+        model = self.handle
+        self._res.refuse_if_busy("replace the model's tokenizer")
+        _check(_L().tlm_model_set_tokenizer(model, tok.handle if tok is not None else None))
+        for child in list(self._res.children.values()):
+            if child.kind == "tokenizer":
+                child.detach("the model's tokenizer was replaced (model.tokenizer = ...)")
 
     def generate(self, prompt, max_tokens=256, sampler=None, stop=None,
                  stop_at_eos=True, on_text=None, **sampling):
@@ -915,15 +1274,21 @@ class Model(_Handle):
         on_text(piece) is called with each piece of text as it is produced
         (streaming); returning True from it stops. `sampler` is a Sampler,
         or the sampling settings are given as keywords (temperature=0.8,
-        top_k=40, seed=1, ...)."""
-        tok = _L().tlm_model_tokenizer(self.handle)
+        top_k=40, seed=1, ...). While it runs, the callback cannot close
+        or reset the model, its context or the sampler (tlm.Error)."""
+        model = self.handle
+        data = _check_bytes("prompt", prompt)
+        max_tokens = _check_int32("max_tokens", max_tokens)
+        stop_bytes = _check_cstring("stop", stop) if stop is not None else None
+        _check_instance("sampler", sampler, Sampler, allow_none=True)
+        if sampler is not None and sampling:
+            raise ArgumentError("give a sampler or sampling settings, not both")
+        tok = _L().tlm_model_tokenizer(model)
         if not tok:
-            raise Error(-9, "tlm.py: the model has no tokenizer")
+            raise Error(_E_STATE, "tlm.py: the model has no tokenizer")
         own_sampler = sampler is None
         if own_sampler:
             sampler = Sampler(self.ctx, **sampling)
-        elif sampling:
-            raise Error(-1, "tlm.py: give a sampler or sampling settings, not both")
         pieces = []
         raised = []
 
@@ -943,19 +1308,22 @@ class Model(_Handle):
         params = _init_struct(_GenerateParams, _L().tlm_generate_params_init)
         params.max_tokens = max_tokens
         params.stop_at_eos = 1 if stop_at_eos else 0
-        stop_bytes = stop.encode() if stop is not None else None
         params.stop = stop_bytes
         params.callback = callback
-        data = prompt.encode() if isinstance(prompt, str) else bytes(prompt)
-        session = _out(_L().tlm_session_create, self.handle, None)
+        in_use = (self._res, sampler._res)
+        session = _out(_L().tlm_session_create, model, None)
+        for res in in_use:
+            res.busy += 1
         try:
             status = _L().tlm_generate(session, sampler.handle, tok, data, len(data),
                                        _c.byref(params), None)
             if raised:
                 raise raised[0]
-            if status != -12:  # TLM_E_CANCELLED: the callback asked to stop
+            if status != _E_CANCELLED:  # the callback asked to stop
                 _check(status)
         finally:
+            for res in in_use:
+                res.busy -= 1
             _L().tlm_session_free(session)
             if own_sampler:
                 sampler.close()
@@ -964,52 +1332,62 @@ class Model(_Handle):
 
 # ------------------------------------------------------------------ training
 
+_SPLITS = {"train": 0, "validation": 1}
+
+
 class Trainer(_Handle):
     """Trains a model on a text file: the file is encoded with the model's
     tokenizer, 90% trained on and 10% held out (validation_fraction).
 
     Trainer(model, "text.txt", batch_size=8, context=32, lr=1e-3,
-            steps=None (for a cosine schedule), warmup=0, seed=1)"""
+            steps=None (for a cosine schedule), warmup=0, seed=1)
+
+    The trainer keeps its model alive; closing the model (or its context)
+    closes the trainer, and the context cannot be reset while it lives."""
+    _kind = "trainer"
     _free = "tlm_trainer_free"
 
     def __init__(self, model, path, batch_size=12, context=0, lr=1e-3,
                  weight_decay=0.1, steps=None, warmup=0, min_lr=None,
                  grad_clip=1.0, seed=1, validation_fraction=0.1):
-        self.model = model
+        self.model = _check_instance("model", model, Model)
+        path = _check_path("path", path)
+        data = _init_struct(_DatasetParams, _L().tlm_dataset_params_init)
+        data.validation_fraction = _check_float32("validation_fraction", validation_fraction)
+        data.use_cache = 0
+        opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init)
+        opt.lr = _check_float32("lr", lr)
+        opt.beta2 = 0.99
+        opt.weight_decay = _check_float32("weight_decay", weight_decay)
+        sched = _init_struct(_ScheduleParams, _L().tlm_schedule_params_init)
+        sched.lr = opt.lr
+        sched.warmup_steps = _check_int64("warmup", warmup)
+        if steps is not None:
+            sched.kind = 1  # cosine decay to min_lr at `steps`
+            sched.min_lr = _check_float32("min_lr", lr / 10 if min_lr is None else min_lr)
+            sched.decay_end_step = _check_int64("steps", steps)
+        params = _init_struct(_TrainerParams, _L().tlm_trainer_params_init)
+        params.batch_size = _check_int32("batch_size", batch_size)
+        params.context = _check_int32("context", context)
+        params.grad_clip = _check_float32("grad_clip", grad_clip)
+        params.seed = _check_uint64("seed", seed)
+        params.optimizer = _c.pointer(opt)
+        params.schedule = _c.pointer(sched)
         tok = _L().tlm_model_tokenizer(model.handle)
         if not tok:
-            raise Error(-9, "tlm.py: the model has no tokenizer to encode the text")
-        data = _init_struct(_DatasetParams, _L().tlm_dataset_params_init)
-        data.validation_fraction = validation_fraction
-        data.use_cache = 0
-        self._dataset = _out(_L().tlm_dataset_from_text_file, model.ctx.handle,
-                             os.fsencode(path), tok, _c.byref(data))
+            raise Error(_E_STATE, "tlm.py: the model has no tokenizer to encode the text")
+        # The dataset must outlive the trainer: the trainer's resource is
+        # its child, and the dataset the model's.
+        self._dataset = _Resource(_out(_L().tlm_dataset_from_text_file, model.ctx.handle,
+                                       path, tok, _c.byref(data)),
+                                  "dataset", "tlm_dataset_free", model._res)
         try:
-            opt = _init_struct(_OptimizerParams, _L().tlm_optimizer_params_init)
-            opt.lr = lr
-            opt.beta2 = 0.99
-            opt.weight_decay = weight_decay
-            sched = _init_struct(_ScheduleParams, _L().tlm_schedule_params_init)
-            sched.lr = lr
-            sched.warmup_steps = warmup
-            if steps is not None:
-                sched.kind = 1  # cosine decay to min_lr at `steps`
-                sched.min_lr = lr / 10 if min_lr is None else min_lr
-                sched.decay_end_step = steps
-            params = _init_struct(_TrainerParams, _L().tlm_trainer_params_init)
-            params.batch_size = batch_size
-            params.context = context
-            params.grad_clip = grad_clip
-            params.seed = seed
-            params.optimizer = _c.pointer(opt)
-            params.schedule = _c.pointer(sched)
-            handle = _out(_L().tlm_trainer_create, model.handle, self._dataset,
+            handle = _out(_L().tlm_trainer_create, model.handle, self._dataset.pointer,
                           _c.byref(params))
         except BaseException:
-            _L().tlm_dataset_free(self._dataset)
+            self._dataset.close()
             raise
-        super().__init__(handle)
-        model.ctx._adopt(self)
+        self._res = _Resource(handle, self._kind, self._free, self._dataset)
 
     def step(self):
         """One optimisation step; returns its training loss."""
@@ -1018,22 +1396,25 @@ class Trainer(_Handle):
         return info.loss
 
     def evaluate(self, batches=8, split="validation"):
-        """Mean loss over `batches` batches of the validation (or "train")
+        """Mean loss over `batches` batches of the "validation" (or "train")
         part."""
         loss = _f32()
-        _check(_L().tlm_trainer_evaluate(self.handle, 0 if split == "train" else 1,
-                                         batches, _c.byref(loss)))
+        _check(_L().tlm_trainer_evaluate(self.handle, _named(_SPLITS, split, "split"),
+                                         _check_int32("batches", batches),
+                                         _c.byref(loss)))
         return loss.value
 
     def save(self, path):
         """Save a checkpoint (model + optimizer state) that Model.load reads."""
-        _check(_L().tlm_trainer_save(self.handle, os.fsencode(path)))
+        _check(_L().tlm_trainer_save(self.handle, _check_path("path", path)))
 
     def close(self):
-        super().close()
-        if getattr(self, "_dataset", None) and _lib is not None:
-            _lib.tlm_dataset_free(self._dataset)
-        self._dataset = None
+        """Free the trainer and its dataset."""
+        if self._res is not None:
+            self._res.close()
+        dataset = getattr(self, "_dataset", None)
+        if dataset is not None:
+            dataset.close()
 
 
 def train(ctx, path, steps=200, tokenizer="char", on_step=None, **model_config):
@@ -1043,7 +1424,9 @@ def train(ctx, path, steps=200, tokenizer="char", on_step=None, **model_config):
     Model settings come as keywords (d_model=64, n_heads=4,
     n_decoder_layers=2, max_context=64, ...); on_step(step, loss) is called
     after every step."""
-    with open(path, "rb") as f:
+    _context_of(ctx)
+    steps = _check_int64("steps", steps)
+    with open(_check_path("path", path), "rb") as f:
         text = f.read()
     trainer_keys = ("batch_size", "lr", "weight_decay", "warmup", "seed", "grad_clip")
     trainer_settings = {k: model_config.pop(k) for k in trainer_keys if k in model_config}
