@@ -50,18 +50,7 @@ refused() { # status pattern description arguments...
     refused_input /dev/null "$@"
 }
 
-python3 - <<'EOF'
-words = "the cat sat on a mat and the dog ran to the park".split()
-state = 5
-lines = []
-for i in range(200):
-    line = []
-    for j in range(6):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("corpus.txt", "w").write("\n".join(lines) + "\n")
-EOF
+write_corpus corpus.txt 200 6 5 "the cat sat on a mat and the dog ran to the park"
 size=$(wc -c < corpus.txt)
 tiny="--layers 1 --heads 2 --dim 16 --context 16 --batch 2 --threads 1"
 check "a tiny model to read with" "$tlm" train --data corpus.txt $tiny --steps 2 \

@@ -26,17 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-output-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
-python3 - <<'PY'
-words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
-lines, state = [], 7
-for i in range(300):
-    line = []
-    for j in range(8):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("d.txt", "w").write("\n".join(lines) + "\n")
-PY
+write_corpus d.txt 300 8 7 "the cat sat on a mat and the dog ran to the park while birds sang"
 small="--layers 1 --heads 2 --dim 16 --context 16 --batch 4 --threads 1"
 check "train a small model with a log" "$tlm" train --data d.txt $small --steps 4 \
     --eval-every 2 -o m.tlm --log log.jsonl
