@@ -30,22 +30,6 @@ int cli_error(int status, const char *cmd, const char *format, ...) {
     return status;
 }
 
-int cli_parse_int(const char *text, double min, double max, int32_t *value) {
-    int64_t v = 0;
-    if (cli_number_int(text, (int64_t)min, (int64_t)max, &v) != CLI_NUMBER_OK)
-        return -1;
-    *value = (int32_t)v;
-    return 0;
-}
-
-int cli_parse_u64(const char *text, uint64_t *value) {
-    return cli_number_u64(text, value) == CLI_NUMBER_OK ? 0 : -1;
-}
-
-int cli_parse_float(const char *text, double min, double max, float *value) {
-    return cli_number_float(text, min, max, value) == CLI_NUMBER_OK ? 0 : -1;
-}
-
 cli_option *cli_find_option(cli_command *cmd, const char *name) {
     for (int i = 0; i < cmd->n_options; i++)
         if (strcmp(cmd->options[i].name, name) == 0)
