@@ -170,6 +170,12 @@ empty_value --to quantize model.tlm -o never.tlm --to
 empty_value --out quantize model.tlm --to bf16 -o
 empty_value --corpus demo --out-dir never --seconds 1 --corpus
 empty_value --out-dir demo --seconds 1 --out-dir
+# A --out-dir whose files' names would not fit: refused before anything is
+# made (the names used to be cut, and the files written under other names).
+long_dir=$(python3 -c 'print("./" * 2044 + "dd")')
+refused 2 "--out-dir: the directory's name is 4090 bytes long" "demo, an --out-dir too long for its files" \
+    demo --corpus corpus.txt --seconds 1 --out-dir "$long_dir"
+[ ! -e dd ] && pass "nothing made for a refused --out-dir" || fail "'dd' was made for a refused --out-dir"
 for command in info generate eval export import quantize attention plot; do
     refused 2 "argument is empty" "$command ''" "$command" ""
 done
