@@ -113,6 +113,18 @@ refused "export --tokenizer-out a link to /dev/full" "character device" full.svg
 [ ! -e m2.tlm ] && pass "nothing trained when the log is refused" ||
     fail "a model was written although the log was refused"
 
+# export stages --tokenizer-out under a name nobody uses, and removes only
+# that: a file of the user's beside it stays (it used to be the fixed
+# name '<file>.partial', removed when the export failed).
+echo "the user's" > tok.bin.partial
+bad 1 "export --tokenizer-out of a model without a SentencePiece tokenizer" \
+    export m.tlm --format llama2c -o never.bin --tokenizer-out tok.bin
+if [ "$(cat tok.bin.partial)" = "the user's" ] && [ -z "$(ls | grep '^tok\.bin\.tmp-')" ]; then
+    pass "a failed export leaves tok.bin.partial as it was and no staged file"
+else
+    fail "a failed export removed or changed tok.bin.partial, or left a staged file"
+fi
+
 # Symbolic links are written through; permissions are kept.
 echo old > target.svg
 chmod 640 target.svg
