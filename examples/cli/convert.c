@@ -54,8 +54,8 @@ static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
 
 /* A name beside `target` that nothing uses, for the tokenizer.bin while
  * the model is written: `<target>.tmp-<pid>-<n>`, the form of the
- * library's temporaries, so that a run killed meanwhile leaves a file the
- * next save of `target` clears. 0, or -1 (and an empty `buf`) when none
+ * library's temporaries, so that what a killed run leaves reads as one
+ * (and a later library save of `target` itself clears it). 0, or -1 (and an empty `buf`) when none
  * fits in `size` or none of 100 is free. */
 static int staging_name(char *buf, size_t size, const char *target) {
     for (int n = 0; n < 100; n++) {
