@@ -133,7 +133,10 @@ int cmd_generate(int argc, char **argv) {
     if (prompt == NULL)
         prompt = default_prompt(tlm_model_tokenizer(model), first, sizeof first);
     if (prompt[0] == '\0' && !starts_with_bos(tlm_model_tokenizer(model)))
-        status = cli_error(CLI_EXIT_USAGE, "generate", "--prompt is empty");
+        status = cli_error(CLI_EXIT_USAGE, "generate",
+                           "--prompt: the value is empty, and the model's tokenizer puts no "
+                           "begin-of-sequence id before it; give a text to continue (or "
+                           "leave --prompt out for the default)");
     else if (!interactive) {
         status = generate_stream("generate", model, prompt, tokens, &sp, stop);
         if (status == 0)

@@ -176,6 +176,8 @@ long_dir=$(python3 -c 'print("./" * 2044 + "dd")')
 refused 2 "--out-dir: the directory's name is 4090 bytes long" "demo, an --out-dir too long for its files" \
     demo --corpus corpus.txt --seconds 1 --out-dir "$long_dir"
 [ ! -e dd ] && pass "nothing made for a refused --out-dir" || fail "'dd' was made for a refused --out-dir"
+refused 2 "--prompt: the value is empty, and the model's tokenizer" "generate -p '' (a char model: nothing to start from)" \
+    generate model.tlm -n 2 -p ""
 for command in info generate eval export import quantize attention plot; do
     refused 2 "argument is empty" "$command ''" "$command" ""
 done
