@@ -126,6 +126,10 @@ check "plain decimals are accepted (3e-3, .5e-2, +2, 1E-3)" "$tlm" train --data 
 # A log's numbers follow JSON: 0x10 is not a step.
 printf '{"step":0x10,"loss":1.5}\n' > hex.jsonl
 refused 1 "not a training log entry" "plot, a hexadecimal step in the log" plot hex.jsonl -o never.svg
+# A NUL byte in a log is damage, not its end (the lines after it were
+# silently dropped).
+{ head -n 1 train.jsonl; printf '\0\n'; tail -n 1 train.jsonl; } > nul.jsonl
+refused 1 "line 2 holds a NUL byte" "plot, a log with a NUL byte" plot nul.jsonl -o never.svg
 # mpirun's process count is a number too (tlm built with or without MPI).
 refused_env() {
     OMPI_COMM_WORLD_SIZE=$1
