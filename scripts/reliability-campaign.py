@@ -660,10 +660,15 @@ class Campaign:
             if not os.path.exists(ckpt):
                 row["outcome"] = "no-checkpoint-yet"
             else:
-                proc = subprocess.run([self.loader, "resume", self.work, ckpt],
-                                      input=(ckpt + "\n").encode(), stdout=subprocess.PIPE,
-                                      env=self.env, cwd=self.work)
-                lib = json.loads(proc.stdout.decode().splitlines()[0])
+                try:
+                    proc = subprocess.run([self.loader, "resume", self.work, ckpt],
+                                          input=(ckpt + "\n").encode(), stdout=subprocess.PIPE,
+                                          env=self.env, cwd=self.work, timeout=120)
+                    out = proc.stdout.decode().splitlines()
+                    lib = json.loads(out[0]) if out else {
+                        "outcome": "exit", "message": f"the driver printed nothing (status {proc.returncode})"}
+                except subprocess.TimeoutExpired:
+                    lib = {"outcome": "timeout", "message": "the driver ran 120 s"}
                 code, _, err = self.run([self.tlm, "info", ckpt], 60)
                 row["lib"] = lib["outcome"]
                 row["cli_info"] = code
@@ -779,9 +784,17 @@ def main():
         key, _, value = item.partition("=")
         if key not in args.budget:
             ap.error(f"--budget: unknown key {key!r} (one of {', '.join(args.budget)})")
+        if not value.isdigit():
+            ap.error(f"--budget: {key}={value!r}: expected a whole number")
         args.budget[key] = int(value)
     if not args.build:
         ap.error("--build is required")
+    # A misspelt part would otherwise run nothing and report an empty,
+    # finding-free summary.
+    unknown = set(args.parts.split(",")) - {"files", "flags", "kills"}
+    if unknown:
+        ap.error(f"--parts: unknown part(s) {', '.join(sorted(unknown))} "
+                 "(files, flags, kills, comma-separated)")
     c = Campaign(args)
     try:
         print(f"reliability campaign in {c.work}", flush=True)

@@ -8,11 +8,14 @@
  * --tokenizer or --tokenizer-from; an HF export writes the model's
  * tokenizer beside its weights, a llama2.c export with --tokenizer-out.
  */
+#define _POSIX_C_SOURCE 200809L /* lstat */
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "options.h"
@@ -47,6 +50,24 @@ static int write_llama2c_tokenizer(tlm_model *model, const char *path) {
     if (tlm_tokenizer_export_as(tok, path, TLM_TOKENIZER_FORMAT_LLAMA2C) != TLM_OK)
         return cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: %s", tlm_last_error());
     return 0;
+}
+
+/* A name beside `target` that nothing uses, for the tokenizer.bin while
+ * the model is written: `<target>.tmp-<pid>-<n>`, the form of the
+ * library's temporaries, so that what a killed run leaves reads as one
+ * (and a later library save of `target` itself clears it). 0, or -1 (and an empty `buf`) when none
+ * fits in `size` or none of 100 is free. */
+static int staging_name(char *buf, size_t size, const char *target) {
+    for (int n = 0; n < 100; n++) {
+        struct stat info;
+        const int length = snprintf(buf, size, "%s.tmp-%ld-%d", target, (long)getpid(), n);
+        if (length < 0 || (size_t)length >= size)
+            break;
+        if (lstat(buf, &info) != 0 && errno == ENOENT)
+            return 0;
+    }
+    buf[0] = '\0';
+    return -1;
 }
 
 int cmd_export(int argc, char **argv) {
@@ -132,8 +153,11 @@ int cmd_export(int argc, char **argv) {
         cli_output_target("export", tokenizer_out, &tokenizer_target) != 0)
         status = CLI_EXIT_RUNTIME;
     else if (tokenizer_out != NULL &&
-        snprintf(staged, sizeof staged, "%s.partial", tokenizer_target) >= (int)sizeof staged)
-        status = cli_error(CLI_EXIT_USAGE, "export", "--tokenizer-out: the path is too long");
+             staging_name(staged, sizeof staged, tokenizer_target) != 0)
+        status = cli_error(CLI_EXIT_RUNTIME, "export",
+                           "--tokenizer-out '%s': no free name for the file while the "
+                           "model is written (the path is too long, or 100 are taken)",
+                           tokenizer_out);
     else if (tokenizer_out != NULL && tlm_model_tokenizer(model) == NULL)
         status = cli_error(CLI_EXIT_RUNTIME, "export", "--tokenizer-out: the model carries no tokenizer");
     else if (tokenizer_out != NULL && write_llama2c_tokenizer(model, staged) != 0)
@@ -146,7 +170,7 @@ int cmd_export(int argc, char **argv) {
     else
         printf("wrote %s (%s, %s, %lld parameters)\n", out, format_name, dtype,
                (long long)tlm_model_parameter_count(model));
-    if (status != 0 && staged[0] != '\0')
+    if (status != 0 && staged[0] != '\0') /* a name no file had: this run's */
         remove(staged);
     if (status == 0 && tokenizer_out != NULL)
         printf("wrote %s (llama2.c tokenizer)\n", tokenizer_out);

@@ -207,14 +207,24 @@ int cmd_demo(int argc, char **argv) {
     }
     printf("corpus: %s (%d file%s, %.2f MB)\n", corpus ? corpus : FORTUNES_DIR, n_files,
            n_files == 1 ? "" : "s", (double)text.length / 1e6);
+    char model_path[4096], log_path[4096], svg_path[4096];
+    const int model_length = snprintf(model_path, sizeof model_path, "%s/model.tlm", out_dir);
+    const int log_length = snprintf(log_path, sizeof log_path, "%s/train.jsonl", out_dir);
+    const int svg_length = snprintf(svg_path, sizeof svg_path, "%s/loss.svg", out_dir);
+    /* A cut name would be another file than the one asked for. */
+    if (model_length < 0 || (size_t)model_length >= sizeof model_path || log_length < 0 ||
+        (size_t)log_length >= sizeof log_path || svg_length < 0 ||
+        (size_t)svg_length >= sizeof svg_path) {
+        free(text.data);
+        return cli_error(CLI_EXIT_USAGE, "demo",
+                         "--out-dir: the directory's name is %zu bytes long; its files' "
+                         "names must fit in %zu bytes",
+                         strlen(out_dir), sizeof model_path - 1);
+    }
     if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
         free(text.data);
         return cli_error(CLI_EXIT_RUNTIME, "demo", "cannot create '%s': %s", out_dir, strerror(errno));
     }
-    char model_path[4096], log_path[4096], svg_path[4096];
-    snprintf(model_path, sizeof model_path, "%s/model.tlm", out_dir);
-    snprintf(log_path, sizeof log_path, "%s/train.jsonl", out_dir);
-    snprintf(svg_path, sizeof svg_path, "%s/loss.svg", out_dir);
     const cli_path input = {corpus, "--corpus"};
     const cli_path outputs[3] = {{model_path, "--out-dir"}, {log_path, "--out-dir"},
                                  {svg_path, "--out-dir"}};

@@ -93,7 +93,7 @@ int cmd_generate(int argc, char **argv) {
     int interactive = 0;
     const char *memory_limit = NULL;
     cli_option options[] = {
-        {"prompt", 'p', CLI_STRING, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
+        {"prompt", 'p', CLI_TEXT, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
         {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
         {"temperature", 't', CLI_FLOAT, &temperature, 0, 100, "X", "0 = greedy; higher = more random (default 0.8)", 0},
         {"top-k", 0, CLI_INT, &top_k, 0, 2000000000, "N", "keep the N most probable tokens; 0 = off", 0},
@@ -133,7 +133,10 @@ int cmd_generate(int argc, char **argv) {
     if (prompt == NULL)
         prompt = default_prompt(tlm_model_tokenizer(model), first, sizeof first);
     if (prompt[0] == '\0' && !starts_with_bos(tlm_model_tokenizer(model)))
-        status = cli_error(CLI_EXIT_USAGE, "generate", "--prompt is empty");
+        status = cli_error(CLI_EXIT_USAGE, "generate",
+                           "--prompt: the value is empty, and the model's tokenizer puts no "
+                           "begin-of-sequence id before it; give a text to continue (or "
+                           "leave --prompt out for the default)");
     else if (!interactive) {
         status = generate_stream("generate", model, prompt, tokens, &sp, stop);
         if (status == 0)

@@ -20,9 +20,7 @@ int cli_set_memory_limit(const char *cmd, const char *text) {
     if (problem != CLI_NUMBER_OK) {
         char message[512];
         cli_number_message(message, sizeof message, "--memory-limit", text, problem,
-                           "a byte count from 1 to 4611686018427387904 with an "
-                           "optional K, M, G or T (binary: 1K = 1024), e.g. 8G, "
-                           "or 'none'");
+                           CLI_NUMBER_SIZE_EXPECTED ", or 'none'");
         return cli_error(CLI_EXIT_USAGE, cmd, "%s", message);
     }
     cli_memory_limit = bytes;

@@ -42,6 +42,12 @@ int cli_number_float(const char *text, double min, double max, float *value);
  * "iB"), at least 1 and at most 2^62. */
 int cli_number_size(const char *text, uint64_t *bytes);
 
+/* What cli_number_size() accepts, for the messages of the flags that
+ * take a byte count (--max-input-size, --memory-limit). */
+#define CLI_NUMBER_SIZE_EXPECTED                                                        \
+    "a byte count from 1 to 4611686018427387904 with an optional K, M, G or T "       \
+    "(binary: 1K = 1024), e.g. 8G"
+
 /* Why `text` was refused as `expected` (e.g. "a decimal number in 0..10,
  * such as 3e-4"), for `what` (e.g. "--lr"), into buf: "--lr: '1e-50' is
  * too small (it underflows to 0); expected a decimal number ...". */

@@ -30,22 +30,6 @@ int cli_error(int status, const char *cmd, const char *format, ...) {
     return status;
 }
 
-int cli_parse_int(const char *text, double min, double max, int32_t *value) {
-    int64_t v = 0;
-    if (cli_number_int(text, (int64_t)min, (int64_t)max, &v) != CLI_NUMBER_OK)
-        return -1;
-    *value = (int32_t)v;
-    return 0;
-}
-
-int cli_parse_u64(const char *text, uint64_t *value) {
-    return cli_number_u64(text, value) == CLI_NUMBER_OK ? 0 : -1;
-}
-
-int cli_parse_float(const char *text, double min, double max, float *value) {
-    return cli_number_float(text, min, max, value) == CLI_NUMBER_OK ? 0 : -1;
-}
-
 cli_option *cli_find_option(cli_command *cmd, const char *name) {
     for (int i = 0; i < cmd->n_options; i++)
         if (strcmp(cmd->options[i].name, name) == 0)
@@ -88,6 +72,15 @@ static int set_value(cli_command *cmd, cli_option *o, const char *shown,
     int problem;
     switch (o->kind) {
     case CLI_STRING:
+        /* An empty file name would otherwise surface much later, from
+         * open() or from the library, without the flag: after a whole
+         * training run, in the case of --out. */
+        if (text[0] == '\0')
+            return cli_error(CLI_EXIT_USAGE, cmd->name, "%s: the value is empty; expected %s",
+                             shown, o->value != NULL ? o->value : "a value");
+        *(const char **)o->target = text;
+        return 0;
+    case CLI_TEXT:
         *(const char **)o->target = text;
         return 0;
     case CLI_INT: {
@@ -127,8 +120,7 @@ static int set_input_limit(cli_command *cmd, const char *text) {
     const int problem = cli_number_size(text, &bytes);
     if (problem != CLI_NUMBER_OK)
         return number_error(cmd, "--max-input-size", text, problem,
-                            "a byte count from 1 to 4611686018427387904, with an "
-                            "optional K, M, G or T (binary: 1K = 1024)");
+                            CLI_NUMBER_SIZE_EXPECTED);
     cli_set_input_limit(bytes);
     return 0;
 }
@@ -148,6 +140,11 @@ int cli_parse(cli_command *cmd, int argc, char **argv, const char **positional,
             continue;
         }
         if (options_done || arg[0] != '-' || arg[1] == '\0') {
+            if (arg[0] == '\0')
+                return cli_error(CLI_EXIT_USAGE, cmd->name,
+                                 "the %s argument is empty (usage: tlm %s %s)",
+                                 cmd->positional_name ? cmd->positional_name : "file",
+                                 cmd->name, cmd->usage);
             if (*n_positional >= cmd->max_positional)
                 return cli_error(CLI_EXIT_USAGE, cmd->name,
                                  "unexpected argument '%s' (see 'tlm %s --help')",

@@ -1,7 +1,8 @@
 /*
  * What every subcommand of the tlm program shares: a table-driven option
- * parser with strict number parsing, one-line error reporting, file
- * reading, model loading and small text helpers. Only the public API of
+ * parser (numbers read by numbers.h), one-line error reporting, model
+ * loading and small text helpers. Files are read by input_file.h and
+ * written by output_file.h. Only the public API of
  * tlm is used here, so the program doubles as an example to copy.
  */
 #ifndef TLM_CLI_OPTIONS_H
@@ -21,7 +22,8 @@
 /* Kinds of option values. */
 enum cli_option_kind {
     CLI_FLAG,   /* no value: sets an int to 1 */
-    CLI_STRING, /* const char * */
+    CLI_STRING, /* const char *, never empty: a file, a format, a name */
+    CLI_TEXT,   /* const char *, may be empty: a prompt, a title */
     CLI_INT,    /* int32_t in [min, max] */
     CLI_U64,    /* uint64_t (seeds) */
     CLI_FLOAT   /* float in [min, max] */
@@ -62,12 +64,6 @@ void cli_print_help(const cli_command *cmd, FILE *out);
 
 /* The option called `name` in the command's table (NULL if none). */
 cli_option *cli_find_option(cli_command *cmd, const char *name);
-
-/* Strict number parsing (numbers.h): the whole string, in range. 0 or
- * -1; the option parser itself says why a value was refused. */
-int cli_parse_int(const char *text, double min, double max, int32_t *value);
-int cli_parse_u64(const char *text, uint64_t *value);
-int cli_parse_float(const char *text, double min, double max, float *value);
 
 /* Prints "tlm CMD: message" as one line to stderr and returns `status`. */
 int cli_error(int status, const char *cmd, const char *format, ...)

@@ -177,6 +177,17 @@ int plot_write(const char *cmd, const char *log_path, const char *svg_path,
     series train = {0}, val = {0};
     int status = 0;
     size_t line_number = 0;
+    /* The lines are read as C strings: a NUL byte would end the log
+     * there, silently dropping what follows. */
+    const char *nul = memchr(text, '\0', length);
+    if (nul != NULL) {
+        size_t nul_line = 1;
+        for (const char *c = text; c < nul; c++)
+            nul_line += *c == '\n';
+        status = cli_error(CLI_EXIT_RUNTIME, cmd,
+                           "'%s' line %zu holds a NUL byte: not a training log", log_path,
+                           nul_line);
+    }
     for (char *line = text; line != NULL && *line != '\0' && status == 0;) {
         char *next = strchr(line, '\n');
         if (next != NULL)
@@ -223,7 +234,7 @@ int cmd_plot(int argc, char **argv) {
     const char *out = "loss.svg", *title = "Training loss";
     cli_option options[] = {
         {"output", 'o', CLI_STRING, &out, 0, 0, "FILE", "the SVG file to write (default loss.svg)", 0},
-        {"title", 0, CLI_STRING, &title, 0, 0, "TEXT", "the plot's title (default \"Training loss\")", 0},
+        {"title", 0, CLI_TEXT, &title, 0, 0, "TEXT", "the plot's title (default \"Training loss\")", 0},
     };
     cli_command cmd = {"plot", "LOG.jsonl -o loss.svg",
                        "Plot the training and validation loss of a tlm train --log file as an\n"

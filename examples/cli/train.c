@@ -105,7 +105,11 @@ static int parse_tokenizer(const char *text, tlm_tokenizer_params *p) {
     }
     if (strncmp(text, "bpe:", 4) == 0) {
         p->kind = TLM_TOKENIZER_BPE;
-        return cli_parse_int(text + 4, 259, 1 << 20, &p->vocab_size);
+        int64_t vocab_size = 0;
+        if (cli_number_int(text + 4, 259, 1 << 20, &vocab_size) != CLI_NUMBER_OK)
+            return -1;
+        p->vocab_size = (int32_t)vocab_size;
+        return 0;
     }
     return -1;
 }

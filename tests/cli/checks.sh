@@ -41,3 +41,21 @@ finish_checks() {
     echo "$checks checks, $failures failed"
     [ "$failures" -eq 0 ]
 }
+
+# A deterministic text to train on: LINES lines of WORDS_PER_LINE words
+# drawn from WORDS by a linear congruential generator started at SEED,
+# each line ending in ".". Enough structure for a tiny model to learn.
+write_corpus() { # file lines words-per-line seed "words..."
+    python3 - "$@" <<'PY'
+import sys
+path, n_lines, per_line, state, words = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5].split()
+lines = []
+for i in range(n_lines):
+    line = []
+    for j in range(per_line):
+        state = (state * 1103515245 + 12345) % 2147483648
+        line.append(words[state % len(words)])
+    lines.append(" ".join(line) + ".")
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+}

@@ -23,20 +23,10 @@ trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
 # A corpus with structure a tiny model can start to learn: 600 lines of
-# short sentences from a few words (deterministic).
-python3 - <<'EOF'
-words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
-lines = []
-state = 7
-for i in range(600):
-    line = []
-    for j in range(8):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-lines.append('the cat & the dog <said> "hi".')
-open("corpus.txt", "w").write("\n".join(lines) + "\n")
-EOF
+# short sentences from a few words (deterministic), and one line of XML's
+# special characters.
+write_corpus corpus.txt 600 8 7 "the cat sat on a mat and the dog ran to the park while birds sang"
+printf '%s\n' 'the cat & the dog <said> "hi".' >> corpus.txt
 
 tiny="--layers 2 --heads 2 --dim 32 --context 32 --batch 8 --threads 1"
 
@@ -432,7 +422,7 @@ check "--tokenizer-out with a model llama2.c refuses writes no tokenizer.bin" sh
         --dim 16 --context 16 --steps 1 --batch 2 --threads 1 -o gpt_sp.tlm > /dev/null 2>&1 &&
     ! '$tlm' export gpt_sp.tlm --format llama2c -o gpt_sp.bin --tokenizer-out gpt_sp_tok.bin 2> gpt_sp.err &&
     grep -q 'position' gpt_sp.err && test ! -e gpt_sp.bin && test ! -e gpt_sp_tok.bin &&
-    test ! -e gpt_sp_tok.bin.partial"
+    test -z \"\$(ls | grep gpt_sp_tok)\""
 check "an explicit --tokenizer of another size is an error, nothing written" sh -c "
     ! '$tlm' import llama.bin -o wrong.tlm --tokenizer spl/tokenizer.bin 2> wrong.err &&
     grep -q '1000 ids' wrong.err && test ! -e wrong.tlm"

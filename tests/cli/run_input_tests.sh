@@ -11,7 +11,9 @@
 # white space before or after, hexadecimal, inf and nan, values that
 # underflow to 0 or overflow, --lr 0 and --time-limit 0 are refused with a
 # message saying why and what is accepted; the same rules hold for the
-# numbers of a training log and for mpirun's process count.
+# numbers of a training log and for mpirun's process count. Empty values:
+# an empty file name, format or name (and an empty MODEL or LOG argument)
+# is refused at once with status 2, naming the flag.
 set -u
 case $1 in
     /*) tlm=$1 ;;
@@ -22,26 +24,9 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-input-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
-# A refused command: the status, one line on stderr starting with "tlm",
-# and `pattern` in it (so that a refusal for another reason does not pass).
-refused() { # status pattern description arguments...
-    expected=$1
-    pattern=$2
-    description=$3
-    shift 3
-    timeout 60 "$tlm" "$@" < /dev/null > refused.out 2> refused.err
-    status=$?
-    lines=$(wc -l < refused.err)
-    if [ "$status" -eq "$expected" ] && [ "$lines" -eq 1 ] && grep -q "^tlm" refused.err &&
-        grep -q -- "$pattern" refused.err; then
-        pass "$description: status $status, '$pattern'"
-    else
-        fail "$description: status $status (wanted $expected), $lines lines on stderr, wanted '$pattern'"
-        sed 's/^/#   /' refused.err | head -5
-    fi
-}
-
-# The same with standard input from a file.
+# A refused command, standard input from a file: the status, one line on
+# stderr starting with "tlm", and `pattern` in it (so that a refusal for
+# another reason does not pass).
 refused_input() { # input status pattern description arguments...
     input=$1
     expected=$2
@@ -60,18 +45,12 @@ refused_input() { # input status pattern description arguments...
     fi
 }
 
-python3 - <<'EOF'
-words = "the cat sat on a mat and the dog ran to the park".split()
-state = 5
-lines = []
-for i in range(200):
-    line = []
-    for j in range(6):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("corpus.txt", "w").write("\n".join(lines) + "\n")
-EOF
+# The same with nothing on standard input.
+refused() { # status pattern description arguments...
+    refused_input /dev/null "$@"
+}
+
+write_corpus corpus.txt 200 6 5 "the cat sat on a mat and the dog ran to the park"
 size=$(wc -c < corpus.txt)
 tiny="--layers 1 --heads 2 --dim 16 --context 16 --batch 2 --threads 1"
 check "a tiny model to read with" "$tlm" train --data corpus.txt $tiny --steps 2 \
@@ -147,6 +126,10 @@ check "plain decimals are accepted (3e-3, .5e-2, +2, 1E-3)" "$tlm" train --data 
 # A log's numbers follow JSON: 0x10 is not a step.
 printf '{"step":0x10,"loss":1.5}\n' > hex.jsonl
 refused 1 "not a training log entry" "plot, a hexadecimal step in the log" plot hex.jsonl -o never.svg
+# A NUL byte in a log is damage, not its end (the lines after it were
+# silently dropped).
+{ head -n 1 train.jsonl; printf '\0\n'; tail -n 1 train.jsonl; } > nul.jsonl
+refused 1 "line 2 holds a NUL byte" "plot, a log with a NUL byte" plot nul.jsonl -o never.svg
 # mpirun's process count is a number too (tlm built with or without MPI).
 refused_env() {
     OMPI_COMM_WORLD_SIZE=$1
@@ -156,6 +139,52 @@ refused_env() {
 }
 refused_env abc "train, OMPI_COMM_WORLD_SIZE=abc"
 refused_env " 2" "train, OMPI_COMM_WORLD_SIZE=' 2'"
+# --- empty values --------------------------------------------------------------
+# An empty file name, format or name is refused at once, naming the flag
+# (status 2), instead of failing later without it: `train --out ''` used to
+# train for the whole run and then fail in the library with "path is empty".
+empty_value() { # flag command arguments... (the flag's empty value last)
+    flag=$1
+    shift
+    refused 2 "$flag: the value is empty" "$1 $flag ''" "$@" ""
+}
+empty_value --out train --data corpus.txt $tiny --steps 1 --out
+empty_value --out train --data corpus.txt $tiny --steps 1 -o
+empty_value --data train $tiny --steps 1 -o never.tlm --data
+empty_value --log train --data corpus.txt $tiny --steps 1 -o never.tlm --log
+empty_value --resume train --data corpus.txt $tiny --steps 1 -o never.tlm --resume
+empty_value --init train --data corpus.txt $tiny --steps 1 -o never.tlm --init
+empty_value --tokenizer train --data corpus.txt $tiny --steps 1 -o never.tlm --tokenizer
+empty_value --arch train --data corpus.txt $tiny --steps 1 -o never.tlm --arch
+empty_value --data eval model.tlm --data
+empty_value --stop generate model.tlm -n 2 --stop
+empty_value --output plot train.jsonl -o
+empty_value --output attention model.tlm --prompt the -o
+empty_value --prompt attention model.tlm -o never.svg --prompt
+empty_value --out export model.tlm --format tlm -o
+empty_value --format export model.tlm -o never.tlm --format
+empty_value --safetensors export model.tlm --safetensors
+empty_value --tokenizer-out export model.tlm --format llama2c -o never.bin --tokenizer-out
+empty_value --dtype export model.tlm --format tlm -o never.tlm --dtype
+empty_value --out import model.tlm --out
+empty_value --format import model.tlm -o never.tlm --format
+empty_value --config import model.tlm -o never.tlm --config
+empty_value --tokenizer-from import model.tlm -o never.tlm --tokenizer-from
+empty_value --to quantize model.tlm -o never.tlm --to
+empty_value --out quantize model.tlm --to bf16 -o
+empty_value --corpus demo --out-dir never --seconds 1 --corpus
+empty_value --out-dir demo --seconds 1 --out-dir
+# A --out-dir whose files' names would not fit: refused before anything is
+# made (the names used to be cut, and the files written under other names).
+long_dir=$(python3 -c 'print("./" * 2044 + "dd")')
+refused 2 "--out-dir: the directory's name is 4090 bytes long" "demo, an --out-dir too long for its files" \
+    demo --corpus corpus.txt --seconds 1 --out-dir "$long_dir"
+[ ! -e dd ] && pass "nothing made for a refused --out-dir" || fail "'dd' was made for a refused --out-dir"
+refused 2 "--prompt: the value is empty, and the model's tokenizer" "generate -p '' (a char model: nothing to start from)" \
+    generate model.tlm -n 2 -p ""
+for command in info generate eval export import quantize attention plot; do
+    refused 2 "argument is empty" "$command ''" "$command" ""
+done
 check "nothing was written by a refused command" sh -c '! ls never* 2> /dev/null | grep -q .'
 
 finish_checks

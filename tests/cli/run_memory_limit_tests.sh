@@ -21,18 +21,7 @@ chmod +x timed-tlm
 tlm=$work/timed-tlm
 
 # 600 lines of short sentences: enough tokens for a context of 1024.
-python3 - <<'PY'
-words = "the cat sat on a mat and the dog ran to the park".split()
-state = 5
-lines = []
-for i in range(600):
-    line = []
-    for j in range(8):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("corpus.txt", "w").write("\n".join(lines) + "\n")
-PY
+write_corpus corpus.txt 600 8 5 "the cat sat on a mat and the dog ran to the park"
 
 # A refusal: `bad`'s status and one line, and the message's parts.
 refused() { # description pattern arguments...

@@ -26,17 +26,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-output-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
-python3 - <<'PY'
-words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
-lines, state = [], 7
-for i in range(300):
-    line = []
-    for j in range(8):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("d.txt", "w").write("\n".join(lines) + "\n")
-PY
+write_corpus d.txt 300 8 7 "the cat sat on a mat and the dog ran to the park while birds sang"
 small="--layers 1 --heads 2 --dim 16 --context 16 --batch 4 --threads 1"
 check "train a small model with a log" "$tlm" train --data d.txt $small --steps 4 \
     --eval-every 2 -o m.tlm --log log.jsonl
@@ -122,6 +112,18 @@ refused "export --tokenizer-out a link to /dev/full" "character device" full.svg
     fail "a model was exported although --tokenizer-out was refused"
 [ ! -e m2.tlm ] && pass "nothing trained when the log is refused" ||
     fail "a model was written although the log was refused"
+
+# export stages --tokenizer-out under a name nobody uses, and removes only
+# that: a file of the user's beside it stays (it used to be the fixed
+# name '<file>.partial', removed when the export failed).
+echo "the user's" > tok.bin.partial
+bad 1 "export --tokenizer-out of a model without a SentencePiece tokenizer" \
+    export m.tlm --format llama2c -o never.bin --tokenizer-out tok.bin
+if [ "$(cat tok.bin.partial)" = "the user's" ] && [ -z "$(ls | grep '^tok\.bin\.tmp-')" ]; then
+    pass "a failed export leaves tok.bin.partial as it was and no staged file"
+else
+    fail "a failed export removed or changed tok.bin.partial, or left a staged file"
+fi
 
 # Symbolic links are written through; permissions are kept.
 echo old > target.svg

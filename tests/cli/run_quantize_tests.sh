@@ -18,17 +18,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/tlm-quantize-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work" || exit 1
 
-python3 - <<'EOF'
-words = "the cat sat on a mat and the dog ran to the park while birds sang".split()
-lines, state = [], 11
-for i in range(400):
-    line = []
-    for j in range(8):
-        state = (state * 1103515245 + 12345) % 2147483648
-        line.append(words[state % len(words)])
-    lines.append(" ".join(line) + ".")
-open("corpus.txt", "w").write("\n".join(lines) + "\n")
-EOF
+write_corpus corpus.txt 400 8 11 "the cat sat on a mat and the dog ran to the park while birds sang"
 
 # A GPT-shaped model (learned positions, LayerNorm, biases) and a
 # Llama-shaped one (rotary, RMSNorm, SwiGLU, grouped-query attention).
