@@ -7,7 +7,11 @@ hands each damaged file to the library (tests/faults/campaign/campaign_load,
 one child process per file) and to a sample of them to the `tlm` program
 (`info`, `import`, `generate`, `train --resume`); then gives every flag of
 every subcommand bad values; then SIGKILLs `tlm train` during its
-checkpoint saves and checks that each checkpoint still loads. Every
+checkpoint saves and checks that each checkpoint still loads; then
+misuses the public API (tests/faults/campaign/campaign_misuse: wrong
+struct_size, out-of-range enums and ids, handles of two contexts, calls
+in the wrong state) and counts the NULL-argument calls of the bad-args
+suites (tests/api/test_bad_args_*.c). Every
 outcome is one JSON line in OUT/results.jsonl; OUT/summary.md is the table
 docs/reliability.md quotes.
 
@@ -53,7 +57,8 @@ SANITIZER_ENV = {
 }
 # "damaged": a checkpoint that does not resume after a kill; "setup-error":
 # the valid file itself failed (the driver could not run the loader).
-FINDINGS = ("crash", "sanitizer", "timeout", "exit", "damaged", "setup-error")
+# "accepted": a misuse call of the API that returned TLM_OK.
+FINDINGS = ("crash", "sanitizer", "timeout", "exit", "damaged", "setup-error", "accepted")
 
 
 def words_text(n_words, seed):
@@ -124,11 +129,13 @@ class Campaign:
         self.tlm = os.path.join(self.build, "examples", "tlm")
         self.loader = os.path.join(self.build, "tests", "faults", "campaign", "campaign_load")
         self.make_corpus = os.path.join(self.build, "tests", "fuzz", "make_fuzz_corpus")
-        for exe in (self.tlm, self.loader, self.make_corpus):
+        self.misuse = os.path.join(self.build, "tests", "faults", "campaign", "campaign_misuse")
+        for exe in (self.tlm, self.loader, self.make_corpus, self.misuse):
             if not os.access(exe, os.X_OK):
                 sys.exit(f"reliability-campaign: {exe} is missing: build it "
                          f"(ninja -C {args.build} examples/tlm "
-                         "tests/faults/campaign/campaign_load tests/fuzz/make_fuzz_corpus)")
+                         "tests/faults/campaign/campaign_load tests/faults/campaign/campaign_misuse "
+                         "tests/fuzz/make_fuzz_corpus)")
         self.sanitized = self.build_is_sanitized()
         self.env = dict(os.environ)
         self.env.update(SANITIZER_ENV)
@@ -684,6 +691,56 @@ class Campaign:
               f"{getattr(self, 'kills_during_save', 0)} kills landed during a save "
               f"({time.time() - self.started:.0f} s)", flush=True)
 
+    # ----------------------------------------------------------- part (d)
+
+    @staticmethod
+    def count_bad_args_calls():
+        """(checked calls, of which with a message check) in the bad-args
+        suites: each assert_*(tlm_...( is one call with a NULL handle,
+        NULL out-pointer or bad value."""
+        top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        api = os.path.join(top, "tests", "api")
+        calls = messages = 0
+        for name in sorted(os.listdir(api)):
+            if name.startswith("test_bad_args") and name.endswith(".c"):
+                with open(os.path.join(api, name)) as f:
+                    text = f.read()
+                calls += len(re.findall(r"assert_[a-z_]+\(\s*tlm_[a-z0-9_]+\(", text))
+                messages += len(re.findall(r"assert_message_names|assert_thread_only_names",
+                                           text))
+        return calls, messages
+
+    def part_api(self):
+        w = os.path.join(self.work, "api")
+        os.makedirs(w)
+        code, out, err = self.run([self.misuse, w], 120, cwd=w)
+        summary = {}
+        for line in out.splitlines():
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if "summary" in r:
+                summary = r["summary"]
+            elif "call" in r:
+                self.record("api", {"tool": "lib", "call": r["call"], "argument": r["argument"],
+                                    "misuse": r["misuse"], "outcome": r["outcome"],
+                                    "named": r["named"], "stderr": r["message"]})
+            elif "check" in r:
+                self.record("api", {"tool": "check", "check": r["check"],
+                                    "outcome": "ok" if r["ok"] else "exit"})
+        if code == "timeout" or (isinstance(code, int) and code not in (0, 1)) or not summary:
+            outcome = {SANITIZER_EXIT: "sanitizer", "timeout": "timeout"}.get(
+                code, "crash" if isinstance(code, int) and code < 0 else "exit")
+            self.record("api", {"tool": "driver", "outcome": outcome, "code": str(code),
+                                "stderr": err[-2000:]})
+        self.api_summary = summary
+        self.bad_args = self.count_bad_args_calls()
+        print(f"  api: {summary.get('calls', 0)} misuse calls, {summary.get('refused', 0)} "
+              f"refused, {summary.get('named', 0)} naming function and argument; bad-args "
+              f"suites: {self.bad_args[0]} checked calls ({time.time() - self.started:.0f} s)",
+              flush=True)
+
     # ----------------------------------------------------------- summary
 
     def summary(self):
@@ -708,6 +765,14 @@ class Campaign:
                  f"- machine: {cpu}, {os.cpu_count()} CPUs",
                  f"- seed: {self.args.seed}; wall time {time.time() - self.started:.0f} s",
                  f"- damaged files: {getattr(self, 'files_damaged', 0)}",
+                 f"- API misuse calls (campaign_misuse): "
+                 f"{getattr(self, 'api_summary', {}).get('calls', 0)}, refused "
+                 f"{getattr(self, 'api_summary', {}).get('refused', 0)}, naming the function "
+                 f"and the argument {getattr(self, 'api_summary', {}).get('named', 0)}; "
+                 f"NULL-argument and bad-value calls of the bad-args suites "
+                 f"(tests/api/test_bad_args_*.c, counted in the source): "
+                 f"{getattr(self, 'bad_args', (0, 0))[0]}, with "
+                 f"{getattr(self, 'bad_args', (0, 0))[1]} message checks",
                  "",
                  "| part | tool | outcome | count |",
                  "| --- | --- | --- | --- |"]
@@ -754,7 +819,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--smoke", action="store_true",
                     help="a bounded run of every part (< 20 s): the test suite's version")
-    ap.add_argument("--parts", default="files,flags,kills")
+    ap.add_argument("--parts", default="files,flags,kills,api")
     ap.add_argument("--kills", type=int, default=20)
     ap.add_argument("--kill-max-delay", type=float, default=4.0)
     ap.add_argument("--flag-timeout", type=float, default=20.0)
@@ -806,6 +871,8 @@ def main():
             c.part_flags()
         if "kills" in parts:
             c.part_kills()
+        if "api" in parts:
+            c.part_api()
         findings = c.summary()
     finally:
         c.results.close()
