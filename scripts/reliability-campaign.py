@@ -856,10 +856,10 @@ def main():
         ap.error("--build is required")
     # A misspelt part would otherwise run nothing and report an empty,
     # finding-free summary.
-    unknown = set(args.parts.split(",")) - {"files", "flags", "kills"}
+    unknown = set(args.parts.split(",")) - {"files", "flags", "kills", "api"}
     if unknown:
         ap.error(f"--parts: unknown part(s) {', '.join(sorted(unknown))} "
-                 "(files, flags, kills, comma-separated)")
+                 "(files, flags, kills, api, comma-separated)")
     c = Campaign(args)
     try:
         print(f"reliability campaign in {c.work}", flush=True)

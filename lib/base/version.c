@@ -2,9 +2,10 @@
 #include "tlm.h"
 
 /* Set by lib/meson.build: 1 when the library is built with MPI
- * (-Dmpi=enabled). SemVer build metadata ("+mpi") marks such a build
+ * (-Dmpi=enabled); absent, meaning 0, in builds of lib/ that do not set
+ * it (the fuzz targets' copy). SemVer build metadata ("+mpi") marks such a build
  * without changing the version's precedence. */
-#if TLMI_WITH_MPI
+#if defined(TLMI_WITH_MPI) && TLMI_WITH_MPI
 #  define TLMI_BUILD_SUFFIX "+mpi"
 #else
 #  define TLMI_BUILD_SUFFIX ""

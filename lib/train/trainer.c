@@ -709,15 +709,23 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
     size_t moment_bytes = 0;
     unsigned char crc[4];
     void *state = NULL;
+    /* Set when a call that records its message on another handle (the
+     * optimizer's public calls, the model's save) failed: that message is
+     * forwarded to the trainer. The trainer's own last error cannot tell,
+     * as it may hold an earlier failure's text. */
+    int failed_elsewhere = 0;
     int status = tlmi_optimizer_state_pieces(t->optimizer, &t->host, &head, &head_size,
                                              &moments, &moment_bytes, crc);
     if (status == TLM_E_UNSUPPORTED) {
         status = tlm_optimizer_state_size(t->optimizer, &state_size);
+        failed_elsewhere = status != TLM_OK;
         state = status == TLM_OK ? tlmi_host_alloc(&t->host, state_size, 64) : NULL;
         if (status == TLM_OK && state == NULL)
             status = tlmi_fail(&t->host, TLM_E_NOMEM, "tlm_trainer_save: out of memory");
-        if (status == TLM_OK)
+        if (status == TLM_OK) {
             status = tlm_optimizer_save_state(t->optimizer, state, state_size);
+            failed_elsewhere = status != TLM_OK;
+        }
     }
     tlmi_json_writer w;
     tlmi_json_writer_init(&w, &t->host);
@@ -754,13 +762,14 @@ static int save_checkpoint(tlm_trainer *t, const char *path, const char *rank_rn
             {"trainer", &trainer_piece, 1, 1},
         };
         status = tlmi_model_save_with(t->model, path, extra, 2);
+        failed_elsewhere = status != TLM_OK;
     }
     tlmi_json_writer_release(&w);
     if (state != NULL)
         tlmi_host_free(&t->host, state, state_size);
     if (head != NULL)
         tlmi_host_free(&t->host, head, head_size);
-    if (status != TLM_OK && t->host.last_error[0] == '\0')
+    if (failed_elsewhere)
         tlmi_fail_forward(&t->host, status, "tlm_trainer_save");
     return status;
 }

@@ -14,7 +14,7 @@
  *
  * Prints one JSON line per call and a last line {"summary": ...}; exits 1
  * if any call was accepted or its message did not name the function and
- * the argument. Usage: campaign_misuse [--allow-known] DIR (a scratch
+ * the argument. Usage: campaign_misuse DIR (a scratch
  * directory to write a checkpoint in).
  */
 #include <stdint.h>
@@ -24,28 +24,7 @@
 
 #include "tlm.h"
 
-static int calls, refused, named, findings, known;
-
-/* With --allow-known (suite faults): the findings this driver reported that
- * are not fixed yet, by function and misuse, still printed and counted but
- * not failing the test. Remove an entry when its fix lands.
- * - tlm_trainer_save after an earlier failure of the same trainer: the
- *   model's save fails in the model's context, and the trainer forwards
- *   the message only when its own last error is empty, so
- *   tlm_trainer_last_error() keeps the earlier failure's text and
- *   tlm_last_error() says "tlm_model_save: ..." (lib/train/trainer.c,
- *   save_checkpoint's last lines). */
-static int allow_known;
-static const char *const known_findings[][2] = {
-    {"tlm_trainer_save", "save into a missing directory"},
-};
-
-static int is_known(const char *function, const char *what) {
-    for (size_t i = 0; i < sizeof known_findings / sizeof known_findings[0]; i++)
-        if (strcmp(known_findings[i][0], function) == 0 && strcmp(known_findings[i][1], what) == 0)
-            return 1;
-    return 0;
-}
+static int calls, refused, named, findings;
 
 static void print_json_string(const char *s) {
     putchar('"');
@@ -101,10 +80,6 @@ static void record(const char *function, const char *argument, const char *what,
         named += names;
     }
     int finding = status == TLM_OK || !names;
-    if (finding && allow_known && is_known(function, what)) {
-        known++;
-        finding = 0;
-    }
     findings += finding;
     printf("{\"call\": ");
     print_json_string(function);
@@ -703,9 +678,8 @@ static void wrong_state(fixture *f, tlm_session *session, tlm_sampler *sampler,
 }
 
 int main(int argc, char **argv) {
-    allow_known = argc == 3 && strcmp(argv[1], "--allow-known") == 0;
-    if (argc != 2 + allow_known) {
-        fprintf(stderr, "usage: campaign_misuse [--allow-known] DIR\n");
+    if (argc != 2) {
+        fprintf(stderr, "usage: campaign_misuse DIR\n");
         return 2;
     }
     const char *dir = argv[argc - 1];
@@ -733,9 +707,8 @@ int main(int argc, char **argv) {
     out_of_range_ids(&f);
     other_context(&f);
     wrong_state(&f, session, sampler, dir);
-    printf("{\"summary\": {\"calls\": %d, \"refused\": %d, \"named\": %d, \"findings\": %d, "
-           "\"known\": %d}}\n",
-           calls, refused, named, findings, known);
+    printf("{\"summary\": {\"calls\": %d, \"refused\": %d, \"named\": %d, \"findings\": %d}}\n",
+           calls, refused, named, findings);
     tlm_dataset_free(dataset);
     tlm_sampler_free(sampler);
     tlm_session_free(session);
