@@ -130,8 +130,9 @@ inline std::string c_string(std::string_view text) {
 
 /**
  * A settings struct of the C API filled with its defaults by its `_init`
- * function: tlm::defaults<tlm_model_config>(), <tlm_sampler_params>(),
- * <tlm_trainer_params>(), ... Change the fields you need and pass it on.
+ * function, e.g. `tlm::defaults<tlm_model_config>()` or
+ * `tlm::defaults<tlm_trainer_params>()`. Change the fields you need and
+ * pass it on.
  */
 template <typename Params>
 Params defaults();

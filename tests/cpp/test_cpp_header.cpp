@@ -36,6 +36,13 @@ void expect_status(int status, Call call) {
     assert_true(thrown);
 }
 
+// One compute thread: no test here starts threads (suite threads).
+tlm_context_params one_thread() {
+    tlm_context_params params = tlm::defaults<tlm_context_params>();
+    params.n_threads = 1;
+    return params;
+}
+
 // A model small enough for valgrind: byte vocabulary, one layer.
 tlm::model tiny_model(tlm::context &ctx) {
     tlm_model_config config = tlm::defaults<tlm_model_config>();
@@ -58,9 +65,9 @@ struct callback_failure : std::runtime_error {
 };
 
 void test_error_carries_status_and_message(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     assert_true(static_cast<bool>(ctx));
-    assert_true(ctx.thread_count() >= 1);
+    assert_int_equal(ctx.thread_count(), 1);
     bool thrown = false;
     try {
         tlm::model::load(ctx, "/nonexistent/dir/model.tlm");
@@ -80,7 +87,7 @@ void test_error_carries_status_and_message(void **) {
 }
 
 void test_tensor(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::tensor zeros(ctx, TLM_DTYPE_F32, {2, 3});
     assert_int_equal(zeros.numel(), 6);
     assert_true(zeros.shape() == (std::vector<int64_t>{2, 3}));
@@ -103,7 +110,7 @@ void test_tensor(void **) {
 }
 
 void test_tokenizer(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm_tokenizer_params params = tlm::defaults<tlm_tokenizer_params>();
     params.kind = TLM_TOKENIZER_CHAR;
     tlm::tokenizer tok = tlm::tokenizer::train(ctx, "abcabc", params);
@@ -128,7 +135,7 @@ void test_tokenizer(void **) {
 }
 
 void test_model_save_load_quantize(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::model m = tiny_model(ctx);
     assert_true(m.parameter_count() > 0);
     assert_int_equal(m.config().vocab_size, 259);
@@ -159,7 +166,7 @@ void test_model_save_load_quantize(void **) {
 }
 
 void test_session_generate_score(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::model m = tiny_model(ctx);
     tlm::session s(m);
     tlm::ids prompt = m.tokenizer().encode("ab");
@@ -206,7 +213,7 @@ void test_session_generate_score(void **) {
 }
 
 void test_generate_callback_throws(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::model m = tiny_model(ctx);
     tlm::session s(m);
     tlm::sampler greedy(ctx, tlm::defaults<tlm_sampler_params>());
@@ -232,7 +239,7 @@ void test_generate_callback_throws(void **) {
 }
 
 void test_log_hook(void **) {
-    tlm_context_params params = tlm::defaults<tlm_context_params>();
+    tlm_context_params params = one_thread();
     params.log_level = TLM_LOG_ERROR;
     std::vector<std::string> messages;
     {
@@ -260,7 +267,7 @@ void test_log_hook(void **) {
 }
 
 void test_optimizer(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::tensor weight = tlm::tensor::from_f32(ctx, {2}, {1.0f, -1.0f});
     weight.set_requires_grad(true);
     tlm_optimizer_params params;
@@ -286,7 +293,7 @@ void test_optimizer(void **) {
 }
 
 void test_dataset_and_trainer(void **) {
-    tlm::context ctx;
+    tlm::context ctx(one_thread());
     tlm::model m = tiny_model(ctx);
     tlm::ids ids;
     for (int i = 0; i < 200; i++)
