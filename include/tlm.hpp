@@ -706,6 +706,8 @@ public:
         handle_.reset(raw);
         vocab_size_ = m.config().vocab_size;
     }
+    /** Refused: the model must outlive the session. */
+    explicit session(model &&m, const tlm_session_params &params = defaults<tlm_session_params>()) = delete;
 
     /** The C handle (still owned by this object). */
     tlm_session *get() const noexcept { return handle_.get(); }
