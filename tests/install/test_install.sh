@@ -7,7 +7,7 @@
 # the dynamic loader, tlm.pc never mentions MPI and `tlm --version` says
 # "mpi: no"; with mpi, tlm.pc's static link line carries MPI and the
 # program says "mpi: yes".
-#   test_install.sh BUILD_DIR CONSUMER.c VERSION CC mpi|no-mpi
+#   test_install.sh BUILD_DIR CONSUMER.c VERSION CC mpi|no-mpi [CXX CONSUMER.cpp]
 set -eu
 build=$1
 consumer=$2
@@ -93,6 +93,17 @@ else
         *) echo "install: tlm --version of an MPI build should say $version+mpi and mpi: yes:"
            echo "$version_out"; exit 1 ;;
     esac
+fi
+
+# C++ (issue #20): tlm.hpp is installed beside tlm.h and a C++17 consumer
+# builds from pkg-config's flags alone. Arguments 6 and 7: the C++ compiler
+# ("" when there is none) and the consumer's source.
+cxx=${6:-}
+if [ -n "$cxx" ]; then
+    [ -f "$(find "$root" -name tlm.hpp | head -n 1)" ] || { echo "install: no tlm.hpp"; exit 1; }
+    # shellcheck disable=SC2086
+    $cxx -std=c++17 -Wall -Wextra -Wpedantic -Werror -o "$root/consumer_cpp" "$7" $cflags $libs
+    LD_LIBRARY_PATH=$libdir "$root/consumer_cpp"
 fi
 
 echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static, both ran;" \
