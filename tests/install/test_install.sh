@@ -97,6 +97,8 @@ library=$(find "$libdir" -maxdepth 1 -type f -name 'libtlm.so.*' | head -n 1)
 [ -n "$library" ] || { echo "install: no libtlm.so.* in $libdir"; exit 1; }
 needed=$(readelf -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 program=$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)
+[ -n "$(find "$root" -path '*/man1/tlm.1' -type f | head -n 1)" ] \
+    || { echo "install: the tlm(1) man page was not installed"; exit 1; }
 # The installed program finds libtlm by its run path from any prefix.
 version_out=$(env -u LD_LIBRARY_PATH "$program" --version) \
     || { echo "install: the installed tlm --version failed with no LD_LIBRARY_PATH"; exit 1; }
