@@ -99,6 +99,11 @@ needed=$(readelf -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 program=$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)
 [ -n "$(find "$root" -path '*/man1/tlm.1' -type f | head -n 1)" ] \
     || { echo "install: the tlm(1) man page was not installed"; exit 1; }
+# A build with -Ddocs=true installs its API reference (docs/meson.build).
+if [ -f "$build/docs/html/index.html" ]; then
+    [ -n "$(find "$root" -path '*/doc/tlm/html/index.html' -type f | head -n 1)" ] \
+        || { echo "install: -Ddocs=true but no <datadir>/doc/tlm/html/index.html"; exit 1; }
+fi
 # The installed program finds libtlm by its run path from any prefix.
 version_out=$(env -u LD_LIBRARY_PATH "$program" --version) \
     || { echo "install: the installed tlm --version failed with no LD_LIBRARY_PATH"; exit 1; }
