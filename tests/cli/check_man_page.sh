@@ -43,4 +43,4 @@ done
 if [ "$missing" -ne 0 ]; then
     echo "man page: $missing missing (edit $page)"; exit 1
 fi
-echo "man page: $(echo $commands | wc -w) commands and $checked options of the help are all in $page"
+echo "man page: $(printf '%s\n' "$commands" | wc -l) commands and $checked options of the help are all in $page"

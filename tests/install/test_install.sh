@@ -76,11 +76,13 @@ case $prefix in
 esac
 cmake_project=$(cd "$(dirname "$0")" && pwd)/cmake_consumer
 cmake_source=$(cd "$(dirname "$consumer")" && pwd)/$(basename "$consumer")
-cmake -S "$cmake_project" -B "$root/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" \
-        -DCMAKE_C_COMPILER="${compiler%% *}" -DCONSUMER_SOURCE="$cmake_source" \
-        -DCMAKE_BUILD_TYPE=Release > "$root/cmake.log" 2>&1 \
-    && cmake --build "$root/cmake_build" >> "$root/cmake.log" 2>&1 \
-    || { cat "$root/cmake.log"; echo "install: the CMake consumer failed"; exit 1; }
+# The compiler is the last word of CC (the first may be a launcher: ccache).
+if ! { cmake -S "$cmake_project" -B "$root/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" \
+           -DCMAKE_C_COMPILER="${compiler##* }" -DCONSUMER_SOURCE="$cmake_source" \
+           -DCMAKE_BUILD_TYPE=Release > "$root/cmake.log" 2>&1 &&
+       cmake --build "$root/cmake_build" >> "$root/cmake.log" 2>&1; }; then
+    cat "$root/cmake.log"; echo "install: the CMake consumer failed"; exit 1
+fi
 readelf -d "$root/cmake_build/consumer_shared" | grep -q 'NEEDED.*libtlm\.so' \
     || { echo "install: CMake's consumer_shared (tlm::tlm) does not use libtlm.so"; exit 1; }
 if readelf -d "$root/cmake_build/consumer_static" | grep -q 'NEEDED.*libtlm'; then
