@@ -9,8 +9,9 @@ build_packages="gcc libc6-dev meson ninja-build pkg-config fortunes fortunes-min
 # libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
 test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
   valgrind clang libclang-rt-dev python3 libopenblas-dev
-  libopenmpi-dev openmpi-bin unicode-data"
+  libopenmpi-dev openmpi-bin unicode-data cmake"
 # libopenmpi-dev, openmpi-bin: the data-parallel build and its suite "mpi".
+# cmake: suite "install" builds a CMake consumer against the installed tlm.
 # unicode-data: the Unicode Character Database that
 # scripts/gen_unicode_tables.py reads to regenerate lib/text/unicode_tables.c
 # (the build uses the committed file).

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs the build into a temporary root and builds examples/consumer.c
-# against it the way a user would: only through pkg-config, once linked to
-# the shared library and once to the static one, then runs both.
+# against it the way a user would: through pkg-config (tlm.pc for the
+# shared library, tlm-static.pc for the static one) and through CMake
+# (find_package(tlm CONFIG), tlm::tlm and tlm::tlm_static), then runs them
+# all; the installed `tlm --version` runs with no LD_LIBRARY_PATH.
 # MPI is opt-in: with no-mpi (any build configured without -Dmpi=enabled)
 # the installed libtlm.so needs nothing beyond libc, libm, libpthread and
 # the dynamic loader, tlm.pc never mentions MPI and `tlm --version` says
@@ -49,15 +51,47 @@ LD_LIBRARY_PATH=$libdir "$root/consumer_shared"
 readelf -d "$root/consumer_shared" | grep -q 'NEEDED.*libtlm\.so' \
     || { echo "install: consumer_shared does not use libtlm.so"; exit 1; }
 
-# Static: the same flags with --static (which adds Libs.private) and the
-# linker told to take libtlm from its archive.
-static_libs=$(pkg-config --libs --static tlm | sed 's/-ltlm/-Wl,-Bstatic -ltlm -Wl,-Bdynamic/')
+# Static: tlm-static.pc alone, with --static as a user would write it
+# (tlm.pc's -ltlm would take libtlm.so, installed next to libtlm.a).
+static_cflags=$(pkg-config --cflags --static tlm-static) \
+    || { echo "install: no tlm-static.pc"; exit 1; }
+static_libs=$(pkg-config --libs --static tlm-static)
 # shellcheck disable=SC2086
-$compiler -o "$root/consumer_static" "$consumer" $cflags $static_libs
+$compiler -o "$root/consumer_static" "$consumer" $static_cflags $static_libs
 if readelf -d "$root/consumer_static" | grep -q 'NEEDED.*libtlm'; then
-    echo "install: consumer_static still needs libtlm.so"; exit 1
+    echo "install: consumer_static (pkg-config --static --libs tlm-static:" \
+         "$static_libs) still needs libtlm.so"; exit 1
 fi
 env -u LD_LIBRARY_PATH "$root/consumer_static"
+
+# CMake (issue #20): find_package(tlm CONFIG) from the installed prefix,
+# a consumer linked to tlm::tlm (shared) and one to tlm::tlm_static; both
+# run with no LD_LIBRARY_PATH (CMake's build run path names libdir).
+command -v cmake > /dev/null \
+    || { echo "install: cmake not found (scripts/install-deps.sh test installs it)"; exit 1; }
+prefix=$(pkg-config --variable=prefix tlm)
+case $prefix in
+    "$root"*) ;;
+    *) prefix=$root$prefix ;;
+esac
+cmake_project=$(cd "$(dirname "$0")" && pwd)/cmake_consumer
+cmake_source=$(cd "$(dirname "$consumer")" && pwd)/$(basename "$consumer")
+# The compiler is the last word of CC (the first may be a launcher: ccache).
+if ! { cmake -S "$cmake_project" -B "$root/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" \
+           -DCMAKE_C_COMPILER="${compiler##* }" -DCONSUMER_SOURCE="$cmake_source" \
+           -DCMAKE_BUILD_TYPE=Release > "$root/cmake.log" 2>&1 &&
+       cmake --build "$root/cmake_build" >> "$root/cmake.log" 2>&1; }; then
+    cat "$root/cmake.log"; echo "install: the CMake consumer failed"; exit 1
+fi
+readelf -d "$root/cmake_build/consumer_shared" | grep -q 'NEEDED.*libtlm\.so' \
+    || { echo "install: CMake's consumer_shared (tlm::tlm) does not use libtlm.so"; exit 1; }
+if readelf -d "$root/cmake_build/consumer_static" | grep -q 'NEEDED.*libtlm'; then
+    echo "install: CMake's consumer_static (tlm::tlm_static) needs libtlm.so"; exit 1
+fi
+env -u LD_LIBRARY_PATH "$root/cmake_build/consumer_shared" \
+    || { echo "install: CMake's consumer_shared failed"; exit 1; }
+env -u LD_LIBRARY_PATH "$root/cmake_build/consumer_static" \
+    || { echo "install: CMake's consumer_static failed"; exit 1; }
 
 # MPI strictly opt-in (issue #20): what the default build installs has no
 # trace of MPI, whatever is installed on the machine.
@@ -65,8 +99,16 @@ library=$(find "$libdir" -maxdepth 1 -type f -name 'libtlm.so.*' | head -n 1)
 [ -n "$library" ] || { echo "install: no libtlm.so.* in $libdir"; exit 1; }
 needed=$(readelf -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 program=$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)
-version_out=$(LD_LIBRARY_PATH=$libdir "$program" --version) \
-    || { echo "install: the installed tlm --version failed"; exit 1; }
+[ -n "$(find "$root" -path '*/man1/tlm.1' -type f | head -n 1)" ] \
+    || { echo "install: the tlm(1) man page was not installed"; exit 1; }
+# A build with -Ddocs=true installs its API reference (docs/meson.build).
+if [ -f "$build/docs/html/index.html" ]; then
+    [ -n "$(find "$root" -path '*/doc/tlm/html/index.html' -type f | head -n 1)" ] \
+        || { echo "install: -Ddocs=true but no <datadir>/doc/tlm/html/index.html"; exit 1; }
+fi
+# The installed program finds libtlm by its run path from any prefix.
+version_out=$(env -u LD_LIBRARY_PATH "$program" --version) \
+    || { echo "install: the installed tlm --version failed with no LD_LIBRARY_PATH"; exit 1; }
 if [ "$mpi" = no-mpi ]; then
     for lib in $needed; do
         case $lib in
@@ -87,7 +129,7 @@ else
     echo "$needed" | grep -q 'libmpi' \
         || { echo "install: libtlm.so of an MPI build does not need libmpi"; exit 1; }
     echo "$static_libs" | grep -q -- '-lmpi' \
-        || { echo "install: pkg-config --static --libs tlm lacks -lmpi: $static_libs"; exit 1; }
+        || { echo "install: pkg-config --static --libs tlm-static lacks -lmpi: $static_libs"; exit 1; }
     case $version_out in
         *"library $version+mpi)"*"mpi: yes"*) ;;
         *) echo "install: tlm --version of an MPI build should say $version+mpi and mpi: yes:"
@@ -106,5 +148,6 @@ if [ -n "$cxx" ]; then
     LD_LIBRARY_PATH=$libdir "$root/consumer_cpp"
 fi
 
-echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static, both ran;" \
+echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static" \
+    "with pkg-config and with CMake, and a C++17 one with tlm.hpp, all ran; installed tlm ran with no LD_LIBRARY_PATH;" \
     "MPI: $mpi (libtlm.so needs: $(echo "$needed" | tr '\n' ' '))"
