@@ -2051,6 +2051,18 @@ typedef struct tlm_generate_params {
     const char *stop;
     tlm_token_fn callback;  /**< or NULL */
     void *callback_user;    /**< passed to callback */
+    /** 0 (default): reset the session and the sampler's history first.
+     *  1: continue the conversation already in the session: the prompt
+     *  is appended after the session's positions (encoded as continuing
+     *  text: no begin id, no dummy prefix, unless the session is empty),
+     *  the sampler's history is kept, and every generated token,
+     *  the last one included, is left in the session, so the next call
+     *  with 1 continues after it (a chat loop computes each token once).
+     *  The window does not slide: a prompt that does not fit with room for
+     *  one generated token fails with TLM_E_RANGE and changes nothing;
+     *  generation stops (TLM_OK) when the context is full. Compare
+     *  tlm_session_position() with max_context, and reset to go on. */
+    int32_t continue_session;
 } tlm_generate_params;
 
 /** Fill `params` with the defaults and set its struct_size. */
@@ -2088,6 +2100,51 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
 TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
                            const char *text, size_t length, double *logprob,
                            int64_t *n_scored);
+
+/** Most alternatives tlm_score_tokens() reports per position. */
+#define TLM_TOP_LOGPROBS_MAX 20
+
+/**
+ * The log-probability of one token given the tokens before it, with the
+ * most probable alternatives at its position (OpenAI's `logprobs`). Every
+ * value is log_softmax of the model's raw logits (no temperature,
+ * filters or penalties), in nats.
+ */
+typedef struct tlm_token_logprob {
+    int32_t id;        /**< the token scored */
+    float logprob;     /**< log p(id | the tokens before it) */
+    /** 0-based rank of `id` among the vocabulary by logprob (0: the most
+     *  probable; ties go to the lower id). */
+    int32_t rank;
+    int32_t n_top;     /**< entries filled in top_ids and top_logprobs */
+    /** The n_top most probable ids at this position, most probable first
+     *  (ties: lower id first). */
+    int32_t top_ids[TLM_TOP_LOGPROBS_MAX];
+    float top_logprobs[TLM_TOP_LOGPROBS_MAX]; /**< their logprobs */
+} tlm_token_logprob;
+
+/**
+ * Per-token log-probabilities of a token sequence under a decoder-only
+ * model: `out[i]` scores `ids[i + 1]` given `ids[0..i]` (the first token
+ * has no context and is not scored), with the `top_k` most probable
+ * alternatives at that position. The sum of out[i].logprob is what
+ * tlm_score_text() returns for the same ids. The session is reset first
+ * and left holding the sequence (its last max_context positions);
+ * sequences longer than the context are scored in windows that keep half
+ * a context of history, as tlm_score_text() does.
+ * @param session  a session of a decoder-only model
+ * @param ids      `n` ids, each in 0..vocab_size-1
+ * @param n        2 or more
+ * @param top_k    0..TLM_TOP_LOGPROBS_MAX alternatives per position
+ * @param[out] out n - 1 entries
+ * @return TLM_OK; TLM_E_INVALID (NULL pointer, n < 2, top_k out of
+ *         range); TLM_E_STATE (not a decoder-only model); TLM_E_RANGE (an
+ *         id outside the vocabulary); TLM_E_NOMEM. Errors are reported
+ *         through tlm_session_last_error() and tlm_last_error().
+ */
+TLM_API int tlm_score_tokens(tlm_session *session, const int32_t *ids,
+                             size_t n, int32_t top_k,
+                             tlm_token_logprob *out);
 
 /**
  * The log-probability of `continuation` following `prompt`: the sum of

@@ -95,7 +95,7 @@ int cmd_attention(int argc, char **argv) {
                        "Draw the self-attention probabilities of one layer for a prompt: one\n"
                        "heat map per head, rows and columns labelled with the tokens (at most\n"
                        "64 tokens are drawn).",
-                       options, 3, 1, 1, "MODEL"};
+                       options, (int)(sizeof options / sizeof options[0]), 1, 1, "MODEL"};
     const char *positional[1];
     int n_positional = 0;
     int status = cli_parse(&cmd, argc, argv, positional, &n_positional);
@@ -111,6 +111,7 @@ int cmd_attention(int argc, char **argv) {
     if (cli_load_model("attention", positional[0], 1, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
     tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    cli_warn_unknown("attention", tok, prompt, strlen(prompt), "the prompt");
     tlm_model_config c;
     tlm_model_config_init(&c);
     tlm_model_get_config(model, &c);

@@ -1,7 +1,7 @@
 /*
  * tlm generate: stream a completion of a prompt from a trained model, the
  * text appearing as it is produced; --interactive reads one prompt per
- * line from stdin.
+ * line from stdin, each continuing the conversation in the same session.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -85,6 +85,114 @@ static const char *default_prompt(tlm_tokenizer *tok, char *buf, size_t size) {
     return buf;
 }
 
+/* Whether `text` encodes to ids without the tokenizer's unknown id. */
+static int knows_text(tlm_tokenizer *tok, const char *text) {
+    int32_t ids[8];
+    size_t n = 0;
+    const int32_t unk = tlm_tokenizer_special_id(tok, TLM_TOKEN_UNK);
+    if (tlm_tokenizer_encode(tok, text, strlen(text), ids, 8, &n) != TLM_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] == unk)
+            return 0;
+    return 1;
+}
+
+/* --interactive: one conversation in one session. Each line read is a
+ * turn that continues the session (tlm_generate's continue_session), so
+ * the earlier turns are never computed again; after the first, a turn
+ * starts with the newline that ended the previous one on stdout (when
+ * the tokenizer knows it), so the model sees what the terminal shows.
+ * When the context is full the conversation starts over (a note on
+ * stderr): the next turn, or the one that did not fit, runs in an empty
+ * session. */
+static int converse(tlm_model *model, int32_t tokens, const tlm_sampler_params *sampling,
+                    const char *stop) {
+    tlm_tokenizer *tok = tlm_model_tokenizer(model);
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    tlm_model_get_config(model, &config);
+    tlm_session *session = NULL;
+    tlm_sampler *sampler = NULL;
+    if (tlm_session_create(&session, model, NULL) != TLM_OK ||
+        tlm_sampler_create(&sampler, tlm_model_context(model), sampling) != TLM_OK) {
+        const int status = cli_error(CLI_EXIT_RUNTIME, "generate", "%s", tlm_last_error());
+        tlm_sampler_free(sampler);
+        tlm_session_free(session);
+        return status;
+    }
+    const int newline = knows_text(tok, "\n");
+    char *line = NULL, *turn = NULL;
+    size_t capacity = 0, number = 0, turn_capacity = 0;
+    const int show = isatty(fileno(stdin));
+    int status = CLI_EXIT_OK;
+    for (;;) {
+        if (show) {
+            fputs("> ", stderr);
+            fflush(stderr);
+        }
+        /* At most --max-input-size bytes a line: stdin may be /dev/zero or
+         * a stream without newlines. */
+        const int got = cli_read_line("generate", stdin, &line, &capacity, &number);
+        if (got != 1) {
+            status = got < 0 ? CLI_EXIT_RUNTIME : status;
+            break;
+        }
+        if (line[0] == '\0')
+            continue;
+        cli_warn_unknown("generate", tok, line, strlen(line), "the line");
+        for (int attempt = 0; attempt < 2; attempt++) {
+            const int starts = tlm_session_position(session) == 0;
+            const size_t length = strlen(line) + (starts || !newline ? 0 : 1);
+            if (length + 1 > turn_capacity) {
+                char *grown = realloc(turn, length + 1);
+                if (grown == NULL) {
+                    status = cli_error(CLI_EXIT_RUNTIME, "generate", "out of memory");
+                    break;
+                }
+                turn = grown;
+                turn_capacity = length + 1;
+            }
+            snprintf(turn, turn_capacity, "%s%s", length > strlen(line) ? "\n" : "", line);
+            tlm_generate_params gp;
+            tlm_generate_params_init(&gp);
+            gp.max_tokens = tokens;
+            gp.stop = stop;
+            gp.callback = print_piece;
+            gp.continue_session = 1;
+            fputs(line, stdout);
+            fflush(stdout);
+            const int result = tlm_generate(session, sampler, tok, turn, length, &gp, NULL);
+            if (result == TLM_E_RANGE && !starts && attempt == 0) {
+                /* The turn does not fit after the conversation: start over. */
+                fprintf(stderr, "tlm generate: the context of %d positions is full; "
+                        "starting a new conversation\n", (int)config.max_context);
+                tlm_session_reset(session);
+                tlm_sampler_reset(sampler);
+                continue;
+            }
+            if (result != TLM_OK)
+                status = cli_error(CLI_EXIT_RUNTIME, "generate", "%s", tlm_last_error());
+            break;
+        }
+        fputc('\n', stdout);
+        fflush(stdout);
+        if (status != 0)
+            break;
+        if (tlm_session_position(session) >= config.max_context) {
+            fprintf(stderr, "tlm generate: the context of %d positions is full; "
+                    "starting a new conversation\n", (int)config.max_context);
+            tlm_session_reset(session);
+            tlm_sampler_reset(sampler);
+        }
+    }
+    free(turn);
+    free(line);
+    tlm_sampler_free(sampler);
+    tlm_session_free(session);
+    return status;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *prompt = NULL, *stop = NULL;
     int32_t tokens = 200, top_k = 0;
@@ -104,6 +212,7 @@ int cmd_generate(int argc, char **argv) {
         {"stop", 0, CLI_STRING, &stop, 0, 0, "TEXT", "stop once TEXT has been produced", 0},
         {"interactive", 'i', CLI_FLAG, &interactive, 0, 0, NULL, "read prompts from stdin, one per line", 0},
         {"memory-limit", 0, CLI_STRING, &memory_limit, 0, 0, "BYTES", "refuse a session needing more memory than this (K, M, G, T: powers of 1024; 'none'; default: the memory available to the process)", 0},
+        {"threads", 0, CLI_INT, &cli_threads, 0, 1024, "N", "compute threads; 0 = one per core (default)", 0},
     };
     cli_command cmd = {"generate", "MODEL [options]",
                        "Generate text from a model written by tlm train (or imported), streaming\n"
@@ -138,34 +247,13 @@ int cmd_generate(int argc, char **argv) {
                            "begin-of-sequence id before it; give a text to continue (or "
                            "leave --prompt out for the default)");
     else if (!interactive) {
+        cli_warn_unknown("generate", tlm_model_tokenizer(model), prompt, strlen(prompt),
+                         "the prompt");
         status = generate_stream("generate", model, prompt, tokens, &sp, stop);
         if (status == 0)
             fputc('\n', stdout);
     } else {
-        char *line = NULL;
-        size_t capacity = 0, number = 0;
-        const int show = isatty(fileno(stdin));
-        for (;;) {
-            if (show) {
-                fputs("> ", stderr);
-                fflush(stderr);
-            }
-            /* At most --max-input-size bytes a line: stdin may be
-             * /dev/zero or a stream without newlines. */
-            const int got = cli_read_line("generate", stdin, &line, &capacity, &number);
-            if (got != 1) {
-                status = got < 0 ? CLI_EXIT_RUNTIME : status;
-                break;
-            }
-            if (line[0] == '\0')
-                continue;
-            status = generate_stream("generate", model, line, tokens, &sp, stop);
-            fputc('\n', stdout);
-            fflush(stdout);
-            if (status != 0)
-                break;
-        }
-        free(line);
+        status = converse(model, tokens, &sp, stop);
     }
     tlm_model_free(model);
     tlm_context_free(ctx);

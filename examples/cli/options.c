@@ -227,10 +227,46 @@ int cli_context(const char *cmd, int32_t threads, tlm_context **ctx) {
     return 0;
 }
 
+int32_t cli_threads = 0;
+
+void cli_warn_unknown(const char *cmd, tlm_tokenizer *tok, const char *text,
+                      size_t length, const char *what) {
+    const int32_t unk = tlm_tokenizer_special_id(tok, TLM_TOKEN_UNK);
+    if (unk < 0 || length == 0)
+        return;
+    /* One id per byte is room enough for every kind but SentencePiece;
+     * then once more with the room it asked for. */
+    size_t room = length + 2, n = 0;
+    int32_t *ids = NULL;
+    int status = TLM_E_RANGE;
+    for (int pass = 0; pass < 2 && status == TLM_E_RANGE; pass++) {
+        free(ids);
+        ids = malloc(room * sizeof *ids);
+        if (ids == NULL)
+            return;
+        status = tlm_tokenizer_encode(tok, text, length, ids, room, &n);
+        if (status == TLM_E_RANGE && n > room)
+            room = n;
+    }
+    size_t unknown = 0;
+    if (status == TLM_OK)
+        for (size_t i = 0; i < n; i++)
+            unknown += ids[i] == unk;
+    free(ids);
+    if (unknown == 0)
+        return;
+    const int pieces = tlm_tokenizer_kind(tok) != TLM_TOKENIZER_CHAR;
+    fprintf(stderr, "tlm %s: warning: %zu %s of %s %s not in the vocabulary and "
+            "map%s to <unk>\n", cmd, unknown,
+            pieces ? (unknown == 1 ? "piece" : "pieces")
+                   : (unknown == 1 ? "character" : "characters"),
+            what, unknown == 1 ? "is" : "are", unknown == 1 ? "s" : "");
+}
+
 int cli_load_model(const char *cmd, const char *path, int need_tokenizer,
                    tlm_context **ctx, tlm_model **model) {
     *model = NULL;
-    if (cli_context(cmd, 0, ctx) != 0)
+    if (cli_context(cmd, cli_threads, ctx) != 0)
         return CLI_EXIT_RUNTIME;
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

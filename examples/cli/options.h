@@ -75,6 +75,20 @@ int cli_error(int status, const char *cmd, const char *format, ...)
 /* Creates a context with `threads` compute threads (0: one per core). */
 int cli_context(const char *cmd, int32_t threads, tlm_context **ctx);
 
+/* --threads of the commands that load a model to compute with it
+ * (generate, eval, attention): the loaded model's context gets this many
+ * compute threads; 0 (the default) is one per core. */
+extern int32_t cli_threads;
+
+/* Prints "tlm CMD: warning: N characters of WHAT are not in the
+ * vocabulary and map to <unk>" when encoding `text` with `tok` gives its
+ * unknown id (tokenizers that have one: char, SentencePiece without byte
+ * fallback; for SentencePiece one <unk> may stand for a run of
+ * characters, and the count is of <unk> pieces). Says nothing otherwise,
+ * also when the text cannot be encoded (the library reports that). */
+void cli_warn_unknown(const char *cmd, tlm_tokenizer *tok, const char *text,
+                      size_t length, const char *what);
+
 /* Loads a .tlm model into a new context. With `need_tokenizer` a model
  * without a tokenizer is an error. On failure prints the error line and
  * returns CLI_EXIT_RUNTIME; *ctx and *model are then NULL. */

@@ -3,6 +3,7 @@
  * sampler put together, text in and text out.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -159,6 +160,11 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     if (params.max_tokens < 0 || (params.stop_at_eos != 0 && params.stop_at_eos != 1))
         return tlmi_fail(host, TLM_E_INVALID, "%s: params.max_tokens %d must be >= 0 "
                          "and params.stop_at_eos 0 or 1", what, (int)params.max_tokens);
+    if (params.continue_session != 0 && params.continue_session != 1)
+        return tlmi_fail(host, TLM_E_INVALID, "%s: params.continue_session %d must "
+                         "be 0 or 1", what, (int)params.continue_session);
+    /* Continuing a non-empty session: the prompt follows its positions. */
+    const int32_t history = params.continue_session ? tlm_session_position(session) : 0;
     const size_t stop_length = params.stop != NULL ? strlen(params.stop) : 0;
     if (stop_length > 4096)
         return tlmi_fail(host, TLM_E_INVALID, "%s: params.stop is longer than 4096 "
@@ -166,7 +172,7 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
 
     int32_t *prompt_ids = NULL;
     size_t n_prompt = 0, prompt_capacity = 0;
-    status = encode(host, what, tokenizer, prompt, length, 1, &prompt_ids,
+    status = encode(host, what, tokenizer, prompt, length, history == 0, &prompt_ids,
                     &n_prompt, &prompt_capacity);
     if (status != TLM_OK)
         return status;
@@ -177,6 +183,14 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
     if (n_prompt == 0) {
         status = tlmi_fail(host, TLM_E_INVALID, "%s: the prompt encodes to no "
                            "token (give at least one character)", what);
+        goto cleanup;
+    }
+    if (params.continue_session &&
+        (int64_t)history + (int64_t)n_prompt >= (int64_t)g.max_context) {
+        status = tlmi_fail(host, TLM_E_RANGE, "%s: the conversation is full: %d "
+                           "positions used and %zu prompt tokens leave no room "
+                           "in the context of %d (reset the session)",
+                           what, (int)history, n_prompt, (int)g.max_context);
         goto cleanup;
     }
     g.window = tlmi_host_alloc(host, (size_t)g.max_context * sizeof *g.window, 64);
@@ -194,18 +208,26 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
      * as llama2.c's run.c and SentencePiece's decode do. */
     if (length > 0)
         tlmi_token_stream_continue(stream);
-    status = tlm_sampler_reset(sampler);
-    if (status != TLM_OK)
-        goto cleanup;
-    /* The prompt: its last max_context - 1 tokens, in one batched pass. */
+    if (!params.continue_session) {
+        status = tlm_sampler_reset(sampler);
+        if (status != TLM_OK)
+            goto cleanup;
+    }
+    /* The prompt: its last max_context - 1 tokens, in one batched pass
+     * (continuing: all of it fits, checked above). */
     const size_t skip = n_prompt >= (size_t)g.max_context ? n_prompt - (size_t)g.max_context + 1 : 0;
     for (size_t i = skip; i < n_prompt; i++) {
         status = tlm_sampler_accept(sampler, prompt_ids[i]);
         if (status != TLM_OK)
             goto cleanup;
     }
-    tlm_session_reset(session);
-    status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+    if (params.continue_session) {
+        /* No sliding window: the session's own cache is the history. */
+        status = tlm_session_decode(session, prompt_ids, n_prompt, g.logits, 1);
+    } else {
+        tlm_session_reset(session);
+        status = feed(&g, prompt_ids + skip, (int32_t)(n_prompt - skip));
+    }
     if (status != TLM_OK)
         goto cleanup;
     const int32_t eos = tlm_tokenizer_special_id(tokenizer, TLM_TOKEN_EOS);
@@ -229,7 +251,15 @@ TLM_API int tlm_generate(tlm_session *session, tlm_sampler *sampler,
         if (stop_reached(&g, params.stop, stop_length, piece, piece_length) ||
             (params.stop_at_eos && token == eos))
             done = 1;
-        if (!done && produced < params.max_tokens) {
+        if (params.continue_session) {
+            /* Every token stays in the session, the last one too, so the
+             * next turn follows it; a full context ends the turn. */
+            status = tlm_session_decode(session, &token, 1, g.logits, 1);
+            if (status != TLM_OK)
+                goto cleanup;
+            if (tlm_session_position(session) >= g.max_context)
+                done = 1;
+        } else if (!done && produced < params.max_tokens) {
             status = feed(&g, &token, 1);
             if (status != TLM_OK)
                 goto cleanup;
@@ -256,13 +286,60 @@ cleanup:
     return status;
 }
 
-/* Feeds ids[first .. first+count) into the session and adds, for every
- * position p in that range with p >= score_from, log p(ids[p+1] | ...) to
- * *sum (when p + 1 < n). `logits` holds SCORE_CHUNK rows. */
+/* Fills *entry for the row `logits` [vocab] and the token `id` it
+ * predicts: log_softmax through one log-sum-exp in double, the rank of
+ * `id` and the top_k best ids (a partial insertion sort; ties: lower id
+ * first). The row is finite or -infinity (checked before). */
+static void describe_position(const float *logits, int32_t vocab, int32_t id,
+                              int32_t top_k, tlm_token_logprob *entry) {
+    float max = -INFINITY;
+    for (int32_t j = 0; j < vocab; j++)
+        if (logits[j] > max)
+            max = logits[j];
+    double total = 0;
+    for (int32_t j = 0; j < vocab; j++)
+        total += exp((double)logits[j] - (double)max);
+    const double log_total = (double)max + log(total);
+    memset(entry, 0, sizeof *entry);
+    entry->id = id;
+    entry->logprob = (float)((double)logits[id] - log_total);
+    int32_t rank = 0;
+    for (int32_t j = 0; j < vocab; j++) {
+        if (logits[j] > logits[id] || (logits[j] == logits[id] && j < id))
+            rank++;
+        /* Insert j among the best so far when it beats the last kept. */
+        int32_t at = entry->n_top;
+        while (at > 0 && logits[j] > logits[entry->top_ids[at - 1]])
+            at--;
+        if (at >= top_k)
+            continue;
+        const int32_t kept = entry->n_top < top_k ? entry->n_top : top_k - 1;
+        memmove(entry->top_ids + at + 1, entry->top_ids + at,
+                (size_t)(kept - at) * sizeof *entry->top_ids);
+        entry->top_ids[at] = j;
+        entry->n_top = kept + 1;
+    }
+    entry->rank = rank;
+    for (int32_t t = 0; t < entry->n_top; t++)
+        entry->top_logprobs[t] =
+            (float)((double)logits[entry->top_ids[t]] - log_total);
+}
+
+/* Where score_range puts what it scores: a sum and a count, and, when
+ * `detail` is not NULL, each position's entry (detail[p] for position p). */
+typedef struct score_sink {
+    double sum;
+    int64_t scored;
+    tlm_token_logprob *detail;
+    int32_t top_k;
+} score_sink;
+
+/* Feeds ids[first .. first+count) into the session and scores, for every
+ * position p in that range with p >= score_from, log p(ids[p+1] | ...)
+ * into *sink (when p + 1 < n). `logits` holds SCORE_CHUNK rows. */
 static int score_range(tlm_session *session, const int32_t *ids, int64_t n,
                        int64_t first, int64_t count, int64_t score_from,
-                       int32_t vocab, float *logits, double *sum,
-                       int64_t *scored) {
+                       int32_t vocab, float *logits, score_sink *sink) {
     for (int64_t at = first; at < first + count; at += SCORE_CHUNK) {
         const int32_t rows = (int32_t)(first + count - at < SCORE_CHUNK ? first + count - at : SCORE_CHUNK);
         int status = tlm_session_decode(session, ids + at, rows, logits, rows);
@@ -273,11 +350,15 @@ static int score_range(tlm_session *session, const int32_t *ids, int64_t n,
             if (p < score_from || p + 1 >= n)
                 continue;
             float lp = 0;
-            status = tlm_log_softmax_at(logits + (int64_t)r * vocab, vocab, ids[p + 1], &lp);
+            const float *row = logits + (int64_t)r * vocab;
+            status = tlm_log_softmax_at(row, vocab, ids[p + 1], &lp);
             if (status != TLM_OK)
                 return status;
-            *sum += (double)lp;
-            (*scored)++;
+            if (sink->detail != NULL)
+                describe_position(row, vocab, ids[p + 1], sink->top_k,
+                                  &sink->detail[p]);
+            sink->sum += (double)lp;
+            sink->scored++;
         }
     }
     return TLM_OK;
@@ -287,7 +368,7 @@ static int score_range(tlm_session *session, const int32_t *ids, int64_t n,
  * context keeping half a context of history. */
 static int score_ids(tlm_session *session, const int32_t *ids, int64_t n,
                      int64_t from, int32_t max_context, int32_t vocab,
-                     float *logits, double *sum, int64_t *scored) {
+                     float *logits, score_sink *sink) {
     /* Position p predicts ids[p + 1]: positions from - 1 .. n - 2. */
     int64_t next = from > 0 ? from - 1 : 0;
     while (next < n - 1) {
@@ -296,7 +377,7 @@ static int score_ids(tlm_session *session, const int32_t *ids, int64_t n,
         const int64_t end = start + max_context < n ? start + max_context : n;
         tlm_session_reset(session);
         int status = score_range(session, ids, n, start, end - start, next, vocab,
-                                 logits, sum, scored);
+                                 logits, sink);
         if (status != TLM_OK)
             return status;
         next = end; /* every position before `end` is scored */
@@ -324,22 +405,21 @@ TLM_API int tlm_score_text(tlm_session *session, tlm_tokenizer *tokenizer,
     if (status != TLM_OK)
         return status;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
-    double sum = 0;
-    int64_t scored = 0;
+    score_sink sink = {0, 0, NULL, 0};
     float *logits = tlmi_host_alloc(host, logits_bytes, 64);
     if (logits == NULL) {
         status = tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
         goto cleanup;
     }
     status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
-                       config.vocab_size, logits, &sum, &scored);
+                       config.vocab_size, logits, &sink);
 cleanup:
     if (logits != NULL)
         tlmi_host_free(host, logits, logits_bytes);
     tlmi_host_free(host, ids, capacity * sizeof *ids);
     if (status == TLM_OK) {
-        *logprob = sum;
-        *n_scored = scored;
+        *logprob = sink.sum;
+        *n_scored = sink.scored;
     }
     return status;
 }
@@ -367,8 +447,7 @@ TLM_API int tlm_score_continuation(tlm_session *session,
     float *logits = NULL;
     size_t na = 0, nb = 0, ca = 0, cb = 0, joined_bytes = 0;
     const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
-    double sum = 0;
-    int64_t scored = 0;
+    score_sink sink = {0, 0, NULL, 0};
     int status = encode(host, what, tokenizer, prompt, prompt_length, 1, &a,
                         &na, &ca);
     if (status != TLM_OK)
@@ -393,7 +472,7 @@ TLM_API int tlm_score_continuation(tlm_session *session,
         memcpy(joined, a, na * sizeof *a);
         memcpy(joined + na, b, nb * sizeof *b);
         status = score_ids(session, joined, (int64_t)(na + nb), (int64_t)na,
-                           config.max_context, config.vocab_size, logits, &sum, &scored);
+                           config.max_context, config.vocab_size, logits, &sink);
     }
 cleanup:
     if (logits != NULL)
@@ -405,6 +484,47 @@ cleanup:
     if (a != NULL)
         tlmi_host_free(host, a, ca * sizeof *a);
     if (status == TLM_OK)
-        *logprob = sum;
+        *logprob = sink.sum;
+    return status;
+}
+
+TLM_API int tlm_score_tokens(tlm_session *session, const int32_t *ids,
+                             size_t n, int32_t top_k,
+                             tlm_token_logprob *out) {
+    const char *what = "tlm_score_tokens";
+    TLMI_CHECK_NOT_NULL(NULL, what, session);
+    tlmi_host *host = tlmi_session_host(session);
+    TLMI_CHECK_NOT_NULL(host, what, ids);
+    TLMI_CHECK_NOT_NULL(host, what, out);
+    tlm_model_config config;
+    config.struct_size = sizeof config;
+    tlm_model_get_config(tlmi_session_model(session), &config);
+    if (config.n_encoder_layers > 0 || config.n_decoder_layers == 0)
+        return tlmi_fail(host, TLM_E_STATE, "%s: the model is not decoder-only",
+                         what);
+    TLMI_CHECK(host, n >= 2 && n <= (size_t)INT64_MAX / sizeof *out,
+               TLM_E_INVALID, "%s: n = %zu; give 2 or more ids (the first is "
+               "context only)", what, n);
+    TLMI_CHECK(host, top_k >= 0 && top_k <= TLM_TOP_LOGPROBS_MAX, TLM_E_INVALID,
+               "%s: top_k = %d must be in 0..%d", what, (int)top_k,
+               TLM_TOP_LOGPROBS_MAX);
+    for (size_t i = 0; i < n; i++)
+        TLMI_CHECK(host, ids[i] >= 0 && ids[i] < config.vocab_size, TLM_E_RANGE,
+                   "%s: ids[%zu] = %d is outside the vocabulary 0..%d", what, i,
+                   (int)ids[i], (int)config.vocab_size - 1);
+    const size_t logits_bytes = (size_t)SCORE_CHUNK * (size_t)config.vocab_size * sizeof(float);
+    float *logits = tlmi_host_alloc(host, logits_bytes, 64);
+    if (logits == NULL)
+        return tlmi_fail(host, TLM_E_NOMEM, "%s: out of memory", what);
+    /* detail[p] is position p's entry: out[p] scores ids[p + 1]. */
+    score_sink sink = {0, 0, out, top_k};
+    int status = score_ids(session, ids, (int64_t)n, 1, config.max_context,
+                           config.vocab_size, logits, &sink);
+    tlmi_host_free(host, logits, logits_bytes);
+    if (status != TLM_OK) {
+        memset(out, 0, (n - 1) * sizeof *out);
+        if (host->last_error[0] == '\0')
+            tlmi_fail_forward(host, status, "%s", what);
+    }
     return status;
 }

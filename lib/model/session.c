@@ -46,6 +46,9 @@ struct tlm_session {
     const tlmi_weight_kernels *weight_kernels;
     int32_t chunk;    /* rows of the scratch buffers */
     int32_t position; /* positions in the decoder's cache */
+    /* Decoder positions computed since creation (reset does not clear
+     * it): what a test of cache reuse counts. */
+    int64_t positions_computed;
     int32_t source_length; /* encoded source positions; 0: none */
 
     kv_cache *self_cache;  /* [n_decoder_layers], capacity max_context */
@@ -853,6 +856,7 @@ TLM_API int tlm_session_decode(tlm_session *s, const int32_t *ids, size_t n_ids,
         embed(s, ids + done, count, s->first);
         tlmi_layer_stack(&decoder, m->decoder, c->n_decoder_layers);
         s->position += (int32_t)count;
+        s->positions_computed += count;
         done += (int32_t)count;
         /* Logits of this chunk's rows that were asked for. */
         int64_t wanted = 0;
@@ -876,6 +880,10 @@ const tlm_model *tlmi_session_model(const tlm_session *session) {
 }
 
 tlmi_host *tlmi_session_host(tlm_session *session) { return &session->host; }
+
+int64_t tlmi_session_positions_computed(const tlm_session *session) {
+    return session->positions_computed;
+}
 
 /* Copies rows 0..rows-1 of every head of a [Hkv, capacity, hd] cache. */
 static void copy_cache_rows(float *dst, const float *src, int64_t rows,

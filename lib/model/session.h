@@ -14,6 +14,10 @@ const tlm_model *tlmi_session_model(const tlm_session *session);
 /* The session's host: its hooks, and where its errors are recorded. */
 tlmi_host *tlmi_session_host(tlm_session *session);
 
+/* Decoder positions the session has computed since it was created (a
+ * reset does not clear the count; tlm_session_copy leaves it alone). */
+int64_t tlmi_session_positions_computed(const tlm_session *session);
+
 /* tlm_session_create with the kernel table `kernels` (taken once; the
  * session uses no other). */
 int tlmi_session_create_with(tlm_session **out, const tlm_model *model,

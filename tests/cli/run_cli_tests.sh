@@ -172,6 +172,58 @@ check "eval prints loss and perplexity" sh -c "
     '$tlm' eval model.tlm --data corpus.txt > eval.txt &&
     grep -q '^loss: [0-9][0-9.]* nats/token' eval.txt &&
     grep -q '^perplexity: [0-9][0-9.]*\$' eval.txt"
+# --- per-token log-probabilities, --threads, <unk>, a continued chat -------
+printf 'the cat sat on the mat' > short.txt
+check "eval --logprobs: one JSON line per token, summing to eval's loss" sh -c "
+    '$tlm' eval model.tlm --data short.txt > short_eval.txt &&
+    '$tlm' eval model.tlm --data short.txt --logprobs --top-k 3 > logprobs.jsonl &&
+    python3 - <<'EOF'
+import json, math
+lines = [json.loads(l) for l in open('logprobs.jsonl')]
+text = open('short.txt').read()
+assert len(lines) == len(text) - 1, len(lines)
+for i, o in enumerate(lines):
+    assert o['position'] == i + 1 and o['token'] == text[i + 1], o
+    assert o['bytes'] == list(text[i + 1].encode()), o
+    top = [t['logprob'] for t in o['top']]
+    assert len(top) == 3 and top == sorted(top, reverse=True), o
+    assert o['logprob'] <= top[0] and (o['rank'] >= 3 or o['top'][o['rank']]['id'] == o['id']), o
+    assert sum(math.exp(t) for t in top) <= 1 + 1e-6, o
+loss = float([l for l in open('short_eval.txt') if l.startswith('loss:')][0].split()[1])
+mean = -sum(o['logprob'] for o in lines) / len(lines)
+assert abs(mean - loss) < 1e-4, (mean, loss)
+EOF"
+bad 2 "eval --top-k without --logprobs is refused" eval model.tlm --data short.txt --top-k 2
+check "generate and eval take --threads and give the same output for 1 and 2" sh -c "
+    '$tlm' generate model.tlm --prompt 'the ' --tokens 20 --temperature 0 --threads 1 > t1.txt &&
+    '$tlm' generate model.tlm --prompt 'the ' --tokens 20 --temperature 0 --threads 2 > t2.txt &&
+    cmp t1.txt t2.txt &&
+    '$tlm' eval model.tlm --data short.txt --threads 2 > short_eval2.txt &&
+    cmp short_eval.txt short_eval2.txt"
+printf 'ZZ the Q cat' > unknown.txt
+check "text outside a char vocabulary warns with the count" sh -c "
+    '$tlm' eval model.tlm --data unknown.txt > /dev/null 2> unk_eval.err &&
+    grep -q '^tlm eval: warning: 3 characters of the text are not in the vocabulary and map to <unk>\$' unk_eval.err &&
+    '$tlm' generate model.tlm --prompt 'Q the' --tokens 2 > /dev/null 2> unk_gen.err &&
+    grep -q '^tlm generate: warning: 1 character of the prompt is not in the vocabulary and maps to <unk>\$' unk_gen.err &&
+    '$tlm' eval model.tlm --data short.txt > /dev/null 2> known.err && ! test -s known.err"
+check "generate --interactive continues the conversation: turn 2 as from scratch" python3 - "$tlm" <<'EOF'
+import subprocess, sys
+tlm = sys.argv[1]
+def run(args, stdin=None):
+    return subprocess.run([tlm] + args, input=stdin, capture_output=True, check=True).stdout
+greedy = ['--tokens', '8', '--temperature', '0']
+turn1 = run(['generate', 'model.tlm', '-i'] + greedy, b'the\n')
+chat = run(['generate', 'model.tlm', '-i'] + greedy, b'the\ncat\n')
+# The session held turn 1 as printed (its newline too), then "cat".
+prompt = (turn1 + b'cat').decode()
+scratch = run(['generate', 'model.tlm', '--prompt', prompt] + greedy)
+assert chat == scratch, (chat, scratch)
+EOF
+check "generate --interactive starts over when the context is full" sh -c "
+    printf 'the cat sat on a mat\nthe dog ran to the park\nthe\n' |
+        '$tlm' generate model.tlm -i --tokens 20 --temperature 0 > full.txt 2> full.err &&
+    grep -q 'the context of 32 positions is full; starting a new conversation' full.err"
 check "info shows configuration, tokenizer and memory" sh -c "
     '$tlm' info model.tlm > info.txt && grep -q '^decoder_layers: 2' info.txt &&
     grep -q '^tokenizer: char' info.txt && grep -q '^parameters: ' info.txt &&
