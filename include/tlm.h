@@ -305,7 +305,18 @@ TLM_API int tlm_context_params_init(tlm_context_params *params);
 TLM_API int tlm_context_create(tlm_context **out,
                                const tlm_context_params *params);
 
-/** Free a context and everything it owns. NULL is accepted and ignored. */
+/**
+ * Give up the caller's context: the context goes now if nothing made in it
+ * is alive, else with the last of its models, sessions, samplers,
+ * optimizers, trainers and datasets, which keep it alive and keep working
+ * until they are freed. So handles may be freed in any order, before or
+ * after their context: nothing is used after it is freed and nothing
+ * leaks once every handle is freed (docs/conventions.md, "Ownership").
+ * Leaf tensors made by the caller belong to the context: they go with it
+ * (do not tlm_tensor_free() them after the context went). Tokenizers
+ * never depend on their context. NULL is accepted and ignored; freeing the
+ * same context twice is an error of the caller, like any double free.
+ */
 TLM_API void tlm_context_free(tlm_context *ctx);
 
 /**
@@ -416,7 +427,12 @@ TLM_API int tlm_tensor_from_i32(tlm_tensor **out, tlm_context *ctx,
                                 int32_t ndim, const int64_t *shape,
                                 const int32_t *data);
 
-/** Free a leaf tensor and its gradient. NULL and results are ignored. */
+/**
+ * Free a leaf tensor and its gradient. NULL and results are ignored. A
+ * tensor belongs to its context: call this before tlm_context_free(), or
+ * leave the tensor to go with the context (a model's parameters go with
+ * tlm_model_free()).
+ */
 TLM_API void tlm_tensor_free(tlm_tensor *tensor);
 
 /** Number of dimensions (1..TLM_MAX_DIMS), or a negative status. */
@@ -936,7 +952,11 @@ TLM_API int tlm_tokenizer_train(tlm_tokenizer **out, tlm_context *ctx,
                                 const char *corpus, size_t length,
                                 const tlm_tokenizer_params *params);
 
-/** Free a tokenizer. NULL is ignored. Free its token streams first. */
+/**
+ * Free a tokenizer. NULL is ignored. It does not depend on the context it
+ * was made in, so this may come before or after tlm_context_free(). Free
+ * its token streams first.
+ */
 TLM_API void tlm_tokenizer_free(tlm_tokenizer *tok);
 
 /**
@@ -1306,7 +1326,13 @@ TLM_API int tlm_model_config_init(tlm_model_config *config);
 TLM_API int tlm_model_create(tlm_model **out, tlm_context *ctx,
                              const tlm_model_config *config);
 
-/** Free a model and its parameters. NULL is ignored. */
+/**
+ * Free a model and its parameters. NULL is ignored. Any order with its
+ * context and the other handles is fine: a model keeps its context alive,
+ * and this frees the context too when tlm_context_free() came first and
+ * the model was its last handle (docs/conventions.md, "Ownership").
+ * Sessions and trainers of the model may be freed after it, but not used.
+ */
 TLM_API void tlm_model_free(tlm_model *model);
 
 /**
@@ -1713,7 +1739,11 @@ TLM_API int tlm_session_params_init(tlm_session_params *params);
 TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
                                const tlm_session_params *params);
 
-/** Free a session. NULL is ignored. */
+/**
+ * Free a session. NULL is ignored. Any order with its model, context and
+ * the other handles is fine: a session keeps its model's context alive
+ * and frees it when it was the last handle after tlm_context_free().
+ */
 TLM_API void tlm_session_free(tlm_session *session);
 
 /** Forget every position (and the encoded source): start a new sequence. */
@@ -1939,7 +1969,11 @@ TLM_API int tlm_sampler_params_init(tlm_sampler_params *params);
 TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
                                const tlm_sampler_params *params);
 
-/** Free a sampler and its buffers. NULL is ignored. */
+/**
+ * Free a sampler and its buffers. NULL is ignored. Any order with its
+ * context and the other handles is fine: a sampler keeps its context
+ * alive and frees it when it was the last handle after tlm_context_free().
+ */
 TLM_API void tlm_sampler_free(tlm_sampler *sampler);
 
 /**
@@ -2263,7 +2297,12 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
                                  tlm_tensor *const *tensors, int32_t count,
                                  const tlm_optimizer_params *params);
 
-/** Free an optimizer and its state (not the parameters). NULL is ignored. */
+/**
+ * Free an optimizer and its state (not the parameters). NULL is ignored.
+ * Any order with its parameters' model, context and the other handles is
+ * fine: an optimizer keeps its context alive and frees it when it was the
+ * last handle after tlm_context_free().
+ */
 TLM_API void tlm_optimizer_free(tlm_optimizer *opt);
 
 /**
@@ -2558,8 +2597,11 @@ TLM_API int tlm_dataset_from_pairs(tlm_dataset **out, tlm_context *ctx,
                                    const tlm_dataset_params *params);
 
 /**
- * Free a dataset. NULL is ignored. Free it before its context: its bytes
- * are counted in the context's memory in use (tlm_context_memory_in_use()).
+ * Free a dataset. NULL is ignored. Any order with its context and the
+ * other handles is fine: a dataset keeps its context alive (its bytes
+ * count in tlm_context_memory_in_use()) and frees it when it was the last
+ * handle after tlm_context_free(). A trainer on it may be freed after it,
+ * but not used.
  */
 TLM_API void tlm_dataset_free(tlm_dataset *dataset);
 
@@ -2654,7 +2696,11 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
                                tlm_dataset *dataset,
                                const tlm_trainer_params *params);
 
-/** Free a trainer. NULL is ignored. */
+/**
+ * Free a trainer. NULL is ignored. Any order with its model, dataset,
+ * context and the other handles is fine: a trainer keeps its context alive
+ * and frees it when it was the last handle after tlm_context_free().
+ */
 TLM_API void tlm_trainer_free(tlm_trainer *trainer);
 
 /**

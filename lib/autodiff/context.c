@@ -1,5 +1,6 @@
 #include "context.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -117,6 +118,7 @@ TLM_API int tlm_context_create(tlm_context **out,
                                 "(%zu bytes) failed",
                                 sizeof *ctx);
     atomic_init(&ctx->live_bytes, 0);
+    atomic_init(&ctx->references, 1);
     ctx->host.live_bytes = &ctx->live_bytes;
     if (params.memory_limit == 0) {
         tlmi_memory_limit_default("", &ctx->memory_limit);
@@ -147,9 +149,10 @@ TLM_API int tlm_context_create(tlm_context **out,
     return TLM_OK;
 }
 
-TLM_API void tlm_context_free(tlm_context *ctx) {
-    if (ctx == NULL)
-        return;
+/* Frees the context itself, once nothing refers to it: the leaves still
+ * alive (the caller's tensors; every handle's are gone), the arena, the
+ * workspace, the pool and the tensor structs. */
+static void destroy(tlm_context *ctx) {
     while (ctx->leaves != NULL)
         tlm_tensor_free(ctx->leaves);
     tlmi_arena_release(&ctx->arena, &ctx->host);
@@ -163,6 +166,37 @@ TLM_API void tlm_context_free(tlm_context *ctx) {
     tlmi_host host = ctx->host;
     host.live_bytes = NULL; /* the counter is in *ctx, which goes now */
     tlmi_host_free(&host, ctx, sizeof *ctx);
+}
+
+static tlm_context *context_of(const tlmi_host *host) {
+    if (host == NULL || host->live_bytes == NULL)
+        return NULL;
+    return (tlm_context *)(void *)((char *)host->live_bytes -
+                                   offsetof(tlm_context, live_bytes));
+}
+
+void tlmi_context_hold(const tlmi_host *host) {
+    tlm_context *ctx = context_of(host);
+    if (ctx != NULL)
+        atomic_fetch_add(&ctx->references, 1);
+}
+
+void tlmi_context_drop(const tlmi_host *host) {
+    tlm_context *ctx = context_of(host);
+    if (ctx != NULL && atomic_fetch_sub(&ctx->references, 1) == 1)
+        destroy(ctx);
+}
+
+TLM_API void tlm_context_free(tlm_context *ctx) {
+    if (ctx == NULL)
+        return;
+    const int64_t handles = atomic_load(&ctx->references) - 1;
+    if (handles > 0)
+        tlmi_host_log(&ctx->host, TLM_LOG_DEBUG,
+                      "tlm_context_free: %lld handle(s) still alive; the "
+                      "context goes with the last of them",
+                      (long long)handles);
+    tlmi_context_drop(&ctx->host);
 }
 
 /* Bytes allocated in the context and not freed (0 if the count went

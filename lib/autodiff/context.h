@@ -57,12 +57,26 @@ struct tlm_context {
     /* Bytes allocated through the host and not freed, by every handle
      * made in the context (host.live_bytes points here). */
     _Atomic int64_t live_bytes;
+    /* 1 for the caller's tlm_context_create until tlm_context_free, plus
+     * 1 per live model, session, sampler, optimizer, trainer and dataset
+     * (tlmi_context_hold / tlmi_context_drop): the context goes when it
+     * reaches 0, so no order of frees uses freed memory or leaks. */
+    _Atomic int64_t references;
 };
 
 /* A tensor struct from the pool (zeroed), or NULL when out of memory. */
 tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
 /* Returns a struct to the pool; its handle becomes invalid. */
 void tlmi_context_give_struct(tlm_context *ctx, tlm_tensor *tensor);
+
+/* A handle made in a context keeps it alive: tlmi_context_hold when the
+ * handle's struct is allocated, tlmi_context_drop as the last step of its
+ * free (after its last use of the context). `host` is the context's host
+ * or a handle's copy of it; the context is found through its live_bytes
+ * counter. A host outside any context (a tokenizer's: live_bytes NULL) is
+ * ignored. The drop that leaves no reference frees the context. */
+void tlmi_context_hold(const tlmi_host *host);
+void tlmi_context_drop(const tlmi_host *host);
 
 /* Zeroes the gradients of the leaves only: enough before a backward pass,
  * which clears the gradients of the results it visits itself (the

@@ -102,6 +102,7 @@ TLM_API int tlm_sampler_create(tlm_sampler **out, tlm_context *ctx,
                          "tlm_sampler_create: allocating the sampler (%zu "
                          "bytes) failed",
                          sizeof *s);
+    tlmi_context_hold(&s->host);
     s->params = params;
     s->history_max = -1;
     tlmi_rng_seed(&s->rng, params.seed);
@@ -117,6 +118,7 @@ TLM_API void tlm_sampler_free(tlm_sampler *sampler) {
                    sampler->history_capacity * sizeof *sampler->history);
     tlmi_host_free(&host, sampler->work, sampler->work_bytes);
     tlmi_host_free(&host, sampler, sizeof *sampler);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 TLM_API int tlm_sampler_get_params(const tlm_sampler *sampler,

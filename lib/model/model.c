@@ -462,6 +462,7 @@ int tlmi_model_build(tlm_model **out, tlm_context *ctx,
             return b.status;
         return tlmi_fail_forward(&ctx->host, b.status, "tlm_model_create");
     }
+    tlmi_context_hold(&ctx->host);
     *out = m;
     return TLM_OK;
 }
@@ -475,7 +476,9 @@ TLM_API void tlm_model_free(tlm_model *model) {
         tlmi_file_unmap(model->mapping);
         tlmi_host_free(&model->ctx->host, model->mapping, sizeof(tlmi_file_mapping));
     }
-    tlmi_host_free(&model->ctx->host, model, sizeof *model);
+    tlmi_host host = model->ctx->host;
+    tlmi_host_free(&host, model, sizeof *model);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 TLM_API int tlm_model_get_config(const tlm_model *model,

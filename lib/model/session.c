@@ -305,6 +305,7 @@ TLM_API void tlm_session_free(tlm_session *session) {
     tlmi_threadpool_free(session->pool);
     tlmi_host_free(&host, session->block, session->block_bytes);
     tlmi_host_free(&host, session, sizeof *session);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 TLM_API int tlm_session_create(tlm_session **out, const tlm_model *model,
@@ -346,6 +347,7 @@ int tlmi_session_create_with(tlm_session **out, const tlm_model *model,
     tlm_session *s = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_session);
     if (s == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_session_create: out of memory");
+    tlmi_context_hold(&s->host); /* dropped by tlm_session_free */
     s->model = model;
     s->kernels = kernels;
     s->weight_kernels = session_weight_kernels(model, kernels);

@@ -37,8 +37,10 @@ static int merge_params(tlmi_host *host, const char *what, tlm_dataset_params *p
 
 static tlm_dataset *new_dataset(tlmi_host *host, int32_t kind) {
     tlm_dataset *ds = TLMI_HANDLE_ALLOC(host, tlm_dataset);
-    if (ds != NULL)
+    if (ds != NULL) {
+        tlmi_context_hold(&ds->host); /* dropped by tlm_dataset_free */
         ds->kind = kind;
+    }
     return ds;
 }
 
@@ -52,6 +54,7 @@ TLM_API void tlm_dataset_free(tlm_dataset *ds) {
         tlmi_host_free(&host, ds->offsets,
                        (size_t)(2 * ds->n_pairs + 1) * sizeof *ds->offsets);
     tlmi_host_free(&host, ds, sizeof *ds);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 /* The memory limit's check (autodiff/context.h) for a dataset of `count`

@@ -106,6 +106,7 @@ TLM_API void tlm_optimizer_free(tlm_optimizer *opt) {
         return;
     tlmi_host host = opt->host;
     tlmi_host_free(&host, opt, opt->block_bytes);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 /* Checks params[index] is a float leaf of `ctx` (or of any context when
@@ -227,6 +228,7 @@ TLM_API int tlm_optimizer_create(tlm_optimizer **out,
                          "bytes) failed",
                          block_bytes);
     memset(block, 0, block_bytes);
+    tlmi_context_hold(&host);
     tlm_optimizer *opt = (tlm_optimizer *)block;
     opt->host = host;
     opt->params = p;

@@ -133,6 +133,7 @@ TLM_API void tlm_trainer_free(tlm_trainer *trainer) {
     free_buffers(trainer);
     tlmi_host host = trainer->host;
     tlmi_host_free(&host, trainer, sizeof *trainer);
+    tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
 /* Builds the training graph: inputs -> logits -> loss -> loss / k. The
@@ -388,6 +389,7 @@ TLM_API int tlm_trainer_create(tlm_trainer **out, tlm_model *model,
     tlm_trainer *t = TLMI_HANDLE_ALLOC(&model->ctx->host, tlm_trainer);
     if (t == NULL)
         return tlmi_fail_thread(TLM_E_NOMEM, "tlm_trainer_create: out of memory");
+    tlmi_context_hold(&t->host); /* dropped by tlm_trainer_free */
     t->model = model;
     t->data = dataset;
     t->ctx = model->ctx;
