@@ -180,6 +180,7 @@ static void wrong_struct_size(fixture *f) {
 
     tlm_model *m = NULL;
     tlm_model_config mc;
+    tlm_model_config_init(&mc); /* get_config writes struct_size bytes */
     tlm_model_get_config(f->model, &mc);
     mc.struct_size = 0;
     MISUSE(tlm_model_create, "struct_size", "struct_size 0", tlm_model_create(&m, f->ctx, &mc));
