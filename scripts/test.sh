@@ -132,7 +132,7 @@ fi
 
 step "configure: clang, libFuzzer + ASan + UBSan"
 if CC=clang CXX=clang++ configure "$fuzz_dir" --buildtype=debugoptimized \
-        -Dwerror=true -Dfuzz=enabled -Dfuzz_seconds=15 -Dabi_check=disabled -Dmpi=disabled \
+        -Dwerror=true -Dfuzz=enabled -Dfuzz_seconds=10 -Dabi_check=disabled -Dmpi=disabled \
         -Dexamples=false; then
     run "build: clang fuzz targets" build_for_suites "$fuzz_dir" fuzz
     run_tests "test: fuzz (each target for a bounded time)" \
