@@ -287,22 +287,28 @@ cleanup:
 }
 
 /* Fills *entry for the row `logits` [vocab] and the token `id` it
- * predicts: log_softmax through one log-sum-exp in double, the rank of
- * `id` and the top_k best ids (a partial insertion sort; ties: lower id
- * first). The row is finite or -infinity (checked before). */
-static void describe_position(const float *logits, int32_t vocab, int32_t id,
-                              int32_t top_k, tlm_token_logprob *entry) {
-    float max = -INFINITY;
-    for (int32_t j = 0; j < vocab; j++)
-        if (logits[j] > max)
-            max = logits[j];
-    double total = 0;
-    for (int32_t j = 0; j < vocab; j++)
-        total += exp((double)logits[j] - (double)max);
-    const double log_total = (double)max + log(total);
+ * predicts, whose log-probability `logprob` tlm_log_softmax_at has just
+ * computed (and checked the row with): the log-sum-exp of the row is
+ * logits[id] - logprob, so it is not summed again. Also the rank of `id`
+ * and the top_k best ids (a partial insertion sort; ties: lower id
+ * first). */
+static void describe_position(const float *logits, int32_t id, float logprob,
+                              int32_t vocab, int32_t top_k,
+                              tlm_token_logprob *entry) {
+    double log_total = (double)logits[id] - (double)logprob;
+    if (!isfinite(log_total)) {
+        /* logits[id] is -infinity: sum the row after all. */
+        float max = -INFINITY;
+        for (int32_t j = 0; j < vocab; j++)
+            max = logits[j] > max ? logits[j] : max;
+        double total = 0;
+        for (int32_t j = 0; j < vocab; j++)
+            total += exp((double)logits[j] - (double)max);
+        log_total = (double)max + log(total);
+    }
     memset(entry, 0, sizeof *entry);
     entry->id = id;
-    entry->logprob = (float)((double)logits[id] - log_total);
+    entry->logprob = logprob;
     int32_t rank = 0;
     for (int32_t j = 0; j < vocab; j++) {
         if (logits[j] > logits[id] || (logits[j] == logits[id] && j < id))
@@ -355,7 +361,7 @@ static int score_range(tlm_session *session, const int32_t *ids, int64_t n,
             if (status != TLM_OK)
                 return status;
             if (sink->detail != NULL)
-                describe_position(row, vocab, ids[p + 1], sink->top_k,
+                describe_position(row, ids[p + 1], lp, vocab, sink->top_k,
                                   &sink->detail[p]);
             sink->sum += (double)lp;
             sink->scored++;
