@@ -8,7 +8,8 @@
 # the installed libtlm.so needs nothing beyond libc, libm, libpthread and
 # the dynamic loader, tlm.pc never mentions MPI and `tlm --version` says
 # "mpi: no"; with mpi, tlm.pc's static link line carries MPI and the
-# program says "mpi: yes".
+# program says "mpi: yes". With TLM_INSTALL_DOCS=yes in the environment
+# (a -Ddocs=true build) the HTML reference must be installed too.
 #   test_install.sh BUILD_DIR CONSUMER.c VERSION CC mpi|no-mpi [CXX CONSUMER.cpp]
 set -eu
 build=$1
@@ -101,10 +102,21 @@ needed=$(readelf -d "$library" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
 program=$(find "$root" -name 'tlm' -type f -perm -u+x | head -n 1)
 [ -n "$(find "$root" -path '*/man1/tlm.1' -type f | head -n 1)" ] \
     || { echo "install: the tlm(1) man page was not installed"; exit 1; }
-# A build with -Ddocs=true installs its API reference (docs/meson.build).
-if [ -f "$build/docs/html/index.html" ]; then
-    [ -n "$(find "$root" -path '*/doc/tlm/html/index.html' -type f | head -n 1)" ] \
-        || { echo "install: -Ddocs=true but no <datadir>/doc/tlm/html/index.html"; exit 1; }
+# A build with -Ddocs=true (TLM_INSTALL_DOCS=yes, set by meson) installs
+# its HTML reference (docs/meson.build): the main page (README.md), the API
+# of tlm.h and tlm.hpp, and the guides as pages, linked from the main page.
+docs=none
+if [ "${TLM_INSTALL_DOCS:-no}" = yes ]; then
+    html=$(find "$root" -path '*/doc/tlm/html/index.html' -type f | head -n 1)
+    [ -n "$html" ] || { echo "install: -Ddocs=true but no <datadir>/doc/tlm/html/index.html"; exit 1; }
+    html=$(dirname "$html")
+    for page in tlm_8h.html tlm_8hpp.html tutorial.html building.html pages.html; do
+        [ -f "$html/$page" ] \
+            || { echo "install: the HTML reference in $html has no $page"; exit 1; }
+    done
+    grep -q 'href="building.html' "$html/index.html" \
+        || { echo "install: the reference's main page does not link to building.html"; exit 1; }
+    docs="$html ($(find "$html" -name '*.html' | wc -l) HTML files)"
 fi
 # The installed program finds libtlm by its run path from any prefix.
 version_out=$(env -u LD_LIBRARY_PATH "$program" --version) \
@@ -150,4 +162,4 @@ fi
 
 echo "install: pkg-config --modversion tlm = $got; consumer linked shared and static" \
     "with pkg-config and with CMake, and a C++17 one with tlm.hpp, all ran; installed tlm ran with no LD_LIBRARY_PATH;" \
-    "MPI: $mpi (libtlm.so needs: $(echo "$needed" | tr '\n' ' '))"
+    "MPI: $mpi (libtlm.so needs: $(echo "$needed" | tr '\n' ' ')); HTML reference: $docs"
