@@ -26,8 +26,9 @@ reads (never the files):
   one over more than two lines (it gives up and prints the backticks), one
   that starts or ends with a space (dropped: ` world` is a BPE token), a
   `\\|` in a table cell's code span (kept as a backslash), `code` as the
-  first thing in **bold** (left as asterisks), and code spans in headings
-  (their markup printed in the title: headings lose their backticks).
+  first thing in **bold** (left as asterisks), code spans in headings
+  (their markup printed in the title: headings lose their backticks), and
+  a -- in prose (printed as an en dash).
 
 Every line stays on its line, so Doxygen's warnings name the right one,
 and nothing in a code fence changes.
@@ -39,6 +40,8 @@ import sys
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
 FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 BACKTICKS = re.compile(r"`+")
+INDENTED_CODE = re.compile(r"^(?: {4}|\t)")
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s")
 # [text](target) or [text](target "title"); the text may hold code spans.
 LINK = re.compile(r"\[((?:[^\[\]`]|`[^`]*`)*)\]\(([^()\s]+)((?:\s+\"[^\"]*\")?)\)")
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -67,6 +70,15 @@ def github_slug(heading):
     text = re.sub(r"<[^>]*>", "", text).replace("`", "").lower()
     text = "".join(c for c in text if c.isalnum() or c in " -_")
     return text.replace(" ", "-")
+
+
+def starts_indented_code(line, last_text, in_code):
+    """Whether a line after a blank one is (still) an indented code block:
+    indented by 4 or more, after code or after a paragraph that is not in
+    a list (where the indent could be the list's)."""
+    if not INDENTED_CODE.match(line):
+        return False
+    return in_code or not (LIST_ITEM.match(last_text) or last_text.startswith((" ", "\t")))
 
 
 def closes_fence(line, fence):
@@ -204,6 +216,22 @@ def bold_code(block):
     return "".join(out)
 
 
+def prose_dashes(block):
+    """A -- outside code, links and tags as \\--, which Doxygen prints as
+    two hyphens: it would print an en dash, where GitHub prints --."""
+    skip = list(code_spans(block))
+    skip += [(m.start(), m.end()) for m in LINK.finditer(block)]
+    skip += [(m.start(), m.end()) for m in re.finditer(r"<[^<>]*>", block)]
+    out = []
+    pos = 0
+    for match in re.finditer(r"(?<![\w\-!<\\])--(?![\->])", block):
+        if not any(start <= match.start() < end for start, end in skip):
+            out.append(block[pos:match.start()] + "\\--")
+            pos = match.end()
+    out.append(block[pos:])
+    return "".join(out)
+
+
 def api_names(source_root):
     """The functions and opaque handles include/tlm.h declares: each is
     documented (the docs build fails otherwise), so a reference to one
@@ -271,7 +299,7 @@ class Guide:
             out.append(self.link(match))
             pos = match.end()
         out.append(block[pos:])
-        return self.api_links("".join(out))
+        return prose_dashes(self.api_links("".join(out)))
 
     def api_links(self, block):
         """A code span that is just the name of a function or handle of
@@ -303,6 +331,8 @@ class Guide:
         out = []
         paragraph = []
         fence = None
+        indented_code = False
+        last_text = ""  # the last line that was not blank
 
         def flush():
             if paragraph:
@@ -327,8 +357,16 @@ class Guide:
             elif not line.strip():
                 flush()
                 out.append(line)
+                continue
+            elif not paragraph and starts_indented_code(line, last_text, indented_code):
+                indented_code = True
+                out.append(line)
+            elif indented_code and not paragraph and INDENTED_CODE.match(line):
+                out.append(line)
             else:
+                indented_code = False
                 paragraph.append(line)
+            last_text = line
         flush()
         return "\n".join(out)
 

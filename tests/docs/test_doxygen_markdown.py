@@ -110,9 +110,16 @@ class FilterTest(unittest.TestCase):
                                "`tlm_thing_create()` and `tlm_not_api` and "
                                "[`tlm_thing_free`](https://example.org).")
 
-    def test_fences_are_untouched(self):
+    def test_code_blocks_are_untouched(self):
         guide = self.tree.filtered("docs/guide.md")
         self.assertEqual(guide[8:11], ["```c", "[kept](#as-is) `tlm_thing_free` 'x': `y", "```"])
+        tree = Tree({"docs/g.md": "# G\n\nText:\n\n    run --x `tlm_thing_free`\n"
+                                  "    [a](#b)\n\n    more --y\n\n- item\n\n    in the --item\n"})
+        self.addCleanup(tree.dir.cleanup)
+        self.assertEqual(tree.filtered("docs/g.md"),
+                         ["# G {#g}", "", "Text:", "", "    run --x `tlm_thing_free`",
+                          "    [a](#b)", "", "    more --y", "", "- item", "",
+                          "    in the \\--item", ""])
 
 
 class CodeSpanTest(unittest.TestCase):
@@ -141,6 +148,10 @@ class CodeSpanTest(unittest.TestCase):
         self.assertEqual(self.inline("| `--tokenizer KIND\\|PATH` | x |"),
                          "| `--tokenizer KIND`<code>\\|</code>`PATH` | x |")
         self.assertEqual(self.inline("not a table `a\\|b`"), "not a table `a\\|b`")
+
+    def test_dashes_in_prose(self):
+        self.assertEqual(self.inline("**bench --runq DIR** `--x` a -- b\n| --- | --- |"),
+                         "**bench \\--runq DIR** `--x` a \\-- b\n| --- | --- |")
 
     def test_bold_code(self):
         self.assertEqual(self.inline("- **`config`** (required), **plain**"),
