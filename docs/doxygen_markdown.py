@@ -30,8 +30,10 @@ reads (never the files):
   (their markup printed in the title: headings lose their backticks), and
   a -- in prose (printed as an en dash).
 
-Every line stays on its line, so Doxygen's warnings name the right one,
-and nothing in a code fence changes.
+The output has the file's lines, each at its number (a long code span
+joined on its first line leaves an empty <span> on the others), so
+Doxygen's warnings name the right line; code blocks, fenced or indented,
+pass unchanged.
 """
 import os
 import re
