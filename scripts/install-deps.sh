@@ -7,16 +7,17 @@ set -eu
 
 build_packages="gcc libc6-dev meson ninja-build pkg-config fortunes fortunes-min"
 # libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
-test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen cmark-gfm
+test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
   valgrind clang libclang-rt-dev python3 libopenblas-dev
   libopenmpi-dev openmpi-bin unicode-data cmake"
 # libopenmpi-dev, openmpi-bin: the data-parallel build and its suite "mpi".
 # cmake: suite "install" builds a CMake consumer against the installed tlm.
-# cmark-gfm: GitHub's markdown renderer; suite "docs" checks that each guide
-# reads the same in the HTML reference as on GitHub (tests/docs/check_rendering.py).
 # unicode-data: the Unicode Character Database that
 # scripts/gen_unicode_tables.py reads to regenerate lib/text/unicode_tables.c
 # (the build uses the committed file).
+# cmark-gfm: GitHub's markdown renderer; suite "docs" checks that each guide
+# reads the same in the HTML reference as on GitHub (tests/docs/check_rendering.py).
+test_packages="$test_packages cmark-gfm"
 # On x86-64, the NEON kernels are built with Debian's cross compiler and
 # tested under qemu's user-mode emulation (cross/aarch64-linux-gnu.ini),
 # with CMocka from the arm64 architecture (added to dpkg below).
