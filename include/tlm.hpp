@@ -4,10 +4,11 @@
  *
  * A header-only layer over include/tlm.h, installed beside it. Every handle
  * (context, tokenizer, token stream, model, session, sampler, optimizer,
- * dataset, trainer, communicator, tensor) is a move-only class that owns its C handle the way a
- * std::unique_ptr does and frees it in its destructor; a moved-from handle
- * holds nothing (`explicit operator bool` is false, and calls on it throw
- * tlm::error with TLM_E_INVALID from the C library's own argument checks).
+ * dataset, trainer, communicator, tensor) is a move-only class that owns
+ * its C handle the way a std::unique_ptr does and frees it in its
+ * destructor; a moved-from handle holds nothing (`explicit operator bool`
+ * is false, and calls on it throw tlm::error with TLM_E_INVALID from the C
+ * library's own argument checks).
  * Every failing call throws tlm::error, which carries the status and the
  * message of tlm_last_error(). Text goes in as std::string_view and comes
  * out as std::string; ids, logits and buffers come out as std::vector.
@@ -1140,7 +1141,8 @@ public:
         tlm_model_config c = config();
         size_t n = ids.size();
         if (n == 0 || n > static_cast<size_t>(c.max_context))
-            throw error(TLM_E_RANGE, "tlm::model::attention_weights: the sequence has 1 to max_context ids");
+            throw error(TLM_E_RANGE,
+                        "tlm::model::attention_weights: the sequence has 1 to max_context ids");
         std::vector<float> weights(static_cast<size_t>(c.n_heads) * n * n);
         detail::check(tlm_model_attention_weights(get(), ids.data(), n, layer, weights.data()));
         return weights;
@@ -1377,7 +1379,8 @@ public:
         beam_result best{tlm::ids(capacity), 0.0};
         size_t n = 0;
         detail::check(tlm_beam_search(get(), src_ids.data(), src_ids.size(),
-                                      mask_of(src_mask, src_ids.size(), "tlm::session::beam_search"),
+                                      mask_of(src_mask, src_ids.size(),
+                                              "tlm::session::beam_search"),
                                       &params, best.ids.data(), best.ids.size(), &n,
                                       &best.score));
         best.ids.resize(n);
@@ -1674,7 +1677,8 @@ public:
                               const std::vector<int64_t> &offsets,
                               const tlm_dataset_params &params = defaults<tlm_dataset_params>()) {
         if (offsets.size() % 2 != 1)
-            throw error(TLM_E_INVALID, "tlm::dataset::from_pairs: offsets holds 2 n_pairs + 1 entries");
+            throw error(TLM_E_INVALID,
+                        "tlm::dataset::from_pairs: offsets holds 2 n_pairs + 1 entries");
         for (int64_t offset : offsets)
             if (offset < 0 || static_cast<uint64_t>(offset) > ids.size())
                 throw error(TLM_E_RANGE, "tlm::dataset::from_pairs: an offset is outside the ids");
