@@ -365,8 +365,14 @@ void test_sampler_and_log_softmax(void **) {
     expect_status(TLM_E_RANGE, [&] { tlm::log_softmax_at(logits, 5); });
 }
 
+// A C token callback appending each piece to a std::string.
+int append_piece(void *user, int32_t, const char *piece, size_t length, float) {
+    static_cast<std::string *>(user)->append(piece, length);
+    return 0;
+}
+
 // generate() with continue_session: each turn follows the session's
-// positions, as the same C calls do.
+// positions, as the same C calls do, and generates the same text.
 void test_generate_continue_session(void **) {
     tlm::context ctx(one_thread());
     tlm::model m = byte_model(ctx);
@@ -390,10 +396,15 @@ void test_generate_continue_session(void **) {
         position += 2 + 3;
         assert_int_equal(s.position(), position);
         int32_t n = 0;
+        std::string c_text;
+        tlm_generate_params c_params = params;
+        c_params.callback = append_piece;
+        c_params.callback_user = &c_text;
         assert_int_equal(tlm_generate(c_session, c_sampler, m.tokenizer().get(), turn, 2,
-                                      &params, &n),
+                                      &c_params, &n),
                          TLM_OK);
         assert_int_equal(n, g.tokens);
+        assert_true(g.text == c_text);
         assert_int_equal(tlm_session_position(c_session), position);
     }
     // A prompt that does not fit fails and changes nothing.
