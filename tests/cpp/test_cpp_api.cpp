@@ -24,8 +24,10 @@ extern "C" {
 
 namespace {
 
+// Runs `call` and checks that it throws tlm::error with `status` and a
+// message that contains `names` (the failing C call's own message).
 template <typename Call>
-void expect_status(int status, Call call) {
+void expect_status(int status, Call call, const char *names = "") {
     bool thrown = false;
     try {
         call();
@@ -33,6 +35,7 @@ void expect_status(int status, Call call) {
         thrown = true;
         assert_int_equal(e.status(), status);
         assert_false(e.message().empty());
+        assert_true(e.message().find(names) != std::string::npos);
     }
     assert_true(thrown);
 }
@@ -154,11 +157,11 @@ void test_operations_match_c(void **) {
                 c_values(tlm_cross_entropy, a.get(), targets.get(), -1));
 
     // Failures: the C statuses, with the library's message.
-    expect_status(TLM_E_SHAPE, [&] { tlm::add(a, w); });
-    expect_status(TLM_E_RANGE, [&] { tlm::slice(a, 1, 2, 2); });
+    expect_status(TLM_E_SHAPE, [&] { tlm::add(a, w); }, "tlm_add");
+    expect_status(TLM_E_RANGE, [&] { tlm::slice(a, 1, 2, 2); }, "tlm_slice");
     tlm::tensor bad_targets = tlm::tensor::from_i32(ctx, {2}, {3, 0});
     expect_status(TLM_E_RANGE, [&] { tlm::cross_entropy(a, bad_targets); });
-    expect_status(TLM_E_INVALID, [&] { tlm::layer_norm(a, b, b, 0.0f); });
+    expect_status(TLM_E_INVALID, [&] { tlm::layer_norm(a, b, b, 0.0f); }, "tlm_layer_norm");
     expect_status(TLM_E_INVALID, [&] { tlm::concat({}, 0); });
     expect_status(TLM_E_INVALID, [&] { tlm::reshape(a, {1, 1, 1, 1, 6}); });
     expect_status(TLM_E_INVALID, [&] { tlm::sum(tlm::tensor_view()); });
@@ -259,7 +262,8 @@ void test_model_forward_and_attention(void **) {
                                                  c_weights.data()),
                      TLM_OK);
     assert_true(weights == c_weights);
-    expect_status(TLM_E_RANGE, [&] { m.attention_weights(seq, 1); });
+    expect_status(TLM_E_RANGE, [&] { m.attention_weights(seq, 1); },
+                  "tlm_model_attention_weights");
     expect_status(TLM_E_RANGE, [&] { m.attention_weights({}, 0); });
     expect_status(TLM_E_RANGE, [&] { m.attention_weights({300}, 0); });
 
@@ -320,7 +324,7 @@ void test_session_logits_copy_and_scores(void **) {
                             3 * sizeof(float));
     }
     assert_int_equal(s.position(), 5);
-    expect_status(TLM_E_INVALID, [&] { s.score_tokens({104}); });
+    expect_status(TLM_E_INVALID, [&] { s.score_tokens({104}); }, "tlm_score_tokens");
     expect_status(TLM_E_INVALID, [&] { s.score_tokens(text, TLM_TOP_LOGPROBS_MAX + 1); });
     expect_status(TLM_E_RANGE, [&] { s.score_tokens({104, 999}); });
     // A decoder-only model has no encoder.
@@ -519,7 +523,8 @@ void test_tokenizer_internals_and_stream(void **) {
     assert_true(streamed == text);
     assert_true(stream.push(0xc3).empty());
     assert_true(stream.flush() == "\xc3");
-    expect_status(TLM_E_RANGE, [&] { stream.push(bytes.vocab_size()); });
+    expect_status(TLM_E_RANGE, [&] { stream.push(bytes.vocab_size()); },
+                  "tlm_token_stream_push");
     tlm::token_stream moved = std::move(stream);
     assert_false(static_cast<bool>(stream));
     expect_status(TLM_E_INVALID, [&] { stream.push(1); });
@@ -546,7 +551,7 @@ void test_optimizer_settings_and_schedules(void **) {
     opt.set_decay(1, true);
     assert_true(opt.decay(1));
     assert_int_equal(tlm_optimizer_get_decay(opt.get(), 1), 1);
-    expect_status(TLM_E_RANGE, [&] { opt.decay(2); });
+    expect_status(TLM_E_RANGE, [&] { opt.decay(2); }, "tlm_optimizer_get_decay");
     expect_status(TLM_E_RANGE, [&] { opt.set_decay(-1, false); });
     tlm_optimizer_params got = opt.params();
     assert_int_equal(got.kind, TLM_OPTIMIZER_ADAMW);
