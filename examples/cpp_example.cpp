@@ -1,5 +1,6 @@
 // The minimal example from C++, with the installed tlm.hpp: load a model
-// written by `tlm train` and stream a completion of a prompt. Every handle
+// written by `tlm train`, stream a completion of a prompt, then show how
+// probable the model found each token of the prompt. Every handle
 // frees itself (on every path, exceptions included), failures are
 // tlm::error exceptions carrying tlm's status and message, and a lambda is
 // the streaming callback.
@@ -33,6 +34,15 @@ int main(int argc, char **argv) {
             });
         std::cout << "\n(" << result.tokens << " tokens, " << result.text.size()
                   << " bytes)\n";
+
+        // Each prompt token after the first: its log-probability, its rank
+        // among the vocabulary and the model's favourite in its place.
+        tlm::tokenizer_view tok = model.tokenizer();
+        tlm::ids ids = tok.encode(argv[2]);
+        if (ids.size() >= 2)
+            for (const tlm_token_logprob &t : session.score_tokens(ids, 1))
+                std::cout << "'" << tok.token_bytes(t.id) << "' " << t.logprob << " (rank "
+                          << t.rank << ", best '" << tok.token_bytes(t.top_ids[0]) << "')\n";
         return 0;
     } catch (const tlm::error &e) {
         std::cerr << "cpp_example: " << e.what() << "\n";

@@ -1,5 +1,6 @@
-// tlm.hpp must compile alone as C++17 with every warning an error (old-style
-// casts and 0 as a null pointer included), and a context must come and go.
+// tlm.hpp must compile alone as C++17 and as C++20 with every warning an
+// error (old-style casts and 0 as a null pointer included), and a context
+// must come and go.
 #include "tlm.hpp"
 
 int main() {
