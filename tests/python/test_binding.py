@@ -5,9 +5,12 @@ Run by Meson as: python3 test_binding.py BINDING_DIR CORPUS, with
 TLM_LIBRARY naming the built shared library. Exit status 77 (Meson's
 "skipped") when TLM_SKIP_BINDINGS says why the library cannot be loaded
 into this Python (a sanitizer build)."""
+import ctypes.util
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -80,6 +83,47 @@ class Package(unittest.TestCase):
 
     def test_the_library_it_loaded(self):
         self.assertTrue(os.path.samefile(tlm.library_path(), os.environ["TLM_LIBRARY"]))
+
+    @unittest.skipIf(os.environ.get("ASAN_OPTIONS") or os.environ.get("UBSAN_OPTIONS"),
+                     "a sanitizer build: a python3 started here has no sanitizer runtime")
+    def test_found_without_tlm_library(self):
+        # An installed package (a copy outside the checkout) finds the
+        # library in a prefix through pkg-config, or through the dynamic
+        # linker's path.
+        if ctypes.util.find_library("tlm"):
+            self.skipTest("a libtlm is installed on this system: it would be found first")
+        if shutil.which("pkg-config") is None:
+            self.skipTest("no pkg-config")
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(os.path.join(BINDING_DIR, "tlm"), os.path.join(tmp, "site", "tlm"))
+            libdir = os.path.join(tmp, "prefix", "lib")
+            os.makedirs(os.path.join(libdir, "pkgconfig"))
+            library = os.path.join(libdir, "libtlm.so.0")
+            os.symlink(os.path.realpath(os.environ["TLM_LIBRARY"]), library)
+            with open(os.path.join(libdir, "pkgconfig", "tlm.pc"), "w", encoding="utf-8") as f:
+                f.write("prefix=%s\nlibdir=${prefix}/lib\nName: tlm\nDescription: tlm\n"
+                        "Version: %s\nLibs: -L${libdir} -ltlm\n"
+                        % (os.path.join(tmp, "prefix"), tlm.__version__))
+            script = "import tlm; print(tlm.library_path()); print(tlm.version())"
+            base = {k: v for k, v in os.environ.items()
+                    if k not in ("TLM_LIBRARY", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH")}
+            base["PYTHONPATH"] = os.path.join(tmp, "site")
+            for extra in ({"PKG_CONFIG_PATH": os.path.join(libdir, "pkgconfig")},
+                          {"LD_LIBRARY_PATH": libdir}):
+                out = subprocess.run([sys.executable, "-c", script], cwd=tmp,
+                                     env=dict(base, **extra), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, check=False)
+                lines = out.stdout.decode().splitlines()
+                self.assertEqual(out.returncode, 0, (extra, lines))
+                self.assertTrue(os.path.samefile(lines[0], library), (extra, lines))
+                self.assertEqual(lines[1], tlm.__version__)
+            if subprocess.run(["pkg-config", "--exists", "tlm"], env=base,
+                              check=False).returncode == 0:
+                return  # an installed tlm.pc: found, rightly
+            out = subprocess.run([sys.executable, "-c", script], cwd=tmp, env=base,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("tlm.LibraryNotFound", out.stdout.decode().replace("_errors.", ""))
 
     def test_errors_without_the_library(self):
         with self.assertRaises(tlm.LibraryNotFound) as caught:

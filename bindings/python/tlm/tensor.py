@@ -58,10 +58,13 @@ class Tensor(_Handle):
     """A tensor of float32 (values, parameters) or int32 (token ids, class
     targets), 1 to 4 dimensions.
 
-    Tensor(ctx, [[1, 2], [3, 4]]) makes a leaf; arithmetic (+, -, *, @ and
-    the methods below) records results on the context's tape, and
-    backward() fills the gradients of leaves made with requires_grad=True.
-    A result is valid until its context's reset().
+    Tensor(ctx, [[1, 2], [3, 4]]) makes a leaf, from a nested list or a
+    numpy array of any numeric dtype (one copy, converted; `shape` may
+    reshape it); arithmetic (+, -, *, @ and the methods below) records
+    results on the context's tape, and backward() fills the gradients of
+    leaves made with requires_grad=True. A result is valid until its
+    context's reset(). numpy() gives the values as an array sharing the
+    tensor's memory (docs/python.md, "numpy").
     """
     _kind = "tensor"
     _free = "tlm_tensor_free"
