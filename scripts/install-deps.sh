@@ -8,10 +8,15 @@ set -eu
 build_packages="gcc libc6-dev meson ninja-build pkg-config fortunes fortunes-min"
 # libopenblas-dev: the reference of the GEMM benchmark (tests/bench) only.
 test_packages="$build_packages g++ libcmocka-dev abigail-tools binutils doxygen
-  valgrind clang libclang-rt-dev python3 libopenblas-dev
+  valgrind clang libclang-rt-dev python3 python3-venv python3-wheel
+  python3-numpy libopenblas-dev
   libopenmpi-dev openmpi-bin unicode-data cmake"
 # libopenmpi-dev, openmpi-bin: the data-parallel build and its suite "mpi".
 # cmake: suite "install" builds a CMake consumer against the installed tlm.
+# python3-venv, python3-wheel, python3-numpy: suite "bindings" pip installs
+# bindings/python offline into a fresh venv of Debian's python3 (the venv's
+# setuptools builds the wheel with Debian's wheel) and runs docs/python.md's
+# example, numpy included (tests/python/test_venv_install.sh).
 # unicode-data: the Unicode Character Database that
 # scripts/gen_unicode_tables.py reads to regenerate lib/text/unicode_tables.c
 # (the build uses the committed file).

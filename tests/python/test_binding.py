@@ -1,12 +1,16 @@
-"""Suite "bindings": bindings/python/tlm.py against the built libtlm.
+"""Suite "bindings": the tlm package (bindings/python/tlm) against the built
+libtlm.
 
 Run by Meson as: python3 test_binding.py BINDING_DIR CORPUS, with
 TLM_LIBRARY naming the built shared library. Exit status 77 (Meson's
 "skipped") when TLM_SKIP_BINDINGS says why the library cannot be loaded
 into this Python (a sanitizer build)."""
+import ctypes.util
 import json
 import math
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -25,6 +29,25 @@ del sys.argv[1:3]
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, BINDING_DIR)
 import tlm  # noqa: E402
+
+try:
+    import numpy
+except ImportError:  # the numpy tests skip; NoNumpy runs in any case
+    numpy = None
+needs_numpy = unittest.skipIf(numpy is None, "numpy is not installed for this python3")
+
+_MODELS = {}
+
+
+def trained_model(ctx):
+    """A small character model trained briefly on the corpus (once per
+    context)."""
+    if id(ctx) not in _MODELS:
+        _MODELS.clear()
+        _MODELS[id(ctx)] = tlm.train(ctx, CORPUS, steps=30, d_model=32, n_heads=2,
+                                     n_decoder_layers=1, max_context=32, batch_size=8,
+                                     lr=3e-3)
+    return _MODELS[id(ctx)]
 
 
 class Basics(unittest.TestCase):
@@ -48,6 +71,91 @@ class Basics(unittest.TestCase):
             self.assertEqual(caught.exception.name, "TLM_E_INVALID")
             with self.assertRaises(tlm.Error):
                 tlm.Sampler(ctx, no_such_setting=1)
+
+
+class Package(unittest.TestCase):
+    def test_versions_agree(self):
+        # The package, the library and meson.build say the same version.
+        self.assertEqual(tlm.__version__, tlm.version())
+        self.assertEqual(tlm.__version__, os.environ.get("TLM_PROJECT_VERSION", tlm.__version__))
+        with open(os.path.join(BINDING_DIR, "pyproject.toml"), encoding="utf-8") as f:
+            self.assertIn('\nversion = "%s"\n' % tlm.__version__, f.read())
+
+    def test_the_library_it_loaded(self):
+        self.assertTrue(os.path.samefile(tlm.library_path(), os.environ["TLM_LIBRARY"]))
+
+    @unittest.skipIf(os.environ.get("ASAN_OPTIONS") or os.environ.get("UBSAN_OPTIONS"),
+                     "a sanitizer build: a python3 started here has no sanitizer runtime")
+    def test_found_without_tlm_library(self):
+        # An installed package (a copy outside the checkout) finds the
+        # library in a prefix through pkg-config, or through the dynamic
+        # linker's path.
+        if ctypes.util.find_library("tlm"):
+            self.skipTest("a libtlm is installed on this system: it would be found first")
+        if shutil.which("pkg-config") is None:
+            self.skipTest("no pkg-config")
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(os.path.join(BINDING_DIR, "tlm"), os.path.join(tmp, "site", "tlm"))
+            libdir = os.path.join(tmp, "prefix", "lib")
+            os.makedirs(os.path.join(libdir, "pkgconfig"))
+            library = os.path.join(libdir, "libtlm.so.0")
+            os.symlink(os.path.realpath(os.environ["TLM_LIBRARY"]), library)
+            with open(os.path.join(libdir, "pkgconfig", "tlm.pc"), "w", encoding="utf-8") as f:
+                f.write("prefix=%s\nlibdir=${prefix}/lib\nName: tlm\nDescription: tlm\n"
+                        "Version: %s\nLibs: -L${libdir} -ltlm\n"
+                        % (os.path.join(tmp, "prefix"), tlm.__version__))
+            script = "import tlm; print(tlm.library_path()); print(tlm.version())"
+            base = {k: v for k, v in os.environ.items()
+                    if k not in ("TLM_LIBRARY", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH")}
+            base["PYTHONPATH"] = os.path.join(tmp, "site")
+            for extra in ({"PKG_CONFIG_PATH": os.path.join(libdir, "pkgconfig")},
+                          {"LD_LIBRARY_PATH": libdir}):
+                out = subprocess.run([sys.executable, "-c", script], cwd=tmp,
+                                     env=dict(base, **extra), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, check=False)
+                lines = out.stdout.decode().splitlines()
+                self.assertEqual(out.returncode, 0, (extra, lines))
+                self.assertTrue(os.path.samefile(lines[0], library), (extra, lines))
+                self.assertEqual(lines[1], tlm.__version__)
+            if subprocess.run(["pkg-config", "--exists", "tlm"], env=base,
+                              check=False).returncode == 0:
+                return  # an installed tlm.pc: found, rightly
+            out = subprocess.run([sys.executable, "-c", script], cwd=tmp, env=base,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+            self.assertNotEqual(out.returncode, 0)
+            self.assertIn("tlm.LibraryNotFound", out.stdout.decode().replace("_errors.", ""))
+
+    def test_errors_without_the_library(self):
+        with self.assertRaises(tlm.LibraryNotFound) as caught:
+            tlm.load_library("/nonexistent/libtlm.so.0")
+        self.assertIsInstance(caught.exception, tlm.Error)
+        self.assertIsInstance(caught.exception, OSError)
+        self.assertEqual(caught.exception.name, "TLM_E_IO")
+        self.assertIn("/nonexistent/libtlm.so.0", str(caught.exception))
+
+    def test_a_missing_file_is_a_tlm_error(self):
+        with tlm.Context(threads=1) as ctx:
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.train(ctx, "/nonexistent/corpus.txt", steps=1)
+            self.assertEqual(caught.exception.name, "TLM_E_IO")
+
+
+class ContextSettings(unittest.TestCase):
+    def test_memory_limit(self):
+        with tlm.Context(threads=1, memory_limit=100000) as ctx:
+            self.assertEqual(ctx.memory_limit, 100000)
+            self.assertGreaterEqual(ctx.memory_in_use, 0)
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Model(ctx, vocab_size=1000, d_model=64, n_heads=4, max_context=64)
+            self.assertEqual(caught.exception.name, "TLM_E_NOMEM")
+            self.assertIn("limit", str(caught.exception))
+        with tlm.Context(threads=1, memory_limit=None) as ctx:
+            self.assertIsNone(ctx.memory_limit)
+        with tlm.Context(threads=1) as ctx:  # 0: what the process has
+            self.assertGreater(ctx.memory_limit, 0)
+        for bad in (-1, 2**64, 2**64 - 1):
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Context(memory_limit=bad)
 
 
 class Tensors(unittest.TestCase):
@@ -188,7 +296,8 @@ class Models(unittest.TestCase):
 
     def test_trainer_evaluate_and_checkpoint(self):
         with tlm.Context(threads=1) as ctx:
-            tok = tlm.Tokenizer.train(ctx, open(CORPUS, "rb").read(), kind="char")
+            with open(CORPUS, "rb") as corpus:
+                tok = tlm.Tokenizer.train(ctx, corpus.read(), kind="char")
             model = tlm.Model(ctx, vocab_size=tok.vocab_size, d_model=32, n_heads=2,
                               n_decoder_layers=1, max_context=16)
             model.tokenizer = tok
@@ -231,6 +340,263 @@ class Quantization(unittest.TestCase):
                 tlm.Trainer(model.quantize("int8"), CORPUS, batch_size=2, context=16)
             self.assertEqual(caught.exception.name, "TLM_E_UNSUPPORTED")
             self.assertIn("dequantize first", str(caught.exception))
+
+
+class Sessions(unittest.TestCase):
+    def test_logits_of_fed_tokens(self):
+        with tlm.Context(threads=1) as ctx:
+            model = trained_model(ctx)
+            vocab = model.config["vocab_size"]
+            ids = model.tokenizer.encode("the sea")
+            with model.session() as session:
+                self.assertEqual(session.position, 0)
+                self.assertIsNone(session.feed(ids[:2], logits=None))
+                self.assertEqual(session.position, 2)
+                if numpy is None:
+                    with self.assertRaises(tlm.NumpyMissing):
+                        session.feed(ids[2:3])
+                    return
+                last = session.feed(ids[2:])
+                self.assertEqual(last.shape, (vocab,))
+                self.assertEqual(last.dtype, numpy.float32)
+                self.assertEqual(session.position, len(ids))
+                fork = session.copy()
+                session.reset()
+                every = session.feed(numpy.array(ids), logits="all")
+                self.assertEqual(every.shape, (len(ids), vocab))
+                self.assertTrue(numpy.allclose(every[-1], last, atol=1e-5))
+                # The copy continues where the session was.
+                self.assertEqual(fork.position, len(ids))
+                nxt = ids[:1]
+                self.assertTrue(numpy.allclose(fork.feed(nxt), session.feed(nxt), atol=1e-5))
+                with self.assertRaises(tlm.Error) as caught:
+                    session.feed(ids * 10)  # past max_context
+                self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+                self.assertEqual(session.position, len(ids) + 1)  # nothing consumed
+                with self.assertRaises(tlm.ArgumentError):
+                    session.feed([2**31])
+                with self.assertRaises(tlm.ArgumentError):
+                    session.feed(ids, logits="first")
+                fork.close()
+
+    def test_a_chat_continues_the_session(self):
+        with tlm.Context(threads=1) as ctx:
+            model = trained_model(ctx)
+            tok = model.tokenizer
+            sampler = tlm.Sampler(ctx, temperature=0.0)
+            with model.session() as session:
+                expected = 0
+                replies = []
+                for turn, prompt in enumerate(["The", " sea", " and"]):
+                    tokens = []
+                    reply = session.generate(prompt, max_tokens=4, sampler=sampler,
+                                             stop_at_eos=False,
+                                             on_token=lambda i, piece, lp: tokens.append(i))
+                    replies.append(reply)
+                    # Only the new prompt and the reply were computed: the
+                    # earlier turns stay in the cache.
+                    expected += len(tok.encode(prompt)) + len(tokens)
+                    self.assertEqual(session.position, expected, turn)
+                    self.assertEqual(len(tokens), 4)
+                # continue_session=False starts over, as Model.generate does.
+                again = session.generate("The", max_tokens=4, sampler=sampler,
+                                         stop_at_eos=False, continue_session=False)
+                self.assertEqual(again, replies[0])
+                self.assertEqual(again, model.generate("The", max_tokens=4, temperature=0.0,
+                                                       stop_at_eos=False))
+                with self.assertRaises(tlm.Error) as caught:
+                    session.generate("x" * 100, max_tokens=1)  # does not fit
+                self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+
+    def test_per_token_scores(self):
+        with tlm.Context(threads=1) as ctx:
+            model = trained_model(ctx)
+            text = "the sea was calm"
+            ids = model.tokenizer.encode(text)
+            entries = model.score(text, top_k=3)
+            self.assertEqual(len(entries), len(ids) - 1)
+            self.assertEqual([e.id for e in entries], ids[1:])
+            self.assertEqual("".join(e.text for e in entries), text[1:])
+            with model.session() as session:
+                total, count = session.score_text(text)
+                self.assertEqual(count, len(entries))
+                self.assertAlmostEqual(sum(e.logprob for e in entries), total, places=3)
+                self.assertAlmostEqual(math.exp(-total / count), model.perplexity(text),
+                                       places=4)
+                by_ids = session.score(ids, top_k=0)
+                self.assertEqual(session.position, len(ids))
+                self.assertEqual([e.logprob for e in by_ids], [e.logprob for e in entries])
+                self.assertTrue(all(e.top == [] for e in by_ids))
+                cont = session.score_continuation("the sea", " was calm")
+                self.assertLess(cont, 0.0)
+            for e in entries:
+                self.assertLessEqual(e.logprob, 0.0)
+                self.assertEqual(len(e.top), 3)
+                top_logprobs = [lp for _, _, lp in e.top]
+                self.assertEqual(top_logprobs, sorted(top_logprobs, reverse=True))
+                self.assertGreaterEqual(top_logprobs[0], e.logprob)
+                if e.rank == 0:
+                    self.assertEqual(e.top[0][0], e.id)
+                else:
+                    self.assertLess(e.logprob, top_logprobs[0])
+            with self.assertRaises(tlm.ArgumentError):
+                model.score(text, top_k=21)
+            with self.assertRaises(tlm.Error) as caught:
+                model.score("t")
+            self.assertEqual(caught.exception.name, "TLM_E_INVALID")
+            with self.assertRaises(tlm.Error) as caught:
+                model.score([0, model.config["vocab_size"]])
+            self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+
+
+class Training(unittest.TestCase):
+    def test_trainer_settings_and_ids(self):
+        with tlm.Context(threads=1) as ctx:
+            with open(CORPUS, "rb") as corpus:
+                text = corpus.read()[:3000]
+            tok = tlm.Tokenizer.train(ctx, text, kind="char")
+            ids = tok.encode(text)
+            model = tlm.Model(ctx, vocab_size=tok.vocab_size, d_model=16, n_heads=2,
+                              n_decoder_layers=1, max_context=16)
+            data = numpy.array(ids, dtype=numpy.int64) if numpy is not None else ids
+            with tlm.Trainer(model, data, batch_size=2, context=16, accumulation=2,
+                             optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True,
+                             max_grad_norm=1e6) as trainer:
+                losses = [trainer.step() for _ in range(6)]
+                self.assertEqual(trainer.step_count, 6)
+                info = trainer.last_step
+                self.assertEqual(info.step, 6)
+                self.assertEqual(info.loss, losses[-1])
+                self.assertFalse(info.skipped)
+                self.assertEqual(info.tokens, 2 * 2 * 16)  # batch x accumulation x context
+                self.assertTrue(math.isfinite(info.grad_norm))
+                with tempfile.TemporaryDirectory() as tmp:
+                    path = os.path.join(tmp, "ckpt.tlm")
+                    trainer.save(path)
+                    after = trainer.step()
+                    trainer.resume(path)
+                    self.assertEqual(trainer.step_count, 6)
+                    self.assertEqual(trainer.step(), after)  # bit-identical
+            # A tiny max_grad_norm skips the step, which raises and says so.
+            with tlm.Trainer(model, ids, batch_size=2, context=16,
+                             max_grad_norm=1e-9) as trainer:
+                with self.assertRaises(tlm.Error) as caught:
+                    trainer.step()
+                self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+                self.assertTrue(trainer.last_step.skipped)
+                self.assertEqual(trainer.step_count, 0)
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model, ids, optimizer="lion")
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model, ids + [2**31])
+
+    def test_import_refuses_nonfinite_weights_unless_allowed(self):
+        with tlm.Context(threads=1) as ctx, tempfile.TemporaryDirectory() as tmp:
+            model = tlm.Model(ctx, vocab_size=11, d_model=16, n_heads=2,
+                              n_decoder_layers=1, max_context=8)
+            path = os.path.join(tmp, "m.bin")
+            model.export(path, "llmc")
+            with open(path, "r+b") as f:  # the first weight (after 256 int32s): NaN
+                f.seek(256 * 4)
+                f.write(bytes([0, 0, 0xc0, 0x7f]))
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Model.import_(ctx, path)
+            self.assertEqual(caught.exception.name, "TLM_E_FORMAT")
+            back = tlm.Model.import_(ctx, path, allow_nonfinite=True)
+            self.assertEqual(back.config, model.config)
+
+
+class NumpyArrays(unittest.TestCase):
+    @needs_numpy
+    def test_tensors_from_arrays_of_any_numeric_dtype(self):
+        with tlm.Context(threads=1) as ctx:
+            t = ctx.tensor(numpy.arange(6))
+            self.assertEqual(t.dtype, "float32")
+            self.assertEqual(t.shape, (6,))
+            self.assertEqual(t.tolist(), [0, 1, 2, 3, 4, 5])
+            for dtype in (numpy.int8, numpy.uint16, numpy.int64, numpy.float16,
+                          numpy.float64, numpy.bool_):
+                a = numpy.ones((2, 3), dtype=dtype)
+                self.assertEqual(ctx.tensor(a).tolist(), [[1.0] * 3] * 2, dtype)
+                self.assertEqual(ctx.tensor(a, dtype="int32").tolist(), [[1] * 3] * 2, dtype)
+            # Not C-contiguous: converted in the one copy.
+            a = numpy.arange(12.0).reshape(3, 4).T[::2]
+            self.assertEqual(ctx.tensor(a).tolist(), a.tolist())
+            self.assertEqual(ctx.tensor(numpy.float64(2.5)).tolist(), [2.5])
+            self.assertEqual(ctx.tensor(numpy.arange(6), shape=[3, 2]).shape, (3, 2))
+            ids = ctx.tensor(numpy.array([3, 1], dtype=numpy.uint64), dtype="int32")
+            self.assertEqual(ids.numpy().dtype, numpy.int32)
+
+    @needs_numpy
+    def test_what_does_not_convert_is_refused(self):
+        with tlm.Context(threads=1) as ctx:
+            for bad in (numpy.array([object()]), numpy.array(["a"]),
+                        numpy.array([1j])):
+                with self.assertRaises(tlm.ArgumentTypeError):
+                    ctx.tensor(bad)
+            cases = ((numpy.array([1.0, 1e39]), "float32", "(1,)"),
+                     (numpy.array([0, 2**31]), "int32", "2147483648"),
+                     (numpy.array([-2**40]), "int32", "(0,)"),
+                     (numpy.array([0.5]), "int32", "not an integer"),
+                     (numpy.array([numpy.nan]), "int32", "not an integer"),
+                     (numpy.array([2**64 - 1], dtype=numpy.uint64), "int32", "range"),
+                     (numpy.zeros((0, 3)), "float32", "empty"))
+            for array, dtype, message in cases:
+                with self.assertRaises(tlm.ArgumentError) as caught:
+                    ctx.tensor(array, dtype=dtype)
+                self.assertIn(message, str(caught.exception))
+            with self.assertRaises(tlm.Error) as caught:
+                ctx.tensor(numpy.zeros((2, 2, 2, 2, 2)))
+            self.assertEqual(caught.exception.name, "TLM_E_INVALID")
+            # NaN and infinity are values a float32 tensor holds.
+            self.assertTrue(math.isnan(ctx.tensor(numpy.array([numpy.nan])).item()))
+
+    @needs_numpy
+    def test_round_trip_shares_memory(self):
+        with tlm.Context(threads=1) as ctx:
+            source = numpy.arange(6, dtype=numpy.float32).reshape(2, 3)
+            x = ctx.tensor(source, requires_grad=True)
+            source[0, 0] = 100.0  # the tensor holds its own copy
+            self.assertEqual(x.tolist()[0][0], 0.0)
+            view = x.numpy()
+            self.assertEqual(view.shape, (2, 3))
+            self.assertEqual(view.dtype, numpy.float32)
+            self.assertTrue(view.flags["C_CONTIGUOUS"])
+            self.assertTrue(numpy.array_equal(view, numpy.arange(6).reshape(2, 3)))
+            y = (x * x).sum()
+            y.backward()
+            self.assertTrue(numpy.array_equal(x.grad_numpy(), 2 * view))
+            view[1, 2] = 10.0  # writes the tensor
+            self.assertEqual(x.values()[5], 10.0)
+            x.set(numpy.zeros(6))
+            self.assertEqual(float(view.sum()), 0.0)
+            result = (x + 1.0).numpy()
+            ctx.forward()
+            x.set(numpy.ones((2, 3), dtype=numpy.int64))
+            ctx.forward()
+            self.assertTrue(numpy.array_equal(result, numpy.full((2, 3), 2.0)))
+            copy = numpy.asarray(x)
+            self.assertFalse(numpy.shares_memory(copy, view))
+            with self.assertRaises(tlm.Error):
+                x.set(numpy.zeros(7))
+            del view, result
+
+    def test_without_numpy(self):
+        # As if numpy were not installed: the array calls raise
+        # tlm.NumpyMissing, the rest works.
+        saved = (tlm._numpy._numpy, tlm._numpy._tried)
+        tlm._numpy._numpy, tlm._numpy._tried = None, True
+        try:
+            with tlm.Context(threads=1) as ctx:
+                t = ctx.tensor([1.0, 2.0])
+                self.assertEqual(t.values(), [1.0, 2.0])
+                for call in (t.numpy, t.grad_numpy, lambda: t.numpy(copy=True)):
+                    with self.assertRaises(tlm.NumpyMissing) as caught:
+                        call()
+                    self.assertIsInstance(caught.exception, tlm.Error)
+                    self.assertIn("numpy", str(caught.exception))
+        finally:
+            tlm._numpy._numpy, tlm._numpy._tried = saved
 
 
 class GPT2Tokenizer(unittest.TestCase):

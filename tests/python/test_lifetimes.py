@@ -51,12 +51,13 @@ class World:
         self.borrowed = self.model.tokenizer
         self.quantized = self.model.quantize("int8")
         self.sampler = tlm.Sampler(self.ctx, temperature=0.0)
+        self.session = self.model.session()
         self.trainer = tlm.Trainer(self.model, corpus, batch_size=2, context=8)
         self.leaf = self.ctx.tensor([[1.0, 2.0]])
         self.result = self.leaf * 3.0
 
     NAMES = ("ctx", "tokenizer", "model", "borrowed", "quantized", "sampler",
-             "trainer", "leaf", "result")
+             "session", "trainer", "leaf", "result")
 
     def use(self, name):
         """A call that reaches the C handle of `name`."""
@@ -68,6 +69,8 @@ class World:
             return getattr(self, name).config
         if name == "sampler":
             return self.sampler.settings
+        if name == "session":
+            return self.session.position
         if name == "trainer":
             return self.trainer.step()
         return getattr(self, name).values()
@@ -259,6 +262,87 @@ class Generation(unittest.TestCase):
             self.assertEqual(len(model.generate("the", max_tokens=3, sampler=sampler,
                                                 stop_at_eos=False)), 3)
 
+    def test_closing_from_a_session_callback(self):
+        with tlm.Context(threads=1) as ctx:
+            model = small_model(ctx, tlm.Tokenizer.train(ctx, TEXT, kind="char"))
+            session = model.session()
+            for action in (session.close, model.close, ctx.close):
+                with self.assertRaises(tlm.Error) as caught:
+                    session.generate("the", max_tokens=3, temperature=0.0,
+                                     stop_at_eos=False, on_token=lambda *token: action())
+                self.assertIn("generate", str(caught.exception))
+            session.reset()
+            self.assertEqual(len(session.generate("the", max_tokens=3, temperature=0.0,
+                                                  stop_at_eos=False)), 3)
+
+    def test_a_session_closes_with_its_model(self):
+        with tlm.Context(threads=1) as ctx:
+            model = small_model(ctx, tlm.Tokenizer.train(ctx, TEXT, kind="char"))
+            session = model.session()
+            del model
+            gc.collect()
+            self.assertEqual(session.position, 0)  # the session keeps its model
+            session.model.close()
+            with self.assertRaises(tlm.Error) as caught:
+                session.position
+            self.assertIn("the model this session belongs to was closed", str(caught.exception))
+
+
+try:
+    import numpy
+except ImportError:
+    numpy = None
+
+
+@unittest.skipIf(numpy is None, "numpy is not installed for this python3")
+class NumpyViews(unittest.TestCase):
+    """An array over a tensor's memory pins the tensor: what would free
+    that memory raises while the array (or a view of it) lives."""
+
+    def test_close_refused_while_an_array_shares_the_memory(self):
+        ctx = tlm.Context(threads=1)
+        leaf = ctx.tensor(numpy.arange(6.0).reshape(2, 3))
+        view = leaf.numpy()[1:]  # a view of the view
+        for close in (leaf.close, ctx.close):
+            with self.assertRaises(tlm.Error) as caught:
+                close()
+            self.assertIn("numpy array", str(caught.exception))
+            self.assertEqual(caught.exception.name, "TLM_E_STATE")
+        del leaf
+        gc.collect()
+        self.assertEqual(view.tolist(), [[3.0, 4.0, 5.0]])  # still readable
+        del view
+        gc.collect()
+        ctx.close()
+
+    def test_reset_refused_while_an_array_shares_a_result(self):
+        with tlm.Context(threads=1) as ctx:
+            leaf = ctx.tensor([1.0, 2.0])
+            result = leaf * 2.0
+            view = result.numpy()
+            keep = leaf.numpy()  # a leaf survives a reset: no refusal for it
+            with self.assertRaises(tlm.Error):
+                ctx.reset()
+            with self.assertRaises(tlm.Error):
+                leaf.close()  # results may still read it, and an array does
+            self.assertEqual(view.tolist(), [2.0, 4.0])
+            copy = result.numpy(copy=True)
+            del view
+            ctx.reset()
+            self.assertEqual(copy.tolist(), [2.0, 4.0])
+            self.assertEqual(keep.tolist(), [1.0, 2.0])
+            with self.assertRaises(tlm.Error):
+                result.numpy()
+            del keep
+
+    def test_the_garbage_collector_with_arrays(self):
+        for _ in range(3):
+            ctx = tlm.Context(threads=1)
+            arrays = [ctx.tensor(numpy.ones(4)).numpy(), (ctx.tensor([1.0]) + 1.0).numpy()]
+            arrays.append(arrays)
+            del ctx, arrays
+            gc.collect()
+
 
 class Integers(unittest.TestCase):
     """Every integer is checked against its C type before ctypes sees it."""
@@ -305,11 +389,11 @@ class Integers(unittest.TestCase):
             self.assertEqual(tlm.Context(threads=1, seed=2**64 - 1).threads, 1)
             # No public argument is uint32 or size_t today; their checks
             # are the same helpers.
-            self.assertRefused("n", tlm._check_uint32, "n", 2**32)
-            self.assertEqual(tlm._check_uint32("n", 2**32 - 1), 2**32 - 1)
-            self.assertRefused("n", tlm._check_size, "n", -1)
-            self.assertRefused("n", tlm._check_int64, "n", 2**63)
-            self.assertRefused("n", tlm._check_uint64, "n", 2**64)
+            self.assertRefused("n", tlm._errors._check_uint32, "n", 2**32)
+            self.assertEqual(tlm._errors._check_uint32("n", 2**32 - 1), 2**32 - 1)
+            self.assertRefused("n", tlm._errors._check_size, "n", -1)
+            self.assertRefused("n", tlm._errors._check_int64, "n", 2**63)
+            self.assertRefused("n", tlm._errors._check_uint64, "n", 2**64)
 
     def test_trainer_integers(self):
         with tempfile.TemporaryDirectory() as tmp, tlm.Context(threads=1) as ctx:
