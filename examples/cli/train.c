@@ -779,9 +779,10 @@ static int prepare_pairs(job *j) {
     if (j->pad_id < 0)
         j->pad_id = j->eos_id; /* padding is masked and ignored: any id does */
 
-    /* Encode: at most one id per byte (every kind but SentencePiece: up
-     * to 3 per byte and a dummy prefix), plus an end id per target. */
-    const size_t capacity = 3 * j->pairs.size + 4 * (size_t)n_pairs;
+    /* Encode: at most one id per byte, except SentencePiece: 3 per byte
+     * and 3 more per side (byte fallback, the dummy prefix); plus an end
+     * id per target. */
+    const size_t capacity = 3 * j->pairs.size + 7 * (size_t)n_pairs;
     j->ids = malloc(capacity * sizeof *j->ids);
     j->offsets = malloc((2 * (size_t)n_pairs + 1) * sizeof *j->offsets);
     if (j->ids == NULL || j->offsets == NULL)
@@ -1087,7 +1088,10 @@ static int run_job(job *j) {
             progress_update(&bar, step, (double)info.loss, val_loss, rate, eta);
     }
     progress_break(&bar);
-    if (!evaluated_last && step > first_step) {
+    /* The last step evaluated, unless the run stopped early (time limit,
+     * Ctrl-C): then evaluate now, with the exact-match check of --pairs
+     * even when the step just evaluated. */
+    if ((!evaluated_last || (s->pairs != NULL && step != steps)) && step > first_step) {
         status = evaluate_and_save(j, &val, 1);
         if (status != 0)
             return status;

@@ -126,6 +126,11 @@ out = open("pairs.out").read()
 percent = float(out.split("): ")[1].split("%")[0])
 assert abs(percent - 100 * m) < 0.01, (percent, m)
 EOF
+check "a run stopped by --time-limit logs and prints its exact match too" sh -c "
+    '$tlm' train --pairs rev.tsv $small --steps 1000000 --time-limit 1 --log timed.jsonl \
+        -o timed.tlm > timed.out 2> /dev/null &&
+    grep -q '^exact match on 30 held-out pairs' timed.out &&
+    tail -n 1 timed.jsonl | grep -q '\"exact_match\":'"
 check "a CRLF file with blank lines trains the same as the Unix file" sh -c "
     '$tlm' train --pairs rev_crlf.tsv $small --steps 20 --eval-every 10 -o crlf.tlm \
         > crlf.out 2> /dev/null && cmp pairs.tlm crlf.tlm"
