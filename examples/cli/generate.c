@@ -299,7 +299,9 @@ int cmd_generate(int argc, char **argv) {
                                                 "repeat-penalty", "seed", "stop",
                                                 "interactive"};
     static const char *const beam_only[] = {"beam", "length-penalty"};
-    for (size_t i = 0; seq2seq && i < sizeof sampling_only / sizeof *sampling_only; i++)
+    const size_t n_sampling = sizeof sampling_only / sizeof *sampling_only;
+    const size_t n_beam = sizeof beam_only / sizeof *beam_only;
+    for (size_t i = 0; status == 0 && seq2seq && i < n_sampling; i++)
         if (cli_find_option(&cmd, sampling_only[i])->seen)
             status = cli_error(CLI_EXIT_USAGE, "generate",
                                "--%s: '%s' is an encoder-decoder model, decoded by beam "
@@ -307,7 +309,7 @@ int cmd_generate(int argc, char **argv) {
                                "source line of stdin or for --prompt; sampling options "
                                "are for decoder-only models", sampling_only[i],
                                positional[0]);
-    for (size_t i = 0; !seq2seq && i < sizeof beam_only / sizeof *beam_only; i++)
+    for (size_t i = 0; status == 0 && !seq2seq && i < n_beam; i++)
         if (cli_find_option(&cmd, beam_only[i])->seen)
             status = cli_error(CLI_EXIT_USAGE, "generate",
                                "--%s: '%s' is a %s model, which samples a continuation "

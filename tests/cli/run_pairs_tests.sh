@@ -163,6 +163,8 @@ check "--tokens caps the target" sh -c "
 for option in "--temperature 0.5" "--top-k 3" "--seed 2" "--stop x" "--interactive"; do
     bad 2 "generate $option on an encoder-decoder model" generate pairs.tlm -p abc $option
 done
+bad 2 "generate, two sampling options on an encoder-decoder model: one line" \
+    generate pairs.tlm -p abc --temperature 0.5 --top-p 0.9
 bad 2 "generate --beam on a decoder-only model" generate arch.tlm -p the --beam 2
 bad 2 "generate --length-penalty on a decoder-only model" generate arch.tlm --length-penalty 1
 bad 2 "generate, an empty source" generate pairs.tlm -p ''
