@@ -29,11 +29,19 @@ const char *weight_format_text(int32_t format);
 
 /* Everything `tlm train` can be told. */
 typedef struct train_settings {
-    const char *data;       /* text file (required) */
+    const char *data;       /* text file (this or pairs is required) */
+    const char *pairs;      /* or a file of SOURCE<TAB>TARGET lines: an
+                               encoder-decoder model (docs/seq2seq.md) */
     const char *text;       /* or the text itself (the demo), with text_length */
     size_t text_length;
     const char *tokenizer;  /* "byte", "char", "bpe:N" or a tokenizer file */
     const char *arch;       /* "gpt" (default) or "llama" */
+    /* Architecture on top of --arch, named as in docs/model.md; NULL: the
+     * preset's. */
+    const char *position, *norm, *norm_placement, *activation;
+    int no_bias, untied;    /* 1: bias 0, tied_output 0 */
+    int32_t beam;           /* pairs: beam width of the exact-match check */
+    float length_penalty;   /* pairs: its GNMT alpha */
     int32_t layers, encoder_layers, decoder_layers;
     int32_t heads, kv_heads, dim, ffn, context; /* kv_heads 0: = heads */
     int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;
@@ -60,7 +68,14 @@ enum {
     TRAIN_GIVEN_CONTEXT = 1u << 5,
     TRAIN_GIVEN_DROPOUT = 1u << 6,
     TRAIN_GIVEN_KV_HEADS = 1u << 7,
-    TRAIN_GIVEN_ARCH = 1u << 8
+    TRAIN_GIVEN_ARCH = 1u << 8,
+    TRAIN_GIVEN_POSITION = 1u << 9,
+    TRAIN_GIVEN_NORM = 1u << 10,
+    TRAIN_GIVEN_NORM_PLACEMENT = 1u << 11,
+    TRAIN_GIVEN_ACTIVATION = 1u << 12,
+    TRAIN_GIVEN_NO_BIAS = 1u << 13,
+    TRAIN_GIVEN_UNTIED = 1u << 14,
+    TRAIN_GIVEN_ENCODER_LAYERS = 1u << 15
 };
 
 /* The defaults of `tlm train`. */

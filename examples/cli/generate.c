@@ -2,6 +2,9 @@
  * tlm generate: stream a completion of a prompt from a trained model, the
  * text appearing as it is produced; --interactive reads one prompt per
  * line from stdin, each continuing the conversation in the same session.
+ * An encoder-decoder model (tlm train --pairs) instead reads sources (the
+ * prompt, or stdin one per line) and writes each one's beam-searched
+ * target on a line.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -14,6 +17,7 @@
 #include "input_file.h"
 #include "memory_limit.h"
 #include "options.h"
+#include "pairs.h"
 
 /* Each piece goes out at once, so the text streams. */
 static int print_piece(void *user, int32_t token, const char *piece,
@@ -193,16 +197,69 @@ static int converse(tlm_model *model, int32_t tokens, const tlm_sampler_params *
     return status;
 }
 
+/* An encoder-decoder model: the target of `prompt`, or of every line of
+ * stdin when there is none, one line each, in order. A source that cannot
+ * be decoded (empty, longer than max_context) stops the run with its line
+ * number; the targets already written stay. */
+static int transduce(tlm_model *model, const char *prompt, int32_t beam, float alpha,
+                     int32_t max_length) {
+    cli_decoder d;
+    if (cli_decoder_init(&d, "generate", model, beam, alpha, max_length) != 0)
+        return CLI_EXIT_RUNTIME;
+    const char *target = NULL;
+    size_t length = 0;
+    int status = CLI_EXIT_OK;
+    if (prompt != NULL) {
+        cli_warn_unknown("generate", d.tok, prompt, strlen(prompt), "the source");
+        status = cli_decoder_text(&d, "generate", "--prompt", prompt, strlen(prompt),
+                                  &target, &length);
+        if (status == 0) {
+            fwrite(target, 1, length, stdout);
+            fputc('\n', stdout);
+        }
+        cli_decoder_free(&d);
+        return status;
+    }
+    char *line = NULL;
+    size_t capacity = 0, number = 0;
+    for (;;) {
+        const int got = cli_read_line("generate", stdin, &line, &capacity, &number);
+        if (got != 1) {
+            status = got < 0 ? CLI_EXIT_RUNTIME : status;
+            break;
+        }
+        size_t n = strlen(line);
+        if (n > 0 && line[n - 1] == '\r')
+            line[--n] = '\0'; /* CRLF */
+        char where[48];
+        snprintf(where, sizeof where, "line %zu of standard input", number);
+        cli_warn_unknown("generate", d.tok, line, n, where);
+        status = cli_decoder_text(&d, "generate", where, line, n, &target, &length);
+        if (status != 0)
+            break;
+        fwrite(target, 1, length, stdout);
+        fputc('\n', stdout);
+        fflush(stdout); /* a pipe reading line by line gets each at once */
+    }
+    free(line);
+    cli_decoder_free(&d);
+    return status;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *prompt = NULL, *stop = NULL;
     int32_t tokens = 200, top_k = 0;
     float temperature = 0.8f, top_p = 1.0f, min_p = 0.0f, repeat = 1.0f;
     uint64_t seed = 0;
     int interactive = 0;
+    int32_t beam = 4;
+    float length_penalty = 0.6f;
     const char *memory_limit = NULL;
     cli_option options[] = {
-        {"prompt", 'p', CLI_TEXT, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone)", 0},
-        {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200)", 0},
+        {"prompt", 'p', CLI_TEXT, &prompt, 0, 0, "TEXT", "text to continue (default: a newline; SentencePiece: BOS alone); encoder-decoder: the source (default: each line of stdin)", 0},
+        {"tokens", 'n', CLI_INT, &tokens, 1, 1000000000, "N", "tokens to generate at most (default 200; encoder-decoder: the model's max_context, end id included)", 0},
+        {"beam", 'b', CLI_INT, &beam, 1, 256, "N", "encoder-decoder: beam width; 1 = greedy (default 4)", 0},
+        {"length-penalty", 0, CLI_FLOAT, &length_penalty, 0, 10, "X", "encoder-decoder: GNMT length penalty alpha; 0 = none (default 0.6)", 0},
         {"temperature", 't', CLI_FLOAT, &temperature, 0, 100, "X", "0 = greedy; higher = more random (default 0.8)", 0},
         {"top-k", 0, CLI_INT, &top_k, 0, 2000000000, "N", "keep the N most probable tokens; 0 = off", 0},
         {"top-p", 0, CLI_FLOAT, &top_p, 1e-6, 1, "X", "nucleus: keep the top mass X; 1 = off", 0},
@@ -216,7 +273,9 @@ int cmd_generate(int argc, char **argv) {
     };
     cli_command cmd = {"generate", "MODEL [options]",
                        "Generate text from a model written by tlm train (or imported), streaming\n"
-                       "it to stdout as it is produced.",
+                       "it to stdout as it is produced. An encoder-decoder model (tlm train\n"
+                       "--pairs) writes the beam-searched target of --prompt, or of each line\n"
+                       "of stdin, one line each.",
                        options, (int)(sizeof options / sizeof options[0]), 1, 1, "MODEL"};
     const char *positional[1];
     int n_positional = 0;
@@ -230,6 +289,48 @@ int cmd_generate(int argc, char **argv) {
     tlm_model *model = NULL;
     if (cli_load_model("generate", positional[0], 1, &ctx, &model) != 0)
         return CLI_EXIT_RUNTIME;
+    tlm_model_config config;
+    tlm_model_config_init(&config);
+    tlm_model_get_config(model, &config);
+    const int seq2seq = config.n_encoder_layers > 0 && config.n_decoder_layers > 0;
+    /* Options of the other kind of model are refused by name, never
+     * ignored: sampling continues a text, beam search decodes a source. */
+    static const char *const sampling_only[] = {"temperature", "top-k", "top-p", "min-p",
+                                                "repeat-penalty", "seed", "stop",
+                                                "interactive"};
+    static const char *const beam_only[] = {"beam", "length-penalty"};
+    const size_t n_sampling = sizeof sampling_only / sizeof *sampling_only;
+    const size_t n_beam = sizeof beam_only / sizeof *beam_only;
+    for (size_t i = 0; status == 0 && seq2seq && i < n_sampling; i++)
+        if (cli_find_option(&cmd, sampling_only[i])->seen)
+            status = cli_error(CLI_EXIT_USAGE, "generate",
+                               "--%s: '%s' is an encoder-decoder model, decoded by beam "
+                               "search (--beam, --length-penalty), one target per "
+                               "source line of stdin or for --prompt; sampling options "
+                               "are for decoder-only models", sampling_only[i],
+                               positional[0]);
+    for (size_t i = 0; status == 0 && !seq2seq && i < n_beam; i++)
+        if (cli_find_option(&cmd, beam_only[i])->seen)
+            status = cli_error(CLI_EXIT_USAGE, "generate",
+                               "--%s: '%s' is a %s model, which samples a continuation "
+                               "(--temperature, --top-k, ...); beam search decodes the "
+                               "sources of encoder-decoder models (tlm train --pairs)",
+                               beam_only[i], positional[0],
+                               config.n_encoder_layers == 0 ? "decoder-only" : "encoder-only");
+    if (status == 0 && seq2seq && cli_find_option(&cmd, "tokens")->seen &&
+        tokens > config.max_context)
+        status = cli_error(CLI_EXIT_USAGE, "generate",
+                           "--tokens %d is more than the max_context %d of '%s' (an "
+                           "encoder-decoder model's targets are at most that long)",
+                           (int)tokens, (int)config.max_context, positional[0]);
+    if (status != 0 || seq2seq) {
+        if (status == 0)
+            status = transduce(model, prompt, beam, length_penalty,
+                               cli_find_option(&cmd, "tokens")->seen ? tokens : 0);
+        tlm_model_free(model);
+        tlm_context_free(ctx);
+        return status;
+    }
     tlm_sampler_params sp;
     tlm_sampler_params_init(&sp);
     sp.temperature = temperature;
