@@ -39,10 +39,11 @@ struct tlm_context {
      * *recompute_group's buffer, to be recomputed when read (tensor.h). */
     int pool_result_grads;
     tlm_tensor **recompute_group;
-    /* Set by tlm_model_forward around a residual add: the result is
-     * written over this result's data (in place), which nothing reads
-     * after the add (a projection's output, whose backward pass reads
-     * only its inputs). NULL: results get their own data. */
+    /* Set by tlm_model_forward around a residual add or a branch's
+     * dropout: the result is written over this result's data (in place),
+     * which nothing reads afterwards (a projection's output, or its
+     * dropout's: their backward passes read only their inputs or mask).
+     * NULL: results get their own data. */
     tlm_tensor *in_place_of;
     tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */
     tlm_tensor *free_structs;    /* structs ready for reuse */

@@ -143,9 +143,19 @@ static int graph_add(void *exec, int out, int a, int b) {
     return status;
 }
 
+/* Dropout of a sublayer's branch writes over the projection's output,
+ * which nothing reads after it (dropout's backward pass reads its mask,
+ * the projection's its inputs). */
 static int graph_dropout(void *exec, int slot, float rate) {
     graph_exec *g = exec;
-    return tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+    tlm_context *ctx = g->model->ctx;
+    const tlmi_op *branch_op = g->slots[slot]->op;
+    if (slot == TLMI_SLOT_BRANCH && branch_op != NULL &&
+        strcmp(branch_op->name, "tlm_matmul") == 0)
+        ctx->in_place_of = g->slots[slot];
+    const int status = tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+    ctx->in_place_of = NULL;
+    return status;
 }
 
 /* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, Hkv*hd]

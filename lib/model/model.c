@@ -658,11 +658,12 @@ static int count_add(void *exec, int out, int a, int b) {
     return TLM_OK;
 }
 
-/* The result, its gradient and the one-byte keep mask. */
+/* The result (written over the branch's projection) and the one-byte
+ * keep mask. */
 static int count_dropout(void *exec, int slot, float rate) {
-    (void)slot, (void)rate;
+    (void)rate;
     graph_bytes *g = exec;
-    count_result(g, g->rows * g->config->d_model, 1);
+    count_result(g, g->rows * g->config->d_model, slot != TLMI_SLOT_BRANCH);
     g->bytes += g->rows * g->config->d_model;
     return TLM_OK;
 }
