@@ -572,7 +572,11 @@ TLM_API int tlm_context_set_training(tlm_context *ctx, int32_t training);
  */
 TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed);
 
-/** Bytes the context's arena holds for results (used or not). */
+/**
+ * Bytes the context holds for results (used or not): its arena (results'
+ * values, saved buffers and gradients) and the pool of gradient buffers
+ * that tlm_backward() lends the internal results of tlm_model_forward().
+ */
 TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx);
 
 /** @} */
@@ -1630,9 +1634,10 @@ enum tlm_memory_purpose {
  * context is the session's max_context; training: the batch shape).
  * Inference is exact for the session's buffers (a session with the
  * context's thread count: its GEMM packing space grows with the threads);
- * training counts every
- * result and gradient the forward pass creates (within a few percent of
- * tlm_context_arena_bytes() after a step). The parameters count with
+ * training counts what the forward pass keeps for backward and the
+ * gradient buffers backward holds at most (within a few percent of
+ * tlm_context_arena_bytes() after a step; docs/performance.md, "Training
+ * memory", lists the buffers). The parameters count with
  * their real bytes: a quantized model's matrices at 2 (bf16) or 1.125
  * (int8) bytes a weight.
  */

@@ -7,6 +7,7 @@
 #include "base/cpu.h"
 #include "base/error.h"
 #include "base/params.h"
+#include "graph.h"
 #include "tensor.h"
 
 /* Tensor structs come from the host in chunks of this many and are never
@@ -156,6 +157,7 @@ static void destroy(tlm_context *ctx) {
     while (ctx->leaves != NULL)
         tlm_tensor_free(ctx->leaves);
     tlmi_arena_release(&ctx->arena, &ctx->host);
+    tlmi_grad_pool_release(&ctx->grad_pool, &ctx->host);
     tlmi_host_free(&ctx->host, ctx->workspace, ctx->workspace_bytes);
     tlmi_threadpool_free(ctx->pool);
     while (ctx->structs != NULL) {
@@ -278,6 +280,7 @@ TLM_API int tlm_context_reset(tlm_context *ctx) {
     tlm_tensor *node = ctx->tape_first;
     while (node != NULL) {
         tlm_tensor *next = node->next;
+        tlmi_graph_give_grad(node);
         tlmi_context_give_struct(ctx, node);
         node = next;
     }
@@ -335,5 +338,5 @@ TLM_API int tlm_context_set_seed(tlm_context *ctx, uint64_t seed) {
 
 TLM_API int64_t tlm_context_arena_bytes(const tlm_context *ctx) {
     TLMI_CHECK_NOT_NULL(NULL, "tlm_context_arena_bytes", ctx);
-    return (int64_t)ctx->arena.total_bytes;
+    return (int64_t)(ctx->arena.total_bytes + ctx->grad_pool.bytes);
 }

@@ -6,6 +6,7 @@
 #ifndef TLM_LIB_AUTODIFF_CONTEXT_H
 #define TLM_LIB_AUTODIFF_CONTEXT_H
 
+#include "autodiff/grad_pool.h"
 #include "base/arena.h"
 #include "base/host.h"
 #include "base/memory_limit.h"
@@ -31,6 +32,19 @@ struct tlm_context {
     uint32_t features;
 
     tlmi_arena arena;            /* results' data, gradients, saved buffers */
+    tlmi_grad_pool grad_pool;    /* pooled results' gradients */
+    /* Set by tlm_model_forward while it builds the layers (internal
+     * results the caller never sees): results made now have pooled
+     * gradients, and when recompute_group is not NULL their data goes in
+     * *recompute_group's buffer, to be recomputed when read (tensor.h). */
+    int pool_result_grads;
+    tlm_tensor **recompute_group;
+    /* Set by tlm_model_forward around a residual add or a branch's
+     * dropout: the result is written over this result's data (in place),
+     * which nothing reads afterwards (a projection's output, or its
+     * dropout's: their backward passes read only their inputs or mask).
+     * NULL: results get their own data. */
+    tlm_tensor *in_place_of;
     tlmi_struct_chunk *structs;  /* every tensor struct ever allocated */
     tlm_tensor *free_structs;    /* structs ready for reuse */
 

@@ -66,6 +66,35 @@ int tlmi_op_begin(tlm_tensor **out, const char *op, const tlmi_op_arg *args,
     return TLM_OK;
 }
 
+/* Gives back a result that never made it onto the tape, and what it took
+ * from the arena. */
+static void discard(tlm_context *ctx, tlm_tensor *result) {
+    if (ctx->recompute_group != NULL && *ctx->recompute_group == result)
+        *ctx->recompute_group = NULL;
+    tlmi_arena_rewind(&ctx->arena, result->begin_mark);
+    tlmi_context_give_struct(ctx, result);
+}
+
+int tlmi_result_values(tlm_tensor *t) {
+    if (t == NULL || t->recompute_owner == NULL ||
+        t->recompute_owner->recompute_holder == t)
+        return TLM_OK;
+    int status = t->op->forward(t);
+    if (status == TLM_OK)
+        t->recompute_owner->recompute_holder = t;
+    return status;
+}
+
+/* Runs node's forward pass, with its inputs' values in place. */
+static int run_forward(tlm_tensor *node) {
+    for (int32_t i = 0; i < node->n_src; i++)
+        TLMI_TRY(tlmi_result_values(node->src[i]));
+    TLMI_TRY(node->op->forward(node));
+    if (node->recompute_owner != NULL)
+        node->recompute_owner->recompute_holder = node;
+    return TLM_OK;
+}
+
 int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
                       int32_t dtype, int32_t ndim, const int64_t *shape,
                       tlm_tensor *const *srcs, int32_t n_src) {
@@ -95,23 +124,42 @@ int tlmi_result_begin(tlm_tensor **out, tlm_context *ctx, const tlmi_op *op,
      * so a failure gives it all back. */
     result->begin_mark = tlmi_arena_get_mark(&ctx->arena);
     size_t bytes = (size_t)numel * tlmi_dtype_size(dtype);
-    result->data = tlmi_arena_alloc(&ctx->arena, &ctx->host, bytes);
-    if (result->data == NULL)
-        goto nomem;
+    tlm_tensor *owner =
+        ctx->recompute_group != NULL ? *ctx->recompute_group : NULL;
+    const tlm_tensor *overwritten = ctx->in_place_of;
+    if (owner != NULL && owner->numel == numel && owner->dtype == dtype) {
+        result->data = owner->data; /* recomputed when read */
+        result->recompute_owner = owner;
+    } else if (overwritten != NULL && overwritten->numel == numel &&
+               overwritten->dtype == dtype &&
+               overwritten->recompute_owner == NULL) {
+        result->data = overwritten->data;
+    } else {
+        result->data = tlmi_arena_alloc(&ctx->arena, &ctx->host, bytes);
+        if (result->data == NULL)
+            goto nomem;
+        if (ctx->recompute_group != NULL) {
+            result->recompute_owner = result;
+            *ctx->recompute_group = result;
+        }
+    }
     result->recorded = ctx->grad_enabled;
     if (ctx->grad_enabled && any_grad && dtype == TLM_DTYPE_F32) {
-        result->grad = tlmi_arena_alloc(&ctx->arena, &ctx->host,
-                                        (size_t)numel * sizeof(float));
-        if (result->grad == NULL)
-            goto nomem;
+        if (ctx->pool_result_grads) {
+            result->grad_pooled = 1; /* taken in backward (grad_pool.h) */
+        } else {
+            result->grad = tlmi_arena_alloc(&ctx->arena, &ctx->host,
+                                            (size_t)numel * sizeof(float));
+            if (result->grad == NULL)
+                goto nomem;
+        }
         result->requires_grad = 1;
     }
     *out = result;
     return TLM_OK;
 
 nomem:
-    tlmi_arena_rewind(&ctx->arena, result->begin_mark);
-    tlmi_context_give_struct(ctx, result);
+    discard(ctx, result);
     return tlmi_op_fail(ctx, TLM_E_NOMEM,
                         "%s: allocating the result (%zu bytes) failed",
                         op->name, bytes);
@@ -132,10 +180,9 @@ int tlmi_result_finish(tlm_tensor **out, tlm_tensor *result, int status) {
         return status;
     tlm_context *ctx = result->ctx;
     if (status == TLM_OK)
-        status = result->op->forward(result);
+        status = run_forward(result);
     if (status != TLM_OK) {
-        tlmi_arena_rewind(&ctx->arena, result->begin_mark);
-        tlmi_context_give_struct(ctx, result);
+        discard(ctx, result);
         return status;
     }
     result->prev = ctx->tape_last;
@@ -163,6 +210,43 @@ static int check_node_inputs(const tlm_tensor *node, const char *caller) {
     return TLM_OK;
 }
 
+/* A pooled result's gradient buffer, taken when backward first needs it. */
+static int take_pooled_grad(tlm_tensor *t) {
+    if (!t->grad_pooled || t->grad != NULL)
+        return TLM_OK;
+    tlm_context *ctx = t->ctx;
+    t->grad = tlmi_grad_pool_take(&ctx->grad_pool, &ctx->host, t->numel);
+    if (t->grad == NULL)
+        return tlmi_op_fail(ctx, TLM_E_NOMEM,
+                            "tlm_backward: allocating the gradient of a %s "
+                            "result (%zu bytes) failed",
+                            t->op->name, (size_t)t->numel * sizeof(float));
+    return TLM_OK;
+}
+
+void tlmi_graph_give_grad(tlm_tensor *t) {
+    if (t->grad_pooled && t->grad != NULL) {
+        tlmi_grad_pool_give(&t->ctx->grad_pool, t->grad);
+        t->grad = NULL;
+    }
+}
+
+/* Before node's backward pass: the values it reads (recomputed ones
+ * among them) in place, and a gradient buffer for each input of this
+ * pass that has none yet. */
+static int prepare_backward(tlm_tensor *node, uint32_t mark) {
+    TLMI_TRY(tlmi_result_values(node));
+    for (int32_t i = 0; i < node->n_src; i++) {
+        tlm_tensor *src = node->src[i];
+        if (src == NULL)
+            continue;
+        TLMI_TRY(tlmi_result_values(src));
+        if (!src->is_leaf && src->needed_mark == mark)
+            TLMI_TRY(take_pooled_grad(src));
+    }
+    return TLM_OK;
+}
+
 TLM_API int tlm_backward(tlm_tensor *loss) {
     int status = tlmi_tensor_check(loss, "tlm_backward: loss");
     if (status != TLM_OK)
@@ -174,7 +258,7 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
                             "tlm_backward: loss %s must be a one-element "
                             "f32 tensor",
                             tlmi_shape_string(loss, shape, sizeof shape));
-    if (loss->is_leaf || loss->grad == NULL || !loss->recorded)
+    if (loss->is_leaf || !loss->requires_grad || !loss->recorded)
         return tlmi_op_fail(ctx, TLM_E_STATE,
                             "tlm_backward: loss does not depend on any tensor "
                             "that requires a gradient (or was computed with "
@@ -190,7 +274,7 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
         mark = ++ctx->backward_mark;
     loss->needed_mark = mark;
     for (tlm_tensor *node = loss; node != NULL; node = node->prev) {
-        if (node->needed_mark != mark || node->grad == NULL)
+        if (node->needed_mark != mark || !node->requires_grad)
             continue;
         status = check_node_inputs(node, "tlm_backward");
         if (status != TLM_OK)
@@ -202,20 +286,32 @@ TLM_API int tlm_backward(tlm_tensor *loss) {
                 src->needed_mark = mark;
         }
     }
+    status = take_pooled_grad(loss);
+    if (status != TLM_OK)
+        return status;
     loss->grad[0] = 1.0f;
     loss->grad_written = 1;
     for (tlm_tensor *node = loss; node != NULL; node = node->prev) {
-        if (node->needed_mark != mark || node->grad == NULL)
+        if (node->needed_mark != mark || !node->requires_grad)
             continue;
         /* Every node that uses this one came later and has run: a gradient
          * nobody wrote is zero (the loss does not depend on it after all,
          * e.g. through integer ids or an unrecorded node). */
         if (!node->grad_written) {
+            status = take_pooled_grad(node);
+            if (status != TLM_OK)
+                return status;
             memset(node->grad, 0, (size_t)node->numel * sizeof(float));
             node->grad_written = 1;
         }
-        if (node->recorded)
+        if (node->recorded) {
+            status = prepare_backward(node, mark);
+            if (status != TLM_OK)
+                return status;
             node->op->backward(node);
+        }
+        /* Passed on to the inputs: nothing reads it any more. */
+        tlmi_graph_give_grad(node);
     }
     return TLM_OK;
 }
@@ -244,7 +340,7 @@ int tlmi_graph_forward_range(tlm_context *ctx, tlm_tensor *first,
     for (tlm_tensor *node = first; node != NULL; node = node->next) {
         int status = check_node_inputs(node, "forward");
         if (status == TLM_OK)
-            status = node->op->forward(node);
+            status = run_forward(node);
         if (status != TLM_OK)
             return status;
         if (node == last)
@@ -258,6 +354,7 @@ void tlmi_graph_truncate(tlm_context *ctx, tlm_tensor *first) {
     tlm_tensor *before = first->prev;
     for (tlm_tensor *node = first; node != NULL;) {
         tlm_tensor *next = node->next;
+        tlmi_graph_give_grad(node);
         tlmi_context_give_struct(ctx, node);
         node = next;
     }
@@ -274,7 +371,7 @@ TLM_API int tlm_context_forward(tlm_context *ctx) {
     for (tlm_tensor *node = ctx->tape_first; node != NULL; node = node->next) {
         int status = check_node_inputs(node, "tlm_context_forward");
         if (status == TLM_OK)
-            status = node->op->forward(node);
+            status = run_forward(node);
         if (status != TLM_OK)
             return status;
     }

@@ -100,7 +100,7 @@ int tlmi_result_finish(tlm_tensor **out, tlm_tensor *result, int status);
 
 /* True when tensor t has a gradient to accumulate into. */
 static inline int tlmi_wants_grad(const tlm_tensor *t) {
-    return t != NULL && t->requires_grad && t->grad != NULL;
+    return t != NULL && t->requires_grad && (t->grad != NULL || t->grad_pooled);
 }
 
 /* Where a backward pass puts input t's share of the gradient (t wants
@@ -114,6 +114,16 @@ float *tlmi_grad_target(tlm_tensor *t, int *accumulate);
 /* tlmi_grad_target for a kernel that can only add: clears the gradient
  * first when this is its first contribution. */
 float *tlmi_grad_accumulator(tlm_tensor *t);
+
+/* Makes sure a result's `data` holds its values: a recomputed result
+ * (tensor.h) whose shared buffer holds another result's runs its forward
+ * pass again (its inputs are always kept results, never recomputed ones,
+ * so this does not recurse). TLM_OK or the forward pass's failure. */
+int tlmi_result_values(tlm_tensor *t);
+
+/* Gives a pooled result's gradient back to the context's pool (nothing
+ * for other tensors). */
+void tlmi_graph_give_grad(tlm_tensor *t);
 
 /* Re-runs the tape's nodes from `first` to `last` only (one graph among
  * others on the tape). */

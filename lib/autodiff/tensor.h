@@ -50,6 +50,19 @@ struct tlm_tensor {
     int32_t grad_written; /* backward: `grad` holds a contribution of this
                              pass (results' gradients are not cleared up
                              front; see tlmi_grad_target in autodiff/graph.h) */
+    int32_t grad_pooled; /* results: the gradient is taken from the
+                            context's pool (autodiff/grad_pool.h) when
+                            backward first needs it and given back once this
+                            node's backward has run; `grad` is NULL between
+                            backward passes */
+    /* Results whose values are recomputed rather than kept (a norm's or an
+     * activation's output in a model's graph): `data` is a buffer shared
+     * with the results of the same kind, owned by the first of them
+     * (recompute_owner, itself for the first), whose recompute_holder says
+     * which result's values it holds now. tlmi_result_values recomputes
+     * them before a forward or backward pass reads them. */
+    tlm_tensor *recompute_owner;
+    const tlm_tensor *recompute_holder;
 
     /* Results: tape order. Leaves: the context's leaf list. Free structs:
      * the free list (next only). */

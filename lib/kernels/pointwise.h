@@ -137,7 +137,9 @@ typedef struct tlmi_pointwise_kernels {
                        const tlmi_sgd_coefficients *c);
 
     /* ---- elementwise (kernels/scalar/elementwise.h), n elements, every
-     * operand n long (the ops cut a repeated operand into rows). */
+     * operand n long (the ops cut a repeated operand into rows). out may
+     * be a or b: element i is read before it is written (a model's
+     * residual add writes over its branch). */
     void (*add)(float *out, const float *a, const float *b, int64_t n);
     void (*sub)(float *out, const float *a, const float *b, int64_t n);
     void (*mul)(float *out, const float *a, const float *b, int64_t n);

@@ -50,7 +50,37 @@ typedef struct graph_exec {
     tlm_tensor *slots[TLMI_SLOT_COUNT];
     tlm_tensor *self_mask;   /* self-attention's padding mask [B, T] or NULL */
     tlm_tensor *memory_mask; /* cross-attention's [B, S], or NULL */
+    /* The owners of the buffers that the layers' pre-norm outputs and
+     * activations share (their values are recomputed when read again:
+     * autodiff/tensor.h), NULL until the first is made. */
+    tlm_tensor *normed_buffer;
+    tlm_tensor *hidden_buffer;
 } graph_exec;
+
+/* The buffer a result written to `slot` shares, or NULL when it keeps its
+ * own. Only results that are cheap to recompute from inputs the graph
+ * keeps share one: a pre-norm sublayer's normalized input (read by its
+ * projections) and the feedforward's activation (read by its down
+ * projection); recomputing them costs a norm and an activation per layer
+ * in backward (under 0.5% of a step's FLOPs at width 384). Post-norm
+ * outputs are the residual stream (slot X), kept. */
+static tlm_tensor **shared_buffer(graph_exec *g, int slot) {
+    if (slot == TLMI_SLOT_NORMED)
+        return &g->normed_buffer;
+    if (slot == TLMI_SLOT_HIDDEN)
+        return &g->hidden_buffer;
+    return NULL;
+}
+
+/* Ends an operation on `slot` made with shared_buffer's group set. */
+static int recomputed(graph_exec *g, int status) {
+    g->model->ctx->recompute_group = NULL;
+    return status;
+}
+
+static void begin_recomputed(graph_exec *g, int slot) {
+    g->model->ctx->recompute_group = shared_buffer(g, slot);
+}
 
 static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
                         tlm_tensor *bias) {
@@ -63,41 +93,69 @@ static int graph_linear(void *exec, int out, int in, tlm_tensor *weight,
 static int graph_layer_norm(void *exec, int out, int in,
                             const tlmi_norm_params *p) {
     graph_exec *g = exec;
-    return tlm_layer_norm(&g->slots[out], g->slots[in], p->weight, p->bias,
-                          g->model->config.norm_eps);
+    begin_recomputed(g, out);
+    return recomputed(g, tlm_layer_norm(&g->slots[out], g->slots[in],
+                                        p->weight, p->bias,
+                                        g->model->config.norm_eps));
 }
 
 static int graph_rms_norm(void *exec, int out, int in,
                           const tlmi_norm_params *p) {
     graph_exec *g = exec;
-    return tlm_rms_norm(&g->slots[out], g->slots[in], p->weight,
-                        g->model->config.norm_eps);
+    begin_recomputed(g, out);
+    return recomputed(g, tlm_rms_norm(&g->slots[out], g->slots[in], p->weight,
+                                      g->model->config.norm_eps));
 }
 
 static int graph_gelu(void *exec, int out, int in, int exact) {
     graph_exec *g = exec;
-    return tlm_gelu(&g->slots[out], g->slots[in],
-                    exact ? TLM_GELU_EXACT : TLM_GELU_TANH);
+    begin_recomputed(g, out);
+    return recomputed(g, tlm_gelu(&g->slots[out], g->slots[in],
+                                  exact ? TLM_GELU_EXACT : TLM_GELU_TANH));
 }
 
 static int graph_relu(void *exec, int out, int in) {
     graph_exec *g = exec;
-    return tlm_relu(&g->slots[out], g->slots[in]);
+    begin_recomputed(g, out);
+    return recomputed(g, tlm_relu(&g->slots[out], g->slots[in]));
 }
 
 static int graph_swiglu(void *exec, int out, int gate, int up) {
     graph_exec *g = exec;
-    return tlm_swiglu(&g->slots[out], g->slots[gate], g->slots[up]);
+    begin_recomputed(g, out);
+    return recomputed(g, tlm_swiglu(&g->slots[out], g->slots[gate],
+                                    g->slots[up]));
 }
 
+/* The residual add X + BRANCH writes over BRANCH: the sublayer's output
+ * projection (or its dropout), which nothing reads after the add (the
+ * add's backward pass and the projection's read no values of it). */
 static int graph_add(void *exec, int out, int a, int b) {
     graph_exec *g = exec;
-    return tlm_add(&g->slots[out], g->slots[a], g->slots[b]);
+    tlm_context *ctx = g->model->ctx;
+    const tlmi_op *branch_op = g->slots[b]->op;
+    if (b == TLMI_SLOT_BRANCH && a != b && branch_op != NULL &&
+        (strcmp(branch_op->name, "tlm_matmul") == 0 ||
+         strcmp(branch_op->name, "tlm_dropout") == 0))
+        ctx->in_place_of = g->slots[b];
+    const int status = tlm_add(&g->slots[out], g->slots[a], g->slots[b]);
+    ctx->in_place_of = NULL;
+    return status;
 }
 
+/* Dropout of a sublayer's branch writes over the projection's output,
+ * which nothing reads after it (dropout's backward pass reads its mask,
+ * the projection's its inputs). */
 static int graph_dropout(void *exec, int slot, float rate) {
     graph_exec *g = exec;
-    return tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+    tlm_context *ctx = g->model->ctx;
+    const tlmi_op *branch_op = g->slots[slot]->op;
+    if (slot == TLMI_SLOT_BRANCH && branch_op != NULL &&
+        strcmp(branch_op->name, "tlm_matmul") == 0)
+        ctx->in_place_of = g->slots[slot];
+    const int status = tlm_dropout(&g->slots[slot], g->slots[slot], rate);
+    ctx->in_place_of = NULL;
+    return status;
 }
 
 /* Multi-head attention of Q [B, Tq, H*hd] over K, V [B, Tk, Hkv*hd]
@@ -207,6 +265,9 @@ static int check_ids(tlm_model *m, const char *field, tlm_tensor *t,
     return TLM_OK;
 }
 
+static int layers_forward(tlm_model *m, const tlm_batch *given,
+                          tlm_tensor **out, tlm_tensor **token_table);
+
 TLM_API int tlm_batch_init(tlm_batch *batch) {
     TLMI_PARAMS_INIT("tlm_batch_init", batch);
     return TLM_OK;
@@ -257,8 +318,37 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
                          "encoder-decoder models");
     }
 
+    /* The layers' results are internal: their gradients are pooled
+     * (autodiff/grad_pool.h). The logits and the loss, which the caller
+     * gets, keep theirs. */
+    tlm_tensor *y = NULL, *tokens = NULL;
+    const int pooled = m->ctx->pool_result_grads;
+    m->ctx->pool_result_grads = 1;
+    int status = layers_forward(m, &batch, &y, &tokens);
+    m->ctx->pool_result_grads = pooled;
+    if (status != TLM_OK)
+        return status;
+    tlm_tensor *head = tokens;
+    if (!c->tied_output)
+        TLMI_TRY(float_weight(&head, m->lm_head));
+    TLMI_TRY(tlm_matmul(logits, y, head, NULL,
+                        TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
+    if (batch.targets != NULL && loss != NULL)
+        TLMI_TRY(tlm_cross_entropy(loss, *logits, batch.targets, -1));
+    return TLM_OK;
+}
+
+/* The embeddings and the stacks of tlm_model_forward: *out [B, T, D] is
+ * the last stack's output, *token_table the token embedding as float32. */
+static int layers_forward(tlm_model *m, const tlm_batch *given,
+                          tlm_tensor **out, tlm_tensor **token_table) {
+    const tlm_batch batch = *given;
+    const tlm_model_config *c = &m->config;
+    const int has_encoder = c->n_encoder_layers > 0;
+    const int has_decoder = c->n_decoder_layers > 0;
     tlm_tensor *y, *tokens;
     TLMI_TRY(float_weight(&tokens, m->token_embedding));
+    *token_table = tokens;
     if (has_encoder && !has_decoder) {
         TLMI_TRY(embed(m, tokens, &y, batch.ids));
         TLMI_TRY(stack(m, &y, m->encoder, c->n_encoder_layers,
@@ -276,12 +366,6 @@ TLM_API int tlm_model_forward(tlm_model *m, const tlm_batch *given,
                        &m->decoder_final_norm, 1, NULL, memory,
                        batch.src_mask));
     }
-    tlm_tensor *head = tokens;
-    if (!c->tied_output)
-        TLMI_TRY(float_weight(&head, m->lm_head));
-    TLMI_TRY(tlm_matmul(logits, y, head, NULL,
-                        TLM_MATMUL_TRANSPOSE_B)); /* [B, T, V] */
-    if (batch.targets != NULL && loss != NULL)
-        TLMI_TRY(tlm_cross_entropy(loss, *logits, batch.targets, -1));
+    *out = y;
     return TLM_OK;
 }

@@ -536,66 +536,135 @@ TLM_API int tlm_model_find_parameter(const tlm_model *model, const char *name,
 
 /* The training graph's activations, counted by walking the layer
  * (layer.c) with primitives that each add what its autodiff operation
- * creates: the result and its gradient, and what it saves for the
- * backward pass. Every slot has B*T rows. */
+ * creates in forward.c's graph: the result's data (none for a residual
+ * add, which writes over the projection it adds; one buffer per stack for
+ * the pre-norm outputs and one for the activations, recomputed when read)
+ * and what it saves for the backward pass. The results' gradients are
+ * pooled (autodiff/grad_pool.h): a result's gradient is taken when its
+ * first consumer's backward runs and given back after its own, and the
+ * pool keeps, for each buffer size, the most buffers of that size in use
+ * at once. In a sublayer's backward pass those are the residual stream's,
+ * the branch's (or the gradient it is being passed to), and at its widest
+ * point the attention's query, key and value gradients or the
+ * feedforward's activation and its inputs': counted per sublayer by size,
+ * the pool's size being the largest count of each. Every slot has B*T
+ * rows. */
+#define GRAD_SIZES 8
 typedef struct graph_bytes {
     const tlm_model_config *config;
-    double rows;  /* B*T */
-    double batch; /* B */
-    double bytes;
+    double rows;   /* B*T */
+    double batch;  /* B */
+    double bytes;  /* results' data and saved buffers */
+    double normed; /* the shared buffers: pre-norm outputs, activations */
+    double hidden;
+    /* Gradient buffer sizes (floats): the current sublayer's total of
+     * each, and the largest total of each so far. */
+    double grad_floats[GRAD_SIZES];
+    double grad_now[GRAD_SIZES];
+    double grad_peak[GRAD_SIZES];
+    int n_grad_sizes;
 } graph_bytes;
+
+/* The current sublayer's gradients of `floats` floats grow by `count`. */
+static void count_grad(graph_bytes *g, double floats, double count) {
+    int i = 0;
+    while (i < g->n_grad_sizes && g->grad_floats[i] != floats)
+        i++;
+    if (i == GRAD_SIZES)
+        i = GRAD_SIZES - 1; /* more sizes than any layer has: lump them */
+    if (i == g->n_grad_sizes) {
+        g->grad_floats[i] = floats;
+        g->n_grad_sizes++;
+    }
+    g->grad_now[i] += floats * count;
+}
+
+/* A result of `floats` floats: its data unless `kept` is 0. */
+static void count_result(graph_bytes *g, double floats, int kept) {
+    if (kept)
+        g->bytes += floats * 4;
+}
+
+/* The end of a sublayer: its gradients by size against the peaks; the
+ * next starts with the residual stream's and its branch's. */
+static void count_sublayer_end(graph_bytes *g) {
+    for (int i = 0; i < g->n_grad_sizes; i++) {
+        if (g->grad_peak[i] < g->grad_now[i])
+            g->grad_peak[i] = g->grad_now[i];
+        g->grad_now[i] = 0;
+    }
+    count_grad(g, g->rows * g->config->d_model, 2);
+}
 
 static int count_linear(void *exec, int out, int in, tlm_tensor *weight,
                         tlm_tensor *bias) {
     (void)out, (void)in, (void)bias;
     graph_bytes *g = exec;
-    g->bytes += 2 * g->rows * (double)weight->shape[0] * 4;
+    count_result(g, g->rows * (double)weight->shape[0], 1);
     return TLM_OK;
 }
 
-/* The result, its gradient and the rows' saved statistics. */
+/* The result (shared when pre-norm), its gradient and the rows' saved
+ * statistics. */
 static int count_norm(void *exec, int out, int in, const tlmi_norm_params *p) {
-    (void)out, (void)in, (void)p;
+    (void)in, (void)p;
     graph_bytes *g = exec;
-    g->bytes += (2 * g->rows * g->config->d_model + 2 * g->rows) * 4;
+    const double floats = g->rows * g->config->d_model;
+    const int shared = out == TLMI_SLOT_NORMED;
+    if (shared && floats * 4 > g->normed)
+        g->normed = floats * 4;
+    count_result(g, floats, !shared);
+    g->bytes += 2 * g->rows * 4;
     return TLM_OK;
 }
 
-static void count_hidden(graph_bytes *g) {
-    g->bytes += 2 * g->rows * g->config->d_ff * 4;
+/* The activation (shared buffer) of `inputs` projections: its gradient
+ * and its inputs' are held together. */
+static void count_hidden(graph_bytes *g, double inputs) {
+    const double floats = g->rows * g->config->d_ff;
+    if (floats * 4 > g->hidden)
+        g->hidden = floats * 4;
+    count_grad(g, floats, 1 + inputs);
 }
 
 static int count_gelu(void *exec, int out, int in, int exact) {
     (void)out, (void)in, (void)exact;
-    count_hidden(exec);
+    count_hidden(exec, 1);
     return TLM_OK;
 }
 
 static int count_relu(void *exec, int out, int in) {
     (void)out, (void)in;
-    count_hidden(exec);
+    count_hidden(exec, 1);
     return TLM_OK;
 }
 
 static int count_swiglu(void *exec, int out, int gate, int up) {
     (void)out, (void)gate, (void)up;
-    count_hidden(exec);
+    count_hidden(exec, 2);
     return TLM_OK;
 }
 
+/* The residual add's result is the stream's next value (its gradient
+ * counts in the next sublayer); the branch's gradient is replaced by the
+ * stream's before the branch is differentiated. */
 static int count_add(void *exec, int out, int a, int b) {
-    (void)out, (void)a, (void)b;
+    (void)out, (void)a;
     graph_bytes *g = exec;
-    g->bytes += 2 * g->rows * g->config->d_model * 4;
+    const double floats = g->rows * g->config->d_model;
+    if (b != TLMI_SLOT_BRANCH)
+        g->bytes += floats * 4;
+    count_sublayer_end(g);
     return TLM_OK;
 }
 
-/* The result, its gradient and the one-byte keep mask. */
+/* The result (written over the branch's projection) and the one-byte
+ * keep mask. */
 static int count_dropout(void *exec, int slot, float rate) {
-    (void)slot, (void)rate;
+    (void)rate;
     graph_bytes *g = exec;
-    g->bytes += 2 * g->rows * g->config->d_model * 4 +
-                g->rows * g->config->d_model;
+    count_result(g, g->rows * g->config->d_model, slot != TLMI_SLOT_BRANCH);
+    g->bytes += g->rows * g->config->d_model;
     return TLM_OK;
 }
 
@@ -609,16 +678,17 @@ static int count_attend(void *exec, const tlmi_attention_site *site) {
     const double n = g->rows, m = g->rows;
     const double inner = (double)c->n_heads * c->head_dim, heads = c->n_heads;
     const double kv_inner = (double)c->n_kv_heads * c->head_dim;
-    double floats = 0;
     if (site->rotary) {
-        floats += 2 * (n * inner + 2 * m * kv_inner); /* split into heads */
-        floats += 2 * (n * inner + m * kv_inner) + (n + m) * c->head_dim;
-        floats += 2 * n * inner;                   /* merged heads */
+        count_result(g, n * inner + 2 * m * kv_inner, 1); /* split heads */
+        count_result(g, n * inner + m * kv_inner, 1);     /* rotated */
+        g->bytes += (n + m) * c->head_dim * 4;            /* rotation table */
+        count_result(g, n * inner, 1);                    /* merged heads */
     }
-    floats += 2 * n * inner;             /* attention output */
-    floats += 2 * n * heads + n * heads; /* log-sum-exp, backward scratch */
-    floats += m / g->batch;              /* padding flags (bytes, rounded up) */
-    g->bytes += floats * 4;
+    count_result(g, n * inner, 1); /* attention output */
+    count_grad(g, n * inner, 1);   /* the queries' gradient */
+    count_grad(g, m * kv_inner, 2); /* the keys' and values' */
+    /* log-sum-exp, backward scratch, padding flags (bytes, rounded up) */
+    g->bytes += (2 * n * heads + n * heads + m / g->batch) * 4;
     return TLM_OK;
 }
 
@@ -636,19 +706,26 @@ static const tlmi_layer_backend count_backend = {
     .cross_keys_values_kept = 0,
 };
 
-/* Bytes of a stack's layers and final norm in the training graph. */
+/* Bytes of a stack's layers and final norm in the training graph; *grads
+ * the pooled gradients its backward pass holds at most. */
 static double stack_bytes(const tlm_model *model, const tlmi_layer_params *layers,
                           int32_t count, const tlmi_norm_params *final_norm,
-                          int decoder, double rows, double batch) {
+                          int decoder, double rows, double batch,
+                          double *grads) {
     const tlm_model_config *c = &model->config;
     graph_bytes g = {.config = c, .rows = rows, .batch = batch};
     const tlmi_layer_run run = {
         .backend = &count_backend, .exec = &g, .config = c,
         .causal = decoder, .cross = decoder && c->n_encoder_layers > 0};
     int result;
+    count_grad(&g, rows * c->d_model, 2);
     tlmi_layer_stack(&run, layers, count);
     tlmi_layer_final_norm(&run, final_norm, TLMI_SLOT_X, &result);
-    return g.bytes;
+    count_sublayer_end(&g);
+    *grads = 0;
+    for (int i = 0; i < g.n_grad_sizes; i++)
+        *grads += g.grad_peak[i] * 4;
+    return g.bytes + g.normed + g.hidden;
 }
 
 TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
@@ -690,24 +767,31 @@ TLM_API int tlm_model_memory_estimate(const tlm_model *model, int32_t purpose,
         const double n = (double)batch * t;
         /* Parameters, their gradients and AdamW's two moments. */
         total = parameters * 16;
-        /* Embedding, positions and embedding dropout, per stack input. */
-        double embed = 2 * n * d * 4;
+        /* Embedding, positions and embedding dropout, per stack input
+         * (their gradients come from the pool, counted with the stacks'). */
+        double embed = n * d * 4;
         if (c->position == TLM_POSITION_LEARNED)
-            embed += (2 * t * d + 2 * n * d) * 4;
+            embed += (t * d + n * d) * 4;
         else if (c->position == TLM_POSITION_SINUSOIDAL)
-            embed += 2 * n * d * 4 + t * d * 4;
+            embed += n * d * 4 + t * d * 4;
         if (c->embedding_dropout > 0)
-            embed += 2 * n * d * 4 + n * d;
+            embed += n * d * 4 + n * d;
+        double encoder_grads = 0, decoder_grads = 0;
         if (c->n_encoder_layers > 0)
             total += embed + stack_bytes(model, model->encoder,
                                          c->n_encoder_layers,
                                          &model->encoder_final_norm, 0, n,
-                                         batch);
+                                         batch, &encoder_grads);
         if (c->n_decoder_layers > 0)
             total += embed + stack_bytes(model, model->decoder,
                                          c->n_decoder_layers,
                                          &model->decoder_final_norm, 1, n,
-                                         batch);
+                                         batch, &decoder_grads);
+        /* The gradient pool: the larger stack's; an encoder-decoder's
+         * decoder holds the memory's gradient besides. */
+        total += encoder_grads > decoder_grads ? encoder_grads : decoder_grads;
+        if (c->n_encoder_layers > 0 && c->n_decoder_layers > 0)
+            total += n * d * 4;
         /* Logits, values and gradients, and the loss's saved rows. */
         total += 2 * n * v * 4 + n * 8;
     }

@@ -384,7 +384,7 @@ static int alloc_saved(tlm_tensor *result, const char *name,
             goto nomem;
     }
     /* The backward pass runs only on a result with a gradient. */
-    const int backward = result->grad != NULL;
+    const int backward = result->requires_grad;
     if (backward) {
         saved->lse = tlmi_result_alloc(result, (size_t)(batch * heads * tq) *
                                                    sizeof(float));

@@ -28,7 +28,7 @@ static int dropout_forward(tlm_tensor *out) {
     if (saved->masked)
         tlmi_dropout_forward(out->data, saved->keep, a->data, p,
                              out->fparam[1], out->numel, &out->ctx->rng);
-    else
+    else if (out->data != a->data) /* in place: nothing to copy */
         memcpy(out->data, a->data, (size_t)out->numel * sizeof(float));
     return TLM_OK;
 }

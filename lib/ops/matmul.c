@@ -228,7 +228,7 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
             ctx,
             tlmi_gemm_parallel_workspace(
                 matmul_workspace(ctx->kernels, rows, n, k, transpose_b,
-                                 result->grad != NULL),
+                                 result->requires_grad),
                 tlmi_threadpool_threads(ctx->pool)),
             name);
     }

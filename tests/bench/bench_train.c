@@ -14,9 +14,15 @@
  * thread count, after a few warm-up steps:
  *   {"bench":"train","impl":"tlm","config":"nanogpt-cpu","threads":1,
  *    "batch":12,"context":64,"steps":30,"tokens_per_s":...,
- *    "ms_per_step":...,"ms_per_step_mean":...,"params":...}
+ *    "ms_per_step":...,"ms_per_step_mean":...,"params":...,
+ *    "peak_rss_bytes":...,"estimate_bytes":...}
  * ms_per_step is the median over the measured steps (robust against other
  * jobs on a shared machine), tokens_per_s = batch * context / that.
+ * peak_rss_bytes is the process's peak resident memory (Linux's VmHWM,
+ * restarted before each run through /proc/self/clear_refs; where it cannot
+ * be restarted, the peak of the process so far; -1 without /proc), so
+ * the text and the program count too; estimate_bytes is what
+ * tlm_model_memory_estimate says one training step needs.
  *
  * Quality mode (--quality) trains the nanogpt-cpu configuration for 2000
  * steps with nanoGPT's schedule for it (100 warm-up steps, cosine decay to
@@ -261,6 +267,32 @@ static int step(run *r, tlm_step_info *info) {
     return 0;
 }
 
+/* The kB value of a "Field:" line of /proc/self/status, or -1 (not
+ * Linux). */
+static long long proc_status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    const size_t length = strlen(field);
+    char line[256];
+    long long kib = -1;
+    while (f != NULL && kib < 0 && fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, length) == 0 && line[length] == ':' &&
+            sscanf(line + length + 1, "%lld", &kib) != 1)
+            kib = -1;
+    if (f != NULL)
+        fclose(f);
+    return kib;
+}
+
+/* Restarts the peak resident memory (VmHWM) from the current resident
+ * memory (Linux 4.0 and later; nothing elsewhere). */
+static void restart_peak_rss(void) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f != NULL) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
 static int compare_doubles(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -273,6 +305,7 @@ static int bench_speed(const bench_config *c, const corpus *text,
     run r;
     memset(&r, 0, sizeof r);
     double *times = malloc((size_t)steps * sizeof *times);
+    restart_peak_rss();
     int status = times == NULL ? fail("bench_speed", "out of memory")
                                : run_create(&r, c, text, o, threads, 2000);
     tlm_step_info info;
@@ -285,6 +318,12 @@ static int bench_speed(const bench_config *c, const corpus *text,
         times[i] = now_seconds() - start;
         total += times[i];
     }
+    const long long peak_kib = proc_status_kib("VmHWM");
+    int64_t estimate = -1;
+    if (status == 0 &&
+        tlm_model_memory_estimate(r.model, TLM_MEMORY_TRAINING, c->batch,
+                                  c->context, &estimate) != TLM_OK)
+        estimate = -1;
     if (status == 0) {
         qsort(times, (size_t)steps, sizeof *times, compare_doubles);
         const double median = steps % 2 ? times[steps / 2]
@@ -295,12 +334,14 @@ static int bench_speed(const bench_config *c, const corpus *text,
                "\"batch\":%d,\"context\":%d,\"steps\":%d,"
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
                "\"ms_per_step_mean\":%.3f,\"ms_per_step_min\":%.3f,"
-               "\"loss\":%.4f,\"params\":%lld}\n",
+               "\"loss\":%.4f,\"params\":%lld,\"peak_rss_bytes\":%lld,"
+               "\"estimate_bytes\":%lld}\n",
                c->name, (int)c->layers, (int)c->heads, (int)c->width,
                tlm_context_thread_count(r.ctx), (int)c->batch, (int)c->context,
                (int)steps, tokens / median, 1e3 * median,
                1e3 * total / (double)steps, 1e3 * times[0], (double)info.loss,
-               (long long)tlm_model_parameter_count(r.model));
+               (long long)tlm_model_parameter_count(r.model),
+               peak_kib < 0 ? -1LL : peak_kib * 1024, (long long)estimate);
         fflush(stdout);
     }
     free(times);

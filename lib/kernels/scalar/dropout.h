@@ -10,7 +10,8 @@
 
 /* One uniform u per element, in order, from rng: keep[i] = u >= p;
  * out[i] = keep[i] ? a[i] * scale : 0, scale being 1 / (1 - p).
- * out, keep and a have n elements. */
+ * out, keep and a have n elements; out may be a (a model's graph drops
+ * out its projections in place). */
 void tlmi_dropout_forward(float *out, uint8_t *keep, const float *a, float p,
                           float scale, int64_t n, tlmi_rng *rng);
 
