@@ -59,6 +59,9 @@
 
 #define SKIP_EXIT 77
 #define N_TARGETS 3
+/* Skipped steps (non-finite loss or gradient) are reported and training
+ * goes on; this many in a row means it diverged and the run stops. */
+#define MAX_SKIPPED_IN_A_ROW 50
 
 static const double targets[N_TARGETS] = {1.60, 1.55, 1.50};
 static const char *const target_names[N_TARGETS] = {"1.60", "1.55", "1.50"};
@@ -257,7 +260,7 @@ static int train(const options *o, const int32_t *ids, int64_t count, int32_t vo
         reached_step[i] = -1;
     }
     double training = 0, best = INFINITY, loss_sum = 0;
-    int32_t loss_steps = 0, step = 0, evaluated = -1;
+    int32_t loss_steps = 0, step = 0, evaluated = -1, skipped_in_a_row = 0;
     float lr = 0;
     const double wall_start = now_seconds();
     for (;;) {
@@ -302,12 +305,16 @@ static int train(const options *o, const int32_t *ids, int64_t count, int32_t vo
             /* A skipped step is reported and training goes on, as the
              * trainer allows; anything else ends the run. */
             fprintf(stderr, "time_to_quality: %s\n", tlm_trainer_last_error(r.trainer));
-            if (stepped != TLM_E_NONFINITE && stepped != TLM_E_RANGE) {
-                status = 1;
+            if ((stepped != TLM_E_NONFINITE && stepped != TLM_E_RANGE) ||
+                ++skipped_in_a_row == MAX_SKIPPED_IN_A_ROW) {
+                status = fail("tlm_trainer_step", stepped == TLM_E_NONFINITE ||
+                              stepped == TLM_E_RANGE ? "too many skipped steps in "
+                              "a row: training diverged" : "failed");
                 break;
             }
             continue;
         }
+        skipped_in_a_row = 0;
         step = (int32_t)info.step;
         lr = info.lr;
         loss_sum += (double)info.loss;
