@@ -256,10 +256,10 @@ static int train(const options *o, const int32_t *ids, int64_t count, int32_t vo
     double reached[N_TARGETS];
     int64_t reached_step[N_TARGETS];
     for (int i = 0; i < N_TARGETS; i++) {
-        reached[i] = NAN;
+        reached[i] = (double)NAN;
         reached_step[i] = -1;
     }
-    double training = 0, best = INFINITY, loss_sum = 0;
+    double training = 0, best = (double)INFINITY, loss_sum = 0;
     int32_t loss_steps = 0, step = 0, evaluated = -1, skipped_in_a_row = 0;
     float lr = 0;
     const double wall_start = now_seconds();
