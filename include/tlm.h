@@ -2730,6 +2730,25 @@ TLM_API int tlm_trainer_step(tlm_trainer *trainer, tlm_step_info *info);
 TLM_API int tlm_trainer_evaluate(tlm_trainer *trainer, int32_t split,
                                  int32_t n_batches, float *loss);
 
+/**
+ * tlm_trainer_evaluate() on a fixed set of batches named by `seed` instead
+ * of the trainer's seed: the windows (or pairs) are drawn one after the
+ * other from a generator seeded with `seed` and `split` alone, so every
+ * trainer on the same dataset with the same context evaluates on the same
+ * n_batches x batch_size windows, whatever its training seed, schedule or
+ * precision, and the first k windows are the same for every batch size.
+ * Use it to compare runs with each other (a time-to-quality curve, seeds
+ * against each other); tlm_trainer_evaluate() compares the evaluations of
+ * one run. Dropout off, no gradients, the model's training mode restored;
+ * with a communicator, collective like tlm_trainer_evaluate().
+ * @return TLM_OK; TLM_E_INVALID (NULL trainer or loss, split not a
+ *         tlm_split, n_batches < 1), TLM_E_RANGE (the part is shorter
+ *         than one window)
+ */
+TLM_API int tlm_trainer_evaluate_seeded(tlm_trainer *trainer, int32_t split,
+                                        int32_t n_batches, uint64_t seed,
+                                        float *loss);
+
 /** Steps completed, or a negative status. */
 TLM_API int64_t tlm_trainer_step_count(const tlm_trainer *trainer);
 

@@ -553,27 +553,26 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     return status;
 }
 
-TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
-                                 int32_t n_batches, float *loss) {
-    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
-               "tlm_trainer_evaluate: trainer is NULL");
-    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_evaluate", loss);
+/* The mean loss over n_batches batches of `split` drawn from a generator
+ * seeded with `seed`, dropout off; `what` names the public call. */
+static int evaluate_from_seed(tlm_trainer *t, const char *what, int32_t split,
+                              int32_t n_batches, uint64_t seed, float *loss) {
     if (split != TLM_SPLIT_TRAIN && split != TLM_SPLIT_VALIDATION)
-        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: split %d "
-                         "is not a tlm_split", (int)split);
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: split %d is not a "
+                         "tlm_split", what, (int)split);
     if (n_batches < 1)
-        return tlmi_fail(&t->host, TLM_E_INVALID, "tlm_trainer_evaluate: "
-                         "n_batches %d < 1", (int)n_batches);
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: n_batches %d < 1", what,
+                         (int)n_batches);
     const int64_t size = tlmi_dataset_part_size(t->data, split);
     if (size < (t->data->kind == TLMI_DATASET_STREAM ? t->length + 1 : 1))
-        return tlmi_fail(&t->host, TLM_E_RANGE, "tlm_trainer_evaluate: the %s part "
-                         "is too small to evaluate on",
+        return tlmi_fail(&t->host, TLM_E_RANGE, "%s: the %s part is too small "
+                         "to evaluate on", what,
                          split ? "validation" : "training");
     int status = ensure_graph(t);
     if (status != TLM_OK)
         return status;
     tlmi_rng rng;
-    tlmi_rng_seed(&rng, t->params.seed ^ EVAL_SEED_MIX ^ (uint64_t)split);
+    tlmi_rng_seed(&rng, seed);
     tlm_context_set_training(t->ctx, 0);
     double sum = 0;
     for (int32_t i = 0; status == TLM_OK && i < n_batches; i++) {
@@ -583,16 +582,37 @@ TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
     }
     tlm_context_set_training(t->ctx, 1);
     if (status != TLM_OK)
-        return tlmi_fail_forward(&t->host, status, "tlm_trainer_evaluate");
+        return tlmi_fail_forward(&t->host, status, "%s", what);
     if (t->ranks > 1) { /* each rank evaluated its slice of the batches */
-        status = tlmi_dist_sum_f64(t->comm, &t->host, "tlm_trainer_evaluate",
-                                   &sum, 1);
+        status = tlmi_dist_sum_f64(t->comm, &t->host, what, &sum, 1);
         if (status != TLM_OK)
             return status;
         sum /= t->ranks;
     }
     *loss = (float)(sum / n_batches);
     return TLM_OK;
+}
+
+TLM_API int tlm_trainer_evaluate(tlm_trainer *t, int32_t split,
+                                 int32_t n_batches, float *loss) {
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_evaluate: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_evaluate", loss);
+    return evaluate_from_seed(t, "tlm_trainer_evaluate", split, n_batches,
+                              t->params.seed ^ EVAL_SEED_MIX ^ (uint64_t)split,
+                              loss);
+}
+
+TLM_API int tlm_trainer_evaluate_seeded(tlm_trainer *t, int32_t split,
+                                        int32_t n_batches, uint64_t seed,
+                                        float *loss) {
+    TLMI_CHECK(NULL, t != NULL, TLM_E_INVALID,
+               "tlm_trainer_evaluate_seeded: trainer is NULL");
+    TLMI_CHECK_NOT_NULL(NULL, "tlm_trainer_evaluate_seeded", loss);
+    /* Mixed with the split like tlm_trainer_evaluate's seed, so one seed
+     * gives unrelated windows in the two parts. */
+    return evaluate_from_seed(t, "tlm_trainer_evaluate_seeded", split, n_batches,
+                              seed ^ EVAL_SEED_MIX ^ (uint64_t)split, loss);
 }
 
 /* ---------------------------------------------------------------------- */

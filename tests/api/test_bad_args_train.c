@@ -133,6 +133,16 @@ static void trainer_calls(void **state) {
     assert_int_equal(tlm_trainer_evaluate(t, 3, 1, &loss), TLM_E_INVALID);
     assert_int_equal(tlm_trainer_evaluate(t, TLM_SPLIT_TRAIN, 0, &loss), TLM_E_INVALID);
     assert_int_equal(tlm_trainer_evaluate(t, TLM_SPLIT_TRAIN, 1, NULL), TLM_E_INVALID);
+    assert_int_equal(tlm_trainer_evaluate_seeded(NULL, TLM_SPLIT_TRAIN, 1, 5, &loss),
+                     TLM_E_INVALID);
+    assert_message_names("tlm_trainer_evaluate_seeded");
+    assert_int_equal(tlm_trainer_evaluate_seeded(t, 3, 1, 5, &loss), TLM_E_INVALID);
+    assert_string_equal(tlm_trainer_last_error(t),
+                        "tlm_trainer_evaluate_seeded: split 3 is not a tlm_split");
+    assert_int_equal(tlm_trainer_evaluate_seeded(t, TLM_SPLIT_TRAIN, 0, 5, &loss),
+                     TLM_E_INVALID);
+    assert_int_equal(tlm_trainer_evaluate_seeded(t, TLM_SPLIT_TRAIN, 1, 5, NULL),
+                     TLM_E_INVALID);
     assert_true(tlm_trainer_step_count(NULL) < 0);
     assert_message_names("tlm_trainer_step_count");
     assert_int_equal(tlm_trainer_save(NULL, "x.tlm"), TLM_E_INVALID);

@@ -1,95 +1,216 @@
 #!/usr/bin/python3
 """Training speed (or quality) of tlm and PyTorch side by side.
 
-  tests/bench/compare_train.py [--build build] [--repeat N] [--out FILE]
-                               [bench_train options...]
+  tests/bench/compare_train.py [--build build] [--rounds N]
+                               [--torch PYTHON]... [--torch-compile off,on]
+                               [--out FILE] [bench_train options...]
 
-Runs build/tests/bench/bench_train and tests/bench/torch_reference.py
-with the same options (--data, --config, --threads, --steps, --warmup,
---seed, --quality, --eval-every, --eval-batches, --gelu), alternating them
---repeat times (default 1) so that both see the same load on a shared
-machine, and prints per configuration and thread count the two results
-and the ratio: tokens/s of tlm over torch (above 1: tlm is faster), or
-with --quality the validation losses. With several repeats the best
-(highest tokens/s) line of each side is kept. Every JSON line read is
-also written to --out when given.
+Runs build/tests/bench/bench_train and tests/bench/torch_reference.py under
+each --torch interpreter (default /usr/bin/python3, Debian's PyTorch 1.13;
+give it again with a virtual environment's python for PyTorch 2.x: one
+--torch per PyTorch), with the same options (--data, --config, --threads,
+--steps, --warmup, --seed, --quality, --eval-every, --eval-batches,
+--gelu, and torch_reference.py's own --omp-wait-policy, --attention,
+--matmul-precision, --coretype, which bench_train does not take and are
+passed to PyTorch only).
+
+Speed mode: for each configuration and thread count, --rounds times
+(default 3) one process of each program in turn, the order rotated every
+round so that none always runs first: tlm, each PyTorch, and with
+--torch-compile off,on each PyTorch 2.x once more under torch.compile.
+Each process's peak resident memory is read from the kernel when it ends
+(wait4's ru_maxrss: the whole process, libraries included). The table
+gives the median over the rounds of each program's ms per step (each
+itself a median over its measured steps) and peak RSS, and tlm's speed
+and memory against the fastest PyTorch variant at that thread count and
+against the fastest at any thread count ("best": PyTorch at its best
+thread count); above 1 tlm is faster, below 1 it uses less memory.
+
+Quality mode (--quality): one run of each program, the validation losses.
+
+Every JSON line read (each with "round", "label" and "peak_rss_mb_wait4"
+added) goes to --out when given.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+CONFIGS = ("nanogpt-cpu", "6x384")
+# torch_reference.py's options that bench_train does not have.
+TORCH_ONLY = ("--omp-wait-policy", "--attention", "--matmul-precision", "--coretype")
 
 
-def run(command):
+def run(command, env=None):
+    """The JSON lines of one process and its peak RSS in MB."""
     print("+ " + " ".join(command), file=sys.stderr, flush=True)
-    result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-    if result.returncode == 77:
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
+    output = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    child.stdout.close()
+    if child.returncode == 77:
         print("skipped: no data (give --data PATH)", file=sys.stderr)
         sys.exit(77)
-    if result.returncode != 0:
-        print(f"failed with status {result.returncode}", file=sys.stderr)
+    if child.returncode != 0:
+        print(f"failed with status {child.returncode}", file=sys.stderr)
         sys.exit(1)
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    return records, round(usage.ru_maxrss / 1024, 1)  # KiB on Linux
+
+
+def torch_version(python):
+    try:
+        out = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.split("+")[0]
+
+
+def option_value(rest, name, default):
+    for i, arg in enumerate(rest):
+        if arg == name and i + 1 < len(rest):
+            return rest[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def without_options(rest, names):
+    """rest without the named options (and their values)."""
+    out, skip = [], False
+    for arg in rest:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not any(arg.startswith(n + "=") for n in names):
+            out.append(arg)
+    return out
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--build", default=os.path.join(ROOT, "build"))
-    p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--rounds", "--repeat", type=int, default=3, dest="rounds")
+    p.add_argument("--torch", action="append", default=None, metavar="PYTHON",
+                   help="an interpreter with PyTorch; repeat for several")
+    p.add_argument("--torch-compile", default="off",
+                   help="off, on or off,on: PyTorch 2.x without and/or with torch.compile")
     p.add_argument("--out", default=None)
     a, rest = p.parse_known_args()
     quality = "--quality" in rest
-    tlm = [os.path.join(a.build, "tests", "bench", "bench_train")] + rest
-    # Debian's python3-torch lives under /usr/bin/python3, which need not be
-    # the python3 first on PATH (pyenv, a virtualenv).
-    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    torch = [python, os.path.join(HERE, "torch_reference.py")] + rest
+    pythons = a.torch or ["/usr/bin/python3" if os.path.exists("/usr/bin/python3")
+                          else sys.executable]
+    compile_modes = [m for m in a.torch_compile.split(",") if m]
+    if not compile_modes or any(m not in ("off", "on") for m in compile_modes):
+        p.error("--torch-compile expects off, on or off,on")
+
+    bench = os.path.join(a.build, "tests", "bench", "bench_train")
+    tlm_rest = without_options(rest, TORCH_ONLY)
+    programs = [("tlm", [bench] + tlm_rest)]
+    for python in pythons:
+        version = torch_version(python)
+        if version is None:
+            print(f"compare_train: {python} cannot import torch", file=sys.stderr)
+            return 1
+        for mode in compile_modes:
+            if mode == "on" and int(version.split(".")[0]) < 2:
+                continue
+            label = f"torch-{version}" + ("+compile" if mode == "on" else "")
+            programs.append((label, [python, os.path.join(HERE, "torch_reference.py")]
+                             + rest + ["--compile", mode]))
+
+    config = option_value(rest, "--config", "nanogpt-cpu" if quality else "all")
+    threads = option_value(rest, "--threads", "1" if quality else "1,2")
+    configs = CONFIGS if config == "all" else (config,)
+    thread_counts = [int(t) for t in threads.split(",")]
+
     records = []
-    for _ in range(max(1, a.repeat)):
-        records += run(tlm)
-        records += run(torch)
+    rounds = 1 if quality else max(1, a.rounds)
+    for name in configs:
+        for count in thread_counts:
+            for r in range(rounds):
+                order = programs[r % len(programs):] + programs[:r % len(programs)]
+                for label, command in order:
+                    command = without_options(command, ("--config", "--threads"))
+                    lines, rss = run(command + ["--config", name, "--threads", str(count)])
+                    for line in lines:
+                        line.update({"round": r + 1, "label": label,
+                                     "peak_rss_mb_wait4": rss})
+                    records += lines
     if a.out:
         with open(a.out, "w") as f:
             for r in records:
                 f.write(json.dumps(r, separators=(",", ":")) + "\n")
-
-    kind = "train_quality" if quality else "train"
-    best = {}
-    for r in records:
-        if r.get("bench") != kind:
-            continue
-        key = (r["config"], r["threads"], r["impl"])
-        if key not in best or r["tokens_per_s"] > best[key]["tokens_per_s"]:
-            best[key] = r
-    keys = sorted({(c, t) for c, t, _ in best}, key=lambda k: (k[0] != "nanogpt-cpu", k))
+    labels = [label for label, _ in programs]
     if quality:
-        print(f"{'config':<12} {'threads':>7} {'steps':>6} {'tlm val':>8} {'torch val':>9}"
-              f" {'tlm tok/s':>10} {'torch tok/s':>11} {'speed ratio':>11}")
+        print_quality(records, labels)
     else:
-        print(f"{'config':<12} {'threads':>7} {'tlm ms/step':>11} {'torch ms/step':>13}"
-              f" {'tlm tok/s':>10} {'torch tok/s':>11} {'tlm/torch':>9}")
-    for config, threads in keys:
-        t = best.get((config, threads, "tlm"))
-        r = best.get((config, threads, "torch"))
-        ratio = t["tokens_per_s"] / r["tokens_per_s"] if t and r else float("nan")
-        if quality:
-            print(f"{config:<12} {threads:>7} {(t or r)['steps']:>6}"
-                  f" {t['val_loss'] if t else float('nan'):>8.4f}"
-                  f" {r['val_loss'] if r else float('nan'):>9.4f}"
-                  f" {t['tokens_per_s'] if t else float('nan'):>10.1f}"
-                  f" {r['tokens_per_s'] if r else float('nan'):>11.1f} {ratio:>11.2f}")
-        else:
-            print(f"{config:<12} {threads:>7}"
-                  f" {t['ms_per_step'] if t else float('nan'):>11.1f}"
-                  f" {r['ms_per_step'] if r else float('nan'):>13.1f}"
-                  f" {t['tokens_per_s'] if t else float('nan'):>10.1f}"
-                  f" {r['tokens_per_s'] if r else float('nan'):>11.1f} {ratio:>9.2f}")
+        print_speed(records, labels, configs, thread_counts, rounds)
     return 0
+
+
+def print_quality(records, labels):
+    print(f"{'config':<12} {'threads':>7} {'program':<22} {'steps':>6} {'val loss':>8}"
+          f" {'train loss':>10} {'tok/s':>9} {'peak RSS MB':>11}")
+    for r in records:
+        if r.get("bench") == "train_quality":
+            print(f"{r['config']:<12} {r['threads']:>7} {r['label']:<22} {r['steps']:>6}"
+                  f" {r['val_loss']:>8.4f} {r['train_loss']:>10.4f}"
+                  f" {r['tokens_per_s']:>9.1f} {r['peak_rss_mb_wait4']:>11.1f}")
+
+
+def print_speed(records, labels, configs, thread_counts, rounds):
+    medians = {}  # (config, threads, label) -> (ms per step, tokens/s, peak RSS)
+    for name in configs:
+        for count in thread_counts:
+            for label in labels:
+                mine = [r for r in records if r.get("bench") == "train"
+                        and r["config"] == name and r["label"] == label
+                        and r["threads"] == count]
+                if mine:
+                    ms = statistics.median(r["ms_per_step"] for r in mine)
+                    tokens = mine[0]["batch"] * mine[0]["context"]
+                    rss = statistics.median(r["peak_rss_mb_wait4"] for r in mine)
+                    medians[name, count, label] = (ms, 1e3 * tokens / ms, rss)
+    print(f"medians of {rounds} alternating rounds; ratios: tlm's tokens/s over the"
+          " fastest PyTorch's, tlm's peak RSS over that PyTorch's")
+    print(f"{'config':<12} {'threads':>7} {'program':<22} {'ms/step':>9} {'tok/s':>9}"
+          f" {'peak RSS MB':>11} {'speed vs fastest':>16} {'RSS vs it':>9}"
+          f" {'speed vs best':>13}")
+    for name in configs:
+        torch_all = [(v[0], k[2], k[1]) for k, v in medians.items()
+                     if k[0] == name and k[2] != "tlm"]
+        best = min(torch_all) if torch_all else None
+        for count in thread_counts:
+            here = [(medians[name, count, label][0], label) for label in labels
+                    if label != "tlm" and (name, count, label) in medians]
+            fastest = min(here)[1] if here else None
+            for label in labels:
+                if (name, count, label) not in medians:
+                    continue
+                ms, tokens, rss = medians[name, count, label]
+                speed = rss_ratio = versus_best = ""
+                if label == "tlm" and fastest is not None:
+                    f_ms, _, f_rss = medians[name, count, fastest]
+                    speed = f"{f_ms / ms:.2f}x"
+                    rss_ratio = f"{rss / f_rss:.2f}"
+                    versus_best = f"{best[0] / ms:.2f}x"
+                mark = " *" if label == fastest else ""
+                print(f"{name:<12} {count:>7} {label + mark:<22} {ms:>9.1f} {tokens:>9.1f}"
+                      f" {rss:>11.1f} {speed:>16} {rss_ratio:>9} {versus_best:>13}")
+        if best is not None:
+            print(f"{name:<12} fastest PyTorch at its best thread count: {best[1]},"
+                  f" {best[2]} threads, {best[0]:.1f} ms/step")
+    print("* the fastest PyTorch variant at that thread count")
 
 
 if __name__ == "__main__":

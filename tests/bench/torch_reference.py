@@ -13,21 +13,42 @@ bench_train, with "impl":"torch":
                      [--threads 1,2] [--steps N] [--warmup N] [--seed N]
                      [--quality] [--eval-every N] [--eval-batches N]
                      [--coretype SkylakeX] [--gelu tanh|exact]
+                     [--omp-wait-policy PASSIVE|ACTIVE|unset]
+                     [--attention auto|sdpa|manual] [--compile on|off]
+                     [--matmul-precision highest|high|medium]
+
+Run it with the interpreter whose PyTorch is to be measured: Debian's
+python3-torch 1.13 (/usr/bin/python3) or a current PyTorch 2.x from PyPI
+in a virtual environment (compare_train.py --torch PYTHON runs both).
 
 Debian's python3-torch (1.13) does its matrix products in OpenBLAS 0.3.21,
 which does not recognise this machine's CPU and falls back to SSE3
 kernels; with OpenMP's default spin-waiting, two threads run at half the
 speed of one. So for each thread count the script re-runs itself with
-OPENBLAS_CORETYPE (default SkylakeX: AVX-512 kernels), OMP_WAIT_POLICY=
-PASSIVE, OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set (OpenBLAS and OpenMP
-read them when they load) and OPENBLAS_L2_SIZE removed. Every line names
-the core OpenBLAS reports ("openblas_core"). Optional: no test needs it.
+OPENBLAS_CORETYPE (default SkylakeX: AVX-512 kernels), OMP_WAIT_POLICY
+(default PASSIVE), OMP_NUM_THREADS and OPENBLAS_NUM_THREADS set (OpenBLAS
+and OpenMP read them when they load) and OPENBLAS_L2_SIZE removed. Every
+line names the core OpenBLAS reports ("openblas_core", null when PyTorch
+does not use the system's OpenBLAS, as PyPI's builds with MKL and oneDNN).
+
+PyTorch 2.x settings: --attention auto (the default) uses the fused
+F.scaled_dot_product_attention (is_causal) where PyTorch has it (2.0 on)
+and the explicit masked softmax otherwise (1.13; also --attention manual);
+--compile on wraps the model in torch.compile (2.0 on; the warm-up steps
+include the compilation); --matmul-precision sets
+torch.set_float32_matmul_precision (2.0 on; the default "highest" keeps
+float32 products, "medium" lets oneDNN use bf16 on CPUs that have it).
+Every line says what ran ("torch_version", "attention", "compile",
+"matmul_precision", "omp_wait_policy"), the process's peak resident
+memory just after importing torch ("import_rss_mb": the libraries) and
+so far ("peak_rss_mb"), both from getrusage. Optional: no test needs it.
 """
 
 import argparse
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -67,6 +88,17 @@ def parse_args():
     p.add_argument("--coretype", default="SkylakeX")
     p.add_argument("--gelu", choices=("tanh", "exact"), default="tanh",
                    help="exact: the erf GELU of nanoGPT's model")
+    p.add_argument("--omp-wait-policy", choices=("PASSIVE", "ACTIVE", "unset"),
+                   default="PASSIVE", help="OMP_WAIT_POLICY of the run (unset: "
+                   "the OpenMP runtime's default)")
+    p.add_argument("--attention", choices=("auto", "sdpa", "manual"), default="auto",
+                   help="sdpa: F.scaled_dot_product_attention (PyTorch 2.0 on); "
+                   "auto: sdpa where available, else manual")
+    p.add_argument("--compile", choices=("on", "off"), default="off",
+                   help="on: torch.compile the model (PyTorch 2.0 on)")
+    p.add_argument("--matmul-precision", choices=("highest", "high", "medium"),
+                   default="highest", help="torch.set_float32_matmul_precision "
+                   "(PyTorch 2.0 on)")
     a = p.parse_args()
     if a.config is None:
         a.config = "nanogpt-cpu" if a.quality else "all"
@@ -88,10 +120,12 @@ def parent(a):
     for threads in [int(t) for t in a.threads.split(",")]:
         env = dict(os.environ)
         env.pop("OPENBLAS_L2_SIZE", None)
+        env.pop("OMP_WAIT_POLICY", None)
+        if a.omp_wait_policy != "unset":
+            env["OMP_WAIT_POLICY"] = a.omp_wait_policy
         env.update({
             CHILD: str(threads),
             "OPENBLAS_CORETYPE": a.coretype,
-            "OMP_WAIT_POLICY": "PASSIVE",
             "OMP_NUM_THREADS": str(threads),
             "OPENBLAS_NUM_THREADS": str(threads),
         })
@@ -105,18 +139,50 @@ def parent(a):
 def child(a, threads):
     import ctypes
     import torch
+    # What the libraries alone hold resident (PyPI's CUDA build maps
+    # several hundred MB), to tell them from the training's memory.
+    import_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     import torch.nn as nn
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
     gelu_form = "none" if a.gelu == "exact" else "tanh"
+    has_sdpa = hasattr(F, "scaled_dot_product_attention")
+    if a.attention == "sdpa" and not has_sdpa:
+        print(f"torch_reference: PyTorch {torch.__version__} has no "
+              "scaled_dot_product_attention (2.0 on)", file=sys.stderr)
+        return 2
+    use_sdpa = a.attention == "sdpa" or (a.attention == "auto" and has_sdpa)
+    if a.compile == "on" and not hasattr(torch, "compile"):
+        print(f"torch_reference: PyTorch {torch.__version__} has no torch.compile "
+              "(2.0 on)", file=sys.stderr)
+        return 2
+    if hasattr(torch, "set_float32_matmul_precision"):
+        torch.set_float32_matmul_precision(a.matmul_precision)
+    elif a.matmul_precision != "highest":
+        print(f"torch_reference: PyTorch {torch.__version__} has no "
+              "set_float32_matmul_precision (2.0 on)", file=sys.stderr)
+        return 2
+    # The system's OpenBLAS only when this PyTorch loaded it (Debian's);
+    # PyPI's wheels bring MKL and oneDNN and never load it.
     core = None
-    try:
-        lib = ctypes.CDLL("libopenblas.so.0")
-        lib.openblas_get_corename.restype = ctypes.c_char_p
-        core = lib.openblas_get_corename().decode()
-    except (OSError, AttributeError):
-        pass
+    if any("libopenblas" in line for line in open("/proc/self/maps")):
+        try:
+            lib = ctypes.CDLL("libopenblas.so.0")
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            core = lib.openblas_get_corename().decode()
+        except (OSError, AttributeError):
+            pass
+    settings = {"torch_version": torch.__version__.split("+")[0],
+                "attention": "sdpa" if use_sdpa else "manual",
+                "compile": a.compile == "on",
+                "matmul_precision": a.matmul_precision,
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+                "import_rss_mb": import_rss_mb}
+
+    def peak_rss_mb():
+        # ru_maxrss is in KiB on Linux.
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
     class LayerNorm(nn.Module):
         """LayerNorm with a gain and no bias (torch 1.13 has no bias=False)."""
@@ -141,6 +207,9 @@ def child(a, threads):
             q = q.view(b, t, self.heads, c // self.heads).transpose(1, 2)
             k = k.view(b, t, self.heads, c // self.heads).transpose(1, 2)
             v = v.view(b, t, self.heads, c // self.heads).transpose(1, 2)
+            if use_sdpa:  # fused: no T x T matrix kept for the backward
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+                return self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
             scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
             mask = torch.ones(t, t, dtype=torch.bool).tril()
             scores = scores.masked_fill(~mask, float("-inf"))
@@ -210,6 +279,9 @@ def child(a, threads):
                                  {"params": no_decay, "weight_decay": 0.0}],
                                 lr=1e-3, betas=(0.9, 0.99))
         params = sum(p.numel() for p in model.parameters())
+        # The optimizer holds the parameters themselves; the compiled
+        # module shares them and is only what the steps call.
+        forward = torch.compile(model) if a.compile == "on" else model
 
         def lr_at(it):
             # train_shakespeare_char.py: warmup_iters 100, cosine decay to
@@ -226,7 +298,7 @@ def child(a, threads):
             for group in opt.param_groups:
                 group["lr"] = lr_at(it)
             x, y = batch("train", size, context)
-            loss = model(x, y)
+            loss = forward(x, y)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -237,7 +309,7 @@ def child(a, threads):
         def evaluate(split):
             model.eval()
             gen = torch.Generator().manual_seed(a.seed + 1)
-            losses = [model(*batch(split, size, context, gen)).item()
+            losses = [forward(*batch(split, size, context, gen)).item()
                       for _ in range(a.eval_batches)]
             model.train()
             return sum(losses) / len(losses)
@@ -268,7 +340,8 @@ def child(a, threads):
                               "ms_per_step_min": round(1e3 * times[0], 3),
                               "loss": round(loss, 4), "params": params,
                               "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-                              "openblas_core": core}), flush=True)
+                              "openblas_core": core, **settings,
+                              "peak_rss_mb": peak_rss_mb()}), flush=True)
             continue
         steps = total
         elapsed = 0.0
@@ -292,7 +365,8 @@ def child(a, threads):
                           "last_step_loss": round(loss, 4),
                           "training_seconds": round(elapsed, 1),
                           "tokens_per_s": round(steps * size * context / elapsed, 1),
-                          "params": params, "openblas_core": core}), flush=True)
+                          "params": params, "openblas_core": core, **settings,
+                          "peak_rss_mb": peak_rss_mb()}), flush=True)
     return 0
 
 

@@ -2,7 +2,8 @@
  * Suite "train": the trainer on real (small) tasks. A tiny model overfits a
  * short text; runs with one seed are bit-identical; a run interrupted by a
  * checkpoint and resumed is bit-identical to the uninterrupted one; a
- * non-finite step is skipped without touching the weights.
+ * non-finite step is skipped without touching the weights. Seeded
+ * evaluation sees the same windows whatever the trainer's seed and batch.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -238,12 +239,60 @@ static void progress_callback_sees_every_step(void **state) {
     stop(&r);
 }
 
+/* tlm_trainer_evaluate_seeded: the same model evaluated by trainers with
+ * other seeds gives the same loss for one evaluation seed (its windows do
+ * not depend on the trainer's seed), a batch of 4 twice the loss of a
+ * batch of 8 once (the windows come one after the other from the seed),
+ * and training steps in between do not move the set. */
+static void seeded_evaluation_is_a_fixed_set(void **state) {
+    (void)state;
+    run a, b;
+    start(&a, 0.0f, 11);
+    start(&b, 0.0f, 12); /* the same weights (init_seed 3), another seed */
+    float loss_a = 0, loss_b = 0, own_a = 0, own_b = 0;
+    assert_int_equal(tlm_trainer_evaluate_seeded(a.trainer, TLM_SPLIT_VALIDATION, 3, 99,
+                                                 &loss_a), TLM_OK);
+    assert_int_equal(tlm_trainer_evaluate_seeded(b.trainer, TLM_SPLIT_VALIDATION, 3, 99,
+                                                 &loss_b), TLM_OK);
+    assert_true(loss_a == loss_b);
+    /* The trainers' own evaluations draw from their seeds: other windows. */
+    assert_int_equal(tlm_trainer_evaluate(a.trainer, TLM_SPLIT_VALIDATION, 3, &own_a), TLM_OK);
+    assert_int_equal(tlm_trainer_evaluate(b.trainer, TLM_SPLIT_VALIDATION, 3, &own_b), TLM_OK);
+    assert_true(own_a != own_b);
+    float other_seed = 0;
+    assert_int_equal(tlm_trainer_evaluate_seeded(a.trainer, TLM_SPLIT_VALIDATION, 3, 100,
+                                                 &other_seed), TLM_OK);
+    assert_true(other_seed != loss_a);
+
+    /* Steps of b's trainer do not move the set: a fresh trainer with b's
+     * seed and batch 4 on b's trained model, two batches against one of 8. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(tlm_trainer_step(b.trainer, NULL), TLM_OK);
+    float eight = 0, four = 0;
+    assert_int_equal(tlm_trainer_evaluate_seeded(b.trainer, TLM_SPLIT_VALIDATION, 1, 99,
+                                                 &eight), TLM_OK);
+    tlm_trainer_free(b.trainer);
+    tlm_trainer_params params;
+    tlm_trainer_params_init(&params);
+    params.batch_size = 4;
+    params.seed = 12;
+    assert_int_equal(tlm_trainer_create(&b.trainer, b.model, b.data, &params), TLM_OK);
+    assert_int_equal(tlm_trainer_evaluate_seeded(b.trainer, TLM_SPLIT_VALIDATION, 2, 99,
+                                                 &four), TLM_OK);
+    assert_true(eight != loss_b);
+    /* the same windows, averaged in another order */
+    assert_true(fabs((double)four - (double)eight) <= 1e-5 * fabs((double)eight));
+    stop(&a);
+    stop(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(small_model_overfits_text),
         cmocka_unit_test(resume_is_bit_identical),
         cmocka_unit_test(non_finite_step_touches_nothing),
         cmocka_unit_test(progress_callback_sees_every_step),
+        cmocka_unit_test(seeded_evaluation_is_a_fixed_set),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
