@@ -34,6 +34,7 @@ typedef struct train_settings {
     size_t text_length;
     const char *tokenizer;  /* "byte", "char", "bpe:N" or a tokenizer file */
     const char *arch;       /* "gpt" (default) or "llama" */
+    const char *precision;  /* "float32" (default) or "bf16": the products */
     int32_t layers, encoder_layers, decoder_layers;
     int32_t heads, kv_heads, dim, ffn, context; /* kv_heads 0: = heads */
     int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;
