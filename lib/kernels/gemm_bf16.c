@@ -60,6 +60,10 @@ static const tlmi_gemm_bf16_kernels avx512_variant =
 static const tlmi_gemm_bf16_kernels avx2_variant =
     VARIANT(TLMI_ISA_AVX2, "avx2", 0, avx2, 16);
 #endif
+#if defined(TLMI_HAVE_NEON_BF16) && defined(TLMI_HAVE_NEON)
+static const tlmi_gemm_bf16_kernels neonbf16_variant =
+    VARIANT(TLMI_ISA_NEON, "neon-bf16", TLM_CPU_ARM_BF16, neonbf16, 12);
+#endif
 #if defined(TLMI_HAVE_NEON)
 static const tlmi_gemm_bf16_kernels neon_variant =
     VARIANT(TLMI_ISA_NEON, "neon", 0, neon, 12);
@@ -75,6 +79,9 @@ static const tlmi_gemm_bf16_kernels *const compiled[] = {
 #endif
 #if defined(TLMI_HAVE_AVX2)
     &avx2_variant,
+#endif
+#if defined(TLMI_HAVE_NEON_BF16) && defined(TLMI_HAVE_NEON)
+    &neonbf16_variant,
 #endif
 #if defined(TLMI_HAVE_NEON)
     &neon_variant,

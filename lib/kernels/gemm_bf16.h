@@ -25,8 +25,12 @@
  *     denormals (|x| < 2^-126) as zero and flushes denormal results, and
  *     adds each lane's pair of products to the sum one after the other,
  *     each rounded to nearest even.
+ *   - "neon-bf16": BFDOT (Armv8.6 BF16) by element, the same pair layout
+ *     along K; its additions round to odd (without FEAT_EBF16) and flush
+ *     denormals.
  * Against the reference, a variant's results differ only in the order
- * of the float32 summation (and, for avx512-bf16, denormals flushed), so
+ * of the float32 summation (and, for the bf16 instructions, denormals
+ * flushed and BFDOT's rounding to odd), so
  * the tests hold them to the float32 GEMM's tolerance.
  *
  * Every variant computes each element of C with the same operations
@@ -45,7 +49,8 @@
 
 typedef struct tlmi_gemm_bf16_kernels {
     int isa;           /* the enum tlmi_isa whose table it goes with */
-    const char *name;  /* "scalar", "avx2", "avx512", "avx512-bf16", "neon" */
+    const char *name;  /* "scalar", "avx2", "avx512", "avx512-bf16", "neon",
+                          "neon-bf16" */
     uint32_t features; /* CPU features it needs beyond its ISA's */
     tlmi_gemm_fn gemm;
     tlmi_gemm_workspace_fn gemm_workspace;
@@ -92,6 +97,9 @@ TLMI_GEMM_BF16_DECLARE(avx512bf16);
 #endif
 #if defined(TLMI_HAVE_NEON)
 TLMI_GEMM_BF16_DECLARE(neon);
+#endif
+#if defined(TLMI_HAVE_NEON_BF16)
+TLMI_GEMM_BF16_DECLARE(neonbf16);
 #endif
 
 #endif
