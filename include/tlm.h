@@ -2641,6 +2641,23 @@ TLM_API int tlm_step_info_init(tlm_step_info *info);
  *  stop (tlm_trainer_step() then returns TLM_E_CANCELLED). */
 typedef int (*tlm_progress_fn)(void *user, const tlm_step_info *info);
 
+/**
+ * Arithmetic of the training step's matrix products
+ * (tlm_trainer_params::precision). Weights, gradients and the optimizer's
+ * state stay float32 in both; see docs/training.md.
+ */
+enum tlm_precision {
+    /** float32 products (the default) */
+    TLM_PRECISION_FLOAT32 = 0,
+    /** bf16 mixed precision: every tlm_matmul of the step's forward and
+     *  backward passes rounds its two inputs to bf16 (nearest even) and
+     *  sums the exact products in float32; everything else (attention,
+     *  norms, activations, the loss, the optimizer) stays float32. Faster
+     *  where the CPU has AVX-512 BF16; elsewhere the same results, at
+     *  about float32's speed. */
+    TLM_PRECISION_BF16 = 1
+};
+
 /** Settings of tlm_trainer_create(). Fill with tlm_trainer_params_init(). */
 typedef struct tlm_trainer_params {
     size_t struct_size;     /**< sizeof(tlm_trainer_params); set by init */
@@ -2684,6 +2701,10 @@ typedef struct tlm_trainer_params {
      *  checkpoints; a checkpoint resumes only with the same number of
      *  ranks. See docs/distributed.md. It must outlive the trainer. */
     tlm_comm *comm;
+    /** An enum tlm_precision: the arithmetic of the training step's matrix
+     *  products (TLM_PRECISION_FLOAT32 by default). Added after 0.2.0; an
+     *  older caller's struct, which lacks it, trains in float32. */
+    int32_t precision;
 } tlm_trainer_params;
 
 /** Fill `params` with the defaults and set its struct_size. */

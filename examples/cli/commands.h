@@ -42,6 +42,7 @@ typedef struct train_settings {
     int no_bias, untied;    /* 1: bias 0, tied_output 0 */
     int32_t beam;           /* pairs: beam width of the exact-match check */
     float length_penalty;   /* pairs: its GNMT alpha */
+    const char *precision;  /* "float32" (default) or "bf16": the products */
     int32_t layers, encoder_layers, decoder_layers;
     int32_t heads, kv_heads, dim, ffn, context; /* kv_heads 0: = heads */
     int32_t batch, steps, warmup, accum, eval_every, eval_batches, threads;

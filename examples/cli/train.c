@@ -43,6 +43,7 @@ void train_settings_init(train_settings *s) {
     memset(s, 0, sizeof *s);
     s->tokenizer = "char";
     s->arch = "gpt";
+    s->precision = "float32";
     s->layers = 4;
     s->decoder_layers = -1; /* -1: take --layers */
     s->heads = 4;
@@ -939,6 +940,8 @@ static int run_job(job *j) {
     tp.accumulation = s->accum;
     tp.grad_clip = s->grad_clip;
     tp.max_grad_norm = s->max_grad_norm;
+    tp.precision = strcmp(s->precision, "bf16") == 0 ? TLM_PRECISION_BF16
+                                                     : TLM_PRECISION_FLOAT32;
     tp.seed = s->seed;
     tp.optimizer = &opt;
     tp.schedule = &schedule;
@@ -1178,6 +1181,7 @@ int cmd_train(int argc, char **argv) {
         {"dropout", 0, CLI_FLOAT, &s.dropout, 0, 0.99, "X", "dropout probability (default 0)", 0},
         {"grad-clip", 0, CLI_FLOAT, &s.grad_clip, 0, 1e9, "X", "clip the gradient norm to X; 0 = off (default 1)", 0},
         {"max-grad-norm", 0, CLI_FLOAT, &s.max_grad_norm, 0, 1e30, "X", "skip a step whose gradient norm is above X; 0 = off (default)", 0},
+        {"precision", 0, CLI_STRING, &s.precision, 0, 0, "P", "float32 (default) or bf16: the training step's matrix products with bf16 inputs and float32 sums (mixed precision; weights and optimizer stay float32)", 0},
         {"max-bad-steps", 0, CLI_INT, &s.max_bad_steps, 1, 2000000000, "N", "stop after N consecutive skipped steps (default 10)", 0},
         {"accum", 0, CLI_INT, &s.accum, 1, 65536, "N", "micro-batches per step (default 1)", 0},
         {"eval-every", 0, CLI_INT, &s.eval_every, 1, 2000000000, "N", "evaluate and save every N steps (default steps/10)", 0},
@@ -1296,6 +1300,10 @@ int cmd_train(int argc, char **argv) {
     status = check_named_values(&s);
     if (status != 0)
         return status;
+    if (strcmp(s.precision, "float32") != 0 && strcmp(s.precision, "bf16") != 0)
+        return cli_error(CLI_EXIT_USAGE, "train",
+                         "--precision expects float32 or bf16, not '%s'",
+                         s.precision);
     if (s.init == NULL && s.resume == NULL && s.kv_heads != 0 &&
         s.heads % s.kv_heads != 0)
         return cli_error(CLI_EXIT_USAGE, "train",

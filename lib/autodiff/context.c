@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "base/params.h"
 #include "graph.h"
+#include "kernels/gemm_bf16.h"
 #include "tensor.h"
 
 /* Tensor structs come from the host in chunks of this many and are never
@@ -135,6 +136,14 @@ TLM_API int tlm_context_create(tlm_context **out,
     tlmi_rng_seed(&ctx->rng, 0);
     ctx->features = tlmi_cpu_usable_features();
     ctx->kernels = tlmi_kernels_choose_with(ctx->features);
+    const tlmi_gemm_bf16_kernels *bf16 =
+        tlmi_gemm_bf16_choose(ctx->kernels, ctx->features);
+    ctx->kernels_bf16 = *ctx->kernels;
+    ctx->kernels_bf16.gemm = bf16->gemm;
+    ctx->kernels_bf16.gemm_workspace = bf16->gemm_workspace;
+    ctx->kernels_bf16.gemm_cols = bf16->gemm_cols;
+    ctx->kernels_bf16.gemm_col_align = bf16->gemm_col_align;
+    ctx->matmul_bf16 = 0;
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_default_thread_count();
     status = tlmi_threadpool_create(&ctx->pool, &ctx->host, ctx->n_threads,

@@ -13,6 +13,11 @@
  * workspace, so the results are the same for any number of threads.
  * Creating the node makes the workspace large enough for its forward and
  * backward products on every thread, so neither pass allocates.
+ *
+ * While the context's matmul_bf16 is set (a trainer with precision
+ * TLM_PRECISION_BF16, around its passes), the products are the bf16 ones
+ * of kernels/gemm_bf16.h (bf16 inputs, float32 sums) from the context's
+ * kernels_bf16 table; the workspace fits either table.
  */
 #include "ops.h"
 
@@ -36,12 +41,17 @@ static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
     return bytes;
 }
 
+/* The table whose products run now: float32, or bf16 (see the top). */
+static const tlmi_kernels *matmul_kernels(const tlm_context *ctx) {
+    return ctx->matmul_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
+}
+
 /* C = op(A) . op(B) ... (see tlmi_gemm) with the context's kernel over
  * its threads, in the workspace the node's creation made large enough. */
 static void gemm(tlm_context *ctx, float *c, const float *a, const float *b,
                  const float *bias, int64_t m, int64_t n, int64_t k,
                  int transpose_a, int transpose_b, int accumulate) {
-    tlmi_gemm_parallel(ctx->pool, ctx->kernels, c, a, b, bias, m, n,
+    tlmi_gemm_parallel(ctx->pool, matmul_kernels(ctx), c, a, b, bias, m, n,
                        k, transpose_a, transpose_b, accumulate,
                        ctx->workspace, ctx->workspace_bytes);
 }
@@ -81,7 +91,7 @@ static void gemm_batch(tlm_context *ctx, int64_t batch, float *c,
                        const float *b, int64_t b_stride, const float *bias,
                        int64_t m, int64_t n, int64_t k, int transpose_a,
                        int transpose_b, int accumulate) {
-    const tlmi_kernels *kernels = ctx->kernels;
+    const tlmi_kernels *kernels = matmul_kernels(ctx);
     const int threads = tlmi_threadpool_threads(ctx->pool);
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
@@ -224,11 +234,14 @@ TLM_API int tlm_matmul(tlm_tensor **out, tlm_tensor *a, tlm_tensor *b,
         result->iparam[2] = n;
         result->iparam[3] = k;
         result->iparam[4] = transpose_b;
+        const size_t f32_bytes = matmul_workspace(
+            ctx->kernels, rows, n, k, transpose_b, result->requires_grad);
+        const size_t bf16_bytes = matmul_workspace(
+            &ctx->kernels_bf16, rows, n, k, transpose_b, result->requires_grad);
         status = tlmi_context_reserve_workspace(
             ctx,
             tlmi_gemm_parallel_workspace(
-                matmul_workspace(ctx->kernels, rows, n, k, transpose_b,
-                                 result->requires_grad),
+                f32_bytes > bf16_bytes ? f32_bytes : bf16_bytes,
                 tlmi_threadpool_threads(ctx->pool)),
             name);
     }

@@ -136,6 +136,21 @@ TLM_API void tlm_trainer_free(tlm_trainer *trainer) {
     tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
+/* The context's matrix products in the trainer's precision
+ * (params.precision: bf16 sets the context's matmul_bf16, see
+ * ops/matmul.c) for the trainer's passes; returns the setting to give
+ * back to precision_end afterwards, so the context's other work stays
+ * float32. */
+static int precision_begin(tlm_trainer *t) {
+    const int before = t->ctx->matmul_bf16;
+    t->ctx->matmul_bf16 = t->params.precision == TLM_PRECISION_BF16;
+    return before;
+}
+
+static void precision_end(tlm_trainer *t, int before) {
+    t->ctx->matmul_bf16 = before;
+}
+
 /* Builds the training graph: inputs -> logits -> loss -> loss / k. The
  * batch tensors' values are filled before each re-run. */
 static int build_graph(tlm_trainer *t) {
@@ -147,8 +162,10 @@ static int build_graph(tlm_trainer *t) {
     batch.src_mask = t->source_mask;
     int status = tlm_context_set_grad_enabled(t->ctx, 1);
     tlm_tensor *before = t->ctx->tape_last;
+    const int precision = precision_begin(t);
     if (status == TLM_OK)
         status = tlm_model_forward(t->model, &batch, &t->logits, &t->loss);
+    precision_end(t, precision);
     if (status == TLM_OK)
         status = tlm_scale(&t->scaled_loss, t->loss,
                            1.0f / (float)t->params.accumulation);
@@ -207,6 +224,11 @@ static int check_params(tlm_trainer *t, const tlm_model_config *c) {
         return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.max_grad_norm %g "
                          "must be finite and >= 0 (0 = off)", what,
                          (double)p->max_grad_norm);
+    if (p->precision != TLM_PRECISION_FLOAT32 &&
+        p->precision != TLM_PRECISION_BF16)
+        return tlmi_fail(&t->host, TLM_E_INVALID, "%s: params.precision %d is "
+                         "not TLM_PRECISION_FLOAT32 (0) or TLM_PRECISION_BF16 "
+                         "(1)", what, (int)p->precision);
     return TLM_OK;
 }
 
@@ -480,9 +502,11 @@ TLM_API int tlm_trainer_step(tlm_trainer *t, tlm_step_info *info) {
     double loss_sum = 0;
     for (int32_t micro = 0; micro < t->params.accumulation; micro++) {
         fill_batch(t, TLM_SPLIT_TRAIN, &t->rng);
+        const int precision = precision_begin(t);
         status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
         if (status == TLM_OK)
             status = tlm_backward(t->scaled_loss);
+        precision_end(t, precision);
         if (status != TLM_OK)
             return tlmi_fail_forward(&t->host, status, "tlm_trainer_step");
         loss_sum += (double)((const float *)t->loss->data)[0];
@@ -575,11 +599,13 @@ static int evaluate_from_seed(tlm_trainer *t, const char *what, int32_t split,
     tlmi_rng_seed(&rng, seed);
     tlm_context_set_training(t->ctx, 0);
     double sum = 0;
+    const int precision = precision_begin(t);
     for (int32_t i = 0; status == TLM_OK && i < n_batches; i++) {
         fill_batch(t, split, &rng);
         status = tlmi_graph_forward_range(t->ctx, t->first_node, t->last_node);
         sum += (double)((const float *)t->loss->data)[0];
     }
+    precision_end(t, precision);
     tlm_context_set_training(t->ctx, 1);
     if (status != TLM_OK)
         return tlmi_fail_forward(&t->host, status, "%s", what);

@@ -13,12 +13,20 @@
  *                         process, OpenBLAS as the environment set it
  *   bench --quick         fewer and smaller shapes (a smoke run)
  *   bench --filter TEXT   only the cases whose name contains TEXT
+ *   bench --no-bf16       leave out the bf16 rows (below)
  *   bench --threads N     also time each product split over N threads
  *                         (default 2; 1 turns it off): a line with
  *                         "threads":N per case, with "speedup", its
  *                         throughput over the 1-thread run measured
  *                         alternately with it, and a geometric mean line
  *                         "gemm_threads_geomean"
+ *
+ * bf16 rows: for each training shape (M > 1), the bf16 product
+ * (kernels/gemm_bf16.h: bf16 inputs, float32 sums) of the variant this
+ * ISA's table chooses on this CPU, timed alternately with the float32
+ * kernel: {"bench":"gemm_bf16", ..., "variant", "gflops",
+ * "f32_gflops", "ratio"} (ratio: bf16 throughput over float32's), and a
+ * geometric mean line "gemm_bf16_geomean".
  *
  * Times are the best of several repetitions (CLOCK_MONOTONIC), tlm and
  * OpenBLAS alternating; the machine is shared and noisy, so compare the
@@ -39,7 +47,9 @@
 
 #include "base/host.h"
 #include "base/threadpool.h"
+#include "base/cpu.h"
 #include "kernels/dispatch.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_parallel.h"
 
 #if defined(TLM_BENCH_OPENBLAS)
@@ -179,7 +189,56 @@ static const char *reference_coretype(void) {
     return coretype != NULL && *coretype != '\0' ? coretype : "default";
 }
 
-static int run_isa(int isa, int quick, const char *filter, int threads) {
+/* The bf16 row of one case (see the top of this file): the chosen bf16
+ * variant against the float32 kernel, alternating. Adds log(ratio) to
+ * *log_ratio and log(gflops) to *log_gflops. */
+static void bench_bf16(const tlmi_kernels *kernels,
+                       const tlmi_gemm_bf16_kernels *variant,
+                       const bench_case *bc, const float *a, const float *b,
+                       float *c, void *ws, double *log_ratio,
+                       double *log_gflops) {
+    const int64_t m = bc->m, n = bc->n, k = bc->k, batch = bc->batch;
+    const int64_t a_step = m * k;
+    const int64_t b_step = bc->transpose_a ? k * n : 0;
+    const int64_t c_step = bc->transpose_a ? 0 : m * n;
+    const size_t bytes = variant->gemm_workspace(m, n, k, bc->transpose_a,
+                                                 bc->transpose_b);
+    void *bws = NULL;
+    if (bytes > 0 && posix_memalign(&bws, 64, bytes) != 0) {
+        fprintf(stderr, "bench: out of memory\n");
+        exit(1);
+    }
+    double best_bf16, best_f32;
+    TIME_BOTH(best_bf16,
+              for (int64_t i_ = 0; i_ < batch; i_++)
+                  variant->gemm(c + i_ * c_step, a + i_ * a_step,
+                                b + i_ * b_step, NULL, m, n, k,
+                                bc->transpose_a, bc->transpose_b,
+                                bc->accumulate, bws),
+              best_f32,
+              for (int64_t i_ = 0; i_ < batch; i_++)
+                  kernels->gemm(c + i_ * c_step, a + i_ * a_step,
+                                b + i_ * b_step, NULL, m, n, k,
+                                bc->transpose_a, bc->transpose_b,
+                                bc->accumulate, ws));
+    const double flops = 2.0 * (double)m * (double)n * (double)k * (double)batch;
+    const double gflops = flops / best_bf16 * 1e-9;
+    const double f32_gflops = flops / best_f32 * 1e-9;
+    *log_ratio += log(gflops / f32_gflops);
+    *log_gflops += log(gflops);
+    printf("{\"bench\":\"gemm_bf16\",\"case\":\"%s\",\"isa\":\"%s\","
+           "\"variant\":\"%s\",\"m\":%lld,\"n\":%lld,\"k\":%lld,"
+           "\"form\":\"%s\",\"batch\":%d,\"threads\":1,\"gflops\":%.2f,"
+           "\"f32_gflops\":%.2f,\"ratio\":%.3f}\n",
+           bc->name, kernels->name, variant->name, (long long)m,
+           (long long)n, (long long)k, form_name(bc), bc->batch, gflops,
+           f32_gflops, gflops / f32_gflops);
+    fflush(stdout);
+    free(bws);
+}
+
+static int run_isa(int isa, int quick, const char *filter, int threads,
+                   int with_bf16) {
     const tlmi_kernels *kernels = tlmi_kernels_for(isa);
     if (kernels == NULL) {
         fprintf(stderr, "bench: this build or CPU has no %s kernels\n",
@@ -206,6 +265,11 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
     }
     double log_speedup = 0.0, log_speedup_part[2] = {0.0, 0.0};
     int sped = 0, sped_part[2] = {0, 0};
+    /* The bf16 variant a context on this CPU would get with this table. */
+    const tlmi_gemm_bf16_kernels *bf16 =
+        tlmi_gemm_bf16_choose(kernels, tlmi_cpu_detect());
+    double log_bf16_ratio = 0.0, log_bf16_gflops = 0.0;
+    int bf16_counted = 0;
     for (size_t ci = 0; ci < N_CASES; ci++) {
         const bench_case *bc = &all_cases[ci];
         if (filter != NULL && strstr(bc->name, filter) == NULL)
@@ -271,6 +335,11 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
 #endif
         printf("}\n");
         fflush(stdout);
+        if (with_bf16 && m > 1) {
+            bench_bf16(kernels, bf16, bc, a, b, c, ws, &log_bf16_ratio,
+                       &log_bf16_gflops);
+            bf16_counted++;
+        }
         if (pool != NULL) {
             /* The same product over the pool, each thread with its own
              * workspace slot, timed alternately with one thread. */
@@ -335,6 +404,13 @@ static int run_isa(int isa, int quick, const char *filter, int threads) {
                        exp(log_speedup_part[part] / sped_part[part]));
         printf("}\n");
     }
+    if (bf16_counted > 0)
+        printf("{\"bench\":\"gemm_bf16_geomean\",\"isa\":\"%s\","
+               "\"variant\":\"%s\",\"shapes\":%d,\"threads\":1,"
+               "\"gflops\":%.2f,\"ratio\":%.3f}\n",
+               kernels->name, bf16->name, bf16_counted,
+               exp(log_bf16_gflops / bf16_counted),
+               exp(log_bf16_ratio / bf16_counted));
     tlmi_threadpool_free(pool);
     if (counted == 0)
         return 0;
@@ -390,7 +466,7 @@ static int run_child(const char *self, int isa, const char *coretype,
 }
 
 int main(int argc, char **argv) {
-    int isa = -1, quick = 0, threads = 2;
+    int isa = -1, quick = 0, threads = 2, with_bf16 = 1;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc) {
@@ -407,18 +483,20 @@ int main(int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--quick") == 0) {
             quick = 1;
+        } else if (strcmp(argv[i], "--no-bf16") == 0) {
+            with_bf16 = 0;
         } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
             filter = argv[++i];
         } else {
             fprintf(stderr,
                     "usage: %s [--isa scalar|avx2|avx512|neon] [--quick] "
-                    "[--filter TEXT] [--threads N]\n",
+                    "[--filter TEXT] [--threads N] [--no-bf16]\n",
                     argv[0]);
             return 2;
         }
     }
     if (isa >= 0)
-        return run_isa(isa, quick, filter, threads);
+        return run_isa(isa, quick, filter, threads, with_bf16);
 
     /* Every SIMD ISA of this CPU, each against its OpenBLAS core type. */
     static const struct {
@@ -429,7 +507,7 @@ int main(int argc, char **argv) {
         {TLMI_ISA_AVX512, "SkylakeX"},
         {TLMI_ISA_NEON, "ARMV8"},
     };
-    /* Forward only --quick and --filter to the children. */
+    /* Forward --quick, --filter, --threads and --no-bf16 to the children. */
     char *forwarded[10];
     char threads_text[16];
     snprintf(threads_text, sizeof threads_text, "%d", threads);
@@ -443,6 +521,8 @@ int main(int argc, char **argv) {
     }
     forwarded[n_forwarded++] = (char *)"--threads";
     forwarded[n_forwarded++] = threads_text;
+    if (!with_bf16)
+        forwarded[n_forwarded++] = (char *)"--no-bf16";
     forwarded[n_forwarded] = NULL;
     int failed = 0, ran = 0;
     for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++) {
@@ -453,6 +533,6 @@ int main(int argc, char **argv) {
                             n_forwarded, forwarded);
     }
     if (ran == 0)
-        failed |= run_isa(TLMI_ISA_SCALAR, quick, filter, threads);
+        failed |= run_isa(TLMI_ISA_SCALAR, quick, filter, threads, with_bf16);
     return failed;
 }

@@ -41,9 +41,11 @@
  *                    [--threads 1,2] [--steps N] [--warmup N] [--seed N]
  *                    [--quality] [--eval-every N] [--eval-batches N]
  *                    [--decay nanogpt|tlm] [--gelu tanh|exact]
+ *                    [--precision float32|bf16]
  * --gelu exact uses the erf form nanoGPT's model has (nn.GELU()); the
  * default is the tanh form, whose kernel is vectorized (torch_reference.py
- * takes the same option).
+ * takes the same option). --precision bf16 trains with bf16 matrix
+ * products (tlm_trainer_params::precision); every line says which.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -86,6 +88,7 @@ typedef struct options {
     int32_t eval_batches;
     int decay_embeddings; /* 1: nanoGPT's groups (every 2-D tensor) */
     int gelu_exact;       /* 1: erf GELU, as nanoGPT; 0: tanh form */
+    int32_t precision;    /* an enum tlm_precision */
 } options;
 
 typedef struct corpus {
@@ -249,6 +252,7 @@ static int run_create(run *r, const bench_config *c, const corpus *text,
     tp.context = c->context;
     tp.grad_clip = 1.0f;
     tp.seed = o->seed;
+    tp.precision = o->precision;
     tp.optimizer = &op;
     tp.schedule = &sp;
     const int status = tlm_trainer_create(&r->trainer, r->model, r->data, &tp);
@@ -330,13 +334,14 @@ static int bench_speed(const bench_config *c, const corpus *text,
                                         : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
         const double tokens = (double)c->batch * (double)c->context;
         printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"config\":\"%s\","
-               "\"layers\":%d,\"heads\":%d,\"width\":%d,\"threads\":%d,"
+               "\"precision\":\"%s\",\"layers\":%d,\"heads\":%d,\"width\":%d,\"threads\":%d,"
                "\"batch\":%d,\"context\":%d,\"steps\":%d,"
                "\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
                "\"ms_per_step_mean\":%.3f,\"ms_per_step_min\":%.3f,"
                "\"loss\":%.4f,\"params\":%lld,\"peak_rss_bytes\":%lld,"
                "\"estimate_bytes\":%lld}\n",
-               c->name, (int)c->layers, (int)c->heads, (int)c->width,
+               c->name, o->precision == TLM_PRECISION_BF16 ? "bf16" : "float32",
+               (int)c->layers, (int)c->heads, (int)c->width,
                tlm_context_thread_count(r.ctx), (int)c->batch, (int)c->context,
                (int)steps, tokens / median, 1e3 * median,
                1e3 * total / (double)steps, 1e3 * times[0], (double)info.loss,
@@ -384,12 +389,13 @@ static int bench_quality(const bench_config *c, const corpus *text,
         status = evaluate(&r, o, &train, &val);
     if (status == 0) {
         printf("{\"bench\":\"train_quality\",\"impl\":\"tlm\",\"config\":\"%s\","
-               "\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
+               "\"precision\":\"%s\",\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
                "\"eval_batches\":%d,\"decay_embeddings\":%s,\"gelu\":\"%s\","
                "\"seed\":%llu,"
                "\"train_loss\":%.4f,\"val_loss\":%.4f,\"last_step_loss\":%.4f,"
                "\"training_seconds\":%.1f,\"tokens_per_s\":%.1f,\"params\":%lld}\n",
-               c->name, tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
+               c->name, o->precision == TLM_PRECISION_BF16 ? "bf16" : "float32",
+               tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
                (int)c->context, (int)o->eval_batches,
                o->decay_embeddings ? "true" : "false",
                o->gelu_exact ? "exact" : "tanh", (unsigned long long)o->seed,
@@ -434,7 +440,8 @@ static int usage(const char *message) {
             "usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]\n"
             "                   [--threads 1,2] [--steps N] [--warmup N] [--seed N]\n"
             "                   [--quality] [--eval-every N] [--eval-batches N]\n"
-            "                   [--decay nanogpt|tlm] [--gelu tanh|exact]\n",
+            "                   [--decay nanogpt|tlm] [--gelu tanh|exact]\n"
+            "                   [--precision float32|bf16]\n",
             message);
     return 2;
 }
@@ -490,6 +497,11 @@ int main(int argc, char **argv) {
             if (strcmp(value, "nanogpt") != 0 && strcmp(value, "tlm") != 0)
                 return usage("--decay expects nanogpt or tlm");
             o.decay_embeddings = strcmp(value, "nanogpt") == 0;
+        } else if (strcmp(arg, "--precision") == 0) {
+            if (strcmp(value, "float32") != 0 && strcmp(value, "bf16") != 0)
+                return usage("--precision expects float32 or bf16");
+            o.precision = strcmp(value, "bf16") == 0 ? TLM_PRECISION_BF16
+                                                     : TLM_PRECISION_FLOAT32;
         } else if (strcmp(arg, "--gelu") == 0) {
             if (strcmp(value, "tanh") != 0 && strcmp(value, "exact") != 0)
                 return usage("--gelu expects tanh or exact");

@@ -125,7 +125,8 @@ class _TrainerParams(_c.Structure):
                 ("optimizer", _c.POINTER(_OptimizerParams)),
                 ("schedule", _c.POINTER(_ScheduleParams)),
                 ("progress", _PROGRESS_FN), ("progress_user", _p), ("bos_id", _i32),
-                ("pad_id", _i32), ("max_grad_norm", _f32), ("comm", _p)]
+                ("pad_id", _i32), ("max_grad_norm", _f32), ("comm", _p),
+                ("precision", _i32)]
 
 
 def _init_struct(cls, init, *extra):

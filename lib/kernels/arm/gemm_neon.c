@@ -56,3 +56,5 @@ fma_lanes(tlmi_vf acc[][TLMI_GEMM_NR / TLMI_VL], const float *ap,
 }
 
 #include "kernels/gemm_tmpl.c"
+/* The bf16 products (gemm_bf16.h) on this ISA's float32 kernels. */
+#include "kernels/gemm_bf16_round_tmpl.c"

@@ -61,3 +61,5 @@
 #define TLMI_GEMM_SMALL_J(R) ((R) == 1 ? 1 : (R) == 2 ? 6 : 4)
 
 #include "kernels/gemm_tmpl.c"
+/* The bf16 products (gemm_bf16.h) on this ISA's float32 kernels. */
+#include "kernels/gemm_bf16_round_tmpl.c"
