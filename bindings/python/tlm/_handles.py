@@ -28,6 +28,7 @@ class _Resource:
         self.children = {}  # key -> _Resource, in creation order
         self.why = None
         self.busy = 0       # > 0 while a C call that runs Python code uses it
+                            # (generate(), a trainer step with on_step)
         self.on_reset = on_reset  # a result tensor: gone at its context's reset
         self.views = 0      # numpy arrays that share the handle's memory
         # True once the wrapper was garbage collected while numpy arrays
@@ -58,8 +59,9 @@ class _Resource:
     def refuse_if_busy(self, action, views=True):
         busy = self.busy_in_tree(views)
         if busy is not None and busy.busy:
-            raise Error(_E_STATE, "tlm: cannot %s while generate() uses the %s "
-                        "(from its on_text callback)" % (action, busy.kind))
+            raise Error(_E_STATE, "tlm: cannot %s while a call that runs Python "
+                        "callbacks uses the %s (from generate()'s on_text or on_token, or "
+                        "the trainer's on_step)" % (action, busy.kind))
         if busy is not None:
             raise Error(_E_STATE, "tlm: cannot %s: %d numpy array(s) share the "
                         "memory of a %s in it (tensor.numpy()); delete them, or "
