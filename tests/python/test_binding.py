@@ -917,6 +917,45 @@ class TrainerProgress(unittest.TestCase):
             holder.clear()
 
 
+class Sampling(unittest.TestCase):
+    def test_sample_probabilities_and_accept(self):
+        with tlm.Context(threads=1) as ctx:
+            logits = [0.0, 2.0, 1.0, float("-inf")]
+            greedy = tlm.Sampler(ctx, temperature=0.0)
+            self.assertEqual(greedy.sample(logits), (1, 0.0))
+            self.assertEqual(greedy.probabilities(logits), [0.0, 1.0, 0.0, 0.0])
+            sampler = tlm.Sampler(ctx, temperature=1.0, seed=7)
+            probs = sampler.probabilities(logits)
+            total = sum(math.exp(v) for v in logits[:3])
+            for p, v in zip(probs, logits):
+                self.assertAlmostEqual(p, math.exp(v) / total, places=5)
+            draws = [sampler.sample(logits) for _ in range(50)]
+            self.assertTrue(all(0 <= i < 3 for i, _ in draws))  # never the -inf one
+            for i, logprob in draws:
+                self.assertAlmostEqual(logprob, math.log(probs[i]), places=4)
+            sampler.reset(seed=7)
+            self.assertEqual([sampler.sample(logits) for _ in range(50)], draws)
+            # An accepted token is penalized from then on.
+            penalized = tlm.Sampler(ctx, temperature=1.0, repetition_penalty=2.0)
+            before = penalized.probabilities(logits)[1]
+            penalized.accept(1)
+            self.assertLess(penalized.probabilities(logits)[1], before)
+            self.assertAlmostEqual(tlm.log_softmax_at(logits, 1),
+                                   2.0 - math.log(total), places=5)
+            with self.assertRaises(tlm.Error) as caught:
+                sampler.sample([float("nan"), 1.0])
+            self.assertEqual(caught.exception.name, "TLM_E_NONFINITE")
+            with self.assertRaises(tlm.ArgumentError):
+                sampler.sample([])
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.log_softmax_at(logits, 4)
+            self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+            with self.assertRaises(tlm.Error):
+                sampler.accept(-1)
+            if numpy is not None:
+                self.assertEqual(greedy.sample(numpy.array(logits)), (1, 0.0))
+
+
 class ApiCoverage(unittest.TestCase):
     def test_every_c_function_is_wrapped_or_listed_as_not(self):
         # docs/python.md, "What the package does not wrap", lists the rest.

@@ -76,7 +76,7 @@ from ._errors import (Error, ArgumentError, ArgumentTypeError, LibraryNotFound,
 from .context import Context
 from .tensor import Tensor, matmul, cross_entropy
 from .tokenizer import Tokenizer
-from .sampler import Sampler
+from .sampler import Sampler, log_softmax_at
 from .model import Model
 from .session import Session, TokenLogprob
 from .training import Trainer, StepInfo, train
@@ -90,5 +90,5 @@ __all__ = [
     "Error", "ArgumentError", "ArgumentTypeError", "LibraryNotFound", "NumpyMissing",
     "version", "version_number", "library_path", "load_library", "Context", "Tensor",
     "Tokenizer", "Model", "Session", "TokenLogprob", "Sampler", "Trainer", "StepInfo",
-    "train", "cross_entropy", "matmul", "__version__",
+    "train", "cross_entropy", "matmul", "log_softmax_at", "__version__",
 ]
