@@ -115,7 +115,9 @@ class _SharedMemory:
             res = tensor._res
             self.resource = res
             res.views += 1
-            weakref.finalize(self, res.view_released)
+            # Not at exit: an array may outlive the finalizers there, and
+            # the process's end frees the memory anyway.
+            weakref.finalize(self, res.view_released).atexit = False
         else:
             self.tensor = tensor
 
