@@ -9,6 +9,7 @@ import ctypes.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -656,6 +657,325 @@ class SentencePieceTokenizer(unittest.TestCase):
                 tok.export(tmp)
                 again = tlm.Tokenizer.import_(ctx, os.path.join(tmp, "tokenizer.model"))
                 self.assertEqual(again.encode("Hello world"), tok.encode("Hello world"))
+
+
+class TokenizerDetails(unittest.TestCase):
+    def test_special_ids_and_token_bytes_of_a_character_tokenizer(self):
+        with tlm.Context(threads=1) as ctx:
+            tok = tlm.Tokenizer.train(ctx, "abcé", kind="char")
+            vocab = tok.vocab_size
+            self.assertEqual(vocab, 4 + 4)  # 4 characters + 4 special tokens
+            self.assertEqual((tok.unk_id, tok.bos_id, tok.eos_id, tok.pad_id),
+                             (vocab - 4, vocab - 3, vocab - 2, vocab - 1))
+            self.assertEqual(tok.special_id("eos"), tok.eos_id)
+            for ch in "abcé":
+                (i,) = tok.encode(ch)
+                self.assertEqual(tok.token_bytes(i), ch.encode())
+            self.assertEqual(tok.token_bytes(tok.unk_id), "\ufffd".encode())
+            for special in (tok.bos_id, tok.eos_id, tok.pad_id):
+                self.assertEqual(tok.token_bytes(special), b"")
+            self.assertEqual(tok.merges, [])
+            for bad in (-1, vocab):
+                with self.assertRaises(tlm.Error) as caught:
+                    tok.token_bytes(bad)
+                self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+            with self.assertRaises(tlm.ArgumentError):
+                tok.special_id("sep")
+            with self.assertRaises(tlm.ArgumentError):
+                tok.token_bytes(2**31)
+
+    def test_byte_and_bpe_tokenizers(self):
+        with tlm.Context(threads=1) as ctx:
+            byte = tlm.Tokenizer.train(ctx, b"", kind="byte")
+            self.assertIsNone(byte.unk_id)  # every byte has its id
+            self.assertEqual(byte.token_bytes(ord("A")), b"A")
+            self.assertEqual(byte.token_bytes(0xff), b"\xff")  # part of no character
+            with open(CORPUS, "rb") as corpus:
+                text = corpus.read()[:4000]
+            bpe = tlm.Tokenizer.train(ctx, text, kind="bpe", vocab_size=300)
+            merges = bpe.merges
+            self.assertEqual(len(merges), bpe.vocab_size - 259)
+            self.assertGreater(len(merges), 0)
+            for rank, (left, right) in enumerate(merges):
+                self.assertEqual(bpe.token_bytes(256 + rank),
+                                 bpe.token_bytes(left) + bpe.token_bytes(right))
+            self.assertIsNone(bpe.unk_id)
+            self.assertEqual(bpe.pad_id, bpe.vocab_size - 1)
+
+    def test_save_load_and_bytes(self):
+        with tlm.Context(threads=1) as ctx, tempfile.TemporaryDirectory() as tmp:
+            tok = tlm.Tokenizer.train(ctx, "the cat sat on the mat " * 20, kind="bpe",
+                                      vocab_size=270)
+            path = os.path.join(tmp, "tok.bin")
+            tok.save(path)
+            image = tok.to_bytes()
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), image)
+            for again in (tlm.Tokenizer.load(ctx, path), tlm.Tokenizer.from_bytes(None, image)):
+                self.assertEqual(again.kind, "bpe")
+                self.assertEqual(again.merges, tok.merges)
+                self.assertEqual(again.encode("the mat"), tok.encode("the mat"))
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Tokenizer.from_bytes(ctx, image[:len(image) // 2])
+            self.assertEqual(caught.exception.name, "TLM_E_FORMAT")
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Tokenizer.load(ctx, os.path.join(tmp, "missing"))
+            self.assertEqual(caught.exception.name, "TLM_E_IO")
+
+
+def docs_example(marker):
+    """The python block after `marker` in docs/python.md."""
+    path = os.path.join(BINDING_DIR, "..", "..", "docs", "python.md")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    start = lines.index(marker)
+    begin = lines.index("```python", start) + 1
+    return "\n".join(lines[begin:lines.index("```", begin)])
+
+
+def seq2seq_model(ctx, vocab_size=7, encoder_layers=1, decoder_layers=1):
+    return tlm.Model(ctx, vocab_size=vocab_size, d_model=16, n_heads=2, d_ff=32,
+                     n_encoder_layers=encoder_layers, n_decoder_layers=decoder_layers,
+                     max_context=6, init_seed=3)
+
+
+class Seq2Seq(unittest.TestCase):
+    def test_the_documented_example(self):
+        # docs/python.md's string reversal: trained, then checked.
+        code = docs_example("<!-- example: tests/python/test_binding.py Seq2Seq -->")
+        namespace = {"__name__": "docs_example"}
+        exec(compile(code, "docs/python.md", "exec"), namespace)
+        self.assertLess(namespace["losses"][-1], namespace["losses"][0] / 10)
+
+    @needs_numpy
+    def test_greedy_beam_search_is_the_argmax_loop(self):
+        bos = 5
+        with tlm.Context(threads=1) as ctx:
+            model = seq2seq_model(ctx)
+            src = [0, 3, 2, 1]
+            for eos in (4, 2, -1):  # -1: no end id, max_length ids
+                ids, score = model.beam_search(src, bos, eos, beam_width=1, max_length=4)
+                with model.session() as session:
+                    self.assertIsNone(session.encode(src))
+                    self.assertEqual(session.position, 0)
+                    logits = session.feed([bos])
+                    expected, logprob = [], 0.0
+                    while True:
+                        best = int(numpy.argmax(logits))
+                        shifted = logits.astype(numpy.float64) - logits.max()
+                        logprob += shifted[best] - math.log(numpy.exp(shifted).sum())
+                        if best == eos:
+                            break
+                        expected.append(best)
+                        if len(expected) == 4:
+                            break
+                        logits = session.feed([best])
+                self.assertEqual(ids, expected)
+                self.assertAlmostEqual(score, logprob, places=4)
+            # A wider beam scores at least as well here, and a source mask
+            # of ones changes nothing.
+            ids, score = model.beam_search(src, bos, 4, beam_width=1)
+            wide, wide_score = model.beam_search(src, bos, 4, beam_width=4)
+            self.assertGreaterEqual(wide_score, score - 1e-6)
+            masked, masked_score = model.beam_search(src, bos, 4, beam_width=4,
+                                                     src_mask=[1, 1, 1, 1])
+            self.assertEqual(masked, wide)
+            self.assertAlmostEqual(masked_score, wide_score, places=5)
+
+    @needs_numpy
+    def test_encoder_only_logits(self):
+        with tlm.Context(threads=1) as ctx:
+            model = seq2seq_model(ctx, encoder_layers=1, decoder_layers=0)
+            with model.session() as session:
+                out = session.encode(numpy.array([1, 2, 3]), logits=True)
+                self.assertEqual(out.shape, (3, 7))
+                self.assertTrue(numpy.isfinite(out).all())
+
+    def test_refusals(self):
+        with tlm.Context(threads=1) as ctx:
+            decoder_only = seq2seq_model(ctx, encoder_layers=0)
+            with decoder_only.session() as session:
+                with self.assertRaises(tlm.Error) as caught:
+                    session.encode([1, 2])
+                self.assertEqual(caught.exception.name, "TLM_E_STATE")
+                with self.assertRaises(tlm.Error) as caught:
+                    session.beam_search([1, 2], 5, 4)
+                self.assertEqual(caught.exception.name, "TLM_E_STATE")
+            model = seq2seq_model(ctx)
+            with model.session() as session:
+                with self.assertRaises(tlm.Error) as caught:
+                    session.feed([5], logits=None)  # nothing encoded yet
+                self.assertEqual(caught.exception.name, "TLM_E_STATE")
+                with self.assertRaises(tlm.ArgumentError):
+                    session.encode([])
+                with self.assertRaises(tlm.ArgumentError):
+                    session.beam_search([1, 2], 5, 4, src_mask=[1])
+                with self.assertRaises(tlm.Error) as caught:
+                    session.beam_search([1, 2], 5, 4, beam_width=0)
+                self.assertEqual(caught.exception.name, "TLM_E_INVALID")
+                with self.assertRaises(tlm.Error) as caught:
+                    session.encode([1, 99])
+                self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+            pairs = [([0, 1], [1, 0, 4])] * 4
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model, [0, 1, 2], pairs=pairs, bos_id=5, pad_id=6)
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model)
+            with self.assertRaises(tlm.ArgumentError):  # no tokenizer to ask
+                tlm.Trainer(model, pairs=pairs)
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model, pairs=[([0, 1],)], bos_id=5, pad_id=6)
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Trainer(model, pairs=pairs, bos_id=7, pad_id=6)
+            self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.Trainer(decoder_only, pairs=pairs, bos_id=5, pad_id=6)
+            self.assertEqual(caught.exception.name, "TLM_E_INVALID")
+
+    def test_pairs_take_the_tokenizers_special_ids(self):
+        with tlm.Context(threads=1) as ctx:
+            tok = tlm.Tokenizer.train(ctx, "abc", kind="char")
+            model = seq2seq_model(ctx, vocab_size=tok.vocab_size)
+            model.tokenizer = tok
+            pairs = [(tok.encode(w), tok.encode(w[::-1]) + [tok.eos_id])
+                     for w in ("ab", "bca", "cab", "ba")]
+            with tlm.Trainer(model, pairs=pairs, batch_size=2,
+                             validation_fraction=0.25) as trainer:
+                self.assertTrue(math.isfinite(trainer.step()))
+                self.assertTrue(math.isfinite(trainer.evaluate(batches=1)))
+
+
+class TrainerProgress(unittest.TestCase):
+    @staticmethod
+    def model(ctx):
+        return tlm.Model(ctx, vocab_size=8, d_model=16, n_heads=2, n_decoder_layers=1,
+                         max_context=8)
+
+    IDS = list(range(8)) * 20
+
+    def test_on_step_sees_every_step(self):
+        with tlm.Context(threads=1) as ctx:
+            seen = []
+            with tlm.Trainer(self.model(ctx), self.IDS, batch_size=2, context=8,
+                             on_step=seen.append) as trainer:
+                losses = [trainer.step() for _ in range(3)]
+            self.assertEqual([info.step for info in seen], [1, 2, 3])
+            self.assertEqual([info.loss for info in seen], losses)
+            self.assertTrue(all(isinstance(info, tlm.StepInfo) for info in seen))
+            with self.assertRaises(tlm.ArgumentTypeError):
+                tlm.Trainer(self.model(ctx), self.IDS, on_step=1)
+
+    def test_a_true_return_value_stops(self):
+        with tlm.Context(threads=1) as ctx:
+            with tlm.Trainer(self.model(ctx), self.IDS, batch_size=2, context=8,
+                             on_step=lambda info: info.step >= 2) as trainer:
+                trainer.step()
+                with self.assertRaises(tlm.Error) as caught:
+                    trainer.step()
+                self.assertEqual(caught.exception.name, "TLM_E_CANCELLED")
+                self.assertEqual(trainer.step_count, 2)  # the step was taken
+                self.assertEqual(trainer.last_step.step, 2)
+
+    def test_an_exception_comes_out_of_step(self):
+        class Stop(Exception):
+            pass
+
+        def on_step(info):
+            if info.step == 2:
+                raise Stop(info.step)
+
+        with tlm.Context(threads=1) as ctx:
+            with tlm.Trainer(self.model(ctx), self.IDS, batch_size=2, context=8,
+                             on_step=on_step) as trainer:
+                trainer.step()
+                with self.assertRaises(Stop) as caught:
+                    trainer.step()
+                self.assertEqual(caught.exception.args, (2,))
+                trainer.step()  # training goes on
+                self.assertEqual(trainer.step_count, 3)
+
+    def test_on_step_cannot_free_what_the_step_uses(self):
+        with tlm.Context(threads=1) as ctx:
+            model = self.model(ctx)
+            refused = []
+            holder = {}
+
+            def on_step(info):
+                for what in (holder["trainer"].close, model.close, ctx.close,
+                             holder["trainer"].step, holder["trainer"].evaluate):
+                    try:
+                        what()
+                    except tlm.Error as e:
+                        refused.append(e.name)
+
+            with tlm.Trainer(model, self.IDS, batch_size=2, context=8,
+                             on_step=on_step) as trainer:
+                holder["trainer"] = trainer
+                trainer.step()
+                self.assertEqual(refused, ["TLM_E_STATE"] * 5)
+                self.assertEqual(trainer.step(), trainer.last_step.loss)
+            holder.clear()
+
+
+class Sampling(unittest.TestCase):
+    def test_sample_probabilities_and_accept(self):
+        with tlm.Context(threads=1) as ctx:
+            logits = [0.0, 2.0, 1.0, float("-inf")]
+            greedy = tlm.Sampler(ctx, temperature=0.0)
+            self.assertEqual(greedy.sample(logits), (1, 0.0))
+            self.assertEqual(greedy.probabilities(logits), [0.0, 1.0, 0.0, 0.0])
+            sampler = tlm.Sampler(ctx, temperature=1.0, seed=7)
+            probs = sampler.probabilities(logits)
+            total = sum(math.exp(v) for v in logits[:3])
+            for p, v in zip(probs, logits):
+                self.assertAlmostEqual(p, math.exp(v) / total, places=5)
+            draws = [sampler.sample(logits) for _ in range(50)]
+            self.assertTrue(all(0 <= i < 3 for i, _ in draws))  # never the -inf one
+            for i, logprob in draws:
+                self.assertAlmostEqual(logprob, math.log(probs[i]), places=4)
+            sampler.reset(seed=7)
+            self.assertEqual([sampler.sample(logits) for _ in range(50)], draws)
+            # An accepted token is penalized from then on.
+            penalized = tlm.Sampler(ctx, temperature=1.0, repetition_penalty=2.0)
+            before = penalized.probabilities(logits)[1]
+            penalized.accept(1)
+            self.assertLess(penalized.probabilities(logits)[1], before)
+            self.assertAlmostEqual(tlm.log_softmax_at(logits, 1),
+                                   2.0 - math.log(total), places=5)
+            with self.assertRaises(tlm.Error) as caught:
+                sampler.sample([float("nan"), 1.0])
+            self.assertEqual(caught.exception.name, "TLM_E_NONFINITE")
+            with self.assertRaises(tlm.ArgumentError):
+                sampler.sample([])
+            with self.assertRaises(tlm.Error) as caught:
+                tlm.log_softmax_at(logits, 4)
+            self.assertEqual(caught.exception.name, "TLM_E_RANGE")
+            with self.assertRaises(tlm.Error):
+                sampler.accept(-1)
+            if numpy is not None:
+                self.assertEqual(greedy.sample(numpy.array(logits)), (1, 0.0))
+
+
+class ApiCoverage(unittest.TestCase):
+    def test_every_c_function_is_wrapped_or_listed_as_not(self):
+        # docs/python.md, "What the package does not wrap", lists the rest.
+        root = os.path.join(BINDING_DIR, "..", "..")
+        with open(os.path.join(root, "include", "tlm.h"), encoding="utf-8") as f:
+            header = f.read()
+        declared = set(re.findall(r"^TLM_API\b[^(]*?\b(tlm_\w+)\s*\(", header, re.M))
+        self.assertGreater(len(declared), 150)
+        from tlm import _library
+        wrapped = set(_library._FUNCTIONS)
+        self.assertEqual(wrapped - declared, set())
+        with open(os.path.join(root, "docs", "python.md"), encoding="utf-8") as f:
+            doc = f.read()
+        section = doc[doc.index("## What the package does not wrap"):]
+        section = section[:section.index("\n## ")]
+        listed = set(re.findall(r"`(tlm_\w+)", section))
+        prefixes = {name[:-1] for name in re.findall(r"`(tlm_\w+_)\*`", section)}
+        missing = sorted(name for name in declared - wrapped - listed
+                         if not any(name.startswith(p) for p in prefixes))
+        self.assertEqual(missing, [], "neither wrapped nor listed in docs/python.md")
 
 
 if __name__ == "__main__":

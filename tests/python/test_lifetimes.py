@@ -338,10 +338,44 @@ class NumpyViews(unittest.TestCase):
     def test_the_garbage_collector_with_arrays(self):
         for _ in range(3):
             ctx = tlm.Context(threads=1)
+            context = ctx._res  # the C context's resource, to see it freed
             arrays = [ctx.tensor(numpy.ones(4)).numpy(), (ctx.tensor([1.0]) + 1.0).numpy()]
             arrays.append(arrays)
             del ctx, arrays
             gc.collect()
+            self.assertIsNone(context.pointer)
+
+    def test_a_cycle_through_an_array_frees_the_context(self):
+        # numpy arrays are opaque to the garbage collector: a cycle through
+        # one is collectable only because the array holds the tensor's
+        # resource, not the Tensor. The context's __del__ cannot free it
+        # while the array lives; the array's going does.
+        class Holder:
+            pass
+
+        for make_cycle in range(3):
+            ctx = tlm.Context(threads=1)
+            context = ctx._res
+            leaf = ctx.tensor([1.0, 2.0, 3.0])
+            result = leaf * 2.0
+            array = (leaf if make_cycle else result).numpy()[1:]
+            if make_cycle == 0:
+                ctx.array = array          # context -> array -> tensor
+            elif make_cycle == 1:
+                leaf.array = array
+            else:
+                holder = Holder()
+                holder.ctx, holder.array, holder.me = ctx, array, holder
+                del holder
+            keep = array if make_cycle == 2 else None
+            del ctx, leaf, result, array
+            gc.collect()
+            if keep is not None:  # the Python objects are gone, not the memory
+                self.assertIsNotNone(context.pointer)
+                self.assertEqual(keep.tolist(), [2.0, 3.0])
+                del keep
+                gc.collect()
+            self.assertIsNone(context.pointer)
 
 
 class Integers(unittest.TestCase):

@@ -36,9 +36,13 @@ Lifetimes: no call reaches freed memory, whatever the order of close()
 calls and garbage collection.
   * An object keeps the objects it needs alive (a Python reference): what
     is made in a context keeps the context, a session or trainer its
-    model, the tokenizer returned by model.tokenizer its model, a numpy
-    array from tensor.numpy() its tensor. The garbage collector thus
-    never frees a parent before its children, even in cycles.
+    model, the tokenizer returned by model.tokenizer its model. The
+    garbage collector thus never frees a parent before its children,
+    even in cycles. A numpy array from tensor.numpy() keeps the tensor's
+    memory alive (the C tensor and context), not the Python objects:
+    numpy arrays are opaque to the garbage collector, and a cycle through
+    one would never be collected. A tensor or context collected while
+    such an array lives is freed when the last array over it goes.
   * close() (or the end of a `with` block) frees a handle now, and first
     closes what depends on it: a context everything made in it (models,
     tokenizers, samplers, sessions, trainers, tensors), a model its
@@ -72,7 +76,7 @@ from ._errors import (Error, ArgumentError, ArgumentTypeError, LibraryNotFound,
 from .context import Context
 from .tensor import Tensor, matmul, cross_entropy
 from .tokenizer import Tokenizer
-from .sampler import Sampler
+from .sampler import Sampler, log_softmax_at
 from .model import Model
 from .session import Session, TokenLogprob
 from .training import Trainer, StepInfo, train
@@ -86,5 +90,5 @@ __all__ = [
     "Error", "ArgumentError", "ArgumentTypeError", "LibraryNotFound", "NumpyMissing",
     "version", "version_number", "library_path", "load_library", "Context", "Tensor",
     "Tokenizer", "Model", "Session", "TokenLogprob", "Sampler", "Trainer", "StepInfo",
-    "train", "cross_entropy", "matmul", "__version__",
+    "train", "cross_entropy", "matmul", "log_softmax_at", "__version__",
 ]

@@ -18,7 +18,7 @@ class _Resource:
     it (None when its parent frees it or it is borrowed), the resources to
     free before it, and why it is gone."""
     __slots__ = ("pointer", "kind", "free_name", "parent", "children", "why",
-                 "busy", "key", "on_reset", "views")
+                 "busy", "key", "on_reset", "views", "close_pending")
     _serial = itertools.count()
 
     def __init__(self, pointer, kind, free_name, parent=None, on_reset=False):
@@ -28,8 +28,12 @@ class _Resource:
         self.children = {}  # key -> _Resource, in creation order
         self.why = None
         self.busy = 0       # > 0 while a C call that runs Python code uses it
+                            # (generate(), a trainer step with on_step)
         self.on_reset = on_reset  # a result tensor: gone at its context's reset
         self.views = 0      # numpy arrays that share the handle's memory
+        # True once the wrapper was garbage collected while numpy arrays
+        # shared memory of this subtree: closed when the last one goes.
+        self.close_pending = False
         self.key = next(_Resource._serial)
         self.parent = parent
         if parent is not None:
@@ -55,8 +59,9 @@ class _Resource:
     def refuse_if_busy(self, action, views=True):
         busy = self.busy_in_tree(views)
         if busy is not None and busy.busy:
-            raise Error(_E_STATE, "tlm: cannot %s while generate() uses the %s "
-                        "(from its on_text callback)" % (action, busy.kind))
+            raise Error(_E_STATE, "tlm: cannot %s while a call that runs Python "
+                        "callbacks uses the %s (from generate()'s on_text or on_token, or "
+                        "the trainer's on_step)" % (action, busy.kind))
         if busy is not None:
             raise Error(_E_STATE, "tlm: cannot %s: %d numpy array(s) share the "
                         "memory of a %s in it (tensor.numpy()); delete them, or "
@@ -86,6 +91,32 @@ class _Resource:
             return
         self.refuse_if_busy("close the %s" % self.kind)
         self.release(why)
+
+    def finish_close(self, why):
+        """Free the handle, or, for a leaf tensor that results computed
+        since the context's last reset may still read, detach it and let
+        that reset free it. The caller checked that nothing uses it."""
+        parent = self.parent
+        if (self.kind == "tensor" and self.free_name is not None
+                and isinstance(parent, _ContextResource) and parent.results > 0):
+            parent.deferred.append(self.pointer)
+            self.detach(why)
+        else:
+            self.release(why)
+
+    def view_released(self):
+        """A numpy array over this handle's memory went away: close this
+        handle and its ancestors whose wrappers were garbage collected
+        meanwhile (their __del__ had to leave them open), when nothing in
+        their subtree is in use any more."""
+        self.views -= 1
+        node = self
+        while node is not None:
+            parent = node.parent
+            if (node.close_pending and node.pointer is not None
+                    and node.busy_in_tree() is None):
+                node.finish_close("it was garbage collected")
+            node = parent
 
     def release(self, why, closed_kind=None):
         """Free the children (newest first), then the handle. `closed_kind`
@@ -177,8 +208,14 @@ class _Handle:
         self.close()
 
     def __del__(self):
+        res = self._res
         try:
             self.close()
-        except Exception:  # interpreter shutdown, or busy (cannot happen: referenced)
-            pass
+        except Exception:
+            # A numpy array still shares memory of this subtree (it holds
+            # the resources, not this object, so that a garbage cycle of
+            # Python objects never keeps the C handles alive): the last
+            # array to go closes it. Or the interpreter is shutting down.
+            if res is not None and res.pointer is not None:
+                res.close_pending = True
 

@@ -100,22 +100,26 @@ def checked(values, dtype, name="values"):
 
 
 class _SharedMemory:
-    """The base object of an array over a tensor's memory: keeps the
-    tensor (and so its context) alive and counts as a view of it until
-    numpy lets go of it (the last array over it is gone)."""
+    """The base object of an array over a tensor's memory. A pinning one
+    holds the tensor's resource (not the Tensor: numpy arrays are opaque
+    to the garbage collector, so an array holding Python objects would
+    make every cycle through it uncollectable) and counts as a view of it
+    until numpy lets go of it (the last array over it is gone); a tensor
+    or context collected meanwhile is freed then. A non-pinning one (a
+    temporary array inside a method) holds the tensor."""
 
     def __init__(self, tensor, address, shape, typestr, pin):
-        self.tensor = tensor
         self.__array_interface__ = {"version": 3, "shape": tuple(shape),
                                     "typestr": typestr, "data": (address, False)}
         if pin:
             res = tensor._res
+            self.resource = res
             res.views += 1
-            weakref.finalize(self, _unpin, res)
-
-
-def _unpin(res):
-    res.views -= 1
+            # Not at exit: an array may outlive the finalizers there, and
+            # the process's end frees the memory anyway.
+            weakref.finalize(self, res.view_released).atexit = False
+        else:
+            self.tensor = tensor
 
 
 def over(tensor, address, shape, dtype, pin=True):

@@ -49,6 +49,12 @@ class _TokenLogprob(_c.Structure):
                 ("top_logprobs", _f32 * _TOP_LOGPROBS_MAX)]
 
 
+class _BeamSearchParams(_c.Structure):
+    _fields_ = [("struct_size", _sz), ("beam_width", _i32), ("max_length", _i32),
+                ("bos_id", _i32), ("eos_id", _i32), ("length_penalty", _f32),
+                ("sessions", _p), ("n_sessions", _i32)]
+
+
 class _ModelExportParams(_c.Structure):
     _fields_ = [("struct_size", _sz), ("format", _i32), ("weight_type", _i32)]
 

@@ -109,6 +109,12 @@ class Model(_Handle):
         with self.session() as session:
             return session.score(tokens, top_k=top_k)
 
+    def beam_search(self, src_ids, bos_id, eos_id, **settings):
+        """Decode a source with an encoder-decoder model, in a session of
+        its own: see Session.beam_search. Returns (ids, score)."""
+        with self.session() as session:
+            return session.beam_search(src_ids, bos_id, eos_id, **settings)
+
     @property
     def parameter_count(self):
         """Number of trainable values."""

@@ -7,12 +7,13 @@ import math
 import threading
 
 from . import _numpy
-from ._library import _L, _c, _i32, _i64, _f64
-from ._errors import (Error, ArgumentError, _check, _check_int32, _check_bytes,
+from ._library import _L, _c, _i32, _i64, _f64, _sz
+from ._errors import (Error, ArgumentError, _check, _check_int32, _check_float32,
+                      _check_bytes,
                       _check_cstring, _check_instance, _check_list, _out,
                       _E_STATE, _E_CANCELLED, _E_INVALID)
 from ._structs import (_SessionParams, _GenerateParams, _TokenLogprob, _TOKEN_FN,
-                       _TOP_LOGPROBS_MAX, _init_struct)
+                       _TOP_LOGPROBS_MAX, _BeamSearchParams, _init_struct)
 from ._handles import _Handle
 from .model import Model
 from .sampler import Sampler
@@ -40,6 +41,16 @@ def _token_ids(value, name="ids"):
     ids = _check_list(name, value)
     return (_i32 * max(1, len(ids)))(*[_check_int32("%s[%d]" % (name, i), v)
                                        for i, v in enumerate(ids)]), len(ids)
+
+
+def _source_mask(src_mask, n):
+    """None, or a ctypes int32 array of the n flags of a source mask."""
+    if src_mask is None:
+        return None
+    mask, count = _token_ids(src_mask, "src_mask")
+    if count != n:
+        raise ArgumentError("src_mask: %d flags for %d source ids" % (count, n))
+    return mask
 
 
 def _model_tokenizer(model, what):
@@ -171,6 +182,60 @@ class Session(_Handle):
         out, pointer = _numpy.empty((rows, vocab), "float32", "Session.feed(logits=...)")
         _check(_L().tlm_session_decode(handle, data, n, pointer, rows))
         return out[0] if logits == "last" else out
+
+    def encode(self, src_ids, src_mask=None, logits=False):
+        """Run the encoder over a source of ids (tlm_session_encode).
+
+        An encoder-decoder model keeps the encoded source for the decoding
+        that follows (feed() from the decoder's start id; the decoder's
+        cache is cleared) and returns None. An encoder-only model computes
+        every position's output: logits=True returns it as a numpy array
+        [n, vocab_size]. src_mask: None, or n flags (1: a token, 0:
+        padding, never attended). A decoder-only model raises tlm.Error
+        (TLM_E_STATE)."""
+        handle = self.handle
+        data, n = _token_ids(src_ids, "src_ids")
+        if n == 0:
+            raise ArgumentError("src_ids: no token to encode")
+        mask = _source_mask(src_mask, n)
+        if not logits:
+            _check(_L().tlm_session_encode(handle, data, n, mask, None))
+            return None
+        vocab = self.model.config["vocab_size"]
+        out, pointer = _numpy.empty((n, vocab), "float32", "Session.encode(logits=True)")
+        _check(_L().tlm_session_encode(handle, data, n, mask, pointer))
+        return out
+
+    def beam_search(self, src_ids, bos_id, eos_id, beam_width=4, max_length=0,
+                    length_penalty=0.0, src_mask=None):
+        """Decode a source with an encoder-decoder model (tlm_beam_search,
+        docs/seq2seq.md) and return (ids, score): the best hypothesis's
+        ids, without bos_id and eos_id, and its score, the log-probability
+        divided by ((5 + len) / 6) ** length_penalty (GNMT; 0: none).
+
+        beam_width=1 is greedy decoding. eos_id=-1: no end id, every
+        hypothesis runs to max_length (0: max_context) ids. The session's
+        contents are replaced; the other hypotheses' sessions are made
+        and freed by the call. Deterministic."""
+        handle = self.handle
+        data, n = _token_ids(src_ids, "src_ids")
+        if n == 0:
+            raise ArgumentError("src_ids: no token to decode from")
+        mask = _source_mask(src_mask, n)
+        params = _init_struct(_BeamSearchParams, _L().tlm_beam_search_params_init)
+        params.beam_width = _check_int32("beam_width", beam_width)
+        params.max_length = _check_int32("max_length", max_length)
+        params.bos_id = _check_int32("bos_id", bos_id)
+        params.eos_id = _check_int32("eos_id", eos_id)
+        params.length_penalty = _check_float32("length_penalty", length_penalty)
+        # The result has at most max_length <= max_context ids.
+        capacity = max(1, self.model.config["max_context"])
+        out = (_i32 * capacity)()
+        n_out = _sz()
+        score = _f64()
+        _check(_L().tlm_beam_search(handle, data, n, mask, _c.byref(params), out,
+                                    capacity, _c.byref(n_out), _c.byref(score)))
+        return list(out[:n_out.value]), score.value
 
     def generate(self, prompt, max_tokens=256, sampler=None, stop=None,
                  stop_at_eos=True, on_text=None, on_token=None,

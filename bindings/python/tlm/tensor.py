@@ -135,13 +135,8 @@ class Tensor(_Handle):
         res = self._res
         if res is None or res.pointer is None:
             return
-        context = self.ctx._res
-        if res.free_name is not None and context.results > 0:
-            res.refuse_if_busy("close the tensor")
-            context.deferred.append(res.pointer)
-            res.detach("it was closed")
-        else:
-            res.close()
+        res.refuse_if_busy("close the tensor")
+        res.finish_close("it was closed")
 
     # ---- shape and values
     @property

@@ -4,12 +4,13 @@ import collections
 import os
 
 from . import _numpy
-from ._library import _L, _c, _i32, _f32
-from ._errors import (Error, _check, _check_int32, _check_int64, _check_uint64,
-                      _check_float32, _check_path, _check_instance, _check_list, _out,
+from ._library import _L, _c, _i32, _i64, _f32
+from ._errors import (Error, ArgumentError, ArgumentTypeError, _type_name, _check,
+                      _check_int32, _check_int64, _check_uint64, _check_float32,
+                      _check_path, _check_instance, _check_list, _out,
                       _E_STATE, _E_IO)
 from ._structs import (_DatasetParams, _OptimizerParams, _ScheduleParams, _StepInfo,
-                       _TrainerParams, _init_struct, _named)
+                       _TrainerParams, _PROGRESS_FN, _init_struct, _named)
 from .context import _context_of
 from .model import Model
 from .tokenizer import Tokenizer
@@ -37,6 +38,62 @@ def _token_ids(value):
 _SPLITS = {"train": 0, "validation": 1}
 
 
+def _progress_callback(state):
+    """The C progress callback of a trainer: calls state["on_step"] with
+    a StepInfo; a true return value stops (the step raises tlm.Error,
+    TLM_E_CANCELLED), an exception is kept in state["raised"] for step()
+    to raise. None when there is no on_step."""
+    if state["on_step"] is None:
+        return _PROGRESS_FN()
+
+    def progress(user, info):
+        i = info.contents
+        try:
+            stop = state["on_step"](StepInfo(i.step, i.loss, i.lr, i.grad_norm,
+                                             bool(i.skipped), i.tokens))
+        except BaseException as e:  # re-raised by step()
+            state["raised"] = e
+            return 1
+        return 1 if stop else 0
+
+    return _PROGRESS_FN(progress)
+
+
+def _pair_ids(model, bos_id, pad_id):
+    """The decoder's start and padding ids: as given, else the model's
+    tokenizer's."""
+    tok = model.tokenizer
+    ids = []
+    for name, value in (("bos_id", bos_id), ("pad_id", pad_id)):
+        if value is None:
+            value = tok.special_id(name[:3]) if tok is not None else None
+            if value is None:
+                raise ArgumentError("pairs: give %s (the model has no tokenizer "
+                                    "with one)" % name)
+        ids.append(_check_int32(name, value))
+    return ids
+
+
+def _pairs_arrays(pairs):
+    """The ids, offsets and count tlm_dataset_from_pairs takes, from a
+    sequence of (source ids, target ids) pairs."""
+    pairs = _check_list("pairs", pairs)
+    flat = []
+    offsets = [0]
+    for p, pair in enumerate(pairs):
+        if _numpy.is_array(pair) or not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ArgumentError("pairs[%d] must be a (source ids, target ids) pair" % p)
+        for part, ids in zip(("source", "target"), pair):
+            if _numpy.is_array(ids):
+                ids = ids.reshape(-1).tolist()
+            ids = _check_list("pairs[%d] %s" % (p, part), ids)
+            flat.extend(_check_int32("pairs[%d] %s[%d]" % (p, part, i), v)
+                        for i, v in enumerate(ids))
+            offsets.append(len(flat))
+    return ((_i32 * max(1, len(flat)))(*flat), (_i64 * len(offsets))(*offsets),
+            len(pairs))
+
+
 class Trainer(_Handle):
     """Trains a model on a text file (encoded with the model's tokenizer)
     or on a sequence of token ids (a list or numpy array); the end of it
@@ -52,18 +109,38 @@ class Trainer(_Handle):
     max_grad_norm: skip a step whose norm is above it (0: off). See
     docs/training.md and docs/optimizers.md.
 
+    Sequence to sequence (an encoder-decoder model, docs/seq2seq.md):
+    pairs=[(source ids, target ids), ...] instead of `data`, each target
+    ending with the end id the decoder is to produce; bos_id and pad_id
+    are the decoder's start id and the padding id (default: the model's
+    tokenizer's). Every batch pads and masks the sources, and feeds the
+    decoder bos_id then the target shifted right.
+
+    on_step(info) is called after every step with its StepInfo (as
+    tlm_trainer_params.progress): a true return value stops, step() then
+    raising tlm.Error (TLM_E_CANCELLED; the step itself was taken), and
+    an exception it raises comes out of step() unchanged. While it runs,
+    the trainer, its model and context cannot be closed and the trainer's
+    methods cannot be called (tlm.Error).
+
     The trainer keeps its model alive; closing the model (or its context)
     closes the trainer, and the context cannot be reset while it lives."""
     _kind = "trainer"
     _free = "tlm_trainer_free"
 
-    def __init__(self, model, data, batch_size=12, context=0, lr=1e-3,
+    def __init__(self, model, data=None, batch_size=12, context=0, lr=1e-3,
                  weight_decay=0.1, steps=None, warmup=0, min_lr=None,
                  grad_clip=1.0, seed=1, validation_fraction=0.1, accumulation=1,
                  max_grad_norm=0.0, optimizer="adamw", beta1=None, beta2=None,
-                 eps=None, momentum=None, nesterov=None):
+                 eps=None, momentum=None, nesterov=None, pairs=None, bos_id=None,
+                 pad_id=None, on_step=None):
         self.model = _check_instance("model", model, Model)
         self.last_step = None
+        if (data is None) == (pairs is None):
+            raise ArgumentError("give the training data (a text file or ids) or "
+                                "pairs=[(source ids, target ids), ...], one of them")
+        if on_step is not None and not callable(on_step):
+            raise ArgumentTypeError("on_step must be callable, not %s" % _type_name(on_step))
         dataset_params = _init_struct(_DatasetParams, _L().tlm_dataset_params_init)
         dataset_params.validation_fraction = _check_float32("validation_fraction",
                                                             validation_fraction)
@@ -96,8 +173,17 @@ class Trainer(_Handle):
         params.seed = _check_uint64("seed", seed)
         params.optimizer = _c.pointer(opt)
         params.schedule = _c.pointer(sched)
+        # The callback refers to this state, not to the trainer: no cycle.
+        self._progress_state = {"on_step": on_step, "raised": None}
+        self._progress_fn = _progress_callback(self._progress_state)
+        params.progress = self._progress_fn
         ctx = model.ctx.handle
-        if isinstance(data, (list, tuple)) or _numpy.is_array(data):
+        if pairs is not None:
+            params.bos_id, params.pad_id = _pair_ids(model, bos_id, pad_id)
+            ids, offsets, n_pairs = _pairs_arrays(pairs)
+            created = _out(_L().tlm_dataset_from_pairs, ctx, ids, offsets, n_pairs,
+                           _c.byref(dataset_params))
+        elif isinstance(data, (list, tuple)) or _numpy.is_array(data):
             ids = _token_ids(data)
             created = _out(_L().tlm_dataset_from_ids, ctx, ids, len(ids),
                            _c.byref(dataset_params))
@@ -125,13 +211,33 @@ class Trainer(_Handle):
         raises tlm.Error (TLM_E_NONFINITE, or TLM_E_RANGE above
         max_grad_norm) and leaves the weights unchanged: training may go
         on."""
-        handle = self.handle
+        handle = self._usable("step()")
         info = _init_struct(_StepInfo, _L().tlm_step_info_init)
-        status = _L().tlm_trainer_step(handle, _c.byref(info))
+        state = self._progress_state
+        state["raised"] = None
+        # While on_step runs, nothing may free what the step uses.
+        res = self._res
+        res.busy += 1
+        try:
+            status = _L().tlm_trainer_step(handle, _c.byref(info))
+        finally:
+            res.busy -= 1
         self.last_step = StepInfo(info.step, info.loss, info.lr, info.grad_norm,
                                   bool(info.skipped), info.tokens)
+        raised, state["raised"] = state["raised"], None
+        if raised is not None:
+            raise raised
         _check(status)
         return info.loss
+
+    def _usable(self, what):
+        """The handle, unless on_step is running (tlm's trainer calls are
+        not reentrant)."""
+        handle = self.handle
+        if self._res.busy:
+            raise Error(_E_STATE, "tlm: Trainer.%s cannot be called from the "
+                        "trainer's on_step callback" % what)
+        return handle
 
     @property
     def step_count(self):
@@ -145,20 +251,22 @@ class Trainer(_Handle):
         """Mean loss over `batches` batches of the "validation" (or "train")
         part."""
         loss = _f32()
-        _check(_L().tlm_trainer_evaluate(self.handle, _named(_SPLITS, split, "split"),
+        _check(_L().tlm_trainer_evaluate(self._usable("evaluate()"),
+                                         _named(_SPLITS, split, "split"),
                                          _check_int32("batches", batches),
                                          _c.byref(loss)))
         return loss.value
 
     def save(self, path):
         """Save a checkpoint (model + optimizer state) that Model.load reads."""
-        _check(_L().tlm_trainer_save(self.handle, _check_path("path", path)))
+        _check(_L().tlm_trainer_save(self._usable("save()"), _check_path("path", path)))
 
     def resume(self, path):
         """Continue from a checkpoint save() wrote for a model of the same
         configuration: the next steps are bit-identical to an
         uninterrupted run. All or nothing."""
-        _check(_L().tlm_trainer_resume(self.handle, _check_path("path", path)))
+        _check(_L().tlm_trainer_resume(self._usable("resume()"),
+                                       _check_path("path", path)))
 
     def close(self):
         """Free the trainer and its dataset."""
