@@ -486,6 +486,20 @@ class Training(unittest.TestCase):
                 self.assertEqual(caught.exception.name, "TLM_E_RANGE")
                 self.assertTrue(trainer.last_step.skipped)
                 self.assertEqual(trainer.step_count, 0)
+            # bf16 mixed precision reaches the C struct: same data, same seed,
+            # a different first loss than float32 (the products' inputs are
+            # rounded), finite and close to it.
+            losses = {}
+            for precision in ("float32", "bf16"):
+                fresh = tlm.Model(ctx, vocab_size=tok.vocab_size, d_model=16, n_heads=2,
+                                  n_decoder_layers=1, max_context=16, init_seed=3)
+                with tlm.Trainer(fresh, ids, batch_size=2, context=16,
+                                 precision=precision) as trainer:
+                    losses[precision] = trainer.step()
+            self.assertNotEqual(losses["float32"], losses["bf16"])
+            self.assertLess(abs(losses["float32"] - losses["bf16"]), 0.05)
+            with self.assertRaises(tlm.ArgumentError):
+                tlm.Trainer(model, ids, precision="fp16")
             with self.assertRaises(tlm.ArgumentError):
                 tlm.Trainer(model, ids, optimizer="lion")
             with self.assertRaises(tlm.ArgumentError):

@@ -23,6 +23,7 @@ skipped (a non-finite loss or gradient, or a norm above max_grad_norm) and
 the target tokens trained on."""
 
 _OPTIMIZERS = {"adamw": 0, "sgd": 1}
+_PRECISIONS = {"float32": 0, "bf16": 1}  # enum tlm_precision
 
 
 def _token_ids(value):
@@ -106,8 +107,11 @@ class Trainer(_Handle):
     on the projection matrices, as nanoGPT) or "sgd", with beta1, beta2,
     eps, momentum and nesterov when given. accumulation: micro-batches per
     step. grad_clip: clip the global gradient norm (0: off).
-    max_grad_norm: skip a step whose norm is above it (0: off). See
-    docs/training.md and docs/optimizers.md.
+    max_grad_norm: skip a step whose norm is above it (0: off).
+    precision="float32" (default) or "bf16": mixed precision, the step's
+    matrix products with bf16 inputs and float32 sums, weights, gradients
+    and optimizer state in float32. See docs/training.md and
+    docs/optimizers.md.
 
     Sequence to sequence (an encoder-decoder model, docs/seq2seq.md):
     pairs=[(source ids, target ids), ...] instead of `data`, each target
@@ -133,7 +137,7 @@ class Trainer(_Handle):
                  grad_clip=1.0, seed=1, validation_fraction=0.1, accumulation=1,
                  max_grad_norm=0.0, optimizer="adamw", beta1=None, beta2=None,
                  eps=None, momentum=None, nesterov=None, pairs=None, bos_id=None,
-                 pad_id=None, on_step=None):
+                 pad_id=None, on_step=None, precision="float32"):
         self.model = _check_instance("model", model, Model)
         self.last_step = None
         if (data is None) == (pairs is None):
@@ -171,6 +175,7 @@ class Trainer(_Handle):
         params.grad_clip = _check_float32("grad_clip", grad_clip)
         params.max_grad_norm = _check_float32("max_grad_norm", max_grad_norm)
         params.seed = _check_uint64("seed", seed)
+        params.precision = _named(_PRECISIONS, precision, "precision")
         params.optimizer = _c.pointer(opt)
         params.schedule = _c.pointer(sched)
         # The callback refers to this state, not to the trainer: no cycle.
@@ -296,7 +301,8 @@ def train(ctx, path, steps=200, tokenizer="char", on_step=None, **model_config):
                     % (os.fsdecode(path), e.strerror or e)) from None
     trainer_keys = ("batch_size", "lr", "weight_decay", "warmup", "min_lr", "seed",
                     "grad_clip", "validation_fraction", "accumulation", "max_grad_norm",
-                    "optimizer", "beta1", "beta2", "eps", "momentum", "nesterov")
+                    "optimizer", "beta1", "beta2", "eps", "momentum", "nesterov",
+                    "precision")
     trainer_settings = {k: model_config.pop(k) for k in trainer_keys if k in model_config}
     with Tokenizer.train(ctx, text, kind=tokenizer) as tok:
         model_config.setdefault("max_context", 64)
