@@ -500,6 +500,17 @@ class Training(unittest.TestCase):
             self.assertLess(abs(losses["float32"] - losses["bf16"]), 0.05)
             with self.assertRaises(tlm.ArgumentError):
                 tlm.Trainer(model, ids, precision="fp16")
+            # A seeded evaluation is the same fixed set for trainers of
+            # different seeds; the unseeded one follows the trainer's seed.
+            seeded = []
+            for seed in (1, 2):
+                with tlm.Trainer(model, ids, batch_size=2, context=16, seed=seed) as trainer:
+                    seeded.append(trainer.evaluate(batches=2, seed=7))
+                    self.assertNotEqual(trainer.evaluate(batches=2, seed=8), seeded[-1])
+            self.assertEqual(seeded[0], seeded[1])
+            with tlm.Trainer(model, ids) as trainer, \
+                    self.assertRaises(tlm.ArgumentError):
+                trainer.evaluate(seed=-1)
             with self.assertRaises(tlm.ArgumentError):
                 tlm.Trainer(model, ids, optimizer="lion")
             with self.assertRaises(tlm.ArgumentError):

@@ -217,6 +217,7 @@ _FUNCTIONS = {
     "tlm_step_info_init": (_int, [_p]),
     "tlm_trainer_step": (_int, [_p, _p]),
     "tlm_trainer_evaluate": (_int, [_p, _i32, _i32, _c.POINTER(_f32)]),
+    "tlm_trainer_evaluate_seeded": (_int, [_p, _i32, _i32, _u64, _c.POINTER(_f32)]),
     "tlm_trainer_save": (_int, [_p, _str]),
     "tlm_trainer_resume": (_int, [_p, _str]),
     "tlm_trainer_step_count": (_i64, [_p]),

@@ -252,14 +252,23 @@ class Trainer(_Handle):
             _check(n)
         return n
 
-    def evaluate(self, batches=8, split="validation"):
+    def evaluate(self, batches=8, split="validation", seed=None):
         """Mean loss over `batches` batches of the "validation" (or "train")
-        part."""
+        part. With seed=None the batches are drawn from the trainer's own
+        generator; with a seed they are a fixed set named by it, the same
+        windows for every trainer on the same data and context whatever its
+        own seed or batch size (tlm_trainer_evaluate_seeded), for comparing
+        runs."""
         loss = _f32()
-        _check(_L().tlm_trainer_evaluate(self._usable("evaluate()"),
-                                         _named(_SPLITS, split, "split"),
-                                         _check_int32("batches", batches),
-                                         _c.byref(loss)))
+        handle = self._usable("evaluate()")
+        which = _named(_SPLITS, split, "split")
+        count = _check_int32("batches", batches)
+        if seed is None:
+            _check(_L().tlm_trainer_evaluate(handle, which, count, _c.byref(loss)))
+        else:
+            _check(_L().tlm_trainer_evaluate_seeded(handle, which, count,
+                                                    _check_uint64("seed", seed),
+                                                    _c.byref(loss)))
         return loss.value
 
     def save(self, path):
