@@ -281,22 +281,28 @@ TLMI_INLINE void micro_rows(int64_t kc, const float *ap, int64_t lda,
         }
     }
 #else
-    /* A tile on the edge of C: through a buffer, only the valid part. */
-    float tile[MR * NR];
+    /* A tile on the edge of C: each vector through a buffer of one
+     * vector, of which only the lanes of columns below nr reach C. Rows
+     * below mr only, as above. */
     TLMI_GEMM_UNROLL(16)
-    for (int r = 0; r < R; r++)
-        TLMI_GEMM_UNROLL(3)
-        for (int v = 0; v < W; v++)
-            vf_store(tile + r * NR + TLMI_VL * v, acc[r][v]);
-    for (int r = 0; r < mr; r++) {
+    for (int r = 0; r < R; r++) {
+        if (r >= mr)
+            break;
         float *row = c + r * ldc;
-        for (int j = 0; j < nr; j++) {
-            float x = tile[r * NR + j];
-            if (bias != NULL)
-                x += bias[j];
-            if (load_c)
-                x += row[j];
-            row[j] = x;
+        TLMI_GEMM_UNROLL(3)
+        for (int v = 0; v < W; v++) {
+            const int j0 = TLMI_VL * v;
+            const int lanes = nr - j0 < TLMI_VL ? nr - j0 : TLMI_VL;
+            float part[TLMI_VL];
+            vf_store(part, acc[r][v]);
+            for (int j = 0; j < lanes; j++) {
+                float x = part[j];
+                if (bias != NULL)
+                    x += bias[j0 + j];
+                if (load_c)
+                    x += row[j0 + j];
+                row[j0 + j] = x;
+            }
         }
     }
 #endif
