@@ -1765,6 +1765,15 @@ public:
         return loss;
     }
 
+    /** Mean loss over a fixed set of `n_batches` batches named by `seed`,
+     * the same for every trainer on the same data and context
+     * (tlm_trainer_evaluate_seeded): for comparing runs. */
+    float evaluate(int32_t split, int32_t n_batches, uint64_t seed) {
+        float loss = 0.0f;
+        detail::check(tlm_trainer_evaluate_seeded(get(), split, n_batches, seed, &loss));
+        return loss;
+    }
+
     /** Steps completed. */
     int64_t step_count() const {
         int64_t n = tlm_trainer_step_count(get());

@@ -317,6 +317,11 @@ void test_dataset_and_trainer(void **) {
     assert_true(seen == (std::vector<int64_t>{1, 2}));
     assert_int_equal(t.step_count(), 2);
     assert_true(t.evaluate(TLM_SPLIT_VALIDATION, 1) > 0.0f);
+    float fixed = 0.0f;
+    assert_int_equal(tlm_trainer_evaluate_seeded(t.get(), TLM_SPLIT_VALIDATION, 2, 7, &fixed),
+                     TLM_OK);
+    assert_true(t.evaluate(TLM_SPLIT_VALIDATION, 2, 7) == fixed);
+    expect_status(TLM_E_INVALID, [&] { t.evaluate(TLM_SPLIT_VALIDATION, 0, 7); });
     char dir[512];
     assert_int_equal(temp_dir_create(dir, sizeof dir), 0);
     std::string path = std::string(dir) + "/ckpt.tlm";
