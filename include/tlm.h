@@ -548,7 +548,9 @@ TLM_API int tlm_context_forward(tlm_context *ctx);
 /**
  * Release every result and the tape; leaf tensors are kept. The arena's
  * memory is kept for reuse, so a loop that builds the same graph after each
- * reset allocates nothing after its first pass.
+ * reset allocates nothing after its first pass. So are the gradient buffers
+ * a model's backward passes use, except those of shapes no backward pass
+ * has used in the last four resets that followed one (docs/autodiff.md).
  */
 TLM_API int tlm_context_reset(tlm_context *ctx);
 

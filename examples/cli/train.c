@@ -728,6 +728,10 @@ static int encode_side(job *j, tlm_tokenizer *tok, size_t pair, int side,
     return 0;
 }
 
+/* The largest max_context tlm_model_create accepts: a longer pair is
+ * refused naming its line (tlm_model_create's message would not). */
+#define CLI_PAIRS_MAX_CONTEXT 1048576
+
 /* --pairs: the context, the model (encoder-decoder) and the pair dataset:
  * every source, and every target followed by the tokenizer's end id
  * (docs/seq2seq.md); the last 10% of the pairs are held out. The model's
@@ -832,6 +836,12 @@ static int prepare_pairs(job *j) {
                              (long long)longest_line, (long long)longest);
         if (s->given & TRAIN_GIVEN_CONTEXT)
             max_context = s->context;
+        else if (longest > CLI_PAIRS_MAX_CONTEXT)
+            return cli_error(CLI_EXIT_RUNTIME, s->cmd,
+                             "%s:%lld: the %s is %lld tokens, more than a model's "
+                             "largest max_context (%d)", s->pairs,
+                             (long long)longest_line, longest_side, (long long)longest,
+                             CLI_PAIRS_MAX_CONTEXT);
         status = create_model(j, max_context);
         if (status != 0)
             return status;

@@ -297,6 +297,7 @@ TLM_API int tlm_context_reset(tlm_context *ctx) {
     ctx->tape_last = NULL;
     ctx->generation++;
     tlmi_arena_reset(&ctx->arena);
+    tlmi_grad_pool_trim(&ctx->grad_pool, &ctx->host);
     return TLM_OK;
 }
 

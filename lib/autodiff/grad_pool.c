@@ -11,6 +11,7 @@ struct tlmi_grad_block {
     float *data; /* numel floats, 64-byte aligned */
     int64_t numel;
     int in_use;
+    int idle_trims; /* trims since a backward pass last took it */
 };
 
 float *tlmi_grad_pool_take(tlmi_grad_pool *pool, const tlmi_host *host,
@@ -18,6 +19,8 @@ float *tlmi_grad_pool_take(tlmi_grad_pool *pool, const tlmi_host *host,
     for (tlmi_grad_block *b = pool->blocks; b != NULL; b = b->next) {
         if (!b->in_use && b->numel == numel) {
             b->in_use = 1;
+            b->idle_trims = 0;
+            pool->taken = 1;
             return b->data;
         }
     }
@@ -32,6 +35,8 @@ float *tlmi_grad_pool_take(tlmi_grad_pool *pool, const tlmi_host *host,
     }
     block->numel = numel;
     block->in_use = 1;
+    block->idle_trims = 0;
+    pool->taken = 1;
     block->next = pool->blocks;
     pool->blocks = block;
     pool->bytes += bytes;
@@ -44,6 +49,26 @@ void tlmi_grad_pool_give(tlmi_grad_pool *pool, float *grad) {
             b->in_use = 0;
             return;
         }
+    }
+}
+
+void tlmi_grad_pool_trim(tlmi_grad_pool *pool, const tlmi_host *host) {
+    if (!pool->taken)
+        return;
+    pool->taken = 0;
+    tlmi_grad_block **link = &pool->blocks;
+    while (*link != NULL) {
+        tlmi_grad_block *block = *link;
+        if (block->in_use || block->idle_trims < TLMI_GRAD_POOL_IDLE_TRIMS) {
+            block->idle_trims += !block->in_use;
+            link = &block->next;
+            continue;
+        }
+        *link = block->next;
+        const size_t bytes = (size_t)block->numel * sizeof(float);
+        pool->bytes -= bytes;
+        tlmi_host_free(host, block->data, bytes);
+        tlmi_host_free(host, block, sizeof *block);
     }
 }
 

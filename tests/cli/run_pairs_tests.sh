@@ -6,8 +6,8 @@
 # --norm-placement, --activation, --no-bias, --untied) reach the model
 # (tlm info reads them back), bad values are refused naming the accepted
 # ones, and --init/--resume refuse those that disagree with their model;
-# --pairs files with a line that is not SOURCE<TAB>TARGET are refused with
-# FILE:LINE; a short --pairs run logs and prints its exact match, resumes,
+# --pairs files with a line that is not SOURCE<TAB>TARGET, or longer than
+# any model's max_context, are refused with FILE:LINE; a short --pairs run logs and prints its exact match, resumes,
 # and tlm generate writes one target per source line and refuses the
 # options of the other kind of model. Prints one line per check; exits 1
 # if any failed. Uses python3 for the reversal pairs and the JSON log.
@@ -92,6 +92,12 @@ check_refused two_tabs.tsv 2 "a line with two TABs"
 check_refused no_source.tsv 2 "an empty source"
 check_refused no_target.tsv 3 "an empty target"
 check_refused inner_cr.tsv 2 "a CR inside a line"
+python3 - <<'EOF'
+# A source longer than the largest max_context (1048576 tokens).
+open("huge_line.tsv", "w").write("".join("ab%d\tba%d\n" % (i, i) for i in range(6)) +
+                                 "a" * 1100000 + "\tb\n")
+EOF
+check_refused huge_line.tsv 7 "a line longer than any model's max_context"
 bad 1 "train --pairs, only blank lines" train --pairs blank.tsv --steps 1
 bad 1 "train --pairs, an empty file" train --pairs empty.tsv --steps 1
 bad 1 "train --pairs, too few pairs to hold any out" train --pairs two.tsv --steps 1

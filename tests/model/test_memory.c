@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "autodiff/context.h"
+#include "autodiff/grad_pool.h"
 #include "autodiff/tensor.h"
 #include "counting_allocator.h"
 #include "model/model.h"
@@ -211,6 +212,62 @@ static void training_memory_per_layer(void **state) {
     assert_true(per_layer <= 1.10 * kept);
 }
 
+/* The pool's bytes after one training step of batches [3, t] per t in
+ * lengths, each followed by tlm_context_reset (the batch tensors freed
+ * too), and after `eval_resets` forward passes without gradients, each
+ * followed by a reset. */
+static double pool_after_steps(const int32_t *lengths, int n, int eval_resets) {
+    tlm_context *ctx = NULL;
+    assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+    tlm_model_config c = variant_config(0);
+    tlm_model *m = NULL;
+    assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+    for (int i = 0; i < n + eval_resets; i++) {
+        const int64_t shape[2] = {3, i < n ? lengths[i] : lengths[n - 1]};
+        tlm_batch batch;
+        tlm_batch_init(&batch);
+        assert_int_equal(tlm_tensor_create(&batch.ids, ctx, TLM_DTYPE_I32, 2, shape), TLM_OK);
+        assert_int_equal(tlm_tensor_create(&batch.targets, ctx, TLM_DTYPE_I32, 2, shape), TLM_OK);
+        assert_int_equal(tlm_context_set_grad_enabled(ctx, i < n), TLM_OK);
+        tlm_tensor *logits = NULL, *loss = NULL;
+        assert_int_equal(tlm_model_forward(m, &batch, &logits, &loss), TLM_OK);
+        if (i < n)
+            assert_int_equal(tlm_backward(loss), TLM_OK);
+        assert_int_equal(tlm_context_reset(ctx), TLM_OK);
+        tlm_tensor_free(batch.ids);
+        tlm_tensor_free(batch.targets);
+    }
+    const double pool = (double)ctx->grad_pool.bytes;
+    tlm_model_free(m);
+    tlm_context_free(ctx);
+    return pool;
+}
+
+/* The pool matches buffers by exact size: a loop whose sequence length
+ * changes from batch to batch must not keep one set of buffers per length
+ * it ever saw (lengths 1 to 32 kept 16.5 times one step's pool before
+ * tlmi_grad_pool_trim), while a loop of one length keeps its buffers (no
+ * allocation after the first step) and so does one that only evaluates
+ * between training steps. */
+static void gradient_pool_follows_changing_lengths(void **state) {
+    (void)state;
+    int32_t lengths[32];
+    for (int i = 0; i < 32; i++)
+        lengths[i] = i + 1;
+    const int32_t fixed[8] = {32, 32, 32, 32, 32, 32, 32, 32};
+    const double one = pool_after_steps(fixed, 1, 0);
+    const double many = pool_after_steps(fixed, 8, 0);
+    const double growing = pool_after_steps(lengths, 32, 0);
+    const double evaluated = pool_after_steps(fixed, 1, 8);
+    printf("pool: one step %.0f, 8 steps %.0f, lengths 1..32 %.0f, one step "
+           "then 8 evaluations %.0f\n", one, many, growing, evaluated);
+    assert_true(one > 0);
+    assert_true(many == one);
+    assert_true(evaluated == one);
+    /* At most the last TLMI_GRAD_POOL_IDLE_TRIMS + 1 lengths' buffers. */
+    assert_true(growing <= (TLMI_GRAD_POOL_IDLE_TRIMS + 1) * one);
+}
+
 /* The KV cache holds n_kv_heads heads: with 4 query heads of 12, each
  * halving of n_kv_heads saves at least the cache's share (keys and values
  * of 2 layers x 32 positions x the heads dropped x 12 floats), beyond the
@@ -261,6 +318,7 @@ int main(void) {
         cmocka_unit_test(inference_estimate_follows_the_chunk),
         cmocka_unit_test(training_estimate_matches_arena),
         cmocka_unit_test(training_memory_per_layer),
+        cmocka_unit_test(gradient_pool_follows_changing_lengths),
         cmocka_unit_test(inference_estimate_shrinks_with_kv_heads),
         cmocka_unit_test(estimate_rejects_bad_arguments),
     };

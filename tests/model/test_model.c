@@ -1,7 +1,9 @@
 /*
  * Suite "model": the transformer's configuration, parameters and training
  * forward pass (shapes, loss at initialisation, gradients reach every
- * parameter, validation of every bad configuration and batch).
+ * parameter, validation of every bad configuration and batch) and its
+ * gradients in each architecture (against differences of the loss and
+ * repeated passes).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -9,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -329,6 +332,267 @@ static void bad_batches_are_named(void **state) {
     tlm_context_free(other);
 }
 
+/* The training graph's memory savings (docs/autodiff.md: pooled
+ * gradients, recomputed norms and activations, in-place residual adds and
+ * dropout) in each architecture: tiny models whose gradients are checked
+ * against differences of the loss and against repeated passes. */
+enum { N_GRAPH_VARIANTS = 6 };
+
+static tlm_model_config graph_variant(int v) {
+    tlm_model_config c;
+    tlm_model_config_init(&c);
+    c.vocab_size = 11;
+    c.d_model = 8;
+    c.n_heads = 2;
+    c.d_ff = 12;
+    c.max_context = 8;
+    c.n_decoder_layers = 2;
+    c.init_seed = 3;
+    switch (v) {
+    case 0: /* GPT, pre-norm, dropout everywhere */
+        c.embedding_dropout = 0.1f;
+        c.residual_dropout = 0.2f;
+        break;
+    case 1: /* post-norm, exact GELU, untied */
+        c.norm_placement = TLM_NORM_POST;
+        c.activation = TLM_ACTIVATION_GELU_EXACT;
+        c.tied_output = 0;
+        c.residual_dropout = 0.1f;
+        break;
+    case 2: /* llama: rotary, RMS norm, SwiGLU, no bias, grouped keys */
+        c.position = TLM_POSITION_ROTARY;
+        c.norm = TLM_NORM_RMS;
+        c.activation = TLM_ACTIVATION_SWIGLU;
+        c.bias = 0;
+        c.tied_output = 0;
+        c.n_kv_heads = 1;
+        break;
+    case 3: /* encoder-decoder, cross-attention, dropout */
+        c.n_encoder_layers = 2;
+        c.residual_dropout = 0.1f;
+        break;
+    case 4: /* encoder-decoder, post-norm, sinusoidal, RMS, SwiGLU */
+        c.n_encoder_layers = 1;
+        c.norm_placement = TLM_NORM_POST;
+        c.position = TLM_POSITION_SINUSOIDAL;
+        c.norm = TLM_NORM_RMS;
+        c.activation = TLM_ACTIVATION_SWIGLU;
+        c.bias = 0;
+        break;
+    default: /* encoder-only with padding */
+        c.n_encoder_layers = 2;
+        c.n_decoder_layers = 0;
+        c.residual_dropout = 0.1f;
+        break;
+    }
+    return c;
+}
+
+/* A batch of 2 rows of 5 tokens (an encoder-decoder's sources: 4). */
+static tlm_batch graph_batch(tlm_context *ctx, const tlm_model_config *c) {
+    tlm_batch b;
+    tlm_batch_init(&b);
+    b.ids = ids_tensor(ctx, 2, 5, c->vocab_size, 1);
+    b.targets = ids_tensor(ctx, 2, 5, c->vocab_size, 4);
+    tlm_tensor_data_i32(b.targets)[3] = -1;
+    if (c->n_encoder_layers > 0 && c->n_decoder_layers > 0) {
+        b.src_ids = ids_tensor(ctx, 2, 4, c->vocab_size, 2);
+        b.src_mask = ids_tensor(ctx, 2, 4, 1, 0);
+        for (int i = 0; i < 8; i++)
+            tlm_tensor_data_i32(b.src_mask)[i] = i != 7;
+    } else if (c->n_decoder_layers == 0) {
+        b.mask = ids_tensor(ctx, 2, 5, 1, 0);
+        for (int i = 0; i < 10; i++)
+            tlm_tensor_data_i32(b.mask)[i] = i != 9;
+    }
+    return b;
+}
+
+/* Mean cross-entropy of the batch in double, from a forward pass without
+ * gradients; dropout draws the same masks as the pass that was
+ * differentiated (same seed). */
+static double graph_loss(tlm_model *m, const tlm_batch *b) {
+    tlm_context *ctx = tlm_model_context(m);
+    assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+    assert_int_equal(tlm_context_set_grad_enabled(ctx, 0), TLM_OK);
+    tlm_tensor *logits = NULL;
+    assert_int_equal(tlm_model_forward(m, b, &logits, NULL), TLM_OK);
+    const float *z = tlm_tensor_data_f32(logits);
+    const int32_t *targets = tlm_tensor_data_i32(b->targets);
+    const int64_t rows = tlm_tensor_numel(b->targets);
+    const int64_t v = tlm_tensor_dim(logits, 2);
+    double sum = 0;
+    int64_t counted = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (targets[r] < 0)
+            continue;
+        double top = (double)z[r * v];
+        for (int64_t j = 1; j < v; j++)
+            top = fmax(top, (double)z[r * v + j]);
+        double total = 0;
+        for (int64_t j = 0; j < v; j++)
+            total += exp((double)z[r * v + j] - top);
+        sum += top + log(total) - (double)z[r * v + targets[r]];
+        counted++;
+    }
+    /* Drop the logits (grad-disabled results stay on the tape). */
+    assert_int_equal(tlm_context_set_grad_enabled(ctx, 1), TLM_OK);
+    return sum / (double)counted;
+}
+
+/* +1 or -1, a fixed pseudo-random direction per element. */
+static double direction(int32_t tensor, int64_t j) {
+    const uint32_t h = (uint32_t)(tensor * 40503 + j) * 2654435761u;
+    return (h >> 15) & 1 ? 1.0 : -1.0;
+}
+
+/* For each parameter tensor, the derivative of the loss along a direction
+ * over its elements (central difference, the loss summed in double) agrees
+ * with the gradient's dot product with it. A wrong value in a recomputed
+ * buffer, a gradient taken from the pool with stale contents or a result
+ * written over while still needed shows up as a tensor that disagrees. */
+static void gradients_match_loss_differences(void **state) {
+    (void)state;
+    for (int v = 0; v < N_GRAPH_VARIANTS; v++) {
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, NULL), TLM_OK);
+        tlm_model_config c = graph_variant(v);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        tlm_batch b = graph_batch(ctx, &c);
+        tlm_tensor *logits = NULL, *loss = NULL;
+        assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+        assert_int_equal(tlm_model_forward(m, &b, &logits, &loss), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        const int32_t n = tlm_model_parameter_tensor_count(m);
+        double worst = 0;
+        for (int32_t i = 0; i < n; i++) {
+            const char *name = NULL;
+            tlm_tensor *p = NULL;
+            assert_int_equal(tlm_model_parameter(m, i, &name, &p), TLM_OK);
+            float *w = tlm_tensor_data_f32(p);
+            const float *g = tlm_tensor_grad_data_f32(p);
+            assert_non_null(g);
+            const int64_t numel = tlm_tensor_numel(p);
+            double dot = 0;
+            for (int64_t j = 0; j < numel; j++)
+                dot += (double)g[j] * direction(i, j);
+            const float eps = 5e-4f;
+            double side[2];
+            for (int s = 0; s < 2; s++) {
+                float *saved = malloc((size_t)numel * sizeof *saved);
+                assert_non_null(saved);
+                memcpy(saved, w, (size_t)numel * sizeof *saved);
+                for (int64_t j = 0; j < numel; j++)
+                    w[j] += (s ? -eps : eps) * (float)direction(i, j);
+                side[s] = graph_loss(m, &b);
+                memcpy(w, saved, (size_t)numel * sizeof *saved);
+                free(saved);
+            }
+            const double numeric = (side[0] - side[1]) / (2.0 * (double)eps);
+            const double error = fabs(numeric - dot) / (1e-3 + fabs(dot));
+            worst = tlmt_worst(worst, error);
+            if (!(error <= 0.05))
+                fail_msg("variant %d, %s: gradient along a direction %g, "
+                         "difference of the loss %g", v, name, dot, numeric);
+        }
+        printf("variant %d: worst relative error %.2e over %d tensors\n", v,
+               worst, (int)n);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
+/* Copies every parameter's gradient, one after another. */
+static float *copy_gradients(tlm_model *m, int64_t total) {
+    float *all = malloc((size_t)total * sizeof *all);
+    assert_non_null(all);
+    int64_t at = 0;
+    for (int32_t i = 0; i < tlm_model_parameter_tensor_count(m); i++) {
+        const char *name = NULL;
+        tlm_tensor *p = NULL;
+        assert_int_equal(tlm_model_parameter(m, i, &name, &p), TLM_OK);
+        const int64_t numel = tlm_tensor_numel(p);
+        memcpy(all + at, tlm_tensor_grad_data_f32(p), (size_t)numel * sizeof *all);
+        at += numel;
+    }
+    assert_int_equal(at, total);
+    return all;
+}
+
+/* The pool and the shared buffers serve more than one pass: a second
+ * backward pass over the same graph, the tape run again with
+ * tlm_context_forward, and each of two forward passes made before a
+ * backward pass all give exactly the gradients of one pass (a parameter's
+ * gradient sums its uses in a fixed order, so each is compared from zero;
+ * the sum of the two passes' losses gives twice them, up to rounding). */
+static void repeated_passes_give_the_same_gradients(void **state) {
+    (void)state;
+    for (int v = 0; v < N_GRAPH_VARIANTS; v++) {
+        tlm_context_params params;
+        tlm_context_params_init(&params);
+        params.n_threads = 1 + v % 2;
+        tlm_context *ctx = NULL;
+        assert_int_equal(tlm_context_create(&ctx, &params), TLM_OK);
+        tlm_model_config c = graph_variant(v);
+        tlm_model *m = NULL;
+        assert_int_equal(tlm_model_create(&m, ctx, &c), TLM_OK);
+        const int64_t total = tlm_model_parameter_count(m);
+        const size_t bytes = (size_t)total * sizeof(float);
+        tlm_batch b = graph_batch(ctx, &c);
+        tlm_tensor *logits = NULL, *loss = NULL, *other = NULL, *sum = NULL;
+
+        assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+        assert_int_equal(tlm_model_forward(m, &b, &logits, &loss), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        float *once = copy_gradients(m, total);
+        assert_int_equal(tlmt_first_non_finite_f32(once, total), -1);
+
+        /* The same graph again. */
+        assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        float *again = copy_gradients(m, total);
+        assert_memory_equal(again, once, bytes);
+        free(again);
+
+        /* The tape run again (same seed: the same dropout masks). */
+        assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+        assert_int_equal(tlm_context_forward(ctx), TLM_OK);
+        assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
+        assert_int_equal(tlm_backward(loss), TLM_OK);
+        float *rerun = copy_gradients(m, total);
+        assert_memory_equal(rerun, once, bytes);
+        free(rerun);
+
+        /* Two forward passes of the batch before any backward pass: each
+         * loss's gradients, then their sum's. */
+        assert_int_equal(tlm_context_reset(ctx), TLM_OK);
+        assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+        assert_int_equal(tlm_model_forward(m, &b, &logits, &loss), TLM_OK);
+        assert_int_equal(tlm_context_set_seed(ctx, 17), TLM_OK);
+        assert_int_equal(tlm_model_forward(m, &b, &logits, &other), TLM_OK);
+        assert_int_equal(tlm_add(&sum, loss, other), TLM_OK);
+        tlm_tensor *const losses[3] = {other, loss, sum};
+        for (int k = 0; k < 3; k++) {
+            assert_int_equal(tlm_context_zero_grad(ctx), TLM_OK);
+            assert_int_equal(tlm_backward(losses[k]), TLM_OK);
+            float *got = copy_gradients(m, total);
+            for (int64_t j = 0; j < total; j++) {
+                const double want = (k == 2 ? 2.0 : 1.0) * (double)once[j];
+                const double bound = k == 2 ? 1e-6 * (1 + fabs(want)) : 0;
+                if (!(fabs((double)got[j] - want) <= bound))
+                    fail_msg("variant %d, two forward passes, loss %d: "
+                             "element %lld is %.9g, not %.9g", v, k,
+                             (long long)j, (double)got[j], want);
+            }
+            free(got);
+        }
+        free(once);
+        tlm_model_free(m);
+        tlm_context_free(ctx);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(config_defaults_resolve),
@@ -338,6 +602,8 @@ int main(void) {
         cmocka_unit_test(forward_backward_each_kind),
         cmocka_unit_test(bad_configurations_are_named),
         cmocka_unit_test(bad_batches_are_named),
+        cmocka_unit_test(gradients_match_loss_differences),
+        cmocka_unit_test(repeated_passes_give_the_same_gradients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
