@@ -83,9 +83,25 @@
 #define TLMI_GEMM_PREFETCH(p) ((void)(p))
 #endif
 
-/* #pragma GCC unroll with a macro argument. */
+/* #pragma GCC unroll with a macro argument. Nothing in a sanitizer
+ * build: there every unrolled load and store of the micro-kernels is
+ * instrumented on its own, and clang took 200 s of CPU to compile
+ * x86/gemm_avx512.c with ASan + UBSan (most of CI's sanitizer build).
+ * Unrolling changes the speed only: the same operations in the same order
+ * reach every element of C either way. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TLMI_GEMM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TLMI_GEMM_SANITIZED 1
+#endif
+#endif
 #define TLMI_GEMM_PRAGMA(x) _Pragma(#x)
+#ifdef TLMI_GEMM_SANITIZED
+#define TLMI_GEMM_UNROLL(n)
+#else
 #define TLMI_GEMM_UNROLL(n) TLMI_GEMM_PRAGMA(GCC unroll n)
+#endif
 
 /* Vectors in a full tile's row. */
 #define WMAX (NR / TLMI_VL)
