@@ -3,6 +3,7 @@
 
   tests/bench/compare_train.py [--build build] [--rounds N]
                                [--torch PYTHON]... [--torch-compile off,on]
+                               [--tlm-precision float32,bf16]
                                [--out FILE] [bench_train options...]
 
 Runs build/tests/bench/bench_train and tests/bench/torch_reference.py under
@@ -16,7 +17,8 @@ passed to PyTorch only).
 
 Speed mode: for each configuration and thread count, --rounds times
 (default 3) one process of each program in turn, the order rotated every
-round so that none always runs first: tlm, each PyTorch, and with
+round so that none always runs first: tlm (once per --tlm-precision,
+default float32; bf16 runs are labelled tlm-bf16), each PyTorch, and with
 --torch-compile off,on each PyTorch 2.x once more under torch.compile.
 Each process's peak resident memory is read from the kernel when it ends
 (wait4's ru_maxrss: the whole process, libraries included). The table
@@ -24,7 +26,9 @@ gives the median over the rounds of each program's ms per step (each
 itself a median over its measured steps) and peak RSS, and tlm's speed
 and memory against the fastest PyTorch variant at that thread count and
 against the fastest at any thread count ("best": PyTorch at its best
-thread count); above 1 tlm is faster, below 1 it uses less memory.
+thread count); above 1 tlm is faster, below 1 it uses less memory. Every
+tlm row is compared with PyTorch's float32 products (its default; pass
+--matmul-precision to change that).
 
 Quality mode (--quality): one run of each program, the validation losses.
 
@@ -104,6 +108,8 @@ def main():
                    help="an interpreter with PyTorch; repeat for several")
     p.add_argument("--torch-compile", default="off",
                    help="off, on or off,on: PyTorch 2.x without and/or with torch.compile")
+    p.add_argument("--tlm-precision", default="float32",
+                   help="float32, bf16 or float32,bf16: tlm's training precision(s)")
     p.add_argument("--out", default=None)
     a, rest = p.parse_known_args()
     quality = "--quality" in rest
@@ -112,10 +118,14 @@ def main():
     compile_modes = [m for m in a.torch_compile.split(",") if m]
     if not compile_modes or any(m not in ("off", "on") for m in compile_modes):
         p.error("--torch-compile expects off, on or off,on")
+    precisions = [m for m in a.tlm_precision.split(",") if m]
+    if not precisions or any(m not in ("float32", "bf16") for m in precisions):
+        p.error("--tlm-precision expects float32, bf16 or float32,bf16")
 
     bench = os.path.join(a.build, "tests", "bench", "bench_train")
     tlm_rest = without_options(rest, TORCH_ONLY)
-    programs = [("tlm", [bench] + tlm_rest)]
+    programs = [("tlm" if precision == "float32" else "tlm-" + precision,
+                 [bench] + tlm_rest + ["--precision", precision]) for precision in precisions]
     for python in pythons:
         version = torch_version(python)
         if version is None:
@@ -158,6 +168,10 @@ def main():
     return 0
 
 
+def is_tlm(label):
+    return label == "tlm" or label.startswith("tlm-")
+
+
 def print_quality(records, labels):
     print(f"{'config':<12} {'threads':>7} {'program':<22} {'steps':>6} {'val loss':>8}"
           f" {'train loss':>10} {'tok/s':>9} {'peak RSS MB':>11}")
@@ -188,18 +202,18 @@ def print_speed(records, labels, configs, thread_counts, rounds):
           f" {'speed vs best':>13}")
     for name in configs:
         torch_all = [(v[0], k[2], k[1]) for k, v in medians.items()
-                     if k[0] == name and k[2] != "tlm"]
+                     if k[0] == name and not is_tlm(k[2])]
         best = min(torch_all) if torch_all else None
         for count in thread_counts:
             here = [(medians[name, count, label][0], label) for label in labels
-                    if label != "tlm" and (name, count, label) in medians]
+                    if not is_tlm(label) and (name, count, label) in medians]
             fastest = min(here)[1] if here else None
             for label in labels:
                 if (name, count, label) not in medians:
                     continue
                 ms, tokens, rss = medians[name, count, label]
                 speed = rss_ratio = versus_best = ""
-                if label == "tlm" and fastest is not None:
+                if is_tlm(label) and fastest is not None:
                     f_ms, _, f_rss = medians[name, count, fastest]
                     speed = f"{f_ms / ms:.2f}x"
                     rss_ratio = f"{rss / f_rss:.2f}"
