@@ -759,17 +759,20 @@ static void attn_forward(float *out, float *lse, const float *q,
             const VF vm = vf_set1(m[r] == -INFINITY ? 0.0f : m[r]);
             VF sum0 = vf_zero(), sum1 = vf_zero();
             for (int64_t j = 0; j < n; j += 2 * W) {
-                const VF p0 = vf_exp2(vf_sub(vf_load(sr + j), vm));
-                const VF p1 = vf_exp2(vf_sub(vf_load(sr + j + W), vm));
-                vf_store(sr + j, p0);
-                vf_store(sr + j + W, p1);
+                VF p0 = vf_exp2(vf_sub(vf_load(sr + j), vm));
+                VF p1 = vf_exp2(vf_sub(vf_load(sr + j + W), vm));
                 sum0 = vf_add(sum0, p0);
                 sum1 = vf_add(sum1, p1);
+                /* bf16: P rounded for P . V, l the sum of the float32
+                 * P. */
+                if (bf16) {
+                    p0 = vf_round_bf16(p0);
+                    p1 = vf_round_bf16(p1);
+                }
+                vf_store(sr + j, p0);
+                vf_store(sr + j + W, p1);
             }
             l[r] = vf_hsum(vf_add(sum0, sum1));
-            /* bf16: P rounded for P . V, l the sum of the float32 P. */
-            if (bf16)
-                attn_round_bf16(sr, n);
         }
         memset(acc, 0, (size_t)(QB * dvp) * sizeof(float));
         /* Keys past j_end have p = 0 (and may not exist). */
@@ -951,18 +954,25 @@ static void attn_backward(float *dq, float *dk, float *dv, const float *dout,
                 const VF vscale = vf_set1(scale);
                 for (int r = 0; r < rows; r++) {
                     float *dsr = dsg + r * KB;
-                    const float *pr = sg + r * KB;
+                    float *pr = sg + r * KB;
                     const VF vd = vf_set1(drow[r0 + r]);
-                    for (int64_t j = 0; j < gn; j += W) {
-                        const VF p = vf_mul(vf_load(pr + j), vscale);
-                        vf_store(dsr + j,
-                                 vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                    if (!bf16) {
+                        for (int64_t j = 0; j < gn; j += W) {
+                            const VF p = vf_mul(vf_load(pr + j), vscale);
+                            vf_store(dsr + j,
+                                     vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                        }
+                        continue;
                     }
-                    /* bf16: dS (from the float32 P) and then P rounded
-                     * for the products that take them. */
-                    if (bf16) {
-                        attn_round_bf16(dsr, gn);
-                        attn_round_bf16(sg + r * KB, gn);
+                    /* bf16: dS (from the float32 P), then P, rounded for
+                     * the products that take them. */
+                    for (int64_t j = 0; j < gn; j += W) {
+                        const VF pf = vf_load(pr + j);
+                        const VF p = vf_mul(pf, vscale);
+                        vf_store(dsr + j,
+                                 vf_round_bf16(vf_mul(
+                                     p, vf_sub(vf_load(dsr + j), vd))));
+                        vf_store(pr + j, vf_round_bf16(pf));
                     }
                 }
             }

@@ -106,23 +106,18 @@ static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
-/* bits + 0x7fff + (bit 16), the low half cleared; a NaN's top half with
- * its quiet bit set instead. Magnitudes compare as signed integers (both
- * below 2^31). */
+/* bits + 0x7fff + (bit 16), or for a NaN its bits with the quiet bit
+ * set, then the low half cleared. */
 static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
     const __m512i bits = _mm512_castps_si512(a);
-    const __m512i keep = _mm512_set1_epi32((int)0xffff0000u);
     const __m512i odd =
         _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    const __m512i rounded = _mm512_and_si512(
-        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd)),
-        keep);
-    const __mmask16 nan = _mm512_cmpgt_epi32_mask(
-        _mm512_and_si512(bits, _mm512_set1_epi32(0x7fffffff)),
-        _mm512_set1_epi32(0x7f800000));
-    const __m512i quieted = _mm512_and_si512(
-        _mm512_or_si512(bits, _mm512_set1_epi32(0x00400000)), keep);
-    return _mm512_castsi512_ps(_mm512_mask_blend_epi32(nan, rounded, quieted));
+    __m512i r =
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), bits,
+                             _mm512_set1_epi32(0x00400000));
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
 }
 
 #elif defined(TLMI_SIMD_AVX2)
@@ -187,7 +182,9 @@ static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
 }
-/* As the AVX-512 one, with a blend by byte mask. */
+/* bits + 0x7fff + (bit 16), the low half cleared; a NaN's top half with
+ * its quiet bit set instead (blended by byte mask). Magnitudes compare as
+ * signed integers (both below 2^31). */
 static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
     const __m256i bits = _mm256_castps_si256(a);
     const __m256i keep = _mm256_set1_epi32((int)0xffff0000u);
@@ -246,7 +243,7 @@ static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     int32x4_t e = vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127));
     return vreinterpretq_f32_s32(vshlq_n_s32(e, 23));
 }
-/* As the AVX-512 one, with a bitwise select. */
+/* As the AVX2 one, with a bitwise select. */
 static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
     const uint32x4_t bits = vreinterpretq_u32_f32(a);
     const uint32x4_t keep = vdupq_n_u32(0xffff0000u);

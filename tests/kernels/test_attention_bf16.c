@@ -45,7 +45,9 @@
  * the rounding, so the bf16 backward is checked against the reference,
  * which runs the float32 reference's code on rounded operands.
  *
- * Also: a context's kernels_bf16 table runs these entries and its float32
+ * Also: the rounding bit for bit on special values (ties, overflow,
+ * infinities, denormals, NaNs) through every table's forward entry; a
+ * context's kernels_bf16 table runs these entries and its float32
  * table the float32 ones (float32 mode unchanged: test_attention checks
  * those against the float32 reference with the float32 tolerances), and
  * the attention op runs the bf16 entry exactly while the context's
@@ -64,6 +66,7 @@
 #include <cmocka.h>
 
 #include "autodiff/context.h"
+#include "base/half.h"
 #include "kernels/dispatch.h"
 #include "kernels/scalar/attention.h"
 #include "tlm.h"
@@ -417,6 +420,55 @@ static void entries_against_reference(void **state) {
     printf("%d calls on %d tables\n", count, n_tables);
 }
 
+/* The rounding itself, bit for bit, on every table: one query over one
+ * key (P = 1, l = 1, so out = bf16(v) exactly) with values that test
+ * it: ties to even both ways, carries into the exponent, the largest
+ * float (rounds to infinity), infinities, denormals, NaNs (one whose
+ * rounding by carry alone would make -0), random values; out must be
+ * tlmi_float_to_bf16's rounding (NaN as NaN; zeros of either sign equal,
+ * as the sum starts from +0). */
+static void rounding_bits(void **state) {
+    (void)state;
+    static const uint32_t special[] = {
+        0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f807fffu, 0xbf808000u,
+        0x3fffffffu, 0x7f7fffffu, 0xff7fffffu, 0x7f800000u, 0xff800000u,
+        0x00000001u, 0x00018000u, 0x80028000u, 0x7fffffffu, 0xffc00001u,
+        0x7f800001u, 0x00000000u, 0x3f800000u};
+    enum { N_SPECIAL = sizeof special / sizeof special[0], N_V = 45 };
+    float v[N_V], q = 1.0f, k = 1.0f;
+    for (int c = 0; c < N_V; c++) {
+        if (c < N_SPECIAL)
+            memcpy(&v[c], &special[c], sizeof v[c]);
+        else
+            v[c] = uniform() * 1e3f;
+    }
+    const tlmi_kernels *tables[TLMI_ISA_COUNT];
+    const int n_tables = runnable(tables);
+    for (int t = 0; t < n_tables; t++) {
+        const tlmi_attention_dims dims = {1, 1, 1, N_V, 1, 1, N_V, N_V, 0};
+        const size_t bytes = tables[t]->attention_workspace(1, 1, 1, N_V, 0);
+        void *ws = malloc(bytes);
+        assert_non_null(ws);
+        float out[N_V], lse;
+        tables[t]->attention_forward_bf16(out, &lse, &q, &k, v, NULL, &dims,
+                                          ws);
+        free(ws);
+        for (int c = 0; c < N_V; c++) {
+            const float want = tlmi_bf16_to_float(tlmi_float_to_bf16(v[c]));
+            const int ok = isnan(want) ? isnan(out[c]) != 0
+                                       : memcmp(&out[c], &want, sizeof want) ==
+                                                 0 ||
+                                             (want == 0.0f && out[c] == 0.0f);
+            if (!ok) {
+                print_error("%s: bf16(%.9g) gave %.9g, want %.9g\n",
+                            tables[t]->name, (double)v[c], (double)out[c],
+                            (double)want);
+                fail();
+            }
+        }
+    }
+}
+
 /* The run's sums (see the top): per table and array, RMS(entry - bf16
  * reference) <= RMS_RATIO RMS(bf16 - float32 reference), and the latter
  * at least MIN_EFFECT of the reference's RMS. */
@@ -509,6 +561,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(context_tables),
         cmocka_unit_test(op_follows_products_bf16),
+        cmocka_unit_test(rounding_bits),
         cmocka_unit_test(entries_against_reference),
         cmocka_unit_test(rounding_is_there),
     };
