@@ -2653,10 +2653,12 @@ enum tlm_precision {
     TLM_PRECISION_FLOAT32 = 0,
     /** bf16 mixed precision: every tlm_matmul of the step's forward and
      *  backward passes rounds its two inputs to bf16 (nearest even) and
-     *  sums the exact products in float32; everything else (attention,
+     *  sums the exact products in float32, and so do attention's products
+     *  (q k^T, P v and their gradients' four) inside tlm_attention() and
+     *  tlm_multi_head_attention(); everything else (attention's softmax,
      *  norms, activations, the loss, the optimizer) stays float32. Faster
-     *  where the CPU has AVX-512 BF16; elsewhere the same results, at
-     *  about float32's speed. */
+     *  where the CPU has AVX-512 BF16 (the tlm_matmul products);
+     *  elsewhere the same results, at about float32's speed. */
     TLM_PRECISION_BF16 = 1
 };
 

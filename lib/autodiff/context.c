@@ -143,7 +143,10 @@ TLM_API int tlm_context_create(tlm_context **out,
     ctx->kernels_bf16.gemm_workspace = bf16->gemm_workspace;
     ctx->kernels_bf16.gemm_cols = bf16->gemm_cols;
     ctx->kernels_bf16.gemm_col_align = bf16->gemm_col_align;
-    ctx->matmul_bf16 = 0;
+    ctx->kernels_bf16.attention_forward = ctx->kernels->attention_forward_bf16;
+    ctx->kernels_bf16.attention_backward =
+        ctx->kernels->attention_backward_bf16;
+    ctx->products_bf16 = 0;
     ctx->n_threads = params.n_threads > 0 ? params.n_threads
                                           : tlmi_default_thread_count();
     status = tlmi_threadpool_create(&ctx->pool, &ctx->host, ctx->n_threads,

@@ -32,11 +32,13 @@ struct tlm_context {
     uint32_t features;
     /* `kernels` with its matrix products replaced by the bf16 ones
      * (kernels/gemm_bf16.h, the variant chosen for `kernels` and
-     * `features`): what tlm_matmul runs while matmul_bf16 is set, which a
-     * trainer with precision TLM_PRECISION_BF16 does around its forward
-     * and backward passes. Nodes size the workspace for both tables. */
+     * `features`) and its attention by the table's bf16 entries
+     * (kernels/attention.h): what tlm_matmul and the attention ops run
+     * while products_bf16 is set, which a trainer with precision
+     * TLM_PRECISION_BF16 does around its forward and backward passes.
+     * Nodes size the workspace for both tables. */
     tlmi_kernels kernels_bf16;
-    int matmul_bf16;
+    int products_bf16;
 
     tlmi_arena arena;            /* results' data, gradients, saved buffers */
     tlmi_grad_pool grad_pool;    /* pooled results' gradients */

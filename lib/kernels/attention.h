@@ -80,7 +80,13 @@ typedef void (*tlmi_attention_backward_fn)(
 #define TLMI_EXP2_C6 1.5353362058e-04f
 #define TLMI_EXP2_MIN -127.0f
 
-/* Declares the three entries of one ISA. */
+/* Declares the entries of one ISA: the float32 ones, the bf16 ones
+ * (forward_bf16, backward_bf16: the same contract and workspace, with
+ * the six products q k^T, P V, dout V^T, P^T dout, dS K and dS^T Q taking
+ * bf16 inputs, q, k, v, dout, P and dS rounded to bf16 nearest even
+ * before the product reads them, summed in float32; the softmax, lse,
+ * scaling and drow = dout . out stay float32; issue #22's mixed
+ * precision, see attention_tmpl.c "bf16 products"). */
 #define TLMI_ATTENTION_DECLARE(isa)                                         \
     size_t tlmi_attention_workspace_##isa(int64_t tq, int64_t tk,           \
                                           int64_t dim, int64_t v_dim,       \
@@ -94,11 +100,22 @@ typedef void (*tlmi_attention_backward_fn)(
         const float *k, const float *v, const float *out, const float *lse, \
         const unsigned char *visible, const tlmi_attention_dims *dims,      \
         int accumulate, void *workspace);                                   \
+    void tlmi_attention_forward_bf16_##isa(                                 \
+        float *out, float *lse, const float *q, const float *k,             \
+        const float *v, const unsigned char *visible,                       \
+        const tlmi_attention_dims *dims, void *workspace);                  \
+    void tlmi_attention_backward_bf16_##isa(                                \
+        float *dq, float *dk, float *dv, const float *dout, const float *q, \
+        const float *k, const float *v, const float *out, const float *lse, \
+        const unsigned char *visible, const tlmi_attention_dims *dims,      \
+        int accumulate, void *workspace);                                   \
     /* y[i] = 2^x[i] with the kernel's polynomial, for the tests. */        \
     void tlmi_attention_exp2_##isa(float *y, const float *x, int64_t n)
 
 /* Scalar: the double-accumulating reference (kernels/scalar/attention.c),
- * its scratch carved from the workspace. Its exp2 entry is exp2f. */
+ * its scratch carved from the workspace. Its exp2 entry is exp2f. Its
+ * bf16 entries are the reference on rounded operands
+ * (tlmi_attention_forward_bf16, tlmi_attention_backward_bf16). */
 TLMI_ATTENTION_DECLARE(scalar);
 
 #if defined(TLMI_HAVE_AVX2)

@@ -5,7 +5,8 @@
  * arm/attention_neon.c) defines TLMI_SIMD_<ISA> and TLMI_ISA_SUFFIX, then
  * includes this file, which is compiled with that file's flags.
  * Everything here is static except the entries
- * tlmi_attention_{forward,backward,workspace,exp2}_<isa>.
+ * tlmi_attention_{forward,backward,workspace,exp2}_<isa> and
+ * tlmi_attention_{forward,backward}_bf16_<isa>.
  *
  * Tuning macros the including file may define: TLMI_ATTN_QB (query rows
  * per block, 4 by default), TLMI_ATTN_FEW_ROWS (up to how many query rows
@@ -57,6 +58,20 @@
  *       registers over the block's queries, from the first that sees
  *       them),
  *   dq_r += sum_j dS[r, j] k_j (rows_acc, QB rows).
+ *
+ * bf16 products (the _bf16 entries, issue #22's mixed-precision
+ * training): the same code with one rounding step, each operand of the
+ * six products rounded to bf16 (nearest even, vf_round_bf16) in the
+ * workspace once, before the product reads it: q, k and v as they are
+ * packed (so v and the keys as rows are never read in place, and the
+ * few-rows path, which reads them in place, is not taken), dout's rows
+ * per block, P once the row's sum l (forward) or dS (backward) has been
+ * taken from the float32 P, and dS once computed. A product of two bf16
+ * values is exact in float32, so the FMAs then sum exact products in
+ * float32: the definition of kernels/gemm_bf16.h. The softmax, its max,
+ * sum and lse, the scale, drow = dout . out and the final sums stay
+ * float32. Rounding costs one pass over data already in the cache, next
+ * to the products' O(D) operations per element.
  *
  * exp2 (vf_exp2 below): n = round(x), r = x - n exact, a degree-6
  * polynomial (TLMI_EXP2_* in kernels/attention.h), times 2^n built in the
@@ -259,6 +274,18 @@ TLMI_ATTN_INLINE void attn_copy(float *dst, const float *src, int64_t n) {
         vf_store(dst + c, vf_load(src + c));
     for (; c < n; c++)
         dst[c] = src[c];
+}
+
+/* x[i] = bf16(x[i]) for i < n (vf_round_bf16: nearest even), in place:
+ * what the bf16 entries do to each operand of a product once it is in
+ * the workspace (see "bf16 products" at the top). */
+static void attn_round_bf16(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W)
+        vf_store(x + i, vf_round_bf16(vf_load(x + i)));
+    if (i < n)
+        vf_store_part(x + i, vf_round_bf16(vf_load_part(x + i, n - i, 0.0f)),
+                      n - i);
 }
 
 /* dst[j][c] = x[j][c] for c < cols (x rows at stride ldx), zero up to
@@ -659,12 +686,12 @@ static void attn_forward_few(float *out, float *lse, const float *q,
 
 /* ---- Forward ---------------------------------------------------------- */
 
-void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
-                                           const float *q, const float *k,
-                                           const float *v,
-                                           const unsigned char *visible,
-                                           const tlmi_attention_dims *dims,
-                                           void *workspace) {
+/* Both forward entries: bf16 0 (float32) or 1 (bf16 products). */
+static void attn_forward(float *out, float *lse, const float *q,
+                         const float *k, const float *v,
+                         const unsigned char *visible,
+                         const tlmi_attention_dims *dims, void *workspace,
+                         const int bf16) {
     const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
                   v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
                   ld_v = dims->ld_v, ld_out = dims->ld_out;
@@ -672,7 +699,9 @@ void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
     attn_layout L;
     attn_layout_make(&L, tq, tk, dim, v_dim, 0);
     float *ws = workspace;
-    if (tq <= TLMI_ATTN_FEW_ROWS) {
+    /* (It reads q, k and v in place: the bf16 products take the blocked
+     * path, which rounds them as it packs them.) */
+    if (tq <= TLMI_ATTN_FEW_ROWS && !bf16) {
         attn_forward_few(out, lse, q, k, v, visible, dims, ws + L.s);
         return;
     }
@@ -684,22 +713,27 @@ void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
 
     /* Only the keys some query may see are packed. */
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
-    attn_pack_panels(kp, k, ld_k, tk_seen, dim, (tk_seen + NW - 1) / NW * NW,
-                     visible);
+    const int64_t tk_pad = (tk_seen + NW - 1) / NW * NW;
+    attn_pack_panels(kp, k, ld_k, tk_seen, dim, tk_pad, visible);
+    if (bf16)
+        attn_round_bf16(kp, tk_pad * dim);
     /* Values are read in place when their rows need no padding (v_dim a
-     * multiple of W, no hidden key to zero). */
-    const int direct_v = visible == NULL && v_dim % W == 0;
+     * multiple of W, no hidden key to zero) nor rounding. */
+    const int direct_v = visible == NULL && v_dim % W == 0 && !bf16;
     const float *vr = direct_v ? v : vp;
     const int64_t ld_vr = direct_v ? ld_v : dvp;
     if (!direct_v)
-        attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim,
-                       (tk_seen + NW - 1) / NW * NW, visible);
+        attn_pack_rows(vp, dvp, v, ld_v, tk_seen, v_dim, tk_pad, visible);
+    if (bf16)
+        attn_round_bf16(vp, tk_pad * dvp);
     attn_bias(bias, visible, tk, L.tkp);
 
     for (int64_t i0 = 0; i0 < tq; i0 += QB) {
         const int64_t nr = tq - i0 < QB ? tq - i0 : QB;
         const int rows = nr == 1 ? 1 : QB;
         attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, QB);
+        if (bf16)
+            attn_round_bf16(qb, QB * dp);
         int64_t limit[QB]; /* keys row r sees (none past nr) */
         int64_t j_end = 0;  /* keys any row of the block sees */
         for (int r = 0; r < QB; r++) {
@@ -725,12 +759,18 @@ void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
             const VF vm = vf_set1(m[r] == -INFINITY ? 0.0f : m[r]);
             VF sum0 = vf_zero(), sum1 = vf_zero();
             for (int64_t j = 0; j < n; j += 2 * W) {
-                const VF p0 = vf_exp2(vf_sub(vf_load(sr + j), vm));
-                const VF p1 = vf_exp2(vf_sub(vf_load(sr + j + W), vm));
-                vf_store(sr + j, p0);
-                vf_store(sr + j + W, p1);
+                VF p0 = vf_exp2(vf_sub(vf_load(sr + j), vm));
+                VF p1 = vf_exp2(vf_sub(vf_load(sr + j + W), vm));
                 sum0 = vf_add(sum0, p0);
                 sum1 = vf_add(sum1, p1);
+                /* bf16: P rounded for P . V, l the sum of the float32
+                 * P. */
+                if (bf16) {
+                    p0 = vf_round_bf16(p0);
+                    p1 = vf_round_bf16(p1);
+                }
+                vf_store(sr + j, p0);
+                vf_store(sr + j + W, p1);
             }
             l[r] = vf_hsum(vf_add(sum0, sum1));
         }
@@ -779,11 +819,13 @@ static void attn_row_out(float *dst, const float *src, int64_t n,
         attn_copy(dst, src, n);
 }
 
-void TLMI_ISA_NAME(tlmi_attention_backward)(
-    float *dq, float *dk, float *dv, const float *dout, const float *q,
-    const float *k, const float *v, const float *out, const float *lse,
-    const unsigned char *visible, const tlmi_attention_dims *dims,
-    int accumulate, void *workspace) {
+/* Both backward entries: bf16 0 (float32) or 1 (bf16 products). */
+static void attn_backward(float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v,
+                          const float *out, const float *lse,
+                          const unsigned char *visible,
+                          const tlmi_attention_dims *dims, int accumulate,
+                          void *workspace, const int bf16) {
     const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
                   v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
                   ld_v = dims->ld_v, ld_out = dims->ld_out;
@@ -806,15 +848,24 @@ void TLMI_ISA_NAME(tlmi_attention_backward)(
     const int64_t tk_seen = attn_key_limit(tq - 1, tq, tk, causal);
     const int64_t tk_pad = (tk_seen + NW - 1) / NW * NW;
     attn_pack_panels(kp, k, ld_k, tk_seen, dim, tk_pad, visible);
+    if (bf16)
+        attn_round_bf16(kp, tk_pad * dim);
     attn_bias(bias, visible, tk, L.tkp);
-    if (want_ds)
+    if (want_ds) {
         attn_pack_panels(vt, v, ld_v, tk_seen, v_dim, tk_pad, visible);
-    /* Keys as rows (for dq) in place when they need no padding. */
-    const int direct_k = visible == NULL && dim % W == 0;
+        if (bf16)
+            attn_round_bf16(vt, tk_pad * v_dim);
+    }
+    /* Keys as rows (for dq) in place when they need no padding nor
+     * rounding. */
+    const int direct_k = visible == NULL && dim % W == 0 && !bf16;
     const float *krow = direct_k ? k : kr;
     const int64_t ld_kr = direct_k ? ld_k : dp;
-    if (dq != NULL && !direct_k)
+    if (dq != NULL && !direct_k) {
         attn_pack_rows(kr, dp, k, ld_k, tk_seen, dim, tk_pad, visible);
+        if (bf16)
+            attn_round_bf16(kr, tk_pad * dp);
+    }
     if (dk != NULL)
         memset(dkw, 0, (size_t)(tk_pad * dp) * sizeof(float));
     if (dv != NULL)
@@ -824,6 +875,10 @@ void TLMI_ISA_NAME(tlmi_attention_backward)(
         const int64_t nr = tq - i0 < BQ ? tq - i0 : BQ;
         attn_rows_in(qb, dp, q, ld_q, i0, nr, dim, BQ);
         attn_rows_in(dob, dvp, dout, ld_out, i0, nr, v_dim, BQ);
+        if (bf16) {
+            attn_round_bf16(qb, BQ * dp);
+            attn_round_bf16(dob, BQ * dvp);
+        }
         float row_lse[BQ], drow[BQ];
         int64_t limit[BQ];
         int64_t j_end = 0;
@@ -888,19 +943,36 @@ void TLMI_ISA_NAME(tlmi_attention_backward)(
                         vf_store(sr + j,
                                  vf_exp2(vf_sub(vf_load(sr + j), vl)));
                 }
-                if (!want_ds)
+                if (!want_ds) {
+                    /* bf16: P rounded for dv = P^T dout. */
+                    for (int r = 0; r < rows && bf16; r++)
+                        attn_round_bf16(sg + r * KB, gn);
                     continue;
+                }
                 attn_scores_n(dsg, KB, dob + r0 * dvp, dvp, vt + j0 * v_dim,
                               g_panels, v_dim, 1.0f, NULL, rows);
                 const VF vscale = vf_set1(scale);
                 for (int r = 0; r < rows; r++) {
                     float *dsr = dsg + r * KB;
-                    const float *pr = sg + r * KB;
+                    float *pr = sg + r * KB;
                     const VF vd = vf_set1(drow[r0 + r]);
+                    if (!bf16) {
+                        for (int64_t j = 0; j < gn; j += W) {
+                            const VF p = vf_mul(vf_load(pr + j), vscale);
+                            vf_store(dsr + j,
+                                     vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                        }
+                        continue;
+                    }
+                    /* bf16: dS (from the float32 P), then P, rounded for
+                     * the products that take them. */
                     for (int64_t j = 0; j < gn; j += W) {
-                        const VF p = vf_mul(vf_load(pr + j), vscale);
+                        const VF pf = vf_load(pr + j);
+                        const VF p = vf_mul(pf, vscale);
                         vf_store(dsr + j,
-                                 vf_mul(p, vf_sub(vf_load(dsr + j), vd)));
+                                 vf_round_bf16(vf_mul(
+                                     p, vf_sub(vf_load(dsr + j), vd))));
+                        vf_store(pr + j, vf_round_bf16(pf));
                     }
                 }
             }
@@ -956,6 +1028,42 @@ void TLMI_ISA_NAME(tlmi_attention_backward)(
         if (dv != NULL)
             memset(dv + j * ld_v, 0, (size_t)v_dim * sizeof(float));
     }
+}
+
+/* ---- Entries ---------------------------------------------------------- */
+
+void TLMI_ISA_NAME(tlmi_attention_forward)(float *out, float *lse,
+                                           const float *q, const float *k,
+                                           const float *v,
+                                           const unsigned char *visible,
+                                           const tlmi_attention_dims *dims,
+                                           void *workspace) {
+    attn_forward(out, lse, q, k, v, visible, dims, workspace, 0);
+}
+
+void TLMI_ISA_NAME(tlmi_attention_forward_bf16)(
+    float *out, float *lse, const float *q, const float *k, const float *v,
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    void *workspace) {
+    attn_forward(out, lse, q, k, v, visible, dims, workspace, 1);
+}
+
+void TLMI_ISA_NAME(tlmi_attention_backward)(
+    float *dq, float *dk, float *dv, const float *dout, const float *q,
+    const float *k, const float *v, const float *out, const float *lse,
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace) {
+    attn_backward(dq, dk, dv, dout, q, k, v, out, lse, visible, dims,
+                  accumulate, workspace, 0);
+}
+
+void TLMI_ISA_NAME(tlmi_attention_backward_bf16)(
+    float *dq, float *dk, float *dv, const float *dout, const float *q,
+    const float *k, const float *v, const float *out, const float *lse,
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace) {
+    attn_backward(dq, dk, dv, dout, q, k, v, out, lse, visible, dims,
+                  accumulate, workspace, 1);
 }
 
 void TLMI_ISA_NAME(tlmi_attention_exp2)(float *y, const float *x, int64_t n) {

@@ -50,6 +50,8 @@ static const tlmi_kernels scalar_kernels = {
     .attention_forward = tlmi_attention_forward_scalar,
     .attention_backward = tlmi_attention_backward_scalar,
     .attention_workspace = tlmi_attention_workspace_scalar,
+    .attention_forward_bf16 = tlmi_attention_forward_bf16_scalar,
+    .attention_backward_bf16 = tlmi_attention_backward_bf16_scalar,
 };
 
 #if defined(TLMI_HAVE_AVX2)
@@ -65,6 +67,8 @@ static const tlmi_kernels avx2_kernels = {
     .attention_forward = tlmi_attention_forward_avx2,
     .attention_backward = tlmi_attention_backward_avx2,
     .attention_workspace = tlmi_attention_workspace_avx2,
+    .attention_forward_bf16 = tlmi_attention_forward_bf16_avx2,
+    .attention_backward_bf16 = tlmi_attention_backward_bf16_avx2,
 };
 #endif
 
@@ -81,6 +85,8 @@ static const tlmi_kernels avx512_kernels = {
     .attention_forward = tlmi_attention_forward_avx512,
     .attention_backward = tlmi_attention_backward_avx512,
     .attention_workspace = tlmi_attention_workspace_avx512,
+    .attention_forward_bf16 = tlmi_attention_forward_bf16_avx512,
+    .attention_backward_bf16 = tlmi_attention_backward_bf16_avx512,
 };
 #endif
 
@@ -97,6 +103,8 @@ static const tlmi_kernels neon_kernels = {
     .attention_forward = tlmi_attention_forward_neon,
     .attention_backward = tlmi_attention_backward_neon,
     .attention_workspace = tlmi_attention_workspace_neon,
+    .attention_forward_bf16 = tlmi_attention_forward_bf16_neon,
+    .attention_backward_bf16 = tlmi_attention_backward_bf16_neon,
 };
 #endif
 

@@ -57,6 +57,10 @@ typedef struct tlmi_kernels {
     tlmi_attention_forward_fn attention_forward;
     tlmi_attention_backward_fn attention_backward;
     tlmi_attention_workspace_fn attention_workspace;
+    /* The same with bf16 products (attention.h; the same workspace): what
+     * a context's kernels_bf16 table runs as its attention. */
+    tlmi_attention_forward_fn attention_forward_bf16;
+    tlmi_attention_backward_fn attention_backward_bf16;
 } tlmi_kernels;
 
 /* The table a context created now gets (never NULL): the choice above,

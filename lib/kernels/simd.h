@@ -26,6 +26,8 @@
  *   vf_gt lt eq isnan -> tlmi_vm          vf_select(m, yes, no)
  *   vf_hsum, vf_hmax (across lanes)       vf_pow2i(n) = 2^n, n integral
  *                                         in [-126, 127]; -127 gives 0
+ *   vf_round_bf16(a): each lane rounded to bf16 (nearest even, NaNs kept
+ *     quiet, as tlmi_float_to_bf16 in base/half.h) and widened back
  * and, where TLMI_VF_MASKED is defined (AVX-512), masked memory access:
  *   vf_lanes(n) -> tlmi_vm of lanes [0, n)   vf_load_mask(m, p) (other
  *   lanes 0), vf_store_mask(p, m, v) (only lanes of m written)
@@ -104,6 +106,19 @@ static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
     return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
 }
+/* bits + 0x7fff + (bit 16), or for a NaN its bits with the quiet bit
+ * set, then the low half cleared. */
+static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
+    const __m512i bits = _mm512_castps_si512(a);
+    const __m512i odd =
+        _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    __m512i r =
+        _mm512_add_epi32(bits, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), odd));
+    r = _mm512_mask_or_epi32(r, _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), bits,
+                             _mm512_set1_epi32(0x00400000));
+    return _mm512_castsi512_ps(
+        _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)));
+}
 
 #elif defined(TLMI_SIMD_AVX2)
 
@@ -167,6 +182,24 @@ static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
     return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
 }
+/* bits + 0x7fff + (bit 16), the low half cleared; a NaN's top half with
+ * its quiet bit set instead (blended by byte mask). Magnitudes compare as
+ * signed integers (both below 2^31). */
+static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
+    const __m256i bits = _mm256_castps_si256(a);
+    const __m256i keep = _mm256_set1_epi32((int)0xffff0000u);
+    const __m256i odd =
+        _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    const __m256i rounded = _mm256_and_si256(
+        _mm256_add_epi32(bits, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), odd)),
+        keep);
+    const __m256i nan = _mm256_cmpgt_epi32(
+        _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff)),
+        _mm256_set1_epi32(0x7f800000));
+    const __m256i quieted = _mm256_and_si256(
+        _mm256_or_si256(bits, _mm256_set1_epi32(0x00400000)), keep);
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(rounded, quieted, nan));
+}
 
 #elif defined(TLMI_SIMD_NEON)
 
@@ -209,6 +242,19 @@ static inline float vf_hmax(tlmi_vf a) { return vmaxvq_f32(a); }
 static inline tlmi_vf vf_pow2i(tlmi_vf n) {
     int32x4_t e = vaddq_s32(vcvtnq_s32_f32(n), vdupq_n_s32(127));
     return vreinterpretq_f32_s32(vshlq_n_s32(e, 23));
+}
+/* As the AVX2 one, with a bitwise select. */
+static inline tlmi_vf vf_round_bf16(tlmi_vf a) {
+    const uint32x4_t bits = vreinterpretq_u32_f32(a);
+    const uint32x4_t keep = vdupq_n_u32(0xffff0000u);
+    const uint32x4_t odd = vandq_u32(vshrq_n_u32(bits, 16), vdupq_n_u32(1u));
+    const uint32x4_t rounded =
+        vandq_u32(vaddq_u32(bits, vaddq_u32(vdupq_n_u32(0x7fffu), odd)), keep);
+    const uint32x4_t nan = vcgtq_u32(vandq_u32(bits, vdupq_n_u32(0x7fffffffu)),
+                                     vdupq_n_u32(0x7f800000u));
+    const uint32x4_t quieted =
+        vandq_u32(vorrq_u32(bits, vdupq_n_u32(0x00400000u)), keep);
+    return vreinterpretq_f32_u32(vbslq_u32(nan, quieted, rounded));
 }
 
 #else

@@ -4,7 +4,8 @@
  * kernels/scalar/attention.h). The backward pass recomputes the
  * probabilities from the per-row logsumexp the forward pass saves. The
  * kernels are the context's (kernels/attention.h: SIMD where the CPU has
- * it); the (batch x head) pairs are shared out over the context's
+ * it; the bf16 entries, with bf16 products, while the context's
+ * products_bf16 is set, see run_begin); the (batch x head) pairs are shared out over the context's
  * thread pool, each head computed whole by one thread, so the results are
  * the same for any thread count.
  *
@@ -120,11 +121,14 @@ typedef struct attention_run {
 } attention_run;
 
 /* Sets run->shape, ->kernels, ->workspace and ->stride: the context's
- * table, in the workspace alloc_saved made large enough for it. */
+ * table (its kernels_bf16 while products_bf16 is set: a bf16 trainer's
+ * passes, bf16 products in the attention as in tlm_matmul), in the
+ * workspace alloc_saved made large enough for it (both tables' attention
+ * has the same workspace function). */
 static void run_begin(attention_run *run, int backward) {
     tlm_context *ctx = run->out->ctx;
     run->shape = shape_of(run->out);
-    run->kernels = ctx->kernels;
+    run->kernels = ctx->products_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
     run->workspace = ctx->workspace;
     run->stride = slice_bytes(ctx->kernels, &run->shape.head, backward);
     run->backward = backward;

@@ -14,7 +14,7 @@
  * Creating the node makes the workspace large enough for its forward and
  * backward products on every thread, so neither pass allocates.
  *
- * While the context's matmul_bf16 is set (a trainer with precision
+ * While the context's products_bf16 is set (a trainer with precision
  * TLM_PRECISION_BF16, around its passes), the products are the bf16 ones
  * of kernels/gemm_bf16.h (bf16 inputs, float32 sums) from the context's
  * kernels_bf16 table; the workspace fits either table.
@@ -43,7 +43,7 @@ static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
 
 /* The table whose products run now: float32, or bf16 (see the top). */
 static const tlmi_kernels *matmul_kernels(const tlm_context *ctx) {
-    return ctx->matmul_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
+    return ctx->products_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
 }
 
 /* C = op(A) . op(B) ... (see tlmi_gemm) with the context's kernel over

@@ -136,19 +136,19 @@ TLM_API void tlm_trainer_free(tlm_trainer *trainer) {
     tlmi_context_drop(&host); /* may free the context (tlm_context_free) */
 }
 
-/* The context's matrix products in the trainer's precision
- * (params.precision: bf16 sets the context's matmul_bf16, see
- * ops/matmul.c) for the trainer's passes; returns the setting to give
+/* The context's matrix products, attention's included, in the trainer's
+ * precision (params.precision: bf16 sets the context's products_bf16, see
+ * ops/matmul.c and ops/attention.c) for the trainer's passes; returns the setting to give
  * back to precision_end afterwards, so the context's other work stays
  * float32. */
 static int precision_begin(tlm_trainer *t) {
-    const int before = t->ctx->matmul_bf16;
-    t->ctx->matmul_bf16 = t->params.precision == TLM_PRECISION_BF16;
+    const int before = t->ctx->products_bf16;
+    t->ctx->products_bf16 = t->params.precision == TLM_PRECISION_BF16;
     return before;
 }
 
 static void precision_end(tlm_trainer *t, int before) {
-    t->ctx->matmul_bf16 = before;
+    t->ctx->products_bf16 = before;
 }
 
 /* Builds the training graph: inputs -> logits -> loss -> loss / k. The

@@ -18,7 +18,8 @@
  *    "pass":"forward"|"backward"|"forward_backward","t":T,
  *    "heads":H,"d":D,"causal":1,"threads":1,"tokens_per_s":...,
  *    "naive_tokens_per_s":...,"ratio_vs_naive":...,"bytes_scratch":...,
- *    "naive_bytes_scratch":...,"naive_isa":...,"max_diff":...}
+ *    "naive_bytes_scratch":...,"naive_isa":...,"max_diff":...,
+ *    "precision":"float32"|"bf16"}
  * tokens_per_s is T over the time of one pass over the H heads
  * (forward_backward: one forward then one backward, as in training);
  * max_diff the largest difference between the fused and the naive results
@@ -27,6 +28,10 @@
  *   bench_attention              every ISA this CPU has but scalar
  *   bench_attention --isa NAME   one ISA (scalar, avx2, avx512, neon)
  *   bench_attention --quick      T = 64 and 128 only, fewer repetitions
+ *   bench_attention --bf16       the fused kernels' bf16 entries (bf16
+ *                                products, what --precision bf16 trains
+ *                                with; max_diff then measures the
+ *                                rounding against the float32 naive one)
  *
  * Times are the best of several repetitions (at least 5) of the thread's
  * CPU time (CLOCK_THREAD_CPUTIME_ID, which leaves out the time other
@@ -226,6 +231,9 @@ static void fused_backward(const tlmi_kernels *kernels, float *dq, float *dk,
             lse + h * t, NULL, &dims, 0, ws);
 }
 
+/* "float32", or "bf16" when main swapped in the bf16 entries. */
+static const char *precision = "float32";
+
 static void print_line(const tlmi_kernels *kernels, const naive *nv,
                        const char *pass, int64_t t, double fused_s,
                        double naive_s, size_t bytes, size_t naive_bytes,
@@ -235,10 +243,10 @@ static void print_line(const tlmi_kernels *kernels, const naive *nv,
            "\"tokens_per_s\":%.0f,\"naive_tokens_per_s\":%.0f,"
            "\"ratio_vs_naive\":%.2f,\"bytes_scratch\":%zu,"
            "\"naive_bytes_scratch\":%zu,\"naive_isa\":\"%s\","
-           "\"max_diff\":%.2e}\n",
+           "\"max_diff\":%.2e,\"precision\":\"%s\"}\n",
            kernels->name, pass, (long long)t, HEADS, DIM,
            (double)t / fused_s, (double)t / naive_s, naive_s / fused_s, bytes,
-           naive_bytes, nv->gemm->name, (double)diff);
+           naive_bytes, nv->gemm->name, (double)diff, precision);
     fflush(stdout);
 }
 
@@ -319,19 +327,34 @@ static void run_t(const tlmi_kernels *kernels, int64_t t, int quick) {
         free(g[i]);
 }
 
+/* *copy = *kernels with the bf16 attention entries in place of the
+ * float32 ones (as a context's kernels_bf16 has them); returns copy. */
+static const tlmi_kernels *with_bf16(const tlmi_kernels *kernels,
+                                     tlmi_kernels *copy) {
+    *copy = *kernels;
+    copy->attention_forward = kernels->attention_forward_bf16;
+    copy->attention_backward = kernels->attention_backward_bf16;
+    return copy;
+}
+
 int main(int argc, char **argv) {
-    int quick = 0, only = -1;
+    int quick = 0, only = -1, bf16 = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
+        else if (strcmp(argv[i], "--bf16") == 0)
+            bf16 = 1;
         else if (strcmp(argv[i], "--isa") == 0 && i + 1 < argc)
             only = tlmi_isa_from_name(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--isa "
+            fprintf(stderr, "usage: %s [--quick] [--bf16] [--isa "
                             "scalar|avx2|avx512|neon]\n", argv[0]);
             return 2;
         }
     }
+    if (bf16)
+        precision = "bf16";
+    tlmi_kernels swapped;
     static const int64_t lengths[] = {64, 128, 256, 512, 1024};
     const int n_lengths = quick ? 2 : 5;
     int ran = 0;
@@ -342,11 +365,14 @@ int main(int argc, char **argv) {
         if (kernels == NULL)
             continue;
         for (int i = 0; i < n_lengths; i++)
-            run_t(kernels, lengths[i], quick);
+            run_t(bf16 ? with_bf16(kernels, &swapped) : kernels, lengths[i],
+                  quick);
         ran++;
     }
     if (ran == 0 && only < 0) /* no SIMD here: the scalar table */
         for (int i = 0; i < n_lengths; i++)
-            run_t(tlmi_kernels_for(TLMI_ISA_SCALAR), lengths[i], quick);
+            run_t(bf16 ? with_bf16(tlmi_kernels_for(TLMI_ISA_SCALAR), &swapped)
+                       : tlmi_kernels_for(TLMI_ISA_SCALAR),
+                  lengths[i], quick);
     return 0;
 }

@@ -12,12 +12,12 @@
  * with `test_precision --measure 16` (16 seeds, each changing the
  * initialisation and the batches; the numbers are in docs/training.md):
  * the final float32 validation loss was 1.035 on average with a
- * standard deviation over the seeds of SEED_SD = 0.100; bf16 averaged
- * 1.047 (the difference of the means, 0.011, is half the standard error
- * of 16 seeds, 0.025), and the |bf16 - float32| difference of one seed
- * had a median of 0.012 and a largest value of 0.087. BOUND = SEED_SD:
- * bf16 may move a run by no more than a change of seed typically does,
- * about eight times the median seen. (Losses are printed, so a drift
+ * standard deviation over the seeds of SEED_SD = 0.100; bf16 (attention's
+ * products included) averaged 1.040 (the difference of the means, 0.005,
+ * is a fifth of the standard error of 16 seeds, 0.025), and the |bf16 -
+ * float32| difference of one seed had a median of 0.010 and a largest
+ * value of 0.095. BOUND = SEED_SD: bf16 may move a run by no more than a
+ * change of seed typically does, about ten times the median seen. (Losses are printed, so a drift
  * shows in the log before it fails.)
  *
  * Under valgrind (TLM_TEST_VALGRIND set: memcheck makes training about

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/half.h"
 #include "kernels/attention.h"
 
 void tlmi_attention_visible_f32(unsigned char *visible, const float *mask,
@@ -40,6 +41,31 @@ static double dot_double(const float *a, const float *b, int64_t n) {
     return sum;
 }
 
+/* ---- bf16 products: the same sums over operands rounded to bf16 ----- */
+
+/* x rounded to bf16 (nearest even) and widened back. */
+static float bf16(float x) { return tlmi_bf16_to_float(tlmi_float_to_bf16(x)); }
+
+static float dot_bf16(const float *a, const float *b, int64_t n) {
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += bf16(a[i]) * bf16(b[i]);
+    return sum;
+}
+
+static double dot_double_bf16(const float *a, const float *b, int64_t n) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)bf16(a[i]) * (double)bf16(b[i]);
+    return sum;
+}
+
+/* y[i] += alpha * bf16(x[i]) (alpha already rounded by the caller) */
+static void axpy_bf16(float *y, float alpha, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        y[i] += alpha * bf16(x[i]);
+}
+
 /* rows x cols floats at stride ld set to zero (nothing when x is NULL) */
 static void clear_rows(float *x, int64_t ld, int64_t rows, int64_t cols) {
     if (x == 0)
@@ -55,10 +81,13 @@ static void axpy(float *y, float alpha, const float *x, int64_t n) {
         y[i] += alpha * x[i];
 }
 
-void tlmi_attention_forward(float *out, float *lse, double *scores,
-                            double *acc, const float *q, const float *k,
-                            const float *v, const unsigned char *visible,
-                            const tlmi_attention_dims *dims, int64_t block) {
+/* Both forward passes: with_bf16 0 (float32) or 1 (bf16 products, see
+ * tlmi_attention_forward_bf16). */
+static void forward(float *out, float *lse, double *scores, double *acc,
+                    const float *q, const float *k, const float *v,
+                    const unsigned char *visible,
+                    const tlmi_attention_dims *dims, int64_t block,
+                    int with_bf16) {
     const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
                   v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
                   ld_v = dims->ld_v, ld_out = dims->ld_out;
@@ -73,6 +102,16 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
         for (int64_t c = 0; c < v_dim; c++)
             acc[c] = 0.0;
         const int64_t n_keys = tlmi_attention_key_limit(i, tq, tk, causal);
+        /* bf16: P is rounded relative to the row's max, as the SIMD
+         * kernels compute it, so the max comes first (the blocks below
+         * then never raise it). */
+        for (int64_t j = 0; with_bf16 && j < n_keys; j++) {
+            if (visible != 0 && !visible[j])
+                continue;
+            const double s = dot_double_bf16(q_i, k + j * ld_k, dim) * scale;
+            if (isnan(s) || s > m)
+                m = s;
+        }
         for (int64_t j0 = 0; j0 < n_keys; j0 += block) {
             const int64_t n = n_keys - j0 < block ? n_keys - j0 : block;
             /* This block's scores; -inf marks a masked key. */
@@ -83,7 +122,9 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                     scores[jj] = masked;
                     continue;
                 }
-                scores[jj] = dot_double(q_i, k + j * ld_k, dim) * scale;
+                scores[jj] = (with_bf16 ? dot_double_bf16(q_i, k + j * ld_k, dim)
+                                        : dot_double(q_i, k + j * ld_k, dim)) *
+                             scale;
                 /* A NaN score makes the max NaN, and through it l and
                  * the row's output: NaN in, NaN out. */
                 if (isnan(scores[jj]) || scores[jj] > block_max)
@@ -106,8 +147,16 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
                 const double p = exp(scores[jj] - m);
                 const float *v_j = v + (j0 + jj) * ld_v;
                 l += p;
-                for (int64_t c = 0; c < v_dim; c++)
-                    acc[c] += p * (double)v_j[c];
+                if (with_bf16) {
+                    /* P as a float32 rounded to bf16; l sums the
+                     * unrounded P. */
+                    const double p_bf16 = (double)bf16((float)p);
+                    for (int64_t c = 0; c < v_dim; c++)
+                        acc[c] += p_bf16 * (double)bf16(v_j[c]);
+                } else {
+                    for (int64_t c = 0; c < v_dim; c++)
+                        acc[c] += p * (double)v_j[c];
+                }
             }
         }
         /* A row that sees no key (l = 0) stays zero, and so does its
@@ -121,12 +170,29 @@ void tlmi_attention_forward(float *out, float *lse, double *scores,
     }
 }
 
-void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
-                             float *probs, const float *dout, const float *q,
-                             const float *k, const float *v, const float *out,
-                             const float *lse, const unsigned char *visible,
-                             const tlmi_attention_dims *dims, int accumulate,
-                             int64_t block) {
+void tlmi_attention_forward(float *out, float *lse, double *scores,
+                            double *acc, const float *q, const float *k,
+                            const float *v, const unsigned char *visible,
+                            const tlmi_attention_dims *dims, int64_t block) {
+    forward(out, lse, scores, acc, q, k, v, visible, dims, block, 0);
+}
+
+void tlmi_attention_forward_bf16(float *out, float *lse, double *scores,
+                                 double *acc, const float *q, const float *k,
+                                 const float *v, const unsigned char *visible,
+                                 const tlmi_attention_dims *dims,
+                                 int64_t block) {
+    forward(out, lse, scores, acc, q, k, v, visible, dims, block, 1);
+}
+
+/* Both backward passes: with_bf16 0 (float32) or 1 (bf16 products, see
+ * tlmi_attention_backward_bf16). */
+static void backward(float *dq, float *dk, float *dv, float *drow,
+                     float *probs, const float *dout, const float *q,
+                     const float *k, const float *v, const float *out,
+                     const float *lse, const unsigned char *visible,
+                     const tlmi_attention_dims *dims, int accumulate,
+                     int64_t block, int with_bf16) {
     const int64_t tq = dims->tq, tk = dims->tk, dim = dims->dim,
                   v_dim = dims->v_dim, ld_q = dims->ld_q, ld_k = dims->ld_k,
                   ld_v = dims->ld_v, ld_out = dims->ld_out;
@@ -159,9 +225,12 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
             /* p_ij = exp(s_ij - lse_i), 0 for a masked key. */
             for (int64_t jj = 0; jj < n_i; jj++) {
                 const int64_t j = j0 + jj;
+                const float *k_j = k + j * ld_k;
                 probs[jj] = visible != 0 && !visible[j]
                                 ? 0.0f
-                                : expf(dot(q_i, k + j * ld_k, dim) * scale -
+                                : expf((with_bf16 ? dot_bf16(q_i, k_j, dim)
+                                                  : dot(q_i, k_j, dim)) *
+                                           scale -
                                        lse[i]);
             }
             for (int64_t jj = 0; jj < n_i; jj++) {
@@ -169,6 +238,22 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                 if (p == 0.0f)
                     continue; /* masked (or underflowed): no share */
                 const int64_t j = j0 + jj;
+                if (with_bf16) {
+                    /* P and dS rounded where a product takes them (dS
+                     * from the float32 P); drow stays float32. */
+                    if (dv != 0)
+                        axpy_bf16(dv + j * ld_v, bf16(p), dout_i, v_dim);
+                    if (dq == 0 && dk == 0)
+                        continue;
+                    const float ds =
+                        p * (dot_bf16(dout_i, v + j * ld_v, v_dim) - drow[i]);
+                    const float g = bf16(scale * ds);
+                    if (dq != 0)
+                        axpy_bf16(dq + i * ld_q, g, k + j * ld_k, dim);
+                    if (dk != 0)
+                        axpy_bf16(dk + j * ld_k, g, q_i, dim);
+                    continue;
+                }
                 if (dv != 0)
                     axpy(dv + j * ld_v, p, dout_i, v_dim);
                 if (dq == 0 && dk == 0)
@@ -184,6 +269,28 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
             }
         }
     }
+}
+
+void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
+                             float *probs, const float *dout, const float *q,
+                             const float *k, const float *v, const float *out,
+                             const float *lse, const unsigned char *visible,
+                             const tlmi_attention_dims *dims, int accumulate,
+                             int64_t block) {
+    backward(dq, dk, dv, drow, probs, dout, q, k, v, out, lse, visible, dims,
+             accumulate, block, 0);
+}
+
+void tlmi_attention_backward_bf16(float *dq, float *dk, float *dv,
+                                  float *drow, float *probs,
+                                  const float *dout, const float *q,
+                                  const float *k, const float *v,
+                                  const float *out, const float *lse,
+                                  const unsigned char *visible,
+                                  const tlmi_attention_dims *dims,
+                                  int accumulate, int64_t block) {
+    backward(dq, dk, dv, drow, probs, dout, q, k, v, out, lse, visible, dims,
+             accumulate, block, 1);
 }
 
 /* ---- The scalar table's entries (kernels/attention.h) -----------------
@@ -229,6 +336,30 @@ void tlmi_attention_backward_scalar(float *dq, float *dk, float *dv,
     tlmi_attention_backward(dq, dk, dv, probs + TLMI_ATTENTION_BLOCK, probs,
                             dout, q, k, v, out, lse, visible, dims,
                             accumulate, TLMI_ATTENTION_BLOCK);
+}
+
+void tlmi_attention_forward_bf16_scalar(float *out, float *lse,
+                                        const float *q, const float *k,
+                                        const float *v,
+                                        const unsigned char *visible,
+                                        const tlmi_attention_dims *dims,
+                                        void *workspace) {
+    double *scores =
+        (double *)(((uintptr_t)workspace + 7) & ~(uintptr_t)7);
+    tlmi_attention_forward_bf16(out, lse, scores,
+                                scores + TLMI_ATTENTION_BLOCK, q, k, v,
+                                visible, dims, TLMI_ATTENTION_BLOCK);
+}
+
+void tlmi_attention_backward_bf16_scalar(
+    float *dq, float *dk, float *dv, const float *dout, const float *q,
+    const float *k, const float *v, const float *out, const float *lse,
+    const unsigned char *visible, const tlmi_attention_dims *dims,
+    int accumulate, void *workspace) {
+    float *probs = workspace;
+    tlmi_attention_backward_bf16(dq, dk, dv, probs + TLMI_ATTENTION_BLOCK,
+                                 probs, dout, q, k, v, out, lse, visible,
+                                 dims, accumulate, TLMI_ATTENTION_BLOCK);
 }
 
 void tlmi_attention_exp2_scalar(float *y, const float *x, int64_t n) {

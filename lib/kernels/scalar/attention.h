@@ -67,4 +67,31 @@ void tlmi_attention_backward(float *dq, float *dk, float *dv, float *drow,
                              const tlmi_attention_dims *dims, int accumulate,
                              int64_t block);
 
+/* The same two passes with bf16 products (issue #22's mixed precision;
+ * kernels/attention.h says what the SIMD entries do): the float32
+ * reference on operands rounded to bf16, nearest even (base/half.h):
+ * q, k, v and dout where the products read them, and
+ *   forward:  P = exp(s - m) with m the row's max (taken first, so the
+ *             blocks never rescale), a float32 rounded to bf16 for P V,
+ *             while l sums the unrounded P (so lse is that of the
+ *             rounded q and k alone);
+ *   backward: P (float32) rounded for dv = P^T dout; dS = P (dP - drow)
+ *             scale from the float32 P, rounded for dq and dk; drow =
+ *             dout . out from the unrounded float32 values.
+ * Products of two bf16 values are exact (in float, and in double); the
+ * sums are the float32 reference's. */
+void tlmi_attention_forward_bf16(float *out, float *lse, double *scores,
+                                 double *acc, const float *q, const float *k,
+                                 const float *v, const unsigned char *visible,
+                                 const tlmi_attention_dims *dims,
+                                 int64_t block);
+void tlmi_attention_backward_bf16(float *dq, float *dk, float *dv,
+                                  float *drow, float *probs,
+                                  const float *dout, const float *q,
+                                  const float *k, const float *v,
+                                  const float *out, const float *lse,
+                                  const unsigned char *visible,
+                                  const tlmi_attention_dims *dims,
+                                  int accumulate, int64_t block);
+
 #endif
