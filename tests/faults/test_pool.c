@@ -233,8 +233,8 @@ static void check_threaded_products(const tlmi_kernels *kernels,
      * not a multiple of any micro-tile's height. */
     static const int64_t shapes[][3] = {
         {1, 1000, 300}, {3, 515, 64}, {100, 257, 129}, {64, 1000, 40},
-        {200, 33, 70}, {200, 65, 128}, {50, 20, 300}, {40, 7, 1000},
-        {301, 96, 64},
+        {200, 33, 70}, {120, 65, 64}, {50, 20, 300}, {40, 7, 1000},
+        {301, 40, 32},
     };
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int form = 0; form < 3; form++) { /* nn, nt, tn */

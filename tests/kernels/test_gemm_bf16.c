@@ -429,8 +429,8 @@ static void choice(void **state) {
 static void row_ranges(void **state) {
     const tlmi_gemm_bf16_kernels *variant = *state;
     static const int64_t shapes[][3] = {
-        {18, 7, 100}, {40, 33, 7}, {101, 100, 100}, {301, 65, 64},
-        {29, 1, 33}, {40, 33, 1100},
+        {18, 7, 100}, {40, 33, 7}, {101, 40, 33}, {151, 65, 16},
+        {29, 1, 33}, {20, 9, 1100},
     };
     int call = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
