@@ -33,7 +33,12 @@ typedef void (*tlmi_gemm_fn)(float *c, const float *a, const float *b,
  * gemm_workspace says for the whole product). Every element of C gets
  * exactly the operations the whole product gives it, bit for bit, when
  * j_begin and j_end are multiples of the table's gemm_col_align (j_end may
- * also be N): then any split of the columns gives the same result. */
+ * also be N): then any split of the columns gives the same result.
+ * Rows too: an element's operations never depend on M or on the rows
+ * around it once M is above the small-M path's 8 rows, so a product of
+ * rows [i0, i1) of A not transposed (a + i0 K, c + i0 N, i1 - i0 > 8
+ * rows) gives those rows of the whole product bit for bit (the thread
+ * pool's row split, kernels/gemm_parallel.h). */
 typedef void (*tlmi_gemm_cols_fn)(float *c, const float *a, const float *b,
                                   const float *bias, int64_t m, int64_t n,
                                   int64_t k, int transpose_a, int transpose_b,

@@ -35,8 +35,8 @@
  *
  * Every variant computes each element of C with the same operations
  * whatever column range holds it, when ranges start at multiples of its
- * gemm_col_align (see gemm.h): any split over threads gives the same
- * bits.
+ * gemm_col_align, and whatever range of rows (see gemm.h): any split over
+ * threads gives the same bits.
  */
 #ifndef TLM_LIB_KERNELS_GEMM_BF16_H
 #define TLM_LIB_KERNELS_GEMM_BF16_H

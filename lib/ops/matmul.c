@@ -8,9 +8,10 @@
  *
  * The products run on the context's GEMM kernel (the one dispatch chose
  * for this CPU when the context was made, kernels/dispatch.h), over the context's thread pool: each thread
- * computes a range of C's columns (or, for batched products, whole
- * products of the batch), packing into its own slot of the context's
- * workspace, so the results are the same for any number of threads.
+ * computes a range of C's rows or columns (kernels/gemm_parallel.h; or,
+ * for batched products, whole products of the batch), packing into its
+ * own slot of the context's workspace, so the results are the same for
+ * any number of threads.
  * Creating the node makes the workspace large enough for its forward and
  * backward products on every thread, so neither pass allocates.
  *

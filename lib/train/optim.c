@@ -307,23 +307,38 @@ TLM_API int64_t tlm_optimizer_step_count(const tlm_optimizer *opt) {
  * ranges split across the context's thread pool: every element is
  * updated the same way whatever the split. */
 
+/* One loop over the elements of every parameter laid end to end
+ * (parameter i's after those of 0 .. i-1): one parallel loop per step
+ * instead of one per parameter, and the parameters below two grains (norm
+ * gains, biases, a narrow model's projections), which a loop of their own
+ * leaves on one thread, are split too. */
 typedef struct optim_job {
+    const tlm_optimizer *opt;
     const tlmi_pointwise_kernels *k;
-    float *p, *m, *v;
-    const float *g;
-    const tlmi_adamw_coefficients *adamw; /* or NULL: SGD */
-    const tlmi_sgd_coefficients *sgd;
+    const tlmi_adamw_coefficients *adamw; /* [2]: without, with decay; */
+    const tlmi_sgd_coefficients *sgd;     /* or NULL, and these for SGD */
 } optim_job;
 
 static void optim_task(void *arg, int64_t begin, int64_t end, int thread) {
     (void)thread;
     const optim_job *j = arg;
-    if (j->adamw != NULL)
-        j->k->adamw_update(j->p + begin, j->g + begin, j->m + begin,
-                           j->v + begin, end - begin, j->adamw);
-    else
-        j->k->sgd_update(j->p + begin, j->g + begin, j->m + begin,
-                         end - begin, j->sgd);
+    int64_t at = 0; /* the first element of parameter i */
+    for (int32_t i = 0; i < j->opt->count && at < end; i++) {
+        const tlmi_optim_param *e = &j->opt->entries[i];
+        const int64_t lo = begin > at ? begin - at : 0;
+        const int64_t hi = end - at < e->numel ? end - at : e->numel;
+        at += e->numel;
+        if (lo >= hi)
+            continue;
+        float *p = (float *)e->tensor->data + lo;
+        const float *g = e->tensor->grad + lo;
+        float *m = e->m != NULL ? e->m + lo : NULL; /* SGD: may be none */
+        if (j->adamw != NULL)
+            j->k->adamw_update(p, g, m, e->v + lo, hi - lo,
+                               &j->adamw[e->decay != 0]);
+        else
+            j->k->sgd_update(p, g, m, hi - lo, &j->sgd[e->decay != 0]);
+    }
 }
 
 /* Index of the first non-finite value of g[0..n), or -1. */
@@ -388,12 +403,11 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
 
     const tlm_optimizer_params *p = &opt->params;
     const double t = (double)(opt->step + 1);
-    for (int32_t i = 0; i < opt->count; i++) {
-        tlmi_optim_param *e = &opt->entries[i];
-        const tlmi_pointwise_kernels *kernels = tlmi_pointwise(e->tensor->ctx);
-        float *data = e->tensor->data;
-        const float *grad = e->tensor->grad;
-        const double wd = e->decay ? (double)p->weight_decay : 0.0;
+    /* Coefficients without ([0]) and with ([1]) weight decay. */
+    tlmi_adamw_coefficients adamw[2];
+    tlmi_sgd_coefficients sgd[2];
+    for (int decay = 0; decay < 2; decay++) {
+        const double wd = decay ? (double)p->weight_decay : 0.0;
         if (p->kind == TLM_OPTIMIZER_ADAMW) {
             const double bc1 = 1.0 - pow((double)p->beta1, t);
             const double bc2 = 1.0 - pow((double)p->beta2, t);
@@ -402,18 +416,26 @@ int tlmi_optimizer_step(tlm_optimizer *opt, float lr, int grads_finite,
                 p->beta2, (float)(1.0 - (double)p->beta2),
                 (float)(rate / bc1), (float)(1.0 / sqrt(bc2)),
                 p->eps, (float)(1.0 - rate * wd), grad_scale};
-            optim_job job = {kernels, data, e->m, e->v, grad, &c, NULL};
-            tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
-                              TLMI_POINTWISE_GRAIN, optim_task, &job);
+            adamw[decay] = c;
         } else {
             const tlmi_sgd_coefficients c = {(float)rate, (float)wd,
                                              p->momentum, p->nesterov,
                                              opt->step == 0, grad_scale};
-            optim_job job = {kernels, data, e->m, NULL, grad, NULL, &c};
-            tlmi_parallel_for(e->tensor->ctx->pool, e->numel,
-                              TLMI_POINTWISE_GRAIN, optim_task, &job);
+            sgd[decay] = c;
         }
     }
+    /* The parameters all live in one context (tlm_optimizer_create checks),
+     * whose pool and kernels run the loop. */
+    int64_t total = 0;
+    for (int32_t i = 0; i < opt->count; i++)
+        total += opt->entries[i].numel;
+    tlm_context *ctx = opt->entries[0].tensor->ctx;
+    optim_job job = {
+        opt, tlmi_pointwise(ctx),
+        p->kind == TLM_OPTIMIZER_ADAMW ? adamw : NULL,
+        p->kind == TLM_OPTIMIZER_ADAMW ? NULL : sgd};
+    tlmi_parallel_for(ctx->pool, total, TLMI_POINTWISE_GRAIN, optim_task,
+                      &job);
     opt->step++;
     return TLM_OK;
 }

@@ -8,8 +8,10 @@
  * - Thousands of back-to-back loops (workers still spinning) and loops
  *   after a pause (workers parked) give the right sums.
  * - Two pools driven by two threads at once do not disturb each other.
- * - A product split over 2 or 3 threads is bitwise the 1-thread product,
- *   for every ISA the machine runs, decode (M = 1) and training shapes.
+ * - A product split over 2 or 3 threads (by columns or by rows) is
+ *   bitwise the 1-thread product, for every ISA the machine runs and every
+ *   bf16 variant, decode (M = 1) and training shapes; products split by
+ *   rows exactly when gemm_parallel.h says.
  * - Allocation failures in tlmi_threadpool_create are reported without a leak.
  * - TLM_THREADS sets the default thread count.
  *
@@ -35,6 +37,7 @@
 #include "base/threadpool.h"
 #include "counting_allocator.h"
 #include "kernels/dispatch.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/gemm_parallel.h"
 #include "tlm.h"
 
@@ -220,12 +223,63 @@ static float *random_floats(int64_t count) {
     return x;
 }
 
-static void threaded_gemm_is_bitwise_single(void **state) {
-    (void)state;
+/* The products of `kernels` over 1, 2 and 3 threads, each compared bit
+ * for bit with the 1-thread one, for nn, nt and tn forms of every shape. */
+static void check_threaded_products(const tlmi_kernels *kernels,
+                                    tlmi_threadpool *const *pools) {
+    /* Column splits (M <= N, or A transposed), and row splits (M > N):
+     * a 65-column output layer (nanoGPT CPU's has M = 768), rows
+     * cut near the minimum of 16 (50 and 40 rows in 2 ranges), and an M
+     * not a multiple of any micro-tile's height. */
     static const int64_t shapes[][3] = {
         {1, 1000, 300}, {3, 515, 64}, {100, 257, 129}, {64, 1000, 40},
-        {200, 33, 70},
+        {200, 33, 70}, {120, 65, 64}, {50, 20, 300}, {40, 7, 1000},
+        {301, 40, 32},
     };
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int form = 0; form < 3; form++) { /* nn, nt, tn */
+            const int ta = form == 2, tb = form == 1;
+            const int64_t m = shapes[s][0], n = shapes[s][1],
+                          k = shapes[s][2];
+            const size_t cn = (size_t)(m * n);
+            float *a = random_floats(m * k), *b = random_floats(k * n);
+            float *bias = random_floats(n), *c0 = random_floats(m * n);
+            float *c[4];
+            const size_t need = kernels->gemm_workspace(m, n, k, ta, tb);
+            const size_t bytes = tlmi_gemm_parallel_workspace(need, 3);
+            void *ws = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64)
+                             : NULL;
+            for (int t = 1; t <= 3; t++) {
+                c[t] = malloc(cn * sizeof(float));
+                assert_non_null(c[t]);
+                memcpy(c[t], c0, cn * sizeof(float));
+                tlmi_gemm_parallel(pools[t], kernels, c[t], a, b,
+                                   s % 3 == 2 ? NULL : bias, m, n, k, ta, tb,
+                                   (int)(s & 1), ws, bytes);
+            }
+            for (int t = 2; t <= 3; t++)
+                if (memcmp(c[t], c[1], cn * sizeof(float)) != 0) {
+                    print_error("%s: %lld x %lld x %lld form %d on %d "
+                                "threads (split by %s) differs from 1 "
+                                "thread\n",
+                                kernels->name, (long long)m, (long long)n,
+                                (long long)k, form, t,
+                                tlmi_gemm_split_rows(pools[t], m, n, k, ta)
+                                    ? "rows" : "columns");
+                    fail();
+                }
+            for (int t = 1; t <= 3; t++)
+                free(c[t]);
+            free(ws);
+            free(a);
+            free(b);
+            free(bias);
+            free(c0);
+        }
+}
+
+static void threaded_gemm_is_bitwise_single(void **state) {
+    (void)state;
     tlmi_host host;
     tlmi_host_init_default(&host);
     tlmi_threadpool *pools[4] = {NULL, NULL, NULL, NULL};
@@ -233,47 +287,56 @@ static void threaded_gemm_is_bitwise_single(void **state) {
         assert_int_equal(tlmi_threadpool_create(&pools[t], &host, t, "test"), TLM_OK);
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
         const tlmi_kernels *kernels = tlmi_kernels_for(isa);
-        if (kernels == NULL)
+        if (kernels != NULL)
+            check_threaded_products(kernels, pools);
+    }
+    /* The bf16 products (bf16 training) through the same split: a table
+     * with a bf16 variant's GEMM, as a context with matmul_bf16 has. Not
+     * the scalar one: the float32 scalar loops on rounded operands, whose
+     * splits the scalar table above shows, and slow under valgrind. */
+    for (const tlmi_gemm_bf16_kernels *const *v = tlmi_gemm_bf16_all();
+         *v != NULL; v++) {
+        const tlmi_kernels *base = tlmi_kernels_for((*v)->isa);
+        if (base == NULL || (*v)->isa == TLMI_ISA_SCALAR)
             continue;
-        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-            for (int form = 0; form < 3; form++) { /* nn, nt, tn */
-                const int ta = form == 2, tb = form == 1;
-                const int64_t m = shapes[s][0], n = shapes[s][1],
-                              k = shapes[s][2];
-                const size_t cn = (size_t)(m * n);
-                float *a = random_floats(m * k), *b = random_floats(k * n);
-                float *bias = random_floats(n), *c0 = random_floats(m * n);
-                float *c[4];
-                const size_t need = kernels->gemm_workspace(m, n, k, ta, tb);
-                const size_t bytes = tlmi_gemm_parallel_workspace(need, 3);
-                void *ws = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64)
-                                 : NULL;
-                for (int t = 1; t <= 3; t++) {
-                    c[t] = malloc(cn * sizeof(float));
-                    assert_non_null(c[t]);
-                    memcpy(c[t], c0, cn * sizeof(float));
-                    tlmi_gemm_parallel(pools[t], kernels, c[t], a, b, bias, m,
-                                       n, k, ta, tb, (int)(s & 1), ws, bytes);
-                }
-                for (int t = 2; t <= 3; t++)
-                    if (memcmp(c[t], c[1], cn * sizeof(float)) != 0) {
-                        print_error("%s: %lld x %lld x %lld form %d on %d "
-                                    "threads differs from 1 thread\n",
-                                    kernels->name, (long long)m, (long long)n,
-                                    (long long)k, form, t);
-                        fail();
-                    }
-                for (int t = 1; t <= 3; t++)
-                    free(c[t]);
-                free(ws);
-                free(a);
-                free(b);
-                free(bias);
-                free(c0);
-            }
+        tlmi_kernels table = *base;
+        table.name = (*v)->name;
+        table.gemm = (*v)->gemm;
+        table.gemm_workspace = (*v)->gemm_workspace;
+        table.gemm_cols = (*v)->gemm_cols;
+        table.gemm_col_align = (*v)->gemm_col_align;
+        check_threaded_products(&table, pools);
     }
     for (int t = 1; t <= 3; t++)
         tlmi_threadpool_free(pools[t]);
+}
+
+/* Which products split by rows: A not transposed, M > N, and two ranges
+ * of at least 16 rows and TLMI_GEMM_MIN_FLOPS_PER_THREAD. */
+static void gemm_split_by_rows_when_m_exceeds_n(void **state) {
+    (void)state;
+    tlmi_host host;
+    tlmi_host_init_default(&host);
+    tlmi_threadpool *one = NULL, *two = NULL;
+    assert_int_equal(tlmi_threadpool_create(&one, &host, 1, "test"), TLM_OK);
+    assert_int_equal(tlmi_threadpool_create(&two, &host, 2, "test"), TLM_OK);
+    assert_true(tlmi_gemm_split_rows(two, 768, 128, 128, 0));
+    assert_true(tlmi_gemm_split_rows(two, 768, 65, 128, 0));
+    assert_true(tlmi_gemm_split_rows(two, 4096, 1536, 384, 0));
+    assert_false(tlmi_gemm_split_rows(two, 768, 65, 128, 1)); /* A^T */
+    assert_false(tlmi_gemm_split_rows(two, 128, 768, 128, 0)); /* M < N */
+    assert_false(tlmi_gemm_split_rows(two, 128, 128, 128, 0)); /* M = N */
+    assert_false(tlmi_gemm_split_rows(two, 31, 8, 1000, 0)); /* < 2 x 16 */
+    assert_false(tlmi_gemm_split_rows(two, 100, 2, 2, 0)); /* few flops */
+    assert_false(tlmi_gemm_split_rows(one, 768, 128, 128, 0));
+    assert_false(tlmi_gemm_split_rows(NULL, 768, 128, 128, 0));
+    assert_int_equal(tlmi_gemm_row_grain(1000, 1000),
+                     TLMI_GEMM_MIN_ROWS_PER_THREAD);
+    /* 2 x 2 x 2 = 8 flops a row: 2^18 / 8 + 1 rows. */
+    assert_int_equal(tlmi_gemm_row_grain(2, 2),
+                     TLMI_GEMM_MIN_FLOPS_PER_THREAD / 8 + 1);
+    tlmi_threadpool_free(one);
+    tlmi_threadpool_free(two);
 }
 
 /* ---- Failures and settings ---------------------------------------------- */
@@ -324,6 +387,7 @@ int main(void) {
         cmocka_unit_test(many_loops_and_pauses),
         cmocka_unit_test(two_pools_in_two_threads),
         cmocka_unit_test(threaded_gemm_is_bitwise_single),
+        cmocka_unit_test(gemm_split_by_rows_when_m_exceeds_n),
         cmocka_unit_test(allocation_failures_are_reported),
         cmocka_unit_test(environment_sets_default),
     };

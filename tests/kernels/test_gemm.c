@@ -23,6 +23,11 @@
  * whole product computes and leaves the others alone, and cutting the
  * columns into 2, 3 or 4 ranges at multiples of gemm_col_align gives the
  * whole product bit for bit (so any thread count does).
+ *
+ * Row ranges (the thread pool's other split, A not transposed): rows
+ * [i0, i1) computed as a product of their own (more than 8 rows, the
+ * small-M path's limit) are bitwise those rows of the whole product,
+ * cut into 2 or 3 ranges or after 9 rows, K across the cache blocks.
  */
 #include <float.h>
 #include <math.h>
@@ -345,9 +350,77 @@ static void column_ranges(void **state) {
                 }
 }
 
+/* Row ranges (what tlmi_gemm_parallel's row split runs, A not
+ * transposed): the product of rows [i0, i1) of A, as a product of
+ * i1 - i0 rows from a + i0 K into c + i0 N, is bitwise those rows of the
+ * whole product, for ranges of more rows than the small-M path takes
+ * (SPLIT_MIN_ROWS), cut anywhere (not at multiples of the micro-tile's
+ * height), whatever N, K and the K slices. */
+#define SPLIT_MIN_ROWS 9
+
+static void row_ranges(void **state) {
+    const tlmi_kernels *kernels = *state;
+    static const int64_t shapes[][3] = {
+        {18, 7, 100}, {40, 33, 7}, {101, 40, 33}, {151, 65, 16},
+        {29, 1, 33}, {20, 9, 1100},
+    };
+    int call = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb < 2; tb++, call++) {
+            const int64_t m = shapes[s][0], n = shapes[s][1],
+                          k = shapes[s][2];
+            const int with_bias = call & 1, accumulate = (call >> 1) & 1;
+            const size_t cn = (size_t)(m * n);
+            float *a = random_floats(m * k);
+            float *b = random_floats(k * n);
+            float *bias = with_bias ? random_floats(n) : NULL;
+            float *c0 = random_floats(m * n);
+            float *full = malloc(cn * sizeof *full);
+            float *part = malloc(cn * sizeof *part);
+            assert_non_null(full);
+            assert_non_null(part);
+            memcpy(full, c0, cn * sizeof *full);
+            run_cols(kernels, full, a, b, bias, m, n, k, 0, tb, accumulate,
+                     0, n);
+            /* 2 and 3 equal ranges, and one of SPLIT_MIN_ROWS rows first. */
+            for (int64_t parts = 1; parts <= 3; parts++) {
+                if (m / (parts > 1 ? parts : 2) < SPLIT_MIN_ROWS)
+                    continue;
+                memcpy(part, c0, cn * sizeof *part);
+                for (int64_t t = 0; t < (parts > 1 ? parts : 2); t++) {
+                    int64_t i0, i1;
+                    if (parts == 1) { /* [0, 9) and [9, M) */
+                        i0 = t == 0 ? 0 : SPLIT_MIN_ROWS;
+                        i1 = t == 0 ? SPLIT_MIN_ROWS : m;
+                    } else {
+                        i0 = m * t / parts;
+                        i1 = m * (t + 1) / parts;
+                    }
+                    run_cols(kernels, part + i0 * n, a + i0 * k, b, bias,
+                             i1 - i0, n, k, 0, tb, accumulate, 0, n);
+                }
+                if (memcmp(part, full, cn * sizeof *part) != 0) {
+                    print_error("%s %s m=%lld n=%lld k=%lld: rows cut into "
+                                "%s differ from the whole product\n",
+                                kernels->name, form_name(0, tb), (long long)m,
+                                (long long)n, (long long)k,
+                                parts == 1 ? "9 + the rest"
+                                : parts == 2 ? "2 ranges" : "3 ranges");
+                    fail();
+                }
+            }
+            free(a);
+            free(b);
+            free(bias);
+            free(c0);
+            free(full);
+            free(part);
+        }
+}
+
 int main(void) {
-    struct CMUnitTest tests[5 * TLMI_ISA_COUNT];
-    static char names[5 * TLMI_ISA_COUNT][64];
+    struct CMUnitTest tests[6 * TLMI_ISA_COUNT];
+    static char names[6 * TLMI_ISA_COUNT][64];
     size_t count = 0;
     printf("test_gemm: kernels tested:");
     for (int isa = 0; isa < TLMI_ISA_COUNT; isa++) {
@@ -378,6 +451,11 @@ int main(void) {
         snprintf(names[count], sizeof names[count], "%s_column_ranges",
                  kernels->name);
         tests[count] = (struct CMUnitTest){names[count], column_ranges, NULL,
+                                           NULL, (void *)kernels};
+        count++;
+        snprintf(names[count], sizeof names[count], "%s_row_ranges",
+                 kernels->name);
+        tests[count] = (struct CMUnitTest){names[count], row_ranges, NULL,
                                            NULL, (void *)kernels};
         count++;
     }

@@ -31,6 +31,8 @@
  * Column ranges: a range computes bitwise the columns of the whole
  * product and leaves the others alone, and 2, 3 or 4 ranges cut at
  * multiples of gemm_col_align give the whole product bit for bit.
+ * Row ranges (A not transposed): rows computed as a product of their own
+ * (more than 8 of them) are bitwise those rows of the whole product.
  *
  * Choice: each table's variant is of its own ISA (so TLM_CPU picks it),
  * and avx512-bf16 (neon-bf16) only where the features allow AVX512_BF16
@@ -415,8 +417,77 @@ static void choice(void **state) {
         table->isa);
 }
 
+/* Row ranges (what tlmi_gemm_parallel's row split runs, A not
+ * transposed): the product of rows [i0, i1) of A, as a product of
+ * i1 - i0 rows from a + i0 K into c + i0 N, is bitwise those rows of the
+ * whole product, for ranges of more rows than the float32 kernels'
+ * small-M path takes (SPLIT_MIN_ROWS; the bf16 ones have none, the split
+ * keeps to it anyway), cut anywhere (not at multiples of the micro-tile's
+ * height), whatever N, K and the K slices. */
+#define SPLIT_MIN_ROWS 9
+
+static void row_ranges(void **state) {
+    const tlmi_gemm_bf16_kernels *variant = *state;
+    static const int64_t shapes[][3] = {
+        {18, 7, 100}, {40, 33, 7}, {101, 40, 33}, {151, 65, 16},
+        {29, 1, 33}, {20, 9, 1100},
+    };
+    int call = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int tb = 0; tb < 2; tb++, call++) {
+            const int64_t m = shapes[s][0], n = shapes[s][1],
+                          k = shapes[s][2];
+            const int with_bias = call & 1, accumulate = (call >> 1) & 1;
+            const size_t cn = (size_t)(m * n);
+            float *a = random_floats(m * k);
+            float *b = random_floats(k * n);
+            float *bias = with_bias ? random_floats(n) : NULL;
+            float *c0 = random_floats(m * n);
+            float *full = malloc(cn * sizeof *full);
+            float *part = malloc(cn * sizeof *part);
+            assert_non_null(full);
+            assert_non_null(part);
+            memcpy(full, c0, cn * sizeof *full);
+            run_cols(variant, full, a, b, bias, m, n, k, 0, tb, accumulate,
+                     0, n);
+            /* 2 and 3 equal ranges, and one of SPLIT_MIN_ROWS rows first. */
+            for (int64_t parts = 1; parts <= 3; parts++) {
+                if (m / (parts > 1 ? parts : 2) < SPLIT_MIN_ROWS)
+                    continue;
+                memcpy(part, c0, cn * sizeof *part);
+                for (int64_t t = 0; t < (parts > 1 ? parts : 2); t++) {
+                    int64_t i0, i1;
+                    if (parts == 1) { /* [0, 9) and [9, M) */
+                        i0 = t == 0 ? 0 : SPLIT_MIN_ROWS;
+                        i1 = t == 0 ? SPLIT_MIN_ROWS : m;
+                    } else {
+                        i0 = m * t / parts;
+                        i1 = m * (t + 1) / parts;
+                    }
+                    run_cols(variant, part + i0 * n, a + i0 * k, b, bias,
+                             i1 - i0, n, k, 0, tb, accumulate, 0, n);
+                }
+                if (memcmp(part, full, cn * sizeof *part) != 0) {
+                    print_error("%s %s m=%lld n=%lld k=%lld: rows cut into "
+                                "%s differ from the whole product\n",
+                                variant->name, form_name(0, tb), (long long)m,
+                                (long long)n, (long long)k,
+                                parts == 1 ? "9 + the rest"
+                                : parts == 2 ? "2 ranges" : "3 ranges");
+                    fail();
+                }
+            }
+            free(a);
+            free(b);
+            free(bias);
+            free(c0);
+            free(full);
+            free(part);
+        }
+}
+
 int main(void) {
-    enum { PER_VARIANT = 4, MAX_VARIANTS = 8 };
+    enum { PER_VARIANT = 5, MAX_VARIANTS = 8 };
     struct CMUnitTest tests[2 + PER_VARIANT * MAX_VARIANTS];
     static char names[PER_VARIANT * MAX_VARIANTS][64];
     size_t count = 0;
@@ -430,6 +501,7 @@ int main(void) {
     } cases[PER_VARIANT] = {{"odd_sizes_all_forms", odd_sizes_all_forms},
                             {"big_sizes", big_sizes},
                             {"row_remainders", row_remainders},
+                            {"row_ranges", row_ranges},
                             {"column_ranges", column_ranges}};
     const tlmi_gemm_bf16_kernels *const *all = tlmi_gemm_bf16_all();
     printf("test_gemm_bf16: variants tested:");
@@ -437,7 +509,7 @@ int main(void) {
     for (size_t v = 0; all[v] != NULL && v < MAX_VARIANTS; v++) {
         printf(" %s", all[v]->name);
         /* The scalar variant is the reference: only its ranges. */
-        const int first = all[v]->isa == TLMI_ISA_SCALAR ? PER_VARIANT - 1 : 0;
+        const int first = all[v]->isa == TLMI_ISA_SCALAR ? PER_VARIANT - 2 : 0;
         for (int c = first; c < PER_VARIANT; c++, named++) {
             snprintf(names[named], sizeof names[named], "%s_%s",
                      all[v]->name, cases[c].suffix);
