@@ -2,7 +2,11 @@
 """Sums up meson test logs (testlog*.json): one line per run, the CMocka
 test cases behind them, and a closing "N passed, N failed" line. A step of
 scripts/test.sh that failed outside the tests (a build, a configuration)
-counts as one failure each (--failed-steps)."""
+counts as one failure each (--failed-steps).
+
+    summarize-tests.py --failed-names LOG
+prints instead the names of the tests that failed in one log, one a line,
+as `meson test NAME...` takes them (scripts/test.sh reruns them)."""
 import json
 import re
 import sys
@@ -36,7 +40,28 @@ def summarize(path):
     return counts
 
 
+def failed_names(path):
+    """The tests of one log that did not pass or skip, as meson test names
+    them ("tlm:kernels / gemm" is test gemm), each once."""
+    names = []
+    with open(path, encoding="utf-8") as log:
+        for line in log:
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if entry.get("result") in ("OK", "EXPECTEDFAIL", "SKIP"):
+                continue
+            name = entry["name"].split(" / ", 1)[-1]
+            if name not in names:
+                names.append(name)
+    return names
+
+
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--failed-names":
+        for name in failed_names(argv[1]):
+            print(name)
+        return 0
     total = {"passed": 0, "failed": 0, "skipped": 0, "cases": 0}
     paths = list(argv)
     if len(paths) >= 2 and paths[0] == "--failed-steps":

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
@@ -91,6 +92,48 @@ static void close_is_false_on_nan(void **state) {
     assert_int_equal(tlmt_close(1.0, 1.5, 0.4), 0);
 }
 
+/* tlmt_abs_product_sums is bit for bit the naive loop over op(A) and
+ * op(B), in every transpose form and at sizes 1 and odd ones. */
+static void abs_product_sums_are_the_naive_sums(void **state) {
+    (void)state;
+    static const int64_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {7, 1, 33},
+                                        {1, 9, 4}};
+    float a[7 * 33], b[33 * 9];
+    uint64_t x = 12345;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int form = 0; form < 4; form++) {
+            const int64_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            const int ta = form >> 1, tb = form & 1;
+            /* signed values with all 24 bits of the significand used */
+            for (int64_t i = 0; i < m * k; i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                a[i] = (float)((double)(x >> 40) / (double)(1ull << 23) - 1.0);
+            }
+            for (int64_t i = 0; i < k * n; i++) {
+                x = x * 6364136223846793005ull + 1442695040888963407ull;
+                b[i] = (float)((double)(x >> 40) / (double)(1ull << 21) - 4.0);
+            }
+            double *sums = tlmt_abs_product_sums(a, b, m, n, k, ta, tb);
+            assert_non_null(sums);
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t j = 0; j < n; j++) {
+                    double want = 0.0;
+                    for (int64_t p = 0; p < k; p++)
+                        want += fabs((double)(ta ? a[p * m + i] : a[i * k + p]) *
+                                     (double)(tb ? b[j * k + p] : b[p * n + j]));
+                    assert_memory_equal(&sums[i * n + j], &want, sizeof want);
+                }
+            free(sums);
+        }
+    /* A NaN in A makes its row's sums NaN, which no bound accepts. */
+    const float a2[2] = {1.0f, NAN}, b2[2] = {1.0f, 2.0f};
+    double *sums = tlmt_abs_product_sums(a2, b2, 2, 1, 1, 0, 0);
+    assert_non_null(sums);
+    assert_true(sums[0] == 1.0);
+    assert_true(isnan(sums[1]));
+    free(sums);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(worst_keeps_nan),
@@ -99,6 +142,7 @@ int main(void) {
         cmocka_unit_test(first_non_finite_finds_nan_and_infinity),
         cmocka_unit_test(assert_close_passes_within_bound),
         cmocka_unit_test(close_is_false_on_nan),
+        cmocka_unit_test(abs_product_sums_are_the_naive_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,6 +27,19 @@ int64_t tlmt_first_beyond(const float *got, const double *want, int64_t n,
  * equality need it: two runs that both give NaN agree bit for bit. */
 int64_t tlmt_first_non_finite_f32(const float *x, int64_t n);
 
+/* The scale of a float32 matrix product's rounding error, for the GEMM
+ * tests' bounds: an m x n array (malloc'd; NULL when out of memory) of
+ *   S[i * n + j] = sum over p = 0, 1, ..., k - 1 of |op(A)[i, p] op(B)[p, j]|
+ * in double, summed in that order, where op(A) is A (m x k, row-major) or,
+ * with ta, A stored k x m transposed, and op(B) is B (k x n) or, with tb,
+ * B stored n x k. Each product of two floats is exact in double, so this
+ * is bit for bit the naive triple loop over op(A) and op(B); it reads
+ * contiguous copies of |op(A)| and |op(B)| instead, several times fewer
+ * instructions (those tests spend most of their time here under valgrind
+ * and qemu). */
+double *tlmt_abs_product_sums(const float *a, const float *b, int64_t m,
+                              int64_t n, int64_t k, int ta, int tb);
+
 /* 1 when |got - want| <= tol, 0 otherwise: a NaN on either side is 0. */
 int tlmt_close(double got, double want, double tol);
 

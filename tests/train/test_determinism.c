@@ -10,7 +10,9 @@
  *   with 1, 2 and 3 threads, for both models.
  * - A few trainer steps (AdamW, dropout on) give bit-identical weights and
  *   losses with 1 and 2 threads.
- * Under valgrind the first two compare 1 and 2 threads only (most_threads).
+ * Under valgrind the first two compare 1 and 2 threads only (most_threads),
+ * the sessions' model is narrower (decode_model) and the trainer takes 2
+ * steps (train_steps).
  *
  * The sizes are chosen so that the matrix products really split (each
  * range gets at least TLMI_GEMM_MIN_FLOPS_PER_THREAD) and the vocabulary
@@ -151,13 +153,20 @@ static void forward_backward_any_thread_count(void **state) {
     }
 }
 
-/* A model wide enough that one token's products split too. */
+/* A model wide enough that one token's products split too. Under
+ * valgrind, 256 wide (d_ff 512) instead of 640 (1024): drawing the 3 M
+ * parameters of the wide one (Box-Muller: a log and a cos each) was most
+ * of the test's work (60% of its time natively in tlmi_rng_normal, cos
+ * and log), and memcheck slows that down most; the narrow one still splits
+ * every product of a token and of the prefill, and shares the prefill's
+ * heads (24 x 24 keys x head size 64) out over 2 threads. */
 static tlm_model *decode_model(tlm_context *ctx, int llama) {
+    const int narrow = getenv("TLM_TEST_VALGRIND") != NULL;
     tlm_model_config c;
     config_for(&c, llama);
-    c.d_model = 640;
+    c.d_model = narrow ? 256 : 640;
     c.n_heads = 4;
-    c.d_ff = 1024;
+    c.d_ff = narrow ? 512 : 1024;
     c.n_decoder_layers = 1;
     tlm_model *model = NULL;
     assert_int_equal(tlm_model_create(&model, ctx, &c), TLM_OK);
@@ -195,8 +204,8 @@ static float *decode_logits(tlm_model *model, int session_threads,
 }
 
 /* One model per kind, shared by sessions of 1, 2 and 3 threads, as an
- * application's sessions share one (and the model's 3 M parameters are
- * drawn once, not three times). */
+ * application's sessions share one (and the model's 3 M parameters, under 1 M
+ * under valgrind, are drawn once, not three times). */
 static void session_any_thread_count(void **state) {
     (void)state;
     for (int llama = 0; llama <= 1; llama++) {
@@ -217,7 +226,10 @@ static void session_any_thread_count(void **state) {
     }
 }
 
-/* Weights (and losses) after a few AdamW steps with dropout. */
+/* Weights (and losses) after a few AdamW steps with dropout: 4, or 2 under
+ * valgrind, where the second step already runs every path of the later
+ * ones (the optimizer's moments in use, a new dropout mask) and the steps
+ * took about half of the test's time under memcheck. */
 static outputs train_steps(int threads) {
     tlm_context *ctx = context_with(threads);
     tlm_model_config c;
@@ -242,7 +254,8 @@ static outputs train_steps(int threads) {
     if (tlm_trainer_create(&trainer, model, data, &params) != TLM_OK)
         fail_msg("trainer: %s", tlm_last_error());
     outputs o = {NULL, 0};
-    for (int step = 0; step < 4; step++) {
+    const int steps = getenv("TLM_TEST_VALGRIND") != NULL ? 2 : 4;
+    for (int step = 0; step < steps; step++) {
         tlm_step_info info;
         tlm_step_info_init(&info);
         assert_int_equal(tlm_trainer_step(trainer, &info), TLM_OK);
