@@ -394,11 +394,22 @@ static void entries_against_reference(void **state) {
     const tlmi_kernels *tables[TLMI_ISA_COUNT];
     const int n_tables = runnable(tables);
     int count = 0;
+    /* Under valgrind (TLM_TEST_VALGRIND) the scalar table, the bf16
+     * reference behind a wrapper that carves its workspace and passes the
+     * strides, runs only the cases without a length of 130 (every stride,
+     * workspace and accumulate case among them) and not the long ones:
+     * there it would repeat, under memcheck, the reference that each
+     * other table's check runs on the same shapes. */
+    const int under_valgrind = getenv("TLM_TEST_VALGRIND") != NULL;
     for (int t = 0; t < n_tables; t++) {
+        const int short_only = under_valgrind && n_tables > 1 &&
+                               tables[t]->isa == TLMI_ISA_SCALAR;
         int variant = 0;
         for (int a = 0; a < n_lens; a++)
             for (int b = 0; b < n_lens; b++)
                 for (int d = 0; d < n_dims; d++, variant++) {
+                    if (short_only && (lens[a] > 33 || lens[b] > 33))
+                        continue;
                     const config c = {lens[a], lens[b], dims[d],
                                       dims[(d + a + b) % n_dims],
                                       variant & 1, (variant >> 1) & 1,
@@ -409,8 +420,8 @@ static void entries_against_reference(void **state) {
                 }
         /* 130 under valgrind (TLM_TEST_VALGRIND): still 3 key blocks
          * of 64 and 5 query blocks of 32. */
-        const int64_t len = getenv("TLM_TEST_VALGRIND") != NULL ? 130 : 300;
-        for (int causal = 0; causal < 2; causal++) {
+        const int64_t len = under_valgrind ? 130 : 300;
+        for (int causal = 0; causal < 2 && !short_only; causal++) {
             const config c = {len, len, 64, 64, causal, !causal, causal * 3,
                               causal, 7};
             check_one(tables[t], &c, causal);
