@@ -55,13 +55,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_text.h"
 #include "tlm.h"
-
-#ifndef TLM_BENCH_SOURCE_ROOT
-#define TLM_BENCH_SOURCE_ROOT "."
-#endif
-
-#define SKIP_EXIT 77
 
 typedef struct bench_config {
     const char *name;
@@ -91,12 +86,6 @@ typedef struct options {
     int32_t precision;    /* an enum tlm_precision */
 } options;
 
-typedef struct corpus {
-    int32_t *ids;
-    int64_t count;
-    int32_t vocab;
-} corpus;
-
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -106,64 +95,6 @@ static double now_seconds(void) {
 static int fail(const char *what, const char *message) {
     fprintf(stderr, "bench_train: %s: %s\n", what, message);
     return 1;
-}
-
-/* The whole file as ids: its distinct bytes numbered in increasing
- * order. Returns 0, SKIP_EXIT when the file cannot be opened, 1 else. */
-static int read_corpus(const char *path, corpus *out) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "bench_train: cannot open '%s': skipped (give --data "
-                "PATH or set TLM_BENCH_DATA)\n", path);
-        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"skipped\":\"no data\"}\n");
-        return SKIP_EXIT;
-    }
-    size_t capacity = 1 << 20, length = 0;
-    unsigned char *bytes = malloc(capacity);
-    int status = bytes == NULL;
-    while (status == 0) {
-        if (length == capacity) {
-            unsigned char *grown = capacity <= SIZE_MAX / 2 ? realloc(bytes, capacity * 2) : NULL;
-            if (grown == NULL) {
-                status = 1;
-                break;
-            }
-            bytes = grown;
-            capacity *= 2;
-        }
-        size_t got = fread(bytes + length, 1, capacity - length, f);
-        length += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f))
-        status = 1;
-    fclose(f);
-    if (status == 0 && (length == 0 || length > (size_t)INT64_MAX / sizeof(int32_t)))
-        status = 1;
-    if (status == 0)
-        out->ids = malloc(length * sizeof *out->ids);
-    if (status != 0 || out->ids == NULL) {
-        free(bytes);
-        fprintf(stderr, "bench_train: cannot read '%s' (empty, too large or "
-                "out of memory)\n", path);
-        return 1;
-    }
-    int32_t map[256];
-    for (int i = 0; i < 256; i++)
-        map[i] = -1;
-    for (size_t i = 0; i < length; i++)
-        map[bytes[i]] = 0;
-    int32_t vocab = 0;
-    for (int i = 0; i < 256; i++)
-        if (map[i] == 0)
-            map[i] = vocab++;
-    for (size_t i = 0; i < length; i++)
-        out->ids[i] = map[bytes[i]];
-    out->count = (int64_t)length;
-    out->vocab = vocab;
-    free(bytes);
-    return 0;
 }
 
 typedef struct run {
@@ -183,7 +114,7 @@ static void run_free(run *r) {
 
 /* Context, model, dataset and trainer for one configuration, set up as
  * nanoGPT's train.py sets up the same run. */
-static int run_create(run *r, const bench_config *c, const corpus *text,
+static int run_create(run *r, const bench_config *c, const bench_text *text,
                       const options *o, int32_t threads, int32_t total_steps) {
     memset(r, 0, sizeof *r);
     tlm_context_params cp;
@@ -302,7 +233,7 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench_speed(const bench_config *c, const corpus *text,
+static int bench_speed(const bench_config *c, const bench_text *text,
                        const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : c->steps;
     const int32_t warmup = o->warmup >= 0 ? o->warmup : c->warmup;
@@ -361,7 +292,7 @@ static int evaluate(run *r, const options *o, float *train, float *val) {
     return 0;
 }
 
-static int bench_quality(const bench_config *c, const corpus *text,
+static int bench_quality(const bench_config *c, const bench_text *text,
                          const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : 2000;
     run r;
@@ -522,12 +453,11 @@ int main(int argc, char **argv) {
     if (selected == 0)
         return usage("--config expects nanogpt-cpu, 6x384 or all");
 
-    const char *path = o.data != NULL ? o.data : getenv("TLM_BENCH_DATA");
-    if (path == NULL || path[0] == '\0')
-        path = TLM_BENCH_SOURCE_ROOT "/../shared/data/tinyshakespeare.txt";
-    corpus text;
-    memset(&text, 0, sizeof text);
-    int status = read_corpus(path, &text);
+    const char *path = bench_text_path(o.data);
+    bench_text text;
+    int status = bench_text_read("bench_train", path, &text);
+    if (status == BENCH_TEXT_SKIPPED)
+        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"skipped\":\"no data\"}\n");
     if (status != 0)
         return status;
     fprintf(stderr, "bench_train: %s: %lld tokens, vocabulary %d\n", path,
@@ -540,6 +470,6 @@ int main(int argc, char **argv) {
             status = o.quality ? bench_quality(&configs[c], &text, &o, o.threads[t])
                                : bench_speed(&configs[c], &text, &o, o.threads[t]);
     }
-    free(text.ids);
+    bench_text_free(&text);
     return status;
 }

@@ -51,13 +51,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_text.h"
 #include "tlm.h"
 
-#ifndef TLM_BENCH_SOURCE_ROOT
-#define TLM_BENCH_SOURCE_ROOT "."
-#endif
-
-#define SKIP_EXIT 77
 #define N_TARGETS 3
 /* Skipped steps (non-finite loss or gradient) are reported and training
  * goes on; this many in a row means it diverged and the run stops. */
@@ -89,46 +85,6 @@ static int fail(const char *what, const char *message) {
     return 1;
 }
 
-/* The file's bytes as ids numbered by their rank among its distinct
- * bytes (65 for tiny Shakespeare, as nanoGPT's prepare.py). Returns 0,
- * SKIP_EXIT when the file cannot be opened, 1 on a read error. */
-static int read_text(const char *path, int32_t **ids, int64_t *count, int32_t *vocab) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "time_to_quality: cannot open '%s': skipped (give --data "
-                "PATH or set TLM_BENCH_DATA)\n", path);
-        return SKIP_EXIT;
-    }
-    int status = fseek(f, 0, SEEK_END) != 0;
-    const long length = status ? -1 : ftell(f);
-    status = status || length <= 0 || fseek(f, 0, SEEK_SET) != 0;
-    unsigned char *bytes = status ? NULL : malloc((size_t)length);
-    *ids = status ? NULL : malloc((size_t)length * sizeof **ids);
-    status = status || bytes == NULL || *ids == NULL ||
-             fread(bytes, 1, (size_t)length, f) != (size_t)length;
-    fclose(f);
-    if (status) {
-        free(bytes);
-        free(*ids);
-        *ids = NULL;
-        return fail(path, "cannot read it (empty, unreadable or out of memory)");
-    }
-    int32_t map[256];
-    for (int i = 0; i < 256; i++)
-        map[i] = -1;
-    for (long i = 0; i < length; i++)
-        map[bytes[i]] = 0;
-    *vocab = 0;
-    for (int i = 0; i < 256; i++)
-        if (map[i] == 0)
-            map[i] = (*vocab)++;
-    for (long i = 0; i < length; i++)
-        (*ids)[i] = map[bytes[i]];
-    *count = length;
-    free(bytes);
-    return 0;
-}
-
 typedef struct run {
     tlm_context *ctx;
     tlm_model *model;
@@ -143,8 +99,7 @@ static void run_free(run *r) {
     tlm_context_free(r->ctx);
 }
 
-static int run_create(run *r, const options *o, const int32_t *ids, int64_t count,
-                      int32_t vocab) {
+static int run_create(run *r, const options *o, const bench_text *text) {
     memset(r, 0, sizeof *r);
     tlm_context_params cp;
     tlm_context_params_init(&cp);
@@ -154,7 +109,7 @@ static int run_create(run *r, const options *o, const int32_t *ids, int64_t coun
 
     tlm_model_config mc;
     tlm_model_config_init(&mc);
-    mc.vocab_size = vocab;
+    mc.vocab_size = text->vocab;
     mc.d_model = 384;
     mc.n_heads = 6;
     mc.n_decoder_layers = 6;
@@ -169,7 +124,7 @@ static int run_create(run *r, const options *o, const int32_t *ids, int64_t coun
     mc.init_seed = (uint64_t)o->seed;
     if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
         return fail("tlm_model_create", tlm_last_error());
-    if (tlm_dataset_from_ids(&r->data, r->ctx, ids, count, NULL) != TLM_OK)
+    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, (size_t)text->count, NULL) != TLM_OK)
         return fail("tlm_dataset_from_ids", tlm_last_error());
 
     /* nanoGPT's configure_optimizers decays every tensor of 2 or more
@@ -228,9 +183,9 @@ static void print_number_or_null(double value) {
         printf("%.1f", value);
 }
 
-static int train(const options *o, const int32_t *ids, int64_t count, int32_t vocab) {
+static int train(const options *o, const bench_text *text) {
     run r;
-    int status = run_create(&r, o, ids, count, vocab);
+    int status = run_create(&r, o, text);
     if (status != 0) {
         run_free(&r);
         return status;
@@ -447,17 +402,14 @@ int main(int argc, char **argv) {
         return usage("--precision bf16: this build's trainer has no precision "
                      "setting (tlm_trainer_params::precision); only float32 runs");
 #endif
-    const char *path = o.data != NULL ? o.data : getenv("TLM_BENCH_DATA");
-    if (path == NULL || path[0] == '\0')
-        path = TLM_BENCH_SOURCE_ROOT "/../shared/data/tinyshakespeare.txt";
-    int32_t *ids = NULL, vocab = 0;
-    int64_t count = 0;
-    int status = read_text(path, &ids, &count, &vocab);
+    const char *path = bench_text_path(o.data);
+    bench_text text;
+    int status = bench_text_read("time_to_quality", path, &text);
     if (status != 0)
         return status;
     fprintf(stderr, "time_to_quality: %s: %lld tokens, vocabulary %d\n", path,
-            (long long)count, (int)vocab);
-    status = train(&o, ids, count, vocab);
-    free(ids);
+            (long long)text.count, (int)text.vocab);
+    status = train(&o, &text);
+    bench_text_free(&text);
     return status;
 }
