@@ -30,6 +30,12 @@
  *   {"bench":"train_quality","impl":"tlm","config":"nanogpt-cpu",
  *    "steps":2000,"val_loss":...,...}
  * with {"bench":"train_curve",...} lines every --eval-every steps before.
+ * Both splits are evaluated on a FIXED set: --eval-batches batches drawn
+ * from --eval-seed (default 2026) by tlm_trainer_evaluate_seeded, the same
+ * windows at every evaluation and for every training seed and precision,
+ * so that seeds and precisions compare on the same text. (Before
+ * --eval-seed existed the windows came from the training seed; --eval-seed
+ * equal to --seed reproduces those runs.)
  *
  * The text: --data PATH, else $TLM_BENCH_DATA, else
  * ../shared/data/tinyshakespeare.txt next to the source tree. When it is
@@ -40,7 +46,7 @@
  * Usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]
  *                    [--threads 1,2] [--steps N] [--warmup N] [--seed N]
  *                    [--quality] [--eval-every N] [--eval-batches N]
- *                    [--decay nanogpt|tlm] [--gelu tanh|exact]
+ *                    [--eval-seed N] [--decay nanogpt|tlm] [--gelu tanh|exact]
  *                    [--precision float32|bf16]
  * --gelu exact uses the erf form nanoGPT's model has (nn.GELU()); the
  * default is the tanh form, whose kernel is vectorized (torch_reference.py
@@ -81,6 +87,7 @@ typedef struct options {
     int quality;
     int32_t eval_every;
     int32_t eval_batches;
+    uint64_t eval_seed;   /* names the fixed evaluation windows */
     int decay_embeddings; /* 1: nanoGPT's groups (every 2-D tensor) */
     int gelu_exact;       /* 1: erf GELU, as nanoGPT; 0: tanh form */
     int32_t precision;    /* an enum tlm_precision */
@@ -285,10 +292,15 @@ static int bench_speed(const bench_config *c, const bench_text *text,
     return status;
 }
 
+/* The mean loss of each split on its fixed windows: the same windows at
+ * every evaluation, for every training seed and precision (so that runs
+ * compare with each other, not only with themselves). */
 static int evaluate(run *r, const options *o, float *train, float *val) {
-    if (tlm_trainer_evaluate(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches, train) != TLM_OK ||
-        tlm_trainer_evaluate(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches, val) != TLM_OK)
-        return fail("tlm_trainer_evaluate", tlm_trainer_last_error(r->trainer));
+    if (tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches,
+                                    o->eval_seed, train) != TLM_OK ||
+        tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches,
+                                    o->eval_seed, val) != TLM_OK)
+        return fail("tlm_trainer_evaluate_seeded", tlm_trainer_last_error(r->trainer));
     return 0;
 }
 
@@ -321,13 +333,13 @@ static int bench_quality(const bench_config *c, const bench_text *text,
     if (status == 0) {
         printf("{\"bench\":\"train_quality\",\"impl\":\"tlm\",\"config\":\"%s\","
                "\"precision\":\"%s\",\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
-               "\"eval_batches\":%d,\"decay_embeddings\":%s,\"gelu\":\"%s\","
-               "\"seed\":%llu,"
+               "\"eval_batches\":%d,\"eval_seed\":%llu,\"decay_embeddings\":%s,"
+               "\"gelu\":\"%s\",\"seed\":%llu,"
                "\"train_loss\":%.4f,\"val_loss\":%.4f,\"last_step_loss\":%.4f,"
                "\"training_seconds\":%.1f,\"tokens_per_s\":%.1f,\"params\":%lld}\n",
                c->name, o->precision == TLM_PRECISION_BF16 ? "bf16" : "float32",
                tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
-               (int)c->context, (int)o->eval_batches,
+               (int)c->context, (int)o->eval_batches, (unsigned long long)o->eval_seed,
                o->decay_embeddings ? "true" : "false",
                o->gelu_exact ? "exact" : "tanh", (unsigned long long)o->seed,
                (double)train, (double)val, (double)info.loss, training_time,
@@ -371,7 +383,7 @@ static int usage(const char *message) {
             "usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]\n"
             "                   [--threads 1,2] [--steps N] [--warmup N] [--seed N]\n"
             "                   [--quality] [--eval-every N] [--eval-batches N]\n"
-            "                   [--decay nanogpt|tlm] [--gelu tanh|exact]\n"
+            "                   [--eval-seed N] [--decay nanogpt|tlm] [--gelu tanh|exact]\n"
             "                   [--precision float32|bf16]\n",
             message);
     return 2;
@@ -388,6 +400,7 @@ int main(int argc, char **argv) {
     o.seed = 1337;
     o.eval_every = 500;
     o.eval_batches = 100;
+    o.eval_seed = 2026; /* as time_to_quality's --eval-seed */
     o.decay_embeddings = 1;
     int threads_given = 0;
     for (int i = 1; i < argc; i++) {
@@ -424,6 +437,10 @@ int main(int argc, char **argv) {
         } else if (strcmp(arg, "--eval-batches") == 0) {
             if (parse_int(value, 1, 100000, &o.eval_batches) != 0)
                 return usage("--eval-batches expects a positive number");
+        } else if (strcmp(arg, "--eval-seed") == 0) {
+            if (parse_int(value, 0, 2147483647, &number) != 0)
+                return usage("--eval-seed expects a number >= 0");
+            o.eval_seed = (uint64_t)number;
         } else if (strcmp(arg, "--decay") == 0) {
             if (strcmp(value, "nanogpt") != 0 && strcmp(value, "tlm") != 0)
                 return usage("--decay expects nanogpt or tlm");
