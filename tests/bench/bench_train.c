@@ -61,6 +61,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpt.h"
 #include "bench_text.h"
 #include "tlm.h"
 
@@ -104,103 +105,24 @@ static int fail(const char *what, const char *message) {
     return 1;
 }
 
-typedef struct run {
-    tlm_context *ctx;
-    tlm_model *model;
-    tlm_dataset *data;
-    tlm_trainer *trainer;
-} run;
-
-static void run_free(run *r) {
-    tlm_trainer_free(r->trainer);
-    tlm_dataset_free(r->data);
-    tlm_model_free(r->model);
-    tlm_context_free(r->ctx);
-    memset(r, 0, sizeof *r);
-}
-
-/* Context, model, dataset and trainer for one configuration, set up as
- * nanoGPT's train.py sets up the same run. */
-static int run_create(run *r, const bench_config *c, const bench_text *text,
+/* The run of configuration `c` with the options' recipe, set up as
+ * nanoGPT's train.py sets up the same run: no dropout, lr 1e-3, and
+ * train_shakespeare_char.py's schedule (100 warm-up steps, cosine decay
+ * to min_lr 1e-4 at lr_decay_iters = max_iters = total_steps). */
+static int run_create(bench_gpt_run *r, const bench_config *c, const bench_text *text,
                       const options *o, int32_t threads, int32_t total_steps) {
-    memset(r, 0, sizeof *r);
-    tlm_context_params cp;
-    tlm_context_params_init(&cp);
-    cp.n_threads = threads;
-    if (tlm_context_create(&r->ctx, &cp) != TLM_OK)
-        return fail("tlm_context_create", tlm_last_error());
-
-    tlm_model_config mc;
-    tlm_model_config_init(&mc);
-    mc.vocab_size = text->vocab;
-    mc.d_model = c->width;
-    mc.n_heads = c->heads;
-    mc.n_decoder_layers = c->layers;
-    mc.max_context = c->context;
-    mc.position = TLM_POSITION_LEARNED;
-    mc.norm = TLM_NORM_LAYER;
-    mc.activation = o->gelu_exact ? TLM_ACTIVATION_GELU_EXACT
-                                  : TLM_ACTIVATION_GELU;
-    mc.bias = 0;        /* nanoGPT's default (bias = False) */
-    mc.tied_output = 1; /* nanoGPT ties lm_head to wte */
-    mc.init_seed = o->seed;
-    if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
-        return fail("tlm_model_create", tlm_last_error());
-    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, text->count, NULL) != TLM_OK)
-        return fail("tlm_dataset_from_ids", tlm_last_error());
-
-    /* nanoGPT's configure_optimizers decays every tensor of 2 or more
-     * dimensions (the embeddings too); tlm's trainer by default leaves
-     * the embeddings out. */
-    const int32_t n_tensors = tlm_model_parameter_tensor_count(r->model);
-    if (n_tensors <= 0 || n_tensors > 4096)
-        return fail("tlm_model_parameter_tensor_count", "unexpected count");
-    int32_t *flags = malloc((size_t)n_tensors * sizeof *flags);
-    if (flags == NULL)
-        return fail("run_create", "out of memory");
-    for (int32_t i = 0; i < n_tensors; i++) {
-        const char *name = NULL;
-        tlm_tensor *tensor = NULL;
-        int32_t ndim = 0;
-        if (tlm_model_parameter(r->model, i, &name, &tensor) == TLM_OK)
-            ndim = tlm_tensor_ndim(tensor);
-        flags[i] = ndim >= 2 && (o->decay_embeddings || strstr(name, "embedding") == NULL);
-    }
-    tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op);
-    op.lr = 1e-3f;
-    op.beta1 = 0.9f;
-    op.beta2 = 0.99f;
-    op.weight_decay = 0.1f;
-    op.decay_flags = flags;
-
-    /* train_shakespeare_char.py: 100 warm-up steps, cosine decay to
-     * min_lr 1e-4 at lr_decay_iters = max_iters. */
-    tlm_schedule_params sp;
-    tlm_schedule_params_init(&sp);
-    sp.kind = TLM_SCHEDULE_COSINE;
-    sp.lr = 1e-3f;
-    sp.min_lr = 1e-4f;
-    sp.warmup_steps = total_steps > 100 ? 100 : 0;
-    sp.decay_end_step = total_steps > sp.warmup_steps ? total_steps : sp.warmup_steps + 1;
-
-    tlm_trainer_params tp;
-    tlm_trainer_params_init(&tp);
-    tp.batch_size = c->batch;
-    tp.context = c->context;
-    tp.grad_clip = 1.0f;
-    tp.seed = o->seed;
-    tp.precision = o->precision;
-    tp.optimizer = &op;
-    tp.schedule = &sp;
-    const int status = tlm_trainer_create(&r->trainer, r->model, r->data, &tp);
-    free(flags);
-    if (status != TLM_OK)
-        return fail("tlm_trainer_create", tlm_last_error());
-    return 0;
+    const int32_t warmup = total_steps > 100 ? 100 : 0;
+    const bench_gpt_recipe recipe = {
+        .layers = c->layers, .heads = c->heads, .width = c->width,
+        .context = c->context, .gelu_exact = o->gelu_exact, .dropout = 0,
+        .seed = o->seed, .threads = threads, .batch = c->batch, .accumulation = 1,
+        .lr = 1e-3f, .min_lr = 1e-4f, .warmup_steps = warmup,
+        .decay_end_step = total_steps > warmup ? total_steps : warmup + 1,
+        .decay_embeddings = o->decay_embeddings, .precision = o->precision};
+    return bench_gpt_run_create(r, "bench_train", &recipe, text);
 }
 
-static int step(run *r, tlm_step_info *info) {
+static int step(bench_gpt_run *r, tlm_step_info *info) {
     memset(info, 0, sizeof *info);
     tlm_step_info_init(info);
     const int status = tlm_trainer_step(r->trainer, info);
@@ -244,7 +166,7 @@ static int bench_speed(const bench_config *c, const bench_text *text,
                        const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : c->steps;
     const int32_t warmup = o->warmup >= 0 ? o->warmup : c->warmup;
-    run r;
+    bench_gpt_run r;
     memset(&r, 0, sizeof r);
     double *times = malloc((size_t)steps * sizeof *times);
     restart_peak_rss();
@@ -288,14 +210,14 @@ static int bench_speed(const bench_config *c, const bench_text *text,
         fflush(stdout);
     }
     free(times);
-    run_free(&r);
+    bench_gpt_run_free(&r);
     return status;
 }
 
 /* The mean loss of each split on its fixed windows: the same windows at
  * every evaluation, for every training seed and precision (so that runs
  * compare with each other, not only with themselves). */
-static int evaluate(run *r, const options *o, float *train, float *val) {
+static int evaluate(bench_gpt_run *r, const options *o, float *train, float *val) {
     if (tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches,
                                     o->eval_seed, train) != TLM_OK ||
         tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches,
@@ -307,7 +229,7 @@ static int evaluate(run *r, const options *o, float *train, float *val) {
 static int bench_quality(const bench_config *c, const bench_text *text,
                          const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : 2000;
-    run r;
+    bench_gpt_run r;
     int status = run_create(&r, c, text, o, threads, steps);
     tlm_step_info info;
     memset(&info, 0, sizeof info);
@@ -347,7 +269,7 @@ static int bench_quality(const bench_config *c, const bench_text *text,
                (long long)tlm_model_parameter_count(r.model));
         fflush(stdout);
     }
-    run_free(&r);
+    bench_gpt_run_free(&r);
     return status;
 }
 
