@@ -30,6 +30,12 @@
  *   {"bench":"train_quality","impl":"tlm","config":"nanogpt-cpu",
  *    "steps":2000,"val_loss":...,...}
  * with {"bench":"train_curve",...} lines every --eval-every steps before.
+ * Both splits are evaluated on a FIXED set: --eval-batches batches drawn
+ * from --eval-seed (default 2026) by tlm_trainer_evaluate_seeded, the same
+ * windows at every evaluation and for every training seed and precision,
+ * so that seeds and precisions compare on the same text. (Before
+ * --eval-seed existed the windows came from the training seed; --eval-seed
+ * equal to --seed reproduces those runs.)
  *
  * The text: --data PATH, else $TLM_BENCH_DATA, else
  * ../shared/data/tinyshakespeare.txt next to the source tree. When it is
@@ -40,7 +46,7 @@
  * Usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]
  *                    [--threads 1,2] [--steps N] [--warmup N] [--seed N]
  *                    [--quality] [--eval-every N] [--eval-batches N]
- *                    [--decay nanogpt|tlm] [--gelu tanh|exact]
+ *                    [--eval-seed N] [--decay nanogpt|tlm] [--gelu tanh|exact]
  *                    [--precision float32|bf16]
  * --gelu exact uses the erf form nanoGPT's model has (nn.GELU()); the
  * default is the tanh form, whose kernel is vectorized (torch_reference.py
@@ -55,13 +61,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpt.h"
+#include "bench_text.h"
 #include "tlm.h"
-
-#ifndef TLM_BENCH_SOURCE_ROOT
-#define TLM_BENCH_SOURCE_ROOT "."
-#endif
-
-#define SKIP_EXIT 77
 
 typedef struct bench_config {
     const char *name;
@@ -86,16 +88,11 @@ typedef struct options {
     int quality;
     int32_t eval_every;
     int32_t eval_batches;
+    uint64_t eval_seed;   /* names the fixed evaluation windows */
     int decay_embeddings; /* 1: nanoGPT's groups (every 2-D tensor) */
     int gelu_exact;       /* 1: erf GELU, as nanoGPT; 0: tanh form */
     int32_t precision;    /* an enum tlm_precision */
 } options;
-
-typedef struct corpus {
-    int32_t *ids;
-    int64_t count;
-    int32_t vocab;
-} corpus;
 
 static double now_seconds(void) {
     struct timespec ts;
@@ -108,161 +105,24 @@ static int fail(const char *what, const char *message) {
     return 1;
 }
 
-/* The whole file as ids: its distinct bytes numbered in increasing
- * order. Returns 0, SKIP_EXIT when the file cannot be opened, 1 else. */
-static int read_corpus(const char *path, corpus *out) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "bench_train: cannot open '%s': skipped (give --data "
-                "PATH or set TLM_BENCH_DATA)\n", path);
-        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"skipped\":\"no data\"}\n");
-        return SKIP_EXIT;
-    }
-    size_t capacity = 1 << 20, length = 0;
-    unsigned char *bytes = malloc(capacity);
-    int status = bytes == NULL;
-    while (status == 0) {
-        if (length == capacity) {
-            unsigned char *grown = capacity <= SIZE_MAX / 2 ? realloc(bytes, capacity * 2) : NULL;
-            if (grown == NULL) {
-                status = 1;
-                break;
-            }
-            bytes = grown;
-            capacity *= 2;
-        }
-        size_t got = fread(bytes + length, 1, capacity - length, f);
-        length += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f))
-        status = 1;
-    fclose(f);
-    if (status == 0 && (length == 0 || length > (size_t)INT64_MAX / sizeof(int32_t)))
-        status = 1;
-    if (status == 0)
-        out->ids = malloc(length * sizeof *out->ids);
-    if (status != 0 || out->ids == NULL) {
-        free(bytes);
-        fprintf(stderr, "bench_train: cannot read '%s' (empty, too large or "
-                "out of memory)\n", path);
-        return 1;
-    }
-    int32_t map[256];
-    for (int i = 0; i < 256; i++)
-        map[i] = -1;
-    for (size_t i = 0; i < length; i++)
-        map[bytes[i]] = 0;
-    int32_t vocab = 0;
-    for (int i = 0; i < 256; i++)
-        if (map[i] == 0)
-            map[i] = vocab++;
-    for (size_t i = 0; i < length; i++)
-        out->ids[i] = map[bytes[i]];
-    out->count = (int64_t)length;
-    out->vocab = vocab;
-    free(bytes);
-    return 0;
-}
-
-typedef struct run {
-    tlm_context *ctx;
-    tlm_model *model;
-    tlm_dataset *data;
-    tlm_trainer *trainer;
-} run;
-
-static void run_free(run *r) {
-    tlm_trainer_free(r->trainer);
-    tlm_dataset_free(r->data);
-    tlm_model_free(r->model);
-    tlm_context_free(r->ctx);
-    memset(r, 0, sizeof *r);
-}
-
-/* Context, model, dataset and trainer for one configuration, set up as
- * nanoGPT's train.py sets up the same run. */
-static int run_create(run *r, const bench_config *c, const corpus *text,
+/* The run of configuration `c` with the options' recipe, set up as
+ * nanoGPT's train.py sets up the same run: no dropout, lr 1e-3, and
+ * train_shakespeare_char.py's schedule (100 warm-up steps, cosine decay
+ * to min_lr 1e-4 at lr_decay_iters = max_iters = total_steps). */
+static int run_create(bench_gpt_run *r, const bench_config *c, const bench_text *text,
                       const options *o, int32_t threads, int32_t total_steps) {
-    memset(r, 0, sizeof *r);
-    tlm_context_params cp;
-    tlm_context_params_init(&cp);
-    cp.n_threads = threads;
-    if (tlm_context_create(&r->ctx, &cp) != TLM_OK)
-        return fail("tlm_context_create", tlm_last_error());
-
-    tlm_model_config mc;
-    tlm_model_config_init(&mc);
-    mc.vocab_size = text->vocab;
-    mc.d_model = c->width;
-    mc.n_heads = c->heads;
-    mc.n_decoder_layers = c->layers;
-    mc.max_context = c->context;
-    mc.position = TLM_POSITION_LEARNED;
-    mc.norm = TLM_NORM_LAYER;
-    mc.activation = o->gelu_exact ? TLM_ACTIVATION_GELU_EXACT
-                                  : TLM_ACTIVATION_GELU;
-    mc.bias = 0;        /* nanoGPT's default (bias = False) */
-    mc.tied_output = 1; /* nanoGPT ties lm_head to wte */
-    mc.init_seed = o->seed;
-    if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
-        return fail("tlm_model_create", tlm_last_error());
-    if (tlm_dataset_from_ids(&r->data, r->ctx, text->ids, text->count, NULL) != TLM_OK)
-        return fail("tlm_dataset_from_ids", tlm_last_error());
-
-    /* nanoGPT's configure_optimizers decays every tensor of 2 or more
-     * dimensions (the embeddings too); tlm's trainer by default leaves
-     * the embeddings out. */
-    const int32_t n_tensors = tlm_model_parameter_tensor_count(r->model);
-    if (n_tensors <= 0 || n_tensors > 4096)
-        return fail("tlm_model_parameter_tensor_count", "unexpected count");
-    int32_t *flags = malloc((size_t)n_tensors * sizeof *flags);
-    if (flags == NULL)
-        return fail("run_create", "out of memory");
-    for (int32_t i = 0; i < n_tensors; i++) {
-        const char *name = NULL;
-        tlm_tensor *tensor = NULL;
-        int32_t ndim = 0;
-        if (tlm_model_parameter(r->model, i, &name, &tensor) == TLM_OK)
-            ndim = tlm_tensor_ndim(tensor);
-        flags[i] = ndim >= 2 && (o->decay_embeddings || strstr(name, "embedding") == NULL);
-    }
-    tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op);
-    op.lr = 1e-3f;
-    op.beta1 = 0.9f;
-    op.beta2 = 0.99f;
-    op.weight_decay = 0.1f;
-    op.decay_flags = flags;
-
-    /* train_shakespeare_char.py: 100 warm-up steps, cosine decay to
-     * min_lr 1e-4 at lr_decay_iters = max_iters. */
-    tlm_schedule_params sp;
-    tlm_schedule_params_init(&sp);
-    sp.kind = TLM_SCHEDULE_COSINE;
-    sp.lr = 1e-3f;
-    sp.min_lr = 1e-4f;
-    sp.warmup_steps = total_steps > 100 ? 100 : 0;
-    sp.decay_end_step = total_steps > sp.warmup_steps ? total_steps : sp.warmup_steps + 1;
-
-    tlm_trainer_params tp;
-    tlm_trainer_params_init(&tp);
-    tp.batch_size = c->batch;
-    tp.context = c->context;
-    tp.grad_clip = 1.0f;
-    tp.seed = o->seed;
-    tp.precision = o->precision;
-    tp.optimizer = &op;
-    tp.schedule = &sp;
-    const int status = tlm_trainer_create(&r->trainer, r->model, r->data, &tp);
-    free(flags);
-    if (status != TLM_OK)
-        return fail("tlm_trainer_create", tlm_last_error());
-    return 0;
+    const int32_t warmup = total_steps > 100 ? 100 : 0;
+    const bench_gpt_recipe recipe = {
+        .layers = c->layers, .heads = c->heads, .width = c->width,
+        .context = c->context, .gelu_exact = o->gelu_exact, .dropout = 0,
+        .seed = o->seed, .threads = threads, .batch = c->batch, .accumulation = 1,
+        .lr = 1e-3f, .min_lr = 1e-4f, .warmup_steps = warmup,
+        .decay_end_step = total_steps > warmup ? total_steps : warmup + 1,
+        .decay_embeddings = o->decay_embeddings, .precision = o->precision};
+    return bench_gpt_run_create(r, "bench_train", &recipe, text);
 }
 
-static int step(run *r, tlm_step_info *info) {
+static int step(bench_gpt_run *r, tlm_step_info *info) {
     memset(info, 0, sizeof *info);
     tlm_step_info_init(info);
     const int status = tlm_trainer_step(r->trainer, info);
@@ -302,11 +162,11 @@ static int compare_doubles(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int bench_speed(const bench_config *c, const corpus *text,
+static int bench_speed(const bench_config *c, const bench_text *text,
                        const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : c->steps;
     const int32_t warmup = o->warmup >= 0 ? o->warmup : c->warmup;
-    run r;
+    bench_gpt_run r;
     memset(&r, 0, sizeof r);
     double *times = malloc((size_t)steps * sizeof *times);
     restart_peak_rss();
@@ -350,21 +210,26 @@ static int bench_speed(const bench_config *c, const corpus *text,
         fflush(stdout);
     }
     free(times);
-    run_free(&r);
+    bench_gpt_run_free(&r);
     return status;
 }
 
-static int evaluate(run *r, const options *o, float *train, float *val) {
-    if (tlm_trainer_evaluate(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches, train) != TLM_OK ||
-        tlm_trainer_evaluate(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches, val) != TLM_OK)
-        return fail("tlm_trainer_evaluate", tlm_trainer_last_error(r->trainer));
+/* The mean loss of each split on its fixed windows: the same windows at
+ * every evaluation, for every training seed and precision (so that runs
+ * compare with each other, not only with themselves). */
+static int evaluate(bench_gpt_run *r, const options *o, float *train, float *val) {
+    if (tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_TRAIN, o->eval_batches,
+                                    o->eval_seed, train) != TLM_OK ||
+        tlm_trainer_evaluate_seeded(r->trainer, TLM_SPLIT_VALIDATION, o->eval_batches,
+                                    o->eval_seed, val) != TLM_OK)
+        return fail("tlm_trainer_evaluate_seeded", tlm_trainer_last_error(r->trainer));
     return 0;
 }
 
-static int bench_quality(const bench_config *c, const corpus *text,
+static int bench_quality(const bench_config *c, const bench_text *text,
                          const options *o, int32_t threads) {
     const int32_t steps = o->steps > 0 ? o->steps : 2000;
-    run r;
+    bench_gpt_run r;
     int status = run_create(&r, c, text, o, threads, steps);
     tlm_step_info info;
     memset(&info, 0, sizeof info);
@@ -390,13 +255,13 @@ static int bench_quality(const bench_config *c, const corpus *text,
     if (status == 0) {
         printf("{\"bench\":\"train_quality\",\"impl\":\"tlm\",\"config\":\"%s\","
                "\"precision\":\"%s\",\"threads\":%d,\"steps\":%d,\"batch\":%d,\"context\":%d,"
-               "\"eval_batches\":%d,\"decay_embeddings\":%s,\"gelu\":\"%s\","
-               "\"seed\":%llu,"
+               "\"eval_batches\":%d,\"eval_seed\":%llu,\"decay_embeddings\":%s,"
+               "\"gelu\":\"%s\",\"seed\":%llu,"
                "\"train_loss\":%.4f,\"val_loss\":%.4f,\"last_step_loss\":%.4f,"
                "\"training_seconds\":%.1f,\"tokens_per_s\":%.1f,\"params\":%lld}\n",
                c->name, o->precision == TLM_PRECISION_BF16 ? "bf16" : "float32",
                tlm_context_thread_count(r.ctx), (int)steps, (int)c->batch,
-               (int)c->context, (int)o->eval_batches,
+               (int)c->context, (int)o->eval_batches, (unsigned long long)o->eval_seed,
                o->decay_embeddings ? "true" : "false",
                o->gelu_exact ? "exact" : "tanh", (unsigned long long)o->seed,
                (double)train, (double)val, (double)info.loss, training_time,
@@ -404,7 +269,7 @@ static int bench_quality(const bench_config *c, const corpus *text,
                (long long)tlm_model_parameter_count(r.model));
         fflush(stdout);
     }
-    run_free(&r);
+    bench_gpt_run_free(&r);
     return status;
 }
 
@@ -440,7 +305,7 @@ static int usage(const char *message) {
             "usage: bench_train [--data PATH] [--config nanogpt-cpu|6x384|all]\n"
             "                   [--threads 1,2] [--steps N] [--warmup N] [--seed N]\n"
             "                   [--quality] [--eval-every N] [--eval-batches N]\n"
-            "                   [--decay nanogpt|tlm] [--gelu tanh|exact]\n"
+            "                   [--eval-seed N] [--decay nanogpt|tlm] [--gelu tanh|exact]\n"
             "                   [--precision float32|bf16]\n",
             message);
     return 2;
@@ -457,6 +322,7 @@ int main(int argc, char **argv) {
     o.seed = 1337;
     o.eval_every = 500;
     o.eval_batches = 100;
+    o.eval_seed = 2026; /* as time_to_quality's --eval-seed */
     o.decay_embeddings = 1;
     int threads_given = 0;
     for (int i = 1; i < argc; i++) {
@@ -493,6 +359,10 @@ int main(int argc, char **argv) {
         } else if (strcmp(arg, "--eval-batches") == 0) {
             if (parse_int(value, 1, 100000, &o.eval_batches) != 0)
                 return usage("--eval-batches expects a positive number");
+        } else if (strcmp(arg, "--eval-seed") == 0) {
+            if (parse_int(value, 0, 2147483647, &number) != 0)
+                return usage("--eval-seed expects a number >= 0");
+            o.eval_seed = (uint64_t)number;
         } else if (strcmp(arg, "--decay") == 0) {
             if (strcmp(value, "nanogpt") != 0 && strcmp(value, "tlm") != 0)
                 return usage("--decay expects nanogpt or tlm");
@@ -522,12 +392,11 @@ int main(int argc, char **argv) {
     if (selected == 0)
         return usage("--config expects nanogpt-cpu, 6x384 or all");
 
-    const char *path = o.data != NULL ? o.data : getenv("TLM_BENCH_DATA");
-    if (path == NULL || path[0] == '\0')
-        path = TLM_BENCH_SOURCE_ROOT "/../shared/data/tinyshakespeare.txt";
-    corpus text;
-    memset(&text, 0, sizeof text);
-    int status = read_corpus(path, &text);
+    const char *path = bench_text_path(o.data);
+    bench_text text;
+    int status = bench_text_read("bench_train", path, &text);
+    if (status == BENCH_TEXT_SKIPPED)
+        printf("{\"bench\":\"train\",\"impl\":\"tlm\",\"skipped\":\"no data\"}\n");
     if (status != 0)
         return status;
     fprintf(stderr, "bench_train: %s: %lld tokens, vocabulary %d\n", path,
@@ -540,6 +409,6 @@ int main(int argc, char **argv) {
             status = o.quality ? bench_quality(&configs[c], &text, &o, o.threads[t])
                                : bench_speed(&configs[c], &text, &o, o.threads[t]);
     }
-    free(text.ids);
+    bench_text_free(&text);
     return status;
 }

@@ -13,7 +13,8 @@ give it again with a virtual environment's python for PyTorch 2.x: one
 --steps, --warmup, --seed, --quality, --eval-every, --eval-batches,
 --gelu, and torch_reference.py's own --omp-wait-policy, --attention,
 --matmul-precision, --coretype, which bench_train does not take and are
-passed to PyTorch only).
+passed to PyTorch only; bench_train's --eval-seed, which torch_reference.py
+does not take, is passed to tlm only).
 
 Speed mode: for each configuration and thread count, --rounds times
 (default 3) one process of each program in turn, the order rotated every
@@ -48,6 +49,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 CONFIGS = ("nanogpt-cpu", "6x384")
 # torch_reference.py's options that bench_train does not have.
 TORCH_ONLY = ("--omp-wait-policy", "--attention", "--matmul-precision", "--coretype")
+# bench_train's options that torch_reference.py does not have.
+TLM_ONLY = ("--eval-seed",)
 
 
 def run(command, env=None):
@@ -136,7 +139,7 @@ def main():
                 continue
             label = f"torch-{version}" + ("+compile" if mode == "on" else "")
             programs.append((label, [python, os.path.join(HERE, "torch_reference.py")]
-                             + rest + ["--compile", mode]))
+                             + without_options(rest, TLM_ONLY) + ["--compile", mode]))
 
     config = option_value(rest, "--config", "nanogpt-cpu" if quality else "all")
     threads = option_value(rest, "--threads", "1" if quality else "1,2")

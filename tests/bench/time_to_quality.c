@@ -39,8 +39,7 @@
  * The text: --data PATH, else $TLM_BENCH_DATA, else
  * ../shared/data/tinyshakespeare.txt next to the source tree (read in
  * place, never copied); exits with 77 when it is missing. --precision
- * bf16 needs a trainer with a precision setting (the build detects
- * tlm_trainer_params::precision); without one only float32 runs.
+ * bf16 trains with bf16 matrix products (tlm_trainer_params::precision).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -51,13 +50,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_gpt.h"
+#include "bench_text.h"
 #include "tlm.h"
 
-#ifndef TLM_BENCH_SOURCE_ROOT
-#define TLM_BENCH_SOURCE_ROOT "."
-#endif
-
-#define SKIP_EXIT 77
 #define N_TARGETS 3
 /* Skipped steps (non-finite loss or gradient) are reported and training
  * goes on; this many in a row means it diverged and the run stops. */
@@ -89,136 +85,16 @@ static int fail(const char *what, const char *message) {
     return 1;
 }
 
-/* The file's bytes as ids numbered by their rank among its distinct
- * bytes (65 for tiny Shakespeare, as nanoGPT's prepare.py). Returns 0,
- * SKIP_EXIT when the file cannot be opened, 1 on a read error. */
-static int read_text(const char *path, int32_t **ids, int64_t *count, int32_t *vocab) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "time_to_quality: cannot open '%s': skipped (give --data "
-                "PATH or set TLM_BENCH_DATA)\n", path);
-        return SKIP_EXIT;
-    }
-    int status = fseek(f, 0, SEEK_END) != 0;
-    const long length = status ? -1 : ftell(f);
-    status = status || length <= 0 || fseek(f, 0, SEEK_SET) != 0;
-    unsigned char *bytes = status ? NULL : malloc((size_t)length);
-    *ids = status ? NULL : malloc((size_t)length * sizeof **ids);
-    status = status || bytes == NULL || *ids == NULL ||
-             fread(bytes, 1, (size_t)length, f) != (size_t)length;
-    fclose(f);
-    if (status) {
-        free(bytes);
-        free(*ids);
-        *ids = NULL;
-        return fail(path, "cannot read it (empty, unreadable or out of memory)");
-    }
-    int32_t map[256];
-    for (int i = 0; i < 256; i++)
-        map[i] = -1;
-    for (long i = 0; i < length; i++)
-        map[bytes[i]] = 0;
-    *vocab = 0;
-    for (int i = 0; i < 256; i++)
-        if (map[i] == 0)
-            map[i] = (*vocab)++;
-    for (long i = 0; i < length; i++)
-        (*ids)[i] = map[bytes[i]];
-    *count = length;
-    free(bytes);
-    return 0;
-}
-
-typedef struct run {
-    tlm_context *ctx;
-    tlm_model *model;
-    tlm_dataset *data;
-    tlm_trainer *trainer;
-} run;
-
-static void run_free(run *r) {
-    tlm_trainer_free(r->trainer);
-    tlm_dataset_free(r->data);
-    tlm_model_free(r->model);
-    tlm_context_free(r->ctx);
-}
-
-static int run_create(run *r, const options *o, const int32_t *ids, int64_t count,
-                      int32_t vocab) {
-    memset(r, 0, sizeof *r);
-    tlm_context_params cp;
-    tlm_context_params_init(&cp);
-    cp.n_threads = o->threads;
-    if (tlm_context_create(&r->ctx, &cp) != TLM_OK)
-        return fail("tlm_context_create", tlm_last_error());
-
-    tlm_model_config mc;
-    tlm_model_config_init(&mc);
-    mc.vocab_size = vocab;
-    mc.d_model = 384;
-    mc.n_heads = 6;
-    mc.n_decoder_layers = 6;
-    mc.max_context = 256;
-    mc.position = TLM_POSITION_LEARNED;
-    mc.norm = TLM_NORM_LAYER;
-    mc.activation = TLM_ACTIVATION_GELU;
-    mc.bias = 0;
-    mc.tied_output = 1;
-    mc.embedding_dropout = o->dropout;
-    mc.residual_dropout = o->dropout;
-    mc.init_seed = (uint64_t)o->seed;
-    if (tlm_model_create(&r->model, r->ctx, &mc) != TLM_OK)
-        return fail("tlm_model_create", tlm_last_error());
-    if (tlm_dataset_from_ids(&r->data, r->ctx, ids, count, NULL) != TLM_OK)
-        return fail("tlm_dataset_from_ids", tlm_last_error());
-
-    /* nanoGPT's configure_optimizers decays every tensor of 2 or more
-     * dimensions, the embeddings too (the trainer's default leaves them
-     * out). */
-    const int32_t n_tensors = tlm_model_parameter_tensor_count(r->model);
-    if (n_tensors <= 0)
-        return fail("tlm_model_parameter_tensor_count", tlm_last_error());
-    int32_t *flags = malloc((size_t)n_tensors * sizeof *flags);
-    if (flags == NULL)
-        return fail("run_create", "out of memory");
-    for (int32_t i = 0; i < n_tensors; i++) {
-        tlm_tensor *tensor = NULL;
-        flags[i] = tlm_model_parameter(r->model, i, NULL, &tensor) == TLM_OK &&
-                   tlm_tensor_ndim(tensor) >= 2;
-    }
-    tlm_optimizer_params op;
-    tlm_optimizer_params_init(&op);
-    op.lr = o->lr;
-    op.beta1 = 0.9f;
-    op.beta2 = 0.99f;
-    op.weight_decay = 0.1f;
-    op.decay_flags = flags;
-
-    tlm_schedule_params sp;
-    tlm_schedule_params_init(&sp);
-    sp.kind = TLM_SCHEDULE_COSINE;
-    sp.lr = o->lr;
-    sp.min_lr = o->lr / 10;
-    sp.warmup_steps = o->warmup; /* main() keeps it below steps */
-    sp.decay_end_step = o->steps;
-
-    tlm_trainer_params tp;
-    tlm_trainer_params_init(&tp);
-    tp.batch_size = o->batch;
-    tp.accumulation = o->accumulation;
-    tp.context = 256;
-    tp.grad_clip = 1.0f;
-    tp.seed = (uint64_t)o->seed;
-    tp.optimizer = &op;
-    tp.schedule = &sp;
-#ifdef TLM_BENCH_TRAINER_PRECISION
-    tp.precision = o->bf16 ? TLM_PRECISION_BF16 : TLM_PRECISION_FLOAT32;
-#endif
-    const int status = tlm_trainer_create(&r->trainer, r->model, r->data, &tp);
-    free(flags);
-    if (status != TLM_OK)
-        return fail("tlm_trainer_create", tlm_last_error());
-    return 0;
+/* The run of the options' recipe on the wide configuration. */
+static int run_create(bench_gpt_run *r, const options *o, const bench_text *text) {
+    const bench_gpt_recipe recipe = {
+        .layers = 6, .heads = 6, .width = 384, .context = 256, .gelu_exact = 0,
+        .dropout = o->dropout, .seed = (uint64_t)o->seed, .threads = o->threads,
+        .batch = o->batch, .accumulation = o->accumulation, .lr = o->lr,
+        .min_lr = o->lr / 10, .warmup_steps = o->warmup, /* main() keeps it below steps */
+        .decay_end_step = o->steps, .decay_embeddings = 1,
+        .precision = o->bf16 ? TLM_PRECISION_BF16 : TLM_PRECISION_FLOAT32};
+    return bench_gpt_run_create(r, "time_to_quality", &recipe, text);
 }
 
 static void print_number_or_null(double value) {
@@ -228,11 +104,11 @@ static void print_number_or_null(double value) {
         printf("%.1f", value);
 }
 
-static int train(const options *o, const int32_t *ids, int64_t count, int32_t vocab) {
-    run r;
-    int status = run_create(&r, o, ids, count, vocab);
+static int train(const options *o, const bench_text *text) {
+    bench_gpt_run r;
+    int status = run_create(&r, o, text);
     if (status != 0) {
-        run_free(&r);
+        bench_gpt_run_free(&r);
         return status;
     }
     /* The fixed set: the first eval_windows windows of eval_seed's
@@ -344,7 +220,7 @@ static int train(const options *o, const int32_t *ids, int64_t count, int32_t vo
         printf("}}\n");
         fflush(stdout);
     }
-    run_free(&r);
+    bench_gpt_run_free(&r);
     return status;
 }
 
@@ -442,22 +318,14 @@ int main(int argc, char **argv) {
     }
     if (o.warmup >= o.steps) /* the cosine schedule needs decay steps */
         return usage("--warmup must be smaller than --steps");
-#ifndef TLM_BENCH_TRAINER_PRECISION
-    if (o.bf16)
-        return usage("--precision bf16: this build's trainer has no precision "
-                     "setting (tlm_trainer_params::precision); only float32 runs");
-#endif
-    const char *path = o.data != NULL ? o.data : getenv("TLM_BENCH_DATA");
-    if (path == NULL || path[0] == '\0')
-        path = TLM_BENCH_SOURCE_ROOT "/../shared/data/tinyshakespeare.txt";
-    int32_t *ids = NULL, vocab = 0;
-    int64_t count = 0;
-    int status = read_text(path, &ids, &count, &vocab);
+    const char *path = bench_text_path(o.data);
+    bench_text text;
+    int status = bench_text_read("time_to_quality", path, &text);
     if (status != 0)
         return status;
     fprintf(stderr, "time_to_quality: %s: %lld tokens, vocabulary %d\n", path,
-            (long long)count, (int)vocab);
-    status = train(&o, ids, count, vocab);
-    free(ids);
+            (long long)text.count, (int)text.vocab);
+    status = train(&o, &text);
+    bench_text_free(&text);
     return status;
 }
