@@ -87,6 +87,13 @@ struct tlm_context {
     _Atomic int64_t references;
 };
 
+/* The table whose products (tlm_matmul's and the attention ops') run
+ * now: kernels_bf16 while products_bf16 is set, else the float32 one. */
+static inline const tlmi_kernels *
+tlmi_context_products(const tlm_context *ctx) {
+    return ctx->products_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
+}
+
 /* A tensor struct from the pool (zeroed), or NULL when out of memory. */
 tlm_tensor *tlmi_context_take_struct(tlm_context *ctx);
 /* Returns a struct to the pool; its handle becomes invalid. */

@@ -128,7 +128,7 @@ typedef struct attention_run {
 static void run_begin(attention_run *run, int backward) {
     tlm_context *ctx = run->out->ctx;
     run->shape = shape_of(run->out);
-    run->kernels = ctx->products_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
+    run->kernels = tlmi_context_products(ctx);
     run->workspace = ctx->workspace;
     run->stride = slice_bytes(ctx->kernels, &run->shape.head, backward);
     run->backward = backward;

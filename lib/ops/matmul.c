@@ -42,18 +42,13 @@ static size_t matmul_workspace(const tlmi_kernels *kernels, int64_t m,
     return bytes;
 }
 
-/* The table whose products run now: float32, or bf16 (see the top). */
-static const tlmi_kernels *matmul_kernels(const tlm_context *ctx) {
-    return ctx->products_bf16 ? &ctx->kernels_bf16 : ctx->kernels;
-}
-
 /* C = op(A) . op(B) ... (see tlmi_gemm) with the context's kernel over
  * its threads, in the workspace the node's creation made large enough. */
 static void gemm(tlm_context *ctx, float *c, const float *a, const float *b,
                  const float *bias, int64_t m, int64_t n, int64_t k,
                  int transpose_a, int transpose_b, int accumulate) {
-    tlmi_gemm_parallel(ctx->pool, matmul_kernels(ctx), c, a, b, bias, m, n,
-                       k, transpose_a, transpose_b, accumulate,
+    tlmi_gemm_parallel(ctx->pool, tlmi_context_products(ctx), c, a, b, bias,
+                       m, n, k, transpose_a, transpose_b, accumulate,
                        ctx->workspace, ctx->workspace_bytes);
 }
 
@@ -92,7 +87,7 @@ static void gemm_batch(tlm_context *ctx, int64_t batch, float *c,
                        const float *b, int64_t b_stride, const float *bias,
                        int64_t m, int64_t n, int64_t k, int transpose_a,
                        int transpose_b, int accumulate) {
-    const tlmi_kernels *kernels = matmul_kernels(ctx);
+    const tlmi_kernels *kernels = tlmi_context_products(ctx);
     const int threads = tlmi_threadpool_threads(ctx->pool);
     const size_t need =
         kernels->gemm_workspace(m, n, k, transpose_a, transpose_b);
